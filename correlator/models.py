@@ -1,0 +1,147 @@
+"""What crosses a boundary (a topic, an HTTP body, a replay file): pydantic v2 models.
+
+Times are epoch seconds (float) everywhere: event time is compared and windowed as numbers,
+and a float survives orjson, Kafka and the changelog without a timezone to get wrong.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Alert",
+    "AlertStatus",
+    "IncidentEvent",
+    "IncidentEventKind",
+    "IncidentStatus",
+    "Severity",
+    "SEVERITY_RANK",
+    "Ticket",
+    "TriagedTicket",
+    "TicketStatus",
+    "TicketSeverity",
+    "max_severity",
+]
+
+Severity = Literal["critical", "warning", "info"]
+AlertStatus = Literal["firing", "resolved"]
+IncidentEventKind = Literal["opened", "updated", "resolved", "expired"]
+IncidentStatus = Literal["firing", "resolved", "expired"]
+
+
+class _Rank(IntEnum):
+    info = 0
+    warning = 1
+    critical = 2
+
+
+SEVERITY_RANK: dict[str, int] = {s.name: int(s) for s in _Rank}
+"""Order of severities, so that an incident carries the worst of its members."""
+
+
+def max_severity(a: str, b: str) -> str:
+    """The worse of two severities."""
+    return a if SEVERITY_RANK.get(a, 1) >= SEVERITY_RANK.get(b, 1) else b
+
+
+class Alert(BaseModel):
+    """One normalized alert occurrence, whatever source it came from.
+
+    Identity for dedup is (fingerprint, starts_at): Alertmanager re-sends a firing alert with the same
+    fingerprint and startsAt every repeat_interval, while a new firing of the same series has a new startsAt.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fingerprint: str = Field(min_length=1)
+    source: str = "generic"
+    service: str = Field(min_length=1)
+    symptom: str = Field(min_length=1)
+    severity: Severity = "warning"
+    status: AlertStatus = "firing"
+    starts_at: float = Field(description="event time the alert began, epoch seconds")
+    ends_at: float | None = Field(default=None, description="epoch seconds; set when resolved")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    summary: str = ""
+    extra: dict[str, Any] = Field(default_factory=dict, description="source fields kept, never refused")
+
+    @cached_property
+    def key(self) -> str:
+        """Correlation key `service/symptom`: alerts with one key can join one stage-1 incident."""
+        return f"{self.service}/{self.symptom}"
+
+    @property
+    def event_time(self) -> float:
+        """When this record happened: the resolution time for a resolved alert, else the start."""
+        if self.status == "resolved" and self.ends_at is not None:
+            return self.ends_at
+        return self.starts_at
+
+
+class IncidentEvent(BaseModel):
+    """A change of one stage-1 incident, published on the `incidents` topic keyed by incident id.
+
+    `seq` grows by one per event of the same incident, so a consumer that sees a redelivered event
+    (same id, seq not above the last it handled) can drop it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: IncidentEventKind
+    incident_id: str
+    seq: int = Field(ge=1)
+    key: str
+    service: str
+    symptom: str
+    status: IncidentStatus
+    first_seen: float = Field(description="event time of the earliest member, epoch seconds")
+    last_seen: float = Field(description="event time of the latest member, epoch seconds")
+    window_start: float = Field(description="start of the tumbling window the incident opened in")
+    alert_count: int = Field(ge=0, description="distinct alert occurrences, after dedup")
+    distinct_fingerprints: int = Field(ge=0)
+    firing_count: int = Field(ge=0)
+    duplicates: int = Field(ge=0, description="re-sends absorbed without counting as alerts")
+    max_severity: Severity
+    member_sample: list[str] = Field(default_factory=list, description="first fingerprints, bounded")
+    previous_id: str | None = Field(default=None, description="the incident this one continues after a cap")
+    late_alerts: int = Field(default=0, ge=0, description="members that arrived after the allowed lateness")
+    reason: str = ""
+    emitted_at: float = Field(description="event-time watermark when this event was produced")
+
+
+TicketSeverity = Literal["sev1", "sev2", "sev3"]
+TicketStatus = Literal["routed", "human_review", "escalated", "resolved"]
+
+
+class Ticket(BaseModel):
+    """A support ticket as it enters on `tickets.raw`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ticket_id: str = Field(min_length=1)
+    text: str
+    created_at: float = Field(description="epoch seconds")
+    source: str = "generic"
+    customer: str | None = None
+
+
+class TriagedTicket(BaseModel):
+    """A triage, routing, escalation or resolution decision about a ticket, on `tickets.triaged`."""
+
+    ticket_id: str
+    status: TicketStatus
+    severity: TicketSeverity
+    confidence: float = Field(ge=0.0, le=1.0)
+    taxonomy_code: str
+    tags: list[str] = Field(default_factory=list)
+    reason: str = ""
+    tier: str | None = None
+    sla_minutes: int | None = None
+    due_at: float | None = None
+    decided_at: float
+    seq: int = Field(default=1, ge=1)

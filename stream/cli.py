@@ -1,0 +1,41 @@
+"""`aiops`: the one command-line entry point. Each subcommand lives in `stream/commands/<name>.py`.
+
+Subcommand modules are imported lazily so that `aiops replay` or `aiops triage` never pays for Faust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+# name -> (module, one-line help). Each module defines `configure(parser)` and `run(args) -> int`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "replay": ("stream.commands.replay", "correlate recorded alerts offline and print the incidents"),
+    "triage": ("stream.commands.triage", "triage ticket text and print the routing decision"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for every subcommand."""
+    parser = argparse.ArgumentParser(prog="aiops", description="Streaming AIOps alert correlator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module)
+        importlib.import_module(module).configure(sp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run one subcommand; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = importlib.import_module(args._module).run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

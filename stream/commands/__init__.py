@@ -1,0 +1,1 @@
+"""Subcommands of `aiops`, one module each."""
