@@ -1,0 +1,67 @@
+"""Correlation settings as one frozen value object with named defaults; parsed once at the edge."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["CorrelationConfig", "DEFAULT_CONFIG", "WindowMode", "parse_duration"]
+
+WindowMode = Literal["continuation", "tumbling"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from `"10m"`, `"30s"`, `"4h"`, `"250ms"`, `"1d"` or a bare number of seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 10m, 4h)")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorrelationConfig:
+    """How stage-1 correlation groups alerts of one key. All durations in seconds of event time.
+
+    window_s: tumbling window size; in `continuation` mode an incident also absorbs any alert that starts
+        within window_s after its latest alert, so a storm across a window boundary stays one incident.
+    allowed_lateness_s: how long an alert is held for reordering before it is applied; alerts later than
+        this still join by event time (the late path) and are counted as late.
+    max_lifetime_s / max_alerts: bounds after which an incident stops absorbing; the next alert of the
+        key opens a successor that names it in `previous_id`.
+    update_interval_s: at most one `updated` event per incident per interval.
+    resolve_hold_s: an incident whose members have all resolved waits this long for a re-fire (flapping)
+        before it is declared resolved.
+    stale_after_s: an incident with no member change for this long is closed as `expired`
+        (sources that never send resolutions must not keep state forever).
+    retention_s: how long a finished incident is kept to recognise late re-sends of its members.
+    """
+
+    window_s: float = 600.0
+    mode: WindowMode = "continuation"
+    allowed_lateness_s: float = 0.5
+    max_lifetime_s: float = 4 * 3600.0
+    max_alerts: int = 5000
+    update_interval_s: float = 5.0
+    resolve_hold_s: float = 60.0
+    stale_after_s: float = 24 * 3600.0
+    retention_s: float = 3600.0
+    sample_size: int = 10
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0:
+            raise ValueError("window_s must be positive")
+        if self.allowed_lateness_s < 0:
+            raise ValueError("allowed_lateness_s must not be negative")
+        if self.max_alerts < 1:
+            raise ValueError("max_alerts must be at least 1")
+        if self.mode not in ("continuation", "tumbling"):
+            raise ValueError(f"mode must be continuation or tumbling, not {self.mode!r}")
+
+
+DEFAULT_CONFIG = CorrelationConfig()

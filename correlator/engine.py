@@ -1,0 +1,416 @@
+"""Stage-1 correlation engine: alerts in, incident events out, event time only.
+
+The same object runs inside the Faust correlate agent, in `aiops replay` and in unit tests; it never reads
+the clock. Time moves only through the event times of the alerts it is given (the watermark is the latest
+one seen) and through `advance(watermark)`, which the stream's idle timer calls.
+
+Order of work per key: alerts wait in a reorder buffer until the watermark has passed them by the allowed
+lateness, are then applied in event-time order (ties by status, then fingerprint, so any arrival order
+within the lateness gives the same result), and afterwards the key's incidents are settled: absorption
+closes, resolutions and expiries are declared, throttled updates go out, finished incidents are evicted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+from .config import DEFAULT_CONFIG, CorrelationConfig
+from .incidents import IncidentState, Phase, event_of, incident_id
+from .models import SEVERITY_RANK, IncidentEvent
+from .state import DictStore, Entry, KeyState, StateStore
+from .windows import absorbs, absorption_ends_at, window_start
+
+__all__ = ["AlertLike", "Correlator", "Counters", "noise_reduction"]
+
+_INF = float("inf")
+
+
+class AlertLike(Protocol):
+    """What the engine reads of an alert: the pydantic `Alert` and any cheaper record with these fields."""
+
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def starts_at(self) -> float: ...
+    @property
+    def ends_at(self) -> float | None: ...
+
+
+@dataclass(slots=True)
+class Counters:
+    """What went through the engine; noise reduction is computed from `alerts` and `opened`."""
+
+    records: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    late: int = 0
+    resolutions: int = 0
+    opened: int = 0
+    resolved: int = 0
+    expired: int = 0
+    evicted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Counter name -> value."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def noise_reduction(incidents: int, alerts: int) -> float:
+    """1 - incidents / distinct alerts (DESIGN.md); 0 when there were no alerts."""
+    return 1.0 - incidents / alerts if alerts else 0.0
+
+
+def _T(entry: Entry) -> float:
+    return entry[0]
+
+
+class Correlator:
+    """Folds alerts into stage-1 incidents; every public call returns the incident events it caused."""
+
+    def __init__(
+        self,
+        config: CorrelationConfig = DEFAULT_CONFIG,
+        store: StateStore | None = None,
+        *,
+        record_assignments: bool = False,
+    ) -> None:
+        self.config = config
+        self.store: StateStore = store if store is not None else DictStore()
+        self.watermark = -_INF
+        self.counters = Counters()
+        self.assignments: dict[tuple[str, float], str] | None = {} if record_assignments else None
+        self._seq = 0
+        self._pending: list[tuple[float, str]] = []
+        self._deadlines: list[tuple[float, str]] = []
+        self._scheduled: dict[str, float] = {}
+        self._rebuild()
+
+    # ---- public surface -------------------------------------------------------------------------------
+
+    @property
+    def release_point(self) -> float:
+        """Event time up to which alerts have been applied: the watermark less the allowed lateness."""
+        return self.watermark - self.config.allowed_lateness_s
+
+    def ingest(self, alerts: Iterable[AlertLike]) -> list[IncidentEvent]:
+        """Take a batch of alerts (any keys, any order) and return the events they caused."""
+        fresh: dict[str, list[Entry]] = {}
+        late: dict[str, list[Entry]] = {}
+        wm, lateness, seq = self.watermark, self.config.allowed_lateness_s, self._seq
+        for a in alerts:
+            seq += 1
+            # entry_of inlined: this loop runs once per record
+            if a.status == "resolved":
+                ends = a.ends_at
+                t = a.starts_at if ends is None else ends
+                entry: Entry = (t, True, a.fingerprint, seq, a)
+            else:
+                t = a.starts_at
+                entry = (t, False, a.fingerprint, seq, a)
+            bucket = late if t < wm - lateness else fresh
+            entries = bucket.get(a.key)
+            if entries is None:
+                bucket[a.key] = entries = []
+            entries.append(entry)
+            if t > wm:
+                wm = t
+        self.counters.records += seq - self._seq
+        self._seq = seq
+        self.watermark = wm
+        now = wm - lateness
+        events: list[IncidentEvent] = []
+        # dict order, not set order: the events must come out in the same order on every run
+        for key in [*fresh, *(k for k in late if k not in fresh)]:
+            st = self.store.get(key) or KeyState(key)
+            if key in fresh:
+                st.pending.extend(fresh[key])
+            self._process(st, now, late.get(key), events)
+        self._run_due(now, events)
+        return events
+
+    def advance(self, watermark: float) -> list[IncidentEvent]:
+        """Move event time forward without alerts (an idle timer): releases held alerts, closes what is due."""
+        if watermark > self.watermark:
+            self.watermark = watermark
+        events: list[IncidentEvent] = []
+        self._run_due(self.release_point, events)
+        return events
+
+    def finish(self) -> list[IncidentEvent]:
+        """End of a recorded input: apply every held alert, publish every change, resolve what has resolved.
+
+        Nothing expires here: an incident still firing at the end of a replay is reported as firing.
+        """
+        events: list[IncidentEvent] = []
+        for key, st in self.store.items():
+            self._process(st, _INF, None, events, settle=False)
+            for inc in st.incidents:
+                self._finish_incident(inc, events)
+            self.store.put(key, st)
+        self._pending.clear()
+        return events
+
+    def open_incidents(self) -> list[IncidentState]:
+        """Incidents not yet resolved or expired, for views and tests."""
+        return [i for _, st in self.store.items() for i in st.incidents if i.phase is Phase.OPEN]
+
+    # ---- per key ----------------------------------------------------------------------------------------
+
+    def _process(
+        self, st: KeyState, now: float, late: list[Entry] | None, events: list[IncidentEvent],
+        *, settle: bool = True,
+    ) -> None:
+        ready = self._release(st, now)
+        late_seqs: set[int] = set()
+        if late:
+            self.counters.late += len(late)
+            late_seqs = {e[3] for e in late}
+            ready = sorted(ready + late)
+        for t, resolving, fp, seq, a in ready:
+            self._apply(st, t, resolving, fp, a, seq in late_seqs)
+        if settle:
+            self._settle(st, now, events)
+
+    def _release(self, st: KeyState, now: float) -> list[Entry]:
+        """The held entries whose event time the release point has passed, in order; the rest stay."""
+        pending = st.pending
+        if not pending:
+            return []
+        pending.sort()
+        last_t = pending[-1][0]
+        if last_t > st.max_t:
+            st.max_t = last_t
+        if last_t <= now:
+            st.pending = []
+            return pending
+        cut = bisect.bisect_right(pending, now, key=_T)
+        st.pending = pending[cut:]
+        heapq.heappush(self._pending, (st.pending[0][0], st.key))
+        return pending[:cut]
+
+    def _apply(self, st: KeyState, t: float, resolving: bool, fp: str, a: AlertLike, late: bool) -> None:
+        incidents = st.incidents
+        for inc in reversed(incidents):
+            start = inc.members.get(fp)
+            if start is not None:
+                if self._absorbed_by_member(inc, a, start, resolving, t):
+                    return
+                break
+        target = None
+        if incidents:
+            cur = incidents[-1]
+            cfg = self.config
+            # The common case inlined: an in-order alert joining the absorbing incident in continuation mode.
+            if (not late and cur.accepting and cfg.mode == "continuation" and cur.alert_count < cfg.max_alerts
+                    and cur.first_seen <= t <= cur.last_seen + cfg.window_s
+                    and t <= cur.first_seen + cfg.max_lifetime_s and cur.phase is Phase.OPEN):
+                target = cur
+            else:
+                target = self._target(st, t, late)
+        if target is None:
+            target = self._open(st, a, t, late)
+        self._add_member(target, a, t, resolving, late)
+
+    def _absorbed_by_member(
+        self, inc: IncidentState, a: AlertLike, current_start: float, resolving: bool, t: float
+    ) -> bool:
+        """Handle a record of an occurrence the incident already holds; False if it is a new occurrence."""
+        fp = a.fingerprint
+        if a.starts_at > current_start and not resolving:
+            return False
+        # A resolution need not repeat the exact startsAt (generic senders rarely do): it ends whatever
+        # occurrence is firing, unless it is older than that occurrence.
+        if resolving and a.starts_at >= current_start and fp not in inc.resolved:
+            inc.resolved.add(fp)
+            inc.last_change = max(inc.last_change, t)
+            if len(inc.resolved) == len(inc.members):
+                inc.all_resolved_at = inc.last_change
+            inc.dirty = True
+            self.counters.resolutions += 1
+            return True
+        inc.duplicates += 1
+        self.counters.duplicates += 1
+        return True
+
+    def _target(self, st: KeyState, t: float, late: bool) -> IncidentState | None:
+        """The incident an alert at `t` joins, if any: the absorbing one, or on the late path any open one."""
+        cfg = self.config
+        candidates = reversed(st.incidents) if late else st.incidents[-1:]
+        for inc in candidates:
+            if inc.phase is not Phase.OPEN or (not late and not inc.accepting):
+                continue
+            if inc.alert_count >= cfg.max_alerts or t > inc.first_seen + cfg.max_lifetime_s:
+                inc.accepting = False
+                continue
+            if absorbs(inc.first_seen, inc.last_seen, inc.window_start, t, cfg):
+                return inc
+        return None
+
+    def _open(self, st: KeyState, a: AlertLike, t: float, late: bool) -> IncidentState:
+        ws = window_start(t, self.config.window_s)
+        n = 0
+        for other in st.incidents:
+            n += other.window_start == ws
+        previous = st.incidents[-1] if st.incidents else None
+        if previous is not None:
+            previous.accepting = False
+        inc = IncidentState(
+            id=incident_id(st.key, ws, n, a.fingerprint if late else None),
+            key=st.key, window_start=ws, first_seen=t, last_seen=t,
+            previous_id=previous.id if previous is not None else None, last_change=t,
+        )
+        st.incidents.append(inc)
+        st.minted += 1
+        self.counters.opened += 1
+        return inc
+
+    def _add_member(self, inc: IncidentState, a: AlertLike, t: float, resolving: bool, late: bool) -> None:
+        fp = a.fingerprint
+        if fp in inc.members:
+            inc.resolved.discard(fp)
+        elif len(inc.sample) < self.config.sample_size:
+            inc.sample.append(fp)
+        inc.members[fp] = a.starts_at
+        inc.alert_count += 1
+        self.counters.alerts += 1
+        if resolving:
+            inc.resolved.add(fp)
+            self.counters.resolutions += 1
+        if t < inc.first_seen:
+            inc.first_seen = t
+        if t > inc.last_seen:
+            inc.last_seen = t
+        if t > inc.last_change:
+            inc.last_change = t
+        rank = SEVERITY_RANK.get(a.severity, 1)
+        if rank > inc.severity_rank:
+            inc.severity_rank = rank
+        inc.all_resolved_at = inc.last_change if len(inc.resolved) == len(inc.members) else None
+        inc.late_alerts += late
+        inc.dirty = True
+        if self.assignments is not None:
+            self.assignments[(fp, a.starts_at)] = inc.id
+
+    # ---- settling: time-driven transitions --------------------------------------------------------------
+
+    def _settle(self, st: KeyState, now: float, events: list[IncidentEvent]) -> None:
+        cfg = self.config
+        deadline = _INF
+        keep: list[IncidentState] = []
+        for inc in st.incidents:
+            if inc.phase is Phase.OPEN:
+                deadline = min(deadline, self._settle_open(inc, now, events))
+            if inc.phase is not Phase.OPEN:
+                assert inc.done_at is not None
+                if now >= inc.done_at + cfg.retention_s:
+                    self.counters.evicted += 1
+                    continue
+                deadline = min(deadline, inc.done_at + cfg.retention_s)
+            keep.append(inc)
+        st.incidents = keep
+        if not keep and not st.pending:
+            self.store.delete(st.key)
+            return
+        self.store.put(st.key, st)
+        self._schedule(st.key, deadline)
+
+    def _settle_open(self, inc: IncidentState, now: float, events: list[IncidentEvent]) -> float:
+        """Apply what is due for one open incident; return its next deadline."""
+        cfg = self.config
+        if inc.seq == 0:
+            events.append(event_of(inc, "opened", now))
+        if inc.accepting:
+            ends = absorption_ends_at(inc.first_seen, inc.last_seen, inc.window_start, cfg)
+            if now > ends or inc.alert_count >= cfg.max_alerts:
+                inc.accepting = False
+        if inc.all_resolved_at is not None and now >= inc.all_resolved_at + cfg.resolve_hold_s:
+            return self._close(inc, Phase.RESOLVED, now, events, "all members resolved")
+        if now >= inc.last_change + cfg.stale_after_s:
+            return self._close(inc, Phase.EXPIRED, now, events, "no alert or resolution within stale_after")
+        if inc.dirty and now >= inc.last_emit_at + cfg.update_interval_s:
+            events.append(event_of(inc, "updated", now))
+        deadline = inc.last_change + cfg.stale_after_s
+        if inc.accepting:
+            deadline = min(deadline, absorption_ends_at(inc.first_seen, inc.last_seen, inc.window_start, cfg))
+        if inc.all_resolved_at is not None:
+            deadline = min(deadline, inc.all_resolved_at + cfg.resolve_hold_s)
+        if inc.dirty:
+            deadline = min(deadline, inc.last_emit_at + cfg.update_interval_s)
+        return deadline
+
+    def _close(self, inc: IncidentState, phase: Phase, now: float, events: list[IncidentEvent], why: str) -> float:
+        inc.phase = phase
+        inc.accepting = False
+        inc.done_at = now
+        if phase is Phase.RESOLVED:
+            self.counters.resolved += 1
+            events.append(event_of(inc, "resolved", now, why))
+        else:
+            self.counters.expired += 1
+            events.append(event_of(inc, "expired", now, why))
+        return now + self.config.retention_s
+
+    def _finish_incident(self, inc: IncidentState, events: list[IncidentEvent]) -> None:
+        if inc.phase is not Phase.OPEN:
+            return
+        now = self.watermark
+        if inc.seq == 0:
+            events.append(event_of(inc, "opened", now))
+        if inc.all_resolved_at is not None:
+            self._close(inc, Phase.RESOLVED, now, events, "all members resolved")
+        elif inc.dirty:
+            events.append(event_of(inc, "updated", now))
+
+    # ---- timers -----------------------------------------------------------------------------------------
+
+    def _schedule(self, key: str, deadline: float) -> None:
+        if deadline == _INF:
+            return
+        current = self._scheduled.get(key)
+        if current is None or deadline < current:
+            self._scheduled[key] = deadline
+            heapq.heappush(self._deadlines, (deadline, key))
+
+    def _run_due(self, now: float, events: list[IncidentEvent]) -> None:
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            _, key = heapq.heappop(pending)
+            st = self.store.get(key)
+            if st is not None and st.pending:
+                self._process(st, now, None, events)
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] < now:
+            due, key = heapq.heappop(deadlines)
+            if self._scheduled.get(key) != due:
+                continue
+            del self._scheduled[key]
+            st = self.store.get(key)
+            if st is not None:
+                self._settle(st, now, events)
+
+    def _rebuild(self) -> None:
+        """After a restart on a recovered store: watermark, reorder buffer and timers from the per-key state."""
+        for key, st in self.store.items():
+            self.watermark = max(self.watermark, st.max_t)
+            if st.pending:
+                heapq.heappush(self._pending, (min(e[0] for e in st.pending), key))
+            self._schedule(key, -_INF)
+
+    def state_size(self) -> dict[str, int]:
+        """Keys, incidents and members held: what must stay flat on a long run."""
+        keys = incidents = members = 0
+        for _, st in self.store.items():
+            keys += 1
+            incidents += len(st.incidents)
+            members += sum(len(i.members) for i in st.incidents)
+        return {"keys": keys, "incidents": incidents, "members": members, "timers": len(self._deadlines)}
