@@ -177,6 +177,10 @@ class Correlator:
             late_seqs = {e[3] for e in late}
             ready = sorted(ready + late)
         for t, resolving, fp, seq, a in ready:
+            if t > st.due:
+                # Whatever fell due before this alert happens first, so the outcome never depends on
+                # how alerts were batched or when the last timer ran.
+                self._settle(st, t, events)
             self._apply(st, t, resolving, fp, a, seq in late_seqs)
         if settle:
             self._settle(st, now, events)
@@ -204,6 +208,7 @@ class Correlator:
             start = inc.members.get(fp)
             if start is not None:
                 if self._absorbed_by_member(inc, a, start, resolving, t):
+                    self._note_resolution(st, inc)
                     return
                 break
         target = None
@@ -220,6 +225,13 @@ class Correlator:
         if target is None:
             target = self._open(st, a, t, late)
         self._add_member(target, a, t, resolving, late)
+        if resolving:
+            self._note_resolution(st, target)
+
+    def _note_resolution(self, st: KeyState, inc: IncidentState) -> None:
+        """A fully resolved incident has a deadline (the resolve hold) that the key must not pass unseen."""
+        if inc.all_resolved_at is not None:
+            st.due = min(st.due, inc.all_resolved_at + self.config.resolve_hold_s)
 
     def _absorbed_by_member(
         self, inc: IncidentState, a: AlertLike, current_start: float, resolving: bool, t: float
@@ -271,6 +283,7 @@ class Correlator:
         )
         st.incidents.append(inc)
         st.minted += 1
+        st.due = min(st.due, absorption_ends_at(t, t, ws, self.config))
         self.counters.opened += 1
         return inc
 
@@ -312,12 +325,13 @@ class Correlator:
                 deadline = min(deadline, self._settle_open(inc, now, events))
             if inc.phase is not Phase.OPEN:
                 assert inc.done_at is not None
-                if now >= inc.done_at + cfg.retention_s:
+                if now > inc.done_at + cfg.retention_s:
                     self.counters.evicted += 1
                     continue
                 deadline = min(deadline, inc.done_at + cfg.retention_s)
             keep.append(inc)
         st.incidents = keep
+        st.due = deadline
         if not keep and not st.pending:
             self.store.delete(st.key)
             return
@@ -333,10 +347,14 @@ class Correlator:
             ends = absorption_ends_at(inc.first_seen, inc.last_seen, inc.window_start, cfg)
             if now > ends or inc.alert_count >= cfg.max_alerts:
                 inc.accepting = False
-        if inc.all_resolved_at is not None and now >= inc.all_resolved_at + cfg.resolve_hold_s:
-            return self._close(inc, Phase.RESOLVED, now, events, "all members resolved")
-        if now >= inc.last_change + cfg.stale_after_s:
-            return self._close(inc, Phase.EXPIRED, now, events, "no alert or resolution within stale_after")
+        # Transitions are strict (due when now > deadline) everywhere, matching the timer heap, and a closed
+        # incident is dated by its deadline, not by when the timer happened to run.
+        if inc.all_resolved_at is not None and now > inc.all_resolved_at + cfg.resolve_hold_s:
+            done = inc.all_resolved_at + cfg.resolve_hold_s
+            return self._close(inc, Phase.RESOLVED, now, done, events, "all members resolved")
+        if now > inc.last_change + cfg.stale_after_s:
+            done = inc.last_change + cfg.stale_after_s
+            return self._close(inc, Phase.EXPIRED, now, done, events, "no alert or resolution within stale_after")
         if inc.dirty and now >= inc.last_emit_at + cfg.update_interval_s:
             events.append(event_of(inc, "updated", now))
         deadline = inc.last_change + cfg.stale_after_s
@@ -348,17 +366,19 @@ class Correlator:
             deadline = min(deadline, inc.last_emit_at + cfg.update_interval_s)
         return deadline
 
-    def _close(self, inc: IncidentState, phase: Phase, now: float, events: list[IncidentEvent], why: str) -> float:
+    def _close(
+        self, inc: IncidentState, phase: Phase, now: float, done: float, events: list[IncidentEvent], why: str
+    ) -> float:
         inc.phase = phase
         inc.accepting = False
-        inc.done_at = now
+        inc.done_at = done
         if phase is Phase.RESOLVED:
             self.counters.resolved += 1
             events.append(event_of(inc, "resolved", now, why))
         else:
             self.counters.expired += 1
             events.append(event_of(inc, "expired", now, why))
-        return now + self.config.retention_s
+        return done + self.config.retention_s
 
     def _finish_incident(self, inc: IncidentState, events: list[IncidentEvent]) -> None:
         if inc.phase is not Phase.OPEN:
@@ -367,7 +387,7 @@ class Correlator:
         if inc.seq == 0:
             events.append(event_of(inc, "opened", now))
         if inc.all_resolved_at is not None:
-            self._close(inc, Phase.RESOLVED, now, events, "all members resolved")
+            self._close(inc, Phase.RESOLVED, now, now, events, "all members resolved")
         elif inc.dirty:
             events.append(event_of(inc, "updated", now))
 

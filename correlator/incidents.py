@@ -28,7 +28,7 @@ def incident_id(key: str, win_start: float, n: int = 0, late_fingerprint: str | 
     `n` separates successors opened in the same window after a cap; a late alert that opens an incident
     folds its fingerprint in so it can never reuse the id of an incident already forgotten.
     """
-    text = f"{key}|{win_start!r}|{n}|{late_fingerprint or ''}"
+    text = f"{key}|{float(win_start):.3f}|{n}|{late_fingerprint or ''}"
     return "inc-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 

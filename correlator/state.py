@@ -42,6 +42,8 @@ class KeyState:
     pending: list[Entry] = field(default_factory=list)
     max_t: float = float("-inf")
     minted: int = 0
+    due: float = float("-inf")
+    """Lower bound of the next time-driven change; -inf (the default after a restore) means settle first."""
 
     def to_dict(self, pending_to_dict: Any = None) -> dict[str, Any]:
         """Plain form for a changelog; `pending_to_dict` turns a buffered alert into a dict."""

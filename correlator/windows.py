@@ -24,7 +24,7 @@ __all__ = ["window_start", "absorbs", "absorption_ends_at"]
 
 def window_start(t: float, size: float) -> float:
     """Start of the tumbling window that holds event time `t`."""
-    return math.floor(t / size) * size
+    return float(math.floor(t / size) * size)
 
 
 def absorbs(first_seen: float, last_seen: float, win_start: float, t: float, config: CorrelationConfig) -> bool:

@@ -1,0 +1,54 @@
+"""Source adapters: bytes as received (Alertmanager webhook, Zabbix event, generic JSON or NDJSON) into alerts.
+
+Every adapter refuses a bad body as a whole with a `SourceError` naming the field path and the reason, so the
+HTTP ingest can answer 400 with it and the normalize agent can dead-letter it; nothing is half-accepted.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Final
+
+import orjson
+
+from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
+from correlator.models import Alert
+from correlator.sources import alertmanager, generic, zabbix
+from correlator.sources.errors import SourceError
+from correlator.sources.generic import DEFAULT_MAX_BYTES
+
+__all__ = ["DEFAULT_MAX_BYTES", "SOURCES", "SourceError", "detect_source", "parse"]
+
+SOURCES: Final = ("alertmanager", "zabbix", "generic")
+"""The source names `parse` knows, in the order `detect_source` tries them."""
+
+
+def parse(
+    source: str,
+    body: bytes,
+    config: KeyConfig = DEFAULT_KEY_CONFIG,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    zabbix_timezone: str | tzinfo = "UTC",
+) -> list[Alert]:
+    """Alerts from one body of the named source; an unknown source or a bad body raises SourceError."""
+    if source == "alertmanager":
+        return alertmanager.parse(body, config, max_bytes=max_bytes)
+    if source == "zabbix":
+        return zabbix.parse(body, config, max_bytes=max_bytes, timezone=zabbix_timezone)
+    if source == "generic":
+        return generic.parse(body, config, max_bytes=max_bytes)
+    raise SourceError("source", f"unknown source {source!r}, expected one of {', '.join(SOURCES)}", source=source)
+
+
+def detect_source(body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> str:
+    """The source a body most likely came from: "alertmanager", "zabbix", else "generic" (NDJSON included)."""
+    if max_bytes is not None and len(body) > max_bytes:
+        return "generic"  # not worth parsing: whichever parser gets it refuses it for its size
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "generic"
+    if isinstance(data, dict) and {"version", "alerts", "groupKey"} <= data.keys():
+        return "alertmanager"
+    return "zabbix" if zabbix.is_zabbix_event(data) else "generic"

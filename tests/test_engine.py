@@ -1,0 +1,244 @@
+"""Stage-1 engine: table-driven cases with fixed event times; time moves only through the alerts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from correlator.config import CorrelationConfig
+from correlator.engine import Correlator
+from correlator.incidents import incident_id
+from correlator.models import IncidentEvent
+from correlator.records import AlertRecord, dict_of_record, record_from_dict
+from correlator.state import DictStore, KeyState
+
+T0 = 1_772_420_400.0  # 2026-03-02T03:00:00Z, on a 10-minute boundary
+CFG = CorrelationConfig(window_s=600, allowed_lateness_s=0, update_interval_s=0, resolve_hold_s=0)
+
+
+def fire(fp: str, t: float, key: str = "api/5xx", sev: str = "warning") -> AlertRecord:
+    return AlertRecord(fp, key, "firing", sev, T0 + t)
+
+
+def resolve(fp: str, t_start: float, t_end: float, key: str = "api/5xx") -> AlertRecord:
+    return AlertRecord(fp, key, "resolved", "warning", T0 + t_start, T0 + t_end)
+
+
+def run(alerts: list[AlertRecord], config: CorrelationConfig = CFG, *, one_by_one: bool = True) -> tuple[
+        Correlator, list[IncidentEvent]]:
+    engine = Correlator(config, record_assignments=True)
+    events: list[IncidentEvent] = []
+    if one_by_one:
+        for a in alerts:
+            events += engine.ingest([a])
+    else:
+        events += engine.ingest(alerts)
+    return engine, events
+
+
+def groups(engine: Correlator) -> list[set[str]]:
+    assert engine.assignments is not None
+    by_id: dict[str, set[str]] = {}
+    for (fp, _), inc in engine.assignments.items():
+        by_id.setdefault(inc, set()).add(fp)
+    return sorted(by_id.values(), key=lambda g: sorted(g))
+
+
+@pytest.mark.parametrize(
+    ("name", "times", "mode", "expected"),
+    [
+        ("one window", [0, 60, 120], "continuation", [{"a0", "a1", "a2"}]),
+        ("storm across a boundary stays one", [590, 605, 615], "continuation", [{"a0", "a1", "a2"}]),
+        ("tumbling splits at the boundary", [590, 605, 615], "tumbling", [{"a0"}, {"a1", "a2"}]),
+        ("gap exactly the window joins", [0, 600], "continuation", [{"a0", "a1"}]),
+        ("gap over the window splits", [0, 601], "continuation", [{"a0"}, {"a1"}]),
+        ("a chain of short gaps spans many windows", [0, 500, 1000, 1500, 2000], "continuation",
+         [{"a0", "a1", "a2", "a3", "a4"}]),
+        ("tumbling keeps one window", [0, 500, 1000], "tumbling", [{"a0", "a1"}, {"a2"}]),
+    ],
+)
+def test_window_rule(name: str, times: list[float], mode: str, expected: list[set[str]]) -> None:
+    engine, _ = run([fire(f"a{i}", t) for i, t in enumerate(times)], replace(CFG, mode=mode))  # type: ignore[arg-type]
+    assert groups(engine) == sorted(expected, key=lambda g: sorted(g)), name
+
+
+def test_keys_never_mix() -> None:
+    engine, _ = run([fire("a", 0, "api/5xx"), fire("b", 1, "db/latency"), fire("c", 2, "api/5xx")])
+    assert groups(engine) == [{"a", "c"}, {"b"}]
+
+
+def test_resend_of_the_same_occurrence_is_one_alert() -> None:
+    # Alertmanager re-sends a firing alert every repeat_interval with the same fingerprint and startsAt.
+    engine, events = run([fire("a", 0), fire("b", 10), fire("a", 0), fire("a", 0)])
+    assert engine.counters.alerts == 2
+    assert engine.counters.duplicates == 2
+    [incident] = engine.open_incidents()
+    assert (incident.alert_count, incident.duplicates) == (2, 2)
+    # a re-send changes nothing an on-call engineer acts on, so it publishes no update
+    assert [e.kind for e in events] == ["opened", "updated"]
+
+
+def test_refire_with_new_start_is_a_new_occurrence_of_the_same_member() -> None:
+    cfg = replace(CFG, resolve_hold_s=120)
+    engine, events = run([fire("a", 0), resolve("a", 0, 30), fire("a", 60), fire("b", 70)], cfg)
+    last = events[-1]
+    assert (last.alert_count, last.distinct_fingerprints, last.firing_count) == (3, 2, 2)
+
+
+def test_incident_resolves_when_every_member_has() -> None:
+    engine, events = run([fire("a", 0), fire("b", 5), resolve("a", 0, 100), resolve("b", 5, 120)])
+    assert "resolved" not in [e.kind for e in events]  # due strictly after the last resolution
+    events += engine.advance(T0 + 121)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "opened" and kinds[-1] == "resolved"
+    assert "resolved" not in kinds[:-1]
+    assert events[-1].status == "resolved" and events[-1].firing_count == 0
+
+
+def test_resolve_hold_absorbs_a_flap() -> None:
+    cfg = replace(CFG, resolve_hold_s=120)
+    engine, events = run([fire("a", 0), resolve("a", 0, 30), fire("a", 90), fire("z", 200, "other/x")], cfg)
+    assert [e.kind for e in events if e.key == "api/5xx"].count("resolved") == 0
+    engine2, events2 = run([fire("a", 0), resolve("a", 0, 30), fire("z", 200, "other/x")], cfg)
+    assert [e.kind for e in events2 if e.key == "api/5xx"][-1] == "resolved"
+
+
+def test_resolution_without_exact_start_still_resolves() -> None:
+    # A generic sender may stamp the resolution with a later starts_at; it ends the firing occurrence.
+    engine, events = run([fire("a", 0), AlertRecord("a", "api/5xx", "resolved", "warning", T0 + 50, T0 + 60)])
+    events += engine.advance(T0 + 61)
+    assert events[-1].kind == "resolved"
+
+
+def test_stale_resolution_of_an_older_occurrence_is_a_duplicate() -> None:
+    engine, events = run([fire("a", 0), resolve("a", 0, 10), fire("a", 20), resolve("a", 0, 10)],
+                         replace(CFG, resolve_hold_s=60))
+    assert engine.counters.duplicates == 1
+    assert events[-1].firing_count == 1
+
+
+@pytest.mark.parametrize(("cap", "value", "times"), [
+    ("max_alerts", 3, [0, 1, 2, 3, 4]),
+    ("max_lifetime_s", 100.0, [0, 50, 100, 150, 200]),
+])
+def test_caps_open_a_successor_that_names_the_old(cap: str, value: float, times: list[float]) -> None:
+    engine, events = run([fire(f"a{i}", t) for i, t in enumerate(times)], replace(CFG, **{cap: value}))
+    opened = [e for e in events if e.kind == "opened"]
+    assert len(opened) == 2
+    assert opened[1].previous_id == opened[0].incident_id
+    assert opened[1].incident_id != opened[0].incident_id
+
+
+def test_successor_in_the_same_window_gets_its_own_id() -> None:
+    engine, events = run([fire(f"a{i}", i) for i in range(4)], replace(CFG, max_alerts=2))
+    ids = {e.incident_id for e in events}
+    assert ids == {incident_id("api/5xx", T0, 0), incident_id("api/5xx", T0, 1)}
+
+
+def test_ids_are_deterministic_and_named_after_key_and_first_window() -> None:
+    alerts = [fire("a", 30), fire("b", 700), fire("c", 5000)]
+    first, _ = run(alerts)
+    second, _ = run(alerts, one_by_one=False)
+    assert first.assignments == second.assignments
+    assert first.assignments is not None
+    assert first.assignments[("a", T0 + 30)] == incident_id("api/5xx", T0, 0)
+
+
+def test_stale_incident_expires_and_state_is_evicted() -> None:
+    cfg = replace(CFG, stale_after_s=3600, retention_s=600)
+    engine = Correlator(cfg)
+    events = engine.ingest([fire("a", 0)])
+    assert engine.advance(T0 + 3600) == []  # due strictly after stale_after
+    events += engine.advance(T0 + 3601)
+    assert events[-1].kind == "expired" and events[-1].status == "expired"
+    assert len(engine.store) == 1
+    engine.advance(T0 + 3600 + 600)
+    assert len(engine.store) == 1
+    engine.advance(T0 + 3600 + 601)
+    assert len(engine.store) == 0
+
+
+def test_resent_alert_after_resolution_within_retention_is_a_duplicate() -> None:
+    engine, events = run([fire("a", 0), resolve("a", 0, 10), fire("z", 100, "o/x"), fire("a", 0)])
+    assert engine.counters.duplicates == 1
+    kinds = [e.kind for e in events if e.key == "api/5xx"]
+    assert kinds[0] == "opened" and kinds[-1] == "resolved" and kinds.count("resolved") == 1
+
+
+def test_allowed_lateness_holds_alerts_until_the_watermark_passes() -> None:
+    engine = Correlator(replace(CFG, allowed_lateness_s=30))
+    assert engine.ingest([fire("a", 0)]) == []
+    assert engine.ingest([fire("b", 20, "other/x")]) == []
+    events = engine.advance(T0 + 31)
+    assert [e.kind for e in events] == ["opened"] and events[0].key == "api/5xx"
+
+
+def test_out_of_order_within_lateness_equals_in_order() -> None:
+    cfg = replace(CFG, allowed_lateness_s=120)
+    ordered = [fire("a", 500), fire("b", 590), fire("c", 640), fire("d", 1300), fire("e", 1301)]
+    shuffled = [ordered[1], ordered[0], ordered[2], ordered[4], ordered[3]]
+    e1, _ = run(ordered, cfg)
+    e2, _ = run(shuffled, cfg)
+    e1.finish()
+    e2.finish()
+    assert e1.assignments == e2.assignments
+    assert e1.counters.late == e2.counters.late == 0
+
+
+def test_late_alert_joins_by_event_time_and_is_counted() -> None:
+    engine, events = run([fire("a", 0), fire("b", 300), fire("c", 2000), fire("x", 100)])
+    assert engine.counters.late == 1
+    assert groups(engine) == [{"a", "b", "x"}, {"c"}]
+    updated = [e for e in events if e.late_alerts]
+    assert updated and updated[-1].alert_count == 3
+
+
+def test_late_alert_with_no_incident_opens_its_own_and_never_reuses_an_id() -> None:
+    engine, events = run([fire("a", 5000), fire("x", 0)])
+    assert engine.counters.late == 1
+    ids = [e.incident_id for e in events if e.kind == "opened"]
+    assert len(set(ids)) == 2
+    assert ids[1] != incident_id("api/5xx", T0, 0)
+
+
+def test_updates_are_throttled_and_sequence_numbers_grow() -> None:
+    cfg = replace(CFG, update_interval_s=60)
+    engine, events = run([fire(f"a{i}", i * 10) for i in range(20)], cfg)
+    mine = [e for e in events if e.key == "api/5xx"]
+    assert [e.seq for e in mine] == list(range(1, len(mine) + 1))
+    gaps = [b.emitted_at - a.emitted_at for a, b in zip(mine, mine[1:])]
+    assert all(g >= 60 for g in gaps), gaps
+    assert 1 < len(mine) <= 1 + 190 // 60
+
+
+def test_max_severity_is_the_worst_member() -> None:
+    engine, events = run([fire("a", 0, sev="info"), fire("b", 1, sev="critical"), fire("c", 2, sev="warning")])
+    assert events[-1].max_severity == "critical"
+
+
+def test_finish_publishes_every_pending_change() -> None:
+    engine = Correlator(replace(CFG, allowed_lateness_s=60, update_interval_s=300))
+    engine.ingest([fire("a", 0), fire("b", 10)])
+    events = engine.finish()
+    assert [e.kind for e in events] == ["opened"]
+    assert events[0].alert_count == 2
+
+
+def test_restart_on_a_recovered_store_matches_an_undisturbed_run() -> None:
+    alerts = [fire(f"a{i}", i * 40) for i in range(30)] + [resolve(f"a{i}", i * 40, 1300) for i in range(30)]
+    alerts.sort(key=lambda a: a.ends_at or a.starts_at)
+    cfg = replace(CFG, allowed_lateness_s=5, update_interval_s=30)
+    plain, plain_events = run(alerts, cfg)
+    first = Correlator(cfg)
+    events = [e for a in alerts[:25] for e in first.ingest([a])]
+    # What a changelog would hold: per-key state as plain dicts, alerts in their compact topic form.
+    dumped = {k: st.to_dict(dict_of_record) for k, st in first.store.items()}
+    store = DictStore()
+    for k, d in dumped.items():
+        store.put(k, KeyState.from_dict(d, record_from_dict))
+    second = Correlator(cfg, store)
+    events += [e for a in alerts[25:] for e in second.ingest([a])]
+    final = {e.incident_id: (e.kind, e.alert_count, e.seq) for e in events}
+    expected = {e.incident_id: (e.kind, e.alert_count, e.seq) for e in plain_events}
+    assert final == expected
