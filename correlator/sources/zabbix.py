@@ -142,7 +142,7 @@ class ZabbixEvent(BaseModel):
 
 
 def is_zabbix_event(data: object) -> bool:
-    """Whether a parsed body has the shape this module defines (an object, or array of them, with event_id and event_value)."""
+    """Whether a parsed body has this module's shape: an object (or array of them) with event_id and event_value."""
     first = data[0] if isinstance(data, list) and data else data
     return isinstance(first, dict) and "event_id" in first and "event_value" in first
 
