@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, tzinfo
+from datetime import timezone as dt_timezone
 from functools import lru_cache
 from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo
@@ -165,7 +166,8 @@ def parse(
 
 @lru_cache(maxsize=16)
 def _zone(name: str) -> tzinfo:
-    return ZoneInfo(name)
+    # The default needs no time-zone database: ZoneInfo("UTC") fails where neither the system's nor tzdata is.
+    return dt_timezone.utc if name == "UTC" else ZoneInfo(name)
 
 
 def _alert(data: object, where: str, config: KeyConfig, zone: tzinfo) -> Alert:
