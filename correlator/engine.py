@@ -206,11 +206,16 @@ class Correlator:
         incidents = st.incidents
         for inc in reversed(incidents):
             start = inc.members.get(fp)
-            if start is not None:
-                if self._absorbed_by_member(inc, a, start, resolving, t):
-                    self._note_resolution(st, inc)
-                    return
-                break
+            if start is None:
+                continue
+            if resolving:
+                self._resolve_member(st, inc, a, start, t)
+                return
+            if a.starts_at <= start:  # a re-send of an occurrence already held
+                inc.duplicates += 1
+                self.counters.duplicates += 1
+                return
+            break  # a new occurrence of a known fingerprint: a flap, placed like any new alert
         target = None
         if incidents:
             cur = incidents[-1]
@@ -225,34 +230,29 @@ class Correlator:
         if target is None:
             target = self._open(st, a, t, late)
         self._add_member(target, a, t, resolving, late)
-        if resolving:
-            self._note_resolution(st, target)
+        if resolving and target.all_resolved_at is not None:
+            st.due = min(st.due, target.all_resolved_at + self.config.resolve_hold_s)
 
-    def _note_resolution(self, st: KeyState, inc: IncidentState) -> None:
-        """A fully resolved incident has a deadline (the resolve hold) that the key must not pass unseen."""
-        if inc.all_resolved_at is not None:
-            st.due = min(st.due, inc.all_resolved_at + self.config.resolve_hold_s)
+    def _resolve_member(self, st: KeyState, inc: IncidentState, a: AlertLike, current_start: float, t: float) -> None:
+        """A resolution of a member the incident holds.
 
-    def _absorbed_by_member(
-        self, inc: IncidentState, a: AlertLike, current_start: float, resolving: bool, t: float
-    ) -> bool:
-        """Handle a record of an occurrence the incident already holds; False if it is a new occurrence."""
+        It need not repeat the exact startsAt (generic senders rarely do): it ends whatever occurrence is
+        firing, unless it is older than that occurrence, in which case it is a stale re-send.
+        """
         fp = a.fingerprint
-        if a.starts_at > current_start and not resolving:
-            return False
-        # A resolution need not repeat the exact startsAt (generic senders rarely do): it ends whatever
-        # occurrence is firing, unless it is older than that occurrence.
-        if resolving and a.starts_at >= current_start and fp not in inc.resolved:
-            inc.resolved.add(fp)
-            inc.last_change = max(inc.last_change, t)
-            if len(inc.resolved) == len(inc.members):
-                inc.all_resolved_at = inc.last_change
-            inc.dirty = True
-            self.counters.resolutions += 1
-            return True
-        inc.duplicates += 1
-        self.counters.duplicates += 1
-        return True
+        if a.starts_at < current_start or fp in inc.resolved:
+            inc.duplicates += 1
+            self.counters.duplicates += 1
+            return
+        inc.resolved.add(fp)
+        if t > inc.last_change:
+            inc.last_change = t
+        inc.dirty = True
+        self.counters.resolutions += 1
+        if len(inc.resolved) == len(inc.members):
+            inc.all_resolved_at = inc.last_change
+            # the resolve hold is a deadline the key must not pass unseen
+            st.due = min(st.due, inc.last_change + self.config.resolve_hold_s)
 
     def _target(self, st: KeyState, t: float, late: bool) -> IncidentState | None:
         """The incident an alert at `t` joins, if any: the absorbing one, or on the late path any open one."""
