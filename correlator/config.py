@@ -40,6 +40,8 @@ class CorrelationConfig:
     stale_after_s: an incident with no member change for this long is closed as `expired`
         (sources that never send resolutions must not keep state forever).
     retention_s: how long a finished incident is kept to recognise late re-sends of its members.
+    entity_labels / entity_values: label values an incident collects from its members (at most
+        entity_values per label), so that stage 2 can relate incidents by host, cluster or topology.
     """
 
     window_s: float = 600.0
@@ -52,6 +54,8 @@ class CorrelationConfig:
     stale_after_s: float = 24 * 3600.0
     retention_s: float = 3600.0
     sample_size: int = 10
+    entity_labels: tuple[str, ...] = ("host", "instance", "cluster", "namespace", "node", "pod", "caller", "callee")
+    entity_values: int = 20
 
     def __post_init__(self) -> None:
         if self.window_s <= 0:

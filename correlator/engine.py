@@ -44,6 +44,8 @@ class AlertLike(Protocol):
     def starts_at(self) -> float: ...
     @property
     def ends_at(self) -> float | None: ...
+    @property
+    def labels(self) -> dict[str, str]: ...
 
 
 @dataclass(slots=True)
@@ -90,6 +92,7 @@ class Correlator:
         self.counters = Counters()
         self.assignments: dict[tuple[str, float], str] | None = {} if record_assignments else None
         self._seq = 0
+        self._entity_names = frozenset(config.entity_labels)
         self._pending: list[tuple[float, str]] = []
         self._deadlines: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}
@@ -293,6 +296,14 @@ class Correlator:
             inc.resolved.discard(fp)
         elif len(inc.sample) < self.config.sample_size:
             inc.sample.append(fp)
+        names = self._entity_names
+        for name, value in a.labels.items():  # alerts carry few labels: cheaper than walking the names
+            if name in names:
+                values = inc.entities.get(name)
+                if values is None:
+                    inc.entities[name] = [value]
+                elif len(values) < self.config.entity_values and value not in values:
+                    values.append(value)
         inc.members[fp] = a.starts_at
         inc.alert_count += 1
         self.counters.alerts += 1

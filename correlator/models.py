@@ -108,6 +108,8 @@ class IncidentEvent(BaseModel):
     duplicates: int = Field(ge=0, description="re-sends absorbed without counting as alerts")
     max_severity: Severity
     member_sample: list[str] = Field(default_factory=list, description="first fingerprints, bounded")
+    entities: dict[str, list[str]] = Field(
+        default_factory=dict, description="label values seen on members (host, cluster, ...), bounded per label")
     previous_id: str | None = Field(default=None, description="the incident this one continues after a cap")
     late_alerts: int = Field(default=0, ge=0, description="members that arrived after the allowed lateness")
     reason: str = ""
@@ -145,3 +147,4 @@ class TriagedTicket(BaseModel):
     due_at: float | None = None
     decided_at: float
     seq: int = Field(default=1, ge=1)
+    escalations: int = Field(default=0, ge=0, description="SLA breaches so far; each one escalated once")
