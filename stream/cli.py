@@ -15,6 +15,7 @@ __all__ = ["main", "build_parser"]
 # name -> (module, one-line help). Each module defines `configure(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("stream.commands.replay", "correlate recorded alerts offline and print the incidents"),
+    "triage": ("stream.commands.triage", "triage ticket text and print the routing decision"),
 }
 
 

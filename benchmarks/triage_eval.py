@@ -1,0 +1,180 @@
+"""Triage accuracy on a labelled set, and what the confidence gate buys.
+
+Data: `benchmarks/data/triage_eval.ndjson`, one labelled text a line (`text`, `lang`, `taxonomy_code`,
+`severity`, `split`). Hand-written for this project, modelled on typical NOC and helpdesk phrasing (see
+`benchmarks/data/triage_eval.README.md`). The `heldout` split was written and committed before any classifier
+rule existed and has not been tuned against; the `tuned` split is what the rules were adjusted on. Report both.
+
+Prints, per section (all, tuned, held-out; `--quick`: all only): per-code precision, recall and support,
+accuracy (taxonomy, severity, both), the share auto-routed vs sent to human review at the threshold, and
+accuracy among auto-routed tickets vs overall vs among those held for review.
+
+    python benchmarks/triage_eval.py [--quick] [--json] [--errors] [--threshold 0.5] [--data PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from correlator.triage import DEFAULT_TAXONOMY, Classification, RouteDecision, RoutingPolicy, build_classifier, route
+
+DATA = Path(__file__).resolve().parent / "data" / "triage_eval.ndjson"
+SPLITS = ("tuned", "heldout")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One labelled text and what triage made of it."""
+
+    record: dict[str, Any]
+    result: Classification
+    decision: RouteDecision
+
+    @property
+    def code_ok(self) -> bool:
+        return bool(self.result.taxonomy_code == self.record["taxonomy_code"])
+
+    @property
+    def severity_ok(self) -> bool:
+        return bool(self.result.severity == self.record["severity"])
+
+    @property
+    def routed(self) -> bool:
+        return self.decision.status == "routed"
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """The labelled records, refusing a line that lacks a label."""
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        missing = {"text", "lang", "taxonomy_code", "severity", "split"} - record.keys()
+        if missing:
+            raise ValueError(f"{path}:{number}: missing {sorted(missing)}")
+        records.append(record)
+    return records
+
+
+def evaluate(records: Iterable[dict[str, Any]], policy: RoutingPolicy) -> list[Outcome]:
+    """Classify and gate every record."""
+    classifier = build_classifier()
+    outcomes = []
+    for record in records:
+        result = classifier.classify(record["text"])
+        outcomes.append(Outcome(record, result, route(result, policy)))
+    return outcomes
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def per_code(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """Precision, recall and support of each taxonomy code."""
+    rows = []
+    for code in DEFAULT_TAXONOMY:
+        tp = sum(o.code_ok and o.result.taxonomy_code == code for o in outcomes)
+        predicted = sum(o.result.taxonomy_code == code for o in outcomes)
+        support = sum(o.record["taxonomy_code"] == code for o in outcomes)
+        rows.append({"code": code, "precision": _ratio(tp, predicted), "recall": _ratio(tp, support),
+                     "predicted": predicted, "support": support})
+    return rows
+
+
+def accuracy(outcomes: Sequence[Outcome]) -> dict[str, float | None]:
+    """Share right on taxonomy, on severity, and on both."""
+    n = len(outcomes)
+    return {
+        "taxonomy": _ratio(sum(o.code_ok for o in outcomes), n),
+        "severity": _ratio(sum(o.severity_ok for o in outcomes), n),
+        "both": _ratio(sum(o.code_ok and o.severity_ok for o in outcomes), n),
+    }
+
+
+def section(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Every figure of one section, JSON-ready."""
+    routed = [o for o in outcomes if o.routed]
+    held = [o for o in outcomes if not o.routed]
+    return {
+        "n": len(outcomes),
+        "per_code": per_code(outcomes),
+        "accuracy": accuracy(outcomes),
+        "auto_routed": {"n": len(routed), "share": _ratio(len(routed), len(outcomes)), "accuracy": accuracy(routed)},
+        "human_review": {"n": len(held), "share": _ratio(len(held), len(outcomes)), "accuracy": accuracy(held)},
+        "by_lang": {lang: accuracy([o for o in outcomes if o.record["lang"] == lang]) for lang in ("en", "lv")},
+    }
+
+
+def _f(value: float | None) -> str:
+    return "  n/a" if value is None else f"{value:.3f}"
+
+
+def _acc_line(label: str, acc: dict[str, float | None]) -> str:
+    return f"accuracy {label}: taxonomy {_f(acc['taxonomy'])}  severity {_f(acc['severity'])}  both {_f(acc['both'])}"
+
+
+def render(name: str, data: dict[str, Any], threshold: float) -> list[str]:
+    """The text form of one section."""
+    lines = [f"== {name} ({data['n']} texts) ==", f"{'code':<28} {'precision':>9} {'recall':>7} {'support':>7}"]
+    for row in data["per_code"]:
+        lines.append(f"{row['code']:<28} {_f(row['precision']):>9} {_f(row['recall']):>7} {row['support']:>7}")
+    routed, held = data["auto_routed"], data["human_review"]
+    lines.append(_acc_line("overall", data["accuracy"]))
+    lines.append(
+        f"gate: threshold {threshold:.2f}  auto-routed {routed['n']}/{data['n']} ({100 * (routed['share'] or 0):.1f}%)"
+        f"  human_review {held['n']}/{data['n']} ({100 * (held['share'] or 0):.1f}%)"
+    )
+    lines.append(_acc_line("auto-routed", routed["accuracy"]))
+    lines.append(_acc_line("human_review", held["accuracy"]))
+    for lang, acc in data["by_lang"].items():
+        lines.append(_acc_line(f"lang={lang}", acc))
+    return lines
+
+
+def errors(outcomes: Sequence[Outcome]) -> list[str]:
+    """One line per text triaged wrongly, for reading, not for tuning the held-out split against."""
+    lines = ["== errors =="]
+    for o in outcomes:
+        if o.code_ok and o.severity_ok:
+            continue
+        r, rec = o.result, o.record
+        lines.append(f"{rec.get('id', '?'):>5} {rec['split']:<7} want {rec['taxonomy_code']}/{rec['severity']}"
+                     f" got {r.taxonomy_code}/{r.severity} {r.confidence:.2f} {o.decision.describe()}: {rec['text']}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the evaluation and print it; exit code 0."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="the whole set in one section, no split breakdown")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--errors", action="store_true", help="also list every text triaged wrongly")
+    parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args(argv)
+    outcomes = evaluate(load(args.data), RoutingPolicy(threshold=args.threshold))
+    sections = {"all": outcomes}
+    if not args.quick:
+        sections.update({split: [o for o in outcomes if o.record["split"] == split] for split in SPLITS})
+    figures = {name: section(outs) for name, outs in sections.items()}
+    if args.json:
+        print(json.dumps({"threshold": args.threshold, "sections": figures}, indent=2))
+        return 0
+    print(f"triage eval: {len(outcomes)} texts from {args.data.name}, threshold {args.threshold:.2f}")
+    for name, data in figures.items():
+        print("\n".join(render(name, data, args.threshold)))
+    if args.errors:
+        print("\n".join(errors(outcomes)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""The deterministic classifier: the rule table applied to folded text, with precedence and a severity matrix.
+
+How a decision is reached, in order:
+1. Every rule whose patterns match the folded text fires once; its weight is added to its effect's tally.
+2. Taxonomy: among codes whose evidence is firm (at least `firm_score`), the earliest in `precedence` wins;
+   with no firm code the highest evidence wins (ties by precedence); with none at all, `unknown.uncategorized`.
+3. Impact and scope: the level with the most evidence (ties to the worse level); an axis the text says nothing
+   about is taken from the winning code's profile, with `profile_credit` times the code's confidence.
+4. Severity: the matrix cell for (impact, scope).
+5. Confidence: each part is its evidence capped at 1 minus `conflict_penalty` times the strongest rival's.
+   Severity confidence is the mean of the two axes. With a code, confidence is the mean of the code's and
+   the severity's; without one it is the severity's alone (DESIGN.md: an application outage keeps its
+   severity and confidence). Hedges ("something feels off") then scale it down. Text with no code, impact or
+   scope evidence gets `no_match_confidence` (at most 0.25).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from correlator.models import TicketSeverity
+from correlator.triage.rules import DEFAULT_RULES, Rule
+from correlator.triage.taxonomy import (
+    DEFAULT_PRECEDENCE,
+    DEFAULT_PROFILE,
+    DEFAULT_PROFILES,
+    DEFAULT_SEVERITY_MATRIX,
+    DEFAULT_TAXONOMY,
+    IMPACTS,
+    SCOPES,
+    UNKNOWN_CODE,
+    CodeProfile,
+    Impact,
+    Scope,
+)
+from correlator.triage.text import compile_patterns, fold
+
+__all__ = ["Classification", "Classifier", "TriageConfig", "DEFAULT_TRIAGE_CONFIG", "RuleClassifier"]
+
+MAX_NO_MATCH_CONFIDENCE = 0.25
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Classification:
+    """What triage decided about one text: severity, confidence, one taxonomy code, tags and a one-line reason."""
+
+    severity: TicketSeverity
+    confidence: float
+    taxonomy_code: str
+    tags: tuple[str, ...] = ()
+    reason: str = ""
+    classifier: str = "rules"
+
+
+class Classifier(Protocol):
+    """Anything that classifies ticket text; the rule classifier and any plug-in share this seam."""
+
+    def classify(self, text: str) -> Classification:
+        """Classify one ticket or alert text."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TriageConfig:
+    """Everything the deterministic classifier reads, with the defaults of DESIGN.md.
+
+    Rules voting for a code outside `taxonomy` are inactive, so a narrowed taxonomy stays closed. `plugin` is an
+    import path (`package.module:factory`) of an optional classifier; None keeps the deterministic one only.
+    """
+
+    taxonomy: tuple[str, ...] = DEFAULT_TAXONOMY
+    precedence: tuple[str, ...] = DEFAULT_PRECEDENCE
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+    profiles: tuple[CodeProfile, ...] = DEFAULT_PROFILES
+    matrix: tuple[tuple[Impact, Scope, TicketSeverity], ...] = DEFAULT_SEVERITY_MATRIX
+    firm_score: float = 0.5
+    profile_credit: float = 0.5
+    conflict_penalty: float = 0.25
+    max_hedge: float = 0.5
+    no_match_confidence: float = 0.2
+    plugin: str | None = None
+    plugin_timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if UNKNOWN_CODE not in self.taxonomy:
+            raise ValueError(f"taxonomy must contain {UNKNOWN_CODE}")
+        if not 0.0 <= self.no_match_confidence <= MAX_NO_MATCH_CONFIDENCE:
+            raise ValueError(f"no_match_confidence must be in [0, {MAX_NO_MATCH_CONFIDENCE}]")
+        if {(i, s) for i, s, _ in self.matrix} != {(i, s) for i in IMPACTS for s in SCOPES}:
+            raise ValueError("severity matrix must name every (impact, scope) pair")
+        names = [r.name for r in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError("rule names must be unique: the reason names them")
+        if not 0.0 <= self.max_hedge < 1.0:
+            raise ValueError("max_hedge must be in [0, 1)")
+
+
+DEFAULT_TRIAGE_CONFIG = TriageConfig()
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Evidence summed per effect, and which rules gave it."""
+
+    codes: dict[str, float] = field(default_factory=dict)
+    impacts: dict[str, float] = field(default_factory=dict)
+    scopes: dict[str, float] = field(default_factory=dict)
+    hedge: float = 0.0
+    names: dict[str, list[str]] = field(default_factory=dict)
+    phrases: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, rule: Rule, phrases: list[str]) -> None:
+        """Count one fired rule under its effect."""
+        if rule.code is not None:
+            key = rule.code
+            self.codes[key] = self.codes.get(key, 0.0) + rule.weight
+        elif rule.impact is not None:
+            key = "impact:" + rule.impact
+            self.impacts[rule.impact] = self.impacts.get(rule.impact, 0.0) + rule.weight
+        elif rule.scope is not None:
+            key = "scope:" + rule.scope
+            self.scopes[rule.scope] = self.scopes.get(rule.scope, 0.0) + rule.weight
+        else:
+            key = "hedge"
+            self.hedge += rule.weight
+        unique = list(dict.fromkeys(phrases))
+        self.names.setdefault(key, []).append(f"{rule.name}({', '.join(unique)})")
+        self.phrases.setdefault(key, []).extend(unique)
+
+    @property
+    def has_evidence(self) -> bool:
+        """Whether any code, impact or scope rule fired (hedges alone are not evidence)."""
+        return bool(self.codes or self.impacts or self.scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Axis:
+    level: str
+    confidence: float
+    from_text: bool
+
+
+def _capped(score: float) -> float:
+    return min(1.0, score)
+
+
+def _ranked(scores: Mapping[str, float], order: Sequence[str]) -> list[str]:
+    """Keys by descending capped score, ties broken by their place in `order`."""
+    position = {key: i for i, key in enumerate(order)}
+    return sorted(scores, key=lambda k: (-_capped(scores[k]), position.get(k, len(order))))
+
+
+def _rival_penalty(scores: Mapping[str, float], winner: str, penalty: float) -> float:
+    rivals = [_capped(v) for k, v in scores.items() if k != winner]
+    return penalty * max(rivals, default=0.0)
+
+
+class RuleClassifier:
+    """The default classifier: the rule table, precedence, and the severity matrix. Pure and deterministic."""
+
+    name = "rules"
+
+    def __init__(self, config: TriageConfig = DEFAULT_TRIAGE_CONFIG) -> None:
+        self.config = config
+        active = [r for r in config.rules if r.code is None or r.code in config.taxonomy]
+        self._rules: list[tuple[Rule, re.Pattern[str]]] = [(r, compile_patterns(r.patterns)) for r in active]
+        self._profiles = {p.code: p for p in config.profiles}
+        self._matrix: dict[tuple[str, str], TicketSeverity] = {(i, s): sev for i, s, sev in config.matrix}
+        listed = [c for c in config.precedence if c in config.taxonomy]
+        self._order = listed + [c for c in config.taxonomy if c not in listed]
+
+    def classify(self, text: str) -> Classification:
+        """Classify one text; the same text always gives the same answer."""
+        folded = fold(text)
+        tally = self._tally(folded)
+        if not tally.has_evidence:
+            return self._no_match(tally, _language(text, folded))
+        code, code_conf = self._pick_code(tally.codes)
+        profile = self._profiles.get(code, DEFAULT_PROFILE)
+        credit = self.config.profile_credit * code_conf
+        impact = self._axis(tally.impacts, IMPACTS, profile.impact, credit)
+        scope = self._axis(tally.scopes, SCOPES, profile.scope, credit)
+        severity = self._matrix[(impact.level, scope.level)]
+        severity_conf = (impact.confidence + scope.confidence) / 2
+        confidence = (code_conf + severity_conf) / 2 if code != UNKNOWN_CODE else severity_conf
+        factor = 1.0 - min(tally.hedge, self.config.max_hedge)
+        confidence = round(max(0.0, min(1.0, confidence * factor)), 2)
+        reason = _reason(tally, code, impact, scope, severity, confidence, factor)
+        return Classification(
+            severity=severity,
+            confidence=confidence,
+            taxonomy_code=code,
+            tags=_tags(tally, code, impact, scope, _language(text, folded)),
+            reason=reason,
+            classifier=self.name,
+        )
+
+    def _tally(self, folded: str) -> _Tally:
+        tally = _Tally()
+        for rule, regex in self._rules:
+            phrases = [m.group(0) for m in regex.finditer(folded)]
+            if phrases:
+                tally.add(rule, phrases)
+        return tally
+
+    def _pick_code(self, scores: Mapping[str, float]) -> tuple[str, float]:
+        """The winning code and its confidence; precedence decides among firm codes."""
+        if not scores:
+            return UNKNOWN_CODE, 0.0
+        firm = [c for c in self._order if _capped(scores.get(c, 0.0)) >= self.config.firm_score]
+        winner = firm[0] if firm else _ranked(scores, self._order)[0]
+        penalty = _rival_penalty(scores, winner, self.config.conflict_penalty)
+        return winner, max(0.0, _capped(scores[winner]) - penalty)
+
+    def _axis(self, scores: Mapping[str, float], levels: Sequence[str], default: str, credit: float) -> _Axis:
+        """The level the text supports best, else the code profile's level at a credited confidence."""
+        if not scores:
+            return _Axis(default, credit, from_text=False)
+        level = _ranked(scores, levels)[0]
+        penalty = _rival_penalty(scores, level, self.config.conflict_penalty)
+        return _Axis(level, max(0.0, _capped(scores[level]) - penalty), from_text=True)
+
+    def _no_match(self, tally: _Tally, lang: str | None) -> Classification:
+        profile = self._profiles.get(UNKNOWN_CODE, DEFAULT_PROFILE)
+        severity = self._matrix[(profile.impact, profile.scope)]
+        confidence = self.config.no_match_confidence
+        hedged = f" (hedged: {', '.join(tally.phrases['hedge'])})" if tally.hedge else ""
+        reason = f"no taxonomy, impact or scope rule fired{hedged} -> {severity}, confidence {confidence:.2f}"
+        tags = tuple(t for t in ("hedged" if tally.hedge else "", f"lang:{lang}" if lang else "") if t)
+        return Classification(
+            severity=severity,
+            confidence=confidence,
+            taxonomy_code=UNKNOWN_CODE,
+            tags=tags,
+            reason=reason,
+            classifier=self.name,
+        )
+
+
+def _axis_reason(axis_name: str, axis: _Axis, tally: _Tally, code: str) -> str:
+    key = f"{axis_name}:{axis.level}"
+    if axis.from_text:
+        return f"{axis_name} {axis.level} by {'+'.join(tally.names[key])}"
+    return f"{axis_name} {axis.level} from the {code} profile"
+
+
+def _reason(
+    tally: _Tally, code: str, impact: _Axis, scope: _Axis, severity: str, confidence: float, factor: float
+) -> str:
+    """One line naming the rules that fired and how they led to the decision."""
+    if code == UNKNOWN_CODE:
+        parts = ["no taxonomy rule -> " + UNKNOWN_CODE]
+    else:
+        parts = [f"{code} by {'+'.join(tally.names[code])} ({_capped(tally.codes[code]):.2f})"]
+        rivals = [c for c in _ranked(tally.codes, list(tally.codes)) if c != code]
+        if rivals:
+            parts[0] += f" over {rivals[0]} ({_capped(tally.codes[rivals[0]]):.2f})"
+    parts.append(_axis_reason("impact", impact, tally, code))
+    parts.append(_axis_reason("scope", scope, tally, code))
+    if tally.hedge:
+        parts.append(f"hedged by {', '.join(tally.phrases['hedge'])} (x{factor:.2f})")
+    return "; ".join(parts) + f" -> {severity}, confidence {confidence:.2f}"
+
+
+_LV_WORDS = frozenset("un ir nav uz ar kas musu ludzu vai par kops pie bet jau ka lai pec kad".split())
+_EN_WORDS = frozenset("the is and to of on in for our we not please with are from at it has have".split())
+
+
+_LV_LETTERS = re.compile("[āčēģīķļņšūžĀČĒĢĪĶĻŅŠŪŽ]")
+
+
+def _language(text: str, folded: str) -> str | None:
+    """`lv` when Latvian letters appear, else `en` or `lv` by common function words, else None."""
+    if _LV_LETTERS.search(text):
+        return "lv"
+    words = folded.split()
+    lv = sum(w in _LV_WORDS for w in words)
+    en = sum(w in _EN_WORDS for w in words)
+    return "lv" if lv > en else "en" if en > lv else None
+
+
+def _tags(tally: _Tally, code: str, impact: _Axis, scope: _Axis, lang: str | None) -> tuple[str, ...]:
+    """Matched phrases of the winning code, the text-derived axes, the language and a hedge mark."""
+    tags = {p.replace(" ", "-") for p in tally.phrases.get(code, [])}
+    if impact.from_text:
+        tags.add("impact:" + impact.level)
+    if scope.from_text:
+        tags.add("scope:" + scope.level)
+    if tally.hedge:
+        tags.add("hedged")
+    if lang:
+        tags.add("lang:" + lang)
+    return tuple(sorted(tags))

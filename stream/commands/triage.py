@@ -1,0 +1,131 @@
+"""`aiops triage [TEXT] [--threshold 0.5] [--json]`: triage one text, or NDJSON tickets on stdin, and print the decision.
+
+Each stdin line is an object with `text` and optionally `ticket_id`. A line that is not such an object is
+reported on stderr with its line number and skipped; the exit code is then 1. Nothing here needs Faust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import orjson
+
+from correlator.triage import (
+    DEFAULT_ROUTING,
+    Classification,
+    Classifier,
+    RouteDecision,
+    RoutingPolicy,
+    TriageConfig,
+    build_classifier,
+    route,
+)
+
+__all__ = ["configure", "run"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    ticket_id: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    line: int
+    reason: str
+
+
+def _threshold(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1]")
+    return number
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `aiops triage`."""
+    parser.add_argument("text", nargs="?", help="ticket text; absent: NDJSON tickets on stdin")
+    parser.add_argument("--threshold", type=_threshold, default=DEFAULT_ROUTING.threshold,
+                        help="below this confidence a ticket goes to human review (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per ticket")
+    parser.add_argument("--classifier", metavar="MODULE:FACTORY", default=None,
+                        help="optional plug-in classifier; the rules answer when it fails")
+
+
+def _read(stream: TextIO) -> Iterator[_Item | _Refused]:
+    """Tickets from NDJSON lines; blank lines are skipped, bad ones refused with a reason."""
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            record: Any = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield _Refused(number, f"not JSON: {exc}")
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            yield _Refused(number, "expected an object with a string `text`")
+            continue
+        ticket_id = record.get("ticket_id")
+        yield _Item(None if ticket_id is None else str(ticket_id), record["text"])
+
+
+def _as_json(item: _Item, result: Classification, decision: RouteDecision) -> str:
+    return orjson.dumps({
+        "ticket_id": item.ticket_id,
+        "severity": result.severity,
+        "confidence": result.confidence,
+        "taxonomy_code": result.taxonomy_code,
+        "tags": list(result.tags),
+        "reason": result.reason,
+        "status": decision.status,
+        "tier": decision.tier,
+        "sla_minutes": decision.sla_minutes,
+    }).decode()
+
+
+def _as_text(item: _Item, result: Classification, decision: RouteDecision) -> str:
+    sla = f" (SLA {decision.sla_minutes} min)" if decision.sla_minutes is not None else ""
+    lines = [f"ticket:     {item.ticket_id}"] if item.ticket_id is not None else []
+    lines += [
+        f"severity:   {result.severity}",
+        f"confidence: {result.confidence:.2f}",
+        f"taxonomy:   {result.taxonomy_code}",
+        f"tags:       {' '.join(result.tags) or '-'}",
+        f"reason:     {result.reason}",
+        f"decision:   {decision.describe()}{sla}",
+    ]
+    return "\n".join(lines)
+
+
+def _emit(item: _Item, classifier: Classifier, policy: RoutingPolicy, as_json: bool, first: bool) -> None:
+    result = classifier.classify(item.text)
+    decision = route(result, policy)
+    if as_json:
+        print(_as_json(item, result, decision))
+        return
+    print(("" if first else "\n") + _as_text(item, result, decision))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Triage and print; 0 when every ticket was triaged, 1 when a stdin line was refused, 2 on bad config."""
+    try:
+        classifier = build_classifier(TriageConfig(plugin=args.classifier))
+    except ValueError as exc:
+        print(f"aiops triage: {exc}", file=sys.stderr)
+        return 2
+    policy = RoutingPolicy(threshold=args.threshold)
+    items = [_Item(None, args.text)] if args.text is not None else _read(sys.stdin)
+    code, first = 0, True
+    for item in items:
+        if isinstance(item, _Refused):
+            print(f"aiops triage: stdin line {item.line}: {item.reason}", file=sys.stderr)
+            code = 1
+            continue
+        _emit(item, classifier, policy, args.json, first)
+        first = False
+    return code
