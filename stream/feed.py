@@ -1,0 +1,96 @@
+"""Reading the `incidents` topic from outside the app: for `aiops tail`, the demo and the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiokafka import AIOKafkaConsumer
+
+from correlator.models import IncidentEvent
+from correlator.replay import ReplayIncident, ReplayReport
+
+__all__ = ["incident_events", "follow_until", "report_of", "format_event"]
+
+
+async def incident_events(
+    bootstrap: str, topic: str = "incidents", *, from_beginning: bool = True, idle_timeout: float | None = None
+) -> AsyncIterator[IncidentEvent]:
+    """Incident events as they arrive (no consumer group: every reader sees everything).
+
+    With `idle_timeout`, the iteration ends after that many seconds without a new event.
+    """
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest", fetch_max_wait_ms=100,
+    )
+    await consumer.start()
+    try:
+        last = time.monotonic()
+        while idle_timeout is None or time.monotonic() - last < idle_timeout:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    last = time.monotonic()
+                    yield IncidentEvent.model_validate_json(record.value or b"")
+    finally:
+        await consumer.stop()
+
+
+async def follow_until(
+    bootstrap: str,
+    done: Callable[[dict[str, IncidentEvent]], bool],
+    *,
+    topic: str = "incidents",
+    timeout: float = 60.0,
+    quiet_s: float = 2.0,
+    on_event: Callable[[IncidentEvent], object] | None = None,
+) -> dict[str, IncidentEvent]:
+    """The latest event of each incident, read until `done(latest)` holds and `quiet_s` pass without news.
+
+    A redelivered event (same id, seq not above the last seen) is dropped, as any consumer should.
+    Returns what it has when `timeout` runs out.
+    """
+    latest: dict[str, IncidentEvent] = {}
+    deadline = time.monotonic() + timeout
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    await consumer.start()
+    try:
+        last_news = time.monotonic()
+        while time.monotonic() < deadline:
+            if done(latest) and time.monotonic() - last_news >= quiet_s:
+                break
+            batches = await consumer.getmany(timeout_ms=200)
+            for record in (r for records in batches.values() for r in records):
+                ev = IncidentEvent.model_validate_json(record.value or b"")
+                seen = latest.get(ev.incident_id)
+                if seen is not None and seen.seq >= ev.seq:
+                    continue
+                latest[ev.incident_id] = ev
+                last_news = time.monotonic()
+                if on_event is not None:
+                    on_event(ev)
+    finally:
+        await consumer.stop()
+    return latest
+
+
+def format_event(ev: IncidentEvent) -> str:
+    """One line per event for a terminal."""
+    prev = f" (after {ev.previous_id})" if ev.previous_id else ""
+    return (f"{ev.kind:<8} {ev.incident_id} #{ev.seq} {ev.key}: {ev.alert_count} alerts, "
+            f"{ev.firing_count} firing, {ev.max_severity}, status {ev.status}{prev}")
+
+
+def report_of(latest: dict[str, IncidentEvent], alerts: int, records: int, duplicates: int = 0) -> ReplayReport:
+    """The replay-style report from the latest event of each incident, so live and offline print alike."""
+    incidents = sorted(
+        (ReplayIncident(id=e.incident_id, key=e.key, alert_count=e.alert_count, first_seen=e.first_seen,
+                        last_seen=e.last_seen, status=e.status, max_severity=e.max_severity,
+                        previous_id=e.previous_id, members=list(e.member_sample))
+         for e in latest.values()),
+        key=lambda i: (i.first_seen, i.key, i.id),
+    )
+    start = incidents[0].first_seen if incidents else 0.0
+    return ReplayReport(incidents, records, duplicates, alerts, 0, start)

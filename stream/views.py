@@ -1,0 +1,53 @@
+"""Web views on the worker's port: `GET /incidents` and `GET /incidents/{id}`, read from the engines' tables.
+
+A worker answers for the partitions of `alerts` it owns; with one worker (the embedded default) that is
+every incident. Open incidents and finished ones still in retention are listed, newest first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from correlator.incidents import IncidentState
+from stream.pipeline import Pipeline
+
+__all__ = ["install_views", "incident_summary", "incidents_of"]
+
+LIST_LIMIT = 500
+
+
+def incident_summary(inc: IncidentState) -> dict[str, Any]:
+    """The JSON form of one incident for the views."""
+    return {
+        "id": inc.id, "key": inc.key, "status": {"open": "firing"}.get(inc.phase.value, inc.phase.value),
+        "alert_count": inc.alert_count, "first_seen": inc.first_seen, "last_seen": inc.last_seen,
+        "firing_count": inc.firing_count, "distinct_fingerprints": len(inc.members),
+        "duplicates": inc.duplicates, "previous_id": inc.previous_id, "member_sample": inc.sample,
+        "entities": inc.entities, "seq": inc.seq,
+    }
+
+
+def incidents_of(pipe: Pipeline) -> list[IncidentState]:
+    """Every incident held by this worker's engines, newest first."""
+    held = [inc for engine in pipe.engines.values() for _, st in engine.store.items() for inc in st.incidents]
+    return sorted(held, key=lambda i: (i.last_seen, i.id), reverse=True)
+
+
+def install_views(pipe: Pipeline) -> None:
+    """Register the incident views on the app's web server."""
+    app = pipe.app
+
+    @app.page("/incidents/")
+    async def list_incidents(web: Any, request: Any) -> Any:
+        status = request.query.get("status")
+        found = [incident_summary(i) for i in incidents_of(pipe)]
+        if status:
+            found = [i for i in found if i["status"] == status]
+        return web.json({"incidents": found[:LIST_LIMIT], "total": len(found)})
+
+    @app.page("/incidents/{incident_id}/")
+    async def get_incident(web: Any, request: Any, incident_id: str) -> Any:
+        for inc in incidents_of(pipe):
+            if inc.id == incident_id:
+                return web.json({**incident_summary(inc), "members": sorted(inc.members)})
+        return web.json({"error": f"no incident {incident_id} on this worker"}, status=404)

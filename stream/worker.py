@@ -1,0 +1,51 @@
+"""Assembling and running a worker: the app, the pipeline's agents and views, the topics it needs."""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+from stream.app import App, make_app, run_worker
+from stream.broker import create_topics_sync
+from stream.pipeline import Pipeline, install
+from stream.settings import Settings
+from stream.views import install_views
+
+__all__ = ["build_worker_app", "run", "ensure_topics", "tune_gc"]
+
+log = logging.getLogger(__name__)
+
+
+def tune_gc() -> None:
+    """Fewer cyclic-GC passes for a long-running worker.
+
+    Alerts and incident state hold no reference cycles, yet with the default gen-0 threshold (700) the
+    collector rescans young objects every few hundred allocations: measured 20-30% of the engine's time.
+    `freeze` moves everything imported at start-up out of the collector's way for good.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
+    """The Faust app with the correlation pipeline and its web views installed."""
+    app = make_app(settings)
+    pipe = install(app, settings)
+    install_views(pipe)
+    return app, pipe
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create the pipeline's topics if missing (idempotent); returns the ones created."""
+    created = create_topics_sync(settings.bootstrap_servers, settings.topic_plan())
+    if created:
+        log.info("created topics %s", ", ".join(sorted(created)))
+    return created
+
+
+def run(settings: Settings) -> None:
+    """Create the topics, then run a worker in this process until SIGINT/SIGTERM."""
+    ensure_topics(settings)
+    app, _ = build_worker_app(settings)
+    tune_gc()
+    run_worker(app)
