@@ -1,0 +1,154 @@
+"""Every knob of the streaming side in one frozen pydantic-settings object.
+
+Values come, highest priority first, from keyword arguments (`Settings.from_args`, fed by CLI flags), then
+environment variables prefixed `AIOPS_` (nested topic names as `AIOPS_TOPICS__ALERTS_RAW`), then the
+defaults below, which are chosen to work on the embedded Tansu broker.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from tempfile import gettempdir
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_TOKEN = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number of seconds or a string such as "500ms", "30s", "10m", "4h", "1d", "1h30m"."""
+    if isinstance(value, bool):
+        raise ValueError("a duration cannot be a boolean")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip().lower().replace(" ", "")
+    if re.fullmatch(_NUMBER, text):
+        return float(text)
+    tokens = _TOKEN.findall(text)
+    if not tokens or "".join(n + u for n, u in tokens) != text:
+        raise ValueError(f"not a duration: {value!r} (use seconds or e.g. 500ms, 30s, 10m, 4h, 1d)")
+    return sum(float(n) * _UNITS[u] for n, u in tokens)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+"""Seconds as a float; accepts "10m", "30s", "4h" or a plain number of seconds."""
+
+
+def split_broker_urls(value: Any) -> tuple[str, ...]:
+    """Normalize `kafka://h1:9092,h2` (or `;`-separated, or a list of those) to one URL per host.
+
+    A host without a scheme inherits the scheme of the URL before it, and `kafka` when there is none,
+    so `--broker kafka://h1,h2` means two Kafka hosts, as Faust and Kafka users write it.
+    """
+    items = [value] if isinstance(value, str) else list(value)
+    scheme = "kafka"
+    urls: list[str] = []
+    for item in items:
+        for part in re.split(r"[,;\s]+", str(item).strip()):
+            if not part:
+                continue
+            if "://" in part:
+                scheme, _, part = part.partition("://")
+            urls.append(f"{scheme}://{part.rstrip('/')}")
+    if not urls:
+        raise ValueError("at least one broker URL is required")
+    return tuple(urls)
+
+
+class TopicNames(BaseModel):
+    """Names of the pipeline's topics (see DESIGN.md, "Topics")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alerts_raw: str = "alerts.raw"
+    alerts: str = "alerts"
+    incidents: str = "incidents"
+    tickets_raw: str = "tickets.raw"
+    tickets_triaged: str = "tickets.triaged"
+    deadletter: str = "deadletter"
+
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class Settings(BaseSettings):
+    """Configuration of a worker, the embedded broker and the correlation engine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIOPS_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    broker: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("kafka://127.0.0.1:9092",), description="Kafka bootstrap URLs, e.g. kafka://h1:9092,h2:9092"
+    )
+    app_id: str = Field(default="aiops-correlator", min_length=1, description="Faust app id = consumer group")
+    topics: TopicNames = Field(default_factory=TopicNames)
+    partitions: PositiveInt = Field(default=4, description="partitions of every topic unless overridden")
+    topic_partitions: dict[str, PositiveInt] = Field(
+        default_factory=dict, description="per-topic override, keyed by TopicNames field (alerts_raw, ...)"
+    )
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    fetch_max_wait_ms: int = Field(default=100, ge=0, description="consumer fetch long-poll; Faust hard-codes 1500")
+    broker_session_timeout: Duration = 10.0
+    log_level: LogLevel = "info"
+    data_dir: Path = Field(default_factory=lambda: Path(gettempdir()) / "aiops-correlator")
+
+    # Correlation knobs, handed to the engine as plain values.
+    window: Duration = 600.0
+    allowed_lateness: Duration = 0.5
+    max_incident_lifetime: Duration = 4 * 3600.0
+    max_incident_alerts: PositiveInt = 5000
+    update_interval: Duration = 5.0
+    resolve_hold: Duration = 60.0
+    stale_after: Duration = 24 * 3600.0
+
+    @field_validator("broker", mode="before")
+    @classmethod
+    def _split_broker(cls, value: Any) -> tuple[str, ...]:
+        return split_broker_urls(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        level = value.lower() if isinstance(value, str) else value
+        return "warning" if level == "warn" else level
+
+    @field_validator("topic_partitions")
+    @classmethod
+    def _known_topics(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = set(value) - set(TopicNames.model_fields)
+        if unknown:
+            raise ValueError(f"unknown topics in topic_partitions: {sorted(unknown)}")
+        return value
+
+    @classmethod
+    def from_args(cls, **overrides: Any) -> Settings:
+        """Settings with CLI flags on top of env and defaults; flags left unset (None) are ignored."""
+        return cls(**{name: value for name, value in overrides.items() if value is not None})
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker URLs as aiokafka wants them: `h1:9092,h2:9092`."""
+        return ",".join(_host_port(url) for url in self.broker)
+
+    def partitions_for(self, topic: str) -> int:
+        """Partition count of a topic, by TopicNames field name (`alerts_raw`, `incidents`, ...)."""
+        if topic not in TopicNames.model_fields:
+            raise KeyError(topic)
+        return self.topic_partitions.get(topic, self.partitions)
+
+    def topic_plan(self) -> dict[str, int]:
+        """Every pipeline topic's Kafka name and partition count, for `stream.broker.create_topics`."""
+        return {getattr(self.topics, field): self.partitions_for(field) for field in TopicNames.model_fields}
+
+
+def _host_port(url: str, default_port: int = 9092) -> str:
+    hostport = url.partition("://")[2] or url
+    return hostport if ":" in hostport.rsplit("]", 1)[-1] else f"{hostport}:{default_port}"

@@ -1,0 +1,27 @@
+"""Shared fixtures: the embedded Tansu broker, started once per test session and stopped by pid."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from stream.broker import EmbeddedBroker, start_broker
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A Tansu broker on a free loopback port with memory storage, for the whole session."""
+    log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    handle = start_broker(log_path=log_path)
+    try:
+        yield handle
+    finally:
+        handle.stop()  # SIGTERM, then SIGKILL by pid after 5 s
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the broker is an integration test (`-m "not integration"` skips them)."""
+    for item in items:
+        if "broker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
