@@ -107,8 +107,8 @@ class Correlator:
 
     def ingest(self, alerts: Iterable[AlertLike]) -> list[IncidentEvent]:
         """Take a batch of alerts (any keys, any order) and return the events they caused."""
-        fresh: dict[str, list[Entry]] = {}
-        late: dict[str, list[Entry]] = {}
+        # key -> (on-time entries, late entries, how far the key has been applied)
+        groups: dict[str, tuple[list[Entry], list[Entry], float]] = {}
         wm, lateness, seq = self.watermark, self.config.allowed_lateness_s, self._seq
         for a in alerts:
             seq += 1
@@ -120,11 +120,14 @@ class Correlator:
             else:
                 t = a.starts_at
                 entry = (t, False, a.fingerprint, seq, a)
-            bucket = late if t < wm - lateness else fresh
-            entries = bucket.get(a.key)
-            if entries is None:
-                bucket[a.key] = entries = []
-            entries.append(entry)
+            key = a.key
+            group = groups.get(key)
+            if group is None:
+                st = self.store.get(key)
+                group = groups[key] = ([], [], -_INF if st is None else st.applied_to)
+            # Late means behind what this key has already applied, not behind other keys: alerts of
+            # different keys reach a partition in any order, and only the order within a key matters.
+            (group[1] if t < group[2] else group[0]).append(entry)
             if t > wm:
                 wm = t
         self.counters.records += seq - self._seq
@@ -132,12 +135,10 @@ class Correlator:
         self.watermark = wm
         now = wm - lateness
         events: list[IncidentEvent] = []
-        # dict order, not set order: the events must come out in the same order on every run
-        for key in [*fresh, *(k for k in late if k not in fresh)]:
+        for key, (fresh, late, _) in groups.items():
             st = self.store.get(key) or KeyState(key)
-            if key in fresh:
-                st.pending.extend(fresh[key])
-            self._process(st, now, late.get(key), events)
+            st.pending.extend(fresh)
+            self._process(st, now, late, events)
         self._run_due(now, events)
         return events
 
@@ -179,6 +180,8 @@ class Correlator:
             self.counters.late += len(late)
             late_seqs = {e[3] for e in late}
             ready = sorted(ready + late)
+        if now > st.applied_to:
+            st.applied_to = now
         for t, resolving, fp, seq, a in ready:
             if t > st.due:
                 # Whatever fell due before this alert happens first, so the outcome never depends on

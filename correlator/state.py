@@ -41,6 +41,8 @@ class KeyState:
     incidents: list[IncidentState] = field(default_factory=list)
     pending: list[Entry] = field(default_factory=list)
     max_t: float = float("-inf")
+    applied_to: float = float("-inf")
+    """Event time up to which this key's alerts have been applied; an alert behind it is late."""
     minted: int = 0
     due: float = float("-inf")
     """Lower bound of the next time-driven change; -inf (the default after a restore) means settle first."""
@@ -53,6 +55,7 @@ class KeyState:
             "incidents": [inc.to_dict() for inc in self.incidents],
             "pending": [dump(e[4]) for e in self.pending],
             "max_t": self.max_t,
+            "applied_to": self.applied_to,
             "minted": self.minted,
         }
 
@@ -64,6 +67,7 @@ class KeyState:
             incidents=[IncidentState.from_dict(i) for i in d["incidents"]],
             pending=[entry_of(pending_from_dict(a), n) for n, a in enumerate(d["pending"])],
             max_t=d["max_t"],
+            applied_to=d.get("applied_to", float("-inf")),
             minted=d["minted"],
         )
 

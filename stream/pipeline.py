@@ -92,6 +92,11 @@ class Pipeline:
     last_input: dict[int, float] = field(default_factory=dict)
     last_census: float = 0.0
 
+    @property
+    def alerts_topic(self) -> str:
+        """Name of the topic whose partitions the engines follow."""
+        return str(self.topics["alerts"].get_topic_name())
+
     def engine(self, partition: int) -> Correlator:
         """The engine of a partition, built on first use from whatever the table restored."""
         engine = self.engines.get(partition)

@@ -1,4 +1,4 @@
-"""Web views on the worker's port: `GET /incidents` and `GET /incidents/{id}`, read from the engines' tables.
+"""Web views on the worker's port: `/incidents`, `/incidents/{id}` (from the engines' tables) and `/metrics`.
 
 A worker answers for the partitions of `alerts` it owns; with one worker (the embedded default) that is
 every incident. Open incidents and finished ones still in retention are listed, newest first.
@@ -7,6 +7,8 @@ every incident. Open incidents and finished ones still in retention are listed, 
 from __future__ import annotations
 
 from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from correlator.incidents import IncidentState
 from stream.pipeline import Pipeline
@@ -36,6 +38,15 @@ def incidents_of(pipe: Pipeline) -> list[IncidentState]:
 def install_views(pipe: Pipeline) -> None:
     """Register the incident views on the app's web server."""
     app = pipe.app
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/assignment")
+    async def assignment(web: Any, request: Any) -> Any:
+        owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == pipe.alerts_topic)
+        return web.json({"alerts_partitions": owned, "engines": sorted(pipe.engines)})
 
     @app.page("/incidents/")
     async def list_incidents(web: Any, request: Any) -> Any:
