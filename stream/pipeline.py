@@ -91,6 +91,7 @@ class Pipeline:
     engines: dict[int, Correlator] = field(default_factory=dict)
     last_input: dict[int, float] = field(default_factory=dict)
     last_census: float = 0.0
+    sync_marker: bool = True
 
     @property
     def alerts_topic(self) -> str:
@@ -134,12 +135,26 @@ class Pipeline:
             if received_ms is not None:
                 metrics.CORRELATION_LATENCY.observe(max(0.0, now_s - received_ms / 1000.0))
 
-    def flush(self, partition: int) -> None:
+    async def flush(self, partition: int) -> None:
         """Write the partition's changed keys to the table and its changelog."""
         engine = self.engines[partition]
         store = engine.store
         assert isinstance(store, TableStore)
-        store.flush()
+        if store.flush() and self.sync_marker:
+            await self._end_offset_marker(partition)
+
+    async def _end_offset_marker(self, partition: int) -> None:
+        """Make the changelog's end offset true on Tansu 0.6.0 (see Settings.changelog_sync_marker).
+
+        Tansu under-reports a partition's end offset after a multi-record batch until a one-record batch
+        follows, and Faust recovers a table only up to the end offset it is told: without this marker a
+        restarted worker would miss the last state writes. So: send what is queued, then one tombstone for
+        a key no incident uses, alone in its batch.
+        """
+        producer = self.app.producer
+        await producer.flush()
+        self.table.send_changelog(partition, f"{partition}|", None, value_serializer="raw")
+        await producer.flush()
 
     def census(self) -> None:
         """Recount the state gauges from the engines this worker holds (they change hands on rebalance)."""
@@ -197,7 +212,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         out = engine.ingest(records)
         pipe.last_input[p] = time.monotonic()
         _count(before, engine)
-        pipe.flush(p)
+        await pipe.flush(p)
         await pipe.publish(out, received.get(p))
 
 
@@ -224,7 +239,7 @@ async def tick(pipe: Pipeline) -> None:
         out = engine.advance(engine.watermark + idle)
         pipe.last_input[p] = now
         _count(before, engine)
-        pipe.flush(p)
+        await pipe.flush(p)
         await pipe.publish(out, None)
     if now - pipe.last_census >= CENSUS_S:
         pipe.census()
@@ -241,7 +256,7 @@ def install(app: App, settings: Settings) -> Pipeline:
     }
     schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")
     table = app.Table("correlation-state", partitions=settings.partitions_for("alerts"), schema=schema)
-    pipe = Pipeline(app, correlation_config(settings), table, topics)
+    pipe = Pipeline(app, correlation_config(settings), table, topics, sync_marker=settings.changelog_sync_marker)
 
     @app.agent(topics["alerts_raw"], name="normalize")
     async def normalize(stream: Any) -> None:

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     data_dir: Path = Field(default_factory=lambda: Path(gettempdir()) / "aiops-correlator")
 
+    changelog_sync_marker: bool = Field(
+        default=True, description="after each state write, a one-record changelog batch so that Tansu 0.6.0 "
+        "reports the true end offset and a restarted worker recovers every write; off on a real Kafka")
+
     # Correlation knobs, handed to the engine as plain values.
     window: Duration = 600.0
     allowed_lateness: Duration = 0.5
