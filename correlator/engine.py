@@ -150,6 +150,25 @@ class Correlator:
         self._run_due(self.release_point, events)
         return events
 
+    def flush_idle(self) -> list[IncidentEvent]:
+        """Input has paused: apply held alerts up to the watermark and publish every unpublished change.
+
+        Event time does not move (that is `advance`); the reorder buffer stops waiting for alerts that
+        are not coming, and throttled updates go out now rather than at the next alert. An alert that
+        then arrives behind what was applied takes the late path.
+        """
+        events: list[IncidentEvent] = []
+        now = self.watermark
+        for _, st in self.store.items():
+            if st.pending:
+                self._process(st, now, None, events)
+            for inc in st.incidents:
+                if inc.dirty and inc.phase is Phase.OPEN:
+                    events.append(event_of(inc, "opened" if inc.seq == 0 else "updated", now))
+            self.store.put(st.key, st)
+        self._pending.clear()
+        return events
+
     def finish(self) -> list[IncidentEvent]:
         """End of a recorded input: apply every held alert, publish every change, resolve what has resolved.
 

@@ -17,6 +17,7 @@ __all__ = [
     "INCIDENT_EVENTS",
     "INCIDENTS_OPEN",
     "RECORDS_CONSUMED",
+    "SEGMENTS_SKIPPED",
     "CORRELATION_LATENCY",
     "STATE_KEYS",
 ]
@@ -34,6 +35,9 @@ ALERTS_DISTINCT = Counter(
     "aiops_alerts_distinct_total", "Distinct alert occurrences folded into incidents (after dedup)")
 ALERTS_LATE = Counter(
     "aiops_alerts_late_total", "Alerts that arrived after the allowed lateness and took the late path")
+SEGMENTS_SKIPPED = Counter(
+    "aiops_segments_skipped_total", "Alert segments skipped because their source offset was already applied "
+    "(redelivery after a crash)")
 INCIDENT_EVENTS = Counter(
     "aiops_incident_events_total", "Incident events published, by kind", ["kind"])
 INCIDENTS_OPEN = Gauge(

@@ -17,26 +17,28 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import faust
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 
 from correlator import metrics
 from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
 from correlator.models import Alert, IncidentEvent
-from correlator.records import AlertRecord, dict_of_record, record_from_dict, record_of
+from correlator.records import AlertRecord, record_of
 from correlator.sources import SOURCES, SourceError, detect_source, parse
 from stream.app import App
+from stream.batches import BatchError, Segment, decode_batch, encode_batch
 from stream.settings import Settings
 from stream.state import TableStore
 
-__all__ = ["Pipeline", "install", "correlation_config", "encode_batch", "decode_batch", "BatchError"]
+__all__ = ["Pipeline", "install", "correlation_config"]
 
 log = logging.getLogger(__name__)
 
 NORMALIZE_BATCH, CORRELATE_BATCH, BATCH_WITHIN_S = 500, 1000, 0.02
 TICK_S = 0.5
+_PARTITIONER = DefaultPartitioner()
 CENSUS_S = 10.0
 
 
@@ -50,36 +52,6 @@ def correlation_config(settings: Settings) -> CorrelationConfig:
     )
 
 
-class BatchError(ValueError):
-    """A record on `alerts` that is neither a batch written by normalize nor one normalized Alert."""
-
-    category = "bad_alert_record"
-
-
-def encode_batch(records: Sequence[AlertRecord], received_ms: int) -> bytes:
-    """Value of one `alerts` record: the alerts of one key from one or more raw bodies."""
-    return orjson.dumps({"received_ms": received_ms, "alerts": [dict_of_record(r) for r in records]})
-
-
-def decode_batch(raw: bytes | None) -> tuple[list[AlertRecord], int | None]:
-    """Alerts of one `alerts` record: a normalize batch, or one `Alert` JSON from any other producer."""
-    try:
-        doc = orjson.loads(raw or b"")
-    except orjson.JSONDecodeError as exc:
-        raise BatchError(f"malformed JSON: {exc}") from None
-    if isinstance(doc, dict) and isinstance(doc.get("alerts"), list):
-        try:
-            return [record_from_dict(d) for d in doc["alerts"]], doc.get("received_ms")
-        except (KeyError, TypeError) as exc:
-            raise BatchError(f"batch entry without field {exc}") from None
-    if isinstance(doc, dict):
-        try:
-            return [record_of(Alert.model_validate(doc))], None
-        except ValueError as exc:
-            raise BatchError(f"not an Alert: {exc}".splitlines()[0]) from None
-    raise BatchError(f"expected a JSON object, got {type(doc).__name__}")
-
-
 @dataclass
 class Pipeline:
     """The agents' shared state on one worker: an engine per owned partition of `alerts`."""
@@ -90,6 +62,16 @@ class Pipeline:
     topics: dict[str, TopicT]
     engines: dict[int, Correlator] = field(default_factory=dict)
     last_input: dict[int, float] = field(default_factory=dict)
+    last_moved: dict[int, float] = field(default_factory=dict)
+    flushed: set[int] = field(default_factory=set)
+    idle_flush_s: float = 1.0
+    idle_advance_s: float = 10.0
+    alerts_partitions: int = 4
+    _partition_cache: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def _all_partitions(self) -> list[int]:
+        return list(range(self.alerts_partitions))
     last_census: float = 0.0
     sync_marker: bool = True
 
@@ -102,16 +84,34 @@ class Pipeline:
         """The engine of a partition, built on first use from whatever the table restored."""
         engine = self.engines.get(partition)
         if engine is None:
-            engine = Correlator(self.config, TableStore(self.table, partition))
+            store = TableStore(self.table, partition)
+            engine = Correlator(self.config, store)
+            engine.watermark = max(engine.watermark, store.watermark)
             self.engines[partition] = engine
             log.info("correlation engine for partition %d: %d keys restored", partition, len(engine.store))
         return engine
+
+    def partition_of(self, key: str) -> int:
+        """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
+        partition = self._partition_cache.get(key)
+        if partition is None:
+            everything = self._all_partitions
+            partition = self._partition_cache[key] = _PARTITIONER(key.encode(), everything, everything)
+        return partition
+
+    def mark_input(self, partition: int) -> None:
+        """Input arrived: the idle clocks of the partition restart."""
+        now = time.monotonic()
+        self.last_input[partition] = self.last_moved[partition] = now
+        self.flushed.discard(partition)
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget engines of partitions this worker no longer owns (their state lives on in the changelog)."""
         for p in partitions:
             self.engines.pop(p, None)
             self.last_input.pop(p, None)
+            self.last_moved.pop(p, None)
+            self.flushed.discard(p)
 
     async def deadletter(self, agent: str, event: EventT, reason: str, category: str) -> None:
         """Send the original bytes to the dead-letter topic with the reason in headers, and count it."""
@@ -135,25 +135,25 @@ class Pipeline:
             if received_ms is not None:
                 metrics.CORRELATION_LATENCY.observe(max(0.0, now_s - received_ms / 1000.0))
 
-    async def flush(self, partition: int) -> None:
-        """Write the partition's changed keys to the table and its changelog."""
+    async def commit(self, partition: int, events: Sequence[IncidentEvent], received_ms: int | None) -> None:
+        """Publish the events, then write the partition's changed keys, then its progress.
+
+        In that order, so that a crash at any point loses nothing: events already out are regenerated
+        with the same ids and seq if the state did not make it; state already out is never re-applied,
+        because the progress written last says which segments it covers. The flush before the progress
+        record also makes it a one-record batch, which Tansu 0.6.0 needs to report the changelog's true
+        end offset (it under-reports after a multi-record batch, and Faust recovers only up to it).
+        """
         engine = self.engines[partition]
         store = engine.store
         assert isinstance(store, TableStore)
-        if store.flush() and self.sync_marker:
-            await self._end_offset_marker(partition)
-
-    async def _end_offset_marker(self, partition: int) -> None:
-        """Make the changelog's end offset true on Tansu 0.6.0 (see Settings.changelog_sync_marker).
-
-        Tansu under-reports a partition's end offset after a multi-record batch until a one-record batch
-        follows, and Faust recovers a table only up to the end offset it is told: without this marker a
-        restarted worker would miss the last state writes. So: send what is queued, then one tombstone for
-        a key no incident uses, alone in its batch.
-        """
         producer = self.app.producer
-        await producer.flush()
-        self.table.send_changelog(partition, f"{partition}|", None, value_serializer="raw")
+        await self.publish(events, received_ms)
+        if events:
+            await producer.flush()
+        if store.write_keys() and self.sync_marker:
+            await producer.flush()
+        store.write_progress(engine.watermark)
         await producer.flush()
 
     def census(self) -> None:
@@ -169,40 +169,66 @@ def _source_of(event: EventT) -> str:
 
 
 async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
-    """Parse raw bodies, dead-letter refusals, and send one `alerts` record per correlation key."""
-    by_key: dict[str, list[AlertRecord]] = {}
+    """Parse raw bodies, dead-letter refusals, and send one `alerts` record per partition of `alerts`.
+
+    Each alert goes to the partition its correlation key hashes to (Kafka's default murmur2, as for any
+    producer keying by correlation key), but all alerts of one batch bound for one partition travel in one
+    record. Per-key records were measured to go wrong: when correlate's batch boundary split them, the
+    partition's watermark ran ahead on one key's record while another key's older alerts were still in
+    flight, firing that key's timers early (21 of 170 incidents differed for 5-body batches). A record per
+    partition makes each normalize batch atomic for correlate.
+    """
+    by_partition: dict[int, list[Segment]] = {}
     received_ms: int | None = None
     for event in events:
-        body = event.message.value or b""
+        msg = event.message
+        body = msg.value or b""
         source = _source_of(event)
         try:
             alerts = parse(detect_source(body) if source == "auto" else source, body)
         except SourceError as exc:
             await pipe.deadletter("normalize", event, str(exc), exc.category)
             continue
-        stamp = event.message.timestamp
-        received_ms = int(stamp) if received_ms is None else min(received_ms, int(stamp))
-        for alert in alerts:
-            metrics.ALERTS_RECEIVED.labels(alert.source).inc()
-            by_key.setdefault(alert.key, []).append(record_of(alert))
+        received_ms = int(msg.timestamp) if received_ms is None else min(received_ms, int(msg.timestamp))
+        for partition, records in _split_by_partition(pipe, alerts).items():
+            by_partition.setdefault(partition, []).append(Segment((msg.partition, msg.offset), records))
     metrics.RECORDS_CONSUMED.labels("normalize").inc(len(events))
     topic = pipe.topics["alerts"]
-    for key, records in by_key.items():
-        await topic.send(key=key.encode(), value=encode_batch(records, received_ms or 0))
+    for partition, segments in by_partition.items():
+        await topic.send(key=None, partition=partition, value=encode_batch(segments, received_ms or 0))
+
+
+def _split_by_partition(pipe: Pipeline, alerts: Sequence[Alert]) -> dict[int, list[AlertRecord]]:
+    out: dict[int, list[AlertRecord]] = {}
+    for alert in alerts:
+        metrics.ALERTS_RECEIVED.labels(alert.source).inc()
+        out.setdefault(pipe.partition_of(alert.key), []).append(record_of(alert))
+    return out
 
 
 async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
-    """Fold a batch of `alerts` records into the engines of their partitions and publish what changed."""
+    """Fold a batch of `alerts` records into the engines of their partitions and publish what changed.
+
+    Segments already applied (by this worker or by one before a crash) are skipped by their source offset.
+    """
     by_partition: dict[int, list[AlertRecord]] = {}
     received: dict[int, int] = {}
     for event in events:
         try:
-            records, received_ms = decode_batch(event.message.value)
+            segments, received_ms = decode_batch(event.message.value)
         except BatchError as exc:
             await pipe.deadletter("correlate", event, str(exc), BatchError.category)
             continue
         p = event.message.partition
-        by_partition.setdefault(p, []).extend(records)
+        store = pipe.engine(p).store
+        assert isinstance(store, TableStore)
+        records = by_partition.setdefault(p, [])
+        for segment in segments:
+            if store.seen(segment.source):
+                metrics.SEGMENTS_SKIPPED.inc()
+                continue
+            store.advance_progress(segment.source)
+            records.extend(segment.records)
         if received_ms:
             received[p] = min(received.get(p, received_ms), received_ms)
     metrics.RECORDS_CONSUMED.labels("correlate").inc(len(events))
@@ -210,10 +236,9 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         engine = pipe.engine(p)
         before = replace(engine.counters)
         out = engine.ingest(records)
-        pipe.last_input[p] = time.monotonic()
+        pipe.mark_input(p)
         _count(before, engine)
-        await pipe.flush(p)
-        await pipe.publish(out, received.get(p))
+        await pipe.commit(p, out, received.get(p))
 
 
 def _count(before: Any, engine: Correlator) -> None:
@@ -224,23 +249,30 @@ def _count(before: Any, engine: Correlator) -> None:
 
 
 async def tick(pipe: Pipeline) -> None:
-    """Idle timer: a partition that received nothing lets event time follow the wall clock.
+    """Idle timer, in two steps per partition that receives nothing.
 
-    Without it the last alerts of a storm would wait for the next alert to move the watermark; with it a
-    quiet partition releases held alerts, closes windows and resolves incidents on time.
+    After `idle_flush` the reorder buffer is released and throttled updates go out, without moving event
+    time. After `idle_advance` event time starts to follow the wall clock (by the whole silence, then tick
+    by tick), so that a quiet partition still closes windows, resolves incidents and expires stale ones.
+    Until then a pause of the producers (a replay in bursts, a rebalance) changes nothing.
     """
     now = time.monotonic()
     for p, engine in list(pipe.engines.items()):
-        last = pipe.last_input.get(p, now)
-        idle = now - last
-        if idle < TICK_S or engine.watermark == float("-inf"):
+        if engine.watermark == float("-inf"):
             continue
+        idle = now - pipe.last_input.get(p, now)
         before = replace(engine.counters)
-        out = engine.advance(engine.watermark + idle)
-        pipe.last_input[p] = now
+        out: list[IncidentEvent] = []
+        if idle >= pipe.idle_flush_s and p not in pipe.flushed:
+            out += engine.flush_idle()
+            pipe.flushed.add(p)
+        if idle >= pipe.idle_advance_s:
+            moved = pipe.last_moved.get(p, now)
+            out += engine.advance(engine.watermark + (now - moved))
+            pipe.last_moved[p] = now
         _count(before, engine)
-        await pipe.flush(p)
-        await pipe.publish(out, None)
+        if out:
+            await pipe.commit(p, out, None)
     if now - pipe.last_census >= CENSUS_S:
         pipe.census()
         pipe.last_census = now
@@ -254,9 +286,17 @@ def install(app: App, settings: Settings) -> Pipeline:
                               key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
         for field_name in ("alerts_raw", "alerts", "incidents", "deadletter")
     }
-    schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    table = app.Table("correlation-state", partitions=settings.partitions_for("alerts"), schema=schema)
-    pipe = Pipeline(app, correlation_config(settings), table, topics, sync_marker=settings.changelog_sync_marker)
+    partitions = settings.partitions_for("alerts")
+    # Bytes in, bytes out: TableStore encodes keys and values itself, so neither the write nor the
+    # recovery path depends on Faust's codec choice for tables.
+    changelog = app.topic(f"{settings.app_id}-correlation-state-changelog", partitions=partitions,
+                          key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                          compacting=True, acks=False, internal=True)
+    table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,
+                      changelog_topic=changelog)
+    pipe = Pipeline(app, correlation_config(settings), table, topics, sync_marker=settings.changelog_sync_marker,
+                    idle_flush_s=settings.idle_flush, idle_advance_s=settings.idle_advance,
+                    alerts_partitions=partitions)
 
     @app.agent(topics["alerts_raw"], name="normalize")
     async def normalize(stream: Any) -> None:

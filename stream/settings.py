@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         default=True, description="after each state write, a one-record changelog batch so that Tansu 0.6.0 "
         "reports the true end offset and a restarted worker recovers every write; off on a real Kafka")
 
+    idle_flush: Duration = Field(default=1.0, description="a partition idle this long releases held alerts "
+                                 "and publishes throttled updates (event time does not move)")
+    idle_advance: Duration = Field(default=10.0, description="a partition idle this long lets event time follow "
+                                   "the wall clock, so quiet incidents still close and resolve")
+
     # Correlation knobs, handed to the engine as plain values.
     window: Duration = 600.0
     allowed_lateness: Duration = 0.5

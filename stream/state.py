@@ -1,11 +1,11 @@
 """The engine's StateStore on a changelog-backed Faust table, scoped to one partition of `alerts`.
 
-The engine keeps live `KeyState` objects in a dict (no decode per alert); `flush()` writes each key changed
-since the last flush to the table once, as orjson bytes, with an explicit changelog partition. Writing with
+The engine keeps live `KeyState` objects in a dict (no decode per alert); a commit writes each key changed
+since the last commit to the table once, as orjson bytes, with an explicit changelog partition. Writing with
 an explicit partition (rather than Faust's "partition of the current event") is what lets the idle timer,
 which runs outside any stream iteration, close and resolve incidents too.
 
-Table keys are `"<partition>|<correlation key>"`: after a restore a worker finds a partition's keys by
+Table keys are the UTF-8 bytes of `"<partition>|<correlation key>"`: after a restore a worker finds a partition's keys by
 prefix, and the changelog partition of a key is always the partition of `alerts` that owns it.
 """
 
@@ -27,21 +27,29 @@ def encode_state(state: KeyState) -> bytes:
     return orjson.dumps(state.to_dict(dict_of_record))
 
 
-def decode_state(raw: bytes) -> KeyState:
+def decode_state(raw: bytes | str) -> KeyState:
     """Inverse of `encode_state`."""
     return KeyState.from_dict(orjson.loads(raw), record_from_dict)
 
 
 class TableStore:
-    """A `correlator.state.StateStore` over one partition of a Faust table (value_serializer raw)."""
+    """A `correlator.state.StateStore` over one partition of a Faust table (bytes keys and values).
+
+    Beside the keys it keeps the partition's progress: per `alerts.raw` partition the last offset applied,
+    and the engine's watermark, written last in every commit (see `stream.batches`).
+    """
 
     def __init__(self, table: Any, partition: int) -> None:
         self._table = table
         self._partition = partition
         self._prefix = f"{partition}|"
+        self._progress_key = f"{partition}#progress".encode()
         self._live: dict[str, KeyState] = {}
         self._dirty: set[str] = set()
         self._deleted: set[str] = set()
+        self._tombstones_due: set[str] = set()
+        self.progress: dict[int, int] = {}
+        self.watermark = float("-inf")
         self._load()
 
     def _load(self) -> None:
@@ -50,19 +58,25 @@ class TableStore:
             key = table_key.decode() if isinstance(table_key, bytes) else str(table_key)
             if key.startswith(self._prefix) and raw is not None:
                 self._live[key[len(self._prefix):]] = decode_state(raw)
+        saved = self._table.data.get(self._progress_key)
+        if saved is not None:
+            doc = orjson.loads(saved)
+            self.progress = {int(p): int(o) for p, o in doc["progress"].items()}
+            self.watermark = float("-inf") if doc["watermark"] is None else doc["watermark"]
 
     def get(self, key: str) -> KeyState | None:
         """The live state of `key`, or None."""
         return self._live.get(key)
 
     def put(self, key: str, state: KeyState) -> None:
-        """Keep `state` and mark it for the next flush."""
+        """Keep `state` and mark it for the next commit."""
         self._live[key] = state
         self._dirty.add(key)
         self._deleted.discard(key)
+        self._tombstones_due.discard(key)
 
     def delete(self, key: str) -> None:
-        """Forget `key`; the next flush writes its tombstone."""
+        """Forget `key`; the commit after next writes its tombstone (see `write_keys`)."""
         if self._live.pop(key, None) is not None:
             self._deleted.add(key)
         self._dirty.discard(key)
@@ -74,17 +88,43 @@ class TableStore:
     def __len__(self) -> int:
         return len(self._live)
 
-    def flush(self) -> int:
-        """Write every key changed since the last flush to the table and its changelog; returns the count."""
-        table, partition = self._table, self._partition
+    def seen(self, source: tuple[int, int] | None) -> bool:
+        """Whether a segment from this (raw partition, offset) has been applied already."""
+        return source is not None and source[1] <= self.progress.get(source[0], -1)
+
+    def advance_progress(self, source: tuple[int, int] | None) -> None:
+        """Record that the segment from `source` is applied (written at the next commit)."""
+        if source is not None:
+            self.progress[source[0]] = source[1]
+
+    def write_keys(self) -> int:
+        """Send every key changed since the last commit to the table and its changelog; returns the count.
+
+        Tombstones go out one commit late, after the progress that covers the deletion: a crash between a
+        commit's keys and its progress re-applies the commit's segments, and a key deleted in it must still
+        be there then, or a late re-send of one of its alerts would count as a new alert.
+        """
+        for key in self._tombstones_due:
+            self._write((self._prefix + key).encode(), None)
         for key in self._dirty:
-            value = encode_state(self._live[key])
-            table.data[self._prefix + key] = value
-            table.send_changelog(partition, self._prefix + key, value)
-        for key in self._deleted:
-            table.data.pop(self._prefix + key, None)
-            table.send_changelog(partition, self._prefix + key, None, value_serializer="raw")
-        written = len(self._dirty) + len(self._deleted)
+            self._write((self._prefix + key).encode(), encode_state(self._live[key]))
+        written = len(self._dirty) + len(self._tombstones_due)
+        self._tombstones_due = self._deleted
+        self._deleted = set()
         self._dirty.clear()
-        self._deleted.clear()
         return written
+
+    def write_progress(self, watermark: float) -> None:
+        """Send the partition's progress and watermark; written after the keys it covers."""
+        self.watermark = watermark
+        wm = None if watermark == float("-inf") else watermark
+        self._write(self._progress_key, orjson.dumps({"progress": self.progress, "watermark": wm},
+                                                     option=orjson.OPT_NON_STR_KEYS))
+
+    def _write(self, table_key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._table.data.pop(table_key, None)
+        else:
+            self._table.data[table_key] = value
+        self._table.send_changelog(self._partition, table_key, value, key_serializer="raw",
+                                   value_serializer="raw")

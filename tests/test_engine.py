@@ -242,3 +242,17 @@ def test_restart_on_a_recovered_store_matches_an_undisturbed_run() -> None:
     final = {e.incident_id: (e.kind, e.alert_count, e.seq) for e in events}
     expected = {e.incident_id: (e.kind, e.alert_count, e.seq) for e in plain_events}
     assert final == expected
+
+
+def test_flush_idle_releases_held_alerts_and_throttled_updates_without_moving_time() -> None:
+    engine = Correlator(replace(CFG, allowed_lateness_s=30, update_interval_s=300))
+    assert engine.ingest([fire("a", 0), fire("b", 10)]) == []
+    events = engine.flush_idle()
+    assert [(e.kind, e.alert_count) for e in events] == [("opened", 2)]
+    assert engine.watermark == T0 + 10
+    engine.ingest([fire("c", 20)])
+    assert [(e.kind, e.alert_count) for e in engine.flush_idle()] == [("updated", 3)]
+    assert engine.flush_idle() == []
+    engine.ingest([fire("d", 5)])  # behind what the flush applied: the late path, still the same incident
+    assert engine.counters.late == 1
+    assert [(e.kind, e.alert_count) for e in engine.flush_idle()] == [("updated", 4)]

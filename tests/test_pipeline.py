@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,6 +151,22 @@ def test_two_workers_share_partitions_and_one_takes_over(deployment: Deployment,
     deployment.produce("alerts_raw", [(b"generic", body) for body in bodies[len(bodies) // 2:]])
     latest = follow(deployment, expected_alerts=total)
     assert {i: (e.key, e.alert_count) for i, e in latest.items()} == expected
+
+
+def test_a_quiet_partition_still_resolves_its_incidents(broker: EmbeddedBroker, tmp_path: Path,
+                                                        workers: list[WorkerProc]) -> None:
+    dep = Deployment(broker, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "1", "AIOPS_RESOLVE_HOLD": "2"})
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    now = time.time()
+    alerts = [{"fingerprint": f"q{i}", "starts_at": now - 30 + i, "labels": {"alertname": "Down", "service": "q"}}
+              for i in range(3)]
+    resolved = [{**a, "status": "resolved", "ends_at": now - 5} for a in alerts]
+    dep.produce("alerts_raw", [(b"generic", b"\n".join(orjson.dumps(a) for a in alerts + resolved))])
+    latest = asyncio.run(follow_until(broker.bootstrap, lambda l: any(e.kind == "resolved" for e in l.values()),
+                                      topic=dep.topic("incidents"), timeout=60, quiet_s=0))
+    [event] = latest.values()
+    assert (event.kind, event.status, event.alert_count, event.firing_count) == ("resolved", "resolved", 3, 0)
 
 
 def test_replayed_file_matches_the_offline_figures() -> None:

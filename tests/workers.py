@@ -32,7 +32,9 @@ class Deployment:
     workdir: Path
     app_id: str = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")
     partitions: int = 4
-    extra_env: dict[str, str] = field(default_factory=dict)
+    # Event time follows the wall clock only after this much silence: tests pause (a kill, a rebalance)
+    # for longer than the 10 s default, and must get the same incidents as the offline replay.
+    extra_env: dict[str, str] = field(default_factory=lambda: {"AIOPS_IDLE_ADVANCE": "300"})
 
     def topic(self, name: str) -> str:
         """This deployment's Kafka name for a pipeline topic field (alerts_raw, incidents, ...)."""

@@ -1,0 +1,69 @@
+"""The value format of `alerts` records, written by normalize and read by correlate.
+
+One record carries, for one partition of `alerts`, the alerts of several raw records, each as a segment
+tagged with where it came from (`alerts.raw` partition and offset). Correlate remembers per source
+partition the last offset it has applied, so a segment delivered twice (a redelivery after a crash, or a
+raw record normalized again by a restarted worker) is applied once: state updates are effectively-once
+even where Kafka delivery is at-least-once.
+
+    {"received_ms": 1772420400123,
+     "segments": [[0, 41, [{"f": fingerprint, "k": key, "s": status, "v": severity, "t": starts_at,
+                            "e": ends_at, "l": labels}, ...]], ...]}
+
+Any other producer may write one normalized `Alert` as JSON instead; it carries no source offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from correlator.models import Alert
+from correlator.records import AlertRecord, dict_of_record, record_from_dict, record_of
+
+__all__ = ["Segment", "BatchError", "encode_batch", "decode_batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """The alerts of one raw record bound for one partition; `source` is (raw partition, offset) or None."""
+
+    source: tuple[int, int] | None
+    records: list[AlertRecord]
+
+
+class BatchError(ValueError):
+    """A record on `alerts` that is neither a normalize batch nor one normalized Alert."""
+
+    category = "bad_alert_record"
+
+
+def encode_batch(segments: Sequence[Segment], received_ms: int) -> bytes:
+    """Value of one `alerts` record."""
+    return orjson.dumps({
+        "received_ms": received_ms,
+        "segments": [[*(s.source or (None, None)), [dict_of_record(r) for r in s.records]] for s in segments],
+    })
+
+
+def decode_batch(raw: bytes | None) -> tuple[list[Segment], int | None]:
+    """The segments of one `alerts` record and when its oldest raw record arrived (epoch ms), if known."""
+    try:
+        doc = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        raise BatchError(f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BatchError(f"expected a JSON object, got {type(doc).__name__}")
+    if "segments" not in doc:
+        try:
+            return [Segment(None, [record_of(Alert.model_validate(doc))])], None
+        except ValueError as exc:
+            raise BatchError(f"not an Alert: {exc}".splitlines()[0]) from None
+    try:
+        segments = [Segment(None if p is None else (p, o), [record_from_dict(d) for d in alerts])
+                    for p, o, alerts in doc["segments"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BatchError(f"bad segment: {exc!r}") from None
+    return segments, doc.get("received_ms")
