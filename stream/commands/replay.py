@@ -1,4 +1,10 @@
-"""`aiops replay FILE... [--window 10m] [--json]`: correlate recorded alerts offline with the live engine."""
+"""`aiops replay FILE... [--window 10m] [--json] [--stage 1|2] [--topology FILE]`: correlate recorded alerts offline.
+
+Both stages run by default. The text form prints the stage-1 incidents and their figures first (unchanged
+from stage 1 alone), then the stage-2 causes with their children; `--json` keeps the stage-1 `incidents`
+(each naming its `parent_id`) and adds `parents`, the final parent incidents with all their alerts'
+fingerprints in `members`. `--stage 1` runs stage 1 only and prints exactly what it printed before stage 2.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ from correlator.config import DEFAULT_CONFIG, parse_duration
 from correlator.models import Alert
 from correlator.replay import render_text, replay
 from correlator.sources import SourceError, detect_source, parse
+from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig
+from correlator.topology import Topology, TopologyError, parse_topology
 
-__all__ = ["configure", "run", "read_alerts"]
+__all__ = ["configure", "run", "read_alerts", "read_topology"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +36,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="allowed lateness for out-of-order input (default 0s: a file is replayed as ordered)")
     parser.add_argument("--source", choices=["auto", "alertmanager", "zabbix", "generic"], default="auto")
     parser.add_argument("--json", action="store_true", help="one JSON object with every incident and its members")
+    parser.add_argument("--stage", type=int, choices=[1, 2], default=2,
+                        help="2 (default): also group incidents into causes; 1: stage-1 incidents only")
+    parser.add_argument("--topology", type=Path, default=None,
+                        help="stage 2: topology file (JSON or YAML: nodes and edges, or services); "
+                             "without it, stage 2 relates incidents by labels (host, namespace, cluster)")
+    parser.add_argument("--gap", default=f"{DEFAULT_GROUPING.gap_s:g}s",
+                        help="stage 2: largest quiet time between a cause's alerts and a new related incident")
+    parser.add_argument("--hops", type=int, default=DEFAULT_GROUPING.max_hops,
+                        help="stage 2: topology edges allowed between related entities")
 
 
 def read_alerts(path: Path, source: str = "auto") -> list[Alert]:
@@ -37,14 +54,28 @@ def read_alerts(path: Path, source: str = "auto") -> list[Alert]:
     return parse(kind, body, max_bytes=None)
 
 
+def read_topology(path: Path, max_hops: int) -> Topology:
+    """A topology file; YAML when named .yaml/.yml, else JSON or YAML guessed from the content."""
+    fmt = "yaml" if path.suffix.lower() in (".yaml", ".yml") else None
+    return parse_topology(path.read_bytes(), fmt=fmt, max_hops=max_hops)
+
+
 def run(args: argparse.Namespace) -> int:
     """Replay the files in the order given and print the incidents; exit 2 on unreadable input."""
     try:
         config = replace(DEFAULT_CONFIG, window_s=parse_duration(args.window), mode=args.mode,
                          allowed_lateness_s=parse_duration(args.lateness))
+        grouping = replace(DEFAULT_GROUPING, gap_s=parse_duration(args.gap), max_hops=args.hops)
     except ValueError as exc:
         print(f"aiops replay: {exc}", file=sys.stderr)
         return 2
+    topology = None
+    if args.topology is not None and args.stage == 2:
+        try:
+            topology = read_topology(args.topology, grouping.max_hops)
+        except (OSError, TopologyError) as exc:
+            print(f"aiops replay: {args.topology}: {exc}", file=sys.stderr)
+            return 2
     alerts: list[Alert] = []
     for path in args.files:
         try:
@@ -52,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, SourceError) as exc:
             print(f"aiops replay: {path}: {exc}", file=sys.stderr)
             return 2
-    report = replay(alerts, config)
+    stage2: GroupingConfig | None = grouping if args.stage == 2 else None
+    report = replay(alerts, config, grouping=stage2, topology=topology)
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:

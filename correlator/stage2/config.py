@@ -1,0 +1,61 @@
+"""Stage-2 settings as one frozen value object with named defaults; parsed once at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_GROUPING", "GroupingConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupingConfig:
+    """How stage 2 groups stage-1 incidents (children) into parents. Durations in seconds of event time.
+
+    gap_s: a child may join a group when its first alert lies within gap_s of the group's span
+        (first_seen - gap_s <= t <= last_seen + gap_s, last_seen being the latest alert of any child).
+    max_hops: topology edges allowed between an entity of the child and one of the group.
+    max_lifetime_s / max_children: caps; a related child that meets a capped group opens a successor
+        that names it in `previous_id`.
+    lateness_s: how long a new child is held so that children arriving out of order within it are
+        assigned in event-time order (ids and groups then do not depend on arrival order).
+    update_interval_s: at most one `updated` event per parent per interval. A parent is republished when
+        a child joins or merges in, or a child's severity worsens, not on every change of a child's counts
+        (the child's own events carry those).
+    retention_s: how long a resolved parent is kept to absorb late events of its children.
+    entity_labels: labels whose values name an entity (with the child's service); a value shared by a
+        child and a group relates them, and a value the topology knows is a node.
+    scope_labels: labels that relate by a shared value, weakest last. Namespace only by default: a shared
+        cluster relates every failure that overlaps in a busy cluster (on the generated storms, 2,091
+        independent storms over 4 clusters, it cut precision from 0.99 to 0.05); add "cluster" for small ones.
+    separate_labels: children and groups whose values of such a label are known and disjoint never meet.
+    placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
+    max_entities: entity names a group keeps for matching; later ones are not added.
+    merge_window_s: a child related to several open groups merges those whose onsets lie within this
+        of the best-related one's into the oldest of them (0: never merge; the child joins the best).
+    """
+
+    gap_s: float = 120.0
+    max_hops: int = 2
+    max_lifetime_s: float = 3600.0
+    max_children: int = 200
+    lateness_s: float = 5.0
+    update_interval_s: float = 5.0
+    retention_s: float = 3600.0
+    entity_labels: tuple[str, ...] = ("host", "node", "instance", "pod", "caller", "callee")
+    scope_labels: tuple[str, ...] = ("namespace",)
+    separate_labels: tuple[str, ...] = ("cluster",)
+    placeholder_values: frozenset[str] = frozenset({"", "-", "system", "unknown", "none", "null", "n/a",
+                                                    "localhost"})
+    max_entities: int = 500
+    merge_window_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s) < 0:
+            raise ValueError("gap_s, lateness_s, merge_window_s and retention_s must not be negative")
+        if self.max_hops < 0:
+            raise ValueError("max_hops must not be negative")
+        if self.max_children < 1 or self.max_entities < 1:
+            raise ValueError("max_children and max_entities must be at least 1")
+
+
+DEFAULT_GROUPING = GroupingConfig()

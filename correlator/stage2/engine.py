@@ -1,0 +1,536 @@
+"""Stage-2 engine: stage-1 incident events in, parent events and child -> parent assignments out.
+
+Pure and time-passed-in like stage 1: time moves only through the `emitted_at` of the events it is given
+(the watermark is the latest one) and through `advance(watermark)`. The release point is the watermark
+less `lateness_s`; a new child waits in a reorder buffer until the release point passes its first alert,
+and children are assigned in order of first alert (ties by id), so arrival order within the lateness
+changes nothing.
+
+The rule, exactly. A released child C (first alert at t) is related to a group G that is still accepting when
+
+* time: G.first_seen - gap <= t <= G.last_seen + gap, last_seen being the latest alert of any child that
+  stage 2 has heard of (children's spans arrive on their `updated` events);
+* relation: C continues a child of G, or shares an entity with G, or is within max_hops of it in the
+  topology, or (the label fallback) shares a namespace, and no cluster separates them (see `relations`);
+
+and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
+groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
+related, C opens a successor that names the best of them (`previous_id`); when none is, C opens its own
+group. A group stops accepting when the release point passes its last_seen + gap, resolves once it has
+stopped accepting and every child has resolved or expired, and is evicted retention_s later (then its
+children are forgotten too). Parent ids derive from the first child's id.
+
+Transitive merges: a child related to several groups is a bridge. Groups whose onsets lie within
+merge_window_s of the best-related group's onset began together, as one blast seen from different sides
+(on MicroSS a fault's trace alerts and its host metrics first open two groups that nothing relates until
+an incident carrying both names arrives): they are merged into the oldest of them, within the size cap;
+the absorbed parents publish a last `resolved` event with status `merged` and `merged_into`, and each of
+their children a new assignment (relation `merged`). A group that began later is a separate cause that
+happens to overlap, and is never merged: the bridge joins the best group only. So merges cannot chain
+across time (A~B, B~C merging an early A with a late C), and a published child only ever moves to a group
+that began within the merge window of its own; on MicroSS merging lifts recall from 0.916 to 0.955 at equal
+precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
+
+from ..models import SEVERITY_RANK, IncidentEvent
+from ..topology import Topology
+from .config import DEFAULT_GROUPING, GroupingConfig
+from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
+from .relations import ChildView, Link, relate, time_gap, view_of
+from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
+
+__all__ = ["Grouper", "GroupingCounters", "GroupingOutput", "parent_id"]
+
+_INF = float("inf")
+
+
+def parent_id(child_id: str, first_seq: int = 1) -> str:
+    """Deterministic parent id from the child that opened it, so a replay or restart names it the same.
+
+    `first_seq` is the sequence number of the first event stage 2 saw of that child: 1 normally; a
+    straggler first seen later folds it in, so it can never reuse the id of a group already forgotten.
+    """
+    text = child_id if first_seq == 1 else f"{child_id}|{first_seq}"
+    return "par-" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(slots=True)
+class GroupingCounters:
+    """What went through stage 2."""
+
+    events: int = 0
+    duplicates: int = 0
+    children: int = 0
+    late: int = 0
+    opened: int = 0
+    capped: int = 0
+    resolved: int = 0
+    merged: int = 0
+    evicted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Counter name -> value."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class GroupingOutput:
+    """What one call produced: parent events and assignments, each list in the order it happened."""
+
+    parents: list[ParentEvent] = field(default_factory=list)
+    assignments: list[Assignment] = field(default_factory=list)
+
+    def extend(self, other: GroupingOutput) -> None:
+        """Append another call's output."""
+        self.parents.extend(other.parents)
+        self.assignments.extend(other.assignments)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    group: GroupState
+    link: Link
+    gap: float
+
+    @property
+    def order(self) -> tuple[int, float, float, str]:
+        return (self.link.rank, self.gap, self.group.first_seen, self.group.id)
+
+
+_K = TypeVar("_K")
+
+
+def _drop(index: dict[_K, set[str]], key: _K, gid: str) -> None:
+    ids = index.get(key)
+    if ids is not None:
+        ids.discard(gid)
+        if not ids:
+            del index[key]
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.0f}s" if s < 120 else f"{s / 60:.1f}m".replace(".0m", "m")
+
+
+class Grouper:
+    """Folds stage-1 incident events into parent incidents; every public call returns what it caused."""
+
+    def __init__(
+        self,
+        config: GroupingConfig = DEFAULT_GROUPING,
+        topology: Topology | None = None,
+        store: GroupStore | None = None,
+    ) -> None:
+        self.config = config
+        self.topology = topology
+        self.store: GroupStore = store if store is not None else DictGroupStore()
+        self.watermark = -_INF
+        self.released_to = -_INF
+        """Event time up to which held children have been assigned; a child first seen behind it is late."""
+        self.counters = GroupingCounters()
+        self._child_group: dict[str, str] = {}
+        self._by_entity: dict[str, set[str]] = {}
+        self._by_scope: dict[tuple[str, str], set[str]] = {}
+        self._held: list[tuple[float, str, int]] = []
+        self._deadlines: list[tuple[float, str]] = []
+        self._scheduled: dict[str, float] = {}
+        self._rebuild()
+
+    # ---- public surface -------------------------------------------------------------------------------
+
+    @property
+    def release_point(self) -> float:
+        """Event time up to which children have been assigned: the watermark less the lateness."""
+        return self.watermark - self.config.lateness_s
+
+    def ingest(self, events: Iterable[IncidentEvent]) -> GroupingOutput:
+        """Take stage-1 events in the order stage 1 emitted them; return what they caused."""
+        out = GroupingOutput()
+        for ev in events:
+            if ev.emitted_at > self.watermark:
+                self.watermark = ev.emitted_at
+            self._take(ev)
+        self._run(self.release_point, out)
+        return out
+
+    def advance(self, watermark: float) -> GroupingOutput:
+        """Move event time forward without events (an idle timer): assigns held children, closes what is due."""
+        if watermark > self.watermark:
+            self.watermark = watermark
+        out = GroupingOutput()
+        self._run(self.release_point, out)
+        return out
+
+    def finish(self) -> GroupingOutput:
+        """End of a recorded input: assign every held child, publish every change, resolve finished groups."""
+        out = GroupingOutput()
+        now = self.watermark
+        self._release(_INF, now, out)
+        for _, g in self.store.items():
+            if g.phase is GroupPhase.OPEN and g.all_done:
+                self._resolve(g, now, out)
+            elif g.phase is GroupPhase.OPEN and g.dirty:
+                out.parents.append(self._event(g, "updated", now))
+            self.store.put(g.id, g)
+        return out
+
+    def set_topology(self, topology: Topology | None) -> bool:
+        """Use another topology from now on (a reloaded file); True when its content differs.
+
+        Children assigned from now on are matched with it; groups keep the entity names they were built with.
+        """
+        old = self.topology.version if self.topology is not None else None
+        new = topology.version if topology is not None else None
+        self.topology = topology
+        return old != new
+
+    def parent_of(self, child_id: str) -> str | None:
+        """The parent a child was assigned to, while its group is held."""
+        return self._child_group.get(child_id)
+
+    def groups(self) -> Iterator[GroupState]:
+        """Every group held, for views and tests."""
+        return (g for _, g in self.store.items())
+
+    def state_size(self) -> dict[str, int]:
+        """Groups, children, held children, indexed names and timers: what must stay flat on a long run."""
+        groups = children = 0
+        for _, g in self.store.items():
+            groups += 1
+            children += len(g.children)
+        return {"groups": groups, "children": children, "held": len(self._held),
+                "indexed": len(self._by_entity) + len(self._by_scope), "timers": len(self._deadlines)}
+
+    # ---- intake -----------------------------------------------------------------------------------------
+
+    def _take(self, ev: IncidentEvent) -> None:
+        self.counters.events += 1
+        cid = ev.incident_id
+        gid = self._child_group.get(cid)
+        g = self.store.get(gid) if gid is not None else None
+        if g is not None:
+            self._update_child(g, ev)
+            return
+        held = self.store.held(cid)
+        if held is not None:
+            if ev.seq > held.seq:
+                self.store.hold(cid, ev)
+            else:
+                self.counters.duplicates += 1
+            return
+        if ev.first_seen < self.released_to:
+            self.counters.late += 1  # assigned at once; groups it could have joined may have closed
+        self.store.hold(cid, ev)
+        heapq.heappush(self._held, (ev.first_seen, cid, ev.seq))
+
+    def _update_child(self, g: GroupState, ev: IncidentEvent) -> None:
+        known = g.children.get(ev.incident_id)
+        if known is None or ev.seq <= known.seq:
+            self.counters.duplicates += 1
+            return
+        child = ChildState.of(ev)
+        g.refresh(child)
+        if g.accepting and child.entity_values != known.entity_values:
+            self._absorb(g, view_of(ev, self.config, self.topology))
+        # A parent republishes on membership and severity changes; children's counts travel on their own events.
+        if SEVERITY_RANK.get(child.severity, 1) > SEVERITY_RANK.get(known.severity, 1):
+            g.dirty = True
+        self.store.put(g.id, g)
+        self._schedule(g.id, self._deadline(g))
+
+    # ---- assignment -------------------------------------------------------------------------------------
+
+    def _release(self, until: float, now: float, out: GroupingOutput) -> None:
+        """Assign held children whose first alert is at or before `until`, oldest first."""
+        held = self._held
+        while held and held[0][0] <= until:
+            _, cid, first_seq = heapq.heappop(held)
+            ev = self.store.release(cid)
+            if ev is not None:
+                self._assign(ev, first_seq, now, out)
+
+    def _assign(self, ev: IncidentEvent, first_seq: int, now: float, out: GroupingOutput) -> None:
+        self.counters.children += 1
+        view = view_of(ev, self.config, self.topology)
+        related, capped = self._choose(ev, view)
+        if related:
+            merging = len(related) > 1 and self.config.merge_window_s > 0
+            target = self._merge(related, ev, view, now, out) if merging else related[0]
+            self._join(target, ev, view, now, out)
+            return
+        why = None
+        if capped is not None:
+            self.counters.capped += 1
+            why = f"{capped.group.id} is {self._capped_reason(capped.group, ev.first_seen)}"
+        self._open(ev, view, first_seq, capped.group if capped else None, why, now, out)
+
+    def _choose(self, ev: IncidentEvent, view: ChildView) -> tuple[list[_Candidate], _Candidate | None]:
+        """The related accepting groups with room, best first, and the best related one that is capped."""
+        related: list[_Candidate] = []
+        capped: _Candidate | None = None
+        for gid in self._candidates(ev, view):
+            g = self.store.get(gid)
+            gap = None if g is None else time_gap(ev.first_seen, g.first_seen, g.last_seen, self.config.gap_s)
+            link = None if g is None or gap is None else self._link(ev, view, g)
+            if g is None or gap is None or link is None:
+                continue
+            cand = _Candidate(g, link, gap)
+            if self._capped_reason(g, ev.first_seen):
+                capped = cand if capped is None or cand.order < capped.order else capped
+            else:
+                related.append(cand)
+        related.sort(key=lambda c: c.order)
+        return related, capped
+
+    def _merge(
+        self, related: list[_Candidate], ev: IncidentEvent, view: ChildView, now: float, out: GroupingOutput,
+    ) -> _Candidate:
+        """A child related to several groups: fold those that began together into the oldest; the join target.
+
+        Together means an onset within merge_window_s of the best-related group's onset; a group that began
+        later is a separate cause that happens to overlap, and stays apart.
+        """
+        best, window = related[0], self.config.merge_window_s
+        pool = sorted((c for c in related if abs(c.group.first_seen - best.group.first_seen) <= window),
+                      key=lambda c: (c.group.first_seen, c.group.id))
+        keep = pool[0].group
+        room = self.config.max_children - len(keep.children) - 1
+        for cand in pool[1:]:
+            if len(cand.group.children) <= room:
+                room -= len(cand.group.children)
+                self._fold(cand.group, keep, ev, now, out)
+        if keep is best.group:
+            return best
+        link = self._link(ev, view, keep) or best.link
+        gap = time_gap(ev.first_seen, keep.first_seen, keep.last_seen, self.config.gap_s)
+        return _Candidate(keep, link, best.gap if gap is None else gap)
+
+    def _fold(self, src: GroupState, dst: GroupState, ev: IncidentEvent, now: float, out: GroupingOutput) -> None:
+        """Move every child of `src` into `dst`, announce it, and retire `src` (its id is never reused)."""
+        self.counters.merged += 1
+        self._unindex(src)
+        why = f"{ev.incident_id} ({ev.key}) relates it to {dst.id} too"
+        for child in src.children.values():
+            dst.refresh(child)
+            self._child_group[child.id] = dst.id
+            out.assignments.append(Assignment(
+                child_id=child.id, child_key=child.key, parent_id=dst.id, relation=Relation.MERGED,
+                via=ev.incident_id, gap_s=0.0, explanation=f"merged in from {src.id}: {why}", assigned_at=now))
+        self._absorb(dst, ChildView({n: ("", n) for n in src.entities},
+                                    {k: frozenset(v) for k, v in src.scopes.items()}))
+        dst.dirty = True
+        src.phase = GroupPhase.RESOLVED
+        out.parents.append(self._event(src, "resolved", now, f"merged into {dst.id}: {why}", merged_into=dst.id))
+        self.store.delete(src.id)
+
+    def _candidates(self, ev: IncidentEvent, view: ChildView) -> set[str]:
+        """Accepting groups that share a name, a nearby topology node or a scope with the child."""
+        found: set[str] = set()
+        by_entity = self._by_entity
+        for name in view.entities:
+            for near in self._near(name):
+                found.update(by_entity.get(near, ()))
+        for label in self.config.scope_labels:
+            for value in view.scopes.get(label, ()):
+                found.update(self._by_scope.get((label, value), ()))
+        previous = self._child_group.get(ev.previous_id) if ev.previous_id else None
+        g = self.store.get(previous) if previous is not None else None
+        if g is not None and g.accepting:
+            found.add(g.id)
+        return found
+
+    def _near(self, name: str) -> Iterable[str]:
+        topology, hops = self.topology, self.config.max_hops
+        if topology is None or hops == 0 or name not in topology:
+            return (name,)
+        return [other for other, d in topology.reach(name).items() if d <= hops]
+
+    def _link(self, ev: IncidentEvent, view: ChildView, g: GroupState) -> Link | None:
+        if ev.previous_id is not None and ev.previous_id in g.children:
+            return Link(Relation.CONTINUES, -1, ev.previous_id)
+        return relate(view, g.entities, g.scopes, self.topology, self.config)
+
+    def _capped_reason(self, g: GroupState, t: float) -> str:
+        cfg = self.config
+        if len(g.children) >= cfg.max_children:
+            return f"full ({len(g.children)} incidents)"
+        if t > g.first_seen + cfg.max_lifetime_s:
+            return f"past its {_seconds(cfg.max_lifetime_s)} lifetime"
+        return ""
+
+    def _open(
+        self, ev: IncidentEvent, view: ChildView, first_seq: int, previous: GroupState | None, why: str | None,
+        now: float, out: GroupingOutput,
+    ) -> None:
+        g = GroupState(
+            id=parent_id(ev.incident_id, first_seq), first_child=ev.incident_id, first_seen=ev.first_seen,
+            last_seen=ev.last_seen, previous_id=previous.id if previous is not None else None,
+            topology_version=self.topology.version if self.topology is not None else None,
+        )
+        g.refresh(ChildState.of(ev))
+        self._absorb(g, view)
+        self._child_group[ev.incident_id] = g.id
+        self.counters.opened += 1
+        reason = f"opened it: {why}" if why else "opened it: no related incident open within the gap"
+        out.parents.append(self._event(g, "opened", now, reason))
+        out.assignments.append(Assignment(
+            child_id=ev.incident_id, child_key=ev.key, parent_id=g.id, relation=Relation.FIRST, gap_s=0.0,
+            explanation=reason, assigned_at=now))
+        self.store.put(g.id, g)
+        self._schedule(g.id, self._deadline(g))
+
+    def _join(self, cand: _Candidate, ev: IncidentEvent, view: ChildView, now: float, out: GroupingOutput) -> None:
+        g, link, gap = cand.group, cand.link, cand.gap
+        g.refresh(ChildState.of(ev))
+        self._absorb(g, view)
+        self._child_group[ev.incident_id] = g.id
+        g.dirty = True
+        when = "within its span" if gap == 0 else f"{_seconds(gap)} after its latest alert"
+        out.assignments.append(Assignment(
+            child_id=ev.incident_id, child_key=ev.key, parent_id=g.id, relation=link.relation, via=link.via,
+            hops=link.hops, gap_s=gap, explanation=f"{link.describe()}, {when}", assigned_at=now))
+        self.store.put(g.id, g)
+        self._schedule(g.id, self._deadline(g))
+
+    # ---- indexes of accepting groups ------------------------------------------------------------------
+
+    def _absorb(self, g: GroupState, view: ChildView) -> None:
+        """Take a child's entities and scopes into the group, and into the indexes while it accepts."""
+        room = self.config.max_entities - len(g.entities)
+        new = [n for n in view.entities if n not in g.entities][:max(room, 0)]
+        g.entities.update(new)
+        for label, values in view.scopes.items():
+            g.scopes.setdefault(label, set()).update(values)
+        if not g.accepting:
+            return
+        for name in new:
+            self._by_entity.setdefault(name, set()).add(g.id)
+        for label in self.config.scope_labels:
+            for value in view.scopes.get(label, ()):
+                self._by_scope.setdefault((label, value), set()).add(g.id)
+
+    def _index(self, g: GroupState) -> None:
+        """Put every name and scope of an accepting group into the indexes (after a restart)."""
+        for name in g.entities:
+            self._by_entity.setdefault(name, set()).add(g.id)
+        for label in self.config.scope_labels:
+            for value in g.scopes.get(label, ()):
+                self._by_scope.setdefault((label, value), set()).add(g.id)
+
+    def _unindex(self, g: GroupState) -> None:
+        for name in g.entities:
+            _drop(self._by_entity, name, g.id)
+        for label in self.config.scope_labels:
+            for value in g.scopes.get(label, ()):
+                _drop(self._by_scope, (label, value), g.id)
+
+    # ---- time-driven transitions ------------------------------------------------------------------------
+
+    def _run(self, now: float, out: GroupingOutput) -> None:
+        self._release(now, now, out)
+        self.released_to = max(self.released_to, now)
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] < now:
+            due, gid = heapq.heappop(deadlines)
+            if self._scheduled.get(gid) != due:
+                continue
+            del self._scheduled[gid]
+            g = self.store.get(gid)
+            if g is not None:
+                self._settle(g, now, out)
+
+    def _settle(self, g: GroupState, now: float, out: GroupingOutput) -> None:
+        cfg = self.config
+        if g.accepting and now > g.last_seen + cfg.gap_s:
+            g.accepting = False
+            self._unindex(g)
+        if g.phase is GroupPhase.OPEN and not g.accepting and g.all_done:
+            self._resolve(g, now, out)
+        elif g.phase is GroupPhase.OPEN and g.dirty and now > g.last_emit_at + cfg.update_interval_s:
+            out.parents.append(self._event(g, "updated", now))
+        if g.done_at is not None and now > g.done_at + cfg.retention_s:
+            self._evict(g)
+            return
+        self.store.put(g.id, g)
+        self._schedule(g.id, self._deadline(g))
+
+    def _deadline(self, g: GroupState) -> float:
+        cfg = self.config
+        if g.done_at is not None:
+            return g.done_at + cfg.retention_s
+        if not g.accepting and g.all_done:
+            return -_INF
+        deadline = g.last_seen + cfg.gap_s if g.accepting else _INF
+        if g.dirty:
+            deadline = min(deadline, g.last_emit_at + cfg.update_interval_s)
+        return deadline
+
+    def _resolve(self, g: GroupState, now: float, out: GroupingOutput) -> None:
+        done = [c.done_at for c in g.children.values() if c.done_at is not None]
+        g.phase = GroupPhase.RESOLVED
+        g.done_at = max([g.last_seen + self.config.gap_s, *done])
+        expired = sum(c.status == "expired" for c in g.children.values())
+        why = f"all {len(g.children)} incidents resolved" if not expired else (
+            f"all {len(g.children)} incidents finished ({expired} expired)")
+        self.counters.resolved += 1
+        out.parents.append(self._event(g, "resolved", now, why))
+
+    def _evict(self, g: GroupState) -> None:
+        if g.accepting:
+            self._unindex(g)
+        for cid in g.children:
+            if self._child_group.get(cid) == g.id:
+                del self._child_group[cid]
+        self.store.delete(g.id)
+        self.counters.evicted += 1
+
+    def _schedule(self, gid: str, deadline: float) -> None:
+        """Make sure the group is looked at by `deadline`; an earlier timer already set will do (it re-arms)."""
+        if deadline == _INF:
+            return
+        current = self._scheduled.get(gid)
+        if current is None or deadline < current:
+            self._scheduled[gid] = deadline
+            heapq.heappush(self._deadlines, (deadline, gid))
+
+    def _event(
+        self, g: GroupState, kind: ParentEventKind, now: float, reason: str = "", *, merged_into: str | None = None,
+    ) -> ParentEvent:
+        g.seq += 1
+        g.last_emit_at = now
+        g.dirty = False
+        status: ParentStatus = "firing"
+        if merged_into is not None:
+            status = "merged"
+        elif g.phase is GroupPhase.RESOLVED:
+            status = "resolved" if all(c.status == "resolved" for c in g.children.values()) else "expired"
+        return ParentEvent(
+            kind=kind, parent_id=g.id, seq=g.seq, status=status, first_seen=g.first_seen, last_seen=g.last_seen,
+            children=list(g.children), alert_count=g.alert_count, max_severity=g.max_severity,
+            services=sorted({c.key.partition("/")[0] for c in g.children.values()}), first_child=g.first_child,
+            previous_id=g.previous_id, merged_into=merged_into, topology_version=g.topology_version, reason=reason,
+            emitted_at=now,
+        )
+
+    # ---- restart ----------------------------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        """After a restart on a recovered store: indexes, timers, reorder buffer and watermark."""
+        for gid, g in self.store.items():
+            self.watermark = max(self.watermark, g.last_seen)
+            for cid in g.children:
+                self._child_group[cid] = gid
+            if g.accepting:
+                self._index(g)
+            self._schedule(gid, -_INF)
+        for cid, ev in self.store.held_items():
+            self.watermark = max(self.watermark, ev.emitted_at)
+            heapq.heappush(self._held, (ev.first_seen, cid, ev.seq))

@@ -1,0 +1,133 @@
+"""Whether a child incident and a group are related: the entities of an incident, and the relation rules.
+
+Rules, strongest first (the rank orders candidate groups; a lower rank wins):
+
+* CONTINUES (rank -1): the child continues, after a stage-1 cap, a child of the group.
+* ENTITY (rank 0): the child and the group share an entity: the service, or a value of an entity label
+  (host, node, instance, pod, caller, callee), compared across labels (a callee `redisservice1` is the
+  instance `redisservice1`), `host:port` also counting as `host`, and aliases mapped to topology nodes.
+* TOPOLOGY (rank = hops, 1..max_hops): an entity of the child and one of the group are at most max_hops
+  apart in the topology.
+* SCOPE (rank max_hops + 1 + i): a shared value of the i-th scope label (a namespace, by default); the
+  fallback when there is no topology, or when it knows the entities of neither side or of one side only
+  (when it knows both and finds no path, that is taken as evidence that they are unrelated).
+
+And one veto: when both sides know their values of a `separate_labels` label (cluster) and share none,
+they are never related, whatever the topology or the names say (two clusters, two failures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ..models import IncidentEvent
+from ..topology import Topology
+from .config import GroupingConfig
+from .models import Relation
+
+__all__ = ["ChildView", "Link", "relate", "time_gap", "view_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildView:
+    """What stage 2 matches on for one child: entity -> (label, value) it came from, and scope values."""
+
+    entities: dict[str, tuple[str, str]]
+    scopes: dict[str, frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One relation found between a child and a group: its kind, rank, what it went through, and hops."""
+
+    relation: Relation
+    rank: int
+    via: str
+    hops: int = 0
+
+    def describe(self) -> str:
+        """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
+        if self.relation is Relation.TOPOLOGY:
+            return f"topology {self.via} ({self.hops} hop{'s' if self.hops != 1 else ''})"
+        if self.relation is Relation.CONTINUES:
+            return f"continues {self.via} after a stage-1 cap"
+        if self.relation is Relation.SCOPE:
+            return f"same {self.via}"
+        return f"shares {self.via}"
+
+
+def _names(value: str) -> list[str]:
+    """A label value and, for `host:port`, the host alone."""
+    head, sep, tail = value.rpartition(":")
+    if sep and tail.isdigit() and head and ":" not in head:
+        return [value, head]
+    return [value]
+
+
+def view_of(ev: IncidentEvent, config: GroupingConfig, topology: Topology | None) -> ChildView:
+    """The entities and scopes of a stage-1 incident event, canonical names from the topology when known."""
+    entities: dict[str, tuple[str, str]] = {}
+    placeholders = config.placeholder_values
+    pairs = [("service", ev.service)] + [
+        (label, v) for label in config.entity_labels for v in ev.entities.get(label, ())]
+    for label, value in pairs:
+        if value.lower() in placeholders:
+            continue
+        for name in _names(value):
+            node = topology.node_of(name) if topology is not None else None
+            entities.setdefault(node or name, (label, value))
+    scopes = {label: frozenset(v for v in ev.entities.get(label, ()) if v.lower() not in placeholders)
+              for label in config.scope_labels + config.separate_labels}
+    return ChildView(entities, {k: v for k, v in scopes.items() if v})
+
+
+def time_gap(t: float, first_seen: float, last_seen: float, gap_s: float) -> float | None:
+    """Seconds from a group's latest alert to `t` (0 inside its span), or None when farther than gap_s."""
+    if t < first_seen - gap_s or t > last_seen + gap_s:
+        return None
+    return max(0.0, t - last_seen)
+
+
+def relate(
+    view: ChildView,
+    entities: set[str],
+    scopes: Mapping[str, set[str]],
+    topology: Topology | None,
+    config: GroupingConfig,
+) -> Link | None:
+    """The strongest relation between a child and a group's entities and scopes, or None (CONTINUES aside)."""
+    for label in config.separate_labels:
+        mine, theirs = view.scopes.get(label), scopes.get(label)
+        if mine and theirs and mine.isdisjoint(theirs):
+            return None
+    for name, (label, value) in view.entities.items():
+        if name in entities:
+            return Link(Relation.ENTITY, 0, f"{label} {value}")
+    if topology is not None and config.max_hops > 0:
+        link = _topology_link(view, entities, topology, config.max_hops)
+        if link is not None:
+            return link
+    if topology is not None and _known(view.entities, topology) and _known(entities, topology):
+        return None  # the topology knows both sides and finds no path: a shared namespace is no evidence
+    for i, label in enumerate(config.scope_labels):
+        shared = sorted(view.scopes.get(label, frozenset()) & scopes.get(label, set()))
+        if shared:
+            return Link(Relation.SCOPE, config.max_hops + 1 + i, f"{label} {shared[0]}")
+    return None
+
+
+def _known(names: Iterable[str], topology: Topology) -> bool:
+    return any(n in topology for n in names)
+
+
+def _topology_link(view: ChildView, entities: set[str], topology: Topology, max_hops: int) -> Link | None:
+    best: tuple[int, str, str] | None = None
+    for name in view.entities:
+        for other, d in topology.reach(name).items():
+            if 0 < d <= max_hops and other in entities and (best is None or (d, name, other) < best):
+                best = (d, name, other)
+    if best is None:
+        return None
+    d, name, other = best
+    return Link(Relation.TOPOLOGY, d, "~".join(topology.path(name, other)), d)

@@ -1,0 +1,203 @@
+"""Stage-2 state: groups (parents) with their children, and children held for reordering; behind a Protocol.
+
+The engine needs get / put / delete / iterate of groups by id, and hold / release / iterate of children not
+yet assigned; a dict serves tests and replay, and the stream can back the same calls with Faust tables.
+Everything else the engine keeps (child -> group index, entity index, timers) is rebuilt from this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from ..models import SEVERITY_RANK, IncidentEvent
+
+__all__ = ["ChildState", "DictGroupStore", "GroupPhase", "GroupState", "GroupStore"]
+
+_DONE_STATUSES = frozenset({"resolved", "expired"})
+
+
+class GroupPhase(str, Enum):
+    """Where a parent is in its life: open (firing), or resolved (every child finished)."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+@dataclass(slots=True, eq=False)
+class ChildState:
+    """What a group keeps of one child: the figures of its latest stage-1 event."""
+
+    id: str
+    key: str
+    seq: int
+    status: str
+    first_seen: float
+    last_seen: float
+    alert_count: int
+    severity: str
+    done_at: float | None = None
+    entity_values: int = 0
+    """Label values the child's event carried; stage 1 only adds to them, so an equal count means no news."""
+
+    @classmethod
+    def of(cls, ev: IncidentEvent) -> ChildState:
+        """The state of a child from one of its events."""
+        done = ev.emitted_at if ev.status in _DONE_STATUSES else None
+        return cls(ev.incident_id, ev.key, ev.seq, ev.status, ev.first_seen, ev.last_seen, ev.alert_count,
+                   ev.max_severity, done, sum(map(len, ev.entities.values())))
+
+    def to_list(self) -> list[Any]:
+        """Compact plain form for a changelog."""
+        return [self.id, self.key, self.seq, self.status, self.first_seen, self.last_seen, self.alert_count,
+                self.severity, self.done_at, self.entity_values]
+
+
+@dataclass(slots=True, eq=False)
+class GroupState:
+    """One parent: its children in joining order, the entities and scopes it matches on, its lifecycle."""
+
+    id: str
+    first_child: str
+    first_seen: float
+    last_seen: float
+    previous_id: str | None = None
+    topology_version: str | None = None
+    children: dict[str, ChildState] = field(default_factory=dict)
+    entities: set[str] = field(default_factory=set)
+    scopes: dict[str, set[str]] = field(default_factory=dict)
+    accepting: bool = True
+    phase: GroupPhase = GroupPhase.OPEN
+    done_at: float | None = None
+    seq: int = 0
+    last_emit_at: float = float("-inf")
+    dirty: bool = False
+
+    @property
+    def alert_count(self) -> int:
+        """Sum of the children's distinct alerts."""
+        return sum(c.alert_count for c in self.children.values())
+
+    @property
+    def max_severity(self) -> str:
+        """The worst severity of any child."""
+        return max((c.severity for c in self.children.values()), key=lambda s: SEVERITY_RANK.get(s, 1))
+
+    @property
+    def all_done(self) -> bool:
+        """Whether every child has resolved or expired."""
+        return all(c.done_at is not None for c in self.children.values())
+
+    def refresh(self, child: ChildState) -> None:
+        """Take a child's latest figures into the group's span."""
+        self.children[child.id] = child
+        self.first_seen = min(self.first_seen, child.first_seen)
+        self.last_seen = max(self.last_seen, child.last_seen)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, orjson-ready form for a changelog table."""
+        return {
+            "id": self.id, "first_child": self.first_child, "first": self.first_seen, "last": self.last_seen,
+            "prev": self.previous_id, "topo": self.topology_version,
+            "children": [c.to_list() for c in self.children.values()], "entities": sorted(self.entities),
+            "scopes": {k: sorted(v) for k, v in self.scopes.items()}, "accepting": self.accepting,
+            "phase": self.phase.value, "done": self.done_at, "seq": self.seq,
+            "emitted": None if self.last_emit_at == float("-inf") else self.last_emit_at, "dirty": self.dirty,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GroupState:
+        """Inverse of `to_dict`."""
+        children = [ChildState(*c) for c in d["children"]]
+        return cls(
+            id=d["id"], first_child=d["first_child"], first_seen=d["first"], last_seen=d["last"],
+            previous_id=d["prev"], topology_version=d["topo"], children={c.id: c for c in children},
+            entities=set(d["entities"]), scopes={k: set(v) for k, v in d["scopes"].items()},
+            accepting=d["accepting"], phase=GroupPhase(d["phase"]), done_at=d["done"], seq=d["seq"],
+            last_emit_at=float("-inf") if d["emitted"] is None else d["emitted"], dirty=d["dirty"],
+        )
+
+
+class GroupStore(Protocol):
+    """Where stage 2 keeps its groups and its held children. `put` after every change, for a changelog."""
+
+    def get(self, group_id: str) -> GroupState | None:
+        """The group, or None."""
+        ...
+
+    def put(self, group_id: str, state: GroupState) -> None:
+        """Record a group after a change."""
+        ...
+
+    def delete(self, group_id: str) -> None:
+        """Forget a finished group past retention."""
+        ...
+
+    def items(self) -> Iterator[tuple[str, GroupState]]:
+        """Every group held, to rebuild the indexes and timers after a restart."""
+        ...
+
+    def __len__(self) -> int:
+        """Number of groups held: the figure that must stay flat on a long run."""
+        ...
+
+    def hold(self, child_id: str, event: IncidentEvent) -> None:
+        """Keep the latest event of a child not yet assigned."""
+        ...
+
+    def held(self, child_id: str) -> IncidentEvent | None:
+        """The held event of a child, or None."""
+        ...
+
+    def release(self, child_id: str) -> IncidentEvent | None:
+        """Take a held child out (to assign it); None if it was not held."""
+        ...
+
+    def held_items(self) -> Iterator[tuple[str, IncidentEvent]]:
+        """Every held child, to rebuild the reorder buffer after a restart."""
+        ...
+
+
+class DictGroupStore:
+    """An in-memory GroupStore for tests and offline replay."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, GroupState] = {}
+        self._held: dict[str, IncidentEvent] = {}
+
+    def get(self, group_id: str) -> GroupState | None:
+        """The group, or None."""
+        return self._groups.get(group_id)
+
+    def put(self, group_id: str, state: GroupState) -> None:
+        """Keep `state` under `group_id`."""
+        self._groups[group_id] = state
+
+    def delete(self, group_id: str) -> None:
+        """Drop a group if present."""
+        self._groups.pop(group_id, None)
+
+    def items(self) -> Iterator[tuple[str, GroupState]]:
+        """Every (group id, group)."""
+        return iter(list(self._groups.items()))
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def hold(self, child_id: str, event: IncidentEvent) -> None:
+        """Keep the child's latest event."""
+        self._held[child_id] = event
+
+    def held(self, child_id: str) -> IncidentEvent | None:
+        """The held event, or None."""
+        return self._held.get(child_id)
+
+    def release(self, child_id: str) -> IncidentEvent | None:
+        """Remove and return the held event."""
+        return self._held.pop(child_id, None)
+
+    def held_items(self) -> Iterator[tuple[str, IncidentEvent]]:
+        """Every (child id, held event)."""
+        return iter(list(self._held.items()))

@@ -1,0 +1,104 @@
+"""Topology: both file shapes, distances as a table, content versions, and every refusal naming its place."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from correlator.topology import Edge, Topology, TopologyError, parse_topology
+
+from .paths import MICROSS
+
+SHOP = """
+# a shop: frontend -> checkout -> payments -> db, and an unrelated batch job
+services:
+  frontend: {depends_on: [checkout], hosts: [web-1]}
+  checkout: {depends_on: [payments], hosts: [app-1]}
+  payments: {depends_on: [db], hosts: [app-2]}
+  db: {hosts: [db-1]}
+  reports: {depends_on: [warehouse]}
+nodes:
+  - {id: db-1, type: Host, aliases: ["10.0.0.5", db-1.example.org]}
+edges:
+  - [warehouse, warehouse-host, hosted_on]
+"""
+
+
+@pytest.fixture(scope="module")
+def shop() -> Topology:
+    return parse_topology(SHOP, max_hops=3)
+
+
+@pytest.mark.parametrize(("a", "b", "hops"), [
+    ("db", "db", 0),
+    ("payments", "db", 1),
+    ("db", "payments", 1),  # relatedness ignores direction
+    ("checkout", "db", 2),
+    ("frontend", "db", 3),
+    ("web-1", "checkout", 2),  # frontend's host, two edges from checkout
+    ("frontend", "db-1", None),  # four edges: beyond max_hops
+    ("frontend", "reports", None),  # no path at all
+    ("frontend", "nowhere", None),  # unknown node
+])
+def test_hops(shop: Topology, a: str, b: str, hops: int | None) -> None:
+    assert shop.hops(a, b) == hops
+    assert shop.related(a, b, 2) == (hops is not None and hops <= 2)
+
+
+def test_paths_and_aliases(shop: Topology) -> None:
+    assert shop.path("frontend", "db") == ["frontend", "checkout", "payments", "db"]
+    assert shop.path("frontend", "reports") == []
+    assert shop.node_of("10.0.0.5") == "db-1" and shop.node_of("db-1.example.org") == "db-1"
+    assert shop.node_of("db") == "db" and shop.node_of("10.9.9.9") is None
+    assert "10.0.0.5" in shop and "10.9.9.9" not in shop
+    assert shop.nodes["db-1"] == "Host" and shop.nodes["checkout"] == "Service"
+    assert Edge("warehouse", "warehouse-host", "hosted_on") in shop.edges
+
+
+def test_the_data_sets_topology() -> None:
+    topo = parse_topology((MICROSS / "topology.json").read_text(), max_hops=2)
+    assert len(topo) == 24 and len(topo.edges) == 69
+    assert topo.nodes["redisservice1"] == "Service_Instance"
+    topo.precompute()
+    assert topo.hops("webservice1", "redisservice1") == 2  # both on host1
+    assert topo.hops("dbservice", "mysql") == 1
+    assert topo.hops("mysql", "webservice2") is None  # farther than two edges
+
+
+def test_edge_label_filter() -> None:
+    text = (MICROSS / "topology.json").read_text()
+    everything = parse_topology(text, max_hops=2)
+    no_registry = parse_topology(text, max_hops=2, edge_labels={"control_flow", "data_flow", "hosted_on", "hosts",
+                                                                "instance_of", "has_instance"})
+    assert everything.hops("frontend", "dbservice") == 2  # via zookeeper, which every service registers with
+    assert no_registry.hops("frontend", "dbservice") is None
+    assert no_registry.version != everything.version
+
+
+def test_version_follows_content_not_text() -> None:
+    doc = {"nodes": [{"id": "a", "type": "Service"}, {"id": "b", "type": "Service"}],
+           "edges": [{"source": "a", "target": "b", "label": "calls"}]}
+    compact = parse_topology(orjson.dumps(doc))
+    pretty = parse_topology(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    as_yaml = parse_topology("nodes: [{id: b, type: Service}, {id: a, type: Service}]\n"
+                             "edges: [{source: a, target: b, label: calls}]\n", fmt="yaml")
+    assert compact.version == pretty.version == as_yaml.version
+    doc["edges"].append({"source": "b", "target": "c", "label": "calls"})
+    assert parse_topology(orjson.dumps(doc)).version != compact.version
+
+
+@pytest.mark.parametrize(("text", "fmt", "message"), [
+    ("{not json", "json", "malformed JSON"),
+    ("nodes: [a, b\n", "yaml", "malformed YAML"),
+    ("[1, 2]", None, "expected a mapping at the top"),
+    ('{"nodes": {"a": 1}}', None, "nodes: expected a list"),
+    ('{"nodes": [{"type": "Host"}]}', None, "nodes[0].id: expected a non-empty name"),
+    ('{"edges": [{"source": "a"}]}', None, "edges[0].target: expected a non-empty name"),
+    ('{"edges": [["a"]]}', None, "edges[0]: expected {source, target, label}"),
+    ('{"services": {"a": {"depends_on": "b"}}}', None, "services.a.depends_on: expected a list"),
+    ('{"services": ["a"]}', None, "services: expected a mapping"),
+    ("{}", "toml", "unknown topology format"),
+])
+def test_refusals_name_the_place(text: str, fmt: str | None, message: str) -> None:
+    with pytest.raises(TopologyError, match=message.replace("{", r"\{").replace("[", r"\[")):
+        parse_topology(text, fmt=fmt)
