@@ -143,12 +143,12 @@ def stage1(data: DataSet) -> dict[str, str]:
     return {fp: inc.id for inc in report.incidents for fp in inc.members}
 
 
-def stage2(data: DataSet, grouping: GroupingConfig, topology: bool) -> dict[str, str]:
-    """Both stages; with the set's topology, or labels only."""
+def stage2(data: DataSet, grouping: GroupingConfig, topology: bool, window_s: float = 600.0) -> dict[str, str]:
+    """Both stages (stage 1 at its defaults but for the window); with the set's topology, or labels only."""
     topo = None
     if topology and data.topology is not None:
         topo = parse_topology(data.topology, max_hops=max(grouping.max_hops, 1))
-    report = replay(data.alerts, CorrelationConfig(), grouping=grouping, topology=topo)
+    report = replay(data.alerts, CorrelationConfig(window_s=window_s), grouping=grouping, topology=topo)
     assert report.parents is not None
     return {fp: p.id for p in report.parents for fp in p.members}
 
@@ -182,6 +182,9 @@ def methods(data: DataSet, quick: bool) -> list[Method]:
             cfg = GroupingConfig(gap_s=gap, max_hops=hops, merge_window_s=merge)
             tail = f"gap {gap:g}s, {hops} hop{'s' if hops != 1 else ''}" + ("" if merge else ", no merging")
             out.append((f"stage 2, topology, {tail}", partial(stage2, grouping=cfg, topology=True)))
+        if not quick:
+            out.append(("stage 2, topology, gap 120s, 2 hops, stage-1 window 2m",
+                        partial(stage2, grouping=GroupingConfig(), topology=True, window_s=120.0)))
     labels = [("", GroupingConfig())]
     if not quick:
         labels.append((", no merging", GroupingConfig(merge_window_s=0.0)))
