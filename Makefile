@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/aiops replay benchmarks/storms/lab-m32.ndjson
+	$(BIN)/aiops demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_throughput.py

@@ -44,6 +44,9 @@ class KeyState:
     applied_to: float = float("-inf")
     """Event time up to which this key's alerts have been applied; an alert behind it is late."""
     minted: int = 0
+    sources: dict[int, int] = field(default_factory=dict)
+    """Where this key's input came from: source partition -> last offset applied to it (kept by the stream
+    layer so that input re-delivered after a crash is not applied to this key twice)."""
     due: float = float("-inf")
     """Lower bound of the next time-driven change; -inf (the default after a restore) means settle first."""
 
@@ -57,6 +60,7 @@ class KeyState:
             "max_t": self.max_t,
             "applied_to": self.applied_to,
             "minted": self.minted,
+            "sources": self.sources,
         }
 
     @classmethod
@@ -69,6 +73,7 @@ class KeyState:
             max_t=d["max_t"],
             applied_to=d.get("applied_to", float("-inf")),
             minted=d["minted"],
+            sources={int(p): int(o) for p, o in d.get("sources", {}).items()},
         )
 
 

@@ -212,6 +212,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     Segments already applied (by this worker or by one before a crash) are skipped by their source offset.
     """
     by_partition: dict[int, list[AlertRecord]] = {}
+    sources: dict[int, dict[str, tuple[int, int]]] = {}
     received: dict[int, int] = {}
     for event in events:
         try:
@@ -223,12 +224,13 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         store = pipe.engine(p).store
         assert isinstance(store, TableStore)
         records = by_partition.setdefault(p, [])
+        touched = sources.setdefault(p, {})
         for segment in segments:
             if store.seen(segment.source):
                 metrics.SEGMENTS_SKIPPED.inc()
                 continue
             store.advance_progress(segment.source)
-            records.extend(segment.records)
+            _take_segment(store, segment, records, touched)
         if received_ms:
             received[p] = min(received.get(p, received_ms), received_ms)
     metrics.RECORDS_CONSUMED.labels("correlate").inc(len(events))
@@ -236,9 +238,27 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         engine = pipe.engine(p)
         before = replace(engine.counters)
         out = engine.ingest(records)
+        store = engine.store
+        assert isinstance(store, TableStore)
+        for key, source in sources.get(p, {}).items():
+            store.note_source(key, source)
         pipe.mark_input(p)
         _count(before, engine)
         await pipe.commit(p, out, received.get(p))
+
+
+def _take_segment(store: TableStore, segment: Segment, records: list[AlertRecord],
+                  touched: dict[str, tuple[int, int]]) -> None:
+    """Add a segment's records, minus those a key already holds (a crash lost the partition's progress)."""
+    source = segment.source
+    if source is None:
+        records.extend(segment.records)
+        return
+    for record in segment.records:
+        if store.applied_to_key(record.key, source):
+            continue
+        records.append(record)
+        touched[record.key] = source
 
 
 def _count(before: Any, engine: Correlator) -> None:

@@ -24,7 +24,7 @@ __all__ = ["TableStore", "encode_state", "decode_state"]
 
 def encode_state(state: KeyState) -> bytes:
     """Changelog value of one key's state."""
-    return orjson.dumps(state.to_dict(dict_of_record))
+    return orjson.dumps(state.to_dict(dict_of_record), option=orjson.OPT_NON_STR_KEYS)
 
 
 def decode_state(raw: bytes | str) -> KeyState:
@@ -58,6 +58,12 @@ class TableStore:
             key = table_key.decode() if isinstance(table_key, bytes) else str(table_key)
             if key.startswith(self._prefix) and raw is not None:
                 self._live[key[len(self._prefix):]] = decode_state(raw)
+        # Keys written in a commit whose progress record was lost (a crash between the two) are ahead of
+        # the partition's progress; below this offset each key's own sources decide.
+        self.key_sources_max: dict[int, int] = {}
+        for state in self._live.values():
+            for p, o in state.sources.items():
+                self.key_sources_max[p] = max(o, self.key_sources_max.get(p, -1))
         saved = self._table.data.get(self._progress_key)
         if saved is not None:
             doc = orjson.loads(saved)
@@ -91,6 +97,20 @@ class TableStore:
     def seen(self, source: tuple[int, int] | None) -> bool:
         """Whether a segment from this (raw partition, offset) has been applied already."""
         return source is not None and source[1] <= self.progress.get(source[0], -1)
+
+    def applied_to_key(self, key: str, source: tuple[int, int] | None) -> bool:
+        """Whether the segment from `source` was already applied to this key (only after a restore)."""
+        if source is None or source[1] > self.key_sources_max.get(source[0], -1):
+            return False
+        state = self._live.get(key)
+        return state is not None and source[1] <= state.sources.get(source[0], -1)
+
+    def note_source(self, key: str, source: tuple[int, int]) -> None:
+        """Record on the key that input from `source` has been applied to it (written with the key)."""
+        state = self._live.get(key)
+        if state is not None and source[1] > state.sources.get(source[0], -1):
+            state.sources[source[0]] = source[1]
+            self.put(key, state)
 
     def advance_progress(self, source: tuple[int, int] | None) -> None:
         """Record that the segment from `source` is applied (written at the next commit)."""
