@@ -11,6 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram
 __all__ = [
     "ALERTS_RECEIVED",
     "ALERT_DUPLICATES",
+    "ALERT_RECORDS_CORRELATED",
     "ALERTS_DISTINCT",
     "ALERTS_LATE",
     "DEADLETTERS",
@@ -20,6 +21,10 @@ __all__ = [
     "SEGMENTS_SKIPPED",
     "CORRELATION_LATENCY",
     "STATE_KEYS",
+    "INGEST_REQUESTS",
+    "INGEST_REFUSALS",
+    "INGEST_ITEMS",
+    "INGEST_SECONDS",
 ]
 
 ALERTS_RECEIVED = Counter(
@@ -29,6 +34,9 @@ RECORDS_CONSUMED = Counter(
 DEADLETTERS = Counter(
     "aiops_deadletters_total", "Records refused and sent to the dead-letter topic, by agent and reason",
     ["agent", "reason"])
+ALERT_RECORDS_CORRELATED = Counter(
+    "aiops_alert_records_correlated_total", "Alert records folded into the correlation engine (firing, resolved, "
+    "re-sends)")
 ALERT_DUPLICATES = Counter(
     "aiops_alert_duplicates_total", "Alert records recognised as re-sends of an alert already held")
 ALERTS_DISTINCT = Counter(
@@ -49,3 +57,40 @@ CORRELATION_LATENCY = Histogram(
     "From a raw record's arrival on alerts.raw to the incident event it caused",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+INGEST_REQUESTS = Counter(
+    "aiops_ingest_requests_total", "HTTP requests to the ingest, health and readiness endpoints, by endpoint "
+    "and status code", ["endpoint", "code"])
+INGEST_REFUSALS = Counter(
+    "aiops_ingest_refusals_total", "Ingest requests refused, by endpoint and reason (unauthorized, too_large, "
+    "a SourceError category, broker_unavailable, send_timeout, ...)", ["endpoint", "reason"])
+INGEST_ITEMS = Counter(
+    "aiops_ingest_items_total", "Alerts or tickets in ingest bodies the broker acknowledged, by endpoint",
+    ["endpoint"])
+INGEST_SECONDS = Histogram(
+    "aiops_ingest_request_seconds", "From an ingest request's arrival to its answer, by endpoint",
+    ["endpoint"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+
+# Tickets, reviews and SLA clocks (stream/tickets.py, stream/review.py).
+TICKETS_TRIAGED = Counter(
+    "aiops_tickets_triaged_total", "Tickets triaged, by the gate's outcome (routed, human_review)", ["status"])
+TICKET_DUPLICATES = Counter(
+    "aiops_ticket_duplicates_total", "tickets.raw records for a ticket already held (a re-send or a "
+    "redelivery after a crash), and resolutions of a ticket already resolved; not triaged again")
+TICKETS_FORWARDED = Counter(
+    "aiops_tickets_forwarded_total", "tickets.raw records that arrived on another partition than their "
+    "ticket id's and were forwarded to it (a producer not keying by ticket id)")
+TRIAGED_EVENTS = Counter(
+    "aiops_triaged_events_total", "Events sent on tickets.triaged, by subject (ticket, incident) and status",
+    ["subject", "status"])
+SLA_ESCALATIONS = Counter(
+    "aiops_sla_escalations_total", "SLA breaches decided, by subject (ticket, incident) and reason "
+    "(escalated, at_top_tier)", ["subject", "reason"])
+REVIEWS = Counter(
+    "aiops_reviews_total", "Review API decisions applied, by action (approve, override, resolve, ack)", ["action"])
+OUTBOX_RESENT = Counter(
+    "aiops_outbox_resent_total", "Events found written but unconfirmed in restored SLA state and sent again "
+    "(each at most once more, with the same seq)")
+REVIEW_QUEUE = Gauge(
+    "aiops_review_queue", "Tickets waiting for human review on this worker's partitions")
+SLA_CLOCKS_OPEN = Gauge(
+    "aiops_sla_clocks_open", "Running SLA clocks on this worker's partitions, by subject", ["subject"])

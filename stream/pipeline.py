@@ -200,9 +200,12 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
 
 def _split_by_partition(pipe: Pipeline, alerts: Sequence[Alert]) -> dict[int, list[AlertRecord]]:
     out: dict[int, list[AlertRecord]] = {}
+    by_source: dict[str, int] = {}
     for alert in alerts:
-        metrics.ALERTS_RECEIVED.labels(alert.source).inc()
+        by_source[alert.source] = by_source.get(alert.source, 0) + 1
         out.setdefault(pipe.partition_of(alert.key), []).append(record_of(alert))
+    for source, count in by_source.items():  # one metric update per source, not per alert
+        metrics.ALERTS_RECEIVED.labels(source).inc(count)
     return out
 
 
@@ -238,6 +241,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         engine = pipe.engine(p)
         before = replace(engine.counters)
         out = engine.ingest(records)
+        metrics.ALERT_RECORDS_CORRELATED.inc(len(records))
         store = engine.store
         assert isinstance(store, TableStore)
         for key, source in sources.get(p, {}).items():
