@@ -4,9 +4,9 @@ Only wiring lives here: records are decoded, handed to `correlator`, and what co
 consumed topic is read as raw bytes and decoded here, so that a record Faust could not decode is not
 dropped by Faust with a log line but dead-lettered with its reason, like any other bad record.
 
-Cost per record, not per alert: normalize turns each raw body into one record per correlation key, and
-correlate folds a whole `take_events` batch into one engine call per partition and one table write per
-changed key.
+Cost per record, not per alert: normalize turns a batch of raw bodies into one record per partition of
+`alerts`, and correlate folds a whole `take_events` batch into one engine call per partition and one table
+write per changed key.
 """
 
 from __future__ import annotations
