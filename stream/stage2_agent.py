@@ -1,0 +1,376 @@
+"""Stage-2 agents: stage-1 incident events (`incidents`) -> routed by cluster -> Grouper -> parents on `incidents`.
+
+Two agents and a timer, installed only when `Settings.stage2` is on:
+
+* `stage2_route` reads `incidents` (raw bytes), skips what stage 2 itself published (header `aiops-stage: 2`,
+  or a document with `parent_id` and no `incident_id`), dead-letters what is not an `IncidentEvent`, and
+  forwards the original bytes to the internal topic `<app id>-stage2-route`, keyed by the routing key.
+* `stage2_group` reads that topic and folds each partition's events into its own `Grouper`, whose state is a
+  changelog-backed table (`stream.stage2_state`); it publishes on `incidents`, with header `aiops-stage: 2`:
+  - `ParentEvent` keyed by parent id (`opened`, throttled `updated`, `resolved`; `children` lists members);
+  - `Assignment` keyed by the child's incident id, one per child that joins (or moves, on a merge): this is
+    how a child names its parent. Keyed by child id it lands on the same `incidents` partition as the
+    child's own events, so a consumer partitioned by incident id sees both.
+* the idle timer releases held children of quiet partitions and reloads the topology file when its mtime
+  changes (no restart).
+
+The routing key, and its limit. Related incidents must meet on one Grouper. Stage 2 never relates two
+incidents whose clusters are known and differ (`GroupingConfig.separate_labels`, "cluster" by default), so
+keying by the cluster loses no relation between incidents that both name one: the key is the first value
+of the first separate label the incident carries (stage 1 appends label values, so the first one is stable
+across an incident's events), else one default key. What it costs: (1) parallelism is the number of
+clusters, and a deployment without cluster labels runs stage 2 on one partition (stage 2 works per incident
+event, about 150,000 events/s on one core, well above what the pipeline feeds it); (2) an incident without
+a cluster cannot join a cluster's cause, though the Grouper alone would let it (the veto needs both sides);
+(3) an incident whose first events carry no cluster and later ones do changes key, and is then a child on
+two partitions; (4) an incident seen in two clusters is routed by the first only. Order: events of one
+incident keep their order (one source partition, one key); across stage-1 partitions the routing topic
+interleaves, which the Grouper's reorder buffer (`lateness_s`) absorbs as long as stage-1 partitions'
+watermarks stay within it of each other; a child later than that is still assigned, and counted `late`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from faust.types import EventT, TopicT
+from pydantic import ValidationError
+
+from correlator.models import IncidentEvent
+from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent
+from correlator.topology import Topology, TopologyError
+from stream.app import App
+from stream.commands.replay import read_topology
+from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
+from stream.settings import Settings
+from stream.stage2_state import GroupTableStore
+
+__all__ = ["STAGE_HEADER", "Stage2", "TopologyWatcher", "grouping_config", "install_stage2", "is_stage2_record",
+           "route_key"]
+
+log = logging.getLogger(__name__)
+
+STAGE_HEADER = "aiops-stage"
+"""Header on every record stage 2 publishes on `incidents` (value b"2"), so that readers can tell it apart."""
+DEFAULT_ROUTE_KEY = "-"
+"""Routing key of incidents that carry no cluster."""
+ROUTE_BATCH, GROUP_BATCH = 1000, 1000
+_STAGE2 = b"2"
+
+
+def grouping_config(settings: Settings) -> GroupingConfig:
+    """The Grouper's configuration from the worker's settings (the rest at its defaults)."""
+    return GroupingConfig(gap_s=settings.stage2_gap, max_hops=settings.stage2_hops)
+
+
+def route_key(ev: IncidentEvent, config: GroupingConfig) -> str:
+    """The key that brings related incidents together: the first known value of the first separating label."""
+    for label in config.separate_labels:
+        for value in ev.entities.get(label, ()):
+            if value.lower() not in config.placeholder_values:
+                return value
+    return DEFAULT_ROUTE_KEY
+
+
+def is_stage2_record(headers: Any) -> bool:
+    """Whether a record's headers (a list of (name, bytes) or a mapping) say stage 2 published it."""
+    if not headers:
+        return False
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    return any(name == STAGE_HEADER and value == _STAGE2 for name, value in pairs)
+
+
+@dataclass
+class TopologyWatcher:
+    """The topology file, re-read when its mtime or size changes; a bad new version keeps the old one."""
+
+    path: Path | None
+    max_hops: int
+    topology: Topology | None = None
+    _stamp: tuple[int, int] | None = None
+
+    def load(self) -> None:
+        """Read the file at start; an unreadable topology is a configuration error and stops the worker."""
+        if self.path is not None:
+            self._stamp = self._stat()
+            self.topology = read_topology(self.path, self.max_hops)
+
+    def poll(self) -> bool:
+        """Re-read the file if it changed since the last look; True when a new topology was taken."""
+        if self.path is None:
+            return False
+        stamp = self._stat()
+        if stamp is None or stamp == self._stamp:
+            return False
+        self._stamp = stamp  # a bad version is reported once, not on every tick
+        try:
+            topology = read_topology(self.path, self.max_hops)
+        except (OSError, TopologyError) as exc:
+            log.warning("stage 2: topology %s not reloaded, keeping the previous one: %s", self.path, exc)
+            return False
+        changed = self.topology is None or topology.version != self.topology.version
+        self.topology = topology
+        return changed
+
+    def _stat(self) -> tuple[int, int] | None:
+        assert self.path is not None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None  # gone for a moment (an editor's rename): keep what we have
+        return st.st_mtime_ns, st.st_size
+
+
+@dataclass
+class Stage2:
+    """Stage 2's shared state on one worker: a Grouper per owned partition of the routing topic."""
+
+    app: App
+    pipe: Pipeline
+    config: GroupingConfig
+    table: Any
+    topics: dict[str, TopicT]
+    watcher: TopologyWatcher
+    sync_marker: bool = True
+    idle_flush_s: float = 1.0
+    idle_advance_s: float = 10.0
+    groupers: dict[int, Grouper] = field(default_factory=dict)
+    last_input: dict[int, float] = field(default_factory=dict)
+    last_moved: dict[int, float] = field(default_factory=dict)
+    flushed: set[int] = field(default_factory=set)
+    routed: int = 0
+    grouped: int = 0
+    published: int = 0
+
+    @property
+    def route_topic(self) -> str:
+        """Kafka name of the routing topic."""
+        return str(self.topics["route"].get_topic_name())
+
+    def grouper(self, partition: int) -> Grouper:
+        """The Grouper of a routing partition, built on first use from whatever the table restored."""
+        grouper = self.groupers.get(partition)
+        if grouper is None:
+            store = GroupTableStore(self.table, partition)
+            grouper = Grouper(self.config, self.watcher.topology, store)
+            grouper.watermark = max(grouper.watermark, store.watermark)
+            self.groupers[partition] = grouper
+            log.info("stage-2 grouper for partition %d: %d groups restored", partition, len(store))
+        return grouper
+
+    def mark_input(self, partition: int) -> None:
+        """Input arrived: the idle clocks of the partition restart."""
+        now = time.monotonic()
+        self.last_input[partition] = self.last_moved[partition] = now
+        self.flushed.discard(partition)
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget Groupers of partitions this worker no longer owns (their state lives on in the changelog)."""
+        for p in partitions:
+            self.groupers.pop(p, None)
+            self.last_input.pop(p, None)
+            self.last_moved.pop(p, None)
+            self.flushed.discard(p)
+
+    def reload_topology(self) -> None:
+        """Hand a changed topology file to every Grouper; children assigned from now on use it."""
+        if self.watcher.poll():
+            for grouper in self.groupers.values():
+                grouper.set_topology(self.watcher.topology)
+            version = self.watcher.topology.version if self.watcher.topology else None
+            log.info("stage 2: topology %s reloaded (%s)", self.watcher.path, version)
+
+    async def publish(self, out: GroupingOutput) -> None:
+        """Send parent events keyed by parent id and assignments keyed by child id, marked as stage 2's."""
+        topic = self.topics["incidents"]
+        for parent in out.parents:
+            await topic.send(key=parent.parent_id.encode(), value=_dump(parent), headers=_headers("parent"))
+        for assignment in out.assignments:
+            await topic.send(key=assignment.child_id.encode(), value=_dump(assignment),
+                             headers=_headers("assignment"))
+        self.published += len(out.parents) + len(out.assignments)
+
+    async def commit(self, partition: int, out: GroupingOutput) -> None:
+        """Publish, then write the partition's changed groups, then its progress: `Pipeline.commit`'s order.
+
+        A crash before the keys regenerates the same parents (ids derive from the first child) from the
+        redelivered input; a crash between keys and progress re-applies input the Grouper drops by seq.
+        The flushes keep the order on the wire and end each commit with a one-record changelog batch (Tansu).
+        """
+        grouper = self.groupers[partition]
+        store = grouper.store
+        assert isinstance(store, GroupTableStore)
+        producer = self.app.producer
+        await self.publish(out)
+        if out.parents or out.assignments:
+            await producer.flush()
+        if store.write_keys() and self.sync_marker:
+            await producer.flush()
+        store.write_progress(grouper.watermark)
+        await producer.flush()
+
+    def status(self) -> dict[str, Any]:
+        """What the `/stage2/` view shows: partitions, throughput counters, state size, topology."""
+        counters: dict[str, int] = {}
+        for g in self.groupers.values():
+            for name, value in g.counters.as_dict().items():
+                counters[name] = counters.get(name, 0) + value
+        topology = self.watcher.topology
+        return {"partitions": sorted(self.groupers), "routed": self.routed, "grouped": self.grouped,
+                "published": self.published, "groups": sum(len(g.store) for g in self.groupers.values()),
+                "counters": counters, "topology": topology.version if topology is not None else None}
+
+
+def _dump(model: ParentEvent | Assignment) -> bytes:
+    return orjson.dumps(model.model_dump(mode="json"))
+
+
+def _headers(kind: str) -> dict[str, bytes]:
+    return {STAGE_HEADER: _STAGE2, "aiops-kind": kind.encode()}
+
+
+def _decode_incident(raw: bytes | None) -> IncidentEvent | None:
+    """A stage-1 event; None for a stage-2 document (by shape); raises ValueError with a reason otherwise."""
+    try:
+        doc = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON: {exc}") from None
+    if isinstance(doc, dict) and "parent_id" in doc and "incident_id" not in doc:
+        return None
+    try:
+        return IncidentEvent.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "value"
+        raise ValueError(f"not an IncidentEvent: {where}: {first['msg']}") from None
+
+
+async def route_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
+    """Forward stage-1 events to the routing topic under their routing key; skip stage 2's own records."""
+    topic = stage.topics["route"]
+    for event in events:
+        msg = event.message
+        if is_stage2_record(msg.headers):
+            continue
+        try:
+            ev = _decode_incident(msg.value)
+        except ValueError as exc:
+            await stage.pipe.deadletter("stage2_route", event, str(exc), "invalid_incident_event")
+            continue
+        if ev is None:
+            continue
+        await topic.send(key=route_key(ev, stage.config).encode(), value=msg.value)
+        stage.routed += 1
+
+
+async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
+    """Fold a batch of routed events into the Groupers of their partitions and commit what came out."""
+    by_partition: dict[int, list[IncidentEvent]] = {}
+    for event in events:
+        msg = event.message
+        store = stage.grouper(msg.partition).store
+        assert isinstance(store, GroupTableStore)
+        if store.seen(msg.offset):
+            continue
+        store.offset = msg.offset  # written with the progress, after the keys this batch changes
+        try:
+            ev = IncidentEvent.model_validate_json(msg.value or b"")
+        except ValidationError as exc:
+            await stage.pipe.deadletter("stage2_group", event, str(exc).splitlines()[0], "invalid_incident_event")
+            continue
+        by_partition.setdefault(msg.partition, []).append(ev)
+    for p, evs in by_partition.items():
+        out = stage.groupers[p].ingest(evs)
+        stage.grouped += len(evs)
+        stage.mark_input(p)
+        await stage.commit(p, out)
+
+
+def _idle_output(stage: Stage2, p: int, grouper: Grouper, now: float) -> GroupingOutput:
+    """Two idle steps, as stage 1's: release held children, then let event time follow the wall clock.
+
+    Releasing moves event time just far enough (the latest held child's first alert plus the lateness), so
+    that repeated pauses never push the watermark past what stage 1 has reported by more than the lateness.
+    """
+    out = GroupingOutput()
+    idle = now - stage.last_input.get(p, now)
+    if idle >= stage.idle_flush_s and p not in stage.flushed:
+        held = [ev.first_seen for _, ev in grouper.store.held_items()]
+        if held:
+            out.extend(grouper.advance(max(held) + grouper.config.lateness_s))
+        stage.flushed.add(p)
+    if idle >= stage.idle_advance_s:
+        moved = stage.last_moved.get(p, now)
+        out.extend(grouper.advance(grouper.watermark + (now - moved)))
+        stage.last_moved[p] = now
+    return out
+
+
+async def tick(stage: Stage2) -> None:
+    """Idle timer: topology reload, then the idle steps of every quiet partition."""
+    stage.reload_topology()
+    now = time.monotonic()
+    for p, grouper in list(stage.groupers.items()):
+        if grouper.watermark == float("-inf"):
+            continue
+        out = _idle_output(stage, p, grouper, now)
+        if out.parents or out.assignments:
+            await stage.commit(p, out)
+
+
+def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT:
+    return app.topic(name, partitions=partitions, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", **options)
+
+
+def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
+    partitions = settings.partitions_for("incidents")
+    route = _bytes_topic(app, f"{settings.app_id}-stage2-route", partitions, internal=True)
+    changelog = _bytes_topic(app, f"{settings.app_id}-stage2-state-changelog", partitions, compacting=True,
+                             acks=False, internal=True)
+    table = app.Table("stage2-state", partitions=partitions, key_type=bytes, value_type=bytes,
+                      changelog_topic=changelog)
+    config = grouping_config(settings)
+    watcher = TopologyWatcher(settings.stage2_topology, config.max_hops)
+    watcher.load()
+    return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
+                  sync_marker=settings.changelog_sync_marker, idle_flush_s=settings.idle_flush,
+                  idle_advance_s=settings.idle_advance)
+
+
+def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:
+    """Add the stage-2 agents, table, timer and `/stage2/` view to `app`; nothing unless `settings.stage2`."""
+    if not settings.stage2:
+        return None
+    stage = _stage2(app, settings, pipe)
+
+    @app.agent(stage.topics["incidents"], name="stage2_route")
+    async def stage2_route(stream: Any) -> None:
+        async for events in stream.take_events(ROUTE_BATCH, within=BATCH_WITHIN_S):
+            await route_batch(stage, events)
+
+    @app.agent(stage.topics["route"], name="stage2_group")
+    async def stage2_group(stream: Any) -> None:
+        async for events in stream.take_events(GROUP_BATCH, within=BATCH_WITHIN_S):
+            await group_batch(stage, events)
+
+    @app.timer(interval=TICK_S)
+    async def stage2_tick() -> None:
+        await tick(stage)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
+        stage.drop(tp.partition for tp in revoked if tp.topic == stage.route_topic)
+
+    @app.page("/stage2/")
+    async def stage2_status(web: Any, request: Any) -> Any:
+        return web.json(stage.status())
+
+    return stage

@@ -1,0 +1,156 @@
+"""The stage-2 GroupStore on a changelog-backed Faust table, scoped to one partition of the routing topic.
+
+Like `stream.state.TableStore`: live objects in dicts (no decode per event), each group or held child
+changed since the last commit written once at the commit, as orjson bytes with an explicit changelog
+partition (so the idle timer, outside any stream iteration, can write too). Table keys are UTF-8 bytes:
+
+* `<partition>|g|<parent id>`: a group (`GroupState.to_dict`);
+* `<partition>|h|<child id>`: a child held for reordering (its latest `IncidentEvent`);
+* `<partition>#progress`: the last offset of the routing partition applied, and the grouper's watermark.
+
+Tombstones go out in the same commit as the change that caused them, unlike stage 1's (one commit late):
+a released child must never come back as held beside the group that took it, and a group merged away must
+never come back beside the group that holds its children. Re-applying a commit's input after a crash
+between its keys and its progress is harmless here because the Grouper drops events whose `seq` it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from correlator.models import IncidentEvent
+from correlator.stage2 import GroupState
+
+__all__ = ["GroupTableStore"]
+
+
+class GroupTableStore:
+    """A `correlator.stage2.GroupStore` over one partition of a Faust table (bytes keys and values)."""
+
+    def __init__(self, table: Any, partition: int) -> None:
+        self._table = table
+        self._partition = partition
+        self._group_prefix = f"{partition}|g|"
+        self._held_prefix = f"{partition}|h|"
+        self._progress_key = f"{partition}#progress".encode()
+        self._groups: dict[str, GroupState] = {}
+        self._held: dict[str, IncidentEvent] = {}
+        self._dirty: set[bytes] = set()
+        self._gone: set[bytes] = set()
+        self.offset = -1
+        """Last offset of the routing partition whose record has been applied (written at each commit)."""
+        self.watermark = float("-inf")
+        self._load()
+
+    # ---- GroupStore -------------------------------------------------------------------------------------
+
+    def get(self, group_id: str) -> GroupState | None:
+        """The group, or None."""
+        return self._groups.get(group_id)
+
+    def put(self, group_id: str, state: GroupState) -> None:
+        """Keep `state` and mark it for the next commit."""
+        self._groups[group_id] = state
+        self._touch(self._group_prefix + group_id)
+
+    def delete(self, group_id: str) -> None:
+        """Forget a group; its tombstone goes out at the next commit."""
+        if self._groups.pop(group_id, None) is not None:
+            self._drop(self._group_prefix + group_id)
+
+    def items(self) -> Iterator[tuple[str, GroupState]]:
+        """Every (group id, group)."""
+        return iter(list(self._groups.items()))
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def hold(self, child_id: str, event: IncidentEvent) -> None:
+        """Keep the child's latest event until it is assigned."""
+        self._held[child_id] = event
+        self._touch(self._held_prefix + child_id)
+
+    def held(self, child_id: str) -> IncidentEvent | None:
+        """The held event, or None."""
+        return self._held.get(child_id)
+
+    def release(self, child_id: str) -> IncidentEvent | None:
+        """Remove and return the held event (its tombstone goes out at the next commit)."""
+        ev = self._held.pop(child_id, None)
+        if ev is not None:
+            self._drop(self._held_prefix + child_id)
+        return ev
+
+    def held_items(self) -> Iterator[tuple[str, IncidentEvent]]:
+        """Every (child id, held event)."""
+        return iter(list(self._held.items()))
+
+    # ---- progress and commit ----------------------------------------------------------------------------
+
+    def seen(self, offset: int) -> bool:
+        """Whether the routing record at `offset` was applied already (redelivered after a crash)."""
+        return offset <= self.offset
+
+    def write_keys(self) -> int:
+        """Send every group and held child changed since the last commit, and the tombstones; the count."""
+        for name in self._gone:
+            self._write(name, None)
+        for name in self._dirty:
+            self._write(name, self._encode(name.decode()))
+        written = len(self._gone) + len(self._dirty)
+        self._gone.clear()
+        self._dirty.clear()
+        return written
+
+    def write_progress(self, watermark: float) -> None:
+        """Send the applied offset and the watermark; written after the keys it covers."""
+        self.watermark = watermark
+        wm = None if watermark == float("-inf") else watermark
+        self._write(self._progress_key, orjson.dumps({"offset": self.offset, "watermark": wm}))
+
+    # ---- internals --------------------------------------------------------------------------------------
+
+    def _touch(self, name: str) -> None:
+        raw = name.encode()
+        self._dirty.add(raw)
+        self._gone.discard(raw)
+
+    def _drop(self, name: str) -> None:
+        raw = name.encode()
+        self._dirty.discard(raw)
+        self._gone.add(raw)
+
+    def _encode(self, name: str) -> bytes:
+        if name.startswith(self._group_prefix):
+            return orjson.dumps(self._groups[name[len(self._group_prefix):]].to_dict())
+        return self._held[name[len(self._held_prefix):]].model_dump_json().encode()
+
+    def _load(self) -> None:
+        """Take over every group, held child and the progress of this partition from the restored table."""
+        for table_key, raw in list(self._table.data.items()):
+            key = table_key.decode() if isinstance(table_key, bytes) else str(table_key)
+            if raw is None:
+                continue
+            if key.startswith(self._group_prefix):
+                self._groups[key[len(self._group_prefix):]] = GroupState.from_dict(orjson.loads(raw))
+            elif key.startswith(self._held_prefix):
+                self._held[key[len(self._held_prefix):]] = IncidentEvent.model_validate_json(raw)
+        assigned = {cid for g in self._groups.values() for cid in g.children}
+        for cid in assigned & set(self._held):  # cannot happen with same-commit tombstones; never hold twice
+            del self._held[cid]
+        saved = self._table.data.get(self._progress_key)
+        if saved is not None:
+            doc = orjson.loads(saved)
+            self.offset = int(doc["offset"])
+            self.watermark = float("-inf") if doc["watermark"] is None else float(doc["watermark"])
+
+    def _write(self, table_key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._table.data.pop(table_key, None)
+        else:
+            self._table.data[table_key] = value
+        self._table.send_changelog(self._partition, table_key, value, key_serializer="raw",
+                                   value_serializer="raw")

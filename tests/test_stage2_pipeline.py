@@ -1,0 +1,208 @@
+"""Stage 2 on the real embedded broker: a worker with stage 2 on groups stage-1 incidents into causes.
+
+Generated scenarios, all in one cluster (so on one routing key, one Grouper: it must separate by itself):
+a dependency's failure cascading to its callers (one parent), and two unrelated failures overlapping in time
+(two parents). The topology file is reloaded without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from correlator.models import IncidentEvent
+from correlator.stage2 import Assignment, ParentEvent
+from stream.broker import EmbeddedBroker
+from stream.settings import Settings
+from stream.stage2_agent import STAGE_HEADER, TopologyWatcher, grouping_config, is_stage2_record, route_key
+
+from .workers import Deployment, WorkerProc
+
+T0 = 1_772_420_400.0  # a fixed event time: the scenario correlates the same whenever the test runs
+
+TOPOLOGY = {
+    "nodes": [{"id": s, "type": "Service"} for s in ("db", "api", "web", "ledger", "payments", "index", "search")],
+    "edges": [
+        {"source": "api", "target": "db", "label": "depends_on"},
+        {"source": "web", "target": "api", "label": "depends_on"},
+        {"source": "payments", "target": "ledger", "label": "depends_on"},
+        {"source": "search", "target": "index", "label": "depends_on"},
+    ],
+}
+
+
+def failure(service: str, symptom: str, start: float, count: int = 12, every: float = 10.0,
+            cluster: str = "c1") -> list[dict[str, Any]]:
+    """`count` distinct alerts of one service and symptom, `every` seconds apart from `start`."""
+    return [{"fingerprint": f"{service}-{symptom}-{i}", "starts_at": start + i * every, "severity": "critical",
+             "labels": {"alertname": symptom, "service": service, "cluster": cluster,
+                        "instance": f"{service}-0"}}
+            for i in range(count)]
+
+
+def body(*failures: list[dict[str, Any]]) -> bytes:
+    """One NDJSON body with every alert, in event-time order."""
+    alerts = sorted((a for f in failures for a in f), key=lambda a: a["starts_at"])
+    return b"\n".join(orjson.dumps(a) for a in alerts)
+
+
+@dataclass
+class Seen:
+    """What a reader of `incidents` saw, told apart by the stage-2 header."""
+
+    incidents: dict[str, IncidentEvent] = field(default_factory=dict)
+    parents: dict[str, ParentEvent] = field(default_factory=dict)
+    assignments: dict[str, Assignment] = field(default_factory=dict)
+
+    def take(self, record: Any) -> None:
+        """File one record under its kind, keeping the latest of each id."""
+        if not is_stage2_record(record.headers):
+            ev = IncidentEvent.model_validate_json(record.value)
+            self.incidents[ev.incident_id] = ev
+        elif dict(record.headers)["aiops-kind"] == b"parent":
+            parent = ParentEvent.model_validate_json(record.value)
+            assert record.key == parent.parent_id.encode()
+            self.parents[parent.parent_id] = parent
+        else:
+            assignment = Assignment.model_validate_json(record.value)
+            assert record.key == assignment.child_id.encode()
+            self.assignments[assignment.child_id] = assignment
+
+    def causes(self) -> list[set[str]]:
+        """Services of the children of each parent (live parents only), sorted for comparison."""
+        by_parent: dict[str, set[str]] = {}
+        for a in self.assignments.values():
+            by_parent.setdefault(a.parent_id, set()).add(a.child_key.partition("/")[0])
+        return sorted(by_parent.values(), key=sorted)
+
+
+async def _collect(bootstrap: str, topic: str, done: Callable[[Seen], bool], timeout: float) -> Seen:
+    seen = Seen()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done(seen):
+            batches = await consumer.getmany(timeout_ms=200)
+            for record in (r for records in batches.values() for r in records):
+                seen.take(record)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+def collect(dep: Deployment, done: Callable[[Seen], bool], timeout: float = 90.0) -> Seen:
+    """Read `incidents` from the start until `done(seen)` holds or `timeout` runs out."""
+    return asyncio.run(_collect(dep.broker.bootstrap, dep.topic("incidents"), done, timeout))
+
+
+def assigned(children: int) -> Callable[[Seen], bool]:
+    """Done when `children` stage-1 incidents exist and every one has been assigned to a parent."""
+    return lambda s: len(s.incidents) >= children and set(s.incidents) <= set(s.assignments)
+
+
+@pytest.fixture
+def topology_file(tmp_path: Path) -> Path:
+    path = tmp_path / "topology.json"
+    path.write_bytes(orjson.dumps(TOPOLOGY))
+    return path
+
+
+@pytest.fixture
+def deployment(broker: EmbeddedBroker, tmp_path: Path, topology_file: Path) -> Iterator[Deployment]:
+    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2": "true", "AIOPS_STAGE2_TOPOLOGY": str(topology_file)}
+    dep = Deployment(broker, tmp_path, extra_env=env)
+    dep.create_topics()
+    yield dep
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProc]]:
+    started: list[WorkerProc] = []
+    yield started
+    for w in started:
+        w.stop()
+
+
+def test_a_cascade_from_a_dependency_to_its_callers_is_one_cause(
+        deployment: Deployment, workers: list[WorkerProc]) -> None:
+    workers.append(deployment.start_worker())
+    deployment.produce("alerts_raw", [(b"generic", body(
+        failure("db", "DBDown", T0), failure("api", "ErrorRate", T0 + 20), failure("web", "HighLatency", T0 + 40)))])
+    seen = collect(deployment, assigned(3))
+    assert len(seen.incidents) == 3, seen.incidents.keys()
+    assert seen.causes() == [{"db", "api", "web"}]
+    [parent] = seen.parents.values()
+    assert seen.incidents[parent.first_child].service == "db"
+    relations = {a.child_key.partition("/")[0]: a.relation.value for a in seen.assignments.values()}
+    assert relations == {"db": "first", "api": "topology", "web": "topology"}
+    assert workers[0].get("/stage2/")["topology"] is not None
+
+
+def test_two_unrelated_failures_overlapping_in_time_stay_two_causes(
+        deployment: Deployment, workers: list[WorkerProc]) -> None:
+    workers.append(deployment.start_worker())
+    deployment.produce("alerts_raw", [(b"generic", body(
+        failure("ledger", "DiskFull", T0), failure("payments", "ErrorRate", T0 + 15),
+        failure("index", "TargetDown", T0 + 5), failure("search", "HighLatency", T0 + 20)))])
+    seen = collect(deployment, assigned(4))
+    assert len(seen.incidents) == 4
+    assert seen.causes() == [{"index", "search"}, {"ledger", "payments"}]
+    assert len(seen.parents) == 2
+    assert all(p.kind == "opened" or p.status == "firing" for p in seen.parents.values())
+
+
+def test_the_topology_is_reloaded_without_a_restart(
+        deployment: Deployment, workers: list[WorkerProc], topology_file: Path) -> None:
+    topology_file.write_bytes(orjson.dumps({"nodes": TOPOLOGY["nodes"], "edges": []}))
+    worker = deployment.start_worker()
+    workers.append(worker)
+    worker.wait_web()
+    deployment.produce("alerts_raw", [(b"generic", body(failure("db", "DBDown", T0),
+                                                        failure("api", "ErrorRate", T0 + 20)))])
+    before = collect(deployment, assigned(2))
+    assert before.causes() == [{"api"}, {"db"}]  # no edge: the topology knows both and finds no path
+    old = worker.get("/stage2/")["topology"]
+    topology_file.write_bytes(orjson.dumps(TOPOLOGY))
+    deadline = time.monotonic() + 20
+    while worker.get("/stage2/")["topology"] == old and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.get("/stage2/")["topology"] != old
+    later = T0 + 3600  # a new pair of incidents, an hour on: the new edge relates them
+    deployment.produce("alerts_raw", [(b"generic", body(failure("db", "DBDown", later),
+                                                        failure("api", "ErrorRate", later + 20)))])
+    after = collect(deployment, assigned(4))
+    assert sorted(map(sorted, after.causes())) == [["api"], ["api", "db"], ["db"]]
+
+
+def test_route_key_is_the_first_known_cluster_else_the_default() -> None:
+    config = grouping_config(Settings())
+    ev = IncidentEvent(kind="opened", incident_id="i", seq=1, key="s/x", service="s", symptom="x",
+                       status="firing", first_seen=0, last_seen=0, window_start=0, alert_count=1,
+                       distinct_fingerprints=1, firing_count=1, duplicates=0, max_severity="critical",
+                       entities={"cluster": ["unknown", "c2", "c1"]}, emitted_at=0)
+    assert route_key(ev, config) == "c2"
+    assert route_key(ev.model_copy(update={"entities": {}}), config) == "-"
+    assert is_stage2_record([(STAGE_HEADER, b"2")]) and not is_stage2_record([("other", b"2")])
+
+
+def test_topology_watcher_reloads_on_change_and_keeps_the_old_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_bytes(orjson.dumps(TOPOLOGY))
+    watcher = TopologyWatcher(path, max_hops=2)
+    watcher.load()
+    first = watcher.topology
+    assert first is not None and not watcher.poll()
+    path.write_bytes(b"{not json")
+    assert not watcher.poll() and watcher.topology is first
+    path.write_bytes(orjson.dumps({"nodes": ["a"], "edges": [["a", "b"]]}))
+    assert watcher.poll() and watcher.topology is not None and "b" in watcher.topology
