@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
+__all__ = ["DEFAULT_TIER_SLA", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
@@ -72,10 +72,14 @@ class TopicNames(BaseModel):
     incidents: str = "incidents"
     tickets_raw: str = "tickets.raw"
     tickets_triaged: str = "tickets.triaged"
+    tickets_labels: str = "tickets.labels"
     deadletter: str = "deadletter"
 
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+DEFAULT_TIER_SLA: dict[str, float] = {"L1": 240 * 60.0, "L2": 60 * 60.0, "L3": 15 * 60.0}
+"""Seconds per tier: DESIGN.md's sev3/sev2/sev1 SLAs on the tiers those severities route to."""
 
 
 class Settings(BaseSettings):
@@ -118,14 +122,18 @@ class Settings(BaseSettings):
     resolve_hold: Duration = 60.0
     stale_after: Duration = 24 * 3600.0
 
-    # Stage 2 (stream/stage2_agent.py): groups stage-1 incidents into causes, parents on `incidents`.
-    stage2: bool = Field(default=False, description="run the stage-2 agents; off by default because they add "
-                         "parent and assignment records to `incidents`, which readers must then tell apart")
-    stage2_topology: Path | None = Field(default=None, description="topology file (JSON or YAML), re-read when "
-                                         "its mtime changes; without one stage 2 relates incidents by labels")
-    stage2_gap: Duration = Field(default=120.0, description="largest quiet time between a cause's alerts and "
-                                 "a new related incident")
-    stage2_hops: int = Field(default=2, ge=0, le=3, description="topology edges allowed between related entities")
+    # Tickets: the confidence gate, each tier's SLA, the SLA timer (see stream/tickets.py).
+    triage_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="below it a ticket goes to "
+                                    "human review and is never auto-routed")
+    triage_plugin: str | None = Field(default=None, description="optional classifier `package.module:factory`; "
+                                      "the rules answer when it fails or times out")
+    tier_sla: dict[str, Duration] = Field(
+        default_factory=lambda: dict(DEFAULT_TIER_SLA), description="SLA per tier, e.g. "
+        '{"L1": "4h", "L2": "1h", "L3": "15m"}; tiers left out keep their default')
+    sla_check_interval: Duration = Field(default=1.0, gt=0, description="how often the SLA timer looks for "
+                                         "breaches on the partitions this worker owns")
+    sla_retention: Duration = Field(default=24 * 3600.0, description="resolved tickets and closed incident "
+                                    "clocks stay in the SLA tables (and the views) this long, then go")
 
     @field_validator("broker", mode="before")
     @classmethod
@@ -137,6 +145,16 @@ class Settings(BaseSettings):
     def _lower_level(cls, value: Any) -> Any:
         level = value.lower() if isinstance(value, str) else value
         return "warning" if level == "warn" else level
+
+    @field_validator("tier_sla")
+    @classmethod
+    def _known_tiers(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(DEFAULT_TIER_SLA)
+        if unknown:
+            raise ValueError(f"unknown tiers in tier_sla: {sorted(unknown)} (tiers: {sorted(DEFAULT_TIER_SLA)})")
+        if any(seconds <= 0 for seconds in value.values()):
+            raise ValueError("an SLA must be longer than zero")
+        return {**DEFAULT_TIER_SLA, **value}
 
     @field_validator("topic_partitions")
     @classmethod

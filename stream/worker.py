@@ -8,6 +8,7 @@ import logging
 from stream.app import App, make_app, run_worker
 from stream.broker import create_topics_sync
 from stream.pipeline import Pipeline, install
+from stream.review import install as install_tickets
 from stream.settings import Settings
 from stream.views import install_views
 
@@ -32,6 +33,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     app = make_app(settings)
     pipe = install(app, settings)
     install_views(pipe)
+    install_tickets(app, settings, pipe)  # triage and SLA agents, SLA timer, review API
     return app, pipe
 
 

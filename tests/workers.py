@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from stream.broker import EmbeddedBroker, create_topics_sync, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-TOPIC_FIELDS = ("alerts_raw", "alerts", "incidents", "tickets_raw", "tickets_triaged", "deadletter")
+TOPIC_FIELDS = ("alerts_raw", "alerts", "incidents", "tickets_raw", "tickets_triaged", "tickets_labels", "deadletter")
 
 
 @dataclass

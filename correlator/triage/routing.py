@@ -2,11 +2,13 @@
 
 SLAs belong to tiers, not severities, because escalation moves a ticket to a tier and restarts its clock under
 that tier's SLA. With the default mapping (sev1 -> L3, sev2 -> L2, sev3 -> L1) the per-tier SLAs reproduce
-DESIGN.md's per-severity ones (15, 60, 240 minutes).
+DESIGN.md's per-severity ones (15, 60, 240 minutes). An SLA may be a fraction of a minute (a drill, an
+integration test bounded by seconds): clocks count `sla_seconds`, events report whole minutes rounded up.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -35,7 +37,7 @@ class RoutingPolicy:
     threshold: float = 0.5
     tiers: tuple[str, ...] = ("L1", "L2", "L3")
     tier_of_severity: tuple[tuple[TicketSeverity, str], ...] = (("sev1", "L3"), ("sev2", "L2"), ("sev3", "L1"))
-    sla_minutes_of_tier: tuple[tuple[str, int], ...] = (("L1", 240), ("L2", 60), ("L3", 15))
+    sla_minutes_of_tier: tuple[tuple[str, float], ...] = (("L1", 240), ("L2", 60), ("L3", 15))
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -54,8 +56,12 @@ class RoutingPolicy:
         return dict(self.tier_of_severity)[severity]
 
     def sla_minutes(self, tier: str) -> int:
-        """The SLA of a tier, in minutes."""
-        return dict(self.sla_minutes_of_tier)[tier]
+        """The SLA of a tier in whole minutes, rounded up (what events and the CLI report)."""
+        return math.ceil(dict(self.sla_minutes_of_tier)[tier])
+
+    def sla_seconds(self, tier: str) -> float:
+        """The SLA of a tier in seconds, fractions kept: what the clocks count."""
+        return dict(self.sla_minutes_of_tier)[tier] * 60.0
 
     def tier_above(self, tier: str) -> str | None:
         """The next tier up, or None at the top."""
@@ -81,6 +87,7 @@ class RouteDecision:
     reason: RouteReason
     tier: str | None = None
     sla_minutes: int | None = None
+    sla_seconds: float | None = None
 
     def describe(self) -> str:
         """`routed L1` or `human_review`, as the CLI prints it."""
@@ -93,15 +100,19 @@ def route(classification: Classification, policy: RoutingPolicy = DEFAULT_ROUTIN
         return RouteDecision(status="human_review", reason=RouteReason.BELOW_THRESHOLD)
     tier = policy.tier_for(classification.severity)
     return RouteDecision(
-        status="routed", reason=RouteReason.CONFIDENT, tier=tier, sla_minutes=policy.sla_minutes(tier)
+        status="routed", reason=RouteReason.CONFIDENT, tier=tier, sla_minutes=policy.sla_minutes(tier),
+        sla_seconds=policy.sla_seconds(tier),
     )
 
 
 def triaged_ticket(
     ticket_id: str, classification: Classification, decision: RouteDecision, *, now: float
 ) -> TriagedTicket:
-    """The `tickets.triaged` record for a fresh decision; a routed ticket is due `sla_minutes` after `now`."""
-    due_at = now + decision.sla_minutes * 60 if decision.sla_minutes is not None else None
+    """The `tickets.triaged` record for a fresh decision; a routed ticket is due one SLA after `now`."""
+    seconds = decision.sla_seconds
+    if seconds is None and decision.sla_minutes is not None:
+        seconds = decision.sla_minutes * 60.0
+    due_at = now + seconds if seconds is not None else None
     return TriagedTicket(
         ticket_id=ticket_id,
         status=decision.status,

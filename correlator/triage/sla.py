@@ -72,7 +72,7 @@ def severity_of_incident(severity: Severity) -> TicketSeverity:
 def start_sla(severity: TicketSeverity, now: float, policy: RoutingPolicy = DEFAULT_ROUTING) -> SlaState:
     """A fresh clock for a routed ticket or an opened incident: its severity's tier, due one SLA after `now`."""
     tier = policy.tier_for(severity)
-    return SlaState(tier=tier, due_at=now + policy.sla_minutes(tier) * 60)
+    return SlaState(tier=tier, due_at=now + policy.sla_seconds(tier))
 
 
 def check_sla(state: SlaState, now: float, policy: RoutingPolicy = DEFAULT_ROUTING) -> Escalation:
@@ -95,7 +95,7 @@ def check_sla(state: SlaState, now: float, policy: RoutingPolicy = DEFAULT_ROUTI
     above = policy.tier_above(state.tier)
     to_tier = above if above is not None else state.tier
     after = replace(
-        state, tier=to_tier, due_at=now + policy.sla_minutes(to_tier) * 60, breaches=state.breaches + 1
+        state, tier=to_tier, due_at=now + policy.sla_seconds(to_tier), breaches=state.breaches + 1
     )
     reason = EscalationReason.ESCALATED if above is not None else EscalationReason.AT_TOP_TIER
     return Escalation(reason=reason, state=after, from_tier=state.tier, to_tier=to_tier, breached_at=state.due_at)

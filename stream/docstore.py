@@ -1,0 +1,180 @@
+"""One partition's documents (ticket records, incident clocks) on a changelog-backed table, with an outbox.
+
+Table keys are the UTF-8 bytes of `"<partition>|<id>"`, values orjson bytes, written with an explicit changelog
+partition (the partition of the input topic that owns the id), as `stream.state.TableStore` does: so the SLA
+timer and the web views, which run outside any stream iteration, can write too, and a restarted worker finds
+a partition's documents by prefix.
+
+Exactly-once-ish events. A decision is written to its document together with the events it causes (an outbox
+entry, numbered per partition), and only then sent; after sending, one small record (`"<partition>#outbox"`)
+says up to which number the events are out. So:
+
+- a crash before the documents are written loses the decision and its events together (the input is
+  redelivered, or the timer decides again from the old state);
+- a crash after the documents, before the events, keeps the decision; the restarted owner sends the
+  outbox entries the marker does not cover, byte for byte the same (same `seq`, same `decided_at`);
+- a crash after the events, before the marker, re-sends those identical events once: a consumer that keeps
+  the highest `seq` per key sees a duplicate, never a second decision.
+
+A breach is therefore decided once (the state says so before anyone hears of it), and published at least once.
+The marker after the documents is also the one-record batch Tansu 0.6.0 needs to report the changelog's true
+end offset (it under-reports after a multi-record batch, and Faust recovers only up to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
+
+import orjson
+from faust.types import TopicT
+from pydantic import BaseModel
+
+__all__ = ["DocStore", "Outbound"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """An event waiting to be sent: the topic (a key of the topics mapping), its key, its JSON value."""
+
+    topic: str
+    key: str
+    value: dict[str, Any]
+    n: int = 0
+
+    def to_list(self) -> list[Any]:
+        """Compact form inside a stored document."""
+        return [self.n, self.topic, self.key, self.value]
+
+    @classmethod
+    def from_list(cls, item: Sequence[Any]) -> Outbound:
+        """Inverse of `to_list`."""
+        n, topic, key, value = item
+        return cls(topic=topic, key=key, value=value, n=int(n))
+
+
+class DocStore(Generic[M]):
+    """The documents of one partition of a bytes-keyed Faust table, and their unsent events.
+
+    Callers hold `lock` from a change to the end of its `commit`, so that a commit's order (documents, events,
+    marker) is never interleaved with another writer's on the same event loop (agent, timer, web view).
+    """
+
+    def __init__(self, table: Any, partition: int, model: type[M], *, sync_marker: bool = True) -> None:
+        self.partition = partition
+        self.lock = asyncio.Lock()
+        self._table = table
+        self._model = model
+        self._sync_marker = sync_marker
+        self._prefix = f"{partition}|"
+        self._marker_key = f"{partition}#outbox".encode()
+        self._docs: dict[str, M] = {}
+        self._outbox: dict[str, list[Outbound]] = {}
+        self._dirty: set[str] = set()
+        self._deleted: set[str] = set()
+        self.sent = 0
+        self.next_n = 1
+        self.resent_on_load = 0
+        self._load()
+
+    def _load(self) -> None:
+        """Take this partition's documents from the table (restored from the changelog) and its unsent events."""
+        marker = self._table.data.get(self._marker_key)
+        if marker is not None:
+            doc = orjson.loads(marker)
+            self.sent, self.next_n = int(doc["sent"]), int(doc["next"])
+        for table_key, raw in list(self._table.data.items()):
+            key = table_key.decode() if isinstance(table_key, bytes) else str(table_key)
+            if not key.startswith(self._prefix) or raw is None:
+                continue
+            stored = orjson.loads(raw)
+            item_id = key[len(self._prefix):]
+            self._docs[item_id] = self._model.model_validate(stored["doc"])
+            entries = [Outbound.from_list(e) for e in stored.get("outbox", ())]
+            self.next_n = max([self.next_n, *(e.n + 1 for e in entries)])
+            pending = [e for e in entries if e.n > self.sent]
+            if pending:
+                self._outbox[item_id] = pending
+        self.resent_on_load = sum(len(v) for v in self._outbox.values())
+
+    def get(self, item_id: str) -> M | None:
+        """The document of `item_id`, or None."""
+        return self._docs.get(item_id)
+
+    def items(self) -> Iterator[tuple[str, M]]:
+        """Every (id, document) of this partition (a snapshot: changing the store while iterating is fine)."""
+        return iter(list(self._docs.items()))
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def put(self, item_id: str, doc: M, events: Sequence[Outbound] = ()) -> None:
+        """Keep `doc` and the events it causes; both are written by the next `commit`, the events sent after."""
+        numbered = [replace(e, n=self.next_n + i) for i, e in enumerate(events)]
+        self.next_n += len(numbered)
+        self._outbox[item_id] = [*self._outbox.get(item_id, []), *numbered]
+        self._docs[item_id] = doc
+        self._dirty.add(item_id)
+        self._deleted.discard(item_id)
+
+    def delete(self, item_id: str) -> bool:
+        """Forget `item_id` (tombstone at the next commit); refused (False) while it has unsent events."""
+        if self._outbox.get(item_id) or item_id not in self._docs:
+            return False
+        del self._docs[item_id]
+        self._dirty.discard(item_id)
+        self._deleted.add(item_id)
+        return True
+
+    def pending(self) -> list[Outbound]:
+        """Events written with their documents but not yet known to be sent, in the order they were decided."""
+        return sorted((e for entries in self._outbox.values() for e in entries), key=lambda e: e.n)
+
+    async def commit(self, producer: Any, topics: Mapping[str, TopicT],
+                     on_sent: Callable[[Outbound], None] | None = None) -> int:
+        """Write changed documents, then send pending events, then the marker; returns the events sent."""
+        if self._dirty or self._deleted:
+            self._write_documents()
+            if self._sync_marker:
+                await producer.flush()
+                self._write_marker()
+            await producer.flush()
+        pending = self.pending()
+        if not pending:
+            return 0
+        for event in pending:
+            await topics[event.topic].send(key=event.key.encode(), value=orjson.dumps(event.value))
+            if on_sent is not None:
+                on_sent(event)
+        await producer.flush()
+        self.sent = max(self.sent, pending[-1].n)
+        # The stored copies stay in the documents until they are next written; the marker says they are out.
+        self._outbox = {i: rest for i, entries in self._outbox.items()
+                        if (rest := [e for e in entries if e.n > self.sent])}
+        self._write_marker()
+        await producer.flush()
+        return len(pending)
+
+    def _write_documents(self) -> None:
+        for item_id in self._deleted:
+            self._write((self._prefix + item_id).encode(), None)
+        for item_id in self._dirty:
+            stored = {"doc": self._docs[item_id].model_dump(mode="json"),
+                      "outbox": [e.to_list() for e in self._outbox.get(item_id, ())]}
+            self._write((self._prefix + item_id).encode(), orjson.dumps(stored))
+        self._deleted.clear()
+        self._dirty.clear()
+
+    def _write_marker(self) -> None:
+        self._write(self._marker_key, orjson.dumps({"sent": self.sent, "next": self.next_n}))
+
+    def _write(self, table_key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self._table.data.pop(table_key, None)
+        else:
+            self._table.data[table_key] = value
+        self._table.send_changelog(self.partition, table_key, value, key_serializer="raw", value_serializer="raw")

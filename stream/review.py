@@ -1,0 +1,237 @@
+"""The review API on the worker's web port, and the one call that installs the whole ticket side.
+
+    GET  /review                          the human-review queue (oldest first)
+    GET  /review/{ticket_id}              one ticket's record: text, latest event, reviews
+    POST /review/{ticket_id}/approve      {"who": "...", "note"?}: route as triage classified it
+    POST /review/{ticket_id}/override     {"who": "...", "severity"?, "taxonomy_code"?, "note"?}: route with these
+    POST /tickets/{ticket_id}/resolve     {"who": "...", "note"?}: close the ticket and its clock
+    POST /incidents/{incident_id}/ack     {"who": "...", "note"?}: acknowledge, stopping the incident's clock
+    GET  /incidents/{incident_id}/sla     one incident's clock
+    GET  /sla                             readiness, owned partitions, open clocks
+
+Answers: 200 with the resulting record or event; 400 `{"errors": [{"field", "reason"}]}` for a bad body; 404
+for an id this worker's partitions do not hold; 409 when the state refuses (approving a routed ticket, acking a
+resolved incident); 421 when the id's partition is owned by another worker (`GET /assignment` there tells);
+503 while the worker recovers its tables. Approvals and overrides are published on `tickets.triaged` with the
+review (who, when, what changed) and on `tickets.labels` as a labelled example; see
+`benchmarks/review_eval.py` for evaluating the classifier on them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from faust.web import View
+
+from correlator import metrics
+from correlator.triage.incident_sla import IncidentClock, acknowledge
+from correlator.triage.lifecycle import (
+    FieldError,
+    RequestAction,
+    Refused,
+    ReviewRequest,
+    TicketRecord,
+    approve,
+    event_of,
+    label_of,
+    override,
+    parse_review,
+    resolve,
+)
+from stream.app import App
+from stream.docstore import DocStore, Outbound
+from stream.pipeline import Pipeline
+from stream.settings import Settings
+from stream.tickets import Desk, NotHere, NotReady, install_desk, ticket_event
+
+__all__ = ["install", "install_views", "queue_of"]
+
+QUEUE_LIMIT = 500
+
+
+def install(app: App, settings: Settings, pipe: Pipeline) -> Desk:
+    """The ticket side of a worker: triage and incident-SLA agents, the SLA timer, and the review API."""
+    desk = install_desk(app, settings, pipe)
+    install_views(desk)
+    return desk
+
+
+def queue_of(desk: Desk) -> list[TicketRecord]:
+    """Tickets waiting for review on this worker's partitions, oldest first."""
+    waiting = [r for store in desk.tickets.values() for _, r in store.items() if r.latest.status == "human_review"]
+    return sorted(waiting, key=lambda r: (r.latest.decided_at, r.ticket_id))
+
+
+def _queued(record: TicketRecord) -> dict[str, Any]:
+    latest = record.latest
+    return {"ticket_id": record.ticket_id, "text": record.text, "created_at": record.created_at,
+            "queued_at": latest.decided_at, "severity": latest.severity, "confidence": latest.confidence,
+            "taxonomy_code": latest.taxonomy_code, "tags": latest.tags, "reason": latest.reason}
+
+
+def _errors(view: View, errors: list[FieldError]) -> Any:
+    return view.json({"error": "invalid request body",
+                      "errors": [{"field": e.field, "reason": e.reason} for e in errors]}, status=400)
+
+
+def _problem(view: View, status: int, message: str, **extra: Any) -> Any:
+    return view.json({"error": message, **extra}, status=status)
+
+
+async def _body(request: Any, action: RequestAction, desk: Desk) -> ReviewRequest | list[FieldError]:
+    """The validated body, or what is wrong with it (field and reason)."""
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        return [FieldError("body", f"malformed JSON: {exc}")]
+    return parse_review(body, action, desk.config.taxonomy)
+
+
+def _locate(view: View, desk: Desk, subject: str, item_id: str) -> DocStore[Any] | Any:
+    """The store for an id, or the response saying why this worker cannot answer for it."""
+    try:
+        return desk.locate_ticket(item_id) if subject == "ticket" else desk.locate_incident(item_id)
+    except NotReady:
+        return _problem(view, 503, "recovering state, try again shortly")
+    except NotHere as exc:
+        return _problem(view, 421, f"{subject} {item_id} is on partition {exc.partition}, owned by another worker",
+                        partition=exc.partition)
+
+
+async def review_ticket(view: View, desk: Desk, request: Any, ticket_id: str, action: RequestAction) -> Any:
+    """Approve, override or resolve one ticket: validate, apply under the store's lock, commit, answer."""
+    parsed = await _body(request, action, desk)
+    store = _locate(view, desk, "ticket", ticket_id)
+    if not isinstance(store, DocStore):
+        return store
+    async with store.lock:
+        record = store.get(ticket_id)
+        if record is None:
+            return _problem(view, 404, f"unknown ticket {ticket_id}")
+        if isinstance(parsed, list):
+            return _errors(view, parsed)
+        try:
+            after, events = _step(record, parsed, action, desk)
+        except Refused as exc:
+            return _problem(view, 409, str(exc))
+        if after is not None:
+            store.put(ticket_id, after, events)
+            await desk.commit(store)
+    metrics.REVIEWS.labels(action).inc()
+    return view.json(events[0].value if after is not None else event_of(record))
+
+
+def _step(record: TicketRecord, request: ReviewRequest, action: RequestAction, desk: Desk
+          ) -> tuple[TicketRecord | None, list[Outbound]]:
+    """The record after the action, and its events: the decision with its review, and the labelled example."""
+    now = time.time()
+    if action == "resolve":
+        after = resolve(record, request.who, now, request.note)
+        return after, [ticket_event(after)] if after is not None else []
+    step = approve if action == "approve" else override
+    after = step(record, request, now, desk.policy)
+    review = after.reviews[-1]
+    return after, [Outbound("tickets_triaged", record.ticket_id, event_of(after, review=review)),
+                   Outbound("tickets_labels", record.ticket_id, label_of(after))]
+
+
+async def ack_incident(view: View, desk: Desk, request: Any, incident_id: str) -> Any:
+    """Acknowledge an incident: its clock stops, with who and when; a repeat returns the first acknowledgement."""
+    parsed = await _body(request, "ack", desk)
+    store = _locate(view, desk, "incident", incident_id)
+    if not isinstance(store, DocStore):
+        return store
+    async with store.lock:
+        clock: IncidentClock | None = store.get(incident_id)
+        if clock is None:
+            return _problem(view, 404, f"unknown incident {incident_id} (not opened, or not seen yet)")
+        if isinstance(parsed, list):
+            return _errors(view, parsed)
+        try:
+            after = acknowledge(clock, parsed.who, time.time(), parsed.note)
+        except Refused as exc:
+            return _problem(view, 409, str(exc))
+        if after is not clock:
+            store.put(incident_id, after)
+            await desk.commit(store)
+    metrics.REVIEWS.labels("ack").inc()
+    return view.json(after.model_dump(mode="json"))
+
+
+def sla_status(desk: Desk) -> dict[str, Any]:
+    """What the SLA side of this worker holds: readiness, owned partitions, records and open clocks."""
+    tickets = [r for store in desk.tickets.values() for _, r in store.items()]
+    clocks = [c for store in desk.incidents.values() for _, c in store.items()]
+    return {
+        "ready": desk.ready(),
+        "tickets_partitions": sorted(desk.owned("tickets_raw")),
+        "incidents_partitions": sorted(desk.owned("incidents")),
+        "tickets": len(tickets), "review_queue": sum(r.latest.status == "human_review" for r in tickets),
+        "open_ticket_clocks": sum(r.latest.status in ("routed", "escalated") for r in tickets),
+        "incidents": len(clocks), "open_incident_clocks": sum(c.phase == "open" for c in clocks),
+        "unsent_events": sum(len(s.pending()) for s in desk.tickets.values())
+        + sum(len(s.pending()) for s in desk.incidents.values()),
+    }
+
+
+def install_views(desk: Desk) -> None:
+    """Register the review, resolution, acknowledgement and SLA views on the app's web server."""
+    app = desk.app
+
+    @app.page("/sla")
+    class Sla(View):
+        async def get(self, request: Any) -> Any:
+            return self.json(sla_status(desk))
+
+    @app.page("/review")
+    class Queue(View):
+        async def get(self, request: Any) -> Any:
+            if not desk.ready():
+                return _problem(self, 503, "recovering state, try again shortly")
+            waiting = queue_of(desk)
+            return self.json({"tickets": [_queued(r) for r in waiting[:QUEUE_LIMIT]], "total": len(waiting)})
+
+    @app.page("/review/{ticket_id}")
+    class Record(View):
+        async def get(self, request: Any, ticket_id: str) -> Any:
+            store = _locate(self, desk, "ticket", ticket_id)
+            if not isinstance(store, DocStore):
+                return store
+            record = store.get(ticket_id)
+            if record is None:
+                return _problem(self, 404, f"unknown ticket {ticket_id}")
+            return self.json(record.model_dump(mode="json"))
+
+    @app.page("/review/{ticket_id}/approve")
+    class Approve(View):
+        async def post(self, request: Any, ticket_id: str) -> Any:
+            return await review_ticket(self, desk, request, ticket_id, "approve")
+
+    @app.page("/review/{ticket_id}/override")
+    class Override(View):
+        async def post(self, request: Any, ticket_id: str) -> Any:
+            return await review_ticket(self, desk, request, ticket_id, "override")
+
+    @app.page("/tickets/{ticket_id}/resolve")
+    class Resolve(View):
+        async def post(self, request: Any, ticket_id: str) -> Any:
+            return await review_ticket(self, desk, request, ticket_id, "resolve")
+
+    @app.page("/incidents/{incident_id}/ack")
+    class Ack(View):
+        async def post(self, request: Any, incident_id: str) -> Any:
+            return await ack_incident(self, desk, request, incident_id)
+
+    @app.page("/incidents/{incident_id}/sla")
+    class IncidentSla(View):
+        async def get(self, request: Any, incident_id: str) -> Any:
+            store = _locate(self, desk, "incident", incident_id)
+            if not isinstance(store, DocStore):
+                return store
+            clock = store.get(incident_id)
+            if clock is None:
+                return _problem(self, 404, f"unknown incident {incident_id}")
+            return self.json(clock.model_dump(mode="json"))

@@ -1,0 +1,425 @@
+"""The ticket agents: triage (`tickets.raw` -> `tickets.triaged`), incident SLA clocks (`incidents`), the SLA timer.
+
+Only wiring lives here; every decision is a pure function of `correlator.triage` called with wall-clock `now`.
+
+Keys and partitions. A ticket's record lives in the partition of `tickets.raw` its id hashes to (tickets are
+keyed by id; a record that arrives elsewhere is forwarded there once), an incident's clock in the partition of
+`incidents` its event came from (the correlate agent keys by incident id). Each lives in a changelog-backed
+table whose changelog partition is that same partition, so Faust hands a partition's records to the worker
+that owns the partition, and restores them from the changelog after a restart or a takeover. The SLA timer
+scans only the partitions this worker owns, and only once recovery is done, so one breach is seen by one
+worker. See `stream.docstore` for the order in which a decision, its events and the outbox marker are
+written, which is what makes a restart send an escalation at most once more and never decide it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
+from faust.types import EventT, TopicT
+from pydantic import ValidationError
+
+from correlator import metrics
+from correlator.models import IncidentEvent, Ticket
+from correlator.triage import (
+    Classification,
+    Classifier,
+    PluginTimedOut,
+    RoutingPolicy,
+    RuleClassifier,
+    TriageConfig,
+    load_plugin,
+    settle,
+)
+from correlator.triage.incident_sla import (
+    IncidentClock,
+    check_incident,
+    incident_event_value,
+    on_incident_event,
+)
+from correlator.triage.lifecycle import (
+    InputError,
+    TicketRecord,
+    TicketResolution,
+    check_ticket,
+    event_of,
+    open_ticket,
+    parse_ticket_input,
+    purgeable,
+    resolve,
+)
+from stream.app import App
+from stream.docstore import DocStore, Outbound
+from stream.pipeline import Pipeline
+from stream.settings import Settings
+
+__all__ = ["Desk", "NotHere", "NotReady", "install_desk", "routing_policy", "triage_batch", "incident_batch",
+           "sla_tick"]
+
+log = logging.getLogger(__name__)
+
+TRIAGE_BATCH, INCIDENT_BATCH, BATCH_WITHIN_S = 200, 500, 0.05
+_PARTITIONER = DefaultPartitioner()
+
+
+class NotReady(RuntimeError):
+    """The worker is still recovering its tables: its records are not there yet (HTTP 503)."""
+
+
+class NotHere(RuntimeError):
+    """The record's partition belongs to another worker (HTTP 421)."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(f"partition {partition} is owned by another worker")
+        self.partition = partition
+
+
+def routing_policy(settings: Settings) -> RoutingPolicy:
+    """The gate threshold and per-tier SLAs from the worker's settings."""
+    return RoutingPolicy(threshold=settings.triage_threshold,
+                         sla_minutes_of_tier=tuple((t, s / 60.0) for t, s in sorted(settings.tier_sla.items())))
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition a keyed Kafka producer (murmur2, as aiokafka and the Java client) picks for `key`."""
+    everything = list(range(partitions))
+    return int(_PARTITIONER(key.encode(), everything, everything))
+
+
+@dataclass
+class Desk:
+    """The ticket side of one worker: classifier, policy, topics, and the SLA stores of its owned partitions."""
+
+    app: App
+    pipe: Pipeline
+    policy: RoutingPolicy
+    config: TriageConfig
+    topics: dict[str, TopicT]
+    ticket_table: Any
+    incident_table: Any
+    ticket_partitions: int
+    incident_partitions: int
+    retention_s: float
+    sync_marker: bool = True
+    rules: Classifier = field(default_factory=RuleClassifier)
+    plugin: Classifier | None = None
+    tickets: dict[int, DocStore[TicketRecord]] = field(default_factory=dict)
+    incidents: dict[int, DocStore[IncidentClock]] = field(default_factory=dict)
+
+    def topic_name(self, topic_field: str) -> str:
+        """Kafka name of one of the desk's topics."""
+        return str(self.topics[topic_field].get_topic_name())
+
+    def ready(self) -> bool:
+        """Whether the tables are recovered and no rebalance is under way: only then are the stores whole."""
+        app: Any = self.app
+        recovered = app.tables.recovery.completed.is_set()
+        return bool(recovered and not app.rebalancing and not getattr(app, "in_recovery", False))
+
+    def owned(self, topic_field: str) -> set[int]:
+        """Partitions of a topic this worker actively owns."""
+        name = self.topic_name(topic_field)
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
+
+    def ticket_store(self, partition: int) -> DocStore[TicketRecord]:
+        """The ticket records of a partition, loaded from the table on first use."""
+        store = self.tickets.get(partition)
+        if store is None:
+            store = self.tickets[partition] = DocStore(self.ticket_table, partition, TicketRecord,
+                                                       sync_marker=self.sync_marker)
+            _loaded("ticket", store)
+        return store
+
+    def incident_store(self, partition: int) -> DocStore[IncidentClock]:
+        """The incident clocks of a partition, loaded from the table on first use."""
+        store = self.incidents.get(partition)
+        if store is None:
+            store = self.incidents[partition] = DocStore(self.incident_table, partition, IncidentClock,
+                                                         sync_marker=self.sync_marker)
+            _loaded("incident", store)
+        return store
+
+    def drop(self, revoked: Iterable[Any]) -> None:
+        """Forget the stores of revoked partitions (their records live on in the changelog)."""
+        for tp in revoked:
+            if tp.topic == self.topic_name("tickets_raw"):
+                self.tickets.pop(tp.partition, None)
+            elif tp.topic == self.topic_name("incidents"):
+                self.incidents.pop(tp.partition, None)
+
+    def keep_only(self, tickets: set[int], incidents: set[int]) -> None:
+        """Forget the stores of every partition not in the owned sets (a revocation the signal did not tell)."""
+        for partition in set(self.tickets) - tickets:
+            del self.tickets[partition]
+        for partition in set(self.incidents) - incidents:
+            del self.incidents[partition]
+
+    def locate_ticket(self, ticket_id: str) -> DocStore[TicketRecord]:
+        """The store that holds (or would hold) a ticket, if this worker owns its partition."""
+        if not self.ready():
+            raise NotReady("recovering")
+        partition = partition_of(ticket_id, self.ticket_partitions)
+        if partition not in self.owned("tickets_raw"):
+            raise NotHere(partition)
+        return self.ticket_store(partition)
+
+    def locate_incident(self, incident_id: str) -> DocStore[IncidentClock]:
+        """The store that holds an incident's clock; by search, as its partition is the producer's choice."""
+        if not self.ready():
+            raise NotReady("recovering")
+        owned = self.owned("incidents")
+        for partition in sorted(owned):
+            store = self.incident_store(partition)
+            if store.get(incident_id) is not None:
+                return store
+        partition = partition_of(incident_id, self.incident_partitions)
+        if partition not in owned:
+            raise NotHere(partition)
+        return self.incident_store(partition)
+
+    async def classify(self, text: str) -> Classification:
+        """The rules' answer, or the plug-in's within its timeout (run in a thread), the rules answering for it."""
+        if self.plugin is None:
+            return self.rules.classify(text)
+        outcome: object
+        try:
+            outcome = await asyncio.wait_for(asyncio.to_thread(self.plugin.classify, text),
+                                             self.config.plugin_timeout_s)
+        except TimeoutError:
+            outcome = PluginTimedOut(self.config.plugin_timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any plug-in failure means: the rules answer
+            outcome = exc
+        return settle(text, outcome, self.rules, self.config.taxonomy)
+
+    async def commit(self, store: DocStore[Any]) -> None:
+        """Write the store's changes, then send its events (caller holds `store.lock`)."""
+        await store.commit(self.app.producer, self.topics, on_sent=_count_sent)
+
+
+def _loaded(subject: str, store: DocStore[Any]) -> None:
+    log.info("%s SLA store for partition %d: %d records restored, %d events to send again",
+             subject, store.partition, len(store), store.resent_on_load)
+    metrics.OUTBOX_RESENT.inc(store.resent_on_load)
+
+
+def _count_sent(event: Outbound) -> None:
+    if event.topic == "tickets_triaged":
+        metrics.TRIAGED_EVENTS.labels(event.value.get("subject", "ticket"), event.value.get("status", "")).inc()
+
+
+def ticket_event(record: TicketRecord) -> Outbound:
+    """The outbox entry of the record's latest event on `tickets.triaged`, keyed by ticket id."""
+    return Outbound("tickets_triaged", record.ticket_id, event_of(record))
+
+
+async def triage_batch(desk: Desk, events: Sequence[EventT]) -> None:
+    """Decode, classify and gate a batch of `tickets.raw` records; apply resolutions; dead-letter the rest."""
+    now = time.time()
+    by_partition: dict[int, list[tuple[EventT, Ticket | TicketResolution, Classification | None]]] = {}
+    for event in events:
+        msg = event.message
+        try:
+            item = parse_ticket_input(msg.value)
+        except InputError as exc:
+            await desk.pipe.deadletter("triage", event, str(exc), exc.category)
+            continue
+        partition = partition_of(item.ticket_id, desk.ticket_partitions)
+        if partition != msg.partition:
+            await _forward(desk, item.ticket_id, msg.value, partition)
+            continue
+        result = await desk.classify(item.text) if isinstance(item, Ticket) else None
+        by_partition.setdefault(partition, []).append((event, item, result))
+    metrics.RECORDS_CONSUMED.labels("triage").inc(len(events))
+    for partition, items in by_partition.items():
+        store = desk.ticket_store(partition)
+        async with store.lock:
+            for event, item, result in items:
+                await _apply_input(desk, store, event, item, result, now)
+            await desk.commit(store)
+
+
+async def _forward(desk: Desk, ticket_id: str, value: bytes | None, partition: int) -> None:
+    """Re-send a record to its ticket's partition, so one partition (one worker) holds the whole ticket."""
+    await desk.topics["tickets_raw"].send(key=ticket_id.encode(), value=value, partition=partition)
+    metrics.TICKETS_FORWARDED.inc()
+
+
+async def _apply_input(desk: Desk, store: DocStore[TicketRecord], event: EventT,
+                       item: Ticket | TicketResolution, result: Classification | None, now: float) -> None:
+    held = store.get(item.ticket_id)
+    if isinstance(item, TicketResolution):
+        if held is None:
+            await desk.pipe.deadletter("triage", event, f"resolution of unknown ticket {item.ticket_id}",
+                                       "unknown_ticket")
+            return
+        after = resolve(held, item.who, now, item.note)
+        if after is None:
+            metrics.TICKET_DUPLICATES.inc()
+            return
+        store.put(item.ticket_id, after, [ticket_event(after)])
+        return
+    if held is not None:  # a re-send, or a redelivery after a crash: triaged once
+        metrics.TICKET_DUPLICATES.inc()
+        return
+    assert result is not None
+    record = open_ticket(item, result, now, desk.policy)
+    metrics.TICKETS_TRIAGED.labels(record.latest.status).inc()
+    store.put(item.ticket_id, record, [ticket_event(record)])
+
+
+def parse_incident(raw: bytes | None) -> IncidentEvent | None:
+    """A stage-1 `IncidentEvent`, or None for a stage-2 parent event (same topic, not clocked here)."""
+    try:
+        doc = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc}", "malformed_json") from None
+    if isinstance(doc, dict) and "parent_id" in doc and "incident_id" not in doc:
+        return None
+    try:
+        return IncidentEvent.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "value"
+        raise InputError(f"not an IncidentEvent: {where}: {first['msg']}", "invalid_incident_event") from None
+
+
+async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
+    """Start, move or stop the SLA clocks of the incidents in a batch of `incidents` events."""
+    now = time.time()
+    by_partition: dict[int, list[IncidentEvent]] = {}
+    for event in events:
+        try:
+            incident = parse_incident(event.message.value)
+        except InputError as exc:
+            await desk.pipe.deadletter("incident_sla", event, str(exc), exc.category)
+            continue
+        if incident is not None:
+            by_partition.setdefault(event.message.partition, []).append(incident)
+    metrics.RECORDS_CONSUMED.labels("incident_sla").inc(len(events))
+    for partition, incidents in by_partition.items():
+        store = desk.incident_store(partition)
+        async with store.lock:
+            for incident in incidents:
+                after = on_incident_event(store.get(incident.incident_id), incident, now, desk.policy)
+                if after is not None:
+                    store.put(incident.incident_id, after)
+            await desk.commit(store)
+
+
+async def sla_tick(desk: Desk, now: float) -> None:
+    """Escalate what is past due, and purge what is closed and old, on the partitions this worker owns.
+
+    Also where a restarted worker sends the events its restored state holds unsent (`DocStore.commit`).
+    """
+    if not desk.ready():
+        return
+    owned_tickets, owned_incidents = desk.owned("tickets_raw"), desk.owned("incidents")
+    desk.keep_only(owned_tickets, owned_incidents)
+    for partition in sorted(owned_tickets):
+        tickets = desk.ticket_store(partition)
+        async with tickets.lock:
+            _check_tickets(desk, tickets, now)
+            await desk.commit(tickets)
+    for partition in sorted(owned_incidents):
+        clocks = desk.incident_store(partition)
+        async with clocks.lock:
+            _check_incidents(desk, clocks, now)
+            await desk.commit(clocks)
+    _census(desk)
+
+
+def _check_tickets(desk: Desk, store: DocStore[TicketRecord], now: float) -> None:
+    for ticket_id, record in store.items():
+        after = check_ticket(record, now, desk.policy)
+        if after is not None:
+            reason = "at_top_tier" if after.latest.tier == record.latest.tier else "escalated"
+            metrics.SLA_ESCALATIONS.labels("ticket", reason).inc()
+            log.info("ticket %s: %s", ticket_id, after.latest.reason)
+            store.put(ticket_id, after, [ticket_event(after)])
+        elif purgeable(record.closed_at, now, desk.retention_s):
+            store.delete(ticket_id)
+
+
+def _check_incidents(desk: Desk, store: DocStore[IncidentClock], now: float) -> None:
+    for incident_id, clock in store.items():
+        checked = check_incident(clock, now, desk.policy)
+        if checked is not None:
+            after, event = checked
+            reason = "at_top_tier" if after.tier == clock.tier else "escalated"
+            metrics.SLA_ESCALATIONS.labels("incident", reason).inc()
+            log.info("incident %s: %s", incident_id, event.reason)
+            store.put(incident_id, after, [Outbound("tickets_triaged", event.ticket_id,
+                                                    incident_event_value(after, event))])
+        elif purgeable(clock.closed_at, now, desk.retention_s):
+            store.delete(incident_id)
+
+
+def _census(desk: Desk) -> None:
+    records = [r for store in desk.tickets.values() for _, r in store.items()]
+    metrics.REVIEW_QUEUE.set(sum(r.latest.status == "human_review" for r in records))
+    metrics.SLA_CLOCKS_OPEN.labels("ticket").set(sum(r.latest.status in ("routed", "escalated") for r in records))
+    clocks = [c for store in desk.incidents.values() for _, c in store.items()]
+    metrics.SLA_CLOCKS_OPEN.labels("incident").set(sum(c.phase == "open" for c in clocks))
+
+
+def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT:
+    return app.topic(name, partitions=partitions, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", **options)
+
+
+def _table(app: App, settings: Settings, name: str, partitions: int) -> Any:
+    # Bytes keys and values with an explicit changelog: DocStore encodes both, so neither writing nor
+    # recovery depends on Faust's table codecs (unreliable on Tansu 0.6.0).
+    changelog = _bytes_topic(app, f"{settings.app_id}-{name}-changelog", partitions, compacting=True,
+                             acks=False, internal=True)
+    return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, changelog_topic=changelog)
+
+
+def _desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
+    names = settings.topics
+    fields = ("tickets_raw", "tickets_triaged", "tickets_labels")
+    topics = {f: _bytes_topic(app, getattr(names, f), settings.partitions_for(f)) for f in fields}
+    topics["incidents"] = pipe.topics["incidents"]
+    config = TriageConfig(plugin=settings.triage_plugin)
+    ticket_parts, incident_parts = settings.partitions_for("tickets_raw"), settings.partitions_for("incidents")
+    return Desk(
+        app, pipe, routing_policy(settings), config, topics,
+        ticket_table=_table(app, settings, "ticket-sla", ticket_parts),
+        incident_table=_table(app, settings, "incident-sla", incident_parts),
+        ticket_partitions=ticket_parts, incident_partitions=incident_parts,
+        retention_s=settings.sla_retention, sync_marker=settings.changelog_sync_marker,
+        rules=RuleClassifier(config),
+        plugin=load_plugin(config.plugin, config) if config.plugin else None,
+    )
+
+
+def install_desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
+    """Add the triage and incident-SLA agents, their tables and the SLA timer to `app`."""
+    desk = _desk(app, settings, pipe)
+
+    @app.agent(desk.topics["tickets_raw"], name="triage")
+    async def triage(stream: Any) -> None:
+        async for events in stream.take_events(TRIAGE_BATCH, within=BATCH_WITHIN_S):
+            await triage_batch(desk, events)
+
+    @app.agent(desk.topics["incidents"], name="incident_sla")
+    async def incident_sla(stream: Any) -> None:
+        async for events in stream.take_events(INCIDENT_BATCH, within=BATCH_WITHIN_S):
+            await incident_batch(desk, events)
+
+    @app.timer(interval=settings.sla_check_interval)
+    async def sla_timer() -> None:
+        await sla_tick(desk, time.time())
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
+        desk.drop(revoked)
+
+    return desk

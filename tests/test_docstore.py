@@ -1,0 +1,113 @@
+"""DocStore's write order, on fakes: a decision is stored before its events; a crash at each step, then a restore."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from stream.docstore import DocStore, Outbound
+
+
+class Doc(BaseModel):
+    value: int
+
+
+class Log:
+    """Everything written, in order: changelog records and topic sends."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, Any, Any]] = []
+
+
+class FakeTable:
+    def __init__(self, log: Log) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.log = log
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes | None, **_: Any) -> None:
+        self.log.ops.append(("changelog", key, value))
+
+
+class FakeTopic:
+    def __init__(self, log: Log, fail: bool = False) -> None:
+        self.log, self.fail = log, fail
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        if self.fail:
+            raise ConnectionError("broker gone")
+        self.log.ops.append(("send", key, value))
+
+
+class FakeProducer:
+    """Flushes fine, except the `fail_at`-th flush, which raises (the process dies there)."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.calls, self.fail_at = 0, fail_at
+
+    async def flush(self) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise SystemExit("killed")
+
+
+def sends(log: Log) -> list[bytes]:
+    return [value for op, _, value in log.ops if op == "send"]
+
+
+async def decide(store: DocStore[Doc], producer: FakeProducer, topic: FakeTopic) -> None:
+    store.put("a", Doc(value=1), [Outbound("out", "a", {"escalated": 1})])
+    await store.commit(producer, {"out": topic})  # type: ignore[dict-item]
+
+
+def test_documents_are_written_before_their_events_and_the_marker_after() -> None:
+    log = Log()
+    table = FakeTable(log)
+    store: DocStore[Doc] = DocStore(table, 2, Doc)
+    asyncio.run(decide(store, FakeProducer(), FakeTopic(log)))
+    kinds = [(op, key) for op, key, _ in log.ops]
+    assert kinds == [("changelog", b"2|a"), ("changelog", b"2#outbox"), ("send", b"a"), ("changelog", b"2#outbox")]
+    assert DocStore(table, 2, Doc).pending() == []
+
+
+@pytest.mark.parametrize(("fail_at", "topic_fails", "sent_before", "sent_after"), [
+    (1, False, 0, 1),     # died after writing the document, before its flush returned: sent on restore
+    (None, True, 0, 1),   # the send failed: the restored owner sends it
+    (3, False, 1, 2),     # died after the events' flush, before the marker: sent once more, byte for byte
+])
+def test_a_crash_at_each_step_loses_no_decision_and_repeats_at_most_one_identical_event(
+        fail_at: int | None, topic_fails: bool, sent_before: int, sent_after: int) -> None:
+    log = Log()
+    table = FakeTable(log)
+    store: DocStore[Doc] = DocStore(table, 0, Doc)
+    with pytest.raises((SystemExit, ConnectionError)):
+        asyncio.run(decide(store, FakeProducer(fail_at), FakeTopic(log, fail=topic_fails)))
+    assert len(sends(log)) == sent_before
+    restored: DocStore[Doc] = DocStore(table, 0, Doc)
+    assert restored.get("a") == Doc(value=1)  # the decision survived
+    assert restored.resent_on_load == 1
+    asyncio.run(restored.commit(FakeProducer(), {"out": FakeTopic(log)}))  # type: ignore[dict-item]
+    assert len(sends(log)) == sent_after
+    assert len(set(sends(log))) == 1  # every copy identical
+    again: DocStore[Doc] = DocStore(table, 0, Doc)
+    assert again.pending() == [] and again.resent_on_load == 0
+
+
+def test_numbers_grow_across_restores_and_delete_waits_for_unsent_events() -> None:
+    log = Log()
+    table = FakeTable(log)
+    store: DocStore[Doc] = DocStore(table, 1, Doc)
+    store.put("a", Doc(value=1), [Outbound("out", "a", {"n": 1})])
+    assert store.delete("a") is False  # its event is not out yet
+    asyncio.run(store.commit(FakeProducer(), {"out": FakeTopic(log)}))  # type: ignore[dict-item]
+    restored: DocStore[Doc] = DocStore(table, 1, Doc)
+    assert restored.next_n == 2 and restored.sent == 1
+    restored.put("b", Doc(value=2), [Outbound("out", "b", {"n": 2})])
+    assert restored.pending()[0].n == 2
+    assert restored.delete("a") is True
+    asyncio.run(restored.commit(FakeProducer(), {"out": FakeTopic(log)}))  # type: ignore[dict-item]
+    assert ("changelog", b"1|a", None) in log.ops
+    final: DocStore[Doc] = DocStore(table, 1, Doc)
+    assert final.get("a") is None and final.get("b") == Doc(value=2) and final.pending() == []
