@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo bench clean promstack
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,8 +14,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) promstack
 	$(BIN)/python -m pytest -q
+
+# The end-to-end test runs Debian's Prometheus and Alertmanager; install them when missing (root, no prompts).
+PROM_BINS := /usr/bin/prometheus /usr/bin/prometheus-alertmanager
+
+promstack:
+	@for bin in $(PROM_BINS); do test -x $$bin || missing=1; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "not root: not installing prometheus/prometheus-alertmanager; the e2e test skips (fails under CI=true)"; \
+		exit 0; \
+	fi; \
+	apt-get update -q </dev/null && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager </dev/null
 
 demo: $(STAMP)
 	$(BIN)/aiops demo

@@ -12,7 +12,7 @@ from pathlib import Path
 from tempfile import gettempdir
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DEFAULT_TIER_SLA", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
@@ -144,10 +144,29 @@ class Settings(BaseSettings):
     sla_retention: Duration = Field(default=24 * 3600.0, description="resolved tickets and closed incident "
                                     "clocks stay in the SLA tables (and the views) this long, then go")
 
+    # HTTP ingest (stream/ingest.py): refusal limits and the ingest producer's batching.
+    ingest_max_body_bytes: PositiveInt = Field(
+        default=1_000_000, description="larger bodies get 413; one body is one record, so keep it within the "
+        "broker's message.max.bytes (Kafka's default 1,048,588)")
+    ingest_token: SecretStr | None = Field(
+        default=None, description="bearer token every POST /ingest/* must carry; unset or empty: no check")
+    ingest_linger: Duration = Field(
+        default=0.005, description="the ingest producer waits this long for concurrent requests to share a batch")
+    ingest_batch_bytes: PositiveInt = Field(
+        default=1_000_000, description="ingest producer batch size per partition (aiokafka's 16 KiB default holds "
+        "less than one 100-alert webhook)")
+    ingest_send_timeout: Duration = Field(
+        default=5.0, description="no broker ack within this long: 503 (the record's batch has expired by then)")
+
     @field_validator("broker", mode="before")
     @classmethod
     def _split_broker(cls, value: Any) -> tuple[str, ...]:
         return split_broker_urls(value)
+
+    @field_validator("ingest_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ import logging
 
 from stream.app import App, make_app, run_worker
 from stream.broker import create_topics_sync
+from stream.ingest import install_ingest
 from stream.pipeline import Pipeline, install
 from stream.review import install as install_tickets
 from stream.settings import Settings
@@ -29,10 +30,11 @@ def tune_gc() -> None:
 
 
 def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
-    """The Faust app with the correlation pipeline and its web views installed."""
+    """The Faust app with the correlation pipeline, its web views and the HTTP ingest installed."""
     app = make_app(settings)
     pipe = install(app, settings)
     install_views(pipe)
+    install_ingest(app, settings)
     install_tickets(app, settings, pipe)  # triage and SLA agents, SLA timer, review API
     return app, pipe
 

@@ -1,0 +1,504 @@
+"""HTTP ingest on the worker's web port: webhooks in, raw bytes onto `alerts.raw` / `tickets.raw`, 202 on the ack.
+
+Endpoints (added to Faust's web server by `install_ingest`, beside /metrics and /incidents):
+
+| endpoint                   | body                                      | record                                   |
+|----------------------------|-------------------------------------------|------------------------------------------|
+| `POST /ingest/alertmanager`| Alertmanager webhook v4                   | `alerts.raw`, key `alertmanager`, body    |
+| `POST /ingest/zabbix`      | the media type's JSON (deploy/zabbix)     | `alerts.raw`, key `zabbix`, body          |
+| `POST /ingest/alerts`      | generic alert JSON: object, array, NDJSON | `alerts.raw`, key `generic`, body         |
+| `POST /ingest/tickets`     | a `Ticket` object or an array of them     | `tickets.raw`, key ticket id, one a ticket|
+| `GET /healthz`             |                                           | 200 while the process serves HTTP         |
+| `GET /readyz`              |                                           | 200 when the broker answers and every pipeline topic exists, else 503 |
+
+A request is checked in this order, each refusal counted by reason in `aiops_ingest_refusals_total`:
+401 (a token is configured and the bearer token is missing or wrong; constant-time compare), 413 (the declared
+Content-Length, then the bytes actually read, above `ingest_max_body_bytes`), 400 (the body fails the same
+source adapter the normalize agent runs; the JSON answer names field, reason and category), then the send:
+202 only once the broker acknowledged the record (acks=all), 503 with Retry-After when it did not within
+`ingest_send_timeout` or the broker is unreachable (Alertmanager and the Zabbix script retry on 5xx). Every
+answer is counted by status code in `aiops_ingest_requests_total`; a client that hangs up while its body is
+read gets no answer and is counted as 499 (`client_disconnected`), a body cut short as 400 `incomplete_body`.
+
+The body is parsed once here only to refuse it at the edge; the bytes go to `alerts.raw` unchanged, so
+normalize stays the one place that builds alerts and nothing the sender said is lost.
+
+Producer: the ingest has its own aiokafka producer (a `mode.Service` started and stopped with the app) rather
+than Faust's. Its batching knobs differ from the pipeline's (linger for concurrent webhooks to share a batch, a
+batch size that holds several 100-alert bodies), and the pipeline's `producer.flush()` after every commit must
+not wait for webhooks in flight, nor a webhook for the pipeline's changelog writes. Idempotence stays off
+on purpose: an idempotent producer never expires a batch, so a record answered with 503 could still land
+later; without it a failed batch is dropped for good once `request_timeout_ms` (= the send timeout) passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web as aioweb
+from aiohttp.http_exceptions import HttpProcessingError
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
+from faust.web import Request, Response, View
+from mode import Service
+from pydantic import ValidationError
+
+from correlator import metrics
+from correlator.models import Ticket
+from correlator.sources import SourceError, parse
+from correlator.sources.generic import check_body, error_from_validation, json_type, load_json
+from stream.app import App
+from stream.settings import Settings
+
+__all__ = [
+    "ENDPOINTS",
+    "Endpoint",
+    "Ingest",
+    "KafkaSender",
+    "RawSender",
+    "Readiness",
+    "ReadyState",
+    "Refusal",
+    "Reply",
+    "Validated",
+    "bearer_ok",
+    "install_ingest",
+    "parse_tickets",
+    "producer_options",
+    "read_body",
+]
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+RETRY_AFTER_S = 2  # Alertmanager ignores it and retries with its own backoff; other senders may honour it
+RECORD_OVERHEAD = 64 * 1024  # batch/record headers and key: headroom above the body limit for one record
+READY_CACHE_S = 1.0
+READY_TIMEOUT_S = 2.0
+TICKETS = "tickets"
+CLIENT_CLOSED = "499"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer: status, JSON body, extra headers."""
+
+    status: int
+    body: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Refusal(Exception):
+    """A request answered with 4xx/5xx: `reason` is the bounded metric label, `detail` goes into the JSON body."""
+
+    def __init__(self, status: int, reason: str, detail: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.detail = dict(detail or {})
+        self.headers = dict(headers or {})
+
+    def reply(self) -> Reply:
+        """The answer to send."""
+        return Reply(self.status, {"error": self.reason, **self.detail}, self.headers)
+
+
+def unavailable(reason: str, message: str) -> Refusal:
+    """503 with Retry-After: the sender should try again (Alertmanager does on any 5xx)."""
+    return Refusal(503, reason, {"message": message}, {"Retry-After": str(RETRY_AFTER_S)})
+
+
+def too_large(limit: int, size: int | None = None) -> Refusal:
+    """413 for a body above the limit; `size` when it is known."""
+    detail: dict[str, Any] = {"limit_bytes": limit}
+    if size is not None:
+        detail["size_bytes"] = size
+    return Refusal(413, "too_large", detail)
+
+
+def invalid(exc: SourceError) -> Refusal:
+    """400 naming the field, the reason and its bounded category."""
+    return Refusal(400, exc.category, {**exc.as_dict(), "category": exc.category})
+
+
+# ---------------------------------------------------------------- validation at the edge (pure)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What a valid body becomes: (key, value) records for the topic, and how many alerts or tickets it holds."""
+
+    records: list[tuple[bytes, bytes]]
+    items: int
+
+
+def alerts_validator(source: str) -> Callable[[bytes], Validated]:
+    """Check a body with the normalize agent's adapter for `source`; the record is the body itself."""
+    key = source.encode()
+
+    def validate(body: bytes) -> Validated:
+        try:
+            alerts = parse(source, body, max_bytes=None)  # the size limit was applied while reading
+        except SourceError as exc:
+            raise invalid(exc) from None
+        return Validated([(key, body)], len(alerts))
+
+    return validate
+
+
+def parse_tickets(body: bytes) -> list[tuple[bytes, bytes]]:
+    """(ticket id, ticket JSON) per ticket of a body holding one `Ticket` object or a non-empty array of them.
+
+    A single object travels as the bytes received; array elements are re-encoded one by one (same JSON
+    values, unknown fields kept). One bad ticket refuses the body with its place (`[2].created_at`).
+    """
+    check_body(body, TICKETS, None)
+    data = load_json(body, TICKETS)
+    if isinstance(data, dict):
+        return [(_ticket(data, "").ticket_id.encode(), body)]
+    if not isinstance(data, list):
+        raise SourceError("body", f"wrong type: expected a ticket object or an array of them, got {json_type(data)}",
+                          source=TICKETS)
+    if not data:
+        raise SourceError("body", "empty array: no tickets", source=TICKETS)
+    return [(_ticket(item, f"[{i}]").ticket_id.encode(), orjson.dumps(item)) for i, item in enumerate(data)]
+
+
+def _ticket(item: Any, where: str) -> Ticket:
+    try:
+        return Ticket.model_validate(item)
+    except ValidationError as exc:
+        error = error_from_validation(exc, TICKETS)
+        if not where:
+            raise error from None
+        path = where if error.field == "body" else f"{where}.{error.field}"
+        raise SourceError(path, error.reason, source=TICKETS) from None
+
+
+def validate_tickets(body: bytes) -> Validated:
+    """`parse_tickets` with its SourceError as a 400."""
+    try:
+        records = parse_tickets(body)
+    except SourceError as exc:
+        raise invalid(exc) from None
+    return Validated(records, len(records))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One `POST /ingest/<name>`: the metric label, the topic (TopicNames field) and the body check."""
+
+    name: str
+    topic_field: str
+    validate: Callable[[bytes], Validated]
+
+    @property
+    def path(self) -> str:
+        """The URL path."""
+        return f"/ingest/{self.name}"
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("alertmanager", "alerts_raw", alerts_validator("alertmanager")),
+    Endpoint("zabbix", "alerts_raw", alerts_validator("zabbix")),
+    Endpoint("alerts", "alerts_raw", alerts_validator("generic")),
+    Endpoint("tickets", "tickets_raw", validate_tickets),
+)
+"""Every ingest endpoint; the name is both the path tail and the `endpoint` metric label."""
+
+
+def bearer_ok(header: str | None, token: bytes) -> bool:
+    """True when `Authorization: Bearer <token>` carries exactly `token` (compared in constant time)."""
+    scheme, _, given = (header or "").strip().partition(" ")
+    # compare_digest even on a wrong scheme, so the answer takes the same time either way
+    match = hmac.compare_digest(given.strip().encode(), token)
+    return match and scheme.lower() == "bearer"
+
+
+async def read_body(request: aioweb.Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as the declared or the actual size passes `limit`.
+
+    Reads the stream directly: aiohttp's `client_max_size` guards only `request.read()`, and a chunked
+    body declares no length at all.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise too_large(limit, declared)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except (HttpProcessingError, ConnectionError) as exc:  # cut short, or a broken chunked/compressed body
+        raise Refusal(400, "incomplete_body", {"message": repr(exc)}) from None
+    return b"".join(chunks)
+
+
+# ---------------------------------------------------------------- the broker side
+
+
+class RawSender(Protocol):
+    """Where accepted records go; a seam so tests can swap the broker."""
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Return once the broker acknowledged the record; raise `Refusal` (503, 413) otherwise."""
+
+    async def topics(self) -> set[str]:
+        """Names of the topics the broker holds; raises when it cannot be reached."""
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """aiokafka producer options of the ingest (see the module docstring for why each)."""
+    timeout_ms = max(100, int(settings.ingest_send_timeout * 1000))
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": f"{settings.app_id}-ingest",
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": int(settings.ingest_linger * 1000),
+        "max_batch_size": settings.ingest_batch_bytes,
+        "max_request_size": max(settings.ingest_batch_bytes, settings.ingest_max_body_bytes + RECORD_OVERHEAD),
+        # The ack wait, the metadata wait in send() and the age at which a batch that cannot be delivered
+        # is failed (and never sent again): all three bound the 503.
+        "request_timeout_ms": timeout_ms,
+        "retry_backoff_ms": 50,
+    }
+
+
+class KafkaSender(Service):
+    """The ingest's own aiokafka producer, started and stopped with the app (see the module docstring)."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._options = producer_options(settings)
+        # aiokafka fails an undeliverable batch after request_timeout_ms, and a request in flight times out
+        # after as long again; this outer bound only guards against that machinery hanging.
+        self._deadline_s = 2 * self._options["request_timeout_ms"] / 1000 + 1.0
+        self._producer: AIOKafkaProducer | None = None
+
+    async def on_start(self) -> None:
+        """Connect the producer (aiokafka wants a running loop, hence here and not in __init__)."""
+        producer = AIOKafkaProducer(**self._options)
+        await producer.start()
+        self._producer = producer
+
+    async def on_stop(self) -> None:
+        """Deliver what is buffered and close; the web server stopped before this (reverse start order)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Send one record and wait for the broker's ack (the RecordMetadata), not just the enqueue."""
+        producer = self._producer
+        if producer is None:
+            raise unavailable("not_started", "the ingest producer is not running")
+        try:
+            await asyncio.wait_for(_send_acked(producer, topic, key, value), self._deadline_s)
+        except (TimeoutError, KafkaTimeoutError) as exc:
+            raise unavailable("send_timeout", f"no broker ack: {exc!r}") from None
+        except (MessageSizeTooLargeError, RecordListTooLargeError) as exc:
+            raise Refusal(413, "too_large_for_broker", {"message": repr(exc)}) from None
+        except KafkaError as exc:
+            raise unavailable("broker_unavailable", f"broker refused or unreachable: {exc!r}") from None
+
+    async def topics(self) -> set[str]:
+        """Topic names from a fresh metadata request for all topics (it auto-creates nothing)."""
+        producer = self._producer
+        if producer is None:
+            raise KafkaError("the ingest producer is not running")
+        cluster = await producer.client.fetch_all_metadata()
+        return set(cluster.topics())
+
+
+async def _send_acked(producer: AIOKafkaProducer, topic: str, key: bytes, value: bytes) -> None:
+    ack = await producer.send(topic, value, key=key)  # enqueued into a batch (may wait for metadata)
+    await ack  # RecordMetadata: the broker wrote the batch with acks=all
+
+
+# ---------------------------------------------------------------- readiness
+
+
+@dataclass(frozen=True)
+class ReadyState:
+    """The outcome of one readiness check."""
+
+    ready: bool
+    detail: Mapping[str, Any]
+
+
+class Readiness:
+    """The broker check behind /readyz, cached for `ttl_s` and shared by concurrent probes.
+
+    A probe storm (every kubelet, every load balancer) costs one metadata request per `ttl_s`.
+    """
+
+    def __init__(self, sender: RawSender, topics: Sequence[str], *, ttl_s: float = READY_CACHE_S,
+                 timeout_s: float = READY_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sender = sender
+        self._topics = sorted(topics)
+        self._ttl_s = ttl_s
+        self._timeout_s = timeout_s
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._state: ReadyState | None = None
+        self._at = 0.0
+        self.checks = 0
+
+    def _cached(self) -> ReadyState | None:
+        if self._state is not None and self._clock() - self._at < self._ttl_s:
+            return self._state
+        return None
+
+    async def state(self) -> ReadyState:
+        """The cached state, or a fresh check when it is older than `ttl_s` (one check at a time)."""
+        cached = self._cached()
+        if cached is not None:
+            return cached
+        async with self._lock:
+            cached = self._cached()
+            if cached is None:
+                cached = self._state = await self._check()
+                self._at = self._clock()
+        return cached
+
+    async def _check(self) -> ReadyState:
+        self.checks += 1
+        try:
+            known = await asyncio.wait_for(self._sender.topics(), self._timeout_s)
+        except Exception as exc:  # a probe answers 503, it never fails with 500
+            return ReadyState(False, {"broker": "unreachable", "error": repr(exc)})
+        missing = [t for t in self._topics if t not in known]
+        return ReadyState(not missing, {"broker": "reachable", "missing_topics": missing})
+
+
+# ---------------------------------------------------------------- the request path
+
+
+class Ingest:
+    """Checks a request, sends its records, and answers; counts every answer and every refusal."""
+
+    def __init__(self, settings: Settings, sender: RawSender, readiness: Readiness | None = None) -> None:
+        token = settings.ingest_token.get_secret_value() if settings.ingest_token else ""
+        self._token = token.encode() or None
+        self._max_body = settings.ingest_max_body_bytes
+        self._topics = {"alerts_raw": settings.topics.alerts_raw, "tickets_raw": settings.topics.tickets_raw}
+        self.sender = sender
+        self.readiness = readiness or Readiness(sender, list(settings.topic_plan()))
+
+    async def handle(self, endpoint: Endpoint, request: aioweb.Request) -> Reply:
+        """The answer to one POST, counted by status code, and by reason when refused."""
+        started = time.perf_counter()
+        try:
+            reply = await self._accept(endpoint, request)
+        except Refusal as refusal:
+            metrics.INGEST_REFUSALS.labels(endpoint.name, refusal.reason).inc()
+            _log_refusal(endpoint, refusal)
+            reply = refusal.reply()
+        except asyncio.CancelledError:
+            # aiohttp cancels a handler whose client hung up while its body was being read: no answer goes
+            # out, so count it under nginx's 499 "client closed request"
+            metrics.INGEST_REFUSALS.labels(endpoint.name, "client_disconnected").inc()
+            metrics.INGEST_REQUESTS.labels(endpoint.name, CLIENT_CLOSED).inc()
+            raise
+        metrics.INGEST_REQUESTS.labels(endpoint.name, str(reply.status)).inc()
+        metrics.INGEST_SECONDS.labels(endpoint.name).observe(time.perf_counter() - started)
+        return reply
+
+    async def _accept(self, endpoint: Endpoint, request: aioweb.Request) -> Reply:
+        if self._token is not None and not bearer_ok(request.headers.get("Authorization"), self._token):
+            raise Refusal(401, "unauthorized", {"message": "missing or wrong bearer token"},
+                          {"WWW-Authenticate": 'Bearer realm="aiops-ingest"'})
+        body = await read_body(request, self._max_body)
+        batch = endpoint.validate(body)
+        topic = self._topics[endpoint.topic_field]
+        if len(batch.records) == 1:
+            await self.sender.send(topic, *batch.records[0])
+        else:  # every ticket acked, or 503 and the sender retries them all (triage is keyed by ticket id)
+            await asyncio.gather(*(self.sender.send(topic, key, value) for key, value in batch.records))
+        metrics.INGEST_ITEMS.labels(endpoint.name).inc(batch.items)
+        return Reply(202, {"accepted": batch.items, "records": len(batch.records)})
+
+    def health(self) -> Reply:
+        """/healthz: the process serves HTTP."""
+        return _counted("healthz", Reply(200, {"status": "ok"}))
+
+    async def ready(self) -> Reply:
+        """/readyz: 200 when the broker answers and every pipeline topic exists, else 503."""
+        state = await self.readiness.state()
+        body = {"ready": state.ready, **state.detail}
+        headers = {} if state.ready else {"Retry-After": str(RETRY_AFTER_S)}
+        return _counted("readyz", Reply(200 if state.ready else 503, body, headers))
+
+
+def _counted(endpoint: str, reply: Reply) -> Reply:
+    metrics.INGEST_REQUESTS.labels(endpoint, str(reply.status)).inc()
+    return reply
+
+
+def _log_refusal(endpoint: Endpoint, refusal: Refusal) -> None:
+    # 4xx are the sender's problem and can come in floods: debug; 5xx are ours: warning
+    level = logging.WARNING if refusal.status >= 500 else logging.DEBUG
+    log.log(level, "%s refused %d %s: %s", endpoint.path, refusal.status, refusal.reason, refusal.detail)
+
+
+# ---------------------------------------------------------------- Faust views
+
+
+def _respond(web: Any, reply: Reply) -> Response:
+    response: Response = web.bytes(orjson.dumps(reply.body), content_type=JSON, status=reply.status,
+                                   headers=dict(reply.headers))
+    return response
+
+
+def _post_view(ingest: Ingest, endpoint: Endpoint) -> type[View]:
+    class IngestView(View):
+        """POST only: aiohttp answers 405 to any other method."""
+
+        async def post(self, request: Request) -> Response:
+            return _respond(self.web, await ingest.handle(endpoint, request))  # type: ignore[arg-type]
+
+    return IngestView
+
+
+def _probe_views(ingest: Ingest) -> tuple[type[View], type[View]]:
+    class Healthz(View):
+        async def get(self, request: Request) -> Response:
+            return _respond(self.web, ingest.health())
+
+    class Readyz(View):
+        async def get(self, request: Request) -> Response:
+            return _respond(self.web, await ingest.ready())
+
+    return Healthz, Readyz
+
+
+def install_ingest(app: App, settings: Settings, sender: RawSender | None = None) -> Ingest:
+    """Add the ingest endpoints, /healthz and /readyz to the app's web server, and the ingest producer to the app.
+
+    Faust views rather than routes on the underlying aiohttp application: they register the way /metrics and
+    /incidents do, on the one port, without reaching into the web driver's private app; the handlers still
+    read the body as aiohttp's stream, which is what Faust hands a view.
+    """
+    if sender is None:
+        kafka = KafkaSender(settings)
+        app.add_dependency(kafka)  # started before the web server, stopped after it
+        sender = kafka
+    ingest = Ingest(settings, sender)
+    for endpoint in ENDPOINTS:
+        app.page(endpoint.path, name=f"ingest_{endpoint.name}")(_post_view(ingest, endpoint))
+    healthz, readyz = _probe_views(ingest)
+    app.page("/healthz", name="healthz")(healthz)
+    app.page("/readyz", name="readyz")(readyz)
+    return ingest

@@ -1,0 +1,242 @@
+"""Real Prometheus and Alertmanager for end-to-end tests: loopback ports, configs in a temp dir, stopped by pid.
+
+`Target` is the scrape target the test controls: one tiny HTTP server per instance, each serving a gauge
+`e2e_healthy` that the test flips. `start_alertmanager` and `start_prometheus` write a config, start the
+Debian binaries on free loopback ports and wait for `/-/ready`; `Proc.stop()` ends them by pid.
+
+Without the binaries a test skips, except under CI (`CI=true`), where a missing binary is a failure:
+`make test` installs them (Debian's prometheus and prometheus-alertmanager).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stream.broker import free_port
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
+PROMTOOL = Path("/usr/bin/promtool")  # from the prometheus package
+AMTOOL = Path("/usr/bin/amtool")  # from the prometheus-alertmanager package
+HOST = "127.0.0.1"
+
+
+def require_binaries(*extra: Path) -> None:
+    """Skip (fail under CI=true) when Prometheus, Alertmanager or one of `extra` (their tools) is not installed."""
+    missing = [str(p) for p in (PROMETHEUS, ALERTMANAGER, *extra) if not os.access(p, os.X_OK)]
+    if not missing:
+        return
+    message = (f"missing {', '.join(missing)}: `apt-get install prometheus prometheus-alertmanager` "
+               "(`make test` does it)")
+    if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------- the scrape target
+
+
+class Target:
+    """One HTTP server per instance, each serving `e2e_healthy <0|1>` on /metrics."""
+
+    def __init__(self, instances: list[str]) -> None:
+        self.healthy = dict.fromkeys(instances, True)
+        self.servers: dict[str, ThreadingHTTPServer] = {}
+        for name in instances:
+            server = ThreadingHTTPServer((HOST, 0), _handler(self, name))
+            self.servers[name] = server
+            threading.Thread(target=server.serve_forever, name=f"target-{name}", daemon=True).start()
+
+    def address(self, name: str) -> str:
+        """`host:port` of one instance, as Prometheus's static config wants it."""
+        return f"{HOST}:{self.servers[name].server_address[1]}"
+
+    def set(self, healthy: bool, *names: str) -> None:
+        """Flip the gauge of the named instances."""
+        for name in names:
+            self.healthy[name] = healthy
+
+    def stop(self) -> None:
+        """Shut every server down."""
+        for server in self.servers.values():
+            server.shutdown()
+            server.server_close()
+
+
+def _handler(target: Target, name: str) -> type[BaseHTTPRequestHandler]:
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            body = f"# TYPE e2e_healthy gauge\ne2e_healthy {int(target.healthy[name])}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Metrics
+
+
+# ---------------------------------------------------------------- the processes
+
+
+@dataclass
+class Proc:
+    """A started binary; stop() sends SIGTERM, then SIGKILL, by pid."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """Base URL on loopback."""
+        return f"http://{HOST}:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, SIGKILL after `timeout`, by pid."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+
+    def tail(self, lines: int = 30) -> str:
+        """The end of its log, for assertion messages."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def get_json(self, path: str) -> Any:
+        """GET a JSON API path."""
+        with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+            return json.loads(resp.read())
+
+
+def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Proc:
+    log = workdir / f"{name}.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   preexec_fn=_die_with_parent())
+    proc = Proc(name, process, port, log)
+    try:
+        _wait_ready(proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+def _die_with_parent() -> Any:
+    """A preexec hook: Linux SIGTERMs the child when the test's main thread dies (even by SIGKILL)."""
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return hook
+
+
+def _wait_ready(proc: Proc, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.process.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.process.returncode}:\n{proc.tail()}")
+        try:
+            with urllib.request.urlopen(f"{proc.url}/-/ready", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{proc.name} not ready on {proc.url}:\n{proc.tail()}")
+
+
+def alertmanager_config(webhook_url: str, token: str | None) -> dict[str, Any]:
+    """Route everything to the correlator's webhook, with the tight timers of a test."""
+    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True, "max_alerts": 0}
+    if token:
+        webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": token}}
+    return {
+        "route": {"receiver": "correlator", "group_by": ["alertname", "service"], "group_wait": "1s",
+                  "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "correlator", "webhook_configs": [webhook]}],
+    }
+
+
+def start_alertmanager(workdir: Path, webhook_url: str, token: str | None = None) -> Proc:
+    """Alertmanager on a free loopback port, clustering off, routing every alert to `webhook_url`."""
+    port = free_port()
+    config = workdir / "alertmanager.yml"
+    config.write_text(yaml.safe_dump(alertmanager_config(webhook_url, token)))
+    argv = [str(ALERTMANAGER), f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
+            f"--web.listen-address={HOST}:{port}", "--cluster.listen-address=", "--log.level=debug"]
+    return _spawn("alertmanager", argv, port, workdir)
+
+
+def prometheus_config(targets: list[str], alertmanager: str, service: str) -> dict[str, Any]:
+    """Scrape and evaluate every second; alert on `e2e_healthy == 0` per instance at once."""
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": ["rules.yml"],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        "scrape_configs": [{"job_name": service, "static_configs": [{"targets": targets,
+                                                                     "labels": {"service": service}}]}],
+    }
+
+
+def alert_rules(alertname: str) -> dict[str, Any]:
+    """One alerting rule: the instance's gauge reads 0."""
+    return {"groups": [{"name": "e2e", "interval": "1s", "rules": [{
+        "alert": alertname, "expr": "e2e_healthy == 0", "for": "0s", "labels": {"severity": "critical"},
+        "annotations": {"summary": "{{ $labels.service }} unhealthy on {{ $labels.instance }}"},
+    }]}]}
+
+
+def start_prometheus(workdir: Path, targets: list[str], alertmanager: str, *, service: str, alertname: str) -> Proc:
+    """Prometheus on a free loopback port scraping `targets`, sending alerts to `alertmanager` (host:port).
+
+    `--rules.alert.resend-delay=1s`: firing alerts are re-sent every second instead of every minute, so
+    Alertmanager never lets one time out during the test.
+    """
+    port = free_port()
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(targets, alertmanager, service)))
+    (workdir / "rules.yml").write_text(yaml.safe_dump(alert_rules(alertname)))
+    argv = [str(PROMETHEUS), f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'prom-data'}", f"--web.listen-address={HOST}:{port}",
+            "--rules.alert.resend-delay=1s", "--log.level=debug"]
+    return _spawn("prometheus", argv, port, workdir)
+
+
+def wait_for(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:
+    """Poll `check()` until it returns something truthy; TimeoutError naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"{what}: not within {timeout}s")

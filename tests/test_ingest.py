@@ -1,0 +1,529 @@
+"""HTTP ingest: the pure checks, the request path against a fake broker, then a real worker on Tansu.
+
+The integration tests post through the worker's real Faust views to a real broker and count what landed
+on `alerts.raw` / `tickets.raw`: every 202 is there, nothing refused is. The 503 test runs its own Tansu,
+stops it under the worker and starts a fresh one on the same port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from aiokafka import AIOKafkaConsumer
+
+from correlator import metrics
+from stream.broker import EmbeddedBroker, start_broker
+from stream.ingest import (
+    ENDPOINTS,
+    Ingest,
+    Readiness,
+    Refusal,
+    bearer_ok,
+    parse_tickets,
+    producer_options,
+    unavailable,
+)
+from stream.settings import Settings
+
+from .paths import LAB_STORM, ROOT
+from .test_sources_alertmanager import webhook
+from .test_sources_zabbix import problem
+from .workers import Deployment, WorkerProc
+
+TOKEN = "t0ken-for-tests"
+LIMIT = 64 * 1024
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def am_body(**changes: Any) -> bytes:
+    """A valid Alertmanager webhook, optionally with fields replaced (None deletes)."""
+    body = webhook()
+    for name, value in changes.items():
+        if value is None:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return orjson.dumps(body)
+
+
+def am_without_starts_at() -> bytes:
+    body = webhook()
+    del body["alerts"][0]["startsAt"]
+    return orjson.dumps(body)
+
+
+def ticket(ticket_id: str = "T-1", **extra: Any) -> dict[str, Any]:
+    return {"ticket_id": ticket_id, "text": "VPN down for the whole office", "created_at": 1772359205, **extra}
+
+
+GENERIC_ONE = b'{"starts_at": 1772359205, "labels": {"alertname": "DiskFull", "service": "db"}}'
+
+# (endpoint, body, alerts or tickets accepted, records written)
+ACCEPTED = [
+    ("alertmanager", am_body(), 3, 1),
+    ("zabbix", orjson.dumps(problem()), 1, 1),
+    ("alerts", GENERIC_ONE, 1, 1),
+    ("alerts", b"[" + GENERIC_ONE + b"," + GENERIC_ONE + b"]", 2, 1),
+    ("alerts", LAB_STORM.read_bytes(), 40, 1),
+    ("tickets", orjson.dumps(ticket()), 1, 1),
+    ("tickets", orjson.dumps([ticket("T-2"), ticket("T-3", customer="acme")]), 2, 2),
+]
+
+# (endpoint, body, category, field)
+INVALID = [
+    ("alerts", b"", "empty_body", "body"),
+    ("alerts", b"{\"starts_at\": ", "malformed_json", "body"),
+    ("alerts", b'{"labels": {"alertname": "X"}}', "missing_field", "starts_at"),
+    ("alerts", b'{"starts_at": 1772359205, "labels": "x"}', "wrong_type", "labels"),
+    ("alerts", b'{"starts_at": 1772359205000}', "invalid_value", "starts_at"),
+    ("alertmanager", am_without_starts_at(), "missing_field", "alerts[0].startsAt"),
+    ("alertmanager", am_body(version="3"), "unknown_version", "version"),
+    ("alertmanager", am_body(alerts={"a": 1}), "wrong_type", "alerts"),
+    ("zabbix", b'{"event_value": "1"}', "missing_field", "event_id"),
+    ("tickets", b'{"text": "no id", "created_at": 1}', "missing_field", "ticket_id"),
+    ("tickets", orjson.dumps([ticket(), {"ticket_id": "T-9", "text": "x"}]), "missing_field", "[1].created_at"),
+    ("tickets", b"[]", "invalid_value", "body"),
+]
+
+
+# ---------------------------------------------------------------- pure checks
+
+
+@pytest.mark.parametrize(("header", "ok"), [
+    (f"Bearer {TOKEN}", True),
+    (f"bearer {TOKEN}", True),
+    (f"Bearer  {TOKEN} ", True),
+    (None, False),
+    ("", False),
+    ("Bearer", False),
+    ("Bearer wrong", False),
+    (f"Bearer {TOKEN}x", False),
+    (f"Basic {TOKEN}", False),
+    (TOKEN, False),
+])
+def test_bearer_token(header: str | None, ok: bool) -> None:
+    assert bearer_ok(header, TOKEN.encode()) is ok
+
+
+def test_one_ticket_travels_as_received_and_an_array_one_record_per_ticket() -> None:
+    single = b'{"ticket_id": "T-1", "text": "x", "created_at": 1, "priority": "p1"}'
+    assert parse_tickets(single) == [(b"T-1", single)]
+    records = parse_tickets(orjson.dumps([ticket("A"), ticket("B", extra_field=[1, 2])]))
+    assert [key for key, _ in records] == [b"A", b"B"]
+    assert orjson.loads(records[1][1]) == ticket("B", extra_field=[1, 2])
+
+
+def test_producer_batches_and_never_retries_past_the_answer() -> None:
+    settings = Settings(ingest_linger="5ms", ingest_batch_bytes=500_000, ingest_max_body_bytes=2_000_000,
+                        ingest_send_timeout="3s")
+    opts = producer_options(settings)
+    assert opts["linger_ms"] == 5 and opts["max_batch_size"] == 500_000
+    assert opts["max_request_size"] > 2_000_000  # one body of the largest size fits in a request
+    assert opts["acks"] == "all" and opts["enable_idempotence"] is False
+    assert opts["request_timeout_ms"] == 3000
+
+
+def test_empty_token_means_no_check() -> None:
+    assert Settings(ingest_token="").ingest_token is None
+    assert Settings(ingest_token=" ").ingest_token is None
+
+
+class FakeSender:
+    """Records what was sent; `fail` makes every send raise it; `topic_names` is what the broker holds."""
+
+    def __init__(self, topic_names: set[str] | None = None) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.fail: Refusal | None = None
+        self.topic_names = topic_names or set()
+        self.unreachable = False
+        self.probes = 0
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append((topic, key, value))
+
+    async def topics(self) -> set[str]:
+        self.probes += 1
+        await asyncio.sleep(0.01)
+        if self.unreachable:
+            raise ConnectionError("broker down")
+        return self.topic_names
+
+
+def test_readiness_is_cached_and_shared_by_concurrent_probes() -> None:
+    now = [100.0]
+    sender = FakeSender({"a", "b"})
+    ready = Readiness(sender, ["a", "b"], ttl_s=1.0, clock=lambda: now[0])
+
+    async def storm() -> list[bool]:
+        return [s.ready for s in await asyncio.gather(*(ready.state() for _ in range(50)))]
+
+    assert asyncio.run(storm()) == [True] * 50
+    assert sender.probes == 1
+    now[0] += 0.9
+    asyncio.run(storm())
+    assert sender.probes == 1
+    now[0] += 0.2
+    sender.unreachable = True
+    state = asyncio.run(ready.state())
+    assert sender.probes == 2 and not state.ready and state.detail["broker"] == "unreachable"
+
+
+def test_readiness_names_missing_topics() -> None:
+    state = asyncio.run(Readiness(FakeSender({"a"}), ["b", "a", "c"]).state())
+    assert not state.ready and state.detail["missing_topics"] == ["b", "c"]
+
+
+# ---------------------------------------------------------------- the request path, fake broker
+
+
+Client = TestClient[web.Request, web.Application]
+
+
+def run_client(ingest: Ingest, calls: Callable[[Client], Any]) -> Any:
+    """Serve `ingest`'s handlers on an aiohttp test server and run `calls(client)` against it."""
+    app = web.Application()
+    for endpoint in ENDPOINTS:
+        app.router.add_post(endpoint.path, _handler(ingest, endpoint))
+
+    async def go() -> Any:
+        async with TestClient(TestServer(app)) as client:
+            return await calls(client)
+
+    return asyncio.run(go())
+
+
+def _handler(ingest: Ingest, endpoint: Any) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> web.Response:
+        reply = await ingest.handle(endpoint, request)
+        return web.json_response(dict(reply.body), status=reply.status, headers=dict(reply.headers))
+
+    return handle
+
+
+def fake_ingest(**settings: Any) -> tuple[Ingest, FakeSender]:
+    sender = FakeSender()
+    return Ingest(Settings(ingest_token=TOKEN, ingest_max_body_bytes=LIMIT, **settings), sender), sender
+
+
+async def _post(client: Client, path: str, data: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    resp = await client.post(path, data=data, headers=AUTH if headers is None else headers)
+    return resp.status, await resp.json(), resp.headers
+
+
+@pytest.mark.parametrize(("endpoint", "body", "items", "records"), ACCEPTED)
+def test_valid_body_goes_out_unchanged_and_202(endpoint: str, body: bytes, items: int, records: int) -> None:
+    ingest, sender = fake_ingest()
+    status, answer, _ = run_client(ingest, lambda c: _post(c, f"/ingest/{endpoint}", body))
+    assert (status, answer) == (202, {"accepted": items, "records": records})
+    topic = "tickets.raw" if endpoint == "tickets" else "alerts.raw"
+    assert {t for t, _, _ in sender.sent} == {topic} and len(sender.sent) == records
+    if endpoint != "tickets":
+        key = {"alerts": "generic"}.get(endpoint, endpoint)
+        assert sender.sent == [("alerts.raw", key.encode(), body)]
+
+
+@pytest.mark.parametrize(("endpoint", "body", "category", "field"), INVALID)
+def test_invalid_body_400_names_field_reason_and_category(endpoint: str, body: bytes, category: str,
+                                                          field: str) -> None:
+    ingest, sender = fake_ingest()
+    status, answer, _ = run_client(ingest, lambda c: _post(c, f"/ingest/{endpoint}", body))
+    assert status == 400
+    assert (answer["error"], answer["category"], answer["field"]) == (category, category, field)
+    assert answer["reason"]
+    assert sender.sent == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {TOKEN}"}])
+def test_missing_or_wrong_token_401(headers: dict[str, str]) -> None:
+    ingest, sender = fake_ingest()
+    status, answer, resp_headers = run_client(ingest, lambda c: _post(c, "/ingest/alerts", GENERIC_ONE, headers))
+    assert (status, answer["error"]) == (401, "unauthorized")
+    assert resp_headers["WWW-Authenticate"].startswith("Bearer")
+    assert sender.sent == []
+
+
+def test_no_token_configured_needs_no_header() -> None:
+    sender = FakeSender()
+    ingest = Ingest(Settings(), sender)
+    status, _, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", GENERIC_ONE, {}))
+    assert status == 202
+
+
+async def _chunked(body: bytes) -> Any:
+    for i in range(0, len(body), 4096):
+        yield body[i:i + 4096]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_above_the_limit_413(chunked: bool) -> None:
+    ingest, sender = fake_ingest()
+    big = b"[" + b",".join([GENERIC_ONE] * (LIMIT // len(GENERIC_ONE) + 1)) + b"]"
+    assert len(big) > LIMIT
+    data = _chunked(big) if chunked else big
+    status, answer, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", data))
+    assert (status, answer["error"], answer["limit_bytes"]) == (413, "too_large", LIMIT)
+    assert ("size_bytes" in answer) is not chunked  # declared size known only with a Content-Length
+    assert sender.sent == []
+
+
+def test_at_the_limit_is_accepted() -> None:
+    ingest, _ = fake_ingest()
+    padded = GENERIC_ONE + b" " * (LIMIT - len(GENERIC_ONE))
+    status, _, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", padded))
+    assert status == 202
+
+
+def test_client_hanging_up_mid_body_is_counted_and_nothing_sent() -> None:
+    ingest, sender = fake_ingest()
+    counter = metrics.INGEST_REFUSALS.labels("alerts", "client_disconnected")
+    before = counter._value.get()
+
+    async def cut_short(client: Client) -> None:
+        assert client.server.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+        writer.write(f"POST /ingest/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                     "Content-Length: 1000\r\n\r\n{\"starts_at\"".encode())
+        await writer.drain()
+        writer.close()
+        for _ in range(100):
+            if counter._value.get() > before:
+                return
+            await asyncio.sleep(0.02)
+
+    run_client(ingest, cut_short)
+    assert counter._value.get() == before + 1
+    assert sender.sent == []
+
+
+@pytest.mark.parametrize("reason", ["broker_unavailable", "send_timeout"])
+def test_unacknowledged_send_503_with_retry_after(reason: str) -> None:
+    ingest, sender = fake_ingest()
+    sender.fail = unavailable(reason, "test")
+    status, answer, headers = run_client(ingest, lambda c: _post(c, "/ingest/alertmanager", am_body()))
+    assert (status, answer["error"]) == (503, reason)
+    assert int(headers["Retry-After"]) > 0
+
+
+# ---------------------------------------------------------------- a real worker on the session broker
+
+
+def request(port: int, method: str, path: str, body: bytes | Iterator[bytes] | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+    """One HTTP request with http.client; an iterator body is sent chunked."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {}, encode_chunked=not isinstance(body, bytes | None))
+        resp = conn.getresponse()
+        data = resp.read()
+        answer = orjson.loads(data) if data and "json" in (resp.getheader("Content-Type") or "") else data
+        return resp.status, answer, dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def wait_ready(worker: WorkerProc, timeout: float = 60.0) -> None:
+    """Until /readyz answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.proc.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{worker.tail()}")
+        try:
+            if request(worker.web_port, "GET", "/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"worker not ready:\n{worker.tail()}")
+
+
+def read_all(bootstrap: str, topic: str, quiet_s: float = 1.5, timeout: float = 30.0) -> list[Any]:
+    """Every record of a topic from the start, read until nothing new came for `quiet_s`.
+
+    Not by end offsets: Tansu 0.6.0 under-reports them after a multi-record batch, which the ingest writes.
+    """
+
+    async def go() -> list[Any]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=100)
+        await consumer.start()
+        got: list[Any] = []
+        try:
+            last, deadline = time.monotonic(), time.monotonic() + timeout
+            while time.monotonic() - last < quiet_s and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    got += records
+                    last = time.monotonic()
+        finally:
+            await consumer.stop()
+        return got
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def live(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, WorkerProc]]:
+    """One worker with a token and a 64 KiB body limit, shared by the tests below."""
+    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_TOKEN": TOKEN, "AIOPS_INGEST_MAX_BODY_BYTES": str(LIMIT)}
+    dep = Deployment(broker, tmp_path_factory.mktemp("ingest"), extra_env=env)
+    dep.create_topics()
+    worker = dep.start_worker()
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        yield dep, worker
+    finally:
+        worker.stop()
+
+
+def test_health_and_readiness(live: tuple[Deployment, WorkerProc]) -> None:
+    _, worker = live
+    assert request(worker.web_port, "GET", "/healthz")[:2] == (200, {"status": "ok"})
+    status, answer, _ = request(worker.web_port, "GET", "/readyz")
+    assert (status, answer["ready"], answer["missing_topics"]) == (200, True, [])
+    assert request(worker.web_port, "GET", "/ingest/alerts")[0] == 405
+
+
+def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment, WorkerProc]) -> None:
+    """Accepted and refused bodies through the real views; then count records and refusals."""
+    dep, worker = live
+    port = worker.web_port
+    raw_before = len(read_all(dep.broker.bootstrap, dep.topic("alerts_raw")))
+    tickets_before = len(read_all(dep.broker.bootstrap, dep.topic("tickets_raw")))
+    refusals_before = {(e, r): worker.metric("aiops_ingest_refusals_total", endpoint=e, reason=r)
+                       for e, _, r, _ in INVALID}
+    for endpoint, body, items, records in ACCEPTED:
+        status, answer, _ = request(port, "POST", f"/ingest/{endpoint}", body, AUTH)
+        assert (status, answer) == (202, {"accepted": items, "records": records}), endpoint
+    for endpoint, body, category, field in INVALID:
+        status, answer, _ = request(port, "POST", f"/ingest/{endpoint}", body, AUTH)
+        assert (status, answer["category"], answer["field"]) == (400, category, field), (endpoint, answer)
+    assert request(port, "POST", "/ingest/alerts", GENERIC_ONE)[0] == 401
+    assert request(port, "POST", "/ingest/alerts", GENERIC_ONE, {"Authorization": "Bearer x"})[0] == 401
+    big = GENERIC_ONE + b" " * LIMIT
+    assert request(port, "POST", "/ingest/alerts", big, AUTH)[0] == 413
+    assert request(port, "POST", "/ingest/alerts", iter([big[:LIMIT], big[LIMIT:]]), AUTH)[0] == 413
+
+    raw = read_all(dep.broker.bootstrap, dep.topic("alerts_raw"))[raw_before:]
+    expected_raw = [(e, b) for e, b, _, _ in ACCEPTED if e != "tickets"]
+    assert len(raw) == len(expected_raw)
+    assert {(r.key, r.value) for r in raw} == {({"alerts": b"generic"}.get(e, e.encode()), b)
+                                               for e, b in expected_raw}
+    tickets = read_all(dep.broker.bootstrap, dep.topic("tickets_raw"))[tickets_before:]
+    assert sorted(r.key for r in tickets) == [b"T-1", b"T-2", b"T-3"]
+
+    sent = Counter((endpoint, reason) for endpoint, _, reason, _ in INVALID)
+    for (endpoint, reason), n in sent.items():
+        got = worker.metric("aiops_ingest_refusals_total", endpoint=endpoint, reason=reason)
+        assert got - refusals_before[(endpoint, reason)] == n, (endpoint, reason)
+    assert worker.metric("aiops_ingest_refusals_total", endpoint="alerts", reason="unauthorized") >= 2
+    assert worker.metric("aiops_ingest_refusals_total", endpoint="alerts", reason="too_large") >= 2
+    assert worker.metric("aiops_ingest_requests_total", endpoint="alerts", code="413") >= 2
+
+
+def test_accepted_alerts_reach_the_incidents(live: tuple[Deployment, WorkerProc]) -> None:
+    """The ingest is upstream of normalize: the lab storm posted over HTTP becomes the replay's incidents."""
+    dep, worker = live
+    from correlator.config import DEFAULT_CONFIG
+    from correlator.replay import replay
+    from correlator.sources import parse
+
+    expected = {i.key for i in replay(parse("generic", LAB_STORM.read_bytes()), DEFAULT_CONFIG).incidents}
+    deadline = time.monotonic() + 60
+    seen: set[str] = set()
+    while time.monotonic() < deadline and not expected <= seen:
+        seen = {i["key"] for i in worker.get("/incidents/")["incidents"]}
+        time.sleep(0.5)
+    assert expected <= seen
+
+
+# ---------------------------------------------------------------- broker down: 503, and nothing of it lands
+
+
+def _marked(marker: str, i: int) -> bytes:
+    return orjson.dumps({"starts_at": 1772359205, "labels": {"alertname": "Probe", "service": "s", "run": marker,
+                                                              "n": str(i)}})
+
+
+def _post_all(port: int, bodies: Sequence[bytes]) -> list[tuple[int, Any, dict[str, str]]]:
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda b: request(port, "POST", "/ingest/alerts", b), bodies))
+
+
+def test_broker_down_503_and_none_of_it_lands(tmp_path: Path) -> None:
+    """Stop this test's own Tansu under a worker: every request 503s with Retry-After, readiness fails; after a
+    fresh broker comes up on the same port, only what was answered 202 since is on alerts.raw."""
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_SEND_TIMEOUT": "1"})
+    dep.create_topics()
+    worker = dep.start_worker()
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        assert _post_all(worker.web_port, [_marked("before", i) for i in range(3)])[0][0] == 202
+        first.stop()
+
+        down = [_marked("down", i) for i in range(6)]
+        started = time.monotonic()
+        answers = _post_all(worker.web_port, down)
+        assert [a[0] for a in answers] == [503] * len(down), [a[1] for a in answers]
+        assert all(int(a[2]["Retry-After"]) > 0 for a in answers)
+        assert {a[1]["error"] for a in answers} <= {"broker_unavailable", "send_timeout"}
+        assert time.monotonic() - started < 10  # bounded by the send timeout, not hanging
+        assert request(worker.web_port, "GET", "/readyz")[0] == 503
+
+        second = start_broker(port=first.port, log_path=tmp_path / "tansu-2.log")
+        brokers.append(second)
+        dep.broker = second
+        dep.create_topics()
+        wait_ready(worker, timeout=30)
+        after = [_marked("after", i) for i in range(4)]
+        assert [a[0] for a in _post_all(worker.web_port, after)] == [202] * len(after)
+
+        landed = [r.value for r in read_all(second.bootstrap, dep.topic("alerts_raw"))]
+        assert sorted(landed) == sorted(after)  # none of the 503s, even though the producer had them queued
+        refused = sum(worker.metric("aiops_ingest_refusals_total", endpoint="alerts", reason=r)
+                      for r in ("broker_unavailable", "send_timeout"))
+        assert refused == len(down)
+        assert worker.metric("aiops_ingest_requests_total", endpoint="alerts", code="202") == 3 + len(after)
+    finally:
+        worker.stop()
+        for b in brokers:
+            b.stop()
+
+
+# ---------------------------------------------------------------- the load benchmark's quick mode
+
+
+def test_ingest_load_benchmark_quick() -> None:
+    """`benchmarks/ingest_load.py --quick --json` runs end to end and reports well-formed figures (no speed asserted)."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ingest_load.py"), "--quick", "--json"],
+                         check=True, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(report) >= {"machine", "load", "runs", "median", "alerts_raw", "cpu_cores_used"}
+    assert len(report["runs"]) == 1
+    run = report["runs"][0]
+    assert run["accepted"] > 0 and run["req_per_s"] > 0 and run["alerts_per_s"] == pytest.approx(
+        run["req_per_s"] * report["load"]["alerts_per_body"], rel=0.01)
+    assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+    raw = report["alerts_raw"]
+    assert raw["records"] >= raw["accepted_202"] > 0 and raw["missing"] == 0 and raw["batches"] > 0
+
