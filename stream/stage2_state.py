@@ -121,7 +121,8 @@ class GroupTableStore:
     def _drop(self, name: str) -> None:
         raw = name.encode()
         self._dirty.discard(raw)
-        self._gone.add(raw)
+        if raw in self._table.data:  # a child held and released between two commits was never written
+            self._gone.add(raw)
 
     def _encode(self, name: str) -> bytes:
         if name.startswith(self._group_prefix):

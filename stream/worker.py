@@ -11,6 +11,7 @@ from stream.ingest import install_ingest
 from stream.pipeline import Pipeline, install
 from stream.review import install as install_tickets
 from stream.settings import Settings
+from stream.stage2_agent import install_stage2
 from stream.views import install_views
 
 __all__ = ["build_worker_app", "run", "ensure_topics", "tune_gc"]
@@ -34,6 +35,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     app = make_app(settings)
     pipe = install(app, settings)
     install_views(pipe)
+    install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
     install_ingest(app, settings)
     install_tickets(app, settings, pipe)  # triage and SLA agents, SLA timer, review API
     return app, pipe
