@@ -10,18 +10,24 @@ __all__ = ["CorrelationConfig", "DEFAULT_CONFIG", "WindowMode", "parse_duration"
 
 WindowMode = Literal["continuation", "tumbling"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_TOKEN = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
 
 
-def parse_duration(text: str | float | int) -> float:
-    """Seconds from `"10m"`, `"30s"`, `"4h"`, `"250ms"`, `"1d"` or a bare number of seconds."""
-    if isinstance(text, (int, float)):
+def parse_duration(value: object) -> float:
+    """Seconds from a number of seconds or a string such as "500ms", "30s", "10m", "4h", "1d", "1h30m"."""
+    if isinstance(value, bool):
+        raise ValueError("a duration cannot be a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip().lower().replace(" ", "")
+    if re.fullmatch(_NUMBER, text):
         return float(text)
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 10m, 4h)")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+    tokens = _TOKEN.findall(text)
+    if not tokens or "".join(n + u for n, u in tokens) != text:
+        raise ValueError(f"not a duration: {value!r} (use seconds or e.g. 500ms, 30s, 10m, 4h, 1d)")
+    return sum(float(n) * _UNIT_S[u] for n, u in tokens)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,27 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from correlator.config import parse_duration
+
 __all__ = ["DEFAULT_TIER_SLA", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_TOKEN = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number of seconds or a string such as "500ms", "30s", "10m", "4h", "1d", "1h30m"."""
-    if isinstance(value, bool):
-        raise ValueError("a duration cannot be a boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip().lower().replace(" ", "")
-    if re.fullmatch(_NUMBER, text):
-        return float(text)
-    tokens = _TOKEN.findall(text)
-    if not tokens or "".join(n + u for n, u in tokens) != text:
-        raise ValueError(f"not a duration: {value!r} (use seconds or e.g. 500ms, 30s, 10m, 4h, 1d)")
-    return sum(float(n) * _UNITS[u] for n, u in tokens)
-
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 """Seconds as a float; accepts "10m", "30s", "4h" or a plain number of seconds."""
