@@ -10,6 +10,13 @@ alert record (its /metrics). Medians of `--runs`.
     .venv/bin/python benchmarks/pipeline_throughput.py                       # 1,000 x 100 alerts, 3 runs
     .venv/bin/python benchmarks/pipeline_throughput.py --per-record 1 --records 20000
     .venv/bin/python benchmarks/pipeline_throughput.py --quick
+    .venv/bin/python benchmarks/pipeline_throughput.py --stage2    # with and without stage 2, same run
+
+With `--stage2` every run is a pair of fresh deployments on the same broker and the same records, one
+worker without and one with the stage-2 agents (AIOPS_STAGE2=true; labels only, no topology), in
+alternating order; the stage-2 clock stops only when stage 2 has also folded every stage-1 event
+published by the time the last alert was folded (its /stage2/ view), so its rate pays for the grouping,
+not just for sharing the CPU (events stage 1 publishes later, from its idle timer, are not waited for).
 """
 
 from __future__ import annotations
@@ -48,9 +55,13 @@ def storm_records(records: int, per_record: int, seed: int) -> tuple[list[bytes]
     return bodies, len(lines)
 
 
-def one_run(broker: Any, bodies: list[bytes], alerts: int, timeout: float) -> dict[str, float]:
-    """Ceiling and pipeline rates for one fresh deployment."""
+def one_run(
+    broker: Any, bodies: list[bytes], alerts: int, timeout: float, stage2: bool = False,
+) -> dict[str, float]:
+    """Ceiling and pipeline rates for one fresh deployment (with the stage-2 agents when `stage2`)."""
     dep = Deployment(broker, Path(tempfile.mkdtemp(prefix="aiops-bench-")))
+    if stage2:
+        dep.extra_env = {**dep.extra_env, "AIOPS_STAGE2": "true"}
     dep.create_topics()
     dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies),
@@ -59,6 +70,7 @@ def one_run(broker: Any, bodies: list[bytes], alerts: int, timeout: float) -> di
     try:
         worker.wait_web()
         start = end = None
+        owed: float | None = None  # stage-1 events published when the last alert was folded
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             received = sum(_samples(worker, "aiops_alerts_received_total"))
@@ -66,7 +78,9 @@ def one_run(broker: Any, bodies: list[bytes], alerts: int, timeout: float) -> di
             now = time.monotonic()
             if start is None and received > 0:
                 start = now
-            if folded >= alerts:
+            if folded >= alerts and stage2 and owed is None:
+                owed = sum(_samples(worker, "aiops_incident_events_total"))
+            if folded >= alerts and (owed is None or worker.get("/stage2/")["grouped"] >= owed):
                 end = now
                 break
             time.sleep(0.05)
@@ -97,10 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--quick", action="store_true", help="one small run: proves it works, not speed")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--stage2", action="store_true", help="pairs of runs without and with stage 2; their ratio")
     args = p.parse_args(argv)
     if args.quick:
         args.records, args.runs = 50, 1
     bodies, alerts = storm_records(args.records, args.per_record, seed=7)
+    if args.stage2:
+        return compare_stage2(bodies, alerts, args)
     with start_broker() as broker:
         runs = [one_run(broker, bodies, alerts, args.timeout) for _ in range(args.runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -113,6 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'pipeline, one worker':28}{med['pipeline_alerts_per_s']:>12,.0f}{med['pipeline_records_per_s']:>12,.0f}")
     print(f"{'aiokafka consumer + parse':28}{med['ceiling_alerts_per_s']:>12,.0f}{med['ceiling_records_per_s']:>12,.0f}")
     print(f"ratio pipeline / ceiling: {med['ratio']:.2f}")
+    return 0
+
+
+def compare_stage2(bodies: list[bytes], alerts: int, args: argparse.Namespace) -> int:
+    """Pipeline alerts/s without and with the stage-2 agents, paired runs in alternating order; medians."""
+    plain: list[float] = []
+    staged: list[float] = []
+    with start_broker() as broker:
+        for i in range(args.runs):
+            for stage2 in ((False, True) if i % 2 == 0 else (True, False)):
+                rate = one_run(broker, bodies, alerts, args.timeout, stage2)["pipeline_alerts_per_s"]
+                (staged if stage2 else plain).append(rate)
+    without, with_ = statistics.median(plain), statistics.median(staged)
+    doc = {"records": len(bodies), "alerts": alerts, "runs": args.runs, "without_stage2_alerts_per_s": without,
+           "with_stage2_alerts_per_s": with_, "ratio": with_ / without, "cost": 1 - with_ / without,
+           "without_runs": plain, "with_runs": staged}
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    print(f"{len(bodies)} records x {args.per_record} alert records = {alerts} alerts, median of {args.runs} pairs")
+    print(f"{'pipeline, one worker':28}{'alerts/s':>12}   runs")
+    print(f"{'without stage 2':28}{without:>12,.0f}   {', '.join(f'{r:,.0f}' for r in plain)}")
+    print(f"{'with stage 2':28}{with_:>12,.0f}   {', '.join(f'{r:,.0f}' for r in staged)}")
+    print(f"ratio with / without: {with_ / without:.2f} (stage 2 costs {1 - with_ / without:.1%})")
     return 0
 
 

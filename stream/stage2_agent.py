@@ -9,9 +9,12 @@ Two agents and a timer, installed only when `Settings.stage2` is on:
 * `stage2_group` reads that topic and folds each partition's events into its own `Grouper`, whose state is a
   changelog-backed table (`stream.stage2_state`); it publishes on `incidents`, with header `aiops-stage: 2`:
   - `ParentEvent` keyed by parent id (`opened`, throttled `updated`, `resolved`; `children` lists members);
-  - `Assignment` keyed by the child's incident id, one per child that joins (or moves, on a merge): this is
-    how a child names its parent. Keyed by child id it lands on the same `incidents` partition as the
-    child's own events, so a consumer partitioned by incident id sees both.
+  - `Assignment` keyed by the child's incident id, one per child that joins an existing parent (or moves,
+    on a merge), with the relation and the one-line reason: this is how a child names its parent. Keyed
+    by child id it lands on the same `incidents` partition as the child's own events, so a consumer
+    partitioned by incident id sees both. The child that opens a parent gets no assignment record: the
+    parent's `opened` event names it (`first_child`), so a reader maps child -> parent from `opened`
+    events' `first_child` and assignments (and every parent event lists all `children` so far).
 * the idle timer releases held children of quiet partitions and reloads the topology file when its mtime
   changes (no restart).
 
@@ -45,7 +48,7 @@ from faust.types import EventT, TopicT
 from pydantic import ValidationError
 
 from correlator.models import IncidentEvent
-from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent
+from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation
 from correlator.topology import Topology, TopologyError
 from stream.app import App
 from stream.commands.replay import read_topology
@@ -193,9 +196,15 @@ class Stage2:
         name = str(self.topics["incidents"].get_topic_name())
         for parent in out.parents:
             await self.send(name, parent.parent_id, _dump(parent), _PARENT)
+        sent = len(out.parents)
         for assignment in out.assignments:
-            await self.send(name, assignment.child_id, _dump(assignment), _ASSIGNMENT)
-        self.published += len(out.parents) + len(out.assignments)
+            # The child that opens a parent is named by the parent's `opened` event (`first_child`, and
+            # `reason` is its explanation): on short independent storms nearly every child opens its own
+            # parent, and these records were a third of what stage 2 publishes (and everyone re-reads).
+            if assignment.relation is not Relation.FIRST:
+                await self.send(name, assignment.child_id, _dump(assignment), _ASSIGNMENT)
+                sent += 1
+        self.published += sent
 
     async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None) -> None:
         """Hand one record to the app's producer, partitioned by key as a Faust topic send would be.
