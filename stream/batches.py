@@ -23,7 +23,15 @@ import orjson
 from correlator.models import Alert
 from correlator.records import AlertRecord, dict_of_record, record_from_dict, record_of
 
-__all__ = ["Segment", "BatchError", "encode_batch", "decode_batch"]
+__all__ = ["Segment", "BatchError", "encode_batch", "decode_batch", "pack_records", "MAX_ALERTS_PER_RECORD",
+           "PARTS_PER_OFFSET"]
+
+MAX_ALERTS_PER_RECORD = 1000
+"""Alerts per `alerts` record: ~150-400 bytes each keeps a record well under Kafka's 1 MB default."""
+
+PARTS_PER_OFFSET = 1024
+"""A raw record too big for one `alerts` record is cut into parts; a segment's source offset is then
+`raw_offset * PARTS_PER_OFFSET + part`, so progress stays one increasing number per raw partition."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,19 @@ class BatchError(ValueError):
     """A record on `alerts` that is neither a normalize batch nor one normalized Alert."""
 
     category = "bad_alert_record"
+
+
+def pack_records(segments: Sequence[Segment], limit: int = MAX_ALERTS_PER_RECORD) -> list[list[Segment]]:
+    """Segments of one partition, in order, grouped into records of at most `limit` alerts each."""
+    records: list[list[Segment]] = [[]]
+    size = 0
+    for segment in segments:
+        if size and size + len(segment.records) > limit:
+            records.append([])
+            size = 0
+        records[-1].append(segment)
+        size += len(segment.records)
+    return records if records[0] else []
 
 
 def encode_batch(segments: Sequence[Segment], received_ms: int) -> bytes:

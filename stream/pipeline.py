@@ -28,7 +28,9 @@ from correlator.models import Alert, IncidentEvent
 from correlator.records import AlertRecord, record_of
 from correlator.sources import SOURCES, SourceError, detect_source, parse
 from stream.app import App
-from stream.batches import BatchError, Segment, decode_batch, encode_batch
+from stream.batches import (
+    MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records,
+)
 from stream.settings import Settings
 from stream.state import TableStore
 
@@ -191,11 +193,16 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
             continue
         received_ms = int(msg.timestamp) if received_ms is None else min(received_ms, int(msg.timestamp))
         for partition, records in _split_by_partition(pipe, alerts).items():
-            by_partition.setdefault(partition, []).append(Segment((msg.partition, msg.offset), records))
+            segments = by_partition.setdefault(partition, [])
+            for part, start in enumerate(range(0, len(records), MAX_ALERTS_PER_RECORD)):
+                source = (msg.partition, msg.offset * PARTS_PER_OFFSET + part)
+                segments.append(Segment(source, records[start:start + MAX_ALERTS_PER_RECORD]))
     metrics.RECORDS_CONSUMED.labels("normalize").inc(len(events))
     topic = pipe.topics["alerts"]
     for partition, segments in by_partition.items():
-        await topic.send(key=None, partition=partition, value=encode_batch(segments, received_ms or 0))
+        # In order, so a partition's records still arrive oldest raw record first.
+        for chunk in pack_records(segments):
+            await topic.send(key=None, partition=partition, value=encode_batch(chunk, received_ms or 0))
 
 
 def _split_by_partition(pipe: Pipeline, alerts: Sequence[Alert]) -> dict[int, list[AlertRecord]]:
