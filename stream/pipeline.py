@@ -138,24 +138,36 @@ class Pipeline:
                 metrics.CORRELATION_LATENCY.observe(max(0.0, now_s - received_ms / 1000.0))
 
     async def commit(self, partition: int, events: Sequence[IncidentEvent], received_ms: int | None) -> None:
-        """Publish the events, then write the partition's changed keys, then its progress.
+        """Commit one partition (see `commit_many`)."""
+        await self.commit_many([(partition, events, received_ms)])
+
+    async def commit_many(self, items: Sequence[tuple[int, Sequence[IncidentEvent], int | None]]) -> None:
+        """Publish the events, then write the partitions' changed keys, then their progress.
 
         In that order, so that a crash at any point loses nothing: events already out are regenerated
         with the same ids and seq if the state did not make it; state already out is never re-applied,
         because the progress written last says which segments it covers. The flush before the progress
         record also makes it a one-record batch, which Tansu 0.6.0 needs to report the changelog's true
         end offset (it under-reports after a multi-record batch, and Faust recovers only up to it).
+        All partitions of a batch share each of the three flushes: they are round trips, not CPU.
         """
-        engine = self.engines[partition]
-        store = engine.store
-        assert isinstance(store, TableStore)
         producer = self.app.producer
-        await self.publish(events, received_ms)
-        if events:
+        stores = [(self.engines[p], self.engines[p].store) for p, _, _ in items]
+        published = False
+        for _, events, received_ms in items:
+            await self.publish(events, received_ms)
+            published = published or bool(events)
+        if published:
             await producer.flush()
-        if store.write_keys() and self.sync_marker:
+        written = 0
+        for _, store in stores:
+            assert isinstance(store, TableStore)
+            written += store.write_keys()
+        if written and self.sync_marker:
             await producer.flush()
-        store.write_progress(engine.watermark)
+        for engine, store in stores:
+            assert isinstance(store, TableStore)
+            store.write_progress(engine.watermark)
         await producer.flush()
 
     def census(self) -> None:
@@ -244,6 +256,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         if received_ms:
             received[p] = min(received.get(p, received_ms), received_ms)
     metrics.RECORDS_CONSUMED.labels("correlate").inc(len(events))
+    done: list[tuple[int, Sequence[IncidentEvent], int | None]] = []
     for p, records in by_partition.items():
         engine = pipe.engine(p)
         before = replace(engine.counters)
@@ -255,7 +268,8 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
             store.note_source(key, source)
         pipe.mark_input(p)
         _count(before, engine)
-        await pipe.commit(p, out, received.get(p))
+        done.append((p, out, received.get(p)))
+    await pipe.commit_many(done)
 
 
 def _take_segment(store: TableStore, segment: Segment, records: list[AlertRecord],
