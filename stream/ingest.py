@@ -73,6 +73,7 @@ __all__ = [
     "parse_tickets",
     "producer_options",
     "read_body",
+    "unavailable",
 ]
 
 log = logging.getLogger(__name__)
