@@ -307,7 +307,6 @@ class Correlator:
             previous_id=previous.id if previous is not None else None, last_change=t,
         )
         st.incidents.append(inc)
-        st.minted += 1
         st.due = min(st.due, absorption_ends_at(t, t, ws, self.config))
         self.counters.opened += 1
         return inc
