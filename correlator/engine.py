@@ -159,13 +159,16 @@ class Correlator:
         """
         events: list[IncidentEvent] = []
         now = self.watermark
-        for _, st in self.store.items():
+        for key, st in self.store.items():
             if st.pending:
-                self._process(st, now, None, events)
+                self._process(st, now, None, events)  # settles, so it puts or deletes the key itself
+            published = False
             for inc in st.incidents:
                 if inc.dirty and inc.phase is Phase.OPEN:
                     events.append(event_of(inc, "opened" if inc.seq == 0 else "updated", now))
-            self.store.put(st.key, st)
+                    published = True
+            if published and self.store.get(key) is st:
+                self.store.put(key, st)  # seq and last_emit_at changed: the changelog must see them
         self._pending.clear()
         return events
 
