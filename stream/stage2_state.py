@@ -23,6 +23,7 @@ import orjson
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import GroupState
+from stream.state import write_table
 
 __all__ = ["GroupTableStore"]
 
@@ -149,9 +150,4 @@ class GroupTableStore:
             self.watermark = float("-inf") if doc["watermark"] is None else float(doc["watermark"])
 
     def _write(self, table_key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self._table.data.pop(table_key, None)
-        else:
-            self._table.data[table_key] = value
-        self._table.send_changelog(self._partition, table_key, value, key_serializer="raw",
-                                   value_serializer="raw")
+        write_table(self._table, self._partition, table_key, value)

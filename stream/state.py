@@ -19,7 +19,19 @@ import orjson
 from correlator.records import dict_of_record, record_from_dict
 from correlator.state import KeyState
 
-__all__ = ["TableStore", "encode_state", "decode_state"]
+__all__ = ["TableStore", "encode_state", "decode_state", "write_table"]
+
+
+def write_table(table: Any, partition: int, table_key: bytes, value: bytes | None) -> None:
+    """Set (or with None delete) a key of a bytes table locally and in its changelog, on a given partition.
+
+    The partition is explicit, not Faust's "partition of the current event", so timers can write too.
+    """
+    if value is None:
+        table.data.pop(table_key, None)
+    else:
+        table.data[table_key] = value
+    table.send_changelog(partition, table_key, value, key_serializer="raw", value_serializer="raw")
 
 
 def encode_state(state: KeyState) -> bytes:
@@ -142,9 +154,4 @@ class TableStore:
                                                      option=orjson.OPT_NON_STR_KEYS))
 
     def _write(self, table_key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self._table.data.pop(table_key, None)
-        else:
-            self._table.data[table_key] = value
-        self._table.send_changelog(self._partition, table_key, value, key_serializer="raw",
-                                   value_serializer="raw")
+        write_table(self._table, self._partition, table_key, value)
