@@ -4,8 +4,10 @@ What it models: services with a skewed (Zipf) share of the trouble; storms in wh
 service fail at once for one cause, spread over a few minutes (so many straddle a window boundary);
 Alertmanager-style re-sends of a firing alert (same fingerprint and startsAt, arriving a repeat interval
 later); resolutions of every alert some minutes after it started; flapping alerts that resolve and fire
-again inside their storm; and quiet background noise (single alerts). Every alert carries the id of the
-true incident (the storm) it belongs to, returned beside it, never inside it.
+again inside their storm; quiet background noise (single alerts); and, when `straddle_share` > 0, storms
+placed across the top of the hour (cron and batch jobs start there), which crosses a boundary of every
+epoch-aligned window whose size divides an hour (1, 2, 5, 10, 15, 30, 60 min). Every alert carries the id of
+the true incident (the storm) it belongs to, returned beside it, never inside it.
 
 The stream comes out in arrival order and is produced lazily with memory bounded by the storms in
 flight, so 10^6 alerts cost no more memory than 10^4.
@@ -19,6 +21,7 @@ import argparse
 import bisect
 import heapq
 import itertools
+import math
 import random
 import sys
 from collections.abc import Iterator
@@ -27,7 +30,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["StormSpec", "generate", "main"]
+__all__ = ["StormSpec", "generate", "generate_timed", "main"]
 
 SYMPTOMS = ("HighErrorRate", "HighLatency", "PodCrashLooping", "DiskFull", "TargetDown", "CPUThrottling")
 
@@ -53,6 +56,10 @@ class StormSpec:
     flap_share: float = 0.02
     noise_share: float = 0.1
     clusters: int = 4
+    straddle_share: float = 0.0
+    """Share of multi-alert storms moved to straddle the next multiple of straddle_every_s. 0 (the default)
+    keeps the streams earlier figures were measured on: no random draw is spent on it."""
+    straddle_every_s: float = 3600.0
 
 
 def _zipf_cdf(n: int, s: float) -> list[float]:
@@ -105,6 +112,12 @@ class _Generator:
         size = 1 if noise else min(spec.max_storm_size, 1 + int(rng.expovariate(1.0 / spec.mean_storm_size)))
         size = min(size, spec.alerts - self.made)
         spread = 0.0 if size == 1 else rng.uniform(0.2, 1.0) * spec.storm_spread_s
+        if spread and spec.straddle_share and rng.random() < spec.straddle_share:
+            # later, never earlier (alerts before `now` were already released): the storm's first alert at a
+            # random 20-80% of its spread before the boundary, so it fires on both sides of it
+            every = spec.straddle_every_s
+            boundary = math.ceil((now + spread) / every) * every
+            now = boundary - rng.uniform(0.2, 0.8) * spread
         cluster, truth = rng.randrange(spec.clusters), f"s{storm_id}"
         sev = "critical" if rng.random() < 0.3 else "warning"
         last_end = now
@@ -126,23 +139,29 @@ class _Generator:
             last_end = max(last_end, end)
         self.busy_until[key] = last_end + spec.min_gap_same_key_s
 
-    def run(self) -> Iterator[tuple[dict[str, Any], str]]:
+    def run(self) -> Iterator[tuple[float, dict[str, Any], str]]:
         now, storm_id = self.spec.start, 0
         while self.made < self.spec.alerts:
             self.storm(storm_id, now)
             storm_id += 1
             now += self.rng.expovariate(self.spec.storm_rate_per_s)
             while self.queue and self.queue[0][0] <= now:
-                _, _, record, truth = heapq.heappop(self.queue)
-                yield record, truth
+                arrival, _, record, truth = heapq.heappop(self.queue)
+                yield arrival, record, truth
         while self.queue:
-            _, _, record, truth = heapq.heappop(self.queue)
-            yield record, truth
+            arrival, _, record, truth = heapq.heappop(self.queue)
+            yield arrival, record, truth
+
+
+def generate_timed(spec: StormSpec) -> Iterator[tuple[float, dict[str, Any], str]]:
+    """(arrival time, generic alert JSON, true incident id) in arrival order: a re-send arrives a repeat
+    interval after its startsAt, so replaying in real time (Alertmanager does) needs the arrival beside it."""
+    return _Generator(spec).run()
 
 
 def generate(spec: StormSpec) -> Iterator[tuple[dict[str, Any], str]]:
     """(generic alert JSON, true incident id) pairs in arrival order; `spec.alerts` distinct firings."""
-    return _Generator(spec).run()
+    return ((record, truth) for _, record, truth in _Generator(spec).run())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,10 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alerts", type=int, default=100_000)
     p.add_argument("--services", type=int, default=200)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--straddle", type=float, default=0.0,
+                   help="share of storms placed across the top of the hour (default 0: the original streams)")
     p.add_argument("--out", default="-")
     p.add_argument("--truth", default=None, help="CSV of fingerprint,incident (firing records only)")
     args = p.parse_args(argv)
-    spec = StormSpec(alerts=args.alerts, services=args.services, seed=args.seed)
+    spec = StormSpec(alerts=args.alerts, services=args.services, seed=args.seed, straddle_share=args.straddle)
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")
     truth = open(args.truth, "w") if args.truth else None
     if truth:
