@@ -1,7 +1,12 @@
 """Metric definitions (prometheus-client): names, help and bounded labels, in one place.
 
 Only definitions live here; the stream layer increments them. Labels are always drawn from small closed sets
-(a source name, an agent, a refusal category, an event kind), never an alert or incident id.
+(a source name, an agent, a refusal category, an event kind, a tier), never an alert or incident id. The one
+label fed by alert data, `service` on `aiops_incidents_open_by_service`, is capped to the top services plus
+an `other` bucket by the stream layer (`stream/observe.py`).
+
+Every worker exports its own series; the dashboard and the recording rules in `deploy/prometheus/` sum them.
+`disable()` swaps every metric for a no-op, for measuring what the metrics cost (setting `AIOPS_METRICS`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,24 @@ __all__ = [
     "INGEST_REFUSALS",
     "INGEST_ITEMS",
     "INGEST_SECONDS",
+    "TICKETS_TRIAGED",
+    "TICKET_DUPLICATES",
+    "TICKETS_FORWARDED",
+    "TRIAGED_EVENTS",
+    "SLA_ESCALATIONS",
+    "SLA_BREACHES",
+    "REVIEWS",
+    "OUTBOX_RESENT",
+    "REVIEW_QUEUE",
+    "SLA_CLOCKS_OPEN",
+    "NOISE_REDUCTION",
+    "CORRELATION_EVENT_LATENCY",
+    "INCIDENTS_OPEN_BY_SERVICE",
+    "CONSUMER_LAG",
+    "OTHER_SERVICES",
+    "NO_TIER",
+    "disable",
+    "enabled",
 ]
 
 ALERTS_RECEIVED = Counter(
@@ -72,7 +95,8 @@ INGEST_SECONDS = Histogram(
 
 # Tickets, reviews and SLA clocks (stream/tickets.py, stream/review.py).
 TICKETS_TRIAGED = Counter(
-    "aiops_tickets_triaged_total", "Tickets triaged, by the gate's outcome (routed, human_review)", ["status"])
+    "aiops_tickets_triaged_total", "Tickets triaged, by the gate's outcome (routed, human_review) and the tier "
+    "routed to (L1..L3, or none for human review)", ["status", "tier"])
 TICKET_DUPLICATES = Counter(
     "aiops_ticket_duplicates_total", "tickets.raw records for a ticket already held (a re-send or a "
     "redelivery after a crash), and resolutions of a ticket already resolved; not triaged again")
@@ -85,6 +109,10 @@ TRIAGED_EVENTS = Counter(
 SLA_ESCALATIONS = Counter(
     "aiops_sla_escalations_total", "SLA breaches decided, by subject (ticket, incident) and reason "
     "(escalated, at_top_tier)", ["subject", "reason"])
+SLA_BREACHES = Counter(
+    "aiops_sla_breaches_total", "SLA breaches decided, by subject (ticket, incident), severity (sev1..sev3 for "
+    "tickets, critical/warning/info for incidents), the tier whose SLA was breached, and the outcome "
+    "(escalated, at_top_tier)", ["subject", "severity", "tier", "outcome"])
 REVIEWS = Counter(
     "aiops_reviews_total", "Review API decisions applied, by action (approve, override, resolve, ack)", ["action"])
 OUTBOX_RESENT = Counter(
@@ -94,3 +122,65 @@ REVIEW_QUEUE = Gauge(
     "aiops_review_queue", "Tickets waiting for human review on this worker's partitions")
 SLA_CLOCKS_OPEN = Gauge(
     "aiops_sla_clocks_open", "Running SLA clocks on this worker's partitions, by subject", ["subject"])
+
+# Gauges recomputed by the worker's observe timer (stream/observe.py), and the event-time latency.
+NOISE_REDUCTION = Gauge(
+    "aiops_noise_reduction_ratio", "1 - incidents opened / distinct alerts over the trailing window (5m, 1h) on "
+    "this worker; NaN while no alert arrived in it. Across workers compute it from the counters instead "
+    "(aiops:noise_reduction:ratio5m)", ["window"])
+CORRELATION_EVENT_LATENCY = Histogram(
+    "aiops_correlation_event_latency_seconds",
+    "From the event time (startsAt) of the newest alert an opened or updated incident event covers to the event's "
+    "publication: what the source's own delay, the broker and the correlator add together",
+    buckets=(0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
+)
+INCIDENTS_OPEN_BY_SERVICE = Gauge(
+    "aiops_incidents_open_by_service", "Open stage-1 incidents on this worker for its top services by open count; "
+    'the rest summed under service="other" (service comes from alert labels, so it is capped)', ["service"])
+CONSUMER_LAG = Gauge(
+    "aiops_consumer_lag_records", "Records in a partition this worker consumes that its group has not committed "
+    "yet (end offset - committed offset), by topic and partition", ["topic", "partition"])
+
+OTHER_SERVICES = "other"
+"""The `service` label value that collects every service beyond the top N."""
+NO_TIER = "none"
+"""The `tier` label value of a ticket that was not routed (human review)."""
+
+_enabled = True
+
+
+class _Noop:
+    """Stands in for any metric or child: every update is a no-op, `labels()` returns itself."""
+
+    def labels(self, *_: object, **__: object) -> _Noop:
+        return self
+
+    def inc(self, *_: object, **__: object) -> None:
+        pass
+
+    dec = set = observe = inc
+
+    def remove(self, *_: object) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+
+def disable() -> None:
+    """Replace every metric of this module by a no-op (for the cost comparison; /metrics then serves zeros).
+
+    Callers reach metrics as `metrics.NAME` at call time, so the swap reaches them; a module that imported a
+    metric by name would keep the real one.
+    """
+    global _enabled
+    noop = _Noop()
+    for name in __all__:
+        if isinstance(globals().get(name), Counter | Gauge | Histogram):
+            globals()[name] = noop
+    _enabled = False
+
+
+def enabled() -> bool:
+    """False once `disable()` ran."""
+    return _enabled

@@ -24,6 +24,7 @@ from faust.serializers import codecs
 from faust.types import TopicT
 
 from stream.consumer import TRANSPORT_SCHEME, FaustSettings
+from stream.security import faust_credentials
 from stream.settings import Settings
 
 __all__ = [
@@ -150,6 +151,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     return {
         "broker": faust_broker_urls(settings.broker),
         "broker_session_timeout": settings.broker_session_timeout,
+        "broker_credentials": faust_credentials(settings),
         "consumer_fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "topic_partitions": settings.partitions,
         "key_serializer": "raw",

@@ -282,15 +282,16 @@ async def create_topics(
     *,
     configs: Mapping[str, Mapping[str, str]] | None = None,
     replication: int = 1,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Create topics `{name: partitions}`; returns the names created.
+    """Create topics `{name: partitions}`; returns the names created (`client_options`: TLS/SASL for aiokafka).
 
     A topic that already exists is fine when its partition count matches, and an error otherwise (on
     Tansu a client that touched the name first auto-creates it with 4 partitions).
     """
     configs = configs or {}
     new = [NewTopic(n, p, replication, topic_configs=dict(configs.get(n, {}))) for n, p in topics.items()]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **dict(client_options or {}))
     await admin.start()
     try:
         response = await admin.create_topics(new) if new else None

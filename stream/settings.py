@@ -12,7 +12,9 @@ from pathlib import Path
 from tempfile import gettempdir
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, field_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, field_validator, model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from correlator.config import parse_duration
@@ -140,6 +142,26 @@ class Settings(BaseSettings):
     ingest_send_timeout: Duration = Field(
         default=5.0, description="no broker ack within this long: 503 (the record's batch has expired by then)")
 
+    # Kafka security (stream/security.py): applied to the Faust app (broker_credentials), the ingest producer
+    # and the topic admin. PLAINTEXT is the embedded broker's; a managed cluster is usually SASL_SSL.
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    broker_sasl_username: str | None = None
+    broker_sasl_password: SecretStr | None = None
+    broker_ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM) the broker's certificate "
+                                           "must chain to; unset: the system's trust store")
+    broker_ssl_certfile: Path | None = Field(default=None, description="client certificate (PEM) for mutual TLS")
+    broker_ssl_keyfile: Path | None = Field(default=None, description="its private key (PEM)")
+    broker_ssl_check_hostname: bool = True
+
+    # Metrics (correlator/metrics.py, stream/observe.py).
+    metrics: bool = Field(default=True, description="update Prometheus metrics; off only to measure their cost "
+                          "(/metrics then serves zeros)")
+    metrics_interval: Duration = Field(default=5.0, gt=0, description="how often the worker recomputes its "
+                                       "periodic gauges: noise reduction, consumer lag, open incidents by service")
+    metrics_top_services: PositiveInt = Field(default=20, description="services with their own series in "
+                                              'aiops_incidents_open_by_service; the rest are summed as "other"')
+
     @field_validator("broker", mode="before")
     @classmethod
     def _split_broker(cls, value: Any) -> tuple[str, ...]:
@@ -173,6 +195,13 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown topics in topic_partitions: {sorted(unknown)}")
         return value
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.broker_security_protocol.startswith("SASL") and not (
+                self.broker_sasl_username and self.broker_sasl_password):
+            raise ValueError(f"{self.broker_security_protocol} needs broker_sasl_username and broker_sasl_password")
+        return self
 
     @classmethod
     def from_args(cls, **overrides: Any) -> Settings:

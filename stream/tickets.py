@@ -270,7 +270,7 @@ async def _apply_input(desk: Desk, store: DocStore[TicketRecord], event: EventT,
         return
     assert result is not None
     record = open_ticket(item, result, now, desk.policy)
-    metrics.TICKETS_TRIAGED.labels(record.latest.status).inc()
+    metrics.TICKETS_TRIAGED.labels(record.latest.status, record.latest.tier or metrics.NO_TIER).inc()
     store.put(item.ticket_id, record, [ticket_event(record)])
 
 
@@ -341,6 +341,8 @@ def _check_tickets(desk: Desk, store: DocStore[TicketRecord], now: float) -> Non
         if after is not None:
             reason = "at_top_tier" if after.latest.tier == record.latest.tier else "escalated"
             metrics.SLA_ESCALATIONS.labels("ticket", reason).inc()
+            metrics.SLA_BREACHES.labels("ticket", record.latest.severity, record.latest.tier or metrics.NO_TIER,
+                                        reason).inc()
             log.info("ticket %s: %s", ticket_id, after.latest.reason)
             store.put(ticket_id, after, [ticket_event(after)])
         elif purgeable(record.closed_at, now, desk.retention_s):
@@ -354,6 +356,7 @@ def _check_incidents(desk: Desk, store: DocStore[IncidentClock], now: float) -> 
             after, event = checked
             reason = "at_top_tier" if after.tier == clock.tier else "escalated"
             metrics.SLA_ESCALATIONS.labels("incident", reason).inc()
+            metrics.SLA_BREACHES.labels("incident", clock.severity, clock.tier, reason).inc()
             log.info("incident %s: %s", incident_id, event.reason)
             store.put(incident_id, after, [Outbound("tickets_triaged", event.ticket_id,
                                                     incident_event_value(after, event))])

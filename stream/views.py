@@ -1,4 +1,5 @@
-"""Web views on the worker's port: `/incidents`, `/incidents/{id}` (from the engines' tables) and `/metrics`.
+"""Web views on the worker's port: `/incidents`, `/incidents/{id}` (from the engines' tables), `/metrics` and
+`/stats` (the engines' counters summed: records, duplicates, alerts, opened, ...; they work with metrics off).
 
 A worker answers for the partitions of `alerts` it owns; with one worker (the embedded default) that is
 every incident. Open incidents and finished ones still in retention are listed, newest first.
@@ -47,6 +48,15 @@ def install_views(pipe: Pipeline) -> None:
     async def assignment(web: Any, request: Any) -> Any:
         owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == pipe.alerts_topic)
         return web.json({"alerts_partitions": owned, "engines": sorted(pipe.engines)})
+
+    @app.page("/stats")
+    async def stats(web: Any, request: Any) -> Any:
+        # The engines' own counters, independent of the metrics (which AIOPS_METRICS=false turns off).
+        totals: dict[str, int] = {}
+        for engine in pipe.engines.values():
+            for name, value in engine.counters.as_dict().items():
+                totals[name] = totals.get(name, 0) + value
+        return web.json({"engines": sorted(pipe.engines), "counters": totals})
 
     @app.page("/incidents/")
     async def list_incidents(web: Any, request: Any) -> Any:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from correlator import metrics
 from stream.app import App, make_app, run_worker
 from stream.broker import create_topics_sync
 from stream.ingest import install_ingest
+from stream.observe import install_observer
 from stream.pipeline import Pipeline, install
 from stream.review import install as install_tickets
 from stream.runtime import tune_gc
+from stream.security import client_options
 from stream.settings import Settings
 from stream.stage2_agent import install_stage2
 from stream.views import install_views
@@ -21,9 +24,12 @@ log = logging.getLogger(__name__)
 
 def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     """The Faust app with the correlation pipeline, its web views and the HTTP ingest installed."""
+    if not settings.metrics:
+        metrics.disable()  # before any agent exists: every update from here on is a no-op
     app = make_app(settings)
     pipe = install(app, settings)
     install_views(pipe)
+    install_observer(app, settings, pipe)  # periodic gauges: noise reduction, lag, open incidents by service
     install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
     install_ingest(app, settings)
     install_tickets(app, settings, pipe)  # triage and SLA agents, SLA timer, review API
@@ -32,7 +38,8 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the pipeline's topics if missing (idempotent); returns the ones created."""
-    created = create_topics_sync(settings.bootstrap_servers, settings.topic_plan())
+    created = create_topics_sync(settings.bootstrap_servers, settings.topic_plan(),
+                                 client_options=client_options(settings))
     if created:
         log.info("created topics %s", ", ".join(sorted(created)))
     return created

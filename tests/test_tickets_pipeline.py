@@ -75,7 +75,9 @@ def test_tickets_in_triaged_out_and_bad_records_dead_lettered(broker: EmbeddedBr
     assert b"created_at" in letters[bad[1][1]]["reason"]
     assert letters[bad[2][1]]["category"] == b"unknown_ticket"
     assert worker.metric("aiops_deadletters_total", agent="triage", reason="malformed_json") == 1
-    assert worker.metric("aiops_tickets_triaged_total", status="routed") == 2
+    assert worker.metric("aiops_tickets_triaged_total", status="routed", tier="L3") == 1
+    assert worker.metric("aiops_tickets_triaged_total", status="routed", tier="L1") == 1
+    assert worker.metric("aiops_tickets_triaged_total", status="human_review", tier="none") == 1
     assert worker.metric("aiops_ticket_duplicates_total") == 1
 
 
@@ -99,6 +101,8 @@ def test_an_sla_breach_escalates_once(broker: EmbeddedBroker, tmp_path: Path, wo
     dep.produce("tickets_raw", [resolution("S-3")])
     wait_events(dep, "S-3", lambda ev: ev[-1]["status"] == "resolved", 30, worker)
     assert worker.metric("aiops_sla_escalations_total", subject="ticket", reason="escalated") == 2
+    assert worker.metric("aiops_sla_breaches_total", subject="ticket", severity="sev3", tier="L1",
+                         outcome="escalated") == 2
 
 
 def test_a_worker_killed_before_the_deadline_still_escalates_once(
