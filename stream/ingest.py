@@ -52,7 +52,7 @@ from pydantic import ValidationError
 
 from correlator import metrics
 from correlator.models import Ticket
-from correlator.sources import SourceError, parse
+from correlator.sources import SourceError, alerts_in
 from correlator.sources.generic import check_body, error_from_validation, json_type, load_json
 from stream.app import App
 from stream.settings import Settings
@@ -147,10 +147,10 @@ def alerts_validator(source: str) -> Callable[[bytes], Validated]:
 
     def validate(body: bytes) -> Validated:
         try:
-            alerts = parse(source, body, max_bytes=None)  # the size limit was applied while reading
+            count = alerts_in(source, body, max_bytes=None)  # the size limit was applied while reading
         except SourceError as exc:
             raise invalid(exc) from None
-        return Validated([(key, body)], len(alerts))
+        return Validated([(key, body)], count)
 
     return validate
 

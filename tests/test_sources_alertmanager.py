@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from correlator.keys import KeyConfig, fingerprint_of_labels
-from correlator.sources import DEFAULT_MAX_BYTES, SourceError, alertmanager, detect_source, parse
+from correlator.sources import DEFAULT_MAX_BYTES, SourceError, alerts_in, alertmanager, detect_source, parse
 
 
 def _epoch(text: str) -> float:
@@ -236,6 +236,24 @@ def test_bad_input_names_field_and_reason(body: bytes, field: str, reason: str) 
     assert caught.value.field == field
     assert reason in caught.value.reason
     assert caught.value.as_dict() == {"source": "alertmanager", "field": field, "reason": caught.value.reason}
+
+
+@pytest.mark.parametrize("body", [case[1] for case in BAD_BODIES], ids=[case[0] for case in BAD_BODIES])
+def test_the_ingest_check_refuses_exactly_what_parse_refuses(body: bytes) -> None:
+    # The ingest answers 400 from `alerts_in` (no Alert built); normalize dead-letters from `parse`.
+    with pytest.raises(SourceError) as by_parse:
+        alertmanager.parse(body)
+    with pytest.raises(SourceError) as by_check:
+        alerts_in("alertmanager", body)
+    assert by_check.value.as_dict() == by_parse.value.as_dict()
+
+
+@pytest.mark.parametrize("members", [0, 1, 3, 250])
+def test_the_ingest_check_counts_what_parse_builds(members: int) -> None:
+    payload = webhook()
+    payload["alerts"] = [payload["alerts"][i % len(payload["alerts"])] for i in range(members)]
+    body = body_of(payload)
+    assert alerts_in("alertmanager", body) == len(alertmanager.parse(body)) == members
 
 
 def test_body_over_the_limit_is_refused_before_parsing() -> None:
