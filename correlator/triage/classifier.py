@@ -5,13 +5,21 @@ How a decision is reached, in order:
 2. Taxonomy: among codes whose evidence is firm (at least `firm_score`), the earliest in `precedence` wins;
    with no firm code the highest evidence wins (ties by precedence); with none at all, `unknown.uncategorized`.
 3. Impact and scope: the level with the most evidence (ties to the worse level); an axis the text says nothing
-   about is taken from the winning code's profile, with `profile_credit` times the code's confidence.
+   about is taken from the winning code's profile.
 4. Severity: the matrix cell for (impact, scope).
-5. Confidence: each part is its evidence capped at 1 minus `conflict_penalty` times the strongest rival's.
-   Severity confidence is the mean of the two axes. With a code, confidence is the mean of the code's and
-   the severity's; without one it is the severity's alone (DESIGN.md: an application outage keeps its
-   severity and confidence). Hedges ("something feels off") then scale it down. Text with no code, impact or
-   scope evidence gets `no_match_confidence` (at most 0.25).
+5. Confidence in the decision as a whole (DESIGN.md: it is what the gate reads), so that the gate holds back
+   the tickets triage is likely to get wrong, and most of those are wrong on severity, not on the code:
+   - the code: its evidence capped at 1, minus `conflict_penalty` times the strongest rival code's;
+   - each axis: the chance its level is right. A level the text names gets `cue_floor` plus the rest of the
+     way in proportion to its evidence (less `conflict_penalty` times a rival level's); a level taken from
+     the profile gets that profile's credit for the axis times the code's confidence (a default is a guess);
+   - the severity: the chance that the (impact, scope) cell lands on the chosen severity when each axis is
+     right with its chance and otherwise on one of its other levels alike. The matrix decides how much an
+     unsure axis matters: with no impact the scope cannot change sev3, with blocked impact it decides all;
+   - the whole: the lesser of the code's and the severity's (a decision is as sure as its weakest part);
+     without a code, the severity's alone (DESIGN.md: an application outage keeps its severity and
+     confidence). Hedges ("something feels off") then scale it down. Text with no code, impact or scope
+     evidence gets `no_match_confidence` (at most 0.25).
 """
 
 from __future__ import annotations
@@ -77,7 +85,7 @@ class TriageConfig:
     profiles: tuple[CodeProfile, ...] = DEFAULT_PROFILES
     matrix: tuple[tuple[Impact, Scope, TicketSeverity], ...] = DEFAULT_SEVERITY_MATRIX
     firm_score: float = 0.5
-    profile_credit: float = 0.5
+    cue_floor: float = 0.5
     conflict_penalty: float = 0.25
     max_hedge: float = 0.5
     no_match_confidence: float = 0.2
@@ -96,6 +104,8 @@ class TriageConfig:
             raise ValueError("rule names must be unique: the reason names them")
         if not 0.0 <= self.max_hedge < 1.0:
             raise ValueError("max_hedge must be in [0, 1)")
+        if not 0.0 <= self.cue_floor <= 1.0:
+            raise ValueError("cue_floor must be in [0, 1]")
 
 
 DEFAULT_TRIAGE_CONFIG = TriageConfig()
@@ -138,9 +148,17 @@ class _Tally:
 
 @dataclass(frozen=True, slots=True)
 class _Axis:
+    """One severity axis: its level, the chance that level is right, and whether the text named it."""
+
     level: str
     confidence: float
     from_text: bool
+
+    def chance(self, level: str, levels: Sequence[str]) -> float:
+        """The chance of `level`: this axis's confidence for its own level, the rest shared by the others."""
+        if level == self.level:
+            return self.confidence
+        return (1.0 - self.confidence) / (len(levels) - 1)
 
 
 def _capped(score: float) -> float:
@@ -180,15 +198,17 @@ class RuleClassifier:
             return self._no_match(tally, _language(text, folded))
         code, code_conf = self._pick_code(tally.codes)
         profile = self._profiles.get(code, DEFAULT_PROFILE)
-        credit = self.config.profile_credit * code_conf
-        impact = self._axis(tally.impacts, IMPACTS, profile.impact, credit)
-        scope = self._axis(tally.scopes, SCOPES, profile.scope, credit)
+        # Without a code the profile is a fallback, not evidence the code gave: its credit stands unscaled.
+        scale = code_conf if code != UNKNOWN_CODE else 1.0
+        impact = self._axis(tally.impacts, IMPACTS, profile.impact, profile.impact_credit * scale)
+        scope = self._axis(tally.scopes, SCOPES, profile.scope, profile.scope_credit * scale)
         severity = self._matrix[(impact.level, scope.level)]
-        severity_conf = (impact.confidence + scope.confidence) / 2
-        confidence = (code_conf + severity_conf) / 2 if code != UNKNOWN_CODE else severity_conf
+        severity_conf = self._severity_confidence(impact, scope, severity)
+        confidence = min(code_conf, severity_conf) if code != UNKNOWN_CODE else severity_conf
         factor = 1.0 - min(tally.hedge, self.config.max_hedge)
         confidence = round(max(0.0, min(1.0, confidence * factor)), 2)
-        reason = _reason(tally, code, impact, scope, severity, confidence, factor)
+        confidences = (code_conf if code != UNKNOWN_CODE else None, severity_conf)
+        reason = _reason(tally, code, impact, scope, severity, confidence, factor, confidences)
         return Classification(
             severity=severity,
             confidence=confidence,
@@ -218,10 +238,19 @@ class RuleClassifier:
     def _axis(self, scores: Mapping[str, float], levels: Sequence[str], default: str, credit: float) -> _Axis:
         """The level the text supports best, else the code profile's level at a credited confidence."""
         if not scores:
-            return _Axis(default, credit, from_text=False)
+            return _Axis(default, min(1.0, credit), from_text=False)
         level = _ranked(scores, levels)[0]
-        penalty = _rival_penalty(scores, level, self.config.conflict_penalty)
-        return _Axis(level, max(0.0, _capped(scores[level]) - penalty), from_text=True)
+        evidence = max(0.0, _capped(scores[level]) - _rival_penalty(scores, level, self.config.conflict_penalty))
+        floor = self.config.cue_floor
+        return _Axis(level, floor + (1.0 - floor) * evidence, from_text=True)
+
+    def _severity_confidence(self, impact: _Axis, scope: _Axis, severity: TicketSeverity) -> float:
+        """The chance the matrix gives `severity`, each axis right with its confidence, else any other level."""
+        return sum(
+            impact.chance(i, IMPACTS) * scope.chance(s, SCOPES)
+            for (i, s), cell in self._matrix.items()
+            if cell == severity
+        )
 
     def _no_match(self, tally: _Tally, lang: str | None) -> Classification:
         profile = self._profiles.get(UNKNOWN_CODE, DEFAULT_PROFILE)
@@ -243,26 +272,35 @@ class RuleClassifier:
 def _axis_reason(axis_name: str, axis: _Axis, tally: _Tally, code: str) -> str:
     key = f"{axis_name}:{axis.level}"
     if axis.from_text:
-        return f"{axis_name} {axis.level} by {'+'.join(tally.names[key])}"
-    return f"{axis_name} {axis.level} from the {code} profile"
+        return f"{axis_name} {axis.level} by {'+'.join(tally.names[key])} ({axis.confidence:.2f})"
+    return f"{axis_name} {axis.level} from the {code} profile ({axis.confidence:.2f})"
 
 
 def _reason(
-    tally: _Tally, code: str, impact: _Axis, scope: _Axis, severity: str, confidence: float, factor: float
+    tally: _Tally,
+    code: str,
+    impact: _Axis,
+    scope: _Axis,
+    severity: str,
+    confidence: float,
+    factor: float,
+    confidences: tuple[float | None, float],
 ) -> str:
-    """One line naming the rules that fired and how they led to the decision."""
+    """One line naming the rules that fired, how they led to the decision, and what made it sure or unsure."""
     if code == UNKNOWN_CODE:
-        parts = ["no taxonomy rule -> " + UNKNOWN_CODE]
+        lines = ["no taxonomy rule -> " + UNKNOWN_CODE]
     else:
-        parts = [f"{code} by {'+'.join(tally.names[code])} ({_capped(tally.codes[code]):.2f})"]
+        lines = [f"{code} by {'+'.join(tally.names[code])} ({_capped(tally.codes[code]):.2f})"]
         rivals = [c for c in _ranked(tally.codes, list(tally.codes)) if c != code]
         if rivals:
-            parts[0] += f" over {rivals[0]} ({_capped(tally.codes[rivals[0]]):.2f})"
-    parts.append(_axis_reason("impact", impact, tally, code))
-    parts.append(_axis_reason("scope", scope, tally, code))
+            lines[0] += f" over {rivals[0]} ({_capped(tally.codes[rivals[0]]):.2f})"
+    lines.append(_axis_reason("impact", impact, tally, code))
+    lines.append(_axis_reason("scope", scope, tally, code))
     if tally.hedge:
-        parts.append(f"hedged by {', '.join(tally.phrases['hedge'])} (x{factor:.2f})")
-    return "; ".join(parts) + f" -> {severity}, confidence {confidence:.2f}"
+        lines.append(f"hedged by {', '.join(tally.phrases['hedge'])} (x{factor:.2f})")
+    code_conf, severity_conf = confidences
+    why = f"severity {severity_conf:.2f}" if code_conf is None else f"code {code_conf:.2f}, severity {severity_conf:.2f}"
+    return "; ".join(lines) + f" -> {severity}, confidence {confidence:.2f} ({why})"
 
 
 _LV_WORDS = frozenset("un ir nav uz ar kas musu ludzu vai par kops pie bet jau ka lai pec kad".split())

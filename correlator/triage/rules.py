@@ -162,7 +162,7 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "not available|unavailable|unreachable|not reachable|nav sasniedzam*|nesasniedz*|impossible|"
      "neiespejam*|not working|doesnt work|does not work|dont work|do not work|not open|neveras|stopped|"
      "partrauk*"),
-    ("blocked_hint", "any", 0.4, "impact:blocked",
+    ("blocked_hint", "any", 0.5, "impact:blocked",
      "cannot|can not|cant|unable|nevar|nevaram|neizdodas|neizdev*|failed|failing|fail|lost|pazud*|"
      "zaudej*|bouncing|bounce*|atlec|encrypted|nosifret*|not delivered|no internet|nav interneta|full|"
      "pilns|pilna|expired|suspended|crash*|uzkar*|no light|not answering|neatbild*"),
@@ -175,7 +175,11 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
     ("no_impact", "any", 0.4, "impact:none",
      "please|ludzu|ludzam|would like|velamies|gribam|question|jautajum*|how do i|how can i|can you|"
      "could you|vai varat|quote|piedavajum*|scheduled|planned|planot*|fyi|no rush|when convenient|"
-     "self test|pasttest*|replace|jamaina"),
+     "replace|jamaina|janomain*"),
+    # Nothing is broken yet, or it is broken on a schedule someone already works around: a warning to plan for.
+    ("no_impact_yet", "any", 0.5, "impact:none",
+     "self test|selftest|pastest*|end of month|menesa beig*|next month|nakamaj* menes*|forecast|prognoz*|"
+     "capacity planning|every night|katru nakti|manually|ar roku"),
     # -- scope
     ("everyone", "any", 0.6, "scope:wide",
      "all users|all customers|everyone|everybody|nobody|no one|all .. users|all .. pcs|visi|visiem|"
@@ -189,7 +193,7 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "critical|kritisk*|sites|building|eka|ekas"),
     ("partial", "any", 0.4, "scope:partial",
      "some users|some|several|multiple|a few|vairaki|vairakiem|vairakas|dazi|daziem|dazas|dazam|dala|"
-     "dalai|dalu|branch|branches|filial*|floor|stav*|office|birojs|biroja|objekt*|rack|statn*"),
+     "dalai|dalu|branch|branches|filial*|floor|stav*|office|birojs|biroja|objekt*|site|rack|statn*"),
     ("single", "any", 0.4, "scope:single",
      "my|i|mans|mana|manam|manu|man|one user|a user|viens lietotajs|laptop|klepjdator*|workstation|"
      "colleague|koleg*|single|access point|meeting room|printer*"),
