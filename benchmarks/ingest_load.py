@@ -14,7 +14,7 @@ of `--concurrency` connections, each posting again as soon as it is answered (sa
     .venv/bin/python benchmarks/ingest_load.py               # 1,000 req/s offered for 10 s, 3 runs, medians
     .venv/bin/python benchmarks/ingest_load.py --rate 0      # closed loop, 32 connections: the ceiling
     .venv/bin/python benchmarks/ingest_load.py --linger 0    # the worker's producer without linger
-    .venv/bin/python benchmarks/ingest_load.py --ingest-only # a process with the ingest and no agents
+    .venv/bin/python benchmarks/ingest_load.py --ingest-only # `--role ingest`: the ingest and no agents
     .venv/bin/python benchmarks/ingest_load.py --quick       # 1 run, 1 s at 100 req/s: proves it works
     .venv/bin/python benchmarks/ingest_load.py --json        # one JSON object instead of the table
 
@@ -266,27 +266,12 @@ def start_worker(dep: Deployment, ingest_only: bool) -> WorkerProc:
 
 
 def _start_ingest_only(dep: Deployment) -> WorkerProc:
-    port = free_port()
-    log = dep.workdir / "ingest-only.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, __file__, "--serve-ingest-only"], cwd=ROOT,
-                                env={**dep.env(), "AIOPS_WEB_PORT": str(port)}, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT)
-    return WorkerProc(proc, port, log)
-
-
-def serve_ingest_only() -> None:
-    """A Faust app with the ingest endpoints and no agents: what the ingest alone costs (never returns)."""
-    from stream.app import make_app, run_worker
-    from stream.ingest import install_ingest
-    from stream.settings import Settings
-    from stream.worker import tune_gc
-
-    settings = Settings()
-    app = make_app(settings)
-    install_ingest(app, settings)
-    tune_gc()  # as `aiops worker` does
-    run_worker(app)
+    """`aiops worker --role ingest`: the ingest, health and /metrics, no agents."""
+    dep.extra_env = {**dep.extra_env, "AIOPS_ROLE": "ingest"}
+    try:
+        return dep.start_worker("ingest-only")
+    finally:
+        dep.extra_env = {k: v for k, v in dep.extra_env.items() if k != "AIOPS_ROLE"}
 
 
 def pipeline_drain_s(worker: WorkerProc, accepted: int, timeout: float) -> float | None:
@@ -438,8 +423,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--drain-timeout", dest="drain_timeout", type=float, default=120.0,
                    help="how long to wait for the pipeline to consume everything accepted")
     p.add_argument("--ingest-only", dest="ingest_only", action="store_true",
-                   help="serve the ingest from a process without the pipeline's agents")
-    p.add_argument("--serve-ingest-only", dest="serve_ingest_only", action="store_true", help=argparse.SUPPRESS)
+                   help="serve the ingest from `aiops worker --role ingest` (no agents)")
     p.add_argument("--quick", action="store_true", help="1 run of 1 s at 100 req/s: proves it works")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
@@ -451,9 +435,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run and print; exit status 1 when something answered 202 is missing from alerts.raw."""
     args = parse_args(argv)
-    if args.serve_ingest_only:
-        serve_ingest_only()
-        return 0
     try:
         import uvloop
 

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="per-topic override, keyed by TopicNames field (alerts_raw, ...)"
     )
     web_port: int = Field(default=6066, ge=0, le=65535)
+    role: Literal["all", "ingest"] = Field(
+        default="all", description="all: ingest, agents and views in one process (the default); ingest: the HTTP "
+        "ingest, health and /metrics only, a stateless front that scales apart from the agents")
     fetch_max_wait_ms: int = Field(default=100, ge=0, description="consumer fetch long-poll; Faust hard-codes 1500")
     broker_session_timeout: Duration = 10.0
     log_level: LogLevel = "info"

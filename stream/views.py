@@ -12,9 +12,10 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from correlator.incidents import IncidentState
+from stream.app import App
 from stream.pipeline import Pipeline
 
-__all__ = ["install_views", "incident_summary", "incidents_of"]
+__all__ = ["install_metrics", "install_views", "incident_summary", "incidents_of"]
 
 LIST_LIMIT = 500
 
@@ -36,13 +37,18 @@ def incidents_of(pipe: Pipeline) -> list[IncidentState]:
     return sorted(held, key=lambda i: (i.last_seen, i.id), reverse=True)
 
 
-def install_views(pipe: Pipeline) -> None:
-    """Register the incident views on the app's web server."""
-    app = pipe.app
+def install_metrics(app: App) -> None:
+    """Serve this process's Prometheus metrics on `/metrics` (every role has it)."""
 
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def install_views(pipe: Pipeline) -> None:
+    """Register `/metrics`, `/assignment` and the incident views on the app's web server."""
+    app = pipe.app
+    install_metrics(app)
 
     @app.page("/assignment")
     async def assignment(web: Any, request: Any) -> Any:

@@ -15,11 +15,25 @@ from stream.runtime import tune_gc
 from stream.security import client_options
 from stream.settings import Settings
 from stream.stage2_agent import install_stage2
-from stream.views import install_views
+from stream.views import install_metrics, install_views
 
-__all__ = ["build_worker_app", "run", "ensure_topics", "tune_gc"]
+__all__ = ["build_ingest_app", "build_worker_app", "run", "ensure_topics", "tune_gc"]
 
 log = logging.getLogger(__name__)
+
+
+def build_ingest_app(settings: Settings) -> App:
+    """The Faust app of `--role ingest`: the HTTP ingest, /healthz, /readyz and /metrics, no agents.
+
+    Stateless, so any number of them can stand behind one load balancer in front of the agents' workers:
+    a webhook is answered by a process that has a core free, not by one busy correlating a backlog.
+    """
+    if not settings.metrics:
+        metrics.disable()
+    app = make_app(settings)
+    install_ingest(app, settings)
+    install_metrics(app)
+    return app
 
 
 def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
@@ -48,6 +62,6 @@ def ensure_topics(settings: Settings) -> list[str]:
 def run(settings: Settings) -> None:
     """Create the topics, then run a worker in this process until SIGINT/SIGTERM."""
     ensure_topics(settings)
-    app, _ = build_worker_app(settings)
+    app = build_ingest_app(settings) if settings.role == "ingest" else build_worker_app(settings)[0]
     tune_gc()
     run_worker(app)

@@ -454,6 +454,30 @@ def test_accepted_alerts_reach_the_incidents(live: tuple[Deployment, WorkerProc]
     assert expected <= seen
 
 
+def test_ingest_role_accepts_without_agents(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """`--role ingest` (AIOPS_ROLE=ingest): the same 202s land on alerts.raw, nothing is consumed or correlated
+    there, and the process still serves its own /metrics."""
+    dep = Deployment(broker, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_ROLE": "ingest"})
+    dep.create_topics()
+    worker = dep.start_worker("front")
+    try:
+        wait_ready(worker)
+        bodies = [_marked("front", i) for i in range(5)] + [am_body()]
+        answers = [request(worker.web_port, "POST", path, body)
+                   for path, body in [("/ingest/alerts", b) for b in bodies[:-1]] + [("/ingest/alertmanager",
+                                                                                       bodies[-1])]]
+        assert [a[0] for a in answers] == [202] * len(bodies)
+        assert request(worker.web_port, "POST", "/ingest/alertmanager", am_without_starts_at())[0] == 400
+        landed = [r.value for r in read_all(broker.bootstrap, dep.topic("alerts_raw"))]
+        assert sorted(landed) == sorted(bodies)
+        assert request(worker.web_port, "GET", "/incidents/")[0] == 404  # no engines in this role
+        text = worker.get("/metrics")
+        assert 'aiops_ingest_requests_total{code="202",endpoint="alerts"} 5.0' in text
+        assert 'aiops_records_consumed_total{agent="normalize"}' not in text
+    finally:
+        worker.stop()
+
+
 # ---------------------------------------------------------------- broker down: 503, and nothing of it lands
 
 

@@ -18,11 +18,13 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", default=None, help="correlation window, e.g. 10m")
     parser.add_argument("--log-level", dest="log_level", default=None, help="info (default), warning, error")
     parser.add_argument("--data-dir", dest="data_dir", default=None, help="Faust's local data directory")
+    parser.add_argument("--role", default=None, choices=("all", "ingest"),
+                        help="all (default): ingest, agents, views; ingest: the HTTP ingest and /metrics only")
 
 
 def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
     """Settings from flags over environment over defaults."""
-    names = ("app_id", "web_port", "partitions", "window", "log_level", "data_dir", "broker")
+    names = ("app_id", "web_port", "partitions", "window", "log_level", "data_dir", "broker", "role")
     flags = {n: getattr(args, n, None) for n in names}
     return Settings.from_args(**{**flags, **extra})
 
