@@ -187,13 +187,17 @@ def alertmanager_config(webhook_url: str, token: str | None) -> dict[str, Any]:
     }
 
 
-def start_alertmanager(workdir: Path, webhook_url: str, token: str | None = None) -> Proc:
-    """Alertmanager on a free loopback port, clustering off, routing every alert to `webhook_url`."""
+def start_alertmanager(workdir: Path, webhook_url: str, token: str | None = None, *,
+                       config: dict[str, Any] | None = None, log_level: str = "debug") -> Proc:
+    """Alertmanager on a free loopback port, clustering off, routing every alert to `webhook_url`.
+
+    `config` replaces the test config (`alertmanager_config`) whole; benchmarks pass their own timers.
+    """
     port = free_port()
-    config = workdir / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(alertmanager_config(webhook_url, token)))
-    argv = [str(ALERTMANAGER), f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
-            f"--web.listen-address={HOST}:{port}", "--cluster.listen-address=", "--log.level=debug"]
+    path = workdir / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config if config is not None else alertmanager_config(webhook_url, token)))
+    argv = [str(ALERTMANAGER), f"--config.file={path}", f"--storage.path={workdir / 'am-data'}",
+            f"--web.listen-address={HOST}:{port}", "--cluster.listen-address=", f"--log.level={log_level}"]
     return _spawn("alertmanager", argv, port, workdir)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from .paths import ROOT
+from .promstack import require_binaries
 
 
 def run_json(script: str, *args: str, timeout: float = 300) -> object:
@@ -31,3 +33,25 @@ def test_pipeline_throughput_quick() -> None:
     assert result["alerts"] == result["records"] * result["per_record"]
     assert result["pipeline_alerts_per_s"] > 0 and result["ceiling_alerts_per_s"] > 0
     assert 0 < result["ratio"]
+
+
+def test_accuracy_quick(tmp_path: Path) -> None:
+    """Window sweep rows for both modes, scores in [0, 1], Alertmanager's rows beside them, a PNG written."""
+    require_binaries()  # Alertmanager is the peer; under CI=true its absence fails
+    png = tmp_path / "f1.png"
+    result = run_json("accuracy.py", "--plot", str(png))
+    assert isinstance(result, dict) and result["alertmanager"] is True
+    sweep, peers = result["sweep"], result["peers"]
+    assert {r["mode"] for r in sweep} == {"tumbling", "continuation"}
+    assert len({r["window_min"] for r in sweep}) >= 3
+    for row in [*sweep, *peers]:
+        for k in ("precision", "recall", "f1", "noise_reduction"):
+            assert 0.0 <= row[k] <= 1.0, (k, row)
+        assert row["pages"] > 0
+    for r in sweep:
+        assert r["f1_min"] <= r["f1"] + 1e-12
+    methods = {p["method"].split(",")[0] for p in peers}
+    assert methods == {"correlator", "Alertmanager"}
+    for p in peers:
+        assert p["firing_pages"] <= p["pages"] and 0 < p["groups"]
+    assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
