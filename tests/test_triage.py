@@ -267,6 +267,72 @@ def test_bad_rule_rows_are_refused(row: tuple[str, str, float, str, str]) -> Non
         rule_from_row(*row)
 
 
+# -- confidence is about the decision as a whole -----------------------------------------------------------------
+# Most triage errors are severity errors, so confidence must fall when severity is a guess, not only when the
+# code is: the gate then holds back the tickets triage is likely to get wrong.
+
+def test_severity_taken_from_a_default_is_unsure_even_with_a_certain_code() -> None:
+    result = classify("[FIRING:1] DiskSpaceLow host=web-03 mount=/var free=4%")
+    assert (result.taxonomy_code, result.severity) == ("storage.capacity", "sev2")
+    assert "(code 1.00, severity" in result.reason and "from the storage.capacity profile" in result.reason
+    assert result.confidence < 0.5
+    assert route(result).status == "human_review"
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "severity"),
+    [
+        ("Ransomware encrypted all file shares, the whole company is down", "security.incident", "sev1"),
+        ("UPS on battery, the whole building is down", "facility.power", "sev1"),
+        ("Izspiedējvīruss nošifrēja visus koplietotos diskus, visa uzņēmuma darbs apstājies, nekas nestrādā",
+         "security.incident", "sev1"),
+    ],
+)
+def test_explicit_impact_and_scope_cues_are_sure_and_routed(text: str, code: str, severity: str) -> None:
+    result = classify(text)
+    assert (result.taxonomy_code, result.severity) == (code, severity), result.reason
+    assert result.confidence >= 0.8
+    assert route(result).status == "routed"
+
+
+def test_conflicting_impact_cues_lower_the_confidence() -> None:
+    plain = classify("The checkout page returns timeouts for all customers")
+    torn = classify("The checkout page returns timeouts for all customers, purchases cannot be completed")
+    assert plain.severity == torn.severity == "sev2"
+    assert torn.confidence < plain.confidence
+    assert route(torn).status == "human_review"
+
+
+def test_text_that_states_an_axis_beats_the_profile_default() -> None:
+    silent = classify("UPS on battery")
+    stated = classify("UPS on battery, the whole building is down")
+    assert silent.severity == stated.severity == "sev1"
+    assert silent.confidence < 0.5 < stated.confidence
+
+
+def test_an_axis_that_cannot_change_the_severity_does_not_lower_it() -> None:
+    # No impact is sev3 whatever the scope, so a scope taken from the request profile costs nothing.
+    result = classify("Please send us a quote for a second line")
+    assert (result.taxonomy_code, result.severity) == ("service.customer_request", "sev3")
+    assert "scope single from the service.customer_request profile" in result.reason
+    assert result.confidence >= 0.85
+
+
+def test_confidence_is_the_lesser_of_code_and_severity() -> None:
+    for text in ("UPS on battery", "Please send us a quote for a second line", "DNS resolver not answering"):
+        result = classify(text)
+        code, severity = (float(x) for x in result.reason.rsplit("(code ", 1)[1].rstrip(")").split(", severity "))
+        assert result.confidence == round(min(code, severity), 2), result.reason
+
+
+@pytest.mark.parametrize("credit", [-0.1, 1.1])
+def test_bad_profile_credit_is_refused(credit: float) -> None:
+    with pytest.raises(ValueError):
+        triage.CodeProfile(code="network.dns", impact="blocked", scope="partial", impact_credit=credit)
+    with pytest.raises(ValueError):
+        TriageConfig(cue_floor=credit)
+
+
 # -- the gate and routing -----------------------------------------------------------------------------------------
 
 def _with(confidence: float, severity: str = "sev2") -> Classification:

@@ -240,9 +240,15 @@ class RuleClassifier:
         if not scores:
             return _Axis(default, min(1.0, credit), from_text=False)
         level = _ranked(scores, levels)[0]
-        evidence = max(0.0, _capped(scores[level]) - _rival_penalty(scores, level, self.config.conflict_penalty))
+        evidence = _capped(scores[level])
+        # Levels the text names split the chance by their evidence: "timeouts" against "cannot" is a coin flip.
+        share = evidence / sum(_capped(v) for v in scores.values())
         floor = self.config.cue_floor
-        return _Axis(level, floor + (1.0 - floor) * evidence, from_text=True)
+        chance = share * (floor + (1.0 - floor) * evidence)
+        if level == default:
+            # The text and the code's profile agree: two independent reasons, either of which may be right.
+            chance = 1.0 - (1.0 - chance) * (1.0 - min(1.0, credit))
+        return _Axis(level, chance, from_text=True)
 
     def _severity_confidence(self, impact: _Axis, scope: _Axis, severity: TicketSeverity) -> float:
         """The chance the matrix gives `severity`, each axis right with its confidence, else any other level."""

@@ -128,7 +128,7 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
     ("attack", "any", 0.5, _SEC, "attack|attacks|attacked|attacker*|uzbrukum*"),
     ("security_hint", "any", 0.4, _SEC,
      "suspicious|aizdomig*|scanned|scanning|port scan|flood|antivirus*|quarantin*|karantin*|spam|"
-     "surogatpast*|encrypted|nosifret*"),
+     "surogatpast*|encrypted|nosifre*"),
     # -- facility.power
     ("power_failure", "any", 0.7, _POWER,
      "power failure|power outage|power cut|power loss|power lost|lost power|mains|blackout|no power|"
@@ -161,10 +161,10 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "down|outage|offline|dead|izslegusies|izslegti|nestrad*|nedarbojas|nepieejam*|nav pieejam*|"
      "not available|unavailable|unreachable|not reachable|nav sasniedzam*|nesasniedz*|impossible|"
      "neiespejam*|not working|doesnt work|does not work|dont work|do not work|not open|neveras|stopped|"
-     "partrauk*"),
-    ("blocked_hint", "any", 0.5, "impact:blocked",
+     "partrauk*|apstaj*"),
+    ("blocked_hint", "any", 0.4, "impact:blocked",
      "cannot|can not|cant|unable|nevar|nevaram|neizdodas|neizdev*|failed|failing|fail|lost|pazud*|"
-     "zaudej*|bouncing|bounce*|atlec|encrypted|nosifret*|not delivered|no internet|nav interneta|full|"
+     "zaudej*|bouncing|bounce*|atlec|encrypted|nosifre*|not delivered|no internet|nav interneta|full|"
      "pilns|pilna|expired|suspended|crash*|uzkar*|no light|not answering|neatbild*"),
     ("urgent", "any", 0.4, "impact:blocked",
      "urgent|urgently|asap|immediately|emergency|steidzam*|steidzami|nekavejoties|avarij*"),
@@ -186,7 +186,7 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "neviens|nevienam|nevienu"),
     ("whole", "any", 0.5, "scope:wide",
      "whole|entire|company wide|site wide|all sites|all offices|all branches|all switches|all servers|"
-     "visa|visas|visu|viss"),
+     "visa|visas|visu|visus|viss"),
     ("wide_hint", "any", 0.4, "scope:wide",
      "core|kodol*|backbone|datacenter|datacentre|data center|data centre|datu centr*|server room|"
      "serveru telp*|production|prod|customers|klienti|klientiem|klientu|dozens|hundreds|desmit*|"
