@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes = evaluate(load(args.data), RoutingPolicy(threshold=args.threshold))
     sections = {"all": outcomes}
     if not args.quick:
-        present = {o.record.get("split") for o in outcomes} - {None}
+        present = {str(o.record["split"]) for o in outcomes if "split" in o.record}
         splits = [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
         sections.update({split: [o for o in outcomes if o.record.get("split") == split] for split in splits})
     figures = {name: section(outs) for name, outs in sections.items()}

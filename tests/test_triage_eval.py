@@ -70,7 +70,8 @@ def test_the_gate_earns_its_keep(quick_output: str) -> None:
     assert routed["both"] >= overall["both"] + 0.04
     assert overall["both"] > held["both"]
     assert routed["severity"] > overall["severity"] > held["severity"]
-    line = re.search(rf"^both right: overall {NUMBER}  auto-routed {NUMBER}  human_review {NUMBER}$", quick_output, re.M)
+    both = rf"^both right: overall {NUMBER}  auto-routed {NUMBER}  human_review {NUMBER}$"
+    line = re.search(both, quick_output, re.M)
     assert line and float(line.group(2)) == routed["both"]
 
 

@@ -11,8 +11,10 @@ How a decision is reached, in order:
    the tickets triage is likely to get wrong, and most of those are wrong on severity, not on the code:
    - the code: its evidence capped at 1, minus `conflict_penalty` times the strongest rival code's;
    - each axis: the chance its level is right. A level the text names gets `cue_floor` plus the rest of the
-     way in proportion to its evidence (less `conflict_penalty` times a rival level's); a level taken from
-     the profile gets that profile's credit for the axis times the code's confidence (a default is a guess);
+     way in proportion to its evidence, times its share of the evidence for all levels named (conflicting
+     cues make a coin flip); if the code's profile has the same level, the two count as independent
+     reasons. A level taken from the profile alone gets that profile's credit for the axis times the code's
+     confidence (a default is a guess, and how good a guess depends on the code);
    - the severity: the chance that the (impact, scope) cell lands on the chosen severity when each axis is
      right with its chance and otherwise on one of its other levels alike. The matrix decides how much an
      unsure axis matters: with no impact the scope cannot change sev3, with blocked impact it decides all;
@@ -305,7 +307,9 @@ def _reason(
     if tally.hedge:
         lines.append(f"hedged by {', '.join(tally.phrases['hedge'])} (x{factor:.2f})")
     code_conf, severity_conf = confidences
-    why = f"severity {severity_conf:.2f}" if code_conf is None else f"code {code_conf:.2f}, severity {severity_conf:.2f}"
+    why = f"severity {severity_conf:.2f}"
+    if code_conf is not None:
+        why = f"code {code_conf:.2f}, {why}"
     return "; ".join(lines) + f" -> {severity}, confidence {confidence:.2f} ({why})"
 
 
