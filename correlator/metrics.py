@@ -146,6 +146,27 @@ OTHER_SERVICES = "other"
 NO_TIER = "none"
 """The `tier` label value of a ticket that was not routed (human review)."""
 
+
+def _declare_known_series() -> None:
+    """Create the series of bounded label sets at 0, so each exists from the first scrape.
+
+    Without it a series appears at its first increment already holding it, and `rate`/`increase` miss that
+    first step (a storm folded within one scrape interval would show no incidents at all).
+    """
+    for kind in ("opened", "updated", "resolved", "expired"):
+        INCIDENT_EVENTS.labels(kind)
+    for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
+        TICKETS_TRIAGED.labels(status, tier)
+    severities = {"ticket": ("sev1", "sev2", "sev3"), "incident": ("critical", "warning", "info")}
+    for subject, levels in severities.items():
+        for outcome in ("escalated", "at_top_tier"):
+            SLA_ESCALATIONS.labels(subject, outcome)
+            for severity in levels:
+                for tier in ("L1", "L2", "L3"):
+                    SLA_BREACHES.labels(subject, severity, tier, outcome)
+
+
+_declare_known_series()
 _enabled = True
 
 

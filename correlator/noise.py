@@ -31,10 +31,12 @@ class NoiseWindow:
     samples: deque[NoiseSample] = field(default_factory=deque)
 
     def add(self, at: float, alerts: float, incidents: float) -> None:
-        """Record the totals at `at`; totals that went down (a restarted counter) restart the history."""
+        """Record the totals at `at`; totals that went down (a restarted counter) restart the history from zero
+        at the previous sample's time, as Prometheus's `increase` treats a counter reset."""
         last = self.samples[-1] if self.samples else None
         if last is not None and (alerts < last.alerts or incidents < last.incidents or at < last.at):
             self.samples.clear()
+            self.samples.append(NoiseSample(min(last.at, at), 0.0, 0.0))
         self.samples.append(NoiseSample(at, alerts, incidents))
         # Keep the newest sample at or before the horizon's start: it is the base of the longest period.
         while len(self.samples) > 1 and self.samples[1].at <= at - self.horizon_s:
