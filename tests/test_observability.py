@@ -177,6 +177,11 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
         assert 0.5 < ratio[0] < 1.0, ratio
         gauge = stack.worker.metric("aiops_noise_reduction_ratio", window="1h")
         assert 0.5 < gauge < 1.0 and not math.isnan(gauge)
+        # arrival to incident event: seconds on a loopback broker, far below the top bucket (60 s)
+        p99 = wait_for("arrival latency recorded", lambda: [float(s["value"][1]) for s in query(
+            stack.prom, 'aiops:correlation_latency_seconds:quantile5m{quantile="0.99"}')
+            if not math.isnan(float(s["value"][1]))], 30)
+        assert 0 < p99[0] < 30, p99
         breaches = query(stack.prom, 'aiops_sla_breaches_total{subject="ticket"} > 0')
         assert {(b["metric"]["severity"], b["metric"]["tier"], b["metric"]["outcome"]) for b in breaches} == {
             ("sev3", "L1", "escalated")}
