@@ -55,3 +55,15 @@ def test_accuracy_quick(tmp_path: Path) -> None:
     for p in peers:
         assert p["firing_pages"] <= p["pages"] and 0 < p["groups"]
     assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dashboard_quick_writes_a_png(tmp_path: Path) -> None:
+    require_binaries()
+    out = tmp_path / "dashboard.png"
+    report = run_json("dashboard.py", "--out", str(out))
+    assert isinstance(report, dict) and report["png"] == str(out) and report["panels"] == 9
+    assert report["series"] >= 9 and report["alerts_sent"] > 0
+    head = out.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    assert (width, height) == (1440, 960) and out.stat().st_size == report["bytes"] > 50_000
