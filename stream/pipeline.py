@@ -136,6 +136,8 @@ class Pipeline:
             metrics.INCIDENT_EVENTS.labels(ev.kind).inc()
             if received_ms is not None:
                 metrics.CORRELATION_LATENCY.observe(max(0.0, now_s - received_ms / 1000.0))
+            if ev.kind in ("opened", "updated"):  # resolutions wait out resolve_hold by design: not latency
+                metrics.CORRELATION_EVENT_LATENCY.observe(max(0.0, now_s - ev.last_seen))
 
     async def commit(self, partition: int, events: Sequence[IncidentEvent], received_ms: int | None) -> None:
         """Commit one partition (see `commit_many`)."""
@@ -203,7 +205,8 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         except SourceError as exc:
             await pipe.deadletter("normalize", event, str(exc), exc.category)
             continue
-        received_ms = int(msg.timestamp) if received_ms is None else min(received_ms, int(msg.timestamp))
+        arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
+        received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)
         for partition, records in _split_by_partition(pipe, alerts).items():
             segments = by_partition.setdefault(partition, [])
             for part, start in enumerate(range(0, len(records), MAX_ALERTS_PER_RECORD)):
