@@ -55,6 +55,7 @@ from correlator.models import Ticket
 from correlator.sources import SourceError, alerts_in
 from correlator.sources.generic import check_body, error_from_validation, json_type, load_json
 from stream.app import App
+from stream.security import client_options
 from stream.settings import Settings
 
 __all__ = [
@@ -274,6 +275,7 @@ def producer_options(settings: Settings) -> dict[str, Any]:
         # is failed (and never sent again): all three bound the 503.
         "request_timeout_ms": timeout_ms,
         "retry_backoff_ms": 50,
+        **client_options(settings),  # TLS/SASL, as for the worker's own Kafka clients
     }
 
 

@@ -20,6 +20,7 @@ import yaml
 
 from correlator.noise import NoiseWindow
 from stream.broker import EmbeddedBroker
+from stream.ingest import producer_options
 from stream.observe import capped_by_service
 from stream.security import client_options, faust_credentials
 from stream.settings import Settings
@@ -106,6 +107,7 @@ def test_kafka_security_settings_reach_faust_and_aiokafka() -> None:
     assert (options["security_protocol"], options["sasl_plain_username"], options["sasl_plain_password"]) == (
         "SASL_SSL", "svc", "pw")
     assert options["ssl_context"] is not None
+    assert producer_options(sasl)["sasl_mechanism"] == "SCRAM-SHA-512"  # the ingest's own producer too
     assert faust_credentials(Settings(broker_security_protocol="SSL")).protocol.value == "SSL"  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="broker_sasl_username"):
         Settings(broker_security_protocol="SASL_PLAINTEXT")
