@@ -67,3 +67,10 @@ def test_dashboard_quick_writes_a_png(tmp_path: Path) -> None:
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     assert (width, height) == (1440, 960) and out.stat().st_size == report["bytes"] > 50_000
+
+
+def test_metrics_cost_quick() -> None:
+    result = run_json("metrics_cost.py")  # the off arm asserts its worker counted nothing
+    assert isinstance(result, dict) and result["alerts"] == result["records"] * 100
+    assert result["with_metrics_alerts_per_s"] > 0 and result["without_metrics_alerts_per_s"] > 0
+    assert len(result["with_runs"]) == len(result["without_runs"]) == result["runs"] == 1
