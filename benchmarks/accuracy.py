@@ -1,12 +1,15 @@
 """Stage-1 grouping accuracy on generated storms, per window size and mode, beside a real Alertmanager.
 
-Part 1, the window sweep. Streams from `benchmarks/storms.py` (several seeds; 10% of storms placed across the
-top of the hour, so they cross a boundary of every window size below) are parsed as `aiops replay` parses
-NDJSON and correlated by `correlator.replay` for each window size and both modes: `tumbling` (an incident
-takes only alerts of its own epoch-aligned window) and `continuation` (the default: it also takes alerts
-within one window of its span). Scored against the generator's truth (the storm each alert belongs to):
-pairwise precision / recall / F1 over alerts, noise reduction (1 - incidents / distinct alerts) and pages
-(incidents opened: the correlator pages once per incident).
+Part 1, the window sweep. Streams from `benchmarks/storms.py` (several seeds), in two families: `resolving`
+(the generator's defaults: every alert resolves, a service+symptom storms again at least an hour after its
+last storm ended) and `silent` (30% of storms never send resolutions, and a service+symptom may storm again
+10 minutes after its last storm ended: the case where the window alone must separate two causes). In both,
+10% of storms are placed across the top of the hour, crossing a boundary of every window size below. Streams
+are parsed as `aiops replay` parses NDJSON and correlated by `correlator.replay` for each window size and both
+modes: `tumbling` (an incident takes only alerts of its own epoch-aligned window) and `continuation` (the
+default: it also takes alerts within one window of its span). Scored against the generator's truth (the storm
+each alert belongs to): pairwise precision / recall / F1 over alerts, noise reduction (1 - incidents /
+distinct alerts) and pages (incidents opened: the correlator pages once per incident).
 
 Part 2, Alertmanager as a peer. The same kind of stream (the first hours of a seed, every storm that began in
 them kept whole) is fed to Debian's Alertmanager on loopback, routed with `group_by: [service, alertname]`
@@ -15,15 +18,16 @@ is compressed by FACTOR (default 60: one storm hour is one wall minute) and ever
 scaled by the same factor: its documented defaults group_wait 30s, group_interval 5m, repeat_interval 4h,
 resolve_timeout 5m. The feeder acts as Prometheus does: a firing alert is posted when it starts and
 re-posted every (scaled) minute with endsAt four (scaled) minutes ahead; a resolution is posted with its
-endsAt. Every webhook notification is a page (re-sends by repeat_interval and resolved notifications too);
+endsAt; an alert that never resolves (silent storms) is posted without endsAt, as such sources do, and
+Alertmanager resolves it after resolve_timeout. Every webhook notification is a page (re-sends by repeat_interval and resolved notifications too);
 an alert belongs to the group of the first notification that shows it. Two readings of "group": the
 groupKey alone (every storm of one service+alertname together, what a notification's title says), and the
 groupKey's episode, which ends with a notification in which all its alerts are resolved (Alertmanager then
 drops the aggregation group; PagerDuty folds the notifications of one groupKey into one incident until it
 resolves). The correlator is scored on exactly the same alerts.
 
-    python benchmarks/accuracy.py                 # 5 seeds x 30,000 alerts; Alertmanager on 3 x 2 storm hours
-    python benchmarks/accuracy.py --quick         # seconds: 2 small seeds, 3 windows, one 6-minute stream
+    python benchmarks/accuracy.py          # per family 5 seeds x 30,000 alerts; Alertmanager on 3 x 2 storm hours
+    python benchmarks/accuracy.py --quick  # seconds: 2 small seeds, 3 windows, one 6-minute stream per family
     python benchmarks/accuracy.py --results benchmarks/RESULTS.md --plot benchmarks/f1_vs_window.png
 """
 
@@ -67,12 +71,17 @@ MODES: tuple[WindowMode, ...] = ("tumbling", "continuation")
 WINDOWS_MIN = (1, 2, 5, 10, 15, 30, 60)
 QUICK_WINDOWS_MIN = (1, 10, 60)
 STRADDLE = 0.1
+FAMILIES: dict[str, dict[str, float]] = {
+    "resolving": {"straddle_share": STRADDLE},
+    "silent": {"straddle_share": STRADDLE, "unresolved_share": 0.3, "min_gap_same_key_s": 600.0},
+}
 # Alertmanager's documented defaults, in seconds of event time (scaled by the compression factor)
 AM_DEFAULTS_S = {"group_wait": 30.0, "group_interval": 300.0, "repeat_interval": 4 * 3600.0,
                  "resolve_timeout": 300.0}
 # Prometheus's defaults for what it sends: re-send every minute, endsAt four re-send periods ahead
 PROM_RESEND_S, PROM_VALID_S = 60.0, 240.0
 HOST = "127.0.0.1"
+AM_SEED = 101  # Alertmanager's streams come from seeds the sweep (which picks the best windows) never saw
 
 
 # ---------------------------------------------------------------- streams
@@ -83,6 +92,7 @@ class Stream:
     """One generated stream: (arrival, record) in arrival order, the parsed alerts, truth fingerprint -> storm."""
 
     name: str
+    family: str
     timed: list[tuple[float, dict[str, Any]]]
     alerts: list[Alert]
     truth: dict[str, str]
@@ -93,10 +103,10 @@ class Stream:
         return (self.timed[-1][0] - self.timed[0][0]) / 3600.0 if self.timed else 0.0
 
 
-def stream_of(seed: int, *, alerts: int = 30_000, hours: float | None = None) -> Stream:
-    """A seeded storm stream with STRADDLE of its storms across the hour; with `hours`, only the storms whose
-    first alert arrives within that many hours of the start, each kept whole (resolutions and re-sends)."""
-    spec = StormSpec(alerts=alerts if hours is None else 10**9, seed=seed, straddle_share=STRADDLE)
+def stream_of(seed: int, family: str = "resolving", *, alerts: int = 30_000, hours: float | None = None) -> Stream:
+    """A seeded storm stream of a family (FAMILIES); with `hours`, only the storms whose first alert arrives
+    within that many hours of the start, each kept whole (resolutions and re-sends)."""
+    spec = StormSpec(alerts=alerts if hours is None else 10**9, seed=seed, **FAMILIES[family])  # type: ignore[arg-type]
     cut = spec.start + hours * 3600.0 if hours is not None else float("inf")
     kept: set[str] = set()
     timed: list[tuple[float, dict[str, Any]]] = []
@@ -111,8 +121,8 @@ def stream_of(seed: int, *, alerts: int = 30_000, hours: float | None = None) ->
         timed.append((arrival, record))
         truth[record["fingerprint"]] = storm
     body = b"\n".join(orjson.dumps(r) for _, r in timed)
-    name = f"seed {seed}" + (f", {hours:g} h" if hours is not None else "")
-    return Stream(name, timed, parse("generic", body, max_bytes=None), truth)
+    name = f"{family}, seed {seed}" + (f", {hours:g} h" if hours is not None else "")
+    return Stream(name, family, timed, parse("generic", body, max_bytes=None), truth)
 
 
 # ---------------------------------------------------------------- part 1: the window sweep
@@ -138,8 +148,9 @@ def correlate(stream: Stream, window_s: float, mode: WindowMode) -> Scored:
 
 @dataclass(frozen=True, slots=True)
 class SweepRow:
-    """One mode and window over all seeds: means, and the worst seed's F1."""
+    """One family, mode and window over all seeds: means, and the worst seed's F1."""
 
+    family: str
     mode: WindowMode
     window_min: float
     precision: float
@@ -156,22 +167,23 @@ class SweepRow:
 
 
 def sweep(streams: Sequence[Stream], windows_min: Sequence[float]) -> list[SweepRow]:
-    """Every mode x window over every stream."""
+    """Every mode x window over every stream of one family."""
     rows = []
     for mode in MODES:
         for w in windows_min:
             runs = [correlate(s, w * 60.0, mode) for s in streams]
             rows.append(SweepRow(
-                mode, w, _mean(r.score.precision for r in runs), _mean(r.score.recall for r in runs),
+                streams[0].family, mode, w, _mean(r.score.precision for r in runs), _mean(r.score.recall for r in runs),
                 _mean(r.score.f1 for r in runs), min(r.score.f1 for r in runs),
                 _mean(r.noise_reduction for r in runs), _mean(r.pages for r in runs),
                 _mean(r.alerts for r in runs)))
     return rows
 
 
-def best(rows: Sequence[SweepRow], mode: WindowMode) -> SweepRow:
-    """The window with the highest mean F1 in a mode (the smaller window on a tie)."""
-    return max((r for r in rows if r.mode == mode), key=lambda r: (round(r.f1, 6), -r.window_min))
+def best(rows: Sequence[SweepRow], family: str, mode: WindowMode) -> SweepRow:
+    """The window with the highest mean F1 in a family and mode (the smaller window on a tie)."""
+    return max((r for r in rows if r.family == family and r.mode == mode),
+               key=lambda r: (round(r.f1, 6), -r.window_min))
 
 
 def _mean(values: Iterator[float] | Sequence[float]) -> float:
@@ -259,6 +271,7 @@ def feed(am_url: str, stream: Stream, factor: float, start_wall: float, out: Fee
         return start_wall + (event_t - e0) / factor
 
     resend, valid = PROM_RESEND_S / factor, PROM_VALID_S / factor
+    resolves = {rec["fingerprint"] for _, rec in stream.timed if rec["status"] == "resolved"}
     firing: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     i, n, next_resend = 0, len(stream.timed), start_wall + resend
     try:
@@ -271,7 +284,9 @@ def feed(am_url: str, stream: Stream, factor: float, start_wall: float, out: Fee
                 ident = tuple(sorted(rec["labels"].items()))
                 doc = {"labels": rec["labels"], "annotations": {"fingerprint": rec["fingerprint"]},
                        "startsAt": _iso(wall(rec["starts_at"]))}
-                if rec["status"] == "firing":
+                if rec["status"] == "firing" and rec["fingerprint"] not in resolves:
+                    batch[ident] = doc  # no endsAt: Alertmanager resolves it after resolve_timeout
+                elif rec["status"] == "firing":
                     firing[ident] = doc
                     batch[ident] = {**doc, "endsAt": _iso(now + valid)}
                 else:
@@ -394,6 +409,7 @@ def _drain(receivers: Sequence[Receiver], factor: float) -> None:
 class PeerRow:
     """One method on one Alertmanager stream."""
 
+    family: str
     stream: str
     method: str
     pages: int
@@ -409,22 +425,33 @@ class PeerRow:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-def peer_rows(run: AmRun, windows: dict[WindowMode, float]) -> list[PeerRow]:
-    """Alertmanager's two readings and the correlator's best window per mode, on one stream."""
+def peer_rows(run: AmRun, windows: Sequence[tuple[WindowMode, float]]) -> list[PeerRow]:
+    """The correlator at the given settings and Alertmanager's two readings, on one stream."""
     assert run.grouping is not None
     g, s = run.grouping, run.stream
     rows = []
-    for mode, w in windows.items():
+    for mode, w in windows:
         c = correlate(s, w * 60.0, mode)
-        rows.append(PeerRow(s.name, f"correlator, {mode}, {w:g} min window", c.pages, c.pages, c.pages,
+        rows.append(PeerRow(s.family, s.name, f"correlator, {mode}, {w:g} min window", c.pages, c.pages, c.pages,
                             c.score.precision, c.score.recall, c.score.f1, c.noise_reduction))
     alerts = correlate(s, 600.0, "continuation").alerts
-    for label, of in (("groupKey episodes", g.episode_of), ("groupKey", g.group_key_of)):
+    for label, of in ((AM_EPISODES, g.episode_of), (AM_GROUPKEY, g.group_key_of)):
         sc = pairwise_score(of, s.truth)
         groups = len(set(of.values()))
-        rows.append(PeerRow(s.name, f"Alertmanager, {label}", g.notifications, g.firing_notifications, groups,
+        rows.append(PeerRow(s.family, s.name, label, g.notifications, g.firing_notifications, groups,
                             sc.precision, sc.recall, sc.f1, 1.0 - groups / alerts if alerts else 0.0))
     return rows
+
+
+def peer_settings(rows: Sequence[SweepRow], family: str) -> list[tuple[WindowMode, float]]:
+    """The best window of each mode in the sweep, and the default (continuation, 10 min) when not among them."""
+    settings = [(mode, best(rows, family, mode).window_min) for mode in MODES]
+    if ("continuation", 10) not in settings:
+        settings.append(("continuation", 10))
+    return settings
+
+
+AM_EPISODES, AM_GROUPKEY = "Alertmanager, groupKey episodes", "Alertmanager, groupKey"
 
 
 # ---------------------------------------------------------------- output
@@ -432,11 +459,11 @@ def peer_rows(run: AmRun, windows: dict[WindowMode, float]) -> list[PeerRow]:
 
 def sweep_table(rows: Sequence[SweepRow]) -> list[str]:
     """Markdown table of the sweep."""
-    lines = ["| mode | window | precision | recall | F1 | F1, worst seed | noise reduction | pages per stream |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| family | mode | window | precision | recall | F1 | F1, worst seed | noise reduction | "
+             "pages per stream |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r.mode} | {r.window_min:g} min | {r.precision:.3f} | {r.recall:.3f} | {r.f1:.3f} | "
-                     f"{r.f1_min:.3f} | {r.noise_reduction:.1%} | {r.pages:,.0f} |")
+        lines.append(f"| {r.family} | {r.mode} | {r.window_min:g} min | {r.precision:.3f} | {r.recall:.3f} | "
+                     f"{r.f1:.3f} | {r.f1_min:.3f} | {r.noise_reduction:.1%} | {r.pages:,.0f} |")
     return lines
 
 
@@ -450,35 +477,52 @@ def peer_table(rows: Sequence[PeerRow]) -> list[str]:
     return lines
 
 
+def _pages_line(family: str, peers: Sequence[PeerRow]) -> str:
+    mine = [p for p in peers if p.family == family]
+    am = sum(p.pages for p in mine if p.method == AM_EPISODES)
+    am_firing = sum(p.firing_pages for p in mine if p.method == AM_EPISODES)
+    streams = len({p.stream for p in mine})
+    parts = []
+    for method in dict.fromkeys(p.method for p in mine if p.method.startswith("correlator")):
+        ours = sum(p.pages for p in mine if p.method == method)
+        f1 = statistics.fmean(p.f1 for p in mine if p.method == method)
+        parts.append(f"{method}: {ours:,} ({ours / am:.1%} of Alertmanager's, F1 {f1:.3f})" if am else method)
+    am_f1 = statistics.fmean(p.f1 for p in mine if p.method == AM_EPISODES)
+    return (f"Pages over the {streams} {family} streams: Alertmanager alone {am:,} notifications ({am_firing:,} "
+            f"with firing alerts; episodes F1 {am_f1:.3f}); incidents opened by the " + "; ".join(parts) + ".")
+
+
 def section(sweep_rows: Sequence[SweepRow], streams: Sequence[Stream], runs: Sequence[AmRun] | None,
             peers: Sequence[PeerRow], factor: float, command: str, seconds: float) -> str:
     """The generated part of RESULTS.md."""
-    n_alerts = _mean([float(len(s.truth)) for s in streams])
-    lines = [BEGIN, f"Window sweep: {len(streams)} seeds ({', '.join(s.name for s in streams)}), "
-             f"{len(streams[0].timed):,}-odd records and {n_alerts:,.0f} alerts (fingerprints) each over "
-             f"{_mean([s.hours for s in streams]):.1f} storm hours, {STRADDLE:.0%} of storms across the hour. "
-             "Means over seeds; pages = incidents opened.", "", *sweep_table(sweep_rows), ""]
-    for mode in MODES:
-        b = best(sweep_rows, mode)
-        lines.append(f"Best window, {mode}: {b.window_min:g} min, F1 {b.f1:.3f} (worst seed {b.f1_min:.3f}).")
+    lines = [BEGIN]
+    for family in FAMILIES:
+        fs = [s for s in streams if s.family == family]
+        lines.append(f"- {family}: {len(fs)} seeds ({', '.join(s.name.split(', ')[1] for s in fs)}), about "
+                     f"{_mean([float(len(s.timed)) for s in fs]):,.0f} records, "
+                     f"{_mean([float(len(s.truth)) for s in fs]):,.0f} alert fingerprints and "
+                     f"{_mean([float(len(set(s.truth.values()))) for s in fs]):,.0f} storms each, over "
+                     f"{_mean([s.hours for s in fs]):.1f} storm hours.")
+    lines += ["", "Means over seeds; pages = incidents opened.", "", *sweep_table(sweep_rows), ""]
+    for family in FAMILIES:
+        for mode in MODES:
+            b = best(sweep_rows, family, mode)
+            lines.append(f"- Best window, {family}, {mode}: {b.window_min:g} min, F1 {b.f1:.3f} "
+                         f"(worst seed {b.f1_min:.3f}).")
     lines.append("")
     if runs is None:
-        lines.append("Alertmanager: not run (binary missing).")
+        lines.append("Alertmanager: not run.")
     else:
         t = {k: v / factor for k, v in AM_DEFAULTS_S.items()}
-        lines += [f"Alertmanager as a peer: {len(runs)} streams (the storms that began in the first hours of a "
-                  f"seed), time compressed {factor:g}x (one storm hour = {60 / factor:g} wall minutes), "
-                  f"timers scaled alike: group_wait {t['group_wait']:g}s, group_interval {t['group_interval']:g}s, "
-                  f"repeat_interval {t['repeat_interval']:g}s, resolve_timeout {t['resolve_timeout']:g}s "
-                  f"(wall). Feeder lag behind the compressed schedule at most "
-                  f"{max(r.feed.max_lag_s for r in runs) * factor:.0f} s of event time.", "",
-                  *peer_table(peers), ""]
-        am = sum(p.pages for p in peers if p.method == "Alertmanager, groupKey episodes")
-        am_firing = sum(p.firing_pages for p in peers if p.method == "Alertmanager, groupKey episodes")
-        ours = sum(p.pages for p in peers if p.method.startswith("correlator, continuation"))
-        lines.append(f"Pages over the {len(runs)} streams: Alertmanager alone {am:,} notifications ({am_firing:,} "
-                     f"with firing alerts), correlator {ours:,} incidents opened "
-                     f"({ours / am:.1%} of Alertmanager's notifications)." if am else "No notifications.")
+        lines += [f"Alertmanager as a peer: {len(runs)} streams (held-out seeds; the storms that began in the "
+                  f"first {runs[0].stream.name.split(', ')[-1]} of each), all at once, time compressed "
+                  f"{factor:g}x (one storm hour = {60 / factor:g} wall minutes), timers scaled alike: group_wait "
+                  f"{t['group_wait']:g}s, group_interval {t['group_interval']:g}s, repeat_interval "
+                  f"{t['repeat_interval']:g}s, resolve_timeout {t['resolve_timeout']:g}s (wall). The feeder ran at "
+                  f"most {max(r.feed.max_lag_s for r in runs) * factor:.0f} s of event time behind the "
+                  f"compressed schedule; {sum(r.grouping.repeats for r in runs if r.grouping)} notifications "
+                  "were unchanged re-sends (repeat_interval).", "", *peer_table(peers), ""]
+        lines += [f"- {_pages_line(family, peers)}" for family in FAMILIES if any(p.family == family for p in peers)]
         lines.append("")
     lines.append(f"Machine: {os.cpu_count()} CPUs (`nproc`, shared with other jobs), Python "
                  f"{platform.python_version()} ({platform.machine()}, {platform.system()}), Alertmanager "
@@ -509,31 +553,34 @@ def write_section(path: Path, generated: str) -> None:
 
 
 def plot(rows: Sequence[SweepRow], peers: Sequence[PeerRow], path: Path) -> None:
-    """F1 vs window size for both modes (worst seed dotted), Alertmanager's episodes as a horizontal line."""
+    """Per family, F1 vs window size for both modes (worst seed dotted), Alertmanager as horizontal lines."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for mode, colour in zip(MODES, ("tab:orange", "tab:blue"), strict=True):
-        rs = [r for r in rows if r.mode == mode]
-        x = [r.window_min for r in rs]
-        ax.plot(x, [r.f1 for r in rs], "o-", color=colour, label=f"correlator, {mode} (mean over seeds)")
-        ax.plot(x, [r.f1_min for r in rs], ":", color=colour, label=f"correlator, {mode} (worst seed)")
-    for label, style in (("Alertmanager, groupKey episodes", "--"), ("Alertmanager, groupKey", "-.")):
-        f1s = [p.f1 for p in peers if p.method == label]
-        if f1s:
-            ax.axhline(statistics.fmean(f1s), color="tab:red", linestyle=style,
-                       label=f"{label} (no window; mean over its streams)")
-    ax.set_xscale("log")
-    ax.set_xticks([r.window_min for r in rows if r.mode == MODES[0]])
-    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("window size (minutes, log scale)")
-    ax.set_ylabel("pairwise F1 vs generator truth")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title("Alert-to-incident grouping on generated storms")
+    families = [f for f in FAMILIES if any(r.family == f for r in rows)]
+    fig, axes = plt.subplots(1, len(families), figsize=(6.2 * len(families), 4.4), dpi=110, squeeze=False)
+    for ax, family in zip(axes[0], families, strict=True):
+        for mode, colour in zip(MODES, ("tab:orange", "tab:blue"), strict=True):
+            rs = [r for r in rows if r.family == family and r.mode == mode]
+            x = [r.window_min for r in rs]
+            ax.plot(x, [r.f1 for r in rs], "o-", color=colour, label=f"correlator, {mode} (mean of seeds)")
+            ax.plot(x, [r.f1_min for r in rs], ":", color=colour, label=f"correlator, {mode} (worst seed)")
+        for label, style in ((AM_EPISODES, "--"), (AM_GROUPKEY, "-.")):
+            f1s = [p.f1 for p in peers if p.family == family and p.method == label]
+            if f1s:
+                ax.axhline(statistics.fmean(f1s), color="tab:red", linestyle=style, label=f"{label} (no window)")
+        ax.set_xscale("log")
+        ax.set_xticks(sorted({r.window_min for r in rows}))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("window size (minutes, log scale)")
+        ax.set_ylabel("pairwise F1 against the generator's truth")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_title(f"{family} storms")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -553,7 +600,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="seconds: small streams, 3 windows, one short AM run")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="sweep seeds (default 1 2 3 4 5)")
     p.add_argument("--alerts", type=int, default=None, help="alerts per sweep stream (default 30000)")
-    p.add_argument("--am-streams", type=int, default=None, help="Alertmanager streams (seeds 1..n, default 3)")
+    p.add_argument("--am-streams", type=int, default=None,
+                   help="Alertmanager streams per family (held-out seeds 101.., default 3)")
     p.add_argument("--am-hours", type=float, default=None, help="storm hours per AM stream (default 2)")
     p.add_argument("--factor", type=float, default=None, help="time compression for AM (default 60)")
     p.add_argument("--no-alertmanager", action="store_true", help="the window sweep only")
@@ -570,22 +618,22 @@ def main(argv: list[str] | None = None) -> int:
     windows = QUICK_WINDOWS_MIN if q else WINDOWS_MIN
     began = time.time()
 
-    streams = [stream_of(s, alerts=alerts) for s in seeds]
-    rows = sweep(streams, windows)
+    streams = [stream_of(s, family, alerts=alerts) for family in FAMILIES for s in seeds]
+    rows = [row for family in FAMILIES for row in sweep([s for s in streams if s.family == family], windows)]
     runs: list[AmRun] | None = None
     peers: list[PeerRow] = []
     if args.no_alertmanager:
         pass
     elif _alertmanager_available():
         with tempfile.TemporaryDirectory(prefix="aiops-am-bench-") as tmp:
-            runs = alertmanager_run([stream_of(s, hours=am_hours) for s in range(1, am_streams + 1)], factor,
-                                    Path(tmp))
+            am_in = [stream_of(AM_SEED + n, family, hours=am_hours) for family in FAMILIES for n in range(am_streams)]
+            runs = alertmanager_run(am_in, factor, Path(tmp))
         failed = [r.feed.error for r in runs if r.feed.error]
         if failed:
             print(f"accuracy.py: feeding Alertmanager failed: {failed}", file=sys.stderr)
             return 1
-        best_w = {mode: best(rows, mode).window_min for mode in MODES}
-        peers = [row for run in runs for row in peer_rows(run, best_w)]
+        settings = {family: peer_settings(rows, family) for family in FAMILIES}
+        peers = [row for run in runs for row in peer_rows(run, settings[run.stream.family])]
     elif os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:
         print("accuracy.py: /usr/bin/prometheus-alertmanager missing (apt-get install prometheus-alertmanager)",
               file=sys.stderr)

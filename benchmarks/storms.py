@@ -6,8 +6,9 @@ Alertmanager-style re-sends of a firing alert (same fingerprint and startsAt, ar
 later); resolutions of every alert some minutes after it started; flapping alerts that resolve and fire
 again inside their storm; quiet background noise (single alerts); and, when `straddle_share` > 0, storms
 placed across the top of the hour (cron and batch jobs start there), which crosses a boundary of every
-epoch-aligned window whose size divides an hour (1, 2, 5, 10, 15, 30, 60 min). Every alert carries the id of
-the true incident (the storm) it belongs to, returned beside it, never inside it.
+epoch-aligned window whose size divides an hour (1, 2, 5, 10, 15, 30, 60 min); and, when `unresolved_share`
+> 0, storms from a source that never sends resolutions (their alerts just stop). Every alert carries the id
+of the true incident (the storm) it belongs to, returned beside it, never inside it.
 
 The stream comes out in arrival order and is produced lazily with memory bounded by the storms in
 flight, so 10^6 alerts cost no more memory than 10^4.
@@ -60,6 +61,8 @@ class StormSpec:
     """Share of multi-alert storms moved to straddle the next multiple of straddle_every_s. 0 (the default)
     keeps the streams earlier figures were measured on: no random draw is spent on it."""
     straddle_every_s: float = 3600.0
+    unresolved_share: float = 0.0
+    """Share of storms that send no resolution records (0, the default, spends no random draw on it)."""
 
 
 def _zipf_cdf(n: int, s: float) -> list[float]:
@@ -120,6 +123,7 @@ class _Generator:
             now = boundary - rng.uniform(0.2, 0.8) * spread
         cluster, truth = rng.randrange(spec.clusters), f"s{storm_id}"
         sev = "critical" if rng.random() < 0.3 else "warning"
+        silent = bool(spec.unresolved_share) and rng.random() < spec.unresolved_share
         last_end = now
         for i in range(size):
             t = now + spread * i / max(size - 1, 1)
@@ -131,11 +135,13 @@ class _Generator:
                 self.push(t + spec.repeat_interval_s, alert, truth)
             if rng.random() < spec.flap_share and self.made < spec.alerts:
                 mid = t + (end - t) / 3
-                self.push(mid, _resolution(alert, mid), truth)
+                if not silent:
+                    self.push(mid, _resolution(alert, mid), truth)
                 alert = {**alert, "starts_at": round(mid + 30.0, 3)}
                 self.made += 1
                 self.push(mid + 30.0, alert, truth)
-            self.push(end, _resolution(alert, end), truth)
+            if not silent:
+                self.push(end, _resolution(alert, end), truth)
             last_end = max(last_end, end)
         self.busy_until[key] = last_end + spec.min_gap_same_key_s
 
@@ -172,10 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--straddle", type=float, default=0.0,
                    help="share of storms placed across the top of the hour (default 0: the original streams)")
+    p.add_argument("--unresolved", type=float, default=0.0,
+                   help="share of storms that never send resolutions (default 0)")
+    p.add_argument("--same-key-gap", type=float, default=3600.0,
+                   help="seconds a service+symptom stays quiet after a storm ends (default 3600)")
     p.add_argument("--out", default="-")
     p.add_argument("--truth", default=None, help="CSV of fingerprint,incident (firing records only)")
     args = p.parse_args(argv)
-    spec = StormSpec(alerts=args.alerts, services=args.services, seed=args.seed, straddle_share=args.straddle)
+    spec = StormSpec(alerts=args.alerts, services=args.services, seed=args.seed, straddle_share=args.straddle,
+                     unresolved_share=args.unresolved, min_gap_same_key_s=args.same_key_gap)
     out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")
     truth = open(args.truth, "w") if args.truth else None
     if truth:
