@@ -38,6 +38,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -275,7 +276,7 @@ def feed(am_url: str, stream: Stream, factor: float, start_wall: float, out: Fee
     firing: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     i, n, next_resend = 0, len(stream.timed), start_wall + resend
     try:
-        while i < n or firing:
+        while i < n:  # every storm is kept whole, so its alerts have all resolved by the last record
             now = time.time()
             batch: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
             while i < n and wall(stream.timed[i][0]) <= now:
@@ -301,7 +302,7 @@ def feed(am_url: str, stream: Stream, factor: float, start_wall: float, out: Fee
                 _post(am_url + "/api/v2/alerts", list(batch.values()))
                 out.posts += 1
                 out.alerts_posted += len(batch)
-            upcoming = min(wall(stream.timed[i][0]) if i < n else float("inf"), next_resend)
+            upcoming = min(wall(stream.timed[i][0]) if i < n else now, next_resend)
             time.sleep(max(0.0, min(upcoming - time.time(), 0.5)))
     except Exception as exc:  # reported in the result, never swallowed: the run is marked failed
         out.error = f"{type(exc).__name__}: {exc}"
@@ -534,7 +535,6 @@ def section(sweep_rows: Sequence[SweepRow], streams: Sequence[Stream], runs: Seq
 def _am_version() -> str:
     from tests.promstack import ALERTMANAGER
     try:
-        import subprocess
         out = subprocess.run([str(ALERTMANAGER), "--version"], capture_output=True, text=True, timeout=10)
         return (out.stdout or out.stderr).split()[2]
     except (OSError, IndexError, ValueError):
