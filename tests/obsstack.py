@@ -295,9 +295,10 @@ def storm_bodies(alerts: int, seed: int, end: float, per_body: int = 100) -> lis
     return [b"\n".join(lines[i:i + per_body]) for i in range(0, len(lines), per_body)]
 
 
-def flow(dep: Deployment, worker: WorkerProc, bodies: list[bytes]) -> dict[str, int]:
+def flow(dep: Deployment, worker: WorkerProc, bodies: list[bytes], wave: int = 0) -> dict[str, int]:
     """Send a storm through the ingest, plus what every panel needs to show: refused bodies, dead letters,
-    tickets (routed, human review, one breaching L1's SLA). The statuses the ingest answered, counted."""
+    tickets (routed, human review, one breaching L1's SLA; ids unique per `wave`). The statuses the ingest
+    answered, counted."""
     codes: dict[str, int] = {}
     for body in bodies:
         code = str(post(worker, "/ingest/alerts", body))
@@ -307,7 +308,7 @@ def flow(dep: Deployment, worker: WorkerProc, bodies: list[bytes]) -> dict[str, 
     dep.produce("alerts_raw", [(b"generic", b'{"starts_at": 1772420400, "labels": '),  # dead letters
                                (b"generic", b'{"hello": "world"}')])
     now = time.time()
-    tickets = [("OBS-1", DOWN), ("OBS-2", VAGUE), ("OBS-3", REQUEST)]
+    tickets = [(f"OBS-{wave}-1", DOWN), (f"OBS-{wave}-2", VAGUE), (f"OBS-{wave}-3", REQUEST)]
     dep.produce("tickets_raw", [(tid.encode(), orjson.dumps({"ticket_id": tid, "text": text, "created_at": now}))
                                 for tid, text in tickets])
     return codes
