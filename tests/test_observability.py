@@ -184,7 +184,9 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
             stack.prom, 'aiops:correlation_latency_seconds:quantile5m{quantile="0.99"}')
             if not math.isnan(float(s["value"][1]))], 30)
         assert 0 < p99[0] < 30, p99
-        breaches = query(stack.prom, 'aiops_sla_breaches_total{subject="ticket"} > 0')
+        # the REQUEST ticket breaches L1's 1 s SLA once (the series exist at 0 from the start: wait for the 1)
+        breaches = wait_for("the SLA breach scraped", lambda: query(
+            stack.prom, 'aiops:sla_breaches:increase1h{subject="ticket"} > 0'), 30)
         assert {(b["metric"]["severity"], b["metric"]["tier"], b["metric"]["outcome"]) for b in breaches} == {
             ("sev3", "L1", "escalated")}
         by_service = query(stack.prom, "aiops_incidents_open_by_service")
