@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,7 +34,7 @@ from stream.batches import (
 from stream.settings import Settings
 from stream.state import TableStore
 
-__all__ = ["Pipeline", "install", "correlation_config"]
+__all__ = ["Pipeline", "Route", "install", "correlation_config"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ NORMALIZE_BATCH, CORRELATE_BATCH, BATCH_WITHIN_S = 500, 1000, 0.02
 TICK_S = 0.5
 _PARTITIONER = DefaultPartitioner()
 CENSUS_S = 10.0
+
+
+Route = Callable[[Sequence[tuple[IncidentEvent, bytes]]], Awaitable[None]]
+"""A hook handed every event a commit publishes, with its encoded value, before the commit's first flush."""
 
 
 def correlation_config(settings: Settings) -> CorrelationConfig:
@@ -76,6 +80,8 @@ class Pipeline:
         return list(range(self.alerts_partitions))
     last_census: float = 0.0
     sync_marker: bool = True
+    route: Route | None = None
+    """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
 
     @property
     def alerts_topic(self) -> str:
@@ -127,17 +133,19 @@ class Pipeline:
         metrics.DEADLETTERS.labels(agent, category).inc()
         log.warning("dead-lettered %s:%d@%d: %s", msg.topic, msg.partition, msg.offset, reason)
 
-    async def publish(self, events: Sequence[IncidentEvent], received_ms: int | None) -> None:
-        """Send incident events keyed by incident id, and observe the correlation latency."""
+    async def publish(self, events: Sequence[IncidentEvent], received_ms: int | None) -> list[bytes]:
+        """Send incident events keyed by incident id, and observe the correlation latency; their values."""
         topic = self.topics["incidents"]
         now_s = time.time()
-        for ev in events:
-            await topic.send(key=ev.incident_id.encode(), value=orjson.dumps(ev.model_dump(mode="json")))
+        values = [orjson.dumps(ev.model_dump(mode="json")) for ev in events]
+        for ev, value in zip(events, values, strict=True):
+            await topic.send(key=ev.incident_id.encode(), value=value)
             metrics.INCIDENT_EVENTS.labels(ev.kind).inc()
             if received_ms is not None:
                 metrics.CORRELATION_LATENCY.observe(max(0.0, now_s - received_ms / 1000.0))
             if ev.kind in ("opened", "updated"):  # resolutions wait out resolve_hold by design: not latency
                 metrics.CORRELATION_EVENT_LATENCY.observe(max(0.0, now_s - ev.last_seen))
+        return values
 
     async def commit(self, partition: int, events: Sequence[IncidentEvent], received_ms: int | None) -> None:
         """Commit one partition (see `commit_many`)."""
@@ -152,14 +160,17 @@ class Pipeline:
         record also makes it a one-record batch, which Tansu 0.6.0 needs to report the changelog's true
         end offset (it under-reports after a multi-record batch, and Faust recovers only up to it).
         All partitions of a batch share each of the three flushes: they are round trips, not CPU.
+        The `route` hook sends before the first flush, so what it sends is out before the state that
+        made it, exactly like the events (stage 2 gets them at least once, and drops repeats by seq).
         """
         producer = self.app.producer
         stores = [(self.engines[p], self.engines[p].store) for p, _, _ in items]
-        published = False
+        published: list[tuple[IncidentEvent, bytes]] = []
         for _, events, received_ms in items:
-            await self.publish(events, received_ms)
-            published = published or bool(events)
+            published.extend(zip(events, await self.publish(events, received_ms), strict=True))
         if published:
+            if self.route is not None:
+                await self.route(published)
             await producer.flush()
         written = 0
         for _, store in stores:

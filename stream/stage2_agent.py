@@ -1,13 +1,16 @@
-"""Stage-2 agents: stage-1 incident events (`incidents`) -> routed by cluster -> Grouper -> parents on `incidents`.
+"""Stage 2: stage-1 incident events -> routed by cluster -> Grouper -> parents on `incidents`.
 
-Two agents and a timer, installed only when `Settings.stage2` is on:
+Installed only when `Settings.stage2` is on:
 
-* `stage2_route` reads `incidents` (raw bytes), skips what stage 2 itself published (header `aiops-stage: 2`,
-  or a document with `parent_id` and no `incident_id`), dead-letters what is not an `IncidentEvent`, and
-  forwards the rest to the internal topic `<app id>-stage2-route`, one record (a JSON array of events) per
-  routing key per batch.
-* `stage2_group` reads that topic and folds each partition's events into its own `Grouper`, whose state is a
-  changelog-backed table (`stream.stage2_state`); it publishes on `incidents`, with header `aiops-stage: 2`:
+* the route, a hook in the correlate agent's commit (`Pipeline.route`): every stage-1 event that commit
+  publishes on `incidents` is also sent to the internal topic `<app id>-stage2-route`, on the partition of
+  its routing key, as one record per partition per commit (a JSON array of the events, the bytes already
+  encoded for `incidents`). Stage 2 does not read `incidents` back: Faust's per-message consume and
+  decode of every event, and a second hop to re-key it, cost more than grouping it (stage 2 took half the
+  pipeline's alerts/s that way).
+* `stage2_group` reads the routing topic and folds each partition's events into its own `Grouper`, whose
+  state is a changelog-backed table (`stream.stage2_state`); it publishes on `incidents`, with header
+  `aiops-stage: 2`:
   - `ParentEvent` keyed by parent id (`opened`, throttled `updated`, `resolved`; `children` lists members);
   - `Assignment` keyed by the child's incident id, one per child that joins an existing parent (or moves,
     on a merge), with the relation and the one-line reason: this is how a child names its parent. Keyed
@@ -18,19 +21,30 @@ Two agents and a timer, installed only when `Settings.stage2` is on:
 * the idle timer releases held children of quiet partitions and reloads the topology file when its mtime
   changes (no restart).
 
+Delivery. The route records go out inside stage 1's commit, before its first flush: like the events on
+`incidents`, they are out before the state that produced them, so a crash loses none, and one that
+strikes before stage 1's progress makes it regenerates them (same ids, same seq) in a new record, which
+the Grouper drops event by event (it keeps each child's latest seq). A routing record redelivered to
+stage 2 itself is skipped by its offset (`GroupTableStore.seen`). Stage 2 so sees exactly the events
+stage 1 published, in the order each stage-1 partition published them. Its limits: only this pipeline's
+correlate agent feeds it (an `IncidentEvent` another producer writes to `incidents` is not grouped; it
+may write a JSON array of them to the routing topic instead), and every worker of a deployment must run
+with the same `AIOPS_STAGE2` (a worker without stage 2 routes nothing).
+
 The routing key, and its limit. Related incidents must meet on one Grouper. Stage 2 never relates two
 incidents whose clusters are known and differ (`GroupingConfig.separate_labels`, "cluster" by default), so
 keying by the cluster loses no relation between incidents that both name one: the key is the first value
 of the first separate label the incident carries (stage 1 appends label values, so the first one is stable
-across an incident's events), else one default key. What it costs: (1) parallelism is the number of
-clusters, and a deployment without cluster labels runs stage 2 on one partition (stage 2 works per incident
-event, about 150,000 events/s on one core, well above what the pipeline feeds it); (2) an incident without
-a cluster cannot join a cluster's cause, though the Grouper alone would let it (the veto needs both sides);
-(3) an incident whose first events carry no cluster and later ones do changes key, and is then a child on
-two partitions; (4) an incident seen in two clusters is routed by the first only. Order: events of one
-incident keep their order (one source partition, one key); across stage-1 partitions the routing topic
-interleaves, which the Grouper's reorder buffer (`lateness_s`) absorbs as long as stage-1 partitions'
-watermarks stay within it of each other; a child later than that is still assigned, and counted `late`.
+across an incident's events), else one default key; the partition is the key's murmur2 hash, as a keyed
+Kafka producer would pick it. What it costs: (1) parallelism is the number of clusters, and a deployment
+without cluster labels runs stage 2 on one partition (stage 2 works per incident event, about 150,000
+events/s on one core, well above what the pipeline feeds it); (2) an incident without a cluster cannot
+join a cluster's cause, though the Grouper alone would let it (the veto needs both sides); (3) an incident
+whose first events carry no cluster and later ones do changes key, and is then a child on two partitions;
+(4) an incident seen in two clusters is routed by the first only. Order: events of one incident keep their
+order (one stage-1 partition, one key); across stage-1 partitions the routing topic interleaves commits,
+which the Grouper's reorder buffer (`lateness_s`) absorbs as long as stage-1 partitions' watermarks stay
+within it of each other; a child later than that is still assigned, and counted `late`.
 """
 
 from __future__ import annotations
@@ -44,8 +58,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation
@@ -65,8 +80,12 @@ STAGE_HEADER = "aiops-stage"
 """Header on every record stage 2 publishes on `incidents` (value b"2"), so that readers can tell it apart."""
 DEFAULT_ROUTE_KEY = "-"
 """Routing key of incidents that carry no cluster."""
-ROUTE_BATCH, GROUP_BATCH = 1000, 1000
+GROUP_BATCH = 1000
+MAX_ROUTE_RECORD_BYTES = 512 * 1024
+"""Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
 _STAGE2 = b"2"
+_PARTITIONER = DefaultPartitioner()
+_EVENTS = TypeAdapter(list[IncidentEvent])
 
 
 def grouping_config(settings: Settings) -> GroupingConfig:
@@ -149,6 +168,8 @@ class Stage2:
     last_input: dict[int, float] = field(default_factory=dict)
     last_moved: dict[int, float] = field(default_factory=dict)
     flushed: set[int] = field(default_factory=set)
+    route_partitions: int = 4
+    _partition_cache: dict[str, int] = field(default_factory=dict)
     routed: int = 0
     grouped: int = 0
     published: int = 0
@@ -157,6 +178,30 @@ class Stage2:
     def route_topic(self) -> str:
         """Kafka name of the routing topic."""
         return str(self.topics["route"].get_topic_name())
+
+    def partition_of(self, key: str) -> int:
+        """The routing partition of a routing key, as a keyed Kafka producer would pick it (murmur2)."""
+        partition = self._partition_cache.get(key)
+        if partition is None:
+            everything = list(range(self.route_partitions))
+            partition = self._partition_cache[key] = _PARTITIONER(key.encode(), everything, everything)
+        return partition
+
+    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> None:
+        """`Pipeline.route`: send a stage-1 commit's events to the routing topic, one record per partition.
+
+        Called inside stage 1's commit before its first flush (see the module docstring for why that is
+        the delivery guarantee); the values are the bytes already encoded for `incidents`, joined into a
+        JSON array, so routing costs no second encoding and no per-event record.
+        """
+        by_partition: dict[int, list[bytes]] = {}
+        for ev, value in published:
+            by_partition.setdefault(self.partition_of(route_key(ev, self.config)), []).append(value)
+        producer, topic = self.app.producer, self.route_topic
+        for partition, values in by_partition.items():
+            for chunk in _chunks(values, MAX_ROUTE_RECORD_BYTES):
+                await producer.send(topic, None, b"[" + b",".join(chunk) + b"]", partition, None, None)
+        self.routed += len(published)
 
     def grouper(self, partition: int) -> Grouper:
         """The Grouper of a routing partition, built on first use from whatever the table restored."""
@@ -253,54 +298,27 @@ _PARENT = [(STAGE_HEADER, _STAGE2), ("aiops-kind", b"parent")]
 _ASSIGNMENT = [(STAGE_HEADER, _STAGE2), ("aiops-kind", b"assignment")]
 
 
-def _decode_incident(raw: bytes | None) -> tuple[IncidentEvent, dict[str, Any]] | None:
-    """A stage-1 event and its document; None for a stage-2 document (by shape); ValueError with a reason else."""
-    try:
-        doc = orjson.loads(raw or b"")
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"malformed JSON: {exc}") from None
-    if isinstance(doc, dict) and "parent_id" in doc and "incident_id" not in doc:
-        return None
-    try:
-        return IncidentEvent.model_validate(doc), doc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "value"
-        raise ValueError(f"not an IncidentEvent: {where}: {first['msg']}") from None
-
-
-async def route_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
-    """Forward a batch of stage-1 events to the routing topic, one record per routing key; skip stage 2's own.
-
-    One record per key, not per event (a JSON array of the events, in arrival order): a Faust send and a
-    Faust receive cost about as much as grouping the event, so per-event records doubled stage 2's cost.
-    """
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        msg = event.message
-        if is_stage2_record(msg.headers):
-            continue
-        try:
-            decoded = _decode_incident(msg.value)
-        except ValueError as exc:
-            await stage.pipe.deadletter("stage2_route", event, str(exc), "invalid_incident_event")
-            continue
-        if decoded is not None:
-            by_key.setdefault(route_key(decoded[0], stage.config), []).append(decoded[1])
-    for key, docs in by_key.items():
-        await stage.send(stage.route_topic, key, orjson.dumps(docs), None)
-        stage.routed += len(docs)
+def _chunks(values: list[bytes], limit: int) -> list[list[bytes]]:
+    """Values in order, cut into runs of at most `limit` bytes (a value larger than that runs alone)."""
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for value in values:
+        if chunks[-1] and size + len(value) > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(value)
+        size += len(value) + 1
+    return chunks if chunks[0] else []
 
 
 def _decode_routed(raw: bytes | None) -> list[IncidentEvent]:
     """The events of one routing record; ValueError when it is not a JSON array of incident events."""
     try:
-        docs = orjson.loads(raw or b"")
-        if not isinstance(docs, list):
-            raise ValueError(f"expected a JSON array of incident events, got {type(docs).__name__}")
-        return [IncidentEvent.model_validate(doc) for doc in docs]
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
+        return _EVENTS.validate_json(raw or b"")  # one pass in pydantic-core: no dicts in between
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "value"
+        raise ValueError(f"not a JSON array of incident events: {where}: {first['msg']}") from None
 
 
 async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
@@ -373,19 +391,15 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     watcher.load()
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
                   sync_marker=settings.changelog_sync_marker, idle_flush_s=settings.idle_flush,
-                  idle_advance_s=settings.idle_advance)
+                  idle_advance_s=settings.idle_advance, route_partitions=partitions)
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:
-    """Add the stage-2 agents, table, timer and `/stage2/` view to `app`; nothing unless `settings.stage2`."""
+    """Hook stage 2 into stage 1's commit; add its agent, table, timer and `/stage2/` view; nothing unless on."""
     if not settings.stage2:
         return None
     stage = _stage2(app, settings, pipe)
-
-    @app.agent(stage.topics["incidents"], name="stage2_route")
-    async def stage2_route(stream: Any) -> None:
-        async for events in stream.take_events(ROUTE_BATCH, within=BATCH_WITHIN_S):
-            await route_batch(stage, events)
+    pipe.route = stage.route
 
     @app.agent(stage.topics["route"], name="stage2_group")
     async def stage2_group(stream: Any) -> None:
