@@ -232,38 +232,57 @@ class Stack:
     """What `start_stack` started; `stop()` ends it by pid, in reverse order."""
 
     dep: Deployment
-    worker: WorkerProc
+    workers: list[WorkerProc]
     prom: Proc
     service: ServiceTarget
 
+    @property
+    def worker(self) -> WorkerProc:
+        """The first worker (whose ingest the traffic goes to; any worker's would do)."""
+        return self.workers[0]
+
     def stop(self) -> None:
-        """Prometheus, the service target, then the worker."""
+        """Prometheus, the service target, then the workers."""
         self.prom.stop()
         self.service.stop()
-        self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
 
 
-def start_stack(dep: Deployment, workdir: Path, interval: str = "1s") -> Stack:
-    """Topics, one worker (waited until it owns every partition), the service target and Prometheus."""
+def owned(workers: list[WorkerProc]) -> list[list[int]] | None:
+    """Each worker's partitions of `alerts` once together they own each exactly once, else None."""
+    try:
+        parts = [sorted(w.get("/assignment")["alerts_partitions"]) for w in workers]
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+    flat = sorted(p for ps in parts for p in ps)
+    return parts if all(parts) and flat == sorted(set(flat)) and len(flat) == len(set(flat)) else None
+
+
+def start_stack(dep: Deployment, workdir: Path, interval: str = "1s", workers: int = 1) -> Stack:
+    """Topics, `workers` workers (waited until they share every partition), the service target and Prometheus."""
     dep.create_topics()
-    worker = dep.start_worker()
+    procs = [dep.start_worker(f"w{i + 1}") for i in range(workers)]
     service: ServiceTarget | None = None
     prom: Proc | None = None
     try:
-        worker.wait_web()
-        worker.wait_partitions(dep.partitions)
+        for worker in procs:
+            worker.wait_web()
+        promstack.wait_for("every partition owned once", lambda: (lambda o: o and sum(map(len, o)) == dep.partitions)(
+            owned(procs)), 90, interval=0.5)
         service = ServiceTarget()
-        prom = start_prometheus(workdir, [f"{HOST}:{worker.web_port}"], service.address, interval)
+        prom = start_prometheus(workdir, [f"{HOST}:{w.web_port}" for w in procs], service.address, interval)
         # A sample before the traffic: rate() and increase() need the counters' starting values, or a storm
         # folded between two scrapes would not show at all.
         started = prom
-        promstack.wait_for("the worker scraped", lambda: query(started, f'up{{job="{JOB}"}} == 1'), 30)
+        promstack.wait_for("the workers scraped", lambda: len(query(started, f'up{{job="{JOB}"}} == 1')) == workers,
+                           30)
     except BaseException:
-        for part in (prom, service, worker):
+        for part in (prom, service, *procs):
             if part is not None:
                 part.stop()
         raise
-    return Stack(dep, worker, prom, service)
+    return Stack(dep, procs, prom, service)
 
 
 def post(worker: WorkerProc, path: str, body: bytes) -> int:

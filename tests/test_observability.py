@@ -164,7 +164,7 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
     require_binaries()
     started = time.monotonic()
     dep = Deployment(broker, tmp_path, extra_env=dict(OBSERVED_ENV))
-    stack = start_stack(dep, tmp_path)
+    stack = start_stack(dep, tmp_path, workers=2)  # each exports its own; the rules must add them up
     try:
         codes = flow(dep, stack.worker, storm_bodies(2000, seed=5, end=time.time()))
         assert codes == {"202": 20, "400": 1}, codes
@@ -177,8 +177,15 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
         ratio = wait_for("noise reduction recorded", lambda: [float(s["value"][1]) for s in query(
             stack.prom, "aiops:noise_reduction:ratio1h") if not math.isnan(float(s["value"][1]))], 30)
         assert 0.5 < ratio[0] < 1.0, ratio
-        gauge = stack.worker.metric("aiops_noise_reduction_ratio", window="1h")
-        assert 0.5 < gauge < 1.0 and not math.isnan(gauge)
+        gauges = [w.metric("aiops_noise_reduction_ratio", window="1h") for w in stack.workers]
+        assert all(0.5 < g < 1.0 for g in gauges), gauges  # NaN fails too
+
+        # two workers, one figure: every alert record folded once across them, both did some of the work
+        per_worker = [w.metric("aiops_alert_records_correlated_total") for w in stack.workers]
+        assert sum(per_worker) == 2000 and all(per_worker), per_worker
+        total = wait_for("both workers' counts scraped", lambda: [float(s["value"][1]) for s in query(
+            stack.prom, "sum(aiops_alert_records_correlated_total)") if float(s["value"][1]) == 2000], 30)
+        assert total == [2000.0]
         # arrival to incident event: seconds on a loopback broker, far below the top bucket (60 s)
         p99 = wait_for("arrival latency recorded", lambda: [float(s["value"][1]) for s in query(
             stack.prom, 'aiops:correlation_latency_seconds:quantile5m{quantile="0.99"}')
@@ -189,9 +196,12 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
             stack.prom, 'aiops:sla_breaches:increase1h{subject="ticket"} > 0'), 30)
         assert {(b["metric"]["severity"], b["metric"]["tier"], b["metric"]["outcome"]) for b in breaches} == {
             ("sev3", "L1", "escalated")}
-        by_service = query(stack.prom, "aiops_incidents_open_by_service")
-        assert 1 <= len(by_service) <= Settings().metrics_top_services + 1
+        by_service = query(stack.prom, "count by (instance) (aiops_incidents_open_by_service)")
+        assert len(by_service) == 2  # per worker: its top services and "other", never more
+        assert all(1 <= float(s["value"][1]) <= Settings().metrics_top_services + 1 for s in by_service)
         lag = query(stack.prom, "aiops_consumer_lag_records")
+        placed = [(s["metric"]["topic"], s["metric"]["partition"]) for s in lag]
+        assert len(placed) == len(set(placed))  # a partition's lag comes from the one worker that owns it
         assert {s["metric"]["topic"] for s in lag} <= {dep.topic(t) for t in ("alerts_raw", "alerts", "incidents",
                                                                              "tickets_raw")}
         assert len(lag) <= 4 * dep.partitions
