@@ -41,7 +41,7 @@ from .obsstack import (
     wait_for_data,
 )
 from .paths import ROOT
-from .promstack import PROMTOOL, require_binaries, wait_for
+from .promstack import AMTOOL, PROMTOOL, require_binaries, wait_for
 from .workers import Deployment
 
 # Operands that only have data after a real outage: a 503 needs the broker down, and the session's broker
@@ -154,6 +154,19 @@ def test_compose_file_names_the_provisioned_files() -> None:
         assert path in mounts
     for source in re.findall(r"(\.\./[\w./-]+):", mounts):  # every mounted file or folder exists
         assert (DEPLOY / "compose" / source).resolve().exists(), source
+
+
+def test_compose_prometheus_and_alertmanager_configs_are_valid(tmp_path: Path) -> None:
+    require_binaries(PROMTOOL, AMTOOL)
+    config = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
+    # /etc/prometheus/rules is ../prometheus/rules mounted: check against the files themselves
+    config["rule_files"] = [str(DEPLOY / "prometheus" / "rules" / Path(f).name) for f in config["rule_files"]]
+    assert {Path(f).name for f in config["rule_files"]} == {"correlator.rules.yml", "correlator.recording.yml"}
+    assert config["scrape_configs"][0]["job_name"] == "aiops-correlator"
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    subprocess.run([str(PROMTOOL), "check", "config", str(tmp_path / "prometheus.yml")], check=True, capture_output=True)
+    subprocess.run([str(AMTOOL), "check-config", str(DEPLOY / "compose" / "alertmanager.yml")], check=True,
+                   capture_output=True)
 
 
 # ---------------------------------------------------------------- live
