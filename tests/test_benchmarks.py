@@ -57,6 +57,33 @@ def test_accuracy_quick(tmp_path: Path) -> None:
     assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_throughput_quick(tmp_path: Path) -> None:
+    """Throughput rows for both record shapes and worker counts, a matched latency sample, memory at every
+    checkpoint, and the three PNGs, written where asked (never a speed)."""
+    result = run_json("throughput.py", "--plots", str(tmp_path), timeout=900)
+    assert isinstance(result, dict)
+    rows = result["throughput"]
+    assert {(r["per_record"], r["workers"]) for r in rows} == {(100, 1), (100, 2), (1, 1), (1, 2)}
+    for r in rows:
+        assert r["alerts"] == r["records"] * r["per_record"]
+        assert r["pipeline_alerts_per_s"] > 0 and r["ceiling_alerts_per_s"] > 0
+        assert abs(r["ratio"] - r["pipeline_alerts_per_s"] / r["ceiling_alerts_per_s"]) < 1e-9
+    lat = result["latency"]
+    assert lat["offered_alerts_per_s"] > 0
+    for run in lat["runs"]:
+        assert run["unmatched"] == 0  # every opened/updated event traced back to the raw record that caused it
+        assert run["opened"]["n"] > 0
+        assert 0 < run["opened"]["p50"] <= run["opened"]["p90"] <= run["opened"]["p99"] <= run["opened"]["max"]
+    memory = result["memory"]
+    for keys in {r["keys"] for r in memory}:
+        mine = sorted((r for r in memory if r["keys"] == keys), key=lambda r: r["checkpoint"])
+        assert len(mine) == 3 and 0 < mine[0]["keys_seen"] <= keys
+        assert all(0 < r["vm_rss_mb"] <= r["vm_hwm_mb"] for r in mine)
+        assert [r["vm_hwm_mb"] for r in mine] == sorted(r["vm_hwm_mb"] for r in mine)  # a peak never falls
+    for name in ("throughput_vs_ceiling.png", "latency.png", "memory_vs_alerts.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_dashboard_quick_writes_a_png(tmp_path: Path) -> None:
     require_binaries()
     out = tmp_path / "dashboard.png"
