@@ -85,6 +85,8 @@ MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
 _STAGE2 = b"2"
 _PARTITIONER = DefaultPartitioner()
+_Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+"""Key, value and headers of one record to send."""
 _EVENTS = TypeAdapter(list[IncidentEvent])
 
 
@@ -169,6 +171,7 @@ class Stage2:
     last_moved: dict[int, float] = field(default_factory=dict)
     flushed: set[int] = field(default_factory=set)
     route_partitions: int = 4
+    incidents_partitions: int = 4
     _partition_cache: dict[str, int] = field(default_factory=dict)
     routed: int = 0
     grouped: int = 0
@@ -183,8 +186,7 @@ class Stage2:
         """The routing partition of a routing key, as a keyed Kafka producer would pick it (murmur2)."""
         partition = self._partition_cache.get(key)
         if partition is None:
-            everything = list(range(self.route_partitions))
-            partition = self._partition_cache[key] = _PARTITIONER(key.encode(), everything, everything)
+            partition = self._partition_cache[key] = _hash_partition(key.encode(), self.route_partitions)
         return partition
 
     async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> None:
@@ -197,10 +199,10 @@ class Stage2:
         by_partition: dict[int, list[bytes]] = {}
         for ev, value in published:
             by_partition.setdefault(self.partition_of(route_key(ev, self.config)), []).append(value)
-        producer, topic = self.app.producer, self.route_topic
         for partition, values in by_partition.items():
-            for chunk in _chunks(values, MAX_ROUTE_RECORD_BYTES):
-                await producer.send(topic, None, b"[" + b",".join(chunk) + b"]", partition, None, None)
+            chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
+            await self.send_batches(self.route_topic, partition,
+                                    ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
         self.routed += len(published)
 
     def grouper(self, partition: int) -> Grouper:
@@ -237,27 +239,51 @@ class Stage2:
             log.info("stage 2: topology %s reloaded (%s)", self.watcher.path, version)
 
     async def publish(self, out: GroupingOutput) -> None:
-        """Send parent events keyed by parent id and assignments keyed by child id, marked as stage 2's."""
-        name = str(self.topics["incidents"].get_topic_name())
+        """Send parent events keyed by parent id and assignments keyed by child id, marked as stage 2's.
+
+        Each on the partition its key hashes to (as a keyed producer would put it, so an assignment lands
+        beside its child's own events), a partition's records in one record batch.
+        """
+        by_partition: dict[int, list[_Record]] = {}
         for parent in out.parents:
-            await self.send(name, parent.parent_id, _dump(parent), _PARENT)
+            key = parent.parent_id.encode()
+            by_partition.setdefault(_hash_partition(key, self.incidents_partitions), []).append(
+                (key, _dump(parent), _PARENT))
         sent = len(out.parents)
         for assignment in out.assignments:
             # The child that opens a parent is named by the parent's `opened` event (`first_child`, and
             # `reason` is its explanation): on short independent storms nearly every child opens its own
             # parent, and these records were a third of what stage 2 publishes (and everyone re-reads).
             if assignment.relation is not Relation.FIRST:
-                await self.send(name, assignment.child_id, _dump(assignment), _ASSIGNMENT)
+                key = assignment.child_id.encode()
+                by_partition.setdefault(_hash_partition(key, self.incidents_partitions), []).append(
+                    (key, _dump(assignment), _ASSIGNMENT))
                 sent += 1
+        topic = str(self.topics["incidents"].get_topic_name())
+        for partition, records in by_partition.items():
+            await self.send_batches(topic, partition, records)
         self.published += sent
 
-    async def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None) -> None:
-        """Hand one record to the app's producer, partitioned by key as a Faust topic send would be.
+    async def send_batches(self, topic: str, partition: int, records: Iterable[_Record]) -> None:
+        """Hand records for one partition to the producer as whole record batches, in order.
 
-        Straight to the producer, not through `Topic.send`: Faust's per-message bookkeeping (a future
-        message, callbacks, sensors) cost as much as grouping the event. `commit`'s flushes cover it.
+        Not through `Topic.send`, nor even one `producer.send` per record: Faust's per-message bookkeeping
+        (a future message, callbacks, sensors) and aiokafka's (a future, a partitioner call, a batch lookup)
+        cost, per record, more than grouping the event that caused it. A batch has one future, and
+        `commit`'s flushes wait for it like for any other send.
         """
-        await self.app.producer.send(topic, key.encode(), value, None, None, headers)
+        kafka = self.app.producer._ensure_producer()  # Faust keeps its aiokafka producer private
+        batch = None
+        for key, value, headers in records:
+            if batch is None or batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                if batch is not None:
+                    batch.close()
+                    await kafka.send_batch(batch, topic, partition=partition)
+                batch = kafka.create_batch()
+                batch.append(timestamp=None, key=key, value=value, headers=headers)  # a first record always fits
+        if batch is not None:
+            batch.close()
+            await kafka.send_batch(batch, topic, partition=partition)
 
     async def commit(self, partition: int, out: GroupingOutput) -> None:
         """Publish, then write the partition's changed groups, then its progress: `Pipeline.commit`'s order.
@@ -269,13 +295,17 @@ class Stage2:
         grouper = self.groupers[partition]
         store = grouper.store
         assert isinstance(store, GroupTableStore)
-        producer = self.app.producer
+        producer, changelog = self.app.producer, store.changelog_topic
         await self.publish(out)
         if out.parents or out.assignments:
             await producer.flush()
-        if store.write_keys() and self.sync_marker:
-            await producer.flush()
-        store.write_progress(grouper.watermark)
+        changes = store.write_keys()
+        if changes:
+            await self.send_batches(changelog, store.partition, ((k, v, []) for k, v in changes))
+            if self.sync_marker:
+                await producer.flush()
+        key, value = store.write_progress(grouper.watermark)
+        await self.send_batches(changelog, store.partition, [(key, value, [])])  # alone in its batch
         await producer.flush()
 
     def status(self) -> dict[str, Any]:
@@ -288,6 +318,12 @@ class Stage2:
         return {"partitions": sorted(self.groupers), "routed": self.routed, "grouped": self.grouped,
                 "published": self.published, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None}
+
+
+def _hash_partition(key: bytes, partitions: int) -> int:
+    """The partition a keyed Kafka producer puts `key` on (murmur2, as aiokafka's and Java's default)."""
+    everything = list(range(partitions))
+    return int(_PARTITIONER(key, everything, everything))
 
 
 def _dump(model: ParentEvent | Assignment) -> bytes:
@@ -391,7 +427,7 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     watcher.load()
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
                   sync_marker=settings.changelog_sync_marker, idle_flush_s=settings.idle_flush,
-                  idle_advance_s=settings.idle_advance, route_partitions=partitions)
+                  idle_advance_s=settings.idle_advance, route_partitions=partitions, incidents_partitions=partitions)
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:

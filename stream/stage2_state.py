@@ -1,8 +1,10 @@
 """The stage-2 GroupStore on a changelog-backed Faust table, scoped to one partition of the routing topic.
 
 Like `stream.state.TableStore`: live objects in dicts (no decode per event), each group or held child
-changed since the last commit written once at the commit, as orjson bytes with an explicit changelog
-partition (so the idle timer, outside any stream iteration, can write too). Table keys are UTF-8 bytes:
+changed since the last commit written once at the commit, as orjson bytes. The store updates the table's
+local data and hands back the changelog records; the caller sends them, on this partition of the changelog,
+as whole record batches (`stream.stage2_agent`): Faust's per-message `send_changelog` path cost more than
+the grouping that changed the state. Table keys are UTF-8 bytes:
 
 * `<partition>|g|<parent id>`: a group (`GroupState.to_dict`);
 * `<partition>|h|<child id>`: a child held for reordering (its latest `IncidentEvent`);
@@ -23,9 +25,11 @@ import orjson
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import GroupState
-from stream.state import write_table
 
-__all__ = ["GroupTableStore"]
+__all__ = ["ChangelogRecord", "GroupTableStore"]
+
+ChangelogRecord = tuple[bytes, bytes | None]
+"""A changelog record to send: table key and value (None for a tombstone)."""
 
 
 class GroupTableStore:
@@ -33,7 +37,8 @@ class GroupTableStore:
 
     def __init__(self, table: Any, partition: int) -> None:
         self._table = table
-        self._partition = partition
+        self.partition = partition
+        """The table's (and so its changelog's) partition this store owns."""
         self._group_prefix = f"{partition}|g|"
         self._held_prefix = f"{partition}|h|"
         self._progress_key = f"{partition}#progress".encode()
@@ -95,22 +100,24 @@ class GroupTableStore:
         """Whether the routing record at `offset` was applied already (redelivered after a crash)."""
         return offset <= self.offset
 
-    def write_keys(self) -> int:
-        """Send every group and held child changed since the last commit, and the tombstones; the count."""
-        for name in self._gone:
-            self._write(name, None)
-        for name in self._dirty:
-            self._write(name, self._encode(name.decode()))
-        written = len(self._gone) + len(self._dirty)
+    @property
+    def changelog_topic(self) -> str:
+        """Kafka name of the table's changelog, where `write_keys` and `write_progress` records go."""
+        return str(self._table.changelog_topic.get_topic_name())
+
+    def write_keys(self) -> list[ChangelogRecord]:
+        """Every group and held child changed since the last commit, and the tombstones, for the changelog."""
+        records: list[ChangelogRecord] = [self._write(name, None) for name in self._gone]
+        records += [self._write(name, self._encode(name.decode())) for name in self._dirty]
         self._gone.clear()
         self._dirty.clear()
-        return written
+        return records
 
-    def write_progress(self, watermark: float) -> None:
-        """Send the applied offset and the watermark; written after the keys it covers."""
+    def write_progress(self, watermark: float) -> ChangelogRecord:
+        """The applied offset and the watermark, for the changelog after the keys it covers."""
         self.watermark = watermark
         wm = None if watermark == float("-inf") else watermark
-        self._write(self._progress_key, orjson.dumps({"offset": self.offset, "watermark": wm}))
+        return self._write(self._progress_key, orjson.dumps({"offset": self.offset, "watermark": wm}))
 
     # ---- internals --------------------------------------------------------------------------------------
 
@@ -149,5 +156,10 @@ class GroupTableStore:
             self.offset = int(doc["offset"])
             self.watermark = float("-inf") if doc["watermark"] is None else float(doc["watermark"])
 
-    def _write(self, table_key: bytes, value: bytes | None) -> None:
-        write_table(self._table, self._partition, table_key, value)
+    def _write(self, table_key: bytes, value: bytes | None) -> ChangelogRecord:
+        """Set (None: delete) a key in the table's local data; the changelog record the caller sends."""
+        if value is None:
+            self._table.data.pop(table_key, None)
+        else:
+            self._table.data[table_key] = value
+        return table_key, value
