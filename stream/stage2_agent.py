@@ -49,6 +49,7 @@ within it of each other; a child later than that is still assigned, and counted 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -193,16 +194,19 @@ class Stage2:
         """`Pipeline.route`: send a stage-1 commit's events to the routing topic, one record per partition.
 
         Called inside stage 1's commit before its first flush (see the module docstring for why that is
-        the delivery guarantee); the values are the bytes already encoded for `incidents`, joined into a
-        JSON array, so routing costs no second encoding and no per-event record.
+        the delivery guarantee), and returns only once the records are delivered (a failure raises, so stage
+        1 writes no state after events stage 2 never got). The values are the bytes already encoded for
+        `incidents`, joined into a JSON array: routing costs no second encoding and no per-event record.
         """
         by_partition: dict[int, list[bytes]] = {}
         for ev, value in published:
             by_partition.setdefault(self.partition_of(route_key(ev, self.config)), []).append(value)
+        sent: list[asyncio.Future[Any]] = []
         for partition, values in by_partition.items():
             chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
-            await self.send_batches(self.route_topic, partition,
-                                    ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
+            sent += await self.send_batches(self.route_topic, partition,
+                                            ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
+        await asyncio.gather(*sent)
         self.routed += len(published)
 
     def grouper(self, partition: int) -> Grouper:
@@ -238,11 +242,11 @@ class Stage2:
             version = self.watcher.topology.version if self.watcher.topology else None
             log.info("stage 2: topology %s reloaded (%s)", self.watcher.path, version)
 
-    async def publish(self, out: GroupingOutput) -> None:
+    async def publish(self, out: GroupingOutput) -> list[asyncio.Future[Any]]:
         """Send parent events keyed by parent id and assignments keyed by child id, marked as stage 2's.
 
         Each on the partition its key hashes to (as a keyed producer would put it, so an assignment lands
-        beside its child's own events), a partition's records in one record batch.
+        beside its child's own events), a partition's records in one record batch; the batches' futures.
         """
         by_partition: dict[int, list[_Record]] = {}
         for parent in out.parents:
@@ -260,30 +264,36 @@ class Stage2:
                     (key, _dump(assignment), _ASSIGNMENT))
                 sent += 1
         topic = str(self.topics["incidents"].get_topic_name())
+        futures: list[asyncio.Future[Any]] = []
         for partition, records in by_partition.items():
-            await self.send_batches(topic, partition, records)
+            futures += await self.send_batches(topic, partition, records)
         self.published += sent
+        return futures
 
-    async def send_batches(self, topic: str, partition: int, records: Iterable[_Record]) -> None:
+    async def send_batches(
+        self, topic: str, partition: int, records: Iterable[_Record],
+    ) -> list[asyncio.Future[Any]]:
         """Hand records for one partition to the producer as whole record batches, in order.
 
         Not through `Topic.send`, nor even one `producer.send` per record: Faust's per-message bookkeeping
         (a future message, callbacks, sensors) and aiokafka's (a future, a partitioner call, a batch lookup)
-        cost, per record, more than grouping the event that caused it. A batch has one future, and
-        `commit`'s flushes wait for it like for any other send.
+        cost, per record, more than grouping the event that caused it. A batch has one delivery future
+        (returned: `commit` checks them after its flushes, which wait for them like for any other send).
         """
         kafka = self.app.producer._ensure_producer()  # Faust keeps its aiokafka producer private
+        futures: list[asyncio.Future[Any]] = []
         batch = None
         for key, value, headers in records:
             if batch is None or batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
                 if batch is not None:
                     batch.close()
-                    await kafka.send_batch(batch, topic, partition=partition)
+                    futures.append(await kafka.send_batch(batch, topic, partition=partition))
                 batch = kafka.create_batch()
                 batch.append(timestamp=None, key=key, value=value, headers=headers)  # a first record always fits
         if batch is not None:
             batch.close()
-            await kafka.send_batch(batch, topic, partition=partition)
+            futures.append(await kafka.send_batch(batch, topic, partition=partition))
+        return futures
 
     async def commit(self, partition: int, out: GroupingOutput) -> None:
         """Publish, then write the partition's changed groups, then its progress: `Pipeline.commit`'s order.
@@ -296,17 +306,20 @@ class Stage2:
         store = grouper.store
         assert isinstance(store, GroupTableStore)
         producer, changelog = self.app.producer, store.changelog_topic
-        await self.publish(out)
-        if out.parents or out.assignments:
+        sent = await self.publish(out)
+        if sent:
             await producer.flush()
+            _raise_failed(sent)  # before the state that follows them: the input is redelivered instead
         changes = store.write_keys()
         if changes:
-            await self.send_batches(changelog, store.partition, ((k, v, []) for k, v in changes))
+            sent = await self.send_batches(changelog, store.partition, ((k, v, []) for k, v in changes))
             if self.sync_marker:
                 await producer.flush()
+                _raise_failed(sent)
         key, value = store.write_progress(grouper.watermark)
-        await self.send_batches(changelog, store.partition, [(key, value, [])])  # alone in its batch
+        sent += await self.send_batches(changelog, store.partition, [(key, value, [])])  # alone in its batch
         await producer.flush()
+        _raise_failed(sent)
 
     def status(self) -> dict[str, Any]:
         """What the `/stage2/` view shows: partitions, throughput counters, state size, topology."""
@@ -318,6 +331,13 @@ class Stage2:
         return {"partitions": sorted(self.groupers), "routed": self.routed, "grouped": self.grouped,
                 "published": self.published, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None}
+
+
+def _raise_failed(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Raise the first delivery failure among flushed sends (the agent stops; its input is redelivered)."""
+    for future in futures:
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
 
 
 def _hash_partition(key: bytes, partitions: int) -> int:
