@@ -89,15 +89,16 @@ def one_run(
         owed: float | None = None  # stage-1 events published when the last alert was folded
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and settled is None:
-            if end is None:
-                received = sum(_samples(worker, "aiops_alerts_received_total"))
-                folded = sum(_samples(worker, "aiops_alert_records_correlated_total"))
+            if end is None:  # one /metrics read per poll: the worker pays for each
+                exposition = worker.get("/metrics")
+                received = sum(_samples(exposition, "aiops_alerts_received_total"))
+                folded = sum(_samples(exposition, "aiops_alert_records_correlated_total"))
             now = time.monotonic()
             if start is None and received > 0:
                 start = now
                 cpu_start = _cpu_s(worker.proc.pid) + _cpu_s(broker.pid)
             if folded >= alerts and (stage2 or settle) and owed is None:
-                owed = sum(_samples(worker, "aiops_incident_events_total"))
+                owed = sum(_samples(exposition, "aiops_incident_events_total"))
             if end is None and folded >= alerts and (not stage2 or worker.get("/stage2/")["grouped"] >= owed):
                 end = now
             if end is not None and (not settle or _incidents_read(worker, owed or 0, stage2)):
@@ -135,9 +136,9 @@ def _incidents_read(worker: Any, owed: float, stage2: bool) -> bool:
     return bool(worker.metric("aiops_records_consumed_total", agent="incident_sla") >= owed + published)
 
 
-def _samples(worker: Any, name: str) -> list[float]:
+def _samples(exposition: str, name: str) -> list[float]:
     out = []
-    for line in worker.get("/metrics").splitlines():
+    for line in exposition.splitlines():
         if line.startswith(name) and not line.startswith(name + "_created"):
             out.append(float(line.rpartition(" ")[2]))
     return out
