@@ -1,16 +1,18 @@
 """What the Prometheus metrics cost: pipeline alerts/s on one worker with metrics on and off, same broker, same run.
 
-Each run is a pair of fresh deployments on one embedded Tansu fed the same records (pipeline_throughput.py's
+Each round is a pair of fresh deployments on one embedded Tansu fed the same records (pipeline_throughput.py's
 storm: `--records` NDJSON bodies of `--per-record` alerts produced to alerts.raw up front), one worker with
 the default settings and one with `AIOPS_METRICS=false` (every metric replaced by a no-op, the observe timer
-not installed), in alternating order. Both clocks read the engines' own counters (`GET /stats`), not the
-metrics, so the measurement is the same in both arms: from the first folded alert record to the last.
-The worker's group join and table recovery are before the clock starts.
-Medians of `--runs` pairs and their ratio.
+not installed), in an order rotated every round; `--aa` adds a second metrics-on arm, whose distance from the
+first shows how much of a difference is noise. Every clock reads the engines' own counters (`GET /stats`),
+not the metrics, so the measurement is the same in every arm: from the last poll that saw nothing folded to
+the first that saw every alert record folded (group join and table recovery are before it). Medians of
+`--runs` rounds and their ratio.
 
     .venv/bin/python benchmarks/metrics_cost.py              # 1,000 x 100 alerts, 3 pairs
     .venv/bin/python benchmarks/metrics_cost.py --per-record 1 --records 20000
     .venv/bin/python benchmarks/metrics_cost.py --quick
+    .venv/bin/python benchmarks/metrics_cost.py --aa         # plus a second metrics-on arm (A/A spread)
     .venv/bin/python benchmarks/metrics_cost.py --micro      # microseconds per update, scrape, observe sample
 """
 
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--quick", action="store_true", help="one small pair: proves it works, not speed")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--aa", action="store_true", help="a second metrics-on arm: the spread between identical arms")
     p.add_argument("--micro", action="store_true", help="only the in-process cost of one update, scrape, sample")
     args = p.parse_args(argv)
     if args.micro:
@@ -112,15 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.records, args.runs = 200, 1
     bodies, alerts = storm_records(args.records, args.per_record, seed=7)
-    on: list[float] = []
-    off: list[float] = []
+    arms: dict[str, list[float]] = {"on": [], "off": [], **({"on_again": []} if args.aa else {})}
+    names = list(arms)
     with start_broker() as broker:
         for i in range(args.runs):
-            for metrics_on in ((True, False) if i % 2 == 0 else (False, True)):
-                (on if metrics_on else off).append(one_run(broker, bodies, alerts, metrics_on, args.timeout))
+            for arm in names[i % len(names):] + names[:i % len(names)]:  # rotate the order every round
+                arms[arm].append(one_run(broker, bodies, alerts, arm != "off", args.timeout))
+    on, off = arms["on"], arms["off"]
     with_, without = statistics.median(on), statistics.median(off)
     doc = {"records": len(bodies), "alerts": alerts, "runs": args.runs, "with_metrics_alerts_per_s": with_,
            "without_metrics_alerts_per_s": without, "ratio": with_ / without, "with_runs": on, "without_runs": off}
+    if args.aa:
+        doc.update(again_alerts_per_s=statistics.median(arms["on_again"]), again_runs=arms["on_again"],
+                   aa_ratio=statistics.median(arms["on_again"]) / with_)
     if args.json:
         print(json.dumps(doc))
         return 0
@@ -128,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'pipeline, one worker':28}{'alerts/s':>12}   runs")
     print(f"{'metrics on (default)':28}{with_:>12,.0f}   {', '.join(f'{r:,.0f}' for r in on)}")
     print(f"{'metrics off':28}{without:>12,.0f}   {', '.join(f'{r:,.0f}' for r in off)}")
+    if args.aa:
+        again = doc["again_alerts_per_s"]
+        print(f"{'metrics on, second arm':28}{again:>12,.0f}   {', '.join(f'{r:,.0f}' for r in arms['on_again'])}")
+        print(f"ratio on / on (A/A): {again / with_:.2f}")
     print(f"ratio on / off: {with_ / without:.2f}")
     return 0
 
