@@ -2,7 +2,9 @@
 
 Generated scenarios, all in one cluster (so on one routing key, one Grouper: it must separate by itself):
 a dependency's failure cascading to its callers (one parent), and two unrelated failures overlapping in time
-(two parents). The topology file is reloaded without a restart.
+(two parents). The topology file is reloaded without a restart. Delivery: a routing record delivered twice
+(stage 1 regenerating a commit after a crash) is folded once, and a SIGKILLed worker's successor carries on
+with the parents the offline replay names.
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from correlator.config import DEFAULT_CONFIG
 from correlator.models import IncidentEvent
-from correlator.stage2 import Assignment, ParentEvent
+from correlator.replay import replay
+from correlator.sources import parse
+from correlator.stage2 import Assignment, ParentEvent, Relation, parent_id
 from stream.broker import EmbeddedBroker
+from stream.commands.replay import read_topology
 from stream.settings import Settings
-from stream.stage2_agent import STAGE_HEADER, TopologyWatcher, grouping_config, is_stage2_record, route_key
+from stream.stage2_agent import (
+    MAX_ROUTE_RECORD_BYTES, STAGE_HEADER, TopologyWatcher, _chunks, grouping_config, is_stage2_record, route_key,
+)
 
 from .workers import Deployment, WorkerProc
 
@@ -61,6 +69,10 @@ class Seen:
     incidents: dict[str, IncidentEvent] = field(default_factory=dict)
     parents: dict[str, ParentEvent] = field(default_factory=dict)
     assignments: dict[str, Assignment] = field(default_factory=dict)
+    named: dict[str, set[str]] = field(default_factory=dict)
+    """Every parent that ever named each child (as its `opened` first child, or by an assignment)."""
+    stage2_records: list[tuple[str, str, int]] = field(default_factory=list)
+    """(kind, id, seq) of every stage-2 record, repeats included."""
 
     def take(self, record: Any) -> None:
         """File one record under its kind, keeping the latest of each id."""
@@ -71,10 +83,16 @@ class Seen:
             parent = ParentEvent.model_validate_json(record.value)
             assert record.key == parent.parent_id.encode()
             self.parents[parent.parent_id] = parent
+            self.stage2_records.append((parent.kind, parent.parent_id, parent.seq))
+            if parent.kind == "opened":
+                self.named.setdefault(parent.first_child, set()).add(parent.parent_id)
         else:
             assignment = Assignment.model_validate_json(record.value)
             assert record.key == assignment.child_id.encode()
             self.assignments[assignment.child_id] = assignment
+            self.stage2_records.append(("assignment", assignment.child_id, 0))
+            if assignment.relation is not Relation.MERGED:
+                self.named.setdefault(assignment.child_id, set()).add(assignment.parent_id)
 
     def parent_of(self) -> dict[str, str]:
         """Child incident id -> parent id: the first child of each parent, then every assignment."""
@@ -212,3 +230,78 @@ def test_topology_watcher_reloads_on_change_and_keeps_the_old_on_error(tmp_path:
     assert not watcher.poll() and watcher.topology is first
     path.write_bytes(orjson.dumps({"nodes": ["a"], "edges": [["a", "b"]]}))
     assert watcher.poll() and watcher.topology is not None and "b" in watcher.topology
+
+
+def _event(service: str, symptom: str, first: float, seq: int = 1) -> IncidentEvent:
+    """A stage-1 event of one incident in cluster c1, `seq` events into its life."""
+    return IncidentEvent(
+        kind="opened" if seq == 1 else "updated", incident_id=f"inc-{service}", seq=seq, key=f"{service}/{symptom}",
+        service=service, symptom=symptom, status="firing", first_seen=first, last_seen=first + 10 * seq,
+        window_start=first, alert_count=seq, distinct_fingerprints=seq, firing_count=seq, duplicates=0,
+        max_severity="critical", entities={"cluster": ["c1"], "service": [service]}, emitted_at=first + 10 * seq)
+
+
+async def _send_routed(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await (await producer.send(topic, value, partition=0))
+    finally:
+        await producer.stop()
+
+
+def test_a_routing_record_delivered_twice_is_folded_once(
+        deployment: Deployment, workers: list[WorkerProc]) -> None:
+    worker = deployment.start_worker()
+    workers.append(worker)
+    worker.wait_web()
+    worker.wait_partitions()
+    events = [_event("db", "DBDown", T0), _event("api", "ErrorRate", T0 + 20), _event("db", "DBDown", T0, seq=2)]
+    record = b"[" + b",".join(ev.model_dump_json().encode() for ev in events) + b"]"
+    # the same events again in a new record: what stage 1 sends when it regenerates a commit after a crash
+    asyncio.run(_send_routed(deployment.broker.bootstrap, f"{deployment.app_id}-stage2-route", [record, record]))
+    collect(deployment, lambda s: {"inc-db", "inc-api"} <= set(s.named), timeout=60)
+    deadline = time.monotonic() + 20
+    while worker.get("/stage2/")["grouped"] < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = worker.get("/stage2/")
+    assert status["grouped"] == 6 and status["counters"]["duplicates"] == 3, status
+    time.sleep(2)  # anything a second fold would publish has had time to arrive
+    seen = collect(deployment, lambda s: False, timeout=3)
+    expected = parent_id("inc-db")
+    assert seen.named == {"inc-db": {expected}, "inc-api": {expected}}
+    kinds = [kind for kind, _, _ in seen.stage2_records]
+    assert kinds.count("opened") == 1 and kinds.count("assignment") == 1, seen.stage2_records
+
+
+def test_a_killed_worker_s_successor_names_the_parents_the_replay_names(
+        deployment: Deployment, workers: list[WorkerProc], topology_file: Path) -> None:
+    first_cause = body(failure("db", "DBDown", T0), failure("api", "ErrorRate", T0 + 20),
+                       failure("web", "HighLatency", T0 + 40))
+    later = T0 + 3600
+    second_cause = body(failure("ledger", "DiskFull", later), failure("payments", "ErrorRate", later + 15))
+    first = deployment.start_worker("first")
+    workers.append(first)
+    deployment.produce("alerts_raw", [(b"generic", first_cause)])
+    collect(deployment, assigned(3))
+    first.kill()
+    deployment.produce("alerts_raw", [(b"generic", second_cause)])
+    workers.append(deployment.start_worker("second"))
+    seen = collect(deployment, assigned(5))
+    assert seen.causes() == [{"db", "api", "web"}, {"ledger", "payments"}]
+    alerts = [a for b in (first_cause, second_cause) for a in parse("generic", b)]
+    settings = Settings()
+    offline = replay(alerts, DEFAULT_CONFIG, grouping=grouping_config(settings),
+                     topology=read_topology(topology_file, settings.stage2_hops))
+    assert offline.parents is not None
+    assert {p.id: {c.id for c in p.children} for p in offline.parents} == {
+        pid: {c for c, p in seen.parent_of().items() if p == pid} for pid in set(seen.parent_of().values())}
+    assert all(len(parents) == 1 for parents in seen.named.values()), seen.named  # no child named twice
+
+
+def test_route_records_are_cut_under_the_size_limit_in_order() -> None:
+    values = [bytes([65 + i]) * size for i, size in enumerate((10, 20, 30, 100))]
+    assert _chunks(values, 35) == [[values[0], values[1]], [values[2]], [values[3]]]  # the big one alone
+    assert _chunks([], 35) == []
+    assert MAX_ROUTE_RECORD_BYTES < 1_000_000  # under Kafka's default max message size
