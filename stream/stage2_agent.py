@@ -63,7 +63,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
@@ -287,7 +287,7 @@ class Stage2:
         cost, per record, more than grouping the event that caused it. A batch has one delivery future
         (returned: `commit` checks them after its flushes, which wait for them like for any other send).
         """
-        kafka = self.app.producer._ensure_producer()  # Faust keeps its aiokafka producer private
+        kafka = cast(Any, self.app.producer)._ensure_producer()  # Faust keeps its aiokafka producer private
         futures: list[asyncio.Future[Any]] = []
         batch = None
         for key, value, headers in records:
