@@ -31,6 +31,7 @@ from stream.app import App
 from stream.batches import (
     MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records,
 )
+from stream.idle import IdleClocks
 from stream.settings import Settings
 from stream.state import TableStore
 
@@ -67,11 +68,7 @@ class Pipeline:
     table: Any
     topics: dict[str, TopicT]
     engines: dict[int, Correlator] = field(default_factory=dict)
-    last_input: dict[int, float] = field(default_factory=dict)
-    last_moved: dict[int, float] = field(default_factory=dict)
-    flushed: set[int] = field(default_factory=set)
-    idle_flush_s: float = 1.0
-    idle_advance_s: float = 10.0
+    clocks: IdleClocks = field(default_factory=IdleClocks)
     alerts_partitions: int = 4
     _partition_cache: dict[str, int] = field(default_factory=dict)
 
@@ -109,17 +106,14 @@ class Pipeline:
 
     def mark_input(self, partition: int) -> None:
         """Input arrived: the idle clocks of the partition restart."""
-        now = time.monotonic()
-        self.last_input[partition] = self.last_moved[partition] = now
-        self.flushed.discard(partition)
+        self.clocks.mark_input(partition, time.monotonic())
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget engines of partitions this worker no longer owns (their state lives on in the changelog)."""
+        partitions = list(partitions)
         for p in partitions:
             self.engines.pop(p, None)
-            self.last_input.pop(p, None)
-            self.last_moved.pop(p, None)
-            self.flushed.discard(p)
+        self.clocks.drop(partitions)
 
     async def deadletter(self, agent: str, event: EventT, reason: str, category: str) -> None:
         """Send the original bytes to the dead-letter topic with the reason in headers, and count it."""
@@ -319,16 +313,13 @@ async def tick(pipe: Pipeline) -> None:
     for p, engine in list(pipe.engines.items()):
         if engine.watermark == float("-inf"):
             continue
-        idle = now - pipe.last_input.get(p, now)
         before = replace(engine.counters)
         out: list[IncidentEvent] = []
-        if idle >= pipe.idle_flush_s and p not in pipe.flushed:
+        if pipe.clocks.flush_due(p, now):
             out += engine.flush_idle()
-            pipe.flushed.add(p)
-        if idle >= pipe.idle_advance_s:
-            moved = pipe.last_moved.get(p, now)
-            out += engine.advance(engine.watermark + (now - moved))
-            pipe.last_moved[p] = now
+        step = pipe.clocks.advance_due(p, now)
+        if step is not None:
+            out += engine.advance(engine.watermark + step)
         _count(before, engine)
         if out:
             await pipe.commit(p, out, None)
@@ -354,8 +345,7 @@ def install(app: App, settings: Settings) -> Pipeline:
     table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)
     pipe = Pipeline(app, correlation_config(settings), table, topics, sync_marker=settings.changelog_sync_marker,
-                    idle_flush_s=settings.idle_flush, idle_advance_s=settings.idle_advance,
-                    alerts_partitions=partitions)
+                    clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions)
 
     @app.agent(topics["alerts_raw"], name="normalize")
     async def normalize(stream: Any) -> None:

@@ -75,6 +75,7 @@ from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutpu
 from correlator.topology import Topology, TopologyError
 from stream.app import App
 from stream.commands.replay import read_topology
+from stream.idle import IdleClocks
 from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
@@ -172,12 +173,8 @@ class Stage2:
     topics: dict[str, TopicT]
     watcher: TopologyWatcher
     sync_marker: bool = True
-    idle_flush_s: float = 1.0
-    idle_advance_s: float = 10.0
+    clocks: IdleClocks = field(default_factory=IdleClocks)
     groupers: dict[int, Grouper] = field(default_factory=dict)
-    last_input: dict[int, float] = field(default_factory=dict)
-    last_moved: dict[int, float] = field(default_factory=dict)
-    flushed: set[int] = field(default_factory=set)
     route_partitions: int = 4
     incidents_partitions: int = 4
     _partition_cache: dict[str, int] = field(default_factory=dict)
@@ -229,17 +226,14 @@ class Stage2:
 
     def mark_input(self, partition: int) -> None:
         """Input arrived: the idle clocks of the partition restart."""
-        now = time.monotonic()
-        self.last_input[partition] = self.last_moved[partition] = now
-        self.flushed.discard(partition)
+        self.clocks.mark_input(partition, time.monotonic())
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget Groupers of partitions this worker no longer owns (their state lives on in the changelog)."""
+        partitions = list(partitions)
         for p in partitions:
             self.groupers.pop(p, None)
-            self.last_input.pop(p, None)
-            self.last_moved.pop(p, None)
-            self.flushed.discard(p)
+        self.clocks.drop(partitions)
 
     def reload_topology(self) -> None:
         """Hand a changed topology file to every Grouper; children assigned from now on use it."""
@@ -412,16 +406,13 @@ def _idle_output(stage: Stage2, p: int, grouper: Grouper, now: float) -> Groupin
     that repeated pauses never push the watermark past what stage 1 has reported by more than the lateness.
     """
     out = GroupingOutput()
-    idle = now - stage.last_input.get(p, now)
-    if idle >= stage.idle_flush_s and p not in stage.flushed:
+    if stage.clocks.flush_due(p, now):
         held = [ev.first_seen for _, ev in grouper.store.held_items()]
         if held:
             out.extend(grouper.advance(max(held) + grouper.config.lateness_s))
-        stage.flushed.add(p)
-    if idle >= stage.idle_advance_s:
-        moved = stage.last_moved.get(p, now)
-        out.extend(grouper.advance(grouper.watermark + (now - moved)))
-        stage.last_moved[p] = now
+    step = stage.clocks.advance_due(p, now)
+    if step is not None:
+        out.extend(grouper.advance(grouper.watermark + step))
     return out
 
 
@@ -453,8 +444,8 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     watcher = TopologyWatcher(settings.stage2_topology, config.max_hops)
     watcher.load()
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
-                  sync_marker=settings.changelog_sync_marker, idle_flush_s=settings.idle_flush,
-                  idle_advance_s=settings.idle_advance, route_partitions=partitions, incidents_partitions=partitions)
+                  sync_marker=settings.changelog_sync_marker, route_partitions=partitions,
+                  incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance))
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:

@@ -1,0 +1,56 @@
+"""Per-partition idle clocks, shared by the agents that fold event time (stage 1's correlate, stage 2's group).
+
+When a partition goes quiet, an engine that moves time only on its input needs two steps from the outside:
+after `flush_s` of silence it releases what it holds for reordering, without moving event time; after
+`advance_s` event time starts to follow the wall clock (by the whole silence, then tick by tick), so that a
+quiet partition still closes windows and resolves what is due. Until then a pause of the producers (a replay
+in bursts, a rebalance) changes nothing. The clock reading (`time.monotonic()`) is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["IdleClocks"]
+
+
+@dataclass
+class IdleClocks:
+    """When each partition last had input, and which idle steps are due; for the partitions of one agent."""
+
+    flush_s: float = 1.0
+    advance_s: float = 10.0
+    _last_input: dict[int, float] = field(default_factory=dict)
+    _last_moved: dict[int, float] = field(default_factory=dict)
+    _flushed: set[int] = field(default_factory=set)
+
+    def mark_input(self, partition: int, now: float) -> None:
+        """Input arrived: the partition's clocks restart, and its next silence flushes again."""
+        self._last_input[partition] = self._last_moved[partition] = now
+        self._flushed.discard(partition)
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget partitions this worker no longer owns."""
+        for p in partitions:
+            self._last_input.pop(p, None)
+            self._last_moved.pop(p, None)
+            self._flushed.discard(p)
+
+    def flush_due(self, partition: int, now: float) -> bool:
+        """Whether the partition has been quiet `flush_s` and has not flushed since its last input (it now has)."""
+        if partition in self._flushed or now - self._last_input.get(partition, now) < self.flush_s:
+            return False
+        self._flushed.add(partition)
+        return True
+
+    def advance_due(self, partition: int, now: float) -> float | None:
+        """Seconds event time moves now: None until quiet `advance_s`, then the time since the last advance.
+
+        The first advance covers the whole silence since the last input.
+        """
+        if now - self._last_input.get(partition, now) < self.advance_s:
+            return None
+        step = now - self._last_moved.get(partition, now)
+        self._last_moved[partition] = now
+        return step
