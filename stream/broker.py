@@ -57,6 +57,7 @@ __all__ = [
     "EmbeddedBroker",
     "create_topics",
     "create_topics_sync",
+    "die_with_parent",
     "free_port",
     "start_broker",
     "tansu_binary",
@@ -212,7 +213,7 @@ def _spawn(port: int, log_path: Path | None) -> EmbeddedBroker:
             # Own session: a terminal Ctrl-C reaches the worker, which stops the broker after it has
             # committed, instead of killing the broker under a worker that is still shutting down.
             start_new_session=True,
-            preexec_fn=_die_with_parent() if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent(),
         )
     log.info("tansu pid %d on %s (%s), log %s", process.pid, listener, binary, path)
     return EmbeddedBroker(process=process, port=port, log_path=path, version=version, spawned_at=spawned_at)
@@ -226,13 +227,13 @@ def _broker_env() -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> Any:
-    """A preexec hook asking Linux to SIGTERM the broker when the launching thread dies.
+def die_with_parent() -> Any:
+    """A preexec hook asking Linux to SIGTERM a child process (broker, worker) when the launching thread dies.
 
-    Without it a test session or `aiops up` killed with SIGKILL leaves an orphan broker behind. The
-    signal fires when the *thread* that forked exits, so it is only armed from the main thread.
+    Without it a test session or `aiops up` killed with SIGKILL leaves orphans behind. The signal fires
+    when the *thread* that forked exits, so it is only armed from the main thread, and only on Linux.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
         return None
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1

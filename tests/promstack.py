@@ -10,12 +10,10 @@ Without the binaries a test skips, except under CI (`CI=true`), where a missing 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -28,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream.broker import free_port
+from stream.broker import die_with_parent, free_port
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
@@ -137,7 +135,7 @@ def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Proc:
     log = workdir / f"{name}.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   preexec_fn=_die_with_parent())
+                                   preexec_fn=die_with_parent())
     proc = Proc(name, process, port, log)
     try:
         _wait_ready(proc)
@@ -145,19 +143,6 @@ def _spawn(name: str, argv: list[str], port: int, workdir: Path) -> Proc:
         proc.stop()
         raise
     return proc
-
-
-def _die_with_parent() -> Any:
-    """A preexec hook: Linux SIGTERMs the child when the test's main thread dies (even by SIGKILL)."""
-    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-
-    def hook() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return hook
 
 
 def _wait_ready(proc: Proc, timeout: float = 30.0) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from stream.broker import EmbeddedBroker, create_topics_sync, free_port
+from stream.broker import EmbeddedBroker, create_topics_sync, die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC_FIELDS = ("alerts_raw", "alerts", "incidents", "tickets_raw", "tickets_triaged", "tickets_labels", "deadletter")
@@ -61,6 +61,7 @@ class Deployment:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(port)],
                 cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),  # a killed test session leaves no worker behind
             )
         return WorkerProc(proc, port, log)
 
