@@ -42,6 +42,7 @@ from correlator.triage.incident_sla import (
     IncidentClock,
     check_incident,
     incident_event_value,
+    clock_purgeable,
     on_incident_event,
 )
 from correlator.triage.lifecycle import (
@@ -112,6 +113,13 @@ class Desk:
     plugin: Classifier | None = None
     tickets: dict[int, DocStore[TicketRecord]] = field(default_factory=dict)
     incidents: dict[int, DocStore[IncidentClock]] = field(default_factory=dict)
+    # Newest incident event time seen per partition of `incidents` since this worker took it (not kept: after a
+    # restart nothing is purged by event time until events arrive again, only by wall-clock retention).
+    incident_seen: dict[int, float] = field(default_factory=dict)
+
+    def incident_horizon(self, partition: int) -> float:
+        """Event time before which closed incident clocks of a partition are past their retention."""
+        return self.incident_seen.get(partition, float("-inf")) - self.retention_s
 
     def topic_name(self, topic_field: str) -> str:
         """Kafka name of one of the desk's topics."""
@@ -153,6 +161,7 @@ class Desk:
                 self.tickets.pop(tp.partition, None)
             elif tp.topic == self.topic_name("incidents"):
                 self.incidents.pop(tp.partition, None)
+                self.incident_seen.pop(tp.partition, None)
 
     def keep_only(self, tickets: set[int], incidents: set[int]) -> None:
         """Forget the stores of every partition not in the owned sets (a revocation the signal did not tell)."""
@@ -160,6 +169,7 @@ class Desk:
             del self.tickets[partition]
         for partition in set(self.incidents) - incidents:
             del self.incidents[partition]
+            self.incident_seen.pop(partition, None)
 
     def locate_ticket(self, ticket_id: str) -> DocStore[TicketRecord]:
         """The store that holds (or would hold) a ticket, if this worker owns its partition."""
@@ -305,9 +315,13 @@ async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
     metrics.RECORDS_CONSUMED.labels("incident_sla").inc(len(events))
     for partition, incidents in by_partition.items():
         store = desk.incident_store(partition)
+        newest = max(incident.last_seen for incident in incidents)
+        desk.incident_seen[partition] = max(desk.incident_seen.get(partition, newest), newest)
+        horizon = desk.incident_horizon(partition)
         async with store.lock:
             for incident in incidents:
-                after = on_incident_event(store.get(incident.incident_id), incident, now, desk.policy)
+                after = on_incident_event(store.get(incident.incident_id), incident, now, desk.policy,
+                                          horizon=horizon)
                 if after is not None:
                     store.put(incident.incident_id, after)
             await desk.commit(store)
@@ -330,7 +344,7 @@ async def sla_tick(desk: Desk, now: float) -> None:
     for partition in sorted(owned_incidents):
         clocks = desk.incident_store(partition)
         async with clocks.lock:
-            _check_incidents(desk, clocks, now)
+            _check_incidents(desk, clocks, partition, now)
             await desk.commit(clocks)
     _census(desk)
 
@@ -349,7 +363,8 @@ def _check_tickets(desk: Desk, store: DocStore[TicketRecord], now: float) -> Non
             store.delete(ticket_id)
 
 
-def _check_incidents(desk: Desk, store: DocStore[IncidentClock], now: float) -> None:
+def _check_incidents(desk: Desk, store: DocStore[IncidentClock], partition: int, now: float) -> None:
+    horizon = desk.incident_horizon(partition)
     for incident_id, clock in store.items():
         checked = check_incident(clock, now, desk.policy)
         if checked is not None:
@@ -360,7 +375,7 @@ def _check_incidents(desk: Desk, store: DocStore[IncidentClock], now: float) -> 
             log.info("incident %s: %s", incident_id, event.reason)
             store.put(incident_id, after, [Outbound("tickets_triaged", event.ticket_id,
                                                     incident_event_value(after, event))])
-        elif purgeable(clock.closed_at, now, desk.retention_s):
+        elif clock_purgeable(clock, now, horizon, desk.retention_s):
             store.delete(incident_id)
 
 

@@ -14,6 +14,7 @@ from correlator.triage.incident_sla import (
     acknowledge,
     check_incident,
     incident_event_value,
+    clock_purgeable,
     on_incident_event,
 )
 from correlator.triage.lifecycle import (
@@ -213,9 +214,9 @@ def test_bad_raw_input_names_its_category(raw: bytes, category: str) -> None:
 # -- incident clocks -------------------------------------------------------------------------------------------
 
 def incident(kind: str = "opened", seq: int = 1, severity: str = "critical", status: str = "firing",
-             incident_id: str = "inc-1") -> IncidentEvent:
+             incident_id: str = "inc-1", seen: float = T0) -> IncidentEvent:
     return IncidentEvent(kind=kind, incident_id=incident_id, seq=seq, key="web/Down", service="web",  # type: ignore[arg-type]
-                         symptom="Down", status=status, first_seen=T0, last_seen=T0, window_start=T0,  # type: ignore[arg-type]
+                         symptom="Down", status=status, first_seen=T0, last_seen=seen, window_start=T0,  # type: ignore[arg-type]
                          alert_count=1, distinct_fingerprints=1, firing_count=1, duplicates=0,
                          max_severity=severity, emitted_at=T0)  # type: ignore[arg-type]
 
@@ -263,6 +264,32 @@ def test_stale_and_finished_events_change_nothing() -> None:
     clock = opened()
     assert on_incident_event(clock, incident("opened", 1), T0 + MIN) is None  # redelivered
     assert on_incident_event(None, incident("resolved", 3, status="resolved"), T0) is None
+
+
+DAY = 24 * 3600.0
+
+
+@pytest.mark.parametrize(("closed_seen_after", "wall_after", "horizon_after", "expected"), [
+    (None, 0.0, -1e9, False),        # still open: never purged
+    (0.0, DAY - 1, -1e9, False),     # closed, inside both retentions
+    (0.0, DAY, -1e9, True),          # a day of wall-clock time
+    (0.0, 1.0, 1.0, True),           # event time ran a day past it within a second (a replay, a catch-up)
+    (0.0, 1.0, 0.0, False),          # exactly at the horizon: kept
+])
+def test_a_closed_clock_is_purged_by_wall_clock_or_by_event_time(
+        closed_seen_after: float | None, wall_after: float, horizon_after: float, expected: bool) -> None:
+    clock = opened()
+    if closed_seen_after is not None:
+        clock = on_incident_event(clock, incident("resolved", 2, status="resolved", seen=T0 + closed_seen_after),
+                                  T0)
+        assert clock is not None and clock.closed_seen == T0 + closed_seen_after
+    assert clock_purgeable(clock, T0 + wall_after, T0 + horizon_after, DAY) is expected
+
+
+def test_no_clock_starts_for_an_incident_older_than_the_horizon() -> None:
+    # Its clock may already be purged; a redelivered "opened" must not page again for an incident long over.
+    assert on_incident_event(None, incident(seen=T0 - 1), T0, horizon=T0) is None
+    assert on_incident_event(None, incident(seen=T0), T0, horizon=T0) is not None
 
 
 def test_a_severity_rise_moves_the_clock_up_never_later() -> None:

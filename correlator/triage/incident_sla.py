@@ -29,6 +29,7 @@ __all__ = [
     "IncidentPhase",
     "acknowledge",
     "check_incident",
+    "clock_purgeable",
     "escalation_event",
     "incident_event_value",
     "on_incident_event",
@@ -60,6 +61,7 @@ class IncidentClock(BaseModel):
     acked_at: float | None = None
     ack_note: str = ""
     closed_at: float | None = None
+    closed_seen: float | None = None  # event time (last_seen) of the event that closed it
 
     @property
     def sla(self) -> SlaState:
@@ -68,20 +70,24 @@ class IncidentClock(BaseModel):
 
 
 def on_incident_event(clock: IncidentClock | None, event: IncidentEvent, now: float,
-                      policy: RoutingPolicy = DEFAULT_ROUTING) -> IncidentClock | None:
+                      policy: RoutingPolicy = DEFAULT_ROUTING, *, horizon: float = float("-inf")
+                      ) -> IncidentClock | None:
     """The clock after an `incidents` event; None when it changes nothing.
 
-    Nothing changes for a redelivered or older event (seq not above the last applied) or for an incident first
-    seen already finished. A resolved or expired incident stops the clock; an update that raises the severity
+    Nothing changes for a redelivered or older event (seq not above the last applied), for an incident first
+    seen already finished, or for one with no clock whose latest alert is before `horizon` (the event-time
+    retention's edge, see `clock_purgeable`: its clock may have been purged, and a new one would page for an
+    incident long over). A resolved or expired incident stops the clock; an update that raises the severity
     to a higher tier moves the clock to that tier, never later than that tier's SLA after the clock started.
     """
     if clock is not None and event.seq <= clock.seq:
         return None
     if clock is None:
-        return _opened(event, now, policy) if event.status == "firing" else None
+        return _opened(event, now, policy) if event.status == "firing" and event.last_seen >= horizon else None
     if event.status != "firing":
         closed_at = clock.closed_at if clock.closed_at is not None else now
-        return clock.model_copy(update={"seq": event.seq, "phase": event.status, "closed_at": closed_at})
+        return clock.model_copy(update={"seq": event.seq, "phase": event.status, "closed_at": closed_at,
+                                        "closed_seen": event.last_seen})
     return _raised(clock.model_copy(update={"seq": event.seq}), event.max_severity, policy)
 
 
@@ -102,6 +108,18 @@ def _raised(clock: IncidentClock, severity: Severity, policy: RoutingPolicy) -> 
         return clock.model_copy(update={"severity": worst})
     due_at = min(clock.due_at, clock.opened_at + policy.sla_seconds(tier))
     return clock.model_copy(update={"severity": worst, "tier": tier, "due_at": due_at})
+
+
+def clock_purgeable(clock: IncidentClock, now: float, horizon: float, retention_s: float) -> bool:
+    """Whether a closed clock has been kept for its retention, in wall-clock time or in event time.
+
+    Event time (`horizon` = the newest event time seen on the partition minus the retention) is what keeps the
+    table bounded when event time runs faster than the wall clock: a catch-up from a backlog or a replay
+    closes a day of incidents in minutes, and wall-clock retention alone would hold every one of them.
+    """
+    if clock.closed_at is None:
+        return False
+    return now - clock.closed_at >= retention_s or (clock.closed_seen is not None and clock.closed_seen < horizon)
 
 
 def acknowledge(clock: IncidentClock, who: str, now: float, note: str = "") -> IncidentClock:
