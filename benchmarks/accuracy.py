@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson  # noqa: E402
+from results_md import write_section  # noqa: E402
 from storms import StormSpec, generate_timed  # noqa: E402
 
 from correlator.config import CorrelationConfig, WindowMode  # noqa: E402
@@ -541,17 +542,6 @@ def _am_version() -> str:
         return "unknown"
 
 
-def write_section(path: Path, generated: str) -> None:
-    """Put the generated part between this benchmark's markers in RESULTS.md, leaving all else alone."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start, end = old.find(BEGIN), old.find(END)
-    if start >= 0 and end > start:
-        new = old[:start] + generated + old[end + len(END):]
-    else:
-        new = old.rstrip("\n") + f"\n\n{SECTION}\n\n{generated}\n"
-    path.write_text(new)
-
-
 def plot(rows: Sequence[SweepRow], peers: Sequence[PeerRow], path: Path) -> None:
     """Per family, F1 vs window size for both modes (worst seed dotted), Alertmanager as horizontal lines."""
     import matplotlib
@@ -642,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(rows, streams, runs, peers, factor, command, time.time() - began)
     print(text)
     if args.results is not None:
-        write_section(args.results, text)
+        write_section(args.results, text, begin=BEGIN, end=END, heading=SECTION)
     if args.plot is not None:
         plot(rows, peers, args.plot)
     if args.json:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson  # noqa: E402
+from results_md import write_section  # noqa: E402
 from storms import StormSpec, generate  # noqa: E402
 
 from correlator.config import CorrelationConfig  # noqa: E402
@@ -274,20 +275,6 @@ def section(rows: list[Row], faults: dict[str, int], spend: dict[str, Any], comm
     return "\n".join(lines)
 
 
-def write_section(path: Path, generated: str) -> None:
-    """Put the generated part into this benchmark's section of RESULTS.md, leaving all else alone.
-
-    Between the markers when they are there (the notes written under them stay), else as a new section.
-    """
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start, end = old.find(BEGIN), old.find(END)
-    if start >= 0 and end > start:
-        new = old[:start] + generated + old[end + len(END):]
-    else:
-        new = old.rstrip("\n") + f"\n\n{SECTION}\n\n{generated}\n"
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run, print the section, and optionally rewrite it in RESULTS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -303,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(rows, faults, spend, command)
     print(text)
     if args.results is not None:
-        write_section(args.results, text)
+        write_section(args.results, text, begin=BEGIN, end=END, heading=SECTION)
     return 0
 
 

@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from raw_consumer import consume, parse_lines  # noqa: E402
+from results_md import write_section  # noqa: E402
 from storms import StormSpec, generate  # noqa: E402
 
 from correlator.records import record_of  # noqa: E402
@@ -640,14 +641,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write_results(path: Path, body: str) -> None:
     """Replace the section between the markers, or append it under its own heading."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Pipeline throughput, latency and memory\n\n" + block + "\n"
-    path.write_text(text)
+    write_section(path, f"{BEGIN}\n{body}\n{END}", begin=BEGIN, end=END,
+                  heading="## Pipeline throughput, latency and memory")
 
 
 # ---- entry point --------------------------------------------------------------------------------------------

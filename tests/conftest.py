@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded Tansu broker, started once per test session and stopped by pid."""
+"""Shared fixtures: the embedded Tansu broker, started once per test session, and the tests' worker processes;
+both stopped by pid."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from stream.broker import EmbeddedBroker, start_broker
+
+from .workers import WorkerProc
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +21,15 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield handle
     finally:
         handle.stop()  # SIGTERM, then SIGKILL by pid after 5 s
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProc]]:
+    """A list a test appends the workers it starts to; each is stopped by pid when the test ends."""
+    started: list[WorkerProc] = []
+    yield started
+    for w in started:
+        w.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

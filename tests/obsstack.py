@@ -147,25 +147,14 @@ class ServiceTarget:
         return f"{HOST}:{self.server.server_address[1]}"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        target = self
+        def exposition() -> str:
+            self.scrapes += 1
+            n = self.scrapes * 100
+            return ("# TYPE http_requests_total counter\n"
+                    f'http_requests_total{{code="200"}} {n - n // 50}\n'
+                    f'http_requests_total{{code="500"}} {n // 50}\n')
 
-        class Metrics(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                target.scrapes += 1
-                n = target.scrapes * 100
-                body = ("# TYPE http_requests_total counter\n"
-                        f'http_requests_total{{code="200"}} {n - n // 50}\n'
-                        f'http_requests_total{{code="500"}} {n // 50}\n').encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Metrics
+        return promstack.metrics_handler(exposition)
 
     def stop(self) -> None:
         """Shut the server down."""

@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,20 +78,26 @@ class Target:
             server.server_close()
 
 
-def _handler(target: Target, name: str) -> type[BaseHTTPRequestHandler]:
+def metrics_handler(body: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
+    """An http.server handler answering every GET with `body()` as a Prometheus text exposition."""
+
     class Metrics(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            body = f"# TYPE e2e_healthy gauge\ne2e_healthy {int(target.healthy[name])}\n".encode()
+            data = body().encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Metrics
+
+
+def _handler(target: Target, name: str) -> type[BaseHTTPRequestHandler]:
+    return metrics_handler(lambda: f"# TYPE e2e_healthy gauge\ne2e_healthy {int(target.healthy[name])}\n")
 
 
 # ---------------------------------------------------------------- the processes

@@ -32,14 +32,6 @@ def deployment(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Deployment]:
     yield dep
 
 
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProc]]:
-    started: list[WorkerProc] = []
-    yield started
-    for w in started:
-        w.stop()
-
-
 def expected_incidents(alerts_file_bodies: list[bytes]) -> dict[str, tuple[str, int]]:
     """Incident id -> (key, alert count) from the offline replay of the same bodies."""
     from correlator.sources import detect_source, parse

@@ -149,14 +149,6 @@ def deployment(broker: EmbeddedBroker, tmp_path: Path, topology_file: Path) -> I
     yield dep
 
 
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProc]]:
-    started: list[WorkerProc] = []
-    yield started
-    for w in started:
-        w.stop()
-
-
 def test_a_cascade_from_a_dependency_to_its_callers_is_one_cause(
         deployment: Deployment, workers: list[WorkerProc]) -> None:
     workers.append(deployment.start_worker())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -29,14 +28,6 @@ from .ticketing import (
     wait_until,
 )
 from .workers import Deployment, WorkerProc
-
-
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProc]]:
-    started: list[WorkerProc] = []
-    yield started
-    for w in started:
-        w.stop()
 
 
 def deploy(broker: EmbeddedBroker, tmp_path: Path, **tiers: str) -> Deployment:
