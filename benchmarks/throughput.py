@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from pipeline_throughput import storm_records  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
 from results_md import write_section  # noqa: E402
 from storms import StormSpec, generate  # noqa: E402
@@ -145,16 +146,6 @@ def fresh_deployment(broker: EmbeddedBroker, **env: str) -> Deployment:
 
 # ---- (a) throughput -----------------------------------------------------------------------------------------
 
-def storm_bodies(records: int, per_record: int, seed: int) -> tuple[list[bytes], int]:
-    """`records` NDJSON bodies of `per_record` alert records each, cut from one generated storm stream."""
-    lines = []
-    for record, _ in generate(StormSpec(alerts=records * per_record, services=500, seed=seed)):
-        lines.append(orjson.dumps(record))
-        if len(lines) == records * per_record:
-            break
-    return [b"\n".join(lines[i:i + per_record]) for i in range(0, len(lines), per_record)], len(lines)
-
-
 def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, workers: int,
                    timeout: float) -> dict[str, float]:
     """Pipeline alerts/s on `workers` workers and the raw-consumer ceiling on the same records."""
@@ -189,7 +180,7 @@ def throughput(broker: EmbeddedBroker, plan: Plan) -> list[dict[str, Any]]:
     """Every (record shape, worker count) row: medians of `plan.runs`, runs interleaved across rows."""
     rows = []
     for per_record, count in plan.records.items():
-        bodies, alerts = storm_bodies(count, per_record, seed=7)
+        bodies, alerts = storm_records(count, per_record, seed=7)
         runs: dict[int, list[dict[str, float]]] = {n: [] for n in plan.workers}
         for _ in range(plan.runs):
             for n in plan.workers:
