@@ -23,6 +23,7 @@ import orjson
 from faust.serializers import codecs
 from faust.types import TopicT
 
+from correlator import metrics
 from stream.consumer import TRANSPORT_SCHEME, FaustSettings
 from stream.security import faust_credentials
 from stream.settings import Settings
@@ -167,6 +168,8 @@ def make_app(settings: Settings | None = None, **faust_overrides: Any) -> App:
     """The configured Faust app with the pipeline's topics; `faust_overrides` win over derived settings."""
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    if not settings.metrics:
+        metrics.disable()  # before any agent or view exists: every update from here on is a no-op
     use_uvloop()
     app = App(settings.app_id, **{**faust_options(settings), **faust_overrides})
     app.settings = settings

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from correlator import metrics
 from stream.app import App, make_app, run_worker
 from stream.broker import create_topics_sync
 from stream.ingest import install_ingest
@@ -28,8 +27,6 @@ def build_ingest_app(settings: Settings) -> App:
     Stateless, so any number of them can stand behind one load balancer in front of the agents' workers:
     a webhook is answered by a process that has a core free, not by one busy correlating a backlog.
     """
-    if not settings.metrics:
-        metrics.disable()
     app = make_app(settings)
     install_ingest(app, settings)
     install_metrics(app)
@@ -38,8 +35,6 @@ def build_ingest_app(settings: Settings) -> App:
 
 def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     """The Faust app with the correlation pipeline, its web views and the HTTP ingest installed."""
-    if not settings.metrics:
-        metrics.disable()  # before any agent exists: every update from here on is a no-op
     app = make_app(settings)
     pipe = install(app, settings)
     install_views(pipe)
