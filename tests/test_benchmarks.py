@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .paths import ROOT
 from .promstack import require_binaries
 
@@ -57,6 +59,7 @@ def test_accuracy_quick(tmp_path: Path) -> None:
     assert png.stat().st_size > 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.timeout(900)  # the suite's 300 s would cut the run short of the 900 s it is given below
 def test_throughput_quick(tmp_path: Path) -> None:
     """Throughput rows for both record shapes and worker counts, a matched latency sample, memory at every
     checkpoint, and the three PNGs, written where asked (never a speed)."""
