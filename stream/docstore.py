@@ -32,7 +32,7 @@ import orjson
 from faust.types import TopicT
 from pydantic import BaseModel
 
-__all__ = ["DocStore", "Outbound"]
+__all__ = ["DocStore", "Outbound", "unsent"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,6 +55,16 @@ class Outbound:
         """Inverse of `to_list`."""
         n, topic, key, value = item
         return cls(topic=topic, key=key, value=value, n=int(n))
+
+
+def unsent(outbox: Mapping[str, Sequence[Outbound]], sent: int) -> dict[str, list[Outbound]]:
+    """The outbox without the events numbered up to `sent`, and without ids left with none.
+
+    An id stays in the outbox only while it has an event not known to be out: the outbox is bounded by the
+    unsent events, never by the documents ever written (an entry per document was a leak of one key and one
+    empty list per incident clock, 49,000 of them after 10^6 alerts).
+    """
+    return {i: rest for i, entries in outbox.items() if (rest := [e for e in entries if e.n > sent])}
 
 
 class DocStore(Generic[M]):
@@ -96,9 +106,7 @@ class DocStore(Generic[M]):
             self._docs[item_id] = self._model.model_validate(stored["doc"])
             entries = [Outbound.from_list(e) for e in stored.get("outbox", ())]
             self.next_n = max([self.next_n, *(e.n + 1 for e in entries)])
-            pending = [e for e in entries if e.n > self.sent]
-            if pending:
-                self._outbox[item_id] = pending
+            self._outbox.update(unsent({item_id: entries}, self.sent))
         self.resent_on_load = sum(len(v) for v in self._outbox.values())
 
     def get(self, item_id: str) -> M | None:
@@ -112,11 +120,17 @@ class DocStore(Generic[M]):
     def __len__(self) -> int:
         return len(self._docs)
 
+    @property
+    def outbox_ids(self) -> int:
+        """How many documents have events not yet known to be sent (what the outbox holds)."""
+        return len(self._outbox)
+
     def put(self, item_id: str, doc: M, events: Sequence[Outbound] = ()) -> None:
         """Keep `doc` and the events it causes; both are written by the next `commit`, the events sent after."""
         numbered = [replace(e, n=self.next_n + i) for i, e in enumerate(events)]
         self.next_n += len(numbered)
-        self._outbox[item_id] = [*self._outbox.get(item_id, []), *numbered]
+        if numbered:  # no entry for a document without events: the outbox holds unsent events only
+            self._outbox[item_id] = [*self._outbox.get(item_id, []), *numbered]
         self._docs[item_id] = doc
         self._dirty.add(item_id)
         self._deleted.discard(item_id)
@@ -153,8 +167,7 @@ class DocStore(Generic[M]):
         await producer.flush()
         self.sent = max(self.sent, pending[-1].n)
         # The stored copies stay in the documents until they are next written; the marker says they are out.
-        self._outbox = {i: rest for i, entries in self._outbox.items()
-                        if (rest := [e for e in entries if e.n > self.sent])}
+        self._outbox = unsent(self._outbox, self.sent)
         self._write_marker()
         await producer.flush()
         return len(pending)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from stream.docstore import DocStore, Outbound
+from stream.docstore import DocStore, Outbound, unsent
 
 
 class Doc(BaseModel):
@@ -111,3 +111,37 @@ def test_numbers_grow_across_restores_and_delete_waits_for_unsent_events() -> No
     assert ("changelog", b"1|a", None) in log.ops
     final: DocStore[Doc] = DocStore(table, 1, Doc)
     assert final.get("a") is None and final.get("b") == Doc(value=2) and final.pending() == []
+
+
+def ev(n: int) -> Outbound:
+    return Outbound("out", "k", {"n": n}, n)
+
+
+@pytest.mark.parametrize(("outbox", "sent", "left"), [
+    ({}, 0, {}),
+    ({"a": []}, 0, {}),                                # an id with no events is not kept
+    ({"a": [ev(1)], "b": [ev(2)]}, 0, {"a": [1], "b": [2]}),
+    ({"a": [ev(1)], "b": [ev(2)]}, 1, {"b": [2]}),     # a's only event is out: a leaves
+    ({"a": [ev(1), ev(3)], "b": [ev(2)]}, 2, {"a": [3]}),
+    ({"a": [ev(1), ev(3)], "b": [ev(2)]}, 3, {}),
+])
+def test_unsent_keeps_only_ids_with_events_past_the_marker(
+        outbox: dict[str, list[Outbound]], sent: int, left: dict[str, list[int]]) -> None:
+    assert {i: [e.n for e in entries] for i, entries in unsent(outbox, sent).items()} == left
+
+
+def test_the_outbox_holds_unsent_events_only_not_an_entry_per_document() -> None:
+    log = Log()
+    store: DocStore[Doc] = DocStore(FakeTable(log), 0, Doc)
+    topics = {"out": FakeTopic(log)}
+    for i in range(1000):  # clocks opened, moved and purged without ever escalating
+        store.put(f"inc-{i}", Doc(value=i))
+        store.put(f"inc-{i}", Doc(value=i + 1))
+        asyncio.run(store.commit(FakeProducer(), topics))  # type: ignore[arg-type]
+        assert store.delete(f"inc-{i}") is True
+    assert len(store) == 0 and store.outbox_ids == 0
+    store.put("late", Doc(value=1), [Outbound("out", "late", {"n": 1})])
+    store.put("late", Doc(value=2))  # a later change without events keeps the unsent one
+    assert store.outbox_ids == 1 and store.delete("late") is False
+    asyncio.run(store.commit(FakeProducer(), topics))  # type: ignore[arg-type]
+    assert store.outbox_ids == 0 and store.delete("late") is True
