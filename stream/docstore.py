@@ -32,6 +32,8 @@ import orjson
 from faust.types import TopicT
 from pydantic import BaseModel
 
+from stream.runtime import right_sized
+
 __all__ = ["DocStore", "Outbound", "unsent"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -189,5 +191,6 @@ class DocStore(Generic[M]):
         if value is None:
             self._table.data.pop(table_key, None)
         else:
+            value = right_sized(value)  # kept in table.data until the document changes or leaves
             self._table.data[table_key] = value
         self._table.send_changelog(self.partition, table_key, value, key_serializer="raw", value_serializer="raw")

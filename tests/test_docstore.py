@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import BaseModel
 
 from stream.docstore import DocStore, Outbound, unsent
+from stream.runtime import right_sized
 
 
 class Doc(BaseModel):
@@ -145,3 +148,46 @@ def test_the_outbox_holds_unsent_events_only_not_an_entry_per_document() -> None
     assert store.outbox_ids == 1 and store.delete("late") is False
     asyncio.run(store.commit(FakeProducer(), topics))  # type: ignore[arg-type]
     assert store.outbox_ids == 0 and store.delete("late") is True
+
+
+def traced_bytes(make: Any, count: int) -> float:
+    """Bytes of traced allocation per object, for `count` objects made by `make()` and kept."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [make() for _ in range(count)]
+        return (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("length", [1, 100, 450, 1_000, 5_000, 20_000])
+def test_right_sized_bytes_take_about_their_length(length: int) -> None:
+    doc = {"a": "x" * length}
+    assert right_sized(orjson.dumps(doc)) == orjson.dumps(doc)
+    # the list's slot and the bytes header beside the payload; orjson's own buffer keeps >= 4 KiB (3.12+)
+    assert traced_bytes(lambda: right_sized(orjson.dumps(doc)), 200) < length + 128
+
+
+class QuietTable(FakeTable):
+    """A table whose changelog keeps nothing, so the values live in `data` only."""
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes | None, **_: Any) -> None:
+        pass
+
+
+def test_table_values_are_right_sized() -> None:
+    table = QuietTable(Log())
+    store: DocStore[Doc] = DocStore(table, 0, Doc)
+    tracemalloc.start()
+    try:
+        for i in range(500):
+            store.put(f"inc-{i}", Doc(value=i))
+        asyncio.run(store.commit(FakeProducer(), {}))
+        held = tracemalloc.get_traced_memory()[0]
+        table.data.clear()
+        freed = held - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # 500 values of ~30 bytes and their keys; orjson's untrimmed buffers alone would be 500 x 4 KiB
+    assert freed < 500 * 300
