@@ -25,6 +25,7 @@ import orjson
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import GroupState
+from stream.runtime import right_sized
 
 __all__ = ["ChangelogRecord", "GroupTableStore"]
 
@@ -161,5 +162,6 @@ class GroupTableStore:
         if value is None:
             self._table.data.pop(table_key, None)
         else:
+            value = right_sized(value)  # kept in table.data until the group changes or leaves
             self._table.data[table_key] = value
         return table_key, value
