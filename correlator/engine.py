@@ -94,6 +94,8 @@ class Correlator:
         self._seq = 0
         self._entity_names = frozenset(config.entity_labels)
         self._pending: list[tuple[float, str]] = []
+        self._held: dict[str, float] = {}
+        """Key -> the release time its live entry in `_pending` has: one entry per key, not one per batch."""
         self._deadlines: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}
         self._rebuild()
@@ -170,6 +172,7 @@ class Correlator:
             if published and self.store.get(key) is st:
                 self.store.put(key, st)  # seq and last_emit_at changed: the changelog must see them
         self._pending.clear()
+        self._held.clear()
         return events
 
     def finish(self) -> list[IncidentEvent]:
@@ -184,6 +187,7 @@ class Correlator:
                 self._finish_incident(inc, events)
             self.store.put(key, st)
         self._pending.clear()
+        self._held.clear()
         return events
 
     def open_incidents(self) -> list[IncidentState]:
@@ -227,8 +231,15 @@ class Correlator:
             return pending
         cut = bisect.bisect_right(pending, now, key=_T)
         st.pending = pending[cut:]
-        heapq.heappush(self._pending, (st.pending[0][0], st.key))
+        self._hold(st.key, st.pending[0][0])
         return pending[:cut]
+
+    def _hold(self, key: str, release_at: float) -> None:
+        """Make sure `_run_due` visits `key` once event time reaches `release_at`."""
+        current = self._held.get(key)
+        if current is None or release_at < current:
+            self._held[key] = release_at
+            heapq.heappush(self._pending, (release_at, key))
 
     def _apply(self, st: KeyState, t: float, resolving: bool, fp: str, a: AlertLike, late: bool) -> None:
         incidents = st.incidents
@@ -437,12 +448,19 @@ class Correlator:
             heapq.heappush(self._deadlines, (deadline, key))
 
     def _run_due(self, now: float, events: list[IncidentEvent]) -> None:
-        pending = self._pending
+        pending, held = self._pending, self._held
         while pending and pending[0][0] <= now:
-            _, key = heapq.heappop(pending)
+            release_at, key = heapq.heappop(pending)
+            if held.get(key) != release_at:
+                continue  # superseded by an earlier entry for the key, already visited
+            del held[key]
             st = self.store.get(key)
-            if st is not None and st.pending:
-                self._process(st, now, None, events)
+            if st is None or not st.pending:
+                continue
+            if min(e[0] for e in st.pending) > now:  # released meanwhile by its own alerts: nothing due yet
+                self._hold(key, min(e[0] for e in st.pending))
+                continue
+            self._process(st, now, None, events)
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] < now:
             due, key = heapq.heappop(deadlines)
@@ -458,7 +476,7 @@ class Correlator:
         for key, st in self.store.items():
             self.watermark = max(self.watermark, st.max_t)
             if st.pending:
-                heapq.heappush(self._pending, (min(e[0] for e in st.pending), key))
+                self._hold(key, min(e[0] for e in st.pending))
             self._schedule(key, -_INF)
 
     def state_size(self) -> dict[str, int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -93,6 +93,17 @@ class App(faust.App):
     Settings = FaustSettings
     settings: _Settings
     pipeline_topics: PipelineTopics
+    stop_hooks: list[Callable[[], Awaitable[None]]]
+    """Run first when the app stops, before Faust waits for every message in flight to be acknowledged."""
+
+    async def on_stop(self) -> None:
+        """Run the stop hooks, then Faust's stop (which waits for unacknowledged input, then commits)."""
+        for hook in getattr(self, "stop_hooks", ()):
+            try:
+                await hook()
+            except Exception:  # a failing hook must not keep the worker from stopping; its input is re-read
+                log.exception("stop hook %r failed", hook)
+        await super().on_stop()
 
 
 class Worker(faust.Worker):
@@ -154,6 +165,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_session_timeout": settings.broker_session_timeout,
         "broker_credentials": faust_credentials(settings),
         "consumer_fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "producer_max_batch_size": settings.producer_batch_bytes,
         "topic_partitions": settings.partitions,
         "key_serializer": "raw",
         "value_serializer": CODEC,
@@ -173,6 +185,7 @@ def make_app(settings: Settings | None = None, **faust_overrides: Any) -> App:
     use_uvloop()
     app = App(settings.app_id, **{**faust_options(settings), **faust_overrides})
     app.settings = settings
+    app.stop_hooks = []
     app.pipeline_topics = make_topics(app, settings)
     return app
 

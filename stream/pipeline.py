@@ -11,6 +11,7 @@ write per changed key.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 
 from correlator import metrics
@@ -32,6 +32,7 @@ from stream.batches import (
     MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records,
 )
 from stream.idle import IdleClocks
+from stream.sends import Record, key_partition, raise_failed, send_batches
 from stream.settings import Settings
 from stream.state import TableStore
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 NORMALIZE_BATCH, CORRELATE_BATCH, BATCH_WITHIN_S = 500, 1000, 0.02
 TICK_S = 0.5
-_PARTITIONER = DefaultPartitioner()
 CENSUS_S = 10.0
 
 
@@ -70,20 +70,24 @@ class Pipeline:
     engines: dict[int, Correlator] = field(default_factory=dict)
     clocks: IdleClocks = field(default_factory=IdleClocks)
     alerts_partitions: int = 4
+    incidents_partitions: int = 4
     _partition_cache: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def _all_partitions(self) -> list[int]:
-        return list(range(self.alerts_partitions))
+    checkpoint_s: float = 0.0
+    """Seconds between state checkpoints (`checkpoint`); 0 checkpoints at every commit."""
+    _events_sent: list[asyncio.Future[Any]] = field(default_factory=list)
+    _state_sent: list[asyncio.Future[Any]] = field(default_factory=list)
+    _held: list[Any] = field(default_factory=list)
+    """Messages of `alerts` folded since the last checkpoint: acknowledged only once their state is sent."""
+    _touched: set[int] = field(default_factory=set)
+    _last_checkpoint: float = 0.0
     last_census: float = 0.0
-    sync_marker: bool = True
     route: Route | None = None
     """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
 
     @property
     def alerts_topic(self) -> str:
         """Name of the topic whose partitions the engines follow."""
-        return str(self.topics["alerts"].get_topic_name())
+        return self.topic_name("alerts")
 
     def engine(self, partition: int) -> Correlator:
         """The engine of a partition, built on first use from whatever the table restored."""
@@ -100,8 +104,7 @@ class Pipeline:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
         partition = self._partition_cache.get(key)
         if partition is None:
-            everything = self._all_partitions
-            partition = self._partition_cache[key] = _PARTITIONER(key.encode(), everything, everything)
+            partition = self._partition_cache[key] = key_partition(key.encode(), self.alerts_partitions)
         return partition
 
     def mark_input(self, partition: int) -> None:
@@ -114,6 +117,16 @@ class Pipeline:
         for p in partitions:
             self.engines.pop(p, None)
         self.clocks.drop(partitions)
+        gone = set(partitions)
+        self._touched -= gone
+        # Never acknowledged: their state was not written, so the partition's next owner reads them again.
+        self._held = [m for m in self._held if m.partition not in gone]
+
+    def hold(self, events: Sequence[EventT]) -> None:
+        """Keep the input's messages unacknowledged (Faust's `take_events` acks them) until a checkpoint."""
+        for event in events:
+            event.message.incref()
+            self._held.append(event.message)
 
     async def deadletter(self, agent: str, event: EventT, reason: str, category: str) -> None:
         """Send the original bytes to the dead-letter topic with the reason in headers, and count it."""
@@ -127,13 +140,11 @@ class Pipeline:
         metrics.DEADLETTERS.labels(agent, category).inc()
         log.warning("dead-lettered %s:%d@%d: %s", msg.topic, msg.partition, msg.offset, reason)
 
-    async def publish(self, events: Sequence[IncidentEvent], received_ms: int | None) -> list[bytes]:
-        """Send incident events keyed by incident id, and observe the correlation latency; their values."""
-        topic = self.topics["incidents"]
+    def encode(self, events: Sequence[IncidentEvent], received_ms: int | None) -> list[bytes]:
+        """The values of incident events about to be published; observes their counts and latencies."""
         now_s = time.time()
         values = [orjson.dumps(ev.model_dump(mode="json")) for ev in events]
-        for ev, value in zip(events, values, strict=True):
-            await topic.send(key=ev.incident_id.encode(), value=value)
+        for ev in events:
             metrics.INCIDENT_EVENTS.labels(ev.kind).inc()
             if received_ms is not None:
                 metrics.CORRELATION_LATENCY.observe(max(0.0, now_s - received_ms / 1000.0))
@@ -141,41 +152,91 @@ class Pipeline:
                 metrics.CORRELATION_EVENT_LATENCY.observe(max(0.0, now_s - ev.last_seen))
         return values
 
+    async def publish(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> list[asyncio.Future[Any]]:
+        """Send encoded incident events keyed by incident id, a partition's in whole batches; the futures."""
+        by_partition: dict[int, list[Record]] = {}
+        for ev, value in published:
+            key = ev.incident_id.encode()
+            by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append((key, value, []))
+        topic = self.topic_name("incidents")
+        futures: list[asyncio.Future[Any]] = []
+        for partition, records in by_partition.items():
+            futures += await send_batches(self.app, topic, partition, records)
+        return futures
+
+    def topic_name(self, field_name: str) -> str:
+        """Kafka name of one of the pipeline's topics."""
+        return str(self.topics[field_name].get_topic_name())
+
     async def commit(self, partition: int, events: Sequence[IncidentEvent], received_ms: int | None) -> None:
         """Commit one partition (see `commit_many`)."""
         await self.commit_many([(partition, events, received_ms)])
 
     async def commit_many(self, items: Sequence[tuple[int, Sequence[IncidentEvent], int | None]]) -> None:
-        """Publish the events, then write the partitions' changed keys, then their progress.
+        """Publish the events a batch caused (and hand them to `route`), then checkpoint if one is due."""
+        published: list[tuple[IncidentEvent, bytes]] = []
+        for _, events, received_ms in items:
+            published.extend(zip(events, self.encode(events, received_ms), strict=True))
+        if published:
+            self._events_sent += await self.publish(published)
+            if self.route is not None:
+                await self.route(published)
+        self._touched.update(p for p, _, _ in items)
+        if self.checkpoint_due(time.monotonic()):
+            await self.checkpoint()
+
+    def checkpoint_due(self, now: float) -> bool:
+        """Whether there is state to write and it is time: the interval has passed, or Faust is rebalancing or
+        stopping (it waits for every message in flight to be acknowledged, and held ones are only by a checkpoint)."""
+        if not (self._touched or self._held):
+            return False
+        return (now - self._last_checkpoint >= self.checkpoint_s or bool(getattr(self.app, "rebalancing", False))
+                or self.app.should_stop)
+
+    async def checkpoint(self) -> None:
+        """Wait for the events published so far, send the changed keys, then the progress; acknowledge the input.
 
         In that order, so that a crash at any point loses nothing: events already out are regenerated
         with the same ids and seq if the state did not make it; state already out is never re-applied,
-        because the progress written last says which segments it covers. The flush before the progress
-        record also makes it a one-record batch, which Tansu 0.6.0 needs to report the changelog's true
-        end offset (it under-reports after a multi-record batch, and Faust recovers only up to it).
-        All partitions of a batch share each of the three flushes: they are round trips, not CPU.
-        The `route` hook sends before the first flush, so what it sends is out before the state that
-        made it, exactly like the events (stage 2 gets them at least once, and drops repeats by seq).
+        because the progress written last says which segments it covers; input not yet acknowledged is read
+        again by whoever owns the partition next. The keys and the progress are not waited for: they go as
+        separate record batches on the changelog partition, which the producer delivers in order (one batch
+        in flight per partition), so the progress still follows the keys it covers, always as a one-record
+        batch, which Tansu 0.6.0 needs to report the changelog's true end offset (it under-reports after a
+        multi-record batch, and Faust recovers only up to it). Faust flushes the producer before it commits
+        the offsets of acknowledged input, and the next checkpoint waits for this one's state with its
+        events, so a failed delivery stops the agent one checkpoint later, before anything more is acked.
+
+        Writing state once per interval rather than per batch is what keeps a live stream cheap: a storm's key
+        changes in nearly every small batch, and its whole state would otherwise be encoded and sent each time.
         """
-        producer = self.app.producer
-        stores = [(self.engines[p], self.engines[p].store) for p, _, _ in items]
-        published: list[tuple[IncidentEvent, bytes]] = []
-        for _, events, received_ms in items:
-            published.extend(zip(events, await self.publish(events, received_ms), strict=True))
-        if published:
-            if self.route is not None:
-                await self.route(published)
-            await producer.flush()
-        written = 0
-        for _, store in stores:
-            assert isinstance(store, TableStore)
-            written += store.write_keys()
-        if written and self.sync_marker:
-            await producer.flush()
-        for engine, store in stores:
-            assert isinstance(store, TableStore)
-            store.write_progress(engine.watermark)
-        await producer.flush()
+        self._last_checkpoint = time.monotonic()
+        waiting = self._events_sent + self._state_sent
+        self._events_sent, self._state_sent = [], []
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+            raise_failed(waiting)  # before the state that follows them: the input is redelivered instead
+        stores = [self._table_store(p) for p in sorted(self._touched) if p in self.engines]
+        self._touched.clear()
+        sent: list[asyncio.Future[Any]] = []
+        for store in stores:
+            changes = store.write_keys()
+            if changes:
+                sent += await send_batches(self.app, store.changelog_topic, store.partition,
+                                           ((k, v, []) for k, v in changes))
+        for store in stores:
+            key, value = store.write_progress(self.engines[store.partition].watermark)
+            sent += await send_batches(self.app, store.changelog_topic, store.partition, [(key, value, [])])
+        self._state_sent = sent
+        held, self._held = self._held, []
+        consumer = self.app.consumer
+        for message in held:
+            message.ack(consumer)
+
+    def _table_store(self, partition: int) -> TableStore:
+        store = self.engines[partition].store
+        assert isinstance(store, TableStore)
+        return store
 
     def census(self) -> None:
         """Recount the state gauges from the engines this worker holds (they change hands on rebalance)."""
@@ -215,8 +276,8 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         for partition, records in _split_by_partition(pipe, alerts).items():
             segments = by_partition.setdefault(partition, [])
             for part, start in enumerate(range(0, len(records), MAX_ALERTS_PER_RECORD)):
-                source = (msg.partition, msg.offset * PARTS_PER_OFFSET + part)
-                segments.append(Segment(source, records[start:start + MAX_ALERTS_PER_RECORD]))
+                origin = (msg.partition, msg.offset * PARTS_PER_OFFSET + part)
+                segments.append(Segment(origin, records[start:start + MAX_ALERTS_PER_RECORD]))
     metrics.RECORDS_CONSUMED.labels("normalize").inc(len(events))
     topic = pipe.topics["alerts"]
     for partition, segments in by_partition.items():
@@ -241,6 +302,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
 
     Segments already applied (by this worker or by one before a crash) are skipped by their source offset.
     """
+    pipe.hold(events)
     by_partition: dict[int, list[AlertRecord]] = {}
     sources: dict[int, dict[str, tuple[int, int]]] = {}
     received: dict[int, int] = {}
@@ -323,6 +385,8 @@ async def tick(pipe: Pipeline) -> None:
         _count(before, engine)
         if out:
             await pipe.commit(p, out, None)
+    if pipe.checkpoint_due(time.monotonic()):
+        await pipe.checkpoint()
     if now - pipe.last_census >= CENSUS_S:
         pipe.census()
         pipe.last_census = now
@@ -344,8 +408,9 @@ def install(app: App, settings: Settings) -> Pipeline:
                           compacting=True, acks=False, internal=True)
     table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)
-    pipe = Pipeline(app, correlation_config(settings), table, topics, sync_marker=settings.changelog_sync_marker,
-                    clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions)
+    pipe = Pipeline(app, correlation_config(settings), table, topics, checkpoint_s=settings.checkpoint_interval,
+                    clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
+                    incidents_partitions=settings.partitions_for("incidents"))
 
     @app.agent(topics["alerts_raw"], name="normalize")
     async def normalize(stream: Any) -> None:
@@ -365,4 +430,9 @@ def install(app: App, settings: Settings) -> Pipeline:
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
         pipe.drop(tp.partition for tp in revoked if tp.topic == names.alerts)
 
+    async def last_checkpoint() -> None:
+        if pipe.checkpoint_due(time.monotonic()):  # stopping: always due when something is held
+            await pipe.checkpoint()
+
+    app.stop_hooks.append(last_checkpoint)
     return pipe

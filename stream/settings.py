@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         default="all", description="all: ingest, agents and views in one process (the default); ingest: the HTTP "
         "ingest, health and /metrics only, a stateless front that scales apart from the agents")
     fetch_max_wait_ms: int = Field(default=100, ge=0, description="consumer fetch long-poll; Faust hard-codes 1500")
+    producer_batch_bytes: int = Field(
+        default=512 * 1024, ge=16384, le=1_000_000, description="largest record batch the producer builds. "
+        "aiokafka sends one batch per partition per request and keeps one request in flight per broker, so "
+        "this, not the network, bounds how fast one partition's changelog is written (Faust's default, 16 KiB, "
+        "made a commit of a few MB take hundreds of round trips); at most the producer's 1 MB request limit")
     broker_session_timeout: Duration = 10.0
     log_level: LogLevel = "info"
     data_dir: Path = Field(default_factory=lambda: Path(gettempdir()) / "aiops-correlator")
@@ -94,6 +99,11 @@ class Settings(BaseSettings):
     changelog_sync_marker: bool = Field(
         default=True, description="after each state write, a one-record changelog batch so that Tansu 0.6.0 "
         "reports the true end offset and a restarted worker recovers every write; off on a real Kafka")
+
+    checkpoint_interval: Duration = Field(
+        default=1.0, ge=0, description="how often the correlate agent writes its changed keys and progress to "
+        "the changelog; input read since the last checkpoint is acknowledged only then, so a crash re-reads "
+        "at most this much (0: at every batch, one round trip each)")
 
     idle_flush: Duration = Field(default=1.0, description="a partition idle this long releases held alerts "
                                  "and publishes throttled updates (event time does not move)")

@@ -32,7 +32,7 @@ may write a JSON array of them to the routing topic instead), and every worker o
 with the same `AIOPS_STAGE2` (a worker without stage 2 routes nothing).
 
 Cost. What stage 2 sends (routing records, parents and assignments, its changelog) goes to the producer as
-whole record batches (`Stage2.send_batches`), one delivery future per batch. Per 100,000 alerts of
+whole record batches (`stream.sends`), one delivery future per batch. Per 100,000 alerts of
 `benchmarks/pipeline_throughput.py --stage2` (about 7,700 stage-1 events, labels only) the worker spends
 about 0.1 s routing and decoding, 0.15 s grouping and 0.1 s encoding what it publishes (about 5,000
 records on `incidents` and 5,000 on the changelog); the rest of its cost is everyone else handling those
@@ -66,7 +66,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 from pydantic import TypeAdapter, ValidationError
 
@@ -77,6 +76,7 @@ from stream.app import App
 from stream.commands.replay import read_topology
 from stream.idle import IdleClocks
 from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
+from stream.sends import Record, key_partition, raise_failed, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
 
@@ -93,9 +93,6 @@ GROUP_BATCH = 1000
 MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
 _STAGE2 = b"2"
-_PARTITIONER = DefaultPartitioner()
-_Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
-"""Key, value and headers of one record to send."""
 _EVENTS = TypeAdapter(list[IncidentEvent])
 
 
@@ -191,7 +188,7 @@ class Stage2:
         """The routing partition of a routing key, as a keyed Kafka producer would pick it (murmur2)."""
         partition = self._partition_cache.get(key)
         if partition is None:
-            partition = self._partition_cache[key] = _hash_partition(key.encode(), self.route_partitions)
+            partition = self._partition_cache[key] = key_partition(key.encode(), self.route_partitions)
         return partition
 
     async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> None:
@@ -208,7 +205,7 @@ class Stage2:
         sent: list[asyncio.Future[Any]] = []
         for partition, values in by_partition.items():
             chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
-            sent += await self.send_batches(self.route_topic, partition,
+            sent += await send_batches(self.app, self.route_topic, partition,
                                             ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
         await asyncio.gather(*sent)
         self.routed += len(published)
@@ -249,10 +246,10 @@ class Stage2:
         Each on the partition its key hashes to (as a keyed producer would put it, so an assignment lands
         beside its child's own events), a partition's records in one record batch; the batches' futures.
         """
-        by_partition: dict[int, list[_Record]] = {}
+        by_partition: dict[int, list[Record]] = {}
         for parent in out.parents:
             key = parent.parent_id.encode()
-            by_partition.setdefault(_hash_partition(key, self.incidents_partitions), []).append(
+            by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
                 (key, _dump(parent), _PARENT))
         sent = len(out.parents)
         for assignment in out.assignments:
@@ -261,39 +258,14 @@ class Stage2:
             # parent, and these records were a third of what stage 2 publishes (and everyone re-reads).
             if assignment.relation is not Relation.FIRST:
                 key = assignment.child_id.encode()
-                by_partition.setdefault(_hash_partition(key, self.incidents_partitions), []).append(
+                by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
                     (key, _dump(assignment), _ASSIGNMENT))
                 sent += 1
         topic = str(self.topics["incidents"].get_topic_name())
         futures: list[asyncio.Future[Any]] = []
         for partition, records in by_partition.items():
-            futures += await self.send_batches(topic, partition, records)
+            futures += await send_batches(self.app, topic, partition, records)
         self.published += sent
-        return futures
-
-    async def send_batches(
-        self, topic: str, partition: int, records: Iterable[_Record],
-    ) -> list[asyncio.Future[Any]]:
-        """Hand records for one partition to the producer as whole record batches, in order.
-
-        Not through `Topic.send`, nor even one `producer.send` per record: Faust's per-message bookkeeping
-        (a future message, callbacks, sensors) and aiokafka's (a future, a partitioner call, a batch lookup)
-        cost, per record, more than grouping the event that caused it. A batch has one delivery future
-        (returned: `commit` checks them after its flushes, which wait for them like for any other send).
-        """
-        kafka = cast(Any, self.app.producer)._ensure_producer()  # Faust keeps its aiokafka producer private
-        futures: list[asyncio.Future[Any]] = []
-        batch = None
-        for key, value, headers in records:
-            if batch is None or batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                if batch is not None:
-                    batch.close()
-                    futures.append(await kafka.send_batch(batch, topic, partition=partition))
-                batch = kafka.create_batch()
-                batch.append(timestamp=None, key=key, value=value, headers=headers)  # a first record always fits
-        if batch is not None:
-            batch.close()
-            futures.append(await kafka.send_batch(batch, topic, partition=partition))
         return futures
 
     async def commit(self, partition: int, out: GroupingOutput) -> None:
@@ -310,17 +282,17 @@ class Stage2:
         sent = await self.publish(out)
         if sent:
             await producer.flush()
-            _raise_failed(sent)  # before the state that follows them: the input is redelivered instead
+            raise_failed(sent)  # before the state that follows them: the input is redelivered instead
         changes = store.write_keys()
         if changes:
-            sent = await self.send_batches(changelog, store.partition, ((k, v, []) for k, v in changes))
+            sent = await send_batches(self.app, changelog, store.partition, ((k, v, []) for k, v in changes))
             if self.sync_marker:
                 await producer.flush()
-                _raise_failed(sent)
+                raise_failed(sent)
         key, value = store.write_progress(grouper.watermark)
-        sent += await self.send_batches(changelog, store.partition, [(key, value, [])])  # alone in its batch
+        sent += await send_batches(self.app, changelog, store.partition, [(key, value, [])])  # alone in its batch
         await producer.flush()
-        _raise_failed(sent)
+        raise_failed(sent)
 
     def status(self) -> dict[str, Any]:
         """What the `/stage2/` view shows: partitions, throughput counters, state size, topology."""
@@ -332,19 +304,6 @@ class Stage2:
         return {"partitions": sorted(self.groupers), "routed": self.routed, "grouped": self.grouped,
                 "published": self.published, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None}
-
-
-def _raise_failed(futures: Iterable[asyncio.Future[Any]]) -> None:
-    """Raise the first delivery failure among flushed sends (the agent stops; its input is redelivered)."""
-    for future in futures:
-        if future.done() and not future.cancelled() and future.exception() is not None:
-            raise future.exception()  # type: ignore[misc]
-
-
-def _hash_partition(key: bytes, partitions: int) -> int:
-    """The partition a keyed Kafka producer puts `key` on (murmur2, as aiokafka's and Java's default)."""
-    everything = list(range(partitions))
-    return int(_PARTITIONER(key, everything, everything))
 
 
 def _dump(model: ParentEvent | Assignment) -> bytes:

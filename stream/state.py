@@ -1,9 +1,11 @@
 """The engine's StateStore on a changelog-backed Faust table, scoped to one partition of `alerts`.
 
 The engine keeps live `KeyState` objects in a dict (no decode per alert); a commit writes each key changed
-since the last commit to the table once, as orjson bytes, with an explicit changelog partition. Writing with
-an explicit partition (rather than Faust's "partition of the current event") is what lets the idle timer,
-which runs outside any stream iteration, close and resolve incidents too.
+since the last commit to the table's local data once, as orjson bytes, and hands back the changelog records
+for the caller to send on this partition of the changelog as whole record batches (`stream.sends`; Faust's
+per-record `send_changelog` cost more than correlating the alerts). Writing with an explicit partition
+(rather than Faust's "partition of the current event") is what lets the idle timer, which runs outside any
+stream iteration, close and resolve incidents too.
 
 Table keys are the UTF-8 bytes of `"<partition>|<correlation key>"`: after a restore a worker finds a partition's keys by
 prefix, and the changelog partition of a key is always the partition of `alerts` that owns it.
@@ -19,19 +21,10 @@ import orjson
 from correlator.records import dict_of_record, record_from_dict
 from correlator.state import KeyState
 
-__all__ = ["TableStore", "encode_state", "decode_state", "write_table"]
+__all__ = ["ChangelogRecord", "TableStore", "encode_state", "decode_state"]
 
-
-def write_table(table: Any, partition: int, table_key: bytes, value: bytes | None) -> None:
-    """Set (or with None delete) a key of a bytes table locally and in its changelog, on a given partition.
-
-    The partition is explicit, not Faust's "partition of the current event", so timers can write too.
-    """
-    if value is None:
-        table.data.pop(table_key, None)
-    else:
-        table.data[table_key] = value
-    table.send_changelog(partition, table_key, value, key_serializer="raw", value_serializer="raw")
+ChangelogRecord = tuple[bytes, bytes | None]
+"""A changelog record to send: table key and value (None for a tombstone)."""
 
 
 def encode_state(state: KeyState) -> bytes:
@@ -129,29 +122,42 @@ class TableStore:
         if source is not None:
             self.progress[source[0]] = source[1]
 
-    def write_keys(self) -> int:
-        """Send every key changed since the last commit to the table and its changelog; returns the count.
+    @property
+    def partition(self) -> int:
+        """The table's (and so its changelog's) partition this store owns."""
+        return self._partition
+
+    @property
+    def changelog_topic(self) -> str:
+        """Kafka name of the table's changelog, where `write_keys` and `write_progress` records go."""
+        return str(self._table.changelog_topic.get_topic_name())
+
+    def write_keys(self) -> list[ChangelogRecord]:
+        """Every key changed since the last commit, and the tombstones due, written locally; their records.
 
         Tombstones go out one commit late, after the progress that covers the deletion: a crash between a
         commit's keys and its progress re-applies the commit's segments, and a key deleted in it must still
         be there then, or a late re-send of one of its alerts would count as a new alert.
         """
-        for key in self._tombstones_due:
-            self._write((self._prefix + key).encode(), None)
-        for key in self._dirty:
-            self._write((self._prefix + key).encode(), encode_state(self._live[key]))
-        written = len(self._dirty) + len(self._tombstones_due)
+        prefix = self._prefix
+        out = [self._write((prefix + key).encode(), None) for key in self._tombstones_due]
+        out += [self._write((prefix + key).encode(), encode_state(self._live[key])) for key in self._dirty]
         self._tombstones_due = self._deleted
         self._deleted = set()
         self._dirty.clear()
-        return written
+        return out
 
-    def write_progress(self, watermark: float) -> None:
-        """Send the partition's progress and watermark; written after the keys it covers."""
+    def write_progress(self, watermark: float) -> ChangelogRecord:
+        """The partition's progress and watermark, written locally; the record, to send after the keys it covers."""
         self.watermark = watermark
         wm = None if watermark == float("-inf") else watermark
-        self._write(self._progress_key, orjson.dumps({"progress": self.progress, "watermark": wm},
-                                                     option=orjson.OPT_NON_STR_KEYS))
+        return self._write(self._progress_key, orjson.dumps({"progress": self.progress, "watermark": wm},
+                                                            option=orjson.OPT_NON_STR_KEYS))
 
-    def _write(self, table_key: bytes, value: bytes | None) -> None:
-        write_table(self._table, self._partition, table_key, value)
+    def _write(self, table_key: bytes, value: bytes | None) -> ChangelogRecord:
+        """Set (None: delete) a key in the table's local data; the changelog record the caller sends."""
+        if value is None:
+            self._table.data.pop(table_key, None)
+        else:
+            self._table.data[table_key] = value
+        return table_key, value

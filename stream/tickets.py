@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 from pydantic import ValidationError
 
@@ -59,6 +58,7 @@ from correlator.triage.lifecycle import (
 from stream.app import App
 from stream.docstore import DocStore, Outbound
 from stream.pipeline import Pipeline
+from stream.sends import key_partition
 from stream.settings import Settings
 
 __all__ = ["Desk", "NotHere", "NotReady", "install_desk", "routing_policy", "triage_batch", "incident_batch",
@@ -67,7 +67,6 @@ __all__ = ["Desk", "NotHere", "NotReady", "install_desk", "routing_policy", "tri
 log = logging.getLogger(__name__)
 
 TRIAGE_BATCH, INCIDENT_BATCH, BATCH_WITHIN_S = 200, 500, 0.05
-_PARTITIONER = DefaultPartitioner()
 
 
 class NotReady(RuntimeError):
@@ -90,8 +89,7 @@ def routing_policy(settings: Settings) -> RoutingPolicy:
 
 def partition_of(key: str, partitions: int) -> int:
     """The partition a keyed Kafka producer (murmur2, as aiokafka and the Java client) picks for `key`."""
-    everything = list(range(partitions))
-    return int(_PARTITIONER(key.encode(), everything, everything))
+    return key_partition(key.encode(), partitions)
 
 
 @dataclass
