@@ -20,6 +20,7 @@ import orjson
 
 from correlator.records import dict_of_record, record_from_dict
 from correlator.state import KeyState
+from stream.runtime import right_sized
 
 __all__ = ["ChangelogRecord", "TableStore", "encode_state", "decode_state"]
 
@@ -159,5 +160,6 @@ class TableStore:
         if value is None:
             self._table.data.pop(table_key, None)
         else:
+            value = right_sized(value)  # kept in table.data until the key changes or leaves
             self._table.data[table_key] = value
         return table_key, value
