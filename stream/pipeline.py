@@ -80,6 +80,8 @@ class Pipeline:
     """Messages of `alerts` folded since the last checkpoint: acknowledged only once their state is sent."""
     _touched: set[int] = field(default_factory=set)
     _last_checkpoint: float = 0.0
+    normalized: int = 0
+    """Alerts this worker's normalize agent has parsed (shown by `/stats`, cheap to poll unlike /metrics)."""
     last_census: float = 0.0
     route: Route | None = None
     """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
@@ -271,6 +273,7 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         except SourceError as exc:
             await pipe.deadletter("normalize", event, str(exc), exc.category)
             continue
+        pipe.normalized += len(alerts)
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
         received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)
         for partition, records in _split_by_partition(pipe, alerts).items():

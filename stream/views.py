@@ -62,7 +62,7 @@ def install_views(pipe: Pipeline) -> None:
         for engine in pipe.engines.values():
             for name, value in engine.counters.as_dict().items():
                 totals[name] = totals.get(name, 0) + value
-        return web.json({"engines": sorted(pipe.engines), "counters": totals})
+        return web.json({"engines": sorted(pipe.engines), "normalized": pipe.normalized, "counters": totals})
 
     @app.page("/incidents/")
     async def list_incidents(web: Any, request: Any) -> Any:
