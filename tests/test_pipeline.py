@@ -14,6 +14,7 @@ import pytest
 from correlator.config import DEFAULT_CONFIG
 from correlator.models import IncidentEvent
 from correlator.replay import replay
+from correlator.sources import parse
 from stream.broker import EmbeddedBroker
 from stream.commands.replay import read_alerts
 from stream.feed import follow_until
@@ -34,7 +35,7 @@ def deployment(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Deployment]:
 
 def expected_incidents(alerts_file_bodies: list[bytes]) -> dict[str, tuple[str, int]]:
     """Incident id -> (key, alert count) from the offline replay of the same bodies."""
-    from correlator.sources import detect_source, parse
+    from correlator.sources import detect_source
 
     alerts = [a for body in alerts_file_bodies for a in parse(detect_source(body), body)]
     report = replay(alerts, DEFAULT_CONFIG)
@@ -72,6 +73,8 @@ def test_lab_storm_yields_the_replay_incidents(deployment: Deployment, workers: 
     assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in by_id.values()), by_id
     view = workers[0].get("/incidents/")
     assert {i["id"] for i in view["incidents"]} == set(latest)
+    stats = workers[0].get("/stats")  # what the benchmarks poll instead of /metrics
+    assert stats["normalized"] == stats["counters"]["records"] == len(parse("generic", body))
     one = next(iter(latest))
     assert len(workers[0].get(f"/incidents/{one}/")["members"]) == latest[one].alert_count
 
