@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import AsyncExitStack
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,7 @@ from correlator.triage.lifecycle import (
     resolve,
 )
 from stream.app import App
-from stream.docstore import DocStore, Outbound
+from stream.docstore import DocStore, Outbound, commit_all
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
@@ -206,9 +207,9 @@ class Desk:
             outcome = exc
         return settle(text, outcome, self.rules, self.config.taxonomy)
 
-    async def commit(self, store: DocStore[Any]) -> None:
-        """Write the store's changes, then send its events (caller holds `store.lock`)."""
-        await store.commit(self.app.producer, self.topics, on_sent=_count_sent)
+    async def commit(self, *stores: DocStore[Any]) -> None:
+        """Write the stores' changes, then send their events (caller holds every store's lock)."""
+        await commit_all(stores, self.app.producer, self.topics, on_sent=_count_sent)
 
 
 def _loaded(subject: str, store: DocStore[Any]) -> None:
@@ -311,18 +312,21 @@ async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
         if incident is not None:
             by_partition.setdefault(event.message.partition, []).append(incident)
     metrics.RECORDS_CONSUMED.labels("incident_sla").inc(len(events))
-    for partition, incidents in by_partition.items():
-        store = desk.incident_store(partition)
-        newest = max(incident.last_seen for incident in incidents)
-        desk.incident_seen[partition] = max(desk.incident_seen.get(partition, newest), newest)
-        horizon = desk.incident_horizon(partition)
-        async with store.lock:
+    stores = {partition: desk.incident_store(partition) for partition in sorted(by_partition)}
+    async with AsyncExitStack() as locks:
+        for store in stores.values():  # in partition order, as every holder of several takes them
+            await locks.enter_async_context(store.lock)
+        for partition, incidents in by_partition.items():
+            store = stores[partition]
+            newest = max(incident.last_seen for incident in incidents)
+            desk.incident_seen[partition] = max(desk.incident_seen.get(partition, newest), newest)
+            horizon = desk.incident_horizon(partition)
             for incident in incidents:
                 after = on_incident_event(store.get(incident.incident_id), incident, now, desk.policy,
                                           horizon=horizon)
                 if after is not None:
                     store.put(incident.incident_id, after)
-            await desk.commit(store)
+        await desk.commit(*stores.values())  # one pair of flushes for the batch, not one per partition
 
 
 async def sla_tick(desk: Desk, now: float) -> None:
@@ -339,11 +343,13 @@ async def sla_tick(desk: Desk, now: float) -> None:
         async with tickets.lock:
             _check_tickets(desk, tickets, now)
             await desk.commit(tickets)
-    for partition in sorted(owned_incidents):
-        clocks = desk.incident_store(partition)
-        async with clocks.lock:
+    stores = [(partition, desk.incident_store(partition)) for partition in sorted(owned_incidents)]
+    async with AsyncExitStack() as locks:
+        for _, clocks in stores:  # in partition order, as every holder of several takes them
+            await locks.enter_async_context(clocks.lock)
+        for partition, clocks in stores:
             _check_incidents(desk, clocks, partition, now)
-            await desk.commit(clocks)
+        await desk.commit(*(clocks for _, clocks in stores))
     _census(desk)
 
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from stream.docstore import DocStore, Outbound, unsent
+from stream.docstore import DocStore, Outbound, commit_all, unsent
 from stream.runtime import right_sized
 
 
@@ -191,3 +191,22 @@ def test_table_values_are_right_sized() -> None:
         tracemalloc.stop()
     # 500 values of ~30 bytes and their keys; orjson's untrimmed buffers alone would be 500 x 4 KiB
     assert freed < 500 * 300
+
+
+def test_commit_all_keeps_each_stores_order_and_shares_the_flushes() -> None:
+    log = Log()
+    first: DocStore[Doc] = DocStore(FakeTable(log), 0, Doc)
+    second: DocStore[Doc] = DocStore(FakeTable(log), 1, Doc)
+    first.put("x", Doc(value=1), [Outbound("out", "x", {"escalated": 1})])
+    second.put("y", Doc(value=2))
+    producer = FakeProducer()
+    sent = asyncio.run(commit_all([first, second], producer, {"out": FakeTopic(log)}))  # type: ignore[dict-item]
+    assert sent == 1
+    assert [(op, key) for op, key, _ in log.ops] == [
+        ("changelog", b"0|x"), ("changelog", b"1|y"),             # both stores' documents
+        ("changelog", b"0#outbox"), ("changelog", b"1#outbox"),   # their markers, after a flush
+        ("send", b"x"),                                           # then the events
+        ("changelog", b"0#outbox"),                               # and the marker that says they are out
+    ]
+    assert producer.calls == 4  # committed one by one: 4 for the store with an event, 2 for the other
+    assert first.pending() == [] and second.pending() == []
