@@ -5,8 +5,8 @@ consumed topic is read as raw bytes and decoded here, so that a record Faust cou
 dropped by Faust with a log line but dead-lettered with its reason, like any other bad record.
 
 Cost per record, not per alert: normalize turns a batch of raw bodies into one record per partition of
-`alerts`, and correlate folds a whole `take_events` batch into one engine call per partition and one table
-write per changed key.
+`alerts`, and correlate folds a whole `take_events` batch into one engine call per partition, publishes its
+events as whole record batches, and writes each changed key once per checkpoint (`Pipeline.checkpoint`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The engine's StateStore on a changelog-backed Faust table, scoped to one partition of `alerts`.
 
-The engine keeps live `KeyState` objects in a dict (no decode per alert); a commit writes each key changed
-since the last commit to the table's local data once, as orjson bytes, and hands back the changelog records
+The engine keeps live `KeyState` objects in a dict (no decode per alert); a checkpoint writes each key changed
+since the last one to the table's local data once, as orjson bytes, and hands back the changelog records
 for the caller to send on this partition of the changelog as whole record batches (`stream.sends`; Faust's
 per-record `send_changelog` cost more than correlating the alerts). Writing with an explicit partition
 (rather than Faust's "partition of the current event") is what lets the idle timer, which runs outside any
