@@ -32,7 +32,7 @@ import orjson
 from faust.types import TopicT
 from pydantic import BaseModel
 
-from stream.runtime import right_sized
+from stream.runtime import set_local
 
 __all__ = ["DocStore", "Outbound", "commit_all", "unsent"]
 
@@ -169,11 +169,7 @@ class DocStore(Generic[M]):
         self._write(self._marker_key, orjson.dumps({"sent": self.sent, "next": self.next_n}))
 
     def _write(self, table_key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self._table.data.pop(table_key, None)
-        else:
-            value = right_sized(value)  # kept in table.data until the document changes or leaves
-            self._table.data[table_key] = value
+        set_local(self._table.data, table_key, value)
         self._table.send_changelog(self.partition, table_key, value, key_serializer="raw", value_serializer="raw")
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import MutableMapping
 
-__all__ = ["right_sized", "tune_gc"]
+__all__ = ["right_sized", "set_local", "tune_gc"]
 
 
 def tune_gc() -> None:
@@ -26,3 +27,11 @@ def right_sized(data: bytes) -> bytes:
     it is most of the table's memory (an incident SLA clock of ~450 bytes held 4 KiB).
     """
     return bytes(memoryview(data))
+
+
+def set_local(data: MutableMapping[bytes, bytes], key: bytes, value: bytes | None) -> None:
+    """Set (None: delete) a key of a table's local data, the value right-sized since it stays there."""
+    if value is None:
+        data.pop(key, None)
+    else:
+        data[key] = right_sized(value)

@@ -25,7 +25,7 @@ import orjson
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import GroupState
-from stream.runtime import right_sized
+from stream.runtime import set_local
 
 __all__ = ["ChangelogRecord", "GroupTableStore"]
 
@@ -159,9 +159,5 @@ class GroupTableStore:
 
     def _write(self, table_key: bytes, value: bytes | None) -> ChangelogRecord:
         """Set (None: delete) a key in the table's local data; the changelog record the caller sends."""
-        if value is None:
-            self._table.data.pop(table_key, None)
-        else:
-            value = right_sized(value)  # kept in table.data until the group changes or leaves
-            self._table.data[table_key] = value
+        set_local(self._table.data, table_key, value)
         return table_key, value

@@ -20,7 +20,7 @@ import orjson
 
 from correlator.records import dict_of_record, record_from_dict
 from correlator.state import KeyState
-from stream.runtime import right_sized
+from stream.runtime import set_local
 
 __all__ = ["ChangelogRecord", "TableStore", "encode_state", "decode_state"]
 
@@ -157,9 +157,5 @@ class TableStore:
 
     def _write(self, table_key: bytes, value: bytes | None) -> ChangelogRecord:
         """Set (None: delete) a key in the table's local data; the changelog record the caller sends."""
-        if value is None:
-            self._table.data.pop(table_key, None)
-        else:
-            value = right_sized(value)  # kept in table.data until the key changes or leaves
-            self._table.data[table_key] = value
+        set_local(self._table.data, table_key, value)
         return table_key, value
