@@ -71,6 +71,8 @@ STORE = ROOT / "benchmarks" / "data" / "throughput.json"
 POLL_S = 0.05
 SHORT_SLA_RETENTION_S = 30
 STEADY_TAIL_S = 3.0
+READ_MAX_S = 120.0
+"""Longest a latency run reads `incidents` after its last send, waiting for them to go quiet."""
 """Seconds the paced load goes on after the timed part of a latency run, so that the timed part stays steady."""
 WORKER_HISTOGRAMS = ("correlation_latency", "correlation_event_latency")
 """The worker's latency histograms (aiops_*_seconds) read beside the client's figures; absent ones read empty."""
@@ -276,7 +278,7 @@ def first_bodies(bodies: Sequence[bytes]) -> dict[tuple[str, float], int]:
 
 async def _paced(bootstrap: str, raw_topic: str, incidents_topic: str, partitions: int, stream: LiveStream,
                  tail_s: float) -> tuple[list[bytes], list[float], list[tuple[float, dict[str, Any]]], dict[str, float]]:
-    """Send the stream's bodies on its schedule while reading `incidents`.
+    """Send the stream's bodies on its schedule while reading `incidents` (until quiet for `tail_s`).
 
     Returns the bodies, their send times, [(read time, event)], and how late the sends were against the
     schedule (percentiles, seconds): a sender that falls behind offers bursts, not a steady load.
@@ -314,7 +316,12 @@ async def _paced(bootstrap: str, raw_topic: str, incidents_topic: str, partition
             bodies.append(body)
             acks.append(await producer.send(raw_topic, body, key=b"generic"))
         await asyncio.gather(*acks)
-        stop_reading = time.time() + tail_s
+        # Read until `incidents` has been quiet for `tail_s`: a worker behind its input publishes the events of
+        # the timed part late, and an event never read would leave the distribution's tail unmeasured.
+        done = time.time()
+        while time.time() - max(events[-1][0] if events else done, done) < tail_s and time.time() - done < READ_MAX_S:
+            await asyncio.sleep(0.2)
+        stop_reading = 0.0
         await reading
     finally:
         reading.cancel()
