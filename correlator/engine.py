@@ -457,8 +457,9 @@ class Correlator:
             st = self.store.get(key)
             if st is None or not st.pending:
                 continue
-            if min(e[0] for e in st.pending) > now:  # released meanwhile by its own alerts: nothing due yet
-                self._hold(key, min(e[0] for e in st.pending))
+            earliest = min(e[0] for e in st.pending)
+            if earliest > now:  # released meanwhile by its own alerts: nothing due yet
+                self._hold(key, earliest)
                 continue
             self._process(st, now, None, events)
         deadlines = self._deadlines

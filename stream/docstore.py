@@ -24,7 +24,8 @@ end offset (it under-reports after a multi-record batch, and Faust recovers only
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
@@ -34,7 +35,7 @@ from pydantic import BaseModel
 
 from stream.runtime import set_local
 
-__all__ = ["DocStore", "Outbound", "commit_all", "unsent"]
+__all__ = ["DocStore", "Outbound", "commit_all", "locked", "unsent"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -171,6 +172,15 @@ class DocStore(Generic[M]):
     def _write(self, table_key: bytes, value: bytes | None) -> None:
         set_local(self._table.data, table_key, value)
         self._table.send_changelog(self.partition, table_key, value, key_serializer="raw", value_serializer="raw")
+
+
+@asynccontextmanager
+async def locked(stores: Iterable[DocStore[Any]]) -> AsyncIterator[None]:
+    """Hold the locks of several stores, taken in the order given (callers give partition order)."""
+    async with AsyncExitStack() as locks:
+        for store in stores:
+            await locks.enter_async_context(store.lock)
+        yield
 
 
 async def commit_all(stores: Sequence[DocStore[Any]], producer: Any, topics: Mapping[str, TopicT],

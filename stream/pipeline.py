@@ -184,6 +184,10 @@ class Pipeline:
             if self.route is not None:
                 await self.route(published)
         self._touched.update(p for p, _, _ in items)
+        await self.checkpoint_if_due()
+
+    async def checkpoint_if_due(self) -> None:
+        """`checkpoint` when `checkpoint_due`: after every commit, on the idle timer and when the app stops."""
         if self.checkpoint_due(time.monotonic()):
             await self.checkpoint()
 
@@ -388,8 +392,7 @@ async def tick(pipe: Pipeline) -> None:
         _count(before, engine)
         if out:
             await pipe.commit(p, out, None)
-    if pipe.checkpoint_due(time.monotonic()):
-        await pipe.checkpoint()
+    await pipe.checkpoint_if_due()
     if now - pipe.last_census >= CENSUS_S:
         pipe.census()
         pipe.last_census = now
@@ -433,9 +436,5 @@ def install(app: App, settings: Settings) -> Pipeline:
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
         pipe.drop(tp.partition for tp in revoked if tp.topic == names.alerts)
 
-    async def last_checkpoint() -> None:
-        if pipe.checkpoint_due(time.monotonic()):  # stopping: always due when something is held
-            await pipe.checkpoint()
-
-    app.stop_hooks.append(last_checkpoint)
+    app.stop_hooks.append(pipe.checkpoint_if_due)  # stopping: always due when something is held
     return pipe

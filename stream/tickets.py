@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import AsyncExitStack
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +56,7 @@ from correlator.triage.lifecycle import (
     resolve,
 )
 from stream.app import App
-from stream.docstore import DocStore, Outbound, commit_all
+from stream.docstore import DocStore, Outbound, commit_all, locked
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
@@ -313,9 +312,7 @@ async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
             by_partition.setdefault(event.message.partition, []).append(incident)
     metrics.RECORDS_CONSUMED.labels("incident_sla").inc(len(events))
     stores = {partition: desk.incident_store(partition) for partition in sorted(by_partition)}
-    async with AsyncExitStack() as locks:
-        for store in stores.values():  # in partition order, as every holder of several takes them
-            await locks.enter_async_context(store.lock)
+    async with locked(stores.values()):  # in partition order, as every holder of several takes them
         for partition, incidents in by_partition.items():
             store = stores[partition]
             newest = max(incident.last_seen for incident in incidents)
@@ -344,9 +341,7 @@ async def sla_tick(desk: Desk, now: float) -> None:
             _check_tickets(desk, tickets, now)
             await desk.commit(tickets)
     stores = [(partition, desk.incident_store(partition)) for partition in sorted(owned_incidents)]
-    async with AsyncExitStack() as locks:
-        for _, clocks in stores:  # in partition order, as every holder of several takes them
-            await locks.enter_async_context(clocks.lock)
+    async with locked(clocks for _, clocks in stores):
         for partition, clocks in stores:
             _check_incidents(desk, clocks, partition, now)
         await desk.commit(*(clocks for _, clocks in stores))
