@@ -109,8 +109,8 @@ class Correlator:
 
     def ingest(self, alerts: Iterable[AlertLike]) -> list[IncidentEvent]:
         """Take a batch of alerts (any keys, any order) and return the events they caused."""
-        # key -> (on-time entries, late entries, how far the key has been applied)
-        groups: dict[str, tuple[list[Entry], list[Entry], float]] = {}
+        # key -> (on-time entries, late entries, how far the key has been applied, its state if it has one)
+        groups: dict[str, tuple[list[Entry], list[Entry], float, KeyState | None]] = {}
         wm, lateness, seq = self.watermark, self.config.allowed_lateness_s, self._seq
         for a in alerts:
             seq += 1
@@ -126,7 +126,7 @@ class Correlator:
             group = groups.get(key)
             if group is None:
                 st = self.store.get(key)
-                group = groups[key] = ([], [], -_INF if st is None else st.applied_to)
+                group = groups[key] = ([], [], -_INF if st is None else st.applied_to, st)
             # Late means behind what this key has already applied, not behind other keys: alerts of
             # different keys reach a partition in any order, and only the order within a key matters.
             (group[1] if t < group[2] else group[0]).append(entry)
@@ -137,8 +137,8 @@ class Correlator:
         self.watermark = wm
         now = wm - lateness
         events: list[IncidentEvent] = []
-        for key, (fresh, late, _) in groups.items():
-            st = self.store.get(key) or KeyState(key)
+        for key, (fresh, late, _, known) in groups.items():
+            st = known or KeyState(key)
             st.pending.extend(fresh)
             self._process(st, now, late, events)
         self._run_due(now, events)
@@ -208,6 +208,11 @@ class Correlator:
             ready = sorted(ready + late)
         if now > st.applied_to:
             st.applied_to = now
+        if not ready and now < st.due and settle:
+            # Only held alerts were added and nothing is due: settling would change nothing (every transition
+            # needs now past a deadline st.due bounds), so only the new reorder-buffer entries need writing.
+            self.store.put(st.key, st)
+            return
         for t, resolving, fp, seq, a in ready:
             if t > st.due:
                 # Whatever fell due before this alert happens first, so the outcome never depends on

@@ -71,7 +71,9 @@ def test_throughput_quick(tmp_path: Path) -> None:
         assert r["alerts"] == r["records"] * r["per_record"]
         assert r["pipeline_alerts_per_s"] > 0 and r["ceiling_alerts_per_s"] > 0
         assert abs(r["ratio"] - r["pipeline_alerts_per_s"] / r["ceiling_alerts_per_s"]) < 1e-9
-    lat = result["latency"]
+    lat, top = result["latency"], result["latency_maximum"]
+    assert top["alerts_per_s"] > 0 and len(top["runs_alerts_per_s"]) == 1
+    assert lat["rate"] == top["alerts_per_s"] / 2  # half the maximum measured on the stream it paces
     assert lat["offered_alerts_per_s"] > 0
     for run in lat["runs"]:
         assert run["unmatched"] == 0  # every opened/updated event traced back to the raw record that caused it
