@@ -510,11 +510,15 @@ def memory_run(broker: EmbeddedBroker, bodies: list[bytes], checkpoints: Sequenc
         sent = len(bodies) if lag_records is None else 0
         deadline = time.monotonic() + timeout
         todo = list(checkpoints)
-        folded = 0.0
+        folded = peak = 0.0
         while todo and time.monotonic() < deadline:
             folded = progress(worker)[1]
             if folded >= todo[0]:
-                points.append({"checkpoint": todo.pop(0), "folded": folded, **proc_memory_mb(worker.proc.pid)})
+                mem = proc_memory_mb(worker.proc.pid)
+                # Linux reports VmHWM as the larger of current RSS and a mark it updates only lazily, so a
+                # later read can come out lower than an earlier one (seen once in the suite): keep the peak.
+                peak = max(peak, mem["VmHWM"], mem["VmRSS"])
+                points.append({"checkpoint": todo.pop(0), "folded": folded, "VmHWM": peak, "VmRSS": mem["VmRSS"]})
                 continue
             if lag_records is not None and sent < len(bodies) and sent - folded / per_record < lag_records:
                 chunk = bodies[sent:sent + lag_records // 2]
