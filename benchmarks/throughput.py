@@ -81,6 +81,12 @@ STEADY_TAIL_S = 3.0
 """Seconds the paced load goes on after the timed part of a latency run, so that the timed part stays steady."""
 READ_MAX_S = 120.0
 """Longest a latency run reads `incidents` after its last send, waiting for them to go quiet."""
+LATENCY_LOADS = {
+    "latency": ("half of the one-worker maximum on this stream", "-"),
+    "latency_low": ("an eighth of the one-worker maximum on this stream", "--"),
+    "latency_stress": ("half of the throughput part's one-worker maximum: an overload on this stream", ":"),
+}
+"""The latency part's loads, as stored in the figures: how RESULTS.md names each, and its line in the plot."""
 WORKER_HISTOGRAMS = ("correlation_latency", "correlation_event_latency")
 """The worker's latency histograms (aiops_*_seconds) read beside the client's figures; absent ones read empty."""
 
@@ -585,7 +591,7 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
         paths.append(_save(fig, out / "throughput_vs_ceiling.png"))
     if results.get("latency"):
         fig, ax = plt.subplots(figsize=(7, 4))
-        for part, style in (("latency", "-"), ("latency_low", "--"), ("latency_stress", ":")):
+        for part, (_, style) in LATENCY_LOADS.items():
             lat = results.get(part)
             if not lat:
                 continue
@@ -661,10 +667,7 @@ def markdown(results: dict[str, Any]) -> str:
         out += [f"One worker's maximum on the latency part's live stream ({top['alerts']:,} alert records generated "
                 f"for {top['generated_for_alerts_per_s']:,.0f}/s, folded as a catch-up): {top['alerts_per_s']:,.0f} "
                 f"alerts/s, median of {len(top['runs_alerts_per_s'])} runs ({runs}). Half of it is the load below.", ""]
-    loads = {"latency": "half of the one-worker maximum on this stream",
-             "latency_low": "an eighth of the one-worker maximum on this stream",
-             "latency_stress": "half of the throughput part's one-worker maximum: an overload on this stream"}
-    for part, share in loads.items():
+    for part, (share, _) in LATENCY_LOADS.items():
         lat = results.get(part)
         if not lat:
             continue
@@ -791,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_results(results_md, markdown(results))
     if args.json:
         slim = {**results, **{part: {k: v for k, v in results[part].items() if k != "sample"}
-                              for part in ("latency", "latency_low", "latency_stress") if results.get(part)}}
+                              for part in LATENCY_LOADS if results.get(part)}}
         print(json.dumps(slim))
     else:
         print(markdown(results))
