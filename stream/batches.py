@@ -15,15 +15,16 @@ Any other producer may write one normalized `Alert` as JSON instead; it carries 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import orjson
 
 from correlator.models import Alert
 from correlator.records import AlertRecord, dict_of_record, record_from_dict, record_of
 
-__all__ = ["Segment", "BatchError", "encode_batch", "decode_batch", "pack_records", "MAX_ALERTS_PER_RECORD",
+__all__ = ["Segment", "BatchError", "encode_batch", "decode_batch", "pack_records", "steps", "MAX_ALERTS_PER_RECORD",
            "PARTS_PER_OFFSET"]
 
 MAX_ALERTS_PER_RECORD = 1000
@@ -32,6 +33,9 @@ MAX_ALERTS_PER_RECORD = 1000
 PARTS_PER_OFFSET = 1024
 """A raw record too big for one `alerts` record is cut into parts; a segment's source offset is then
 `raw_offset * PARTS_PER_OFFSET + part`, so progress stays one increasing number per raw partition."""
+
+
+E = TypeVar("E", bound=Any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,28 @@ def pack_records(segments: Sequence[Segment], limit: int = MAX_ALERTS_PER_RECORD
         records[-1].append(segment)
         size += len(segment.records)
     return records if records[0] else []
+
+
+def steps(events: Sequence[E], max_bytes: int) -> Iterator[Sequence[E]]:
+    """A batch of consumed events cut, in order, into runs of at most `max_bytes` of record values each.
+
+    What an agent parses at once is then bounded by bytes, not by a count of records whose size it does not
+    control: a catch-up hands over hundreds of 1,000-alert records in one `take_events` batch, and the alerts
+    of a whole batch alive at once set the worker's peak memory (a run never closes the arenas a bigger
+    batch opened). A single record larger than the bound is a run of its own; 0 means no bound.
+    """
+    if max_bytes <= 0:
+        yield events
+        return
+    start, size = 0, 0
+    for i, event in enumerate(events):
+        n = len(event.message.value or b"")
+        if i > start and size + n > max_bytes:
+            yield events[start:i]
+            start, size = i, 0
+        size += n
+    if start < len(events):
+        yield events[start:]
 
 
 def encode_batch(segments: Sequence[Segment], received_ms: int) -> bytes:

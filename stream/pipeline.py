@@ -7,6 +7,8 @@ dropped by Faust with a log line but dead-lettered with its reason, like any oth
 Cost per record, not per alert: normalize turns a batch of raw bodies into one record per partition of
 `alerts`, and correlate folds a whole `take_events` batch into one engine call per partition, publishes its
 events as whole record batches, and writes each changed key once per checkpoint (`Pipeline.checkpoint`).
+A batch is taken in steps of at most `step_bytes` of record values (`stream.batches.steps`), which bounds
+what a step holds in memory; a step is the same as a smaller batch would have been.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from correlator.records import AlertRecord, record_of
 from correlator.sources import SOURCES, SourceError, detect_source, parse
 from stream.app import App
 from stream.batches import (
-    MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records,
+    MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records, steps,
 )
 from stream.idle import IdleClocks
 from stream.sends import Record, key_partition, raise_failed, send_batches
@@ -421,12 +423,14 @@ def install(app: App, settings: Settings) -> Pipeline:
     @app.agent(topics["alerts_raw"], name="normalize")
     async def normalize(stream: Any) -> None:
         async for events in stream.take_events(NORMALIZE_BATCH, within=BATCH_WITHIN_S):
-            await normalize_batch(pipe, events)
+            for step in steps(events, settings.step_bytes):
+                await normalize_batch(pipe, step)
 
     @app.agent(topics["alerts"], name="correlate")
     async def correlate(stream: Any) -> None:
         async for events in stream.take_events(CORRELATE_BATCH, within=BATCH_WITHIN_S):
-            await correlate_batch(pipe, events)
+            for step in steps(events, settings.step_bytes):
+                await correlate_batch(pipe, step)
 
     @app.timer(interval=TICK_S)
     async def idle_tick() -> None:

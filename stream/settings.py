@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         default=True, description="after each state write, a one-record changelog batch so that Tansu 0.6.0 "
         "reports the true end offset and a restarted worker recovers every write; off on a real Kafka")
 
+    step_bytes: int = Field(
+        default=256 * 1024, ge=0, description="most record bytes the normalize and correlate agents parse in "
+        "one step; a batch beyond it is taken in several. Bounds the worker's memory in a catch-up, where a "
+        "batch of 1,000 records can hold hundreds of thousands of alerts (0: no bound)")
+
     checkpoint_interval: Duration = Field(
         default=1.0, ge=0, description="how often the correlate agent writes its changed keys and progress to "
         "the changelog; input read since the last checkpoint is acknowledged only then, so a crash re-reads "

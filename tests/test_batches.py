@@ -1,11 +1,14 @@
-"""The `alerts` record format: round trip, refusals, and the size cap that keeps records under 1 MB."""
+"""The `alerts` record format: round trip, refusals, the size cap that keeps records under 1 MB, and the
+byte bound on what an agent step parses."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 
 from correlator.records import AlertRecord
-from stream.batches import BatchError, Segment, decode_batch, encode_batch, pack_records
+from stream.batches import BatchError, Segment, decode_batch, encode_batch, pack_records, steps
 
 
 def rec(i: int) -> AlertRecord:
@@ -41,3 +44,28 @@ def test_pack_records_caps_alerts_per_record_in_order() -> None:
     assert [[s.source for s in chunk] for chunk in packed] == [[(0, 0), (0, 1)], [(0, 2)], [(0, 3)], [(0, 4)]]
     assert all(sum(len(s.records) for s in chunk) <= 1000 for chunk in packed)
     assert pack_records([]) == []
+
+
+def event(size: int, tag: int) -> SimpleNamespace:
+    """The shape `steps` reads of a Faust event: its message's value."""
+    return SimpleNamespace(message=SimpleNamespace(value=b"x" * size), tag=tag)
+
+
+@pytest.mark.parametrize(("sizes", "limit", "expected"), [
+    ([100, 100, 100, 100], 250, [[0, 1], [2, 3]]),
+    ([100, 100, 100], 300, [[0, 1, 2]]),
+    ([500, 10, 10], 100, [[0], [1, 2]]),   # a record over the bound is a step of its own, never dropped
+    ([10, 500, 10], 100, [[0], [1], [2]]),
+    ([100, 100], 0, [[0, 1]]),               # 0: no bound
+    ([], 100, []),
+])
+def test_steps_bound_bytes_per_step_in_order(sizes: list[int], limit: int, expected: list[list[int]]) -> None:
+    events = [event(n, i) for i, n in enumerate(sizes)]
+    cut = [[e.tag for e in step] for step in steps(events, limit)]
+    assert cut == expected
+    assert [t for step in cut for t in step] == list(range(len(sizes)))
+
+
+def test_steps_counts_a_missing_value_as_empty() -> None:
+    events = [SimpleNamespace(message=SimpleNamespace(value=None)), event(10, 1)]
+    assert [len(s) for s in steps(events, 5)] == [1, 1]
