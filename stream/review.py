@@ -44,7 +44,7 @@ from stream.app import App
 from stream.docstore import DocStore, Outbound
 from stream.pipeline import Pipeline
 from stream.settings import Settings
-from stream.tickets import Desk, NotHere, NotReady, install_desk, ticket_event
+from stream.tickets import Desk, NotHere, NotReady, install_desk, open_incident_clocks, ticket_event
 
 __all__ = ["install", "install_views", "queue_of"]
 
@@ -90,7 +90,7 @@ async def _body(request: Any, action: RequestAction, desk: Desk) -> ReviewReques
     return parse_review(body, action, desk.config.taxonomy)
 
 
-def _locate(view: View, desk: Desk, subject: str, item_id: str) -> DocStore[Any] | Any:
+def _locate(view: View, desk: Desk, subject: str, item_id: str) -> DocStore[Any, Any] | Any:
     """The store for an id, or the response saying why this worker cannot answer for it."""
     try:
         return desk.locate_ticket(item_id) if subject == "ticket" else desk.locate_incident(item_id)
@@ -164,14 +164,14 @@ async def ack_incident(view: View, desk: Desk, request: Any, incident_id: str) -
 def sla_status(desk: Desk) -> dict[str, Any]:
     """What the SLA side of this worker holds: readiness, owned partitions, records and open clocks."""
     tickets = [r for store in desk.tickets.values() for _, r in store.items()]
-    clocks = [c for store in desk.incidents.values() for _, c in store.items()]
     return {
         "ready": desk.ready(),
         "tickets_partitions": sorted(desk.owned("tickets_raw")),
         "incidents_partitions": sorted(desk.owned("incidents")),
         "tickets": len(tickets), "review_queue": sum(r.latest.status == "human_review" for r in tickets),
         "open_ticket_clocks": sum(r.latest.status in ("routed", "escalated") for r in tickets),
-        "incidents": len(clocks), "open_incident_clocks": sum(c.phase == "open" for c in clocks),
+        "incidents": sum(len(store) for store in desk.incidents.values()),
+        "open_incident_clocks": open_incident_clocks(desk),
         "unsent_events": sum(len(s.pending()) for s in desk.tickets.values())
         + sum(len(s.pending()) for s in desk.incidents.values()),
     }

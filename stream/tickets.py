@@ -38,10 +38,13 @@ from correlator.triage import (
     settle,
 )
 from correlator.triage.incident_sla import (
+    ClosedClock,
     IncidentClock,
     check_incident,
-    incident_event_value,
     clock_purgeable,
+    closed_clock,
+    closed_purgeable,
+    incident_event_value,
     on_incident_event,
 )
 from correlator.triage.lifecycle import (
@@ -62,7 +65,7 @@ from stream.sends import key_partition
 from stream.settings import Settings
 
 __all__ = ["Desk", "NotHere", "NotReady", "install_desk", "routing_policy", "triage_batch", "incident_batch",
-           "sla_tick"]
+           "sla_tick", "open_incident_clocks"]
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +112,8 @@ class Desk:
     sync_marker: bool = True
     rules: Classifier = field(default_factory=RuleClassifier)
     plugin: Classifier | None = None
-    tickets: dict[int, DocStore[TicketRecord]] = field(default_factory=dict)
-    incidents: dict[int, DocStore[IncidentClock]] = field(default_factory=dict)
+    tickets: dict[int, DocStore[TicketRecord, None]] = field(default_factory=dict)
+    incidents: dict[int, DocStore[IncidentClock, ClosedClock]] = field(default_factory=dict)
     # Newest incident event time seen per partition of `incidents` since this worker took it (not kept: after a
     # restart nothing is purged by event time until events arrive again, only by wall-clock retention).
     incident_seen: dict[int, float] = field(default_factory=dict)
@@ -134,7 +137,7 @@ class Desk:
         name = self.topic_name(topic_field)
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
 
-    def ticket_store(self, partition: int) -> DocStore[TicketRecord]:
+    def ticket_store(self, partition: int) -> DocStore[TicketRecord, None]:
         """The ticket records of a partition, loaded from the table on first use."""
         store = self.tickets.get(partition)
         if store is None:
@@ -143,12 +146,12 @@ class Desk:
             _loaded("ticket", store)
         return store
 
-    def incident_store(self, partition: int) -> DocStore[IncidentClock]:
+    def incident_store(self, partition: int) -> DocStore[IncidentClock, ClosedClock]:
         """The incident clocks of a partition, loaded from the table on first use."""
         store = self.incidents.get(partition)
         if store is None:
             store = self.incidents[partition] = DocStore(self.incident_table, partition, IncidentClock,
-                                                         sync_marker=self.sync_marker)
+                                                         sync_marker=self.sync_marker, settle=closed_clock)
             _loaded("incident", store)
         return store
 
@@ -169,7 +172,7 @@ class Desk:
             del self.incidents[partition]
             self.incident_seen.pop(partition, None)
 
-    def locate_ticket(self, ticket_id: str) -> DocStore[TicketRecord]:
+    def locate_ticket(self, ticket_id: str) -> DocStore[TicketRecord, None]:
         """The store that holds (or would hold) a ticket, if this worker owns its partition."""
         if not self.ready():
             raise NotReady("recovering")
@@ -178,7 +181,7 @@ class Desk:
             raise NotHere(partition)
         return self.ticket_store(partition)
 
-    def locate_incident(self, incident_id: str) -> DocStore[IncidentClock]:
+    def locate_incident(self, incident_id: str) -> DocStore[IncidentClock, ClosedClock]:
         """The store that holds an incident's clock; by search, as its partition is the producer's choice."""
         if not self.ready():
             raise NotReady("recovering")
@@ -206,12 +209,12 @@ class Desk:
             outcome = exc
         return settle(text, outcome, self.rules, self.config.taxonomy)
 
-    async def commit(self, *stores: DocStore[Any]) -> None:
+    async def commit(self, *stores: DocStore[Any, Any]) -> None:
         """Write the stores' changes, then send their events (caller holds every store's lock)."""
         await commit_all(stores, self.app.producer, self.topics, on_sent=_count_sent)
 
 
-def _loaded(subject: str, store: DocStore[Any]) -> None:
+def _loaded(subject: str, store: DocStore[Any, Any]) -> None:
     log.info("%s SLA store for partition %d: %d records restored, %d events to send again",
              subject, store.partition, len(store), store.resent_on_load)
     metrics.OUTBOX_RESENT.inc(store.resent_on_load)
@@ -259,7 +262,7 @@ async def _forward(desk: Desk, ticket_id: str, value: bytes | None, partition: i
     metrics.TICKETS_FORWARDED.inc()
 
 
-async def _apply_input(desk: Desk, store: DocStore[TicketRecord], event: EventT,
+async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: EventT,
                        item: Ticket | TicketResolution, result: Classification | None, now: float) -> None:
     held = store.get(item.ticket_id)
     if isinstance(item, TicketResolution):
@@ -348,7 +351,7 @@ async def sla_tick(desk: Desk, now: float) -> None:
     _census(desk)
 
 
-def _check_tickets(desk: Desk, store: DocStore[TicketRecord], now: float) -> None:
+def _check_tickets(desk: Desk, store: DocStore[TicketRecord, None], now: float) -> None:
     for ticket_id, record in store.items():
         after = check_ticket(record, now, desk.policy)
         if after is not None:
@@ -362,9 +365,12 @@ def _check_tickets(desk: Desk, store: DocStore[TicketRecord], now: float) -> Non
             store.delete(ticket_id)
 
 
-def _check_incidents(desk: Desk, store: DocStore[IncidentClock], partition: int, now: float) -> None:
+def _check_incidents(desk: Desk, store: DocStore[IncidentClock, ClosedClock], partition: int, now: float) -> None:
     horizon = desk.incident_horizon(partition)
-    for incident_id, clock in store.items():
+    for incident_id, closed in store.settled_items():
+        if closed_purgeable(closed, now, horizon, desk.retention_s):
+            store.delete(incident_id)
+    for incident_id, clock in store.live_items():
         checked = check_incident(clock, now, desk.policy)
         if checked is not None:
             after, event = checked
@@ -382,8 +388,12 @@ def _census(desk: Desk) -> None:
     records = [r for store in desk.tickets.values() for _, r in store.items()]
     metrics.REVIEW_QUEUE.set(sum(r.latest.status == "human_review" for r in records))
     metrics.SLA_CLOCKS_OPEN.labels("ticket").set(sum(r.latest.status in ("routed", "escalated") for r in records))
-    clocks = [c for store in desk.incidents.values() for _, c in store.items()]
-    metrics.SLA_CLOCKS_OPEN.labels("incident").set(sum(c.phase == "open" for c in clocks))
+    metrics.SLA_CLOCKS_OPEN.labels("incident").set(open_incident_clocks(desk))
+
+
+def open_incident_clocks(desk: Desk) -> int:
+    """Incident clocks running on this worker (settled ones are closed: only the live are walked)."""
+    return sum(c.phase == "open" for store in desk.incidents.values() for _, c in store.live_items())
 
 
 def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT:

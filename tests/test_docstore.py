@@ -60,7 +60,7 @@ def sends(log: Log) -> list[bytes]:
     return [value for op, _, value in log.ops if op == "send"]
 
 
-async def decide(store: DocStore[Doc], producer: FakeProducer, topic: FakeTopic) -> None:
+async def decide(store: DocStore[Doc, Any], producer: FakeProducer, topic: FakeTopic) -> None:
     store.put("a", Doc(value=1), [Outbound("out", "a", {"escalated": 1})])
     await store.commit(producer, {"out": topic})  # type: ignore[dict-item]
 
@@ -68,7 +68,7 @@ async def decide(store: DocStore[Doc], producer: FakeProducer, topic: FakeTopic)
 def test_documents_are_written_before_their_events_and_the_marker_after() -> None:
     log = Log()
     table = FakeTable(log)
-    store: DocStore[Doc] = DocStore(table, 2, Doc)
+    store: DocStore[Doc, Any] = DocStore(table, 2, Doc)
     asyncio.run(decide(store, FakeProducer(), FakeTopic(log)))
     kinds = [(op, key) for op, key, _ in log.ops]
     assert kinds == [("changelog", b"2|a"), ("changelog", b"2#outbox"), ("send", b"a"), ("changelog", b"2#outbox")]
@@ -84,35 +84,35 @@ def test_a_crash_at_each_step_loses_no_decision_and_repeats_at_most_one_identica
         fail_at: int | None, topic_fails: bool, sent_before: int, sent_after: int) -> None:
     log = Log()
     table = FakeTable(log)
-    store: DocStore[Doc] = DocStore(table, 0, Doc)
+    store: DocStore[Doc, Any] = DocStore(table, 0, Doc)
     with pytest.raises((SystemExit, ConnectionError)):
         asyncio.run(decide(store, FakeProducer(fail_at), FakeTopic(log, fail=topic_fails)))
     assert len(sends(log)) == sent_before
-    restored: DocStore[Doc] = DocStore(table, 0, Doc)
+    restored: DocStore[Doc, Any] = DocStore(table, 0, Doc)
     assert restored.get("a") == Doc(value=1)  # the decision survived
     assert restored.resent_on_load == 1
     asyncio.run(restored.commit(FakeProducer(), {"out": FakeTopic(log)}))  # type: ignore[dict-item]
     assert len(sends(log)) == sent_after
     assert len(set(sends(log))) == 1  # every copy identical
-    again: DocStore[Doc] = DocStore(table, 0, Doc)
+    again: DocStore[Doc, Any] = DocStore(table, 0, Doc)
     assert again.pending() == [] and again.resent_on_load == 0
 
 
 def test_numbers_grow_across_restores_and_delete_waits_for_unsent_events() -> None:
     log = Log()
     table = FakeTable(log)
-    store: DocStore[Doc] = DocStore(table, 1, Doc)
+    store: DocStore[Doc, Any] = DocStore(table, 1, Doc)
     store.put("a", Doc(value=1), [Outbound("out", "a", {"n": 1})])
     assert store.delete("a") is False  # its event is not out yet
     asyncio.run(store.commit(FakeProducer(), {"out": FakeTopic(log)}))  # type: ignore[dict-item]
-    restored: DocStore[Doc] = DocStore(table, 1, Doc)
+    restored: DocStore[Doc, Any] = DocStore(table, 1, Doc)
     assert restored.next_n == 2 and restored.sent == 1
     restored.put("b", Doc(value=2), [Outbound("out", "b", {"n": 2})])
     assert restored.pending()[0].n == 2
     assert restored.delete("a") is True
     asyncio.run(restored.commit(FakeProducer(), {"out": FakeTopic(log)}))  # type: ignore[dict-item]
     assert ("changelog", b"1|a", None) in log.ops
-    final: DocStore[Doc] = DocStore(table, 1, Doc)
+    final: DocStore[Doc, Any] = DocStore(table, 1, Doc)
     assert final.get("a") is None and final.get("b") == Doc(value=2) and final.pending() == []
 
 
@@ -135,7 +135,7 @@ def test_unsent_keeps_only_ids_with_events_past_the_marker(
 
 def test_the_outbox_holds_unsent_events_only_not_an_entry_per_document() -> None:
     log = Log()
-    store: DocStore[Doc] = DocStore(FakeTable(log), 0, Doc)
+    store: DocStore[Doc, Any] = DocStore(FakeTable(log), 0, Doc)
     topics = {"out": FakeTopic(log)}
     for i in range(1000):  # clocks opened, moved and purged without ever escalating
         store.put(f"inc-{i}", Doc(value=i))
@@ -178,7 +178,7 @@ class QuietTable(FakeTable):
 
 def test_table_values_are_right_sized() -> None:
     table = QuietTable(Log())
-    store: DocStore[Doc] = DocStore(table, 0, Doc)
+    store: DocStore[Doc, Any] = DocStore(table, 0, Doc)
     tracemalloc.start()
     try:
         for i in range(500):
@@ -195,8 +195,8 @@ def test_table_values_are_right_sized() -> None:
 
 def test_commit_all_keeps_each_stores_order_and_shares_the_flushes() -> None:
     log = Log()
-    first: DocStore[Doc] = DocStore(FakeTable(log), 0, Doc)
-    second: DocStore[Doc] = DocStore(FakeTable(log), 1, Doc)
+    first: DocStore[Doc, Any] = DocStore(FakeTable(log), 0, Doc)
+    second: DocStore[Doc, Any] = DocStore(FakeTable(log), 1, Doc)
     first.put("x", Doc(value=1), [Outbound("out", "x", {"escalated": 1})])
     second.put("y", Doc(value=2))
     producer = FakeProducer()
@@ -210,3 +210,68 @@ def test_commit_all_keeps_each_stores_order_and_shares_the_flushes() -> None:
     ]
     assert producer.calls == 4  # committed one by one: 4 for the store with an event, 2 for the other
     assert first.pending() == [] and second.pending() == []
+
+
+def closed_summary(doc: Doc) -> int | None:
+    """The test's settle rule: a negative value is a closed document, summarised by its value."""
+    return doc.value if doc.value < 0 else None
+
+
+def test_a_settled_document_keeps_only_its_summary_and_reads_back_from_the_table() -> None:
+    log = Log()
+    table = FakeTable(log)
+    store: DocStore[Doc, int] = DocStore(table, 0, Doc, settle=closed_summary)
+    store.put("open", Doc(value=1))
+    store.put("closed", Doc(value=-5))
+    assert [i for i, _ in store.live_items()] == ["open", "closed"]  # not settled before it is written
+    asyncio.run(store.commit(FakeProducer(), {}))
+    assert [i for i, _ in store.live_items()] == ["open"]
+    assert list(store.settled_items()) == [("closed", -5)]
+    assert store.get("closed") == Doc(value=-5) and len(store) == 2
+    assert sorted(i for i, _ in store.items()) == ["closed", "open"]
+    restored: DocStore[Doc, int] = DocStore(table, 0, Doc, settle=closed_summary)
+    assert [i for i, _ in restored.live_items()] == ["open"] and list(restored.settled_items()) == [("closed", -5)]
+    restored.put("closed", Doc(value=7))  # changed after all: live again, with the new document
+    assert restored.get("closed") == Doc(value=7) and list(restored.settled_items()) == []
+    assert restored.delete("open") is True and restored.delete("closed") is True
+    asyncio.run(restored.commit(FakeProducer(), {}))
+    assert restored.get("closed") is None and len(restored) == 0
+    assert ("changelog", b"0|closed", None) in log.ops
+
+
+def test_a_settled_document_can_be_deleted_without_being_decoded() -> None:
+    log = Log()
+    store: DocStore[Doc, int] = DocStore(FakeTable(log), 3, Doc, settle=closed_summary)
+    store.put("gone", Doc(value=-1))
+    asyncio.run(store.commit(FakeProducer(), {}))
+    assert store.delete("gone") is True and len(store) == 0
+    asyncio.run(store.commit(FakeProducer(), {}))
+    assert ("changelog", b"3|gone", None) in log.ops and store.get("gone") is None
+
+
+def test_a_document_with_unsent_events_settles_only_once_they_are_out() -> None:
+    log = Log()
+    store: DocStore[Doc, int] = DocStore(FakeTable(log), 0, Doc, settle=closed_summary)
+    store.put("a", Doc(value=-1), [Outbound("out", "a", {"closed": 1})])
+    with pytest.raises(ConnectionError):
+        asyncio.run(store.commit(FakeProducer(), {"out": FakeTopic(log, fail=True)}))  # type: ignore[dict-item]
+    assert [i for i, _ in store.live_items()] == ["a"] and store.delete("a") is False
+    asyncio.run(store.commit(FakeProducer(), {"out": FakeTopic(log)}))  # type: ignore[dict-item]
+    assert list(store.settled_items()) == [("a", -1)] and store.pending() == []
+
+
+def test_settled_documents_take_a_fraction_of_the_memory_of_models() -> None:
+    def held(settle: Any) -> float:
+        table = QuietTable(Log())
+        store: DocStore[Doc, int] = DocStore(table, 0, Doc, settle=settle)
+        tracemalloc.start()
+        try:
+            for i in range(2000):
+                store.put(f"inc-{i:06d}", Doc(value=-1 - i))
+            asyncio.run(store.commit(FakeProducer(), {}))
+            return tracemalloc.get_traced_memory()[0] / 2000
+        finally:
+            tracemalloc.stop()
+
+    models, summaries = held(None), held(closed_summary)
+    assert summaries < 0.6 * models, (summaries, models)

@@ -15,6 +15,7 @@ from correlator.triage.incident_sla import (
     check_incident,
     incident_event_value,
     clock_purgeable,
+    closed_clock,
     on_incident_event,
 )
 from correlator.triage.lifecycle import (
@@ -284,6 +285,14 @@ def test_a_closed_clock_is_purged_by_wall_clock_or_by_event_time(
                                   T0)
         assert clock is not None and clock.closed_seen == T0 + closed_seen_after
     assert clock_purgeable(clock, T0 + wall_after, T0 + horizon_after, DAY) is expected
+
+
+def test_only_a_closed_clock_settles_into_its_purge_summary() -> None:
+    clock = opened()
+    assert closed_clock(clock) is None
+    assert closed_clock(acknowledge(clock, "carol", T0 + 1)) is None  # acknowledged: it can still resolve
+    closed = on_incident_event(clock, incident("resolved", 2, status="resolved", seen=T0 + 5), T0 + 9)
+    assert closed is not None and closed_clock(closed) == (T0 + 9, T0 + 5)
 
 
 def test_no_clock_starts_for_an_incident_older_than_the_horizon() -> None:

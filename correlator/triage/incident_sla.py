@@ -25,11 +25,14 @@ from correlator.triage.taxonomy import UNKNOWN_CODE
 
 __all__ = [
     "INCIDENT_KEY_PREFIX",
+    "ClosedClock",
     "IncidentClock",
     "IncidentPhase",
     "acknowledge",
     "check_incident",
     "clock_purgeable",
+    "closed_clock",
+    "closed_purgeable",
     "escalation_event",
     "incident_event_value",
     "on_incident_event",
@@ -110,16 +113,33 @@ def _raised(clock: IncidentClock, severity: Severity, policy: RoutingPolicy) -> 
     return clock.model_copy(update={"severity": worst, "tier": tier, "due_at": due_at})
 
 
+ClosedClock = tuple[float, float | None]
+"""What deciding the purge of a closed clock needs: when it closed (wall clock) and its last event time."""
+
+
+def closed_clock(clock: IncidentClock) -> ClosedClock | None:
+    """The purge summary of a closed clock, which changes no more; None while the incident can still change."""
+    if clock.phase not in ("resolved", "expired") or clock.closed_at is None:
+        return None
+    return (clock.closed_at, clock.closed_seen)
+
+
 def clock_purgeable(clock: IncidentClock, now: float, horizon: float, retention_s: float) -> bool:
+    """Whether a closed clock has been kept for its retention (see `closed_purgeable`)."""
+    if clock.closed_at is None:
+        return False
+    return closed_purgeable((clock.closed_at, clock.closed_seen), now, horizon, retention_s)
+
+
+def closed_purgeable(closed: ClosedClock, now: float, horizon: float, retention_s: float) -> bool:
     """Whether a closed clock has been kept for its retention, in wall-clock time or in event time.
 
     Event time (`horizon` = the newest event time seen on the partition minus the retention) is what keeps the
     table bounded when event time runs faster than the wall clock: a catch-up from a backlog or a replay
     closes a day of incidents in minutes, and wall-clock retention alone would hold every one of them.
     """
-    if clock.closed_at is None:
-        return False
-    return now - clock.closed_at >= retention_s or (clock.closed_seen is not None and clock.closed_seen < horizon)
+    closed_at, closed_seen = closed
+    return now - closed_at >= retention_s or (closed_seen is not None and closed_seen < horizon)
 
 
 def acknowledge(clock: IncidentClock, who: str, now: float, note: str = "") -> IncidentClock:
