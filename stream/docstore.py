@@ -141,8 +141,8 @@ class DocStore(Generic[M, S]):
         """The document of `item_id`, or None (a settled one is decoded from the table)."""
         doc = self._docs.get(item_id)
         if doc is None and item_id in self._settled:
-            raw = self._table.data[(self._prefix + item_id).encode()]
-            doc = self._model.model_validate(orjson.loads(raw)["doc"])
+            raw = self._table.data.get((self._prefix + item_id).encode())
+            doc = None if raw is None else self._model.model_validate(orjson.loads(raw)["doc"])
         return doc
 
     def items(self) -> Iterator[tuple[str, M]]:

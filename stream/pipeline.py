@@ -34,7 +34,7 @@ from stream.batches import (
     MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records, steps,
 )
 from stream.idle import IdleClocks
-from stream.sends import Record, key_partition, raise_failed, send_batches
+from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
 from stream.settings import Settings
 from stream.state import TableStore
 
@@ -106,10 +106,7 @@ class Pipeline:
 
     def partition_of(self, key: str) -> int:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
-        partition = self._partition_cache.get(key)
-        if partition is None:
-            partition = self._partition_cache[key] = key_partition(key.encode(), self.alerts_partitions)
-        return partition
+        return cached_partition(self._partition_cache, key, self.alerts_partitions)
 
     def mark_input(self, partition: int) -> None:
         """Input arrived: the idle clocks of the partition restart."""

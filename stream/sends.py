@@ -16,7 +16,8 @@ from typing import Any, cast
 
 from aiokafka.partitioner import DefaultPartitioner
 
-__all__ = ["Record", "SendFailed", "key_partition", "raise_failed", "send_batches"]
+__all__ = ["PARTITION_CACHE_KEYS", "Record", "SendFailed", "cached_partition", "key_partition", "raise_failed",
+           "send_batches"]
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 """Key, value (None: a tombstone) and headers of one record to send."""
@@ -35,6 +36,24 @@ def key_partition(key: bytes, partitions: int) -> int:
     if every is None:
         every = _EVERY[partitions] = list(range(partitions))
     return int(_PARTITIONER(key, every, every))
+
+
+PARTITION_CACHE_KEYS = 16384
+"""Most keys `cached_partition` remembers before it starts again empty."""
+
+
+def cached_partition(cache: dict[str, int], key: str, partitions: int) -> int:
+    """`key_partition` of a str key, memoized in `cache` (murmur2 in Python costs microseconds a key).
+
+    Keys come from alert labels, i.e. from outside, so the cache is bounded: past PARTITION_CACHE_KEYS keys it
+    starts again empty, rather than growing with every service name a source has ever sent.
+    """
+    partition = cache.get(key)
+    if partition is None:
+        if len(cache) >= PARTITION_CACHE_KEYS:
+            cache.clear()
+        partition = cache[key] = key_partition(key.encode(), partitions)
+    return partition
 
 
 async def send_batches(app: Any, topic: str, partition: int, records: Iterable[Record]) -> list[asyncio.Future[Any]]:

@@ -76,7 +76,7 @@ from stream.app import App
 from stream.commands.replay import read_topology
 from stream.idle import IdleClocks
 from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
-from stream.sends import Record, key_partition, raise_failed, send_batches
+from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
 
@@ -186,10 +186,7 @@ class Stage2:
 
     def partition_of(self, key: str) -> int:
         """The routing partition of a routing key, as a keyed Kafka producer would pick it (murmur2)."""
-        partition = self._partition_cache.get(key)
-        if partition is None:
-            partition = self._partition_cache[key] = key_partition(key.encode(), self.route_partitions)
-        return partition
+        return cached_partition(self._partition_cache, key, self.route_partitions)
 
     async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> None:
         """`Pipeline.route`: send a stage-1 commit's events to the routing topic, one record per partition.

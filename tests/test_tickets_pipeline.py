@@ -175,3 +175,24 @@ def test_bad_incident_records_name_their_category(value: bytes, category: str) -
     with pytest.raises(InputError) as caught:
         parse_incident(value)
     assert caught.value.category == category
+
+
+def test_a_closed_incident_clock_leaves_after_its_retention_and_a_running_one_stays(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    dep = Deployment(broker, tmp_path, extra_env={**sla_env(), "AIOPS_SLA_RETENTION": "3"})
+    dep.create_topics()
+    worker = dep.start_worker()
+    workers.append(worker)
+    wait_ready(worker)
+    produced = time.monotonic()
+    dep.produce("incidents", [incident("inc-open"), incident("inc-done"), incident("inc-done", 2, "resolved")])
+    wait_until(lambda: (call(worker, "GET", "/incidents/inc-done/sla")[1] or {}).get("phase") == "resolved", 30,
+               "the closed clock", worker)
+    status = call(worker, "GET", "/sla")[1]
+    assert (status["incidents"], status["open_incident_clocks"]) == (2, 1)
+    wait_until(lambda: call(worker, "GET", "/incidents/inc-done/sla")[0] == 404 or None, 30, "the purge", worker)
+    assert time.monotonic() - produced >= 3.0  # kept for its retention first
+    status_code, running = call(worker, "GET", "/incidents/inc-open/sla")
+    assert (status_code, running["phase"]) == (200, "open")  # a running clock is never purged
+    status = call(worker, "GET", "/sla")[1]
+    assert (status["incidents"], status["open_incident_clocks"]) == (1, 1)
