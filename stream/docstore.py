@@ -148,12 +148,8 @@ class DocStore(Generic[M, S]):
     def items(self) -> Iterator[tuple[str, M]]:
         """Every (id, document) of this partition, settled ones decoded (a snapshot: changing the store while
         iterating is fine). For views; timers walk `live_items` and `settled_items`."""
-        docs = list(self._docs.items())
-        for item_id in list(self._settled):
-            doc = self.get(item_id)
-            if doc is not None:
-                docs.append((item_id, doc))
-        return iter(docs)
+        settled = [(item_id, doc) for item_id in list(self._settled) if (doc := self.get(item_id)) is not None]
+        return iter([*self._docs.items(), *settled])
 
     def live_items(self) -> Iterator[tuple[str, M]]:
         """Every (id, document) not settled (a snapshot)."""
@@ -248,9 +244,18 @@ async def commit_all(stores: Sequence[DocStore[Any, Any]], producer: Any, topics
                     store._write_marker()
         await producer.flush()
     due = [(store, pending) for store in stores if (pending := store.pending())]
-    if not due:
-        _settle_written(stores)
-        return 0
+    if due:
+        await _send_pending(due, producer, topics, on_sent)
+    # Only now are the table's bytes the documents and their events out: what was written may settle.
+    for store in stores:
+        ids, store._written = store._written, []
+        store._settle_docs(ids)
+    return sum(len(pending) for _, pending in due)
+
+
+async def _send_pending(due: Sequence[tuple[DocStore[Any, Any], list[Outbound]]], producer: Any,
+                        topics: Mapping[str, TopicT], on_sent: Callable[[Outbound], None] | None) -> None:
+    """Send the stores' unsent events, then mark them out (each step behind a flush)."""
     for _, pending in due:
         for event in pending:
             await topics[event.topic].send(key=event.key.encode(), value=orjson.dumps(event.value))
@@ -263,12 +268,3 @@ async def commit_all(stores: Sequence[DocStore[Any, Any]], producer: Any, topics
         store._outbox = unsent(store._outbox, store.sent)
         store._write_marker()
     await producer.flush()
-    _settle_written(stores)
-    return sum(len(pending) for _, pending in due)
-
-
-def _settle_written(stores: Sequence[DocStore[Any, Any]]) -> None:
-    """After a commit: settle what it wrote (only then are the table's bytes the document, and events out)."""
-    for store in stores:
-        written, store._written = store._written, []
-        store._settle_docs(written)

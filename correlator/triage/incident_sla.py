@@ -118,17 +118,15 @@ ClosedClock = tuple[float, float | None]
 
 
 def closed_clock(clock: IncidentClock) -> ClosedClock | None:
-    """The purge summary of a closed clock, which changes no more; None while the incident can still change."""
-    if clock.phase not in ("resolved", "expired") or clock.closed_at is None:
-        return None
-    return (clock.closed_at, clock.closed_seen)
+    """The purge summary of a closed clock, which changes no more; None while the incident can still change
+    (`closed_at` is set exactly when a resolved or expired event closes it)."""
+    return None if clock.closed_at is None else (clock.closed_at, clock.closed_seen)
 
 
 def clock_purgeable(clock: IncidentClock, now: float, horizon: float, retention_s: float) -> bool:
-    """Whether a closed clock has been kept for its retention (see `closed_purgeable`)."""
-    if clock.closed_at is None:
-        return False
-    return closed_purgeable((clock.closed_at, clock.closed_seen), now, horizon, retention_s)
+    """Whether a clock is closed and has been kept for its retention (see `closed_purgeable`)."""
+    closed = closed_clock(clock)
+    return closed is not None and closed_purgeable(closed, now, horizon, retention_s)
 
 
 def closed_purgeable(closed: ClosedClock, now: float, horizon: float, retention_s: float) -> bool:
