@@ -8,7 +8,9 @@ throughput  alerts/s from alerts.raw to folded (the correlate agent's counter) o
             the same broker in the same run (benchmarks/raw_consumer.py). Workers start and own their partitions
             first; then the records are produced (a thread of this process) and the clock runs from the first
             parsed alert to the last folded alert, summed over the workers' /stats. Both record shapes: 100
-            alerts per record (a webhook) and 1 alert per record.
+            alerts per record (a webhook) and 1 alert per record. Beside them, in the same run, the agents'
+            work on the same records with no broker at all (benchmarks/stage_costs.py): the most any wiring of
+            this code could reach, as a share of the ceiling.
 latency     one worker at a steady offered load of half its maximum on the same kind of stream (100-alert
             records of a generated storm stream, rescaled so that event time advances with the wall clock; the
             maximum is measured first, in the same run, as a catch-up on such a stream), paced for `--duration`
@@ -60,6 +62,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from pipeline_throughput import storm_records  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
 from results_md import write_section  # noqa: E402
+from stage_costs import costs as stage_costs  # noqa: E402
+from stage_costs import markdown as stage_costs_markdown  # noqa: E402
 from storms import StormSpec, generate  # noqa: E402
 
 from correlator.records import record_of  # noqa: E402
@@ -79,6 +83,8 @@ STEADY_HEAD_S = 3.0
 on keys the worker has not seen, and their incidents all open in its first second (17 times the steady rate)."""
 STEADY_TAIL_S = 3.0
 """Seconds the paced load goes on after the timed part of a latency run, so that the timed part stays steady."""
+TARGET_SHARE = 0.4
+"""The share of the ceiling issue 7 asks of one worker on 100-alert records (drawn on the plot)."""
 READ_MAX_S = 120.0
 """Longest a latency run reads `incidents` after its last send, waiting for them to go quiet."""
 LATENCY_LOADS = {
@@ -574,20 +580,27 @@ def plot(results: dict[str, Any], out: Path) -> list[Path]:
     if results.get("throughput"):
         rows = results["throughput"]
         shapes = sorted({r["per_record"] for r in rows}, reverse=True)
+        floor = {r["per_record"]: r["in_process_alerts_per_s"] for r in results.get("stage_costs") or []}
         fig, ax = plt.subplots(figsize=(7, 4))
-        width = 0.25
         for i, shape in enumerate(shapes):
             mine = [r for r in rows if r["per_record"] == shape]
             bars = [("ceiling (aiokafka + parse)", statistics.median(r["ceiling_alerts_per_s"] for r in mine))]
+            if shape in floor:
+                bars.append(("agents' code, no broker", floor[shape]))
             bars += [(f"{r['workers']} worker(s)", r["pipeline_alerts_per_s"]) for r in mine]
+            width = 0.8 / len(bars)
             for j, (label, value) in enumerate(bars):
-                ax.bar(i + (j - 1) * width, value, width, color=f"C{j}", label=label if i == 0 else None)
-                ax.annotate(f"{value:,.0f}", (i + (j - 1) * width, value), ha="center", va="bottom", fontsize=7)
+                x = i + (j - (len(bars) - 1) / 2) * width
+                ax.bar(x, value, width, color=f"C{j}", label=label if i == 0 else None)
+                ax.annotate(f"{value:,.0f}", (x, value), ha="center", va="bottom", fontsize=7)
+            ax.hlines(TARGET_SHARE * bars[0][1], i - 0.4, i + 0.4, colors="grey", linestyles=":",
+                      label=f"{TARGET_SHARE:.0%} of the ceiling (issue 7's target)" if i == 0 else None)
         ax.set_xticks(range(len(shapes)), [f"{s} alert(s) per record" for s in shapes])
         ax.set_yscale("log")
         ax.set_ylabel("alerts/s (median)")
         ax.set_title("Pipeline vs raw consumer ceiling, embedded broker")
-        ax.legend(fontsize=8)
+        ax.set_ylim(top=ax.get_ylim()[1] * 6)  # room for the legend above the bars (log scale)
+        ax.legend(fontsize=7, ncol=2, loc="upper center")
         paths.append(_save(fig, out / "throughput_vs_ceiling.png"))
     if results.get("latency"):
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -661,6 +674,13 @@ def markdown(results: dict[str, Any]) -> str:
             out.append(f"| {r['per_record']} | {r['records']:,} | {r['workers']} | {r['pipeline_alerts_per_s']:,.0f} "
                        f"| {r['ceiling_alerts_per_s']:,.0f} | {r['ratio']:.1%} | {runs} |")
         out += ["", "![throughput vs ceiling](throughput_vs_ceiling.png)", ""]
+    if results.get("throughput") and results.get("stage_costs"):
+        ceilings = {r["per_record"]: r["ceiling_alerts_per_s"] for r in results["throughput"] if r["workers"] == 1}
+        rows = results["stage_costs"]
+        out += [f"The same records through the agents' code with no broker (`benchmarks/stage_costs.py`, one "
+                f"process, median of {rows[0]['runs']} runs; Faust, the changelog and the metrics left out, so "
+                "this is the most any wiring of this code could reach), beside the ceiling above:", "",
+                stage_costs_markdown(rows, ceilings), ""]
     top = results.get("latency_maximum")
     if top and results.get("latency"):
         runs = ", ".join(f"{x:,.0f}" for x in top["runs_alerts_per_s"])
@@ -714,11 +734,23 @@ def markdown(results: dict[str, Any]) -> str:
                            f"{g['vm_hwm_mb']:+.1%}, VmRSS {g['vm_rss_mb']:+.1%}.")
         out += ["", "![memory vs alerts](memory_vs_alerts.png)", ""]
     if results.get("machine"):
-        out += [f"Machine: {results['machine']}.", ""]
-        commands = results.get("commands") or {"all": results["command"]}
-        out.append("Commands: " + "; ".join(f"{part}: `{cmd}`" for part, cmd in commands.items())
-                   + f" ({time.strftime('%Y-%m-%d', time.gmtime(results['at']))}).")
+        out += _provenance(results)
     return "\n".join(out)
+
+
+def _provenance(results: dict[str, Any]) -> list[str]:
+    """Where and when each part ran: a run of some parts (`--only`) keeps the others' own machine and date."""
+    commands = results.get("commands") or {"all": results["command"]}
+    ran = results.get("ran", {})
+    runs = {part: ran.get(part, {"machine": results["machine"], "at": results["at"]}) for part in commands}
+    machines = {run["machine"] for run in runs.values()}
+    one = len(machines) == 1
+    out = [f"Machine: {next(iter(machines))}.", ""] if one else ["Each part's command, date and machine:", ""]
+    for part, cmd in commands.items():
+        run = runs[part]
+        day = time.strftime("%Y-%m-%d", time.gmtime(run["at"]))
+        out.append(f"- {part}: `{cmd}` ({day}{'' if one else '; ' + run['machine']})")
+    return out
 
 
 def write_results(path: Path, body: str) -> None:
@@ -755,8 +787,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with start_broker() as broker:
         if "throughput" in parts:
             results["throughput"] = throughput(broker, plan)
+            results["stage_costs"] = stage_costs(plan.records, plan.runs)
             results["runs"]["throughput"] = plan.runs
-            _say(args, markdown({"throughput": results["throughput"], "runs": results["runs"]}))
+            _say(args, markdown({key: results[key] for key in ("throughput", "stage_costs", "runs")}))
         if "latency" in parts:
             stress = _half_max(results) or 2000.0
             if args.rate:
@@ -785,6 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.redraw:
         results.update(machine=start_machine, at=time.time(), command=command)
         results.setdefault("commands", {}).update({part: command for part in parts})
+        results.setdefault("ran", {}).update({part: {"machine": start_machine, "at": results["at"]} for part in parts})
     plot(results, args.plots)
     if not args.quick and not args.redraw:
         STORE.parent.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,12 @@ def test_throughput_quick(tmp_path: Path) -> None:
         assert r["alerts"] == r["records"] * r["per_record"]
         assert r["pipeline_alerts_per_s"] > 0 and r["ceiling_alerts_per_s"] > 0
         assert abs(r["ratio"] - r["pipeline_alerts_per_s"] / r["ceiling_alerts_per_s"]) < 1e-9
+    shapes = {r["per_record"]: r for r in rows if r["workers"] == 1}
+    costs = result["stage_costs"]
+    assert [c["per_record"] for c in costs] == [100, 1]
+    for c in costs:  # the same records as the throughput rows, with the broker taken out
+        assert (c["records"], c["alerts"]) == (shapes[c["per_record"]]["records"], shapes[c["per_record"]]["alerts"])
+        assert c["events"] > 0 and all(us > 0 for us in c["us_per_alert"].values())
     lat, top = result["latency"], result["latency_maximum"]
     assert top["alerts_per_s"] > 0 and len(top["runs_alerts_per_s"]) == 1
     assert lat["rate"] == top["alerts_per_s"] / 2  # half the maximum measured on the stream it paces
@@ -87,6 +93,35 @@ def test_throughput_quick(tmp_path: Path) -> None:
         assert [r["vm_hwm_mb"] for r in mine] == sorted(r["vm_hwm_mb"] for r in mine)  # a peak never falls
     for name in ("throughput_vs_ceiling.png", "latency.png", "memory_vs_alerts.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stage_costs_quick() -> None:
+    rows = run_json("stage_costs.py")
+    assert isinstance(rows, list) and [r["per_record"] for r in rows] == [100, 1]
+    for r in rows:
+        us = r["us_per_alert"]
+        assert r["alerts"] == r["records"] * r["per_record"] and r["events"] > 0
+        assert set(us) == {"parse", "normalize", "correlate"} and all(v > 0 for v in us.values())
+        # one run: the in-process rate is the normalize and correlate stages together, nothing else
+        assert r["in_process_alerts_per_s"] == pytest.approx(1e6 / (us["normalize"] + us["correlate"]))
+
+
+@pytest.mark.parametrize(("sizes", "max_bytes", "most", "expected"), [
+    ([10, 10, 10], 25, 500, [2, 1]),       # bounded by bytes
+    ([10, 10, 10], 0, 2, [2, 1]),           # 0: no bound by bytes, as for `steps`
+    ([10] * 5, 1000, 2, [2, 2, 1]),         # bounded by count
+    ([40, 5, 5], 25, 500, [1, 2]),          # a record above the bound is a batch of its own
+    ([], 25, 500, []),
+])
+def test_stage_costs_batches_as_a_catch_up_hands_them_over(sizes: list[int], max_bytes: int, most: int,
+                                                          expected: list[int]) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from stage_costs import batches_of
+
+    bodies = [bytes(n) for n in sizes]
+    batches = list(batches_of(bodies, max_bytes, most))
+    assert [len(b) for b in batches] == expected
+    assert [body for batch in batches for body in batch] == bodies
 
 
 def test_dashboard_quick_writes_a_png(tmp_path: Path) -> None:
