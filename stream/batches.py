@@ -15,7 +15,7 @@ Any other producer may write one normalized `Alert` as JSON instead; it carries 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -65,20 +65,25 @@ def pack_records(segments: Sequence[Segment], limit: int = MAX_ALERTS_PER_RECORD
     return records if records[0] else []
 
 
-def steps(events: Sequence[E], max_bytes: int) -> Iterator[Sequence[E]]:
+def _value_size(event: Any) -> int:
+    return len(event.message.value or b"")
+
+
+def steps(events: Sequence[E], max_bytes: int, size_of: Callable[[E], int] = _value_size) -> Iterator[Sequence[E]]:
     """A batch of consumed events cut, in order, into runs of at most `max_bytes` of record values each.
 
     What an agent parses at once is then bounded by bytes, not by a count of records whose size it does not
     control: a catch-up hands over hundreds of 1,000-alert records in one `take_events` batch, and the alerts
     of a whole batch alive at once set the worker's peak memory (a run never closes the arenas a bigger
-    batch opened). A single record larger than the bound is a run of its own; 0 means no bound.
+    batch opened). A single record larger than the bound is a run of its own; 0 means no bound. `size_of`
+    tells an item's bytes (by default a consumed event's record value).
     """
     if max_bytes <= 0:
         yield events
         return
     start, size = 0, 0
     for i, event in enumerate(events):
-        n = len(event.message.value or b"")
+        n = size_of(event)
         if i > start and size + n > max_bytes:
             yield events[start:i]
             start, size = i, 0
