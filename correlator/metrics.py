@@ -19,6 +19,7 @@ __all__ = [
     "ALERT_RECORDS_CORRELATED",
     "ALERTS_DISTINCT",
     "ALERTS_LATE",
+    "ALERT_TIME_ADJUSTED",
     "DEADLETTERS",
     "INCIDENT_EVENTS",
     "INCIDENTS_OPEN",
@@ -66,6 +67,10 @@ ALERTS_DISTINCT = Counter(
     "aiops_alerts_distinct_total", "Distinct alert occurrences folded into incidents (after dedup)")
 ALERTS_LATE = Counter(
     "aiops_alerts_late_total", "Alerts that arrived after the allowed lateness and took the late path")
+ALERT_TIME_ADJUSTED = Counter(
+    "aiops_alert_time_adjusted_total", "Alerts the event-time rule acted on: reason `future` (clamped to their "
+    "arrival and marked), `too_old` (dead-lettered); source is the adapter, or `engine` for its last-line guard",
+    ["source", "reason"])
 SEGMENTS_SKIPPED = Counter(
     "aiops_segments_skipped_total", "Alert segments skipped because their source offset was already applied "
     "(redelivery after a crash)")

@@ -26,9 +26,10 @@ from faust.types import EventT, TopicT
 from correlator import metrics
 from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
+from correlator.eventtime import TimeGuard, arrival_of
 from correlator.models import Alert, IncidentEvent
 from correlator.records import AlertRecord, record_of
-from correlator.sources import SOURCES, SourceError, detect_source, parse
+from correlator.sources import SOURCES, SourceError, detect_source, parse_arrived
 from stream.app import App
 from stream.batches import (
     MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records, steps,
@@ -58,6 +59,7 @@ def correlation_config(settings: Settings) -> CorrelationConfig:
         max_lifetime_s=settings.max_incident_lifetime, max_alerts=settings.max_incident_alerts,
         update_interval_s=settings.update_interval, resolve_hold_s=settings.resolve_hold,
         stale_after_s=settings.stale_after,
+        time_guard=TimeGuard(max_future_skew_s=settings.max_future_skew, horizon_s=settings.event_horizon or None),
     )
 
 
@@ -267,15 +269,24 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     """
     by_partition: dict[int, list[Segment]] = {}
     received_ms: int | None = None
+    now = time.time()
     for event in events:
         msg = event.message
         body = msg.value or b""
         source = _source_of(event)
         try:
-            alerts = parse(detect_source(body) if source == "auto" else source, body)
+            kind = detect_source(body) if source == "auto" else source
+            # Arrival is the raw record's broker time: a re-read after a crash clamps to the same time.
+            guarded = parse_arrived(kind, body, arrival_of(msg.timestamp, now), pipe.config.time_guard)
         except SourceError as exc:
             await pipe.deadletter("normalize", event, str(exc), exc.category)
             continue
+        alerts = guarded.alerts
+        if guarded.clamped:
+            metrics.ALERT_TIME_ADJUSTED.labels(kind, "future").inc(guarded.clamped)
+        if guarded.too_old:
+            metrics.ALERT_TIME_ADJUSTED.labels(kind, "too_old").inc(len(guarded.too_old))
+            await pipe.deadletter("normalize", event, guarded.refusal(), "too_old")
         pipe.normalized += len(alerts)
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
         received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)
@@ -336,7 +347,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     for p, records in by_partition.items():
         engine = pipe.engine(p)
         before = replace(engine.counters)
-        out = engine.ingest(records)
+        out = engine.ingest(records, arrival=time.time())
         metrics.ALERT_RECORDS_CORRELATED.inc(len(records))
         store = engine.store
         assert isinstance(store, TableStore)
@@ -367,6 +378,8 @@ def _count(before: Any, engine: Correlator) -> None:
     metrics.ALERT_DUPLICATES.inc(after.duplicates - before.duplicates)
     metrics.ALERTS_DISTINCT.inc(after.alerts - before.alerts)
     metrics.ALERTS_LATE.inc(after.late - before.late)
+    if after.clamped > before.clamped:
+        metrics.ALERT_TIME_ADJUSTED.labels("engine", "future").inc(after.clamped - before.clamped)
 
 
 async def tick(pipe: Pipeline) -> None:
