@@ -53,8 +53,9 @@ MAX_EPOCH: Final = 1e11
 CLAMP_LABEL: Final = "aiops_time_clamped"
 """Label a clamped alert carries, with the original value(s), so the incident shows why its time is ours."""
 
-REPLAY_LOOKAHEAD: Final = 9
-"""Records after an alert whose median event time stands in for its arrival in a replay (odd: a true median)."""
+REPLAY_LOOKAHEAD: Final = 8
+"""Records after an alert whose event times, with the wall clock's, stand in for its arrival in a replay (their
+median: nine values, so that up to four bad ones cannot sway it)."""
 
 Verdict = Literal["ok", "future", "too_old"]
 
@@ -143,10 +144,11 @@ def guard_replay(alerts: Sequence[Alert], now: float, guard: TimeGuard = DEFAULT
     """The rule for a recorded file, which has no arrival times; the horizon is off (a recording is old by nature).
 
     The file is taken in arrival order. An alert dated ahead of everything before it is judged against the
-    median event time of the next `REPLAY_LOOKAHEAD` records (they arrived after it, so an honest alert started
-    before them: a median, so that one bad neighbour cannot sway it), and the last record against `now`, the
-    wall clock (a recording is not from the future). A future-dated one is placed at the latest event time of
-    the alerts before it: where the recording's clock stood when it arrived, so it moves event time not at all.
+    median of the event times of the next `REPLAY_LOOKAHEAD` records (they arrived after it, so an honest alert
+    started before them) and of `now`, the wall clock (a recording is not from the future): a median, so that
+    one bad neighbour cannot sway it. A future-dated one is placed at the latest event time of
+    the alerts before it: where the recording's clock stood when it arrived, so it moves event time not at all
+    (the first record of a file: at the earliest of those after it).
     """
     replay_guard = TimeGuard(max_future_skew_s=guard.max_future_skew_s, horizon_s=None)
     out = Guarded()
@@ -157,17 +159,16 @@ def guard_replay(alerts: Sequence[Alert], now: float, guard: TimeGuard = DEFAULT
         if t <= clock and starts_at <= clock:  # the common case: not ahead of what came before
             out.alerts.append(alert)
             continue
-        reference = _median_ahead(alerts, i, now)
-        clamped = _clamped(alert, reference, clock if clock > -math.inf else reference, replay_guard)
+        # The wall clock votes too: near the end of a file one bad record must not be the median alone.
+        ahead = sorted([*(_event_time(a) for a in alerts[i + 1:i + 1 + REPLAY_LOOKAHEAD]), now])
+        reference = ahead[len(ahead) // 2]
+        # No clock yet (the first record): the earliest that follows, which moves event time no further either.
+        start = clock if clock > -math.inf else ahead[0]
+        clamped = _clamped(alert, reference, start, replay_guard)
         out.clamped += clamped is not alert
         out.alerts.append(clamped)
         clock = max(clock, _event_time(clamped))
     return out
-
-
-def _median_ahead(alerts: Sequence[Alert], i: int, now: float) -> float:
-    ahead = sorted(_event_time(a) for a in alerts[i + 1:i + 1 + REPLAY_LOOKAHEAD])
-    return ahead[len(ahead) // 2] if ahead else now
 
 
 def _event_time(alert: Alert) -> float:
