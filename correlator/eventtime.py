@@ -143,7 +143,8 @@ def guard_alerts(alerts: Sequence[Alert], arrival: float, guard: TimeGuard = DEF
 def guard_replay(alerts: Sequence[Alert], now: float, guard: TimeGuard = DEFAULT_GUARD) -> Guarded:
     """The rule for a recorded file, which has no arrival times; the horizon is off (a recording is old by nature).
 
-    The file is taken in arrival order. An alert dated ahead of everything before it is judged against the
+    The file is taken in arrival order. An alert dated more than the skew ahead of everything before it (the
+    recording's clock) is judged against the
     median of the event times of the next `REPLAY_LOOKAHEAD` records (they arrived after it, so an honest alert
     started before them) and of `now`, the wall clock (a recording is not from the future): a median, so that
     one bad neighbour cannot sway it. A future-dated one is placed at the latest event time of
@@ -151,13 +152,14 @@ def guard_replay(alerts: Sequence[Alert], now: float, guard: TimeGuard = DEFAULT
     (the first record of a file: at the earliest of those after it).
     """
     replay_guard = TimeGuard(max_future_skew_s=guard.max_future_skew_s, horizon_s=None)
+    skew = guard.max_future_skew_s
     out = Guarded()
     clock = -math.inf
     for i, alert in enumerate(alerts):
         t = _event_time(alert)
-        starts_at = alert.starts_at
-        if t <= clock and starts_at <= clock:  # the common case: not ahead of what came before
-            out.alerts.append(alert)
+        if t <= clock + skew and alert.starts_at <= clock + skew:
+            out.alerts.append(alert)  # the common case: within the skew of the recording's clock, as live
+            clock = max(clock, t)
             continue
         # The wall clock votes too: near the end of a file one bad record must not be the median alone.
         ahead = sorted([*(_event_time(a) for a in alerts[i + 1:i + 1 + REPLAY_LOOKAHEAD]), now])

@@ -160,6 +160,10 @@ def _declare_known_series() -> None:
     """
     for kind in ("opened", "updated", "resolved", "expired"):
         INCIDENT_EVENTS.labels(kind)
+    for source in ("alertmanager", "zabbix", "generic", "engine"):  # a wrong clock is rare: its first one counts
+        for reason in ("future", "too_old"):
+            if source != "engine" or reason == "future":
+                ALERT_TIME_ADJUSTED.labels(source, reason)
     for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
         TICKETS_TRIAGED.labels(status, tier)
     severities = {"ticket": ("sev1", "sev2", "sev3"), "incident": ("critical", "warning", "info")}

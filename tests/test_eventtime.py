@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from correlator.config import CorrelationConfig
@@ -289,6 +289,11 @@ def test_one_alert_with_any_parseable_timestamp_changes_no_other_alerts_incident
     at = data.draw(st.integers(0, len(good)))
     poisoned = good[:at] + [alert(t, fingerprint="p", service="bad", symptom="x")] + good[at:]
     now = max(a.event_time for a in good) + DAY
+    clock = max((a.event_time for a in good[:at]), default=-math.inf)
+    vouched = max([clock, *(a.event_time for a in good[at:at + 8])])
+    # Within the skew of the recording's clock, or of the records after it, an alert is honest by the rule's
+    # definition and may move event time as far as the skew, as live: the property is about every other time.
+    assume(not clock < t <= vouched + SKEW)
     assert members(guard_replay(poisoned, now).alerts) == members(guard_replay(good, now).alerts)
 
 
