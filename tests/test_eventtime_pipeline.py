@@ -25,7 +25,8 @@ def generic(*alerts: dict[str, object]) -> bytes:
 def test_a_poison_timestamp_blinds_nothing_and_too_old_is_dead_lettered(
         broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
     # One partition: the poison and the alerts after it share one watermark, as the did.
-    dep = Deployment(broker, tmp_path, partitions=1)
+    dep = Deployment(broker, tmp_path, partitions=1,
+                     extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_EVENT_HORIZON": "7d"})  # the default horizon
     dep.create_topics()
     worker = dep.start_worker()
     workers.append(worker)
