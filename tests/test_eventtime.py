@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pytest
@@ -257,7 +257,8 @@ def good_assignments(records: list[AlertRecord], poison_at: int | None, poison: 
 @given(streams(), st.data(), st.one_of(ANY_TIME.map(lambda t: ("at", t)), offsets(SKEW).map(lambda o: ("in", o))),
        st.sampled_from(["firing", "resolved"]))
 def test_one_alert_with_any_timestamp_changes_no_other_alerts_incident_live(
-        records: list[AlertRecord], data: st.DataObject, when: tuple[str, float], status: str) -> None:
+        records: list[AlertRecord], data: st.DataObject, when: tuple[str, float],
+        status: Literal["firing", "resolved"]) -> None:
     config = replace(CFG, time_guard=DEFAULT_GUARD)
     at = data.draw(st.integers(0, len(records)))
     before = records[at - 1] if at else records[0]
@@ -275,8 +276,9 @@ def test_one_alert_with_any_timestamp_changes_no_other_alerts_incident_live(
 
 def alert_of_record(r: AlertRecord) -> Alert:
     service, symptom = KEY_SERVICE[r.key]
-    return Alert(fingerprint=r.fingerprint, service=service, symptom=symptom, severity=r.severity,  # type: ignore[arg-type]
-                 status=r.status, starts_at=r.starts_at, ends_at=r.ends_at)  # type: ignore[arg-type]
+    return Alert.model_validate({"fingerprint": r.fingerprint, "service": service, "symptom": symptom,
+                                 "severity": r.severity, "status": r.status, "starts_at": r.starts_at,
+                                 "ends_at": r.ends_at})
 
 
 @settings(max_examples=100, deadline=None)

@@ -37,7 +37,7 @@ def test_a_poison_timestamp_blinds_nothing_and_too_old_is_dead_lettered(
     ]})
     too_old = generic({"starts_at": now - 8 * 86400, "service": "old", "symptom": "disk"},
                       {"starts_at": now - 20, "service": "fresh", "symptom": "disk"})
-    bodies = [
+    bodies: list[tuple[bytes | None, bytes]] = [
         (b"generic", generic(*({"starts_at": now - 60 + i, "fingerprint": f"g{i}", "service": "before",
                                 "symptom": "latency"} for i in range(5)))),
         (b"alertmanager", webhook),
@@ -46,7 +46,7 @@ def test_a_poison_timestamp_blinds_nothing_and_too_old_is_dead_lettered(
         (b"generic", generic(*({"starts_at": now - 10 + i, "fingerprint": f"a{i}", "service": "after",
                                 "symptom": "latency"} for i in range(3)))),
     ]
-    tickets = [(f"T-{n}".encode(), orjson.dumps({"ticket_id": f"T-{n}", "text": "link down", "created_at": v}))
+    tickets: list[tuple[bytes | None, bytes]] = [(f"T-{n}".encode(), orjson.dumps({"ticket_id": f"T-{n}", "text": "link down", "created_at": v}))
                for n, v in enumerate([-1e9, 1e300, True])]
     dep.produce("alerts_raw", bodies)
     dep.produce("tickets_raw", tickets)
