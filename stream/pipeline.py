@@ -26,6 +26,7 @@ from faust.types import EventT, TopicT
 from correlator import metrics
 from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
+from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Alert, IncidentEvent
 from correlator.records import AlertRecord, record_of
 from correlator.sources import SOURCES, SourceError, detect_source, parse
@@ -57,8 +58,14 @@ def correlation_config(settings: Settings) -> CorrelationConfig:
         window_s=settings.window, allowed_lateness_s=settings.allowed_lateness,
         max_lifetime_s=settings.max_incident_lifetime, max_alerts=settings.max_incident_alerts,
         update_interval_s=settings.update_interval, resolve_hold_s=settings.resolve_hold,
-        stale_after_s=settings.stale_after,
+        stale_after_s=settings.stale_after, mode=settings.window_mode, min_gap_s=settings.min_gap,
+        gap_factor=settings.gap_factor,
     )
+
+
+def key_config(settings: Settings) -> KeyConfig:
+    """How the adapters name an alert's scope, from the worker's settings."""
+    return KeyConfig(scope_labels=settings.scope_labels)
 
 
 @dataclass
@@ -87,6 +94,8 @@ class Pipeline:
     last_census: float = 0.0
     route: Route | None = None
     """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
+    keys: KeyConfig = DEFAULT_KEY_CONFIG
+    """How normalize names scopes, services and symptoms (the settings' scope labels)."""
 
     @property
     def alerts_topic(self) -> str:
@@ -272,7 +281,7 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         body = msg.value or b""
         source = _source_of(event)
         try:
-            alerts = parse(detect_source(body) if source == "auto" else source, body)
+            alerts = parse(detect_source(body) if source == "auto" else source, body, pipe.keys)
         except SourceError as exc:
             await pipe.deadletter("normalize", event, str(exc), exc.category)
             continue
@@ -414,6 +423,7 @@ def install(app: App, settings: Settings) -> Pipeline:
     table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)
     pipe = Pipeline(app, correlation_config(settings), table, topics, checkpoint_s=settings.checkpoint_interval,
+                    keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
                     incidents_partitions=settings.partitions_for("incidents"))
 

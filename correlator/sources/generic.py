@@ -45,7 +45,14 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig, fingerprint_of_labels, normalize_symptom, service_of
+from correlator.keys import (
+    DEFAULT_KEY_CONFIG,
+    KeyConfig,
+    fingerprint_of_labels,
+    normalize_symptom,
+    scope_of,
+    service_of,
+)
 from correlator.models import Alert, Severity
 from correlator.sources.errors import SourceError
 
@@ -284,6 +291,7 @@ def alert_of(obj: object, where: str, config: KeyConfig = DEFAULT_KEY_CONFIG) ->
         "source": _text(get("source"), where, "source") or SOURCE,
         "service": service,
         "symptom": symptom,
+        "scope": scope_of(labels, config),
         "severity": severity,
         "status": _status(get("status"), where),
         "starts_at": _start(get("starts_at"), where),
