@@ -111,13 +111,17 @@ class Settings(BaseSettings):
         "at most this much (0: at every batch, one round trip each)")
 
     idle_flush: Duration = Field(default=1.0, description="a partition idle this long releases held alerts "
-                                 "and publishes throttled updates (event time does not move)")
+                                 "and publishes throttled updates (event time does not move): what a lone alert "
+                                 "waits before its incident shows; lower is sooner, but a pause in a source's "
+                                 "sending shorter than this no longer holds alerts for reordering")
     idle_advance: Duration = Field(default=10.0, description="a partition idle this long lets event time follow "
                                    "the wall clock, so quiet incidents still close and resolve")
 
     # Correlation knobs, handed to the engine as plain values.
     window: Duration = 600.0
-    allowed_lateness: Duration = 0.5
+    allowed_lateness: Duration = Field(default=0.5, description="alerts wait this long in event time behind the "
+                                       "newest alert, so any arrival order within it gives the same incidents; "
+                                       "raise it for sources that deliver out of order, at that much more delay")
     max_incident_lifetime: Duration = 4 * 3600.0
     max_incident_alerts: PositiveInt = 5000
     update_interval: Duration = 5.0
