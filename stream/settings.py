@@ -112,8 +112,8 @@ class Settings(BaseSettings):
 
     idle_flush: Duration = Field(default=1.0, description="a partition idle this long releases held alerts "
                                  "and publishes throttled updates (event time does not move): what a lone alert "
-                                 "waits before its incident shows; lower is sooner, but a pause in a source's "
-                                 "sending shorter than this no longer holds alerts for reordering")
+                                 "waits before its incident shows; lower is sooner, but then a shorter pause in "
+                                 "the input already releases what is held, and older alerts after it arrive late")
     idle_advance: Duration = Field(default=10.0, description="a partition idle this long lets event time follow "
                                    "the wall clock, so quiet incidents still close and resolve")
 
