@@ -11,6 +11,7 @@ defaults' median in the same run (`aiops up --help`, "latency and reordering", n
     .venv/bin/python benchmarks/first_incident.py           # 3 runs per setting, medians
     .venv/bin/python benchmarks/first_incident.py --quick   # 1 run, defaults and one other: proves it works
     .venv/bin/python benchmarks/first_incident.py --json    # one JSON object instead of the table
+    .venv/bin/python benchmarks/first_incident.py --results benchmarks/RESULTS.md   # also write its section there
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from results_md import write_section  # noqa: E402
 from stream.broker import start_broker  # noqa: E402
 from tests.workers import Deployment, WorkerProc  # noqa: E402
 
@@ -40,6 +43,8 @@ SETTINGS: dict[str, dict[str, str]] = {
 """Label -> the worker's environment on top of the defaults; the first row is the baseline."""
 
 POLL_S = 0.02
+BEGIN, END = "<!-- first_incident.py: generated from here -->", "<!-- first_incident.py: to here -->"
+SECTION = "## How long a person waits for an incident"
 IDLE_BETWEEN_S = 2.0  # longer than the default idle flush: every run starts on a quiet worker
 
 
@@ -49,6 +54,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="alerts posted per setting (default 3)")
     parser.add_argument("--quick", action="store_true", help="one run per setting")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--results", type=Path, default=None, help="also write the table into this markdown file")
     args = parser.parse_args(argv)
     args.settings = dict(list(SETTINGS.items())[:2]) if args.quick else SETTINGS
     if args.quick:
@@ -136,7 +142,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in rep["rows"]:
         waits = ", ".join(f"{w:.2f}" for w in row["waits_s"])
         print(f"{row['setting']:<50} {waits:<24} {row['median_s']:>7.2f} {row['ratio_to_defaults']:>6.2f}")
+    if args.results is not None:
+        write_section(args.results, markdown(rep), begin=BEGIN, end=END, heading=SECTION)
     return 0
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    """The RESULTS.md section: the table, the machine and date, the command."""
+    lines = [BEGIN, "", f"One alert posted to an idle worker until `/incidents/` lists it, {rep['runs']} runs per "
+             f"setting; {rep['date']}, {rep['machine']}; ratio = median / the defaults' median in the same run.", "",
+             "| setting | waits (s) | median (s) | ratio |", "|---|---|---|---|"]
+    for row in rep["rows"]:
+        waits = ", ".join(f"{w:.2f}" for w in row["waits_s"])
+        lines.append(f"| {row['setting']} | {waits} | {row['median_s']:.2f} | {row['ratio_to_defaults']:.2f} |")
+    lines += ["", "Reproduce: `python benchmarks/first_incident.py --results benchmarks/RESULTS.md`", "", END]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
