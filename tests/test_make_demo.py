@@ -18,8 +18,8 @@ import pytest
 from .paths import ROOT
 
 # What others print when they are not told to be quiet: make echoing a recipe, pip, setuptools, Faust.
-FOREIGN = re.compile(r"pip |pip\b.*install|WARNING|Location '|setuptools|editable|Editable|\[\^|faust|Faust|"
-                     r"^\S*python\S* -m |\.venv/bin/", re.MULTILINE)
+FOREIGN = re.compile(r"\bpip\b|WARNING|Location '|setuptools|[Ee]ditable|[Ff]aust|^\S*python\S* -m |\.venv/bin/",
+                     re.MULTILINE)
 
 
 @pytest.mark.integration
