@@ -34,7 +34,7 @@ from stream.app import App
 from stream.batches import (
     MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records, steps,
 )
-from stream.idle import IdleClocks
+from stream.idle import TICK_S, IdleClocks
 from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
 from stream.settings import Settings
 from stream.state import TableStore
@@ -44,7 +44,6 @@ __all__ = ["Pipeline", "Route", "install", "correlation_config"]
 log = logging.getLogger(__name__)
 
 NORMALIZE_BATCH, CORRELATE_BATCH, BATCH_WITHIN_S = 500, 1000, 0.02
-TICK_S = 0.5
 CENSUS_S = 10.0
 
 

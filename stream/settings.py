@@ -111,7 +111,9 @@ class Settings(BaseSettings):
         "at most this much (0: at every batch, one round trip each)")
 
     idle_flush: Duration = Field(default=1.0, description="a partition idle this long releases held alerts "
-                                 "and publishes throttled updates (event time does not move)")
+                                 "and publishes throttled updates (event time does not move): what a lone alert "
+                                 "waits before its incident shows; lower is sooner, but then a shorter pause in "
+                                 "the input already releases what is held, and older alerts after it arrive late")
     idle_advance: Duration = Field(default=10.0, description="a partition idle this long lets event time follow "
                                    "the wall clock, so quiet incidents still close and resolve")
 
@@ -127,7 +129,9 @@ class Settings(BaseSettings):
     min_gap: Duration = Field(default=180.0, description="quiet-gap mode: the shortest pause that ends an incident")
     gap_factor: float = Field(default=5.0, ge=0, description="quiet-gap mode: a pause this many times the "
                               "incident's mean interval between alerts ends it (between min_gap and window)")
-    allowed_lateness: Duration = 0.5
+    allowed_lateness: Duration = Field(default=0.5, description="alerts wait this long in event time behind the "
+                                       "newest alert, so any arrival order within it gives the same incidents; "
+                                       "raise it for sources that deliver out of order, at that much more delay")
     max_incident_lifetime: Duration = 4 * 3600.0
     max_incident_alerts: PositiveInt = 5000
     update_interval: Duration = 5.0
