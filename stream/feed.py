@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
+from correlator.keys import key_label
 from correlator.models import IncidentEvent
 from correlator.replay import ReplayIncident, ReplayReport
 
@@ -92,7 +93,7 @@ async def follow_until(
 def format_event(ev: IncidentEvent) -> str:
     """One line per event for a terminal."""
     prev = f" (after {ev.previous_id})" if ev.previous_id else ""
-    return (f"{ev.kind:<8} {ev.incident_id} #{ev.seq} {ev.key}: {ev.alert_count} alerts, "
+    return (f"{ev.kind:<8} {ev.incident_id} #{ev.seq} {key_label(ev.key)}: {ev.alert_count} alerts, "
             f"{ev.firing_count} firing, {ev.max_severity}, status {ev.status}{prev}")
 
 
