@@ -6,11 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test demo bench clean promstack
 
+# The install is quiet, so the first screen a person reads is the product's: recipes are not echoed, and pip runs
+# at -q -q, which hides its warnings (a machine's pip config naming index folders that do not exist, setuptools'
+# "Editable installation" notice) but never its errors. PIP_DISABLE_PIP_VERSION_CHECK: no upgrade nag either.
+PIP_INSTALL := PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/python -m pip install -q -q
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || { echo "setting up $(VENV) (first run only, about a minute)"; $(PY) -m venv $(VENV); }
+	@$(PIP_INSTALL) --upgrade pip
+	@$(PIP_INSTALL) -e '.[test,bench]'
+	@touch $(STAMP)
 
 venv: $(STAMP)
 
@@ -31,7 +36,7 @@ promstack:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager </dev/null
 
 demo: $(STAMP)
-	$(BIN)/aiops demo
+	@$(BIN)/aiops demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_throughput.py

@@ -95,6 +95,8 @@ class Correlator:
         self.assignments: dict[tuple[str, float], str] | None = {} if record_assignments else None
         self._seq = 0
         self._entity_names = frozenset(config.entity_labels)
+        self._sure_gap = {"tumbling": -_INF, "continuation": config.window_s}.get(
+            config.mode, min(config.min_gap_s, config.window_s))
         self._pending: list[tuple[float, str]] = []
         self._held: dict[str, float] = {}
         """Key -> the release time its live entry in `_pending` has: one entry per key, not one per batch."""
@@ -277,9 +279,10 @@ class Correlator:
         if incidents:
             cur = incidents[-1]
             cfg = self.config
-            # The common case inlined: an in-order alert joining the absorbing incident in continuation mode.
-            if (not late and cur.accepting and cfg.mode == "continuation" and cur.alert_count < cfg.max_alerts
-                    and cur.first_seen <= t <= cur.last_seen + cfg.window_s
+            # The common case inlined: an in-order alert joining the absorbing incident within the shortest gap
+            # any incident of the mode bridges (`_sure_gap`); anything farther takes the full rule in `_target`.
+            if (not late and cur.accepting and cur.alert_count < cfg.max_alerts
+                    and cur.first_seen <= t <= cur.last_seen + self._sure_gap
                     and t <= cur.first_seen + cfg.max_lifetime_s and cur.phase is Phase.OPEN):
                 target = cur
             else:
@@ -321,7 +324,7 @@ class Correlator:
             if inc.alert_count >= cfg.max_alerts or t > inc.first_seen + cfg.max_lifetime_s:
                 inc.accepting = False
                 continue
-            if absorbs(inc.first_seen, inc.last_seen, inc.window_start, t, cfg):
+            if absorbs(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, t, cfg):
                 return inc
         return None
 
@@ -339,7 +342,7 @@ class Correlator:
             previous_id=previous.id if previous is not None else None, last_change=t,
         )
         st.incidents.append(inc)
-        st.due = min(st.due, absorption_ends_at(t, t, ws, self.config))
+        st.due = min(st.due, absorption_ends_at(t, t, 1, ws, self.config))
         self.counters.opened += 1
         return inc
 
@@ -408,7 +411,7 @@ class Correlator:
         if inc.seq == 0:
             events.append(event_of(inc, "opened", now))
         if inc.accepting:
-            ends = absorption_ends_at(inc.first_seen, inc.last_seen, inc.window_start, cfg)
+            ends = absorption_ends_at(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, cfg)
             if now > ends or inc.alert_count >= cfg.max_alerts:
                 inc.accepting = False
         # Transitions are strict (due when now > deadline) everywhere, matching the timer heap, and a closed
@@ -423,7 +426,8 @@ class Correlator:
             events.append(event_of(inc, "updated", now))
         deadline = inc.last_change + cfg.stale_after_s
         if inc.accepting:
-            deadline = min(deadline, absorption_ends_at(inc.first_seen, inc.last_seen, inc.window_start, cfg))
+            deadline = min(deadline, absorption_ends_at(
+                inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, cfg))
         if inc.all_resolved_at is not None:
             deadline = min(deadline, inc.all_resolved_at + cfg.resolve_hold_s)
         if inc.dirty:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .keys import split_key
 from .models import IncidentEvent, IncidentEventKind, IncidentStatus
 
 __all__ = ["Phase", "IncidentState", "incident_id", "event_of"]
@@ -101,10 +102,10 @@ def event_of(inc: IncidentState, kind: IncidentEventKind, now: float, reason: st
     inc.seq += 1
     inc.last_emit_at = now
     inc.dirty = False
-    service, _, symptom = inc.key.partition("/")
+    scope, service, symptom = split_key(inc.key)
     # Validated on purpose: measured at 3-4 us with full entity lists, faster than model_construct (~5 us).
     return IncidentEvent(
-        kind=kind, incident_id=inc.id, seq=inc.seq, key=inc.key, service=service, symptom=symptom,
+        kind=kind, incident_id=inc.id, seq=inc.seq, key=inc.key, service=service, symptom=symptom, scope=scope,
         status=_STATUS[inc.phase], first_seen=inc.first_seen, last_seen=inc.last_seen,
         window_start=inc.window_start, alert_count=inc.alert_count, distinct_fingerprints=len(inc.members),
         firing_count=inc.firing_count, duplicates=inc.duplicates, max_severity=_SEVERITY_NAMES[inc.severity_rank],

@@ -10,9 +10,10 @@ from enum import IntEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .eventtime import epoch_problem
+from .keys import correlation_key, scope_of
 
 __all__ = [
     "Alert",
@@ -64,6 +65,8 @@ class Alert(BaseModel):
     source: str = "generic"
     service: str = Field(min_length=1)
     symptom: str = Field(min_length=1)
+    scope: str = Field(default="", description="`label=value,...` of the scope labels it carries (keys.scope_of); "
+                                               "derived from the labels with the default scope labels when absent")
     severity: Severity = "warning"
     status: AlertStatus = "firing"
     starts_at: float = Field(description="event time the alert began, epoch seconds")
@@ -73,10 +76,18 @@ class Alert(BaseModel):
     summary: str = ""
     extra: dict[str, Any] = Field(default_factory=dict, description="source fields kept, never refused")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_scope(cls, data: Any) -> Any:
+        # Adapters pass the scope their KeyConfig gives; an Alert built by hand gets the default scope labels'.
+        if isinstance(data, dict) and "scope" not in data and isinstance(data.get("labels"), dict):
+            return {**data, "scope": scope_of(data["labels"])}
+        return data
+
     @cached_property
     def key(self) -> str:
-        """Correlation key `service/symptom`: alerts with one key can join one stage-1 incident."""
-        return f"{self.service}/{self.symptom}"
+        """Correlation key `scope/service/symptom`: alerts with one key can join one stage-1 incident."""
+        return correlation_key(self.scope, self.service, self.symptom)
 
     @property
     def event_time(self) -> float:
@@ -101,6 +112,7 @@ class IncidentEvent(BaseModel):
     key: str
     service: str
     symptom: str
+    scope: str = Field(default="", description="the scope part of the key (`cluster=a,env=prod`), empty if none")
     status: IncidentStatus
     first_seen: float = Field(description="event time of the earliest member, epoch seconds")
     last_seen: float = Field(description="event time of the latest member, epoch seconds")

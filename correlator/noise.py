@@ -4,6 +4,10 @@ The worker samples two running totals (distinct alerts after dedup, incidents op
 `NoiseWindow` keeps those samples for the longest period asked and answers "1 - incidents / alerts over the
 last N seconds" by differencing the newest sample with the one at the period's start. Memory is bounded by
 `horizon_s / sample interval` samples, never by the number of alerts.
+
+A window must know the totals at the moment counting began (`NoiseWindow.since`): without that base, the first
+sample taken after a storm already counted is both the period's start and its end, and the storm shows as no
+alerts at all (NaN) until the period has passed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ class NoiseWindow:
 
     horizon_s: float = 3600.0
     samples: deque[NoiseSample] = field(default_factory=deque)
+
+    @classmethod
+    def since(cls, at: float, alerts: float = 0.0, incidents: float = 0.0, horizon_s: float = 3600.0) -> NoiseWindow:
+        """A window whose history starts with the totals at `at`, when counting began (a worker's start), so
+        alerts counted before the first periodic sample are inside the periods that cover them."""
+        window = cls(horizon_s=horizon_s)
+        window.add(at, alerts, incidents)
+        return window
 
     def add(self, at: float, alerts: float, incidents: float) -> None:
         """Record the totals at `at`; totals that went down (a restarted counter) restart the history from zero

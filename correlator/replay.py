@@ -18,6 +18,7 @@ from typing import Any
 
 from .config import DEFAULT_CONFIG, CorrelationConfig
 from .engine import AlertLike, Correlator, noise_reduction
+from .keys import key_label, split_key
 from .models import IncidentEvent
 from .stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation
 from .topology import Topology
@@ -77,7 +78,7 @@ class ReplayParent:
         return {
             "id": self.id, "alert_count": self.alert_count, "first_seen": self.first_seen,
             "last_seen": self.last_seen, "status": self.status, "max_severity": self.max_severity,
-            "previous_id": self.previous_id, "services": sorted({c.key.partition("/")[0] for c in self.children}),
+            "previous_id": self.previous_id, "services": sorted({split_key(c.key)[1] for c in self.children}),
             "children": [c.id for c in self.children], "members": self.members,
         }
 
@@ -246,7 +247,7 @@ def render_text(report: ReplayReport, config: CorrelationConfig = DEFAULT_CONFIG
     lines = []
     for n, inc in enumerate(report.incidents, start=1):
         flag = "" if inc.status == "firing" else f" [{inc.status}]"
-        lines.append(f"INC#{n} {inc.key}: {inc.alert_count} alerts over "
+        lines.append(f"INC#{n} {key_label(inc.key)}: {inc.alert_count} alerts over "
                      f"{_span(inc.first_seen, inc.last_seen, report.start)}{flag}")
     lines.append(
         f"{report.alerts} alerts -> {len(report.incidents)} incidents | "
@@ -275,5 +276,5 @@ def _stage2_lines(report: ReplayReport) -> list[str]:
                      f"{_span(p.first_seen, p.last_seen, report.start)}{flag}")
         for inc in p.children:
             why = inc.parent.explanation if inc.parent is not None else ""
-            lines.append(f"  INC#{number[inc.id]} {inc.key}: {why}")
+            lines.append(f"  INC#{number[inc.id]} {key_label(inc.key)}: {why}")
     return lines

@@ -5,11 +5,17 @@ The exact rule (DESIGN.md asks for it written down):
 * Windows are tumbling, aligned to the epoch: an alert at event time t is in the window starting at
   floor(t / window) * window. An incident is named after the window of its first alert.
 * `tumbling` mode: an incident absorbs an alert of its key iff the alert is in the incident's window.
-* `continuation` mode (default): an incident absorbs an alert of its key iff the alert's event time lies
-  within `window` of the incident's span, i.e. first_seen - window <= t <= last_seen + window. So a storm
-  whose alerts never pause longer than the window stays one incident however many boundaries it crosses,
-  and a flare after a longer quiet spell is a new incident.
-* Either way an incident stops absorbing once it holds `max_alerts` alerts, or once event time has moved
+* `quiet-gap` mode (default): an incident absorbs an alert of its key iff the alert's event time lies within
+  the incident's gap of its span, first_seen - gap <= t <= last_seen + gap, where the gap follows the
+  incident's own rate: gap = min(window, max(min_gap, gap_factor * (last_seen - first_seen) / (n - 1)))
+  for an incident of n >= 2 alerts, and min_gap for a lone alert (nothing is known of its rate yet).
+  Defaults: window 10 min, min_gap 3 min, gap_factor 5. So a storm whose alerts keep coming stays one incident however long it lasts and however many window
+  boundaries it crosses, while the same symptom recurring after a pause that is long *for that storm*
+  (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a
+  min_gap (3 min) of quiet, a storm of an alert every 2 min after 10 min.
+* `continuation` mode: the gap is always `window` (the rule before quiet-gap; a recurring symptom with
+  pauses shorter than the window stays one incident however many faults it spans).
+* Every mode: an incident stops absorbing once it holds `max_alerts` alerts, or once event time has moved
   `max_lifetime` past its first alert, or once it has resolved.
 """
 
@@ -19,7 +25,7 @@ import math
 
 from .config import CorrelationConfig
 
-__all__ = ["window_start", "absorbs", "absorption_ends_at"]
+__all__ = ["window_start", "absorbs", "absorption_ends_at", "continuation_gap"]
 
 
 def window_start(t: float, size: float) -> float:
@@ -27,17 +33,35 @@ def window_start(t: float, size: float) -> float:
     return float(math.floor(t / size) * size)
 
 
-def absorbs(first_seen: float, last_seen: float, win_start: float, t: float, config: CorrelationConfig) -> bool:
-    """Whether an incident spanning [first_seen, last_seen] in window `win_start` may take an alert at `t`.
+def continuation_gap(first_seen: float, last_seen: float, count: int, config: CorrelationConfig) -> float:
+    """The longest quiet time an incident of `count` alerts over [first_seen, last_seen] bridges (not tumbling)."""
+    window = config.window_s
+    if config.mode != "quiet-gap":
+        return window
+    if count < 2:
+        return min(window, config.min_gap_s)
+    return min(window, max(config.min_gap_s, config.gap_factor * (last_seen - first_seen) / (count - 1)))
+
+
+def absorbs(
+    first_seen: float, last_seen: float, count: int, win_start: float, t: float, config: CorrelationConfig,
+) -> bool:
+    """Whether an incident of `count` alerts spanning [first_seen, last_seen] in window `win_start` may take `t`.
 
     Caps (size, lifetime, resolution) are checked by the caller; this is the time rule alone.
     """
     if config.mode == "tumbling":
         return win_start <= t < win_start + config.window_s
-    return first_seen - config.window_s <= t <= last_seen + config.window_s
+    gap = continuation_gap(first_seen, last_seen, count, config)
+    return first_seen - gap <= t <= last_seen + gap
 
 
-def absorption_ends_at(first_seen: float, last_seen: float, win_start: float, config: CorrelationConfig) -> float:
+def absorption_ends_at(
+    first_seen: float, last_seen: float, count: int, win_start: float, config: CorrelationConfig,
+) -> float:
     """Event time after which no in-order alert can join the incident any more."""
-    by_time = win_start + config.window_s if config.mode == "tumbling" else last_seen + config.window_s
+    if config.mode == "tumbling":
+        by_time = win_start + config.window_s
+    else:
+        by_time = last_seen + continuation_gap(first_seen, last_seen, count, config)
     return min(by_time, first_seen + config.max_lifetime_s)

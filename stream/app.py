@@ -22,6 +22,7 @@ import faust
 import orjson
 from faust.serializers import codecs
 from faust.types import TopicT
+from faust.web import View
 
 from correlator import metrics
 from stream.consumer import TRANSPORT_SCHEME, FaustSettings
@@ -37,6 +38,7 @@ __all__ = [
     "make_app",
     "make_table",
     "run_worker",
+    "slash_twin",
     "use_uvloop",
 ]
 
@@ -84,6 +86,14 @@ class PipelineTopics:
         return [self.alerts_raw, self.alerts, self.incidents, self.tickets_raw, self.tickets_triaged, self.deadletter]
 
 
+def slash_twin(path: str) -> str | None:
+    """The other slash form of a web path (`/a` <-> `/a/`), None for the root, which has only one."""
+    path = "/" + path.lstrip("/")
+    if path == "/":
+        return None
+    return path.rstrip("/") if path.endswith("/") else path + "/"
+
+
 _Settings = Settings  # `Settings` inside App's body is Faust's settings class
 
 
@@ -95,6 +105,24 @@ class App(faust.App):
     pipeline_topics: PipelineTopics
     stop_hooks: list[Callable[[], Awaitable[None]]]
     """Run first when the app stops, before Faust waits for every message in flight to be acknowledged."""
+
+    def page(self, path: str, **options: Any) -> Callable[[Any], type[View]]:
+        """`faust.App.page` that also serves the path's other slash form (`/incidents` and `/incidents/`).
+
+        People, peers' APIs and our own README write both; aiohttp matches one exactly and answers 404 to the
+        other. The twin route is the same view instance, so both forms behave alike for every method.
+        """
+        register = super().page(path, **options)
+
+        def decorator(fun: Any) -> type[View]:
+            view_cls = register(fun)
+            twin = slash_twin(path)
+            if twin is not None:
+                view = self.web.views["/" + path.lstrip("/")]
+                self.web.route(twin, view, options.get("cors_options"))
+            return view_cls
+
+        return decorator
 
     async def on_stop(self) -> None:
         """Run the stop hooks, then Faust's stop (which waits for unacknowledged input, then commits)."""

@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("stream.commands.replay", "correlate recorded alerts offline and print the incidents"),
     "up": ("stream.commands.up", "start the embedded broker and a worker in one command"),
     "worker": ("stream.commands.worker", "run a worker against a Kafka cluster (--broker kafka://h1,h2)"),
-    "tail": ("stream.commands.tail", "print incident events as they arrive"),
+    "tail": ("stream.commands.tail", "follow any topic (incidents, deadletter, tickets.triaged, ...) as it arrives"),
     "demo": ("stream.commands.demo", "run the lab storm through the embedded pipeline and print the incidents"),
     "triage": ("stream.commands.triage", "triage ticket text and print the routing decision"),
 }

@@ -1,28 +1,34 @@
-"""Reading the `incidents` topic from outside the app: for `aiops tail`, the demo and the tests."""
+"""Reading the project's topics from outside the app: for `aiops tail`, the demo and the tests."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 
+from correlator.keys import key_label
 from correlator.models import IncidentEvent
 from correlator.replay import ReplayIncident, ReplayReport
 
-__all__ = ["incident_events", "follow_until", "report_of", "format_event"]
+__all__ = ["topic_records", "incident_events", "follow_until", "report_of", "format_event"]
 
 
-async def incident_events(
-    bootstrap: str, topic: str = "incidents", *, from_beginning: bool = True, idle_timeout: float | None = None
-) -> AsyncIterator[IncidentEvent]:
-    """Incident events as they arrive (no consumer group: every reader sees everything).
+async def topic_records(
+    bootstrap: str, topic: str, *, from_beginning: bool = True, idle_timeout: float | None = None,
+    client_options: dict[str, Any] | None = None,
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of one topic as it arrives, any value, with its headers (no consumer group: every reader
+    sees everything, and reading never moves the workers' offsets).
 
-    With `idle_timeout`, the iteration ends after that many seconds without a new event.
+    With `idle_timeout`, the iteration ends after that many seconds without a new record.
     """
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest", fetch_max_wait_ms=100,
+        **(client_options or {}),
     )
     await consumer.start()
     try:
@@ -32,9 +38,17 @@ async def incident_events(
             for records in batches.values():
                 for record in records:
                     last = time.monotonic()
-                    yield IncidentEvent.model_validate_json(record.value or b"")
+                    yield record
     finally:
         await consumer.stop()
+
+
+async def incident_events(
+    bootstrap: str, topic: str = "incidents", *, from_beginning: bool = True, idle_timeout: float | None = None
+) -> AsyncIterator[IncidentEvent]:
+    """Incident events as they arrive (see `topic_records`)."""
+    async for record in topic_records(bootstrap, topic, from_beginning=from_beginning, idle_timeout=idle_timeout):
+        yield IncidentEvent.model_validate_json(record.value or b"")
 
 
 async def follow_until(
@@ -79,7 +93,7 @@ async def follow_until(
 def format_event(ev: IncidentEvent) -> str:
     """One line per event for a terminal."""
     prev = f" (after {ev.previous_id})" if ev.previous_id else ""
-    return (f"{ev.kind:<8} {ev.incident_id} #{ev.seq} {ev.key}: {ev.alert_count} alerts, "
+    return (f"{ev.kind:<8} {ev.incident_id} #{ev.seq} {key_label(ev.key)}: {ev.alert_count} alerts, "
             f"{ev.firing_count} firing, {ev.max_severity}, status {ev.status}{prev}")
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["IdleClocks"]
+__all__ = ["IdleClocks", "TICK_S"]
+
+TICK_S = 0.5
+"""How often the agents' idle timers look at their partitions: a due flush or advance waits up to this long."""
 
 
 @dataclass

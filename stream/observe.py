@@ -30,7 +30,7 @@ from stream.app import App
 from stream.pipeline import Pipeline
 from stream.settings import Settings
 
-__all__ = ["NOISE_PERIODS", "Observer", "capped_by_service", "install_observer"]
+__all__ = ["NOISE_PERIODS", "Observer", "capped_by_service", "install_observer", "noise_totals"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,13 @@ NOISE_PERIODS: dict[str, float] = {"5m": 300.0, "1h": 3600.0}
 
 CONSUMED_TOPICS = ("alerts_raw", "alerts", "incidents", "tickets_raw")
 """TopicNames fields the worker's agents consume: the topics whose lag is exported."""
+
+
+def noise_totals() -> tuple[float, float]:
+    """This process's running totals behind noise reduction: distinct alerts, incidents opened."""
+    alerts = REGISTRY.get_sample_value("aiops_alerts_distinct_total") or 0.0
+    opened = REGISTRY.get_sample_value("aiops_incident_events_total", {"kind": "opened"}) or 0.0
+    return alerts, opened
 
 
 def capped_by_service(keys: Iterable[str], top: int) -> dict[str, int]:
@@ -60,8 +67,8 @@ class Observer:
     app: App
     pipe: Pipeline
     topics: frozenset[str]
+    noise: NoiseWindow
     top_services: int = 20
-    noise: NoiseWindow = field(default_factory=lambda: NoiseWindow(horizon_s=max(NOISE_PERIODS.values())))
     _lag_series: set[tuple[str, str]] = field(default_factory=set)
 
     async def tick(self, now: float) -> None:
@@ -72,9 +79,7 @@ class Observer:
 
     def observe_noise(self, now: float) -> None:
         """Sample the running totals and set the trailing-window gauges (NaN while no alert arrived)."""
-        alerts = REGISTRY.get_sample_value("aiops_alerts_distinct_total") or 0.0
-        opened = REGISTRY.get_sample_value("aiops_incident_events_total", {"kind": "opened"}) or 0.0
-        self.noise.add(now, alerts, opened)
+        self.noise.add(now, *noise_totals())
         for window, seconds in NOISE_PERIODS.items():
             ratio = self.noise.reduction(now, seconds)
             metrics.NOISE_REDUCTION.labels(window).set(float("nan") if ratio is None else ratio)
@@ -118,7 +123,10 @@ def install_observer(app: App, settings: Settings, pipe: Pipeline) -> Observer |
     if not settings.metrics:
         return None
     topics = frozenset(getattr(settings.topics, name) for name in CONSUMED_TOPICS)
-    observer = Observer(app, pipe, topics, top_services=settings.metrics_top_services)
+    # The noise history starts now, before any alert is counted: a storm that arrives before the first tick
+    # is then measured from this base rather than hidden in it.
+    noise = NoiseWindow.since(time.time(), *noise_totals(), horizon_s=max(NOISE_PERIODS.values()))
+    observer = Observer(app, pipe, topics, noise, top_services=settings.metrics_top_services)
 
     @app.timer(interval=settings.metrics_interval)
     async def observe() -> None:

@@ -27,6 +27,7 @@ from correlator import metrics
 from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
 from correlator.eventtime import TimeGuard, arrival_of
+from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Alert, IncidentEvent
 from correlator.records import AlertRecord, record_of
 from correlator.sources import SOURCES, SourceError, detect_source, parse_arrived
@@ -34,7 +35,7 @@ from stream.app import App
 from stream.batches import (
     MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records, steps,
 )
-from stream.idle import IdleClocks
+from stream.idle import TICK_S, IdleClocks
 from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
 from stream.settings import Settings
 from stream.state import TableStore
@@ -44,7 +45,6 @@ __all__ = ["Pipeline", "Route", "install", "correlation_config"]
 log = logging.getLogger(__name__)
 
 NORMALIZE_BATCH, CORRELATE_BATCH, BATCH_WITHIN_S = 500, 1000, 0.02
-TICK_S = 0.5
 CENSUS_S = 10.0
 
 
@@ -58,9 +58,15 @@ def correlation_config(settings: Settings) -> CorrelationConfig:
         window_s=settings.window, allowed_lateness_s=settings.allowed_lateness,
         max_lifetime_s=settings.max_incident_lifetime, max_alerts=settings.max_incident_alerts,
         update_interval_s=settings.update_interval, resolve_hold_s=settings.resolve_hold,
-        stale_after_s=settings.stale_after,
+        stale_after_s=settings.stale_after, mode=settings.window_mode, min_gap_s=settings.min_gap,
+        gap_factor=settings.gap_factor,
         time_guard=TimeGuard(max_future_skew_s=settings.max_future_skew, horizon_s=settings.event_horizon or None),
     )
+
+
+def key_config(settings: Settings) -> KeyConfig:
+    """How the adapters name an alert's scope, from the worker's settings."""
+    return KeyConfig(scope_labels=settings.scope_labels)
 
 
 @dataclass
@@ -89,6 +95,8 @@ class Pipeline:
     last_census: float = 0.0
     route: Route | None = None
     """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
+    keys: KeyConfig = DEFAULT_KEY_CONFIG
+    """How normalize names scopes, services and symptoms (the settings' scope labels)."""
 
     @property
     def alerts_topic(self) -> str:
@@ -277,7 +285,7 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         try:
             kind = detect_source(body) if source == "auto" else source
             # Arrival is the raw record's broker time: a re-read after a crash clamps to the same time.
-            guarded = parse_arrived(kind, body, arrival_of(msg.timestamp, now), pipe.config.time_guard)
+            guarded = parse_arrived(kind, body, arrival_of(msg.timestamp, now), pipe.config.time_guard, pipe.keys)
         except SourceError as exc:
             await pipe.deadletter("normalize", event, str(exc), exc.category)
             continue
@@ -427,6 +435,7 @@ def install(app: App, settings: Settings) -> Pipeline:
     table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)
     pipe = Pipeline(app, correlation_config(settings), table, topics, checkpoint_s=settings.checkpoint_interval,
+                    keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
                     incidents_partitions=settings.partitions_for("incidents"))
 

@@ -111,13 +111,27 @@ class Settings(BaseSettings):
         "at most this much (0: at every batch, one round trip each)")
 
     idle_flush: Duration = Field(default=1.0, description="a partition idle this long releases held alerts "
-                                 "and publishes throttled updates (event time does not move)")
+                                 "and publishes throttled updates (event time does not move): what a lone alert "
+                                 "waits before its incident shows; lower is sooner, but then a shorter pause in "
+                                 "the input already releases what is held, and older alerts after it arrive late")
     idle_advance: Duration = Field(default=10.0, description="a partition idle this long lets event time follow "
                                    "the wall clock, so quiet incidents still close and resolve")
 
     # Correlation knobs, handed to the engine as plain values.
-    window: Duration = 600.0
-    allowed_lateness: Duration = 0.5
+    scope_labels: tuple[str, ...] = Field(
+        default=("cluster", "environment", "env", "region"), description="labels whose values bound correlation "
+        "(part of every key; no incident or cause holds two scopes); add namespace here to bound by it too")
+    window: Duration = Field(default=600.0, description="the longest quiet gap an incident bridges (and the "
+                             "tumbling window its id is named after)")
+    window_mode: Literal["quiet-gap", "continuation", "tumbling"] = Field(
+        default="quiet-gap", description="quiet-gap: an incident ends after a pause long for its own alert rate "
+        "(min_gap .. window); continuation: after a pause of window; tumbling: at the window's end")
+    min_gap: Duration = Field(default=180.0, description="quiet-gap mode: the shortest pause that ends an incident")
+    gap_factor: float = Field(default=5.0, ge=0, description="quiet-gap mode: a pause this many times the "
+                              "incident's mean interval between alerts ends it (between min_gap and window)")
+    allowed_lateness: Duration = Field(default=0.5, description="alerts wait this long in event time behind the "
+                                       "newest alert, so any arrival order within it gives the same incidents; "
+                                       "raise it for sources that deliver out of order, at that much more delay")
     max_incident_lifetime: Duration = 4 * 3600.0
     max_incident_alerts: PositiveInt = 5000
     update_interval: Duration = 5.0

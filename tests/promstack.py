@@ -29,6 +29,8 @@ import yaml
 
 from stream.broker import die_with_parent, free_port
 
+from . import readme
+
 PROMETHEUS = Path("/usr/bin/prometheus")
 ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
 PROMTOOL = Path("/usr/bin/promtool")  # from the prometheus package
@@ -167,16 +169,21 @@ def _wait_ready(proc: Proc, timeout: float = 30.0) -> None:
     raise TimeoutError(f"{proc.name} not ready on {proc.url}:\n{proc.tail()}")
 
 
+TEST_TIMERS = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+"""Alertmanager's timers shortened so that a test's steps take seconds."""
+
+
 def alertmanager_config(webhook_url: str, token: str | None) -> dict[str, Any]:
-    """Route everything to the correlator's webhook, with the tight timers of a test."""
-    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True, "max_alerts": 0}
-    if token:
-        webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": token}}
-    return {
-        "route": {"receiver": "correlator", "group_by": ["alertname", "service"], "group_wait": "1s",
-                  "group_interval": "1s", "repeat_interval": "1h"},
-        "receivers": [{"name": "correlator", "webhook_configs": [webhook]}],
-    }
+    """The route and receiver the README tells a person to paste ("Use it with your Alertmanager"), with the
+    test's worker URL, its bearer token (when set) and the tight timers of a test."""
+    config = readme.alertmanager_config()
+    for receiver in config["receivers"]:
+        for webhook in receiver["webhook_configs"]:
+            webhook["url"] = webhook_url
+            if token:
+                webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": token}}
+    config["route"].update(TEST_TIMERS)
+    return config
 
 
 def start_alertmanager(workdir: Path, webhook_url: str, token: str | None = None, *,

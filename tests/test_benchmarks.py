@@ -29,6 +29,14 @@ def test_engine_throughput_quick() -> None:
         assert row["peak_state"]["keys"] > 0
 
 
+def test_first_incident_quick() -> None:
+    result = run_json("first_incident.py")
+    assert isinstance(result, dict) and len(result["rows"]) == 2
+    assert result["rows"][0]["ratio_to_defaults"] == 1.0
+    for row in result["rows"]:
+        assert len(row["waits_s"]) == 1 and 0 < row["median_s"] < 30
+
+
 def test_pipeline_throughput_quick() -> None:
     result = run_json("pipeline_throughput.py")
     assert isinstance(result, dict)

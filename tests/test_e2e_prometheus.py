@@ -9,6 +9,7 @@ for a fixed time. Every process the test starts is stopped by pid.
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -19,10 +20,10 @@ import yaml
 
 from correlator.models import IncidentEvent
 from stream.broker import EmbeddedBroker
-from stream.feed import follow_until
+from stream.feed import follow_until, format_event
 from stream.ingest import ENDPOINTS
 
-from . import promstack
+from . import promstack, readme
 from .paths import ROOT
 from .promstack import (
     AMTOOL,
@@ -86,6 +87,13 @@ def _follow(dep: Deployment, done: Callable[[dict[str, IncidentEvent]], bool]) -
                                     timeout=STEP_TIMEOUT_S, quiet_s=0.0))
 
 
+def _shape(line: str) -> str:
+    """A `tail incidents` line without what differs per run: the id, the seq, and whether the event that first
+    showed every failing instance was the opening one or an update (Alertmanager may send them apart)."""
+    line = re.sub(r"\binc-[0-9a-f]+", "inc-ID", re.sub(r"#\d+", "#N", line))
+    return re.sub(r"^(opened|updated) +", "firing-event ", line)
+
+
 def _firing(latest: dict[str, IncidentEvent]) -> IncidentEvent | None:
     return next((e for e in latest.values() if e.key == KEY and e.status == "firing"
                  and e.firing_count >= len(FAILING)), None)
@@ -139,6 +147,9 @@ def test_failing_instances_open_one_incident_and_recovery_resolves_it(
     assert resolved(final), f"incident {opened.incident_id} not resolved: {final.get(opened.incident_id)}"
     assert final[opened.incident_id].firing_count == 0
     assert [e.incident_id for e in final.values() if e.key == KEY] == [opened.incident_id]  # one incident
+    # what the README's "Use it with your Alertmanager" says a person sees, line for line
+    seen = [format_event(opened), format_event(final[opened.incident_id])]
+    assert [_shape(x) for x in seen] == [_shape(x) for x in readme.sample_incident_lines()], seen
 
     assert worker.metric("aiops_ingest_requests_total", endpoint="alertmanager", code="202") >= 2
     assert worker.metric("aiops_ingest_refusals_total", endpoint="alertmanager", reason="unauthorized") == 0

@@ -56,6 +56,22 @@ def groups(engine: Correlator) -> list[set[str]]:
         ("a chain of short gaps spans many windows", [0, 500, 1000, 1500, 2000], "continuation",
          [{"a0", "a1", "a2", "a3", "a4"}]),
         ("tumbling keeps one window", [0, 500, 1000], "tumbling", [{"a0", "a1"}, {"a2"}]),
+        # quiet-gap (default): gap = min(window 600, max(min_gap 180, 5 x the incident's mean interval))
+        ("quiet-gap: a lone alert bridges min_gap", [0, 180], "quiet-gap", [{"a0", "a1"}]),
+        ("quiet-gap: a lone alert no more", [0, 181], "quiet-gap", [{"a0"}, {"a1"}]),
+        ("quiet-gap: a dense storm ends after min_gap of quiet", [0, 10, 20, 30, 40, 221], "quiet-gap",
+         [{"a0", "a1", "a2", "a3", "a4"}, {"a5"}]),
+        ("quiet-gap: the same dense storm, a shorter pause, stays one", [0, 10, 20, 30, 40, 220], "quiet-gap",
+         [{"a0", "a1", "a2", "a3", "a4", "a5"}]),
+        ("quiet-gap: a sparse storm (every 100 s) bridges 5 x 100 s", [0, 100, 200, 700], "quiet-gap",
+         [{"a0", "a1", "a2", "a3"}]),
+        ("quiet-gap: never more than the window", [0, 150, 300, 450, 1051], "quiet-gap",
+         [{"a0", "a1", "a2", "a3"}, {"a4"}]),
+        ("quiet-gap: up to the window", [0, 150, 300, 450, 1050], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}]),
+        ("quiet-gap: a steady storm over many windows stays one", [60.0 * k for k in range(40)], "quiet-gap",
+         [{f"a{k}" for k in range(40)}]),
+        ("quiet-gap: a recurring fault after a pause long for that storm is a new incident",
+         [0, 15, 30, 45, 60, 400, 415, 430], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}, {"a5", "a6", "a7"}]),
     ],
 )
 def test_window_rule(name: str, times: list[float], mode: str, expected: list[set[str]]) -> None:
@@ -187,7 +203,7 @@ def test_out_of_order_within_lateness_equals_in_order() -> None:
 
 
 def test_late_alert_joins_by_event_time_and_is_counted() -> None:
-    engine, events = run([fire("a", 0), fire("b", 300), fire("c", 2000), fire("x", 100)])
+    engine, events = run([fire("a", 0), fire("b", 150), fire("c", 2000), fire("x", 100)])
     assert engine.counters.late == 1
     assert groups(engine) == [{"a", "b", "x"}, {"c"}]
     updated = [e for e in events if e.late_alerts]

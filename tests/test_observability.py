@@ -68,6 +68,13 @@ def test_noise_window(samples: list[tuple[float, float, float]], period: float, 
     assert got == pytest.approx(expected) if expected is not None else got is None
 
 
+def test_noise_window_counts_a_storm_that_came_before_its_first_sample() -> None:
+    window = NoiseWindow.since(100.0)  # the worker starts, nothing counted yet
+    window.add(105.0, 40, 5)  # its first periodic sample: the lab storm is already counted
+    assert window.reduction(105.0, 300) == pytest.approx(0.875)
+    assert window.reduction(165.0, 3600) == pytest.approx(0.875)
+
+
 def test_noise_window_memory_is_bounded_by_the_horizon() -> None:
     window = NoiseWindow(horizon_s=60)
     for t in range(10_000):

@@ -20,18 +20,18 @@ from .paths import LAB_STORM, MICROSS
 def test_lab_storm_default_window(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(LAB_STORM)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "INC#1 model-api/5xx: 18 alerts over t=0-5m"
+    assert lines[0] == "INC#1 model-api/5xx [cluster=ai-prod]: 18 alerts over t=0-5m"
     assert [ln.split(":")[0] for ln in lines[:5]] == [
-        "INC#1 model-api/5xx", "INC#2 vector-store/latency", "INC#3 tools/timeout", "INC#4 replicas/lag",
-        "INC#5 model-api/5xx"]
-    assert lines[4] == "INC#5 model-api/5xx: 4 alerts over t=45-48m"
+        "INC#1 model-api/5xx [cluster=ai-prod]", "INC#2 vector-store/latency [cluster=ai-prod]", "INC#3 tools/timeout [cluster=ai-prod]", "INC#4 replicas/lag [cluster=ai-prod]",
+        "INC#5 model-api/5xx [cluster=ai-prod]"]
+    assert lines[4] == "INC#5 model-api/5xx [cluster=ai-prod]: 4 alerts over t=45-48m"
     assert lines[5] == "40 alerts -> 5 incidents | noise reduction: 88%"
 
 
 def test_lab_storm_one_hour_window_merges_the_late_flare(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(LAB_STORM), "--window", "60m"]) == 0
+    assert main(["replay", str(LAB_STORM), "--window", "60m", "--mode", "continuation"]) == 0
     out = capsys.readouterr().out
-    assert "INC#1 model-api/5xx: 22 alerts over t=0-48m" in out
+    assert "INC#1 model-api/5xx [cluster=ai-prod]: 22 alerts over t=0-48m" in out
     assert "40 alerts -> 4 incidents | noise reduction: 90%" in out
 
 
@@ -42,7 +42,7 @@ def test_lab_storm_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(doc["incidents"]) == 5
     first = doc["incidents"][0]
     assert {"id", "key", "alert_count", "first_seen", "last_seen", "status", "members"} <= first.keys()
-    assert first["key"] == "model-api/5xx" and first["alert_count"] == 18 == len(first["members"])
+    assert first["key"] == "cluster=ai-prod/model-api/5xx" and first["alert_count"] == 18 == len(first["members"])
     members = [fp for inc in doc["incidents"] for fp in inc["members"]]
     assert len(members) == len(set(members)) == 40
 
@@ -82,10 +82,10 @@ def test_lab_storm_stage2_section_follows_the_stage1_lines(capsys: pytest.Captur
     assert lines[7] == "stage 2 (labels only): 5 incidents -> 3 causes | noise reduction: 92%"
     assert lines[8].startswith("CAUSE#1 par-") and lines[8].endswith(": 3 incidents, 32 alerts over t=0-9m")
     assert lines[9:12] == [
-        "  INC#1 model-api/5xx: opened it: no related incident open within the gap",
-        "  INC#2 vector-store/latency: same namespace assistant, 7s after its latest alert",
-        "  INC#3 tools/timeout: same namespace assistant, 4s after its latest alert"]
-    assert lines[-1] == "  INC#5 model-api/5xx: opened it: no related incident open within the gap"
+        "  INC#1 model-api/5xx [cluster=ai-prod]: opened it: no related incident open within the gap",
+        "  INC#2 vector-store/latency [cluster=ai-prod]: same namespace assistant, 7s after its latest alert",
+        "  INC#3 tools/timeout [cluster=ai-prod]: same namespace assistant, 4s after its latest alert"]
+    assert lines[-1] == "  INC#5 model-api/5xx [cluster=ai-prod]: opened it: no related incident open within the gap"
 
 
 def test_stage_1_flag_prints_what_stage_1_alone_printed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,7 +118,7 @@ def test_topology_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["replay", str(LAB_STORM), "--topology", str(topo)]) == 0
     out = capsys.readouterr().out
     assert "stage 2 (topology topo-" in out and "5 incidents -> 3 causes" in out
-    assert "  INC#2 vector-store/latency: topology vector-store~model-api (1 hop), 7s after its latest alert" in out
+    assert "  INC#2 vector-store/latency [cluster=ai-prod]: topology vector-store~model-api (1 hop), 7s after its latest alert" in out
     bad = tmp_path / "bad.json"
     bad.write_text('{"edges": [["a"]]}')
     assert main(["replay", str(LAB_STORM), "--topology", str(bad)]) == 2

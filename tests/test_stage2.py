@@ -359,9 +359,8 @@ def test_generated_two_clusters_overlapping_stay_two(seed: int) -> None:
     assert causes(alerts, None) == {frozenset({"eu"}), frozenset({"us"})}
 
 
-@pytest.mark.xfail(strict=True, reason="stage 1 keys by service/symptom: one service name in two clusters is one "
-                                       "stage-1 incident, which stage 2 cannot split (the cluster belongs in the key)")
 def test_same_service_names_in_two_clusters() -> None:
+    """The cluster is in the stage-1 key, so one service name in two clusters is two incidents and two causes."""
     rng = random.Random(0)
     alerts = []
     for tag, cluster, start in (("eu", "eu", 0.0), ("us", "us", 60.0)):

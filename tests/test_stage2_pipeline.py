@@ -21,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from correlator.config import DEFAULT_CONFIG
+from correlator.keys import split_key
 from correlator.models import IncidentEvent
 from correlator.replay import replay
 from correlator.sources import parse
@@ -159,7 +160,7 @@ def test_a_cascade_from_a_dependency_to_its_callers_is_one_cause(
     assert seen.causes() == [{"db", "api", "web"}]
     [parent] = seen.parents.values()
     assert seen.incidents[parent.first_child].service == "db"
-    relations = {a.child_key.partition("/")[0]: a.relation.value for a in seen.assignments.values()}
+    relations = {split_key(a.child_key)[1]: a.relation.value for a in seen.assignments.values()}
     assert relations == {"api": "topology", "web": "topology"}  # db opened the parent: its `opened` names it
     assert workers[0].get("/stage2/")["topology"] is not None
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig, fingerprint_of_labels, service_of
+from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig, fingerprint_of_labels, scope_of, service_of
 from correlator.models import Alert
 from correlator.sources.errors import SourceError
 from correlator.sources.generic import (
@@ -130,6 +130,7 @@ def _alert(message: WebhookMessage, item: WebhookAlert, config: KeyConfig) -> Al
         fingerprint=item.fingerprint or fingerprint_of_labels(item.labels),
         source=SOURCE,
         service=service_of(item.labels, config),
+        scope=scope_of(item.labels, config),
         symptom=symptom_of(item.labels, config),
         severity=severity,
         status=item.status,

@@ -45,7 +45,14 @@ import orjson
 from pydantic import ValidationError
 
 from correlator.eventtime import MAX_EPOCH, epoch_problem
-from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig, fingerprint_of_labels, normalize_symptom, service_of
+from correlator.keys import (
+    DEFAULT_KEY_CONFIG,
+    KeyConfig,
+    fingerprint_of_labels,
+    normalize_symptom,
+    scope_of,
+    service_of,
+)
 from correlator.models import Alert, Severity
 from correlator.sources.errors import SourceError
 
@@ -280,6 +287,7 @@ def alert_of(obj: object, where: str, config: KeyConfig = DEFAULT_KEY_CONFIG) ->
         "source": _text(get("source"), where, "source") or SOURCE,
         "service": service,
         "symptom": symptom,
+        "scope": scope_of(labels, config),
         "severity": severity,
         "status": _status(get("status"), where),
         "starts_at": _start(get("starts_at"), where),

@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig, normalize_symptom, service_of
+from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig, normalize_symptom, scope_of, service_of
 from correlator.models import Alert, Severity
 from correlator.sources.errors import SourceError
 from correlator.sources.generic import (
@@ -195,6 +195,7 @@ def _normalized(event: ZabbixEvent, where: str, config: KeyConfig, zone: tzinfo)
         fingerprint=f"zabbix:{event_id}",
         source=SOURCE,
         service=service_of(labels, config),
+        scope=scope_of(labels, config),
         symptom=_symptom(name, event),
         severity=severity,
         status="firing" if problem else "resolved",

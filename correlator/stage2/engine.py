@@ -8,6 +8,8 @@ changes nothing.
 
 The rule, exactly. A released child C (first alert at t) is related to a group G that is still accepting when
 
+* scope: C's key has exactly G's scope (cluster, environment, region: a hard boundary, never crossed);
+
 * time: G.first_seen - gap <= t <= G.last_seen + gap, last_seen being the latest alert of any child that
   stage 2 has heard of (children's spans arrive on their `updated` events);
 * relation: C continues a child of G, or shares an entity with G, or is within max_hops of it in the
@@ -40,6 +42,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
+from ..keys import split_key
 from ..models import SEVERITY_RANK, IncidentEvent
 from ..topology import Topology
 from .config import DEFAULT_GROUPING, GroupingConfig
@@ -276,8 +279,11 @@ class Grouper:
         """The related accepting groups with room, best first, and the best related one that is capped."""
         related: list[_Candidate] = []
         capped: _Candidate | None = None
+        scope = split_key(ev.key)[0]
         for gid in self._candidates(ev, view):
             g = self.store.get(gid)
+            if g is not None and g.scope != scope:
+                continue  # scope is a hard boundary: two clusters' failures are two causes, whatever relates them
             gap = None if g is None else time_gap(ev.first_seen, g.first_seen, g.last_seen, self.config.gap_s)
             link = None if g is None or gap is None else self._link(ev, view, g)
             if g is None or gap is None or link is None:
@@ -515,7 +521,7 @@ class Grouper:
         return ParentEvent(
             kind=kind, parent_id=g.id, seq=g.seq, status=status, first_seen=g.first_seen, last_seen=g.last_seen,
             children=list(g.children), alert_count=g.alert_count, max_severity=g.max_severity,
-            services=sorted({c.key.partition("/")[0] for c in g.children.values()}), first_child=g.first_child,
+            services=sorted({split_key(c.key)[1] for c in g.children.values()}), first_child=g.first_child,
             previous_id=g.previous_id, merged_into=merged_into, topology_version=g.topology_version, reason=reason,
             emitted_at=now,
         )

@@ -12,8 +12,11 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   fallback when there is no topology, or when it knows the entities of neither side or of one side only
   (when it knows both and finds no path, that is taken as evidence that they are unrelated).
 
-And one veto: when both sides know their values of a `separate_labels` label (cluster) and share none,
-they are never related, whatever the topology or the names say (two clusters, two failures).
+Two boundaries come before any rule. The scope of the stage-1 key (`keys.scope_of`: cluster, environment,
+region) is a hard one: a child joins only groups of exactly its scope (checked by the engine). And a veto: when
+both sides know their values of a `separate_labels` label (cluster) and share none, they are never related,
+whatever the topology or the names say (two clusters, two failures); it still matters for a scope label that
+is not configured as one.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
+from ..keys import split_key
 from ..models import SEVERITY_RANK, IncidentEvent
 
 __all__ = ["ChildState", "DictGroupStore", "GroupPhase", "GroupState", "GroupStore"]
@@ -84,6 +85,11 @@ class GroupState:
     def max_severity(self) -> str:
         """The worst severity of any child."""
         return max((c.severity for c in self.children.values()), key=lambda s: SEVERITY_RANK.get(s, 1))
+
+    @property
+    def scope(self) -> str:
+        """The scope of the group's keys: every child has the same one (a stage-2 boundary, see `relations`)."""
+        return split_key(next(iter(self.children.values())).key)[0] if self.children else ""
 
     @property
     def all_done(self) -> bool:

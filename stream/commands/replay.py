@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, help="Alertmanager webhook JSON, Zabbix event JSON, "
                         "generic alert JSON (object, array or NDJSON); '-' reads standard input")
     parser.add_argument("--window", default="10m", help="window size, e.g. 10m, 600, 1h (default 10m)")
-    parser.add_argument("--mode", choices=["continuation", "tumbling"], default=DEFAULT_CONFIG.mode,
+    parser.add_argument("--mode", choices=["quiet-gap", "continuation", "tumbling"], default=DEFAULT_CONFIG.mode,
                         help="continuation (default): a storm across a window boundary stays one incident")
     parser.add_argument("--lateness", default="0s",
                         help="allowed lateness for out-of-order input (default 0s: a file is replayed as ordered)")

@@ -1,34 +1,124 @@
-"""`aiops tail incidents`: print incident events as they arrive."""
+"""`aiops tail TOPIC`: follow any topic the project writes and print each record as it arrives.
+
+`incidents` prints one line per incident event (as `aiops demo` does); `deadletter` prints why each record was
+refused, from its headers (reason, agent, source topic, partition, offset, and any others), with its size and
+the start of its bytes; every other topic prints its key and value. `--json` prints one object per record
+(topic, partition, offset, key, headers, value) for scripts. A record that is not what its topic should carry is
+printed as it is, never a reason to stop following.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import Any
 
 import orjson
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
 
-from stream.feed import format_event, incident_events
-from stream.settings import Settings
+from correlator.models import IncidentEvent
+from stream.feed import format_event, topic_records
+from stream.settings import Settings, TopicNames
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "run", "format_record", "record_json", "TAILABLE"]
+
+TAILABLE: dict[str, str] = {field.default: name for name, field in TopicNames.model_fields.items()}
+"""Topic as the user names it (its default Kafka name, e.g. `tickets.triaged`) -> its TopicNames field."""
+
+PREVIEW_CHARS = 200
+"""How much of a value a line shows; `--json` shows all of it."""
+
+# Dead-letter headers shown first, in this order (what the record is, then where it came from); others follow.
+DEADLETTER_FIRST = ("reason", "category", "agent", "topic", "partition", "offset", "size")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of `aiops tail`."""
-    parser.add_argument("what", choices=["incidents"], help="the topic to follow")
+    parser.add_argument("what", choices=sorted(TAILABLE), help="the topic to follow, by its default name; "
+                        "the Kafka name comes from the settings (AIOPS_TOPICS__DEADLETTER, ...)")
     parser.add_argument("--broker", default=None, help="kafka://host:9092 (default: AIOPS_BROKER)")
     parser.add_argument("--from-beginning", action="store_true", help="replay the topic from its start")
-    parser.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    parser.add_argument("--json", action="store_true", help="print each record as one JSON line with its headers")
+    parser.add_argument("--count", type=int, default=None, help="stop after this many records")
+
+
+def _text(raw: bytes | None) -> str:
+    if raw is None:
+        return "null"
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def _headers(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    return {name: _text(value) for name, value in (record.headers or ())}
+
+
+def _preview(raw: bytes | None) -> str:
+    """A value on one line: compact JSON when it is JSON, else its text; cut at PREVIEW_CHARS."""
+    if raw is None:
+        return "null"
+    try:
+        text = orjson.dumps(orjson.loads(raw)).decode()
+    except orjson.JSONDecodeError:
+        text = _text(raw).replace("\n", "\\n")
+    return text if len(text) <= PREVIEW_CHARS else f"{text[:PREVIEW_CHARS]}... ({len(raw)} bytes)"
+
+
+def _where(record: ConsumerRecord[bytes, bytes]) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
+
+
+def _deadletter_line(record: ConsumerRecord[bytes, bytes]) -> str:
+    headers = _headers(record)
+    headers.setdefault("size", str(len(record.value or b"")))
+    ordered = [n for n in DEADLETTER_FIRST if n in headers] + sorted(set(headers) - set(DEADLETTER_FIRST))
+    fields = " ".join(f"{name}={orjson.dumps(headers[name]).decode()}" for name in ordered)
+    return f"{_where(record)} key={_text(record.key)} {fields} value={_preview(record.value)}"
+
+
+def format_record(kind: str, record: ConsumerRecord[bytes, bytes]) -> str:
+    """One terminal line for a record of the topic named `kind` (a TopicNames field)."""
+    if kind == "deadletter":
+        return _deadletter_line(record)
+    if kind == "incidents":
+        try:
+            return format_event(IncidentEvent.model_validate_json(record.value or b""))
+        except ValidationError:
+            pass  # not an incident event (a foreign record): shown as it is below
+    return f"{_where(record)} key={_text(record.key)} {_preview(record.value)}"
+
+
+def record_json(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
+    """The JSON form of a record: where it is, its key and headers, and its value (parsed when it is JSON)."""
+    value: Any
+    try:
+        value = orjson.loads(record.value) if record.value is not None else None
+    except orjson.JSONDecodeError:
+        value = _text(record.value)
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "timestamp_ms": record.timestamp, "key": None if record.key is None else _text(record.key),
+            "headers": _headers(record), "size": len(record.value or b""), "value": value}
 
 
 def run(args: argparse.Namespace) -> int:
-    """Follow the incidents topic until Ctrl-C."""
+    """Follow the topic until Ctrl-C (or `--count` records)."""
+    from stream.security import client_options  # imports Faust: only when tailing, not for every `aiops` command
+
     settings = Settings.from_args(broker=args.broker)
+    kind = TAILABLE[args.what]
+    topic = getattr(settings.topics, kind)
 
     async def follow() -> None:
-        async for ev in incident_events(settings.bootstrap_servers, settings.topics.incidents,
-                                        from_beginning=args.from_beginning):
-            print(orjson.dumps(ev.model_dump()).decode() if args.json else format_event(ev), flush=True)
+        seen = 0
+        if args.count is not None and args.count <= 0:
+            return
+        async for record in topic_records(settings.bootstrap_servers, topic, from_beginning=args.from_beginning,
+                                          client_options=client_options(settings)):
+            line = orjson.dumps(record_json(record)).decode() if args.json else format_record(kind, record)
+            print(line, flush=True)
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                return
 
     try:
         asyncio.run(follow())

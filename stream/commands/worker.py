@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stream.idle import TICK_S
 from stream.settings import Settings
 
-__all__ = ["configure", "run", "configure_up", "run_up", "add_worker_flags", "settings_from"]
+__all__ = ["LATENCY_SETTINGS", "configure", "run", "configure_up", "run_up", "add_worker_flags", "settings_from"]
+
+LATENCY_SETTINGS = ("idle_flush", "allowed_lateness")
+"""Settings that trade how soon an incident shows against how much out-of-order input is absorbed."""
 
 
 def add_worker_flags(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +24,23 @@ def add_worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", dest="data_dir", default=None, help="Faust's local data directory")
     parser.add_argument("--role", default=None, choices=("all", "ingest"),
                         help="all (default): ingest, agents, views; ingest: the HTTP ingest and /metrics only")
+    latency = parser.add_argument_group(
+        "latency and reordering", "How soon an incident shows, against how much disorder in the sources is "
+        "absorbed. Alerts are held for reordering until a newer alert passes them by --allowed-lateness or their "
+        f"partition has been quiet for --idle-flush (the idle timer looks every {TICK_S:g}s): a lone alert on an "
+        f"idle worker waits --idle-flush plus up to {TICK_S:g}s, and is not held at all with --allowed-lateness 0 "
+        "(measured in the README, \"How long you wait for an incident\").")
+    for name in LATENCY_SETTINGS:
+        field = Settings.model_fields[name]
+        latency.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar="DURATION",
+                             help=f"{field.description} (default {field.default:g}s, env AIOPS_{name.upper()})")
+
 
 
 def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
     """Settings from flags over environment over defaults."""
-    names = ("app_id", "web_port", "partitions", "window", "log_level", "data_dir", "broker", "role")
+    names = ("app_id", "web_port", "partitions", "window", "log_level", "data_dir", "broker", "role",
+             *LATENCY_SETTINGS)
     flags = {n: getattr(args, n, None) for n in names}
     return Settings.from_args(**{**flags, **extra})
 
