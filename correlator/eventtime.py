@@ -144,12 +144,12 @@ def guard_replay(alerts: Sequence[Alert], now: float, guard: TimeGuard = DEFAULT
     """The rule for a recorded file, which has no arrival times; the horizon is off (a recording is old by nature).
 
     The file is taken in arrival order. An alert dated more than the skew ahead of everything before it (the
-    recording's clock) is judged against the
-    median of the event times of the next `REPLAY_LOOKAHEAD` records (they arrived after it, so an honest alert
-    started before them) and of `now`, the wall clock (a recording is not from the future): a median, so that
-    one bad neighbour cannot sway it. A future-dated one is placed at the latest event time of
-    the alerts before it: where the recording's clock stood when it arrived, so it moves event time not at all
-    (the first record of a file: at the earliest of those after it).
+    recording's clock) is judged against the median of the event times of the next `REPLAY_LOOKAHEAD` records
+    (they arrived after it, so an honest alert started before them) and of `now`, the wall clock (a recording
+    is not from the future): a median, so that one bad neighbour cannot sway it. A future-dated one is placed
+    at the latest event time of the alerts before it, where the recording's clock stood when it arrived, so it
+    moves event time not at all (the first record of a file: at the earliest of those after it). The limit:
+    near the end of a file, a time between the recording and `now` is taken at its word.
     """
     replay_guard = TimeGuard(max_future_skew_s=guard.max_future_skew_s, horizon_s=None)
     skew = guard.max_future_skew_s
