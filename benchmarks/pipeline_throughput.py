@@ -13,7 +13,8 @@ alert record (its /stats). Medians of `--runs`.
     .venv/bin/python benchmarks/pipeline_throughput.py --stage2    # with and without stage 2, same run
 
 With `--stage2` every run is a pair of fresh deployments on the same broker and the same records, one
-worker without and one with stage 2 (AIOPS_STAGE2=true; labels only, no topology), in alternating order.
+worker with stage 1 alone (AIOPS_STAGE2=false) and one with stage 2 (the default; labels only, no
+topology), in alternating order; without `--stage2` the worker runs the defaults (stage 2 on).
 Each run reads two clocks:
 
 * `folded`: stops when correlate has folded every alert and, with stage 2, when stage 2 has also folded
@@ -68,15 +69,16 @@ def storm_records(records: int, per_record: int, seed: int) -> tuple[list[bytes]
 
 
 def one_run(
-    broker: Any, bodies: list[bytes], alerts: int, timeout: float, stage2: bool = False, settle: bool = False,
+    broker: Any, bodies: list[bytes], alerts: int, timeout: float, stage2: bool | None = None, settle: bool = False,
 ) -> dict[str, float]:
-    """Ceiling and pipeline rates for one fresh deployment (with the stage-2 agents when `stage2`).
+    """Ceiling and pipeline rates for one fresh deployment: the default settings, or with stage 2 on or off.
 
+    With `stage2` True the clock also waits for stage 2 to fold what stage 1 published (see `folded`).
     With `settle`, also `settled_alerts_per_s`: the clock stopped when readers of `incidents` caught up.
     """
     dep = Deployment(broker, Path(tempfile.mkdtemp(prefix="aiops-bench-")))
-    if stage2:
-        dep.extra_env = {**dep.extra_env, "AIOPS_STAGE2": "true"}
+    if stage2 is not None:  # stage 2 is on by default
+        dep.extra_env = {**dep.extra_env, "AIOPS_STAGE2": "true" if stage2 else "false"}
     dep.create_topics()
     dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies),
@@ -100,7 +102,7 @@ def one_run(
                 owed = sum(_samples(worker.get("/metrics"), "aiops_incident_events_total"))
             if end is None and folded >= alerts and (not stage2 or worker.get("/stage2/")["grouped"] >= owed):
                 end = now
-            if end is not None and (not settle or _incidents_read(worker, owed or 0, stage2)):
+            if end is not None and (not settle or _incidents_read(worker, owed or 0, bool(stage2))):
                 settled = now
                 cpu_s = _cpu_s(worker.proc.pid) + _cpu_s(broker.pid) - cpu_start
                 break

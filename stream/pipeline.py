@@ -47,8 +47,9 @@ TICK_S = 0.5
 CENSUS_S = 10.0
 
 
-Route = Callable[[Sequence[tuple[IncidentEvent, bytes]]], Awaitable[None]]
-"""A hook handed every event a commit publishes, with its encoded value, before the commit's first flush."""
+Route = Callable[[Sequence[tuple[IncidentEvent, bytes]]], Awaitable[list[asyncio.Future[Any]]]]
+"""A hook handed every event a commit publishes, with its encoded value; its sends' futures are waited for
+with the events' own, before the checkpoint writes the state that produced them."""
 
 
 def correlation_config(settings: Settings) -> CorrelationConfig:
@@ -181,7 +182,7 @@ class Pipeline:
         if published:
             self._events_sent += await self.publish(published)
             if self.route is not None:
-                await self.route(published)
+                self._events_sent += await self.route(published)
         self._touched.update(p for p, _, _ in items)
         await self.checkpoint_if_due()
 

@@ -21,8 +21,8 @@ Installed only when `Settings.stage2` is on:
 * the idle timer releases held children of quiet partitions and reloads the topology file when its mtime
   changes (no restart).
 
-Delivery. The route records go out inside stage 1's commit, before its first flush: like the events on
-`incidents`, they are out before the state that produced them, so a crash loses none, and one that
+Delivery. The route records go out inside stage 1's commit, and its checkpoint waits for them with the
+events on `incidents` before it writes the state that produced them, so a crash loses none, and one that
 strikes before stage 1's progress makes it regenerates them (same ids, same seq) in a new record, which
 the Grouper drops event by event (it keeps each child's latest seq). A routing record redelivered to
 stage 2 itself is skipped by its offset (`GroupTableStore.seen`). Stage 2 so sees exactly the events
@@ -75,6 +75,7 @@ from correlator.topology import Topology, TopologyError
 from stream.app import App
 from stream.commands.replay import read_topology
 from stream.idle import IdleClocks
+from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
 from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
 from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
 from stream.settings import Settings
@@ -85,14 +86,11 @@ __all__ = ["STAGE_HEADER", "Stage2", "TopologyWatcher", "grouping_config", "inst
 
 log = logging.getLogger(__name__)
 
-STAGE_HEADER = "aiops-stage"
-"""Header on every record stage 2 publishes on `incidents` (value b"2"), so that readers can tell it apart."""
 DEFAULT_ROUTE_KEY = "-"
 """Routing key of incidents that carry no cluster."""
 GROUP_BATCH = 1000
 MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
-_STAGE2 = b"2"
 _EVENTS = TypeAdapter(list[IncidentEvent])
 
 
@@ -108,14 +106,6 @@ def route_key(ev: IncidentEvent, config: GroupingConfig) -> str:
             if value.lower() not in config.placeholder_values:
                 return value
     return DEFAULT_ROUTE_KEY
-
-
-def is_stage2_record(headers: Any) -> bool:
-    """Whether a record's headers (a list of (name, bytes) or a mapping) say stage 2 published it."""
-    if not headers:
-        return False
-    pairs = headers.items() if hasattr(headers, "items") else headers
-    return any(name == STAGE_HEADER and value == _STAGE2 for name, value in pairs)
 
 
 @dataclass
@@ -188,13 +178,15 @@ class Stage2:
         """The routing partition of a routing key, as a keyed Kafka producer would pick it (murmur2)."""
         return cached_partition(self._partition_cache, key, self.route_partitions)
 
-    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> None:
+    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> list[asyncio.Future[Any]]:
         """`Pipeline.route`: send a stage-1 commit's events to the routing topic, one record per partition.
 
-        Called inside stage 1's commit before its first flush (see the module docstring for why that is
-        the delivery guarantee), and returns only once the records are delivered (a failure raises, so stage
-        1 writes no state after events stage 2 never got). The values are the bytes already encoded for
-        `incidents`, joined into a JSON array: routing costs no second encoding and no per-event record.
+        Called inside stage 1's commit, beside its events on `incidents` (see the module docstring for why
+        that is the delivery guarantee); returns the delivery futures, which stage 1's next checkpoint waits
+        for with its events before it writes any state (a failure raises there, so stage 1 writes no state
+        after events stage 2 never got). Waiting for them here instead cost a round trip per commit. The
+        values are the bytes already encoded for `incidents`, joined into a JSON array: routing costs no
+        second encoding and no per-event record.
         """
         by_partition: dict[int, list[bytes]] = {}
         for ev, value in published:
@@ -203,9 +195,9 @@ class Stage2:
         for partition, values in by_partition.items():
             chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
             sent += await send_batches(self.app, self.route_topic, partition,
-                                            ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
-        await asyncio.gather(*sent)
+                                       ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
         self.routed += len(published)
+        return sent
 
     def grouper(self, partition: int) -> Grouper:
         """The Grouper of a routing partition, built on first use from whatever the table restored."""
@@ -247,7 +239,7 @@ class Stage2:
         for parent in out.parents:
             key = parent.parent_id.encode()
             by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
-                (key, _dump(parent), _PARENT))
+                (key, _dump(parent), PARENT_HEADERS))
         sent = len(out.parents)
         for assignment in out.assignments:
             # The child that opens a parent is named by the parent's `opened` event (`first_child`, and
@@ -256,7 +248,7 @@ class Stage2:
             if assignment.relation is not Relation.FIRST:
                 key = assignment.child_id.encode()
                 by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
-                    (key, _dump(assignment), _ASSIGNMENT))
+                    (key, _dump(assignment), ASSIGNMENT_HEADERS))
                 sent += 1
         topic = str(self.topics["incidents"].get_topic_name())
         futures: list[asyncio.Future[Any]] = []
@@ -305,10 +297,6 @@ class Stage2:
 
 def _dump(model: ParentEvent | Assignment) -> bytes:
     return orjson.dumps(model.model_dump(mode="json"))
-
-
-_PARENT = [(STAGE_HEADER, _STAGE2), ("aiops-kind", b"parent")]
-_ASSIGNMENT = [(STAGE_HEADER, _STAGE2), ("aiops-kind", b"assignment")]
 
 
 def _chunks(values: list[bytes], limit: int) -> list[list[bytes]]:

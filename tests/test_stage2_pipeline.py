@@ -4,12 +4,15 @@ Generated scenarios, all in one cluster (so on one routing key, one Grouper: it 
 a dependency's failure cascading to its callers (one parent), and two unrelated failures overlapping in time
 (two parents). The topology file is reloaded without a restart. Delivery: a routing record delivered twice
 (stage 1 regenerating a commit after a crash) is folded once, and a SIGKILLed worker's successor carries on
-with the parents the offline replay names.
+with the parents the offline replay names; a worker at the default settings names the parents that
+`aiops replay` names on the same file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +35,7 @@ from stream.stage2_agent import (
     MAX_ROUTE_RECORD_BYTES, STAGE_HEADER, TopologyWatcher, _chunks, grouping_config, is_stage2_record, route_key,
 )
 
-from .workers import Deployment, WorkerProc
+from .workers import ROOT, Deployment, WorkerProc
 
 T0 = 1_772_420_400.0  # a fixed event time: the scenario correlates the same whenever the test runs
 
@@ -143,7 +146,7 @@ def topology_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def deployment(broker: EmbeddedBroker, tmp_path: Path, topology_file: Path) -> Iterator[Deployment]:
-    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2": "true", "AIOPS_STAGE2_TOPOLOGY": str(topology_file)}
+    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2_TOPOLOGY": str(topology_file)}  # stage 2: on by default
     dep = Deployment(broker, tmp_path, extra_env=env)
     dep.create_topics()
     yield dep
@@ -290,6 +293,42 @@ def test_a_killed_worker_s_successor_names_the_parents_the_replay_names(
     assert {p.id: {c.id for c in p.children} for p in offline.parents} == {
         pid: {c for c, p in seen.parent_of().items() if p == pid} for pid in set(seen.parent_of().values())}
     assert all(len(parents) == 1 for parents in seen.named.values()), seen.named  # no child named twice
+
+
+def on_host(alerts: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:
+    """The alerts with a `host` label: without a topology, a shared host is what relates two services."""
+    return [{**a, "labels": {**a["labels"], "host": host}} for a in alerts]
+
+
+def test_a_default_worker_names_the_parents_aiops_replay_names(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """Stage 2 on by default (no stage-2 setting, no topology): the same parents as `aiops replay --json`.
+
+    Two clusters fail at once on hosts of the same name (the cluster keeps them apart), one cascade shares
+    a host (one cause), and an unrelated failure later stays alone.
+    """
+    path = tmp_path / "storm.ndjson"
+    path.write_bytes(body(
+        on_host(failure("db", "DBDown", T0, cluster="c1"), "h1"),
+        on_host(failure("api", "ErrorRate", T0 + 20, cluster="c1"), "h1"),
+        on_host(failure("cache", "Evictions", T0 + 5, cluster="c2"), "h1"),
+        on_host(failure("queue", "Backlog", T0 + 25, cluster="c2"), "h1"),
+        on_host(failure("search", "HighLatency", T0 + 900, cluster="c2"), "h7")))
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
+                          capture_output=True, check=True)
+    offline = orjson.loads(done.stdout)
+    expected = {p["id"]: set(p["children"]) for p in offline["parents"]}
+    assert sorted(map(len, expected.values())) == [1, 2, 2]  # the scenario is what it says
+    dep = Deployment(broker, tmp_path)  # the defaults, bar the idle advance every pipeline test sets
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, assigned(len(offline["incidents"])))
+    live: dict[str, set[str]] = {}
+    for child, parent in seen.parent_of().items():
+        live.setdefault(parent, set()).add(child)
+    assert live == expected
+    assert {i["id"]: i["parent_id"] for i in offline["incidents"]} == seen.parent_of()
 
 
 def test_route_records_are_cut_under_the_size_limit_in_order() -> None:
