@@ -1,6 +1,6 @@
 """Stage 2: stage-1 incident events -> routed by cluster -> Grouper -> parents on `incidents`.
 
-Installed only when `Settings.stage2` is on:
+Installed when `Settings.stage2` is on (the default):
 
 * the route, a hook in the correlate agent's commit (`Pipeline.route`): every stage-1 event that commit
   publishes on `incidents` is also sent to the internal topic `<app id>-stage2-route`, on the partition of
@@ -9,8 +9,9 @@ Installed only when `Settings.stage2` is on:
   decode of every event, and a second hop to re-key it, cost more than grouping it (stage 2 took half the
   pipeline's alerts/s that way).
 * `stage2_group` reads the routing topic and folds each partition's events into its own `Grouper`, whose
-  state is a changelog-backed table (`stream.stage2_state`); it publishes on `incidents`, with header
-  `aiops-stage: 2`:
+  state is a changelog-backed table (`stream.stage2_state`) written at checkpoints (`stream.checkpoint`,
+  every `checkpoint_interval` as stage 1's); it publishes on `incidents`, with the headers of
+  `stream.incident_records` (`aiops-stage: 2`, `aiops-kind`):
   - `ParentEvent` keyed by parent id (`opened`, throttled `updated`, `resolved`; `children` lists members);
   - `Assignment` keyed by the child's incident id, one per child that joins an existing parent (or moves,
     on a merge), with the relation and the one-line reason: this is how a child names its parent. Keyed
@@ -25,7 +26,9 @@ Delivery. The route records go out inside stage 1's commit, and its checkpoint w
 events on `incidents` before it writes the state that produced them, so a crash loses none, and one that
 strikes before stage 1's progress makes it regenerates them (same ids, same seq) in a new record, which
 the Grouper drops event by event (it keeps each child's latest seq). A routing record redelivered to
-stage 2 itself is skipped by its offset (`GroupTableStore.seen`). Stage 2 so sees exactly the events
+stage 2 itself after its checkpoint is skipped by its offset (`GroupTableStore.seen`); one read again
+because the crash came before the checkpoint is folded again on the state that does not hold it, and
+regenerates the same parents and seq. Stage 2 so sees exactly the events
 stage 1 published, in the order each stage-1 partition published them. Its limits: only this pipeline's
 correlate agent feeds it (an `IncidentEvent` another producer writes to `incidents` is not grouped; it
 may write a JSON array of them to the routing topic instead), and every worker of a deployment must run
@@ -62,6 +65,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +78,11 @@ from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutpu
 from correlator.topology import Topology, TopologyError
 from stream.app import App
 from stream.commands.replay import read_topology
+from stream.checkpoint import Checkpoints, StateStore
 from stream.idle import IdleClocks
 from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
 from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
-from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
+from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
 
@@ -159,7 +164,8 @@ class Stage2:
     table: Any
     topics: dict[str, TopicT]
     watcher: TopologyWatcher
-    sync_marker: bool = True
+    checkpoint_s: float = 0.0
+    """Seconds between state checkpoints (`stream.checkpoint`); 0 checkpoints at every commit."""
     clocks: IdleClocks = field(default_factory=IdleClocks)
     groupers: dict[int, Grouper] = field(default_factory=dict)
     route_partitions: int = 4
@@ -168,6 +174,15 @@ class Stage2:
     routed: int = 0
     grouped: int = 0
     published: int = 0
+    checkpoints: Checkpoints = field(init=False)
+    """Output sent, routing records held and the clock of the state checkpoints."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held by a fold and the checkpoint after it (the agent's and the idle timer's): a checkpoint never
+    writes state whose output is not yet among what it waits for, nor acks input not yet folded."""
+    _touched: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.checkpoints = Checkpoints(self.app, self._touched_stores, self.checkpoint_s)
 
     @property
     def route_topic(self) -> str:
@@ -220,6 +235,8 @@ class Stage2:
         for p in partitions:
             self.groupers.pop(p, None)
         self.clocks.drop(partitions)
+        self._touched -= set(partitions)
+        self.checkpoints.forget_held(self.route_topic, partitions)
 
     def reload_topology(self) -> None:
         """Hand a changed topology file to every Grouper; children assigned from now on use it."""
@@ -258,30 +275,28 @@ class Stage2:
         return futures
 
     async def commit(self, partition: int, out: GroupingOutput) -> None:
-        """Publish, then write the partition's changed groups, then its progress: `Pipeline.commit`'s order.
+        """Publish what a fold produced and mark its partition's state for the next checkpoint.
 
-        A crash before the keys regenerates the same parents (ids derive from the first child) from the
-        redelivered input; a crash between keys and progress re-applies input the Grouper drops by seq.
-        The flushes keep the order on the wire and end each commit with a one-record changelog batch (Tansu).
+        The checkpoint (`stream.checkpoint`, every `checkpoint_interval` as stage 1's) waits for what was
+        published, then writes the changed groups, then the progress, and only then acknowledges the routing
+        records: a crash before it re-reads them and regenerates the same parents (ids derive from the first
+        child, seq from the group), which readers drop by seq. Written per commit, the state cost a changelog
+        record for nearly every child twice (held, then its tombstone) and three producer flushes a batch.
         """
-        grouper = self.groupers[partition]
-        store = grouper.store
-        assert isinstance(store, GroupTableStore)
-        producer, changelog = self.app.producer, store.changelog_topic
-        sent = await self.publish(out)
-        if sent:
-            await producer.flush()
-            raise_failed(sent)  # before the state that follows them: the input is redelivered instead
-        changes = store.write_keys()
-        if changes:
-            sent = await send_batches(self.app, changelog, store.partition, ((k, v, []) for k, v in changes))
-            if self.sync_marker:
-                await producer.flush()
-                raise_failed(sent)
-        key, value = store.write_progress(grouper.watermark)
-        sent += await send_batches(self.app, changelog, store.partition, [(key, value, [])])  # alone in its batch
-        await producer.flush()
-        raise_failed(sent)
+        self.checkpoints.sent(await self.publish(out))
+        self._touched.add(partition)
+        self.checkpoints.changed()
+
+    def _touched_stores(self) -> list[tuple[StateStore, float]]:
+        stores: list[tuple[StateStore, float]] = []
+        for p in sorted(self._touched):
+            grouper = self.groupers.get(p)
+            if grouper is not None:
+                store = grouper.store
+                assert isinstance(store, GroupTableStore)
+                stores.append((store, grouper.watermark))
+        self._touched.clear()
+        return stores
 
     def status(self) -> dict[str, Any]:
         """What the `/stage2/` view shows: partitions, throughput counters, state size, topology."""
@@ -323,7 +338,15 @@ def _decode_routed(raw: bytes | None) -> list[IncidentEvent]:
 
 
 async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
-    """Fold a batch of routing records into the Groupers of their partitions and commit what came out."""
+    """Fold a batch of routing records into the Groupers of their partitions, commit what came out, and
+    checkpoint if one is due."""
+    async with stage.lock:
+        stage.checkpoints.hold(events)
+        await _fold(stage, events)
+        await stage.checkpoints.if_due()
+
+
+async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
     by_partition: dict[int, list[IncidentEvent]] = {}
     for event in events:
         msg = event.message
@@ -331,7 +354,7 @@ async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
         assert isinstance(store, GroupTableStore)
         if store.seen(msg.offset):
             continue
-        store.offset = msg.offset  # written with the progress, after the keys this batch changes
+        store.offset = msg.offset  # written with the progress, after the keys it covers
         try:
             by_partition.setdefault(msg.partition, []).extend(_decode_routed(msg.value))
         except ValueError as exc:
@@ -361,15 +384,25 @@ def _idle_output(stage: Stage2, p: int, grouper: Grouper, now: float) -> Groupin
 
 
 async def tick(stage: Stage2) -> None:
-    """Idle timer: topology reload, then the idle steps of every quiet partition."""
+    """Idle timer: topology reload, the idle steps of every quiet partition, and a checkpoint if one is due."""
     stage.reload_topology()
-    now = time.monotonic()
-    for p, grouper in list(stage.groupers.items()):
-        if grouper.watermark == float("-inf"):
-            continue
-        out = _idle_output(stage, p, grouper, now)
-        if out.parents or out.assignments:
-            await stage.commit(p, out)
+    async with stage.lock:
+        now = time.monotonic()
+        for p, grouper in list(stage.groupers.items()):
+            if grouper.watermark == float("-inf"):
+                continue
+            out = _idle_output(stage, p, grouper, now)
+            store = grouper.store
+            assert isinstance(store, GroupTableStore)
+            if out.parents or out.assignments or store.dirty:
+                await stage.commit(p, out)
+        await stage.checkpoints.if_due()
+
+
+async def checkpoint_if_due(stage: Stage2) -> None:
+    """The stop hook: write what is held (always due when the app stops), after any fold in progress."""
+    async with stage.lock:
+        await stage.checkpoints.if_due()
 
 
 def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT:
@@ -388,7 +421,7 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     watcher = TopologyWatcher(settings.stage2_topology, config.max_hops)
     watcher.load()
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
-                  sync_marker=settings.changelog_sync_marker, route_partitions=partitions,
+                  checkpoint_s=settings.checkpoint_interval, route_partitions=partitions,
                   incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance))
 
 
@@ -407,6 +440,8 @@ def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | Non
     @app.timer(interval=TICK_S)
     async def stage2_tick() -> None:
         await tick(stage)
+
+    app.stop_hooks.append(partial(checkpoint_if_due, stage))  # stopping: always due when something is held
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
