@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import ValidationError
 
 from correlator.config import DEFAULT_CONFIG
 from correlator.models import IncidentEvent
@@ -30,6 +31,8 @@ from correlator.sources import parse
 from correlator.stage2 import Assignment, ParentEvent, Relation, parent_id
 from stream.broker import EmbeddedBroker
 from stream.commands.replay import read_topology
+from stream.feed import format_event
+from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record
 from stream.settings import Settings
 from stream.stage2_agent import (
     MAX_ROUTE_RECORD_BYTES, STAGE_HEADER, TopologyWatcher, _chunks, grouping_config, is_stage2_record, route_key,
@@ -212,6 +215,27 @@ def test_route_key_is_the_first_known_cluster_else_the_default() -> None:
     assert route_key(ev, config) == "c2"
     assert route_key(ev.model_copy(update={"entities": {}}), config) == "-"
     assert is_stage2_record([(STAGE_HEADER, b"2")]) and not is_stage2_record([("other", b"2")])
+
+
+def test_readers_tell_the_three_kinds_of_incidents_records_apart_by_header() -> None:
+    """What `aiops tail incidents` and the SLA agent rely on: the headers stage 2 sets, not the values."""
+    child = _event("db", "DBDown", T0)
+    parent = ParentEvent(kind="opened", parent_id="par-1", seq=1, status="firing", first_seen=T0, last_seen=T0,
+                         children=["inc-db"], alert_count=1, max_severity="critical", services=["db"],
+                         first_child="inc-db", emitted_at=T0)
+    joined = Assignment(child_id="inc-api", child_key="api/ErrorRate", parent_id="par-1",
+                        relation=Relation.ENTITY, via="h1", gap_s=0.0, explanation="shares host h1",
+                        assigned_at=T0)
+    records = [(child.model_dump_json().encode(), []), (parent.model_dump_json().encode(), PARENT_HEADERS),
+               (joined.model_dump_json().encode(), ASSIGNMENT_HEADERS)]
+    assert [decode_incident_record(v, h) for v, h in records] == [child, parent, joined]
+    assert [is_stage2_record(h) for _, h in records] == [False, True, True]
+    lines = [format_event(decode_incident_record(v, h)) for v, h in records]
+    assert lines[0].startswith("opened   inc-db #1 db/DBDown")
+    assert lines[1].startswith("cause opened   par-1 #1: 1 incidents") and "services db" in lines[1]
+    assert lines[2] == "joined   inc-api -> par-1: shares host h1"
+    with pytest.raises(ValidationError):  # a parent's value under no stage-2 header is no stage-1 event
+        decode_incident_record(records[1][0], [])
 
 
 def test_topology_watcher_reloads_on_change_and_keeps_the_old_on_error(tmp_path: Path) -> None:
