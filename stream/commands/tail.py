@@ -1,4 +1,4 @@
-"""`aiops tail incidents`: print incident events as they arrive."""
+"""`aiops tail incidents`: print incident events, and stage 2's causes and assignments, as they arrive."""
 
 from __future__ import annotations
 
