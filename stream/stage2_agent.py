@@ -35,11 +35,11 @@ may write a JSON array of them to the routing topic instead), and every worker o
 with the same `AIOPS_STAGE2` (a worker without stage 2 routes nothing).
 
 Cost. What stage 2 sends (routing records, parents and assignments, its changelog) goes to the producer as
-whole record batches (`stream.sends`), one delivery future per batch. Per 100,000 alerts of
-`benchmarks/pipeline_throughput.py --stage2` (about 7,700 stage-1 events, labels only) the worker spends
-about 0.1 s routing and decoding, 0.15 s grouping and 0.1 s encoding what it publishes (about 5,000
-records on `incidents` and 5,000 on the changelog); the rest of its cost is everyone else handling those
-records: the broker, and the incident SLA agent, which reads `incidents` and so every parent too.
+whole record batches (`stream.sends`), one delivery future per batch, and its state goes out once per
+checkpoint. Per 100,000 alerts of `benchmarks/pipeline_throughput.py --stage2` (9,815 stage-1 events, labels
+only) the worker spends about 0.2 CPU s in stage 2's code (half of it grouping) and publishes 5,084 records
+on `incidents`; the run as a whole is 13% slower than stage 1 alone (median of 12 pairs; figures in
+`benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer.
 
 The routing key, and its limit. Related incidents must meet on one Grouper. Stage 2 never relates two
 incidents whose clusters are known and differ (`GroupingConfig.separate_labels`, "cluster" by default), so
