@@ -4,8 +4,8 @@ Like `stream.state.TableStore`: live objects in dicts (no decode per event), eac
 changed since the last checkpoint written once at the checkpoint (`stream.checkpoint`), as orjson bytes. The
 store updates the table's local data and hands back the changelog records; the checkpoint sends them, on this
 partition of the changelog, as whole record batches: Faust's per-message `send_changelog` path cost more
-than the grouping that changed the state. A child held and released between two checkpoints is never
-written. Table keys are UTF-8 bytes:
+than the grouping that changed the state. A group or held child created and deleted between two
+checkpoints is never written. Table keys are UTF-8 bytes:
 
 * `<partition>|g|<parent id>`: a group (`GroupState.to_dict`);
 * `<partition>|h|<child id>`: a child held for reordering (its latest `IncidentEvent`);
