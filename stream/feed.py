@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer
 
@@ -12,7 +12,7 @@ from correlator.replay import ReplayIncident, ReplayReport
 from correlator.stage2 import Assignment, ParentEvent
 from stream.incident_records import IncidentRecord, decode_incident_record, is_stage2_record
 
-__all__ = ["incident_events", "follow_until", "report_of", "format_event"]
+__all__ = ["incident_events", "follow_until", "parent_of", "report_of", "format_event"]
 
 
 async def incident_events(
@@ -80,6 +80,14 @@ async def follow_until(
     finally:
         await consumer.stop()
     return latest
+
+
+def parent_of(parents: Iterable[ParentEvent], assignments: Iterable[Assignment]) -> dict[str, str]:
+    """Child incident id -> parent id, from the latest event of each parent and the latest assignment of
+    each child: a parent's `opened` names its first child, every other child (or a move) has an assignment."""
+    found = {p.first_child: p.parent_id for p in parents}
+    found.update({a.child_id: a.parent_id for a in assignments})
+    return found
 
 
 def format_event(ev: IncidentRecord) -> str:

@@ -31,7 +31,7 @@ from correlator.sources import parse
 from correlator.stage2 import Assignment, ParentEvent, Relation, parent_id
 from stream.broker import EmbeddedBroker
 from stream.commands.replay import read_topology
-from stream.feed import format_event
+from stream.feed import format_event, parent_of
 from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record
 from stream.settings import Settings
 from stream.stage2_agent import (
@@ -102,9 +102,7 @@ class Seen:
 
     def parent_of(self) -> dict[str, str]:
         """Child incident id -> parent id: the first child of each parent, then every assignment."""
-        found = {p.first_child: p.parent_id for p in self.parents.values()}
-        found.update({a.child_id: a.parent_id for a in self.assignments.values()})
-        return found
+        return parent_of(self.parents.values(), self.assignments.values())
 
     def causes(self) -> list[set[str]]:
         """Services of the children of each parent, sorted for comparison."""
