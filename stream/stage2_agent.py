@@ -38,7 +38,7 @@ Cost. What stage 2 sends (routing records, parents and assignments, its changelo
 whole record batches (`stream.sends`), one delivery future per batch, and its state goes out once per
 checkpoint. Per 100,000 alerts of `benchmarks/pipeline_throughput.py --stage2` (9,815 stage-1 events, labels
 only) the worker spends about 0.2 CPU s in stage 2's code (half of it grouping) and publishes 5,084 records
-on `incidents`; the run as a whole is 13% slower than stage 1 alone (median of 12 pairs; figures in
+on `incidents`; the run as a whole is 13% slower than stage 1 alone (median of 15 pairs; figures in
 `benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer.
 
 The routing key, and its limit. Related incidents must meet on one Grouper. Stage 2 never relates two
