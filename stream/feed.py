@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -12,8 +12,10 @@ from aiokafka.structs import ConsumerRecord
 from correlator.keys import key_label
 from correlator.models import IncidentEvent
 from correlator.replay import ReplayIncident, ReplayReport
+from correlator.stage2 import Assignment, ParentEvent
+from stream.incident_records import IncidentRecord, decode_incident_record, is_stage2_record
 
-__all__ = ["topic_records", "incident_events", "follow_until", "report_of", "format_event"]
+__all__ = ["topic_records", "incident_events", "follow_until", "parent_of", "report_of", "format_event"]
 
 
 async def topic_records(
@@ -45,10 +47,10 @@ async def topic_records(
 
 async def incident_events(
     bootstrap: str, topic: str = "incidents", *, from_beginning: bool = True, idle_timeout: float | None = None
-) -> AsyncIterator[IncidentEvent]:
-    """Incident events as they arrive (see `topic_records`)."""
+) -> AsyncIterator[IncidentRecord]:
+    """Incident events, and stage 2's parents and assignments, as they arrive (see `topic_records`)."""
     async for record in topic_records(bootstrap, topic, from_beginning=from_beginning, idle_timeout=idle_timeout):
-        yield IncidentEvent.model_validate_json(record.value or b"")
+        yield decode_incident_record(record.value or b"", record.headers)
 
 
 async def follow_until(
@@ -60,9 +62,10 @@ async def follow_until(
     quiet_s: float = 2.0,
     on_event: Callable[[IncidentEvent], object] | None = None,
 ) -> dict[str, IncidentEvent]:
-    """The latest event of each incident, read until `done(latest)` holds and `quiet_s` pass without news.
+    """The latest event of each stage-1 incident, read until `done(latest)` holds and `quiet_s` pass without news.
 
-    A redelivered event (same id, seq not above the last seen) is dropped, as any consumer should.
+    A redelivered event (same id, seq not above the last seen) is dropped, as any consumer should; stage 2's
+    records (parents, assignments) are skipped by their header.
     Returns what it has when `timeout` runs out.
     """
     latest: dict[str, IncidentEvent] = {}
@@ -77,6 +80,8 @@ async def follow_until(
                 break
             batches = await consumer.getmany(timeout_ms=200)
             for record in (r for records in batches.values() for r in records):
+                if is_stage2_record(record.headers):
+                    continue
                 ev = IncidentEvent.model_validate_json(record.value or b"")
                 seen = latest.get(ev.incident_id)
                 if seen is not None and seen.seq >= ev.seq:
@@ -90,8 +95,22 @@ async def follow_until(
     return latest
 
 
-def format_event(ev: IncidentEvent) -> str:
-    """One line per event for a terminal."""
+def parent_of(parents: Iterable[ParentEvent], assignments: Iterable[Assignment]) -> dict[str, str]:
+    """Child incident id -> parent id, from the latest event of each parent and the latest assignment of
+    each child: a parent's `opened` names its first child, every other child (or a move) has an assignment."""
+    found = {p.first_child: p.parent_id for p in parents}
+    found.update({a.child_id: a.parent_id for a in assignments})
+    return found
+
+
+def format_event(ev: IncidentRecord) -> str:
+    """One line per event for a terminal: a stage-1 event, a stage-2 parent (a cause) or an assignment."""
+    if isinstance(ev, ParentEvent):
+        merged = f" (merged into {ev.merged_into})" if ev.merged_into else ""
+        return (f"cause {ev.kind:<8} {ev.parent_id} #{ev.seq}: {len(ev.children)} incidents, {ev.alert_count} "
+                f"alerts, {ev.max_severity}, status {ev.status}, services {', '.join(ev.services)}{merged}")
+    if isinstance(ev, Assignment):
+        return f"joined   {ev.child_id} -> {ev.parent_id}: {ev.explanation}"
     prev = f" (after {ev.previous_id})" if ev.previous_id else ""
     return (f"{ev.kind:<8} {ev.incident_id} #{ev.seq} {key_label(ev.key)}: {ev.alert_count} alerts, "
             f"{ev.firing_count} firing, {ev.max_severity}, status {ev.status}{prev}")

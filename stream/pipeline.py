@@ -35,8 +35,9 @@ from stream.app import App
 from stream.batches import (
     MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records, steps,
 )
+from stream.checkpoint import Checkpoints, StateStore
 from stream.idle import TICK_S, IdleClocks
-from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
+from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.state import TableStore
 
@@ -48,8 +49,9 @@ NORMALIZE_BATCH, CORRELATE_BATCH, BATCH_WITHIN_S = 500, 1000, 0.02
 CENSUS_S = 10.0
 
 
-Route = Callable[[Sequence[tuple[IncidentEvent, bytes]]], Awaitable[None]]
-"""A hook handed every event a commit publishes, with its encoded value, before the commit's first flush."""
+Route = Callable[[Sequence[tuple[IncidentEvent, bytes]]], Awaitable[list[asyncio.Future[Any]]]]
+"""A hook handed every event a commit publishes, with its encoded value; its sends' futures are waited for
+with the events' own, before the checkpoint writes the state that produced them."""
 
 
 def correlation_config(settings: Settings) -> CorrelationConfig:
@@ -84,12 +86,9 @@ class Pipeline:
     _partition_cache: dict[str, int] = field(default_factory=dict)
     checkpoint_s: float = 0.0
     """Seconds between state checkpoints (`checkpoint`); 0 checkpoints at every commit."""
-    _events_sent: list[asyncio.Future[Any]] = field(default_factory=list)
-    _state_sent: list[asyncio.Future[Any]] = field(default_factory=list)
-    _held: list[Any] = field(default_factory=list)
-    """Messages of `alerts` folded since the last checkpoint: acknowledged only once their state is sent."""
+    checkpoints: Checkpoints = field(init=False)
+    """Events sent, messages of `alerts` held and the clock of the state checkpoints (`stream.checkpoint`)."""
     _touched: set[int] = field(default_factory=set)
-    _last_checkpoint: float = 0.0
     normalized: int = 0
     """Alerts this worker's normalize agent has parsed (shown by `/stats`, cheap to poll unlike /metrics)."""
     last_census: float = 0.0
@@ -97,6 +96,9 @@ class Pipeline:
     """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
     keys: KeyConfig = DEFAULT_KEY_CONFIG
     """How normalize names scopes, services and symptoms (the settings' scope labels)."""
+
+    def __post_init__(self) -> None:
+        self.checkpoints = Checkpoints(self.app, self._touched_stores, self.checkpoint_s)
 
     @property
     def alerts_topic(self) -> str:
@@ -128,16 +130,12 @@ class Pipeline:
         for p in partitions:
             self.engines.pop(p, None)
         self.clocks.drop(partitions)
-        gone = set(partitions)
-        self._touched -= gone
-        # Never acknowledged: their state was not written, so the partition's next owner reads them again.
-        self._held = [m for m in self._held if m.partition not in gone]
+        self._touched -= set(partitions)
+        self.checkpoints.forget_held(self.alerts_topic, partitions)
 
     def hold(self, events: Sequence[EventT]) -> None:
         """Keep the input's messages unacknowledged (Faust's `take_events` acks them) until a checkpoint."""
-        for event in events:
-            event.message.incref()
-            self._held.append(event.message)
+        self.checkpoints.hold(events)
 
     async def deadletter(self, agent: str, event: EventT, reason: str, category: str) -> None:
         """Send the original bytes to the dead-letter topic with the reason in headers, and count it."""
@@ -189,64 +187,33 @@ class Pipeline:
         for _, events, received_ms in items:
             published.extend(zip(events, self.encode(events, received_ms), strict=True))
         if published:
-            self._events_sent += await self.publish(published)
+            self.checkpoints.sent(await self.publish(published))
             if self.route is not None:
-                await self.route(published)
+                self.checkpoints.sent(await self.route(published))
         self._touched.update(p for p, _, _ in items)
+        self.checkpoints.changed()
         await self.checkpoint_if_due()
 
     async def checkpoint_if_due(self) -> None:
         """`checkpoint` when `checkpoint_due`: after every commit, on the idle timer and when the app stops."""
-        if self.checkpoint_due(time.monotonic()):
-            await self.checkpoint()
+        await self.checkpoints.if_due()
 
     def checkpoint_due(self, now: float) -> bool:
-        """Whether there is state to write and it is time: the interval has passed, or Faust is rebalancing or
-        stopping (it waits for every message in flight to be acknowledged, and held ones are only by a checkpoint)."""
-        if not (self._touched or self._held):
-            return False
-        return (now - self._last_checkpoint >= self.checkpoint_s or bool(getattr(self.app, "rebalancing", False))
-                or self.app.should_stop)
+        """Whether there is state to write and it is time (`Checkpoints.due`)."""
+        return self.checkpoints.due(now)
 
     async def checkpoint(self) -> None:
         """Wait for the events published so far, send the changed keys, then the progress; acknowledge the input.
 
-        In that order, so that a crash at any point loses nothing: events already out are regenerated
-        with the same ids and seq if the state did not make it; state already out is never re-applied,
-        because the progress written last says which segments it covers; input not yet acknowledged is read
-        again by whoever owns the partition next. The keys and the progress are not waited for: they go as
-        separate record batches on the changelog partition, which the producer delivers in order (one batch
-        in flight per partition), so the progress still follows the keys it covers, always as a one-record
-        batch, which Tansu 0.6.0 needs to report the changelog's true end offset (it under-reports after a
-        multi-record batch, and Faust recovers only up to it). Faust flushes the producer before it commits
-        the offsets of acknowledged input, and the next checkpoint waits for this one's state with its
-        events, so a failed delivery stops the agent one checkpoint later, before anything more is acked.
-
-        Writing state once per interval rather than per batch is what keeps a live stream cheap: a storm's key
-        changes in nearly every small batch, and its whole state would otherwise be encoded and sent each time.
+        The order, and why a crash at any point loses nothing, is `stream.checkpoint`'s.
         """
-        self._last_checkpoint = time.monotonic()
-        waiting = self._events_sent + self._state_sent
-        self._events_sent, self._state_sent = [], []
-        if waiting:
-            await asyncio.gather(*waiting, return_exceptions=True)
-            raise_failed(waiting)  # before the state that follows them: the input is redelivered instead
-        stores = [self._table_store(p) for p in sorted(self._touched) if p in self.engines]
+        await self.checkpoints.run()
+
+    def _touched_stores(self) -> list[tuple[StateStore, float]]:
+        stores: list[tuple[StateStore, float]] = [
+            (self._table_store(p), self.engines[p].watermark) for p in sorted(self._touched) if p in self.engines]
         self._touched.clear()
-        sent: list[asyncio.Future[Any]] = []
-        for store in stores:
-            changes = store.write_keys()
-            if changes:
-                sent += await send_batches(self.app, store.changelog_topic, store.partition,
-                                           ((k, v, []) for k, v in changes))
-        for store in stores:
-            key, value = store.write_progress(self.engines[store.partition].watermark)
-            sent += await send_batches(self.app, store.changelog_topic, store.partition, [(key, value, [])])
-        self._state_sent = sent
-        held, self._held = self._held, []
-        consumer = self.app.consumer
-        for message in held:
-            message.ack(consumer)
+        return stores
 
     def _table_store(self, partition: int) -> TableStore:
         store = self.engines[partition].store

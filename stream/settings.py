@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from correlator.config import parse_duration
+from correlator.stage2 import DEFAULT_GROUPING
 
 __all__ = ["DEFAULT_TIER_SLA", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
 
@@ -143,13 +144,16 @@ class Settings(BaseSettings):
                                     "dead-lettered as too_old; 0 turns the horizon off")
 
     # Stage 2 (stream/stage2_agent.py): groups stage-1 incidents into causes, parents on `incidents`.
-    stage2: bool = Field(default=False, description="run the stage-2 agents; off by default because they add "
-                         "parent and assignment records to `incidents`, which readers must then tell apart")
+    stage2: bool = Field(default=True, description="run the stage-2 agents: parents (causes) and assignments "
+                         "on `incidents`, marked by the `aiops-stage: 2` header; every worker of a deployment "
+                         "must run with the same value (false: stage 1 alone)")
     stage2_topology: Path | None = Field(default=None, description="topology file (JSON or YAML), re-read when "
                                          "its mtime changes; without one stage 2 relates incidents by labels")
-    stage2_gap: Duration = Field(default=120.0, description="largest quiet time between a cause's alerts and "
-                                 "a new related incident")
-    stage2_hops: int = Field(default=2, ge=0, le=3, description="topology edges allowed between related entities")
+    # The grouping defaults are the engine's own (`aiops replay` uses them too), so stream and replay agree.
+    stage2_gap: Duration = Field(default=DEFAULT_GROUPING.gap_s, description="largest quiet time between a "
+                                 "cause's alerts and a new related incident")
+    stage2_hops: int = Field(default=DEFAULT_GROUPING.max_hops, ge=0, le=3,
+                             description="topology edges allowed between related entities")
 
     # Tickets: the confidence gate, each tier's SLA, the SLA timer (see stream/tickets.py).
     triage_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="below it a ticket goes to "

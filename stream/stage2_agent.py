@@ -1,6 +1,6 @@
 """Stage 2: stage-1 incident events -> routed by cluster -> Grouper -> parents on `incidents`.
 
-Installed only when `Settings.stage2` is on:
+Installed when `Settings.stage2` is on (the default):
 
 * the route, a hook in the correlate agent's commit (`Pipeline.route`): every stage-1 event that commit
   publishes on `incidents` is also sent to the internal topic `<app id>-stage2-route`, on the partition of
@@ -9,8 +9,9 @@ Installed only when `Settings.stage2` is on:
   decode of every event, and a second hop to re-key it, cost more than grouping it (stage 2 took half the
   pipeline's alerts/s that way).
 * `stage2_group` reads the routing topic and folds each partition's events into its own `Grouper`, whose
-  state is a changelog-backed table (`stream.stage2_state`); it publishes on `incidents`, with header
-  `aiops-stage: 2`:
+  state is a changelog-backed table (`stream.stage2_state`) written at checkpoints (`stream.checkpoint`,
+  every `checkpoint_interval` as stage 1's); it publishes on `incidents`, with the headers of
+  `stream.incident_records` (`aiops-stage: 2`, `aiops-kind`):
   - `ParentEvent` keyed by parent id (`opened`, throttled `updated`, `resolved`; `children` lists members);
   - `Assignment` keyed by the child's incident id, one per child that joins an existing parent (or moves,
     on a merge), with the relation and the one-line reason: this is how a child names its parent. Keyed
@@ -21,22 +22,24 @@ Installed only when `Settings.stage2` is on:
 * the idle timer releases held children of quiet partitions and reloads the topology file when its mtime
   changes (no restart).
 
-Delivery. The route records go out inside stage 1's commit, before its first flush: like the events on
-`incidents`, they are out before the state that produced them, so a crash loses none, and one that
+Delivery. The route records go out inside stage 1's commit, and its checkpoint waits for them with the
+events on `incidents` before it writes the state that produced them, so a crash loses none, and one that
 strikes before stage 1's progress makes it regenerates them (same ids, same seq) in a new record, which
 the Grouper drops event by event (it keeps each child's latest seq). A routing record redelivered to
-stage 2 itself is skipped by its offset (`GroupTableStore.seen`). Stage 2 so sees exactly the events
+stage 2 itself after its checkpoint is skipped by its offset (`GroupTableStore.seen`); one read again
+because the crash came before the checkpoint is folded again on the state that does not hold it, and
+regenerates the same parents and seq. Stage 2 so sees exactly the events
 stage 1 published, in the order each stage-1 partition published them. Its limits: only this pipeline's
 correlate agent feeds it (an `IncidentEvent` another producer writes to `incidents` is not grouped; it
 may write a JSON array of them to the routing topic instead), and every worker of a deployment must run
 with the same `AIOPS_STAGE2` (a worker without stage 2 routes nothing).
 
 Cost. What stage 2 sends (routing records, parents and assignments, its changelog) goes to the producer as
-whole record batches (`stream.sends`), one delivery future per batch. Per 100,000 alerts of
-`benchmarks/pipeline_throughput.py --stage2` (about 7,700 stage-1 events, labels only) the worker spends
-about 0.1 s routing and decoding, 0.15 s grouping and 0.1 s encoding what it publishes (about 5,000
-records on `incidents` and 5,000 on the changelog); the rest of its cost is everyone else handling those
-records: the broker, and the incident SLA agent, which reads `incidents` and so every parent too.
+whole record batches (`stream.sends`), one delivery future per batch, and its state goes out once per
+checkpoint. Per 100,000 alerts of `benchmarks/pipeline_throughput.py --stage2` (9,815 stage-1 events, labels
+only) the worker spends about 0.2 CPU s in stage 2's code (half of it grouping) and publishes 5,084 records
+on `incidents`; the run as a whole is 13% slower than stage 1 alone (median of 15 pairs; figures in
+`benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer.
 
 The routing key, and its limit. Related incidents must meet on one Grouper. Stage 2 never relates two
 incidents whose clusters are known and differ (`GroupingConfig.separate_labels`, "cluster" by default), so
@@ -62,6 +65,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +78,11 @@ from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutpu
 from correlator.topology import Topology, TopologyError
 from stream.app import App
 from stream.commands.replay import read_topology
+from stream.checkpoint import Checkpoints, StateStore
 from stream.idle import IdleClocks
+from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
 from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
-from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
+from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
 
@@ -85,14 +91,11 @@ __all__ = ["STAGE_HEADER", "Stage2", "TopologyWatcher", "grouping_config", "inst
 
 log = logging.getLogger(__name__)
 
-STAGE_HEADER = "aiops-stage"
-"""Header on every record stage 2 publishes on `incidents` (value b"2"), so that readers can tell it apart."""
 DEFAULT_ROUTE_KEY = "-"
 """Routing key of incidents that carry no cluster."""
 GROUP_BATCH = 1000
 MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
-_STAGE2 = b"2"
 _EVENTS = TypeAdapter(list[IncidentEvent])
 
 
@@ -108,14 +111,6 @@ def route_key(ev: IncidentEvent, config: GroupingConfig) -> str:
             if value.lower() not in config.placeholder_values:
                 return value
     return DEFAULT_ROUTE_KEY
-
-
-def is_stage2_record(headers: Any) -> bool:
-    """Whether a record's headers (a list of (name, bytes) or a mapping) say stage 2 published it."""
-    if not headers:
-        return False
-    pairs = headers.items() if hasattr(headers, "items") else headers
-    return any(name == STAGE_HEADER and value == _STAGE2 for name, value in pairs)
 
 
 @dataclass
@@ -169,7 +164,8 @@ class Stage2:
     table: Any
     topics: dict[str, TopicT]
     watcher: TopologyWatcher
-    sync_marker: bool = True
+    checkpoint_s: float = 0.0
+    """Seconds between state checkpoints (`stream.checkpoint`); 0 checkpoints at every commit."""
     clocks: IdleClocks = field(default_factory=IdleClocks)
     groupers: dict[int, Grouper] = field(default_factory=dict)
     route_partitions: int = 4
@@ -178,6 +174,15 @@ class Stage2:
     routed: int = 0
     grouped: int = 0
     published: int = 0
+    checkpoints: Checkpoints = field(init=False)
+    """Output sent, routing records held and the clock of the state checkpoints."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held by a fold and the checkpoint after it (the agent's and the idle timer's): a checkpoint never
+    writes state whose output is not yet among what it waits for, nor acks input not yet folded."""
+    _touched: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.checkpoints = Checkpoints(self.app, self._touched_stores, self.checkpoint_s)
 
     @property
     def route_topic(self) -> str:
@@ -188,13 +193,15 @@ class Stage2:
         """The routing partition of a routing key, as a keyed Kafka producer would pick it (murmur2)."""
         return cached_partition(self._partition_cache, key, self.route_partitions)
 
-    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> None:
+    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> list[asyncio.Future[Any]]:
         """`Pipeline.route`: send a stage-1 commit's events to the routing topic, one record per partition.
 
-        Called inside stage 1's commit before its first flush (see the module docstring for why that is
-        the delivery guarantee), and returns only once the records are delivered (a failure raises, so stage
-        1 writes no state after events stage 2 never got). The values are the bytes already encoded for
-        `incidents`, joined into a JSON array: routing costs no second encoding and no per-event record.
+        Called inside stage 1's commit, beside its events on `incidents` (see the module docstring for why
+        that is the delivery guarantee); returns the delivery futures, which stage 1's next checkpoint waits
+        for with its events before it writes any state (a failure raises there, so stage 1 writes no state
+        after events stage 2 never got). Waiting for them here instead cost a round trip per commit. The
+        values are the bytes already encoded for `incidents`, joined into a JSON array: routing costs no
+        second encoding and no per-event record.
         """
         by_partition: dict[int, list[bytes]] = {}
         for ev, value in published:
@@ -203,9 +210,9 @@ class Stage2:
         for partition, values in by_partition.items():
             chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
             sent += await send_batches(self.app, self.route_topic, partition,
-                                            ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
-        await asyncio.gather(*sent)
+                                       ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
         self.routed += len(published)
+        return sent
 
     def grouper(self, partition: int) -> Grouper:
         """The Grouper of a routing partition, built on first use from whatever the table restored."""
@@ -228,6 +235,8 @@ class Stage2:
         for p in partitions:
             self.groupers.pop(p, None)
         self.clocks.drop(partitions)
+        self._touched -= set(partitions)
+        self.checkpoints.forget_held(self.route_topic, partitions)
 
     def reload_topology(self) -> None:
         """Hand a changed topology file to every Grouper; children assigned from now on use it."""
@@ -247,7 +256,7 @@ class Stage2:
         for parent in out.parents:
             key = parent.parent_id.encode()
             by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
-                (key, _dump(parent), _PARENT))
+                (key, _dump(parent), PARENT_HEADERS))
         sent = len(out.parents)
         for assignment in out.assignments:
             # The child that opens a parent is named by the parent's `opened` event (`first_child`, and
@@ -256,7 +265,7 @@ class Stage2:
             if assignment.relation is not Relation.FIRST:
                 key = assignment.child_id.encode()
                 by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
-                    (key, _dump(assignment), _ASSIGNMENT))
+                    (key, _dump(assignment), ASSIGNMENT_HEADERS))
                 sent += 1
         topic = str(self.topics["incidents"].get_topic_name())
         futures: list[asyncio.Future[Any]] = []
@@ -266,30 +275,30 @@ class Stage2:
         return futures
 
     async def commit(self, partition: int, out: GroupingOutput) -> None:
-        """Publish, then write the partition's changed groups, then its progress: `Pipeline.commit`'s order.
+        """Publish what a fold produced and mark its partition's state for the next checkpoint.
 
-        A crash before the keys regenerates the same parents (ids derive from the first child) from the
-        redelivered input; a crash between keys and progress re-applies input the Grouper drops by seq.
-        The flushes keep the order on the wire and end each commit with a one-record changelog batch (Tansu).
+        The checkpoint (`stream.checkpoint`, every `checkpoint_interval` as stage 1's) waits for what was
+        published, then writes the changed groups, then the progress, and only then acknowledges the routing
+        records: a crash before it re-reads them and regenerates the same parents (ids derive from the first
+        child, seq from the group), which readers drop by seq. Written per routing batch instead, with three
+        producer flushes each, the state took 6,752 changelog records per 100,000 alerts of the throughput
+        benchmark's storm; per checkpoint 1,833 (a group changed in several batches is written once, and one
+        opened and closed between two checkpoints never).
         """
-        grouper = self.groupers[partition]
-        store = grouper.store
-        assert isinstance(store, GroupTableStore)
-        producer, changelog = self.app.producer, store.changelog_topic
-        sent = await self.publish(out)
-        if sent:
-            await producer.flush()
-            raise_failed(sent)  # before the state that follows them: the input is redelivered instead
-        changes = store.write_keys()
-        if changes:
-            sent = await send_batches(self.app, changelog, store.partition, ((k, v, []) for k, v in changes))
-            if self.sync_marker:
-                await producer.flush()
-                raise_failed(sent)
-        key, value = store.write_progress(grouper.watermark)
-        sent += await send_batches(self.app, changelog, store.partition, [(key, value, [])])  # alone in its batch
-        await producer.flush()
-        raise_failed(sent)
+        self.checkpoints.sent(await self.publish(out))
+        self._touched.add(partition)
+        self.checkpoints.changed()
+
+    def _touched_stores(self) -> list[tuple[StateStore, float]]:
+        stores: list[tuple[StateStore, float]] = []
+        for p in sorted(self._touched):
+            grouper = self.groupers.get(p)
+            if grouper is not None:
+                store = grouper.store
+                assert isinstance(store, GroupTableStore)
+                stores.append((store, grouper.watermark))
+        self._touched.clear()
+        return stores
 
     def status(self) -> dict[str, Any]:
         """What the `/stage2/` view shows: partitions, throughput counters, state size, topology."""
@@ -305,10 +314,6 @@ class Stage2:
 
 def _dump(model: ParentEvent | Assignment) -> bytes:
     return orjson.dumps(model.model_dump(mode="json"))
-
-
-_PARENT = [(STAGE_HEADER, _STAGE2), ("aiops-kind", b"parent")]
-_ASSIGNMENT = [(STAGE_HEADER, _STAGE2), ("aiops-kind", b"assignment")]
 
 
 def _chunks(values: list[bytes], limit: int) -> list[list[bytes]]:
@@ -335,7 +340,15 @@ def _decode_routed(raw: bytes | None) -> list[IncidentEvent]:
 
 
 async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
-    """Fold a batch of routing records into the Groupers of their partitions and commit what came out."""
+    """Fold a batch of routing records into the Groupers of their partitions, commit what came out, and
+    checkpoint if one is due."""
+    async with stage.lock:
+        stage.checkpoints.hold(events)
+        await _fold(stage, events)
+        await stage.checkpoints.if_due()
+
+
+async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
     by_partition: dict[int, list[IncidentEvent]] = {}
     for event in events:
         msg = event.message
@@ -343,7 +356,7 @@ async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
         assert isinstance(store, GroupTableStore)
         if store.seen(msg.offset):
             continue
-        store.offset = msg.offset  # written with the progress, after the keys this batch changes
+        store.offset = msg.offset  # written with the progress, after the keys it covers
         try:
             by_partition.setdefault(msg.partition, []).extend(_decode_routed(msg.value))
         except ValueError as exc:
@@ -373,15 +386,25 @@ def _idle_output(stage: Stage2, p: int, grouper: Grouper, now: float) -> Groupin
 
 
 async def tick(stage: Stage2) -> None:
-    """Idle timer: topology reload, then the idle steps of every quiet partition."""
+    """Idle timer: topology reload, the idle steps of every quiet partition, and a checkpoint if one is due."""
     stage.reload_topology()
-    now = time.monotonic()
-    for p, grouper in list(stage.groupers.items()):
-        if grouper.watermark == float("-inf"):
-            continue
-        out = _idle_output(stage, p, grouper, now)
-        if out.parents or out.assignments:
-            await stage.commit(p, out)
+    async with stage.lock:
+        now = time.monotonic()
+        for p, grouper in list(stage.groupers.items()):
+            if grouper.watermark == float("-inf"):
+                continue
+            out = _idle_output(stage, p, grouper, now)
+            store = grouper.store
+            assert isinstance(store, GroupTableStore)
+            if out.parents or out.assignments or store.dirty:
+                await stage.commit(p, out)
+        await stage.checkpoints.if_due()
+
+
+async def checkpoint_if_due(stage: Stage2) -> None:
+    """The stop hook: write what is held (always due when the app stops), after any fold in progress."""
+    async with stage.lock:
+        await stage.checkpoints.if_due()
 
 
 def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT:
@@ -400,7 +423,7 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     watcher = TopologyWatcher(settings.stage2_topology, config.max_hops)
     watcher.load()
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
-                  sync_marker=settings.changelog_sync_marker, route_partitions=partitions,
+                  checkpoint_s=settings.checkpoint_interval, route_partitions=partitions,
                   incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance))
 
 
@@ -419,6 +442,8 @@ def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | Non
     @app.timer(interval=TICK_S)
     async def stage2_tick() -> None:
         await tick(stage)
+
+    app.stop_hooks.append(partial(checkpoint_if_due, stage))  # stopping: always due when something is held
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:

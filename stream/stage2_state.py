@@ -1,18 +1,19 @@
 """The stage-2 GroupStore on a changelog-backed Faust table, scoped to one partition of the routing topic.
 
 Like `stream.state.TableStore`: live objects in dicts (no decode per event), each group or held child
-changed since the last commit written once at the commit, as orjson bytes. The store updates the table's
-local data and hands back the changelog records; the caller sends them, on this partition of the changelog,
-as whole record batches (`stream.stage2_agent`): Faust's per-message `send_changelog` path cost more than
-the grouping that changed the state. Table keys are UTF-8 bytes:
+changed since the last checkpoint written once at the checkpoint (`stream.checkpoint`), as orjson bytes. The
+store updates the table's local data and hands back the changelog records; the checkpoint sends them, on this
+partition of the changelog, as whole record batches: Faust's per-message `send_changelog` path cost more
+than the grouping that changed the state. A group or held child created and deleted between two
+checkpoints is never written. Table keys are UTF-8 bytes:
 
 * `<partition>|g|<parent id>`: a group (`GroupState.to_dict`);
 * `<partition>|h|<child id>`: a child held for reordering (its latest `IncidentEvent`);
 * `<partition>#progress`: the last offset of the routing partition applied, and the grouper's watermark.
 
-Tombstones go out in the same commit as the change that caused them, unlike stage 1's (one commit late):
+Tombstones go out in the same checkpoint as the change that caused them, unlike stage 1's (one late):
 a released child must never come back as held beside the group that took it, and a group merged away must
-never come back beside the group that holds its children. Re-applying a commit's input after a crash
+never come back beside the group that holds its children. Re-applying a checkpoint's input after a crash
 between its keys and its progress is harmless here because the Grouper drops events whose `seq` it holds.
 """
 
@@ -96,6 +97,11 @@ class GroupTableStore:
         return iter(list(self._held.items()))
 
     # ---- progress and commit ----------------------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        """Whether a group or held child changed since the last `write_keys`."""
+        return bool(self._dirty or self._gone)
 
     def seen(self, offset: int) -> bool:
         """Whether the routing record at `offset` was applied already (redelivered after a crash)."""

@@ -60,6 +60,7 @@ from correlator.triage.lifecycle import (
 )
 from stream.app import App
 from stream.docstore import DocStore, Outbound, commit_all, locked
+from stream.incident_records import is_stage2_record
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
@@ -286,7 +287,15 @@ async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: E
 
 
 def parse_incident(raw: bytes | None) -> IncidentEvent | None:
-    """A stage-1 `IncidentEvent`, or None for a stage-2 parent event (same topic, not clocked here)."""
+    """A stage-1 `IncidentEvent`, or None for a stage-2 parent event (same topic, not clocked here).
+
+    Stage 2's own records are skipped by their header before this (`incident_batch`); this tells apart those
+    another producer wrote without it. A stage-1 event, nearly every record, is decoded in one pass.
+    """
+    try:
+        return IncidentEvent.model_validate_json(raw or b"")
+    except ValidationError:
+        pass  # malformed, a stage-2 record, or not an event: the slower path below says which
     try:
         doc = orjson.loads(raw or b"")
     except orjson.JSONDecodeError as exc:
@@ -306,6 +315,8 @@ async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
     now = time.time()
     by_partition: dict[int, list[IncidentEvent]] = {}
     for event in events:
+        if is_stage2_record(event.message.headers):
+            continue  # a parent or an assignment: not clocked here, and not worth decoding to find out
         try:
             incident = parse_incident(event.message.value)
         except InputError as exc:

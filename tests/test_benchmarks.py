@@ -45,6 +45,14 @@ def test_pipeline_throughput_quick() -> None:
     assert 0 < result["ratio"]
 
 
+def test_stage2_stream_quick() -> None:
+    """The default worker (stage 2 on) names the lab storm's parents exactly as the replay does."""
+    result = run_json("stage2_stream.py")
+    assert isinstance(result, dict)
+    assert result["incidents"] == {"replay": 5, "stream": 5}
+    assert result["identical"] is True and result["stream_vs_replay_f1"] == 1.0
+
+
 def test_accuracy_quick(tmp_path: Path) -> None:
     """Window sweep rows for both modes, scores in [0, 1], Alertmanager's rows beside them, a PNG written."""
     require_binaries()  # Alertmanager is the peer; under CI=true its absence fails

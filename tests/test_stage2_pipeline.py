@@ -4,12 +4,15 @@ Generated scenarios, all in one cluster (so on one routing key, one Grouper: it 
 a dependency's failure cascading to its callers (one parent), and two unrelated failures overlapping in time
 (two parents). The topology file is reloaded without a restart. Delivery: a routing record delivered twice
 (stage 1 regenerating a commit after a crash) is folded once, and a SIGKILLed worker's successor carries on
-with the parents the offline replay names.
+with the parents the offline replay names; a worker at the default settings names the parents that
+`aiops replay` names on the same file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import ValidationError
 
 from correlator.config import DEFAULT_CONFIG
 from correlator.keys import split_key
@@ -28,12 +32,14 @@ from correlator.sources import parse
 from correlator.stage2 import Assignment, ParentEvent, Relation, parent_id
 from stream.broker import EmbeddedBroker
 from stream.commands.replay import read_topology
+from stream.feed import format_event, parent_of
+from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record
 from stream.settings import Settings
 from stream.stage2_agent import (
     MAX_ROUTE_RECORD_BYTES, STAGE_HEADER, TopologyWatcher, _chunks, grouping_config, is_stage2_record, route_key,
 )
 
-from .workers import Deployment, WorkerProc
+from .workers import ROOT, Deployment, WorkerProc
 
 T0 = 1_772_420_400.0  # a fixed event time: the scenario correlates the same whenever the test runs
 
@@ -97,9 +103,7 @@ class Seen:
 
     def parent_of(self) -> dict[str, str]:
         """Child incident id -> parent id: the first child of each parent, then every assignment."""
-        found = {p.first_child: p.parent_id for p in self.parents.values()}
-        found.update({a.child_id: a.parent_id for a in self.assignments.values()})
-        return found
+        return parent_of(self.parents.values(), self.assignments.values())
 
     def causes(self) -> list[set[str]]:
         """Services of the children of each parent, sorted for comparison."""
@@ -144,7 +148,7 @@ def topology_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def deployment(broker: EmbeddedBroker, tmp_path: Path, topology_file: Path) -> Iterator[Deployment]:
-    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2": "true", "AIOPS_STAGE2_TOPOLOGY": str(topology_file)}
+    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2_TOPOLOGY": str(topology_file)}  # stage 2: on by default
     dep = Deployment(broker, tmp_path, extra_env=env)
     dep.create_topics()
     yield dep
@@ -210,6 +214,27 @@ def test_route_key_is_the_first_known_cluster_else_the_default() -> None:
     assert route_key(ev, config) == "c2"
     assert route_key(ev.model_copy(update={"entities": {}}), config) == "-"
     assert is_stage2_record([(STAGE_HEADER, b"2")]) and not is_stage2_record([("other", b"2")])
+
+
+def test_readers_tell_the_three_kinds_of_incidents_records_apart_by_header() -> None:
+    """What `aiops tail incidents` and the SLA agent rely on: the headers stage 2 sets, not the values."""
+    child = _event("db", "DBDown", T0)
+    parent = ParentEvent(kind="opened", parent_id="par-1", seq=1, status="firing", first_seen=T0, last_seen=T0,
+                         children=["inc-db"], alert_count=1, max_severity="critical", services=["db"],
+                         first_child="inc-db", emitted_at=T0)
+    joined = Assignment(child_id="inc-api", child_key="api/ErrorRate", parent_id="par-1",
+                        relation=Relation.ENTITY, via="h1", gap_s=0.0, explanation="shares host h1",
+                        assigned_at=T0)
+    records = [(child.model_dump_json().encode(), []), (parent.model_dump_json().encode(), PARENT_HEADERS),
+               (joined.model_dump_json().encode(), ASSIGNMENT_HEADERS)]
+    assert [decode_incident_record(v, h) for v, h in records] == [child, parent, joined]
+    assert [is_stage2_record(h) for _, h in records] == [False, True, True]
+    lines = [format_event(decode_incident_record(v, h)) for v, h in records]
+    assert lines[0].startswith("opened   inc-db #1 db/DBDown")
+    assert lines[1].startswith("cause opened   par-1 #1: 1 incidents") and "services db" in lines[1]
+    assert lines[2] == "joined   inc-api -> par-1: shares host h1"
+    with pytest.raises(ValidationError):  # a parent's value under no stage-2 header is no stage-1 event
+        decode_incident_record(records[1][0], [])
 
 
 def test_topology_watcher_reloads_on_change_and_keeps_the_old_on_error(tmp_path: Path) -> None:
@@ -291,6 +316,42 @@ def test_a_killed_worker_s_successor_names_the_parents_the_replay_names(
     assert {p.id: {c.id for c in p.children} for p in offline.parents} == {
         pid: {c for c, p in seen.parent_of().items() if p == pid} for pid in set(seen.parent_of().values())}
     assert all(len(parents) == 1 for parents in seen.named.values()), seen.named  # no child named twice
+
+
+def on_host(alerts: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:
+    """The alerts with a `host` label: without a topology, a shared host is what relates two services."""
+    return [{**a, "labels": {**a["labels"], "host": host}} for a in alerts]
+
+
+def test_a_default_worker_names_the_parents_aiops_replay_names(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """Stage 2 on by default (no stage-2 setting, no topology): the same parents as `aiops replay --json`.
+
+    Two clusters fail at once on hosts of the same name (the cluster keeps them apart), one cascade shares
+    a host (one cause), and an unrelated failure later stays alone.
+    """
+    path = tmp_path / "storm.ndjson"
+    path.write_bytes(body(
+        on_host(failure("db", "DBDown", T0, cluster="c1"), "h1"),
+        on_host(failure("api", "ErrorRate", T0 + 20, cluster="c1"), "h1"),
+        on_host(failure("cache", "Evictions", T0 + 5, cluster="c2"), "h1"),
+        on_host(failure("queue", "Backlog", T0 + 25, cluster="c2"), "h1"),
+        on_host(failure("search", "HighLatency", T0 + 900, cluster="c2"), "h7")))
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
+                          capture_output=True, check=True)
+    offline = orjson.loads(done.stdout)
+    expected = {p["id"]: set(p["children"]) for p in offline["parents"]}
+    assert sorted(map(len, expected.values())) == [1, 2, 2]  # the scenario is what it says
+    dep = Deployment(broker, tmp_path)  # the defaults, bar the idle advance every pipeline test sets
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, assigned(len(offline["incidents"])))
+    live: dict[str, set[str]] = {}
+    for child, parent in seen.parent_of().items():
+        live.setdefault(parent, set()).add(child)
+    assert live == expected
+    assert {i["id"]: i["parent_id"] for i in offline["incidents"]} == seen.parent_of()
 
 
 def test_route_records_are_cut_under_the_size_limit_in_order() -> None:

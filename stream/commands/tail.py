@@ -1,6 +1,6 @@
 """`aiops tail TOPIC`: follow any topic the project writes and print each record as it arrives.
 
-`incidents` prints one line per incident event (as `aiops demo` does); `deadletter` prints why each record was
+`incidents` prints one line per incident event, stage-2 cause and assignment (as `aiops demo` does); `deadletter` prints why each record was
 refused, from its headers (reason, agent, source topic, partition, offset, and any others), with its size and
 the start of its bytes; every other topic prints its key and value. `--json` prints one object per record
 (topic, partition, offset, key, headers, value) for scripts. A record that is not what its topic should carry is
@@ -17,8 +17,8 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from correlator.models import IncidentEvent
 from stream.feed import format_event, topic_records
+from stream.incident_records import decode_incident_record
 from stream.settings import Settings, TopicNames
 
 __all__ = ["configure", "run", "format_record", "record_json", "TAILABLE"]
@@ -82,7 +82,7 @@ def format_record(kind: str, record: ConsumerRecord[bytes, bytes]) -> str:
         return _deadletter_line(record)
     if kind == "incidents":
         try:
-            return format_event(IncidentEvent.model_validate_json(record.value or b""))
+            return format_event(decode_incident_record(record.value, record.headers))
         except ValidationError:
             pass  # not an incident event (a foreign record): shown as it is below
     return f"{_where(record)} key={_text(record.key)} {_preview(record.value)}"
