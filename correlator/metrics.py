@@ -20,6 +20,8 @@ __all__ = [
     "ALERTS_DISTINCT",
     "ALERTS_LATE",
     "DEADLETTERS",
+    "DEADLETTER_RETRIES",
+    "BATCHES_UNACKED",
     "INCIDENT_EVENTS",
     "INCIDENTS_OPEN",
     "RECORDS_CONSUMED",
@@ -57,6 +59,13 @@ RECORDS_CONSUMED = Counter(
 DEADLETTERS = Counter(
     "aiops_deadletters_total", "Records refused and sent to the dead-letter topic, by agent and reason",
     ["agent", "reason"])
+DEADLETTER_RETRIES = Counter(
+    "aiops_deadletter_retries_total", "Dead letters the broker did not take and that were sent again (a dead "
+    "letter is retried with backoff until delivered, never skipped)")
+BATCHES_UNACKED = Counter(
+    "aiops_batches_unacknowledged_total", "Consumed batches that failed as a whole (not one bad record: a broker "
+    "fault) and were left unacknowledged, so their partitions commit no further until read again, by agent",
+    ["agent"])
 ALERT_RECORDS_CORRELATED = Counter(
     "aiops_alert_records_correlated_total", "Alert records folded into the correlation engine (firing, resolved, "
     "re-sends)")

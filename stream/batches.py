@@ -15,6 +15,7 @@ Any other producer may write one normalized `Alert` as JSON instead; it carries 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -114,8 +115,34 @@ def decode_batch(raw: bytes | None) -> tuple[list[Segment], int | None]:
         except ValueError as exc:
             raise BatchError(f"not an Alert: {exc}".splitlines()[0]) from None
     try:
-        segments = [Segment(None if p is None else (p, o), [record_from_dict(d) for d in alerts])
+        segments = [Segment(_source(p, o), [_checked(record_from_dict(d)) for d in alerts])
                     for p, o, alerts in doc["segments"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise BatchError(f"bad segment: {exc!r}") from None
-    return segments, doc.get("received_ms")
+    received_ms = doc.get("received_ms")
+    if received_ms is not None and not _is_number(received_ms):
+        raise BatchError(f"bad received_ms: {received_ms!r}")
+    return segments, received_ms
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _source(partition: Any, offset: Any) -> tuple[int, int] | None:
+    """A segment's (raw partition, offset), both non-negative ints, or None for neither."""
+    if partition is None and offset is None:
+        return None
+    if type(partition) is int and type(offset) is int and partition >= 0 and offset >= 0:
+        return partition, offset
+    raise ValueError(f"source ({partition!r}, {offset!r}) is not two non-negative integers")
+
+
+def _checked(r: AlertRecord) -> AlertRecord:
+    """`r` if its fields have the types the engine relies on; `alerts` is a topic any producer can write."""
+    if not (type(r.fingerprint) is str and type(r.key) is str and type(r.status) is str
+            and type(r.severity) is str and _is_number(r.starts_at)
+            and (r.ends_at is None or _is_number(r.ends_at)) and type(r.labels) is dict
+            and all(type(k) is str and type(v) is str for k, v in r.labels.items())):
+        raise ValueError(f"alert record with fields of the wrong type: {r!r}"[:500])
+    return r

@@ -28,10 +28,11 @@ from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
 from correlator.models import Alert, IncidentEvent
 from correlator.records import AlertRecord, record_of
-from correlator.sources import SOURCES, SourceError, detect_source, parse
+from correlator.sources import SOURCES, detect_source, parse
 from stream.app import App
+from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.batches import (
-    MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records, steps,
+    MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, Segment, decode_batch, encode_batch, pack_records, steps,
 )
 from stream.idle import IdleClocks
 from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
@@ -87,6 +88,8 @@ class Pipeline:
     last_census: float = 0.0
     route: Route | None = None
     """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
+    letters: DeadLetters | None = None
+    """The dead-letter sender every agent of the worker refuses records through (`install` sets it)."""
 
     @property
     def alerts_topic(self) -> str:
@@ -130,16 +133,21 @@ class Pipeline:
             self._held.append(event.message)
 
     async def deadletter(self, agent: str, event: EventT, reason: str, category: str) -> None:
-        """Send the original bytes to the dead-letter topic with the reason in headers, and count it."""
-        msg = event.message
-        headers = {
-            "reason": reason.encode(), "category": category.encode(), "agent": agent.encode(),
-            "topic": msg.topic.encode(), "partition": str(msg.partition).encode(),
-            "offset": str(msg.offset).encode(),
-        }
-        await self.topics["deadletter"].send(key=msg.key, value=msg.value, headers=headers)
-        metrics.DEADLETTERS.labels(agent, category).inc()
-        log.warning("dead-lettered %s:%d@%d: %s", msg.topic, msg.partition, msg.offset, reason)
+        """Send the record to the dead-letter topic with the reason in headers (bounded if too large; counted
+        once delivered, which the agent's `guarded` batch waits for)."""
+        assert self.letters is not None, "install() sets the dead-letter sender"
+        await self.letters.send(agent, event, reason, category)
+
+    async def refuse(self, agent: str, event: EventT, exc: Exception) -> None:
+        """Dead-letter a record its decoder refused: the error's category and reason, `internal_error` for an
+        error no decoder names (a bug on that input, redriven once fixed)."""
+        await self.deadletter(agent, event, reason_of(exc), category_of(exc))
+
+    async def guarded(self, agent: str, events: Sequence[EventT],
+                      handle: Callable[[Sequence[EventT]], Awaitable[None]]) -> None:
+        """Run one consumed batch of `agent` under `DeadLetters.guarded`: acknowledged only when handled whole."""
+        assert self.letters is not None, "install() sets the dead-letter sender"
+        await self.letters.guarded(agent, events, handle)
 
     def encode(self, events: Sequence[IncidentEvent], received_ms: int | None) -> list[bytes]:
         """The values of incident events about to be published; observes their counts and latencies."""
@@ -273,8 +281,8 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         source = _source_of(event)
         try:
             alerts = parse(detect_source(body) if source == "auto" else source, body)
-        except SourceError as exc:
-            await pipe.deadletter("normalize", event, str(exc), exc.category)
+        except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
+            await pipe.refuse("normalize", event, exc)
             continue
         pipe.normalized += len(alerts)
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
@@ -315,8 +323,8 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     for event in events:
         try:
             segments, received_ms = decode_batch(event.message.value)
-        except BatchError as exc:
-            await pipe.deadletter("correlate", event, str(exc), BatchError.category)
+        except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
+            await pipe.refuse("correlate", event, exc)
             continue
         p = event.message.partition
         store = pipe.engine(p).store
@@ -413,21 +421,28 @@ def install(app: App, settings: Settings) -> Pipeline:
                           compacting=True, acks=False, internal=True)
     table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)
+    letters = DeadLetters(app, names.deadletter, settings.deadletter_max_bytes, settings.deadletter_head_bytes)
     pipe = Pipeline(app, correlation_config(settings), table, topics, checkpoint_s=settings.checkpoint_interval,
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
-                    incidents_partitions=settings.partitions_for("incidents"))
+                    incidents_partitions=settings.partitions_for("incidents"), letters=letters)
 
     @app.agent(topics["alerts_raw"], name="normalize")
     async def normalize(stream: Any) -> None:
         async for events in stream.take_events(NORMALIZE_BATCH, within=BATCH_WITHIN_S):
-            for step in steps(events, settings.step_bytes):
-                await normalize_batch(pipe, step)
+            await pipe.guarded("normalize", events, normalize_steps)
+
+    async def normalize_steps(events: Sequence[EventT]) -> None:
+        for step in steps(events, settings.step_bytes):
+            await normalize_batch(pipe, step)
 
     @app.agent(topics["alerts"], name="correlate")
     async def correlate(stream: Any) -> None:
         async for events in stream.take_events(CORRELATE_BATCH, within=BATCH_WITHIN_S):
-            for step in steps(events, settings.step_bytes):
-                await correlate_batch(pipe, step)
+            await pipe.guarded("correlate", events, correlate_steps)
+
+    async def correlate_steps(events: Sequence[EventT]) -> None:
+        for step in steps(events, settings.step_bytes):
+            await correlate_batch(pipe, step)
 
     @app.timer(interval=TICK_S)
     async def idle_tick() -> None:
