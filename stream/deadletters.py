@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from correlator import metrics
+from stream.sends import key_partition, send_batches
 
 if TYPE_CHECKING:  # `aiops redrive` reads letters with `origin_of` and never loads Faust
     from faust.types import EventT
@@ -60,6 +61,7 @@ class Letter:
     agent: str
     category: str
     truncated: bool
+    origin_partition: int = 0
 
 
 def _clip(text: str, limit: int) -> bytes:
@@ -80,7 +82,7 @@ def letter_of(key: bytes | None, value: bytes | None, origin: tuple[str, int, in
                ("agent", agent.encode()), ("topic", topic.encode()), ("partition", str(partition).encode()),
                ("offset", str(offset).encode())]
     if len(key or b"") + len(value or b"") <= max_bytes:
-        return Letter(key, value, headers, agent, category, truncated=False)
+        return Letter(key, value, headers, agent, category, truncated=False, origin_partition=partition)
     headers.append(("truncated", b"1"))
     if value is not None:
         headers += [("original-size", str(len(value)).encode()),
@@ -89,7 +91,7 @@ def letter_of(key: bytes | None, value: bytes | None, origin: tuple[str, int, in
     if key is not None and len(key) > head_bytes:
         headers += [("key-size", str(len(key)).encode()), ("key-sha256", hashlib.sha256(key).hexdigest().encode())]
         key = key[:head_bytes]
-    return Letter(key, value, headers, agent, category, truncated=True)
+    return Letter(key, value, headers, agent, category, truncated=True, origin_partition=partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +156,15 @@ class DeadLetters:
                     " (bounded reference)" if letter.truncated else "", reason[:200])
 
     async def _produce(self, letter: Letter) -> asyncio.Future[Any]:
+        """Send one letter as a record batch of its own: `AIOKafkaProducer.send` refuses a record with neither key
+        nor value, which a topic can hold. Keyed letters go where a keyed producer puts them, others to the
+        partition the record came from (modulo the dead-letter topic's partitions)."""
         try:
             kafka = self.app.producer._ensure_producer()  # Faust keeps its aiokafka producer private
-            future: asyncio.Future[Any] = await kafka.send(self.topic, letter.value, key=letter.key,
-                                                           headers=letter.headers)
+            partitions = len(await kafka.partitions_for(self.topic))
+            partition = key_partition(letter.key, partitions) if letter.key else letter.origin_partition % partitions
+            (future,) = await send_batches(self.app, self.topic, partition, [(letter.key, letter.value,
+                                                                              letter.headers)])
         except Exception as exc:  # noqa: BLE001 - refused before it left: settled (and retried) like a failure
             future = asyncio.get_running_loop().create_future()
             future.set_exception(exc)

@@ -39,7 +39,7 @@ from stream.sends import Record, cached_partition, key_partition, raise_failed, 
 from stream.settings import Settings
 from stream.state import TableStore
 
-__all__ = ["Pipeline", "Route", "install", "correlation_config"]
+__all__ = ["Pipeline", "Route", "install", "correlation_config", "source_of_key"]
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +257,8 @@ class Pipeline:
         metrics.INCIDENTS_OPEN.set(sum(len(e.open_incidents()) for e in self.engines.values()))
 
 
-def _source_of(event: EventT) -> str:
-    key = event.message.key
+def source_of_key(key: bytes | str | None) -> str:
+    """The adapter an `alerts.raw` record's key names (`alertmanager`, `zabbix`, `generic`), else `auto`."""
     name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key or "")
     return name if name in SOURCES else "auto"
 
@@ -278,7 +278,7 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     for event in events:
         msg = event.message
         body = msg.value or b""
-        source = _source_of(event)
+        source = source_of_key(msg.key)
         try:
             alerts = parse(detect_source(body) if source == "auto" else source, body)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
