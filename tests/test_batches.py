@@ -32,6 +32,17 @@ def test_one_plain_alert_is_accepted() -> None:
     (b"[1, 2]", "expected a JSON object"),
     (b'{"segments": [[0, 1, [{"f": "x"}]]]}', "bad segment"),
     (b'{"hello": 1}', "not an Alert"),
+    # any producer can write to `alerts`: fields of the wrong type are refused here, not met by the engine
+    (b'{"segments": [[0, 1, [{"f": "x", "k": "a/b", "s": "firing", "v": "warning", "t": "noon", "e": null, '
+     b'"l": {}}]]]}', "wrong type"),
+    (b'{"segments": [[0, 1, [{"f": "x", "k": "a/b", "s": "firing", "v": "warning", "t": 1, "e": null, '
+     b'"l": {"n": 1}}]]]}', "wrong type"),
+    (b'{"segments": [[0, 1, [{"f": 7, "k": "a/b", "s": "firing", "v": "warning", "t": 1, "e": null, '
+     b'"l": {}}]]]}', "wrong type"),
+    (b'{"segments": [["0", 1, []]]}', "non-negative integers"),
+    (b'{"segments": [[0, -1, []]]}', "non-negative integers"),
+    (b'{"segments": [[0, true, []]]}', "non-negative integers"),
+    (b'{"segments": [], "received_ms": "now"}', "received_ms"),
 ])
 def test_bad_records_are_refused_with_a_reason(body: bytes, reason: str) -> None:
     with pytest.raises(BatchError, match=reason):
