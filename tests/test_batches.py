@@ -34,11 +34,11 @@ def test_one_plain_alert_is_accepted() -> None:
     (b'{"hello": 1}', "not an Alert"),
     # any producer can write to `alerts`: fields of the wrong type are refused here, not met by the engine
     (b'{"segments": [[0, 1, [{"f": "x", "k": "a/b", "s": "firing", "v": "warning", "t": "noon", "e": null, '
-     b'"l": {}}]]]}', "wrong type"),
+     b'"l": {}}]]]}', "of type"),
     (b'{"segments": [[0, 1, [{"f": "x", "k": "a/b", "s": "firing", "v": "warning", "t": 1, "e": null, '
-     b'"l": {"n": 1}}]]]}', "wrong type"),
+     b'"l": {"n": 1}}]]]}', "of type"),
     (b'{"segments": [[0, 1, [{"f": 7, "k": "a/b", "s": "firing", "v": "warning", "t": 1, "e": null, '
-     b'"l": {}}]]]}', "wrong type"),
+     b'"l": {}}]]]}', "of type"),
     (b'{"segments": [["0", 1, []]]}', "non-negative integers"),
     (b'{"segments": [[0, -1, []]]}', "non-negative integers"),
     (b'{"segments": [[0, true, []]]}', "non-negative integers"),
