@@ -32,7 +32,7 @@ from correlator.sources import SOURCES, detect_source, parse
 from stream.app import App
 from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.batches import (
-    MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, Segment, decode_batch, encode_batch, pack_records, steps,
+    PARTS_PER_OFFSET, Segment, decode_batch, encode_batch, pack_records, parts_of, steps,
 )
 from stream.idle import IdleClocks
 from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
@@ -273,7 +273,7 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     flight, firing that key's timers early (21 of 170 incidents differed for 5-body batches). A record per
     partition makes each normalize batch atomic for correlate.
     """
-    by_partition: dict[int, list[Segment]] = {}
+    by_partition: dict[int, tuple[list[Segment], list[int]]] = {}
     received_ms: int | None = None
     for event in events:
         msg = event.message
@@ -281,34 +281,40 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         source = source_of_key(msg.key)
         try:
             alerts = parse(detect_source(body) if source == "auto" else source, body)
+            cut = {p: parts_of(records, len(body), len(alerts)) for p, records in _split(pipe, alerts).items()}
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await pipe.refuse("normalize", event, exc)
             continue
+        _count_received(alerts)
         pipe.normalized += len(alerts)
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
         received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)
-        for partition, records in _split_by_partition(pipe, alerts).items():
-            segments = by_partition.setdefault(partition, [])
-            for part, start in enumerate(range(0, len(records), MAX_ALERTS_PER_RECORD)):
-                origin = (msg.partition, msg.offset * PARTS_PER_OFFSET + part)
-                segments.append(Segment(origin, records[start:start + MAX_ALERTS_PER_RECORD]))
+        for partition, parts in cut.items():
+            segments, sizes = by_partition.setdefault(partition, ([], []))
+            for part, (records, size) in enumerate(parts):
+                segments.append(Segment((msg.partition, msg.offset * PARTS_PER_OFFSET + part), records))
+                sizes.append(size)
     metrics.RECORDS_CONSUMED.labels("normalize").inc(len(events))
     topic = pipe.topics["alerts"]
-    for partition, segments in by_partition.items():
+    for partition, (segments, sizes) in by_partition.items():
         # In order, so a partition's records still arrive oldest raw record first.
-        for chunk in pack_records(segments):
+        for chunk in pack_records(segments, sizes=sizes):
             await topic.send(key=None, partition=partition, value=encode_batch(chunk, received_ms or 0))
 
 
-def _split_by_partition(pipe: Pipeline, alerts: Sequence[Alert]) -> dict[int, list[AlertRecord]]:
+def _split(pipe: Pipeline, alerts: Sequence[Alert]) -> dict[int, list[AlertRecord]]:
     out: dict[int, list[AlertRecord]] = {}
+    for alert in alerts:
+        out.setdefault(pipe.partition_of(alert.key), []).append(record_of(alert))
+    return out
+
+
+def _count_received(alerts: Sequence[Alert]) -> None:
     by_source: dict[str, int] = {}
     for alert in alerts:
         by_source[alert.source] = by_source.get(alert.source, 0) + 1
-        out.setdefault(pipe.partition_of(alert.key), []).append(record_of(alert))
     for source, count in by_source.items():  # one metric update per source, not per alert
         metrics.ALERTS_RECEIVED.labels(source).inc(count)
-    return out
 
 
 async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:

@@ -1,10 +1,10 @@
-"""A batch that fails as a whole is never acknowledged, and the agent goes on, on the embedded broker.
+"""Records too large for what an agent sends on, on the embedded broker: refused alone, or held whole.
 
-One valid alert with a 1.2 MB label makes normalize's `alerts` record larger than the producer's 1 MB request
-limit: the send fails for the whole batch, not for one refused record. The batch must stay unacknowledged (its
-partition's committed offset never passes it), be counted, and the worker must stay up and keep processing
-other partitions. (Known limit: normalize packs alerts by count, not bytes, so such an alert is not yet
-dead-lettered on its own; see README "Nothing consumed is lost".)
+A valid alert with a 1.2 MB label cannot travel in any `alerts` record (the producer's request limit is 1 MB):
+normalize dead-letters its raw record (`record_too_large`) and the alerts after it flow. A ticket of 1.2 MB that
+arrives on another partition than its id's must be forwarded, and the forward fails for the whole triage batch:
+that batch stays unacknowledged (its partition's committed offset never passes it), is counted, and the worker
+stays up and keeps processing other partitions.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.broker import EmbeddedBroker
+from stream.deadletters import origin_of
 from stream.sends import key_partition
 
+from .ticketing import DOWN, ticket, wait_events, wait_ready, wait_until
 from .workers import Deployment, WorkerProc
 
 
@@ -31,43 +33,57 @@ async def _committed(bootstrap: str, group: str, topic: str, partition: int) -> 
         await consumer.stop()
 
 
+def committed(dep: Deployment, field: str, partition: int) -> int:
+    return asyncio.run(_committed(dep.broker.bootstrap, dep.app_id, dep.topic(field), partition))
+
+
 def alert(service: str, **labels: str) -> bytes:
     return orjson.dumps({"starts_at": time.time(), "labels": {"alertname": "Probe", "service": service, **labels}})
 
 
-def test_a_batch_that_fails_whole_is_not_acknowledged_and_the_agent_goes_on(
+def opened(dep: Deployment, service: str) -> bool:
+    return any(f'"service":"{service}"'.encode() in (r.value or b"") for r in dep.read("incidents", 100, timeout=1))
+
+
+def test_too_large_alerts_are_refused_alone_and_a_failed_batch_is_held(
         broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
     dep = Deployment(broker, tmp_path)
     dep.create_topics()
     worker = dep.start_worker()
     workers.append(worker)
-    worker.wait_partitions(4)
-    stuck = key_partition(b"generic", dep.partitions)
-    other_key = b"alertmanager-probe"
-    assert key_partition(other_key, dep.partitions) != stuck
-    dep.produce("alerts_raw", [(b"generic", alert("before"))])
-    deadline = time.monotonic() + 30
-    while _committed_now(dep, stuck) < 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert _committed_now(dep, stuck) == 1, worker.tail()
+    wait_ready(worker)
 
     dep.produce("alerts_raw", [(b"generic", alert("huge", blob="x" * 1_200_000)), (b"generic", alert("after"))])
-    deadline = time.monotonic() + 30
-    while worker.metric("aiops_batches_unacknowledged_total", agent="normalize") < 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert worker.metric("aiops_batches_unacknowledged_total", agent="normalize") == 1, worker.tail()
-    dep.produce("alerts_raw", [(other_key, alert("elsewhere"))])  # another partition: processed
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if any(b'"service":"elsewhere"' in (r.value or b"") for r in dep.read("incidents", 100, timeout=1)):
-            break
-    else:
-        raise AssertionError(f"the agent stopped processing:\n{worker.tail()}")
+    wait_until(lambda: opened(dep, "after"), 30, "the alert after the huge one", worker)
+    [letter] = dep.read("deadletter", 2, timeout=2)
+    origin = origin_of(letter.headers)
+    assert (origin.agent, origin.category, origin.truncated) == ("normalize", "record_too_large", True)
+    assert "larger than an alerts record may be" in origin.reason
+    raw = key_partition(b"generic", dep.partitions)
+    wait_until(lambda: committed(dep, "alerts_raw", raw) == 2 or None, 30, "alerts.raw committed past both")
+
+    big_id = "T-big"
+    wrong = (key_partition(big_id.encode(), dep.partitions) + 1) % dep.partitions
+    value = orjson.dumps({"ticket_id": big_id, "text": "down " * 240_000, "created_at": time.time()})
+    asyncio.run(_send(dep, "tickets_raw", wrong, [(big_id.encode(), value)]))
+    wait_until(lambda: worker.metric("aiops_batches_unacknowledged_total", agent="triage") == 1 or None, 30,
+               "the triage batch held unacknowledged", worker)
+    other = next(f"T-{i}" for i in range(100) if key_partition(f"T-{i}".encode(), dep.partitions) != wrong)
+    dep.produce("tickets_raw", [ticket(other, DOWN)])
+    wait_events(dep, other, lambda evs: bool(evs), 30, worker)  # the agent goes on with other partitions
     time.sleep(3.5)  # more than Faust's commit interval (2.8 s)
-    assert _committed_now(dep, stuck) == 1, "never committed past the failed batch"
+    assert committed(dep, "tickets_raw", wrong) == -1, "never committed past the failed batch"
     assert worker.proc.poll() is None
-    assert not dep.read("deadletter", 1, timeout=1), "a batch failure is not a refused record"
+    assert len(dep.read("deadletter", 5, timeout=1)) == 1, "a batch failure is not a refused record"
 
 
-def _committed_now(dep: Deployment, partition: int) -> int:
-    return asyncio.run(_committed(dep.broker.bootstrap, dep.app_id, dep.topic("alerts_raw"), partition))
+async def _send(dep: Deployment, field: str, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=dep.broker.bootstrap, max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        for key, value in records:
+            await (await producer.send(dep.topic(field), value, key=key, partition=partition))
+    finally:
+        await producer.stop()
