@@ -281,11 +281,13 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         source = source_of_key(msg.key)
         try:
             alerts = parse(detect_source(body) if source == "auto" else source, body)
-            cut = {p: parts_of(records, len(body), len(alerts)) for p, records in _split(pipe, alerts).items()}
+            split, by_source = _split(pipe, alerts)
+            cut = {p: parts_of(records, len(body), len(alerts)) for p, records in split.items()}
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await pipe.refuse("normalize", event, exc)
             continue
-        _count_received(alerts)
+        for name, count in by_source.items():  # one metric update per source, not per alert
+            metrics.ALERTS_RECEIVED.labels(name).inc(count)
         pipe.normalized += len(alerts)
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
         received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)
@@ -302,19 +304,14 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
             await topic.send(key=None, partition=partition, value=encode_batch(chunk, received_ms or 0))
 
 
-def _split(pipe: Pipeline, alerts: Sequence[Alert]) -> dict[int, list[AlertRecord]]:
+def _split(pipe: Pipeline, alerts: Sequence[Alert]) -> tuple[dict[int, list[AlertRecord]], dict[str, int]]:
+    """The alerts' records by partition of `alerts`, and how many came from each source."""
     out: dict[int, list[AlertRecord]] = {}
-    for alert in alerts:
-        out.setdefault(pipe.partition_of(alert.key), []).append(record_of(alert))
-    return out
-
-
-def _count_received(alerts: Sequence[Alert]) -> None:
     by_source: dict[str, int] = {}
     for alert in alerts:
         by_source[alert.source] = by_source.get(alert.source, 0) + 1
-    for source, count in by_source.items():  # one metric update per source, not per alert
-        metrics.ALERTS_RECEIVED.labels(source).inc(count)
+        out.setdefault(pipe.partition_of(alert.key), []).append(record_of(alert))
+    return out, by_source
 
 
 async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
