@@ -198,28 +198,27 @@ def _source(partition: Any, offset: Any) -> tuple[int, int] | None:
     raise ValueError(f"source ({partition!r}, {offset!r}) is not two non-negative integers")
 
 
-_FIELD_TYPES: dict[str, frozenset[type]] = {
-    "f": frozenset({str}), "k": frozenset({str}), "s": frozenset({str}), "v": frozenset({str}),
-    "t": frozenset({int, float}), "e": frozenset({type(None), int, float}), "l": frozenset({dict}),
-}
-"""Types of an alert dict's fields the engine relies on (orjson never parses NaN or infinity, and JSON makes
-every label key a string)."""
-_FIELD_GETTERS = {name: itemgetter(name) for name in _FIELD_TYPES}
-_STR = frozenset({str})
+_STRINGS = itemgetter("f", "k", "s", "v")
+_TIME, _END, _LABELS = itemgetter("t"), itemgetter("e"), itemgetter("l")
+_STR, _NUMBER, _END_TYPES = frozenset({str}), frozenset({int, float}), frozenset({type(None), int, float})
 
 
 def _checked(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`alerts` if every alert dict has the field types of `_FIELD_TYPES` and string label values, else ValueError.
+    """`alerts` if each alert dict has the field types the engine relies on, else ValueError: `f`, `k`, `s`, `v`
+    and every label value strings, `t` a number, `e` a number or null, `l` an object.
 
     `alerts` is a topic any producer can write, and a string where a time belongs crashed the engine's whole
-    batch. Checked a field at a time over the segment (map and set, no Python loop per alert): the cost is
-    measured by `benchmarks/alerts_record_checks.py`.
+    batch. Checked as the set of types a field takes over the segment (map and set, no Python loop per alert;
+    the cost is measured by `benchmarks/alerts_record_checks.py`). orjson never parses NaN or infinity, and JSON
+    makes every label key a string.
     """
-    for name, allowed in _FIELD_TYPES.items():
-        found = set(map(type, map(_FIELD_GETTERS[name], alerts)))
+    for name, getter, allowed in (("l", _LABELS, frozenset({dict})), ("t", _TIME, _NUMBER), ("e", _END, _END_TYPES)):
+        found = set(map(type, map(getter, alerts)))
         if not found <= allowed:
             raise ValueError(f"alert field {name!r} of type {', '.join(sorted(t.__name__ for t in found - allowed))}")
-    labels = set(map(type, chain.from_iterable(map(dict.values, map(_FIELD_GETTERS["l"], alerts)))))
-    if not labels <= _STR:
-        raise ValueError(f"alert label value of type {', '.join(sorted(t.__name__ for t in labels - _STR))}")
+    strings = set(map(type, chain(chain.from_iterable(map(_STRINGS, alerts)),
+                                  chain.from_iterable(map(dict.values, map(_LABELS, alerts))))))
+    if not strings <= _STR:
+        raise ValueError(f"alert field f, k, s, v or a label value of type "
+                         f"{', '.join(sorted(t.__name__ for t in strings - _STR))}")
     return alerts
