@@ -179,15 +179,16 @@ class DeadLetters:
         while pending := self._pending.pop(agent, []):
             await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
             failed: list[Letter] = []
+            error: BaseException | None = None
             for letter, future in pending:
-                error = future.exception()
-                if error is None:
+                problem = asyncio.CancelledError() if future.cancelled() else future.exception()
+                if problem is None:
                     metrics.DEADLETTERS.labels(letter.agent, letter.category).inc()
                 else:
                     failed.append(letter)
+                    error = error or problem
             if not failed:
                 continue
-            error = next(f.exception() for _, f in pending if f.exception() is not None)
             if self.app.should_stop:
                 raise DeadLetterUndelivered(f"{len(failed)} dead letters of {agent} undelivered: {error!r}")
             metrics.DEADLETTER_RETRIES.inc(len(failed))
