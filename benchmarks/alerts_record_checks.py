@@ -67,7 +67,7 @@ def timed(work: Callable[[list[dict[int, bytes]]], None], values: list[dict[int,
     """Seconds of one pass of `work`, with the shipped check or the identity in its place."""
     shipped = batches._checked
     if not checked:
-        batches._checked = lambda r: r  # the baseline: the decode as it was before the check
+        batches._checked = lambda alerts: alerts  # the baseline: the decode as it was before the check
     try:
         t0 = time.perf_counter()
         work(values)

@@ -170,7 +170,8 @@ def named_cases(field: str) -> list[Record]:
     template = TEMPLATES[field]()
     doc = template[0] if isinstance(template, list) else template
     for name in list(doc):
-        for wrong in (None, "x", -1, 1e300, [], {}, True):
+        wrongs: tuple[Any, ...] = (None, "x", -1, 1e300, [], {}, True)
+        for wrong in wrongs:
             broken = dict(doc)
             broken[name] = wrong
             cases.append((b"k", orjson.dumps([broken] if isinstance(template, list) else broken)))
