@@ -166,6 +166,8 @@ def _declare_known_series() -> None:
         INCIDENT_EVENTS.labels(kind)
     for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
         TICKETS_TRIAGED.labels(status, tier)
+    for agent in ("normalize", "correlate", "triage", "incident_sla", "stage2_group"):
+        BATCHES_UNACKED.labels(agent)
     severities = {"ticket": ("sev1", "sev2", "sev3"), "incident": ("critical", "warning", "info")}
     for subject, levels in severities.items():
         for outcome in ("escalated", "at_top_tier"):
