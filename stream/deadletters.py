@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from correlator import metrics
+from stream.batches import RecordTooLarge
 from stream.sends import key_partition, send_batches
 
 if TYPE_CHECKING:  # `aiops redrive` reads letters with `origin_of` and never loads Faust
@@ -123,6 +124,10 @@ def origin_of(headers: Sequence[tuple[str, bytes]]) -> Origin:
                   sha256=h.get("sha256"))
 
 
+def _size(event: EventT[Any]) -> int:
+    return len(event.message.key or b"") + len(event.message.value or b"")
+
+
 def category_of(exc: BaseException) -> str:
     """The bounded metric label of a refusal: the error's own `category`, else `internal_error`."""
     category = getattr(exc, "category", None)
@@ -198,17 +203,28 @@ class DeadLetters:
             self._pending[agent] = [(letter, await self._produce(letter)) for letter in failed]
 
     async def guarded(self, agent: str, events: Sequence[EventT[Any]],
-                      handle: Callable[[Sequence[EventT[Any]]], Awaitable[None]]) -> None:
+                      handle: Callable[[Sequence[EventT[Any]]], Awaitable[None]], max_bytes: int = 0) -> None:
         """Handle one batch and settle its dead letters; acknowledge the batch only if both succeeded.
 
         Faust's `take_events` acknowledges a batch when the agent's loop moves on, even after an exception, and
         commits its offsets: the extra reference taken here keeps a failed batch unacknowledged instead.
+        A record whose key and value exceed `max_bytes` (0: no bound) is refused before the batch is handled
+        (`record_too_large`): an agent that stores or forwards what it reads could not write it, and that
+        write would fail the whole batch.
         """
         messages = [event.message for event in events]
         for message in messages:
             message.incref()
         try:
-            await handle(events)
+            kept: list[EventT[Any]] = []
+            for event in events:
+                if max_bytes and _size(event) > max_bytes:
+                    await self.send(agent, event, f"a record of {_size(event)} bytes is larger than {agent} can "
+                                    f"store or send on ({max_bytes})", RecordTooLarge.category)
+                else:
+                    kept.append(event)
+            if kept:
+                await handle(kept)
             await self.settle(agent)
         except Exception as exc:  # noqa: BLE001 - a batch that failed as a whole: never acked, agent goes on
             self._pending.pop(agent, None)

@@ -32,7 +32,7 @@ from correlator.sources import SOURCES, detect_source, parse
 from stream.app import App
 from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.batches import (
-    PARTS_PER_OFFSET, Segment, decode_batch, encode_batch, pack_records, parts_of, steps,
+    MAX_RECORD_BYTES, PARTS_PER_OFFSET, Segment, decode_batch, encode_batch, pack_records, parts_of, steps,
 )
 from stream.idle import IdleClocks
 from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
@@ -144,10 +144,14 @@ class Pipeline:
         await self.deadletter(agent, event, reason_of(exc), category_of(exc))
 
     async def guarded(self, agent: str, events: Sequence[EventT],
-                      handle: Callable[[Sequence[EventT]], Awaitable[None]]) -> None:
-        """Run one consumed batch of `agent` under `DeadLetters.guarded`: acknowledged only when handled whole."""
+                      handle: Callable[[Sequence[EventT]], Awaitable[None]], max_bytes: int = MAX_RECORD_BYTES) -> None:
+        """Run one consumed batch of `agent` under `DeadLetters.guarded`: acknowledged only when handled whole.
+
+        Records larger than `max_bytes` are refused first (`record_too_large`): by default what one record an
+        agent writes may carry, since every agent but normalize stores or sends on what it reads.
+        """
         assert self.letters is not None, "install() sets the dead-letter sender"
-        await self.letters.guarded(agent, events, handle)
+        await self.letters.guarded(agent, events, handle, max_bytes)
 
     def encode(self, events: Sequence[IncidentEvent], received_ms: int | None) -> list[bytes]:
         """The values of incident events about to be published; observes their counts and latencies."""
@@ -432,7 +436,7 @@ def install(app: App, settings: Settings) -> Pipeline:
     @app.agent(topics["alerts_raw"], name="normalize")
     async def normalize(stream: Any) -> None:
         async for events in stream.take_events(NORMALIZE_BATCH, within=BATCH_WITHIN_S):
-            await pipe.guarded("normalize", events, normalize_steps)
+            await pipe.guarded("normalize", events, normalize_steps, max_bytes=0)  # cuts large bodies into parts
 
     async def normalize_steps(events: Sequence[EventT]) -> None:
         for step in steps(events, settings.step_bytes):

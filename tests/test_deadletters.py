@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from faust.types.tuples import Message
+from prometheus_client import REGISTRY
 
-from stream.deadletters import INTERNAL_ERROR, category_of, letter_of, origin_of, reason_of
+from stream.app import make_app
+from stream.deadletters import INTERNAL_ERROR, DeadLetters, category_of, letter_of, origin_of, reason_of
 from stream.settings import Settings
 
 ORIGIN = ("alerts.raw", 2, 41)
@@ -55,3 +63,33 @@ def test_reasons_and_categories_of_errors() -> None:
 def test_a_bounded_reference_always_fits_the_settings() -> None:
     with pytest.raises(ValueError, match="at most half"):
         Settings(deadletter_max_bytes=100_000, deadletter_head_bytes=60_000)
+
+
+def test_a_failed_batch_is_never_acknowledged_and_a_handled_one_is(tmp_path: Path) -> None:
+    """The guard with Faust's own app, consumer and messages (no broker needed: nothing is fetched or sent)."""
+    app = make_app(Settings(data_dir=tmp_path))
+    consumer = app.consumer
+    messages = [Message("alerts.raw", 0, offset, 0.0, 0, [], b"generic", b"{}", None) for offset in range(3)]
+    for message in messages:
+        message.incref()  # what delivering it to the agent's stream does
+        consumer.track_message(message)
+    letters = DeadLetters(app, "deadletter", 900_000, 65_536)
+    held_before = REGISTRY.get_sample_value("aiops_batches_unacknowledged_total", {"agent": "normalize"}) or 0.0
+
+    async def broker_down(events: Sequence[Any]) -> None:
+        raise RuntimeError("broker down")
+
+    async def fine(events: Sequence[Any]) -> None:
+        return None
+
+    async def batches() -> None:
+        await letters.guarded("normalize", [SimpleNamespace(message=m) for m in messages[:2]], broker_down)
+        await letters.guarded("normalize", [SimpleNamespace(message=messages[2])], fine)
+
+    asyncio.run(batches())
+    for message in messages:
+        message.ack(consumer)  # what Faust's take_events does once the agent's loop moves on, failed or not
+    assert [m.acked for m in messages] == [False, False, True], "a failed batch is never acknowledged"
+    assert not set(messages[:2]) & set(consumer._unacked_messages), "nor awaited by the next rebalance"
+    held = REGISTRY.get_sample_value("aiops_batches_unacknowledged_total", {"agent": "normalize"})
+    assert held == held_before + 1

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from correlator.models import IncidentEvent
 from correlator.sources import detect_source, parse
 from correlator.triage.lifecycle import TicketResolution, parse_ticket_input
-from stream.batches import decode_batch
+from stream.batches import MAX_RECORD_BYTES, decode_batch
 from stream.broker import EmbeddedBroker
 from stream.pipeline import source_of_key
 from stream.settings import Settings
@@ -100,12 +100,21 @@ def _ticket(record: Record) -> object:
     return item
 
 
+def _bounded(decode: Callable[[Record], object]) -> Callable[[Record], object]:
+    """Every agent but normalize first refuses a record larger than one it may write (`MAX_RECORD_BYTES`)."""
+    def bounded(record: Record) -> object:
+        if len(record[0] or b"") + len(record[1] or b"") > MAX_RECORD_BYTES:
+            raise ValueError("record_too_large")
+        return decode(record)
+    return bounded
+
+
 ORACLES: dict[str, Callable[[Record], bool]] = {
     "alerts_raw": _refuses(_raw),
-    "alerts": _refuses(lambda r: decode_batch(r[1])),
-    "tickets_raw": _refuses(_ticket),
-    "incidents": _refuses(lambda r: parse_incident(r[1])),
-    "route": _refuses(lambda r: _decode_routed(r[1])),
+    "alerts": _refuses(_bounded(lambda r: decode_batch(r[1]))),
+    "tickets_raw": _refuses(_bounded(_ticket)),
+    "incidents": _refuses(_bounded(lambda r: parse_incident(r[1]))),
+    "route": _refuses(_bounded(lambda r: _decode_routed(r[1]))),
 }
 
 
