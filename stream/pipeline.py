@@ -30,10 +30,10 @@ from correlator.models import Alert, IncidentEvent
 from correlator.records import AlertRecord, record_of
 from correlator.sources import SOURCES, detect_source, parse
 from stream.app import App
-from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.batches import (
     MAX_RECORD_BYTES, PARTS_PER_OFFSET, Segment, decode_batch, encode_batch, pack_records, parts_of, steps,
 )
+from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.idle import IdleClocks
 from stream.sends import Record, cached_partition, key_partition, raise_failed, send_batches
 from stream.settings import Settings
