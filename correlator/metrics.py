@@ -21,6 +21,8 @@ __all__ = [
     "ALERTS_LATE",
     "ALERT_TIME_ADJUSTED",
     "DEADLETTERS",
+    "DEADLETTER_RETRIES",
+    "BATCHES_UNACKED",
     "INCIDENT_EVENTS",
     "INCIDENTS_OPEN",
     "RECORDS_CONSUMED",
@@ -58,6 +60,13 @@ RECORDS_CONSUMED = Counter(
 DEADLETTERS = Counter(
     "aiops_deadletters_total", "Records refused and sent to the dead-letter topic, by agent and reason",
     ["agent", "reason"])
+DEADLETTER_RETRIES = Counter(
+    "aiops_deadletter_retries_total", "Dead letters the broker did not take and that were sent again (a dead "
+    "letter is retried with backoff until delivered, never skipped)")
+BATCHES_UNACKED = Counter(
+    "aiops_batches_unacknowledged_total", "Consumed batches that failed as a whole (not one bad record: a broker "
+    "fault) and were left unacknowledged, so their partitions commit no further until read again, by agent",
+    ["agent"])
 ALERT_RECORDS_CORRELATED = Counter(
     "aiops_alert_records_correlated_total", "Alert records folded into the correlation engine (firing, resolved, "
     "re-sends)")
@@ -166,6 +175,8 @@ def _declare_known_series() -> None:
                 ALERT_TIME_ADJUSTED.labels(source, reason)
     for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
         TICKETS_TRIAGED.labels(status, tier)
+    for agent in ("normalize", "correlate", "triage", "incident_sla", "stage2_group"):
+        BATCHES_UNACKED.labels(agent)
     severities = {"ticket": ("sev1", "sev2", "sev3"), "incident": ("critical", "warning", "info")}
     for subject, levels in severities.items():
         for outcome in ("escalated", "at_top_tier"):

@@ -16,6 +16,8 @@ Any other producer may write one normalized `Alert` as JSON instead; it carries 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,11 +26,23 @@ import orjson
 from correlator.models import Alert
 from correlator.records import AlertRecord, dict_of_record, record_from_dict, record_of
 
-__all__ = ["Segment", "BatchError", "encode_batch", "decode_batch", "pack_records", "steps", "MAX_ALERTS_PER_RECORD",
-           "PARTS_PER_OFFSET"]
+__all__ = ["Segment", "BatchError", "RecordTooLarge", "encode_batch", "decode_batch", "pack_records", "parts_of",
+           "steps", "MAX_ALERTS_PER_RECORD", "MAX_RECORD_BYTES", "PARTS_PER_OFFSET"]
 
 MAX_ALERTS_PER_RECORD = 1000
 """Alerts per `alerts` record: ~150-400 bytes each keeps a record well under Kafka's 1 MB default."""
+
+MAX_RECORD_BYTES = 900_000
+"""Most bytes of alerts one `alerts` record packs: under the producer's 1 MB request limit (and Kafka's
+message.max.bytes), with room for the envelope. Alerts with many labels (1 KB each is common on Kubernetes)
+would otherwise fill a 1,000-alert record past it, and its send fails for the whole batch."""
+
+EXACT_SIZES_ABOVE = 256 * 1024
+"""Raw bodies larger than this have each alert's bytes measured; below, a bound from the body's size holds."""
+
+ALERT_OVERHEAD_BYTES = 200
+"""Bytes an alert adds in an `alerts` record beyond what its raw body held: field names, times, a derived
+fingerprint and the status and severity."""
 
 PARTS_PER_OFFSET = 1024
 """A raw record too big for one `alerts` record is cut into parts; a segment's source offset is then
@@ -52,16 +66,63 @@ class BatchError(ValueError):
     category = "bad_alert_record"
 
 
-def pack_records(segments: Sequence[Segment], limit: int = MAX_ALERTS_PER_RECORD) -> list[list[Segment]]:
-    """Segments of one partition, in order, grouped into records of at most `limit` alerts each."""
+class RecordTooLarge(ValueError):
+    """A raw record whose alerts cannot be carried by `alerts` records: one alert alone is larger than one may
+    be, or it needs more parts than a source offset can number."""
+
+    category = "record_too_large"
+
+
+def parts_of(records: list[AlertRecord], body_bytes: int, body_alerts: int,
+             max_alerts: int = MAX_ALERTS_PER_RECORD, max_bytes: int = MAX_RECORD_BYTES
+             ) -> list[tuple[list[AlertRecord], int]]:
+    """A raw record's alerts for one partition cut, in order, into parts that each fit an `alerts` record; each
+    with its bytes (an upper bound). `RecordTooLarge` when they cannot be.
+
+    A body of at most `EXACT_SIZES_ABOVE` bytes cannot hold an alert larger than twice its share of the body
+    (an alert repeats at most its service and symptom) plus `ALERT_OVERHEAD_BYTES`, so its parts are cut by that
+    bound at no cost; a larger body has each alert measured.
+    """
+    if body_bytes <= EXACT_SIZES_ABOVE:
+        each = 2 * body_bytes // max(body_alerts, 1) + ALERT_OVERHEAD_BYTES
+        per = max(1, min(max_alerts, max_bytes // each))
+        parts = [(records[i:i + per], each * len(records[i:i + per])) for i in range(0, len(records), per)]
+    else:
+        parts = []
+        current: list[AlertRecord] = []
+        size = 0
+        for record in records:
+            n = len(orjson.dumps(dict_of_record(record))) + 1
+            if n > max_bytes:
+                raise RecordTooLarge(f"an alert of {n} bytes (fingerprint {record.fingerprint[:80]!r}) is larger "
+                                     f"than an alerts record may be ({max_bytes})")
+            if current and (len(current) >= max_alerts or size + n > max_bytes):
+                parts.append((current, size))
+                current, size = [], 0
+            current.append(record)
+            size += n
+        if current:
+            parts.append((current, size))
+    if len(parts) >= PARTS_PER_OFFSET:
+        raise RecordTooLarge(f"{len(records)} alerts for one partition need {len(parts)} alerts records, more than "
+                             f"the {PARTS_PER_OFFSET} a raw record may be cut into")
+    return parts
+
+
+def pack_records(segments: Sequence[Segment], limit: int = MAX_ALERTS_PER_RECORD, sizes: Sequence[int] = (),
+                 max_bytes: int = MAX_RECORD_BYTES) -> list[list[Segment]]:
+    """Segments of one partition, in order, grouped into records of at most `limit` alerts each and, given each
+    segment's bytes in `sizes`, at most `max_bytes`."""
     records: list[list[Segment]] = [[]]
-    size = 0
-    for segment in segments:
-        if size and size + len(segment.records) > limit:
+    count = size = 0
+    for i, segment in enumerate(segments):
+        n = sizes[i] if sizes else 0
+        if count and (count + len(segment.records) > limit or size + n > max_bytes):
             records.append([])
-            size = 0
+            count = size = 0
         records[-1].append(segment)
-        size += len(segment.records)
+        count += len(segment.records)
+        size += n
     return records if records[0] else []
 
 
@@ -114,8 +175,50 @@ def decode_batch(raw: bytes | None) -> tuple[list[Segment], int | None]:
         except ValueError as exc:
             raise BatchError(f"not an Alert: {exc}".splitlines()[0]) from None
     try:
-        segments = [Segment(None if p is None else (p, o), [record_from_dict(d) for d in alerts])
+        segments = [Segment(_source(p, o), [record_from_dict(d) for d in _checked(alerts)])
                     for p, o, alerts in doc["segments"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise BatchError(f"bad segment: {exc!r}") from None
-    return segments, doc.get("received_ms")
+    received_ms = doc.get("received_ms")
+    if received_ms is not None and not _is_number(received_ms):
+        raise BatchError(f"bad received_ms: {received_ms!r}")
+    return segments, received_ms
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)  # orjson never parses NaN or infinity: a number is finite (and not a bool)
+
+
+def _source(partition: Any, offset: Any) -> tuple[int, int] | None:
+    """A segment's (raw partition, offset), both non-negative ints, or None for neither."""
+    if partition is None and offset is None:
+        return None
+    if type(partition) is int and type(offset) is int and partition >= 0 and offset >= 0:
+        return partition, offset
+    raise ValueError(f"source ({partition!r}, {offset!r}) is not two non-negative integers")
+
+
+_STRINGS = itemgetter("f", "k", "s", "v")
+_TIME, _END, _LABELS = itemgetter("t"), itemgetter("e"), itemgetter("l")
+_STR, _NUMBER, _END_TYPES = frozenset({str}), frozenset({int, float}), frozenset({type(None), int, float})
+
+
+def _checked(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`alerts` if each alert dict has the field types the engine relies on, else ValueError: `f`, `k`, `s`, `v`
+    and every label value strings, `t` a number, `e` a number or null, `l` an object.
+
+    `alerts` is a topic any producer can write, and a string where a time belongs crashed the engine's whole
+    batch. Checked as the set of types a field takes over the segment (map and set, no Python loop per alert;
+    the cost is measured by `benchmarks/alerts_record_checks.py`). orjson never parses NaN or infinity, and JSON
+    makes every label key a string.
+    """
+    for name, getter, allowed in (("l", _LABELS, frozenset({dict})), ("t", _TIME, _NUMBER), ("e", _END, _END_TYPES)):
+        found = set(map(type, map(getter, alerts)))
+        if not found <= allowed:
+            raise ValueError(f"alert field {name!r} of type {', '.join(sorted(t.__name__ for t in found - allowed))}")
+    strings = set(map(type, chain(chain.from_iterable(map(_STRINGS, alerts)),
+                                  chain.from_iterable(map(dict.values, map(_LABELS, alerts))))))
+    if not strings <= _STR:
+        raise ValueError(f"alert field f, k, s, v or a label value of type "
+                         f"{', '.join(sorted(t.__name__ for t in strings - _STR))}")
+    return alerts

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tail": ("stream.commands.tail", "follow any topic (incidents, deadletter, tickets.triaged, ...) as it arrives"),
     "demo": ("stream.commands.demo", "run the lab storm through the embedded pipeline and print the incidents"),
     "triage": ("stream.commands.triage", "triage ticket text and print the routing decision"),
+    "redrive": ("stream.commands.redrive", "re-send chosen dead letters to their original topic (--dry-run lists)"),
 }
 
 

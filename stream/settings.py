@@ -111,6 +111,14 @@ class Settings(BaseSettings):
         "the changelog; input read since the last checkpoint is acknowledged only then, so a crash re-reads "
         "at most this much (0: at every batch, one round trip each)")
 
+    deadletter_max_bytes: int = Field(
+        default=900_000, ge=1024, le=990_000, description="largest record (key + value) dead-lettered whole; a "
+        "larger one goes as a bounded reference (its first deadletter_head_bytes, original size, sha256). Below "
+        "the producer's 1 MB request limit, with room for the headers")
+    deadletter_head_bytes: int = Field(
+        default=64 * 1024, ge=0, description="bytes of a too-large record's value (and key) a bounded reference "
+        "keeps, for an operator to see what it was")
+
     idle_flush: Duration = Field(default=1.0, description="a partition idle this long releases held alerts "
                                  "and publishes throttled updates (event time does not move): what a lone alert "
                                  "waits before its incident shows; lower is sooner, but then a shorter pause in "
@@ -235,6 +243,13 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown topics in topic_partitions: {sorted(unknown)}")
         return value
+
+    @model_validator(mode="after")
+    def _deadletter_reference_fits(self) -> Settings:
+        if 2 * self.deadletter_head_bytes > self.deadletter_max_bytes:
+            raise ValueError("deadletter_head_bytes (kept of a value and of a key) must be at most half of "
+                             "deadletter_max_bytes, so a bounded reference always fits")
+        return self
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

@@ -329,14 +329,20 @@ def _chunks(values: list[bytes], limit: int) -> list[list[bytes]]:
     return chunks if chunks[0] else []
 
 
+class RoutedError(ValueError):
+    """A routing record that is not a JSON array of incident events; `category` is its dead-letter label."""
+
+    category = "invalid_incident_event"
+
+
 def _decode_routed(raw: bytes | None) -> list[IncidentEvent]:
-    """The events of one routing record; ValueError when it is not a JSON array of incident events."""
+    """The events of one routing record; `RoutedError` when it is not a JSON array of incident events."""
     try:
         return _EVENTS.validate_json(raw or b"")  # one pass in pydantic-core: no dicts in between
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "value"
-        raise ValueError(f"not a JSON array of incident events: {where}: {first['msg']}") from None
+        raise RoutedError(f"not a JSON array of incident events: {where}: {first['msg']}") from None
 
 
 async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
@@ -359,8 +365,8 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
         store.offset = msg.offset  # written with the progress, after the keys it covers
         try:
             by_partition.setdefault(msg.partition, []).extend(_decode_routed(msg.value))
-        except ValueError as exc:
-            await stage.pipe.deadletter("stage2_group", event, str(exc), "invalid_incident_event")
+        except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
+            await stage.pipe.refuse("stage2_group", event, exc)
     for p, evs in by_partition.items():
         out = stage.groupers[p].ingest(evs)
         stage.grouped += len(evs)
@@ -437,7 +443,7 @@ def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | Non
     @app.agent(stage.topics["route"], name="stage2_group")
     async def stage2_group(stream: Any) -> None:
         async for events in stream.take_events(GROUP_BATCH, within=BATCH_WITHIN_S):
-            await group_batch(stage, events)
+            await stage.pipe.guarded("stage2_group", events, lambda batch: group_batch(stage, batch))
 
     @app.timer(interval=TICK_S)
     async def stage2_tick() -> None:

@@ -239,8 +239,8 @@ async def triage_batch(desk: Desk, events: Sequence[EventT]) -> None:
         msg = event.message
         try:
             item = parse_ticket_input(msg.value)
-        except InputError as exc:
-            await desk.pipe.deadletter("triage", event, str(exc), exc.category)
+        except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
+            await desk.pipe.refuse("triage", event, exc)
             continue
         partition = partition_of(item.ticket_id, desk.ticket_partitions)
         if partition != msg.partition:
@@ -319,8 +319,8 @@ async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
             continue  # a parent or an assignment: not clocked here, and not worth decoding to find out
         try:
             incident = parse_incident(event.message.value)
-        except InputError as exc:
-            await desk.pipe.deadletter("incident_sla", event, str(exc), exc.category)
+        except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
+            await desk.pipe.refuse("incident_sla", event, exc)
             continue
         if incident is not None:
             by_partition.setdefault(event.message.partition, []).append(incident)
@@ -445,12 +445,12 @@ def install_desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
     @app.agent(desk.topics["tickets_raw"], name="triage")
     async def triage(stream: Any) -> None:
         async for events in stream.take_events(TRIAGE_BATCH, within=BATCH_WITHIN_S):
-            await triage_batch(desk, events)
+            await desk.pipe.guarded("triage", events, lambda batch: triage_batch(desk, batch))
 
     @app.agent(desk.topics["incidents"], name="incident_sla")
     async def incident_sla(stream: Any) -> None:
         async for events in stream.take_events(INCIDENT_BATCH, within=BATCH_WITHIN_S):
-            await incident_batch(desk, events)
+            await desk.pipe.guarded("incident_sla", events, lambda batch: incident_batch(desk, batch))
 
     @app.timer(interval=settings.sla_check_interval)
     async def sla_timer() -> None:

@@ -8,7 +8,10 @@ from types import SimpleNamespace
 import pytest
 
 from correlator.records import AlertRecord
-from stream.batches import BatchError, Segment, decode_batch, encode_batch, pack_records, steps
+from stream.batches import (
+    MAX_ALERTS_PER_RECORD, MAX_RECORD_BYTES, BatchError, RecordTooLarge, Segment, decode_batch, encode_batch,
+    pack_records, parts_of, steps,
+)
 
 
 def rec(i: int) -> AlertRecord:
@@ -32,6 +35,17 @@ def test_one_plain_alert_is_accepted() -> None:
     (b"[1, 2]", "expected a JSON object"),
     (b'{"segments": [[0, 1, [{"f": "x"}]]]}', "bad segment"),
     (b'{"hello": 1}', "not an Alert"),
+    # any producer can write to `alerts`: fields of the wrong type are refused here, not met by the engine
+    (b'{"segments": [[0, 1, [{"f": "x", "k": "a/b", "s": "firing", "v": "warning", "t": "noon", "e": null, '
+     b'"l": {}}]]]}', "of type"),
+    (b'{"segments": [[0, 1, [{"f": "x", "k": "a/b", "s": "firing", "v": "warning", "t": 1, "e": null, '
+     b'"l": {"n": 1}}]]]}', "of type"),
+    (b'{"segments": [[0, 1, [{"f": 7, "k": "a/b", "s": "firing", "v": "warning", "t": 1, "e": null, '
+     b'"l": {}}]]]}', "of type"),
+    (b'{"segments": [["0", 1, []]]}', "non-negative integers"),
+    (b'{"segments": [[0, -1, []]]}', "non-negative integers"),
+    (b'{"segments": [[0, true, []]]}', "non-negative integers"),
+    (b'{"segments": [], "received_ms": "now"}', "received_ms"),
 ])
 def test_bad_records_are_refused_with_a_reason(body: bytes, reason: str) -> None:
     with pytest.raises(BatchError, match=reason):
@@ -44,6 +58,32 @@ def test_pack_records_caps_alerts_per_record_in_order() -> None:
     assert [[s.source for s in chunk] for chunk in packed] == [[(0, 0), (0, 1)], [(0, 2)], [(0, 3)], [(0, 4)]]
     assert all(sum(len(s.records) for s in chunk) <= 1000 for chunk in packed)
     assert pack_records([]) == []
+
+
+def test_pack_records_caps_bytes_per_record_given_sizes() -> None:
+    segments = [Segment((0, i), [rec(i)]) for i in range(4)]
+    packed = pack_records(segments, sizes=[500_000, 300_000, 200_000, 950_000], max_bytes=900_000)
+    assert [[s.source for s in chunk] for chunk in packed] == [[(0, 0), (0, 1)], [(0, 2)], [(0, 3)]]
+
+
+def fat(i: int, label_bytes: int) -> AlertRecord:
+    return AlertRecord(f"f{i}", "api/5xx", "firing", "warning", 1.0, None, {"blob": "x" * label_bytes})
+
+
+@pytest.mark.parametrize(("label_bytes", "alerts"), [(10, 3000), (1200, 1000), (1200, 2500), (300_000, 5)])
+def test_parts_of_a_raw_record_each_fit_an_alerts_record(label_bytes: int, alerts: int) -> None:
+    records = [fat(i, label_bytes) for i in range(alerts)]
+    body = alerts * (label_bytes + 60)  # what such alerts take as generic JSON
+    parts = parts_of(records, body, alerts)
+    assert [r for part, _ in parts for r in part] == records, "in order, none lost"
+    for part, bound in parts:
+        encoded = len(encode_batch([Segment((0, 0), part)], 0))
+        assert len(part) <= MAX_ALERTS_PER_RECORD and encoded <= bound + 100 <= MAX_RECORD_BYTES + 100
+
+
+def test_an_alert_larger_than_a_record_may_be_is_refused() -> None:
+    with pytest.raises(RecordTooLarge, match="larger than an alerts record may be"):
+        parts_of([fat(0, 10), fat(1, 1_200_000)], 1_200_200, 2)
 
 
 def event(size: int, tag: int) -> SimpleNamespace:

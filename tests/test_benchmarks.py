@@ -157,3 +157,10 @@ def test_metrics_cost_quick() -> None:
     assert isinstance(result, dict) and result["alerts"] == result["records"] * 100
     assert result["with_metrics_alerts_per_s"] > 0 and result["without_metrics_alerts_per_s"] > 0
     assert len(result["with_runs"]) == len(result["without_runs"]) == result["runs"] == 1
+
+
+def test_alerts_record_checks_quick() -> None:
+    result = run_json("alerts_record_checks.py")
+    assert isinstance(result, dict) and result["alerts"] == 3000 and result["runs"] == 1
+    assert [r["stage"] for r in result["rows"]] == ["decode_batch", "correlate (decode + ingest)"]
+    assert all(r["baseline_us_per_alert"] > 0 and r["checked_us_per_alert"] > 0 for r in result["rows"])
