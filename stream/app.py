@@ -194,6 +194,11 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_credentials": faust_credentials(settings),
         "consumer_fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "producer_max_batch_size": settings.producer_batch_bytes,
+        # A refused ingest body goes to `deadletter` whole, and normalize reads bodies of that size: both
+        # clients must take the largest record (Faust's defaults are 1 MB; Kafka needs fetch >= record).
+        "producer_max_request_size": max(1_000_000, settings.max_record_bytes),
+        "consumer_max_fetch_size": max(1024**2, settings.max_record_bytes),
+        "topic_replication_factor": settings.topic_replication_factor,  # changelogs Faust creates, its assignor topic
         "topic_partitions": settings.partitions,
         "key_serializer": "raw",
         "value_serializer": CODEC,

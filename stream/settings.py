@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from correlator.config import parse_duration
 
-__all__ = ["DEFAULT_TIER_SLA", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
+__all__ = ["DEFAULT_RETENTION", "DEFAULT_TIER_SLA", "RECORD_OVERHEAD", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 """Seconds as a float; accepts "10m", "30s", "4h" or a plain number of seconds."""
@@ -61,6 +61,17 @@ class TopicNames(BaseModel):
 
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+RECORD_OVERHEAD = 64 * 1024
+"""Headroom above the ingest body limit for one record's batch and record headers and key."""
+
+_DAY = 24 * 3600.0
+DEFAULT_RETENTION: dict[str, float] = {
+    "alerts_raw": 3 * _DAY, "alerts": 3 * _DAY, "stage2_route": 3 * _DAY,  # re-read only after a crash
+    "incidents": 30 * _DAY, "tickets_raw": 30 * _DAY, "tickets_triaged": 30 * _DAY, "deadletter": 30 * _DAY,
+    "tickets_labels": 365 * _DAY,  # labelled examples for the classifier: kept a year
+}
+"""Seconds each deleting topic keeps its records (keys: TopicNames fields and stage2_route; see deploy/README.md)."""
 
 DEFAULT_TIER_SLA: dict[str, float] = {"L1": 240 * 60.0, "L2": 60 * 60.0, "L3": 15 * 60.0}
 """Seconds per tier: DESIGN.md's sev3/sev2/sev1 SLAs on the tiers those severities route to."""
@@ -194,6 +205,19 @@ class Settings(BaseSettings):
     metrics_top_services: PositiveInt = Field(default=20, description="services with their own series in "
                                               'aiops_incidents_open_by_service; the rest are summed as "other"')
 
+    # Kafka topics in production (stream/topics.py): replication, durability and retention, applied when the
+    # worker creates a topic and compared with an existing cluster's at start (a warning names each difference).
+    topic_replication_factor: PositiveInt = Field(
+        default=1, description="replicas of every topic and changelog the worker creates; 1 suits the embedded "
+        "broker only: use 3 on a real cluster, or one lost broker loses incidents, SLA clocks and state")
+    topic_min_insync_replicas: PositiveInt | None = Field(
+        default=None, description="min.insync.replicas of every topic (acks=all writes fail below it); unset: "
+        "the replication factor minus one, at least 1 (2 of 3)")
+    topic_retention: dict[str, Duration] = Field(
+        default_factory=lambda: dict(DEFAULT_RETENTION), description='retention.ms per topic, keyed by topic '
+        'field, e.g. {"alerts_raw": "1d"}; 0 keeps forever; topics left out keep their default (3d for alerts_raw, '
+        "alerts and stage2_route, 30d for the rest); changelogs are compacted, never deleted by age")
+
     @field_validator("broker", mode="before")
     @classmethod
     def _split_broker(cls, value: Any) -> tuple[str, ...]:
@@ -228,6 +252,22 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown topics in topic_partitions: {sorted(unknown)}")
         return value
 
+    @field_validator("topic_retention")
+    @classmethod
+    def _known_retention_topics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(DEFAULT_RETENTION)
+        if unknown:
+            raise ValueError(f"unknown topics in topic_retention: {sorted(unknown)} (topics: {sorted(DEFAULT_RETENTION)})")
+        return {**DEFAULT_RETENTION, **value}
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if (self.topic_min_insync_replicas or 1) > self.topic_replication_factor:
+            raise ValueError(f"topic_min_insync_replicas {self.topic_min_insync_replicas} is above "
+                             f"topic_replication_factor {self.topic_replication_factor}: every acks=all write "
+                             "would fail")
+        return self
+
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
         if self.broker_security_protocol.startswith("SASL") and not (
@@ -239,6 +279,12 @@ class Settings(BaseSettings):
     def from_args(cls, **overrides: Any) -> Settings:
         """Settings with CLI flags on top of env and defaults; flags left unset (None) are ignored."""
         return cls(**{name: value for name, value in overrides.items() if value is not None})
+
+    @property
+    def max_record_bytes(self) -> int:
+        """Largest record the pipeline writes or reads: one ingest body (one body is one record) plus headers and
+        key. Producers, the consumer's fetch size and the raw topics' `max.message.bytes` all follow it."""
+        return self.ingest_max_body_bytes + RECORD_OVERHEAD
 
     @property
     def bootstrap_servers(self) -> str:

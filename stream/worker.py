@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from aiokafka.errors import KafkaError
+
 from stream.app import App, make_app, run_worker
-from stream.broker import create_topics_sync
+from stream.broker import create_topics_sync, describe_topics_sync
 from stream.ingest import install_ingest
 from stream.observe import install_observer
 from stream.pipeline import Pipeline, install
@@ -14,9 +16,10 @@ from stream.runtime import tune_gc
 from stream.security import client_options
 from stream.settings import Settings
 from stream.stage2_agent import install_stage2
+from stream.topics import TopicSpec, differences, topic_specs
 from stream.views import install_metrics, install_views
 
-__all__ = ["build_ingest_app", "build_worker_app", "run", "ensure_topics", "tune_gc"]
+__all__ = ["build_ingest_app", "build_worker_app", "check_topics", "run", "ensure_topics", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,34 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
 
 
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create the pipeline's topics if missing (idempotent); returns the ones created."""
-    created = create_topics_sync(settings.bootstrap_servers, settings.topic_plan(),
+    """Create the topics if missing (idempotent), with the replication factor and configs of `stream.topics`;
+    warn about each existing topic that differs from them. Returns the ones created.
+
+    A `--role ingest` front creates the pipeline's topics only; the changelogs and the stage-2 route topic
+    belong to the agents' workers (`--role all`).
+    """
+    specs = topic_specs(settings, internal=settings.role == "all")
+    created = create_topics_sync(settings.bootstrap_servers, {s.name: s.partitions for s in specs},
+                                 configs={s.name: s.config for s in specs},
+                                 replication=settings.topic_replication_factor,
                                  client_options=client_options(settings))
     if created:
         log.info("created topics %s", ", ".join(sorted(created)))
+    for line in check_topics(settings, [s for s in specs if s.name not in created]):
+        log.warning("%s; alter it (kafka-configs --alter, kafka-reassign-partitions) or the settings", line)
     return created
+
+
+def check_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    """What the cluster's copies of `specs` differ in (replication factor, configs), one line per topic."""
+    if not specs:
+        return []
+    try:
+        replication, configs = describe_topics_sync(settings.bootstrap_servers, [s.name for s in specs],
+                                                    client_options=client_options(settings))
+    except KafkaError as exc:  # e.g. no DescribeConfigs ACL: the comparison is advice, never a reason to stop
+        return [f"could not compare the existing topics with the settings: {exc!r}"]
+    return differences(specs, replication, configs)
 
 
 def run(settings: Settings) -> None:
