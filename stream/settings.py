@@ -173,8 +173,9 @@ class Settings(BaseSettings):
 
     # HTTP ingest (stream/ingest.py): refusal limits and the ingest producer's batching.
     ingest_max_body_bytes: PositiveInt = Field(
-        default=1_000_000, description="larger bodies get 413; one body is one record, so keep it within the "
-        "broker's message.max.bytes (Kafka's default 1,048,588)")
+        default=4 * 1024 * 1024, description="larger bodies get 413, which Alertmanager does not retry: the whole "
+        "notification is lost. Sized with the sample's max_alerts (1000 alerts of up to 4 KiB, deploy/alertmanager/); "
+        "one body is one record, so the raw topics get max.message.bytes to match")
     ingest_token: SecretStr | None = Field(
         default=None, description="bearer token every POST /ingest/* must carry; unset or empty: no check")
     ingest_linger: Duration = Field(
