@@ -7,6 +7,7 @@ defaults below, which are chosen to work on the embedded Tansu broker.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from tempfile import gettempdir
@@ -15,11 +16,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, field_validator, model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
+    TomlConfigSettingsSource, YamlConfigSettingsSource,
+)
 
 from correlator.config import parse_duration
 
-__all__ = ["DEFAULT_RETENTION", "DEFAULT_TIER_SLA", "RECORD_OVERHEAD", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
+__all__ = ["ConfigFileError", "DEFAULT_RETENTION", "DEFAULT_TIER_SLA", "RECORD_OVERHEAD", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 """Seconds as a float; accepts "10m", "30s", "4h" or a plain number of seconds."""
@@ -84,6 +88,9 @@ class Settings(BaseSettings):
         env_prefix="AIOPS_", env_nested_delimiter="__", frozen=True, extra="forbid"
     )
 
+    config_file: Path | None = Field(
+        default=None, description="a TOML or YAML file of settings, keys as the field names here (topics as a "
+        "table); flags and AIOPS_* variables win over it")
     broker: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("kafka://127.0.0.1:9092",), description="Kafka bootstrap URLs, e.g. kafka://h1:9092,h2:9092"
     )
@@ -219,6 +226,18 @@ class Settings(BaseSettings):
         'field, e.g. {"alerts_raw": "1d"}; 0 keeps forever; topics left out keep their default (3d for alerts_raw, '
         "alerts and stage2_route, 30d for the rest); changelogs are compacted, never deleted by age")
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init), then the environment, then the `config_file` named by a flag or AIOPS_CONFIG_FILE."""
+        assert isinstance(init_settings, InitSettingsSource)
+        named = init_settings.init_kwargs.get("config_file") or os.environ.get("AIOPS_CONFIG_FILE") or None
+        sources = (init_settings, env_settings, dotenv_settings, file_secret_settings)
+        return sources if named is None else (*sources, config_file_source(settings_cls, Path(named)))
+
     @field_validator("broker", mode="before")
     @classmethod
     def _split_broker(cls, value: Any) -> tuple[str, ...]:
@@ -301,6 +320,22 @@ class Settings(BaseSettings):
     def topic_plan(self) -> dict[str, int]:
         """Every pipeline topic's Kafka name and partition count, for `stream.broker.create_topics`."""
         return {getattr(self.topics, field): self.partitions_for(field) for field in TopicNames.model_fields}
+
+
+class ConfigFileError(ValueError):
+    """The settings file is missing, unreadable or of an unknown kind."""
+
+
+def config_file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    """pydantic-settings' TOML or YAML source for `path`, by its suffix; a missing file is an error, not {}."""
+    if not path.is_file():
+        raise ConfigFileError(f"config file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    if suffix in (".yaml", ".yml"):
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    raise ConfigFileError(f"config file {str(path)!r}: name it .toml, .yaml or .yml")
 
 
 def _host_port(url: str, default_port: int = 9092) -> str:
