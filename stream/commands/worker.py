@@ -58,10 +58,14 @@ def configure_up(parser: argparse.ArgumentParser) -> None:
 def run_up(args: argparse.Namespace) -> int:
     """Start the embedded broker, create the topics, run a worker; Ctrl-C stops both."""
     from stream import worker
-    from stream.broker import start_broker
+    from stream.broker import BrokerStartError, start_broker
 
     settings_from(args, broker="kafka://127.0.0.1:9092")  # a bad setting ends `up` before a broker starts
-    broker = start_broker(port=args.broker_port)
+    try:
+        broker = start_broker(port=args.broker_port)
+    except BrokerStartError as exc:
+        print(f"aiops up: {exc}", file=sys.stderr)
+        return 1
     print(f"embedded broker (Tansu, memory storage) on {broker.url}, pid {broker.pid}", file=sys.stderr)
     try:
         worker.run(settings_from(args, broker=broker.url))
