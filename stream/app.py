@@ -163,15 +163,16 @@ def use_uvloop() -> bool:
     return True
 
 
-def logging_config(level: str) -> dict[str, Any]:
-    """A `logging.config.dictConfig` for workers: one plain stderr handler at `level`."""
+def logging_config(level: str, fmt: str = "plain") -> dict[str, Any]:
+    """A `logging.config.dictConfig` for workers: one stderr handler at `level`, plain text or JSON lines."""
     upper = level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "[%(asctime)s] %(levelname)s %(name)s: %(message)s"}},
+        "formatters": {"plain": {"format": "[%(asctime)s] %(levelname)s %(name)s: %(message)s"},
+                       "json": {"()": "stream.logs.JsonFormatter"}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+            "stderr": {"class": "logging.StreamHandler", "formatter": fmt, "stream": "ext://sys.stderr"}
         },
         "root": {"level": upper, "handlers": ["stderr"]},
     }
@@ -204,7 +205,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "value_serializer": CODEC,
         "web_port": settings.web_port,
         "datadir": str(settings.data_dir / f"{settings.app_id}-data"),
-        "logging_config": logging_config(settings.log_level),
+        "logging_config": logging_config(settings.log_level, settings.log_format),
         "autodiscover": False,
     }
 

@@ -213,6 +213,11 @@ class Settings(BaseSettings):
     metrics_top_services: PositiveInt = Field(default=20, description="services with their own series in "
                                               'aiops_incidents_open_by_service; the rest are summed as "other"')
 
+    # Log output (stream/logs.py).
+    log_format: Literal["plain", "json"] = Field(
+        default="plain", description="plain: text lines for a terminal; json: one JSON object per line (time, "
+        "level, logger, message, exception) for a log pipeline")
+
     # Kafka topics in production (stream/topics.py): replication, durability and retention, applied when the
     # worker creates a topic and compared with an existing cluster's at start (a warning names each difference).
     topic_replication_factor: PositiveInt = Field(

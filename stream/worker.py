@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 
 from aiokafka.errors import KafkaError
 
-from stream.app import App, make_app, run_worker
+from stream.app import App, logging_config, make_app, run_worker
 from stream.broker import create_topics_sync, describe_topics_sync
 from correlator import metrics
 from stream.ingest import ENDPOINTS, install_ingest
@@ -91,6 +92,9 @@ def check_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
 
 def run(settings: Settings) -> None:
     """Create the topics, then run a worker in this process until SIGINT/SIGTERM."""
+    # Faust configures logging only when the worker starts: before that, the topic check's warnings would go
+    # out unformatted (and the info lines not at all). The same config, so Faust's later call changes nothing.
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
     ensure_topics(settings)
     app = build_ingest_app(settings) if settings.role == "ingest" else build_worker_app(settings)[0]
     tune_gc()
