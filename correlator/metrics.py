@@ -19,7 +19,7 @@ from correlator.version import version
 
 # No `<counter>_created` series: they doubled every counter and histogram on /metrics for a timestamp that
 # Prometheus (without created-timestamp ingestion) stores as one more series. Process-wide, set before any scrape.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
 
 __all__ = [
     "BUILD_INFO",
