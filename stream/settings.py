@@ -1,8 +1,9 @@
 """Every knob of the streaming side in one frozen pydantic-settings object.
 
-Values come, highest priority first, from keyword arguments (`Settings.from_args`, fed by CLI flags), then
-environment variables prefixed `AIOPS_` (nested topic names as `AIOPS_TOPICS__ALERTS_RAW`), then the
-defaults below, which are chosen to work on the embedded Tansu broker.
+Values come, highest priority first, from keyword arguments (`Settings.from_args`, fed by CLI flags that
+`stream.flags` generates from the fields below), then environment variables prefixed `AIOPS_` (nested topic
+names as `AIOPS_TOPICS__ALERTS_RAW`), then the TOML or YAML file named by `config_file` (`--config FILE` or
+`AIOPS_CONFIG_FILE`), then the defaults below, which are chosen to work on the embedded Tansu broker.
 """
 
 from __future__ import annotations
