@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from .eventtime import DEFAULT_GUARD, TimeGuard
+
 __all__ = ["CorrelationConfig", "DEFAULT_CONFIG", "WindowMode", "parse_duration"]
 
 WindowMode = Literal["quiet-gap", "continuation", "tumbling"]
@@ -53,7 +55,10 @@ class CorrelationConfig:
         (sources that never send resolutions must not keep state forever).
     retention_s: how long a finished incident is kept to recognise late re-sends of its members.
     entity_labels / entity_values: label values an incident collects from its members (at most
-        entity_values per label), so that stage 2 can relate incidents by host, cluster or topology.
+        entity_values per label), so that stage 2 can relate incidents by host, cluster or topology;
+        `aiops_time_clamped` among them shows on the incident that a member's time was clamped.
+    time_guard: how far an alert's time may stray from its arrival (correlator/eventtime.py); the engine
+        holds every record to it again when given an arrival time, as a last line of defence.
     """
 
     window_s: float = 600.0
@@ -68,8 +73,10 @@ class CorrelationConfig:
     stale_after_s: float = 24 * 3600.0
     retention_s: float = 3600.0
     sample_size: int = 10
-    entity_labels: tuple[str, ...] = ("host", "instance", "cluster", "namespace", "node", "pod", "caller", "callee")
+    entity_labels: tuple[str, ...] = ("host", "instance", "cluster", "namespace", "node", "pod", "caller", "callee",
+                                      "aiops_time_clamped")
     entity_values: int = 20
+    time_guard: TimeGuard = DEFAULT_GUARD
 
     def __post_init__(self) -> None:
         if self.window_s <= 0:

@@ -61,6 +61,8 @@ class Counters:
     resolved: int = 0
     expired: int = 0
     evicted: int = 0
+    clamped: int = 0
+    """Records placed at arrival + max_future_skew because they were dated further ahead (`ingest`'s guard)."""
 
     def as_dict(self) -> dict[str, int]:
         """Counter name -> value."""
@@ -109,21 +111,32 @@ class Correlator:
         """Event time up to which alerts have been applied: the watermark less the allowed lateness."""
         return self.watermark - self.config.allowed_lateness_s
 
-    def ingest(self, alerts: Iterable[AlertLike]) -> list[IncidentEvent]:
-        """Take a batch of alerts (any keys, any order) and return the events they caused."""
+    def ingest(self, alerts: Iterable[AlertLike], arrival: float | None = None) -> list[IncidentEvent]:
+        """Take a batch of alerts (any keys, any order) and return the events they caused.
+
+        With `arrival` (when the batch reached us, read by the caller), the last line of defence of the
+        event-time rule: a record dated more than `max_future_skew_s` ahead of it is placed at arrival plus
+        the skew and counted in `counters.clamped`, so no record, whatever wrote it, can carry the watermark
+        further. The source adapters' guard (correlator/eventtime.py) has normally clamped it already.
+        """
         # key -> (on-time entries, late entries, how far the key has been applied, its state if it has one)
         groups: dict[str, tuple[list[Entry], list[Entry], float, KeyState | None]] = {}
         wm, lateness, seq = self.watermark, self.config.allowed_lateness_s, self._seq
+        guarded = arrival is not None
+        newest = arrival + self.config.time_guard.max_future_skew_s if arrival is not None else _INF
         for a in alerts:
             seq += 1
             # entry_of inlined: this loop runs once per record
-            if a.status == "resolved":
+            resolving = a.status == "resolved"
+            if resolving:
                 ends = a.ends_at
                 t = a.starts_at if ends is None else ends
-                entry: Entry = (t, True, a.fingerprint, seq, a)
             else:
                 t = a.starts_at
-                entry = (t, False, a.fingerprint, seq, a)
+            if guarded and not t <= newest:  # not t <= newest: NaN as well
+                t = newest
+                self.counters.clamped += 1
+            entry: Entry = (t, resolving, a.fingerprint, seq, a)
             key = a.key
             group = groups.get(key)
             if group is None:

@@ -28,6 +28,7 @@ __all__ = [
     "ALERT_RECORDS_CORRELATED",
     "ALERTS_DISTINCT",
     "ALERTS_LATE",
+    "ALERT_TIME_ADJUSTED",
     "DEADLETTERS",
     "INCIDENT_EVENTS",
     "INCIDENTS_OPEN",
@@ -75,6 +76,10 @@ ALERTS_DISTINCT = Counter(
     "aiops_alerts_distinct_total", "Distinct alert occurrences folded into incidents (after dedup)")
 ALERTS_LATE = Counter(
     "aiops_alerts_late_total", "Alerts that arrived after the allowed lateness and took the late path")
+ALERT_TIME_ADJUSTED = Counter(
+    "aiops_alert_time_adjusted_total", "Alerts the event-time rule acted on: reason `future` (clamped to their "
+    "arrival and marked), `too_old` (dead-lettered); source is the adapter, or `engine` for its last-line guard",
+    ["source", "reason"])
 SEGMENTS_SKIPPED = Counter(
     "aiops_segments_skipped_total", "Alert segments skipped because their source offset was already applied "
     "(redelivery after a crash)")
@@ -167,6 +172,10 @@ def _declare_known_series() -> None:
     """
     for kind in ("opened", "updated", "resolved", "expired"):
         INCIDENT_EVENTS.labels(kind)
+    for source in ("alertmanager", "zabbix", "generic", "engine"):  # a wrong clock is rare: its first one counts
+        for reason in ("future", "too_old"):
+            if source != "engine" or reason == "future":
+                ALERT_TIME_ADJUSTED.labels(source, reason)
     for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
         TICKETS_TRIAGED.labels(status, tier)
     severities = {"ticket": ("sev1", "sev2", "sev3"), "incident": ("critical", "warning", "info")}

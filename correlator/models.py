@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from enum import IntEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from .eventtime import epoch_problem
 from .keys import correlation_key, scope_of
 
 __all__ = [
     "Alert",
     "AlertStatus",
+    "EpochSeconds",
     "IncidentEvent",
     "IncidentEventKind",
     "IncidentStatus",
@@ -129,6 +131,22 @@ class IncidentEvent(BaseModel):
     emitted_at: float = Field(description="event-time watermark when this event was produced")
 
 
+def _not_boolean(value: object) -> object:
+    if isinstance(value, bool):  # pydantic would read true as 1.0
+        raise ValueError("wrong type: expected epoch seconds, got a boolean")
+    return value
+
+
+def _epoch_in_range(seconds: float) -> float:
+    problem = epoch_problem(seconds)
+    if problem is not None:
+        raise ValueError(problem)
+    return seconds
+
+
+EpochSeconds = Annotated[float, BeforeValidator(_not_boolean), AfterValidator(_epoch_in_range)]
+"""A time sent to us in epoch seconds, range-checked like an alert's (finite, not negative, not milliseconds)."""
+
 TicketSeverity = Literal["sev1", "sev2", "sev3"]
 TicketStatus = Literal["routed", "human_review", "escalated", "resolved"]
 
@@ -140,7 +158,7 @@ class Ticket(BaseModel):
 
     ticket_id: str = Field(min_length=1)
     text: str
-    created_at: float = Field(description="epoch seconds")
+    created_at: EpochSeconds = Field(description="epoch seconds")
     source: str = "generic"
     customer: str | None = None
 

@@ -26,10 +26,11 @@ from faust.types import EventT, TopicT
 from correlator import metrics
 from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
+from correlator.eventtime import TimeGuard, arrival_of
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Alert, IncidentEvent
 from correlator.records import AlertRecord, record_of
-from correlator.sources import SOURCES, SourceError, detect_source, parse
+from correlator.sources import SOURCES, SourceError, detect_source, parse_arrived
 from stream.app import App
 from stream.batches import (
     MAX_ALERTS_PER_RECORD, PARTS_PER_OFFSET, BatchError, Segment, decode_batch, encode_batch, pack_records, steps,
@@ -60,6 +61,7 @@ def correlation_config(settings: Settings) -> CorrelationConfig:
         update_interval_s=settings.update_interval, resolve_hold_s=settings.resolve_hold,
         stale_after_s=settings.stale_after, mode=settings.window_mode, min_gap_s=settings.min_gap,
         gap_factor=settings.gap_factor,
+        time_guard=TimeGuard(max_future_skew_s=settings.max_future_skew, horizon_s=settings.event_horizon or None),
     )
 
 
@@ -276,15 +278,24 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     """
     by_partition: dict[int, list[Segment]] = {}
     received_ms: int | None = None
+    now = time.time()
     for event in events:
         msg = event.message
         body = msg.value or b""
         source = _source_of(event)
         try:
-            alerts = parse(detect_source(body) if source == "auto" else source, body, pipe.keys)
+            kind = detect_source(body) if source == "auto" else source
+            # Arrival is the raw record's broker time: a re-read after a crash clamps to the same time.
+            guarded = parse_arrived(kind, body, arrival_of(msg.timestamp, now), pipe.config.time_guard, pipe.keys)
         except SourceError as exc:
             await pipe.deadletter("normalize", event, str(exc), exc.category)
             continue
+        alerts = guarded.alerts
+        if guarded.clamped:
+            metrics.ALERT_TIME_ADJUSTED.labels(kind, "future").inc(guarded.clamped)
+        if guarded.too_old:
+            metrics.ALERT_TIME_ADJUSTED.labels(kind, "too_old").inc(len(guarded.too_old))
+            await pipe.deadletter("normalize", event, guarded.refusal(), "too_old")
         pipe.normalized += len(alerts)
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
         received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)
@@ -345,7 +356,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     for p, records in by_partition.items():
         engine = pipe.engine(p)
         before = replace(engine.counters)
-        out = engine.ingest(records)
+        out = engine.ingest(records, arrival=time.time())
         metrics.ALERT_RECORDS_CORRELATED.inc(len(records))
         store = engine.store
         assert isinstance(store, TableStore)
@@ -376,6 +387,8 @@ def _count(before: Any, engine: Correlator) -> None:
     metrics.ALERT_DUPLICATES.inc(after.duplicates - before.duplicates)
     metrics.ALERTS_DISTINCT.inc(after.alerts - before.alerts)
     metrics.ALERTS_LATE.inc(after.late - before.late)
+    if after.clamped > before.clamped:
+        metrics.ALERT_TIME_ADJUSTED.labels("engine", "future").inc(after.clamped - before.clamped)
 
 
 async def tick(pipe: Pipeline) -> None:

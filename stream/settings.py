@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     update_interval: Duration = 5.0
     resolve_hold: Duration = 60.0
     stale_after: Duration = 24 * 3600.0
+    max_future_skew: Duration = Field(default=300.0, description="an alert dated further ahead of its arrival is "
+                                      "clamped to its arrival and labelled aiops_time_clamped (correlator/eventtime.py)")
+    event_horizon: Duration = Field(default=7 * 86400.0, description="an alert dated further before its arrival is "
+                                    "dead-lettered as too_old; 0 turns the horizon off")
 
     # Stage 2 (stream/stage2_agent.py): groups stage-1 incidents into causes, parents on `incidents`.
     stage2: bool = Field(default=False, description="run the stage-2 agents; off by default because they add "

@@ -11,13 +11,14 @@ from typing import Final
 
 import orjson
 
+from correlator.eventtime import DEFAULT_GUARD, Guarded, TimeGuard, guard_alerts
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Alert
 from correlator.sources import alertmanager, generic, zabbix
 from correlator.sources.errors import SourceError
 from correlator.sources.generic import DEFAULT_MAX_BYTES
 
-__all__ = ["DEFAULT_MAX_BYTES", "SOURCES", "SourceError", "alerts_in", "detect_source", "parse"]
+__all__ = ["DEFAULT_MAX_BYTES", "SOURCES", "SourceError", "alerts_in", "detect_source", "parse", "parse_arrived"]
 
 SOURCES: Final = ("alertmanager", "zabbix", "generic")
 """The source names `parse` knows, in the order `detect_source` tries them."""
@@ -39,6 +40,25 @@ def parse(
     if source == "generic":
         return generic.parse(body, config, max_bytes=max_bytes)
     raise SourceError("source", f"unknown source {source!r}, expected one of {', '.join(SOURCES)}", source=source)
+
+
+def parse_arrived(
+    source: str,
+    body: bytes,
+    arrival: float,
+    guard: TimeGuard = DEFAULT_GUARD,
+    config: KeyConfig = DEFAULT_KEY_CONFIG,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    zabbix_timezone: str | tzinfo = "UTC",
+) -> Guarded:
+    """`parse`, then the event-time rule against the body's arrival (correlator/eventtime.py), for every source.
+
+    What the normalize agent runs: future-dated alerts come back clamped and marked, alerts older than the
+    horizon apart (`Guarded.too_old`) so that the caller dead-letters them without losing the body's others.
+    """
+    return guard_alerts(parse(source, body, config, max_bytes=max_bytes, zabbix_timezone=zabbix_timezone),
+                        arrival, guard)
 
 
 def alerts_in(source: str, body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> int:

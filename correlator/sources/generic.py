@@ -36,7 +36,6 @@ mapping, time conversion and turning a pydantic error into a `SourceError`.
 from __future__ import annotations
 
 import gc
-import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -45,6 +44,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
+from correlator.eventtime import MAX_EPOCH, epoch_problem
 from correlator.keys import (
     DEFAULT_KEY_CONFIG,
     KeyConfig,
@@ -77,7 +77,6 @@ SOURCE: Final = "generic"
 DEFAULT_MAX_BYTES: Final = 10 * 1024 * 1024
 """Largest body an adapter parses unless told otherwise (10 MiB)."""
 
-_MAX_EPOCH: Final = 1e11  # year 5138: anything above is a timestamp in milliseconds or garbage
 
 _SEVERITY: Final[dict[str, Severity]] = {
     **dict.fromkeys(("critical", "crit", "page", "high", "error", "fatal", "emergency", "sev1"), "critical"),
@@ -157,12 +156,9 @@ def epoch_of(value: object, field: str, source: str) -> float | None:
 
 
 def _checked_epoch(seconds: float, field: str, source: str) -> float:
-    if not math.isfinite(seconds) or seconds < 0:
-        raise SourceError(field, f"invalid time {seconds!r}: epoch seconds must be finite and not negative",
-                          source=source)
-    if seconds >= _MAX_EPOCH:
-        raise SourceError(field, f"invalid time {seconds!r}: epoch seconds expected, this looks like milliseconds",
-                          source=source)
+    problem = epoch_problem(seconds)  # the one static range of epoch seconds, shared with tickets
+    if problem is not None:
+        raise SourceError(field, problem, source=source)
     return seconds
 
 
@@ -320,7 +316,7 @@ def _start(value: object, where: str) -> float:
 
 
 def _time(value: object, where: str, name: str) -> float | None:
-    if (type(value) is float or type(value) is int) and 0 <= value < _MAX_EPOCH:
+    if (type(value) is float or type(value) is int) and 0 <= value < MAX_EPOCH:
         return float(value)
     return None if value is None else epoch_of(value, _at(where, name), SOURCE)
 

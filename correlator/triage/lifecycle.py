@@ -18,7 +18,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from correlator.models import Ticket, TicketSeverity, TriagedTicket
+from correlator.models import EpochSeconds, Ticket, TicketSeverity, TriagedTicket
 from correlator.triage.classifier import Classification
 from correlator.triage.routing import DEFAULT_ROUTING, RoutingPolicy, route, triaged_ticket
 from correlator.triage.sla import check_sla, escalated_ticket, sla_state_of
@@ -78,7 +78,7 @@ class TicketResolution(BaseModel):
     ticket_id: str = Field(min_length=1)
     status: Literal["resolved"]
     who: str = "helpdesk"
-    resolved_at: float | None = Field(default=None, description="the helpdesk's time, kept in the reason")
+    resolved_at: EpochSeconds | None = Field(default=None, description="the helpdesk's time, kept in the reason")
     note: str = ""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
                 [sys.executable, "-m", "stream.cli", "worker", "--broker", broker.url,
                  "--web-port", str(free_port()), "--data-dir", str(workdir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                # A recording fed live is a replay: no event-time horizon (the lab storm is from 2026-03-02).
+                env={**os.environ, "AIOPS_EVENT_HORIZON": "0"},
             )
         latest = asyncio.run(_feed_and_follow(broker.bootstrap, body, offline.alerts, args.timeout))
     finally:

@@ -4,18 +4,25 @@ Both stages run by default. The text form prints the stage-1 incidents and their
 from stage 1 alone), then the stage-2 causes with their children; `--json` keeps the stage-1 `incidents`
 (each naming its `parent_id`) and adds `parents`, the final parent incidents with all their alerts'
 fingerprints in `members`. `--stage 1` runs stage 1 only and prints exactly what it printed before stage 2.
+
+A recorded file has no arrival times, so the event-time rule runs in its replay form (`guard_replay`): an alert
+dated more than `--max-future-skew` ahead of the records after it is placed where the recording's clock stood
+and labelled `aiops_time_clamped`; there is no horizon (a recording is old by nature). The wall clock is read
+here, never in `correlator/`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
 
 from correlator.config import DEFAULT_CONFIG, parse_duration
+from correlator.eventtime import TimeGuard, guard_replay
 from correlator.models import Alert
 from correlator.replay import render_text, replay
 from correlator.sources import SourceError, detect_source, parse
@@ -34,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="continuation (default): a storm across a window boundary stays one incident")
     parser.add_argument("--lateness", default="0s",
                         help="allowed lateness for out-of-order input (default 0s: a file is replayed as ordered)")
+    parser.add_argument("--max-future-skew", default="5m",
+                        help="an alert dated further ahead of the records after it is clamped (default 5m)")
     parser.add_argument("--source", choices=["auto", "alertmanager", "zabbix", "generic"], default="auto")
     parser.add_argument("--json", action="store_true", help="one JSON object with every incident and its members")
     parser.add_argument("--stage", type=int, choices=[1, 2], default=2,
@@ -64,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     """Replay the files in the order given and print the incidents; exit 2 on unreadable input."""
     try:
         config = replace(DEFAULT_CONFIG, window_s=parse_duration(args.window), mode=args.mode,
-                         allowed_lateness_s=parse_duration(args.lateness))
+                         allowed_lateness_s=parse_duration(args.lateness),
+                         time_guard=TimeGuard(max_future_skew_s=parse_duration(args.max_future_skew), horizon_s=None))
         grouping = replace(DEFAULT_GROUPING, gap_s=parse_duration(args.gap), max_hops=args.hops)
     except ValueError as exc:
         print(f"aiops replay: {exc}", file=sys.stderr)
@@ -83,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, SourceError) as exc:
             print(f"aiops replay: {path}: {exc}", file=sys.stderr)
             return 2
+    guarded = guard_replay(alerts, time.time(), config.time_guard)
+    if guarded.clamped:
+        print(f"aiops replay: {guarded.clamped} alert(s) dated ahead of the recording's clock were placed where it "
+              f"stood (label aiops_time_clamped)", file=sys.stderr)
     stage2: GroupingConfig | None = grouping if args.stage == 2 else None
-    report = replay(alerts, config, grouping=stage2, topology=topology)
+    report = replay(guarded.alerts, config, grouping=stage2, topology=topology)
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
