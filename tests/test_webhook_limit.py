@@ -9,6 +9,7 @@ read back as one incident of every alert (a record above the consumer's old 1 MB
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 from pathlib import Path
@@ -28,6 +29,7 @@ DEPLOY = ROOT / "deploy"
 LONG = 63  # longest Kubernetes name, and so the longest value of a namespace, pod, node or service label
 TARGET_LABELS = ("job", "instance", "service", "namespace", "pod", "node", "container", "team")
 GROUP_WIDE = ("job", "service", "namespace", "team")  # one group is one service (the sample's group_by)
+TEMPLATE = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")  # what Prometheus fills in from the alert's labels
 OLD_LIMIT = 1_000_000  # the ingest's limit before the sample was sized: a 413 of this body
 
 
@@ -47,8 +49,7 @@ def largest_alert(rule: dict[str, Any], i: int, prometheus_url: str) -> dict[str
     labels = {name: _value(name, 0 if name in GROUP_WIDE else i) for name in TARGET_LABELS}
     labels["instance"] = f"{_value('host', i)}.{_value('domain', 0)}:65535"
     labels.update(rule.get("labels", {}), alertname=rule["alert"], cluster=_value("cluster", 0))
-    annotations = {k: v.replace("{{ $labels.", "").replace(" }}", "").replace("job", labels["job"])
-                   .replace("instance", labels["instance"]).replace("service", labels["service"])
+    annotations = {k: TEMPLATE.sub(lambda m: labels.get(m.group(1), ""), v)
                    for k, v in rule.get("annotations", {}).items()}
     expr = urllib.parse.quote(rule["expr"], safe="")
     return {"status": "firing", "labels": labels, "annotations": annotations,
