@@ -11,9 +11,18 @@ Every worker exports its own series; the dashboard and the recording rules in `d
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import platform
+
+from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
+
+from correlator.version import version
+
+# No `<counter>_created` series: they doubled every counter and histogram on /metrics for a timestamp that
+# Prometheus (without created-timestamp ingestion) stores as one more series. Process-wide, set before any scrape.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
 
 __all__ = [
+    "BUILD_INFO",
     "ALERTS_RECEIVED",
     "ALERT_DUPLICATES",
     "ALERT_RECORDS_CORRELATED",
@@ -141,7 +150,7 @@ SLA_CLOCKS_OPEN = Gauge(
 NOISE_REDUCTION = Gauge(
     "aiops_noise_reduction_ratio", "1 - incidents opened / distinct alerts over the trailing window (5m, 1h) on "
     "this worker; NaN while no alert arrived in it. Across workers compute it from the counters instead "
-    "(aiops:noise_reduction:ratio5m)", ["window"])
+    "(job:aiops_noise_reduction:ratio5m)", ["window"])
 CORRELATION_EVENT_LATENCY = Histogram(
     "aiops_correlation_event_latency_seconds",
     "From the event time (startsAt) of the newest alert an opened or updated incident event covers to the event's "
@@ -154,6 +163,9 @@ INCIDENTS_OPEN_BY_SERVICE = Gauge(
 CONSUMER_LAG = Gauge(
     "aiops_consumer_lag_records", "Records in a partition this worker consumes that its group has not committed "
     "yet (end offset - committed offset), by topic and partition", ["topic", "partition"])
+
+BUILD_INFO = Info("aiops_build", "The running correlator's version and Python, always 1 (join on instance)")
+BUILD_INFO.info({"version": version(), "python": platform.python_version()})
 
 OTHER_SERVICES = "other"
 """The `service` label value that collects every service beyond the top N."""

@@ -11,6 +11,9 @@ Relatedness is undirected: a caller suffers from its callee and a host from its 
 found by breadth-first search up to `max_hops` and memoized per node, so a question costs a dict lookup after
 the first one about each node. `version` fingerprints the content, not the text, so a stream can reload the
 file on change and only rebuild when the graph itself changed.
+
+The file is validated by `TopologyFile` (pydantic, unknown keys refused): a typo such as `edgse` would
+otherwise read as an empty topology, and stage 2 would silently fall back to labels.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ import hashlib
 import importlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-__all__ = ["DEFAULT_MAX_HOPS", "Edge", "Topology", "TopologyError", "parse_topology"]
+from correlator.sources.generic import error_from_validation
+
+__all__ = ["DEFAULT_MAX_HOPS", "Edge", "EdgeSpec", "NodeSpec", "ServiceSpec", "Topology", "TopologyError",
+           "TopologyFile", "parse_topology"]
 
 DEFAULT_MAX_HOPS = 3
 """How far `Topology` looks at most; stage 2 asks for fewer hops than this, never more."""
@@ -130,6 +137,78 @@ def _version(nodes: Mapping[str, str], edges: tuple[Edge, ...], aliases: Mapping
     return "topo-" + hashlib.blake2b(canon, digest_size=8).hexdigest()
 
 
+def _name(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise ValueError(f"expected a non-empty name, got {value!r}")
+    return str(value)
+
+
+Name = Annotated[str, BeforeValidator(_name)]
+"""A node name: a non-empty string, or an integer read as one (YAML turns `- 42` into a number)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSpec(_Strict):
+    """A node in the data set's shape; `aliases` are label values that name it too (an IP, an FQDN, a pod)."""
+
+    id: Name
+    type: str = ""
+    aliases: list[Name] = Field(default_factory=list)
+
+
+def _node_shorthand(value: Any) -> Any:
+    """A bare name in `nodes` is a node of no type."""
+    return value if isinstance(value, dict) else {"id": value}
+
+
+class EdgeSpec(_Strict):
+    """An edge; direction and label are kept for explanations, relatedness ignores the direction."""
+
+    source: Name
+    target: Name
+    label: str = "related"
+
+
+def _edge_shorthand(value: Any) -> Any:
+    """`[source, target]` or `[source, target, label]` is an edge too."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list) and len(value) in (2, 3):
+        return dict(zip(("source", "target", "label"), value, strict=False))
+    raise ValueError("expected {source, target, label} or [source, target(, label)]")
+
+
+class ServiceSpec(_Strict):
+    """A hand-written service: what it depends on (or calls), the hosts it runs on, its instances."""
+
+    depends_on: list[Name] = Field(default_factory=list)
+    calls: list[Name] = Field(default_factory=list)
+    hosts: list[Name] = Field(default_factory=list)
+    instances: list[Name] = Field(default_factory=list)
+
+
+class TopologyFile(_Strict):
+    """The topology file: `nodes` and `edges` (the data set's shape), `services` (hand-written), or both."""
+
+    nodes: list[Annotated[NodeSpec, BeforeValidator(_node_shorthand)]] = Field(default_factory=list)
+    services: dict[Name, ServiceSpec | None] = Field(default_factory=dict)
+    edges: list[Annotated[EdgeSpec, BeforeValidator(_edge_shorthand)]] = Field(default_factory=list)
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed where an unknown one was found: at the top, or inside a node, edge or service."""
+    inner: dict[str, type[BaseModel]] = {"nodes": NodeSpec, "edges": EdgeSpec, "services": ServiceSpec}
+    model = inner[str(loc[0])] if len(loc) > 1 else TopologyFile
+    return list(model.model_fields)
+
+
+_SERVICE_LINKS = {"depends_on": "depends_on", "calls": "depends_on", "hosts": "hosted_on",
+                  "instances": "has_instance"}
+
+
 def parse_topology(
     text: str | bytes,
     *,
@@ -145,12 +224,26 @@ def parse_topology(
     doc = _load(text, fmt)
     if not isinstance(doc, dict):
         raise TopologyError(f"expected a mapping at the top, got {type(doc).__name__}")
-    nodes: dict[str, str] = {}
-    aliases: dict[str, str] = {}
-    edges: list[Edge] = []
-    _read_nodes(doc.get("nodes", []), nodes, aliases)
-    _read_services(doc.get("services", {}), nodes, edges)
-    edges.extend(_edge_of(e, f"edges[{i}]") for i, e in enumerate(_as_list(doc.get("edges", []), "edges")))
+    try:
+        spec = TopologyFile.model_validate(doc)
+    except ValidationError as exc:
+        # A typo is the likeliest mistake and explains the errors it causes (`traget` -> target missing):
+        # report an unknown key first, with the keys known there.
+        typos = [e for e in exc.errors(include_url=False) if e["type"] == "extra_forbidden"]
+        if typos:
+            exc = ValidationError.from_exception_data(exc.title, [
+                {"type": "extra_forbidden", "loc": typos[0]["loc"], "input": typos[0]["input"]}])
+        error = error_from_validation(exc, "topology")  # the same field paths as every source's errors
+        if typos:
+            error.reason = f"unknown key (known here: {', '.join(_known_keys(typos[0]['loc']))})"
+        raise TopologyError(f"{error.field}: {error.reason}") from None
+    nodes = {n.id: n.type for n in spec.nodes}
+    aliases = {alias: n.id for n in spec.nodes for alias in n.aliases}
+    edges = [Edge(e.source, e.target, e.label) for e in spec.edges]
+    for service, links in spec.services.items():
+        nodes.setdefault(service, "Service")
+        for field, label in _SERVICE_LINKS.items():
+            edges.extend(Edge(service, other, label) for other in getattr(links, field, ()))
     if edge_labels is not None:
         keep = set(edge_labels)
         edges = [e for e in edges if e.label in keep]
@@ -174,55 +267,3 @@ def _load(text: str | bytes, fmt: str | None) -> Any:
         return yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise TopologyError(f"malformed YAML: {exc}".splitlines()[0]) from None
-
-
-def _as_list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise TopologyError(f"{where}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _name(value: Any, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-        raise TopologyError(f"{where}: expected a non-empty name, got {value!r}")
-    return str(value)
-
-
-def _read_nodes(items: Any, nodes: dict[str, str], aliases: dict[str, str]) -> None:
-    for i, item in enumerate(_as_list(items, "nodes")):
-        if not isinstance(item, dict):
-            nodes[_name(item, f"nodes[{i}]")] = ""
-            continue
-        node = _name(item.get("id"), f"nodes[{i}].id")
-        nodes[node] = str(item.get("type", ""))
-        for alias in _as_list(item.get("aliases", []), f"nodes[{i}].aliases"):
-            aliases[_name(alias, f"nodes[{i}].aliases")] = node
-
-
-_SERVICE_LINKS = {"depends_on": "depends_on", "calls": "depends_on", "hosts": "hosted_on",
-                  "instances": "has_instance"}
-
-
-def _read_services(services: Any, nodes: dict[str, str], edges: list[Edge]) -> None:
-    if not isinstance(services, dict):
-        raise TopologyError(f"services: expected a mapping, got {type(services).__name__}")
-    for name, spec in services.items():
-        service = _name(name, "services")
-        nodes.setdefault(service, "Service")
-        if spec is None:
-            continue
-        if not isinstance(spec, dict):
-            raise TopologyError(f"services.{service}: expected a mapping, got {type(spec).__name__}")
-        for field, label in _SERVICE_LINKS.items():
-            for other in _as_list(spec.get(field, []), f"services.{service}.{field}"):
-                edges.append(Edge(service, _name(other, f"services.{service}.{field}"), label))
-
-
-def _edge_of(item: Any, where: str) -> Edge:
-    if isinstance(item, dict):
-        label = item.get("label", "related")
-        return Edge(_name(item.get("source"), f"{where}.source"), _name(item.get("target"), f"{where}.target"),
-                    str(label))
-    if isinstance(item, list) and len(item) in (2, 3):
-        return Edge(*(_name(v, where) for v in item))
-    raise TopologyError(f"{where}: expected {{source, target, label}} or [source, target(, label)]")

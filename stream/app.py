@@ -163,15 +163,16 @@ def use_uvloop() -> bool:
     return True
 
 
-def logging_config(level: str) -> dict[str, Any]:
-    """A `logging.config.dictConfig` for workers: one plain stderr handler at `level`."""
+def logging_config(level: str, fmt: str = "plain") -> dict[str, Any]:
+    """A `logging.config.dictConfig` for workers: one stderr handler at `level`, plain text or JSON lines."""
     upper = level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "[%(asctime)s] %(levelname)s %(name)s: %(message)s"}},
+        "formatters": {"plain": {"format": "[%(asctime)s] %(levelname)s %(name)s: %(message)s"},
+                       "json": {"()": "stream.logs.JsonFormatter"}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+            "stderr": {"class": "logging.StreamHandler", "formatter": fmt, "stream": "ext://sys.stderr"}
         },
         "root": {"level": upper, "handlers": ["stderr"]},
     }
@@ -194,12 +195,17 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_credentials": faust_credentials(settings),
         "consumer_fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "producer_max_batch_size": settings.producer_batch_bytes,
+        # A refused ingest body goes to `deadletter` whole, and normalize reads bodies of that size: both
+        # clients must take the largest record (Faust's defaults are 1 MB; Kafka needs fetch >= record).
+        "producer_max_request_size": max(1_000_000, settings.max_record_bytes),
+        "consumer_max_fetch_size": max(1024**2, settings.max_record_bytes),
+        "topic_replication_factor": settings.topic_replication_factor,  # changelogs Faust creates, its assignor topic
         "topic_partitions": settings.partitions,
         "key_serializer": "raw",
         "value_serializer": CODEC,
         "web_port": settings.web_port,
         "datadir": str(settings.data_dir / f"{settings.app_id}-data"),
-        "logging_config": logging_config(settings.log_level),
+        "logging_config": logging_config(settings.log_level, settings.log_format),
         "autodiscover": False,
     }
 

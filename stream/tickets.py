@@ -64,6 +64,7 @@ from stream.incident_records import is_stage2_record
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
+from stream.topics import changelog_name
 
 __all__ = ["Desk", "NotHere", "NotReady", "install_desk", "routing_policy", "triage_batch", "incident_batch",
            "sla_tick", "open_incident_clocks"]
@@ -415,7 +416,7 @@ def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT
 def _table(app: App, settings: Settings, name: str, partitions: int) -> Any:
     # Bytes keys and values with an explicit changelog: DocStore encodes both, so neither writing nor
     # recovery depends on Faust's table codecs (unreliable on Tansu 0.6.0).
-    changelog = _bytes_topic(app, f"{settings.app_id}-{name}-changelog", partitions, compacting=True,
+    changelog = _bytes_topic(app, changelog_name(settings, name), partitions, compacting=True,
                              acks=False, internal=True)
     return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, changelog_topic=changelog)
 

@@ -195,7 +195,7 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
 
         # the figures mean what they say
         ratio = wait_for("noise reduction recorded", lambda: [float(s["value"][1]) for s in query(
-            stack.prom, "aiops:noise_reduction:ratio1h") if not math.isnan(float(s["value"][1]))], 30)
+            stack.prom, "job:aiops_noise_reduction:ratio1h") if not math.isnan(float(s["value"][1]))], 30)
         assert 0.5 < ratio[0] < 1.0, ratio
         gauges = [w.metric("aiops_noise_reduction_ratio", window="1h") for w in stack.workers]
         assert all(0.5 < g < 1.0 for g in gauges), gauges  # NaN fails too
@@ -208,12 +208,12 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
         assert total == [2000.0]
         # arrival to incident event: seconds on a loopback broker, far below the top bucket (60 s)
         p99 = wait_for("arrival latency recorded", lambda: [float(s["value"][1]) for s in query(
-            stack.prom, 'aiops:correlation_latency_seconds:quantile5m{quantile="0.99"}')
+            stack.prom, 'job:aiops_correlation_latency_seconds:quantile5m{quantile="0.99"}')
             if not math.isnan(float(s["value"][1]))], 30)
         assert 0 < p99[0] < 30, p99
         # the REQUEST ticket breaches L1's 1 s SLA once (the series exist at 0 from the start: wait for the 1)
         breaches = wait_for("the SLA breach scraped", lambda: query(
-            stack.prom, 'aiops:sla_breaches:increase1h{subject="ticket"} > 0'), 30)
+            stack.prom, 'job_subject_severity_tier_outcome:aiops_sla_breaches:increase1h{subject="ticket"} > 0'), 30)
         assert {(b["metric"]["severity"], b["metric"]["tier"], b["metric"]["outcome"]) for b in breaches} == {
             ("sev3", "L1", "escalated")}
         by_service = query(stack.prom, "count by (instance) (aiops_incidents_open_by_service)")

@@ -32,7 +32,7 @@ def test_the_readme_receiver_posts_to_the_ingest_of_a_default_worker() -> None:
     url = urllib.parse.urlparse(str(hook["url"]))
     assert url.path == "/ingest/alertmanager" and url.path in {e.path for e in ENDPOINTS}
     assert url.port == Settings.model_fields["web_port"].default
-    assert hook["send_resolved"] is True and hook["max_alerts"] == 0
+    assert hook["send_resolved"] is True and hook["max_alerts"] > 0  # never 0: sized in test_webhook_limit
     assert config["route"]["receiver"] == config["receivers"][0]["name"]
 
 

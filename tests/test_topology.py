@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
@@ -91,14 +93,22 @@ def test_version_follows_content_not_text() -> None:
     ("{not json", "json", "malformed JSON"),
     ("nodes: [a, b\n", "yaml", "malformed YAML"),
     ("[1, 2]", None, "expected a mapping at the top"),
-    ('{"nodes": {"a": 1}}', None, "nodes: expected a list"),
-    ('{"nodes": [{"type": "Host"}]}', None, "nodes[0].id: expected a non-empty name"),
-    ('{"edges": [{"source": "a"}]}', None, "edges[0].target: expected a non-empty name"),
+    ('{"nodes": {"a": 1}}', None, "nodes: wrong type: Input should be a valid list, got object"),
+    ('{"nodes": [{"type": "Host"}]}', None, "nodes[0].id: missing required field"),
+    ('{"nodes": [{"id": ""}]}', None, "nodes[0].id: expected a non-empty name, got ''"),
+    ('{"edges": [{"source": "a"}]}', None, "edges[0].target: missing required field"),
+    ('{"edges": [["a", true]]}', None, "edges[0].target: expected a non-empty name, got True"),
     ('{"edges": [["a"]]}', None, "edges[0]: expected {source, target, label}"),
-    ('{"services": {"a": {"depends_on": "b"}}}', None, "services.a.depends_on: expected a list"),
-    ('{"services": ["a"]}', None, "services: expected a mapping"),
+    ('{"services": {"a": {"depends_on": "b"}}}', None, "services.a.depends_on: wrong type: Input should be a valid list"),
+    ('{"services": ["a"]}', None, "services: wrong type: Input should be a valid dictionary, got array"),
+    # typos are refused, never read as an empty topology (stage 2 would quietly fall back to labels)
+    ('{"edgse": [["a", "b"]]}', None, "edgse: unknown key (known here: nodes, services, edges)"),
+    ("nodes: [{id: a, typ: Host}]\n", "yaml", "nodes[0].typ: unknown key (known here: id, type, aliases)"),
+    ('{"edges": [{"source": "a", "traget": "b"}]}', None, "edges[0].traget: unknown key"),
+    ('{"services": {"a": {"depend_on": ["b"]}}}', None,
+     "services.a.depend_on: unknown key (known here: depends_on, calls, hosts, instances)"),
     ("{}", "toml", "unknown topology format"),
 ])
 def test_refusals_name_the_place(text: str, fmt: str | None, message: str) -> None:
-    with pytest.raises(TopologyError, match=message.replace("{", r"\{").replace("[", r"\[")):
+    with pytest.raises(TopologyError, match=re.escape(message)):
         parse_topology(text, fmt=fmt)

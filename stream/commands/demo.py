@@ -56,7 +56,7 @@ async def _feed_and_follow(bootstrap: str, body: bytes, expected_alerts: int, ti
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo end to end."""
-    from stream.broker import free_port, start_broker
+    from stream.broker import BrokerStartError, free_port, start_broker
     from stream.feed import report_of
     from stream.settings import Settings
     from stream.worker import ensure_topics
@@ -65,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
     alerts = read_alerts(args.file)
     offline = replay(alerts, DEFAULT_CONFIG)
     workdir = Path(tempfile.mkdtemp(prefix="aiops-demo-"))
-    broker = start_broker(log_path=workdir / "tansu.log")
+    try:
+        broker = start_broker(log_path=workdir / "tansu.log")
+    except BrokerStartError as exc:
+        print(f"aiops demo: {exc}", file=sys.stderr)
+        return 1
     worker: subprocess.Popen[bytes] | None = None
     try:
         settings = Settings.from_args(broker=broker.url, data_dir=str(workdir))

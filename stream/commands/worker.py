@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stream.flags import add_settings_flags, load_settings
 from stream.idle import TICK_S
 from stream.settings import Settings
 
@@ -14,41 +15,28 @@ LATENCY_SETTINGS = ("idle_flush", "allowed_lateness")
 """Settings that trade how soon an incident shows against how much out-of-order input is absorbed."""
 
 
-def add_worker_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by `worker`, `up` and `demo`; unset flags leave env/defaults alone."""
-    parser.add_argument("--app-id", dest="app_id", default=None, help="consumer group / app id")
-    parser.add_argument("--web-port", dest="web_port", type=int, default=None, help="HTTP port (default 6066)")
-    parser.add_argument("--partitions", type=int, default=None, help="partitions per topic (default 4)")
-    parser.add_argument("--window", default=None, help="correlation window, e.g. 10m")
-    parser.add_argument("--log-level", dest="log_level", default=None, help="info (default), warning, error")
-    parser.add_argument("--data-dir", dest="data_dir", default=None, help="Faust's local data directory")
-    parser.add_argument("--role", default=None, choices=("all", "ingest"),
-                        help="all (default): ingest, agents, views; ingest: the HTTP ingest and /metrics only")
-    latency = parser.add_argument_group(
-        "latency and reordering", "How soon an incident shows, against how much disorder in the sources is "
-        "absorbed. Alerts are held for reordering until a newer alert passes them by --allowed-lateness or their "
-        f"partition has been quiet for --idle-flush (the idle timer looks every {TICK_S:g}s): a lone alert on an "
-        f"idle worker waits --idle-flush plus up to {TICK_S:g}s, and is not held at all with --allowed-lateness 0 "
-        "(measured in the README, \"How long you wait for an incident\").")
-    for name in LATENCY_SETTINGS:
-        field = Settings.model_fields[name]
-        latency.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar="DURATION",
-                             help=f"{field.description} (default {field.default:g}s, env AIOPS_{name.upper()})")
+LATENCY_GROUP = "latency and reordering"
 
+
+def add_worker_flags(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()) -> None:
+    """Every setting as a flag (`stream.flags`), the latency pair under its own heading; unset flags leave the
+    environment, the config file and the defaults alone."""
+    about = (
+        "How soon an incident shows, against how much disorder in the sources is absorbed. Alerts are held for "
+        "reordering until a newer alert passes them by --allowed-lateness or their partition has been quiet for "
+        f"--idle-flush (the idle timer looks every {TICK_S:g}s): a lone alert on an idle worker waits --idle-flush "
+        f"plus up to {TICK_S:g}s, and is not held at all with --allowed-lateness 0 (measured in the README, "
+        "\"How long you wait for an incident\").")
+    add_settings_flags(parser, exclude=exclude, groups={LATENCY_GROUP: (about, LATENCY_SETTINGS)})
 
 
 def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
-    """Settings from flags over environment over defaults."""
-    names = ("app_id", "web_port", "partitions", "window", "log_level", "data_dir", "broker", "role",
-             *LATENCY_SETTINGS)
-    flags = {n: getattr(args, n, None) for n in names}
-    return Settings.from_args(**{**flags, **extra})
+    """Settings from flags over environment over the config file over defaults (`SettingsError`: one line)."""
+    return load_settings(args, **extra)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of `aiops worker`."""
-    parser.add_argument("--broker", default=None, help="kafka://h1:9092,h2:9092 (default: AIOPS_BROKER or "
-                        "kafka://127.0.0.1:9092)")
     add_worker_flags(parser)
 
 
@@ -64,15 +52,20 @@ def configure_up(parser: argparse.ArgumentParser) -> None:
     """Flags of `aiops up`."""
     parser.add_argument("--broker-port", dest="broker_port", type=int, default=None,
                         help="port of the embedded broker (default: a free one)")
-    add_worker_flags(parser)
+    add_worker_flags(parser, exclude=("broker",))  # the embedded broker's URL
 
 
 def run_up(args: argparse.Namespace) -> int:
     """Start the embedded broker, create the topics, run a worker; Ctrl-C stops both."""
     from stream import worker
-    from stream.broker import start_broker
+    from stream.broker import BrokerStartError, start_broker
 
-    broker = start_broker(port=args.broker_port)
+    settings_from(args, broker="kafka://127.0.0.1:9092")  # a bad setting ends `up` before a broker starts
+    try:
+        broker = start_broker(port=args.broker_port)
+    except BrokerStartError as exc:
+        print(f"aiops up: {exc}", file=sys.stderr)
+        return 1
     print(f"embedded broker (Tansu, memory storage) on {broker.url}, pid {broker.pid}", file=sys.stderr)
     try:
         worker.run(settings_from(args, broker=broker.url))
