@@ -94,8 +94,9 @@ DEFAULT_TIER_SLA: dict[str, float] = {"L1": 240 * 60.0, "L2": 60 * 60.0, "L3": 1
 class Settings(BaseSettings):
     """Configuration of a worker, the embedded broker and the correlation engine."""
 
+    # hide_input_in_errors: a refused setting must not print what was given, which may be a token or password
     model_config = SettingsConfigDict(
-        env_prefix="AIOPS_", env_nested_delimiter="__", frozen=True, extra="forbid"
+        env_prefix="AIOPS_", env_nested_delimiter="__", frozen=True, extra="forbid", hide_input_in_errors=True
     )
 
     broker: Annotated[tuple[str, ...], NoDecode] = Field(
