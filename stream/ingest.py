@@ -254,9 +254,11 @@ async def read_body(request: aioweb.Request, limit: int) -> bytes:
             chunks.append(chunk)
     except (HttpProcessingError, RequestPayloadError, ConnectionError) as exc:  # cut short, or broken encoding
         if isinstance(exc, ContentEncodingError) or isinstance(exc.__cause__, ContentEncodingError):
-            raise Refusal(400, "bad_encoding", {"message": f"the body is not valid "
-                                                f"{request.headers.get('Content-Encoding', '').strip()}: {exc}"}
-                          ) from None
+            # aiohttp's parser cannot go on after this: it drops the connection once answered (logging the error),
+            # so tell the client not to send its next request on it
+            encoding = request.headers.get("Content-Encoding", "").strip()
+            raise Refusal(400, "bad_encoding", {"message": f"the body is not valid {encoding}: it does not decode"},
+                          {"Connection": "close"}) from None
         raise Refusal(400, "incomplete_body", {"message": repr(exc)}) from None
     return b"".join(chunks)
 

@@ -8,11 +8,13 @@ stops it under the worker and starts a fresh one on the same port.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import http.client
 import json
 import subprocess
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -315,6 +317,28 @@ def test_client_hanging_up_mid_body_is_counted_and_nothing_sent() -> None:
     run_client(ingest, cut_short)
     assert counter._value.get() == before + 1
     assert sender.sent == []
+
+
+@pytest.mark.parametrize(("encoding", "body", "status", "error"), [
+    ("gzip", gzip.compress(GENERIC_ONE), 202, None),
+    ("GZIP", gzip.compress(GENERIC_ONE), 202, None),
+    ("deflate", zlib.compress(GENERIC_ONE), 202, None),
+    ("identity", GENERIC_ONE, 202, None),
+    ("gzip", GENERIC_ONE, 400, "bad_encoding"),
+    ("deflate", b"\x00\x01 not deflate", 400, "bad_encoding"),
+    ("compress", GENERIC_ONE, 415, "unsupported_encoding"),
+    ("gzip, deflate", GENERIC_ONE, 415, "unsupported_encoding"),
+])
+def test_content_encoding_decoded_or_refused_with_the_reason(encoding: str, body: bytes, status: int,
+                                                             error: str | None) -> None:
+    """A body that does not decode is a 400 and an encoding the server does not decode a 415, counted; never a 500."""
+    ingest, sender = fake_ingest()
+    before = metrics.INGEST_REQUESTS.labels("alerts", str(status))._value.get()
+    got, answer, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", body,
+                                                        {**AUTH, "Content-Encoding": encoding}))
+    assert got == status and answer.get("error") == error, answer
+    assert metrics.INGEST_REQUESTS.labels("alerts", str(status))._value.get() == before + 1
+    assert sender.sent == ([("alerts.raw", b"generic", GENERIC_ONE)] if status == 202 else [])
 
 
 @pytest.mark.parametrize("reason", ["broker_unavailable", "send_timeout"])
