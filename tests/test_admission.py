@@ -180,3 +180,17 @@ def test_a_flood_is_shed_then_accepted_again_and_nothing_accepted_is_lost(tight:
     incidents = worker.get("/incidents/")
     assert sum(i["alert_count"] for i in incidents["incidents"]) == accepted
     assert incidents["total"] <= 2 * KEYS  # a flood of one symptom on KEYS services: a few incidents
+
+
+def test_admission_cost_benchmark_quick() -> None:
+    """`benchmarks/admission_cost.py --quick --json` runs and reports well-formed figures (no speed asserted)."""
+    import json
+    import subprocess
+    import sys
+
+    from .paths import ROOT
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "admission_cost.py"), "--quick", "--json"],
+                         check=True, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(report["runs"]) == 1 and report["median"]["probe_ms"] > 0 and report["ratio_wall"] > 0
+    assert report["backlog_seen"]["records"] == 4 * (400 // 4 + 1 - 400 // 4 // 2)  # what the benchmark left
