@@ -9,7 +9,10 @@ Endpoints (added to Faust's web server by `install_ingest`, beside /metrics and 
 | `POST /ingest/alerts`      | generic alert JSON: object, array, NDJSON | `alerts.raw`, key `generic`, body         |
 | `POST /ingest/tickets`     | a `Ticket` object or an array of them     | `tickets.raw`, key ticket id, one a ticket|
 | `GET /healthz`             |                                           | 200 while the process serves HTTP         |
-| `GET /readyz`              |                                           | 200 when the broker answers and every pipeline topic exists, else 503 |
+| `GET /readyz`              |                                           | 200 when every check passes, else 503 + reasons |
+
+/readyz runs `Ingest.checks` in order (the broker answers and every pipeline topic exists; the alert ingest is
+not shedding) and answers `{"ready", "reasons": [...], ...figures}`; a part added later appends its check.
 
 A request is checked in this order, each refusal counted by reason in `aiops_ingest_refusals_total`:
 401/403 (tokens are configured and the bearer token is missing, unknown, or not an ingest token: see
