@@ -10,8 +10,8 @@ Roles and what their tokens grant (tokens are configured as name=token pairs, se
 
 The access a route needs follows from its method and path, not from a list kept beside the routes, so a
 route added later is guarded from its first day: `/healthz`, `/readyz` and `/metrics` are open (kubelets and
-Prometheus scrape them without secrets); `/ingest/*` is ingest; any other GET/HEAD is a read; any other
-method changes state and needs an operator. With no token configured at all nothing is checked (the embedded
+Prometheus scrape them without secrets), and so is OPTIONS (CORS preflights); `/ingest/*` is ingest; any
+other GET/HEAD is a read; any other method changes state and needs an operator. With no token configured at all nothing is checked (the embedded
 default). Once any token is set, ingest and state-changing routes need a token of their role (a role without
 tokens is closed); reads need a reader or operator token once either kind is configured, and stay open when
 only ingest tokens are (the single-token deployments of before keep their open read views).
@@ -89,7 +89,7 @@ class Denied:
 def access_of(method: str, path: str) -> Access:
     """The access a request needs, from its method and path alone (see the module docstring)."""
     trimmed = path.rstrip("/") or "/"
-    if trimmed in OPEN_PATHS:
+    if trimmed in OPEN_PATHS or method.upper() == "OPTIONS":  # a CORS preflight carries no credentials, by spec
         return "open"
     if path.startswith(INGEST_PREFIX):
         return "ingest"

@@ -56,7 +56,8 @@ def test_one_token_for_two_names_is_refused() -> None:
     ("POST", "/ingest/alerts", "ingest"), ("GET", "/ingest/alerts", "ingest"),
     ("GET", "/incidents/", "read"), ("HEAD", "/review", "read"),
     ("POST", "/review/T-1/approve", "operate"), ("POST", "/incidents/x/ack", "operate"),
-    ("DELETE", "/incidents/x/", "operate"), ("PUT", "/silences/new-route-added-later", "operate"),
+    ("OPTIONS", "/review/T-1/approve", "open"), ("DELETE", "/incidents/x/", "operate"),
+    ("PUT", "/silences/new-route-added-later", "operate"),
 ])
 def test_access_follows_from_method_and_path(method: str, path: str, access: str) -> None:
     assert access_of(method, path) == access
