@@ -71,6 +71,15 @@ def test_only_ingest_tokens_keep_reads_open_but_close_state_changes() -> None:
     assert getattr(book.authorize("POST", "/incidents/i/ack", None), "status", None) == 401
 
 
+def test_only_operator_tokens_close_the_ingest_too() -> None:
+    """Any token set: no state-changing route answers without a token of its role, ingest included."""
+    book = TokenBook(Settings(operator_tokens="alice=a1").role_tokens())
+    assert getattr(book.authorize("POST", "/ingest/alerts", None), "status", None) == 401
+    assert getattr(book.authorize("POST", "/ingest/alerts", "Bearer a1"), "status", None) == 403
+    assert getattr(book.authorize("GET", "/incidents/", None), "status", None) == 401
+    assert book.authorize("GET", "/incidents/", "Bearer a1") == book.identify("Bearer a1")
+
+
 def test_the_route_table_below_covers_every_route_of_a_worker() -> None:
     """A route added later without a row here fails this test (its access then follows from the rule)."""
     from stream.worker import build_worker_app
