@@ -9,7 +9,8 @@ The rule (documented in README, "Admission control"):
 - the backlog in records is the sum of both topics' lag; past `records` the ingest sheds;
 - the backlog in seconds is, per topic, its lag divided by the rate its committed offsets grew over the last
   `rate_window` seconds, and the largest of them; a topic with lag whose offsets did not move in that window
-  is "stalled" and counts the time since they last moved, so a pipeline that stopped draining sheds too;
+  is "stalled" and counts the time since they last moved or since its backlog appeared, whichever is later,
+  so a pipeline that stopped draining sheds too, and one record after a quiet hour does not;
   past `seconds` the ingest sheds;
 - once shedding, it sheds until both figures are back under `resume` times their limits (hysteresis: a
   backlog hovering at the limit does not flip the answer every sample);
@@ -100,7 +101,10 @@ class BacklogMeter:
             self._samples.clear()
             self._moved_at.clear()
         for topic, consumed in sample.consumed.items():
-            if previous is None or topic not in self._moved_at or consumed != previous.consumed.get(topic):
+            # a topic with nothing waiting is not stalled: a stall counts from the later of the last move and
+            # the moment a backlog appeared, never from a quiet spell before it
+            if (previous is None or topic not in self._moved_at or consumed != previous.consumed.get(topic)
+                    or sample.lag.get(topic, 0) <= 0 or previous.lag.get(topic, 0) <= 0):
                 self._moved_at[topic] = sample.at
         self._samples.append(sample)
         while len(self._samples) > 2 and sample.at - self._samples[1].at >= self.limits.rate_window:

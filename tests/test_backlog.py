@@ -45,6 +45,16 @@ def test_a_backlog_that_does_not_move_sheds_after_the_limit() -> None:
     assert not meter.observe(sample(32, 0, 5)).shed  # it moved and nothing is left
 
 
+def test_a_stall_counts_from_when_the_backlog_appeared_not_from_a_quiet_spell() -> None:
+    """An hour with nothing to do, then one body: offsets have not moved for an hour, but nothing was stalled."""
+    meter = BacklogMeter(BacklogLimits(records=0, seconds=30))
+    for at in range(0, 3600, 60):
+        meter.observe(sample(at, 0, 7))
+    assert not meter.observe(sample(3600, 1, 7)).shed
+    assert meter.observe(sample(3601, 1, 7)).seconds == pytest.approx(1.0)
+    assert meter.observe(sample(3631, 1, 7)).shed  # and that body then waits 31 s with nothing draining
+
+
 def test_no_backlog_never_sheds_however_long_nothing_moves() -> None:
     meter = BacklogMeter(BacklogLimits(records=1, seconds=1))
     for at in range(0, 100, 10):
