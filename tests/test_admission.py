@@ -194,3 +194,20 @@ def test_admission_cost_benchmark_quick() -> None:
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(report["runs"]) == 1 and report["median"]["probe_ms"] > 0 and report["ratio_wall"] > 0
     assert report["backlog_seen"]["records"] == 4 * (400 // 4 + 1 - 400 // 4 // 2)  # what the benchmark left
+
+
+def test_overload_benchmark_quick() -> None:
+    """`benchmarks/overload.py --quick --json` runs both arms and reports well-formed figures (no speed asserted)."""
+    import json
+    import subprocess
+    import sys
+
+    from .paths import ROOT
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "overload.py"), "--quick", "--json"],
+                         check=True, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sorted(r["arm"] for r in report["runs"]) == ["off", "on"]
+    for run in report["runs"]:
+        assert run["codes"].get("202", 0) > 0 and run["peak_backlog"] >= 0 and run["broker_peak_rss_mb"] > 0
+        assert run["drain_s"] is not None  # the backlog of a 4 s flood drains
+    assert report["median"]["off"]["shed_503"] == 0  # admission off never sheds
