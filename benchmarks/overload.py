@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bodies", type=int, default=2000, help="distinct bodies, cycled through")
     parser.add_argument("--records", type=int, default=None, help="arm on: AIOPS_ADMISSION_BACKLOG_RECORDS")
     parser.add_argument("--seconds", type=float, default=None, help="arm on: AIOPS_ADMISSION_BACKLOG_SECONDS")
-    parser.add_argument("--drain-timeout", type=float, default=600.0)
+    parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--front", action="store_true", help="flood a `--role ingest` front, not the agents' worker")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")

@@ -126,29 +126,33 @@ class BacklogMeter:
             return {}
         return {t: max(0.0, (n - oldest.consumed.get(t, n)) / span) for t, n in newest.consumed.items()}
 
-    def _seconds(self, newest: BacklogSample, rates: Mapping[str, float]) -> float:
-        worst = 0.0
+    def _seconds(self, newest: BacklogSample, rates: Mapping[str, float]) -> tuple[float, str | None]:
+        """The largest drain time over the topics, and the topic when that figure is a stall (no rate)."""
+        worst, stalled = 0.0, None
         for topic, lag in newest.lag.items():
             if lag <= 0:
                 continue
             rate = rates.get(topic, 0.0)
             # no measured rate: how long the topic has had a backlog that did not move
             drain = lag / rate if rate > 0 else newest.at - self._moved_at.get(topic, newest.at)
-            worst = max(worst, drain)
-        return worst
+            if drain > worst:
+                worst, stalled = drain, (None if rate > 0 else topic)
+        return worst, stalled
 
     def _verdict(self, newest: BacklogSample) -> Backlog:
         limits = self.limits
         rates = self._rates(newest)
         records = sum(max(0, n) for n in newest.lag.values())
-        seconds = self._seconds(newest, rates)
+        seconds, stalled = self._seconds(newest, rates)
         ratio = limits.resume if self._shedding else 1.0
         reasons: list[str] = []
         if limits.records > 0 and records > limits.records * ratio:
             reasons.append(f"backlog of {records} records above the limit of {limits.records}")
         if limits.seconds > 0 and seconds > limits.seconds * ratio:
-            reasons.append(f"backlog of {seconds:.0f} s (at the measured drain rate) above the limit of "
-                           f"{limits.seconds:.0f} s")
+            # a stall says where: a stuck partition is a different page than a busy pipeline
+            how = f"on {stalled} has not moved for {seconds:.0f} s" if stalled else \
+                f"of {seconds:.0f} s (at the measured drain rate)"
+            reasons.append(f"backlog {how}, above the limit of {limits.seconds:.0f} s")
         self._shedding = bool(reasons)
         return Backlog(shed=self._shedding, records=records, seconds=seconds, rates=rates,
                        reasons=tuple(reasons), retry_after=self._retry_after(records, seconds, rates))

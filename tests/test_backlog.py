@@ -42,6 +42,7 @@ def test_a_backlog_that_does_not_move_sheds_after_the_limit() -> None:
     assert not meter.observe(sample(20, 5, 0)).shed
     stalled = meter.observe(sample(31, 5, 0))
     assert stalled.shed and stalled.seconds == pytest.approx(31.0)
+    assert stalled.reasons == ("backlog on alerts.raw has not moved for 31 s, above the limit of 30 s",)
     assert not meter.observe(sample(32, 0, 5)).shed  # it moved and nothing is left
 
 
