@@ -161,6 +161,9 @@ def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:
     def rt(v: float | None) -> str:
         return "n/a" if v is None or v == float("inf") else f"{v:.2f}x"
 
+    def undrained(arm: str) -> str:
+        return str(sum(1 for r in result["runs"] if r["arm"] == arm and r["drain_s"] is None))
+
     limits = (f"records {args.records or 'default'}, seconds {args.seconds or 'default'}")
     target = "a `--role ingest` front before one agents' worker" if args.front else "one worker"
     return "\n".join([
@@ -178,6 +181,8 @@ def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"| worker peak RSS | {fmt(on['worker_peak_rss_mb'], ' MB')} | {fmt(off['worker_peak_rss_mb'], ' MB')} | "
         f"{rt(ratio['worker_peak_rss_mb'])} |",
         f"| drain after the flood | {fmt(on['drain_s'], ' s')} | {fmt(off['drain_s'], ' s')} | {rt(ratio['drain_s'])} |",
+        f"| runs not drained within {args.drain_timeout:.0f} s (inf in the median) | {undrained('on')} | "
+        f"{undrained('off')} | |",
         "",
         f"Machine: {result['machine']}; {result['date']}. Command: `.venv/bin/python benchmarks/overload.py "
         f"--duration {args.duration:.0f} --concurrency {args.concurrency} --runs {args.runs}"
