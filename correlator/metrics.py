@@ -42,6 +42,10 @@ __all__ = [
     "INGEST_REFUSALS",
     "INGEST_ITEMS",
     "INGEST_SECONDS",
+    "INGEST_BACKLOG_RECORDS",
+    "INGEST_BACKLOG_SECONDS",
+    "INGEST_SHEDDING",
+    "AUTH_REFUSALS",
     "TICKETS_TRIAGED",
     "TICKET_DUPLICATES",
     "TICKETS_FORWARDED",
@@ -115,6 +119,18 @@ INGEST_ITEMS = Counter(
 INGEST_SECONDS = Histogram(
     "aiops_ingest_request_seconds", "From an ingest request's arrival to its answer, by endpoint",
     ["endpoint"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+INGEST_BACKLOG_RECORDS = Gauge(
+    "aiops_ingest_backlog_records", "Records on alerts.raw + alerts the consumer group has not committed, as "
+    "the ingest's admission control last measured them")
+INGEST_BACKLOG_SECONDS = Gauge(
+    "aiops_ingest_backlog_seconds", "That backlog in seconds at the measured drain rate (or how long it has "
+    "not moved), as admission control last measured it")
+INGEST_SHEDDING = Gauge(
+    "aiops_ingest_shedding", "1 while the alert ingest answers 503 because the backlog is above its limit")
+AUTH_REFUSALS = Counter(
+    "aiops_auth_refusals_total", "Requests to the web port refused for their bearer token, by the access the "
+    "route needs (read, operate) and reason (no_token, unknown_token, wrong_role); ingest refusals are in "
+    "aiops_ingest_refusals_total", ["access", "reason"])
 
 # Tickets, reviews and SLA clocks (stream/tickets.py, stream/review.py).
 TICKETS_TRIAGED = Counter(

@@ -9,16 +9,24 @@ Endpoints (added to Faust's web server by `install_ingest`, beside /metrics and 
 | `POST /ingest/alerts`      | generic alert JSON: object, array, NDJSON | `alerts.raw`, key `generic`, body         |
 | `POST /ingest/tickets`     | a `Ticket` object or an array of them     | `tickets.raw`, key ticket id, one a ticket|
 | `GET /healthz`             |                                           | 200 while the process serves HTTP         |
-| `GET /readyz`              |                                           | 200 when the broker answers and every pipeline topic exists, else 503 |
+| `GET /readyz`              |                                           | 200 when every check passes, else 503 + reasons |
+
+/readyz runs `Ingest.checks` in order (the broker answers and every pipeline topic exists; the alert ingest is
+not shedding) and answers `{"ready", "reasons": [...], ...figures}`; a part added later appends its check.
 
 A request is checked in this order, each refusal counted by reason in `aiops_ingest_refusals_total`:
-401 (a token is configured and the bearer token is missing or wrong; constant-time compare), 413 (the declared
-Content-Length, then the bytes actually read, above `ingest_max_body_bytes`), 400 (the body fails the same
-source adapter the normalize agent runs; the JSON answer names field, reason and category), then the send:
-202 only once the broker acknowledged the record (acks=all), 503 with Retry-After when it did not within
-`ingest_send_timeout` or the broker is unreachable (Alertmanager and the Zabbix script retry on 5xx). Every
-answer is counted by status code in `aiops_ingest_requests_total`; a client that hangs up while its body is
-read gets no answer and is counted as 499 (`client_disconnected`), a body cut short as 400 `incomplete_body`.
+401/403 (tokens are configured and the bearer token is missing, unknown, or not an ingest token: see
+`stream/auth.py`), 503 `backlog` with Retry-After for the alert endpoints while admission control sheds load
+(`stream/admission.py`; tickets do not feed correlation and are never shed), 415 (a Content-Encoding other than
+identity, gzip or deflate), 413 (the declared Content-Length, then the bytes actually read, decompressed, above
+`ingest_max_body_bytes`), 400 `bad_encoding` (a gzip/deflate body that does not decompress), 400 (the body
+fails the same source adapter the normalize agent runs; the JSON answer names field, reason and category), then
+the send: 202 only once the broker acknowledged the record (acks=all), 503 with Retry-After when it did not
+within `ingest_send_timeout` or the broker is unreachable (Alertmanager and the Zabbix script retry on 5xx).
+A valid body holding no alerts or tickets (`[]`, a webhook with an empty `alerts` list) is answered 202 with
+`accepted: 0` and written nowhere. Every answer is counted by status code in `aiops_ingest_requests_total`; a
+client that hangs up while its body is read gets no answer and is counted as 499 (`client_disconnected`), a body
+cut short as 400 `incomplete_body`.
 
 The body is parsed once here only to refuse it at the edge; the bytes go to `alerts.raw` unchanged, so
 normalize stays the one place that builds alerts and nothing the sender said is lost.
@@ -34,16 +42,16 @@ later; without it a failed batch is dropped for good once `request_timeout_ms` (
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web as aioweb
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.web import Request, Response, View
@@ -51,10 +59,13 @@ from mode import Service
 from pydantic import ValidationError
 
 from correlator import metrics
+from correlator.backlog import Backlog
 from correlator.models import Ticket
 from correlator.sources import SourceError, alerts_in
 from correlator.sources.generic import check_body, error_from_validation, json_type, load_json
+from stream.admission import BacklogProbe
 from stream.app import App
+from stream.auth import Denied, TokenBook
 from stream.security import client_options
 from stream.settings import Settings
 
@@ -69,7 +80,6 @@ __all__ = [
     "Refusal",
     "Reply",
     "Validated",
-    "bearer_ok",
     "install_ingest",
     "parse_tickets",
     "producer_options",
@@ -85,6 +95,9 @@ READY_CACHE_S = 1.0
 READY_TIMEOUT_S = 2.0
 TICKETS = "tickets"
 CLIENT_CLOSED = "499"
+DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
+"""Content-Encodings the web server decodes before the body reaches the ingest (brotli and zstd only with
+their optional libraries, which are not installed: aiohttp refuses those itself, with a 400)."""
 
 
 @dataclass(frozen=True)
@@ -150,13 +163,14 @@ def alerts_validator(source: str) -> Callable[[bytes], Validated]:
             count = alerts_in(source, body, max_bytes=None)  # the size limit was applied while reading
         except SourceError as exc:
             raise invalid(exc) from None
-        return Validated([(key, body)], count)
+        # a body of no alerts (`[]`) is written nowhere: the record would only cost normalize a parse
+        return Validated([(key, body)] if count else [], count)
 
     return validate
 
 
 def parse_tickets(body: bytes) -> list[tuple[bytes, bytes]]:
-    """(ticket id, ticket JSON) per ticket of a body holding one `Ticket` object or a non-empty array of them.
+    """(ticket id, ticket JSON) per ticket of a body holding one `Ticket` object or an array of them (`[]`: none).
 
     A single object travels as the bytes received; array elements are re-encoded one by one (same JSON
     values, unknown fields kept). One bad ticket refuses the body with its place (`[2].created_at`).
@@ -168,8 +182,6 @@ def parse_tickets(body: bytes) -> list[tuple[bytes, bytes]]:
     if not isinstance(data, list):
         raise SourceError("body", f"wrong type: expected a ticket object or an array of them, got {json_type(data)}",
                           source=TICKETS)
-    if not data:
-        raise SourceError("body", "empty array: no tickets", source=TICKETS)
     return [(_ticket(item, f"[{i}]").ticket_id.encode(), orjson.dumps(item)) for i, item in enumerate(data)]
 
 
@@ -216,12 +228,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 """Every ingest endpoint; the name is both the path tail and the `endpoint` metric label."""
 
 
-def bearer_ok(header: str | None, token: bytes) -> bool:
-    """True when `Authorization: Bearer <token>` carries exactly `token` (compared in constant time)."""
-    scheme, _, given = (header or "").strip().partition(" ")
-    # compare_digest even on a wrong scheme, so the answer takes the same time either way
-    match = hmac.compare_digest(given.strip().encode(), token)
-    return match and scheme.lower() == "bearer"
+def check_encoding(header: str | None) -> None:
+    """415 for a Content-Encoding the web server does not decode: the bytes would reach the adapter still encoded."""
+    encoding = (header or "").strip().lower()
+    if encoding not in DECODED_ENCODINGS:
+        raise Refusal(415, "unsupported_encoding", {
+            "message": f"Content-Encoding {header!r} is not supported; send identity, gzip or deflate",
+            "supported": sorted(e for e in DECODED_ENCODINGS if e)})
 
 
 async def read_body(request: aioweb.Request, limit: int) -> bytes:
@@ -241,7 +254,13 @@ async def read_body(request: aioweb.Request, limit: int) -> bytes:
             if size > limit:
                 raise too_large(limit)
             chunks.append(chunk)
-    except (HttpProcessingError, ConnectionError) as exc:  # cut short, or a broken chunked/compressed body
+    except (HttpProcessingError, RequestPayloadError, ConnectionError) as exc:  # cut short, or broken encoding
+        if isinstance(exc, ContentEncodingError) or isinstance(exc.__cause__, ContentEncodingError):
+            # aiohttp's parser cannot go on after this: it drops the connection once answered (logging the error),
+            # so tell the client not to send its next request on it
+            encoding = request.headers.get("Content-Encoding", "").strip()
+            raise Refusal(400, "bad_encoding", {"message": f"the body is not valid {encoding}: it does not decode"},
+                          {"Connection": "close"}) from None
         raise Refusal(400, "incomplete_body", {"message": repr(exc)}) from None
     return b"".join(chunks)
 
@@ -334,10 +353,15 @@ async def _send_acked(producer: AIOKafkaProducer, topic: str, key: bytes, value:
 
 @dataclass(frozen=True)
 class ReadyState:
-    """The outcome of one readiness check."""
+    """The outcome of one readiness check: ready or not, why not (one line per reason), and the figures."""
 
     ready: bool
     detail: Mapping[str, Any]
+    reasons: tuple[str, ...] = ()
+
+
+ReadyCheck = Callable[[], Awaitable[ReadyState]]
+"""One part of /readyz; `Ingest.checks` holds them all and /readyz is ready when every one is."""
 
 
 class Readiness:
@@ -380,24 +404,35 @@ class Readiness:
         try:
             known = await asyncio.wait_for(self._sender.topics(), self._timeout_s)
         except Exception as exc:  # a probe answers 503, it never fails with 500
-            return ReadyState(False, {"broker": "unreachable", "error": repr(exc)})
+            return ReadyState(False, {"broker": "unreachable", "error": repr(exc)}, ("broker unreachable",))
         missing = [t for t in self._topics if t not in known]
-        return ReadyState(not missing, {"broker": "reachable", "missing_topics": missing})
+        reasons = (f"missing topics: {', '.join(missing)}",) if missing else ()
+        return ReadyState(not missing, {"broker": "reachable", "missing_topics": missing}, reasons)
 
 
 # ---------------------------------------------------------------- the request path
 
 
+class Admission(Protocol):
+    """What the ingest asks admission control (`stream.admission.BacklogProbe`; a seam for tests)."""
+
+    def verdict(self) -> Backlog:
+        """The current backlog verdict."""
+
+
 class Ingest:
     """Checks a request, sends its records, and answers; counts every answer and every refusal."""
 
-    def __init__(self, settings: Settings, sender: RawSender, readiness: Readiness | None = None) -> None:
-        token = settings.ingest_token.get_secret_value() if settings.ingest_token else ""
-        self._token = token.encode() or None
+    def __init__(self, settings: Settings, sender: RawSender, readiness: Readiness | None = None,
+                 admission: Admission | None = None) -> None:
+        self.tokens = TokenBook(settings.role_tokens())
         self._max_body = settings.ingest_max_body_bytes
         self._topics = {"alerts_raw": settings.topics.alerts_raw, "tickets_raw": settings.topics.tickets_raw}
         self.sender = sender
         self.readiness = readiness or Readiness(sender, list(settings.topic_plan()))
+        self.admission = admission
+        self.checks: list[ReadyCheck] = [self.readiness.state, self._backlog_state]
+        """The parts of /readyz, in order; others append theirs."""
 
     async def handle(self, endpoint: Endpoint, request: aioweb.Request) -> Reply:
         """The answer to one POST, counted by status code, and by reason when refused."""
@@ -419,9 +454,13 @@ class Ingest:
         return reply
 
     async def _accept(self, endpoint: Endpoint, request: aioweb.Request) -> Reply:
-        if self._token is not None and not bearer_ok(request.headers.get("Authorization"), self._token):
-            raise Refusal(401, "unauthorized", {"message": "missing or wrong bearer token"},
-                          {"WWW-Authenticate": 'Bearer realm="aiops-ingest"'})
+        decided = self.tokens.authorize("POST", endpoint.path, request.headers.get("Authorization"))
+        if isinstance(decided, Denied):
+            raise Refusal(decided.status, "unauthorized" if decided.status == 401 else "forbidden",
+                          {"message": decided.message}, decided.headers())
+        if endpoint.topic_field == "alerts_raw":
+            self._admit()
+        check_encoding(request.headers.get("Content-Encoding"))
         body = await read_body(request, self._max_body)
         batch = endpoint.validate(body)
         topic = self._topics[endpoint.topic_field]
@@ -432,16 +471,34 @@ class Ingest:
         metrics.INGEST_ITEMS.labels(endpoint.name).inc(batch.items)
         return Reply(202, {"accepted": batch.items, "records": len(batch.records)})
 
+    def _admit(self) -> None:
+        """503 + Retry-After while admission control sheds: the sender retries, nothing is lost."""
+        backlog = self.admission.verdict() if self.admission is not None else None
+        if backlog is not None and backlog.shed:
+            raise Refusal(503, "backlog", {"message": "; ".join(backlog.reasons), "backlog": backlog.as_dict()},
+                          {"Retry-After": str(backlog.retry_after)})
+
+    async def _backlog_state(self) -> ReadyState:
+        backlog = self.admission.verdict() if self.admission is not None else None
+        if backlog is None:
+            return ReadyState(True, {})
+        detail = {"backlog": backlog.as_dict()}
+        return ReadyState(not backlog.shed, detail, tuple(f"shedding alert ingest: {r}" for r in backlog.reasons))
+
     def health(self) -> Reply:
         """/healthz: the process serves HTTP."""
         return _counted("healthz", Reply(200, {"status": "ok"}))
 
     async def ready(self) -> Reply:
-        """/readyz: 200 when the broker answers and every pipeline topic exists, else 503."""
-        state = await self.readiness.state()
-        body = {"ready": state.ready, **state.detail}
-        headers = {} if state.ready else {"Retry-After": str(RETRY_AFTER_S)}
-        return _counted("readyz", Reply(200 if state.ready else 503, body, headers))
+        """/readyz: 200 when every check passes (broker reachable, topics there, not shedding), else 503 with
+        the reasons."""
+        states = [await check() for check in self.checks]
+        ready = all(s.ready for s in states)
+        body: dict[str, Any] = {"ready": ready, "reasons": [r for s in states for r in s.reasons]}
+        for state in states:
+            body.update(state.detail)
+        headers = {} if ready else {"Retry-After": str(RETRY_AFTER_S)}
+        return _counted("readyz", Reply(200 if ready else 503, body, headers))
 
 
 def _counted(endpoint: str, reply: Reply) -> Reply:
@@ -497,7 +554,11 @@ def install_ingest(app: App, settings: Settings, sender: RawSender | None = None
         kafka = KafkaSender(settings)
         app.add_dependency(kafka)  # started before the web server, stopped after it
         sender = kafka
-    ingest = Ingest(settings, sender)
+    probe: BacklogProbe | None = None
+    if BacklogProbe.wanted(settings):
+        probe = BacklogProbe(settings)
+        app.add_dependency(probe)
+    ingest = Ingest(settings, sender, admission=probe)
     for endpoint in ENDPOINTS:
         app.page(endpoint.path, name=f"ingest_{endpoint.name}")(_post_view(ingest, endpoint))
     healthz, readyz = _probe_views(ingest)

@@ -9,6 +9,10 @@
     GET  /incidents/{incident_id}/sla     one incident's clock
     GET  /sla                             readiness, owned partitions, open clocks
 
+Who acts: with tokens configured (stream/auth.py) every POST here needs an operator token, and the actor
+recorded (`who`, `acked_by`) is that token's name; a body may leave `who` out, and one naming someone else is
+refused (400). Without tokens `who` in the body is required, as the only name there is.
+
 Answers: 200 with the resulting record or event; 400 `{"errors": [{"field", "reason"}]}` for a bad body; 404
 for an id this worker's partitions do not hold; 409 when the state refuses (approving a routed ticket, acking a
 resolved incident); 421 when the id's partition is owned by another worker (`GET /assignment` there tells);
@@ -41,6 +45,7 @@ from correlator.triage.lifecycle import (
     resolve,
 )
 from stream.app import App
+from stream.auth import actor_of
 from stream.docstore import DocStore, Outbound
 from stream.pipeline import Pipeline
 from stream.settings import Settings
@@ -81,12 +86,19 @@ def _problem(view: View, status: int, message: str, **extra: Any) -> Any:
 
 
 async def _body(request: Any, action: RequestAction, desk: Desk) -> ReviewRequest | list[FieldError]:
-    """The validated body, or what is wrong with it (field and reason)."""
+    """The validated body, or what is wrong with it (field and reason); `who` is the token's name when the
+    request carried one, never free text."""
     raw = await request.read()
     try:
         body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         return [FieldError("body", f"malformed JSON: {exc}")]
+    actor = actor_of(request)
+    if actor is not None and isinstance(body, dict):
+        named = body.get("who")
+        if named is not None and named != actor:
+            return [FieldError("who", f"the actor is the name of the token used ({actor!r}); leave who out")]
+        body = {**body, "who": actor}
     return parse_review(body, action, desk.config.taxonomy)
 
 

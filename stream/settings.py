@@ -8,6 +8,7 @@ names as `AIOPS_TOPICS__ALERTS_RAW`), then the TOML or YAML file named by `confi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -25,10 +26,44 @@ from pydantic_settings import (
 from correlator.config import parse_duration
 from correlator.stage2 import DEFAULT_GROUPING
 
-__all__ = ["ConfigFileError", "DEFAULT_RETENTION", "DEFAULT_TIER_SLA", "RECORD_OVERHEAD", "Duration", "Settings", "TopicNames", "parse_duration", "split_broker_urls"]
+__all__ = [
+    "ConfigFileError",
+    "DEFAULT_RETENTION",
+    "DEFAULT_TIER_SLA",
+    "RECORD_OVERHEAD",
+    "Duration",
+    "Settings",
+    "TopicNames",
+    "parse_duration",
+    "split_broker_urls",
+    "split_named_tokens",
+]
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 """Seconds as a float; accepts "10m", "30s", "4h" or a plain number of seconds."""
+
+
+def split_named_tokens(value: str) -> dict[str, str]:
+    """`alice=s3cret,bob=t0k` (commas or whitespace between pairs) to {"alice": "s3cret", "bob": "t0k"}.
+
+    A JSON object is accepted too. A pair without `=` is refused with its position, never guessed at: a token
+    taken for a name would be written into the logs as an actor.
+    """
+    text = value.strip()
+    if text.startswith("{"):
+        loaded = json.loads(text)
+        if not isinstance(loaded, dict):
+            raise ValueError("expected name=token pairs or a JSON object")
+        return {str(k): str(v) for k, v in loaded.items()}
+    pairs: dict[str, str] = {}
+    for i, part in enumerate(p for p in re.split(r"[,\s]+", text) if p):
+        name, sep, token = part.partition("=")
+        if not sep or not name or not token:
+            raise ValueError(f"pair {i + 1}: expected name=token")
+        if name in pairs:
+            raise ValueError(f"pair {i + 1}: the name {name!r} is given twice")
+        pairs[name] = token
+    return pairs
 
 
 def split_broker_urls(value: Any) -> tuple[str, ...]:
@@ -86,8 +121,9 @@ DEFAULT_TIER_SLA: dict[str, float] = {"L1": 240 * 60.0, "L2": 60 * 60.0, "L3": 1
 class Settings(BaseSettings):
     """Configuration of a worker, the embedded broker and the correlation engine."""
 
+    # hide_input_in_errors: a refused setting must not print what was given, which may be a token or password
     model_config = SettingsConfigDict(
-        env_prefix="AIOPS_", env_nested_delimiter="__", frozen=True, extra="forbid"
+        env_prefix="AIOPS_", env_nested_delimiter="__", frozen=True, extra="forbid", hide_input_in_errors=True
     )
 
     config_file: Path | None = Field(
@@ -201,7 +237,28 @@ class Settings(BaseSettings):
         "notification is lost. Sized with the sample's max_alerts (1000 alerts of up to 4 KiB, deploy/alertmanager/); "
         "one body is one record, so the raw topics get max.message.bytes to match")
     ingest_token: SecretStr | None = Field(
-        default=None, description="bearer token every POST /ingest/* must carry; unset or empty: no check")
+        default=None, description="one bearer token for POST /ingest/*, kept for existing deployments: the same "
+        'as ingest_tokens="ingest=<token>"; unset or empty: none')
+    ingest_tokens: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict, description='bearer tokens for POST /ingest/* as name=token pairs, e.g. '
+        '"alertmanager=s3cret,zabbix=..."; what a monitoring system holds (see stream/auth.py)')
+    operator_tokens: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict, description='bearer tokens of people (name=token pairs, "alice=...,bob=..."): every '
+        "state-changing route but ingest (review approve/override, ticket resolve, incident ack) and every read; "
+        "the name is recorded as the actor (acked_by, reviewer)")
+    reader_tokens: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict, description="bearer tokens (name=token pairs) that may read incidents, the review "
+        "queue and the other views, and change nothing (a console, a dashboard)")
+
+    # Admission control (correlator/backlog.py, stream/admission.py): the alert ingest sheds load with 503.
+    admission_backlog_records: int = Field(
+        default=20_000, ge=0, description="alert ingest answers 503 + Retry-After while the consumer group's "
+        "backlog on alerts.raw + alerts is above this many records (0: no limit)")
+    admission_backlog_seconds: Duration = Field(
+        default=60.0, description="... or while that backlog needs more than this long to drain at the rate the "
+        "group measurably drains it (or has not moved for this long); 0: no limit")
+    admission_interval: Duration = Field(
+        default=1.0, gt=0, description="how often the backlog is measured (two small requests to the broker)")
     ingest_linger: Duration = Field(
         default=0.005, description="the ingest producer waits this long for concurrent requests to share a batch")
     ingest_batch_bytes: PositiveInt = Field(
@@ -269,6 +326,33 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ingest_tokens", "operator_tokens", "reader_tokens", mode="before")
+    @classmethod
+    def _split_named_tokens(cls, value: Any) -> Any:
+        return split_named_tokens(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _tokens_are_distinct(self) -> Settings:
+        seen: dict[str, str] = {}
+        for role, tokens in self.role_tokens().items():
+            for name, token in tokens.items():
+                secret = token.get_secret_value()
+                if not name.strip() or not secret.strip():
+                    raise ValueError(f"{role} tokens: a name and a token are both required ({name!r})")
+                if secret in seen:
+                    # one secret, two identities: the actor and the role it acts in would be a guess
+                    raise ValueError(f"the same token is given for {seen[secret]} and {role} {name}")
+                seen[secret] = f"{role} {name}"
+        return self
+
+    def role_tokens(self) -> dict[str, dict[str, SecretStr]]:
+        """Every configured bearer token by role ("ingest", "operator", "reader") and name; the single
+        `ingest_token` of older deployments is the ingest token named "ingest"."""
+        ingest = dict(self.ingest_tokens)
+        if self.ingest_token is not None:
+            ingest.setdefault("ingest", self.ingest_token)
+        return {"ingest": ingest, "operator": dict(self.operator_tokens), "reader": dict(self.reader_tokens)}
 
     @field_validator("log_level", mode="before")
     @classmethod
