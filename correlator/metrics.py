@@ -44,6 +44,7 @@ __all__ = [
     "CORRELATION_EVENT_LATENCY",
     "INCIDENTS_OPEN_BY_SERVICE",
     "CONSUMER_LAG",
+    "BROKER_RECOVERIES",
     "OTHER_SERVICES",
     "NO_TIER",
     "disable",
@@ -141,6 +142,10 @@ CONSUMER_LAG = Gauge(
     "aiops_consumer_lag_records", "Records in a partition this worker consumes that its group has not committed "
     "yet (end offset - committed offset), by topic and partition", ["topic", "partition"])
 
+BROKER_RECOVERIES = Counter(
+    "aiops_broker_recoveries_total", "Steps of the worker's recovery from a broker that came back without its "
+    "topics (stream/recovery.py): topics_lost (once per loss), topics_created, rejoin", ["action"])
+
 OTHER_SERVICES = "other"
 """The `service` label value that collects every service beyond the top N."""
 NO_TIER = "none"
@@ -155,6 +160,8 @@ def _declare_known_series() -> None:
     """
     for kind in ("opened", "updated", "resolved", "expired"):
         INCIDENT_EVENTS.labels(kind)
+    for action in ("topics_lost", "topics_created", "rejoin"):
+        BROKER_RECOVERIES.labels(action)
     for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
         TICKETS_TRIAGED.labels(status, tier)
     severities = {"ticket": ("sev1", "sev2", "sev3"), "incident": ("critical", "warning", "info")}

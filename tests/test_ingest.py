@@ -218,8 +218,10 @@ def _handler(ingest: Ingest, endpoint: Any) -> Callable[[web.Request], Any]:
 
 
 def fake_ingest(**settings: Any) -> tuple[Ingest, FakeSender]:
-    sender = FakeSender()
-    return Ingest(Settings(ingest_token=TOKEN, ingest_max_body_bytes=LIMIT, **settings), sender), sender
+    """An ingest on a fake broker that holds every topic (readiness gates the sends)."""
+    config = Settings(ingest_token=TOKEN, ingest_max_body_bytes=LIMIT, **settings)
+    sender = FakeSender(set(config.topic_plan()))
+    return Ingest(config, sender), sender
 
 
 async def _post(client: Client, path: str, data: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:

@@ -7,7 +7,7 @@ import sys
 
 from stream.settings import Settings
 
-__all__ = ["configure", "run", "configure_up", "run_up", "add_worker_flags", "settings_from"]
+__all__ = ["EMBEDDED_NOTE", "configure", "run", "configure_up", "run_up", "add_worker_flags", "settings_from"]
 
 
 def add_worker_flags(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +44,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+EMBEDDED_NOTE = (
+    "note: the embedded broker keeps every topic in memory: a broker restart loses the records on it (alerts not "
+    "yet correlated, incident events, dead letters, offsets). The worker recovers on its own (re-creates the "
+    "topics, resumes its agents, /readyz false meanwhile), but for durability run workers against a real Kafka: "
+    "aiops worker --broker kafka://h1:9092,h2:9092"
+)
+"""Printed by `aiops up` at start (see stream/recovery.py for what a broker restart loses)."""
+
+
 def configure_up(parser: argparse.ArgumentParser) -> None:
     """Flags of `aiops up`."""
     parser.add_argument("--broker-port", dest="broker_port", type=int, default=None,
@@ -58,6 +67,7 @@ def run_up(args: argparse.Namespace) -> int:
 
     broker = start_broker(port=args.broker_port)
     print(f"embedded broker (Tansu, memory storage) on {broker.url}, pid {broker.pid}", file=sys.stderr)
+    print(EMBEDDED_NOTE, file=sys.stderr)
     try:
         worker.run(settings_from(args, broker=broker.url))
     finally:
