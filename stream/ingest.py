@@ -9,14 +9,14 @@ Endpoints (added to Faust's web server by `install_ingest`, beside /metrics and 
 | `POST /ingest/alerts`      | generic alert JSON: object, array, NDJSON | `alerts.raw`, key `generic`, body         |
 | `POST /ingest/tickets`     | a `Ticket` object or an array of them     | `tickets.raw`, key ticket id, one a ticket|
 | `GET /healthz`             |                                           | 200 while the process serves HTTP         |
-| `GET /readyz`              |                                           | 200 when the broker answers, every pipeline topic exists and every added check (`Readiness.add_check`: the broker watch, the agents) passes; else 503 with the `reasons` |
+| `GET /readyz`              |                                           | 200 when every check of `Ingest.checks` passes (broker, topics, the broker watch of stream/recovery.py), else 503 with the `reasons` |
 
 A request is checked in this order, each refusal counted by reason in `aiops_ingest_refusals_total`:
 401 (a token is configured and the bearer token is missing or wrong; constant-time compare), 413 (the declared
 Content-Length, then the bytes actually read, above `ingest_max_body_bytes`), 400 (the body fails the same
 source adapter the normalize agent runs; the JSON answer names field, reason and category), 503 while
-/readyz is not ready (the same state, with its reasons: a 202 must mean the body can reach correlation, and a
-probe must never call ready a worker whose ingest refuses), then the send:
+/readyz is not ready (the same checks, with their reasons: a 202 must mean the body can reach correlation, and
+a probe must never call ready a worker whose ingest refuses), then the send:
 202 only once the broker acknowledged the record (acks=all), 503 with Retry-After when it did not within
 `ingest_send_timeout` or the broker is unreachable (Alertmanager and the Zabbix script retry on 5xx). Every
 answer is counted by status code in `aiops_ingest_requests_total`; a client that hangs up while its body is
@@ -39,7 +39,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -338,15 +338,15 @@ async def _send_acked(producer: AIOKafkaProducer, topic: str, key: bytes, value:
 
 @dataclass(frozen=True)
 class ReadyState:
-    """The outcome of one readiness check; `detail["reasons"]` says why it is not ready (empty when ready)."""
+    """The outcome of one readiness check: ready or not, why not (one line per reason), and the figures."""
 
     ready: bool
     detail: Mapping[str, Any]
+    reasons: tuple[str, ...] = ()
 
 
-ReadyCheck = Callable[[], Sequence[str]]
-"""A further readiness condition: returns the reasons the worker is not ready (empty when it is); cheap and
-synchronous, since it runs on every probe and every ingest request."""
+ReadyCheck = Callable[[], Awaitable[ReadyState]]
+"""One part of /readyz; `Ingest.checks` holds them all and /readyz is ready when every one is."""
 
 
 class Readiness:
@@ -357,7 +357,6 @@ class Readiness:
 
     def __init__(self, sender: RawSender, topics: Sequence[str], *, ttl_s: float = READY_CACHE_S,
                  timeout_s: float = READY_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self._checks: list[ReadyCheck] = []
         self._sender = sender
         self._topics = sorted(topics)
         self._ttl_s = ttl_s
@@ -373,32 +372,24 @@ class Readiness:
             return self._state
         return None
 
-    def add_check(self, check: ReadyCheck) -> None:
-        """Add a condition to readiness (and so to the ingest's gate): its reasons join the broker check's."""
-        self._checks.append(check)
-
     async def state(self) -> ReadyState:
-        """The broker check (cached; a fresh one when older than `ttl_s`, one at a time) with the added checks."""
+        """The cached state, or a fresh check when it is older than `ttl_s` (one check at a time)."""
         cached = self._cached()
-        if cached is None:
-            async with self._lock:
-                cached = self._cached()
-                if cached is None:
-                    cached = self._state = await self._check()
-                    self._at = self._clock()
-        return self._with_checks(cached)
-
-    def _with_checks(self, broker: ReadyState) -> ReadyState:
-        # dict: in order, once (the broker watch may see the same outage as the broker check)
-        reasons = list(dict.fromkeys([*broker.detail.get("reasons", ()), *(r for c in self._checks for r in c())]))
-        return ReadyState(not reasons, {**broker.detail, "reasons": reasons})
+        if cached is not None:
+            return cached
+        async with self._lock:
+            cached = self._cached()
+            if cached is None:
+                cached = self._state = await self._check()
+                self._at = self._clock()
+        return cached
 
     def send_failed(self, reason: str) -> None:
         """An ingest send just failed: not ready until the next broker check, `ttl_s` from now.
 
         So that /readyz never says ready while the ingest answers 503 (the probe and the gate read one state).
         """
-        self._state = ReadyState(False, {"broker": "send_failed", "reasons": [f"ingest send failed: {reason}"]})
+        self._state = ReadyState(False, {"broker": "send_failed"}, (f"ingest send failed: {reason}",))
         self._at = self._clock()
 
     async def _check(self) -> ReadyState:
@@ -406,11 +397,10 @@ class Readiness:
         try:
             known = await asyncio.wait_for(self._sender.topics(), self._timeout_s)
         except Exception as exc:  # a probe answers 503, it never fails with 500
-            return ReadyState(False, {"broker": "unreachable", "error": repr(exc),
-                                      "reasons": [f"broker unreachable: {exc!r}"]})
+            return ReadyState(False, {"broker": "unreachable", "error": repr(exc)}, ("broker unreachable",))
         missing = [t for t in self._topics if t not in known]
-        reasons = [f"topics missing on the broker: {', '.join(missing)}"] if missing else []
-        return ReadyState(not missing, {"broker": "reachable", "missing_topics": missing, "reasons": reasons})
+        reasons = (f"missing topics: {', '.join(missing)}",) if missing else ()
+        return ReadyState(not missing, {"broker": "reachable", "missing_topics": missing}, reasons)
 
 
 # ---------------------------------------------------------------- the request path
@@ -426,6 +416,8 @@ class Ingest:
         self._topics = {"alerts_raw": settings.topics.alerts_raw, "tickets_raw": settings.topics.tickets_raw}
         self.sender = sender
         self.readiness = readiness or Readiness(sender, list(settings.topic_plan()))
+        self.checks: list[ReadyCheck] = [self.readiness.state]
+        """The parts of /readyz, in order; others append theirs (the broker watch, stream/recovery.py)."""
 
     async def handle(self, endpoint: Endpoint, request: aioweb.Request) -> Reply:
         """The answer to one POST, counted by status code, and by reason when refused."""
@@ -466,28 +458,40 @@ class Ingest:
         metrics.INGEST_ITEMS.labels(endpoint.name).inc(batch.items)
         return Reply(202, {"accepted": batch.items, "records": len(batch.records)})
 
+    async def _states(self) -> list[ReadyState]:
+        return [await check() for check in self.checks]
+
     async def _gate(self) -> None:
         """503 while /readyz is not ready: after validation, so a bad body still gets its 400 at once.
 
         A broker back without its topics acknowledges records for them all the same (Tansu does), and an
         agent group that has not resumed reads nothing: a 202 then would be a promise nobody keeps.
         """
-        state = await self.readiness.state()
-        if not state.ready:
-            unreachable = state.detail.get("broker") in ("unreachable", "send_failed")
-            raise unavailable("broker_unavailable" if unreachable else "not_ready",
-                              "; ".join(state.detail.get("reasons", ())) or "not ready")
+        states = await self._states()
+        if not all(s.ready for s in states):
+            unreachable = any(s.detail.get("broker") in ("unreachable", "send_failed") for s in states)
+            reasons = _reasons(states)
+            raise unavailable("broker_unavailable" if unreachable else "not_ready", "; ".join(reasons) or "not ready")
 
     def health(self) -> Reply:
         """/healthz: the process serves HTTP."""
         return _counted("healthz", Reply(200, {"status": "ok"}))
 
     async def ready(self) -> Reply:
-        """/readyz: 200 when the broker answers, every pipeline topic exists and every added check passes."""
-        state = await self.readiness.state()
-        body = {"ready": state.ready, **state.detail}
-        headers = {} if state.ready else {"Retry-After": str(RETRY_AFTER_S)}
-        return _counted("readyz", Reply(200 if state.ready else 503, body, headers))
+        """/readyz: 200 when every check passes (broker reachable, topics there, the broker watch), else 503 with
+        the reasons."""
+        states = await self._states()
+        ready = all(s.ready for s in states)
+        body: dict[str, Any] = {"ready": ready, "reasons": _reasons(states)}
+        for state in states:
+            body.update(state.detail)
+        headers = {} if ready else {"Retry-After": str(RETRY_AFTER_S)}
+        return _counted("readyz", Reply(200 if ready else 503, body, headers))
+
+
+def _reasons(states: Sequence[ReadyState]) -> list[str]:
+    # in order, once: the broker check and the broker watch may both see one outage
+    return list(dict.fromkeys(r for s in states for r in s.reasons))
 
 
 def _counted(endpoint: str, reply: Reply) -> Reply:

@@ -45,7 +45,7 @@ from correlator import metrics
 from stream.app import App
 from stream.broker import create_topics
 from stream.consumer import request_rejoin
-from stream.ingest import Readiness
+from stream.ingest import Ingest, ReadyState
 from stream.security import client_options
 from stream.settings import Settings
 
@@ -117,7 +117,7 @@ class Recovery:
 
     def _step(self, probe: Probe, rebalances: int, rebalancing: bool, now: float) -> Step:
         if not probe.reachable:
-            return Step(reasons=(f"broker unreachable: {probe.error}",))
+            return Step(reasons=("broker unreachable",))  # the words of the ingest's broker check: shown once
         missing = tuple(t for t in self.wanted if t not in probe.topics)
         if missing and not self.complete:  # starting: Faust declares its internal topics as its tables start
             return Step(create=missing if self.recreate else (),
@@ -162,7 +162,7 @@ class Recovery:
         return waiting
 
     def check(self) -> list[str]:
-        """The reasons of the last step: a `Readiness` check."""
+        """The reasons of the last step (empty: ready)."""
         return list(self.reasons)
 
 
@@ -193,9 +193,10 @@ class BrokerWatch(Service):
         self.recovery = Recovery(list(settings.topic_plan()), recreate=settings.recreate_topics, agents=agents)
         self._client: AIOKafkaClient | None = None
 
-    def check(self) -> list[str]:
-        """Why the broker side is not ready (a `Readiness` check)."""
-        return self.recovery.check()
+    async def check(self) -> ReadyState:
+        """The watch's part of /readyz (an `Ingest.checks` entry): the reasons of its last step."""
+        reasons = tuple(self.recovery.check())
+        return ReadyState(not reasons, {"broker_losses": self.recovery.losses}, reasons)
 
     async def on_stop(self) -> None:
         """Close the probe's client."""
@@ -258,11 +259,11 @@ class BrokerWatch(Service):
             metrics.BROKER_RECOVERIES.labels("topics_created").inc(len(created))
 
 
-def install_recovery(app: App, settings: Settings, readiness: Readiness, *, agents: bool,
+def install_recovery(app: App, settings: Settings, ingest: Ingest, *, agents: bool,
                      on_loss: Sequence[LossHook] = ()) -> BrokerWatch:
     """Run a `BrokerWatch` with the app and make its reasons part of `/readyz` (and so of the ingest's gate)."""
     watch = BrokerWatch(app, settings, agents=agents, on_loss=on_loss)
     app.add_dependency(watch)
-    readiness.add_check(watch.check)
+    ingest.checks.append(watch.check)
     return watch
 

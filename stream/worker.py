@@ -30,7 +30,7 @@ def build_ingest_app(settings: Settings) -> App:
     """
     app = make_app(settings)
     ingest = install_ingest(app, settings)
-    install_recovery(app, settings, ingest.readiness, agents=False)
+    install_recovery(app, settings, ingest, agents=False)
     install_metrics(app)
     return app
 
@@ -45,7 +45,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     ingest = install_ingest(app, settings)
     install_tickets(app, settings, pipe)  # triage and SLA agents, SLA timer, review API
     # last: the broker watch lists the topics of every table and agent installed above
-    install_recovery(app, settings, ingest.readiness, agents=True, on_loss=[pipe.broker_lost])
+    install_recovery(app, settings, ingest, agents=True, on_loss=[pipe.broker_lost])
     return app, pipe
 
 

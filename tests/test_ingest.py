@@ -262,7 +262,7 @@ def test_missing_or_wrong_token_401(headers: dict[str, str]) -> None:
 
 
 def test_no_token_configured_needs_no_header() -> None:
-    sender = FakeSender()
+    sender = FakeSender(set(Settings().topic_plan()))
     ingest = Ingest(Settings(), sender)
     status, _, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", GENERIC_ONE, {}))
     assert status == 202
