@@ -59,6 +59,9 @@ REJOIN_RETRY_S = 15.0
 
 LossHook = Callable[[], None]
 
+STARTING = ("agents starting: no partition assignment finished yet",)
+REJOINING = ("agents rejoining their group after the broker lost its topics",)
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -133,10 +136,19 @@ class Recovery:
         if self.lost:
             return self._resume(rebalances, rebalancing, now)
         if self.agents and not self.started:
-            if rebalances == 0 or rebalancing:
-                return Step(reasons=("agents starting: no partition assignment finished yet",))
+            if not self._finished(rebalances, rebalancing):
+                return Step(reasons=STARTING)
             self.started = True
         return Step()
+
+    def _finished(self, rebalances: int, rebalancing: bool) -> bool:
+        """Whether the agents' start-up, or their resumption after a loss, is over: a rebalance (begun after the
+        rejoin request, for a resumption) has ended."""
+        if rebalancing:
+            return False
+        if self.lost:
+            return self.rejoin_from is not None and rebalances > self.rejoin_from
+        return rebalances > 0
 
     def _resume(self, rebalances: int, rebalancing: bool, now: float) -> Step:
         """Every topic is back: the agents resume with the first rebalance that ends after that.
@@ -148,12 +160,12 @@ class Recovery:
         if not self.agents:
             self.lost = False
             return Step()
-        waiting = Step(reasons=("agents rejoining their group after the broker lost its topics",))
+        waiting = Step(reasons=REJOINING)
         if self.rejoin_from is None:
             self.rejoin_at = now
             self.rejoin_from = rebalances - 1 if rebalancing else rebalances
             return waiting if rebalancing else replace(waiting, rejoin=True)
-        if rebalances > self.rejoin_from and not rebalancing:
+        if self._finished(rebalances, rebalancing):
             self.lost, self.rejoin_from, self.started = False, None, True
             return Step()
         if not rebalancing and now - self.rejoin_at > REJOIN_RETRY_S:  # the request started no rebalance
@@ -161,8 +173,12 @@ class Recovery:
             return replace(waiting, rejoin=True)
         return waiting
 
-    def check(self) -> list[str]:
-        """The reasons of the last step (empty: ready)."""
+    def check(self, rebalances: int, rebalancing: bool) -> list[str]:
+        """The reasons now (empty: ready): the last probe's, except that a start-up or resumption that a rebalance
+        finished since is over at once (a probe is up to an interval old; readiness must not lag the agents)."""
+        if self.reasons in (STARTING, REJOINING) and self._finished(rebalances, rebalancing):
+            self.lost, self.rejoin_from, self.started = False, None, True
+            self.reasons = ()
         return list(self.reasons)
 
 
@@ -195,8 +211,12 @@ class BrokerWatch(Service):
 
     async def check(self) -> ReadyState:
         """The watch's part of /readyz (an `Ingest.checks` entry): the reasons of its last step."""
-        reasons = tuple(self.recovery.check())
+        reasons = tuple(self.recovery.check(*self._rebalances()))
         return ReadyState(not reasons, {"broker_losses": self.recovery.losses}, reasons)
+
+    def _rebalances(self) -> tuple[int, bool]:
+        """Faust's rebalance count (it counts each one as it begins) and whether one is under way."""
+        return int(getattr(self.app, "rebalancing_count", 0)), bool(getattr(self.app, "rebalancing", False))
 
     async def on_stop(self) -> None:
         """Close the probe's client."""
@@ -218,8 +238,7 @@ class BrokerWatch(Service):
         specs = topic_specs(self.app, self.settings)
         self.recovery.wanted = sorted(specs)  # tables declare their changelogs as they start
         probe = await self._probe()
-        step = self.recovery.observe(probe, int(getattr(self.app, "rebalancing_count", 0)),
-                                     bool(getattr(self.app, "rebalancing", False)), time.monotonic())
+        step = self.recovery.observe(probe, *self._rebalances(), time.monotonic())
         if step.lost:
             log.warning("%s", step.reasons[0])
             metrics.BROKER_RECOVERIES.labels("topics_lost").inc()

@@ -43,11 +43,13 @@ def started(agents: bool = True, recreate: bool = True) -> Recovery:
 
 def test_start_creates_missing_topics_without_calling_it_a_loss() -> None:
     rule = Recovery(WANTED, recreate=True, agents=True)
-    assert rule.check() == ["no broker check yet"]
+    assert rule.check(0, False) == ["no broker check yet"]
     step = rule.observe(Probe(True, frozenset({"a"})), 0, False, 0.0)
     assert (step.create, step.lost, step.rejoin) == (("b", "c"), False, False)
     step = rule.observe(ALL, 0, True, 1.0)
     assert step.reasons == ("agents starting: no partition assignment finished yet",)
+    assert rule.check(1, True) == list(step.reasons)
+    assert rule.check(1, False) == []  # the rebalance ended since the probe: ready at once, not a probe later
     assert rule.observe(ALL, 1, False, 2.0).reasons == ()
     assert rule.observe(ALL, 2, True, 3.0).reasons == ()  # an ordinary rebalance later is no reason
 
@@ -70,7 +72,9 @@ def test_lost_topics_are_recreated_once_then_the_agents_rejoin_and_resume() -> N
     assert back.rejoin and back.reasons == ("agents rejoining their group after the broker lost its topics",)
     assert not rule.observe(ALL, 2, True, 13.0).rejoin  # the rejoin's rebalance is under way
     assert rule.observe(ALL, 2, True, 14.0).reasons
-    assert rule.observe(ALL, 2, False, 15.0).reasons == ()  # it finished: resumed
+    assert rule.check(2, True) != []
+    assert rule.check(2, False) == []  # it finished: resumed, seen live
+    assert rule.observe(ALL, 2, False, 15.0).reasons == ()
     assert rule.losses == 1
 
 
