@@ -215,6 +215,7 @@ def test_embedded_broker_restart_under_a_live_worker(tmp_path: Path) -> None:
     dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_SEND_TIMEOUT": "1"})
     dep.create_topics()
     worker = dep.start_worker()
+    workers = [worker]
     try:
         worker.wait_web()
         wait_ready(worker)
@@ -259,8 +260,29 @@ def test_embedded_broker_restart_under_a_live_worker(tmp_path: Path) -> None:
         assert {e["key"] for e in events} >= {"web/DiskFull", "db/DiskFull"}  # published on the new broker
         assert worker.metric("aiops_broker_recoveries_total", action="topics_lost") == 1
         print(f"ready again {recovered_s:.1f} s after the broker restart")
-    finally:
+
+        # A worker restart on the recovered broker: while it starts, /readyz and the ingest agree at every
+        # probe (never ready and 503), and it restores the state the first worker rewrote to the new changelog.
         worker.stop()
+        workers.append(worker := dep.start_worker("w2"))
+        worker.wait_web()
+        answers: list[tuple[int, int]] = []
+
+        def agree() -> bool:
+            ready = request(worker.web_port, "GET", "/readyz")[0]
+            posted = request(worker.web_port, "POST", "/ingest/alerts", _alert("db", 100 + len(answers)))[0]
+            answers.append((ready, posted))
+            assert (ready, posted) != (200, 503), answers  # readiness only turns true while starting
+            return ready == 200 and posted == 202
+
+        _wait_for("the restarted worker ready", agree, worker, timeout=60)
+        accepted = sum(p == 202 for _, p in answers)
+        assert all(p in (202, 503) for _, p in answers), answers
+        _wait_for(f"db at {6 + accepted} alerts after the worker restart",
+                  lambda: _incidents(worker).get("db/DiskFull") == 6 + accepted, worker)
+    finally:
+        for w in workers:
+            w.stop()
         for b in brokers:
             b.stop()
 
