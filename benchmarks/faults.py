@@ -21,7 +21,7 @@ counts what it did to the pipeline; the whole prints one table and writes it int
   of each half, so growth that does not stop shows; the bound is stated beside it.
 
     .venv/bin/python benchmarks/faults.py              # overload 300 s (and its drain)
-    .venv/bin/python benchmarks/faults.py --quick      # overload 15 s, smaller waves: proves it works
+    .venv/bin/python benchmarks/faults.py --quick      # overload 5 s, smaller waves: proves it works
     .venv/bin/python benchmarks/faults.py --json       # the report as one JSON object
 
 It measures whatever the code does: where a defence is missing (admission control, dead-lettering of huge
@@ -634,8 +634,8 @@ def markdown(rep: dict[str, Any], command: str) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Flags; `--quick` scales every part down."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="overload 15 s and small waves")
-    p.add_argument("--duration", type=float, default=None, help="overload seconds (default 300, quick 15)")
+    p.add_argument("--quick", action="store_true", help="overload 5 s and small waves (a few minutes in all)")
+    p.add_argument("--duration", type=float, default=None, help="overload seconds (default 300, quick 5)")
     p.add_argument("--factor", type=float, default=5.0, help="overload as a multiple of the fold rate")
     p.add_argument("--rss-cap-mb", type=float, default=4000.0, help="stop the overload when the worker or the "
                    "broker passes this resident size, rather than let the machine run out of memory")
@@ -643,12 +643,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     args = p.parse_args(argv)
     quick = args.quick
-    args.duration = args.duration if args.duration is not None else (15.0 if quick else 300.0)
+    args.duration = args.duration if args.duration is not None else (5.0 if quick else 300.0)
     args.wave_bodies = 30 if quick else 150
     args.wave_alerts = 20 if quick else 50
     args.overload_alerts = 200
     args.calibration_bodies = 400 if quick else 1500
-    args.settle = 30.0 if quick else 60.0
+    args.settle = 15.0 if quick else 60.0
     args.drain_quiet = 30.0 if quick else 60.0
     args.drain_timeout = 300.0 if quick else 3600.0
     return args
