@@ -60,6 +60,7 @@ __all__ = [
     "CORRELATION_EVENT_LATENCY",
     "INCIDENTS_OPEN_BY_SERVICE",
     "CONSUMER_LAG",
+    "BROKER_RECOVERIES",
     "OTHER_SERVICES",
     "NO_TIER",
     "disable",
@@ -182,6 +183,9 @@ CONSUMER_LAG = Gauge(
 
 BUILD_INFO = Info("aiops_build", "The running correlator's version and Python, always 1 (join on instance)")
 BUILD_INFO.info({"version": version(), "python": platform.python_version()})
+BROKER_RECOVERIES = Counter(
+    "aiops_broker_recoveries_total", "Steps of the worker's recovery from a broker that came back without its "
+    "topics (stream/recovery.py): topics_lost (once per loss), topics_created, rejoin", ["action"])
 
 OTHER_SERVICES = "other"
 """The `service` label value that collects every service beyond the top N."""
@@ -201,6 +205,8 @@ def _declare_known_series() -> None:
         for reason in ("future", "too_old"):
             if source != "engine" or reason == "future":
                 ALERT_TIME_ADJUSTED.labels(source, reason)
+    for action in ("topics_lost", "topics_created", "rejoin"):
+        BROKER_RECOVERIES.labels(action)
     for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
         TICKETS_TRIAGED.labels(status, tier)
     for agent in ("normalize", "correlate", "triage", "incident_sla", "stage2_group"):

@@ -34,6 +34,7 @@ __all__ = [
     "fetch_max_wait_ms",
     "leave_group",
     "register_transport",
+    "request_rejoin",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,16 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             return None
         return coordinator.group_id, coordinator.member_id
 
+    async def request_rejoin(self) -> None:
+        """Make the consumer rejoin its group, in the consumer's own thread (aiokafka is not thread-safe)."""
+        await self.call_thread(self._request_rejoin)
+
+    async def _request_rejoin(self) -> None:
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is None:  # not started, or no group: nothing to rejoin
+            raise RuntimeError("the consumer has no group coordinator")
+        coordinator.request_rejoin()
+
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         return _set_fetch_max_wait(consumer, fetch_max_wait_ms(self.app.conf))
@@ -116,6 +127,18 @@ async def leave_group(bootstrap: str | list[str], group_id: str, member_id: str)
     ok: bool = response.error_code == 0
     log.info("LeaveGroup %s for %s (generation 0): error code %d", group_id, member_id, response.error_code)
     return ok
+
+
+async def request_rejoin(consumer: Any) -> None:
+    """Ask a Faust consumer of this transport for a full rebalance: every partition revoked, then assigned.
+
+    That is what resets Faust's per-partition read, acked and committed offsets and seeks to the group's
+    committed offsets (none on a broker that lost them: the topic's start), after a broker lost its topics.
+    """
+    thread = getattr(consumer, "_thread", None)
+    if not isinstance(thread, ConsumerThread):
+        raise RuntimeError(f"{type(consumer).__name__} does not run stream.consumer.ConsumerThread")
+    await thread.request_rejoin()
 
 
 class Consumer(faust_aiokafka.Consumer):

@@ -12,7 +12,7 @@ Endpoints (added to Faust's web server by `install_ingest`, beside /metrics and 
 | `GET /readyz`              |                                           | 200 when every check passes, else 503 + reasons |
 
 /readyz runs `Ingest.checks` in order (the broker answers and every pipeline topic exists; the alert ingest is
-not shedding) and answers `{"ready", "reasons": [...], ...figures}`; a part added later appends its check.
+not shedding; the broker watch of stream/recovery.py) and answers `{"ready", "reasons": [...], ...figures}`; a part added later appends its check.
 
 A request is checked in this order, each refusal counted by reason in `aiops_ingest_refusals_total`:
 401/403 (tokens are configured and the bearer token is missing, unknown, or not an ingest token: see
@@ -20,8 +20,9 @@ A request is checked in this order, each refusal counted by reason in `aiops_ing
 (`stream/admission.py`; tickets do not feed correlation and are never shed), 415 (a Content-Encoding other than
 identity, gzip or deflate), 413 (the declared Content-Length, then the bytes actually read, decompressed, above
 `ingest_max_body_bytes`), 400 `bad_encoding` (a gzip/deflate body that does not decompress), 400 (the body
-fails the same source adapter the normalize agent runs; the JSON answer names field, reason and category), then
-the send: 202 only once the broker acknowledged the record (acks=all), 503 with Retry-After when it did not
+fails the same source adapter the normalize agent runs; the JSON answer names field, reason and category), 503
+while /readyz is not ready for a reason other than shedding (a 202 must mean the body can reach correlation,
+and a probe must never call ready a worker whose ingest refuses), then the send: 202 only once the broker acknowledged the record (acks=all), 503 with Retry-After when it did not
 within `ingest_send_timeout` or the broker is unreachable (Alertmanager and the Zabbix script retry on 5xx).
 A valid body holding no alerts or tickets (`[]`, a webhook with an empty `alerts` list) is answered 202 with
 `accepted: 0` and written nowhere. Every answer is counted by status code in `aiops_ingest_requests_total`; a
@@ -76,6 +77,7 @@ __all__ = [
     "KafkaSender",
     "RawSender",
     "Readiness",
+    "ReadyCheck",
     "ReadyState",
     "Refusal",
     "Reply",
@@ -399,6 +401,14 @@ class Readiness:
                 self._at = self._clock()
         return cached
 
+    def send_failed(self, reason: str) -> None:
+        """An ingest send just failed: not ready until the next broker check, `ttl_s` from now.
+
+        So that /readyz never says ready while the ingest answers 503 (the probe and the gate read one state).
+        """
+        self._state = ReadyState(False, {"broker": "send_failed"}, (f"ingest send failed: {reason}",))
+        self._at = self._clock()
+
     async def _check(self) -> ReadyState:
         self.checks += 1
         try:
@@ -432,7 +442,7 @@ class Ingest:
         self.readiness = readiness or Readiness(sender, list(settings.topic_plan()))
         self.admission = admission
         self.checks: list[ReadyCheck] = [self.readiness.state, self._backlog_state]
-        """The parts of /readyz, in order; others append theirs."""
+        """The parts of /readyz, in order; others append theirs (the broker watch, stream/recovery.py)."""
 
     async def handle(self, endpoint: Endpoint, request: aioweb.Request) -> Reply:
         """The answer to one POST, counted by status code, and by reason when refused."""
@@ -463,11 +473,17 @@ class Ingest:
         check_encoding(request.headers.get("Content-Encoding"))
         body = await read_body(request, self._max_body)
         batch = endpoint.validate(body)
+        await self._gate()
         topic = self._topics[endpoint.topic_field]
-        if len(batch.records) == 1:
-            await self.sender.send(topic, *batch.records[0])
-        else:  # every ticket acked, or 503 and the sender retries them all (triage is keyed by ticket id)
-            await asyncio.gather(*(self.sender.send(topic, key, value) for key, value in batch.records))
+        try:
+            if len(batch.records) == 1:
+                await self.sender.send(topic, *batch.records[0])
+            else:  # every ticket acked, or 503 and the sender retries them all (triage is keyed by ticket id)
+                await asyncio.gather(*(self.sender.send(topic, key, value) for key, value in batch.records))
+        except Refusal as refusal:
+            if refusal.status == 503:
+                self.readiness.send_failed(refusal.reason)
+            raise
         metrics.INGEST_ITEMS.labels(endpoint.name).inc(batch.items)
         return Reply(202, {"accepted": batch.items, "records": len(batch.records)})
 
@@ -485,20 +501,41 @@ class Ingest:
         detail = {"backlog": backlog.as_dict()}
         return ReadyState(not backlog.shed, detail, tuple(f"shedding alert ingest: {r}" for r in backlog.reasons))
 
+    async def _states(self, *, gate: bool = False) -> list[ReadyState]:
+        # The ingest gate leaves shedding to `_admit`: only alert endpoints shed, tickets never do.
+        return [await check() for check in self.checks if not (gate and check == self._backlog_state)]
+
+    async def _gate(self) -> None:
+        """503 while /readyz is not ready: after validation, so a bad body still gets its 400 at once.
+
+        A broker back without its topics acknowledges records for them all the same (Tansu does), and an
+        agent group that has not resumed reads nothing: a 202 then would be a promise nobody keeps.
+        """
+        states = await self._states(gate=True)
+        if not all(s.ready for s in states):
+            unreachable = any(s.detail.get("broker") in ("unreachable", "send_failed") for s in states)
+            reasons = _reasons(states)
+            raise unavailable("broker_unavailable" if unreachable else "not_ready", "; ".join(reasons) or "not ready")
+
     def health(self) -> Reply:
         """/healthz: the process serves HTTP."""
         return _counted("healthz", Reply(200, {"status": "ok"}))
 
     async def ready(self) -> Reply:
-        """/readyz: 200 when every check passes (broker reachable, topics there, not shedding), else 503 with
-        the reasons."""
-        states = [await check() for check in self.checks]
+        """/readyz: 200 when every check passes (broker reachable, topics there, not shedding, the broker watch),
+        else 503 with the reasons."""
+        states = await self._states()
         ready = all(s.ready for s in states)
-        body: dict[str, Any] = {"ready": ready, "reasons": [r for s in states for r in s.reasons]}
+        body: dict[str, Any] = {"ready": ready, "reasons": _reasons(states)}
         for state in states:
             body.update(state.detail)
         headers = {} if ready else {"Retry-After": str(RETRY_AFTER_S)}
         return _counted("readyz", Reply(200 if ready else 503, body, headers))
+
+
+def _reasons(states: Sequence[ReadyState]) -> list[str]:
+    # in order, once: the broker check and the broker watch may both see one outage
+    return list(dict.fromkeys(r for s in states for r in s.reasons))
 
 
 def _counted(endpoint: str, reply: Reply) -> Reply:

@@ -94,6 +94,8 @@ class Pipeline:
     normalized: int = 0
     """Alerts this worker's normalize agent has parsed (shown by `/stats`, cheap to poll unlike /metrics)."""
     last_census: float = 0.0
+    sources_lost: set[int] = field(default_factory=set)
+    """Partitions whose engine must forget its `alerts.raw` offsets when next built (`broker_lost`)."""
     route: Route | None = None
     """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
     letters: DeadLetters | None = None
@@ -117,8 +119,22 @@ class Pipeline:
             engine = Correlator(self.config, store)
             engine.watermark = max(engine.watermark, store.watermark)
             self.engines[partition] = engine
+            if partition in self.sources_lost:
+                self._forget_sources(partition)
             log.info("correlation engine for partition %d: %d keys restored", partition, len(engine.store))
         return engine
+
+    def broker_lost(self) -> None:
+        """The broker lost its topics (stream/recovery.py): `alerts.raw` offsets start again at 0, so every engine,
+        held now or built later from the table's local data, forgets the old ones and rewrites its keys."""
+        self.sources_lost = set(range(self.alerts_partitions))
+        for partition in list(self.engines):
+            self._forget_sources(partition)
+
+    def _forget_sources(self, partition: int) -> None:
+        self._table_store(partition).forget_sources()
+        self._touched.add(partition)  # the next checkpoint writes every key and the progress to the new changelog
+        self.sources_lost.discard(partition)
 
     def partition_of(self, key: str) -> int:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""

@@ -267,6 +267,14 @@ class Settings(BaseSettings):
     ingest_send_timeout: Duration = Field(
         default=5.0, description="no broker ack within this long: 503 (the record's batch has expired by then)")
 
+    # Broker faults (stream/recovery.py): the watch behind /readyz that re-creates lost topics.
+    broker_check_interval: Duration = Field(
+        default=1.0, gt=0, description="how often the worker asks the broker for its topics: how soon a broker "
+        "outage, or a broker back without the topics (the embedded one keeps data in memory), is noticed")
+    recreate_topics: bool = Field(
+        default=True, description="re-create the topics this worker creates at start (the pipeline's and Faust's "
+        "changelogs) when the broker comes back without them; off where an operator owns topic creation")
+
     # Kafka security (stream/security.py): applied to the Faust app (broker_credentials), the ingest producer
     # and the topic admin. PLAINTEXT is the embedded broker's; a managed cluster is usually SASL_SSL.
     broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -123,6 +123,16 @@ class TableStore:
         if source is not None:
             self.progress[source[0]] = source[1]
 
+    def forget_sources(self) -> None:
+        """Forget every `alerts.raw` offset held (progress, each key's sources) and mark every key for the next
+        commit: after the broker lost its topics `alerts.raw` starts again at offset 0, so the old offsets would
+        make new segments look applied (and skip them), and the changelog that held the keys is gone."""
+        self.progress.clear()
+        self.key_sources_max.clear()
+        for key, state in self._live.items():
+            state.sources.clear()
+            self._dirty.add(key)
+
     @property
     def partition(self) -> int:
         """The table's (and so its changelog's) partition this store owns."""

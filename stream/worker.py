@@ -13,6 +13,7 @@ from correlator import metrics
 from stream.ingest import ENDPOINTS, install_ingest
 from stream.observe import install_observer
 from stream.pipeline import Pipeline, install
+from stream.recovery import install_recovery
 from stream.review import install as install_tickets
 from stream.runtime import tune_gc
 from stream.security import client_options
@@ -33,7 +34,8 @@ def build_ingest_app(settings: Settings) -> App:
     a webhook is answered by a process that has a core free, not by one busy correlating a backlog.
     """
     app = make_app(settings)
-    install_ingest(app, settings)
+    ingest = install_ingest(app, settings)
+    install_recovery(app, settings, ingest, agents=False)
     declare_too_large()
     install_metrics(app)
     return app
@@ -46,9 +48,11 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     install_views(pipe)
     install_observer(app, settings, pipe)  # periodic gauges: noise reduction, lag, open incidents by service
     install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
-    install_ingest(app, settings)
+    ingest = install_ingest(app, settings)
     declare_too_large()
     install_tickets(app, settings, pipe)  # triage and SLA agents, SLA timer, review API
+    # last: the broker watch lists the topics of every table and agent installed above
+    install_recovery(app, settings, ingest, agents=True, on_loss=[pipe.broker_lost])
     return app, pipe
 
 

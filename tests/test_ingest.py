@@ -225,8 +225,10 @@ def _handler(ingest: Ingest, endpoint: Any) -> Callable[[web.Request], Any]:
 
 
 def fake_ingest(**settings: Any) -> tuple[Ingest, FakeSender]:
-    sender = FakeSender()
-    return Ingest(Settings(ingest_token=TOKEN, ingest_max_body_bytes=LIMIT, **settings), sender), sender
+    """An ingest on a fake broker that holds every topic (readiness gates the sends)."""
+    config = Settings(ingest_token=TOKEN, ingest_max_body_bytes=LIMIT, **settings)
+    sender = FakeSender(set(config.topic_plan()))
+    return Ingest(config, sender), sender
 
 
 async def _post(client: Client, path: str, data: Any, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
@@ -267,7 +269,7 @@ def test_missing_or_wrong_token_401(headers: dict[str, str]) -> None:
 
 
 def test_no_token_configured_needs_no_header() -> None:
-    sender = FakeSender()
+    sender = FakeSender(set(Settings().topic_plan()))
     ingest = Ingest(Settings(), sender)
     status, _, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", GENERIC_ONE, {}))
     assert status == 202

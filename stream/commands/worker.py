@@ -9,7 +9,16 @@ from stream.flags import add_settings_flags, load_settings
 from stream.idle import TICK_S
 from stream.settings import Settings
 
-__all__ = ["LATENCY_SETTINGS", "configure", "run", "configure_up", "run_up", "add_worker_flags", "settings_from"]
+__all__ = [
+    "EMBEDDED_NOTE",
+    "LATENCY_SETTINGS",
+    "configure",
+    "run",
+    "configure_up",
+    "run_up",
+    "add_worker_flags",
+    "settings_from",
+]
 
 LATENCY_SETTINGS = ("idle_flush", "allowed_lateness")
 """Settings that trade how soon an incident shows against how much out-of-order input is absorbed."""
@@ -48,6 +57,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+EMBEDDED_NOTE = (
+    "note: the embedded broker keeps every topic in memory: a broker restart loses the records on it (alerts not "
+    "yet correlated, incident events, dead letters, offsets). The worker recovers on its own (re-creates the "
+    "topics, resumes its agents, /readyz false meanwhile), but for durability run workers against a real Kafka: "
+    "aiops worker --broker kafka://h1:9092,h2:9092"
+)
+"""Printed by `aiops up` at start (see stream/recovery.py for what a broker restart loses)."""
+
+
 def configure_up(parser: argparse.ArgumentParser) -> None:
     """Flags of `aiops up`."""
     parser.add_argument("--broker-port", dest="broker_port", type=int, default=None,
@@ -67,6 +85,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"aiops up: {exc}", file=sys.stderr)
         return 1
     print(f"embedded broker (Tansu, memory storage) on {broker.url}, pid {broker.pid}", file=sys.stderr)
+    print(EMBEDDED_NOTE, file=sys.stderr)
     try:
         worker.run(settings_from(args, broker=broker.url))
     finally:

@@ -1,0 +1,288 @@
+"""Broker faults: notice the broker going and coming back, re-create what it lost, resume the agents in process.
+
+What happens without this module, measured on the embedded Tansu 0.6.0 (memory storage) under a live worker
+(faust-streaming 0.15.3, aiokafka 0.14):
+
+- Broker down: every client retries on its own; the ingest's sends fail after `ingest_send_timeout` (503).
+- Broker back: it is empty (no topics, no committed offsets, no groups). aiokafka reconnects, the group
+  coordinator no longer knows the member and the consumer rejoins at once, on partitions of topics that no
+  longer exist; its commits then fail with UnknownTopicOrPartition for as long as the process lives, and
+  nothing re-creates the topics. Tansu still acknowledges produce requests for the missing topics, so the
+  ingest answered 202 for bodies that no agent would ever read.
+- Topics re-created by someone else: the agents resume only if a rebalance follows, because Faust drops
+  every record whose offset is below the last one it read on that partition (`Consumer._drain_messages`),
+  and a re-created topic starts again at offset 0; a rebalance (every partition revoked, then assigned)
+  resets those offsets and seeks to the group's committed offsets (none: the topic's start).
+
+So every `broker_check_interval` the `BrokerWatch` asks the broker for its topics and feeds what it saw to
+`Recovery`, the rule (pure: no I/O, the worker's rebalance count passed in): topics this process creates
+(the pipeline's, from `Settings.topic_plan`, and Faust's internal ones: changelogs, the assignor's leader
+topic) that are missing are re-created (`recreate_topics`), the `on_loss` hooks run (the pipeline forgets
+`alerts.raw` offsets, which start again at 0, and rewrites its state to the new changelog), then the
+consumer is asked to rejoin its group, and readiness stays false, with the reason, until a rebalance that
+began after that request has finished. `Recovery.reasons` is one of `/readyz`'s checks, so the ingest's
+gate answers 503 for as long (never a 202 for a body that cannot reach correlation).
+
+What a broker restart loses is whatever only the broker held: with the embedded broker, every record on
+every topic (raw alerts not yet correlated, incident events not yet read by a consumer, dead letters,
+committed offsets and the changelogs). The worker's in-memory state (open incidents, SLA clocks) survives
+and the correlation state is written again to the new changelog; a durable Kafka cluster loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiokafka.client import AIOKafkaClient
+from mode import Service
+
+from correlator import metrics
+from stream.app import App
+from stream.broker import create_topics
+from stream.consumer import request_rejoin
+from stream.ingest import Ingest, ReadyState
+from stream.security import client_options
+from stream.settings import Settings
+
+__all__ = ["BrokerWatch", "Probe", "Recovery", "Step", "TopicSpec", "install_recovery", "topic_specs"]
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 2.0
+REJOIN_RETRY_S = 15.0
+"""A requested rejoin that started no rebalance within this long is requested again."""
+
+LossHook = Callable[[], None]
+
+STARTING = ("agents starting: no partition assignment finished yet",)
+REJOINING = ("agents rejoining their group after the broker lost its topics",)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic this process creates: partitions and topic configs."""
+
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One look at the broker: whether it answered (and if not, why), and the topic names it holds."""
+
+    reachable: bool
+    topics: frozenset[str] = frozenset()
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What to do after a probe: topics to create, whether to ask the consumer to rejoin, whether the loss
+    hooks run now, and the reasons the worker is not ready (empty: ready)."""
+
+    create: tuple[str, ...] = ()
+    rejoin: bool = False
+    lost: bool = False
+    reasons: tuple[str, ...] = ()
+
+
+class Recovery:
+    """The recovery rule between probes (see the module docstring); pure, time and rebalance count passed in.
+
+    `agents` is False for `--role ingest`, which has no consumer to resume.
+    """
+
+    def __init__(self, wanted: Sequence[str], *, recreate: bool, agents: bool) -> None:
+        self.wanted = sorted(wanted)
+        self.recreate = recreate
+        self.agents = agents
+        self.lost = False
+        """Topics went missing since the agents last resumed."""
+        self.rejoin_from: int | None = None
+        """The rebalance count when the rejoin was requested: a later, finished rebalance is the resumption."""
+        self.rejoin_at = 0.0
+        self.started = False
+        self.complete = False
+        """A probe has seen every wanted topic: from then on a missing one was lost, not yet to be created."""
+        self.reasons: tuple[str, ...] = ("no broker check yet",)
+        self.losses = 0
+
+    def observe(self, probe: Probe, rebalances: int, rebalancing: bool, now: float) -> Step:
+        """The step after one probe, given Faust's rebalance count and whether a rebalance is under way."""
+        step = self._step(probe, rebalances, rebalancing, now)
+        self.reasons = step.reasons
+        return step
+
+    def _step(self, probe: Probe, rebalances: int, rebalancing: bool, now: float) -> Step:
+        if not probe.reachable:
+            return Step(reasons=("broker unreachable",))  # the words of the ingest's broker check: shown once
+        missing = tuple(t for t in self.wanted if t not in probe.topics)
+        if missing and not self.complete:  # starting: Faust declares its internal topics as its tables start
+            return Step(create=missing if self.recreate else (),
+                        reasons=(f"topics missing on the broker: {', '.join(missing)}",))
+        self.complete = True
+        if missing:
+            first = not self.lost
+            self.lost, self.rejoin_from = True, None
+            self.losses += first
+            action = "re-creating them" if self.recreate else "re-creation is off (recreate_topics): create them"
+            return Step(create=missing if self.recreate else (), lost=first,
+                        reasons=(f"broker lost {len(missing)} topics ({', '.join(missing)}); {action}",))
+        if self.lost:
+            return self._resume(rebalances, rebalancing, now)
+        if self.agents and not self.started:
+            if not self._finished(rebalances, rebalancing):
+                return Step(reasons=STARTING)
+            self.started = True
+        return Step()
+
+    def _finished(self, rebalances: int, rebalancing: bool) -> bool:
+        """Whether the agents' start-up, or their resumption after a loss, is over: a rebalance (begun after the
+        rejoin request, for a resumption) has ended."""
+        if rebalancing:
+            return False
+        if self.lost:
+            return self.rejoin_from is not None and rebalances > self.rejoin_from
+        return rebalances > 0
+
+    def _resume(self, rebalances: int, rebalancing: bool, now: float) -> Step:
+        """Every topic is back: the agents resume with the first rebalance that ends after that.
+
+        A rebalance already under way counts (it revoked every partition when it began, and an assignment
+        computed before the topics existed makes aiokafka rejoin again on the metadata change); asking for a
+        rejoin inside it would be lost, since aiokafka clears the request when the join completes.
+        """
+        if not self.agents:
+            self.lost = False
+            return Step()
+        waiting = Step(reasons=REJOINING)
+        if self.rejoin_from is None:
+            self.rejoin_at = now
+            self.rejoin_from = rebalances - 1 if rebalancing else rebalances
+            return waiting if rebalancing else replace(waiting, rejoin=True)
+        if self._finished(rebalances, rebalancing):
+            self.lost, self.rejoin_from, self.started = False, None, True
+            return Step()
+        if not rebalancing and now - self.rejoin_at > REJOIN_RETRY_S:  # the request started no rebalance
+            self.rejoin_at, self.rejoin_from = now, rebalances
+            return replace(waiting, rejoin=True)
+        return waiting
+
+    def check(self, rebalances: int, rebalancing: bool) -> list[str]:
+        """The reasons now (empty: ready): the last probe's, except that a start-up or resumption that a rebalance
+        finished since is over at once (a probe is up to an interval old; readiness must not lag the agents)."""
+        if self.reasons in (STARTING, REJOINING) and self._finished(rebalances, rebalancing):
+            self.lost, self.rejoin_from, self.started = False, None, True
+            self.reasons = ()
+        return list(self.reasons)
+
+
+def topic_specs(app: App, settings: Settings) -> dict[str, TopicSpec]:
+    """Every topic this process creates: the pipeline's (as `ensure_topics` does) and Faust's internal ones."""
+    specs = {name: TopicSpec(partitions) for name, partitions in settings.topic_plan().items()}
+    channels: list[Any] = [c for c in app.topics if getattr(c, "internal", False)]
+    channels += [table.changelog_topic for table in app.tables.values()]
+    for channel in channels:
+        config = {str(k): str(v) for k, v in (channel.config or {}).items()}
+        if channel.compacting:
+            config["cleanup.policy"] = "compact"
+        for name in channel.topics:
+            specs.setdefault(name, TopicSpec(channel.partitions or app.conf.topic_partitions, config))
+    return specs
+
+
+class BrokerWatch(Service):
+    """Probes the broker every `broker_check_interval` and carries out `Recovery`'s steps."""
+
+    def __init__(self, app: App, settings: Settings, *, agents: bool,
+                 on_loss: Sequence[LossHook] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.settings = settings
+        self.agents = agents
+        self.on_loss = list(on_loss)
+        self.recovery = Recovery(list(settings.topic_plan()), recreate=settings.recreate_topics, agents=agents)
+        self._client: AIOKafkaClient | None = None
+
+    async def check(self) -> ReadyState:
+        """The watch's part of /readyz (an `Ingest.checks` entry): the reasons of its last step."""
+        reasons = tuple(self.recovery.check(*self._rebalances()))
+        return ReadyState(not reasons, {"broker_losses": self.recovery.losses}, reasons)
+
+    def _rebalances(self) -> tuple[int, bool]:
+        """Faust's rebalance count (it counts each one as it begins) and whether one is under way."""
+        return int(getattr(self.app, "rebalancing_count", 0)), bool(getattr(self.app, "rebalancing", False))
+
+    async def on_stop(self) -> None:
+        """Close the probe's client."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    @Service.task
+    async def _watch(self) -> None:
+        while not self.should_stop:
+            try:
+                await self.check_once()
+            except Exception:  # the watch must outlive any one failed step; the next probe retries it
+                log.exception("broker watch step failed")
+            await self.sleep(self.settings.broker_check_interval)
+
+    async def check_once(self) -> Step:
+        """One probe and the step it calls for."""
+        specs = topic_specs(self.app, self.settings)
+        self.recovery.wanted = sorted(specs)  # tables declare their changelogs as they start
+        probe = await self._probe()
+        step = self.recovery.observe(probe, *self._rebalances(), time.monotonic())
+        if step.lost:
+            log.warning("%s", step.reasons[0])
+            metrics.BROKER_RECOVERIES.labels("topics_lost").inc()
+            for hook in self.on_loss:
+                hook()
+        if step.create:
+            await self._create({name: specs[name] for name in step.create})
+        if step.rejoin:
+            log.warning("asking the consumer to rejoin its group, so the agents resume on the re-created topics")
+            metrics.BROKER_RECOVERIES.labels("rejoin").inc()
+            await request_rejoin(self.app.consumer)
+        return step
+
+    async def _probe(self) -> Probe:
+        try:
+            if self._client is None:
+                client = AIOKafkaClient(bootstrap_servers=self.settings.bootstrap_servers,
+                                        request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
+                                        **client_options(self.settings))
+                try:
+                    await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_S)
+                except BaseException:
+                    await client.close()
+                    raise
+                self._client = client
+            cluster = await asyncio.wait_for(self._client.fetch_all_metadata(), PROBE_TIMEOUT_S)
+        except Exception as exc:  # unreachable is an answer, not a failure of the watch
+            return Probe(False, error=repr(exc))
+        return Probe(True, frozenset(cluster.topics()))
+
+    async def _create(self, specs: Mapping[str, TopicSpec]) -> None:
+        created = await create_topics(
+            self.settings.bootstrap_servers, {n: s.partitions for n, s in specs.items()},
+            configs={n: s.config for n, s in specs.items()}, client_options=client_options(self.settings))
+        if created:
+            log.warning("re-created topics %s", ", ".join(sorted(created)))
+            metrics.BROKER_RECOVERIES.labels("topics_created").inc(len(created))
+
+
+def install_recovery(app: App, settings: Settings, ingest: Ingest, *, agents: bool,
+                     on_loss: Sequence[LossHook] = ()) -> BrokerWatch:
+    """Run a `BrokerWatch` with the app and make its reasons part of `/readyz` (and so of the ingest's gate)."""
+    watch = BrokerWatch(app, settings, agents=agents, on_loss=on_loss)
+    app.add_dependency(watch)
+    ingest.checks.append(watch.check)
+    return watch
+

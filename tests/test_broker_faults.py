@@ -1,0 +1,296 @@
+"""Broker faults: the recovery rule, the state that forgets a lost broker's offsets, readiness as the ingest's
+gate, and the embedded broker restarted under a live worker (its own Tansu, stopped and started by pid)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from correlator.state import KeyState
+from stream.broker import start_broker
+from stream.commands.worker import EMBEDDED_NOTE
+from stream.ingest import Readiness, ReadyState
+from stream.recovery import REJOIN_RETRY_S, Probe, Recovery
+from stream.state import TableStore
+
+from .test_ingest import FakeSender, _post, am_body, fake_ingest, read_all, request, run_client, wait_ready
+from .workers import Deployment, WorkerProc
+
+WANTED = ["a", "b", "c"]
+ALL = Probe(True, frozenset(WANTED))
+NONE = Probe(True, frozenset())
+DOWN = Probe(False, error="ConnectionError('refused')")
+BROKER_DOWN = "broker unreachable"  # the same words as the ingest's broker check, so /readyz shows them once
+
+
+# ---------------------------------------------------------------- the recovery rule (pure)
+
+
+def started(agents: bool = True, recreate: bool = True) -> Recovery:
+    """A rule past start-up: every topic seen, one rebalance finished."""
+    rule = Recovery(WANTED, recreate=recreate, agents=agents)
+    assert rule.observe(ALL, 1, False, 0.0).reasons == ()
+    return rule
+
+
+def test_start_creates_missing_topics_without_calling_it_a_loss() -> None:
+    rule = Recovery(WANTED, recreate=True, agents=True)
+    assert rule.check(0, False) == ["no broker check yet"]
+    step = rule.observe(Probe(True, frozenset({"a"})), 0, False, 0.0)
+    assert (step.create, step.lost, step.rejoin) == (("b", "c"), False, False)
+    step = rule.observe(ALL, 0, True, 1.0)
+    assert step.reasons == ("agents starting: no partition assignment finished yet",)
+    assert rule.check(1, True) == list(step.reasons)
+    assert rule.check(1, False) == []  # the rebalance ended since the probe: ready at once, not a probe later
+    assert rule.observe(ALL, 1, False, 2.0).reasons == ()
+    assert rule.observe(ALL, 2, True, 3.0).reasons == ()  # an ordinary rebalance later is no reason
+
+
+def test_outage_is_a_reason_and_no_loss() -> None:
+    rule = started()
+    step = rule.observe(DOWN, 1, False, 5.0)
+    assert step.reasons == (BROKER_DOWN,) and not step.lost
+    assert rule.observe(ALL, 1, False, 6.0) == type(step)()  # a durable broker came back whole: nothing to do
+
+
+def test_lost_topics_are_recreated_once_then_the_agents_rejoin_and_resume() -> None:
+    rule = started()
+    first = rule.observe(NONE, 1, False, 10.0)
+    assert (first.create, first.lost, first.rejoin) == (tuple(WANTED), True, False)
+    assert "broker lost 3 topics (a, b, c); re-creating them" in first.reasons[0]
+    again = rule.observe(Probe(True, frozenset({"a"})), 1, False, 11.0)
+    assert (again.create, again.lost) == (("b", "c"), False)  # the hooks ran once per loss
+    back = rule.observe(ALL, 1, False, 12.0)
+    assert back.rejoin and back.reasons == ("agents rejoining their group after the broker lost its topics",)
+    assert not rule.observe(ALL, 2, True, 13.0).rejoin  # the rejoin's rebalance is under way
+    assert rule.observe(ALL, 2, True, 14.0).reasons
+    assert rule.check(2, True) != []
+    assert rule.check(2, False) == []  # it finished: resumed, seen live
+    assert rule.observe(ALL, 2, False, 15.0).reasons == ()
+    assert rule.losses == 1
+
+
+def test_a_rebalance_under_way_when_the_topics_return_counts_and_is_not_interrupted() -> None:
+    rule = started()
+    rule.observe(NONE, 1, False, 10.0)
+    step = rule.observe(ALL, 2, True, 11.0)  # the consumer rejoined by itself (the broker forgot the member)
+    assert not step.rejoin and step.reasons
+    assert rule.observe(ALL, 2, False, 12.0).reasons == ()
+
+
+def test_a_rejoin_that_started_no_rebalance_is_asked_again() -> None:
+    rule = started()
+    rule.observe(NONE, 1, False, 10.0)
+    assert rule.observe(ALL, 1, False, 11.0).rejoin
+    assert not rule.observe(ALL, 1, False, 11.0 + REJOIN_RETRY_S / 2).rejoin
+    assert rule.observe(ALL, 1, False, 12.0 + REJOIN_RETRY_S).rejoin
+
+
+def test_recreation_off_names_what_to_do_and_creates_nothing() -> None:
+    rule = started(recreate=False)
+    step = rule.observe(NONE, 1, False, 10.0)
+    assert step.create == () and step.lost and "re-creation is off (recreate_topics)" in step.reasons[0]
+
+
+def test_ingest_role_has_no_agents_to_wait_for() -> None:
+    rule = Recovery(WANTED, recreate=True, agents=False)
+    assert rule.observe(ALL, 0, False, 0.0).reasons == ()
+    rule.observe(NONE, 0, False, 1.0)
+    assert rule.observe(ALL, 0, False, 2.0).reasons == ()
+
+
+# ---------------------------------------------------------------- the state forgets a lost broker's offsets
+
+
+class FakeTable:
+    """What TableStore uses of a Faust table: its local data."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+
+def test_forget_sources_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_key() -> None:
+    table = FakeTable()
+    store = TableStore(table, 0)
+    key = "s/x"
+    state = KeyState(key)
+    state.sources[2] = 40
+    store.put(key, state)
+    store.advance_progress((2, 40))
+    store.write_keys()
+    store.write_progress(100.0)
+    reloaded = TableStore(table, 0)  # as an engine is rebuilt after a rebalance
+    assert reloaded.seen((2, 7))  # offset 7 of the new alerts.raw would be skipped as applied
+    reloaded.forget_sources()
+    assert not reloaded.seen((2, 7)) and not reloaded.applied_to_key(key, (2, 7))
+    assert [k for k, _ in reloaded.write_keys()] == [f"0|{key}".encode()]  # rewritten to the new changelog
+
+
+# ---------------------------------------------------------------- readiness is the ingest's gate
+
+
+async def _state(reasons: list[str]) -> ReadyState:
+    return ReadyState(not reasons, {}, tuple(reasons))
+
+
+def test_a_failing_check_makes_readyz_and_the_ingest_say_why() -> None:
+    ingest, sender = fake_ingest()
+    reasons = ["agents rejoining their group after the broker lost its topics"]
+    ingest.checks.append(lambda: _state(reasons))
+    status, answer, headers = run_client(ingest, lambda c: _post(c, "/ingest/alertmanager", am_body()))
+    assert (status, answer["error"], answer["message"]) == (503, "not_ready", reasons[0])
+    assert int(headers["Retry-After"]) > 0 and sender.sent == []
+    ready = asyncio.run(ingest.ready())
+    assert (ready.status, ready.body["reasons"]) == (503, reasons)
+    reasons.clear()
+    status, _, _ = run_client(ingest, lambda c: _post(c, "/ingest/alertmanager", am_body()))
+    assert status == 202 and len(sender.sent) == 1
+    assert asyncio.run(ingest.ready()).status == 200
+
+
+def test_a_bad_body_still_gets_its_400_while_not_ready() -> None:
+    ingest, _ = fake_ingest()
+    ingest.checks.append(lambda: _state(["broker lost 7 topics"]))
+    status, answer, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", b"{"))
+    assert status == 400, answer
+
+
+def test_after_a_failed_send_readyz_is_not_ready_until_the_next_check() -> None:
+    now = [0.0]
+    sender = FakeSender({"a"})
+    readiness = Readiness(sender, ["a"], ttl_s=1.0, clock=lambda: now[0])
+    assert asyncio.run(readiness.state()).ready
+    readiness.send_failed("send_timeout")
+    state = asyncio.run(readiness.state())
+    assert not state.ready and state.reasons == ("ingest send failed: send_timeout",)
+    now[0] += 1.1
+    assert asyncio.run(readiness.state()).ready
+
+
+def test_aiops_up_says_the_embedded_broker_keeps_data_in_memory() -> None:
+    assert "keeps every topic in memory" in EMBEDDED_NOTE and "real Kafka" in EMBEDDED_NOTE
+
+
+# ---------------------------------------------------------------- the embedded broker restarted under a live worker
+
+
+def _alert(service: str, i: int) -> bytes:
+    return orjson.dumps({"starts_at": time.time(), "fingerprint": f"{service}-{i}",
+                         "labels": {"alertname": "DiskFull", "service": service}})
+
+
+def _incidents(worker: WorkerProc) -> dict[str, int]:
+    """Alert count per correlation key of the incidents the worker holds."""
+    return {i["key"]: i["alert_count"] for i in worker.get("/incidents/")["incidents"]}
+
+
+def _wait_for(what: str, check: Any, worker: WorkerProc, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            got = None
+        if got:
+            return got
+        time.sleep(0.3)
+    raise TimeoutError(f"{what}:\n{worker.tail()}")
+
+
+@pytest.mark.integration
+def test_embedded_broker_restart_under_a_live_worker(tmp_path: Path) -> None:
+    """Kill the broker by pid under a worker, start an empty one on the same port: readiness is false (with the
+    reason) and ingest 503s while it is down; the worker re-creates its topics and resumes its agents by itself,
+    readiness turns true, and every alert answered 202 becomes part of an incident, old keys and new alike."""
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_SEND_TIMEOUT": "1"})
+    dep.create_topics()
+    worker = dep.start_worker()
+    workers = [worker]
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        before = [request(worker.web_port, "POST", "/ingest/alerts", _alert("db", i))[0] for i in range(3)]
+        assert before == [202] * 3
+        _wait_for("3 alerts in one incident", lambda: _incidents(worker).get("db/DiskFull") == 3, worker)
+
+        first.stop()  # SIGTERM by pid; the broker's memory goes with it
+        down = _wait_for("readyz to see the broker gone", lambda: (lambda r: r[0] == 503 and r[1])(
+            request(worker.web_port, "GET", "/readyz")), worker, timeout=5)  # within the 1 s cache and a probe
+        assert BROKER_DOWN in down["reasons"], down
+        status, answer, headers = request(worker.web_port, "POST", "/ingest/alerts", _alert("db", 99))
+        assert status == 503 and int(headers["Retry-After"]) > 0, answer
+
+        second = start_broker(port=first.port, log_path=tmp_path / "tansu-2.log")
+        brokers.append(second)
+        seen: list[list[str]] = []
+        started = time.monotonic()
+
+        def ready() -> bool:
+            status, answer, _ = request(worker.web_port, "GET", "/readyz")
+            seen.append(answer["reasons"])
+            if status != 200:  # while not ready the ingest refuses too: no 202 that could not reach correlation
+                assert request(worker.web_port, "POST", "/ingest/alerts", _alert("db", 98))[0] == 503
+            return status == 200
+
+        _wait_for("ready again after the broker restart", ready, worker, timeout=60)
+        recovered_s = time.monotonic() - started
+        assert any("broker lost" in r or "rejoining" in r for reasons in seen for r in reasons), seen
+        landed = asyncio.run(_topics(second.bootstrap))
+        assert {dep.topic(f) for f in ("alerts_raw", "alerts", "incidents")} <= landed  # re-created by the worker
+
+        after = [request(worker.web_port, "POST", "/ingest/alerts", body)[0]
+                 for body in [_alert("db", i) for i in range(3, 6)] + [_alert("web", i) for i in range(3)]]
+        assert after == [202] * 6
+        # the old key's incident goes on (its state lived in the worker), the new key opens its own
+        _wait_for("db at 6 alerts and web at 3", lambda: _incidents(worker) == {"db/DiskFull": 6, "web/DiskFull": 3},
+                  worker)
+        stats = worker.get("/stats")
+        assert stats["normalized"] == 3 + 6  # every 202, nothing refused, was normalized exactly once
+        events = [orjson.loads(r.value) for r in read_all(second.bootstrap, dep.topic("incidents"))]
+        assert {e["key"] for e in events} >= {"web/DiskFull", "db/DiskFull"}  # published on the new broker
+        assert worker.metric("aiops_broker_recoveries_total", action="topics_lost") == 1
+        print(f"ready again {recovered_s:.1f} s after the broker restart")
+
+        # A worker restart on the recovered broker: while it starts, /readyz and the ingest agree at every
+        # probe (never ready and 503), and it restores the state the first worker rewrote to the new changelog.
+        worker.stop()
+        workers.append(worker := dep.start_worker("w2"))
+        worker.wait_web()
+        answers: list[tuple[int, int]] = []
+
+        def agree() -> bool:
+            ready = request(worker.web_port, "GET", "/readyz")[0]
+            posted = request(worker.web_port, "POST", "/ingest/alerts", _alert("db", 100 + len(answers)))[0]
+            answers.append((ready, posted))
+            assert (ready, posted) != (200, 503), answers  # readiness only turns true while starting
+            return ready == 200 and posted == 202
+
+        _wait_for("the restarted worker ready", agree, worker, timeout=60)
+        accepted = sum(p == 202 for _, p in answers)
+        assert all(p in (202, 503) for _, p in answers), answers
+        _wait_for(f"db at {6 + accepted} alerts after the worker restart",
+                  lambda: _incidents(worker).get("db/DiskFull") == 6 + accepted, worker)
+    finally:
+        for w in workers:
+            w.stop()
+        for b in brokers:
+            b.stop()
+
+
+async def _topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
