@@ -134,6 +134,7 @@ class Pipeline:
     def _forget_sources(self, partition: int) -> None:
         self._table_store(partition).forget_sources()
         self._touched.add(partition)  # the next checkpoint writes every key and the progress to the new changelog
+        self.checkpoints.changed()  # and is due with no input held: a rebuilt engine must not see the old offsets
         self.sources_lost.discard(partition)
 
     def partition_of(self, key: str) -> int:

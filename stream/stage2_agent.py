@@ -181,9 +181,26 @@ class Stage2:
     """Held by a fold and the checkpoint after it (the agent's and the idle timer's): a checkpoint never
     writes state whose output is not yet among what it waits for, nor acks input not yet folded."""
     _touched: set[int] = field(default_factory=set)
+    offsets_lost: set[int] = field(default_factory=set)
+    """Partitions whose store must forget its routing offset when next built (`broker_lost`)."""
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpoints(self.app, self._touched_stores, self.checkpoint_s)
+
+    def broker_lost(self) -> None:
+        """The broker lost its topics (stream/recovery.py): the routing topic's offsets start again at 0, so every
+        Grouper's store, held now or built later from the table's local data, forgets the old one."""
+        self.offsets_lost = set(range(self.route_partitions))
+        for partition in list(self.groupers):
+            self._forget_offsets(partition)
+
+    def _forget_offsets(self, partition: int) -> None:
+        store = self.groupers[partition].store
+        assert isinstance(store, GroupTableStore)
+        store.forget_offsets()
+        self._touched.add(partition)  # the next checkpoint writes every group and the progress anew
+        self.checkpoints.changed()
+        self.offsets_lost.discard(partition)
 
     @property
     def route_topic(self) -> str:
@@ -224,6 +241,8 @@ class Stage2:
             grouper.watermark = max(grouper.watermark, store.watermark)
             self.groupers[partition] = grouper
             log.info("stage-2 grouper for partition %d: %d groups restored", partition, len(store))
+            if partition in self.offsets_lost:
+                self._forget_offsets(partition)
         return grouper
 
     def mark_input(self, partition: int) -> None:

@@ -107,6 +107,16 @@ class GroupTableStore:
         """Whether the routing record at `offset` was applied already (redelivered after a crash)."""
         return offset <= self.offset
 
+    def forget_offsets(self) -> None:
+        """Forget the routing offset applied and mark every group and held child for the next commit: after the
+        broker lost its topics the routing topic starts again at offset 0, so the old offset would make new
+        records look applied (and skip them), and the changelog that held the state is gone."""
+        self.offset = -1
+        for group_id in self._groups:
+            self._touch(self._group_prefix + group_id)
+        for child_id in self._held:
+            self._touch(self._held_prefix + child_id)
+
     @property
     def changelog_topic(self) -> str:
         """Kafka name of the table's changelog, where `write_keys` and `write_progress` records go."""

@@ -47,12 +47,13 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     pipe = install(app, settings)
     install_views(pipe)
     install_observer(app, settings, pipe)  # periodic gauges: noise reduction, lag, open incidents by service
-    install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
+    stage2 = install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
     ingest = install_ingest(app, settings)
     declare_too_large()
     install_tickets(app, settings, pipe)  # triage and SLA agents, SLA timer, review API
     # last: the broker watch lists the topics of every table and agent installed above
-    install_recovery(app, settings, ingest, agents=True, on_loss=[pipe.broker_lost])
+    losses = [pipe.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
+    install_recovery(app, settings, ingest, agents=True, on_loss=losses)
     return app, pipe
 
 
