@@ -39,7 +39,7 @@ class FixedVerdict:
 
 
 def test_shedding_refuses_alerts_with_retry_after_but_never_tickets() -> None:
-    sender = FakeSender({"alerts.raw"})
+    sender = FakeSender(set(Settings().topic_plan()))  # the broker holds every topic: shedding is the only reason
     ingest = Ingest(Settings(), sender, admission=FixedVerdict(SHEDDING))
 
     async def calls(client: Any) -> list[tuple[int, Any, Any]]:

@@ -82,11 +82,14 @@ def test_only_operator_tokens_close_the_ingest_too() -> None:
 
 def test_the_route_table_below_covers_every_route_of_a_worker() -> None:
     """A route added later without a row here fails this test (its access then follows from the rule)."""
+    from stream.app import slash_twin
     from stream.worker import build_worker_app
     app, _ = build_worker_app(Settings(data_dir=tempfile.mkdtemp(), stage2=True))
     served = {(r.method, r.resource.canonical) for r in app.web.web_app.router.routes()  # type: ignore[attr-defined]
               if r.method != "HEAD" and r.resource is not None}
-    assert served == {(method, canonical) for _, method, canonical, _, _ in ROUTES}
+    table = {(method, canonical) for _, method, canonical, _, _ in ROUTES}
+    twins = {(method, slash_twin(canonical)) for method, canonical in table}  # every view answers both forms
+    assert served == table | twins
 
 
 # ---------------------------------------------------------------- every route x every token, on a worker
