@@ -21,7 +21,7 @@ from stream.broker import EmbeddedBroker
 from stream.ingest import Ingest
 from stream.settings import Settings
 
-from .test_ingest import GENERIC_ONE, FakeSender, am_body, run_client, ticket, wait_ready
+from .test_ingest import GENERIC_ONE, FakeSender, am_body, ready_worker, run_client, ticket, wait_ready
 from .workers import Deployment, WorkerProc
 
 SHEDDING = Backlog(shed=True, records=500, seconds=0.0, rates={}, reasons=("backlog of 500 records above the "
@@ -87,15 +87,8 @@ def tight(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> I
     """A worker whose ingest sheds past a backlog of 20 records, measured every 0.2 s."""
     env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_ADMISSION_BACKLOG_RECORDS": str(LIMIT_RECORDS),
            "AIOPS_ADMISSION_BACKLOG_SECONDS": "0", "AIOPS_ADMISSION_INTERVAL": "0.2", "AIOPS_LOG_LEVEL": "warning"}
-    dep = Deployment(broker, tmp_path_factory.mktemp("admission"), extra_env=env)
-    dep.create_topics()
-    worker = dep.start_worker()
-    try:
-        worker.wait_web()
-        wait_ready(worker)
-        yield dep, worker
-    finally:
-        worker.stop()
+    with ready_worker(broker, tmp_path_factory.mktemp("admission"), env) as running:
+        yield running
 
 
 def post(conn: http.client.HTTPConnection, data: bytes) -> tuple[int, dict[str, str], Any]:

@@ -17,6 +17,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -384,6 +385,20 @@ def wait_ready(worker: WorkerProc, timeout: float = 60.0) -> None:
     raise TimeoutError(f"worker not ready:\n{worker.tail()}")
 
 
+@contextmanager
+def ready_worker(broker: EmbeddedBroker, workdir: Path, env: dict[str, str]) -> Iterator[tuple[Deployment, WorkerProc]]:
+    """One worker with `env` on its own topics, started and ready; stopped on the way out."""
+    dep = Deployment(broker, workdir, extra_env=env)
+    dep.create_topics()
+    worker = dep.start_worker()
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        yield dep, worker
+    finally:
+        worker.stop()
+
+
 def read_all(bootstrap: str, topic: str, quiet_s: float = 1.5, timeout: float = 30.0) -> list[Any]:
     """Every record of a topic from the start, read until nothing new came for `quiet_s`.
 
@@ -413,15 +428,8 @@ def read_all(bootstrap: str, topic: str, quiet_s: float = 1.5, timeout: float = 
 def live(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, WorkerProc]]:
     """One worker with a token and a 64 KiB body limit, shared by the tests below."""
     env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_TOKEN": TOKEN, "AIOPS_INGEST_MAX_BODY_BYTES": str(LIMIT)}
-    dep = Deployment(broker, tmp_path_factory.mktemp("ingest"), extra_env=env)
-    dep.create_topics()
-    worker = dep.start_worker()
-    try:
-        worker.wait_web()
-        wait_ready(worker)
-        yield dep, worker
-    finally:
-        worker.stop()
+    with ready_worker(broker, tmp_path_factory.mktemp("ingest"), env) as running:
+        yield running
 
 
 def test_health_and_readiness(live: tuple[Deployment, WorkerProc]) -> None:

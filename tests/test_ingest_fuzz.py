@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from stream.broker import EmbeddedBroker
 from stream.ingest import ENDPOINTS, Endpoint, Refusal
 
-from .test_ingest import read_all, ticket, wait_ready
+from .test_ingest import read_all, ready_worker, ticket
 from .test_sources_alertmanager import webhook
 from .test_sources_zabbix import problem
 from .workers import Deployment, WorkerProc
@@ -161,15 +161,8 @@ def post(port: int, path: str, body: bytes, encoding: str | None = None) -> tupl
 def target(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, WorkerProc]]:
     """A worker with a 64 KiB body limit."""
     env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_MAX_BODY_BYTES": str(LIMIT), "AIOPS_LOG_LEVEL": "warning"}
-    dep = Deployment(broker, tmp_path_factory.mktemp("fuzz"), extra_env=env)
-    dep.create_topics()
-    worker = dep.start_worker()
-    try:
-        worker.wait_web()
-        wait_ready(worker)
-        yield dep, worker
-    finally:
-        worker.stop()
+    with ready_worker(broker, tmp_path_factory.mktemp("fuzz"), env) as running:
+        yield running
 
 
 def test_every_bad_body_is_refused_with_its_reason_and_nothing_of_it_is_written(

@@ -35,7 +35,7 @@ def test_specs_for_a_replicated_cluster() -> None:
     assert specs["incidents"].config["retention.ms"] == str(30 * DAY_MS)
     assert specs["alerts.raw"].config["max.message.bytes"] == str(settings.max_record_bytes)
     assert specs["aiops-correlator-stage2-route"].config["cleanup.policy"] == "delete"
-    assert "aiops-correlator-stage2-route" not in {s.name for s in topic_specs(Settings())}  # stage 2 off
+    assert "aiops-correlator-stage2-route" not in {s.name for s in topic_specs(Settings(stage2=False))}
 
 
 def test_changelog_names_are_the_tables_own() -> None:
