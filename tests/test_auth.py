@@ -3,7 +3,6 @@ embedded broker called with no token, a wrong one, an ingest, an operator and a 
 
 from __future__ import annotations
 
-import http.client
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from stream.auth import TokenBook, access_of
 from stream.broker import EmbeddedBroker
 from stream.settings import Settings
 
-from .test_ingest import GENERIC_ONE, am_body, ticket
+from .test_ingest import GENERIC_ONE, am_body, request, ticket
 from .test_sources_zabbix import problem
 from .ticketing import VAGUE, incident
 from .ticketing import ticket as raw_ticket
@@ -142,16 +141,8 @@ def expected(access: str, path: str, holder: str | None) -> int:
 def call(port: int, method: str, path: str, body: bytes | None = None, token: str | None = None
          ) -> tuple[int, Any, dict[str, str]]:
     """One HTTP request, the bearer token when given; (status, JSON or bytes, headers)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        answer = orjson.loads(data) if data and "json" in (resp.getheader("Content-Type") or "") else data
-        return resp.status, answer, dict(resp.getheaders())
-    finally:
-        conn.close()
+    return request(port, method, path, body, headers)
 
 
 def wait_for(probe: Any, timeout: float, what: str, worker: WorkerProc) -> Any:

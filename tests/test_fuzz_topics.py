@@ -40,6 +40,7 @@ from stream.settings import Settings
 from stream.stage2_agent import _decode_routed
 from stream.tickets import parse_incident
 
+from .test_ingest import read_all
 from .workers import Deployment, WorkerProc
 
 LIMITS = Settings()
@@ -277,23 +278,6 @@ async def _committed(bootstrap: str, group: str, topic: str, partitions: list[in
         await consumer.stop()
 
 
-async def _read_all(bootstrap: str, topic: str, quiet_s: float = 1.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False, fetch_max_wait_ms=100)
-    await consumer.start()
-    got: list[Any] = []
-    try:
-        last = time.monotonic()
-        while time.monotonic() - last < quiet_s:
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                got += records
-                last = time.monotonic()
-    finally:
-        await consumer.stop()
-    return got
-
-
 def wait_committed(stack: Stack, topic: str, written: list[tuple[int, int]], timeout: float = 60.0) -> None:
     """Until the worker's group has committed past every written record (Faust commits every 2.8 s)."""
     want: dict[int, int] = {}
@@ -321,7 +305,7 @@ def deadletters_of(stack: Stack, agent: str) -> float:
 
 def letters_for(stack: Stack, topic: str, written: set[tuple[int, int]]) -> dict[tuple[int, int], list[Any]]:
     out: dict[tuple[int, int], list[Any]] = {}
-    for letter in asyncio.run(_read_all(stack.dep.broker.bootstrap, stack.dep.topic("deadletter"))):
+    for letter in read_all(stack.dep.broker.bootstrap, stack.dep.topic("deadletter"), quiet_s=1.0):
         h = {k: v.decode() for k, v in letter.headers}
         origin = (int(h["partition"]), int(h["offset"]))
         if h["topic"] == topic and origin in written:
@@ -346,7 +330,7 @@ def check_good_record_processed(stack: Stack, field: str, tag: str) -> None:
         return  # incident clocks and stage-2 groups: processed = committed and not dead-lettered, checked above
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if any(test(r) for r in asyncio.run(_read_all(stack.dep.broker.bootstrap, topic, quiet_s=0.5))):
+        if any(test(r) for r in read_all(stack.dep.broker.bootstrap, topic, quiet_s=0.5)):
             return
         time.sleep(0.5)
     raise AssertionError(f"good {field} record {tag} had no effect:\n{stack.worker.tail()}")
