@@ -1,7 +1,8 @@
 """The notify file: receivers and routes (YAML or JSON), validated with unknown keys refused. Pure.
 
 ```yaml
-defaults: {hold: {for: 30s, alerts: 5}, renotify: 4h}   # every route's, unless it says otherwise
+defaults: {hold: {for: 30s, alerts: 5}, renotify: 4h}   # every route's unless it says otherwise (these
+                                                        # are the defaults but `alerts`, which is off)
 link: "https://aiops.example/incidents/"                # the incident's id is appended (the page's link)
 receivers:
   - {name: oncall, type: pagerduty, routing_key: "R0UTINGKEY"}        # url: Events API v2 by default
@@ -90,7 +91,7 @@ class RateLimit(_Strict):
 class Hold(_Strict):
     """How long a new incident is held back before it pages: until it lasted `for` or has `alerts` alerts."""
 
-    for_s: Seconds = Field(default=0.0, alias="for")
+    for_s: Seconds = Field(default=30.0, alias="for", description="Alertmanager's group_wait default; 0: none")
     alerts: int = Field(default=0, ge=0, description="0: the count does not end the hold early")
     critical_at_once: bool = True
 

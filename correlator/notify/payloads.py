@@ -106,7 +106,7 @@ def pagerduty_event(receiver: PagerDutyReceiver, subject: Subject, facts: Mappin
                              "dedup_key": subject.id}
     if event_action != "trigger":
         return event
-    details = {k: v for k, v in facts.items() if k not in ("summary", "severity", "link")}
+    details = {k: v for k, v in facts.items() if k not in ("summary", "severity")}
     event["payload"] = {
         "summary": facts["summary"], "severity": _PD_SEVERITY.get(subject.severity, "warning"),
         "source": subject.hosts[0] if subject.hosts else (subject.services[0] if subject.services else config.source),
