@@ -35,9 +35,13 @@ from correlator.notify import (
 )
 from correlator.notify.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from correlator.notify.silences import MUTE_LABEL, incident_mute
-from correlator.triage.incident_sla import IncidentClock, escalation_event, incident_event_value
+from correlator.triage.incident_sla import (
+    IncidentClock,
+    escalation_event,
+    incident_event_value,
+)
 from correlator.triage.sla import Escalation as SlaEscalation
-from correlator.triage.sla import SlaState
+from correlator.triage.sla import EscalationReason, SlaState
 
 from .notifying import ISSUE_ROUTES, T0, assignment, cause, incident, routes
 
@@ -318,7 +322,7 @@ def test_a_child_no_cause_names_pages_after_the_wait() -> None:
     policy = NotifyPolicy(cause_wait_s=30.0)
     records: list[tuple[float, NotifyRecord | None]] = [
         (T0, incident("inc-1", severity="critical")), (T0 + 29, None), (T0 + 30, None)]
-    _, made, steps = fold(records, policy=policy)
+    _, _, steps = fold(records, policy=policy)
     assert steps[1].deliveries == [] and ("oncall", "trigger", "inc-1") in sent(steps[2].deliveries)
 
 
@@ -326,14 +330,14 @@ def test_escalation_repages_the_cause_and_reaches_the_tier_route() -> None:
     text = ISSUE_ROUTES.replace("routes:", "routes:\n  - {match: {tier: L3}, receiver: am, continue: true}")
     clock = IncidentClock(incident_id="inc-1", key="k", service="checkout", symptom="5xx", severity="critical",
                           seq=1, opened_at=T0, tier="L3", due_at=T0 + 900, breaches=1)
-    decision = SlaEscalation(state=SlaState(tier="L3", due_at=T0 + 1800, open=True, breaches=1), reason="sla_breached",
+    decision = SlaEscalation(state=SlaState(tier="L3", due_at=T0 + 1800, open=True, breaches=1), reason=EscalationReason.ESCALATED,
                              from_tier="L2", to_tier="L3", breached_at=T0 + 900)
     escalation = Escalation.from_value(incident_event_value(clock, escalation_event(clock, decision, T0 + 900)))
     assert escalation is not None and (escalation.incident_id, escalation.tier) == ("inc-1", "L3")
     records: list[tuple[float, NotifyRecord | None]] = [
         (T0, incident("inc-1", severity="critical")), (T0, assignment("inc-1")), (T0, cause(children=["inc-1"])),
         (T0 + 900, escalation)]
-    _, made, steps = fold(records, routes(text), policy=NotifyPolicy())
+    _, _, steps = fold(records, routes(text), policy=NotifyPolicy())
     assert sent(steps[-1].deliveries) == [("oncall", "escalate", "cause-1"), ("chat", "escalate", "cause-1"),
                                           ("am", "trigger", "cause-1")]
     assert Escalation.from_value({"ticket_id": "t-1", "status": "escalated"}) is None  # a ticket's
@@ -367,7 +371,7 @@ def test_a_silence_that_ends_lets_the_open_incident_page_and_resolves_are_sent()
     records: list[tuple[float, NotifyRecord | None]] = [
         (T0, incident(severity="critical")), (T0 + 99, None), (T0 + 100, None),
         (T0 + 101, incident(seq=2, severity="critical", status="resolved"))]
-    _, made, steps = fold(records, silences=[silence])
+    _, _, steps = fold(records, silences=[silence])
     assert steps[1].deliveries == []
     assert [d.action for d in steps[2].deliveries] == ["trigger", "trigger"]
     assert [d.action for d in steps[3].deliveries] == ["resolve", "resolve"]

@@ -39,6 +39,7 @@ __all__ = [
     "Request",
     "alertmanager_alert",
     "build_request",
+    "iso",
     "notice",
     "pagerduty_event",
     "sign",
