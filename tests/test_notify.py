@@ -44,6 +44,7 @@ from correlator.triage.sla import Escalation as SlaEscalation
 from correlator.triage.sla import EscalationReason, SlaState
 
 from .notifying import ISSUE_ROUTES, T0, assignment, cause, incident, routes
+from .paths import ROOT
 
 STAGE1 = NotifyPolicy(page_causes=False)
 
@@ -474,3 +475,12 @@ def test_subjects_round_trip_through_json() -> None:
     subject = state.subjects["inc-1"]
     again = Subject.from_dict(json.loads(json.dumps(subject.to_dict())))
     assert again == subject and again.targets["oncall"].phase == "sent"
+
+
+def test_the_deploy_sample_parses_and_routes_as_its_comments_say() -> None:
+    config = parse_notify((ROOT / "deploy" / "notify" / "notify.yaml").read_text())
+    assert [r.type for r in config.receivers] == ["pagerduty", "slack", "webhook", "alertmanager"]
+    critical = routes_for(config, labels_of(_subject(severity="critical", services=["payments"])))
+    assert [route.receiver for _, route in critical] == ["oncall", "chat"]
+    escalated = routes_for(config, labels_of(_subject(services=["search"], escalated_tier="L3")), escalation=True)
+    assert [route.receiver for _, route in escalated] == ["oncall"]
