@@ -484,3 +484,11 @@ def test_the_deploy_sample_parses_and_routes_as_its_comments_say() -> None:
     assert [route.receiver for _, route in critical] == ["oncall", "chat"]
     escalated = routes_for(config, labels_of(_subject(services=["search"], escalated_tier="L3")), escalation=True)
     assert [route.receiver for _, route in escalated] == ["oncall"]
+
+
+def test_an_acknowledgement_before_the_hold_ends_means_no_page() -> None:
+    records: list[tuple[float, NotifyRecord | None]] = [
+        (T0, incident(service="search")), (T0 + 10, Acknowledgement(incident_id="inc-1", who="carol", at=T0 + 10)),
+        (T0 + 60, None)]
+    state, made, _ = fold(records)
+    assert made == [] and state.subjects["inc-1"].acked_by == "carol"

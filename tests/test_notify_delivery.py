@@ -21,7 +21,7 @@ from correlator.notify import (
     on_record,
 )
 from correlator.notify.retry import DEFAULT_RETRY, backoff_s, retry_after_s, verdict_of
-from stream.notify.delivery import Deliverer, Outcome
+from stream.notify.delivery import Deliverer, Outcome, dispatch
 
 from .notifying import ISSUE_ROUTES, T0, incident, routes
 from .receivers import Receiver, start_receiver
@@ -88,9 +88,9 @@ def test_the_issue_routes_reach_pagerduty_slack_and_the_signed_webhook() -> None
         records: list[tuple[float, NotifyRecord]] = [
             (now, incident("inc-1", severity="critical")), (now, incident("inc-2", service="search")),
             (now + 0.1, incident("inc-1", 2, status="resolved", severity="critical"))]
-        for now, record in records:
-            for delivery in on_record(state, record, now, config, policy=STAGE1).deliveries:
-                assert deliverer.submit(delivery)
+        queued = [dispatch(on_record(state, record, now, config, policy=STAGE1), deliverer)
+                  for now, record in records]
+        assert queued == [2, 1, 2]  # oncall and chat; hook; the two resolves
         await deliverer.drain()
         assert all(o.delivered for o in rec.outcomes), [o.reason for o in rec.outcomes]
         assert [(e["event_action"], e["dedup_key"]) for e in pd.accepted] == [("trigger", "inc-1"),
@@ -217,3 +217,22 @@ def test_backoff_and_retry_after() -> None:
     assert retry_after_s("7", T0) == 7.0 and retry_after_s("bogus", T0) is None and retry_after_s(None, T0) is None
     assert retry_after_s("Thu, 28 May 2026 20:27:00 GMT", T0) == 20.0  # an HTTP date, T0 is 20:26:40
     assert retry_after_s("86400", T0) == DEFAULT_RETRY.max_retry_after_s
+
+
+def test_dispatch_counts_silenced_and_held_back_pages() -> None:
+    async def test(deliverer: Deliverer, rec: Recorder, hook: Receiver) -> None:
+        config = routes(ISSUE_ROUTES, hook=hook.url)
+        silenced = metric("aiops_notifications_silenced_total", reason="source")
+        held = metric("aiops_notifications_total", receiver="hook", kind="trigger", outcome="held_back")
+        state = NotifyState()
+        muted = incident("inc-m", service="search", entities={"aiops_muted": ["maintenance"]})
+        assert dispatch(on_record(state, muted, T0, config, policy=STAGE1), deliverer) == 0
+        assert dispatch(on_record(state, incident("inc-h", service="search"), T0, config, policy=STAGE1),
+                        deliverer) == 0
+        resolved = incident("inc-h", 2, status="resolved", service="search")
+        assert dispatch(on_record(state, resolved, T0 + 5, config, policy=STAGE1), deliverer) == 0
+        assert metric("aiops_notifications_silenced_total", reason="source") == silenced + 1
+        assert metric("aiops_notifications_total", receiver="hook", kind="trigger", outcome="held_back") == held + 1
+        assert hook.accepted == [] and hook.refused == []
+
+    run(test, "webhook")

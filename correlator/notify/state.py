@@ -27,7 +27,7 @@ The rules, exactly:
   order, and anything later of the same lane waits behind them. A subject that resolves while its trigger still
   waits is dropped from the queue with nothing sent.
 * Acknowledgement (a person, via the console): PagerDuty gets `acknowledge`, Slack and webhooks a message;
-  re-notifying stops. An SLA escalation re-pages the subject (`escalate`) and reaches routes that match its tier.
+  re-notifying stops, and a target still held is not paged at all (someone is on it already). An SLA escalation re-pages the subject (`escalate`) and reaches routes that match its tier.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ class Step:
 
     deliveries: list[Delivery] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)
+    """Ids of subjects to write back; one no longer in `state.subjects` was purged (delete it)."""
     silenced: list[tuple[str, str]] = field(default_factory=list)
     """(subject id, reason: `silence` or `source`) each time a subject becomes silenced."""
     dropped: list[tuple[str, str]] = field(default_factory=list)
@@ -315,7 +316,7 @@ def _advance(ctx: _Ctx, subject: Subject) -> None:
         return
     _choose_targets(ctx, subject)
     for target in subject.targets.values():
-        if target.phase == "held" and _hold_over(ctx, subject, target):
+        if target.phase == "held" and subject.acked_by is None and _hold_over(ctx, subject, target):
             _trigger(ctx, subject, target)
         elif target.phase == "sent":
             _repeat(ctx, subject, target)

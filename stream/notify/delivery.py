@@ -39,7 +39,7 @@ from correlator.notify.retry import (
 )
 from correlator.notify.state import Step
 
-__all__ = ["Deliverer", "Outcome", "OutcomeHandler", "count_step"]
+__all__ = ["Deliverer", "Outcome", "OutcomeHandler", "count_step", "dispatch"]
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +193,12 @@ def count_step(step: Step) -> None:
         metrics.NOTIFICATIONS_SILENCED.labels(reason).inc()
     for receiver, outcome in step.dropped:
         metrics.NOTIFICATIONS.labels(receiver, "trigger", outcome).inc()
+
+
+def dispatch(step: Step, deliverer: Deliverer) -> int:
+    """Hand a fold step to the deliverer and count what it held back: the one call after `on_record`/`on_tick`.
+
+    Returns how many deliveries were queued (a delivery its lane already finished or holds is not queued again).
+    """
+    count_step(step)
+    return sum(deliverer.submit(delivery) for delivery in step.deliveries)
