@@ -34,7 +34,12 @@ from correlator.notify import (
     without_own_alerts,
 )
 from correlator.notify.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from correlator.notify.silences import MUTE_LABEL, incident_mute
+from correlator.notify.silences import (
+    MUTE_LABEL,
+    active_silences,
+    expired,
+    incident_mute,
+)
 from correlator.triage.incident_sla import (
     IncidentClock,
     escalation_event,
@@ -492,3 +497,21 @@ def test_an_acknowledgement_before_the_hold_ends_means_no_page() -> None:
         (T0 + 60, None)]
     state, made, _ = fold(records)
     assert made == [] and state.subjects["inc-1"].acked_by == "carol"
+
+
+def test_every_exported_name_exists() -> None:
+    import importlib
+
+    from correlator import notify
+    for name in ("config", "loopguard", "models", "payloads", "retry", "routes", "silences", "state"):
+        module = importlib.import_module(f"correlator.notify.{name}")
+        assert all(hasattr(module, n) for n in module.__all__), name
+    assert all(hasattr(notify, n) for n in notify.__all__) and len(set(notify.__all__)) == len(notify.__all__)
+
+
+def test_silences_expire_on_their_own() -> None:
+    early = _silence({"name": "service", "value": "a"}, starts=T0, ends=T0 + 60)
+    late = early.model_copy(update={"id": "s2", "starts_at": T0 + 30, "ends_at": T0 + 600})
+    assert [s.id for s in active_silences([early, late], T0 + 10)] == ["s1"]
+    assert [s.id for s in active_silences([early, late], T0 + 60)] == ["s2"]  # ends_at is exclusive
+    assert expired([early, late], T0 + 60) == ["s1"] and expired([early, late], T0 + 60, keep_s=3600) == []
