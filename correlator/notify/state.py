@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from correlator.models import IncidentEvent
 from correlator.notify.config import AlertmanagerReceiver, NotifyConfig, Receiver
-from correlator.notify.models import Acknowledgement, Action, Delivery, Subject, Target
+from correlator.notify.models import Acknowledgement, Action, Delivery, Subject, SubjectKind, Target
 from correlator.notify.payloads import build_request
 from correlator.notify.routes import labels_of, routes_for
 from correlator.notify.silences import Silence, incident_mute, silenced_by
@@ -184,10 +184,10 @@ def status_of(subject: Subject, policy: NotifyPolicy = NotifyPolicy()) -> str:
 # ---------------------------------------------------------------- records
 
 
-def _subject(ctx: _Ctx, subject_id: str, kind: str) -> Subject:
+def _subject(ctx: _Ctx, subject_id: str, kind: SubjectKind) -> Subject:
     subject = ctx.state.subjects.get(subject_id)
     if subject is None:
-        subject = Subject(id=subject_id, kind="cause" if kind == "cause" else "incident", seen_at=ctx.now)
+        subject = Subject(id=subject_id, kind=kind, seen_at=ctx.now)
         ctx.state.subjects[subject_id] = subject
     return subject
 
