@@ -112,6 +112,19 @@ class NotifyState:
     buckets: dict[str, Bucket] = field(default_factory=dict)
     queues: dict[str, list[Delivery]] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (a snapshot; the stream keeps subjects one per table key instead)."""
+        return {"subjects": {k: v.to_dict() for k, v in self.subjects.items()},
+                "buckets": {k: {"tokens": b.tokens, "at": b.at} for k, b in self.buckets.items()},
+                "queues": {k: [d.model_dump(mode="json") for d in q] for k, q in self.queues.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NotifyState:
+        """The inverse of `to_dict`."""
+        return cls(subjects={k: Subject.from_dict(v) for k, v in data.get("subjects", {}).items()},
+                   buckets={k: Bucket(**b) for k, b in data.get("buckets", {}).items()},
+                   queues={k: [Delivery.model_validate(d) for d in q] for k, q in data.get("queues", {}).items()})
+
 
 @dataclass(slots=True)
 class Step:
