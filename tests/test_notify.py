@@ -515,3 +515,16 @@ def test_silences_expire_on_their_own() -> None:
     assert [s.id for s in active_silences([early, late], T0 + 10)] == ["s1"]
     assert [s.id for s in active_silences([early, late], T0 + 60)] == ["s2"]  # ends_at is exclusive
     assert expired([early, late], T0 + 60) == ["s1"] and expired([early, late], T0 + 60, keep_s=3600) == []
+
+
+def test_a_cause_page_names_children_this_worker_does_not_hold() -> None:
+    records: list[tuple[float, NotifyRecord | None]] = [
+        (T0, incident("inc-1", alerts=2)), (T0, assignment("inc-1")),
+        (T0 + 1, cause(children=["inc-1", "inc-elsewhere"], services=["checkout", "auth"]))]
+    _, made, _ = fold(records, policy=NotifyPolicy())
+    details = _bodies(made)[("oncall", "trigger")]["payload"]["custom_details"]
+    assert details["children"] == [
+        {"incident_id": "inc-1", "service": "checkout", "symptom": "5xx", "alert_count": 2,
+         "why_grouped": "shares host=db1 with cause-1"},
+        {"incident_id": "inc-elsewhere"}]
+    assert _bodies(made)[("chat", "trigger")]["text"].endswith("• inc-elsewhere")

@@ -89,14 +89,23 @@ def notice(subject: Subject, children: Sequence[Subject], action: Action, now: f
     if subject.why:
         facts["why_grouped"] = subject.why
     if subject.kind == "cause":
-        facts["children"] = [{"incident_id": c.id, "service": ",".join(c.services), "symptom": c.symptom,
-                              "alert_count": c.alert_count, "why_grouped": c.why} for c in children[:SAMPLE_MAX]]
+        known = {c.id: c for c in children}
+        facts["children"] = [_child(known.get(child_id), child_id) for child_id in subject.children[:SAMPLE_MAX]]
         facts["children_total"] = len(subject.children)
     if subject.acked_by:
         facts["acknowledged_by"] = subject.acked_by
     if subject.escalated_tier:
         facts["escalated_to"] = subject.escalated_tier
     return facts
+
+
+def _child(child: Subject | None, child_id: str) -> dict[str, Any]:
+    """One child in a cause's page: its id always, its details when this worker holds them (a child's events
+    may live on another worker's partitions)."""
+    if child is None:
+        return {"incident_id": child_id}
+    return {"incident_id": child.id, "service": ",".join(child.services), "symptom": child.symptom,
+            "alert_count": child.alert_count, "why_grouped": child.why}
 
 
 def pagerduty_event(receiver: PagerDutyReceiver, subject: Subject, facts: Mapping[str, Any], action: Action,
@@ -149,7 +158,8 @@ def slack_message(receiver: SlackReceiver, subject: Subject, facts: Mapping[str,
     if subject.why:
         lines.append(f"why grouped: {subject.why}")
     for child in facts.get("children", ()):
-        lines.append(f"• {child['incident_id']} {child['service']}/{child['symptom']}: {child['alert_count']} alerts")
+        about = f" {child['service']}/{child['symptom']}: {child['alert_count']} alerts" if "service" in child else ""
+        lines.append(f"• {child['incident_id']}{about}")
     message: dict[str, Any] = {"text": "\n".join(lines)}
     if receiver.channel:
         message["channel"] = receiver.channel
