@@ -528,3 +528,20 @@ def test_a_cause_page_names_children_this_worker_does_not_hold() -> None:
          "why_grouped": "shares host=db1 with cause-1"},
         {"incident_id": "inc-elsewhere"}]
     assert _bodies(made)[("chat", "trigger")]["text"].endswith("• inc-elsewhere")
+
+
+@pytest.mark.parametrize(("starts", "ends", "error"), [
+    ("2026-05-28T20:26:30Z", "2026-05-28T20:28:20Z", None),   # ISO 8601, as Alertmanager writes them
+    (T0 - 10, T0 + 100, None),
+    ("yesterday", T0, "invalid time 'yesterday'"),
+    ("0001-01-01T00:00:00Z", T0, "a time is required"),
+])
+def test_silence_times_are_epoch_seconds_or_iso(starts: Any, ends: Any, error: str | None) -> None:
+    body = {"id": "s1", "matchers": [{"name": "a", "value": "b"}], "startsAt": starts, "endsAt": ends,
+            "createdBy": "alice"}
+    if error is None:
+        silence = Silence.model_validate(body)
+        assert (silence.starts_at, silence.ends_at) == (T0 - 10, T0 + 100)
+    else:
+        with pytest.raises(ValueError, match=error):
+            Silence.model_validate(body)

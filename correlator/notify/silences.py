@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from correlator.models import Alert
+from correlator.sources.generic import epoch_of
 
 __all__ = [
     "MUTE_LABEL",
@@ -41,6 +42,17 @@ NOT_MUTED: Final = "none"
 """The label's value on an alert whose source reported its mute state and it was not muted."""
 
 MuteReason = Literal["silenced", "inhibited", "maintenance"]
+
+
+def _moment(value: object) -> float:
+    seconds = epoch_of(value, "time", "silence")  # a SourceError is a ValueError: pydantic reports it in place
+    if seconds is None:
+        raise ValueError("a time is required, not Go's zero time")
+    return seconds
+
+
+Moment = Annotated[float, BeforeValidator(_moment)]
+"""A silence's start or end: epoch seconds or an ISO 8601 string (as Alertmanager writes them)."""
 
 
 class Matcher(BaseModel):
@@ -80,8 +92,8 @@ class Silence(BaseModel):
 
     id: str = Field(min_length=1)
     matchers: list[Matcher] = Field(min_length=1)
-    starts_at: float = Field(alias="startsAt")
-    ends_at: float = Field(alias="endsAt")
+    starts_at: Moment = Field(alias="startsAt")
+    ends_at: Moment = Field(alias="endsAt")
     created_by: str = Field(min_length=1, alias="createdBy")
     comment: str = ""
 
