@@ -545,3 +545,19 @@ def test_silence_times_are_epoch_seconds_or_iso(starts: Any, ends: Any, error: s
     else:
         with pytest.raises(ValueError, match=error):
             Silence.model_validate(body)
+
+
+@pytest.mark.parametrize(("children", "muted", "pages"), [
+    (["inc-1", "inc-2"], ["maintenance", "maintenance"], False),  # every child muted at its source
+    (["inc-1", "inc-2"], ["maintenance", None], True),            # one is not: the cause pages
+    (["inc-1", "inc-far"], ["maintenance"], True),                # one is not known here: page rather than guess
+])
+def test_a_cause_is_muted_at_the_source_only_when_every_child_is(children: list[str], muted: list[str | None],
+                                                                 pages: bool) -> None:
+    records: list[tuple[float, NotifyRecord | None]] = []
+    for child, mute in zip(children, muted, strict=False):
+        entities = {MUTE_LABEL: [mute]} if mute else {}
+        records += [(T0, incident(child, severity="critical", entities=entities)), (T0, assignment(child))]
+    records.append((T0 + 1, cause(children=children)))
+    _, made, _ = fold(records, policy=NotifyPolicy())
+    assert bool(made) is pages

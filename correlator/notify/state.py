@@ -234,8 +234,9 @@ def _parent(ctx: _Ctx, ev: ParentEvent) -> None:
     subject.symptom = ",".join(sorted({c.symptom for c in children if c.symptom}))[:200]
     subject.member_sample = [m for c in children for m in c.member_sample][:10]
     subject.hosts = sorted({h for c in children for h in c.hosts})[:10]
-    mutes = [c.muted for c in children]
-    subject.muted = ",".join(sorted({m for m in mutes if m})) if children and all(mutes) else None
+    mutes = [c.muted for c in children]  # muted only when every child is known here and muted at its source
+    whole = bool(children) and len(children) == len(ev.children) and all(mutes)
+    subject.muted = ",".join(sorted({m for m in mutes if m})) if whole else None
     if ev.merged_into:
         subject.why = f"merged into {ev.merged_into}"
     ctx.step.changed.add(subject.id)
