@@ -561,3 +561,16 @@ def test_a_cause_is_muted_at_the_source_only_when_every_child_is(children: list[
     records.append((T0 + 1, cause(children=children)))
     _, made, _ = fold(records, policy=NotifyPolicy())
     assert bool(made) is pages
+
+
+def test_an_escalation_of_a_child_whose_cause_is_elsewhere_is_forwarded_to_it() -> None:
+    here: list[tuple[float, NotifyRecord | None]] = [
+        (T0, incident("inc-1", severity="critical")), (T0, assignment("inc-1", "cause-far")),
+        (T0 + 900, Escalation(incident_id="inc-1", tier="L3", seq=1))]
+    _, made, steps = fold(here, policy=NotifyPolicy())
+    assert made == [] and steps[-1].forward == [Escalation(incident_id="cause-far", tier="L3", seq=1)]
+    there: list[tuple[float, NotifyRecord | None]] = [
+        (T0, cause("cause-far", children=["inc-1"])), (T0 + 900, steps[-1].forward[0])]
+    _, made, _ = fold(there, policy=NotifyPolicy())
+    assert sent(made) == [("oncall", "trigger", "cause-far"), ("chat", "trigger", "cause-far"),
+                          ("oncall", "escalate", "cause-far"), ("chat", "escalate", "cause-far")]

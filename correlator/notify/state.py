@@ -137,6 +137,9 @@ class Step:
     """(subject id, reason: `silence` or `source`) each time a subject becomes silenced."""
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """(receiver, outcome): `held_back` (resolved while held), `cancelled` (resolved while rate-limited)."""
+    forward: list[Escalation | Acknowledgement] = field(default_factory=list)
+    """Records about a grouped child whose cause this state does not hold, re-addressed to the cause's id: the
+    stream sends each to the partition of that id and folds it there."""
 
 
 @dataclass(slots=True)
@@ -254,7 +257,7 @@ def _assignment(ctx: _Ctx, a: Assignment) -> None:
 
 
 def _escalation(ctx: _Ctx, e: Escalation) -> None:
-    subject = _paged_subject(ctx, e.incident_id)
+    subject = _paged_subject(ctx, e)
     if subject is None or not subject.open:
         return
     subject.escalated_tier = e.tier
@@ -270,7 +273,7 @@ def _escalation(ctx: _Ctx, e: Escalation) -> None:
 
 
 def _acknowledged(ctx: _Ctx, ack: Acknowledgement) -> None:
-    subject = _paged_subject(ctx, ack.incident_id)
+    subject = _paged_subject(ctx, ack)
     if subject is None or not subject.open or subject.acked_by is not None:
         return
     subject.acked_by = ack.who
@@ -281,12 +284,18 @@ def _acknowledged(ctx: _Ctx, ack: Acknowledgement) -> None:
             _emit(ctx, subject, target, "acknowledge")
 
 
-def _paged_subject(ctx: _Ctx, incident_id: str) -> Subject | None:
-    """The subject that pages for an incident: its cause when it is a child, else itself."""
-    subject = ctx.state.subjects.get(incident_id)
-    if subject is not None and subject.parent_id and not _was_paged(subject) and ctx.policy.page_causes:
-        return ctx.state.subjects.get(subject.parent_id, subject)
-    return subject
+def _paged_subject(ctx: _Ctx, record: Escalation | Acknowledgement) -> Subject | None:
+    """The subject that pages for the record's incident: its cause when it is a grouped child, else itself.
+
+    A grouped child whose cause is not held here has its record re-addressed to the cause (`Step.forward`).
+    """
+    subject = ctx.state.subjects.get(record.incident_id)
+    if subject is None or not subject.parent_id or _was_paged(subject) or not ctx.policy.page_causes:
+        return subject
+    cause = ctx.state.subjects.get(subject.parent_id)
+    if cause is None:
+        ctx.step.forward.append(record.model_copy(update={"incident_id": subject.parent_id}))
+    return cause
 
 
 # ---------------------------------------------------------------- deciding

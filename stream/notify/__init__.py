@@ -19,5 +19,6 @@ The decisions are `correlator.notify`'s pure fold. What the agent that runs it s
 * Timers. One tick (about 1 s): `NotifyFileWatcher.poll()`, then `on_tick(state, now, ...)` and `dispatch`.
 * Keys. A stage-1 incident's events and its assignment share its id, hence its partition; its cause is keyed by
   the cause's id, elsewhere: a cause's page names children it does not hold by id only, and an escalation or an
-  acknowledgement of a grouped child must be forwarded to its cause's partition (the child's subject names it).
+  acknowledgement of a grouped child comes back in `Step.forward`, re-addressed to its cause, to be sent to the
+  partition of that id. Escalations arrive keyed `incident:<id>` on `tickets.triaged`: re-key them by the id.
 """
