@@ -23,9 +23,9 @@ The rules, exactly:
   (0: never). Alertmanager targets are re-posted every receiver `repost` seconds instead (a refresh, not a page).
 * Ordering: each delivery carries the subject's next `order`; the deliverer sends one lane (receiver + subject)
   in order, so a resolve never overtakes its trigger. A resolve is made only for a target whose trigger was made.
-* Rate limit per receiver: a token bucket (`count` per `per`); pages beyond it wait in the receiver's queue, in
-  order, and anything later of the same lane waits behind them. A subject that resolves while its trigger still
-  waits is dropped from the queue with nothing sent.
+* Rate limit per receiver (`ratelimit`): pages beyond the receiver's token bucket wait in its queue, in order,
+  and anything later of the same lane waits behind them. A subject that resolves while its trigger still waits
+  is dropped from the queue with nothing sent.
 * Acknowledgement (a person, via the console): PagerDuty gets `acknowledge`, Slack and webhooks a message;
   re-notifying stops, and a target still held is not paged at all (someone is on it already). An SLA escalation re-pages the subject (`escalate`) and reaches routes that match its tier.
 """
@@ -42,6 +42,7 @@ from correlator.models import IncidentEvent
 from correlator.notify.config import AlertmanagerReceiver, NotifyConfig, Receiver
 from correlator.notify.models import Acknowledgement, Action, Delivery, Subject, SubjectKind, Target
 from correlator.notify.payloads import build_request
+from correlator.notify.ratelimit import Bucket, take_token, trigger_waits, without_lane
 from correlator.notify.routes import labels_of, routes_for
 from correlator.notify.silences import Silence, incident_mute, silenced_by
 from correlator.stage2.models import Assignment, ParentEvent
@@ -94,14 +95,6 @@ class Escalation(BaseModel):
 
 NotifyRecord = IncidentEvent | ParentEvent | Assignment | Escalation | Acknowledgement
 """Everything the fold takes."""
-
-
-@dataclass(slots=True)
-class Bucket:
-    """A receiver's token bucket."""
-
-    tokens: float
-    at: float
 
 
 @dataclass(slots=True)
@@ -392,7 +385,7 @@ def _close(ctx: _Ctx, subject: Subject) -> None:
     for target in subject.targets.values():
         if target.phase == "held":
             ctx.step.dropped.append((target.receiver, "held_back"))
-        elif target.phase == "queued" and _cancel_queued(ctx, subject, target):
+        elif target.phase == "queued" and _cancel_queued(ctx.state, subject.id, target.receiver):
             ctx.step.dropped.append((target.receiver, "cancelled"))
         elif target.phase in ("sent", "queued"):
             receiver = _receiver(ctx, target)
@@ -430,7 +423,7 @@ def _emit(ctx: _Ctx, subject: Subject, target: Target, action: Action) -> str:
     ctx.step.changed.add(subject.id)
     queue = ctx.state.queues.get(receiver.name, [])
     behind = any(d.subject_id == subject.id for d in queue)  # its lane waits: keep the order
-    waits = action in _PAGES and (bool(queue) or not _take_token(ctx, receiver))  # pages wait their turn
+    waits = action in _PAGES and (bool(queue) or not take_token(ctx.state.buckets, receiver, ctx.now))
     if behind or waits:
         ctx.state.queues.setdefault(receiver.name, []).append(delivery)
         return "queued"
@@ -438,31 +431,16 @@ def _emit(ctx: _Ctx, subject: Subject, target: Target, action: Action) -> str:
     return "sent"
 
 
-def _take_token(ctx: _Ctx, receiver: Receiver) -> bool:
-    """One token of the receiver's bucket, refilled at `count` per `per` seconds; True without a rate limit."""
-    limit = receiver.rate_limit
-    if limit is None:
-        return True
-    bucket = ctx.state.buckets.setdefault(receiver.name, Bucket(tokens=float(limit.count), at=ctx.now))
-    bucket.tokens = min(float(limit.count), bucket.tokens + (ctx.now - bucket.at) * limit.count / limit.per)
-    bucket.at = ctx.now
-    if bucket.tokens < 1.0:
-        return False
-    bucket.tokens -= 1.0
-    return True
-
-
 def _queued_of(state: NotifyState, subject_id: str) -> bool:
     return any(d.subject_id == subject_id for queue in state.queues.values() for d in queue)
 
 
-def _cancel_queued(ctx: _Ctx, subject: Subject, target: Target) -> bool:
+def _cancel_queued(state: NotifyState, subject_id: str, receiver: str) -> bool:
     """Drop a trigger that never left its queue, with everything behind it of the same lane: nothing to resolve."""
-    queue = ctx.state.queues.get(target.receiver, [])
-    lane = [d for d in queue if d.subject_id == subject.id]
-    if not lane or lane[0].action != "trigger":
+    queue = state.queues.get(receiver, [])
+    if not trigger_waits(queue, subject_id):
         return False
-    ctx.state.queues[target.receiver] = [d for d in queue if d.subject_id != subject.id]
+    state.queues[receiver] = without_lane(queue, subject_id)
     return True
 
 
@@ -475,7 +453,7 @@ def _release_queues(ctx: _Ctx) -> None:
             continue
         while queue:
             head = queue[0]
-            if head.action in _PAGES and not _take_token(ctx, receiver):
+            if head.action in _PAGES and not take_token(ctx.state.buckets, receiver, ctx.now):
                 break
             ctx.step.deliveries.append(queue.pop(0))
             subject = ctx.state.subjects.get(head.subject_id)
