@@ -503,7 +503,7 @@ def test_every_exported_name_exists() -> None:
     import importlib
 
     from correlator import notify
-    for name in ("config", "loopguard", "models", "payloads", "retry", "routes", "silences", "state"):
+    for name in ("config", "loopguard", "models", "payloads", "ratelimit", "retry", "routes", "silences", "state"):
         module = importlib.import_module(f"correlator.notify.{name}")
         assert all(hasattr(module, n) for n in module.__all__), name
     assert all(hasattr(notify, n) for n in notify.__all__) and len(set(notify.__all__)) == len(notify.__all__)
