@@ -150,10 +150,21 @@ class DeadLetters:
     backoff_s: float = 0.1
     _pending: dict[str, list[tuple[Letter, asyncio.Future[Any]]]] = field(default_factory=dict)
     """Letters sent and not yet settled, per agent: each agent settles only its own batch's letters."""
+    _refused: dict[str, set[tuple[str, int, int, str]]] = field(default_factory=dict)
+    """Per agent, the origins and categories of letters sent for input not yet acknowledged: a batch folded
+    again after a failure (`stream.stages`) sends none of them twice."""
 
     async def send(self, agent: str, event: EventT[Any], reason: str, category: str) -> None:
-        """Hand the dead letter of `event`'s record to the producer; its agent's `settle` waits for delivery."""
+        """Hand the dead letter of `event`'s record to the producer; its agent's `settle` waits for delivery.
+
+        A record already refused for the same category since its agent's input was last acknowledged (a
+        batch folded again after a failure) is not sent again."""
         msg = event.message
+        refused = self._refused.setdefault(agent, set())
+        origin = (msg.topic, msg.partition, msg.offset, category)
+        if origin in refused:
+            return
+        refused.add(origin)
         letter = letter_of(msg.key, msg.value, (msg.topic, msg.partition, msg.offset), agent, reason, category,
                            self.max_bytes, self.head_bytes)
         self._pending.setdefault(agent, []).append((letter, await self._produce(letter)))
@@ -174,6 +185,13 @@ class DeadLetters:
             future = asyncio.get_running_loop().create_future()
             future.set_exception(exc)
         return future
+
+    def forget(self, agent: str, keep: Sequence[EventT[Any]] = ()) -> None:
+        """Forget the refusals of `agent`'s acknowledged input: all but those of the records in `keep` (held)."""
+        refused = self._refused.get(agent)
+        if refused:
+            held = {(e.message.topic, e.message.partition, e.message.offset) for e in keep}
+            self._refused[agent] = {r for r in refused if r[:3] in held}
 
     async def settle(self, agent: str) -> None:
         """Wait until every letter `agent` sent is on the broker, re-sending failed ones with backoff; count them.
