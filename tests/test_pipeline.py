@@ -172,3 +172,41 @@ def test_replayed_file_matches_the_offline_figures() -> None:
     """The live tests above compare against this offline replay; make sure it is the lab's."""
     report = replay(read_alerts(LAB_STORM), DEFAULT_CONFIG)
     assert (report.alerts, len(report.incidents)) == (40, 5)
+
+
+def test_a_batch_that_fails_whole_is_retried_in_the_running_worker(deployment: Deployment,
+                                                                   workers: list[WorkerProc]) -> None:
+    """The broker refuses `incidents` for a while (the send seam of tests/faulty_worker.py): correlate's batches
+    fail whole, are rolled back and folded again with backoff, without a restart; once the topic is back every
+    incident is the replay's, and no event was written twice."""
+    bodies = storm_bodies(2000, seed=5)
+    expected = expected_incidents(bodies)
+    flag = deployment.workdir / "incidents-down"
+    flag.touch()
+    worker = deployment.start_worker(module=("tests.faulty_worker", str(flag), deployment.topic("incidents")))
+    workers.append(worker)
+    deployment.produce("alerts_raw", [(b"generic", b) for b in bodies])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if worker.metric("aiops_batch_retries_total", agent="correlate") >= 2:
+                break
+        except Exception:  # noqa: BLE001 - the web server is not up yet
+            pass
+        time.sleep(0.5)
+    assert worker.metric("aiops_batch_retries_total", agent="correlate") >= 2, worker.tail()
+    assert deployment.read("incidents", 1, timeout=2) == []  # nothing got out while the topic was refused
+    flag.unlink()
+    latest = follow(deployment, expected_alerts=sum(count for _, count in expected.values()))
+    assert {i: (e.key, e.alert_count) for i, e in latest.items()} == expected
+    assert worker.proc.poll() is None  # the same process, never restarted
+    seen: dict[tuple[str, int], int] = {}
+    for record in deployment.read("incidents", 100_000, timeout=5):
+        if not is_stage2_record(record.headers):
+            ev = IncidentEvent.model_validate_json(record.value)
+            seen[(ev.incident_id, ev.seq)] = seen.get((ev.incident_id, ev.seq), 0) + 1
+    assert seen and set(seen.values()) == {1}, "every event once: folded again, never published twice"
+    by_id: dict[str, set[int]] = {}
+    for incident_id, seq in seen:
+        by_id.setdefault(incident_id, set()).add(seq)
+    assert all(s == set(range(1, max(s) + 1)) for s in by_id.values())

@@ -56,13 +56,14 @@ class Deployment:
         """Create this deployment's topics up front, as `aiops up` does."""
         create_topics_sync(self.broker.bootstrap, {self.topic(f): self.partitions for f in TOPIC_FIELDS})
 
-    def start_worker(self, name: str = "w1") -> WorkerProc:
-        """Start one worker process of this deployment."""
+    def start_worker(self, name: str = "w1", module: tuple[str, ...] = ("stream.cli",)) -> WorkerProc:
+        """Start one worker process of this deployment (`module`: what `python -m` runs, with its own arguments
+        before the CLI's)."""
         port = free_port()
         log = self.workdir / f"{name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(port)],
+                [sys.executable, "-m", *module, "worker", "--web-port", str(port)],
                 cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent(),  # a killed test session leaves no worker behind
             )
