@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +33,8 @@ from stream.sends import key_partition, send_batches
 if TYPE_CHECKING:  # `aiops redrive` reads letters with `origin_of` and never loads Faust
     from faust.types import EventT
 
-__all__ = ["INTERNAL_ERROR", "DeadLetterUndelivered", "DeadLetters", "Letter", "Origin", "category_of", "letter_of",
-           "origin_of", "reason_of"]
+__all__ = ["INTERNAL_ERROR", "DeadLetterUndelivered", "DeadLetters", "Letter", "Origin", "category_of",
+           "first_offsets", "letter_of", "origin_of", "reason_of"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,14 @@ def origin_of(headers: Sequence[tuple[str, bytes]]) -> Origin:
 
 def _size(event: EventT[Any]) -> int:
     return len(event.message.key or b"") + len(event.message.value or b"")
+
+
+def first_offsets(messages: Iterable[Any]) -> str:
+    """Where a batch starts in each partition it spans (`topic:partition from offset`), for the log."""
+    first: dict[tuple[str, int], int] = {}
+    for m in messages:
+        first[(m.topic, m.partition)] = min(m.offset, first.get((m.topic, m.partition), m.offset))
+    return ", ".join(f"{t}:{p} from {o}" for (t, p), o in sorted(first.items()))
 
 
 def category_of(exc: BaseException) -> str:
@@ -270,11 +278,8 @@ class DeadLetters:
                 unacked.discard(message)
         if log_it:
             metrics.BATCHES_UNACKED.labels(agent).inc()
-            spans = sorted({(m.topic, m.partition) for m in messages})
-            first = {tp: min(m.offset for m in messages if (m.topic, m.partition) == tp) for tp in spans}
             log.error("%s: batch of %d records failed and is not acknowledged (%s); its partitions commit no "
                       "further until their next owner reads them again: %r", agent, len(messages),
-                      ", ".join(f"{t}:{p} from {o}" for (t, p), o in first.items()), exc,
-                      exc_info=exc)
+                      first_offsets(messages), exc, exc_info=exc)
         if exc.__traceback__ is not None:
             traceback.clear_frames(exc.__traceback__)

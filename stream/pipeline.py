@@ -6,7 +6,7 @@ dropped by Faust with a log line but dead-lettered with its reason, like any oth
 
 Cost per record, not per alert: normalize turns a batch of raw bodies into one record per partition of
 `alerts`, and correlate folds a whole `take_events` batch into one engine call per partition, publishes its
-events as whole record batches, and writes each changed key once per checkpoint (`Pipeline.checkpoint`).
+events as whole record batches, and writes each changed key once per checkpoint (`stream.checkpoint`).
 A batch is taken in steps of at most `step_bytes` of record values (`stream.batches.steps`), which bounds
 what a step holds in memory; a step is the same as a smaller batch would have been.
 """
@@ -33,7 +33,6 @@ from correlator.records import AlertRecord, record_of
 from correlator.sources import SOURCES, detect_source, parse_arrived
 from stream.app import App
 from stream.batches import (
-    MAX_RECORD_BYTES,
     PARTS_PER_OFFSET,
     Segment,
     decode_batch,
@@ -47,6 +46,7 @@ from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.idle import TICK_S, IdleClocks
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
+from stream.stages import HeldUntilCheckpoint, PerBatch, StageSpec
 from stream.state import TableStore
 from stream.topics import changelog_name
 
@@ -445,17 +445,13 @@ def install(app: App, settings: Settings) -> Pipeline:
 
 
 @dataclass
-class NormalizeStage:
+class NormalizeStage(PerBatch):
     """`alerts.raw` -> `alerts` (a `stream.stages.Stage` without state: a failed batch is simply sent again, and
     correlate skips the segments it already applied by their source offsets)."""
 
     pipe: Pipeline
     step_bytes: int
-    name: str = "normalize"
-    batch_size: int = NORMALIZE_BATCH
-    within_s: float = BATCH_WITHIN_S
-    max_record_bytes: int = 0  # normalize cuts large bodies into parts
-    tick_s: float | None = None
+    spec: StageSpec = StageSpec("normalize", NORMALIZE_BATCH, BATCH_WITHIN_S, max_record_bytes=0)  # cuts large bodies
 
     @property
     def source(self) -> TopicT:
@@ -467,35 +463,19 @@ class NormalizeStage:
         for step in steps(events, self.step_bytes):
             await normalize_batch(self.pipe, step)
 
-    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
-        """Nothing held: the failed batch again."""
-        return list(failed)
-
-    def held(self) -> Sequence[EventT[Any]]:
-        """Nothing held."""
-        return ()
-
-    async def tick(self) -> None:
-        """No timer."""
-
-    def drop(self, partitions: set[int]) -> None:
-        """No state."""
-
-    async def stop(self) -> None:
-        """Nothing to write."""
-
 
 @dataclass
-class CorrelateStage:
+class CorrelateStage(HeldUntilCheckpoint):
     """`alerts` -> `incidents` through the engines (`correlator.engine`), checkpointed by `Pipeline.checkpoints`."""
 
     pipe: Pipeline
     step_bytes: int
-    name: str = "correlate"
-    batch_size: int = CORRELATE_BATCH
-    within_s: float = BATCH_WITHIN_S
-    max_record_bytes: int = MAX_RECORD_BYTES
-    tick_s: float | None = TICK_S
+    spec: StageSpec = StageSpec("correlate", CORRELATE_BATCH, BATCH_WITHIN_S, tick_s=TICK_S)
+
+    @property
+    def state(self) -> Pipeline:
+        """The engines' pipeline."""
+        return self.pipe
 
     @property
     def source(self) -> TopicT:
@@ -507,22 +487,6 @@ class CorrelateStage:
         for step in steps(events, self.step_bytes):
             await correlate_batch(self.pipe, step)
 
-    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
-        """`Pipeline.rollback`."""
-        return self.pipe.rollback(failed)
-
-    def held(self) -> Sequence[EventT[Any]]:
-        """Records of `alerts` folded since the last checkpoint."""
-        return self.pipe.checkpoints.held
-
     async def tick(self) -> None:
         """The idle steps (`tick`)."""
         await tick(self.pipe)
-
-    def drop(self, partitions: set[int]) -> None:
-        """`Pipeline.drop`."""
-        self.pipe.drop(partitions)
-
-    async def stop(self) -> None:
-        """Always due when something is held."""
-        await self.pipe.checkpoint_if_due()

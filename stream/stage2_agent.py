@@ -76,7 +76,6 @@ from correlator.models import IncidentEvent
 from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation
 from correlator.topology import Topology, TopologyError
 from stream.app import App
-from stream.batches import MAX_RECORD_BYTES
 from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.commands.replay import read_topology
 from stream.idle import IdleClocks
@@ -85,6 +84,7 @@ from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
+from stream.stages import HeldUntilCheckpoint, StageSpec
 from stream.topics import STAGE2_CHANGELOG, STAGE2_ROUTE, changelog_name, internal_topic_name
 
 __all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "grouping_config", "install_stage2",
@@ -436,12 +436,6 @@ async def tick(stage: Stage2) -> None:
         await stage.checkpoints.if_due()
 
 
-async def checkpoint_if_due(stage: Stage2) -> None:
-    """The stop hook: write what is held (always due when the app stops), after any fold in progress."""
-    async with stage.lock:
-        await stage.checkpoints.if_due()
-
-
 def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT:
     return app.topic(name, partitions=partitions, key_type=bytes, value_type=bytes, key_serializer="raw",
                      value_serializer="raw", **options)
@@ -478,15 +472,16 @@ def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | Non
 
 
 @dataclass
-class GroupStage:
+class GroupStage(HeldUntilCheckpoint):
     """The routing topic -> parents and assignments on `incidents`, through the Groupers (`correlator.stage2`)."""
 
     stage: Stage2
-    name: str = "stage2_group"
-    batch_size: int = GROUP_BATCH
-    within_s: float = BATCH_WITHIN_S
-    max_record_bytes: int = MAX_RECORD_BYTES
-    tick_s: float | None = TICK_S
+    spec: StageSpec = StageSpec("stage2_group", GROUP_BATCH, BATCH_WITHIN_S, tick_s=TICK_S)
+
+    @property
+    def state(self) -> Stage2:
+        """Stage 2's Groupers."""
+        return self.stage
 
     @property
     def source(self) -> TopicT:
@@ -497,22 +492,6 @@ class GroupStage:
         """`group_batch`."""
         await group_batch(self.stage, events)
 
-    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
-        """`Stage2.rollback`."""
-        return self.stage.rollback(failed)
-
-    def held(self) -> Sequence[EventT[Any]]:
-        """Routing records folded since the last checkpoint."""
-        return self.stage.checkpoints.held
-
     async def tick(self) -> None:
         """Topology reload and the idle steps (`tick`)."""
         await tick(self.stage)
-
-    def drop(self, partitions: set[int]) -> None:
-        """`Stage2.drop`."""
-        self.stage.drop(partitions)
-
-    async def stop(self) -> None:
-        """Always due when something is held."""
-        await checkpoint_if_due(self.stage)

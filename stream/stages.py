@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -38,32 +38,45 @@ from faust.types import EventT, TopicT
 
 from correlator import metrics
 from stream.app import App
-from stream.deadletters import DeadLetters
+from stream.batches import MAX_RECORD_BYTES
+from stream.checkpoint import Checkpointer
+from stream.deadletters import DeadLetters, first_offsets
 
-__all__ = ["Stage", "StageRunner"]
+__all__ = ["Folding", "HeldUntilCheckpoint", "PerBatch", "Stage", "StageRunner", "StageSpec"]
 
 log = logging.getLogger(__name__)
 
 BACKOFF_S, MAX_BACKOFF_S = 0.1, 5.0
 
 
-class Stage(Protocol):
-    """What the runner needs of a stage: what it consumes, how it folds a batch, and how it undoes one."""
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    """How the runner drives a stage's agent: its name, its batches, its record bound and its timer."""
 
     name: str
     """The agent's name: label of its metrics and of the dead letters it sends."""
+    batch_size: int
+    within_s: float
+    """At most `batch_size` records per batch, or what arrived within `within_s`."""
+    max_record_bytes: int = MAX_RECORD_BYTES
+    """Records larger than this are dead-lettered before the fold (`record_too_large`); 0: no bound. By default
+    what one record a stage writes may carry, since every stage but normalize stores or sends on what it reads."""
+    tick_s: float | None = None
+    """Seconds between `tick` calls; None: no timer."""
+
+
+class Stage(Protocol):
+    """What the runner needs of a stage: what it consumes, how it folds a batch, and how it undoes one."""
+
+    @property
+    def spec(self) -> StageSpec:
+        """Name, batches, record bound, timer."""
+        ...
+
     @property
     def source(self) -> TopicT:
         """The topic it consumes (bytes keys and values)."""
         ...
-
-    batch_size: int
-    within_s: float
-    """At most `batch_size` records per batch, or what arrived within `within_s`."""
-    max_record_bytes: int
-    """Records larger than this are dead-lettered before the fold (`record_too_large`); 0: no bound."""
-    tick_s: float | None
-    """Seconds between `tick` calls; None: no timer."""
 
     async def fold(self, events: Sequence[EventT[Any]]) -> None:
         """Decode the batch (refusing bad records to the dead-letter topic), let `correlator/` decide, publish
@@ -92,6 +105,69 @@ class Stage(Protocol):
         ...
 
 
+class PerBatch:
+    """Defaults of a stage that holds no input across batches (each batch is its own checkpoint)."""
+
+    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
+        """Nothing held: the failed batch again."""
+        return list(failed)
+
+    def held(self) -> Sequence[EventT[Any]]:
+        """Nothing held."""
+        return ()
+
+    async def tick(self) -> None:
+        """No timer work of its own."""
+
+    def drop(self, partitions: set[int]) -> None:
+        """No state per partition."""
+
+    async def stop(self) -> None:
+        """Nothing held to write."""
+
+
+class Folding(Protocol):
+    """The shared state of a stage whose input is held until a checkpoint (`Pipeline`, `Stage2`)."""
+
+    @property
+    def checkpoints(self) -> Checkpointer:
+        """Its output, held input and checkpoint clock."""
+        ...
+
+    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
+        """Rebuild the state from the table; the input to fold again."""
+        ...
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget revoked partitions."""
+        ...
+
+
+class HeldUntilCheckpoint:
+    """Defaults of a stage whose input is held by its `Checkpointer` until the next checkpoint (stages 1 and 2)."""
+
+    @property
+    def state(self) -> Folding:
+        """The shared state the stage folds into."""
+        raise NotImplementedError
+
+    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
+        """The state's rollback (`Pipeline.rollback`, `Stage2.rollback`)."""
+        return self.state.rollback(failed)
+
+    def held(self) -> Sequence[EventT[Any]]:
+        """Input folded since the last checkpoint."""
+        return self.state.checkpoints.held
+
+    def drop(self, partitions: set[int]) -> None:
+        """The state forgets revoked partitions."""
+        self.state.drop(partitions)
+
+    async def stop(self) -> None:
+        """The last checkpoint (always due when the app stops and something is held)."""
+        await self.state.checkpoints.if_due()
+
+
 @dataclass
 class StageRunner:
     """Runs stages on one app: their agents, timers, revocations and stop hooks, and the retry of failed batches."""
@@ -103,19 +179,18 @@ class StageRunner:
     def install(self, stage: Stage) -> None:
         """Add the stage's agent, timer, revocation handler and stop hook to the app."""
         lock = asyncio.Lock()  # a fold, a tick and the stop hook never interleave, and a retry waits for neither
-        topic = str(stage.source.get_topic_name())
+        topic, spec = str(stage.source.get_topic_name()), stage.spec
 
-        @self.app.agent(stage.source, name=stage.name)
+        @self.app.agent(stage.source, name=spec.name)
         async def agent(stream: Any) -> None:
-            async for events in stream.take_events(stage.batch_size, within=stage.within_s):
-                await self.letters.guarded(stage.name, events, partial(self.fold, stage, lock),
-                                           stage.max_record_bytes)
+            async for events in stream.take_events(spec.batch_size, within=spec.within_s):
+                await self.letters.guarded(spec.name, events, partial(self.fold, stage, lock), spec.max_record_bytes)
 
-        if stage.tick_s is not None:
+        if spec.tick_s is not None:
             async def timer() -> None:
                 await self.tick(stage, lock)
 
-            self.app.timer(interval=stage.tick_s, name=f"{stage.name}_tick")(timer)
+            self.app.timer(interval=spec.tick_s, name=f"{spec.name}_tick")(timer)
 
         async def on_revoked(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             revoked = args[0] if args else kwargs.get("revoked", ())
@@ -139,7 +214,7 @@ class StageRunner:
                     attempt = stage.rollback(events)
                     self._failed(stage, attempt, exc, delay)
                 else:
-                    self.letters.forget(stage.name, keep=stage.held())
+                    self.letters.forget(stage.spec.name, keep=stage.held())
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
@@ -165,12 +240,8 @@ class StageRunner:
             await stage.stop()
 
     def _failed(self, stage: Stage, replay: Sequence[EventT[Any]], exc: Exception, delay: float) -> None:
-        metrics.BATCH_RETRIES.labels(stage.name).inc()
-        spans = sorted({(e.message.topic, e.message.partition) for e in replay})
-        first = {tp: min(e.message.offset for e in replay if (e.message.topic, e.message.partition) == tp)
-                 for tp in spans}
+        metrics.BATCH_RETRIES.labels(stage.spec.name).inc()
         log.error("%s: batch failed as a whole (%r); rolled back, folding %d records again in %.1f s (%s)",
-                  stage.name, exc, len(replay), delay, ", ".join(f"{t}:{p} from {o}" for (t, p), o in first.items()),
-                  exc_info=exc)
+                  stage.spec.name, exc, len(replay), delay, first_offsets(e.message for e in replay), exc_info=exc)
         if exc.__traceback__ is not None:  # its frames would keep the batch's messages alive
             traceback.clear_frames(exc.__traceback__)

@@ -59,13 +59,13 @@ from correlator.triage.lifecycle import (
     resolve,
 )
 from stream.app import App
-from stream.batches import MAX_RECORD_BYTES
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, Outbound, locked
 from stream.incident_records import is_stage2_record
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
+from stream.stages import PerBatch, StageSpec
 from stream.topics import changelog_name
 
 __all__ = ["Desk", "IncidentSlaStage", "NotHere", "NotReady", "TriageStage", "install_desk", "routing_policy",
@@ -449,16 +449,17 @@ def install_desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
 
 
 @dataclass
-class TriageStage:
+class TriageStage(PerBatch):
     """`tickets.raw` -> ticket records and `tickets.triaged` (`correlator.triage`); its timer is the SLA check of
     every store of the desk."""
 
     desk: Desk
-    tick_s: float | None
-    name: str = "triage"
-    batch_size: int = TRIAGE_BATCH
-    within_s: float = BATCH_WITHIN_S
-    max_record_bytes: int = MAX_RECORD_BYTES
+    sla_check_s: float
+
+    @property
+    def spec(self) -> StageSpec:
+        """Triage's batches; its timer runs the SLA check every `sla_check_s`."""
+        return StageSpec("triage", TRIAGE_BATCH, BATCH_WITHIN_S, tick_s=self.sla_check_s)
 
     @property
     def source(self) -> TopicT:
@@ -475,10 +476,6 @@ class TriageStage:
         self.desk.rewrite([*self.desk.tickets.values(), *self.desk.incidents.values()])
         return list(failed)
 
-    def held(self) -> Sequence[EventT[Any]]:
-        """Nothing held across batches."""
-        return ()
-
     async def tick(self) -> None:
         """The SLA check (`sla_tick`)."""
         await sla_tick(self.desk, time.time())
@@ -488,20 +485,14 @@ class TriageStage:
         for partition in partitions:
             self.desk.tickets.pop(partition, None)
 
-    async def stop(self) -> None:
-        """Nothing held."""
 
 
 @dataclass
-class IncidentSlaStage:
+class IncidentSlaStage(PerBatch):
     """`incidents` -> incident SLA clocks (`correlator.triage.incident_sla`); escalated by `TriageStage`'s timer."""
 
     desk: Desk
-    name: str = "incident_sla"
-    batch_size: int = INCIDENT_BATCH
-    within_s: float = BATCH_WITHIN_S
-    max_record_bytes: int = MAX_RECORD_BYTES
-    tick_s: float | None = None
+    spec: StageSpec = StageSpec("incident_sla", INCIDENT_BATCH, BATCH_WITHIN_S)
 
     @property
     def source(self) -> TopicT:
@@ -517,18 +508,9 @@ class IncidentSlaStage:
         self.desk.rewrite(self.desk.incidents.values())
         return list(failed)
 
-    def held(self) -> Sequence[EventT[Any]]:
-        """Nothing held across batches."""
-        return ()
-
-    async def tick(self) -> None:
-        """No timer of its own."""
-
     def drop(self, partitions: set[int]) -> None:
         """Forget the incident stores of revoked partitions."""
         for partition in partitions:
             self.desk.incidents.pop(partition, None)
             self.desk.incident_seen.pop(partition, None)
 
-    async def stop(self) -> None:
-        """Nothing held."""
