@@ -80,7 +80,8 @@ DEADLETTER_RETRIES = Counter(
     "letter is retried with backoff until delivered, never skipped)")
 BATCHES_UNACKED = Counter(
     "aiops_batches_unacknowledged_total", "Consumed batches that failed as a whole (not one bad record: a broker "
-    "fault) while the worker was stopping, left unacknowledged for the partition's next owner, by agent",
+    "fault) while the worker was stopping or rebalancing, left unacknowledged for the partition's next owner, "
+    "by agent",
     ["agent"])
 BATCH_RETRIES = Counter(
     "aiops_batch_retries_total", "Consumed batches (or idle steps) that failed as a whole (not one bad record: a "

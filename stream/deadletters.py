@@ -264,6 +264,14 @@ class DeadLetters:
         for message in messages:
             message.ack(consumer)
 
+    def release(self, messages: Iterable[Any]) -> None:
+        """Stop Faust's rebalance and stop from waiting for these messages to be acknowledged (they never will
+        be by this owner: the partition's next owner reads them again)."""
+        unacked = getattr(self.app.consumer, "_unacked_messages", None)
+        if unacked is not None:
+            for message in messages:
+                unacked.discard(message)
+
     def _abandon(self, agent: str, messages: list[Any], exc: BaseException, log_it: bool = True) -> None:
         """Leave a failed batch unacknowledged for good, without stalling the next rebalance.
 
@@ -272,10 +280,7 @@ class DeadLetters:
         acknowledged (`Consumer.wait_empty`, a weak set the traceback would keep these in): they are taken
         out of that set, and the traceback's frames are cleared.
         """
-        unacked = getattr(self.app.consumer, "_unacked_messages", None)
-        if unacked is not None:
-            for message in messages:
-                unacked.discard(message)
+        self.release(messages)
         if log_it:
             metrics.BATCHES_UNACKED.labels(agent).inc()
             log.error("%s: batch of %d records failed and is not acknowledged (%s); its partitions commit no "

@@ -20,8 +20,8 @@ dead-lettered) is retried in the running worker, with backoff (0.1 s doubling to
 checkpoint (rebuilt from its table, and rewritten whole at the next checkpoint) and returns the input to fold
 again (what it held since that checkpoint, then the failed batch). Refolded input regenerates the same output
 (same ids, same seq) and is deduplicated by the stores' progress and keys as after a crash; a dead letter
-already sent for a record is not sent again. Only a stopping worker gives up: the batch stays unacknowledged
-and the partition's next owner reads it again.
+already sent for a record is not sent again. Only a stopping or rebalancing worker gives up (Faust waits for
+every message it handed out): the input stays unacknowledged and the partition's next owner reads it again.
 """
 
 from __future__ import annotations
@@ -209,9 +209,10 @@ class StageRunner:
                 try:
                     await stage.fold(attempt)
                 except Exception as exc:  # noqa: BLE001 - a batch failed whole: undone and retried, never skipped
-                    if self.app.should_stop:
-                        raise
                     attempt = stage.rollback(events)
+                    if self._giving_up():  # unacknowledged: the partitions' next owner reads all of it again
+                        self.letters.release(e.message for e in attempt)
+                        raise
                     self._failed(stage, attempt, exc, delay)
                 else:
                     self.letters.forget(stage.spec.name, keep=stage.held())
@@ -226,9 +227,10 @@ class StageRunner:
                 await stage.tick()
                 return
             except Exception as exc:  # noqa: BLE001 - as a failed batch: undone, its held input folded again
-                if self.app.should_stop:
-                    raise
                 replay = stage.rollback([])
+                if self._giving_up():
+                    self.letters.release(e.message for e in replay)
+                    raise
                 self._failed(stage, replay, exc, self.backoff_s)
         await asyncio.sleep(self.backoff_s)
         if replay:
@@ -238,6 +240,10 @@ class StageRunner:
         """The stop hook: the stage's last checkpoint, after any fold in progress."""
         async with lock:
             await stage.stop()
+
+    def _giving_up(self) -> bool:
+        """Stopping or rebalancing: Faust waits for every message it handed out, so a retry would stall it."""
+        return bool(self.app.should_stop or getattr(self.app, "rebalancing", False))
 
     def _failed(self, stage: Stage, replay: Sequence[EventT[Any]], exc: Exception, delay: float) -> None:
         metrics.BATCH_RETRIES.labels(stage.spec.name).inc()
