@@ -1,4 +1,5 @@
-"""The agents: normalize (`alerts.raw` -> `alerts`), correlate (`alerts` -> `incidents`) and the idle timer.
+"""Stage 1's stages (`stream.stages`): normalize (`alerts.raw` -> `alerts`) and correlate (`alerts` ->
+`incidents`, with its idle timer).
 
 Only wiring lives here: records are decoded, handed to `correlator`, and what comes back is sent on. Every
 consumed topic is read as raw bytes and decoded here, so that a record Faust could not decode is not
