@@ -21,6 +21,7 @@ from stream.feed import follow_until
 from stream.incident_records import is_stage2_record
 
 from .paths import LAB_STORM
+from .ticketing import wait_until
 from .workers import Deployment, WorkerProc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -188,15 +189,8 @@ def test_a_batch_that_fails_whole_is_retried_in_the_running_worker(deployment: D
     worker = deployment.start_worker(module=("tests.faulty_worker", str(flag), deployment.topic("incidents")))
     workers.append(worker)
     deployment.produce("alerts_raw", [(b"generic", b) for b in bodies])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if worker.metric("aiops_batch_retries_total", agent="correlate") >= 2:
-                break
-        except Exception:  # noqa: BLE001 - the web server is not up yet
-            pass
-        time.sleep(0.5)
-    assert worker.metric("aiops_batch_retries_total", agent="correlate") >= 2, worker.tail()
+    wait_until(lambda: worker.metric_or_zero("aiops_batch_retries_total", agent="correlate") >= 2, 60, "retries",
+               worker)
     assert deployment.read("incidents", 1, timeout=2) == []  # nothing got out while the topic was refused
     flag.unlink()
     latest = follow(deployment, expected_alerts=sum(count for _, count in expected.values()))

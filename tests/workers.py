@@ -132,6 +132,13 @@ class WorkerProc:
                 return float(value)
         return 0.0
 
+    def metric_or_zero(self, name: str, **labels: str) -> float:
+        """`metric`, or 0 while the worker's web server is not up yet."""
+        try:
+            return self.metric(name, **labels)
+        except Exception:  # noqa: BLE001 - not listening yet
+            return 0.0
+
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, then SIGKILL by pid if it does not exit in time."""
         if self.proc.poll() is None:
