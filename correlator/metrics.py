@@ -32,6 +32,7 @@ __all__ = [
     "DEADLETTERS",
     "DEADLETTER_RETRIES",
     "BATCHES_UNACKED",
+    "BATCH_RETRIES",
     "INCIDENT_EVENTS",
     "INCIDENTS_OPEN",
     "RECORDS_CONSUMED",
@@ -83,7 +84,12 @@ DEADLETTER_RETRIES = Counter(
     "letter is retried with backoff until delivered, never skipped)")
 BATCHES_UNACKED = Counter(
     "aiops_batches_unacknowledged_total", "Consumed batches that failed as a whole (not one bad record: a broker "
-    "fault) and were left unacknowledged, so their partitions commit no further until read again, by agent",
+    "fault) while the worker was stopping or rebalancing, left unacknowledged for the partition's next owner, "
+    "by agent",
+    ["agent"])
+BATCH_RETRIES = Counter(
+    "aiops_batch_retries_total", "Consumed batches (or idle steps) that failed as a whole (not one bad record: a "
+    "broker fault) and were rolled back to the stage's last checkpoint and folded again after a backoff, by agent",
     ["agent"])
 ALERT_RECORDS_CORRELATED = Counter(
     "aiops_alert_records_correlated_total", "Alert records folded into the correlation engine (firing, resolved, "
@@ -235,6 +241,7 @@ def _declare_known_series() -> None:
         TICKETS_TRIAGED.labels(status, tier)
     for agent in ("normalize", "correlate", "triage", "incident_sla", "stage2_group"):
         BATCHES_UNACKED.labels(agent)
+        BATCH_RETRIES.labels(agent)
     severities = {"ticket": ("sev1", "sev2", "sev3"), "incident": ("critical", "warning", "info")}
     for subject, levels in severities.items():
         for outcome in ("escalated", "at_top_tier"):
