@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from correlator.sources.generic import error_from_validation
+from correlator.validation import first_error
 
 __all__ = ["DEFAULT_MAX_HOPS", "Edge", "EdgeSpec", "NodeSpec", "ServiceSpec", "Topology", "TopologyError",
            "TopologyFile", "parse_topology"]
@@ -233,10 +233,9 @@ def parse_topology(
         if typos:
             exc = ValidationError.from_exception_data(exc.title, [
                 {"type": "extra_forbidden", "loc": typos[0]["loc"], "input": typos[0]["input"]}])
-        error = error_from_validation(exc, "topology")  # the same field paths as every source's errors
-        if typos:
-            error.reason = f"unknown key (known here: {', '.join(_known_keys(typos[0]['loc']))})"
-        raise TopologyError(f"{error.field}: {error.reason}") from None
+        error = first_error(exc)  # the same field paths and reasons as every source's errors
+        reason = f"{error.reason} (known here: {', '.join(_known_keys(typos[0]['loc']))})" if typos else error.reason
+        raise TopologyError(f"{error.field}: {reason}") from None
     nodes = {n.id: n.type for n in spec.nodes}
     aliases = {alias: n.id for n in spec.nodes for alias in n.aliases}
     edges = [Edge(e.source, e.target, e.label) for e in spec.edges]

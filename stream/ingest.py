@@ -57,13 +57,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.web import Request, Response, View
 from mode import Service
-from pydantic import ValidationError
 
 from correlator import metrics
 from correlator.backlog import Backlog
-from correlator.models import Ticket
 from correlator.sources import SourceError, alerts_in
-from correlator.sources.generic import check_body, error_from_validation, json_type, load_json
+from correlator.sources.generic import check_body
+from correlator.triage.lifecycle import InputError, parse_ticket_body
 from stream.admission import BacklogProbe
 from stream.app import App
 from stream.auth import Denied, TokenBook
@@ -172,30 +171,16 @@ def alerts_validator(source: str) -> Callable[[bytes], Validated]:
 
 
 def parse_tickets(body: bytes) -> list[tuple[bytes, bytes]]:
-    """(ticket id, ticket JSON) per ticket of a body holding one `Ticket` object or an array of them (`[]`: none).
+    """(ticket id, record) per ticket or resolution of a body (one object or an array of them; `[]`: none).
 
-    A single object travels as the bytes received; array elements are re-encoded one by one (same JSON
-    values, unknown fields kept). One bad ticket refuses the body with its place (`[2].created_at`).
+    The parse is `correlator.triage.lifecycle.parse_ticket_body`, the rule the triage agent applies to each
+    record, so a body accepted here is never dead-lettered there (a resolution included).
     """
     check_body(body, TICKETS, None)
-    data = load_json(body, TICKETS)
-    if isinstance(data, dict):
-        return [(_ticket(data, "").ticket_id.encode(), body)]
-    if not isinstance(data, list):
-        raise SourceError("body", f"wrong type: expected a ticket object or an array of them, got {json_type(data)}",
-                          source=TICKETS)
-    return [(_ticket(item, f"[{i}]").ticket_id.encode(), orjson.dumps(item)) for i, item in enumerate(data)]
-
-
-def _ticket(item: Any, where: str) -> Ticket:
     try:
-        return Ticket.model_validate(item)
-    except ValidationError as exc:
-        error = error_from_validation(exc, TICKETS)
-        if not where:
-            raise error from None
-        path = where if error.field == "body" else f"{where}.{error.field}"
-        raise SourceError(path, error.reason, source=TICKETS) from None
+        return [(ticket_id.encode(), value) for ticket_id, value, _ in parse_ticket_body(body)]
+    except InputError as exc:
+        raise SourceError(exc.field, exc.reason, source=TICKETS) from None
 
 
 def validate_tickets(body: bytes) -> Validated:

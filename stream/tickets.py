@@ -58,6 +58,7 @@ from correlator.triage.lifecycle import (
     purgeable,
     resolve,
 )
+from correlator.validation import first_error
 from stream.app import App
 from stream.docstore import DocStore, Outbound, commit_all, locked
 from stream.incident_records import is_stage2_record
@@ -306,9 +307,8 @@ def parse_incident(raw: bytes | None) -> IncidentEvent | None:
     try:
         return IncidentEvent.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "value"
-        raise InputError(f"not an IncidentEvent: {where}: {first['msg']}", "invalid_incident_event") from None
+        first = first_error(exc)
+        raise InputError(f"not an IncidentEvent: {first.field}: {first.reason}", "invalid_incident_event") from None
 
 
 async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:

@@ -55,6 +55,7 @@ from correlator.keys import (
 )
 from correlator.models import Alert, Severity
 from correlator.sources.errors import SourceError
+from correlator.validation import first_error, json_type
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -108,19 +109,6 @@ def load_json(data: bytes, source: str, field: str = "body") -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise SourceError(field, f"malformed JSON: {exc}", source=source) from None
-
-
-def json_type(value: object) -> str:
-    """The JSON name of a parsed value's type, for 'wrong type' messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def severity_of(raw: str | None) -> tuple[Severity, str | None]:
@@ -202,22 +190,10 @@ def summary_of(annotations: dict[str, str]) -> str:
     return annotations.get("summary") or annotations.get("description") or ""
 
 
-def error_from_validation(exc: ValidationError, source: str) -> SourceError:
-    """The first pydantic error as a SourceError with a path like `alerts[3].startsAt`."""
-    first = exc.errors(include_url=False)[0]
-    path = ""
-    for part in first["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    kind = first["type"]
-    if kind == "missing":
-        reason = "missing required field"
-    elif kind.endswith("_type"):
-        reason = f"wrong type: {first['msg']}, got {json_type(first.get('input'))}"
-    elif kind == "value_error":  # our own validators' ValueError: its text is the whole reason
-        reason = str(first.get("ctx", {}).get("error", first["msg"]))
-    else:
-        reason = f"invalid value: {first['msg']}"
-    return SourceError(path or "body", reason, source=source)
+def error_from_validation(exc: ValidationError, source: str, where: str = "") -> SourceError:
+    """The first pydantic error as a SourceError, path and reason from the one formatter (`correlator.validation`)."""
+    error = first_error(exc, where)
+    return SourceError(error.field, error.reason, source=source)
 
 
 # ---------------------------------------------------------------- the generic format
@@ -302,8 +278,7 @@ def alert_of(obj: object, where: str, config: KeyConfig = DEFAULT_KEY_CONFIG) ->
     try:
         return Alert.model_validate(fields)
     except ValidationError as exc:
-        error = error_from_validation(exc, SOURCE)
-        raise SourceError(_at(where, error.field), error.reason, source=SOURCE) from None
+        raise error_from_validation(exc, SOURCE, where) from None
 
 
 def _start(value: object, where: str) -> float:
