@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-import orjson
 from aiohttp import web
 from pydantic import SecretStr
 
 from correlator import metrics
+from stream.problems import problem_response
 
 __all__ = [
     "OPEN_PATHS",
@@ -157,8 +157,8 @@ def auth_middleware(book: TokenBook) -> Callable[[web.Request, Handler], Awaitab
         decided = book.authorize(request.method, request.path, request.headers.get("Authorization"))
         if isinstance(decided, Denied):
             metrics.AUTH_REFUSALS.labels(access_of(request.method, request.path), decided.reason).inc()
-            return web.Response(body=orjson.dumps({"error": decided.reason, "message": decided.message}),
-                                status=decided.status, content_type="application/json", headers=decided.headers())
+            return problem_response(request, decided.status, decided.reason, decided.message,
+                                    headers=decided.headers())
         request[PRINCIPAL] = decided
         return await handler(request)
 

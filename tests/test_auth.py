@@ -198,7 +198,7 @@ def test_every_route_answers_by_the_token_role(guarded: tuple[Deployment, Worker
         assert headers["WWW-Authenticate"].startswith("Bearer") and answer["error"] in (
             "no_token", "unknown_token", "unauthorized")
     if status == 403:
-        assert "may not" in (answer.get("message") or "")
+        assert "may not" in (answer.get("detail") or "")
 
 
 def test_refusals_are_counted(guarded: tuple[Deployment, WorkerProc]) -> None:

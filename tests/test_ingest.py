@@ -255,8 +255,8 @@ def test_invalid_body_400_names_field_reason_and_category(endpoint: str, body: b
     ingest, sender = fake_ingest()
     status, answer, _ = run_client(ingest, lambda c: _post(c, f"/ingest/{endpoint}", body))
     assert status == 400
-    assert (answer["error"], answer["category"], answer["field"]) == (category, category, field)
-    assert answer["reason"]
+    assert (answer["error"], answer["category"], answer["errors"][0]["field"]) == (category, category, field)
+    assert answer["errors"][0]["reason"] and answer["type"].endswith(f"/{category}")
     assert sender.sent == []
 
 
@@ -453,7 +453,7 @@ def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment
         assert (status, answer) == (202, {"accepted": items, "records": records}), endpoint
     for endpoint, body, category, field in INVALID:
         status, answer, _ = request(port, "POST", f"/ingest/{endpoint}", body, AUTH)
-        assert (status, answer["category"], answer["field"]) == (400, category, field), (endpoint, answer)
+        assert (status, answer["category"], answer["errors"][0]["field"]) == (400, category, field), (endpoint, answer)
     assert request(port, "POST", "/ingest/alerts", GENERIC_ONE)[0] == 401
     assert request(port, "POST", "/ingest/alerts", GENERIC_ONE, {"Authorization": "Bearer x"})[0] == 401
     big = GENERIC_ONE + b" " * LIMIT
