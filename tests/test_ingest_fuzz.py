@@ -59,7 +59,7 @@ def outcome(endpoint: Endpoint, body: bytes) -> int:
     try:
         endpoint.validate(body)
     except Refusal as refusal:
-        assert refusal.reason and refusal.detail, refusal
+        assert refusal.reason and refusal.message, refusal
         return refusal.status
     return 202
 
