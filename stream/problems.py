@@ -25,10 +25,12 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
 from correlator.validation import FieldError
 
-__all__ = ["PROBLEM_JSON", "TYPE_BASE", "problem", "problem_middleware", "problem_response", "status_code"]
+__all__ = ["PROBLEM_JSON", "TYPE_BASE", "FieldProblem", "Problem", "problem", "problem_middleware", "problem_response",
+           "status_code"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,30 @@ _STATUS_CODES: Mapping[int, str] = {
     409: "conflict", 413: "too_large", 415: "unsupported_media_type", 421: "misdirected",
     500: "internal_error", 503: "unavailable",
 }
+
+
+class FieldProblem(BaseModel):
+    """One thing wrong with a request body: where (a field path such as `alerts[3].startsAt`, `body` for the
+    whole) and why."""
+
+    field: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """Every error answer of the web port (RFC 9457 problem details, plus `error` and `errors`)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description=f"{TYPE_BASE}<error>")
+    title: str = Field(description="the HTTP status phrase")
+    status: int = Field(ge=400, le=599)
+    detail: str = Field(description="what went wrong, for a person")
+    instance: str = Field(description="the request path")
+    error: str = Field(description="the machine-readable reason code (backlog, too_large, missing_field, "
+                                   "not_found, ...); the metric label of the refusal")
+    errors: list[FieldProblem] = Field(description="what is wrong with the body, empty when the whole request is "
+                                                   "refused")
 
 
 def status_code(status: int) -> str:

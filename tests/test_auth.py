@@ -111,6 +111,8 @@ ROUTES: list[tuple[str, str, str, str, bytes | None]] = [
     ("read", "GET", "/review", "/review", None),
     ("read", "GET", "/review/{ticket_id}", "/review/nope", None),
     ("read", "GET", "/stage2/", "/stage2/", None),
+    ("read", "GET", "/openapi.json", "/openapi.json", None),
+    ("read", "GET", "/schemas/alert.json", "/schemas/alert.json", None),
     ("operate", "POST", "/review/{ticket_id}/approve", "/review/nope/approve", b"{}"),
     ("operate", "POST", "/review/{ticket_id}/override", "/review/nope/override", b'{"severity": "sev1"}'),
     ("operate", "POST", "/tickets/{ticket_id}/resolve", "/tickets/nope/resolve", b"{}"),

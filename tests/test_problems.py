@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from stream.app import App
-from stream.problems import PROBLEM_JSON, TYPE_BASE, problem
+from stream.problems import PROBLEM_JSON, TYPE_BASE, Problem, problem
 from stream.settings import Settings
 from stream.worker import build_worker_app
 
@@ -31,6 +31,7 @@ def check_problem(status: int, content_type: str, body: bytes, path: str) -> dic
     assert doc["status"] == status and doc["instance"] == path and doc["type"] == TYPE_BASE + doc["error"], doc
     assert isinstance(doc["detail"], str) and doc["detail"] and isinstance(doc["title"], str), doc
     assert all(set(e) == {"field", "reason"} for e in doc["errors"]), doc
+    Problem.model_validate(doc)  # the document's Problem schema (GET /openapi.json)
     return doc
 
 
