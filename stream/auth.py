@@ -17,8 +17,8 @@ tokens is closed); reads need a reader or operator token once either kind is con
 only ingest tokens are (the single-token deployments of before keep their open read views).
 
 The actor recorded for a state change (`acked_by`, a review's `who`) is the token's name, never text from
-the request body. Answers: 401 with `WWW-Authenticate` for a missing or unknown token, 403 for a known token
-of the wrong role. Tokens are compared in constant time, all of them on every request.
+the request body. Answers (problem documents, stream/problems.py): 401 with `WWW-Authenticate` for a missing
+or unknown token, 403 for a known token of the wrong role. Tokens are compared in constant time, all of them on every request.
 """
 
 from __future__ import annotations

@@ -20,14 +20,15 @@ A request is checked in this order, each refusal counted by reason in `aiops_ing
 (`stream/admission.py`; tickets do not feed correlation and are never shed), 415 (a Content-Encoding other than
 identity, gzip or deflate), 413 (the declared Content-Length, then the bytes actually read, decompressed, above
 `ingest_max_body_bytes`), 400 `bad_encoding` (a gzip/deflate body that does not decompress), 400 (the body
-fails the same source adapter the normalize agent runs; the JSON answer names field, reason and category), 503
+fails the same source adapter the normalize agent runs; the answer names field, reason and category), 503
 while /readyz is not ready for a reason other than shedding (a 202 must mean the body can reach correlation,
 and a probe must never call ready a worker whose ingest refuses), then the send: 202 only once the broker acknowledged the record (acks=all), 503 with Retry-After when it did not
 within `ingest_send_timeout` or the broker is unreachable (Alertmanager and the Zabbix script retry on 5xx).
 A valid body holding no alerts or tickets (`[]`, a webhook with an empty `alerts` list) is answered 202 with
 `accepted: 0` and written nowhere. Every answer is counted by status code in `aiops_ingest_requests_total`; a
 client that hangs up while its body is read gets no answer and is counted as 499 (`client_disconnected`), a body
-cut short as 400 `incomplete_body`.
+cut short as 400 `incomplete_body`. Every refusal is an `application/problem+json` document (stream/problems.py)
+whose `error` is the reason above and whose `errors` name the field and reason of a bad body.
 
 The body is parsed once here only to refuse it at the edge; the bytes go to `alerts.raw` unchanged, so
 normalize stays the one place that builds alerts and nothing the sender said is lost.
@@ -574,7 +575,7 @@ def _probe_views(ingest: Ingest) -> tuple[type[View], type[View]]:
 
     class Readyz(View):
         async def get(self, request: Request) -> Response:
-            return _respond(self.web, await ingest.ready(request.path))
+            return _respond(self.web, await ingest.ready(request.url.path))
 
     return Healthz, Readyz
 

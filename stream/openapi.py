@@ -209,9 +209,9 @@ def alert_schema() -> dict[str, Any]:
 def served_routes(app: App) -> set[tuple[str, str]]:
     """(method, path) of every route the app's web server has, paths without their trailing slash, HEAD left
     out (aiohttp answers it wherever GET is; Faust adds it to POST-only views, which answer 405)."""
+    router: web.UrlDispatcher = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver's
     return {(route.method, route.resource.canonical.rstrip("/") or "/")
-            for route in app.web.web_app.router.routes()
-            if route.resource is not None and route.method != "HEAD"}
+            for route in router.routes() if route.resource is not None and route.method != "HEAD"}
 
 
 def install_openapi(app: App) -> None:

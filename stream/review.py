@@ -34,8 +34,8 @@ from correlator import metrics
 from correlator.triage.incident_sla import IncidentClock, acknowledge
 from correlator.triage.lifecycle import (
     FieldError,
-    RequestAction,
     Refused,
+    RequestAction,
     ReviewRequest,
     TicketRecord,
     approve,

@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from correlator.sources import SourceError, alerts_in, parse, parse_arrived
-from correlator.sources import alertmanager
+from correlator.sources import SourceError, alertmanager, alerts_in, parse, parse_arrived
 
 from .paths import ROOT
 
