@@ -3,6 +3,8 @@ below is accepted by both or refused by both, with the same field path and reaso
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 import pytest
 
@@ -33,20 +35,21 @@ BODIES: list[tuple[str, object, str | None]] = [
 ]
 
 
-def _ingest(body: bytes) -> tuple[str, str] | None:
+def _verdict(parser: Callable[[bytes], object], refusal: type[SourceError | InputError], body: bytes
+             ) -> tuple[str, str] | None:
     try:
-        parse_tickets(body)
-    except SourceError as exc:
+        parser(body)
+    except refusal as exc:
         return exc.field, exc.reason
     return None
+
+
+def _ingest(body: bytes) -> tuple[str, str] | None:
+    return _verdict(parse_tickets, SourceError, body)
 
 
 def _agent(body: bytes) -> tuple[str, str] | None:
-    try:
-        parse_ticket_input(body)
-    except InputError as exc:
-        return exc.field, exc.reason
-    return None
+    return _verdict(parse_ticket_input, InputError, body)
 
 
 @pytest.mark.parametrize(("doc", "field"), [(d, f) for _, d, f in BODIES], ids=[n for n, _, _ in BODIES])
