@@ -27,6 +27,7 @@ from faust.web import View
 from correlator import metrics
 from stream.auth import TokenBook, auth_middleware
 from stream.consumer import TRANSPORT_SCHEME, FaustSettings
+from stream.problems import problem_middleware
 from stream.security import faust_credentials
 from stream.settings import Settings
 
@@ -205,8 +206,11 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "key_serializer": "raw",
         "value_serializer": CODEC,
         "web_port": settings.web_port,
-        # every route of the web port passes the token check (stream/auth.py), routes added later included
-        "web_application_options": {"middlewares": [auth_middleware(TokenBook(settings.role_tokens()))]},
+        # every route of the web port passes the token check (stream/auth.py), routes added later included, and
+        # every error answer leaves as application/problem+json (stream/problems.py): outermost, so it shapes
+        # the token check's refusals and aiohttp's own 404/405/413 too
+        "web_application_options": {"middlewares": [problem_middleware,
+                                                    auth_middleware(TokenBook(settings.role_tokens()))]},
         "datadir": str(settings.data_dir / f"{settings.app_id}-data"),
         "logging_config": logging_config(settings.log_level, settings.log_format),
         "autodiscover": False,

@@ -255,9 +255,9 @@ class Pipeline:
         return stores
 
     def census(self) -> None:
-        """Recount the state gauges from the engines this worker holds (they change hands on rebalance)."""
+        """Recount the state gauge from the engines this worker holds (they change hands on rebalance); open
+        incidents are counted by service by the observe timer (stream/observe.py)."""
         metrics.STATE_KEYS.set(sum(len(e.store) for e in self.engines.values()))
-        metrics.INCIDENTS_OPEN.set(sum(len(e.open_incidents()) for e in self.engines.values()))
 
 
 def source_of_key(key: bytes | str | None) -> str:

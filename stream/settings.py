@@ -300,7 +300,7 @@ class Settings(BaseSettings):
     metrics_interval: Duration = Field(default=5.0, gt=0, description="how often the worker recomputes its "
                                        "periodic gauges: noise reduction, consumer lag, open incidents by service")
     metrics_top_services: PositiveInt = Field(default=20, description="services with their own series in "
-                                              'aiops_incidents_open_by_service; the rest are summed as "other"')
+                                              'aiops_incidents_open; the rest are summed as "other"')
 
     # Log output (stream/logs.py).
     log_format: Literal["plain", "json"] = Field(

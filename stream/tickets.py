@@ -58,6 +58,7 @@ from correlator.triage.lifecycle import (
     purgeable,
     resolve,
 )
+from correlator.validation import first_error
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, Outbound, locked
@@ -310,9 +311,8 @@ def parse_incident(raw: bytes | None) -> IncidentEvent | None:
     try:
         return IncidentEvent.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "value"
-        raise InputError(f"not an IncidentEvent: {where}: {first['msg']}", "invalid_incident_event") from None
+        first = first_error(exc)
+        raise InputError(f"not an IncidentEvent: {first.field}: {first.reason}", "invalid_incident_event") from None
 
 
 async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:

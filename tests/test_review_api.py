@@ -76,7 +76,7 @@ def test_an_approval_routes_as_triaged_once(desk: tuple[Deployment, WorkerProc])
     assert (event["status"], event["severity"], event["tier"], event["review"]["action"]) == (
         "routed", "sev3", "L1", "approve")
     status, again = call(worker, "POST", "/review/R-2/approve", {"who": "alice"})
-    assert status == 409 and "not waiting for review" in again["error"]
+    assert status == 409 and "not waiting for review" in again["detail"]
 
 
 BAD: list[tuple[str, str, Any, int, str | None]] = [
