@@ -25,7 +25,7 @@ __all__ = ["ENV_PREFIX", "SettingsError", "add_settings_flags", "env_name", "fla
 
 ENV_PREFIX = "AIOPS_"
 _DEST = "setting:"  # namespace attributes of generated flags: "setting:topics.alerts_raw"
-_SPELLING = {("config_file",): ("--config", "--config-file")}  # `--config FILE`, the spelling people expect
+_SPELLING: dict[tuple[str, ...], tuple[str, ...]] = {("config_file",): ("--config", "--config-file")}  # `--config FILE`, the spelling people expect
 
 
 class SettingsError(ValueError):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from faust.types import EventT, TopicT
+from faust.types import TP, EventT, TopicT
 
 from correlator import metrics
 from correlator.config import CorrelationConfig
@@ -154,23 +154,24 @@ class Pipeline:
         self._touched -= set(partitions)
         self.checkpoints.forget_held(self.alerts_topic, partitions)
 
-    def hold(self, events: Sequence[EventT]) -> None:
+    def hold(self, events: Sequence[EventT[Any]]) -> None:
         """Keep the input's messages unacknowledged (Faust's `take_events` acks them) until a checkpoint."""
         self.checkpoints.hold(events)
 
-    async def deadletter(self, agent: str, event: EventT, reason: str, category: str) -> None:
+    async def deadletter(self, agent: str, event: EventT[Any], reason: str, category: str) -> None:
         """Send the record to the dead-letter topic with the reason in headers (bounded if too large; counted
         once delivered, which the agent's `guarded` batch waits for)."""
         assert self.letters is not None, "install() sets the dead-letter sender"
         await self.letters.send(agent, event, reason, category)
 
-    async def refuse(self, agent: str, event: EventT, exc: Exception) -> None:
+    async def refuse(self, agent: str, event: EventT[Any], exc: Exception) -> None:
         """Dead-letter a record its decoder refused: the error's category and reason, `internal_error` for an
         error no decoder names (a bug on that input, redriven once fixed)."""
         await self.deadletter(agent, event, reason_of(exc), category_of(exc))
 
-    async def guarded(self, agent: str, events: Sequence[EventT],
-                      handle: Callable[[Sequence[EventT]], Awaitable[None]], max_bytes: int = MAX_RECORD_BYTES) -> None:
+    async def guarded(self, agent: str, events: Sequence[EventT[Any]],
+                      handle: Callable[[Sequence[EventT[Any]]], Awaitable[None]],
+                      max_bytes: int = MAX_RECORD_BYTES) -> None:
         """Run one consumed batch of `agent` under `DeadLetters.guarded`: acknowledged only when handled whole.
 
         Records larger than `max_bytes` are refused first (`record_too_large`): by default what one record an
@@ -262,7 +263,7 @@ def source_of_key(key: bytes | str | None) -> str:
     return name if name in SOURCES else "auto"
 
 
-async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
+async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None:
     """Parse raw bodies, dead-letter refusals, and send one `alerts` record per partition of `alerts`.
 
     Each alert goes to the partition its correlation key hashes to (Kafka's default murmur2, as for any
@@ -322,7 +323,7 @@ def _split(pipe: Pipeline, alerts: Sequence[Alert]) -> tuple[dict[int, list[Aler
     return out, by_source
 
 
-async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
+async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None:
     """Fold a batch of `alerts` records into the engines of their partitions and publish what changed.
 
     Segments already applied (by this worker or by one before a crash) are skipped by their source offset.
@@ -445,7 +446,7 @@ def install(app: App, settings: Settings) -> Pipeline:
         async for events in stream.take_events(NORMALIZE_BATCH, within=BATCH_WITHIN_S):
             await pipe.guarded("normalize", events, normalize_steps, max_bytes=0)  # cuts large bodies into parts
 
-    async def normalize_steps(events: Sequence[EventT]) -> None:
+    async def normalize_steps(events: Sequence[EventT[Any]]) -> None:
         for step in steps(events, settings.step_bytes):
             await normalize_batch(pipe, step)
 
@@ -454,7 +455,7 @@ def install(app: App, settings: Settings) -> Pipeline:
         async for events in stream.take_events(CORRELATE_BATCH, within=BATCH_WITHIN_S):
             await pipe.guarded("correlate", events, correlate_steps)
 
-    async def correlate_steps(events: Sequence[EventT]) -> None:
+    async def correlate_steps(events: Sequence[EventT[Any]]) -> None:
         for step in steps(events, settings.step_bytes):
             await correlate_batch(pipe, step)
 
@@ -462,8 +463,8 @@ def install(app: App, settings: Settings) -> Pipeline:
     async def idle_tick() -> None:
         await tick(pipe)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
+    @app.when_revoked
+    def on_revoked(revoked: set[TP]) -> None:
         pipe.drop(tp.partition for tp in revoked if tp.topic == names.alerts)
 
     app.stop_hooks.append(pipe.checkpoint_if_due)  # stopping: always due when something is held

@@ -70,7 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from faust.types import EventT, TopicT
+from faust.types import TP, EventT, TopicT
 from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
@@ -79,9 +79,9 @@ from correlator.topology import Topology, TopologyError
 from stream.app import App
 from stream.commands.replay import read_topology
 from stream.checkpoint import Checkpoints, StateStore
-from stream.idle import IdleClocks
+from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
-from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
+from stream.pipeline import BATCH_WITHIN_S, Pipeline
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
@@ -471,8 +471,8 @@ def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | Non
 
     app.stop_hooks.append(partial(checkpoint_if_due, stage))  # stopping: always due when something is held
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
+    @app.when_revoked
+    def on_revoked(revoked: set[TP]) -> None:
         stage.drop(tp.partition for tp in revoked if tp.topic == stage.route_topic)
 
     @app.page("/stage2/")

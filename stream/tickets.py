@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from faust.types import EventT, TopicT
+from faust.types import TP, EventT, TopicT
 from pydantic import ValidationError
 
 from correlator import metrics
@@ -232,10 +232,10 @@ def ticket_event(record: TicketRecord) -> Outbound:
     return Outbound("tickets_triaged", record.ticket_id, event_of(record))
 
 
-async def triage_batch(desk: Desk, events: Sequence[EventT]) -> None:
+async def triage_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
     """Decode, classify and gate a batch of `tickets.raw` records; apply resolutions; dead-letter the rest."""
     now = time.time()
-    by_partition: dict[int, list[tuple[EventT, Ticket | TicketResolution, Classification | None]]] = {}
+    by_partition: dict[int, list[tuple[EventT[Any], Ticket | TicketResolution, Classification | None]]] = {}
     for event in events:
         msg = event.message
         try:
@@ -264,7 +264,7 @@ async def _forward(desk: Desk, ticket_id: str, value: bytes | None, partition: i
     metrics.TICKETS_FORWARDED.inc()
 
 
-async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: EventT,
+async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: EventT[Any],
                        item: Ticket | TicketResolution, result: Classification | None, now: float) -> None:
     held = store.get(item.ticket_id)
     if isinstance(item, TicketResolution):
@@ -311,7 +311,7 @@ def parse_incident(raw: bytes | None) -> IncidentEvent | None:
         raise InputError(f"not an IncidentEvent: {where}: {first['msg']}", "invalid_incident_event") from None
 
 
-async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
+async def incident_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
     """Start, move or stop the SLA clocks of the incidents in a batch of `incidents` events."""
     now = time.time()
     by_partition: dict[int, list[IncidentEvent]] = {}
@@ -457,8 +457,8 @@ def install_desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
     async def sla_timer() -> None:
         await sla_tick(desk, time.time())
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
+    @app.when_revoked
+    def on_revoked(revoked: set[TP]) -> None:
         desk.drop(revoked)
 
     return desk
