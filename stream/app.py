@@ -21,7 +21,7 @@ from typing import Any, cast
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.types import TP, TopicT
+from faust.types import TopicT
 from faust.web import View
 from mode import Seconds
 
@@ -98,7 +98,6 @@ def slash_twin(path: str) -> str | None:
 
 _Settings = Settings  # `Settings` inside App's body is Faust's settings class
 TimerFun = Callable[[], Awaitable[None]]
-RevokedFun = Callable[[set[TP]], None]
 
 
 class App(faust.App):
@@ -139,19 +138,6 @@ class App(faust.App):
         decorator: Callable[[TimerFun], TimerFun] = super().timer(
             interval, on_leader=on_leader, traced=traced, name=name, max_drift_correction=max_drift_correction)
         return decorator
-
-    def when_revoked(self, drop: RevokedFun) -> RevokedFun:
-        """Decorator: call `drop(partitions)` whenever a rebalance takes partitions from this worker.
-
-        A typed way onto `on_partitions_revoked`: mode types a signal handler as `(sender, *args, signal=...)`,
-        which no handler that names the partitions as a parameter matches.
-        """
-
-        async def receiver(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-            drop(args[0])  # the signal is sent as send(revoked): args are (revoked,)
-
-        self.on_partitions_revoked.connect(receiver)
-        return drop
 
     async def on_stop(self) -> None:
         """Run the stop hooks, then Faust's stop (which waits for unacknowledged input, then commits)."""
