@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench clean promstack
+.PHONY: venv lint test demo bench clean promstack
 
 # The install is quiet, so the first screen a person reads is the product's: recipes are not echoed, and pip runs
 # at -q -q, which hides its warnings (a machine's pip config naming index folders that do not exist, setuptools'
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP) promstack
+# ruff and mypy --strict read their rules and paths from pyproject.toml; any finding stops `make test` before pytest.
+lint: $(STAMP)
+	$(BIN)/ruff check --quiet
+	$(BIN)/mypy
+
+test: lint promstack
 	$(BIN)/python -m pytest -q
 
 # The end-to-end test runs Debian's Prometheus and Alertmanager; install them when missing (root, no prompts).
@@ -42,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -49,7 +49,7 @@ from results_md import write_section  # noqa: E402
 from storms import StormSpec, generate  # noqa: E402
 
 import rca_sets  # noqa: E402
-from rca_sets import MICROSS, DataSet  # noqa: E402
+from rca_sets import DataSet  # noqa: E402
 
 from correlator.config import CorrelationConfig  # noqa: E402
 from correlator.engine import AlertLike  # noqa: E402
@@ -62,7 +62,6 @@ from correlator.replay import time_slices, replay  # noqa: E402
 from correlator.scoring import PairwiseScore, pairwise_score  # noqa: E402
 from correlator.stage2 import Grouper, GroupingConfig  # noqa: E402
 from correlator.topology import parse_topology  # noqa: E402
-from stream.commands.replay import read_alerts  # noqa: E402
 
 SECTION = "## Cross-service correlation (stage 2)"
 BEGIN, END = "<!-- accuracy_rca.py: generated from here -->", "<!-- accuracy_rca.py: to here -->"

@@ -216,7 +216,7 @@ def _fault(
         t += rng.expovariate(1 / interval)
     if rng.random() < 0.5:
         ins = rng.choice(root_ins)
-        for k in range(rng.randint(1, 4)):
+        for _ in range(rng.randint(1, 4)):
             out.append((at + rng.uniform(0, duration), {"alertname": "HostLoadHigh", "service": "node",
                                                          "host": hosts[ins], "cluster": cluster}, fault))
     hop1 = callers[root]

@@ -79,9 +79,9 @@ from correlator.validation import first_error
 from stream.app import App
 from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.commands.replay import read_topology
-from stream.idle import IdleClocks
+from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
-from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
+from stream.pipeline import BATCH_WITHIN_S, Pipeline
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore

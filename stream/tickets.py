@@ -237,10 +237,10 @@ def ticket_event(record: TicketRecord) -> Outbound:
     return Outbound("tickets_triaged", record.ticket_id, event_of(record))
 
 
-async def triage_batch(desk: Desk, events: Sequence[EventT]) -> None:
+async def triage_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
     """Decode, classify and gate a batch of `tickets.raw` records; apply resolutions; dead-letter the rest."""
     now = time.time()
-    by_partition: dict[int, list[tuple[EventT, Ticket | TicketResolution, Classification | None]]] = {}
+    by_partition: dict[int, list[tuple[EventT[Any], Ticket | TicketResolution, Classification | None]]] = {}
     for event in events:
         msg = event.message
         try:
@@ -269,7 +269,7 @@ async def _forward(desk: Desk, ticket_id: str, value: bytes | None, partition: i
     metrics.TICKETS_FORWARDED.inc()
 
 
-async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: EventT,
+async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: EventT[Any],
                        item: Ticket | TicketResolution, result: Classification | None, now: float) -> None:
     held = store.get(item.ticket_id)
     if isinstance(item, TicketResolution):
@@ -315,7 +315,7 @@ def parse_incident(raw: bytes | None) -> IncidentEvent | None:
         raise InputError(f"not an IncidentEvent: {first.field}: {first.reason}", "invalid_incident_event") from None
 
 
-async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
+async def incident_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
     """Start, move or stop the SLA clocks of the incidents in a batch of `incidents` events."""
     now = time.time()
     by_partition: dict[int, list[IncidentEvent]] = {}
