@@ -1,6 +1,6 @@
 """`aiops triage [TEXT] [--threshold 0.5] [--json]`: triage one text, or NDJSON tickets on stdin, and print the decision.
 
-Each stdin line is an object with `text` and optionally `ticket_id`. A line that is not such an object is
+`aiops triage train` builds a learned model instead (stream/commands/train.py). Each stdin line is an object with `text` and optionally `ticket_id`. A line that is not such an object is
 reported on stderr with its line number and skipped; the exit code is then 1. Nothing here needs Faust.
 """
 
