@@ -124,7 +124,7 @@ class ModelParams:
     char_ngrams: tuple[int, int] = (2, 5)
     word_ngrams: tuple[int, int] = (1, 2)
     rules_weight: float = 1.0
-    c: float = 10.0
+    c: float = 30.0
     folds: int = 5
     neighbours: int = 5
     min_similarity: float = 0.2
