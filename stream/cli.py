@@ -35,10 +35,10 @@ NESTED: dict[tuple[str, str], tuple[str, str]] = {
 
 def _nested(argv: Sequence[str]) -> argparse.ArgumentParser | None:
     """The parser of a nested subcommand (`aiops triage train`) when argv names one, else None."""
-    key = tuple(argv[:2])
-    if key not in NESTED:
+    key = (argv[0], argv[1]) if len(argv) >= 2 else None
+    if key is None or key not in NESTED:
         return None
-    module, help_text = NESTED[key]  # type: ignore[index]
+    module, help_text = NESTED[key]
     parser = argparse.ArgumentParser(prog="aiops " + " ".join(key), description=help_text)
     parser.set_defaults(_module=module, command=" ".join(key))
     importlib.import_module(module).configure(parser)

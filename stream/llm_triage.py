@@ -24,7 +24,7 @@ from correlator.models import TicketSeverity
 from correlator.triage import Classification, TriageConfig
 from correlator.triage.taxonomy import SEVERITIES
 
-__all__ = ["LlmClassifier", "LlmError", "factory", "request_body", "parse_reply", "MAX_CONFIDENCE"]
+__all__ = ["MAX_CONFIDENCE", "LlmClassifier", "LlmError", "factory", "parse_reply", "request_body"]
 
 MAX_CONFIDENCE = 0.9
 """A model's word for its own certainty is not evidence: it never routes above this confidence."""
@@ -97,7 +97,7 @@ class LlmClassifier:
         request = urllib.request.Request(self.url.rstrip("/") + "/chat/completions", data=data, headers=headers,
                                          method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - configured URL
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 body = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:200].decode("utf-8", "replace")

@@ -46,8 +46,25 @@ from correlator.triage.learned import (
 )
 from correlator.triage.taxonomy import SEVERITIES
 
-__all__ = ["Example", "ModelParams", "DEFAULT_PARAMS", "SklearnTriageModel", "learn_available", "read_labels",
-           "train", "fit", "save", "load", "newest_artifact", "ArtifactError", "TRUSTED", "out_of_fold"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "TRUSTED",
+    "ArtifactError",
+    "Example",
+    "ModelParams",
+    "ModelWatch",
+    "SklearnTriageModel",
+    "calibrate",
+    "fit",
+    "latest_labels",
+    "learn_available",
+    "load",
+    "newest_artifact",
+    "out_of_fold",
+    "read_labels",
+    "save",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +326,8 @@ def load(path: Path) -> SklearnTriageModel:
     if untrusted:
         raise ArtifactError(f"{path.name}: holds types not trusted for a triage model: {sorted(untrusted)}")
     state: Mapping[str, Any] = sio.loads(blob, trusted=list(TRUSTED))
-    params = ModelParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["params"].items()})
+    given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in state["params"].items()}
+    params = ModelParams(**given)
     examples = [Example(*row) for row in state["examples"]]
     xs, ys = state["calibration"]
     return SklearnTriageModel(dict(state["parts"]), examples, Calibration(tuple(xs), tuple(ys)), version, params)

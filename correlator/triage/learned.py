@@ -23,22 +23,26 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, cast
 
 from correlator.models import TicketSeverity
-from correlator.triage.classifier import MAX_NO_MATCH_CONFIDENCE, Classification, RuleClassifier
+from correlator.triage.classifier import (
+    MAX_NO_MATCH_CONFIDENCE,
+    Classification,
+    RuleClassifier,
+)
 from correlator.triage.taxonomy import DEFAULT_PRECEDENCE, SEVERITIES, UNKNOWN_CODE
 
 __all__ = [
+    "DEFAULT_COMBINE",
     "Calibration",
     "CombineConfig",
-    "DEFAULT_COMBINE",
     "LearnedClassifier",
     "ModelVote",
     "Neighbour",
+    "Pick",
     "TriageModel",
     "combine",
-    "Pick",
     "propose",
     "raw_pick",
 ]
@@ -185,7 +189,7 @@ def raw_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
     if kept:
         code, p_code = rules.taxonomy_code, vote.codes.get(rules.taxonomy_code, 0.0)
     severity, p_sev = _best(vote.severities, SEVERITIES)
-    return Pick(code, p_code, severity, p_sev, kept)  # type: ignore[arg-type]
+    return Pick(code, p_code, cast(TicketSeverity, severity), p_sev, kept)
 
 
 def combine(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
@@ -204,7 +208,7 @@ def combine(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
     kept = " (rules' code kept: security beats network symptoms)" if pick.kept_rules_code else ""
     reason = (f"model {vote.version}: {code} ({pick.p_code:.2f}){kept}, {severity} ({pick.p_severity:.2f}); {said}"
               f"{_evidence(vote, config.cite)} -> {severity}, calibrated confidence {confidence:.2f}")
-    return Classification(severity=severity, confidence=confidence, taxonomy_code=code,  # type: ignore[arg-type]
+    return Classification(severity=severity, confidence=confidence, taxonomy_code=code,
                           tags=rules.tags, reason=reason, classifier="learned", model_version=vote.version)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from correlator.triage import RuleClassifier
 
-__all__ = ["configure", "run", "AUTHOR_SET"]
+__all__ = ["AUTHOR_SET", "configure", "run"]
 
 AUTHOR_SET = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "triage_eval.ndjson"
 BROKER_IDLE_S = 2.0
