@@ -179,7 +179,7 @@ def test_neighbours_find_a_reviewed_ticket_without_diacritics(model: SklearnTria
     [near] = model.neighbours(["Vardu serveris atbild ar SERVFAIL visiem lietotajiem"])
     assert near and near[0].ticket_id == "r1" and near[0].source == "override" and near[0].similarity > 0.5
     result = LearnedClassifier(RULES, model).classify("Vardu serveris atbild ar SERVFAIL visiem lietotajiem")
-    assert "similar reviewed: r1 network.dns/sev2" in result.reason
+    assert "similar labelled: r1 network.dns/sev2" in result.reason
 
 
 def test_the_watch_loads_the_newest_artifact_and_says_what_triages(artifact: Path, tmp_path: Path) -> None:
@@ -195,3 +195,16 @@ def test_the_watch_loads_the_newest_artifact_and_says_what_triages(artifact: Pat
     said = watch.poll()
     assert said is not None and artifact.stem.rsplit("-", 1)[1] in said and watch.classifier is not None
     assert watch.poll() is None  # unchanged: not loaded again
+
+
+def test_the_triage_command_uses_the_newest_model_of_a_directory(artifact: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from stream.cli import main
+
+    assert main(["triage", "--model-dir", str(artifact.parent), "--json", "DNS serveris neatbild"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_version"] == artifact.stem.rsplit("-", 1)[1] and out["taxonomy_code"] == "network.dns"
+    assert main(["triage", "--model-dir", str(artifact.parent / "none"), "x"]) == 2
+    assert "rules alone (no model artifact" in capsys.readouterr().err

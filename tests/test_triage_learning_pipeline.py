@@ -54,7 +54,7 @@ def test_an_override_trains_a_model_the_worker_loads_and_cites(broker: EmbeddedB
         dep.produce("tickets_raw", [ticket("L-2", ODD_AGAIN)])
         decided = wait_events(dep, "L-2", lambda ev: len(ev) >= 1, 30, worker)[0]
         assert decided["model_version"] == version
-        assert "similar reviewed: L-1 service.customer_request/sev3" in decided["reason"]
+        assert "similar labelled: L-1 service.customer_request/sev3" in decided["reason"]
         status, record = call(worker, "GET", "/review/L-2")
         assert status == 200 and record["similar"][0]["ticket_id"] == "L-1"
         assert record["proposal"]["taxonomy_code"] == "service.customer_request"

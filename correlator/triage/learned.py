@@ -161,7 +161,7 @@ def _no_match(rules: Classification) -> bool:
 def _evidence(vote: ModelVote, cite: int) -> str:
     if not vote.neighbours or cite <= 0:
         return ""
-    return "; similar reviewed: " + ", ".join(n.cite() for n in vote.neighbours[:cite])
+    return "; similar labelled: " + ", ".join(n.cite() for n in vote.neighbours[:cite])
 
 
 @dataclass(frozen=True, slots=True)
