@@ -13,6 +13,10 @@ Who acts: with tokens configured (stream/auth.py) every POST here needs an opera
 recorded (`who`, `acked_by`) is that token's name; a body may leave `who` out, and one naming someone else is
 refused (400). Without tokens `who` in the body is required, as the only name there is.
 
+With a learned triage model loaded (stream/triage_model.py), queue entries and `GET /review/{ticket_id}` also
+carry `model_version` (of the decision), `similar` (the nearest labelled tickets by the model's vectors, with
+their labels and similarity) and `proposal` (the code and severity those neighbours support, and which).
+
 Answers: 200 with the resulting record or event; errors are `application/problem+json` (stream/problems.py):
 400 `invalid_body` with `errors: [{"field", "reason"}]`; 404 `not_found` for an id this worker's partitions do
 not hold; 409 `conflict` when the state refuses (approving a routed ticket, acking a resolved incident); 421
@@ -32,6 +36,7 @@ from faust.web import View
 
 from correlator import metrics
 from correlator.triage.incident_sla import IncidentClock, acknowledge
+from correlator.triage.learned import propose
 from correlator.triage.lifecycle import (
     FieldError,
     Refused,
@@ -76,7 +81,18 @@ def _queued(record: TicketRecord) -> dict[str, Any]:
     latest = record.latest
     return {"ticket_id": record.ticket_id, "text": record.text, "created_at": record.created_at,
             "queued_at": latest.decided_at, "severity": latest.severity, "confidence": latest.confidence,
-            "taxonomy_code": latest.taxonomy_code, "tags": latest.tags, "reason": latest.reason}
+            "taxonomy_code": latest.taxonomy_code, "tags": latest.tags, "reason": latest.reason,
+            "model_version": latest.model_version}
+
+
+def similar_of(desk: Desk, texts: list[str]) -> list[dict[str, Any]]:
+    """Per text, the nearest labelled tickets of the loaded model and the proposal they make (none without one)."""
+    model = desk.models.model if desk.models is not None else None
+    if model is None:
+        return [{"similar": [], "proposal": None, "proposed_by": None} for _ in texts]
+    return [{"similar": [{"ticket_id": n.ticket_id, "taxonomy_code": n.taxonomy_code, "severity": n.severity,
+                          "similarity": n.similarity, "source": n.source, "text": n.text} for n in near],
+             "proposal": propose(near), "proposed_by": model.version} for near in model.neighbours(texts)]
 
 
 def _errors(request: Any, errors: list[FieldError]) -> Any:
@@ -197,6 +213,7 @@ def sla_status(desk: Desk) -> dict[str, Any]:
         "open_ticket_clocks": sum(r.latest.status in ("routed", "escalated") for r in tickets),
         "incidents": sum(len(store) for store in desk.incidents.values()),
         "open_incident_clocks": open_incident_clocks(desk),
+        "triage_model": desk.models.status() if desk.models is not None else "triage: rules alone",
         "unsent_events": sum(len(s.pending()) for s in desk.tickets.values())
         + sum(len(s.pending()) for s in desk.incidents.values()),
     }
@@ -217,7 +234,10 @@ def install_views(desk: Desk) -> None:
             if not desk.ready():
                 return _recovering(request)
             waiting = queue_of(desk)
-            return self.json({"tickets": [_queued(r) for r in waiting[:QUEUE_LIMIT]], "total": len(waiting)})
+            shown = waiting[:QUEUE_LIMIT]
+            near = similar_of(desk, [r.text for r in shown])
+            return self.json({"tickets": [{**_queued(r), **n} for r, n in zip(shown, near, strict=True)],
+                              "total": len(waiting)})
 
     @app.page("/review/{ticket_id}")
     class Record(View):
@@ -228,7 +248,7 @@ def install_views(desk: Desk) -> None:
             record = store.get(ticket_id)
             if record is None:
                 return _unknown(request, "ticket", ticket_id)
-            return self.json(record.model_dump(mode="json"))
+            return self.json({**record.model_dump(mode="json"), **similar_of(desk, [record.text])[0]})
 
     @app.page("/review/{ticket_id}/approve")
     class Approve(View):
