@@ -14,9 +14,10 @@ class GroupingConfig:
     gap_s: a child may join a group when its first alert lies within gap_s of the group's reach
         (first_seen - gap_s <= t <= reach + gap_s, reach being the latest alert of any child that extends it).
     burst_s: onset proximity. A joining child extends the group's reach (with its whole span) only when it
-        starts inside the reach, within burst_s of the group's latest child onset, or one topology edge away
-        (a cascade propagating); a child that starts after a longer lull joins but does not carry the
-        group on, so steady background alerts sharing a service cannot chain a cause on for ever. Chosen
+        starts within burst_s of the group's latest child onset, or one topology edge away (a cascade
+        propagating); a child that starts after a longer lull, or merely inside a long child's span, joins
+        but does not carry the group on, so steady background alerts sharing a service, or an unrelated fault
+        on a shared host, cannot chain a cause on for ever. Chosen
         (20 s, with merge_window_s 120 s) on rca-micross and its tuning variants, within what the unit tests
         of slow cascades and joins 20 s apart require, and frozen before the held-out seeds were generated.
     max_hops: topology edges allowed between an entity of the child and one of the group.

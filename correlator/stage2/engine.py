@@ -11,9 +11,10 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
 * scope: C's key has exactly G's scope (cluster, environment, region: a hard boundary, never crossed);
 
 * time: G.first_seen - gap <= t <= G.reach + gap, reach being the latest alert (children's spans arrive on
-  their `updated` events) of any child that extends G: the first, and each that started inside the reach,
-  within burst_s of G's latest child onset, or related by topology. A child that starts after a longer lull
-  joins but does not extend G (onset proximity: steady background alerts do not chain a cause on);
+  their `updated` events) of any child that extends G: the first, and each that started within burst_s of
+  G's latest child onset or one topology edge from it. A child that starts after a longer lull, or merely
+  inside a long child's span, joins but does not extend G (onset proximity: steady background alerts and
+  an overlapping unrelated fault do not chain a cause on);
 * relation: C continues a child of G, or shares an entity with G, or is within max_hops of it in the
   topology, or (the label fallback) shares a namespace, and no cluster separates them (see `relations`);
 
@@ -399,10 +400,11 @@ class Grouper:
     def _join(self, cand: _Candidate, ev: IncidentEvent, view: ChildView, now: float, out: GroupingOutput) -> None:
         g, link, gap = cand.group, cand.link, cand.gap
         child = ChildState.of(ev)
-        # a child carries its group on when it starts inside its reach, in its burst of onsets, or one dependency
-        # edge on from it (a cascade propagating); a lone child after a lull joins but does not extend it
-        child.extends = (gap == 0 or ev.first_seen - g.last_onset <= self.config.burst_s
-                         or link.relation is Relation.TOPOLOGY)
+        # onset proximity: a child carries its group on when it starts in the group's burst of onsets, or one
+        # topology edge on from it (a cascade propagating); one that starts after a lull, or merely somewhere
+        # inside a long child's span, joins but does not extend it
+        child.extends = (ev.first_seen - g.last_onset <= self.config.burst_s
+                         or (link.relation is Relation.TOPOLOGY and link.hops == 1))
         g.refresh(child)
         self._absorb(g, view)
         self._child_group[ev.incident_id] = g.id

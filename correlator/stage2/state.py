@@ -43,7 +43,7 @@ class ChildState:
     entity_values: int = 0
     """Label values the child's event carried; stage 1 only adds to them, so an equal count means no news."""
     extends: bool = True
-    """Whether the child's span extends its group's reach: it started within the group's burst of onsets."""
+    """Whether the child's span extends its group's reach: it started in the group's burst of onsets."""
 
     @classmethod
     def of(cls, ev: IncidentEvent) -> ChildState:
