@@ -354,7 +354,8 @@ class Correlator:
     def _capped(self, inc: IncidentState, t: float) -> bool:
         """Whether `inc` would have absorbed an alert at `t` but for its size or lifetime cap."""
         cfg = self.config
-        if inc.phase is not Phase.OPEN or not (inc.alert_count >= cfg.max_alerts or t > inc.first_seen + cfg.max_lifetime_s):
+        capped = inc.alert_count >= cfg.max_alerts or t > inc.first_seen + cfg.max_lifetime_s
+        if inc.phase is not Phase.OPEN or not capped:
             return False
         return absorbs(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, t, cfg, inc.gap_cap)
 

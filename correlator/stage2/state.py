@@ -128,7 +128,8 @@ class GroupState:
         children = [ChildState(*c) for c in d["children"]]
         return cls(
             id=d["id"], first_child=d["first_child"], first_seen=d["first"], last_seen=d["last"],
-            reach=d.get("reach", d["last"]), last_onset=d.get("onset", d["last"]), previous_id=d["prev"], topology_version=d["topo"], children={c.id: c for c in children},
+            reach=d.get("reach", d["last"]), last_onset=d.get("onset", d["last"]), previous_id=d["prev"],
+            topology_version=d["topo"], children={c.id: c for c in children},
             entities=set(d["entities"]), scopes={k: set(v) for k, v in d["scopes"].items()},
             accepting=d["accepting"], phase=GroupPhase(d["phase"]), done_at=d["done"], seq=d["seq"],
             last_emit_at=float("-inf") if d["emitted"] is None else d["emitted"], dirty=d["dirty"],
