@@ -105,11 +105,16 @@ class GroupState:
     def refresh(self, child: ChildState) -> None:
         """Take a child's latest figures into the group's span."""
         self.children[child.id] = child
-        self.first_seen = min(self.first_seen, child.first_seen)
-        self.last_seen = max(self.last_seen, child.last_seen)
-        self.last_onset = max(self.last_onset, child.first_seen)
-        if child.extends:
-            self.reach = max(self.reach, child.last_seen)
+        first, last = child.first_seen, child.last_seen
+        # comparisons, not min()/max(): this runs on every child event stage 2 folds
+        if first < self.first_seen:
+            self.first_seen = first
+        if last > self.last_seen:
+            self.last_seen = last
+        if first > self.last_onset:
+            self.last_onset = first
+        if child.extends and last > self.reach:
+            self.reach = last
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, orjson-ready form for a changelog table."""
