@@ -107,12 +107,9 @@ class GroupState:
         self.children[child.id] = child
         first, last = child.first_seen, child.last_seen
         # comparisons, not min()/max(): this runs on every child event stage 2 folds
-        if first < self.first_seen:
-            self.first_seen = first
-        if last > self.last_seen:
-            self.last_seen = last
-        if first > self.last_onset:
-            self.last_onset = first
+        self.first_seen = first if first < self.first_seen else self.first_seen
+        self.last_seen = last if last > self.last_seen else self.last_seen
+        self.last_onset = first if first > self.last_onset else self.last_onset
         if child.extends and last > self.reach:
             self.reach = last
 
