@@ -71,7 +71,7 @@ def test_one_system_in_two_clusters_failing_at_once_stays_apart(base: accuracy_r
 
 
 def test_the_data_set_is_where_the_tests_expect_it() -> None:
-    assert (MICROSS / "topology.json").exists() and Path(accuracy_rca.MICROSS) == MICROSS
+    assert (MICROSS / "topology.json").exists() and Path(rca_sets.MICROSS) == MICROSS
 
 
 def test_background_noise_is_not_chained_into_causes(base: accuracy_rca.DataSet) -> None:
