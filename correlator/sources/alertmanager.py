@@ -34,7 +34,7 @@ from correlator.sources.generic import (
     symptom_of,
 )
 
-__all__ = ["SOURCE", "VERSION", "WebhookAlert", "WebhookMessage", "checked", "parse"]
+__all__ = ["SOURCE", "VERSION", "WebhookAlert", "WebhookMessage", "checked", "epoch_of_moment", "parse"]
 
 SOURCE: Final = "alertmanager"
 VERSION: Final = "4"
@@ -106,7 +106,7 @@ def checked(body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> Webhoo
     except ValidationError as exc:
         raise error_from_validation(exc, SOURCE) from None
     for index, item in enumerate(message.alerts):
-        if _epoch(item.starts_at) is None:
+        if epoch_of_moment(item.starts_at) is None:
             raise SourceError(f"alerts[{index}].startsAt", "zero time: an alert needs the time it began",
                               source=SOURCE)
     return message
@@ -123,7 +123,7 @@ def _check_version(version: object) -> None:
 
 
 def _alert(message: WebhookMessage, item: WebhookAlert, config: KeyConfig) -> Alert:
-    starts_at = _epoch(item.starts_at)
+    starts_at = epoch_of_moment(item.starts_at)
     assert starts_at is not None  # `checked` refused zero start times
     severity, severity_raw = severity_of(item.labels.get("severity"))
     return Alert(
@@ -135,7 +135,7 @@ def _alert(message: WebhookMessage, item: WebhookAlert, config: KeyConfig) -> Al
         severity=severity,
         status=item.status,
         starts_at=starts_at,
-        ends_at=_epoch(item.ends_at) if item.status == "resolved" else None,
+        ends_at=epoch_of_moment(item.ends_at) if item.status == "resolved" else None,
         labels=item.labels,
         annotations=item.annotations,
         summary=summary_of(item.annotations),
@@ -143,7 +143,8 @@ def _alert(message: WebhookMessage, item: WebhookAlert, config: KeyConfig) -> Al
     )
 
 
-def _epoch(moment: datetime | None) -> float | None:
+def epoch_of_moment(moment: datetime | None) -> float | None:
+    """Epoch seconds of a webhook time (naive means UTC); None for Go's zero time (not set)."""
     if moment is None or moment.year == 1:  # Go's zero time.Time: not set
         return None
     if moment.tzinfo is None:
