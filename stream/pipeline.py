@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
 from faust.types import EventT, TopicT
 
 from correlator import metrics
@@ -39,6 +38,7 @@ from stream.checkpoint import Checkpoints, StateStore
 from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.hop import count_received, numbered, partition_parts
 from stream.idle import TICK_S, IdleClocks
+from stream.incident_records import encode_incident_event
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.state import TableStore
@@ -183,7 +183,7 @@ class Pipeline:
     def encode(self, events: Sequence[IncidentEvent], received_ms: int | None) -> list[bytes]:
         """The values of incident events about to be published; observes their counts and latencies."""
         now_s = time.time()
-        values = [orjson.dumps(ev.model_dump(mode="json")) for ev in events]
+        values = [encode_incident_event(ev) for ev in events]
         for ev in events:
             metrics.INCIDENT_EVENTS.labels(ev.kind).inc()
             if received_ms is not None:

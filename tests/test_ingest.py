@@ -644,12 +644,14 @@ def test_ingest_load_benchmark_quick() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ingest_load.py"), "--quick", "--json"],
                          check=True, capture_output=True, text=True, timeout=300, cwd=ROOT)
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(report) >= {"machine", "load", "runs", "median", "alerts_raw", "cpu_cores_used"}
+    assert set(report) >= {"machine", "load", "runs", "median", "landed", "cpu_cores_used", "incident_latency_s"}
     assert len(report["runs"]) == 1
     run = report["runs"][0]
     assert run["accepted"] > 0 and run["req_per_s"] > 0 and run["alerts_per_s"] == pytest.approx(
         run["req_per_s"] * report["load"]["alerts_per_body"], rel=0.01)
     assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
-    raw = report["alerts_raw"]
-    assert raw["records"] >= raw["accepted_202"] > 0 and raw["missing"] == 0 and raw["batches"] > 0
+    landed = report["landed"]
+    assert landed["alerts"] >= landed["alerts_accepted"] == landed["accepted_202"] * 100 > 0
+    assert landed["missing"] == 0 and landed["records"] >= landed["batches"] > 0
+    assert report["incident_latency_s"]["n"] > 0
 
