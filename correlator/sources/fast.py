@@ -14,7 +14,7 @@ which then produces the record or the refusal, so records and refusals are the a
 - a time not in the RFC 3339 shape both parsers read alike (`_TIME`: pydantic truncates nanoseconds like
   `datetime.fromisoformat`; msgspec's own datetime rounds them, hence times are decoded as strings here);
 - Go's zero time as a start, an empty service or symptom (the `Alert` model refuses them), a version other
-  than "4", a negative `truncatedAlerts`, a body over `max_bytes`;
+  than "4", a negative `truncatedAlerts` or one past 2**64 - 1 (orjson refuses it), a body over `max_bytes`;
 - an alert the event-time guard would clamp or refuse (`eventtime.guard_alerts` handles those).
 
 At the JSON level, a typed decode with no unknown fields sees every byte as a typed value, and agrees with
@@ -73,6 +73,8 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _DECODER: Final = msgspec.json.Decoder(_Message)
+_MAX_JSON_INT: Final = 2**64 - 1
+"""The largest integer orjson reads (msgspec reads any): a larger one is malformed JSON to the adapter."""
 _TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?")
 """The time shapes read here; anything else (lower-case `z`, a date alone, basic format) goes to the adapter."""
 
@@ -102,7 +104,7 @@ def alertmanager_records(body: bytes, arrival: float, guard: TimeGuard, config: 
         message = _DECODER.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if message.version != VERSION or message.truncatedAlerts < 0:
+    if message.version != VERSION or not 0 <= message.truncatedAlerts <= _MAX_JSON_INT:
         return None
     newest = arrival + guard.max_future_skew_s
     oldest = -math.inf if guard.horizon_s is None else arrival - guard.horizon_s
