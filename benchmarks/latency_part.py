@@ -20,13 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_workers import (  # noqa: E402
-    Plan,
-    fresh_deployment,
-    histogram_quantiles,
-    percentiles,
-    start_workers,
-)
+from bench_workers import Plan, fresh_deployment, histogram_quantiles, percentiles, start_workers  # noqa: E402
 from storms import StormSpec, generate  # noqa: E402
 from throughput_part import throughput_run  # noqa: E402
 

@@ -16,14 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_workers import (  # noqa: E402
-    POLL_S,
-    Plan,
-    fresh_deployment,
-    produce_in_background,
-    progress,
-    start_workers,
-)
+from bench_workers import POLL_S, Plan, fresh_deployment, produce_in_background, progress, start_workers  # noqa: E402
 from storms import StormSpec, generate  # noqa: E402
 
 from stream.broker import EmbeddedBroker  # noqa: E402

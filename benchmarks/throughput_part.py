@@ -17,16 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from aiokafka import AIOKafkaProducer  # noqa: E402
-from bench_workers import (  # noqa: E402
-    POLL_S,
-    Plan,
-    fresh_deployment,
-    produce_in_background,
-    progress,
-    start_workers,
-    stop_all,
-)
+from bench_workers import POLL_S, Plan, fresh_deployment  # noqa: E402
+from bench_workers import produce_in_background, progress, start_workers, stop_all  # noqa: E402
 from pipeline_throughput import storm_records  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
 
@@ -47,21 +39,6 @@ def hop_records(bodies: Sequence[bytes], partitions: int) -> list[tuple[int, byt
     return [(send.partition or 0, send.value) for body in bodies for send in hop.validate("generic", body, now).records]
 
 
-def _produce_placed(bootstrap: str, topic: str, records: Sequence[tuple[int, bytes]]) -> threading.Thread:
-    async def go() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
-        await producer.start()
-        try:
-            futures = [await producer.send(topic, value, partition=p) for p, value in records]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    thread = threading.Thread(target=asyncio.run, args=(go(),), daemon=True)
-    thread.start()
-    return thread
-
-
 def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, workers: int,
                    timeout: float, path: str = "raw") -> dict[str, float]:
     """Pipeline alerts/s on `workers` workers and the raw-consumer ceiling on the same raw records.
@@ -78,7 +55,8 @@ def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, wor
         start = end = None
         if path == "hop":
             start = time.monotonic()
-            producer = _produce_placed(broker.bootstrap, dep.topic("alerts"), placed)
+            producer = threading.Thread(target=dep.produce_placed, args=("alerts", placed), daemon=True)
+            producer.start()
         else:
             producer = produce_in_background(dep, bodies)
         deadline = time.monotonic() + timeout

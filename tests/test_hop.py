@@ -4,14 +4,12 @@ with no alert counted twice."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from correlator.config import DEFAULT_CONFIG
 from correlator.eventtime import TimeGuard
@@ -67,15 +65,6 @@ def _hop_records(bodies: Sequence[bytes], partitions: int) -> list[tuple[int, by
     return [(s.partition or 0, s.value) for b in bodies for s in hop.validate("generic", b, 1772359205.0).records]
 
 
-async def _produce(bootstrap: str, topic: str, records: Sequence[tuple[int, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await asyncio.gather(*[await producer.send(topic, value, partition=p) for p, value in records])
-    finally:
-        await producer.stop()
-
-
 def test_sigkill_mid_storm_on_the_hop_recovers_the_same_incidents(broker: EmbeddedBroker, tmp_path: Path,
                                                                   workers: list[WorkerProc]) -> None:
     """The records the ingest writes, half before a SIGKILL and half after: the replay's incidents, each alert
@@ -89,10 +78,10 @@ def test_sigkill_mid_storm_on_the_hop_recovers_the_same_incidents(broker: Embedd
     first = dep.start_worker("first")
     workers.append(first)
     half = len(records) // 2
-    asyncio.run(_produce(broker.bootstrap, dep.topic("alerts"), records[:half]))
+    dep.produce_placed("alerts", records[:half])
     dep.read("incidents", 5, timeout=60)  # correlating has begun
     first.kill()
-    asyncio.run(_produce(broker.bootstrap, dep.topic("alerts"), records[half:]))
+    dep.produce_placed("alerts", records[half:])
     workers.append(dep.start_worker("second"))
     latest = follow(dep, expected_alerts=sum(count for _, count, _ in expected.values()))
     assert {i: (e.key, e.alert_count, e.duplicates) for i, e in latest.items()} == expected

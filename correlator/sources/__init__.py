@@ -75,15 +75,8 @@ class Normalized:
     guarded: Guarded = field(default_factory=Guarded)
 
 
-def normalize(
-    source: str,
-    body: bytes,
-    arrival: float,
-    guard: TimeGuard = DEFAULT_GUARD,
-    config: KeyConfig = DEFAULT_KEY_CONFIG,
-    *,
-    max_bytes: int | None = DEFAULT_MAX_BYTES,
-) -> Normalized:
+def normalize(source: str, body: bytes, arrival: float, guard: TimeGuard = DEFAULT_GUARD,
+              config: KeyConfig = DEFAULT_KEY_CONFIG, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> Normalized:
     """One body into alert records: what both the HTTP ingest and the normalize agent run.
 
     Alertmanager webhooks of the regular shape take the typed fast path (`correlator.sources.fast`); anything
