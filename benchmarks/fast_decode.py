@@ -56,8 +56,8 @@ def measure(runs: int) -> dict[str, Any]:
     assert all(alertmanager_records(b, now, DEFAULT_CONFIG.time_guard, DEFAULT_KEY_CONFIG, None) is not None
                for b in bodies), "the bodies must take the fast path"
     parse_rows = {
-        "adapter (parse_arrived + record_of)": lambda: [[record_of(a) for a in parse_arrived("alertmanager", b, now).alerts]
-                                                        for b in bodies],
+        "adapter (parse_arrived + record_of)": lambda: [
+            [record_of(a) for a in parse_arrived("alertmanager", b, now).alerts] for b in bodies],
         "normalize (msgspec fast path)": lambda: [normalize("alertmanager", b, now).records for b in bodies],
         "pydantic-core model_validate_json, decode only": lambda: [WebhookMessage.model_validate_json(b)
                                                                    for b in bodies],

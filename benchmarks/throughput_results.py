@@ -115,7 +115,8 @@ def markdown(results: dict[str, Any]) -> str:
         rows = results["throughput"]
         out += [f"Throughput, median of {results['runs']['throughput']} runs "
                 "(alerts include re-sends and resolutions):", "",
-                "| path | alerts per record | records | workers | pipeline alerts/s | ceiling alerts/s | ratio | runs |",
+                "| path | alerts per record | records | workers | pipeline alerts/s | ceiling alerts/s | ratio "
+                "| runs |",
                 "|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
             runs = ", ".join(f"{x:,.0f}" for x in r["runs_alerts_per_s"])

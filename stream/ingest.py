@@ -3,12 +3,12 @@ the ack.
 
 Endpoints (added to Faust's web server by `install_ingest`, beside /metrics and /incidents):
 
-| endpoint                   | body                                      | records                                       |
-|----------------------------|-------------------------------------------|-----------------------------------------------|
-| `POST /ingest/alertmanager`| Alertmanager webhook v4                   | `alerts`, one per partition of correlation key |
-| `POST /ingest/zabbix`      | the media type's JSON (deploy/zabbix)     | `alerts`, one per partition of correlation key |
-| `POST /ingest/alerts`      | generic alert JSON: object, array, NDJSON | `alerts`, one per partition of correlation key |
-| `POST /ingest/tickets`     | a `Ticket` object or an array of them     | `tickets.raw`, key ticket id, one a ticket     |
+| endpoint                   | body                                      | records                                  |
+|----------------------------|-------------------------------------------|------------------------------------------|
+| `POST /ingest/alertmanager`| Alertmanager webhook v4                   | `alerts`, one per partition of its keys  |
+| `POST /ingest/zabbix`      | the media type's JSON (deploy/zabbix)     | `alerts`, one per partition of its keys  |
+| `POST /ingest/alerts`      | generic alert JSON: object, array, NDJSON | `alerts`, one per partition of its keys  |
+| `POST /ingest/tickets`     | a `Ticket` object or an array of them     | `tickets.raw`, key ticket id, one a ticket|
 | `GET /healthz`             |                                           | 200 while the process serves HTTP         |
 | `GET /readyz`              |                                           | 200 when every check passes, else 503 + reasons |
 
@@ -66,12 +66,7 @@ from aiohttp import web as aioweb
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    KafkaError,
-    KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-)
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.web import Request, Response, View
 from mode import Service
 from pydantic import ValidationError
@@ -82,12 +77,7 @@ from correlator.eventtime import DEFAULT_GUARD, TimeGuard
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Ticket
 from correlator.sources import SourceError, alerts_in, normalize
-from correlator.sources.generic import (
-    check_body,
-    error_from_validation,
-    json_type,
-    load_json,
-)
+from correlator.sources.generic import check_body, error_from_validation, json_type, load_json
 from stream.admission import BacklogProbe
 from stream.app import App
 from stream.auth import Denied, TokenBook
@@ -225,7 +215,8 @@ class AlertHop:
         if normalized.guarded.too_old:  # normalize dead-letters exactly those and correlates the others
             return self._raw(source, body, received_ms, len(normalized.records) + len(normalized.guarded.too_old))
         # a body of no alerts (`[]`) is written nowhere
-        sends = [Send("alerts", None, value, partition, received_ms) for partition, value in hop_values(parts, received_ms)]
+        sends = [Send("alerts", None, value, partition, received_ms)
+                 for partition, value in hop_values(parts, received_ms)]
         return Validated(sends, len(normalized.records), normalized.by_source, normalized.guarded.clamped)
 
     @staticmethod
@@ -234,7 +225,7 @@ class AlertHop:
         return Validated([Send("alerts_raw", source.encode(), body, None, received_ms)], items)
 
 
-DEFAULT_HOP = AlertHop(DEFAULT_KEY_CONFIG, DEFAULT_GUARD, 4)
+DEFAULT_HOP = AlertHop(DEFAULT_KEY_CONFIG, DEFAULT_GUARD, 4)  # 4: the settings' default partition count
 """The hop with default settings, behind `Endpoint.validate` of the alert endpoints (the worker's own is
 `Ingest.hop`)."""
 

@@ -1,5 +1,6 @@
 """`encode_incident_event` writes the bytes `orjson.dumps(event.model_dump(mode="json"))` wrote, for every event the
-engine makes of the lab storm (opened, updated, expired a day later), and for generated events (odd floats, empty and full fields)."""
+engine makes of the lab storm (opened, updated, expired a day later), and for generated events (odd floats, empty
+and full fields)."""
 
 from __future__ import annotations
 

@@ -400,7 +400,8 @@ def test_content_encoding_decoded_or_refused_with_the_reason(encoding: str, body
     assert got == status and answer.get("error") == error, answer
     assert metrics.INGEST_REQUESTS.labels("alerts", str(status))._value.get() == before + 1
     sent = [(partition, value) for (partition, _), (_, _, value) in zip(sender.placed, sender.sent)]
-    assert on_alerts([(p or 0, v) for p, v in sent]) == (expected_records("alerts", GENERIC_ONE) if status == 202 else [])
+    expected = expected_records("alerts", GENERIC_ONE) if status == 202 else []
+    assert on_alerts([(p or 0, v) for p, v in sent]) == expected
 
 
 @pytest.mark.parametrize("reason", ["broker_unavailable", "send_timeout"])

@@ -47,7 +47,8 @@ def slow(source: str, body: bytes, arrival: float, guard: TimeGuard, config: Key
         return ("refused", exc.field, exc.reason)
     except ValueError as exc:  # an Alert the model refuses: a dead letter at normalize
         return ("error", type(exc).__name__, str(exc))
-    return ("records", [record_of(a) for a in guarded.alerts], guarded.clamped, [a.fingerprint for a in guarded.too_old])
+    return ("records", [record_of(a) for a in guarded.alerts], guarded.clamped,
+            [a.fingerprint for a in guarded.too_old])
 
 
 def fast(source: str, body: bytes, arrival: float, guard: TimeGuard, config: KeyConfig) -> tuple[Any, ...]:
@@ -74,7 +75,8 @@ def collected() -> list[tuple[str, bytes]]:
     bodies = [("alertmanager", b) for b in am]
     names = {"alertmanager": "alertmanager", "zabbix": "zabbix", "alerts": "generic"}
     bodies += [(names[e], b) for e, b, *_ in [*ACCEPTED, *INVALID] if e in names]
-    bodies += [("generic", LAB_STORM.read_bytes()), ("zabbix", dumps(VALID["zabbix"])), ("generic", dumps(VALID["alerts"]))]
+    bodies += [("generic", LAB_STORM.read_bytes()), ("zabbix", dumps(VALID["zabbix"])),
+               ("generic", dumps(VALID["alerts"]))]
     bodies += [("zabbix", dumps(m)) for m in mutations(VALID["zabbix"])][:100]
     return bodies
 

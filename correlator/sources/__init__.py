@@ -21,8 +21,8 @@ from correlator.sources.errors import SourceError
 from correlator.sources.fast import alertmanager_records
 from correlator.sources.generic import DEFAULT_MAX_BYTES
 
-__all__ = ["DEFAULT_MAX_BYTES", "SOURCES", "Normalized", "SourceError", "alerts_in", "detect_source", "normalize", "parse",
-           "parse_arrived"]
+__all__ = ["DEFAULT_MAX_BYTES", "SOURCES", "Normalized", "SourceError", "alerts_in", "detect_source", "normalize",
+           "parse", "parse_arrived"]
 
 SOURCES: Final = ("alertmanager", "zabbix", "generic")
 """The source names `parse` knows, in the order `detect_source` tries them."""
