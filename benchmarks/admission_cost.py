@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from results_md import publish  # noqa: E402
-from throughput import machine  # noqa: E402
+from bench_workers import machine  # noqa: E402
 
 from stream.admission import BacklogProbe  # noqa: E402
 from stream.broker import create_topics_sync, start_broker  # noqa: E402

@@ -1,10 +1,13 @@
 """Load on one worker's HTTP ingest: 100-alert Alertmanager webhooks on loopback, bounded in count and time.
 
-Starts its own embedded broker (Tansu) and one worker process (the whole pipeline: ingest, normalize,
-correlate), posts pre-built Alertmanager v4 bodies to `POST /ingest/alertmanager` with an aiohttp client, and
-reports per run the requests/s and alerts/s answered 202, and the p50/p99/max latency of the 202. Afterwards it
-reads `alerts.raw` from the start and counts its records (and the producer batches they arrived in), to show
-that every body answered 202 is there.
+Starts its own embedded broker (Tansu) and one worker process (`--role all`: the ingest, which parses each body
+once and writes its alerts to `alerts` by correlation key, and the agents that correlate them), posts pre-built
+Alertmanager v4 bodies to `POST /ingest/alertmanager` with an aiohttp client, and reports per run the
+requests/s and alerts/s answered 202, and the p50/p99/max latency of the 202. Then it waits until correlation
+folded every accepted alert and reads the worker's `aiops_correlation_latency_seconds` (the ingest's receive
+time to the incident event sent: the incident latency). Afterwards it reads `alerts` from the start and counts
+its records, the producer batches they arrived in and the alerts they hold, to show that every alert answered
+202 is there.
 
 Load model: open loop by default. Requests are issued on a fixed schedule (`--rate`), whatever the answers,
 with at most `--max-in-flight` outstanding; latency is measured from the moment a request was issued, and how
@@ -50,6 +53,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from stream.broker import start_broker  # noqa: E402
 from tests.workers import Deployment, WorkerProc  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_workers import histogram_quantiles  # noqa: E402
+
+from stream.batches import decode_batch  # noqa: E402
 
 SERVICES = [f"svc-{i:02d}" for i in range(40)]
 SYMPTOMS = ["HighLatency", "ErrorRate", "CPUThrottling", "DiskFull", "PodCrashLooping", "TargetDown"]
@@ -198,34 +206,36 @@ async def _drain(tasks: set[asyncio.Task[None]], run: Run) -> None:
 
 @dataclass(frozen=True)
 class Landed:
-    """Records and producer batches found on a topic."""
+    """Records, producer batches and the alerts in the records found on `alerts`."""
 
     records: int
     batches: int
+    alerts: int
 
 
 async def count_topic(bootstrap: str, topic: str, partitions: int) -> Landed:
-    """Read every partition from offset 0 with raw Fetch requests; count records and the batches holding them.
+    """Read every partition from offset 0 with raw Fetch requests; count records, the batches holding them and the
+    alerts they carry.
 
     Batches are counted as stored: each is one producer batch, so records/batch shows how much the ingest's
     producer batched. (Not the end offsets: Tansu 0.6.0 under-reports them after multi-record batches.)
     """
     client = AIOKafkaClient(bootstrap_servers=bootstrap)
     await client.bootstrap()
-    records = batches = 0
+    records = batches = alerts = 0
     try:
         await client._wait_on_metadata(topic)
         for partition in range(partitions):
-            r, b = await _count_partition(client, topic, partition)
-            records, batches = records + r, batches + b
+            r, b, a = await _count_partition(client, topic, partition)
+            records, batches, alerts = records + r, batches + b, alerts + a
     finally:
         await client.close()
-    return Landed(records, batches)
+    return Landed(records, batches, alerts)
 
 
-async def _count_partition(client: AIOKafkaClient, topic: str, partition: int) -> tuple[int, int]:
+async def _count_partition(client: AIOKafkaClient, topic: str, partition: int) -> tuple[int, int, int]:
     leader = client.cluster.leader_for_partition(TopicPartition(topic, partition))
-    offset = records = batches = 0
+    offset = records = batches = alerts = 0
     while True:
         request = FetchRequest(100, 1, FETCH_MAX_BYTES, 0, [(topic, [(partition, offset, FETCH_MAX_BYTES)])])
         response = await client.send(leader, request)
@@ -233,14 +243,15 @@ async def _count_partition(client: AIOKafkaClient, topic: str, partition: int) -
         found = 0
         memory = MemoryRecords(data) if data else None
         while memory is not None and (batch := memory.next_batch()) is not None:
-            last = [rec.offset for rec in batch]
-            if last and last[-1] >= offset:
-                records += sum(1 for o in last if o >= offset)
+            new = [rec for rec in batch if rec.offset >= offset]
+            if new:
+                records += len(new)
+                alerts += sum(len(seg.records) for rec in new for seg in decode_batch(rec.value)[0])
                 batches += 1
                 found += 1
-                offset = last[-1] + 1
+                offset = new[-1].offset + 1
         if not found:
-            return records, batches
+            return records, batches, alerts
 
 
 # ---------------------------------------------------------------- the whole benchmark
@@ -273,12 +284,12 @@ def _start_ingest_only(dep: Deployment) -> WorkerProc:
         dep.extra_env = {k: v for k, v in dep.extra_env.items() if k != "AIOPS_ROLE"}
 
 
-def pipeline_drain_s(worker: WorkerProc, accepted: int, timeout: float) -> float | None:
-    """Seconds after the last run until the normalize agent had consumed every accepted record (None: not
-    within `timeout`): how far the pipeline behind the ingest fell behind."""
+def pipeline_drain_s(worker: WorkerProc, alerts: int, timeout: float) -> float | None:
+    """Seconds after the last run until correlation had folded every accepted alert (None: not within
+    `timeout`): how far the pipeline behind the ingest fell behind."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if worker.metric("aiops_records_consumed_total", agent="normalize") >= accepted:
+        if worker.metric("aiops_alert_records_correlated_total") >= alerts:
             return round(time.monotonic() - started, 2)
         time.sleep(0.2)
     return None
@@ -352,18 +363,22 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 url = f"http://127.0.0.1:{worker.web_port}/ingest/alertmanager"
                 pids = {"worker": worker.proc.pid, "broker": broker.pid, "client": os.getpid()}
                 runs, accepted_total, cores = asyncio.run(load(args, url, bodies, pids))
-                drain_s = None if args.ingest_only else pipeline_drain_s(worker, accepted_total, args.drain_timeout)
+                drain_s, incident = None, None
+                if not args.ingest_only:
+                    drain_s = pipeline_drain_s(worker, accepted_total * args.alerts, args.drain_timeout)
+                    incident = histogram_quantiles(worker, "aiops_correlation_latency_seconds")
             finally:
                 worker.stop()
-            landed = asyncio.run(count_topic(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions))
+            landed = asyncio.run(count_topic(broker.bootstrap, dep.topic("alerts"), dep.partitions))
     finally:
         broker.stop()
-    return report(args, bodies, runs, accepted_total, landed, cores, drain_s)
+    return report(args, bodies, runs, accepted_total, landed, cores, drain_s, incident)
 
 
 def report(args: argparse.Namespace, bodies: Sequence[bytes], runs: Sequence[Run], accepted_total: int,
-           landed: Landed, cores: dict[str, float], drain_s: float | None) -> dict[str, Any]:
-    """The JSON-ready report: settings, each run, medians, and what landed on alerts.raw."""
+           landed: Landed, cores: dict[str, float], drain_s: float | None,
+           incident: dict[str, float] | None = None) -> dict[str, Any]:
+    """The JSON-ready report: settings, each run, medians, the incident latency, and what landed on alerts."""
     summaries = [r.summary(args.alerts) for r in runs]
     return {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -374,16 +389,18 @@ def report(args: argparse.Namespace, bodies: Sequence[bytes], runs: Sequence[Run
         "runs": summaries,
         "cpu_cores_used": cores,
         "pipeline_drain_s": drain_s,
+        "incident_latency_s": incident,
         "median": median_of(summaries),
-        "alerts_raw": {"accepted_202": accepted_total, "records": landed.records, "batches": landed.batches,
-                       "records_per_batch": round(landed.records / landed.batches, 2) if landed.batches else 0.0,
-                       "missing": max(0, accepted_total - landed.records)},
+        "landed": {"topic": "alerts", "accepted_202": accepted_total, "alerts_accepted": accepted_total * args.alerts,
+                   "records": landed.records, "alerts": landed.alerts, "batches": landed.batches,
+                   "records_per_batch": round(landed.records / landed.batches, 2) if landed.batches else 0.0,
+                   "missing": max(0, accepted_total * args.alerts - landed.alerts)},
     }
 
 
 def print_table(rep: dict[str, Any]) -> None:
     """The report for a terminal."""
-    ld, raw = rep["load"], rep["alerts_raw"]
+    ld, raw = rep["load"], rep["landed"]
     offered = f"{ld['rate']:g} req/s offered" if ld["mode"] == "open" else f"closed loop x{ld['concurrency']}"
     print(f"ingest load: 1 worker, {ld['alerts_per_body']} alerts/body ({ld['body_bytes'] / 1024:.1f} KiB), "
           f"{offered}, {ld['duration_s']:g} s per run, linger {ld['worker_linger_s'] * 1000:g} ms, "
@@ -397,14 +414,16 @@ def print_table(rep: dict[str, Any]) -> None:
     m = rep["median"]
     print(f"{'median':>6} {'':>7} {'':>7} {'':>6} {m['req_per_s']:>8.1f} {m['alerts_per_s']:>10.0f} "
           f"{m['p50_ms']:>7.1f} {m['p99_ms']:>7.1f} {m['max_ms']:>7.1f} {m['max_lag_ms']:>7.1f}")
-    print(f"alerts.raw: {raw['records']} records in {raw['batches']} producer batches "
-          f"({raw['records_per_batch']} records/batch); answered 202 (warm-up included): {raw['accepted_202']}; "
-          f"missing: {raw['missing']}")
+    print(f"alerts: {raw['records']} records in {raw['batches']} producer batches "
+          f"({raw['records_per_batch']} records/batch) holding {raw['alerts']} alerts; answered 202 (warm-up "
+          f"included): {raw['accepted_202']} bodies, {raw['alerts_accepted']} alerts; missing: {raw['missing']}")
     print("CPU cores used during the runs: " + ", ".join(f"{k} {v:.2f}" for k, v in rep["cpu_cores_used"].items()))
     if ld["worker"] == "full pipeline":
-        drain = rep["pipeline_drain_s"]
-        print("normalize consumed every accepted record " + (f"{drain} s after the last run" if drain is not None
-                                                             else "not within the drain timeout"))
+        drain, inc = rep["pipeline_drain_s"], rep["incident_latency_s"] or {}
+        print("correlation folded every accepted alert " + (f"{drain} s after the last run" if drain is not None
+                                                           else "not within the drain timeout"))
+        print(f"incident latency (ingest receive -> event sent, worker histogram): p50 {inc.get('p50', 0):.3f} s, "
+              f"p99 {inc.get('p99', 0):.3f} s over {inc.get('n', 0):.0f} events")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -434,7 +453,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run and print; exit status 1 when something answered 202 is missing from alerts.raw."""
+    """Run and print; exit status 1 when an alert answered 202 is missing from alerts."""
     args = parse_args(argv)
     try:
         import uvloop
@@ -447,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(orjson.dumps(rep).decode())
     else:
         print_table(rep)
-    return 1 if rep["alerts_raw"]["missing"] else 0
+    return 1 if rep["landed"]["missing"] else 0
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from ingest_load import HARD_LIMIT_S, closed_loop, make_bodies, start_worker  # noqa: E402
 from results_md import publish  # noqa: E402
-from throughput import machine  # noqa: E402
+from bench_workers import machine  # noqa: E402
 
 from stream.admission import BacklogProbe  # noqa: E402
 from stream.broker import start_broker  # noqa: E402

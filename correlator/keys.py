@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -43,6 +44,9 @@ class KeyConfig:
 
 DEFAULT_KEY_CONFIG = KeyConfig()
 
+SYMPTOM_CACHE = 8192
+"""Symptom names `normalize_symptom` remembers (bounded: names come from outside)."""
+
 _PORT = re.compile(r":\d+$")
 _SPACE = re.compile(r"\s+")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
@@ -59,7 +63,7 @@ def service_of(labels: Mapping[str, str], config: KeyConfig = DEFAULT_KEY_CONFIG
 
 def scope_of(labels: Mapping[str, str], config: KeyConfig = DEFAULT_KEY_CONFIG) -> str:
     """The alert's scope: `label=value` for each configured scope label it carries, in config order, or ""."""
-    return ",".join(f"{name}={labels[name]}" for name in config.scope_labels if labels.get(name))
+    return ",".join([f"{name}={labels[name]}" for name in config.scope_labels if labels.get(name)])  # a list: faster
 
 
 def correlation_key(scope: str, service: str, symptom: str) -> str:
@@ -82,11 +86,13 @@ def key_label(key: str) -> str:
     return f"{service}/{symptom} [{scope}]" if scope else key
 
 
+@lru_cache(maxsize=SYMPTOM_CACHE)
 def normalize_symptom(name: str, host: str | None = None) -> str:
     """A symptom name stable across instances: host mentions and free-standing numbers are taken out.
 
     "High CPU on db1 (95%)" and "High CPU on db2 (97%)" must meet under one key, while "5xx" or
-    "HighErrorRate" stay as written: identifiers are kept, only the variable parts are masked.
+    "HighErrorRate" stay as written: identifiers are kept, only the variable parts are masked. Memoized (a
+    pure function; alert names repeat, and the regexes were the largest part of building a record).
     """
     text = name.strip()
     if host:

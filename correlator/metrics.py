@@ -116,7 +116,8 @@ STATE_KEYS = Gauge(
     "aiops_correlation_state_keys", "Correlation keys held in this worker's state tables")
 CORRELATION_LATENCY = Histogram(
     "aiops_correlation_latency_seconds",
-    "From a raw record's arrival on alerts.raw to the incident event it caused",
+    "From an alert body's arrival (the ingest's receive time, or a raw record's broker time) to the incident event it "
+    "caused",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 INGEST_REQUESTS = Counter(

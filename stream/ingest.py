@@ -1,12 +1,13 @@
-"""HTTP ingest on the worker's web port: webhooks in, raw bytes onto `alerts.raw` / `tickets.raw`, 202 on the ack.
+"""HTTP ingest on the worker's web port: webhooks in, alert records onto `alerts` (tickets onto `tickets.raw`), 202 on
+the ack.
 
 Endpoints (added to Faust's web server by `install_ingest`, beside /metrics and /incidents):
 
-| endpoint                   | body                                      | record                                   |
+| endpoint                   | body                                      | records                                  |
 |----------------------------|-------------------------------------------|------------------------------------------|
-| `POST /ingest/alertmanager`| Alertmanager webhook v4                   | `alerts.raw`, key `alertmanager`, body    |
-| `POST /ingest/zabbix`      | the media type's JSON (deploy/zabbix)     | `alerts.raw`, key `zabbix`, body          |
-| `POST /ingest/alerts`      | generic alert JSON: object, array, NDJSON | `alerts.raw`, key `generic`, body         |
+| `POST /ingest/alertmanager`| Alertmanager webhook v4                   | `alerts`, one per partition of its keys  |
+| `POST /ingest/zabbix`      | the media type's JSON (deploy/zabbix)     | `alerts`, one per partition of its keys  |
+| `POST /ingest/alerts`      | generic alert JSON: object, array, NDJSON | `alerts`, one per partition of its keys  |
 | `POST /ingest/tickets`     | a `Ticket` object or an array of them     | `tickets.raw`, key ticket id, one a ticket|
 | `GET /healthz`             |                                           | 200 while the process serves HTTP         |
 | `GET /readyz`              |                                           | 200 when every check passes, else 503 + reasons |
@@ -30,8 +31,19 @@ client that hangs up while its body is read gets no answer and is counted as 499
 cut short as 400 `incomplete_body`. Every refusal is an `application/problem+json` document (stream/problems.py)
 whose `error` is the reason above and whose `errors` name the field and reason of a bad body.
 
-The body is parsed once here only to refuse it at the edge; the bytes go to `alerts.raw` unchanged, so
-normalize stays the one place that builds alerts and nothing the sender said is lost.
+The hop (stream/hop.py): an alert body is parsed once, here, by the function the normalize agent runs
+(`correlator.sources.normalize`: the typed fast path for regular Alertmanager webhooks, the adapter otherwise),
+against its receive time as its arrival (normalize takes a raw record's broker time: one rule, `arrival_of`),
+and its alerts go to `alerts` as the compact records normalize writes, each on the partition of its correlation
+key. A 202 means every one of those records was acknowledged by the broker (acks=all): the alerts are on the
+topic correlation reads, and a redelivery after a crash is applied once (`stream.hop.numbered`). A 503 after
+some of them were acknowledged may leave those on the topic: the sender's retry re-sends the same alerts,
+which correlation counts as duplicates (same fingerprint and start), not as new alerts.
+
+A body with an alert older than the event-time horizon, or one the adapter accepts but whose alerts cannot be
+built or carried (an `Alert` the model refuses, an alert larger than a record), goes to `alerts.raw` as
+received instead, timestamped with its receive time, and normalize decides as it always has (correlates the
+rest, dead-letters those): nothing the sender said is lost, and no dead-letter logic is written twice.
 
 Producer: the ingest has its own aiokafka producer (a `mode.Service` started and stopped with the app) rather
 than Faust's. Its batching knobs differ from the pipeline's (linger for concurrent webhooks to share a batch, a
@@ -61,19 +73,24 @@ from mode import Service
 
 from correlator import metrics
 from correlator.backlog import Backlog
-from correlator.sources import SourceError, alerts_in
+from correlator.eventtime import DEFAULT_GUARD, TimeGuard
+from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
+from correlator.sources import SourceError, alerts_in, normalize
 from correlator.sources.generic import check_body
 from correlator.triage.lifecycle import InputError, parse_ticket_body
 from correlator.validation import FieldError
 from stream.admission import BacklogProbe
 from stream.app import App
 from stream.auth import Denied, TokenBook
+from stream.hop import Partitioner, count_received, hop_values, partition_parts
+from stream.pipeline import correlation_config, key_config
 from stream.problems import PROBLEM_JSON, problem
 from stream.security import client_options
 from stream.settings import Settings
 
 __all__ = [
     "ENDPOINTS",
+    "AlertHop",
     "Endpoint",
     "Ingest",
     "KafkaSender",
@@ -83,6 +100,7 @@ __all__ = [
     "ReadyState",
     "Refusal",
     "Reply",
+    "Send",
     "Validated",
     "install_ingest",
     "parse_tickets",
@@ -157,24 +175,74 @@ def invalid(exc: SourceError) -> Refusal:
 
 
 @dataclass(frozen=True)
-class Validated:
-    """What a valid body becomes: (key, value) records for the topic, and how many alerts or tickets it holds."""
+class Send:
+    """One record to send: the topic (a TopicNames field), key and value; on `alerts` its partition and time."""
 
-    records: list[tuple[bytes, bytes]]
+    topic_field: str
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What a valid body becomes: its records, how many alerts or tickets it holds, and what to count once they
+    are acknowledged (alerts by source, clamped times)."""
+
+    records: list[Send]
     items: int
+    by_source: Mapping[str, int] = field(default_factory=dict)
+    clamped: int = 0
+
+
+class AlertHop:
+    """Alert bodies into `alerts` records (the hop, see the module docstring), with the worker's key config,
+    event-time guard and partition count of `alerts`."""
+
+    def __init__(self, keys: KeyConfig, guard: TimeGuard, partitions: int) -> None:
+        self.keys = keys
+        self.guard = guard
+        self.partition_of = Partitioner(partitions)
+
+    @classmethod
+    def of(cls, settings: Settings) -> AlertHop:
+        """The hop with the worker's settings (the ones normalize uses)."""
+        return cls(key_config(settings), correlation_config(settings).time_guard, settings.partitions_for("alerts"))
+
+    def validate(self, source: str, body: bytes, received: float) -> Validated:
+        """The records of a body received at `received` (epoch s); `Refusal` 400 for what the adapter refuses."""
+        received_ms = int(received * 1000)
+        try:
+            normalized = normalize(source, body, received, self.guard, self.keys, max_bytes=None)  # limit applied
+            parts = partition_parts(normalized.records, self.partition_of, len(body))
+        except SourceError as exc:
+            raise invalid(exc) from None
+        except ValueError:  # an Alert the model refuses, an alert larger than a record: normalize decides
+            return self._raw(source, body, received_ms, alerts_in(source, body, max_bytes=None))
+        if normalized.guarded.too_old:  # normalize dead-letters exactly those and correlates the others
+            return self._raw(source, body, received_ms, len(normalized.records) + len(normalized.guarded.too_old))
+        # a body of no alerts (`[]`) is written nowhere
+        sends = [Send("alerts", None, value, partition, received_ms)
+                 for partition, value in hop_values(parts, received_ms)]
+        return Validated(sends, len(normalized.records), normalized.by_source, normalized.guarded.clamped)
+
+    @staticmethod
+    def _raw(source: str, body: bytes, received_ms: int, items: int) -> Validated:
+        """The body as received onto `alerts.raw`, stamped with its receive time (its arrival for normalize)."""
+        return Validated([Send("alerts_raw", source.encode(), body, None, received_ms)], items)
+
+
+DEFAULT_HOP = AlertHop(DEFAULT_KEY_CONFIG, DEFAULT_GUARD, 4)  # 4: the settings' default partition count
+"""The hop with default settings, behind `Endpoint.validate` of the alert endpoints (the worker's own is
+`Ingest.hop`)."""
 
 
 def alerts_validator(source: str) -> Callable[[bytes], Validated]:
-    """Check a body with the normalize agent's adapter for `source`; the record is the body itself."""
-    key = source.encode()
+    """The body check and records of an alert endpoint, with default settings, received now."""
 
     def validate(body: bytes) -> Validated:
-        try:
-            count = alerts_in(source, body, max_bytes=None)  # the size limit was applied while reading
-        except SourceError as exc:
-            raise invalid(exc) from None
-        # a body of no alerts (`[]`) is written nowhere: the record would only cost normalize a parse
-        return Validated([(key, body)] if count else [], count)
+        return DEFAULT_HOP.validate(source, body, time.time())
 
     return validate
 
@@ -198,16 +266,18 @@ def validate_tickets(body: bytes) -> Validated:
         records = parse_tickets(body)
     except SourceError as exc:
         raise invalid(exc) from None
-    return Validated(records, len(records))
+    return Validated([Send("tickets_raw", key, value) for key, value in records], len(records))
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One `POST /ingest/<name>`: the metric label, the topic (TopicNames field) and the body check."""
+    """One `POST /ingest/<name>`: the metric label, the topic (TopicNames field) and the body check; `source` names
+    the adapter of an alert endpoint (whose records the ingest builds with its own settings, `Ingest.hop`)."""
 
     name: str
     topic_field: str
     validate: Callable[[bytes], Validated]
+    source: str | None = None
 
     @property
     def path(self) -> str:
@@ -216,9 +286,9 @@ class Endpoint:
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("alertmanager", "alerts_raw", alerts_validator("alertmanager")),
-    Endpoint("zabbix", "alerts_raw", alerts_validator("zabbix")),
-    Endpoint("alerts", "alerts_raw", alerts_validator("generic")),
+    Endpoint("alertmanager", "alerts", alerts_validator("alertmanager"), "alertmanager"),
+    Endpoint("zabbix", "alerts", alerts_validator("zabbix"), "zabbix"),
+    Endpoint("alerts", "alerts", alerts_validator("generic"), "generic"),
     Endpoint("tickets", "tickets_raw", validate_tickets),
 )
 """Every ingest endpoint; the name is both the path tail and the `endpoint` metric label."""
@@ -267,7 +337,8 @@ async def read_body(request: aioweb.Request, limit: int) -> bytes:
 class RawSender(Protocol):
     """Where accepted records go; a seam so tests can swap the broker."""
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes, *, partition: int | None = None,
+                   timestamp_ms: int | None = None) -> None:
         """Return once the broker acknowledged the record; raise `Refusal` (503, 413) otherwise."""
 
     async def topics(self) -> set[str]:
@@ -316,13 +387,14 @@ class KafkaSender(Service):
         if producer is not None:
             await producer.stop()
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes, *, partition: int | None = None,
+                   timestamp_ms: int | None = None) -> None:
         """Send one record and wait for the broker's ack (the RecordMetadata), not just the enqueue."""
         producer = self._producer
         if producer is None:
             raise unavailable("not_started", "the ingest producer is not running")
         try:
-            await asyncio.wait_for(_send_acked(producer, topic, key, value), self._deadline_s)
+            await asyncio.wait_for(_send_acked(producer, topic, key, value, partition, timestamp_ms), self._deadline_s)
         except (TimeoutError, KafkaTimeoutError) as exc:
             raise unavailable("send_timeout", f"no broker ack: {exc!r}") from None
         except (MessageSizeTooLargeError, RecordListTooLargeError) as exc:
@@ -340,8 +412,10 @@ class KafkaSender(Service):
         return set(cluster.topics())
 
 
-async def _send_acked(producer: AIOKafkaProducer, topic: str, key: bytes, value: bytes) -> None:
-    ack = await producer.send(topic, value, key=key)  # enqueued into a batch (may wait for metadata)
+async def _send_acked(producer: AIOKafkaProducer, topic: str, key: bytes | None, value: bytes, partition: int | None,
+                      timestamp_ms: int | None) -> None:
+    # enqueued into a batch (may wait for metadata)
+    ack = await producer.send(topic, value, key=key, partition=partition, timestamp_ms=timestamp_ms)
     await ack  # RecordMetadata: the broker wrote the batch with acks=all
 
 
@@ -432,7 +506,10 @@ class Ingest:
                  admission: Admission | None = None) -> None:
         self.tokens = TokenBook(settings.role_tokens())
         self._max_body = settings.ingest_max_body_bytes
-        self._topics = {"alerts_raw": settings.topics.alerts_raw, "tickets_raw": settings.topics.tickets_raw}
+        self._topics = {"alerts_raw": settings.topics.alerts_raw, "alerts": settings.topics.alerts,
+                        "tickets_raw": settings.topics.tickets_raw}
+        self.hop = AlertHop.of(settings)
+        """How alert bodies become `alerts` records, with this worker's settings."""
         self.sender = sender
         self.readiness = readiness or Readiness(sender, list(settings.topic_plan()))
         self.admission = admission
@@ -463,24 +540,33 @@ class Ingest:
         if isinstance(decided, Denied):
             raise Refusal(decided.status, "unauthorized" if decided.status == 401 else "forbidden",
                           decided.message, headers=decided.headers())
-        if endpoint.topic_field == "alerts_raw":
+        if endpoint.source is not None:
             self._admit()
         check_encoding(request.headers.get("Content-Encoding"))
         body = await read_body(request, self._max_body)
-        batch = endpoint.validate(body)
+        if endpoint.source is not None:
+            batch = self.hop.validate(endpoint.source, body, time.time())  # received now: the alerts' arrival
+        else:
+            batch = endpoint.validate(body)
         await self._gate()
-        topic = self._topics[endpoint.topic_field]
         try:
             if len(batch.records) == 1:
-                await self.sender.send(topic, *batch.records[0])
-            else:  # every ticket acked, or 503 and the sender retries them all (triage is keyed by ticket id)
-                await asyncio.gather(*(self.sender.send(topic, key, value) for key, value in batch.records))
+                await self._send(batch.records[0])
+            else:  # every record acked, or 503 and the sender retries them all (alerts: duplicates; tickets: by id)
+                await asyncio.gather(*(self._send(record) for record in batch.records))
         except Refusal as refusal:
             if refusal.status == 503:
                 self.readiness.send_failed(refusal.reason)
             raise
+        count_received(dict(batch.by_source))
+        if batch.clamped and endpoint.source is not None:
+            metrics.ALERT_TIME_ADJUSTED.labels(endpoint.source, "future").inc(batch.clamped)
         metrics.INGEST_ITEMS.labels(endpoint.name).inc(batch.items)
         return Reply(202, {"accepted": batch.items, "records": len(batch.records)})
+
+    async def _send(self, record: Send) -> None:
+        await self.sender.send(self._topics[record.topic_field], record.key, record.value, partition=record.partition,
+                               timestamp_ms=record.timestamp_ms)
 
     def _admit(self) -> None:
         """503 + Retry-After while admission control sheds: the sender retries, nothing is lost."""

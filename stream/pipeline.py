@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
 from faust.types import EventT, TopicT
 
 from correlator import metrics
@@ -29,9 +28,9 @@ from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
 from correlator.eventtime import TimeGuard, arrival_of
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
-from correlator.models import Alert, IncidentEvent
-from correlator.records import AlertRecord, record_of
-from correlator.sources import SOURCES, detect_source, parse_arrived
+from correlator.models import IncidentEvent
+from correlator.records import AlertRecord
+from correlator.sources import SOURCES, detect_source, normalize
 from stream.app import App
 from stream.batches import (
     PARTS_PER_OFFSET,
@@ -39,12 +38,13 @@ from stream.batches import (
     decode_batch,
     encode_batch,
     pack_records,
-    parts_of,
     steps,
 )
 from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.deadletters import DeadLetters, category_of, reason_of
+from stream.hop import count_received, numbered, partition_parts
 from stream.idle import TICK_S, IdleClocks
+from stream.incident_records import encode_incident_event
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stages import HeldUntilCheckpoint, PerBatch, StageSpec
@@ -198,7 +198,7 @@ class Pipeline:
     def encode(self, events: Sequence[IncidentEvent], received_ms: int | None) -> list[bytes]:
         """The values of incident events about to be published; observes their counts and latencies."""
         now_s = time.time()
-        values = [orjson.dumps(ev.model_dump(mode="json")) for ev in events]
+        values = [encode_incident_event(ev) for ev in events]
         for ev in events:
             metrics.INCIDENT_EVENTS.labels(ev.kind).inc()
             if received_ms is not None:
@@ -285,22 +285,21 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
         source = source_of_key(msg.key)
         try:
             kind = detect_source(body) if source == "auto" else source
-            # Arrival is the raw record's broker time: a re-read after a crash clamps to the same time.
-            guarded = parse_arrived(kind, body, arrival_of(msg.timestamp, now), pipe.config.time_guard, pipe.keys)
-            alerts = guarded.alerts
-            split, by_source = _split(pipe, alerts)
-            cut = {p: parts_of(records, len(body), len(alerts)) for p, records in split.items()}
+            # Arrival is the raw record's broker time (`arrival_of`: the ingest's receive time on the hop), so a
+            # re-read after a crash clamps to the same time.
+            normalized = normalize(kind, body, arrival_of(msg.timestamp, now), pipe.config.time_guard, pipe.keys)
+            cut = partition_parts(normalized.records, pipe.partition_of, len(body))
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await pipe.refuse("normalize", event, exc)
             continue
+        guarded = normalized.guarded
         if guarded.clamped:
             metrics.ALERT_TIME_ADJUSTED.labels(kind, "future").inc(guarded.clamped)
         if guarded.too_old:
             metrics.ALERT_TIME_ADJUSTED.labels(kind, "too_old").inc(len(guarded.too_old))
             await pipe.deadletter("normalize", event, guarded.refusal(), "too_old")
-        for name, count in by_source.items():  # one metric update per source, not per alert
-            metrics.ALERTS_RECEIVED.labels(name).inc(count)
-        pipe.normalized += len(alerts)
+        count_received(normalized.by_source)
+        pipe.normalized += len(normalized.records)
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
         received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)
         for partition, parts in cut.items():
@@ -316,16 +315,6 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
             await topic.send(key=None, partition=partition, value=encode_batch(chunk, received_ms or 0))
 
 
-def _split(pipe: Pipeline, alerts: Sequence[Alert]) -> tuple[dict[int, list[AlertRecord]], dict[str, int]]:
-    """The alerts' records by partition of `alerts`, and how many came from each source."""
-    out: dict[int, list[AlertRecord]] = {}
-    by_source: dict[str, int] = {}
-    for alert in alerts:
-        by_source[alert.source] = by_source.get(alert.source, 0) + 1
-        out.setdefault(pipe.partition_of(alert.key), []).append(record_of(alert))
-    return out, by_source
-
-
 async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None:
     """Fold a batch of `alerts` records into the engines of their partitions and publish what changed.
 
@@ -337,7 +326,8 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
     received: dict[int, int] = {}
     for event in events:
         try:
-            segments, received_ms = decode_batch(event.message.value)
+            decoded, received_ms = decode_batch(event.message.value)
+            segments = numbered(decoded, event.message.offset)  # the ingest's records: by their own offset
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await pipe.refuse("correlate", event, exc)
             continue

@@ -77,17 +77,18 @@ def test_accuracy_quick(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(900)  # the suite's 300 s would cut the run short of the 900 s it is given below
 def test_throughput_quick(tmp_path: Path) -> None:
-    """Throughput rows for both record shapes and worker counts, a matched latency sample, memory at every
+    """Throughput rows for both paths, record shapes and worker counts, a matched latency sample, memory at every
     checkpoint, and the three PNGs, written where asked (never a speed)."""
     result = run_json("throughput.py", "--plots", str(tmp_path), timeout=900)
     assert isinstance(result, dict)
     rows = result["throughput"]
-    assert {(r["per_record"], r["workers"]) for r in rows} == {(100, 1), (100, 2), (1, 1), (1, 2)}
+    assert {(r["path"], r["per_record"], r["workers"]) for r in rows} == {
+        (path, shape, n) for path in ("raw", "hop") for shape in (100, 1) for n in (1, 2)}
     for r in rows:
         assert r["alerts"] == r["records"] * r["per_record"]
         assert r["pipeline_alerts_per_s"] > 0 and r["ceiling_alerts_per_s"] > 0
         assert abs(r["ratio"] - r["pipeline_alerts_per_s"] / r["ceiling_alerts_per_s"]) < 1e-9
-    shapes = {r["per_record"]: r for r in rows if r["workers"] == 1}
+    shapes = {r["per_record"]: r for r in rows if r["workers"] == 1 and r["path"] == "raw"}
     costs = result["stage_costs"]
     assert [c["per_record"] for c in costs] == [100, 1]
     for c in costs:  # the same records as the throughput rows, with the broker taken out

@@ -1,7 +1,8 @@
 """HTTP ingest: the pure checks, the request path against a fake broker, then a real worker on Tansu.
 
 The integration tests post through the worker's real Faust views to a real broker and count what landed
-on `alerts.raw` / `tickets.raw`: every 202 is there, nothing refused is. The 503 test runs its own Tansu,
+on `alerts` / `tickets.raw`: every 202 is there (alerts as records on the partition of their correlation key),
+nothing refused is. The 503 test runs its own Tansu,
 stops it under the worker and starts a fresh one on the same port.
 """
 
@@ -29,6 +30,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 
 from correlator import metrics
+from correlator.records import AlertRecord, record_of
+from correlator.sources import parse
+from stream.batches import decode_batch
 from stream.broker import EmbeddedBroker, start_broker
 from stream.ingest import (
     ENDPOINTS,
@@ -40,6 +44,7 @@ from stream.ingest import (
     unavailable,
 )
 from stream.auth import TokenBook
+from stream.sends import key_partition
 from stream.settings import Settings
 
 from .paths import LAB_STORM, ROOT
@@ -74,14 +79,46 @@ def ticket(ticket_id: str = "T-1", **extra: Any) -> dict[str, Any]:
 
 
 GENERIC_ONE = b'{"starts_at": 1772359205, "labels": {"alertname": "DiskFull", "service": "db"}}'
+SOURCE_OF = {"alertmanager": "alertmanager", "zabbix": "zabbix", "alerts": "generic"}
+"""The adapter of each alert endpoint."""
+PARTITIONS = 4
+"""Partitions of `alerts` in these tests (the settings' default, and the deployments')."""
+
+
+def expected_records(endpoint: str, body: bytes) -> list[AlertRecord]:
+    """What the ingest must write for an alert body (no time guard applies to these bodies: horizon off)."""
+    return [record_of(a) for a in parse(SOURCE_OF[endpoint], body)]
+
+
+def on_alerts(values: Sequence[tuple[int, bytes]]) -> list[AlertRecord]:
+    """The alert records of `alerts` records given as (partition, value); each must sit on its key's partition."""
+    out: list[AlertRecord] = []
+    for partition, value in values:
+        segments, received_ms = decode_batch(value)
+        assert received_ms and all(s.source is None for s in segments)  # the ingest's: correlate numbers them
+        for segment in segments:
+            for record in segment.records:
+                assert key_partition(record.key.encode(), PARTITIONS) == partition, record.key
+                out.append(record)
+    return out
+
+
+def hop_count(endpoint: str, body: bytes) -> int:
+    """Records the ingest writes for an alert body: one per partition its alerts' keys hash to."""
+    return len({key_partition(r.key.encode(), PARTITIONS) for r in expected_records(endpoint, body)})
+
+
+def _sorted(records: Sequence[AlertRecord]) -> list[AlertRecord]:
+    return sorted(records, key=lambda r: (r.key, r.fingerprint, r.starts_at, r.status))
+
 
 # (endpoint, body, alerts or tickets accepted, records written)
 ACCEPTED = [
-    ("alertmanager", am_body(), 3, 1),
+    ("alertmanager", am_body(), 3, hop_count("alertmanager", am_body())),
     ("zabbix", orjson.dumps(problem()), 1, 1),
     ("alerts", GENERIC_ONE, 1, 1),
     ("alerts", b"[" + GENERIC_ONE + b"," + GENERIC_ONE + b"]", 2, 1),
-    ("alerts", LAB_STORM.read_bytes(), 40, 1),
+    ("alerts", LAB_STORM.read_bytes(), 40, hop_count("alerts", LAB_STORM.read_bytes())),
     ("tickets", orjson.dumps(ticket()), 1, 1),
     ("tickets", orjson.dumps([ticket("T-2"), ticket("T-3", customer="acme")]), 2, 2),
     # the helpdesk closing a ticket: what the triage agent accepts is accepted here too (issue 19)
@@ -156,17 +193,21 @@ class FakeSender:
     """Records what was sent; `fail` makes every send raise it; `topic_names` is what the broker holds."""
 
     def __init__(self, topic_names: set[str] | None = None) -> None:
-        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.placed: list[tuple[int | None, int | None]] = []
+        """(partition, timestamp_ms) of each record sent."""
         self.fail: Refusal | None = None
         self.topic_names = topic_names or set()
         self.unreachable = False
         self.probes = 0
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes, *, partition: int | None = None,
+                   timestamp_ms: int | None = None) -> None:
         await asyncio.sleep(0)
         if self.fail is not None:
             raise self.fail
         self.sent.append((topic, key, value))
+        self.placed.append((partition, timestamp_ms))
 
     async def topics(self) -> set[str]:
         self.probes += 1
@@ -228,8 +269,9 @@ def _handler(ingest: Ingest, endpoint: Any) -> Callable[[web.Request], Any]:
 
 
 def fake_ingest(**settings: Any) -> tuple[Ingest, FakeSender]:
-    """An ingest on a fake broker that holds every topic (readiness gates the sends)."""
-    config = Settings(ingest_token=TOKEN, ingest_max_body_bytes=LIMIT, **settings)
+    """An ingest on a fake broker that holds every topic (readiness gates the sends); the test bodies are dated
+    2026-03, so the event-time horizon is off unless a test sets it (as for the deployments, tests/workers.py)."""
+    config = Settings(**{"ingest_token": TOKEN, "ingest_max_body_bytes": LIMIT, "event_horizon": 0, **settings})
     sender = FakeSender(set(config.topic_plan()))
     return Ingest(config, sender), sender
 
@@ -246,15 +288,31 @@ whose partitions hold the older bodies above."""
 
 @pytest.mark.parametrize(("endpoint", "body", "items", "records"),
                          [*ACCEPTED, ("alerts", PROMETHEUS_V2.encode(), 1, 1)])
-def test_valid_body_goes_out_unchanged_and_202(endpoint: str, body: bytes, items: int, records: int) -> None:
+def test_valid_body_202_and_its_alerts_on_alerts_by_correlation_key(endpoint: str, body: bytes, items: int,
+                                                                    records: int) -> None:
     ingest, sender = fake_ingest()
+    before = time.time()
     status, answer, _ = run_client(ingest, lambda c: _post(c, f"/ingest/{endpoint}", body))
     assert (status, answer) == (202, {"accepted": items, "records": records})
-    topic = "tickets.raw" if endpoint == "tickets" else "alerts.raw"
+    topic = "tickets.raw" if endpoint == "tickets" else "alerts"
     assert {t for t, _, _ in sender.sent} == ({topic} if records else set()) and len(sender.sent) == records
     if endpoint != "tickets" and records:
-        key = {"alerts": "generic"}.get(endpoint, endpoint)
-        assert sender.sent == [("alerts.raw", key.encode(), body)]
+        partitions = [p for p, _ in sender.placed]
+        assert len(set(partitions)) == len(partitions)  # one record per partition
+        assert _sorted(on_alerts([(p or 0, v) for p, (_, _, v) in zip(partitions, sender.sent)])) == _sorted(
+            expected_records(endpoint, body))
+        assert all(before * 1000 - 1 <= (t or 0) <= time.time() * 1000 for _, t in sender.placed)
+
+
+def test_a_body_with_alerts_past_the_horizon_goes_raw_stamped_with_its_receive_time() -> None:
+    """Normalize dead-letters exactly the too-old alerts and correlates the others: the body takes the raw way,
+    stamped with the time it was received, which normalize takes as its arrival (one rule for both paths)."""
+    ingest, sender = fake_ingest(event_horizon=7 * 86400)
+    before = int(time.time() * 1000)
+    status, answer, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", GENERIC_ONE))
+    assert (status, answer) == (202, {"accepted": 1, "records": 1})
+    assert sender.sent == [("alerts.raw", b"generic", GENERIC_ONE)]
+    assert sender.placed[0][0] is None and before <= (sender.placed[0][1] or 0) <= time.time() * 1000
 
 
 @pytest.mark.parametrize(("endpoint", "body", "category", "field"), INVALID)
@@ -349,7 +407,9 @@ def test_content_encoding_decoded_or_refused_with_the_reason(encoding: str, body
                                                         {**AUTH, "Content-Encoding": encoding}))
     assert got == status and answer.get("error") == error, answer
     assert metrics.INGEST_REQUESTS.labels("alerts", str(status))._value.get() == before + 1
-    assert sender.sent == ([("alerts.raw", b"generic", GENERIC_ONE)] if status == 202 else [])
+    sent = [(partition, value) for (partition, _), (_, _, value) in zip(sender.placed, sender.sent)]
+    expected = expected_records("alerts", GENERIC_ONE) if status == 202 else []
+    assert on_alerts([(p or 0, v) for p, v in sent]) == expected
 
 
 @pytest.mark.parametrize("reason", ["broker_unavailable", "send_timeout"])
@@ -453,6 +513,7 @@ def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment
     dep, worker = live
     port = worker.web_port
     raw_before = len(read_all(dep.broker.bootstrap, dep.topic("alerts_raw")))
+    alerts_before = len(read_all(dep.broker.bootstrap, dep.topic("alerts")))
     tickets_before = len(read_all(dep.broker.bootstrap, dep.topic("tickets_raw")))
     refusals_before = {(e, r): worker.metric("aiops_ingest_refusals_total", endpoint=e, reason=r)
                        for e, _, r, _ in INVALID}
@@ -468,11 +529,11 @@ def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment
     assert request(port, "POST", "/ingest/alerts", big, AUTH)[0] == 413
     assert request(port, "POST", "/ingest/alerts", iter([big[:LIMIT], big[LIMIT:]]), AUTH)[0] == 413
 
-    raw = read_all(dep.broker.bootstrap, dep.topic("alerts_raw"))[raw_before:]
-    expected_raw = [(e, b) for e, b, _, n in ACCEPTED if e != "tickets" and n]
-    assert len(raw) == len(expected_raw)
-    assert {(r.key, r.value) for r in raw} == {({"alerts": b"generic"}.get(e, e.encode()), b)
-                                               for e, b in expected_raw}
+    assert len(read_all(dep.broker.bootstrap, dep.topic("alerts_raw"))) == raw_before  # the hop: none went raw
+    landed = read_all(dep.broker.bootstrap, dep.topic("alerts"))[alerts_before:]
+    assert len(landed) == sum(n for e, _, _, n in ACCEPTED if e != "tickets")
+    expected = [r for e, b, _, _ in ACCEPTED if e != "tickets" for r in expected_records(e, b)]
+    assert _sorted(on_alerts([(r.partition, r.value) for r in landed])) == _sorted(expected)
     tickets = read_all(dep.broker.bootstrap, dep.topic("tickets_raw"))[tickets_before:]
     assert sorted(r.key for r in tickets) == [b"T-1", b"T-2", b"T-2", b"T-3"]  # T-2 sent, then resolved
 
@@ -486,7 +547,7 @@ def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment
 
 
 def test_accepted_alerts_reach_the_incidents(live: tuple[Deployment, WorkerProc]) -> None:
-    """The ingest is upstream of normalize: the lab storm posted over HTTP becomes the replay's incidents."""
+    """The lab storm posted over HTTP (parsed at the ingest, no normalize) becomes the replay's incidents."""
     dep, worker = live
     from correlator.config import DEFAULT_CONFIG
     from correlator.replay import replay
@@ -502,7 +563,7 @@ def test_accepted_alerts_reach_the_incidents(live: tuple[Deployment, WorkerProc]
 
 
 def test_ingest_role_accepts_without_agents(broker: EmbeddedBroker, tmp_path: Path) -> None:
-    """`--role ingest` (AIOPS_ROLE=ingest): the same 202s land on alerts.raw, nothing is consumed or correlated
+    """`--role ingest` (AIOPS_ROLE=ingest): the same 202s land on alerts, nothing is consumed or correlated
     there, and the process still serves its own /metrics."""
     dep = Deployment(broker, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_ROLE": "ingest"})
     dep.create_topics()
@@ -515,8 +576,10 @@ def test_ingest_role_accepts_without_agents(broker: EmbeddedBroker, tmp_path: Pa
                                                                                        bodies[-1])]]
         assert [a[0] for a in answers] == [202] * len(bodies)
         assert request(worker.web_port, "POST", "/ingest/alertmanager", am_without_starts_at())[0] == 400
-        landed = [r.value for r in read_all(broker.bootstrap, dep.topic("alerts_raw"))]
-        assert sorted(landed) == sorted(bodies)
+        landed = read_all(broker.bootstrap, dep.topic("alerts"))
+        expected = [r for b in bodies[:-1] for r in expected_records("alerts", b)] + expected_records(
+            "alertmanager", bodies[-1])
+        assert _sorted(on_alerts([(r.partition, r.value) for r in landed])) == _sorted(expected)
         assert request(worker.web_port, "GET", "/incidents/")[0] == 404  # no engines in this role
         text = worker.get("/metrics")
         assert 'aiops_ingest_requests_total{code="202",endpoint="alerts"} 5.0' in text
@@ -540,7 +603,7 @@ def _post_all(port: int, bodies: Sequence[bytes]) -> list[tuple[int, Any, dict[s
 
 def test_broker_down_503_and_none_of_it_lands(tmp_path: Path) -> None:
     """Stop this test's own Tansu under a worker: every request 503s with Retry-After, readiness fails; after a
-    fresh broker comes up on the same port, only what was answered 202 since is on alerts.raw."""
+    fresh broker comes up on the same port, only what was answered 202 since is on alerts."""
     first = start_broker(log_path=tmp_path / "tansu-1.log")
     brokers = [first]
     dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_SEND_TIMEOUT": "1"})
@@ -569,8 +632,9 @@ def test_broker_down_503_and_none_of_it_lands(tmp_path: Path) -> None:
         after = [_marked("after", i) for i in range(4)]
         assert [a[0] for a in _post_all(worker.web_port, after)] == [202] * len(after)
 
-        landed = [r.value for r in read_all(second.bootstrap, dep.topic("alerts_raw"))]
-        assert sorted(landed) == sorted(after)  # none of the 503s, even though the producer had them queued
+        landed = on_alerts([(r.partition, r.value) for r in read_all(second.bootstrap, dep.topic("alerts"))])
+        # none of the 503s, even though the producer had them queued
+        assert _sorted(landed) == _sorted([r for b in after for r in expected_records("alerts", b)])
         refused = sum(worker.metric("aiops_ingest_refusals_total", endpoint="alerts", reason=r)
                       for r in ("broker_unavailable", "send_timeout"))
         assert refused == len(down)
@@ -589,12 +653,14 @@ def test_ingest_load_benchmark_quick() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ingest_load.py"), "--quick", "--json"],
                          check=True, capture_output=True, text=True, timeout=300, cwd=ROOT)
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(report) >= {"machine", "load", "runs", "median", "alerts_raw", "cpu_cores_used"}
+    assert set(report) >= {"machine", "load", "runs", "median", "landed", "cpu_cores_used", "incident_latency_s"}
     assert len(report["runs"]) == 1
     run = report["runs"][0]
     assert run["accepted"] > 0 and run["req_per_s"] > 0 and run["alerts_per_s"] == pytest.approx(
         run["req_per_s"] * report["load"]["alerts_per_body"], rel=0.01)
     assert 0 < run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
-    raw = report["alerts_raw"]
-    assert raw["records"] >= raw["accepted_202"] > 0 and raw["missing"] == 0 and raw["batches"] > 0
+    landed = report["landed"]
+    assert landed["alerts"] >= landed["alerts_accepted"] == landed["accepted_202"] * 100 > 0
+    assert landed["missing"] == 0 and landed["records"] >= landed["batches"] > 0
+    assert report["incident_latency_s"]["n"] > 0
 

@@ -73,6 +73,11 @@ class Deployment:
         """Produce (key, value) records and wait for the broker's acks."""
         asyncio.run(_produce(self.broker.bootstrap, self.topic(topic_field), records))
 
+    def produce_placed(self, topic_field: str, records: list[tuple[int, bytes]]) -> None:
+        """Produce unkeyed (partition, value) records, as the ingest and normalize write `alerts`; wait for the acks."""
+        asyncio.run(_produce(self.broker.bootstrap, self.topic(topic_field), [(None, v) for _, v in records],
+                             [p for p, _ in records]))
+
     def read(self, topic_field: str, count: int, timeout: float = 30.0) -> list[Any]:
         """Up to `count` records of a topic from its start (aiokafka ConsumerRecords)."""
         return asyncio.run(_read(self.broker.bootstrap, self.topic(topic_field), count, timeout))
@@ -169,11 +174,13 @@ class WorkerProc:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]],
+                   partitions: list[int] | None = None) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 1024 * 1024)
     await producer.start()
+    placed: list[int | None] = list(partitions) if partitions is not None else [None] * len(records)
     try:
-        futures = [await producer.send(topic, value, key=key) for key, value in records]
+        futures = [await producer.send(topic, value, key=key, partition=p) for (key, value), p in zip(records, placed)]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -6,6 +6,7 @@ HTTP ingest can answer 400 with it and the normalize agent can dead-letter it; n
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Final
 
@@ -14,11 +15,14 @@ import orjson
 from correlator.eventtime import DEFAULT_GUARD, Guarded, TimeGuard, guard_alerts
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Alert
+from correlator.records import AlertRecord, record_of
 from correlator.sources import alertmanager, generic, zabbix
 from correlator.sources.errors import SourceError
+from correlator.sources.fast import alertmanager_records
 from correlator.sources.generic import DEFAULT_MAX_BYTES
 
-__all__ = ["DEFAULT_MAX_BYTES", "SOURCES", "SourceError", "alerts_in", "detect_source", "parse", "parse_arrived"]
+__all__ = ["DEFAULT_MAX_BYTES", "SOURCES", "Normalized", "SourceError", "alerts_in", "detect_source", "normalize",
+           "parse", "parse_arrived"]
 
 SOURCES: Final = ("alertmanager", "zabbix", "generic")
 """The source names `parse` knows, in the order `detect_source` tries them."""
@@ -63,6 +67,35 @@ def parse_arrived(
     """
     alerts = parse(source, body, config, max_bytes=max_bytes, zabbix_timezone=zabbix_timezone, received_at=arrival)
     return guard_alerts(alerts, arrival, guard)
+
+
+@dataclass(slots=True)
+class Normalized:
+    """A body as alert records, what the event-time rule did (`guarded`: clamped count, too-old alerts), and how
+    many alerts each source named."""
+
+    records: list[AlertRecord]
+    by_source: dict[str, int]
+    guarded: Guarded = field(default_factory=Guarded)
+
+
+def normalize(source: str, body: bytes, arrival: float, guard: TimeGuard = DEFAULT_GUARD,
+              config: KeyConfig = DEFAULT_KEY_CONFIG, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> Normalized:
+    """One body into alert records: what both the HTTP ingest and the normalize agent run.
+
+    Alertmanager webhooks of the regular shape take the typed fast path (`correlator.sources.fast`); anything
+    else, and anything the fast path does not recognise, runs `parse_arrived`, which builds the records or raises
+    the refusal (SourceError): the same records or the same refusal either way (tests/test_sources_fast.py).
+    """
+    if source == "alertmanager":
+        fast = alertmanager_records(body, arrival, guard, config, max_bytes)
+        if fast is not None:
+            return Normalized(fast, {alertmanager.SOURCE: len(fast)} if fast else {})
+    guarded = parse_arrived(source, body, arrival, guard, config, max_bytes=max_bytes)
+    by_source: dict[str, int] = {}
+    for alert in guarded.alerts:
+        by_source[alert.source] = by_source.get(alert.source, 0) + 1
+    return Normalized([record_of(a) for a in guarded.alerts], by_source, guarded)
 
 
 def alerts_in(source: str, body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> int:

@@ -42,7 +42,8 @@ from correlator.sources.generic import (
     symptom_of,
 )
 
-__all__ = ["SOURCE", "VERSION", "PostableAlert", "WebhookAlert", "WebhookMessage", "checked", "parse", "posted_alert"]
+__all__ = ["SOURCE", "VERSION", "PostableAlert", "WebhookAlert", "WebhookMessage", "checked", "epoch_of_moment", "parse",
+           "posted_alert"]
 
 SOURCE: Final = "alertmanager"
 VERSION: Final = "4"
@@ -121,7 +122,7 @@ def checked(body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> Webhoo
     except ValidationError as exc:
         raise error_from_validation(exc, SOURCE) from None
     for index, item in enumerate(message.alerts):
-        if _epoch(item.starts_at) is None:
+        if epoch_of_moment(item.starts_at) is None:
             raise SourceError(f"alerts[{index}].startsAt", "zero time: an alert needs the time it began",
                               source=SOURCE)
     return message
@@ -145,10 +146,10 @@ def posted_alert(obj: dict[str, Any], where: str, config: KeyConfig = DEFAULT_KE
         item = PostableAlert.model_validate(obj)
     except ValidationError as exc:
         raise error_from_validation(exc, source, where) from None
-    if _epoch(item.starts_at) is None:
+    if epoch_of_moment(item.starts_at) is None:
         raise SourceError(f"{where}.startsAt" if where else "startsAt", "zero time: an alert needs the time it began",
                           source=source)
-    return _alert(item, item.status or _posted_status(_epoch(item.ends_at), received_at), config, source, {})
+    return _alert(item, item.status or _posted_status(epoch_of_moment(item.ends_at), received_at), config, source, {})
 
 
 def _posted_status(ends_at: float | None, received_at: float | None) -> AlertStatus:
@@ -160,7 +161,7 @@ def _posted_status(ends_at: float | None, received_at: float | None) -> AlertSta
 def _alert(item: WebhookAlert, status: AlertStatus, config: KeyConfig, source: str, context: dict[str, Any]
            ) -> Alert:
     """The one mapping of an Alertmanager alert (webhook entry or API v2 alert) to an Alert."""
-    starts_at = _epoch(item.starts_at)
+    starts_at = epoch_of_moment(item.starts_at)
     assert starts_at is not None  # `checked` and `posted_alert` refused zero start times
     severity, severity_raw = severity_of(item.labels.get("severity"))
     return Alert(
@@ -172,7 +173,7 @@ def _alert(item: WebhookAlert, status: AlertStatus, config: KeyConfig, source: s
         severity=severity,
         status=status,
         starts_at=starts_at,
-        ends_at=_epoch(item.ends_at) if status == "resolved" else None,
+        ends_at=epoch_of_moment(item.ends_at) if status == "resolved" else None,
         labels=item.labels,
         annotations=item.annotations,
         summary=summary_of(item.annotations),
@@ -180,7 +181,8 @@ def _alert(item: WebhookAlert, status: AlertStatus, config: KeyConfig, source: s
     )
 
 
-def _epoch(moment: datetime | None) -> float | None:
+def epoch_of_moment(moment: datetime | None) -> float | None:
+    """Epoch seconds of a webhook time (naive means UTC); None for Go's zero time (not set)."""
     if moment is None or moment.year == 1:  # Go's zero time.Time: not set
         return None
     if moment.tzinfo is None:

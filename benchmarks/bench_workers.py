@@ -1,0 +1,143 @@
+"""Shared plumbing of the pipeline benchmarks (benchmarks/throughput.py): sizes, worker processes on the
+embedded broker, percentiles and histogram quantiles, the machine line."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from stream.broker import EmbeddedBroker  # noqa: E402
+from tests.workers import Deployment, WorkerProc  # noqa: E402
+
+POLL_S = 0.05
+"""Seconds between two polls of the workers' /stats."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """Sizes of one invocation: the full benchmark or the test suite's `--quick` smoke run."""
+
+    records: dict[int, int]  # alerts per record -> records per throughput run
+    workers: tuple[int, ...] = (1, 2)
+    paths: tuple[str, ...] = ("raw", "hop")  # throughput_part.PATHS
+    runs: int = 3
+    duration_s: float = 20.0
+    checkpoints: tuple[int, ...] = (10**4, 10**5, 10**6)
+    keys: tuple[int, ...] = (10**3, 10**4)
+    timeout_s: float = 600.0
+
+
+FULL = Plan(records={100: 1000, 1: 20_000})
+QUICK = Plan(records={100: 30, 1: 300}, runs=1, duration_s=4.0, checkpoints=(10**3, 3 * 10**3, 10**4),
+             keys=(100, 1000), timeout_s=180.0)
+
+# ---- worker plumbing ----------------------------------------------------------------------------------------
+
+def progress(worker: WorkerProc) -> tuple[int, int]:
+    """(alerts parsed by normalize, alert records folded by correlate) on one worker, from `/stats`.
+
+    Not from /metrics: rendering the whole exposition 20 times a second cost a worker ~10% of its CPU,
+    which the benchmark would have charged to the pipeline.
+    """
+    stats = worker.get("/stats")
+    return int(stats["normalized"]), int(stats["counters"].get("records", 0))
+
+
+def start_workers(dep: Deployment, count: int, timeout: float = 120.0) -> list[WorkerProc]:
+    """Start `count` workers and wait until together they own every partition of `alerts`, each some.
+
+    Records are produced only after this, so that no rebalance falls inside a timed run.
+    """
+    workers = [dep.start_worker(f"w{i}") for i in range(count)]
+    try:
+        for w in workers:
+            w.wait_web()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owned = [len(w.get("/assignment")["alerts_partitions"]) for w in workers]
+            if sum(owned) == dep.partitions and min(owned) > 0:
+                return workers
+            time.sleep(0.3)
+        raise TimeoutError(f"workers own {owned} partitions after {timeout}s:\n{workers[0].tail()}")
+    except BaseException:
+        stop_all(workers)
+        raise
+
+
+def stop_all(workers: Sequence[WorkerProc]) -> None:
+    """Stop every worker by pid."""
+    for w in workers:
+        w.stop()
+
+
+def produce_in_background(dep: Deployment, bodies: Sequence[bytes]) -> threading.Thread:
+    """Produce raw records (keyed `generic`) from a thread, so the caller can poll the workers meanwhile."""
+    thread = threading.Thread(target=dep.produce, args=("alerts_raw", [(b"generic", b) for b in bodies]), daemon=True)
+    thread.start()
+    return thread
+
+
+def fresh_deployment(broker: EmbeddedBroker, **env: str) -> Deployment:
+    """A deployment with its own topics; the worker's default idle timers (not the tests' long idle advance)."""
+    dep = Deployment(broker, Path(tempfile.mkdtemp(prefix="aiops-bench-")))
+    dep.extra_env = dict(env)
+    dep.create_topics()
+    return dep
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """p50, p90, p99 and max of a sample (nearest rank), NaN-free: empty gives zeros."""
+    if not values:
+        return {"n": 0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
+    s = sorted(values)
+
+    def rank(q: float) -> float:
+        return s[min(len(s) - 1, max(0, int(q * len(s) + 0.5) - 1))]
+
+    return {"n": len(s), "p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": s[-1]}
+
+
+def histogram_quantiles(worker: WorkerProc, name: str) -> dict[str, float]:
+    """p50/p90/p99 of a Prometheus histogram on a worker, interpolated linearly inside buckets."""
+    buckets: list[tuple[float, float]] = []
+    for line in worker.get("/metrics").splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rpartition(" ")[2])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    out: dict[str, float] = {"n": total}
+    for q in (0.50, 0.90, 0.99):
+        out[f"p{round(q * 100)}"] = _bucket_quantile(buckets, q * total)
+    return out
+
+
+def _bucket_quantile(buckets: Sequence[tuple[float, float]], target: float) -> float:
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= target and target > 0:
+            if upper == float("inf"):
+                return lower
+            return lower + (upper - lower) * (target - below) / max(count - below, 1e-9)
+        lower, below = upper, count
+    return 0.0
+
+
+def machine() -> str:
+    """One line naming the machine the figures came from."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "?")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()} "
+            f"{platform.machine()}; load average at the start {load} (the machine is shared: figures are noisy)")

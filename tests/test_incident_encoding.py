@@ -1,0 +1,58 @@
+"""`encode_incident_event` writes the bytes `orjson.dumps(event.model_dump(mode="json"))` wrote, for every event the
+engine makes of the lab storm (opened, updated, expired a day later), and for generated events (odd floats, empty
+and full fields)."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from correlator.config import DEFAULT_CONFIG
+from correlator.engine import Correlator
+from correlator.models import IncidentEvent
+from correlator.records import record_of
+from correlator.sources import parse
+from stream.incident_records import decode_incident_record, encode_incident_event
+
+from .paths import LAB_STORM
+
+
+def _dumped(event: IncidentEvent) -> bytes:
+    return orjson.dumps(event.model_dump(mode="json"))
+
+
+def test_the_engines_events_encode_to_the_same_bytes() -> None:
+    records = [record_of(a) for a in parse("generic", LAB_STORM.read_bytes())]
+    engine = Correlator(DEFAULT_CONFIG)
+    events = engine.ingest(records) + engine.advance(max(r.starts_at for r in records) + 86400)
+    assert {e.kind for e in events} >= {"opened", "updated", "expired"} and len(events) > 5
+    for event in events:
+        assert encode_incident_event(event) == _dumped(event)
+        assert decode_incident_record(encode_incident_event(event), []) == event
+
+
+texts = st.text(max_size=12)
+times = st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 2**40).map(float)
+
+
+@settings(max_examples=200, deadline=None)
+@given(kind=st.sampled_from(["opened", "updated", "resolved", "expired"]), text=texts, seq=st.integers(1, 2**62),
+       first=times, last=times, count=st.integers(0, 10**6), sample=st.lists(texts, max_size=4),
+       entities=st.dictionaries(texts, st.lists(texts, max_size=3), max_size=3),
+       previous=st.none() | texts, severity=st.sampled_from(["critical", "warning", "info"]))
+def test_generated_events_encode_to_the_same_bytes(kind: str, text: str, seq: int, first: float, last: float,
+                                                   count: int, sample: list[str], entities: dict[str, list[str]],
+                                                   previous: str | None, severity: str) -> None:
+    event = IncidentEvent.model_validate({
+        "kind": kind, "incident_id": text or "i", "seq": seq, "key": f"{text}/s", "service": text, "symptom": "x",
+        "scope": text, "status": "firing", "first_seen": first, "last_seen": last, "window_start": first,
+        "alert_count": count, "distinct_fingerprints": count, "firing_count": 0, "duplicates": count,
+        "max_severity": severity, "member_sample": sample, "entities": entities, "previous_id": previous,
+        "late_alerts": 0, "reason": text, "emitted_at": last})
+    encoded = encode_incident_event(event)
+    assert encoded == _dumped(event)
+    if all(math.isfinite(t) for t in (first, last)):
+        assert decode_incident_record(encoded, []) == event
