@@ -36,7 +36,7 @@ from stream.feed import format_event, parent_of
 from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record
 from stream.settings import Settings
 from stream.stage2_agent import (
-    MAX_ROUTE_RECORD_BYTES, STAGE_HEADER, TopologyWatcher, _chunks, grouping_config, is_stage2_record, route_key,
+    MAX_ROUTE_RECORD_BYTES, STAGE_HEADER, TopologyWatcher, _chunks, grouping_config, is_stage2_record,
 )
 
 from .workers import ROOT, Deployment, WorkerProc
@@ -205,14 +205,7 @@ def test_the_topology_is_reloaded_without_a_restart(
     assert sorted(map(sorted, after.causes())) == [["api"], ["api", "db"], ["db"]]
 
 
-def test_route_key_is_the_first_known_cluster_else_the_default() -> None:
-    config = grouping_config(Settings())
-    ev = IncidentEvent(kind="opened", incident_id="i", seq=1, key="s/x", service="s", symptom="x",
-                       status="firing", first_seen=0, last_seen=0, window_start=0, alert_count=1,
-                       distinct_fingerprints=1, firing_count=1, duplicates=0, max_severity="critical",
-                       entities={"cluster": ["unknown", "c2", "c1"]}, emitted_at=0)
-    assert route_key(ev, config) == "c2"
-    assert route_key(ev.model_copy(update={"entities": {}}), config) == "-"
+def test_stage2_records_are_told_apart_by_their_header() -> None:
     assert is_stage2_record([(STAGE_HEADER, b"2")]) and not is_stage2_record([("other", b"2")])
 
 
