@@ -82,11 +82,11 @@ from correlator.stage2 import (
 )
 from correlator.topology import Topology, TopologyError
 from stream.app import App
-from stream.commands.replay import read_topology
 from stream.checkpoint import Checkpoints, StateStore
-from stream.idle import IdleClocks
+from stream.commands.replay import read_topology
+from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
-from stream.pipeline import BATCH_WITHIN_S, TICK_S, Pipeline
+from stream.pipeline import BATCH_WITHIN_S, Pipeline
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore

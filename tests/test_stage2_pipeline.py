@@ -36,7 +36,12 @@ from stream.feed import format_event, parent_of
 from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record
 from stream.settings import Settings
 from stream.stage2_agent import (
-    MAX_ROUTE_RECORD_BYTES, STAGE_HEADER, TopologyWatcher, _chunks, grouping_config, is_stage2_record,
+    MAX_ROUTE_RECORD_BYTES,
+    STAGE_HEADER,
+    TopologyWatcher,
+    _chunks,
+    grouping_config,
+    is_stage2_record,
 )
 
 from .paths import MICROSS

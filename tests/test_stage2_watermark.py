@@ -9,13 +9,23 @@ import pytest
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
-    UNSCOPED_ROUTE_KEY, Grouper, GroupingOutput, Low, LowWatermark, SourceMark, decode_marks, encode_marks,
-    idle_release, report_due, route_key, source_mark,
+    UNSCOPED_ROUTE_KEY,
+    Grouper,
+    GroupingOutput,
+    Low,
+    LowWatermark,
+    SourceMark,
+    decode_marks,
+    encode_marks,
+    idle_release,
+    report_due,
+    route_key,
+    source_mark,
 )
 from stream.stage2_state import GroupTableStore
 
 from .test_broker_faults import FakeTable
-from .test_stage2 import CFG, T0, _event, partition
+from .test_stage2 import CFG, _event, partition
 
 INF = float("inf")
 IDLE = SourceMark(-INF, idle=True)

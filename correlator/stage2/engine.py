@@ -164,11 +164,11 @@ class Grouper:
         """
         out = GroupingOutput()
         for ev in events:
-            if watermark is None and ev.emitted_at > self.watermark:
-                self.watermark = ev.emitted_at
+            if watermark is None:
+                self.watermark = max(self.watermark, ev.emitted_at)
             self._take(ev)
-        if watermark is not None and watermark > self.watermark:
-            self.watermark = watermark
+        if watermark is not None:
+            self.watermark = max(self.watermark, watermark)
         self._run(self.release_point, out)
         return out
 

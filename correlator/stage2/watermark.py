@@ -150,10 +150,11 @@ def dump_marks(marks: Mapping[int, SourceMark]) -> dict[str, list[Any]]:
 
 def load_marks(doc: object) -> dict[int, SourceMark]:
     """Marks from `dump_marks`' form; ValueError naming what is wrong otherwise."""
-    if not isinstance(doc, dict):
+    items = doc.items() if isinstance(doc, dict) else None
+    if items is None:
         raise ValueError("marks: not an object")
     out: dict[int, SourceMark] = {}
-    for source, value in doc.items():
+    for source, value in items:
         if not (isinstance(source, str) and source.isdigit()):
             raise ValueError(f"marks: partition {source!r} is not a number")
         if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], bool)
