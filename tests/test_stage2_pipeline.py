@@ -5,7 +5,8 @@ a dependency's failure cascading to its callers (one parent), and two unrelated 
 (two parents). The topology file is reloaded without a restart. Delivery: a routing record delivered twice
 (stage 1 regenerating a commit after a crash) is folded once, and a SIGKILLed worker's successor carries on
 with the parents the offline replay names; a worker at the default settings names the parents that
-`aiops replay` names on the same file.
+`aiops replay` names on the same file, and so does one fed a MicroSS backlog at once over four partitions
+(stage 2 decides only up to the low watermark of the stage-1 partitions).
 """
 
 from __future__ import annotations
