@@ -20,6 +20,7 @@ __all__ = [
     "KeyConfig",
     "DEFAULT_KEY_CONFIG",
     "correlation_key",
+    "scope_pairs",
     "fingerprint_of_labels",
     "key_label",
     "normalize_symptom",
@@ -98,3 +99,8 @@ def fingerprint_of_labels(labels: Mapping[str, str]) -> str:
     """A stable 16-hex-digit fingerprint of a label set, independent of label order."""
     blob = orjson.dumps(dict(sorted(labels.items())))
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+
+def scope_pairs(scope: str) -> dict[str, str]:
+    """The labels a scope names (`cluster=a,env=prod` -> {"cluster": "a", "env": "prod"}); the inverse of `scope_of`."""
+    return dict(part.split("=", 1) for part in scope.split(",") if "=" in part)

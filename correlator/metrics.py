@@ -32,6 +32,7 @@ __all__ = [
     "DEADLETTERS",
     "DEADLETTER_RETRIES",
     "BATCHES_UNACKED",
+    "BATCH_RETRIES",
     "INCIDENT_EVENTS",
     "INCIDENTS_OPEN",
     "RECORDS_CONSUMED",
@@ -57,6 +58,10 @@ __all__ = [
     "REVIEW_QUEUE",
     "SLA_CLOCKS_OPEN",
     "NOISE_REDUCTION",
+    "NOTIFICATIONS",
+    "NOTIFICATION_LATENCY",
+    "NOTIFICATION_RETRIES",
+    "NOTIFICATIONS_SILENCED",
     "CORRELATION_EVENT_LATENCY",
     "INCIDENTS_OPEN_BY_SERVICE",
     "CONSUMER_LAG",
@@ -79,7 +84,12 @@ DEADLETTER_RETRIES = Counter(
     "letter is retried with backoff until delivered, never skipped)")
 BATCHES_UNACKED = Counter(
     "aiops_batches_unacknowledged_total", "Consumed batches that failed as a whole (not one bad record: a broker "
-    "fault) and were left unacknowledged, so their partitions commit no further until read again, by agent",
+    "fault) while the worker was stopping or rebalancing, left unacknowledged for the partition's next owner, "
+    "by agent",
+    ["agent"])
+BATCH_RETRIES = Counter(
+    "aiops_batch_retries_total", "Consumed batches (or idle steps) that failed as a whole (not one bad record: a "
+    "broker fault) and were rolled back to the stage's last checkpoint and folded again after a backoff, by agent",
     ["agent"])
 ALERT_RECORDS_CORRELATED = Counter(
     "aiops_alert_records_correlated_total", "Alert records folded into the correlation engine (firing, resolved, "
@@ -163,6 +173,24 @@ REVIEW_QUEUE = Gauge(
 SLA_CLOCKS_OPEN = Gauge(
     "aiops_sla_clocks_open", "Running SLA clocks on this worker's partitions, by subject", ["subject"])
 
+# The response stage (correlator/notify/, stream/notify/). `receiver` is a name from the notify file: bounded by it.
+NOTIFICATIONS = Counter(
+    "aiops_notifications_total", "Notifications by receiver, kind (trigger, acknowledge, resolve, renotify, "
+    "escalate, refresh) and outcome: delivered (2xx), dead_letter (refused, or retries ran out), held_back (the "
+    "incident ended inside its hold), cancelled (it ended while its page waited for the rate limit)",
+    ["receiver", "kind", "outcome"])
+NOTIFICATION_RETRIES = Counter(
+    "aiops_notification_retries_total", "Delivery attempts that failed and were tried again, by receiver and "
+    "reason (timeout, connection, http_5xx, http_429, http_408)", ["receiver", "reason"])
+NOTIFICATION_LATENCY = Histogram(
+    "aiops_notification_latency_seconds", "From the incident event that made a notification due to the "
+    "receiver's 2xx, retries included, by receiver", ["receiver"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0))
+NOTIFICATIONS_SILENCED = Counter(
+    "aiops_notifications_silenced_total", "Incidents and causes that would have paged and did not, by reason: "
+    "silence (a silence matched), source (muted where it came from: Alertmanager silence or inhibition, Zabbix "
+    "maintenance)", ["reason"])
+
 # Gauges recomputed by the worker's observe timer (stream/observe.py), and the event-time latency.
 NOISE_REDUCTION = Gauge(
     "aiops_noise_reduction_ratio", "1 - incidents opened / distinct alerts over the trailing window (5m, 1h) on "
@@ -205,12 +233,15 @@ def _declare_known_series() -> None:
         for reason in ("future", "too_old"):
             if source != "engine" or reason == "future":
                 ALERT_TIME_ADJUSTED.labels(source, reason)
+    for reason in ("silence", "source"):
+        NOTIFICATIONS_SILENCED.labels(reason)
     for action in ("topics_lost", "topics_created", "rejoin"):
         BROKER_RECOVERIES.labels(action)
     for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
         TICKETS_TRIAGED.labels(status, tier)
     for agent in ("normalize", "correlate", "triage", "incident_sla", "stage2_group"):
         BATCHES_UNACKED.labels(agent)
+        BATCH_RETRIES.labels(agent)
     severities = {"ticket": ("sev1", "sev2", "sev3"), "incident": ("critical", "warning", "info")}
     for subject, levels in severities.items():
         for outcome in ("escalated", "at_top_tier"):

@@ -12,7 +12,7 @@ Stage-1 results do not depend on this slicing (the engine is batch-independent).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,10 @@ from .models import IncidentEvent
 from .stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation
 from .topology import Topology
 
-__all__ = ["ReplayIncident", "ReplayParent", "ReplayReport", "replay", "render_text", "time_slices"]
+__all__ = ["Listener", "ReplayIncident", "ReplayParent", "ReplayReport", "replay", "render_text", "time_slices"]
+
+Listener = Callable[[IncidentEvent | ParentEvent | Assignment], None]
+"""Hears each published event of a replay, in order."""
 
 BATCH = 10_000
 SLICE_S = 1.0
@@ -124,9 +127,10 @@ class ReplayReport:
 class _Run:
     """One replay in progress: the engines, and the latest event of every incident and parent."""
 
-    def __init__(self, config: CorrelationConfig, grouper: Grouper | None) -> None:
+    def __init__(self, config: CorrelationConfig, grouper: Grouper | None, listener: Listener | None = None) -> None:
         self.engine = Correlator(config, record_assignments=True)
         self.grouper = grouper
+        self.listener = listener
         self.latest: dict[str, IncidentEvent] = {}
         self.parents: dict[str, ParentEvent] = {}
         self.assigned: dict[str, Assignment] = {}
@@ -148,6 +152,8 @@ class _Run:
     def _stage1(self, events: Sequence[IncidentEvent]) -> None:
         for ev in events:
             self.latest[ev.incident_id] = ev
+            if self.listener is not None:
+                self.listener(ev)
         if self.grouper is not None and events:
             self._stage2(self.grouper.ingest(events))
 
@@ -156,6 +162,11 @@ class _Run:
             self.parents[p.parent_id] = p
         for a in out.assignments:
             self.assigned[a.child_id] = a
+        if self.listener is not None:  # assignments first: a cause's page can then list its children's reasons
+            for assignment in out.assignments:
+                self.listener(assignment)
+            for parent in out.parents:
+                self.listener(parent)
 
 
 def time_slices(alerts: Iterable[AlertLike]) -> Iterator[list[AlertLike]]:
@@ -179,12 +190,14 @@ def replay(
     *,
     grouping: GroupingConfig | None = None,
     topology: Topology | None = None,
+    listener: Listener | None = None,
 ) -> ReplayReport:
     """Correlate a recorded stream in arrival order, as the live engines would, and report the end state.
 
-    Stage 2 runs when `grouping` is given, with `topology` or (None) the label fallback.
+    Stage 2 runs when `grouping` is given, with `topology` or (None) the label fallback. `listener` hears every
+    event both stages publish, in the order they publish them (what a reader of `incidents` would see).
     """
-    run = _Run(config, Grouper(grouping, topology) if grouping is not None else None)
+    run = _Run(config, Grouper(grouping, topology) if grouping is not None else None, listener)
     start = float("inf")
     for batch in time_slices(alerts):
         start = min(start, min(a.starts_at for a in batch))

@@ -19,7 +19,6 @@ otherwise read as an empty topology, and stage 2 would silently fall back to lab
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -27,7 +26,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from correlator.sources.generic import error_from_validation
+from correlator.configfiles import file_error_line, load_document
 
 __all__ = ["DEFAULT_MAX_HOPS", "Edge", "EdgeSpec", "NodeSpec", "ServiceSpec", "Topology", "TopologyError",
            "TopologyFile", "parse_topology"]
@@ -227,16 +226,7 @@ def parse_topology(
     try:
         spec = TopologyFile.model_validate(doc)
     except ValidationError as exc:
-        # A typo is the likeliest mistake and explains the errors it causes (`traget` -> target missing):
-        # report an unknown key first, with the keys known there.
-        typos = [e for e in exc.errors(include_url=False) if e["type"] == "extra_forbidden"]
-        if typos:
-            exc = ValidationError.from_exception_data(exc.title, [
-                {"type": "extra_forbidden", "loc": typos[0]["loc"], "input": typos[0]["input"]}])
-        error = error_from_validation(exc, "topology")  # the same field paths as every source's errors
-        if typos:
-            error.reason = f"unknown key (known here: {', '.join(_known_keys(typos[0]['loc']))})"
-        raise TopologyError(f"{error.field}: {error.reason}") from None
+        raise TopologyError(file_error_line(exc, "topology", _known_keys)) from None
     nodes = {n.id: n.type for n in spec.nodes}
     aliases = {alias: n.id for n in spec.nodes for alias in n.aliases}
     edges = [Edge(e.source, e.target, e.label) for e in spec.edges]
@@ -251,19 +241,7 @@ def parse_topology(
 
 
 def _load(text: str | bytes, fmt: str | None) -> Any:
-    raw = text.encode() if isinstance(text, str) else text
-    if fmt is None:
-        fmt = "json" if raw.lstrip()[:1] in (b"{", b"[") else "yaml"
-    if fmt == "json":
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise TopologyError(f"malformed JSON: {exc}") from None
-    if fmt != "yaml":
-        raise TopologyError(f"unknown topology format {fmt!r} (json or yaml)")
-    # imported only when a YAML topology is given: the JSON path needs nothing beyond orjson
-    yaml: Any = importlib.import_module("yaml")
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise TopologyError(f"malformed YAML: {exc}".splitlines()[0]) from None
+        return load_document(text, fmt)
+    except ValueError as exc:
+        raise TopologyError(str(exc).replace("unknown format", "unknown topology format")) from None

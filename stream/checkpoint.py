@@ -1,41 +1,78 @@
-"""Checkpoints of a fold's state: its output first, then the changed keys, then the progress, then the acks.
+"""The crash-safe commit order, written once: output, then changed keys, then progress, then outbox, then acks.
 
-One definition for the two folds whose state lives in a changelog-backed table and whose input Faust must
-not commit past that state: stage 1 (`stream.pipeline`, engines over `alerts`) and stage 2
-(`stream.stage2_agent`, Groupers over the routing topic). Each has its own `Checkpoints`.
+Every changelog-backed store of the worker (`stream.state.TableStore` of stage 1, `stream.stage2_state.
+GroupTableStore` of stage 2, `stream.docstore.DocStore` of the ticket and incident-SLA desk) implements one
+Protocol, `CheckpointStore`, and one `Checkpointer` writes any set of them in this order:
 
-In that order, so that a crash at any point loses nothing: output already out is regenerated with the same
-ids and seq if the state did not make it; state already out is never re-applied, because the progress
-written last says which input it covers; input not yet acknowledged is read again by whoever owns the
-partition next. The keys and the progress are not waited for: they go as separate record batches on the
-changelog partition, which the producer delivers in order (one batch in flight per partition), so the
-progress still follows the keys it covers, always as a one-record batch, which Tansu 0.6.0 needs to report
-the changelog's true end offset (it under-reports after a multi-record batch, and Faust recovers only up to
-it). Faust flushes the producer before it commits the offsets of acknowledged input, and the next checkpoint
-waits for this one's state with its output, so a failed delivery stops the agent one checkpoint later,
-before anything more is acked.
+1. wait for the output the stage published before its state (stage 1's incident events and routing records,
+   stage 2's parents), and for the previous checkpoint's state; a failure raises here, before any state;
+2. each store's changed keys, as record batches on the store's changelog partition;
+3. each store's progress (which input it covers; the desk's outbox marker), always as a one-record batch:
+   Tansu 0.6.0 reports a changelog's true end offset only after one (it under-reports after a multi-record
+   batch, and Faust recovers only up to it);
+4. for stores that decide events with their state (an outbox: the desk's escalations and review decisions),
+   wait for that state, send the events, wait for them, then a marker saying up to which number they are out;
+5. acknowledge the input held since the last checkpoint.
+
+So a crash at any point loses nothing: output already out is regenerated with the same ids and seq if the
+state did not make it; state already out is never re-applied, because the progress written after it says which
+input it covers; an outbox event decided but not known to be out is sent again, byte for byte, by whoever
+loads the store next; input not yet acknowledged is read again. The keys and the progress are not waited
+for: the producer delivers one partition's batches in order (one batch in flight per partition), and Faust
+flushes the producer before it commits the offsets of acknowledged input; the next checkpoint waits for this
+one's state, so a failed delivery stops the stage one checkpoint later, before anything more is acknowledged.
 
 Writing state once per interval rather than per batch is what keeps a live stream cheap: a storm's key (or a
 cause) changes in nearly every small batch, and its whole state would otherwise be encoded and sent each time.
+
+A failed checkpoint (or fold) is undone by `rollback`: the held input comes back unacknowledged, to be
+folded again on the state the stage rebuilds from its table (`stream.stages` runs that retry).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from faust.types import EventT
+import orjson
 
 from stream.sends import raise_failed, send_batches
 
-__all__ = ["Checkpoints", "StateStore"]
+if TYPE_CHECKING:  # the stores import this module without loading Faust
+    from faust.types import EventT, TopicT
+
+__all__ = ["ChangelogRecord", "CheckpointStore", "Checkpointer", "Outbound"]
+
+ChangelogRecord = tuple[bytes, bytes | None]
+"""A changelog record to send: table key and value (None for a tombstone)."""
 
 
-class StateStore(Protocol):
-    """A changelog-backed store of one partition (`stream.state.TableStore`, `stream.stage2_state.GroupTableStore`)."""
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """An outbox event waiting to be sent: the topic (a key of the outputs mapping), its key, its JSON value,
+    and its number in the store's outbox (0 until the store numbers it)."""
+
+    topic: str
+    key: str
+    value: dict[str, Any]
+    n: int = 0
+
+    def to_list(self) -> list[Any]:
+        """Compact form inside a stored document."""
+        return [self.n, self.topic, self.key, self.value]
+
+    @classmethod
+    def from_list(cls, item: Sequence[Any]) -> Outbound:
+        """Inverse of `to_list`."""
+        n, topic, key, value = item
+        return cls(topic=topic, key=key, value=value, n=int(n))
+
+
+class CheckpointStore(Protocol):
+    """One partition of a changelog-backed table, as the `Checkpointer` writes it."""
 
     @property
     def partition(self) -> int:
@@ -47,39 +84,63 @@ class StateStore(Protocol):
         """Kafka name of the store's changelog."""
         ...
 
-    def write_keys(self) -> list[tuple[bytes, bytes | None]]:
-        """The keys changed since the last checkpoint, as changelog records (None: a tombstone)."""
+    def write_keys(self) -> list[ChangelogRecord]:
+        """The keys changed since the last checkpoint, written to the table's local data; their records."""
         ...
 
-    def write_progress(self, watermark: float) -> tuple[bytes, bytes | None]:
-        """The progress record, written after the keys it covers."""
+    def write_progress(self) -> ChangelogRecord | None:
+        """The record saying which input the keys just written cover (None: this store keeps none now)."""
+        ...
+
+    def pending(self) -> list[Outbound]:
+        """Events decided with the state and not yet known to be out, oldest first ([] for a store whose
+        stage publishes before it checkpoints)."""
+        ...
+
+    def mark_sent(self, n: int) -> ChangelogRecord | None:
+        """Events up to number `n` are out: the record that says so (None: nothing to record)."""
+        ...
+
+    def rewrite(self) -> None:
+        """Write everything the store holds at the next checkpoint: after a failed one the changelog may lack
+        what the table's local data already has."""
         ...
 
 
-TouchedStores = Callable[[], list[tuple[StateStore, float]]]
-"""The stores changed since the last checkpoint, each with its watermark; calling it forgets them."""
+def _no_stores() -> list[CheckpointStore]:
+    return []
 
 
 @dataclass
-class Checkpoints:
-    """A fold's output futures, held input and checkpoint clock; `run` writes its state in the safe order."""
+class Checkpointer:
+    """A stage's output futures, held input and checkpoint clock; writes its stores in the safe order."""
 
     app: Any
-    touched: TouchedStores
+    touched: Callable[[], Sequence[CheckpointStore]] = _no_stores
+    """The stores changed since the last checkpoint (calling it forgets them), for `run`."""
     interval_s: float = 0.0
     """Seconds between checkpoints; 0 checkpoints whenever asked (`if_due`)."""
+    outputs: Mapping[str, TopicT] = field(default_factory=dict)
+    """Where outbox events go, by the topic name an `Outbound` carries."""
+    on_sent: Callable[[Outbound], None] | None = None
+    """Called for each outbox event once it is handed to the producer (counting)."""
     _out_sent: list[asyncio.Future[Any]] = field(default_factory=list)
     _state_sent: list[asyncio.Future[Any]] = field(default_factory=list)
-    _held: list[Any] = field(default_factory=list)
-    """Messages folded since the last checkpoint: acknowledged only once their state is sent."""
+    _held: list[EventT[Any]] = field(default_factory=list)
+    """Input folded since the last checkpoint: acknowledged only once its state is sent."""
     _pending: bool = False
     _last: float = 0.0
 
     def hold(self, events: Sequence[EventT[Any]]) -> None:
-        """Keep the input's messages unacknowledged (Faust's `take_events` acks them) until a checkpoint."""
+        """Keep the input unacknowledged (Faust's `take_events` acks it) until a checkpoint."""
         for event in events:
             event.message.incref()
-            self._held.append(event.message)
+        self._held.extend(events)
+
+    @property
+    def held(self) -> Sequence[EventT[Any]]:
+        """The input held since the last checkpoint, in the order it was folded."""
+        return self._held
 
     def sent(self, futures: Iterable[asyncio.Future[Any]]) -> None:
         """Output of the fold: the next checkpoint waits for it before it writes any state."""
@@ -90,10 +151,22 @@ class Checkpoints:
         self._pending = True
 
     def forget_held(self, topic: str, partitions: Iterable[int]) -> None:
-        """Drop held messages of revoked partitions: never acknowledged, as their state was not written, so the
-        partition's next owner reads them again."""
+        """Drop held input of revoked partitions: never acknowledged, as its state was not written, so the
+        partition's next owner reads it again."""
         gone = set(partitions)
-        self._held = [m for m in self._held if m.topic != topic or m.partition not in gone]
+        self._held = [e for e in self._held if e.message.topic != topic or e.message.partition not in gone]
+
+    def rollback(self, failed: Sequence[EventT[Any]] = ()) -> list[EventT[Any]]:
+        """Undo what was folded since the last checkpoint: forget the output waited for and release the held input
+        unacknowledged (one reference each, as `hold` took). Returns what to fold again, in order: that input,
+        then the records of `failed` (the batch that failed) not among it."""
+        held, self._held = self._held, []
+        self._out_sent, self._state_sent = [], []
+        self._pending = True
+        for event in held:
+            event.message.decref()
+        again = {id(event.message) for event in held}
+        return held + [event for event in failed if id(event.message) not in again]
 
     def due(self, now: float) -> bool:
         """Whether there is state to write and it is time: the interval has passed, or Faust is rebalancing or
@@ -109,26 +182,62 @@ class Checkpoints:
             await self.run()
 
     async def run(self) -> None:
-        """Wait for the output sent so far, send the changed keys, then the progress; acknowledge the input."""
+        """Checkpoint the stores `touched` names, then acknowledge the held input (steps 1-5 of the module)."""
         self._last = time.monotonic()
         self._pending = False
         waiting = self._out_sent + self._state_sent
         self._out_sent, self._state_sent = [], []
-        if waiting:
-            await asyncio.gather(*waiting, return_exceptions=True)
-            raise_failed(waiting)  # before the state that follows them: the input is redelivered instead
-        stores = self.touched()
+        await _delivered(waiting)  # before the state that follows them: the input is redelivered instead
+        self._state_sent, _ = await self.write(self.touched())
+        held, self._held = self._held, []
+        consumer = self.app.consumer
+        for event in held:
+            event.message.ack(consumer)
+
+    async def commit(self, stores: Sequence[CheckpointStore]) -> int:
+        """Write `stores` now and wait until all of it is out (the desk's path: each batch or decision is its own
+        checkpoint, answered only once durable); returns the outbox events sent."""
+        waiting, sent = await self.write(stores)
+        await _delivered(waiting)
+        return sent
+
+    async def write(self, stores: Sequence[CheckpointStore]) -> tuple[list[asyncio.Future[Any]], int]:
+        """Steps 2-4 for `stores`: the futures of the state sent last (not waited for), and how many outbox
+        events went out."""
         sent: list[asyncio.Future[Any]] = []
-        for store, _ in stores:
+        for store in stores:
             changes = store.write_keys()
             if changes:
                 sent += await send_batches(self.app, store.changelog_topic, store.partition,
                                            ((k, v, []) for k, v in changes))
-        for store, watermark in stores:
-            key, value = store.write_progress(watermark)
-            sent += await send_batches(self.app, store.changelog_topic, store.partition, [(key, value, [])])
-        self._state_sent = sent
-        held, self._held = self._held, []
-        consumer = self.app.consumer
-        for message in held:
-            message.ack(consumer)
+        for store in stores:
+            sent += await self._one_record(store, store.write_progress())
+        due = [(store, pending) for store in stores if (pending := store.pending())]
+        if due:
+            await _delivered(sent)  # the state before the events it decided: a crash re-sends, never re-decides
+            sent = []
+            events: list[asyncio.Future[Any]] = []
+            for _, pending in due:
+                for event in pending:
+                    sending = await self.outputs[event.topic].send(key=event.key.encode(),
+                                                                   value=orjson.dumps(event.value))
+                    events.append(cast("asyncio.Future[Any]", sending))  # a Faust FutureMessage
+                    if self.on_sent is not None:
+                        self.on_sent(event)
+            await self.app.producer.flush()
+            await _delivered(events)
+            for store, pending in due:
+                sent += await self._one_record(store, store.mark_sent(pending[-1].n))
+        return sent, sum(len(pending) for _, pending in due)
+
+    async def _one_record(self, store: CheckpointStore, record: ChangelogRecord | None) -> list[asyncio.Future[Any]]:
+        if record is None:
+            return []
+        return await send_batches(self.app, store.changelog_topic, store.partition, [(record[0], record[1], [])])
+
+
+async def _delivered(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait for sends; raise the first that failed (`stream.sends.SendFailed`)."""
+    if futures:
+        await asyncio.gather(*futures, return_exceptions=True)
+        raise_failed(futures)

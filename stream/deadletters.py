@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +33,8 @@ from stream.sends import key_partition, send_batches
 if TYPE_CHECKING:  # `aiops redrive` reads letters with `origin_of` and never loads Faust
     from faust.types import EventT
 
-__all__ = ["INTERNAL_ERROR", "DeadLetterUndelivered", "DeadLetters", "Letter", "Origin", "category_of", "letter_of",
-           "origin_of", "reason_of"]
+__all__ = ["INTERNAL_ERROR", "DeadLetterUndelivered", "DeadLetters", "Letter", "Origin", "category_of",
+           "first_offsets", "letter_of", "origin_of", "reason_of"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,14 @@ def _size(event: EventT[Any]) -> int:
     return len(event.message.key or b"") + len(event.message.value or b"")
 
 
+def first_offsets(messages: Iterable[Any]) -> str:
+    """Where a batch starts in each partition it spans (`topic:partition from offset`), for the log."""
+    first: dict[tuple[str, int], int] = {}
+    for m in messages:
+        first[(m.topic, m.partition)] = min(m.offset, first.get((m.topic, m.partition), m.offset))
+    return ", ".join(f"{t}:{p} from {o}" for (t, p), o in sorted(first.items()))
+
+
 def category_of(exc: BaseException) -> str:
     """The bounded metric label of a refusal: the error's own `category`, else `internal_error`."""
     category = getattr(exc, "category", None)
@@ -150,10 +158,21 @@ class DeadLetters:
     backoff_s: float = 0.1
     _pending: dict[str, list[tuple[Letter, asyncio.Future[Any]]]] = field(default_factory=dict)
     """Letters sent and not yet settled, per agent: each agent settles only its own batch's letters."""
+    _refused: dict[str, set[tuple[str, int, int, str]]] = field(default_factory=dict)
+    """Per agent, the origins and categories of letters sent for input not yet acknowledged: a batch folded
+    again after a failure (`stream.stages`) sends none of them twice."""
 
     async def send(self, agent: str, event: EventT[Any], reason: str, category: str) -> None:
-        """Hand the dead letter of `event`'s record to the producer; its agent's `settle` waits for delivery."""
+        """Hand the dead letter of `event`'s record to the producer; its agent's `settle` waits for delivery.
+
+        A record already refused for the same category since its agent's input was last acknowledged (a
+        batch folded again after a failure) is not sent again."""
         msg = event.message
+        refused = self._refused.setdefault(agent, set())
+        origin = (msg.topic, msg.partition, msg.offset, category)
+        if origin in refused:
+            return
+        refused.add(origin)
         letter = letter_of(msg.key, msg.value, (msg.topic, msg.partition, msg.offset), agent, reason, category,
                            self.max_bytes, self.head_bytes)
         self._pending.setdefault(agent, []).append((letter, await self._produce(letter)))
@@ -174,6 +193,13 @@ class DeadLetters:
             future = asyncio.get_running_loop().create_future()
             future.set_exception(exc)
         return future
+
+    def forget(self, agent: str, keep: Sequence[EventT[Any]] = ()) -> None:
+        """Forget the refusals of `agent`'s acknowledged input: all but those of the records in `keep` (held)."""
+        refused = self._refused.get(agent)
+        if refused:
+            held = {(e.message.topic, e.message.partition, e.message.offset) for e in keep}
+            self._refused[agent] = {r for r in refused if r[:3] in held}
 
     async def settle(self, agent: str) -> None:
         """Wait until every letter `agent` sent is on the broker, re-sending failed ones with backoff; count them.
@@ -238,6 +264,14 @@ class DeadLetters:
         for message in messages:
             message.ack(consumer)
 
+    def release(self, messages: Iterable[Any]) -> None:
+        """Stop Faust's rebalance and stop from waiting for these messages to be acknowledged (they never will
+        be by this owner: the partition's next owner reads them again)."""
+        unacked = getattr(self.app.consumer, "_unacked_messages", None)
+        if unacked is not None:
+            for message in messages:
+                unacked.discard(message)
+
     def _abandon(self, agent: str, messages: list[Any], exc: BaseException, log_it: bool = True) -> None:
         """Leave a failed batch unacknowledged for good, without stalling the next rebalance.
 
@@ -246,17 +280,11 @@ class DeadLetters:
         acknowledged (`Consumer.wait_empty`, a weak set the traceback would keep these in): they are taken
         out of that set, and the traceback's frames are cleared.
         """
-        unacked = getattr(self.app.consumer, "_unacked_messages", None)
-        if unacked is not None:
-            for message in messages:
-                unacked.discard(message)
+        self.release(messages)
         if log_it:
             metrics.BATCHES_UNACKED.labels(agent).inc()
-            spans = sorted({(m.topic, m.partition) for m in messages})
-            first = {tp: min(m.offset for m in messages if (m.topic, m.partition) == tp) for tp in spans}
             log.error("%s: batch of %d records failed and is not acknowledged (%s); its partitions commit no "
                       "further until their next owner reads them again: %r", agent, len(messages),
-                      ", ".join(f"{t}:{p} from {o}" for (t, p), o in first.items()), exc,
-                      exc_info=exc)
+                      first_offsets(messages), exc, exc_info=exc)
         if exc.__traceback__ is not None:
             traceback.clear_frames(exc.__traceback__)

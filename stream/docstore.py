@@ -17,8 +17,9 @@ says up to which number the events are out. So:
   the highest `seq` per key sees a duplicate, never a second decision.
 
 A breach is therefore decided once (the state says so before anyone hears of it), and published at least once.
-The marker after the documents is also the one-record batch Tansu 0.6.0 needs to report the changelog's true
-end offset (it under-reports after a multi-record batch, and Faust recovers only up to it).
+The store is a `stream.checkpoint.CheckpointStore`: the `Checkpointer` writes it in that order (documents,
+marker, events, marker), as it writes every other store of the worker. The marker after the documents is the
+one-record batch Tansu 0.6.0 needs to report the changelog's true end offset (`sync_marker`).
 """
 
 from __future__ import annotations
@@ -26,39 +27,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 import orjson
-from faust.types import TopicT
 from pydantic import BaseModel
 
+from stream.checkpoint import ChangelogRecord, Outbound
 from stream.runtime import set_local
 
-__all__ = ["DocStore", "Outbound", "commit_all", "locked", "unsent"]
+__all__ = ["DocStore", "Outbound", "locked", "unsent"]
 
 M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S")
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """An event waiting to be sent: the topic (a key of the topics mapping), its key, its JSON value."""
-
-    topic: str
-    key: str
-    value: dict[str, Any]
-    n: int = 0
-
-    def to_list(self) -> list[Any]:
-        """Compact form inside a stored document."""
-        return [self.n, self.topic, self.key, self.value]
-
-    @classmethod
-    def from_list(cls, item: Sequence[Any]) -> Outbound:
-        """Inverse of `to_list`."""
-        n, topic, key, value = item
-        return cls(topic=topic, key=key, value=value, n=int(n))
 
 
 def unsent(outbox: Mapping[str, Sequence[Outbound]], sent: int) -> dict[str, list[Outbound]]:
@@ -94,9 +75,12 @@ class DocStore(Generic[M, S]):
         self._prefix = f"{partition}|"
         self._marker_key = f"{partition}#outbox".encode()
         self._settle = settle
+        self._rewrite = False
+        self._wrote = False
         self._docs: dict[str, M] = {}
         self._settled: dict[str, S] = {}
-        self._written: list[str] = []
+        self._written: set[str] = set()
+        """Documents written whose events are not yet out: they settle once `mark_sent` says so."""
         self._outbox: dict[str, list[Outbound]] = {}
         self._dirty: set[str] = set()
         self._deleted: set[str] = set()
@@ -192,29 +176,67 @@ class DocStore(Generic[M, S]):
         """Events written with their documents but not yet known to be sent, in the order they were decided."""
         return sorted((e for entries in self._outbox.values() for e in entries), key=lambda e: e.n)
 
-    async def commit(self, producer: Any, topics: Mapping[str, TopicT],
-                     on_sent: Callable[[Outbound], None] | None = None) -> int:
-        """Write changed documents, then send pending events, then the marker; returns the events sent."""
-        return await commit_all([self], producer, topics, on_sent)
+    # ---- CheckpointStore (`stream.checkpoint`) ----------------------------------------------------------
 
-    def _write_documents(self) -> None:
-        for item_id in self._deleted:
-            self._write((self._prefix + item_id).encode(), None)
+    @property
+    def changelog_topic(self) -> str:
+        """Kafka name of the table's changelog."""
+        return str(self._table.changelog_topic.get_topic_name())
+
+    def write_keys(self) -> list[ChangelogRecord]:
+        """Changed documents (and tombstones), written locally; their changelog records. Documents without
+        unsent events settle now; the others once `mark_sent` says their events are out."""
+        self._wrote = bool(self._dirty or self._deleted or self._rewrite)
+        records = self._write_documents()
+        if self._rewrite:  # after a failed checkpoint: every document of the partition, as the table has it
+            self._rewrite = False
+            prefix = self._prefix.encode()
+            records = [r for r in records if r[1] is None] + [
+                (k, v) for k, v in self._table.data.items() if isinstance(k, bytes) and k.startswith(prefix)]
+        self._settle_written()
+        return records
+
+    def write_progress(self) -> ChangelogRecord | None:
+        """The outbox marker after the documents just written (with `sync_marker`; else nothing)."""
+        if not (self._wrote and self._sync_marker):
+            return None
+        self._wrote = False
+        return self._marker()
+
+    def mark_sent(self, n: int) -> ChangelogRecord:
+        """Events up to `n` are out: the outbox forgets them, their documents may settle; the marker record."""
+        self.sent = max(self.sent, n)
+        # The stored copies stay in the documents until they are next written; the marker says they are out.
+        self._outbox = unsent(self._outbox, self.sent)
+        self._settle_written()
+        return self._marker()
+
+    def rewrite(self) -> None:
+        """Write every document and the marker at the next checkpoint (after a failed one)."""
+        self._rewrite = True
+
+    def _write_documents(self) -> list[ChangelogRecord]:
+        records = [self._write((self._prefix + item_id).encode(), None) for item_id in self._deleted]
         for item_id in self._dirty:
             stored = {"doc": self._docs[item_id].model_dump(mode="json"),
                       "outbox": [e.to_list() for e in self._outbox.get(item_id, ())]}
-            self._write((self._prefix + item_id).encode(), orjson.dumps(stored))
-        self._written.extend(self._dirty)
+            records.append(self._write((self._prefix + item_id).encode(), orjson.dumps(stored)))
+        self._written.update(self._dirty)
         self._deleted.clear()
         self._dirty.clear()
+        return records
 
-    def _write_marker(self) -> None:
-        self._write(self._marker_key, orjson.dumps({"sent": self.sent, "next": self.next_n}))
+    def _settle_written(self) -> None:
+        """Settle what was written and has no unsent events; keep the rest for after `mark_sent`."""
+        self._settle_docs(self._written)
+        self._written = {item_id for item_id in self._written if self._outbox.get(item_id)}
 
-    def _write(self, table_key: bytes, value: bytes | None) -> None:
+    def _marker(self) -> ChangelogRecord:
+        return self._write(self._marker_key, orjson.dumps({"sent": self.sent, "next": self.next_n}))
+
+    def _write(self, table_key: bytes, value: bytes | None) -> ChangelogRecord:
         set_local(self._table.data, table_key, value)
-        self._table.send_changelog(self.partition, table_key, value, key_serializer="raw", value_serializer="raw")
-
+        return table_key, value
 
 @asynccontextmanager
 async def locked(stores: Iterable[DocStore[Any, Any]]) -> AsyncIterator[None]:
@@ -224,47 +246,3 @@ async def locked(stores: Iterable[DocStore[Any, Any]]) -> AsyncIterator[None]:
             await locks.enter_async_context(store.lock)
         yield
 
-
-async def commit_all(stores: Sequence[DocStore[Any, Any]], producer: Any, topics: Mapping[str, TopicT],
-                     on_sent: Callable[[Outbound], None] | None = None) -> int:
-    """`DocStore.commit` for several stores at once, sharing each producer flush; returns the events sent.
-
-    Each store keeps its own order (documents, marker, events, marker), but the flushes are round trips
-    that wait for everything the producer holds, so an agent that commits four partitions' stores per
-    batch pays two of them, not eight (the caller holds every store's lock).
-    """
-    written = [store for store in stores if store._dirty or store._deleted]
-    for store in written:
-        store._write_documents()
-    if written:
-        if any(store._sync_marker for store in written):
-            await producer.flush()
-            for store in written:
-                if store._sync_marker:
-                    store._write_marker()
-        await producer.flush()
-    due = [(store, pending) for store in stores if (pending := store.pending())]
-    if due:
-        await _send_pending(due, producer, topics, on_sent)
-    # Only now are the table's bytes the documents and their events out: what was written may settle.
-    for store in stores:
-        ids, store._written = store._written, []
-        store._settle_docs(ids)
-    return sum(len(pending) for _, pending in due)
-
-
-async def _send_pending(due: Sequence[tuple[DocStore[Any, Any], list[Outbound]]], producer: Any,
-                        topics: Mapping[str, TopicT], on_sent: Callable[[Outbound], None] | None) -> None:
-    """Send the stores' unsent events, then mark them out (each step behind a flush)."""
-    for _, pending in due:
-        for event in pending:
-            await topics[event.topic].send(key=event.key.encode(), value=orjson.dumps(event.value))
-            if on_sent is not None:
-                on_sent(event)
-    await producer.flush()
-    for store, pending in due:
-        store.sent = max(store.sent, pending[-1].n)
-        # The stored copies stay in the documents until they are next written; the marker says they are out.
-        store._outbox = unsent(store._outbox, store.sent)
-        store._write_marker()
-    await producer.flush()

@@ -25,7 +25,8 @@ __all__ = ["ENV_PREFIX", "SettingsError", "add_settings_flags", "env_name", "fla
 
 ENV_PREFIX = "AIOPS_"
 _DEST = "setting:"  # namespace attributes of generated flags: "setting:topics.alerts_raw"
-_SPELLING = {("config_file",): ("--config", "--config-file")}  # `--config FILE`, the spelling people expect
+_SPELLING: dict[tuple[str, ...], tuple[str, ...]] = {  # the spellings people expect: `--config FILE`, `--notify FILE`
+    ("config_file",): ("--config", "--config-file"), ("notify_file",): ("--notify", "--notify-file")}
 
 
 class SettingsError(ValueError):

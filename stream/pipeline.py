@@ -1,4 +1,5 @@
-"""The agents: normalize (`alerts.raw` -> `alerts`), correlate (`alerts` -> `incidents`) and the idle timer.
+"""Stage 1's stages (`stream.stages`): normalize (`alerts.raw` -> `alerts`) and correlate (`alerts` ->
+`incidents`, with its idle timer).
 
 Only wiring lives here: records are decoded, handed to `correlator`, and what comes back is sent on. Every
 consumed topic is read as raw bytes and decoded here, so that a record Faust could not decode is not
@@ -6,7 +7,7 @@ dropped by Faust with a log line but dead-lettered with its reason, like any oth
 
 Cost per record, not per alert: normalize turns a batch of raw bodies into one record per partition of
 `alerts`, and correlate folds a whole `take_events` batch into one engine call per partition, publishes its
-events as whole record batches, and writes each changed key once per checkpoint (`Pipeline.checkpoint`).
+events as whole record batches, and writes each changed key once per checkpoint (`stream.checkpoint`).
 A batch is taken in steps of at most `step_bytes` of record values (`stream.batches.steps`), which bounds
 what a step holds in memory; a step is the same as a smaller batch would have been.
 """
@@ -34,17 +35,24 @@ from correlator.sources import SOURCES, detect_source, parse_arrived
 from correlator.stage2.watermark import SourceMark, source_mark
 from stream.app import App
 from stream.batches import (
-    MAX_RECORD_BYTES, PARTS_PER_OFFSET, Segment, decode_batch, encode_batch, pack_records, parts_of, steps,
+    PARTS_PER_OFFSET,
+    Segment,
+    decode_batch,
+    encode_batch,
+    pack_records,
+    parts_of,
+    steps,
 )
-from stream.checkpoint import Checkpoints, StateStore
+from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.idle import TICK_S, IdleClocks
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
+from stream.stages import HeldUntilCheckpoint, PerBatch, StageSpec
 from stream.state import TableStore
 from stream.topics import changelog_name
 
-__all__ = ["Pipeline", "Route", "install", "correlation_config", "source_of_key"]
+__all__ = ["CorrelateStage", "NormalizeStage", "Pipeline", "Route", "install", "correlation_config", "source_of_key"]
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +93,16 @@ class Pipeline:
     table: Any
     topics: dict[str, TopicT]
     engines: dict[int, Correlator] = field(default_factory=dict)
+    stores: dict[int, TableStore] = field(default_factory=dict)
+    """Each engine's store (the engine sees it as a `correlator.state.StateStore`)."""
     clocks: IdleClocks = field(default_factory=IdleClocks)
     alerts_partitions: int = 4
     incidents_partitions: int = 4
     _partition_cache: dict[str, int] = field(default_factory=dict)
     checkpoint_s: float = 0.0
     """Seconds between state checkpoints (`checkpoint`); 0 checkpoints at every commit."""
-    checkpoints: Checkpoints = field(init=False)
-    """Events sent, messages of `alerts` held and the clock of the state checkpoints (`stream.checkpoint`)."""
+    checkpoints: Checkpointer = field(init=False)
+    """Events sent, records of `alerts` held and the clock of the state checkpoints (`stream.checkpoint`)."""
     _touched: set[int] = field(default_factory=set)
     normalized: int = 0
     """Alerts this worker's normalize agent has parsed (shown by `/stats`, cheap to poll unlike /metrics)."""
@@ -107,7 +117,7 @@ class Pipeline:
     """How normalize names scopes, services and symptoms (the settings' scope labels)."""
 
     def __post_init__(self) -> None:
-        self.checkpoints = Checkpoints(self.app, self._touched_stores, self.checkpoint_s)
+        self.checkpoints = Checkpointer(self.app, self._touched_stores, self.checkpoint_s)
 
     @property
     def alerts_topic(self) -> str:
@@ -118,7 +128,7 @@ class Pipeline:
         """The engine of a partition, built on first use from whatever the table restored."""
         engine = self.engines.get(partition)
         if engine is None:
-            store = TableStore(self.table, partition)
+            store = self.stores[partition] = TableStore(self.table, partition)
             engine = Correlator(self.config, store)
             engine.watermark = max(engine.watermark, store.watermark)
             self.engines[partition] = engine
@@ -134,8 +144,23 @@ class Pipeline:
         for partition in list(self.engines):
             self._forget_sources(partition)
 
+    def store(self, partition: int) -> TableStore:
+        """The store of a partition's engine (building the engine on first use)."""
+        self.engine(partition)
+        return self.stores[partition]
+
+    def rollback(self, failed: Sequence[EventT]) -> list[EventT]:
+        """After a failed batch or checkpoint: every engine is rebuilt from the table (the last checkpoint's
+        state, rewritten whole at the next one); the input held since then and `failed` are to be folded again."""
+        replay = self.checkpoints.rollback(failed)
+        for partition in list(self.engines):
+            del self.engines[partition], self.stores[partition]
+            self.store(partition).rewrite()
+            self._touched.add(partition)
+        return replay
+
     def _forget_sources(self, partition: int) -> None:
-        self._table_store(partition).forget_sources()
+        self.stores[partition].forget_sources()
         self._touched.add(partition)  # the next checkpoint writes every key and the progress to the new changelog
         self.checkpoints.changed()  # and is due with no input held: a rebuilt engine must not see the old offsets
         self.sources_lost.discard(partition)
@@ -153,6 +178,7 @@ class Pipeline:
         partitions = list(partitions)
         for p in partitions:
             self.engines.pop(p, None)
+            self.stores.pop(p, None)
         self.clocks.drop(partitions)
         self._touched -= set(partitions)
         self.checkpoints.forget_held(self.alerts_topic, partitions)
@@ -171,16 +197,6 @@ class Pipeline:
         """Dead-letter a record its decoder refused: the error's category and reason, `internal_error` for an
         error no decoder names (a bug on that input, redriven once fixed)."""
         await self.deadletter(agent, event, reason_of(exc), category_of(exc))
-
-    async def guarded(self, agent: str, events: Sequence[EventT],
-                      handle: Callable[[Sequence[EventT]], Awaitable[None]], max_bytes: int = MAX_RECORD_BYTES) -> None:
-        """Run one consumed batch of `agent` under `DeadLetters.guarded`: acknowledged only when handled whole.
-
-        Records larger than `max_bytes` are refused first (`record_too_large`): by default what one record an
-        agent writes may carry, since every agent but normalize stores or sends on what it reads.
-        """
-        assert self.letters is not None, "install() sets the dead-letter sender"
-        await self.letters.guarded(agent, events, handle, max_bytes)
 
     def encode(self, events: Sequence[IncidentEvent], received_ms: int | None) -> list[bytes]:
         """The values of incident events about to be published; observes their counts and latencies."""
@@ -237,30 +253,18 @@ class Pipeline:
         return source_mark(engine.release_point, engine.watermark, self.clocks.flushed(partition))
 
     async def checkpoint_if_due(self) -> None:
-        """`checkpoint` when `checkpoint_due`: after every commit, on the idle timer and when the app stops."""
+        """A checkpoint (`stream.checkpoint`) when one is due: after every commit, on the idle timer and when the
+        app stops."""
         await self.checkpoints.if_due()
 
-    def checkpoint_due(self, now: float) -> bool:
-        """Whether there is state to write and it is time (`Checkpoints.due`)."""
-        return self.checkpoints.due(now)
-
-    async def checkpoint(self) -> None:
-        """Wait for the events published so far, send the changed keys, then the progress; acknowledge the input.
-
-        The order, and why a crash at any point loses nothing, is `stream.checkpoint`'s.
-        """
-        await self.checkpoints.run()
-
-    def _touched_stores(self) -> list[tuple[StateStore, float]]:
-        stores: list[tuple[StateStore, float]] = [
-            (self._table_store(p), self.engines[p].watermark) for p in sorted(self._touched) if p in self.engines]
+    def _touched_stores(self) -> list[CheckpointStore]:
+        stores: list[CheckpointStore] = []
+        for p in sorted(self._touched):
+            if p in self.engines:
+                self.stores[p].watermark = self.engines[p].watermark  # written with the progress
+                stores.append(self.stores[p])
         self._touched.clear()
         return stores
-
-    def _table_store(self, partition: int) -> TableStore:
-        store = self.engines[partition].store
-        assert isinstance(store, TableStore)
-        return store
 
     def census(self) -> None:
         """Recount the state gauges from the engines this worker holds (they change hands on rebalance)."""
@@ -350,8 +354,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
             await pipe.refuse("correlate", event, exc)
             continue
         p = event.message.partition
-        store = pipe.engine(p).store
-        assert isinstance(store, TableStore)
+        store = pipe.store(p)
         records = by_partition.setdefault(p, [])
         touched = sources.setdefault(p, {})
         for segment in segments:
@@ -369,8 +372,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
         before = replace(engine.counters)
         out = engine.ingest(records, arrival=time.time())
         metrics.ALERT_RECORDS_CORRELATED.inc(len(records))
-        store = engine.store
-        assert isinstance(store, TableStore)
+        store = pipe.stores[p]
         for key, source in sources.get(p, {}).items():
             store.note_source(key, source)
         pipe.mark_input(p)
@@ -434,7 +436,8 @@ async def tick(pipe: Pipeline) -> None:
 
 
 def install(app: App, settings: Settings) -> Pipeline:
-    """Add the correlation agents, the state table and the idle timer to `app`."""
+    """The correlation pipeline's topics, state table and dead-letter sender on `app`; its stages are
+    `NormalizeStage` and `CorrelateStage` (run by `stream.stages.StageRunner`)."""
     names = settings.topics
     topics: dict[str, TopicT] = {
         field_name: app.topic(getattr(names, field_name), partitions=settings.partitions_for(field_name),
@@ -454,32 +457,52 @@ def install(app: App, settings: Settings) -> Pipeline:
                     keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
                     incidents_partitions=settings.partitions_for("incidents"), letters=letters)
-
-    @app.agent(topics["alerts_raw"], name="normalize")
-    async def normalize(stream: Any) -> None:
-        async for events in stream.take_events(NORMALIZE_BATCH, within=BATCH_WITHIN_S):
-            await pipe.guarded("normalize", events, normalize_steps, max_bytes=0)  # cuts large bodies into parts
-
-    async def normalize_steps(events: Sequence[EventT]) -> None:
-        for step in steps(events, settings.step_bytes):
-            await normalize_batch(pipe, step)
-
-    @app.agent(topics["alerts"], name="correlate")
-    async def correlate(stream: Any) -> None:
-        async for events in stream.take_events(CORRELATE_BATCH, within=BATCH_WITHIN_S):
-            await pipe.guarded("correlate", events, correlate_steps)
-
-    async def correlate_steps(events: Sequence[EventT]) -> None:
-        for step in steps(events, settings.step_bytes):
-            await correlate_batch(pipe, step)
-
-    @app.timer(interval=TICK_S)
-    async def idle_tick() -> None:
-        await tick(pipe)
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
-        pipe.drop(tp.partition for tp in revoked if tp.topic == names.alerts)
-
-    app.stop_hooks.append(pipe.checkpoint_if_due)  # stopping: always due when something is held
     return pipe
+
+
+@dataclass
+class NormalizeStage(PerBatch):
+    """`alerts.raw` -> `alerts` (a `stream.stages.Stage` without state: a failed batch is simply sent again, and
+    correlate skips the segments it already applied by their source offsets)."""
+
+    pipe: Pipeline
+    step_bytes: int
+    spec: StageSpec = StageSpec("normalize", NORMALIZE_BATCH, BATCH_WITHIN_S, max_record_bytes=0)  # cuts large bodies
+
+    @property
+    def source(self) -> TopicT:
+        """`alerts.raw`."""
+        return self.pipe.topics["alerts_raw"]
+
+    async def fold(self, events: Sequence[EventT[Any]]) -> None:
+        """Normalize the batch in steps of at most `step_bytes`."""
+        for step in steps(events, self.step_bytes):
+            await normalize_batch(self.pipe, step)
+
+
+@dataclass
+class CorrelateStage(HeldUntilCheckpoint):
+    """`alerts` -> `incidents` through the engines (`correlator.engine`), checkpointed by `Pipeline.checkpoints`."""
+
+    pipe: Pipeline
+    step_bytes: int
+    spec: StageSpec = StageSpec("correlate", CORRELATE_BATCH, BATCH_WITHIN_S, tick_s=TICK_S)
+
+    @property
+    def state(self) -> Pipeline:
+        """The engines' pipeline."""
+        return self.pipe
+
+    @property
+    def source(self) -> TopicT:
+        """`alerts`."""
+        return self.pipe.topics["alerts"]
+
+    async def fold(self, events: Sequence[EventT[Any]]) -> None:
+        """Correlate the batch in steps of at most `step_bytes`."""
+        for step in steps(events, self.step_bytes):
+            await correlate_batch(self.pipe, step)
+
+    async def tick(self) -> None:
+        """The idle steps (`tick`)."""
+        await tick(self.pipe)

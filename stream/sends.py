@@ -11,18 +11,27 @@ other send). The partition of a keyed record is picked here as a keyed producer 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from aiokafka.partitioner import DefaultPartitioner
 
-__all__ = ["PARTITION_CACHE_KEYS", "Record", "SendFailed", "cached_partition", "key_partition", "raise_failed",
-           "send_batches"]
+__all__ = ["PARTITION_CACHE_KEYS", "Fault", "Record", "SendFailed", "cached_partition", "key_partition",
+           "raise_failed", "send_batches", "set_fault"]
 
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 """Key, value (None: a tombstone) and headers of one record to send."""
 
+Fault = Callable[[str, int], BaseException | None]
+"""A test seam: given a batch's topic and partition, the error its delivery fails with (None: sent as usual)."""
+
 _PARTITIONER = DefaultPartitioner()
+_FAULT: list[Fault] = []
+
+
+def set_fault(fault: Fault | None) -> None:
+    """Install (None: remove) the fault seam: a broker refusing a topic, for the tests of failed batches."""
+    _FAULT[:] = [] if fault is None else [fault]
 _EVERY: dict[int, list[int]] = {}
 
 
@@ -61,6 +70,10 @@ async def send_batches(app: Any, topic: str, partition: int, records: Iterable[R
 
     Returns one delivery future per batch; `raise_failed` checks them once a flush has waited for them.
     """
+    if _FAULT and (error := _FAULT[0](topic, partition)) is not None:
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(error)
+        return [failed]
     kafka = cast(Any, app.producer)._ensure_producer()  # Faust keeps its aiokafka producer private
     futures: list[asyncio.Future[Any]] = []
     batch = None

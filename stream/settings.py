@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from correlator.config import parse_duration
 from correlator.stage2 import DEFAULT_GROUPING
+from stream.notify.files import read_notify
 
 __all__ = [
     "ConfigFileError",
@@ -218,6 +219,12 @@ class Settings(BaseSettings):
     stage2_hops: int = Field(default=DEFAULT_GROUPING.max_hops, ge=0, le=3,
                              description="topology edges allowed between related entities")
 
+    # The response stage (correlator/notify/, stream/notify/): receivers and routes, re-read when it changes.
+    notify_file: Path | None = Field(default=None, description="the notify file (YAML or JSON): receivers "
+                                     "(pagerduty, slack, webhook, alertmanager) and routes; re-read when its "
+                                     "mtime or size changes, a bad new version keeping the old one; unset: "
+                                     "nothing is paged")
+
     # Tickets: the confidence gate, each tier's SLA, the SLA timer (see stream/tickets.py).
     triage_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="below it a ticket goes to "
                                     "human review and is never auto-routed")
@@ -361,6 +368,13 @@ class Settings(BaseSettings):
         if self.ingest_token is not None:
             ingest.setdefault("ingest", self.ingest_token)
         return {"ingest": ingest, "operator": dict(self.operator_tokens), "reader": dict(self.reader_tokens)}
+
+    @field_validator("notify_file")
+    @classmethod
+    def _notify_file_usable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            read_notify(value)  # a NotifyFileError is a ValueError: one line naming the file, place and reason
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -82,7 +82,7 @@ from correlator.stage2 import (
 )
 from correlator.topology import Topology, TopologyError
 from stream.app import App
-from stream.checkpoint import Checkpoints, StateStore
+from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.commands.replay import read_topology
 from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
@@ -90,9 +90,11 @@ from stream.pipeline import BATCH_WITHIN_S, Pipeline
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
+from stream.stages import HeldUntilCheckpoint, StageSpec
 from stream.topics import STAGE2_CHANGELOG, STAGE2_ROUTE, changelog_name, internal_topic_name
 
-__all__ = ["STAGE_HEADER", "Stage2", "TopologyWatcher", "grouping_config", "install_stage2", "is_stage2_record"]
+__all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "grouping_config", "install_stage2",
+           "is_stage2_record"]
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +164,15 @@ class Stage2:
     """Seconds between state checkpoints (`stream.checkpoint`); 0 checkpoints at every commit."""
     clocks: IdleClocks = field(default_factory=IdleClocks)
     groupers: dict[int, Grouper] = field(default_factory=dict)
+    stores: dict[int, GroupTableStore] = field(default_factory=dict)
+    """Each Grouper's store (the Grouper sees it as a `correlator.stage2.GroupStore`)."""
     route_partitions: int = 4
     incidents_partitions: int = 4
     _partition_cache: dict[str, int] = field(default_factory=dict)
     routed: int = 0
     grouped: int = 0
     published: int = 0
-    checkpoints: Checkpoints = field(init=False)
+    checkpoints: Checkpointer = field(init=False)
     """Output sent, routing records held and the clock of the state checkpoints."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held by a fold and the checkpoint after it (the agent's and the idle timer's): a checkpoint never
@@ -188,7 +192,7 @@ class Stage2:
     """What each routing partition was last told of this worker's marks, and when."""
 
     def __post_init__(self) -> None:
-        self.checkpoints = Checkpoints(self.app, self._touched_stores, self.checkpoint_s)
+        self.checkpoints = Checkpointer(self.app, self._touched_stores, self.checkpoint_s)
 
     def broker_lost(self) -> None:
         """The broker lost its topics (stream/recovery.py): the routing topic's offsets start again at 0, so every
@@ -198,9 +202,7 @@ class Stage2:
             self._forget_offsets(partition)
 
     def _forget_offsets(self, partition: int) -> None:
-        store = self.groupers[partition].store
-        assert isinstance(store, GroupTableStore)
-        store.forget_offsets()
+        self.stores[partition].forget_offsets()
         self._touched.add(partition)  # the next checkpoint writes every group and the progress anew
         self.checkpoints.changed()
         self.offsets_lost.discard(partition)
@@ -251,7 +253,8 @@ class Stage2:
         input since they were assigned `idle_flush` ago."""
         since = time.monotonic() - self.clocks.flush_s
         idle = {p: SourceMark(float("-inf"), idle=True) for p, at in self._unfed.items() if at <= since}
-        return {**idle, **self.marks}
+        # Only partitions this worker still owns (revoked ones lose their engine): their next owner reports them.
+        return {**idle, **{p: m for p, m in self.marks.items() if p in self.pipe.engines}}
 
     def notice_sources(self, assigned: Iterable[int], now: float) -> None:
         """Note the stage-1 partitions assigned here: those without an engine count as idle `idle_flush` on."""
@@ -260,12 +263,6 @@ class Stage2:
             self._unfed.setdefault(p, now)
         for p in set(self._unfed) - owned:
             del self._unfed[p]
-
-    def forget_sources(self, partitions: Iterable[int]) -> None:
-        """Stage-1 partitions revoked: this worker reports them no more (their next owner does)."""
-        for p in partitions:
-            self.marks.pop(p, None)
-            self._unfed.pop(p, None)
 
     async def heartbeat(self, now: float) -> None:
         """Tell each routing partition of marks it has not heard (`report_due`): an empty array with the marks.
@@ -290,7 +287,7 @@ class Stage2:
         """The Grouper of a routing partition, built on first use from whatever the table restored."""
         grouper = self.groupers.get(partition)
         if grouper is None:
-            store = GroupTableStore(self.table, partition)
+            store = self.stores[partition] = GroupTableStore(self.table, partition)
             grouper = Grouper(self.config, self.watcher.topology, store)
             if store.watermark != float("-inf"):
                 # Event time as saved, not the latest event the state holds: that may come from a source
@@ -313,6 +310,7 @@ class Stage2:
         partitions = list(partitions)
         for p in partitions:
             self.groupers.pop(p, None)
+            self.stores.pop(p, None)
             self.lows.pop(p, None)
         self.clocks.drop(partitions)
         self._touched -= set(partitions)
@@ -369,14 +367,24 @@ class Stage2:
         self._touched.add(partition)
         self.checkpoints.changed()
 
-    def _touched_stores(self) -> list[tuple[StateStore, float]]:
-        stores: list[tuple[StateStore, float]] = []
+    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
+        """After a failed batch or checkpoint: every Grouper is rebuilt from the table (the last checkpoint's
+        state, rewritten whole at the next one); the input held since then and `failed` are to be folded again."""
+        replay = self.checkpoints.rollback(failed)
+        for partition in list(self.groupers):
+            del self.groupers[partition], self.stores[partition]
+            self.grouper(partition)
+            self.stores[partition].rewrite()
+            self._touched.add(partition)
+        return replay
+
+    def _touched_stores(self) -> list[CheckpointStore]:
+        stores: list[CheckpointStore] = []
         for p in sorted(self._touched):
             grouper = self.groupers.get(p)
             if grouper is not None:
-                store = grouper.store
-                assert isinstance(store, GroupTableStore)
-                stores.append((store, grouper.watermark))
+                self.stores[p].watermark = grouper.watermark  # written with the progress
+                stores.append(self.stores[p])
         self._touched.clear()
         return stores
 
@@ -443,8 +451,8 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
     now = time.monotonic()
     for event in events:
         msg = event.message
-        store = stage.grouper(msg.partition).store
-        assert isinstance(store, GroupTableStore)
+        stage.grouper(msg.partition)
+        store = stage.stores[msg.partition]
         if store.seen(msg.offset):
             continue
         store.offset = msg.offset  # written with the progress, after the keys it covers
@@ -499,16 +507,8 @@ async def tick(stage: Stage2) -> None:
         now = time.monotonic()
         for p, grouper in list(stage.groupers.items()):
             out = _idle_output(stage, p, grouper, now)
-            store = grouper.store
-            assert isinstance(store, GroupTableStore)
-            if out.parents or out.assignments or store.dirty:
+            if out.parents or out.assignments or stage.stores[p].dirty:
                 await stage.commit(p, out)
-        await stage.checkpoints.if_due()
-
-
-async def checkpoint_if_due(stage: Stage2) -> None:
-    """The stop hook: write what is held (always due when the app stops), after any fold in progress."""
-    async with stage.lock:
         await stage.checkpoints.if_due()
 
 
@@ -534,30 +534,41 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:
-    """Hook stage 2 into stage 1's commit; add its agent, table, timer and `/stage2/` view; nothing unless on."""
+    """Hook stage 2 into stage 1's commit, add its table and `/stage2/` view; nothing unless on. Its stage is
+    `GroupStage` (run by `stream.stages.StageRunner`)."""
     if not settings.stage2:
         return None
     stage = _stage2(app, settings, pipe)
     pipe.route = stage.route
-
-    @app.agent(stage.topics["route"], name="stage2_group")
-    async def stage2_group(stream: Any) -> None:
-        async for events in stream.take_events(GROUP_BATCH, within=BATCH_WITHIN_S):
-            await stage.pipe.guarded("stage2_group", events, lambda batch: group_batch(stage, batch))
-
-    @app.timer(interval=TICK_S)
-    async def stage2_tick() -> None:
-        await tick(stage)
-
-    app.stop_hooks.append(partial(checkpoint_if_due, stage))  # stopping: always due when something is held
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
-        stage.drop(tp.partition for tp in revoked if tp.topic == stage.route_topic)
-        stage.forget_sources(tp.partition for tp in revoked if tp.topic == stage.pipe.alerts_topic)
 
     @app.page("/stage2/")
     async def stage2_status(web: Any, request: Any) -> Any:
         return web.json(stage.status())
 
     return stage
+
+
+@dataclass
+class GroupStage(HeldUntilCheckpoint):
+    """The routing topic -> parents and assignments on `incidents`, through the Groupers (`correlator.stage2`)."""
+
+    stage: Stage2
+    spec: StageSpec = StageSpec("stage2_group", GROUP_BATCH, BATCH_WITHIN_S, tick_s=TICK_S)
+
+    @property
+    def state(self) -> Stage2:
+        """Stage 2's Groupers."""
+        return self.stage
+
+    @property
+    def source(self) -> TopicT:
+        """The routing topic."""
+        return self.stage.topics["route"]
+
+    async def fold(self, events: Sequence[EventT[Any]]) -> None:
+        """`group_batch`."""
+        await group_batch(self.stage, events)
+
+    async def tick(self) -> None:
+        """Topology reload and the idle steps (`tick`)."""
+        await tick(self.stage)

@@ -27,16 +27,15 @@ import orjson
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import GroupState, SourceMark, dump_marks, load_marks
+from stream.checkpoint import ChangelogRecord, Outbound
 from stream.runtime import set_local
 
-__all__ = ["ChangelogRecord", "GroupTableStore"]
-
-ChangelogRecord = tuple[bytes, bytes | None]
-"""A changelog record to send: table key and value (None for a tombstone)."""
+__all__ = ["GroupTableStore"]
 
 
 class GroupTableStore:
-    """A `correlator.stage2.GroupStore` over one partition of a Faust table (bytes keys and values)."""
+    """A `correlator.stage2.GroupStore` over one partition of a Faust table (bytes keys and values), and a
+    `stream.checkpoint.CheckpointStore`."""
 
     def __init__(self, table: Any, partition: int) -> None:
         self._table = table
@@ -52,6 +51,7 @@ class GroupTableStore:
         self.offset = -1
         """Last offset of the routing partition whose record has been applied (written at each commit)."""
         self.watermark = float("-inf")
+        """The Grouper's watermark, written with the progress (stage 2 sets it before a checkpoint)."""
         self.marks: dict[int, SourceMark] = {}
         """The stage-1 partitions' marks (the low watermark's `LowWatermark.marks`), saved with the progress."""
         self._load()
@@ -115,6 +115,10 @@ class GroupTableStore:
         broker lost its topics the routing topic starts again at offset 0, so the old offset would make new
         records look applied (and skip them), and the changelog that held the state is gone."""
         self.offset = -1
+        self.rewrite()
+
+    def rewrite(self) -> None:
+        """Mark every group and held child for the next checkpoint (after a failed one, or a lost changelog)."""
         for group_id in self._groups:
             self._touch(self._group_prefix + group_id)
         for child_id in self._held:
@@ -133,12 +137,19 @@ class GroupTableStore:
         self._dirty.clear()
         return records
 
-    def write_progress(self, watermark: float) -> ChangelogRecord:
+    def write_progress(self) -> ChangelogRecord:
         """The applied offset and the watermark, for the changelog after the keys it covers."""
-        self.watermark = watermark
-        wm = None if watermark == float("-inf") else watermark
+        wm = None if self.watermark == float("-inf") else self.watermark
         return self._write(self._progress_key, orjson.dumps(
             {"offset": self.offset, "watermark": wm, "marks": dump_marks(self.marks)}))
+
+    def pending(self) -> list[Outbound]:
+        """Nothing: stage 2 publishes its parents before it checkpoints the groups that produced them."""
+        return []
+
+    def mark_sent(self, n: int) -> ChangelogRecord | None:
+        """Nothing to mark (no outbox)."""
+        return None
 
     # ---- internals --------------------------------------------------------------------------------------
 

@@ -20,12 +20,10 @@ import orjson
 
 from correlator.records import dict_of_record, record_from_dict
 from correlator.state import KeyState
+from stream.checkpoint import ChangelogRecord, Outbound
 from stream.runtime import set_local
 
-__all__ = ["ChangelogRecord", "TableStore", "encode_state", "decode_state"]
-
-ChangelogRecord = tuple[bytes, bytes | None]
-"""A changelog record to send: table key and value (None for a tombstone)."""
+__all__ = ["TableStore", "encode_state", "decode_state"]
 
 
 def encode_state(state: KeyState) -> bytes:
@@ -39,7 +37,8 @@ def decode_state(raw: bytes | str) -> KeyState:
 
 
 class TableStore:
-    """A `correlator.state.StateStore` over one partition of a Faust table (bytes keys and values).
+    """A `correlator.state.StateStore` over one partition of a Faust table (bytes keys and values), and a
+    `stream.checkpoint.CheckpointStore`.
 
     Beside the keys it keeps the partition's progress: per `alerts.raw` partition the last offset applied,
     and the engine's watermark, written last in every commit (see `stream.batches`).
@@ -56,6 +55,7 @@ class TableStore:
         self._tombstones_due: set[str] = set()
         self.progress: dict[int, int] = {}
         self.watermark = float("-inf")
+        """The engine's watermark, written with the progress (the pipeline sets it before a checkpoint)."""
         self._load()
 
     def _load(self) -> None:
@@ -158,12 +158,23 @@ class TableStore:
         self._dirty.clear()
         return out
 
-    def write_progress(self, watermark: float) -> ChangelogRecord:
+    def write_progress(self) -> ChangelogRecord:
         """The partition's progress and watermark, written locally; the record, to send after the keys it covers."""
-        self.watermark = watermark
-        wm = None if watermark == float("-inf") else watermark
+        wm = None if self.watermark == float("-inf") else self.watermark
         return self._write(self._progress_key, orjson.dumps({"progress": self.progress, "watermark": wm},
                                                             option=orjson.OPT_NON_STR_KEYS))
+
+    def pending(self) -> list[Outbound]:
+        """Nothing: stage 1 publishes its events before it checkpoints the state that produced them."""
+        return []
+
+    def mark_sent(self, n: int) -> ChangelogRecord | None:
+        """Nothing to mark (no outbox)."""
+        return None
+
+    def rewrite(self) -> None:
+        """Mark every key for the next checkpoint (after a failed one: the changelog may lack what the table has)."""
+        self._dirty.update(self._live)
 
     def _write(self, table_key: bytes, value: bytes | None) -> ChangelogRecord:
         """Set (None: delete) a key in the table's local data; the changelog record the caller sends."""

@@ -59,15 +59,17 @@ from correlator.triage.lifecycle import (
     resolve,
 )
 from stream.app import App
-from stream.docstore import DocStore, Outbound, commit_all, locked
+from stream.checkpoint import Checkpointer
+from stream.docstore import DocStore, Outbound, locked
 from stream.incident_records import is_stage2_record
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
+from stream.stages import PerBatch, StageSpec
 from stream.topics import changelog_name
 
-__all__ = ["Desk", "NotHere", "NotReady", "install_desk", "routing_policy", "triage_batch", "incident_batch",
-           "sla_tick", "open_incident_clocks"]
+__all__ = ["Desk", "IncidentSlaStage", "NotHere", "NotReady", "TriageStage", "install_desk", "routing_policy",
+           "triage_batch", "incident_batch", "sla_tick", "open_incident_clocks"]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,11 @@ class Desk:
     # Newest incident event time seen per partition of `incidents` since this worker took it (not kept: after a
     # restart nothing is purged by event time until events arrive again, only by wall-clock retention).
     incident_seen: dict[int, float] = field(default_factory=dict)
+    checkpoints: Checkpointer = field(init=False)
+    """Writes the stores in the crash-safe order (`stream.checkpoint`), each commit on its own."""
+
+    def __post_init__(self) -> None:
+        self.checkpoints = Checkpointer(self.app, outputs=self.topics, on_sent=_count_sent)
 
     def incident_horizon(self, partition: int) -> float:
         """Event time before which closed incident clocks of a partition are past their retention."""
@@ -156,15 +163,6 @@ class Desk:
                                                          sync_marker=self.sync_marker, settle=closed_clock)
             _loaded("incident", store)
         return store
-
-    def drop(self, revoked: Iterable[Any]) -> None:
-        """Forget the stores of revoked partitions (their records live on in the changelog)."""
-        for tp in revoked:
-            if tp.topic == self.topic_name("tickets_raw"):
-                self.tickets.pop(tp.partition, None)
-            elif tp.topic == self.topic_name("incidents"):
-                self.incidents.pop(tp.partition, None)
-                self.incident_seen.pop(tp.partition, None)
 
     def keep_only(self, tickets: set[int], incidents: set[int]) -> None:
         """Forget the stores of every partition not in the owned sets (a revocation the signal did not tell)."""
@@ -213,7 +211,13 @@ class Desk:
 
     async def commit(self, *stores: DocStore[Any, Any]) -> None:
         """Write the stores' changes, then send their events (caller holds every store's lock)."""
-        await commit_all(stores, self.app.producer, self.topics, on_sent=_count_sent)
+        await self.checkpoints.commit(stores)
+
+    def rewrite(self, stores: Iterable[DocStore[Any, Any]]) -> None:
+        """After a failed commit: every document of `stores` is written again by the next one (the changelog may
+        lack what the table holds); their unsent events stay in the outbox and go out then."""
+        for store in stores:
+            store.rewrite()
 
 
 def _loaded(subject: str, store: DocStore[Any, Any]) -> None:
@@ -365,9 +369,9 @@ async def sla_tick(desk: Desk, now: float) -> None:
 
 def _check_tickets(desk: Desk, store: DocStore[TicketRecord, None], now: float) -> None:
     for ticket_id, record in store.items():
-        after = check_ticket(record, now, desk.policy)
-        if after is not None:
-            reason = "at_top_tier" if after.latest.tier == record.latest.tier else "escalated"
+        checked = check_ticket(record, now, desk.policy)
+        if checked is not None:
+            after, reason = checked
             metrics.SLA_ESCALATIONS.labels("ticket", reason).inc()
             metrics.SLA_BREACHES.labels("ticket", record.latest.severity, record.latest.tier or metrics.NO_TIER,
                                         reason).inc()
@@ -385,8 +389,7 @@ def _check_incidents(desk: Desk, store: DocStore[IncidentClock, ClosedClock], pa
     for incident_id, clock in store.live_items():
         checked = check_incident(clock, now, desk.policy)
         if checked is not None:
-            after, event = checked
-            reason = "at_top_tier" if after.tier == clock.tier else "escalated"
+            after, event, reason = checked
             metrics.SLA_ESCALATIONS.labels("incident", reason).inc()
             metrics.SLA_BREACHES.labels("incident", clock.severity, clock.tier, reason).inc()
             log.info("incident %s: %s", incident_id, event.reason)
@@ -440,25 +443,74 @@ def _desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
 
 
 def install_desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
-    """Add the triage and incident-SLA agents, their tables and the SLA timer to `app`."""
-    desk = _desk(app, settings, pipe)
+    """The ticket desk's topics and tables on `app`; its stages are `TriageStage` (with the SLA timer) and
+    `IncidentSlaStage` (run by `stream.stages.StageRunner`)."""
+    return _desk(app, settings, pipe)
 
-    @app.agent(desk.topics["tickets_raw"], name="triage")
-    async def triage(stream: Any) -> None:
-        async for events in stream.take_events(TRIAGE_BATCH, within=BATCH_WITHIN_S):
-            await desk.pipe.guarded("triage", events, lambda batch: triage_batch(desk, batch))
 
-    @app.agent(desk.topics["incidents"], name="incident_sla")
-    async def incident_sla(stream: Any) -> None:
-        async for events in stream.take_events(INCIDENT_BATCH, within=BATCH_WITHIN_S):
-            await desk.pipe.guarded("incident_sla", events, lambda batch: incident_batch(desk, batch))
+@dataclass
+class TriageStage(PerBatch):
+    """`tickets.raw` -> ticket records and `tickets.triaged` (`correlator.triage`); its timer is the SLA check of
+    every store of the desk."""
 
-    @app.timer(interval=settings.sla_check_interval)
-    async def sla_timer() -> None:
-        await sla_tick(desk, time.time())
+    desk: Desk
+    sla_check_s: float
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
-        desk.drop(revoked)
+    @property
+    def spec(self) -> StageSpec:
+        """Triage's batches; its timer runs the SLA check every `sla_check_s`."""
+        return StageSpec("triage", TRIAGE_BATCH, BATCH_WITHIN_S, tick_s=self.sla_check_s)
 
-    return desk
+    @property
+    def source(self) -> TopicT:
+        """`tickets.raw`."""
+        return self.desk.topics["tickets_raw"]
+
+    async def fold(self, events: Sequence[EventT[Any]]) -> None:
+        """`triage_batch`."""
+        await triage_batch(self.desk, events)
+
+    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
+        """Every commit is its own checkpoint: a failed one is written whole again, the batch folded again (a
+        ticket already triaged is a duplicate; an unsent event stays in the outbox)."""
+        self.desk.rewrite([*self.desk.tickets.values(), *self.desk.incidents.values()])
+        return list(failed)
+
+    async def tick(self) -> None:
+        """The SLA check (`sla_tick`)."""
+        await sla_tick(self.desk, time.time())
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the ticket stores of revoked partitions."""
+        for partition in partitions:
+            self.desk.tickets.pop(partition, None)
+
+
+
+@dataclass
+class IncidentSlaStage(PerBatch):
+    """`incidents` -> incident SLA clocks (`correlator.triage.incident_sla`); escalated by `TriageStage`'s timer."""
+
+    desk: Desk
+    spec: StageSpec = StageSpec("incident_sla", INCIDENT_BATCH, BATCH_WITHIN_S)
+
+    @property
+    def source(self) -> TopicT:
+        """`incidents`."""
+        return self.desk.topics["incidents"]
+
+    async def fold(self, events: Sequence[EventT[Any]]) -> None:
+        """`incident_batch`."""
+        await incident_batch(self.desk, events)
+
+    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
+        """As `TriageStage.rollback`, for the incident clocks (folding an event again changes nothing)."""
+        self.desk.rewrite(self.desk.incidents.values())
+        return list(failed)
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the incident stores of revoked partitions."""
+        for partition in partitions:
+            self.desk.incidents.pop(partition, None)
+            self.desk.incident_seen.pop(partition, None)
+

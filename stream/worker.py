@@ -7,18 +7,20 @@ import logging.config
 
 from aiokafka.errors import KafkaError
 
+from correlator import metrics
 from stream.app import App, logging_config, make_app, run_worker
 from stream.broker import create_topics_sync, describe_topics_sync
-from correlator import metrics
 from stream.ingest import ENDPOINTS, install_ingest
 from stream.observe import install_observer
-from stream.pipeline import Pipeline, install
+from stream.pipeline import CorrelateStage, NormalizeStage, Pipeline, install
 from stream.recovery import install_recovery
 from stream.review import install as install_tickets
 from stream.runtime import tune_gc
 from stream.security import client_options
 from stream.settings import Settings
-from stream.stage2_agent import install_stage2
+from stream.stage2_agent import GroupStage, install_stage2
+from stream.stages import Stage, StageRunner
+from stream.tickets import IncidentSlaStage, TriageStage
 from stream.topics import TopicSpec, differences, topic_specs
 from stream.views import install_metrics, install_views
 
@@ -50,7 +52,17 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     stage2 = install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
     ingest = install_ingest(app, settings)
     declare_too_large()
-    install_tickets(app, settings, pipe)  # triage and SLA agents, SLA timer, review API
+    desk = install_tickets(app, settings, pipe)  # ticket and incident SLA tables, review API
+    # The stages, in one place: each consumes one topic, and the runner gives all of them the same agent loop,
+    # dead-letter guard, timer, checkpoint on stop and retry of a failed batch (stream/stages.py).
+    stages: list[Stage] = [NormalizeStage(pipe, settings.step_bytes), CorrelateStage(pipe, settings.step_bytes)]
+    if stage2 is not None:
+        stages.append(GroupStage(stage2))
+    stages += [TriageStage(desk, settings.sla_check_interval), IncidentSlaStage(desk)]
+    assert pipe.letters is not None
+    runner = StageRunner(app, pipe.letters)
+    for stage in stages:
+        runner.install(stage)
     # last: the broker watch lists the topics of every table and agent installed above
     losses = [pipe.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
     install_recovery(app, settings, ingest, agents=True, on_loss=losses)

@@ -127,7 +127,8 @@ def test_forget_sources_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_ke
     store.put(key, state)
     store.advance_progress((2, 40))
     store.write_keys()
-    store.write_progress(100.0)
+    store.watermark = 100.0
+    store.write_progress()
     reloaded = TableStore(table, 0)  # as an engine is rebuilt after a rebalance
     assert reloaded.seen((2, 7))  # offset 7 of the new alerts.raw would be skipped as applied
     reloaded.forget_sources()

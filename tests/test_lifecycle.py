@@ -13,9 +13,9 @@ from correlator.triage.incident_sla import (
     IncidentClock,
     acknowledge,
     check_incident,
-    incident_event_value,
     clock_purgeable,
     closed_clock,
+    incident_event_value,
     on_incident_event,
 )
 from correlator.triage.lifecycle import (
@@ -36,6 +36,7 @@ from correlator.triage.lifecycle import (
     purgeable,
     resolve,
 )
+from correlator.triage.sla import EscalationReason
 
 T0 = 1_700_000_000.0
 MIN = 60.0
@@ -79,11 +80,15 @@ def test_ticket_clock_boundary(after: float, escalates: bool) -> None:
 def test_a_sev2_ticket_after_90_minutes_escalates_l2_to_l3_once() -> None:
     record = ticket("DNS lookups are slow for several users at the branch office")
     assert (record.latest.severity, record.latest.tier) == ("sev2", "L2")
-    escalated = check_ticket(record, T0 + 90 * MIN)
-    assert escalated is not None
+    checked = check_ticket(record, T0 + 90 * MIN)
+    assert checked is not None
+    escalated, reason = checked
     assert (escalated.latest.status, escalated.latest.tier, escalated.latest.seq, escalated.latest.escalations) == (
         "escalated", "L3", 2, 1)
+    assert reason is EscalationReason.ESCALATED
     assert check_ticket(escalated, T0 + 90 * MIN) is None
+    again = check_ticket(escalated, T0 + 106 * MIN)  # L3's 15 minutes ran out: nowhere higher to go
+    assert again is not None and again[1] is EscalationReason.AT_TOP_TIER and again[0].latest.tier == "L3"
 
 
 @pytest.mark.parametrize("text", [VAGUE])
@@ -240,10 +245,13 @@ def test_an_unacknowledged_incident_escalates_once_per_breach() -> None:
     assert check_incident(clock, T0 + 60 * MIN) is None
     checked = check_incident(clock, T0 + 61 * MIN)
     assert checked is not None
-    after, event = checked
+    after, event, reason = checked
     assert (after.tier, after.breaches, event.ticket_id, event.status, event.tier, event.seq) == (
         "L3", 1, "incident:inc-1", "escalated", "L3", 1)
+    assert reason is EscalationReason.ESCALATED
     assert check_incident(after, T0 + 61 * MIN) is None
+    again = check_incident(after, T0 + 77 * MIN)
+    assert again is not None and again[2] is EscalationReason.AT_TOP_TIER and again[0].tier == "L3"
     value = incident_event_value(after, event)
     assert (value["subject"], value["incident"]["incident_id"]) == ("incident", "inc-1")
 

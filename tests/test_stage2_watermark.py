@@ -164,8 +164,8 @@ def test_the_marks_are_saved_with_the_progress_they_cover() -> None:
     table = FakeTable()
     store = GroupTableStore(table, 1)
     store.marks.update({0: SourceMark(50.0), 1: IDLE})
-    store.offset = 7
-    store.write_progress(45.0)
+    store.offset, store.watermark = 7, 45.0
+    store.write_progress()
     again = GroupTableStore(table, 1)  # as a Grouper is rebuilt after a restart
     assert (again.offset, again.watermark, again.marks) == (7, 45.0, {0: SourceMark(50.0), 1: IDLE})
 

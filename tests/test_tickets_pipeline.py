@@ -196,3 +196,26 @@ def test_a_closed_incident_clock_leaves_after_its_retention_and_a_running_one_st
     assert (status_code, running["phase"]) == (200, "open")  # a running clock is never purged
     status = call(worker, "GET", "/sla")[1]
     assert (status["incidents"], status["open_incident_clocks"]) == (1, 1)
+
+
+def test_triage_retries_a_batch_whose_state_the_broker_refuses(broker: EmbeddedBroker, tmp_path: Path,
+                                                               workers: list[WorkerProc]) -> None:
+    """The ticket table's changelog refused for a while (tests/faulty_worker.py): triage's commit fails before
+    any event goes out (state first), is rolled back and retried in the same process; once the changelog takes
+    it again every ticket is triaged exactly once."""
+    dep = deploy(broker, tmp_path)
+    flag = tmp_path / "changelog-down"
+    flag.touch()
+    worker = dep.start_worker(module=("tests.faulty_worker", str(flag), f"{dep.app_id}-ticket-sla-changelog"))
+    workers.append(worker)
+    ids = [f"R-{i}" for i in range(12)]
+    dep.produce("tickets_raw", [ticket(i, DOWN if n % 2 else REQUEST) for n, i in enumerate(ids)])
+    wait_until(lambda: worker.metric_or_zero("aiops_batch_retries_total", agent="triage") >= 2, 60, "retries", worker)
+    assert triaged(dep, 1.0) == []  # nothing decided is published before its state is out
+    flag.unlink()
+    wait_until(lambda: (lambda e: e if len(e) >= len(ids) else None)(triaged(dep, 1.0)), 60, "every ticket", worker)
+    time.sleep(2)
+    events = triaged(dep, 2.0)
+    assert sorted(e["ticket_id"] for e in events) == sorted(ids)  # each once
+    assert worker.proc.poll() is None  # never restarted
+

@@ -56,13 +56,14 @@ class Deployment:
         """Create this deployment's topics up front, as `aiops up` does."""
         create_topics_sync(self.broker.bootstrap, {self.topic(f): self.partitions for f in TOPIC_FIELDS})
 
-    def start_worker(self, name: str = "w1") -> WorkerProc:
-        """Start one worker process of this deployment."""
+    def start_worker(self, name: str = "w1", module: tuple[str, ...] = ("stream.cli",)) -> WorkerProc:
+        """Start one worker process of this deployment (`module`: what `python -m` runs, with its own arguments
+        before the CLI's)."""
         port = free_port()
         log = self.workdir / f"{name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(port)],
+                [sys.executable, "-m", *module, "worker", "--web-port", str(port)],
                 cwd=ROOT, env=self.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent(),  # a killed test session leaves no worker behind
             )
@@ -130,6 +131,13 @@ class WorkerProc:
             if metric == name and got == want:
                 return float(value)
         return 0.0
+
+    def metric_or_zero(self, name: str, **labels: str) -> float:
+        """`metric`, or 0 while the worker's web server is not up yet."""
+        try:
+            return self.metric(name, **labels)
+        except Exception:  # noqa: BLE001 - not listening yet
+            return 0.0
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, then SIGKILL by pid if it does not exit in time."""

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from correlator.models import IncidentEvent, Severity, TriagedTicket, max_severity
 from correlator.triage.lifecycle import Refused
 from correlator.triage.routing import DEFAULT_ROUTING, RoutingPolicy
-from correlator.triage.sla import Escalation, SlaState, check_sla, severity_of_incident, start_sla
+from correlator.triage.sla import Escalation, EscalationReason, SlaState, check_sla, severity_of_incident, start_sla
 from correlator.triage.taxonomy import UNKNOWN_CODE
 
 __all__ = [
@@ -150,14 +150,15 @@ def acknowledge(clock: IncidentClock, who: str, now: float, note: str = "") -> I
 
 
 def check_incident(clock: IncidentClock, now: float, policy: RoutingPolicy = DEFAULT_ROUTING
-                   ) -> tuple[IncidentClock, TriagedTicket] | None:
-    """The clock after an escalation and its event, when nobody acknowledged in time; None when nothing is due."""
+                   ) -> tuple[IncidentClock, TriagedTicket, EscalationReason] | None:
+    """The clock after an escalation, its event and the reason (`escalated` one tier up, or `at_top_tier`),
+    when nobody acknowledged in time; None when nothing is due."""
     decision = check_sla(clock.sla, now, policy)
     if not decision.is_event or decision.state.tier is None or decision.state.due_at is None:
         return None
     after = clock.model_copy(update={"tier": decision.state.tier, "due_at": decision.state.due_at,
                                      "breaches": decision.state.breaches})
-    return after, escalation_event(after, decision, now, policy)
+    return after, escalation_event(after, decision, now, policy), decision.reason
 
 
 def escalation_event(clock: IncidentClock, decision: Escalation, now: float,

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from correlator.models import EpochSeconds, Ticket, TicketSeverity, TriagedTicket
 from correlator.triage.classifier import Classification
 from correlator.triage.routing import DEFAULT_ROUTING, RoutingPolicy, route, triaged_ticket
-from correlator.triage.sla import check_sla, escalated_ticket, sla_state_of
+from correlator.triage.sla import EscalationReason, check_sla, escalated_ticket, sla_state_of
 from correlator.triage.taxonomy import DEFAULT_TAXONOMY
 
 __all__ = [
@@ -196,12 +196,15 @@ def open_ticket(ticket: Ticket, classification: Classification, now: float,
     )
 
 
-def check_ticket(record: TicketRecord, now: float, policy: RoutingPolicy = DEFAULT_ROUTING) -> TicketRecord | None:
-    """The record after an escalation when its SLA ran out before `now`; None when nothing is due."""
+def check_ticket(record: TicketRecord, now: float, policy: RoutingPolicy = DEFAULT_ROUTING
+                 ) -> tuple[TicketRecord, EscalationReason] | None:
+    """The record after an escalation when its SLA ran out before `now`, with the reason (`escalated` one tier
+    up, or `at_top_tier`); None when nothing is due."""
     decision = check_sla(sla_state_of(record.latest), now, policy)
     if not decision.is_event:
         return None
-    return record.model_copy(update={"latest": escalated_ticket(record.latest, decision, now=now, policy=policy)})
+    latest = escalated_ticket(record.latest, decision, now=now, policy=policy)
+    return record.model_copy(update={"latest": latest}), decision.reason
 
 
 def approve(record: TicketRecord, request: ReviewRequest, now: float,

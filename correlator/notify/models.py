@@ -1,0 +1,129 @@
+"""What the notify fold keeps and what it hands out: subjects, their per-receiver targets, deliveries.
+
+A *subject* is what gets paged: a stage-1 incident, or a stage-2 cause (parent) when stage 2 groups. A *target*
+is one receiver's view of one subject (held, sent, ...). A *delivery* is one HTTP request to make, fully built
+(URL, headers, JSON body), with its place in the subject's order, so the deliverer needs nothing else.
+Everything here round-trips through `to_dict`/`from_dict` (plain JSON values), for a changelog-backed table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Acknowledgement",
+    "Action",
+    "Delivery",
+    "Subject",
+    "SubjectKind",
+    "SubjectStatus",
+    "Target",
+    "TargetPhase",
+]
+
+Action = Literal["trigger", "acknowledge", "resolve", "renotify", "escalate", "refresh"]
+"""What a delivery says: open a page, acknowledge it, resolve it, repeat it, escalate it, or (Alertmanager)
+re-post an open incident's alert so that it does not time out."""
+SubjectKind = Literal["incident", "cause"]
+SubjectStatus = Literal["firing", "resolved", "expired", "merged"]
+TargetPhase = Literal["held", "queued", "sent", "closed"]
+"""held: waiting for its hold (or a silence) to end; queued: the trigger waits for the receiver's rate limit;
+sent: the trigger went out; closed: resolved, or ended before it was ever sent."""
+
+
+@dataclass(slots=True)
+class Target:
+    """One receiver's view of one subject."""
+
+    receiver: str
+    route: int
+    phase: TargetPhase = "held"
+    since: float = 0.0
+    sent_at: float | None = None
+    last_refresh: float | None = None
+    acked: bool = False
+
+
+@dataclass(slots=True)
+class Subject:
+    """What the notify fold knows of one incident or cause."""
+
+    id: str
+    kind: SubjectKind
+    seq: int = 0
+    status: SubjectStatus = "firing"
+    severity: str = "warning"
+    services: list[str] = field(default_factory=list)
+    symptom: str = ""
+    scope: str = ""
+    alert_count: int = 0
+    firing_count: int = 0
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    member_sample: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    reason: str = ""
+    children: list[str] = field(default_factory=list)
+    parent_id: str | None = None
+    why: str = ""
+    muted: str | None = None
+    seen_at: float = 0.0
+    closed_at: float | None = None
+    order: int = 0
+    acked_by: str | None = None
+    escalated_tier: str | None = None
+    silenced_by: list[str] = field(default_factory=list)
+    mute_noted: bool = False
+    targets: dict[str, Target] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values, for a table."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Subject:
+        """The inverse of `to_dict`."""
+        targets = {name: Target(**t) for name, t in data.get("targets", {}).items()}
+        return cls(**{**data, "targets": targets})
+
+    @property
+    def open(self) -> bool:
+        """Still firing."""
+        return self.status == "firing"
+
+
+class Delivery(BaseModel):
+    """One HTTP request to a receiver, ready to send; `order` grows per subject so that none overtakes another."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receiver: str
+    receiver_type: str
+    action: Action
+    subject_id: str
+    order: int = Field(ge=1)
+    url: str
+    body: str = Field(description="the JSON body, as sent (a webhook's signature covers these bytes)")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float
+    retries: int
+    created_at: float = Field(description="the `now` of the step that made it: latency is measured from here")
+
+    @property
+    def lane(self) -> str:
+        """Deliveries of one lane go out one at a time, in `order`: one subject at one receiver."""
+        return f"{self.receiver}/{self.subject_id}"
+
+
+class Acknowledgement(BaseModel):
+    """A person acknowledged an incident (POST /incidents/{id}/ack): PagerDuty is told, re-notifying stops."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: str
+    who: str
+    at: float
+    note: str = ""

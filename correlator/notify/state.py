@@ -1,0 +1,463 @@
+"""The notify stage as a fold: (state, record, now) -> deliveries, and a timer step (state, now) -> deliveries.
+
+Pure: no clock, no I/O; `now` is the wall clock the caller passes (holds, re-notify and rate limits are about
+how long a person has been left alone, not about event time). The state is owned by the caller and changed in
+place; each step returns the deliveries to make and the ids of the subjects it changed (what the stream writes
+back to its table).
+
+The rules, exactly:
+
+* What pages. With `page_causes` (stage 2 on), a stage-1 incident is a child: it is recorded (its sample and
+  why it was grouped appear in its cause's page) but never paged itself; its cause (the parent) is. A stage-1
+  incident that no assignment names within `cause_wait_s` of its first sight pages on its own, so that a slow or
+  stopped stage 2 never hides an outage. Without `page_causes`, every stage-1 incident pages.
+* Routing: the subject's labels (`routes.labels_of`) pick receivers (`routes.routes_for`); labels are looked at
+  again on every event, so an incident that turns critical reaches the critical route then. A receiver once
+  chosen stays chosen.
+* Hold: a target waits until the subject has lasted the route's `hold.for` since first seen here, or counts
+  `hold.alerts` alerts, or (with `critical_at_once`) is critical. A subject that resolves while held never pages.
+* Silences: an active matching silence, or a mute set at the source (`silences.incident_mute`), keeps every trigger,
+  re-notify and refresh back; the subject is `silenced`, still correlated and listed. When the silence ends and
+  the subject still fires, it pages then. A resolve of something already paged is always sent.
+* Re-notify: a sent, unacknowledged target is re-sent every route `renotify` seconds while the subject fires
+  (0: never). Alertmanager targets are re-posted every receiver `repost` seconds instead (a refresh, not a page).
+* Ordering: each delivery carries the subject's next `order`; the deliverer sends one lane (receiver + subject)
+  in order, so a resolve never overtakes its trigger. A resolve is made only for a target whose trigger was made.
+* Rate limit per receiver (`ratelimit`): pages beyond the receiver's token bucket wait in its queue, in order,
+  and anything later of the same lane waits behind them. A subject that resolves while its trigger still waits
+  is dropped from the queue with nothing sent.
+* Acknowledgement (a person, via the console): PagerDuty gets `acknowledge`, Slack and webhooks a message;
+  re-notifying stops, and a target still held is not paged at all (someone is on it already). An SLA escalation re-pages the subject (`escalate`) and reaches routes that match its tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from correlator.models import IncidentEvent
+from correlator.notify.config import AlertmanagerReceiver, NotifyConfig, Receiver
+from correlator.notify.models import Acknowledgement, Action, Delivery, Subject, SubjectKind, Target
+from correlator.notify.payloads import build_request
+from correlator.notify.ratelimit import Bucket, take_token, trigger_waits, without_lane
+from correlator.notify.routes import labels_of, routes_for
+from correlator.notify.silences import Silence, incident_mute, silenced_by
+from correlator.stage2.models import Assignment, ParentEvent
+from correlator.triage.incident_sla import INCIDENT_KEY_PREFIX
+
+__all__ = [
+    "Escalation",
+    "NotifyPolicy",
+    "NotifyRecord",
+    "NotifyState",
+    "Step",
+    "on_record",
+    "on_tick",
+    "status_of",
+]
+
+_PAGES = ("trigger", "renotify", "escalate")
+"""Actions a rate limit counts; acknowledgements, resolves and refreshes are never held back by it."""
+_HOST_LABELS = ("host", "instance", "node")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyPolicy:
+    """How the fold treats stage 2 and how long it remembers (the rest is in the notify file)."""
+
+    page_causes: bool = True
+    cause_wait_s: float = 30.0
+    retention_s: float = 3600.0
+
+
+class Escalation(BaseModel):
+    """An incident's SLA escalation as read from `tickets.triaged` (`incident_sla.incident_event_value`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: str
+    tier: str
+    seq: int
+    reason: str = ""
+
+    @classmethod
+    def from_value(cls, value: dict[str, Any]) -> Escalation | None:
+        """The escalation in a `tickets.triaged` value, or None for anything else (tickets, routing events)."""
+        if value.get("subject") != "incident" or value.get("status") != "escalated":
+            return None
+        ticket_id = str(value.get("ticket_id", ""))
+        return cls(incident_id=ticket_id.removeprefix(INCIDENT_KEY_PREFIX), tier=str(value.get("tier")),
+                   seq=int(value.get("seq", 1)), reason=str(value.get("reason", "")))
+
+
+NotifyRecord = IncidentEvent | ParentEvent | Assignment | Escalation | Acknowledgement
+"""Everything the fold takes."""
+
+
+@dataclass(slots=True)
+class NotifyState:
+    """Subjects by id, and each rate-limited receiver's bucket and queue."""
+
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    buckets: dict[str, Bucket] = field(default_factory=dict)
+    queues: dict[str, list[Delivery]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (a snapshot; the stream keeps subjects one per table key instead)."""
+        return {"subjects": {k: v.to_dict() for k, v in self.subjects.items()},
+                "buckets": {k: {"tokens": b.tokens, "at": b.at} for k, b in self.buckets.items()},
+                "queues": {k: [d.model_dump(mode="json") for d in q] for k, q in self.queues.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NotifyState:
+        """The inverse of `to_dict`."""
+        return cls(subjects={k: Subject.from_dict(v) for k, v in data.get("subjects", {}).items()},
+                   buckets={k: Bucket(**b) for k, b in data.get("buckets", {}).items()},
+                   queues={k: [Delivery.model_validate(d) for d in q] for k, q in data.get("queues", {}).items()})
+
+
+@dataclass(slots=True)
+class Step:
+    """What one step produced: deliveries to make now, subjects changed, and what it held back (for metrics)."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+    """Ids of subjects to write back; one no longer in `state.subjects` was purged (delete it)."""
+    silenced: list[tuple[str, str]] = field(default_factory=list)
+    """(subject id, reason: `silence` or `source`) each time a subject becomes silenced."""
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    """(receiver, outcome): `held_back` (resolved while held), `cancelled` (resolved while rate-limited)."""
+    forward: list[Escalation | Acknowledgement] = field(default_factory=list)
+    """Records about a grouped child whose cause this state does not hold, re-addressed to the cause's id: the
+    stream sends each to the partition of that id and folds it there."""
+
+
+@dataclass(slots=True)
+class _Ctx:
+    state: NotifyState
+    config: NotifyConfig
+    silences: Sequence[Silence]
+    policy: NotifyPolicy
+    now: float
+    step: Step
+
+
+def on_record(state: NotifyState, record: NotifyRecord, now: float, config: NotifyConfig,
+              silences: Sequence[Silence] = (), policy: NotifyPolicy = NotifyPolicy()) -> Step:
+    """Fold one record in; the deliveries it makes due now."""
+    ctx = _Ctx(state, config, silences, policy, now, Step())
+    if isinstance(record, IncidentEvent):
+        _incident(ctx, record)
+    elif isinstance(record, ParentEvent):
+        _parent(ctx, record)
+    elif isinstance(record, Assignment):
+        _assignment(ctx, record)
+    elif isinstance(record, Escalation):
+        _escalation(ctx, record)
+    else:
+        _acknowledged(ctx, record)
+    return ctx.step
+
+
+def on_tick(state: NotifyState, now: float, config: NotifyConfig, silences: Sequence[Silence] = (),
+            policy: NotifyPolicy = NotifyPolicy()) -> Step:
+    """The timer: holds that ended, silences that ended, re-notify and refresh due, rate-limit queues, purge."""
+    ctx = _Ctx(state, config, silences, policy, now, Step())
+    for subject in list(state.subjects.values()):
+        if subject.open:
+            _advance(ctx, subject)
+        elif subject.closed_at is not None and now - subject.closed_at >= policy.retention_s \
+                and not _queued_of(state, subject.id):
+            del state.subjects[subject.id]
+            ctx.step.changed.add(subject.id)
+    _release_queues(ctx)
+    return ctx.step
+
+
+def status_of(subject: Subject, policy: NotifyPolicy = NotifyPolicy()) -> str:
+    """What a person sees: grouped (a child paged through its cause), silenced, paged, held, resolved, expired."""
+    if policy.page_causes and subject.kind == "incident" and subject.parent_id and not _was_paged(subject):
+        return "grouped"
+    if not subject.open:
+        return subject.status
+    if subject.silenced_by or subject.muted:
+        return "silenced"
+    if any(t.phase == "sent" for t in subject.targets.values()):
+        return "paged"
+    return "held"
+
+
+# ---------------------------------------------------------------- records
+
+
+def _subject(ctx: _Ctx, subject_id: str, kind: SubjectKind) -> Subject:
+    subject = ctx.state.subjects.get(subject_id)
+    if subject is None:
+        subject = Subject(id=subject_id, kind=kind, seen_at=ctx.now)
+        ctx.state.subjects[subject_id] = subject
+    return subject
+
+
+def _incident(ctx: _Ctx, ev: IncidentEvent) -> None:
+    subject = _subject(ctx, ev.incident_id, "incident")
+    if ev.seq <= subject.seq:
+        return  # a redelivery, or older than what we hold
+    hosts = [v for label in _HOST_LABELS for v in ev.entities.get(label, ())]
+    subject.seq, subject.status, subject.severity = ev.seq, ev.status, ev.max_severity
+    subject.services, subject.symptom, subject.scope = [ev.service], ev.symptom, ev.scope
+    subject.alert_count, subject.firing_count = ev.alert_count, ev.firing_count
+    subject.first_seen, subject.last_seen = ev.first_seen, ev.last_seen
+    subject.member_sample, subject.hosts, subject.reason = list(ev.member_sample), hosts, ev.reason
+    subject.muted = incident_mute(ev.entities)
+    ctx.step.changed.add(subject.id)
+    _settle(ctx, subject)
+
+
+def _parent(ctx: _Ctx, ev: ParentEvent) -> None:
+    subject = _subject(ctx, ev.parent_id, "cause")
+    if ev.seq <= subject.seq:
+        return
+    children = [ctx.state.subjects[c] for c in ev.children if c in ctx.state.subjects]
+    subject.seq, subject.severity, subject.services = ev.seq, ev.max_severity, list(ev.services)
+    subject.status = "merged" if ev.status == "merged" else ev.status
+    subject.alert_count, subject.children = ev.alert_count, list(ev.children)
+    subject.first_seen, subject.last_seen, subject.reason = ev.first_seen, ev.last_seen, ev.reason
+    subject.firing_count = sum(c.firing_count for c in children)
+    subject.scope = next((c.scope for c in children if c.scope), subject.scope)
+    subject.symptom = ",".join(sorted({c.symptom for c in children if c.symptom}))[:200]
+    subject.member_sample = [m for c in children for m in c.member_sample][:10]
+    subject.hosts = sorted({h for c in children for h in c.hosts})[:10]
+    mutes = [c.muted for c in children]  # muted only when every child is known here and muted at its source
+    whole = bool(children) and len(children) == len(ev.children) and all(mutes)
+    subject.muted = ",".join(sorted({m for m in mutes if m})) if whole else None
+    if ev.merged_into:
+        subject.why = f"merged into {ev.merged_into}"
+    ctx.step.changed.add(subject.id)
+    _settle(ctx, subject)
+
+
+def _assignment(ctx: _Ctx, a: Assignment) -> None:
+    child = _subject(ctx, a.child_id, "incident")
+    child.parent_id, child.why = a.parent_id, a.explanation
+    ctx.step.changed.add(child.id)
+    if ctx.policy.page_causes:
+        for target in child.targets.values():
+            if target.phase == "held":  # grouped before it paged: its cause pages instead
+                target.phase = "closed"
+
+
+def _escalation(ctx: _Ctx, e: Escalation) -> None:
+    subject = _paged_subject(ctx, e)
+    if subject is None or not subject.open:
+        return
+    subject.escalated_tier = e.tier
+    ctx.step.changed.add(subject.id)
+    if _muted(ctx, subject):
+        return
+    _choose_targets(ctx, subject, escalation=True)
+    for target in subject.targets.values():
+        if target.phase == "held":
+            _trigger(ctx, subject, target)
+        elif target.phase == "sent" and not _is_alertmanager(ctx, target):
+            _emit(ctx, subject, target, "escalate")
+
+
+def _acknowledged(ctx: _Ctx, ack: Acknowledgement) -> None:
+    subject = _paged_subject(ctx, ack)
+    if subject is None or not subject.open or subject.acked_by is not None:
+        return
+    subject.acked_by = ack.who
+    ctx.step.changed.add(subject.id)
+    for target in subject.targets.values():
+        target.acked = True
+        if target.phase in ("sent", "queued") and not _is_alertmanager(ctx, target):
+            _emit(ctx, subject, target, "acknowledge")
+
+
+def _paged_subject(ctx: _Ctx, record: Escalation | Acknowledgement) -> Subject | None:
+    """The subject that pages for the record's incident: its cause when it is a grouped child, else itself.
+
+    A grouped child whose cause is not held here has its record re-addressed to the cause (`Step.forward`).
+    """
+    subject = ctx.state.subjects.get(record.incident_id)
+    if subject is None or not subject.parent_id or _was_paged(subject) or not ctx.policy.page_causes:
+        return subject
+    cause = ctx.state.subjects.get(subject.parent_id)
+    if cause is None:
+        ctx.step.forward.append(record.model_copy(update={"incident_id": subject.parent_id}))
+    return cause
+
+
+# ---------------------------------------------------------------- deciding
+
+
+def _settle(ctx: _Ctx, subject: Subject) -> None:
+    if subject.open:
+        _advance(ctx, subject)
+    else:
+        _close(ctx, subject)
+
+
+def _pages_itself(ctx: _Ctx, subject: Subject) -> bool:
+    if subject.kind == "cause" or not ctx.policy.page_causes or _was_paged(subject):
+        return True  # a child paged before its cause was known stays paged, and resolves, on its own
+    if subject.parent_id is not None:
+        return False
+    return bool(subject.targets) or ctx.now - subject.seen_at >= ctx.policy.cause_wait_s
+
+
+def _was_paged(subject: Subject) -> bool:
+    return any(t.sent_at is not None for t in subject.targets.values())
+
+
+def _muted(ctx: _Ctx, subject: Subject) -> bool:
+    """Whether a silence or a source mute holds the subject back now; notes the moment it becomes silenced."""
+    ids = silenced_by(ctx.silences, labels_of(subject), ctx.now)
+    muted = bool(ids) or subject.muted is not None
+    if ids != subject.silenced_by or muted != subject.mute_noted:
+        if muted and not subject.mute_noted:
+            ctx.step.silenced.append((subject.id, "silence" if ids else "source"))
+        subject.silenced_by, subject.mute_noted = ids, muted
+        ctx.step.changed.add(subject.id)
+    return muted
+
+
+def _advance(ctx: _Ctx, subject: Subject) -> None:
+    if not _pages_itself(ctx, subject):
+        return
+    if _muted(ctx, subject):
+        return
+    _choose_targets(ctx, subject)
+    for target in subject.targets.values():
+        if target.phase == "held" and subject.acked_by is None and _hold_over(ctx, subject, target):
+            _trigger(ctx, subject, target)
+        elif target.phase == "sent":
+            _repeat(ctx, subject, target)
+
+
+def _choose_targets(ctx: _Ctx, subject: Subject, *, escalation: bool = False) -> None:
+    for index, route in routes_for(ctx.config, labels_of(subject), escalation=escalation):
+        if route.receiver not in subject.targets:
+            subject.targets[route.receiver] = Target(receiver=route.receiver, route=index, since=ctx.now)
+            ctx.step.changed.add(subject.id)
+
+
+def _hold_over(ctx: _Ctx, subject: Subject, target: Target) -> bool:
+    if target.route >= len(ctx.config.routes):
+        return True  # its route went away in a reload: page rather than hold forever
+    hold = ctx.config.hold_of(ctx.config.routes[target.route])
+    if hold.critical_at_once and subject.severity == "critical":
+        return True
+    if hold.alerts and subject.alert_count >= hold.alerts:
+        return True
+    return ctx.now - target.since >= hold.for_s
+
+
+def _repeat(ctx: _Ctx, subject: Subject, target: Target) -> None:
+    receiver = _receiver(ctx, target)
+    if isinstance(receiver, AlertmanagerReceiver):
+        last = target.last_refresh if target.last_refresh is not None else target.sent_at or ctx.now
+        if ctx.now - last >= receiver.repost:
+            target.last_refresh = ctx.now
+            _emit(ctx, subject, target, "refresh")
+        return
+    if target.acked or target.route >= len(ctx.config.routes) or target.sent_at is None:
+        return
+    every = ctx.config.renotify_of(ctx.config.routes[target.route])
+    if every > 0 and ctx.now - target.sent_at >= every:
+        target.sent_at = ctx.now
+        _emit(ctx, subject, target, "renotify")
+
+
+def _trigger(ctx: _Ctx, subject: Subject, target: Target) -> None:
+    target.phase, target.sent_at = "sent", ctx.now
+    outcome = _emit(ctx, subject, target, "trigger")
+    if outcome != "sent":
+        target.phase = "queued" if outcome == "queued" else "closed"
+
+
+def _close(ctx: _Ctx, subject: Subject) -> None:
+    if subject.closed_at is None:
+        subject.closed_at = ctx.now
+    for target in subject.targets.values():
+        if target.phase == "held":
+            ctx.step.dropped.append((target.receiver, "held_back"))
+        elif target.phase == "queued" and _cancel_queued(ctx.state, subject.id, target.receiver):
+            ctx.step.dropped.append((target.receiver, "cancelled"))
+        elif target.phase in ("sent", "queued"):
+            receiver = _receiver(ctx, target)
+            if receiver is not None and receiver.send_resolved:
+                _emit(ctx, subject, target, "resolve")
+        target.phase = "closed"
+    ctx.step.changed.add(subject.id)
+
+
+# ---------------------------------------------------------------- emitting, rate limits
+
+
+def _receiver(ctx: _Ctx, target: Target) -> Receiver | None:
+    try:
+        return ctx.config.receiver(target.receiver)
+    except KeyError:
+        return None  # gone in a reload: nothing more is sent there
+
+
+def _is_alertmanager(ctx: _Ctx, target: Target) -> bool:
+    return isinstance(_receiver(ctx, target), AlertmanagerReceiver)
+
+
+def _emit(ctx: _Ctx, subject: Subject, target: Target, action: Action) -> str:
+    """Make one delivery: `sent` (due now), `queued` (behind the rate limit or its lane), or `gone`."""
+    receiver = _receiver(ctx, target)
+    if receiver is None:
+        return "gone"
+    children = [ctx.state.subjects[c] for c in subject.children if c in ctx.state.subjects]
+    url, headers, body = build_request(receiver, subject, children, action, ctx.now, ctx.config)
+    subject.order += 1
+    delivery = Delivery(receiver=receiver.name, receiver_type=receiver.type, action=action, subject_id=subject.id,
+                        order=subject.order, url=url, headers=headers, body=body, timeout_s=receiver.timeout,
+                        retries=receiver.retries, created_at=ctx.now)
+    ctx.step.changed.add(subject.id)
+    queue = ctx.state.queues.get(receiver.name, [])
+    behind = any(d.subject_id == subject.id for d in queue)  # its lane waits: keep the order
+    waits = action in _PAGES and (bool(queue) or not take_token(ctx.state.buckets, receiver, ctx.now))
+    if behind or waits:
+        ctx.state.queues.setdefault(receiver.name, []).append(delivery)
+        return "queued"
+    ctx.step.deliveries.append(delivery)
+    return "sent"
+
+
+def _queued_of(state: NotifyState, subject_id: str) -> bool:
+    return any(d.subject_id == subject_id for queue in state.queues.values() for d in queue)
+
+
+def _cancel_queued(state: NotifyState, subject_id: str, receiver: str) -> bool:
+    """Drop a trigger that never left its queue, with everything behind it of the same lane: nothing to resolve."""
+    queue = state.queues.get(receiver, [])
+    if not trigger_waits(queue, subject_id):
+        return False
+    state.queues[receiver] = without_lane(queue, subject_id)
+    return True
+
+
+def _release_queues(ctx: _Ctx) -> None:
+    for name, queue in ctx.state.queues.items():
+        try:
+            receiver = ctx.config.receiver(name)
+        except KeyError:
+            queue.clear()
+            continue
+        while queue:
+            head = queue[0]
+            if head.action in _PAGES and not take_token(ctx.state.buckets, receiver, ctx.now):
+                break
+            ctx.step.deliveries.append(queue.pop(0))
+            subject = ctx.state.subjects.get(head.subject_id)
+            target = subject.targets.get(name) if subject is not None else None
+            if target is not None and head.action == "trigger" and target.phase == "queued":
+                target.phase = "sent"
+            ctx.step.changed.add(head.subject_id)
