@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench clean promstack
+.PHONY: venv lint test demo bench clean promstack
 
 # The install is quiet, so the first screen a person reads is the product's: recipes are not echoed, and pip runs
 # at -q -q, which hides its warnings (a machine's pip config naming index folders that do not exist, setuptools'
@@ -14,12 +14,17 @@ PIP_INSTALL := PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/python -m pip install -q -
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "setting up $(VENV) (first run only, about a minute)"; $(PY) -m venv $(VENV); }
 	@$(PIP_INSTALL) --upgrade pip
-	@$(PIP_INSTALL) -e '.[test,bench,embedded]'
+	@$(PIP_INSTALL) -e '.[test,bench,embedded,learn]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
-test: $(STAMP) promstack
+# ruff and mypy --strict read their rules and paths from pyproject.toml; any finding stops `make test` before pytest.
+lint: $(STAMP)
+	$(BIN)/ruff check --quiet
+	$(BIN)/mypy
+
+test: lint promstack
 	$(BIN)/python -m pytest -q
 
 # The end-to-end test runs Debian's Prometheus and Alertmanager; install them when missing (root, no prompts).
@@ -42,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

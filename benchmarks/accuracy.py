@@ -371,7 +371,7 @@ def alertmanager_run(streams: Sequence[Stream], factor: float, workdir: Path) ->
     runs = [AmRun(s) for s in streams]
     procs, receivers, threads = [], [], []
     try:
-        for n, run in enumerate(runs):
+        for n in range(len(runs)):
             receiver = Receiver()
             receivers.append(receiver)
             d = workdir / f"am{n}"

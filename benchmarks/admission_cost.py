@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from results_md import write_section  # noqa: E402
+from results_md import publish  # noqa: E402
 from throughput import machine  # noqa: E402
 
 from stream.admission import BacklogProbe  # noqa: E402
@@ -146,14 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.stop()
     result["machine"] = {"line": machine(), "date": time.strftime("%Y-%m-%d")}
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    text = table(result, args)
-    print(text)
-    if args.results:
-        write_section(args.results, f"{BEGIN}\n{text}\n{END}", begin=BEGIN, end=END, heading=SECTION)
-    return 0
+    return publish(result, lambda: table(result, args), as_json=args.json, results=args.results,
+                   begin=BEGIN, end=END, heading=SECTION)
 
 if __name__ == "__main__":
     sys.exit(main())

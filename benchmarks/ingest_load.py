@@ -30,13 +30,12 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from aiokafka.record.memory_records import MemoryRecords
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from stream.broker import free_port, start_broker  # noqa: E402
+from stream.broker import start_broker  # noqa: E402
 from tests.workers import Deployment, WorkerProc  # noqa: E402
 
 SERVICES = [f"svc-{i:02d}" for i in range(40)]

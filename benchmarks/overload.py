@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from ingest_load import HARD_LIMIT_S, closed_loop, make_bodies, start_worker  # noqa: E402
-from results_md import write_section  # noqa: E402
+from results_md import publish  # noqa: E402
 from throughput import machine  # noqa: E402
 
 from stream.admission import BacklogProbe  # noqa: E402
@@ -215,14 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(one_arm(admission, bodies, args))
             print(json.dumps({k: v for k, v in rows[-1].items()}), file=sys.stderr, flush=True)
     result = report(args, rows)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    text = markdown(result, args)
-    print(text)
-    if args.results:
-        write_section(args.results, f"{BEGIN}\n{text}\n{END}", begin=BEGIN, end=END, heading=SECTION)
-    return 0
+    return publish(result, lambda: markdown(result, args), as_json=args.json, results=args.results,
+                   begin=BEGIN, end=END, heading=SECTION)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["write_section"]
+__all__ = ["publish", "write_section"]
 
 
 def write_section(path: Path, generated: str, *, begin: str, end: str, heading: str) -> None:
@@ -17,3 +20,17 @@ def write_section(path: Path, generated: str, *, begin: str, end: str, heading: 
     else:
         new = old.rstrip("\n") + f"\n\n{heading}\n\n{generated}\n"
     path.write_text(new)
+
+
+def publish(result: dict[str, Any], render: Callable[[], str], *, as_json: bool, results: Path | None,
+            begin: str, end: str, heading: str) -> int:
+    """Print a benchmark's result: one JSON line with `--json`, else `render()`'s markdown, which `--results`
+    also writes between the benchmark's markers in that RESULTS.md. Returns 0, the exit status."""
+    if as_json:
+        print(json.dumps(result))
+        return 0
+    text = render()
+    print(text)
+    if results:
+        write_section(results, f"{begin}\n{text}\n{end}", begin=begin, end=end, heading=heading)
+    return 0

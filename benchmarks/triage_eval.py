@@ -12,7 +12,12 @@ accuracy overall vs among auto-routed tickets vs among those held for review, an
 thresholds 0.3..0.8, the share routed and the share right among those routed. A gate that earns its keep shows
 routed accuracy well above overall, rising with the threshold.
 
-    python benchmarks/triage_eval.py [--quick] [--json] [--errors] [--threshold 0.5] [--data PATH]
+With the `learn` extra installed (and not `--quick` or `--rules-only`), the same run also scores the learned
+classifier (rules + model, stream/triage_model.py): on the author's set by out-of-fold decisions (each text
+decided by a model trained without its fold), on any other `--data` by a model trained on the whole author's
+set, which never sees that file; then prints the two side by side.
+
+    python benchmarks/triage_eval.py [--quick] [--json] [--errors] [--threshold 0.5] [--data PATH] [--rules-only]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from correlator.triage import DEFAULT_TAXONOMY, Classification, RouteDecision, RoutingPolicy, build_classifier, route
+from stream.triage_model import learn_available
 
 DATA = Path(__file__).resolve().parent / "data" / "triage_eval.ndjson"
 SPLITS = ("tuned", "heldout")
@@ -69,14 +75,31 @@ def load(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def evaluate(records: Iterable[dict[str, Any]], policy: RoutingPolicy) -> list[Outcome]:
-    """Classify and gate every record."""
-    classifier = build_classifier()
-    outcomes = []
-    for record in records:
-        result = classifier.classify(record["text"])
-        outcomes.append(Outcome(record, result, route(result, policy)))
-    return outcomes
+def evaluate(records: Iterable[dict[str, Any]], policy: RoutingPolicy,
+             results: Sequence[Classification] | None = None) -> list[Outcome]:
+    """Gate every record, classified by the rules unless `results` (one per record) are given."""
+    rows = list(records)
+    if results is None:
+        classifier = build_classifier()
+        results = [classifier.classify(record["text"]) for record in rows]
+    return [Outcome(record, result, route(result, policy)) for record, result in zip(rows, results, strict=True)]
+
+
+def learned_results(records: Sequence[dict[str, Any]], data: Path) -> tuple[list[Classification], str]:
+    """The learned classifier's decisions on `records` and how it was trained (see module docstring)."""
+    from correlator.triage import RuleClassifier
+    from correlator.triage.learned import LearnedClassifier
+    from stream.triage_model import out_of_fold, read_labels, train
+
+    rules = RuleClassifier()
+    author, _ = read_labels(DATA.read_text(encoding="utf-8").splitlines(), "author")
+    if data.resolve() == DATA:
+        decided = [c for _, c, _ in out_of_fold(author, rules)]
+        return decided, f"out-of-fold ({len(author)} texts, each decided by a model trained without its fold)"
+    model = train(author, rules)
+    texts = [r["text"] for r in records]
+    return LearnedClassifier(rules, model).classify_many(texts), (
+        f"trained on the {len(model.examples)} texts of {DATA.name}, model {model.version}; {data.name} unseen")
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -169,6 +192,17 @@ def render(name: str, data: dict[str, Any], threshold: float) -> list[str]:
     return lines
 
 
+def side_by_side(rules: dict[str, Any], learned: dict[str, Any], threshold: float) -> str:
+    """Rules alone against rules + model on the same texts: both right overall and among auto-routed."""
+    lines = [f"\n== same run, threshold {threshold:.2f}: rules alone vs learned ==",
+             f"{'':<10} {'both right':>10} {'taxonomy':>9} {'severity':>9} {'routed share':>13} {'routed both':>12}"]
+    for name, data in (("rules", rules), ("learned", learned)):
+        acc, routed = data["accuracy"], data["auto_routed"]
+        lines.append(f"{name:<10} {_f(acc['both']):>10} {_f(acc['taxonomy']):>9} {_f(acc['severity']):>9}"
+                     f" {100 * (routed['share'] or 0):>12.1f}% {_f(routed['accuracy']['both']):>12}")
+    return "\n".join(lines)
+
+
 def errors(outcomes: Sequence[Outcome]) -> list[str]:
     """One line per text triaged wrongly, for reading, not for tuning the held-out split against."""
     lines = ["== errors =="]
@@ -189,8 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--errors", action="store_true", help="also list every text triaged wrongly")
     parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
     parser.add_argument("--data", type=Path, default=DATA, help="labelled NDJSON (default: %(default)s)")
+    parser.add_argument("--rules-only", action="store_true", help="leave out the learned classifier")
     args = parser.parse_args(argv)
-    outcomes = evaluate(load(args.data), RoutingPolicy(threshold=args.threshold))
+    records = load(args.data)
+    policy = RoutingPolicy(threshold=args.threshold)
+    outcomes = evaluate(records, policy)
+    learned: dict[str, Any] | None = None
+    if not args.rules_only and not args.quick and learn_available():
+        results, how = learned_results(records, args.data)
+        learned = {"how": how, "section": section(evaluate(records, policy, results))}
     sections = {"all": outcomes}
     if not args.quick:
         present = {str(o.record["split"]) for o in outcomes if "split" in o.record}
@@ -198,11 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sections.update({split: [o for o in outcomes if o.record.get("split") == split] for split in splits})
     figures = {name: section(outs) for name, outs in sections.items()}
     if args.json:
-        print(json.dumps({"threshold": args.threshold, "sections": figures}, indent=2))
+        print(json.dumps({"threshold": args.threshold, "sections": figures, "learned": learned}, indent=2))
         return 0
     print(f"triage eval: {len(outcomes)} texts from {args.data.name}, threshold {args.threshold:.2f}")
     for name, data in figures.items():
         print("\n".join(render(name, data, args.threshold)))
+    if learned is not None:
+        print(f"\n## learned classifier (rules + model): {learned['how']}")
+        print("\n".join("  " + line for line in render("learned: all", learned["section"], args.threshold)))
+        print(side_by_side(figures["all"], learned["section"], args.threshold))
     if args.errors:
         print("\n".join(errors(outcomes)))
     return 0

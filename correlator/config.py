@@ -44,6 +44,10 @@ class CorrelationConfig:
     min_gap_s / gap_factor: the quiet-gap rule's floor and its multiple of the incident's mean interval.
         Chosen on `rca-micross` alone (min_gap 90-240 s and factor 2-10 all score the same there; the middle
         of that plateau was taken) and frozen before the other sets in `benchmarks/accuracy_rca.py` were scored.
+    background_s / background_factor: the key's background rate caps the gap (`windows.background_cap`): at most
+        background_factor times the mean spacing of the key's incident onsets within background_s before the
+        new one. Issue 17's second protocol: 0.1 chosen on rca-micross and its tuning variants (noise seed 101,
+        cascades seed 201) among 0.1 / 0.25 / 0.5, and frozen before the held-out seeds were generated.
     allowed_lateness_s: how long an alert is held for reordering before it is applied; alerts later than
         this still join by event time (the late path) and are counted as late.
     max_lifetime_s / max_alerts: bounds after which an incident stops absorbing; the next alert of the
@@ -65,6 +69,8 @@ class CorrelationConfig:
     mode: WindowMode = "quiet-gap"
     min_gap_s: float = 180.0
     gap_factor: float = 5.0
+    background_s: float = 3600.0
+    background_factor: float = 0.1
     allowed_lateness_s: float = 0.5
     max_lifetime_s: float = 4 * 3600.0
     max_alerts: int = 5000

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from correlator.sources.generic import error_from_validation
+from correlator.validation import first_error
 
 __all__ = ["file_error_line", "load_document"]
 
@@ -25,9 +25,9 @@ def file_error_line(exc: ValidationError, what: str, known_keys: Callable[[tuple
     if typos:
         exc = ValidationError.from_exception_data(exc.title, [
             {"type": "extra_forbidden", "loc": typos[0]["loc"], "input": typos[0]["input"]}])
-    error = error_from_validation(exc, what)  # the same field paths as every source's errors
+    error = first_error(exc)  # the one formatter (correlator/validation.py): the paths every source's errors use
     if typos:
-        error.reason = f"unknown key (known here: {', '.join(known_keys(typos[0]['loc']))})"
+        return f"{error.field}: {error.reason} (known here: {', '.join(known_keys(typos[0]['loc']))})"
     return f"{error.field}: {error.reason}"
 
 

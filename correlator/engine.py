@@ -22,7 +22,7 @@ from .config import DEFAULT_CONFIG, CorrelationConfig
 from .incidents import IncidentState, Phase, event_of, incident_id
 from .models import SEVERITY_RANK, IncidentEvent
 from .state import DictStore, Entry, KeyState, StateStore
-from .windows import absorbs, absorption_ends_at, window_start
+from .windows import absorbs, absorption_ends_at, background_cap, window_start
 
 __all__ = ["AlertLike", "Correlator", "Counters", "noise_reduction"]
 
@@ -324,7 +324,7 @@ class Correlator:
             if inc.alert_count >= cfg.max_alerts or t > inc.first_seen + cfg.max_lifetime_s:
                 inc.accepting = False
                 continue
-            if absorbs(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, t, cfg):
+            if absorbs(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, t, cfg, inc.gap_cap):
                 return inc
         return None
 
@@ -336,15 +336,28 @@ class Correlator:
         previous = st.incidents[-1] if st.incidents else None
         if previous is not None:
             previous.accepting = False
+            if not self._capped(previous, t):
+                previous = None  # it went quiet or resolved: a new occurrence, not a continuation
         inc = IncidentState(
             id=incident_id(st.key, ws, n, a.fingerprint if late else None),
             key=st.key, window_start=ws, first_seen=t, last_seen=t,
             previous_id=previous.id if previous is not None else None, last_change=t,
+            # a successor after a cap continues its predecessor's occurrence, at its predecessor's cap
+            gap_cap=previous.gap_cap if previous is not None else background_cap(
+                (i.first_seen for i in st.incidents if i.previous_id is None), t, self.config),
         )
         st.incidents.append(inc)
-        st.due = min(st.due, absorption_ends_at(t, t, 1, ws, self.config))
+        st.due = min(st.due, absorption_ends_at(t, t, 1, ws, self.config, inc.gap_cap))
         self.counters.opened += 1
         return inc
+
+    def _capped(self, inc: IncidentState, t: float) -> bool:
+        """Whether `inc` would have absorbed an alert at `t` but for its size or lifetime cap."""
+        cfg = self.config
+        capped = inc.alert_count >= cfg.max_alerts or t > inc.first_seen + cfg.max_lifetime_s
+        if inc.phase is not Phase.OPEN or not capped:
+            return False
+        return absorbs(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, t, cfg, inc.gap_cap)
 
     def _add_member(self, inc: IncidentState, a: AlertLike, t: float, resolving: bool, late: bool) -> None:
         fp = a.fingerprint
@@ -411,7 +424,8 @@ class Correlator:
         if inc.seq == 0:
             events.append(event_of(inc, "opened", now))
         if inc.accepting:
-            ends = absorption_ends_at(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, cfg)
+            ends = absorption_ends_at(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, cfg,
+                                      inc.gap_cap)
             if now > ends or inc.alert_count >= cfg.max_alerts:
                 inc.accepting = False
         # Transitions are strict (due when now > deadline) everywhere, matching the timer heap, and a closed
@@ -427,7 +441,7 @@ class Correlator:
         deadline = inc.last_change + cfg.stale_after_s
         if inc.accepting:
             deadline = min(deadline, absorption_ends_at(
-                inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, cfg))
+                inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, cfg, inc.gap_cap))
         if inc.all_resolved_at is not None:
             deadline = min(deadline, inc.all_resolved_at + cfg.resolve_hold_s)
         if inc.dirty:

@@ -59,6 +59,8 @@ class IncidentState:
     seq: int = 0
     last_emit_at: float = float("-inf")
     dirty: bool = False
+    gap_cap: float = float("inf")
+    """Longest quiet gap it bridges, from its key's background rate when it opened (`windows.background_cap`)."""
 
     @property
     def firing_count(self) -> int:
@@ -75,6 +77,7 @@ class IncidentState:
             "accepting": self.accepting, "phase": self.phase.value, "changed": self.last_change,
             "all_resolved": self.all_resolved_at, "done": self.done_at, "seq": self.seq,
             "emitted": self.last_emit_at if self.last_emit_at != float("-inf") else None, "dirty": self.dirty,
+            "cap": self.gap_cap if self.gap_cap != float("inf") else None,
         }
 
     @classmethod
@@ -89,6 +92,7 @@ class IncidentState:
             accepting=d["accepting"], phase=Phase(d["phase"]),
             last_change=d["changed"], all_resolved_at=d["all_resolved"], done_at=d["done"], seq=d["seq"],
             last_emit_at=float("-inf") if emitted is None else emitted, dirty=d["dirty"],
+            gap_cap=float("inf") if d.get("cap") is None else d["cap"],
         )
 
 

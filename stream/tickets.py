@@ -58,6 +58,7 @@ from correlator.triage.lifecycle import (
     purgeable,
     resolve,
 )
+from correlator.validation import first_error
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, Outbound, locked
@@ -67,6 +68,7 @@ from stream.sends import key_partition
 from stream.settings import Settings
 from stream.stages import PerBatch, StageSpec
 from stream.topics import changelog_name
+from stream.triage_model import ModelWatch
 
 __all__ = ["Desk", "IncidentSlaStage", "NotHere", "NotReady", "TriageStage", "install_desk", "routing_policy",
            "triage_batch", "incident_batch", "sla_tick", "open_incident_clocks"]
@@ -116,6 +118,7 @@ class Desk:
     sync_marker: bool = True
     rules: Classifier = field(default_factory=RuleClassifier)
     plugin: Classifier | None = None
+    models: ModelWatch | None = None  # the learned model beside the rules, when one is configured and loaded
     tickets: dict[int, DocStore[TicketRecord, None]] = field(default_factory=dict)
     incidents: dict[int, DocStore[IncidentClock, ClosedClock]] = field(default_factory=dict)
     # Newest incident event time seen per partition of `incidents` since this worker took it (not kept: after a
@@ -198,7 +201,9 @@ class Desk:
     async def classify(self, text: str) -> Classification:
         """The rules' answer, or the plug-in's within its timeout (run in a thread), the rules answering for it."""
         if self.plugin is None:
-            return self.rules.classify(text)
+            learned = self.models.classifier if self.models is not None else None
+            # The model's vote takes milliseconds of CPU: off the event loop, so a batch never stalls the worker.
+            return self.rules.classify(text) if learned is None else await asyncio.to_thread(learned.classify, text)
         outcome: object
         try:
             outcome = await asyncio.wait_for(asyncio.to_thread(self.plugin.classify, text),
@@ -236,10 +241,10 @@ def ticket_event(record: TicketRecord) -> Outbound:
     return Outbound("tickets_triaged", record.ticket_id, event_of(record))
 
 
-async def triage_batch(desk: Desk, events: Sequence[EventT]) -> None:
+async def triage_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
     """Decode, classify and gate a batch of `tickets.raw` records; apply resolutions; dead-letter the rest."""
     now = time.time()
-    by_partition: dict[int, list[tuple[EventT, Ticket | TicketResolution, Classification | None]]] = {}
+    by_partition: dict[int, list[tuple[EventT[Any], Ticket | TicketResolution, Classification | None]]] = {}
     for event in events:
         msg = event.message
         try:
@@ -268,7 +273,7 @@ async def _forward(desk: Desk, ticket_id: str, value: bytes | None, partition: i
     metrics.TICKETS_FORWARDED.inc()
 
 
-async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: EventT,
+async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: EventT[Any],
                        item: Ticket | TicketResolution, result: Classification | None, now: float) -> None:
     held = store.get(item.ticket_id)
     if isinstance(item, TicketResolution):
@@ -310,12 +315,11 @@ def parse_incident(raw: bytes | None) -> IncidentEvent | None:
     try:
         return IncidentEvent.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "value"
-        raise InputError(f"not an IncidentEvent: {where}: {first['msg']}", "invalid_incident_event") from None
+        first = first_error(exc)
+        raise InputError(f"not an IncidentEvent: {first.field}: {first.reason}", "invalid_incident_event") from None
 
 
-async def incident_batch(desk: Desk, events: Sequence[EventT]) -> None:
+async def incident_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
     """Start, move or stop the SLA clocks of the incidents in a batch of `incidents` events."""
     now = time.time()
     by_partition: dict[int, list[IncidentEvent]] = {}
@@ -429,7 +433,9 @@ def _desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
     fields = ("tickets_raw", "tickets_triaged", "tickets_labels")
     topics = {f: _bytes_topic(app, getattr(names, f), settings.partitions_for(f)) for f in fields}
     topics["incidents"] = pipe.topics["incidents"]
-    config = TriageConfig(plugin=settings.triage_plugin)
+    llm = {"url": settings.triage_llm_url, "model": settings.triage_llm_model, "key": settings.triage_llm_key}
+    config = TriageConfig(plugin=settings.triage_plugin,
+                          plugin_options=tuple((k, v) for k, v in llm.items() if v is not None))
     ticket_parts, incident_parts = settings.partitions_for("tickets_raw"), settings.partitions_for("incidents")
     return Desk(
         app, pipe, routing_policy(settings), config, topics,
@@ -439,13 +445,26 @@ def _desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
         retention_s=settings.sla_retention, sync_marker=settings.changelog_sync_marker,
         rules=RuleClassifier(config),
         plugin=load_plugin(config.plugin, config) if config.plugin else None,
+        models=ModelWatch(settings.triage_model_dir, RuleClassifier(config)),
     )
 
 
 def install_desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
-    """The ticket desk's topics and tables on `app`; its stages are `TriageStage` (with the SLA timer) and
-    `IncidentSlaStage` (run by `stream.stages.StageRunner`)."""
-    return _desk(app, settings, pipe)
+    """The ticket desk's topics, tables and triage model watch on `app`; its stages are `TriageStage` (with the
+    SLA timer) and `IncidentSlaStage` (run by `stream.stages.StageRunner`)."""
+    desk = _desk(app, settings, pipe)
+    models = desk.models
+    assert models is not None
+    models.poll()
+    log.warning("%s", models.status())  # said at start, loudly: which model decides, or why the rules alone
+
+    @app.timer(interval=settings.triage_model_check)
+    async def model_watch() -> None:
+        changed = await asyncio.to_thread(models.poll)
+        if changed:
+            log.warning("%s", changed)
+
+    return desk
 
 
 @dataclass
@@ -484,7 +503,6 @@ class TriageStage(PerBatch):
         """Forget the ticket stores of revoked partitions."""
         for partition in partitions:
             self.desk.tickets.pop(partition, None)
-
 
 
 @dataclass

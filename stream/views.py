@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from correlator.incidents import IncidentState
 from stream.app import App
 from stream.pipeline import Pipeline
+from stream.problems import problem_response
 
 __all__ = ["install_metrics", "install_views", "incident_summary", "incidents_of"]
 
@@ -77,4 +78,4 @@ def install_views(pipe: Pipeline) -> None:
         for inc in incidents_of(pipe):
             if inc.id == incident_id:
                 return web.json({**incident_summary(inc), "members": sorted(inc.members)})
-        return web.json({"error": f"no incident {incident_id} on this worker"}, status=404)
+        return problem_response(request, 404, "not_found", f"no incident {incident_id} on this worker")

@@ -12,6 +12,7 @@ from stream.app import App, logging_config, make_app, run_worker
 from stream.broker import create_topics_sync, describe_topics_sync
 from stream.ingest import ENDPOINTS, install_ingest
 from stream.observe import install_observer
+from stream.openapi import install_openapi
 from stream.pipeline import CorrelateStage, NormalizeStage, Pipeline, install
 from stream.recovery import install_recovery
 from stream.review import install as install_tickets
@@ -40,6 +41,7 @@ def build_ingest_app(settings: Settings) -> App:
     install_recovery(app, settings, ingest, agents=False)
     declare_too_large()
     install_metrics(app)
+    install_openapi(app)
     return app
 
 
@@ -48,7 +50,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     app = make_app(settings)
     pipe = install(app, settings)
     install_views(pipe)
-    install_observer(app, settings, pipe)  # periodic gauges: noise reduction, lag, open incidents by service
+    install_observer(app, settings, pipe)  # periodic gauges: noise reduction, lag, open incidents (by service)
     stage2 = install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
     ingest = install_ingest(app, settings)
     declare_too_large()
@@ -66,6 +68,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     # last: the broker watch lists the topics of every table and agent installed above
     losses = [pipe.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
     install_recovery(app, settings, ingest, agents=True, on_loss=losses)
+    install_openapi(app)  # its document lists the routes above
     return app, pipe
 
 

@@ -111,6 +111,8 @@ ROUTES: list[tuple[str, str, str, str, bytes | None]] = [
     ("read", "GET", "/review", "/review", None),
     ("read", "GET", "/review/{ticket_id}", "/review/nope", None),
     ("read", "GET", "/stage2/", "/stage2/", None),
+    ("read", "GET", "/openapi.json", "/openapi.json", None),
+    ("read", "GET", "/schemas/alert.json", "/schemas/alert.json", None),
     ("operate", "POST", "/review/{ticket_id}/approve", "/review/nope/approve", b"{}"),
     ("operate", "POST", "/review/{ticket_id}/override", "/review/nope/override", b'{"severity": "sev1"}'),
     ("operate", "POST", "/tickets/{ticket_id}/resolve", "/tickets/nope/resolve", b"{}"),
@@ -198,7 +200,7 @@ def test_every_route_answers_by_the_token_role(guarded: tuple[Deployment, Worker
         assert headers["WWW-Authenticate"].startswith("Bearer") and answer["error"] in (
             "no_token", "unknown_token", "unauthorized")
     if status == 403:
-        assert "may not" in (answer.get("message") or "")
+        assert "may not" in (answer.get("detail") or "")
 
 
 def test_refusals_are_counted(guarded: tuple[Deployment, WorkerProc]) -> None:

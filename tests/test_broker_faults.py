@@ -148,7 +148,7 @@ def test_a_failing_check_makes_readyz_and_the_ingest_say_why() -> None:
     reasons = ["agents rejoining their group after the broker lost its topics"]
     ingest.checks.append(lambda: _state(reasons))
     status, answer, headers = run_client(ingest, lambda c: _post(c, "/ingest/alertmanager", am_body()))
-    assert (status, answer["error"], answer["message"]) == (503, "not_ready", reasons[0])
+    assert (status, answer["error"], answer["detail"]) == (503, "not_ready", reasons[0])
     assert int(headers["Retry-After"]) > 0 and sender.sent == []
     ready = asyncio.run(ingest.ready())
     assert (ready.status, ready.body["reasons"]) == (503, reasons)

@@ -72,6 +72,13 @@ def groups(engine: Correlator) -> list[set[str]]:
          [{f"a{k}" for k in range(40)}]),
         ("quiet-gap: a recurring fault after a pause long for that storm is a new incident",
          [0, 15, 30, 45, 60, 400, 415, 430], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}, {"a5", "a6", "a7"}]),
+        # the key's background rate caps the gap: 0.1 x the mean spacing of its incident onsets in the last hour
+        ("background: a key opening an incident every 400 s bridges 0.1 x 400 s, not min_gap",
+         [0, 400, 800, 1200, 1241], "quiet-gap", [{"a0"}, {"a1"}, {"a2"}, {"a3"}, {"a4"}]),
+        ("background: within the cap it still joins", [0, 400, 800, 1200, 1240], "quiet-gap",
+         [{"a0"}, {"a1"}, {"a2"}, {"a3", "a4"}]),
+        ("background: a key quiet for over an hour has no cap", [0, 4000, 4180], "quiet-gap",
+         [{"a0"}, {"a1", "a2"}]),
     ],
 )
 def test_window_rule(name: str, times: list[float], mode: str, expected: list[set[str]]) -> None:
@@ -144,6 +151,19 @@ def test_caps_open_a_successor_that_names_the_old(cap: str, value: float, times:
     assert len(opened) == 2
     assert opened[1].previous_id == opened[0].incident_id
     assert opened[1].incident_id != opened[0].incident_id
+
+
+def test_a_new_occurrence_after_a_quiet_gap_names_no_predecessor() -> None:
+    # previous_id means "continues after a cap"; stage 2 relates such a child first, so a quiet gap must not set it
+    _, events = run([fire("a0", 0), fire("a1", 1000)])
+    opened = [e for e in events if e.kind == "opened"]
+    assert len(opened) == 2 and opened[1].previous_id is None
+
+
+def test_a_successor_after_a_cap_keeps_its_predecessor_s_gap() -> None:
+    engine, events = run([fire(f"a{i}", 10.0 * i) for i in range(5)], replace(CFG, max_alerts=2))
+    opened = [e for e in events if e.kind == "opened"]
+    assert len(opened) == 3 and all(o.previous_id for o in opened[1:])  # the cap's successors, not background
 
 
 def test_successor_in_the_same_window_gets_its_own_id() -> None:

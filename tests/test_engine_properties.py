@@ -24,7 +24,7 @@ def streams(draw: st.DrawFn) -> list[AlertRecord]:
     n = draw(st.integers(1, 60))
     out: list[AlertRecord] = []
     t = T0
-    for i in range(n):
+    for _ in range(n):
         t += draw(st.sampled_from([0, 1, 5, 30, 119, 120, 121, 400]))
         key = draw(st.sampled_from(KEYS))
         fp = f"{key}#{draw(st.integers(0, 8))}"  # a fingerprint names one label set, so one key

@@ -323,6 +323,7 @@ def test_tickets_times_are_range_checked_like_alerts(created_at: object, reason:
         parse_ticket_input(orjson.dumps({"ticket_id": "T-1", "status": "resolved", "resolved_at": created_at}))
     with pytest.raises(Refusal) as http:  # what POST /ingest/tickets answers
         validate_tickets(orjson.dumps(doc))
-    reply = http.value.reply()
-    assert reply.status == 400 and reply.body["field"] == "created_at" and reason in reply.body["reason"]
+    reply = http.value.reply("/ingest/tickets")
+    error = reply.body["errors"][0]
+    assert reply.status == 400 and error["field"] == "created_at" and reason in error["reason"]
     assert parse_tickets(orjson.dumps({**doc, "created_at": NOW}))[0][0] == b"T-1"

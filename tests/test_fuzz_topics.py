@@ -30,7 +30,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from correlator.models import IncidentEvent
 from correlator.sources import detect_source, parse
 from correlator.triage.lifecycle import TicketResolution, parse_ticket_input
 from stream.batches import MAX_RECORD_BYTES, decode_batch

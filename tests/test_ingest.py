@@ -84,6 +84,8 @@ ACCEPTED = [
     ("alerts", LAB_STORM.read_bytes(), 40, 1),
     ("tickets", orjson.dumps(ticket()), 1, 1),
     ("tickets", orjson.dumps([ticket("T-2"), ticket("T-3", customer="acme")]), 2, 2),
+    # the helpdesk closing a ticket: what the triage agent accepts is accepted here too (issue 19)
+    ("tickets", orjson.dumps({"ticket_id": "T-2", "status": "resolved", "who": "desk"}), 1, 1),
     # an empty batch is accepted and written nowhere (README, HTTP ingest)
     ("tickets", b"[]", 0, 0),
     ("alerts", b"[]", 0, 0),
@@ -237,7 +239,13 @@ async def _post(client: Client, path: str, data: Any, headers: dict[str, str] | 
     return resp.status, await resp.json(), resp.headers
 
 
-@pytest.mark.parametrize(("endpoint", "body", "items", "records"), ACCEPTED)
+PROMETHEUS_V2 = orjson.loads((ROOT / "tests/data/prometheus_v2_posts.json").read_bytes())["posts"][0]["body"]
+"""What Prometheus posts to an Alertmanager's /api/v2/alerts; dated today, so not posted to the live worker below,
+whose partitions hold the older bodies above."""
+
+
+@pytest.mark.parametrize(("endpoint", "body", "items", "records"),
+                         [*ACCEPTED, ("alerts", PROMETHEUS_V2.encode(), 1, 1)])
 def test_valid_body_goes_out_unchanged_and_202(endpoint: str, body: bytes, items: int, records: int) -> None:
     ingest, sender = fake_ingest()
     status, answer, _ = run_client(ingest, lambda c: _post(c, f"/ingest/{endpoint}", body))
@@ -255,8 +263,8 @@ def test_invalid_body_400_names_field_reason_and_category(endpoint: str, body: b
     ingest, sender = fake_ingest()
     status, answer, _ = run_client(ingest, lambda c: _post(c, f"/ingest/{endpoint}", body))
     assert status == 400
-    assert (answer["error"], answer["category"], answer["field"]) == (category, category, field)
-    assert answer["reason"]
+    assert (answer["error"], answer["category"], answer["errors"][0]["field"]) == (category, category, field)
+    assert answer["errors"][0]["reason"] and answer["type"].endswith(f"/{category}")
     assert sender.sent == []
 
 
@@ -453,7 +461,7 @@ def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment
         assert (status, answer) == (202, {"accepted": items, "records": records}), endpoint
     for endpoint, body, category, field in INVALID:
         status, answer, _ = request(port, "POST", f"/ingest/{endpoint}", body, AUTH)
-        assert (status, answer["category"], answer["field"]) == (400, category, field), (endpoint, answer)
+        assert (status, answer["category"], answer["errors"][0]["field"]) == (400, category, field), (endpoint, answer)
     assert request(port, "POST", "/ingest/alerts", GENERIC_ONE)[0] == 401
     assert request(port, "POST", "/ingest/alerts", GENERIC_ONE, {"Authorization": "Bearer x"})[0] == 401
     big = GENERIC_ONE + b" " * LIMIT
@@ -466,7 +474,7 @@ def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment
     assert {(r.key, r.value) for r in raw} == {({"alerts": b"generic"}.get(e, e.encode()), b)
                                                for e, b in expected_raw}
     tickets = read_all(dep.broker.bootstrap, dep.topic("tickets_raw"))[tickets_before:]
-    assert sorted(r.key for r in tickets) == [b"T-1", b"T-2", b"T-3"]
+    assert sorted(r.key for r in tickets) == [b"T-1", b"T-2", b"T-2", b"T-3"]  # T-2 sent, then resolved
 
     sent = Counter((endpoint, reason) for endpoint, _, reason, _ in INVALID)
     for (endpoint, reason), n in sent.items():

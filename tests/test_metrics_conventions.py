@@ -8,7 +8,7 @@ import urllib.parse
 from importlib.metadata import version
 
 import yaml
-from prometheus_client import generate_latest
+from prometheus_client import REGISTRY, generate_latest
 
 from correlator import metrics
 
@@ -61,3 +61,13 @@ def test_recording_rules_are_named_level_metric_operations() -> None:
         family = metric.removeprefix("aiops_").split("_")[0]
         assert operations.startswith("ratio") or f"aiops_{family}" in expr, name  # named after what it sums
         assert re.fullmatch(r"(rate|ratio|increase|quantile)\d+[mh]|sum", operations), name
+
+
+def test_no_metric_name_carries_a_label() -> None:
+    """A label belongs in the label set, not the name (`aiops_incidents_open{service}`, not `..._by_service`)."""
+    families = {m.name for m in REGISTRY.collect() if m.name.startswith("aiops_")}
+    named = [f for f in families if re.search(r"_(by|per)_[a-z]+$", f)]
+    assert not named, named
+    assert "aiops_incidents_open" in families
+    recorded = {str(rule["record"]) for rule in _rules("record")}
+    assert "job_service:aiops_incidents_open:sum" in recorded

@@ -88,6 +88,8 @@ def test_noise_window_memory_is_bounded_by_the_horizon() -> None:
     (["a/x", "a/y", "b/x", "c/x"], 2, {"a": 2, "b": 1, "other": 1}),
     (["a/x", "other/x", "b/x"], 5, {"a": 1, "b": 1, "other": 1}),  # a service named "other" joins the bucket
     ([f"h{i}/down" for i in range(1000)], 3, {"h0": 1, "h1": 1, "h2": 1, "other": 997}),
+    # scoped keys (scope/service/symptom): the service, not the scope
+    (["cluster=eu/a/x", "cluster=us/a/y", "env=prod,region=n/b/x"], 5, {"a": 2, "b": 1, "other": 0}),
 ])
 def test_open_incidents_by_service_is_capped(keys: list[str], top: int, expected: dict[str, int]) -> None:
     assert capped_by_service(keys, top) == expected
@@ -223,7 +225,7 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
             stack.prom, 'job_subject_severity_tier_outcome:aiops_sla_breaches:increase1h{subject="ticket"} > 0'), 30)
         assert {(b["metric"]["severity"], b["metric"]["tier"], b["metric"]["outcome"]) for b in breaches} == {
             ("sev3", "L1", "escalated")}
-        by_service = query(stack.prom, "count by (instance) (aiops_incidents_open_by_service)")
+        by_service = query(stack.prom, "count by (instance) (aiops_incidents_open)")
         assert len(by_service) == 2  # per worker: its top services and "other", never more
         assert all(1 <= float(s["value"][1]) <= Settings().metrics_top_services + 1 for s in by_service)
         lag = query(stack.prom, "aiops_consumer_lag_records")

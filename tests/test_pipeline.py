@@ -163,7 +163,7 @@ def test_a_quiet_partition_still_resolves_its_incidents(broker: EmbeddedBroker, 
               for i in range(3)]
     resolved = [{**a, "status": "resolved", "ends_at": now - 5} for a in alerts]
     dep.produce("alerts_raw", [(b"generic", b"\n".join(orjson.dumps(a) for a in alerts + resolved))])
-    latest = asyncio.run(follow_until(broker.bootstrap, lambda l: any(e.kind == "resolved" for e in l.values()),
+    latest = asyncio.run(follow_until(broker.bootstrap, lambda seen: any(e.kind == "resolved" for e in seen.values()),
                                       topic=dep.topic("incidents"), timeout=60, quiet_s=0))
     [event] = latest.values()
     assert (event.kind, event.status, event.alert_count, event.firing_count) == ("resolved", "resolved", 3, 0)

@@ -61,7 +61,7 @@ def test_an_override_routes_the_ticket_and_keeps_a_labelled_example(desk: tuple[
     events = wait_events(dep, "R-1", lambda ev: len(ev) >= 2, 30, worker)
     assert [(e["status"], e["seq"]) for e in events] == [("human_review", 1), ("routed", 2)]
     assert events[1]["review"]["who"] == "bob"
-    [label] = triaged(dep, 3.0, topic="tickets_labels")
+    [label] = wait_until(lambda: triaged(dep, 1.0, topic="tickets_labels") or None, 30, "the label", worker)
     assert (label["id"], label["taxonomy_code"], label["severity"], label["source"], label["text"]) == (
         "R-1", "network.dns", "sev2", "override", VAGUE)
     assert "R-1" not in queue(worker)
@@ -76,7 +76,7 @@ def test_an_approval_routes_as_triaged_once(desk: tuple[Deployment, WorkerProc])
     assert (event["status"], event["severity"], event["tier"], event["review"]["action"]) == (
         "routed", "sev3", "L1", "approve")
     status, again = call(worker, "POST", "/review/R-2/approve", {"who": "alice"})
-    assert status == 409 and "not waiting for review" in again["error"]
+    assert status == 409 and "not waiting for review" in again["detail"]
 
 
 BAD: list[tuple[str, str, Any, int, str | None]] = [

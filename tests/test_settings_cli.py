@@ -43,7 +43,7 @@ def test_help_names_every_flag_and_its_environment_variable() -> None:
 
 @pytest.mark.parametrize(("argv", "env", "names"), [
     (["worker", "--window", "abc"], {}, "--window / AIOPS_WINDOW: not a duration: 'abc'"),
-    (["worker"], {"AIOPS_WEB_PORT": "http"}, "--web-port / AIOPS_WEB_PORT: Input should be a valid integer"),
+    (["worker"], {"AIOPS_WEB_PORT": "http"}, "--web-port / AIOPS_WEB_PORT: invalid value: Input should be a valid integer"),
     (["up", "--tier-sla", '{"L9": "1h"}'], {}, "--tier-sla / AIOPS_TIER_SLA: unknown tiers in tier_sla: ['L9']"),
     (["worker", "--topic-replication-factor", "1", "--topic-min-insync-replicas", "2"], {},
      "topic_min_insync_replicas 2 is above topic_replication_factor 1"),
@@ -103,7 +103,7 @@ def test_config_file_under_environment_under_flags(kind: str, tmp_path: Path,
 def test_config_file_errors_are_one_line(tmp_path: Path) -> None:
     typo = tmp_path / "aiops.toml"
     typo.write_text('windw = "5m"\n')
-    for path, message in [(typo, "windw: Extra inputs are not permitted"),
+    for path, message in [(typo, "windw: unknown key"),
                           (tmp_path / "missing.toml", "does not exist"),
                           (tmp_path / "aiops.ini", "name it .toml, .yaml or .yml")]:
         if path.suffix == ".ini":

@@ -117,6 +117,11 @@ def partition(out: GroupingOutput) -> str:
                                               ("b", "db/latency", 90, 90, {"host": ["h1"]})], None, "a b"),
     ("one second more than the gap", [("a", "api/5xx", 0, 30, {"host": ["h1"]}),
                                       ("b", "db/latency", 91, 91, {"host": ["h1"]})], None, "a|b"),
+    # onset proximity: a child extends the group's reach only when it starts within burst_s (20 s) of its latest
+    # onset (or one topology edge on); a lull or a start somewhere inside a long child's span does not
+    ("steady background on a shared host does not chain on", [
+        (f"n{k}", f"svc{k}/cpu", 50.0 * k, 50.0 * k, {"host": ["h1"]}) for k in range(6)], None,
+     "n0 n1|n2 n3|n4 n5"),
     ("a cascade up the dependency chain", [
         ("db", "db/latency", 0, 90, {}), ("pay", "payments/5xx", 30, 120, {}),
         ("co", "checkout/5xx", 80, 150, {}), ("fe", "frontend/5xx", 140, 200, {})], SHOP, "co db fe pay"),
@@ -252,6 +257,22 @@ def test_redelivered_events_are_dropped() -> None:
 
 
 # ---- lifecycle and memory ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("b_start", "expected"), [(200, "a b|c"), (10, "a b c")])
+def test_only_a_child_in_the_burst_of_onsets_carries_the_group_on(b_start: float, expected: str) -> None:
+    # a spans 0..190 when b starts; b lasts to 260; c starts at 300, 110 s after a's last alert and 40 s after b's.
+    # b carries the group on to 260 only if it started in a's burst (within burst_s = 20 s of its onset), not
+    # merely inside a's span: one long incident does not make every later start on its host related to it.
+    h1 = {"host": ["h1"]}
+    events = [_event("a", "api/5xx", 0, 0, 1, "opened", h1), _event("a", "api/5xx", 0, 190, 2, "updated", h1),
+              _event("b", "db/latency", b_start, b_start, 1, "opened", h1, emitted=max(b_start, 191)),
+              _event("b", "db/latency", b_start, 260, 2, "updated", h1),
+              _event("c", "cache/miss", 300, 300, 1, "opened", h1)]
+    _, out = run(events)
+    assert partition(out) == expected
+    joined = next(a for a in out.assignments if a.child_id == "b")
+    assert joined.explanation.startswith("shares host h1")  # one line: why it joined
 
 
 def test_lifecycle_opened_updated_resolved_then_evicted() -> None:

@@ -72,3 +72,12 @@ def test_one_system_in_two_clusters_failing_at_once_stays_apart(base: accuracy_r
 
 def test_the_data_set_is_where_the_tests_expect_it() -> None:
     assert (MICROSS / "topology.json").exists() and Path(accuracy_rca.MICROSS) == MICROSS
+
+
+def test_background_noise_is_not_chained_into_causes(base: accuracy_rca.DataSet) -> None:
+    """Issue 17's second round, on the tuning variant (seed 101, never a scoring set): MicroSS with an alert a
+    minute of background noise between faults. Before onset proximity and the key's background rate stage 2
+    scored 0.743 here (noise glued into stage-1 incidents, and causes chained on by noise sharing a service);
+    measured 0.882 after. The floor sits a little under it."""
+    noisy = rca_sets.noisy(base, seed=rca_sets.TUNING["noise"][0])
+    assert score(noisy, topology=False).f1 >= 0.87

@@ -86,8 +86,8 @@ def wait_ready(worker: WorkerProc, timeout: float = 60.0) -> None:
 
 
 def triaged(dep: Deployment, timeout: float = 5.0, topic: str = "tickets_triaged") -> list[dict[str, Any]]:
-    """Every value on a topic so far, decoded (reads until `timeout` passes with fewer than a huge count)."""
-    return [orjson.loads(r.value) for r in dep.read(topic, 1_000_000, timeout=timeout)]
+    """Every value on a topic so far, decoded (read to the end offsets; `timeout` bounds the read)."""
+    return [orjson.loads(r.value) for r in dep.read_so_far(topic, timeout=timeout)]
 
 
 def events_of(dep: Deployment, key: str, timeout: float = 3.0) -> list[dict[str, Any]]:

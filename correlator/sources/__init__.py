@@ -31,14 +31,18 @@ def parse(
     *,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     zabbix_timezone: str | tzinfo = "UTC",
+    received_at: float | None = None,
 ) -> list[Alert]:
-    """Alerts from one body of the named source; an unknown source or a bad body raises SourceError."""
+    """Alerts from one body of the named source; an unknown source or a bad body raises SourceError.
+
+    `received_at` is when the body arrived, where the format needs it (Alertmanager-API-v2-style generic alerts
+    carry no status: resolved when their `endsAt` has passed by then)."""
     if source == "alertmanager":
         return alertmanager.parse(body, config, max_bytes=max_bytes)
     if source == "zabbix":
         return zabbix.parse(body, config, max_bytes=max_bytes, timezone=zabbix_timezone)
     if source == "generic":
-        return generic.parse(body, config, max_bytes=max_bytes)
+        return generic.parse(body, config, max_bytes=max_bytes, received_at=received_at)
     raise SourceError("source", f"unknown source {source!r}, expected one of {', '.join(SOURCES)}", source=source)
 
 
@@ -57,8 +61,8 @@ def parse_arrived(
     What the normalize agent runs: future-dated alerts come back clamped and marked, alerts older than the
     horizon apart (`Guarded.too_old`) so that the caller dead-letters them without losing the body's others.
     """
-    return guard_alerts(parse(source, body, config, max_bytes=max_bytes, zabbix_timezone=zabbix_timezone),
-                        arrival, guard)
+    alerts = parse(source, body, config, max_bytes=max_bytes, zabbix_timezone=zabbix_timezone, received_at=arrival)
+    return guard_alerts(alerts, arrival, guard)
 
 
 def alerts_in(source: str, body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> int:

@@ -11,6 +11,14 @@ Status is per alert: a group whose status is "firing" can carry resolved members
 `endsAt` "0001-01-01T00:00:00Z" (Go's zero time), read as no end; a firing alert's non-zero endsAt (another
 sender's planned end) is not a resolution and is dropped. One bad alert refuses the whole body with its path
 (`alerts[3].startsAt`): Alertmanager retries the whole notification, so nothing is half-accepted.
+
+Alertmanager API v2 alerts (the body of its `POST /api/v2/alerts`, which Prometheus, vmalert, Grafana and
+others send: `labels`, `annotations`, `startsAt`, `endsAt`, `generatorURL`) arrive on the generic endpoint and
+become alerts here, through the same mapping (`posted_alert`). They carry no status: as Alertmanager decides,
+an alert is resolved when its `endsAt` is at or before the time it was received (`received_at`, the arrival time
+the normalize agent passes), else firing and its planned end dropped; an explicit `status` wins. Without a
+receipt time (a replay of a file) an `endsAt` is taken as the resolution. `startsAt` is required here (event
+time drives correlation; Alertmanager would use its own clock).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig, fingerprint_of_labels, scope_of, service_of
-from correlator.models import Alert
+from correlator.models import Alert, AlertStatus
 from correlator.sources.errors import SourceError
 from correlator.sources.generic import (
     DEFAULT_MAX_BYTES,
@@ -34,7 +42,7 @@ from correlator.sources.generic import (
     symptom_of,
 )
 
-__all__ = ["SOURCE", "VERSION", "WebhookAlert", "WebhookMessage", "checked", "parse"]
+__all__ = ["SOURCE", "VERSION", "PostableAlert", "WebhookAlert", "WebhookMessage", "checked", "parse", "posted_alert"]
 
 SOURCE: Final = "alertmanager"
 VERSION: Final = "4"
@@ -62,6 +70,12 @@ class WebhookAlert(BaseModel):
     fingerprint: str = ""
 
 
+class PostableAlert(WebhookAlert):
+    """One alert of an Alertmanager API v2 `POST /api/v2/alerts` body (its `postableAlert`; `status` optional)."""
+
+    status: Literal["firing", "resolved"] | None = None  # type: ignore[assignment]
+
+
 class WebhookMessage(BaseModel):
     """The whole webhook body (Alertmanager's notify/webhook.Message)."""
 
@@ -86,7 +100,8 @@ def parse(
 ) -> list[Alert]:
     """Alerts from one Alertmanager v4 webhook body; any bad field refuses the whole body."""
     message = checked(body, max_bytes=max_bytes)
-    return [_alert(message, item, config) for item in message.alerts]
+    context = _context(message)
+    return [_alert(item, item.status, config, SOURCE, context) for item in message.alerts]
 
 
 def checked(body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> WebhookMessage:
@@ -122,24 +137,46 @@ def _check_version(version: object) -> None:
                           source=SOURCE)
 
 
-def _alert(message: WebhookMessage, item: WebhookAlert, config: KeyConfig) -> Alert:
+def posted_alert(obj: dict[str, Any], where: str, config: KeyConfig = DEFAULT_KEY_CONFIG,
+                 received_at: float | None = None, source: str = "generic") -> Alert:
+    """One Alertmanager-API-v2-style alert object (see the module docstring) as an Alert; `where` prefixes error
+    paths (`[3].startsAt`). The status rule is Alertmanager's, against `received_at`."""
+    try:
+        item = PostableAlert.model_validate(obj)
+    except ValidationError as exc:
+        raise error_from_validation(exc, source, where) from None
+    if _epoch(item.starts_at) is None:
+        raise SourceError(f"{where}.startsAt" if where else "startsAt", "zero time: an alert needs the time it began",
+                          source=source)
+    return _alert(item, item.status or _posted_status(_epoch(item.ends_at), received_at), config, source, {})
+
+
+def _posted_status(ends_at: float | None, received_at: float | None) -> AlertStatus:
+    if ends_at is None:
+        return "firing"
+    return "resolved" if received_at is None or ends_at <= received_at else "firing"
+
+
+def _alert(item: WebhookAlert, status: AlertStatus, config: KeyConfig, source: str, context: dict[str, Any]
+           ) -> Alert:
+    """The one mapping of an Alertmanager alert (webhook entry or API v2 alert) to an Alert."""
     starts_at = _epoch(item.starts_at)
-    assert starts_at is not None  # `checked` refused zero start times
+    assert starts_at is not None  # `checked` and `posted_alert` refused zero start times
     severity, severity_raw = severity_of(item.labels.get("severity"))
     return Alert(
         fingerprint=item.fingerprint or fingerprint_of_labels(item.labels),
-        source=SOURCE,
+        source=source,
         service=service_of(item.labels, config),
         scope=scope_of(item.labels, config),
         symptom=symptom_of(item.labels, config),
         severity=severity,
-        status=item.status,
+        status=status,
         starts_at=starts_at,
-        ends_at=_epoch(item.ends_at) if item.status == "resolved" else None,
+        ends_at=_epoch(item.ends_at) if status == "resolved" else None,
         labels=item.labels,
         annotations=item.annotations,
         summary=summary_of(item.annotations),
-        extra=_extra(message, item, severity_raw),
+        extra=_extra(item, context, severity_raw),
     )
 
 
@@ -151,17 +188,24 @@ def _epoch(moment: datetime | None) -> float | None:
     return moment.timestamp()
 
 
-def _extra(message: WebhookMessage, item: WebhookAlert, severity_raw: str | None) -> dict[str, Any]:
+def _context(message: WebhookMessage) -> dict[str, Any]:
+    """What a webhook says about all its alerts, kept in each one's `extra`."""
+    context: dict[str, Any] = {}
+    if message.receiver:
+        context["receiver"] = message.receiver
+    if message.group_key:
+        context["groupKey"] = message.group_key
+    if message.truncated_alerts:
+        # The only trace of alerts Alertmanager left out (max_alerts): surface it with every member.
+        context["truncatedAlerts"] = message.truncated_alerts
+    return context
+
+
+def _extra(item: WebhookAlert, context: dict[str, Any], severity_raw: str | None) -> dict[str, Any]:
     extra: dict[str, Any] = dict(item.model_extra or {})
     if item.generator_url:
         extra["generatorURL"] = item.generator_url
-    if message.receiver:
-        extra["receiver"] = message.receiver
-    if message.group_key:
-        extra["groupKey"] = message.group_key
-    if message.truncated_alerts:
-        # The only trace of alerts Alertmanager left out (max_alerts): surface it with every member.
-        extra["truncatedAlerts"] = message.truncated_alerts
+    extra.update(context)
     if severity_raw is not None:
         extra["severity_raw"] = severity_raw
     return extra

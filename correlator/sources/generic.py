@@ -55,6 +55,7 @@ from correlator.keys import (
 )
 from correlator.models import Alert, Severity
 from correlator.sources.errors import SourceError
+from correlator.validation import first_error, json_type
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -89,6 +90,8 @@ _KNOWN: Final = frozenset(
      "annotations", "summary")
 )
 _STATUSES: Final = frozenset(("firing", "resolved"))
+_AM_V2_KEYS: Final = frozenset(("startsAt", "endsAt", "generatorURL"))
+"""Keys that tell an Alertmanager API v2 alert (`POST /api/v2/alerts`) from a generic one."""
 
 
 # ---------------------------------------------------------------- shared by every adapter
@@ -108,19 +111,6 @@ def load_json(data: bytes, source: str, field: str = "body") -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise SourceError(field, f"malformed JSON: {exc}", source=source) from None
-
-
-def json_type(value: object) -> str:
-    """The JSON name of a parsed value's type, for 'wrong type' messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def severity_of(raw: str | None) -> tuple[Severity, str | None]:
@@ -202,45 +192,37 @@ def summary_of(annotations: dict[str, str]) -> str:
     return annotations.get("summary") or annotations.get("description") or ""
 
 
-def error_from_validation(exc: ValidationError, source: str) -> SourceError:
-    """The first pydantic error as a SourceError with a path like `alerts[3].startsAt`."""
-    first = exc.errors(include_url=False)[0]
-    path = ""
-    for part in first["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    kind = first["type"]
-    if kind == "missing":
-        reason = "missing required field"
-    elif kind.endswith("_type"):
-        reason = f"wrong type: {first['msg']}, got {json_type(first.get('input'))}"
-    elif kind == "value_error":  # our own validators' ValueError: its text is the whole reason
-        reason = str(first.get("ctx", {}).get("error", first["msg"]))
-    else:
-        reason = f"invalid value: {first['msg']}"
-    return SourceError(path or "body", reason, source=source)
+def error_from_validation(exc: ValidationError, source: str, where: str = "") -> SourceError:
+    """The first pydantic error as a SourceError, path and reason from the one formatter (`correlator.validation`)."""
+    error = first_error(exc, where)
+    return SourceError(error.field, error.reason, source=source)
 
 
 # ---------------------------------------------------------------- the generic format
 
 
 def parse(
-    body: bytes, config: KeyConfig = DEFAULT_KEY_CONFIG, *, max_bytes: int | None = DEFAULT_MAX_BYTES
+    body: bytes, config: KeyConfig = DEFAULT_KEY_CONFIG, *, max_bytes: int | None = DEFAULT_MAX_BYTES,
+    received_at: float | None = None,
 ) -> list[Alert]:
-    """Alerts from a generic JSON body: one object, an array, or NDJSON; one bad alert refuses the body."""
+    """Alerts from a generic JSON body: one object, an array, or NDJSON; one bad alert refuses the body.
+
+    `received_at` (epoch seconds) is when the body arrived: it tells a resolved Alertmanager-API-v2-style
+    alert from a firing one (see `alert_of`)."""
     check_body(body, SOURCE, max_bytes)
     text = body.lstrip()
     if text[:1] == b"[":
         items = load_json(body, SOURCE)
         with _collector_paused():
-            return [alert_of(item, f"[{i}]", config) for i, item in enumerate(items)]
+            return [alert_of(item, f"[{i}]", config, received_at) for i, item in enumerate(items)]
     try:
         single = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if not _looks_like_ndjson(text):
             raise SourceError("body", f"malformed JSON: {exc}", source=SOURCE) from None
         with _collector_paused():
-            return list(iter_ndjson(body.split(b"\n"), config))
-    return [alert_of(single, "", config)]
+            return list(iter_ndjson(body.split(b"\n"), config, received_at))
+    return [alert_of(single, "", config, received_at)]
 
 
 @contextmanager
@@ -256,11 +238,12 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def iter_ndjson(lines: Iterable[bytes], config: KeyConfig = DEFAULT_KEY_CONFIG) -> Iterator[Alert]:
+def iter_ndjson(lines: Iterable[bytes], config: KeyConfig = DEFAULT_KEY_CONFIG, received_at: float | None = None
+                ) -> Iterator[Alert]:
     """Alerts from NDJSON lines (a file object works), raising at the first bad line with its 1-based number."""
     for number, line in enumerate(lines, 1):
         if line and not line.isspace():
-            yield alert_of(load_json(line, SOURCE, f"line {number}"), f"line {number}", config)
+            yield alert_of(load_json(line, SOURCE, f"line {number}"), f"line {number}", config, received_at)
 
 
 def _looks_like_ndjson(text: bytes) -> bool:
@@ -271,10 +254,17 @@ def _looks_like_ndjson(text: bytes) -> bool:
     return bool(newline and rest) and not rest.isspace() and first[:1] == b"{" and first[-1:] == b"}"
 
 
-def alert_of(obj: object, where: str, config: KeyConfig = DEFAULT_KEY_CONFIG) -> Alert:
-    """One Alert from one parsed generic object; `where` prefixes error paths (`[3]`, `line 7`, or empty)."""
+def alert_of(obj: object, where: str, config: KeyConfig = DEFAULT_KEY_CONFIG, received_at: float | None = None
+             ) -> Alert:
+    """One Alert from one parsed generic object; `where` prefixes error paths (`[3]`, `line 7`, or empty).
+
+    An object in Alertmanager's API v2 spelling (`startsAt`, `endsAt` or `generatorURL`, and no `starts_at`)
+    goes through the Alertmanager adapter's mapping, its status decided against `received_at`.
+    """
     if type(obj) is not dict:
         raise SourceError(where or "body", f"wrong type: expected an object, got {json_type(obj)}", source=SOURCE)
+    if "starts_at" not in obj and not _AM_V2_KEYS.isdisjoint(obj):
+        return _posted(obj, where, config, received_at)
     get = obj.get
     labels = _map(get("labels"), where, "labels")
     annotations = _map(get("annotations"), where, "annotations")
@@ -302,8 +292,14 @@ def alert_of(obj: object, where: str, config: KeyConfig = DEFAULT_KEY_CONFIG) ->
     try:
         return Alert.model_validate(fields)
     except ValidationError as exc:
-        error = error_from_validation(exc, SOURCE)
-        raise SourceError(_at(where, error.field), error.reason, source=SOURCE) from None
+        raise error_from_validation(exc, SOURCE, where) from None
+
+
+def _posted(obj: dict[str, Any], where: str, config: KeyConfig, received_at: float | None) -> Alert:
+    # imported here: the Alertmanager adapter imports this module's shared checks, a top-level import would cycle
+    from correlator.sources.alertmanager import posted_alert
+
+    return posted_alert(obj, where, config, received_at, SOURCE)
 
 
 def _start(value: object, where: str) -> float:

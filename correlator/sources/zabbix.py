@@ -176,8 +176,7 @@ def _alert(data: object, where: str, config: KeyConfig, zone: tzinfo) -> Alert:
     try:
         event = ZabbixEvent.model_validate(data)
     except ValidationError as exc:
-        error = error_from_validation(exc, SOURCE)
-        raise SourceError(_at(where, error.field), error.reason, source=SOURCE) from None
+        raise error_from_validation(exc, SOURCE, where) from None
     return _normalized(event, where, config, zone)
 
 

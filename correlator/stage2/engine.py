@@ -11,15 +11,18 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
 
 * scope: C's key has exactly G's scope (cluster, environment, region: a hard boundary, never crossed);
 
-* time: G.first_seen - gap <= t <= G.last_seen + gap, last_seen being the latest alert of any child that
-  stage 2 has heard of (children's spans arrive on their `updated` events);
+* time: G.first_seen - gap <= t <= G.reach + gap, reach being the latest alert (children's spans arrive on
+  their `updated` events) of any child that extends G: the first, and each that started within burst_s of
+  G's latest child onset or one topology edge from it. A child that starts after a longer lull, or merely
+  inside a long child's span, joins but does not extend G (onset proximity: steady background alerts and
+  an overlapping unrelated fault do not chain a cause on);
 * relation: C continues a child of G, or shares an entity with G, or is within max_hops of it in the
   topology, or (the label fallback) shares a namespace, and no cluster separates them (see `relations`);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
 related, C opens a successor that names the best of them (`previous_id`); when none is, C opens its own
-group. A group stops accepting when the release point passes its last_seen + gap, resolves once it has
+group. A group stops accepting when the release point passes its reach + gap, resolves once it has
 stopped accepting and every child has resolved or expired, and is evicted retention_s later (then its
 children are forgotten too). Parent ids derive from the first child's id.
 
@@ -248,6 +251,7 @@ class Grouper:
             self.counters.duplicates += 1
             return
         child = ChildState.of(ev)
+        child.extends = known.extends
         g.refresh(child)
         if g.accepting and child.entity_values != known.entity_values:
             self._absorb(g, view_of(ev, self.config, self.topology))
@@ -292,7 +296,7 @@ class Grouper:
             g = self.store.get(gid)
             if g is not None and g.scope != scope:
                 continue  # scope is a hard boundary: two clusters' failures are two causes, whatever relates them
-            gap = None if g is None else time_gap(ev.first_seen, g.first_seen, g.last_seen, self.config.gap_s)
+            gap = None if g is None else time_gap(ev.first_seen, g.first_seen, g.reach, self.config.gap_s)
             link = None if g is None or gap is None else self._link(ev, view, g)
             if g is None or gap is None or link is None:
                 continue
@@ -324,7 +328,7 @@ class Grouper:
         if keep is best.group:
             return best
         link = self._link(ev, view, keep) or best.link
-        gap = time_gap(ev.first_seen, keep.first_seen, keep.last_seen, self.config.gap_s)
+        gap = time_gap(ev.first_seen, keep.first_seen, keep.reach, self.config.gap_s)
         return _Candidate(keep, link, best.gap if gap is None else gap)
 
     def _fold(self, src: GroupState, dst: GroupState, ev: IncidentEvent, now: float, out: GroupingOutput) -> None:
@@ -403,7 +407,13 @@ class Grouper:
 
     def _join(self, cand: _Candidate, ev: IncidentEvent, view: ChildView, now: float, out: GroupingOutput) -> None:
         g, link, gap = cand.group, cand.link, cand.gap
-        g.refresh(ChildState.of(ev))
+        child = ChildState.of(ev)
+        # onset proximity: a child carries its group on when it starts in the group's burst of onsets, or one
+        # topology edge on from it (a cascade propagating); one that starts after a lull, or merely somewhere
+        # inside a long child's span, joins but does not extend it
+        child.extends = (ev.first_seen - g.last_onset <= self.config.burst_s
+                         or (link.relation is Relation.TOPOLOGY and link.hops == 1))
+        g.refresh(child)
         self._absorb(g, view)
         self._child_group[ev.incident_id] = g.id
         g.dirty = True
@@ -463,7 +473,7 @@ class Grouper:
 
     def _settle(self, g: GroupState, now: float, out: GroupingOutput) -> None:
         cfg = self.config
-        if g.accepting and now > g.last_seen + cfg.gap_s:
+        if g.accepting and now > g.reach + cfg.gap_s:
             g.accepting = False
             self._unindex(g)
         if g.phase is GroupPhase.OPEN and not g.accepting and g.all_done:
@@ -482,7 +492,7 @@ class Grouper:
             return g.done_at + cfg.retention_s
         if not g.accepting and g.all_done:
             return -_INF
-        deadline = g.last_seen + cfg.gap_s if g.accepting else _INF
+        deadline = g.reach + cfg.gap_s if g.accepting else _INF
         if g.dirty:
             deadline = min(deadline, g.last_emit_at + cfg.update_interval_s)
         return deadline

@@ -86,7 +86,7 @@ def view_of(ev: IncidentEvent, config: GroupingConfig, topology: Topology | None
 
 
 def time_gap(t: float, first_seen: float, last_seen: float, gap_s: float) -> float | None:
-    """Seconds from a group's latest alert to `t` (0 inside its span), or None when farther than gap_s."""
+    """Seconds from a group's reach (`last_seen`) to `t` (0 inside it), or None when farther than gap_s."""
     if t < first_seen - gap_s or t > last_seen + gap_s:
         return None
     return max(0.0, t - last_seen)

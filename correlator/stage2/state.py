@@ -42,6 +42,8 @@ class ChildState:
     done_at: float | None = None
     entity_values: int = 0
     """Label values the child's event carried; stage 1 only adds to them, so an equal count means no news."""
+    extends: bool = True
+    """Whether the child's span extends its group's reach: it started in the group's burst of onsets."""
 
     @classmethod
     def of(cls, ev: IncidentEvent) -> ChildState:
@@ -53,7 +55,7 @@ class ChildState:
     def to_list(self) -> list[Any]:
         """Compact plain form for a changelog."""
         return [self.id, self.key, self.seq, self.status, self.first_seen, self.last_seen, self.alert_count,
-                self.severity, self.done_at, self.entity_values]
+                self.severity, self.done_at, self.entity_values, self.extends]
 
 
 @dataclass(slots=True, eq=False)
@@ -64,6 +66,10 @@ class GroupState:
     first_child: str
     first_seen: float
     last_seen: float
+    reach: float = float("-inf")
+    """Latest alert of a child that extends the group (see `ChildState.extends`): where time relates from."""
+    last_onset: float = float("-inf")
+    """Latest first alert of any child."""
     previous_id: str | None = None
     topology_version: str | None = None
     children: dict[str, ChildState] = field(default_factory=dict)
@@ -99,14 +105,19 @@ class GroupState:
     def refresh(self, child: ChildState) -> None:
         """Take a child's latest figures into the group's span."""
         self.children[child.id] = child
-        self.first_seen = min(self.first_seen, child.first_seen)
-        self.last_seen = max(self.last_seen, child.last_seen)
+        first, last = child.first_seen, child.last_seen
+        # comparisons, not min()/max(): this runs on every child event stage 2 folds
+        self.first_seen = first if first < self.first_seen else self.first_seen
+        self.last_seen = last if last > self.last_seen else self.last_seen
+        self.last_onset = first if first > self.last_onset else self.last_onset
+        if child.extends and last > self.reach:
+            self.reach = last
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, orjson-ready form for a changelog table."""
         return {
             "id": self.id, "first_child": self.first_child, "first": self.first_seen, "last": self.last_seen,
-            "prev": self.previous_id, "topo": self.topology_version,
+            "reach": self.reach, "onset": self.last_onset, "prev": self.previous_id, "topo": self.topology_version,
             "children": [c.to_list() for c in self.children.values()], "entities": sorted(self.entities),
             "scopes": {k: sorted(v) for k, v in self.scopes.items()}, "accepting": self.accepting,
             "phase": self.phase.value, "done": self.done_at, "seq": self.seq,
@@ -119,7 +130,8 @@ class GroupState:
         children = [ChildState(*c) for c in d["children"]]
         return cls(
             id=d["id"], first_child=d["first_child"], first_seen=d["first"], last_seen=d["last"],
-            previous_id=d["prev"], topology_version=d["topo"], children={c.id: c for c in children},
+            reach=d.get("reach", d["last"]), last_onset=d.get("onset", d["last"]), previous_id=d["prev"],
+            topology_version=d["topo"], children={c.id: c for c in children},
             entities=set(d["entities"]), scopes={k: set(v) for k, v in d["scopes"].items()},
             accepting=d["accepting"], phase=GroupPhase(d["phase"]), done_at=d["done"], seq=d["seq"],
             last_emit_at=float("-inf") if d["emitted"] is None else d["emitted"], dirty=d["dirty"],

@@ -48,7 +48,10 @@ from correlator.triage.taxonomy import (
 )
 from correlator.triage.text import compile_patterns, fold
 
-__all__ = ["Classification", "Classifier", "TriageConfig", "DEFAULT_TRIAGE_CONFIG", "RuleClassifier"]
+__all__ = [
+    "Classification", "Classifier", "TriageConfig", "DEFAULT_TRIAGE_CONFIG", "RuleClassifier",
+    "MAX_NO_MATCH_CONFIDENCE",
+]
 
 MAX_NO_MATCH_CONFIDENCE = 0.25
 
@@ -63,6 +66,7 @@ class Classification:
     tags: tuple[str, ...] = ()
     reason: str = ""
     classifier: str = "rules"
+    model_version: str | None = None  # the learned model that decided (correlator/triage/learned.py), if any
 
 
 class Classifier(Protocol):
@@ -93,6 +97,7 @@ class TriageConfig:
     no_match_confidence: float = 0.2
     plugin: str | None = None
     plugin_timeout_s: float = 2.0
+    plugin_options: tuple[tuple[str, str], ...] = ()  # what the plug-in's factory reads (an endpoint, a model)
 
     def __post_init__(self) -> None:
         if UNKNOWN_CODE not in self.taxonomy:

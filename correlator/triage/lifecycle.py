@@ -12,7 +12,6 @@ record for a ticket's status) or `POST /tickets/{id}/resolve`; both call `resolv
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -23,6 +22,7 @@ from correlator.triage.classifier import Classification
 from correlator.triage.routing import DEFAULT_ROUTING, RoutingPolicy, route, triaged_ticket
 from correlator.triage.sla import EscalationReason, check_sla, escalated_ticket, sla_state_of
 from correlator.triage.taxonomy import DEFAULT_TAXONOMY
+from correlator.validation import FieldError, field_errors, first_error, json_type
 
 __all__ = [
     "FieldError",
@@ -33,6 +33,7 @@ __all__ = [
     "ReviewAction",
     "ReviewRequest",
     "TicketRecord",
+    "TicketInput",
     "TicketResolution",
     "approve",
     "check_ticket",
@@ -41,9 +42,11 @@ __all__ = [
     "open_ticket",
     "override",
     "parse_review",
+    "parse_ticket_body",
     "parse_ticket_input",
     "purgeable",
     "resolve",
+    "ticket_input",
 ]
 
 ReviewAction = Literal["approve", "override"]
@@ -55,19 +58,17 @@ class Refused(ValueError):
 
 
 class InputError(ValueError):
-    """A `tickets.raw` record that is neither a ticket nor a resolution; `category` is a bounded metric label."""
+    """A `tickets.raw` record that is neither a ticket nor a resolution; `category` is a bounded metric label.
 
-    def __init__(self, reason: str, category: str) -> None:
-        super().__init__(reason)
+    `field` and `reason` are the problem as the one formatter names it (`correlator.validation`): the HTTP
+    ingest answers 400 with them, the triage agent dead-letters the record with the message.
+    """
+
+    def __init__(self, reason: str, category: str, field: str = "body", message: str | None = None) -> None:
+        super().__init__(message or reason)
         self.category = category
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One problem with a request body: the field (`body` for the whole) and why."""
-
-    field: str
-    reason: str
+        self.field = field
+        self.reason = reason
 
 
 class TicketResolution(BaseModel):
@@ -159,29 +160,57 @@ def parse_review(body: Any, action: RequestAction, taxonomy: Sequence[str] = DEF
                  ) -> ReviewRequest | list[FieldError]:
     """The request in a decoded JSON body, or every problem with it (field and reason)."""
     if not isinstance(body, dict):
-        return [FieldError("body", f"expected a JSON object, got {type(body).__name__}")]
+        return [FieldError("body", f"wrong type: expected a JSON object, got {json_type(body)}")]
     try:
         return ReviewRequest.model_validate(body, context={"action": action, "taxonomy": tuple(taxonomy)})
     except ValidationError as exc:
-        return [FieldError(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
+        return field_errors(exc)
 
 
-def parse_ticket_input(raw: bytes | None) -> Ticket | TicketResolution:
-    """A `tickets.raw` value: a `Ticket`, or a `TicketResolution` (an object with `"status": "resolved"`)."""
-    try:
-        doc = orjson.loads(raw or b"")
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc}", "malformed_json") from None
+TicketInput = Ticket | TicketResolution
+"""What a `tickets.raw` record holds: a ticket to triage, or the helpdesk closing one."""
+
+
+def ticket_input(doc: object, where: str = "") -> TicketInput:
+    """A decoded `tickets.raw` document as a `Ticket`, or a `TicketResolution` (an object with `"status":
+    "resolved"`): the one rule the HTTP ingest and the triage agent both apply. `where` prefixes error paths."""
     if not isinstance(doc, dict):
-        raise InputError(f"expected a JSON object, got {type(doc).__name__}", "not_an_object")
+        raise InputError(f"wrong type: expected a ticket object, got {json_type(doc)}", "not_an_object",
+                         where or "body")
     model: type[Ticket] | type[TicketResolution] = TicketResolution if doc.get("status") == "resolved" else Ticket
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "value"
-        raise InputError(f"not a {model.__name__}: {where}: {first['msg']}", f"invalid_{model.__name__.lower()}"
-                         ) from None
+        error = first_error(exc, where)
+        raise InputError(error.reason, f"invalid_{model.__name__.lower()}", error.field,
+                         f"not a {model.__name__}: {error.field}: {error.reason}") from None
+
+
+def _loaded(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc}", "malformed_json") from None
+
+
+def parse_ticket_input(raw: bytes | None) -> TicketInput:
+    """A `tickets.raw` value (one JSON object) as the triage agent reads it; `InputError` says why not."""
+    return ticket_input(_loaded(raw or b""))
+
+
+def parse_ticket_body(body: bytes) -> list[tuple[str, bytes, TicketInput]]:
+    """(ticket id, record value, what it is) per ticket or resolution of an HTTP body: one object, or an array.
+
+    A single object travels as the bytes received; array elements are re-encoded one by one (same JSON values,
+    unknown fields kept), so each record is exactly what `parse_ticket_input` accepts. One bad element refuses
+    the body with its place (`[2].created_at`).
+    """
+    data = _loaded(body)
+    if isinstance(data, list):
+        items = [ticket_input(item, f"[{i}]") for i, item in enumerate(data)]
+        return [(item.ticket_id, orjson.dumps(doc), item) for item, doc in zip(items, data, strict=True)]
+    item = ticket_input(data)  # an object, or refused as the agent refuses a record that is not one
+    return [(item.ticket_id, body, item)]
 
 
 def open_ticket(ticket: Ticket, classification: Classification, now: float,

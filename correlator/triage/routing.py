@@ -125,4 +125,5 @@ def triaged_ticket(
         sla_minutes=decision.sla_minutes,
         due_at=due_at,
         decided_at=now,
+        model_version=classification.model_version,
     )

@@ -1,6 +1,6 @@
 """`aiops triage [TEXT] [--threshold 0.5] [--json]`: triage one text, or NDJSON tickets on stdin, and print the decision.
 
-Each stdin line is an object with `text` and optionally `ticket_id`. A line that is not such an object is
+`aiops triage train` builds a learned model instead (stream/commands/train.py). Each stdin line is an object with `text` and optionally `ticket_id`. A line that is not such an object is
 reported on stderr with its line number and skipped; the exit code is then 1. Nothing here needs Faust.
 """
 
@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
@@ -20,6 +21,7 @@ from correlator.triage import (
     Classifier,
     RouteDecision,
     RoutingPolicy,
+    RuleClassifier,
     TriageConfig,
     build_classifier,
     route,
@@ -55,6 +57,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per ticket")
     parser.add_argument("--classifier", metavar="MODULE:FACTORY", default=None,
                         help="optional plug-in classifier; the rules answer when it fails")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="triage with the newest learned model in DIR beside the rules (`aiops triage train`)")
 
 
 def _read(stream: TextIO) -> Iterator[_Item | _Refused]:
@@ -85,6 +89,7 @@ def _as_json(item: _Item, result: Classification, decision: RouteDecision) -> st
         "status": decision.status,
         "tier": decision.tier,
         "sla_minutes": decision.sla_minutes,
+        "model_version": result.model_version,
     }).decode()
 
 
@@ -111,10 +116,24 @@ def _emit(item: _Item, classifier: Classifier, policy: RoutingPolicy, as_json: b
     print(("" if first else "\n") + _as_text(item, result, decision))
 
 
+def _learned(directory: Path) -> Classifier:
+    """The rules with the newest model of `directory`; ValueError when there is none or it cannot be used."""
+    from stream.triage_model import ModelWatch
+
+    watch = ModelWatch(directory, RuleClassifier())
+    changed = watch.poll()
+    if watch.classifier is None:
+        raise ValueError(changed or watch.status())
+    print(watch.status(), file=sys.stderr)
+    return watch.classifier
+
+
 def run(args: argparse.Namespace) -> int:
     """Triage and print; 0 when every ticket was triaged, 1 when a stdin line was refused, 2 on bad config."""
     try:
         classifier = build_classifier(TriageConfig(plugin=args.classifier))
+        if args.model_dir is not None:
+            classifier = _learned(args.model_dir)
     except ValueError as exc:
         print(f"aiops triage: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,166 @@
+"""Triage that learns from its reviewers: a learning curve and a reliability diagram, on the blind set.
+
+Learning curve: the author's set (`data/triage_eval.ndjson`) stands in for reviewer overrides arriving one by
+one, in a shuffled order; after n of them (0 = the rules alone) a model is trained on those n (with its
+calibration on their own held-out folds) and the blind set (`data/triage_blind.ndjson`, never trained on) is
+scored: both right overall, the share auto-routed at the threshold and both right among those. Several shuffles;
+the table gives the median and the range.
+
+Reliability diagram: calibrated confidence of the learned classifier (bins of 0.1) against the share of
+decisions with code and severity both right, on the author's set out-of-fold and on the blind set.
+
+    python benchmarks/triage_learning.py [--seeds 3] [--threshold 0.5]   # writes the two PNGs, prints tables
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from triage_eval import DATA, evaluate, load, section
+
+from correlator.triage import Classification, RoutingPolicy, RuleClassifier
+from correlator.triage.learned import LearnedClassifier
+from stream.triage_model import Example, out_of_fold, read_labels, train
+
+HERE = Path(__file__).resolve().parent
+BLIND = HERE / "data" / "triage_blind.ndjson"
+CURVE_PNG = HERE / "triage_learning_curve.png"
+RELIABILITY_PNG = HERE / "triage_reliability.png"
+STEPS = (0, 10, 20, 40, 60, 80, 100, 120, 140)
+
+
+def blind_figures(records: list[dict[str, Any]], results: Sequence[Classification] | None,
+                  policy: RoutingPolicy) -> dict[str, float]:
+    """Both right overall, routed share and routed both right on the blind set for one set of decisions."""
+    data = section(evaluate(records, policy, results))
+    return {"both": data["accuracy"]["both"] or 0.0, "share": data["auto_routed"]["share"] or 0.0,
+            "routed_both": data["auto_routed"]["accuracy"]["both"] or 0.0}
+
+
+def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy: RoutingPolicy
+          ) -> list[dict[str, Any]]:
+    """For each number of overrides fed in, the blind-set figures per shuffle."""
+    import random
+
+    rules = RuleClassifier()
+    texts = [r["text"] for r in blind]
+    steps = [*STEPS, len(author)]
+    rows = []
+    for n in steps:
+        runs = []
+        for seed in range(seeds):
+            order = author[:]
+            random.Random(seed).shuffle(order)
+            results = None if n == 0 else LearnedClassifier(rules, train(order[:n], rules)).classify_many(texts)
+            runs.append(blind_figures(blind, results, policy))
+            if n == 0 or n == len(author):
+                break  # the same for every shuffle
+        rows.append({"n": n, "runs": runs})
+        print(f"  {n:>4} overrides: both right " + ", ".join(f"{r['both']:.3f}" for r in runs), flush=True)
+    return rows
+
+
+def _med(rows: list[dict[str, float]], key: str) -> tuple[float, float, float]:
+    values = [r[key] for r in rows]
+    return statistics.median(values), min(values), max(values)
+
+
+def curve_table(rows: list[dict[str, Any]]) -> str:
+    """The markdown table of the curve: median (min-max) over shuffles."""
+    lines = ["| overrides fed in | both right (blind) | auto-routed share | both right among routed |",
+             "|---:|---|---|---|"]
+    for row in rows:
+        cells = []
+        for key in ("both", "share", "routed_both"):
+            med, lo, hi = _med(row["runs"], key)
+            cells.append(f"{med:.3f}" + (f" ({lo:.3f}-{hi:.3f})" if hi > lo else ""))
+        lines.append(f"| {row['n']}{' (rules alone)' if row['n'] == 0 else ''} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bins(pairs: Sequence[tuple[float, bool]]) -> list[tuple[float, float, int]]:
+    """(mean confidence, share right, count) per 0.1-wide bin of confidence, empty bins left out."""
+    out = []
+    for b in range(10):
+        inside = [(c, ok) for c, ok in pairs if b / 10 <= c < (b + 1) / 10 or (b == 9 and c == 1.0)]
+        if inside:
+            out.append((statistics.fmean(c for c, _ in inside), sum(ok for _, ok in inside) / len(inside),
+                        len(inside)))
+    return out
+
+
+def _right(result: Classification, record: dict[str, Any] | Example) -> bool:
+    code = record["taxonomy_code"] if isinstance(record, dict) else record.taxonomy_code
+    severity = record["severity"] if isinstance(record, dict) else record.severity
+    return result.taxonomy_code == code and result.severity == severity
+
+
+def plot(rows: list[dict[str, Any]], reliability: dict[str, list[tuple[float, float, int]]]) -> None:
+    """Write the learning curve and the reliability diagram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    xs = [r["n"] for r in rows]
+    for key, label in (("both", "both right, all blind tickets"), ("routed_both", "both right among auto-routed"),
+                       ("share", "share auto-routed")):
+        meds = [_med(r["runs"], key) for r in rows]
+        ax.plot(xs, [m for m, _, _ in meds], marker="o", label=label)
+        ax.fill_between(xs, [lo for _, lo, _ in meds], [hi for _, _, hi in meds], alpha=0.15)
+    ax.axhline(0.70, color="grey", ls=":", lw=1)
+    ax.axhline(0.85, color="grey", ls=":", lw=1)
+    ax.set(xlabel="reviewed tickets fed in (author's set, shuffled; 0 = rules alone)", ylabel="share",
+           ylim=(0, 1), title="Triage on the blind set (251) vs reviews learned from")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(CURVE_PNG, dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    for name, points in reliability.items():
+        ax.plot([c for c, _, _ in points], [r for _, r, _ in points], marker="o", label=name)
+        for c, r, n in points:
+            ax.annotate(str(n), (c, r), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    ax.set(xlabel="calibrated confidence (bin mean)", ylabel="share with code and severity both right",
+           xlim=(0, 1), ylim=(0, 1.02), title="Learned triage: reliability (numbers: tickets per bin)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RELIABILITY_PNG, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the curve and the reliability figures, print the tables, write the PNGs."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seeds", type=int, default=3, help="shuffles per point (default %(default)s)")
+    parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
+    args = parser.parse_args(argv)
+    policy = RoutingPolicy(threshold=args.threshold)
+    author, _ = read_labels(DATA.read_text(encoding="utf-8").splitlines(), "author")
+    blind = load(BLIND)
+    rules = RuleClassifier()
+    print(f"learning curve: {len(author)} author texts as overrides, {len(blind)} blind texts, {args.seeds} shuffles")
+    rows = curve(author, blind, args.seeds, policy)
+    oof = out_of_fold(author, rules)
+    full = LearnedClassifier(rules, train(author, rules)).classify_many([r["text"] for r in blind])
+    reliability = {
+        f"author's set, out-of-fold ({len(author)})": bins([(c.confidence, _right(c, author[i])) for i, c, _ in oof]),
+        f"blind set ({len(blind)})": bins([(c.confidence, _right(c, r)) for c, r in zip(full, blind, strict=True)]),
+    }
+    print(curve_table(rows))
+    for name, points in reliability.items():
+        print(f"reliability, {name}: " + "  ".join(f"{c:.2f}->{r:.2f} (n={n})" for c, r, n in points))
+    plot(rows, reliability)
+    print(f"wrote {CURVE_PNG.name} and {RELIABILITY_PNG.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

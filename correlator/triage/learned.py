@@ -1,0 +1,252 @@
+"""A learned classifier beside the rules: how the model's vote and the rules' answer combine, and its confidence.
+
+The model itself (character n-gram TF-IDF and a linear model, trained on labelled tickets and reviewer
+overrides) lives outside `correlator/` (`stream/triage_model.py`, scikit-learn); it is passed in as an object
+with a `vote(text, rules)` method, so everything here stays pure and runs without scikit-learn.
+
+How a decision is reached (`combine`), in order:
+1. The rules stand when they are sure (confidence at least `rules_sure`): a decision the rule table is certain of
+   (an application outage that blocks all users) is not second-guessed by a model trained on a few hundred texts.
+2. Otherwise the model's most probable code and severity win, except that the taxonomy's precedence is kept:
+   when the rules chose a protected code (security by default: DESIGN.md, security beats every network-shaped
+   symptom) on firm evidence and the model chose a code below it in precedence, the rules' code stands.
+3. Confidence: the model's probability of the code times that of the severity (both from the model; for a code
+   the rules imposed, the model's probability of that code), mapped through the calibration curve fitted on
+   held-out folds of the training data, so that a confidence of 0.7 is right about 70% of the time.
+4. Unmatched text stays unmatched (DESIGN.md): a decision of `unknown.uncategorized` on text that fired no rule
+   keeps the rules' confidence ceiling (at most 0.25).
+The reason line names the model version, the probabilities, the rules' answer and the nearest reviewed tickets.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol, cast
+
+from correlator.models import TicketSeverity
+from correlator.triage.classifier import (
+    MAX_NO_MATCH_CONFIDENCE,
+    Classification,
+    RuleClassifier,
+)
+from correlator.triage.taxonomy import DEFAULT_PRECEDENCE, SEVERITIES, UNKNOWN_CODE
+
+__all__ = [
+    "DEFAULT_COMBINE",
+    "Calibration",
+    "CombineConfig",
+    "LearnedClassifier",
+    "ModelVote",
+    "Neighbour",
+    "Pick",
+    "TriageModel",
+    "combine",
+    "propose",
+    "raw_pick",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Neighbour:
+    """A labelled (reviewed) ticket near the text, by the model's own vectors: evidence and a proposal."""
+
+    ticket_id: str
+    taxonomy_code: str
+    severity: TicketSeverity
+    similarity: float
+    source: str = "review"
+    text: str = ""
+
+    def cite(self) -> str:
+        """The short form the reason line uses."""
+        return f"{self.ticket_id} {self.taxonomy_code}/{self.severity} ({self.similarity:.2f})"
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A monotone map from a raw score to the chance of being right: points (x ascending, y), linear between.
+
+    Fitted by isotonic regression on out-of-fold scores; held as plain numbers so applying it is pure.
+    """
+
+    xs: tuple[float, ...] = (0.0, 1.0)
+    ys: tuple[float, ...] = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if len(self.xs) != len(self.ys) or not self.xs:
+            raise ValueError("calibration needs as many ys as xs, and at least one point")
+        if any(b < a for a, b in zip(self.xs, self.xs[1:], strict=False)):
+            raise ValueError("calibration xs must ascend")
+        if any(not 0.0 <= y <= 1.0 for y in self.ys):
+            raise ValueError("calibration ys must be in [0, 1]")
+
+    def __call__(self, raw: float) -> float:
+        """The calibrated confidence of a raw score (clamped to the fitted range at either end)."""
+        xs, ys = self.xs, self.ys
+        if raw <= xs[0]:
+            return ys[0]
+        if raw >= xs[-1]:
+            return ys[-1]
+        i = bisect.bisect_right(xs, raw)
+        x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+        return y0 if x1 == x0 else y0 + (y1 - y0) * (raw - x0) / (x1 - x0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelVote:
+    """What the model says about one text: a probability per code and per severity, and the nearest tickets."""
+
+    version: str
+    codes: Mapping[str, float]
+    severities: Mapping[str, float]
+    neighbours: tuple[Neighbour, ...] = ()
+    calibration: Calibration = Calibration()
+
+
+class TriageModel(Protocol):
+    """A trained model: its version, and its vote on a text given what the rules said about it."""
+
+    @property
+    def version(self) -> str:
+        """Content hash of the artifact: what an audit names as the model that decided."""
+        ...
+
+    def vote(self, text: str, rules: Classification) -> ModelVote:
+        """Probabilities and neighbours for one text."""
+        ...
+
+    def votes(self, texts: Sequence[str], rules: Sequence[Classification]) -> list[ModelVote]:
+        """The same for many texts at once (one pass through the model: what a batch or a benchmark wants)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CombineConfig:
+    """How the rules and the model combine (chosen by cross-validation on the author's set only)."""
+
+    rules_sure: float = 0.95
+    protected_codes: tuple[str, ...] = ("security.incident",)
+    protected_firm: float = 0.5
+    precedence: tuple[str, ...] = DEFAULT_PRECEDENCE
+    cite: int = 3
+
+
+DEFAULT_COMBINE = CombineConfig()
+
+
+def _best(probs: Mapping[str, float], allowed: Sequence[str]) -> tuple[str, float]:
+    ranked = sorted(((p, k) for k, p in probs.items() if k in allowed), key=lambda pk: (-pk[0], pk[1]))
+    if not ranked:
+        raise ValueError("the model gave no probability for any allowed label")
+    return ranked[0][1], ranked[0][0]
+
+
+def _rank(code: str, precedence: Sequence[str]) -> int:
+    return precedence.index(code) if code in precedence else len(precedence)
+
+
+def _rules_code_firm(rules: Classification, config: CombineConfig) -> bool:
+    """Whether the rules' code is protected and firm enough to hold against the model."""
+    return rules.taxonomy_code in config.protected_codes and rules.confidence >= config.protected_firm
+
+
+def _no_match(rules: Classification) -> bool:
+    """Whether the rules found nothing in the text (their answer then carries the no-match ceiling)."""
+    return rules.taxonomy_code == UNKNOWN_CODE and rules.confidence <= MAX_NO_MATCH_CONFIDENCE and not any(
+        t.startswith(("impact:", "scope:")) for t in rules.tags)
+
+
+def _evidence(vote: ModelVote, cite: int) -> str:
+    if not vote.neighbours or cite <= 0:
+        return ""
+    return "; similar labelled: " + ", ".join(n.cite() for n in vote.neighbours[:cite])
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """The model's choice before calibration: code and severity, their probabilities, and the raw score."""
+
+    code: str
+    p_code: float
+    severity: TicketSeverity
+    p_severity: float
+    kept_rules_code: bool
+
+    @property
+    def raw(self) -> float:
+        """The uncalibrated score: the chance of code and severity both right if the two were independent."""
+        return self.p_code * self.p_severity
+
+
+def raw_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
+             config: CombineConfig = DEFAULT_COMBINE) -> Pick:
+    """The model's most probable code and severity, the rules' protected code kept by precedence."""
+    code, p_code = _best(vote.codes, taxonomy)
+    kept = _rules_code_firm(rules, config) and _rank(rules.taxonomy_code, config.precedence) < _rank(
+        code, config.precedence)
+    if kept:
+        code, p_code = rules.taxonomy_code, vote.codes.get(rules.taxonomy_code, 0.0)
+    severity, p_sev = _best(vote.severities, SEVERITIES)
+    return Pick(code, p_code, cast(TicketSeverity, severity), p_sev, kept)
+
+
+def combine(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
+            config: CombineConfig = DEFAULT_COMBINE) -> Classification:
+    """The decision of the rules and the model together, with calibrated confidence and a reason naming both."""
+    said = f"rules said {rules.taxonomy_code}/{rules.severity} ({rules.confidence:.2f})"
+    if rules.confidence >= config.rules_sure:
+        return replace(rules, reason=f"{rules.reason} [model {vote.version}: rules sure, they stand"
+                       f"{_evidence(vote, config.cite)}]", model_version=vote.version)
+    pick = raw_pick(rules, vote, taxonomy, config)
+    code, severity = pick.code, pick.severity
+    confidence = vote.calibration(pick.raw)
+    if code == UNKNOWN_CODE and _no_match(rules):
+        confidence = min(confidence, rules.confidence)
+    confidence = round(max(0.0, min(1.0, confidence)), 2)
+    kept = " (rules' code kept: security beats network symptoms)" if pick.kept_rules_code else ""
+    reason = (f"model {vote.version}: {code} ({pick.p_code:.2f}){kept}, {severity} ({pick.p_severity:.2f}); {said}"
+              f"{_evidence(vote, config.cite)} -> {severity}, calibrated confidence {confidence:.2f}")
+    return Classification(severity=severity, confidence=confidence, taxonomy_code=code,
+                          tags=rules.tags, reason=reason, classifier="learned", model_version=vote.version)
+
+
+def propose(neighbours: Sequence[Neighbour]) -> dict[str, object] | None:
+    """A reviewer's proposal from the nearest labelled tickets: the code and severity with the most similarity."""
+    if not neighbours:
+        return None
+    weight: dict[tuple[str, str], float] = {}
+    for n in neighbours:
+        key = (n.taxonomy_code, n.severity)
+        weight[key] = weight.get(key, 0.0) + n.similarity
+    (code, severity), score = max(weight.items(), key=lambda kv: (kv[1], kv[0]))
+    return {"taxonomy_code": code, "severity": severity, "support": round(score / sum(weight.values()), 2),
+            "from": [n.ticket_id for n in neighbours if (n.taxonomy_code, n.severity) == (code, severity)]}
+
+
+class LearnedClassifier:
+    """The rules and a trained model together (`combine`); a Classifier like any other. Pure given the model."""
+
+    name = "learned"
+
+    def __init__(self, rules: RuleClassifier, model: TriageModel, config: CombineConfig = DEFAULT_COMBINE) -> None:
+        self.rules = rules
+        self.model = model
+        self.config = config
+
+    @property
+    def version(self) -> str:
+        """The model's version."""
+        return self.model.version
+
+    def classify(self, text: str) -> Classification:
+        """Classify one text: the rules first, then the model's vote given theirs, then the combination."""
+        said = self.rules.classify(text)
+        return combine(said, self.model.vote(text, said), self.rules.config.taxonomy, self.config)
+
+    def classify_many(self, texts: Sequence[str]) -> list[Classification]:
+        """Classify many texts, the model voting on all of them in one pass."""
+        said = [self.rules.classify(t) for t in texts]
+        votes = self.model.votes(texts, said) if texts else []
+        return [combine(s, v, self.rules.config.taxonomy, self.config) for s, v in zip(said, votes, strict=True)]

@@ -1,0 +1,210 @@
+"""The learned classifier beside the rules: the pure combination and calibration, the trained model and its
+artifact (versioned, hash-checked, newest loaded), the lab cases and precedence through it, neighbours."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from correlator.triage import (
+    Classification,
+    RoutingPolicy,
+    RuleClassifier,
+    route,
+    triaged_ticket,
+)
+from correlator.triage.learned import (
+    Calibration,
+    LearnedClassifier,
+    ModelVote,
+    Neighbour,
+    combine,
+    propose,
+)
+from correlator.triage.taxonomy import DEFAULT_TAXONOMY, UNKNOWN_CODE
+from stream.triage_model import (
+    ArtifactError,
+    ModelWatch,
+    SklearnTriageModel,
+    load,
+    newest_artifact,
+    read_labels,
+    save,
+    train,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+AUTHOR = ROOT / "benchmarks" / "data" / "triage_eval.ndjson"
+RULES = RuleClassifier()
+
+
+# -- the pure combination (a fixed vote stands in for the model) -------------------------------------------------
+
+@dataclass
+class FixedModel:
+    """A model whose vote is given: enough to test the combination, which is all that decides here."""
+
+    codes: Mapping[str, float]
+    severities: Mapping[str, float]
+    calibration: Calibration = field(default_factory=Calibration)
+    version: str = "abc123def456"
+
+    def vote(self, text: str, rules: Classification) -> ModelVote:
+        return ModelVote(version=self.version, codes=self.codes, severities=self.severities,
+                         calibration=self.calibration,
+                         neighbours=(Neighbour(ticket_id="t9", taxonomy_code="network.dns", severity="sev2",
+                                               similarity=0.61),))
+
+    def votes(self, texts: Sequence[str], rules: Sequence[Classification]) -> list[ModelVote]:
+        return [self.vote(t, r) for t, r in zip(texts, rules, strict=True)]
+
+
+def test_the_model_decides_with_calibrated_confidence_and_cites_neighbours() -> None:
+    model = FixedModel({"network.dns": 0.8, "network.degradation": 0.2}, {"sev2": 0.5, "sev3": 0.5},
+                       Calibration((0.0, 0.4, 1.0), (0.1, 0.7, 0.9)))
+    rules = RULES.classify("internet is slow in the office")  # degradation by the rules, not sure
+    result = LearnedClassifier(RULES, model).classify("internet is slow in the office")
+    assert (result.taxonomy_code, result.severity) == ("network.dns", "sev2")
+    assert result.confidence == 0.7  # raw 0.8 * 0.5 = 0.4 -> 0.7 by the curve
+    assert result.model_version == "abc123def456" and result.classifier == "learned"
+    assert "t9 network.dns/sev2 (0.61)" in result.reason and rules.taxonomy_code in result.reason
+
+
+def test_security_keeps_precedence_over_a_network_code_the_model_prefers() -> None:
+    text = "Our uplink is saturated by a DDoS, the site is unreachable."
+    said = RULES.classify(text)
+    assert said.taxonomy_code == "security.incident" and said.confidence < 0.95
+    model = FixedModel({"network.degradation": 0.7, "security.incident": 0.3}, {"sev1": 0.9, "sev2": 0.1})
+    result = combine(said, model.vote(text, said), DEFAULT_TAXONOMY)
+    assert result.taxonomy_code == "security.incident"
+    assert "security beats network symptoms" in result.reason
+
+
+def test_rules_that_are_sure_stand_and_unmatched_text_keeps_its_ceiling() -> None:
+    sure = FixedModel({"network.dns": 1.0}, {"sev3": 1.0})
+    app_down = LearnedClassifier(RULES, sure).classify("The whole app is down, all users cannot log in!")
+    assert (app_down.severity, app_down.confidence, app_down.taxonomy_code) == ("sev1", 1.0, UNKNOWN_CODE)
+    assert app_down.model_version == sure.version
+    vague = LearnedClassifier(RULES, FixedModel({UNKNOWN_CODE: 1.0}, {"sev3": 1.0})).classify("something feels off")
+    assert vague.taxonomy_code == UNKNOWN_CODE and vague.confidence <= 0.25
+
+
+def test_calibration_is_monotone_interpolation_clamped_at_the_ends() -> None:
+    curve = Calibration((0.2, 0.6), (0.3, 0.9))
+    assert [curve(x) for x in (0.0, 0.2, 0.4, 0.6, 1.0)] == pytest.approx([0.3, 0.3, 0.6, 0.9, 0.9])
+    with pytest.raises(ValueError, match="ascend"):
+        Calibration((0.5, 0.1), (0.1, 0.2))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Calibration((0.1,), (1.5,))
+
+
+def test_proposal_is_the_label_with_most_similarity() -> None:
+    near = [Neighbour(ticket_id="a", taxonomy_code="network.dns", severity="sev2", similarity=0.5),
+            Neighbour(ticket_id="b", taxonomy_code="network.routing", severity="sev2", similarity=0.4),
+            Neighbour(ticket_id="c", taxonomy_code="network.routing", severity="sev2", similarity=0.3)]
+    assert propose(near) == {"taxonomy_code": "network.routing", "severity": "sev2", "support": 0.58,
+                             "from": ["b", "c"]}
+    assert propose([]) is None
+
+
+def test_the_model_version_is_on_the_triaged_record() -> None:
+    result = LearnedClassifier(RULES, FixedModel({"network.dns": 0.9}, {"sev2": 0.9})).classify("dns broken")
+    record = triaged_ticket("T-1", result, route(result), now=1000.0)
+    assert record.model_version == "abc123def456"
+    assert triaged_ticket("T-2", RULES.classify("dns broken"), route(result), now=1.0).model_version is None
+
+
+# -- the trained model (scikit-learn, the `learn` extra) ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    examples, refused = read_labels(AUTHOR.read_text(encoding="utf-8").splitlines(), "author")
+    first = ('{"id": "r1", "text": "Vārdu serveris atbild ar SERVFAIL visiem", "taxonomy_code": "network.dns", '
+             '"severity": "sev2", "source": "override"}')
+    review = [first, '{"id": "r2", "text": "no label"}']
+    more, bad = read_labels(review, "tickets.labels")
+    assert refused == [] and len(more) == 1
+    assert bad == ["tickets.labels:2: needs text, a taxonomy_code in the taxonomy and a severity"]
+    model = train(examples + more, RULES)
+    return save(model, tmp_path_factory.mktemp("models"), created_at=1_800_000_000.0)
+
+
+@pytest.fixture(scope="module")
+def model(artifact: Path) -> SklearnTriageModel:
+    return load(artifact)
+
+
+def test_artifact_is_content_hashed_with_a_manifest(artifact: Path, model: SklearnTriageModel) -> None:
+    import hashlib
+    import json
+
+    assert artifact.name == f"triage-20270115T080000Z-{model.version}.skops"
+    assert hashlib.sha256(artifact.read_bytes()).hexdigest().startswith(model.version)
+    manifest = json.loads(artifact.with_suffix(".json").read_text())
+    assert manifest["version"] == model.version and manifest["created_at"] == 1_800_000_000.0
+    assert manifest["trained_on"]["total"] == 163 and manifest["trained_on"]["by_source"]["override"] == 1
+
+
+def test_a_changed_artifact_is_refused(artifact: Path, tmp_path: Path) -> None:
+    tampered = tmp_path / artifact.name
+    tampered.write_bytes(artifact.read_bytes() + b"\0")
+    with pytest.raises(ArtifactError, match="does not match its name"):
+        load(tampered)
+
+
+def test_lab_cases_keep_their_exact_results_through_the_learned_classifier(model: SklearnTriageModel) -> None:
+    learned = LearnedClassifier(RULES, model)
+    for text in ("The whole app is down, all users cannot log in!",
+                 "Visa lietotne nestrādā, neviens lietotājs nevar pieslēgties!"):
+        result = learned.classify(text)
+        assert (result.severity, result.confidence, result.taxonomy_code) == ("sev1", 1.0, UNKNOWN_CODE), text
+        assert route(result).describe() == "routed L3"
+    vague = learned.classify("Hmm, something just feels a bit off lately.")
+    assert (vague.severity, vague.confidence, vague.taxonomy_code) == ("sev3", 0.2, UNKNOWN_CODE)
+    assert route(vague).describe() == "human_review"
+    assert route(learned.classify("something feels off"), RoutingPolicy(threshold=0.1)).describe() == "routed L1"
+
+
+@pytest.mark.parametrize("text", ["Our uplink is saturated by a DDoS, the site is unreachable.",
+                                  "DDoS uzbrukums, kanāls pilnībā noslogots, pakešu zudumi."])
+def test_precedence_holds_through_the_learned_classifier(model: SklearnTriageModel, text: str) -> None:
+    assert LearnedClassifier(RULES, model).classify(text).taxonomy_code == "security.incident"
+
+
+def test_neighbours_find_a_reviewed_ticket_without_diacritics(model: SklearnTriageModel) -> None:
+    [near] = model.neighbours(["Vardu serveris atbild ar SERVFAIL visiem lietotajiem"])
+    assert near and near[0].ticket_id == "r1" and near[0].source == "override" and near[0].similarity > 0.5
+    result = LearnedClassifier(RULES, model).classify("Vardu serveris atbild ar SERVFAIL visiem lietotajiem")
+    assert "similar labelled: r1 network.dns/sev2" in result.reason
+
+
+def test_the_watch_loads_the_newest_artifact_and_says_what_triages(artifact: Path, tmp_path: Path) -> None:
+    assert "rules alone (no --triage-model-dir" in ModelWatch(None, RULES).status()
+    watch = ModelWatch(tmp_path, RULES)
+    assert watch.poll() is None and "no model artifact" in watch.status() and watch.classifier is None
+    older = tmp_path / artifact.name.replace("20270115", "20260101")
+    older.write_bytes(artifact.read_bytes()[:-1])  # cut short: its hash no longer matches its name
+    assert "refused" in (watch.poll() or "") and watch.classifier is None  # the rules go on
+    assert watch.poll() is None  # a refused file is not retried on every poll
+    shutil.copy(artifact, tmp_path / artifact.name)
+    assert newest_artifact(tmp_path) == tmp_path / artifact.name
+    said = watch.poll()
+    assert said is not None and artifact.stem.rsplit("-", 1)[1] in said and watch.classifier is not None
+    assert watch.poll() is None  # unchanged: not loaded again
+
+
+def test_the_triage_command_uses_the_newest_model_of_a_directory(artifact: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from stream.cli import main
+
+    assert main(["triage", "--model-dir", str(artifact.parent), "--json", "DNS serveris neatbild"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_version"] == artifact.stem.rsplit("-", 1)[1] and out["taxonomy_code"] == "network.dns"
+    assert main(["triage", "--model-dir", str(artifact.parent / "none"), "x"]) == 2
+    assert "rules alone (no model artifact" in capsys.readouterr().err
