@@ -140,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stage-1 incidents: replay {out['incidents']['replay']}, stream {out['incidents']['stream']}")
     print(f"parents: replay {out['parents']['replay']}, stream {out['parents']['stream']}; identical: "
           f"{out['identical']}; children under the replay's parent: {out['children_with_the_replay_parent']}; "
-          f"pairwise F1 stream vs replay: {out['stream_vs_replay_f1']:.3f}; late children: {out['late_children']}")
+          f"pairwise F1 stream vs replay: {out['stream_vs_replay_f1']:.4f}; late children: {out['late_children']}")
     if "f1_vs_truth" in out:
-        print(f"pairwise F1 against the truth: replay {out['f1_vs_truth']['replay']:.3f}, "
-              f"stream {out['f1_vs_truth']['stream']:.3f}")
+        print(f"pairwise F1 against the truth: replay {out['f1_vs_truth']['replay']:.4f}, "
+              f"stream {out['f1_vs_truth']['stream']:.4f}")
     return 0
 
 

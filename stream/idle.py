@@ -40,6 +40,10 @@ class IdleClocks:
             self._last_moved.pop(p, None)
             self._flushed.discard(p)
 
+    def flushed(self, partition: int) -> bool:
+        """Whether the partition has flushed since its last input: it holds nothing back until new input."""
+        return partition in self._flushed
+
     def flush_due(self, partition: int, now: float) -> bool:
         """Whether the partition has been quiet `flush_s` and has not flushed since its last input (it now has)."""
         if partition in self._flushed or now - self._last_input.get(partition, now) < self.flush_s:

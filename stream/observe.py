@@ -10,7 +10,8 @@ Three figures are cheaper or only possible as a periodic look at the whole worke
   to host names, so an uncapped label would grow with the fleet (one series per host ever alerting);
 - consumer lag per partition this worker consumes (`aiops_consumer_lag_records{topic,partition}`): the
   partitions' end offsets asked from the broker, minus the offsets the group committed; series of partitions
-  handed to another worker are removed, so the label set stays that of the current assignment.
+  handed to another worker are removed, so the label set stays that of the current assignment. The topics are
+  those the agents read (`lag_topics`): the pipeline's, and stage 2's routing topic when stage 2 runs.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from correlator.noise import NoiseWindow
 from stream.app import App
 from stream.pipeline import Pipeline
 from stream.settings import Settings
+from stream.topics import STAGE2_ROUTE, internal_topic_name
 
-__all__ = ["NOISE_PERIODS", "Observer", "capped_by_service", "install_observer", "noise_totals"]
+__all__ = ["NOISE_PERIODS", "Observer", "capped_by_service", "install_observer", "lag_topics", "noise_totals"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,14 @@ NOISE_PERIODS: dict[str, float] = {"5m": 300.0, "1h": 3600.0}
 
 CONSUMED_TOPICS = ("alerts_raw", "alerts", "incidents", "tickets_raw")
 """TopicNames fields the worker's agents consume: the topics whose lag is exported."""
+
+
+def lag_topics(settings: Settings) -> frozenset[str]:
+    """Kafka names of the topics whose consumer lag is exported: what the worker's agents consume."""
+    names = {getattr(settings.topics, name) for name in CONSUMED_TOPICS}
+    if settings.stage2:  # read by stage2_group: a stage 2 falling behind shows here, not on `incidents`
+        names.add(internal_topic_name(settings, STAGE2_ROUTE))
+    return frozenset(names)
 
 
 def noise_totals() -> tuple[float, float]:
@@ -123,7 +133,7 @@ def install_observer(app: App, settings: Settings, pipe: Pipeline) -> Observer |
     """Add the observe timer to `app`; nothing when metrics are off (`settings.metrics`)."""
     if not settings.metrics:
         return None
-    topics = frozenset(getattr(settings.topics, name) for name in CONSUMED_TOPICS)
+    topics = lag_topics(settings)
     # The noise history starts now, before any alert is counted: a storm that arrives before the first tick
     # is then measured from this base rather than hidden in it.
     noise = NoiseWindow.since(time.time(), *noise_totals(), horizon_s=max(NOISE_PERIODS.values()))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import IncidentEvent
 from correlator.records import AlertRecord
 from correlator.sources import SOURCES, detect_source, normalize
+from correlator.stage2.watermark import SourceMark, source_mark
 from stream.app import App
 from stream.batches import (
     PARTS_PER_OFFSET,
@@ -59,9 +60,11 @@ NORMALIZE_BATCH, CORRELATE_BATCH, BATCH_WITHIN_S = 500, 1000, 0.02
 CENSUS_S = 10.0
 
 
-Route = Callable[[Sequence[tuple[IncidentEvent, bytes]]], Awaitable[list[asyncio.Future[Any]]]]
-"""A hook handed every event a commit publishes, with its encoded value; its sends' futures are waited for
-with the events' own, before the checkpoint writes the state that produced them."""
+Route = Callable[[Sequence[tuple[IncidentEvent, bytes]], Mapping[int, SourceMark]],
+                 Awaitable[list[asyncio.Future[Any]]]]
+"""A hook handed every event a commit publishes, with its encoded value, and the marks of the commit's partitions
+(how far each has published, `correlator.stage2.watermark`), taken with the events they cover; its sends'
+futures are waited for with the events' own, before the checkpoint writes the state that produced them."""
 
 
 def correlation_config(settings: Settings) -> CorrelationConfig:
@@ -229,16 +232,25 @@ class Pipeline:
 
     async def commit_many(self, items: Sequence[tuple[int, Sequence[IncidentEvent], int | None]]) -> None:
         """Publish the events a batch caused (and hand them to `route`), then checkpoint if one is due."""
+        # The marks are taken before the first await, with the engines' state that made these events: a
+        # commit of the idle timer running meanwhile must not lend them a later one.
+        marks = {p: self.mark(p) for p, _, _ in items} if self.route is not None else {}
         published: list[tuple[IncidentEvent, bytes]] = []
         for _, events, received_ms in items:
             published.extend(zip(events, self.encode(events, received_ms), strict=True))
         if published:
             self.checkpoints.sent(await self.publish(published))
-            if self.route is not None:
-                self.checkpoints.sent(await self.route(published))
+        if self.route is not None:
+            self.checkpoints.sent(await self.route(published, marks))
         self._touched.update(p for p, _, _ in items)
         self.checkpoints.changed()
         await self.checkpoint_if_due()
+
+    def mark(self, partition: int) -> SourceMark:
+        """How far a partition has published (for stage 2's low watermark): its engine's release point, or its
+        watermark once the idle timer has flushed it."""
+        engine = self.engines[partition]
+        return source_mark(engine.release_point, engine.watermark, self.clocks.flushed(partition))
 
     async def checkpoint_if_due(self) -> None:
         """A checkpoint (`stream.checkpoint`) when one is due: after every commit, on the idle timer and when the
@@ -396,7 +408,8 @@ async def tick(pipe: Pipeline) -> None:
             continue
         before = replace(engine.counters)
         out: list[IncidentEvent] = []
-        if pipe.clocks.flush_due(p, now):
+        flushed = pipe.clocks.flush_due(p, now)
+        if flushed:
             out += engine.flush_idle()
         step = pipe.clocks.advance_due(p, now)
         if step is not None:
@@ -404,6 +417,8 @@ async def tick(pipe: Pipeline) -> None:
         _count(before, engine)
         if out:
             await pipe.commit(p, out, None)
+        elif flushed and pipe.route is not None:  # idle with nothing to publish: stage 2 waits for it no more
+            await pipe.route([], {p: pipe.mark(p)})
     await pipe.checkpoint_if_due()
     if now - pipe.last_census >= CENSUS_S:
         pipe.census()

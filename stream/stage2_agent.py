@@ -41,20 +41,22 @@ only) the worker spends about 0.2 CPU s in stage 2's code (half of it grouping) 
 on `incidents`; the run as a whole is 13% slower than stage 1 alone (median of 15 pairs; figures in
 `benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer.
 
-The routing key, and its limit. Related incidents must meet on one Grouper. Stage 2 never relates two
-incidents whose clusters are known and differ (`GroupingConfig.separate_labels`, "cluster" by default), so
-keying by the cluster loses no relation between incidents that both name one: the key is the first value
-of the first separate label the incident carries (stage 1 appends label values, so the first one is stable
-across an incident's events), else one default key; the partition is the key's murmur2 hash, as a keyed
-Kafka producer would pick it. What it costs: (1) parallelism is the number of clusters, and a deployment
-without cluster labels runs stage 2 on one partition (stage 2 works per incident event, about 150,000
-events/s on one core, well above what the pipeline feeds it); (2) an incident without a cluster cannot
-join a cluster's cause, though the Grouper alone would let it (the veto needs both sides); (3) an incident
-whose first events carry no cluster and later ones do changes key, and is then a child on two partitions;
-(4) an incident seen in two clusters is routed by the first only. Order: events of one incident keep their
-order (one stage-1 partition, one key); across stage-1 partitions the routing topic interleaves commits,
-which the Grouper's reorder buffer (`lateness_s`) absorbs as long as stage-1 partitions' watermarks stay
-within it of each other; a child later than that is still assigned, and counted `late`.
+The routing key is the scope of the incident's key (`correlator.stage2.routing`: the engine's hard boundary,
+so it parts no two incidents that could share a parent); the partition is its murmur2 hash, as a keyed Kafka
+producer would pick it.
+
+Event time, and order. Events of one incident keep their order (one stage-1 partition, one key); across
+stage-1 partitions the routing topic interleaves commits, and in a catch-up one stage-1 partition may fold
+minutes of alerts before another starts. So stage 2 does not take its event time from the events: each
+routing record carries the marks of the sending worker's stage-1 partitions (header `aiops-marks`: how far
+each has published, and whether it is idle), taken with the events they cover and put on the last record of
+the commit, and stage 2 decides and releases only up to the low watermark of its sources
+(`correlator.stage2.watermark`, where the rule and its reasons are). Route partitions that got no events in
+a commit hear of the new marks from the idle timer's heartbeat (an empty array under the same header), sent
+only when a mark stage 2 waits for moved, so a quiet deployment writes nothing. A stage-1 partition assigned
+here without input since counts as idle after `idle_flush`; one whose owner stops reporting (it died, or runs
+without stage 2) is waited for `idle_advance` at most. The marks are saved with stage 2's progress, so a
+restart goes on with the ones that covered its routing offset.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +76,10 @@ from faust.types import EventT, TopicT
 from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
-from correlator.stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation
+from correlator.stage2 import (
+    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, Relation, SourceMark,
+    decode_marks, encode_marks, idle_release, report_due, route_key,
+)
 from correlator.topology import Topology, TopologyError
 from correlator.validation import first_error
 from stream.app import App
@@ -89,12 +95,10 @@ from stream.stages import HeldUntilCheckpoint, StageSpec
 from stream.topics import STAGE2_CHANGELOG, STAGE2_ROUTE, changelog_name, internal_topic_name
 
 __all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "grouping_config", "install_stage2",
-           "is_stage2_record", "route_key"]
+           "is_stage2_record"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROUTE_KEY = "-"
-"""Routing key of incidents that carry no cluster."""
 GROUP_BATCH = 1000
 MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
@@ -104,15 +108,6 @@ _EVENTS = TypeAdapter(list[IncidentEvent])
 def grouping_config(settings: Settings) -> GroupingConfig:
     """The Grouper's configuration from the worker's settings (the rest at its defaults)."""
     return GroupingConfig(gap_s=settings.stage2_gap, max_hops=settings.stage2_hops)
-
-
-def route_key(ev: IncidentEvent, config: GroupingConfig) -> str:
-    """The key that brings related incidents together: the first known value of the first separating label."""
-    for label in config.separate_labels:
-        for value in ev.entities.get(label, ()):
-            if value.lower() not in config.placeholder_values:
-                return value
-    return DEFAULT_ROUTE_KEY
 
 
 @dataclass
@@ -186,6 +181,16 @@ class Stage2:
     _touched: set[int] = field(default_factory=set)
     offsets_lost: set[int] = field(default_factory=set)
     """Partitions whose store must forget its routing offset when next built (`broker_lost`)."""
+    sources: int = 4
+    """Stage-1 partitions (of `alerts`) that feed every Grouper: the sources of its low watermark."""
+    lows: dict[int, LowWatermark] = field(default_factory=dict)
+    """The sources' marks as each routing partition has heard them."""
+    marks: dict[int, SourceMark] = field(default_factory=dict)
+    """The marks of this worker's stage-1 partitions, as routed so far (never ahead of the events sent)."""
+    _unfed: dict[int, float] = field(default_factory=dict)
+    """Stage-1 partitions assigned here that have had no input yet (no engine), and since when."""
+    _reported: dict[int, tuple[dict[int, SourceMark], float]] = field(default_factory=dict)
+    """What each routing partition was last told of this worker's marks, and when."""
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpointer(self.app, self._touched_stores, self.checkpoint_s)
@@ -212,7 +217,8 @@ class Stage2:
         """The routing partition of a routing key, as a keyed Kafka producer would pick it (murmur2)."""
         return cached_partition(self._partition_cache, key, self.route_partitions)
 
-    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> list[asyncio.Future[Any]]:
+    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]],
+                    marks: Mapping[int, SourceMark]) -> list[asyncio.Future[Any]]:
         """`Pipeline.route`: send a stage-1 commit's events to the routing topic, one record per partition.
 
         Called inside stage 1's commit, beside its events on `incidents` (see the module docstring for why
@@ -220,18 +226,63 @@ class Stage2:
         for with its events before it writes any state (a failure raises there, so stage 1 writes no state
         after events stage 2 never got). Waiting for them here instead cost a round trip per commit. The
         values are the bytes already encoded for `incidents`, joined into a JSON array: routing costs no
-        second encoding and no per-event record.
+        second encoding and no per-event record. The last record to each partition carries the marks of
+        every stage-1 partition of this worker, the commit's own (`marks`) included.
         """
         by_partition: dict[int, list[bytes]] = {}
         for ev, value in published:
-            by_partition.setdefault(self.partition_of(route_key(ev, self.config)), []).append(value)
+            by_partition.setdefault(self.partition_of(route_key(ev)), []).append(value)
+        current = {**self.current_marks(), **marks}
+        header = [(MARKS_HEADER, encode_marks(current))]
+        now = time.monotonic()
         sent: list[asyncio.Future[Any]] = []
         for partition, values in by_partition.items():
             chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
-            sent += await send_batches(self.app, self.route_topic, partition,
-                                       ((None, b"[" + b",".join(chunk) + b"]", []) for chunk in chunks))
+            sent += await send_batches(self.app, self.route_topic, partition, (
+                (None, b"[" + b",".join(chunk) + b"]", header if i == len(chunks) - 1 else [])
+                for i, chunk in enumerate(chunks)))
+            self._reported[partition] = (current, now)
+        # Only now, with the events they cover on their way: a heartbeat must never carry a mark ahead of them.
+        self.marks.update(marks)
+        for p in marks:
+            self._unfed.pop(p, None)
         self.routed += len(published)
         return sent
+
+    def current_marks(self) -> dict[int, SourceMark]:
+        """The marks this worker reports: its stage-1 partitions' as routed, and idle ones for those without
+        input since they were assigned `idle_flush` ago."""
+        since = time.monotonic() - self.clocks.flush_s
+        idle = {p: SourceMark(float("-inf"), idle=True) for p, at in self._unfed.items() if at <= since}
+        # Only partitions this worker still owns (revoked ones lose their engine): their next owner reports them.
+        return {**idle, **{p: m for p, m in self.marks.items() if p in self.pipe.engines}}
+
+    def notice_sources(self, assigned: Iterable[int], now: float) -> None:
+        """Note the stage-1 partitions assigned here: those without an engine count as idle `idle_flush` on."""
+        owned = set(assigned)
+        for p in owned - set(self.pipe.engines) - set(self.marks):
+            self._unfed.setdefault(p, now)
+        for p in set(self._unfed) - owned:
+            del self._unfed[p]
+
+    async def heartbeat(self, now: float) -> None:
+        """Tell each routing partition of marks it has not heard (`report_due`): an empty array with the marks.
+
+        Not waited for: a lost heartbeat is sent again at the next tick (its partition counts as not told).
+        """
+        current = self.current_marks()
+        header = [(MARKS_HEADER, encode_marks(current))]
+        for partition in range(self.route_partitions):
+            reported, at = self._reported.get(partition, (None, 0.0))
+            if report_due(reported, current, at, now, self.clocks.advance_s / 4):
+                futures = await send_batches(self.app, self.route_topic, partition, [(None, b"[]", header)])
+                self._reported[partition] = (current, now)
+                for future in futures:
+                    future.add_done_callback(partial(self._heartbeat_done, partition))
+
+    def _heartbeat_done(self, partition: int, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._reported.pop(partition, None)
 
     def grouper(self, partition: int) -> Grouper:
         """The Grouper of a routing partition, built on first use from whatever the table restored."""
@@ -239,7 +290,12 @@ class Stage2:
         if grouper is None:
             store = self.stores[partition] = GroupTableStore(self.table, partition)
             grouper = Grouper(self.config, self.watcher.topology, store)
-            grouper.watermark = max(grouper.watermark, store.watermark)
+            if store.watermark != float("-inf"):
+                # Event time as saved, not the latest event the state holds: that may come from a source
+                # ahead of the low watermark, and taking it would release children early.
+                grouper.watermark = store.watermark
+            self.lows[partition] = LowWatermark(self.sources, self.clocks.advance_s, time.monotonic(),
+                                                store.marks)  # the store's dict: saved with the progress
             self.groupers[partition] = grouper
             log.info("stage-2 grouper for partition %d: %d groups restored", partition, len(store))
             if partition in self.offsets_lost:
@@ -256,6 +312,7 @@ class Stage2:
         for p in partitions:
             self.groupers.pop(p, None)
             self.stores.pop(p, None)
+            self.lows.pop(p, None)
         self.clocks.drop(partitions)
         self._touched -= set(partitions)
         self.checkpoints.forget_held(self.route_topic, partitions)
@@ -339,9 +396,13 @@ class Stage2:
             for name, value in g.counters.as_dict().items():
                 counters[name] = counters.get(name, 0) + value
         topology = self.watcher.topology
+        now = time.monotonic()
+        lows = {p: low.low(now) for p, low in sorted(self.lows.items())}
         return {"partitions": sorted(self.groupers), "routed": self.routed, "grouped": self.grouped,
                 "published": self.published, "groups": sum(len(g.store) for g in self.groupers.values()),
-                "counters": counters, "topology": topology.version if topology is not None else None}
+                "counters": counters, "topology": topology.version if topology is not None else None,
+                "low_watermark": {str(p): {"at": None if low.at == float("-inf") else low.at,
+                                           "drained": low.drained} for p, low in lows.items()}}
 
 
 def _dump(model: ParentEvent | Assignment) -> bytes:
@@ -387,6 +448,7 @@ async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
 
 async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
     by_partition: dict[int, list[IncidentEvent]] = {}
+    now = time.monotonic()
     for event in events:
         msg = event.message
         stage.grouper(msg.partition)
@@ -395,41 +457,55 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
             continue
         store.offset = msg.offset  # written with the progress, after the keys it covers
         try:
-            by_partition.setdefault(msg.partition, []).extend(_decode_routed(msg.value))
+            evs, marks = _decode_routed(msg.value), _marks_of(msg.headers)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await stage.pipe.refuse("stage2_group", event, exc)
+            continue
+        by_partition.setdefault(msg.partition, []).extend(evs)
+        if marks:  # after the record's events: a record's marks cover the events it carries
+            stage.lows[msg.partition].note(marks, now)
     for p, evs in by_partition.items():
-        out = stage.groupers[p].ingest(evs)
+        out = stage.groupers[p].ingest(evs, watermark=stage.lows[p].low(now).at)
         stage.grouped += len(evs)
         stage.mark_input(p)
         await stage.commit(p, out)
 
 
-def _idle_output(stage: Stage2, p: int, grouper: Grouper, now: float) -> GroupingOutput:
-    """Two idle steps, as stage 1's: release held children, then let event time follow the wall clock.
+def _marks_of(headers: Any) -> dict[int, SourceMark]:
+    """The stage-1 marks a routing record carries (none: a record of another producer, or not the last of its
+    commit); ValueError when the header is there but is no marks."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for name, value in pairs:
+        if name == MARKS_HEADER:
+            return decode_marks(value)
+    return {}
 
-    Releasing moves event time just far enough (the latest held child's first alert plus the lateness), so
-    that repeated pauses never push the watermark past what stage 1 has reported by more than the lateness.
+
+def _idle_output(stage: Stage2, p: int, grouper: Grouper, now: float) -> GroupingOutput:
+    """What a partition's idle step releases (`correlator.stage2.idle_release` decides how far).
+
+    The idle clocks are asked only when the sources are drained: a flush not taken while one is still waited
+    for stays due, and the first advance then covers the whole silence.
     """
-    out = GroupingOutput()
-    if stage.clocks.flush_due(p, now):
-        held = [ev.first_seen for _, ev in grouper.store.held_items()]
-        if held:
-            out.extend(grouper.advance(max(held) + grouper.config.lateness_s))
-    step = stage.clocks.advance_due(p, now)
-    if step is not None:
-        out.extend(grouper.advance(grouper.watermark + step))
-    return out
+    low = stage.lows[p].low(now)
+    flush = low.drained and stage.clocks.flush_due(p, now)
+    step = stage.clocks.advance_due(p, now) if low.drained else None
+    held = (ev.first_seen for _, ev in grouper.store.held_items())
+    target = idle_release(grouper.watermark, held, grouper.config.lateness_s, low, flush, step)
+    return grouper.advance(target) if target is not None else GroupingOutput()
 
 
 async def tick(stage: Stage2) -> None:
-    """Idle timer: topology reload, the idle steps of every quiet partition, and a checkpoint if one is due."""
+    """Idle timer: topology reload, this worker's heartbeats of stage-1 marks, the idle steps of every
+    routing partition, and a checkpoint if one is due."""
     stage.reload_topology()
+    now = time.monotonic()
+    stage.notice_sources(
+        (tp.partition for tp in stage.app.assignor.assigned_actives() if tp.topic == stage.pipe.alerts_topic), now)
+    await stage.heartbeat(now)
     async with stage.lock:
         now = time.monotonic()
         for p, grouper in list(stage.groupers.items()):
-            if grouper.watermark == float("-inf"):
-                continue
             out = _idle_output(stage, p, grouper, now)
             if out.parents or out.assignments or stage.stores[p].dirty:
                 await stage.commit(p, out)
@@ -453,7 +529,8 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     watcher.load()
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
                   checkpoint_s=settings.checkpoint_interval, route_partitions=partitions,
-                  incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance))
+                  incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance),
+                  sources=pipe.alerts_partitions)
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:

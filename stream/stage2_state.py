@@ -9,7 +9,8 @@ checkpoints is never written. Table keys are UTF-8 bytes:
 
 * `<partition>|g|<parent id>`: a group (`GroupState.to_dict`);
 * `<partition>|h|<child id>`: a child held for reordering (its latest `IncidentEvent`);
-* `<partition>#progress`: the last offset of the routing partition applied, and the grouper's watermark.
+* `<partition>#progress`: the last offset of the routing partition applied, the grouper's watermark, and the
+  marks of the stage-1 partitions as that offset left them (`correlator.stage2.watermark`).
 
 Tombstones go out in the same checkpoint as the change that caused them, unlike stage 1's (one late):
 a released child must never come back as held beside the group that took it, and a group merged away must
@@ -25,7 +26,7 @@ from typing import Any
 import orjson
 
 from correlator.models import IncidentEvent
-from correlator.stage2 import GroupState
+from correlator.stage2 import GroupState, SourceMark, dump_marks, load_marks
 from stream.checkpoint import ChangelogRecord, Outbound
 from stream.runtime import set_local
 
@@ -51,6 +52,8 @@ class GroupTableStore:
         """Last offset of the routing partition whose record has been applied (written at each commit)."""
         self.watermark = float("-inf")
         """The Grouper's watermark, written with the progress (stage 2 sets it before a checkpoint)."""
+        self.marks: dict[int, SourceMark] = {}
+        """The stage-1 partitions' marks (the low watermark's `LowWatermark.marks`), saved with the progress."""
         self._load()
 
     # ---- GroupStore -------------------------------------------------------------------------------------
@@ -137,7 +140,8 @@ class GroupTableStore:
     def write_progress(self) -> ChangelogRecord:
         """The applied offset and the watermark, for the changelog after the keys it covers."""
         wm = None if self.watermark == float("-inf") else self.watermark
-        return self._write(self._progress_key, orjson.dumps({"offset": self.offset, "watermark": wm}))
+        return self._write(self._progress_key, orjson.dumps(
+            {"offset": self.offset, "watermark": wm, "marks": dump_marks(self.marks)}))
 
     def pending(self) -> list[Outbound]:
         """Nothing: stage 2 publishes its parents before it checkpoints the groups that produced them."""
@@ -183,6 +187,7 @@ class GroupTableStore:
             doc = orjson.loads(saved)
             self.offset = int(doc["offset"])
             self.watermark = float("-inf") if doc["watermark"] is None else float(doc["watermark"])
+            self.marks.update(load_marks(doc.get("marks", {})))
 
     def _write(self, table_key: bytes, value: bytes | None) -> ChangelogRecord:
         """Set (None: delete) a key in the table's local data; the changelog record the caller sends."""

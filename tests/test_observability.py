@@ -21,7 +21,7 @@ import yaml
 from correlator.noise import NoiseWindow
 from stream.broker import EmbeddedBroker
 from stream.ingest import producer_options
-from stream.observe import capped_by_service
+from stream.observe import capped_by_service, lag_topics
 from stream.security import client_options, faust_credentials
 from stream.settings import Settings
 
@@ -93,6 +93,13 @@ def test_noise_window_memory_is_bounded_by_the_horizon() -> None:
 ])
 def test_open_incidents_by_service_is_capped(keys: list[str], top: int, expected: dict[str, int]) -> None:
     assert capped_by_service(keys, top) == expected
+
+
+@pytest.mark.parametrize(("stage2", "route"), [(True, {"aiops-correlator-stage2-route"}), (False, set())])
+def test_lag_covers_every_consumed_topic_stage_2_s_route_included(stage2: bool, route: set[str]) -> None:
+    names = Settings().topics
+    expected = {names.alerts_raw, names.alerts, names.incidents, names.tickets_raw} | route
+    assert lag_topics(Settings(stage2=stage2)) == expected
 
 
 @pytest.mark.parametrize(("expr", "operands"), [
@@ -224,9 +231,11 @@ def test_every_dashboard_and_rule_expression_returns_data(broker: EmbeddedBroker
         lag = query(stack.prom, "aiops_consumer_lag_records")
         placed = [(s["metric"]["topic"], s["metric"]["partition"]) for s in lag]
         assert len(placed) == len(set(placed))  # a partition's lag comes from the one worker that owns it
+        route = f"{dep.app_id}-stage2-route"
+        assert route in {s["metric"]["topic"] for s in lag}  # stage 2 on by default: its input is covered
         assert {s["metric"]["topic"] for s in lag} <= {dep.topic(t) for t in ("alerts_raw", "alerts", "incidents",
-                                                                             "tickets_raw")}
-        assert len(lag) <= 4 * dep.partitions
+                                                                             "tickets_raw")} | {route}
+        assert len(lag) <= 5 * dep.partitions
 
         # the outage-only operand: its metric is live and every reason it names is one the ingest emits
         assert query(stack.prom, "aiops_ingest_refusals_total")

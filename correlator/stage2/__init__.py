@@ -7,10 +7,17 @@ from .config import DEFAULT_GROUPING, GroupingConfig
 from .engine import Grouper, GroupingCounters, GroupingOutput, parent_id
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .relations import ChildView, Link, relate, time_gap, view_of
+from .routing import UNSCOPED_ROUTE_KEY, route_key
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
+from .watermark import (
+    MARKS_HEADER, Low, LowWatermark, SourceMark, decode_marks, dump_marks, encode_marks, idle_release, load_marks,
+    report_due, source_mark,
+)
 
 __all__ = [
-    "DEFAULT_GROUPING", "Assignment", "ChildState", "ChildView", "DictGroupStore", "GroupPhase", "GroupState",
-    "GroupStore", "Grouper", "GroupingConfig", "GroupingCounters", "GroupingOutput", "Link", "ParentEvent",
-    "ParentEventKind", "ParentStatus", "Relation", "parent_id", "relate", "time_gap", "view_of",
+    "DEFAULT_GROUPING", "MARKS_HEADER", "UNSCOPED_ROUTE_KEY", "Assignment", "ChildState", "ChildView",
+    "DictGroupStore", "GroupPhase", "GroupState", "GroupStore", "Grouper", "GroupingConfig", "GroupingCounters",
+    "GroupingOutput", "Link", "Low", "LowWatermark", "ParentEvent", "ParentEventKind", "ParentStatus", "Relation",
+    "SourceMark", "decode_marks", "dump_marks", "encode_marks", "idle_release", "load_marks", "parent_id", "relate",
+    "report_due", "route_key", "source_mark", "time_gap", "view_of",
 ]

@@ -1,7 +1,8 @@
 """Stage-2 engine: stage-1 incident events in, parent events and child -> parent assignments out.
 
 Pure and time-passed-in like stage 1: time moves only through the `emitted_at` of the events it is given
-(the watermark is the latest one) and through `advance(watermark)`. The release point is the watermark
+(the watermark is the latest one; in the stream, the low watermark of its sources, see `watermark`) and
+through `advance(watermark)`. The release point is the watermark
 less `lateness_s`; a new child waits in a reorder buffer until the release point passes its first alert,
 and children are assigned in order of first alert (ties by id), so arrival order within the lateness
 changes nothing.
@@ -157,13 +158,20 @@ class Grouper:
         """Event time up to which children have been assigned: the watermark less the lateness."""
         return self.watermark - self.config.lateness_s
 
-    def ingest(self, events: Iterable[IncidentEvent]) -> GroupingOutput:
-        """Take stage-1 events in the order stage 1 emitted them; return what they caused."""
+    def ingest(self, events: Iterable[IncidentEvent], watermark: float | None = None) -> GroupingOutput:
+        """Take stage-1 events in the order stage 1 emitted them; return what they caused.
+
+        Event time moves to the latest `emitted_at`, or, when `watermark` is given, to it alone: the stream
+        passes the low watermark of the stage-1 partitions that feed it (`watermark`), which an event of a
+        partition running ahead must not overtake.
+        """
         out = GroupingOutput()
         for ev in events:
-            if ev.emitted_at > self.watermark:
-                self.watermark = ev.emitted_at
+            if watermark is None:
+                self.watermark = max(self.watermark, ev.emitted_at)
             self._take(ev)
+        if watermark is not None:
+            self.watermark = max(self.watermark, watermark)
         self._run(self.release_point, out)
         return out
 

@@ -1,0 +1,210 @@
+"""Stage 2's event time from several stage-1 partitions (`correlator.stage2.watermark`) and its routing key
+(`correlator.stage2.routing`): tables with fixed times; the stream's wiring is in tests/test_stage2_pipeline.py."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from correlator.models import IncidentEvent
+from correlator.stage2 import (
+    UNSCOPED_ROUTE_KEY,
+    Grouper,
+    GroupingOutput,
+    Low,
+    LowWatermark,
+    SourceMark,
+    decode_marks,
+    encode_marks,
+    idle_release,
+    report_due,
+    route_key,
+    source_mark,
+)
+from stream.stage2_state import GroupTableStore
+
+from .test_broker_faults import FakeTable
+from .test_stage2 import CFG, _event, partition
+
+INF = float("inf")
+IDLE = SourceMark(-INF, idle=True)
+
+
+# ---- the routing key -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "entities", "expected"), [
+    ("cluster=eu/api/5xx", {"cluster": ["eu"]}, "cluster=eu"),
+    ("cluster=eu,region=w/api/5xx", {"cluster": ["eu"], "region": ["w"]}, "cluster=eu,region=w"),
+    ("api/5xx", {}, UNSCOPED_ROUTE_KEY),
+    # the scope of the key, not the labels seen later: every event of an incident goes the same way
+    ("api/5xx", {"cluster": ["eu", "us"]}, UNSCOPED_ROUTE_KEY),
+    ("cluster=eu/api/5xx", {"cluster": ["us", "eu"]}, "cluster=eu"),
+])
+def test_route_key_is_the_scope_of_the_key(key: str, entities: dict[str, list[str]], expected: str) -> None:
+    service, symptom = key.rsplit("/", 2)[-2:]
+    ev = IncidentEvent(kind="opened", incident_id="i", seq=1, key=key, service=service, symptom=symptom,
+                       status="firing", first_seen=0, last_seen=0, window_start=0, alert_count=1,
+                       distinct_fingerprints=1, firing_count=1, duplicates=0, max_severity="critical",
+                       entities=entities, emitted_at=0)
+    assert route_key(ev) == expected
+
+
+# ---- marks of stage-1 partitions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flushed", "expected"), [
+    (False, SourceMark(95.0, idle=False)),  # holding alerts: published up to its release point
+    (True, SourceMark(100.0, idle=True)),  # flushed: everything up to its watermark is out
+])
+def test_source_mark(flushed: bool, expected: SourceMark) -> None:
+    assert source_mark(95.0, 100.0, flushed) == expected
+
+
+def tracker(marks: dict[int, SourceMark], heard: float = 0.0, since: float = 0.0) -> LowWatermark:
+    low = LowWatermark(sources=3, silent_s=10.0, since=since)
+    low.note(marks, heard)
+    return low
+
+
+@pytest.mark.parametrize(("name", "marks", "now", "expected"), [
+    ("nobody reported yet: wait", {}, 1.0, Low(-INF, drained=False)),
+    ("one source not heard of yet: wait for it", {0: SourceMark(50.0), 1: SourceMark(60.0)}, 1.0,
+     Low(-INF, drained=False)),
+    ("all report: the lowest", {0: SourceMark(50.0), 1: SourceMark(60.0), 2: SourceMark(55.0)}, 1.0,
+     Low(50.0, drained=False)),
+    ("an idle source is not waited for", {0: SourceMark(50.0, idle=True), 1: SourceMark(60.0), 2: SourceMark(55.0)},
+     1.0, Low(55.0, drained=False)),
+    ("all idle: drained at the highest", {0: SourceMark(50.0, True), 1: SourceMark(60.0, True), 2: IDLE}, 1.0,
+     Low(60.0, drained=True)),
+    ("silent past silent_s: not waited for", {0: SourceMark(50.0), 1: SourceMark(60.0, True), 2: IDLE}, 10.0,
+     Low(60.0, drained=True)),
+    ("a source never heard of, past silent_s", {0: SourceMark(50.0, True), 1: SourceMark(60.0, True)}, 10.0,
+     Low(60.0, drained=True)),
+])
+def test_low_watermark(name: str, marks: dict[int, SourceMark], now: float, expected: Low) -> None:
+    assert tracker(marks).low(now) == expected
+
+
+def test_a_source_s_time_never_goes_back_and_its_latest_idleness_counts() -> None:
+    low = tracker({0: SourceMark(50.0), 1: SourceMark(60.0), 2: SourceMark(70.0)})
+    low.note({0: SourceMark(40.0)}, 1.0)  # a restarted owner re-reports from its last checkpoint
+    assert low.marks[0] == SourceMark(50.0) and low.low(1.0) == Low(50.0, drained=False)
+    low.note({0: SourceMark(45.0, idle=True)}, 2.0)
+    assert low.marks[0] == SourceMark(50.0, idle=True) and low.low(2.0) == Low(60.0, drained=False)
+    low.note({0: SourceMark(80.0)}, 3.0)  # new input: waited for again
+    assert low.low(3.0) == Low(60.0, drained=False)
+
+
+def test_a_source_beyond_the_expected_partitions_is_waited_for_too() -> None:
+    low = tracker({0: IDLE, 1: IDLE, 2: IDLE, 5: SourceMark(30.0)})  # the alerts topic grew partitions
+    assert low.low(1.0) == Low(30.0, drained=False)
+
+
+# ---- the idle release decision -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "watermark", "held", "low", "flush", "step", "expected"), [
+    ("waiting: up to the low watermark only", 40.0, [45.0], Low(50.0, False), True, 3.0, 50.0),
+    ("waiting, the low watermark behind: stay", 60.0, [45.0], Low(50.0, False), True, 3.0, None),
+    ("drained, nothing due: up to the sources", 40.0, [45.0], Low(50.0, True), False, None, 50.0),
+    ("drained, flush: the latest held child plus the lateness", 40.0, [45.0, 52.0], Low(50.0, True), True, None,
+     57.0),
+    ("drained, flush with nothing held", 40.0, [], Low(50.0, True), True, None, 50.0),
+    ("drained, advance: by the silence", 60.0, [], Low(50.0, True), False, 3.0, 63.0),
+    ("drained, flush then advance", 40.0, [52.0], Low(50.0, True), True, 3.0, 60.0),
+    ("no time yet, held children of another producer: flushed", -INF, [45.0], Low(-INF, True), True, None, 50.0),
+    ("no time yet, nothing held: no advance from nowhere", -INF, [], Low(-INF, True), False, 3.0, None),
+])
+def test_idle_release(name: str, watermark: float, held: list[float], low: Low, flush: bool, step: float | None,
+                      expected: float | None) -> None:
+    assert idle_release(watermark, held, 5.0, low, flush, step) == expected
+
+
+# ---- heartbeats --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "reported", "current", "now", "expected"), [
+    ("nothing to tell", None, {}, 0.0, False),
+    ("never told", None, {0: IDLE}, 0.0, True),
+    ("told the same", {0: SourceMark(5.0)}, {0: SourceMark(5.0)}, 1.0, False),
+    ("a waited-for source moved", {0: SourceMark(5.0)}, {0: SourceMark(6.0)}, 1.0, True),
+    ("a source went idle", {0: SourceMark(5.0)}, {0: SourceMark(5.0, True)}, 1.0, True),
+    ("an idle source's time is no news", {0: SourceMark(5.0, True)}, {0: SourceMark(9.0, True)}, 1.0, False),
+    ("a new source", {0: IDLE}, {0: IDLE, 1: IDLE}, 1.0, True),
+    ("a waited-for source is refreshed", {0: SourceMark(5.0)}, {0: SourceMark(5.0)}, 3.0, True),
+    ("idle sources are never refreshed", {0: IDLE}, {0: IDLE}, 100.0, False),
+])
+def test_report_due(name: str, reported: dict[int, SourceMark] | None, current: dict[int, SourceMark], now: float,
+                    expected: bool) -> None:
+    assert report_due(reported, current, 0.0, now, refresh_s=2.5) is expected
+
+
+# ---- the header and the saved progress ---------------------------------------------------------------------
+
+
+def test_marks_round_trip_through_the_header() -> None:
+    marks = {0: SourceMark(1_772_420_400.25), 3: IDLE, 12: SourceMark(5.0, idle=True)}
+    assert decode_marks(encode_marks(marks)) == marks
+    assert encode_marks({}) == b"{}" and decode_marks(b"{}") == {}
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"[1]", "not an object"), (b"{not json", "not JSON"), (b'{"x": [1, false]}', "partition 'x' is not a number"),
+    (b'{"1": [1]}', "1: not [event time or null, idle]"), (b'{"1": ["1", false]}', "1: not [event time"),
+    (b'{"1": [1, 0]}', "1: not [event time"), (b'{"1": [true, false]}', "1: not [event time"),
+])
+def test_a_bad_marks_header_is_refused_with_its_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason.replace("[", r"\[")):
+        decode_marks(raw)
+
+
+def test_the_marks_are_saved_with_the_progress_they_cover() -> None:
+    table = FakeTable()
+    store = GroupTableStore(table, 1)
+    store.marks.update({0: SourceMark(50.0), 1: IDLE})
+    store.offset, store.watermark = 7, 45.0
+    store.write_progress()
+    again = GroupTableStore(table, 1)  # as a Grouper is rebuilt after a restart
+    assert (again.offset, again.watermark, again.marks) == (7, 45.0, {0: SourceMark(50.0), 1: IDLE})
+
+
+# ---- a source that runs ahead changes nothing --------------------------------------------------------------
+
+
+def _children(rng: random.Random, source: int, n: int) -> list[IncidentEvent]:
+    """Children of one stage-1 partition over half an hour, announced a second after their first alert as
+    stage 1 announces them; some share a host with children of the other partition."""
+    out = []
+    for i in range(n):
+        start = rng.uniform(0, 1800)
+        out.append(_event(f"s{source}-{i}", f"svc{source}{i % 3}/sym{i}", start, start, 1, "opened",
+                          {"host": [f"h{rng.randrange(3)}"]}))
+    return sorted(out, key=lambda e: e.emitted_at)
+
+
+def _grouped(steps: list[tuple[list[IncidentEvent], float | None]]) -> str:
+    grouper, out = Grouper(CFG), GroupingOutput()
+    for events, watermark in steps:
+        out.extend(grouper.ingest(events, watermark=watermark))
+    out.extend(grouper.finish())
+    return partition(out)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_partition_running_ahead_changes_nothing_under_the_low_watermark(seed: int) -> None:
+    rng = random.Random(seed)
+    ahead, behind = _children(rng, 0, 40), _children(rng, 1, 40)
+    in_order = sorted(ahead + behind, key=lambda e: e.emitted_at)
+    reference = _grouped([([ev], None) for ev in in_order])  # one stage-1 engine: the replay's order
+    low = LowWatermark(sources=2, silent_s=INF, since=0.0)
+    steps: list[tuple[list[IncidentEvent], float | None]] = []
+    for source, events in ((0, ahead), (1, behind)):  # partition 0 whole, then partition 1 in steps of five
+        for i in range(0, len(events), 5):
+            chunk = events[i:i + 5]
+            low.note({source: SourceMark(chunk[-1].emitted_at)}, 0.0)
+            steps.append((chunk, low.low(0.0).at))
+    assert _grouped(steps) == reference
+    # the same arrival with event time taken from the events (stage 2 before the low watermark) differs
+    assert _grouped([(chunk, None) for chunk, _ in steps]) != reference
