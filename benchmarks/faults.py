@@ -8,9 +8,9 @@ counts what it did to the pipeline; the whole prints one table and writes it int
   right, 202 means the body was valid after all, 5xx is a fault).
 - **inputs per topic**: every named hostile record of the topic fuzz suite (`tests/test_fuzz_topics.py` when
   present, else this file's set: null key/value, empty, invalid UTF-8, wrong-shape JSON, 2 MB of junk) written
-  straight onto each consumed topic; then `lost` = written - what the agent counted as consumed
-  (`aiops_records_consumed_total`, which counts processed and dead-lettered records alike) once the
-  group's committed offsets have passed them, and `dead-lettered` matched by the letters' topic/offset headers.
+  straight onto each consumed topic; then per record (partition, offset): `dead-lettered` when a letter's
+  headers name it, `processed` when the agents' group committed past it without a letter, `lost` otherwise
+  (so written = processed + dead-lettered + lost), with the agent's `aiops_records_consumed_total` beside it.
 - **worker crashes**: worker processes that died, plus agents Faust restarted (`Crashed reason` in its log).
 - **alerts lost**: alerts answered 202 that are in no incident once the backlog drained (the worker's
   `/incidents/`, summing each incident's distinct fingerprints; every alert has its own fingerprint), across
@@ -288,29 +288,48 @@ async def letters(bootstrap: str, topic: str, quiet_s: float = 2.0) -> list[dict
 
 
 def inputs_on_topics(dep: Deployment, worker: WorkerProc, settle_s: float) -> dict[str, Any]:
-    """Every hostile record on every consumed topic: written, consumed, dead-lettered, unaccounted for."""
+    """Every hostile record on every consumed topic: written, processed, dead-lettered, lost; by offset.
+
+    A record is dead-lettered when a letter names its topic, partition and offset; processed when the agents'
+    group committed past it and no letter names it (an agent acknowledges a batch only once every record of
+    it was handled or its letter delivered, so a commit past a record is its processing); lost otherwise.
+    `counted` is the agent's own `aiops_records_consumed_total` over the same time, a cross-check: it counts
+    processed and dead-lettered records alike, and on `incidents` also the events the earlier rows caused.
+    """
     rows: dict[str, Any] = {}
     for topic_field, agent in AGENTS.items():
         cases, origin = topic_cases(topic_field)
         cases = [c for c in cases if c != (None, None)]  # aiokafka cannot write a record without key and value
         before = worker.metric("aiops_records_consumed_total", agent=agent) if worker.proc.poll() is None else 0.0
         written = asyncio.run(produce(dep.broker.bootstrap, dep.topic(topic_field), cases))
-        deadline = time.monotonic() + settle_s
-        consumed = 0.0
-        while time.monotonic() < deadline and worker.proc.poll() is None:
-            consumed = worker.metric("aiops_records_consumed_total", agent=agent) - before
-            if consumed >= len(written):
-                break
-            time.sleep(0.5)
-        rows[topic_field] = {"tried": len(written), "consumed": int(consumed), "from": origin, "offsets": written}
+        behind = wait_committed(dep, dep.topic(topic_field), written, settle_s)
+        counted = worker.metric("aiops_records_consumed_total", agent=agent) - before
+        rows[topic_field] = {"tried": len(written), "counted": int(counted), "from": origin, "offsets": written,
+                             "behind": behind}
     headers = asyncio.run(letters(dep.broker.bootstrap, dep.topic("deadletter")))
     for topic_field, row in rows.items():
         mine = {(h.get("partition"), h.get("offset")) for h in headers if h.get("topic") == dep.topic(topic_field)}
-        row["dead_lettered"] = sum((str(p), str(o)) in mine for p, o in row.pop("offsets"))
-        # The consumed counter counts processed and dead-lettered records alike, but only for batches the agent
-        # finished: after an agent crash its letters can outnumber it. What neither covers is lost.
-        row["lost"] = max(0, row["tried"] - max(row["consumed"], row["dead_lettered"]))
+        lettered = {(p, o) for p, o in row.pop("offsets") if (str(p), str(o)) in mine}
+        behind = row.pop("behind")
+        row["dead_lettered"] = len(lettered)
+        row["processed"] = row["tried"] - len(lettered) - len(behind - lettered)
+        row["lost"] = len(behind - lettered)
     return rows
+
+
+def wait_committed(dep: Deployment, topic: str, written: Sequence[tuple[int, int]],
+                   timeout: float) -> set[tuple[int, int]]:
+    """Until the agents' group has committed past every written record; those it has not, at the end."""
+    from tests.test_fuzz_topics import committed_offsets
+
+    partitions = sorted({p for p, _ in written})
+    deadline = time.monotonic() + timeout
+    while True:
+        committed = asyncio.run(committed_offsets(dep.broker.bootstrap, dep.app_id, topic, partitions))
+        behind = {(p, o) for p, o in written if committed[p] <= o}
+        if not behind or time.monotonic() > deadline:
+            return behind
+        time.sleep(0.5)
 
 
 # ---------------------------------------------------------------- part 2: SIGKILL, broker restart
@@ -577,7 +596,8 @@ def table(rep: dict[str, Any]) -> str:
                      f"5xx or dropped connections: {r['faults']}"))
     for name, r in rep["topics"].items():
         rows.append((f"hostile records on `{name}`", f"{r['tried']} tried",
-                     f"consumed {r['consumed']}, dead-lettered {r['dead_lettered']}, **lost {r['lost']}**"))
+                     f"processed {r['processed']}, dead-lettered {r['dead_lettered']}, **lost {r['lost']}** "
+                     f"(the agent counted {r['counted']})"))
     crashes = rep["inputs_crashes"] + rep["broker_restart"]["crashes"] + rep["overload"]["crashes"]
     rows.append(("worker crashes (processes dead + agents restarted)", "all parts", f"**{crashes}**"))
     k, b, o = rep["sigkill"], rep["broker_restart"], rep["overload"]

@@ -70,7 +70,8 @@ __all__ = [
 ALERTS_RECEIVED = Counter(
     "aiops_alerts_received_total", "Alerts parsed from raw records, by source", ["source"])
 RECORDS_CONSUMED = Counter(
-    "aiops_records_consumed_total", "Kafka records consumed, by agent", ["agent"])
+    "aiops_records_consumed_total",
+    "Kafka records an agent has handled, processed or dead-lettered alike (counted per batch), by agent", ["agent"])
 DEADLETTERS = Counter(
     "aiops_deadletters_total", "Records refused and sent to the dead-letter topic, by agent and reason",
     ["agent", "reason"])

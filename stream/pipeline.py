@@ -304,7 +304,6 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
             for part, (records, size) in enumerate(parts):
                 segments.append(Segment((msg.partition, msg.offset * PARTS_PER_OFFSET + part), records))
                 sizes.append(size)
-    metrics.RECORDS_CONSUMED.labels("normalize").inc(len(events))
     topic = pipe.topics["alerts"]
     for partition, (segments, sizes) in by_partition.items():
         # In order, so a partition's records still arrive oldest raw record first.
@@ -350,7 +349,6 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
             _take_segment(store, segment, records, touched)
         if received_ms:
             received[p] = min(received.get(p, received_ms), received_ms)
-    metrics.RECORDS_CONSUMED.labels("correlate").inc(len(events))
     done: list[tuple[int, Sequence[IncidentEvent], int | None]] = []
     for p, records in by_partition.items():
         engine = pipe.engine(p)

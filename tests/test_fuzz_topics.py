@@ -267,7 +267,7 @@ async def _send_run(producer: Any, batch: Any, topic: str, partition: int, run: 
     return (await (await producer.send_batch(batch, topic, partition=partition))).offset, run
 
 
-async def _committed(bootstrap: str, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
+async def committed_offsets(bootstrap: str, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
     """The group's committed offsets (-1: none) by OffsetFetch of a member-less client of the group (Tansu 0.6.0
     answers the admin client's ListConsumerGroupOffsets with a response aiokafka cannot decode)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
@@ -286,7 +286,7 @@ def wait_committed(stack: Stack, topic: str, written: list[tuple[int, int]], tim
     deadline = time.monotonic() + timeout
     behind: dict[int, tuple[int, int]] = {}
     while time.monotonic() < deadline:
-        committed = asyncio.run(_committed(stack.dep.broker.bootstrap, stack.dep.app_id, topic, sorted(want)))
+        committed = asyncio.run(committed_offsets(stack.dep.broker.bootstrap, stack.dep.app_id, topic, sorted(want)))
         behind = {p: (committed[p], o) for p, o in want.items() if committed[p] < o}
         if not behind:
             return
@@ -351,6 +351,7 @@ def test_every_record_is_processed_or_dead_lettered(stack: Stack, field: str, dr
     records.append(good_record(field, tag))
     topic, agent = stack.topic_name(field), AGENTS[field]
     letters_before = deadletters_of(stack, agent)
+    consumed_before = stack.worker.metric("aiops_records_consumed_total", agent=agent)
 
     written = asyncio.run(_write(stack.dep.broker.bootstrap, topic, records, seed=tag))
     wait_committed(stack, topic, written)
@@ -376,6 +377,8 @@ def test_every_record_is_processed_or_dead_lettered(stack: Stack, field: str, dr
     processed = len(records) - len(refused)
     assert len(records) == processed + len(letters)
     assert deadletters_of(stack, agent) - letters_before == len(refused)
+    # The counter benchmarks/faults.py reads: every record, processed or dead-lettered (too large ones included).
+    assert stack.worker.metric("aiops_records_consumed_total", agent=agent) - consumed_before == len(records)
     assert stack.worker.metric("aiops_batches_unacknowledged_total", agent=agent) == 0
     assert stack.worker.proc.poll() is None
     assert "Crashed reason" not in Path(stack.worker.log).read_text(errors="replace")
