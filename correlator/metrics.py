@@ -93,7 +93,8 @@ ALERTS_LATE = Counter(
     "aiops_alerts_late_total", "Alerts that arrived after the allowed lateness and took the late path")
 ALERT_TIME_ADJUSTED = Counter(
     "aiops_alert_time_adjusted_total", "Alerts the event-time rule acted on: reason `future` (clamped to their "
-    "arrival and marked), `too_old` (dead-lettered); source is the adapter, or `engine` for its last-line guard",
+    "arrival and marked), `long_firing` (started before the horizon, still firing: correlated at arrival, marked), "
+    "`too_old` (dead-lettered); source is the adapter, or `engine` for its last-line guard",
     ["source", "reason"])
 SEGMENTS_SKIPPED = Counter(
     "aiops_segments_skipped_total", "Alert segments skipped because their source offset was already applied "

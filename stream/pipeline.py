@@ -291,6 +291,8 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
             continue
         if guarded.clamped:
             metrics.ALERT_TIME_ADJUSTED.labels(kind, "future").inc(guarded.clamped)
+        if guarded.long_firing:
+            metrics.ALERT_TIME_ADJUSTED.labels(kind, "long_firing").inc(guarded.long_firing)
         if guarded.too_old:
             metrics.ALERT_TIME_ADJUSTED.labels(kind, "too_old").inc(len(guarded.too_old))
             await pipe.deadletter("normalize", event, guarded.refusal(), "too_old")
