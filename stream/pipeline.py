@@ -38,6 +38,7 @@ from stream.batches import (
 from stream.checkpoint import Checkpoints, StateStore
 from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.idle import TICK_S, IdleClocks
+from stream.provenance import SourceCheck
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.state import TableStore
@@ -102,6 +103,8 @@ class Pipeline:
     """The dead-letter sender every agent of the worker refuses records through (`install` sets it)."""
     keys: KeyConfig = DEFAULT_KEY_CONFIG
     """How normalize names scopes, services and symptoms (the settings' scope labels)."""
+    sources: SourceCheck | None = None
+    """What correlate checks an `alerts` record's source offsets against before trusting them (`install` sets it)."""
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpoints(self.app, self._touched_stores, self.checkpoint_s)
@@ -128,6 +131,8 @@ class Pipeline:
         """The broker lost its topics (stream/recovery.py): `alerts.raw` offsets start again at 0, so every engine,
         held now or built later from the table's local data, forgets the old ones and rewrites its keys."""
         self.sources_lost = set(range(self.alerts_partitions))
+        if self.sources is not None:
+            self.sources.forget()
         for partition in list(self.engines):
             self._forget_sources(partition)
 
@@ -277,6 +282,8 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     now = time.time()
     for event in events:
         msg = event.message
+        if pipe.sources is not None:
+            pipe.sources.read(msg.partition, msg.offset)  # correlate then trusts this raw offset without a look-up
         body = msg.value or b""
         source = source_of_key(msg.key)
         try:
@@ -333,14 +340,16 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT]) -> None:
     sources: dict[int, dict[str, tuple[int, int]]] = {}
     received: dict[int, int] = {}
     for event in events:
-        try:
-            segments, received_ms = decode_batch(event.message.value)
-        except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
-            await pipe.refuse("correlate", event, exc)
-            continue
         p = event.message.partition
         store = pipe.engine(p).store
         assert isinstance(store, TableStore)
+        try:
+            segments, received_ms = decode_batch(event.message.value)
+            if pipe.sources is not None:  # a forged source offset would make the engine skip real records
+                await pipe.sources.check(segments, store.progress)
+        except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
+            await pipe.refuse("correlate", event, exc)
+            continue
         records = by_partition.setdefault(p, [])
         touched = sources.setdefault(p, {})
         for segment in segments:
@@ -435,10 +444,11 @@ def install(app: App, settings: Settings) -> Pipeline:
     table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)
     letters = DeadLetters(app, names.deadletter, settings.deadletter_max_bytes, settings.deadletter_head_bytes)
+    sources = SourceCheck(settings, names.alerts_raw, settings.partitions_for("alerts_raw"))
     pipe = Pipeline(app, correlation_config(settings), table, topics, checkpoint_s=settings.checkpoint_interval,
                     keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
-                    incidents_partitions=settings.partitions_for("incidents"), letters=letters)
+                    incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources)
 
     @app.agent(topics["alerts_raw"], name="normalize")
     async def normalize(stream: Any) -> None:
@@ -467,4 +477,5 @@ def install(app: App, settings: Settings) -> Pipeline:
         pipe.drop(tp.partition for tp in revoked if tp.topic == names.alerts)
 
     app.stop_hooks.append(pipe.checkpoint_if_due)  # stopping: always due when something is held
+    app.stop_hooks.append(sources.stop)
     return pipe

@@ -33,9 +33,10 @@ from hypothesis import strategies as st
 from correlator.models import IncidentEvent
 from correlator.sources import detect_source, parse
 from correlator.triage.lifecycle import TicketResolution, parse_ticket_input
-from stream.batches import MAX_RECORD_BYTES, decode_batch
+from stream.batches import MAX_RECORD_BYTES, PARTS_PER_OFFSET, decode_batch
 from stream.broker import EmbeddedBroker
 from stream.pipeline import source_of_key
+from stream.sends import key_partition
 from stream.settings import Settings
 from stream.stage2_agent import _decode_routed
 from stream.tickets import parse_incident
@@ -132,8 +133,10 @@ def good_incident(tag: str) -> dict[str, Any]:
             "duplicates": 0, "max_severity": "warning", "emitted_at": NOW}
 
 
-def good_segment_batch(tag: str) -> dict[str, Any]:
-    return {"received_ms": int(NOW * 1000), "segments": [[0, 1, [
+def good_segment_batch(tag: str, source: tuple[int | None, int | None] = (None, None)) -> dict[str, Any]:
+    """An `alerts` record as normalize writes it; with no source by default, as what `alerts.raw` holds varies (a
+    source it does not hold is refused: `test_a_forged_source_offset_is_dead_lettered_and_skips_nothing`)."""
+    return {"received_ms": int(NOW * 1000), "segments": [[*source, [
         {"f": f"fp-{tag}", "k": f"fuzz-{tag}/probe", "s": "firing", "v": "warning", "t": NOW, "e": None,
          "l": {"service": f"fuzz-{tag}"}}]]]}
 
@@ -383,3 +386,30 @@ def test_every_record_is_processed_or_dead_lettered(stack: Stack, field: str, dr
     assert stack.worker.proc.poll() is None
     assert "Crashed reason" not in Path(stack.worker.log).read_text(errors="replace")
     check_good_record_processed(stack, field, tag)
+
+
+async def _send_to(bootstrap: str, topic: str, partition: int, key: bytes | None, value: bytes) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        return (await producer.send_and_wait(topic, value, key=key, partition=partition)).offset
+    finally:
+        await producer.stop()
+
+
+def test_a_forged_source_offset_is_dead_lettered_and_skips_nothing(stack: Stack) -> None:
+    """An outside producer's `alerts` record naming alerts.raw partition 0 at an offset the broker never held: were
+    it trusted, the engine would skip every real record of raw partition 0 from then on (they are below it)."""
+    tag = f"forged-{os.urandom(3).hex()}"
+    real_key, real_value = good_record("alerts_raw", tag)
+    partition = key_partition(parse("generic", real_value or b"")[0].key.encode(), stack.dep.partitions)
+    forged = orjson.dumps(good_segment_batch(f"{tag}-x", source=(0, 10**9 * PARTS_PER_OFFSET)))
+    bootstrap = stack.dep.broker.bootstrap
+    at = asyncio.run(_send_to(bootstrap, stack.dep.topic("alerts"), partition, None, forged))
+    asyncio.run(_send_to(bootstrap, stack.dep.topic("alerts_raw"), 0, real_key, real_value or b""))
+    check_good_record_processed(stack, "alerts_raw", tag)  # normalized into segment (0, small): not skipped
+    letters = letters_for(stack, stack.dep.topic("alerts"), {(partition, at)})
+    (letter,) = letters[(partition, at)]
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["category"] == "forged_source" and "does not exist" in headers["reason"]
+    assert letter.value == forged
