@@ -18,9 +18,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
+from aiokafka.errors import KafkaConnectionError
 
 from stream.app import App, make_app
-from stream.broker import EmbeddedBroker, create_topics_sync, free_port
+from stream.broker import EmbeddedBroker, create_topics_sync, free_port, start_broker
 from stream.consumer import Transport, leave_group
 from stream.settings import Settings
 
@@ -198,6 +200,46 @@ def test_end_offset_counts_every_record_of_a_batch(broker: EmbeddedBroker) -> No
             await consumer.stop()
 
     assert asyncio.run(run()) == 5
+
+
+@pytest.mark.xfail(strict=True, raises=KafkaConnectionError,
+                   reason="Tansu 0.6.0 memory storage: DeleteRecords is todo!() (the connection drops)")
+def test_delete_records_frees_what_is_below_the_offset(tmp_path: Path) -> None:
+    """What would bound the embedded broker's memory: deleting records every group has committed past.
+
+    Tansu 0.6.0's memory storage (DynoStore over an in-memory object store) answers DeleteRecords with a panic,
+    `not yet implemented` at tansu-storage/src/dynostore.rs:641, and drops the connection (the broker lives on);
+    it never applies retention.ms either (its `maintain` does nothing for that storage). When this starts
+    passing, `aiops up` can bound broker memory by deleting below the committed offsets (README, "Limits").
+    """
+    topic = unique("deleterecords")
+    with start_broker(log_path=tmp_path / "tansu.log") as own:  # its own broker: the panic stays out of others'
+        create_topics_sync(own.bootstrap, {topic: 1})
+
+        async def run() -> int:
+            producer = AIOKafkaProducer(bootstrap_servers=own.bootstrap, max_batch_size=1)
+            await producer.start()
+            try:
+                for _ in range(5):
+                    await producer.send_and_wait(topic, b"x")
+            finally:
+                await producer.stop()
+            admin = AIOKafkaAdminClient(bootstrap_servers=own.bootstrap)
+            await admin.start()
+            tp = TopicPartition(topic, 0)
+            try:
+                await asyncio.wait_for(admin.delete_records({tp: RecordsToDelete(before_offset=3)}), 10)
+            finally:
+                await admin.close()
+            consumer = AIOKafkaConsumer(bootstrap_servers=own.bootstrap)
+            await consumer.start()
+            try:
+                starts: dict[TopicPartition, int] = await consumer.beginning_offsets([tp])
+                return starts[tp]
+            finally:
+                await consumer.stop()
+
+        assert asyncio.run(run()) == 3
 
 
 def test_fetch_max_wait_reaches_aiokafka_consumer(broker: EmbeddedBroker) -> None:
