@@ -477,5 +477,7 @@ def install(app: App, settings: Settings) -> Pipeline:
         pipe.drop(tp.partition for tp in revoked if tp.topic == names.alerts)
 
     app.stop_hooks.append(pipe.checkpoint_if_due)  # stopping: always due when something is held
+    # A record of either read twice is applied once (segment sources), so a re-read is never dropped.
+    app.redelivered_topics = app.redelivered_topics | {names.alerts_raw, names.alerts}
     app.stop_hooks.append(sources.stop)
     return pipe
