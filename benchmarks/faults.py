@@ -173,6 +173,17 @@ def correlated(worker: WorkerProc) -> int:
     return sum(i["distinct_fingerprints"] for i in worker.get("/incidents/", timeout=30)["incidents"])
 
 
+def members(worker: WorkerProc, prefix: str) -> tuple[int, int]:
+    """Distinct alerts whose fingerprint starts with `prefix` in the incidents this worker holds, from each
+    incident's member list, and how many of them sit in more than one incident (the summed counts of
+    `correlated` would count those twice)."""
+    seen: Counter[str] = Counter()
+    for incident_id in dict.fromkeys(i["id"] for i in worker.get("/incidents/", timeout=30)["incidents"]):
+        detail = worker.get(f"/incidents/{incident_id}/", timeout=30)
+        seen.update(fp for fp in detail["members"] if fp.startswith(prefix))
+    return len(seen), sum(1 for n in seen.values() if n > 1)
+
+
 def wait_correlated(worker: WorkerProc, want: int, quiet_s: float, timeout: float,
                     abort: threading.Event | None = None) -> int:
     """Until `want` alerts are in incidents, nothing changed for `quiet_s`, or `abort` is set; the last count."""
@@ -347,11 +358,12 @@ def across_sigkill(dep: Deployment, bodies: int, alerts: int, kills: int = 2) ->
         if wave < kills:
             holder[0].kill()  # SIGKILL by pid: no commit, no flush, whatever was in flight
             holder[0] = start(dep, f"kill-{wave + 1}")
-    got = wait_correlated(holder[0], sender.accepted_alerts, quiet_s=30, timeout=300)
+    wait_correlated(holder[0], sender.accepted_alerts, quiet_s=30, timeout=300)
     worker = holder[0]
+    got, twice = members(worker, "kill")
     worker.stop()
     return {"accepted": sender.accepted_alerts, "correlated": got, "lost": sender.accepted_alerts - got,
-            "kills": kills, "answers": dict(sender.answers)}
+            "in_two_incidents": twice, "kills": kills, "answers": dict(sender.answers)}
 
 
 def across_broker_restart(workdir: Path, bodies: int, alerts: int) -> dict[str, Any]:
@@ -396,8 +408,10 @@ def across_broker_restart(workdir: Path, bodies: int, alerts: int) -> dict[str, 
         thread.join()
         for serial in range(2 * third, 3 * third):
             sender.send(alert_body("restart", serial, alerts, starts_at), alerts)
-        got = wait_correlated(worker, sender.accepted_alerts, quiet_s=20, timeout=180)
+        wait_correlated(worker, sender.accepted_alerts, quiet_s=20, timeout=180)
+        got, twice = members(worker, "restart")
         return {"accepted": sender.accepted_alerts, "correlated": got, "lost": sender.accepted_alerts - got,
+                "in_two_incidents": twice,
                 "in_flight_at_stop": before - in_incidents, "answers": dict(sender.answers),
                 "ready_again_s": next((t for t, r in readiness if r), None),
                 "crashes": agent_crashes(worker) + (worker.proc.poll() is not None)}
@@ -604,9 +618,11 @@ def table(rep: dict[str, Any]) -> str:
     rows.append(("worker crashes (processes dead + agents restarted)", "all parts", f"**{crashes}**"))
     k, b, o = rep["sigkill"], rep["broker_restart"], rep["overload"]
     rows.append((f"alerts across SIGKILL x{k['kills']}", f"{k['accepted']} accepted",
-                 f"in incidents {k['correlated']}, **lost {k['lost']}**"))
+                 f"in incidents {k['correlated']} (distinct members; in two incidents: {k['in_two_incidents']}), "
+                 f"**lost {k['lost']}**"))
     rows.append(("alerts across a broker restart (embedded, back empty)", f"{b['accepted']} accepted",
-                 f"in incidents {b['correlated']}, **lost {b['lost']}** (accepted but not yet in an incident when "
+                 f"in incidents {b['correlated']} (distinct members; in two incidents: {b['in_two_incidents']}), "
+                 f"**lost {b['lost']}** (accepted but not yet in an incident when "
                  f"the broker stopped: {b['in_flight_at_stop']}); ready again {b['ready_again_s']} s after the "
                  f"stop (3 s down); answers {b['answers']}"))
     halted = (f"; load stopped at {o['halted_at_s']} s: RSS passed the {o['rss_cap_mb']:.0f} MB cap"
