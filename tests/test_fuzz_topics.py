@@ -355,6 +355,7 @@ def test_every_record_is_processed_or_dead_lettered(stack: Stack, field: str, dr
     topic, agent = stack.topic_name(field), AGENTS[field]
     letters_before = deadletters_of(stack, agent)
     consumed_before = stack.worker.metric("aiops_records_consumed_total", agent=agent)
+    forwarded_before = stack.worker.metric("aiops_tickets_forwarded_total")
 
     written = asyncio.run(_write(stack.dep.broker.bootstrap, topic, records, seed=tag))
     wait_committed(stack, topic, written)
@@ -380,8 +381,11 @@ def test_every_record_is_processed_or_dead_lettered(stack: Stack, field: str, dr
     processed = len(records) - len(refused)
     assert len(records) == processed + len(letters)
     assert deadletters_of(stack, agent) - letters_before == len(refused)
-    # The counter benchmarks/faults.py reads: every record, processed or dead-lettered (too large ones included).
-    assert stack.worker.metric("aiops_records_consumed_total", agent=agent) - consumed_before == len(records)
+    # The counter benchmarks/faults.py reads: every record, processed or dead-lettered (too large ones included),
+    # and a ticket triage forwarded to its ticket id's partition once more when it has read it there.
+    forwarded = stack.worker.metric("aiops_tickets_forwarded_total") - forwarded_before
+    counted = stack.worker.metric("aiops_records_consumed_total", agent=agent) - consumed_before
+    assert len(records) <= counted <= len(records) + forwarded
     assert stack.worker.metric("aiops_batches_unacknowledged_total", agent=agent) == 0
     assert stack.worker.proc.poll() is None
     assert "Crashed reason" not in Path(stack.worker.log).read_text(errors="replace")
