@@ -266,7 +266,7 @@ def inputs_on_routes(worker: WorkerProc) -> dict[str, Any]:
             status = post(worker.web_port, endpoint.path, body)
             codes[str(status)] += 1
         rows[endpoint.name] = {"tried": len(cases), "codes": dict(sorted(codes.items())), "from": origin,
-                               "faults": sum(n for c, n in codes.items() if c == "0" or c.startswith("5"))}
+                               "faults": sum(n for c, n in codes.items() if c == "0" or (c.startswith("5") and c != "503"))}
     return rows
 
 
@@ -563,7 +563,7 @@ def overload(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             "broker_mb_per_100k_alerts": round(100_000 * (max(s[2] for s in samples) - samples[0][2])
                                                / max(1, answers[202] * per_body), 1),
             "crashes": agent_crashes(worker) + (worker.proc.poll() is not None),
-            "halted_at_s": halted[0] if halted else None, "rss_cap_mb": args.rss_cap_mb,
+            "halted_at_s": halted[0] if halted else None, "rss_cap_mb": args.rss_cap_mb, "load_s": round(load_s, 1),
             "aborted_at_s": aborted[0] if aborted else None,
         }
     finally:
@@ -609,7 +609,7 @@ def table(rep: dict[str, Any]) -> str:
     rows: list[tuple[str, str, str]] = []
     for name, r in rep["routes"].items():
         rows.append((f"bad bodies on `POST /ingest/{name}`", f"{r['tried']} tried", f"answers {r['codes']}; "
-                     f"5xx or dropped connections: {r['faults']}"))
+                     f"5xx other than 503 (shed: a sender retries it) or dropped connections: {r['faults']}"))
     for name, r in rep["topics"].items():
         rows.append((f"hostile records on `{name}`", f"{r['tried']} tried",
                      f"processed {r['processed']}, dead-lettered {r['dead_lettered']}, **lost {r['lost']}** "
@@ -625,8 +625,10 @@ def table(rep: dict[str, Any]) -> str:
                  f"**lost {b['lost']}** (accepted but not yet in an incident when "
                  f"the broker stopped: {b['in_flight_at_stop']}); ready again {b['ready_again_s']} s after the "
                  f"stop (3 s down); answers {b['answers']}"))
-    halted = (f"; load stopped at {o['halted_at_s']} s: RSS passed the {o['rss_cap_mb']:.0f} MB cap"
-              if o["halted_at_s"] is not None else "")
+    halted = ""
+    if o["halted_at_s"] is not None:
+        when = "load stopped at" if o["halted_at_s"] < o["load_s"] else "after the load, at"
+        halted = f"; {when} {o['halted_at_s']} s RSS passed the {o['rss_cap_mb']:.0f} MB cap"
     if o["aborted_at_s"] is not None:
         halted += (f"; **drain aborted** at {o['aborted_at_s']} s (RSS passed {2 * o['rss_cap_mb']:.0f} MB): the "
                    "loss is not measured, the alerts not yet in incidents were still in the backlog")
