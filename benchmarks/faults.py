@@ -69,6 +69,7 @@ SERVICES = [f"svc-{i:02d}" for i in range(16)]
 SYMPTOMS = ["HighLatency", "ErrorRate", "DiskFull"]
 AGENTS = {"alerts_raw": "normalize", "alerts": "correlate", "tickets_raw": "triage", "incidents": "incident_sla"}
 HOST = "127.0.0.1"
+RSS_CAP_MB = 1500.0
 
 
 # ---------------------------------------------------------------- the inputs
@@ -693,7 +694,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="overload 5 s and small waves (a few minutes in all)")
     p.add_argument("--duration", type=float, default=None, help="overload seconds (default 300, quick 5)")
     p.add_argument("--factor", type=float, default=5.0, help="overload as a multiple of the fold rate")
-    p.add_argument("--rss-cap-mb", type=float, default=1500.0, help="stop the overload when the worker or the "
+    p.add_argument("--rss-cap-mb", type=float, default=RSS_CAP_MB, help="stop the overload when the worker or the "
                    "broker passes this resident size, and the drain at twice it, rather than let the machine run "
                    "out of memory (the embedded broker grew to 13 GB draining a 5-minute overload)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -720,7 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(table(rep))
     if not args.no_write:
-        command = "python benchmarks/faults.py" + (" --quick" if args.quick else "")
+        command = "python benchmarks/faults.py" + (" --quick" if args.quick else "") + (
+            f" --rss-cap-mb {args.rss_cap_mb:.0f}" if args.rss_cap_mb != RSS_CAP_MB else "")
         write_section(RESULTS, markdown(rep, command), begin=BEGIN, end=END, heading=SECTION)
     return 0
 
