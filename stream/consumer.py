@@ -18,7 +18,7 @@ position are still delivered after the seek and move the read offset past it: th
 left unacknowledged at the rebalance (cleared from the agents' buffers, or held for a checkpoint), were then
 dropped on re-read (seen: 79 records of one partition), and a record never acknowledged leaves a hole at the
 head of Faust's acknowledged offsets, past which the partition never commits again, with nothing logged. This
-is one way to that hole, not the only one: the stall still came in 1 of 6 overload runs with it (issue 16).
+is one way to that hole, not the only one: the stall still came in 1 of 7 overload runs with it (issue 16).
 """
 
 from __future__ import annotations
