@@ -60,7 +60,8 @@ class CorrelationConfig:
     retention_s: how long a finished incident is kept to recognise late re-sends of its members.
     entity_labels / entity_values: label values an incident collects from its members (at most
         entity_values per label), so that stage 2 can relate incidents by host, cluster or topology;
-        `aiops_time_clamped` among them shows on the incident that a member's time was clamped.
+        `aiops_time_clamped` among them shows on the incident that a member's time was clamped,
+        `aiops_firing_since` that a member has been firing since before the event-time horizon.
     time_guard: how far an alert's time may stray from its arrival (correlator/eventtime.py); the engine
         holds every record to it again when given an arrival time, as a last line of defence.
     """
@@ -80,7 +81,7 @@ class CorrelationConfig:
     retention_s: float = 3600.0
     sample_size: int = 10
     entity_labels: tuple[str, ...] = ("host", "instance", "cluster", "namespace", "node", "pod", "caller", "callee",
-                                      "aiops_time_clamped")
+                                      "aiops_time_clamped", "aiops_firing_since")
     entity_values: int = 20
     time_guard: TimeGuard = DEFAULT_GUARD
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Protocol
 
 from .config import DEFAULT_CONFIG, CorrelationConfig
+from .eventtime import FIRING_SINCE_LABEL
 from .incidents import IncidentState, Phase, event_of, incident_id
 from .models import SEVERITY_RANK, IncidentEvent
 from .state import DictStore, Entry, KeyState, StateStore
@@ -118,6 +119,8 @@ class Correlator:
         event-time rule: a record dated more than `max_future_skew_s` ahead of it is placed at arrival plus
         the skew and counted in `counters.clamped`, so no record, whatever wrote it, can carry the watermark
         further. The source adapters' guard (correlator/eventtime.py) has normally clamped it already.
+        A record labelled `aiops_firing_since` (a firing alert older than the horizon, re-sent) is placed no
+        later than the partition's event time, so it never moves it.
         """
         # key -> (on-time entries, late entries, how far the key has been applied, its state if it has one)
         groups: dict[str, tuple[list[Entry], list[Entry], float, KeyState | None]] = {}
@@ -136,6 +139,11 @@ class Correlator:
             if guarded and not t <= newest:  # not t <= newest: NaN as well
                 t = newest
                 self.counters.clamped += 1
+            if t > wm:
+                if wm > -_INF and FIRING_SINCE_LABEL in a.labels:
+                    t = wm  # a long-firing alert's re-send (eventtime.py) joins event time, never moves it
+                else:
+                    wm = t
             entry: Entry = (t, resolving, a.fingerprint, seq, a)
             key = a.key
             group = groups.get(key)
@@ -145,8 +153,6 @@ class Correlator:
             # Late means behind what this key has already applied, not behind other keys: alerts of
             # different keys reach a partition in any order, and only the order within a key matters.
             (group[1] if t < group[2] else group[0]).append(entry)
-            if t > wm:
-                wm = t
         self.counters.records += seq - self._seq
         self._seq = seq
         self.watermark = wm
@@ -270,7 +276,9 @@ class Correlator:
             if resolving:
                 self._resolve_member(st, inc, a, start, t)
                 return
-            if a.starts_at <= start:  # a re-send of an occurrence already held
+            # A re-send of an occurrence already held; a long-firing one carries its arrival as start (eventtime.py),
+            # so any re-send of it while the occurrence is held firing is one too.
+            if a.starts_at <= start or (FIRING_SINCE_LABEL in a.labels and fp not in inc.resolved):
                 inc.duplicates += 1
                 self.counters.duplicates += 1
                 return

@@ -9,13 +9,18 @@ see them. The rule, applied to every alert against the time it arrived (passed i
   not a number, is clamped to the arrival time and marked with the label `aiops_time_clamped` (its original
   value). It still opens or joins an incident a person sees, at the time it reached us; it is never hidden.
   Within the skew an alert is taken at its word: that is clock drift, and the most it can move event time.
-- **Too old**: an alert whose event time (`ends_at` of a resolution, else `starts_at`) lies more than
-  `horizon_s` (7 days) before its arrival is refused with reason `too_old` (dead-lettered, counted, redrivable).
-  It could not move event time anyway (the watermark only moves forward); the horizon keeps an absurd past
-  (a device whose clock reset to 1970, year 1) out of the incidents. Seven days is Kafka's default retention:
-  a backfill or replay through the live pipeline of anything the topics could still hold is correlated by its
-  own time, and far beyond `stale_after` (24 h), so nothing older could be shown as an open incident anyway.
-  Clamping it instead would turn every re-send of a long-firing alert into a new occurrence and a new page.
+- **Still firing, long**: a firing alert (no `ends_at`, or one within the horizon) that started more than
+  `horizon_s` (7 days) before its arrival is a source re-sending what is firing now (Alertmanager does, every
+  `repeat_interval`). It is correlated at its arrival, with the label `aiops_firing_since` (its original
+  start), and never moves event time: the engine places it at no later than its partition's event time
+  (`Correlator.ingest`), so a stale record replayed at a later arrival joins the time it finds, and re-sends of
+  one held occurrence are duplicates, not new pages (`Correlator._apply`).
+- **Too old**: any other alert whose event time (`ends_at` of a resolution, else `starts_at`) lies more than
+  `horizon_s` before its arrival is refused with reason `too_old` (dead-lettered, counted, redrivable): it
+  could not move event time anyway (the watermark only moves forward), and an absurd past (a device whose
+  clock reset to 1970) stays out of the incidents. Seven days is Kafka's default retention: a backfill or
+  replay through the live pipeline of anything the topics could still hold is correlated by its own time, and
+  far beyond `stale_after` (24 h), so nothing older could be shown as an open incident anyway.
 
 `aiops replay` has no arrival times: see `guard_replay` for how a recorded file is given them.
 Also here: the static range every epoch-seconds field is checked against (alerts and tickets alike).
@@ -35,6 +40,7 @@ if TYPE_CHECKING:  # models imports `epoch_problem` from here for tickets
 __all__ = [
     "CLAMP_LABEL",
     "DEFAULT_GUARD",
+    "FIRING_SINCE_LABEL",
     "MAX_EPOCH",
     "REPLAY_LOOKAHEAD",
     "Guarded",
@@ -52,6 +58,10 @@ MAX_EPOCH: Final = 1e11
 
 CLAMP_LABEL: Final = "aiops_time_clamped"
 """Label a clamped alert carries, with the original value(s), so the incident shows why its time is ours."""
+
+FIRING_SINCE_LABEL: Final = "aiops_firing_since"
+"""Label of a firing alert that started before the horizon, with its original start: correlated at its arrival,
+it moves no event time and its re-sends are duplicates (see the module's rule)."""
 
 REPLAY_LOOKAHEAD: Final = 8
 """Records after an alert whose event times, with the wall clock's, stand in for its arrival in a replay (their
@@ -106,11 +116,13 @@ def arrival_of(broker_time: float | None, now: float) -> float:
 
 @dataclass(slots=True)
 class Guarded:
-    """Alerts after the rule: those to correlate (clamped ones marked), and those refused as too old."""
+    """Alerts after the rule: those to correlate (clamped and long-firing ones marked), and those refused as too
+    old."""
 
     alerts: list[Alert] = field(default_factory=list)
     clamped: int = 0
     too_old: list[Alert] = field(default_factory=list)
+    long_firing: int = 0
 
     def refusal(self) -> str:
         """The dead-letter reason for the too-old alerts of one record, naming the first few."""
@@ -132,8 +144,12 @@ def guard_alerts(alerts: Sequence[Alert], arrival: float, guard: TimeGuard = DEF
             out.alerts.append(alert)  # the common case, inlined: nothing to adjust
             continue
         if verdict(t, arrival, guard) == "too_old":
-            out.too_old.append(alert)
-            continue
+            if alert.status == "resolved" or (ends is not None and ends < oldest):
+                out.too_old.append(alert)
+                continue
+            out.long_firing += 1  # still firing: the source re-sends it now
+            alert = alert.model_copy(update={"starts_at": arrival, "labels": {
+                **alert.labels, FIRING_SINCE_LABEL: _shown(alert.starts_at)}})
         clamped = _clamped(alert, arrival, arrival, guard)
         out.clamped += clamped is not alert
         out.alerts.append(clamped)

@@ -74,7 +74,8 @@ __all__ = [
 ALERTS_RECEIVED = Counter(
     "aiops_alerts_received_total", "Alerts parsed from raw records, by source", ["source"])
 RECORDS_CONSUMED = Counter(
-    "aiops_records_consumed_total", "Kafka records consumed, by agent", ["agent"])
+    "aiops_records_consumed_total",
+    "Kafka records an agent has handled, processed or dead-lettered alike (counted per batch), by agent", ["agent"])
 DEADLETTERS = Counter(
     "aiops_deadletters_total", "Records refused and sent to the dead-letter topic, by agent and reason",
     ["agent", "reason"])
@@ -101,7 +102,8 @@ ALERTS_LATE = Counter(
     "aiops_alerts_late_total", "Alerts that arrived after the allowed lateness and took the late path")
 ALERT_TIME_ADJUSTED = Counter(
     "aiops_alert_time_adjusted_total", "Alerts the event-time rule acted on: reason `future` (clamped to their "
-    "arrival and marked), `too_old` (dead-lettered); source is the adapter, or `engine` for its last-line guard",
+    "arrival and marked), `long_firing` (started before the horizon, still firing: correlated at arrival, marked), "
+    "`too_old` (dead-lettered); source is the adapter, or `engine` for its last-line guard",
     ["source", "reason"])
 SEGMENTS_SKIPPED = Counter(
     "aiops_segments_skipped_total", "Alert segments skipped because their source offset was already applied "

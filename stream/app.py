@@ -109,6 +109,9 @@ class App(faust.App):
     pipeline_topics: PipelineTopics
     stop_hooks: list[Callable[[], Awaitable[None]]]
     """Run first when the app stops, before Faust waits for every message in flight to be acknowledged."""
+    redelivered_topics: frozenset[str] = frozenset()
+    """Topics whose agents apply a record delivered twice as once: the consumer re-delivers their re-reads
+    (`stream.consumer.ReadOffsets`)."""
 
     def page(self, path: str, **options: Any) -> Callable[[Any], type[View]]:
         """`faust.App.page` that also serves the path's other slash form (`/incidents` and `/incidents/`).

@@ -10,7 +10,9 @@ even where Kafka delivery is at-least-once.
      "segments": [[0, 41, [{"f": fingerprint, "k": key, "s": status, "v": severity, "t": starts_at,
                             "e": ends_at, "l": labels}, ...]], ...]}
 
-Any other producer may write one normalized `Alert` as JSON instead; it carries no source offset.
+Any other producer may write one normalized `Alert` as JSON instead; it carries no source offset. A record
+naming a source `alerts.raw` does not hold is dead-lettered (`stream.provenance`: it would make correlate skip
+real records).
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Behaviour of this Tansu build (0.6.0-510f3e2, memory storage), measured with aio
 - `cleanup.policy=compact` is accepted and reported by DescribeConfigs, but no record was ever compacted
   away in our runs: count on changelogs growing and a restore replaying every update, and on broker memory
   growing with everything produced (RSS ~165 MB after 140 MB of records).
+- Nothing is ever freed but a deleted topic: `retention.ms`/`retention.bytes` are accepted and never applied
+  (records of a `retention.ms=1000` topic still fetched from offset 0 after 8 s), and DeleteRecords is `todo!()`
+  in this storage (tansu-storage/src/dynostore.rs): the broker thread panics, the client's connection drops.
 - No broker-side message size limit (100 MiB accepted); the client limits (producer `max_request_size`,
   consumer `max_partition_fetch_bytes`, both 1 MiB by default) are the ones that bite.
 """

@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport with a configurable consumer `fetch_max_wait_ms`.
+"""Faust's aiokafka transport with a configurable consumer `fetch_max_wait_ms`, and re-read partitions delivered.
 
 faust-streaming 0.15.3 builds its worker consumer with `fetch_max_wait_ms=1500` hard-coded
 (`faust/transport/drivers/aiokafka.py`). aiokafka keeps one fetch in flight per broker, so a fetch that
@@ -9,11 +9,23 @@ Use it through the broker URL scheme `aiops-kafka://host:9092` (registered in Fa
 when this module is imported) and set the wait with the `consumer_fetch_max_wait_ms` setting of
 `FaustSettings` (an `App` subclass must declare `Settings = FaustSettings`, as `stream.app` does); with a
 plain `faust.App` the default of 100 ms applies. `stream.app.make_app` maps `kafka://` URLs to this scheme.
+
+`Consumer` also delivers every record it fetches of the topics an app names in `redelivered_topics` (the
+pipeline's `alerts.raw` and `alerts`, whose agents apply a record twice as once), where Faust drops a record
+below the partition's read offset as already seen. After a rebalance Faust resumes the stream partitions before
+it seeks them to the committed offsets (`Recovery.on_recovery_completed`), so records fetched from the old
+position are still delivered after the seek and move the read offset past it: the records the seek was for,
+left unacknowledged at the rebalance (cleared from the agents' buffers, or held for a checkpoint), were then
+dropped on re-read (seen: 79 records of one partition), and a record never acknowledged leaves a hole at the
+head of Faust's acknowledged offsets, past which the partition never commits again, with nothing logged. This
+is one way to that hole, not the only one: the stall still came in 1 of 7 overload runs with it (issue 16).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Callable, Collection
 from typing import Any, cast
 
 import aiokafka
@@ -30,6 +42,7 @@ __all__ = [
     "Consumer",
     "ConsumerThread",
     "FaustSettings",
+    "ReadOffsets",
     "Transport",
     "fetch_max_wait_ms",
     "leave_group",
@@ -141,8 +154,26 @@ async def request_rejoin(consumer: Any) -> None:
     await thread.request_rejoin()
 
 
+class ReadOffsets(defaultdict[Any, int | None]):
+    """Faust's per-partition read offsets, except that a partition of a redelivered topic has none: the fetcher
+    then delivers each of its records, re-reads after a seek included (see the module doc)."""
+
+    def __init__(self, redelivered: Callable[[], Collection[str]]) -> None:
+        super().__init__(lambda: None)
+        self._redelivered = redelivered
+
+    def __getitem__(self, tp: Any) -> int | None:
+        if tp.topic in self._redelivered():
+            return None
+        return super().__getitem__(tp)
+
+
 class Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, running `ConsumerThread`."""
+    """Faust's aiokafka consumer, running `ConsumerThread`, delivering re-read records of `redelivered_topics`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = ReadOffsets(lambda: getattr(self.app, "redelivered_topics", ()))
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -236,7 +236,8 @@ class DeadLetters:
         commits its offsets: the extra reference taken here keeps a failed batch unacknowledged instead.
         A record whose key and value exceed `max_bytes` (0: no bound) is refused before the batch is handled
         (`record_too_large`): an agent that stores or forwards what it reads could not write it, and that
-        write would fail the whole batch.
+        write would fail the whole batch. A batch handled whole counts all its records in
+        `aiops_records_consumed_total`, so in = consumed = processed + dead-lettered.
         """
         messages = [event.message for event in events]
         for message in messages:
@@ -260,6 +261,9 @@ class DeadLetters:
             self._pending.pop(agent, None)
             self._abandon(agent, messages, exc, log_it=False)
             raise
+        # Counted here, once a batch is handled whole, for all its records: processed, refused by a decoder and
+        # refused for size alike (counted by the agent, the last were missed and letters could outnumber it).
+        metrics.RECORDS_CONSUMED.labels(agent).inc(len(messages))
         consumer = self.app.consumer
         for message in messages:
             message.ack(consumer)

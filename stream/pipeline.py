@@ -46,6 +46,7 @@ from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.hop import count_received, numbered, partition_parts
 from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import encode_incident_event
+from stream.provenance import SourceCheck
 from stream.sends import Record, cached_partition, key_partition, send_batches
 from stream.settings import Settings
 from stream.stages import HeldUntilCheckpoint, PerBatch, StageSpec
@@ -115,6 +116,8 @@ class Pipeline:
     """The dead-letter sender every agent of the worker refuses records through (`install` sets it)."""
     keys: KeyConfig = DEFAULT_KEY_CONFIG
     """How normalize names scopes, services and symptoms (the settings' scope labels)."""
+    sources: SourceCheck | None = None
+    """What correlate checks an `alerts` record's source offsets against before trusting them (`install` sets it)."""
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpointer(self.app, self._touched_stores, self.checkpoint_s)
@@ -141,6 +144,8 @@ class Pipeline:
         """The broker lost its topics (stream/recovery.py): `alerts.raw` offsets start again at 0, so every engine,
         held now or built later from the table's local data, forgets the old ones and rewrites its keys."""
         self.sources_lost = set(range(self.alerts_partitions))
+        if self.sources is not None:
+            self.sources.forget()
         for partition in list(self.engines):
             self._forget_sources(partition)
 
@@ -293,6 +298,8 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
     now = time.time()
     for event in events:
         msg = event.message
+        if pipe.sources is not None:
+            pipe.sources.read(msg.partition, msg.offset)  # correlate then trusts this raw offset without a look-up
         body = msg.value or b""
         source = source_of_key(msg.key)
         try:
@@ -307,6 +314,8 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
         guarded = normalized.guarded
         if guarded.clamped:
             metrics.ALERT_TIME_ADJUSTED.labels(kind, "future").inc(guarded.clamped)
+        if guarded.long_firing:
+            metrics.ALERT_TIME_ADJUSTED.labels(kind, "long_firing").inc(guarded.long_firing)
         if guarded.too_old:
             metrics.ALERT_TIME_ADJUSTED.labels(kind, "too_old").inc(len(guarded.too_old))
             await pipe.deadletter("normalize", event, guarded.refusal(), "too_old")
@@ -319,7 +328,6 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
             for part, (records, size) in enumerate(parts):
                 segments.append(Segment((msg.partition, msg.offset * PARTS_PER_OFFSET + part), records))
                 sizes.append(size)
-    metrics.RECORDS_CONSUMED.labels("normalize").inc(len(events))
     topic = pipe.topics["alerts"]
     for partition, (segments, sizes) in by_partition.items():
         # In order, so a partition's records still arrive oldest raw record first.
@@ -337,14 +345,16 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
     sources: dict[int, dict[str, tuple[int, int]]] = {}
     received: dict[int, int] = {}
     for event in events:
+        p = event.message.partition
+        store = pipe.store(p)
         try:
             decoded, received_ms = decode_batch(event.message.value)
+            if pipe.sources is not None:  # a forged source offset would make the engine skip real records
+                await pipe.sources.check(decoded, store.progress)  # before numbering: the ingest's have no source
             segments = numbered(decoded, event.message.offset)  # the ingest's records: by their own offset
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await pipe.refuse("correlate", event, exc)
             continue
-        p = event.message.partition
-        store = pipe.store(p)
         records = by_partition.setdefault(p, [])
         touched = sources.setdefault(p, {})
         for segment in segments:
@@ -355,7 +365,6 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
             _take_segment(store, segment, records, touched)
         if received_ms:
             received[p] = min(received.get(p, received_ms), received_ms)
-    metrics.RECORDS_CONSUMED.labels("correlate").inc(len(events))
     done: list[tuple[int, Sequence[IncidentEvent], int | None]] = []
     for p, records in by_partition.items():
         engine = pipe.engine(p)
@@ -443,10 +452,14 @@ def install(app: App, settings: Settings) -> Pipeline:
     table = app.Table("correlation-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)
     letters = DeadLetters(app, names.deadletter, settings.deadletter_max_bytes, settings.deadletter_head_bytes)
+    sources = SourceCheck(settings, names.alerts_raw, settings.partitions_for("alerts_raw"))
     pipe = Pipeline(app, correlation_config(settings), table, topics, checkpoint_s=settings.checkpoint_interval,
                     keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
-                    incidents_partitions=settings.partitions_for("incidents"), letters=letters)
+                    incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources)
+    # A record of either read twice is applied once (segment sources), so a re-read is never dropped.
+    app.redelivered_topics = app.redelivered_topics | {names.alerts_raw, names.alerts}
+    app.stop_hooks.append(sources.stop)
     return pipe
 
 

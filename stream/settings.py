@@ -205,7 +205,8 @@ class Settings(BaseSettings):
     max_future_skew: Duration = Field(default=300.0, description="an alert dated further ahead of its arrival is "
                                       "clamped to its arrival and labelled aiops_time_clamped (correlator/eventtime.py)")
     event_horizon: Duration = Field(default=7 * 86400.0, description="an alert dated further before its arrival is "
-                                    "dead-lettered as too_old; 0 turns the horizon off")
+                                    "dead-lettered as too_old, unless still firing (correlated at its arrival, "
+                                    "labelled aiops_firing_since); 0 turns the horizon off")
 
     # Stage 2 (stream/stage2_agent.py): groups stage-1 incidents into causes, parents on `incidents`.
     stage2: bool = Field(default=True, description="run the stage-2 agents: parents (causes) and assignments "

@@ -258,7 +258,6 @@ async def triage_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
             continue
         result = await desk.classify(item.text) if isinstance(item, Ticket) else None
         by_partition.setdefault(partition, []).append((event, item, result))
-    metrics.RECORDS_CONSUMED.labels("triage").inc(len(events))
     for partition, items in by_partition.items():
         store = desk.ticket_store(partition)
         async with store.lock:
@@ -333,7 +332,6 @@ async def incident_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
             continue
         if incident is not None:
             by_partition.setdefault(event.message.partition, []).append(incident)
-    metrics.RECORDS_CONSUMED.labels("incident_sla").inc(len(events))
     stores = {partition: desk.incident_store(partition) for partition in sorted(by_partition)}
     async with locked(stores.values()):  # in partition order, as every holder of several takes them
         for partition, incidents in by_partition.items():

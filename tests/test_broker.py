@@ -18,10 +18,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
+from aiokafka.errors import KafkaConnectionError
+from faust.types import TP
 
 from stream.app import App, make_app
-from stream.broker import EmbeddedBroker, create_topics_sync, free_port
-from stream.consumer import Transport, leave_group
+from stream.broker import EmbeddedBroker, create_topics_sync, free_port, start_broker
+from stream.consumer import ReadOffsets, Transport, leave_group
 from stream.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +54,19 @@ async def drain(
         batches = await consumer.getmany(timeout_ms=200)
         got += [(r.partition, r.key, r.value) for records in batches.values() for r in records]
     return got
+
+
+def test_read_offsets_never_hold_back_a_re_read_of_a_redelivered_topic() -> None:
+    """After a rebalance Faust's fetcher set a partition's read offset past the committed offset it had just
+    sought to, and dropped the re-read records as seen: alerts.raw/alerts partitions stalled (stream/consumer.py)."""
+    topics = {"t.alerts"}
+    offsets = ReadOffsets(lambda: topics)
+    alerts, tickets = TP("t.alerts", 3), TP("t.tickets_raw", 3)
+    offsets[alerts] = offsets[tickets] = 225  # what the fetcher sets after delivering offset 225
+    offsets.update({alerts: 146})  # Faust's perform_seek
+    assert offsets[alerts] is None and offsets[tickets] == 225 and offsets[TP("t.tickets_raw", 0)] is None
+    topics.clear()  # read when asked: the app names its topics after the consumer exists
+    assert offsets[alerts] == 146
 
 
 @pytest.mark.parametrize(
@@ -198,6 +214,46 @@ def test_end_offset_counts_every_record_of_a_batch(broker: EmbeddedBroker) -> No
             await consumer.stop()
 
     assert asyncio.run(run()) == 5
+
+
+@pytest.mark.xfail(strict=True, raises=KafkaConnectionError,
+                   reason="Tansu 0.6.0 memory storage: DeleteRecords is todo!() (the connection drops)")
+def test_delete_records_frees_what_is_below_the_offset(tmp_path: Path) -> None:
+    """What would bound the embedded broker's memory: deleting records every group has committed past.
+
+    Tansu 0.6.0's memory storage (DynoStore over an in-memory object store) answers DeleteRecords with a panic,
+    `not yet implemented` at tansu-storage/src/dynostore.rs:641, and drops the connection (the broker lives on);
+    it never applies retention.ms either (its `maintain` does nothing for that storage). When this starts
+    passing, `aiops up` can bound broker memory by deleting below the committed offsets (README, "Limits").
+    """
+    topic = unique("deleterecords")
+    with start_broker(log_path=tmp_path / "tansu.log") as own:  # its own broker: the panic stays out of others'
+        create_topics_sync(own.bootstrap, {topic: 1})
+
+        async def run() -> int:
+            producer = AIOKafkaProducer(bootstrap_servers=own.bootstrap, max_batch_size=1)
+            await producer.start()
+            try:
+                for _ in range(5):
+                    await producer.send_and_wait(topic, b"x")
+            finally:
+                await producer.stop()
+            admin = AIOKafkaAdminClient(bootstrap_servers=own.bootstrap)
+            await admin.start()
+            tp = TopicPartition(topic, 0)
+            try:
+                await asyncio.wait_for(admin.delete_records({tp: RecordsToDelete(before_offset=3)}), 10)
+            finally:
+                await admin.close()
+            consumer = AIOKafkaConsumer(bootstrap_servers=own.bootstrap)
+            await consumer.start()
+            try:
+                starts: dict[TopicPartition, int] = await consumer.beginning_offsets([tp])
+                return starts[tp]
+            finally:
+                await consumer.stop()
+
+        assert asyncio.run(run()) == 3
 
 
 def test_fetch_max_wait_reaches_aiokafka_consumer(broker: EmbeddedBroker) -> None:

@@ -17,6 +17,7 @@ from correlator.engine import Correlator
 from correlator.eventtime import (
     CLAMP_LABEL,
     DEFAULT_GUARD,
+    FIRING_SINCE_LABEL,
     TimeGuard,
     arrival_of,
     epoch_problem,
@@ -109,12 +110,55 @@ def test_a_resolution_is_judged_by_its_end_and_each_time_clamped_alone() -> None
 
 
 def test_an_alert_older_than_the_horizon_is_refused_and_the_others_kept() -> None:
-    old, good = alert(NOW - 8 * DAY, fingerprint="old-one"), alert(NOW)
-    out = guard_alerts([old, good], NOW)
-    assert out.alerts == [good] and out.too_old == [old]
+    old = alert(NOW - 9 * DAY, fingerprint="old-one", status="resolved", ends_at=NOW - 8 * DAY)
+    ended = alert(NOW - 9 * DAY, fingerprint="ended", ends_at=NOW - 8 * DAY)  # firing, but its end is past too
+    good = alert(NOW)
+    out = guard_alerts([old, ended, good], NOW)
+    assert out.alerts == [good] and out.too_old == [old, ended] and out.long_firing == 0
     reason = out.refusal()
-    assert reason.startswith("too old: 1 alert(s)") and "old-one" in reason and "other 1 alert(s)" in reason
+    assert reason.startswith("too old: 2 alert(s)") and "old-one" in reason and "other 1 alert(s)" in reason
     assert guard_alerts([old], NOW, TimeGuard(horizon_s=None)).alerts == [old]  # horizon off: kept
+
+
+@pytest.mark.parametrize(("starts_at", "ends_at", "shown"), [
+    (NOW - 8 * DAY, None, "2026-02-22T03:00:00Z"),
+    (NOW - 400 * DAY, NOW + 120, "2025-01-26T03:00:00Z"),  # an end still ahead: firing now
+    (0.0, None, "1970-01-01T00:00:00Z"),                     # a clock reset to 1970, firing: shown, marked
+])
+def test_a_still_firing_alert_older_than_the_horizon_is_correlated_at_its_arrival_and_marked(
+        starts_at: float, ends_at: float | None, shown: str) -> None:
+    firing = alert(starts_at, ends_at=ends_at, labels={"host": "h1"})
+    out = guard_alerts([firing], NOW)
+    assert out.too_old == [] and out.long_firing == 1 and out.clamped == 0
+    (placed,) = out.alerts
+    assert placed.starts_at == NOW and placed.ends_at == ends_at and placed.fingerprint == firing.fingerprint
+    assert placed.labels == {"host": "h1", FIRING_SINCE_LABEL: shown}
+    assert guard_alerts([firing], NOW, TimeGuard(horizon_s=None)).alerts == [firing]  # no horizon: as it came
+
+
+def test_a_long_firing_alert_re_sent_is_one_incident_and_never_moves_event_time() -> None:
+    """Alertmanager re-sends a week-old firing alert every 4 h: it shows, once, and the partition's event time
+    stays where the live alerts put it, however late the re-send arrived (a stale replay as much as a re-send)."""
+    engine = Correlator()
+    engine.ingest([record_of(alert(NOW - 60, fingerprint="live", service="db"))], arrival=NOW)
+    assert engine.watermark == NOW - 60
+    old = alert(NOW - 10 * DAY, fingerprint="long", service="disk", symptom="full")
+    for resend in range(4):
+        arrival = NOW + resend * 4 * 3600.0
+        placed = guard_alerts([old], arrival).alerts
+        engine.ingest([record_of(a) for a in placed], arrival=arrival)
+        assert engine.watermark == NOW - 60, "a long-firing alert moved event time"
+    engine.advance(NOW + 60)
+    shown = [i for i in engine.open_incidents() if i.key == "disk/full"]
+    assert len(shown) == 1 and shown[0].alert_count == 1 and shown[0].duplicates == 3
+    assert shown[0].entities[FIRING_SINCE_LABEL] == ["2026-02-20T03:00:00Z"]
+    assert engine.counters.duplicates == 3
+
+
+def test_a_long_firing_alert_in_an_empty_partition_takes_its_arrival() -> None:
+    engine = Correlator()
+    engine.ingest([record_of(a) for a in guard_alerts([alert(NOW - 30 * DAY)], NOW).alerts], arrival=NOW)
+    assert engine.watermark == NOW
 
 
 # ---------------------------------------------------------------- every adapter through the one rule
@@ -130,15 +174,18 @@ def test_alertmanager_year_9999_is_clamped() -> None:
     assert out.alerts[0].labels[CLAMP_LABEL] == "starts_at=9999-12-31T23:59:59Z" and out.clamped == 1
 
 
-def test_alertmanager_year_1970_is_too_old_and_a_long_alert_resolving_is_not() -> None:
+def test_alertmanager_long_firing_is_marked_an_ancient_resolution_too_old_a_long_alert_resolving_kept() -> None:
     body = orjson.dumps({"version": "4", "groupKey": "g", "status": "firing", "alerts": [
         {"status": "firing", "labels": {"alertname": "Up", "job": "api"}, "startsAt": "1970-01-01T00:00:01Z"},
         {"status": "resolved", "labels": {"alertname": "Up", "job": "db"}, "startsAt": "2025-01-01T00:00:00Z",
          "endsAt": "2026-03-02T02:59:00Z"},
+        {"status": "resolved", "labels": {"alertname": "Up", "job": "web"}, "startsAt": "1970-01-01T00:00:01Z",
+         "endsAt": "1970-01-01T00:00:02Z"},
     ]})
     out = parse_arrived("alertmanager", body, NOW)
-    assert [a.labels["job"] for a in out.too_old] == ["api"]
-    assert [a.labels["job"] for a in out.alerts] == ["db"]
+    assert [a.labels["job"] for a in out.too_old] == ["web"]
+    assert [a.labels["job"] for a in out.alerts] == ["api", "db"] and out.long_firing == 1
+    assert out.alerts[0].labels[FIRING_SINCE_LABEL] == "1970-01-01T00:00:01Z" and out.alerts[0].starts_at == NOW
 
 
 @pytest.mark.parametrize("starts_at", [9.9e10, "9.9e10", "9999-12-31T23:59:59Z", NOW + SKEW + 1])
@@ -159,11 +206,13 @@ def test_generic_non_numbers_are_still_refused_whole_by_the_static_check(starts_
 def test_zabbix_future_and_ancient_events() -> None:
     future = {**problem(), "event_timestamp": "99000000000"}
     dated = {**problem(), "event_id": "2", "event_timestamp": "{EVENT.TIMESTAMP}", "event_date": "2099.01.01"}
-    ancient = {**problem(), "event_id": "3", "event_timestamp": "1"}
-    out = parse_arrived("zabbix", orjson.dumps([future, dated, ancient]), NOW)
-    assert [a.starts_at for a in out.alerts] == [NOW, NOW] and out.clamped == 2
+    ancient = {**problem(), "event_id": "3", "event_timestamp": "1"}  # a problem firing since 1970: marked
+    ancient_end = {**recovery(), "event_id": "4", "event_timestamp": "1", "recovery_timestamp": "2"}
+    out = parse_arrived("zabbix", orjson.dumps([future, dated, ancient, ancient_end]), NOW)
+    assert [a.starts_at for a in out.alerts] == [NOW, NOW, NOW] and out.clamped == 2 and out.long_firing == 1
     assert out.alerts[0].labels[CLAMP_LABEL].startswith("starts_at=5107-")
-    assert [a.fingerprint for a in out.too_old] == ["zabbix:3"]
+    assert out.alerts[2].labels[FIRING_SINCE_LABEL] == "1970-01-01T00:00:01Z"
+    assert [a.fingerprint for a in out.too_old] == ["zabbix:4"]
     recovered = parse_arrived("zabbix", orjson.dumps(recovery()), NOW + 60)  # in range: untouched
     assert recovered.clamped == 0 and recovered.alerts == parse("zabbix", orjson.dumps(recovery()))
 
@@ -272,6 +321,39 @@ def test_one_alert_with_any_timestamp_changes_no_other_alerts_incident_live(
                                    ends_at=t if status == "resolved" else None, labels={}, source="generic",
                                    annotations={}, summary="", extra={})
     assert good_assignments(records, at, poison, config) == good_assignments(records, None, None, config)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), st.data(), st.floats(min_value=7 * DAY + 1, max_value=1e10),
+       st.floats(min_value=0.0, max_value=1e9), st.integers(1, 4))
+def test_a_long_firing_alert_re_sent_at_any_arrival_moves_no_event_time_and_no_other_alert(
+        records: list[AlertRecord], data: st.DataObject, age: float, late_by: float, resends: int) -> None:
+    """A firing alert that started more than the horizon before its arrival, re-sent `resends` times at any
+    arrival from its neighbours' time to 30 years later (a stale replay as much as a re-send), into a partition
+    that has an event time (in one that has none it takes its arrival, as any first alert does): the partition's
+    event time after every record, and every other alert's incident, are what they are without it."""
+    config = replace(CFG, time_guard=DEFAULT_GUARD)
+    at = data.draw(st.integers(1, len(records)))
+
+    def run(with_it: bool) -> tuple[list[float], dict[tuple[str, float], str]]:
+        engine = Correlator(config, record_assignments=True)
+        marks: list[float] = []
+        for i, r in enumerate(records):
+            if with_it and i == at:
+                before = records[i - 1]
+                arrival = (before.ends_at or before.starts_at) + late_by
+                old = alert(arrival - age, fingerprint="long", service="long", symptom="firing")
+                for n in range(resends):
+                    placed = guard_alerts([old], arrival + n, config.time_guard)
+                    assert placed.long_firing == 1
+                    engine.ingest([record_of(a) for a in placed.alerts], arrival=arrival + n)
+            engine.ingest([r], arrival=r.ends_at or r.starts_at)
+            marks.append(engine.watermark)
+        engine.finish()
+        assert engine.assignments is not None
+        return marks, {k: v for k, v in engine.assignments.items() if k[0] != "long"}
+
+    assert run(True) == run(False)
 
 
 def alert_of_record(r: AlertRecord) -> Alert:

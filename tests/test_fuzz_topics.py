@@ -32,9 +32,10 @@ from hypothesis import strategies as st
 
 from correlator.sources import detect_source, parse
 from correlator.triage.lifecycle import TicketResolution, parse_ticket_input
-from stream.batches import MAX_RECORD_BYTES, decode_batch
+from stream.batches import MAX_RECORD_BYTES, PARTS_PER_OFFSET, decode_batch
 from stream.broker import EmbeddedBroker
 from stream.pipeline import source_of_key
+from stream.sends import key_partition
 from stream.settings import Settings
 from stream.stage2_agent import _decode_routed
 from stream.tickets import parse_incident
@@ -131,8 +132,10 @@ def good_incident(tag: str) -> dict[str, Any]:
             "duplicates": 0, "max_severity": "warning", "emitted_at": NOW}
 
 
-def good_segment_batch(tag: str) -> dict[str, Any]:
-    return {"received_ms": int(NOW * 1000), "segments": [[0, 1, [
+def good_segment_batch(tag: str, source: tuple[int | None, int | None] = (None, None)) -> dict[str, Any]:
+    """An `alerts` record as normalize writes it; with no source by default, as what `alerts.raw` holds varies (a
+    source it does not hold is refused: `test_a_forged_source_offset_is_dead_lettered_and_skips_nothing`)."""
+    return {"received_ms": int(NOW * 1000), "segments": [[*source, [
         {"f": f"fp-{tag}", "k": f"fuzz-{tag}/probe", "s": "firing", "v": "warning", "t": NOW, "e": None,
          "l": {"service": f"fuzz-{tag}"}}]]]}
 
@@ -266,7 +269,7 @@ async def _send_run(producer: Any, batch: Any, topic: str, partition: int, run: 
     return (await (await producer.send_batch(batch, topic, partition=partition))).offset, run
 
 
-async def _committed(bootstrap: str, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
+async def committed_offsets(bootstrap: str, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
     """The group's committed offsets (-1: none) by OffsetFetch of a member-less client of the group (Tansu 0.6.0
     answers the admin client's ListConsumerGroupOffsets with a response aiokafka cannot decode)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
@@ -285,7 +288,7 @@ def wait_committed(stack: Stack, topic: str, written: list[tuple[int, int]], tim
     deadline = time.monotonic() + timeout
     behind: dict[int, tuple[int, int]] = {}
     while time.monotonic() < deadline:
-        committed = asyncio.run(_committed(stack.dep.broker.bootstrap, stack.dep.app_id, topic, sorted(want)))
+        committed = asyncio.run(committed_offsets(stack.dep.broker.bootstrap, stack.dep.app_id, topic, sorted(want)))
         behind = {p: (committed[p], o) for p, o in want.items() if committed[p] < o}
         if not behind:
             return
@@ -350,6 +353,8 @@ def test_every_record_is_processed_or_dead_lettered(stack: Stack, field: str, dr
     records.append(good_record(field, tag))
     topic, agent = stack.topic_name(field), AGENTS[field]
     letters_before = deadletters_of(stack, agent)
+    consumed_before = stack.worker.metric("aiops_records_consumed_total", agent=agent)
+    forwarded_before = stack.worker.metric("aiops_tickets_forwarded_total")
 
     written = asyncio.run(_write(stack.dep.broker.bootstrap, topic, records, seed=tag))
     wait_committed(stack, topic, written)
@@ -375,7 +380,39 @@ def test_every_record_is_processed_or_dead_lettered(stack: Stack, field: str, dr
     processed = len(records) - len(refused)
     assert len(records) == processed + len(letters)
     assert deadletters_of(stack, agent) - letters_before == len(refused)
+    # The counter benchmarks/faults.py reads: every record, processed or dead-lettered (too large ones included),
+    # and a ticket triage forwarded to its ticket id's partition once more when it has read it there.
+    forwarded = stack.worker.metric("aiops_tickets_forwarded_total") - forwarded_before
+    counted = stack.worker.metric("aiops_records_consumed_total", agent=agent) - consumed_before
+    assert len(records) <= counted <= len(records) + forwarded
     assert stack.worker.metric("aiops_batches_unacknowledged_total", agent=agent) == 0
     assert stack.worker.proc.poll() is None
     assert "Crashed reason" not in Path(stack.worker.log).read_text(errors="replace")
     check_good_record_processed(stack, field, tag)
+
+
+async def _send_to(bootstrap: str, topic: str, partition: int, key: bytes | None, value: bytes) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        return (await producer.send_and_wait(topic, value, key=key, partition=partition)).offset
+    finally:
+        await producer.stop()
+
+
+def test_a_forged_source_offset_is_dead_lettered_and_skips_nothing(stack: Stack) -> None:
+    """An outside producer's `alerts` record naming alerts.raw partition 0 at an offset the broker never held: were
+    it trusted, the engine would skip every real record of raw partition 0 from then on (they are below it)."""
+    tag = f"forged-{os.urandom(3).hex()}"
+    real_key, real_value = good_record("alerts_raw", tag)
+    partition = key_partition(parse("generic", real_value or b"")[0].key.encode(), stack.dep.partitions)
+    forged = orjson.dumps(good_segment_batch(f"{tag}-x", source=(0, 10**9 * PARTS_PER_OFFSET)))
+    bootstrap = stack.dep.broker.bootstrap
+    at = asyncio.run(_send_to(bootstrap, stack.dep.topic("alerts"), partition, None, forged))
+    asyncio.run(_send_to(bootstrap, stack.dep.topic("alerts_raw"), 0, real_key, real_value or b""))
+    check_good_record_processed(stack, "alerts_raw", tag)  # normalized into segment (0, small): not skipped
+    letters = letters_for(stack, stack.dep.topic("alerts"), {(partition, at)})
+    (letter,) = letters[(partition, at)]
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["category"] == "forged_source" and "does not exist" in headers["reason"]
+    assert letter.value == forged
