@@ -30,6 +30,7 @@ from correlator.engine import Correlator
 from correlator.eventtime import TimeGuard, arrival_of
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Alert, IncidentEvent
+from correlator.notify.loopguard import screen_alerts
 from correlator.records import AlertRecord, record_of
 from correlator.sources import SOURCES, detect_source, parse_arrived
 from stream.app import App
@@ -287,7 +288,7 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
             kind = detect_source(body) if source == "auto" else source
             # Arrival is the raw record's broker time: a re-read after a crash clamps to the same time.
             guarded = parse_arrived(kind, body, arrival_of(msg.timestamp, now), pipe.config.time_guard, pipe.keys)
-            alerts = guarded.alerts
+            alerts, _own = screen_alerts(guarded.alerts)  # the loop guard and source mutes (correlator/notify)
             split, by_source = _split(pipe, alerts)
             cut = {p: parts_of(records, len(body), len(alerts)) for p, records in split.items()}
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
