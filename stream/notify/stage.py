@@ -48,6 +48,7 @@ from correlator.notify import (
     on_tick,
 )
 from correlator.notify.silences import expired
+from correlator.stage2 import Assignment, ParentEvent, Relation
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.incident_records import decode_incident_record
@@ -70,12 +71,15 @@ BATCH, BATCH_WITHIN_S = 500, 0.05
 
 
 class ControlRecord(BaseModel):
-    """A record on the control topic: one of an acknowledgement, an escalation, a silence, or a silence's end."""
+    """A record on the control topic: an acknowledgement, an escalation, a silence, a silence's end, or the
+    assignment of the child that opened a cause (stage 2 names it only in the cause's `opened` event, keyed by
+    the cause's id: it is re-sent here to the child's partition, so the child is known as grouped there)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["ack", "escalation", "silence", "expire"]
+    kind: Literal["ack", "escalation", "assignment", "silence", "expire"]
     ack: Acknowledgement | None = None
+    assignment: Assignment | None = None
     escalation: Escalation | None = None
     silence: Silence | None = None
     silence_id: str | None = None
@@ -87,6 +91,13 @@ class ControlRecord(BaseModel):
         if isinstance(record, Acknowledgement):
             return cls(kind="ack", ack=record)
         return cls(kind="escalation", escalation=record)
+
+    @classmethod
+    def first_child(cls, ev: ParentEvent) -> ControlRecord:
+        """The assignment of the child that opened the cause `ev`."""
+        return cls(kind="assignment", assignment=Assignment(
+            child_id=ev.first_child, child_key="", parent_id=ev.parent_id, relation=Relation.FIRST, gap_s=0.0,
+            explanation=f"opened cause {ev.parent_id}", assigned_at=ev.emitted_at))
 
     def dump(self) -> bytes:
         """Its value on the topic."""
@@ -155,6 +166,10 @@ class Notify:
                         store.took(step)
                         steps.append(step)
             await self._commit(stores, steps)
+            for records in by_partition.values():
+                for record in records:
+                    if isinstance(record, ParentEvent) and record.kind == "opened":
+                        await self.send_control(record.first_child, ControlRecord.first_child(record))
 
     def _apply(self, store: NotifyStore, record: NotifyRecord | ControlRecord, now: float) -> Step | None:
         if isinstance(record, ControlRecord):
@@ -164,7 +179,7 @@ class Notify:
             if record.kind == "expire" and record.silence_id is not None:
                 _expire(store, record.silence_id, record.at if record.at is not None else now)
                 return None
-            inner = record.ack if record.ack is not None else record.escalation
+            inner = record.ack or record.escalation or record.assignment
             if inner is None:
                 return None
             record = inner
