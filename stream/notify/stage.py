@@ -395,6 +395,15 @@ def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT
                      value_serializer="raw", **options)
 
 
+def declare_notifications(config: NotifyConfig) -> None:
+    """`aiops_notifications_total` at 0 for each receiver's pages and resolves, delivered or dead-lettered, so the
+    failing-delivery alert (CorrelatorNotificationsFailing) sees its first dead letter (`increase` needs a start)."""
+    for receiver in config.receivers:
+        for kind in ("trigger", "resolve"):
+            for outcome in ("delivered", "dead_letter"):
+                metrics.NOTIFICATIONS.labels(receiver.name, kind, outcome)
+
+
 def notify_policy(settings: Settings) -> NotifyPolicy:
     """How the fold treats stage 2 (causes page when it runs) and how long it remembers, from the settings."""
     return NotifyPolicy(page_causes=settings.stage2, cause_wait_s=settings.notify_cause_wait,
@@ -419,5 +428,6 @@ def install_notify(app: App, settings: Settings, pipe: Pipeline, desk: Desk) -> 
                     {"incidents": pipe.topics["incidents"], "control": control}, table, partitions,
                     sync_marker=settings.changelog_sync_marker)
     desk.acknowledged = notify.acknowledged
+    declare_notifications(notify.config)
     stages: list[Stage] = [NotifyStage(notify, settings.notify_tick), ControlStage(notify), RelayStage(notify)]
     return notify, stages
