@@ -12,7 +12,10 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from correlator.notify import NotifyPolicy, NotifyState, Silence, on_record
+from correlator.notify import NotifyPolicy, NotifyState, Silence, incident_mute, on_record, screen_alerts
+from correlator.notify.silences import MUTE_LABEL
+from correlator.replay import replay
+from correlator.sources import parse
 from stream.notify.stage import ControlRecord, decode_control
 from stream.notify.store import NotifyStore
 from stream.notify.views import silence_of
@@ -112,3 +115,19 @@ def test_reading_silences_needs_a_reader_and_waits_for_the_state(app: Any) -> No
                                        ("DELETE", "/silences/s1", "rd1", b""))
     assert (anonymous[0], delete[0]) == (401, 403)
     assert (reader[0], reader[2]["error"]) == (503, "recovering")  # no partition loaded: not an empty list that lies
+
+
+def test_the_parse_site_leaves_out_own_incidents_and_marks_source_mutes() -> None:
+    """What normalize runs on every parsed body (`screen_alerts`), and how the mark reaches an incident."""
+    body = [  # generic alerts keep unknown fields: a forwarder's copy of Alertmanager's `silencedBy` among them
+        {"labels": {"alertname": "DiskFull", "service": "db", "host": "h1"}, "starts_at": "2026-03-02T03:00:00Z",
+         "silencedBy": ["s1"]},
+        {"labels": {"alertname": "CorrelatedIncident", "incident_id": "inc-1", "service": "db"},
+         "starts_at": "2026-03-02T03:00:00Z"},
+    ]
+    alerts = parse("generic", orjson.dumps(body))
+    kept, own = screen_alerts(alerts)
+    assert own == 1 and len(kept) == 1 and kept[0].labels[MUTE_LABEL] == "silenced"
+    events: list[Any] = []
+    replay(kept, listener=events.append)
+    assert incident_mute(events[-1].entities) == "silenced"  # the incident is muted at its source: not paged
