@@ -87,14 +87,20 @@ async def create_silence(view: View, notify: Notify, request: Any) -> Any:
     return view.json({"silenceID": silence.id})
 
 
-async def expire_silence(view: View, notify: Notify, request: Any, silence_id: str) -> Any:
-    """`DELETE /silences/{id}`."""
+def _silence(request: Any, notify: Notify, silence_id: str) -> Silence | Any:
+    """The silence, or the problem answer saying why this worker cannot show it."""
     unready = _unready(request, notify)
     if unready is not None:
         return unready
     silence = notify.silences().get(silence_id)
-    if silence is None:
-        return _unknown(request, "silence", silence_id)
+    return silence if silence is not None else _unknown(request, "silence", silence_id)
+
+
+async def expire_silence(view: View, notify: Notify, request: Any, silence_id: str) -> Any:
+    """`DELETE /silences/{id}`."""
+    silence = _silence(request, notify, silence_id)
+    if not isinstance(silence, Silence):
+        return silence
     now = time.time()
     await notify.send_control(silence_id, ControlRecord(kind="expire", silence_id=silence_id, at=now),
                               everywhere=True)
@@ -134,12 +140,9 @@ def install_notify_views(app: App, notify: Notify) -> None:
     @app.page("/silences/{silence_id}")
     class OneSilence(View):
         async def get(self, request: Any, silence_id: str) -> Any:
-            unready = _unready(request, notify)
-            if unready is not None:
-                return unready
-            silence = notify.silences().get(silence_id)
-            if silence is None:
-                return _unknown(request, "silence", silence_id)
+            silence = _silence(request, notify, silence_id)
+            if not isinstance(silence, Silence):
+                return silence
             return self.json(silence_view(silence, time.time()))
 
         async def delete(self, request: Any, silence_id: str) -> Any:
