@@ -77,7 +77,12 @@ def notify_file(path: Path, receivers: Receivers) -> Path:
     return path
 
 
-def storm_bodies() -> tuple[bytes, bytes]:
+def ndjson(alerts: list[dict[str, Any]]) -> bytes:
+    """Generic alerts as one NDJSON body."""
+    return b"\n".join(json.dumps(a).encode() for a in alerts)
+
+
+def storm_alerts() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The lab storm's alerts firing, then all of them resolved two minutes after the last (generic JSON)."""
     alerts = [json.loads(line) for line in STORM.read_text().splitlines() if line.strip()]
     end = max(parse(STORM.read_bytes(), max_bytes=None), key=lambda a: a.starts_at).starts_at + 120
@@ -85,8 +90,13 @@ def storm_bodies() -> tuple[bytes, bytes]:
     # each resolve again, later: repeats that change nothing but move every partition's event time past the
     # resolve hold (event time is per partition; the wall clock takes over only after AIOPS_IDLE_ADVANCE)
     resolved += [{**a, "ends_at": end + 1000} for a in resolved]
-    return (b"\n".join(json.dumps(a).encode() for a in alerts),
-            b"\n".join(json.dumps(a).encode() for a in resolved))
+    return alerts, resolved
+
+
+def storm_bodies() -> tuple[bytes, bytes]:
+    """`storm_alerts` as two bodies."""
+    alerts, resolved = storm_alerts()
+    return ndjson(alerts), ndjson(resolved)
 
 
 def causes() -> dict[str, ParentEvent]:
@@ -173,14 +183,17 @@ def test_a_worker_killed_mid_storm_pages_no_cause_twice(
     first = dep.start_worker("first")
     workers.append(first)
     first.wait_partitions()
-    firing, resolved = storm_bodies()
-    dep.produce("alerts_raw", [(b"generic", firing)])
+    firing, resolved = storm_alerts()
+    early = [a for a in firing if float(a["starts_at"]) < known[critical[1]].first_seen]
+    assert early and len(early) < len(firing)  # the second critical cause starts after the kill
+    dep.produce("alerts_raw", [(b"generic", ndjson(early))])
     wait_for(lambda: pages(receivers.oncall)[("trigger", critical[0])] >= 1, 60, "a first page", first)
     first.kill()
+    assert pages(receivers.oncall)[("trigger", critical[1])] == 0
     second = dep.start_worker("second")
     workers.append(second)
     second.wait_partitions()
-    dep.produce("alerts_raw", [(b"generic", resolved)])
+    dep.produce("alerts_raw", [(b"generic", ndjson(firing[len(early):])), (b"generic", ndjson(resolved))])
     wait_for(lambda: all(pages(receivers.oncall)[("resolve", p)] >= 1 for p in critical), 90, "the resolves",
              second)
     seen = pages(receivers.oncall)
