@@ -82,8 +82,8 @@ def main() -> None:
     streams = [stream_of(seed, "resolving", hours=hours) for seed in range(1, seeds + 1)]
     with tempfile.TemporaryDirectory() as workdir:
         runs = alertmanager_run(streams, args.factor, Path(workdir), group_by=GROUP_BY)
-    print(f"| stream | alerts | storms | Alertmanager pages (repeats, resolved-only) | correlator pages "
-          f"(triggers, renotify; resolves) | ratio |")
+    print("| stream | alerts | storms | Alertmanager pages (repeats, resolved-only) | correlator pages "
+          "(triggers, renotify; resolves) | ratio |")
     print("|---|---:|---:|---:|---:|---:|")
     ratios = []
     for run in runs:
