@@ -7,7 +7,9 @@ every alert resolves; the first hours of several seeds, every storm that began i
   timers (group_wait 30s, group_interval 5m, repeat_interval 4h, resolve_timeout 5m), fed as Prometheus feeds it
   (`accuracy.feed`: time compressed by FACTOR, every timer scaled by it). A page is a notification with a
   firing alert in it (what a PagerDuty or Slack receiver behind it is sent and shows as a new message; resolved-only
-  notifications are counted apart, as are repeats).
+  notifications are counted apart, as are repeats). Its group episodes (a groupKey until a notification in which
+  all its alerts are resolved) are printed beside: what a PagerDuty integration, which dedups by groupKey, would
+  open as incidents.
 * The correlator: the same alerts through `correlator.replay` (stage 1, then stage 2 with its default grouping),
   and every incident and cause event through the notify fold (`correlator.notify.on_record`, ticked before each
   record, the clock being the record's event time), one PagerDuty receiver behind the route
@@ -82,9 +84,9 @@ def main() -> None:
     streams = [stream_of(seed, "resolving", hours=hours) for seed in range(1, seeds + 1)]
     with tempfile.TemporaryDirectory() as workdir:
         runs = alertmanager_run(streams, args.factor, Path(workdir), group_by=GROUP_BY)
-    print("| stream | alerts | storms | Alertmanager pages (repeats, resolved-only) | correlator pages "
-          "(triggers, renotify; resolves) | ratio |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| stream | alerts | storms | Alertmanager pages (repeats, resolved-only) | Alertmanager group episodes "
+          "| correlator pages (triggers, renotify; resolves) | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     ratios = []
     for run in runs:
         if run.grouping is None or run.feed.error:
@@ -94,7 +96,7 @@ def main() -> None:
         am = run.grouping.firing_notifications
         ratios.append(am / pages if pages else float("inf"))
         print(f"| {run.stream.name} | {len(run.stream.alerts)} | {len(set(run.stream.truth.values()))} | {am} "
-              f"({run.grouping.repeats}, {run.grouping.resolved_only}) | {pages} ({ours['trigger']}, "
+              f"({run.grouping.repeats}, {run.grouping.resolved_only}) | {len(set(run.grouping.episode_of.values()))} | {pages} ({ours['trigger']}, "
               f"{ours['renotify']}; {ours['resolve']}) | {ratios[-1]:.1f}x |")
     print(f"\nAlertmanager (group_by {list(GROUP_BY)}) sends {statistics.median(ratios):.1f}x the pages of the "
           f"notify stage (median of {len(ratios)} streams, factor {args.factor:g})")
