@@ -20,6 +20,7 @@ from stream.notify.stage import ControlRecord, decode_control
 from stream.notify.store import NotifyStore
 from stream.notify.views import silence_of
 from stream.settings import Settings
+from stream.topics import topic_specs
 from stream.worker import build_worker_app
 
 from .notifying import ISSUE_ROUTES, T0, incident, routes
@@ -131,3 +132,13 @@ def test_the_parse_site_leaves_out_own_incidents_and_marks_source_mutes() -> Non
     events: list[Any] = []
     replay(kept, listener=events.append)
     assert incident_mute(events[-1].entities) == "silenced"  # the incident is muted at its source: not paged
+
+
+def test_the_notify_topics_exist_only_with_a_notify_file(tmp_path: Path) -> None:
+    notify = tmp_path / "notify.yaml"
+    notify.write_text(ISSUE_ROUTES)
+    on = {s.name: s for s in topic_specs(Settings(app_id="a", notify_file=notify, topic_partitions={"incidents": 3}))}
+    off = {s.name for s in topic_specs(Settings(app_id="a"))}
+    assert {"a-notify-control", "a-notify-state-changelog"} <= set(on) and not {n for n in off if "notify" in n}
+    assert on["a-notify-control"].partitions == on["a-notify-state-changelog"].partitions == 3  # with `incidents`
+    assert on["a-notify-state-changelog"].config["cleanup.policy"] == "compact"
