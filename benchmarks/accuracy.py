@@ -239,12 +239,12 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def am_config(webhook_url: str, factor: float) -> dict[str, Any]:
-    """Alertmanager's defaults scaled by `factor`, grouping by service and alertname, one webhook receiver."""
+def am_config(webhook_url: str, factor: float, group_by: Sequence[str] = ("service", "alertname")) -> dict[str, Any]:
+    """Alertmanager's defaults scaled by `factor`, grouping by `group_by`, one webhook receiver."""
     t = {k: _duration(v / factor) for k, v in AM_DEFAULTS_S.items()}
     return {
         "global": {"resolve_timeout": t["resolve_timeout"]},
-        "route": {"receiver": "oncall", "group_by": ["service", "alertname"], "group_wait": t["group_wait"],
+        "route": {"receiver": "oncall", "group_by": list(group_by), "group_wait": t["group_wait"],
                   "group_interval": t["group_interval"], "repeat_interval": t["repeat_interval"]},
         "receivers": [{"name": "oncall", "webhook_configs": [{"url": webhook_url, "send_resolved": True,
                                                                 "max_alerts": 0}]}],
@@ -364,7 +364,8 @@ class AmRun:
     wall_s: float = 0.0
 
 
-def alertmanager_run(streams: Sequence[Stream], factor: float, workdir: Path) -> list[AmRun]:
+def alertmanager_run(streams: Sequence[Stream], factor: float, workdir: Path,
+                     group_by: Sequence[str] = ("service", "alertname")) -> list[AmRun]:
     """Each stream through its own Alertmanager, all at once (each wall minute is an event hour for all)."""
     from tests.promstack import start_alertmanager  # the tests' launcher: loopback port, stopped by pid
 
@@ -376,7 +377,7 @@ def alertmanager_run(streams: Sequence[Stream], factor: float, workdir: Path) ->
             receivers.append(receiver)
             d = workdir / f"am{n}"
             d.mkdir(parents=True, exist_ok=True)
-            procs.append(start_alertmanager(d, receiver.url, config=am_config(receiver.url, factor),
+            procs.append(start_alertmanager(d, receiver.url, config=am_config(receiver.url, factor, group_by),
                                             log_level="warn"))
         start = time.time() + 1.0
         for proc, run in zip(procs, runs, strict=True):

@@ -81,7 +81,8 @@ class CorrelationConfig:
     retention_s: float = 3600.0
     sample_size: int = 10
     entity_labels: tuple[str, ...] = ("host", "instance", "cluster", "namespace", "node", "pod", "caller", "callee",
-                                      "aiops_time_clamped", "aiops_firing_since")
+                                      "aiops_time_clamped", "aiops_firing_since",
+                                      "aiops_muted")
     entity_values: int = 20
     time_guard: TimeGuard = DEFAULT_GUARD
 

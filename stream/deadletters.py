@@ -173,10 +173,16 @@ class DeadLetters:
         if origin in refused:
             return
         refused.add(origin)
-        letter = letter_of(msg.key, msg.value, (msg.topic, msg.partition, msg.offset), agent, reason, category,
-                           self.max_bytes, self.head_bytes)
+        await self.send_record(agent, msg.key, msg.value, (msg.topic, msg.partition, msg.offset), reason, category)
+
+    async def send_record(self, agent: str, key: bytes | None, value: bytes | None, origin: tuple[str, int, int],
+                          reason: str, category: str) -> None:
+        """Hand a dead letter to the producer for something that is not a consumed record (a notification the
+        notify stage could not deliver: origin names its lane and order); `settle` waits for it and counts it."""
+        topic, partition, offset = origin
+        letter = letter_of(key, value, origin, agent, reason, category, self.max_bytes, self.head_bytes)
         self._pending.setdefault(agent, []).append((letter, await self._produce(letter)))
-        log.warning("dead-lettering %s:%d@%d%s: %s", msg.topic, msg.partition, msg.offset,
+        log.warning("dead-lettering %s:%d@%d%s: %s", topic, partition, offset,
                     " (bounded reference)" if letter.truncated else "", reason[:200])
 
     async def _produce(self, letter: Letter) -> asyncio.Future[Any]:

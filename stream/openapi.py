@@ -22,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, TypeAdapter
 
 from correlator.models import IncidentEvent, Ticket, TriagedTicket
+from correlator.notify import Matcher
 from correlator.sources.alertmanager import WebhookMessage
 from correlator.sources.schemas import ALERT_SCHEMA_ID, alert_body_schema
 from correlator.sources.zabbix import ZabbixEvent
@@ -55,6 +56,22 @@ class TicketEvent(TriagedTicket):
     review: dict[str, Any] | None = Field(default=None, description="who decided what, for approvals and overrides")
 
 
+class SilenceRequest(BaseModel):
+    """`POST /silences`: Alertmanager's silence shape; the creator is the operator token's name."""
+
+    matchers: list[Matcher] = Field(min_length=1, description="all must hold on the incident's labels")
+    startsAt: float | str | None = Field(default=None, description="epoch seconds or ISO 8601; default now")
+    endsAt: float | str = Field(description="epoch seconds or ISO 8601, after startsAt")
+    comment: str = ""
+    createdBy: str | None = Field(default=None, description="only without tokens; else the token's name")
+
+
+class SilenceCreated(BaseModel):
+    """200 from `POST /silences`."""
+
+    silenceID: str
+
+
 _COMPONENTS: Mapping[str, Any] = {
     "Accepted": Accepted,
     "AlertmanagerWebhook": WebhookMessage,
@@ -65,6 +82,8 @@ _COMPONENTS: Mapping[str, Any] = {
     "TicketEvent": TicketEvent,
     "IncidentClock": IncidentClock,
     "Problem": Problem,
+    "SilenceRequest": SilenceRequest,
+    "SilenceCreated": SilenceCreated,
     # published on topics, not answered over HTTP: incidents (stage 1 and 2), tickets.triaged
     "IncidentEvent": IncidentEvent,
     "ParentEvent": ParentEvent,
@@ -122,6 +141,14 @@ OPERATIONS: tuple[Operation, ...] = (
               "TicketEvent", "ReviewRequest", (400, 409, *_BY_ID)),
     Operation("POST", "/tickets/{ticket_id}/resolve", "Close a ticket and its clock", 200, "TicketEvent",
               "ReviewRequest", (400, 409, *_BY_ID)),
+    Operation("POST", "/silences", "Create a silence (maintenance window): matching incidents are not paged", 200,
+              "SilenceCreated", "SilenceRequest", (400,)),
+    Operation("GET", "/silences", "Every silence, with its state (pending, active, expired)", errors=(503,)),
+    Operation("GET", "/silences/{silence_id}", "One silence", errors=(404, 503)),
+    Operation("DELETE", "/silences/{silence_id}", "End a silence now", errors=(404, 503)),
+    Operation("GET", "/notify", "The notify stage's partitions, receivers, subjects and outbox"),
+    Operation("GET", "/notify/{subject_id}", "One incident or cause as notify sees it (status: held, paged, "
+              "silenced, grouped, resolved)", errors=(404,)),
     Operation("GET", OPENAPI_PATH, "This document"),
     Operation("GET", ALERT_SCHEMA_PATH, "The JSON Schema of a generic alert body", content="application/schema+json"),
 )

@@ -198,6 +198,8 @@ async def ack_incident(view: View, desk: Desk, request: Any, incident_id: str) -
         if after is not clock:
             store.put(incident_id, after)
             await desk.commit(store)
+            if desk.acknowledged is not None:  # the notify stage: PagerDuty acknowledge, re-notifying stops
+                await desk.acknowledged(incident_id, parsed.who, time.time(), parsed.note)
     metrics.REVIEWS.labels("ack").inc()
     return view.json(after.model_dump(mode="json"))
 

@@ -225,6 +225,12 @@ class Settings(BaseSettings):
                                      "(pagerduty, slack, webhook, alertmanager) and routes; re-read when its "
                                      "mtime or size changes, a bad new version keeping the old one; unset: "
                                      "nothing is paged")
+    notify_tick: Duration = Field(default=1.0, gt=0, description="how often the notify timer re-reads the notify "
+                                  "file and checks holds, silences, re-notify and rate-limit queues")
+    notify_cause_wait: Duration = Field(default=30.0, ge=0, description="with stage 2 on, how long a stage-1 "
+                                        "incident that no cause names waits before it pages on its own")
+    notify_retention: Duration = Field(default=3600.0, gt=0, description="how long the notify stage remembers a "
+                                       "resolved incident, and lists an ended silence, before purging it")
 
     # Tickets: the confidence gate, each tier's SLA, the SLA timer (see stream/tickets.py).
     triage_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="below it a ticket goes to "

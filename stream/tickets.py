@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,8 @@ class Desk:
     incident_seen: dict[int, float] = field(default_factory=dict)
     checkpoints: Checkpointer = field(init=False)
     """Writes the stores in the crash-safe order (`stream.checkpoint`), each commit on its own."""
+    acknowledged: Callable[[str, str, float, str], Awaitable[None]] | None = None
+    """Told of each new acknowledgement (incident id, who, when, note): the notify stage, when it runs."""
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpointer(self.app, outputs=self.topics, on_sent=_count_sent)

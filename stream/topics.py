@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from stream.settings import Settings, TopicNames
 
-__all__ = ["CHANGELOGS", "STAGE2_CHANGELOG", "STAGE2_ROUTE", "TopicSpec", "changelog_name", "differences",
+__all__ = ["CHANGELOGS", "NOTIFY_CHANGELOG", "NOTIFY_CONTROL", "STAGE2_CHANGELOG", "STAGE2_ROUTE", "TopicSpec", "changelog_name", "differences",
            "internal_topic_name", "topic_specs"]
 
 CHANGELOGS: dict[str, str] = {
@@ -26,6 +26,8 @@ CHANGELOGS: dict[str, str] = {
 
 STAGE2_CHANGELOG = "stage2-state"
 STAGE2_ROUTE = "stage2-route"
+NOTIFY_CHANGELOG = "notify-state"
+NOTIFY_CONTROL = "notify-control"
 _RAW_FIELDS = ("alerts_raw", "tickets_raw", "deadletter")  # carry whole ingest bodies (deadletter: refused ones)
 
 
@@ -82,11 +84,16 @@ def topic_specs(settings: Settings, *, internal: bool = True) -> list[TopicSpec]
     tables = dict(CHANGELOGS)
     if settings.stage2:
         tables[STAGE2_CHANGELOG] = "incidents"
+    if settings.notify_file is not None:
+        tables[NOTIFY_CHANGELOG] = "incidents"
     specs += [TopicSpec(changelog_name(settings, table), settings.partitions_for(owner), rf, dict(compact), True)
               for table, owner in tables.items()]
     if settings.stage2:
         specs.append(TopicSpec(internal_topic_name(settings, STAGE2_ROUTE), settings.partitions_for("incidents"),
                                rf, {**_common(settings), **_deleting(settings, "stage2_route")}, True))
+    if settings.notify_file is not None:  # acknowledgements, escalations and silences for the notify stage
+        specs.append(TopicSpec(internal_topic_name(settings, NOTIFY_CONTROL), settings.partitions_for("incidents"),
+                               rf, {**_common(settings), **_deleting(settings, "incidents")}, True))
     return specs
 
 

@@ -11,6 +11,8 @@ from correlator import metrics
 from stream.app import App, logging_config, make_app, run_worker
 from stream.broker import create_topics_sync, describe_topics_sync
 from stream.ingest import ENDPOINTS, install_ingest
+from stream.notify.stage import install_notify
+from stream.notify.views import install_notify_views
 from stream.observe import install_observer
 from stream.openapi import install_openapi
 from stream.pipeline import CorrelateStage, NormalizeStage, Pipeline, install
@@ -61,6 +63,10 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     if stage2 is not None:
         stages.append(GroupStage(stage2))
     stages += [TriageStage(desk, settings.sla_check_interval), IncidentSlaStage(desk)]
+    notify = install_notify(app, settings, pipe, desk)  # the response stage; nothing unless notify_file is set
+    if notify is not None:
+        stages += notify[1]
+        install_notify_views(app, notify[0])
     assert pipe.letters is not None
     runner = StageRunner(app, pipe.letters)
     for stage in stages:

@@ -45,6 +45,7 @@ OBSERVED_ENV = {
     "AIOPS_METRICS_INTERVAL": "0.5", "AIOPS_IDLE_ADVANCE": "1", "AIOPS_IDLE_FLUSH": "0.5",
     "AIOPS_UPDATE_INTERVAL": "1", "AIOPS_RESOLVE_HOLD": "2", "AIOPS_SLA_CHECK_INTERVAL": "0.25",
     "AIOPS_TIER_SLA": json.dumps({"L1": "1s", "L2": "1h", "L3": "1h"}),
+    "AIOPS_NOTIFY_FILE": str(Path(__file__).parent / "data" / "notify-observed.yaml"),  # the notify stage's series
 }
 
 

@@ -18,6 +18,8 @@ from correlator.sources.generic import _KNOWN
 from correlator.sources.schemas import GenericAlert
 from stream.app import App
 from stream.openapi import alert_schema, served_routes
+
+from .notifying import ISSUE_ROUTES
 from stream.settings import Settings
 from stream.worker import build_ingest_app, build_worker_app
 
@@ -38,10 +40,15 @@ def _get(app: App, *paths: str) -> list[tuple[int, str, Any]]:
     return asyncio.run(go())
 
 
-@pytest.mark.parametrize("role", ["all", "ingest"])
+@pytest.mark.parametrize("role", ["all", "ingest", "notify"])
 def test_the_document_covers_every_route_and_validates(role: str, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, stage2=True, role=role)
-    app = build_worker_app(settings)[0] if role == "all" else build_ingest_app(settings)
+    notify = None
+    if role == "notify":  # a worker with the notify stage: its silence and notify views too
+        notify = tmp_path / "notify.yaml"
+        notify.write_text(ISSUE_ROUTES)
+    settings = Settings(data_dir=tmp_path, stage2=True, role="ingest" if role == "ingest" else "all",
+                        notify_file=notify)
+    app = build_ingest_app(settings) if role == "ingest" else build_worker_app(settings)[0]
     [(status, content_type, doc), (slashed, _, again)] = _get(app, "/openapi.json", "/openapi.json/")
     assert (status, content_type, slashed) == (200, "application/json", 200) and again == doc
     validate(doc)  # OpenAPI 3.1, JSON Schema 2020-12 components, every $ref resolvable
@@ -56,6 +63,10 @@ def test_the_document_covers_every_route_and_validates(role: str, tmp_path: Path
         assert name in schemas, name
     if role == "ingest":
         return
+    if role == "notify":
+        assert {("POST", "/silences"), ("DELETE", "/silences/{silence_id}"), ("GET", "/notify/{subject_id}")} <= served
+        silence = doc["paths"]["/silences"]["post"]
+        assert silence["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SilenceRequest")
     approve = doc["paths"]["/review/{ticket_id}/approve"]["post"]
     assert approve["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ReviewRequest")
     assert approve["responses"]["409"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")

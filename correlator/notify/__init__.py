@@ -6,7 +6,7 @@ limits). `stream/notify/` sends the deliveries.
 """
 
 from .config import NotifyConfig, NotifyFileError, parse_notify
-from .loopguard import INCIDENT_ALERTNAME, is_own_incident_alert, without_own_alerts
+from .loopguard import INCIDENT_ALERTNAME, is_own_incident_alert, screen_alerts, without_own_alerts
 from .models import Acknowledgement, Action, Delivery, Subject, Target
 from .payloads import build_request, sign, verify_signature
 from .routes import labels_of, routes_for
@@ -33,6 +33,6 @@ __all__ = [
     "INCIDENT_ALERTNAME", "Acknowledgement", "Action", "Delivery", "Escalation", "Matcher", "NotifyConfig",
     "NotifyFileError", "NotifyPolicy", "NotifyRecord", "NotifyState", "Silence", "Step", "Subject", "Target",
     "build_request", "incident_mute", "is_own_incident_alert", "labels_of", "mark_source_mute", "on_record",
-    "on_tick", "parse_notify", "routes_for", "sign", "silenced_by", "source_mute", "status_of",
+    "on_tick", "parse_notify", "routes_for", "screen_alerts", "sign", "silenced_by", "source_mute", "status_of",
     "verify_signature", "without_own_alerts",
 ]

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from correlator.models import Alert
+from correlator.notify.silences import mark_source_mute
 
-__all__ = ["INCIDENT_ALERTNAME", "INCIDENT_ID_LABEL", "is_own_incident_alert", "without_own_alerts"]
+__all__ = ["INCIDENT_ALERTNAME", "INCIDENT_ID_LABEL", "is_own_incident_alert", "screen_alerts", "without_own_alerts"]
 
 INCIDENT_ALERTNAME: Final = "CorrelatedIncident"
 """`alertname` of every alert the correlator posts to an Alertmanager."""
@@ -33,3 +34,10 @@ def without_own_alerts(alerts: Sequence[Alert]) -> tuple[list[Alert], int]:
     """The alerts to correlate, and how many were the correlator's own incidents (left out)."""
     kept = [a for a in alerts if not is_own_incident_alert(a.labels)]
     return kept, len(alerts) - len(kept)
+
+
+def screen_alerts(alerts: Sequence[Alert]) -> tuple[list[Alert], int]:
+    """The one call where alerts are parsed: the correlator's own incidents left out (counted), and each alert
+    its source muted (Alertmanager silence or inhibition, Zabbix maintenance) labelled `aiops_muted`."""
+    kept, own = without_own_alerts(alerts)
+    return [mark_source_mute(a) for a in kept], own

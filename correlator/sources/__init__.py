@@ -15,6 +15,7 @@ import orjson
 from correlator.eventtime import DEFAULT_GUARD, Guarded, TimeGuard, guard_alerts
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Alert
+from correlator.notify.loopguard import is_own_incident_alert, screen_alerts
 from correlator.records import AlertRecord, record_of
 from correlator.sources import alertmanager, generic, zabbix
 from correlator.sources.errors import SourceError
@@ -89,13 +90,15 @@ def normalize(source: str, body: bytes, arrival: float, guard: TimeGuard = DEFAU
     """
     if source == "alertmanager":
         fast = alertmanager_records(body, arrival, guard, config, max_bytes)
-        if fast is not None:
+        # the correlator's own incidents, posted back through an Alertmanager, take the slow path to be left out
+        if fast is not None and not any(is_own_incident_alert(r.labels) for r in fast):
             return Normalized(fast, {alertmanager.SOURCE: len(fast)} if fast else {})
     guarded = parse_arrived(source, body, arrival, guard, config, max_bytes=max_bytes)
+    alerts, _own = screen_alerts(guarded.alerts)  # the loop guard and source mutes (correlator/notify)
     by_source: dict[str, int] = {}
-    for alert in guarded.alerts:
+    for alert in alerts:
         by_source[alert.source] = by_source.get(alert.source, 0) + 1
-    return Normalized([record_of(a) for a in guarded.alerts], by_source, guarded)
+    return Normalized([record_of(a) for a in alerts], by_source, guarded)
 
 
 def alerts_in(source: str, body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> int:
