@@ -307,11 +307,13 @@ def test_valid_body_202_and_its_alerts_on_alerts_by_correlation_key(endpoint: st
 def test_a_body_with_alerts_past_the_horizon_goes_raw_stamped_with_its_receive_time() -> None:
     """Normalize dead-letters exactly the too-old alerts and correlates the others: the body takes the raw way,
     stamped with the time it was received, which normalize takes as its arrival (one rule for both paths)."""
+    # A resolution that old (a still-firing alert that old is correlated at its arrival: see test_eventtime).
+    old = b'{"starts_at": 1772359205, "ends_at": 1772359805, "status": "resolved", "labels": {"alertname": "DiskFull", "service": "db"}}'
     ingest, sender = fake_ingest(event_horizon=7 * 86400)
     before = int(time.time() * 1000)
-    status, answer, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", GENERIC_ONE))
+    status, answer, _ = run_client(ingest, lambda c: _post(c, "/ingest/alerts", old))
     assert (status, answer) == (202, {"accepted": 1, "records": 1})
-    assert sender.sent == [("alerts.raw", b"generic", GENERIC_ONE)]
+    assert sender.sent == [("alerts.raw", b"generic", old)]
     assert sender.placed[0][0] is None and before <= (sender.placed[0][1] or 0) <= time.time() * 1000
 
 

@@ -21,7 +21,6 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from correlator.models import Alert
-from correlator.sources.generic import epoch_of
 
 __all__ = [
     "MUTE_LABEL",
@@ -45,6 +44,10 @@ MuteReason = Literal["silenced", "inhibited", "maintenance"]
 
 
 def _moment(value: object) -> float:
+    # Imported here: correlator.sources screens every parsed body with this package's loop guard and mutes, so a
+    # module-level import would make the two packages import each other.
+    from correlator.sources.generic import epoch_of
+
     seconds = epoch_of(value, "time", "silence")  # a SourceError is a ValueError: pydantic reports it in place
     if seconds is None:
         raise ValueError("a time is required, not Go's zero time")
