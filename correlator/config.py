@@ -47,7 +47,10 @@ class CorrelationConfig:
     background_s / background_factor: the key's background rate caps the gap (`windows.background_cap`): at most
         background_factor times the mean spacing of the key's incident onsets within background_s before the
         new one. Issue 17's second protocol: 0.1 chosen on rca-micross and its tuning variants (noise seed 101,
-        cascades seed 201) among 0.1 / 0.25 / 0.5, and frozen before the held-out seeds were generated.
+        cascades seed 201) among 0.1 / 0.25 / 0.5, and frozen before the held-out seeds were generated. Off (0)
+        by default since: with it on, a worker recovering from a SIGKILL split incidents that the replay keeps
+        whole (tests/test_pipeline.py failed 1 run in 3; each split shortens the key's mean onset spacing, so the
+        cap shrinks and splits more). Until the stream keeps it identical to the replay it stays off.
     allowed_lateness_s: how long an alert is held for reordering before it is applied; alerts later than
         this still join by event time (the late path) and are counted as late.
     max_lifetime_s / max_alerts: bounds after which an incident stops absorbing; the next alert of the
@@ -71,7 +74,7 @@ class CorrelationConfig:
     min_gap_s: float = 180.0
     gap_factor: float = 5.0
     background_s: float = 3600.0
-    background_factor: float = 0.1
+    background_factor: float = 0.0
     allowed_lateness_s: float = 0.5
     max_lifetime_s: float = 4 * 3600.0
     max_alerts: int = 5000

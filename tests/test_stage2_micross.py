@@ -32,9 +32,9 @@ def base() -> accuracy_rca.DataSet:
     return accuracy_rca.load_micross()
 
 
-def score(data: accuracy_rca.DataSet, topology: bool) -> PairwiseScore:
+def score(data: accuracy_rca.DataSet, topology: bool, config: CorrelationConfig | None = None) -> PairwiseScore:
     topo = parse_topology(data.topology, max_hops=2) if topology and data.topology else None
-    report = replay(data.alerts, CorrelationConfig(), grouping=GroupingConfig(), topology=topo)
+    report = replay(data.alerts, config or CorrelationConfig(), grouping=GroupingConfig(), topology=topo)
     assert report.parents is not None
     members = [fp for p in report.parents for fp in p.members]
     assert len(members) == len(set(members)) == len(data.truth)  # every alert in exactly one parent
@@ -78,6 +78,7 @@ def test_background_noise_is_not_chained_into_causes(base: accuracy_rca.DataSet)
     """Issue 17's second round, on the tuning variant (seed 101, never a scoring set): MicroSS with an alert a
     minute of background noise between faults. Before onset proximity and the key's background rate stage 2
     scored 0.743 here (noise glued into stage-1 incidents, and causes chained on by noise sharing a service);
-    measured 0.882 after. The floor sits a little under it."""
+    measured 0.882 after. The floor sits a little under it. The background cap is off by default (a recovered
+    stream split incidents the replay kept whole with it on), so it is set here."""
     noisy = rca_sets.noisy(base, seed=rca_sets.TUNING["noise"][0])
-    assert score(noisy, topology=False).f1 >= 0.87
+    assert score(noisy, topology=False, config=CorrelationConfig(background_factor=0.1)).f1 >= 0.87
