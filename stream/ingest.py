@@ -188,12 +188,13 @@ class Send:
 @dataclass(frozen=True)
 class Validated:
     """What a valid body becomes: its records, how many alerts or tickets it holds, and what to count once they
-    are acknowledged (alerts by source, clamped times)."""
+    are acknowledged (alerts by source, clamped times, own incidents left out)."""
 
     records: list[Send]
     items: int
     by_source: Mapping[str, int] = field(default_factory=dict)
     clamped: int = 0
+    own: int = 0
 
 
 class AlertHop:
@@ -225,7 +226,8 @@ class AlertHop:
         # a body of no alerts (`[]`) is written nowhere
         sends = [Send("alerts", None, value, partition, received_ms)
                  for partition, value in hop_values(parts, received_ms)]
-        return Validated(sends, len(normalized.records), normalized.by_source, normalized.guarded.clamped)
+        return Validated(sends, len(normalized.records), normalized.by_source, normalized.guarded.clamped,
+                         normalized.own)
 
     @staticmethod
     def _raw(source: str, body: bytes, received_ms: int, items: int) -> Validated:
@@ -558,7 +560,7 @@ class Ingest:
             if refusal.status == 503:
                 self.readiness.send_failed(refusal.reason)
             raise
-        count_received(dict(batch.by_source))
+        count_received(dict(batch.by_source), endpoint.source or "", batch.own)
         if batch.clamped and endpoint.source is not None:
             metrics.ALERT_TIME_ADJUSTED.labels(endpoint.source, "future").inc(batch.clamped)
         metrics.INGEST_ITEMS.labels(endpoint.name).inc(batch.items)

@@ -548,6 +548,30 @@ def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment
     assert worker.metric("aiops_ingest_requests_total", endpoint="alerts", code="413") >= 2
 
 
+def own_incident_webhook() -> bytes:
+    """An Alertmanager webhook holding one of the correlator's own incident alerts (come back through a team's
+    Alertmanager) beside regular alerts."""
+    body = webhook()
+    body["alerts"][0]["labels"] = {"alertname": "CorrelatedIncident", "incident_id": "inc-own", "service": "x"}
+    return orjson.dumps(body)
+
+
+def test_own_incident_alerts_are_counted_as_dropped_on_both_paths(live: tuple[Deployment, WorkerProc]) -> None:
+    """The loop guard's drop reaches `aiops_alerts_dropped_total`: at the ingest (the hop) and in the normalize
+    agent (a raw producer's body on `alerts.raw`), one each."""
+    dep, worker = live
+    labels = {"source": "alertmanager", "reason": "own_incident"}
+    before = worker.metric("aiops_alerts_dropped_total", **labels)
+    status, answer, _ = request(worker.web_port, "POST", "/ingest/alertmanager", own_incident_webhook(), AUTH)
+    assert (status, answer["accepted"]) == (202, len(webhook()["alerts"]) - 1)  # the others are correlated
+    assert worker.metric("aiops_alerts_dropped_total", **labels) == before + 1
+    dep.produce("alerts_raw", [(b"alertmanager", own_incident_webhook())])
+    deadline = time.monotonic() + 30
+    while worker.metric("aiops_alerts_dropped_total", **labels) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.metric("aiops_alerts_dropped_total", **labels) == before + 2
+
+
 def test_accepted_alerts_reach_the_incidents(live: tuple[Deployment, WorkerProc]) -> None:
     """The lab storm posted over HTTP (parsed at the ingest, no normalize) becomes the replay's incidents."""
     dep, worker = live
