@@ -4,13 +4,14 @@ Roles and what their tokens grant (tokens are configured as name=token pairs, se
 
 | role       | grants                | held by                                              |
 |------------|-----------------------|------------------------------------------------------|
-| `ingest`   | `POST /ingest/*`      | a monitoring system (Alertmanager, Zabbix, a script) |
+| `ingest`   | `POST /ingest/*`, `POST /api/v2/alerts` | a monitoring system (Alertmanager, Prometheus, Zabbix, a script) |
 | `operator` | every other route     | a person: review approve/override, resolve, ack, reads |
 | `reader`   | reads (GET/HEAD)      | a console or dashboard that changes nothing          |
 
 The access a route needs follows from its method and path, not from a list kept beside the routes, so a
 route added later is guarded from its first day: `/healthz`, `/readyz` and `/metrics` are open (kubelets and
-Prometheus scrape them without secrets), and so is OPTIONS (CORS preflights); `/ingest/*` is ingest; any
+Prometheus scrape them without secrets), and so is OPTIONS (CORS preflights); `/ingest/*` is ingest, and so is
+`/api/v2/alerts` (the ingest's alias where Prometheus posts, as to an Alertmanager); any
 other GET/HEAD is a read; any other method changes state and needs an operator. With no token configured at all nothing is checked (the embedded
 default). Once any token is set, ingest and state-changing routes need a token of their role (a role without
 tokens is closed); reads need a reader or operator token once either kind is configured, and stay open when
@@ -35,6 +36,7 @@ from correlator import metrics
 from stream.problems import problem_response
 
 __all__ = [
+    "INGEST_ALIASES",
     "OPEN_PATHS",
     "PRINCIPAL",
     "Access",
@@ -53,6 +55,8 @@ Access = Literal["open", "ingest", "read", "operate"]
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Probes and the Prometheus scrape: never behind a token."""
 INGEST_PREFIX = "/ingest/"
+INGEST_ALIASES = frozenset({"/api/v2/alerts"})
+"""Ingest routes outside `/ingest/`: where a sender that appends its own path (Prometheus) posts."""
 READ_METHODS = frozenset({"GET", "HEAD"})
 PRINCIPAL = "aiops.principal"
 """The key under which the middleware leaves the caller's `Principal` on the aiohttp request."""
@@ -91,7 +95,7 @@ def access_of(method: str, path: str) -> Access:
     trimmed = path.rstrip("/") or "/"
     if trimmed in OPEN_PATHS or method.upper() == "OPTIONS":  # a CORS preflight carries no credentials, by spec
         return "open"
-    if path.startswith(INGEST_PREFIX):
+    if path.startswith(INGEST_PREFIX) or trimmed in INGEST_ALIASES:
         return "ingest"
     return "read" if method.upper() in READ_METHODS else "operate"
 

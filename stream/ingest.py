@@ -274,12 +274,14 @@ def validate_tickets(body: bytes) -> Validated:
 @dataclass(frozen=True)
 class Endpoint:
     """One `POST /ingest/<name>`: the metric label, the topic (TopicNames field) and the body check; `source` names
-    the adapter of an alert endpoint (whose records the ingest builds with its own settings, `Ingest.hop`)."""
+    the adapter of an alert endpoint (whose records the ingest builds with its own settings, `Ingest.hop`);
+    `aliases` are other paths served by the same handler, token and metric label."""
 
     name: str
     topic_field: str
     validate: Callable[[bytes], Validated]
     source: str | None = None
+    aliases: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -290,7 +292,9 @@ class Endpoint:
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("alertmanager", "alerts", alerts_validator("alertmanager"), "alertmanager"),
     Endpoint("zabbix", "alerts", alerts_validator("zabbix"), "zabbix"),
-    Endpoint("alerts", "alerts", alerts_validator("generic"), "generic"),
+    # Prometheus posts to the Alertmanager address it is given with `/api/v2/alerts` appended: the alias lets it
+    # post to a worker directly (the generic adapter reads Alertmanager API v2 alerts).
+    Endpoint("alerts", "alerts", alerts_validator("generic"), "generic", aliases=("/api/v2/alerts",)),
     Endpoint("tickets", "tickets_raw", validate_tickets),
 )
 """Every ingest endpoint; the name is both the path tail and the `endpoint` metric label."""
@@ -685,7 +689,9 @@ def install_ingest(app: App, settings: Settings, sender: RawSender | None = None
         app.add_dependency(probe)
     ingest = Ingest(settings, sender, admission=probe)
     for endpoint in ENDPOINTS:
-        app.page(endpoint.path, name=f"ingest_{endpoint.name}")(_post_view(ingest, endpoint))
+        view = _post_view(ingest, endpoint)
+        for n, path in enumerate((endpoint.path, *endpoint.aliases)):
+            app.page(path, name=f"ingest_{endpoint.name}" + (f"_alias{n}" if n else ""))(view)
     healthz, readyz = _probe_views(ingest)
     app.page("/healthz", name="healthz")(healthz)
     app.page("/readyz", name="readyz")(readyz)

@@ -153,3 +153,51 @@ def test_failing_instances_open_one_incident_and_recovery_resolves_it(
 
     assert worker.metric("aiops_ingest_requests_total", endpoint="alertmanager", code="202") >= 2
     assert worker.metric("aiops_ingest_refusals_total", endpoint="alertmanager", reason="unauthorized") == 0
+
+
+@pytest.fixture
+def direct(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Deployment, WorkerProc, Target, Proc]]:
+    """Worker, target and Prometheus whose Alertmanager address is the worker itself (no Alertmanager)."""
+    require_binaries()
+    env = {"AIOPS_IDLE_ADVANCE": "1", "AIOPS_IDLE_FLUSH": "0.5", "AIOPS_RESOLVE_HOLD": "1",
+           "AIOPS_UPDATE_INTERVAL": "1", "AIOPS_INGEST_TOKEN": TOKEN}
+    dep = Deployment(broker, tmp_path, extra_env=env)
+    dep.create_topics()
+    started: list[WorkerProc | Proc] = []
+    target = Target(INSTANCES)
+    try:
+        worker = dep.start_worker()
+        started.append(worker)
+        worker.wait_web()
+        wait_ready(worker)
+        worker.wait_partitions(dep.partitions)
+        prom = start_prometheus(tmp_path, [target.address(i) for i in INSTANCES], f"127.0.0.1:{worker.web_port}",
+                                service=SERVICE, alertname=ALERTNAME, token=TOKEN)
+        started.append(prom)
+        wait_for("every instance scraped", lambda: len(_query(prom, "e2e_healthy == 1")) == len(INSTANCES), 20)
+        yield dep, worker, target, prom
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+        target.stop()
+
+
+@pytest.mark.e2e
+def test_prometheus_posts_to_the_worker_directly(direct: tuple[Deployment, WorkerProc, Target, Proc]) -> None:
+    """Prometheus appends `/api/v2/alerts` to its Alertmanager address: the worker's alias of /ingest/alerts takes
+    its posts (with the ingest token), opens the incident and resolves it when the instances recover."""
+    dep, worker, target, prom = direct
+    target.set(False, *FAILING)
+    opened = _firing(_follow(dep, lambda latest: _firing(latest) is not None))
+    assert opened is not None, f"no firing incident {KEY}:\n{worker.tail()}\n{prom.tail()}"
+    assert (opened.service, opened.symptom, opened.max_severity) == (SERVICE, ALERTNAME, "critical")
+
+    target.set(True, *FAILING)
+
+    def resolved(latest: dict[str, IncidentEvent]) -> bool:
+        event = latest.get(opened.incident_id)
+        return event is not None and event.status == "resolved"
+
+    assert resolved(_follow(dep, resolved)), f"incident {opened.incident_id} not resolved"
+    assert worker.metric("aiops_ingest_requests_total", endpoint="alerts", code="202") >= 2
+    assert worker.metric("aiops_ingest_refusals_total", endpoint="alerts", reason="unauthorized") == 0

@@ -28,6 +28,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
 
 from correlator import metrics
 from correlator.records import AlertRecord, record_of
@@ -251,7 +252,8 @@ def run_client(ingest: Ingest, calls: Callable[[Client], Any]) -> Any:
     """Serve `ingest`'s handlers on an aiohttp test server and run `calls(client)` against it."""
     app = web.Application()
     for endpoint in ENDPOINTS:
-        app.router.add_post(endpoint.path, _handler(ingest, endpoint))
+        for path in (endpoint.path, *endpoint.aliases):
+            app.router.add_post(path, _handler(ingest, endpoint))
 
     async def go() -> Any:
         async with TestClient(TestServer(app)) as client:
@@ -302,6 +304,27 @@ def test_valid_body_202_and_its_alerts_on_alerts_by_correlation_key(endpoint: st
         assert _sorted(on_alerts([(p or 0, v) for p, (_, _, v) in zip(partitions, sender.sent)])) == _sorted(
             expected_records(endpoint, body))
         assert all(before * 1000 - 1 <= (t or 0) <= time.time() * 1000 for _, t in sender.placed)
+
+
+def test_prometheus_s_path_is_the_generic_endpoint_with_its_token() -> None:
+    """`POST /api/v2/alerts` (where Prometheus posts, its Alertmanager address set to a worker) is /ingest/alerts:
+    the same records, the same token, counted under the same endpoint label."""
+    answers = []
+    refusals = {"endpoint": "alerts", "reason": "unauthorized"}
+    for path in ("/ingest/alerts", "/api/v2/alerts"):
+        ingest, sender = fake_ingest()
+        before = REGISTRY.get_sample_value("aiops_ingest_refusals_total", refusals) or 0.0
+
+        async def calls(client: Client, path: str = path) -> list[tuple[int, Any, Any]]:
+            return [await _post(client, path, PROMETHEUS_V2.encode()),
+                    await _post(client, path, PROMETHEUS_V2.encode(), {})]
+
+        (ok, answer, _), (denied, _, _) = run_client(ingest, calls)
+        assert (ok, denied) == (202, 401), path
+        assert REGISTRY.get_sample_value("aiops_ingest_refusals_total", refusals) == before + 1
+        answers.append((answer, _sorted(on_alerts([(p or 0, v) for p, (_, _, v) in zip(
+            [p for p, _ in sender.placed], sender.sent)]))))
+    assert answers[0] == answers[1] and answers[0][0] == {"accepted": 1, "records": 1}
 
 
 def test_a_body_with_alerts_past_the_horizon_goes_raw_stamped_with_its_receive_time() -> None:
