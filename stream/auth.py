@@ -39,6 +39,7 @@ __all__ = [
     "INGEST_ALIASES",
     "OPEN_PATHS",
     "PRINCIPAL",
+    "PROMETHEUS_ALERTS_PATH",
     "Access",
     "Denied",
     "Principal",
@@ -55,7 +56,9 @@ Access = Literal["open", "ingest", "read", "operate"]
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Probes and the Prometheus scrape: never behind a token."""
 INGEST_PREFIX = "/ingest/"
-INGEST_ALIASES = frozenset({"/api/v2/alerts"})
+PROMETHEUS_ALERTS_PATH = "/api/v2/alerts"
+"""Where Prometheus posts alerts (it appends this to its Alertmanager address): an alias of `/ingest/alerts`."""
+INGEST_ALIASES = frozenset({PROMETHEUS_ALERTS_PATH})
 """Ingest routes outside `/ingest/`: where a sender that appends its own path (Prometheus) posts."""
 READ_METHODS = frozenset({"GET", "HEAD"})
 PRINCIPAL = "aiops.principal"

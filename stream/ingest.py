@@ -81,7 +81,7 @@ from correlator.triage.lifecycle import InputError, parse_ticket_body
 from correlator.validation import FieldError
 from stream.admission import BacklogProbe
 from stream.app import App
-from stream.auth import Denied, TokenBook
+from stream.auth import PROMETHEUS_ALERTS_PATH, Denied, TokenBook
 from stream.hop import Partitioner, count_received, hop_values, partition_parts
 from stream.pipeline import correlation_config, key_config
 from stream.problems import PROBLEM_JSON, problem
@@ -294,7 +294,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("zabbix", "alerts", alerts_validator("zabbix"), "zabbix"),
     # Prometheus posts to the Alertmanager address it is given with `/api/v2/alerts` appended: the alias lets it
     # post to a worker directly (the generic adapter reads Alertmanager API v2 alerts).
-    Endpoint("alerts", "alerts", alerts_validator("generic"), "generic", aliases=("/api/v2/alerts",)),
+    Endpoint("alerts", "alerts", alerts_validator("generic"), "generic", aliases=(PROMETHEUS_ALERTS_PATH,)),
     Endpoint("tickets", "tickets_raw", validate_tickets),
 )
 """Every ingest endpoint; the name is both the path tail and the `endpoint` metric label."""

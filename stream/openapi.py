@@ -31,7 +31,7 @@ from correlator.triage.incident_sla import IncidentClock
 from correlator.triage.lifecycle import ReviewRequest, TicketRecord, TicketResolution
 from correlator.version import version
 from stream.app import App
-from stream.auth import access_of
+from stream.auth import PROMETHEUS_ALERTS_PATH, access_of
 from stream.problems import PROBLEM_JSON, Problem
 
 __all__ = ["OPERATIONS", "Operation", "alert_schema", "install_openapi", "openapi_document", "served_routes"]
@@ -118,7 +118,7 @@ OPERATIONS: tuple[Operation, ...] = (
               "ZabbixBody", _INGEST_ERRORS),
     Operation("POST", "/ingest/alerts", "Generic alerts (also Alertmanager API v2 alerts; NDJSON accepted)", 202,
               "Accepted", "GenericAlertBody", _INGEST_ERRORS),
-    Operation("POST", "/api/v2/alerts", "Alertmanager API v2 alerts, where Prometheus posts them (its Alertmanager "
+    Operation("POST", PROMETHEUS_ALERTS_PATH, "Alertmanager API v2 alerts, where Prometheus posts them (its Alertmanager "
               "address set to the worker): /ingest/alerts under Alertmanager's path, same token and handling", 202,
               "Accepted", "PostableAlerts", _INGEST_ERRORS),
     Operation("POST", "/ingest/tickets", "Tickets or resolutions, one object or an array", 202, "Accepted",
