@@ -68,13 +68,15 @@ def _running(broker: EmbeddedBroker, tmp_path: Path,
         worker.wait_web()
         wait_ready(worker)
         worker.wait_partitions(dep.partitions)
-        manager, token = f"127.0.0.1:{worker.web_port}", TOKEN
+        # Directly, Prometheus re-sends each resolved alert every resend delay: 3 s leaves the partition quiet for
+        # longer than the idle advance (1 s), so event time follows the clock past the resolve hold.
+        manager, token, resend = f"127.0.0.1:{worker.web_port}", TOKEN, "3s"
         if via_alertmanager:
             am = start_alertmanager(tmp_path, f"http://127.0.0.1:{worker.web_port}/ingest/alertmanager", TOKEN)
             started.append(am)
-            manager, token = f"127.0.0.1:{am.port}", None
+            manager, token, resend = f"127.0.0.1:{am.port}", None, "1s"
         prom = start_prometheus(tmp_path, [target.address(i) for i in INSTANCES], manager,
-                                service=SERVICE, alertname=ALERTNAME, token=token)
+                                service=SERVICE, alertname=ALERTNAME, token=token, resend_delay=resend)
         started.append(prom)
         wait_for("every instance scraped", lambda: len(_query(prom, "e2e_healthy == 1")) == len(INSTANCES), 20)
         yield dep, worker, target, prom
