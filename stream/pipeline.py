@@ -47,7 +47,7 @@ from stream.hop import count_received, numbered, partition_parts
 from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import encode_incident_event
 from stream.provenance import SourceCheck
-from stream.sends import Record, cached_partition, key_partition, send_batches
+from stream.sends import Record, cached_partition, send_batches
 from stream.settings import Settings
 from stream.stages import HeldUntilCheckpoint, PerBatch, StageSpec
 from stream.state import TableStore
@@ -100,6 +100,7 @@ class Pipeline:
     alerts_partitions: int = 4
     incidents_partitions: int = 4
     _partition_cache: dict[str, int] = field(default_factory=dict)
+    _incident_partitions: dict[str, int] = field(default_factory=dict)
     checkpoint_s: float = 0.0
     """Seconds between state checkpoints (`checkpoint`); 0 checkpoints at every commit."""
     checkpoints: Checkpointer = field(init=False)
@@ -218,9 +219,9 @@ class Pipeline:
     async def publish(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> list[asyncio.Future[Any]]:
         """Send encoded incident events keyed by incident id, a partition's in whole batches; the futures."""
         by_partition: dict[int, list[Record]] = {}
-        for ev, value in published:
-            key = ev.incident_id.encode()
-            by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append((key, value, []))
+        for ev, value in published:  # an incident's updates share its id: its partition is hashed once (cached)
+            partition = cached_partition(self._incident_partitions, ev.incident_id, self.incidents_partitions)
+            by_partition.setdefault(partition, []).append((ev.incident_id.encode(), value, []))
         topic = self.topic_name("incidents")
         futures: list[asyncio.Future[Any]] = []
         for partition, records in by_partition.items():
