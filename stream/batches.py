@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from operator import itemgetter
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar, cast
 
+import msgspec
 import orjson
 
 from correlator.models import Alert
-from correlator.records import AlertRecord, dict_of_record, record_from_dict, record_of
+from correlator.records import WIRE_NAMES, AlertRecord, dict_of_record, record_from_dict, record_of
 
 __all__ = ["Segment", "BatchError", "RecordTooLarge", "encode_batch", "decode_batch", "pack_records", "parts_of",
            "steps", "MAX_ALERTS_PER_RECORD", "MAX_RECORD_BYTES", "PARTS_PER_OFFSET"]
@@ -163,8 +164,56 @@ def encode_batch(segments: Sequence[Segment], received_ms: int) -> bytes:
     })
 
 
+_JsonInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""An integer orjson surely reads as one (past 2**64 - 1 it reads a float; msgspec bounds only to int64): outside,
+the checked path decides."""
+
+
+class _WireAlert(msgspec.Struct, frozen=True, rename=WIRE_NAMES):
+    """An alert of an `alerts` record as `_checked` accepts it: every field present, of its exact JSON type."""
+
+    fingerprint: str
+    key: str
+    status: str
+    severity: str
+    starts_at: _JsonInt | float  # a number stays what JSON made it, as orjson keeps it
+    ends_at: _JsonInt | float | None
+    labels: dict[str, str]
+
+
+class _WireBatch(msgspec.Struct):
+    """An `alerts` record in the shape `encode_batch` writes."""
+
+    segments: list[tuple[_JsonInt | None, _JsonInt | None, list[_WireAlert]]]
+    received_ms: _JsonInt | float | None = None
+
+
+_WIRE: Final = msgspec.json.Decoder(_WireBatch)
+
+
 def decode_batch(raw: bytes | None) -> tuple[list[Segment], int | None]:
-    """The segments of one `alerts` record and when its oldest raw record arrived (epoch ms), if known."""
+    """The segments of one `alerts` record and when its oldest raw record arrived (epoch ms), if known.
+
+    A typed decode of the whole record first (msgspec: 1.2 us per alert against 3.7 for orjson, the per-field
+    type checks and a record per dict; `benchmarks/record_decode.py`). It accepts only what the checked
+    path (`_decode_checked`) accepts, so anything it refuses goes there, which then gives the record or the
+    exact refusal: a single `Alert`, a missing field, a wrong type, malformed JSON.
+    """
+    try:
+        wire = _WIRE.decode(raw or b"")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _decode_checked(raw)
+    try:
+        segments = [Segment(_source(p, o), [AlertRecord(a.fingerprint, a.key, a.status, a.severity, a.starts_at,
+                                                        a.ends_at, a.labels) for a in alerts])
+                    for p, o, alerts in wire.segments]
+    except ValueError:
+        return _decode_checked(raw)  # a source that is not two non-negative integers: the checked path says so
+    return segments, cast("int | None", wire.received_ms)  # a float passes, as on the checked path
+
+
+def _decode_checked(raw: bytes | None) -> tuple[list[Segment], int | None]:
+    """`decode_batch` with orjson and explicit checks: the reference, and the refusals with their reasons."""
     try:
         doc = orjson.loads(raw or b"")
     except orjson.JSONDecodeError as exc:

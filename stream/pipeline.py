@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from faust.types import EventT, TopicT
@@ -47,7 +48,7 @@ from stream.hop import count_received, numbered, partition_parts
 from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import encode_incident_event
 from stream.provenance import SourceCheck
-from stream.sends import Record, cached_partition, key_partition, send_batches
+from stream.sends import Record, cached_partition, send_batches
 from stream.settings import Settings
 from stream.stages import HeldUntilCheckpoint, PerBatch, StageSpec
 from stream.state import TableStore
@@ -100,6 +101,7 @@ class Pipeline:
     alerts_partitions: int = 4
     incidents_partitions: int = 4
     _partition_cache: dict[str, int] = field(default_factory=dict)
+    _incident_partitions: dict[str, int] = field(default_factory=dict)
     checkpoint_s: float = 0.0
     """Seconds between state checkpoints (`checkpoint`); 0 checkpoints at every commit."""
     checkpoints: Checkpointer = field(init=False)
@@ -218,9 +220,9 @@ class Pipeline:
     async def publish(self, published: Sequence[tuple[IncidentEvent, bytes]]) -> list[asyncio.Future[Any]]:
         """Send encoded incident events keyed by incident id, a partition's in whole batches; the futures."""
         by_partition: dict[int, list[Record]] = {}
-        for ev, value in published:
-            key = ev.incident_id.encode()
-            by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append((key, value, []))
+        for ev, value in published:  # an incident's updates share its id: its partition is hashed once (cached)
+            partition = cached_partition(self._incident_partitions, ev.incident_id, self.incidents_partitions)
+            by_partition.setdefault(partition, []).append((ev.incident_id.encode(), value, []))
         topic = self.topic_name("incidents")
         futures: list[asyncio.Future[Any]] = []
         for partition, records in by_partition.items():
@@ -333,6 +335,16 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
         # In order, so a partition's records still arrive oldest raw record first.
         for chunk in pack_records(segments, sizes=sizes):
             await topic.send(key=None, partition=partition, value=encode_batch(chunk, received_ms or 0))
+
+
+async def in_steps(events: Sequence[EventT[Any]], step_bytes: int,
+                   fold: Callable[[Sequence[EventT[Any]]], Awaitable[None]]) -> None:
+    """`fold` the batch in steps of at most `step_bytes` (`stream.batches.steps`), giving the event loop a turn
+    after each: a catch-up batch of 1,000 records holds up to 100,000 alerts, and folded in one go it kept the
+    worker's HTTP ingest (`--role all`) and its web views waiting for the whole of it."""
+    for step in steps(events, step_bytes):
+        await fold(step)
+        await asyncio.sleep(0)
 
 
 async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None:
@@ -479,8 +491,7 @@ class NormalizeStage(PerBatch):
 
     async def fold(self, events: Sequence[EventT[Any]]) -> None:
         """Normalize the batch in steps of at most `step_bytes`."""
-        for step in steps(events, self.step_bytes):
-            await normalize_batch(self.pipe, step)
+        await in_steps(events, self.step_bytes, partial(normalize_batch, self.pipe))
 
 
 @dataclass
@@ -503,8 +514,7 @@ class CorrelateStage(HeldUntilCheckpoint):
 
     async def fold(self, events: Sequence[EventT[Any]]) -> None:
         """Correlate the batch in steps of at most `step_bytes`."""
-        for step in steps(events, self.step_bytes):
-            await correlate_batch(self.pipe, step)
+        await in_steps(events, self.step_bytes, partial(correlate_batch, self.pipe))
 
     async def tick(self) -> None:
         """The idle steps (`tick`)."""
