@@ -9,8 +9,6 @@ under CI=true fail.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -24,24 +22,16 @@ import pytest
 from stream.tickets import partition_of
 
 from .paths import LAB_STORM, ROOT
+from .promstack import require_installed
 from .ticketing import VAGUE, ticket
 from .workers import Deployment, WorkerProc
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 TOKEN, OPERATOR = "op-console-s3cret", "alice"
 LAB_INCIDENTS, PARTITIONS, CROWD = 5, 4, 1000
 T = TypeVar("T")
-
-
-def _browser_or_skip() -> None:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    if missing:
-        message = f"{', '.join(missing)} missing: `make test` installs chromium and chromium-driver (as root)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def _wait(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
@@ -73,7 +63,7 @@ def _api(worker: WorkerProc, path: str, body: Any = None, token: str | None = TO
 @pytest.fixture(scope="module")
 def pair(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[WorkerProc]]]:
     """Two workers with an operator token, the lab storm and two vague tickets fed; stopped by pid."""
-    _browser_or_skip()
+    require_installed((CHROMIUM, CHROMEDRIVER), "chromium chromium-driver")
     dep = Deployment(broker, tmp_path_factory.mktemp("console"), partitions=PARTITIONS)
     dep.extra_env = {**dep.extra_env, "AIOPS_OPERATOR_TOKENS": f"{OPERATOR}={TOKEN}"}
     dep.create_topics()
@@ -99,8 +89,8 @@ def browser(pair: Any) -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(arg)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    options.binary_location = str(CHROMIUM)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.implicitly_wait(0)
     try:
         yield driver
@@ -134,14 +124,7 @@ def test_the_lab_storm_appears_on_both_workers_pages(pair: Any, browser: Any) ->
     _sign_in(browser, workers[0])
     for worker in workers:
         browser.get(_url(worker))
-        try:
-            _wait(f"every lab incident on {worker.web_port}'s page", lambda: all(i in browser.page_source for i in ids), 30)
-        except AssertionError:
-            print("MISSING", [i for i in ids if i not in browser.page_source], browser.current_url,
-                  [w.web_port for w in workers])
-            browser.get(_url(worker))
-            print("AFTER RELOAD", [i for i in ids if i not in browser.page_source])
-            raise
+        _wait(f"every lab incident on {worker.web_port}'s page", lambda: all(i in browser.page_source for i in ids), 30)
 
 
 def test_actions_without_a_token_are_refused(pair: Any, browser: Any) -> None:
@@ -194,12 +177,8 @@ def test_an_override_in_the_review_queue_changes_the_route(pair: Any, browser: A
     _, (w1, w2) = pair
     _sign_in(browser, w2)
     browser.get(_url(w2, "/ui/review"))
-    try:
-        row = _wait("the vague ticket in the queue", lambda: browser.find_element(
-            By.CSS_SELECTOR, "tr.ticket[data-id='T-CONSOLE-1']"), 60)
-    except AssertionError:
-        print("QUEUE", _api(w1, "/review"), _api(w2, "/review"), browser.page_source[-2500:])
-        raise
+    row = _wait("the vague ticket in the queue", lambda: browser.find_element(
+        By.CSS_SELECTOR, "tr.ticket[data-id='T-CONSOLE-1']"), 60)
     form = row.find_element(By.CSS_SELECTOR, "form.override")
     Select(form.find_element(By.NAME, "severity")).select_by_visible_text("sev1")
     Select(form.find_element(By.NAME, "taxonomy_code")).select_by_visible_text("network.outage.link_down")
@@ -242,4 +221,3 @@ def test_first_paint_with_a_thousand_open_incidents(pair: Any, browser: Any) -> 
           f"(runs {[round(f) for f in first]}); page response {server[len(server) // 2]:.0f} ms")
     total = browser.find_element("id", "total").text
     assert int(total) >= 1, total
-    Path(ROOT / "docs").mkdir(exist_ok=True)

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+import orjson
 from aiohttp import web
 from faust.web import View
 
@@ -240,17 +241,19 @@ def _local(target: str) -> str:
 
 
 async def event_stream(console: Console, request: web.Request) -> web.StreamResponse:
-    """`text/event-stream` of the model's version: one event now, one per change (at most 4 a second), a comment
-    as heartbeat when nothing changes, until the client leaves or the worker stops."""
+    """`text/event-stream` of the model's version and the review queue's length: one event now, one per change (at
+    most 4 a second), a comment as heartbeat when nothing changes, until the client leaves, the worker stops or
+    `?limit=N` events are out (for probes and tests)."""
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await stream.prepare(request)
-    sent = -1
+    sent, left = -1, _int(request.query.get("limit"), -1) or -1
     try:
-        while not console.closing:
+        while not console.closing and left != 0:
             changed = console.changed
             if console.model.version != sent:
-                sent = console.model.version
-                await stream.write(f"data: {sent}\n\n".encode())
+                sent, left = console.model.version, left - 1
+                event = {"version": sent, "queue": len(review_queue(console.model))}
+                await stream.write(b"data: " + orjson.dumps(event) + b"\n\n")
                 await asyncio.sleep(0.25)
                 continue
             try:

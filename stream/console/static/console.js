@@ -26,10 +26,12 @@
     var first = true;
     var source = new EventSource("/ui/events");
     source.onmessage = function (event) {
-      var seen = document.body.getAttribute("data-version");
-      document.body.setAttribute("data-version", event.data);
+      var doc = JSON.parse(event.data), seen = document.body.getAttribute("data-version");
+      var badge = document.getElementById("queue-size");
+      document.body.setAttribute("data-version", String(doc.version));
+      if (badge) { badge.textContent = String(doc.queue); }
       if (live) { live.className = "live on"; }
-      if (first && event.data === seen) { first = false; return; }
+      if (first && String(doc.version) === seen) { first = false; return; }
       first = false;
       refresh();
     };
