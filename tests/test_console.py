@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 TOKEN, OPERATOR = "op-console-s3cret", "alice"
 LAB_INCIDENTS, PARTITIONS, CROWD = 5, 4, 1000
+NOTIFY_FILE = ROOT / "tests" / "data" / "notify-observed.yaml"  # a receiver on a closed port: nothing is sent
 T = TypeVar("T")
 
 
@@ -65,7 +66,8 @@ def pair(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     """Two workers with an operator token, the lab storm and two vague tickets fed; stopped by pid."""
     require_installed((CHROMIUM, CHROMEDRIVER), "chromium chromium-driver")
     dep = Deployment(broker, tmp_path_factory.mktemp("console"), partitions=PARTITIONS)
-    dep.extra_env = {**dep.extra_env, "AIOPS_OPERATOR_TOKENS": f"{OPERATOR}={TOKEN}"}
+    dep.extra_env = {**dep.extra_env, "AIOPS_OPERATOR_TOKENS": f"{OPERATOR}={TOKEN}",
+                     "AIOPS_NOTIFY_FILE": str(NOTIFY_FILE)}  # the notify stage runs: silences
     dep.create_topics()
     workers = [dep.start_worker("w1"), dep.start_worker("w2")]
     try:
@@ -98,8 +100,37 @@ def browser(pair: Any) -> Iterator[Any]:
         driver.quit()
 
 
+PAINT_TIMES = """
+const done = arguments[arguments.length - 1];
+const nav = performance.getEntriesByType("navigation")[0];
+const answer = (fcp) => done({fcp: fcp, response: nav.responseEnd - nav.requestStart});
+new PerformanceObserver((list) => {
+  const paint = list.getEntriesByName("first-contentful-paint")[0];
+  if (paint) { answer(paint.startTime); }
+}).observe({type: "paint", buffered: true});
+setTimeout(() => answer(null), 5000);
+"""
+"""The page's first contentful paint (ms from navigation start; waited for, as it is recorded after the paint) and
+how long its response took."""
+
+
 def _url(worker: WorkerProc, path: str = "/") -> str:
     return f"http://127.0.0.1:{worker.web_port}{path}"
+
+
+def _open(driver: Any, url: str, selector: str, timeout: float = 60.0) -> Any:
+    """Load a page until it shows `selector` (a worker's read model may still be catching up); that element."""
+    from selenium.webdriver.common.by import By
+
+    def shown() -> Any:
+        driver.get(url)
+        return driver.find_element(By.CSS_SELECTOR, selector)
+
+    try:
+        return _wait(f"{selector} on {url}", shown, timeout)
+    except AssertionError:
+        print(driver.current_url, driver.page_source[:3000])
+        raise
 
 
 def _sign_in(driver: Any, worker: WorkerProc) -> None:
@@ -152,10 +183,10 @@ def test_an_ack_clicked_on_one_worker_shows_live_on_the_other(pair: Any, browser
     incident_id = (elsewhere or ids)[0]
     _wait("its SLA clock", lambda: _api(w1, f"/incidents/{incident_id}/sla")[0] == 200, 60)
     _sign_in(browser, w1)
-    browser.get(_url(w2, f"/ui/incidents/{incident_id}"))  # the other worker's page, left open
+    _open(browser, _url(w2, f"/ui/incidents/{incident_id}"), "#ack-form")  # the other worker's page, left open
     watcher = browser.current_window_handle
     browser.switch_to.new_window("tab")
-    browser.get(_url(w1, f"/ui/incidents/{incident_id}"))
+    _open(browser, _url(w1, f"/ui/incidents/{incident_id}"), "#ack-form")
     browser.find_element(By.CSS_SELECTOR, "#ack-form input[name=note]").send_keys("looking into it")
     browser.find_element(By.ID, "ack").click()
     result = _wait("the ack answered", lambda: browser.find_element(By.ID, "result").text or None, 20)
@@ -170,15 +201,35 @@ def test_an_ack_clicked_on_one_worker_shows_live_on_the_other(pair: Any, browser
     browser.save_screenshot(str(ROOT / "docs" / "console-incidents.png"))
 
 
+def test_a_silence_set_on_one_worker_shows_on_the_other(pair: Any, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    _, (w1, w2) = pair
+    incident_id = _lab_ids(w1)[-1]
+    _sign_in(browser, w2)
+    _open(browser, _url(w2, f"/ui/incidents/{incident_id}"), "#silence-form").find_element(
+        By.CSS_SELECTOR, "input[name=comment]").send_keys("db migration")
+    browser.find_element(By.ID, "silence").click()
+    result = _wait("the silence answered", lambda: browser.find_element(By.ID, "result").text or None, 20)
+    assert result.startswith("done"), result
+    silenced = _wait("the silence on the other worker", lambda: _api(w1, f"/incidents/{incident_id}")[1]["silenced"])
+    assert [(s["by"], s["comment"]) for s in silenced] == [(OPERATOR, "db migration")]
+    assert silenced[0]["until"] > time.time() + 50 * 60  # the form's hour
+    for worker in (w1, w2):  # every worker lists every silence of the cluster (once its feed has read it)
+        listed = _wait("the silence listed", lambda w=worker: [s["id"] for s in _api(w, "/silences")[1]["silences"]],
+                       20)
+        assert listed == [silenced[0]["id"]]
+    browser.get(_url(w1, f"/ui/incidents/{incident_id}"))
+    assert "db migration" in browser.find_element(By.ID, "silenced").text
+
+
 def test_an_override_in_the_review_queue_changes_the_route(pair: Any, browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     _, (w1, w2) = pair
     _sign_in(browser, w2)
-    browser.get(_url(w2, "/ui/review"))
-    row = _wait("the vague ticket in the queue", lambda: browser.find_element(
-        By.CSS_SELECTOR, "tr.ticket[data-id='T-CONSOLE-1']"), 60)
+    row = _open(browser, _url(w2, "/ui/review"), "tr.ticket[data-id='T-CONSOLE-1']")
     form = row.find_element(By.CSS_SELECTOR, "form.override")
     Select(form.find_element(By.NAME, "severity")).select_by_visible_text("sev1")
     Select(form.find_element(By.NAME, "taxonomy_code")).select_by_visible_text("network.outage.link_down")
@@ -209,15 +260,12 @@ def test_first_paint_with_a_thousand_open_incidents(pair: Any, browser: Any) -> 
     paints = []
     for _ in range(5):
         browser.get(_url(w2, "/"))
-        paint = browser.execute_script(
-            "const p = performance.getEntriesByName('first-contentful-paint')[0];"
-            "const n = performance.getEntriesByType('navigation')[0];"
-            "return [p ? p.startTime : null, n ? n.responseEnd - n.requestStart : null];")
-        paints.append(paint)
-    first = sorted(p[0] for p in paints if p[0] is not None)
-    server = sorted(p[1] for p in paints if p[1] is not None)
-    assert first, paints
-    print(f"\nfirst contentful paint with {CROWD} open incidents: median {first[len(first) // 2]:.0f} ms "
-          f"(runs {[round(f) for f in first]}); page response {server[len(server) // 2]:.0f} ms")
-    total = browser.find_element("id", "total").text
-    assert int(total) >= 1, total
+        paints.append(browser.execute_async_script(PAINT_TIMES))
+    first = sorted(p["fcp"] for p in paints if p["fcp"] is not None)
+    server = sorted(p["response"] for p in paints)
+    assert len(first) == len(paints), paints
+    print(f"\nfirst contentful paint of / with {CROWD} open incidents: median {first[len(first) // 2]:.0f} ms "
+          f"(runs {[round(f) for f in first]}); the page's response {server[len(server) // 2]:.0f} ms")
+    # the list counts groups (stage 2 may fold incidents into causes); the headline counts the incidents
+    headline = _wait("the headline", lambda: browser.find_element("id", "noise-reduction").text)
+    assert f"{CROWD + LAB_INCIDENTS} incidents" in headline, headline
