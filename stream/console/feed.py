@@ -38,7 +38,7 @@ from correlator.triage.lifecycle import TicketRecord
 from stream.incident_records import decode_incident_record
 from stream.notify.stage import decode_control
 
-__all__ = ["FeedTopics", "apply_record", "run_feed"]
+__all__ = ["FeedState", "FeedTopics", "apply_record", "run_feed"]
 
 log = logging.getLogger(__name__)
 
