@@ -166,6 +166,9 @@ class ReadModel:
     """Grows with every change: the live page asks for rows again when it moves."""
     skipped: int = 0
     """Records that did not decode (their own agent dead-letters them; here they are only counted)."""
+    whole: bool = False
+    """Set by the feed once it has read every topic up to where it stood at start: until then a list from the
+    model may lack what the cluster holds."""
 
     def apply_incident(self, event: IncidentEvent) -> bool:
         """Fold a stage-1 event; False when it is not newer than what the model holds."""

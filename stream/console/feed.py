@@ -128,6 +128,7 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
                                 else None)
                 if ends is not None and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
                     state.caught_up.set()
+                    model.whole = True
     finally:
         await consumer.stop()
 

@@ -124,13 +124,14 @@ def subject_view(notify: Notify, subject_id: str) -> dict[str, Any] | None:
 
 def install_notify_views(app: App, notify: Notify, model: ReadModel | None = None) -> None:
     """Register the silence and notify views on the app's web server; with the cluster's read model, `GET
-    /silences` lists every silence of the cluster (the control topic's), not only those of owned partitions."""
+    /silences` lists every silence of the cluster (the control topic's), not only those of owned partitions, once
+    the model has read the topic to where it stood at start (before, the owned partitions answer, or 503)."""
 
     @app.page("/silences")
     class Silences(View):
         async def get(self, request: Any) -> Any:
             now = time.time()
-            if model is not None:
+            if model is not None and model.whole:
                 shown = silences_of(model, now, notify.policy.retention_s)
             else:
                 unready = _unready(request, notify)
