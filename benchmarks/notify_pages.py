@@ -16,8 +16,8 @@ every alert resolves; the first hours of several seeds, every storm that began i
   `{receiver: oncall}` with the file's default hold (30 s or at once for critical) and renotify (4 h). A page is
   a `trigger` or `renotify` delivery; resolves are counted apart.
 
-Not measured here: the time from an incident's first alert to its page on the live pipeline (issue 18 asks for
-p50/p99 at half load); see the module's section in benchmarks/RESULTS.md.
+Not measured here: the time from an incident's first alert to its page on the live pipeline, p50/p99 at half
+load: `benchmarks/notify_latency.py`.
 
     python benchmarks/notify_pages.py            # 3 seeds x 2 storm hours, FACTOR 60 (about 3 wall minutes)
     python benchmarks/notify_pages.py --quick    # 1 seed x 0.5 storm hours

@@ -105,6 +105,10 @@ ALERT_TIME_ADJUSTED = Counter(
     "arrival and marked), `long_firing` (started before the horizon, still firing: correlated at arrival, marked), "
     "`too_old` (dead-lettered); source is the adapter, or `engine` for its last-line guard",
     ["source", "reason"])
+ALERTS_DROPPED = Counter(
+    "aiops_alerts_dropped_total", "Alerts parsed from a body and left out before correlation, by source and reason: "
+    "`own_incident` (an incident the notify stage posted to an Alertmanager, come back through it: the loop "
+    "guard); the raw body is kept, nothing is dead-lettered", ["source", "reason"])
 SEGMENTS_SKIPPED = Counter(
     "aiops_segments_skipped_total", "Alert segments skipped because their source offset was already applied "
     "(redelivery after a crash)")

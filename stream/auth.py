@@ -4,17 +4,22 @@ Roles and what their tokens grant (tokens are configured as name=token pairs, se
 
 | role       | grants                | held by                                              |
 |------------|-----------------------|------------------------------------------------------|
-| `ingest`   | `POST /ingest/*`      | a monitoring system (Alertmanager, Zabbix, a script) |
+| `ingest`   | `POST /ingest/*`, `POST /api/v2/alerts` | a monitoring system (Alertmanager, Prometheus, Zabbix, a script) |
 | `operator` | every other route     | a person: review approve/override, resolve, ack, reads |
 | `reader`   | reads (GET/HEAD)      | a console or dashboard that changes nothing          |
 
 The access a route needs follows from its method and path, not from a list kept beside the routes, so a
 route added later is guarded from its first day: `/healthz`, `/readyz` and `/metrics` are open (kubelets and
-Prometheus scrape them without secrets), and so is OPTIONS (CORS preflights); `/ingest/*` is ingest; any
+Prometheus scrape them without secrets), and so is OPTIONS (CORS preflights); `/ingest/*` is ingest, and so is
+`/api/v2/alerts` (the ingest's alias where Prometheus posts, as to an Alertmanager); any
 other GET/HEAD is a read; any other method changes state and needs an operator. With no token configured at all nothing is checked (the embedded
 default). Once any token is set, ingest and state-changing routes need a token of their role (a role without
 tokens is closed); reads need a reader or operator token once either kind is configured, and stay open when
 only ingest tokens are (the single-token deployments of before keep their open read views).
+
+The console's `/login`, `/logout` and `/ui/static/*` are open too (sign-in checks the token itself); a browser
+carries its token in the HttpOnly cookie `/login` sets (`COOKIE`), read when a request has no `Authorization`
+header, and a person without one asking for a page (GET, Accept: text/html) is sent to `/login` (303).
 
 The actor recorded for a state change (`acked_by`, a review's `who`) is the token's name, never text from
 the request body. Answers (problem documents, stream/problems.py): 401 with `WWW-Authenticate` for a missing
@@ -37,8 +42,10 @@ from stream.problems import problem_response
 
 __all__ = [
     "COOKIE",
+    "INGEST_ALIASES",
     "OPEN_PATHS",
     "PRINCIPAL",
+    "PROMETHEUS_ALERTS_PATH",
     "Access",
     "Denied",
     "Principal",
@@ -62,6 +69,10 @@ COOKIE = "aiops_token"
 """The console's cookie (HttpOnly, SameSite=Strict, set by `POST /login`): it carries a token the way the
 `Authorization` header does, for a browser, which cannot send a header with a plain link or form."""
 INGEST_PREFIX = "/ingest/"
+PROMETHEUS_ALERTS_PATH = "/api/v2/alerts"
+"""Where Prometheus posts alerts (it appends this to its Alertmanager address): an alias of `/ingest/alerts`."""
+INGEST_ALIASES = frozenset({PROMETHEUS_ALERTS_PATH})
+"""Ingest routes outside `/ingest/`: where a sender that appends its own path (Prometheus) posts."""
 READ_METHODS = frozenset({"GET", "HEAD"})
 PRINCIPAL = "aiops.principal"
 """The key under which the middleware leaves the caller's `Principal` on the aiohttp request."""
@@ -98,9 +109,10 @@ class Denied:
 def access_of(method: str, path: str) -> Access:
     """The access a request needs, from its method and path alone (see the module docstring)."""
     trimmed = path.rstrip("/") or "/"
-    if trimmed in OPEN_PATHS or path.startswith(OPEN_PREFIX) or method.upper() == "OPTIONS":  # a CORS preflight carries no credentials, by spec
+    # a CORS preflight carries no credentials, by spec
+    if trimmed in OPEN_PATHS or path.startswith(OPEN_PREFIX) or method.upper() == "OPTIONS":
         return "open"
-    if path.startswith(INGEST_PREFIX):
+    if path.startswith(INGEST_PREFIX) or trimmed in INGEST_ALIASES:
         return "ingest"
     return "read" if method.upper() in READ_METHODS else "operate"
 

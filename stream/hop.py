@@ -70,10 +70,13 @@ def hop_values(parts: Parts, received_ms: int) -> list[tuple[int, bytes]]:
     return out
 
 
-def count_received(by_source: dict[str, int]) -> None:
-    """Count a body's alerts by source, one metric update per source (not per alert): normalize and the ingest."""
+def count_received(by_source: dict[str, int], source: str = "", own: int = 0) -> None:
+    """Count a body's alerts by source, one metric update per source (not per alert), and the correlator's own
+    incidents the body held (`own`, left out by the loop guard) under its `source`: normalize and the ingest."""
     for name, count in by_source.items():
         metrics.ALERTS_RECEIVED.labels(name).inc(count)
+    if own:
+        metrics.ALERTS_DROPPED.labels(source, "own_incident").inc(own)
 
 
 def numbered(segments: list[Segment], offset: int) -> list[Segment]:

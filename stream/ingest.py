@@ -81,7 +81,7 @@ from correlator.triage.lifecycle import InputError, parse_ticket_body
 from correlator.validation import FieldError
 from stream.admission import BacklogProbe
 from stream.app import App
-from stream.auth import Denied, TokenBook
+from stream.auth import PROMETHEUS_ALERTS_PATH, Denied, TokenBook
 from stream.hop import Partitioner, count_received, hop_values, partition_parts
 from stream.pipeline import correlation_config, key_config
 from stream.problems import PROBLEM_JSON, problem
@@ -188,12 +188,13 @@ class Send:
 @dataclass(frozen=True)
 class Validated:
     """What a valid body becomes: its records, how many alerts or tickets it holds, and what to count once they
-    are acknowledged (alerts by source, clamped times)."""
+    are acknowledged (alerts by source, clamped times, own incidents left out)."""
 
     records: list[Send]
     items: int
     by_source: Mapping[str, int] = field(default_factory=dict)
     clamped: int = 0
+    own: int = 0
 
 
 class AlertHop:
@@ -225,7 +226,8 @@ class AlertHop:
         # a body of no alerts (`[]`) is written nowhere
         sends = [Send("alerts", None, value, partition, received_ms)
                  for partition, value in hop_values(parts, received_ms)]
-        return Validated(sends, len(normalized.records), normalized.by_source, normalized.guarded.clamped)
+        return Validated(sends, len(normalized.records), normalized.by_source, normalized.guarded.clamped,
+                         normalized.own)
 
     @staticmethod
     def _raw(source: str, body: bytes, received_ms: int, items: int) -> Validated:
@@ -272,12 +274,14 @@ def validate_tickets(body: bytes) -> Validated:
 @dataclass(frozen=True)
 class Endpoint:
     """One `POST /ingest/<name>`: the metric label, the topic (TopicNames field) and the body check; `source` names
-    the adapter of an alert endpoint (whose records the ingest builds with its own settings, `Ingest.hop`)."""
+    the adapter of an alert endpoint (whose records the ingest builds with its own settings, `Ingest.hop`);
+    `aliases` are other paths served by the same handler, token and metric label."""
 
     name: str
     topic_field: str
     validate: Callable[[bytes], Validated]
     source: str | None = None
+    aliases: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -288,7 +292,9 @@ class Endpoint:
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("alertmanager", "alerts", alerts_validator("alertmanager"), "alertmanager"),
     Endpoint("zabbix", "alerts", alerts_validator("zabbix"), "zabbix"),
-    Endpoint("alerts", "alerts", alerts_validator("generic"), "generic"),
+    # Prometheus posts to the Alertmanager address it is given with `/api/v2/alerts` appended: the alias lets it
+    # post to a worker directly (the generic adapter reads Alertmanager API v2 alerts).
+    Endpoint("alerts", "alerts", alerts_validator("generic"), "generic", aliases=(PROMETHEUS_ALERTS_PATH,)),
     Endpoint("tickets", "tickets_raw", validate_tickets),
 )
 """Every ingest endpoint; the name is both the path tail and the `endpoint` metric label."""
@@ -558,7 +564,7 @@ class Ingest:
             if refusal.status == 503:
                 self.readiness.send_failed(refusal.reason)
             raise
-        count_received(dict(batch.by_source))
+        count_received(dict(batch.by_source), endpoint.source or "", batch.own)
         if batch.clamped and endpoint.source is not None:
             metrics.ALERT_TIME_ADJUSTED.labels(endpoint.source, "future").inc(batch.clamped)
         metrics.INGEST_ITEMS.labels(endpoint.name).inc(batch.items)
@@ -683,7 +689,9 @@ def install_ingest(app: App, settings: Settings, sender: RawSender | None = None
         app.add_dependency(probe)
     ingest = Ingest(settings, sender, admission=probe)
     for endpoint in ENDPOINTS:
-        app.page(endpoint.path, name=f"ingest_{endpoint.name}")(_post_view(ingest, endpoint))
+        view = _post_view(ingest, endpoint)
+        for n, path in enumerate((endpoint.path, *endpoint.aliases)):
+            app.page(path, name=f"ingest_{endpoint.name}" + (f"_alias{n}" if n else ""))(view)
     healthz, readyz = _probe_views(ingest)
     app.page("/healthz", name="healthz")(healthz)
     app.page("/readyz", name="readyz")(readyz)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from correlator.models import IncidentEvent, Ticket, TriagedTicket
 from correlator.notify import Matcher
-from correlator.sources.alertmanager import WebhookMessage
+from correlator.sources.alertmanager import PostableAlert, WebhookMessage
 from correlator.sources.schemas import ALERT_SCHEMA_ID, alert_body_schema
 from correlator.sources.zabbix import ZabbixEvent
 from correlator.stage2.models import Assignment, ParentEvent
@@ -31,7 +31,7 @@ from correlator.triage.incident_sla import IncidentClock
 from correlator.triage.lifecycle import ReviewRequest, TicketRecord, TicketResolution
 from correlator.version import version
 from stream.app import App
-from stream.auth import access_of
+from stream.auth import PROMETHEUS_ALERTS_PATH, access_of
 from stream.problems import PROBLEM_JSON, Problem
 
 __all__ = ["OPERATIONS", "Operation", "alert_schema", "install_openapi", "openapi_document", "served_routes"]
@@ -76,6 +76,7 @@ class SilenceCreated(BaseModel):
 _COMPONENTS: Mapping[str, Any] = {
     "Accepted": Accepted,
     "AlertmanagerWebhook": WebhookMessage,
+    "PostableAlerts": list[PostableAlert],
     "ZabbixBody": ZabbixEvent | list[ZabbixEvent],
     "TicketBody": Ticket | TicketResolution | list[Ticket | TicketResolution],
     "ReviewRequest": ReviewRequest,
@@ -118,6 +119,9 @@ OPERATIONS: tuple[Operation, ...] = (
               "ZabbixBody", _INGEST_ERRORS),
     Operation("POST", "/ingest/alerts", "Generic alerts (also Alertmanager API v2 alerts; NDJSON accepted)", 202,
               "Accepted", "GenericAlertBody", _INGEST_ERRORS),
+    Operation("POST", PROMETHEUS_ALERTS_PATH, "Alertmanager API v2 alerts, where Prometheus posts them (its Alertmanager "
+              "address set to the worker): /ingest/alerts under Alertmanager's path, same token and handling", 202,
+              "Accepted", "PostableAlerts", _INGEST_ERRORS),
     Operation("POST", "/ingest/tickets", "Tickets or resolutions, one object or an array", 202, "Accepted",
               "TicketBody", _INGEST_ERRORS),
     Operation("GET", "/healthz", "200 while the process serves HTTP"),

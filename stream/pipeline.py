@@ -319,7 +319,7 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
         if guarded.too_old:
             metrics.ALERT_TIME_ADJUSTED.labels(kind, "too_old").inc(len(guarded.too_old))
             await pipe.deadletter("normalize", event, guarded.refusal(), "too_old")
-        count_received(normalized.by_source)
+        count_received(normalized.by_source, kind, normalized.own)
         pipe.normalized += len(normalized.records)
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
         received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)

@@ -89,7 +89,7 @@ def _queued(record: TicketRecord) -> dict[str, Any]:
 
 def similar_of(desk: Desk, texts: list[str]) -> list[dict[str, Any]]:
     """Per text, the nearest labelled tickets of the loaded model and the proposal they make (none without one)."""
-    model = desk.models.model if desk.models is not None else None
+    model = desk.models.model
     if model is None:
         return [{"similar": [], "proposal": None, "proposed_by": None} for _ in texts]
     return [{"similar": [{"ticket_id": n.ticket_id, "taxonomy_code": n.taxonomy_code, "severity": n.severity,
@@ -220,7 +220,7 @@ def sla_status(desk: Desk) -> dict[str, Any]:
         "open_ticket_clocks": sum(r.latest.status in ("routed", "escalated") for r in tickets),
         "incidents": sum(len(store) for store in desk.incidents.values()),
         "open_incident_clocks": open_incident_clocks(desk),
-        "triage_model": desk.models.status() if desk.models is not None else "triage: rules alone",
+        "triage_model": desk.models.status(),
         "unsent_events": sum(len(s.pending()) for s in desk.tickets.values())
         + sum(len(s.pending()) for s in desk.incidents.values()),
     }

@@ -115,10 +115,11 @@ class Desk:
     ticket_partitions: int
     incident_partitions: int
     retention_s: float
+    models: ModelWatch
+    """The learned model beside the rules (its `classifier` is None while none is configured and loaded)."""
     sync_marker: bool = True
     rules: Classifier = field(default_factory=RuleClassifier)
     plugin: Classifier | None = None
-    models: ModelWatch | None = None  # the learned model beside the rules, when one is configured and loaded
     tickets: dict[int, DocStore[TicketRecord, None]] = field(default_factory=dict)
     incidents: dict[int, DocStore[IncidentClock, ClosedClock]] = field(default_factory=dict)
     # Newest incident event time seen per partition of `incidents` since this worker took it (not kept: after a
@@ -203,7 +204,7 @@ class Desk:
     async def classify(self, text: str) -> Classification:
         """The rules' answer, or the plug-in's within its timeout (run in a thread), the rules answering for it."""
         if self.plugin is None:
-            learned = self.models.classifier if self.models is not None else None
+            learned = self.models.classifier
             # The model's vote takes milliseconds of CPU: off the event loop, so a batch never stalls the worker.
             return self.rules.classify(text) if learned is None else await asyncio.to_thread(learned.classify, text)
         outcome: object
@@ -442,21 +443,21 @@ def _desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
         ticket_table=_table(app, settings, "ticket-sla", ticket_parts),
         incident_table=_table(app, settings, "incident-sla", incident_parts),
         ticket_partitions=ticket_parts, incident_partitions=incident_parts,
-        retention_s=settings.sla_retention, sync_marker=settings.changelog_sync_marker,
-        rules=RuleClassifier(config),
+        retention_s=settings.sla_retention, models=ModelWatch(settings.triage_model_dir, RuleClassifier(config)),
+        sync_marker=settings.changelog_sync_marker, rules=RuleClassifier(config),
         plugin=load_plugin(config.plugin, config) if config.plugin else None,
-        models=ModelWatch(settings.triage_model_dir, RuleClassifier(config)),
     )
 
 
 def install_desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
-    """The ticket desk's topics, tables and triage model watch on `app`; its stages are `TriageStage` (with the
-    SLA timer) and `IncidentSlaStage` (run by `stream.stages.StageRunner`)."""
+    """The ticket desk's topics, tables and triage model watch on `app` (its timer only with a model directory);
+    its stages are `TriageStage` (with the SLA timer) and `IncidentSlaStage` (run by `stream.stages.StageRunner`)."""
     desk = _desk(app, settings, pipe)
     models = desk.models
-    assert models is not None
     models.poll()
     log.warning("%s", models.status())  # said at start, loudly: which model decides, or why the rules alone
+    if models.directory is None:
+        return desk  # no --triage-model-dir: nothing to watch
 
     @app.timer(interval=settings.triage_model_check)
     async def model_watch() -> None:

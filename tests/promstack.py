@@ -204,12 +204,16 @@ def start_alertmanager(workdir: Path, webhook_url: str, token: str | None = None
     return _spawn("alertmanager", argv, port, workdir)
 
 
-def prometheus_config(targets: list[str], alertmanager: str, service: str) -> dict[str, Any]:
-    """Scrape and evaluate every second; alert on `e2e_healthy == 0` per instance at once."""
+def prometheus_config(targets: list[str], alertmanager: str, service: str, token: str | None = None) -> dict[str, Any]:
+    """Scrape and evaluate every second; alert on `e2e_healthy == 0` per instance at once; `token`: the bearer
+    token Prometheus sends to its Alertmanager (a worker's ingest token, when it posts to the worker directly)."""
+    manager: dict[str, Any] = {"static_configs": [{"targets": [alertmanager]}]}
+    if token:
+        manager["authorization"] = {"type": "Bearer", "credentials": token}
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": ["rules.yml"],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        "alerting": {"alertmanagers": [manager]},
         "scrape_configs": [{"job_name": service, "static_configs": [{"targets": targets,
                                                                      "labels": {"service": service}}]}],
     }
@@ -223,18 +227,22 @@ def alert_rules(alertname: str) -> dict[str, Any]:
     }]}]}
 
 
-def start_prometheus(workdir: Path, targets: list[str], alertmanager: str, *, service: str, alertname: str) -> Proc:
-    """Prometheus on a free loopback port scraping `targets`, sending alerts to `alertmanager` (host:port).
+def start_prometheus(workdir: Path, targets: list[str], alertmanager: str, *, service: str, alertname: str,
+                     token: str | None = None, resend_delay: str = "1s") -> Proc:
+    """Prometheus on a free loopback port scraping `targets`, sending alerts to `alertmanager` (host:port: an
+    Alertmanager, or a worker, which serves Alertmanager's `/api/v2/alerts`) with `token` as its bearer token.
 
-    `--rules.alert.resend-delay=1s`: firing alerts are re-sent every second instead of every minute, so
-    Alertmanager never lets one time out during the test.
+    `--rules.alert.resend-delay=1s` (`resend_delay`): firing alerts are re-sent every second instead of every
+    minute, so Alertmanager never lets one time out during the test. Prometheus also re-sends a resolved alert at
+    that interval (for 15 min); posting to a worker directly, the test's interval must leave the partition quiet
+    for longer than the worker's idle advance, or event time never passes the resolve hold.
     """
     port = free_port()
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(targets, alertmanager, service)))
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(targets, alertmanager, service, token)))
     (workdir / "rules.yml").write_text(yaml.safe_dump(alert_rules(alertname)))
     argv = [str(PROMETHEUS), f"--config.file={workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'prom-data'}", f"--web.listen-address={HOST}:{port}",
-            "--rules.alert.resend-delay=1s", "--log.level=debug"]
+            f"--rules.alert.resend-delay={resend_delay}", "--log.level=debug"]
     return _spawn("prometheus", argv, port, workdir)
 
 

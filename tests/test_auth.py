@@ -53,6 +53,7 @@ def test_one_token_for_two_names_is_refused() -> None:
 @pytest.mark.parametrize(("method", "path", "access"), [
     ("GET", "/healthz", "open"), ("GET", "/readyz/", "open"), ("GET", "/metrics", "open"),
     ("POST", "/ingest/alerts", "ingest"), ("GET", "/ingest/alerts", "ingest"),
+    ("POST", "/api/v2/alerts", "ingest"), ("POST", "/api/v2/alerts/", "ingest"), ("GET", "/api/v2/status", "read"),
     ("GET", "/incidents/", "read"), ("HEAD", "/review", "read"),
     ("POST", "/review/T-1/approve", "operate"), ("POST", "/incidents/x/ack", "operate"),
     ("OPTIONS", "/review/T-1/approve", "open"), ("DELETE", "/incidents/x/", "operate"),
@@ -102,6 +103,8 @@ ROUTES: list[tuple[str, str, str, str, bytes | None]] = [
     ("ingest", "POST", "/ingest/alertmanager", "/ingest/alertmanager", am_body()),
     ("ingest", "POST", "/ingest/zabbix", "/ingest/zabbix", orjson.dumps(problem())),
     ("ingest", "POST", "/ingest/alerts", "/ingest/alerts", GENERIC_ONE),
+    ("ingest", "POST", "/api/v2/alerts", "/api/v2/alerts",  # the alias Prometheus posts to
+     b'[{"labels": {"alertname": "AuthV2", "service": "auth"}, "startsAt": "2026-03-01T10:00:05Z"}]'),
     ("ingest", "POST", "/ingest/tickets", "/ingest/tickets", orjson.dumps(ticket("AUTH-T"))),
     ("read", "GET", "/assignment", "/assignment", None),
     ("read", "GET", "/stats", "/stats", None),

@@ -13,6 +13,7 @@ import re
 import subprocess
 import urllib.parse
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,12 @@ TOKEN = "e2e-token"
 STEP_TIMEOUT_S = 45.0
 
 
-@pytest.fixture
-def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Deployment, WorkerProc, Target, Proc]]:
-    """Worker, target, Alertmanager and Prometheus, up and scraping; all stopped afterwards by pid."""
+@contextmanager
+def _running(broker: EmbeddedBroker, tmp_path: Path,
+             via_alertmanager: bool) -> Iterator[tuple[Deployment, WorkerProc, Target, Proc]]:
+    """Worker, target and Prometheus, up and scraping, Prometheus's alerts going through Alertmanager to
+    /ingest/alertmanager, or (`via_alertmanager` false) to the worker itself, named as its Alertmanager; all
+    stopped afterwards by pid."""
     require_binaries()
     env = {"AIOPS_IDLE_ADVANCE": "1", "AIOPS_IDLE_FLUSH": "0.5", "AIOPS_RESOLVE_HOLD": "1",
            "AIOPS_UPDATE_INTERVAL": "1", "AIOPS_INGEST_TOKEN": TOKEN}
@@ -64,10 +68,15 @@ def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Deployment, 
         worker.wait_web()
         wait_ready(worker)
         worker.wait_partitions(dep.partitions)
-        am = start_alertmanager(tmp_path, f"http://127.0.0.1:{worker.web_port}/ingest/alertmanager", TOKEN)
-        started.append(am)
-        prom = start_prometheus(tmp_path, [target.address(i) for i in INSTANCES], f"127.0.0.1:{am.port}",
-                                service=SERVICE, alertname=ALERTNAME)
+        # Directly, Prometheus re-sends each resolved alert every resend delay: 3 s leaves the partition quiet for
+        # longer than the idle advance (1 s), so event time follows the clock past the resolve hold.
+        manager, token, resend = f"127.0.0.1:{worker.web_port}", TOKEN, "3s"
+        if via_alertmanager:
+            am = start_alertmanager(tmp_path, f"http://127.0.0.1:{worker.web_port}/ingest/alertmanager", TOKEN)
+            started.append(am)
+            manager, token, resend = f"127.0.0.1:{am.port}", None, "1s"
+        prom = start_prometheus(tmp_path, [target.address(i) for i in INSTANCES], manager,
+                                service=SERVICE, alertname=ALERTNAME, token=token, resend_delay=resend)
         started.append(prom)
         wait_for("every instance scraped", lambda: len(_query(prom, "e2e_healthy == 1")) == len(INSTANCES), 20)
         yield dep, worker, target, prom
@@ -75,6 +84,20 @@ def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Deployment, 
         for proc in reversed(started):
             proc.stop()
         target.stop()
+
+
+@pytest.fixture
+def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Deployment, WorkerProc, Target, Proc]]:
+    """Worker, target, Alertmanager and Prometheus (`_running`)."""
+    with _running(broker, tmp_path, via_alertmanager=True) as running:
+        yield running
+
+
+@pytest.fixture
+def direct(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Deployment, WorkerProc, Target, Proc]]:
+    """Worker, target and Prometheus whose Alertmanager address is the worker itself (`_running`)."""
+    with _running(broker, tmp_path, via_alertmanager=False) as running:
+        yield running
 
 
 def _query(prom: Proc, expr: str) -> list[dict[str, object]]:
@@ -97,6 +120,19 @@ def _shape(line: str) -> str:
 def _firing(latest: dict[str, IncidentEvent]) -> IncidentEvent | None:
     return next((e for e in latest.values() if e.key == KEY and e.status == "firing"
                  and e.firing_count >= len(FAILING)), None)
+
+
+def _recover(dep: Deployment, target: Target, opened: IncidentEvent) -> dict[str, IncidentEvent]:
+    """Heal the failing instances and follow `incidents` until the opened incident resolves; the latest events."""
+    target.set(True, *FAILING)
+
+    def resolved(latest: dict[str, IncidentEvent]) -> bool:
+        event = latest.get(opened.incident_id)
+        return event is not None and event.status == "resolved"
+
+    final = _follow(dep, resolved)
+    assert resolved(final), f"incident {opened.incident_id} not resolved: {final.get(opened.incident_id)}"
+    return final
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
@@ -137,14 +173,7 @@ def test_failing_instances_open_one_incident_and_recovery_resolves_it(
     assert opened.distinct_fingerprints == len(FAILING)  # one member per failing instance, re-sends deduped
     assert len(_query(prom, 'ALERTS{alertstate="firing"}')) == len(FAILING)
 
-    target.set(True, *FAILING)
-
-    def resolved(latest: dict[str, IncidentEvent]) -> bool:
-        event = latest.get(opened.incident_id)
-        return event is not None and event.status == "resolved"
-
-    final = _follow(dep, resolved)
-    assert resolved(final), f"incident {opened.incident_id} not resolved: {final.get(opened.incident_id)}"
+    final = _recover(dep, target, opened)
     assert final[opened.incident_id].firing_count == 0
     assert [e.incident_id for e in final.values() if e.key == KEY] == [opened.incident_id]  # one incident
     # what the README's "Use it with your Alertmanager" says a person sees, line for line
@@ -153,3 +182,18 @@ def test_failing_instances_open_one_incident_and_recovery_resolves_it(
 
     assert worker.metric("aiops_ingest_requests_total", endpoint="alertmanager", code="202") >= 2
     assert worker.metric("aiops_ingest_refusals_total", endpoint="alertmanager", reason="unauthorized") == 0
+
+
+@pytest.mark.e2e
+def test_prometheus_posts_to_the_worker_directly(direct: tuple[Deployment, WorkerProc, Target, Proc]) -> None:
+    """Prometheus appends `/api/v2/alerts` to its Alertmanager address: the worker's alias of /ingest/alerts takes
+    its posts (with the ingest token), opens the incident and resolves it when the instances recover."""
+    dep, worker, target, prom = direct
+    target.set(False, *FAILING)
+    opened = _firing(_follow(dep, lambda latest: _firing(latest) is not None))
+    assert opened is not None, f"no firing incident {KEY}:\n{worker.tail()}\n{prom.tail()}"
+    assert (opened.service, opened.symptom, opened.max_severity) == (SERVICE, ALERTNAME, "critical")
+
+    _recover(dep, target, opened)
+    assert worker.metric("aiops_ingest_requests_total", endpoint="alerts", code="202") >= 2
+    assert worker.metric("aiops_ingest_refusals_total", endpoint="alerts", reason="unauthorized") == 0

@@ -28,6 +28,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
 
 from correlator import metrics
 from correlator.records import AlertRecord, record_of
@@ -251,7 +252,8 @@ def run_client(ingest: Ingest, calls: Callable[[Client], Any]) -> Any:
     """Serve `ingest`'s handlers on an aiohttp test server and run `calls(client)` against it."""
     app = web.Application()
     for endpoint in ENDPOINTS:
-        app.router.add_post(endpoint.path, _handler(ingest, endpoint))
+        for path in (endpoint.path, *endpoint.aliases):
+            app.router.add_post(path, _handler(ingest, endpoint))
 
     async def go() -> Any:
         async with TestClient(TestServer(app)) as client:
@@ -302,6 +304,27 @@ def test_valid_body_202_and_its_alerts_on_alerts_by_correlation_key(endpoint: st
         assert _sorted(on_alerts([(p or 0, v) for p, (_, _, v) in zip(partitions, sender.sent)])) == _sorted(
             expected_records(endpoint, body))
         assert all(before * 1000 - 1 <= (t or 0) <= time.time() * 1000 for _, t in sender.placed)
+
+
+def test_prometheus_s_path_is_the_generic_endpoint_with_its_token() -> None:
+    """`POST /api/v2/alerts` (where Prometheus posts, its Alertmanager address set to a worker) is /ingest/alerts:
+    the same records, the same token, counted under the same endpoint label."""
+    answers = []
+    refusals = {"endpoint": "alerts", "reason": "unauthorized"}
+    for path in ("/ingest/alerts", "/api/v2/alerts"):
+        ingest, sender = fake_ingest()
+        before = REGISTRY.get_sample_value("aiops_ingest_refusals_total", refusals) or 0.0
+
+        async def calls(client: Client, path: str = path) -> list[tuple[int, Any, Any]]:
+            return [await _post(client, path, PROMETHEUS_V2.encode()),
+                    await _post(client, path, PROMETHEUS_V2.encode(), {})]
+
+        (ok, answer, _), (denied, _, _) = run_client(ingest, calls)
+        assert (ok, denied) == (202, 401), path
+        assert REGISTRY.get_sample_value("aiops_ingest_refusals_total", refusals) == before + 1
+        answers.append((answer, _sorted(on_alerts([(p or 0, v) for p, (_, _, v) in zip(
+            [p for p, _ in sender.placed], sender.sent)]))))
+    assert answers[0] == answers[1] and answers[0][0] == {"accepted": 1, "records": 1}
 
 
 def test_a_body_with_alerts_past_the_horizon_goes_raw_stamped_with_its_receive_time() -> None:
@@ -546,6 +569,30 @@ def test_every_202_lands_on_its_topic_and_no_refusal_does(live: tuple[Deployment
     assert worker.metric("aiops_ingest_refusals_total", endpoint="alerts", reason="unauthorized") >= 2
     assert worker.metric("aiops_ingest_refusals_total", endpoint="alerts", reason="too_large") >= 2
     assert worker.metric("aiops_ingest_requests_total", endpoint="alerts", code="413") >= 2
+
+
+def own_incident_webhook() -> bytes:
+    """An Alertmanager webhook holding one of the correlator's own incident alerts (come back through a team's
+    Alertmanager) beside regular alerts."""
+    body = webhook()
+    body["alerts"][0]["labels"] = {"alertname": "CorrelatedIncident", "incident_id": "inc-own", "service": "x"}
+    return orjson.dumps(body)
+
+
+def test_own_incident_alerts_are_counted_as_dropped_on_both_paths(live: tuple[Deployment, WorkerProc]) -> None:
+    """The loop guard's drop reaches `aiops_alerts_dropped_total`: at the ingest (the hop) and in the normalize
+    agent (a raw producer's body on `alerts.raw`), one each."""
+    dep, worker = live
+    labels = {"source": "alertmanager", "reason": "own_incident"}
+    before = worker.metric("aiops_alerts_dropped_total", **labels)
+    status, answer, _ = request(worker.web_port, "POST", "/ingest/alertmanager", own_incident_webhook(), AUTH)
+    assert (status, answer["accepted"]) == (202, len(webhook()["alerts"]) - 1)  # the others are correlated
+    assert worker.metric("aiops_alerts_dropped_total", **labels) == before + 1
+    dep.produce("alerts_raw", [(b"alertmanager", own_incident_webhook())])
+    deadline = time.monotonic() + 30
+    while worker.metric("aiops_alerts_dropped_total", **labels) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.metric("aiops_alerts_dropped_total", **labels) == before + 2
 
 
 def test_accepted_alerts_reach_the_incidents(live: tuple[Deployment, WorkerProc]) -> None:

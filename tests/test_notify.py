@@ -21,24 +21,26 @@ from correlator.notify import (
     Silence,
     Step,
     Subject,
-    is_own_incident_alert,
     labels_of,
-    mark_source_mute,
     on_record,
     on_tick,
     parse_notify,
     routes_for,
-    source_mute,
     status_of,
     verify_signature,
-    without_own_alerts,
 )
 from correlator.notify.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from correlator.notify.silences import (
-    MUTE_LABEL,
     active_silences,
     expired,
     incident_mute,
+)
+from correlator.sources.screening import (
+    MUTE_LABEL,
+    is_own_incident_alert,
+    mark_source_mute,
+    source_mute,
+    without_own_alerts,
 )
 from correlator.triage.incident_sla import (
     IncidentClock,
@@ -503,8 +505,9 @@ def test_every_exported_name_exists() -> None:
     import importlib
 
     from correlator import notify
-    for name in ("config", "loopguard", "models", "payloads", "ratelimit", "retry", "routes", "silences", "state"):
-        module = importlib.import_module(f"correlator.notify.{name}")
+    for name in ("notify.config", "notify.models", "notify.payloads", "notify.ratelimit", "notify.retry",
+                 "notify.routes", "notify.silences", "notify.state", "sources.screening"):
+        module = importlib.import_module(f"correlator.{name}")
         assert all(hasattr(module, n) for n in module.__all__), name
     assert all(hasattr(notify, n) for n in notify.__all__) and len(set(notify.__all__)) == len(notify.__all__)
 

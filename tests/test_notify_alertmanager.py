@@ -26,11 +26,10 @@ from correlator.notify import (
     NotifyState,
     on_record,
     parse_notify,
-    source_mute,
-    without_own_alerts,
 )
 from correlator.notify.payloads import iso
 from correlator.sources import alertmanager as am_source
+from correlator.sources.screening import source_mute, without_own_alerts
 from stream.notify.delivery import Deliverer
 
 from .notifying import incident

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from correlator.notify import NotifyPolicy, NotifyState, Silence, incident_mute, on_record, screen_alerts
-from correlator.notify.silences import MUTE_LABEL
+from correlator.notify import NotifyPolicy, NotifyState, Silence, incident_mute, on_record
 from correlator.replay import replay
 from correlator.sources import parse
+from correlator.sources.screening import MUTE_LABEL, screen_alerts
 from stream.notify.stage import ControlRecord, decode_control
 from stream.notify.store import NotifyStore
 from stream.notify.views import silence_of

@@ -197,6 +197,16 @@ def test_the_watch_loads_the_newest_artifact_and_says_what_triages(artifact: Pat
     assert watch.poll() is None  # unchanged: not loaded again
 
 
+@pytest.mark.parametrize("with_dir", [False, True])
+def test_the_worker_watches_for_models_only_with_a_model_dir(tmp_path: Path, with_dir: bool) -> None:
+    from stream.settings import Settings
+    from stream.worker import build_worker_app
+
+    settings = Settings(data_dir=tmp_path, triage_model_dir=tmp_path / "models" if with_dir else None)
+    tasks = [getattr(task, "__name__", "") for task in build_worker_app(settings)[0]._app_tasks]
+    assert ("model_watch" in tasks) is with_dir
+
+
 def test_the_triage_command_uses_the_newest_model_of_a_directory(artifact: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import json

@@ -30,8 +30,8 @@ from correlator.notify.config import (
     SlackReceiver,
     WebhookReceiver,
 )
-from correlator.notify.loopguard import INCIDENT_ALERTNAME, INCIDENT_ID_LABEL
 from correlator.notify.models import Action, Subject
+from correlator.sources.screening import INCIDENT_ALERTNAME, INCIDENT_ID_LABEL
 
 __all__ = [
     "SIGNATURE_HEADER",

@@ -4,51 +4,34 @@ A `Silence` is Alertmanager's shape: matchers on the incident's labels (all must
 `created_by` (the operator token's name), `comment`. It is active from `starts_at` until `ends_at` and expires on
 its own: `active_silences` leaves out the ended ones and `expired` names those to purge.
 
-Mutes at the source: Alertmanager marks an alert it silenced or inhibited in `status.silencedBy` /
-`status.inhibitedBy` (API v2 alerts), Zabbix a problem in maintenance (`maintenance` / `suppressed` in the
-media type's parameters). `source_mute` reads those from an alert and `mark_source_mute` stamps the alert with
-the label `aiops_muted` (the reason) — or `none` when the source reported a mute state and it was unmuted — so
-that the incident's `entities` carry it (the label is among the engine's entity labels). An incident is muted at
-the source when its members report mutes and none reported `none` (`incident_mute`): a mixed incident pages.
+Mutes at the source are read from each alert where it is parsed (`correlator.sources.screening`), which labels a
+muted alert `aiops_muted`. An incident is muted at the source when its members report mutes and none reported
+`none` (`incident_mute`): a mixed incident pages.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from correlator.models import Alert
+from correlator.sources.generic import epoch_of
+from correlator.sources.screening import MUTE_LABEL, NOT_MUTED
 
 __all__ = [
-    "MUTE_LABEL",
     "Matcher",
-    "MuteReason",
     "Silence",
     "active_silences",
     "expire",
     "expired",
     "incident_mute",
-    "mark_source_mute",
     "silenced_by",
-    "source_mute",
 ]
-
-MUTE_LABEL: Final = "aiops_muted"
-"""Label a muted alert carries (its reason), so the incident's entities show it."""
-NOT_MUTED: Final = "none"
-"""The label's value on an alert whose source reported its mute state and it was not muted."""
-
-MuteReason = Literal["silenced", "inhibited", "maintenance"]
 
 
 def _moment(value: object) -> float:
-    # Imported here: correlator.sources screens every parsed body with this package's loop guard and mutes, so a
-    # module-level import would make the two packages import each other.
-    from correlator.sources.generic import epoch_of
-
     seconds = epoch_of(value, "time", "silence")  # a SourceError is a ValueError: pydantic reports it in place
     if seconds is None:
         raise ValueError("a time is required, not Go's zero time")
@@ -139,44 +122,6 @@ def expire(silence: Silence, at: float) -> Silence | None:
 def silenced_by(silences: Iterable[Silence], labels: Mapping[str, Sequence[str]], now: float) -> list[str]:
     """Ids of the active silences that match `labels`, sorted (empty: not silenced)."""
     return sorted(s.id for s in silences if s.active(now) and s.matches(labels))
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "0", "false", "no", "none")
-    return bool(value)
-
-
-def _reported(alert: Alert) -> tuple[bool, MuteReason | None]:
-    """(whether the source reported a mute state at all, the mute it reported)."""
-    status = alert.extra.get("status")
-    marks = status if isinstance(status, dict) else alert.extra
-    reported = "silencedBy" in marks or "inhibitedBy" in marks
-    if _truthy(marks.get("silencedBy")):
-        return True, "silenced"
-    if _truthy(marks.get("inhibitedBy")):
-        return True, "inhibited"
-    if isinstance(status, dict) and status.get("state") == "suppressed":
-        return True, "silenced"
-    for field in ("maintenance", "suppressed"):  # Zabbix's media type parameters
-        if field in alert.extra:
-            reported = True
-            if _truthy(alert.extra[field]):
-                return True, "maintenance"
-    return reported, None
-
-
-def source_mute(alert: Alert) -> MuteReason | None:
-    """Why the alert's source muted it (Alertmanager silence or inhibition, Zabbix maintenance), or None."""
-    return _reported(alert)[1]
-
-
-def mark_source_mute(alert: Alert) -> Alert:
-    """The alert with the `aiops_muted` label when its source reported a mute state; unchanged otherwise."""
-    reported, reason = _reported(alert)
-    if not reported:
-        return alert
-    return alert.model_copy(update={"labels": {**alert.labels, MUTE_LABEL: reason or NOT_MUTED}})
 
 
 def incident_mute(entities: Mapping[str, Sequence[str]]) -> str | None:

@@ -15,12 +15,12 @@ import orjson
 from correlator.eventtime import DEFAULT_GUARD, Guarded, TimeGuard, guard_alerts
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import Alert
-from correlator.notify.loopguard import is_own_incident_alert, screen_alerts
 from correlator.records import AlertRecord, record_of
 from correlator.sources import alertmanager, generic, zabbix
 from correlator.sources.errors import SourceError
 from correlator.sources.fast import alertmanager_records
 from correlator.sources.generic import DEFAULT_MAX_BYTES
+from correlator.sources.screening import is_own_incident_alert, screen_alerts
 
 __all__ = ["DEFAULT_MAX_BYTES", "SOURCES", "Normalized", "SourceError", "alerts_in", "detect_source", "normalize",
            "parse", "parse_arrived"]
@@ -72,12 +72,14 @@ def parse_arrived(
 
 @dataclass(slots=True)
 class Normalized:
-    """A body as alert records, what the event-time rule did (`guarded`: clamped count, too-old alerts), and how
-    many alerts each source named."""
+    """A body as alert records, what the event-time rule did (`guarded`: clamped count, too-old alerts), how
+    many alerts each source named, and how many were the correlator's own incidents (`own`, left out: the loop
+    guard, `correlator.sources.screening`)."""
 
     records: list[AlertRecord]
     by_source: dict[str, int]
     guarded: Guarded = field(default_factory=Guarded)
+    own: int = 0
 
 
 def normalize(source: str, body: bytes, arrival: float, guard: TimeGuard = DEFAULT_GUARD,
@@ -94,11 +96,11 @@ def normalize(source: str, body: bytes, arrival: float, guard: TimeGuard = DEFAU
         if fast is not None and not any(is_own_incident_alert(r.labels) for r in fast):
             return Normalized(fast, {alertmanager.SOURCE: len(fast)} if fast else {})
     guarded = parse_arrived(source, body, arrival, guard, config, max_bytes=max_bytes)
-    alerts, _own = screen_alerts(guarded.alerts)  # the loop guard and source mutes (correlator/notify)
+    alerts, own = screen_alerts(guarded.alerts)  # the loop guard and source mutes (screening.py)
     by_source: dict[str, int] = {}
     for alert in alerts:
         by_source[alert.source] = by_source.get(alert.source, 0) + 1
-    return Normalized([record_of(a) for a in alerts], by_source, guarded)
+    return Normalized([record_of(a) for a in alerts], by_source, guarded, own)
 
 
 def alerts_in(source: str, body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> int:
