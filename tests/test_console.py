@@ -9,6 +9,7 @@ under CI=true fail.
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.error
 import urllib.request
@@ -80,6 +81,13 @@ def pair(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     finally:
         for w in workers:
             w.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: the README's come from `AIOPS_CONSOLE_SCREENSHOTS=docs pytest tests/test_console.py`."""
+    given = os.environ.get("AIOPS_CONSOLE_SCREENSHOTS")
+    return Path(given).resolve() if given else tmp_path_factory.mktemp("shots")
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +180,7 @@ def test_actions_without_a_token_are_refused(pair: Any, browser: Any) -> None:
     assert _api(workers[1], f"/incidents/{incident_id}")[1]["acknowledged_by"] is None
 
 
-def test_an_ack_clicked_on_one_worker_shows_live_on_the_other(pair: Any, browser: Any) -> None:
+def test_an_ack_clicked_on_one_worker_shows_live_on_the_other(pair: Any, browser: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By
 
     _, (w1, w2) = pair
@@ -198,7 +206,7 @@ def test_an_ack_clicked_on_one_worker_shows_live_on_the_other(pair: Any, browser
     assert bool(elsewhere) == (_api(w1, f"/incidents/{incident_id}/sla")[1]["acked_by"] == OPERATOR)
     browser.get(_url(w2, "/"))
     _wait("the list shows it", lambda: "acked by alice" in browser.page_source, 20)
-    browser.save_screenshot(str(ROOT / "docs" / "console-incidents.png"))
+    browser.save_screenshot(str(shots / "console-incidents.png"))
 
 
 def test_a_silence_set_on_one_worker_shows_on_the_other(pair: Any, browser: Any) -> None:
@@ -223,7 +231,7 @@ def test_a_silence_set_on_one_worker_shows_on_the_other(pair: Any, browser: Any)
     assert "db migration" in browser.find_element(By.ID, "silenced").text
 
 
-def test_an_override_in_the_review_queue_changes_the_route(pair: Any, browser: Any) -> None:
+def test_an_override_in_the_review_queue_changes_the_route(pair: Any, browser: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -243,7 +251,7 @@ def test_an_override_in_the_review_queue_changes_the_route(pair: Any, browser: A
     record = _api(w1, "/review/T-CONSOLE-1")[1]  # from the other worker: forwarded to the owner
     assert (record["latest"]["status"], record["latest"]["tier"], record["reviews"][-1]["who"]) == (
         "routed", "L3", OPERATOR)
-    browser.save_screenshot(str(ROOT / "docs" / "console-review.png"))
+    browser.save_screenshot(str(shots / "console-review.png"))
 
 
 def test_first_paint_with_a_thousand_open_incidents(pair: Any, browser: Any) -> None:
