@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lint test demo bench clean promstack
+.PHONY: venv lint test demo bench clean promstack browser
 
 # The install is quiet, so the first screen a person reads is the product's: recipes are not echoed, and pip runs
 # at -q -q, which hides its warnings (a machine's pip config naming index folders that do not exist, setuptools'
@@ -24,21 +24,29 @@ lint: $(STAMP)
 	$(BIN)/ruff check --quiet
 	$(BIN)/mypy
 
-test: lint promstack
+test: lint promstack browser
 	$(BIN)/python -m pytest -q
 
-# The end-to-end test runs Debian's Prometheus and Alertmanager; install them when missing (root, no prompts).
-PROM_BINS := /usr/bin/prometheus /usr/bin/prometheus-alertmanager
-
-promstack:
-	@for bin in $(PROM_BINS); do test -x $$bin || missing=1; done; \
+# Debian packages some tests drive, installed when one of their binaries is missing (root, no prompts): $(1) the
+# binaries, $(2) the packages, $(3) what skips without them (and fails under CI=true).
+define apt_when_missing
+	@for bin in $(1); do test -x $$bin || missing=1; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-		echo "not root: not installing prometheus/prometheus-alertmanager; the e2e test skips (fails under CI=true)"; \
+		echo "not root: not installing $(2); $(3) skip (fail under CI=true)"; \
 		exit 0; \
 	fi; \
 	apt-get update -q </dev/null && \
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager </dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(2) </dev/null
+endef
+
+# The end-to-end test runs Debian's Prometheus and Alertmanager.
+promstack:
+	$(call apt_when_missing,/usr/bin/prometheus /usr/bin/prometheus-alertmanager,prometheus prometheus-alertmanager,the e2e tests)
+
+# The console's browser tests (tests/test_console.py) drive Debian's chromium through its chromedriver.
+browser:
+	$(call apt_when_missing,/usr/bin/chromium /usr/bin/chromedriver,chromium chromium-driver,the browser tests)
 
 demo: $(STAMP)
 	@$(BIN)/aiops demo

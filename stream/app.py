@@ -223,6 +223,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "key_serializer": "raw",
         "value_serializer": CODEC,
         "web_port": settings.web_port,
+        **({"canonical_url": settings.web_url} if settings.web_url else {}),
         # every route of the web port passes the token check (stream/auth.py), routes added later included, and
         # every error answer leaves as application/problem+json (stream/problems.py): outermost, so it shapes
         # the token check's refusals and aiohttp's own 404/405/413 too

@@ -17,6 +17,10 @@ default). Once any token is set, ingest and state-changing routes need a token o
 tokens is closed); reads need a reader or operator token once either kind is configured, and stay open when
 only ingest tokens are (the single-token deployments of before keep their open read views).
 
+The console's `/login`, `/logout` and `/ui/static/*` are open too (sign-in checks the token itself); a browser
+carries its token in the HttpOnly cookie `/login` sets (`COOKIE`), read when a request has no `Authorization`
+header, and a person without one asking for a page (GET, Accept: text/html) is sent to `/login` (303).
+
 The actor recorded for a state change (`acked_by`, a review's `who`) is the token's name, never text from
 the request body. Answers (problem documents, stream/problems.py): 401 with `WWW-Authenticate` for a missing
 or unknown token, 403 for a known token of the wrong role. Tokens are compared in constant time, all of them on every request.
@@ -28,6 +32,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -36,6 +41,7 @@ from correlator import metrics
 from stream.problems import problem_response
 
 __all__ = [
+    "COOKIE",
     "INGEST_ALIASES",
     "OPEN_PATHS",
     "PRINCIPAL",
@@ -47,14 +53,21 @@ __all__ = [
     "access_of",
     "actor_of",
     "auth_middleware",
+    "authorization_of",
     "bearer_token",
 ]
 
 Role = Literal["ingest", "operator", "reader"]
 Access = Literal["open", "ingest", "read", "operate"]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-"""Probes and the Prometheus scrape: never behind a token."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/login", "/logout"})
+"""Probes, the Prometheus scrape and the console's sign-in and sign-out (which check the token themselves): never
+behind a token."""
+OPEN_PREFIX = "/ui/static/"
+"""The console's script and style sheet: nothing secret, and the sign-in page needs them."""
+COOKIE = "aiops_token"
+"""The console's cookie (HttpOnly, SameSite=Strict, set by `POST /login`): it carries a token the way the
+`Authorization` header does, for a browser, which cannot send a header with a plain link or form."""
 INGEST_PREFIX = "/ingest/"
 PROMETHEUS_ALERTS_PATH = "/api/v2/alerts"
 """Where Prometheus posts alerts (it appends this to its Alertmanager address): an alias of `/ingest/alerts`."""
@@ -96,7 +109,8 @@ class Denied:
 def access_of(method: str, path: str) -> Access:
     """The access a request needs, from its method and path alone (see the module docstring)."""
     trimmed = path.rstrip("/") or "/"
-    if trimmed in OPEN_PATHS or method.upper() == "OPTIONS":  # a CORS preflight carries no credentials, by spec
+    # a CORS preflight carries no credentials, by spec
+    if trimmed in OPEN_PATHS or path.startswith(OPEN_PREFIX) or method.upper() == "OPTIONS":
         return "open"
     if path.startswith(INGEST_PREFIX) or trimmed in INGEST_ALIASES:
         return "ingest"
@@ -161,15 +175,25 @@ def auth_middleware(book: TokenBook) -> Callable[[web.Request, Handler], Awaitab
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if access_of(request.method, request.path) == "ingest":
             return await handler(request)
-        decided = book.authorize(request.method, request.path, request.headers.get("Authorization"))
+        decided = book.authorize(request.method, request.path, authorization_of(request))
         if isinstance(decided, Denied):
             metrics.AUTH_REFUSALS.labels(access_of(request.method, request.path), decided.reason).inc()
+            if decided.status == 401 and request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+                raise web.HTTPSeeOther(f"/login?next={quote(request.rel_url.path_qs, safe='')}")  # a person
             return problem_response(request, decided.status, decided.reason, decided.message,
                                     headers=decided.headers())
         request[PRINCIPAL] = decided
         return await handler(request)
 
     return check
+
+
+def authorization_of(request: web.Request) -> str | None:
+    """The request's `Authorization` header, or the console's cookie as a bearer header when it has none."""
+    header = request.headers.get("Authorization")
+    if header is None and request.cookies.get(COOKIE):
+        return f"Bearer {request.cookies[COOKIE]}"
+    return header
 
 
 def actor_of(request: web.Request) -> str | None:

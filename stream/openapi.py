@@ -37,6 +37,7 @@ from stream.problems import PROBLEM_JSON, Problem
 __all__ = ["OPERATIONS", "Operation", "alert_schema", "install_openapi", "openapi_document", "served_routes"]
 
 JSON: Final = "application/json"
+HTML: Final = "text/html"
 REF: Final = "#/components/schemas/{model}"
 OPENAPI_PATH: Final = "/openapi.json"
 ALERT_SCHEMA_PATH: Final = "/schemas/alert.json"
@@ -129,9 +130,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/metrics", "Prometheus exposition", content="text/plain"),
     Operation("GET", "/assignment", "The alerts partitions this worker owns"),
     Operation("GET", "/stats", "The engines' counters summed"),
-    Operation("GET", "/incidents", "Incidents held by this worker, newest first",
+    Operation("GET", "/incidents", "Incidents of the whole cluster, newest first",
               query=(("status", "firing, resolved or expired"),)),
-    Operation("GET", "/incidents/{incident_id}", "One incident and its members", errors=(404,)),
+    Operation("GET", "/incidents/{incident_id}", "One incident or cause: members, acknowledgement, cause, silences",
+              errors=(404,)),
     Operation("POST", "/incidents/{incident_id}/ack", "Acknowledge an incident, stopping its clock", 200,
               "IncidentClock", "ReviewRequest", (400, 409, *_BY_ID)),
     Operation("GET", "/incidents/{incident_id}/sla", "One incident's clock", 200, "IncidentClock", errors=_BY_ID),
@@ -153,6 +155,21 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/notify", "The notify stage's partitions, receivers, subjects and outbox"),
     Operation("GET", "/notify/{subject_id}", "One incident or cause as notify sees it (status: held, paged, "
               "silenced, grouped, resolved)", errors=(404,)),
+    Operation("GET", "/", "The console: incidents (headline, charts, filtered and paged list)", content=HTML,
+              query=(("status", "open, acknowledged, firing, resolved, expired or merged"), ("service", "part of a "
+                     "service name"), ("scope", "part of the scope"), ("severity", "critical, warning or info"),
+                     ("offset", "the first row shown"), ("partial", "rows: the list alone"))),
+    Operation("GET", "/ui/incidents/{incident_id}", "The console's page of one incident or cause", content=HTML,
+              query=(("offset", "the first member shown"), ("partial", "body: the live part alone"))),
+    Operation("GET", "/ui/review", "The console's review queue and audit trail", content=HTML,
+              query=(("partial", "body: the live part alone"),)),
+    Operation("GET", "/ui/events", "Server-Sent Events: the read model's version at each change",
+              content="text/event-stream"),
+    Operation("GET", "/ui/static/{name}", "The console's script and style sheet", content="text/plain", errors=(404,)),
+    Operation("GET", "/login", "The console's sign-in form", content=HTML),
+    Operation("POST", "/login", "Sign in: a known token is set in an HttpOnly cookie (303 to the page asked for)",
+              303, content=HTML),
+    Operation("POST", "/logout", "Sign out: the cookie is removed (303 to /login)", 303, content=HTML),
     Operation("GET", OPENAPI_PATH, "This document"),
     Operation("GET", ALERT_SCHEMA_PATH, "The JSON Schema of a generic alert body", content="application/schema+json"),
 )
@@ -181,7 +198,7 @@ def _problem_response(status: int) -> dict[str, Any]:
 
 def _operation(op: Operation) -> dict[str, Any]:
     schema: dict[str, Any] = _ref(op.response) if op.response else (
-        {"type": "string"} if op.content == "text/plain" else {"type": "object"})
+        {"type": "string"} if op.content.startswith("text/") else {"type": "object"})
     spec: dict[str, Any] = {
         "summary": op.summary,
         "operationId": re.sub(r"\W+", "_", f"{op.method.lower()}{op.path}").strip("_"),

@@ -19,9 +19,10 @@ their labels and similarity) and `proposal` (the code and severity those neighbo
 
 Answers: 200 with the resulting record or event; errors are `application/problem+json` (stream/problems.py):
 400 `invalid_body` with `errors: [{"field", "reason"}]`; 404 `not_found` for an id this worker's partitions do
-not hold; 409 `conflict` when the state refuses (approving a routed ticket, acking a resolved incident); 421
-`misdirected` (with `partition`) when the id's partition is owned by another worker (`GET /assignment` there
-tells); 503 `recovering` with Retry-After while the worker recovers its tables. Approvals and overrides are published on `tickets.triaged` with the
+not hold; 409 `conflict` when the state refuses (approving a routed ticket, acking a resolved incident); a
+request for an id whose partition another worker owns is forwarded to that worker (stream/console/forward.py),
+whose answer is returned; 421 `misdirected` (with `partition` and `owner`) only to a request that was already
+forwarded; 503 `recovering` with Retry-After while the worker recovers its tables. Approvals and overrides are published on `tickets.triaged` with the
 review (who, when, what changed) and on `tickets.labels` as a labelled example; see
 `benchmarks/review_eval.py` for evaluating the classifier on them.
 """
@@ -52,6 +53,7 @@ from correlator.triage.lifecycle import (
 )
 from stream.app import App
 from stream.auth import actor_of
+from stream.console.forward import owner_url
 from stream.docstore import DocStore, Outbound
 from stream.ingest import RETRY_AFTER_S
 from stream.pipeline import Pipeline
@@ -129,9 +131,12 @@ def _locate(request: Any, desk: Desk, subject: str, item_id: str) -> DocStore[An
     except NotReady:
         return _recovering(request)
     except NotHere as exc:
+        # The owner's URL lets the forwarding middleware (stream/console/forward.py) hand the request on.
+        table = desk.ticket_table if subject == "ticket" else desk.incident_table
+        owner = owner_url(desk.app.assignor.tables_metadata(), table.changelog_topic.get_topic_name(), exc.partition)
         return problem_response(request, 421, "misdirected",
                                 f"{subject} {item_id} is on partition {exc.partition}, owned by another worker",
-                                partition=exc.partition)
+                                partition=exc.partition, owner=owner)
 
 
 def _unknown(request: Any, subject: str, item_id: str, more: str = "") -> Any:

@@ -140,6 +140,10 @@ class Settings(BaseSettings):
         default_factory=dict, description="per-topic override, keyed by TopicNames field (alerts_raw, ...)"
     )
     web_port: int = Field(default=6066, ge=0, le=65535)
+    web_url: str | None = Field(default=None, description="this worker's URL as the other workers reach it, to "
+                                "forward an action to the owner of its item (unset: http://<hostname>:<web_port>)")
+    console: bool = Field(default=True, description="fold the cluster's incidents, tickets and silences into a read "
+                          "model (read without a consumer group) and serve the web console at /")
     role: Literal["all", "ingest"] = Field(
         default="all", description="all: ingest, agents and views in one process (the default); ingest: the HTTP "
         "ingest, health and /metrics only, a stateless front that scales apart from the agents")

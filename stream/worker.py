@@ -9,7 +9,9 @@ from aiokafka.errors import KafkaError
 
 from correlator import metrics
 from stream.app import App, logging_config, make_app, run_worker
+from correlator.readmodel import ReadModel
 from stream.broker import create_topics_sync, describe_topics_sync
+from stream.console.install import install_console, install_forwarding
 from stream.ingest import ENDPOINTS, install_ingest
 from stream.notify.stage import install_notify
 from stream.notify.views import install_notify_views
@@ -51,7 +53,8 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     """The Faust app with the correlation pipeline, its web views and the HTTP ingest installed."""
     app = make_app(settings)
     pipe = install(app, settings)
-    install_views(pipe)
+    model = ReadModel() if settings.console else None  # the cluster-wide read model (stream/console/feed.py)
+    install_views(pipe, model)
     install_observer(app, settings, pipe)  # periodic gauges: noise reduction, lag, open incidents (by service)
     stage2 = install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
     ingest = install_ingest(app, settings)
@@ -66,7 +69,10 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     notify = install_notify(app, settings, pipe, desk)  # the response stage; nothing unless notify_file is set
     if notify is not None:
         stages += notify[1]
-        install_notify_views(app, notify[0])
+        install_notify_views(app, notify[0], model)
+    install_forwarding(app)  # an action for an item another worker owns goes to that worker
+    if model is not None:
+        install_console(app, settings, desk, notify[0] if notify is not None else None, model)
     assert pipe.letters is not None
     runner = StageRunner(app, pipe.letters)
     for stage in stages:

@@ -40,11 +40,15 @@ HOST = "127.0.0.1"
 
 def require_binaries(*extra: Path) -> None:
     """Skip (fail under CI=true) when Prometheus, Alertmanager or one of `extra` (their tools) is not installed."""
-    missing = [str(p) for p in (PROMETHEUS, ALERTMANAGER, *extra) if not os.access(p, os.X_OK)]
+    require_installed((PROMETHEUS, ALERTMANAGER, *extra), "prometheus prometheus-alertmanager")
+
+
+def require_installed(paths: tuple[Path, ...], packages: str) -> None:
+    """Skip (fail under CI=true) when one of `paths` is not an executable; `packages` install them."""
+    missing = [str(p) for p in paths if not os.access(p, os.X_OK)]
     if not missing:
         return
-    message = (f"missing {', '.join(missing)}: `apt-get install prometheus prometheus-alertmanager` "
-               "(`make test` does it)")
+    message = f"missing {', '.join(missing)}: `apt-get install {packages}` (`make test` does it)"
     if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:
         pytest.fail(message)
     pytest.skip(message)

@@ -24,6 +24,7 @@ __all__ = [
     "Matcher",
     "Silence",
     "active_silences",
+    "expire",
     "expired",
     "incident_mute",
     "silenced_by",
@@ -106,6 +107,16 @@ def active_silences(silences: Iterable[Silence], now: float) -> list[Silence]:
 def expired(silences: Iterable[Silence], now: float, keep_s: float = 0.0) -> list[str]:
     """Ids of the silences that ended more than `keep_s` before `now` (to purge)."""
     return [s.id for s in silences if s.ends_at + keep_s <= now]
+
+
+def expire(silence: Silence, at: float) -> Silence | None:
+    """The silence as Alertmanager's expire at `at` leaves it: ended then, gone (None) if it had not started, the
+    same silence if it had ended already."""
+    if silence.ends_at <= at:
+        return silence
+    if at <= silence.starts_at:
+        return None
+    return silence.model_copy(update={"ends_at": at})
 
 
 def silenced_by(silences: Iterable[Silence], labels: Mapping[str, Sequence[str]], now: float) -> list[str]:

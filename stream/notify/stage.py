@@ -47,7 +47,7 @@ from correlator.notify import (
     on_record,
     on_tick,
 )
-from correlator.notify.silences import expired
+from correlator.notify.silences import expire, expired
 from correlator.stage2 import Assignment, ParentEvent, Relation
 from stream.app import App
 from stream.checkpoint import Checkpointer
@@ -265,12 +265,13 @@ def _outbox_holds(store: NotifyStore, outcome: Outcome) -> bool:
 def _expire(store: NotifyStore, silence_id: str, at: float) -> None:
     """End a silence at `at` (Alertmanager's DELETE): one that has not started yet is dropped."""
     silence = store.silences.get(silence_id)
-    if silence is None or silence.ends_at <= at:
+    if silence is None:
         return
-    if at <= silence.starts_at:
+    ended = expire(silence, at)
+    if ended is None:
         store.drop_silence(silence_id)
-    else:
-        store.put_silence(silence.model_copy(update={"ends_at": at}))
+    elif ended is not silence:
+        store.put_silence(ended)
 
 
 def decode_control(value: bytes | None) -> ControlRecord:

@@ -27,6 +27,7 @@ from faust.web import View
 from pydantic import ValidationError
 
 from correlator.notify import Silence, status_of
+from correlator.readmodel import ReadModel, silences_of
 from correlator.validation import FieldError, field_errors
 from stream.app import App
 from stream.auth import actor_of
@@ -121,17 +122,22 @@ def subject_view(notify: Notify, subject_id: str) -> dict[str, Any] | None:
     return None
 
 
-def install_notify_views(app: App, notify: Notify) -> None:
-    """Register the silence and notify views on the app's web server."""
+def install_notify_views(app: App, notify: Notify, model: ReadModel | None = None) -> None:
+    """Register the silence and notify views on the app's web server; with the cluster's read model, `GET
+    /silences` lists every silence of the cluster (the control topic's), not only those of owned partitions, once
+    the model has read the topic to where it stood at start (before, the owned partitions answer, or 503)."""
 
     @app.page("/silences")
     class Silences(View):
         async def get(self, request: Any) -> Any:
-            unready = _unready(request, notify)
-            if unready is not None:
-                return unready
             now = time.time()
-            shown = sorted(notify.silences().values(), key=lambda s: (s.starts_at, s.id))
+            if model is not None and model.whole:
+                shown = silences_of(model, now, notify.policy.retention_s)
+            else:
+                unready = _unready(request, notify)
+                if unready is not None:
+                    return unready
+                shown = sorted(notify.silences().values(), key=lambda s: (s.starts_at, s.id))
             return self.json({"silences": [silence_view(s, now) for s in shown]})
 
         async def post(self, request: Any) -> Any:
