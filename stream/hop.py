@@ -27,6 +27,7 @@ from stream.batches import (
     pack_records,
     parts_of,
 )
+from stream import tally
 from stream.sends import cached_partition
 
 __all__ = ["HOP_SOURCE", "Partitioner", "Parts", "count_received", "hop_values", "numbered", "partition_parts"]
@@ -73,7 +74,7 @@ def hop_values(parts: Parts, received_ms: int) -> list[tuple[int, bytes]]:
 def count_received(by_source: dict[str, int]) -> None:
     """Count a body's alerts by source, one metric update per source (not per alert): normalize and the ingest."""
     for name, count in by_source.items():
-        metrics.ALERTS_RECEIVED.labels(name).inc(count)
+        tally.inc(metrics.ALERTS_RECEIVED.labels(name), count)
 
 
 def numbered(segments: list[Segment], offset: int) -> list[Segment]:
