@@ -229,7 +229,6 @@ class StageRunner:
                     again, attempt = _counted_first(replay, events)
                     self._failed(stage, replay, exc, delay)
                 else:
-                    self.letters.forget(stage.spec.name, keep=stage.held())
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
