@@ -19,8 +19,9 @@ left unacknowledged at the rebalance (cleared from the agents' buffers, or held 
 dropped on re-read (seen: 79 records of one partition), and a record never acknowledged leaves a hole at the
 head of Faust's acknowledged offsets, past which the partition never commits again, with nothing logged.
 
-`FlowControl` closes the other way to that hole (the stall still came in 1 of 7 overload runs with the re-reads
-alone): an app of this project (`stream.app.App`) uses it for the flow control of its agents' queues. Faust's
+`FlowControl` closes a second way to that hole, on every consumed topic (the stall still came in 1 of 7 overload
+runs with the re-reads alone): an app of this project (`stream.app.App`) uses it for the flow control of its
+agents' queues. Faust's
 `FlowControlEvent.resume` empties every agent queue, and its table recovery calls it twice per rebalance: once
 when it resumes the flow (stream partitions still paused), then again after `on_recovery_completed` has resumed
 the stream partitions and sought them to their committed offsets, one partition at a time, while the flow was
