@@ -31,6 +31,7 @@ __all__ = [
     "ALERT_TIME_ADJUSTED",
     "DEADLETTERS",
     "DEADLETTER_RETRIES",
+    "DEADLETTERS_REPEATED",
     "BATCHES_UNACKED",
     "BATCH_RETRIES",
     "INCIDENT_EVENTS",
@@ -82,6 +83,9 @@ DEADLETTERS = Counter(
 DEADLETTER_RETRIES = Counter(
     "aiops_deadletter_retries_total", "Dead letters the broker did not take and that were sent again (a dead "
     "letter is retried with backoff until delivered, never skipped)")
+DEADLETTERS_REPEATED = Counter(
+    "aiops_deadletters_repeated_total", "Records read again that this worker had already dead-lettered (a batch "
+    "folded again, a re-read after a rebalance): counted here, not sent twice, by agent", ["agent"])
 BATCHES_UNACKED = Counter(
     "aiops_batches_unacknowledged_total", "Consumed batches that failed as a whole (not one bad record: a broker "
     "fault) while the worker was stopping or rebalancing, left unacknowledged for the partition's next owner, "

@@ -24,10 +24,12 @@ from faust.serializers import codecs
 from faust.types import TopicT
 from faust.web import View
 from mode import Seconds
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
 from correlator import metrics
 from stream.auth import TokenBook, auth_middleware
-from stream.consumer import TRANSPORT_SCHEME, FaustSettings
+from stream.consumer import TRANSPORT_SCHEME, FaustSettings, FlowControl
 from stream.problems import problem_middleware
 from stream.security import faust_credentials
 from stream.settings import Settings
@@ -112,6 +114,12 @@ class App(faust.App):
     redelivered_topics: frozenset[str] = frozenset()
     """Topics whose agents apply a record delivered twice as once: the consumer re-delivers their re-reads
     (`stream.consumer.ReadOffsets`)."""
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        """Faust's flow control of the agents' queues, keeping what is queued when resumed while running
+        (`stream.consumer.FlowControl`: emptied, those records were never acknowledged and stalled a partition)."""
+        return FlowControl(loop=self.loop)
 
     def page(self, path: str, **options: Any) -> Callable[[Any], type[View]]:
         """`faust.App.page` that also serves the path's other slash form (`/incidents` and `/incidents/`).

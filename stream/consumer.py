@@ -17,8 +17,16 @@ it seeks them to the committed offsets (`Recovery.on_recovery_completed`), so re
 position are still delivered after the seek and move the read offset past it: the records the seek was for,
 left unacknowledged at the rebalance (cleared from the agents' buffers, or held for a checkpoint), were then
 dropped on re-read (seen: 79 records of one partition), and a record never acknowledged leaves a hole at the
-head of Faust's acknowledged offsets, past which the partition never commits again, with nothing logged. This
-is one way to that hole, not the only one: the stall still came in 1 of 7 overload runs with it (issue 16).
+head of Faust's acknowledged offsets, past which the partition never commits again, with nothing logged.
+
+`FlowControl` closes a second way to that hole, on every consumed topic (the stall still came in 1 of 7 overload
+runs with the re-reads alone): an app of this project (`stream.app.App`) uses it for the flow control of its
+agents' queues. Faust's
+`FlowControlEvent.resume` empties every agent queue, and its table recovery calls it twice per rebalance: once
+when it resumes the flow (stream partitions still paused), then again after `on_recovery_completed` has resumed
+the stream partitions and sought them to their committed offsets, one partition at a time, while the flow was
+already running. Records fetched in between, after their partition's seek (so never read again), were queued
+and then emptied out, unacknowledged: a stalled partition (seen: `alerts:1` committed 70, acknowledged from 95).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.settings import Settings, params, sections
+from mode.utils.queues import FlowControlEvent
 
 __all__ = [
     "DEFAULT_FETCH_MAX_WAIT_MS",
@@ -42,6 +51,7 @@ __all__ = [
     "Consumer",
     "ConsumerThread",
     "FaustSettings",
+    "FlowControl",
     "ReadOffsets",
     "Transport",
     "fetch_max_wait_ms",
@@ -166,6 +176,21 @@ class ReadOffsets(defaultdict[Any, int | None]):
         if tp.topic in self._redelivered():
             return None
         return super().__getitem__(tp)
+
+
+class FlowControl(FlowControlEvent):
+    """Faust's flow control of the agents' queues, except that resuming a flow that runs keeps what is queued.
+
+    Emptying the queues on resume is for records queued before a rebalance suspended the flow (Faust's
+    revocation suspends it and empties them itself); when nothing was suspended, what is queued was fetched in
+    this generation, and dropping it leaves records that are never read again unacknowledged (see the module doc).
+    """
+
+    def resume(self) -> None:
+        """Resume production into the queues, emptying them only if the flow was suspended."""
+        if self.is_active():
+            return
+        super().resume()
 
 
 class Consumer(faust_aiokafka.Consumer):

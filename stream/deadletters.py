@@ -33,7 +33,7 @@ from stream.sends import key_partition, send_batches
 if TYPE_CHECKING:  # `aiops redrive` reads letters with `origin_of` and never loads Faust
     from faust.types import EventT
 
-__all__ = ["INTERNAL_ERROR", "DeadLetterUndelivered", "DeadLetters", "Letter", "Origin", "category_of",
+__all__ = ["INTERNAL_ERROR", "DeadLetterUndelivered", "DeadLetters", "Letter", "Origin", "Refused", "category_of",
            "first_offsets", "letter_of", "origin_of", "reason_of"]
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ MAX_REASON_BYTES = 1024
 """Longest reason header: a validation message can quote the input, which may be megabytes."""
 
 MAX_BACKOFF_S = 5.0
+
+MAX_REFUSED = 100_000
+"""Refusals remembered per consumed partition until its committed offset passes them (a few MB at most)."""
 
 
 class DeadLetterUndelivered(RuntimeError):
@@ -148,6 +151,29 @@ def reason_of(exc: BaseException) -> str:
 
 
 @dataclass
+class Refused:
+    """The records of one consumed partition refused to the dead-letter topic and not yet below its committed
+    offset: (offset, category) pairs, forgotten once the committed offset passes them (re-read no more) and
+    bounded by `MAX_REFUSED` (the oldest go first)."""
+
+    seen: dict[tuple[int, str], None] = field(default_factory=dict)
+    """Insertion-ordered (offsets grow within a partition), so the oldest are first."""
+    pruned_at: int | None = None
+
+    def add(self, offset: int, category: str, committed: int | None) -> bool:
+        """Note a refusal; False if this one was already noted (its letter was sent: do not send it again)."""
+        if committed is not None and committed != self.pruned_at:
+            self.seen = {k: None for k in self.seen if k[0] >= committed}
+            self.pruned_at = committed
+        if (offset, category) in self.seen:
+            return False
+        self.seen[(offset, category)] = None
+        if len(self.seen) > MAX_REFUSED:
+            del self.seen[next(iter(self.seen))]
+        return True
+
+
+@dataclass
 class DeadLetters:
     """The dead-letter topic's sender: bounded letters, delivery waited for per batch, retried until delivered."""
 
@@ -158,22 +184,29 @@ class DeadLetters:
     backoff_s: float = 0.1
     _pending: dict[str, list[tuple[Letter, asyncio.Future[Any]]]] = field(default_factory=dict)
     """Letters sent and not yet settled, per agent: each agent settles only its own batch's letters."""
-    _refused: dict[str, set[tuple[str, int, int, str]]] = field(default_factory=dict)
-    """Per agent, the origins and categories of letters sent for input not yet acknowledged: a batch folded
-    again after a failure (`stream.stages`) sends none of them twice."""
+    _refused: dict[tuple[str, str, int], Refused] = field(default_factory=dict)
+    """Per agent and consumed partition, the records refused (offset, category) that the partition's committed
+    offset has not passed yet: a record read again (a batch folded again after a failure, a re-read after a
+    rebalance) is not dead-lettered twice."""
 
     async def send(self, agent: str, event: EventT[Any], reason: str, category: str) -> None:
         """Hand the dead letter of `event`'s record to the producer; its agent's `settle` waits for delivery.
 
-        A record already refused for the same category since its agent's input was last acknowledged (a
-        batch folded again after a failure) is not sent again."""
+        A record this worker already refused for the same category is not sent again while its partition's
+        committed offset is below it: a batch folded again after a failure, or read again after a rebalance
+        that kept the partition here (`stream.stages`, `tests/test_deadletters.py`)."""
         msg = event.message
-        refused = self._refused.setdefault(agent, set())
-        origin = (msg.topic, msg.partition, msg.offset, category)
-        if origin in refused:
+        refused = self._refused.setdefault((agent, msg.topic, msg.partition), Refused())
+        if not refused.add(msg.offset, category, self._committed(msg.tp)):
+            metrics.DEADLETTERS_REPEATED.labels(agent).inc()
             return
-        refused.add(origin)
         await self.send_record(agent, msg.key, msg.value, (msg.topic, msg.partition, msg.offset), reason, category)
+
+    def _committed(self, tp: Any) -> int | None:
+        """The consumer's committed offset of `tp` (what it will read from after a rebalance), if it has one."""
+        committed = getattr(getattr(self.app, "consumer", None), "_committed_offset", None)
+        offset = committed.get(tp) if committed is not None else None  # Faust keeps it private
+        return offset if isinstance(offset, int) else None
 
     async def send_record(self, agent: str, key: bytes | None, value: bytes | None, origin: tuple[str, int, int],
                           reason: str, category: str) -> None:
@@ -199,13 +232,6 @@ class DeadLetters:
             future = asyncio.get_running_loop().create_future()
             future.set_exception(exc)
         return future
-
-    def forget(self, agent: str, keep: Sequence[EventT[Any]] = ()) -> None:
-        """Forget the refusals of `agent`'s acknowledged input: all but those of the records in `keep` (held)."""
-        refused = self._refused.get(agent)
-        if refused:
-            held = {(e.message.topic, e.message.partition, e.message.offset) for e in keep}
-            self._refused[agent] = {r for r in refused if r[:3] in held}
 
     async def settle(self, agent: str) -> None:
         """Wait until every letter `agent` sent is on the broker, re-sending failed ones with backoff; count them.

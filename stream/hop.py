@@ -27,6 +27,7 @@ from stream.batches import (
     pack_records,
     parts_of,
 )
+from stream import tally
 from stream.sends import cached_partition
 
 __all__ = ["HOP_SOURCE", "Partitioner", "Parts", "count_received", "hop_values", "numbered", "partition_parts"]
@@ -74,9 +75,9 @@ def count_received(by_source: dict[str, int], source: str = "", own: int = 0) ->
     """Count a body's alerts by source, one metric update per source (not per alert), and the correlator's own
     incidents the body held (`own`, left out by the loop guard) under its `source`: normalize and the ingest."""
     for name, count in by_source.items():
-        metrics.ALERTS_RECEIVED.labels(name).inc(count)
+        tally.inc(metrics.ALERTS_RECEIVED.labels(name), count)
     if own:
-        metrics.ALERTS_DROPPED.labels(source, "own_incident").inc(own)
+        tally.inc(metrics.ALERTS_DROPPED.labels(source, "own_incident"), own)
 
 
 def numbered(segments: list[Segment], offset: int) -> list[Segment]:

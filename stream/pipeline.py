@@ -33,6 +33,7 @@ from correlator.models import IncidentEvent
 from correlator.records import AlertRecord
 from correlator.sources import SOURCES, detect_source, normalize
 from correlator.stage2.watermark import SourceMark, source_mark
+from stream import tally
 from stream.app import App
 from stream.batches import (
     PARTS_PER_OFFSET,
@@ -176,6 +177,10 @@ class Pipeline:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
         return cached_partition(self._partition_cache, key, self.alerts_partitions)
 
+    def count_normalized(self, alerts: int) -> None:
+        """Alerts parsed by normalize (`stream.tally` calls it once the fold that parsed them succeeded)."""
+        self.normalized += alerts
+
     def mark_input(self, partition: int) -> None:
         """Input arrived: the idle clocks of the partition restart."""
         self.clocks.mark_input(partition, time.monotonic())
@@ -315,14 +320,14 @@ async def normalize_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
             continue
         guarded = normalized.guarded
         if guarded.clamped:
-            metrics.ALERT_TIME_ADJUSTED.labels(kind, "future").inc(guarded.clamped)
+            tally.inc(metrics.ALERT_TIME_ADJUSTED.labels(kind, "future"), guarded.clamped)
         if guarded.long_firing:
-            metrics.ALERT_TIME_ADJUSTED.labels(kind, "long_firing").inc(guarded.long_firing)
+            tally.inc(metrics.ALERT_TIME_ADJUSTED.labels(kind, "long_firing"), guarded.long_firing)
         if guarded.too_old:
-            metrics.ALERT_TIME_ADJUSTED.labels(kind, "too_old").inc(len(guarded.too_old))
+            tally.inc(metrics.ALERT_TIME_ADJUSTED.labels(kind, "too_old"), len(guarded.too_old))
             await pipe.deadletter("normalize", event, guarded.refusal(), "too_old")
         count_received(normalized.by_source, kind, normalized.own)
-        pipe.normalized += len(normalized.records)
+        tally.later(partial(pipe.count_normalized, len(normalized.records)))
         arrived_ms = int(msg.timestamp * 1000)  # Faust's Message.timestamp is in seconds (Kafka's ms / 1000)
         received_ms = arrived_ms if received_ms is None else min(received_ms, arrived_ms)
         for partition, parts in cut.items():
@@ -371,7 +376,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
         touched = sources.setdefault(p, {})
         for segment in segments:
             if store.seen(segment.source):
-                metrics.SEGMENTS_SKIPPED.inc()
+                tally.inc(metrics.SEGMENTS_SKIPPED)
                 continue
             store.advance_progress(segment.source)
             _take_segment(store, segment, records, touched)
@@ -382,7 +387,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
         engine = pipe.engine(p)
         before = replace(engine.counters)
         out = engine.ingest(records, arrival=time.time())
-        metrics.ALERT_RECORDS_CORRELATED.inc(len(records))
+        tally.inc(metrics.ALERT_RECORDS_CORRELATED, len(records))
         store = pipe.stores[p]
         for key, source in sources.get(p, {}).items():
             store.note_source(key, source)
@@ -408,11 +413,11 @@ def _take_segment(store: TableStore, segment: Segment, records: list[AlertRecord
 
 def _count(before: Any, engine: Correlator) -> None:
     after = engine.counters
-    metrics.ALERT_DUPLICATES.inc(after.duplicates - before.duplicates)
-    metrics.ALERTS_DISTINCT.inc(after.alerts - before.alerts)
-    metrics.ALERTS_LATE.inc(after.late - before.late)
+    tally.inc(metrics.ALERT_DUPLICATES, after.duplicates - before.duplicates)
+    tally.inc(metrics.ALERTS_DISTINCT, after.alerts - before.alerts)
+    tally.inc(metrics.ALERTS_LATE, after.late - before.late)
     if after.clamped > before.clamped:
-        metrics.ALERT_TIME_ADJUSTED.labels("engine", "future").inc(after.clamped - before.clamped)
+        tally.inc(metrics.ALERT_TIME_ADJUSTED.labels("engine", "future"), after.clamped - before.clamped)
 
 
 async def tick(pipe: Pipeline) -> None:

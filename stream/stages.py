@@ -18,9 +18,11 @@ A batch that fails as a whole (the broker refuses the output or the state; not o
 dead-lettered) is retried in the running worker, with backoff (0.1 s doubling to 5 s,
 `aiops_batch_retries_total{agent}`): the stage's `rollback` forgets the state it folded since its last
 checkpoint (rebuilt from its table, and rewritten whole at the next checkpoint) and returns the input to fold
-again (what it held since that checkpoint, then the failed batch). Refolded input regenerates the same output
-(same ids, same seq) and is deduplicated by the stores' progress and keys as after a crash; a dead letter
-already sent for a record is not sent again. Only a stopping or rebalancing worker gives up (Faust waits for
+again (what it held since that checkpoint, then the failed batch), folded as two batches in that order.
+Refolded input regenerates the same output (same ids, same seq) and is deduplicated by the stores' progress
+and keys as after a crash; a dead letter already sent for a record is not sent again; the input metrics of a
+fold (`stream.tally`) count only when it succeeds, and not at all for the held input folded again, so each
+record counts once. Only a stopping or rebalancing worker gives up (Faust waits for
 every message it handed out): the input stays unacknowledged and the partition's next owner reads it again.
 """
 
@@ -41,6 +43,7 @@ from stream.app import App
 from stream.batches import MAX_RECORD_BYTES
 from stream.checkpoint import Checkpointer
 from stream.deadletters import DeadLetters, first_offsets
+from stream.tally import tallied
 
 __all__ = ["Folding", "HeldUntilCheckpoint", "PerBatch", "Stage", "StageRunner", "StageSpec"]
 
@@ -200,22 +203,32 @@ class StageRunner:
 
         self.app.stop_hooks.append(partial(self.stop, stage, lock))
 
-    async def fold(self, stage: Stage, lock: asyncio.Lock, events: Sequence[EventT[Any]]) -> None:
-        """Fold a batch; if it fails as a whole, roll the stage back and fold again with backoff until it works."""
-        attempt: Sequence[EventT[Any]] = events
+    async def fold(self, stage: Stage, lock: asyncio.Lock, events: Sequence[EventT[Any]],
+                   counted: Sequence[EventT[Any]] = ()) -> None:
+        """Fold a batch; if it fails as a whole, roll the stage back and fold again with backoff until it works.
+
+        `counted` is input to fold first whose metrics were counted before (a failed tick's held input). The
+        metrics a fold counts (`stream.tally`) apply only when it succeeds, and a refold of input already counted
+        counts nothing, so each record counts once however often it is folded."""
+        again, attempt = list(counted), events
         delay = self.backoff_s
         while True:
             async with lock:
                 try:
-                    await stage.fold(attempt)
+                    if again:
+                        with tallied(counting=False):
+                            await stage.fold(again)
+                    if attempt:
+                        with tallied():
+                            await stage.fold(attempt)
                 except Exception as exc:  # noqa: BLE001 - a batch failed whole: undone and retried, never skipped
-                    attempt = stage.rollback(events)
+                    replay = stage.rollback(events)
                     if self._giving_up():  # unacknowledged: the partitions' next owner reads all of it again
-                        self.letters.release(e.message for e in attempt)
+                        self.letters.release(e.message for e in replay)
                         raise
-                    self._failed(stage, attempt, exc, delay)
+                    again, attempt = _counted_first(replay, events)
+                    self._failed(stage, replay, exc, delay)
                 else:
-                    self.letters.forget(stage.spec.name, keep=stage.held())
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
@@ -234,7 +247,7 @@ class StageRunner:
                 self._failed(stage, replay, exc, self.backoff_s)
         await asyncio.sleep(self.backoff_s)
         if replay:
-            await self.fold(stage, lock, replay)
+            await self.fold(stage, lock, [], counted=replay)
 
     async def stop(self, stage: Stage, lock: asyncio.Lock) -> None:
         """The stop hook: the stage's last checkpoint, after any fold in progress."""
@@ -251,3 +264,11 @@ class StageRunner:
                   stage.spec.name, exc, len(replay), delay, first_offsets(e.message for e in replay), exc_info=exc)
         if exc.__traceback__ is not None:  # its frames would keep the batch's messages alive
             traceback.clear_frames(exc.__traceback__)
+
+
+def _counted_first(replay: Sequence[EventT[Any]], failed: Sequence[EventT[Any]]) -> tuple[list[EventT[Any]],
+                                                                                           list[EventT[Any]]]:
+    """A rollback's input split in two, in order: what earlier folds counted (held before `failed`, whose
+    folds succeeded), then the records of `failed` (its fold's counts were dropped)."""
+    failing = {id(e.message) for e in failed}
+    return ([e for e in replay if id(e.message) not in failing], [e for e in replay if id(e.message) in failing])

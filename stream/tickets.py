@@ -59,6 +59,7 @@ from correlator.triage.lifecycle import (
     resolve,
 )
 from correlator.validation import first_error
+from stream import tally
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, Outbound, locked
@@ -285,16 +286,16 @@ async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: E
             return
         after = resolve(held, item.who, now, item.note)
         if after is None:
-            metrics.TICKET_DUPLICATES.inc()
+            tally.inc(metrics.TICKET_DUPLICATES)
             return
         store.put(item.ticket_id, after, [ticket_event(after)])
         return
     if held is not None:  # a re-send, or a redelivery after a crash: triaged once
-        metrics.TICKET_DUPLICATES.inc()
+        tally.inc(metrics.TICKET_DUPLICATES)
         return
     assert result is not None
     record = open_ticket(item, result, now, desk.policy)
-    metrics.TICKETS_TRIAGED.labels(record.latest.status, record.latest.tier or metrics.NO_TIER).inc()
+    tally.inc(metrics.TICKETS_TRIAGED.labels(record.latest.status, record.latest.tier or metrics.NO_TIER))
     store.put(item.ticket_id, record, [ticket_event(record)])
 
 

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.client import AIOKafkaClient, CoordinationType
+from aiokafka.protocol.commit import OffsetCommitRequest
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.types.tuples import Message
 from prometheus_client import REGISTRY
 
 from stream.app import make_app
+from stream.broker import EmbeddedBroker
 from stream.deadletters import INTERNAL_ERROR, DeadLetters, category_of, letter_of, origin_of, reason_of
 from stream.settings import Settings
+
+from .workers import Deployment, WorkerProc
 
 ORIGIN = ("alerts.raw", 2, 41)
 
@@ -93,3 +101,67 @@ def test_a_failed_batch_is_never_acknowledged_and_a_handled_one_is(tmp_path: Pat
     assert not set(messages[:2]) & set(consumer._unacked_messages), "nor awaited by the next rebalance"
     held = REGISTRY.get_sample_value("aiops_batches_unacknowledged_total", {"agent": "normalize"})
     assert held == held_before + 1
+
+
+async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        meta = (await admin.list_consumer_group_offsets(group, partitions=[tp])).get(tp)
+    finally:
+        await admin.close()
+    return meta.offset if meta is not None else -1
+
+
+async def _commit_back(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
+    """What a commit that never reached the broker leaves: the group's offset before the record. Committed as the
+    group's only member (the broker refuses a commit from outside the group), in its generation."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [member] = described.groups[0][5]  # (error, group, state, protocol type, protocol, members)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        node = await client.coordinator_lookup(CoordinationType.GROUP, group)
+        for generation in range(5):  # not told by DescribeGroups; Tansu numbers from 0
+            response = await client.send(node, OffsetCommitRequest(group, generation, member[0], -1,
+                                                                   [(tp.topic, [(tp.partition, offset, "")])]))
+            if response.topics[0][1][0][1] == 0:
+                return
+        raise AssertionError(f"the broker refused the commit: {response}")
+    finally:
+        await client.close()
+
+
+def test_a_bad_record_read_again_after_a_rebalance_is_dead_lettered_once(broker: EmbeddedBroker, tmp_path: Path,
+                                                                         workers: list[WorkerProc]) -> None:
+    """A bad alerts.raw record read again by the same worker after a rebalance (a front joins the group; the
+    group's offset is before the record, as when the commit after its letter never landed) is not sent to the
+    dead-letter topic twice: counted in aiops_deadletters_repeated_total instead."""
+    dep = Deployment(broker, tmp_path)
+    dep.create_topics()
+    worker = dep.start_worker("w")
+    workers.append(worker)
+    worker.wait_partitions(dep.partitions)
+    dep.produce("alerts_raw", [(b"generic", b"{not json")])
+    [letter] = dep.read("deadletter", 1, timeout=60)
+    origin = origin_of(letter.headers)
+    assert origin.topic == dep.topic("alerts_raw") and origin.partition is not None and origin.offset is not None
+    tp = TopicPartition(origin.topic, origin.partition)
+    deadline = time.monotonic() + 30
+    while asyncio.run(_committed(broker.bootstrap, dep.app_id, tp)) <= origin.offset:  # the worker moved past it
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(0.5)
+    asyncio.run(_commit_back(broker.bootstrap, dep.app_id, tp, origin.offset))
+    front = Deployment(broker, tmp_path, app_id=dep.app_id, extra_env={**dep.extra_env, "AIOPS_ROLE": "ingest"})
+    workers.append(front.start_worker("front"))  # joins the group: the worker rebalances and reads it again
+    deadline = time.monotonic() + 60
+    while worker.metric_or_zero("aiops_deadletters_repeated_total", agent="normalize") < 1:
+        assert time.monotonic() < deadline, f"the record was not read again, or was dead-lettered again\n{worker.tail()}"
+        time.sleep(0.5)
+    assert len(dep.read_so_far("deadletter")) == 1
+    assert worker.metric("aiops_deadletters_total", agent="normalize", reason=origin.category) == 1

@@ -196,6 +196,9 @@ def test_a_batch_that_fails_whole_is_retried_in_the_running_worker(deployment: D
     latest = follow(deployment, expected_alerts=sum(count for _, count in expected.values()))
     assert {i: (e.key, e.alert_count) for i, e in latest.items()} == expected
     assert worker.proc.poll() is None  # the same process, never restarted
+    # each alert counted once, however often its batch was folded again (stream/tally.py)
+    assert worker.metric("aiops_alert_records_correlated_total") == worker.metric("aiops_alerts_received_total",
+                                                                                  source="generic") > 0
     seen: dict[tuple[str, int], set[bytes]] = {}
     for record in deployment.read("incidents", 100_000, timeout=5):
         if not is_stage2_record(record.headers):

@@ -12,8 +12,9 @@ from typing import Any
 
 from faust.types import TopicT
 from faust.types.tuples import Message
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Counter
 
+from stream import tally
 from stream.app import make_app
 from stream.checkpoint import Checkpointer
 from stream.deadletters import DeadLetters
@@ -30,6 +31,8 @@ class Flaky:
     fails: int = 0
     folds: list[list[int]] = field(default_factory=list)
     spec: StageSpec = StageSpec("flaky", 10, 0.0)
+    records_read: Counter = field(default_factory=lambda: Counter("flaky_records_read", "", registry=None))
+    tick_fails: int = 0
 
     @property
     def source(self) -> TopicT:
@@ -38,6 +41,7 @@ class Flaky:
     async def fold(self, events: Sequence[Any]) -> None:
         self.checkpoints.hold(events)
         self.folds.append([e.message.offset for e in events])
+        tally.inc(self.records_read, len(events))  # an input metric, as normalize and correlate count theirs
         if self.fails:
             self.fails -= 1
             raise SendFailed("record batch not delivered: broker down")
@@ -49,7 +53,9 @@ class Flaky:
         return self.checkpoints.held
 
     async def tick(self) -> None:
-        pass
+        if self.tick_fails:
+            self.tick_fails -= 1
+            raise SendFailed("checkpoint not delivered: broker down")
 
     def drop(self, partitions: set[int]) -> None:
         pass
@@ -77,10 +83,62 @@ def test_a_failed_batch_is_folded_again_from_the_last_checkpoint_and_acknowledge
         await stage.checkpoints.run()
 
     asyncio.run(run())
-    # each retry starts from the last checkpoint: the input held since then, then the failed batch
-    assert stage.folds == [[0, 1], [2], [0, 1, 2], [0, 1, 2]]
+    # each retry starts from the last checkpoint: the input held since then (folded, and counted, before), then
+    # the failed batch, each as a fold of its own (`stream.tally` counts the second only); here the first retry
+    # fails on the held input already
+    assert stage.folds == [[0, 1], [2], [0, 1], [0, 1], [2]]
     assert REGISTRY.get_sample_value("aiops_batch_retries_total", {"agent": "flaky"}) == before + 2
     assert [m.acked for m in messages] == [False, False, False]  # the stream still holds its reference
     for message in messages:
         message.ack(consumer)  # what Faust's take_events does once the agent's loop moves on
     assert [m.acked for m in messages] == [True, True, True]  # the checkpoint let go of exactly one each
+
+
+def read(stage: Flaky) -> float:
+    return stage.records_read._value.get()
+
+
+def test_a_refold_counts_each_record_once(tmp_path: Path) -> None:
+    """A retried batch and a failed tick fold records again; their input metrics count once per record."""
+    app = make_app(Settings(data_dir=tmp_path))
+    messages = [Message("alerts", 0, offset, 0.0, 0, [], None, b"{}", None) for offset in range(4)]
+    events = [SimpleNamespace(message=m) for m in messages]
+    stage = Flaky(Checkpointer(app))
+    runner = StageRunner(app, DeadLetters(app, "deadletter", 900_000, 65_536), backoff_s=0.001)
+    counts: list[float] = []
+
+    async def run() -> None:
+        lock = asyncio.Lock()
+        await runner.fold(stage, lock, events[:2])
+        counts.append(read(stage))
+        stage.fails = 2  # refused twice (the batch [2], then the held [0, 1] folded again), then taken
+        await runner.fold(stage, lock, events[2:3])
+        counts.append(read(stage))
+        stage.tick_fails = 1  # a failed checkpoint: everything held is folded again
+        await runner.tick(stage, lock)
+        counts.append(read(stage))
+        await runner.fold(stage, lock, events[3:])
+        counts.append(read(stage))
+
+    asyncio.run(run())
+    assert stage.folds == [[0, 1], [2], [0, 1], [0, 1], [2], [0, 1, 2], [3]]
+    assert counts == [2, 3, 3, 4]  # before stream.tally: 2, 9, 12, 13
+
+
+def test_outside_a_tallied_fold_a_count_is_at_once_and_a_failed_fold_counts_nothing() -> None:
+    counter = Counter("tally_probe", "", registry=None)
+    tally.inc(counter, 2)
+    assert counter._value.get() == 2
+    try:
+        with tally.tallied():
+            tally.inc(counter, 5)
+            assert counter._value.get() == 2  # kept until the fold returns
+            raise SendFailed("broker down")
+    except SendFailed:
+        pass
+    with tally.tallied(counting=False):
+        tally.inc(counter, 7)
+    with tally.tallied():
+        tally.inc(counter, 1)
+        tally.inc(counter, 0)
+    assert counter._value.get() == 3
