@@ -56,18 +56,21 @@ def groups(engine: Correlator) -> list[set[str]]:
         ("a chain of short gaps spans many windows", [0, 500, 1000, 1500, 2000], "continuation",
          [{"a0", "a1", "a2", "a3", "a4"}]),
         ("tumbling keeps one window", [0, 500, 1000], "tumbling", [{"a0", "a1"}, {"a2"}]),
-        # quiet-gap (default): gap = min(window 600, max(min_gap 180, 5 x the incident's mean interval))
-        ("quiet-gap: a lone alert bridges min_gap", [0, 180], "quiet-gap", [{"a0", "a1"}]),
-        ("quiet-gap: a lone alert no more", [0, 181], "quiet-gap", [{"a0"}, {"a1"}]),
-        ("quiet-gap: a dense storm ends after min_gap of quiet", [0, 10, 20, 30, 40, 221], "quiet-gap",
+        # quiet-gap (default): gap = min(window 600, max(min_gap 120, 5 x the incident's mean interval)), and
+        # first_gap (90 s) while it holds one alert
+        ("quiet-gap: a lone alert bridges first_gap", [0, 90], "quiet-gap", [{"a0", "a1"}]),
+        ("quiet-gap: a lone alert no more", [0, 91], "quiet-gap", [{"a0"}, {"a1"}]),
+        ("quiet-gap: a lone background alert minutes before a burst stays apart", [0, 150, 155, 160], "quiet-gap",
+         [{"a0"}, {"a1", "a2", "a3"}]),
+        ("quiet-gap: a dense storm ends after min_gap of quiet", [0, 10, 20, 30, 40, 161], "quiet-gap",
          [{"a0", "a1", "a2", "a3", "a4"}, {"a5"}]),
-        ("quiet-gap: the same dense storm, a shorter pause, stays one", [0, 10, 20, 30, 40, 220], "quiet-gap",
+        ("quiet-gap: the same dense storm, a shorter pause, stays one", [0, 10, 20, 30, 40, 160], "quiet-gap",
          [{"a0", "a1", "a2", "a3", "a4", "a5"}]),
-        ("quiet-gap: a sparse storm (every 100 s) bridges 5 x 100 s", [0, 100, 200, 700], "quiet-gap",
+        ("quiet-gap: a sparse storm (every 80 s) bridges 5 x 80 s", [0, 80, 160, 560], "quiet-gap",
          [{"a0", "a1", "a2", "a3"}]),
-        ("quiet-gap: never more than the window", [0, 150, 300, 450, 1051], "quiet-gap",
+        ("quiet-gap: never more than the window", [0, 90, 300, 450, 1051], "quiet-gap",
          [{"a0", "a1", "a2", "a3"}, {"a4"}]),
-        ("quiet-gap: up to the window", [0, 150, 300, 450, 1050], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}]),
+        ("quiet-gap: up to the window", [0, 90, 300, 450, 1050], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}]),
         ("quiet-gap: a steady storm over many windows stays one", [60.0 * k for k in range(40)], "quiet-gap",
          [{f"a{k}" for k in range(40)}]),
         ("quiet-gap: a recurring fault after a pause long for that storm is a new incident",
@@ -77,7 +80,7 @@ def groups(engine: Correlator) -> list[set[str]]:
          [0, 400, 800, 1200, 1241], "quiet-gap", [{"a0"}, {"a1"}, {"a2"}, {"a3"}, {"a4"}]),
         ("background: within the cap it still joins", [0, 400, 800, 1200, 1240], "quiet-gap",
          [{"a0"}, {"a1"}, {"a2"}, {"a3", "a4"}]),
-        ("background: a key quiet for over an hour has no cap", [0, 4000, 4180], "quiet-gap",
+        ("background: a key quiet for over an hour has no cap", [0, 4000, 4090], "quiet-gap",
          [{"a0"}, {"a1", "a2"}]),
     ],
 )
@@ -225,7 +228,7 @@ def test_out_of_order_within_lateness_equals_in_order() -> None:
 
 
 def test_late_alert_joins_by_event_time_and_is_counted() -> None:
-    engine, events = run([fire("a", 0), fire("b", 150), fire("c", 2000), fire("x", 100)])
+    engine, events = run([fire("a", 0), fire("b", 80), fire("c", 2000), fire("x", 100)])
     assert engine.counters.late == 1
     assert groups(engine) == [{"a", "b", "x"}, {"c"}]
     updated = [e for e in events if e.late_alerts]
