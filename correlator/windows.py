@@ -10,11 +10,11 @@ The exact rule (DESIGN.md asks for it written down):
   incident's own rate: gap = min(window, max(min_gap, gap_factor * (last_seen - first_seen) / (n - 1)))
   for an incident of n >= 2 alerts, and first_gap for a lone alert (nothing is known of its rate yet, so only
   an alert close behind it makes it a storm: a lone background alert minutes before a fault's burst of the
-  same key is not glued onto it). Defaults: window 10 min, first_gap 90 s, min_gap 2 min, gap_factor 5. So a
+  same key is not glued onto it). Defaults: window 10 min, first_gap 3 min, min_gap 3 min, gap_factor 5. So a
   storm whose alerts keep coming stays one incident however long it lasts and however many window
   boundaries it crosses, while the same symptom recurring after a pause that is long *for that storm*
   (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a
-  min_gap (2 min) of quiet, a storm of an alert every 90 s after 7.5 min. Every figure of the rule is the
+  min_gap (3 min) of quiet, a storm of an alert every 2 min after 10 min. Every figure of the rule is the
   incident's own (first and last alert, count), so it decides the same after a restart from a checkpoint.
 * The key's background rate caps that gap: when an incident opens at t and its key opened other incidents (not
   successors after a cap) within background_s (1 h) before t, its gap is at most background_factor (0.1)

@@ -56,21 +56,18 @@ def groups(engine: Correlator) -> list[set[str]]:
         ("a chain of short gaps spans many windows", [0, 500, 1000, 1500, 2000], "continuation",
          [{"a0", "a1", "a2", "a3", "a4"}]),
         ("tumbling keeps one window", [0, 500, 1000], "tumbling", [{"a0", "a1"}, {"a2"}]),
-        # quiet-gap (default): gap = min(window 600, max(min_gap 120, 5 x the incident's mean interval)), and
-        # first_gap (90 s) while it holds one alert
-        ("quiet-gap: a lone alert bridges first_gap", [0, 90], "quiet-gap", [{"a0", "a1"}]),
-        ("quiet-gap: a lone alert no more", [0, 91], "quiet-gap", [{"a0"}, {"a1"}]),
-        ("quiet-gap: a lone background alert minutes before a burst stays apart", [0, 150, 155, 160], "quiet-gap",
-         [{"a0"}, {"a1", "a2", "a3"}]),
-        ("quiet-gap: a dense storm ends after min_gap of quiet", [0, 10, 20, 30, 40, 161], "quiet-gap",
+        # quiet-gap (default): gap = min(window 600, max(min_gap 180, 5 x the incident's mean interval))
+        ("quiet-gap: a lone alert bridges min_gap", [0, 180], "quiet-gap", [{"a0", "a1"}]),
+        ("quiet-gap: a lone alert no more", [0, 181], "quiet-gap", [{"a0"}, {"a1"}]),
+        ("quiet-gap: a dense storm ends after min_gap of quiet", [0, 10, 20, 30, 40, 221], "quiet-gap",
          [{"a0", "a1", "a2", "a3", "a4"}, {"a5"}]),
-        ("quiet-gap: the same dense storm, a shorter pause, stays one", [0, 10, 20, 30, 40, 160], "quiet-gap",
+        ("quiet-gap: the same dense storm, a shorter pause, stays one", [0, 10, 20, 30, 40, 220], "quiet-gap",
          [{"a0", "a1", "a2", "a3", "a4", "a5"}]),
-        ("quiet-gap: a sparse storm (every 80 s) bridges 5 x 80 s", [0, 80, 160, 560], "quiet-gap",
+        ("quiet-gap: a sparse storm (every 100 s) bridges 5 x 100 s", [0, 100, 200, 700], "quiet-gap",
          [{"a0", "a1", "a2", "a3"}]),
-        ("quiet-gap: never more than the window", [0, 90, 300, 450, 1051], "quiet-gap",
+        ("quiet-gap: never more than the window", [0, 150, 300, 450, 1051], "quiet-gap",
          [{"a0", "a1", "a2", "a3"}, {"a4"}]),
-        ("quiet-gap: up to the window", [0, 90, 300, 450, 1050], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}]),
+        ("quiet-gap: up to the window", [0, 150, 300, 450, 1050], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}]),
         ("quiet-gap: a steady storm over many windows stays one", [60.0 * k for k in range(40)], "quiet-gap",
          [{f"a{k}" for k in range(40)}]),
         ("quiet-gap: a recurring fault after a pause long for that storm is a new incident",
@@ -80,7 +77,7 @@ def groups(engine: Correlator) -> list[set[str]]:
          [0, 400, 800, 1200, 1241], "quiet-gap", [{"a0"}, {"a1"}, {"a2"}, {"a3"}, {"a4"}]),
         ("background: within the cap it still joins", [0, 400, 800, 1200, 1240], "quiet-gap",
          [{"a0"}, {"a1"}, {"a2"}, {"a3", "a4"}]),
-        ("background: a key quiet for over an hour has no cap", [0, 4000, 4090], "quiet-gap",
+        ("background: a key quiet for over an hour has no cap", [0, 4000, 4180], "quiet-gap",
          [{"a0"}, {"a1", "a2"}]),
     ],
 )
@@ -228,7 +225,7 @@ def test_out_of_order_within_lateness_equals_in_order() -> None:
 
 
 def test_late_alert_joins_by_event_time_and_is_counted() -> None:
-    engine, events = run([fire("a", 0), fire("b", 80), fire("c", 2000), fire("x", 100)])
+    engine, events = run([fire("a", 0), fire("b", 150), fire("c", 2000), fire("x", 100)])
     assert engine.counters.late == 1
     assert groups(engine) == [{"a", "b", "x"}, {"c"}]
     updated = [e for e in events if e.late_alerts]
@@ -297,3 +294,14 @@ def test_flush_idle_releases_held_alerts_and_throttled_updates_without_moving_ti
     engine.ingest([fire("d", 5)])  # behind what the flush applied: the late path, still the same incident
     assert engine.counters.late == 1
     assert [(e.kind, e.alert_count) for e in engine.flush_idle()] == [("updated", 4)]
+
+
+@pytest.mark.parametrize(("times", "expected"), [
+    ([0, 90], [{"a0", "a1"}]),
+    ([0, 91], [{"a0"}, {"a1"}]),
+    ([0, 150, 155, 160], [{"a0"}, {"a1", "a2", "a3"}]),  # a lone background alert minutes before a burst
+    ([0, 60, 240], [{"a0", "a1", "a2"}]),  # two alerts make a rate: min_gap (180 s) and factor apply again
+])
+def test_first_gap_is_the_gap_of_a_lone_alert(times: list[float], expected: list[set[str]]) -> None:
+    engine, _ = run([fire(f"a{i}", t) for i, t in enumerate(times)], replace(CFG, first_gap_s=90))
+    assert groups(engine) == sorted(expected, key=lambda g: sorted(g))
