@@ -22,11 +22,12 @@ to score with those parameters frozen.
 The shape of each set (rates, shares, seeds) was fixed before any of them was scored and is not tuned: changing
 it to flatter the product would defeat the protocol. Each set is built in memory; nothing is written.
 
-Seeds, by role (issue 17's second protocol). SEEN: the seeds scored last session (noise 17, cascades 23), looked
-at, never to be tuned on. TUNING: variants built from the tuning set with declared seeds (noise 101, cascades
-201); the failures of the rule changes of this round were studied on these and on `micross()` only. HELD_OUT:
-seeds declared in the commit that froze the parameters, generated and scored only after it (noise 2027 and
-2029, cascades 3023 and 3029).
+Seeds, by role (issue 17's third protocol). SEEN: seeds already scored and looked at, never to be tuned on, usable
+as checks and reported as seen: noise 17 and cascades 23 (first round), noise 2027/2029 and cascades 3023/3029
+(the held-out seeds of the second round, scored at its end). TUNING: variants built from the tuning set with
+declared seeds (noise 101, cascades 201); rule changes are studied and parameters chosen on these and on
+`micross()` only. HELD_OUT: noise 4409/4421 and cascades 7411/7417, declared in a commit of their own before any
+rule or parameter of the third round changed, and generated and scored only after the parameters are frozen.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ from stream.commands.replay import read_alerts
 
 __all__ = ["DataSet", "HELD_OUT", "MICROSS", "SEEN", "TUNING", "cascades", "micross", "noisy", "two_clusters"]
 
-SEEN = {"noise": (17,), "cascades": (23,)}
-"""Seeds scored (and looked at) before the second protocol: never tuned on, reported as seen."""
+SEEN = {"noise": (17, 2027, 2029), "cascades": (23, 3023, 3029)}
+"""Seeds scored (and looked at) in earlier rounds: never tuned on, reported as seen."""
 TUNING = {"noise": (101,), "cascades": (201,)}
-"""Seeds of the tuning variants: rule changes were studied and parameters chosen on these (and MicroSS)."""
-HELD_OUT = {"noise": (2027, 2029), "cascades": (3023, 3029)}
-"""Fresh seeds declared when the parameters were frozen; never generated before that commit."""
+"""Seeds of the tuning variants: rule changes are studied and parameters chosen on these (and MicroSS)."""
+HELD_OUT = {"noise": (4409, 4421), "cascades": (7411, 7417)}
+"""Fresh seeds of the third round, declared before any tuning; never generated before the parameters are frozen."""
 
 MICROSS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "rca-micross"
 

@@ -73,6 +73,7 @@ class Topology:
             self._adjacent[e.source].add(e.target)
             self._adjacent[e.target].add(e.source)
         self._reach: dict[str, dict[str, int]] = {}
+        self._avoiding: dict[frozenset[str], dict[str, dict[str, int]]] = {}
         self.version = _version(self.nodes, self.edges, self.aliases)
 
     def __len__(self) -> int:
@@ -94,6 +95,24 @@ class Topology:
             found = self._reach[node] = self._bfs(node) if node in self.nodes else {}
         return found
 
+    def reach_avoiding(self, node: str, types: frozenset[str]) -> Mapping[str, int]:
+        """Like `reach`, but along paths that touch no node of one of `types` (lower case), ends included.
+
+        Stage 2 asks it for direct relations: two instances on one host are two hops apart through the host, and
+        a shared machine is weaker evidence than a call or an instance of the service (`relations`).
+        """
+        if not types or self.nodes.get(node, "").lower() in types:
+            return {} if types else self.reach(node)
+        memo = self._avoiding.setdefault(types, {})
+        found = memo.get(node)
+        if found is None:
+            found = memo[node] = self._bfs(node, types) if node in self.nodes else {}
+        return found
+
+    def shared(self, node: str, types: frozenset[str]) -> bool:
+        """Whether `node` is of one of `types` (lower case): a machine that many tenants share."""
+        return self.nodes.get(node, "").lower() in types
+
     def hops(self, a: str, b: str) -> int | None:
         """Edges on a shortest path between nodes `a` and `b`, or None when farther than `max_hops` or unknown."""
         return self.reach(a).get(b)
@@ -103,11 +122,14 @@ class Topology:
         d = self.hops(a, b)
         return d is not None and d <= max_hops
 
-    def path(self, a: str, b: str) -> list[str]:
-        """The nodes on one shortest path from `a` to `b`, both included; empty when farther or unknown."""
-        if self.hops(a, b) is None:
+    def path(self, a: str, b: str, avoiding: frozenset[str] = frozenset()) -> list[str]:
+        """The nodes on one shortest path from `a` to `b`, both included; empty when farther or unknown.
+
+        With `avoiding`, a shortest one among the paths that touch no node of those types (`reach_avoiding`).
+        """
+        to_b = self.reach_avoiding(b, avoiding)
+        if a not in to_b:
             return []
-        to_b = self.reach(b)
         nodes = [a]
         while nodes[-1] != b:
             # the smallest-named neighbour one step closer to b, so the path does not depend on dict order
@@ -120,11 +142,13 @@ class Topology:
         for node in self.nodes:
             self.reach(node)
 
-    def _bfs(self, start: str) -> dict[str, int]:
+    def _bfs(self, start: str, avoid: frozenset[str] = frozenset()) -> dict[str, int]:
         dist = {start: 0}
         frontier = {start}
+        nodes = self.nodes
         for d in range(1, self.max_hops + 1):
-            frontier = {other for node in frontier for other in self._adjacent[node] if other not in dist}
+            frontier = {other for node in frontier for other in self._adjacent[node]
+                        if other not in dist and (not avoid or nodes[other].lower() not in avoid)}
             for other in frontier:
                 dist[other] = d
         return dist

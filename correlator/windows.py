@@ -8,11 +8,14 @@ The exact rule (DESIGN.md asks for it written down):
 * `quiet-gap` mode (default): an incident absorbs an alert of its key iff the alert's event time lies within
   the incident's gap of its span, first_seen - gap <= t <= last_seen + gap, where the gap follows the
   incident's own rate: gap = min(window, max(min_gap, gap_factor * (last_seen - first_seen) / (n - 1)))
-  for an incident of n >= 2 alerts, and min_gap for a lone alert (nothing is known of its rate yet).
-  Defaults: window 10 min, min_gap 3 min, gap_factor 5. So a storm whose alerts keep coming stays one incident however long it lasts and however many window
+  for an incident of n >= 2 alerts, and first_gap for a lone alert (nothing is known of its rate yet, so only
+  an alert close behind it makes it a storm: a lone background alert minutes before a fault's burst of the
+  same key is not glued onto it). Defaults: window 10 min, first_gap 3 min, min_gap 3 min, gap_factor 5. So a
+  storm whose alerts keep coming stays one incident however long it lasts and however many window
   boundaries it crosses, while the same symptom recurring after a pause that is long *for that storm*
   (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a
-  min_gap (3 min) of quiet, a storm of an alert every 2 min after 10 min.
+  min_gap (3 min) of quiet, a storm of an alert every 2 min after 10 min. Every figure of the rule is the
+  incident's own (first and last alert, count), so it decides the same after a restart from a checkpoint.
 * The key's background rate caps that gap: when an incident opens at t and its key opened other incidents (not
   successors after a cap) within background_s (1 h) before t, its gap is at most background_factor (0.1)
   times their mean spacing, (t - earliest of them) / their number. A key that fires every 5 min without a
@@ -68,7 +71,7 @@ def continuation_gap(
     if config.mode != "quiet-gap":
         return window
     if count < 2:
-        return min(window, config.min_gap_s, cap)
+        return min(window, config.first_gap_s, cap)
     return min(window, cap, max(config.min_gap_s, config.gap_factor * (last_seen - first_seen) / (count - 1)))
 
 

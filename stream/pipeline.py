@@ -77,7 +77,7 @@ def correlation_config(settings: Settings) -> CorrelationConfig:
         max_lifetime_s=settings.max_incident_lifetime, max_alerts=settings.max_incident_alerts,
         update_interval_s=settings.update_interval, resolve_hold_s=settings.resolve_hold,
         stale_after_s=settings.stale_after, mode=settings.window_mode, min_gap_s=settings.min_gap,
-        gap_factor=settings.gap_factor,
+        first_gap_s=settings.first_gap, gap_factor=settings.gap_factor, background_factor=settings.background_factor,
         time_guard=TimeGuard(max_future_skew_s=settings.max_future_skew, horizon_s=settings.event_horizon or None),
     )
 

@@ -23,7 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource, YamlConfigSettingsSource,
 )
 
-from correlator.config import parse_duration
+from correlator.config import DEFAULT_CONFIG, parse_duration
 from correlator.stage2 import DEFAULT_GROUPING
 from stream.notify.files import read_notify
 
@@ -195,9 +195,16 @@ class Settings(BaseSettings):
     window_mode: Literal["quiet-gap", "continuation", "tumbling"] = Field(
         default="quiet-gap", description="quiet-gap: an incident ends after a pause long for its own alert rate "
         "(min_gap .. window); continuation: after a pause of window; tumbling: at the window's end")
-    min_gap: Duration = Field(default=180.0, description="quiet-gap mode: the shortest pause that ends an incident")
-    gap_factor: float = Field(default=5.0, ge=0, description="quiet-gap mode: a pause this many times the "
-                              "incident's mean interval between alerts ends it (between min_gap and window)")
+    min_gap: Duration = Field(default=DEFAULT_CONFIG.min_gap_s, description="quiet-gap mode: the shortest pause "
+                              "that ends an incident of two alerts or more")
+    first_gap: Duration = Field(default=DEFAULT_CONFIG.first_gap_s, description="quiet-gap mode: the pause that "
+                                "ends an incident holding one alert (nothing is known of its rate yet)")
+    gap_factor: float = Field(default=DEFAULT_CONFIG.gap_factor, ge=0, description="quiet-gap mode: a pause this "
+                              "many times the incident's mean interval between alerts ends it (between min_gap "
+                              "and window)")
+    background_factor: float = Field(default=DEFAULT_CONFIG.background_factor, ge=0, description="quiet-gap mode: "
+                                     "cap an incident's gap at this many times the mean spacing of its key's "
+                                     "incident onsets in the hour before (0: off, the default; see README)")
     allowed_lateness: Duration = Field(default=0.5, description="alerts wait this long in event time behind the "
                                        "newest alert, so any arrival order within it gives the same incidents; "
                                        "raise it for sources that deliver out of order, at that much more delay")
@@ -223,6 +230,12 @@ class Settings(BaseSettings):
                                  "cause's alerts and a new related incident")
     stage2_hops: int = Field(default=DEFAULT_GROUPING.max_hops, ge=0, le=3,
                              description="topology edges allowed between related entities")
+    stage2_burst: Duration = Field(default=DEFAULT_GROUPING.burst_s, description="onset proximity: an incident "
+                                   "starting within this of a cause's latest start carries the cause on, and only "
+                                   "such an incident joins by a shared host alone")
+    stage2_merge_window: Duration = Field(default=DEFAULT_GROUPING.merge_window_s, description="an incident "
+                                          "related to several causes merges those that began within this of each "
+                                          "other (0: never merge)")
 
     # The response stage (correlator/notify/, stream/notify/): receivers and routes, re-read when it changes.
     notify_file: Path | None = Field(default=None, description="the notify file (YAML or JSON): receivers "

@@ -107,7 +107,8 @@ _EVENTS = TypeAdapter(list[IncidentEvent])
 
 def grouping_config(settings: Settings) -> GroupingConfig:
     """The Grouper's configuration from the worker's settings (the rest at its defaults)."""
-    return GroupingConfig(gap_s=settings.stage2_gap, max_hops=settings.stage2_hops)
+    return GroupingConfig(gap_s=settings.stage2_gap, max_hops=settings.stage2_hops, burst_s=settings.stage2_burst,
+                          merge_window_s=settings.stage2_merge_window)
 
 
 @dataclass

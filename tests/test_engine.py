@@ -294,3 +294,14 @@ def test_flush_idle_releases_held_alerts_and_throttled_updates_without_moving_ti
     engine.ingest([fire("d", 5)])  # behind what the flush applied: the late path, still the same incident
     assert engine.counters.late == 1
     assert [(e.kind, e.alert_count) for e in engine.flush_idle()] == [("updated", 4)]
+
+
+@pytest.mark.parametrize(("times", "expected"), [
+    ([0, 90], [{"a0", "a1"}]),
+    ([0, 91], [{"a0"}, {"a1"}]),
+    ([0, 150, 155, 160], [{"a0"}, {"a1", "a2", "a3"}]),  # a lone background alert minutes before a burst
+    ([0, 60, 240], [{"a0", "a1", "a2"}]),  # two alerts make a rate: min_gap (180 s) and factor apply again
+])
+def test_first_gap_is_the_gap_of_a_lone_alert(times: list[float], expected: list[set[str]]) -> None:
+    engine, _ = run([fire(f"a{i}", t) for i, t in enumerate(times)], replace(CFG, first_gap_s=90))
+    assert groups(engine) == sorted(expected, key=lambda g: sorted(g))

@@ -132,3 +132,16 @@ def test_stage2_on_micross_with_its_topology(capsys: pytest.CaptureFixture[str])
     truth = {row["fingerprint"]: row["incident"] for row in csv.DictReader((MICROSS / "truth.csv").open())}
     score = pairwise_score({fp: p["id"] for p in doc["parents"] for fp in p["members"]}, truth)
     assert score.f1 > 0.93  # measured 0.947 (tests/test_stage2_micross.py holds the floors)
+
+
+def test_correlation_flags_match_the_worker_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    """The worker's window and stage-2 settings are `aiops replay` flags too, so a replay can match a worker."""
+    assert main(["replay", str(LAB_STORM), "--min-gap", "10s", "--first-gap", "0s", "--gap-factor", "0"]) == 0
+    assert "40 alerts -> 5 incidents" not in capsys.readouterr().out  # gaps so short the storms split
+    assert main(["replay", str(LAB_STORM), "--merge-window", "0", "--burst", "0s",
+                 "--background-factor", "0.1"]) == 0
+    assert "40 alerts -> 5 incidents" in capsys.readouterr().out
+    assert main(["replay", str(LAB_STORM), "--burst=-5s"]) == 2
+    assert "not a duration: '-5s'" in capsys.readouterr().err
+    assert main(["replay", str(LAB_STORM), "--background-factor=-1"]) == 2
+    assert "background_factor must not be negative" in capsys.readouterr().err

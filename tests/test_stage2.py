@@ -113,18 +113,34 @@ def partition(out: GroupingOutput) -> str:
     ("an alias maps a host IP into the topology", [("a", "db/latency", 0, 0, {}),
                                                    ("b", "node/disk", 20, 20, {"host": ["10.0.0.5"]})],
      SHOP, "a b"),
-    ("exactly the gap after the last alert", [("a", "api/5xx", 0, 30, {"host": ["h1"]}),
-                                              ("b", "db/latency", 90, 90, {"host": ["h1"]})], None, "a b"),
-    ("one second more than the gap", [("a", "api/5xx", 0, 30, {"host": ["h1"]}),
-                                      ("b", "db/latency", 91, 91, {"host": ["h1"]})], None, "a|b"),
+    ("a host in the topology relates only a child that starts with the group", [
+        ("a", "db/latency", 0, 90, {}), ("b", "node/disk", 21, 21, {"host": ["10.0.0.5"]})], SHOP, "a|b"),
+    ("exactly the gap after the last alert", [("a", "api/5xx", 0, 30, {"instance": ["i1"]}),
+                                              ("b", "db/latency", 90, 90, {"instance": ["i1"]})], None, "a b"),
+    ("one second more than the gap", [("a", "api/5xx", 0, 30, {"instance": ["i1"]}),
+                                      ("b", "db/latency", 91, 91, {"instance": ["i1"]})], None, "a|b"),
     # onset proximity: a child extends the group's reach only when it starts within burst_s (20 s) of its latest
     # onset (or one topology edge on); a lull or a start somewhere inside a long child's span does not
-    ("steady background on a shared host does not chain on", [
-        (f"n{k}", f"svc{k}/cpu", 50.0 * k, 50.0 * k, {"host": ["h1"]}) for k in range(6)], None,
+    ("steady background on a shared instance does not chain on", [
+        (f"n{k}", f"svc{k}/cpu", 50.0 * k, 50.0 * k, {"instance": ["i1"]}) for k in range(6)], None,
      "n0 n1|n2 n3|n4 n5"),
-    ("a cascade up the dependency chain", [
+    # a shared host (or a topology path) relates only a child that starts with the group: every tenant shares it
+    ("steady background on a shared host relates nothing", [
+        (f"n{k}", f"svc{k}/cpu", 50.0 * k, 50.0 * k, {"host": ["h1"]}) for k in range(6)], None,
+     "n0|n1|n2|n3|n4|n5"),
+    ("a host shared by incidents that start together", [("a", "api/5xx", 0, 60, {"host": ["h1"]}),
+                                                        ("b", "db/latency", 20, 20, {"host": ["h1"]})], None, "a b"),
+    ("a host shared by an incident that starts after a lull", [("a", "api/5xx", 0, 60, {"host": ["h1"]}),
+                                                               ("b", "db/latency", 21, 21, {"host": ["h1"]})],
+     None, "a|b"),
+    ("a cascade up the dependency chain, each step within the burst", [
+        ("db", "db/latency", 0, 90, {}), ("pay", "payments/5xx", 15, 120, {}),
+        ("co", "checkout/5xx", 30, 150, {}), ("fe", "frontend/5xx", 45, 200, {})], SHOP, "co db fe pay"),
+    ("a slower cascade: one edge at a time", [
         ("db", "db/latency", 0, 90, {}), ("pay", "payments/5xx", 30, 120, {}),
         ("co", "checkout/5xx", 80, 150, {}), ("fe", "frontend/5xx", 140, 200, {})], SHOP, "co db fe pay"),
+    ("two edges away relates only a child that starts with the group", [
+        ("db", "db/latency", 0, 90, {}), ("co", "checkout/5xx", 30, 150, {})], SHOP, "co|db"),
     ("the same cascade without a topology", [
         ("db", "db/latency", 0, 90, {}), ("pay", "payments/5xx", 30, 120, {}),
         ("co", "checkout/5xx", 80, 150, {}), ("fe", "frontend/5xx", 140, 200, {})], None, "co|db|fe|pay"),
@@ -173,7 +189,8 @@ def test_size_cap_opens_a_successor_naming_the_full_group() -> None:
 
 
 def test_lifetime_cap() -> None:
-    specs: list[Spec] = [("a", "api/5xx", 0, 90, {"host": ["h1"]}), ("b", "db/latency", 120, 120, {"host": ["h1"]})]
+    specs: list[Spec] = [("a", "api/5xx", 0, 90, {"instance": ["i1"]}),
+                         ("b", "db/latency", 120, 120, {"instance": ["i1"]})]
     grouper, out = run(events_of(specs), replace(CFG, max_lifetime_s=100))
     assert partition(out) == "a|b"
     assert out.assignments[-1].explanation == f"opened it: {parent_id('a')} is past its 100s lifetime"
@@ -209,8 +226,9 @@ def test_a_child_relating_two_young_groups_merges_them_into_the_older() -> None:
     ("merging switched off", 10, 0, "a c|b"),
 ])
 def test_merge_window(name: str, b_start: float, merge_window: float, expected: str) -> None:
-    specs: list[Spec] = [("a", "api/5xx", 0, 50, {"host": ["h1"]}), ("b", "db/latency", b_start, 50, {"host": ["h2"]}),
-                         ("c", "lb/errors", 55, 55, {"host": ["h1", "h2"]})]
+    specs: list[Spec] = [("a", "api/5xx", 0, 50, {"instance": ["i1"]}),
+                         ("b", "db/latency", b_start, 50, {"instance": ["i2"]}),
+                         ("c", "lb/errors", 55, 55, {"instance": ["i1", "i2"]})]
     _, out = run(events_of(specs), replace(CFG, merge_window_s=merge_window))
     assert partition(out) == expected, name
 
@@ -264,7 +282,7 @@ def test_only_a_child_in_the_burst_of_onsets_carries_the_group_on(b_start: float
     # a spans 0..190 when b starts; b lasts to 260; c starts at 300, 110 s after a's last alert and 40 s after b's.
     # b carries the group on to 260 only if it started in a's burst (within burst_s = 20 s of its onset), not
     # merely inside a's span: one long incident does not make every later start on its host related to it.
-    h1 = {"host": ["h1"]}
+    h1 = {"instance": ["i1"]}
     events = [_event("a", "api/5xx", 0, 0, 1, "opened", h1), _event("a", "api/5xx", 0, 190, 2, "updated", h1),
               _event("b", "db/latency", b_start, b_start, 1, "opened", h1, emitted=max(b_start, 191)),
               _event("b", "db/latency", b_start, 260, 2, "updated", h1),
@@ -272,7 +290,7 @@ def test_only_a_child_in_the_burst_of_onsets_carries_the_group_on(b_start: float
     _, out = run(events)
     assert partition(out) == expected
     joined = next(a for a in out.assignments if a.child_id == "b")
-    assert joined.explanation.startswith("shares host h1")  # one line: why it joined
+    assert joined.explanation.startswith("shares instance i1")  # one line: why it joined
 
 
 def test_lifecycle_opened_updated_resolved_then_evicted() -> None:

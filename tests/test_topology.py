@@ -112,3 +112,17 @@ def test_version_follows_content_not_text() -> None:
 def test_refusals_name_the_place(text: str, fmt: str | None, message: str) -> None:
     with pytest.raises(TopologyError, match=re.escape(message)):
         parse_topology(text, fmt=fmt)
+
+
+def test_reach_avoiding_a_host_does_not_pass_through_it() -> None:
+    """Two instances on one host are two hops apart through it; avoiding hosts, they are unrelated (stage 2 then
+    weighs that relation as a shared machine: `correlator/stage2/relations.py`)."""
+    topo = parse_topology('{"nodes": [{"id": "h1", "type": "Host"}, {"id": "a-1"}, {"id": "b-1"}, {"id": "a"}], '
+                          '"edges": [["a-1", "h1"], ["b-1", "h1"], ["a-1", "a"]]}')
+    hosts = frozenset({"host"})
+    assert topo.hops("a-1", "b-1") == 2
+    assert "b-1" not in topo.reach_avoiding("a-1", hosts)
+    assert topo.reach_avoiding("a-1", hosts) == {"a-1": 0, "a": 1}
+    assert topo.reach_avoiding("h1", hosts) == {}  # a host itself relates nothing directly
+    assert topo.path("a-1", "b-1") == ["a-1", "h1", "b-1"] and topo.path("a-1", "b-1", hosts) == []
+    assert topo.shared("h1", hosts) and not topo.shared("a-1", hosts)

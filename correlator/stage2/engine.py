@@ -18,6 +18,9 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   an overlapping unrelated fault do not chain a cause on);
 * relation: C continues a child of G, or shares an entity with G, or is within max_hops of it in the
   topology, or (the label fallback) shares a namespace, and no cluster separates them (see `relations`);
+  weighed by kind (`_admits`): a shared machine (host, node) or a topology path through one or of two hops or
+  more counts only when C starts within burst_s of G's latest child onset; a shared service, instance or call,
+  one dependency edge, a continuation or a namespace across the whole gap;
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -298,7 +301,7 @@ class Grouper:
                 continue  # scope is a hard boundary: two clusters' failures are two causes, whatever relates them
             gap = None if g is None else time_gap(ev.first_seen, g.first_seen, g.reach, self.config.gap_s)
             link = None if g is None or gap is None else self._link(ev, view, g)
-            if g is None or gap is None or link is None:
+            if g is None or gap is None or link is None or not self._admits(link, ev, g):
                 continue
             cand = _Candidate(g, link, gap)
             if self._capped_reason(g, ev.first_seen):
@@ -376,6 +379,20 @@ class Grouper:
             return Link(Relation.CONTINUES, -1, ev.previous_id)
         return relate(view, g.entities, g.scopes, self.topology, self.config)
 
+    def _admits(self, link: Link, ev: IncidentEvent, g: GroupState) -> bool:
+        """Whether a relation is enough, by its kind. A shared name (service, instance, call), one dependency edge
+        (a cascade propagating) or a continuation is, within the time gap. A shared machine or a topology path of
+        two hops or more only from a child that starts within burst_s of the group's latest child onset: they
+        relate many incidents that merely overlap (every tenant of a host, every service two calls away), so they
+        are evidence that two incidents began together, not that a later one belongs."""
+        if link.weak or (link.relation is Relation.TOPOLOGY and link.hops > 1):
+            return self._began_with(ev, g)
+        return True
+
+    def _began_with(self, ev: IncidentEvent, g: GroupState) -> bool:
+        """Onset proximity: the child starts within burst_s of the group's latest child onset (or before it)."""
+        return ev.first_seen - g.last_onset <= self.config.burst_s
+
     def _capped_reason(self, g: GroupState, t: float) -> str:
         cfg = self.config
         if len(g.children) >= cfg.max_children:
@@ -411,8 +428,7 @@ class Grouper:
         # onset proximity: a child carries its group on when it starts in the group's burst of onsets, or one
         # topology edge on from it (a cascade propagating); one that starts after a lull, or merely somewhere
         # inside a long child's span, joins but does not extend it
-        child.extends = (ev.first_seen - g.last_onset <= self.config.burst_s
-                         or (link.relation is Relation.TOPOLOGY and link.hops == 1))
+        child.extends = self._began_with(ev, g) or (link.relation is Relation.TOPOLOGY and link.hops == 1)
         g.refresh(child)
         self._absorb(g, view)
         self._child_group[ev.incident_id] = g.id

@@ -7,8 +7,12 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   (host, node, instance, pod, caller, callee), compared across labels (a callee `redisservice1` is the
   instance `redisservice1`), `host:port` also counting as `host`, and aliases mapped to topology nodes.
 * TOPOLOGY (rank = hops, 1..max_hops): an entity of the child and one of the group are at most max_hops
-  apart in the topology.
-* SCOPE (rank max_hops + 1 + i): a shared value of the i-th scope label (a namespace, by default); the
+  apart in the topology, on a path that touches no shared machine (a node of `shared_node_types`).
+* Weak ENTITY or TOPOLOGY (rank max_hops + 1 + hops): the only relation is a shared machine: a value of a
+  `shared_labels` label (host, node) or a topology path through a host. Every tenant of a host shares it, so
+  the engine takes it only from a child that started with the group (`weak`; see `engine`), while a service,
+  an instance, a call or a direct topology edge relate across the group's whole time gap.
+* SCOPE (rank 2 * max_hops + 2 + i): a shared value of the i-th scope label (a namespace, by default); the
   fallback when there is no topology, or when it knows the entities of neither side or of one side only
   (when it knows both and finds no path, that is taken as evidence that they are unrelated).
 
@@ -48,6 +52,8 @@ class Link:
     rank: int
     via: str
     hops: int = 0
+    weak: bool = False
+    """Only a shared machine relates them (see the module docstring)."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -104,19 +110,29 @@ def relate(
         mine, theirs = view.scopes.get(label), scopes.get(label)
         if mine and theirs and mine.isdisjoint(theirs):
             return None
+    weak_rank = config.max_hops + 1
+    machine: Link | None = None
     for name, (label, value) in view.entities.items():
         if name in entities:
+            if label in config.shared_labels or (topology is not None
+                                                 and topology.shared(name, config.shared_node_types)):
+                machine = machine or Link(Relation.ENTITY, weak_rank, f"{label} {value}", weak=True)
+                continue
             return Link(Relation.ENTITY, 0, f"{label} {value}")
     if topology is not None and config.max_hops > 0:
-        link = _topology_link(view, entities, topology, config.max_hops)
+        link = _topology_link(view, entities, topology, config.max_hops, config.shared_node_types)
         if link is not None:
             return link
+        if machine is None:  # no direct path: one through a shared machine, if any, is the weak relation
+            machine = _topology_link(view, entities, topology, config.max_hops, frozenset(), weak_rank)
+    if machine is not None:
+        return machine
     if topology is not None and _known(view.entities, topology) and _known(entities, topology):
         return None  # the topology knows both sides and finds no path: a shared namespace is no evidence
     for i, label in enumerate(config.scope_labels):
         shared = sorted(view.scopes.get(label, frozenset()) & scopes.get(label, set()))
         if shared:
-            return Link(Relation.SCOPE, config.max_hops + 1 + i, f"{label} {shared[0]}")
+            return Link(Relation.SCOPE, 2 * weak_rank + i, f"{label} {shared[0]}")
     return None
 
 
@@ -124,13 +140,20 @@ def _known(names: Iterable[str], topology: Topology) -> bool:
     return any(n in topology for n in names)
 
 
-def _topology_link(view: ChildView, entities: set[str], topology: Topology, max_hops: int) -> Link | None:
+def _topology_link(
+    view: ChildView, entities: set[str], topology: Topology, max_hops: int, avoid: frozenset[str],
+    weak_rank: int | None = None,
+) -> Link | None:
+    """The shortest topology relation on paths that avoid machines of the `avoid` types; weak with `weak_rank`."""
     best: tuple[int, str, str] | None = None
     for name in view.entities:
-        for other, d in topology.reach(name).items():
+        for other, d in topology.reach_avoiding(name, avoid).items():
             if 0 < d <= max_hops and other in entities and (best is None or (d, name, other) < best):
                 best = (d, name, other)
     if best is None:
         return None
     d, name, other = best
-    return Link(Relation.TOPOLOGY, d, "~".join(topology.path(name, other)), d)
+    path = "~".join(topology.path(name, other, avoid))
+    if weak_rank is None:
+        return Link(Relation.TOPOLOGY, d, path, d)
+    return Link(Relation.TOPOLOGY, weak_rank + d, path, d, weak=True)

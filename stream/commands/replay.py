@@ -54,6 +54,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="stage 2: largest quiet time between a cause's alerts and a new related incident")
     parser.add_argument("--hops", type=int, default=DEFAULT_GROUPING.max_hops,
                         help="stage 2: topology edges allowed between related entities")
+    # the worker's correlation settings of the same names (stream/settings.py), so a replay can match a worker
+    parser.add_argument("--min-gap", default=f"{DEFAULT_CONFIG.min_gap_s:g}s",
+                        help="quiet-gap mode: the shortest pause that ends an incident of two alerts or more")
+    parser.add_argument("--first-gap", default=f"{DEFAULT_CONFIG.first_gap_s:g}s",
+                        help="quiet-gap mode: the pause that ends an incident holding one alert")
+    parser.add_argument("--gap-factor", type=float, default=DEFAULT_CONFIG.gap_factor,
+                        help="quiet-gap mode: a pause this many times the incident's mean interval ends it")
+    parser.add_argument("--background-factor", type=float, default=DEFAULT_CONFIG.background_factor,
+                        help="quiet-gap mode: cap a gap at this many times the mean spacing of the key's "
+                             "incident onsets in the hour before (0: off)")
+    parser.add_argument("--burst", default=f"{DEFAULT_GROUPING.burst_s:g}s",
+                        help="stage 2: onset proximity; an incident starting within this of a cause's latest "
+                             "start carries it on, and only such an incident joins by a shared host alone")
+    parser.add_argument("--merge-window", default=f"{DEFAULT_GROUPING.merge_window_s:g}s",
+                        help="stage 2: causes that began within this of each other merge when one incident "
+                             "relates them (0: never)")
 
 
 def read_alerts(path: Path, source: str = "auto") -> list[Alert]:
@@ -73,9 +89,12 @@ def run(args: argparse.Namespace) -> int:
     """Replay the files in the order given and print the incidents; exit 2 on unreadable input."""
     try:
         config = replace(DEFAULT_CONFIG, window_s=parse_duration(args.window), mode=args.mode,
-                         allowed_lateness_s=parse_duration(args.lateness),
+                         allowed_lateness_s=parse_duration(args.lateness), min_gap_s=parse_duration(args.min_gap),
+                         first_gap_s=parse_duration(args.first_gap), gap_factor=args.gap_factor,
+                         background_factor=args.background_factor,
                          time_guard=TimeGuard(max_future_skew_s=parse_duration(args.max_future_skew), horizon_s=None))
-        grouping = replace(DEFAULT_GROUPING, gap_s=parse_duration(args.gap), max_hops=args.hops)
+        grouping = replace(DEFAULT_GROUPING, gap_s=parse_duration(args.gap), max_hops=args.hops,
+                           burst_s=parse_duration(args.burst), merge_window_s=parse_duration(args.merge_window))
     except ValueError as exc:
         print(f"aiops replay: {exc}", file=sys.stderr)
         return 2
