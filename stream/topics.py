@@ -21,6 +21,8 @@ CHANGELOGS: dict[str, str] = {
     "correlation-state": "alerts",  # stage-1 engine state (stream.pipeline)
     "ticket-sla": "tickets_raw",  # ticket SLA clocks (stream.tickets)
     "incident-sla": "incidents",  # incident acknowledgement clocks (stream.tickets)
+    "insight-incidents": "incidents",  # hourly incident aggregates (stream.insight)
+    "insight-tickets": "tickets_triaged",  # hourly ticket and SLA aggregates (stream.insight)
 }
 """Faust table name -> the TopicNames field whose partitions its changelog mirrors (partition = owner)."""
 

@@ -7,6 +7,7 @@ every incident. Open incidents and finished ones still in retention are listed, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -46,8 +47,9 @@ def install_metrics(app: App) -> None:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def install_views(pipe: Pipeline) -> None:
-    """Register `/metrics`, `/assignment` and the incident views on the app's web server."""
+def install_views(pipe: Pipeline, clock_of: Callable[[str], dict[str, Any] | None] | None = None) -> None:
+    """Register `/metrics`, `/assignment` and the incident views on the app's web server; `clock_of` gives an
+    incident's SLA clock (phase, acknowledgement) for `GET /incidents/{id}`."""
     app = pipe.app
     install_metrics(app)
 
@@ -77,5 +79,6 @@ def install_views(pipe: Pipeline) -> None:
     async def get_incident(web: Any, request: Any, incident_id: str) -> Any:
         for inc in incidents_of(pipe):
             if inc.id == incident_id:
-                return web.json({**incident_summary(inc), "members": sorted(inc.members)})
+                sla = clock_of(incident_id) if clock_of is not None else None
+                return web.json({**incident_summary(inc), "members": sorted(inc.members), "sla": sla})
         return problem_response(request, 404, "not_found", f"no incident {incident_id} on this worker")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+from functools import partial
 
 from aiokafka.errors import KafkaError
 
@@ -11,12 +12,14 @@ from correlator import metrics
 from stream.app import App, logging_config, make_app, run_worker
 from stream.broker import create_topics_sync, describe_topics_sync
 from stream.ingest import ENDPOINTS, install_ingest
+from stream.insight import install_insight
 from stream.notify.stage import install_notify
 from stream.notify.views import install_notify_views
 from stream.observe import install_observer
 from stream.openapi import install_openapi
 from stream.pipeline import CorrelateStage, NormalizeStage, Pipeline, install
 from stream.recovery import install_recovery
+from stream.review import clock_of
 from stream.review import install as install_tickets
 from stream.runtime import tune_gc
 from stream.security import client_options
@@ -51,12 +54,12 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     """The Faust app with the correlation pipeline, its web views and the HTTP ingest installed."""
     app = make_app(settings)
     pipe = install(app, settings)
-    install_views(pipe)
     install_observer(app, settings, pipe)  # periodic gauges: noise reduction, lag, open incidents (by service)
     stage2 = install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
     ingest = install_ingest(app, settings)
     declare_too_large()
     desk = install_tickets(app, settings, pipe)  # ticket and incident SLA tables, review API
+    install_views(pipe, partial(clock_of, desk))  # /incidents/{id} shows the incident's SLA clock and its ack
     # The stages, in one place: each consumes one topic, and the runner gives all of them the same agent loop,
     # dead-letter guard, timer, checkpoint on stop and retry of a failed batch (stream/stages.py).
     stages: list[Stage] = [NormalizeStage(pipe, settings.step_bytes), CorrelateStage(pipe, settings.step_bytes)]
@@ -67,6 +70,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     if notify is not None:
         stages += notify[1]
         install_notify_views(app, notify[0])
+    stages += install_insight(app, settings, desk)[1]  # hourly aggregates, /trends, /summary (after notify: ack hook)
     assert pipe.letters is not None
     runner = StageRunner(app, pipe.letters)
     for stage in stages:
