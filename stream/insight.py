@@ -52,6 +52,7 @@ from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore
 from stream.incident_records import is_stage2_record
+from stream.ingest import RETRY_AFTER_S
 from stream.problems import problem_response
 from stream.settings import Settings
 from stream.stages import PerBatch, StageSpec
@@ -108,10 +109,6 @@ class Side:
             if expired(int(hour), horizon):
                 store.delete(hour)
 
-    def aggregates(self) -> list[HourAggregate]:
-        """Every hour of every partition held here."""
-        return [agg for store in self.stores.values() for _, agg in store.items()]
-
 
 @dataclass
 class Insight:
@@ -130,8 +127,14 @@ class Insight:
         self.checkpoints = Checkpointer(self.app)
 
     def aggregates(self) -> list[HourAggregate]:
-        """Every hour this worker holds, of both sides (not added up: `merge` does that)."""
-        return self.incidents.aggregates() + self.tickets.aggregates()
+        """Every hour of the partitions this worker owns, of both sides (not added up: `merge` does that).
+
+        Raises `NotReady` while the tables recover: a store loaded then would miss what is still to come."""
+        if not self.desk.ready():
+            raise NotReady("recovering")
+        # Loaded from the table on first use: after a restart the hours are there before any new input is.
+        return [agg for side, topic in ((self.incidents, "incidents"), (self.tickets, "tickets_triaged"))
+                for partition in sorted(self.desk.owned(topic)) for _, agg in side.store(partition).items()]
 
     async def fold_incidents(self, events: Sequence[EventT[Any]]) -> None:
         """Fold a batch of `incidents` records into the hours their incidents opened in."""
@@ -301,7 +304,10 @@ def _time_arg(request: Any, name: str, default: float) -> float:
         raise ValueError(f"{name}: expected epoch seconds, got {raw!r}") from None
 
 
-def _bad(request: Any, exc: ValueError) -> Any:
+def _bad(request: Any, exc: Exception) -> Any:
+    if isinstance(exc, NotReady):
+        return problem_response(request, 503, "recovering", "recovering state, try again shortly",
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
     return problem_response(request, 400, "invalid_query", str(exc))
 
 
@@ -316,7 +322,10 @@ def install_views(insight: Insight) -> None:
             since = _time_arg(request, "since", until - 35 * DAY_S)
         except ValueError as exc:
             return _bad(request, exc)
-        found = hours_of(insight.aggregates(), since, until)
+        try:
+            found = hours_of(insight.aggregates(), since, until)
+        except NotReady as exc:
+            return _bad(request, exc)
         return web.json({"hours": [h.model_dump(mode="json", exclude={"open", "through"}) for h in found]})
 
     @app.page("/trends")
@@ -326,7 +335,7 @@ def install_views(insight: Insight) -> None:
             since_s = parse_duration(request.query.get("since", "30d"))
             top = int(request.query.get("top", "10"))
             found = recurring(insight.aggregates(), request.query.get("by", "tag"), until, since_s, top)
-        except ValueError as exc:
+        except (ValueError, NotReady) as exc:
             return _bad(request, exc)
         return web.json(found.model_dump(mode="json"))
 
@@ -335,9 +344,10 @@ def install_views(insight: Insight) -> None:
         week = request.query.get("week")
         try:
             start = parse_week(week) if week else week_containing(time.time()) - WEEK_S
-        except ValueError as exc:
+            found = build_summary(insight.aggregates(), start)
+        except (ValueError, NotReady) as exc:
             return _bad(request, exc)
-        return web.json(build_summary(insight.aggregates(), start).model_dump(mode="json"))
+        return web.json(found.model_dump(mode="json"))
 
 
 def _table(app: App, settings: Settings, name: str, partitions: int) -> Any:
