@@ -273,7 +273,7 @@ def test_rendering_is_deterministic_and_complete() -> None:
     md, html = render_markdown(summary, {"Alerts": "a.png"}), render_html(summary, {"Alerts": "a.png"})
     assert md == render_markdown(build_summary(week_of_traffic(W49, 3), W49), {"Alerts": "a.png"})
     assert md.startswith("# Operations summary 2026-W49 (Mon 30 Nov – 06 Dec 2026)")
-    assert "| distinct alerts | 30 | – | – |" in md
+    assert "| distinct alerts | 30 | 0 | +30 |" in md
     assert "| mean time to resolve | 20.0 min | – | – |" in md
     assert "![Alerts](a.png)" in md
     assert "## SLA breaches by service\n\nnothing this week" in md

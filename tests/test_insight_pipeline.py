@@ -113,7 +113,7 @@ def test_summary_and_trends_agree_with_the_topics(live: tuple[Deployment, Worker
     review_share = 100 * sum(e["status"] == "human_review" for e in firsts) / len(firsts)
     assert figures["review_share"] == round(review_share, 1)
     assert figures["override_rate"] == round(100 * reviews["override"] / (reviews["approve"] + reviews["override"]), 1)
-    by_service = Counter()
+    by_service: Counter[str] = Counter()
     for e in in_week.values():
         by_service[e["service"]] += e["alert_count"]
     assert {r["name"]: r["count"] for r in summary["noisy_services"]} == dict(by_service.most_common(5))
