@@ -107,7 +107,7 @@ INCIDENT = {"incident_id": "i1", "key": "k", "service": "api", "symptom": "Down"
 
 # (value, expected counts after folding it, one expected split)
 TICKETS: list[tuple[str, dict[str, Any], dict[str, int], tuple[str, dict[str, int]]]] = [
-    ("first decision, routed", ticket_value(), {"tickets": 1}, ("tickets|tag", {"lang:en": 1, "scope:wide": 1})),
+    ("first decision, routed (no lang: tag)", ticket_value(), {"tickets": 1}, ("tickets|tag", {"scope:wide": 1})),
     ("first decision, held for review", ticket_value("human_review", tier=None),
      {"tickets": 1, "tickets_review": 1}, ("tickets|route", {"review": 1})),
     ("a later routing is not a new ticket", ticket_value(seq=2), {}, ("tickets|route", {})),

@@ -49,6 +49,10 @@ LONGEST_KEPT = 5
 """Longest incidents an hour keeps (by time to resolve), for the weekly summary's list."""
 
 
+NOT_BLOCKERS = ("lang:",)
+"""Tag prefixes left out of the tag split: the language a ticket is written in recurs, but blocks nothing."""
+
+
 def hour_of(t: float) -> int:
     """Start of the UTC hour `t` (epoch seconds) falls in."""
     return int(t // HOUR_S) * HOUR_S
@@ -186,8 +190,8 @@ class TicketFact(BaseModel):
 def ticket_fact(value: Mapping[str, Any]) -> TicketFact:
     """The counts one `tickets.triaged` value adds to (raises ValidationError for a value that is not one).
 
-    A ticket counts in once, on its first decision (seq 1): by taxonomy code, tags, severity and route (its tier,
-    or `review`). A review adds an approval or an override (split by the code decided and the one predicted);
+    A ticket counts in once, on its first decision (seq 1): by taxonomy code, tags (not `lang:`), severity and
+    route (its tier, or `review`). A review adds an approval or an override (split by the code decided and the one predicted);
     an escalation is an SLA breach, of a ticket or of an incident (`subject`), and an escalation proper when it
     moved a tier (`at_top_tier` breaches do not); a resolution closes a ticket.
     """
@@ -197,8 +201,9 @@ def ticket_fact(value: Mapping[str, Any]) -> TicketFact:
     out: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     if ticket.status == "escalated":
         subject = "incident" if incident else "ticket"
-        service = str((value.get("incident") or {}).get("service", "-")) if incident else "-"
-        dims = (("tier", tier), ("severity", ticket.severity), ("service", service))
+        dims: tuple[tuple[str, str], ...] = (("tier", tier), ("severity", ticket.severity))
+        if incident:
+            dims += (("service", str((value.get("incident") or {}).get("service", "-"))),)
         out.append((f"{subject}_breaches", dims))
         if "at_top_tier" not in ticket.reason:
             out.append((f"{subject}_escalations", dims))
@@ -209,8 +214,9 @@ def ticket_fact(value: Mapping[str, Any]) -> TicketFact:
         predicted = str(review.get("predicted_taxonomy_code", ""))
         out.append((f"{review['action']}s", (("taxonomy", ticket.taxonomy_code), ("predicted", predicted))))
     elif ticket.seq == 1 and ticket.status in ("routed", "human_review"):
-        dims = (("taxonomy", ticket.taxonomy_code), ("severity", ticket.severity), ("route", tier))
-        out.append(("tickets", dims + tuple(("tag", t) for t in ticket.tags)))
+        tags = tuple(("tag", t) for t in ticket.tags if not t.startswith(NOT_BLOCKERS))
+        out.append(("tickets", (("taxonomy", ticket.taxonomy_code), ("severity", ticket.severity), ("route", tier),
+                                *tags)))
         if ticket.status == "human_review":
             out.append(("tickets_review", (("taxonomy", ticket.taxonomy_code),)))
     return TicketFact(decided_at=ticket.decided_at, counts=tuple(out))
