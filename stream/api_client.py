@@ -36,19 +36,19 @@ class ApiClient:
     token: str | None = None
     timeout_s: float = TIMEOUT_S
 
-    def get(self, path: str, query: Mapping[str, object] | None = None) -> Any:
-        """GET a JSON view (query values left out when None)."""
+    def get(self, path: str, query: Mapping[str, object] | None = None, *, token: str | None = None) -> Any:
+        """GET a JSON view (query values left out when None); `token` in place of the client's own."""
         given = {k: str(v) for k, v in (query or {}).items() if v is not None}
-        return self._call("GET", path + (f"?{urllib.parse.urlencode(given)}" if given else ""), None)
+        return self._call("GET", path + (f"?{urllib.parse.urlencode(given)}" if given else ""), None, token)
 
-    def post(self, path: str, body: Mapping[str, Any]) -> Any:
+    def post(self, path: str, body: Mapping[str, Any], *, token: str | None = None) -> Any:
         """POST a JSON body; the JSON answer."""
-        return self._call("POST", path, orjson.dumps(dict(body)))
+        return self._call("POST", path, orjson.dumps(dict(body)), token)
 
-    def _call(self, method: str, path: str, data: bytes | None) -> Any:
+    def _call(self, method: str, path: str, data: bytes | None, token: str | None) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        if token or self.token:
+            headers["Authorization"] = f"Bearer {token or self.token}"
         request = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, Field, TypeAdapter
 
+from correlator.insight import HourAggregate, Trends, WeeklySummary
 from correlator.models import IncidentEvent, Ticket, TriagedTicket
 from correlator.notify import Matcher
 from correlator.sources.alertmanager import WebhookMessage
@@ -66,6 +67,12 @@ class SilenceRequest(BaseModel):
     createdBy: str | None = Field(default=None, description="only without tokens; else the token's name")
 
 
+class InsightHours(BaseModel):
+    """200 from `GET /insight/hours`: this worker's hourly aggregates, added up per hour, oldest first."""
+
+    hours: list[HourAggregate]
+
+
 class SilenceCreated(BaseModel):
     """200 from `POST /silences`."""
 
@@ -84,6 +91,9 @@ _COMPONENTS: Mapping[str, Any] = {
     "Problem": Problem,
     "SilenceRequest": SilenceRequest,
     "SilenceCreated": SilenceCreated,
+    "InsightHours": InsightHours,
+    "Trends": Trends,
+    "WeeklySummary": WeeklySummary,
     # published on topics, not answered over HTTP: incidents (stage 1 and 2), tickets.triaged
     "IncidentEvent": IncidentEvent,
     "ParentEvent": ParentEvent,
@@ -149,6 +159,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/notify", "The notify stage's partitions, receivers, subjects and outbox"),
     Operation("GET", "/notify/{subject_id}", "One incident or cause as notify sees it (status: held, paged, "
               "silenced, grouped, resolved)", errors=(404,)),
+    Operation("GET", "/insight/hours", "The analytics store's hourly aggregates on this worker", 200, "InsightHours",
+              errors=(400, 503), query=(("since", "epoch seconds (default 35 days before until)"),
+                                        ("until", "epoch seconds (default a day from now)"))),
+    Operation("GET", "/trends", "Recurring blockers: top items, counts per week, trend", 200, "Trends",
+              errors=(400, 503), query=(("by", "tag, taxonomy, service or symptom"), ("since", "e.g. 30d"),
+                                        ("until", "epoch seconds (default now)"), ("top", "how many (10)"))),
+    Operation("GET", "/summary", "The weekly summary's figures", 200, "WeeklySummary", errors=(400, 503),
+              query=(("week", "ISO week, e.g. 2026-W49 (default the last whole week)"),)),
+    Operation("POST", "/mcp", "MCP over streamable HTTP (JSON-RPC; stateless, JSON answers): the desk's tools"),
+    Operation("GET", "/mcp", "MCP: no server-sent event stream here (405 from the transport)", errors=(405,)),
+    Operation("DELETE", "/mcp", "MCP: no sessions to end here (stateless)", errors=(405,)),
     Operation("GET", OPENAPI_PATH, "This document"),
     Operation("GET", ALERT_SCHEMA_PATH, "The JSON Schema of a generic alert body", content="application/schema+json"),
 )

@@ -13,6 +13,7 @@ from stream.app import App, logging_config, make_app, run_worker
 from stream.broker import create_topics_sync, describe_topics_sync
 from stream.ingest import ENDPOINTS, install_ingest
 from stream.insight import install_insight
+from stream.mcp_http import install_mcp_http
 from stream.notify.stage import install_notify
 from stream.notify.views import install_notify_views
 from stream.observe import install_observer
@@ -78,6 +79,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     # last: the broker watch lists the topics of every table and agent installed above
     losses = [pipe.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
     install_recovery(app, settings, ingest, agents=True, on_loss=losses)
+    install_mcp_http(app, settings)  # POST /mcp: the desk's MCP tools, behind the operator token
     install_openapi(app)  # its document lists the routes above
     return app, pipe
 

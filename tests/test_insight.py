@@ -278,3 +278,18 @@ def test_rendering_is_deterministic_and_complete() -> None:
     assert "![Alerts](a.png)" in md
     assert "## SLA breaches by service\n\nnothing this week" in md
     assert '<img src="a.png" alt="Alerts">' in html and "<td>distinct alerts</td><td>30</td>" in html
+
+
+@pytest.mark.parametrize(("token", "status"), [(None, 401), ("r-secret", 403), ("o-secret", None)])
+def test_mcp_over_http_needs_an_operator_token(token: str | None, status: int | None) -> None:
+    from pydantic import SecretStr
+
+    from stream.auth import Principal, TokenBook
+    from stream.mcp_http import MCP_PATH
+
+    book = TokenBook({"operator": {"ana": SecretStr("o-secret")}, "reader": {"dash": SecretStr("r-secret")}})
+    decided = book.authorize("POST", MCP_PATH, f"Bearer {token}" if token else None)
+    if status is None:
+        assert isinstance(decided, Principal) and decided.name == "ana"
+    else:
+        assert getattr(decided, "status", None) == status

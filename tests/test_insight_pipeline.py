@@ -170,6 +170,31 @@ def test_mcp_over_stdio_reads_and_acknowledges(live: tuple[Deployment, WorkerPro
     assert sum(h["times"].get("ack", {}).get("count", 0) for h in hours) == 1
 
 
+def test_mcp_over_streamable_http_on_the_worker(live: tuple[Deployment, WorkerProc]) -> None:
+    """`POST /mcp` on the worker's own port, with the SDK's streamable HTTP client: the same tools, the same data."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    dep, worker = live
+
+    async def session() -> tuple[set[str], Any, Any]:
+        url = f"http://127.0.0.1:{worker.web_port}/mcp"
+        async with streamable_http_client(url) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            tools = {t.name for t in (await client.list_tools()).tools}
+            listed = (await client.call_tool("list_incidents", {})).structured_content
+            assert listed is not None
+            one = await client.call_tool("get_incident", {"incident_id": listed["incidents"][0]["id"]})
+            bad = await client.call_tool("trends", {"by": "colour"})
+            return tools, one, bad
+
+    tools, one, bad = asyncio.run(session())
+    assert "weekly_summary" in tools
+    found = one.structured_content
+    assert not one.is_error and found["members"] and found["id"] in incidents_of(dep)
+    assert bad.is_error and "by" in bad.content[0].text  # refused by the typed input schema, with the reason
+
+
 def test_the_store_survives_a_restart(live: tuple[Deployment, WorkerProc], workers: list[WorkerProc]) -> None:
     """Last in the module (it stops the module's worker): a new worker restores the hours from the changelogs."""
     dep, worker = live
