@@ -3,7 +3,8 @@
 The SDK's HTTP transport is an ASGI (Starlette) app; the worker's web server is aiohttp (Faust's). The bridge
 here hands each request to the ASGI app and returns its answer whole: the transport runs stateless with JSON
 answers (`stateless_http`, `json_response`), which the streamable HTTP spec allows and which needs no stream
-held open (a GET for a server-sent event stream is answered 405 by the SDK). The ASGI lifespan (the SDK's
+held open (a GET for a server-sent event stream is refused by the SDK; there is no
+session to DELETE). The ASGI lifespan (the SDK's
 session manager) starts with the first request and ends
 when the worker stops.
 
@@ -138,9 +139,6 @@ def install_mcp_http(app: App, settings: Settings) -> AsgiBridge | None:
             return await bridge.handle(request)
 
         async def get(self, request: Any) -> Any:
-            return await bridge.handle(request)
-
-        async def delete(self, request: Any) -> Any:
             return await bridge.handle(request)
 
     app.stop_hooks.append(bridge.stop)

@@ -113,12 +113,18 @@ ROUTES: list[tuple[str, str, str, str, bytes | None]] = [
     ("read", "GET", "/stage2/", "/stage2/", None),
     ("read", "GET", "/openapi.json", "/openapi.json", None),
     ("read", "GET", "/schemas/alert.json", "/schemas/alert.json", None),
+    ("read", "GET", "/insight/hours", "/insight/hours", None),
+    ("read", "GET", "/trends", "/trends", None),
+    ("read", "GET", "/summary", "/summary", None),
+    ("read", "GET", "/mcp", "/mcp", None),
     ("operate", "POST", "/review/{ticket_id}/approve", "/review/nope/approve", b"{}"),
     ("operate", "POST", "/review/{ticket_id}/override", "/review/nope/override", b'{"severity": "sev1"}'),
     ("operate", "POST", "/tickets/{ticket_id}/resolve", "/tickets/nope/resolve", b"{}"),
     ("operate", "POST", "/incidents/{incident_id}/ack", "/incidents/nope/ack", b"{}"),
+    ("operate", "POST", "/mcp", "/mcp", b"{}"),
 ]
-ALLOWED = {"/incidents/nope/": 404, "/incidents/nope/sla": 404, "/review/nope": 404}
+ALLOWED = {"/incidents/nope/": 404, "/incidents/nope/sla": 404, "/review/nope": 404,
+           "/mcp": 406}  # the MCP transport: past the token, it wants `Accept: application/json, text/event-stream`
 """What an allowed call answers when it is not 200 (ingest: 202; operate on an unknown id: 404)."""
 
 
@@ -126,7 +132,7 @@ def allowed_code(access: str, path: str) -> int:
     if access == "ingest":
         return 202
     if access == "operate":
-        return 404
+        return ALLOWED.get(path, 404)
     return ALLOWED.get(path, 200)
 
 
