@@ -293,3 +293,24 @@ def test_mcp_over_http_needs_an_operator_token(token: str | None, status: int | 
         assert isinstance(decided, Principal) and decided.name == "ana"
     else:
         assert getattr(decided, "status", None) == status
+
+
+class Narrator:
+    """A narrator plug-in as `aiops summary --narrator tests.test_insight:Narrator` loads it."""
+
+    def __init__(self, config: object) -> None:
+        self.config = config
+
+    def narrate(self, summary: dict[str, Any]) -> str:
+        return f"Week {summary['week']}: {summary['headlines'][2]['this_week']} alerts."
+
+
+def test_the_narrative_comes_through_the_plugin_seam(capsys: pytest.CaptureFixture[str]) -> None:
+    from stream.commands.summary import narrate
+
+    summary = build_summary(week_of_traffic(W49, 2), W49)
+    told = narrate(summary, "tests.test_insight:Narrator")
+    assert told.narrative == "Week 2026-W49: 20 alerts."
+    assert render_markdown(told).splitlines()[2] == "Week 2026-W49: 20 alerts."
+    assert narrate(summary, "tests.test_insight:nothing").narrative is None  # a broken plug-in: no narrative
+    assert "no narrative: plugin 'tests.test_insight:nothing'" in capsys.readouterr().err

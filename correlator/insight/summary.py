@@ -54,8 +54,9 @@ class Headline(BaseModel):
 
     name: str
     label: str
-    this_week: float | None
-    last_week: float | None
+    this_week: int | float | None
+    last_week: int | float | None
+    """Counts stay integers; ratios and minutes are floats; None where there is nothing to divide."""
     unit: str = ""
 
     @property
