@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from faust.types import EventT, TopicT
@@ -56,11 +56,10 @@ from stream.ingest import RETRY_AFTER_S
 from stream.problems import problem_response
 from stream.settings import Settings
 from stream.stages import PerBatch, StageSpec
-from stream.tickets import Desk, NotHere, NotReady, parse_incident
-from stream.topics import changelog_name
+from stream.tickets import Desk, NotHere, NotReady, doc_table, parse_incident
 
-__all__ = ["INSIGHT_INCIDENTS", "INSIGHT_TICKETS", "Insight", "InsightIncidentStage", "InsightTicketStage",
-           "hours_of", "install_insight", "read_hours"]
+__all__ = ["INSIGHT_INCIDENTS", "INSIGHT_TICKETS", "Insight", "InsightStage", "hours_of", "install_insight",
+           "read_hours"]
 
 log = logging.getLogger(__name__)
 
@@ -229,58 +228,45 @@ def _problem(exc: Exception) -> Exception:
 
 
 @dataclass
-class InsightIncidentStage(PerBatch):
-    """`incidents` -> hourly incident aggregates."""
+class InsightStage(PerBatch):
+    """One source topic -> its hourly aggregates: `incidents` (incident counts and times) or `tickets.triaged`
+    (tickets, reviews, SLA breaches)."""
 
     insight: Insight
-    spec: StageSpec = StageSpec("insight_incidents", BATCH, WITHIN_S)
+    topic: Literal["incidents", "tickets_triaged"]
+
+    @property
+    def spec(self) -> StageSpec:
+        """`insight_incidents` or `insight_tickets`, per batch, no timer."""
+        return StageSpec("insight_incidents" if self.topic == "incidents" else "insight_tickets", BATCH, WITHIN_S)
 
     @property
     def source(self) -> TopicT:
-        """`incidents`."""
-        return self.insight.topics["incidents"]
+        """The topic folded."""
+        return self.insight.topics[self.topic]
+
+    @property
+    def side(self) -> Side:
+        """The aggregates of that topic."""
+        return self.insight.incidents if self.topic == "incidents" else self.insight.tickets
 
     async def fold(self, events: Sequence[EventT[Any]]) -> None:
-        """`Insight.fold_incidents`."""
-        await self.insight.fold_incidents(events)
+        """`Insight.fold_incidents` or `Insight.fold_tickets`."""
+        if self.topic == "incidents":
+            await self.insight.fold_incidents(events)
+        else:
+            await self.insight.fold_tickets(events)
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """Every batch is its own commit: written whole again next time; the batch folded again (what made it
         into an hour's `through` is skipped)."""
-        for store in self.insight.incidents.stores.values():
+        for store in self.side.stores.values():
             store.rewrite()
         return list(failed)
 
     def drop(self, partitions: set[int]) -> None:
         """Forget revoked partitions."""
-        self.insight.drop(self.insight.incidents, partitions)
-
-
-@dataclass
-class InsightTicketStage(PerBatch):
-    """`tickets.triaged` -> hourly ticket and SLA aggregates."""
-
-    insight: Insight
-    spec: StageSpec = StageSpec("insight_tickets", BATCH, WITHIN_S)
-
-    @property
-    def source(self) -> TopicT:
-        """`tickets.triaged`."""
-        return self.insight.topics["tickets_triaged"]
-
-    async def fold(self, events: Sequence[EventT[Any]]) -> None:
-        """`Insight.fold_tickets`."""
-        await self.insight.fold_tickets(events)
-
-    def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
-        """As `InsightIncidentStage.rollback`."""
-        for store in self.insight.tickets.stores.values():
-            store.rewrite()
-        return list(failed)
-
-    def drop(self, partitions: set[int]) -> None:
-        """Forget revoked partitions."""
-        self.insight.drop(self.insight.tickets, partitions)
+        self.insight.drop(self.side, partitions)
 
 
 def hours_of(aggs: Iterable[HourAggregate], since: float, until: float) -> list[HourAggregate]:
@@ -350,12 +336,6 @@ def install_views(insight: Insight) -> None:
         return web.json(found.model_dump(mode="json"))
 
 
-def _table(app: App, settings: Settings, name: str, partitions: int) -> Any:
-    changelog = app.topic(changelog_name(settings, name), partitions=partitions, key_type=bytes, value_type=bytes,
-                          key_serializer="raw", value_serializer="raw", compacting=True, acks=False, internal=True)
-    return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes, changelog_topic=changelog)
-
-
 def install_insight(app: App, settings: Settings, desk: Desk) -> tuple[Insight, list[Any]]:
     """The analytics store's tables and views, and its two stages (for `stream.stages.StageRunner`).
 
@@ -364,8 +344,8 @@ def install_insight(app: App, settings: Settings, desk: Desk) -> tuple[Insight, 
     sync = settings.changelog_sync_marker
     insight = Insight(
         app,
-        incidents=Side(_table(app, settings, INSIGHT_INCIDENTS, settings.partitions_for("incidents")), sync),
-        tickets=Side(_table(app, settings, INSIGHT_TICKETS, settings.partitions_for("tickets_triaged")), sync),
+        incidents=Side(doc_table(app, settings, INSIGHT_INCIDENTS, settings.partitions_for("incidents")), sync),
+        tickets=Side(doc_table(app, settings, INSIGHT_TICKETS, settings.partitions_for("tickets_triaged")), sync),
         topics={"incidents": desk.topics["incidents"], "tickets_triaged": desk.topics["tickets_triaged"]},
         retention_s=settings.insight_retention, refuse=desk.pipe.refuse, desk=desk,
     )
@@ -378,4 +358,4 @@ def install_insight(app: App, settings: Settings, desk: Desk) -> tuple[Insight, 
 
     desk.acknowledged = acknowledged
     install_views(insight)
-    return insight, [InsightIncidentStage(insight), InsightTicketStage(insight)]
+    return insight, [InsightStage(insight, "incidents"), InsightStage(insight, "tickets_triaged")]
