@@ -145,7 +145,7 @@ class Insight:
             try:
                 incident = parse_incident(msg.value)
             except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
-                await self.refuse("insight", event, exc)
+                await self.refuse("insight_incidents", event, exc)
                 continue
             if incident is None:
                 continue
@@ -168,7 +168,7 @@ class Insight:
             try:
                 fact = ticket_fact(_decoded(msg.value))
             except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
-                await self.refuse("insight", event, _problem(exc))
+                await self.refuse("insight_tickets", event, _problem(exc))
                 continue
             store = self.tickets.store(msg.partition)
             hour = hour_of(fact.decided_at)

@@ -25,7 +25,7 @@ from stream.broker import EmbeddedBroker
 from stream.incident_records import is_stage2_record
 
 from .paths import LAB_STORM
-from .ticketing import DOWN, REQUEST, VAGUE, call, ticket, triaged, wait_ready, wait_until
+from .ticketing import DOWN, REQUEST, VAGUE, call, ticket, wait_ready, wait_until
 from .workers import ROOT, Deployment, WorkerProc
 
 TEXTS = [DOWN, VAGUE, REQUEST, "DNS resolution fails for all hosts in the office", VAGUE + " again",
@@ -50,6 +50,7 @@ def live(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> It
         body = moved_storm(time.time())
         dep.produce("alerts_raw", [(b"generic", body), (b"generic", body)])  # the second time: all duplicates
         dep.produce("tickets_raw", [ticket(f"IN-{i}", text) for i, text in enumerate(TEXTS)])
+        dep.produce("tickets_triaged", [(b"bad", b"{nope"), (b"bad2", b'{"ticket_id": "x"}')])  # BAD_KEYS
         queue = wait_until(lambda: (lambda q: q if q["total"] >= 2 else None)(worker.get("/review")), 60,
                            "two tickets in review", worker)
         first, second = (t["ticket_id"] for t in queue["tickets"][:2])
@@ -61,6 +62,14 @@ def live(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> It
         yield dep, worker
     finally:
         worker.stop()
+
+
+BAD_KEYS = {b"bad", b"bad2"}
+
+
+def triaged(dep: Deployment, timeout: float) -> list[dict[str, Any]]:
+    """The decisions on `tickets.triaged`, without the two bad records the fixture put there."""
+    return [orjson.loads(r.value) for r in dep.read_so_far("tickets_triaged", timeout=timeout) if r.key not in BAD_KEYS]
 
 
 def incidents_of(dep: Deployment) -> dict[str, dict[str, Any]]:
@@ -133,6 +142,10 @@ def test_summary_and_trends_agree_with_the_topics(live: tuple[Deployment, Worker
     assert out.stdout.decode().strip() == str(tmp_path / "report.md")
     assert f"| distinct alerts | {alerts} |" in report
     assert (tmp_path / "alerts_incidents.png").read_bytes()[:4] == b"\x89PNG"
+
+    letters = [dict(r.headers) for r in dep.read_so_far("deadletter", timeout=5.0)]
+    refused = sorted(h["category"].decode() for h in letters if h.get("agent") == b"insight_tickets")
+    assert refused == ["invalid_triaged_ticket", "malformed_json"]  # dead-lettered with a reason, the rest counted
 
 
 def test_mcp_over_stdio_reads_and_acknowledges(live: tuple[Deployment, WorkerProc]) -> None:
