@@ -16,8 +16,11 @@ from correlator.incidents import IncidentState
 from stream.app import App
 from stream.pipeline import Pipeline
 from stream.problems import problem_response
+from stream.review import clock_of
+from stream.stage2_agent import Stage2
+from stream.tickets import Desk
 
-__all__ = ["install_metrics", "install_views", "incident_summary", "incidents_of"]
+__all__ = ["cause_of", "incident_extras", "install_metrics", "install_views", "incident_summary", "incidents_of"]
 
 LIST_LIMIT = 500
 
@@ -47,9 +50,26 @@ def install_metrics(app: App) -> None:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def install_views(pipe: Pipeline, clock_of: Callable[[str], dict[str, Any] | None] | None = None) -> None:
-    """Register `/metrics`, `/assignment` and the incident views on the app's web server; `clock_of` gives an
-    incident's SLA clock (phase, acknowledgement) for `GET /incidents/{id}`."""
+def cause_of(stage2: Stage2 | None, incident_id: str) -> dict[str, Any] | None:
+    """The stage-2 cause (parent) an incident is grouped under on this worker, or None (none, or stage 2 off)."""
+    for grouper in (stage2.groupers.values() if stage2 is not None else ()):
+        parent_id = grouper.parent_of(incident_id)
+        group = grouper.store.get(parent_id) if parent_id is not None else None
+        if group is not None:
+            return {"parent_id": group.id, "children": list(group.children), "alert_count": group.alert_count,
+                    "first_seen": group.first_seen, "last_seen": group.last_seen, "phase": group.phase.value}
+    return None
+
+
+def incident_extras(desk: Desk, stage2: Stage2 | None, incident_id: str) -> dict[str, Any]:
+    """What `GET /incidents/{id}` adds from the other stages: its SLA clock (phase, who acknowledged and when)
+    and its cause."""
+    return {"sla": clock_of(desk, incident_id), "cause": cause_of(stage2, incident_id)}
+
+
+def install_views(pipe: Pipeline, extras: Callable[[str], dict[str, Any]] | None = None) -> None:
+    """Register `/metrics`, `/assignment` and the incident views on the app's web server; `extras` adds an
+    incident's SLA clock and cause to `GET /incidents/{id}` (`incident_extras`)."""
     app = pipe.app
     install_metrics(app)
 
@@ -79,6 +99,6 @@ def install_views(pipe: Pipeline, clock_of: Callable[[str], dict[str, Any] | Non
     async def get_incident(web: Any, request: Any, incident_id: str) -> Any:
         for inc in incidents_of(pipe):
             if inc.id == incident_id:
-                sla = clock_of(incident_id) if clock_of is not None else None
-                return web.json({**incident_summary(inc), "members": sorted(inc.members), "sla": sla})
+                more = extras(incident_id) if extras is not None else {}
+                return web.json({**incident_summary(inc), "members": sorted(inc.members), **more})
         return problem_response(request, 404, "not_found", f"no incident {incident_id} on this worker")

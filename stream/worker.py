@@ -20,7 +20,6 @@ from stream.observe import install_observer
 from stream.openapi import install_openapi
 from stream.pipeline import CorrelateStage, NormalizeStage, Pipeline, install
 from stream.recovery import install_recovery
-from stream.review import clock_of
 from stream.review import install as install_tickets
 from stream.runtime import tune_gc
 from stream.security import client_options
@@ -29,7 +28,7 @@ from stream.stage2_agent import GroupStage, install_stage2
 from stream.stages import Stage, StageRunner
 from stream.tickets import IncidentSlaStage, TriageStage
 from stream.topics import TopicSpec, differences, topic_specs
-from stream.views import install_metrics, install_views
+from stream.views import incident_extras, install_metrics, install_views
 
 __all__ = ["build_ingest_app", "build_worker_app", "check_topics", "run", "ensure_topics", "tune_gc"]
 
@@ -60,7 +59,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     ingest = install_ingest(app, settings)
     declare_too_large()
     desk = install_tickets(app, settings, pipe)  # ticket and incident SLA tables, review API
-    install_views(pipe, partial(clock_of, desk))  # /incidents/{id} shows the incident's SLA clock and its ack
+    install_views(pipe, partial(incident_extras, desk, stage2))  # /incidents/{id}: its SLA clock (ack) and cause
     # The stages, in one place: each consumes one topic, and the runner gives all of them the same agent loop,
     # dead-letter guard, timer, checkpoint on stop and retry of a failed batch (stream/stages.py).
     stages: list[Stage] = [NormalizeStage(pipe, settings.step_bytes), CorrelateStage(pipe, settings.step_bytes)]

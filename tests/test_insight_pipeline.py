@@ -22,7 +22,8 @@ import pytest
 
 from correlator.insight import iso_week, week_containing
 from stream.broker import EmbeddedBroker
-from stream.incident_records import is_stage2_record
+from correlator.stage2.models import Assignment, ParentEvent
+from stream.incident_records import decode_incident_record, is_stage2_record
 
 from .paths import LAB_STORM
 from .ticketing import DOWN, REQUEST, VAGUE, call, ticket, wait_ready, wait_until
@@ -82,6 +83,19 @@ def incidents_of(dep: Deployment) -> dict[str, dict[str, Any]]:
         if event["seq"] > latest.get(event["incident_id"], {"seq": 0})["seq"]:
             latest[event["incident_id"]] = event
     return latest
+
+
+def causes_of(dep: Deployment) -> dict[str, str]:
+    """Each stage-1 incident's parent, as stage 2's records on the topic name it (the parents' children lists,
+    and assignments: the child that opened a parent has none of its own)."""
+    found: dict[str, str] = {}
+    for record in dep.read_so_far("incidents", timeout=5.0):
+        decoded = decode_incident_record(record.value, record.headers)
+        if isinstance(decoded, Assignment):
+            found[decoded.child_id] = decoded.parent_id
+        elif isinstance(decoded, ParentEvent):
+            found.update({child: decoded.parent_id for child in decoded.children})
+    return found
 
 
 def aiops(worker: WorkerProc, *args: str) -> Any:
@@ -197,14 +211,20 @@ def test_mcp_over_streamable_http_on_the_worker(live: tuple[Deployment, WorkerPr
             tools = {t.name for t in (await client.list_tools()).tools}
             listed = (await client.call_tool("list_incidents", {})).structured_content
             assert listed is not None
-            one = await client.call_tool("get_incident", {"incident_id": listed["incidents"][0]["id"]})
+            every = [await client.call_tool("get_incident", {"incident_id": i["id"]}) for i in listed["incidents"]]
             bad = await client.call_tool("trends", {"by": "colour"})
-            return tools, one, bad
+            return tools, every, bad
 
-    tools, one, bad = asyncio.run(session())
+    tools, every, bad = asyncio.run(session())
     assert "weekly_summary" in tools
-    found = one.structured_content
-    assert not one.is_error and found["members"] and found["id"] in incidents_of(dep)
+    found = [one.structured_content for one in every if not one.is_error]
+    assert len(found) == len(every) == len(incidents_of(dep))
+    assert all(f["members"] and f["id"] in incidents_of(dep) for f in found)
+    named = {f["id"]: (f["cause"] or {}).get("parent_id") for f in found}
+    assert any(named.values())  # the lab storm's incidents have causes
+    assert all(f["cause"] is None or f["id"] in f["cause"]["children"] for f in found)
+    # members and causes as the topic has them (stage 2 publishes an assignment at its next checkpoint)
+    wait_until(lambda: all(causes_of(dep).get(i) == p for i, p in named.items()), 15, "the same causes on the topic")
     assert bad.is_error and "by" in bad.content[0].text  # refused by the typed input schema, with the reason
 
 
