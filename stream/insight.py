@@ -57,13 +57,14 @@ from stream.problems import problem_response
 from stream.settings import Settings
 from stream.stages import PerBatch, StageSpec
 from stream.tickets import Desk, NotHere, NotReady, doc_table, parse_incident
+from stream.topics import INSIGHT_CHANGELOGS
 
 __all__ = ["INSIGHT_INCIDENTS", "INSIGHT_TICKETS", "Insight", "InsightStage", "hours_of", "install_insight",
            "read_hours"]
 
 log = logging.getLogger(__name__)
 
-INSIGHT_INCIDENTS, INSIGHT_TICKETS = "insight-incidents", "insight-tickets"
+INSIGHT_INCIDENTS, INSIGHT_TICKETS = INSIGHT_CHANGELOGS  # table names; their changelogs in stream.topics
 BATCH, WITHIN_S = 500, 0.1
 Ack = Callable[[str, str, float, str], Awaitable[None]]
 

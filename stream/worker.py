@@ -70,7 +70,8 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     if notify is not None:
         stages += notify[1]
         install_notify_views(app, notify[0])
-    stages += install_insight(app, settings, desk)[1]  # hourly aggregates, /trends, /summary (after notify: ack hook)
+    if settings.insight:  # hourly aggregates, /trends, /summary (after notify: the ack hook tells both)
+        stages += install_insight(app, settings, desk)[1]
     assert pipe.letters is not None
     runner = StageRunner(app, pipe.letters)
     for stage in stages:
