@@ -3,7 +3,7 @@ over stdio. Every tool is a call to a worker's web API (`stream.api_client`, URL
 so the server needs no Kafka and acts with the token's rights: with tokens configured, acknowledging and
 reviewing need an operator token, and the actor recorded is that token's name.
 
-Tools: list_incidents, get_incident (members, SLA clock and acknowledgement), acknowledge_incident,
+Tools: list_incidents, get_incident (members, cause, SLA clock and acknowledgement), acknowledge_incident,
 list_review_queue, approve_ticket, override_ticket, triage_text (the rules, locally), trends, weekly_summary.
 Each input is typed (its JSON schema names the allowed values and bounds); each refusal is a tool error whose
 text is the worker's reason (`404 not found: unknown incident ...`, `409 conflict: incident ... is resolved`).
@@ -86,7 +86,8 @@ def build_server(api: ApiClient) -> MCPServer:
 
     @server.tool()
     async def get_incident(ctx: Context, incident_id: Id) -> dict[str, Any]:
-        """One incident: counts, members (alert fingerprints), entities, and its SLA clock (acknowledged by whom)."""
+        """One incident: counts, members (alert fingerprints), entities, its stage-2 cause (parent id and the
+        incidents grouped with it) and its SLA clock (acknowledged by whom)."""
         found: dict[str, Any] = await call(ctx, "GET", f"/incidents/{_path_id(incident_id)}/")
         return found
 
