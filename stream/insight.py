@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -50,7 +51,7 @@ from correlator.insight.trends import DAY_S, WEEK_S
 from correlator.validation import first_error
 from stream.app import App
 from stream.checkpoint import Checkpointer
-from stream.docstore import DocStore
+from stream.docstore import DocStore, locked
 from stream.incident_records import is_stage2_record
 from stream.ingest import RETRY_AFTER_S
 from stream.problems import problem_response
@@ -67,6 +68,17 @@ log = logging.getLogger(__name__)
 INSIGHT_INCIDENTS, INSIGHT_TICKETS = INSIGHT_CHANGELOGS  # table names; their changelogs in stream.topics
 BATCH, WITHIN_S = 500, 0.1
 Ack = Callable[[str, str, float, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """One decoded record to fold: where it came from, the hour it counts in, the newest time it shows, and how."""
+
+    partition: int
+    offset: int
+    hour: int
+    newest: float
+    apply: Callable[[HourAggregate], object]
 
 
 class InputProblem(ValueError):
@@ -138,7 +150,7 @@ class Insight:
 
     async def fold_incidents(self, events: Sequence[EventT[Any]]) -> None:
         """Fold a batch of `incidents` records into the hours their incidents opened in."""
-        changed: dict[tuple[int, int], HourAggregate] = {}
+        folds: list[Fold] = []
         for event in events:
             msg = event.message
             if is_stage2_record(msg.headers):
@@ -148,22 +160,14 @@ class Insight:
             except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
                 await self.refuse("insight_incidents", event, exc)
                 continue
-            if incident is None:
-                continue
-            store = self.incidents.store(msg.partition)
-            hour = hour_of(incident.first_seen)
-            agg = changed.get((msg.partition, hour)) or self.incidents.hour(store, hour)
-            if msg.offset <= agg.through:
-                continue  # read again after a crash: already counted in this hour
-            fold_incident(agg, incident)
-            agg.through = msg.offset
-            changed[(msg.partition, hour)] = agg
-            self.incidents.purge(store, incident.last_seen - self.retention_s)
-        await self._commit(self.incidents, changed)
+            if incident is not None:
+                folds.append(Fold(msg.partition, msg.offset, hour_of(incident.first_seen), incident.last_seen,
+                                  partial(fold_incident, event=incident)))
+        await self._fold(self.incidents, folds)
 
     async def fold_tickets(self, events: Sequence[EventT[Any]]) -> None:
         """Fold a batch of `tickets.triaged` records into the hours they were decided in."""
-        changed: dict[tuple[int, int], HourAggregate] = {}
+        folds: list[Fold] = []
         for event in events:
             msg = event.message
             try:
@@ -171,21 +175,28 @@ class Insight:
             except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
                 await self.refuse("insight_tickets", event, _problem(exc))
                 continue
-            store = self.tickets.store(msg.partition)
-            hour = hour_of(fact.decided_at)
-            agg = changed.get((msg.partition, hour)) or self.tickets.hour(store, hour)
-            if msg.offset <= agg.through:
-                continue
-            fold_ticket(agg, fact)
-            agg.through = msg.offset
-            changed[(msg.partition, hour)] = agg
-            self.tickets.purge(store, fact.decided_at - self.retention_s)
-        await self._commit(self.tickets, changed)
+            folds.append(Fold(msg.partition, msg.offset, hour_of(fact.decided_at), fact.decided_at,
+                              partial(fold_ticket, fact=fact)))
+        await self._fold(self.tickets, folds)
 
-    async def _commit(self, side: Side, changed: dict[tuple[int, int], HourAggregate]) -> None:
-        for (partition, hour), agg in changed.items():
-            side.store(partition).put(str(hour), agg)
-        await self.checkpoints.commit(list(side.stores.values()))
+    async def _fold(self, side: Side, folds: Sequence[Fold]) -> None:
+        """Apply decoded records to their hours, purge what is past retention, and commit, under the stores'
+        locks (an acknowledgement, from a web view, writes the same hours)."""
+        stores = {p: side.store(p) for p in sorted({f.partition for f in folds})}
+        async with locked(stores.values()):
+            changed: dict[tuple[int, int], HourAggregate] = {}
+            for f in folds:
+                store = stores[f.partition]
+                agg = changed.get((f.partition, f.hour)) or side.hour(store, f.hour)
+                if f.offset <= agg.through:
+                    continue  # read again after a crash: already counted in this hour
+                f.apply(agg)
+                agg.through = f.offset
+                changed[(f.partition, f.hour)] = agg
+                side.purge(store, f.newest - self.retention_s)
+            for (partition, hour), agg in changed.items():
+                stores[partition].put(str(hour), agg)
+            await self.checkpoints.commit(list(stores.values()))
 
     async def acknowledged(self, incident_id: str, who: str, when: float, note: str) -> None:
         """An incident was acknowledged (the desk's hook): time to acknowledge, in the hour it opened."""
@@ -197,12 +208,13 @@ class Insight:
         if clock is None or clock.acked_at is None:
             return
         store = self.incidents.store(clocks.partition)  # the same partition of `incidents` as the desk's clock
-        # The hour it opened in holds it open; else (opened before this store began) the hour its clock started.
-        hour = next((h for h, agg in store.items() if incident_id in agg.open), str(hour_of(clock.opened_at)))
-        agg = self.incidents.hour(store, int(hour))
-        fold_ack(agg, clock.acked_at - clock.opened_at, clock.service)
-        store.put(hour, agg)
-        await self.checkpoints.commit([store])
+        async with store.lock:
+            # The hour it opened in holds it open; else (opened before this store began) the hour its clock began.
+            hour = next((h for h, agg in store.items() if incident_id in agg.open), str(hour_of(clock.opened_at)))
+            agg = self.incidents.hour(store, int(hour))
+            fold_ack(agg, clock.acked_at - clock.opened_at, clock.service)
+            store.put(hour, agg)
+            await self.checkpoints.commit([store])
 
     def drop(self, side: Side, partitions: Iterable[int]) -> None:
         """Forget the stores of revoked partitions (they live on in the changelog)."""
