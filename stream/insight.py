@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from correlator.config import parse_duration
 from correlator.insight import (
     HourAggregate,
+    IncidentCounts,
     build_summary,
     expired,
     fold_ack,
@@ -110,7 +111,7 @@ class Side:
     def hour(self, store: DocStore[HourAggregate, None], hour: int) -> HourAggregate:
         """A partition's aggregate of one hour, a copy to change and `put` back (a new one if none)."""
         held = store.get(str(hour))
-        return held.model_copy(deep=True) if held is not None else HourAggregate(hour=hour)
+        return held.copied() if held is not None else HourAggregate(hour=hour)
 
     def purge(self, store: DocStore[HourAggregate, None], horizon: float) -> None:
         """Delete the partition's hours past retention (`correlator.insight.expired`)."""
@@ -156,7 +157,7 @@ class Insight:
             if is_stage2_record(msg.headers):
                 continue  # causes and assignments: stage 1's incidents are what is counted
             try:
-                incident = parse_incident(msg.value)
+                incident = _incident_counts(msg.value)
             except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
                 await self.refuse("insight_incidents", event, exc)
                 continue
@@ -221,6 +222,16 @@ class Insight:
         for partition in partitions:
             side.stores.pop(partition, None)
             side.horizon.pop(partition, None)
+
+
+def _incident_counts(raw: bytes | None) -> IncidentCounts | None:
+    """The counts of a stage-1 event; None for a stage-2 record written without its header. A value that is
+    neither is refused by `stream.tickets.parse_incident`, with the same reason the SLA agent gives."""
+    try:
+        return IncidentCounts.model_validate_json(raw or b"")
+    except ValidationError:
+        event = parse_incident(raw)  # the slow path, only for what the fast one refused: raises, or a cause
+        return None if event is None else IncidentCounts.model_validate(event.model_dump())
 
 
 def _decoded(raw: bytes | None) -> dict[str, Any]:

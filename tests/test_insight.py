@@ -314,3 +314,19 @@ def test_the_narrative_comes_through_the_plugin_seam(capsys: pytest.CaptureFixtu
     assert render_markdown(told).splitlines()[2] == "Week 2026-W49: 20 alerts."
     assert narrate(summary, "tests.test_insight:nothing").narrative is None  # a broken plug-in: no narrative
     assert "no narrative: plugin 'tests.test_insight:nothing'" in capsys.readouterr().err
+
+
+def test_the_store_reads_the_same_counts_from_the_wire_and_copies_independently() -> None:
+    from correlator.insight import IncidentCounts
+    from stream.incident_records import encode_incident_event
+
+    events = [incident("opened", 1, 3, 1), incident("updated", 2, 5, 4), incident("resolved", 3, 6, 4, last=W49 + 960)]
+    whole, slim = HourAggregate(hour=hour_of(W49)), HourAggregate(hour=hour_of(W49))
+    for event in events:
+        fold_incident(whole, event)
+        fold_incident(slim, IncidentCounts.model_validate_json(encode_incident_event(event)))
+    assert slim == whole
+    copy = whole.copied()
+    fold_incident(copy, incident("opened", 1, 2, iid="i2"))
+    assert copy.counts["alerts"] == 8 and whole.counts["alerts"] == 6 and "i2" not in whole.open
+    assert copy.split("alerts", "service") == {"api": 8} and whole.split("alerts", "service") == {"api": 6}

@@ -24,13 +24,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from correlator.models import IncidentEvent, TriagedTicket
+from correlator.models import IncidentEvent, IncidentEventKind, IncidentStatus, Severity, TriagedTicket
 
 __all__ = [
     "HOUR_S",
     "LONGEST_KEPT",
     "Duration",
     "HourAggregate",
+    "IncidentCounts",
     "LongIncident",
     "TicketFact",
     "add_into",
@@ -122,16 +123,45 @@ class HourAggregate(BaseModel):
         """Add one duration sample."""
         self.times[name] = self.times.get(name, Duration()).add(max(0.0, seconds))
 
+    def copied(self) -> HourAggregate:
+        """A copy to change while the stored one stays as written (cheaper than a deep copy: its Durations and
+        LongIncidents are replaced, never changed, so only the containers are new)."""
+        return HourAggregate.model_construct(
+            hour=self.hour, through=self.through, counts=dict(self.counts),
+            by={name: dict(split) for name, split in self.by.items()}, times=dict(self.times),
+            open={incident: list(held) for incident, held in self.open.items()}, longest=list(self.longest))
+
     def split(self, count: str, dimension: str) -> dict[str, int]:
         """A count split by one dimension (empty when never split)."""
         return self.by.get(f"{count}|{dimension}", {})
 
 
-def _incident_dims(event: IncidentEvent) -> tuple[tuple[str, str], ...]:
+class IncidentCounts(BaseModel):
+    """The fields of an `IncidentEvent` the store reads (the rest of the record is skipped unvalidated: decoding
+    the whole event, entities and member sample included, was most of what the store cost a worker)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: IncidentEventKind
+    incident_id: str = Field(min_length=1)
+    seq: int = Field(ge=1)
+    key: str
+    service: str
+    symptom: str
+    scope: str = ""
+    status: IncidentStatus
+    first_seen: float
+    last_seen: float
+    alert_count: int = Field(ge=0)
+    duplicates: int = Field(ge=0)
+    max_severity: Severity
+
+
+def _incident_dims(event: IncidentCounts | IncidentEvent) -> tuple[tuple[str, str], ...]:
     return ("service", event.service), ("symptom", event.symptom), ("scope", event.scope or "-")
 
 
-def fold_incident(agg: HourAggregate, event: IncidentEvent) -> bool:
+def fold_incident(agg: HourAggregate, event: IncidentCounts | IncidentEvent) -> bool:
     """Fold a stage-1 incident event into the aggregate of the hour it opened in; whether it changed anything.
 
     An incident not held open here counts as opened on its `opened` event only; any other event of an incident
