@@ -317,16 +317,45 @@ def test_the_narrative_comes_through_the_plugin_seam(capsys: pytest.CaptureFixtu
 
 
 def test_the_store_reads_the_same_counts_from_the_wire_and_copies_independently() -> None:
-    from correlator.insight import IncidentCounts
     from stream.incident_records import encode_incident_event
+    from stream.insight import incident_counts
 
     events = [incident("opened", 1, 3, 1), incident("updated", 2, 5, 4), incident("resolved", 3, 6, 4, last=W49 + 960)]
     whole, slim = HourAggregate(hour=hour_of(W49)), HourAggregate(hour=hour_of(W49))
     for event in events:
         fold_incident(whole, event)
-        fold_incident(slim, IncidentCounts.model_validate_json(encode_incident_event(event)))
+        counts = incident_counts(encode_incident_event(event))
+        assert counts is not None
+        fold_incident(slim, counts)
     assert slim == whole
     copy = whole.copied()
     fold_incident(copy, incident("opened", 1, 2, iid="i2"))
     assert copy.counts["alerts"] == 8 and whole.counts["alerts"] == 6 and "i2" not in whole.open
     assert copy.split("alerts", "service") == {"api": 8} and whole.split("alerts", "service") == {"api": 6}
+
+
+@pytest.mark.parametrize(("raw", "category"), [
+    (b"{nope", "malformed_json"), (b'{"kind": "opened"}', "invalid_incident_event"),
+    (b"[1, 2]", "invalid_incident_event"), (None, "malformed_json"),
+])
+def test_an_incident_record_the_store_cannot_read_is_refused_with_the_sla_agents_reason(raw: bytes | None,
+                                                                                         category: str) -> None:
+    from correlator.triage.lifecycle import InputError
+    from stream.insight import incident_counts
+
+    with pytest.raises(InputError) as refused:
+        incident_counts(raw)
+    assert refused.value.category == category
+
+
+def test_negative_counts_and_a_cause_without_its_header() -> None:
+    import orjson
+
+    from correlator.triage.lifecycle import InputError
+    from stream.incident_records import encode_incident_event
+    from stream.insight import incident_counts
+
+    bad = {**orjson.loads(encode_incident_event(incident("opened", 1, 3))), "alert_count": -1}
+    with pytest.raises(InputError, match="alert_count"):
+        incident_counts(orjson.dumps(bad))
+    assert incident_counts(b'{"parent_id": "par-1", "children": ["i1"]}') is None  # stage 2's, unmarked: skipped

@@ -20,18 +20,18 @@ Pure: times come in the events; `expired` takes the horizon the caller computed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from correlator.models import IncidentEvent, IncidentEventKind, IncidentStatus, Severity, TriagedTicket
+from correlator.models import TriagedTicket
 
 __all__ = [
     "HOUR_S",
     "LONGEST_KEPT",
     "Duration",
     "HourAggregate",
-    "IncidentCounts",
+    "IncidentFacts",
     "LongIncident",
     "TicketFact",
     "add_into",
@@ -136,32 +136,43 @@ class HourAggregate(BaseModel):
         return self.by.get(f"{count}|{dimension}", {})
 
 
-class IncidentCounts(BaseModel):
-    """The fields of an `IncidentEvent` the store reads (the rest of the record is skipped unvalidated: decoding
-    the whole event, entities and member sample included, was most of what the store cost a worker)."""
+class IncidentFacts(Protocol):
+    """What the store reads of a stage-1 incident event: an `IncidentEvent`, or the counts alone as the insight
+    stage decodes them from the wire (`stream.insight.IncidentCounts`, skipping entities and member sample)."""
 
-    model_config = ConfigDict(frozen=True)
+    @property
+    def kind(self) -> str: ...
+    @property
+    def incident_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def symptom(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def first_seen(self) -> float: ...
+    @property
+    def last_seen(self) -> float: ...
+    @property
+    def alert_count(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def max_severity(self) -> str: ...
 
-    kind: IncidentEventKind
-    incident_id: str = Field(min_length=1)
-    seq: int = Field(ge=1)
-    key: str
-    service: str
-    symptom: str
-    scope: str = ""
-    status: IncidentStatus
-    first_seen: float
-    last_seen: float
-    alert_count: int = Field(ge=0)
-    duplicates: int = Field(ge=0)
-    max_severity: Severity
 
-
-def _incident_dims(event: IncidentCounts | IncidentEvent) -> tuple[tuple[str, str], ...]:
+def _incident_dims(event: IncidentFacts) -> tuple[tuple[str, str], ...]:
     return ("service", event.service), ("symptom", event.symptom), ("scope", event.scope or "-")
 
 
-def fold_incident(agg: HourAggregate, event: IncidentCounts | IncidentEvent) -> bool:
+def fold_incident(agg: HourAggregate, event: IncidentFacts) -> bool:
     """Fold a stage-1 incident event into the aggregate of the hour it opened in; whether it changed anything.
 
     An incident not held open here counts as opened on its `opened` event only; any other event of an incident
