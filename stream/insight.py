@@ -231,9 +231,9 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 class IncidentCounts(msgspec.Struct, frozen=True):
     """An `IncidentEvent` as the store decodes it: every field, typed and bounded as the model has them (so the
-    store refuses what the SLA agent refuses), by msgspec. Decoding with pydantic was a fifth of what the store
-    cost a worker (~25 us an event against ~4 us for this, on a storm of one incident event per alert); a value
-    this refuses goes to the model (`incident_counts`), which decides and names the reason."""
+    store refuses what the SLA agent refuses), by msgspec: 19 us an event against 31 us for the pydantic model
+    (best of 7, benchmarks/RESULTS.md), on a storm of nearly one incident event per alert. A value this refuses
+    goes to the model (`incident_counts`), which decides and names the reason."""
 
     kind: Literal["opened", "updated", "resolved", "expired"]
     incident_id: str
