@@ -35,6 +35,7 @@ from faust.types import EventT, TopicT
 from pydantic import ValidationError
 
 from correlator.config import parse_duration
+from correlator.eventtime import MAX_EPOCH
 from correlator.insight import (
     HourAggregate,
     build_summary,
@@ -50,6 +51,7 @@ from correlator.insight import (
     week_containing,
 )
 from correlator.insight.trends import DAY_S, WEEK_S
+from correlator.triage.lifecycle import InputError
 from correlator.validation import first_error
 from stream.app import App
 from stream.checkpoint import Checkpointer
@@ -226,7 +228,10 @@ class Insight:
             side.horizon.pop(partition, None)
 
 
-Count = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+"""A count the store can add up and write (orjson writes 64-bit integers; a fuzzed 10**30 once stalled the stage)."""
+Epoch = Annotated[float, msgspec.Meta(ge=0, lt=MAX_EPOCH)]
+"""Event time the store can put in an hour (a time of 1e300 would make an hour no changelog can hold)."""
 
 
 class IncidentCounts(msgspec.Struct, frozen=True):
@@ -237,20 +242,20 @@ class IncidentCounts(msgspec.Struct, frozen=True):
 
     kind: Literal["opened", "updated", "resolved", "expired"]
     incident_id: str
-    seq: Annotated[int, msgspec.Meta(ge=1)]
+    seq: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
     key: str
     service: str
     symptom: str
     status: Literal["firing", "resolved", "expired"]
-    first_seen: float
-    last_seen: float
-    window_start: float
+    first_seen: Epoch
+    last_seen: Epoch
+    window_start: Epoch
     alert_count: Count
     distinct_fingerprints: Count
     firing_count: Count
     duplicates: Count
     max_severity: Literal["critical", "warning", "info"]
-    emitted_at: float
+    emitted_at: Epoch
     scope: str = ""
     member_sample: list[str] = msgspec.field(default_factory=list)
     entities: dict[str, list[str]] = msgspec.field(default_factory=dict)
@@ -270,7 +275,13 @@ def incident_counts(raw: bytes | None) -> IncidentCounts | None:
     except msgspec.DecodeError:  # malformed, or not an event (ValidationError is a DecodeError)
         pass
     event = parse_incident(raw)  # the slow path, only for what the fast one refused: raises, or a cause
-    return None if event is None else msgspec.convert(event.model_dump(), IncidentCounts)
+    if event is None:
+        return None
+    try:  # a valid event with a count or time beyond what the store can hold
+        return msgspec.convert(event.model_dump(), IncidentCounts)
+    except msgspec.ValidationError as exc:
+        raise InputError(f"an incident event the analytics store cannot count: {exc}", "invalid_incident_event") \
+            from None
 
 
 def _decoded(raw: bytes | None) -> dict[str, Any]:

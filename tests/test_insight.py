@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from correlator.insight import (
     BY,
@@ -136,9 +135,10 @@ def test_fold_ticket(value: dict[str, Any], counts: dict[str, int], split: tuple
 
 
 @pytest.mark.parametrize("value", [{"ticket_id": "x"}, {**ticket_value(), "confidence": 2.0},
-                                   {**ticket_value(), "status": "lost"}])
-def test_a_value_that_is_not_a_triaged_ticket_is_refused(value: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
+                                   {**ticket_value(), "status": "lost"}, {**ticket_value(), "decided_at": 1e300},
+                                   {**ticket_value(), "decided_at": -1.0}])
+def test_a_value_that_is_not_a_countable_triaged_ticket_is_refused(value: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):  # pydantic's ValidationError, or NotCountable: both name the field
         ticket_fact(value)
 
 
@@ -348,14 +348,18 @@ def test_an_incident_record_the_store_cannot_read_is_refused_with_the_sla_agents
     assert refused.value.category == category
 
 
-def test_negative_counts_and_a_cause_without_its_header() -> None:
+def test_counts_and_times_beyond_what_the_store_holds_and_a_cause_without_its_header() -> None:
+    import json
+
     import orjson
 
     from correlator.triage.lifecycle import InputError
     from stream.incident_records import encode_incident_event
     from stream.insight import incident_counts
 
-    bad = {**orjson.loads(encode_incident_event(incident("opened", 1, 3))), "alert_count": -1}
-    with pytest.raises(InputError, match="alert_count"):
-        incident_counts(orjson.dumps(bad))
+    good = orjson.loads(encode_incident_event(incident("opened", 1, 3)))
+    for field, value in (("alert_count", -1), ("alert_count", 10**30), ("duplicates", 2**60), ("first_seen", 1e300),
+                         ("seq", 10**20)):
+        with pytest.raises(InputError, match=field):  # fuzzed: 10**30 once stalled the stage on its commit
+            incident_counts(json.dumps({**good, field: value}).encode())  # json: orjson refuses integers > 64 bits
     assert incident_counts(b'{"parent_id": "par-1", "children": ["i1"]}') is None  # stage 2's, unmarked: skipped

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from correlator.eventtime import epoch_problem
 from correlator.models import TriagedTicket
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "HourAggregate",
     "IncidentFacts",
     "LongIncident",
+    "NotCountable",
     "TicketFact",
     "add_into",
     "expired",
@@ -218,6 +220,12 @@ def fold_ack(agg: HourAggregate, seconds: float, service: str) -> None:
     agg.time("ack", seconds)
 
 
+class NotCountable(ValueError):
+    """A `tickets.triaged` value that is a decision but cannot be put in an hour (its time is not epoch seconds)."""
+
+    category = "invalid_triaged_ticket"
+
+
 class TicketFact(BaseModel):
     """What one `tickets.triaged` event means for the aggregates: which counts it adds to, split how."""
 
@@ -237,6 +245,9 @@ def ticket_fact(value: Mapping[str, Any]) -> TicketFact:
     moved a tier (`at_top_tier` breaches do not); a resolution closes a ticket.
     """
     ticket = TriagedTicket.model_validate(value)
+    problem = epoch_problem(ticket.decided_at)
+    if problem is not None:  # 1e300 would make an hour no changelog can hold, and stall the stage on it
+        raise NotCountable(f"decided_at: {problem}")
     incident = value.get("subject") == "incident"
     tier = ticket.tier or "review"
     out: list[tuple[str, tuple[tuple[str, str], ...]]] = []
