@@ -3,8 +3,8 @@
 The SDK's HTTP transport is an ASGI (Starlette) app; the worker's web server is aiohttp (Faust's). The bridge
 here hands each request to the ASGI app and returns its answer whole: the transport runs stateless with JSON
 answers (`stateless_http`, `json_response`), which the streamable HTTP spec allows and which needs no stream
-held open (a GET for a server-sent event stream is refused by the SDK; there is no
-session to DELETE). The ASGI lifespan (the SDK's
+held open (a GET, for a server-sent event stream, is answered 405, as the spec allows;
+there is no session to DELETE). The ASGI lifespan (the SDK's
 session manager) starts with the first request and ends
 when the worker stops.
 
@@ -40,8 +40,10 @@ Asgi = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], 
 class AsgiBridge:
     """An ASGI app behind aiohttp, for apps that answer each request whole (no streaming), with its lifespan."""
 
-    def __init__(self, asgi: Asgi) -> None:
+    def __init__(self, asgi: Asgi, path: str) -> None:
         self.asgi = asgi
+        self.path = path
+        """The path the ASGI app serves, whichever slash form the request used (its redirect would leave aiohttp)."""
         self._lifespan: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[Message] = asyncio.Queue()
         self._started = asyncio.Event()
@@ -99,19 +101,19 @@ class AsgiBridge:
                 if not message.get("more_body", False):
                     done.set()
 
-        await self.asgi(_scope(request), receive, send)
+        await self.asgi(_scope(request, self.path), receive, send)
         done.set()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer["headers"]
                    if k.lower() not in (b"content-length", b"transfer-encoding")]
         return web.Response(status=answer["status"], body=answer["body"], headers=headers)
 
 
-def _scope(request: web.Request) -> Message:
+def _scope(request: web.Request, path: str) -> Message:
     host, port = (request.transport.get_extra_info("sockname") or ("127.0.0.1", 0))[:2] if request.transport \
         else ("127.0.0.1", 0)
     return {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": request.method,
-        "scheme": request.scheme, "path": request.path, "raw_path": request.raw_path.split("?")[0].encode(),
+        "scheme": request.scheme, "path": path, "raw_path": path.encode(),
         "query_string": request.query_string.encode(), "root_path": "",
         "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()],
         "client": (request.remote or "", 0), "server": (host, port),
@@ -131,14 +133,13 @@ def install_mcp_http(app: App, settings: Settings) -> AsgiBridge | None:
     # The bearer tokens guard the route; Host/Origin checks would refuse every name the worker is reached by.
     open_hosts = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     bridge = AsgiBridge(server.streamable_http_app(streamable_http_path=MCP_PATH, json_response=True,
-                                                   stateless_http=True, transport_security=open_hosts))
+                                                   stateless_http=True, transport_security=open_hosts), MCP_PATH)
 
     @app.page(MCP_PATH)
     class Mcp(View):
+        # POST only: a GET asks for a server-sent event stream, which this bridge cannot hold open (it would
+        # wait for the stream's end); 405 is the spec's answer for a server that offers none.
         async def post(self, request: Any) -> Any:
-            return await bridge.handle(request)
-
-        async def get(self, request: Any) -> Any:
             return await bridge.handle(request)
 
     app.stop_hooks.append(bridge.stop)

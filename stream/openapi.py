@@ -169,7 +169,6 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/summary", "The weekly summary's figures", 200, "WeeklySummary", errors=(400, 503),
               query=(("week", "ISO week, e.g. 2026-W49 (default the last whole week)"),)),
     Operation("POST", "/mcp", "MCP over streamable HTTP (JSON-RPC; stateless, JSON answers): the desk's tools"),
-    Operation("GET", "/mcp", "MCP: no server-sent event stream here (refused by the transport)", errors=(405, 406)),
     Operation("GET", OPENAPI_PATH, "This document"),
     Operation("GET", ALERT_SCHEMA_PATH, "The JSON Schema of a generic alert body", content="application/schema+json"),
 )

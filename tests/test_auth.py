@@ -116,7 +116,6 @@ ROUTES: list[tuple[str, str, str, str, bytes | None]] = [
     ("read", "GET", "/insight/hours", "/insight/hours", None),
     ("read", "GET", "/trends", "/trends", None),
     ("read", "GET", "/summary", "/summary", None),
-    ("read", "GET", "/mcp", "/mcp", None),
     ("operate", "POST", "/review/{ticket_id}/approve", "/review/nope/approve", b"{}"),
     ("operate", "POST", "/review/{ticket_id}/override", "/review/nope/override", b'{"severity": "sev1"}'),
     ("operate", "POST", "/tickets/{ticket_id}/resolve", "/tickets/nope/resolve", b"{}"),
