@@ -14,7 +14,7 @@ PIP_INSTALL := PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/python -m pip install -q -
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "setting up $(VENV) (first run only, about a minute)"; $(PY) -m venv $(VENV); }
 	@$(PIP_INSTALL) --upgrade pip
-	@$(PIP_INSTALL) -e '.[test,bench,embedded,learn]'
+	@$(PIP_INSTALL) -e '.[test,bench,embedded,learn,mcp]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

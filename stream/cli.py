@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("stream.commands.demo", "run the lab storm through the embedded pipeline and print the incidents"),
     "triage": ("stream.commands.triage", "triage ticket text and print the routing decision"),
     "redrive": ("stream.commands.redrive", "re-send chosen dead letters to their original topic (--dry-run lists)"),
+    "trends": ("stream.commands.trends", "recurring blockers: top tags, codes or services per week, rising or not"),
+    "summary": ("stream.commands.summary", "the weekly operations report (Markdown or HTML, with charts)"),
+    "mcp": ("stream.commands.mcp", "serve incidents, the review queue, trends and the summary as MCP tools (stdio)"),
 }
 
 

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, Field, TypeAdapter
 
+from correlator.insight import HourAggregate, Trends, WeeklySummary
 from correlator.models import IncidentEvent, Ticket, TriagedTicket
 from correlator.notify import Matcher
 from correlator.sources.alertmanager import PostableAlert, WebhookMessage
@@ -67,6 +68,12 @@ class SilenceRequest(BaseModel):
     createdBy: str | None = Field(default=None, description="only without tokens; else the token's name")
 
 
+class InsightHours(BaseModel):
+    """200 from `GET /insight/hours`: this worker's hourly aggregates, added up per hour, oldest first."""
+
+    hours: list[HourAggregate]
+
+
 class SilenceCreated(BaseModel):
     """200 from `POST /silences`."""
 
@@ -86,6 +93,9 @@ _COMPONENTS: Mapping[str, Any] = {
     "Problem": Problem,
     "SilenceRequest": SilenceRequest,
     "SilenceCreated": SilenceCreated,
+    "InsightHours": InsightHours,
+    "Trends": Trends,
+    "WeeklySummary": WeeklySummary,
     # published on topics, not answered over HTTP: incidents (stage 1 and 2), tickets.triaged
     "IncidentEvent": IncidentEvent,
     "ParentEvent": ParentEvent,
@@ -132,7 +142,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/stats", "The engines' counters summed"),
     Operation("GET", "/incidents", "Incidents of the whole cluster, newest first",
               query=(("status", "firing, resolved or expired"),)),
-    Operation("GET", "/incidents/{incident_id}", "One incident or cause: members, acknowledgement, cause, silences",
+    Operation("GET", "/incidents/{incident_id}", "One incident or cause: members, acknowledgement, cause, silences; "
+              "on the worker that holds it, its SLA clock (sla) and stage-2 cause (cause)",
               errors=(404,)),
     Operation("POST", "/incidents/{incident_id}/ack", "Acknowledge an incident, stopping its clock", 200,
               "IncidentClock", "ReviewRequest", (400, 409, *_BY_ID)),
@@ -170,6 +181,15 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/login", "Sign in: a known token is set in an HttpOnly cookie (303 to the page asked for)",
               303, content=HTML),
     Operation("POST", "/logout", "Sign out: the cookie is removed (303 to /login)", 303, content=HTML),
+    Operation("GET", "/insight/hours", "The analytics store's hourly aggregates on this worker", 200, "InsightHours",
+              errors=(400, 503), query=(("since", "epoch seconds (default 35 days before until)"),
+                                        ("until", "epoch seconds (default a day from now)"))),
+    Operation("GET", "/trends", "Recurring blockers: top items, counts per week, trend", 200, "Trends",
+              errors=(400, 503), query=(("by", "tag, taxonomy, service or symptom"), ("since", "e.g. 30d"),
+                                        ("until", "epoch seconds (default now)"), ("top", "how many (10)"))),
+    Operation("GET", "/summary", "The weekly summary's figures", 200, "WeeklySummary", errors=(400, 503),
+              query=(("week", "ISO week, e.g. 2026-W49 (default the last whole week)"),)),
+    Operation("POST", "/mcp", "MCP over streamable HTTP (JSON-RPC; stateless, JSON answers): the desk's tools"),
     Operation("GET", OPENAPI_PATH, "This document"),
     Operation("GET", ALERT_SCHEMA_PATH, "The JSON Schema of a generic alert body", content="application/schema+json"),
 )

@@ -61,7 +61,7 @@ from stream.problems import problem_response
 from stream.settings import Settings
 from stream.tickets import Desk, NotHere, NotReady, install_desk, open_incident_clocks, ticket_event
 
-__all__ = ["install", "install_views", "queue_of"]
+__all__ = ["clock_of", "install", "install_views", "queue_of"]
 
 QUEUE_LIMIT = 500
 
@@ -71,6 +71,15 @@ def install(app: App, settings: Settings, pipe: Pipeline) -> Desk:
     desk = install_desk(app, settings, pipe)
     install_views(desk)
     return desk
+
+
+def clock_of(desk: Desk, incident_id: str) -> dict[str, Any] | None:
+    """An incident's SLA clock as JSON (phase, tier, who acknowledged and when), or None if this worker holds none."""
+    try:
+        clock = desk.locate_incident(incident_id).get(incident_id)
+    except (NotReady, NotHere):
+        return None
+    return None if clock is None else clock.model_dump(mode="json")
 
 
 def queue_of(desk: Desk) -> list[TicketRecord]:

@@ -271,6 +271,15 @@ class Settings(BaseSettings):
         '{"L1": "4h", "L2": "1h", "L3": "15m"}; tiers left out keep their default')
     sla_check_interval: Duration = Field(default=1.0, gt=0, description="how often the SLA timer looks for "
                                          "breaches on the partitions this worker owns")
+    insight: bool = Field(default=True, description="run the analytics store (stream/insight.py): hourly "
+                          "aggregates of incidents and tickets, /trends, /summary, `aiops trends` and `aiops summary`")
+    insight_retention: Duration = Field(default=90 * 86400.0, gt=0, description="how long the analytics store "
+                                        "keeps its hourly aggregates (stream/insight.py), behind the newest time "
+                                        "seen on each partition")
+    api_url: str | None = Field(default=None, description="the worker's web API for `aiops trends`, `aiops "
+                                "summary` and `aiops mcp` (default http://127.0.0.1:<web_port>)")
+    api_token: SecretStr | None = Field(default=None, description="bearer token those commands present (an "
+                                        "operator token to acknowledge or review through `aiops mcp`)")
     sla_retention: Duration = Field(default=24 * 3600.0, description="resolved tickets and closed incident "
                                     "clocks stay in the SLA tables (and the views) this long, then go")
 

@@ -71,7 +71,7 @@ from stream.stages import PerBatch, StageSpec
 from stream.topics import changelog_name
 from stream.triage_model import ModelWatch
 
-__all__ = ["Desk", "IncidentSlaStage", "NotHere", "NotReady", "TriageStage", "install_desk", "routing_policy",
+__all__ = ["Desk", "IncidentSlaStage", "doc_table", "NotHere", "NotReady", "TriageStage", "install_desk", "routing_policy",
            "triage_batch", "incident_batch", "sla_tick", "open_incident_clocks"]
 
 log = logging.getLogger(__name__)
@@ -422,7 +422,9 @@ def _bytes_topic(app: App, name: str, partitions: int, **options: Any) -> TopicT
                      value_serializer="raw", **options)
 
 
-def _table(app: App, settings: Settings, name: str, partitions: int) -> Any:
+def doc_table(app: App, settings: Settings, name: str, partitions: int) -> Any:
+    """A bytes-keyed, bytes-valued table with an explicit compacted changelog, for `stream.docstore.DocStore`s
+    (the desk's SLA tables, the analytics store's hours)."""
     # Bytes keys and values with an explicit changelog: DocStore encodes both, so neither writing nor
     # recovery depends on Faust's table codecs (unreliable on Tansu 0.6.0).
     changelog = _bytes_topic(app, changelog_name(settings, name), partitions, compacting=True,
@@ -441,8 +443,8 @@ def _desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
     ticket_parts, incident_parts = settings.partitions_for("tickets_raw"), settings.partitions_for("incidents")
     return Desk(
         app, pipe, routing_policy(settings), config, topics,
-        ticket_table=_table(app, settings, "ticket-sla", ticket_parts),
-        incident_table=_table(app, settings, "incident-sla", incident_parts),
+        ticket_table=doc_table(app, settings, "ticket-sla", ticket_parts),
+        incident_table=doc_table(app, settings, "incident-sla", incident_parts),
         ticket_partitions=ticket_parts, incident_partitions=incident_parts,
         retention_s=settings.sla_retention, models=ModelWatch(settings.triage_model_dir, RuleClassifier(config)),
         sync_marker=settings.changelog_sync_marker, rules=RuleClassifier(config),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from stream.settings import Settings, TopicNames
 
-__all__ = ["CHANGELOGS", "NOTIFY_CHANGELOG", "NOTIFY_CONTROL", "STAGE2_CHANGELOG", "STAGE2_ROUTE", "TopicSpec", "changelog_name", "differences",
+__all__ = ["CHANGELOGS", "INSIGHT_CHANGELOGS", "NOTIFY_CHANGELOG", "NOTIFY_CONTROL", "STAGE2_CHANGELOG", "STAGE2_ROUTE", "TopicSpec", "changelog_name", "differences",
            "internal_topic_name", "topic_specs"]
 
 CHANGELOGS: dict[str, str] = {
@@ -24,6 +24,11 @@ CHANGELOGS: dict[str, str] = {
 }
 """Faust table name -> the TopicNames field whose partitions its changelog mirrors (partition = owner)."""
 
+INSIGHT_CHANGELOGS: dict[str, str] = {
+    "insight-incidents": "incidents",  # hourly incident aggregates (stream.insight)
+    "insight-tickets": "tickets_triaged",  # hourly ticket and SLA aggregates (stream.insight)
+}
+"""The analytics store's tables, with `Settings.insight` on."""
 STAGE2_CHANGELOG = "stage2-state"
 STAGE2_ROUTE = "stage2-route"
 NOTIFY_CHANGELOG = "notify-state"
@@ -86,6 +91,8 @@ def topic_specs(settings: Settings, *, internal: bool = True) -> list[TopicSpec]
         tables[STAGE2_CHANGELOG] = "incidents"
     if settings.notify_file is not None:
         tables[NOTIFY_CHANGELOG] = "incidents"
+    if settings.insight:
+        tables.update(INSIGHT_CHANGELOGS)
     specs += [TopicSpec(changelog_name(settings, table), settings.partitions_for(owner), rf, dict(compact), True)
               for table, owner in tables.items()]
     if settings.stage2:

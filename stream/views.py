@@ -11,6 +11,7 @@ and `silenced` (the active silences matching it: id, by whom, until when).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,8 +21,12 @@ from correlator.readmodel import ReadModel, Row
 from stream.app import App
 from stream.pipeline import Pipeline
 from stream.problems import problem_response
+from stream.review import clock_of
+from stream.stage2_agent import Stage2
+from stream.tickets import Desk
 
-__all__ = ["install_metrics", "install_views", "incident_summary", "incidents_of", "row_summary"]
+__all__ = ["cause_of", "incident_extras", "install_metrics", "install_views", "incident_summary", "incidents_of",
+           "row_summary"]
 
 LIST_LIMIT = 500
 
@@ -76,9 +81,28 @@ def install_metrics(app: App) -> None:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def install_views(pipe: Pipeline, model: ReadModel | None = None) -> None:
-    """Register `/metrics`, `/assignment` and the incident views on the app's web server (with `model`, the
-    incident views answer for the whole cluster)."""
+def cause_of(stage2: Stage2 | None, incident_id: str) -> dict[str, Any] | None:
+    """The stage-2 cause (parent) an incident is grouped under on this worker, or None (none, or stage 2 off)."""
+    for grouper in (stage2.groupers.values() if stage2 is not None else ()):
+        parent_id = grouper.parent_of(incident_id)
+        group = grouper.store.get(parent_id) if parent_id is not None else None
+        if group is not None:
+            return {"parent_id": group.id, "children": list(group.children), "alert_count": group.alert_count,
+                    "first_seen": group.first_seen, "last_seen": group.last_seen, "phase": group.phase.value}
+    return None
+
+
+def incident_extras(desk: Desk, stage2: Stage2 | None, incident_id: str) -> dict[str, Any]:
+    """What `GET /incidents/{id}` adds from the other stages: its SLA clock (phase, who acknowledged and when)
+    and its cause."""
+    return {"sla": clock_of(desk, incident_id), "cause": cause_of(stage2, incident_id)}
+
+
+def install_views(pipe: Pipeline, model: ReadModel | None = None,
+                  extras: Callable[[str], dict[str, Any]] | None = None) -> None:
+    """Register `/metrics`, `/assignment` and the incident views on the app's web server: with `model`, the
+    incident views answer for the whole cluster; `extras` adds the SLA clock and cause of an incident this worker
+    holds to `GET /incidents/{id}` (`incident_extras`)."""
     app = pipe.app
     install_metrics(app)
 
@@ -113,7 +137,8 @@ def install_views(pipe: Pipeline, model: ReadModel | None = None) -> None:
         extra = cluster_facts(model, incident_id, time.time()) if model is not None else {}
         for inc in incidents_of(pipe):
             if inc.id == incident_id:
-                return web.json({**incident_summary(inc), "members": sorted(inc.members), **extra})
+                more = extras(incident_id) if extras is not None else {}
+                return web.json({**incident_summary(inc), "members": sorted(inc.members), **extra, **more})
         row = model.rows.get(incident_id) if model is not None else None
         if row is not None:
             return web.json({**row_summary(row), "members": row.member_sample, **extra})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+from functools import partial
 
 from aiokafka.errors import KafkaError
 
@@ -13,6 +14,8 @@ from correlator.readmodel import ReadModel
 from stream.broker import create_topics_sync, describe_topics_sync
 from stream.console.install import install_console, install_forwarding
 from stream.ingest import ENDPOINTS, install_ingest
+from stream.insight import install_insight
+from stream.mcp_http import install_mcp_http
 from stream.notify.stage import install_notify
 from stream.notify.views import install_notify_views
 from stream.observe import install_observer
@@ -27,7 +30,7 @@ from stream.stage2_agent import GroupStage, install_stage2
 from stream.stages import Stage, StageRunner
 from stream.tickets import IncidentSlaStage, TriageStage
 from stream.topics import TopicSpec, differences, topic_specs
-from stream.views import install_metrics, install_views
+from stream.views import incident_extras, install_metrics, install_views
 
 __all__ = ["build_ingest_app", "build_worker_app", "check_topics", "run", "ensure_topics", "tune_gc"]
 
@@ -54,12 +57,12 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     app = make_app(settings)
     pipe = install(app, settings)
     model = ReadModel() if settings.console else None  # the cluster-wide read model (stream/console/feed.py)
-    install_views(pipe, model)
     install_observer(app, settings, pipe)  # periodic gauges: noise reduction, lag, open incidents (by service)
     stage2 = install_stage2(app, settings, pipe)  # stage-2 grouping into causes; a no-op unless settings.stage2
     ingest = install_ingest(app, settings)
     declare_too_large()
     desk = install_tickets(app, settings, pipe)  # ticket and incident SLA tables, review API
+    install_views(pipe, model, partial(incident_extras, desk, stage2))  # /incidents/{id}: + SLA clock and cause
     # The stages, in one place: each consumes one topic, and the runner gives all of them the same agent loop,
     # dead-letter guard, timer, checkpoint on stop and retry of a failed batch (stream/stages.py).
     stages: list[Stage] = [NormalizeStage(pipe, settings.step_bytes), CorrelateStage(pipe, settings.step_bytes)]
@@ -70,6 +73,8 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     if notify is not None:
         stages += notify[1]
         install_notify_views(app, notify[0], model)
+    if settings.insight:  # hourly aggregates, /trends, /summary (after notify: the ack hook tells both)
+        stages += install_insight(app, settings, desk)[1]
     install_forwarding(app)  # an action for an item another worker owns goes to that worker
     if model is not None:
         install_console(app, settings, desk, notify[0] if notify is not None else None, model)
@@ -80,6 +85,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     # last: the broker watch lists the topics of every table and agent installed above
     losses = [pipe.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
     install_recovery(app, settings, ingest, agents=True, on_loss=losses)
+    install_mcp_http(app, settings)  # POST /mcp: the desk's MCP tools, behind the operator token
     install_openapi(app)  # its document lists the routes above
     return app, pipe
 

@@ -117,10 +117,14 @@ ROUTES: list[tuple[str, str, str, str, bytes | None]] = [
     ("read", "GET", "/stage2/", "/stage2/", None),
     ("read", "GET", "/openapi.json", "/openapi.json", None),
     ("read", "GET", "/schemas/alert.json", "/schemas/alert.json", None),
+    ("read", "GET", "/insight/hours", "/insight/hours", None),
+    ("read", "GET", "/trends", "/trends", None),
+    ("read", "GET", "/summary", "/summary", None),
     ("operate", "POST", "/review/{ticket_id}/approve", "/review/nope/approve", b"{}"),
     ("operate", "POST", "/review/{ticket_id}/override", "/review/nope/override", b'{"severity": "sev1"}'),
     ("operate", "POST", "/tickets/{ticket_id}/resolve", "/tickets/nope/resolve", b"{}"),
     ("operate", "POST", "/incidents/{incident_id}/ack", "/incidents/nope/ack", b"{}"),
+    ("operate", "POST", "/mcp", "/mcp", b"{}"),
     ("read", "GET", "/", "/", None),
     ("read", "GET", "/ui/incidents/{incident_id}", "/ui/incidents/nope", None),
     ("read", "GET", "/ui/review", "/ui/review", None),
@@ -131,7 +135,8 @@ ROUTES: list[tuple[str, str, str, str, bytes | None]] = [
     ("open", "POST", "/logout", "/logout", None),  # 303 to the sign-in page, which answers 200
 ]
 ALLOWED = {"/incidents/nope/": 404, "/incidents/nope/sla": 404, "/review/nope": 404, "/ui/incidents/nope": 404,
-           "/logout": 303}
+           "/logout": 303,
+           "/mcp": 406}  # the MCP transport: past the token, it wants `Accept: application/json, text/event-stream`
 """What an allowed call answers when it is not 200 (ingest: 202; operate on an unknown id: 404)."""
 
 
@@ -139,7 +144,7 @@ def allowed_code(access: str, path: str) -> int:
     if access == "ingest":
         return 202
     if access == "operate":
-        return 404
+        return ALLOWED.get(path, 404)
     return ALLOWED.get(path, 200)
 
 

@@ -305,12 +305,15 @@ def deadletters_of(stack: Stack, agent: str) -> float:
     return total
 
 
-def letters_for(stack: Stack, topic: str, written: set[tuple[int, int]]) -> dict[tuple[int, int], list[Any]]:
+def letters_for(stack: Stack, topic: str, written: set[tuple[int, int]], agent: str
+                ) -> dict[tuple[int, int], list[Any]]:
+    """The dead letters one agent sent for the records written (another agent reading the topic, as the
+    analytics store reads `incidents`, sends its own)."""
     out: dict[tuple[int, int], list[Any]] = {}
     for letter in read_all(stack.dep.broker.bootstrap, stack.dep.topic("deadletter"), quiet_s=1.0):
         h = {k: v.decode() for k, v in letter.headers}
         origin = (int(h["partition"]), int(h["offset"]))
-        if h["topic"] == topic and origin in written:
+        if h["topic"] == topic and origin in written and h["agent"] == agent:
             out.setdefault(origin, []).append(letter)
     return out
 
@@ -361,7 +364,7 @@ def test_every_record_is_processed_or_dead_lettered(stack: Stack, field: str, dr
 
     refused = {where for where, record in zip(written, records, strict=True) if ORACLES[field](record)}
     assert written[-1] not in refused, "the good record must be one the agent accepts"
-    letters = letters_for(stack, topic, set(written))
+    letters = letters_for(stack, topic, set(written), agent)
     assert set(letters) == refused, (f"dead-lettered but accepted: {set(letters) - refused}; refused but not "
                                      f"dead-lettered: {refused - set(letters)}")
     assert all(len(found) == 1 for found in letters.values()), "one letter per refused record"
@@ -411,7 +414,7 @@ def test_a_forged_source_offset_is_dead_lettered_and_skips_nothing(stack: Stack)
     at = asyncio.run(_send_to(bootstrap, stack.dep.topic("alerts"), partition, None, forged))
     asyncio.run(_send_to(bootstrap, stack.dep.topic("alerts_raw"), 0, real_key, real_value or b""))
     check_good_record_processed(stack, "alerts_raw", tag)  # normalized into segment (0, small): not skipped
-    letters = letters_for(stack, stack.dep.topic("alerts"), {(partition, at)})
+    letters = letters_for(stack, stack.dep.topic("alerts"), {(partition, at)}, "correlate")
     (letter,) = letters[(partition, at)]
     headers = {k: v.decode() for k, v in letter.headers}
     assert headers["category"] == "forged_source" and "does not exist" in headers["reason"]

@@ -29,7 +29,8 @@ def test_specs_for_a_replicated_cluster() -> None:
     assert {s.replication for s in specs.values()} == {3}
     assert {s.config["min.insync.replicas"] for s in specs.values()} == {"2"}  # 3 - 1 unless set
     changelogs = [s for s in specs.values() if s.name.endswith("-changelog")]
-    assert len(changelogs) == 4 and all(s.config["cleanup.policy"] == "compact" for s in changelogs)
+    assert len(changelogs) == 6 and all(s.config["cleanup.policy"] == "compact" for s in changelogs)  # 2: insight
+    assert sum(s.name.endswith("-changelog") for s in topic_specs(Settings(insight=False))) == 4
     assert all("retention.ms" not in s.config for s in changelogs)
     assert specs["alerts.raw"].config["retention.ms"] == str(DAY_MS)
     assert specs["incidents"].config["retention.ms"] == str(30 * DAY_MS)

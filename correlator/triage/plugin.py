@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import Any, cast
 
 from correlator.triage.classifier import DEFAULT_TRIAGE_CONFIG, Classification, Classifier, RuleClassifier, TriageConfig
 from correlator.triage.taxonomy import SEVERITIES
 
-__all__ = ["PluginError", "PluginTimedOut", "load_plugin", "settle", "FallbackClassifier", "build_classifier"]
+__all__ = ["PluginError", "PluginTimedOut", "load_object", "load_plugin", "settle", "FallbackClassifier", "build_classifier"]
 
 
 class PluginError(ValueError):
@@ -30,8 +30,11 @@ class PluginTimedOut:
     after_s: float
 
 
-def load_plugin(path: str, config: TriageConfig) -> Classifier:
-    """Import `package.module:factory` and call `factory(config)`; it must return something with `classify`."""
+def load_object(path: str, method: str, config: object) -> Any:
+    """Import `package.module:factory` and call `factory(config)`; its result must have a callable `method`.
+
+    The one plug-in seam: the triage classifier (`classify`) and the weekly summary's narrator (`narrate`).
+    """
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise PluginError(f"plugin {path!r}: expected 'package.module:factory'")
@@ -43,9 +46,14 @@ def load_plugin(path: str, config: TriageConfig) -> Classifier:
     if not callable(factory):
         raise PluginError(f"plugin {path!r}: {attr} is not callable")
     plugin = factory(config)
-    if not callable(getattr(plugin, "classify", None)):
-        raise PluginError(f"plugin {path!r}: the factory's result has no classify(text)")
-    return cast(Classifier, plugin)
+    if not callable(getattr(plugin, method, None)):
+        raise PluginError(f"plugin {path!r}: the factory's result has no {method}(...)")
+    return plugin
+
+
+def load_plugin(path: str, config: TriageConfig) -> Classifier:
+    """Import `package.module:factory` and call `factory(config)`; it must return something with `classify`."""
+    return cast(Classifier, load_object(path, "classify", config))
 
 
 def _problem(outcome: object, taxonomy: Sequence[str]) -> str | None:

@@ -27,7 +27,7 @@ from correlator.triage import (
     route,
 )
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "decision_record", "run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +78,10 @@ def _read(stream: TextIO) -> Iterator[_Item | _Refused]:
         yield _Item(None if ticket_id is None else str(ticket_id), record["text"])
 
 
-def _as_json(item: _Item, result: Classification, decision: RouteDecision) -> str:
-    return orjson.dumps({
-        "ticket_id": item.ticket_id,
+def decision_record(ticket_id: str | None, result: Classification, decision: RouteDecision) -> dict[str, Any]:
+    """One triage decision as JSON (what `aiops triage --json` prints per ticket, and the MCP tool returns)."""
+    return {
+        "ticket_id": ticket_id,
         "severity": result.severity,
         "confidence": result.confidence,
         "taxonomy_code": result.taxonomy_code,
@@ -90,7 +91,11 @@ def _as_json(item: _Item, result: Classification, decision: RouteDecision) -> st
         "tier": decision.tier,
         "sla_minutes": decision.sla_minutes,
         "model_version": result.model_version,
-    }).decode()
+    }
+
+
+def _as_json(item: _Item, result: Classification, decision: RouteDecision) -> str:
+    return orjson.dumps(decision_record(item.ticket_id, result, decision)).decode()
 
 
 def _as_text(item: _Item, result: Classification, decision: RouteDecision) -> str:
