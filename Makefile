@@ -24,8 +24,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check --quiet
 	$(BIN)/mypy
 
+# pytest-xdist runs the suite in TEST_WORKERS processes, a test file to a process (`--dist loadfile`: a file's
+# module-scoped broker stack starts once, as in a serial run). Most of an integration test is waiting (a consumer
+# group's join is held 5 s, a worker's start-up), not CPU, so 4 processes finish well before 2 on a 2-core
+# machine; each process has its own session broker on a free port and its own tmp_path tree.
+# `make test TEST_WORKERS=0` runs in this one process, serially.
+TEST_WORKERS ?= 4
+
 test: lint promstack
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The end-to-end test runs Debian's Prometheus and Alertmanager; install them when missing (root, no prompts).
 PROM_BINS := /usr/bin/prometheus /usr/bin/prometheus-alertmanager
