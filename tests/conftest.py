@@ -3,6 +3,7 @@ both stopped by pid."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,14 @@ import pytest
 from stream.broker import EmbeddedBroker, start_broker
 
 from .workers import WorkerProc
+
+# One BLAS/OpenMP thread per process, for this session and every process it starts (a worker, a benchmark script).
+# `make test` runs the suite in several processes on a 2-core machine, and a pool of spinning BLAS threads in each
+# oversubscribes the cores: training the triage model (scikit-learn) took 155 s of wall time and 15 s of CPU with
+# the default pool on a busy machine, 40 s and 2.7 s with one thread, side by side. Set before numpy is imported
+# (no plugin imports it); a value set by the caller is kept.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture(scope="session")
