@@ -25,14 +25,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # pytest-xdist runs the suite in TEST_WORKERS processes, a test file to a process (`--dist loadfile`: a file's
-# module-scoped broker stack starts once, as in a serial run). Most of an integration test is waiting (a consumer
-# group's join is held 5 s, a worker's start-up), not CPU, so 4 processes finish well before 2 on a 2-core
-# machine; each process has its own session broker on a free port and its own tmp_path tree.
-# `make test TEST_WORKERS=0` runs in this one process, serially.
-TEST_WORKERS ?= 4
+# module-scoped broker stack starts once, as in a serial run), files in the order tests/conftest.py gives them (slow
+# files first; xdist would otherwise start the files with most tests first and leave the slowest for the end).
+# Most of an integration test is waiting (a consumer group's join is held 5 s, a worker's start-up), not CPU, so
+# 3 processes beat 2 on a 2-core machine; each has its own session broker on a free port and its own tmp_path tree.
+# `make test TEST_WORKERS=0` runs in this one process, serially. --durations: the slowest tests, for the CI log.
+TEST_WORKERS ?= 3
 
 test: lint promstack
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # The end-to-end test runs Debian's Prometheus and Alertmanager; install them when missing (root, no prompts).
 PROM_BINS := /usr/bin/prometheus /usr/bin/prometheus-alertmanager
