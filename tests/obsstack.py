@@ -31,7 +31,7 @@ from . import promstack
 from .paths import ROOT
 from .promstack import HOST, PROMETHEUS, Proc
 from .ticketing import DOWN, REQUEST, VAGUE
-from .workers import Deployment, WorkerProc
+from .workers import PATIENT_ADMISSION, Deployment, WorkerProc
 
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "aiops-correlator.json"
@@ -46,6 +46,7 @@ OBSERVED_ENV = {
     "AIOPS_UPDATE_INTERVAL": "1", "AIOPS_RESOLVE_HOLD": "2", "AIOPS_SLA_CHECK_INTERVAL": "0.25",
     "AIOPS_TIER_SLA": json.dumps({"L1": "1s", "L2": "1h", "L3": "1h"}),
     "AIOPS_NOTIFY_FILE": str(Path(__file__).parent / "data" / "notify-observed.yaml"),  # the notify stage's series
+    **PATIENT_ADMISSION,  # every panel needs the whole storm in
 }
 
 

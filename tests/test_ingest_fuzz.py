@@ -33,7 +33,7 @@ from stream.ingest import ENDPOINTS, Endpoint, Refusal
 from .test_ingest import read_all, ready_worker, ticket
 from .test_sources_alertmanager import webhook
 from .test_sources_zabbix import problem
-from .workers import Deployment, WorkerProc
+from .workers import PATIENT_ADMISSION, Deployment, WorkerProc
 
 LIMIT = 64 * 1024
 BY_NAME = {e.name: e for e in ENDPOINTS}
@@ -163,7 +163,8 @@ def post(port: int, path: str, body: bytes, encoding: str | None = None) -> tupl
 @pytest.fixture(scope="module")
 def target(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, WorkerProc]]:
     """A worker with a 64 KiB body limit."""
-    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_MAX_BODY_BYTES": str(LIMIT), "AIOPS_LOG_LEVEL": "warning"}
+    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_MAX_BODY_BYTES": str(LIMIT), "AIOPS_LOG_LEVEL": "warning",
+           **PATIENT_ADMISSION}  # every body gets its own answer, never a 503
     with ready_worker(broker, tmp_path_factory.mktemp("fuzz"), env) as running:
         yield running
 

@@ -22,6 +22,11 @@ from stream.broker import EmbeddedBroker, create_topics_sync, die_with_parent, f
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC_FIELDS = ("alerts_raw", "alerts", "incidents", "tickets_raw", "tickets_triaged", "tickets_labels", "deadletter")
+# Admission (stream/admission.py) sheds when the backlog would take over a minute to drain at the rate the group
+# drains it. On a busy machine (several test processes, workers in each) a slow first drain projected past that, and
+# tests not about admission got 503s for bodies they must get in (seen in serial and parallel full runs). Those tests
+# add this to a worker's environment: the limit stays on, far above any slow drain. Admission: test_admission.py.
+PATIENT_ADMISSION = {"AIOPS_ADMISSION_BACKLOG_SECONDS": "3600"}
 
 
 @dataclass
