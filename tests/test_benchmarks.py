@@ -14,8 +14,10 @@ from .promstack import require_binaries
 
 
 def run_json(script: str, *args: str, timeout: float = 300) -> object:
+    """The last JSON line a benchmark's quick run prints; on a failed run, its stderr's tail in the failure."""
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--json", *args],
-                         check=True, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+                         capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert out.returncode == 0, f"{script} exited {out.returncode}:\n{out.stderr[-4000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
