@@ -50,7 +50,9 @@ def progress(worker: WorkerProc) -> tuple[int, int]:
     Not from /metrics: rendering the whole exposition 20 times a second cost a worker ~10% of its CPU,
     which the benchmark would have charged to the pipeline.
     """
-    stats = worker.get("/stats")
+    # 30 s, not the 5 s of a test's view read: a worker saturated on purpose, on a machine running other test
+    # processes, has answered later than 5 s (the fresh-clone CI's throughput quick run died on that timeout).
+    stats = worker.get("/stats", timeout=30.0)
     return int(stats["normalized"]), int(stats["counters"].get("records", 0))
 
 
