@@ -30,8 +30,11 @@ lint: $(STAMP)
 # Most of an integration test is waiting (a consumer group's join is held 5 s, a worker's start-up), not CPU: with
 # 3 processes a fresh-clone `.ci/run` took 8.5 min on this 2-core machine at load 1.4-2.4 (serially about 21 min).
 # Each process has its own session broker on a free port and its own tmp_path tree.
-# `make test TEST_WORKERS=0` runs in this one process, serially. --durations: the slowest tests, for the CI log.
-TEST_WORKERS ?= 3
+# The default is serial (TEST_WORKERS=0): at 3 processes, 2 of 3 fresh-clone runs on this 2-core machine failed on
+# load-sensitive tests (the throughput benchmark's saturated worker, the console's sign-in wait, a takeover that
+# splits incidents: a real bug that load exposes, see the closing note); `make test TEST_WORKERS=3` on a quiet
+# machine. --durations: the slowest tests, for the CI log.
+TEST_WORKERS ?= 0
 
 test: lint promstack browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
