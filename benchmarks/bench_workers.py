@@ -3,8 +3,10 @@ embedded broker, percentiles and histogram quantiles, the machine line."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
@@ -61,6 +63,7 @@ def start_workers(dep: Deployment, count: int, timeout: float = 120.0) -> list[W
 
     Records are produced only after this, so that no rebalance falls inside a timed run.
     """
+    started = time.monotonic()
     workers = [dep.start_worker(f"w{i}") for i in range(count)]
     try:
         for w in workers:
@@ -69,6 +72,8 @@ def start_workers(dep: Deployment, count: int, timeout: float = 120.0) -> list[W
         while time.monotonic() < deadline:
             owned = [len(w.get("/assignment")["alerts_partitions"]) for w in workers]
             if sum(owned) == dep.partitions and min(owned) > 0:
+                say(f"{count} worker(s) own the partitions of {dep.workdir.name} after "
+                    f"{time.monotonic() - started:.1f} s")
                 return workers
             time.sleep(0.3)
         raise TimeoutError(f"workers own {owned} partitions after {timeout}s:\n{workers[0].tail()}")
@@ -92,7 +97,9 @@ def produce_in_background(dep: Deployment, bodies: Sequence[bytes]) -> threading
 
 def fresh_deployment(broker: EmbeddedBroker, **env: str) -> Deployment:
     """A deployment with its own topics; the worker's default idle timers (not the tests' long idle advance)."""
-    dep = Deployment(broker, Path(tempfile.mkdtemp(prefix="aiops-bench-")))
+    workdir = Path(tempfile.mkdtemp(prefix="aiops-bench-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # logs are read while the run lasts, not after
+    dep = Deployment(broker, workdir)
     dep.extra_env = dict(env)
     dep.create_topics()
     return dep
@@ -134,6 +141,11 @@ def _bucket_quantile(buckets: Sequence[tuple[float, float]], target: float) -> f
             return lower + (upper - lower) * (target - below) / max(count - below, 1e-9)
         lower, below = upper, count
     return 0.0
+
+
+def say(line: str) -> None:
+    """A progress line on stderr, stamped with the wall clock: what a run that is cut short was doing."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
 def machine() -> str:
