@@ -74,7 +74,7 @@ def memory_run(broker: EmbeddedBroker, bodies: list[bytes], checkpoints: Sequenc
         todo = list(checkpoints)
         folded = peak = 0.0
         while todo and time.monotonic() < deadline:
-            folded = progress(worker)[1]
+            folded = progress(worker, deadline)[1]
             if folded >= todo[0]:
                 mem = proc_memory_mb(worker.proc.pid)
                 # Linux reports VmHWM as the larger of current RSS and a mark it updates only lazily, so a

@@ -61,7 +61,7 @@ def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, wor
             producer = produce_in_background(dep, bodies)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            counts = [progress(w) for w in procs]
+            counts = [progress(w, deadline) for w in procs]
             received, folded = sum(c[0] for c in counts), sum(c[1] for c in counts)
             now = time.monotonic()
             if start is None and received > 0:

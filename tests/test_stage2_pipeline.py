@@ -136,8 +136,11 @@ async def _collect(bootstrap: str, topic: str, done: Callable[[Seen], bool], tim
     return seen
 
 
-def collect(dep: Deployment, done: Callable[[Seen], bool], timeout: float = 90.0) -> Seen:
-    """Read `incidents` from the start until `done(seen)` holds or `timeout` runs out."""
+def collect(dep: Deployment, done: Callable[[Seen], bool], timeout: float = 150.0) -> Seen:
+    """Read `incidents` from the start until `done(seen)` holds or `timeout` runs out.
+
+    The wait ends as soon as `done` holds; the long timeout is for a machine under load (at load 16, a killed
+    worker's successor and a four-partition catch-up were still short of their parents at 90 s and 60 s)."""
     return asyncio.run(_collect(dep.broker.bootstrap, dep.topic("incidents"), done, timeout))
 
 
@@ -279,7 +282,7 @@ def test_a_routing_record_delivered_twice_is_folded_once(
     record = b"[" + b",".join(ev.model_dump_json().encode() for ev in events) + b"]"
     # the same events again in a new record: what stage 1 sends when it regenerates a commit after a crash
     asyncio.run(_send_routed(deployment.broker.bootstrap, f"{deployment.app_id}-stage2-route", [record, record]))
-    collect(deployment, lambda s: {"inc-db", "inc-api"} <= set(s.named), timeout=60)
+    collect(deployment, lambda s: {"inc-db", "inc-api"} <= set(s.named))
     deadline = time.monotonic() + 20
     while worker.get("/stage2/")["grouped"] < 6 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -378,6 +381,6 @@ def test_a_catch_up_over_four_partitions_names_the_parents_the_replay_names(
     workers.append(worker)
     worker.wait_web()
     dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
-    seen = collect(dep, lambda s: s.parent_of() == expected, timeout=60)
+    seen = collect(dep, lambda s: s.parent_of() == expected)
     assert seen.parent_of() == expected
     assert worker.get("/stage2/")["counters"]["late"] == 0
