@@ -76,6 +76,36 @@ def test_a_cause_folds_its_children_in_any_order_with_why_they_joined() -> None:
     assert {r.id for r in model.top_rows()} == {"i1", "i2", "i3"}
 
 
+@pytest.mark.parametrize("assignment_first", [True, False])
+def test_a_child_assigned_before_its_causes_next_event_is_under_it(assignment_first: bool) -> None:
+    """Stage 2 publishes the assignment when a child joins, the cause's `updated` only after its throttle: the
+    assignment is enough, whichever of the cause's event and the assignment the feed reads first."""
+    model = ReadModel()
+    for i in ("i1", "i2"):
+        model.apply_incident(event(i))
+    steps = [lambda: model.apply_assignment(assignment("i2", "p1", "same host db-1")),
+             lambda: model.apply_parent(parent("p1", ["i1"]))]  # the cause's list does not name i2 yet
+    for step in steps if assignment_first else steps[::-1]:
+        step()
+    assert model.rows["p1"].children == ["i1", "i2"]
+    assert model.parent(model.rows["i2"]) == "p1" and [r.id for r in model.top_rows()] == ["p1"]
+    model.apply_parent(parent("p1", ["i1", "i2"], seq=2))  # the throttled update: nothing doubles
+    assert model.rows["p1"].children == ["i1", "i2"] and model.why(model.rows["i2"]) == "same host db-1"
+
+
+def test_a_merge_assignment_wins_over_the_old_causes_list_read_after_it() -> None:
+    model = ReadModel()
+    for i in ("i1", "i2", "i3"):
+        model.apply_incident(event(i))
+    model.apply_parent(parent("p2", ["i3"]))
+    model.apply_assignment(assignment("i2", "p2", "merged in from p1"))  # the move, read first
+    model.apply_parent(parent("p1", ["i1", "i2"]))  # p1's older list, from another partition
+    assert model.parent(model.rows["i2"]) == "p2" and model.rows["p1"].children == ["i1", "i2"]
+    model.apply_parent(parent("p1", ["i1", "i2"], seq=2, status="merged"))
+    assert model.parent(model.rows["i2"]) == "p2" and model.why(model.rows["i2"]) == "merged in from p1"
+    assert model.rows["p2"].children == ["i3", "i2"]
+
+
 def test_an_ack_on_a_child_shows_on_its_cause_and_in_the_filters() -> None:
     model = ReadModel()
     model.apply_parent(parent("p1", ["i1", "i2"]))
@@ -104,6 +134,27 @@ def test_an_incident_shows_the_silences_that_match_it(matchers: list[dict[str, A
     if silenced:
         assert facts["silenced"][0] == {"id": "s1", "by": "bob", "until": T0 + 3600, "comment": "maintenance"}
     assert cluster_facts(model, "i1", T0 + 7200)["silenced"] == []  # ended
+
+
+def test_an_incident_answer_carries_its_cause_and_sla_clock_from_the_model() -> None:
+    """`GET /incidents/{id}` takes cause and clock from the read model: the same answer on every worker."""
+    model = ReadModel()
+    for i in ("i1", "i2", "i3"):
+        model.apply_incident(event(i))
+    model.apply_parent(parent("p1", ["i1", "i2"]))
+    model.apply_assignment(assignment("i2", "p1", "same host db-1"))
+    model.apply_clock("i2", clock("i2", acked_by="alice"))
+    facts = cluster_facts(model, "i2", T0 + 60)
+    assert (facts["parent_id"], facts["joined_because"]) == ("p1", "same host db-1")
+    assert facts["cause"] == {"parent_id": "p1", "children": ["i1", "i2"], "alert_count": 6, "first_seen": T0,
+                              "last_seen": T0 + 10, "status": "firing"}
+    assert (facts["sla"]["phase"], facts["sla"]["acked_by"], facts["acknowledged_by"]) == \
+        ("acknowledged", "alice", "alice")
+    alone = cluster_facts(model, "i3", T0 + 60)
+    assert (alone["cause"], alone["sla"], alone["parent_id"]) == (None, None, None)
+    model.apply_parent(parent("p1", ["i1", "i2"], seq=2, status="merged"))  # merged away: no cause any more
+    assert cluster_facts(model, "i2", T0 + 60)["cause"] is None
+    assert cluster_facts(model, "nope", T0)["cause"] is None
 
 
 def test_an_expired_silence_ends_and_one_not_started_is_dropped() -> None:
