@@ -17,11 +17,11 @@ Finished incidents are kept up to `keep_finished` of them (the newest by last al
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
-from correlator.models import IncidentEvent
+from correlator.insight.aggregates import IncidentFacts
 from correlator.notify.models import Subject
 from correlator.notify.routes import labels_of
 from correlator.notify.silences import Silence, expire, silenced_by
@@ -32,6 +32,7 @@ from correlator.triage.lifecycle import Review, TicketRecord
 __all__ = [
     "Filters",
     "Headline",
+    "IncidentSnapshot",
     "Page",
     "ReadModel",
     "Row",
@@ -47,6 +48,26 @@ __all__ = [
 RowKind = Literal["incident", "cause"]
 TIMELINE_LIMIT = 100
 """Events kept per incident for its timeline (the latest ones)."""
+
+
+class IncidentSnapshot(IncidentFacts, Protocol):
+    """What the model keeps of a stage-1 event: an `IncidentEvent`, or the feed's one-pass decode of its record
+    (`stream.incident_records.IncidentCounts`: the same fields, a third of the decoding time)."""
+
+    @property
+    def firing_count(self) -> int: ...
+    @property
+    def distinct_fingerprints(self) -> int: ...
+    @property
+    def member_sample(self) -> Sequence[str]: ...
+    @property
+    def entities(self) -> Mapping[str, list[str]]: ...
+    @property
+    def previous_id(self) -> str | None: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def emitted_at(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +196,7 @@ class ReadModel:
     """Set by the feed once it has read every topic up to where it stood at start: until then a list from the
     model may lack what the cluster holds."""
 
-    def apply_incident(self, event: IncidentEvent) -> bool:
+    def apply_incident(self, event: IncidentSnapshot) -> bool:
         """Fold a stage-1 event; False when it is not newer than what the model holds."""
         row = self.rows.get(event.incident_id)
         if row is not None and row.seq >= event.seq:

@@ -3,6 +3,7 @@ acknowledgements, silences matching an incident, server-side filters and paging,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -83,7 +84,7 @@ def test_a_child_assigned_before_its_causes_next_event_is_under_it(assignment_fi
     model = ReadModel()
     for i in ("i1", "i2"):
         model.apply_incident(event(i))
-    steps = [lambda: model.apply_assignment(assignment("i2", "p1", "same host db-1")),
+    steps: list[Callable[[], bool]] = [lambda: model.apply_assignment(assignment("i2", "p1", "same host db-1")),
              lambda: model.apply_parent(parent("p1", ["i1"]))]  # the cause's list does not name i2 yet
     for step in steps if assignment_first else steps[::-1]:
         step()
@@ -195,3 +196,44 @@ def test_finished_incidents_are_bounded_open_ones_never() -> None:
     assert sum(r.open for r in model.rows.values()) == 30
     assert sum(not r.open for r in model.rows.values()) <= 10 * 1.1 + 100
     assert "done199" in model.rows and "done000" not in model.rows  # the newest finished ones stay
+
+
+def test_the_feed_folds_the_same_model_with_its_one_pass_decoder_as_with_the_models() -> None:
+    """The feed decodes stage-1 events with msgspec (`read_incident_record`); what it folds equals what the
+    pydantic models give, for the engine's events of the lab storm, stage 2's records, and an event only the
+    model reads (a count written as 3.0); a record neither reads raises in both."""
+    import orjson
+    from aiokafka.structs import ConsumerRecord
+
+    from correlator.config import DEFAULT_CONFIG
+    from correlator.engine import Correlator
+    from correlator.records import record_of
+    from correlator.sources import parse
+    from stream.console.feed import FeedTopics, apply_record
+    from stream.incident_records import (ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record,
+                                         encode_incident_event, read_incident_record)
+
+    from .paths import LAB_STORM
+
+    alerts = [record_of(a) for a in parse("generic", LAB_STORM.read_bytes())]
+    engine = Correlator(DEFAULT_CONFIG)
+    events = engine.ingest(alerts) + engine.advance(max(r.starts_at for r in alerts) + 86400)
+    odd = {**orjson.loads(encode_incident_event(event("i-odd"))), "alert_count": 3.0}
+    values: list[tuple[bytes, list[tuple[str, bytes]]]] = [(encode_incident_event(e), []) for e in events]
+    values += [(orjson.dumps(odd), []), (orjson.dumps(parent("p1", [events[0].incident_id]).model_dump()),
+               PARENT_HEADERS), (orjson.dumps(assignment("i-odd", "p1", "same host").model_dump()), ASSIGNMENT_HEADERS)]
+    topics = FeedTopics("incidents", "clocks", "tickets")
+
+    def record(offset: int, value: bytes, headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
+        return ConsumerRecord("incidents", 0, offset, 0, 0, b"k", value, None, 1, len(value), headers)
+
+    fast, slow = ReadModel(), ReadModel()
+    for offset, (value, headers) in enumerate(values):
+        apply_record(fast, topics, record(offset, value, headers))
+        apply_record(slow, topics, record(offset, value, headers), decode_incident_record)
+    assert len(fast.rows) == len({e.incident_id for e in events}) + 2  # the storm's, i-odd, p1
+    assert fast.rows == slow.rows and fast.parent_of == slow.parent_of
+    assert fast.rows["i-odd"].alert_count == 3 and fast.parent(fast.rows["i-odd"]) == "p1"
+    for model, decode in ((fast, read_incident_record), (slow, decode_incident_record)):
+        with pytest.raises(ValueError, match="incident_id"):
+            apply_record(model, topics, record(99, b'{"kind": "opened"}', []), decode)
