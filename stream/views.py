@@ -8,7 +8,8 @@ first. An incident's answer carries what the read model holds of it, the same on
 `acknowledged_at`, its SLA clock (`sla`), its cause (`parent_id`, `joined_because`, and `cause`: the cause's id,
 children, counts and status) and `silenced` (the active silences matching it: id, by whom, until when). The read
 model follows the topics a moment behind them: a client that has just acknowledged an incident polls until the
-answer shows it.
+answer shows it. With the console off (`AIOPS_CONSOLE=false`) there is no read model: a worker answers only for
+the incidents its engines hold, without those facts.
 """
 
 from __future__ import annotations
