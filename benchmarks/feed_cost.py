@@ -1,4 +1,5 @@
-"""What the console's feed costs a worker to read `incidents`: CPU seconds, its one-pass decoder against the models'.
+"""What the console's feed costs a worker to read `incidents`: CPU seconds, its one-pass decoder against the models';
+and the incident SLA agent's step per event, the same two ways.
 
 Every worker's feed (stream/console/feed.py) reads every partition of `incidents` from the start, so each
 incident event is decoded once per worker. This measures that read: the engine's events of a generated storm
@@ -9,7 +10,10 @@ and with `read_incident_record` (msgspec for stage-1 events), in an order that a
 figure is this process's CPU seconds from the start of the read to caught-up (fetching included, the garbage
 collector tuned as a worker's), each round's
 ratio (one-pass / models) and the median of the ratios are printed. Both arms must fold the same rows. Beside it,
-the fold alone (`ReadModel.apply_incident`, CPU us an event) on what each decoder made of the records.
+the fold alone (`ReadModel.apply_incident`, CPU us an event) on what each decoder made of the records; and the
+incident SLA agent's step per event (`stream.tickets.incident_batch` without its table: decode, then
+`on_incident_event` on the incident's clock), CPU us an event, with `parse_incident` (the model, before) and with
+`decode_incident_fast` first (now). Clocks must be equal both ways.
 
     .venv/bin/python benchmarks/feed_cost.py                 # 30,000 alerts, 5 rounds
     .venv/bin/python benchmarks/feed_cost.py --quick         # a small round: proves it runs, not a figure
@@ -41,11 +45,19 @@ from correlator.records import record_of  # noqa: E402
 from correlator.sources import parse  # noqa: E402
 from stream.broker import start_broker  # noqa: E402
 from stream.console.feed import Decode, FeedState, FeedTopics, run_feed  # noqa: E402
-from stream.incident_records import decode_incident_record, encode_incident_event, read_incident_record  # noqa: E402
+from correlator.triage.incident_sla import IncidentClock, on_incident_event  # noqa: E402
+from stream.incident_records import (  # noqa: E402
+    decode_incident_fast,
+    decode_incident_record,
+    encode_incident_event,
+    read_incident_record,
+)
 from stream.runtime import tune_gc  # noqa: E402
+from stream.tickets import parse_incident  # noqa: E402
 from tests.workers import Deployment  # noqa: E402
 
 ARMS: dict[str, Decode] = {"models": decode_incident_record, "one_pass": read_incident_record}
+START = 1_772_420_400.0
 
 
 def storm_events(alerts: int, seed: int) -> list[IncidentEvent]:
@@ -77,6 +89,19 @@ def fold_only(events: list[IncidentEvent], decode: Decode) -> float:
     return 1e6 * (time.process_time() - cpu0) / len(events)
 
 
+def sla_step(events: list[IncidentEvent], one_pass: bool) -> tuple[float, dict[str, IncidentClock | None]]:
+    """(CPU us an event, clocks) of the SLA agent's decode and clock step over the events' records."""
+    raw = [encode_incident_event(e) for e in events]
+    clocks: dict[str, IncidentClock | None] = {}
+    cpu0 = time.process_time()
+    for k, value in enumerate(raw):
+        event = (decode_incident_fast(value) if one_pass else None) or parse_incident(value)
+        assert event is not None
+        clocks[event.incident_id] = on_incident_event(clocks.get(event.incident_id), event, START + k) or \
+            clocks.get(event.incident_id)
+    return 1e6 * (time.process_time() - cpu0) / len(raw), clocks
+
+
 def main(argv: list[str] | None = None) -> int:
     """Produce the storm's incident events, then read them with both decoders, alternating, `--rounds` times."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -103,9 +128,14 @@ def main(argv: list[str] | None = None) -> int:
             models = {arm: got[arm][2] for arm in order}
             if models["models"].rows != models["one_pass"].rows or len(models["models"].rows) == 0:
                 raise AssertionError("the two decoders folded different rows")
+            sla = {arm: sla_step(events, arm == "one_pass") for arm in order}
+            if sla["models"][1] != sla["one_pass"][1]:
+                raise AssertionError("the SLA step made different clocks")
             rounds.append({arm: {"cpu_s": round(got[arm][0], 3), "wall_s": round(got[arm][1], 3),
-                                 "fold_only_us": round(fold_only(events, ARMS[arm]), 2)} for arm in order}
-                          | {"ratio": got["one_pass"][0] / got["models"][0]})
+                                 "fold_only_us": round(fold_only(events, ARMS[arm]), 2),
+                                 "sla_step_us": round(sla[arm][0], 2)} for arm in order}
+                          | {"ratio": got["one_pass"][0] / got["models"][0],
+                             "sla_ratio": sla["one_pass"][0] / sla["models"][0]})
             print(json.dumps(rounds[-1]), flush=True)
         per = {arm: statistics.median(r[arm]["cpu_s"] for r in rounds) for arm in ARMS}
         print(json.dumps({
@@ -115,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             "median_fold_only_us_per_event": {arm: statistics.median(r[arm]["fold_only_us"] for r in rounds)
                                               for arm in ARMS},
             "median_ratio_one_pass_over_models": round(statistics.median(r["ratio"] for r in rounds), 3),
-            "ratios": [round(r["ratio"], 3) for r in rounds]}, indent=1))
+            "ratios": [round(r["ratio"], 3) for r in rounds],
+            "median_sla_step_us_per_event": {arm: statistics.median(r[arm]["sla_step_us"] for r in rounds)
+                                             for arm in ARMS},
+            "median_sla_ratio_one_pass_over_models": round(statistics.median(r["sla_ratio"] for r in rounds), 3),
+            "sla_ratios": [round(r["sla_ratio"], 3) for r in rounds]}, indent=1))
     finally:
         broker.stop()
     return 0

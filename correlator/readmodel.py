@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from correlator.insight.aggregates import IncidentFacts
+from correlator.models import IncidentFacts
 from correlator.notify.models import Subject
 from correlator.notify.routes import labels_of
 from correlator.notify.silences import Silence, expire, silenced_by
