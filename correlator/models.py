@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -21,6 +21,7 @@ __all__ = [
     "EpochSeconds",
     "IncidentEvent",
     "IncidentEventKind",
+    "IncidentFacts",
     "IncidentStatus",
     "Severity",
     "SEVERITY_RANK",
@@ -129,6 +130,39 @@ class IncidentEvent(BaseModel):
     late_alerts: int = Field(default=0, ge=0, description="members that arrived after the allowed lateness")
     reason: str = ""
     emitted_at: float = Field(description="event-time watermark when this event was produced")
+
+
+class IncidentFacts(Protocol):
+    """What the readers of `incidents` that need no model read of a stage-1 event (the analytics store, the
+    console's read model, the incident SLA clocks): an `IncidentEvent`, or the same fields decoded in one msgspec
+    pass (`stream.incident_records.IncidentCounts`)."""
+
+    @property
+    def kind(self) -> IncidentEventKind: ...
+    @property
+    def incident_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def symptom(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def status(self) -> IncidentStatus: ...
+    @property
+    def first_seen(self) -> float: ...
+    @property
+    def last_seen(self) -> float: ...
+    @property
+    def alert_count(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def max_severity(self) -> Severity: ...
 
 
 def _not_boolean(value: object) -> object:

@@ -9,16 +9,19 @@ notify control topic. `stream.console.feed` reads those topics and calls the `ap
 
 A record applied twice, or an older one after a newer (a re-read after a rebalance), changes nothing: incidents
 and causes keep the highest `seq`, clocks and tickets the document last written (the changelog's order).
+A child's cause is its latest assignment, else the cause whose event lists it (`stream.feed.parent_of`'s rule):
+stage 2 publishes an assignment when a child joins and the cause's next `updated` only after its throttle
+(`update_interval_s` of event time), so a cause's row also lists the children assigned to it since its event.
 Finished incidents are kept up to `keep_finished` of them (the newest by last alert), open ones all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
-from correlator.models import IncidentEvent
+from correlator.models import IncidentFacts
 from correlator.notify.models import Subject
 from correlator.notify.routes import labels_of
 from correlator.notify.silences import Silence, expire, silenced_by
@@ -29,6 +32,7 @@ from correlator.triage.lifecycle import Review, TicketRecord
 __all__ = [
     "Filters",
     "Headline",
+    "IncidentSnapshot",
     "Page",
     "ReadModel",
     "Row",
@@ -44,6 +48,26 @@ __all__ = [
 RowKind = Literal["incident", "cause"]
 TIMELINE_LIMIT = 100
 """Events kept per incident for its timeline (the latest ones)."""
+
+
+class IncidentSnapshot(IncidentFacts, Protocol):
+    """What the model keeps of a stage-1 event: an `IncidentEvent`, or the feed's one-pass decode of its record
+    (`stream.incident_records.IncidentCounts`: the same fields, a third of the decoding time)."""
+
+    @property
+    def firing_count(self) -> int: ...
+    @property
+    def distinct_fingerprints(self) -> int: ...
+    @property
+    def member_sample(self) -> Sequence[str]: ...
+    @property
+    def entities(self) -> Mapping[str, list[str]]: ...
+    @property
+    def previous_id(self) -> str | None: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def emitted_at(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +186,8 @@ class ReadModel:
     silences: dict[str, Silence] = field(default_factory=dict)
     parent_of: dict[str, tuple[str, str]] = field(default_factory=dict)
     """child id -> (cause id, why it joined), known before or after the child's own events."""
+    assigned: dict[str, list[str]] = field(default_factory=dict)
+    """cause id -> the children assignments named to it, in order: the truth over an older list of the cause's."""
     version: int = 0
     """Grows with every change: the live page asks for rows again when it moves."""
     skipped: int = 0
@@ -170,7 +196,7 @@ class ReadModel:
     """Set by the feed once it has read every topic up to where it stood at start: until then a list from the
     model may lack what the cluster holds."""
 
-    def apply_incident(self, event: IncidentEvent) -> bool:
+    def apply_incident(self, event: IncidentSnapshot) -> bool:
         """Fold a stage-1 event; False when it is not newer than what the model holds."""
         row = self.rows.get(event.incident_id)
         if row is not None and row.seq >= event.seq:
@@ -198,10 +224,13 @@ class ReadModel:
                     key=event.parent_id, first_seen=event.first_seen, last_seen=event.last_seen,
                     alert_count=event.alert_count, children=list(event.children), previous_id=event.previous_id,
                     reason=event.reason)
-        for child in event.children:  # the cause's own list is the truth; a reason is kept while it holds
+        for child in event.children:  # a reason is kept while it holds; an assignment elsewhere is newer
             known = self.parent_of.get(child)
-            self.parent_of[child] = known if known is not None and known[0] == event.parent_id else (
-                event.parent_id, f"opened cause {event.parent_id}" if child == event.first_child else "")
+            if known is None or (known[0] != event.parent_id and not self._assigned_to(child, known[0])):
+                self.parent_of[child] = (event.parent_id,
+                                         f"opened cause {event.parent_id}" if child == event.first_child else "")
+        fresh.children += [c for c in self.assigned.get(event.parent_id, ()) if c not in event.children
+                           and self._assigned_to(c, event.parent_id)]
         detail = f"{len(event.children)} incidents, {event.alert_count} alerts" + (
             f", merged into {event.merged_into}" if event.merged_into else "")
         self._replace(row, fresh, TimelineEntry(event.emitted_at, event.kind, detail))
@@ -213,6 +242,12 @@ class ReadModel:
         if known == (assignment.parent_id, assignment.explanation):
             return False
         self.parent_of[assignment.child_id] = (assignment.parent_id, assignment.explanation)
+        named = self.assigned.setdefault(assignment.parent_id, [])
+        if assignment.child_id not in named:
+            named.append(assignment.child_id)
+        cause = self.rows.get(assignment.parent_id)
+        if cause is not None and assignment.child_id not in cause.children:  # ahead of the cause's next event
+            cause.children.append(assignment.child_id)
         for row_id in (assignment.child_id, assignment.parent_id):
             row = self.rows.get(row_id)
             if row is not None:
@@ -296,6 +331,10 @@ class ReadModel:
 
     # ---------------------------------------------------------------- internals
 
+    def _assigned_to(self, child: str, cause_id: str) -> bool:
+        """Whether the child's latest known cause is `cause_id` by an assignment."""
+        return self.parent_of.get(child, ("", ""))[0] == cause_id and child in self.assigned.get(cause_id, ())
+
     def _replace(self, before: Row | None, fresh: Row, entry: TimelineEntry) -> None:
         fresh.timeline = before.timeline if before is not None else []
         _note(fresh, entry)
@@ -310,6 +349,7 @@ class ReadModel:
             del self.rows[row.id]
             self.clocks.pop(row.id, None)
             self.parent_of.pop(row.id, None)
+            self.assigned.pop(row.id, None)
 
 
 def _note(row: Row, entry: TimelineEntry) -> None:

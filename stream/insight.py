@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 import orjson
@@ -35,7 +35,6 @@ from faust.types import EventT, TopicT
 from pydantic import ValidationError
 
 from correlator.config import parse_duration
-from correlator.eventtime import MAX_EPOCH
 from correlator.insight import (
     HourAggregate,
     build_summary,
@@ -56,7 +55,7 @@ from correlator.validation import first_error
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, locked
-from stream.incident_records import is_stage2_record
+from stream.incident_records import IncidentCounts, decode_incident_fast, is_stage2_record
 from stream.ingest import RETRY_AFTER_S
 from stream.problems import problem_response
 from stream.settings import Settings
@@ -228,52 +227,12 @@ class Insight:
             side.horizon.pop(partition, None)
 
 
-Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-"""A count the store can add up and write (orjson writes 64-bit integers; a fuzzed 10**30 once stalled the stage)."""
-Epoch = Annotated[float, msgspec.Meta(ge=0, lt=MAX_EPOCH)]
-"""Event time the store can put in an hour (a time of 1e300 would make an hour no changelog can hold)."""
-
-
-class IncidentCounts(msgspec.Struct, frozen=True):
-    """An `IncidentEvent` as the store decodes it: every field, typed and bounded as the model has them (so the
-    store refuses what the SLA agent refuses), by msgspec: 19 us an event against 31 us for the pydantic model
-    (best of 7, benchmarks/RESULTS.md), on a storm of nearly one incident event per alert. A value this refuses
-    goes to the model (`incident_counts`), which decides and names the reason."""
-
-    kind: Literal["opened", "updated", "resolved", "expired"]
-    incident_id: str
-    seq: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
-    key: str
-    service: str
-    symptom: str
-    status: Literal["firing", "resolved", "expired"]
-    first_seen: Epoch
-    last_seen: Epoch
-    window_start: Epoch
-    alert_count: Count
-    distinct_fingerprints: Count
-    firing_count: Count
-    duplicates: Count
-    max_severity: Literal["critical", "warning", "info"]
-    emitted_at: Epoch
-    scope: str = ""
-    member_sample: list[str] = msgspec.field(default_factory=list)
-    entities: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    previous_id: str | None = None
-    late_alerts: Count = 0
-    reason: str = ""
-
-
-_COUNTS = msgspec.json.Decoder(IncidentCounts)
-
-
 def incident_counts(raw: bytes | None) -> IncidentCounts | None:
     """The counts of a stage-1 event; None for a stage-2 record written without its header. A value that is
     neither is refused by `stream.tickets.parse_incident`, with the same reason the SLA agent gives."""
-    try:
-        return _COUNTS.decode(raw or b"")
-    except msgspec.DecodeError:  # malformed, or not an event (ValidationError is a DecodeError)
-        pass
+    fast = decode_incident_fast(raw)
+    if fast is not None:
+        return fast
     event = parse_incident(raw)  # the slow path, only for what the fast one refused: raises, or a cause
     if event is None:
         return None

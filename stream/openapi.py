@@ -142,8 +142,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/stats", "The engines' counters summed"),
     Operation("GET", "/incidents", "Incidents of the whole cluster, newest first",
               query=(("status", "firing, resolved or expired"),)),
-    Operation("GET", "/incidents/{incident_id}", "One incident or cause: members, acknowledgement, cause, silences; "
-              "on the worker that holds it, its SLA clock (sla) and stage-2 cause (cause)",
+    Operation("GET", "/incidents/{incident_id}", "One incident or cause: members, acknowledgement, SLA clock "
+              "(sla), cause (parent_id, cause), silences; the same on every worker (the read model)",
               errors=(404,)),
     Operation("POST", "/incidents/{incident_id}/ack", "Acknowledge an incident, stopping its clock", 200,
               "IncidentClock", "ReviewRequest", (400, 409, *_BY_ID)),

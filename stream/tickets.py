@@ -26,7 +26,7 @@ from faust.types import EventT, TopicT
 from pydantic import ValidationError
 
 from correlator import metrics
-from correlator.models import IncidentEvent, Ticket
+from correlator.models import IncidentEvent, IncidentFacts, Ticket
 from correlator.triage import (
     Classification,
     Classifier,
@@ -63,7 +63,7 @@ from stream import tally
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, Outbound, locked
-from stream.incident_records import is_stage2_record
+from stream.incident_records import decode_incident_fast, is_stage2_record
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
@@ -325,17 +325,17 @@ def parse_incident(raw: bytes | None) -> IncidentEvent | None:
 async def incident_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
     """Start, move or stop the SLA clocks of the incidents in a batch of `incidents` events."""
     now = time.time()
-    by_partition: dict[int, list[IncidentEvent]] = {}
+    by_partition: dict[int, list[IncidentFacts]] = {}
     for event in events:
         if is_stage2_record(event.message.headers):
             continue  # a parent or an assignment: not clocked here, and not worth decoding to find out
-        try:
-            incident = parse_incident(event.message.value)
+        try:  # one msgspec pass; what it refuses, the model decides and names the reason for
+            decoded = decode_incident_fast(event.message.value) or parse_incident(event.message.value)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await desk.pipe.refuse("incident_sla", event, exc)
             continue
-        if incident is not None:
-            by_partition.setdefault(event.message.partition, []).append(incident)
+        if decoded is not None:
+            by_partition.setdefault(event.message.partition, []).append(decoded)
     stores = {partition: desk.incident_store(partition) for partition in sorted(by_partition)}
     async with locked(stores.values()):  # in partition order, as every holder of several takes them
         for partition, incidents in by_partition.items():

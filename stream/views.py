@@ -4,14 +4,17 @@
 Every worker answers for the whole cluster: the incidents its own engines hold (fresh to the last alert, with
 every member) and, from the read model (correlator/readmodel.py, fed by stream/console/feed.py), every other
 incident and cause any worker published. Open incidents and finished ones still in retention are listed, newest
-first. An incident's answer carries `acknowledged_by`/`acknowledged_at`, its cause (`parent_id`, `joined_because`)
-and `silenced` (the active silences matching it: id, by whom, until when).
+first. An incident's answer carries what the read model holds of it, the same on every worker: `acknowledged_by`/
+`acknowledged_at`, its SLA clock (`sla`), its cause (`parent_id`, `joined_because`, and `cause`: the cause's id,
+children, counts and status) and `silenced` (the active silences matching it: id, by whom, until when). The read
+model follows the topics a moment behind them: a client that has just acknowledged an incident polls until the
+answer shows it. With the console off (`AIOPS_CONSOLE=false`) there is no read model: a worker answers only for
+the incidents its engines hold, without those facts.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,12 +24,8 @@ from correlator.readmodel import ReadModel, Row
 from stream.app import App
 from stream.pipeline import Pipeline
 from stream.problems import problem_response
-from stream.review import clock_of
-from stream.stage2_agent import Stage2
-from stream.tickets import Desk
 
-__all__ = ["cause_of", "incident_extras", "install_metrics", "install_views", "incident_summary", "incidents_of",
-           "row_summary"]
+__all__ = ["install_metrics", "install_views", "incident_summary", "incidents_of", "row_summary"]
 
 LIST_LIMIT = 500
 
@@ -54,17 +53,26 @@ def row_summary(row: Row) -> dict[str, Any]:
 
 
 def cluster_facts(model: ReadModel, incident_id: str, now: float) -> dict[str, Any]:
-    """What the read model adds to an incident's answer: acknowledgement, cause, silences."""
+    """What the read model adds to an incident's answer: acknowledgement, SLA clock, cause, silences."""
     row = model.rows.get(incident_id)
     clock = model.clocks.get(incident_id)
+    parent_id = model.parent(row) if row is not None else None
     silences = model.silenced(row, now) if row is not None else []
     return {
         "acknowledged_by": clock.acked_by if clock is not None else None,
         "acknowledged_at": clock.acked_at if clock is not None else None,
-        "parent_id": model.parent(row) if row is not None else None,
+        "sla": clock.model_dump(mode="json") if clock is not None else None,
+        "parent_id": parent_id,
         "joined_because": model.why(row) if row is not None else "",
+        "cause": cause_summary(model.rows[parent_id]) if parent_id is not None else None,
         "silenced": [{"id": s.id, "by": s.created_by, "until": s.ends_at, "comment": s.comment} for s in silences],
     }
+
+
+def cause_summary(cause: Row) -> dict[str, Any]:
+    """The cause an incident is grouped under, as its answer carries it: id, children, counts, status."""
+    return {"parent_id": cause.id, "children": list(cause.children), "alert_count": cause.alert_count,
+            "first_seen": cause.first_seen, "last_seen": cause.last_seen, "status": cause.status}
 
 
 def incidents_of(pipe: Pipeline) -> list[IncidentState]:
@@ -81,28 +89,10 @@ def install_metrics(app: App) -> None:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-def cause_of(stage2: Stage2 | None, incident_id: str) -> dict[str, Any] | None:
-    """The stage-2 cause (parent) an incident is grouped under on this worker, or None (none, or stage 2 off)."""
-    for grouper in (stage2.groupers.values() if stage2 is not None else ()):
-        parent_id = grouper.parent_of(incident_id)
-        group = grouper.store.get(parent_id) if parent_id is not None else None
-        if group is not None:
-            return {"parent_id": group.id, "children": list(group.children), "alert_count": group.alert_count,
-                    "first_seen": group.first_seen, "last_seen": group.last_seen, "phase": group.phase.value}
-    return None
-
-
-def incident_extras(desk: Desk, stage2: Stage2 | None, incident_id: str) -> dict[str, Any]:
-    """What `GET /incidents/{id}` adds from the other stages: its SLA clock (phase, who acknowledged and when)
-    and its cause."""
-    return {"sla": clock_of(desk, incident_id), "cause": cause_of(stage2, incident_id)}
-
-
-def install_views(pipe: Pipeline, model: ReadModel | None = None,
-                  extras: Callable[[str], dict[str, Any]] | None = None) -> None:
+def install_views(pipe: Pipeline, model: ReadModel | None = None) -> None:
     """Register `/metrics`, `/assignment` and the incident views on the app's web server: with `model`, the
-    incident views answer for the whole cluster; `extras` adds the SLA clock and cause of an incident this worker
-    holds to `GET /incidents/{id}` (`incident_extras`)."""
+    incident views answer for the whole cluster, and an incident's acknowledgement, SLA clock, cause and
+    silences come from it (`cluster_facts`), so every worker gives the same answer."""
     app = pipe.app
     install_metrics(app)
 
@@ -137,8 +127,7 @@ def install_views(pipe: Pipeline, model: ReadModel | None = None,
         extra = cluster_facts(model, incident_id, time.time()) if model is not None else {}
         for inc in incidents_of(pipe):
             if inc.id == incident_id:
-                more = extras(incident_id) if extras is not None else {}
-                return web.json({**incident_summary(inc), "members": sorted(inc.members), **extra, **more})
+                return web.json({**incident_summary(inc), "members": sorted(inc.members), **extra})
         row = model.rows.get(incident_id) if model is not None else None
         if row is not None:
             return web.json({**row_summary(row), "members": row.member_sample, **extra})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import logging.config
-from functools import partial
 
 from aiokafka.errors import KafkaError
 
@@ -30,7 +29,7 @@ from stream.stage2_agent import GroupStage, install_stage2
 from stream.stages import Stage, StageRunner
 from stream.tickets import IncidentSlaStage, TriageStage
 from stream.topics import TopicSpec, differences, topic_specs
-from stream.views import incident_extras, install_metrics, install_views
+from stream.views import install_metrics, install_views
 
 __all__ = ["build_ingest_app", "build_worker_app", "check_topics", "run", "ensure_topics", "tune_gc"]
 
@@ -62,7 +61,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     ingest = install_ingest(app, settings)
     declare_too_large()
     desk = install_tickets(app, settings, pipe)  # ticket and incident SLA tables, review API
-    install_views(pipe, model, partial(incident_extras, desk, stage2))  # /incidents/{id}: + SLA clock and cause
+    install_views(pipe, model)  # /incidents, /incidents/{id}: acknowledgement, SLA clock, cause from the read model
     # The stages, in one place: each consumes one topic, and the runner gives all of them the same agent loop,
     # dead-letter guard, timer, checkpoint on stop and retry of a failed batch (stream/stages.py).
     stages: list[Stage] = [NormalizeStage(pipe, settings.step_bytes), CorrelateStage(pipe, settings.step_bytes)]

@@ -3,6 +3,7 @@ acknowledgements, silences matching an incident, server-side filters and paging,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -76,6 +77,36 @@ def test_a_cause_folds_its_children_in_any_order_with_why_they_joined() -> None:
     assert {r.id for r in model.top_rows()} == {"i1", "i2", "i3"}
 
 
+@pytest.mark.parametrize("assignment_first", [True, False])
+def test_a_child_assigned_before_its_causes_next_event_is_under_it(assignment_first: bool) -> None:
+    """Stage 2 publishes the assignment when a child joins, the cause's `updated` only after its throttle: the
+    assignment is enough, whichever of the cause's event and the assignment the feed reads first."""
+    model = ReadModel()
+    for i in ("i1", "i2"):
+        model.apply_incident(event(i))
+    steps: list[Callable[[], bool]] = [lambda: model.apply_assignment(assignment("i2", "p1", "same host db-1")),
+             lambda: model.apply_parent(parent("p1", ["i1"]))]  # the cause's list does not name i2 yet
+    for step in steps if assignment_first else steps[::-1]:
+        step()
+    assert model.rows["p1"].children == ["i1", "i2"]
+    assert model.parent(model.rows["i2"]) == "p1" and [r.id for r in model.top_rows()] == ["p1"]
+    model.apply_parent(parent("p1", ["i1", "i2"], seq=2))  # the throttled update: nothing doubles
+    assert model.rows["p1"].children == ["i1", "i2"] and model.why(model.rows["i2"]) == "same host db-1"
+
+
+def test_a_merge_assignment_wins_over_the_old_causes_list_read_after_it() -> None:
+    model = ReadModel()
+    for i in ("i1", "i2", "i3"):
+        model.apply_incident(event(i))
+    model.apply_parent(parent("p2", ["i3"]))
+    model.apply_assignment(assignment("i2", "p2", "merged in from p1"))  # the move, read first
+    model.apply_parent(parent("p1", ["i1", "i2"]))  # p1's older list, from another partition
+    assert model.parent(model.rows["i2"]) == "p2" and model.rows["p1"].children == ["i1", "i2"]
+    model.apply_parent(parent("p1", ["i1", "i2"], seq=2, status="merged"))
+    assert model.parent(model.rows["i2"]) == "p2" and model.why(model.rows["i2"]) == "merged in from p1"
+    assert model.rows["p2"].children == ["i3", "i2"]
+
+
 def test_an_ack_on_a_child_shows_on_its_cause_and_in_the_filters() -> None:
     model = ReadModel()
     model.apply_parent(parent("p1", ["i1", "i2"]))
@@ -104,6 +135,27 @@ def test_an_incident_shows_the_silences_that_match_it(matchers: list[dict[str, A
     if silenced:
         assert facts["silenced"][0] == {"id": "s1", "by": "bob", "until": T0 + 3600, "comment": "maintenance"}
     assert cluster_facts(model, "i1", T0 + 7200)["silenced"] == []  # ended
+
+
+def test_an_incident_answer_carries_its_cause_and_sla_clock_from_the_model() -> None:
+    """`GET /incidents/{id}` takes cause and clock from the read model: the same answer on every worker."""
+    model = ReadModel()
+    for i in ("i1", "i2", "i3"):
+        model.apply_incident(event(i))
+    model.apply_parent(parent("p1", ["i1", "i2"]))
+    model.apply_assignment(assignment("i2", "p1", "same host db-1"))
+    model.apply_clock("i2", clock("i2", acked_by="alice"))
+    facts = cluster_facts(model, "i2", T0 + 60)
+    assert (facts["parent_id"], facts["joined_because"]) == ("p1", "same host db-1")
+    assert facts["cause"] == {"parent_id": "p1", "children": ["i1", "i2"], "alert_count": 6, "first_seen": T0,
+                              "last_seen": T0 + 10, "status": "firing"}
+    assert (facts["sla"]["phase"], facts["sla"]["acked_by"], facts["acknowledged_by"]) == \
+        ("acknowledged", "alice", "alice")
+    alone = cluster_facts(model, "i3", T0 + 60)
+    assert (alone["cause"], alone["sla"], alone["parent_id"]) == (None, None, None)
+    model.apply_parent(parent("p1", ["i1", "i2"], seq=2, status="merged"))  # merged away: no cause any more
+    assert cluster_facts(model, "i2", T0 + 60)["cause"] is None
+    assert cluster_facts(model, "nope", T0)["cause"] is None
 
 
 def test_an_expired_silence_ends_and_one_not_started_is_dropped() -> None:
@@ -144,3 +196,44 @@ def test_finished_incidents_are_bounded_open_ones_never() -> None:
     assert sum(r.open for r in model.rows.values()) == 30
     assert sum(not r.open for r in model.rows.values()) <= 10 * 1.1 + 100
     assert "done199" in model.rows and "done000" not in model.rows  # the newest finished ones stay
+
+
+def test_the_feed_folds_the_same_model_with_its_one_pass_decoder_as_with_the_models() -> None:
+    """The feed decodes stage-1 events with msgspec (`read_incident_record`); what it folds equals what the
+    pydantic models give, for the engine's events of the lab storm, stage 2's records, and an event only the
+    model reads (a count written as 3.0); a record neither reads raises in both."""
+    import orjson
+    from aiokafka.structs import ConsumerRecord
+
+    from correlator.config import DEFAULT_CONFIG
+    from correlator.engine import Correlator
+    from correlator.records import record_of
+    from correlator.sources import parse
+    from stream.console.feed import FeedTopics, apply_record
+    from stream.incident_records import (ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record,
+                                         encode_incident_event, read_incident_record)
+
+    from .paths import LAB_STORM
+
+    alerts = [record_of(a) for a in parse("generic", LAB_STORM.read_bytes())]
+    engine = Correlator(DEFAULT_CONFIG)
+    events = engine.ingest(alerts) + engine.advance(max(r.starts_at for r in alerts) + 86400)
+    odd = {**orjson.loads(encode_incident_event(event("i-odd"))), "alert_count": 3.0}
+    values: list[tuple[bytes, list[tuple[str, bytes]]]] = [(encode_incident_event(e), []) for e in events]
+    values += [(orjson.dumps(odd), []), (orjson.dumps(parent("p1", [events[0].incident_id]).model_dump()),
+               PARENT_HEADERS), (orjson.dumps(assignment("i-odd", "p1", "same host").model_dump()), ASSIGNMENT_HEADERS)]
+    topics = FeedTopics("incidents", "clocks", "tickets")
+
+    def record(offset: int, value: bytes, headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
+        return ConsumerRecord("incidents", 0, offset, 0, 0, b"k", value, None, 1, len(value), headers)
+
+    fast, slow = ReadModel(), ReadModel()
+    for offset, (value, headers) in enumerate(values):
+        apply_record(fast, topics, record(offset, value, headers))
+        apply_record(slow, topics, record(offset, value, headers), decode_incident_record)
+    assert len(fast.rows) == len({e.incident_id for e in events}) + 2  # the storm's, i-odd, p1
+    assert fast.rows == slow.rows and fast.parent_of == slow.parent_of
+    assert fast.rows["i-odd"].alert_count == 3 and fast.parent(fast.rows["i-odd"]) == "p1"
+    for model, decode in ((fast, read_incident_record), (slow, decode_incident_record)):
+        with pytest.raises(ValueError, match="incident_id"):
+            apply_record(model, topics, record(99, b'{"kind": "opened"}', []), decode)

@@ -20,12 +20,12 @@ Pure: times come in the events; `expired` takes the horizon the caller computed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from correlator.eventtime import epoch_problem
-from correlator.models import TriagedTicket
+from correlator.models import IncidentFacts, TriagedTicket
 
 __all__ = [
     "HOUR_S",
@@ -136,38 +136,6 @@ class HourAggregate(BaseModel):
     def split(self, count: str, dimension: str) -> dict[str, int]:
         """A count split by one dimension (empty when never split)."""
         return self.by.get(f"{count}|{dimension}", {})
-
-
-class IncidentFacts(Protocol):
-    """What the store reads of a stage-1 incident event: an `IncidentEvent`, or the counts alone as the insight
-    stage decodes them from the wire (`stream.insight.IncidentCounts`, skipping entities and member sample)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def incident_id(self) -> str: ...
-    @property
-    def seq(self) -> int: ...
-    @property
-    def key(self) -> str: ...
-    @property
-    def service(self) -> str: ...
-    @property
-    def symptom(self) -> str: ...
-    @property
-    def scope(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def first_seen(self) -> float: ...
-    @property
-    def last_seen(self) -> float: ...
-    @property
-    def alert_count(self) -> int: ...
-    @property
-    def duplicates(self) -> int: ...
-    @property
-    def max_severity(self) -> str: ...
 
 
 def _incident_dims(event: IncidentFacts) -> tuple[tuple[str, str], ...]:

@@ -17,7 +17,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from correlator.models import IncidentEvent, Severity, TriagedTicket, max_severity
+from correlator.models import IncidentFacts, Severity, TriagedTicket, max_severity
 from correlator.triage.lifecycle import Refused
 from correlator.triage.routing import DEFAULT_ROUTING, RoutingPolicy
 from correlator.triage.sla import Escalation, EscalationReason, SlaState, check_sla, severity_of_incident, start_sla
@@ -72,7 +72,7 @@ class IncidentClock(BaseModel):
         return SlaState(tier=self.tier, due_at=self.due_at, open=self.phase == "open", breaches=self.breaches)
 
 
-def on_incident_event(clock: IncidentClock | None, event: IncidentEvent, now: float,
+def on_incident_event(clock: IncidentClock | None, event: IncidentFacts, now: float,
                       policy: RoutingPolicy = DEFAULT_ROUTING, *, horizon: float = float("-inf")
                       ) -> IncidentClock | None:
     """The clock after an `incidents` event; None when it changes nothing.
@@ -94,7 +94,7 @@ def on_incident_event(clock: IncidentClock | None, event: IncidentEvent, now: fl
     return _raised(clock.model_copy(update={"seq": event.seq}), event.max_severity, policy)
 
 
-def _opened(event: IncidentEvent, now: float, policy: RoutingPolicy) -> IncidentClock:
+def _opened(event: IncidentFacts, now: float, policy: RoutingPolicy) -> IncidentClock:
     state = start_sla(severity_of_incident(event.max_severity), now, policy)
     assert state.tier is not None and state.due_at is not None
     return IncidentClock(incident_id=event.incident_id, key=event.key, service=event.service,

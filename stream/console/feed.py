@@ -14,6 +14,9 @@ records into its own `correlator.readmodel.ReadModel` and answers for the whole 
 - the notify control topic, when the notify stage runs: silences and their ends (every partition carries each
   silence; the model keeps one copy by id).
 
+Every worker decodes every record of `incidents` here, so a stage-1 event takes one msgspec pass
+(`stream.incident_records.read_incident_record`) rather than the pydantic model: `benchmarks/feed_cost.py`.
+
 A record that does not decode is counted (`ReadModel.skipped`) and logged, never fatal: the agent that owns the
 topic dead-letters it already, and a second dead letter from every worker would only repeat it.
 """
@@ -35,12 +38,15 @@ from correlator.readmodel import ReadModel
 from correlator.stage2 import Assignment, ParentEvent
 from correlator.triage.incident_sla import IncidentClock
 from correlator.triage.lifecycle import TicketRecord
-from stream.incident_records import decode_incident_record
+from stream.incident_records import IncidentCounts, IncidentRecord, Headers, read_incident_record
 from stream.notify.stage import decode_control
 
-__all__ = ["FeedState", "FeedTopics", "apply_record", "run_feed"]
+__all__ = ["Decode", "FeedState", "FeedTopics", "apply_record", "run_feed"]
 
 log = logging.getLogger(__name__)
+
+Decode = Callable[[bytes | None, Headers], IncidentCounts | IncidentRecord]
+"""How the feed decodes a record of `incidents` (the benchmark's baseline passes the models' decoder)."""
 
 POLL_MS = 200
 METADATA_MAX_AGE_MS = 5_000
@@ -76,11 +82,12 @@ def _document_id(key: bytes | None) -> str | None:
     return item_id if sep and partition.isdigit() else None
 
 
-def apply_record(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[bytes, bytes]) -> None:
+def apply_record(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[bytes, bytes],
+                 decode: Decode = read_incident_record) -> None:
     """Fold one record of one of `topics` into `model`; raises what a bad value raises (the caller counts it)."""
     if record.topic == topics.incidents:
-        decoded = decode_incident_record(record.value, list(record.headers or ()))
-        if isinstance(decoded, IncidentEvent):
+        decoded = decode(record.value, list(record.headers or ()))
+        if isinstance(decoded, (IncidentCounts, IncidentEvent)):
             model.apply_incident(decoded)
         elif isinstance(decoded, ParentEvent):
             model.apply_parent(decoded)
@@ -106,7 +113,8 @@ def apply_record(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[by
 
 
 async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_options: dict[str, Any],
-                   state: FeedState, on_change: Callable[[], Awaitable[None]] | None = None) -> None:
+                   state: FeedState, on_change: Callable[[], Awaitable[None]] | None = None,
+                   decode: Decode = read_incident_record) -> None:
     """Fold the topics into `model` until cancelled; `on_change` after each batch that changed it."""
     consumer = AIOKafkaConsumer(*topics.names(), bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=POLL_MS,
@@ -119,7 +127,7 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
             before = model.version
             for records in batches.values():
                 for record in records:
-                    _apply_guarded(model, topics, record)
+                    _apply_guarded(model, topics, record, decode)
                 state.records += sum(len(r) for r in batches.values())
             if model.version != before and on_change is not None:
                 await on_change()
@@ -133,9 +141,10 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
         await consumer.stop()
 
 
-def _apply_guarded(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[bytes, bytes]) -> None:
+def _apply_guarded(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[bytes, bytes],
+                   decode: Decode) -> None:
     try:
-        apply_record(model, topics, record)
+        apply_record(model, topics, record, decode)
     except Exception as exc:  # noqa: BLE001 - one bad record is skipped and counted; the feed goes on
         model.skipped += 1
         log.warning("console feed skipped %s[%d]@%d: %r", record.topic, record.partition, record.offset, exc)
