@@ -48,6 +48,7 @@ __all__ = [
     "INGEST_BACKLOG_SECONDS",
     "INGEST_SHEDDING",
     "AUTH_REFUSALS",
+    "CONSOLE_STREAMS",
     "TICKETS_TRIAGED",
     "TICKET_DUPLICATES",
     "TICKETS_FORWARDED",
@@ -150,6 +151,9 @@ INGEST_BACKLOG_SECONDS = Gauge(
     "not moved), as admission control last measured it")
 INGEST_SHEDDING = Gauge(
     "aiops_ingest_shedding", "1 while the alert ingest answers 503 because the backlog is above its limit")
+CONSOLE_STREAMS = Gauge(
+    "aiops_console_event_streams", "Server-sent event streams (GET /ui/events) the console has open; a browser "
+    "opens at most 6 connections to one worker, so a page that leaves its stream open costs the others one")
 AUTH_REFUSALS = Counter(
     "aiops_auth_refusals_total", "Requests to the web port refused for their bearer token, by the access the "
     "route needs (read, operate) and reason (no_token, unknown_token, wrong_role); ingest refusals are in "

@@ -232,6 +232,22 @@ def test_a_silence_set_on_one_worker_shows_on_the_other(pair: Any, browser: Any)
     assert "db migration" in browser.find_element(By.ID, "silenced").text
 
 
+def test_pages_left_behind_close_their_event_streams(pair: Any, browser: Any) -> None:
+    """Clicking through ten pages of one worker leaves one live stream open on it, not one per page: a browser opens
+    at most 6 connections to a worker, and streams held by pages in its back-forward cache took them all (the next
+    sign-in waited a minute for a free one)."""
+    _, (_, w2) = pair
+    _sign_in(browser, w2)
+    ids = _lab_ids(w2)
+    for k in range(10):
+        _open(browser, _url(w2, f"/ui/incidents/{ids[k % len(ids)]}" if k % 2 else "/"), "#live")
+    streams = lambda: w2.metric("aiops_console_event_streams")  # noqa: E731
+    _wait("a live stream on the page shown", lambda: streams() >= 1, 20)
+    # a worker notices a stream's client gone when it next writes to it: at the latest the 15 s heartbeat
+    _wait("one stream left", lambda: streams() == 1, 40)
+    assert streams() == 1
+
+
 def test_an_override_in_the_review_queue_changes_the_route(pair: Any, browser: Any, shots: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

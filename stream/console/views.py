@@ -35,6 +35,7 @@ import orjson
 from aiohttp import web
 from faust.web import View
 
+from correlator import metrics
 from correlator.readmodel import (
     Filters,
     ReadModel,
@@ -247,6 +248,7 @@ async def event_stream(console: Console, request: web.Request) -> web.StreamResp
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await stream.prepare(request)
     sent, left = -1, _int(request.query.get("limit"), -1) or -1
+    metrics.CONSOLE_STREAMS.inc()
     try:
         while not console.closing and left != 0:
             changed = console.changed
@@ -262,4 +264,6 @@ async def event_stream(console: Console, request: web.Request) -> web.StreamResp
                 await stream.write(b": heartbeat\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    finally:
+        metrics.CONSOLE_STREAMS.dec()
     return stream

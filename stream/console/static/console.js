@@ -20,11 +20,16 @@
     });
   }
 
+  // One EventSource per shown page, closed when the page is hidden away (navigation, back-forward cache): a browser
+  // opens at most 6 connections to one worker, and the streams of pages kept in its back-forward cache held them all,
+  // so the next sign-in on that worker waited a minute for a free one.
+  var source = null;
+
   function listen() {
-    if (!window.EventSource) { return; }
+    if (!window.EventSource || source) { return; }
     var live = document.getElementById("live");
     var first = true;
-    var source = new EventSource("/ui/events");
+    source = new EventSource("/ui/events");
     source.onmessage = function (event) {
       var doc = JSON.parse(event.data), seen = document.body.getAttribute("data-version");
       var badge = document.getElementById("queue-size");
@@ -36,6 +41,12 @@
       refresh();
     };
     source.onerror = function () { if (live) { live.className = "live"; } };
+  }
+
+  function quiet() {
+    if (source) { source.close(); source = null; }
+    var live = document.getElementById("live");
+    if (live) { live.className = "live"; }
   }
 
   function bodyOf(form) {
@@ -78,4 +89,6 @@
     send(form);
   });
   document.addEventListener("DOMContentLoaded", listen);
+  window.addEventListener("pagehide", quiet);
+  window.addEventListener("pageshow", function (event) { if (event.persisted) { listen(); refresh(); } });
 }());
