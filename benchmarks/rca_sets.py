@@ -28,6 +28,9 @@ as checks and reported as seen: noise 17 and cascades 23 (first round), noise 20
 declared seeds (noise 101, cascades 201); rule changes are studied and parameters chosen on these and on
 `micross()` only. HELD_OUT: noise 4409/4421 and cascades 7411/7417, declared in a commit of their own before any
 rule or parameter of the third round changed, and generated and scored only after the parameters are frozen.
+DEVELOPMENT (fourth round): noise 6113 and cascades 6211, fresh seeds declared before any change of that round, not
+scored by `accuracy_rca.py`: the one place where the fourth round read its errors (which pairs were wrongly merged
+or split, by which mechanism), beside `micross()` and TUNING. The held-out seeds are scored once, after the freeze.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from correlator.engine import AlertLike
 from correlator.models import Alert
 from stream.commands.replay import read_alerts
 
-__all__ = ["DataSet", "HELD_OUT", "MICROSS", "SEEN", "TUNING", "cascades", "micross", "noisy", "two_clusters"]
+__all__ = ["DEVELOPMENT", "DataSet", "HELD_OUT", "MICROSS", "SEEN", "TUNING", "cascades", "micross", "noisy",
+           "two_clusters"]
 
 SEEN = {"noise": (17, 2027, 2029), "cascades": (23, 3023, 3029)}
 """Seeds scored (and looked at) in earlier rounds: never tuned on, reported as seen."""
@@ -53,6 +57,8 @@ TUNING = {"noise": (101,), "cascades": (201,)}
 """Seeds of the tuning variants: rule changes are studied and parameters chosen on these (and MicroSS)."""
 HELD_OUT = {"noise": (4409, 4421), "cascades": (7411, 7417)}
 """Fresh seeds of the third round, declared before any tuning; never generated before the parameters are frozen."""
+DEVELOPMENT = {"noise": (6113,), "cascades": (6211,)}
+"""Development seeds of the fourth round: errors are read here (and on TUNING, MicroSS) only; never scored."""
 
 MICROSS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "rca-micross"
 

@@ -39,7 +39,7 @@ class CorrelationConfig:
     window_s: tumbling window size, and the longest quiet gap an incident ever bridges. In `quiet-gap` mode
         (the default) an incident absorbs an alert that starts within its gap of its span, the gap being
         gap_factor times the incident's own mean interval between alerts, at least min_gap_s and at most
-        window_s (first_gap_s while it holds one alert); in `continuation` mode the gap is always window_s.
+        window_s (first_gap_s while it holds one alert, min_gap_s while two: `windows.RATE_ALERTS`); in `continuation` mode the gap is always window_s.
         Either way a storm across a window boundary stays one incident (`windows` has the exact rule).
     min_gap_s / gap_factor: the quiet-gap rule's floor and its multiple of the incident's mean interval.
         Chosen on `rca-micross` alone (min_gap 90-240 s and factor 2-10 all score the same there) and frozen

@@ -8,9 +8,13 @@ The exact rule (DESIGN.md asks for it written down):
 * `quiet-gap` mode (default): an incident absorbs an alert of its key iff the alert's event time lies within
   the incident's gap of its span, first_seen - gap <= t <= last_seen + gap, where the gap follows the
   incident's own rate: gap = min(window, max(min_gap, gap_factor * (last_seen - first_seen) / (n - 1)))
-  for an incident of n >= 2 alerts, and first_gap for a lone alert (nothing is known of its rate yet, so only
-  an alert close behind it makes it a storm: a lone background alert minutes before a fault's burst of the
-  same key is not glued onto it). Defaults: window 10 min, first_gap 3 min, min_gap 3 min, gap_factor 5. So a
+  for an incident of n >= RATE_ALERTS (3) alerts, min_gap for one of two alerts, and first_gap for a lone
+  alert (nothing is known of its rate yet, so only an alert close behind it makes it a storm: a lone
+  background alert minutes before a fault's burst of the same key is not glued onto it). Two alerts make
+  one interval, not a rate: stretching the gap to 5 x a single interval let two background alerts minutes
+  apart (a sparse key's noise) bridge up to the window and glue the next fault's burst onto them, so the
+  fault's incident started minutes early, at the noise, and stage 2 grouped it apart from the rest of the
+  fault (issue 17, fourth round, read on the development seed). Defaults: window 10 min, first_gap 3 min, min_gap 3 min, gap_factor 5. So a
   storm whose alerts keep coming stays one incident however long it lasts and however many window
   boundaries it crosses, while the same symptom recurring after a pause that is long *for that storm*
   (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a
@@ -36,9 +40,11 @@ from collections.abc import Iterable
 
 from .config import CorrelationConfig
 
-__all__ = ["window_start", "absorbs", "absorption_ends_at", "background_cap", "continuation_gap"]
+__all__ = ["RATE_ALERTS", "window_start", "absorbs", "absorption_ends_at", "background_cap", "continuation_gap"]
 
 _INF = float("inf")
+RATE_ALERTS = 3
+"""Alerts an incident needs before its own rate (gap_factor x mean interval) may stretch its gap: two intervals."""
 
 
 def window_start(t: float, size: float) -> float:
@@ -72,6 +78,8 @@ def continuation_gap(
         return window
     if count < 2:
         return min(window, config.first_gap_s, cap)
+    if count < RATE_ALERTS:
+        return min(window, config.min_gap_s, cap)
     return min(window, cap, max(config.min_gap_s, config.gap_factor * (last_seen - first_seen) / (count - 1)))
 
 

@@ -65,6 +65,11 @@ def groups(engine: Correlator) -> list[set[str]]:
          [{"a0", "a1", "a2", "a3", "a4", "a5"}]),
         ("quiet-gap: a sparse storm (every 100 s) bridges 5 x 100 s", [0, 100, 200, 700], "quiet-gap",
          [{"a0", "a1", "a2", "a3"}]),
+        # two alerts make one interval, not a rate: until a third, the gap is min_gap (a pair of background alerts
+        # minutes apart must not bridge 5 x their interval and glue the next fault's burst onto them)
+        ("quiet-gap: two sparse alerts bridge min_gap only", [0, 100, 281], "quiet-gap", [{"a0", "a1"}, {"a2"}]),
+        ("quiet-gap: two sparse alerts, within min_gap", [0, 100, 280], "quiet-gap", [{"a0", "a1", "a2"}]),
+        ("quiet-gap: the third alert makes a rate", [0, 100, 200, 700], "quiet-gap", [{"a0", "a1", "a2", "a3"}]),
         ("quiet-gap: never more than the window", [0, 150, 300, 450, 1051], "quiet-gap",
          [{"a0", "a1", "a2", "a3"}, {"a4"}]),
         ("quiet-gap: up to the window", [0, 150, 300, 450, 1050], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}]),

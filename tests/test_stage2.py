@@ -233,6 +233,18 @@ def test_merge_window(name: str, b_start: float, merge_window: float, expected: 
     assert partition(out) == expected, name
 
 
+def test_the_merge_window_runs_from_a_group_s_latest_child_onset_not_its_first() -> None:
+    # a opened at 0 (an early lone alert glued in front of a burst), a2 joins it at 100; b opens at 105 beside it;
+    # c relates both at 110. Measured from a's first onset (0) they never merged; a took a child 5 s before b.
+    specs: list[Spec] = [("a", "api/5xx", 0, 90, {"instance": ["i1"]}), ("a2", "api/latency", 100, 100, {}),
+                         ("b", "db/latency", 105, 110, {"instance": ["i2"]}),
+                         ("c", "lb/errors", 110, 110, {"instance": ["i1", "i2"]})]
+    _, out = run(events_of(specs))
+    assert partition(out) == "a a2 b c"
+    moved = next(a for a in out.assignments if a.child_id == "b" and a.relation is Relation.MERGED)
+    assert moved.explanation.startswith(f"merged in from {parent_id('b')}: c (lb/errors) relates it to")
+
+
 # ---- ids, order, duplicates ----------------------------------------------------------------------------
 
 

@@ -43,9 +43,10 @@ class GroupingConfig:
         that two incidents began together, not that a later one belongs to an earlier cause (`relations`).
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
-    merge_window_s: a child related to several open groups merges those whose onsets lie within this (120 s,
-        chosen with burst_s)
-        of the best-related one's into the oldest of them (0: never merge; the child joins the best).
+    merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
+        this (120 s, chosen with burst_s) of the best-related one's into the oldest of them (0: never merge; the
+        child joins the best). Measured from the latest child onset since issue 17's fourth round (the first
+        child may be a background alert glued in front of a fault's burst; see `engine`).
     """
 
     gap_s: float = 120.0
