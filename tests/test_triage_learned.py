@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,14 @@ from correlator.triage import (
 )
 from correlator.triage.learned import (
     Calibration,
+    CombineConfig,
     LearnedClassifier,
     ModelVote,
     Neighbour,
+    blended,
     combine,
     propose,
+    rules_support,
 )
 from correlator.triage.taxonomy import DEFAULT_TAXONOMY, UNKNOWN_CODE
 from stream.triage_model import (
@@ -91,6 +94,48 @@ def test_rules_that_are_sure_stand_and_unmatched_text_keeps_its_ceiling() -> Non
     assert app_down.model_version == sure.version
     vague = LearnedClassifier(RULES, FixedModel({UNKNOWN_CODE: 1.0}, {"sev3": 1.0})).classify("something feels off")
     assert vague.taxonomy_code == UNKNOWN_CODE and vague.confidence <= 0.25
+
+
+def test_the_gate_reads_the_lesser_of_model_and_rules_until_calibration_has_seen_reviews() -> None:
+    text = "internet is slow in the office"
+    said = RULES.classify(text)  # the rules' own answer, not sure of it
+    agree = FixedModel({said.taxonomy_code: 0.9, "network.dns": 0.1}, {said.severity: 1.0},
+                       Calibration((0.0, 1.0), (0.0, 1.0), reviews=10))
+    gated = CombineConfig(lesser_until=30)
+    result = combine(said, agree.vote(text, said), DEFAULT_TAXONOMY, gated)
+    assert result.confidence == said.confidence < 0.9 and "capped by the rules' support" in result.reason
+    trusted = FixedModel(agree.codes, agree.severities, Calibration((0.0, 1.0), (0.0, 1.0), reviews=30))
+    assert combine(said, trusted.vote(text, said), DEFAULT_TAXONOMY, gated).confidence == 0.9
+    assert combine(said, agree.vote(text, said), DEFAULT_TAXONOMY).confidence == 0.9  # lesser_until 0: never
+
+
+@pytest.mark.parametrize(("disagree", "expected"), [("doubt", "1 - c"), ("strict", "min(c, 1 - c)")])
+def test_where_model_and_rules_disagree_the_rules_lend_only_their_doubt(disagree: str, expected: str) -> None:
+    text = "disk almost full on nas-01"
+    said = RULES.classify(text)  # storage, 0.38: unsure, so its doubt (0.62) is more than its confidence
+    other = FixedModel({"network.dns": 1.0}, {said.severity: 1.0})
+    config = CombineConfig(lesser_until=1, disagree="strict" if disagree == "strict" else "doubt")
+    result = combine(said, other.vote(text, said), DEFAULT_TAXONOMY, config)
+    c = said.confidence
+    want = {"1 - c": 1 - c, "min(c, 1 - c)": min(c, 1 - c)}[expected]
+    assert result.taxonomy_code == "network.dns" and result.confidence == round(want, 2) and c < 0.5
+    assert rules_support(said, said.taxonomy_code, said.severity, config) == c
+
+
+def test_blending_weighs_the_model_by_how_many_labels_it_has() -> None:
+    text = "internet is slow in the office"
+    said = RULES.classify(text)
+    vote = ModelVote(version="v", codes={"network.dns": 0.9, said.taxonomy_code: 0.1}, severities={"sev1": 1.0},
+                     trained_on=10)
+    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY, CombineConfig(blend_k=90))  # model weight 0.1
+    assert max(codes, key=lambda k: codes[k]) == said.taxonomy_code and sum(codes.values()) == pytest.approx(1.0)
+    assert said.severity != "sev1" and sevs["sev1"] == pytest.approx(0.1 + 0.9 * (1 - said.confidence) / 2)
+    many = replace(vote, trained_on=10_000)
+    codes, _ = blended(said, many, DEFAULT_TAXONOMY, CombineConfig(blend_k=90))
+    assert max(codes, key=lambda k: codes[k]) == "network.dns"
+    assert blended(said, vote, DEFAULT_TAXONOMY)[0] == vote.codes  # blend_k 0: the model alone
+    with pytest.raises(ValueError, match="negative"):
+        CombineConfig(blend_k=-1)
 
 
 def test_calibration_is_monotone_interpolation_clamped_at_the_ends() -> None:
