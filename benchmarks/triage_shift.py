@@ -48,7 +48,7 @@ from typing import Any
 
 from triage_eval import DATA, evaluate, load
 
-from correlator.triage import Classification, RoutingPolicy, RuleClassifier, TriageConfig
+from correlator.triage import Classification, RoutingPolicy, RuleClassifier
 from correlator.triage.learned import CombineConfig, ModelVote, combine
 from correlator.triage.rules import Rule
 from correlator.triage.text import compile_patterns, fold
