@@ -21,7 +21,8 @@ is repeated for seeds 0 and 1. Per condition the decisions of all its runs are p
 
 Candidates (a grid, all decided by the same rule): the rules' answer as model features (`rules_weight` 1) or
 not (0); calibration on every label or on reviewers' labels only; blending the model with the rules by how many
-labels it has (`blend_k` 0 = off, 40, 160); the gate on the calibrated confidence alone, or on the lesser of it
+labels it has (`blend_k` 0 = off, 40, 160; the rules' belief per axis their confidence, `each`, or its square
+root, `joint`, added in a second round after the first showed `each` squares it); the gate on the calibrated confidence alone, or on the lesser of it
 and the rules' support (`lesser_until` 30 = until the curve has seen 30 reviewers' labels, or always), where a
 disagreement counts the rules' doubt (`doubt`) or routes nothing (`strict`).
 
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import pickle
 import random
 import sys
 from collections.abc import Iterator, Sequence
@@ -70,23 +72,27 @@ class Candidate:
     blend_k: float
     lesser_until: int
     disagree: str
+    belief: str = "each"
 
     def label(self) -> str:
         gate = "model" if self.lesser_until == 0 else (
             f"lesser<{self.lesser_until}rev" if self.lesser_until < 10**6 else "lesser always")
         gate += f"/{self.disagree}" if self.lesser_until else ""
-        return (f"rules-feat {self.rules_weight:g}, calib {self.calibrate_on}, blend {self.blend_k:g}, gate {gate}")
+        blend = f"{self.blend_k:g}" + (f"/{self.belief}" if self.blend_k else "")
+        return f"rules-feat {self.rules_weight:g}, calib {self.calibrate_on}, blend {blend}, gate {gate}"
 
     def combine_config(self) -> CombineConfig:
         return CombineConfig(blend_k=self.blend_k, lesser_until=self.lesser_until,
-                             disagree="strict" if self.disagree == "strict" else "doubt")
+                             disagree="strict" if self.disagree == "strict" else "doubt",
+                             belief="joint" if self.belief == "joint" else "each")
 
 
 def candidates() -> list[Candidate]:
     """The grid (see the module docstring)."""
     gates = [(0, "doubt"), (30, "doubt"), (30, "strict"), (10**9, "doubt"), (10**9, "strict")]
-    return [Candidate(rw, cal, k, until, dis) for rw, cal, k, (until, dis)
-            in itertools.product((1.0, 0.0), ("all", "reviews"), (0.0, 40.0, 160.0), gates)]
+    blends = [(0.0, "each"), (40.0, "each"), (160.0, "each"), (40.0, "joint"), (160.0, "joint")]
+    return [Candidate(rw, cal, k, until, dis, belief) for rw, cal, (k, belief), (until, dis)
+            in itertools.product((1.0, 0.0), ("all", "reviews"), blends, gates)]
 
 
 def ablated_rules(records: Sequence[dict[str, Any]], train_lang: str, drop: float, seed: int) -> RuleClassifier:
@@ -211,11 +217,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep the trained runs in this pickle and reuse them (the slow part: ~25 minutes)")
     args = parser.parse_args(argv)
     policy = RoutingPolicy(threshold=args.threshold)
     records = load(DATA)
     print(f"triage shift protocol: {len(records)} texts of {DATA.name} (the blind set is not read)")
-    runs = prepare(records)
+    if args.cache is not None and args.cache.is_file():
+        runs = pickle.loads(args.cache.read_bytes())  # noqa: S301 - our own file, written below
+    else:
+        runs = prepare(records)
+        if args.cache is not None:
+            args.cache.write_bytes(pickle.dumps(runs))
     rules_alone = pooled(runs, lambda run: None, policy)
     results = {cand: pooled(runs, lambda run, c=cand: decide(run, c), policy) for cand in candidates()}
     ranked = sorted(results, key=lambda c: score(results[c]), reverse=True)

@@ -142,7 +142,9 @@ class CombineConfig:
     until the calibration was fitted on at least this many reviewers' labels (0: never; the default, infinity,
     always: in the shift protocol a curve fitted on 40 reviews still routed tickets right only 0.70-0.76 of the
     time). `disagree`: the rules' support for an answer not theirs: `doubt` (1 - their confidence) or `strict`
-    (also at most their confidence, so in practice only agreement routes).
+    (also at most their confidence, so in practice only agreement routes). `belief`: the rules' belief on each
+    axis when blending: their confidence on each (`each`; a joint of about c squared) or its square root, so the
+    joint of a model with no labels is the rules' own confidence (`joint`).
     """
 
     rules_sure: float = 0.95
@@ -153,6 +155,7 @@ class CombineConfig:
     blend_k: float = 40.0
     lesser_until: float = math.inf
     disagree: Literal["doubt", "strict"] = "strict"
+    belief: Literal["each", "joint"] = "each"
 
     def __post_init__(self) -> None:
         if self.blend_k < 0 or self.lesser_until < 0:
@@ -222,8 +225,9 @@ def blended(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
     if config.blend_k <= 0:
         return dict(vote.codes), dict(vote.severities)
     weight = vote.trained_on / (vote.trained_on + config.blend_k)
-    return (_blend(vote.codes, _belief(rules.taxonomy_code, rules.confidence, taxonomy), weight),
-            _blend(vote.severities, _belief(rules.severity, rules.confidence, SEVERITIES), weight))
+    per_axis = math.sqrt(rules.confidence) if config.belief == "joint" else rules.confidence
+    return (_blend(vote.codes, _belief(rules.taxonomy_code, per_axis, taxonomy), weight),
+            _blend(vote.severities, _belief(rules.severity, per_axis, SEVERITIES), weight))
 
 
 def raw_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
