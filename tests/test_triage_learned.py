@@ -137,13 +137,17 @@ def test_blending_weighs_the_model_by_how_many_labels_it_has() -> None:
     said = RULES.classify(text)
     vote = ModelVote(version="v", codes={"network.dns": 0.9, said.taxonomy_code: 0.1}, severities={"sev1": 1.0},
                      trained_on=10)
-    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY, CombineConfig(blend_k=90))  # model weight 0.1
+    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY, CombineConfig(blend_k=90, belief="each"))  # weight 0.1
     assert max(codes, key=lambda k: codes[k]) == said.taxonomy_code and sum(codes.values()) == pytest.approx(1.0)
     assert said.severity != "sev1" and sevs["sev1"] == pytest.approx(0.1 + 0.9 * (1 - said.confidence) / 2)
     many = replace(vote, trained_on=10_000)
     codes, _ = blended(said, many, DEFAULT_TAXONOMY, CombineConfig(blend_k=90))
     assert max(codes, key=lambda k: codes[k]) == "network.dns"
     assert blended(said, vote, DEFAULT_TAXONOMY, MODEL_ALONE)[0] == vote.codes  # blend_k 0: the model alone
+    # The default belief: the square root of the rules' confidence per axis, so a model without labels gives
+    # back the rules' own joint confidence rather than its square.
+    codes, sevs = blended(said, replace(vote, trained_on=0), DEFAULT_TAXONOMY)
+    assert codes[said.taxonomy_code] * sevs[said.severity] == pytest.approx(said.confidence)
     with pytest.raises(ValueError, match="negative"):
         CombineConfig(blend_k=-1)
 

@@ -155,7 +155,7 @@ class CombineConfig:
     blend_k: float = 40.0
     lesser_until: float = math.inf
     disagree: Literal["doubt", "strict"] = "strict"
-    belief: Literal["each", "joint"] = "each"
+    belief: Literal["each", "joint"] = "joint"
 
     def __post_init__(self) -> None:
         if self.blend_k < 0 or self.lesser_until < 0:
