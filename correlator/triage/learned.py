@@ -13,9 +13,10 @@ How a decision is reached (`combine`), in order:
    every network-shaped symptom) on firm evidence and the model chose a code below it, the rules' code stands.
 3. Confidence: the probability of the code times that of the severity, mapped through the calibration curve
    fitted on held-out folds of the training data. Until that curve has been fitted on enough reviewers' labels
-   (`lesser_until`; by default it never is: always), the gate reads the lesser of it and the rules' support for the same answer (their
-   confidence where they agree, their doubt where they do not): a curve fitted on the rules' author's texts,
-   where the rules are nearly always right, is overconfident on other text (benchmarks/triage_shift.py).
+   (`lesser_until`; by default never, so always), the gate reads the lesser of it and the rules' support for
+   the same answer (their confidence where they agree, at most their doubt where they do not): a curve fitted
+   on the rules' author's texts, where the rules are nearly always right, is overconfident on other text
+   (benchmarks/triage_shift.py).
 4. Unmatched text stays unmatched (DESIGN.md): a decision of `unknown.uncategorized` on text that fired no rule
    keeps the rules' confidence ceiling (at most 0.25).
 The reason line names the model version, the probabilities, the rules' answer and the nearest reviewed tickets.
