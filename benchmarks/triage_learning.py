@@ -1,12 +1,13 @@
 """Triage that learns from its reviewers: a learning curve and a reliability diagram, on the blind set.
 
 Learning curve: the author's set (`data/triage_eval.ndjson`) stands in for reviewer overrides arriving one by
-one, in a shuffled order; after n of them (0 = the rules alone) a model is trained on those n (with its
+one, in a shuffled order (labelled as overrides, so the calibration is fitted on them: what it would be fitted
+on in service); after n of them (0 = the rules alone) a model is trained on those n (with its
 calibration on their own held-out folds) and the blind set (`data/triage_blind.ndjson`, never trained on) is
 scored: both right overall, the share auto-routed at the threshold and both right among those. Several shuffles;
 the table gives the median and the range.
 
-Reliability diagram: calibrated confidence of the learned classifier (bins of 0.1) against the share of
+Reliability diagram: the confidence the gate reads from the learned classifier (bins of 0.1) against the share of
 decisions with code and severity both right, on the author's set out-of-fold and on the blind set.
 
     python benchmarks/triage_learning.py [--seeds 3] [--threshold 0.5]   # writes the two PNGs, prints tables
@@ -18,6 +19,7 @@ import argparse
 import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,7 @@ def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy
     for n in steps:
         runs = []
         for seed in range(seeds):
-            order = author[:]
+            order = [replace(e, source="override") for e in author]
             random.Random(seed).shuffle(order)
             results = None if n == 0 else LearnedClassifier(rules, train(order[:n], rules)).classify_many(texts)
             runs.append(blind_figures(blind, results, policy))
@@ -128,7 +130,7 @@ def plot(rows: list[dict[str, Any]], reliability: dict[str, list[tuple[float, fl
         ax.plot([c for c, _, _ in points], [r for _, r, _ in points], marker="o", label=name)
         for c, r, n in points:
             ax.annotate(str(n), (c, r), fontsize=7, xytext=(3, -9), textcoords="offset points")
-    ax.set(xlabel="calibrated confidence (bin mean)", ylabel="share with code and severity both right",
+    ax.set(xlabel="confidence the gate reads (bin mean)", ylabel="share with code and severity both right",
            xlim=(0, 1), ylim=(0, 1.02), title="Learned triage: reliability (numbers: tickets per bin)")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()

@@ -3,15 +3,20 @@
 scikit-learn is an install extra (`pip install .[learn]`): nothing here imports it at module level, so a worker
 without it imports this module, finds `learn_available()` false, and triages by the rules alone.
 
-Features. Three blocks side by side: character n-grams (2..5, inside word boundaries) of the folded text, which
-match Latvian inflections and text typed without diacritics; word uni- and bigrams of the same text; and the
-rules' answer as tokens (their code, severity, and impact/scope tags), so the model learns when the rules are
-right rather than starting from nothing. One multinomial logistic regression per target (code, severity).
+Features. Character n-grams (2..5, inside word boundaries) of the folded text, which match Latvian inflections
+and text typed without diacritics, beside word uni- and bigrams of the same text. The rules' answer as tokens
+(`rules_weight`) is off by default: trained on the rules' author's texts, where the rules are nearly always
+right, the model learns to copy them, which is worth nothing where they are wrong (benchmarks/triage_shift.py);
+the rules and the model meet in `correlator.triage.learned.combine` instead. One multinomial logistic
+regression per target (code, severity).
 Nearest tickets are by cosine similarity over the text blocks (the model's own vectors).
 
 Calibration. The raw score of a decision (`correlator.triage.learned.raw_pick`) is mapped to the chance of
 code and severity both being right by isotonic regression fitted on out-of-fold scores (stratified k-fold on
-the training labels), so the artifact's confidence means what it says on tickets it was not trained on.
+the training labels). `calibrate_on` says whose labels the curve is fitted on: every label, or reviewers'
+labels only (`approve`/`override` from `tickets.labels`), since the rules' author's texts are the one place
+the rules are nearly always right; the curve records how many reviewers' labels it saw, which the gate reads
+(`CombineConfig.lesser_until`).
 
 The artifact: one skops file (a safe format: loading reconstructs only the types listed in `TRUSTED`, never
 arbitrary pickled code) named `triage-<UTC time>-<sha256 prefix>.skops`, whose version is the first 12 hex
@@ -30,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from correlator.models import TicketSeverity
 from correlator.triage import DEFAULT_TAXONOMY, Classification, RuleClassifier, fold
@@ -44,10 +49,12 @@ from correlator.triage.learned import (
     combine,
     raw_pick,
 )
+from correlator.triage.lifecycle import ReviewAction
 from correlator.triage.taxonomy import SEVERITIES
 
 __all__ = [
     "DEFAULT_PARAMS",
+    "REVIEW_SOURCES",
     "TRUSTED",
     "ArtifactError",
     "Example",
@@ -60,6 +67,7 @@ __all__ = [
     "learn_available",
     "load",
     "newest_artifact",
+    "oof_votes",
     "out_of_fold",
     "read_labels",
     "save",
@@ -69,6 +77,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ARTIFACT_GLOB = "triage-*.skops"
+
+# The sources of labels a reviewer made (`label_of` writes the review's action as the source).
+REVIEW_SOURCES: tuple[str, ...] = get_args(ReviewAction)
 
 # The types a triage artifact may contain besides builtins; anything else in a file refuses to load.
 TRUSTED = (
@@ -101,6 +112,11 @@ class Example:
     taxonomy_code: str
     severity: TicketSeverity
     source: str
+
+    @property
+    def reviewed(self) -> bool:
+        """Whether a reviewer made this label (an approval or an override), not the rules' author."""
+        return self.source in REVIEW_SOURCES
 
 
 def read_labels(lines: Iterable[str | bytes], source: str,
@@ -136,16 +152,18 @@ def latest_labels(examples: Iterable[Example]) -> list[Example]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelParams:
-    """Feature and model settings, chosen by cross-validation on the author's set only (benchmarks/)."""
+    """Feature and model settings, chosen on the author's set only (benchmarks/triage_shift.py: no rules' answer as
+    features, calibration on reviewers' labels only; C and n-grams by the earlier 5-fold CV there)."""
 
     char_ngrams: tuple[int, int] = (2, 5)
     word_ngrams: tuple[int, int] = (1, 2)
-    rules_weight: float = 1.0
+    rules_weight: float = 0.0
     c: float = 30.0
     folds: int = 5
     neighbours: int = 5
     min_similarity: float = 0.2
     seed: int = 0
+    calibrate_on: Literal["all", "reviews"] = "reviews"
 
 
 DEFAULT_PARAMS = ModelParams()
@@ -188,7 +206,8 @@ class SklearnTriageModel:
         near = self._neighbours(text_x)
         return [ModelVote(version=self.version, codes=dict(zip(codes.classes_, map(float, p_code[i]), strict=True)),
                           severities=dict(zip(sevs.classes_, map(float, p_sev[i]), strict=True)),
-                          neighbours=near[i], calibration=self.calibration) for i in range(len(texts))]
+                          neighbours=near[i], calibration=self.calibration, trained_on=len(self.examples))
+                for i in range(len(texts))]
 
     def vote(self, text: str, rules: Classification) -> ModelVote:
         """The model's vote on one text (the `TriageModel` protocol)."""
@@ -237,49 +256,62 @@ def fit(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams 
                               calibration or Calibration(), params=params)
 
 
-def out_of_fold(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams = DEFAULT_PARAMS,
-                combine_config: CombineConfig = DEFAULT_COMBINE) -> list[tuple[int, Classification, float]]:
-    """For each example, the uncalibrated decision of a model trained without its fold, and its raw score."""
+def oof_votes(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams = DEFAULT_PARAMS
+              ) -> list[tuple[int, Classification, ModelVote]]:
+    """For each example, the rules' answer and the vote of a model trained without its fold (stratified k-fold)."""
     from sklearn.model_selection import StratifiedKFold
 
     labels = [e.taxonomy_code for e in examples]
     smallest = min(labels.count(code) for code in set(labels))
     folds = max(2, min(params.folds, smallest))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
-    taxonomy = rules.config.taxonomy
-    out: list[tuple[int, Classification, float]] = []
+    out: list[tuple[int, Classification, ModelVote]] = []
     for train_idx, test_idx in splitter.split(labels, labels):
         model = fit([examples[i] for i in train_idx], rules, params)
         said = [rules.classify(examples[i].text) for i in test_idx]
         votes = model.votes([examples[i].text for i in test_idx], said)
-        for i, s, v in zip(test_idx, said, votes, strict=True):
-            decided = combine(s, v, taxonomy, combine_config)
-            out.append((int(i), decided, raw_pick(s, v, taxonomy, combine_config).raw))
+        out += [(int(i), s, v) for i, s, v in zip(test_idx, said, votes, strict=True)]
     return sorted(out, key=lambda t: t[0])
 
 
-def calibrate(examples: Sequence[Example], decisions: Sequence[tuple[int, Classification, float]]) -> Calibration:
-    """Isotonic regression of both-right on the raw score, over out-of-fold decisions the model made."""
+def out_of_fold(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams = DEFAULT_PARAMS,
+                combine_config: CombineConfig = DEFAULT_COMBINE) -> list[tuple[int, Classification, float]]:
+    """For each example, the uncalibrated decision of a model trained without its fold, and its raw score."""
+    taxonomy = rules.config.taxonomy
+    return [(i, combine(s, v, taxonomy, combine_config), raw_pick(s, v, taxonomy, combine_config).raw)
+            for i, s, v in oof_votes(examples, rules, params)]
+
+
+def calibrate(examples: Sequence[Example], votes: Sequence[tuple[int, Classification, ModelVote]],
+              taxonomy: Sequence[str], combine_config: CombineConfig = DEFAULT_COMBINE,
+              on: Literal["all", "reviews"] = "all") -> Calibration:
+    """Isotonic regression of both-right on the raw score, over the out-of-fold decisions the model made.
+
+    `on="reviews"` fits on reviewers' labels only; either way the curve records how many of those it saw.
+    Decisions where the rules stood (sure of themselves) are left out: their confidence is theirs.
+    """
     from sklearn.isotonic import IsotonicRegression
 
-    xs, ys = [], []
-    for i, decided, raw in decisions:
-        if decided.classifier != "learned":
-            continue  # the rules stood: their confidence is theirs, not the model's
-        xs.append(raw)
-        right = decided.taxonomy_code == examples[i].taxonomy_code and decided.severity == examples[i].severity
-        ys.append(1.0 if right else 0.0)
+    xs, ys, reviews = [], [], 0
+    for i, said, vote in votes:
+        if (on == "reviews" and not examples[i].reviewed) or said.confidence >= combine_config.rules_sure:
+            continue
+        pick = raw_pick(said, vote, taxonomy, combine_config)
+        xs.append(pick.raw)
+        ys.append(1.0 if (pick.code, pick.severity) == (examples[i].taxonomy_code, examples[i].severity) else 0.0)
+        reviews += examples[i].reviewed
     if len(set(ys)) < 2:
-        return Calibration()
+        return Calibration(reviews=0)
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(xs, ys)
-    return Calibration(tuple(map(float, iso.X_thresholds_)), tuple(map(float, iso.y_thresholds_)))
+    return Calibration(tuple(map(float, iso.X_thresholds_)), tuple(map(float, iso.y_thresholds_)), reviews)
 
 
 def train(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams = DEFAULT_PARAMS,
           combine_config: CombineConfig = DEFAULT_COMBINE) -> SklearnTriageModel:
     """Fit on every example, with a calibration fitted on out-of-fold decisions of the same recipe."""
     examples = latest_labels(examples)
-    calibration = calibrate(examples, out_of_fold(examples, rules, params, combine_config))
+    votes = oof_votes(examples, rules, params)
+    calibration = calibrate(examples, votes, rules.config.taxonomy, combine_config, params.calibrate_on)
     return fit(examples, rules, params, calibration)
 
 
@@ -291,7 +323,7 @@ def _manifest(model: SklearnTriageModel, created_at: float) -> dict[str, Any]:
             "created": datetime.fromtimestamp(created_at, UTC).isoformat(timespec="seconds"),
             "trained_on": {"total": len(model.examples), "by_source": dict(sorted(sources.items()))},
             "params": {k: getattr(model.params, k) for k in model.params.__slots__},
-            "calibration_points": len(model.calibration.xs)}
+            "calibration_points": len(model.calibration.xs), "calibration_reviews": model.calibration.reviews}
 
 
 def save(model: SklearnTriageModel, directory: Path, created_at: float) -> Path:
@@ -300,7 +332,7 @@ def save(model: SklearnTriageModel, directory: Path, created_at: float) -> Path:
 
     state = {"parts": model.parts, "params": {k: getattr(model.params, k) for k in model.params.__slots__},
              "examples": [[e.ticket_id, e.text, e.taxonomy_code, e.severity, e.source] for e in model.examples],
-             "calibration": [list(model.calibration.xs), list(model.calibration.ys)]}
+             "calibration": [list(model.calibration.xs), list(model.calibration.ys), model.calibration.reviews]}
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         staged = Path(tmp) / "model.skops"
@@ -329,8 +361,9 @@ def load(path: Path) -> SklearnTriageModel:
     given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in state["params"].items()}
     params = ModelParams(**given)
     examples = [Example(*row) for row in state["examples"]]
-    xs, ys = state["calibration"]
-    return SklearnTriageModel(dict(state["parts"]), examples, Calibration(tuple(xs), tuple(ys)), version, params)
+    xs, ys, *seen = state["calibration"]  # artifacts before the review count have two entries
+    calibration = Calibration(tuple(xs), tuple(ys), int(seen[0]) if seen else 0)
+    return SklearnTriageModel(dict(state["parts"]), examples, calibration, version, params)
 
 
 def newest_artifact(directory: Path) -> Path | None:

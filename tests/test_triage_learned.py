@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,14 @@ from correlator.triage import (
 )
 from correlator.triage.learned import (
     Calibration,
+    CombineConfig,
     LearnedClassifier,
     ModelVote,
     Neighbour,
+    blended,
     combine,
     propose,
+    rules_support,
 )
 from correlator.triage.taxonomy import DEFAULT_TAXONOMY, UNKNOWN_CODE
 from stream.triage_model import (
@@ -40,6 +43,8 @@ from stream.triage_model import (
 ROOT = Path(__file__).resolve().parents[1]
 AUTHOR = ROOT / "benchmarks" / "data" / "triage_eval.ndjson"
 RULES = RuleClassifier()
+# The model's own decision, unblended and ungated: what the tests of the model's path look at.
+MODEL_ALONE = CombineConfig(blend_k=0, lesser_until=0)
 
 
 # -- the pure combination (a fixed vote stands in for the model) -------------------------------------------------
@@ -67,11 +72,17 @@ def test_the_model_decides_with_calibrated_confidence_and_cites_neighbours() -> 
     model = FixedModel({"network.dns": 0.8, "network.degradation": 0.2}, {"sev2": 0.5, "sev3": 0.5},
                        Calibration((0.0, 0.4, 1.0), (0.1, 0.7, 0.9)))
     rules = RULES.classify("internet is slow in the office")  # degradation by the rules, not sure
-    result = LearnedClassifier(RULES, model).classify("internet is slow in the office")
+    result = LearnedClassifier(RULES, model, MODEL_ALONE).classify("internet is slow in the office")
     assert (result.taxonomy_code, result.severity) == ("network.dns", "sev2")
     assert result.confidence == 0.7  # raw 0.8 * 0.5 = 0.4 -> 0.7 by the curve
     assert result.model_version == "abc123def456" and result.classifier == "learned"
     assert "t9 network.dns/sev2 (0.61)" in result.reason and rules.taxonomy_code in result.reason
+    # By default a model with no labels behind it weighs nothing against the rules, and the gate reads the lesser
+    # of the two confidences: the rules' answer, at no more than the rules' confidence.
+    default = LearnedClassifier(RULES, model).classify("internet is slow in the office")
+    assert (default.taxonomy_code, default.severity) == (rules.taxonomy_code, rules.severity)
+    assert default.confidence <= rules.confidence
+    assert default.model_version == "abc123def456"
 
 
 def test_security_keeps_precedence_over_a_network_code_the_model_prefers() -> None:
@@ -79,7 +90,7 @@ def test_security_keeps_precedence_over_a_network_code_the_model_prefers() -> No
     said = RULES.classify(text)
     assert said.taxonomy_code == "security.incident" and said.confidence < 0.95
     model = FixedModel({"network.degradation": 0.7, "security.incident": 0.3}, {"sev1": 0.9, "sev2": 0.1})
-    result = combine(said, model.vote(text, said), DEFAULT_TAXONOMY)
+    result = combine(said, model.vote(text, said), DEFAULT_TAXONOMY, MODEL_ALONE)
     assert result.taxonomy_code == "security.incident"
     assert "security beats network symptoms" in result.reason
 
@@ -91,6 +102,54 @@ def test_rules_that_are_sure_stand_and_unmatched_text_keeps_its_ceiling() -> Non
     assert app_down.model_version == sure.version
     vague = LearnedClassifier(RULES, FixedModel({UNKNOWN_CODE: 1.0}, {"sev3": 1.0})).classify("something feels off")
     assert vague.taxonomy_code == UNKNOWN_CODE and vague.confidence <= 0.25
+
+
+def test_the_gate_reads_the_lesser_of_model_and_rules_until_calibration_has_seen_reviews() -> None:
+    text = "internet is slow in the office"
+    said = RULES.classify(text)  # the rules' own answer, not sure of it
+    agree = FixedModel({said.taxonomy_code: 0.9, "network.dns": 0.1}, {said.severity: 1.0},
+                       Calibration((0.0, 1.0), (0.0, 1.0), reviews=10))
+    gated = CombineConfig(blend_k=0, lesser_until=30)
+    result = combine(said, agree.vote(text, said), DEFAULT_TAXONOMY, gated)
+    assert result.confidence == said.confidence < 0.9 and "capped by the rules' support" in result.reason
+    trusted = FixedModel(agree.codes, agree.severities, Calibration((0.0, 1.0), (0.0, 1.0), reviews=30))
+    assert combine(said, trusted.vote(text, said), DEFAULT_TAXONOMY, gated).confidence == 0.9
+    assert combine(said, agree.vote(text, said), DEFAULT_TAXONOMY, MODEL_ALONE).confidence == 0.9  # 0: never
+    always = CombineConfig(blend_k=0)  # the default lesser_until: always, however many reviews
+    assert combine(said, trusted.vote(text, said), DEFAULT_TAXONOMY, always).confidence == said.confidence
+
+
+@pytest.mark.parametrize(("disagree", "expected"), [("doubt", "1 - c"), ("strict", "min(c, 1 - c)")])
+def test_where_model_and_rules_disagree_the_rules_lend_only_their_doubt(disagree: str, expected: str) -> None:
+    text = "disk almost full on nas-01"
+    said = RULES.classify(text)  # storage, 0.38: unsure, so its doubt (0.62) is more than its confidence
+    other = FixedModel({"network.dns": 1.0}, {said.severity: 1.0})
+    config = CombineConfig(blend_k=0, lesser_until=1, disagree="strict" if disagree == "strict" else "doubt")
+    result = combine(said, other.vote(text, said), DEFAULT_TAXONOMY, config)
+    c = said.confidence
+    want = {"1 - c": 1 - c, "min(c, 1 - c)": min(c, 1 - c)}[expected]
+    assert result.taxonomy_code == "network.dns" and result.confidence == round(want, 2) and c < 0.5
+    assert rules_support(said, said.taxonomy_code, said.severity, config) == c
+
+
+def test_blending_weighs_the_model_by_how_many_labels_it_has() -> None:
+    text = "internet is slow in the office"
+    said = RULES.classify(text)
+    vote = ModelVote(version="v", codes={"network.dns": 0.9, said.taxonomy_code: 0.1}, severities={"sev1": 1.0},
+                     trained_on=10)
+    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY, CombineConfig(blend_k=90, belief="each"))  # weight 0.1
+    assert max(codes, key=lambda k: codes[k]) == said.taxonomy_code and sum(codes.values()) == pytest.approx(1.0)
+    assert said.severity != "sev1" and sevs["sev1"] == pytest.approx(0.1 + 0.9 * (1 - said.confidence) / 2)
+    many = replace(vote, trained_on=10_000)
+    codes, _ = blended(said, many, DEFAULT_TAXONOMY, CombineConfig(blend_k=90))
+    assert max(codes, key=lambda k: codes[k]) == "network.dns"
+    assert blended(said, vote, DEFAULT_TAXONOMY, MODEL_ALONE)[0] == vote.codes  # blend_k 0: the model alone
+    # The default belief: the square root of the rules' confidence per axis, so a model without labels gives
+    # back the rules' own joint confidence rather than its square.
+    codes, sevs = blended(said, replace(vote, trained_on=0), DEFAULT_TAXONOMY)
+    assert codes[said.taxonomy_code] * sevs[said.severity] == pytest.approx(said.confidence)
+    with pytest.raises(ValueError, match="negative"):
+        CombineConfig(blend_k=-1)
 
 
 def test_calibration_is_monotone_interpolation_clamped_at_the_ends() -> None:
