@@ -136,11 +136,7 @@ class Pipeline:
         if engine is None:
             store = self.stores[partition] = TableStore(self.table, partition)
             engine = Correlator(self.config, store)
-            # Event time as the progress saved it, not the latest alert a restored key holds: a crash between a
-            # checkpoint's keys and its progress brings keys back ahead of the input the progress covers, and
-            # their time would apply the re-read records of other keys at that later point, sending the rest of
-            # those keys down the late path (an incident the replay does not have).
-            engine.watermark = store.watermark
+            engine.watermark = store.watermark  # saved with the progress its keys came with (stream.checkpoint)
             self.engines[partition] = engine
             if partition in self.sources_lost:
                 self._forget_sources(partition)
