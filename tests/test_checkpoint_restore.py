@@ -25,11 +25,15 @@ import stream.checkpoint
 from correlator.config import DEFAULT_CONFIG
 from correlator.engine import Correlator
 from correlator.models import IncidentEvent
+from correlator.records import AlertRecord
 from correlator.stage2 import GroupState
 from correlator.state import KeyState
 from stream.app import make_app
+from stream.batches import PARTS_PER_OFFSET, Segment
 from stream.checkpoint import ChangelogRecord, Checkpointer, CheckpointStore
 from stream.docstore import DocStore
+from stream.hop import HOP_SOURCE, numbered
+from stream.pipeline import Pipeline
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
 from stream.state import TableStore
@@ -204,20 +208,45 @@ def test_the_next_owners_checkpoint_does_not_bring_back_the_lost_keys(kind: str,
     assert dict(restored_table(app, changelog.records).data) == heir_table.data
 
 
-def test_a_restored_engine_starts_at_the_saved_progress(changelog: Changelog, app: Any) -> None:
-    """Stage 1 end to end: the engine built on the restored store has the first checkpoint's event time and
-    keys, not those of the checkpoint whose progress was lost."""
+def fold(store: TableStore, engine: Correlator, offset: int, records: list[AlertRecord]) -> list[IncidentEvent]:
+    """What correlate does with one `alerts` record the ingest wrote at `offset` (a batch of its own)."""
+    out: list[AlertRecord] = []
+    for segment in numbered([Segment(None, records)], offset):
+        if not store.seen(segment.source):
+            store.advance_progress(segment.source)
+            out += segment.records
+    return engine.ingest(out)
+
+
+def test_the_next_owner_of_a_partition_whose_progress_was_lost_gets_the_uninterrupted_incidents(
+        changelog: Changelog, app: Any) -> None:
+    """Stage 1 end to end: a crash between a checkpoint's keys and its progress; the next owner re-reads the input
+    from the progress it restored and gets the uninterrupted run's incidents, none late (what an `incidents` reader
+    keeps: the first owner's events, then the next owner's)."""
+    start = 1772359205.0
+    inputs = [[AlertRecord("k1", "svc/Crash", "firing", "critical", start)],
+              [AlertRecord("k2", "svc/Crash", "firing", "critical", start + 300)],  # a new incident: past first_gap
+              [AlertRecord("l1", "svc/Other", "firing", "critical", start + 2000)]]
     table = writer_table()
-    store, (first, second, _) = stage1(table)
-    first(store)
-    checkpoint(store)
-    second(store)
-    checkpoint(store)
-    restored = TableStore(restored_table(app, changelog.records[:-1]), 0)
-    engine = Correlator(DEFAULT_CONFIG, restored)
-    engine.watermark = restored.watermark
-    assert (restored.progress, restored.watermark, engine.watermark) == ({0: 10}, 110.0, 110.0)
-    assert {k: s.max_t for k, s in restored.items()} == {"k1": 100.0, "k2": 110.0}
+    store = TableStore(table, 0)
+    engine = Correlator(DEFAULT_CONFIG, store)
+    whole: dict[str, int] = {}
+    for offset, records in enumerate(inputs):
+        whole.update((e.incident_id, e.alert_count) for e in fold(store, engine, offset, records))
+        store.watermark = engine.watermark
+        checkpoint(store)
+    del changelog.records[-1]  # the last checkpoint's progress never landed
+    pipe = Pipeline(SimpleNamespace(), DEFAULT_CONFIG, restored_table(app, changelog.records), {})
+    restored, again = pipe.engine(0), pipe.store(0)
+    assert (again.progress, restored.watermark) == ({HOP_SOURCE: 1 * PARTS_PER_OFFSET}, start + 300)
+    assert {key for key, _ in again.items()} == {"svc/Crash"}
+    seen = dict(whole)  # every event of the first owner was out before the state that made it
+    for offset, records in enumerate(inputs):  # from the start: no offset was committed
+        seen.update((e.incident_id, e.alert_count) for e in fold(again, restored, offset, records))
+    assert engine.counters.late == restored.counters.late == 0
+    whole.update((e.incident_id, e.alert_count) for e in engine.finish())
+    seen.update((e.incident_id, e.alert_count) for e in restored.finish())
+    assert seen == whole and len(whole) == 3
 
 
 @pytest.mark.parametrize("kind", sorted(STORES))
