@@ -281,6 +281,11 @@ class CommitGate:
     of another checkpoint still waiting then are dropped: a writer sends a checkpoint's records before its
     commit, so a checkpoint committed after them means theirs never will be (its writer died midway). Whatever
     waits when the restore ends is never applied either. A record without either header is applied at once.
+
+    The limit: on a compacted changelog (a real Kafka; Tansu never compacts) the cleaner may drop a key's last
+    committed record in favour of a newer one that never committed, if no later checkpoint wrote that key again
+    before the cleaner reached that segment; a restore after that lacks the key. Writing a rolled-back key again
+    at the next owner's first checkpoint would close it; not done yet.
     """
 
     def __init__(self) -> None:
