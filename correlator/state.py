@@ -43,9 +43,6 @@ class KeyState:
     max_t: float = float("-inf")
     applied_to: float = float("-inf")
     """Event time up to which this key's alerts have been applied; an alert behind it is late."""
-    sources: dict[int, int] = field(default_factory=dict)
-    """Where this key's input came from: source partition -> last offset applied to it (kept by the stream
-    layer so that input re-delivered after a crash is not applied to this key twice)."""
     due: float = float("-inf")
     """Lower bound of the next time-driven change; -inf (the default after a restore) means settle first."""
 
@@ -58,7 +55,6 @@ class KeyState:
             "pending": [dump(e[4]) for e in self.pending],
             "max_t": self.max_t,
             "applied_to": self.applied_to,
-            "sources": self.sources,
         }
 
     @classmethod
@@ -70,7 +66,6 @@ class KeyState:
             pending=[entry_of(pending_from_dict(a), n) for n, a in enumerate(d["pending"])],
             max_t=d["max_t"],
             applied_to=d.get("applied_to", float("-inf")),
-            sources={int(p): int(o) for p, o in d.get("sources", {}).items()},
         )
 
 

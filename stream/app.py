@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.types import TopicT
+from faust.types import TP, EventT, TopicT
 from faust.web import View
 from mode import Seconds
 from mode.utils.objects import cached_property
@@ -29,6 +29,7 @@ from mode.utils.queues import FlowControlEvent
 
 from correlator import metrics
 from stream.auth import TokenBook, auth_middleware
+from stream.checkpoint import CommitGate
 from stream.consumer import TRANSPORT_SCHEME, FaustSettings, FlowControl
 from stream.problems import problem_middleware
 from stream.security import faust_credentials
@@ -36,6 +37,7 @@ from stream.settings import Settings
 
 __all__ = [
     "App",
+    "CheckpointedTable",
     "OrjsonCodec",
     "PipelineTopics",
     "Worker",
@@ -97,6 +99,28 @@ def slash_twin(path: str) -> str | None:
     if path == "/":
         return None
     return path.rstrip("/") if path.endswith("/") else path + "/"
+
+
+class CheckpointedTable(faust.Table[Any, Any]):
+    """Every table of the app: restored from its changelog (and kept as a standby) through a `CommitGate`, so a
+    checkpoint's keys are applied only with its progress (`stream.checkpoint`)."""
+
+    @cached_property
+    def gate(self) -> CommitGate:
+        """What this table's changelog records wait for."""
+        return CommitGate()
+
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
+        """Apply the records of `batch` whose checkpoint has committed."""
+        super().apply_changelog_batch(self.gate.committed(batch))
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        """Say which restored partitions left a checkpoint's keys out (its progress never landed)."""
+        for tp in sorted(active_tps):
+            if waiting := self.gate.waiting(tp.topic, tp.partition):
+                log.warning("%s partition %d: %d records of a checkpoint that never committed were not restored "
+                            "(state as of the last progress)", tp.topic, tp.partition, waiting)
+        await super().on_recovery_completed(active_tps, standby_tps)
 
 
 _Settings = Settings  # `Settings` inside App's body is Faust's settings class
@@ -240,6 +264,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "datadir": str(settings.data_dir / f"{settings.app_id}-data"),
         "logging_config": logging_config(settings.log_level, settings.log_format),
         "autodiscover": False,
+        "Table": CheckpointedTable,  # every table restores whole checkpoints only (stream.checkpoint)
     }
 
 

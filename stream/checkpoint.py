@@ -14,8 +14,19 @@ Protocol, `CheckpointStore`, and one `Checkpointer` writes any set of them in th
    wait for that state, send the events, wait for them, then a marker saying up to which number they are out;
 5. acknowledge the input held since the last checkpoint.
 
+A checkpoint's keys and progress are one record as far as a restore can tell: each key record carries the
+checkpoint's id (header `aiops-checkpoint`), the progress record names it as committed (`aiops-commit`), and
+a table restored from its changelog (or kept as a standby) applies a checkpoint's keys only when that progress
+record is read (`CommitGate`, installed on every table by `stream.app`). The keys of a checkpoint whose progress
+never landed (a crash between the two, or a standby of a partition whose owner died mid-checkpoint) are never
+applied: every store comes back as its last progress left it, keys and progress of the same checkpoint, and
+its stage reads again, from that progress, the input whose state was lost. The table's local data is written
+the same way (keys and progress together, with no await between), so a stage rebuilt from it after a failed
+checkpoint sees one checkpoint too. Records without an id (a store with no progress record, the outbox's
+`mark_sent` marker) are applied as they come.
+
 So a crash at any point loses nothing: output already out is regenerated with the same ids and seq if the
-state did not make it; state already out is never re-applied, because the progress written after it says which
+state did not make it; state already out is never re-applied, because the progress committed with it says which
 input it covers; an outbox event decided but not known to be out is sent again, byte for byte, by whoever
 loads the store next; input not yet acknowledged is read again. The keys and the progress are not waited
 for: the producer delivers one partition's batches in order (one batch in flight per partition), and Faust
@@ -32,8 +43,10 @@ folded again on the state the stage rebuilds from its table (`stream.stages` run
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -44,10 +57,16 @@ from stream.sends import raise_failed, send_batches
 if TYPE_CHECKING:  # the stores import this module without loading Faust
     from faust.types import EventT, TopicT
 
-__all__ = ["ChangelogRecord", "CheckpointStore", "Checkpointer", "Outbound"]
+__all__ = ["CHECKPOINT_HEADER", "COMMIT_HEADER", "ChangelogRecord", "CheckpointStore", "Checkpointer", "CommitGate",
+           "Outbound"]
 
 ChangelogRecord = tuple[bytes, bytes | None]
 """A changelog record to send: table key and value (None for a tombstone)."""
+
+CHECKPOINT_HEADER = "aiops-checkpoint"
+"""Header of a checkpoint's key records: the checkpoint's id (applied on restore only with its commit)."""
+COMMIT_HEADER = "aiops-commit"
+"""Header of a checkpoint's progress record: the id of the checkpoint it commits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +149,8 @@ class Checkpointer:
     """Input folded since the last checkpoint: acknowledged only once its state is sent."""
     _pending: bool = False
     _last: float = 0.0
+    _writer: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    _numbers: Iterator[int] = field(default_factory=itertools.count)
 
     def hold(self, events: Sequence[EventT[Any]]) -> None:
         """Keep the input unacknowledged (Faust's `take_events` acks it) until a checkpoint."""
@@ -204,14 +225,17 @@ class Checkpointer:
     async def write(self, stores: Sequence[CheckpointStore]) -> tuple[list[asyncio.Future[Any]], int]:
         """Steps 2-4 for `stores`: the futures of the state sent last (not waited for), and how many outbox
         events went out."""
+        # Each store's keys and progress go to its local data together, before the first await: whatever stops
+        # this checkpoint midway (a failed send, a revocation), the table holds one checkpoint, not two halves.
+        staged = [(store, store.write_keys(), store.write_progress(), self._new_id()) for store in stores]
         sent: list[asyncio.Future[Any]] = []
-        for store in stores:
-            changes = store.write_keys()
-            if changes:
+        for store, changes, progress, cp in staged:
+            if changes:  # without progress, no id: nothing would ever commit them
+                headers = [] if progress is None else [(CHECKPOINT_HEADER, cp)]
                 sent += await send_batches(self.app, store.changelog_topic, store.partition,
-                                           ((k, v, []) for k, v in changes))
-        for store in stores:
-            sent += await self._one_record(store, store.write_progress())
+                                           ((k, v, headers) for k, v in changes))
+        for store, _, progress, cp in staged:
+            sent += await self._one_record(store, progress, [(COMMIT_HEADER, cp)])
         due = [(store, pending) for store in stores if (pending := store.pending())]
         if due:
             await _delivered(sent)  # the state before the events it decided: a crash re-sends, never re-decides
@@ -230,10 +254,16 @@ class Checkpointer:
                 sent += await self._one_record(store, store.mark_sent(pending[-1].n))
         return sent, sum(len(pending) for _, pending in due)
 
-    async def _one_record(self, store: CheckpointStore, record: ChangelogRecord | None) -> list[asyncio.Future[Any]]:
+    def _new_id(self) -> bytes:
+        """A checkpoint id no other writer of the changelog uses (this writer's random part, then a count)."""
+        return f"{self._writer}-{next(self._numbers)}".encode()
+
+    async def _one_record(self, store: CheckpointStore, record: ChangelogRecord | None,
+                          headers: list[tuple[str, bytes]] | None = None) -> list[asyncio.Future[Any]]:
         if record is None:
             return []
-        return await send_batches(self.app, store.changelog_topic, store.partition, [(record[0], record[1], [])])
+        return await send_batches(self.app, store.changelog_topic, store.partition,
+                                  [(record[0], record[1], headers or [])])
 
 
 async def _delivered(futures: Sequence[asyncio.Future[Any]]) -> None:
@@ -241,3 +271,59 @@ async def _delivered(futures: Sequence[asyncio.Future[Any]]) -> None:
     if futures:
         await asyncio.gather(*futures, return_exceptions=True)
         raise_failed(futures)
+
+
+class CommitGate:
+    """The restore side of the order: which changelog records a table applies, and when.
+
+    A record with `CHECKPOINT_HEADER` waits, per changelog partition, until the record with `COMMIT_HEADER` and
+    the same id is read; then the checkpoint's records are applied together with it, in changelog order. Records
+    of another checkpoint still waiting then are dropped: a writer sends a checkpoint's records before its
+    commit, so a checkpoint committed after them means theirs never will be (its writer died midway). Whatever
+    waits when the restore ends is never applied either. A record without either header is applied at once.
+
+    The limit: on a compacted changelog (a real Kafka; Tansu never compacts) the cleaner may drop a key's last
+    committed record in favour of a newer one that never committed, if no later checkpoint wrote that key again
+    before the cleaner reached that segment; a restore after that lacks the key. Writing a rolled-back key again
+    at the next owner's first checkpoint would close it; not done yet.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[str, int], list[tuple[bytes, Any]]] = {}
+        self.dropped = 0
+        """Records of checkpoints that never committed, dropped so far (a restore that rolled keys back)."""
+
+    def committed(self, batch: Iterable[Any]) -> list[Any]:
+        """The events of `batch` (Faust changelog events) to apply now, in order; the others wait or are dropped."""
+        ready: list[Any] = []
+        for event in batch:
+            message = event.message
+            cp, commit = _checkpoint_of(message.headers)
+            if cp is None:
+                ready.append(event)
+                continue
+            tp = (message.topic, message.partition)
+            if not commit:
+                self._waiting.setdefault(tp, []).append((cp, event))
+                continue
+            waiting = self._waiting.pop(tp, [])
+            ready += [e for c, e in waiting if c == cp]
+            self.dropped += sum(c != cp for c, _ in waiting)
+            ready.append(event)
+        return ready
+
+    def waiting(self, topic: str, partition: int) -> int:
+        """Records of a changelog partition read but not applied: a checkpoint whose commit has not been read."""
+        return len(self._waiting.get((topic, partition), ()))
+
+
+def _checkpoint_of(headers: Any) -> tuple[bytes | None, bool]:
+    """The checkpoint id a changelog record's headers carry, and whether the record commits it."""
+    if not headers:
+        return None, False
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+        if name == COMMIT_HEADER:
+            return bytes(value), True
+        if name == CHECKPOINT_HEADER:
+            return bytes(value), False
+    return None, False

@@ -136,11 +136,7 @@ class Pipeline:
         if engine is None:
             store = self.stores[partition] = TableStore(self.table, partition)
             engine = Correlator(self.config, store)
-            # Event time as the progress saved it, not the latest alert a restored key holds: a crash between a
-            # checkpoint's keys and its progress brings keys back ahead of the input the progress covers, and
-            # their time would apply the re-read records of other keys at that later point, sending the rest of
-            # those keys down the late path (an incident the replay does not have).
-            engine.watermark = store.watermark
+            engine.watermark = store.watermark  # saved with the progress its keys came with (stream.checkpoint)
             self.engines[partition] = engine
             if partition in self.sources_lost:
                 self._forget_sources(partition)
@@ -363,7 +359,6 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
     """
     pipe.hold(events)
     by_partition: dict[int, list[AlertRecord]] = {}
-    sources: dict[int, dict[str, tuple[int, int]]] = {}
     received: dict[int, int] = {}
     for event in events:
         p = event.message.partition
@@ -377,13 +372,12 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
             await pipe.refuse("correlate", event, exc)
             continue
         records = by_partition.setdefault(p, [])
-        touched = sources.setdefault(p, {})
         for segment in segments:
             if store.seen(segment.source):
                 tally.inc(metrics.SEGMENTS_SKIPPED)
                 continue
             store.advance_progress(segment.source)
-            _take_segment(store, segment, records, touched)
+            records.extend(segment.records)
         if received_ms:
             received[p] = min(received.get(p, received_ms), received_ms)
     done: list[tuple[int, Sequence[IncidentEvent], int | None]] = []
@@ -392,27 +386,10 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
         before = replace(engine.counters)
         out = engine.ingest(records, arrival=time.time())
         tally.inc(metrics.ALERT_RECORDS_CORRELATED, len(records))
-        store = pipe.stores[p]
-        for key, source in sources.get(p, {}).items():
-            store.note_source(key, source)
         pipe.mark_input(p)
         _count(before, engine)
         done.append((p, out, received.get(p)))
     await pipe.commit_many(done)
-
-
-def _take_segment(store: TableStore, segment: Segment, records: list[AlertRecord],
-                  touched: dict[str, tuple[int, int]]) -> None:
-    """Add a segment's records, minus those a key already holds (a crash lost the partition's progress)."""
-    source = segment.source
-    if source is None:
-        records.extend(segment.records)
-        return
-    for record in segment.records:
-        if store.applied_to_key(record.key, source):
-            continue
-        records.append(record)
-        touched[record.key] = source
 
 
 def _count(before: Any, engine: Correlator) -> None:

@@ -291,10 +291,9 @@ class Stage2:
         if grouper is None:
             store = self.stores[partition] = GroupTableStore(self.table, partition)
             grouper = Grouper(self.config, self.watcher.topology, store)
-            if store.watermark != float("-inf"):
-                # Event time as saved, not the latest event the state holds: that may come from a source
-                # ahead of the low watermark, and taking it would release children early.
-                grouper.watermark = store.watermark
+            # Event time as saved with the progress its groups came with (stream.checkpoint), not the latest event
+            # they hold: that may come from a source ahead of the low watermark, and would release children early.
+            grouper.watermark = store.watermark
             self.lows[partition] = LowWatermark(self.sources, self.clocks.advance_s, time.monotonic(),
                                                 store.marks)  # the store's dict: saved with the progress
             self.groupers[partition] = grouper

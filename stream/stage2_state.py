@@ -12,10 +12,10 @@ checkpoints is never written. Table keys are UTF-8 bytes:
 * `<partition>#progress`: the last offset of the routing partition applied, the grouper's watermark, and the
   marks of the stage-1 partitions as that offset left them (`correlator.stage2.watermark`).
 
-Tombstones go out in the same checkpoint as the change that caused them, unlike stage 1's (one late):
-a released child must never come back as held beside the group that took it, and a group merged away must
-never come back beside the group that holds its children. Re-applying a checkpoint's input after a crash
-between its keys and its progress is harmless here because the Grouper drops events whose `seq` it holds.
+Tombstones go out in the same checkpoint as the change that caused them: a released child must never come
+back as held beside the group that took it, and a group merged away must never come back beside the group that
+holds its children. A restore applies a checkpoint's keys and tombstones only with its progress
+(`stream.checkpoint.CommitGate`), so the state restored is always the one that progress covers.
 """
 
 from __future__ import annotations

@@ -52,7 +52,6 @@ class TableStore:
         self._live: dict[str, KeyState] = {}
         self._dirty: set[str] = set()
         self._deleted: set[str] = set()
-        self._tombstones_due: set[str] = set()
         self.progress: dict[int, int] = {}
         self.watermark = float("-inf")
         """The engine's watermark, written with the progress (the pipeline sets it before a checkpoint)."""
@@ -64,12 +63,6 @@ class TableStore:
             key = table_key.decode() if isinstance(table_key, bytes) else str(table_key)
             if key.startswith(self._prefix) and raw is not None:
                 self._live[key[len(self._prefix):]] = decode_state(raw)
-        # Keys written in a commit whose progress record was lost (a crash between the two) are ahead of
-        # the partition's progress; below this offset each key's own sources decide.
-        self.key_sources_max: dict[int, int] = {}
-        for state in self._live.values():
-            for p, o in state.sources.items():
-                self.key_sources_max[p] = max(o, self.key_sources_max.get(p, -1))
         saved = self._table.data.get(self._progress_key)
         if saved is not None:
             doc = orjson.loads(saved)
@@ -85,10 +78,9 @@ class TableStore:
         self._live[key] = state
         self._dirty.add(key)
         self._deleted.discard(key)
-        self._tombstones_due.discard(key)
 
     def delete(self, key: str) -> None:
-        """Forget `key`; the commit after next writes its tombstone (see `write_keys`)."""
+        """Forget `key`; the next commit writes its tombstone."""
         if self._live.pop(key, None) is not None:
             self._deleted.add(key)
         self._dirty.discard(key)
@@ -104,34 +96,17 @@ class TableStore:
         """Whether a segment from this (raw partition, offset) has been applied already."""
         return source is not None and source[1] <= self.progress.get(source[0], -1)
 
-    def applied_to_key(self, key: str, source: tuple[int, int] | None) -> bool:
-        """Whether the segment from `source` was already applied to this key (only after a restore)."""
-        if source is None or source[1] > self.key_sources_max.get(source[0], -1):
-            return False
-        state = self._live.get(key)
-        return state is not None and source[1] <= state.sources.get(source[0], -1)
-
-    def note_source(self, key: str, source: tuple[int, int]) -> None:
-        """Record on the key that input from `source` has been applied to it (written with the key)."""
-        state = self._live.get(key)
-        if state is not None and source[1] > state.sources.get(source[0], -1):
-            state.sources[source[0]] = source[1]
-            self.put(key, state)
-
     def advance_progress(self, source: tuple[int, int] | None) -> None:
         """Record that the segment from `source` is applied (written at the next commit)."""
         if source is not None:
             self.progress[source[0]] = source[1]
 
     def forget_sources(self) -> None:
-        """Forget every `alerts.raw` offset held (progress, each key's sources) and mark every key for the next
-        commit: after the broker lost its topics `alerts.raw` starts again at offset 0, so the old offsets would
-        make new segments look applied (and skip them), and the changelog that held the keys is gone."""
+        """Forget every `alerts.raw` offset held (the progress) and mark every key for the next commit: after the
+        broker lost its topics `alerts.raw` starts again at offset 0, so the old offsets would make new segments
+        look applied (and skip them), and the changelog that held the keys is gone."""
         self.progress.clear()
-        self.key_sources_max.clear()
-        for key, state in self._live.items():
-            state.sources.clear()
-            self._dirty.add(key)
+        self._dirty.update(self._live)
 
     @property
     def partition(self) -> int:
@@ -144,17 +119,13 @@ class TableStore:
         return str(self._table.changelog_topic.get_topic_name())
 
     def write_keys(self) -> list[ChangelogRecord]:
-        """Every key changed since the last commit, and the tombstones due, written locally; their records.
-
-        Tombstones go out one commit late, after the progress that covers the deletion: a crash between a
-        commit's keys and its progress re-applies the commit's segments, and a key deleted in it must still
-        be there then, or a late re-send of one of its alerts would count as a new alert.
-        """
+        """Every key changed since the last commit, and the tombstones of keys deleted since, written locally; their
+        records. A tombstone is part of its checkpoint like any key: restored only with that checkpoint's progress
+        (`stream.checkpoint.CommitGate`), so a re-read of the checkpoint's input still finds the key."""
         prefix = self._prefix
-        out = [self._write((prefix + key).encode(), None) for key in self._tombstones_due]
+        out = [self._write((prefix + key).encode(), None) for key in self._deleted]
         out += [self._write((prefix + key).encode(), encode_state(self._live[key])) for key in self._dirty]
-        self._tombstones_due = self._deleted
-        self._deleted = set()
+        self._deleted.clear()
         self._dirty.clear()
         return out
 

@@ -13,10 +13,8 @@ import orjson
 import pytest
 
 from correlator.config import DEFAULT_CONFIG
-from correlator.engine import Correlator
 from correlator.eventtime import TimeGuard
 from correlator.keys import DEFAULT_KEY_CONFIG
-from correlator.models import IncidentEvent
 from correlator.records import AlertRecord
 from correlator.replay import replay
 from correlator.sources import parse
@@ -24,7 +22,6 @@ from stream.batches import PARTS_PER_OFFSET, BatchError, Segment, decode_batch
 from stream.broker import EmbeddedBroker
 from stream.hop import HOP_SOURCE, numbered
 from stream.ingest import AlertHop
-from stream.pipeline import Pipeline, _take_segment
 from stream.state import TableStore
 
 from .test_pipeline import follow, storm_bodies
@@ -91,46 +88,3 @@ def test_sigkill_mid_storm_on_the_hop_recovers_the_same_incidents(broker: Embedd
     latest = follow(dep, expected_alerts=sum(count for _, count in expected.values()))
     assert {i: (e.key, e.alert_count) for i, e in latest.items()} == expected
     assert sum(e.duplicates for e in latest.values()) == report.duplicates
-
-
-def _fold(store: TableStore, engine: Correlator, offset: int, records: list[AlertRecord]) -> list[IncidentEvent]:
-    """What correlate does with one `alerts` record the ingest wrote at `offset` (a batch of its own)."""
-    out: list[AlertRecord] = []
-    touched: dict[str, tuple[int, int]] = {}
-    for segment in numbered([Segment(None, records)], offset):
-        if not store.seen(segment.source):
-            store.advance_progress(segment.source)
-            _take_segment(store, segment, out, touched)
-    events = engine.ingest(out)
-    for key, source in touched.items():
-        store.note_source(key, source)
-    return events
-
-
-def test_keys_of_a_checkpoint_whose_progress_was_lost_do_not_move_the_restored_event_time() -> None:
-    """A SIGKILL between a checkpoint's keys and its progress: the next worker re-reads the input, one record per
-    batch, and gets the uninterrupted run's incidents. A restored key's later alert must not set event time, or
-    the re-read alerts of other keys are applied at it and the next one of them takes the late path (an incident
-    with the fingerprint in its id, which the replay does not have)."""
-    start = 1772359205.0
-    inputs = [[AlertRecord("k1", "svc/Crash", "firing", "critical", start)],
-              [AlertRecord("k2", "svc/Crash", "firing", "critical", start + 300)],  # a new incident: past first_gap
-              [AlertRecord("l1", "svc/Other", "firing", "critical", start + 2000)]]
-    table = SimpleNamespace(data={})
-    store = TableStore(table, 0)
-    engine = Correlator(DEFAULT_CONFIG, store)
-    whole: dict[str, int] = {}
-    for offset, records in enumerate(inputs):
-        whole.update((e.incident_id, e.alert_count) for e in _fold(store, engine, offset, records))
-    keys = dict(store.write_keys())  # the first checkpoint: only svc/Other's key gets out, no progress
-    pipe = Pipeline(SimpleNamespace(), DEFAULT_CONFIG, SimpleNamespace(data={b"0|svc/Other": keys[b"0|svc/Other"]}),
-                    {})
-    restored, again = pipe.engine(0), pipe.store(0)
-    assert restored.watermark == float("-inf")  # nothing saved says how far event time went
-    seen: dict[str, int] = {}
-    for offset, records in enumerate(inputs):  # from the start: no offset was committed
-        seen.update((e.incident_id, e.alert_count) for e in _fold(again, restored, offset, records))
-    assert engine.counters.late == restored.counters.late == 0
-    whole.update((e.incident_id, e.alert_count) for e in engine.finish())
-    seen.update((e.incident_id, e.alert_count) for e in restored.finish())
-    assert seen == whole
