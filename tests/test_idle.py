@@ -1,10 +1,16 @@
-"""The idle clocks the folding agents share (stream/idle.py): which idle step is due when, on fixed times."""
+"""The idle clocks the folding agents share (stream/idle.py): which idle step is due when, on fixed times; and what
+counts as silence (`Pipeline.input_waiting`): nothing left to read, not nothing read lately."""
 
 from __future__ import annotations
 
-import pytest
+from types import SimpleNamespace
 
+import pytest
+from faust.types import TP
+
+from correlator.config import DEFAULT_CONFIG
 from stream.idle import IdleClocks
+from stream.pipeline import Pipeline
 
 
 @pytest.mark.parametrize(("quiet_s", "flush", "advance"), [
@@ -37,3 +43,66 @@ def test_unknown_and_dropped_partitions_are_never_due() -> None:
     clocks.mark_input(1, now=0.0)
     clocks.drop([1])
     assert not clocks.flush_due(1, 100.0) and clocks.advance_due(1, 100.0) is None
+
+
+# ---------------------------------------------------------------- silence means nothing left to read
+
+
+class _Consumer:
+    """The end offsets a consumer last saw; a partition not assigned raises, as aiokafka's does."""
+
+    def __init__(self, ends: dict[TP, int]) -> None:
+        self.ends = ends
+
+    def highwater(self, tp: TP) -> int:
+        if tp not in self.ends:
+            raise AssertionError("Partition is not assigned")
+        return self.ends[tp]
+
+
+class _Topic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+def _pipeline(ends: dict[TP, int], engines: tuple[int, ...] = (0, 1)) -> Pipeline:
+    pipe = Pipeline(app=SimpleNamespace(consumer=_Consumer(ends)), config=DEFAULT_CONFIG, table=None,
+                    topics={"alerts": _Topic("alerts"), "alerts_raw": _Topic("raw")})  # type: ignore[dict-item]
+    pipe.engines = {p: None for p in engines}  # type: ignore[misc]
+    return pipe
+
+
+def _read(pipe: Pipeline, topic: str, partition: int, offset: int) -> None:
+    pipe.note_read([SimpleNamespace(message=SimpleNamespace(topic=topic, partition=partition, offset=offset))])  # type: ignore[list-item]
+
+
+def test_a_partition_read_to_its_end_offset_is_silent_one_behind_it_is_not() -> None:
+    pipe = _pipeline({TP("alerts", 0): 10, TP("alerts", 1): 12})
+    assert pipe.input_waiting() == set()  # nothing read here yet: not known to wait
+    _read(pipe, "alerts", 0, 9)
+    _read(pipe, "alerts", 1, 9)
+    assert pipe.input_waiting() == {1}  # offsets 10 and 11 of partition 1 are still in the log
+    _read(pipe, "alerts", 1, 11)
+    assert pipe.input_waiting() == set()
+
+
+def test_raw_records_waiting_for_normalize_keep_every_partition_from_idling() -> None:
+    pipe = _pipeline({TP("alerts", 0): 10, TP("alerts", 1): 10, TP("raw", 2): 7})
+    _read(pipe, "alerts", 0, 9)
+    _read(pipe, "raw", 2, 3)
+    assert pipe.input_waiting() == {0, 1}
+    _read(pipe, "raw", 2, 6)
+    assert pipe.input_waiting() == set()
+
+
+def test_a_partition_no_longer_assigned_does_not_wait() -> None:
+    pipe = _pipeline({TP("alerts", 0): 10})
+    _read(pipe, "alerts", 1, 3)  # read before a rebalance took it away: its end offset is not known here
+    _read(pipe, "raw", 0, 3)
+    assert pipe.input_waiting() == set()
+    _read(pipe, "alerts", 0, 5)
+    pipe.drop([0])
+    assert (pipe.alerts_topic, 0) not in pipe.read_to
