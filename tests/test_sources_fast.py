@@ -175,23 +175,32 @@ def test_generated_webhooks_give_the_adapters_outcome(message: dict[str, Any], a
     same("alertmanager", dumps(message), arrival, guard, config)
 
 
+INSERTS = [b"\\ud800", b"\xff", b"\xed\xa0\x80", b"1" * 400, b"1e400", b"\x00", b'"status":"resolved",', b"\\u0041", b" "]
+"""Bytes inserted by the damage tests: invalid UTF-8, lone surrogates, huge numbers, a duplicate key."""
+
+
+def damaged(data: st.DataObject, body: bytes, inserts: list[bytes], dup: tuple[bytes, bytes]) -> bytes:
+    """`body` with a byte flipped, its end cut, bytes inserted, or a key duplicated (`dup`: a key and what goes
+    before it)."""
+    out = bytearray(body)
+    edit = data.draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
+    at = data.draw(st.integers(0, len(out) - 1))
+    if edit == "flip":
+        out[at] = data.draw(st.integers(0, 255))
+    elif edit == "cut":
+        del out[at:]
+    elif edit == "insert":
+        out[at:at] = data.draw(st.sampled_from(inserts))
+    else:
+        return body.replace(dup[0], dup[1] + dup[0], 1)
+    return bytes(out)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_byte_level_damage_gives_the_adapters_outcome(data: st.DataObject) -> None:
     """Flipped, cut, duplicated or inserted bytes (invalid UTF-8, lone surrogates, duplicate keys, huge numbers)."""
-    body = bytearray(body_of(webhook()))
-    edit = data.draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
-    at = data.draw(st.integers(0, len(body) - 1))
-    if edit == "flip":
-        body[at] = data.draw(st.integers(0, 255))
-    elif edit == "cut":
-        del body[at:]
-    elif edit == "insert":
-        body[at:at] = data.draw(st.sampled_from([b"\\ud800", b"\xff", b"\xed\xa0\x80", b"1" * 400, b"1e400", b"\x00",
-                                                 b'"status":"resolved",', b"\\u0041", b" "]))
-    else:
-        body = bytearray(body.replace(b'"version"', b'"version": "3", "version"', 1))
-    same("alertmanager", bytes(body))
+    same("alertmanager", damaged(data, body_of(webhook()), INSERTS, (b'"version"', b'"version": "3", ')))
 
 
 # ---------------------------------------------------------------- generic bodies
@@ -253,17 +262,6 @@ def test_generated_generic_bodies_give_the_adapters_outcome(alerts: list[dict[st
 @given(data=st.data())
 def test_byte_level_damage_to_ndjson_gives_the_adapters_outcome(data: st.DataObject) -> None:
     """As for webhooks, on an NDJSON body: a line broken, joined to the next, or split in two included."""
-    body = bytearray(storm_records(1, 3, seed=7)[0][0])
-    edit = data.draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
-    at = data.draw(st.integers(0, len(body) - 1))
-    if edit == "flip":
-        body[at] = data.draw(st.integers(0, 255))
-    elif edit == "cut":
-        del body[at:]
-    elif edit == "insert":
-        body[at:at] = data.draw(st.sampled_from([b"\\ud800", b"\xff", b"\xed\xa0\x80", b"1" * 400, b"1e400", b"\x00",
-                                                 b'"status":"resolved",', b"\\u0041", b" ", b"\n", b"\r\n", b"\n{}",
-                                                 b'"foo":1,']))
-    else:
-        body = bytearray(body.replace(b'"status"', b'"status": "resolved", "status"', 1))
-    same("generic", bytes(body), ARRIVAL, TimeGuard(horizon_s=None))
+    body = damaged(data, storm_records(1, 3, seed=7)[0][0], [*INSERTS, b"\n", b"\r\n", b"\n{}", b'"foo":1,'],
+                   (b'"status"', b'"status": "resolved", '))
+    same("generic", body, ARRIVAL, TimeGuard(horizon_s=None))
