@@ -50,7 +50,8 @@ from correlator.keys import (
 )
 from correlator.records import AlertRecord
 from correlator.sources.alertmanager import VERSION, epoch_of_moment
-from correlator.sources.generic import SOURCE as GENERIC, derived_fingerprint, looks_like_ndjson, severity_of, symptom_of
+from correlator.sources.generic import SOURCE as GENERIC
+from correlator.sources.generic import derived_fingerprint, looks_like_ndjson, severity_of, symptom_of
 
 __all__ = ["alertmanager_records", "generic_records"]
 
