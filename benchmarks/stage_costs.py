@@ -5,8 +5,9 @@ raw records (the ceiling). This script does, in one process and with no Kafka at
 do to the same records (`pipeline_throughput.storm_records`, the same seed), stage by stage, timed per batch:
 
 parse       the ceiling's own work: orjson-load every NDJSON line (`raw_consumer.parse_lines`)
-normalize   `correlator.sources.parse` of each body, the `AlertRecord`s, their `alerts` partition (murmur2,
-            cached), one `encode_batch` record per partition per batch (what `normalize_batch` does)
+normalize   `correlator.sources.normalize` of each body (its typed fast path, else the adapter) into `AlertRecord`s,
+            their `alerts` partition (murmur2, cached), one `encode_batch` record per partition per batch (what
+            `normalize_batch` does; no event-time horizon, as for the benchmark's workers: the storm is a recording)
 correlate   `decode_batch` of those records, `Correlator.ingest` per partition, and the incident events
             encoded as the correlate agent publishes them (what `correlate_batch` and `Pipeline.encode` do)
 
@@ -44,8 +45,9 @@ from pipeline_throughput import storm_records  # noqa: E402
 from raw_consumer import parse_lines  # noqa: E402
 
 from correlator.engine import Correlator  # noqa: E402
-from correlator.records import AlertRecord, record_of  # noqa: E402
-from correlator.sources import parse  # noqa: E402
+from correlator.eventtime import TimeGuard  # noqa: E402
+from correlator.records import AlertRecord  # noqa: E402
+from correlator.sources import normalize  # noqa: E402
 from correlator.state import DictStore  # noqa: E402
 from stream.batches import Segment, decode_batch, encode_batch, steps  # noqa: E402
 from stream.pipeline import NORMALIZE_BATCH, correlation_config  # noqa: E402
@@ -68,12 +70,16 @@ def batches_of(bodies: Sequence[bytes], max_bytes: int, most: int = NORMALIZE_BA
         yield from steps(bodies[start:start + most], max_bytes, len)
 
 
+_GUARD = TimeGuard(horizon_s=None)
+"""The benchmark workers' event-time rule (tests/workers.py: the storms are recordings, replayed live)."""
+
+
 def _normalize(batch: Sequence[bytes], first_offset: int, cache: dict[str, int], partitions: int) -> dict[int, bytes]:
     by_partition: dict[int, list[Segment]] = {}
     for offset, body in enumerate(batch, first_offset):
         split: dict[int, list[AlertRecord]] = {}
-        for alert in parse("generic", body):
-            split.setdefault(cached_partition(cache, alert.key, partitions), []).append(record_of(alert))
+        for record in normalize("generic", body, time.time(), _GUARD).records:
+            split.setdefault(cached_partition(cache, record.key, partitions), []).append(record)
         for p, records in split.items():
             by_partition.setdefault(p, []).append(Segment((0, offset), records))
     return {p: encode_batch(segments, 0) for p, segments in by_partition.items()}

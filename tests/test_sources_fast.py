@@ -1,11 +1,12 @@
 """The fast path refuses exactly what the adapter refuses and builds exactly its records.
 
-`correlator.sources.normalize` (the typed fast path for Alertmanager webhooks, the adapter for anything it does
-not recognise) against the adapter alone (`parse_arrived` + `record_of`): identical records, clamp counts and
+`correlator.sources.normalize` (the typed fast path for Alertmanager webhooks and generic bodies, the adapter for
+anything it does not recognise) against the adapter alone (`parse_arrived` + `record_of`): identical records, clamp counts and
 too-old alerts, or identical refusals (field path and reason). Over every Alertmanager body the tests hold
 (the adapter's own cases, the ingest's, the fuzz suite's junk and one-field mutations, the load benchmark's),
 over generated webhooks (hypothesis: odd times, statuses, labels, unknown and snake-case fields, duplicate keys,
-byte flips) and over the other sources' bodies. And it is not vacuous: regular webhooks do take the fast path.
+byte flips), over generated generic bodies (one object, arrays, NDJSON; the same kinds of oddities) and over the
+other sources' bodies. And it is not vacuous: regular webhooks and generic bodies do take the fast path.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from correlator.eventtime import DEFAULT_GUARD, TimeGuard
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.records import record_of
 from correlator.sources import SourceError, normalize, parse_arrived
-from correlator.sources.fast import alertmanager_records
+from correlator.sources.fast import alertmanager_records, generic_records
+from correlator.sources.screening import screen_alerts
 
 from .paths import LAB_STORM, ROOT
 from .test_ingest import ACCEPTED, INVALID
@@ -33,6 +35,7 @@ from .test_sources_alertmanager import BAD_BODIES, body_of, webhook
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from ingest_load import make_bodies  # noqa: E402
+from pipeline_throughput import storm_records  # noqa: E402
 
 ARRIVAL = 1772359205.0 + 3600  # an hour after the test bodies' alerts began (2026-03-01)
 GUARDS = [DEFAULT_GUARD, TimeGuard(max_future_skew_s=0, horizon_s=60), TimeGuard(horizon_s=None)]
@@ -40,15 +43,15 @@ SCOPED = KeyConfig(scope_labels=("cluster", "namespace"), service_labels=("app",
 
 
 def slow(source: str, body: bytes, arrival: float, guard: TimeGuard, config: KeyConfig) -> tuple[Any, ...]:
-    """The adapter alone: records, clamped count and too-old fingerprints, or the refusal."""
+    """The adapter alone (and its screening): records, clamped count and too-old fingerprints, or the refusal."""
     try:
         guarded = parse_arrived(source, body, arrival, guard, config)
     except SourceError as exc:
         return ("refused", exc.field, exc.reason)
     except ValueError as exc:  # an Alert the model refuses: a dead letter at normalize
         return ("error", type(exc).__name__, str(exc))
-    return ("records", [record_of(a) for a in guarded.alerts], guarded.clamped,
-            [a.fingerprint for a in guarded.too_old])
+    screened, _ = screen_alerts(guarded.alerts)  # the loop guard and source mutes, as `normalize` applies them
+    return ("records", [record_of(a) for a in screened], guarded.clamped, [a.fingerprint for a in guarded.too_old])
 
 
 def fast(source: str, body: bytes, arrival: float, guard: TimeGuard, config: KeyConfig) -> tuple[Any, ...]:
@@ -172,20 +175,93 @@ def test_generated_webhooks_give_the_adapters_outcome(message: dict[str, Any], a
     same("alertmanager", dumps(message), arrival, guard, config)
 
 
+INSERTS = [b"\\ud800", b"\xff", b"\xed\xa0\x80", b"1" * 400, b"1e400", b"\x00", b'"status":"resolved",', b"\\u0041", b" "]
+"""Bytes inserted by the damage tests: invalid UTF-8, lone surrogates, huge numbers, a duplicate key."""
+
+
+def damaged(data: st.DataObject, body: bytes, inserts: list[bytes], dup: tuple[bytes, bytes]) -> bytes:
+    """`body` with a byte flipped, its end cut, bytes inserted, or a key duplicated (`dup`: a key and what goes
+    before it)."""
+    out = bytearray(body)
+    edit = data.draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
+    at = data.draw(st.integers(0, len(out) - 1))
+    if edit == "flip":
+        out[at] = data.draw(st.integers(0, 255))
+    elif edit == "cut":
+        del out[at:]
+    elif edit == "insert":
+        out[at:at] = data.draw(st.sampled_from(inserts))
+    else:
+        return body.replace(dup[0], dup[1] + dup[0], 1)
+    return bytes(out)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_byte_level_damage_gives_the_adapters_outcome(data: st.DataObject) -> None:
     """Flipped, cut, duplicated or inserted bytes (invalid UTF-8, lone surrogates, duplicate keys, huge numbers)."""
-    body = bytearray(body_of(webhook()))
-    edit = data.draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
-    at = data.draw(st.integers(0, len(body) - 1))
-    if edit == "flip":
-        body[at] = data.draw(st.integers(0, 255))
-    elif edit == "cut":
-        del body[at:]
-    elif edit == "insert":
-        body[at:at] = data.draw(st.sampled_from([b"\\ud800", b"\xff", b"\xed\xa0\x80", b"1" * 400, b"1e400", b"\x00",
-                                                 b'"status":"resolved",', b"\\u0041", b" "]))
-    else:
-        body = bytearray(body.replace(b'"version"', b'"version": "3", "version"', 1))
-    same("alertmanager", bytes(body))
+    same("alertmanager", damaged(data, body_of(webhook()), INSERTS, (b'"version"', b'"version": "3", ')))
+
+
+# ---------------------------------------------------------------- generic bodies
+
+
+def test_regular_generic_bodies_take_the_fast_path() -> None:
+    """Not vacuous: the throughput benchmark's NDJSON, the same alerts as an array and one alone are decoded here."""
+    ndjson, _ = storm_records(3, 50, seed=7)
+    lines = [orjson.loads(line) for line in ndjson[0].split(b"\n")]
+    arrival = max(line["starts_at"] for body in ndjson for line in orjson.loads(b"[" + body.replace(b"\n", b",") + b"]"))
+    for body in [*ndjson, orjson.dumps(lines), orjson.dumps(lines[0]), ndjson[0] + b"\n\n", b"[]"]:
+        fast_path = generic_records(body, arrival, DEFAULT_GUARD, DEFAULT_KEY_CONFIG, None)
+        assert fast_path is not None and len(fast_path[0]) == len(orjson.loads(body) if body[:1] == b"[" else
+                                                                   [line for line in body.split(b"\n") if line.strip()])
+        same("generic", body, arrival)
+
+
+generic_times = (st.floats(allow_nan=False) | st.integers(-10, 2**70) | st.sampled_from(
+    [1772359205, 1772359205.5, 0, 1e11, 99999999999.9, -0.0, True, "1772359205", "2026-03-01T10:00:05Z",
+     "0001-01-01T00:00:00Z", "", None]))
+texts = st.none() | st.sampled_from(["", "db", "Disk Full", "sev1", "PAGE", "unknown-sev", "generic", "zbx"]) | \
+    st.integers(0, 3)
+
+
+def _generic(starts: Any, ends: Any, status: Any, lab: Any, fields: dict[str, Any], extra: dict[str, Any]
+             ) -> dict[str, Any]:
+    out: dict[str, Any] = {"starts_at": starts, "ends_at": ends, "status": status, "labels": lab, **fields, **extra}
+    return {k: v for k, v in out.items() if v != "absent"}
+
+
+generic_alerts = st.builds(
+    _generic, generic_times | st.just("absent"), generic_times | st.just("absent"),
+    st.sampled_from(["firing", "resolved", "Firing", None, 1, "absent"]), labels | st.just("absent"),
+    st.dictionaries(st.sampled_from(["fingerprint", "service", "symptom", "severity", "source", "summary"]), texts,
+                    max_size=4),
+    st.dictionaries(st.sampled_from(["annotations", "startsAt", "generatorURL", "silencedBy", "foo"]),
+                    st.sampled_from([{"summary": "s"}, {"a": 1}, None, "x", ["m"]]), max_size=2))
+
+
+def _body(alerts: list[dict[str, Any]], shape: str) -> bytes:
+    if shape == "array":
+        return dumps(alerts)
+    if shape == "one":
+        return dumps(alerts[0]) if alerts else b"{}"
+    return b"\n".join(dumps(a) for a in alerts) + (b"\n" if shape == "ndjson+newline" else b"")
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(alerts=st.lists(generic_alerts, max_size=4), shape=st.sampled_from(["array", "one", "ndjson", "ndjson+newline"]),
+       arrival=st.sampled_from([ARRIVAL, ARRIVAL - 86400, ARRIVAL + 30 * 86400, 0.5]),
+       guard=st.sampled_from(GUARDS), config=st.sampled_from([DEFAULT_KEY_CONFIG, SCOPED]))
+def test_generated_generic_bodies_give_the_adapters_outcome(alerts: list[dict[str, Any]], shape: str,
+                                                            arrival: float, guard: TimeGuard,
+                                                            config: KeyConfig) -> None:
+    same("generic", _body(alerts, shape), arrival, guard, config)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_byte_level_damage_to_ndjson_gives_the_adapters_outcome(data: st.DataObject) -> None:
+    """As for webhooks, on an NDJSON body: a line broken, joined to the next, or split in two included."""
+    body = damaged(data, storm_records(1, 3, seed=7)[0][0], [*INSERTS, b"\n", b"\r\n", b"\n{}", b'"foo":1,'],
+                   (b'"status"', b'"status": "resolved", '))
+    same("generic", body, ARRIVAL, TimeGuard(horizon_s=None))

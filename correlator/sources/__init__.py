@@ -18,7 +18,7 @@ from correlator.models import Alert
 from correlator.records import AlertRecord, record_of
 from correlator.sources import alertmanager, generic, zabbix
 from correlator.sources.errors import SourceError
-from correlator.sources.fast import alertmanager_records
+from correlator.sources.fast import alertmanager_records, generic_records
 from correlator.sources.generic import DEFAULT_MAX_BYTES
 from correlator.sources.screening import is_own_incident_alert, screen_alerts
 
@@ -86,21 +86,32 @@ def normalize(source: str, body: bytes, arrival: float, guard: TimeGuard = DEFAU
               config: KeyConfig = DEFAULT_KEY_CONFIG, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> Normalized:
     """One body into alert records: what both the HTTP ingest and the normalize agent run.
 
-    Alertmanager webhooks of the regular shape take the typed fast path (`correlator.sources.fast`); anything
-    else, and anything the fast path does not recognise, runs `parse_arrived`, which builds the records or raises
-    the refusal (SourceError): the same records or the same refusal either way (tests/test_sources_fast.py).
+    Alertmanager webhooks and generic bodies of the regular shape take the typed fast path
+    (`correlator.sources.fast`); anything else, and anything the fast path does not recognise, runs
+    `parse_arrived`, which builds the records or raises the refusal (SourceError): the same records or the same
+    refusal either way (tests/test_sources_fast.py).
     """
-    if source == "alertmanager":
-        fast = alertmanager_records(body, arrival, guard, config, max_bytes)
-        # the correlator's own incidents, posted back through an Alertmanager, take the slow path to be left out
-        if fast is not None and not any(is_own_incident_alert(r.labels) for r in fast):
-            return Normalized(fast, {alertmanager.SOURCE: len(fast)} if fast else {})
+    fast = _fast(source, body, arrival, guard, config, max_bytes)
+    # the correlator's own incidents, posted back through an Alertmanager, take the slow path to be left out
+    if fast is not None and not any(is_own_incident_alert(r.labels) for r in fast[0]):
+        return Normalized(*fast)
     guarded = parse_arrived(source, body, arrival, guard, config, max_bytes=max_bytes)
     alerts, own = screen_alerts(guarded.alerts)  # the loop guard and source mutes (screening.py)
     by_source: dict[str, int] = {}
     for alert in alerts:
         by_source[alert.source] = by_source.get(alert.source, 0) + 1
     return Normalized([record_of(a) for a in alerts], by_source, guarded, own)
+
+
+def _fast(source: str, body: bytes, arrival: float, guard: TimeGuard, config: KeyConfig, max_bytes: int | None
+          ) -> tuple[list[AlertRecord], dict[str, int]] | None:
+    """The fast path's records and alerts per named source, or None: the adapter decides."""
+    if source == "alertmanager":
+        records = alertmanager_records(body, arrival, guard, config, max_bytes)
+        return None if records is None else (records, {alertmanager.SOURCE: len(records)} if records else {})
+    if source == "generic":
+        return generic_records(body, arrival, guard, config, max_bytes)
+    return None
 
 
 def alerts_in(source: str, body: bytes, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> int:

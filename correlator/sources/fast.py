@@ -1,4 +1,5 @@
-"""A typed decode of whole Alertmanager webhooks straight into alert records: the fast path of `normalize`.
+"""A typed decode of whole Alertmanager webhooks and generic alert bodies straight into alert records: the fast
+path of `normalize`.
 
 The adapter (`alertmanager.parse`) builds a pydantic model of the body, then an `Alert` per entry, and the
 agents keep only the `AlertRecord` of each: about 14 us per alert, the largest cost between a webhook and an
@@ -17,6 +18,13 @@ which then produces the record or the refusal, so records and refusals are the a
   than "4", a negative `truncatedAlerts` or one past 2**64 - 1 (orjson refuses it), a body over `max_bytes`;
 - an alert the event-time guard would clamp or refuse (`eventtime.guard_alerts` handles those).
 
+Generic bodies (`generic_records`: one object, an array, or NDJSON as `generic.parse` tells them apart) take
+the same route: the adapter's `alert_of` checks each field by hand, builds an `Alert` (pydantic) and its record,
+about 13 us per alert on the raw path's NDJSON; here a struct per line, 1-2 us. What falls back: an unknown
+field (the adapter keeps it in `extra`, where a source's mute marks live), the Alertmanager API v2 spelling, a
+time that is not epoch seconds in range (strings, negative, milliseconds), labels or annotations that are not
+strings (the adapter coerces them), an empty derived service or symptom, and what the guard would adjust.
+
 At the JSON level, a typed decode with no unknown fields sees every byte as a typed value, and agrees with
 orjson (the adapter's parser) on invalid UTF-8, lone surrogates, control characters, non-finite and
 oversized numbers and duplicate keys (last wins): `tests/test_sources_fast.py` holds the cases and a
@@ -32,7 +40,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from correlator.eventtime import TimeGuard
+from correlator.eventtime import MAX_EPOCH, TimeGuard
 from correlator.keys import (
     KeyConfig,
     correlation_key,
@@ -42,9 +50,10 @@ from correlator.keys import (
 )
 from correlator.records import AlertRecord
 from correlator.sources.alertmanager import VERSION, epoch_of_moment
-from correlator.sources.generic import severity_of, symptom_of
+from correlator.sources.generic import SOURCE as GENERIC
+from correlator.sources.generic import derived_fingerprint, looks_like_ndjson, severity_of, symptom_of
 
-__all__ = ["alertmanager_records"]
+__all__ = ["alertmanager_records", "generic_records"]
 
 
 class _Alert(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,3 +136,83 @@ def alertmanager_records(body: bytes, arrival: float, guard: TimeGuard, config: 
                                correlation_key(scope_of(labels, config), service, symptom),
                                item.status, severity_of(labels.get("severity"))[0], starts_at, ends_at, labels))
     return out
+
+
+class _Generic(msgspec.Struct, forbid_unknown_fields=True):
+    """One generic alert as the fast path reads it: only the documented fields, each of its exact JSON type."""
+
+    starts_at: int | float
+    fingerprint: str | None = None
+    status: Literal["firing", "resolved"] | None = None
+    ends_at: int | float | None = None
+    service: str | None = None
+    symptom: str | None = None
+    severity: str | None = None
+    source: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    summary: str | None = None
+
+
+_GENERIC_ONE: Final = msgspec.json.Decoder(_Generic)
+_GENERIC_MANY: Final = msgspec.json.Decoder(list[_Generic])
+
+
+def _generic_items(body: bytes) -> list[_Generic] | None:
+    """The alerts of a generic body in the shape `generic.parse` reads it as, or None: not read here."""
+    text = body.lstrip()
+    try:
+        if text[:1] == b"[":
+            return _GENERIC_MANY.decode(body)
+        return [_GENERIC_ONE.decode(body)]
+    except msgspec.ValidationError:
+        return None  # valid JSON of another shape or type: the adapter says what
+    except msgspec.DecodeError:
+        pass  # not one JSON document: NDJSON if it looks like it, as for the adapter
+    if text[:1] == b"[" or not looks_like_ndjson(text):
+        return None
+    try:  # line by line, split as the adapter splits them (a value across lines is its refusal, not ours)
+        return [_GENERIC_ONE.decode(line) for line in body.split(b"\n") if line and not line.isspace()]
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+
+
+def _epoch_seconds(value: int | float | None) -> float | None | Literal[False]:
+    """Epoch seconds as the adapter reads a number (None stays None); False: out of the plain range."""
+    if value is None:
+        return None
+    return float(value) if 0 <= value < MAX_EPOCH else False
+
+
+def generic_records(body: bytes, arrival: float, guard: TimeGuard, config: KeyConfig,
+                    max_bytes: int | None) -> tuple[list[AlertRecord], dict[str, int]] | None:
+    """The records (and alerts per named source) `generic.parse` + `guard_alerts` + `record_of` give for `body`,
+    or None: not recognised, run the adapter (see the module docstring for what falls back)."""
+    if (max_bytes is not None and len(body) > max_bytes) or not body or body.isspace():
+        return None
+    items = _generic_items(body)
+    if items is None:
+        return None
+    newest = arrival + guard.max_future_skew_s
+    oldest = -math.inf if guard.horizon_s is None else arrival - guard.horizon_s
+    out: list[AlertRecord] = []
+    by_source: dict[str, int] = {}
+    for item in items:
+        starts_at, ends_at = _epoch_seconds(item.starts_at), _epoch_seconds(item.ends_at)
+        if starts_at is None or starts_at is False or ends_at is False:
+            return None
+        status = item.status or "firing"
+        event_time = ends_at if status == "resolved" and ends_at is not None else starts_at
+        if not (oldest <= event_time and starts_at <= newest and (ends_at is None or ends_at <= newest)):
+            return None  # the guard would clamp or refuse it
+        labels = item.labels or {}
+        service = item.service or service_of(labels, config)
+        symptom = item.symptom or symptom_of(labels, config)
+        if not service or not symptom:
+            return None
+        source = item.source or GENERIC
+        by_source[source] = by_source.get(source, 0) + 1
+        out.append(AlertRecord(item.fingerprint or derived_fingerprint(labels, service, symptom),
+                               correlation_key(scope_of(labels, config), service, symptom), status,
+                               severity_of(item.severity)[0], starts_at, ends_at, labels))
+    return out, by_source

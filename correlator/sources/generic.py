@@ -61,12 +61,14 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "SOURCE",
     "check_body",
+    "derived_fingerprint",
     "epoch_of",
     "error_from_validation",
     "alert_of",
     "iter_ndjson",
     "json_type",
     "load_json",
+    "looks_like_ndjson",
     "parse",
     "severity_of",
     "str_map",
@@ -218,7 +220,7 @@ def parse(
     try:
         single = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if not _looks_like_ndjson(text):
+        if not looks_like_ndjson(text):
             raise SourceError("body", f"malformed JSON: {exc}", source=SOURCE) from None
         with _collector_paused():
             return list(iter_ndjson(body.split(b"\n"), config, received_at))
@@ -246,7 +248,8 @@ def iter_ndjson(lines: Iterable[bytes], config: KeyConfig = DEFAULT_KEY_CONFIG, 
             yield alert_of(load_json(line, SOURCE, f"line {number}"), f"line {number}", config, received_at)
 
 
-def _looks_like_ndjson(text: bytes) -> bool:
+def looks_like_ndjson(text: bytes) -> bool:
+    """Whether a body that is not one JSON document is NDJSON: several lines, the first a whole `{...}`."""
     # A broken pretty-printed object must be reported as one broken document, not as a bad "line 1":
     # NDJSON is several lines, the first of which is a whole `{...}` on its own.
     first, newline, rest = text.partition(b"\n")
@@ -271,7 +274,7 @@ def alert_of(obj: object, where: str, config: KeyConfig = DEFAULT_KEY_CONFIG, re
     service = _text(get("service"), where, "service") or service_of(labels, config)
     symptom = _text(get("symptom"), where, "symptom") or symptom_of(labels, config)
     severity, severity_raw = severity_of(_text(get("severity"), where, "severity"))
-    fingerprint = _text(get("fingerprint"), where, "fingerprint") or _derived_fingerprint(labels, service, symptom)
+    fingerprint = _text(get("fingerprint"), where, "fingerprint") or derived_fingerprint(labels, service, symptom)
     fields = {
         "fingerprint": fingerprint,
         "source": _text(get("source"), where, "source") or SOURCE,
@@ -350,5 +353,6 @@ def _extra(obj: dict[str, Any], severity_raw: str | None) -> dict[str, Any]:
     return extra
 
 
-def _derived_fingerprint(labels: dict[str, str], service: str, symptom: str) -> str:
+def derived_fingerprint(labels: dict[str, str], service: str, symptom: str) -> str:
+    """The fingerprint of an alert that names none: its sorted labels with its service and symptom."""
     return fingerprint_of_labels({**labels, "__service__": service, "__symptom__": symptom})
