@@ -27,7 +27,7 @@ from correlator.notify.routes import labels_of
 from correlator.notify.silences import Silence, expire, silenced_by
 from correlator.stage2.models import Assignment, ParentEvent
 from correlator.triage.incident_sla import IncidentClock
-from correlator.triage.lifecycle import Review, TicketRecord
+from correlator.triage.lifecycle import Review, TicketRecord, waiting_for_review
 
 __all__ = [
     "Filters",
@@ -40,6 +40,7 @@ __all__ = [
     "headline_of",
     "page_of",
     "review_queue",
+    "review_queue_size",
     "reviews_of",
     "series_of",
     "silences_of",
@@ -394,8 +395,12 @@ def series_of(model: ReadModel, buckets: int = 24) -> tuple[float, float, list[t
 
 def review_queue(model: ReadModel) -> list[TicketRecord]:
     """Tickets waiting for a person, oldest first."""
-    waiting = [r for r in model.tickets.values() if r.latest.status == "human_review"]
-    return sorted(waiting, key=lambda r: (r.latest.decided_at, r.ticket_id))
+    return waiting_for_review(model.tickets.values())
+
+
+def review_queue_size(model: ReadModel) -> int:
+    """How many tickets wait for a person (the badge on every page and live event: a count, not a sort)."""
+    return sum(r.latest.status == "human_review" for r in model.tickets.values())
 
 
 def reviews_of(model: ReadModel, limit: int = 50) -> list[tuple[str, Review]]:

@@ -54,6 +54,7 @@ __all__ = [
     "FlowControl",
     "ReadOffsets",
     "Transport",
+    "committed_offset",
     "fetch_max_wait_ms",
     "leave_group",
     "register_transport",
@@ -73,6 +74,15 @@ class FaustSettings(Settings):
     def consumer_fetch_max_wait_ms(self) -> int:
         """Longest time in ms the broker may hold a fetch when no data is ready (Faust hard-codes 1500)."""
         return DEFAULT_FETCH_MAX_WAIT_MS  # never called: Faust keeps only the name and the docstring
+
+
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """The offset the group committed for `tp` (the next one to read after a rebalance), None before any commit.
+
+    Faust keeps committed offsets only in a private map of its consumer: read here, one place to mend when it moves.
+    """
+    offset = getattr(consumer, "_committed_offset", {}).get(tp)
+    return offset if isinstance(offset, int) else None
 
 
 def fetch_max_wait_ms(conf: Any) -> int:

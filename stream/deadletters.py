@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from correlator import metrics
+from stream.consumer import committed_offset
 from stream.batches import RecordTooLarge
 from stream.sends import key_partition, send_batches
 
@@ -204,9 +205,7 @@ class DeadLetters:
 
     def _committed(self, tp: Any) -> int | None:
         """The consumer's committed offset of `tp` (what it will read from after a rebalance), if it has one."""
-        committed = getattr(getattr(self.app, "consumer", None), "_committed_offset", None)
-        offset = committed.get(tp) if committed is not None else None  # Faust keeps it private
-        return offset if isinstance(offset, int) else None
+        return committed_offset(getattr(self.app, "consumer", None), tp)
 
     async def send_record(self, agent: str, key: bytes | None, value: bytes | None, origin: tuple[str, int, int],
                           reason: str, category: str) -> None:

@@ -45,6 +45,7 @@ from correlator.insight import (
     hour_of,
     merge,
     parse_week,
+    read_hours,
     recurring,
     ticket_fact,
     week_containing,
@@ -82,14 +83,6 @@ class Fold:
     hour: int
     newest: float
     apply: Callable[[HourAggregate], object]
-
-
-class InputProblem(ValueError):
-    """A `tickets.triaged` record the analytics store cannot read (dead-lettered with this reason)."""
-
-    def __init__(self, reason: str, category: str) -> None:
-        super().__init__(reason)
-        self.category = category
 
 
 @dataclass
@@ -247,16 +240,16 @@ def _decoded(raw: bytes | None) -> dict[str, Any]:
     try:
         value = orjson.loads(raw or b"")
     except orjson.JSONDecodeError as exc:
-        raise InputProblem(f"malformed JSON: {exc}", "malformed_json") from None
+        raise InputError(f"malformed JSON: {exc}", "malformed_json") from None
     if not isinstance(value, dict):
-        raise InputProblem(f"expected a JSON object, got {type(value).__name__}", "invalid_triaged_ticket")
+        raise InputError(f"expected a JSON object, got {type(value).__name__}", "invalid_triaged_ticket")
     return value
 
 
 def _problem(exc: Exception) -> Exception:
     if isinstance(exc, ValidationError):
         first = first_error(exc)
-        return InputProblem(f"not a TriagedTicket: {first.field}: {first.reason}", "invalid_triaged_ticket")
+        return InputError(f"not a TriagedTicket: {first.field}: {first.reason}", "invalid_triaged_ticket")
     return exc
 
 
@@ -306,11 +299,6 @@ def hours_of(aggs: Iterable[HourAggregate], since: float, until: float) -> list[
     """The aggregates in [since, until) added up per hour, oldest first, without their bookkeeping."""
     merged = merge(a for a in aggs if since <= a.hour < until)
     return [merged[h] for h in sorted(merged)]
-
-
-def read_hours(doc: Any) -> list[HourAggregate]:
-    """The hours of a `GET /insight/hours` answer (ValidationError if it is not one)."""
-    return [HourAggregate.model_validate(h) for h in doc["hours"]]
 
 
 def _time_arg(request: Any, name: str, default: float) -> float:

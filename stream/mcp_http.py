@@ -129,7 +129,7 @@ def install_mcp_http(app: App, settings: Settings) -> AsgiBridge | None:
     except ImportError as exc:
         log.info("MCP over HTTP off: the mcp extra is not installed (%s)", exc)
         return None
-    server = build_server(client_of(settings, settings.api_url or f"http://127.0.0.1:{settings.web_port}"))
+    server = build_server(client_of(settings))
     # The bearer tokens guard the route; Host/Origin checks would refuse every name the worker is reached by.
     open_hosts = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     bridge = AsgiBridge(server.streamable_http_app(streamable_http_path=MCP_PATH, json_response=True,

@@ -29,6 +29,7 @@ from correlator import metrics
 from correlator.keys import split_key
 from correlator.noise import NoiseWindow
 from stream.app import App
+from stream.consumer import committed_offset
 from stream.pipeline import Pipeline
 from stream.settings import Settings
 from stream.topics import STAGE2_ROUTE, internal_topic_name
@@ -113,16 +114,14 @@ class Observer:
         except Exception as exc:  # noqa: BLE001 - a rebalance or a broker hiccup: try again next round
             log.debug("consumer lag not measured this round: %r", exc)
             return
-        # Faust keeps the committed offsets (the next offset to read) only in this private map; nothing
-        # committed yet means the group starts from the log's beginning.
-        committed = getattr(consumer, "_committed_offset", {})
+        # nothing committed yet means the group starts from the log's beginning
         seen: set[tuple[str, str]] = set()
         for tp in owned:
             end = ends.get(tp)
             if end is None:
                 continue
             labels = (tp.topic, str(tp.partition))
-            metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - (committed.get(tp) or 0)))
+            metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - (committed_offset(consumer, tp) or 0)))
             seen.add(labels)
         for labels in self._lag_series - seen:
             metrics.CONSUMER_LAG.remove(*labels)

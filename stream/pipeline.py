@@ -210,7 +210,8 @@ class Pipeline:
         """Partitions of `alerts` whose input is still in the log, not silent: their own records are waiting, or
         this worker's normalize has raw records waiting (what they hold is bound for every partition)."""
         raw = self.topic_name("alerts_raw")
-        if any(self.records_waiting(raw, p) for topic, p in list(self.read_to) if topic == raw):
+        if any(self.records_waiting(raw, tp.partition) for tp in self.app.assignor.assigned_actives()
+               if tp.topic == raw):
             return set(self.engines)
         return {p for p in self.engines if self.records_waiting(self.alerts_topic, p)}
 

@@ -50,6 +50,7 @@ from correlator.triage.lifecycle import (
     override,
     parse_review,
     resolve,
+    waiting_for_review,
 )
 from stream.app import App
 from stream.auth import actor_of
@@ -61,7 +62,7 @@ from stream.problems import problem_response
 from stream.settings import Settings
 from stream.tickets import Desk, NotHere, NotReady, install_desk, open_incident_clocks, ticket_event
 
-__all__ = ["clock_of", "install", "install_views", "queue_of"]
+__all__ = ["install", "install_views", "queue_of"]
 
 QUEUE_LIMIT = 500
 
@@ -73,19 +74,9 @@ def install(app: App, settings: Settings, pipe: Pipeline) -> Desk:
     return desk
 
 
-def clock_of(desk: Desk, incident_id: str) -> dict[str, Any] | None:
-    """An incident's SLA clock as JSON (phase, tier, who acknowledged and when), or None if this worker holds none."""
-    try:
-        clock = desk.locate_incident(incident_id).get(incident_id)
-    except (NotReady, NotHere):
-        return None
-    return None if clock is None else clock.model_dump(mode="json")
-
-
 def queue_of(desk: Desk) -> list[TicketRecord]:
     """Tickets waiting for review on this worker's partitions, oldest first."""
-    waiting = [r for store in desk.tickets.values() for _, r in store.items() if r.latest.status == "human_review"]
-    return sorted(waiting, key=lambda r: (r.latest.decided_at, r.ticket_id))
+    return waiting_for_review(r for store in desk.tickets.values() for _, r in store.items())
 
 
 def _queued(record: TicketRecord) -> dict[str, Any]:

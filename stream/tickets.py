@@ -441,13 +441,14 @@ def _desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
     config = TriageConfig(plugin=settings.triage_plugin,
                           plugin_options=tuple((k, v) for k, v in llm.items() if v is not None))
     ticket_parts, incident_parts = settings.partitions_for("tickets_raw"), settings.partitions_for("incidents")
+    rules = RuleClassifier(config)  # compiles every rule's patterns: once, shared by the model watch
     return Desk(
         app, pipe, routing_policy(settings), config, topics,
         ticket_table=doc_table(app, settings, "ticket-sla", ticket_parts),
         incident_table=doc_table(app, settings, "incident-sla", incident_parts),
         ticket_partitions=ticket_parts, incident_partitions=incident_parts,
-        retention_s=settings.sla_retention, models=ModelWatch(settings.triage_model_dir, RuleClassifier(config)),
-        sync_marker=settings.changelog_sync_marker, rules=RuleClassifier(config),
+        retention_s=settings.sla_retention, models=ModelWatch(settings.triage_model_dir, rules),
+        sync_marker=settings.changelog_sync_marker, rules=rules,
         plugin=load_plugin(config.plugin, config) if config.plugin else None,
     )
 

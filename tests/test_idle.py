@@ -69,7 +69,8 @@ class _Topic:
 
 
 def _pipeline(ends: dict[TP, int], engines: tuple[int, ...] = (0, 1)) -> Pipeline:
-    pipe = Pipeline(app=SimpleNamespace(consumer=_Consumer(ends)), config=DEFAULT_CONFIG, table=None,
+    app = SimpleNamespace(consumer=_Consumer(ends), assignor=SimpleNamespace(assigned_actives=lambda: set(ends)))
+    pipe = Pipeline(app=app, config=DEFAULT_CONFIG, table=None,
                     topics={"alerts": _Topic("alerts"), "alerts_raw": _Topic("raw")})  # type: ignore[dict-item]
     pipe.engines = {p: None for p in engines}  # type: ignore[misc]
     return pipe

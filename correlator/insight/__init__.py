@@ -15,6 +15,7 @@ from correlator.insight.aggregates import (
     fold_ticket,
     hour_of,
     merge,
+    read_hours,
     ticket_fact,
 )
 from correlator.insight.report import render_html, render_markdown
@@ -42,6 +43,7 @@ __all__ = [
     "hour_of",
     "iso_week",
     "merge",
+    "read_hours",
     "parse_week",
     "recurring",
     "render_html",

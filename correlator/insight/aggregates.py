@@ -44,6 +44,7 @@ __all__ = [
     "hour_of",
     "longest",
     "merge",
+    "read_hours",
     "ticket_fact",
 ]
 
@@ -252,6 +253,11 @@ def expired(hour: int, horizon: float) -> bool:
     """Whether an hour's aggregate is past retention: it ended before `horizon` (the caller's newest time minus
     the retention, in event time or wall-clock time)."""
     return hour + HOUR_S <= horizon
+
+
+def read_hours(doc: Any) -> list[HourAggregate]:
+    """The hours of a `GET /insight/hours` answer (ValidationError if it is not one)."""
+    return [HourAggregate.model_validate(h) for h in doc["hours"]]
 
 
 def merge(aggs: Iterable[HourAggregate]) -> dict[int, HourAggregate]:

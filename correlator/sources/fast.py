@@ -40,7 +40,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from correlator.eventtime import MAX_EPOCH, TimeGuard
+from correlator.eventtime import TimeGuard, epoch_problem
 from correlator.keys import (
     KeyConfig,
     correlation_key,
@@ -115,8 +115,7 @@ def alertmanager_records(body: bytes, arrival: float, guard: TimeGuard, config: 
         return None
     if message.version != VERSION or not 0 <= message.truncatedAlerts <= _MAX_JSON_INT:
         return None
-    newest = arrival + guard.max_future_skew_s
-    oldest = -math.inf if guard.horizon_s is None else arrival - guard.horizon_s
+    oldest, newest = _trusted_span(arrival, guard)
     cache: dict[str, float | None] = {}
     out: list[AlertRecord] = []
     for item in message.alerts:
@@ -126,7 +125,7 @@ def alertmanager_records(body: bytes, arrival: float, guard: TimeGuard, config: 
             return None
         ends_at = ends if item.status == "resolved" else None
         event_time = ends_at if ends_at is not None else starts_at
-        if not (oldest <= event_time and starts_at <= newest and (ends_at is None or ends_at <= newest)):
+        if not _trusted(starts_at, ends_at, event_time, oldest, newest):
             return None  # the guard would clamp or refuse it
         labels = item.labels
         service, symptom = service_of(labels, config), symptom_of(labels, config)
@@ -181,7 +180,17 @@ def _epoch_seconds(value: int | float | None) -> float | None | Literal[False]:
     """Epoch seconds as the adapter reads a number (None stays None); False: out of the plain range."""
     if value is None:
         return None
-    return float(value) if 0 <= value < MAX_EPOCH else False
+    return False if epoch_problem(float(value)) is not None else float(value)
+
+
+def _trusted_span(arrival: float, guard: TimeGuard) -> tuple[float, float]:
+    """The oldest and newest event times the guard takes as they are, for a body arriving at `arrival`."""
+    return -math.inf if guard.horizon_s is None else arrival - guard.horizon_s, arrival + guard.max_future_skew_s
+
+
+def _trusted(starts_at: float, ends_at: float | None, event_time: float, oldest: float, newest: float) -> bool:
+    """Whether the guard would leave an alert's times alone (else it clamps or refuses: the adapter's business)."""
+    return oldest <= event_time and starts_at <= newest and (ends_at is None or ends_at <= newest)
 
 
 def generic_records(body: bytes, arrival: float, guard: TimeGuard, config: KeyConfig,
@@ -193,8 +202,7 @@ def generic_records(body: bytes, arrival: float, guard: TimeGuard, config: KeyCo
     items = _generic_items(body)
     if items is None:
         return None
-    newest = arrival + guard.max_future_skew_s
-    oldest = -math.inf if guard.horizon_s is None else arrival - guard.horizon_s
+    oldest, newest = _trusted_span(arrival, guard)
     out: list[AlertRecord] = []
     by_source: dict[str, int] = {}
     for item in items:
@@ -203,7 +211,7 @@ def generic_records(body: bytes, arrival: float, guard: TimeGuard, config: KeyCo
             return None
         status = item.status or "firing"
         event_time = ends_at if status == "resolved" and ends_at is not None else starts_at
-        if not (oldest <= event_time and starts_at <= newest and (ends_at is None or ends_at <= newest)):
+        if not _trusted(starts_at, ends_at, event_time, oldest, newest):
             return None  # the guard would clamp or refuse it
         labels = item.labels or {}
         service = item.service or service_of(labels, config)

@@ -11,7 +11,7 @@ record for a ticket's status) or `POST /tickets/{id}/resolve`; both call `resolv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -37,6 +37,7 @@ __all__ = [
     "TicketResolution",
     "approve",
     "check_ticket",
+    "waiting_for_review",
     "event_of",
     "label_of",
     "open_ticket",
@@ -118,6 +119,12 @@ class TicketRecord(BaseModel):
     def closed_at(self) -> float | None:
         """When the ticket was resolved, or None while it is open."""
         return self.latest.decided_at if self.latest.status == "resolved" else None
+
+
+def waiting_for_review(records: Iterable[TicketRecord]) -> list[TicketRecord]:
+    """The tickets among `records` waiting for a person, oldest first (the review queue, wherever it is read)."""
+    waiting = [r for r in records if r.latest.status == "human_review"]
+    return sorted(waiting, key=lambda r: (r.latest.decided_at, r.ticket_id))
 
 
 class ReviewRequest(BaseModel):

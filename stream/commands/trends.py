@@ -15,10 +15,9 @@ import time
 import orjson
 
 from correlator.config import parse_duration
-from correlator.insight import BY, HourAggregate, Trends, recurring
+from correlator.insight import BY, HourAggregate, Trends, read_hours, recurring
 from correlator.insight.trends import DAY_S, WEEK_S, weeks_of
 from stream.api_client import ApiError, client_of
-from stream.insight import read_hours
 from stream.settings import Settings
 
 __all__ = ["configure", "fetch_hours", "render_trends", "run"]

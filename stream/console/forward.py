@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from stream.auth import COOKIE
+from stream.auth import authorization_of
 from stream.problems import problem_response
 
 __all__ = ["FORWARDED_BY", "Forwarder", "owner_url"]
@@ -82,8 +82,7 @@ class Forwarder:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))
         headers = {name: request.headers[name] for name in _PASSED if name in request.headers}
-        token = request.headers.get("Authorization") or (
-            f"Bearer {request.cookies[COOKIE]}" if request.cookies.get(COOKIE) else None)
+        token = authorization_of(request)  # the credentials the owner's auth check will read, as ours did
         if token:
             headers["Authorization"] = token
         headers[FORWARDED_BY] = self.self_url

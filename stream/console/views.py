@@ -43,6 +43,7 @@ from correlator.readmodel import (
     headline_of,
     page_of,
     review_queue,
+    review_queue_size,
     reviews_of,
     series_of,
 )
@@ -141,22 +142,25 @@ def incidents_context(console: Console, query: Any, now: float) -> dict[str, Any
 
 def incident_context(console: Console, row: Row, query: Any, now: float) -> dict[str, Any]:
     """What one incident's page shows: its facts, clock, silences, members page and timeline."""
-    members: list[Any] = console.model.children_of(row) if row.kind == "cause" else list(row.member_sample)
+    base = _row_view(console, row, now)
+    children: list[Row] = base["children"]
+    members: list[Any] = children if row.kind == "cause" else list(row.member_sample)
     offset = _int(query.get("offset"))
     clock = console.model.clocks.get(row.id)
-    return {**_row_view(console, row, now), "clock": clock, "now": now, "offset": offset, "size": MEMBERS_PAGE,
+    return {**base, "clock": clock, "now": now, "offset": offset, "size": MEMBERS_PAGE,
             "members": members[offset:offset + MEMBERS_PAGE], "member_total": len(members),
-            "why_of": {c.id: console.model.why(c) for c in console.model.children_of(row)},
+            "why_of": {c.id: console.model.why(c) for c in children},
             "timeline": list(reversed(row.timeline))}
 
 
 def review_context(console: Console) -> dict[str, Any]:
     """The review queue with each ticket's proposals, and the audit trail with each ticket's route now."""
-    waiting = review_queue(console.model)[:PAGE_SIZE * 4]
+    queued = review_queue(console.model)
+    waiting = queued[:PAGE_SIZE * 4]
     near = console.proposals([r.text for r in waiting])
     trail = [(ticket_id, review, console.model.tickets.get(ticket_id)) for ticket_id, review in
              reviews_of(console.model)]
-    return {"queue": list(zip(waiting, near, strict=True)), "queued": len(review_queue(console.model)),
+    return {"queue": list(zip(waiting, near, strict=True)), "queued": len(queued),
             "trail": trail, "taxonomy": console.taxonomy, "ticket_severities": ("sev1", "sev2", "sev3")}
 
 
@@ -166,7 +170,7 @@ def install_console_views(app: App, console: Console) -> None:
 
     def render(view: View, request: web.Request, template: str, status: int = 200, **context: Any) -> Any:
         model = console.model
-        base = {"actor": actor_of(request), "queue_size": len(review_queue(model)), "version": model.version,
+        base = {"actor": actor_of(request), "queue_size": review_queue_size(model), "version": model.version,
                 "caught_up": console.feed.caught_up.is_set(), "severities": SEVERITIES, "statuses": STATUSES}
         return view.html(env.get_template(template).render({**base, **context}), status=status)
 
@@ -254,7 +258,7 @@ async def event_stream(console: Console, request: web.Request) -> web.StreamResp
             changed = console.changed
             if console.model.version != sent:
                 sent, left = console.model.version, left - 1
-                event = {"version": sent, "queue": len(review_queue(console.model))}
+                event = {"version": sent, "queue": review_queue_size(console.model)}
                 await stream.write(b"data: " + orjson.dumps(event) + b"\n\n")
                 await asyncio.sleep(0.25)
                 continue
