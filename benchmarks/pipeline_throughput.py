@@ -38,7 +38,10 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,15 +74,19 @@ def storm_records(records: int, per_record: int, seed: int) -> tuple[list[bytes]
 
 def one_run(
     broker: Any, bodies: list[bytes], alerts: int, timeout: float, stage2: bool | None = None, settle: bool = False,
+    profile: Path | None = None, stage2_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Ceiling and pipeline rates for one fresh deployment: the default settings, or with stage 2 on or off.
 
     With `stage2` True the clock also waits for stage 2 to fold what stage 1 published (see `folded`).
     With `settle`, also `settled_alerts_per_s`: the clock stopped when readers of `incidents` caught up.
+    `stage2_env`: settings of the worker with stage 2 (AIOPS_* variables). With `profile`, py-spy samples the worker from its first alert to the end of the run into that file
+    (collapsed stacks, one `stack count` a line).
     """
     dep = Deployment(broker, Path(tempfile.mkdtemp(prefix="aiops-bench-")))
     if stage2 is not None:  # stage 2 is on by default
-        dep.extra_env = {**dep.extra_env, "AIOPS_STAGE2": "true" if stage2 else "false"}
+        dep.extra_env = {**dep.extra_env, "AIOPS_STAGE2": "true" if stage2 else "false",
+                         **(stage2_env if stage2 else {})}
     dep.create_topics()
     dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies),
@@ -89,6 +96,8 @@ def one_run(
         worker.wait_web()
         start = end = settled = None
         cpu_start = cpu_s = worker_start = worker_s = 0.0
+        spy: subprocess.Popen[bytes] | None = None
+        published = 0.0  # records stage 2 published on `incidents`
         owed: float | None = None  # stage-1 events published when the last alert was folded
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and settled is None:
@@ -100,6 +109,8 @@ def one_run(
                 start = now
                 worker_start = _cpu_s(worker.proc.pid)
                 cpu_start = worker_start + _cpu_s(broker.pid)
+                if profile is not None:
+                    spy = _py_spy(worker.proc.pid, profile)
             if folded >= alerts and (stage2 or settle) and owed is None:
                 owed = sum(_samples(worker.get("/metrics"), "aiops_incident_events_total"))
             if end is None and folded >= alerts and (not stage2 or worker.get("/stage2/")["grouped"] >= owed):
@@ -108,11 +119,16 @@ def one_run(
                 settled = now
                 worker_s = _cpu_s(worker.proc.pid) - worker_start
                 cpu_s = worker_s + worker_start + _cpu_s(broker.pid) - cpu_start
+                if stage2:
+                    published = float(worker.get("/stage2/")["published"])
                 break
             time.sleep(0.05)
         if start is None or end is None or settled is None:
             raise TimeoutError(f"pipeline did not fold {alerts} alerts in {timeout}s:\n{worker.tail()}")
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled on SIGINT
+            spy.wait(timeout=60)
         worker.stop()
     seconds = max(end - start, 1e-6)
     out = {"pipeline_alerts_per_s": alerts / seconds, "pipeline_records_per_s": len(bodies) / seconds,
@@ -122,7 +138,18 @@ def one_run(
         out["settled_alerts_per_s"] = alerts / max(settled - start, 1e-6)
         out["cpu_s"] = cpu_s
         out["worker_cpu_s"] = worker_s
+        out["worker_cpu_us_per_alert"] = worker_s / alerts * 1e6
+        out["stage1_events"] = owed or 0.0
+        out["stage2_records"] = published
     return out
+
+
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` into `out` (collapsed stacks) until it is sent SIGINT."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+                             "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _cpu_s(pid: int) -> float:
@@ -159,9 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="one small run: proves it works, not speed")
     p.add_argument("--json", action="store_true")
     p.add_argument("--stage2", action="store_true", help="pairs of runs without and with stage 2; their ratio")
+    p.add_argument("--stage2-env", action="append", default=[], metavar="AIOPS_X=V",
+                   help="with --stage2: a setting of the worker with stage 2 (repeatable), e.g. "
+                        "AIOPS_STAGE2_LONE_CAUSES=false")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="with --stage2: py-spy each run's worker into this directory (its rates are not comparable)")
     args = p.parse_args(argv)
     if args.quick:
         args.records, args.runs = 50, 1
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     bodies, alerts = storm_records(args.records, args.per_record, seed=7)
     if args.stage2:
         return compare_stage2(bodies, alerts, args)
@@ -183,11 +217,21 @@ def main(argv: list[str] | None = None) -> int:
 def compare_stage2(bodies: list[bytes], alerts: int, args: argparse.Namespace) -> int:
     """Pipeline alerts/s without and with the stage-2 agents, paired runs in alternating order; medians."""
     runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    stage2_env = dict(kv.split("=", 1) for kv in args.stage2_env)
     with start_broker() as broker:
         for i in range(args.runs):
             for stage2 in ((False, True) if i % 2 == 0 else (True, False)):
-                runs[stage2].append(one_run(broker, bodies, alerts, args.timeout, stage2, settle=True))
-    doc: dict[str, Any] = {"records": len(bodies), "alerts": alerts, "runs": args.runs}
+                profile = args.profile / f"pair{i + 1}-stage{2 if stage2 else 1}.txt" if args.profile else None
+                runs[stage2].append(one_run(broker, bodies, alerts, args.timeout, stage2, settle=True,
+                                            profile=profile, stage2_env=stage2_env))
+                if not args.json:
+                    last = runs[stage2][-1]
+                    print(f"pair {i + 1}, stage 2 {'on ' if stage2 else 'off'}: "
+                          f"{last['settled_alerts_per_s']:>9,.0f} alerts/s, "
+                          f"worker {last['worker_cpu_us_per_alert']:.1f} CPU us/alert; records on incidents: "
+                          f"{last['stage1_events']:,.0f} of stage 1, {last['stage2_records']:,.0f} of stage 2",
+                          flush=True)
+    doc: dict[str, Any] = {"records": len(bodies), "alerts": alerts, "runs": args.runs, "stage2_env": stage2_env}
     lines = []
     for clock, field in (("settled", "settled_alerts_per_s"), ("folded", "pipeline_alerts_per_s")):
         plain, staged = [r[field] for r in runs[False]], [r[field] for r in runs[True]]
@@ -205,12 +249,19 @@ def compare_stage2(bodies: list[bytes], alerts: int, args: argparse.Namespace) -
     for name, field, title in (("cpu", "cpu_s", "worker + broker"), ("worker_cpu", "worker_cpu_s", "worker")):
         plain_cpu, staged_cpu = [r[field] for r in runs[False]], [r[field] for r in runs[True]]
         without_cpu, with_cpu = statistics.median(plain_cpu), statistics.median(staged_cpu)
+        pairs = [b / max(a, 1e-9) for a, b in zip(plain_cpu, staged_cpu, strict=True)]
         doc[name] = {"without_stage2_s": without_cpu, "with_stage2_s": with_cpu,
-                     "ratio": with_cpu / max(without_cpu, 1e-9), "without_runs": plain_cpu, "with_runs": staged_cpu}
-        lines += [f"CPU seconds, {title}, first alert to settled",
-                  f"{'  without stage 2':28}{without_cpu:>12.2f}   {', '.join(f'{r:.2f}' for r in plain_cpu)}",
-                  f"{'  with stage 2':28}{with_cpu:>12.2f}   {', '.join(f'{r:.2f}' for r in staged_cpu)}",
-                  f"  ratio with / without: {with_cpu / max(without_cpu, 1e-9):.2f}"]
+                     "ratio": with_cpu / max(without_cpu, 1e-9), "without_runs": plain_cpu, "with_runs": staged_cpu,
+                     "pair_ratios": pairs, "pair_ratio_median": statistics.median(pairs),
+                     "without_us_per_alert": without_cpu / alerts * 1e6, "with_us_per_alert": with_cpu / alerts * 1e6}
+        lines += [f"CPU seconds, {title}, first alert to settled (CPU us per alert in brackets)",
+                  f"{'  without stage 2':28}{without_cpu:>12.2f}   {', '.join(f'{r:.2f}' for r in plain_cpu)}"
+                  f"   ({without_cpu / alerts * 1e6:.1f} us/alert)",
+                  f"{'  with stage 2':28}{with_cpu:>12.2f}   {', '.join(f'{r:.2f}' for r in staged_cpu)}"
+                  f"   ({with_cpu / alerts * 1e6:.1f} us/alert)",
+                  f"  ratio with / without: {with_cpu / max(without_cpu, 1e-9):.2f}; per pair "
+                  f"{', '.join(f'{r:.2f}' for r in pairs)}, median {statistics.median(pairs):.2f} "
+                  f"(throughput if CPU-bound: {1 / max(statistics.median(pairs), 1e-9):.2f} of stage 1's)"]
     if args.json:
         print(json.dumps(doc))
         return 0
