@@ -13,6 +13,7 @@ Installed when `Settings.stage2` is on (the default):
   every `checkpoint_interval` as stage 1's); it publishes on `incidents`, with the headers of
   `stream.incident_records` (`aiops-stage: 2`, `aiops-kind`):
   - `ParentEvent` keyed by parent id (`opened`, throttled `updated`, `resolved`; `children` lists members);
+    with `stage2_lone_causes` off, only once the parent groups two incidents (`correlator.stage2.publishing`);
   - `Assignment` keyed by the child's incident id, one per child that joins an existing parent (or moves,
     on a merge), with the relation and the one-line reason: this is how a child names its parent. Keyed
     by child id it lands on the same `incidents` partition as the child's own events, so a consumer
