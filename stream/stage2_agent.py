@@ -40,7 +40,10 @@ whole record batches (`stream.sends`), one delivery future per batch, and its st
 checkpoint. Per 100,000 alerts of `benchmarks/pipeline_throughput.py --stage2` (9,815 stage-1 events, labels
 only) the worker spends about 0.2 CPU s in stage 2's code (half of it grouping) and publishes 5,084 records
 on `incidents`; the run as a whole is 13% slower than stage 1 alone (median of 15 pairs; figures in
-`benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer.
+`benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer. Nearly
+all of those records are the `opened` and `resolved` of causes of one incident: `stage2_lone_causes` off
+leaves them out (session 29: stage 2's CPU per alert 0.98-1.02x stage 1's under load instead of 1.30-1.46x;
+1.37x instead of 1.63x on a quiet machine; RESULTS.md, "causes of one incident").
 
 The routing key is the scope of the incident's key (`correlator.stage2.routing`: the engine's hard boundary,
 so it parts no two incidents that could share a parent); the partition is its murmur2 hash, as a keyed Kafka
