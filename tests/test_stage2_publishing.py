@@ -7,13 +7,16 @@ from pathlib import Path
 
 from correlator.config import DEFAULT_CONFIG
 from correlator.models import IncidentEvent
+from correlator.notify import NotifyRecord
 from correlator.replay import replay
+from correlator.sources.generic import parse
 from correlator.stage2 import (
     DEFAULT_GROUPING, Assignment, Grouper, GroupingOutput, ParentEvent, Relation, announced, published,
 )
 from stream.commands.replay import read_alerts
 
 from .paths import ROOT
+from .test_notify_storm import STORM, _pagerduty, run
 from .test_stage2 import CFG, _event, events_of
 
 LAB = ROOT / "benchmarks" / "storms" / "lab-m32.ndjson"
@@ -89,3 +92,28 @@ def test_the_replay_listener_hears_what_the_stream_publishes_without_lone_causes
         following = heard[i + 1]
         assert isinstance(following, ParentEvent) and following.parent_id == first.parent_id
         assert following.first_child == first.child_id
+
+
+def test_without_lone_causes_notify_pages_each_lone_incident_itself_and_a_slow_second_child_pages_twice() -> None:
+    """The lab storm through the notify fold as the stream publishes it with `lone_causes` off. Each incident
+    whose cause is of one pages on its own (`cause_wait_s` after it was first seen, dedup_key its own id), and
+    the cause of three pages, none of its later children. The cost of the mode, shown here: the cause's first
+    incident is seen alone for 48 s before its second child joins (60 s after it), so it pages on its own
+    first, and then the cause pages too; with causes of one published, the cause opened at once and paged
+    alone (`tests/test_notify_storm.py`)."""
+    alerts = parse(STORM.read_bytes(), max_bytes=None)
+    end = max(a.starts_at for a in alerts) + 120
+    resolved = [a.model_copy(update={"status": "resolved", "ends_at": end + i}) for i, a in enumerate(alerts)]
+    records: list[NotifyRecord] = []
+    report = replay(alerts + resolved, grouping=DEFAULT_GROUPING, listener=records.append, lone_causes=False)
+    assert report.parents is not None
+    [cause] = [p for p in report.parents if len(p.children) >= 2]
+    alone = {p.children[0].id: p.max_severity for p in report.parents if len(p.children) == 1}
+    assert len(cause.children) == 3 and len(alone) == 2  # the storm is what it says
+    made, _ = run(records)
+    first = cause.children[0].id
+    assert {d.subject_id for d in made} == {cause.id, first, *alone}  # the later children never page
+    paged = sorted([cause.id, first, *(i for i, severity in alone.items() if severity == "critical")])
+    assert _pagerduty(made) == Counter({("trigger", s): 1 for s in paged} | {("resolve", s): 1 for s in paged})
+    triggers = [d.subject_id for d in made if d.receiver == "oncall" and d.action == "trigger"]
+    assert triggers.index(first) < triggers.index(cause.id)  # paged alone before its cause was announced
