@@ -43,7 +43,7 @@ on `incidents`; the run as a whole is 13% slower than stage 1 alone (median of 1
 `benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer. Nearly
 all of those records are the `opened` and `resolved` of causes of one incident: `stage2_lone_causes` off
 leaves them out (session 29: stage 2's CPU per alert 0.98-1.02x stage 1's under load instead of 1.30-1.46x;
-1.37x instead of 1.63x on a quiet machine; RESULTS.md, "causes of one incident").
+1.26-1.37x instead of 1.43-1.63x on a quiet machine; RESULTS.md, "causes of one incident").
 
 The routing key is the scope of the incident's key (`correlator.stage2.routing`: the engine's hard boundary,
 so it parts no two incidents that could share a parent); the partition is its murmur2 hash, as a keyed Kafka
