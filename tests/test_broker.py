@@ -188,6 +188,64 @@ def test_generation_zero_member_leaves_so_a_restart_joins_quickly(broker: Embedd
     assert rejoin < 8.0, f"rejoined after {rejoin:.1f}s"  # ~18 s when the old member is left to expire
 
 
+def test_a_partition_its_dead_owner_never_committed_is_read_again_from_its_first_record(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Faust's rebalance drops what its fetcher fetched while the flow was stopped and relies on its seek to the
+    committed offsets (`perform_seek`, run by the worker's consumer thread) to read it again; aiokafka seeks only
+    partitions committed above 0. A partition whose owner was killed before its first offset commit kept the
+    position past those records, and its next owner never read them: in the two-worker takeover test, 14 firing
+    alerts of one key, whose resolutions then opened 14 one-alert incidents (stream/consumer.py)."""
+    topic = unique("takeover")
+    create_topics_sync(broker.bootstrap, {topic: 4})
+    app = make_app(Settings(broker=broker.url, app_id=unique("seek"), data_dir=tmp_path))
+    committed_tp, never_tp = TopicPartition(topic, 1), TopicPartition(topic, 3)
+
+    async def previous_owner() -> None:
+        """Wrote both partitions; committed partition 1 up to offset 3, and was killed before committing 3."""
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for i in range(7):
+                await producer.send_and_wait(topic, b"%d" % i, partition=never_tp.partition)
+                await producer.send_and_wait(topic, b"%d" % i, partition=committed_tp.partition)
+        finally:
+            await producer.stop()
+        group = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=app.conf.id, enable_auto_commit=False)
+        await group.start()
+        try:
+            group.assign([committed_tp])
+            await group.commit({committed_tp: 3})
+        finally:
+            await group.stop()
+
+    async def successor() -> tuple[list[int], Any, list[int]]:
+        thread = app.consumer._thread  # type: ignore[attr-defined]  # the worker's own consumer thread
+        await thread.start()
+        try:
+            async def fetched_and_dropped() -> list[int]:
+                """The successor's fetcher reads both partitions to their end before the flow runs (Faust drops it)."""
+                consumer = thread._ensure_consumer()
+                consumer.assign([committed_tp, never_tp])
+                await drain(consumer, 4 + 7, timeout=20)
+                return [await consumer.position(tp) for tp in (committed_tp, never_tp)]
+
+            async def positions() -> list[int]:
+                consumer = thread._ensure_consumer()
+                return [await consumer.position(tp) for tp in (committed_tp, never_tp)]
+
+            before = await thread.call_thread(fetched_and_dropped)
+            committed = await thread.seek_to_committed()  # what Faust's perform_seek runs after the rebalance
+            return before, committed, await thread.call_thread(positions)
+        finally:
+            await thread.stop()
+
+    asyncio.run(previous_owner())
+    before, committed, after = asyncio.run(successor())
+    assert before == [7, 7]
+    assert committed == {committed_tp: 3, never_tp: None}
+    assert after == [3, 0]  # the old seek left partition 3 at 7: offsets 0-6 were never read by anyone again
+
+
 @pytest.mark.xfail(strict=True, reason="Tansu 0.6.0 ListOffsets(latest) counts the last batch as one record")
 def test_end_offset_counts_every_record_of_a_batch(broker: EmbeddedBroker) -> None:
     """Faust's table recovery reads changelogs up to end offset - 1, so a lagging end offset loses updates.
