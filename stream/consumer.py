@@ -142,7 +142,10 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         `earliest`; under another policy aiokafka's seek alone, as before)."""
         if self.app.conf.consumer_auto_offset_reset != "earliest":
             return await super().seek_to_committed()
-        return cast(Mapping[TP, int], await self.call_thread(seek_to_committed, self._ensure_consumer()))
+        # the agents' topics, whose offsets their acknowledgements commit; not the changelogs, which table recovery
+        # seeks itself and no one commits
+        topics = frozenset(self.app.topics.acking_topics)
+        return cast(Mapping[TP, int], await self.call_thread(seek_to_committed, self._ensure_consumer(), topics))
 
     async def request_rejoin(self) -> None:
         """Make the consumer rejoin its group, in the consumer's own thread (aiokafka is not thread-safe)."""
@@ -163,9 +166,9 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return _set_fetch_max_wait(consumer, fetch_max_wait_ms(self.app.conf))
 
 
-async def seek_to_committed(consumer: aiokafka.AIOKafkaConsumer) -> dict[Any, int | None]:
-    """Seek every assigned partition to the group's committed offset, and one the group never committed to its first
-    record; the committed offsets (None: none), as aiokafka's `seek_to_committed` returns them.
+async def seek_to_committed(consumer: aiokafka.AIOKafkaConsumer, topics: Collection[str]) -> dict[Any, int | None]:
+    """Seek every assigned partition to the group's committed offset, and one of `topics` the group never committed
+    to its first record; the committed offsets (None: none), as aiokafka's `seek_to_committed` returns them.
 
     aiokafka seeks only partitions whose committed offset is above 0 and leaves the others where its fetcher got to,
     past records Faust fetched and dropped during the rebalance (see the module doc): read from their first record,
@@ -173,7 +176,8 @@ async def seek_to_committed(consumer: aiokafka.AIOKafkaConsumer) -> dict[Any, in
     any rebalance (the agents of `alerts.raw` and `alerts` skip what they applied by its source offset).
     """
     committed: dict[Any, int | None] = await consumer.seek_to_committed()
-    never = sorted((tp for tp, offset in committed.items() if not offset), key=lambda tp: (tp.topic, tp.partition))
+    never = sorted((tp for tp, offset in committed.items() if not offset and tp.topic in topics),
+                   key=lambda tp: (tp.topic, tp.partition))
     if never:
         log.info("no committed offset for %s: read from the first record",
                  ", ".join(f"{tp.topic}:{tp.partition}" for tp in never))

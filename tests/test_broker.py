@@ -198,6 +198,7 @@ def test_a_partition_its_dead_owner_never_committed_is_read_again_from_its_first
     topic = unique("takeover")
     create_topics_sync(broker.bootstrap, {topic: 4})
     app = make_app(Settings(broker=broker.url, app_id=unique("seek"), data_dir=tmp_path))
+    app.topics.acking_topics.add(topic)  # an agent's topic, as `alerts` is
     committed_tp, never_tp = TopicPartition(topic, 1), TopicPartition(topic, 3)
 
     async def previous_owner() -> None:
