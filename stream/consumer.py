@@ -35,7 +35,9 @@ whose committed offset is above 0. A partition whose owner died before its first
 fetcher had got to: its next owner never read the records before that point. Seen in the two-worker takeover test
 under load: `alerts:3` restored progress raw offset 2 and no committed offset, and the successor's first record of
 it was offset 7, the first of the second half of the storm; the 14 firing alerts of one key in offset 6 never
-reached it, and their resolutions later opened 14 one-alert incidents (`seek_to_committed` below).
+reached it, and their resolutions later opened 14 one-alert incidents. Any agent's topic can lose records so (in
+another run `alerts.raw:2`, read from offset 31: the bodies the killed worker had not normalized yet were never
+normalized). `seek_to_committed` below reads such a partition from its first record.
 """
 
 from __future__ import annotations
