@@ -145,7 +145,10 @@ class CombineConfig:
     time). `disagree`: the rules' support for an answer not theirs: `doubt` (1 - their confidence) or `strict`
     (also at most their confidence, so in practice only agreement routes). `belief`: the rules' belief on each
     axis when blending: their confidence on each (`each`; a joint of about c squared) or its square root, so the
-    joint of a model with no labels is the rules' own confidence (`joint`).
+    joint of a model with no labels is the rules' own confidence (`joint`). `severity_k`: the same weighing for
+    severity alone (None: `blend_k`). Severity is mostly policy (the guideline: who is affected and how hard),
+    which the rules state and a model must infer from a few hundred labels, so it may need more of them before
+    it outweighs the rules there than on the code.
     """
 
     rules_sure: float = 0.95
@@ -157,10 +160,11 @@ class CombineConfig:
     lesser_until: float = math.inf
     disagree: Literal["doubt", "strict"] = "strict"
     belief: Literal["each", "joint"] = "joint"
+    severity_k: float | None = None
 
     def __post_init__(self) -> None:
-        if self.blend_k < 0 or self.lesser_until < 0:
-            raise ValueError("blend_k and lesser_until must not be negative")
+        if self.blend_k < 0 or self.lesser_until < 0 or (self.severity_k or 0.0) < 0:
+            raise ValueError("blend_k, severity_k and lesser_until must not be negative")
 
 
 DEFAULT_COMBINE = CombineConfig()
@@ -222,13 +226,19 @@ def _blend(model: Mapping[str, float], rules: Mapping[str, float], weight: float
 
 def blended(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
             config: CombineConfig = DEFAULT_COMBINE) -> tuple[dict[str, float], dict[str, float]]:
-    """Code and severity probabilities: the model's, weighed n/(n+blend_k) against the rules' own belief."""
-    if config.blend_k <= 0:
-        return dict(vote.codes), dict(vote.severities)
-    weight = vote.trained_on / (vote.trained_on + config.blend_k)
+    """Code and severity probabilities: the model's, weighed n/(n+k) against the rules' own belief (k: `blend_k`,
+    and for severity `severity_k` when set; k = 0 is the model alone)."""
     per_axis = math.sqrt(rules.confidence) if config.belief == "joint" else rules.confidence
-    return (_blend(vote.codes, _belief(rules.taxonomy_code, per_axis, taxonomy), weight),
-            _blend(vote.severities, _belief(rules.severity, per_axis, SEVERITIES), weight))
+    severity_k = config.blend_k if config.severity_k is None else config.severity_k
+    return (_weighed(vote.codes, _belief(rules.taxonomy_code, per_axis, taxonomy), vote.trained_on, config.blend_k),
+            _weighed(vote.severities, _belief(rules.severity, per_axis, SEVERITIES), vote.trained_on, severity_k))
+
+
+def _weighed(model: Mapping[str, float], rules: Mapping[str, float], labels: int, k: float) -> dict[str, float]:
+    """The model's probabilities weighed labels/(labels+k) against the rules' belief; k <= 0: the model's alone."""
+    if k <= 0:
+        return dict(model)
+    return _blend(model, rules, labels / (labels + k))
 
 
 def raw_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
