@@ -152,6 +152,20 @@ def test_blending_weighs_the_model_by_how_many_labels_it_has() -> None:
         CombineConfig(blend_k=-1)
 
 
+def test_severity_can_need_more_labels_than_the_code_to_outweigh_the_rules() -> None:
+    said = RULES.classify("internet is slow in the office")
+    vote = ModelVote(version="v", codes={"network.dns": 1.0}, severities={"sev1": 1.0}, trained_on=90)
+    config = CombineConfig(blend_k=10, severity_k=810, belief="each")  # weights 0.9 on the code, 0.1 on severity
+    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY, config)
+    assert max(codes, key=lambda k: codes[k]) == "network.dns"
+    assert max(sevs, key=lambda k: sevs[k]) == said.severity != "sev1"
+    assert sevs["sev1"] == pytest.approx(0.1 + 0.9 * (1 - said.confidence) / 2)
+    same = blended(said, vote, DEFAULT_TAXONOMY, CombineConfig(blend_k=10, belief="each"))[1]
+    assert max(same, key=lambda k: same[k]) == "sev1"  # unset: severity weighs like the code
+    with pytest.raises(ValueError, match="negative"):
+        CombineConfig(severity_k=-1)
+
+
 def test_calibration_is_monotone_interpolation_clamped_at_the_ends() -> None:
     curve = Calibration((0.2, 0.6), (0.3, 0.9))
     assert [curve(x) for x in (0.0, 0.2, 0.4, 0.6, 1.0)] == pytest.approx([0.3, 0.3, 0.6, 0.9, 0.9])

@@ -8,8 +8,8 @@ How a decision is reached (`combine`), in order:
 1. The rules stand when they are sure (confidence at least `rules_sure`): a decision the rule table is certain of
    (an application outage that blocks all users) is not second-guessed by a model trained on a few hundred texts.
 2. Otherwise the most probable code and severity win, by the model's probabilities blended with the rules' own
-   belief by how many labels the model has (`blend_k`: weight n/(n+k) on the model), except that the taxonomy's
-   precedence is kept: when the rules chose a protected code (security by default: DESIGN.md, security beats
+   belief by how many labels the model has (`blend_k`: weight n/(n+k) on the model; `severity_k` for severity
+   when set), except that the taxonomy's precedence is kept: when the rules chose a protected code (security by default: DESIGN.md, security beats
    every network-shaped symptom) on firm evidence and the model chose a code below it, the rules' code stands.
 3. Confidence: the probability of the code times that of the severity, mapped through the calibration curve
    fitted on held-out folds of the training data. Until that curve has been fitted on enough reviewers' labels
