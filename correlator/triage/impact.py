@@ -32,8 +32,8 @@ IMPACT_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
     ("blocked", "any", 0.6, "impact:blocked",
      "down|outage|offline|dead|izslegusies|izslegti|nestrad*|nedarbojas|nepieejam*|nav pieejam*|"
      "not available|unavailable|unreachable|not reachable|nav sasniedzam*|nesasniedz*|impossible|"
-     "neiespejam*|not working|doesnt work|does not work|dont work|do not work|not open|neveras|neatveras|stopped|"
-     "partrauk*|apstaj*"),
+     "neiespejam*|not working|doesnt work|does not work|dont work|do not work|not open|neveras|neatveras|"
+     "stopped|partrauk*|apstaj*"),
     ("blocked_hint", "any", 0.4, "impact:blocked",
      "cannot|can not|cant|unable|nevar|nevaram|neizdodas|neizdev*|failed|failing|fail|lost|pazud*|"
      "zaudej*|bouncing|bounce*|atlec|encrypted|nosifre*|not delivered|no internet|nav interneta|full|"
@@ -58,7 +58,8 @@ IMPACT_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
     ("at_risk", "any", 0.3, "impact:degraded",
      "on battery|on batteries|battery power|running on generator|on generator|runtime left|minutes left|"
      "minutes of runtime|no akumulatoriem|uz akumulatoriem|no akumulatora|strada no akumulator*|"
-     "generators strada|darbojas generators|uz generatora|no generatora|cooling|crac|aircon|air conditioning|air conditioner|hvac|chiller*|kondicionier*|dzesesan*|"
+     "generators strada|darbojas generators|uz generatora|no generatora|cooling|crac|aircon|air conditioning|"
+     "air conditioner|hvac|chiller*|kondicionier*|dzesesan*|"
      "temperature|temperatura|temperaturas|temperaturu|overheat*|parkarst*|too hot|karsts|karsti|karstums"),
     # The risk said in the future tense ("at 97%, writes will fail within hours"): firm, and it outweighs the
     # "fail" it names, which has not happened yet.
@@ -84,7 +85,10 @@ IMPACT_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
     # guideline: degradation stays sev2 "unless it makes the service effectively unusable for many (then sev1)".
     ("unusable", "any", 0.6, "impact:blocked",
      "unusable|not usable|cannot work|cant work|can not work|nevar stradat|nevaram stradat|nav iespejams strad*|"
-     "nelietojam*|nav lietojam*|work .. stopped|darbs .. apstaj*|darbs .. paralizet*|paralys*|paralyz*"),
+     "nelietojam*|nav lietojam*|work .. stopped|darbs .. apstaj*|darbs .. paralizet*|paralys*|paralyz*|"
+     # a server error on every request is the service down, not slow
+     "error 500|500 error|errors 500|kluda 500|kludu 500|kludas 500|internal server error|bad gateway|"
+     "service unavailable|gateway timeout|http 500|http 502|http 503|http 504"),
     # guideline: an active security breach is sev1 (exfiltration, ransomware, unauthorised admin access): it
     # blocks the organisation's safety whether or not a service is down yet.
     ("breach", "any", 0.6, "impact:blocked", _BREACH),
@@ -121,8 +125,9 @@ SCOPE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "checkout|card terminal*|karsu terminal*|pos terminal*|norekin*|e veikal*|online shop|webshop|"
      "subscriber*|abonent*|whole network|entire network|visa tikla|viss tikls|nationwide|visa latvij*|"
      "whole city|visa pilseta|visa pilsetas|region|regions|regiona|regionu|many users|daudzi lietotaji|"
-     "daudziem lietotajiem|many customers|daudzi klienti|daudziem klientiem|thousands|tukstos*|all employees|all staff|all our staff|visi darbinieki|"
-     "visiem darbiniekiem"),
+     "daudziem lietotajiem|many customers|daudzi klienti|daudziem klientiem|most users|most of our users|"
+     "lots of users|a lot of users|lielaka dala|liela dala|thousands|tukstos*|all employees|all staff|"
+     "all our staff|visi darbinieki|visiem darbiniekiem"),
     # guideline: an active breach, or a DDoS taking a service down, is sev1: it is the organisation's, however
     # small the part named ("a server", "the site"); whether a DDoS took anything down is the impact rows' call.
     ("breach_wide", "any", 0.8, "scope:wide", _BREACH + "|ddos|dos attack|ddos uzbrukum*"),
@@ -130,7 +135,7 @@ SCOPE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
     ("one_group", "any", 0.4, "scope:partial",
      "department|departments|departament*|nodala|nodalas|nodalai|nodalu|team|komanda|komandai|komandas|"
      "warehouse|noliktav*|shop|veikal*|store|school|skola|skolai|skolas|call centre|call center|"
-     "zvanu centr*|customer group|klientu grup*|one site|viens objekts|viena objekt*|floor|our users|"
+     "zvanu centr*|customer group|klientu grup*|one site|viens objekts|viena objekt*|our users|"
      "musu lietotaj*|darbinieki|darbiniekiem|employees|staff"),
     # guideline: "single user" is sev3: one person's or one device's problem.
     ("one_user", "any", 0.4, "scope:single",

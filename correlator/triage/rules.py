@@ -98,7 +98,8 @@ _CODE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "ierakstu|ieraksti"),
     # -- network.outage.link_down
     ("link_down_en", "en", 0.6, _LINK,
-     "link* .. down|uplink* .. is down|link .. is down|interface .. is down|links .. are down|interface .. down|port .. down|ports .. down|uplink .. down|circuit* .. down|"
+     "link* .. down|uplink* .. is down|link .. is down|interface .. is down|links .. are down|"
+     "interface .. down|port .. down|ports .. down|uplink .. down|circuit* .. down|"
      "lost connectivity|lost .. connectivity|no connectivity|no internet|fibre cut|fiber cut|fibre break|"
      "fiber break|cable cut|no light|loss of signal|los|link lost|lost both members|link failure"),
     ("link_down_lv", "lv", 0.6, _LINK,
