@@ -360,7 +360,7 @@ def test_a_restart_on_the_recovered_store_continues_the_same() -> None:
     for gid, g in first.store.items():
         recovered.put(gid, GroupState.from_dict(orjson.loads(orjson.dumps(g.to_dict()))))
     for cid, ev in first.store.held_items():
-        recovered.hold(cid, ev)
+        recovered.hold(cid, ev, first.store.first_seq(cid))
     second = Grouper(CFG, SHOP, recovered)
     for ev in events[half:]:
         out.extend(second.ingest([ev]))

@@ -153,7 +153,8 @@ class Grouper:
         self._child_group: dict[str, str] = {}
         self._by_entity: dict[str, set[str]] = {}
         self._by_scope: dict[tuple[str, str], set[str]] = {}
-        self._held: list[tuple[float, str, int]] = []
+        self._held: list[tuple[float, str]] = []
+        """(first alert, child id) of each held child: the reorder buffer, oldest first."""
         self._deadlines: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}
         self._rebuild()
@@ -243,14 +244,16 @@ class Grouper:
         held = self.store.held(cid)
         if held is not None:
             if ev.seq > held.seq:
-                self.store.hold(cid, ev)
+                self.store.hold(cid, ev, self.store.first_seq(cid))
+                if ev.first_seen != held.first_seen:  # a late alert moved its start: released by the new one
+                    heapq.heappush(self._held, (ev.first_seen, cid))
             else:
                 self.counters.duplicates += 1
             return
         if ev.first_seen < self.released_to:
             self.counters.late += 1  # assigned at once; groups it could have joined may have closed
-        self.store.hold(cid, ev)
-        heapq.heappush(self._held, (ev.first_seen, cid, ev.seq))
+        self.store.hold(cid, ev, ev.seq)
+        heapq.heappush(self._held, (ev.first_seen, cid))
 
     def _update_child(self, g: GroupState, ev: IncidentEvent) -> None:
         known = g.children.get(ev.incident_id)
@@ -271,13 +274,20 @@ class Grouper:
     # ---- assignment -------------------------------------------------------------------------------------
 
     def _release(self, until: float, now: float, out: GroupingOutput) -> None:
-        """Assign held children whose first alert is at or before `until`, oldest first."""
-        held = self._held
+        """Assign held children whose first alert is at or before `until`, oldest first.
+
+        Order and ids come from the store alone (the held event's first alert, the first seq taken), so a
+        Grouper rebuilt on a restored store assigns as the one before the restart would have; an entry whose
+        child has since moved its first alert (a late alert) is stale and skipped."""
+        held, store = self._held, self.store
         while held and held[0][0] <= until:
-            _, cid, first_seq = heapq.heappop(held)
-            ev = self.store.release(cid)
-            if ev is not None:
-                self._assign(ev, first_seq, now, out)
+            first_seen, cid = heapq.heappop(held)
+            ev = store.held(cid)
+            if ev is None or ev.first_seen != first_seen:
+                continue
+            first_seq = store.first_seq(cid)
+            store.release(cid)
+            self._assign(ev, first_seq, now, out)
 
     def _assign(self, ev: IncidentEvent, first_seq: int, now: float, out: GroupingOutput) -> None:
         self.counters.children += 1
@@ -578,4 +588,4 @@ class Grouper:
             self._schedule(gid, -_INF)
         for cid, ev in self.store.held_items():
             self.watermark = max(self.watermark, ev.emitted_at)
-            heapq.heappush(self._held, (ev.first_seen, cid, ev.seq))
+            heapq.heappush(self._held, (ev.first_seen, cid))
