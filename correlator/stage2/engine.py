@@ -13,14 +13,18 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
 
 * time: G.first_seen - gap <= t <= G.reach + gap, reach being the latest alert (children's spans arrive on
   their `updated` events) of any child that extends G: the first, and each that started within burst_s of
-  G's latest child onset or one topology edge from it. A child that starts after a longer lull, or merely
-  inside a long child's span, joins but does not extend G (onset proximity: steady background alerts and
-  an overlapping unrelated fault do not chain a cause on);
+  G's latest child onset. A child that starts after a longer lull, or merely inside a long child's span,
+  joins but does not extend G (onset proximity: steady background alerts and an overlapping unrelated fault
+  do not chain a cause on);
 * relation: C continues a child of G, or shares an entity with G, or is within max_hops of it in the
   topology, or (the label fallback) shares a namespace, and no cluster separates them (see `relations`);
-  weighed by kind (`_admits`): a shared machine (host, node) or a topology path through one or of two hops or
-  more counts only when C starts within burst_s of G's latest child onset; a shared service, instance or call,
-  one dependency edge, a continuation or a namespace across the whole gap;
+  weighed by kind (`_admits`): a shared machine (host, node) or any topology path counts only when C starts
+  within burst_s of G's latest child onset; a shared service, instance or call, a continuation or a
+  namespace across the whole gap. A topology path says two incidents could share a cause, not that they do:
+  taken across the whole gap (as one dependency edge was until issue 17's fifth round), every fault that
+  started next to a cause while it lasted joined it, and its own later incidents followed it by name (on
+  the development cascades, seed 6211, 45 of the 101 joins by one edge joined another fault; F1 with the
+  topology 0.702 against 0.774 without);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -36,7 +40,10 @@ groups that nothing relates until an incident carrying both names arrives): they
 oldest of them, within the size cap; the absorbed parents publish a last `resolved` event with status
 `merged` and `merged_into`, and each of their children a new assignment (relation `merged`). A group whose
 latest child started longer ago is a separate cause that happens to overlap, and is never merged: the bridge
-joins the best group only. So merges cannot chain across time (A~B, B~C merging an early A with a late C),
+joins the best group only. Nor is a group the bridge relates to only through the topology: a merge folds
+published causes together, so it needs a shared name (or a namespace, a continuation) with each group it
+folds; a path is enough to join one, not to fold two (on the development cascades, merges through a path
+cost 0.03 of F1). So merges cannot chain across time (A~B, B~C merging an early A with a late C),
 and a published child only ever moves to a group that took a child within the merge window of its own
 group's latest; on MicroSS merging lifts recall from 0.916 to 0.955 at equal precision. The latest onset, not
 the first: a group's first child may be a lone background alert that stage 1 glued in front of a fault's
@@ -332,10 +339,12 @@ class Grouper:
 
         Together means a latest child onset within merge_window_s of the best-related group's latest child
         onset; a group whose latest child started longer before or after is a separate cause that happens to
-        overlap, and stays apart.
+        overlap, and stays apart. A group related only through the topology is never folded in (see above).
         """
         best, window = related[0], self.config.merge_window_s
-        pool = sorted((c for c in related if abs(c.group.last_onset - best.group.last_onset) <= window),
+        pool = sorted((c for c in related if c is best or (
+                          c.link.relation is not Relation.TOPOLOGY
+                          and abs(c.group.last_onset - best.group.last_onset) <= window)),
                       key=lambda c: (c.group.first_seen, c.group.id))
         keep = pool[0].group
         room = self.config.max_children - len(keep.children) - 1
@@ -395,12 +404,12 @@ class Grouper:
         return relate(view, g.entities, g.scopes, self.topology, self.config)
 
     def _admits(self, link: Link, ev: IncidentEvent, g: GroupState) -> bool:
-        """Whether a relation is enough, by its kind. A shared name (service, instance, call), one dependency edge
-        (a cascade propagating) or a continuation is, within the time gap. A shared machine or a topology path of
-        two hops or more only from a child that starts within burst_s of the group's latest child onset: they
-        relate many incidents that merely overlap (every tenant of a host, every service two calls away), so they
-        are evidence that two incidents began together, not that a later one belongs."""
-        if link.weak or (link.relation is Relation.TOPOLOGY and link.hops > 1):
+        """Whether a relation is enough, by its kind. A shared name (service, instance, call), a continuation or a
+        namespace is, within the time gap. A shared machine or any topology path only from a child that starts
+        within burst_s of the group's latest child onset: they relate many incidents that merely overlap (every
+        tenant of a host, every fault next to a cause on the dependency graph while it lasts), so they are
+        evidence that two incidents began together, not that a later one belongs."""
+        if link.weak or link.relation is Relation.TOPOLOGY:
             return self._began_with(ev, g)
         return True
 
@@ -440,10 +449,9 @@ class Grouper:
     def _join(self, cand: _Candidate, ev: IncidentEvent, view: ChildView, now: float, out: GroupingOutput) -> None:
         g, link, gap = cand.group, cand.link, cand.gap
         child = ChildState.of(ev)
-        # onset proximity: a child carries its group on when it starts in the group's burst of onsets, or one
-        # topology edge on from it (a cascade propagating); one that starts after a lull, or merely somewhere
-        # inside a long child's span, joins but does not extend it
-        child.extends = self._began_with(ev, g) or (link.relation is Relation.TOPOLOGY and link.hops == 1)
+        # onset proximity: a child carries its group on when it starts in the group's burst of onsets; one that
+        # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
+        child.extends = self._began_with(ev, g)
         g.refresh(child)
         self._absorb(g, view)
         self._child_group[ev.incident_id] = g.id
