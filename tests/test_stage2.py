@@ -166,6 +166,9 @@ def test_grouping(name: str, specs: list[Spec], topology: Topology | None, expec
     ([("a", "db/latency", 0, 0, {}), ("b", "checkout/5xx", 20, 20, {})], SHOP,
      ["opened it: no related incident open within the gap",
       "topology checkout~payments~db (2 hops), 20s after its latest alert"]),
+    # a path from a child that did not start with the group is no evidence either way: the labels decide
+    ([("a", "db/latency", 0, 0, {"namespace": ["shop"]}), ("b", "payments/5xx", 45, 45, {"namespace": ["shop"]})],
+     SHOP, ["opened it: no related incident open within the gap", "same namespace shop, 45s after its latest alert"]),
 ])
 def test_explanations(specs: list[Spec], topology: Topology | None, explanations: list[str]) -> None:
     _, out = run(events_of(specs), topology=topology)

@@ -321,8 +321,8 @@ class Grouper:
             if g is not None and g.scope != scope:
                 continue  # scope is a hard boundary: two clusters' failures are two causes, whatever relates them
             gap = None if g is None else time_gap(ev.first_seen, g.first_seen, g.reach, self.config.gap_s)
-            link = None if g is None or gap is None else self._link(ev, view, g)
-            if g is None or gap is None or link is None or not self._admits(link, ev, g):
+            link = None if g is None or gap is None else self._admitted(ev, view, g)
+            if g is None or gap is None or link is None:
                 continue
             cand = _Candidate(g, link, gap)
             if self._capped_reason(g, ev.first_seen):
@@ -402,6 +402,20 @@ class Grouper:
         if ev.previous_id is not None and ev.previous_id in g.children:
             return Link(Relation.CONTINUES, -1, ev.previous_id)
         return relate(view, g.entities, g.scopes, self.topology, self.config)
+
+    def _admitted(self, ev: IncidentEvent, view: ChildView, g: GroupState) -> Link | None:
+        """The child's relation to the group when it is enough (`_admits`), else None. A topology path that is not
+        (the child did not start with the group) is no evidence either way: the labels alone decide, as without a
+        topology file, so the file never takes away a relation they give (a shared namespace: the lab storm's
+        vector store, a minute behind the model API that depends on it, is one cause with the file or without)."""
+        link = self._link(ev, view, g)
+        if link is None or self._admits(link, ev, g):
+            return link
+        if link.relation is Relation.TOPOLOGY:
+            plain = relate(view, g.entities, g.scopes, None, self.config)
+            if plain is not None and self._admits(plain, ev, g):
+                return plain
+        return None
 
     def _admits(self, link: Link, ev: IncidentEvent, g: GroupState) -> bool:
         """Whether a relation is enough, by its kind. A shared name (service, instance, call), a continuation or a
