@@ -30,7 +30,7 @@ lint: $(STAMP)
 # consumer group's join is held 5 s, a worker's start-up), not CPU, so 3 processes on this 2-core machine finish
 # in well under half the serial time. Then the `solo` tests, one at a time with the machine to themselves: the
 # benchmarks' quick runs, which saturate a worker on purpose, and the browser tests, which wait on a page under
-# wall-clock deadlines, and the two-worker takeover test (an open defect splits incidents under load; see the test).
+# wall-clock deadlines.
 # Run together with the rest, those failed 2 of 3 fresh-clone runs (the closing note of stop 27). Both parts always run; `make test` fails if either does. TEST_WORKERS=0 runs the first part serially.
 # --durations: the slowest tests, for the CI log.
 TEST_WORKERS ?= 3

@@ -22,9 +22,14 @@ is repeated for seeds 0 and 1. Per condition the decisions of all its runs are p
 Candidates (a grid, all decided by the same rule): the rules' answer as model features (`rules_weight` 1) or
 not (0); calibration on every label or on reviewers' labels only; blending the model with the rules by how many
 labels it has (`blend_k` 0 = off, 40, 160; the rules' belief per axis their confidence, `each`, or its square
-root, `joint`, added in a second round after the first showed `each` squares it); the gate on the calibrated confidence alone, or on the lesser of it
-and the rules' support (`lesser_until` 30 = until the curve has seen 30 reviewers' labels, or always), where a
-disagreement counts the rules' doubt (`doubt`) or routes nothing (`strict`).
+root, `joint`, added in a second round after the first showed `each` squares it; in a third round, once the rules
+stated the labelling guideline's severity policy, severity weighed apart with `severity_k` 160 or 640, so the
+model needs more labels to outweigh the rules there); the gate on the calibrated confidence alone, or on the
+lesser of it and the rules' support (`lesser_until` 30 = until the curve has seen 30 reviewers' labels, or
+always), where a disagreement counts the rules' doubt (`doubt`) or routes nothing (`strict`); in a fourth round
+(after the third showed blending towards the rules loosens the gate: a blended answer agrees with them more
+often than the model does), the model's side of the gate read from its own unblended answer (`gate_on`
+`agreement`), for the blended candidates that gate on the lesser always.
 
 **Decision rule, fixed before the grid was run**: (1) the gate's promise first: the smallest, over conditions,
 of both-right among routed tickets, capped at 0.85 (a candidate that keeps >= 0.85 everywhere ties with every
@@ -60,6 +65,7 @@ LANGS = ("en", "lv")
 DROPS = (0.0, 0.5, 1.0)
 OVERRIDES = (0, 40)
 SEEDS = (0, 1)
+SEVERITY_KS = (160.0, 640.0)
 PROMISE = 0.85
 
 
@@ -73,26 +79,35 @@ class Candidate:
     lesser_until: int
     disagree: str
     belief: str = "each"
+    severity_k: float | None = None
+    gate_on: str = "blend"
 
     def label(self) -> str:
         gate = "model" if self.lesser_until == 0 else (
             f"lesser<{self.lesser_until}rev" if self.lesser_until < 10**6 else "lesser always")
         gate += f"/{self.disagree}" if self.lesser_until else ""
+        gate += ", on agreement" if self.gate_on == "agreement" else ""
         blend = f"{self.blend_k:g}" + (f"/{self.belief}" if self.blend_k else "")
+        blend += f", sev {self.severity_k:g}" if self.severity_k is not None else ""
         return f"rules-feat {self.rules_weight:g}, calib {self.calibrate_on}, blend {blend}, gate {gate}"
 
     def combine_config(self) -> CombineConfig:
         return CombineConfig(blend_k=self.blend_k, lesser_until=self.lesser_until,
                              disagree="strict" if self.disagree == "strict" else "doubt",
-                             belief="joint" if self.belief == "joint" else "each")
+                             belief="joint" if self.belief == "joint" else "each", severity_k=self.severity_k,
+                             gate_on="agreement" if self.gate_on == "agreement" else "blend")
 
 
 def candidates() -> list[Candidate]:
     """The grid (see the module docstring)."""
     gates = [(0, "doubt"), (30, "doubt"), (30, "strict"), (10**9, "doubt"), (10**9, "strict")]
     blends = [(0.0, "each"), (40.0, "each"), (160.0, "each"), (40.0, "joint"), (160.0, "joint")]
-    return [Candidate(rw, cal, k, until, dis, belief) for rw, cal, (k, belief), (until, dis)
+    grid = [Candidate(rw, cal, k, until, dis, belief) for rw, cal, (k, belief), (until, dis)
             in itertools.product((1.0, 0.0), ("all", "reviews"), blends, gates)]
+    # Third round (issue 22, guideline severity): severity weighed apart from the code, on the blended candidates.
+    grid += [replace(c, severity_k=sk) for c in grid if c.blend_k for sk in SEVERITY_KS]
+    # Fourth round: the gate reads the model's own unblended answer, which must agree (blended, lesser always).
+    return grid + [replace(c, gate_on="agreement") for c in grid if c.blend_k and c.lesser_until > 10**6]
 
 
 def ablated_rules(records: Sequence[dict[str, Any]], train_lang: str, drop: float, seed: int) -> RuleClassifier:

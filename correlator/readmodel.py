@@ -131,14 +131,17 @@ class Filters:
 
     def admits(self, row: Row, model: ReadModel) -> bool:
         """Whether a top-level row (with its children, for a cause) passes every filter."""
-        rows = [row, *model.children_of(row)]
         if self.status and not _status_admits(self.status, row, model):
             return False
+        if self.severity and row.severity != self.severity:
+            return False
+        if not (self.service or self.scope):
+            return True
+        # Children are looked up only for the filters that read them: most pages have none set.
+        rows = [row, *model.children_of(row)]
         if self.service and not any(self.service in s for r in rows for s in r.services):
             return False
-        if self.scope and not any(self.scope in r.scope for r in rows):
-            return False
-        return not self.severity or row.severity == self.severity
+        return not self.scope or any(self.scope in r.scope for r in rows)
 
 
 def _status_admits(wanted: str, row: Row, model: ReadModel) -> bool:
@@ -358,17 +361,24 @@ def _note(row: Row, entry: TimelineEntry) -> None:
     del row.timeline[:-TIMELINE_LIMIT]
 
 
-def page_of(model: ReadModel, filters: Filters, offset: int = 0, limit: int = 50) -> Page:
-    """One page of the filtered top-level rows (filtering and paging happen here, on the server)."""
-    matching = [r for r in model.top_rows() if filters.admits(r, model)]
+def page_of(model: ReadModel, filters: Filters, offset: int = 0, limit: int = 50,
+            tops: list[Row] | None = None) -> Page:
+    """One page of the filtered top-level rows (filtering and paging happen here, on the server).
+
+    `tops` is `model.top_rows()` when the caller already has it (a page that also shows the headline).
+    """
+    matching = [r for r in (model.top_rows() if tops is None else tops) if filters.admits(r, model)]
     offset = max(0, min(offset, max(0, len(matching) - 1)))
     return Page(matching[offset:offset + limit], len(matching), offset, limit)
 
 
-def headline_of(model: ReadModel) -> Headline:
-    """Alerts, duplicates, incidents and the groups left for a person (causes plus ungrouped incidents)."""
+def headline_of(model: ReadModel, tops: list[Row] | None = None) -> Headline:
+    """Alerts, duplicates, incidents and the groups left for a person (causes plus ungrouped incidents).
+
+    `tops` is `model.top_rows()` when the caller already has it.
+    """
     incidents = [r for r in model.rows.values() if r.kind == "incident"]
-    tops = model.top_rows()
+    tops = model.top_rows() if tops is None else tops
     return Headline(alerts=sum(r.alert_count for r in incidents), duplicates=sum(r.duplicates for r in incidents),
                     incidents=len(incidents), causes=sum(r.kind == "cause" for r in model.rows.values()),
                     groups=len(tops), open_groups=sum(r.open for r in tops))

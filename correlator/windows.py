@@ -14,7 +14,7 @@ The exact rule (DESIGN.md asks for it written down):
   one interval, not a rate: stretching the gap to 5 x a single interval let two background alerts minutes
   apart (a sparse key's noise) bridge up to the window and glue the next fault's burst onto them, so the
   fault's incident started minutes early, at the noise, and stage 2 grouped it apart from the rest of the
-  fault (issue 17, fourth round, read on the development seed). Defaults: window 10 min, first_gap 3 min, min_gap 3 min, gap_factor 5. So a
+  fault (issue 17, fourth round, read on the development seed). Defaults: window 10 min, first_gap 90 s, min_gap 3 min, gap_factor 5. So a
   storm whose alerts keep coming stays one incident however long it lasts and however many window
   boundaries it crosses, while the same symptom recurring after a pause that is long *for that storm*
   (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a

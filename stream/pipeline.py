@@ -44,6 +44,7 @@ from stream.batches import (
     steps,
 )
 from stream.checkpoint import Checkpointer, CheckpointStore
+from stream.consumer import committed_offset
 from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.hop import count_received, numbered, partition_parts
 from stream.idle import TICK_S, IdleClocks
@@ -142,7 +143,8 @@ class Pipeline:
             self.engines[partition] = engine
             if partition in self.sources_lost:
                 self._forget_sources(partition)
-            log.info("correlation engine for partition %d: %d keys restored", partition, len(engine.store))
+            log.info("correlation engine for partition %d: %d keys restored, progress %s, watermark %s", partition,
+                     len(engine.store), store.progress or "none", store.watermark)
         return engine
 
     def broker_lost(self) -> None:
@@ -191,7 +193,11 @@ class Pipeline:
         """The agents took these records: their partitions are read up to the last of them."""
         for event in events:
             msg = event.message
-            self.read_to[(msg.topic, msg.partition)] = msg.offset + 1
+            tp = (msg.topic, msg.partition)
+            if tp not in self.read_to:  # the first since it was assigned: beside the restore line, where reading resumed
+                log.info("%s partition %d: first record read at offset %d (group's committed offset %s)", msg.topic,
+                         msg.partition, msg.offset, committed_offset(self.app.consumer, TP(msg.topic, msg.partition)))
+            self.read_to[tp] = msg.offset + 1
 
     def records_waiting(self, topic: str, partition: int) -> bool:
         """Whether the log holds records of `topic`/`partition` this worker has not taken yet: the end offset its

@@ -232,10 +232,10 @@ class Settings(BaseSettings):
                              description="topology edges allowed between related entities")
     stage2_burst: Duration = Field(default=DEFAULT_GROUPING.burst_s, description="onset proximity: an incident "
                                    "starting within this of a cause's latest start carries the cause on, and only "
-                                   "such an incident joins by a shared host alone")
+                                   "such an incident joins by a shared host or a topology path alone")
     stage2_merge_window: Duration = Field(default=DEFAULT_GROUPING.merge_window_s, description="an incident "
-                                          "related to several causes merges those that began within this of each "
-                                          "other (0: never merge)")
+                                          "related to several causes by a shared name merges those that began within "
+                                          "this of each other (0: never merge)")
     stage2_lone_causes: bool = Field(default=True, description="publish a cause that groups one incident (false: "
                                      "a parent is published once it groups two or more, and an incident grouped "
                                      "with no other stands for its own cause; correlator/stage2/publishing.py)")

@@ -8,7 +8,8 @@ than the grouping that changed the state. A group or held child created and dele
 checkpoints is never written. Table keys are UTF-8 bytes:
 
 * `<partition>|g|<parent id>`: a group (`GroupState.to_dict`);
-* `<partition>|h|<child id>`: a child held for reordering (its latest `IncidentEvent`);
+* `<partition>|h|<child id>`: a child held for reordering: `{"first_seq": n, "event": <its latest IncidentEvent>}`
+  (the seq stage 2 first took of it names its parent; a bare event, the form before, restores with its own seq);
 * `<partition>#progress`: the last offset of the routing partition applied, the grouper's watermark, and the
   marks of the stage-1 partitions as that offset left them (`correlator.stage2.watermark`).
 
@@ -46,6 +47,7 @@ class GroupTableStore:
         self._progress_key = f"{partition}#progress".encode()
         self._groups: dict[str, GroupState] = {}
         self._held: dict[str, IncidentEvent] = {}
+        self._first_seq: dict[str, int] = {}
         self._dirty: set[bytes] = set()
         self._gone: set[bytes] = set()
         self.offset = -1
@@ -79,17 +81,23 @@ class GroupTableStore:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def hold(self, child_id: str, event: IncidentEvent) -> None:
-        """Keep the child's latest event until it is assigned."""
+    def hold(self, child_id: str, event: IncidentEvent, first_seq: int) -> None:
+        """Keep the child's latest event, and the seq stage 2 first took of it, until it is assigned."""
         self._held[child_id] = event
+        self._first_seq[child_id] = first_seq
         self._touch(self._held_prefix + child_id)
 
     def held(self, child_id: str) -> IncidentEvent | None:
         """The held event, or None."""
         return self._held.get(child_id)
 
+    def first_seq(self, child_id: str) -> int:
+        """The seq stage 2 first took of a held child, 0 when not held."""
+        return self._first_seq.get(child_id, 0)
+
     def release(self, child_id: str) -> IncidentEvent | None:
         """Remove and return the held event (its tombstone goes out at the next commit)."""
+        self._first_seq.pop(child_id, None)
         ev = self._held.pop(child_id, None)
         if ev is not None:
             self._drop(self._held_prefix + child_id)
@@ -167,7 +175,9 @@ class GroupTableStore:
     def _encode(self, name: str) -> bytes:
         if name.startswith(self._group_prefix):
             return orjson.dumps(self._groups[name[len(self._group_prefix):]].to_dict())
-        return self._held[name[len(self._held_prefix):]].model_dump_json().encode()
+        child_id = name[len(self._held_prefix):]
+        return b'{"first_seq":%d,"event":%s}' % (self._first_seq[child_id],
+                                                 self._held[child_id].model_dump_json().encode())
 
     def _load(self) -> None:
         """Take over every group, held child and the progress of this partition from the restored table."""
@@ -178,10 +188,17 @@ class GroupTableStore:
             if key.startswith(self._group_prefix):
                 self._groups[key[len(self._group_prefix):]] = GroupState.from_dict(orjson.loads(raw))
             elif key.startswith(self._held_prefix):
-                self._held[key[len(self._held_prefix):]] = IncidentEvent.model_validate_json(raw)
+                child_id = key[len(self._held_prefix):]
+                doc = orjson.loads(raw)
+                if "first_seq" in doc and "event" in doc:
+                    self._held[child_id] = IncidentEvent.model_validate(doc["event"])
+                    self._first_seq[child_id] = int(doc["first_seq"])
+                else:  # written before the first seq was kept: its own seq is all that is known
+                    self._held[child_id] = ev = IncidentEvent.model_validate(doc)
+                    self._first_seq[child_id] = ev.seq
         assigned = {cid for g in self._groups.values() for cid in g.children}
         for cid in assigned & set(self._held):  # cannot happen with same-commit tombstones; never hold twice
-            del self._held[cid]
+            del self._held[cid], self._first_seq[cid]
         saved = self._table.data.get(self._progress_key)
         if saved is not None:
             doc = orjson.loads(saved)

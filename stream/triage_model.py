@@ -11,7 +11,7 @@ the rules and the model meet in `correlator.triage.learned.combine` instead. One
 regression per target (code, severity).
 Nearest tickets are by cosine similarity over the text blocks (the model's own vectors).
 
-Calibration. The raw score of a decision (`correlator.triage.learned.raw_pick`) is mapped to the chance of
+Calibration. The raw score of a decision (`correlator.triage.learned.scored_pick`) is mapped to the chance of
 code and severity both being right by isotonic regression fitted on out-of-fold scores (stratified k-fold on
 the training labels). `calibrate_on` says whose labels the curve is fitted on: every label, or reviewers'
 labels only (`approve`/`override` from `tickets.labels`), since the rules' author's texts are the one place
@@ -47,7 +47,7 @@ from correlator.triage.learned import (
     ModelVote,
     Neighbour,
     combine,
-    raw_pick,
+    scored_pick,
 )
 from correlator.triage.lifecycle import ReviewAction
 from correlator.triage.taxonomy import SEVERITIES
@@ -153,7 +153,8 @@ def latest_labels(examples: Iterable[Example]) -> list[Example]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelParams:
     """Feature and model settings, chosen on the author's set only (benchmarks/triage_shift.py: no rules' answer as
-    features, calibration on reviewers' labels only; C and n-grams by the earlier 5-fold CV there)."""
+    features; calibration on every label since its fourth round, where the gate reads the model's own answer,
+    which must agree with the rules'; C and n-grams by the earlier 5-fold CV there)."""
 
     char_ngrams: tuple[int, int] = (2, 5)
     word_ngrams: tuple[int, int] = (1, 2)
@@ -163,7 +164,7 @@ class ModelParams:
     neighbours: int = 5
     min_similarity: float = 0.2
     seed: int = 0
-    calibrate_on: Literal["all", "reviews"] = "reviews"
+    calibrate_on: Literal["all", "reviews"] = "all"
 
 
 DEFAULT_PARAMS = ModelParams()
@@ -278,7 +279,7 @@ def out_of_fold(examples: Sequence[Example], rules: RuleClassifier, params: Mode
                 combine_config: CombineConfig = DEFAULT_COMBINE) -> list[tuple[int, Classification, float]]:
     """For each example, the uncalibrated decision of a model trained without its fold, and its raw score."""
     taxonomy = rules.config.taxonomy
-    return [(i, combine(s, v, taxonomy, combine_config), raw_pick(s, v, taxonomy, combine_config).raw)
+    return [(i, combine(s, v, taxonomy, combine_config), scored_pick(s, v, taxonomy, combine_config).raw)
             for i, s, v in oof_votes(examples, rules, params)]
 
 
@@ -296,7 +297,7 @@ def calibrate(examples: Sequence[Example], votes: Sequence[tuple[int, Classifica
     for i, said, vote in votes:
         if (on == "reviews" and not examples[i].reviewed) or said.confidence >= combine_config.rules_sure:
             continue
-        pick = raw_pick(said, vote, taxonomy, combine_config)
+        pick = scored_pick(said, vote, taxonomy, combine_config)  # the score the gate will read
         xs.append(pick.raw)
         ys.append(1.0 if (pick.code, pick.severity) == (examples[i].taxonomy_code, examples[i].severity) else 0.0)
         reviews += examples[i].reviewed

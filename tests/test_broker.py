@@ -24,7 +24,7 @@ from faust.types import TP
 
 from stream.app import App, make_app
 from stream.broker import EmbeddedBroker, create_topics_sync, free_port, start_broker
-from stream.consumer import ReadOffsets, Transport, leave_group
+from stream.consumer import ReadOffsets, Transport, committed_offset, leave_group
 from stream.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,6 +186,67 @@ def test_generation_zero_member_leaves_so_a_restart_joins_quickly(broker: Embedd
     rejoin, _, generation = asyncio.run(join_and_stop())
     assert generation == 1
     assert rejoin < 8.0, f"rejoined after {rejoin:.1f}s"  # ~18 s when the old member is left to expire
+
+
+def test_a_partition_its_dead_owner_never_committed_is_read_again_from_its_first_record(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """Faust's rebalance drops what its fetcher fetched while the flow was stopped and relies on its seek to the
+    committed offsets (`perform_seek`, run by the worker's consumer thread) to read it again; aiokafka seeks only
+    partitions committed above 0. A partition whose owner was killed before its first offset commit kept the
+    position past those records, and its next owner never read them: in the two-worker takeover test, 14 firing
+    alerts of one key, whose resolutions then opened 14 one-alert incidents (stream/consumer.py)."""
+    topic = unique("takeover")
+    create_topics_sync(broker.bootstrap, {topic: 4})
+    app = make_app(Settings(broker=broker.url, app_id=unique("seek"), data_dir=tmp_path))
+    app.topics.acking_topics.add(topic)  # an agent's topic, as `alerts` is
+    committed_tp, never_tp = TopicPartition(topic, 1), TopicPartition(topic, 3)
+
+    async def previous_owner() -> None:
+        """Wrote both partitions; committed partition 1 up to offset 3, and was killed before committing 3."""
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for i in range(7):
+                await producer.send_and_wait(topic, b"%d" % i, partition=never_tp.partition)
+                await producer.send_and_wait(topic, b"%d" % i, partition=committed_tp.partition)
+        finally:
+            await producer.stop()
+        group = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=app.conf.id, enable_auto_commit=False)
+        await group.start()
+        try:
+            group.assign([committed_tp])
+            await group.commit({committed_tp: 3})
+        finally:
+            await group.stop()
+
+    async def successor() -> tuple[list[int], Any, list[int]]:
+        thread = app.consumer._thread  # type: ignore[attr-defined]  # the worker's own consumer thread
+        await thread.start()
+        try:
+            async def fetched_and_dropped() -> list[int]:
+                """The successor's fetcher reads both partitions to their end before the flow runs (Faust drops it)."""
+                consumer = thread._ensure_consumer()
+                consumer.assign([committed_tp, never_tp])
+                await drain(consumer, 4 + 7, timeout=20)
+                return [await consumer.position(tp) for tp in (committed_tp, never_tp)]
+
+            async def positions() -> list[int]:
+                consumer = thread._ensure_consumer()
+                return [await consumer.position(tp) for tp in (committed_tp, never_tp)]
+
+            before = await thread.call_thread(fetched_and_dropped)
+            await app.consumer.perform_seek()  # what Faust's recovery runs, and its fetcher after dropping a fetch
+            committed = {tp.partition: committed_offset(app.consumer, TP(tp.topic, tp.partition))
+                         for tp in (committed_tp, never_tp)}
+            return before, committed, await thread.call_thread(positions)
+        finally:
+            await thread.stop()
+
+    asyncio.run(previous_owner())
+    before, committed, after = asyncio.run(successor())
+    assert before == [7, 7]
+    assert committed == {1: 3, 3: None}
+    assert after == [3, 0]  # the old seek left partition 3 at 7: offsets 0-6 were never read by anyone again
 
 
 @pytest.mark.xfail(strict=True, reason="Tansu 0.6.0 ListOffsets(latest) counts the last batch as one record")

@@ -134,7 +134,7 @@ def stage2(table: Any) -> tuple[GroupTableStore, list[Callable[[GroupTableStore]
     def second(s: GroupTableStore) -> None:
         s.put("p1", GroupState("p1", "c1", 100.0, 240.0))
         s.put("p2", GroupState("p2", "c5", 230.0, 230.0))
-        s.hold("c9", child)
+        s.hold("c9", child, 1)
         s.offset, s.watermark = 9, 240.0
 
     def third(s: GroupTableStore) -> None:

@@ -118,7 +118,9 @@ def test_topology_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["replay", str(LAB_STORM), "--topology", str(topo)]) == 0
     out = capsys.readouterr().out
     assert "stage 2 (topology topo-" in out and "5 incidents -> 3 causes" in out
-    assert "  INC#2 vector-store/latency [cluster=ai-prod]: topology vector-store~model-api (1 hop), 7s after its latest alert" in out
+    # the vector store starts a minute after the model API that depends on it: too late for the path alone to relate
+    # it (issue 17, fifth round), so the labels decide, as without the file: the namespace both share
+    assert "  INC#2 vector-store/latency [cluster=ai-prod]: same namespace assistant, 7s after its latest alert" in out
     bad = tmp_path / "bad.json"
     bad.write_text('{"edges": [["a"]]}')
     assert main(["replay", str(LAB_STORM), "--topology", str(bad)]) == 2

@@ -43,10 +43,12 @@ def score(data: accuracy_rca.DataSet, topology: bool, config: CorrelationConfig 
 
 def test_f1_with_the_topology_does_not_drop(base: accuracy_rca.DataSet) -> None:
     s = score(base, topology=True)
-    assert s.f1 >= 0.97 and s.precision >= 0.97 and s.recall >= 0.97
-    # at most ~1.56 parents per fault: measured 187 for 147 before issue 17's third round, 222 since (a child that
-    # shares only a host with a cause joins it only when it starts with it; a lone alert bridges first_gap, 90 s)
-    assert s.groups <= 230
+    assert s.f1 >= 0.97 and s.precision >= 0.97 and s.recall >= 0.96
+    # at most ~1.67 parents per fault: measured 187 for 147 before issue 17's third round, 222 after it (a child that
+    # shares only a host with a cause joins it only when it starts with it; a lone alert bridges first_gap, 90 s),
+    # 242 since its fifth (a topology path relates only a child that starts with the cause, and never merges two;
+    # recall 0.977 -> 0.967, F1 0.984 -> 0.978, still above 0.971 without the topology)
+    assert s.groups <= 250
 
 
 def test_f1_labels_only_does_not_drop(base: accuracy_rca.DataSet) -> None:

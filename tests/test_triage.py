@@ -304,10 +304,13 @@ def test_conflicting_impact_cues_lower_the_confidence() -> None:
 
 
 def test_text_that_states_an_axis_beats_the_profile_default() -> None:
+    # The guideline: a UPS on battery is a risk that will become an outage soon (sev2); once the text says the
+    # building is down, it is one (sev1).
     silent = classify("UPS on battery")
     stated = classify("UPS on battery, the whole building is down")
-    assert silent.severity == stated.severity == "sev1"
-    assert silent.confidence < 0.5 < stated.confidence
+    assert (silent.severity, stated.severity) == ("sev2", "sev1")
+    assert "impact degraded by at_risk(on battery)" in silent.reason
+    assert stated.confidence >= 0.8
 
 
 def test_an_axis_that_cannot_change_the_severity_does_not_lower_it() -> None:

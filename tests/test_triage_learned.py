@@ -121,7 +121,7 @@ def test_the_gate_reads_the_lesser_of_model_and_rules_until_calibration_has_seen
 
 @pytest.mark.parametrize(("disagree", "expected"), [("doubt", "1 - c"), ("strict", "min(c, 1 - c)")])
 def test_where_model_and_rules_disagree_the_rules_lend_only_their_doubt(disagree: str, expected: str) -> None:
-    text = "disk almost full on nas-01"
+    text = "disk full on nas-01"
     said = RULES.classify(text)  # storage, 0.38: unsure, so its doubt (0.62) is more than its confidence
     other = FixedModel({"network.dns": 1.0}, {said.severity: 1.0})
     config = CombineConfig(blend_k=0, lesser_until=1, disagree="strict" if disagree == "strict" else "doubt")
@@ -144,12 +144,43 @@ def test_blending_weighs_the_model_by_how_many_labels_it_has() -> None:
     codes, _ = blended(said, many, DEFAULT_TAXONOMY, CombineConfig(blend_k=90))
     assert max(codes, key=lambda k: codes[k]) == "network.dns"
     assert blended(said, vote, DEFAULT_TAXONOMY, MODEL_ALONE)[0] == vote.codes  # blend_k 0: the model alone
-    # The default belief: the square root of the rules' confidence per axis, so a model without labels gives
-    # back the rules' own joint confidence rather than its square.
-    codes, sevs = blended(said, replace(vote, trained_on=0), DEFAULT_TAXONOMY)
+    # Belief `joint`: the square root of the rules' confidence per axis, so a model without labels gives back
+    # the rules' own joint confidence; `each` (the default since round 4 chose it) gives back its square.
+    codes, sevs = blended(said, replace(vote, trained_on=0), DEFAULT_TAXONOMY, CombineConfig(belief="joint"))
     assert codes[said.taxonomy_code] * sevs[said.severity] == pytest.approx(said.confidence)
+    codes, sevs = blended(said, replace(vote, trained_on=0), DEFAULT_TAXONOMY)
+    assert codes[said.taxonomy_code] * sevs[said.severity] == pytest.approx(said.confidence ** 2)
     with pytest.raises(ValueError, match="negative"):
         CombineConfig(blend_k=-1)
+
+
+def test_the_gate_on_agreement_needs_the_models_own_answer_to_be_the_one_given() -> None:
+    text = "Heavy packet loss on the backbone towards Tallinn for all customers"
+    said = RULES.classify(text)  # degradation/sev2 at 0.6: enough to route on its own
+    # A model with no labels: the blend is the rules' belief, so the answer given is the rules'.
+    dissent = FixedModel({"network.dns": 0.8, said.taxonomy_code: 0.2}, {said.severity: 1.0})
+    blend, agreement = CombineConfig(gate_on="blend", belief="joint"), CombineConfig(belief="joint")
+    on_blend = combine(said, dissent.vote(text, said), DEFAULT_TAXONOMY, blend)
+    held = combine(said, dissent.vote(text, said), DEFAULT_TAXONOMY, agreement)  # the default gate
+    assert (on_blend.taxonomy_code, held.taxonomy_code) == (said.taxonomy_code, said.taxonomy_code)
+    assert on_blend.confidence >= 0.5 > held.confidence == 0.2  # its own answer is dns: only its doubt
+    assent = FixedModel({said.taxonomy_code: 0.9, "network.dns": 0.1}, {said.severity: 1.0})
+    agreed = combine(said, assent.vote(text, said), DEFAULT_TAXONOMY, agreement)
+    assert agreed.taxonomy_code == said.taxonomy_code and agreed.confidence == said.confidence  # the lesser
+
+
+def test_severity_can_need_more_labels_than_the_code_to_outweigh_the_rules() -> None:
+    said = RULES.classify("internet is slow in the office")
+    vote = ModelVote(version="v", codes={"network.dns": 1.0}, severities={"sev1": 1.0}, trained_on=90)
+    config = CombineConfig(blend_k=10, severity_k=810, belief="each")  # weights 0.9 on the code, 0.1 on severity
+    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY, config)
+    assert max(codes, key=lambda k: codes[k]) == "network.dns"
+    assert max(sevs, key=lambda k: sevs[k]) == said.severity != "sev1"
+    assert sevs["sev1"] == pytest.approx(0.1 + 0.9 * (1 - said.confidence) / 2)
+    same = blended(said, vote, DEFAULT_TAXONOMY, CombineConfig(blend_k=10, belief="each"))[1]
+    assert max(same, key=lambda k: same[k]) == "sev1"  # unset: severity weighs like the code
+    with pytest.raises(ValueError, match="negative"):
+        CombineConfig(severity_k=-1)
 
 
 def test_calibration_is_monotone_interpolation_clamped_at_the_ends() -> None:

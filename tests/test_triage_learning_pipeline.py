@@ -18,7 +18,7 @@ from .workers import Deployment
 
 pytestmark = pytest.mark.integration
 
-ODD = "Kases aparāts veikalā Nr. 12 drukā tukšus čekus"  # no rule fires: the rules hold it for review
+ODD = "Kases aparāts veikalā Nr. 12 drukā tukšus čekus"  # no taxonomy rule fires: the rules hold it for review
 ODD_AGAIN = "Kases aparats veikala Nr. 14 druka tuksus cekus"  # the same complaint, without diacritics
 
 

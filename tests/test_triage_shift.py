@@ -56,4 +56,5 @@ def test_the_decision_rule_puts_the_promise_before_volume() -> None:
     breaks = {(0.0, 0): {"n": 100, "right": 70, "routed": 80, "routed_right": 60}}
     silent = {(0.0, 0): {"n": 100, "right": 50, "routed": 0, "routed_right": 0}}
     assert score(keeps) > score(breaks) and score(keeps) > score(silent)
-    assert len(candidates()) == len(set(candidates())) == 100
+    # round 3: severity_k 160 or 640 on the 80 blended; round 4: gate on agreement for the 96 blended, lesser always
+    assert len(candidates()) == len(set(candidates())) == 100 + 80 * 2 + 96

@@ -7,11 +7,12 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   (host, node, instance, pod, caller, callee), compared across labels (a callee `redisservice1` is the
   instance `redisservice1`), `host:port` also counting as `host`, and aliases mapped to topology nodes.
 * TOPOLOGY (rank = hops, 1..max_hops): an entity of the child and one of the group are at most max_hops
-  apart in the topology, on a path that touches no shared machine (a node of `shared_node_types`).
+  apart in the topology, on a path that touches no shared machine (a node of `shared_node_types`). The
+  engine takes it only from a child that started with the group, as a shared machine (`engine._admits`).
 * Weak ENTITY or TOPOLOGY (rank max_hops + 1 + hops): the only relation is a shared machine: a value of a
   `shared_labels` label (host, node) or a topology path through a host. Every tenant of a host shares it, so
   the engine takes it only from a child that started with the group (`weak`; see `engine`), while a service,
-  an instance, a call or a direct topology edge relate across the group's whole time gap.
+  an instance or a call relate across the group's whole time gap.
 * SCOPE (rank 2 * max_hops + 2 + i): a shared value of the i-th scope label (a namespace, by default); the
   fallback when there is no topology, or when it knows the entities of neither side or of one side only
   (when it knows both and finds no path, that is taken as evidence that they are unrelated).

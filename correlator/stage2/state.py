@@ -161,12 +161,19 @@ class GroupStore(Protocol):
         """Number of groups held: the figure that must stay flat on a long run."""
         ...
 
-    def hold(self, child_id: str, event: IncidentEvent) -> None:
-        """Keep the latest event of a child not yet assigned."""
+    def hold(self, child_id: str, event: IncidentEvent, first_seq: int) -> None:
+        """Keep the latest event of a child not yet assigned, and the seq of the first event of it stage 2 took.
+
+        Its parent's id derives from that seq (`engine.parent_id`), so a restart must get it back as it was,
+        not take the held event's own seq (a child updated while held came back as a straggler, issue 17)."""
         ...
 
     def held(self, child_id: str) -> IncidentEvent | None:
         """The held event of a child, or None."""
+        ...
+
+    def first_seq(self, child_id: str) -> int:
+        """The seq of the first event stage 2 took of a held child (0 when it is not held)."""
         ...
 
     def release(self, child_id: str) -> IncidentEvent | None:
@@ -184,6 +191,7 @@ class DictGroupStore:
     def __init__(self) -> None:
         self._groups: dict[str, GroupState] = {}
         self._held: dict[str, IncidentEvent] = {}
+        self._first_seq: dict[str, int] = {}
 
     def get(self, group_id: str) -> GroupState | None:
         """The group, or None."""
@@ -204,16 +212,22 @@ class DictGroupStore:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def hold(self, child_id: str, event: IncidentEvent) -> None:
-        """Keep the child's latest event."""
+    def hold(self, child_id: str, event: IncidentEvent, first_seq: int) -> None:
+        """Keep the child's latest event and the seq stage 2 first took of it."""
         self._held[child_id] = event
+        self._first_seq[child_id] = first_seq
 
     def held(self, child_id: str) -> IncidentEvent | None:
         """The held event, or None."""
         return self._held.get(child_id)
 
+    def first_seq(self, child_id: str) -> int:
+        """The seq stage 2 first took of a held child, 0 when not held."""
+        return self._first_seq.get(child_id, 0)
+
     def release(self, child_id: str) -> IncidentEvent | None:
         """Remove and return the held event."""
+        self._first_seq.pop(child_id, None)
         return self._held.pop(child_id, None)
 
     def held_items(self) -> Iterator[tuple[str, IncidentEvent]]:

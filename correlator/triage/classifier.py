@@ -6,7 +6,7 @@ How a decision is reached, in order:
    with no firm code the highest evidence wins (ties by precedence); with none at all, `unknown.uncategorized`.
 3. Impact and scope: the level with the most evidence (ties to the worse level); an axis the text says nothing
    about is taken from the winning code's profile.
-4. Severity: the matrix cell for (impact, scope).
+4. Severity: the matrix cell for (impact, scope), unless the code's profile fixes it (requests are sev3).
 5. Confidence in the decision as a whole (DESIGN.md: it is what the gate reads), so that the gate holds back
    the tickets triage is likely to get wrong, and most of those are wrong on severity, not on the code:
    - the code: its evidence capped at 1, minus `conflict_penalty` times the strongest rival code's;
@@ -209,8 +209,11 @@ class RuleClassifier:
         scale = code_conf if code != UNKNOWN_CODE else 1.0
         impact = self._axis(tally.impacts, IMPACTS, profile.impact, profile.impact_credit * scale)
         scope = self._axis(tally.scopes, SCOPES, profile.scope, profile.scope_credit * scale)
-        severity = self._matrix[(impact.level, scope.level)]
-        severity_conf = self._severity_confidence(impact, scope, severity)
+        if profile.severity is not None:  # the code fixes it: the axes are reported, not asked
+            severity, severity_conf = profile.severity, 1.0
+        else:
+            severity = self._matrix[(impact.level, scope.level)]
+            severity_conf = self._severity_confidence(impact, scope, severity)
         confidence = min(code_conf, severity_conf) if code != UNKNOWN_CODE else severity_conf
         factor = 1.0 - min(tally.hedge, self.config.max_hedge)
         confidence = round(max(0.0, min(1.0, confidence * factor)), 2)

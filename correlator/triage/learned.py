@@ -8,11 +8,12 @@ How a decision is reached (`combine`), in order:
 1. The rules stand when they are sure (confidence at least `rules_sure`): a decision the rule table is certain of
    (an application outage that blocks all users) is not second-guessed by a model trained on a few hundred texts.
 2. Otherwise the most probable code and severity win, by the model's probabilities blended with the rules' own
-   belief by how many labels the model has (`blend_k`: weight n/(n+k) on the model), except that the taxonomy's
-   precedence is kept: when the rules chose a protected code (security by default: DESIGN.md, security beats
+   belief by how many labels the model has (`blend_k`: weight n/(n+k) on the model; `severity_k` for severity
+   when set), except that the taxonomy's precedence is kept: when the rules chose a protected code (security by default: DESIGN.md, security beats
    every network-shaped symptom) on firm evidence and the model chose a code below it, the rules' code stands.
-3. Confidence: the probability of the code times that of the severity, mapped through the calibration curve
-   fitted on held-out folds of the training data. Until that curve has been fitted on enough reviewers' labels
+3. Confidence: the probability of the code times that of the severity (of the blended answer, or with
+   `gate_on="agreement"` of the model's own unblended answer, which must then be the answer given), mapped
+   through the calibration curve fitted on held-out folds of the training data. Until that curve has been fitted on enough reviewers' labels
    (`lesser_until`; by default never, so always), the gate reads the lesser of it and the rules' support for
    the same answer (their confidence where they agree, at most their doubt where they do not): a curve fitted
    on the rules' author's texts, where the rules are nearly always right, is overconfident on other text
@@ -50,9 +51,11 @@ __all__ = [
     "blended",
     "combine",
     "gated_confidence",
+    "own_pick",
     "propose",
     "raw_pick",
     "rules_support",
+    "scored_pick",
 ]
 
 
@@ -145,7 +148,16 @@ class CombineConfig:
     time). `disagree`: the rules' support for an answer not theirs: `doubt` (1 - their confidence) or `strict`
     (also at most their confidence, so in practice only agreement routes). `belief`: the rules' belief on each
     axis when blending: their confidence on each (`each`; a joint of about c squared) or its square root, so the
-    joint of a model with no labels is the rules' own confidence (`joint`).
+    joint of a model with no labels is the rules' own confidence (`joint`). `severity_k`: the same weighing for
+    severity alone (None: `blend_k`). Severity is mostly policy (the guideline: who is affected and how hard),
+    which the rules state and a model must infer from a few hundred labels, so it may need more of them before
+    it outweighs the rules there than on the code. `gate_on`: what the model's side of the gate reads: its
+    calibrated confidence in the blended answer (`blend`), or in its own answer, unblended, which must be the
+    answer given (`agreement`; else only its doubt): blending pulls the answer towards the rules', so a
+    blended answer that agrees with them is weaker evidence than the model agreeing on its own.
+
+    Defaults: the fourth round of the shift protocol (session 29, after the rules took the labelling
+    guideline's severity policy): blend 160 with belief `each`, the gate on agreement, lesser always, strict.
     """
 
     rules_sure: float = 0.95
@@ -153,14 +165,16 @@ class CombineConfig:
     protected_firm: float = 0.5
     precedence: tuple[str, ...] = DEFAULT_PRECEDENCE
     cite: int = 3
-    blend_k: float = 40.0
+    blend_k: float = 160.0
     lesser_until: float = math.inf
     disagree: Literal["doubt", "strict"] = "strict"
-    belief: Literal["each", "joint"] = "joint"
+    belief: Literal["each", "joint"] = "each"
+    severity_k: float | None = None
+    gate_on: Literal["blend", "agreement"] = "agreement"
 
     def __post_init__(self) -> None:
-        if self.blend_k < 0 or self.lesser_until < 0:
-            raise ValueError("blend_k and lesser_until must not be negative")
+        if self.blend_k < 0 or self.lesser_until < 0 or (self.severity_k or 0.0) < 0:
+            raise ValueError("blend_k, severity_k and lesser_until must not be negative")
 
 
 DEFAULT_COMBINE = CombineConfig()
@@ -222,13 +236,19 @@ def _blend(model: Mapping[str, float], rules: Mapping[str, float], weight: float
 
 def blended(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
             config: CombineConfig = DEFAULT_COMBINE) -> tuple[dict[str, float], dict[str, float]]:
-    """Code and severity probabilities: the model's, weighed n/(n+blend_k) against the rules' own belief."""
-    if config.blend_k <= 0:
-        return dict(vote.codes), dict(vote.severities)
-    weight = vote.trained_on / (vote.trained_on + config.blend_k)
+    """Code and severity probabilities: the model's, weighed n/(n+k) against the rules' own belief (k: `blend_k`,
+    and for severity `severity_k` when set; k = 0 is the model alone)."""
     per_axis = math.sqrt(rules.confidence) if config.belief == "joint" else rules.confidence
-    return (_blend(vote.codes, _belief(rules.taxonomy_code, per_axis, taxonomy), weight),
-            _blend(vote.severities, _belief(rules.severity, per_axis, SEVERITIES), weight))
+    severity_k = config.blend_k if config.severity_k is None else config.severity_k
+    return (_weighed(vote.codes, _belief(rules.taxonomy_code, per_axis, taxonomy), vote.trained_on, config.blend_k),
+            _weighed(vote.severities, _belief(rules.severity, per_axis, SEVERITIES), vote.trained_on, severity_k))
+
+
+def _weighed(model: Mapping[str, float], rules: Mapping[str, float], labels: int, k: float) -> dict[str, float]:
+    """The model's probabilities weighed labels/(labels+k) against the rules' belief; k <= 0: the model's alone."""
+    if k <= 0:
+        return dict(model)
+    return _blend(model, rules, labels / (labels + k))
 
 
 def raw_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
@@ -244,6 +264,20 @@ def raw_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
     return Pick(code, p_code, cast(TicketSeverity, severity), p_sev, kept)
 
 
+def own_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
+             config: CombineConfig = DEFAULT_COMBINE) -> Pick | None:
+    """The model's own answer, unblended, when the gate reads it (`gate_on="agreement"`), else None."""
+    if config.gate_on != "agreement":
+        return None
+    return raw_pick(rules, vote, taxonomy, replace(config, blend_k=0.0, severity_k=None))
+
+
+def scored_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
+                config: CombineConfig = DEFAULT_COMBINE) -> Pick:
+    """The pick whose raw score the calibration maps: the model's own when the gate reads it, else the blend's."""
+    return own_pick(rules, vote, taxonomy, config) or raw_pick(rules, vote, taxonomy, config)
+
+
 def rules_support(rules: Classification, code: str, severity: str, config: CombineConfig = DEFAULT_COMBINE) -> float:
     """How far the rules back an answer: their confidence when it is theirs, else their doubt (see CombineConfig)."""
     if (code, severity) == (rules.taxonomy_code, rules.severity):
@@ -253,9 +287,15 @@ def rules_support(rules: Classification, code: str, severity: str, config: Combi
 
 
 def gated_confidence(rules: Classification, vote: ModelVote, pick: Pick,
-                     config: CombineConfig = DEFAULT_COMBINE) -> tuple[float, bool]:
-    """The confidence the gate reads, and whether the rules' support capped it (see the module docstring)."""
-    confidence = vote.calibration(pick.raw)
+                     config: CombineConfig = DEFAULT_COMBINE, own: Pick | None = None) -> tuple[float, bool]:
+    """The confidence the gate reads, and whether the rules' support capped it (see the module docstring).
+
+    With `own` (the model's unblended answer, `gate_on="agreement"`) the model's side is its calibrated
+    confidence in that answer when it is the one given, else at most its doubt.
+    """
+    confidence = vote.calibration((own or pick).raw)
+    if own is not None and (own.code, own.severity) != (pick.code, pick.severity):
+        confidence = min(confidence, 1.0 - confidence)
     capped = False
     if vote.calibration.reviews < config.lesser_until:
         support = rules_support(rules, pick.code, pick.severity, config)
@@ -275,7 +315,7 @@ def combine(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
                        f"{_evidence(vote, config.cite)}]", model_version=vote.version)
     pick = raw_pick(rules, vote, taxonomy, config)
     code, severity = pick.code, pick.severity
-    confidence, capped = gated_confidence(rules, vote, pick, config)
+    confidence, capped = gated_confidence(rules, vote, pick, config, own_pick(rules, vote, taxonomy, config))
     kept = " (rules' code kept: security beats network symptoms)" if pick.kept_rules_code else ""
     how = "capped by the rules' support" if capped else "calibrated confidence"
     reason = (f"model {vote.version}: {code} ({pick.p_code:.2f}){kept}, {severity} ({pick.p_severity:.2f}); {said}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from correlator.triage.impact import IMPACT_SCOPE_ROWS
 from correlator.triage.taxonomy import IMPACTS, SCOPES, Impact, Scope
 
 __all__ = ["Rule", "Lang", "rule_from_row", "DEFAULT_RULES", "DEFAULT_RULE_ROWS"]
@@ -71,9 +72,9 @@ _POWER = "facility.power"
 _STORE = "storage.capacity"
 _REQ = "service.customer_request"
 
-DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
+_CODE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
     # -- network.routing
-    ("routing_protocol", "any", 0.6, _ROUTING, "bgp|ibgp|ebgp|ospf|isis|is is|eigrp"),
+    ("routing_protocol", "any", 0.6, _ROUTING, "bgp|ibgp|ebgp|ospf|isis|is is|eigrp|ldp|rsvp"),
     ("route_en", "en", 0.5, _ROUTING, "route|routes|routing|rerout*|route leak|routing loop"),
     ("route_lv", "lv", 0.5, _ROUTING,
      "marsruts|marsruta|marsrutu|marsruti|marsrutam|marsrutiem|marsrutos|marsrutesan*"),
@@ -87,13 +88,18 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "dns|nslookup|nxdomain|servfail|resolver*|nameserver*|name server*|vardu server*|mx|ptr|cname|"
      "registrar|dnssec"),
     ("host_not_found", "any", 0.5, _DNS, "host not found|nav atrasts|domain .. expired|domain .. suspended"),
+    # The guideline's narrower-beats-broader call: names failing while addresses work is DNS, however reported.
+    ("by_name", "any", 0.6, _DNS,
+     "by name|by names|by hostname|by domain name|pec nosaukuma|pec nosaukumiem|pec domena|pec varda|"
+     "ip .. works|ip .. work|ip adres* .. strada|ip adres* .. darbojas|pec ip .. strada|pec ip .. iet"),
     ("resolve", "any", 0.4, _DNS, "resolv*|not resolving|cannot be found|atrisin*|neatrisin*"),
     ("domain", "any", 0.3, _DNS,
      "domain*|domen*|subdomain*|apaksdomen*|propagat*|izplatij*|ttl|record|records|ieraksts|ieraksta|"
      "ierakstu|ieraksti"),
     # -- network.outage.link_down
     ("link_down_en", "en", 0.6, _LINK,
-     "link* .. down|interface .. down|port .. down|ports .. down|uplink .. down|circuit* .. down|"
+     "link* .. down|uplink* .. is down|link .. is down|interface .. is down|links .. are down|"
+     "interface .. down|port .. down|ports .. down|uplink .. down|circuit* .. down|"
      "lost connectivity|lost .. connectivity|no connectivity|no internet|fibre cut|fiber cut|fibre break|"
      "fiber break|cable cut|no light|loss of signal|los|link lost|lost both members|link failure"),
     ("link_down_lv", "lv", 0.6, _LINK,
@@ -124,7 +130,8 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "intrusion|ielauz*|uzlauz*|hacked|hacker*|compromis*|kompromit*|data breach|security breach|"
      "exfiltrat*|ransom|izpirkum*|unauthorized|unauthorised|nesankcion*|c2 address|c2 server|"
      "command and control|pastebin|paste site|dark web|darknet|credential* .. leak*|credential* .. posted|password* .. leak*|"
-     "parol* .. nopludin*|nopludin*|data leak"),
+     "parol* .. nopludin*|nopludin*|data leak|dns poisoning|cache poisoning|poisoned|saindet*|hijack*|"
+     "spoof*|man in the middle|mitm"),
     ("attack", "any", 0.5, _SEC, "attack|attacks|attacked|attacker*|uzbrukum*"),
     ("security_hint", "any", 0.4, _SEC,
      "suspicious|aizdomig*|scanned|scanning|port scan|flood|antivirus*|quarantin*|karantin*|spam|"
@@ -132,10 +139,14 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
     # -- facility.power
     ("power_failure", "any", 0.7, _POWER,
      "power failure|power outage|power cut|power loss|power lost|lost power|mains|blackout|no power|"
-     "on battery|elektrib*|elektroenergij*|strava|stravas|stravu|barosan*|elektropadev*|generator*"),
+     "on battery|elektrib*|elektroenergij*|strava|stravas|stravu|barosan*|elektropadev*|generator*|"
+     # DESIGN.md via the guideline: facility.power covers every facility event, cooling and temperature too.
+     "cooling|crac|aircon|air conditioning|air conditioner|hvac|chiller*|kondicionier*|dzesesan*|"
+     "overheat*|parkarst*|too hot|karsts|karsti|karstums"),
     ("power_hint", "any", 0.5, _POWER,
      "ups|pdu|power|power suppl*|battery|batteries|akumulator*|voltage|spriegum*|phase|faze|feed|"
-     "overload|parslodz*|izlad*|sadales tikl*|sadalitaj*|electricity"),
+     "overload|parslodz*|izlad*|sadales tikl*|sadalitaj*|electricity|temperature|temperatura|temperaturas|"
+     "temperaturu|psu|hot"),
     # -- storage.capacity
     ("disk_full", "any", 0.7, _STORE,
      "disk full|disk* .. full|disk* .. pilns|no space|space left|out of space|free space|disk space|"
@@ -151,58 +162,24 @@ DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
      "upgrade our|palielin*|increase our|dubult*|double our|quote|cenu piedavajum*|piedavajum*|"
      "how much|ko tas maksa*|cik maksa*|requesting|please provide|please add|please change|"
      "please create|please send|ludzu piesk*|ludzu izveid*|ludzu nomain*|ludzu atsut*|ludzam|velamies|"
-     "gribam|static ip|statisk* .. ip|new account|vpn kont*|new vpn"),
+     "gribam|static ip|statisk* .. ip|new account|vpn kont*|new vpn|bigger package|larger package|faster package|"
+     "bigger plan|faster plan|lielak* pak*|atrak* pak*|lielak* tarif*|atrak* tarif*"),
     ("request_hint", "any", 0.3, _REQ,
      "please|ludzu|can you|could you|can we|vai varat|vai var|request*|pieprasij*|send us|atsut*|"
      "provide|change|nomain*|move|bigger|larger|order|pasut*|add|new office|"
      "new colleague|jaun* koleg*|temporar*|uz laiku|contract|price|cost|vajag|upgrade"),
-    # -- impact
-    ("blocked", "any", 0.6, "impact:blocked",
-     "down|outage|offline|dead|izslegusies|izslegti|nestrad*|nedarbojas|nepieejam*|nav pieejam*|"
-     "not available|unavailable|unreachable|not reachable|nav sasniedzam*|nesasniedz*|impossible|"
-     "neiespejam*|not working|doesnt work|does not work|dont work|do not work|not open|neveras|stopped|"
-     "partrauk*|apstaj*"),
-    ("blocked_hint", "any", 0.4, "impact:blocked",
-     "cannot|can not|cant|unable|nevar|nevaram|neizdodas|neizdev*|failed|failing|fail|lost|pazud*|"
-     "zaudej*|bouncing|bounce*|atlec|encrypted|nosifre*|not delivered|no internet|nav interneta|full|"
-     "pilns|pilna|expired|suspended|crash*|uzkar*|no light|not answering|neatbild*"),
-    ("urgent", "any", 0.4, "impact:blocked",
-     "urgent|urgently|asap|immediately|emergency|steidzam*|steidzami|nekavejoties|avarij*"),
-    ("degraded", "any", 0.5, "impact:degraded",
-     "slow|slowly|len|lens|lena|leni|lenu|lenums|lenuma|lenumu|lenak*|intermittent*|flap*|degraded|"
-     "packet loss|pakesu zudum*|jitter|choppy|raustas|timeout*|timed out|taimaut*|latency|aizture*|"
-     "congest*|svarst*|drops|dropping|overload|parslodz*|errors|error|kluda|kludu|kludas|crc|retries"),
-    ("no_impact", "any", 0.4, "impact:none",
-     "please|ludzu|ludzam|would like|velamies|gribam|question|jautajum*|how do i|how can i|can you|"
-     "could you|vai varat|quote|piedavajum*|scheduled|planned|planot*|fyi|no rush|when convenient|"
-     "replace|jamaina|janomain*"),
-    # Nothing is broken yet, or it is broken on a schedule someone already works around: a warning to plan for.
-    ("no_impact_yet", "any", 0.5, "impact:none",
-     "self test|selftest|pastest*|end of month|menesa beig*|next month|nakamaj* menes*|forecast|prognoz*|"
-     "capacity planning|every night|katru nakti|manually|ar roku"),
-    # -- scope
-    ("everyone", "any", 0.6, "scope:wide",
-     "all users|all customers|everyone|everybody|nobody|no one|all .. users|all .. pcs|visi|visiem|"
-     "neviens|nevienam|nevienu"),
-    ("whole", "any", 0.5, "scope:wide",
-     "whole|entire|company wide|site wide|all sites|all offices|all branches|all switches|all servers|"
-     "visa|visas|visu|visus|viss"),
-    ("wide_hint", "any", 0.4, "scope:wide",
-     "core|kodol*|backbone|datacenter|datacentre|data center|data centre|datu centr*|server room|"
-     "serveru telp*|production|prod|customers|klienti|klientiem|klientu|dozens|hundreds|desmit*|"
-     "critical|kritisk*|sites|building|eka|ekas"),
-    ("partial", "any", 0.4, "scope:partial",
-     "some users|some|several|multiple|a few|vairaki|vairakiem|vairakas|dazi|daziem|dazas|dazam|dala|"
-     "dalai|dalu|branch|branches|filial*|floor|stav*|office|birojs|biroja|objekt*|site|rack|statn*"),
-    ("single", "any", 0.4, "scope:single",
-     "my|i|mans|mana|manam|manu|man|one user|a user|viens lietotajs|laptop|klepjdator*|workstation|"
-     "colleague|koleg*|single|access point|meeting room|printer*"),
-    # -- hedges: the writer is unsure, so triage should be too
+)
+
+_HEDGE_ROWS: tuple[tuple[str, str, float, str, str], ...] = (
+    # the writer is unsure, so triage should be too
     ("hedge", "any", 0.3, "hedge",
      "hmm|maybe|perhaps|not sure|i think|seems|seem|feels|feel|a bit|somehow|something|strange|weird|"
      "odd|kaut kas|skiet|laikam|varbut|nedaudz|divain*|savadi|neesmu dross"),
 )
-"""(name, language, weight, effect, patterns separated by `|`)."""
+
+DEFAULT_RULE_ROWS: tuple[tuple[str, str, float, str, str], ...] = _CODE_ROWS + IMPACT_SCOPE_ROWS + _HEDGE_ROWS
+"""(name, language, weight, effect, patterns separated by `|`): the code rows, the impact and scope rows of
+`correlator.triage.impact`, and the hedges."""
 
 DEFAULT_RULES: tuple[Rule, ...] = tuple(rule_from_row(*row) for row in DEFAULT_RULE_ROWS)
 """The default table, parsed."""

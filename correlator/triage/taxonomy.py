@@ -81,7 +81,9 @@ class CodeProfile:
     `impact_credit` and `scope_credit` are the chance that the profile's level is right when the text is silent
     on that axis (before scaling by the code's own confidence). They let the gate tell a code whose usual
     severity nearly always holds (a customer request is no emergency) from one whose severity the text must
-    state (a DNS ticket may be a dead resolver or a missing PTR record).
+    state (a DNS ticket may be a dead resolver or a missing PTR record). `severity`, when set, is the code's
+    severity whatever the text says about impact and scope: the guideline fixes some ("requests are always
+    sev3", however angrily worded like an outage).
     """
 
     code: str
@@ -89,6 +91,7 @@ class CodeProfile:
     scope: Scope
     impact_credit: float = 0.5
     scope_credit: float = 0.5
+    severity: TicketSeverity | None = None  # fixed whatever the text says ("requests are always sev3")
 
     def __post_init__(self) -> None:
         for name in ("impact_credit", "scope_credit"):
@@ -119,9 +122,10 @@ DEFAULT_PROFILES: tuple[CodeProfile, ...] = (
     # From "92% full, plan disks" (a chore) to "the database stopped taking writes" (an emergency).
     CodeProfile(code="storage.capacity", impact="degraded", scope="partial", impact_credit=0.4,
                 scope_credit=0.4),
-    # A request is no outage, and usually one customer's.
+    # A request is no outage, and usually one customer's; the guideline: "Requests are always sev3", even a
+    # bandwidth request worded like an outage ("unusably slow every evening, we need a bigger package").
     CodeProfile(code="service.customer_request", impact="none", scope="single", impact_credit=0.8,
-                scope_credit=0.7),
+                scope_credit=0.7, severity="sev3"),
     DEFAULT_PROFILE,
 )
 """Per-code defaults for the axes; the unknown code's impact is none, so vague text stays sev3."""

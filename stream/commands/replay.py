@@ -66,10 +66,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "incident onsets in the hour before (0: off)")
     parser.add_argument("--burst", default=f"{DEFAULT_GROUPING.burst_s:g}s",
                         help="stage 2: onset proximity; an incident starting within this of a cause's latest "
-                             "start carries it on, and only such an incident joins by a shared host alone")
+                             "start carries it on, and only such an incident joins by a shared host or a topology path "
+                             "alone")
     parser.add_argument("--merge-window", default=f"{DEFAULT_GROUPING.merge_window_s:g}s",
                         help="stage 2: causes that began within this of each other merge when one incident "
-                             "relates them (0: never)")
+                             "relates them by a shared name (0: never)")
 
 
 def read_alerts(path: Path, source: str = "auto") -> list[Alert]:

@@ -127,10 +127,10 @@ def _row_view(console: Console, row: Row, now: float) -> dict[str, Any]:
             "why": model.why(row), "parent": model.parent(row)}
 
 
-def incidents_context(console: Console, query: Any, now: float) -> dict[str, Any]:
-    """What the incidents page and its live list show for a query (filters and offset)."""
+def incidents_context(console: Console, query: Any, now: float, tops: list[Row] | None = None) -> dict[str, Any]:
+    """What the incidents page and its live list show for a query (filters and offset); `tops` as in `page_of`."""
     filters = _filters(query)
-    page = page_of(console.model, filters, _int(query.get("offset")), PAGE_SIZE)
+    page = page_of(console.model, filters, _int(query.get("offset")), PAGE_SIZE, tops)
     shown = {k: v for k, v in (("status", filters.status), ("service", filters.service), ("scope", filters.scope),
                                ("severity", filters.severity)) if v}
     pages = {"prev": urlencode({**shown, "offset": max(0, page.offset - PAGE_SIZE)}) if page.offset else None,
@@ -167,6 +167,7 @@ def review_context(console: Console) -> dict[str, Any]:
 def install_console_views(app: App, console: Console) -> None:
     """Register the console's pages, event stream, static files and sign-in on the app's web server."""
     env = _environment()
+    static: dict[str, bytes] = {}  # the packaged files do not change while the worker runs: read each once
 
     def render(view: View, request: web.Request, template: str, status: int = 200, **context: Any) -> Any:
         model = console.model
@@ -178,10 +179,11 @@ def install_console_views(app: App, console: Console) -> None:
     class Incidents(View):
         async def get(self, request: web.Request) -> Any:
             now = time.time()
-            context = incidents_context(console, request.query, now)
+            tops = console.model.top_rows()
+            context = incidents_context(console, request.query, now, tops)
             if request.query.get("partial") == "rows":
                 return render(self, request, "_rows.html", **context)
-            head = headline_of(console.model)
+            head = headline_of(console.model, tops)
             charts = {"series": series_chart(*series_of(console.model)),
                       "reduction": reduction_bar(head.alerts, head.groups)}
             return render(self, request, "incidents.html", head=head, charts=charts, **context)
@@ -212,7 +214,9 @@ def install_console_views(app: App, console: Console) -> None:
         async def get(self, request: web.Request, name: str) -> Any:
             if name not in STATIC:
                 raise web.HTTPNotFound()
-            body = resources.files("stream.console").joinpath("static", name).read_bytes()
+            body = static.get(name)
+            if body is None:
+                body = static[name] = resources.files("stream.console").joinpath("static", name).read_bytes()
             return self.bytes(body, content_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
 
     @app.page("/login")

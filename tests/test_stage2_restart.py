@@ -1,0 +1,129 @@
+"""Stage 2 restarted at any point names the parents an uninterrupted run names: same ids, same children.
+
+A restart rebuilds the Grouper from its store (in the stream, the changelog-backed `GroupTableStore` restored
+at the last checkpoint). A parent's id derives from the child that opened it and the seq of the first event
+stage 2 took of that child (`parent_id`), and held children are assigned in order of first alert: both must
+come back from the store as they were, not from the held child's latest event. Issue 17: with stage 1's
+`first_gap` at 90 s the stage-2 restart integration test named `parent_id(child, 2)` over the replay's
+children, because a child updated while held came back with its latest seq as its first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from correlator.models import IncidentEvent
+from correlator.stage2 import DictGroupStore, GroupingOutput, Grouper, GroupState, GroupStore
+from stream.stage2_state import GroupTableStore
+
+from .test_stage2 import CFG, SCENE, SHOP, T0, _event, events_of
+
+HOST = {"host": ["h1"]}
+
+UPDATED_WHILE_HELD = [
+    _event("a", "api/5xx", 0, 0, 1, "opened", HOST, emitted=0),
+    _event("a", "api/5xx", 0, 2, 2, "updated", HOST, emitted=2),  # within the lateness: a is still held
+    _event("b", "db/latency", 10, 10, 1, "opened", HOST),
+    _event("b", "db/latency", 10, 30, 2, "updated", HOST),
+    _event("a", "api/5xx", 0, 40, 3, "resolved", HOST, "resolved"),
+]
+"""The integration test's shape: the first child's second event arrives before it is assigned."""
+
+EARLIER_WHILE_HELD = [
+    _event("a", "api/5xx", 10, 10, 1, "opened", HOST, emitted=10),
+    _event("b", "db/latency", 9, 9, 1, "opened", HOST, emitted=10.5),
+    _event("a", "api/5xx", 8, 10, 2, "updated", HOST, emitted=11),  # a late alert: a now starts before b
+    _event("c", "cache/miss", 30, 30, 1, "opened", HOST),
+]
+"""A held child whose next event moves its first alert earlier: it is assigned by that (here, before b)."""
+
+SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
+          "cascade scene": events_of(SCENE)}
+
+
+def parents(out: GroupingOutput) -> dict[str, str]:
+    """Child -> the parent id that last named it (the first child of each parent, then every assignment)."""
+    named = {p.first_child: p.parent_id for p in out.parents if p.kind == "opened"}
+    named.update({a.child_id: a.parent_id for a in out.assignments})
+    return named
+
+
+def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> None:
+    for ev in events:
+        out.extend(grouper.ingest([ev]))
+
+
+def uninterrupted(events: list[IncidentEvent]) -> GroupingOutput:
+    grouper, out = Grouper(CFG, SHOP), GroupingOutput()
+    feed(grouper, events, out)
+    out.extend(grouper.finish())
+    return out
+
+
+def restarted(events: list[IncidentEvent], at: int, recover: Callable[[GroupStore], GroupStore],
+              store: GroupStore) -> GroupingOutput:
+    """Events up to `at` on one Grouper, then the rest on a new one over what `recover` makes of its store."""
+    out = GroupingOutput()
+    first = Grouper(CFG, SHOP, store)
+    feed(first, events[:at], out)
+    second = Grouper(CFG, SHOP, recover(first.store))
+    second.watermark = first.watermark  # the stream restores it with the progress
+    feed(second, events[at:], out)
+    out.extend(second.finish())
+    return out
+
+
+@pytest.mark.parametrize("scene", sorted(SCENES))
+def test_a_grouper_rebuilt_on_its_store_names_the_same_parents_at_every_point(scene: str) -> None:
+    events = SCENES[scene]
+    reference = parents(uninterrupted(events))
+    for at in range(len(events) + 1):
+        assert parents(restarted(events, at, lambda s: s, DictGroupStore())) == reference, f"restart after {at}"
+
+
+def _table() -> SimpleNamespace:
+    return SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: "t-stage2-changelog"))
+
+
+def _checkpointed(table: SimpleNamespace, store: GroupStore) -> GroupTableStore:
+    """What a successor restores: a checkpoint of the store (its changes written to the table's data, as they
+    reach the changelog), loaded by a new store of the same partition."""
+    assert isinstance(store, GroupTableStore)
+    store.write_keys()
+    store.write_progress()
+    return GroupTableStore(table, store.partition)
+
+
+@pytest.mark.parametrize("scene", sorted(SCENES))
+def test_a_grouper_restored_from_its_changelog_names_the_same_parents_at_every_point(scene: str) -> None:
+    events = SCENES[scene]
+    reference = parents(uninterrupted(events))
+    for at in range(len(events) + 1):
+        table = _table()
+        out = restarted(events, at, partial(_checkpointed, table), GroupTableStore(table, 0))
+        assert parents(out) == reference, f"restart after {at}"
+
+
+def test_the_first_seq_of_a_held_child_survives_the_changelog() -> None:
+    table = _table()
+    store = GroupTableStore(table, 0)
+    grouper = Grouper(CFG, SHOP, store)
+    grouper.ingest(UPDATED_WHILE_HELD[:2])
+    assert store.held("a") == UPDATED_WHILE_HELD[1]  # a is held, with its latest event
+    restored = _checkpointed(table, store)
+    assert restored.first_seq("a") == 1
+    assert restored.held("a") == UPDATED_WHILE_HELD[1]
+
+
+def test_a_held_child_in_the_form_written_before_first_seq_is_still_restored() -> None:
+    table = _table()
+    ev = UPDATED_WHILE_HELD[1]
+    table.data[b"0|h|a"] = ev.model_dump_json().encode()
+    table.data[b"0|g|p"] = orjson.dumps(GroupState("p", "x", T0, T0).to_dict())
+    store = GroupTableStore(table, 0)
+    assert store.held("a") == ev and store.first_seq("a") == ev.seq  # all the old form knew
