@@ -11,6 +11,7 @@ alert record (its /stats). Medians of `--runs`.
     .venv/bin/python benchmarks/pipeline_throughput.py --per-record 1 --records 20000
     .venv/bin/python benchmarks/pipeline_throughput.py --quick
     .venv/bin/python benchmarks/pipeline_throughput.py --stage2    # with and without stage 2, same run
+    .venv/bin/python benchmarks/pipeline_throughput.py --stage2 --variant AIOPS_STAGE2_LONE_CAUSES=false
 
 With `--stage2` every run is a pair of fresh deployments on the same broker and the same records, one
 worker with stage 1 alone (AIOPS_STAGE2=false) and one with stage 2 (the default; labels only, no
@@ -30,6 +31,12 @@ Beside the rates, the CPU seconds the worker and the broker spent between the fi
 clock, and the worker's alone (Linux /proc): on a machine shared with other jobs the rates swing by a third
 from run to run, the CPU spent per alert much less, so its ratio is the steadier figure of what stage 2
 costs; so is each pair's own ratio (its two runs back to back), printed with their median.
+
+Every run prints, as it ends, its rate, the worker's CPU microseconds per alert and the records on `incidents`
+(stage 1's events, stage 2's records). `--variant AIOPS_X=V` adds a third run to every round, stage 2 with that
+setting too, in the same alternating order, so two versions of stage 2 are compared with stage 1 alone and
+with each other on the same broker within minutes. `--profile DIR` has py-spy sample each run's worker into
+DIR (collapsed stacks; py-spy takes CPU of its own, so those runs' rates are not for comparison).
 """
 
 from __future__ import annotations
@@ -38,7 +45,10 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,15 +81,19 @@ def storm_records(records: int, per_record: int, seed: int) -> tuple[list[bytes]
 
 def one_run(
     broker: Any, bodies: list[bytes], alerts: int, timeout: float, stage2: bool | None = None, settle: bool = False,
+    profile: Path | None = None, stage2_env: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Ceiling and pipeline rates for one fresh deployment: the default settings, or with stage 2 on or off.
 
     With `stage2` True the clock also waits for stage 2 to fold what stage 1 published (see `folded`).
     With `settle`, also `settled_alerts_per_s`: the clock stopped when readers of `incidents` caught up.
+    `stage2_env`: settings of the worker with stage 2 (AIOPS_* variables). With `profile`, py-spy samples the worker from its first alert to the end of the run into that file
+    (collapsed stacks, one `stack count` a line).
     """
     dep = Deployment(broker, Path(tempfile.mkdtemp(prefix="aiops-bench-")))
     if stage2 is not None:  # stage 2 is on by default
-        dep.extra_env = {**dep.extra_env, "AIOPS_STAGE2": "true" if stage2 else "false"}
+        dep.extra_env = {**dep.extra_env, "AIOPS_STAGE2": "true" if stage2 else "false",
+                         **(stage2_env or {} if stage2 else {})}
     dep.create_topics()
     dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies),
@@ -89,6 +103,8 @@ def one_run(
         worker.wait_web()
         start = end = settled = None
         cpu_start = cpu_s = worker_start = worker_s = 0.0
+        spy: subprocess.Popen[bytes] | None = None
+        published = 0.0  # records stage 2 published on `incidents`
         owed: float | None = None  # stage-1 events published when the last alert was folded
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and settled is None:
@@ -100,6 +116,8 @@ def one_run(
                 start = now
                 worker_start = _cpu_s(worker.proc.pid)
                 cpu_start = worker_start + _cpu_s(broker.pid)
+                if profile is not None:
+                    spy = _py_spy(worker.proc.pid, profile)
             if folded >= alerts and (stage2 or settle) and owed is None:
                 owed = sum(_samples(worker.get("/metrics"), "aiops_incident_events_total"))
             if end is None and folded >= alerts and (not stage2 or worker.get("/stage2/")["grouped"] >= owed):
@@ -108,11 +126,16 @@ def one_run(
                 settled = now
                 worker_s = _cpu_s(worker.proc.pid) - worker_start
                 cpu_s = worker_s + worker_start + _cpu_s(broker.pid) - cpu_start
+                if stage2:
+                    published = float(worker.get("/stage2/")["published"])
                 break
             time.sleep(0.05)
         if start is None or end is None or settled is None:
             raise TimeoutError(f"pipeline did not fold {alerts} alerts in {timeout}s:\n{worker.tail()}")
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled on SIGINT
+            spy.wait(timeout=60)
         worker.stop()
     seconds = max(end - start, 1e-6)
     out = {"pipeline_alerts_per_s": alerts / seconds, "pipeline_records_per_s": len(bodies) / seconds,
@@ -122,7 +145,18 @@ def one_run(
         out["settled_alerts_per_s"] = alerts / max(settled - start, 1e-6)
         out["cpu_s"] = cpu_s
         out["worker_cpu_s"] = worker_s
+        out["worker_cpu_us_per_alert"] = worker_s / alerts * 1e6
+        out["stage1_events"] = owed or 0.0
+        out["stage2_records"] = published
     return out
+
+
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` into `out` (collapsed stacks) until it is sent SIGINT."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+                             "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _cpu_s(pid: int) -> float:
@@ -159,9 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="one small run: proves it works, not speed")
     p.add_argument("--json", action="store_true")
     p.add_argument("--stage2", action="store_true", help="pairs of runs without and with stage 2; their ratio")
+    p.add_argument("--stage2-env", action="append", default=[], metavar="AIOPS_X=V",
+                   help="with --stage2: a setting of the worker with stage 2 (repeatable), e.g. "
+                        "AIOPS_STAGE2_LONE_CAUSES=false")
+    p.add_argument("--variant", action="append", default=[], metavar="AIOPS_X=V",
+                   help="with --stage2: a third run in every round, stage 2 with this setting too (repeatable)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="with --stage2: py-spy each run's worker into this directory (its rates are not comparable)")
     args = p.parse_args(argv)
     if args.quick:
         args.records, args.runs = 50, 1
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     bodies, alerts = storm_records(args.records, args.per_record, seed=7)
     if args.stage2:
         return compare_stage2(bodies, alerts, args)
@@ -180,44 +223,86 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _settings(pairs: list[str]) -> dict[str, str]:
+    """AIOPS_X=V arguments as an environment."""
+    return dict(kv.split("=", 1) for kv in pairs)
+
+
 def compare_stage2(bodies: list[bytes], alerts: int, args: argparse.Namespace) -> int:
-    """Pipeline alerts/s without and with the stage-2 agents, paired runs in alternating order; medians."""
-    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    """Pipeline alerts/s without and with the stage-2 agents (and with stage 2 at `--variant`'s settings), the
+    runs of a round back to back in alternating order; medians, and each round's own ratios."""
+    stage2_env = _settings(args.stage2_env)
+    arms: list[tuple[str, bool, dict[str, str]]] = [("stage 1 alone", False, {}), ("stage 2", True, stage2_env)]
+    if args.variant:
+        arms.append((f"stage 2, {' '.join(args.variant)}", True, {**stage2_env, **_settings(args.variant)}))
+    runs: list[list[dict[str, float]]] = [[] for _ in arms]
     with start_broker() as broker:
         for i in range(args.runs):
-            for stage2 in ((False, True) if i % 2 == 0 else (True, False)):
-                runs[stage2].append(one_run(broker, bodies, alerts, args.timeout, stage2, settle=True))
-    doc: dict[str, Any] = {"records": len(bodies), "alerts": alerts, "runs": args.runs}
-    lines = []
+            order = list(range(len(arms))) if i % 2 == 0 else list(reversed(range(len(arms))))
+            for a in order:
+                name, stage2, env = arms[a]
+                profile = args.profile / f"round{i + 1}-arm{a}.txt" if args.profile else None
+                runs[a].append(one_run(broker, bodies, alerts, args.timeout, stage2, settle=True, profile=profile,
+                                       stage2_env=env))
+                if not args.json:
+                    last = runs[a][-1]
+                    print(f"round {i + 1}, {name}: {last['settled_alerts_per_s']:>9,.0f} alerts/s, worker "
+                          f"{last['worker_cpu_us_per_alert']:.1f} CPU us/alert; records on incidents: "
+                          f"{last['stage1_events']:,.0f} of stage 1, {last['stage2_records']:,.0f} of stage 2",
+                          flush=True)
+    doc: dict[str, Any] = {"records": len(bodies), "alerts": alerts, "runs": args.runs, "stage2_env": stage2_env}
+    lines: list[str] = []
+    for a in range(1, len(arms)):
+        part, text = _against_stage1(runs[0], runs[a], alerts, arms[a][0])
+        if a == 1:
+            doc.update(part)  # the keys of stage 2 at its settings, as before
+        else:
+            doc["variant"] = {"settings": _settings(args.variant), **part}
+        lines += text
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    print(f"{len(bodies)} records x {args.per_record} alert records = {alerts} alerts, median of {args.runs} rounds")
+    print(f"{'pipeline, one worker':28}{'alerts/s':>12}   runs")
+    print("\n".join(lines))
+    return 0
+
+
+def _against_stage1(plain_runs: list[dict[str, float]], staged_runs: list[dict[str, float]], alerts: int,
+                    name: str) -> tuple[dict[str, Any], list[str]]:
+    """One arm's figures against stage 1 alone's: rates on both clocks, CPU; medians and per-round ratios."""
+    doc: dict[str, Any] = {}
+    lines = [f"== {name} against stage 1 alone"]
     for clock, field in (("settled", "settled_alerts_per_s"), ("folded", "pipeline_alerts_per_s")):
-        plain, staged = [r[field] for r in runs[False]], [r[field] for r in runs[True]]
+        plain, staged = [r[field] for r in plain_runs], [r[field] for r in staged_runs]
         without, with_ = statistics.median(plain), statistics.median(staged)
-        # Each pair ran back to back: on a shared machine its own ratio swings less than either rate.
+        # Each round ran back to back: on a shared machine its own ratio swings less than either rate.
         pairs = [b / a for a, b in zip(plain, staged, strict=True)]
         doc[clock] = {"without_stage2_alerts_per_s": without, "with_stage2_alerts_per_s": with_,
                       "ratio": with_ / without, "cost": 1 - with_ / without, "without_runs": plain,
                       "with_runs": staged, "pair_ratios": pairs, "pair_ratio_median": statistics.median(pairs)}
         lines += [f"clock: {clock}, alerts/s",
-                  f"{'  without stage 2':28}{without:>12,.0f}   {', '.join(f'{r:,.0f}' for r in plain)}",
-                  f"{'  with stage 2':28}{with_:>12,.0f}   {', '.join(f'{r:,.0f}' for r in staged)}",
-                  f"  ratio with / without: {with_ / without:.2f} (stage 2 costs {1 - with_ / without:.1%}); "
-                  f"per pair {', '.join(f'{r:.2f}' for r in pairs)}, median {statistics.median(pairs):.2f}"]
-    for name, field, title in (("cpu", "cpu_s", "worker + broker"), ("worker_cpu", "worker_cpu_s", "worker")):
-        plain_cpu, staged_cpu = [r[field] for r in runs[False]], [r[field] for r in runs[True]]
+                  f"{'  stage 1 alone':28}{without:>12,.0f}   {', '.join(f'{r:,.0f}' for r in plain)}",
+                  f"{'  ' + name:28}{with_:>12,.0f}   {', '.join(f'{r:,.0f}' for r in staged)}",
+                  f"  ratio: {with_ / without:.2f} (stage 2 costs {1 - with_ / without:.1%}); "
+                  f"per round {', '.join(f'{r:.2f}' for r in pairs)}, median {statistics.median(pairs):.2f}"]
+    for key, field, title in (("cpu", "cpu_s", "worker + broker"), ("worker_cpu", "worker_cpu_s", "worker")):
+        plain_cpu, staged_cpu = [r[field] for r in plain_runs], [r[field] for r in staged_runs]
         without_cpu, with_cpu = statistics.median(plain_cpu), statistics.median(staged_cpu)
-        doc[name] = {"without_stage2_s": without_cpu, "with_stage2_s": with_cpu,
-                     "ratio": with_cpu / max(without_cpu, 1e-9), "without_runs": plain_cpu, "with_runs": staged_cpu}
-        lines += [f"CPU seconds, {title}, first alert to settled",
-                  f"{'  without stage 2':28}{without_cpu:>12.2f}   {', '.join(f'{r:.2f}' for r in plain_cpu)}",
-                  f"{'  with stage 2':28}{with_cpu:>12.2f}   {', '.join(f'{r:.2f}' for r in staged_cpu)}",
-                  f"  ratio with / without: {with_cpu / max(without_cpu, 1e-9):.2f}"]
-    if args.json:
-        print(json.dumps(doc))
-        return 0
-    print(f"{len(bodies)} records x {args.per_record} alert records = {alerts} alerts, median of {args.runs} pairs")
-    print(f"{'pipeline, one worker':28}{'alerts/s':>12}   runs")
-    print("\n".join(lines))
-    return 0
+        pairs = [b / max(a, 1e-9) for a, b in zip(plain_cpu, staged_cpu, strict=True)]
+        doc[key] = {"without_stage2_s": without_cpu, "with_stage2_s": with_cpu,
+                    "ratio": with_cpu / max(without_cpu, 1e-9), "without_runs": plain_cpu, "with_runs": staged_cpu,
+                    "pair_ratios": pairs, "pair_ratio_median": statistics.median(pairs),
+                    "without_us_per_alert": without_cpu / alerts * 1e6, "with_us_per_alert": with_cpu / alerts * 1e6}
+        lines += [f"CPU seconds, {title}, first alert to settled (CPU us per alert in brackets)",
+                  f"{'  stage 1 alone':28}{without_cpu:>12.2f}   {', '.join(f'{r:.2f}' for r in plain_cpu)}"
+                  f"   ({without_cpu / alerts * 1e6:.1f} us/alert)",
+                  f"{'  ' + name:28}{with_cpu:>12.2f}   {', '.join(f'{r:.2f}' for r in staged_cpu)}"
+                  f"   ({with_cpu / alerts * 1e6:.1f} us/alert)",
+                  f"  ratio: {with_cpu / max(without_cpu, 1e-9):.2f}; per round "
+                  f"{', '.join(f'{r:.2f}' for r in pairs)}, median {statistics.median(pairs):.2f} "
+                  f"(throughput if CPU-bound: {1 / max(statistics.median(pairs), 1e-9):.2f} of stage 1's)"]
+    return doc, lines
 
 
 if __name__ == "__main__":

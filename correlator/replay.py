@@ -20,7 +20,7 @@ from .config import DEFAULT_CONFIG, CorrelationConfig
 from .engine import AlertLike, Correlator, noise_reduction
 from .keys import key_label, split_key
 from .models import IncidentEvent
-from .stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent
+from .stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation, published
 from .topology import Topology
 
 __all__ = ["Listener", "ReplayIncident", "ReplayParent", "ReplayReport", "replay", "render_text", "time_slices"]
@@ -127,13 +127,17 @@ class ReplayReport:
 class _Run:
     """One replay in progress: the engines, and the latest event of every incident and parent."""
 
-    def __init__(self, config: CorrelationConfig, grouper: Grouper | None, listener: Listener | None = None) -> None:
+    def __init__(self, config: CorrelationConfig, grouper: Grouper | None, listener: Listener | None = None,
+                 lone_causes: bool = True) -> None:
         self.engine = Correlator(config, record_assignments=True)
         self.grouper = grouper
         self.listener = listener
+        self.lone_causes = lone_causes
         self.latest: dict[str, IncidentEvent] = {}
         self.parents: dict[str, ParentEvent] = {}
         self.assigned: dict[str, Assignment] = {}
+        self._openers: dict[str, Assignment] = {}
+        """Without lone causes: each parent's `first` assignment, heard when the parent is first announced."""
 
     def feed(self, batch: list[AlertLike]) -> None:
         """Advance to the slice's first alert as an idle timer would, then ingest the slice."""
@@ -162,11 +166,30 @@ class _Run:
             self.parents[p.parent_id] = p
         for a in out.assignments:
             self.assigned[a.child_id] = a
-        if self.listener is not None:  # assignments first: a cause's page can then list its children's reasons
-            for assignment in out.assignments:
-                self.listener(assignment)
-            for parent in out.parents:
-                self.listener(parent)
+        if self.listener is None:
+            return
+        if not self.lone_causes:
+            self._announce(out)
+            return
+        for assignment in out.assignments:  # assignments first: a cause's page can then list its children's reasons
+            self.listener(assignment)
+        for parent in out.parents:
+            self.listener(parent)
+
+    def _announce(self, out: GroupingOutput) -> None:
+        """What a reader of the stream hears when causes of one incident are not published
+        (`stage2.publishing`): the published records, each parent's first child named by a `first` assignment
+        just before the parent's first announced event, as the notify stage names it over its control topic."""
+        assert self.listener is not None
+        self._openers.update((a.parent_id, a) for a in out.assignments if a.relation is Relation.FIRST)
+        shown = published(out, lone_causes=False)
+        for assignment in shown.assignments:
+            self.listener(assignment)
+        for parent in shown.parents:
+            opener = self._openers.pop(parent.parent_id, None)
+            if opener is not None:
+                self.listener(opener)
+            self.listener(parent)
 
 
 def time_slices(alerts: Iterable[AlertLike]) -> Iterator[list[AlertLike]]:
@@ -191,13 +214,16 @@ def replay(
     grouping: GroupingConfig | None = None,
     topology: Topology | None = None,
     listener: Listener | None = None,
+    lone_causes: bool = True,
 ) -> ReplayReport:
     """Correlate a recorded stream in arrival order, as the live engines would, and report the end state.
 
     Stage 2 runs when `grouping` is given, with `topology` or (None) the label fallback. `listener` hears every
-    event both stages publish, in the order they publish them (what a reader of `incidents` would see).
+    event both stages publish, in the order they publish them (what a reader of `incidents` would see); with
+    `lone_causes` off, only what the stream publishes so (`stage2.publishing`). The report's parents are the
+    grouping either way, causes of one incident included.
     """
-    run = _Run(config, Grouper(grouping, topology) if grouping is not None else None, listener)
+    run = _Run(config, Grouper(grouping, topology) if grouping is not None else None, listener, lone_causes)
     start = float("inf")
     for batch in time_slices(alerts):
         start = min(start, min(a.starts_at for a in batch))

@@ -236,6 +236,9 @@ class Settings(BaseSettings):
     stage2_merge_window: Duration = Field(default=DEFAULT_GROUPING.merge_window_s, description="an incident "
                                           "related to several causes by a shared name merges those that began within "
                                           "this of each other (0: never merge)")
+    stage2_lone_causes: bool = Field(default=True, description="publish a cause that groups one incident (false: "
+                                     "a parent is published once it groups two or more, and an incident grouped "
+                                     "with no other stands for its own cause; correlator/stage2/publishing.py)")
 
     # The response stage (correlator/notify/, stream/notify/): receivers and routes, re-read when it changes.
     notify_file: Path | None = Field(default=None, description="the notify file (YAML or JSON): receivers "

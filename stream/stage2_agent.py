@@ -13,6 +13,7 @@ Installed when `Settings.stage2` is on (the default):
   every `checkpoint_interval` as stage 1's); it publishes on `incidents`, with the headers of
   `stream.incident_records` (`aiops-stage: 2`, `aiops-kind`):
   - `ParentEvent` keyed by parent id (`opened`, throttled `updated`, `resolved`; `children` lists members);
+    with `stage2_lone_causes` off, only once the parent groups two incidents (`correlator.stage2.publishing`);
   - `Assignment` keyed by the child's incident id, one per child that joins an existing parent (or moves,
     on a merge), with the relation and the one-line reason: this is how a child names its parent. Keyed
     by child id it lands on the same `incidents` partition as the child's own events, so a consumer
@@ -39,7 +40,10 @@ whole record batches (`stream.sends`), one delivery future per batch, and its st
 checkpoint. Per 100,000 alerts of `benchmarks/pipeline_throughput.py --stage2` (9,815 stage-1 events, labels
 only) the worker spends about 0.2 CPU s in stage 2's code (half of it grouping) and publishes 5,084 records
 on `incidents`; the run as a whole is 13% slower than stage 1 alone (median of 15 pairs; figures in
-`benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer.
+`benchmarks/RESULTS.md`), the rest being those records' way through producer, broker and consumer. Nearly
+all of those records are the `opened` and `resolved` of causes of one incident: `stage2_lone_causes` off
+leaves them out (session 29: stage 2's CPU per alert 0.98-1.02x stage 1's under load instead of 1.30-1.46x;
+1.26-1.37x instead of 1.43-1.63x on a quiet machine; RESULTS.md, "causes of one incident").
 
 The routing key is the scope of the incident's key (`correlator.stage2.routing`: the engine's hard boundary,
 so it parts no two incidents that could share a parent); the partition is its murmur2 hash, as a keyed Kafka
@@ -77,8 +81,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
-    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, Relation, SourceMark,
-    decode_marks, encode_marks, idle_release, report_due, route_key,
+    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, SourceMark,
+    decode_marks, encode_marks, idle_release, published, report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
 from correlator.validation import first_error
@@ -170,6 +174,8 @@ class Stage2:
     """Each Grouper's store (the Grouper sees it as a `correlator.stage2.GroupStore`)."""
     route_partitions: int = 4
     incidents_partitions: int = 4
+    lone_causes: bool = True
+    """Publish parents of one child too (`Settings.stage2_lone_causes`, `correlator.stage2.publishing`)."""
     _partition_cache: dict[str, int] = field(default_factory=dict)
     routed: int = 0
     grouped: int = 0
@@ -331,21 +337,19 @@ class Stage2:
         Each on the partition its key hashes to (as a keyed producer would put it, so an assignment lands
         beside its child's own events), a partition's records in one record batch; the batches' futures.
         """
+        # `correlator.stage2.publishing` says what goes out: no assignment for the child that opens a parent (its
+        # events name it), and, with lone_causes off, no event of a parent until it groups two incidents.
+        out = published(out, self.lone_causes)
         by_partition: dict[int, list[Record]] = {}
         for parent in out.parents:
             key = parent.parent_id.encode()
             by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
                 (key, _dump(parent), PARENT_HEADERS))
-        sent = len(out.parents)
         for assignment in out.assignments:
-            # The child that opens a parent is named by the parent's `opened` event (`first_child`, and
-            # `reason` is its explanation): on short independent storms nearly every child opens its own
-            # parent, and these records were a third of what stage 2 publishes (and everyone re-reads).
-            if assignment.relation is not Relation.FIRST:
-                key = assignment.child_id.encode()
-                by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
-                    (key, _dump(assignment), ASSIGNMENT_HEADERS))
-                sent += 1
+            key = assignment.child_id.encode()
+            by_partition.setdefault(key_partition(key, self.incidents_partitions), []).append(
+                (key, _dump(assignment), ASSIGNMENT_HEADERS))
+        sent = len(out.parents) + len(out.assignments)
         topic = str(self.topics["incidents"].get_topic_name())
         futures: list[asyncio.Future[Any]] = []
         for partition, records in by_partition.items():
@@ -530,7 +534,7 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
                   checkpoint_s=settings.checkpoint_interval, route_partitions=partitions,
                   incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance),
-                  sources=pipe.alerts_partitions)
+                  sources=pipe.alerts_partitions, lone_causes=settings.stage2_lone_causes)
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:

@@ -6,7 +6,8 @@ a dependency's failure cascading to its callers (one parent), and two unrelated 
 (stage 1 regenerating a commit after a crash) is folded once, and a SIGKILLed worker's successor carries on
 with the parents the offline replay names; a worker at the default settings names the parents that
 `aiops replay` names on the same file, and so does one fed a MicroSS backlog at once over four partitions
-(stage 2 decides only up to the low watermark of the stage-1 partitions).
+(stage 2 decides only up to the low watermark of the stage-1 partitions); without causes of one incident
+(`AIOPS_STAGE2_LONE_CAUSES=false`) a worker publishes exactly the replay's causes of two or more.
 """
 
 from __future__ import annotations
@@ -326,20 +327,23 @@ def on_host(alerts: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:
     return [{**a, "labels": {**a["labels"], "host": host}} for a in alerts]
 
 
-def test_a_default_worker_names_the_parents_aiops_replay_names(
-        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
-    """Stage 2 on by default (no stage-2 setting, no topology): the same parents as `aiops replay --json`.
-
-    Two clusters fail at once on hosts of the same name (the cluster keeps them apart), one cascade shares
-    a host (one cause), and an unrelated failure later stays alone.
-    """
-    path = tmp_path / "storm.ndjson"
-    path.write_bytes(body(
+def two_clusters_and_a_lone_failure() -> bytes:
+    """Two clusters fail at once on hosts of the same name (the cluster keeps them apart), one cascade shares a
+    host (one cause), and an unrelated failure later stays alone: causes of 2, 2 and 1 incidents."""
+    return body(
         on_host(failure("db", "DBDown", T0, cluster="c1"), "h1"),
         on_host(failure("api", "ErrorRate", T0 + 20, cluster="c1"), "h1"),
         on_host(failure("cache", "Evictions", T0 + 5, cluster="c2"), "h1"),
         on_host(failure("queue", "Backlog", T0 + 25, cluster="c2"), "h1"),
-        on_host(failure("search", "HighLatency", T0 + 900, cluster="c2"), "h7")))
+        on_host(failure("search", "HighLatency", T0 + 900, cluster="c2"), "h7"))
+
+
+def test_a_default_worker_names_the_parents_aiops_replay_names(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """Stage 2 on by default (no stage-2 setting, no topology): the same parents as `aiops replay --json`
+    (`two_clusters_and_a_lone_failure`)."""
+    path = tmp_path / "storm.ndjson"
+    path.write_bytes(two_clusters_and_a_lone_failure())
     done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
                           capture_output=True, check=True)
     offline = orjson.loads(done.stdout)
@@ -355,6 +359,38 @@ def test_a_default_worker_names_the_parents_aiops_replay_names(
         live.setdefault(parent, set()).add(child)
     assert live == expected
     assert {i["id"]: i["parent_id"] for i in offline["incidents"]} == seen.parent_of()
+
+
+def test_without_lone_causes_a_worker_publishes_the_replay_s_causes_of_two_or_more(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """`AIOPS_STAGE2_LONE_CAUSES=false` (`correlator.stage2.publishing`): the replay's parents of two or more
+    incidents, each with exactly its children, and nothing at all of the cause of one, whose incident stands
+    alone; the first event of each parent a reader sees already names both children."""
+    storm = two_clusters_and_a_lone_failure()
+    settings = Settings()
+    offline = replay(parse("generic", storm), DEFAULT_CONFIG, grouping=grouping_config(settings))
+    assert offline.parents is not None and sorted(len(p.children) for p in offline.parents) == [1, 2, 2]
+    expected = {p.id: {c.id for c in p.children} for p in offline.parents if len(p.children) >= 2}
+    [lone] = [p.children[0].id for p in offline.parents if len(p.children) == 1]
+    dep = Deployment(broker, tmp_path, extra_env={"AIOPS_STAGE2_LONE_CAUSES": "false"})
+    dep.create_topics()
+    worker = dep.start_worker()
+    workers.append(worker)
+    dep.produce("alerts_raw", [(b"generic", storm)])
+    seen = collect(dep, lambda s: len(s.incidents) == len(offline.incidents) and set(s.parents) == set(expected))
+    deadline = time.monotonic() + 60  # every group opened, the lone one included: its parent would be out by now
+    while worker.get("/stage2/")["counters"].get("opened", 0) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.get("/stage2/")["counters"]["opened"] == 3
+    seen = collect(dep, lambda s: False, timeout=3)
+    live: dict[str, set[str]] = {}
+    for child, parent in seen.parent_of().items():
+        live.setdefault(parent, set()).add(child)
+    assert live == expected
+    assert lone in seen.incidents and lone not in seen.parent_of()
+    assert all(len(p.children) >= 2 for p in seen.parents.values())
+    assert {kind for kind, _, _ in seen.stage2_records} <= {"updated", "resolved", "assignment"}
+    assert worker.get("/stage2/")["published"] == len(seen.stage2_records)
 
 
 def test_route_records_are_cut_under_the_size_limit_in_order() -> None:

@@ -158,18 +158,23 @@ class Notify:
         now = time.time()
         async with self.lock:
             steps: list[Step] = []
+            new_causes: list[ParentEvent] = []
             stores = [self.store(p) for p in sorted(by_partition)]
             for store in stores:
                 for record in by_partition[store.partition]:
+                    # A cause's first event here names its first child, whose partition learns it is grouped from
+                    # the control topic: its `opened`, or a later one when causes of one incident are not published
+                    # (`correlator.stage2.publishing`: then a cause is first seen when it groups two).
+                    if isinstance(record, ParentEvent) and (
+                            record.kind == "opened" or record.parent_id not in store.state.subjects):
+                        new_causes.append(record)
                     step = self._apply(store, record, now)
                     if step is not None:
                         store.took(step)
                         steps.append(step)
             await self._commit(stores, steps)
-            for records in by_partition.values():
-                for record in records:
-                    if isinstance(record, ParentEvent) and record.kind == "opened":
-                        await self.send_control(record.first_child, ControlRecord.first_child(record))
+            for cause in new_causes:
+                await self.send_control(cause.first_child, ControlRecord.first_child(cause))
 
     def _apply(self, store: NotifyStore, record: NotifyRecord | ControlRecord, now: float) -> Step | None:
         if isinstance(record, ControlRecord):

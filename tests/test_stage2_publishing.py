@@ -1,0 +1,119 @@
+"""What stage 2 publishes (`correlator.stage2.publishing`): causes of one incident only with `lone_causes`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from correlator.config import DEFAULT_CONFIG
+from correlator.models import IncidentEvent
+from correlator.notify import NotifyRecord
+from correlator.replay import replay
+from correlator.sources.generic import parse
+from correlator.stage2 import (
+    DEFAULT_GROUPING, Assignment, Grouper, GroupingOutput, ParentEvent, Relation, announced, published,
+)
+from stream.commands.replay import read_alerts
+
+from .paths import ROOT
+from .test_notify_storm import STORM, _pagerduty, run
+from .test_stage2 import CFG, _event, events_of
+
+LAB = ROOT / "benchmarks" / "storms" / "lab-m32.ndjson"
+MICROSS = ROOT.parent / "shared" / "datasets" / "rca-micross" / "alerts.ndjson"
+
+
+def _grouped() -> GroupingOutput:
+    """A cascade of two (db then api, sharing a host) and a lone failure elsewhere, to the end."""
+    grouper = Grouper(CFG)
+    specs = [("inc-db", "db/DBDown", 0.0, 30.0, {"host": ["h1"]}),
+             ("inc-api", "api/ErrorRate", 10.0, 40.0, {"host": ["h1"]}),
+             ("inc-mail", "mail/QueueFull", 20.0, 50.0, {"host": ["h9"]})]
+    out = grouper.ingest(events_of(specs))
+    out.extend(grouper.ingest([_event(cid, key, start, end, 3, "resolved", entities, status="resolved", emitted=90)
+                               for cid, key, start, end, entities in specs]))
+    out.extend(grouper.advance(10_000_000_000.0))
+    out.extend(grouper.finish())
+    return out
+
+
+def test_a_cause_of_one_incident_is_not_announced_and_a_cause_of_two_always_is() -> None:
+    out = _grouped()
+    lone = {p.parent_id for p in out.parents if p.first_child == "inc-mail"}
+    pair = {p.parent_id for p in out.parents if p.first_child == "inc-db"}
+    assert len(lone) == 1 and len(pair) == 1 and any(p.kind == "opened" for p in out.parents)  # as the engine says
+    shown = published(out, lone_causes=False)
+    assert shown.parents and {p.parent_id for p in shown.parents} == pair
+    assert all(len(p.children) >= 2 for p in shown.parents)
+    assert [p.kind for p in shown.parents if p.parent_id in pair][-1] == "resolved"  # its end is announced too
+    assert [(a.child_id, a.relation) for a in shown.assignments] == [("inc-api", Relation.ENTITY)]
+
+
+def test_with_lone_causes_every_parent_event_goes_out_and_no_first_assignment() -> None:
+    out = _grouped()
+    shown = published(out, lone_causes=True)
+    assert shown.parents == out.parents
+    assert all(a.relation is not Relation.FIRST for a in shown.assignments)
+    assert any(a.relation is Relation.FIRST for a in out.assignments)
+
+
+def test_once_announced_every_later_event_of_a_parent_is_announced_too() -> None:
+    """Children never leave a group, so the rule never hides the end of a cause a reader has seen."""
+    records: list[IncidentEvent | ParentEvent | Assignment] = []
+    replay(read_alerts(MICROSS)[:3000], DEFAULT_CONFIG, grouping=DEFAULT_GROUPING, listener=records.append)
+    seen: set[str] = set()
+    for parent in (r for r in records if isinstance(r, ParentEvent)):
+        if parent.parent_id in seen:
+            assert announced(parent, lone_causes=False), parent
+        elif announced(parent, lone_causes=False):
+            seen.add(parent.parent_id)
+    assert seen
+
+
+def test_the_replay_listener_hears_what_the_stream_publishes_without_lone_causes() -> None:
+    alerts = read_alerts(Path(LAB))
+    everything: list[IncidentEvent | ParentEvent | Assignment] = []
+    heard: list[IncidentEvent | ParentEvent | Assignment] = []
+    report = replay(alerts, DEFAULT_CONFIG, grouping=DEFAULT_GROUPING, listener=everything.append)
+    again = replay(alerts, DEFAULT_CONFIG, grouping=DEFAULT_GROUPING, listener=heard.append, lone_causes=False)
+    assert report.parents is not None and again.parents is not None
+    assert [p.as_dict() for p in again.parents] == [p.as_dict() for p in report.parents]  # the same grouping
+    sizes = Counter(len(p.children) for p in report.parents)
+    assert sizes[1] >= 1 and sum(n for size, n in sizes.items() if size >= 2) >= 1  # the storm is what it says
+    grouped = {p.id for p in report.parents if len(p.children) >= 2}
+    parents = [r for r in heard if isinstance(r, ParentEvent)]
+    assert {p.parent_id for p in parents} == grouped
+    assert [r for r in everything if isinstance(r, IncidentEvent)] == [r for r in heard if isinstance(r, IncidentEvent)]
+    # each announced parent's first child is named once, just before the parent's first event (the notify stage
+    # names it so over its control topic); every other child by its own assignment
+    firsts = [(i, r) for i, r in enumerate(heard) if isinstance(r, Assignment) and r.relation is Relation.FIRST]
+    assert sorted(a.parent_id for _, a in firsts) == sorted(grouped)
+    for i, first in firsts:
+        following = heard[i + 1]
+        assert isinstance(following, ParentEvent) and following.parent_id == first.parent_id
+        assert following.first_child == first.child_id
+
+
+def test_without_lone_causes_notify_pages_each_lone_incident_itself_and_a_slow_second_child_pages_twice() -> None:
+    """The lab storm through the notify fold as the stream publishes it with `lone_causes` off. Each incident
+    whose cause is of one pages on its own (`cause_wait_s` after it was first seen, dedup_key its own id), and
+    the cause of three pages, none of its later children. The cost of the mode, shown here: the cause's first
+    incident is seen alone for 48 s before its second child joins (60 s after it), so it pages on its own
+    first, and then the cause pages too; with causes of one published, the cause opened at once and paged
+    alone (`tests/test_notify_storm.py`)."""
+    alerts = parse(STORM.read_bytes(), max_bytes=None)
+    end = max(a.starts_at for a in alerts) + 120
+    resolved = [a.model_copy(update={"status": "resolved", "ends_at": end + i}) for i, a in enumerate(alerts)]
+    records: list[NotifyRecord] = []
+    report = replay(alerts + resolved, grouping=DEFAULT_GROUPING, listener=records.append, lone_causes=False)
+    assert report.parents is not None
+    [cause] = [p for p in report.parents if len(p.children) >= 2]
+    alone = {p.children[0].id: p.max_severity for p in report.parents if len(p.children) == 1}
+    assert len(cause.children) == 3 and len(alone) == 2  # the storm is what it says
+    made, _ = run(records)
+    first = cause.children[0].id
+    assert {d.subject_id for d in made} == {cause.id, first, *alone}  # the later children never page
+    paged = sorted([cause.id, first, *(i for i, severity in alone.items() if severity == "critical")])
+    assert _pagerduty(made) == Counter({("trigger", s): 1 for s in paged} | {("resolve", s): 1 for s in paged})
+    triggers = [d.subject_id for d in made if d.receiver == "oncall" and d.action == "trigger"]
+    assert triggers.index(first) < triggers.index(cause.id)  # paged alone before its cause was announced
