@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_workers import POLL_S, Plan, fresh_deployment  # noqa: E402
 from bench_workers import produce_in_background, progress, start_workers, stop_all  # noqa: E402
-from pipeline_throughput import storm_records  # noqa: E402
+from pipeline_throughput import _cpu_s, storm_records  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
 
 from correlator.eventtime import TimeGuard  # noqa: E402
@@ -47,14 +47,21 @@ def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, wor
     are built first (as the ingest would), and the clock runs from the moment their production starts (a
     little against the pipeline: it includes the producer's start); the raw bodies are produced after the
     workers stopped, for the ceiling.
+
+    Beside the rate, `worker_cpu_us_per_alert`: the CPU the worker processes spent over the same clock (Linux
+    /proc, user + system), per alert. On a shared machine the rate follows how much of a core the worker got;
+    its CPU per alert moves far less. What the readers of `incidents` have not read yet when the clock stops is
+    not in it (they share the worker's core, so it is usually little).
     """
     dep = fresh_deployment(broker)
     placed = hop_records(bodies, dep.partitions) if path == "hop" else []
     procs = start_workers(dep, workers)
     try:
         start = end = None
+        cpu_start = cpu_end = 0.0
         if path == "hop":
             start = time.monotonic()
+            cpu_start = _cpu_of(procs)
             producer = threading.Thread(target=dep.produce_placed, args=("alerts", placed), daemon=True)
             producer.start()
         else:
@@ -65,9 +72,9 @@ def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, wor
             received, folded = sum(c[0] for c in counts), sum(c[1] for c in counts)
             now = time.monotonic()
             if start is None and received > 0:
-                start = now
+                start, cpu_start = now, _cpu_of(procs)
             if folded >= alerts:
-                end = now
+                end, cpu_end = now, _cpu_of(procs)
                 break
             time.sleep(POLL_S)
         producer.join(timeout)
@@ -80,7 +87,12 @@ def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, wor
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies), parse_lines))
     pipeline = alerts / max(end - start, 1e-6)
     return {"pipeline_alerts_per_s": pipeline, "ceiling_alerts_per_s": ceiling.alerts_per_s,
-            "ratio": pipeline / ceiling.alerts_per_s}
+            "ratio": pipeline / ceiling.alerts_per_s, "worker_cpu_us_per_alert": 1e6 * (cpu_end - cpu_start) / alerts}
+
+
+def _cpu_of(procs: Sequence[Any]) -> float:
+    """CPU seconds the worker processes have spent so far."""
+    return sum(_cpu_s(w.proc.pid) for w in procs)
 
 
 def throughput(broker: EmbeddedBroker, plan: Plan) -> list[dict[str, Any]]:
@@ -96,5 +108,6 @@ def throughput(broker: EmbeddedBroker, plan: Plan) -> list[dict[str, Any]]:
         for path, n in cases:
             med = {k: statistics.median(r[k] for r in runs[path, n]) for k in runs[path, n][0]}
             rows.append({"path": path, "per_record": per_record, "records": len(bodies), "alerts": alerts,
-                         "workers": n, **med, "runs_alerts_per_s": [r["pipeline_alerts_per_s"] for r in runs[path, n]]})
+                         "workers": n, **med, "runs_alerts_per_s": [r["pipeline_alerts_per_s"] for r in runs[path, n]],
+                         "runs_worker_cpu_us_per_alert": [r["worker_cpu_us_per_alert"] for r in runs[path, n]]})
     return rows

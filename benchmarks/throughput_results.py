@@ -116,13 +116,14 @@ def markdown(results: dict[str, Any]) -> str:
         out += [f"Throughput, median of {results['runs']['throughput']} runs "
                 "(alerts include re-sends and resolutions):", "",
                 "| path | alerts per record | records | workers | pipeline alerts/s | ceiling alerts/s | ratio "
-                "| runs |",
-                "|---|---:|---:|---:|---:|---:|---:|---|"]
+                "| worker CPU us per alert | runs |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
             runs = ", ".join(f"{x:,.0f}" for x in r["runs_alerts_per_s"])
+            cpu = f"{r['worker_cpu_us_per_alert']:.1f}" if "worker_cpu_us_per_alert" in r else "-"  # before it was
             out.append(f"| {r.get('path', 'raw')} | {r['per_record']} | {r['records']:,} | {r['workers']} "
                        f"| {r['pipeline_alerts_per_s']:,.0f} | {r['ceiling_alerts_per_s']:,.0f} | {r['ratio']:.1%} "
-                       f"| {runs} |")
+                       f"| {cpu} | {runs} |")
         out += ["", "Paths: " + "; ".join(f"`{name}` {what}" for name, what in PATHS.items()) + "."]
         out += ["", "![throughput vs ceiling](throughput_vs_ceiling.png)", ""]
     if results.get("throughput") and results.get("stage_costs"):

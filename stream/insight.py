@@ -1,11 +1,13 @@
-"""The analytics store: two stages fold `incidents` and `tickets.triaged` into hourly aggregates
-(`correlator.insight`), kept in changelog-backed tables with a retention; and the views that read them.
+"""The analytics store: `incidents` and `tickets.triaged` folded into hourly aggregates (`correlator.insight`),
+kept in changelog-backed tables with a retention; and the views that read them.
 
     GET /insight/hours?since=&until=      the hourly aggregates of this worker's partitions, added per hour
     GET /trends?by=tag&since=30d&top=10   recurring blockers: top items, counts per week, rising or not
     GET /summary?week=2026-W49            the weekly summary (default: the last whole week)
 
-Each stage is per batch (`stream.stages.PerBatch`): a batch's changed hours are written, each with the offset of
+`tickets.triaged` has a stage of its own (`InsightStage`); `incidents` is folded by the incident agent, which
+decodes each event once for the SLA clocks and these hours (`IncidentHours`, a `stream.tickets.IncidentReader`).
+Both are per batch (`stream.stages.PerBatch`): a batch's changed hours are written, each with the offset of
 the last record folded into it (`HourAggregate.through`), before the batch is acknowledged; a record read again
 after a crash is recognised by that offset and not counted twice. Documents are one per hour and partition of
 the source topic (`stream.docstore.DocStore`, key `<partition>|<hour>`), so the partition's owner holds them and
@@ -27,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import orjson
@@ -51,21 +53,22 @@ from correlator.insight import (
     week_containing,
 )
 from correlator.insight.trends import DAY_S, WEEK_S
+from correlator.models import IncidentEvent
 from correlator.triage.lifecycle import InputError
 from correlator.validation import first_error
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, locked
-from stream.incident_records import IncidentCounts, decode_incident_fast, is_stage2_record
+from stream.incident_records import IncidentCounts, decode_incident_fast
 from stream.ingest import RETRY_AFTER_S
 from stream.problems import problem_response
 from stream.settings import Settings
 from stream.stages import PerBatch, StageSpec
-from stream.tickets import Desk, NotHere, NotReady, doc_table, parse_incident
+from stream.tickets import Desk, NotHere, NotReady, ReadIncident, doc_table, parse_incident
 from stream.topics import INSIGHT_CHANGELOGS
 
-__all__ = ["INSIGHT_INCIDENTS", "INSIGHT_TICKETS", "IncidentCounts", "Insight", "InsightStage", "hours_of",
-           "incident_counts", "install_insight", "read_hours"]
+__all__ = ["INSIGHT_INCIDENTS", "INSIGHT_TICKETS", "IncidentCounts", "IncidentHours", "Insight", "InsightStage",
+           "counts_of", "hours_of", "incident_counts", "install_insight", "read_hours"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,11 @@ class Side:
         held = store.get(str(hour))
         return held.copied() if held is not None else HourAggregate(hour=hour)
 
+    def rewrite(self) -> None:
+        """Write every hour held again at the next commit (after a failed one, the changelog may lack them)."""
+        for store in self.stores.values():
+            store.rewrite()
+
     def purge(self, store: DocStore[HourAggregate, None], horizon: float) -> None:
         """Delete the partition's hours past retention (`correlator.insight.expired`)."""
         if hour_of(horizon) <= self.horizon.get(store.partition, -1):
@@ -144,21 +152,19 @@ class Insight:
         return [agg for side, topic in ((self.incidents, "incidents"), (self.tickets, "tickets_triaged"))
                 for partition in sorted(self.desk.owned(topic)) for _, agg in side.store(partition).items()]
 
-    async def fold_incidents(self, events: Sequence[EventT[Any]]) -> None:
-        """Fold a batch of `incidents` records into the hours their incidents opened in."""
+    async def fold_incidents(self, incidents: Sequence[ReadIncident]) -> None:
+        """Fold decoded stage-1 events (the incident agent's batch) into the hours their incidents opened in; an
+        event whose counts the store cannot hold is dead-lettered (agent `insight_incidents`)."""
         folds: list[Fold] = []
-        for event in events:
-            msg = event.message
-            if is_stage2_record(msg.headers):
-                continue  # causes and assignments: stage 1's incidents are what is counted
+        for read in incidents:
             try:
-                incident = incident_counts(msg.value)
-            except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
-                await self.refuse("insight_incidents", event, exc)
+                incident = counts_of(read.incident)
+            except InputError as exc:
+                await self.refuse("insight_incidents", read.event, exc)
                 continue
-            if incident is not None:
-                folds.append(Fold(msg.partition, msg.offset, hour_of(incident.first_seen), incident.last_seen,
-                                  partial(fold_incident, event=incident)))
+            msg = read.event.message
+            folds.append(Fold(msg.partition, msg.offset, hour_of(incident.first_seen), incident.last_seen,
+                              partial(fold_incident, event=incident)))
         await self._fold(self.incidents, folds)
 
     async def fold_tickets(self, events: Sequence[EventT[Any]]) -> None:
@@ -227,10 +233,16 @@ def incident_counts(raw: bytes | None) -> IncidentCounts | None:
     if fast is not None:
         return fast
     event = parse_incident(raw)  # the slow path, only for what the fast one refused: raises, or a cause
-    if event is None:
-        return None
-    try:  # a valid event with a count or time beyond what the store can hold
-        return msgspec.convert(event.model_dump(), IncidentCounts)
+    return None if event is None else counts_of(event)
+
+
+def counts_of(incident: IncidentCounts | IncidentEvent) -> IncidentCounts:
+    """A decoded stage-1 event as counts the store can hold; `InputError` for a valid event with a count or time
+    beyond them (only the model's slow path, for what msgspec refused, can give one)."""
+    if isinstance(incident, IncidentCounts):
+        return incident
+    try:
+        return msgspec.convert(incident.model_dump(), IncidentCounts)
     except msgspec.ValidationError as exc:
         raise InputError(f"an incident event the analytics store cannot count: {exc}", "invalid_incident_event") \
             from None
@@ -255,44 +267,50 @@ def _problem(exc: Exception) -> Exception:
 
 @dataclass
 class InsightStage(PerBatch):
-    """One source topic -> its hourly aggregates: `incidents` (incident counts and times) or `tickets.triaged`
-    (tickets, reviews, SLA breaches)."""
+    """`tickets.triaged` -> its hourly aggregates (tickets, reviews, SLA breaches)."""
 
     insight: Insight
-    topic: Literal["incidents", "tickets_triaged"]
-
-    @property
-    def spec(self) -> StageSpec:
-        """`insight_incidents` or `insight_tickets`, per batch, no timer."""
-        return StageSpec("insight_incidents" if self.topic == "incidents" else "insight_tickets", BATCH, WITHIN_S)
+    spec: StageSpec = StageSpec("insight_tickets", BATCH, WITHIN_S)
 
     @property
     def source(self) -> TopicT:
-        """The topic folded."""
-        return self.insight.topics[self.topic]
-
-    @property
-    def side(self) -> Side:
-        """The aggregates of that topic."""
-        return self.insight.incidents if self.topic == "incidents" else self.insight.tickets
+        """`tickets.triaged`."""
+        return self.insight.topics["tickets_triaged"]
 
     async def fold(self, events: Sequence[EventT[Any]]) -> None:
-        """`Insight.fold_incidents` or `Insight.fold_tickets`."""
-        if self.topic == "incidents":
-            await self.insight.fold_incidents(events)
-        else:
-            await self.insight.fold_tickets(events)
+        """`Insight.fold_tickets`."""
+        await self.insight.fold_tickets(events)
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """Every batch is its own commit: written whole again next time; the batch folded again (what made it
         into an hour's `through` is skipped)."""
-        for store in self.side.stores.values():
-            store.rewrite()
+        self.insight.tickets.rewrite()
         return list(failed)
 
     def drop(self, partitions: set[int]) -> None:
         """Forget revoked partitions."""
-        self.insight.drop(self.side, partitions)
+        self.insight.drop(self.insight.tickets, partitions)
+
+
+@dataclass
+class IncidentHours:
+    """`incidents` -> its hourly aggregates (incident counts and times): a `stream.tickets.IncidentReader`, run by
+    the incident agent on the events it decoded for the SLA clocks."""
+
+    insight: Insight
+
+    async def fold_incidents(self, incidents: Sequence[ReadIncident]) -> None:
+        """`Insight.fold_incidents`."""
+        await self.insight.fold_incidents(incidents)
+
+    def rewrite(self) -> None:
+        """Every batch is its own commit: written whole again next time (the batch is folded again, and what made
+        it into an hour's `through` is skipped)."""
+        self.insight.incidents.rewrite()
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget revoked partitions."""
+        self.insight.drop(self.insight.incidents, partitions)
 
 
 def hours_of(aggs: Iterable[HourAggregate], since: float, until: float) -> list[HourAggregate]:
@@ -357,8 +375,9 @@ def install_views(insight: Insight) -> None:
         return web.json(found.model_dump(mode="json"))
 
 
-def install_insight(app: App, settings: Settings, desk: Desk) -> tuple[Insight, list[Any]]:
-    """The analytics store's tables and views, and its two stages (for `stream.stages.StageRunner`).
+def install_insight(app: App, settings: Settings, desk: Desk) -> tuple[Insight, InsightStage, IncidentHours]:
+    """The analytics store's tables and views; its stage of `tickets.triaged` (for `stream.stages.StageRunner`) and
+    its fold of `incidents` (for the incident agent, `stream.tickets.IncidentSlaStage.readers`).
 
     Called after the notify stage is installed: the desk's acknowledgement hook then tells both.
     """
@@ -379,4 +398,4 @@ def install_insight(app: App, settings: Settings, desk: Desk) -> tuple[Insight, 
 
     desk.acknowledged = acknowledged
     install_views(insight)
-    return insight, [InsightStage(insight, "incidents"), InsightStage(insight, "tickets_triaged")]
+    return insight, InsightStage(insight), IncidentHours(insight)

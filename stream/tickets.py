@@ -1,5 +1,13 @@
 """The ticket agents: triage (`tickets.raw` -> `tickets.triaged`), incident SLA clocks (`incidents`), the SLA timer.
 
+The incident SLA agent is the worker's one Faust reader of `incidents` for the folds of stage-1 events: it decodes
+each event once and hands the batch to the SLA clocks and then to every `IncidentReader` attached to it (the
+analytics store's hours, `stream.insight.IncidentHours`). Each fold commits its own stores (its own crash-safe
+checkpoint) before the batch is acknowledged, and each skips what it already applied when a batch is folded
+again, so a crash or a failed commit between two folds repeats the batch and counts nothing twice. One agent
+instead of one per fold: every record Faust hands to an agent costs its per-message path (conductor, queue,
+stream iteration) once per agent.
+
 Only wiring lives here; every decision is a pure function of `correlator.triage` called with wall-clock `now`.
 
 Keys and partitions. A ticket's record lives in the partition of `tickets.raw` its id hashes to (tickets are
@@ -19,7 +27,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from faust.types import EventT, TopicT
@@ -63,7 +71,7 @@ from stream import tally
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, Outbound, locked
-from stream.incident_records import decode_incident_fast, is_stage2_record
+from stream.incident_records import IncidentCounts, decode_incident_fast, is_stage2_record
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
@@ -71,12 +79,15 @@ from stream.stages import PerBatch, StageSpec
 from stream.topics import changelog_name
 from stream.triage_model import ModelWatch
 
-__all__ = ["Desk", "IncidentSlaStage", "doc_table", "NotHere", "NotReady", "TriageStage", "install_desk", "routing_policy",
-           "triage_batch", "incident_batch", "sla_tick", "open_incident_clocks"]
+__all__ = ["Desk", "IncidentReader", "IncidentSlaStage", "ReadIncident", "doc_table", "NotHere", "NotReady", "TriageStage",
+           "install_desk", "routing_policy", "triage_batch", "incident_batch", "read_incidents", "clock_incidents",
+           "sla_tick", "open_incident_clocks"]
 
 log = logging.getLogger(__name__)
 
-TRIAGE_BATCH, INCIDENT_BATCH, BATCH_WITHIN_S = 200, 500, 0.05
+TRIAGE_BATCH, INCIDENT_BATCH, BATCH_WITHIN_S = 200, 5000, 0.05
+INCIDENT_SLA = "incident_sla"
+"""The incident agent's name: its metrics' label, and the agent its dead letters name."""
 
 
 class NotReady(RuntimeError):
@@ -322,28 +333,70 @@ def parse_incident(raw: bytes | None) -> IncidentEvent | None:
         raise InputError(f"not an IncidentEvent: {first.field}: {first.reason}", "invalid_incident_event") from None
 
 
-async def incident_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
-    """Start, move or stop the SLA clocks of the incidents in a batch of `incidents` events."""
-    now = time.time()
-    by_partition: dict[int, list[IncidentFacts]] = {}
+@dataclass(frozen=True, slots=True)
+class ReadIncident:
+    """A stage-1 event of a batch of `incidents`, decoded once for every fold of the incident agent: the Faust event
+    it came from (partition, offset, and what a dead letter sends) and its facts (msgspec's `IncidentCounts`, or the
+    model for what that pass refused and the model accepted)."""
+
+    event: EventT[Any]
+    incident: IncidentCounts | IncidentEvent
+
+
+class IncidentReader(Protocol):
+    """A fold of stage-1 incident events run by the incident agent after the SLA clocks, on the same decoded batch
+    (`IncidentSlaStage.readers`). Its stores live per partition of `incidents`; it commits them itself before it
+    returns, and folding a batch again must count nothing twice."""
+
+    async def fold_incidents(self, incidents: Sequence[ReadIncident]) -> None:
+        """Fold the decoded events (refusing what this fold cannot take to the dead-letter topic), then commit."""
+        ...
+
+    def rewrite(self) -> None:
+        """After a failed batch: write every document again at the next commit (the changelog may lack them)."""
+        ...
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the stores of revoked partitions of `incidents`."""
+        ...
+
+
+async def read_incidents(desk: Desk, events: Sequence[EventT[Any]]) -> list[ReadIncident]:
+    """The stage-1 events of a batch of `incidents`, each decoded once; stage 2's records skipped by their header;
+    what neither msgspec nor the model accepts dead-lettered (agent `incident_sla`)."""
+    read: list[ReadIncident] = []
     for event in events:
         if is_stage2_record(event.message.headers):
             continue  # a parent or an assignment: not clocked here, and not worth decoding to find out
         try:  # one msgspec pass; what it refuses, the model decides and names the reason for
             decoded = decode_incident_fast(event.message.value) or parse_incident(event.message.value)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
-            await desk.pipe.refuse("incident_sla", event, exc)
+            await desk.pipe.refuse(INCIDENT_SLA, event, exc)
             continue
         if decoded is not None:
-            by_partition.setdefault(event.message.partition, []).append(decoded)
+            read.append(ReadIncident(event, decoded))
+    return read
+
+
+async def incident_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
+    """Start, move or stop the SLA clocks of the incidents in a batch of `incidents` events."""
+    await clock_incidents(desk, await read_incidents(desk, events))
+
+
+async def clock_incidents(desk: Desk, incidents: Sequence[ReadIncident]) -> None:
+    """Start, move or stop the SLA clocks of decoded incident events, and commit the clocks."""
+    now = time.time()
+    by_partition: dict[int, list[IncidentFacts]] = {}
+    for read in incidents:
+        by_partition.setdefault(read.event.message.partition, []).append(read.incident)
     stores = {partition: desk.incident_store(partition) for partition in sorted(by_partition)}
     async with locked(stores.values()):  # in partition order, as every holder of several takes them
-        for partition, incidents in by_partition.items():
+        for partition, facts in by_partition.items():
             store = stores[partition]
-            newest = max(incident.last_seen for incident in incidents)
+            newest = max(incident.last_seen for incident in facts)
             desk.incident_seen[partition] = max(desk.incident_seen.get(partition, newest), newest)
             horizon = desk.incident_horizon(partition)
-            for incident in incidents:
+            for incident in facts:
                 after = on_incident_event(store.get(incident.incident_id), incident, now, desk.policy,
                                           horizon=horizon)
                 if after is not None:
@@ -512,10 +565,13 @@ class TriageStage(PerBatch):
 
 @dataclass
 class IncidentSlaStage(PerBatch):
-    """`incidents` -> incident SLA clocks (`correlator.triage.incident_sla`); escalated by `TriageStage`'s timer."""
+    """`incidents` -> incident SLA clocks (`correlator.triage.incident_sla`), then each of `readers` on the same
+    decoded batch (module docstring); the clocks are escalated by `TriageStage`'s timer."""
 
     desk: Desk
-    spec: StageSpec = StageSpec("incident_sla", INCIDENT_BATCH, BATCH_WITHIN_S)
+    readers: list[IncidentReader] = field(default_factory=list)
+    """The other folds of stage-1 events (the analytics store's hours), in the order they run."""
+    spec: StageSpec = StageSpec(INCIDENT_SLA, INCIDENT_BATCH, BATCH_WITHIN_S)
 
     @property
     def source(self) -> TopicT:
@@ -523,17 +579,25 @@ class IncidentSlaStage(PerBatch):
         return self.desk.topics["incidents"]
 
     async def fold(self, events: Sequence[EventT[Any]]) -> None:
-        """`incident_batch`."""
-        await incident_batch(self.desk, events)
+        """Decode once (`read_incidents`), then the clocks (`clock_incidents`), then each reader; each commits."""
+        incidents = await read_incidents(self.desk, events)
+        await clock_incidents(self.desk, incidents)
+        for reader in self.readers:
+            await reader.fold_incidents(incidents)
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
-        """As `TriageStage.rollback`, for the incident clocks (folding an event again changes nothing)."""
+        """As `TriageStage.rollback`, for the incident clocks and every reader's stores (folding an event again
+        changes no clock, and each reader skips what it counted)."""
         self.desk.rewrite(self.desk.incidents.values())
+        for reader in self.readers:
+            reader.rewrite()
         return list(failed)
 
     def drop(self, partitions: set[int]) -> None:
-        """Forget the incident stores of revoked partitions."""
+        """Forget the incident stores of revoked partitions, the readers' too."""
         for partition in partitions:
             self.desk.incidents.pop(partition, None)
             self.desk.incident_seen.pop(partition, None)
+        for reader in self.readers:
+            reader.drop(partitions)
 

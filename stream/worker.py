@@ -67,13 +67,16 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     stages: list[Stage] = [NormalizeStage(pipe, settings.step_bytes), CorrelateStage(pipe, settings.step_bytes)]
     if stage2 is not None:
         stages.append(GroupStage(stage2))
-    stages += [TriageStage(desk, settings.sla_check_interval), IncidentSlaStage(desk)]
+    incidents = IncidentSlaStage(desk)  # the one agent folding stage-1 events: SLA clocks, then its readers
+    stages += [TriageStage(desk, settings.sla_check_interval), incidents]
     notify = install_notify(app, settings, pipe, desk)  # the response stage; nothing unless notify_file is set
     if notify is not None:
         stages += notify[1]
         install_notify_views(app, notify[0], model)
     if settings.insight:  # hourly aggregates, /trends, /summary (after notify: the ack hook tells both)
-        stages += install_insight(app, settings, desk)[1]
+        _, tickets_hours, incident_hours = install_insight(app, settings, desk)
+        stages.append(tickets_hours)
+        incidents.readers.append(incident_hours)  # each event decoded once for both, one Faust delivery
     install_forwarding(app)  # an action for an item another worker owns goes to that worker
     if model is not None:
         install_console(app, settings, desk, notify[0] if notify is not None else None, model)

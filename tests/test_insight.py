@@ -363,3 +363,16 @@ def test_counts_and_times_beyond_what_the_store_holds_and_a_cause_without_its_he
         with pytest.raises(InputError, match=field):  # fuzzed: 10**30 once stalled the stage on its commit
             incident_counts(json.dumps({**good, field: value}).encode())  # json: orjson refuses integers > 64 bits
     assert incident_counts(b'{"parent_id": "par-1", "children": ["i1"]}') is None  # stage 2's, unmarked: skipped
+
+
+@pytest.mark.parametrize("insight", [True, False])
+def test_one_faust_agent_reads_incidents_for_the_sla_clocks_and_the_hours(insight: bool, tmp_path: Any) -> None:
+    """Each record Faust hands to an agent costs its per-message path once per agent: the SLA clocks and the
+    analytics store's hours are folded by one agent on `incidents`, which decodes each event once for both."""
+    from stream.settings import Settings
+    from stream.worker import build_worker_app
+
+    app, _ = build_worker_app(Settings(data_dir=tmp_path, insight=insight))
+    readers = sorted(name for name, agent in app.agents.items() if agent.channel.get_topic_name() == "incidents")
+    assert readers == ["incident_sla"]
+    assert ("insight_tickets" in app.agents) is insight  # tickets.triaged keeps its own stage

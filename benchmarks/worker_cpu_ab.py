@@ -1,0 +1,120 @@
+"""One worker's CPU per alert, this tree against a base revision, in alternating runs on one embedded broker.
+
+On a shared machine a worker's rate follows how much of a core it gets; the CPU it spends per alert moves far
+less, so this is the figure to compare two versions of the code by. Each run is the throughput benchmark's
+one-worker `raw` row (benchmarks/throughput_part.py): a fresh deployment, 1,000 generic NDJSON records of 100
+alerts produced to alerts.raw once the worker owns its partitions, the clock from the first parsed alert to
+the last folded one. Per run:
+
+* `alerts_per_s`, `ratio` (to the raw-consumer ceiling read after the run, as the throughput part does);
+* `cpu_us_fold`: the worker's CPU (user + system, /proc) over that clock, per alert;
+* `cpu_us_window`: its CPU over a fixed window from the first alert (`--window`, 30 s), per alert: the readers
+  of `incidents` still behind when the clock stops are in it, and every version idles alike after it.
+
+The base is `git archive`d into a temporary directory and its workers run from there (the same interpreter);
+the order alternates every round. Medians of `--runs` per version, and each pair's ratio (branch / base).
+
+    .venv/bin/python benchmarks/worker_cpu_ab.py --base main --runs 3
+    .venv/bin/python benchmarks/worker_cpu_ab.py --quick     # one small pair: proves it runs, not a figure
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import tests.workers  # noqa: E402  (its ROOT says which tree a worker runs)
+from bench_workers import POLL_S, fresh_deployment, produce_in_background, progress, start_workers, stop_all  # noqa: E402
+from pipeline_throughput import _cpu_s, storm_records  # noqa: E402
+from raw_consumer import consume, parse_lines  # noqa: E402
+
+from stream.broker import EmbeddedBroker, start_broker  # noqa: E402
+
+
+def export(rev: str) -> Path:
+    """The tree of `rev` in a new temporary directory."""
+    where = Path(tempfile.mkdtemp(prefix="aiops-ab-"))
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    return where
+
+
+def one_run(broker: EmbeddedBroker, tree: Path, bodies: list[bytes], alerts: int, window_s: float,
+            timeout: float = 600.0) -> dict[str, float]:
+    """Rate, ratio and CPU per alert of one worker running the code of `tree`."""
+    tests.workers.ROOT = tree
+    dep = fresh_deployment(broker)
+    (worker,) = procs = start_workers(dep, 1)
+    pid = worker.proc.pid
+    try:
+        producer = produce_in_background(dep, bodies)
+        start = end = None
+        cpu_start = cpu_end = 0.0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and end is None:
+            received, folded = progress(worker, deadline)
+            now = time.monotonic()
+            if start is None and received > 0:
+                start, cpu_start = now, _cpu_s(pid)
+            if folded >= alerts:
+                end, cpu_end = now, _cpu_s(pid)
+            time.sleep(POLL_S)
+        producer.join(timeout)
+        if start is None or end is None:
+            raise TimeoutError(f"the worker did not fold {alerts} alerts in {timeout}s:\n{worker.tail()}")
+        time.sleep(max(0.0, start + window_s - time.monotonic()))
+        cpu_window = _cpu_s(pid) - cpu_start
+    finally:
+        stop_all(procs)
+    ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies), parse_lines))
+    rate = alerts / max(end - start, 1e-6)
+    return {"alerts_per_s": rate, "ratio": rate / ceiling.alerts_per_s,
+            "cpu_us_fold": 1e6 * (cpu_end - cpu_start) / alerts, "cpu_us_window": 1e6 * cpu_window / alerts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Alternate base and this tree for `--runs` rounds; print every run and the medians (JSON)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", default="main", help="the revision to compare with (git archive)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--records", type=int, default=1000)
+    p.add_argument("--per-record", type=int, default=100)
+    p.add_argument("--window", type=float, default=30.0)
+    p.add_argument("--quick", action="store_true", help="one small pair: proves it runs, not a figure")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.records, args.runs, args.window = 50, 1, 3.0
+    trees = {"base": export(args.base), "branch": ROOT}
+    bodies, alerts = storm_records(args.records, args.per_record, seed=7)
+    runs: dict[str, list[dict[str, float]]] = {"base": [], "branch": []}
+    with start_broker() as broker:
+        for i in range(args.runs):
+            for name in (("base", "branch") if i % 2 == 0 else ("branch", "base")):
+                runs[name].append(one_run(broker, trees[name], bodies, alerts, args.window))
+                print(json.dumps({"version": name, **runs[name][-1]}), file=sys.stderr, flush=True)
+    keys = list(runs["base"][0])
+    out: dict[str, Any] = {"base": args.base, "alerts": alerts, "runs": args.runs,
+                           **{name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in runs.items()},
+                           "pair_ratios": {k: [b[k] / a[k] for a, b in zip(runs["base"], runs["branch"], strict=True)]
+                                           for k in keys}}
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
