@@ -199,6 +199,12 @@ class Pipeline:
                          msg.partition, msg.offset, committed_offset(self.app.consumer, TP(msg.topic, msg.partition)))
             self.read_to[tp] = msg.offset + 1
 
+    def forget_read(self, topic: str, partitions: Iterable[int]) -> None:
+        """Forget how far this worker read revoked partitions: another owner reads on, and a stale position would
+        count its records as waiting here once the partition comes back, holding idleness back until a new one."""
+        for p in partitions:
+            self.read_to.pop((topic, p), None)
+
     def records_waiting(self, topic: str, partition: int) -> bool:
         """Whether the log holds records of `topic`/`partition` this worker has not taken yet: the end offset its
         consumer last saw is past what the agents read. False while either is unknown (nothing read here yet, a
@@ -228,8 +234,7 @@ class Pipeline:
             self.engines.pop(p, None)
             self.stores.pop(p, None)
         self.clocks.drop(partitions)
-        for p in partitions:
-            self.read_to.pop((self.alerts_topic, p), None)
+        self.forget_read(self.alerts_topic, partitions)
         self._touched -= set(partitions)
         self.checkpoints.forget_held(self.alerts_topic, partitions)
 
@@ -527,6 +532,10 @@ class NormalizeStage(PerBatch):
     async def fold(self, events: Sequence[EventT[Any]]) -> None:
         """Normalize the batch in steps of at most `step_bytes`."""
         await in_steps(events, self.step_bytes, partial(normalize_batch, self.pipe))
+
+    def drop(self, partitions: set[int]) -> None:
+        """No state per partition, only how far it was read (`Pipeline.forget_read`)."""
+        self.pipe.forget_read(self.pipe.topic_name("alerts_raw"), partitions)
 
 
 @dataclass

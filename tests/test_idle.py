@@ -10,7 +10,7 @@ from faust.types import TP
 
 from correlator.config import DEFAULT_CONFIG
 from stream.idle import IdleClocks
-from stream.pipeline import Pipeline
+from stream.pipeline import NormalizeStage, Pipeline
 
 
 @pytest.mark.parametrize(("quiet_s", "flush", "advance"), [
@@ -107,3 +107,16 @@ def test_a_partition_no_longer_assigned_does_not_wait() -> None:
     _read(pipe, "alerts", 0, 5)
     pipe.drop([0])
     assert (pipe.alerts_topic, 0) not in pipe.read_to
+
+
+def test_a_raw_partition_revoked_and_given_back_does_not_wait_on_what_its_other_owner_read() -> None:
+    # This worker read raw partition 2 to offset 4, lost it, and got it back after another owner read it to 9:
+    # with nothing new to read, nothing waits (a stale position would hold every partition's idleness back).
+    ends = {TP("alerts", 0): 10, TP("raw", 2): 5}
+    pipe = _pipeline(ends)
+    _read(pipe, "alerts", 0, 9)
+    _read(pipe, "raw", 2, 4)
+    assert pipe.input_waiting() == set()
+    NormalizeStage(pipe, step_bytes=1 << 20).drop({2})
+    ends[TP("raw", 2)] = 10  # given back: the other owner's records are in the log and committed
+    assert pipe.input_waiting() == set()
