@@ -11,6 +11,15 @@ Reliability diagram: the confidence the gate reads from the learned classifier (
 decisions with code and severity both right, on the author's set out-of-fold and on the blind set.
 
     python benchmarks/triage_learning.py [--seeds 3] [--threshold 0.5]   # writes the two PNGs, prints tables
+
+Author's-set curve (`--author`; the blind set is not read): the same curve made out of the author's set alone, to
+choose and check the combination without the set it is scored on. Its two languages are the parts: n shuffled
+texts of one (as overrides) train the model, the other's texts are scored, both directions pooled; with the
+rules whole (drop 0) and with the patterns that match only the scored language removed (drop 1, the coverage
+shift of benchmarks/triage_shift.py: rules that cover the scored text worse, as on the blind set). Beside the
+rules alone, the blend with the rules' label held (`hold_rules`, the default) and without.
+
+    python benchmarks/triage_learning.py --author [--seeds 3]              # prints a table, writes nothing
 """
 
 from __future__ import annotations
@@ -65,6 +74,54 @@ def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy
         rows.append({"n": n, "runs": runs})
         print(f"  {n:>4} overrides: both right " + ", ".join(f"{r['both']:.3f}" for r in runs), flush=True)
     return rows
+
+
+AUTHOR_STEPS = (0, 10, 20, 40, 80)
+
+
+def author_curve(records: list[dict[str, Any]], seeds: int) -> str:
+    """The author's-set learning curve (see the module docstring): a markdown table of both right, pooled."""
+    import random
+
+    from triage_shift import ablated_rules, example
+
+    from correlator.triage.learned import DEFAULT_COMBINE, combine
+
+    configs = {"held": DEFAULT_COMBINE, "unheld": replace(DEFAULT_COMBINE, hold_rules=False)}
+    lines = ["| drop | labels fed in | rules alone | blend, rules' label held | blend, unheld (before) |",
+             "|---:|---:|---|---|---|"]
+    for drop in (0.0, 1.0):
+        for n in AUTHOR_STEPS:
+            right: dict[str, list[int]] = {"rules": [], **{k: [] for k in configs}}
+            total = 0
+            for seed in range(seeds if n else 1):
+                counts = dict.fromkeys(right, 0)
+                total = 0
+                for lang in ("en", "lv"):
+                    rules = ablated_rules(records, lang, drop, 0)
+                    source = [example(r, "override") for r in records if r["lang"] == lang]
+                    scored = [r for r in records if r["lang"] != lang]
+                    said = [rules.classify(r["text"]) for r in scored]
+                    total += len(scored)
+                    counts["rules"] += sum(_right(c, r) for c, r in zip(said, scored, strict=True))
+                    if not n:
+                        continue
+                    random.Random(seed).shuffle(source)
+                    model = train(source[:n], rules)
+                    votes = model.votes([r["text"] for r in scored], said)
+                    for name, config in configs.items():
+                        decided = [combine(c, v, rules.config.taxonomy, config) for c, v in zip(said, votes, strict=True)]
+                        counts[name] += sum(_right(c, r) for c, r in zip(decided, scored, strict=True))
+                for key, value in counts.items():
+                    right[key].append(value)
+            cells = []
+            for key in ("rules", *configs):
+                values = sorted(v / total for v in right[key]) if n or key == "rules" else []
+                cells.append("-" if not values else f"{statistics.median(values):.3f}"
+                             + (f" ({values[0]:.3f}-{values[-1]:.3f})" if values[-1] > values[0] else ""))
+            lines.append(f"| {drop:g} | {n} | " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
 
 
 def _med(rows: list[dict[str, float]], key: str) -> tuple[float, float, float]:
@@ -143,8 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seeds", type=int, default=3, help="shuffles per point (default %(default)s)")
     parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
+    parser.add_argument("--author", action="store_true",
+                        help="the curve on the author's set alone, in language folds (the blind set is not read)")
     args = parser.parse_args(argv)
     policy = RoutingPolicy(threshold=args.threshold)
+    if args.author:
+        print(f"author's-set curve: {DATA.name} in language folds, {args.seeds} shuffles (the blind set is not read)")
+        print(author_curve(load(DATA), args.seeds))
+        return 0
     author, _ = read_labels(DATA.read_text(encoding="utf-8").splitlines(), "author")
     blind = load(BLIND)
     rules = RuleClassifier()

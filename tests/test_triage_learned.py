@@ -25,6 +25,7 @@ from correlator.triage.learned import (
     Neighbour,
     blended,
     combine,
+    held,
     propose,
     rules_support,
 )
@@ -167,6 +168,27 @@ def test_the_gate_on_agreement_needs_the_models_own_answer_to_be_the_one_given()
     assent = FixedModel({said.taxonomy_code: 0.9, "network.dns": 0.1}, {said.severity: 1.0})
     agreed = combine(said, assent.vote(text, said), DEFAULT_TAXONOMY, agreement)
     assert agreed.taxonomy_code == said.taxonomy_code and agreed.confidence == said.confidence  # the lesser
+
+
+def test_a_few_labels_cannot_flip_an_unsure_rules_answer() -> None:
+    # Issue 22: confidence 0.1 (< 1/3 for severity, < 1/9 for the code) spreads more of the rules' belief on
+    # each other label than on theirs, so with ten labels (weight 10/170) a model sure of another label decided.
+    said = Classification(severity="sev3", confidence=0.1, taxonomy_code="storage.capacity")
+    vote = ModelVote(version="v", codes={"network.dns": 1.0}, severities={"sev1": 1.0}, trained_on=10)
+    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY)
+    assert max(sevs, key=lambda k: sevs[k]) == "sev1" and max(codes, key=lambda k: codes[k]) != said.taxonomy_code
+    result = combine(said, vote, DEFAULT_TAXONOMY)
+    assert (result.taxonomy_code, result.severity) == (said.taxonomy_code, said.severity)  # held on both axes
+    before = combine(said, vote, DEFAULT_TAXONOMY, CombineConfig(hold_rules=False))
+    assert (before.taxonomy_code, before.severity) == ("network.dns", "sev1")  # the defect, kept measurable
+    # The function itself: the winner needs weight * p_model > (1 - weight) * the rules' mass for their label.
+    assert held(sevs, vote.severities, "sev3", 0.1, 10 / 170, ("sev1", "sev2", "sev3")) == ("sev3", sevs["sev3"])
+    assert held({"a": 0.6, "b": 0.4}, {"a": 1.0}, "b", 0.3, 0.25, ("a", "b")) == ("a", 0.6)  # 0.25 > 0.225
+    assert held({"a": 0.6, "b": 0.4}, {"a": 0.8}, "b", 0.3, 0.25, ("a", "b")) == ("b", 0.4)  # 0.2 <= 0.225: held
+    # Enough labels, and the model overturns it; the model alone (k = 0) is never held.
+    many = replace(vote, trained_on=1000)
+    assert combine(said, many, DEFAULT_TAXONOMY).severity == "sev1"
+    assert combine(said, vote, DEFAULT_TAXONOMY, MODEL_ALONE).severity == "sev1"
 
 
 def test_severity_can_need_more_labels_than_the_code_to_outweigh_the_rules() -> None:

@@ -11,6 +11,10 @@ How a decision is reached (`combine`), in order:
    belief by how many labels the model has (`blend_k`: weight n/(n+k) on the model; `severity_k` for severity
    when set), except that the taxonomy's precedence is kept: when the rules chose a protected code (security by default: DESIGN.md, security beats
    every network-shaped symptom) on firm evidence and the model chose a code below it, the rules' code stands.
+   On each axis the rules' own label stands unless the model's weighted mass for the winner exceeds the rules'
+   weighted mass for their label (`held`, `hold_rules`): the rules' belief spreads their doubt over the other
+   labels, so below a confidence of 1/K their label is not the top of it and even a model of ten labels (weight
+   0.06) flipped the answer; with few labels the blend was then worse than the rules alone (issue 22).
 3. Confidence: the probability of the code times that of the severity (of the blended answer, or with
    `gate_on="agreement"` of the model's own unblended answer, which must then be the answer given), mapped
    through the calibration curve fitted on held-out folds of the training data. Until that curve has been fitted on enough reviewers' labels
@@ -51,6 +55,7 @@ __all__ = [
     "blended",
     "combine",
     "gated_confidence",
+    "held",
     "own_pick",
     "propose",
     "raw_pick",
@@ -156,8 +161,14 @@ class CombineConfig:
     answer given (`agreement`; else only its doubt): blending pulls the answer towards the rules', so a
     blended answer that agrees with them is weaker evidence than the model agreeing on its own.
 
+    `hold_rules`: the rules' label on an axis is overturned only when the model's weighted mass for the winner
+    exceeds the rules' weighted mass for their own label (`held`); off, the plain most probable blended label
+    wins (the behaviour before the fix, kept to measure against).
+
     Defaults: the fourth round of the shift protocol (session 29, after the rules took the labelling
-    guideline's severity policy): blend 160 with belief `each`, the gate on agreement, lesser always, strict.
+    guideline's severity policy): blend 160 with belief `each`, the gate on agreement, lesser always, strict;
+    `hold_rules` on since the few-labels defect of issue 22 (chosen on the author's set's learning curve,
+    benchmarks/triage_learning.py --data).
     """
 
     rules_sure: float = 0.95
@@ -171,6 +182,7 @@ class CombineConfig:
     belief: Literal["each", "joint"] = "each"
     severity_k: float | None = None
     gate_on: Literal["blend", "agreement"] = "agreement"
+    hold_rules: bool = True
 
     def __post_init__(self) -> None:
         if self.blend_k < 0 or self.lesser_until < 0 or (self.severity_k or 0.0) < 0:
@@ -231,36 +243,62 @@ def _belief(chosen: str, confidence: float, labels: Sequence[str]) -> dict[str, 
 
 
 def _blend(model: Mapping[str, float], rules: Mapping[str, float], weight: float) -> dict[str, float]:
+    if weight >= 1.0:
+        return dict(model)  # the model alone
     return {k: weight * model.get(k, 0.0) + (1.0 - weight) * rules.get(k, 0.0) for k in {*model, *rules}}
+
+
+def _per_axis(rules: Classification, config: CombineConfig) -> float:
+    """The rules' belief in their own label on each axis (see `belief` in CombineConfig)."""
+    return math.sqrt(rules.confidence) if config.belief == "joint" else rules.confidence
+
+
+def _weights(vote: ModelVote, config: CombineConfig) -> tuple[float, float]:
+    """The model's weight against the rules' belief, on the code and on severity: n/(n+k), 1 when k <= 0."""
+    def weight(k: float) -> float:
+        return 1.0 if k <= 0 else vote.trained_on / (vote.trained_on + k)
+
+    return weight(config.blend_k), weight(config.blend_k if config.severity_k is None else config.severity_k)
 
 
 def blended(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
             config: CombineConfig = DEFAULT_COMBINE) -> tuple[dict[str, float], dict[str, float]]:
     """Code and severity probabilities: the model's, weighed n/(n+k) against the rules' own belief (k: `blend_k`,
     and for severity `severity_k` when set; k = 0 is the model alone)."""
-    per_axis = math.sqrt(rules.confidence) if config.belief == "joint" else rules.confidence
-    severity_k = config.blend_k if config.severity_k is None else config.severity_k
-    return (_weighed(vote.codes, _belief(rules.taxonomy_code, per_axis, taxonomy), vote.trained_on, config.blend_k),
-            _weighed(vote.severities, _belief(rules.severity, per_axis, SEVERITIES), vote.trained_on, severity_k))
+    per_axis = _per_axis(rules, config)
+    w_code, w_sev = _weights(vote, config)
+    return (_blend(vote.codes, _belief(rules.taxonomy_code, per_axis, taxonomy), w_code),
+            _blend(vote.severities, _belief(rules.severity, per_axis, SEVERITIES), w_sev))
 
 
-def _weighed(model: Mapping[str, float], rules: Mapping[str, float], labels: int, k: float) -> dict[str, float]:
-    """The model's probabilities weighed labels/(labels+k) against the rules' belief; k <= 0: the model's alone."""
-    if k <= 0:
-        return dict(model)
-    return _blend(model, rules, labels / (labels + k))
+def held(blend: Mapping[str, float], model: Mapping[str, float], rules_label: str, rules_mass: float,
+         weight: float, allowed: Sequence[str]) -> tuple[str, float]:
+    """One axis's answer: the most probable blended label, but the rules' label stands unless the model's
+    weighted mass for the winner exceeds the rules' weighted mass for theirs (weight * p_model > (1 - weight) *
+    rules_mass). Why: the rules' doubt is spread over the other labels, so when it is larger than their
+    confidence their label is not the top of their own belief and a model of a few labels would decide alone.
+    Returns the label and its blended probability."""
+    label, p = _best(blend, allowed)
+    if label == rules_label or weight * model.get(label, 0.0) > (1.0 - weight) * rules_mass:
+        return label, p
+    return rules_label, blend.get(rules_label, 0.0)
 
 
 def raw_pick(rules: Classification, vote: ModelVote, taxonomy: Sequence[str],
              config: CombineConfig = DEFAULT_COMBINE) -> Pick:
-    """The most probable code and severity (blended as configured), the rules' protected code kept by precedence."""
+    """The most probable code and severity (blended as configured; the rules' label held against a light model,
+    see `held`), the rules' protected code kept by precedence."""
     codes, severities = blended(rules, vote, taxonomy, config)
-    code, p_code = _best(codes, taxonomy)
+    if config.hold_rules:
+        mass, (w_code, w_sev) = _per_axis(rules, config), _weights(vote, config)
+        code, p_code = held(codes, vote.codes, rules.taxonomy_code, mass, w_code, taxonomy)
+        severity, p_sev = held(severities, vote.severities, rules.severity, mass, w_sev, SEVERITIES)
+    else:
+        (code, p_code), (severity, p_sev) = _best(codes, taxonomy), _best(severities, SEVERITIES)
     kept = _rules_code_firm(rules, config) and _rank(rules.taxonomy_code, config.precedence) < _rank(
         code, config.precedence)
     if kept:
         code, p_code = rules.taxonomy_code, codes.get(rules.taxonomy_code, 0.0)
-    severity, p_sev = _best(severities, SEVERITIES)
     return Pick(code, p_code, cast(TicketSeverity, severity), p_sev, kept)
 
 
