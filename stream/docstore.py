@@ -42,6 +42,20 @@ M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S")
 
 
+def document_id(table_key: bytes | None) -> str | None:
+    """The id a table key (`"<partition>|<id>"`) names; None for a partition's outbox marker (`"<partition>#outbox"`).
+
+    What a reader of the changelog (the console feed) needs to fold the documents without a store of its own.
+    """
+    partition, sep, item_id = (table_key or b"").decode().partition("|")
+    return item_id if sep and partition.isdigit() else None
+
+
+def stored_document(value: bytes) -> Any:
+    """The document a table value holds, as JSON data (the value also carries the document's outbox entries)."""
+    return orjson.loads(value)["doc"]
+
+
 def unsent(outbox: Mapping[str, Sequence[Outbound]], sent: int) -> dict[str, list[Outbound]]:
     """The outbox without the events numbered up to `sent`, and without ids left with none.
 
@@ -126,7 +140,7 @@ class DocStore(Generic[M, S]):
         doc = self._docs.get(item_id)
         if doc is None and item_id in self._settled:
             raw = self._table.data.get((self._prefix + item_id).encode())
-            doc = None if raw is None else self._model.model_validate(orjson.loads(raw)["doc"])
+            doc = None if raw is None else self._model.model_validate(stored_document(raw))
         return doc
 
     def items(self) -> Iterator[tuple[str, M]]:

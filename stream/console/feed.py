@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
@@ -38,6 +37,7 @@ from correlator.readmodel import ReadModel
 from correlator.stage2 import Assignment, ParentEvent
 from correlator.triage.incident_sla import IncidentClock
 from correlator.triage.lifecycle import TicketRecord
+from stream.docstore import document_id, stored_document
 from stream.incident_records import IncidentCounts, IncidentRecord, Headers, read_incident_record
 from stream.notify.stage import decode_control
 
@@ -72,14 +72,6 @@ class FeedState:
     """Whether the feed has read up to the end offsets it found at start (the model is whole from then on)."""
 
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
-    records: int = 0
-
-
-def _document_id(key: bytes | None) -> str | None:
-    """The id of a `stream.docstore.DocStore` table key (`<partition>|<id>`); None for its outbox markers."""
-    text = (key or b"").decode()
-    partition, sep, item_id = text.partition("|")
-    return item_id if sep and partition.isdigit() else None
 
 
 def apply_record(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[bytes, bytes],
@@ -95,10 +87,10 @@ def apply_record(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[by
             model.apply_assignment(decoded)
         return
     if record.topic in (topics.incident_clocks, topics.tickets):
-        item_id = _document_id(record.key)
+        item_id = document_id(record.key)
         if item_id is None:
             return
-        doc = orjson.loads(record.value)["doc"] if record.value is not None else None
+        doc = stored_document(record.value) if record.value is not None else None
         if record.topic == topics.incident_clocks:
             model.apply_clock(item_id, IncidentClock.model_validate(doc) if doc is not None else None)
         else:
@@ -128,7 +120,6 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
             for records in batches.values():
                 for record in records:
                     _apply_guarded(model, topics, record, decode)
-                state.records += sum(len(r) for r in batches.values())
             if model.version != before and on_change is not None:
                 await on_change()
             if not state.caught_up.is_set():

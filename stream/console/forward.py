@@ -52,7 +52,6 @@ class Forwarder:
     def __init__(self, self_url: str) -> None:
         self.self_url = self_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
-        self.forwarded = 0
 
     async def close(self) -> None:
         """Close the client session (a stop hook)."""
@@ -91,7 +90,6 @@ class Forwarder:
             async with self._session.request(request.method, owner.rstrip("/") + request.rel_url.path_qs,
                                              data=body or None, headers=headers) as answer:
                 payload = await answer.read()
-                self.forwarded += 1
                 return web.Response(body=payload, status=answer.status,
                                     content_type=answer.content_type or "application/octet-stream",
                                     headers={FORWARDED_BY: owner})
