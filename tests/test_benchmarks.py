@@ -112,6 +112,9 @@ def test_throughput_quick(tmp_path: Path) -> None:
         assert r["alerts"] == r["records"] * r["per_record"]
         assert r["pipeline_alerts_per_s"] > 0 and r["ceiling_alerts_per_s"] > 0
         assert abs(r["ratio"] - r["pipeline_alerts_per_s"] / r["ceiling_alerts_per_s"]) < 1e-9
+        # never a span shorter than the 0.05 s polls that bound it: a run folded whole between two polls once
+        # measured 0 s (3e9 alerts/s), and the live stream generated for half of that never ended
+        assert r["pipeline_alerts_per_s"] <= r["alerts"] / 0.05 + 1e-6
     shapes = {r["per_record"]: r for r in rows if r["workers"] == 1 and r["path"] == "raw"}
     costs = result["stage_costs"]
     assert [c["per_record"] for c in costs] == [100, 1]
@@ -120,6 +123,7 @@ def test_throughput_quick(tmp_path: Path) -> None:
         assert c["events"] > 0 and all(us > 0 for us in c["us_per_alert"].values())
     lat, top = result["latency"], result["latency_maximum"]
     assert top["alerts_per_s"] > 0 and len(top["runs_alerts_per_s"]) == 1
+    assert top["generated_for_alerts_per_s"] <= 4000  # QUICK_STRESS: the quick run's stream is generated in seconds
     assert lat["rate"] == top["alerts_per_s"] / 2  # half the maximum measured on the stream it paces
     assert lat["offered_alerts_per_s"] > 0
     for run in lat["runs"]:
