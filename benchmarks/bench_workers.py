@@ -47,6 +47,53 @@ QUICK = Plan(records={100: 30, 1: 300}, runs=1, duration_s=4.0, checkpoints=(10*
 
 # ---- worker plumbing ----------------------------------------------------------------------------------------
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc), 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(workers: Sequence[WorkerProc]) -> float:
+    """CPU seconds the worker processes have used so far."""
+    return sum(cpu_seconds(w.proc.pid) for w in workers)
+
+
+@dataclass(frozen=True)
+class FoldClock:
+    """When (monotonic s) and at what CPU (`cpu_of`) the workers started and finished folding a run's alerts."""
+
+    start: float
+    end: float
+    cpu_start: float
+    cpu_end: float
+
+    def rate(self, alerts: int) -> float:
+        """Alerts/s; no span is measured finer than the polls that bound it."""
+        return alerts / max(self.end - self.start, POLL_S)
+
+
+def fold_clock(workers: Sequence[WorkerProc], alerts: int, deadline: float,
+               started: tuple[float, float] | None = None) -> FoldClock | None:
+    """Poll the workers until they folded `alerts` (None past `deadline`). The clock starts at `started` (time,
+    CPU) when the caller started it, else at the last poll that saw nothing read: the first record was read after
+    it. Started at the first poll that saw a record, a small run folded whole between two polls measured a span
+    of 0 (once 3e9 alerts/s)."""
+    before = started or (time.monotonic(), cpu_of(workers))
+    while time.monotonic() < deadline:
+        asked = time.monotonic()
+        counts = [progress(w, deadline) for w in workers]
+        received, folded = sum(c[0] for c in counts), sum(c[1] for c in counts)
+        if folded >= alerts:
+            return FoldClock(before[0], time.monotonic(), before[1], cpu_of(workers))
+        if started is None and received == 0:
+            before = (asked, cpu_of(workers))
+        time.sleep(POLL_S)
+    return None
+
+
 def progress(worker: WorkerProc, deadline: float) -> tuple[int, int]:
     """(alerts parsed by normalize, alert records folded by correlate) on one worker, from `/stats`.
 

@@ -11,7 +11,7 @@ figure is this process's CPU seconds from the start of the read to caught-up (fe
 collector tuned as a worker's), each round's
 ratio (one-pass / models) and the median of the ratios are printed. Both arms must fold the same rows. Beside it,
 the fold alone (`ReadModel.apply_incident`, CPU us an event) on what each decoder made of the records; and the
-incident SLA agent's step per event (`stream.tickets.incident_batch` without its table: decode, then
+incident SLA agent's step per event (`stream.tickets.read_incidents` and `clock_incidents` without the table: decode, then
 `on_incident_event` on the incident's clock), CPU us an event, with `parse_incident` (the model, before) and with
 `decode_incident_fast` first (now). Clocks must be equal both ways.
 

@@ -55,7 +55,7 @@ from stream.broker import start_broker  # noqa: E402
 from tests.workers import Deployment, WorkerProc  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_workers import histogram_quantiles  # noqa: E402
+from bench_workers import cpu_seconds, histogram_quantiles  # noqa: E402
 
 from stream.batches import decode_batch  # noqa: E402
 
@@ -303,15 +303,6 @@ def machine_busy_seconds() -> float:
         return 0.0
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc), 0.0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def load(args: argparse.Namespace, url: str, bodies: Sequence[bytes],

@@ -29,7 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from pipeline_throughput import _cpu_s, _samples, storm_records  # noqa: E402
+from bench_workers import cpu_seconds  # noqa: E402
+from pipeline_throughput import _samples, storm_records  # noqa: E402
 
 from stream.broker import start_broker  # noqa: E402
 from tests.workers import Deployment, WorkerProc  # noqa: E402
@@ -58,7 +59,7 @@ def one_run(broker: Any, bodies: list[bytes], alerts: int, insight: bool, timeou
         while time.monotonic() < deadline:
             stats = worker.get("/stats")
             if start is None and stats["normalized"] > 0:
-                start, cpu0 = time.monotonic(), _cpu_s(worker.proc.pid)
+                start, cpu0 = time.monotonic(), cpu_seconds(worker.proc.pid)
             if owed is None and stats["counters"].get("records", 0) >= alerts:
                 owed = sum(_samples(worker.get("/metrics"), "aiops_incident_events_total"))
             if owed is not None and start is not None and cpu0 is not None and _read_all(worker, owed):
@@ -66,7 +67,7 @@ def one_run(broker: Any, bodies: list[bytes], alerts: int, insight: bool, timeou
                 if seconds > window:
                     raise TimeoutError(f"done after {seconds:.1f} s, past the {window} s window: raise --window")
                 time.sleep(window - seconds)
-                cpu = _cpu_s(worker.proc.pid) - cpu0
+                cpu = cpu_seconds(worker.proc.pid) - cpu0
                 if insight:  # the store did fold: it holds the storm's alerts
                     hours = worker.get("/insight/hours?since=0")["hours"]
                     assert sum(h["counts"].get("alerts", 0) for h in hours) > 0, "insight folded nothing"

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import signal
 import statistics
@@ -61,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_workers import cpu_seconds  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
 from storms import StormSpec, generate  # noqa: E402
 
@@ -114,8 +114,8 @@ def one_run(
             now = time.monotonic()
             if start is None and received > 0:
                 start = now
-                worker_start = _cpu_s(worker.proc.pid)
-                cpu_start = worker_start + _cpu_s(broker.pid)
+                worker_start = cpu_seconds(worker.proc.pid)
+                cpu_start = worker_start + cpu_seconds(broker.pid)
                 if profile is not None:
                     spy = _py_spy(worker.proc.pid, profile)
             if folded >= alerts and (stage2 or settle) and owed is None:
@@ -124,8 +124,8 @@ def one_run(
                 end = now
             if end is not None and (not settle or _incidents_read(worker, owed or 0, bool(stage2))):
                 settled = now
-                worker_s = _cpu_s(worker.proc.pid) - worker_start
-                cpu_s = worker_s + worker_start + _cpu_s(broker.pid) - cpu_start
+                worker_s = cpu_seconds(worker.proc.pid) - worker_start
+                cpu_s = worker_s + worker_start + cpu_seconds(broker.pid) - cpu_start
                 if stage2:
                     published = float(worker.get("/stage2/")["published"])
                 break
@@ -157,16 +157,6 @@ def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
                              "--output", str(out), "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc; 0 where there is none)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _incidents_read(worker: Any, owed: float, stage2: bool) -> bool:

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_workers import POLL_S, Plan, fresh_deployment  # noqa: E402
-from bench_workers import produce_in_background, progress, start_workers, stop_all  # noqa: E402
-from pipeline_throughput import _cpu_s, storm_records  # noqa: E402
+from bench_workers import Plan, cpu_of, fold_clock, fresh_deployment  # noqa: E402
+from bench_workers import produce_in_background, start_workers, stop_all  # noqa: E402
+from pipeline_throughput import storm_records  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
 
 from correlator.eventtime import TimeGuard  # noqa: E402
@@ -57,49 +57,25 @@ def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, wor
     placed = hop_records(bodies, dep.partitions) if path == "hop" else []
     procs = start_workers(dep, workers)
     try:
-        start = end = None
-        cpu_start = cpu_end = 0.0
+        started: tuple[float, float] | None = None
         if path == "hop":
-            start = time.monotonic()
-            cpu_start = _cpu_of(procs)
+            started = (time.monotonic(), cpu_of(procs))
             producer = threading.Thread(target=dep.produce_placed, args=("alerts", placed), daemon=True)
             producer.start()
         else:
             producer = produce_in_background(dep, bodies)
-        deadline = time.monotonic() + timeout
-        before, cpu_before = time.monotonic(), _cpu_of(procs)
-        while time.monotonic() < deadline:
-            asked = time.monotonic()
-            counts = [progress(w, deadline) for w in procs]
-            received, folded = sum(c[0] for c in counts), sum(c[1] for c in counts)
-            now = time.monotonic()
-            if start is None and received == 0:
-                before, cpu_before = asked, _cpu_of(procs)
-            elif start is None:
-                # The first record was read after the last poll that saw none: the clock starts there. Started
-                # at this poll instead, a small run folded whole between two polls measured a span of 0 (once
-                # 3e9 alerts/s, whose half the live stream was then generated for, for ever).
-                start, cpu_start = before, cpu_before
-            if folded >= alerts:
-                end, cpu_end = now, _cpu_of(procs)
-                break
-            time.sleep(POLL_S)
+        clock = fold_clock(procs, alerts, time.monotonic() + timeout, started)
         producer.join(timeout)
-        if start is None or end is None:
+        if clock is None:
             raise TimeoutError(f"{workers} worker(s) did not fold {alerts} alerts in {timeout}s:\n{procs[0].tail()}")
     finally:
         stop_all(procs)
     if path == "hop":
         dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies), parse_lines))
-    pipeline = alerts / max(end - start, POLL_S)  # no span is measured finer than the polls that bound it
+    pipeline = clock.rate(alerts)
     return {"pipeline_alerts_per_s": pipeline, "ceiling_alerts_per_s": ceiling.alerts_per_s,
-            "ratio": pipeline / ceiling.alerts_per_s, "worker_cpu_us_per_alert": 1e6 * (cpu_end - cpu_start) / alerts}
-
-
-def _cpu_of(procs: Sequence[Any]) -> float:
-    """CPU seconds the worker processes have spent so far."""
-    return sum(_cpu_s(w.proc.pid) for w in procs)
+            "ratio": pipeline / ceiling.alerts_per_s, "worker_cpu_us_per_alert": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts}
 
 
 def throughput(broker: EmbeddedBroker, plan: Plan) -> list[dict[str, Any]]:

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import tests.workers  # noqa: E402  (its ROOT says which tree a worker runs)
-from bench_workers import POLL_S, fresh_deployment, produce_in_background, progress, start_workers, stop_all  # noqa: E402
-from pipeline_throughput import _cpu_s, storm_records  # noqa: E402
+from bench_workers import cpu_seconds, fold_clock, fresh_deployment, produce_in_background, start_workers, stop_all  # noqa: E402
+from pipeline_throughput import storm_records  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
 
 from stream.broker import EmbeddedBroker, start_broker  # noqa: E402
@@ -63,28 +63,18 @@ def one_run(broker: EmbeddedBroker, tree: Path, bodies: list[bytes], alerts: int
     pid = worker.proc.pid
     try:
         producer = produce_in_background(dep, bodies)
-        start = end = None
-        cpu_start = cpu_end = 0.0
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and end is None:
-            received, folded = progress(worker, deadline)
-            now = time.monotonic()
-            if start is None and received > 0:
-                start, cpu_start = now, _cpu_s(pid)
-            if folded >= alerts:
-                end, cpu_end = now, _cpu_s(pid)
-            time.sleep(POLL_S)
+        clock = fold_clock(procs, alerts, time.monotonic() + timeout)
         producer.join(timeout)
-        if start is None or end is None:
+        if clock is None:
             raise TimeoutError(f"the worker did not fold {alerts} alerts in {timeout}s:\n{worker.tail()}")
-        time.sleep(max(0.0, start + window_s - time.monotonic()))
-        cpu_window = _cpu_s(pid) - cpu_start
+        time.sleep(max(0.0, clock.start + window_s - time.monotonic()))
+        cpu_window = cpu_seconds(pid) - clock.cpu_start
     finally:
         stop_all(procs)
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies), parse_lines))
-    rate = alerts / max(end - start, 1e-6)
+    rate = clock.rate(alerts)
     return {"alerts_per_s": rate, "ratio": rate / ceiling.alerts_per_s,
-            "cpu_us_fold": 1e6 * (cpu_end - cpu_start) / alerts, "cpu_us_window": 1e6 * cpu_window / alerts}
+            "cpu_us_fold": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts, "cpu_us_window": 1e6 * cpu_window / alerts}
 
 
 def main(argv: list[str] | None = None) -> int:

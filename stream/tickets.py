@@ -80,7 +80,7 @@ from stream.topics import changelog_name
 from stream.triage_model import ModelWatch
 
 __all__ = ["Desk", "IncidentReader", "IncidentSlaStage", "ReadIncident", "doc_table", "NotHere", "NotReady", "TriageStage",
-           "install_desk", "routing_policy", "triage_batch", "incident_batch", "read_incidents", "clock_incidents",
+           "install_desk", "routing_policy", "triage_batch", "read_incidents", "clock_incidents",
            "sla_tick", "open_incident_clocks"]
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ async def _apply_input(desk: Desk, store: DocStore[TicketRecord, None], event: E
 def parse_incident(raw: bytes | None) -> IncidentEvent | None:
     """A stage-1 `IncidentEvent`, or None for a stage-2 parent event (same topic, not clocked here).
 
-    Stage 2's own records are skipped by their header before this (`incident_batch`); this tells apart those
+    Stage 2's own records are skipped by their header before this (`read_incidents`); this tells apart those
     another producer wrote without it. A stage-1 event, nearly every record, is decoded in one pass.
     """
     try:
@@ -376,11 +376,6 @@ async def read_incidents(desk: Desk, events: Sequence[EventT[Any]]) -> list[Read
         if decoded is not None:
             read.append(ReadIncident(event, decoded))
     return read
-
-
-async def incident_batch(desk: Desk, events: Sequence[EventT[Any]]) -> None:
-    """Start, move or stop the SLA clocks of the incidents in a batch of `incidents` events."""
-    await clock_incidents(desk, await read_incidents(desk, events))
 
 
 async def clock_incidents(desk: Desk, incidents: Sequence[ReadIncident]) -> None:
