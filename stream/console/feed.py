@@ -69,7 +69,8 @@ class FeedTopics:
 
 @dataclass
 class FeedState:
-    """Whether the feed has read up to the end offsets it found at start (the model is whole from then on)."""
+    """An event for those who wait for the feed to reach the end offsets it found at start; the fact itself is
+    `ReadModel.whole`, which every synchronous reader (the console's pages, notify's silences) checks."""
 
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 

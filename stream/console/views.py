@@ -172,7 +172,7 @@ def install_console_views(app: App, console: Console) -> None:
     def render(view: View, request: web.Request, template: str, status: int = 200, **context: Any) -> Any:
         model = console.model
         base = {"actor": actor_of(request), "queue_size": review_queue_size(model), "version": model.version,
-                "caught_up": console.feed.caught_up.is_set(), "severities": SEVERITIES, "statuses": STATUSES}
+                "caught_up": console.model.whole, "severities": SEVERITIES, "statuses": STATUSES}
         return view.html(env.get_template(template).render({**base, **context}), status=status)
 
     @app.page("/")
