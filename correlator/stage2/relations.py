@@ -55,6 +55,8 @@ class Link:
     hops: int = 0
     weak: bool = False
     """Only a shared machine relates them (see the module docstring)."""
+    borrowed: bool = False
+    """Only a name the group has through a topology path relates them (`GroupState.borrowed`): weak too."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -64,6 +66,8 @@ class Link:
             return f"continues {self.via} after a stage-1 cap"
         if self.relation is Relation.SCOPE:
             return f"same {self.via}"
+        if self.borrowed:
+            return f"shares {self.via}, which it has through a topology path"
         return f"shares {self.via}"
 
 
