@@ -270,6 +270,25 @@ def test_a_group_related_only_through_a_name_it_borrowed_from_a_path_is_not_merg
     assert db_group.borrowed == {"payments", "p1"} and db_group.children["pay"].by_path
 
 
+RACK = parse_topology("""
+nodes: [{id: api-1, type: Service_Instance}, {id: pay-1, type: Service_Instance}, {id: h1, type: Host}]
+edges: [[api-1, h1, hosted_on], [pay-1, h1, hosted_on]]
+""")
+
+
+@pytest.mark.parametrize(("name", "b_entities", "expected"), [
+    ("the machine itself, one edge from the group's instance", {"host": ["h1"]}, "a b"),
+    # pay-1's host label is its address: pay-1~h1~api-1 is two tenants of one machine, two hops, not one
+    ("a tenant naming its machine is not one edge from the machine's other tenants",
+     {"instance": ["pay-1"], "host": ["h1"]}, "a|b"),
+])
+def test_a_path_through_a_machine_named_beside_its_tenant(name: str, b_entities: dict[str, list[str]],
+                                                           expected: str) -> None:
+    specs: list[Spec] = [("a", "api/trace", 0, 60, {"callee": ["api-1"]}), ("b", "pay/cpu", 10, 60, b_entities)]
+    _, out = run(events_of(specs), replace(CFG, max_hops=1), RACK)
+    assert partition(out) == expected, name
+
+
 @pytest.mark.parametrize(("name", "b_start", "merge_window", "expected"), [
     ("began together: merged", 10, 30, "a b c"),
     ("b began later than the merge window: the bridge joins the best, no merge", 40, 30, "a c|b"),

@@ -26,7 +26,7 @@ is not configured as one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from ..models import IncidentEvent
@@ -129,7 +129,8 @@ def relate(
         if link is not None:
             return link
         if machine is None:  # no direct path: one through a shared machine, if any, is the weak relation
-            machine = _topology_link(view, entities, topology, config.max_hops, frozenset(), weak_rank)
+            machine = _topology_link(view, entities, topology, config.max_hops, frozenset(), weak_rank,
+                                     config.shared_node_types)
     if machine is not None:
         return machine
     if topology is not None and _known(view.entities, topology) and _known(entities, topology):
@@ -145,15 +146,30 @@ def _known(names: Iterable[str], topology: Topology) -> bool:
     return any(n in topology for n in names)
 
 
+def _tenant_address(name: str, names: Collection[str], topology: Topology,
+                    machines: frozenset[str]) -> bool:
+    """Whether `name` is a machine that `names` hold beside one of its tenants (a node one edge from it)."""
+    return topology.shared(name, machines) and any(
+        d == 1 and other in names for other, d in topology.reach(name).items())
+
+
 def _topology_link(
     view: ChildView, entities: set[str], topology: Topology, max_hops: int, avoid: frozenset[str],
-    weak_rank: int | None = None,
+    weak_rank: int | None = None, machines: frozenset[str] = frozenset(),
 ) -> Link | None:
-    """The shortest topology relation on paths that avoid machines of the `avoid` types; weak with `weak_rank`."""
+    """The shortest topology relation on paths that avoid machines of the `avoid` types; weak with `weak_rank`.
+
+    A path does not start or end at a machine (a node of the `machines` types) that its side names beside one of
+    the machine's tenants: that name is the tenant's address, so the path relates two tenants, one hop further
+    than it looks (issue 17, sixth round: on the development cascades a service's own host label put every new
+    fault on that host one hop from any cause that had a call to another of its tenants)."""
     best: tuple[int, str, str] | None = None
     for name in view.entities:
+        if machines and _tenant_address(name, view.entities, topology, machines):
+            continue
         for other, d in topology.reach_avoiding(name, avoid).items():
-            if 0 < d <= max_hops and other in entities and (best is None or (d, name, other) < best):
+            if (0 < d <= max_hops and other in entities and (best is None or (d, name, other) < best)
+                    and not (machines and _tenant_address(other, entities, topology, machines))):
                 best = (d, name, other)
     if best is None:
         return None
