@@ -10,7 +10,9 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   apart in the topology, on a path that touches no shared machine (a node of `shared_node_types`). The
   engine takes it only from a child that started with the group, as a shared machine (`engine._admits`).
 * Weak ENTITY or TOPOLOGY (rank max_hops + 1 + hops): the only relation is a shared machine: a value of a
-  `shared_labels` label (host, node) or a topology path through a host. Every tenant of a host shares it, so
+  `shared_labels` label (host, node) or a topology path through a host. A host named beside one of its own
+  tenants (an instance's metric carrying its host label) is the tenant's address, not a path's end: from
+  there the host's other tenants are two hops away, not one (`_tenant_address`). Every tenant of a host shares it, so
   the engine takes it only from a child that started with the group (`weak`; see `engine`), while a service,
   an instance or a call relate across the group's whole time gap.
 * SCOPE (rank 2 * max_hops + 2 + i): a shared value of the i-th scope label (a namespace, by default); the
