@@ -439,7 +439,7 @@ class Grouper:
         within burst_s of the group's latest child onset: they relate many incidents that merely overlap (every
         tenant of a host, every fault next to a cause on the dependency graph while it lasts), so they are
         evidence that two incidents began together, not that a later one belongs."""
-        if link.relation is Relation.TOPOLOGY:
+        if link.relation is Relation.TOPOLOGY or link.borrowed:
             return self._began_with(ev, g) and self._alerting(ev, g)
         if link.weak:
             return self._began_with(ev, g)
