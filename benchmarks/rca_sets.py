@@ -48,7 +48,7 @@ from correlator.engine import AlertLike
 from correlator.models import Alert
 from stream.commands.replay import read_alerts
 
-__all__ = ["DEVELOPMENT", "DataSet", "HELD_OUT", "MICROSS", "SEEN", "TUNING", "cascades", "micross", "noisy",
+__all__ = ["DEVELOPMENT", "DEVELOPMENT_TOPOLOGY", "DataSet", "HELD_OUT", "MICROSS", "SEEN", "TUNING", "cascades", "micross", "noisy",
            "two_clusters"]
 
 SEEN = {"noise": (17, 2027, 2029), "cascades": (23, 3023, 3029)}
@@ -59,6 +59,9 @@ HELD_OUT = {"noise": (4409, 4421), "cascades": (7411, 7417)}
 """Fresh seeds of the third round, declared before any tuning; never generated before the parameters are frozen."""
 DEVELOPMENT = {"noise": (6113,), "cascades": (6211,)}
 """Development seeds of the fourth round: errors are read here (and on TUNING, MicroSS) only; never scored."""
+DEVELOPMENT_TOPOLOGY = {"cascades": (8101, 8117)}
+"""Fresh development seeds of the sixth round (topology paths), declared before they were first generated: checks
+of the path rules beside TUNING and DEVELOPMENT; never scored by `accuracy_rca.py`."""
 
 MICROSS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "rca-micross"
 

@@ -145,6 +145,20 @@ def partition(out: GroupingOutput) -> str:
         ("db", "db/latency", 0, 110, {}), ("pay", "payments/5xx", 10, 115, {}),
         ("co", "checkout/5xx", 120, 300, {"instance": ["co-1"]}),
         ("co2", "checkout/latency", 125, 300, {"instance": ["co-1"]})], SHOP, "co co2|db pay"),
+    # a path relates only while the group still alerts (issue 17, sixth round): a2 joins a by name after a lull
+    # and moves its latest onset to 60, but a's last alert was at 10; b, one edge away at 65, is another fault
+    ("a path relates only while the group still alerts", [
+        ("a", "payments/5xx", 0, 10, {}), ("a2", "payments/latency", 60, 60, {}), ("b", "checkout/5xx", 65, 65, {})],
+     SHOP, "a a2|b"),
+    # names a group has only through a path (pay's instance p1) relate a later child only as the path does: one
+    # that starts with the group; a child joined by a name of its own (x) makes them the group's own
+    ("a name the group has only through a path relates only a child that starts with it", [
+        ("db", "db/latency", 0, 100, {}), ("pay", "payments/5xx", 10, 100, {"instance": ["p1"]}),
+        ("p2", "ledger/5xx", 50, 50, {"instance": ["p1"]})], SHOP, "db pay|p2"),
+    ("a child joined by name makes a borrowed name the group's own", [
+        ("db", "db/latency", 0, 100, {}), ("pay", "payments/5xx", 10, 100, {"instance": ["p1"]}),
+        ("x", "ledger/latency", 15, 15, {"instance": ["p1"]}),
+        ("p2", "ledger/5xx", 50, 50, {"instance": ["p1"]})], SHOP, "db p2 pay x"),
     ("two edges away relates only a child that starts with the group", [
         ("db", "db/latency", 0, 90, {}), ("co", "checkout/5xx", 30, 150, {})], SHOP, "co|db"),
     ("the same cascade without a topology", [
@@ -161,6 +175,10 @@ def test_grouping(name: str, specs: list[Spec], topology: Topology | None, expec
      ["opened it: no related incident open within the gap", "topology payments~db (1 hop), 20s after its latest alert"]),
     ([("a", "api/5xx", 0, 60, {"host": ["h1"]}), ("b", "db/latency", 20, 20, {"host": ["h1"]})], None,
      ["opened it: no related incident open within the gap", "shares host h1, within its span"]),
+    ([("a", "db/latency", 0, 0, {}), ("b", "payments/5xx", 10, 10, {"instance": ["p1"]}),
+      ("c", "ledger/5xx", 15, 15, {"instance": ["p1"]})], SHOP,
+     ["opened it: no related incident open within the gap", "topology payments~db (1 hop), 10s after its latest alert",
+      "shares instance p1, which it has through a topology path, 5s after its latest alert"]),
     ([("a", "api/5xx", 0, 0, {"namespace": ["shop"]}), ("b", "db/latency", 45, 45, {"namespace": ["shop"]})], None,
      ["opened it: no related incident open within the gap", "same namespace shop, 45s after its latest alert"]),
     ([("a", "db/latency", 0, 0, {}), ("b", "checkout/5xx", 20, 20, {})], SHOP,
@@ -237,6 +255,38 @@ def test_a_group_related_only_through_the_topology_is_not_merged() -> None:
     _, out = run(events, topology=SHOP)
     assert partition(out) == "pay x|rep"
     assert not [a for a in out.assignments if a.relation is Relation.MERGED]
+
+
+def test_a_group_related_only_through_a_name_it_borrowed_from_a_path_is_not_merged() -> None:
+    # pay joined db through a path, so db's group has p1 only through it; c shares p1 with that group and i9 with
+    # api's: it joins api's, and db's group, related by the borrowed name alone, is not folded in
+    events = events_of([("db", "db/latency", 0, 60, {}), ("pay", "payments/5xx", 10, 60, {"instance": ["p1"]}),
+                        ("api", "api/5xx", 12, 60, {"instance": ["i9"]}),
+                        ("c", "lb/errors", 14, 60, {"instance": ["p1", "i9"]})])
+    grouper, out = run(events, topology=SHOP)
+    assert partition(out) == "api c|db pay"
+    assert not [a for a in out.assignments if a.relation is Relation.MERGED]
+    db_group = next(g for g in grouper.groups() if "db" in g.children)
+    assert db_group.borrowed == {"payments", "p1"} and db_group.children["pay"].by_path
+
+
+RACK = parse_topology("""
+nodes: [{id: api-1, type: Service_Instance}, {id: pay-1, type: Service_Instance}, {id: h1, type: Host}]
+edges: [[api-1, h1, hosted_on], [pay-1, h1, hosted_on]]
+""")
+
+
+@pytest.mark.parametrize(("name", "b_entities", "expected"), [
+    ("the machine itself, one edge from the group's instance", {"host": ["h1"]}, "a b"),
+    # pay-1's host label is its address: pay-1~h1~api-1 is two tenants of one machine, two hops, not one
+    ("a tenant naming its machine is not one edge from the machine's other tenants",
+     {"instance": ["pay-1"], "host": ["h1"]}, "a|b"),
+])
+def test_a_path_through_a_machine_named_beside_its_tenant(name: str, b_entities: dict[str, list[str]],
+                                                           expected: str) -> None:
+    specs: list[Spec] = [("a", "api/trace", 0, 60, {"callee": ["api-1"]}), ("b", "pay/cpu", 10, 60, b_entities)]
+    _, out = run(events_of(specs), replace(CFG, max_hops=1), RACK)
+    assert partition(out) == expected, name
 
 
 @pytest.mark.parametrize(("name", "b_start", "merge_window", "expected"), [
@@ -478,3 +528,17 @@ def test_public_names() -> None:
 def test_config_refuses_nonsense(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         GroupingConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_borrowed_names_survive_a_restart_and_old_state_loads() -> None:
+    grouper, _ = run(events_of([("db", "db/latency", 0, 60, {}),
+                                ("pay", "payments/5xx", 10, 60, {"instance": ["p1"]})]), topology=SHOP)
+    g = next(grouper.groups())
+    doc = orjson.loads(orjson.dumps(g.to_dict()))
+    back = GroupState.from_dict(doc)
+    assert back.borrowed == g.borrowed == {"payments", "p1"} and back.children["pay"].by_path
+    # a changelog written before this rule: no `borrowed`, children of eleven fields
+    old = {**doc, "children": [c[:11] for c in doc["children"]]}
+    del old["borrowed"]
+    legacy = GroupState.from_dict(old)
+    assert legacy.borrowed == set() and not legacy.children["pay"].by_path

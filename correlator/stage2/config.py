@@ -21,6 +21,8 @@ class GroupingConfig:
         sharing a service, or an unrelated fault on a shared host, cannot chain a cause on for ever. Chosen
         (20 s, with merge_window_s 120 s) on rca-micross and its tuning variants, within what the unit tests
         of slow cascades and joins 20 s apart require, and frozen before the held-out seeds were generated.
+        A topology path also needs the child to start within burst_s of the group's reach (its latest
+        extending alert): the cause must still be alerting (issue 17, sixth round; no new parameter).
     max_hops: topology edges allowed between an entity of the child and one of the group. 1 since issue 17's
         fifth round: a path relates only a child that starts with the group (`shared_labels`), and among
         those, two hops joined another fault 7 times in 17 on the development cascades (seed 6211) and made

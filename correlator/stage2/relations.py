@@ -10,7 +10,9 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   apart in the topology, on a path that touches no shared machine (a node of `shared_node_types`). The
   engine takes it only from a child that started with the group, as a shared machine (`engine._admits`).
 * Weak ENTITY or TOPOLOGY (rank max_hops + 1 + hops): the only relation is a shared machine: a value of a
-  `shared_labels` label (host, node) or a topology path through a host. Every tenant of a host shares it, so
+  `shared_labels` label (host, node) or a topology path through a host. A host named beside one of its own
+  tenants (an instance's metric carrying its host label) is the tenant's address, not a path's end: from
+  there the host's other tenants are two hops away, not one (`_tenant_address`). Every tenant of a host shares it, so
   the engine takes it only from a child that started with the group (`weak`; see `engine`), while a service,
   an instance or a call relate across the group's whole time gap.
 * SCOPE (rank 2 * max_hops + 2 + i): a shared value of the i-th scope label (a namespace, by default); the
@@ -26,7 +28,7 @@ is not configured as one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from ..models import IncidentEvent
@@ -55,6 +57,8 @@ class Link:
     hops: int = 0
     weak: bool = False
     """Only a shared machine relates them (see the module docstring)."""
+    borrowed: bool = False
+    """Only a name the group has through a topology path relates them (`GroupState.borrowed`): weak too."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -64,6 +68,8 @@ class Link:
             return f"continues {self.via} after a stage-1 cap"
         if self.relation is Relation.SCOPE:
             return f"same {self.via}"
+        if self.borrowed:
+            return f"shares {self.via}, which it has through a topology path"
         return f"shares {self.via}"
 
 
@@ -125,7 +131,8 @@ def relate(
         if link is not None:
             return link
         if machine is None:  # no direct path: one through a shared machine, if any, is the weak relation
-            machine = _topology_link(view, entities, topology, config.max_hops, frozenset(), weak_rank)
+            machine = _topology_link(view, entities, topology, config.max_hops, frozenset(), weak_rank,
+                                     config.shared_node_types)
     if machine is not None:
         return machine
     if topology is not None and _known(view.entities, topology) and _known(entities, topology):
@@ -141,15 +148,30 @@ def _known(names: Iterable[str], topology: Topology) -> bool:
     return any(n in topology for n in names)
 
 
+def _tenant_address(name: str, names: Collection[str], topology: Topology,
+                    machines: frozenset[str]) -> bool:
+    """Whether `name` is a machine that `names` hold beside one of its tenants (a node one edge from it)."""
+    return topology.shared(name, machines) and any(
+        d == 1 and other in names for other, d in topology.reach(name).items())
+
+
 def _topology_link(
     view: ChildView, entities: set[str], topology: Topology, max_hops: int, avoid: frozenset[str],
-    weak_rank: int | None = None,
+    weak_rank: int | None = None, machines: frozenset[str] = frozenset(),
 ) -> Link | None:
-    """The shortest topology relation on paths that avoid machines of the `avoid` types; weak with `weak_rank`."""
+    """The shortest topology relation on paths that avoid machines of the `avoid` types; weak with `weak_rank`.
+
+    A path does not start or end at a machine (a node of the `machines` types) that its side names beside one of
+    the machine's tenants: that name is the tenant's address, so the path relates two tenants, one hop further
+    than it looks (issue 17, sixth round: on the development cascades a service's own host label put every new
+    fault on that host one hop from any cause that had a call to another of its tenants)."""
     best: tuple[int, str, str] | None = None
     for name in view.entities:
+        if machines and _tenant_address(name, view.entities, topology, machines):
+            continue
         for other, d in topology.reach_avoiding(name, avoid).items():
-            if 0 < d <= max_hops and other in entities and (best is None or (d, name, other) < best):
+            if (0 < d <= max_hops and other in entities and (best is None or (d, name, other) < best)
+                    and not (machines and _tenant_address(other, entities, topology, machines))):
                 best = (d, name, other)
     if best is None:
         return None

@@ -44,6 +44,8 @@ class ChildState:
     """Label values the child's event carried; stage 1 only adds to them, so an equal count means no news."""
     extends: bool = True
     """Whether the child's span extends its group's reach: it started in the group's burst of onsets."""
+    by_path: bool = False
+    """Whether it joined through a topology path alone: the names it brings are borrowed (`GroupState.borrowed`)."""
 
     @classmethod
     def of(cls, ev: IncidentEvent) -> ChildState:
@@ -55,7 +57,7 @@ class ChildState:
     def to_list(self) -> list[Any]:
         """Compact plain form for a changelog."""
         return [self.id, self.key, self.seq, self.status, self.first_seen, self.last_seen, self.alert_count,
-                self.severity, self.done_at, self.entity_values, self.extends]
+                self.severity, self.done_at, self.entity_values, self.extends, self.by_path]
 
 
 @dataclass(slots=True, eq=False)
@@ -74,6 +76,9 @@ class GroupState:
     topology_version: str | None = None
     children: dict[str, ChildState] = field(default_factory=dict)
     entities: set[str] = field(default_factory=set)
+    borrowed: set[str] = field(default_factory=set)
+    """Names among `entities` that only children joined through a topology path brought: they relate a later
+    child only as a path does (`engine`), so a path's guess cannot become a name the group matches on at will."""
     scopes: dict[str, set[str]] = field(default_factory=dict)
     accepting: bool = True
     phase: GroupPhase = GroupPhase.OPEN
@@ -119,7 +124,8 @@ class GroupState:
             "id": self.id, "first_child": self.first_child, "first": self.first_seen, "last": self.last_seen,
             "reach": self.reach, "onset": self.last_onset, "prev": self.previous_id, "topo": self.topology_version,
             "children": [c.to_list() for c in self.children.values()], "entities": sorted(self.entities),
-            "scopes": {k: sorted(v) for k, v in self.scopes.items()}, "accepting": self.accepting,
+            "borrowed": sorted(self.borrowed), "scopes": {k: sorted(v) for k, v in self.scopes.items()},
+            "accepting": self.accepting,
             "phase": self.phase.value, "done": self.done_at, "seq": self.seq,
             "emitted": None if self.last_emit_at == float("-inf") else self.last_emit_at, "dirty": self.dirty,
         }
@@ -132,7 +138,8 @@ class GroupState:
             id=d["id"], first_child=d["first_child"], first_seen=d["first"], last_seen=d["last"],
             reach=d.get("reach", d["last"]), last_onset=d.get("onset", d["last"]), previous_id=d["prev"],
             topology_version=d["topo"], children={c.id: c for c in children},
-            entities=set(d["entities"]), scopes={k: set(v) for k, v in d["scopes"].items()},
+            entities=set(d["entities"]), borrowed=set(d.get("borrowed", ())),
+            scopes={k: set(v) for k, v in d["scopes"].items()},
             accepting=d["accepting"], phase=GroupPhase(d["phase"]), done_at=d["done"], seq=d["seq"],
             last_emit_at=float("-inf") if d["emitted"] is None else d["emitted"], dirty=d["dirty"],
         )
