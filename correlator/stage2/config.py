@@ -72,10 +72,13 @@ class GroupingConfig:
     max_entities: int = 500
     merge_window_s: float = 120.0
     burst_s: float = 20.0
+    caller_window_s: float = 90.0
 
     def __post_init__(self) -> None:
-        if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s) < 0:
-            raise ValueError("gap_s, lateness_s, merge_window_s, retention_s and burst_s must not be negative")
+        if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
+               self.caller_window_s) < 0:
+            raise ValueError("gap_s, lateness_s, merge_window_s, retention_s, burst_s and caller_window_s must not be "
+                             "negative")
         if self.max_hops < 0:
             raise ValueError("max_hops must not be negative")
         if self.max_children < 1 or self.max_entities < 1:

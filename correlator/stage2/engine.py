@@ -64,7 +64,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
 
 from ..keys import split_key
@@ -376,9 +376,10 @@ class Grouper:
             out.assignments.append(Assignment(
                 child_id=child.id, child_key=child.key, parent_id=dst.id, relation=Relation.MERGED,
                 via=ev.incident_id, gap_s=0.0, explanation=f"merged in from {src.id}: {why}", assigned_at=now))
-        own = src.entities - src.borrowed
-        self._absorb(dst, ChildView({n: ("", n) for n in own}, {k: frozenset(v) for k, v in src.scopes.items()}))
-        self._absorb(dst, ChildView({n: ("", n) for n in src.borrowed}, {}), borrowed=True)
+        own, callers = src.entities - src.borrowed, frozenset(src.callers)
+        self._absorb(dst, ChildView({n: ("", n) for n in own}, {k: frozenset(v) for k, v in src.scopes.items()},
+                                    callers))
+        self._absorb(dst, ChildView({n: ("", n) for n in src.borrowed}, {}, callers), borrowed=True)
         dst.dirty = True
         src.phase = GroupPhase.RESOLVED
         out.parents.append(self._event(src, "resolved", now, f"merged into {dst.id}: {why}", merged_into=dst.id))
@@ -410,14 +411,21 @@ class Grouper:
         if ev.previous_id is not None and ev.previous_id in g.children:
             return Link(Relation.CONTINUES, -1, ev.previous_id)
         link = relate(view, g.entities, g.scopes, self.topology, self.config)
-        if link is None or not g.borrowed or link.relation is not Relation.ENTITY or link.weak:
+        if link is None or not (g.borrowed or g.callers) or link.relation is not Relation.ENTITY or link.weak:
             return link
-        own = relate(ChildView({n: e for n, e in view.entities.items() if n not in g.borrowed}, view.scopes),
-                     g.entities, g.scopes, self.topology, self.config)
-        if own is not None and own.relation is Relation.ENTITY and not own.weak:
+        own = self._named(view.without(g.borrowed | g.callers), g)
+        if own is not None:
             return own
+        heard = self._named(view.without(g.borrowed), g) if g.callers else None
+        if heard is not None:  # the only shared name is one the group knows only as a caller (see the docstring)
+            return replace(heard, caller=True)
         # the only shared name came with a child joined through a path: as weak as the path (see the docstring)
         return Link(Relation.ENTITY, self.config.max_hops + 1, link.via, weak=True, borrowed=True)
+
+    def _named(self, view: ChildView, g: GroupState) -> Link | None:
+        """A shared name (not a machine) between the view and the group, or None."""
+        link = relate(view, g.entities, g.scopes, self.topology, self.config)
+        return link if link is not None and link.relation is Relation.ENTITY and not link.weak else None
 
     def _admitted(self, ev: IncidentEvent, view: ChildView, g: GroupState) -> Link | None:
         """The child's relation to the group when it is enough (`_admits`), else None. A topology path that is not
@@ -440,7 +448,9 @@ class Grouper:
         tenant of a host, every fault next to a cause on the dependency graph while it lasts), so they are
         evidence that two incidents began together, not that a later one belongs."""
         if link.relation is Relation.TOPOLOGY or link.borrowed:
-            return self._began_with(ev, g) and self._alerting(ev, g)
+            return ev.first_seen - max(g.last_onset, g.path_onset) <= self.config.burst_s and self._alerting(ev, g)
+        if link.caller:
+            return ev.first_seen - g.last_onset <= self.config.caller_window_s
         if link.weak:
             return self._began_with(ev, g)
         return True
@@ -512,6 +522,9 @@ class Grouper:
         room = self.config.max_entities - len(g.entities)
         new = [n for n in view.entities if n not in g.entities][:max(room, 0)]
         g.entities.update(new)
+        g.callers.update(n for n in new if n in view.callers)
+        if g.callers:
+            g.callers.difference_update(n for n in view.entities if n not in view.callers)
         if borrowed:
             g.borrowed.update(new)
         elif g.borrowed:

@@ -36,7 +36,10 @@ from ..topology import Topology
 from .config import GroupingConfig
 from .models import Relation
 
-__all__ = ["ChildView", "Link", "relate", "time_gap", "view_of"]
+__all__ = ["CALLER_LABELS", "ChildView", "Link", "relate", "time_gap", "view_of"]
+
+CALLER_LABELS = frozenset({"caller"})
+"""Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,13 @@ class ChildView:
 
     entities: dict[str, tuple[str, str]]
     scopes: dict[str, frozenset[str]]
+    callers: frozenset[str] = frozenset()
+    """Names among `entities` the child carries only as a `caller`: the side of a failed call that suffered it."""
+
+    def without(self, names: Collection[str]) -> ChildView:
+        """The view less some names: a group's borrowed and caller-only names are matched apart (`engine`)."""
+        return ChildView({n: e for n, e in self.entities.items() if n not in names}, self.scopes,
+                         self.callers.difference(names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,8 @@ class Link:
     """Only a shared machine relates them (see the module docstring)."""
     borrowed: bool = False
     """Only a name the group has through a topology path relates them (`GroupState.borrowed`): weak too."""
+    caller: bool = False
+    """Only a name the group knows only as a caller relates them (`GroupState.callers`): near its onsets only."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -70,6 +82,8 @@ class Link:
             return f"same {self.via}"
         if self.borrowed:
             return f"shares {self.via}, which it has through a topology path"
+        if self.caller:
+            return f"shares {self.via}, which it knows only as a caller, near its latest onset"
         return f"shares {self.via}"
 
 
@@ -84,6 +98,8 @@ def _names(value: str) -> list[str]:
 def view_of(ev: IncidentEvent, config: GroupingConfig, topology: Topology | None) -> ChildView:
     """The entities and scopes of a stage-1 incident event, canonical names from the topology when known."""
     entities: dict[str, tuple[str, str]] = {}
+    callers: set[str] = set()
+    others: set[str] = set()
     placeholders = config.placeholder_values
     pairs = [("service", ev.service)] + [
         (label, v) for label in config.entity_labels for v in ev.entities.get(label, ())]
@@ -93,9 +109,10 @@ def view_of(ev: IncidentEvent, config: GroupingConfig, topology: Topology | None
         for name in _names(value):
             node = topology.node_of(name) if topology is not None else None
             entities.setdefault(node or name, (label, value))
+            (callers if label in CALLER_LABELS else others).add(node or name)
     scopes = {label: frozenset(v for v in ev.entities.get(label, ()) if v.lower() not in placeholders)
               for label in config.scope_labels + config.separate_labels}
-    return ChildView(entities, {k: v for k, v in scopes.items() if v})
+    return ChildView(entities, {k: v for k, v in scopes.items() if v}, frozenset(callers - others))
 
 
 def time_gap(t: float, first_seen: float, last_seen: float, gap_s: float) -> float | None:

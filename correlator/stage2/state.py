@@ -71,7 +71,10 @@ class GroupState:
     reach: float = float("-inf")
     """Latest alert of a child that extends the group (see `ChildState.extends`): where time relates from."""
     last_onset: float = float("-inf")
-    """Latest first alert of any child."""
+    """Latest first alert of any child not joined through a topology path (`ChildState.by_path`)."""
+    path_onset: float = float("-inf")
+    """Latest first alert of a child joined through a topology path: like its names (`borrowed`), a path's guess
+    relates a later child only as a path does, so it moves no onset that admits a shared machine or a merge."""
     previous_id: str | None = None
     topology_version: str | None = None
     children: dict[str, ChildState] = field(default_factory=dict)
@@ -79,6 +82,10 @@ class GroupState:
     borrowed: set[str] = field(default_factory=set)
     """Names among `entities` that only children joined through a topology path brought: they relate a later
     child only as a path does (`engine`), so a path's guess cannot become a name the group matches on at will."""
+    callers: set[str] = field(default_factory=set)
+    """Names among `entities` that every child carrying them carries only as a caller (`relations.CALLER_LABELS`):
+    a service that called the failing one and suffered for it. A new fault of its own there is another cause, so
+    they relate a later child only near the group's latest onset (`engine`; issue 17, seventh round)."""
     scopes: dict[str, set[str]] = field(default_factory=dict)
     accepting: bool = True
     phase: GroupPhase = GroupPhase.OPEN
@@ -114,7 +121,10 @@ class GroupState:
         # comparisons, not min()/max(): this runs on every child event stage 2 folds
         self.first_seen = first if first < self.first_seen else self.first_seen
         self.last_seen = last if last > self.last_seen else self.last_seen
-        self.last_onset = first if first > self.last_onset else self.last_onset
+        if child.by_path:
+            self.path_onset = first if first > self.path_onset else self.path_onset
+        elif first > self.last_onset:
+            self.last_onset = first
         if child.extends and last > self.reach:
             self.reach = last
 
@@ -122,12 +132,14 @@ class GroupState:
         """Plain, orjson-ready form for a changelog table."""
         return {
             "id": self.id, "first_child": self.first_child, "first": self.first_seen, "last": self.last_seen,
-            "reach": self.reach, "onset": self.last_onset, "prev": self.previous_id, "topo": self.topology_version,
+            "reach": self.reach, "onset": self.last_onset, "path_onset": _finite(self.path_onset),
+            "prev": self.previous_id, "topo": self.topology_version,
             "children": [c.to_list() for c in self.children.values()], "entities": sorted(self.entities),
-            "borrowed": sorted(self.borrowed), "scopes": {k: sorted(v) for k, v in self.scopes.items()},
+            "borrowed": sorted(self.borrowed), "callers": sorted(self.callers),
+            "scopes": {k: sorted(v) for k, v in self.scopes.items()},
             "accepting": self.accepting,
             "phase": self.phase.value, "done": self.done_at, "seq": self.seq,
-            "emitted": None if self.last_emit_at == float("-inf") else self.last_emit_at, "dirty": self.dirty,
+            "emitted": _finite(self.last_emit_at), "dirty": self.dirty,
         }
 
     @classmethod
@@ -136,13 +148,24 @@ class GroupState:
         children = [ChildState(*c) for c in d["children"]]
         return cls(
             id=d["id"], first_child=d["first_child"], first_seen=d["first"], last_seen=d["last"],
-            reach=d.get("reach", d["last"]), last_onset=d.get("onset", d["last"]), previous_id=d["prev"],
+            reach=d.get("reach", d["last"]), last_onset=d.get("onset", d["last"]),
+            path_onset=_unset(d.get("path_onset")), previous_id=d["prev"],
             topology_version=d["topo"], children={c.id: c for c in children},
-            entities=set(d["entities"]), borrowed=set(d.get("borrowed", ())),
+            entities=set(d["entities"]), borrowed=set(d.get("borrowed", ())), callers=set(d.get("callers", ())),
             scopes={k: set(v) for k, v in d["scopes"].items()},
             accepting=d["accepting"], phase=GroupPhase(d["phase"]), done_at=d["done"], seq=d["seq"],
-            last_emit_at=float("-inf") if d["emitted"] is None else d["emitted"], dirty=d["dirty"],
+            last_emit_at=_unset(d["emitted"]), dirty=d["dirty"],
         )
+
+
+def _finite(t: float) -> float | None:
+    """A time for a changelog: None for never (JSON has no infinity)."""
+    return None if t == float("-inf") else t
+
+
+def _unset(t: float | None) -> float:
+    """Inverse of `_finite`."""
+    return float("-inf") if t is None else t
 
 
 class GroupStore(Protocol):
