@@ -19,7 +19,7 @@ Every wrong pair of alerts is charged to one mechanism:
   - `joined another cause`: the piece joined (by the named relation) a parent whose most alerts are another fault's;
   - `opened apart`: it opened its own parent (nothing related to it within the gap).
 
-    python benchmarks/rca_errors.py                  # rca-micross and the noise sets of DEVELOPMENT and TUNING seeds
+    python benchmarks/rca_errors.py                  # rca-micross and the DEVELOPMENT and TUNING seeds' sets
     python benchmarks/rca_errors.py --examples 5     # and a few examples of each mechanism
 """
 
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
+from accuracy_rca import development_sets  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
 
 from correlator.config import DEFAULT_CONFIG, CorrelationConfig  # noqa: E402
@@ -44,7 +45,7 @@ from correlator.replay import ReplayIncident, ReplayParent, replay  # noqa: E402
 from correlator.scoring import pairwise_score  # noqa: E402
 from correlator.stage2 import DEFAULT_GROUPING, Assignment, GroupingConfig, ParentEvent, Relation  # noqa: E402
 
-__all__ = ["Breakdown", "breakdown", "development_sets"]
+__all__ = ["Breakdown", "breakdown"]
 
 Note = Callable[[str, str], None]
 """Keeps an example of a mechanism: (mechanism, text)."""
@@ -61,15 +62,6 @@ class Breakdown:
     merged: Counter[str] = field(default_factory=Counter)
     split: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-
-def development_sets(base: DataSet) -> list[DataSet]:
-    """rca-micross and its noise variants of the DEVELOPMENT and TUNING seeds (never a held-out one)."""
-    out = [base]
-    for seed in (*rca_sets.DEVELOPMENT["noise"], *rca_sets.TUNING["noise"]):
-        for everywhere in (False, True):
-            out.append(rca_sets.noisy(base, seed=seed, during_faults=everywhere))
-    return out
 
 
 def _relation(a: Assignment) -> str:
@@ -192,9 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     """Print each development set's score and its wrong pairs by mechanism."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=0, help="examples to print per mechanism")
+    parser.add_argument("--without-company", action="store_true", help="stage 2 as before issue 17's sixth round")
     args = parser.parse_args(argv)
+    grouping = GroupingConfig(company=not args.without_company)
     for data in development_sets(rca_sets.micross()):
-        b = breakdown(data, examples=args.examples)
+        b = breakdown(data, grouping, examples=args.examples)
         total_m, total_s = sum(b.merged.values()), sum(b.split.values())
         print(f"\n## {b.name}: F1 {b.f1:.3f} (precision {b.precision:.3f}, recall {b.recall:.3f})")
         print(f"wrongly merged pairs {total_m:,}, wrongly split pairs {total_s:,}")

@@ -47,8 +47,10 @@ def test_f1_with_the_topology_does_not_drop(base: accuracy_rca.DataSet) -> None:
     # at most ~1.67 parents per fault: measured 187 for 147 before issue 17's third round, 222 after it (a child that
     # shares only a host with a cause joins it only when it starts with it; a lone alert bridges first_gap, 90 s),
     # 242 since its fifth (a topology path relates only a child that starts with the cause, and never merges two;
-    # recall 0.977 -> 0.967, F1 0.984 -> 0.978, still above 0.971 without the topology)
-    assert s.groups <= 250
+    # recall 0.977 -> 0.967, F1 0.984 -> 0.978, still above 0.971 without the topology), 253 since its sixth (a child
+    # starting alone long after a cause's reach opens its own parent: 11 such stragglers of MicroSS's faults, F1
+    # 0.9784 -> 0.9776; on the noise sets most such children are background noise)
+    assert s.groups <= 260
 
 
 def test_f1_labels_only_does_not_drop(base: accuracy_rca.DataSet) -> None:
