@@ -99,26 +99,27 @@ def breakdown(data: DataSet, grouping: GroupingConfig = DEFAULT_GROUPING,
     return out
 
 
+def _noise(fault: str) -> bool:
+    return fault.startswith("noise-")
+
+
 def _merged_pairs(children: Sequence[ReplayIncident], truth: dict[str, str], when: dict[str, float],
                   order: dict[str, int], out: Breakdown, note: Note) -> None:
     cells = [Counter(truth[fp] for fp in c.members) for c in children]
     for c, cell in zip(children, cells):
-        faults = [f for f in cell if not f.startswith("noise-")]
-        for f, n in cell.items():
-            if not f.startswith("noise-"):
-                continue
-            t = min(when[fp] for fp in c.members if truth[fp] == f)
-            real = [when[fp] for fp in c.members if not truth[fp].startswith("noise-")]
-            where = "inside" if not real else "before" if t < min(real) else "after" if t > max(real) else "inside"
-            pairs = n * (sum(cell.values()) - n)
-            if pairs:
-                kind = f"stage 1: noise {where} a fault's alerts"
-                out.merged[kind] += pairs
-                note(kind, f"{c.key} {f} {len(c.members)} alerts")
-        if len(faults) > 1:
-            pairs = sum(cell[a] * cell[b] for i, a in enumerate(faults) for b in faults[i + 1:])
-            out.merged["stage 1: two faults"] += pairs
-    noisy = [Counter(cell).most_common(1)[0][0].startswith("noise-") for cell in cells]
+        real = [when[fp] for fp in c.members if not _noise(truth[fp])]
+        faults = list(cell)
+        for i, f in enumerate(faults):
+            for g in faults[i + 1:]:
+                kind = "stage 1: two faults"
+                if _noise(f) or _noise(g):  # the noise side says where it was glued on
+                    t = min(when[fp] for fp in c.members if truth[fp] == (f if _noise(f) else g))
+                    where = "inside" if not real or min(real) <= t <= max(real) else (
+                        "before" if t < min(real) else "after")
+                    kind = f"stage 1: noise {where} a fault's alerts"
+                    note(kind, f"{c.key} {len(c.members)} alerts")
+                out.merged[kind] += cell[f] * cell[g]
+    noisy = [_noise(Counter(cell).most_common(1)[0][0]) for cell in cells]
     for i, (a, ca) in enumerate(zip(children, cells)):
         for j in range(i + 1, len(children)):
             b, cb = children[j], cells[j]
@@ -170,12 +171,12 @@ def _split_kind(fault: str, kids: list[ReplayIncident], truth: dict[str, str],
                 fault_keys: dict[tuple[str, str], set[str]], parent_main: dict[str, str]) -> str:
     if any(len(fault_keys[(fault, c.key)]) > 1 for c in kids):
         return "stage 1 split the key"
-    if any(truth[c.members[0]].startswith("noise-") for c in kids if c.members):
+    if any(_noise(truth[c.members[0]]) for c in kids if c.members):
         return "in a noise-opened incident"
     a = kids[0].parent
     assert a is not None
     if parent_main[a.parent_id] != fault:
-        other = "noise" if parent_main[a.parent_id].startswith("noise-") else "a fault"
+        other = "noise" if _noise(parent_main[a.parent_id]) else "a fault"
         return f"joined another cause ({other}) by {_relation(a)}"
     return "opened apart" if a.relation is Relation.FIRST else f"apart, joined by {_relation(a)}"
 
