@@ -12,7 +12,10 @@ round (a rate needs three alerts; the merge window from a group's latest child o
 new development seeds (`rca_sets.DEVELOPMENT`, never scored here) beside rca-micross and the tuning seeds, frozen
 (2b8abca), then every set scored once. Fifth round (a restart keeps a held child's first seq, which let first_gap
 go to 90 s; a topology path relates only a child that starts with the cause and never merges two): errors read
-and first_gap chosen on the same development seeds and rca-micross only, frozen, then every set scored once. The
+and first_gap chosen on the same development seeds and rca-micross only, frozen, then every set scored once. Sixth
+round (company: a child starting alone long after a cause's reach opens its own; `benchmarks/rca_errors.py` read
+the errors): studied on rca-micross and the noise variants of the DEVELOPMENT and TUNING seeds only (`--sets dev`
+prints them, before and after the rule, and scores no held-out seed), frozen, then every set scored once. The
 first table says, per set, whether issue 17's targets are met. The sets
 (`benchmarks/rca_sets.py` builds them, in memory):
 
@@ -36,6 +39,7 @@ agent is.
     python benchmarks/accuracy_rca.py                                   # every set and setting, cost median of 3
     python benchmarks/accuracy_rca.py --quick                           # required rows, small cost run
     python benchmarks/accuracy_rca.py --results benchmarks/RESULTS.md   # also rewrite its section
+    python benchmarks/accuracy_rca.py --sets dev                        # development sets only, rule on and off
 """
 
 from __future__ import annotations
@@ -146,6 +150,20 @@ def protocol_sets(base: DataSet) -> list[DataSet]:
     return out
 
 
+def development_sets(base: DataSet) -> list[DataSet]:
+    """rca-micross and the noise and cascade sets of the DEVELOPMENT and TUNING seeds: where errors are read."""
+    out = [base]
+    for role, seeds in (("development", rca_sets.DEVELOPMENT), ("tuning", rca_sets.TUNING)):
+        for seed in seeds["noise"]:
+            for everywhere in (False, True):
+                data = rca_sets.noisy(base, seed=seed, during_faults=everywhere)
+                out.append(replace(data, name=f"{data.name} ({role})"))
+        for seed in seeds["cascades"]:
+            data = rca_sets.cascades(seed=seed)
+            out.append(replace(data, name=f"{data.name} ({role})"))
+    return out
+
+
 def targets(rows: list[Row]) -> list[str]:
     """Issue 17's targets per set: stage 2 without topology >= the better baseline and >= 0.95; topology no worse."""
     by: dict[str, dict[str, float]] = defaultdict(dict)
@@ -213,8 +231,9 @@ def row(data: DataSet, method: str, predicted: dict[str, str]) -> Row:
 Method = tuple[str, Callable[[DataSet], dict[str, str]]]
 
 
-def methods(data: DataSet, quick: bool) -> list[Method]:
-    """(name, grouping) of every method compared on a set: the required rows, and more unless `quick`."""
+def methods(data: DataSet, quick: bool, dev: bool = False) -> list[Method]:
+    """(name, grouping) of every method compared on a set: the required rows, and more unless `quick`; with `dev`,
+    stage 2 without the sixth round's company rule beside it."""
     out: list[Method] = [
         ("stage 1 alone", stage1),
         ("stage 2, no topology", partial(stage2, grouping=GroupingConfig(), topology=False)),
@@ -223,6 +242,9 @@ def methods(data: DataSet, quick: bool) -> list[Method]:
         out.append(("stage 2, topology", partial(stage2, grouping=GroupingConfig(), topology=True)))
     out += [("baseline: 60 s time gap", partial(_time_only, gap_s=60.0)),
             ("baseline: scope, then 60 s time gap", partial(_time_only, gap_s=60.0, scoped=True))]
+    if dev:
+        out.append(("stage 2, no topology, without company (before the sixth round)",
+                    partial(stage2, grouping=GroupingConfig(company=False), topology=False)))
     if not quick:
         old = CorrelationConfig(mode="continuation")
         out.append(("stage 2, no topology, stage 1 in continuation mode (before quiet-gap)",
@@ -232,9 +254,9 @@ def methods(data: DataSet, quick: bool) -> list[Method]:
     return out
 
 
-def accuracy(sets: Sequence[DataSet], quick: bool) -> list[Row]:
+def accuracy(sets: Sequence[DataSet], quick: bool, dev: bool = False) -> list[Row]:
     """Every method on every set."""
-    return [row(data, name, group(data)) for data in sets for name, group in methods(data, quick)]
+    return [row(data, name, group(data)) for data in sets for name, group in methods(data, quick, dev)]
 
 
 def _stage1_calls(data: DataSet) -> list[tuple[float | None, list[IncidentEvent]]]:
@@ -316,8 +338,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few settings, a small generated set, one cost run")
     parser.add_argument("--results", type=Path, help="rewrite the stage-2 section of this RESULTS.md")
+    parser.add_argument("--sets", choices=("all", "dev"), default="all",
+                        help="dev: rca-micross and the development and tuning seeds only, stage 2 with and without "
+                             "company, no cost run (never a held-out seed)")
     args = parser.parse_args(argv)
     base = load_micross()
+    if args.sets == "dev":
+        if args.results is not None:
+            parser.error("--results rewrites the scored table: not with --sets dev")
+        rows = accuracy(development_sets(base), quick=True, dev=True)
+        print("\n".join([*targets(rows), "", *table(rows, {r.data: r.score.true_groups for r in rows})]))
+        return 0
     gen = generated(20_000 if args.quick else 100_000)
     sets = [base, rca_sets.two_clusters(base), *protocol_sets(base), overlaid(base), gen]
     rows = accuracy(sets, args.quick)

@@ -10,6 +10,8 @@ F1 0.065 here (tests/test_replay.py).
 from __future__ import annotations
 
 import sys
+from collections import Counter
+from collections.abc import Hashable, Iterable
 from pathlib import Path
 
 import pytest
@@ -47,8 +49,10 @@ def test_f1_with_the_topology_does_not_drop(base: accuracy_rca.DataSet) -> None:
     # at most ~1.67 parents per fault: measured 187 for 147 before issue 17's third round, 222 after it (a child that
     # shares only a host with a cause joins it only when it starts with it; a lone alert bridges first_gap, 90 s),
     # 242 since its fifth (a topology path relates only a child that starts with the cause, and never merges two;
-    # recall 0.977 -> 0.967, F1 0.984 -> 0.978, still above 0.971 without the topology)
-    assert s.groups <= 250
+    # recall 0.977 -> 0.967, F1 0.984 -> 0.978, still above 0.971 without the topology), 253 since its sixth (a child
+    # starting alone long after a cause's reach opens its own parent: 11 such stragglers of MicroSS's faults, F1
+    # 0.9784 -> 0.9776; on the noise sets most such children are background noise)
+    assert s.groups <= 260
 
 
 def test_f1_labels_only_does_not_drop(base: accuracy_rca.DataSet) -> None:
@@ -86,3 +90,24 @@ def test_background_noise_is_not_chained_into_causes(base: accuracy_rca.DataSet)
     stream split incidents the replay kept whole with it on), so it is set here."""
     noisy = rca_sets.noisy(base, seed=rca_sets.TUNING["noise"][0])
     assert score(noisy, topology=False, config=CorrelationConfig(background_factor=0.1)).f1 >= 0.87
+
+
+def test_the_error_reader_charges_every_wrong_pair_to_one_mechanism(base: accuracy_rca.DataSet) -> None:
+    """benchmarks/rca_errors.py (issue 17's error reading, development seeds only): its counts add up to the wrongly
+    merged and wrongly split pairs of the grouping, on rca-micross and on a development noise set."""
+    import rca_errors
+
+    for data in (base, rca_sets.noisy(base, seed=rca_sets.DEVELOPMENT["noise"][0], during_faults=True)):
+        b = rca_errors.breakdown(data)
+        report = replay(data.alerts, CorrelationConfig(), grouping=GroupingConfig())
+        assert report.parents is not None
+        group = {fp: p.id for p in report.parents for fp in p.members}
+        right = _pairs([(group[fp], fault) for fp, fault in data.truth.items()])
+        assert sum(b.merged.values()) == _pairs([group[fp] for fp in data.truth]) - right
+        assert sum(b.split.values()) == _pairs(list(data.truth.values())) - right
+        assert b.f1 == pairwise_score(group, data.truth).f1
+    assert any(kind.startswith("stage 2: noise joined") for kind in b.merged)
+
+
+def _pairs(keys: Iterable[Hashable]) -> int:
+    return sum(n * (n - 1) // 2 for n in Counter(keys).values())

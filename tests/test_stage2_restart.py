@@ -42,8 +42,17 @@ EARLIER_WHILE_HELD = [
 ]
 """A held child whose next event moves its first alert earlier: it is assigned by that (here, before b)."""
 
+COMPANY = [
+    _event("a", "api/5xx", 0, 0, 1, "opened", HOST, emitted=0),
+    _event("a", "api/5xx", 0, 30, 2, "updated", HOST),
+    _event("c", "web/5xx", 60, 60, 1, "opened", {}),
+    _event("b", "db/latency", 70, 70, 1, "opened", {"instance": ["h1"]}),
+]
+"""Company (issue 17, sixth round): b, 40 s after a's reach, joins a only because c started 10 s before it; after
+a restart between c and b, c is known from the store (a child of its own parent)."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
-          "cascade scene": events_of(SCENE)}
+          "cascade scene": events_of(SCENE), "company": COMPANY}
 
 
 def parents(out: GroupingOutput) -> dict[str, str]:
@@ -76,6 +85,13 @@ def restarted(events: list[IncidentEvent], at: int, recover: Callable[[GroupStor
     feed(second, events[at:], out)
     out.extend(second.finish())
     return out
+
+
+def test_the_company_scene_depends_on_company() -> None:
+    named = parents(uninterrupted(COMPANY))
+    assert named["b"] == named["a"] != named["c"]
+    alone = parents(uninterrupted([e for e in COMPANY if e.incident_id != "c"]))
+    assert alone["b"] != alone["a"]
 
 
 @pytest.mark.parametrize("scene", sorted(SCENES))
