@@ -9,6 +9,9 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
 * TOPOLOGY (rank = hops, 1..max_hops): an entity of the child and one of the group are at most max_hops
   apart in the topology, on a path that touches no shared machine (a node of `shared_node_types`). The
   engine takes it only from a child that started with the group, as a shared machine (`engine._admits`).
+  A name the group knows only as a caller (`CALLER_LABELS`; `ChildView.callers`, `GroupState.callers`) still
+  ranks 0, but the engine takes it only from a child that starts within caller_window_s of the group's latest
+  onset (`Link.caller`).
 * Weak ENTITY or TOPOLOGY (rank max_hops + 1 + hops): the only relation is a shared machine: a value of a
   `shared_labels` label (host, node) or a topology path through a host. A host named beside one of its own
   tenants (an instance's metric carrying its host label) is the tenant's address, not a path's end: from
