@@ -5,12 +5,14 @@ one, in a shuffled order (labelled as overrides, so the calibration is fitted on
 on in service); after n of them (0 = the rules alone) a model is trained on those n (with its
 calibration on their own held-out folds) and the blind set (`data/triage_blind.ndjson`, never trained on) is
 scored: both right overall, the share auto-routed at the threshold and both right among those. Several shuffles;
-the table gives the median and the range.
+the table gives the median and the range. The training data shipped beside the reviews (`data/triage_guideline.ndjson`,
+written from the labelling guideline) is in every model, as `aiops triage train` ships it, so 0 overrides is the
+rules with a model of that set alone; `--without-guideline` leaves it out (0 is then the rules alone).
 
 Reliability diagram: the confidence the gate reads from the learned classifier (bins of 0.1) against the share of
 decisions with code and severity both right, on the author's set out-of-fold and on the blind set.
 
-    python benchmarks/triage_learning.py [--seeds 3] [--threshold 0.5]   # writes the two PNGs, prints tables
+    python benchmarks/triage_learning.py [--seeds 3] [--threshold 0.5] [--without-guideline]   # writes the PNGs
 
 Author's-set curve (`--author`; the blind set is not read): the same curve made out of the author's set alone, to
 choose and check the combination without the set it is scored on. Its two languages are the parts: n shuffled
@@ -36,6 +38,7 @@ from triage_eval import DATA, evaluate, load, section
 
 from correlator.triage import Classification, RoutingPolicy, RuleClassifier
 from correlator.triage.learned import LearnedClassifier
+from stream.commands.train import GUIDELINE_SET
 from stream.triage_model import Example, out_of_fold, read_labels, train
 
 HERE = Path(__file__).resolve().parent
@@ -53,9 +56,9 @@ def blind_figures(records: list[dict[str, Any]], results: Sequence[Classificatio
             "routed_both": data["auto_routed"]["accuracy"]["both"] or 0.0}
 
 
-def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy: RoutingPolicy
-          ) -> list[dict[str, Any]]:
-    """For each number of overrides fed in, the blind-set figures per shuffle."""
+def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy: RoutingPolicy,
+          base: Sequence[Example] = ()) -> list[dict[str, Any]]:
+    """For each number of overrides fed in (beside the `base` training data), the blind-set figures per shuffle."""
     import random
 
     rules = RuleClassifier()
@@ -67,11 +70,12 @@ def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy
         for seed in range(seeds):
             order = [replace(e, source="override") for e in author]
             random.Random(seed).shuffle(order)
-            results = None if n == 0 else LearnedClassifier(rules, train(order[:n], rules)).classify_many(texts)
+            fed = [*base, *order[:n]]
+            results = LearnedClassifier(rules, train(fed, rules)).classify_many(texts) if fed else None
             runs.append(blind_figures(blind, results, policy))
             if n == 0 or n == len(author):
                 break  # the same for every shuffle
-        rows.append({"n": n, "runs": runs})
+        rows.append({"n": n, "runs": runs, "base": len(base)})
         print(f"  {n:>4} overrides: both right " + ", ".join(f"{r['both']:.3f}" for r in runs), flush=True)
     return rows
 
@@ -138,7 +142,8 @@ def curve_table(rows: list[dict[str, Any]]) -> str:
         for key in ("both", "share", "routed_both"):
             med, lo, hi = _med(row["runs"], key)
             cells.append(f"{med:.3f}" + (f" ({lo:.3f}-{hi:.3f})" if hi > lo else ""))
-        lines.append(f"| {row['n']}{' (rules alone)' if row['n'] == 0 else ''} | " + " | ".join(cells) + " |")
+        alone = " (guideline set alone)" if row.get("base") else " (rules alone)"
+        lines.append(f"| {row['n']}{alone if row['n'] == 0 else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -200,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seeds", type=int, default=3, help="shuffles per point (default %(default)s)")
     parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
+    parser.add_argument("--without-guideline", action="store_true",
+                        help=f"leave {GUIDELINE_SET.name} out of every model")
     parser.add_argument("--author", action="store_true",
                         help="the curve on the author's set alone, in language folds (the blind set is not read)")
     args = parser.parse_args(argv)
@@ -209,12 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(author_curve(load(DATA), args.seeds))
         return 0
     author, _ = read_labels(DATA.read_text(encoding="utf-8").splitlines(), "author")
+    base = [] if args.without_guideline else read_labels(GUIDELINE_SET.read_text(encoding="utf-8").splitlines(),
+                                                          "guideline")[0]
     blind = load(BLIND)
     rules = RuleClassifier()
-    print(f"learning curve: {len(author)} author texts as overrides, {len(blind)} blind texts, {args.seeds} shuffles")
-    rows = curve(author, blind, args.seeds, policy)
-    oof = out_of_fold(author, rules)
-    full = LearnedClassifier(rules, train(author, rules)).classify_many([r["text"] for r in blind])
+    print(f"learning curve: {len(author)} author texts as overrides beside {len(base)} of {GUIDELINE_SET.name}, "
+          f"{len(blind)} blind texts, {args.seeds} shuffles")
+    rows = curve(author, blind, args.seeds, policy, base)
+    oof = out_of_fold(author, rules, always=base)
+    full = LearnedClassifier(rules, train(author + base, rules)).classify_many([r["text"] for r in blind])
     reliability = {
         f"author's set, out-of-fold ({len(author)})": bins([(c.confidence, _right(c, author[i])) for i, c, _ in oof]),
         f"blind set ({len(blind)})": bins([(c.confidence, _right(c, r)) for c, r in zip(full, blind, strict=True)]),
