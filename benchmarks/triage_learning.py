@@ -19,7 +19,8 @@ choose and check the combination without the set it is scored on. Its two langua
 texts of one (as overrides) train the model, the other's texts are scored, both directions pooled; with the
 rules whole (drop 0) and with the patterns that match only the scored language removed (drop 1, the coverage
 shift of benchmarks/triage_shift.py: rules that cover the scored text worse, as on the blind set). Beside the
-rules alone, the blend with the rules' label held (`hold_rules`, the default) and without.
+rules alone, the blend with the rules' label held (`hold_rules`; off by default since the fifth shift round) and
+without.
 
     python benchmarks/triage_learning.py --author [--seeds 3]              # prints a table, writes nothing
 """
@@ -91,7 +92,8 @@ def author_curve(records: list[dict[str, Any]], seeds: int) -> str:
 
     from correlator.triage.learned import DEFAULT_COMBINE, combine
 
-    configs = {"held": DEFAULT_COMBINE, "unheld": replace(DEFAULT_COMBINE, hold_rules=False)}
+    configs = {"held": replace(DEFAULT_COMBINE, hold_rules=True),
+               "unheld": replace(DEFAULT_COMBINE, hold_rules=False)}
     lines = ["| drop | labels fed in | rules alone | blend, rules' label held | blend, unheld (before) |",
              "|---:|---:|---|---|---|"]
     for drop in (0.0, 1.0):
