@@ -166,8 +166,10 @@ def _right(result: Classification, record: dict[str, Any] | Example) -> bool:
     return result.taxonomy_code == code and result.severity == severity
 
 
-def plot(rows: list[dict[str, Any]], reliability: dict[str, list[tuple[float, float, int]]]) -> None:
-    """Write the learning curve and the reliability diagram."""
+def plot(rows: list[dict[str, Any]], reliability: dict[str, list[tuple[float, float, int]]],
+         rules_alone: float | None = None) -> None:
+    """Write the learning curve (with the rules alone's both right as a line, when given) and the reliability
+    diagram."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,7 +184,10 @@ def plot(rows: list[dict[str, Any]], reliability: dict[str, list[tuple[float, fl
         ax.fill_between(xs, [lo for _, lo, _ in meds], [hi for _, _, hi in meds], alpha=0.15)
     ax.axhline(0.70, color="grey", ls=":", lw=1)
     ax.axhline(0.85, color="grey", ls=":", lw=1)
-    ax.set(xlabel="reviewed tickets fed in (author's set, shuffled; 0 = rules alone)", ylabel="share",
+    if rules_alone is not None:
+        ax.axhline(rules_alone, color="C3", ls="--", lw=1, label=f"both right, rules alone ({rules_alone:.3f})")
+    zero = "the guideline set alone" if rows and rows[0].get("base") else "rules alone"
+    ax.set(xlabel=f"reviewed tickets fed in (author's set, shuffled; 0 = {zero})", ylabel="share",
            ylim=(0, 1), title="Triage on the blind set (251) vs reviews learned from")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -234,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(curve_table(rows))
     for name, points in reliability.items():
         print(f"reliability, {name}: " + "  ".join(f"{c:.2f}->{r:.2f} (n={n})" for c, r, n in points))
-    plot(rows, reliability)
+    plot(rows, reliability, blind_figures(blind, None, policy)["both"] if base else None)
     print(f"wrote {CURVE_PNG.name} and {RELIABILITY_PNG.name}")
     return 0
 
