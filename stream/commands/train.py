@@ -3,11 +3,11 @@
     aiops triage train [--labels FILE ...] [--broker kafka://host:9092] [--out DIR]
 
 Labels: the author's set (`benchmarks/data/triage_eval.ndjson` by default, when it is there), the guideline set
-(`benchmarks/data/triage_guideline.ndjson`: texts written from the labelling guideline, see its header), every `--labels`
-NDJSON file (a dump of `tickets.labels`, say), and with `--broker` every record on `tickets.labels` read from the
-beginning (a later label for the same ticket replaces an earlier one). Prints the artifact's path, version and
-trained-on counts; workers with `--triage-model-dir DIR` load it within `--triage-model-check`. Needs the `learn`
-extra (scikit-learn, skops); without it, says so and exits 2.
+(`benchmarks/data/triage_guideline.ndjson`: texts written from the labelling guideline, see its header), every
+`--labels` NDJSON file (a dump of `tickets.labels`, say), and with `--broker` every record on `tickets.labels`
+read from the beginning (a later label for the same ticket replaces an earlier one). Prints the artifact's
+path, version and trained-on counts; workers with `--triage-model-dir DIR` load it within
+`--triage-model-check`. Needs the `learn` extra (scikit-learn, skops); without it, says so and exits 2.
 """
 
 from __future__ import annotations
