@@ -15,9 +15,12 @@ routed accuracy well above overall, rising with the threshold.
 With the `learn` extra installed (and not `--quick` or `--rules-only`), the same run also scores the learned
 classifier (rules + model, stream/triage_model.py): on the author's set by out-of-fold decisions (each text
 decided by a model trained without its fold), on any other `--data` by a model trained on the whole author's
-set, which never sees that file; then prints the two side by side.
+set, which never sees that file; then prints the two side by side. The training data written from the labelling
+guideline (`data/triage_guideline.ndjson`, see its header) joins the training either way (beside every fold on
+the author's set, never scored), as `aiops triage train` ships it; `--without-guideline` leaves it out.
 
     python benchmarks/triage_eval.py [--quick] [--json] [--errors] [--threshold 0.5] [--data PATH] [--rules-only]
+                                     [--without-guideline]
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from correlator.triage import DEFAULT_TAXONOMY, Classification, RouteDecision, RoutingPolicy, build_classifier, route
-from stream.triage_model import learn_available
+from stream.commands.train import GUIDELINE_SET
+from stream.triage_model import comment_line, learn_available
 
 DATA = Path(__file__).resolve().parent / "data" / "triage_eval.ndjson"
 SPLITS = ("tuned", "heldout")
@@ -61,10 +65,11 @@ class Outcome:
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    """The labelled records, refusing a line that lacks a label; `lang` and `split` may be absent."""
+    """The labelled records, refusing a line that lacks a label; `lang` and `split` may be absent; blank and `#`
+    comment lines are skipped."""
     records = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+        if comment_line(line):
             continue
         record = json.loads(line)
         missing = REQUIRED - record.keys()
@@ -85,7 +90,8 @@ def evaluate(records: Iterable[dict[str, Any]], policy: RoutingPolicy,
     return [Outcome(record, result, route(result, policy)) for record, result in zip(rows, results, strict=True)]
 
 
-def learned_results(records: Sequence[dict[str, Any]], data: Path) -> tuple[list[Classification], str]:
+def learned_results(records: Sequence[dict[str, Any]], data: Path, guideline: bool = True
+                    ) -> tuple[list[Classification], str]:
     """The learned classifier's decisions on `records` and how it was trained (see module docstring)."""
     from correlator.triage import RuleClassifier
     from correlator.triage.learned import LearnedClassifier
@@ -93,13 +99,16 @@ def learned_results(records: Sequence[dict[str, Any]], data: Path) -> tuple[list
 
     rules = RuleClassifier()
     author, _ = read_labels(DATA.read_text(encoding="utf-8").splitlines(), "author")
+    extra = read_labels(GUIDELINE_SET.read_text(encoding="utf-8").splitlines(), "guideline")[0] if guideline else []
+    beside = f" and the {len(extra)} of {GUIDELINE_SET.name}" if extra else ""
     if data.resolve() == DATA:
-        decided = [c for _, c, _ in out_of_fold(author, rules)]
-        return decided, f"out-of-fold ({len(author)} texts, each decided by a model trained without its fold)"
-    model = train(author, rules)
+        decided = [c for _, c, _ in out_of_fold(author, rules, always=extra)]
+        return decided, (f"out-of-fold ({len(author)} texts, each decided by a model trained without its fold"
+                         f"{beside})")
+    model = train(author + extra, rules)
     texts = [r["text"] for r in records]
     return LearnedClassifier(rules, model).classify_many(texts), (
-        f"trained on the {len(model.examples)} texts of {DATA.name}, model {model.version}; {data.name} unseen")
+        f"trained on the {len(author)} texts of {DATA.name}{beside}, model {model.version}; {data.name} unseen")
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -224,13 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
     parser.add_argument("--data", type=Path, default=DATA, help="labelled NDJSON (default: %(default)s)")
     parser.add_argument("--rules-only", action="store_true", help="leave out the learned classifier")
+    parser.add_argument("--without-guideline", action="store_true",
+                        help=f"train the learned classifier without {GUIDELINE_SET.name}")
     args = parser.parse_args(argv)
     records = load(args.data)
     policy = RoutingPolicy(threshold=args.threshold)
     outcomes = evaluate(records, policy)
     learned: dict[str, Any] | None = None
     if not args.rules_only and not args.quick and learn_available():
-        results, how = learned_results(records, args.data)
+        results, how = learned_results(records, args.data, not args.without_guideline)
         learned = {"how": how, "section": section(evaluate(records, policy, results))}
     sections = {"all": outcomes}
     if not args.quick:

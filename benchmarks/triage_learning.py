@@ -5,19 +5,22 @@ one, in a shuffled order (labelled as overrides, so the calibration is fitted on
 on in service); after n of them (0 = the rules alone) a model is trained on those n (with its
 calibration on their own held-out folds) and the blind set (`data/triage_blind.ndjson`, never trained on) is
 scored: both right overall, the share auto-routed at the threshold and both right among those. Several shuffles;
-the table gives the median and the range.
+the table gives the median and the range. The training data shipped beside the reviews (`data/triage_guideline.ndjson`,
+written from the labelling guideline) is in every model, as `aiops triage train` ships it, so 0 overrides is the
+rules with a model of that set alone; `--without-guideline` leaves it out (0 is then the rules alone).
 
 Reliability diagram: the confidence the gate reads from the learned classifier (bins of 0.1) against the share of
 decisions with code and severity both right, on the author's set out-of-fold and on the blind set.
 
-    python benchmarks/triage_learning.py [--seeds 3] [--threshold 0.5]   # writes the two PNGs, prints tables
+    python benchmarks/triage_learning.py [--seeds 3] [--threshold 0.5] [--without-guideline]   # writes the PNGs
 
 Author's-set curve (`--author`; the blind set is not read): the same curve made out of the author's set alone, to
 choose and check the combination without the set it is scored on. Its two languages are the parts: n shuffled
 texts of one (as overrides) train the model, the other's texts are scored, both directions pooled; with the
 rules whole (drop 0) and with the patterns that match only the scored language removed (drop 1, the coverage
 shift of benchmarks/triage_shift.py: rules that cover the scored text worse, as on the blind set). Beside the
-rules alone, the blend with the rules' label held (`hold_rules`, the default) and without.
+rules alone, the blend with the rules' label held (`hold_rules`; off by default since the fifth shift round) and
+without.
 
     python benchmarks/triage_learning.py --author [--seeds 3]              # prints a table, writes nothing
 """
@@ -36,6 +39,7 @@ from triage_eval import DATA, evaluate, load, section
 
 from correlator.triage import Classification, RoutingPolicy, RuleClassifier
 from correlator.triage.learned import LearnedClassifier
+from stream.commands.train import GUIDELINE_SET
 from stream.triage_model import Example, out_of_fold, read_labels, train
 
 HERE = Path(__file__).resolve().parent
@@ -53,9 +57,9 @@ def blind_figures(records: list[dict[str, Any]], results: Sequence[Classificatio
             "routed_both": data["auto_routed"]["accuracy"]["both"] or 0.0}
 
 
-def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy: RoutingPolicy
-          ) -> list[dict[str, Any]]:
-    """For each number of overrides fed in, the blind-set figures per shuffle."""
+def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy: RoutingPolicy,
+          base: Sequence[Example] = ()) -> list[dict[str, Any]]:
+    """For each number of overrides fed in (beside the `base` training data), the blind-set figures per shuffle."""
     import random
 
     rules = RuleClassifier()
@@ -67,11 +71,12 @@ def curve(author: list[Example], blind: list[dict[str, Any]], seeds: int, policy
         for seed in range(seeds):
             order = [replace(e, source="override") for e in author]
             random.Random(seed).shuffle(order)
-            results = None if n == 0 else LearnedClassifier(rules, train(order[:n], rules)).classify_many(texts)
+            fed = [*base, *order[:n]]
+            results = LearnedClassifier(rules, train(fed, rules)).classify_many(texts) if fed else None
             runs.append(blind_figures(blind, results, policy))
             if n == 0 or n == len(author):
                 break  # the same for every shuffle
-        rows.append({"n": n, "runs": runs})
+        rows.append({"n": n, "runs": runs, "base": len(base)})
         print(f"  {n:>4} overrides: both right " + ", ".join(f"{r['both']:.3f}" for r in runs), flush=True)
     return rows
 
@@ -87,7 +92,8 @@ def author_curve(records: list[dict[str, Any]], seeds: int) -> str:
 
     from correlator.triage.learned import DEFAULT_COMBINE, combine
 
-    configs = {"held": DEFAULT_COMBINE, "unheld": replace(DEFAULT_COMBINE, hold_rules=False)}
+    configs = {"held": replace(DEFAULT_COMBINE, hold_rules=True),
+               "unheld": replace(DEFAULT_COMBINE, hold_rules=False)}
     lines = ["| drop | labels fed in | rules alone | blend, rules' label held | blend, unheld (before) |",
              "|---:|---:|---|---|---|"]
     for drop in (0.0, 1.0):
@@ -138,7 +144,8 @@ def curve_table(rows: list[dict[str, Any]]) -> str:
         for key in ("both", "share", "routed_both"):
             med, lo, hi = _med(row["runs"], key)
             cells.append(f"{med:.3f}" + (f" ({lo:.3f}-{hi:.3f})" if hi > lo else ""))
-        lines.append(f"| {row['n']}{' (rules alone)' if row['n'] == 0 else ''} | " + " | ".join(cells) + " |")
+        alone = " (guideline set alone)" if row.get("base") else " (rules alone)"
+        lines.append(f"| {row['n']}{alone if row['n'] == 0 else ''} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -159,8 +166,10 @@ def _right(result: Classification, record: dict[str, Any] | Example) -> bool:
     return result.taxonomy_code == code and result.severity == severity
 
 
-def plot(rows: list[dict[str, Any]], reliability: dict[str, list[tuple[float, float, int]]]) -> None:
-    """Write the learning curve and the reliability diagram."""
+def plot(rows: list[dict[str, Any]], reliability: dict[str, list[tuple[float, float, int]]],
+         rules_alone: float | None = None) -> None:
+    """Write the learning curve (with the rules alone's both right as a line, when given) and the reliability
+    diagram."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,7 +184,10 @@ def plot(rows: list[dict[str, Any]], reliability: dict[str, list[tuple[float, fl
         ax.fill_between(xs, [lo for _, lo, _ in meds], [hi for _, _, hi in meds], alpha=0.15)
     ax.axhline(0.70, color="grey", ls=":", lw=1)
     ax.axhline(0.85, color="grey", ls=":", lw=1)
-    ax.set(xlabel="reviewed tickets fed in (author's set, shuffled; 0 = rules alone)", ylabel="share",
+    if rules_alone is not None:
+        ax.axhline(rules_alone, color="C3", ls="--", lw=1, label=f"both right, rules alone ({rules_alone:.3f})")
+    zero = "the guideline set alone" if rows and rows[0].get("base") else "rules alone"
+    ax.set(xlabel=f"reviewed tickets fed in (author's set, shuffled; 0 = {zero})", ylabel="share",
            ylim=(0, 1), title="Triage on the blind set (251) vs reviews learned from")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -200,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seeds", type=int, default=3, help="shuffles per point (default %(default)s)")
     parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
+    parser.add_argument("--without-guideline", action="store_true",
+                        help=f"leave {GUIDELINE_SET.name} out of every model")
     parser.add_argument("--author", action="store_true",
                         help="the curve on the author's set alone, in language folds (the blind set is not read)")
     args = parser.parse_args(argv)
@@ -209,12 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(author_curve(load(DATA), args.seeds))
         return 0
     author, _ = read_labels(DATA.read_text(encoding="utf-8").splitlines(), "author")
+    base = [] if args.without_guideline else read_labels(GUIDELINE_SET.read_text(encoding="utf-8").splitlines(),
+                                                          "guideline")[0]
     blind = load(BLIND)
     rules = RuleClassifier()
-    print(f"learning curve: {len(author)} author texts as overrides, {len(blind)} blind texts, {args.seeds} shuffles")
-    rows = curve(author, blind, args.seeds, policy)
-    oof = out_of_fold(author, rules)
-    full = LearnedClassifier(rules, train(author, rules)).classify_many([r["text"] for r in blind])
+    print(f"learning curve: {len(author)} author texts as overrides beside {len(base)} of {GUIDELINE_SET.name}, "
+          f"{len(blind)} blind texts, {args.seeds} shuffles")
+    rows = curve(author, blind, args.seeds, policy, base)
+    oof = out_of_fold(author, rules, always=base)
+    full = LearnedClassifier(rules, train(author + base, rules)).classify_many([r["text"] for r in blind])
     reliability = {
         f"author's set, out-of-fold ({len(author)})": bins([(c.confidence, _right(c, author[i])) for i, c, _ in oof]),
         f"blind set ({len(blind)})": bins([(c.confidence, _right(c, r)) for c, r in zip(full, blind, strict=True)]),
@@ -222,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(curve_table(rows))
     for name, points in reliability.items():
         print(f"reliability, {name}: " + "  ".join(f"{c:.2f}->{r:.2f} (n={n})" for c, r, n in points))
-    plot(rows, reliability)
+    plot(rows, reliability, blind_figures(blind, None, policy)["both"] if base else None)
     print(f"wrote {CURVE_PNG.name} and {RELIABILITY_PNG.name}")
     return 0
 

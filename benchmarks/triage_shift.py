@@ -37,7 +37,18 @@ other that does; a condition where nothing is routed keeps the promise); (2) the
 right, pooled over all conditions; (3) then the most tickets both right overall. The winner is printed first;
 the rules alone, on the same ablated rules, are printed beside every condition.
 
-    python benchmarks/triage_shift.py [--json PATH]     # about 10 minutes on 2 busy cores
+**Fifth round** (`--round 5`, the default; issue 22, session 30), after the few-labels fix (`hold_rules`) and a
+second labelled set written from the labelling guideline (`data/triage_guideline.ndjson`, 180 texts, never
+derived from the blind set). The pool is both sets; the scored texts of a scenario are the scored language's
+texts of both (overrides still come from the author's set only), so every candidate is scored on the same texts,
+and the rules' coverage shift drops patterns that match only the scored language in either set. Candidates:
+the training data (`author`: the training language's author texts, as in rounds 1-4; `guideline`: those and the
+training language's guideline texts), the few-labels fix on or off (`hold_rules`), `blend_k` 80/160/320,
+`severity_k` None (= blend_k)/640/1280, and whether the rules stand when sure (`rules_sure` 0.95, or never: 1.01);
+all with round 4's gate (on agreement, lesser always, strict), no rules' answer as features, calibration on every
+label. Same decision rule. `--round 4` reruns rounds 1-4's grid on the author's set alone.
+
+    python benchmarks/triage_shift.py [--json PATH] [--round 5|4]     # 10-25 minutes on 2 busy cores
 """
 
 from __future__ import annotations
@@ -59,6 +70,7 @@ from correlator.triage import Classification, RoutingPolicy, RuleClassifier
 from correlator.triage.learned import CombineConfig, ModelVote, combine
 from correlator.triage.rules import Rule
 from correlator.triage.text import compile_patterns, fold
+from stream.commands.train import GUIDELINE_SET
 from stream.triage_model import Example, ModelParams, calibrate, fit, oof_votes
 
 LANGS = ("en", "lv")
@@ -67,6 +79,7 @@ OVERRIDES = (0, 40)
 SEEDS = (0, 1)
 SEVERITY_KS = (160.0, 640.0)
 PROMISE = 0.85
+DATA_VARIANTS = ("author", "guideline")
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,9 @@ class Candidate:
     belief: str = "each"
     severity_k: float | None = None
     gate_on: str = "blend"
+    data: str = "author"
+    hold_rules: bool = True
+    rules_sure: float = 0.95
 
     def label(self) -> str:
         gate = "model" if self.lesser_until == 0 else (
@@ -89,17 +105,26 @@ class Candidate:
         gate += ", on agreement" if self.gate_on == "agreement" else ""
         blend = f"{self.blend_k:g}" + (f"/{self.belief}" if self.blend_k else "")
         blend += f", sev {self.severity_k:g}" if self.severity_k is not None else ""
-        return f"rules-feat {self.rules_weight:g}, calib {self.calibrate_on}, blend {blend}, gate {gate}"
+        fifth = f"data {self.data}, {'held' if self.hold_rules else 'unheld'}, sure {self.rules_sure:g}, "
+        return f"{fifth}rules-feat {self.rules_weight:g}, calib {self.calibrate_on}, blend {blend}, gate {gate}"
 
     def combine_config(self) -> CombineConfig:
         return CombineConfig(blend_k=self.blend_k, lesser_until=self.lesser_until,
                              disagree="strict" if self.disagree == "strict" else "doubt",
                              belief="joint" if self.belief == "joint" else "each", severity_k=self.severity_k,
-                             gate_on="agreement" if self.gate_on == "agreement" else "blend")
+                             gate_on="agreement" if self.gate_on == "agreement" else "blend",
+                             hold_rules=self.hold_rules, rules_sure=self.rules_sure)
+
+
+def fifth_round() -> list[Candidate]:
+    """Round 5's grid (see the module docstring)."""
+    return [Candidate(0.0, "all", k, 10**9, "strict", "each", sk, "agreement", data, hold, sure)
+            for data, hold, k, sk, sure in itertools.product(DATA_VARIANTS, (True, False), (80.0, 160.0, 320.0),
+                                                             (None, 640.0, 1280.0), (0.95, 1.01))]
 
 
 def candidates() -> list[Candidate]:
-    """The grid (see the module docstring)."""
+    """Rounds 1-4's grid (see the module docstring)."""
     gates = [(0, "doubt"), (30, "doubt"), (30, "strict"), (10**9, "doubt"), (10**9, "strict")]
     blends = [(0.0, "each"), (40.0, "each"), (160.0, "each"), (40.0, "joint"), (160.0, "joint")]
     grid = [Candidate(rw, cal, k, until, dis, belief) for rw, cal, (k, belief), (until, dis)
@@ -136,6 +161,7 @@ class Run:
     """One scenario: its training examples, the scored records, the rules it used, and the model's votes."""
 
     condition: tuple[float, int]
+    data: str
     train: list[Example]
     scored: list[dict[str, Any]]
     rules: RuleClassifier
@@ -149,9 +175,13 @@ def example(record: dict[str, Any], source: str) -> Example:
     return Example(record["id"], record["text"], record["taxonomy_code"], record["severity"], source)
 
 
-def scenarios(records: list[dict[str, Any]]) -> Iterator[tuple[tuple[float, int], str, list[Example],
-                                                               list[dict[str, Any]], RuleClassifier]]:
-    """Every (condition, direction, seed): training examples, scored records, ablated rules."""
+def scenarios(records: list[dict[str, Any]], extra: Sequence[dict[str, Any]] = ()
+              ) -> Iterator[tuple[tuple[float, int], str, list[Example], list[dict[str, Any]], RuleClassifier,
+                              list[Example]]]:
+    """Every (condition, direction, seed): training examples (the author's set and overrides), scored records
+    (the scored language's, of `records` less the overrides and of `extra`), ablated rules, and the training
+    language's `extra` records as examples (what the `guideline` data variant adds to the training)."""
+    pool = [*records, *extra]
     for drop, overrides, train_lang in itertools.product(DROPS, OVERRIDES, LANGS):
         seeds = SEEDS if (0.0 < drop < 1.0 or overrides) else SEEDS[:1]
         for seed in seeds:
@@ -160,24 +190,29 @@ def scenarios(records: list[dict[str, Any]]) -> Iterator[tuple[tuple[float, int]
             rng = random.Random(1000 + seed)
             fed = set(rng.sample(range(len(target)), overrides))
             train = [example(r, r["split"]) for r in source] + [example(target[i], "override") for i in sorted(fed)]
-            scored = [r for i, r in enumerate(target) if i not in fed]
+            scored = [r for i, r in enumerate(target) if i not in fed] + [r for r in extra if r["lang"] != train_lang]
+            beside = [example(r, str(r.get("source", "guideline"))) for r in extra if r["lang"] == train_lang]
             yield (drop, overrides), f"{train_lang}->{'lv' if train_lang == 'en' else 'en'} seed {seed}", train, \
-                scored, ablated_rules(records, train_lang, drop, seed)
+                scored, ablated_rules(pool, train_lang, drop, seed), beside
 
 
-def prepare(records: list[dict[str, Any]]) -> list[Run]:
-    """Train every scenario's models (both feature sets) once: out-of-fold votes and votes on the scored texts."""
+def prepare(records: list[dict[str, Any]], extra: Sequence[dict[str, Any]] = (), weights: Sequence[float] = (1.0, 0.0),
+            variants: Sequence[str] = ("author",)) -> list[Run]:
+    """Train every scenario's models once per feature weight and data variant: out-of-fold votes and votes on the
+    scored texts."""
     runs = []
-    for condition, name, train, scored, rules in scenarios(records):
+    for condition, name, base, scored, rules, beside in scenarios(records, extra):
         said = [rules.classify(r["text"]) for r in scored]
-        oof, votes = {}, {}
-        for weight in (1.0, 0.0):
-            params = ModelParams(rules_weight=weight)
-            oof[weight] = oof_votes(train, rules, params)
-            votes[weight] = fit(train, rules, params).votes([r["text"] for r in scored], said)
-        runs.append(Run(condition, train, scored, rules, said, oof, votes))
-        print(f"  trained drop {condition[0]:g}, overrides {condition[1]}, {name}: {len(train)} train, "
-              f"{len(scored)} scored", flush=True)
+        for data in variants:
+            train = base + beside if data == "guideline" else base
+            oof, votes = {}, {}
+            for weight in weights:
+                params = ModelParams(rules_weight=weight)
+                oof[weight] = oof_votes(train, rules, params)
+                votes[weight] = fit(train, rules, params).votes([r["text"] for r in scored], said)
+            runs.append(Run(condition, data, train, scored, rules, said, oof, votes))
+            print(f"  trained drop {condition[0]:g}, overrides {condition[1]}, {name}, data {data}: {len(train)} "
+                  f"train, {len(scored)} scored", flush=True)
     return runs
 
 
@@ -201,10 +236,13 @@ def tally(records: Sequence[dict[str, Any]], results: Sequence[Classification] |
                                                                       for o in outs)}
 
 
-def pooled(runs: Sequence[Run], decide_run: Any, policy: RoutingPolicy) -> dict[tuple[float, int], dict[str, int]]:
-    """Per condition, the counts of all its runs added up."""
+def pooled(runs: Sequence[Run], decide_run: Any, policy: RoutingPolicy, data: str = "author"
+           ) -> dict[tuple[float, int], dict[str, int]]:
+    """Per condition, the counts of all its runs (of one data variant) added up."""
     out: dict[tuple[float, int], dict[str, int]] = {}
     for run in runs:
+        if run.data != data:
+            continue
         counts = tally(run.scored, decide_run(run), run.rules, policy)
         total = out.setdefault(run.condition, dict.fromkeys(counts, 0))
         for key, value in counts.items():
@@ -234,18 +272,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=RoutingPolicy().threshold)
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep the trained runs in this pickle and reuse them (the slow part: ~25 minutes)")
+    parser.add_argument("--round", type=int, choices=(4, 5), default=5,
+                        help="5: the fifth round's grid on both sets; 4: rounds 1-4's grid on the author's set")
     args = parser.parse_args(argv)
     policy = RoutingPolicy(threshold=args.threshold)
     records = load(DATA)
-    print(f"triage shift protocol: {len(records)} texts of {DATA.name} (the blind set is not read)")
+    extra = load(GUIDELINE_SET) if args.round == 5 else []
+    print(f"triage shift protocol, round {args.round}: {len(records)} texts of {DATA.name}"
+          + (f" and {len(extra)} of {GUIDELINE_SET.name}" if extra else "") + " (the blind set is not read)")
     if args.cache is not None and args.cache.is_file():
         runs = pickle.loads(args.cache.read_bytes())  # noqa: S301 - our own file, written below
     else:
-        runs = prepare(records)
+        runs = prepare(records, extra, (0.0,), DATA_VARIANTS) if args.round == 5 else prepare(records)
         if args.cache is not None:
             args.cache.write_bytes(pickle.dumps(runs))
     rules_alone = pooled(runs, lambda run: None, policy)
-    results = {cand: pooled(runs, lambda run, c=cand: decide(run, c), policy) for cand in candidates()}
+    grid = fifth_round() if args.round == 5 else candidates()
+    results = {cand: pooled(runs, lambda run, c=cand: decide(run, c), policy, cand.data) for cand in grid}
     ranked = sorted(results, key=lambda c: score(results[c]), reverse=True)
     conds = sorted(rules_alone)
     print("cells: both right, routed share, both right among routed; per (drop, overrides) condition, pooled")

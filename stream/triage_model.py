@@ -62,6 +62,7 @@ __all__ = [
     "ModelWatch",
     "SklearnTriageModel",
     "calibrate",
+    "comment_line",
     "fit",
     "latest_labels",
     "learn_available",
@@ -119,15 +120,22 @@ class Example:
         return self.source in REVIEW_SOURCES
 
 
+def comment_line(line: str | bytes) -> bool:
+    """Whether a line of a labelled NDJSON file is blank or a `#` comment (a data file's header says who wrote it)."""
+    stripped = line.strip()
+    return not stripped or stripped[:1] in ("#", b"#")
+
+
 def read_labels(lines: Iterable[str | bytes], source: str,
                 taxonomy: Sequence[str] = DEFAULT_TAXONOMY) -> tuple[list[Example], list[str]]:
     """Labelled examples from NDJSON lines (the author's file, or a dump of `tickets.labels`), and the refusals.
 
-    A line without a text, a code in the taxonomy and a severity is refused with its line number and reason.
+    Blank and `#` comment lines are skipped; a line without a text, a code in the taxonomy and a severity is
+    refused with its line number and reason.
     """
     examples, refused = [], []
     for number, line in enumerate(lines, 1):
-        if not line.strip():
+        if comment_line(line):
             continue
         try:
             row = json.loads(line)
@@ -257,9 +265,10 @@ def fit(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams 
                               calibration or Calibration(), params=params)
 
 
-def oof_votes(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams = DEFAULT_PARAMS
-              ) -> list[tuple[int, Classification, ModelVote]]:
-    """For each example, the rules' answer and the vote of a model trained without its fold (stratified k-fold)."""
+def oof_votes(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams = DEFAULT_PARAMS,
+              always: Sequence[Example] = ()) -> list[tuple[int, Classification, ModelVote]]:
+    """For each example, the rules' answer and the vote of a model trained without its fold (stratified k-fold);
+    `always` joins every fold's training and is never scored (training data beside the set being measured)."""
     from sklearn.model_selection import StratifiedKFold
 
     labels = [e.taxonomy_code for e in examples]
@@ -268,7 +277,7 @@ def oof_votes(examples: Sequence[Example], rules: RuleClassifier, params: ModelP
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
     out: list[tuple[int, Classification, ModelVote]] = []
     for train_idx, test_idx in splitter.split(labels, labels):
-        model = fit([examples[i] for i in train_idx], rules, params)
+        model = fit([examples[i] for i in train_idx] + list(always), rules, params)
         said = [rules.classify(examples[i].text) for i in test_idx]
         votes = model.votes([examples[i].text for i in test_idx], said)
         out += [(int(i), s, v) for i, s, v in zip(test_idx, said, votes, strict=True)]
@@ -276,11 +285,13 @@ def oof_votes(examples: Sequence[Example], rules: RuleClassifier, params: ModelP
 
 
 def out_of_fold(examples: Sequence[Example], rules: RuleClassifier, params: ModelParams = DEFAULT_PARAMS,
-                combine_config: CombineConfig = DEFAULT_COMBINE) -> list[tuple[int, Classification, float]]:
-    """For each example, the uncalibrated decision of a model trained without its fold, and its raw score."""
+                combine_config: CombineConfig = DEFAULT_COMBINE, always: Sequence[Example] = ()
+                ) -> list[tuple[int, Classification, float]]:
+    """For each example, the uncalibrated decision of a model trained without its fold (`always` beside every
+    fold), and its raw score."""
     taxonomy = rules.config.taxonomy
     return [(i, combine(s, v, taxonomy, combine_config), scored_pick(s, v, taxonomy, combine_config).raw)
-            for i, s, v in oof_votes(examples, rules, params)]
+            for i, s, v in oof_votes(examples, rules, params, always)]
 
 
 def calibrate(examples: Sequence[Example], votes: Sequence[tuple[int, Classification, ModelVote]],

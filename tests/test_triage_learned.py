@@ -30,6 +30,7 @@ from correlator.triage.learned import (
     rules_support,
 )
 from correlator.triage.taxonomy import DEFAULT_TAXONOMY, UNKNOWN_CODE
+from stream.commands.train import GUIDELINE_SET
 from stream.triage_model import (
     ArtifactError,
     ModelWatch,
@@ -173,13 +174,17 @@ def test_the_gate_on_agreement_needs_the_models_own_answer_to_be_the_one_given()
 def test_a_few_labels_cannot_flip_an_unsure_rules_answer() -> None:
     # Issue 22: confidence 0.1 (< 1/3 for severity, < 1/9 for the code) spreads more of the rules' belief on
     # each other label than on theirs, so with ten labels (weight 10/170) a model sure of another label decided.
+    # `hold_rules` is off by default since the fifth shift round (the shipped sets put 342 labels under every
+    # model); the fix stays, and is tested, as an option.
     said = Classification(severity="sev3", confidence=0.1, taxonomy_code="storage.capacity")
     vote = ModelVote(version="v", codes={"network.dns": 1.0}, severities={"sev1": 1.0}, trained_on=10)
-    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY)
+    hold, unheld = CombineConfig(blend_k=160, hold_rules=True), CombineConfig(blend_k=160, hold_rules=False)
+    assert CombineConfig().hold_rules is False
+    codes, sevs = blended(said, vote, DEFAULT_TAXONOMY, hold)
     assert max(sevs, key=lambda k: sevs[k]) == "sev1" and max(codes, key=lambda k: codes[k]) != said.taxonomy_code
-    result = combine(said, vote, DEFAULT_TAXONOMY)
+    result = combine(said, vote, DEFAULT_TAXONOMY, hold)
     assert (result.taxonomy_code, result.severity) == (said.taxonomy_code, said.severity)  # held on both axes
-    before = combine(said, vote, DEFAULT_TAXONOMY, CombineConfig(hold_rules=False))
+    before = combine(said, vote, DEFAULT_TAXONOMY, unheld)
     assert (before.taxonomy_code, before.severity) == ("network.dns", "sev1")  # the defect, kept measurable
     # The function itself: the winner needs weight * p_model > (1 - weight) * the rules' mass for their label.
     assert held(sevs, vote.severities, "sev3", 0.1, 10 / 170, ("sev1", "sev2", "sev3")) == ("sev3", sevs["sev3"])
@@ -187,7 +192,7 @@ def test_a_few_labels_cannot_flip_an_unsure_rules_answer() -> None:
     assert held({"a": 0.6, "b": 0.4}, {"a": 0.8}, "b", 0.3, 0.25, ("a", "b")) == ("b", 0.4)  # 0.2 <= 0.225: held
     # Enough labels, and the model overturns it; the model alone (k = 0) is never held.
     many = replace(vote, trained_on=1000)
-    assert combine(said, many, DEFAULT_TAXONOMY).severity == "sev1"
+    assert combine(said, many, DEFAULT_TAXONOMY, hold).severity == "sev1"
     assert combine(said, vote, DEFAULT_TAXONOMY, MODEL_ALONE).severity == "sev1"
 
 
@@ -250,6 +255,30 @@ def model(artifact: Path) -> SklearnTriageModel:
     return load(artifact)
 
 
+def test_the_guideline_set_loads_whole_past_its_header() -> None:
+    lines = GUIDELINE_SET.read_text(encoding="utf-8").splitlines()
+    examples, refused = read_labels(lines, "guideline")
+    assert refused == [] and lines[0].startswith("#") and "never opened" in "\n".join(lines[:6])
+    assert len(examples) == 180 and {e.source for e in examples} == {"guideline"}
+    assert {e.taxonomy_code for e in examples} == set(DEFAULT_TAXONOMY)
+    assert all(e.severity == "sev3" for e in examples if e.taxonomy_code == "service.customer_request")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> SklearnTriageModel:
+    """The model `aiops triage train` builds from the sets it ships with (the author's and the guideline's)."""
+    examples = [e for path, name in ((AUTHOR, "author"), (GUIDELINE_SET, "guideline"))
+                for e in read_labels(path.read_text(encoding="utf-8").splitlines(), name)[0]]
+    return train(examples, RULES)
+
+
+@pytest.fixture(params=["model", "shipped"])
+def any_model(request: pytest.FixtureRequest) -> SklearnTriageModel:
+    """Each trained model in turn: the author's set with a review, and the shipped sets."""
+    found: SklearnTriageModel = request.getfixturevalue(request.param)
+    return found
+
+
 def test_artifact_is_content_hashed_with_a_manifest(artifact: Path, model: SklearnTriageModel) -> None:
     import hashlib
     import json
@@ -268,8 +297,8 @@ def test_a_changed_artifact_is_refused(artifact: Path, tmp_path: Path) -> None:
         load(tampered)
 
 
-def test_lab_cases_keep_their_exact_results_through_the_learned_classifier(model: SklearnTriageModel) -> None:
-    learned = LearnedClassifier(RULES, model)
+def test_lab_cases_keep_their_exact_results_through_the_learned_classifier(any_model: SklearnTriageModel) -> None:
+    learned = LearnedClassifier(RULES, any_model)
     for text in ("The whole app is down, all users cannot log in!",
                  "Visa lietotne nestrādā, neviens lietotājs nevar pieslēgties!"):
         result = learned.classify(text)
@@ -283,8 +312,8 @@ def test_lab_cases_keep_their_exact_results_through_the_learned_classifier(model
 
 @pytest.mark.parametrize("text", ["Our uplink is saturated by a DDoS, the site is unreachable.",
                                   "DDoS uzbrukums, kanāls pilnībā noslogots, pakešu zudumi."])
-def test_precedence_holds_through_the_learned_classifier(model: SklearnTriageModel, text: str) -> None:
-    assert LearnedClassifier(RULES, model).classify(text).taxonomy_code == "security.incident"
+def test_precedence_holds_through_the_learned_classifier(any_model: SklearnTriageModel, text: str) -> None:
+    assert LearnedClassifier(RULES, any_model).classify(text).taxonomy_code == "security.incident"
 
 
 def test_neighbours_find_a_reviewed_ticket_without_diacritics(model: SklearnTriageModel) -> None:

@@ -13,11 +13,13 @@ from .paths import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from triage_eval import DATA, load  # noqa: E402
-from triage_shift import LANGS, ablated_rules, candidates, scenarios, score  # noqa: E402
+from triage_shift import LANGS, ablated_rules, candidates, fifth_round, scenarios, score  # noqa: E402
 
 from correlator.triage import RuleClassifier  # noqa: E402
+from stream.commands.train import GUIDELINE_SET  # noqa: E402
 
 RECORDS = load(DATA)
+GUIDELINE = load(GUIDELINE_SET)
 FULL = RuleClassifier()
 
 
@@ -39,7 +41,7 @@ def test_ablated_rules_answer_the_training_language_as_before_and_the_other_wors
 
 def test_overrides_come_from_the_scored_language_and_are_not_scored() -> None:
     seen = 0
-    for (drop, overrides), _name, train, scored, _rules in scenarios(RECORDS):
+    for (drop, overrides), _name, train, scored, _rules, _beside in scenarios(RECORDS):
         if drop or not overrides:
             continue
         seen += 1
@@ -58,3 +60,20 @@ def test_the_decision_rule_puts_the_promise_before_volume() -> None:
     assert score(keeps) > score(breaks) and score(keeps) > score(silent)
     # round 3: severity_k 160 or 640 on the 80 blended; round 4: gate on agreement for the 96 blended, lesser always
     assert len(candidates()) == len(set(candidates())) == 100 + 80 * 2 + 96
+
+
+def test_the_guideline_set_trains_only_in_the_training_language_and_is_scored_in_the_other() -> None:
+    # Round 5: every candidate is scored on the same texts, whichever data it trains on.
+    seen = 0
+    for (_drop, overrides), _name, train, scored, _rules, beside in scenarios(RECORDS, GUIDELINE):
+        train_lang = next(e for e in train if e.source != "override").ticket_id
+        lang = next(r["lang"] for r in RECORDS if r["id"] == train_lang)
+        assert {e.source for e in beside} == {"guideline"}
+        assert {r["lang"] for r in GUIDELINE if r["id"] in {e.ticket_id for e in beside}} == {lang}
+        scored_extra = [r for r in scored if r.get("source") == "guideline"]
+        assert len(beside) + len(scored_extra) == len(GUIDELINE)
+        assert {r["lang"] for r in scored_extra} == {r["lang"] for r in GUIDELINE} - {lang}
+        assert len(train) + len(scored) - len(scored_extra) == len(RECORDS)
+        seen += overrides > 0
+    assert seen
+    assert len(fifth_round()) == len(set(fifth_round())) == 2 * 2 * 3 * 3 * 2

@@ -2,11 +2,12 @@
 
     aiops triage train [--labels FILE ...] [--broker kafka://host:9092] [--out DIR]
 
-Labels: the author's set (`benchmarks/data/triage_eval.ndjson` by default, when it is there), every `--labels`
-NDJSON file (a dump of `tickets.labels`, say), and with `--broker` every record on `tickets.labels` read from the
-beginning (a later label for the same ticket replaces an earlier one). Prints the artifact's path, version and
-trained-on counts; workers with `--triage-model-dir DIR` load it within `--triage-model-check`. Needs the `learn`
-extra (scikit-learn, skops); without it, says so and exits 2.
+Labels: the author's set (`benchmarks/data/triage_eval.ndjson` by default, when it is there), the guideline set
+(`benchmarks/data/triage_guideline.ndjson`: texts written from the labelling guideline, see its header), every
+`--labels` NDJSON file (a dump of `tickets.labels`, say), and with `--broker` every record on `tickets.labels`
+read from the beginning (a later label for the same ticket replaces an earlier one). Prints the artifact's
+path, version and trained-on counts; workers with `--triage-model-dir DIR` load it within
+`--triage-model-check`. Needs the `learn` extra (scikit-learn, skops); without it, says so and exits 2.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pathlib import Path
 
 from correlator.triage import RuleClassifier
 
-__all__ = ["AUTHOR_SET", "configure", "run"]
+__all__ = ["AUTHOR_SET", "GUIDELINE_SET", "configure", "run"]
 
 AUTHOR_SET = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "triage_eval.ndjson"
+# Training data written from the labelling guideline (its severity policy in examples, English and Latvian).
+GUIDELINE_SET = AUTHOR_SET.with_name("triage_guideline.ndjson")
 BROKER_IDLE_S = 2.0
 
 
@@ -32,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="labelled NDJSON (text, taxonomy_code, severity); repeatable")
     parser.add_argument("--no-author-set", action="store_true",
                         help=f"leave out the author's labelled set ({AUTHOR_SET.name})")
+    parser.add_argument("--no-guideline-set", action="store_true",
+                        help=f"leave out the labelled set written from the guideline ({GUIDELINE_SET.name})")
     parser.add_argument("--broker", default=None, help="also read every record of tickets.labels from this broker "
                         "(kafka://host:9092)")
     parser.add_argument("--out", type=Path, default=Path("models"), help="artifact directory (default %(default)s)")
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     sources: list[tuple[str, list[str] | list[bytes]]] = []
     if not args.no_author_set and AUTHOR_SET.is_file():
         sources.append(("author", AUTHOR_SET.read_text(encoding="utf-8").splitlines()))
+    if not args.no_guideline_set and GUIDELINE_SET.is_file():
+        sources.append(("guideline", GUIDELINE_SET.read_text(encoding="utf-8").splitlines()))
     sources += [(str(path), path.read_text(encoding="utf-8").splitlines()) for path in args.labels]
     if args.broker:
         sources.append(("tickets.labels", asyncio.run(_broker_lines(args.broker))))
