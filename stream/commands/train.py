@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model {model.version} -> {path}")
     print(f"trained on {manifest['trained_on']['total']} labelled tickets: "
           + ", ".join(f"{k} {v}" for k, v in manifest["trained_on"]["by_source"].items()))
-    print(f"confidence calibrated on {model.calibration.reviews} reviewers' labels (approvals and overrides; the "
-          "author's set is left out); the gate reads the lesser of it and the rules' support for the same answer")
+    print("confidence calibrated on the out-of-fold decisions over every labelled ticket the rules were unsure of "
+          f"({model.calibration.reviews} of them reviewers' labels); the gate reads the lesser of it and the rules' "
+          "support for the same answer")
     return 0
