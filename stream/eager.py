@@ -37,7 +37,12 @@ def first_step(coro: Coroutine[Any, Any, Any]) -> Step:
         waiting = coro.send(None)
     except StopIteration as done:
         return Step(result=done.value)
-    return Step(rest=_resume(coro, waiting))
+    return Step(rest=_rest(coro, waiting))
+
+
+async def _rest(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    # A native coroutine, so that whoever checks for an `Awaitable` (mode's `wait_first` does) takes it as one.
+    return await _resume(coro, waiting)
 
 
 @types.coroutine
