@@ -273,6 +273,8 @@ class Consumer(faust_aiokafka.Consumer):
         for other in coros[1:]:
             if isinstance(other, types.CoroutineType):
                 other.close()
+        if self.should_stop:  # stopped or crashed meanwhile: as `Service.wait_first` says it
+            return WaitResults([], [], True)
         return WaitResults([head], [step.result], False)
 
     def _new_consumer_thread(self) -> ConsumerThread:

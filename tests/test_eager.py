@@ -149,3 +149,18 @@ def test_a_suspended_flow_still_abandons_a_callback_that_waits(tmp_path: Path) -
 
     results, log = asyncio.run(run())
     assert results.results == [True] and log == ["cancelled", "finally"]
+
+
+def test_a_callback_that_stops_the_consumer_reads_as_stopped(tmp_path: Path) -> None:
+    """As `Service.wait_first` reports it: the callback finished, but the service stopped meanwhile."""
+
+    async def run() -> Any:
+        consumer = _consumer(tmp_path)
+
+        async def stops() -> int:
+            consumer._stopped.set()  # what `Service.stop` sets first
+            return 1
+
+        return await consumer.wait_first(stops(), Event().wait())
+
+    assert asyncio.run(run()) == ([], [], True)
