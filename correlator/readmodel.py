@@ -199,6 +199,8 @@ class ReadModel:
     whole: bool = False
     """Set by the feed once it has read every topic up to where it stood at start: until then a list from the
     model may lack what the cluster holds."""
+    _trim_at: int = field(default=0, compare=False, repr=False)
+    """Rows past which the next change trims (`_trim`); 0 until the first trim."""
 
     def apply_incident(self, event: IncidentSnapshot) -> bool:
         """Fold a stage-1 event; False when it is not newer than what the model holds."""
@@ -344,8 +346,11 @@ class ReadModel:
         _note(fresh, entry)
         self.rows[fresh.id] = fresh
         self.version += 1
-        if len(self.rows) > self.keep_finished * 1.1 + 100:
+        if len(self.rows) > max(self._trim_slack() + self.keep_finished, self._trim_at):
             self._trim()
+
+    def _trim_slack(self) -> int:
+        return self.keep_finished // 10 + 100
 
     def _trim(self) -> None:
         finished = sorted((r for r in self.rows.values() if not r.open), key=lambda r: (r.last_seen, r.id))
@@ -354,6 +359,9 @@ class ReadModel:
             self.clocks.pop(row.id, None)
             self.parent_of.pop(row.id, None)
             self.assigned.pop(row.id, None)
+        # Open rows all stay, so with many open the model is still past the bound after a trim: without a new mark
+        # every change sorted every row again (seen: 2% of a worker in the console feed on a 400,000-alert storm).
+        self._trim_at = len(self.rows) + self._trim_slack()
 
 
 def _note(row: Row, entry: TimelineEntry) -> None:

@@ -43,6 +43,7 @@ normalized). `seek_to_committed` below reads such a partition from its first rec
 from __future__ import annotations
 
 import logging
+import types
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
@@ -55,7 +56,11 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.settings import Settings, params, sections
+from mode import Seconds
+from mode.services import WaitArgT, WaitResults
 from mode.utils.queues import FlowControlEvent
+
+from stream.eager import first_step
 
 __all__ = [
     "DEFAULT_FETCH_MAX_WAIT_MS",
@@ -246,11 +251,31 @@ class FlowControl(FlowControlEvent):
 
 
 class Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, running `ConsumerThread`, delivering re-read records of `redelivered_topics`."""
+    """Faust's aiokafka consumer, running `ConsumerThread`, delivering re-read records of `redelivered_topics`, and
+    handing a record to its agents without a Task when their queues take it at once (`wait_first`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_offset = ReadOffsets(lambda: getattr(self.app, "redelivered_topics", ()))
+
+    async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:
+        """`Service.wait_first`, with a coroutine first in line run at once (`stream.eager`): the consumer's loop
+        passes every record as `wait_first(on_message(record), flow_suspended.wait())`, and when `on_message`
+        finishes without waiting the record costs no Task (the flow's wait, never started, is closed). One that
+        waits goes on in a Task, raced against the others as before: a suspended flow still abandons it."""
+        limit: dict[str, Seconds] = {} if timeout is None else {"timeout": timeout}  # mode types it not Optional
+        head = coros[0] if coros else None
+        if not isinstance(head, types.CoroutineType) or self.should_stop:
+            return await super().wait_first(*coros, **limit)
+        step = first_step(head)
+        if step.rest is not None:
+            return await super().wait_first(cast(WaitArgT, step.rest), *coros[1:], **limit)
+        for other in coros[1:]:
+            if isinstance(other, types.CoroutineType):
+                other.close()
+        if self.should_stop:  # stopped or crashed meanwhile: as `Service.wait_first` says it
+            return WaitResults([], [], True)
+        return WaitResults([head], [step.result], False)
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)

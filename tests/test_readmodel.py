@@ -198,6 +198,31 @@ def test_finished_incidents_are_bounded_open_ones_never() -> None:
     assert "done199" in model.rows and "done000" not in model.rows  # the newest finished ones stay
 
 
+def test_many_open_incidents_do_not_make_every_change_sort_every_row() -> None:
+    """Open rows all stay, so past the bound in open rows alone a trim frees nothing: the next one waits for another
+    tenth of the bound in rows, not for the next change (the feed sorted every row on every event)."""
+    model = ReadModel(keep_finished=10)
+    for k in range(300):
+        model.apply_incident(event(f"open{k:03d}", at=T0 + k))
+    sorts: list[int] = []
+    trim = model._trim
+
+    def counted() -> None:
+        sorts.append(len(model.rows))
+        trim()
+
+    model._trim = counted  # type: ignore[method-assign]
+    for seq in range(2, 12):  # 3,000 updates of open incidents: no new row
+        for k in range(300):
+            model.apply_incident(event(f"open{k:03d}", seq=seq, at=T0 + k))
+    assert len(sorts) <= 1
+    for k in range(500):  # finished ones still trimmed back to the newest `keep_finished`
+        model.apply_incident(event(f"done{k:03d}", status="resolved", at=T0 + 1000 + k))
+    finished = sorted(r.id for r in model.rows.values() if not r.open)
+    assert len(model.rows) - len(finished) == 300 and len(finished) <= 10 + 1 + 100 and "done499" in finished
+    assert 3 <= len(sorts) <= 8  # one per ~101 new rows, not one per change
+
+
 def test_the_feed_folds_the_same_model_with_its_one_pass_decoder_as_with_the_models() -> None:
     """The feed decodes stage-1 events with msgspec (`read_incident_record`); what it folds equals what the
     pydantic models give, for the engine's events of the lab storm, stage 2's records, and an event only the
