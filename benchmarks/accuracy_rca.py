@@ -15,7 +15,9 @@ go to 90 s; a topology path relates only a child that starts with the cause and 
 and first_gap chosen on the same development seeds and rca-micross only, frozen, then every set scored once. Sixth
 round (company: a child starting alone long after a cause's reach opens its own; `benchmarks/rca_errors.py` read
 the errors): studied on rca-micross and the noise variants of the DEVELOPMENT and TUNING seeds only (`--sets dev`
-prints them, before and after the rule, and scores no held-out seed), frozen, then every set scored once. The
+prints them, before and after the rule, and scores no held-out seed), frozen, then every set scored once, together
+with the seventh round (topology paths only while the cause alerts, borrowed names, caller names within
+caller_window_s; read with `benchmarks/topology_dev.py` on the development cascades only). The
 first table says, per set, whether issue 17's targets are met. The sets
 (`benchmarks/rca_sets.py` builds them, in memory):
 
