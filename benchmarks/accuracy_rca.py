@@ -76,7 +76,7 @@ from correlator.records import AlertRecord  # noqa: E402
 from correlator.engine import Correlator  # noqa: E402
 from correlator.keys import correlation_key, scope_of, split_key  # noqa: E402
 from correlator.models import IncidentEvent  # noqa: E402
-from correlator.replay import time_slices, replay  # noqa: E402
+from correlator.replay import Listener, ReplayReport, replay, time_slices  # noqa: E402
 from correlator.scoring import PairwiseScore, pairwise_score  # noqa: E402
 from correlator.stage2 import Grouper, GroupingConfig  # noqa: E402
 from correlator.topology import parse_topology  # noqa: E402
@@ -209,10 +209,21 @@ def stage1(data: DataSet) -> dict[str, str]:
 def stage2(data: DataSet, grouping: GroupingConfig, topology: bool,
            correlation: CorrelationConfig = CorrelationConfig()) -> dict[str, str]:
     """Both stages; with the set's topology, or labels only."""
+    return parents_of(stage2_report(data, grouping, topology, correlation))
+
+
+def stage2_report(data: DataSet, grouping: GroupingConfig, topology: bool,
+                  correlation: CorrelationConfig = CorrelationConfig(), listener: Listener | None = None
+                  ) -> ReplayReport:
+    """The replay of both stages (with the set's topology, or labels only); `listener` hears what they publish."""
     topo = None
     if topology and data.topology is not None:
         topo = parse_topology(data.topology, max_hops=max(grouping.max_hops, 1))
-    report = replay(data.alerts, correlation, grouping=grouping, topology=topo)
+    return replay(data.alerts, correlation, grouping=grouping, topology=topo, listener=listener)
+
+
+def parents_of(report: ReplayReport) -> dict[str, str]:
+    """Alert fingerprint -> the stage-2 parent holding it."""
     assert report.parents is not None
     return {fp: p.id for p in report.parents for fp in p.members}
 

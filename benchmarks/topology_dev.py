@@ -21,14 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import row  # noqa: E402
+from accuracy_rca import parents_of, row, stage2, stage2_report  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
 
-from correlator.config import CorrelationConfig  # noqa: E402
 from correlator.models import IncidentEvent  # noqa: E402
-from correlator.replay import replay  # noqa: E402
 from correlator.stage2 import Assignment, GroupingConfig, ParentEvent, Relation  # noqa: E402
-from correlator.topology import parse_topology  # noqa: E402
 
 
 def development_sets(quick: bool) -> list[DataSet]:
@@ -46,16 +43,14 @@ def development_sets(quick: bool) -> list[DataSet]:
 
 def with_and_without(data: DataSet) -> tuple[float, float, int, int]:
     """F1 without the file, F1 with it, joins through a path, and those that brought a fault new to the cause."""
-    grouping, correlation = GroupingConfig(), CorrelationConfig()
-    plain = replay(data.alerts, correlation, grouping=grouping)
+    grouping = GroupingConfig()
     joins: list[Assignment] = []
 
     def hear(item: IncidentEvent | ParentEvent | Assignment) -> None:
         if isinstance(item, Assignment):
             joins.append(item)
 
-    topology = parse_topology(data.topology or "{}", max_hops=max(grouping.max_hops, 1))
-    filed = replay(data.alerts, correlation, grouping=grouping, topology=topology, listener=hear)
+    filed = stage2_report(data, grouping, topology=True, listener=hear)
     fault = {i.id: Counter(data.truth[m] for m in i.members).most_common(1)[0][0]
              for i in filed.incidents if i.members}
     held: dict[str, set[str | None]] = {}  # parent -> faults of the children it holds, as assignments arrive
@@ -66,9 +61,8 @@ def with_and_without(data: DataSet) -> tuple[float, float, int, int]:
             paths += 1
             wrong += mine not in theirs
         theirs.add(mine)
-    assert plain.parents is not None and filed.parents is not None
-    f1 = [row(data, "", {fp: p.id for p in r.parents or () for fp in p.members}).score.f1 for r in (plain, filed)]
-    return f1[0], f1[1], paths, wrong
+    without = row(data, "", stage2(data, grouping, topology=False)).score.f1
+    return without, row(data, "", parents_of(filed)).score.f1, paths, wrong
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -671,7 +671,7 @@ class Grouper:
                 del self._child_group[cid]
         self.store.delete(g.id)
         self.counters.evicted += 1
-        self._onsets.forget(self._known)
+        self._onsets.forget(g.scope, self._known)
 
     def _known(self, child_id: str) -> bool:
         """Whether stage 2 still holds the child: assigned to a group it keeps, or held for reordering."""

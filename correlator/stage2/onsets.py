@@ -50,17 +50,20 @@ class Onsets:
             i += 1
         return False
 
-    def forget(self, known: Callable[[str], bool]) -> None:
-        """Drop the oldest entries of children stage 2 no longer holds (evicted groups), up to the first it holds:
-        the index stays as long as the children stage 2 keeps."""
-        for scope, entries in list(self._by_scope.items()):
-            cut = 0
-            while cut < len(entries) and not known(entries[cut][1]):
-                cut += 1
-            if cut:
-                del entries[:cut]
-            if not entries:
-                del self._by_scope[scope]
+    def forget(self, scope: str, known: Callable[[str], bool]) -> None:
+        """Drop the scope's oldest entries of children stage 2 no longer holds (an evicted group's), up to the
+        first it holds: the index stays as long as the children stage 2 keeps. Only the evicted group's scope
+        can have lost children, so the other scopes are not looked at."""
+        entries = self._by_scope.get(scope)
+        if entries is None:
+            return
+        cut = 0
+        while cut < len(entries) and not known(entries[cut][1]):
+            cut += 1
+        if cut:
+            del entries[:cut]
+        if not entries:
+            del self._by_scope[scope]
 
     def __len__(self) -> int:
         return sum(len(e) for e in self._by_scope.values())
