@@ -8,6 +8,9 @@ from typing import Literal
 
 from .eventtime import DEFAULT_GUARD, TimeGuard
 
+RATE_ALERTS = 3
+"""The default of `CorrelationConfig.rate_alerts`: alerts an incident needs before its own rate may stretch its gap."""
+
 __all__ = ["CorrelationConfig", "DEFAULT_CONFIG", "WindowMode", "parse_duration"]
 
 WindowMode = Literal["quiet-gap", "continuation", "tumbling"]
@@ -84,6 +87,7 @@ class CorrelationConfig:
     min_gap_s: float = 180.0
     first_gap_s: float = 90.0
     gap_factor: float = 5.0
+    rate_alerts: int = RATE_ALERTS
     background_s: float = 3600.0
     background_factor: float = 0.0
     allowed_lateness_s: float = 0.5
@@ -105,6 +109,8 @@ class CorrelationConfig:
             raise ValueError("window_s must be positive")
         if self.allowed_lateness_s < 0:
             raise ValueError("allowed_lateness_s must not be negative")
+        if self.rate_alerts < 2:
+            raise ValueError("rate_alerts must be at least 2 (a rate needs an interval)")
         if self.max_alerts < 1:
             raise ValueError("max_alerts must be at least 1")
         if self.mode not in ("quiet-gap", "continuation", "tumbling"):

@@ -38,13 +38,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from .config import CorrelationConfig
+from .config import RATE_ALERTS, CorrelationConfig
 
 __all__ = ["RATE_ALERTS", "window_start", "absorbs", "absorption_ends_at", "background_cap", "continuation_gap"]
 
 _INF = float("inf")
-RATE_ALERTS = 3
-"""Alerts an incident needs before its own rate (gap_factor x mean interval) may stretch its gap: two intervals."""
 
 
 def window_start(t: float, size: float) -> float:
@@ -78,7 +76,7 @@ def continuation_gap(
         return window
     if count < 2:
         return min(window, config.first_gap_s, cap)
-    if count < RATE_ALERTS:
+    if count < config.rate_alerts:
         return min(window, config.min_gap_s, cap)
     return min(window, cap, max(config.min_gap_s, config.gap_factor * (last_seen - first_seen) / (count - 1)))
 
