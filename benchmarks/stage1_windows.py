@@ -49,10 +49,12 @@ from correlator.config import DEFAULT_CONFIG, CorrelationConfig  # noqa: E402
 from correlator.replay import replay  # noqa: E402
 from correlator.stage2 import GroupingConfig  # noqa: E402
 
-__all__ = ["Outcome", "GRID", "evaluate", "choose"]
+__all__ = ["GRID", "MAIN", "Outcome", "choose", "evaluate"]
 
 GRID = [(f, r) for r in (3, 4) for f in (5.0, 4.0, 3.0, 2.5, 2.0)]
-"""(gap_factor, rate_alerts) of every setting the grid runs; (5, 3) is main."""
+"""(gap_factor, rate_alerts) of every setting the grid runs."""
+MAIN = (5.0, 3)
+"""(gap_factor, rate_alerts) of main when the grid was declared (the defaults before its choice)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ def evaluate(config: CorrelationConfig, data: list[DataSet], storms: DataSet) ->
 
 def choose(outcomes: list[Outcome]) -> Outcome | None:
     """The decision rule of the module docstring; None when no setting is eligible."""
-    main = next(o for o in outcomes if (o.gap_factor, o.rate_alerts) == (DEFAULT_CONFIG.gap_factor, 3))
+    main = next(o for o in outcomes if (o.gap_factor, o.rate_alerts) == MAIN)
     micross = next(k for k in main.stage2 if k.startswith("rca-micross (tuning"))
 
     def eligible(o: Outcome) -> bool:
@@ -105,7 +107,7 @@ def choose(outcomes: list[Outcome]) -> Outcome | None:
         return None
     best = max(o.mean for o in ok)
     near = [o for o in ok if o.mean >= best - 0.001]
-    return min(near, key=lambda o: (o.rate_alerts != 3, o.rate_alerts, abs(o.gap_factor - DEFAULT_CONFIG.gap_factor)))
+    return min(near, key=lambda o: (o.rate_alerts != MAIN[1], o.rate_alerts, abs(o.gap_factor - MAIN[0])))
 
 
 def _short(name: str) -> str:
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = " | ".join(f"{o.stage2[d.name]:.3f} ({o.stage1[d.name]:.3f})" for d in data)
         print(f"| {f:g} | {r} | {o.mean:.4f} | {cells} | {o.storms_f1:.3f} / {o.storms_compression:.3f} |",
               flush=True)
-    if any((o.gap_factor, o.rate_alerts) == (DEFAULT_CONFIG.gap_factor, 3) for o in outcomes):
+    if any((o.gap_factor, o.rate_alerts) == MAIN for o in outcomes):
         chosen = choose(outcomes)
         print("\nchosen:", "none eligible" if chosen is None else f"gap_factor {chosen.gap_factor:g}, "
               f"rate_alerts {chosen.rate_alerts} (mean stage-2 F1 {chosen.mean:.4f})")
