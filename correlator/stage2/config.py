@@ -57,11 +57,6 @@ class GroupingConfig:
         call) relates a child only when it starts within this of the group's latest child onset; a fault of that
         caller's own, later, is another cause (issue 17, seventh round). 120 s, chosen on development sets only
         by the rule declared in commit 5192f73 before its grid, and frozen (see benchmarks/RESULTS.md, caller17).
-    call_chains: a child whose failed call went into a service (its `callee`'s, by instance naming) that the group
-        holds a failed call out of (a `caller` of that service) is related to it, within caller_window_s of its
-        latest onset, never folding two groups (`relations`; issue 17, session 31, read on the development
-        cascades: a trace error one hop further up the call graph shared no name with its cause and opened apart,
-        the largest class of wrongly split pairs there). False: the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -89,7 +84,6 @@ class GroupingConfig:
     burst_s: float = 20.0
     caller_window_s: float = 120.0
     company: bool = True
-    call_chains: bool = True
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -47,8 +47,7 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   a victim of the call, `GroupState.callers`) relates C only when C starts within caller_window_s of G's
   latest child onset. Issue 17's seventh round, read on the development cascades (seeds 201, 6211, 8101): a
   new fault's own instance matching an instance the cause knew only as a caller was 64 true pairs against
-  8,548 false on seed 201; on MicroSS every such join (130, all true) came within 90 s of the onset. A call
-  chain (`relations`: C's failed call went into a service G holds a failed call out of) is taken the same way;
+  8,548 false on seed 201; on MicroSS every such join (130, all true) came within 90 s of the onset;
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -147,9 +146,8 @@ class _Candidate:
     gap: float
 
     @property
-    def order(self) -> tuple[int, bool, float, float, str]:
-        # a shared name before a call chain of the same rank: the chain is the weaker evidence (`relations`)
-        return (self.link.rank, self.link.chain, self.gap, self.group.first_seen, self.group.id)
+    def order(self) -> tuple[int, float, float, str]:
+        return (self.link.rank, self.gap, self.group.first_seen, self.group.id)
 
 
 _K = TypeVar("_K")
@@ -299,13 +297,12 @@ class Grouper:
             self.counters.duplicates += 1
             return
         child = ChildState.of(ev)
-        child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
+        child.extends, child.by_path = known.extends, known.by_path
         if child.first_seen != known.first_seen:
             self._onsets.add(split_key(ev.key)[0], child.first_seen, child.id)
         g.refresh(child)
         if g.accepting and child.entity_values != known.entity_values:
-            self._absorb(g, view_of(ev, self.config, self.topology), borrowed=child.by_path,
-                         heard=child.by_chain)
+            self._absorb(g, view_of(ev, self.config, self.topology), borrowed=child.by_path)
         # A parent republishes on membership and severity changes; children's counts travel on their own events.
         if SEVERITY_RANK.get(child.severity, 1) > SEVERITY_RANK.get(known.severity, 1):
             g.dirty = True
@@ -386,14 +383,11 @@ class Grouper:
 
         Together means a latest child onset within merge_window_s of the best-related group's latest child
         onset; a group whose latest child started longer before or after is a separate cause that happens to
-        overlap, and stays apart. A group related only through the topology, or only by a call chain, is never
-        folded in (see above, and `relations`).
+        overlap, and stays apart. A group related only through the topology is never folded in (see above).
         """
         best, window = related[0], self.config.merge_window_s
-        if best.link.chain:  # a call chain joins one group, never folds two (`relations`)
-            return best
         pool = sorted((c for c in related if c is best or (
-                          c.link.relation is not Relation.TOPOLOGY and not (c.link.borrowed or c.link.chain)
+                          c.link.relation is not Relation.TOPOLOGY and not c.link.borrowed
                           and abs(c.group.last_onset - best.group.last_onset) <= window)),
                       key=lambda c: (c.group.first_seen, c.group.id))
         keep = pool[0].group
@@ -435,8 +429,6 @@ class Grouper:
         for name in view.entities:
             for near in self._near(name):
                 found.update(by_entity.get(near, ()))
-        for name in view.chains:
-            found.update(by_entity.get(name, ()))
         for label in self.config.scope_labels:
             for value in view.scopes.get(label, ()):
                 found.update(self._by_scope.get((label, value), ()))
@@ -459,13 +451,11 @@ class Grouper:
         if link is None or not (g.borrowed or g.callers) or link.relation is not Relation.ENTITY or link.weak:
             return link
         own = self._named(view.without(g.borrowed | g.callers), g)
-        if own is not None and not own.chain:
+        if own is not None:
             return own
         heard = self._named(view.without(g.borrowed), g) if g.callers else None
-        if heard is not None and not heard.chain:  # the only shared name is one the group knows only as a caller
+        if heard is not None:  # the only shared name is one the group knows only as a caller (`_admits`)
             return replace(heard, caller=True)
-        if own is not None:  # a call chain alone (`relations`), weighed as a caller name (`_admits`)
-            return own
         # the only shared name came with a child joined through a path: as weak as the path (see the docstring)
         return Link(Relation.ENTITY, self.config.max_hops + 1, link.via, weak=True, borrowed=True)
 
@@ -569,9 +559,8 @@ class Grouper:
         # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
         child.extends = self._began_with(ev, g)
         child.by_path = link.relation is Relation.TOPOLOGY
-        child.by_chain = link.chain
         g.refresh(child)
-        self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
+        self._absorb(g, view, borrowed=child.by_path)
         self._child_group[ev.incident_id] = g.id
         g.dirty = True
         when = "within its span" if gap == 0 else f"{_seconds(gap)} after its latest alert"
@@ -583,18 +572,16 @@ class Grouper:
 
     # ---- indexes of accepting groups ------------------------------------------------------------------
 
-    def _absorb(self, g: GroupState, view: ChildView, *, borrowed: bool = False, heard: bool = False) -> None:
+    def _absorb(self, g: GroupState, view: ChildView, *, borrowed: bool = False) -> None:
         """Take a child's entities and scopes into the group, and into the indexes while it accepts.
 
         `borrowed`: the child joined through a path alone, so its new names are borrowed; a child that did not
-        makes every name it carries the group's own. `heard`: it joined by a call chain alone, so its new names
-        relate as caller names do, near the group's latest onset (a later fault of its own service is another
-        cause: issue 17, session 31, on the development cascades)."""
+        makes every name it carries the group's own."""
         room = self.config.max_entities - len(g.entities)
         new = [n for n in view.entities if n not in g.entities][:max(room, 0)]
         g.entities.update(new)
-        g.callers.update(n for n in new if heard or n in view.callers)
-        if g.callers and not heard:
+        g.callers.update(n for n in new if n in view.callers)
+        if g.callers:
             g.callers.difference_update(n for n in view.entities if n not in view.callers)
         if borrowed:
             g.borrowed.update(new)
