@@ -11,6 +11,7 @@ children, because a child updated while held came back with its latest seq as it
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from types import SimpleNamespace
 
@@ -51,8 +52,17 @@ COMPANY = [
 """Company (issue 17, sixth round): b, 40 s after a's reach, joins a only because c started 10 s before it; after
 a restart between c and b, c is known from the store (a child of its own parent)."""
 
+VICTIMS = [
+    _event("a", "cart/5xx", 0, 0, 1, "opened", {"instance": ["cart-1"]}, emitted=0),
+    _event("a", "cart/5xx", 0, 100, 2, "updated", {"instance": ["cart-1"]}),
+    _event("c", "web/5xx", 125, 125, 1, "opened", {}),
+    _event("u", "shop/trace:500", 130, 130, 1, "opened", {"caller": ["cart-1"], "callee": ["shop-1"]}),
+]
+"""Victim names (issue 17, session 31): u shares only its caller cart-1 with a, 130 s after a's latest onset (past
+caller_window_s, 120 s): it opens its own cause; c keeps it company."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
-          "cascade scene": events_of(SCENE), "company": COMPANY}
+          "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS}
 
 
 def parents(out: GroupingOutput) -> dict[str, str]:
@@ -92,6 +102,15 @@ def test_the_company_scene_depends_on_company() -> None:
     assert named["b"] == named["a"] != named["c"]
     alone = parents(uninterrupted([e for e in COMPANY if e.incident_id != "c"]))
     assert alone["b"] != alone["a"]
+
+
+def test_the_victims_scene_depends_on_victims() -> None:
+    named = parents(uninterrupted(VICTIMS))
+    assert named["u"] != named["a"]
+    grouper, out = Grouper(replace(CFG, victims=False), SHOP), GroupingOutput()
+    feed(grouper, VICTIMS, out)
+    out.extend(grouper.finish())
+    assert parents(out)["u"] == parents(out)["a"]
 
 
 @pytest.mark.parametrize("scene", sorted(SCENES))

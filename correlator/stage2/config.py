@@ -57,6 +57,9 @@ class GroupingConfig:
         call) relates a child only when it starts within this of the group's latest child onset; a fault of that
         caller's own, later, is another cause (issue 17, seventh round). 120 s, chosen on development sets only
         by the rule declared in commit 5192f73 before its grid, and frozen (see benchmarks/RESULTS.md, caller17).
+    victims: the mirror of caller_window_s: a name the child carries only as a caller (the calling side of its failed
+        call: a victim) relates it only within caller_window_s of the group's latest onset (issue 17, session 31,
+        chosen on development data by the rule declared in benchmarks/RESULTS.md, casc17c). False: the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -84,6 +87,7 @@ class GroupingConfig:
     burst_s: float = 20.0
     caller_window_s: float = 120.0
     company: bool = True
+    victims: bool = True
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -47,7 +47,11 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   a victim of the call, `GroupState.callers`) relates C only when C starts within caller_window_s of G's
   latest child onset. Issue 17's seventh round, read on the development cascades (seeds 201, 6211, 8101): a
   new fault's own instance matching an instance the cause knew only as a caller was 64 true pairs against
-  8,548 false on seed 201; on MicroSS every such join (130, all true) came within 90 s of the onset;
+  8,548 false on seed 201; on MicroSS every such join (130, all true) came within 90 s of the onset. Its mirror
+  (`GroupingConfig.victims`): a name C carries only as a caller (C's failed call hurt it) relates C only within
+  caller_window_s too: a shared victim says two failures began together, not that a later one belongs. Issue 17,
+  session 31, on the development sets: such joins were all right on MicroSS and all within 90 s; on the cascades
+  23 of 34 past 120 s brought another fault (a new fault's trace error into a service the cause's callers call);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -448,11 +452,16 @@ class Grouper:
         if ev.previous_id is not None and ev.previous_id in g.children:
             return Link(Relation.CONTINUES, -1, ev.previous_id)
         link = relate(view, g.entities, g.scopes, self.topology, self.config)
-        if link is None or not (g.borrowed or g.callers) or link.relation is not Relation.ENTITY or link.weak:
+        victims = view.callers if self.config.victims else frozenset()
+        if (link is None or not (g.borrowed or g.callers or victims) or link.relation is not Relation.ENTITY
+                or link.weak):
             return link
-        own = self._named(view.without(g.borrowed | g.callers), g)
+        own = self._named(view.without(g.borrowed | g.callers | victims), g)
         if own is not None:
             return own
+        victim = self._named(view.without(g.borrowed | g.callers), g) if victims else None
+        if victim is not None:  # the only shared name is one the child carries only as a caller (`_admits`)
+            return replace(victim, caller=True, victim=True)
         heard = self._named(view.without(g.borrowed), g) if g.callers else None
         if heard is not None:  # the only shared name is one the group knows only as a caller (`_admits`)
             return replace(heard, caller=True)
@@ -486,7 +495,8 @@ class Grouper:
         evidence that two incidents began together, not that a later one belongs. A path (or a borrowed name) is
         measured from the latest onset of any child, one joined by a path too (a cascade, step by step); a shared
         machine only from the group's own onsets. A name the group knows only as a caller relates only within
-        caller_window_s of its latest onset (see the module docstring)."""
+        caller_window_s of its latest onset, and so does a name the child carries only as a caller (a victim; see the
+        module docstring)."""
         if link.relation is Relation.TOPOLOGY or link.borrowed:
             return ev.first_seen - max(g.last_onset, g.path_onset) <= self.config.burst_s and self._alerting(ev, g)
         if link.caller:

@@ -11,7 +11,7 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   engine takes it only from a child that started with the group, as a shared machine (`engine._admits`).
   A name the group knows only as a caller (`CALLER_LABELS`; `ChildView.callers`, `GroupState.callers`) still
   ranks 0, but the engine takes it only from a child that starts within caller_window_s of the group's latest
-  onset (`Link.caller`).
+  onset (`Link.caller`); so does a name the child carries only as a caller (`Link.victim`, `GroupingConfig.victims`).
 * Weak ENTITY or TOPOLOGY (rank max_hops + 1 + hops): the only relation is a shared machine: a value of a
   `shared_labels` label (host, node) or a topology path through a host. A host named beside one of its own
   tenants (an instance's metric carrying its host label) is the tenant's address, not a path's end: from
@@ -74,6 +74,8 @@ class Link:
     """Only a name the group has through a topology path relates them (`GroupState.borrowed`): weak too."""
     caller: bool = False
     """Only a name the group knows only as a caller relates them (`GroupState.callers`): near its onsets only."""
+    victim: bool = False
+    """Only a name the child carries only as a caller relates them (`ChildView.callers`): near its onsets only."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -85,6 +87,8 @@ class Link:
             return f"same {self.via}"
         if self.borrowed:
             return f"shares {self.via}, which it has through a topology path"
+        if self.victim:
+            return f"shares {self.via}, which suffered the child's failed call, near its latest onset"
         if self.caller:
             return f"shares {self.via}, which it knows only as a caller, near its latest onset"
         return f"shares {self.via}"
