@@ -21,6 +21,14 @@ Every wrong pair of alerts is charged to one mechanism:
 
     python benchmarks/rca_errors.py                  # rca-micross and the DEVELOPMENT and TUNING seeds' sets
     python benchmarks/rca_errors.py --examples 5     # and a few examples of each mechanism
+    python benchmarks/rca_errors.py --stage1         # only what stage-1 incidents holding two true incidents cost
+
+`--stage1` counts, per set, the wrong pairs that come from stage-1 incidents holding alerts of two true incidents
+(a fault and a noise alert, or two faults), which no stage-2 rule can undo: the pairs of two true incidents inside
+one such stage-1 incident (wrongly merged), and the pairs of a fault split apart where one side sits in a stage-1
+incident that another true incident opened (its first alert is the other's). Beside them, F1 with stage 1 made
+perfect in this one respect (each key split further by the true incident, nothing else changed): the most a
+stage-1 window rule can gain.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,14 +46,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import rca_sets  # noqa: E402
 from accuracy_rca import development_sets  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
+from stage1_windows import sets as stage1_sets  # noqa: E402
 
 from correlator.config import DEFAULT_CONFIG, CorrelationConfig  # noqa: E402
+from correlator.engine import AlertLike  # noqa: E402
 from correlator.models import IncidentEvent  # noqa: E402
 from correlator.replay import ReplayIncident, ReplayParent, replay  # noqa: E402
 from correlator.scoring import pairwise_score  # noqa: E402
 from correlator.stage2 import DEFAULT_GROUPING, Assignment, GroupingConfig, ParentEvent, Relation  # noqa: E402
 
-__all__ = ["Breakdown", "breakdown"]
+__all__ = ["Breakdown", "Mixing", "breakdown", "stage1_mixing"]
 
 Note = Callable[[str, str], None]
 """Keeps an example of a mechanism: (mechanism, text)."""
@@ -181,13 +191,84 @@ def _split_kind(fault: str, kids: list[ReplayIncident], truth: dict[str, str],
     return "opened apart" if a.relation is Relation.FIRST else f"apart, joined by {_relation(a)}"
 
 
+@dataclass(frozen=True, slots=True)
+class Mixing:
+    """What stage-1 incidents holding two true incidents cost stage 2's output (`--stage1`)."""
+
+    name: str
+    f1: float
+    wrong: int
+    """Every wrong pair of stage 2's output, merged and split."""
+    mixed: int
+    """Stage-1 incidents holding alerts of two or more true incidents."""
+    merged: int
+    """Pairs of two true incidents inside one stage-1 incident."""
+    split: int
+    """Pairs of one fault split apart, one side in a stage-1 incident another true incident opened."""
+    oracle_f1: float
+    """F1 when each stage-1 key is split further by the true incident (nothing else changed)."""
+
+
+class _Keyed:
+    """An alert whose key names its true incident too: stage 1 then never mixes two (stage 2 reads no symptom)."""
+
+    __slots__ = ("fingerprint", "key", "status", "severity", "starts_at", "ends_at", "labels")
+
+    def __init__(self, a: AlertLike, fault: str) -> None:
+        self.fingerprint, self.key, self.status, self.severity = a.fingerprint, f"{a.key}~{fault}", a.status, a.severity
+        self.starts_at, self.ends_at, self.labels = a.starts_at, a.ends_at, a.labels
+
+
+def _split_pairs_of(predicted: dict[str, str], truth: dict[str, str], items: Iterable[str]) -> int:
+    """Pairs of `items` of one true group in two predicted ones (with the roles swapped: wrongly merged pairs)."""
+    by_fault: dict[str, Counter[str]] = defaultdict(Counter)
+    for fp in items:
+        by_fault[truth[fp]][predicted[fp]] += 1
+    return sum((sum(c.values()) ** 2 - sum(n * n for n in c.values())) // 2 for c in by_fault.values())
+
+
+def stage1_mixing(data: DataSet, grouping: GroupingConfig = DEFAULT_GROUPING,
+                  correlation: CorrelationConfig = DEFAULT_CONFIG) -> Mixing:
+    """Count the wrong pairs stage-1 incidents of two true incidents cause, and F1 without them."""
+    truth = data.truth
+    report = replay(data.alerts, correlation, grouping=grouping)
+    assert report.parents is not None
+    predicted = {fp: p.id for p in report.parents for fp in p.members}
+    score = pairwise_score(predicted, truth)
+    when = {a.fingerprint: a.starts_at for a in data.alerts}
+    mixed = merged = 0
+    placed: list[str] = []
+    for inc in report.incidents:
+        cell = Counter(truth[fp] for fp in inc.members)
+        if len(cell) > 1:
+            mixed += 1
+            merged += (sum(cell.values()) ** 2 - sum(n * n for n in cell.values())) // 2
+        owner = truth[min(inc.members, key=lambda fp: when[fp])] if inc.members else ""
+        placed.extend(fp for fp in inc.members if truth[fp] == owner)
+    split = _split_pairs_of(predicted, truth, truth) - _split_pairs_of(predicted, truth, placed)
+    wrong = _split_pairs_of(predicted, truth, truth) + _split_pairs_of(truth, predicted, truth)
+    oracle = replay([_Keyed(a, truth[a.fingerprint]) for a in data.alerts], correlation, grouping=grouping)
+    assert oracle.parents is not None
+    oracle_f1 = pairwise_score({fp: p.id for p in oracle.parents for fp in p.members}, truth).f1
+    return Mixing(data.name, score.f1, wrong, mixed, merged, split, oracle_f1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print each development set's score and its wrong pairs by mechanism."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=0, help="examples to print per mechanism")
+    parser.add_argument("--stage1", action="store_true", help="only what stage-1 incidents of two true incidents cost")
     parser.add_argument("--without-company", action="store_true", help="stage 2 as before issue 17's sixth round")
     args = parser.parse_args(argv)
     grouping = GroupingConfig(company=not args.without_company)
+    if args.stage1:
+        print("| set | F1 | wrong pairs | mixed stage-1 incidents | merged inside them | split by them | share | "
+              "F1, stage 1 split by truth |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+        for data in stage1_sets():
+            m = stage1_mixing(data, grouping)
+            print(f"| {m.name} | {m.f1:.3f} | {m.wrong:,} | {m.mixed} | {m.merged:,} | {m.split:,} | "
+                  f"{(m.merged + m.split) / max(m.wrong, 1):.1%} | {m.oracle_f1:.3f} |")
+        return 0
     for data in development_sets(rca_sets.micross()):
         b = breakdown(data, grouping, examples=args.examples)
         total_m, total_s = sum(b.merged.values()), sum(b.split.values())

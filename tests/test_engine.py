@@ -58,23 +58,27 @@ def groups(engine: Correlator) -> list[set[str]]:
         ("a chain of short gaps spans many windows", [0, 500, 1000, 1500, 2000], "continuation",
          [{"a0", "a1", "a2", "a3", "a4"}]),
         ("tumbling keeps one window", [0, 500, 1000], "tumbling", [{"a0", "a1"}, {"a2"}]),
-        # quiet-gap (default): gap = min(window 600, max(min_gap 180, 5 x the incident's mean interval))
+        # quiet-gap (default): gap = min(window 600, max(min_gap 180, 2.5 x the incident's mean interval))
         ("quiet-gap: a lone alert bridges min_gap", [0, 180], "quiet-gap", [{"a0", "a1"}]),
         ("quiet-gap: a lone alert no more", [0, 181], "quiet-gap", [{"a0"}, {"a1"}]),
         ("quiet-gap: a dense storm ends after min_gap of quiet", [0, 10, 20, 30, 40, 221], "quiet-gap",
          [{"a0", "a1", "a2", "a3", "a4"}, {"a5"}]),
         ("quiet-gap: the same dense storm, a shorter pause, stays one", [0, 10, 20, 30, 40, 220], "quiet-gap",
          [{"a0", "a1", "a2", "a3", "a4", "a5"}]),
-        ("quiet-gap: a sparse storm (every 100 s) bridges 5 x 100 s", [0, 100, 200, 700], "quiet-gap",
+        ("quiet-gap: a sparse storm (every 100 s) bridges 2.5 x 100 s", [0, 100, 200, 450], "quiet-gap",
          [{"a0", "a1", "a2", "a3"}]),
         # two alerts make one interval, not a rate: until a third, the gap is min_gap (a pair of background alerts
-        # minutes apart must not bridge 5 x their interval and glue the next fault's burst onto them)
+        # minutes apart must not bridge 2.5 x their interval and glue the next fault's burst onto them)
         ("quiet-gap: two sparse alerts bridge min_gap only", [0, 100, 281], "quiet-gap", [{"a0", "a1"}, {"a2"}]),
         ("quiet-gap: two sparse alerts, within min_gap", [0, 100, 280], "quiet-gap", [{"a0", "a1", "a2"}]),
-        ("quiet-gap: the third alert makes a rate", [0, 100, 200, 700], "quiet-gap", [{"a0", "a1", "a2", "a3"}]),
-        ("quiet-gap: never more than the window", [0, 150, 300, 450, 1051], "quiet-gap",
+        ("quiet-gap: the third alert makes a rate", [0, 150, 300, 675], "quiet-gap", [{"a0", "a1", "a2", "a3"}]),
+        ("quiet-gap: never more than the window", [0, 180, 360, 810, 1411], "quiet-gap",
          [{"a0", "a1", "a2", "a3"}, {"a4"}]),
-        ("quiet-gap: up to the window", [0, 150, 300, 450, 1050], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}]),
+        ("quiet-gap: up to the window", [0, 180, 360, 810, 1410], "quiet-gap", [{"a0", "a1", "a2", "a3", "a4"}]),
+        # issue 17, session 31: a chain of sparse background alerts (one every 100 s) no longer bridges 5 x its
+        # interval, so a fault's burst of the same key 300 s later is an incident of its own (it bridged 500 s)
+        ("quiet-gap: a sparse chain ends after 2.5 x its interval", [0, 100, 200, 451, 455, 460], "quiet-gap",
+         [{"a0", "a1", "a2"}, {"a3", "a4", "a5"}]),
         ("quiet-gap: a steady storm over many windows stays one", [60.0 * k for k in range(40)], "quiet-gap",
          [{f"a{k}" for k in range(40)}]),
         ("quiet-gap: a recurring fault after a pause long for that storm is a new incident",
@@ -93,6 +97,20 @@ def test_window_rule(name: str, times: list[float], mode: str, expected: list[se
     cfg = replace(CFG, mode=mode, background_factor=0.1 if name.startswith("background") else CFG.background_factor)
     engine, _ = run([fire(f"a{i}", t) for i, t in enumerate(times)], cfg)  # type: ignore[arg-type]
     assert groups(engine) == sorted(expected, key=lambda g: sorted(g)), name
+
+
+@pytest.mark.parametrize(("rate_alerts", "expected"), [
+    (3, [{"a0", "a1", "a2", "a3"}]),  # three alerts make a rate: 2.5 x 100 s bridges the 250 s pause
+    (4, [{"a0", "a1", "a2"}, {"a3"}]),  # four needed: three alerts still get min_gap (180 s)
+])
+def test_rate_alerts_is_when_the_rate_stretches_the_gap(rate_alerts: int, expected: list[set[str]]) -> None:
+    engine, _ = run([fire(f"a{i}", t) for i, t in enumerate([0, 100, 200, 450])], replace(CFG, rate_alerts=rate_alerts))
+    assert groups(engine) == expected
+
+
+def test_rate_alerts_needs_an_interval() -> None:
+    with pytest.raises(ValueError, match="rate_alerts"):
+        CorrelationConfig(rate_alerts=1)
 
 
 def test_keys_never_mix() -> None:
