@@ -95,12 +95,15 @@ def partition(out: GroupingOutput) -> str:
      None, "a b"),
     ("host:port instance is its host", [("a", "node/load", 0, 0, {"instance": ["10.0.0.1:9100"]}),
                                         ("b", "api/5xx", 20, 20, {"host": ["10.0.0.1"]})], None, "a b"),
-    ("a placeholder host relates nothing", [("a", "10.0.0.1/cpu", 0, 0, {"host": ["system"]}),
-                                            ("b", "10.0.0.2/cpu", 20, 20, {"host": ["system"]})], None, "a|b"),
+    # (each child names two things here: one naming a single thing may follow a burst by time, see below)
+    ("a placeholder host relates nothing", [("a", "10.0.0.1/cpu", 0, 0, {"host": ["system"], "pod": ["p1"]}),
+                                            ("b", "10.0.0.2/cpu", 20, 20, {"host": ["system"], "pod": ["p2"]})],
+     None, "a|b"),
     ("same namespace, no topology", [("a", "api/5xx", 0, 0, {"namespace": ["shop"]}),
                                      ("b", "db/latency", 20, 20, {"namespace": ["shop"]})], None, "a b"),
-    ("same cluster alone is not a relation", [("a", "api/5xx", 0, 0, {"cluster": ["eu"]}),
-                                              ("b", "db/latency", 20, 20, {"cluster": ["eu"]})], None, "a|b"),
+    ("same cluster alone is not a relation", [("a", "api/5xx", 0, 0, {"cluster": ["eu"], "pod": ["a1"]}),
+                                              ("b", "db/latency", 20, 20, {"cluster": ["eu"], "pod": ["d1"]})],
+     None, "a|b"),
     ("two clusters never meet, same names", [("a", "api/5xx", 0, 0, {"cluster": ["eu"], "host": ["h1"]}),
                                              ("b", "api/5xx-b", 20, 20, {"cluster": ["us"], "host": ["h1"]})],
      None, "a|b"),
@@ -372,6 +375,8 @@ def test_redelivered_events_are_dropped() -> None:
 # that starts more than burst_s (20 s) after a group's reach joins it only when another incident of its scope
 # started within burst_s before it (or with it); alone, it opens its own parent.
 I1 = {"instance": ["i1"]}
+W1 = {"instance": ["w1"]}
+"""Another incident's own name (two names with its service: it never follows a burst by time alone)."""
 
 
 @pytest.mark.parametrize(("name", "specs", "expected"), [
@@ -380,11 +385,11 @@ I1 = {"instance": ["i1"]}
     ("with company: another incident started 10 s before it",
      [("a", "api/5xx", 0, 30, I1), ("c", "web/5xx", 60, 60, {}), ("b", "db/latency", 70, 70, I1)], "a b|c"),
     ("company at the same second counts",
-     [("a", "api/5xx", 0, 30, I1), ("c", "web/5xx", 70, 70, {}), ("b", "db/latency", 70, 70, I1)], "a b|c"),
+     [("a", "api/5xx", 0, 30, I1), ("c", "web/5xx", 70, 70, W1), ("b", "db/latency", 70, 70, I1)], "a b|c"),
     ("company 21 s before it is too early",
      [("a", "api/5xx", 0, 30, I1), ("c", "web/5xx", 49, 49, {}), ("b", "db/latency", 70, 70, I1)], "a|b|c"),
     ("an incident starting after it is not company (it is not known yet when the child is placed)",
-     [("a", "api/5xx", 0, 30, I1), ("b", "db/latency", 70, 70, I1), ("c", "web/5xx", 72, 72, {})], "a|b|c"),
+     [("a", "api/5xx", 0, 30, I1), ("b", "db/latency", 70, 70, I1), ("c", "web/5xx", 72, 72, W1)], "a|b|c"),
     ("within burst_s of the reach no company is needed",
      [("a", "api/5xx", 0, 30, I1), ("b", "db/latency", 50, 50, I1)], "a b"),
     ("two lone incidents of one key's background stay apart from a storm and from each other",
@@ -602,3 +607,49 @@ def test_borrowed_names_survive_a_restart_and_old_state_loads() -> None:
     del old["borrowed"]
     legacy = GroupState.from_dict(old)
     assert legacy.borrowed == set() and not legacy.children["pay"].by_path
+
+
+# burst-follow (issue 17, session 31): a child naming one entity only (a host's own metric) that relates to nothing
+# open joins the one group whose child started within burst_s (20 s) before it, when no other group's did
+H = {"host": ["system"]}  # a host metric: its service is the host, and its host label a placeholder
+
+
+@pytest.mark.parametrize(("name", "specs", "topology", "expected"), [
+    ("a host metric in a cause's burst follows it",
+     [("a", "api/5xx", 0, 30, I1), ("h", "10.0.0.9/cpu", 10, 40, H)], None, "a h"),
+    ("at exactly burst_s after the cause's latest onset",
+     [("a", "api/5xx", 0, 30, I1), ("a2", "api/latency", 5, 30, I1), ("h", "10.0.0.9/cpu", 25, 40, H)], None,
+     "a a2 h"),
+    ("21 s after it: no burst to follow",
+     [("a", "api/5xx", 0, 60, I1), ("h", "10.0.0.9/cpu", 21, 40, H)], None, "a|h"),
+    ("two causes starting in that window compete: it follows neither",
+     [("a", "api/5xx", 0, 30, I1), ("x", "web/5xx", 5, 30, W1), ("h", "10.0.0.9/cpu", 10, 40, H)], None,
+     "a|h|x"),
+    ("a child naming two things is a cause of its own as likely: it stays apart",
+     [("a", "api/5xx", 0, 30, I1), ("b", "db/latency", 10, 40, {"instance": ["d1"]})], None, "a|b"),
+    ("a cause starting after it is not known when it is placed",
+     [("h", "10.0.0.9/cpu", 0, 40, H), ("a", "api/5xx", 3, 30, I1)], None, "a|h"),
+    ("a topology that knows it decides by its paths",
+     [("a", "frontend/5xx", 0, 30, I1), ("r", "reports/late", 10, 40, {})], SHOP, "a|r"),
+    ("one it does not know follows the burst as without it",
+     [("a", "frontend/5xx", 0, 30, I1), ("h", "10.0.0.9/cpu", 10, 40, H)], SHOP, "a h"),
+    ("a second host metric follows the first by name",
+     [("a", "api/5xx", 0, 30, I1), ("h", "10.0.0.9/cpu", 10, 40, H), ("h2", "10.0.0.9/mem", 50, 50, H)], None,
+     "a h h2"),
+])
+def test_a_child_naming_one_thing_follows_the_one_burst_it_starts_in(
+        name: str, specs: list[Spec], topology: Topology | None, expected: str) -> None:
+    _, out = run(events_of(specs), topology=topology)
+    assert partition(out) == expected, name
+    _, before = run(events_of(specs), replace(CFG, burst_follow=False), topology)
+    assert "h" not in [a.child_id for a in before.assignments if a.relation is Relation.BURST], name
+    if any("h" in g.split() and len(g.split()) > 1 for g in expected.split("|")):
+        assert partition(before) != expected, name  # the rule, and nothing else, put it there
+
+
+def test_a_child_that_follows_a_burst_says_why() -> None:
+    _, out = run(events_of([("a", "api/5xx", 0, 30, I1), ("h", "10.0.0.9/cpu", 10, 40, H)]))
+    joined = next(a for a in out.assignments if a.child_id == "h")
+    assert joined.relation is Relation.BURST and joined.parent_id == parent_id("a")
+    assert joined.explanation == ("names only service 10.0.0.9, started in its burst of onsets and no other "
+                                  "cause's, within its span")

@@ -61,8 +61,14 @@ VICTIMS = [
 """Victim names (issue 17, session 31): u shares only its caller cart-1 with a, 130 s after a's latest onset (past
 caller_window_s, 120 s): it opens its own cause; c keeps it company."""
 
+BURST = events_of([("a", "api/5xx", 0, 30, {"instance": ["i1"]}), ("h", "10.0.0.9/cpu", 10, 40, {}),
+                    ("x", "web/5xx", 45, 60, {"instance": ["w1"]}), ("h2", "10.0.0.8/cpu", 50, 50, {}),
+                    ("b", "db/5xx", 52, 52, {"instance": ["d1"]}), ("h3", "10.0.0.7/cpu", 60, 60, {})])
+"""Burst-follow (issue 17, session 31): h follows a's burst, h2 x's; h3 starts when x and b (two causes) compete, and
+stays apart. Which groups took a child in the window comes from the store after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
-          "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS}
+          "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST}
 
 
 def parents(out: GroupingOutput) -> dict[str, str]:
@@ -111,6 +117,12 @@ def test_the_victims_scene_depends_on_victims() -> None:
     feed(grouper, VICTIMS, out)
     out.extend(grouper.finish())
     assert parents(out)["u"] == parents(out)["a"]
+
+
+def test_the_burst_scene_depends_on_burst_follow() -> None:
+    named = parents(uninterrupted(BURST))
+    assert named["h"] == named["a"] and named["h2"] == named["x"]
+    assert len({named["h3"], named["x"], named["b"], named["a"]}) == 4
 
 
 @pytest.mark.parametrize("scene", sorted(SCENES))

@@ -60,6 +60,12 @@ class GroupingConfig:
     victims: the mirror of caller_window_s: a name the child carries only as a caller (the calling side of its failed
         call: a victim) relates it only within caller_window_s of the group's latest onset (issue 17, session 31,
         chosen on development data by the rule declared in benchmarks/RESULTS.md, casc17c). False: the rule before.
+    burst_follow: a child that names exactly one entity (its service: a host's own metric, whose service and instance
+        are the host), relates to no open group and would open its own, joins the one group of its scope that took
+        a child starting within burst_s before it, when no other group's child started in that window (`engine`).
+        Such a child has nothing a cause could share: on the development noise sets a fault's host metrics that
+        started with it stayed apart (issue 17, session 31; figures in benchmarks/RESULTS.md, noise17c). False:
+        the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -88,6 +94,7 @@ class GroupingConfig:
     caller_window_s: float = 120.0
     company: bool = True
     victims: bool = True
+    burst_follow: bool = True
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

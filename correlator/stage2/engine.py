@@ -53,6 +53,13 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   session 31, on the development sets: such joins were all right on MicroSS and all within 90 s; on the cascades
   23 of 34 past 120 s brought another fault (a new fault's trace error into a service the cause's callers call);
 
+* burst-follow: a C that names exactly one entity (a host's own metric) and relates to no open group joins, by time
+  alone, the one group of its scope that took a child starting within burst_s before C, when no other group's
+  child started in that window (`_burst`, `GroupingConfig.burst_follow`). It shares nothing a cause could name,
+  so time is its only evidence, and one burst with no competitor is the evidence a time-gap grouper takes
+  (issue 17, session 31: on the development noise sets a fault's host metrics starting with it stayed apart);
+  a child naming more is a cause of its own as likely (a renamed twin failing 30 s later, MicroSS x2);
+
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
 related, C opens a successor that names the best of them (`previous_id`); when none is, C opens its own
@@ -93,7 +100,7 @@ from ..topology import Topology
 from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
-from .relations import ChildView, Link, relate, time_gap, view_of
+from .relations import ChildView, Link, burst_link, relate, time_gap, view_of
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
 __all__ = ["Grouper", "GroupingCounters", "GroupingOutput", "parent_id"]
@@ -335,6 +342,9 @@ class Grouper:
         self.counters.children += 1
         view = view_of(ev, self.config, self.topology)
         related, capped, lone = self._choose(ev, view)
+        if not related and capped is None and lone is None and self.config.burst_follow:
+            follow = self._burst(ev, view)
+            related = [follow] if follow is not None else related
         if related:
             merging = len(related) > 1 and self.config.merge_window_s > 0
             target = self._merge(related, ev, view, now, out) if merging else related[0]
@@ -522,6 +532,26 @@ class Grouper:
         on arrival order, batching or a restart (`onsets`)."""
         return not self._onsets.accompanied(scope, ev.first_seen, ev.incident_id, self.config.burst_s,
                                             self._first_seen_of)
+
+    def _burst(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
+        """Burst-follow: the one accepting group with room whose children alone started within burst_s before a child
+        that names one entity only and relates to nothing open, or None (two groups starting then compete, or none
+        does, or the topology knows the child). Only children assigned before this one count (`onsets`), so replay,
+        stream and restart agree."""
+        link = burst_link(view, self.config)
+        if link is None or (self.topology is not None and any(n in self.topology for n in view.entities)):
+            return None  # a topology that knows the child decides by its paths: no path is evidence against
+        scope, t = split_key(ev.key)[0], ev.first_seen
+        found: set[str] = set()
+        for other in self._onsets.starting(scope, t - self.config.burst_s, t, self._first_seen_of):
+            gid = self._child_group.get(other)
+            if gid is not None and other != ev.incident_id:
+                found.add(gid)
+        g = self.store.get(found.pop()) if len(found) == 1 else None
+        if g is None or not g.accepting or self._capped_reason(g, t):
+            return None
+        gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
+        return None if gap is None else _Candidate(g, link, gap)
 
     def _first_seen_of(self, child_id: str) -> float | None:
         """A known child's first alert as it stands: held, or in its group."""

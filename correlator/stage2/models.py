@@ -28,6 +28,9 @@ class Relation(str, Enum):
     """One of its entities is within the allowed hops of one of the parent's in the topology."""
     SCOPE = "scope"
     """It shares a scope label value (a namespace, by default) with the parent: the label fallback."""
+    BURST = "burst"
+    """It names one entity only, shared with nothing open, and started in the parent's burst of onsets while no
+    other parent's child started then: time is its only evidence (`GroupingConfig.burst_follow`)."""
     MERGED = "merged"
     """It moved here with the rest of its former parent, merged because a later child related both."""
 

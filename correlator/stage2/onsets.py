@@ -5,7 +5,8 @@ background noise is one incident here and there. So a child that starts long aft
 the cause carrying on only when it is not alone: another incident of its scope started at most `before_s` ahead of
 it, or with it (`engine`). Only earlier children count: stage 2 releases children in order of first alert, so
 all of them are known when a child is released, and the answer is the same in a replay, in the stream and after
-a restart.
+a restart. The same index finds the groups whose children started just before a child that names one entity only
+(`engine._burst`: it follows the one burst it starts in).
 
 The index is derived state: it is rebuilt from the store (held children and the children of every group), and an
 entry counts only while its child still starts at that time (a late alert moves a child's first alert earlier,
@@ -15,7 +16,7 @@ and the child is indexed again there), so a stale entry changes nothing.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 __all__ = ["Onsets"]
 
@@ -39,16 +40,20 @@ class Onsets:
     def accompanied(self, scope: str, t: float, child_id: str, before_s: float,
                     first_seen_of: Callable[[str], float | None]) -> bool:
         """Whether another child of the scope starts within [t - before_s, t], as it stands now."""
+        return any(other != child_id for other in self.starting(scope, t - before_s, t, first_seen_of))
+
+    def starting(self, scope: str, lo: float, hi: float,
+                 first_seen_of: Callable[[str], float | None]) -> Iterator[str]:
+        """The children of the scope that start within [lo, hi] as they stand now (stale entries skipped)."""
         entries = self._by_scope.get(scope)
         if not entries:
-            return False
-        i = bisect.bisect_left(entries, (t - before_s, ""))
-        while i < len(entries) and entries[i][0] <= t:
+            return
+        i = bisect.bisect_left(entries, (lo, ""))
+        while i < len(entries) and entries[i][0] <= hi:
             at, other = entries[i]
-            if other != child_id and first_seen_of(other) == at:
-                return True
+            if first_seen_of(other) == at:
+                yield other
             i += 1
-        return False
 
     def forget(self, scope: str, known: Callable[[str], bool]) -> None:
         """Drop the scope's oldest entries of children stage 2 no longer holds (an evicted group's), up to the

@@ -22,6 +22,10 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   fallback when there is no topology, or when it knows the entities of neither side or of one side only
   (when it knows both and finds no path, that is taken as evidence that they are unrelated).
 
+* BURST (rank 2 * max_hops + 2 + len(scope_labels), the weakest): no shared name at all, only time: a child that
+  names one entity only (a host's own metric) and relates to no open group joins the one group whose child started
+  within burst_s before it, when no other group's did (`engine._burst`, `burst_link`; issue 17, session 31).
+
 Two boundaries come before any rule. The scope of the stage-1 key (`keys.scope_of`: cluster, environment,
 region) is a hard one: a child joins only groups of exactly its scope (checked by the engine). And a veto: when
 both sides know their values of a `separate_labels` label (cluster) and share none, they are never related,
@@ -39,7 +43,7 @@ from ..topology import Topology
 from .config import GroupingConfig
 from .models import Relation
 
-__all__ = ["CALLER_LABELS", "ChildView", "Link", "relate", "time_gap", "view_of"]
+__all__ = ["CALLER_LABELS", "ChildView", "Link", "burst_link", "relate", "time_gap", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
 """Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
@@ -85,6 +89,8 @@ class Link:
             return f"continues {self.via} after a stage-1 cap"
         if self.relation is Relation.SCOPE:
             return f"same {self.via}"
+        if self.relation is Relation.BURST:
+            return f"names only {self.via}, started in its burst of onsets and no other cause's"
         if self.borrowed:
             return f"shares {self.via}, which it has through a topology path"
         if self.victim:
@@ -166,6 +172,18 @@ def relate(
         if shared:
             return Link(Relation.SCOPE, 2 * weak_rank + i, f"{label} {shared[0]}")
     return None
+
+
+def burst_link(view: ChildView, config: GroupingConfig) -> Link | None:
+    """The time-only relation of a child that names exactly one entity (its service: a host's own metric, whose
+    service and instance are the host), or None when it names more. Such a child carries nothing a cause could
+    share, so the engine relates it by its start alone (`engine._burst`); a child naming two or more things is a
+    cause of its own as likely as a piece of one (on MicroSS x2, a renamed twin failing 30 s later in one scope,
+    up to two names cost 0.05 of F1; issue 17, session 31)."""
+    if len(view.entities) != 1:
+        return None
+    label, value = next(iter(view.entities.values()))
+    return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels), f"{label} {value}")
 
 
 def _known(names: Iterable[str], topology: Topology) -> bool:
