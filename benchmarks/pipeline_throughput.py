@@ -35,7 +35,8 @@ costs; so is each pair's own ratio (its two runs back to back), printed with the
 Every run prints, as it ends, its rate, the worker's CPU microseconds per alert and the records on `incidents`
 (stage 1's events, stage 2's records). `--variant AIOPS_X=V` adds a third run to every round, stage 2 with that
 setting too, in the same alternating order, so two versions of stage 2 are compared with stage 1 alone and
-with each other on the same broker within minutes. `--profile DIR` has py-spy sample each run's worker into
+with each other on the same broker within minutes; `--also AIOPS_X=V[,AIOPS_Y=W]` adds one more such arm per use
+(several versions of stage 2 in one run). `--profile DIR` has py-spy sample each run's worker into
 DIR (collapsed stacks; py-spy takes CPU of its own, so those runs' rates are not for comparison).
 """
 
@@ -188,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                         "AIOPS_STAGE2_LONE_CAUSES=false")
     p.add_argument("--variant", action="append", default=[], metavar="AIOPS_X=V",
                    help="with --stage2: a third run in every round, stage 2 with this setting too (repeatable)")
+    p.add_argument("--also", action="append", default=[], metavar="AIOPS_X=V[,AIOPS_Y=W]",
+                   help="with --stage2: one more arm in every round per use, stage 2 with these settings (comma "
+                        "between settings), e.g. --also AIOPS_STAGE2_LONE_CAUSES=false --also AIOPS_STAGE2_GAP=60")
     p.add_argument("--profile", type=Path, default=None,
                    help="with --stage2: py-spy each run's worker into this directory (its rates are not comparable)")
     args = p.parse_args(argv)
@@ -225,6 +229,9 @@ def compare_stage2(bodies: list[bytes], alerts: int, args: argparse.Namespace) -
     arms: list[tuple[str, bool, dict[str, str]]] = [("stage 1 alone", False, {}), ("stage 2", True, stage2_env)]
     if args.variant:
         arms.append((f"stage 2, {' '.join(args.variant)}", True, {**stage2_env, **_settings(args.variant)}))
+    for also in args.also:
+        pairs = also.split(",")
+        arms.append((f"stage 2, {' '.join(pairs)}", True, {**stage2_env, **_settings(pairs)}))
     runs: list[list[dict[str, float]]] = [[] for _ in arms]
     with start_broker() as broker:
         for i in range(args.runs):
@@ -246,8 +253,10 @@ def compare_stage2(bodies: list[bytes], alerts: int, args: argparse.Namespace) -
         part, text = _against_stage1(runs[0], runs[a], alerts, arms[a][0])
         if a == 1:
             doc.update(part)  # the keys of stage 2 at its settings, as before
-        else:
+        elif a == 2 and args.variant:
             doc["variant"] = {"settings": _settings(args.variant), **part}
+        else:
+            doc.setdefault("also", []).append({"settings": arms[a][2], **part})
         lines += text
     if args.json:
         print(json.dumps(doc))

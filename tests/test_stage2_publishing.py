@@ -117,3 +117,24 @@ def test_without_lone_causes_notify_pages_each_lone_incident_itself_and_a_slow_s
     assert _pagerduty(made) == Counter({("trigger", s): 1 for s in paged} | {("resolve", s): 1 for s in paged})
     triggers = [d.subject_id for d in made if d.receiver == "oncall" and d.action == "trigger"]
     assert triggers.index(first) < triggers.index(cause.id)  # paged alone before its cause was announced
+
+
+def test_a_stage2_record_is_the_models_json_byte_for_byte_and_decodes_back() -> None:
+    """`stage2_agent._dump` writes `__dict__` for speed: the same bytes as the model's JSON dump, every field set."""
+    import orjson
+
+    from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record
+    from stream.stage2_agent import Stage2, _dump
+
+    out = _grouped()
+    full = out.parents[-1].model_copy(update={
+        "previous_id": "par-old", "merged_into": "par-other", "topology_version": "v1 ✓", "reason": "naïve \"why\"",
+        "first_seen": 1772420450.472, "last_seen": 1e-7, "services": ["a", "b"]})
+    out.parents.append(ParentEvent.model_validate(full.model_dump()))
+    assert out.assignments and {a.relation for a in out.assignments} >= {Relation.FIRST, Relation.ENTITY}
+    for model in [*out.parents, *out.assignments]:
+        assert _dump(model) == orjson.dumps(model.model_dump(mode="json"))
+    records = list(Stage2._records(out))
+    assert [key for key, _, _ in records] == [p.parent_id for p in out.parents] + [a.child_id for a in out.assignments]
+    assert [decode_incident_record(value, headers) for _, value, headers in records] == [*out.parents, *out.assignments]
+    assert {id(h) for _, _, h in records} == {id(PARENT_HEADERS), id(ASSIGNMENT_HEADERS)}
