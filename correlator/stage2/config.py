@@ -66,6 +66,11 @@ class GroupingConfig:
         Such a child has nothing a cause could share: on the development noise sets a fault's host metrics that
         started with it stayed apart (issue 17, session 31; figures in benchmarks/RESULTS.md, noise17c). False:
         the rule before.
+    borrowed_folds: a group related to a child only by a name borrowed through a path (`GroupState.borrowed`) folds
+        into the child's best group when their latest onsets lie within burst_s (not merge_window_s): one burst of
+        one fault. On the development noise sets the file otherwise kept a fault's pieces apart where a name folds
+        them without it (issue 17, session 31, topo17b; figures in benchmarks/RESULTS.md). False: the rule before
+        (a borrowed name never folds two causes).
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -95,6 +100,7 @@ class GroupingConfig:
     company: bool = True
     victims: bool = True
     burst_follow: bool = True
+    borrowed_folds: bool = True
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

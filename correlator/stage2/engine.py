@@ -35,7 +35,8 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   topology 0.702 against 0.774 without). A path also needs G to be still alerting: C starts within burst_s
   of G's reach (`_alerting`), since G's latest onset may be a late child's that joined by name after a lull.
   And the names a child joined by a path brings are borrowed (`GroupState.borrowed`): a later child that
-  shares only such a name relates as weakly as the path did (within burst_s, never folding two groups),
+  shares only such a name relates as weakly as the path did (within burst_s, folding two groups only when
+  their latest onsets lie within burst_s: `GroupingConfig.borrowed_folds`),
   until a child joined by a name of its own carries it too. Issue 17's sixth round, read on the development
   cascades: even with every wrong path join refused (an oracle, seed 201), the file cost 0.02 of precision,
   because each right path join lent the group the names of the child's callers, and unrelated faults at
@@ -399,10 +400,8 @@ class Grouper:
         onset; a group whose latest child started longer before or after is a separate cause that happens to
         overlap, and stays apart. A group related only through the topology is never folded in (see above).
         """
-        best, window = related[0], self.config.merge_window_s
-        pool = sorted((c for c in related if c is best or (
-                          c.link.relation is not Relation.TOPOLOGY and not c.link.borrowed
-                          and abs(c.group.last_onset - best.group.last_onset) <= window)),
+        best = related[0]
+        pool = sorted((c for c in related if c is best or self._folds(c, best)),
                       key=lambda c: (c.group.first_seen, c.group.id))
         keep = pool[0].group
         room = self.config.max_children - len(keep.children) - 1
@@ -415,6 +414,18 @@ class Grouper:
         link = self._link(ev, view, keep) or best.link
         gap = time_gap(ev.first_seen, keep.first_seen, keep.reach, self.config.gap_s)
         return _Candidate(keep, link, best.gap if gap is None else gap)
+
+    def _folds(self, cand: _Candidate, best: _Candidate) -> bool:
+        """Whether a related group folds into the best one's: never through a path; through a name borrowed from a
+        path only when both groups' latest onsets lie within burst_s (one burst: on the development noise sets a
+        fault's pieces, apart with the file where without it a name folds them; `GroupingConfig.borrowed_folds`);
+        else within merge_window_s."""
+        apart = abs(cand.group.last_onset - best.group.last_onset)
+        if cand.link.relation is Relation.TOPOLOGY:
+            return False
+        if cand.link.borrowed:
+            return self.config.borrowed_folds and apart <= self.config.burst_s
+        return apart <= self.config.merge_window_s
 
     def _fold(self, src: GroupState, dst: GroupState, ev: IncidentEvent, now: float, out: GroupingOutput) -> None:
         """Move every child of `src` into `dst`, announce it, and retire `src` (its id is never reused)."""
