@@ -23,6 +23,13 @@ consumer is asked to rejoin its group, and readiness stays false, with the reaso
 began after that request has finished. `Recovery.reasons` is one of `/readyz`'s checks, so the ingest's
 gate answers 503 for as long (never a 202 for a body that cannot reach correlation).
 
+Two ways a broker restart stopped a worker, closed here: at a loss, Faust's table recovery forgets how far it read
+the lost changelogs (`forget_changelog_offsets`; the next recovery compared it with the shorter new changelog and
+crashed the worker, `stream.app` also turns that check off), and every check takes an error that stopped the
+consumer's group coordination, which Faust never reads (`stream.consumer.take_group_error`): the join then goes on,
+where it used to stop for good after "Elected group leader". While the agents wait for an assignment, `/readyz`
+says where the group stands (`stream.consumer.group_state`).
+
 What a broker restart loses is whatever only the broker held: with the embedded broker, every record on
 every topic (raw alerts not yet correlated, incident events not yet read by a consumer, dead letters,
 committed offsets and the changelogs). The worker's in-memory state (open incidents, SLA clocks) survives
@@ -242,8 +249,6 @@ class BrokerWatch(Service):
         specs = topic_specs(self.app, self.settings)
         self.recovery.wanted = sorted(specs)  # tables declare their changelogs as they start
         probe = await self._probe()
-        if self.agents:
-            await self._resume_group()
         step = self.recovery.observe(probe, *self._rebalances(), time.monotonic())
         if step.lost:
             log.warning("%s", step.reasons[0])
@@ -259,6 +264,8 @@ class BrokerWatch(Service):
                         "(consumer group: %s)", group_state(self.app.consumer))
             metrics.BROKER_RECOVERIES.labels("rejoin").inc()
             await request_rejoin(self.app.consumer)
+        if self.agents:  # last: a failure here must not hold back the steps above
+            await self._resume_group()
         return step
 
     async def _resume_group(self) -> None:
