@@ -226,7 +226,8 @@ BUILD_INFO = Info("aiops_build", "The running correlator's version and Python, a
 BUILD_INFO.info({"version": version(), "python": platform.python_version()})
 BROKER_RECOVERIES = Counter(
     "aiops_broker_recoveries_total", "Steps of the worker's recovery from a broker that came back without its "
-    "topics (stream/recovery.py): topics_lost (once per loss), topics_created, rejoin", ["action"])
+    "topics (stream/recovery.py): topics_lost (once per loss), topics_created, rejoin, group_error (a stopped group "
+    "coordination resumed)", ["action"])
 
 OTHER_SERVICES = "other"
 """The `service` label value that collects every service beyond the top N."""
@@ -248,7 +249,7 @@ def _declare_known_series() -> None:
                 ALERT_TIME_ADJUSTED.labels(source, reason)
     for reason in ("silence", "source"):
         NOTIFICATIONS_SILENCED.labels(reason)
-    for action in ("topics_lost", "topics_created", "rejoin"):
+    for action in ("topics_lost", "topics_created", "rejoin", "group_error"):
         BROKER_RECOVERIES.labels(action)
     for status, tier in (("routed", "L1"), ("routed", "L2"), ("routed", "L3"), ("human_review", NO_TIER)):
         TICKETS_TRIAGED.labels(status, tier)

@@ -265,6 +265,12 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "logging_config": logging_config(settings.log_level, settings.log_format),
         "autodiscover": False,
         "Table": CheckpointedTable,  # every table restores whole checkpoints only (stream.checkpoint)
+        # Faust checks the offset a table's store persisted against its changelog's end, and crashes the worker when
+        # the end is lower. The stores here are in memory and persist none: the only offset it can compare is how
+        # far this process read, and the only way past the end is a changelog the broker lost and someone re-created
+        # under the live worker, which stream/recovery.py handles (seen: ConsistencyError at a worker's second broker
+        # restart, in the worker whose broker watch had not seen the topics missing, another one re-created them)
+        "recovery_consistency_check": False,
     }
 
 

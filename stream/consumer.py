@@ -73,9 +73,11 @@ __all__ = [
     "Transport",
     "committed_offset",
     "fetch_max_wait_ms",
+    "group_state",
     "leave_group",
     "register_transport",
     "request_rejoin",
+    "take_group_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,20 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             raise RuntimeError("the consumer has no group coordinator")
         coordinator.request_rejoin()
 
+    async def take_group_error(self) -> BaseException | None:
+        """The error that stopped the group coordination, taken (so it goes on), or None; in the consumer's thread."""
+        return cast(BaseException | None, await self.call_thread(self._take_group_error))
+
+    async def _take_group_error(self) -> BaseException | None:
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is None or getattr(coordinator, "_pending_exception", None) is None:
+            return None
+        try:
+            coordinator.check_errors()  # raises the pending error and releases the coordination routine
+        except Exception as exc:  # noqa: BLE001 - whatever stopped it is what the caller reports
+            return exc
+        return None
+
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         return _set_fetch_max_wait(consumer, fetch_max_wait_ms(self.app.conf))
@@ -207,6 +223,46 @@ async def leave_group(bootstrap: str | list[str], group_id: str, member_id: str)
     ok: bool = response.error_code == 0
     log.info("LeaveGroup %s for %s (generation 0): error code %d", group_id, member_id, response.error_code)
     return ok
+
+
+def group_state(consumer: Any) -> str:
+    """Where the consumer's group membership stands, in words for `/readyz` and the logs: what a rejoin waits on.
+
+    Read from aiokafka's coordinator (attributes only, no call into the consumer's thread): a pending error, no
+    coordinator, a join under way, or the generation and how many partitions it assigned.
+    """
+    thread = getattr(consumer, "_thread", None)
+    coordinator = getattr(getattr(thread, "_consumer", None), "_coordinator", None)
+    if coordinator is None:
+        return "consumer not started"
+    error = getattr(coordinator, "_pending_exception", None)
+    if error is not None:
+        return f"group coordination stopped by {error!r}"
+    if coordinator.coordinator_id is None:
+        return "looking for the group coordinator"
+    if coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID:
+        return "joining the group (no member id yet)"
+    subscription = coordinator._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None or coordinator._rejoin_needed_fut.done():
+        return f"joining the group as {coordinator.member_id} (generation {coordinator.generation} so far)"
+    return f"generation {coordinator.generation}: {len(assignment.tps)} partitions assigned"
+
+
+async def take_group_error(consumer: Any) -> BaseException | None:
+    """Take the error that stopped a Faust consumer's group coordination, so that it resumes; None when none did.
+
+    aiokafka's coordinator parks any error of its join (a failed partition assignment, a broker error it does not
+    retry) until the user's next `getmany` reads it, and coordinates nothing meanwhile. Faust never reads it: its
+    fetcher calls aiokafka's fetcher directly. Without this, such an error stops the group for good with no log
+    line, and the worker waits for an assignment forever (`stream.recovery` calls this every broker check).
+    """
+    thread = getattr(consumer, "_thread", None)
+    if not isinstance(thread, ConsumerThread):
+        return None
+    if getattr(getattr(thread._consumer, "_coordinator", None), "_pending_exception", None) is None:
+        return None  # read here, so the consumer's thread is asked only when there is something to take
+    return await thread.take_group_error()
 
 
 async def request_rejoin(consumer: Any) -> None:

@@ -23,6 +23,13 @@ consumer is asked to rejoin its group, and readiness stays false, with the reaso
 began after that request has finished. `Recovery.reasons` is one of `/readyz`'s checks, so the ingest's
 gate answers 503 for as long (never a 202 for a body that cannot reach correlation).
 
+Two ways a broker restart stopped a worker, closed here: at a loss, Faust's table recovery forgets how far it read
+the lost changelogs (`forget_changelog_offsets`; the next recovery compared it with the shorter new changelog and
+crashed the worker, `stream.app` also turns that check off), and every check takes an error that stopped the
+consumer's group coordination, which Faust never reads (`stream.consumer.take_group_error`): the join then goes on,
+where it used to stop for good after "Elected group leader". While the agents wait for an assignment, `/readyz`
+says where the group stands (`stream.consumer.group_state`).
+
 What a broker restart loses is whatever only the broker held: with the embedded broker, every record on
 every topic (raw alerts not yet correlated, incident events not yet read by a consumer, dead letters,
 committed offsets and the changelogs). The worker's in-memory state (open incidents, SLA clocks) survives
@@ -34,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,12 +51,13 @@ from mode import Service
 from correlator import metrics
 from stream.app import App
 from stream.broker import create_topics
-from stream.consumer import request_rejoin
+from stream.consumer import group_state, request_rejoin, take_group_error
 from stream.ingest import Ingest, ReadyState
 from stream.security import client_options
 from stream.settings import Settings
 
-__all__ = ["BrokerWatch", "Probe", "Recovery", "Step", "TopicSpec", "install_recovery", "topic_specs"]
+__all__ = ["BrokerWatch", "Probe", "Recovery", "Step", "TopicSpec", "forget_changelog_offsets", "install_recovery",
+           "topic_specs"]
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +218,11 @@ class BrokerWatch(Service):
         self._client: AIOKafkaClient | None = None
 
     async def check(self) -> ReadyState:
-        """The watch's part of /readyz (an `Ingest.checks` entry): the reasons of its last step."""
+        """The watch's part of /readyz (an `Ingest.checks` entry): the reasons of its last step, and while the agents
+        wait for a partition assignment, where the consumer's group membership stands (what it waits on)."""
         reasons = tuple(self.recovery.check(*self._rebalances()))
+        if reasons in (STARTING, REJOINING):
+            reasons += (f"consumer group: {group_state(self.app.consumer)}",)
         return ReadyState(not reasons, {"broker_losses": self.recovery.losses}, reasons)
 
     def _rebalances(self) -> tuple[int, bool]:
@@ -242,15 +253,28 @@ class BrokerWatch(Service):
         if step.lost:
             log.warning("%s", step.reasons[0])
             metrics.BROKER_RECOVERIES.labels("topics_lost").inc()
+            tables: Any = self.app.tables  # Faust types it as TableManagerT, which does not name its recovery
+            forget_changelog_offsets(tables.recovery, [t for t in specs if t not in probe.topics])
             for hook in self.on_loss:
                 hook()
         if step.create:
             await self._create({name: specs[name] for name in step.create})
         if step.rejoin:
-            log.warning("asking the consumer to rejoin its group, so the agents resume on the re-created topics")
+            log.warning("asking the consumer to rejoin its group, so the agents resume on the re-created topics "
+                        "(consumer group: %s)", group_state(self.app.consumer))
             metrics.BROKER_RECOVERIES.labels("rejoin").inc()
             await request_rejoin(self.app.consumer)
+        if self.agents:  # last: a failure here must not hold back the steps above
+            await self._resume_group()
         return step
+
+    async def _resume_group(self) -> None:
+        """Take an error that stopped the consumer's group coordination (which Faust never reads), so it goes on."""
+        error = await take_group_error(self.app.consumer)
+        if error is not None:
+            log.error("the consumer's group coordination had stopped on %r (no partition assignment until someone "
+                      "reads it, and Faust never does): resuming it", error)
+            metrics.BROKER_RECOVERIES.labels("group_error").inc()
 
     async def _probe(self) -> Probe:
         try:
@@ -276,6 +300,24 @@ class BrokerWatch(Service):
         if created:
             log.warning("re-created topics %s", ", ".join(sorted(created)))
             metrics.BROKER_RECOVERIES.labels("topics_created").inc(len(created))
+
+
+def forget_changelog_offsets(recovery: Any, lost: Collection[str]) -> list[Any]:
+    """Make Faust's table recovery forget how far it read the changelog partitions of `lost` topics; the ones forgotten.
+
+    It keeps that offset, per changelog partition this worker keeps through a rebalance, and checks it against the
+    changelog's end at the next one: against a changelog the broker lost and this worker re-created (now shorter),
+    that check crashed the worker with `ConsistencyError` ("persisted offset ... higher than the highwater", seen
+    on the second broker restart of a worker's life), and an offset within the new end would skip its first records.
+    `revoke` is Faust's own forgetting of one partition (offsets and highwaters, active and standby).
+    """
+    tps = sorted({tp for offsets in (recovery.active_offsets, recovery.standby_offsets) for tp in offsets
+                  if tp.topic in lost}, key=lambda tp: (tp.topic, tp.partition))
+    for tp in tps:
+        recovery.revoke(tp)
+    if tps:
+        log.info("table recovery forgets how far it read %d partitions of the lost changelogs", len(tps))
+    return tps
 
 
 def install_recovery(app: App, settings: Settings, ingest: Ingest, *, agents: bool,

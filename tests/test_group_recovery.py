@@ -1,0 +1,99 @@
+"""A worker's consumer group recovers by itself: from an error that stopped its coordination (which Faust never
+reads), and from a second broker restart after table recovery had read the re-created changelogs
+(`stream/recovery.py`, `stream/consumer.py`). Each test runs its own Tansu, stopped and started by pid."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from stream.broker import start_broker
+
+from .test_broker_faults import _alert, _incidents, _wait_for
+from .test_ingest import request, wait_ready
+from .workers import PATIENT_ADMISSION, Deployment, WorkerProc
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_error_that_stopped_the_group_join_is_logged_and_the_join_goes_on(tmp_path: Path) -> None:
+    """The leader's first partition assignment raises: the worker logs the error, counts it, joins again and gets
+    ready, where it used to wait for an assignment forever without a line in its log."""
+    broker = start_broker(log_path=tmp_path / "tansu.log")
+    dep = Deployment(broker, tmp_path)
+    dep.create_topics()
+    worker = dep.start_worker(module=("tests.group_fault_worker",))
+    try:
+        worker.wait_web()
+        wait_ready(worker, timeout=45)
+        log = worker.log.read_text(errors="replace")
+        assert "group coordination had stopped on KafkaError" in log and "injected" in log, worker.tail()
+        assert worker.metric("aiops_broker_recoveries_total", action="group_error") == 1
+    finally:
+        worker.stop()
+        broker.stop()
+
+
+def test_a_second_broker_restart_after_recovery_read_the_new_changelogs(tmp_path: Path) -> None:
+    """Restart the broker under a worker, let a rebalance's table recovery read the state written to the re-created
+    changelogs (a second worker joins), then restart it again: both workers resume. Faust's recovery remembered how
+    far it had read, past the end of the changelogs the second restart re-created, and crashed a worker with
+    ConsistencyError at the next rebalance (seen in a loop of broker restarts under one worker, too)."""
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", **PATIENT_ADMISSION})
+    dep.create_topics()
+    workers = [dep.start_worker("w1")]
+    try:
+        workers[0].wait_web()
+        wait_ready(workers[0])
+        services = [f"svc{i}" for i in range(12)]  # every partition holds several keys: several changelog records
+        _post_each(workers[0], services, 0)
+        _wait_for("12 incidents", lambda: len(_incidents(workers[0])) == 12, workers[0])
+        for n in (2, 3):
+            seen = [_log(w).count("Worker ready") for w in workers]
+            brokers[-1].stop()
+            for w in workers:  # seen gone before the new one starts, so readiness then waits for the recovery
+                _wait_for("readyz to see the broker gone",
+                          lambda w=w: request(w.web_port, "GET", "/readyz")[0] == 503, w, timeout=10)
+            brokers.append(start_broker(port=first.port, log_path=tmp_path / f"tansu-{n}.log"))
+            dep.broker = brokers[-1]
+            dep.create_topics()
+            for w, before in zip(workers, seen, strict=True):  # a table recovery since, in every worker
+                _wait_for("a rebalance after the restart", lambda w=w, before=before: w.proc.poll() is not None
+                          or _log(w).count("Worker ready") > before, w)
+                wait_ready(w)
+            if n == 2:  # more state written to the new changelogs, then a rebalance whose recovery reads it
+                _post_each(workers[0], services, 1)
+                _wait_for("12 incidents of 2 alerts", lambda: set(_incidents(workers[0]).values()) == {2}, workers[0])
+                workers.append(dep.start_worker("w2"))
+                workers[1].wait_web()
+                for w in workers:
+                    wait_ready(w)
+                _wait_for("both workers own partitions", lambda: all(
+                    w.get("/assignment")["alerts_partitions"] for w in workers), workers[0])
+        assert all(w.proc.poll() is None for w in workers), [w.tail() for w in workers]
+        assert not [w for w in workers if "ConsistencyError" in _log(w)]
+    finally:
+        for w in workers:
+            w.stop()
+        for b in brokers:
+            b.stop()
+
+
+def _post_each(worker: WorkerProc, services: list[str], i: int) -> None:
+    """Alert `i` of each service, each posted until answered 202 (a 503 right after readiness is the ingest's own
+    send check catching up; the test is not about it)."""
+    for body in [_alert(service, i) for service in services]:
+        _wait_for("a 202", functools.partial(_accepted, worker, body), worker, timeout=30)
+
+
+def _accepted(worker: WorkerProc, body: bytes) -> bool:
+    return request(worker.web_port, "POST", "/ingest/alerts", body)[0] == 202
+
+
+
+def _log(worker: WorkerProc) -> str:
+    return worker.log.read_text(errors="replace")
