@@ -54,6 +54,7 @@ SLOW_FIRST = (
     "test_pipeline.py",  # 157
     "test_stage2_pipeline.py",  # 153
     "test_console.py",  # 110 (two workers and a browser)
+    "test_group_recovery.py",  # 80 (two broker restarts under two workers)
     "test_ingest.py",  # 71
     "test_fuzz_topics.py",  # 63
     "test_packaging.py",  # 54
