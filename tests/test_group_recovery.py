@@ -4,12 +4,18 @@ reads), and from a second broker restart after table recovery had read the re-cr
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
+import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
-from stream.broker import start_broker
+from stream.broker import EmbeddedBroker, create_topics_sync, start_broker
+from stream.consumer import group_state
 
 from .test_broker_faults import _alert, _incidents, _wait_for
 from .test_ingest import request, wait_ready
@@ -97,3 +103,29 @@ def _accepted(worker: WorkerProc, body: bytes) -> bool:
 
 def _log(worker: WorkerProc) -> str:
     return worker.log.read_text(errors="replace")
+
+
+def test_group_state_reads_the_installed_aiokafka_coordinator(broker: EmbeddedBroker) -> None:
+    # group_state reads aiokafka's private coordinator attributes for /readyz; an aiokafka upgrade that renames
+    # them must fail here, not turn the readiness message into an AttributeError during a broker outage
+    topic, group = f"gs-{uuid.uuid4().hex[:8]}", f"gs-group-{uuid.uuid4().hex[:8]}"
+    create_topics_sync(broker.bootstrap, {topic: 2})
+
+    async def states() -> list[str]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
+                                    auto_offset_reset="earliest")
+        faust_like = SimpleNamespace(_thread=SimpleNamespace(_consumer=consumer))
+        seen = [group_state(faust_like)]
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not consumer.assignment() and time.monotonic() < deadline:
+                await consumer.getmany(timeout_ms=200)
+            seen.append(group_state(faust_like))
+        finally:
+            await consumer.stop()
+        return seen
+
+    before, assigned = asyncio.run(states())
+    assert before == "consumer not started"
+    assert assigned.startswith("generation ") and assigned.endswith(": 2 partitions assigned"), assigned
