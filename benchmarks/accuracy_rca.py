@@ -200,9 +200,9 @@ def _time_only(data: DataSet, gap_s: float, scoped: bool = False) -> dict[str, s
     return time_only(data.alerts, gap_s, scoped=scoped)
 
 
-def stage1(data: DataSet) -> dict[str, str]:
-    """Stage 1 alone at its defaults."""
-    report = replay(data.alerts, CorrelationConfig())
+def stage1(data: DataSet, correlation: CorrelationConfig = CorrelationConfig()) -> dict[str, str]:
+    """Stage 1 alone (at its defaults unless `correlation` is given): alert fingerprint -> incident."""
+    report = replay(data.alerts, correlation)
     return {fp: inc.id for inc in report.incidents for fp in inc.members}
 
 

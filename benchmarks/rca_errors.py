@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import development_sets  # noqa: E402
+from accuracy_rca import development_sets, parents_of  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
 from stage1_windows import sets as stage1_sets  # noqa: E402
 
@@ -219,12 +219,17 @@ class _Keyed:
         self.starts_at, self.ends_at, self.labels = a.starts_at, a.ends_at, a.labels
 
 
+def _pairs_across(cell: Counter[str]) -> int:
+    """Pairs of items that fall in two different entries of `cell` (item counts by entry)."""
+    return (sum(cell.values()) ** 2 - sum(n * n for n in cell.values())) // 2
+
+
 def _split_pairs_of(predicted: dict[str, str], truth: dict[str, str], items: Iterable[str]) -> int:
     """Pairs of `items` of one true group in two predicted ones (with the roles swapped: wrongly merged pairs)."""
     by_fault: dict[str, Counter[str]] = defaultdict(Counter)
     for fp in items:
         by_fault[truth[fp]][predicted[fp]] += 1
-    return sum((sum(c.values()) ** 2 - sum(n * n for n in c.values())) // 2 for c in by_fault.values())
+    return sum(_pairs_across(c) for c in by_fault.values())
 
 
 def stage1_mixing(data: DataSet, grouping: GroupingConfig = DEFAULT_GROUPING,
@@ -232,8 +237,7 @@ def stage1_mixing(data: DataSet, grouping: GroupingConfig = DEFAULT_GROUPING,
     """Count the wrong pairs stage-1 incidents of two true incidents cause, and F1 without them."""
     truth = data.truth
     report = replay(data.alerts, correlation, grouping=grouping)
-    assert report.parents is not None
-    predicted = {fp: p.id for p in report.parents for fp in p.members}
+    predicted = parents_of(report)
     score = pairwise_score(predicted, truth)
     when = {a.fingerprint: a.starts_at for a in data.alerts}
     mixed = merged = 0
@@ -242,14 +246,14 @@ def stage1_mixing(data: DataSet, grouping: GroupingConfig = DEFAULT_GROUPING,
         cell = Counter(truth[fp] for fp in inc.members)
         if len(cell) > 1:
             mixed += 1
-            merged += (sum(cell.values()) ** 2 - sum(n * n for n in cell.values())) // 2
+            merged += _pairs_across(cell)
         owner = truth[min(inc.members, key=lambda fp: when[fp])] if inc.members else ""
         placed.extend(fp for fp in inc.members if truth[fp] == owner)
-    split = _split_pairs_of(predicted, truth, truth) - _split_pairs_of(predicted, truth, placed)
-    wrong = _split_pairs_of(predicted, truth, truth) + _split_pairs_of(truth, predicted, truth)
+    apart = _split_pairs_of(predicted, truth, truth)
+    split = apart - _split_pairs_of(predicted, truth, placed)
+    wrong = apart + _split_pairs_of(truth, predicted, truth)
     oracle = replay([_Keyed(a, truth[a.fingerprint]) for a in data.alerts], correlation, grouping=grouping)
-    assert oracle.parents is not None
-    oracle_f1 = pairwise_score({fp: p.id for p in oracle.parents for fp in p.members}, truth).f1
+    oracle_f1 = pairwise_score(parents_of(oracle), truth).f1
     return Mixing(data.name, score.f1, wrong, mixed, merged, split, oracle_f1)
 
 

@@ -42,11 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import development_sets, generated, row, stage2  # noqa: E402
+from accuracy_rca import development_sets, generated, row, stage1, stage2  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
 
 from correlator.config import DEFAULT_CONFIG, CorrelationConfig  # noqa: E402
-from correlator.replay import replay  # noqa: E402
 from correlator.stage2 import GroupingConfig  # noqa: E402
 
 __all__ = ["GRID", "MAIN", "Outcome", "choose", "evaluate"]
@@ -85,8 +84,7 @@ def evaluate(config: CorrelationConfig, data: list[DataSet], storms: DataSet) ->
     s1: dict[str, float] = {}
     s2: dict[str, float] = {}
     for d in data:
-        rep = replay(d.alerts, config)
-        s1[d.name] = row(d, "", {fp: i.id for i in rep.incidents for fp in i.members}).score.f1
+        s1[d.name] = row(d, "", stage1(d, config)).score.f1
         s2[d.name] = row(d, "", stage2(d, GroupingConfig(), topology=False, correlation=config)).score.f1
     st = row(storms, "", stage2(storms, GroupingConfig(), topology=False, correlation=config)).score
     return Outcome(config.gap_factor, config.rate_alerts, s1, s2, st.f1, st.compression)
