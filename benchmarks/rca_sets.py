@@ -25,11 +25,12 @@ it to flatter the product would defeat the protocol. Each set is built in memory
 Seeds, by role (issue 17's third protocol). SEEN: seeds already scored and looked at, never to be tuned on, usable
 as checks and reported as seen: noise 17 and cascades 23 (first round), noise 2027/2029 and cascades 3023/3029
 (the held-out seeds of the second round, scored at its end), noise 4409/4421 and cascades 7411/7417 (held out from
-the third round to the sixth, scored at the end of each). TUNING: variants built from the tuning set with
+the third round to the sixth, scored at the end of each), noise 5507/5521 and cascades 9403/9431 (held out in the
+seventh round, scored at its end). TUNING: variants built from the tuning set with
 declared seeds (noise 101, cascades 201); rule changes are studied and parameters chosen on these and on
-`micross()` only. HELD_OUT (seventh round): noise 5507/5521 and cascades 9403/9431, declared in a commit of their
+`micross()` only. HELD_OUT (eighth round): noise 5953/5987 and cascades 9811/9857, declared in a commit of their
 own before any rule or parameter of that round changed, and generated and scored only after the parameters are frozen.
-DEVELOPMENT: noise 6113/6143 and cascades 6211/6247, fresh seeds declared before any change of their round, not
+DEVELOPMENT: noise 6113/6143/6173 and cascades 6211/6247/6277, fresh seeds declared before any change of their round, not
 scored by `accuracy_rca.py`: the one place where the fourth round read its errors (which pairs were wrongly merged
 or split, by which mechanism), beside `micross()` and TUNING. The held-out seeds are scored once, after the freeze.
 """
@@ -52,17 +53,18 @@ from stream.commands.replay import read_alerts
 __all__ = ["DEVELOPMENT", "DEVELOPMENT_TOPOLOGY", "DataSet", "HELD_OUT", "MICROSS", "SEEN", "TUNING", "cascades", "micross", "noisy",
            "two_clusters"]
 
-SEEN = {"noise": (17, 2027, 2029, 4409, 4421), "cascades": (23, 3023, 3029, 7411, 7417)}
+SEEN = {"noise": (17, 2027, 2029, 4409, 4421, 5507, 5521), "cascades": (23, 3023, 3029, 7411, 7417, 9403, 9431)}
 """Seeds scored (and looked at) in earlier rounds: never tuned on, reported as seen."""
 TUNING = {"noise": (101,), "cascades": (201,)}
 """Seeds of the tuning variants: rule changes are studied and parameters chosen on these (and MicroSS)."""
-HELD_OUT = {"noise": (5507, 5521), "cascades": (9403, 9431)}
-"""Fresh seeds of the seventh round (session 31), declared in a commit of their own before any change of that round;
-never generated before its parameters are frozen. The third round's 4409/4421 and 7411/7417, scored at the ends of
-sessions 28, 29 and 30, are SEEN now."""
-DEVELOPMENT = {"noise": (6113, 6143), "cascades": (6211, 6247)}
+HELD_OUT = {"noise": (5953, 5987), "cascades": (9811, 9857)}
+"""Fresh seeds of the eighth round (session 32), declared in a commit of their own before any change of that round;
+never generated before its parameters are frozen. The seventh round's 5507/5521 and 9403/9431, scored at the end of
+session 31, are SEEN now."""
+DEVELOPMENT = {"noise": (6113, 6143, 6173), "cascades": (6211, 6247, 6277)}
 """Development seeds: errors are read here (and on TUNING, MicroSS) only; never scored. 6113/6211 from the fourth
-round; 6143/6247 declared for the seventh round (session 31) before they were first generated."""
+round; 6143/6247 declared for the seventh round (session 31), 6173/6277 for the eighth (session 32), each before
+they were first generated."""
 DEVELOPMENT_TOPOLOGY = {"cascades": (8101, 8117)}
 """Fresh development seeds of the sixth round (topology paths), declared before they were first generated: checks
 of the path rules beside TUNING and DEVELOPMENT; never scored by `accuracy_rca.py`."""
