@@ -7,11 +7,7 @@ it, for main's behaviour (both off) and the three variants, in one run, on rca-m
 DEVELOPMENT_TOPOLOGY sets and the checks MicroSS x2, two clusters and generated storms, then the decision rule's
 verdict (benchmarks/RESULTS.md, casc18, committed before the rules were measured). It never builds a held-out seed.
 
-    python benchmarks/chain_dev.py               # about 5 min on a quiet machine
-    python benchmarks/chain_dev.py --follow-up   # main, (b) and the follow-up (d), declared after the first run
-
-The code measured by the first run treated every chain-joined child as (d) does only those starting after burst_s;
-since the follow-up (`engine._join`), variants (a) and (c) print (d)'s rule.
+    python benchmarks/chain_dev.py            # about 5 min on a quiet machine
 """
 
 from __future__ import annotations
@@ -32,8 +28,6 @@ VARIANTS = {"main": GroupingConfig(call_chains=False, path_chains=False),
             "(a) call_chains": GroupingConfig(call_chains=True, path_chains=False),
             "(b) path_chains": GroupingConfig(call_chains=False, path_chains=True),
             "(c) both": GroupingConfig(call_chains=True, path_chains=True)}
-FOLLOW_UP = {"main": VARIANTS["main"], "(b) path_chains": VARIANTS["(b) path_chains"],
-             "(d) burst chains + path_chains": GroupingConfig(call_chains=True, path_chains=True)}
 
 
 def sets() -> list[DataSet]:
@@ -44,17 +38,16 @@ def sets() -> list[DataSet]:
     return [*out, overlaid(base), rca_sets.two_clusters(base), generated(100_000)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     """One line per set and variant: F1 without the file, with it; then the verdict."""
-    variants = FOLLOW_UP if "--follow-up" in (sys.argv[1:] if argv is None else argv) else VARIANTS
     f1: dict[tuple[str, str], tuple[float, float | None]] = {}
     names: list[str] = []
-    print("| set | " + " | ".join(variants) + " |")
-    print("|---|" + "---:|" * len(variants))
+    print("| set | " + " | ".join(VARIANTS) + " |")
+    print("|---|" + "---:|" * len(VARIANTS))
     for data in sets():
         names.append(data.name)
         cells = []
-        for label, grouping in variants.items():
+        for label, grouping in VARIANTS.items():
             none = row(data, "", stage2(data, grouping, False)).score.f1
             filed = row(data, "", stage2(data, grouping, True)).score.f1 if data.topology is not None else None
             f1[(data.name, label)] = (none, filed)
@@ -62,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {data.name} | " + " | ".join(cells) + " |", flush=True)
     cascades = [n for n in names if n.startswith("generated cascades")]
     print()
-    for label in variants:
+    for label in VARIANTS:
         mean = sum(v for n in cascades for v in f1[(n, label)] if v is not None) / (2 * len(cascades))
         falls = [(n, round(b - a, 4)) for n in names for a, b in zip(f1[(n, label)], f1[(n, "main")])
                  if a is not None and b is not None and b - a > 0.002]

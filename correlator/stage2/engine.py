@@ -628,9 +628,7 @@ class Grouper:
         # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
         child.extends = self._began_with(ev, g)
         child.by_path = link.relation is Relation.TOPOLOGY
-        # a chain child in the cause's burst of onsets is a piece of that burst: its names the group's own, and it moves
-        # onset and reach; later, its names relate only near the onsets (`GroupingConfig.call_chains`)
-        child.by_chain = link.chain and not child.extends
+        child.by_chain = link.chain
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
