@@ -7,7 +7,11 @@ it, for main's behaviour (both off) and the three variants, in one run, on rca-m
 DEVELOPMENT_TOPOLOGY sets and the checks MicroSS x2, two clusters and generated storms, then the decision rule's
 verdict (benchmarks/RESULTS.md, casc18, committed before the rules were measured). It never builds a held-out seed.
 
-    python benchmarks/chain_dev.py            # about 5 min on a quiet machine
+    python benchmarks/chain_dev.py                  # about 5 min on a quiet machine
+    python benchmarks/chain_dev.py --trace-follow   # main, (b) and (e): trace_follow with path_chains
+
+A follow-up (d) (chain children within burst_s of the cause's onset joining as names do) was measured at commit
+23d9437 with `--follow-up` there and reverted (benchmarks/RESULTS.md, casc18).
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from rca_sets import DataSet  # noqa: E402
 
 from correlator.stage2 import GroupingConfig  # noqa: E402
 
-VARIANTS = {"main": GroupingConfig(call_chains=False, path_chains=False),
+VARIANTS = {"main": GroupingConfig(call_chains=False, path_chains=False, trace_follow=False),
             "(a) call_chains": GroupingConfig(call_chains=True, path_chains=False),
             "(b) path_chains": GroupingConfig(call_chains=False, path_chains=True),
             "(c) both": GroupingConfig(call_chains=True, path_chains=True)}
+TRACE = {"main": VARIANTS["main"], "(b) path_chains": VARIANTS["(b) path_chains"],
+         "(e) trace_follow + path_chains": GroupingConfig(call_chains=False, path_chains=True, trace_follow=True)}
 
 
 def sets() -> list[DataSet]:
@@ -38,16 +44,17 @@ def sets() -> list[DataSet]:
     return [*out, overlaid(base), rca_sets.two_clusters(base), generated(100_000)]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """One line per set and variant: F1 without the file, with it; then the verdict."""
+    variants = TRACE if "--trace-follow" in (sys.argv[1:] if argv is None else argv) else VARIANTS
     f1: dict[tuple[str, str], tuple[float, float | None]] = {}
     names: list[str] = []
-    print("| set | " + " | ".join(VARIANTS) + " |")
-    print("|---|" + "---:|" * len(VARIANTS))
+    print("| set | " + " | ".join(variants) + " |")
+    print("|---|" + "---:|" * len(variants))
     for data in sets():
         names.append(data.name)
         cells = []
-        for label, grouping in VARIANTS.items():
+        for label, grouping in variants.items():
             none = row(data, "", stage2(data, grouping, False)).score.f1
             filed = row(data, "", stage2(data, grouping, True)).score.f1 if data.topology is not None else None
             f1[(data.name, label)] = (none, filed)
@@ -55,7 +62,7 @@ def main() -> int:
         print(f"| {data.name} | " + " | ".join(cells) + " |", flush=True)
     cascades = [n for n in names if n.startswith("generated cascades")]
     print()
-    for label in VARIANTS:
+    for label in variants:
         mean = sum(v for n in cascades for v in f1[(n, label)] if v is not None) / (2 * len(cascades))
         falls = [(n, round(b - a, 4)) for n in names for a, b in zip(f1[(n, label)], f1[(n, "main")])
                  if a is not None and b is not None and b - a > 0.002]

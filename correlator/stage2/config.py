@@ -85,6 +85,12 @@ class GroupingConfig:
         (`relations._call_path`, `engine._admits`). Issue 17, session 32, read on the development cascades: such a
         trace error 20-120 s after the cause's latest onset, the root still alerting, shared no name with it and
         opened apart. False: the rule before (any path only within burst_s).
+    trace_follow: a child that names a failed call (a `callee`), relates to no open group and would open its own
+        joins the one accepting group of its scope that alerts when it starts (its reach within burst_s before the
+        start), when no other group of the scope does; the names it brings are borrowed, as a path child's
+        (`engine._trace_follow`). Issue 17, session 32, read on the development cascades: a trace error into a
+        service that calls the failing one shares no name with the cause and, without a topology file, nothing
+        relates it. False: the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -117,6 +123,7 @@ class GroupingConfig:
     borrowed_folds: bool = True
     call_chains: bool = False
     path_chains: bool = True
+    trace_follow: bool = False
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -107,7 +107,7 @@ from ..topology import Topology
 from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
-from .relations import ChildView, Link, burst_link, relate, time_gap, view_of
+from .relations import ChildView, Link, burst_link, relate, time_gap, trace_link, view_of
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
 __all__ = ["Grouper", "GroupingCounters", "GroupingOutput", "parent_id"]
@@ -354,6 +354,9 @@ class Grouper:
         if not related and capped is None and lone is None and self.config.burst_follow:
             follow = self._burst(ev, view)
             related = [follow] if follow is not None else related
+        if not related and capped is None and lone is None and self.config.trace_follow:
+            trace = self._trace_follow(ev, view)
+            related = [trace] if trace is not None else related
         if related:
             merging = len(related) > 1 and self.config.merge_window_s > 0
             target = self._merge(related, ev, view, now, out) if merging else related[0]
@@ -582,6 +585,23 @@ class Grouper:
         gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
         return None if gap is None else _Candidate(g, link, gap)
 
+    def _trace_follow(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
+        """Trace-follow: the one accepting group of the child's scope, with room, that alerts when a child naming a
+        failed call and related to nothing open starts (its reach within burst_s before the start, or after it), or
+        None when no group or two alert then (`GroupingConfig.trace_follow`). Groups are read from the store alone,
+        so replay, stream and restart agree."""
+        link = trace_link(view, self.config)
+        if link is None:
+            return None
+        scope, t = split_key(ev.key)[0], ev.first_seen
+        found = [g for _, g in self.store.items() if g.accepting and g.phase is GroupPhase.OPEN and g.scope == scope
+                 and g.first_seen <= t and t - g.reach <= self.config.burst_s]
+        if len(found) != 1 or self._capped_reason(found[0], t):
+            return None
+        g = found[0]
+        gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
+        return None if gap is None else _Candidate(g, link, gap)
+
     def _first_seen_of(self, child_id: str) -> float | None:
         """A known child's first alert as it stands: held, or in its group."""
         held = self.store.held(child_id)
@@ -627,7 +647,8 @@ class Grouper:
         # onset proximity: a child carries its group on when it starts in the group's burst of onsets; one that
         # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
         child.extends = self._began_with(ev, g)
-        child.by_path = link.relation is Relation.TOPOLOGY
+        # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`)
+        child.by_path = link.relation is Relation.TOPOLOGY or link.follows
         child.by_chain = link.chain
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)

@@ -55,7 +55,7 @@ from .config import GroupingConfig
 from .models import Relation
 
 __all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "relate", "service_of", "time_gap",
-           "view_of"]
+           "trace_link", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
 """Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
@@ -104,6 +104,8 @@ class Link:
     """Only a name the group knows only as a caller relates them (`GroupState.callers`): near its onsets only."""
     victim: bool = False
     """Only a name the child carries only as a caller relates them (`ChildView.callers`): near its onsets only."""
+    follows: bool = False
+    """Time alone: a child naming a failed call follows the one cause of its scope alerting when it starts."""
     upstream: bool = False
     """A path of calls: the child's failed call went into a service that calls the group's (`_call_path`)."""
 
@@ -115,6 +117,8 @@ class Link:
             return f"continues {self.via} after a stage-1 cap"
         if self.relation is Relation.SCOPE:
             return f"same {self.via}"
+        if self.follows:
+            return f"its failed call into {self.via} started while this cause alone alerted in its scope"
         if self.relation is Relation.BURST:
             return f"names only {self.via}, started in its burst of onsets and no other cause's"
         if self.chain:
@@ -251,6 +255,14 @@ def _call_path(view: ChildView, entities: set[str], topology: Topology, config: 
         return None
     name, other = ends[0]
     return Link(Relation.TOPOLOGY, 1, f"{name}~{other}", 1, upstream=True)
+
+
+def trace_link(view: ChildView, config: GroupingConfig) -> Link | None:
+    """The time-only relation of a child that names a failed call (a `callee`), or None (`engine._trace_follow`)."""
+    callee = min((value for label, value in view.entities.values() if label in CALLEE_LABELS), default=None)
+    if callee is None:
+        return None
+    return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels), callee, follows=True)
 
 
 def _known(names: Iterable[str], topology: Topology) -> bool:
