@@ -71,6 +71,26 @@ class GroupingConfig:
         one fault. On the development noise sets the file otherwise kept a fault's pieces apart where a name folds
         them without it (issue 17, session 31, topo17b; figures in benchmarks/RESULTS.md). False: the rule before
         (a borrowed name never folds two causes).
+    call_chains: a child whose failed call went into a service (its `callee`'s, by instance naming) that the group
+        holds a failed call out of (a `caller` of that service) is related to it, within caller_window_s of its
+        latest onset, never folding two groups (`relations`; issue 17, session 31, read on the development
+        cascades: a trace error one hop further up the call graph shared no name with its cause and opened apart,
+        the largest class of wrongly split pairs there). False (the rule before) by default since session 32: on the
+        development noise sets it put a noise trace error into a service the cause's calls came out of in the cause,
+        0.002-0.007 of F1 (benchmarks/RESULTS.md, casc18); True lifts the development cascades without a file.
+    path_chains: with a topology, a child that names a failed call (a `callee`) and has an edge from one of its own
+        names (its service, its callee) to a name of the group, in the edge's direction (the child's service calls the
+        group's: the failure climbing the call graph), is related by that path as a caller name is: within
+        caller_window_s of the group's latest onset while the group alerts, not only within burst_s of the onset
+        (`relations._call_path`, `engine._admits`). Issue 17, session 32, read on the development cascades: such a
+        trace error 20-120 s after the cause's latest onset, the root still alerting, shared no name with it and
+        opened apart. False: the rule before (any path only within burst_s).
+    trace_follow: a child that names a failed call (a `callee`), relates to no open group and would open its own
+        joins the one accepting group of its scope that alerts when it starts (its reach within burst_s before the
+        start), when no other group of the scope does; the names it brings are borrowed, as a path child's
+        (`engine._trace_follow`). Issue 17, session 32, read on the development cascades: a trace error into a
+        service that calls the failing one shares no name with the cause and, without a topology file, nothing
+        relates it. False: the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -101,6 +121,9 @@ class GroupingConfig:
     victims: bool = True
     burst_follow: bool = True
     borrowed_folds: bool = True
+    call_chains: bool = False
+    path_chains: bool = True
+    trace_follow: bool = False
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
