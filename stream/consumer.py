@@ -158,6 +158,21 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         topics = frozenset(self.app.topics.acking_topics)
         return cast(Mapping[TP, int], await self.call_thread(seek_to_committed, self._ensure_consumer(), topics))
 
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Faust's commit, in the consumer's thread, except while the consumer is no member of its group: nothing then.
+
+        A coordinator that forgot the member (a broker restarted empty) makes aiokafka drop its member id and
+        generation until it joins again, and a commit sent meanwhile carries neither, which the broker takes as a
+        commit from outside the group. Those offsets were read before the loss, of topics that no longer exist: so
+        committed for the re-created partitions, the seek after the join skipped every record below them (seen:
+        a worker that read none of its partitions' new records; `forget_read_offsets` drops the rest)."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is not None and coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID:
+            log.info("not committing offsets of %d partitions: the consumer is no member of its group (joining)",
+                     len(offsets))
+            return False
+        return await super()._commit(offsets)
+
     async def request_rejoin(self) -> None:
         """Make the consumer rejoin its group, in the consumer's own thread (aiokafka is not thread-safe)."""
         await self.call_thread(self._request_rejoin)
