@@ -31,10 +31,12 @@ and readiness. Without it such a worker kept its old offsets: its engines skippe
 `alerts` below the ones they had applied, and its consumer committed, for the new partitions, the old offsets of
 records it acknowledged after the rebalance (the agents hold records until their checkpoint), so the seek skipped
 every record below them (seen: a worker that correlated none of its partitions' new alerts). At a loss the consumer
-forgets those offsets and acknowledgements (`stream.consumer.forget_read_offsets`), and the check also runs as
-every rebalance begins (`BrokerWatch.before_rebalance`): a broker restart makes every member rejoin at once, and the
-hooks must run before the new member's first commit. What is left: a worker that cannot reach the broker at that
-moment sees the loss only at its next probe.
+forgets those offsets and acknowledgements (`stream.consumer.forget_read_offsets`), sends no commit while it is no
+member of its group (`stream.consumer.ConsumerThread._commit`: the coordinator that forgot the member took such a
+commit of old offsets as an outside one), and the check also runs as every rebalance begins
+(`BrokerWatch.before_rebalance`): a broker restart makes every member rejoin at once, and the hooks must run before
+the new member's first commit. What is left: a worker that cannot reach the broker at that moment sees the loss only
+at its next probe.
 
 Two ways a broker restart stopped a worker, closed here: at a loss, Faust's table recovery forgets how far it read
 the lost changelogs (`forget_changelog_offsets`; the next recovery compared it with the shorter new changelog and
