@@ -31,7 +31,7 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["MODULES", "PURE_ENV", "READS", "build", "clean", "ensure", "guard", "status"]
+__all__ = ["MODULES", "PURE_ENV", "READS", "build", "clean", "ensure", "fresh", "guard", "status"]
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = "correlator"
@@ -55,7 +55,7 @@ def _built() -> list[Path]:
     return [p for p in (HERE / f"{name}{SUFFIX}" for name in MODULES) if p.exists()]
 
 
-def _fresh() -> bool:
+def fresh() -> bool:
     """Whether every module has its extension and the stamp matches every source now."""
     try:
         stamp = json.loads(STAMP.read_text())
@@ -70,7 +70,7 @@ def status() -> str:
         return "absent"
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         return "off"
-    return "compiled" if _fresh() else "stale"
+    return "compiled" if fresh() else "stale"
 
 
 class _Sources(importlib.abc.MetaPathFinder):
@@ -131,7 +131,7 @@ def build(quiet: bool = True) -> None:
 
 def ensure() -> None:
     """Build unless a fresh build is here (what `make compiled` runs)."""
-    if not _fresh():
+    if not fresh():
         build()
 
 
