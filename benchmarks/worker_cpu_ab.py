@@ -10,7 +10,8 @@ the same bodies, the clock from the start of their production. Per run:
 * `alerts_per_s`, `ratio` (to the raw-consumer ceiling read after the run, as the throughput part does);
 * `cpu_us_fold`: the worker's CPU (user + system, /proc) over that clock, per alert;
 * `cpu_us_window`: its CPU over a fixed window from the first alert (`--window`, 30 s), per alert: the readers
-  of `incidents` still behind when the clock stops are in it, and every version idles alike after it.
+  of `incidents` still behind when the clock stops are in it, and every version idles alike after it;
+* `compiled`: 1 when the worker ran the compiled engine (`correlator/compiled.py`, from its /stats), else 0.
 
 The base is `git archive`d into a temporary directory and its workers run from there (the same interpreter);
 the order alternates every round. Medians of `--runs` per version, and each pair's ratio (branch / base).
@@ -80,6 +81,7 @@ def one_run(broker: EmbeddedBroker, tree: Path, bodies: list[bytes], alerts: int
             raise TimeoutError(f"the worker did not fold {alerts} alerts in {timeout}s:\n{worker.tail()}")
         time.sleep(max(0.0, clock.start + window_s - time.monotonic()))
         cpu_window = cpu_seconds(pid) - clock.cpu_start
+        compiled = worker.get("/stats").get("engine_build") == "compiled"  # absent before session 32: pure
     finally:
         stop_all(procs)
     if path == "hop":
@@ -87,7 +89,8 @@ def one_run(broker: EmbeddedBroker, tree: Path, bodies: list[bytes], alerts: int
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies), parse_lines))
     rate = clock.rate(alerts)
     return {"alerts_per_s": rate, "ratio": rate / ceiling.alerts_per_s,
-            "cpu_us_fold": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts, "cpu_us_window": 1e6 * cpu_window / alerts}
+            "cpu_us_fold": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts, "cpu_us_window": 1e6 * cpu_window / alerts,
+            "compiled": float(compiled)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[name].append(one_run(broker, trees[name], bodies, alerts, args.window,
                                            path=args.path))
                 print(json.dumps({"version": name, **runs[name][-1]}), file=sys.stderr, flush=True)
-    keys = list(runs["base"][0])
+    keys = [k for k in runs["base"][0] if k != "compiled"]  # which engine each run had: in its own line above
     out: dict[str, Any] = {"base": args.base, "path": args.path, "alerts": alerts, "runs": args.runs,
                            **{name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in runs.items()},
                            "pair_ratios": {k: [b[k] / a[k] for a, b in zip(runs["base"], runs["branch"], strict=True)]
