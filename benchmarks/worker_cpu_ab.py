@@ -2,19 +2,22 @@
 
 On a shared machine a worker's rate follows how much of a core it gets; the CPU it spends per alert moves far
 less, so this is the figure to compare two versions of the code by. Each run is the throughput benchmark's
-one-worker `raw` row (benchmarks/throughput_part.py): a fresh deployment, 1,000 generic NDJSON records of 100
-alerts produced to alerts.raw once the worker owns its partitions, the clock from the first parsed alert to
-the last folded one. Per run:
+one-worker row (benchmarks/throughput_part.py) of `--path` (`raw` by default): a fresh deployment, 1,000 generic
+NDJSON records of 100 alerts produced to alerts.raw once the worker owns its partitions, the clock from the first
+parsed alert to the last folded one; or, with `--path hop`, the `alerts` records the HTTP ingest would write for
+the same bodies, the clock from the start of their production. Per run:
 
 * `alerts_per_s`, `ratio` (to the raw-consumer ceiling read after the run, as the throughput part does);
 * `cpu_us_fold`: the worker's CPU (user + system, /proc) over that clock, per alert;
 * `cpu_us_window`: its CPU over a fixed window from the first alert (`--window`, 30 s), per alert: the readers
-  of `incidents` still behind when the clock stops are in it, and every version idles alike after it.
+  of `incidents` still behind when the clock stops are in it, and every version idles alike after it;
+* `compiled`: 1 when the worker ran the compiled engine (`correlator/compiled.py`, from its /stats), else 0.
 
 The base is `git archive`d into a temporary directory and its workers run from there (the same interpreter);
 the order alternates every round. Medians of `--runs` per version, and each pair's ratio (branch / base).
 
     .venv/bin/python benchmarks/worker_cpu_ab.py --base main --runs 3
+    .venv/bin/python benchmarks/worker_cpu_ab.py --base main --runs 5 --path hop
     .venv/bin/python benchmarks/worker_cpu_ab.py --quick     # one small pair: proves it runs, not a figure
 """
 
@@ -29,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ import tests.workers  # noqa: E402  (its ROOT says which tree a worker runs)
 from bench_workers import cpu_seconds, fold_clock, fresh_deployment, produce_in_background, start_workers, stop_all  # noqa: E402
 from pipeline_throughput import storm_records  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
+from throughput_part import hop_records  # noqa: E402
 
 from stream.broker import EmbeddedBroker, start_broker  # noqa: E402
 
@@ -55,26 +60,37 @@ def export(rev: str) -> Path:
 
 
 def one_run(broker: EmbeddedBroker, tree: Path, bodies: list[bytes], alerts: int, window_s: float,
-            timeout: float = 600.0) -> dict[str, float]:
+            timeout: float = 600.0, path: str = "raw") -> dict[str, float]:
     """Rate, ratio and CPU per alert of one worker running the code of `tree`."""
     tests.workers.ROOT = tree
     dep = fresh_deployment(broker)
+    placed = hop_records(bodies, dep.partitions) if path == "hop" else []
     (worker,) = procs = start_workers(dep, 1)
     pid = worker.proc.pid
     try:
-        producer = produce_in_background(dep, bodies)
-        clock = fold_clock(procs, alerts, time.monotonic() + timeout)
+        started: tuple[float, float] | None = None
+        if path == "hop":
+            started = (time.monotonic(), cpu_seconds(pid))
+            producer = threading.Thread(target=dep.produce_placed, args=("alerts", placed), daemon=True)
+            producer.start()
+        else:
+            producer = produce_in_background(dep, bodies)
+        clock = fold_clock(procs, alerts, time.monotonic() + timeout, started)
         producer.join(timeout)
         if clock is None:
             raise TimeoutError(f"the worker did not fold {alerts} alerts in {timeout}s:\n{worker.tail()}")
         time.sleep(max(0.0, clock.start + window_s - time.monotonic()))
         cpu_window = cpu_seconds(pid) - clock.cpu_start
+        compiled = worker.get("/stats").get("engine_build") == "compiled"  # absent before session 32: pure
     finally:
         stop_all(procs)
+    if path == "hop":
+        dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
     ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies), parse_lines))
     rate = clock.rate(alerts)
     return {"alerts_per_s": rate, "ratio": rate / ceiling.alerts_per_s,
-            "cpu_us_fold": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts, "cpu_us_window": 1e6 * cpu_window / alerts}
+            "cpu_us_fold": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts, "cpu_us_window": 1e6 * cpu_window / alerts,
+            "compiled": float(compiled)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=1000)
     p.add_argument("--per-record", type=int, default=100)
     p.add_argument("--window", type=float, default=30.0)
+    p.add_argument("--path", choices=("raw", "hop"), default="raw", help="the throughput part's path (raw, hop)")
     p.add_argument("--quick", action="store_true", help="one small pair: proves it runs, not a figure")
     args = p.parse_args(argv)
     if args.quick:
@@ -95,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     with start_broker() as broker:
         for i in range(args.runs):
             for name in (("base", "branch") if i % 2 == 0 else ("branch", "base")):
-                runs[name].append(one_run(broker, trees[name], bodies, alerts, args.window))
+                runs[name].append(one_run(broker, trees[name], bodies, alerts, args.window,
+                                           path=args.path))
                 print(json.dumps({"version": name, **runs[name][-1]}), file=sys.stderr, flush=True)
-    keys = list(runs["base"][0])
-    out: dict[str, Any] = {"base": args.base, "alerts": alerts, "runs": args.runs,
+    keys = [k for k in runs["base"][0] if k != "compiled"]  # which engine each run had: in its own line above
+    out: dict[str, Any] = {"base": args.base, "path": args.path, "alerts": alerts, "runs": args.runs,
                            **{name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in runs.items()},
                            "pair_ratios": {k: [b[k] / a[k] for a, b in zip(runs["base"], runs["branch"], strict=True)]
                                            for k in keys}}

@@ -64,9 +64,14 @@ class KeyState:
             key=d["key"],
             incidents=[IncidentState.from_dict(i) for i in d["incidents"]],
             pending=[entry_of(pending_from_dict(a), n) for n, a in enumerate(d["pending"])],
-            max_t=d["max_t"],
-            applied_to=d.get("applied_to", float("-inf")),
+            max_t=_time(d["max_t"]),
+            applied_to=_time(d.get("applied_to")),
         )
+
+
+def _time(value: float | None) -> float:
+    """A time `to_dict` wrote: JSON has no -inf (orjson writes it as null), the time of a key with no alert yet."""
+    return float("-inf") if value is None else value
 
 
 class StateStore(Protocol):

@@ -19,6 +19,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from correlator import compiled
 from correlator.incidents import IncidentState
 from correlator.readmodel import ReadModel, Row
 from stream.app import App
@@ -108,7 +109,9 @@ def install_views(pipe: Pipeline, model: ReadModel | None = None) -> None:
         for engine in pipe.engines.values():
             for name, value in engine.counters.as_dict().items():
                 totals[name] = totals.get(name, 0) + value
-        return web.json({"engines": sorted(pipe.engines), "normalized": pipe.normalized, "counters": totals})
+        # engine_build: whether this process runs the compiled engine (correlator/compiled.py), for benchmarks
+        return web.json({"engines": sorted(pipe.engines), "normalized": pipe.normalized, "counters": totals,
+                         "engine_build": compiled.status()})
 
     @app.page("/incidents/")
     async def list_incidents(web: Any, request: Any) -> Any:

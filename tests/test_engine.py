@@ -330,3 +330,12 @@ def test_flush_idle_releases_held_alerts_and_throttled_updates_without_moving_ti
 def test_first_gap_is_the_gap_of_a_lone_alert(times: list[float], expected: list[set[str]]) -> None:
     engine, _ = run([fire(f"a{i}", t) for i, t in enumerate(times)], replace(CFG, first_gap_s=90))
     assert groups(engine) == sorted(expected, key=lambda g: sorted(g))
+
+
+def test_a_key_state_with_no_alert_yet_keeps_its_infinite_times_through_the_changelog() -> None:
+    """JSON has no -inf: orjson writes it as null, which came back as None (and the compiled build refused it)."""
+    import orjson
+
+    st = KeyState("s/x")
+    back = KeyState.from_dict(orjson.loads(orjson.dumps(st.to_dict(dict_of_record))), record_from_dict)
+    assert back.max_t == float("-inf") and back.applied_to == float("-inf")
