@@ -71,6 +71,13 @@ class GroupingConfig:
         one fault. On the development noise sets the file otherwise kept a fault's pieces apart where a name folds
         them without it (issue 17, session 31, topo17b; figures in benchmarks/RESULTS.md). False: the rule before
         (a borrowed name never folds two causes).
+    resume_below: a child that is its group's only child, held fewer than this many alerts, and whose event moves its
+        latest alert more than gap_s past its previous one (it resumed after a lull its group would have closed on)
+        carries the group on: once the release point passes the child's new latest alert, the group's latest onset
+        moves to it and the group accepts again until its reach + gap_s (`engine._resume`). A lone alert or a short chain of a busy key is background that
+        stage 1 glued in front of a fault's burst; stage 2 otherwise kept it in a group that had stopped
+        accepting, apart from the rest of the fault (issue 17, session 32, noise18; figures in
+        benchmarks/RESULTS.md). 0: never (the rule before).
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -101,6 +108,7 @@ class GroupingConfig:
     victims: bool = True
     burst_follow: bool = True
     borrowed_folds: bool = True
+    resume_below: int = 5
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
@@ -109,6 +117,8 @@ class GroupingConfig:
                              "negative")
         if self.max_hops < 0:
             raise ValueError("max_hops must not be negative")
+        if self.resume_below < 0:
+            raise ValueError("resume_below must not be negative")
         if self.max_children < 1 or self.max_entities < 1:
             raise ValueError("max_children and max_entities must be at least 1")
 
