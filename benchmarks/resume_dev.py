@@ -10,6 +10,10 @@ committed before the rule was built). It never builds a held-out seed.
 
     python benchmarks/resume_dev.py                    # about 5 min on a quiet machine
     python benchmarks/resume_dev.py --resume-below 3   # the decision rule's fallback
+    python benchmarks/resume_dev.py --rule lone_apart  # the second rule: off / on, resumption on in both
+
+`--rule lone_apart` compares `GroupingConfig.lone_apart` off and on instead (a lone one-alert group folds into a
+bridge's group only within burst_s), resumption on in both, against the second decision rule (noise18).
 """
 
 from __future__ import annotations
@@ -35,13 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     """One line per set (F1 off / on, without the file and with it), then the verdict."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resume-below", type=int, default=GroupingConfig().resume_below)
+    parser.add_argument("--rule", choices=("resume_below", "lone_apart"), default="resume_below")
     args = parser.parse_args(argv)
     base = rca_sets.micross()
     dev = development_sets(base)
     extra = [rca_sets.cascades(seed=s) for s in rca_sets.DEVELOPMENT_TOPOLOGY["cascades"]]
     checks = [overlaid(base), rca_sets.two_clusters(base), generated(100_000)]
-    configs = (GroupingConfig(resume_below=0), GroupingConfig(resume_below=args.resume_below))
-    print(f"resume_below {args.resume_below}\n| set | no file: off | no file: on | file: off | file: on |")
+    if args.rule == "lone_apart":
+        configs = (GroupingConfig(lone_apart=False), GroupingConfig(lone_apart=True))
+        print("lone_apart off / on (resume_below at its default)")
+    else:
+        configs = (GroupingConfig(resume_below=0, lone_apart=False),
+                   GroupingConfig(resume_below=args.resume_below, lone_apart=False))
+        print(f"resume_below 0 / {args.resume_below} (lone_apart off)")
+    print("| set | no file: off | no file: on | file: off | file: on |")
     print("|---|---:|---:|---:|---:|")
     means: tuple[list[float], list[float]] = ([], [])
     falls: list[str] = []

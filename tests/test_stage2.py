@@ -736,3 +736,30 @@ def test_a_lull_within_gap_s_moves_no_onset() -> None:
               for e in RESUMED if e.incident_id == "n" and e.seq < 4]
     grouper, _ = idle_run(events, RESUME)
     assert next(iter(grouper.groups())).last_onset == T0
+
+
+LONE = [("z", "web/5xx", 0, 0, {"instance": ["w1"]}), ("a", "db/latency", 30, 40, {"instance": ["d1"]}),
+        ("b", "web/latency", 35, 45, {"instance": ["d1"]})]
+"""Lone apart (issue 17, session 32): z, one alert with no incident before it, opened a group; a fault starts at
+30 s and b, naming web (z's service) and d1 (a's instance), relates to both; their latest onsets lie 30 s apart
+(within merge_window_s, past burst_s)."""
+
+
+def test_a_bridge_folds_a_lone_alert_s_group_only_within_one_burst() -> None:
+    assert partition(run(events_of(LONE))[1]) == "a b|z"
+    assert partition(run(events_of(LONE), replace(CFG, lone_apart=False))[1]) == "a b z"
+
+
+def test_a_lone_alert_s_group_within_one_burst_still_folds() -> None:
+    near = [("z", "web/5xx", 15, 15, {"instance": ["w1"]}), *LONE[1:]]  # 15 s before a: one burst
+    assert partition(run(events_of(near))[1]) == "a b z"
+
+
+def test_an_alert_with_company_is_not_lone() -> None:
+    company = [("y", "cache/miss", -10, -10, {"instance": ["c1"]}), *LONE]  # y started 10 s before z
+    assert partition(run(events_of(company))[1]) == "a b z|y"
+
+
+def test_a_group_of_two_alerts_is_not_lone() -> None:
+    two = [("z", "web/5xx", 0, 5, {"instance": ["w1"]}), *LONE[1:]]
+    assert partition(run(events_of(two))[1]) == "a b z"

@@ -22,7 +22,7 @@ from correlator.models import IncidentEvent
 from correlator.stage2 import DictGroupStore, GroupingConfig, GroupingOutput, Grouper, GroupState, GroupStore
 from stream.stage2_state import GroupTableStore
 
-from .test_stage2 import CFG, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
+from .test_stage2 import CFG, LONE, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
 
 HOST = {"host": ["h1"]}
 
@@ -74,8 +74,9 @@ before n resumes at 150 s and f, sharing n's callee, starts at 152 s."""
 
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
-          "resumed": RESUMED_SCENE}
-"""In the resumed scene, n's pending resumption, its group's moved onset and its accepting again come from the
+          "resumed": RESUMED_SCENE, "lone": events_of(LONE)}
+"""In the lone scene (issue 17, session 32) whether z started alone comes from the store's onsets after a restart.
+In the resumed scene, n's pending resumption, its group's moved onset and its accepting again come from the
 store after a restart."""
 
 

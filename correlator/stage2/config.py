@@ -78,6 +78,11 @@ class GroupingConfig:
         stage 1 glued in front of a fault's burst; stage 2 otherwise kept it in a group that had stopped
         accepting, apart from the rest of the fault (issue 17, session 32, noise18; figures in
         benchmarks/RESULTS.md). 0: never (the rule before).
+    lone_apart: a bridge folds a group holding one child of one alert that started alone (no other incident of its
+        scope within burst_s before it: `onsets`) only when the two groups' latest onsets lie within burst_s, not
+        merge_window_s (`engine._lone`). A merge says two groups are one blast seen from different sides; a lone
+        background alert that shares a service with a fault is no side of it (issue 17, session 32, noise18: on the
+        development noise sets such folds were 3-8k wrongly merged pairs per set). False: the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -109,6 +114,7 @@ class GroupingConfig:
     burst_follow: bool = True
     borrowed_folds: bool = True
     resume_below: int = 5
+    lone_apart: bool = True
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

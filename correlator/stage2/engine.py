@@ -90,7 +90,9 @@ group's latest; on MicroSS merging lifts recall from 0.916 to 0.955 at equal pre
 the first: a group's first child may be a lone background alert that stage 1 glued in front of a fault's
 burst of the same key (it bridges first_gap), which dates the group minutes before the fault it now holds;
 measured from the first, the rest of that fault, opening beside it, never merged (issue 17, fourth round,
-read on the development seed).
+read on the development seed). A group that is one alert which started alone (no company) folds only within burst_s
+(`GroupingConfig.lone_apart`, `_lone`): a lone background alert that shares a service with a fault is no side of
+its blast (issue 17, session 32: 3-8k wrongly merged pairs per development noise set came from such folds).
 """
 
 from __future__ import annotations
@@ -467,7 +469,18 @@ class Grouper:
             return False
         if cand.link.borrowed:
             return self.config.borrowed_folds and apart <= self.config.burst_s
+        if self.config.lone_apart and self._lone(cand.group):
+            return apart <= self.config.burst_s
         return apart <= self.config.merge_window_s
+
+    def _lone(self, g: GroupState) -> bool:
+        """Whether a group is one alert that started alone (`GroupingConfig.lone_apart`): one child of one alert, and
+        no other incident of its scope started within burst_s before it (`onsets`, as for company)."""
+        if len(g.children) != 1:
+            return False
+        child = next(iter(g.children.values()))
+        return child.alert_count <= 1 and not self._onsets.accompanied(
+            g.scope, child.first_seen, child.id, self.config.burst_s, self._first_seen_of)
 
     def _fold(self, src: GroupState, dst: GroupState, ev: IncidentEvent, now: float, out: GroupingOutput) -> None:
         """Move every child of `src` into `dst`, announce it, and retire `src` (its id is never reused)."""
