@@ -72,6 +72,10 @@ class Topology:
         for e in self.edges:
             self._adjacent[e.source].add(e.target)
             self._adjacent[e.target].add(e.source)
+        self._callees: dict[str, set[str]] = {}
+        for e in self.edges:
+            if e.source != e.target:
+                self._callees.setdefault(e.source, set()).add(e.target)
         self._reach: dict[str, dict[str, int]] = {}
         self._avoiding: dict[frozenset[str], dict[str, dict[str, int]]] = {}
         self.version = _version(self.nodes, self.edges, self.aliases)
@@ -112,6 +116,10 @@ class Topology:
     def shared(self, node: str, types: frozenset[str]) -> bool:
         """Whether `node` is of one of `types` (lower case): a machine that many tenants share."""
         return self.nodes.get(node, "").lower() in types
+
+    def callees(self, node: str) -> frozenset[str]:
+        """The nodes an edge runs to from `node` (its direction: `node` calls, depends on or runs on them)."""
+        return frozenset(self._callees.get(node, ()))
 
     def hops(self, a: str, b: str) -> int | None:
         """Edges on a shortest path between nodes `a` and `b`, or None when farther than `max_hops` or unknown."""

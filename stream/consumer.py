@@ -55,6 +55,7 @@ from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.tuples import ack_lock
 from faust.types.settings import Settings, params, sections
 from mode import Seconds
 from mode.services import WaitArgT, WaitResults
@@ -73,6 +74,7 @@ __all__ = [
     "Transport",
     "committed_offset",
     "fetch_max_wait_ms",
+    "forget_read_offsets",
     "group_state",
     "leave_group",
     "register_transport",
@@ -156,6 +158,21 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         topics = frozenset(self.app.topics.acking_topics)
         return cast(Mapping[TP, int], await self.call_thread(seek_to_committed, self._ensure_consumer(), topics))
 
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Faust's commit, in the consumer's thread, except while the consumer is no member of its group: nothing then.
+
+        A coordinator that forgot the member (a broker restarted empty) makes aiokafka drop its member id and
+        generation until it joins again, and a commit sent meanwhile carries neither, which the broker takes as a
+        commit from outside the group. Those offsets were read before the loss, of topics that no longer exist: so
+        committed for the re-created partitions, the seek after the join skipped every record below them (seen:
+        a worker that read none of its partitions' new records; `forget_read_offsets` drops the rest)."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is not None and coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID:
+            log.info("not committing offsets of %d partitions: the consumer is no member of its group (joining)",
+                     len(offsets))
+            return False
+        return await super()._commit(offsets)
+
     async def request_rejoin(self) -> None:
         """Make the consumer rejoin its group, in the consumer's own thread (aiokafka is not thread-safe)."""
         await self.call_thread(self._request_rejoin)
@@ -206,6 +223,29 @@ async def seek_to_committed(consumer: aiokafka.AIOKafkaConsumer, topics: Collect
                  ", ".join(f"{tp.topic}:{tp.partition}" for tp in never))
         await consumer.seek_to_beginning(*never)
     return committed
+
+
+def forget_read_offsets(consumer: Any) -> int:
+    """After the broker lost its topics: forget every offset a Faust consumer holds of them, and the acknowledgements
+    still to come of records it delivered before; the number of those records.
+
+    A record read before the loss names an offset of a topic that no longer exists. Acknowledged after the rebalance
+    that follows (the agents hold records until their checkpoint), Faust committed that old, high offset for the
+    re-created partition, and the seek to the committed offsets then skipped every record below it (seen: a worker
+    whose broker check had not seen the topics missing read none of its partitions' new records). Marked acknowledged
+    here, their acknowledgement is a no-op, and nothing waits for them at the next revocation."""
+    with ack_lock:  # Faust's, held by every acknowledgement: none half-way through while this runs
+        stale = [m for m in list(consumer._unacked_messages) if not m.acked]
+        for message in stale:
+            message.acked = True
+            consumer._unacked_messages.discard(message)
+        for offsets in (consumer._acked, consumer._acked_index, consumer._gap, consumer._committed_offset):
+            offsets.clear()
+        consumer._read_offset.clear()
+    if stale:
+        log.info("%d records read before the broker lost its topics will not be committed when acknowledged",
+                 len(stale))
+    return len(stale)
 
 
 async def leave_group(bootstrap: str | list[str], group_id: str, member_id: str) -> bool:

@@ -23,6 +23,21 @@ consumer is asked to rejoin its group, and readiness stays false, with the reaso
 began after that request has finished. `Recovery.reasons` is one of `/readyz`'s checks, so the ingest's
 gate answers 503 for as long (never a 202 for a body that cannot reach correlation).
 
+Several workers share a group, and only the first to look sees the topics missing: it re-creates them, and the
+others find them all there. So every worker of the agents also reads the broker's epoch for the app, the first
+record of `<app_id>-broker-epoch` (`Probe.epoch`; written by the first worker to find the topic empty, so every
+worker reads the same one): another epoch than the one it saw before is the same loss, with the same hooks, rejoin
+and readiness. Without it such a worker kept its old offsets: its engines skipped the records of the re-created
+`alerts` below the ones they had applied, and its consumer committed, for the new partitions, the old offsets of
+records it acknowledged after the rebalance (the agents hold records until their checkpoint), so the seek skipped
+every record below them (seen: a worker that correlated none of its partitions' new alerts). At a loss the consumer
+forgets those offsets and acknowledgements (`stream.consumer.forget_read_offsets`), sends no commit while it is no
+member of its group (`stream.consumer.ConsumerThread._commit`: the coordinator that forgot the member took such a
+commit of old offsets as an outside one), and the check also runs as every rebalance begins
+(`BrokerWatch.before_rebalance`): a broker restart makes every member rejoin at once, and the hooks must run before
+the new member's first commit. What is left: a worker that cannot reach the broker at that moment sees the loss only
+at its next probe.
+
 Two ways a broker restart stopped a worker, closed here: at a loss, Faust's table recovery forgets how far it read
 the lost changelogs (`forget_changelog_offsets`; the next recovery compared it with the shorter new changelog and
 crashed the worker, `stream.app` also turns that check off), and every check takes an error that stopped the
@@ -41,20 +56,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
 from mode import Service
 
 from correlator import metrics
 from stream.app import App
 from stream.broker import create_topics
-from stream.consumer import group_state, request_rejoin, take_group_error
+from stream.consumer import forget_read_offsets, group_state, request_rejoin, take_group_error
 from stream.ingest import Ingest, ReadyState
 from stream.security import client_options
 from stream.settings import Settings
+from stream.topics import BROKER_EPOCH, internal_topic_name
+from stream.topics import topic_specs as planned_topics
 
 __all__ = ["BrokerWatch", "Probe", "Recovery", "Step", "TopicSpec", "forget_changelog_offsets", "install_recovery",
            "topic_specs"]
@@ -86,17 +105,20 @@ class Probe:
     reachable: bool
     topics: frozenset[str] = frozenset()
     error: str = ""
+    epoch: str | None = None
+    """The broker's epoch for this app: the first record of its epoch topic (None: not read)."""
 
 
 @dataclass(frozen=True)
 class Step:
     """What to do after a probe: topics to create, whether to ask the consumer to rejoin, whether the loss
-    hooks run now, and the reasons the worker is not ready (empty: ready)."""
+    hooks run now (and what showed the loss, in words), and the reasons the worker is not ready (empty: ready)."""
 
     create: tuple[str, ...] = ()
     rejoin: bool = False
     lost: bool = False
     reasons: tuple[str, ...] = ()
+    loss: str = ""
 
 
 class Recovery:
@@ -119,6 +141,8 @@ class Recovery:
         """A probe has seen every wanted topic: from then on a missing one was lost, not yet to be created."""
         self.reasons: tuple[str, ...] = ("no broker check yet",)
         self.losses = 0
+        self.epoch: str | None = None
+        """The broker epoch this worker last saw: another one means the broker lost every topic since."""
 
     def observe(self, probe: Probe, rebalances: int, rebalancing: bool, now: float) -> Step:
         """The step after one probe, given Faust's rebalance count and whether a rebalance is under way."""
@@ -138,9 +162,16 @@ class Recovery:
             first = not self.lost
             self.lost, self.rejoin_from = True, None
             self.losses += first
+            self.epoch = None  # the next epoch seen is the new broker's, whoever writes it
             action = "re-creating them" if self.recreate else "re-creation is off (recreate_topics): create them"
-            return Step(create=missing if self.recreate else (), lost=first,
-                        reasons=(f"broker lost {len(missing)} topics ({', '.join(missing)}); {action}",))
+            reason = f"broker lost {len(missing)} topics ({', '.join(missing)}); {action}"
+            return Step(create=missing if self.recreate else (), lost=first, reasons=(reason,), loss=reason)
+        if self._new_epoch(probe.epoch):
+            self.lost, self.rejoin_from = True, None
+            self.losses += 1
+            return replace(self._resume(rebalances, rebalancing, now), lost=True, loss=(
+                "broker lost every topic since the last check: its epoch changed (another process re-created the "
+                "topics before this worker saw them missing)"))
         if self.lost:
             return self._resume(rebalances, rebalancing, now)
         if self.agents and not self.started:
@@ -148,6 +179,14 @@ class Recovery:
                 return Step(reasons=STARTING)
             self.started = True
         return Step()
+
+    def _new_epoch(self, epoch: str | None) -> bool:
+        """Whether `epoch` (None: not read) shows a loss this worker has not handled: it differs from the one seen
+        before, outside a loss already under way (whose re-created epoch topic is written after the loss was seen)."""
+        if epoch is None:
+            return False
+        known, self.epoch = self.epoch, epoch
+        return known is not None and known != epoch and not self.lost
 
     def _finished(self, rebalances: int, rebalancing: bool) -> bool:
         """Whether the agents' start-up, or their resumption after a loss, is over: a rebalance (begun after the
@@ -190,9 +229,13 @@ class Recovery:
         return list(self.reasons)
 
 
-def topic_specs(app: App, settings: Settings) -> dict[str, TopicSpec]:
-    """Every topic this process creates: the pipeline's (as `ensure_topics` does) and Faust's internal ones."""
+def topic_specs(app: App, settings: Settings, *, epoch: str | None = None) -> dict[str, TopicSpec]:
+    """Every topic this process creates: the pipeline's (as `ensure_topics` does), Faust's internal ones and the
+    `epoch` topic if named."""
     specs = {name: TopicSpec(partitions) for name, partitions in settings.topic_plan().items()}
+    if epoch is not None:
+        spec = next(s for s in planned_topics(settings) if s.name == epoch)
+        specs[epoch] = TopicSpec(spec.partitions, spec.config)
     channels: list[Any] = [c for c in app.topics if getattr(c, "internal", False)]
     channels += [table.changelog_topic for table in app.tables.values()]
     for channel in channels:
@@ -215,7 +258,12 @@ class BrokerWatch(Service):
         self.agents = agents
         self.on_loss = list(on_loss)
         self.recovery = Recovery(list(settings.topic_plan()), recreate=settings.recreate_topics, agents=agents)
+        self.epoch_topic = internal_topic_name(settings, BROKER_EPOCH) if agents and settings.broker_epoch else None
+        """Only the agents' workers read it: they hold the offsets a loss makes wrong."""
         self._client: AIOKafkaClient | None = None
+        self._epoch_reader: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+        """One probe and its step at a time: the periodic one and the one at the start of a rebalance."""
 
     async def check(self) -> ReadyState:
         """The watch's part of /readyz (an `Ingest.checks` entry): the reasons of its last step, and while the agents
@@ -229,11 +277,28 @@ class BrokerWatch(Service):
         """Faust's rebalance count (it counts each one as it begins) and whether one is under way."""
         return int(getattr(self.app, "rebalancing_count", 0)), bool(getattr(self.app, "rebalancing", False))
 
+    async def on_start(self) -> None:
+        """Check for a loss at the start of every rebalance too (`before_rebalance`)."""
+        self.app.on_partitions_revoked.connect(self.before_rebalance)
+
     async def on_stop(self) -> None:
-        """Close the probe's client."""
+        """Close the probe's clients."""
+        self.app.on_partitions_revoked.disconnect(self.before_rebalance)
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+        await self._close_epoch_reader()
+
+    async def before_rebalance(self, sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:
+        """A probe and its loss hooks as a rebalance begins, before its table recovery and before the agents read a
+        record of the new assignment: a broker restart makes every member rejoin at once, and a worker whose periodic
+        probe came after the rejoin would apply records of the re-created topics against its old offsets (skipping
+        the ones below them) until that probe. No rejoin is asked here (one is under way), and nothing here calls
+        into the consumer's thread, which waits for this signal."""
+        try:
+            await self.check_once(in_rebalance=True)
+        except Exception:  # the rebalance must go on; the periodic probe retries
+            log.exception("broker check at the start of a rebalance failed")
 
     @Service.task
     async def _watch(self) -> None:
@@ -244,21 +309,29 @@ class BrokerWatch(Service):
                 log.exception("broker watch step failed")
             await self.sleep(self.settings.broker_check_interval)
 
-    async def check_once(self) -> Step:
-        """One probe and the step it calls for."""
-        specs = topic_specs(self.app, self.settings)
+    async def check_once(self, *, in_rebalance: bool = False) -> Step:
+        """One probe and the step it calls for (`in_rebalance`: called as a rebalance begins, so no rejoin and no
+        call into the consumer's thread)."""
+        async with self._lock:
+            return await self._check(in_rebalance)
+
+    async def _check(self, in_rebalance: bool) -> Step:
+        specs = topic_specs(self.app, self.settings, epoch=self.epoch_topic)
         self.recovery.wanted = sorted(specs)  # tables declare their changelogs as they start
         probe = await self._probe()
         step = self.recovery.observe(probe, *self._rebalances(), time.monotonic())
         if step.lost:
-            log.warning("%s", step.reasons[0])
+            log.warning("%s", step.loss)
             metrics.BROKER_RECOVERIES.labels("topics_lost").inc()
             tables: Any = self.app.tables  # Faust types it as TableManagerT, which does not name its recovery
-            forget_changelog_offsets(tables.recovery, [t for t in specs if t not in probe.topics])
+            forget_changelog_offsets(tables.recovery, list(specs))  # every topic was lost, re-created or not
+            forget_read_offsets(self.app.consumer)
             for hook in self.on_loss:
                 hook()
         if step.create:
             await self._create({name: specs[name] for name in step.create})
+        if in_rebalance:
+            return step
         if step.rejoin:
             log.warning("asking the consumer to rejoin its group, so the agents resume on the re-created topics "
                         "(consumer group: %s)", group_state(self.app.consumer))
@@ -291,7 +364,61 @@ class BrokerWatch(Service):
             cluster = await asyncio.wait_for(self._client.fetch_all_metadata(), PROBE_TIMEOUT_S)
         except Exception as exc:  # unreachable is an answer, not a failure of the watch
             return Probe(False, error=repr(exc))
-        return Probe(True, frozenset(cluster.topics()))
+        topics = frozenset(cluster.topics())
+        if self.epoch_topic is None or self.epoch_topic not in topics:
+            return Probe(True, topics)
+        try:
+            epoch = await self._epoch(self.epoch_topic)
+        except Exception as exc:  # noqa: BLE001 - not read is an answer too (the rule changes nothing on it)
+            log.warning("could not read the broker epoch from %s: %r", self.epoch_topic, exc)
+            await self._close_epoch_reader()
+            epoch = None
+        return Probe(True, topics, epoch=epoch)
+
+    async def _epoch(self, topic: str) -> str | None:
+        """The first record of the epoch topic as `offset:value`, written first if the topic is empty (whoever writes
+        first, every worker reads the same record); None when there is none yet."""
+        tp = TopicPartition(topic, 0)
+        reader = self._epoch_reader
+        if reader is None:
+            reader = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers, group_id=None,
+                                      enable_auto_commit=False, fetch_max_wait_ms=50,
+                                      request_timeout_ms=int(PROBE_TIMEOUT_S * 1000), **client_options(self.settings))
+            await asyncio.wait_for(reader.start(), PROBE_TIMEOUT_S)
+            self._epoch_reader = reader
+            reader.assign([tp])
+            reader.pause(tp)  # fetched only when asked, not prefetched for ever
+        start = (await asyncio.wait_for(reader.beginning_offsets([tp]), PROBE_TIMEOUT_S))[tp]
+        end = (await asyncio.wait_for(reader.end_offsets([tp]), PROBE_TIMEOUT_S))[tp]
+        if end <= start:
+            await asyncio.wait_for(self._write_epoch(topic), PROBE_TIMEOUT_S)
+        reader.seek(tp, start)
+        reader.resume(tp)
+        try:
+            batch = await reader.getmany(tp, timeout_ms=int(PROBE_TIMEOUT_S * 1000), max_records=1)
+        finally:
+            reader.pause(tp)
+        records = batch.get(tp, [])
+        if not records:
+            return None
+        value = records[0].value or b""
+        return f"{records[0].offset}:{value.decode(errors='replace')}"
+
+    async def _write_epoch(self, topic: str) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers, acks="all",
+                                    request_timeout_ms=int(PROBE_TIMEOUT_S * 1000), **client_options(self.settings))
+        await producer.start()
+        try:
+            token = f"{self.settings.app_id} {uuid.uuid4().hex} {time.time():.3f}"
+            await producer.send_and_wait(topic, token.encode(), partition=0)
+        finally:
+            await producer.stop()
+        log.info("wrote a broker epoch to %s (it was empty)", topic)
+
+    async def _close_epoch_reader(self) -> None:
+        reader, self._epoch_reader = self._epoch_reader, None
+        if reader is not None:
+            await reader.stop()
 
     async def _create(self, specs: Mapping[str, TopicSpec]) -> None:
         created = await create_topics(

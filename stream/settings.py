@@ -329,6 +329,11 @@ class Settings(BaseSettings):
     recreate_topics: bool = Field(
         default=True, description="re-create the topics this worker creates at start (the pipeline's and Faust's "
         "changelogs) when the broker comes back without them; off where an operator owns topic creation")
+    broker_epoch: bool = Field(
+        default=True, description="the agents' workers also read the broker's epoch (the first record of "
+        "<app_id>-broker-epoch, written by the first worker to find it empty): another one means the broker lost "
+        "every topic, even where another worker re-created them before this one saw them missing; off: only "
+        "topics seen missing show a loss")
 
     # Kafka security (stream/security.py): applied to the Faust app (broker_credentials), the ingest producer
     # and the topic admin. PLAINTEXT is the embedded broker's; a managed cluster is usually SASL_SSL.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from stream.settings import Settings, TopicNames
 
-__all__ = ["CHANGELOGS", "INSIGHT_CHANGELOGS", "NOTIFY_CHANGELOG", "NOTIFY_CONTROL", "STAGE2_CHANGELOG", "STAGE2_ROUTE", "TopicSpec", "changelog_name", "differences",
+__all__ = ["BROKER_EPOCH", "CHANGELOGS", "INSIGHT_CHANGELOGS", "NOTIFY_CHANGELOG", "NOTIFY_CONTROL", "STAGE2_CHANGELOG", "STAGE2_ROUTE", "TopicSpec", "changelog_name", "differences",
            "internal_topic_name", "topic_specs"]
 
 CHANGELOGS: dict[str, str] = {
@@ -33,6 +33,9 @@ STAGE2_CHANGELOG = "stage2-state"
 STAGE2_ROUTE = "stage2-route"
 NOTIFY_CHANGELOG = "notify-state"
 NOTIFY_CONTROL = "notify-control"
+BROKER_EPOCH = "broker-epoch"
+"""One partition whose first record names the broker's epoch for the app (stream/recovery.py): a broker that lost
+every topic holds another one (or none) after, which every worker sees, whoever re-created the topics."""
 _RAW_FIELDS = ("alerts_raw", "tickets_raw", "deadletter")  # carry whole ingest bodies (deadletter: refused ones)
 
 
@@ -101,6 +104,9 @@ def topic_specs(settings: Settings, *, internal: bool = True) -> list[TopicSpec]
     if settings.notify_file is not None:  # acknowledgements, escalations and silences for the notify stage
         specs.append(TopicSpec(internal_topic_name(settings, NOTIFY_CONTROL), settings.partitions_for("incidents"),
                                rf, {**_common(settings), **_deleting(settings, "incidents")}, True))
+    if settings.broker_epoch:  # kept for ever: its first record is the epoch, and must not age out
+        specs.append(TopicSpec(internal_topic_name(settings, BROKER_EPOCH), 1, rf,
+                               {**_common(settings), "cleanup.policy": "delete", "retention.ms": "-1"}, True))
     return specs
 
 

@@ -19,7 +19,7 @@ from stream.broker import start_broker
 from stream.commands.worker import EMBEDDED_NOTE
 from stream.incident_records import is_stage2_record
 from stream.ingest import Readiness, ReadyState
-from stream.recovery import REJOIN_RETRY_S, Probe, Recovery
+from stream.recovery import REJOIN_RETRY_S, REJOINING, Probe, Recovery, Step
 from stream.state import TableStore
 
 from .test_ingest import FakeSender, _post, am_body, fake_ingest, read_all, request, run_client, wait_ready
@@ -93,6 +93,57 @@ def test_a_rejoin_that_started_no_rebalance_is_asked_again() -> None:
     assert rule.observe(ALL, 1, False, 11.0).rejoin
     assert not rule.observe(ALL, 1, False, 11.0 + REJOIN_RETRY_S / 2).rejoin
     assert rule.observe(ALL, 1, False, 12.0 + REJOIN_RETRY_S).rejoin
+
+
+def epoch(name: str) -> Probe:
+    """Every topic there, and the broker epoch `name`."""
+    return Probe(True, frozenset(WANTED), epoch=name)
+
+
+def test_a_changed_epoch_is_a_loss_though_no_topic_was_seen_missing() -> None:
+    """Another worker re-created the topics before this one looked: the epoch it sees differs, and that is the same
+    loss (hooks once, a rejoin, not ready until a rebalance that ends after the request)."""
+    rule = started()
+    assert rule.observe(epoch("e1"), 1, False, 1.0).reasons == ()  # the first epoch seen is adopted
+    assert rule.observe(epoch("e1"), 1, False, 2.0) == Step()
+    step = rule.observe(epoch("e2"), 1, False, 10.0)
+    assert (step.lost, step.rejoin, step.create) == (True, True, ())
+    assert "epoch changed" in step.loss and step.reasons == REJOINING
+    again = rule.observe(epoch("e2"), 1, False, 11.0)
+    assert not again.lost and not again.rejoin and again.reasons == REJOINING
+    assert rule.check(1, False) == list(REJOINING)  # no rebalance since the request: not ready
+    assert rule.check(2, True) == list(REJOINING)
+    assert rule.check(2, False) == []
+    assert rule.observe(epoch("e2"), 2, False, 12.0) == Step() and rule.losses == 1
+
+
+def test_a_changed_epoch_seen_inside_a_rebalance_counts_that_rebalance() -> None:
+    rule = started()
+    rule.observe(epoch("e1"), 1, False, 1.0)
+    step = rule.observe(epoch("e2"), 2, True, 10.0)  # the new broker forgot the member: the rejoin is under way
+    assert step.lost and not step.rejoin
+    assert rule.check(2, False) == []
+
+
+def test_the_worker_that_saw_the_topics_missing_adopts_the_new_epoch_without_a_second_loss() -> None:
+    rule = started()
+    rule.observe(epoch("e1"), 1, False, 1.0)
+    assert rule.observe(NONE, 1, False, 10.0).lost
+    back = rule.observe(epoch("e2"), 1, False, 11.0)  # it re-created the epoch topic, then someone wrote e2
+    assert not back.lost and back.rejoin
+    assert rule.check(2, False) == []
+    assert rule.observe(epoch("e2"), 2, False, 12.0) == Step() and rule.losses == 1
+    rule.observe(NONE, 2, False, 20.0)  # lost again: resumed before it read the new epoch (the read failed)
+    rule.observe(ALL, 2, False, 21.0)
+    assert rule.check(3, False) == []
+    assert not rule.observe(epoch("e3"), 3, False, 22.0).lost and rule.losses == 2
+
+
+def test_an_epoch_not_read_changes_nothing() -> None:
+    rule = started()
+    rule.observe(epoch("e1"), 1, False, 1.0)
+    assert rule.observe(ALL, 1, False, 2.0) == Step()
+    assert rule.observe(epoch("e1"), 1, False, 3.0) == Step()
 
 
 def test_recreation_off_names_what_to_do_and_creates_nothing() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -129,3 +131,80 @@ def test_group_state_reads_the_installed_aiokafka_coordinator(broker: EmbeddedBr
     before, assigned = asyncio.run(states())
     assert before == "consumer not started"
     assert assigned.startswith("generation ") and assigned.endswith(": 2 partitions assigned"), assigned
+
+
+def test_a_worker_that_never_saw_the_topics_missing_still_forgets_the_lost_offsets(tmp_path: Path) -> None:
+    """Two workers share the group; the broker restarts empty while the second is held (SIGSTOP, as a worker whose
+    next broker check comes after the first re-created the topics). The second never sees a topic missing; it must
+    still forget the offsets the broker lost: every alert answered 202 after the restart is correlated, none is
+    skipped as applied because its offset on the re-created topic is below one the worker applied before (main: 41-43
+    of 48 in 3 runs), nor by a seek to an old offset the worker committed for the new partitions, nor by an engine
+    rebuilt from the table's old progress at the rejoin (each seen while fixing it)."""
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", **PATIENT_ADMISSION})
+    dep.create_topics()
+    workers = [dep.start_worker("w1"), dep.start_worker("w2")]
+    held = False
+    try:
+        for w in workers:
+            w.wait_web()
+        for w in workers:
+            wait_ready(w)
+        _wait_for("both workers own partitions", lambda: all(
+            w.get("/assignment")["alerts_partitions"] for w in workers), workers[0])
+        for w in workers:
+            wait_ready(w)
+        services = [f"svc{i}" for i in range(12)]
+        for i in range(3):  # offsets on every partition of `alerts` well above those the restart will start from
+            _post_each(workers[0], services, i)
+        _wait_for("36 alerts correlated", lambda: _correlated(workers) == 36, workers[0])
+        owned = {w.log.stem: w.get("/assignment")["alerts_partitions"] for w in workers}
+
+        os.kill(workers[1].proc.pid, signal.SIGSTOP)
+        held = True
+        first.stop()
+        _wait_for("w1 to see the broker gone", lambda: request(workers[0].web_port, "GET", "/readyz")[0] == 503,
+                  workers[0], timeout=10)
+        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
+        dep.broker = brokers[-1]
+        _wait_for("w1 to re-create the topics", lambda: workers[0].metric(
+            "aiops_broker_recoveries_total", action="topics_created") > 0, workers[0], timeout=30)
+        os.kill(workers[1].proc.pid, signal.SIGCONT)
+        held = False
+        for w in workers:
+            wait_ready(w)
+        _wait_for("both workers own partitions again", lambda: all(
+            w.get("/assignment")["alerts_partitions"] for w in workers), workers[0])
+        for w in workers:
+            wait_ready(w)
+        assert "re-creating them" not in _log(workers[1]), "w2 saw the topics missing: not the scenario of this test"
+
+        _post_each(workers[0], services, 3)  # one more alert of each service, low offsets on the new topics
+        _wait_for("48 alerts correlated", lambda: _correlated(workers) == 48, workers[0], timeout=30)
+        _wait_for("12 incidents of 4 alerts", lambda: set(_merged_incidents(workers).values()) == {4}, workers[0])
+        assert all(w.proc.poll() is None for w in workers), [w.tail() for w in workers]
+        print(f"partitions of alerts before the restart: {owned}")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\ncorrelated {_correlated(workers)}, incidents {_merged_incidents(workers)}\n"
+                             f"w2:\n{workers[1].tail(15)}") from exc
+    finally:
+        if held:
+            os.kill(workers[1].proc.pid, signal.SIGCONT)
+        for w in workers:
+            w.stop()
+        for b in brokers:
+            b.stop()
+
+
+def _correlated(workers: list[WorkerProc]) -> float:
+    return sum(w.metric("aiops_alert_records_correlated_total") for w in workers)
+
+
+def _merged_incidents(workers: list[WorkerProc]) -> dict[str, int]:
+    """Alert count per key over the workers (each one's own engines are the freshest: the largest count)."""
+    merged: dict[str, int] = {}
+    for w in workers:
+        for key, count in _incidents(w).items():
+            merged[key] = max(count, merged.get(key, 0))
+    return merged

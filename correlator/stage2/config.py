@@ -71,13 +71,33 @@ class GroupingConfig:
         one fault. On the development noise sets the file otherwise kept a fault's pieces apart where a name folds
         them without it (issue 17, session 31, topo17b; figures in benchmarks/RESULTS.md). False: the rule before
         (a borrowed name never folds two causes).
+    call_chains: a child whose failed call went into a service (its `callee`'s, by instance naming) that the group
+        holds a failed call out of (a `caller` of that service) is related to it, within caller_window_s of its
+        latest onset, never folding two groups (`relations`; issue 17, session 31, read on the development
+        cascades: a trace error one hop further up the call graph shared no name with its cause and opened apart,
+        the largest class of wrongly split pairs there). False (the rule before) by default since session 32: on the
+        development noise sets it put a noise trace error into a service the cause's calls came out of in the cause,
+        0.002-0.007 of F1 (benchmarks/RESULTS.md, casc18); True lifts the development cascades without a file.
+    path_chains: with a topology, a child that names a failed call (a `callee`) and has an edge from one of its own
+        names (its service, its callee) to a name of the group, in the edge's direction (the child's service calls the
+        group's: the failure climbing the call graph), is related by that path as a caller name is: within
+        caller_window_s of the group's latest onset while the group alerts, not only within burst_s of the onset
+        (`relations._call_path`, `engine._admits`). Issue 17, session 32, read on the development cascades: such a
+        trace error 20-120 s after the cause's latest onset, the root still alerting, shared no name with it and
+        opened apart. False: the rule before (any path only within burst_s).
+    trace_follow: a child that names a failed call (a `callee`), relates to no open group and would open its own
+        joins the one accepting group of its scope that alerts when it starts (its reach within burst_s before the
+        start), when no other group of the scope does; the names it brings are borrowed, as a path child's
+        (`engine._trace_follow`). Issue 17, session 32, read on the development cascades: a trace error into a
+        service that calls the failing one shares no name with the cause and, without a topology file, nothing
+        relates it. False: the rule before.
     resume_below: a child that is its group's only child, held fewer than this many alerts, and whose event moves its
         latest alert more than gap_s past its previous one (it resumed after a lull its group would have closed on)
         carries the group on: once the release point passes the child's new latest alert, the group's latest onset
-        moves to it and the group accepts again until its reach + gap_s (`engine._resume`). A lone alert or a short chain of a busy key is background that
-        stage 1 glued in front of a fault's burst; stage 2 otherwise kept it in a group that had stopped
-        accepting, apart from the rest of the fault (issue 17, session 32, noise18; figures in
-        benchmarks/RESULTS.md). 0: never (the rule before).
+        moves to it and the group accepts again until its reach + gap_s (`engine._resume`). A lone alert or a short
+        chain of a busy key is background that stage 1 glued in front of a fault's burst; stage 2 otherwise kept it
+        in a group that had stopped accepting, apart from the rest of the fault (issue 17, session 32, noise18;
+        figures in benchmarks/RESULTS.md). 0: never (the rule before).
     lone_apart: a bridge folds a group holding one child of one alert that started alone (no other incident of its
         scope within burst_s before it: `onsets`) only when the two groups' latest onsets lie within burst_s, not
         merge_window_s (`engine._lone`). A merge says two groups are one blast seen from different sides; a lone
@@ -113,6 +133,9 @@ class GroupingConfig:
     victims: bool = True
     burst_follow: bool = True
     borrowed_folds: bool = True
+    call_chains: bool = False
+    path_chains: bool = True
+    trace_follow: bool = False
     resume_below: int = 5
     lone_apart: bool = True
 

@@ -60,16 +60,24 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   so time is its only evidence, and one burst with no competitor is the evidence a time-gap grouper takes
   (issue 17, session 31: on the development noise sets a fault's host metrics starting with it stayed apart);
   a child naming more is a cause of its own as likely (a renamed twin failing 30 s later, MicroSS x2);
+* call chains: a call chain (`relations`, `GroupingConfig.call_chains`, off by default: C's failed call went into a
+  service G holds a failed call out of) is taken as a caller name is, and never folds two groups; a path of calls
+  (`GroupingConfig.path_chains`: C names a failed call and one topology edge runs from its side to G's, the failure
+  climbing the call graph) is taken within caller_window_s of G's latest onset while G alerts, not only within
+  burst_s as other paths (issue 17, session 32: on the development cascades such trace errors came 20-120 s after
+  the cause's latest onset and opened apart);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
 related, C opens a successor that names the best of them (`previous_id`); when none is, C opens its own
 group. A group stops accepting when the release point passes its reach + gap, resolves once it has
 stopped accepting and every child has resolved or expired, and is evicted retention_s later (then its
-children are forgotten too). Parent ids derive from the first child's id. Resumption
-(`GroupingConfig.resume_below`, `_resume`): a group's only child, of fewer than resume_below alerts, whose event
-moves its latest alert more than gap_s on carries the group on: when the release point passes that alert (in
-event-time order with the children, `_resumed`), the group's latest onset moves to it and the group accepts again. Stage 1 glues a busy key's background alert or two in front of a fault's burst of that key (within
+children are forgotten too). Parent ids derive from the first child's id.
+
+Resumption (`GroupingConfig.resume_below`, `_resume`): a group's only child, of fewer than resume_below alerts,
+whose event moves its latest alert more than gap_s on carries the group on: when the release point passes that
+alert (in event-time order with the children, `_resumed`), the group's latest onset moves to it and the group
+accepts again. Stage 1 glues a busy key's background alert or two in front of a fault's burst of that key (within
 its first_gap or min_gap); the group they opened had closed when the burst came, so the fault's other pieces
 opened apart, and its onset was minutes before theirs, so no bridge folded them (issue 17, session 32, read on the
 development noise sets: 8,192 of noise seed 6143's 9,076 split pairs in noise-opened incidents).
@@ -90,9 +98,9 @@ group's latest; on MicroSS merging lifts recall from 0.916 to 0.955 at equal pre
 the first: a group's first child may be a lone background alert that stage 1 glued in front of a fault's
 burst of the same key (it bridges first_gap), which dates the group minutes before the fault it now holds;
 measured from the first, the rest of that fault, opening beside it, never merged (issue 17, fourth round,
-read on the development seed). A group that is one alert which started alone (no company) folds only within burst_s
-(`GroupingConfig.lone_apart`, `_lone`): a lone background alert that shares a service with a fault is no side of
-its blast (issue 17, session 32: 3-8k wrongly merged pairs per development noise set came from such folds).
+read on the development seed). A group that is one alert which started alone (no company) folds only within
+burst_s (`GroupingConfig.lone_apart`, `_lone`): a lone background alert that shares a service with a fault is no
+side of its blast (issue 17, session 32: 3-8k wrongly merged pairs per development noise set came from such folds).
 """
 
 from __future__ import annotations
@@ -109,7 +117,7 @@ from ..topology import Topology
 from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
-from .relations import ChildView, Link, burst_link, relate, time_gap, view_of
+from .relations import ChildView, Link, burst_link, relate, time_gap, trace_link, view_of
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
 __all__ = ["Grouper", "GroupingCounters", "GroupingOutput", "parent_id"]
@@ -166,8 +174,9 @@ class _Candidate:
     gap: float
 
     @property
-    def order(self) -> tuple[int, float, float, str]:
-        return (self.link.rank, self.gap, self.group.first_seen, self.group.id)
+    def order(self) -> tuple[int, bool, float, float, str]:
+        # a shared name before a call chain of the same rank: the chain is the weaker evidence (`relations`)
+        return (self.link.rank, self.link.chain, self.gap, self.group.first_seen, self.group.id)
 
 
 _K = TypeVar("_K")
@@ -320,12 +329,13 @@ class Grouper:
             return
         self._resume(g, known, ev)
         child = ChildState.of(ev)
-        child.extends, child.by_path = known.extends, known.by_path
+        child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
         if child.first_seen != known.first_seen:
             self._onsets.add(split_key(ev.key)[0], child.first_seen, child.id)
         g.refresh(child)
         if g.accepting and child.entity_values != known.entity_values:
-            self._absorb(g, view_of(ev, self.config, self.topology), borrowed=child.by_path)
+            self._absorb(g, view_of(ev, self.config, self.topology), borrowed=child.by_path,
+                         heard=child.by_chain)
         # A parent republishes on membership and severity changes; children's counts travel on their own events.
         if SEVERITY_RANK.get(child.severity, 1) > SEVERITY_RANK.get(known.severity, 1):
             g.dirty = True
@@ -390,6 +400,9 @@ class Grouper:
         if not related and capped is None and lone is None and self.config.burst_follow:
             follow = self._burst(ev, view)
             related = [follow] if follow is not None else related
+        if not related and capped is None and lone is None and self.config.trace_follow:
+            trace = self._trace_follow(ev, view)
+            related = [trace] if trace is not None else related
         if related:
             merging = len(related) > 1 and self.config.merge_window_s > 0
             target = self._merge(related, ev, view, now, out) if merging else related[0]
@@ -442,9 +455,12 @@ class Grouper:
 
         Together means a latest child onset within merge_window_s of the best-related group's latest child
         onset; a group whose latest child started longer before or after is a separate cause that happens to
-        overlap, and stays apart. A group related only through the topology is never folded in (see above).
+        overlap, and stays apart. A group related only through the topology, or only by a call chain, is never
+        folded in (see above, and `relations`).
         """
         best = related[0]
+        if best.link.chain:  # a call chain joins one group, never folds two (`relations`)
+            return best
         pool = sorted((c for c in related if c is best or self._folds(c, best)),
                       key=lambda c: (c.group.first_seen, c.group.id))
         keep = pool[0].group
@@ -465,7 +481,7 @@ class Grouper:
         fault's pieces, apart with the file where without it a name folds them; `GroupingConfig.borrowed_folds`);
         else within merge_window_s."""
         apart = abs(cand.group.last_onset - best.group.last_onset)
-        if cand.link.relation is Relation.TOPOLOGY:
+        if cand.link.relation is Relation.TOPOLOGY or cand.link.chain:
             return False
         if cand.link.borrowed:
             return self.config.borrowed_folds and apart <= self.config.burst_s
@@ -509,6 +525,8 @@ class Grouper:
         for name in view.entities:
             for near in self._near(name):
                 found.update(by_entity.get(near, ()))
+        for name in view.chains:
+            found.update(by_entity.get(name, ()))
         for label in self.config.scope_labels:
             for value in view.scopes.get(label, ()):
                 found.update(self._by_scope.get((label, value), ()))
@@ -533,14 +551,16 @@ class Grouper:
                 or link.weak):
             return link
         own = self._named(view.without(g.borrowed | g.callers | victims), g)
-        if own is not None:
+        if own is not None and not own.chain:
             return own
         victim = self._named(view.without(g.borrowed | g.callers), g) if victims else None
         if victim is not None:  # the only shared name is one the child carries only as a caller (`_admits`)
             return replace(victim, caller=True, victim=True)
         heard = self._named(view.without(g.borrowed), g) if g.callers else None
-        if heard is not None:  # the only shared name is one the group knows only as a caller (`_admits`)
+        if heard is not None and not heard.chain:  # the only shared name is one the group knows only as a caller
             return replace(heard, caller=True)
+        if own is not None:  # a call chain alone (`relations`), weighed as a caller name (`_admits`)
+            return own
         # the only shared name came with a child joined through a path: as weak as the path (see the docstring)
         return Link(Relation.ENTITY, self.config.max_hops + 1, link.via, weak=True, borrowed=True)
 
@@ -573,6 +593,9 @@ class Grouper:
         machine only from the group's own onsets. A name the group knows only as a caller relates only within
         caller_window_s of its latest onset, and so does a name the child carries only as a caller (a victim; see the
         module docstring)."""
+        if link.upstream:  # a path of calls (`GroupingConfig.path_chains`): near the onsets as a caller name is
+            return (ev.first_seen - max(g.last_onset, g.path_onset) <= self.config.caller_window_s
+                    and self._alerting(ev, g))
         if link.relation is Relation.TOPOLOGY or link.borrowed:
             return ev.first_seen - max(g.last_onset, g.path_onset) <= self.config.burst_s and self._alerting(ev, g)
         if link.caller:
@@ -616,6 +639,23 @@ class Grouper:
         g = self.store.get(found.pop()) if len(found) == 1 else None
         if g is None or not g.accepting or self._capped_reason(g, t):
             return None
+        gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
+        return None if gap is None else _Candidate(g, link, gap)
+
+    def _trace_follow(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
+        """Trace-follow: the one accepting group of the child's scope, with room, that alerts when a child naming a
+        failed call and related to nothing open starts (its reach within burst_s before the start, or after it), or
+        None when no group or two alert then (`GroupingConfig.trace_follow`). Groups are read from the store alone,
+        so replay, stream and restart agree."""
+        link = trace_link(view, self.config)
+        if link is None:
+            return None
+        scope, t = split_key(ev.key)[0], ev.first_seen
+        found = [g for _, g in self.store.items() if g.accepting and g.phase is GroupPhase.OPEN and g.scope == scope
+                 and g.first_seen <= t and t - g.reach <= self.config.burst_s]
+        if len(found) != 1 or self._capped_reason(found[0], t):
+            return None
+        g = found[0]
         gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
         return None if gap is None else _Candidate(g, link, gap)
 
@@ -664,9 +704,11 @@ class Grouper:
         # onset proximity: a child carries its group on when it starts in the group's burst of onsets; one that
         # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
         child.extends = self._began_with(ev, g)
-        child.by_path = link.relation is Relation.TOPOLOGY
+        # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`)
+        child.by_path = link.relation is Relation.TOPOLOGY or link.follows
+        child.by_chain = link.chain
         g.refresh(child)
-        self._absorb(g, view, borrowed=child.by_path)
+        self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
         g.dirty = True
         when = "within its span" if gap == 0 else f"{_seconds(gap)} after its latest alert"
@@ -678,16 +720,18 @@ class Grouper:
 
     # ---- indexes of accepting groups ------------------------------------------------------------------
 
-    def _absorb(self, g: GroupState, view: ChildView, *, borrowed: bool = False) -> None:
+    def _absorb(self, g: GroupState, view: ChildView, *, borrowed: bool = False, heard: bool = False) -> None:
         """Take a child's entities and scopes into the group, and into the indexes while it accepts.
 
         `borrowed`: the child joined through a path alone, so its new names are borrowed; a child that did not
-        makes every name it carries the group's own."""
+        makes every name it carries the group's own. `heard`: it joined by a call chain alone, so its new names
+        relate as caller names do, near the group's latest onset (a later fault of its own service is another
+        cause: issue 17, session 31, on the development cascades)."""
         room = self.config.max_entities - len(g.entities)
         new = [n for n in view.entities if n not in g.entities][:max(room, 0)]
         g.entities.update(new)
-        g.callers.update(n for n in new if n in view.callers)
-        if g.callers:
+        g.callers.update(n for n in new if heard or n in view.callers)
+        if g.callers and not heard:
             g.callers.difference_update(n for n in view.entities if n not in view.callers)
         if borrowed:
             g.borrowed.update(new)

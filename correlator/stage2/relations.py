@@ -9,6 +9,9 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
 * TOPOLOGY (rank = hops, 1..max_hops): an entity of the child and one of the group are at most max_hops
   apart in the topology, on a path that touches no shared machine (a node of `shared_node_types`). The
   engine takes it only from a child that started with the group, as a shared machine (`engine._admits`).
+  A path of calls (`_call_path`, `GroupingConfig.path_chains`): a child naming a failed call whose own name has an
+  edge to a name of the group, in the edge's direction, ranks 1 too, and the engine takes it near the group's onsets
+  as a caller name while the group alerts (`Link.upstream`).
   A name the group knows only as a caller (`CALLER_LABELS`; `ChildView.callers`, `GroupState.callers`) still
   ranks 0, but the engine takes it only from a child that starts within caller_window_s of the group's latest
   onset (`Link.caller`); so does a name the child carries only as a caller (`Link.victim`, `GroupingConfig.victims`).
@@ -18,6 +21,13 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   there the host's other tenants are two hops away, not one (`_tenant_address`). Every tenant of a host shares it, so
   the engine takes it only from a child that started with the group (`weak`; see `engine`), while a service,
   an instance or a call relate across the group's whole time gap.
+* CALL CHAIN (rank 0, `chains`): the child's failed call went into a service (its `callee`'s service) that the
+  group holds a failed call out of (a `caller` of that service): the failure climbing the call graph, U -> H -> X.
+  The service of an instance is its name less a trailing ordinal (`webservice1`, `svc5-2`, `redis-0`:
+  `service_of`), so another instance of the same service counts. Like a name known only as a caller, the engine
+  takes it only within caller_window_s of the group's latest onset, and never folds two groups with it. A caller
+  shared by two groups (one victim of two failing callees) relates nothing by this rule: that is what two
+  concurrent faults look like from upstream (issue 17, session 31; `GroupingConfig.call_chains`, off by default).
 * SCOPE (rank 2 * max_hops + 2 + i): a shared value of the i-th scope label (a namespace, by default); the
   fallback when there is no topology, or when it knows the entities of neither side or of one side only
   (when it knows both and finds no path, that is taken as evidence that they are unrelated).
@@ -35,6 +45,7 @@ is not configured as one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -43,10 +54,19 @@ from ..topology import Topology
 from .config import GroupingConfig
 from .models import Relation
 
-__all__ = ["CALLER_LABELS", "ChildView", "Link", "burst_link", "relate", "time_gap", "view_of"]
+__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "relate", "service_of", "time_gap",
+           "trace_link", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
 """Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
+
+CALLEE_LABELS = frozenset({"callee"})
+"""Labels naming the called side of a failed call: where the call failed."""
+
+CALLS_OUT = ">"
+"""Suffix of a group's name for a service that made a failed call (`chains`); no label value is matched with it."""
+
+_ORDINAL = re.compile(r"^([A-Za-z][\w.-]*?[A-Za-z0-9])(?:[-_]\d+|(?<=[A-Za-z]{3})\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +77,13 @@ class ChildView:
     scopes: dict[str, frozenset[str]]
     callers: frozenset[str] = frozenset()
     """Names among `entities` the child carries only as a `caller`: the side of a failed call that suffered it."""
+    chains: frozenset[str] = frozenset()
+    """Names looked up, never kept: `H>` for each service H the child's failed calls went into (`CALLS_OUT`)."""
 
     def without(self, names: Collection[str]) -> ChildView:
         """The view less some names: a group's borrowed and caller-only names are matched apart (`engine`)."""
         return ChildView({n: e for n, e in self.entities.items() if n not in names}, self.scopes,
-                         self.callers.difference(names))
+                         self.callers.difference(names), self.chains)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +96,18 @@ class Link:
     hops: int = 0
     weak: bool = False
     """Only a shared machine relates them (see the module docstring)."""
+    chain: bool = False
+    """Only a call chain relates them: a failed call into a service the group holds a failed call out of."""
     borrowed: bool = False
     """Only a name the group has through a topology path relates them (`GroupState.borrowed`): weak too."""
     caller: bool = False
     """Only a name the group knows only as a caller relates them (`GroupState.callers`): near its onsets only."""
     victim: bool = False
     """Only a name the child carries only as a caller relates them (`ChildView.callers`): near its onsets only."""
+    follows: bool = False
+    """Time alone: a child naming a failed call follows the one cause of its scope alerting when it starts."""
+    upstream: bool = False
+    """A path of calls: the child's failed call went into a service that calls the group's (`_call_path`)."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -89,8 +117,12 @@ class Link:
             return f"continues {self.via} after a stage-1 cap"
         if self.relation is Relation.SCOPE:
             return f"same {self.via}"
+        if self.follows:
+            return f"its failed call into {self.via} started while this cause alone alerted in its scope"
         if self.relation is Relation.BURST:
             return f"names only {self.via}, started in its burst of onsets and no other cause's"
+        if self.chain:
+            return f"its failed call went into {self.via}, whose own calls failed in this cause, near its latest onset"
         if self.borrowed:
             return f"shares {self.via}, which it has through a topology path"
         if self.victim:
@@ -108,11 +140,28 @@ def _names(value: str) -> list[str]:
     return [value]
 
 
+def service_of(instance: str) -> str | None:
+    """The service an instance belongs to by the usual naming: the name less a trailing ordinal (`webservice1`,
+    `svc5-2`, `redis-0`), or None when it has none (`redis`, an address such as `0.0.0.1`)."""
+    m = _ORDINAL.match(instance)
+    return m.group(1) if m else None
+
+
+def _chain_names(ev: IncidentEvent, labels: frozenset[str]) -> set[str]:
+    """`H>` for the service H of each instance the event names under `labels`."""
+    return {svc + CALLS_OUT for label in labels for v in ev.entities.get(label, ())
+            if (svc := service_of(v)) is not None}
+
+
 def view_of(ev: IncidentEvent, config: GroupingConfig, topology: Topology | None) -> ChildView:
     """The entities and scopes of a stage-1 incident event, canonical names from the topology when known."""
     entities: dict[str, tuple[str, str]] = {}
     callers: set[str] = set()
     others: set[str] = set()
+    chains: set[str] = set()
+    if config.call_chains:  # kept as the group's (caller side), looked up by later children (callee side)
+        entities.update((name, ("calls", name[:-1])) for name in sorted(_chain_names(ev, CALLER_LABELS)))
+        chains = _chain_names(ev, CALLEE_LABELS)
     placeholders = config.placeholder_values
     pairs = [("service", ev.service)] + [
         (label, v) for label in config.entity_labels for v in ev.entities.get(label, ())]
@@ -125,7 +174,7 @@ def view_of(ev: IncidentEvent, config: GroupingConfig, topology: Topology | None
             (callers if label in CALLER_LABELS else others).add(node or name)
     scopes = {label: frozenset(v for v in ev.entities.get(label, ()) if v.lower() not in placeholders)
               for label in config.scope_labels + config.separate_labels}
-    return ChildView(entities, {k: v for k, v in scopes.items() if v}, frozenset(callers - others))
+    return ChildView(entities, {k: v for k, v in scopes.items() if v}, frozenset(callers - others), frozenset(chains))
 
 
 def time_gap(t: float, first_seen: float, last_seen: float, gap_s: float) -> float | None:
@@ -150,14 +199,20 @@ def relate(
     weak_rank = config.max_hops + 1
     machine: Link | None = None
     for name, (label, value) in view.entities.items():
+        if label == "calls":
+            continue  # a caller side matches only a callee side (`chains`), never another caller side
         if name in entities:
             if label in config.shared_labels or (topology is not None
                                                  and topology.shared(name, config.shared_node_types)):
                 machine = machine or Link(Relation.ENTITY, weak_rank, f"{label} {value}", weak=True)
                 continue
             return Link(Relation.ENTITY, 0, f"{label} {value}")
+    chain = min(view.chains & entities, default=None)
+    if chain is not None and (topology is None or chain[:-1] not in topology):  # else its paths decide
+        return Link(Relation.ENTITY, 0, chain[:-1], chain=True, caller=True)
     if topology is not None and config.max_hops > 0:
-        link = _topology_link(view, entities, topology, config.max_hops, config.shared_node_types)
+        link = _call_path(view, entities, topology, config) if config.path_chains else None
+        link = link or _topology_link(view, entities, topology, config.max_hops, config.shared_node_types)
         if link is not None:
             return link
         if machine is None:  # no direct path: one through a shared machine, if any, is the weak relation
@@ -184,6 +239,30 @@ def burst_link(view: ChildView, config: GroupingConfig) -> Link | None:
         return None
     label, value = next(iter(view.entities.values()))
     return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels), f"{label} {value}")
+
+
+def _call_path(view: ChildView, entities: set[str], topology: Topology, config: GroupingConfig) -> Link | None:
+    """A path of calls from a child that names a failed call (a `callee`) to the group, or None: one edge, from one
+    of the child's own names (not a caller it names: that side suffered the call) to a name of the group, running
+    with the edge's direction (the child's side calls the group's). The failure climbing the call graph: R fails,
+    so H, which calls R, fails its callers' calls (`Link.upstream`, `GroupingConfig.path_chains`)."""
+    if not any(label in CALLEE_LABELS for label, _ in view.entities.values()):
+        return None
+    ends = sorted((name, other) for name in view.entities if name not in view.callers
+                  for other in topology.callees(name) if other in entities
+                  and not topology.shared(other, config.shared_node_types))
+    if not ends:
+        return None
+    name, other = ends[0]
+    return Link(Relation.TOPOLOGY, 1, f"{name}~{other}", 1, upstream=True)
+
+
+def trace_link(view: ChildView, config: GroupingConfig) -> Link | None:
+    """The time-only relation of a child that names a failed call (a `callee`), or None (`engine._trace_follow`)."""
+    callee = min((value for label, value in view.entities.values() if label in CALLEE_LABELS), default=None)
+    if callee is None:
+        return None
+    return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels), callee, follows=True)
 
 
 def _known(names: Iterable[str], topology: Topology) -> bool:
