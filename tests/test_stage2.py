@@ -25,7 +25,12 @@ from correlator.stage2 import (
 from correlator.topology import Topology, parse_topology
 
 T0 = 1_772_420_400.0
-CFG = GroupingConfig(gap_s=60, max_hops=2, lateness_s=5, update_interval_s=5, retention_s=600, merge_window_s=30)
+CFG = GroupingConfig(gap_s=60, max_hops=2, lateness_s=5, update_interval_s=5, retention_s=600, merge_window_s=30,
+                     resume_below=0)
+"""The scenes' settings. Resumption is off: `events_of` reports a lasting child in two events (opened, then updated at
+its last alert), a jump stage 1 never makes without a lull (it publishes a change every update_interval_s), which
+resumption reads as one; its own scenes switch it on (`RESUME`)."""
+RESUME = replace(CFG, resume_below=5)
 SHOP = parse_topology("""
 services:
   frontend: {depends_on: [checkout]}
@@ -669,3 +674,92 @@ def test_a_child_that_follows_a_burst_says_why() -> None:
     assert joined.relation is Relation.BURST and joined.parent_id == parent_id("a")
     assert joined.explanation == ("names only service 10.0.0.9, started in its burst of onsets and no other "
                                   "cause's, within its span")
+
+
+
+RESUMED = [
+    _event("n", "redis/trace:PD", 0, 0, 1, "opened", {"callee": ["redis-1"]}),
+    _event("n", "redis/trace:PD", 0, 20, 2, "updated", {"callee": ["redis-1"]}),
+    _event("n", "redis/trace:PD", 0, 150, 3, "updated", {"callee": ["redis-1"]}),  # 130 s on: past gap_s (60)
+    _event("f", "web/5xx", 152, 152, 1, "opened", {"callee": ["redis-1"]}),
+    _event("n", "redis/trace:PD", 0, 170, 4, "updated", {"callee": ["redis-1"]}),
+]
+"""Resumption (issue 17, session 32): n's two alerts open a group that stops accepting at 80 s; stage 1 then glues
+a fault's burst onto n (150 s), and f, the fault's next piece, shares n's callee."""
+
+
+def idle_run(events: list[IncidentEvent], config: GroupingConfig, idle: float = 100.0) -> tuple[Grouper, GroupingOutput]:
+    """`run`, with an idle timer moving event time to `idle` s after T0 before the first event emitted later."""
+    grouper, out = Grouper(config), GroupingOutput()
+    for ev in events:
+        if ev.emitted_at > T0 + idle >= grouper.watermark:
+            out.extend(grouper.advance(T0 + idle))
+        out.extend(grouper.ingest([ev]))
+    out.extend(grouper.finish())
+    return grouper, out
+
+
+def test_a_lone_child_resuming_after_its_group_closed_carries_it_on() -> None:
+    _, out = idle_run(RESUMED, RESUME)
+    assert partition(out) == "f n"
+    _, before = idle_run(RESUMED, replace(RESUME, resume_below=0))
+    assert partition(before) == "f|n"
+    alone = [e for e in RESUMED if e.incident_id == "n"]
+    assert next(idle_run(alone, RESUME)[0].groups()).last_onset == T0 + 150  # the resumption is its onset
+    assert next(idle_run(alone, replace(RESUME, resume_below=0))[0].groups()).last_onset == T0
+
+
+def test_resumption_does_not_depend_on_when_the_group_stopped_accepting() -> None:
+    assert partition(run(RESUMED, RESUME)[1]) == partition(idle_run(RESUMED, RESUME)[1]) == "f n"
+
+
+def test_a_child_that_held_resume_below_alerts_before_the_lull_does_not_resume() -> None:
+    _, out = idle_run(RESUMED, replace(RESUME, resume_below=2))
+    assert partition(out) == "f|n"
+
+
+def test_a_group_of_two_children_is_not_carried_on_by_one_resuming() -> None:
+    m = _event("m", "redis/cpu", 5, 5, 1, "opened", {"instance": ["redis-1"]})
+    _, out = idle_run(sorted([*RESUMED, m], key=lambda e: e.emitted_at), RESUME)
+    assert partition(out) == "f|m n"
+
+
+def test_a_child_starting_before_the_resumption_is_placed_as_without_it() -> None:
+    early = _event("e", "web/5xx", 100, 100, 1, "opened", {"callee": ["redis-1"]}, emitted=160)  # late: after n's
+    events = sorted([*RESUMED, early], key=lambda e: e.emitted_at)
+    _, out = idle_run(events, RESUME)
+    assert partition(out) == "e|f n"  # n's group had stopped accepting when e started: e opens its own
+
+
+def test_a_lull_within_gap_s_moves_no_onset() -> None:
+    events = [e if e.seq != 3 else _event("n", "redis/trace:PD", 0, 70, 3, "updated", {"callee": ["redis-1"]})
+              for e in RESUMED if e.incident_id == "n" and e.seq < 4]
+    grouper, _ = idle_run(events, RESUME)
+    assert next(iter(grouper.groups())).last_onset == T0
+
+
+LONE = [("z", "web/5xx", 0, 0, {"instance": ["w1"]}), ("a", "db/latency", 30, 40, {"instance": ["d1"]}),
+        ("b", "web/latency", 35, 45, {"instance": ["d1"]})]
+"""Lone apart (issue 17, session 32): z, one alert with no incident before it, opened a group; a fault starts at
+30 s and b, naming web (z's service) and d1 (a's instance), relates to both; their latest onsets lie 30 s apart
+(within merge_window_s, past burst_s)."""
+
+
+def test_a_bridge_folds_a_lone_alert_s_group_only_within_one_burst() -> None:
+    assert partition(run(events_of(LONE))[1]) == "a b|z"
+    assert partition(run(events_of(LONE), replace(CFG, lone_apart=False))[1]) == "a b z"
+
+
+def test_a_lone_alert_s_group_within_one_burst_still_folds() -> None:
+    near = [("z", "web/5xx", 15, 15, {"instance": ["w1"]}), *LONE[1:]]  # 15 s before a: one burst
+    assert partition(run(events_of(near))[1]) == "a b z"
+
+
+def test_an_alert_with_company_is_not_lone() -> None:
+    company = [("y", "cache/miss", -10, -10, {"instance": ["c1"]}), *LONE]  # y started 10 s before z
+    assert partition(run(events_of(company))[1]) == "a b z|y"
+
+
+def test_a_group_of_two_alerts_is_not_lone() -> None:
+    two = [("z", "web/5xx", 0, 5, {"instance": ["w1"]}), *LONE[1:]]
+    assert partition(run(events_of(two))[1]) == "a b z"

@@ -19,10 +19,10 @@ import orjson
 import pytest
 
 from correlator.models import IncidentEvent
-from correlator.stage2 import DictGroupStore, GroupingOutput, Grouper, GroupState, GroupStore
+from correlator.stage2 import DictGroupStore, GroupingConfig, GroupingOutput, Grouper, GroupState, GroupStore
 from stream.stage2_state import GroupTableStore
 
-from .test_stage2 import CFG, SCENE, SHOP, T0, _event, events_of
+from .test_stage2 import CFG, LONE, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
 
 HOST = {"host": ["h1"]}
 
@@ -67,8 +67,17 @@ BURST = events_of([("a", "api/5xx", 0, 30, {"instance": ["i1"]}), ("h", "10.0.0.
 """Burst-follow (issue 17, session 31): h follows a's burst, h2 x's; h3 starts when x and b (two causes) compete, and
 stays apart. Which groups took a child in the window comes from the store after a restart."""
 
+RESUMED_SCENE = sorted([*RESUMED, _event("x", "batch/fail", 90, 90, 1, "opened", {"host": ["h9"]})],
+                       key=lambda e: e.emitted_at)
+"""Resumption (issue 17, session 32): x, unrelated, moves event time past n's gap (n's group stops accepting at 80 s)
+before n resumes at 150 s and f, sharing n's callee, starts at 152 s."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
-          "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST}
+          "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
+          "resumed": RESUMED_SCENE, "lone": events_of(LONE)}
+"""In the lone scene (issue 17, session 32) whether z started alone comes from the store's onsets after a restart.
+In the resumed scene, n's pending resumption, its group's moved onset and its accepting again come from the
+store after a restart."""
 
 
 def parents(out: GroupingOutput) -> dict[str, str]:
@@ -83,20 +92,24 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
         out.extend(grouper.ingest([ev]))
 
 
-def uninterrupted(events: list[IncidentEvent]) -> GroupingOutput:
-    grouper, out = Grouper(CFG, SHOP), GroupingOutput()
+CONFIGS = {"resumed": RESUME}
+"""A scene's settings, where not `CFG`."""
+
+
+def uninterrupted(events: list[IncidentEvent], config: GroupingConfig = CFG) -> GroupingOutput:
+    grouper, out = Grouper(config, SHOP), GroupingOutput()
     feed(grouper, events, out)
     out.extend(grouper.finish())
     return out
 
 
 def restarted(events: list[IncidentEvent], at: int, recover: Callable[[GroupStore], GroupStore],
-              store: GroupStore) -> GroupingOutput:
+              store: GroupStore, config: GroupingConfig = CFG) -> GroupingOutput:
     """Events up to `at` on one Grouper, then the rest on a new one over what `recover` makes of its store."""
     out = GroupingOutput()
-    first = Grouper(CFG, SHOP, store)
+    first = Grouper(config, SHOP, store)
     feed(first, events[:at], out)
-    second = Grouper(CFG, SHOP, recover(first.store))
+    second = Grouper(config, SHOP, recover(first.store))
     second.watermark = first.watermark  # the stream restores it with the progress
     feed(second, events[at:], out)
     out.extend(second.finish())
@@ -125,12 +138,18 @@ def test_the_burst_scene_depends_on_burst_follow() -> None:
     assert len({named["h3"], named["x"], named["b"], named["a"]}) == 4
 
 
+def test_the_resumed_scene_depends_on_resume_below() -> None:
+    named = parents(uninterrupted(RESUMED_SCENE, RESUME))
+    assert named["f"] == named["n"] != named["x"]
+    assert parents(uninterrupted(RESUMED_SCENE))["f"] != parents(uninterrupted(RESUMED_SCENE))["n"]
+
+
 @pytest.mark.parametrize("scene", sorted(SCENES))
 def test_a_grouper_rebuilt_on_its_store_names_the_same_parents_at_every_point(scene: str) -> None:
-    events = SCENES[scene]
-    reference = parents(uninterrupted(events))
+    events, config = SCENES[scene], CONFIGS.get(scene, CFG)
+    reference = parents(uninterrupted(events, config))
     for at in range(len(events) + 1):
-        assert parents(restarted(events, at, lambda s: s, DictGroupStore())) == reference, f"restart after {at}"
+        assert parents(restarted(events, at, lambda s: s, DictGroupStore(), config)) == reference, f"restart after {at}"
 
 
 def _table() -> SimpleNamespace:
@@ -148,11 +167,11 @@ def _checkpointed(table: SimpleNamespace, store: GroupStore) -> GroupTableStore:
 
 @pytest.mark.parametrize("scene", sorted(SCENES))
 def test_a_grouper_restored_from_its_changelog_names_the_same_parents_at_every_point(scene: str) -> None:
-    events = SCENES[scene]
-    reference = parents(uninterrupted(events))
+    events, config = SCENES[scene], CONFIGS.get(scene, CFG)
+    reference = parents(uninterrupted(events, config))
     for at in range(len(events) + 1):
         table = _table()
-        out = restarted(events, at, partial(_checkpointed, table), GroupTableStore(table, 0))
+        out = restarted(events, at, partial(_checkpointed, table), GroupTableStore(table, 0), config)
         assert parents(out) == reference, f"restart after {at}"
 
 

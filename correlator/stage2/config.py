@@ -91,6 +91,18 @@ class GroupingConfig:
         (`engine._trace_follow`). Issue 17, session 32, read on the development cascades: a trace error into a
         service that calls the failing one shares no name with the cause and, without a topology file, nothing
         relates it. False: the rule before.
+    resume_below: a child that is its group's only child, held fewer than this many alerts, and whose event moves its
+        latest alert more than gap_s past its previous one (it resumed after a lull its group would have closed on)
+        carries the group on: once the release point passes the child's new latest alert, the group's latest onset
+        moves to it and the group accepts again until its reach + gap_s (`engine._resume`). A lone alert or a short
+        chain of a busy key is background that stage 1 glued in front of a fault's burst; stage 2 otherwise kept it
+        in a group that had stopped accepting, apart from the rest of the fault (issue 17, session 32, noise18;
+        figures in benchmarks/RESULTS.md). 0: never (the rule before).
+    lone_apart: a bridge folds a group holding one child of one alert that started alone (no other incident of its
+        scope within burst_s before it: `onsets`) only when the two groups' latest onsets lie within burst_s, not
+        merge_window_s (`engine._lone`). A merge says two groups are one blast seen from different sides; a lone
+        background alert that shares a service with a fault is no side of it (issue 17, session 32, noise18: on the
+        development noise sets such folds were 3-8k wrongly merged pairs per set). False: the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -124,6 +136,8 @@ class GroupingConfig:
     call_chains: bool = False
     path_chains: bool = True
     trace_follow: bool = False
+    resume_below: int = 5
+    lone_apart: bool = True
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
@@ -132,6 +146,8 @@ class GroupingConfig:
                              "negative")
         if self.max_hops < 0:
             raise ValueError("max_hops must not be negative")
+        if self.resume_below < 0:
+            raise ValueError("resume_below must not be negative")
         if self.max_children < 1 or self.max_entities < 1:
             raise ValueError("max_children and max_entities must be at least 1")
 

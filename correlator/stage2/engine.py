@@ -74,6 +74,14 @@ group. A group stops accepting when the release point passes its reach + gap, re
 stopped accepting and every child has resolved or expired, and is evicted retention_s later (then its
 children are forgotten too). Parent ids derive from the first child's id.
 
+Resumption (`GroupingConfig.resume_below`, `_resume`): a group's only child, of fewer than resume_below alerts,
+whose event moves its latest alert more than gap_s on carries the group on: when the release point passes that
+alert (in event-time order with the children, `_resumed`), the group's latest onset moves to it and the group
+accepts again. Stage 1 glues a busy key's background alert or two in front of a fault's burst of that key (within
+its first_gap or min_gap); the group they opened had closed when the burst came, so the fault's other pieces
+opened apart, and its onset was minutes before theirs, so no bridge folded them (issue 17, session 32, read on the
+development noise sets: 8,192 of noise seed 6143's 9,076 split pairs in noise-opened incidents).
+
 Transitive merges: a child related to several groups is a bridge. Groups whose latest child onsets lie
 within merge_window_s of the best-related group's latest child onset are taking incidents together, as one
 blast seen from different sides (on MicroSS a fault's trace alerts and its host metrics first open two
@@ -90,7 +98,9 @@ group's latest; on MicroSS merging lifts recall from 0.916 to 0.955 at equal pre
 the first: a group's first child may be a lone background alert that stage 1 glued in front of a fault's
 burst of the same key (it bridges first_gap), which dates the group minutes before the fault it now holds;
 measured from the first, the rest of that fault, opening beside it, never merged (issue 17, fourth round,
-read on the development seed).
+read on the development seed). A group that is one alert which started alone (no company) folds only within
+burst_s (`GroupingConfig.lone_apart`, `_lone`): a lone background alert that shares a service with a fault is no
+side of its blast (issue 17, session 32: 3-8k wrongly merged pairs per development noise set came from such folds).
 """
 
 from __future__ import annotations
@@ -206,6 +216,8 @@ class Grouper:
         self._held: list[tuple[float, str]] = []
         """(first alert, child id) of each held child: the reorder buffer, oldest first."""
         self._deadlines: list[tuple[float, str]] = []
+        self._resumes: list[tuple[float, str]] = []
+        """(resumption, group id) of each group a resuming child carries on (`_resume`), applied in event-time order."""
         self._scheduled: dict[str, float] = {}
         self._onsets = Onsets()
         """When each known child started, per scope: whether a child starts alone (`_alone`)."""
@@ -282,7 +294,7 @@ class Grouper:
             children += len(g.children)
         return {"groups": groups, "children": children, "held": len(self._held),
                 "indexed": len(self._by_entity) + len(self._by_scope) + len(self._onsets),
-                "timers": len(self._deadlines)}
+                "timers": len(self._deadlines) + len(self._resumes)}
 
     # ---- intake -----------------------------------------------------------------------------------------
 
@@ -315,6 +327,7 @@ class Grouper:
         if known is None or ev.seq <= known.seq:
             self.counters.duplicates += 1
             return
+        self._resume(g, known, ev)
         child = ChildState.of(ev)
         child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
         if child.first_seen != known.first_seen:
@@ -329,6 +342,35 @@ class Grouper:
         self.store.put(g.id, g)
         self._schedule(g.id, self._deadline(g))
 
+    def _resume(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> None:
+        """Resumption: a group's only child, of fewer than resume_below alerts, whose event moves its latest alert more
+        than gap_s on (a lull the group would have closed on) carries the group on: the group's latest onset moves to
+        that alert and the group accepts again (`GroupingConfig.resume_below`). Decided from the child's stored
+        figures and the event alone, so it does not matter whether the group had already stopped accepting."""
+        if (len(g.children) != 1 or known.alert_count >= self.config.resume_below or g.phase is not GroupPhase.OPEN
+                or ev.last_seen - known.last_seen <= self.config.gap_s):
+            return
+        g.resume_at = max(g.resume_at or -_INF, ev.last_seen)
+        heapq.heappush(self._resumes, (g.resume_at, g.id))
+
+    def _resumed(self, until: float) -> None:
+        """Apply the resumptions at or before `until`: in event-time order with the children released, so a child
+        that started before the resumption is placed as if it had not happened, whenever its event arrived."""
+        resumes = self._resumes
+        while resumes and resumes[0][0] <= until:
+            at, gid = heapq.heappop(resumes)
+            g = self.store.get(gid)
+            if g is None or g.resume_at != at:
+                continue
+            g.resume_at = None
+            if g.phase is GroupPhase.OPEN:
+                g.last_onset = max(g.last_onset, at)
+                if not g.accepting:
+                    g.accepting = True
+                    self._index(g)
+            self.store.put(g.id, g)
+            self._schedule(g.id, self._deadline(g))
+
     # ---- assignment -------------------------------------------------------------------------------------
 
     def _release(self, until: float, now: float, out: GroupingOutput) -> None:
@@ -340,12 +382,16 @@ class Grouper:
         held, store = self._held, self.store
         while held and held[0][0] <= until:
             first_seen, cid = heapq.heappop(held)
+            if self._resumes:
+                self._resumed(first_seen)
             ev = store.held(cid)
             if ev is None or ev.first_seen != first_seen:
                 continue
             first_seq = store.first_seq(cid)
             store.release(cid)
             self._assign(ev, first_seq, now, out)
+        if self._resumes:
+            self._resumed(until)
 
     def _assign(self, ev: IncidentEvent, first_seq: int, now: float, out: GroupingOutput) -> None:
         self.counters.children += 1
@@ -439,7 +485,18 @@ class Grouper:
             return False
         if cand.link.borrowed:
             return self.config.borrowed_folds and apart <= self.config.burst_s
+        if self.config.lone_apart and self._lone(cand.group):
+            return apart <= self.config.burst_s
         return apart <= self.config.merge_window_s
+
+    def _lone(self, g: GroupState) -> bool:
+        """Whether a group is one alert that started alone (`GroupingConfig.lone_apart`): one child of one alert, and
+        no other incident of its scope started within burst_s before it (`onsets`, as for company)."""
+        if len(g.children) != 1:
+            return False
+        child = next(iter(g.children.values()))
+        return child.alert_count <= 1 and not self._onsets.accompanied(
+            g.scope, child.first_seen, child.id, self.config.burst_s, self._first_seen_of)
 
     def _fold(self, src: GroupState, dst: GroupState, ev: IncidentEvent, now: float, out: GroupingOutput) -> None:
         """Move every child of `src` into `dst`, announce it, and retire `src` (its id is never reused)."""
@@ -809,6 +866,8 @@ class Grouper:
                 self._onsets.add(split_key(child.key)[0], child.first_seen, cid)
             if g.accepting:
                 self._index(g)
+            if g.resume_at is not None:
+                heapq.heappush(self._resumes, (g.resume_at, gid))
             self._schedule(gid, -_INF)
         for cid, ev in self.store.held_items():
             self.watermark = max(self.watermark, ev.emitted_at)

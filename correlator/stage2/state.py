@@ -90,6 +90,8 @@ class GroupState:
     they relate a later child only near the group's latest onset (`engine`; issue 17, seventh round)."""
     scopes: dict[str, set[str]] = field(default_factory=dict)
     accepting: bool = True
+    resume_at: float | None = None
+    """When its only child resumed after a lull, until the release point passes it (`engine._resume`)."""
     phase: GroupPhase = GroupPhase.OPEN
     done_at: float | None = None
     seq: int = 0
@@ -141,7 +143,7 @@ class GroupState:
             "children": [c.to_list() for c in self.children.values()], "entities": sorted(self.entities),
             "borrowed": sorted(self.borrowed), "callers": sorted(self.callers),
             "scopes": {k: sorted(v) for k, v in self.scopes.items()},
-            "accepting": self.accepting,
+            "accepting": self.accepting, "resume": self.resume_at,
             "phase": self.phase.value, "done": self.done_at, "seq": self.seq,
             "emitted": _finite(self.last_emit_at), "dirty": self.dirty,
         }
@@ -157,7 +159,7 @@ class GroupState:
             topology_version=d["topo"], children={c.id: c for c in children},
             entities=set(d["entities"]), borrowed=set(d.get("borrowed", ())), callers=set(d.get("callers", ())),
             scopes={k: set(v) for k, v in d["scopes"].items()},
-            accepting=d["accepting"], phase=GroupPhase(d["phase"]), done_at=d["done"], seq=d["seq"],
+            accepting=d["accepting"], resume_at=d.get("resume"), phase=GroupPhase(d["phase"]), done_at=d["done"], seq=d["seq"],
             last_emit_at=_unset(d["emitted"]), dirty=d["dirty"],
         )
 
