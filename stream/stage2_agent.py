@@ -81,8 +81,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
-    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, SourceMark,
-    decode_marks, encode_marks, idle_release, published, report_due, route_key,
+    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, Progress,
+    SourceMark, decode_marks, encode_marks, idle_release, progress_due, published, report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
 from correlator.validation import first_error
@@ -90,7 +90,9 @@ from stream.app import App
 from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.commands.replay import read_topology
 from stream.idle import TICK_S, IdleClocks
-from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
+from stream.incident_records import (
+    ASSIGNMENT_HEADERS, PARENT_HEADERS, PROGRESS_HEADERS, STAGE_HEADER, is_stage2_record,
+)
 from stream.pipeline import BATCH_WITHIN_S, Pipeline
 from stream.sends import Record, cached_partition, send_batches
 from stream.settings import Settings
@@ -110,9 +112,10 @@ _EVENTS = TypeAdapter(list[IncidentEvent])
 
 
 def grouping_config(settings: Settings) -> GroupingConfig:
-    """The Grouper's configuration from the worker's settings (the rest at its defaults)."""
+    """The Grouper's configuration from the worker's settings (the rest at its defaults); a group that takes its
+    second child is announced at once when causes of one incident are not published (`prompt_pairs`)."""
     return GroupingConfig(gap_s=settings.stage2_gap, max_hops=settings.stage2_hops, burst_s=settings.stage2_burst,
-                          merge_window_s=settings.stage2_merge_window)
+                          merge_window_s=settings.stage2_merge_window, prompt_pairs=not settings.stage2_lone_causes)
 
 
 @dataclass
@@ -176,6 +179,10 @@ class Stage2:
     incidents_partitions: int = 4
     lone_causes: bool = True
     """Publish parents of one child too (`Settings.stage2_lone_causes`, `correlator.stage2.publishing`)."""
+    progress_s: float = 0.25
+    """Without lone causes: at most one `Progress` per routing partition per this many seconds (0: none)."""
+    _progress: dict[int, Progress] = field(default_factory=dict)
+    """The last progress sent of each routing partition."""
     _partition_cache: dict[str, int] = field(default_factory=dict)
     _incidents_partition_cache: dict[str, int] = field(default_factory=dict)
     """Partitions of `incidents` by record key: a parent's events (its `opened` and `resolved` at least) share one."""
@@ -377,6 +384,28 @@ class Stage2:
         self.checkpoints.sent(await self.publish(out))
         self._touched.add(partition)
         self.checkpoints.changed()
+        await self.report_progress(partition)
+
+    async def report_progress(self, partition: int) -> None:
+        """Without lone causes: tell every partition of `incidents` how far this routing partition has decided
+        (`correlator.stage2.Progress`), after what it published, when `progress_due` says so.
+
+        A few records a second whatever the load, where a cause of one incident was two records per incident;
+        notify pages an incident no cause names once every routing partition's progress covers it."""
+        grouper = self.groupers.get(partition)
+        if self.lone_causes or self.progress_s <= 0 or grouper is None:
+            return
+        now = time.time()
+        if not progress_due(self._progress.get(partition), grouper.released_to, now, self.progress_s):
+            return
+        progress = Progress(partition=partition, decided_to=grouper.released_to, emitted_at=now)
+        key, value = f"stage2-progress-{partition}".encode(), _dump(progress)
+        topic = str(self.topics["incidents"].get_topic_name())
+        futures: list[asyncio.Future[Any]] = []
+        for target in range(self.incidents_partitions):
+            futures += await send_batches(self.app, topic, target, [(key, value, PROGRESS_HEADERS)])
+        self._progress[partition] = progress
+        self.checkpoints.sent(futures)
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """After a failed batch or checkpoint: every Grouper is rebuilt from the table (the last checkpoint's
@@ -415,7 +444,7 @@ class Stage2:
                                            "drained": low.drained} for p, low in lows.items()}}
 
 
-def _dump(model: ParentEvent | Assignment) -> bytes:
+def _dump(model: ParentEvent | Assignment | Progress) -> bytes:
     """A stage-2 record's value: the same bytes as `orjson.dumps(model.model_dump(mode="json"))` (every field of
     these frozen models is a JSON type or a str Enum, which orjson writes as its value; a frozen model's `__dict__`
     holds exactly its fields, in order: tests/test_stage2_publishing.py), in a fifth of the time (0.7 us against
@@ -523,6 +552,8 @@ async def tick(stage: Stage2) -> None:
             out = _idle_output(stage, p, grouper, now)
             if out.parents or out.assignments or stage.stores[p].dirty:
                 await stage.commit(p, out)
+            else:
+                await stage.report_progress(p)
         await stage.checkpoints.if_due()
 
 
@@ -544,7 +575,8 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
                   checkpoint_s=settings.checkpoint_interval, route_partitions=partitions,
                   incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance),
-                  sources=pipe.alerts_partitions, lone_causes=settings.stage2_lone_causes)
+                  sources=pipe.alerts_partitions, lone_causes=settings.stage2_lone_causes,
+                  progress_s=settings.stage2_progress_interval)
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:
