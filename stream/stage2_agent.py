@@ -189,6 +189,8 @@ class Stage2:
     routed: int = 0
     grouped: int = 0
     published: int = 0
+    progress_records: int = 0
+    """`Progress` records sent (one per partition of `incidents` per report)."""
     checkpoints: Checkpointer = field(init=False)
     """Output sent, routing records held and the clock of the state checkpoints."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -405,6 +407,7 @@ class Stage2:
         for target in range(self.incidents_partitions):
             futures += await send_batches(self.app, topic, target, [(key, value, PROGRESS_HEADERS)])
         self._progress[partition] = progress
+        self.progress_records += self.incidents_partitions
         self.checkpoints.sent(futures)
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
@@ -438,7 +441,7 @@ class Stage2:
         now = time.monotonic()
         lows = {p: low.low(now) for p, low in sorted(self.lows.items())}
         return {"partitions": sorted(self.groupers), "routed": self.routed, "grouped": self.grouped,
-                "published": self.published, "groups": sum(len(g.store) for g in self.groupers.values()),
+                "published": self.published, "progress": self.progress_records, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None,
                 "low_watermark": {str(p): {"at": None if low.at == float("-inf") else low.at,
                                            "drained": low.drained} for p, low in lows.items()}}
