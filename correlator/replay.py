@@ -189,7 +189,7 @@ class _Run:
             self.listener(parent)
         if self.grouper.released_to > self._decided:
             self._decided = self.grouper.released_to
-            self.listener(Progress(partition=0, decided_to=self._decided, emitted_at=self.grouper.watermark))
+            self.listener(Progress(decided={0: self._decided}, emitted_at=self.grouper.watermark))
 
 
 def time_slices(alerts: Iterable[AlertLike]) -> Iterator[list[AlertLike]]:

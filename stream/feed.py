@@ -112,7 +112,7 @@ def format_event(ev: IncidentRecord) -> str:
     if isinstance(ev, Assignment):
         return f"joined   {ev.child_id} -> {ev.parent_id}: {ev.explanation}"
     if isinstance(ev, Progress):
-        return f"decided  up to {ev.decided_to:.3f} on stage-2 partition {ev.partition}"
+        return "decided  " + ", ".join(f"partition {p} up to {at:.3f}" for p, at in sorted(ev.decided.items()))
     prev = f" (after {ev.previous_id})" if ev.previous_id else ""
     return (f"{ev.kind:<8} {ev.incident_id} #{ev.seq} {key_label(ev.key)}: {ev.alert_count} alerts, "
             f"{ev.firing_count} firing, {ev.max_severity}, status {ev.status}{prev}")

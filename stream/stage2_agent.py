@@ -180,9 +180,9 @@ class Stage2:
     lone_causes: bool = True
     """Publish parents of one child too (`Settings.stage2_lone_causes`, `correlator.stage2.publishing`)."""
     progress_s: float = 0.25
-    """Without lone causes: at most one `Progress` per routing partition per this many seconds (0: none)."""
-    _progress: dict[int, Progress] = field(default_factory=dict)
-    """The last progress sent of each routing partition."""
+    """Without lone causes: at most one `Progress` (per partition of `incidents`) per this many seconds (0: none)."""
+    _progress: Progress | None = None
+    """The last progress sent."""
     _partition_cache: dict[str, int] = field(default_factory=dict)
     _incidents_partition_cache: dict[str, int] = field(default_factory=dict)
     """Partitions of `incidents` by record key: a parent's events (its `opened` and `resolved` at least) share one."""
@@ -386,27 +386,27 @@ class Stage2:
         self.checkpoints.sent(await self.publish(out))
         self._touched.add(partition)
         self.checkpoints.changed()
-        await self.report_progress(partition)
 
-    async def report_progress(self, partition: int) -> None:
-        """Without lone causes: tell every partition of `incidents` how far this routing partition has decided
-        (`correlator.stage2.Progress`), after what it published, when `progress_due` says so.
+    async def report_progress(self) -> None:
+        """Without lone causes: tell every partition of `incidents` how far each routing partition of this worker
+        has decided (`correlator.stage2.Progress`), after what the folds published, when `progress_due` says so.
 
-        A few records a second whatever the load, where a cause of one incident was two records per incident;
-        notify pages an incident no cause names once every routing partition's progress covers it."""
-        grouper = self.groupers.get(partition)
-        if self.lone_causes or self.progress_s <= 0 or grouper is None:
+        A few records a second whatever the load (one per partition of `incidents` per `progress_s`), where a cause
+        of one incident was two records per incident; notify pages an incident no cause names once every routing
+        partition's progress covers it."""
+        if self.lone_causes or self.progress_s <= 0:
             return
+        decided = {p: g.released_to for p, g in self.groupers.items() if g.released_to > float("-inf")}
         now = time.time()
-        if not progress_due(self._progress.get(partition), grouper.released_to, now, self.progress_s):
+        if not progress_due(self._progress, decided, now, self.progress_s):
             return
-        progress = Progress(partition=partition, decided_to=grouper.released_to, emitted_at=now)
-        key, value = f"stage2-progress-{partition}".encode(), _dump(progress)
+        progress = Progress(decided=decided, emitted_at=now)
+        value = progress.model_dump_json().encode()  # a few a second: orjson's speed is not needed (int keys)
         topic = str(self.topics["incidents"].get_topic_name())
         futures: list[asyncio.Future[Any]] = []
         for target in range(self.incidents_partitions):
-            futures += await send_batches(self.app, topic, target, [(key, value, PROGRESS_HEADERS)])
-        self._progress[partition] = progress
+            futures += await send_batches(self.app, topic, target, [(b"stage2-progress", value, PROGRESS_HEADERS)])
+        self._progress = progress
         self.progress_records += self.incidents_partitions
         self.checkpoints.sent(futures)
 
@@ -447,7 +447,7 @@ class Stage2:
                                            "drained": low.drained} for p, low in lows.items()}}
 
 
-def _dump(model: ParentEvent | Assignment | Progress) -> bytes:
+def _dump(model: ParentEvent | Assignment) -> bytes:
     """A stage-2 record's value: the same bytes as `orjson.dumps(model.model_dump(mode="json"))` (every field of
     these frozen models is a JSON type or a str Enum, which orjson writes as its value; a frozen model's `__dict__`
     holds exactly its fields, in order: tests/test_stage2_publishing.py), in a fifth of the time (0.7 us against
@@ -515,6 +515,7 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
         stage.grouped += len(evs)
         stage.mark_input(p)
         await stage.commit(p, out)
+    await stage.report_progress()
 
 
 def _marks_of(headers: Any) -> dict[int, SourceMark]:
@@ -555,8 +556,7 @@ async def tick(stage: Stage2) -> None:
             out = _idle_output(stage, p, grouper, now)
             if out.parents or out.assignments or stage.stores[p].dirty:
                 await stage.commit(p, out)
-            else:
-                await stage.report_progress(p)
+        await stage.report_progress()
         await stage.checkpoints.if_due()
 
 

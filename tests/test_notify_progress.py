@@ -30,7 +30,7 @@ POLICY = NotifyPolicy(cause_wait_s=30.0, lone_causes=False, stage2_partitions=2)
 
 def progress(partition: int, decided_to: float) -> Progress:
     """Stage 2 decided every incident routed to `partition` that started up to `decided_to`."""
-    return Progress(partition=partition, decided_to=decided_to, emitted_at=T0)
+    return Progress(decided={partition: decided_to}, emitted_at=T0)
 
 
 def started(ev: IncidentEvent, first_seen: float) -> IncidentEvent:

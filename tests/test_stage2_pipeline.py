@@ -400,7 +400,7 @@ def test_without_lone_causes_a_worker_publishes_the_replay_s_causes_of_two_or_mo
     assert {kind for kind, _, _ in seen.stage2_records} <= {"updated", "resolved", "assignment"}
     assert worker.get("/stage2/")["published"] == len(seen.stage2_records)
     # stage 2 said how far it decided, per routing partition, so notify need not wait out its cause wait
-    decided = {p.partition: p.decided_to for p in seen.progress}
+    decided = {p: at for progress in seen.progress for p, at in progress.decided.items()}
     assert decided and all(ev.first_seen <= max(decided.values()) for ev in seen.incidents.values())
 
 

@@ -94,7 +94,7 @@ def test_the_replay_listener_hears_what_the_stream_publishes_without_lone_causes
             assert any(isinstance(r, Assignment) and r.relation is Relation.FIRST and r.child_id == parent.first_child
                        for r in heard[i - 10:upto])
     # every incident is decided by some progress after its first event: no stage-2 silence about it
-    progress = [(i, r.decided_to) for i, r in enumerate(heard) if isinstance(r, Progress)]
+    progress = [(i, r.decided[0]) for i, r in enumerate(heard) if isinstance(r, Progress)]
     assert progress and all(b > a for (_, a), (_, b) in zip(progress, progress[1:], strict=False))
     last = progress[-1][1]
     assert all(r.first_seen <= last for r in heard if isinstance(r, IncidentEvent))

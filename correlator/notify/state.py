@@ -313,12 +313,12 @@ def _handover(ctx: _Ctx, h: Handover) -> None:
 
 
 def _progress(ctx: _Ctx, p: Progress) -> None:
-    """Stage 2 decided further on one routing partition: incidents it covers now and no cause names page."""
+    """Stage 2 decided further on some routing partitions: incidents it covers now and no cause names page."""
     progress = ctx.state.progress
-    if p.decided_to <= progress.get(p.partition, float("-inf")):
-        return
     before = _decided_to(ctx)
-    progress[p.partition] = p.decided_to
+    for partition, at in p.decided.items():
+        if at > progress.get(partition, float("-inf")):
+            progress[partition] = at
     after = _decided_to(ctx)
     if after is None or (before is not None and after <= before):
         return

@@ -25,11 +25,11 @@ What a reader then needs to know, cheaply: when stage 2 has decided an incident,
 pages as its own cause at once instead of after notify's cause wait. Two things say it, both only with
 `lone_causes` off:
 
-* `Progress`: per routing partition, at most once per interval (`progress_due`), never per incident, the event
-  time up to which every stage-1 incident routed there is decided (the Grouper's `released_to`: each held
-  child whose first alert lies at or before it has joined or opened a group). It goes to every partition of
-  `incidents` after the records that fold produced, so a reader of one partition that meets it has already
-  met every assignment it covers (one producer, one partition: in order);
+* `Progress`: per worker, at most once per interval (`progress_due`), never per incident, for each routing
+  partition it owns the event time up to which every stage-1 incident routed there is decided (the Grouper's
+  `released_to`: each held child whose first alert lies at or before it has joined or opened a group). It goes
+  to every partition of `incidents` after the records of the folds it covers, so a reader of one partition that
+  meets it has already met every assignment it covers (one producer, one partition: in order);
 * an assignment of the first child beside each announced firing parent event (`first_assignment`), keyed by that
   child: its partition learns it is grouped from the same partition that carries the progress, before the
   progress that covers it, not by a later hop from the parent's partition.
@@ -57,21 +57,24 @@ def announced(parent: ParentEvent, lone_causes: bool) -> bool:
 
 
 class Progress(BaseModel):
-    """Stage 2's progress on one routing partition: every stage-1 incident routed there whose first alert lies at or
-    before `decided_to` has joined or opened a group (and its assignment, if any, is on `incidents` before this)."""
+    """Stage 2's progress on the routing partitions of one worker: every stage-1 incident routed to partition `p`
+    whose first alert lies at or before `decided[p]` has joined or opened a group (and its assignment, if any, is
+    on `incidents` before this)."""
 
     model_config = ConfigDict(frozen=True)
 
-    partition: int = Field(ge=0, description="the routing partition (of the stage-2 route topic)")
-    decided_to: float = Field(description="event time, epoch seconds")
-    emitted_at: float = Field(description="when it was sent, wall clock (for a reader's staleness checks)")
+    decided: dict[int, float] = Field(description="routing partition -> event time, epoch seconds")
+    emitted_at: float = Field(description="when it was sent (wall clock in the stream, event time in a replay)")
 
 
-def progress_due(last: Progress | None, decided_to: float, now: float, interval_s: float) -> bool:
-    """Whether a routing partition's progress goes out now: it moved, and `interval_s` passed since the last one."""
-    if decided_to == float("-inf"):
+def progress_due(last: Progress | None, decided: dict[int, float], now: float, interval_s: float) -> bool:
+    """Whether a worker's progress goes out now: some partition moved, and `interval_s` passed since the last."""
+    if not decided:
         return False
-    return last is None or (decided_to > last.decided_to and now - last.emitted_at >= interval_s)
+    if last is None:
+        return True
+    moved = any(at > last.decided.get(p, float("-inf")) for p, at in decided.items())
+    return moved and now - last.emitted_at >= interval_s
 
 
 def first_assignment(parent: ParentEvent) -> Assignment:
