@@ -20,7 +20,9 @@ from .config import DEFAULT_CONFIG, CorrelationConfig
 from .engine import AlertLike, Correlator, noise_reduction
 from .keys import key_label, split_key
 from .models import IncidentEvent
-from .stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Progress, published
+from .stage2 import (
+    Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Progress, decided_to, published,
+)
 from .topology import Topology
 
 __all__ = ["Listener", "ReplayIncident", "ReplayParent", "ReplayReport", "replay", "render_text", "time_slices"]
@@ -187,9 +189,11 @@ class _Run:
             self.listener(assignment)
         for parent in shown.parents:
             self.listener(parent)
-        if self.grouper.released_to > self._decided:
-            self._decided = self.grouper.released_to
-            self.listener(Progress(decided={0: self._decided}, emitted_at=self.grouper.watermark))
+        g = self.grouper
+        decided = decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
+        if decided > self._decided:
+            self._decided = decided
+            self.listener(Progress(decided={0: decided}, emitted_at=g.watermark))
 
 
 def time_slices(alerts: Iterable[AlertLike]) -> Iterator[list[AlertLike]]:

@@ -82,7 +82,7 @@ from pydantic import TypeAdapter, ValidationError
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
     MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, Progress,
-    SourceMark, decode_marks, encode_marks, idle_release, progress_due, published, report_due, route_key,
+    SourceMark, decided_to, decode_marks, encode_marks, idle_release, progress_due, published, report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
 from correlator.validation import first_error
@@ -396,7 +396,9 @@ class Stage2:
         partition's progress covers it."""
         if self.lone_causes or self.progress_s <= 0:
             return
-        decided = {p: g.released_to for p, g in self.groupers.items() if g.released_to > float("-inf")}
+        decided = {p: decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
+                   for p, g in self.groupers.items()}
+        decided = {p: at for p, at in decided.items() if at > float("-inf")}
         now = time.time()
         if not progress_due(self._progress, decided, now, self.progress_s):
             return

@@ -253,3 +253,24 @@ def test_without_causes_of_one_a_lone_incident_pages_in_seconds_and_a_late_secon
     time.sleep(2)
     assert pages(receivers.oncall) == Counter({("trigger", lone): 1, ("resolve", lone): 1})
     assert not receivers.oncall.refused
+
+
+def test_without_causes_of_one_a_single_alert_on_four_partitions_pages_in_seconds(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc], receivers: Receivers) -> None:
+    """One critical alert of its own service, no scope label, on the default four partitions: its routing partition
+    is the only one with input, and the others must say they decided up to their watermark (not the lateness behind
+    it, `correlator.stage2.decided_to`), or the incident waits out the 30 s cause wait (as it did before that rule)."""
+    dep = Deployment(broker, tmp_path)
+    dep.extra_env.update({"AIOPS_NOTIFY_FILE": str(notify_file(tmp_path / "notify.yaml", receivers))})
+    dep.create_topics()
+    worker = dep.start_worker()
+    workers.append(worker)
+    worker.wait_partitions()
+    probe = {"starts_at": time.time(), "fingerprint": "probe-0", "severity": "critical",
+             "labels": {"alertname": "Probe-0", "service": "probe-0"}}
+    sent = time.monotonic()
+    dep.produce("alerts_raw", [(b"generic", ndjson([probe]))])
+    wait_for(lambda: any(a == "trigger" for a, _ in pages(receivers.oncall)), 20, "the probe's page", worker)
+    print(f"single-alert lone incident paged {time.monotonic() - sent:.1f} s after it was produced")
+    [(action, key)] = list(pages(receivers.oncall))
+    assert action == "trigger" and key.startswith("inc-")

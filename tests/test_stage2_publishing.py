@@ -11,7 +11,8 @@ from correlator.notify import NotifyPolicy, NotifyRecord
 from correlator.replay import ReplayReport, replay
 from correlator.sources.generic import parse
 from correlator.stage2 import (
-    DEFAULT_GROUPING, Assignment, Grouper, GroupingOutput, ParentEvent, Progress, Relation, announced, published,
+    DEFAULT_GROUPING, Assignment, Grouper, GroupingOutput, ParentEvent, Progress, Relation, announced, decided_to,
+    published,
 )
 from stream.commands.replay import read_alerts
 
@@ -49,6 +50,16 @@ def test_a_cause_of_one_incident_is_not_announced_and_a_cause_of_two_always_is()
     # the child that opened the pair is named by an assignment beside its announced firing event, after the others
     assert [(a.child_id, a.relation) for a in shown.assignments] == [("inc-api", Relation.ENTITY),
                                                                      ("inc-db", Relation.FIRST)]
+
+
+def test_a_partition_with_nothing_held_has_decided_up_to_its_watermark() -> None:
+    """`decided_to`: the release point at least; with nothing held, the watermark (every incident up to it has
+    arrived and been placed); with children held, just before the oldest of them (never past the watermark)."""
+    assert decided_to(95.0, 100.0, []) == 100.0
+    assert decided_to(95.0, 100.0, [98.0, 99.0]) < 98.0 and decided_to(95.0, 100.0, [98.0]) > 97.99
+    assert decided_to(95.0, 100.0, [120.0]) == 100.0
+    assert decided_to(95.0, 100.0, [90.0]) == 95.0  # never behind what it released
+    assert decided_to(float("-inf"), float("-inf"), []) == float("-inf")
 
 
 def test_with_lone_causes_every_parent_event_goes_out_and_no_first_assignment() -> None:

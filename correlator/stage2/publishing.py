@@ -26,8 +26,8 @@ pages as its own cause at once instead of after notify's cause wait. Two things 
 `lone_causes` off:
 
 * `Progress`: per worker, at most once per interval (`progress_due`), never per incident, for each routing
-  partition it owns the event time up to which every stage-1 incident routed there is decided (the Grouper's
-  `released_to`: each held child whose first alert lies at or before it has joined or opened a group). It goes
+  partition it owns the event time up to which every stage-1 incident routed there is decided (`decided_to`:
+  each child whose first alert lies at or before it has arrived and joined or opened a group). It goes
   to every partition of `incidents` after the records of the folds it covers, so a reader of one partition that
   meets it has already met every assignment it covers (one producer, one partition: in order);
 * an assignment of the first child beside each announced firing parent event (`first_assignment`), keyed by that
@@ -40,12 +40,16 @@ its own cause, and the cause takes that page over (`correlator.notify.state`, th
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from .engine import GroupingOutput
 from .models import Assignment, ParentEvent, Relation
 
-__all__ = ["MIN_ANNOUNCED_CHILDREN", "Progress", "announced", "first_assignment", "progress_due", "published"]
+__all__ = ["MIN_ANNOUNCED_CHILDREN", "Progress", "announced", "decided_to", "first_assignment", "progress_due",
+           "published"]
 
 MIN_ANNOUNCED_CHILDREN = 2
 """Children a parent must list before it is announced when causes of one incident are not."""
@@ -65,6 +69,21 @@ class Progress(BaseModel):
 
     decided: dict[int, float] = Field(description="routing partition -> event time, epoch seconds")
     emitted_at: float = Field(description="when it was sent (wall clock in the stream, event time in a replay)")
+
+
+def decided_to(released_to: float, watermark: float, held: Iterable[float]) -> float:
+    """Event time up to which a Grouper has placed every incident routed to it (`Progress.decided`).
+
+    Its release point (`released_to`) at least; beyond it, everything that has arrived and is not held: the marks
+    say every incident whose first alert lies at or before the watermark has arrived, and each held one (`held`:
+    first alerts) is undecided, so up to the watermark, or to just before the oldest held child. A partition with
+    nothing held, one no incident is routed to among them, has so decided up to its watermark, not its release
+    point: without this, the idle timer's release, which moves an empty partition only to the low watermark,
+    left it the lateness behind the others and a lone incident waited for notify's cause wait (found on four
+    partitions, session 32)."""
+    oldest = min(held, default=math.inf)
+    bound = watermark if watermark < oldest else math.nextafter(oldest, -math.inf)
+    return max(released_to, bound)
 
 
 def progress_due(last: Progress | None, decided: dict[int, float], now: float, interval_s: float) -> bool:
