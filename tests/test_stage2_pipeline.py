@@ -51,7 +51,7 @@ from .paths import MICROSS
 from .workers import ROOT, Deployment, WorkerProc
 
 T0 = 1_772_420_400.0  # a fixed event time: the scenario correlates the same whenever the test runs
-LONE = {"AIOPS_STAGE2_LONE_CAUSES": "true"}
+LONE = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2_LONE_CAUSES": "true"}
 """Causes of one incident published (off by default since issue 17's session 32): the tests that compare every
 parent, the lone ones included, with the replay's, or wait for every incident to be named."""
 
@@ -167,7 +167,7 @@ def topology_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def deployment(broker: EmbeddedBroker, tmp_path: Path, topology_file: Path) -> Iterator[Deployment]:
-    env = {"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2_TOPOLOGY": str(topology_file), **LONE}  # stage 2: on by default
+    env = {"AIOPS_STAGE2_TOPOLOGY": str(topology_file), **LONE}  # stage 2: on by default
     dep = Deployment(broker, tmp_path, extra_env=env)
     dep.create_topics()
     yield dep
