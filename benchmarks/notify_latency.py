@@ -26,6 +26,7 @@ incident; rows per run and the medians of the runs.
     .venv/bin/python benchmarks/notify_latency.py            # 3 runs, 30 s of half load and 100 probes each
     .venv/bin/python benchmarks/notify_latency.py --quick    # 1 run, 8 s and 20 probes: proves it works
     .venv/bin/python benchmarks/notify_latency.py --json     # one JSON object instead of the table
+    .venv/bin/python benchmarks/notify_latency.py --env AIOPS_STAGE2_LONE_CAUSES=true   # causes of one published
     .venv/bin/python benchmarks/notify_latency.py --results benchmarks/RESULTS.md   # also write its section there
 """
 
@@ -227,7 +228,8 @@ def one_run(workdir: Path, run: int, args: argparse.Namespace) -> dict[str, Any]
         notify = workdir / f"notify-{run}.yaml"
         notify.write_text(ROUTES.format(url=receiver.url))
         dep = Deployment(broker, workdir / f"run-{run}", extra_env={
-            "AIOPS_NOTIFY_FILE": str(notify), "AIOPS_LOG_LEVEL": "warning"})
+            "AIOPS_NOTIFY_FILE": str(notify), "AIOPS_LOG_LEVEL": "warning",
+            **dict(pair.split("=", 1) for pair in args.env)})
         dep.workdir.mkdir(parents=True, exist_ok=True)
         dep.create_topics()
         worker = start(dep, f"latency-{run}")
@@ -337,6 +339,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--calibration-bodies", type=int, default=500, help="bodies of the fold-rate burst")
     p.add_argument("--page-timeout", type=float, default=90.0, help="how long to wait for the last page")
     p.add_argument("--quick", action="store_true", help="1 run, 8 s, 20 probes")
+    p.add_argument("--env", action="append", default=[], metavar="AIOPS_X=V",
+                   help="a worker setting for every run (repeatable), e.g. AIOPS_STAGE2_LONE_CAUSES=true")
     p.add_argument("--json", action="store_true")
     p.add_argument("--results", type=Path, default=None, help="also write the table into this markdown file")
     p.add_argument("--serve-receiver", type=Path, default=None, help=argparse.SUPPRESS)

@@ -128,7 +128,8 @@ def one_run(
                 worker_s = cpu_seconds(worker.proc.pid) - worker_start
                 cpu_s = worker_s + worker_start + cpu_seconds(broker.pid) - cpu_start
                 if stage2:
-                    published = float(worker.get("/stage2/")["published"])
+                    view = worker.get("/stage2/")
+                    published = float(view["published"]) + float(view.get("progress", 0))
                 break
             time.sleep(0.05)
         if start is None or end is None or settled is None:
@@ -162,7 +163,8 @@ def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
 
 def _incidents_read(worker: Any, owed: float, stage2: bool) -> bool:
     """Whether the incident SLA agent has read the `owed` stage-1 events and what stage 2 published so far."""
-    published = worker.get("/stage2/")["published"] if stage2 else 0
+    view = worker.get("/stage2/") if stage2 else {}
+    published = view.get("published", 0) + view.get("progress", 0)  # progress records: without causes of one
     return bool(worker.metric("aiops_records_consumed_total", agent="incident_sla") >= owed + published)
 
 

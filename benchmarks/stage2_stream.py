@@ -72,8 +72,8 @@ async def follow(bootstrap: str, topic: str, quiet_s: float, timeout: float) -> 
                         children.add(item.incident_id)
                     elif isinstance(item, ParentEvent):
                         parents[item.parent_id] = item
-                    else:
-                        assignments[item.child_id] = item
+                    elif isinstance(item, Assignment):
+                        assignments[item.child_id] = item  # (stage 2's progress records are skipped)
         raise TimeoutError(f"{len(children)} incidents, {len(parent_of(parents.values(), assignments.values()))} "
                            f"named to a parent after {timeout} s")
     finally:
@@ -89,7 +89,10 @@ def run(path: Path, partitions: int, per_record: int, quiet_s: float, timeout: f
     assert offline.parents is not None
     expected = {child.id: parent.id for parent in offline.parents for child in parent.children}
     with start_broker() as broker:
-        dep = Deployment(broker, Path(tempfile.mkdtemp(prefix="aiops-stage2-")), partitions=partitions)
+        # every parent, the causes of one incident included, as the replay lists them (off by default since
+        # session 32: then only the parents of two or more are published, tests/test_stage2_pipeline.py)
+        dep = Deployment(broker, Path(tempfile.mkdtemp(prefix="aiops-stage2-")), partitions=partitions,
+                         extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2_LONE_CAUSES": "true"})
         dep.create_topics()
         worker = dep.start_worker("stage2")
         try:

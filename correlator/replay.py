@@ -13,19 +13,21 @@ Stage-1 results do not depend on this slicing (the engine is batch-independent).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import DEFAULT_CONFIG, CorrelationConfig
 from .engine import AlertLike, Correlator, noise_reduction
 from .keys import key_label, split_key
 from .models import IncidentEvent
-from .stage2 import Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Relation, published
+from .stage2 import (
+    Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Progress, decided_to, published,
+)
 from .topology import Topology
 
 __all__ = ["Listener", "ReplayIncident", "ReplayParent", "ReplayReport", "replay", "render_text", "time_slices"]
 
-Listener = Callable[[IncidentEvent | ParentEvent | Assignment], None]
+Listener = Callable[[IncidentEvent | ParentEvent | Assignment | Progress], None]
 """Hears each published event of a replay, in order."""
 
 BATCH = 10_000
@@ -136,8 +138,8 @@ class _Run:
         self.latest: dict[str, IncidentEvent] = {}
         self.parents: dict[str, ParentEvent] = {}
         self.assigned: dict[str, Assignment] = {}
-        self._openers: dict[str, Assignment] = {}
-        """Without lone causes: each parent's `first` assignment, heard when the parent is first announced."""
+        self._decided = float("-inf")
+        """Without lone causes: the stage-2 progress last heard (`stage2.Progress`, one routing partition here)."""
 
     def feed(self, batch: list[AlertLike]) -> None:
         """Advance to the slice's first alert as an idle timer would, then ingest the slice."""
@@ -178,18 +180,20 @@ class _Run:
 
     def _announce(self, out: GroupingOutput) -> None:
         """What a reader of the stream hears when causes of one incident are not published
-        (`stage2.publishing`): the published records, each parent's first child named by a `first` assignment
-        just before the parent's first announced event, as the notify stage names it over its control topic."""
-        assert self.listener is not None
-        self._openers.update((a.parent_id, a) for a in out.assignments if a.relation is Relation.FIRST)
+        (`stage2.publishing`): the published records (assignments, a `first` one for each announced parent's
+        first child among them, then parents), then stage 2's progress when it moved (its `emitted_at` here is
+        event time, the stream's is the wall clock)."""
+        assert self.listener is not None and self.grouper is not None
         shown = published(out, lone_causes=False)
         for assignment in shown.assignments:
             self.listener(assignment)
         for parent in shown.parents:
-            opener = self._openers.pop(parent.parent_id, None)
-            if opener is not None:
-                self.listener(opener)
             self.listener(parent)
+        g = self.grouper
+        decided = decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
+        if decided > self._decided:
+            self._decided = decided
+            self.listener(Progress(decided={0: decided}, emitted_at=g.watermark))
 
 
 def time_slices(alerts: Iterable[AlertLike]) -> Iterator[list[AlertLike]]:
@@ -220,9 +224,11 @@ def replay(
 
     Stage 2 runs when `grouping` is given, with `topology` or (None) the label fallback. `listener` hears every
     event both stages publish, in the order they publish them (what a reader of `incidents` would see); with
-    `lone_causes` off, only what the stream publishes so (`stage2.publishing`). The report's parents are the
-    grouping either way, causes of one incident included.
+    `lone_causes` off, only what the stream publishes so (`stage2.publishing`, and `GroupingConfig.prompt_pairs` as
+    the stream sets it). The report's parents are the grouping either way, causes of one incident included.
     """
+    if grouping is not None and not lone_causes:
+        grouping = replace(grouping, prompt_pairs=True)  # as the stream groups without causes of one incident
     run = _Run(config, Grouper(grouping, topology) if grouping is not None else None, listener, lone_causes)
     start = float("inf")
     for batch in time_slices(alerts):

@@ -12,7 +12,7 @@ from aiokafka.structs import ConsumerRecord
 from correlator.keys import key_label
 from correlator.models import IncidentEvent
 from correlator.replay import ReplayIncident, ReplayReport
-from correlator.stage2 import Assignment, ParentEvent
+from correlator.stage2 import Assignment, ParentEvent, Progress
 from stream.incident_records import IncidentRecord, decode_incident_record, is_stage2_record
 
 __all__ = ["topic_records", "incident_events", "follow_until", "parent_of", "report_of", "format_event"]
@@ -111,6 +111,8 @@ def format_event(ev: IncidentRecord) -> str:
                 f"alerts, {ev.max_severity}, status {ev.status}, services {', '.join(ev.services)}{merged}")
     if isinstance(ev, Assignment):
         return f"joined   {ev.child_id} -> {ev.parent_id}: {ev.explanation}"
+    if isinstance(ev, Progress):
+        return "decided  " + ", ".join(f"partition {p} up to {at:.3f}" for p, at in sorted(ev.decided.items()))
     prev = f" (after {ev.previous_id})" if ev.previous_id else ""
     return (f"{ev.kind:<8} {ev.incident_id} #{ev.seq} {key_label(ev.key)}: {ev.alert_count} alerts, "
             f"{ev.firing_count} firing, {ev.max_severity}, status {ev.status}{prev}")

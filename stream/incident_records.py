@@ -1,9 +1,11 @@
-"""What a record on `incidents` is: a stage-1 `IncidentEvent`, or a stage-2 `ParentEvent` or `Assignment`.
+"""What a record on `incidents` is: a stage-1 `IncidentEvent`, or a stage-2 `ParentEvent`, `Assignment` or `Progress`.
 
 Stage 2 marks what it publishes with headers (`aiops-stage: 2`, `aiops-kind: parent|assignment`), so that a
 reader can tell the three apart, or skip stage 2's records, without decoding their values: the incident SLA
 agent reads every record of `incidents` and clocks only stage-1 incidents, and on a storm of short
-independent incidents stage 2 publishes about as many records as stage 1 does.
+independent incidents stage 2 publishes about as many records as stage 1 does. `Progress` (kind `progress`,
+with causes of one incident not published: `correlator.stage2.publishing`) is for notify; the other readers
+ignore it, a few records a second.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import orjson
 
 from correlator.eventtime import MAX_EPOCH
 from correlator.models import IncidentEvent
-from correlator.stage2 import Assignment, ParentEvent
+from correlator.stage2 import Assignment, ParentEvent, Progress
 
-__all__ = ["ASSIGNMENT_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts",
+__all__ = ["ASSIGNMENT_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "PROGRESS_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts",
            "IncidentRecord", "decode_incident_fast", "decode_incident_record", "encode_incident_event",
            "is_stage2_record", "read_incident_record"]
 
@@ -31,8 +33,10 @@ PARENT_HEADERS: list[tuple[str, bytes]] = [(STAGE_HEADER, _STAGE2), (KIND_HEADER
 """The headers of a stage-2 `ParentEvent` record."""
 ASSIGNMENT_HEADERS: list[tuple[str, bytes]] = [(STAGE_HEADER, _STAGE2), (KIND_HEADER, b"assignment")]
 """The headers of a stage-2 `Assignment` record."""
+PROGRESS_HEADERS: list[tuple[str, bytes]] = [(STAGE_HEADER, _STAGE2), (KIND_HEADER, b"progress")]
+"""The headers of a stage-2 `Progress` record."""
 
-IncidentRecord = IncidentEvent | ParentEvent | Assignment
+IncidentRecord = IncidentEvent | ParentEvent | Assignment | Progress
 """Anything the `incidents` topic carries."""
 
 Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
@@ -116,6 +120,8 @@ def decode_incident_record(value: bytes | None, headers: Headers) -> IncidentRec
         return IncidentEvent.model_validate_json(value or b"")
     if kind == b"assignment":
         return Assignment.model_validate_json(value or b"")
+    if kind == b"progress":
+        return Progress.model_validate_json(value or b"")
     return ParentEvent.model_validate_json(value or b"")
 
 

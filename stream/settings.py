@@ -236,9 +236,14 @@ class Settings(BaseSettings):
     stage2_merge_window: Duration = Field(default=DEFAULT_GROUPING.merge_window_s, description="an incident "
                                           "related to several causes by a shared name merges those that began within "
                                           "this of each other (0: never merge)")
-    stage2_lone_causes: bool = Field(default=True, description="publish a cause that groups one incident (false: "
-                                     "a parent is published once it groups two or more, and an incident grouped "
-                                     "with no other stands for its own cause; correlator/stage2/publishing.py)")
+    stage2_lone_causes: bool = Field(default=False, description="publish a cause that groups one incident (false, "
+                                     "the default: a parent is published once it groups two or more, an incident "
+                                     "grouped with no other stands for its own cause, and stage 2 tells notify how "
+                                     "far it has decided instead; correlator/stage2/publishing.py)")
+    stage2_progress_interval: Duration = Field(default=0.25, ge=0, description="with stage2_lone_causes off, at "
+                                               "most one progress record per stage-2 partition per this many "
+                                               "seconds: how soon notify pages an incident no cause names (0: none, "
+                                               "and such an incident waits notify_cause_wait)")
 
     # The response stage (correlator/notify/, stream/notify/): receivers and routes, re-read when it changes.
     notify_file: Path | None = Field(default=None, description="the notify file (YAML or JSON): receivers "

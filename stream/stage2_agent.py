@@ -81,8 +81,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
-    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, SourceMark,
-    decode_marks, encode_marks, idle_release, published, report_due, route_key,
+    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, Progress,
+    SourceMark, decided_to, decode_marks, encode_marks, idle_release, progress_due, published, report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
 from correlator.validation import first_error
@@ -90,7 +90,9 @@ from stream.app import App
 from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.commands.replay import read_topology
 from stream.idle import TICK_S, IdleClocks
-from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, STAGE_HEADER, is_stage2_record
+from stream.incident_records import (
+    ASSIGNMENT_HEADERS, PARENT_HEADERS, PROGRESS_HEADERS, STAGE_HEADER, is_stage2_record,
+)
 from stream.pipeline import BATCH_WITHIN_S, Pipeline
 from stream.sends import Record, cached_partition, send_batches
 from stream.settings import Settings
@@ -110,9 +112,10 @@ _EVENTS = TypeAdapter(list[IncidentEvent])
 
 
 def grouping_config(settings: Settings) -> GroupingConfig:
-    """The Grouper's configuration from the worker's settings (the rest at its defaults)."""
+    """The Grouper's configuration from the worker's settings (the rest at its defaults); a group that takes its
+    second child is announced at once when causes of one incident are not published (`prompt_pairs`)."""
     return GroupingConfig(gap_s=settings.stage2_gap, max_hops=settings.stage2_hops, burst_s=settings.stage2_burst,
-                          merge_window_s=settings.stage2_merge_window)
+                          merge_window_s=settings.stage2_merge_window, prompt_pairs=not settings.stage2_lone_causes)
 
 
 @dataclass
@@ -176,12 +179,18 @@ class Stage2:
     incidents_partitions: int = 4
     lone_causes: bool = True
     """Publish parents of one child too (`Settings.stage2_lone_causes`, `correlator.stage2.publishing`)."""
+    progress_s: float = 0.25
+    """Without lone causes: at most one `Progress` (per partition of `incidents`) per this many seconds (0: none)."""
+    _progress: Progress | None = None
+    """The last progress sent."""
     _partition_cache: dict[str, int] = field(default_factory=dict)
     _incidents_partition_cache: dict[str, int] = field(default_factory=dict)
     """Partitions of `incidents` by record key: a parent's events (its `opened` and `resolved` at least) share one."""
     routed: int = 0
     grouped: int = 0
     published: int = 0
+    progress_records: int = 0
+    """`Progress` records sent (one per partition of `incidents` per report)."""
     checkpoints: Checkpointer = field(init=False)
     """Output sent, routing records held and the clock of the state checkpoints."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -378,6 +387,31 @@ class Stage2:
         self._touched.add(partition)
         self.checkpoints.changed()
 
+    async def report_progress(self) -> None:
+        """Without lone causes: tell every partition of `incidents` how far each routing partition of this worker
+        has decided (`correlator.stage2.Progress`), after what the folds published, when `progress_due` says so.
+
+        A few records a second whatever the load (one per partition of `incidents` per `progress_s`), where a cause
+        of one incident was two records per incident; notify pages an incident no cause names once every routing
+        partition's progress covers it."""
+        if self.lone_causes or self.progress_s <= 0:
+            return
+        decided = {p: decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
+                   for p, g in self.groupers.items()}
+        decided = {p: at for p, at in decided.items() if at > float("-inf")}
+        now = time.time()
+        if not progress_due(self._progress, decided, now, self.progress_s):
+            return
+        progress = Progress(decided=decided, emitted_at=now)
+        value = progress.model_dump_json().encode()  # a few a second: orjson's speed is not needed (int keys)
+        topic = str(self.topics["incidents"].get_topic_name())
+        futures: list[asyncio.Future[Any]] = []
+        for target in range(self.incidents_partitions):
+            futures += await send_batches(self.app, topic, target, [(b"stage2-progress", value, PROGRESS_HEADERS)])
+        self._progress = progress
+        self.progress_records += self.incidents_partitions
+        self.checkpoints.sent(futures)
+
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """After a failed batch or checkpoint: every Grouper is rebuilt from the table (the last checkpoint's
         state, rewritten whole at the next one); the input held since then and `failed` are to be folded again."""
@@ -409,7 +443,7 @@ class Stage2:
         now = time.monotonic()
         lows = {p: low.low(now) for p, low in sorted(self.lows.items())}
         return {"partitions": sorted(self.groupers), "routed": self.routed, "grouped": self.grouped,
-                "published": self.published, "groups": sum(len(g.store) for g in self.groupers.values()),
+                "published": self.published, "progress": self.progress_records, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None,
                 "low_watermark": {str(p): {"at": None if low.at == float("-inf") else low.at,
                                            "drained": low.drained} for p, low in lows.items()}}
@@ -483,6 +517,7 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
         stage.grouped += len(evs)
         stage.mark_input(p)
         await stage.commit(p, out)
+    await stage.report_progress()
 
 
 def _marks_of(headers: Any) -> dict[int, SourceMark]:
@@ -523,6 +558,7 @@ async def tick(stage: Stage2) -> None:
             out = _idle_output(stage, p, grouper, now)
             if out.parents or out.assignments or stage.stores[p].dirty:
                 await stage.commit(p, out)
+        await stage.report_progress()
         await stage.checkpoints.if_due()
 
 
@@ -544,7 +580,8 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,
                   checkpoint_s=settings.checkpoint_interval, route_partitions=partitions,
                   incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance),
-                  sources=pipe.alerts_partitions, lone_causes=settings.stage2_lone_causes)
+                  sources=pipe.alerts_partitions, lone_causes=settings.stage2_lone_causes,
+                  progress_s=settings.stage2_progress_interval)
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:

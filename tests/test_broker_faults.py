@@ -263,7 +263,8 @@ def test_embedded_broker_restart_under_a_live_worker(tmp_path: Path) -> None:
     readiness turns true, and every alert answered 202 becomes part of an incident, old keys and new alike."""
     first = start_broker(log_path=tmp_path / "tansu-1.log")
     brokers = [first]
-    dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_SEND_TIMEOUT": "1"})
+    dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_INGEST_SEND_TIMEOUT": "1",
+                                                 "AIOPS_STAGE2_LONE_CAUSES": "true"})  # a cause for each key
     dep.create_topics()
     worker = dep.start_worker()
     workers = [worker]

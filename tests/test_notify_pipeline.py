@@ -23,7 +23,7 @@ import pytest
 
 from correlator.replay import replay
 from correlator.sources.generic import parse
-from correlator.stage2 import DEFAULT_GROUPING, ParentEvent
+from correlator.stage2 import DEFAULT_GROUPING, ParentEvent, parent_id
 from stream.broker import EmbeddedBroker, free_port
 
 from .notifying import ISSUE_ROUTES
@@ -131,11 +131,13 @@ def call(worker: WorkerProc, method: str, path: str, body: dict[str, Any] | None
         return json.loads(resp.read())
 
 
-def deployment(broker: EmbeddedBroker, tmp_path: Path, receivers: Receivers) -> Deployment:
-    """A deployment with the notify stage on; its topics created."""
+def deployment(broker: EmbeddedBroker, tmp_path: Path, receivers: Receivers, *, lone_causes: bool = True) -> Deployment:
+    """A deployment with the notify stage on; its topics created. `lone_causes`: stage 2 publishes causes of one
+    incident (the storm tests page every critical cause by its id; off is the product's default)."""
     dep = Deployment(broker, tmp_path, partitions=2)
     dep.extra_env.update({"AIOPS_NOTIFY_FILE": str(notify_file(tmp_path / "notify.yaml", receivers)),
-                          "AIOPS_CHECKPOINT_INTERVAL": "0.2"})
+                          "AIOPS_CHECKPOINT_INTERVAL": "0.2",
+                          "AIOPS_STAGE2_LONE_CAUSES": "true" if lone_causes else "false"})
     dep.create_topics()
     return dep
 
@@ -208,3 +210,67 @@ def _ok(worker: WorkerProc, path: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - 503 until the notify state is loaded
         return False
+
+
+T0 = 1_772_420_400.0
+
+
+def failure(service: str, symptom: str, start: float, count: int = 6, every: float = 10.0) -> list[dict[str, Any]]:
+    """`count` critical alerts of one service and symptom, `every` seconds apart (generic JSON)."""
+    return [{"fingerprint": f"{service}-{symptom}-{i}", "starts_at": start + i * every, "severity": "critical",
+             "labels": {"alertname": symptom, "service": service, "cluster": "c1", "instance": f"{service}-0"}}
+            for i in range(count)]
+
+
+def test_without_causes_of_one_a_lone_incident_pages_in_seconds_and_a_late_second_child_pages_once(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc], receivers: Receivers) -> None:
+    """The default (`AIOPS_STAGE2_LONE_CAUSES=false`): a lone critical incident pages by its own id as soon as stage
+    2's progress covers it (seconds, not `AIOPS_NOTIFY_CAUSE_WAIT`'s 30 s); a second incident that joins it a minute
+    later (same instance) makes a cause of two, which takes the first incident's page over: PagerDuty gets one
+    trigger and one resolve for the fault, with the first incident's id, and nothing with the cause's."""
+    dep = deployment(broker, tmp_path, receivers, lone_causes=False)
+    worker = dep.start_worker()
+    workers.append(worker)
+    worker.wait_partitions()
+    first = failure("db", "DBDown", T0)
+    sent = time.monotonic()
+    dep.produce("alerts_raw", [(b"generic", ndjson(first))])
+    wait_for(lambda: any(a == "trigger" for a, _ in pages(receivers.oncall)), 30, "the lone incident's page", worker)
+    took = time.monotonic() - sent
+    [lone] = [key for action, key in pages(receivers.oncall) if action == "trigger"]
+    print(f"lone critical incident paged {took:.1f} s after its alerts were produced")
+    assert lone.startswith("inc-")  # its own id: stage 2 published no cause of one
+    assert took < 20.0  # the cause wait is 30 s, counted from when notify first saw it
+    later = failure("db", "HighLatency", T0 + 60)  # shares db-0 with the first: joins its group
+    dep.produce("alerts_raw", [(b"generic", ndjson(later))])
+    cause = parent_id(lone)
+    wait_for(lambda: _ok(worker, f"/notify/{cause}") and call(worker, "GET", f"/notify/{cause}")["status"] == "paged",
+             60, "the cause of two, carried by the first incident's page", worker)
+    resolved = [{**a, "status": "resolved", "ends_at": T0 + 200 + i} for i, a in enumerate(first + later)]
+    resolved += [{**a, "ends_at": T0 + 1200} for a in resolved]  # move every partition's event time on
+    dep.produce("alerts_raw", [(b"generic", ndjson(resolved))])
+    wait_for(lambda: pages(receivers.oncall)[("resolve", lone)] >= 1, 90, "the resolve, with the cause", worker)
+    time.sleep(2)
+    assert pages(receivers.oncall) == Counter({("trigger", lone): 1, ("resolve", lone): 1})
+    assert not receivers.oncall.refused
+
+
+def test_without_causes_of_one_a_single_alert_on_four_partitions_pages_in_seconds(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc], receivers: Receivers) -> None:
+    """One critical alert of its own service, no scope label, on the default four partitions: its routing partition
+    is the only one with input, and the others must say they decided up to their watermark (not the lateness behind
+    it, `correlator.stage2.decided_to`), or the incident waits out the 30 s cause wait (as it did before that rule)."""
+    dep = Deployment(broker, tmp_path)
+    dep.extra_env.update({"AIOPS_NOTIFY_FILE": str(notify_file(tmp_path / "notify.yaml", receivers))})
+    dep.create_topics()
+    worker = dep.start_worker()
+    workers.append(worker)
+    worker.wait_partitions()
+    probe = {"starts_at": time.time(), "fingerprint": "probe-0", "severity": "critical",
+             "labels": {"alertname": "Probe-0", "service": "probe-0"}}
+    sent = time.monotonic()
+    dep.produce("alerts_raw", [(b"generic", ndjson([probe]))])
+    wait_for(lambda: any(a == "trigger" for a, _ in pages(receivers.oncall)), 20, "the probe's page", worker)
+    print(f"single-alert lone incident paged {time.monotonic() - sent:.1f} s after it was produced")
+    [(action, key)] = list(pages(receivers.oncall))
+    assert action == "trigger" and key.startswith("inc-")

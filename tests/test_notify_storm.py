@@ -14,7 +14,7 @@ from correlator.models import IncidentEvent
 from correlator.notify import Delivery, NotifyPolicy, NotifyRecord, NotifyState, Silence, on_record, on_tick
 from correlator.replay import replay
 from correlator.sources.generic import parse
-from correlator.stage2 import DEFAULT_GROUPING, Assignment, ParentEvent
+from correlator.stage2 import DEFAULT_GROUPING, Assignment, ParentEvent, Progress
 
 from .notifying import routes
 from .paths import ROOT
@@ -22,6 +22,7 @@ from .paths import ROOT
 STORM = ROOT / "benchmarks" / "storms" / "lab-m32.ndjson"
 REPLAYED = 10
 """Records delivered again after the simulated restart."""
+DEFAULT_POLICY = NotifyPolicy()
 
 
 def storm_records() -> list[NotifyRecord]:
@@ -37,13 +38,15 @@ def storm_records() -> list[NotifyRecord]:
 def _time(record: NotifyRecord) -> float:
     if isinstance(record, Assignment):
         return record.assigned_at
-    assert isinstance(record, IncidentEvent | ParentEvent)
-    return record.emitted_at
+    assert isinstance(record, IncidentEvent | ParentEvent | Progress)
+    return record.emitted_at  # a replayed Progress's is event time
 
 
-def run(records: list[NotifyRecord], silences: Sequence[Silence] = (), *, restart_at: int | None = None) -> tuple[list[Delivery], list[tuple[str, str]]]:
-    """Fold the records with a tick before each (the clock is their event time); every delivery and silence."""
-    config, policy = routes(), NotifyPolicy()
+def run(records: list[NotifyRecord], silences: Sequence[Silence] = (), *, restart_at: int | None = None,
+        policy: NotifyPolicy = DEFAULT_POLICY) -> tuple[list[Delivery], list[tuple[str, str]]]:
+    """Fold the records with a tick before each (the clock is their event time); every delivery and silence.
+    Records a step forwards (to another partition in the stream: handovers, acknowledgements) are folded next."""
+    config = routes()
     state, checkpoint, resume = NotifyState(), "", 0
     made: list[Delivery] = []
     silenced: list[tuple[str, str]] = []
@@ -55,10 +58,13 @@ def run(records: list[NotifyRecord], silences: Sequence[Silence] = (), *, restar
             state = NotifyState.from_dict(json.loads(checkpoint))
             i, restart_at = resume, None
         now = max(now, _time(records[i]))
-        for step in (on_tick(state, now, config, silences, policy),
-                     on_record(state, records[i], now, config, silences, policy)):
+        steps = [on_tick(state, now, config, silences, policy), on_record(state, records[i], now, config, silences,
+                                                                        policy)]
+        while steps:
+            step = steps.pop(0)
             made += step.deliveries
             silenced += step.silenced
+            steps += [on_record(state, f, now, config, silences, policy) for f in step.forward]
         i += 1
     made += on_tick(state, now + 3600, config, silences, policy).deliveries
     return made, silenced

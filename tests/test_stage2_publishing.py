@@ -7,11 +7,12 @@ from pathlib import Path
 
 from correlator.config import DEFAULT_CONFIG
 from correlator.models import IncidentEvent
-from correlator.notify import NotifyRecord
-from correlator.replay import replay
+from correlator.notify import NotifyPolicy, NotifyRecord
+from correlator.replay import ReplayReport, replay
 from correlator.sources.generic import parse
 from correlator.stage2 import (
-    DEFAULT_GROUPING, Assignment, Grouper, GroupingOutput, ParentEvent, Relation, announced, published,
+    DEFAULT_GROUPING, Assignment, Grouper, GroupingOutput, ParentEvent, Progress, Relation, announced, decided_to,
+    published,
 )
 from stream.commands.replay import read_alerts
 
@@ -46,7 +47,19 @@ def test_a_cause_of_one_incident_is_not_announced_and_a_cause_of_two_always_is()
     assert shown.parents and {p.parent_id for p in shown.parents} == pair
     assert all(len(p.children) >= 2 for p in shown.parents)
     assert [p.kind for p in shown.parents if p.parent_id in pair][-1] == "resolved"  # its end is announced too
-    assert [(a.child_id, a.relation) for a in shown.assignments] == [("inc-api", Relation.ENTITY)]
+    # the child that opened the pair is named by an assignment beside its announced firing event, after the others
+    assert [(a.child_id, a.relation) for a in shown.assignments] == [("inc-api", Relation.ENTITY),
+                                                                     ("inc-db", Relation.FIRST)]
+
+
+def test_a_partition_with_nothing_held_has_decided_up_to_its_watermark() -> None:
+    """`decided_to`: the release point at least; with nothing held, the watermark (every incident up to it has
+    arrived and been placed); with children held, just before the oldest of them (never past the watermark)."""
+    assert decided_to(95.0, 100.0, []) == 100.0
+    assert decided_to(95.0, 100.0, [98.0, 99.0]) < 98.0 and decided_to(95.0, 100.0, [98.0]) > 97.99
+    assert decided_to(95.0, 100.0, [120.0]) == 100.0
+    assert decided_to(95.0, 100.0, [90.0]) == 95.0  # never behind what it released
+    assert decided_to(float("-inf"), float("-inf"), []) == float("-inf")
 
 
 def test_with_lone_causes_every_parent_event_goes_out_and_no_first_assignment() -> None:
@@ -72,8 +85,8 @@ def test_once_announced_every_later_event_of_a_parent_is_announced_too() -> None
 
 def test_the_replay_listener_hears_what_the_stream_publishes_without_lone_causes() -> None:
     alerts = read_alerts(Path(LAB))
-    everything: list[IncidentEvent | ParentEvent | Assignment] = []
-    heard: list[IncidentEvent | ParentEvent | Assignment] = []
+    everything: list[IncidentEvent | ParentEvent | Assignment | Progress] = []
+    heard: list[IncidentEvent | ParentEvent | Assignment | Progress] = []
     report = replay(alerts, DEFAULT_CONFIG, grouping=DEFAULT_GROUPING, listener=everything.append)
     again = replay(alerts, DEFAULT_CONFIG, grouping=DEFAULT_GROUPING, listener=heard.append, lone_causes=False)
     assert report.parents is not None and again.parents is not None
@@ -84,39 +97,66 @@ def test_the_replay_listener_hears_what_the_stream_publishes_without_lone_causes
     parents = [r for r in heard if isinstance(r, ParentEvent)]
     assert {p.parent_id for p in parents} == grouped
     assert [r for r in everything if isinstance(r, IncidentEvent)] == [r for r in heard if isinstance(r, IncidentEvent)]
-    # each announced parent's first child is named once, just before the parent's first event (the notify stage
-    # names it so over its control topic); every other child by its own assignment
-    firsts = [(i, r) for i, r in enumerate(heard) if isinstance(r, Assignment) and r.relation is Relation.FIRST]
-    assert sorted(a.parent_id for _, a in firsts) == sorted(grouped)
-    for i, first in firsts:
-        following = heard[i + 1]
-        assert isinstance(following, ParentEvent) and following.parent_id == first.parent_id
-        assert following.first_child == first.child_id
+    # each announced firing parent event's first child is named by a `first` assignment beside it, before the
+    # progress that follows (the reader of the child's partition knows it grouped before it knows it decided)
+    for i, parent in enumerate(heard):
+        if isinstance(parent, ParentEvent) and parent.status == "firing":
+            upto = next((j for j in range(i, len(heard)) if isinstance(heard[j], Progress)), len(heard))
+            assert any(isinstance(r, Assignment) and r.relation is Relation.FIRST and r.child_id == parent.first_child
+                       for r in heard[i - 10:upto])
+    # every incident is decided by some progress after its first event: no stage-2 silence about it
+    progress = [(i, r.decided[0]) for i, r in enumerate(heard) if isinstance(r, Progress)]
+    assert progress and all(b > a for (_, a), (_, b) in zip(progress, progress[1:], strict=False))
+    last = progress[-1][1]
+    assert all(r.first_seen <= last for r in heard if isinstance(r, IncidentEvent))
 
 
-def test_without_lone_causes_notify_pages_each_lone_incident_itself_and_a_slow_second_child_pages_twice() -> None:
-    """The lab storm through the notify fold as the stream publishes it with `lone_causes` off. Each incident
-    whose cause is of one pages on its own (`cause_wait_s` after it was first seen, dedup_key its own id), and
-    the cause of three pages, none of its later children. The cost of the mode, shown here: the cause's first
-    incident is seen alone for 48 s before its second child joins (60 s after it), so it pages on its own
-    first, and then the cause pages too; with causes of one published, the cause opened at once and paged
-    alone (`tests/test_notify_storm.py`)."""
+def _storm_without_lone_causes() -> tuple[list[NotifyRecord], ReplayReport]:
     alerts = parse(STORM.read_bytes(), max_bytes=None)
     end = max(a.starts_at for a in alerts) + 120
     resolved = [a.model_copy(update={"status": "resolved", "ends_at": end + i}) for i, a in enumerate(alerts)]
     records: list[NotifyRecord] = []
     report = replay(alerts + resolved, grouping=DEFAULT_GROUPING, listener=records.append, lone_causes=False)
+    return records, report
+
+
+def test_without_lone_causes_a_lone_incident_pages_on_stage2_progress_and_a_late_second_child_pages_once() -> None:
+    """The lab storm through the notify fold as the stream publishes it with `lone_causes` off (the default now).
+    Each critical incident whose cause is of one pages on its own as soon as stage 2's progress covers it (its own
+    id as dedup_key), not `cause_wait_s` after it was seen. The cause of three: its first incident is seen alone
+    for 48 s before its second child joins (60 s after it), so it pages alone first; the cause, announced then, takes
+    that page over: one trigger and one resolve for the fault, both with the first incident's id (session 29's
+    mode paged that fault twice, this test's predecessor asserted it)."""
+    records, report = _storm_without_lone_causes()
     assert report.parents is not None
     [cause] = [p for p in report.parents if len(p.children) >= 2]
     alone = {p.children[0].id: p.max_severity for p in report.parents if len(p.children) == 1}
     assert len(cause.children) == 3 and len(alone) == 2  # the storm is what it says
-    made, _ = run(records)
+    policy = NotifyPolicy(lone_causes=False, stage2_partitions=1)
+    made, _ = run(records, policy=policy)
     first = cause.children[0].id
-    assert {d.subject_id for d in made} == {cause.id, first, *alone}  # the later children never page
-    paged = sorted([cause.id, first, *(i for i, severity in alone.items() if severity == "critical")])
+    assert {d.subject_id for d in made} <= {first, *alone}  # the cause and its later children never page
+    paged = sorted([first, *(i for i, severity in alone.items() if severity == "critical")])
     assert _pagerduty(made) == Counter({("trigger", s): 1 for s in paged} | {("resolve", s): 1 for s in paged})
-    triggers = [d.subject_id for d in made if d.receiver == "oncall" and d.action == "trigger"]
-    assert triggers.index(first) < triggers.index(cause.id)  # paged alone before its cause was announced
+    seen = {r.incident_id: r.emitted_at for r in records if isinstance(r, IncidentEvent) and r.seq == 1}
+    waited = {d.subject_id: d.created_at - seen[d.subject_id] for d in made
+              if d.receiver == "oncall" and d.action == "trigger"}
+    assert waited and max(waited.values()) < 10.0, waited  # stage 2's lateness (5 s) and a slice, not the 30 s wait
+    resolves = [d for d in made if d.receiver == "oncall" and d.action == "resolve" and d.subject_id == first]
+    cause_end = max(r.emitted_at for r in records if isinstance(r, ParentEvent) and r.parent_id == cause.id)
+    assert resolves[0].created_at >= cause_end  # the page carried the cause: it resolved with it
+
+
+def test_without_lone_causes_and_no_stage2_progress_a_lone_incident_waits_the_cause_wait() -> None:
+    """The same records without stage 2's progress (`stage2_partitions` 0, as with a stopped stage 2): each lone
+    critical incident pages `cause_wait_s` after it was first seen, as before; the fault of three still pages once."""
+    records, report = _storm_without_lone_causes()
+    records = [r for r in records if not isinstance(r, Progress)]
+    made, _ = run(records, policy=NotifyPolicy(lone_causes=False))
+    seen = {r.incident_id: r.emitted_at for r in records if isinstance(r, IncidentEvent) and r.seq == 1}
+    waited = [d.created_at - seen[d.subject_id] for d in made if d.receiver == "oncall" and d.action == "trigger"]
+    assert waited and min(waited) >= 30.0
+    assert len(waited) == len({d.subject_id for d in made if d.action == "trigger" and d.receiver == "oncall"})
 
 
 def test_a_stage2_record_is_the_models_json_byte_for_byte_and_decodes_back() -> None:

@@ -6,7 +6,7 @@ limits). `stream/notify/` sends the deliveries.
 """
 
 from .config import NotifyConfig, NotifyFileError, parse_notify
-from .models import Acknowledgement, Action, Delivery, Subject, Target
+from .models import Acknowledgement, Action, Delivery, Handover, Subject, Target
 from .payloads import build_request, sign, verify_signature
 from .routes import labels_of, routes_for
 from .silences import Matcher, Silence, incident_mute, silenced_by
@@ -22,7 +22,7 @@ from .state import (
 )
 
 __all__ = [
-    "Acknowledgement", "Action", "Delivery", "Escalation", "Matcher", "NotifyConfig", "NotifyFileError",
+    "Acknowledgement", "Action", "Delivery", "Escalation", "Handover", "Matcher", "NotifyConfig", "NotifyFileError",
     "NotifyPolicy", "NotifyRecord", "NotifyState", "Silence", "Step", "Subject", "Target", "build_request",
     "incident_mute", "labels_of", "on_record", "on_tick", "parse_notify", "routes_for", "sign", "silenced_by",
     "status_of", "verify_signature",

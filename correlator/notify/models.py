@@ -17,6 +17,7 @@ __all__ = [
     "Acknowledgement",
     "Action",
     "Delivery",
+    "Handover",
     "Subject",
     "SubjectKind",
     "SubjectStatus",
@@ -70,6 +71,12 @@ class Subject:
     parent_id: str | None = None
     why: str = ""
     muted: str | None = None
+    answered: bool = False
+    """A cause: its first child's partition said whether that child paged alone (the handover, `state`)."""
+    carried_by: str | None = None
+    """A cause whose page is its first child's: that child paged alone before the cause was announced."""
+    carries: str | None = None
+    """An incident that paged alone and now carries its cause's page: it resolves when the cause does."""
     seen_at: float = 0.0
     closed_at: float | None = None
     order: int = 0
@@ -127,3 +134,22 @@ class Acknowledgement(BaseModel):
     who: str
     at: float
     note: str = ""
+
+
+class Handover(BaseModel):
+    """Between the partitions of a cause and of its first child, when causes of one incident are not published
+    (`state`): the child's `answer` (whether it paged alone, its page then carrying the cause), and the cause's
+    `closed` (the child's page, carrying it, may resolve)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["answer", "closed"]
+    cause_id: str
+    child_id: str
+    carried: bool = False
+    at: float
+
+    @property
+    def incident_id(self) -> str:
+        """Whom it is for (the key it travels by): the cause for an answer, the child for `closed`."""
+        return self.cause_id if self.kind == "answer" else self.child_id

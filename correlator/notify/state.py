@@ -11,6 +11,17 @@ The rules, exactly:
   why it was grouped appear in its cause's page) but never paged itself; its cause (the parent) is. A stage-1
   incident that no assignment names within `cause_wait_s` of its first sight pages on its own, so that a slow or
   stopped stage 2 never hides an outage. Without `page_causes`, every stage-1 incident pages.
+* Causes of one incident not published (`lone_causes` off, `correlator.stage2.publishing`): stage 2 names no
+  cause for an incident it grouped with no other, and says instead how far it has decided (`Progress`, per
+  routing partition). An incident no assignment names pages as its own cause as soon as the progress of every one
+  of the `stage2_partitions` routing partitions reaches its first alert (stage 2 put it in no group of two), or
+  after `cause_wait_s` as before when that progress does not come (stage 2 slow or stopped).
+  Such an incident may still become the first child of a cause later (a second incident joins within stage 2's
+  gap). Its partition then answers the cause's (a `Handover`, re-addressed through `Step.forward`): whether it paged
+  alone. A cause waits for that answer (at most `cause_wait_s`): if the child paged, the child's page carries the
+  cause (the cause sends no trigger; acknowledgements and escalations of the cause go to the child; the child's
+  resolve waits for the cause's `closed` handover, or `retention_s`), else the cause pages as usual. So a fault
+  pages once either way.
 * Routing: the subject's labels (`routes.labels_of`) pick receivers (`routes.routes_for`); labels are looked at
   again on every event, so an incident that turns critical reaches the critical route then. A receiver once
   chosen stays chosen.
@@ -40,12 +51,13 @@ from pydantic import BaseModel, ConfigDict
 
 from correlator.models import IncidentEvent
 from correlator.notify.config import AlertmanagerReceiver, NotifyConfig, Receiver
-from correlator.notify.models import Acknowledgement, Action, Delivery, Subject, SubjectKind, Target
+from correlator.notify.models import Acknowledgement, Action, Delivery, Handover, Subject, SubjectKind, Target
 from correlator.notify.payloads import build_request
 from correlator.notify.ratelimit import Bucket, take_token, trigger_waits, without_lane
 from correlator.notify.routes import labels_of, routes_for
 from correlator.notify.silences import Silence, incident_mute, silenced_by
-from correlator.stage2.models import Assignment, ParentEvent
+from correlator.stage2.models import Assignment, ParentEvent, Relation
+from correlator.stage2.publishing import Progress
 from correlator.triage.incident_sla import INCIDENT_KEY_PREFIX
 
 __all__ = [
@@ -71,6 +83,11 @@ class NotifyPolicy:
     page_causes: bool = True
     cause_wait_s: float = 30.0
     retention_s: float = 3600.0
+    lone_causes: bool = True
+    """Stage 2 publishes causes of one incident (`Settings.stage2_lone_causes`); off: progress and handovers."""
+    stage2_partitions: int = 0
+    """Routing partitions whose `Progress` must cover an incident before it pages as its own cause (0: none, it
+    waits `cause_wait_s`); only with `lone_causes` off."""
 
 
 class Escalation(BaseModel):
@@ -93,7 +110,7 @@ class Escalation(BaseModel):
                    seq=int(value.get("seq", 1)), reason=str(value.get("reason", "")))
 
 
-NotifyRecord = IncidentEvent | ParentEvent | Assignment | Escalation | Acknowledgement
+NotifyRecord = IncidentEvent | ParentEvent | Assignment | Escalation | Acknowledgement | Progress | Handover
 """Everything the fold takes."""
 
 
@@ -104,6 +121,8 @@ class NotifyState:
     subjects: dict[str, Subject] = field(default_factory=dict)
     buckets: dict[str, Bucket] = field(default_factory=dict)
     queues: dict[str, list[Delivery]] = field(default_factory=dict)
+    progress: dict[int, float] = field(default_factory=dict)
+    """Stage 2's progress (`decided_to`) by routing partition; not written back: it comes again within a second."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (a snapshot; the stream keeps subjects one per table key instead)."""
@@ -130,7 +149,7 @@ class Step:
     """(subject id, reason: `silence` or `source`) each time a subject becomes silenced."""
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """(receiver, outcome): `held_back` (resolved while held), `cancelled` (resolved while rate-limited)."""
-    forward: list[Escalation | Acknowledgement] = field(default_factory=list)
+    forward: list[Escalation | Acknowledgement | Handover] = field(default_factory=list)
     """Records about a grouped child whose cause this state does not hold, re-addressed to the cause's id: the
     stream sends each to the partition of that id and folds it there."""
 
@@ -157,6 +176,10 @@ def on_record(state: NotifyState, record: NotifyRecord, now: float, config: Noti
         _assignment(ctx, record)
     elif isinstance(record, Escalation):
         _escalation(ctx, record)
+    elif isinstance(record, Progress):
+        _progress(ctx, record)
+    elif isinstance(record, Handover):
+        _handover(ctx, record)
     else:
         _acknowledged(ctx, record)
     return ctx.step
@@ -169,6 +192,10 @@ def on_tick(state: NotifyState, now: float, config: NotifyConfig, silences: Sequ
     for subject in list(state.subjects.values()):
         if subject.open:
             _advance(ctx, subject)
+        elif subject.carries is not None and subject.closed_at is not None \
+                and now - subject.closed_at >= policy.retention_s:
+            subject.carries = None  # its cause never said it closed: resolve rather than page forever
+            _close(ctx, subject)
         elif subject.closed_at is not None and now - subject.closed_at >= policy.retention_s \
                 and not _queued_of(state, subject.id):
             del state.subjects[subject.id]
@@ -183,6 +210,8 @@ def status_of(subject: Subject, policy: NotifyPolicy = NotifyPolicy()) -> str:
         return "grouped"
     if not subject.open:
         return subject.status
+    if subject.carried_by is not None:
+        return "paged"  # through its first child's page
     if subject.silenced_by or subject.muted:
         return "silenced"
     if any(t.phase == "sent" for t in subject.targets.values()):
@@ -243,10 +272,69 @@ def _assignment(ctx: _Ctx, a: Assignment) -> None:
     child = _subject(ctx, a.child_id, "incident")
     child.parent_id, child.why = a.parent_id, a.explanation
     ctx.step.changed.add(child.id)
+    if ctx.policy.page_causes and not ctx.policy.lone_causes and a.relation is Relation.FIRST:
+        _answer(ctx, child, a.parent_id)
     if ctx.policy.page_causes:
         for target in child.targets.values():
             if target.phase == "held":  # grouped before it paged: its cause pages instead
                 target.phase = "closed"
+
+
+def _answer(ctx: _Ctx, child: Subject, cause_id: str) -> None:
+    """The first child of a cause tells the cause whether it paged alone; if it did, its page carries the cause."""
+    carried = _was_paged(child) and child.open
+    if carried:
+        child.carries = cause_id
+    ctx.step.forward.append(Handover(kind="answer", cause_id=cause_id, child_id=child.id, carried=carried,
+                                     at=ctx.now))
+
+
+def _handover(ctx: _Ctx, h: Handover) -> None:
+    if h.kind == "closed":
+        child = ctx.state.subjects.get(h.child_id)
+        if child is None or child.carries != h.cause_id:
+            return
+        child.carries = None
+        ctx.step.changed.add(child.id)
+        if not child.open:
+            _close(ctx, child)  # the resolves it held back for its cause
+        return
+    cause = _subject(ctx, h.cause_id, "cause")
+    if cause.answered:
+        return  # the first answer decides (the child answers every announcement of its cause alike)
+    cause.answered = True
+    ctx.step.changed.add(cause.id)
+    if h.carried and _was_paged(cause):  # it paged on its own meanwhile (cause_wait_s): the child's page is free
+        ctx.step.forward.append(Handover(kind="closed", cause_id=cause.id, child_id=h.child_id, at=ctx.now))
+    elif h.carried:
+        cause.carried_by = h.child_id
+    if cause.seq > 0:
+        _settle(ctx, cause)
+
+
+def _progress(ctx: _Ctx, p: Progress) -> None:
+    """Stage 2 decided further on some routing partitions: incidents it covers now and no cause names page."""
+    progress = ctx.state.progress
+    before = _decided_to(ctx)
+    for partition, at in p.decided.items():
+        if at > progress.get(partition, float("-inf")):
+            progress[partition] = at
+    after = _decided_to(ctx)
+    if after is None or (before is not None and after <= before):
+        return
+    for subject in list(ctx.state.subjects.values()):
+        if subject.kind == "incident" and subject.open and subject.parent_id is None and not subject.targets \
+                and subject.first_seen <= after:
+            _advance(ctx, subject)
+
+
+def _decided_to(ctx: _Ctx) -> float | None:
+    """Event time up to which every routing partition has decided, or None when not known (`stage2_partitions`)."""
+    count = ctx.policy.stage2_partitions
+    if ctx.policy.lone_causes or count <= 0:
+        return None
+    marks = [ctx.state.progress.get(p) for p in range(count)]
+    return None if any(m is None for m in marks) else min(m for m in marks if m is not None)
 
 
 def _escalation(ctx: _Ctx, e: Escalation) -> None:
@@ -283,6 +371,9 @@ def _paged_subject(ctx: _Ctx, record: Escalation | Acknowledgement) -> Subject |
     A grouped child whose cause is not held here has its record re-addressed to the cause (`Step.forward`).
     """
     subject = ctx.state.subjects.get(record.incident_id)
+    if subject is not None and subject.carried_by is not None:  # its page is its first child's
+        ctx.step.forward.append(record.model_copy(update={"incident_id": subject.carried_by}))
+        return None
     if subject is None or not subject.parent_id or _was_paged(subject) or not ctx.policy.page_causes:
         return subject
     cause = ctx.state.subjects.get(subject.parent_id)
@@ -302,11 +393,29 @@ def _settle(ctx: _Ctx, subject: Subject) -> None:
 
 
 def _pages_itself(ctx: _Ctx, subject: Subject) -> bool:
-    if subject.kind == "cause" or not ctx.policy.page_causes or _was_paged(subject):
-        return True  # a child paged before its cause was known stays paged, and resolves, on its own
+    if subject.seq == 0:
+        return False  # known by name only (an assignment or a handover came before its own event)
+    if subject.kind == "cause":
+        return _cause_pages(ctx, subject)
+    if not ctx.policy.page_causes or _was_paged(subject):
+        return True  # a child paged before its cause was known stays paged, and resolves, on its own (or carries it)
     if subject.parent_id is not None:
         return False
-    return bool(subject.targets) or ctx.now - subject.seen_at >= ctx.policy.cause_wait_s
+    if subject.targets or ctx.now - subject.seen_at >= ctx.policy.cause_wait_s:
+        return True
+    decided = _decided_to(ctx)
+    return decided is not None and subject.first_seen <= decided
+
+
+def _cause_pages(ctx: _Ctx, cause: Subject) -> bool:
+    """Whether a cause pages: always when causes of one incident are published; else once its first child answered
+    that it did not page alone (or `cause_wait_s` passed without an answer), never while that child's page carries
+    it."""
+    if ctx.policy.lone_causes or cause.targets:
+        return True
+    if cause.carried_by is not None:
+        return False
+    return cause.answered or ctx.now - cause.seen_at >= ctx.policy.cause_wait_s
 
 
 def _was_paged(subject: Subject) -> bool:
@@ -382,6 +491,16 @@ def _trigger(ctx: _Ctx, subject: Subject, target: Target) -> None:
 def _close(ctx: _Ctx, subject: Subject) -> None:
     if subject.closed_at is None:
         subject.closed_at = ctx.now
+        if subject.carried_by is not None:  # the first child's page carried it: that page may resolve now
+            ctx.step.forward.append(Handover(kind="closed", cause_id=subject.id, child_id=subject.carried_by,
+                                             at=ctx.now))
+    if subject.carries is not None:  # its page stands for its cause until that closes: hold the resolves back
+        for target in subject.targets.values():
+            if target.phase == "held":
+                ctx.step.dropped.append((target.receiver, "held_back"))
+                target.phase = "closed"
+        ctx.step.changed.add(subject.id)
+        return
     for target in subject.targets.values():
         if target.phase == "held":
             ctx.step.dropped.append((target.receiver, "held_back"))

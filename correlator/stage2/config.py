@@ -138,6 +138,11 @@ class GroupingConfig:
     trace_follow: bool = False
     resume_below: int = 5
     lone_apart: bool = True
+    prompt_pairs: bool = False
+    """A group that takes its second child (by a join, or a merge) publishes an `updated` event at once instead of
+    within update_interval_s: with causes of one incident not published (`publishing`) that event is the cause's
+    first, and its page waits for it. Off (the default, and `aiops replay`): the same parents, one event fewer
+    per group; the stream turns it on with `stage2_lone_causes` off (issue 17, session 32)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -404,9 +404,12 @@ class Grouper:
             trace = self._trace_follow(ev, view)
             related = [trace] if trace is not None else related
         if related:
+            before = {c.group.id: len(c.group.children) for c in related}
             merging = len(related) > 1 and self.config.merge_window_s > 0
             target = self._merge(related, ev, view, now, out) if merging else related[0]
             self._join(target, ev, view, now, out)
+            if self.config.prompt_pairs and before.get(target.group.id, 0) <= 1:
+                self._announce(target.group, now, out)
             return
         why = None
         if capped is not None:
@@ -715,6 +718,14 @@ class Grouper:
         out.assignments.append(Assignment(
             child_id=ev.incident_id, child_key=ev.key, parent_id=g.id, relation=link.relation, via=link.via,
             hops=link.hops, gap_s=gap, explanation=f"{link.describe()}, {when}", assigned_at=now))
+        self.store.put(g.id, g)
+        self._schedule(g.id, self._deadline(g))
+
+    def _announce(self, g: GroupState, now: float, out: GroupingOutput) -> None:
+        """A group that just took its second child publishes at once (`GroupingConfig.prompt_pairs`): where causes
+        of one incident are not published this is its first event, and a cause's page must not wait out the
+        update interval for it."""
+        out.parents.append(self._event(g, "updated", now))
         self.store.put(g.id, g)
         self._schedule(g.id, self._deadline(g))
 

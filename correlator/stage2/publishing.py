@@ -19,15 +19,37 @@ incident does not, so with `lone_causes` off a parent is announced only once it 
 
 The grouping is the same either way (the Grouper decides, this only filters what it said), so `aiops replay`
 lists the same parents, the one-child ones included; a reader of the stream gets those as ungrouped incidents.
-With `lone_causes` on (the default), every parent event goes out, as before.
+With `lone_causes` on, every parent event goes out, as before. Off is the default (issue 17, session 32).
+
+What a reader then needs to know, cheaply: when stage 2 has decided an incident, so that one no parent names
+pages as its own cause at once instead of after notify's cause wait. Two things say it, both only with
+`lone_causes` off:
+
+* `Progress`: per worker, at most once per interval (`progress_due`), never per incident, for each routing
+  partition it owns the event time up to which every stage-1 incident routed there is decided (`decided_to`:
+  each child whose first alert lies at or before it has arrived and joined or opened a group). It goes
+  to every partition of `incidents` after the records of the folds it covers, so a reader of one partition that
+  meets it has already met every assignment it covers (one producer, one partition: in order);
+* an assignment of the first child beside each announced firing parent event (`first_assignment`), keyed by that
+  child: its partition learns it is grouped from the same partition that carries the progress, before the
+  progress that covers it, not by a later hop from the parent's partition.
+
+A first child decided alone may still take a second child later (up to `gap_s`): its incident has then paged as
+its own cause, and the cause takes that page over (`correlator.notify.state`, the handover).
 """
 
 from __future__ import annotations
 
-from .engine import GroupingOutput
-from .models import ParentEvent, Relation
+import math
+from collections.abc import Iterable
 
-__all__ = ["MIN_ANNOUNCED_CHILDREN", "announced", "published"]
+from pydantic import BaseModel, ConfigDict, Field
+
+from .engine import GroupingOutput
+from .models import Assignment, ParentEvent, Relation
+
+__all__ = ["MIN_ANNOUNCED_CHILDREN", "Progress", "announced", "decided_to", "first_assignment", "progress_due",
+           "published"]
 
 MIN_ANNOUNCED_CHILDREN = 2
 """Children a parent must list before it is announced when causes of one incident are not."""
@@ -38,9 +60,54 @@ def announced(parent: ParentEvent, lone_causes: bool) -> bool:
     return lone_causes or len(parent.children) >= MIN_ANNOUNCED_CHILDREN
 
 
+class Progress(BaseModel):
+    """Stage 2's progress on the routing partitions of one worker: every stage-1 incident routed to partition `p`
+    whose first alert lies at or before `decided[p]` has joined or opened a group (and its assignment, if any, is
+    on `incidents` before this)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decided: dict[int, float] = Field(description="routing partition -> event time, epoch seconds")
+    emitted_at: float = Field(description="when it was sent (wall clock in the stream, event time in a replay)")
+
+
+def decided_to(released_to: float, watermark: float, held: Iterable[float]) -> float:
+    """Event time up to which a Grouper has placed every incident routed to it (`Progress.decided`).
+
+    Its release point (`released_to`) at least; beyond it, everything that has arrived and is not held: the marks
+    say every incident whose first alert lies at or before the watermark has arrived, and each held one (`held`:
+    first alerts) is undecided, so up to the watermark, or to just before the oldest held child. A partition with
+    nothing held, one no incident is routed to among them, has so decided up to its watermark, not its release
+    point: without this, the idle timer's release, which moves an empty partition only to the low watermark,
+    left it the lateness behind the others and a lone incident waited for notify's cause wait (found on four
+    partitions, session 32)."""
+    oldest = min(held, default=math.inf)
+    bound = watermark if watermark < oldest else math.nextafter(oldest, -math.inf)
+    return max(released_to, bound)
+
+
+def progress_due(last: Progress | None, decided: dict[int, float], now: float, interval_s: float) -> bool:
+    """Whether a worker's progress goes out now: some partition moved, and `interval_s` passed since the last."""
+    if not decided:
+        return False
+    if last is None:
+        return True
+    moved = any(at > last.decided.get(p, float("-inf")) for p, at in decided.items())
+    return moved and now - last.emitted_at >= interval_s
+
+
+def first_assignment(parent: ParentEvent) -> Assignment:
+    """The assignment of the child that opened `parent`, as `lone_causes` off publishes it beside its events."""
+    return Assignment(child_id=parent.first_child, child_key="", parent_id=parent.parent_id, relation=Relation.FIRST,
+                      gap_s=0.0, explanation=f"opened cause {parent.parent_id}", assigned_at=parent.emitted_at)
+
+
 def published(out: GroupingOutput, lone_causes: bool) -> GroupingOutput:
     """What of one Grouper call goes on `incidents`, in its order: the announced parent events, and the
-    assignments of children that joined or moved (the child that opened a parent is named by its events)."""
-    return GroupingOutput(
-        parents=[p for p in out.parents if announced(p, lone_causes)],
-        assignments=[a for a in out.assignments if a.relation is not Relation.FIRST])
+    assignments of children that joined or moved (the child that opened a parent is named by its events; with
+    `lone_causes` off, also by an assignment beside each announced firing event, after the others)."""
+    parents = [p for p in out.parents if announced(p, lone_causes)]
+    assignments = [a for a in out.assignments if a.relation is not Relation.FIRST]
+    if not lone_causes:
+        assignments += [first_assignment(p) for p in parents if p.status == "firing"]
+    return GroupingOutput(parents=parents, assignments=assignments)

@@ -39,6 +39,7 @@ from correlator import metrics
 from correlator.notify import (
     Acknowledgement,
     Escalation,
+    Handover,
     NotifyConfig,
     NotifyPolicy,
     NotifyRecord,
@@ -71,25 +72,29 @@ BATCH, BATCH_WITHIN_S = 500, 0.05
 
 
 class ControlRecord(BaseModel):
-    """A record on the control topic: an acknowledgement, an escalation, a silence, a silence's end, or the
+    """A record on the control topic: an acknowledgement, an escalation, a silence, a silence's end, the
     assignment of the child that opened a cause (stage 2 names it only in the cause's `opened` event, keyed by
-    the cause's id: it is re-sent here to the child's partition, so the child is known as grouped there)."""
+    the cause's id: it is re-sent here to the child's partition, so the child is known as grouped there), or a
+    handover between a cause and its first child (`correlator.notify.state`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["ack", "escalation", "assignment", "silence", "expire"]
+    kind: Literal["ack", "escalation", "assignment", "silence", "expire", "handover"]
     ack: Acknowledgement | None = None
     assignment: Assignment | None = None
     escalation: Escalation | None = None
+    handover: Handover | None = None
     silence: Silence | None = None
     silence_id: str | None = None
     at: float | None = None
 
     @classmethod
-    def of(cls, record: Acknowledgement | Escalation) -> ControlRecord:
+    def of(cls, record: Acknowledgement | Escalation | Handover) -> ControlRecord:
         """The control record carrying a fold input."""
         if isinstance(record, Acknowledgement):
             return cls(kind="ack", ack=record)
+        if isinstance(record, Handover):
+            return cls(kind="handover", handover=record)
         return cls(kind="escalation", escalation=record)
 
     @classmethod
@@ -184,7 +189,7 @@ class Notify:
             if record.kind == "expire" and record.silence_id is not None:
                 _expire(store, record.silence_id, record.at if record.at is not None else now)
                 return None
-            inner = record.ack or record.escalation or record.assignment
+            inner = record.ack or record.escalation or record.assignment or record.handover
             if inner is None:
                 return None
             record = inner
@@ -411,9 +416,12 @@ def declare_notifications(config: NotifyConfig) -> None:
 
 
 def notify_policy(settings: Settings) -> NotifyPolicy:
-    """How the fold treats stage 2 (causes page when it runs) and how long it remembers, from the settings."""
+    """How the fold treats stage 2 (causes page when it runs; without causes of one incident, its progress says
+    when an incident no cause names pages) and how long it remembers, from the settings."""
+    progress = settings.stage2 and not settings.stage2_lone_causes and settings.stage2_progress_interval > 0
     return NotifyPolicy(page_causes=settings.stage2, cause_wait_s=settings.notify_cause_wait,
-                        retention_s=settings.notify_retention)
+                        retention_s=settings.notify_retention, lone_causes=settings.stage2_lone_causes,
+                        stage2_partitions=settings.partitions_for("incidents") if progress else 0)
 
 
 def install_notify(app: App, settings: Settings, pipe: Pipeline, desk: Desk) -> tuple[Notify, list[Stage]] | None:
