@@ -221,10 +221,12 @@ class Stage2:
             self._forget_offsets(partition)
 
     def _forget_offsets(self, partition: int) -> None:
+        # The partition stays in `offsets_lost` until a checkpoint writes its store (`_touched_stores`), as the
+        # pipeline's `sources_lost` does: the table's local data holds the old routing offset until then, and a
+        # Grouper dropped before it (the group rejoining the new broker) would be rebuilt with it
         self.stores[partition].forget_offsets()
         self._touched.add(partition)  # the next checkpoint writes every group and the progress anew
         self.checkpoints.changed()
-        self.offsets_lost.discard(partition)
 
     @property
     def route_topic(self) -> str:
@@ -430,6 +432,7 @@ class Stage2:
             if grouper is not None:
                 self.stores[p].watermark = grouper.watermark  # written with the progress
                 stores.append(self.stores[p])
+                self.offsets_lost.discard(p)  # its forgotten offset reaches the local data now
         self._touched.clear()
         return stores
 
