@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_workers import Plan, cpu_of, fold_clock, fresh_deployment  # noqa: E402
+from bench_workers import FoldClock, Plan, cpu_of, fold_clock, fresh_deployment  # noqa: E402
 from bench_workers import produce_in_background, start_workers, stop_all  # noqa: E402
 from pipeline_throughput import storm_records  # noqa: E402
 from raw_consumer import consume, parse_lines  # noqa: E402
+from tests.workers import Deployment, WorkerProc  # noqa: E402
 
 from correlator.eventtime import TimeGuard  # noqa: E402
 from correlator.keys import DEFAULT_KEY_CONFIG  # noqa: E402
@@ -57,25 +58,39 @@ def throughput_run(broker: EmbeddedBroker, bodies: list[bytes], alerts: int, wor
     placed = hop_records(bodies, dep.partitions) if path == "hop" else []
     procs = start_workers(dep, workers)
     try:
-        started: tuple[float, float] | None = None
-        if path == "hop":
-            started = (time.monotonic(), cpu_of(procs))
-            producer = threading.Thread(target=dep.produce_placed, args=("alerts", placed), daemon=True)
-            producer.start()
-        else:
-            producer = produce_in_background(dep, bodies)
-        clock = fold_clock(procs, alerts, time.monotonic() + timeout, started)
-        producer.join(timeout)
-        if clock is None:
-            raise TimeoutError(f"{workers} worker(s) did not fold {alerts} alerts in {timeout}s:\n{procs[0].tail()}")
+        clock = timed_fold(dep, procs, path, bodies, placed, alerts, timeout)
     finally:
         stop_all(procs)
+    ceiling = ceiling_after(broker, dep, path, bodies)
+    pipeline = clock.rate(alerts)
+    return {"pipeline_alerts_per_s": pipeline, "ceiling_alerts_per_s": ceiling,
+            "ratio": pipeline / ceiling, "worker_cpu_us_per_alert": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts}
+
+
+def timed_fold(dep: Deployment, procs: Sequence[WorkerProc], path: str, bodies: list[bytes],
+               placed: list[tuple[int, bytes]], alerts: int, timeout: float) -> FoldClock:
+    """Feed the workers and time their fold: `hop` produces the `placed` records on `alerts`, clocked from the start
+    of their production; `raw` produces the bodies on `alerts.raw`, clocked from the first alert normalize parsed."""
+    started: tuple[float, float] | None = None
+    if path == "hop":
+        started = (time.monotonic(), cpu_of(procs))
+        producer = threading.Thread(target=dep.produce_placed, args=("alerts", placed), daemon=True)
+        producer.start()
+    else:
+        producer = produce_in_background(dep, bodies)
+    clock = fold_clock(procs, alerts, time.monotonic() + timeout, started)
+    producer.join(timeout)
+    if clock is None:
+        raise TimeoutError(f"{len(procs)} worker(s) did not fold {alerts} alerts in {timeout}s:\n{procs[0].tail()}")
+    return clock
+
+
+def ceiling_after(broker: EmbeddedBroker, dep: Deployment, path: str, bodies: list[bytes]) -> float:
+    """The raw consumer's alerts/s on the run's raw bodies (produced now for `hop`, which never wrote them)."""
     if path == "hop":
         dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
-    ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies), parse_lines))
-    pipeline = clock.rate(alerts)
-    return {"pipeline_alerts_per_s": pipeline, "ceiling_alerts_per_s": ceiling.alerts_per_s,
-            "ratio": pipeline / ceiling.alerts_per_s, "worker_cpu_us_per_alert": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts}
+    return asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies),
+                               parse_lines)).alerts_per_s
 
 
 def throughput(broker: EmbeddedBroker, plan: Plan) -> list[dict[str, Any]]:

@@ -24,7 +24,6 @@ the order alternates every round. Medians of `--runs` per version, and each pair
 from __future__ import annotations
 
 import argparse
-import asyncio
 import atexit
 import json
 import shutil
@@ -32,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,10 +40,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import tests.workers  # noqa: E402  (its ROOT says which tree a worker runs)
-from bench_workers import cpu_seconds, fold_clock, fresh_deployment, produce_in_background, start_workers, stop_all  # noqa: E402
+from bench_workers import cpu_seconds, fresh_deployment, start_workers, stop_all  # noqa: E402
 from pipeline_throughput import storm_records  # noqa: E402
-from raw_consumer import consume, parse_lines  # noqa: E402
-from throughput_part import hop_records  # noqa: E402
+from throughput_part import ceiling_after, hop_records, timed_fold  # noqa: E402
 
 from stream.broker import EmbeddedBroker, start_broker  # noqa: E402
 
@@ -68,27 +65,15 @@ def one_run(broker: EmbeddedBroker, tree: Path, bodies: list[bytes], alerts: int
     (worker,) = procs = start_workers(dep, 1)
     pid = worker.proc.pid
     try:
-        started: tuple[float, float] | None = None
-        if path == "hop":
-            started = (time.monotonic(), cpu_seconds(pid))
-            producer = threading.Thread(target=dep.produce_placed, args=("alerts", placed), daemon=True)
-            producer.start()
-        else:
-            producer = produce_in_background(dep, bodies)
-        clock = fold_clock(procs, alerts, time.monotonic() + timeout, started)
-        producer.join(timeout)
-        if clock is None:
-            raise TimeoutError(f"the worker did not fold {alerts} alerts in {timeout}s:\n{worker.tail()}")
+        clock = timed_fold(dep, procs, path, bodies, placed, alerts, timeout)
         time.sleep(max(0.0, clock.start + window_s - time.monotonic()))
         cpu_window = cpu_seconds(pid) - clock.cpu_start
         compiled = worker.get("/stats").get("engine_build") == "compiled"  # absent before session 32: pure
     finally:
         stop_all(procs)
-    if path == "hop":
-        dep.produce("alerts_raw", [(b"generic", b) for b in bodies])
-    ceiling = asyncio.run(consume(broker.bootstrap, dep.topic("alerts_raw"), dep.partitions, len(bodies), parse_lines))
+    ceiling = ceiling_after(broker, dep, path, bodies)
     rate = clock.rate(alerts)
-    return {"alerts_per_s": rate, "ratio": rate / ceiling.alerts_per_s,
+    return {"alerts_per_s": rate, "ratio": rate / ceiling,
             "cpu_us_fold": 1e6 * (clock.cpu_end - clock.cpu_start) / alerts, "cpu_us_window": 1e6 * cpu_window / alerts,
             "compiled": float(compiled)}
 

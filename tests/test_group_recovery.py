@@ -102,6 +102,14 @@ def _accepted(worker: WorkerProc, body: bytes) -> bool:
     return request(worker.web_port, "POST", "/ingest/alerts", body)[0] == 202
 
 
+def _both_ready_and_assigned(workers: list[WorkerProc], what: str) -> None:
+    """Every worker ready, owning partitions of `alerts`, and ready again after the rebalance that gave them."""
+    for w in workers:
+        wait_ready(w)
+    _wait_for(what, lambda: all(w.get("/assignment")["alerts_partitions"] for w in workers), workers[0])
+    for w in workers:
+        wait_ready(w)
+
 
 def _log(worker: WorkerProc) -> str:
     return worker.log.read_text(errors="replace")
@@ -149,12 +157,7 @@ def test_a_worker_that_never_saw_the_topics_missing_still_forgets_the_lost_offse
     try:
         for w in workers:
             w.wait_web()
-        for w in workers:
-            wait_ready(w)
-        _wait_for("both workers own partitions", lambda: all(
-            w.get("/assignment")["alerts_partitions"] for w in workers), workers[0])
-        for w in workers:
-            wait_ready(w)
+        _both_ready_and_assigned(workers, "both workers own partitions")
         services = [f"svc{i}" for i in range(12)]
         for i in range(3):  # offsets on every partition of `alerts` well above those the restart will start from
             _post_each(workers[0], services, i)
@@ -172,12 +175,7 @@ def test_a_worker_that_never_saw_the_topics_missing_still_forgets_the_lost_offse
             "aiops_broker_recoveries_total", action="topics_created") > 0, workers[0], timeout=30)
         os.kill(workers[1].proc.pid, signal.SIGCONT)
         held = False
-        for w in workers:
-            wait_ready(w)
-        _wait_for("both workers own partitions again", lambda: all(
-            w.get("/assignment")["alerts_partitions"] for w in workers), workers[0])
-        for w in workers:
-            wait_ready(w)
+        _both_ready_and_assigned(workers, "both workers own partitions again")
         assert "re-creating them" not in _log(workers[1]), "w2 saw the topics missing: not the scenario of this test"
 
         _post_each(workers[0], services, 3)  # one more alert of each service, low offsets on the new topics
