@@ -14,8 +14,10 @@ from aiokafka.structs import ConsumerRecord
 from correlator.models import IncidentEvent
 from stream.cli import build_parser
 from stream.commands.tail import TAILABLE, format_record, record_json
+from stream.commands.tail import shown as tail_shows
 from stream.commands.worker import LATENCY_SETTINGS, settings_from
 from stream.feed import format_event
+from stream.incident_records import PARENT_HEADERS, PROGRESS_HEADERS
 from stream.settings import Settings, TopicNames
 
 from .paths import ROOT
@@ -88,3 +90,13 @@ def test_tail_json_carries_headers_and_the_parsed_value() -> None:
     assert doc == {"topic": "deadletter", "partition": 2, "offset": 17, "timestamp_ms": 0, "key": "k",
                    "headers": {"reason": "bad shape"}, "size": 8, "value": {"a": 1}}
     assert record_json(_record("alerts.raw", b"\xffnot json"))["value"] == "\\xffnot json"
+
+
+def test_tail_hides_stage_2_progress_on_incidents_unless_asked() -> None:
+    progress = _record("incidents", b'{"decided": {"0": 1.0}, "emitted_at": 2.0}', PROGRESS_HEADERS)
+    cause = _record("incidents", b"{}", PARENT_HEADERS)
+    assert not tail_shows("incidents", progress)
+    assert tail_shows("incidents", progress, progress=True)
+    assert tail_shows("incidents", cause) and tail_shows("incidents", _record("incidents", b"{}"))
+    assert tail_shows("deadletter", _record("deadletter", b"x", PROGRESS_HEADERS))  # only `incidents` carries progress
+    assert build_parser().parse_args(["tail", "incidents", "--progress"]).progress

@@ -1,8 +1,9 @@
 """`aiops tail TOPIC`: follow any topic the project writes and print each record as it arrives.
 
-`incidents` prints one line per incident event, stage-2 cause and assignment (as `aiops demo` does); `deadletter` prints why each record was
-refused, from its headers (reason, agent, source topic, partition, offset, and any others), with its size and
-the start of its bytes; every other topic prints its key and value. `--json` prints one object per record
+`incidents` prints one line per incident event, stage-2 cause and assignment (as `aiops demo` does), and stage 2's
+progress records only with `--progress` (bookkeeping for notify, a few a second while stage 2 works);
+`deadletter` prints why each record was refused, from its headers (reason, agent, source topic, partition,
+offset, and any others), with its size and the start of its bytes; every other topic prints its key and value. `--json` prints one object per record
 (topic, partition, offset, key, headers, value) for scripts. A record that is not what its topic should carry is
 printed as it is, never a reason to stop following.
 """
@@ -18,10 +19,10 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from stream.feed import format_event, topic_records
-from stream.incident_records import decode_incident_record
+from stream.incident_records import KIND_HEADER, decode_incident_record, is_stage2_record
 from stream.settings import Settings, TopicNames
 
-__all__ = ["configure", "run", "format_record", "record_json", "TAILABLE"]
+__all__ = ["configure", "run", "format_record", "record_json", "shown", "TAILABLE"]
 
 TAILABLE: dict[str, str] = {field.default: name for name, field in TopicNames.model_fields.items()}
 """Topic as the user names it (its default Kafka name, e.g. `tickets.triaged`) -> its TopicNames field."""
@@ -41,6 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-beginning", action="store_true", help="replay the topic from its start")
     parser.add_argument("--json", action="store_true", help="print each record as one JSON line with its headers")
     parser.add_argument("--count", type=int, default=None, help="stop after this many records")
+    parser.add_argument("--progress", action="store_true", help="incidents: also print stage 2's progress records "
+                        "(hidden by default: how far stage 2 has decided, for notify; not incidents)")
 
 
 def _text(raw: bytes | None) -> str:
@@ -88,6 +91,15 @@ def format_record(kind: str, record: ConsumerRecord[bytes, bytes]) -> str:
     return f"{_where(record)} key={_text(record.key)} {_preview(record.value)}"
 
 
+def shown(kind: str, record: ConsumerRecord[bytes, bytes], progress: bool = False) -> bool:
+    """Whether `aiops tail` prints a record: all of them, except stage 2's progress records on `incidents` unless
+    `progress` (they say how far stage 2 has decided, several a second, and would bury the incidents a person
+    follows); neither printed nor counted by `--count` when hidden."""
+    if kind != "incidents" or progress or not is_stage2_record(record.headers):
+        return True
+    return not any(name == KIND_HEADER and value == b"progress" for name, value in (record.headers or ()))
+
+
 def record_json(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
     """The JSON form of a record: where it is, its key and headers, and its value (parsed when it is JSON)."""
     value: Any
@@ -114,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             return
         async for record in topic_records(settings.bootstrap_servers, topic, from_beginning=args.from_beginning,
                                           client_options=client_options(settings)):
+            if not shown(kind, record, args.progress):
+                continue
             line = orjson.dumps(record_json(record)).decode() if args.json else format_record(kind, record)
             print(line, flush=True)
             seen += 1
