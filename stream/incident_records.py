@@ -22,7 +22,7 @@ from correlator.stage2 import Assignment, ParentEvent, Progress
 
 __all__ = ["ASSIGNMENT_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "PROGRESS_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts",
            "IncidentRecord", "decode_incident_fast", "decode_incident_record", "encode_incident_event",
-           "is_stage2_record", "read_incident_record"]
+           "is_stage2_record", "read_incident_record", "stage2_kind"]
 
 STAGE_HEADER = "aiops-stage"
 """Header on every record stage 2 publishes on `incidents` (value b"2"), so that readers can tell it apart."""
@@ -113,10 +113,17 @@ def is_stage2_record(headers: Headers) -> bool:
     return any(name == STAGE_HEADER and value == _STAGE2 for name, value in _pairs(headers))
 
 
+def stage2_kind(headers: Headers) -> bytes | None:
+    """What a stage-2 record holds by its headers (b"parent", b"assignment", b"progress"); None for stage 1's."""
+    if not is_stage2_record(headers):
+        return None
+    return next((v for name, v in _pairs(headers) if name == KIND_HEADER), b"parent")
+
+
 def decode_incident_record(value: bytes | None, headers: Headers) -> IncidentRecord:
     """The record's model, chosen by its headers; pydantic's ValidationError when the value does not fit."""
-    kind = next((v for name, v in _pairs(headers) if name == KIND_HEADER), None)
-    if not is_stage2_record(headers):
+    kind = stage2_kind(headers)
+    if kind is None:
         return IncidentEvent.model_validate_json(value or b"")
     if kind == b"assignment":
         return Assignment.model_validate_json(value or b"")

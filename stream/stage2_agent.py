@@ -398,11 +398,14 @@ class Stage2:
         partition's progress covers it."""
         if self.lone_causes or self.progress_s <= 0:
             return
+        now = time.time()
+        last = self._progress
+        if last is not None and now - last.emitted_at < self.progress_s:
+            return  # not due whatever moved (`progress_due`): spare the scan of every held child after each fold
         decided = {p: decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
                    for p, g in self.groupers.items()}
         decided = {p: at for p, at in decided.items() if at > float("-inf")}
-        now = time.time()
-        if not progress_due(self._progress, decided, now, self.progress_s):
+        if not progress_due(last, decided, now, self.progress_s):
             return
         progress = Progress(decided=decided, emitted_at=now)
         value = progress.model_dump_json().encode()  # a few a second: orjson's speed is not needed (int keys)

@@ -19,7 +19,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from stream.feed import format_event, topic_records
-from stream.incident_records import KIND_HEADER, decode_incident_record, is_stage2_record
+from stream.incident_records import decode_incident_record, stage2_kind
 from stream.settings import Settings, TopicNames
 
 __all__ = ["configure", "run", "format_record", "record_json", "shown", "TAILABLE"]
@@ -95,9 +95,7 @@ def shown(kind: str, record: ConsumerRecord[bytes, bytes], progress: bool = Fals
     """Whether `aiops tail` prints a record: all of them, except stage 2's progress records on `incidents` unless
     `progress` (they say how far stage 2 has decided, several a second, and would bury the incidents a person
     follows); neither printed nor counted by `--count` when hidden."""
-    if kind != "incidents" or progress or not is_stage2_record(record.headers):
-        return True
-    return not any(name == KIND_HEADER and value == b"progress" for name, value in (record.headers or ()))
+    return kind != "incidents" or progress or stage2_kind(record.headers) != b"progress"
 
 
 def record_json(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
