@@ -32,7 +32,8 @@ from correlator.scoring import pairwise_score  # noqa: E402
 from correlator.stage2 import GroupingConfig  # noqa: E402
 
 TOLERANCE = 0.002
-"""The most any set may fall, with the file or without (the decision rule)."""
+"""The most a set other than the cascades may fall, with the file or without (the decision rule); the cascades (the
+development, tuning and DEVELOPMENT_TOPOLOGY seeds) may not fall at all."""
 
 
 def settings(pairs: list[str]) -> dict[str, Any]:
@@ -79,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         if data in dev:
             means[0].append(c_off)
             means[1].append(c_on)
+        # the cascades may not fall at all (issue 17, session 33's brief), any other set by TOLERANCE at most
+        tolerance = 0.0 if "cascades" in data.name else TOLERANCE
         falls += [f"{data.name} {a:.4f} -> {b:.4f}" for a, b in ((c_off, c_on), (file_off, file_on))
-                  if a is not None and b is not None and b < a - TOLERANCE]
+                  if a is not None and b is not None and round(b, 4) < round(a, 4) - tolerance]
         if data in dev or data in extra:
             if file_off is not None and file_on is not None and file_off >= c_off and file_on < c_on:
                 worse.append(f"{data.name}: with the file {file_on:.4f} < without {c_on:.4f}")
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {data.name} | {text} | {best:.4f} |", flush=True)
     before, after = statistics.fmean(means[0]), statistics.fmean(means[1])
     print(f"\nmean stage-2 F1 without the file over the {len(means[0])} sets: {before:.4f} -> {after:.4f}")
-    print("falls by more than 0.002:", "; ".join(falls) or "none")
+    print("falls (cascades: any, at 4 decimals; others: by more than 0.002):", "; ".join(falls) or "none")
     print("with the file worse than without where it held with the rule off:", "; ".join(worse) or "none")
     if not args.noise:
         ships = after > before and not falls and not worse
