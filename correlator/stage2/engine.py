@@ -330,6 +330,7 @@ class Grouper:
         self._resume(g, known, ev)
         child = ChildState.of(ev)
         child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
+        child.quiet = known.quiet
         if child.extends and self._lulled(g, known, ev):
             child.extends = False
         if child.first_seen != known.first_seen:
@@ -725,6 +726,7 @@ class Grouper:
         # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`)
         child.by_path = link.relation is Relation.TOPOLOGY or link.follows
         child.by_chain = link.chain
+        child.quiet = self._quiet(ev)
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
@@ -735,6 +737,13 @@ class Grouper:
             hops=link.hops, gap_s=gap, explanation=f"{link.describe()}, {when}", assigned_at=now))
         self.store.put(g.id, g)
         self._schedule(g.id, self._deadline(g))
+
+    def _quiet(self, ev: IncidentEvent) -> bool:
+        """Whether a joining child moves no onset of its group (`GroupingConfig.quiet_onsets`): it is one alert that
+        started alone, no other incident of its scope within burst_s before it (`_alone`). A background alert near a
+        fault's tail joins by its service; its onset would date the group as taking incidents now, so the next lone
+        alert within burst_s carried the reach on, and a later fault's burst folded in within merge_window_s."""
+        return self.config.quiet_onsets and ev.alert_count <= 1 and self._alone(ev, split_key(ev.key)[0])
 
     def _announce(self, g: GroupState, now: float, out: GroupingOutput) -> None:
         """A group that just took its second child publishes at once (`GroupingConfig.prompt_pairs`): where causes
