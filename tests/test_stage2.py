@@ -820,3 +820,17 @@ def test_the_quiet_flag_survives_a_restart_and_old_state_loads() -> None:
     back = GroupState.from_dict(orjson.loads(orjson.dumps(g.to_dict())))
     assert back.children["n"].quiet and not back.children["a"].quiet
     assert not ChildState(*g.children["n"].to_list()[:-1]).quiet  # a child saved before the field
+
+
+def test_a_child_alerting_again_after_its_group_went_quiet_does_not_carry_it_on() -> None:
+    quiet = replace(CFG, quiet_groups=True)
+    grouper, out = run(LULLED, quiet)
+    assert partition(out) == "a b|c"  # a's alert at 100 s came 90 s (> gap_s) after the group's reach
+    assert next(g for g in grouper.groups() if "a" in g.children).reach == T0 + 10
+    assert partition(run(LULLED)[1]) == "a b c"  # the rule before
+
+
+def test_a_child_alerting_again_while_its_group_alerts_still_carries_it_on() -> None:
+    b_on = _event("b", "api/latency", 5, 80, 2, "updated", {"instance": ["api-1"]})  # b alerts until 80 s
+    events = sorted([*LULLED, b_on], key=lambda e: e.emitted_at)
+    assert partition(run(events, replace(CFG, quiet_groups=True))[1]) == "a b c"

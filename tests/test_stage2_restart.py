@@ -75,8 +75,9 @@ before n resumes at 150 s and f, sharing n's callee, starts at 152 s."""
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED,
-          "quiet": events_of(QUIET)}
-"""In the quiet scene (issue 17, session 33) n's moving no onset comes from the store after a restart. In the lulled
+          "quiet": events_of(QUIET), "quiet group": LULLED}
+"""In the quiet group scene (the lulled scene's events) the group's reach a's late alert is measured from comes from
+the store after a restart. In the quiet scene (issue 17, session 33) n's moving no onset comes from the store after a restart. In the lulled
 scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
 restart. In the lone scene (issue 17, session 32) whether z started alone comes from the store's onsets after a restart.
 In the resumed scene, n's pending resumption, its group's moved onset and its accepting again come from the
@@ -95,7 +96,8 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
         out.extend(grouper.ingest([ev]))
 
 
-CONFIGS = {"resumed": RESUME, "lulled": LULL, "quiet": replace(CFG, quiet_onsets=True)}
+CONFIGS = {"resumed": RESUME, "lulled": LULL, "quiet": replace(CFG, quiet_onsets=True),
+           "quiet group": replace(CFG, quiet_groups=True)}
 """A scene's settings, where not `CFG`."""
 
 

@@ -331,7 +331,7 @@ class Grouper:
         child = ChildState.of(ev)
         child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
         child.quiet = known.quiet
-        if child.extends and self._lulled(g, known, ev):
+        if child.extends and (self._lulled(g, known, ev) or self._revives(g, known, ev)):
             child.extends = False
         if child.first_seen != known.first_seen:
             self._onsets.add(split_key(ev.key)[0], child.first_seen, child.id)
@@ -368,6 +368,14 @@ class Grouper:
         Decided from the child's stored figures and the event alone, as `_resume` is."""
         lull = self.config.lull_s
         return bool(lull) and ev.last_seen - known.last_seen > lull and not self._resuming(g, known, ev)
+
+    def _revives(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> bool:
+        """Quiet groups stay quiet: whether a child's event moves its latest alert more than gap_s past its group's reach
+        (the group had stopped accepting, or would have, before that alert), the group not resuming on it
+        (`GroupingConfig.quiet_groups`). Stage 1 glued a later alert of the key on; it is no sign the cause goes on.
+        Decided from the group's and the child's stored figures and the event alone, as `_resume` is."""
+        return (self.config.quiet_groups and ev.last_seen - g.reach > self.config.gap_s
+                and not self._resuming(g, known, ev))
 
     def _resumed(self, until: float) -> None:
         """Apply the resumptions at or before `until`: in event-time order with the children released, so a child
