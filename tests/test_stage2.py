@@ -831,6 +831,8 @@ def test_a_child_alerting_again_after_its_group_went_quiet_does_not_carry_it_on(
 
 
 def test_a_child_alerting_again_while_its_group_alerts_still_carries_it_on() -> None:
-    b_on = _event("b", "api/latency", 5, 80, 2, "updated", {"instance": ["api-1"]})  # b alerts until 80 s
-    events = sorted([*LULLED, b_on], key=lambda e: e.emitted_at)
+    # b alerts on until 80 s, an update every 25 s (stage 1 publishes a change every update_interval_s)
+    b_on = [_event("b", "api/latency", 5, t, seq, "updated", {"instance": ["api-1"]})
+            for seq, t in ((2, 30), (3, 55), (4, 80))]
+    events = sorted([*LULLED, *b_on], key=lambda e: e.emitted_at)
     assert partition(run(events, replace(CFG, quiet_groups=True))[1]) == "a b c"
