@@ -22,7 +22,6 @@ from correlator.stage2 import (
     Relation,
     parent_id,
 )
-from correlator.stage2.state import ChildState
 from correlator.topology import Topology, parse_topology
 
 T0 = 1_772_420_400.0
@@ -792,47 +791,3 @@ def test_a_lull_within_lull_s_still_carries_the_group_on() -> None:
 def test_a_lull_that_resumes_a_lone_child_s_group_still_resumes_it() -> None:
     _, out = idle_run(RESUMED, replace(RESUME, lull_s=60))
     assert partition(out) == "f n"
-
-
-QUIET = [("a", "api/5xx", 0, 10, {"instance": ["a1"]}), ("n", "api/cpu", 25, 25, {"instance": ["a2"]}),
-         ("b", "db/latency", 40, 40, {"instance": ["d1"]}), ("x", "api/latency", 45, 45, {"instance": ["d1"]})]
-"""Quiet onsets (issue 17, session 33): a fault a ends at 10 s; n, one background alert of a's service with no incident
-within burst_s before it, joins a's group 15 s after its reach; another fault starts with b at 40 s, and x relates to
-both groups (service api, instance d1). With n's onset a's group is 15 s from b's (within merge_window_s, 30 s here)."""
-
-
-def test_a_lone_alert_joining_moves_no_onset() -> None:
-    quiet = replace(CFG, quiet_onsets=True)
-    grouper, out = run(events_of(QUIET), quiet)
-    assert partition(out) == "a n|b x"
-    assert next(g for g in grouper.groups() if "a" in g.children).last_onset == T0
-    assert partition(run(events_of(QUIET))[1]) == "a b n x"  # the rule before: n's onset folds a's group into b's
-
-
-def test_an_alert_with_company_joining_still_moves_the_onset() -> None:
-    company = [*QUIET, ("y", "web/5xx", 20, 20, {"instance": ["w1"]})]  # y started 5 s before n
-    assert partition(run(events_of(company), replace(CFG, quiet_onsets=True))[1]) == "a b n x|y"
-
-
-def test_the_quiet_flag_survives_a_restart_and_old_state_loads() -> None:
-    grouper, _ = run(events_of(QUIET[:2]), replace(CFG, quiet_onsets=True))
-    g = next(grouper.groups())
-    back = GroupState.from_dict(orjson.loads(orjson.dumps(g.to_dict())))
-    assert back.children["n"].quiet and not back.children["a"].quiet
-    assert not ChildState(*g.children["n"].to_list()[:-1]).quiet  # a child saved before the field
-
-
-def test_a_child_alerting_again_after_its_group_went_quiet_does_not_carry_it_on() -> None:
-    quiet = replace(CFG, quiet_groups=True)
-    grouper, out = run(LULLED, quiet)
-    assert partition(out) == "a b|c"  # a's alert at 100 s came 90 s (> gap_s) after the group's reach
-    assert next(g for g in grouper.groups() if "a" in g.children).reach == T0 + 10
-    assert partition(run(LULLED)[1]) == "a b c"  # the rule before
-
-
-def test_a_child_alerting_again_while_its_group_alerts_still_carries_it_on() -> None:
-    # b alerts on until 80 s, an update every 25 s (stage 1 publishes a change every update_interval_s)
-    b_on = [_event("b", "api/latency", 5, t, seq, "updated", {"instance": ["api-1"]})
-            for seq, t in ((2, 30), (3, 55), (4, 80))]
-    events = sorted([*LULLED, *b_on], key=lambda e: e.emitted_at)
-    assert partition(run(events, replace(CFG, quiet_groups=True))[1]) == "a b c"

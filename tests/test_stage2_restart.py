@@ -22,7 +22,7 @@ from correlator.models import IncidentEvent
 from correlator.stage2 import DictGroupStore, GroupingConfig, GroupingOutput, Grouper, GroupState, GroupStore
 from stream.stage2_state import GroupTableStore
 
-from .test_stage2 import CFG, LONE, LULL, LULLED, QUIET, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
+from .test_stage2 import CFG, LONE, LULL, LULLED, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
 
 HOST = {"host": ["h1"]}
 
@@ -74,11 +74,8 @@ before n resumes at 150 s and f, sharing n's callee, starts at 152 s."""
 
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
-          "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED,
-          "quiet": events_of(QUIET), "quiet group": LULLED}
-"""In the quiet group scene (the lulled scene's events) the group's reach a's late alert is measured from comes from
-the store after a restart. In the quiet scene (issue 17, session 33) n's moving no onset comes from the store after a restart. In the lulled
-scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
+          "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED}
+"""In the lulled scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
 restart. In the lone scene (issue 17, session 32) whether z started alone comes from the store's onsets after a restart.
 In the resumed scene, n's pending resumption, its group's moved onset and its accepting again come from the
 store after a restart."""
@@ -96,8 +93,7 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
         out.extend(grouper.ingest([ev]))
 
 
-CONFIGS = {"resumed": RESUME, "lulled": LULL, "quiet": replace(CFG, quiet_onsets=True),
-           "quiet group": replace(CFG, quiet_groups=True)}
+CONFIGS = {"resumed": RESUME, "lulled": LULL}
 """A scene's settings, where not `CFG`."""
 
 
@@ -154,12 +150,6 @@ def test_the_lulled_scene_depends_on_lull_s() -> None:
     assert named["a"] == named["b"] != named["c"]
     before = parents(uninterrupted(LULLED))
     assert before["a"] == before["c"]
-
-
-def test_the_quiet_scene_depends_on_quiet_onsets() -> None:
-    named = parents(uninterrupted(events_of(QUIET), CONFIGS["quiet"]))
-    assert named["a"] == named["n"] != named["x"]
-    assert parents(uninterrupted(events_of(QUIET)))["a"] == parents(uninterrupted(events_of(QUIET)))["x"]
 
 
 @pytest.mark.parametrize("scene", sorted(SCENES))

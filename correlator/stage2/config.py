@@ -110,15 +110,6 @@ class GroupingConfig:
         the reach past the fault's end, and the next fault, or a noise alert, starting within gap_s of that reach
         joined the finished fault's group (issue 17, session 33, noise19: read on the development noise sets where the
         60 s time-gap baseline is right and stage 2 wrong). 0: never (the rule before).
-    quiet_groups: a child whose event moves its latest alert more than gap_s past its group's reach (the group had
-        stopped accepting before that alert, or would have) stops extending the reach from then, unless the group
-        resumes on it (`engine._revives`): the narrower form of lull_s, where the lull is the group's, not the child's
-        (issue 17, session 33, noise19). False: the rule before.
-    quiet_onsets: a child that joins a group as one alert that started alone (no other incident of its scope within
-        burst_s before it) moves none of the group's onsets (`engine._quiet`, `ChildState.quiet`): its start is no sign
-        that the group is taking incidents now, so it neither admits a later child's shared machine or merge nor lets
-        the next alert carry the reach on (issue 17, session 33, noise19: background alerts joined a fault's tail by
-        service, one after another, and the next fault folded in). False: the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -155,8 +146,6 @@ class GroupingConfig:
     resume_below: int = 5
     lone_apart: bool = True
     lull_s: float = 0.0
-    quiet_onsets: bool = False
-    quiet_groups: bool = False
     prompt_pairs: bool = False
     """A group that takes its second child (by a join, or a merge) publishes an `updated` event at once instead of
     within update_interval_s: with causes of one incident not published (`publishing`) that event is the cause's

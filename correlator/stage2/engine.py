@@ -330,8 +330,7 @@ class Grouper:
         self._resume(g, known, ev)
         child = ChildState.of(ev)
         child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
-        child.quiet = known.quiet
-        if child.extends and (self._lulled(g, known, ev) or self._revives(g, known, ev)):
+        if child.extends and self._lulled(g, known, ev):
             child.extends = False
         if child.first_seen != known.first_seen:
             self._onsets.add(split_key(ev.key)[0], child.first_seen, child.id)
@@ -368,14 +367,6 @@ class Grouper:
         Decided from the child's stored figures and the event alone, as `_resume` is."""
         lull = self.config.lull_s
         return bool(lull) and ev.last_seen - known.last_seen > lull and not self._resuming(g, known, ev)
-
-    def _revives(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> bool:
-        """Quiet groups stay quiet: whether a child's event moves its latest alert more than gap_s past its group's reach
-        (the group had stopped accepting, or would have, before that alert), the group not resuming on it
-        (`GroupingConfig.quiet_groups`). Stage 1 glued a later alert of the key on; it is no sign the cause goes on.
-        Decided from the group's and the child's stored figures and the event alone, as `_resume` is."""
-        return (self.config.quiet_groups and ev.last_seen - g.reach > self.config.gap_s
-                and not self._resuming(g, known, ev))
 
     def _resumed(self, until: float) -> None:
         """Apply the resumptions at or before `until`: in event-time order with the children released, so a child
@@ -734,7 +725,6 @@ class Grouper:
         # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`)
         child.by_path = link.relation is Relation.TOPOLOGY or link.follows
         child.by_chain = link.chain
-        child.quiet = self._quiet(ev)
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
@@ -745,13 +735,6 @@ class Grouper:
             hops=link.hops, gap_s=gap, explanation=f"{link.describe()}, {when}", assigned_at=now))
         self.store.put(g.id, g)
         self._schedule(g.id, self._deadline(g))
-
-    def _quiet(self, ev: IncidentEvent) -> bool:
-        """Whether a joining child moves no onset of its group (`GroupingConfig.quiet_onsets`): it is one alert that
-        started alone, no other incident of its scope within burst_s before it (`_alone`). A background alert near a
-        fault's tail joins by its service; its onset would date the group as taking incidents now, so the next lone
-        alert within burst_s carried the reach on, and a later fault's burst folded in within merge_window_s."""
-        return self.config.quiet_onsets and ev.alert_count <= 1 and self._alone(ev, split_key(ev.key)[0])
 
     def _announce(self, g: GroupState, now: float, out: GroupingOutput) -> None:
         """A group that just took its second child publishes at once (`GroupingConfig.prompt_pairs`): where causes

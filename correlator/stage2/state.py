@@ -48,8 +48,6 @@ class ChildState:
     """Whether it joined through a topology path alone: the names it brings are borrowed (`GroupState.borrowed`)."""
     by_chain: bool = False
     """Whether it joined by a call chain alone: the names it brings relate as caller names do (`GroupState.callers`)."""
-    quiet: bool = False
-    """Whether it joined as one alert that started alone (`GroupingConfig.quiet_onsets`): it moves no onset."""
 
     @classmethod
     def of(cls, ev: IncidentEvent) -> ChildState:
@@ -61,8 +59,7 @@ class ChildState:
     def to_list(self) -> list[Any]:
         """Compact plain form for a changelog."""
         return [self.id, self.key, self.seq, self.status, self.first_seen, self.last_seen, self.alert_count,
-                self.severity, self.done_at, self.entity_values, self.extends, self.by_path, self.by_chain,
-                self.quiet]
+                self.severity, self.done_at, self.entity_values, self.extends, self.by_path, self.by_chain]
 
 
 @dataclass(slots=True, eq=False)
@@ -128,7 +125,7 @@ class GroupState:
         # comparisons, not min()/max(): this runs on every child event stage 2 folds
         self.first_seen = first if first < self.first_seen else self.first_seen
         self.last_seen = last if last > self.last_seen else self.last_seen
-        if child.by_chain or child.quiet:
+        if child.by_chain:
             pass
         elif child.by_path:
             self.path_onset = first if first > self.path_onset else self.path_onset
