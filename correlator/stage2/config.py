@@ -103,6 +103,13 @@ class GroupingConfig:
         merge_window_s (`engine._lone`). A merge says two groups are one blast seen from different sides; a lone
         background alert that shares a service with a fault is no side of it (issue 17, session 32, noise18: on the
         development noise sets such folds were 3-8k wrongly merged pairs per set). False: the rule before.
+    lull_s: a child whose event moves its latest alert more than lull_s past its previous one (no alert of it in
+        between: stage 1 publishes a change every update_interval_s) stops extending its group's reach from then,
+        unless the group resumes on it (`engine._lulled`, `resume_below`). Stage 1's continuation gap (min_gap 180 s,
+        longer for a slow key) glues a busy key's later background alert onto a fault's incident; its span then moved
+        the reach past the fault's end, and the next fault, or a noise alert, starting within gap_s of that reach
+        joined the finished fault's group (issue 17, session 33, noise19: read on the development noise sets where the
+        60 s time-gap baseline is right and stage 2 wrong). 0: never (the rule before).
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -138,6 +145,7 @@ class GroupingConfig:
     trace_follow: bool = False
     resume_below: int = 5
     lone_apart: bool = True
+    lull_s: float = 0.0
     prompt_pairs: bool = False
     """A group that takes its second child (by a join, or a merge) publishes an `updated` event at once instead of
     within update_interval_s: with causes of one incident not published (`publishing`) that event is the cause's
@@ -151,6 +159,8 @@ class GroupingConfig:
                              "negative")
         if self.max_hops < 0:
             raise ValueError("max_hops must not be negative")
+        if self.lull_s < 0:
+            raise ValueError("lull_s must not be negative")
         if self.resume_below < 0:
             raise ValueError("resume_below must not be negative")
         if self.max_children < 1 or self.max_entities < 1:

@@ -330,6 +330,8 @@ class Grouper:
         self._resume(g, known, ev)
         child = ChildState.of(ev)
         child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
+        if child.extends and self._lulled(g, known, ev):
+            child.extends = False
         if child.first_seen != known.first_seen:
             self._onsets.add(split_key(ev.key)[0], child.first_seen, child.id)
         g.refresh(child)
@@ -342,16 +344,29 @@ class Grouper:
         self.store.put(g.id, g)
         self._schedule(g.id, self._deadline(g))
 
+    def _resuming(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> bool:
+        """Whether the event resumes its group (`_resume`): the group's only child, of fewer than resume_below alerts,
+        moves its latest alert more than gap_s on."""
+        return not (len(g.children) != 1 or known.alert_count >= self.config.resume_below
+                    or g.phase is not GroupPhase.OPEN or ev.last_seen - known.last_seen <= self.config.gap_s)
+
     def _resume(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> None:
         """Resumption: a group's only child, of fewer than resume_below alerts, whose event moves its latest alert more
         than gap_s on (a lull the group would have closed on) carries the group on: the group's latest onset moves to
         that alert and the group accepts again (`GroupingConfig.resume_below`). Decided from the child's stored
         figures and the event alone, so it does not matter whether the group had already stopped accepting."""
-        if (len(g.children) != 1 or known.alert_count >= self.config.resume_below or g.phase is not GroupPhase.OPEN
-                or ev.last_seen - known.last_seen <= self.config.gap_s):
+        if not self._resuming(g, known, ev):
             return
         g.resume_at = max(g.resume_at or -_INF, ev.last_seen)
         heapq.heappush(self._resumes, (g.resume_at, g.id))
+
+    def _lulled(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> bool:
+        """Lull: whether a child's event moves its latest alert more than lull_s past its previous one, the group not
+        resuming on it (`GroupingConfig.lull_s`). The alert after the lull is stage 1's continuation gap gluing a later
+        alert of the key on, not the cause going on, so the child stops extending the group's reach from then.
+        Decided from the child's stored figures and the event alone, as `_resume` is."""
+        lull = self.config.lull_s
+        return bool(lull) and ev.last_seen - known.last_seen > lull and not self._resuming(g, known, ev)
 
     def _resumed(self, until: float) -> None:
         """Apply the resumptions at or before `until`: in event-time order with the children released, so a child
