@@ -66,6 +66,10 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   climbing the call graph) is taken within caller_window_s of G's latest onset while G alerts, not only within
   burst_s as other paths (issue 17, session 32: on the development cascades such trace errors came 20-120 s after
   the cause's latest onset and opened apart);
+* machine-follow: a host's own metric (it names nothing but machines beside its service, and no call) that shares only
+  a machine with G is taken while G alerts (within burst_s of its reach), not only within burst_s of its latest onset,
+  joining G but never folding it with another (`_machine`, `GroupingConfig.machine_follow`; issue 17, session 33: a
+  host's metric drawn anywhere in its fault's span was the largest class of split pairs on the development cascades);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -117,7 +121,7 @@ from ..topology import Topology
 from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
-from .relations import ChildView, Link, burst_link, relate, time_gap, trace_link, view_of
+from .relations import ChildView, Link, burst_link, machine_only, relate, time_gap, trace_link, view_of
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
 __all__ = ["Grouper", "GroupingCounters", "GroupingOutput", "parent_id"]
@@ -462,7 +466,7 @@ class Grouper:
         folded in (see above, and `relations`).
         """
         best = related[0]
-        if best.link.chain:  # a call chain joins one group, never folds two (`relations`)
+        if best.link.chain or best.link.machine:  # a call chain, or a machine alone, joins one group, never folds two
             return best
         pool = sorted((c for c in related if c is best or self._folds(c, best)),
                       key=lambda c: (c.group.first_seen, c.group.id))
@@ -484,7 +488,7 @@ class Grouper:
         fault's pieces, apart with the file where without it a name folds them; `GroupingConfig.borrowed_folds`);
         else within merge_window_s."""
         apart = abs(cand.group.last_onset - best.group.last_onset)
-        if cand.link.relation is Relation.TOPOLOGY or cand.link.chain:
+        if cand.link.relation is Relation.TOPOLOGY or cand.link.chain or cand.link.machine:
             return False
         if cand.link.borrowed:
             return self.config.borrowed_folds and apart <= self.config.burst_s
@@ -580,11 +584,20 @@ class Grouper:
         link = self._link(ev, view, g)
         if link is None or self._admits(link, ev, g):
             return link
+        if self._machine(link, ev, view, g):
+            return replace(link, machine=True)
         if link.relation is Relation.TOPOLOGY:
             plain = relate(view, g.entities, g.scopes, None, self.config)
             if plain is not None and self._admits(plain, ev, g):
                 return plain
         return None
+
+    def _machine(self, link: Link, ev: IncidentEvent, view: ChildView, g: GroupState) -> bool:
+        """Machine-follow: a host's own metric related to the group by a shared machine alone, starting while the
+        group alerts (`GroupingConfig.machine_follow`). A host's metric shows while a fault on it lasts, not only in
+        its first burst; the tenant's own names stay the cause's, so the group is joined, never folded."""
+        return (self.config.machine_follow and link.weak and link.relation is Relation.ENTITY and not link.borrowed
+                and machine_only(view, self.topology, self.config) and self._alerting(ev, g))
 
     def _admits(self, link: Link, ev: IncidentEvent, g: GroupState) -> bool:
         """Whether a relation is enough, by its kind. A shared name (service, instance, call), a continuation or a
@@ -707,8 +720,9 @@ class Grouper:
         # onset proximity: a child carries its group on when it starts in the group's burst of onsets; one that
         # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
         child.extends = self._began_with(ev, g)
-        # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`)
-        child.by_path = link.relation is Relation.TOPOLOGY or link.follows
+        # a path's guess, time alone (trace-follow) or a machine alone (machine-follow): the names it brings are
+        # borrowed (`GroupState.borrowed`)
+        child.by_path = link.relation is Relation.TOPOLOGY or link.follows or link.machine
         child.by_chain = link.chain
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)

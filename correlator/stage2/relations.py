@@ -54,8 +54,8 @@ from ..topology import Topology
 from .config import GroupingConfig
 from .models import Relation
 
-__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "relate", "service_of", "time_gap",
-           "trace_link", "view_of"]
+__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "machine_only", "relate", "service_of",
+           "time_gap", "trace_link", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
 """Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
@@ -108,6 +108,8 @@ class Link:
     """Time alone: a child naming a failed call follows the one cause of its scope alerting when it starts."""
     upstream: bool = False
     """A path of calls: the child's failed call went into a service that calls the group's (`_call_path`)."""
+    machine: bool = False
+    """A host's own metric taken by its shared machine while the group alerts (`GroupingConfig.machine_follow`)."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -117,6 +119,8 @@ class Link:
             return f"continues {self.via} after a stage-1 cap"
         if self.relation is Relation.SCOPE:
             return f"same {self.via}"
+        if self.machine:
+            return f"names only its machine, shares {self.via} and started while this cause alerted"
         if self.follows:
             return f"its failed call into {self.via} started while this cause alone alerted in its scope"
         if self.relation is Relation.BURST:
@@ -227,6 +231,22 @@ def relate(
         if shared:
             return Link(Relation.SCOPE, 2 * weak_rank + i, f"{label} {shared[0]}")
     return None
+
+
+def machine_only(view: ChildView, topology: Topology | None, config: GroupingConfig) -> bool:
+    """Whether a child names nothing but machines beside its own service, and no call: a host's own metric
+    (`GroupingConfig.machine_follow`)."""
+    service = 0
+    for name, (label, _) in view.entities.items():
+        if label in CALLER_LABELS or label in CALLEE_LABELS or label == "calls":
+            return False
+        if label in config.shared_labels or (topology is not None
+                                             and topology.shared(name, config.shared_node_types)):
+            continue
+        if label != "service":
+            return False
+        service += 1
+    return service <= 1
 
 
 def burst_link(view: ChildView, config: GroupingConfig) -> Link | None:
