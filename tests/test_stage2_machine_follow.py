@@ -38,14 +38,15 @@ def test_a_quiet_cause_another_tenant_or_another_scope_take_nothing() -> None:
     assert partition(run(events_of([CAUSE, elsewhere]), ON)[1]) == "load|pay"
 
 
-def test_it_never_folds_two_causes_on_its_host() -> None:
+def test_two_causes_on_its_host_take_nothing_and_none_is_folded() -> None:
     other: Spec = ("db", "db/5xx", 30, 58, {"instance": ["db-1"], "host": ["h1"]})
-    grouper, out = run(events_of([CAUSE, other, LOAD]), ON)
-    assert partition(out) == "db load|pay"  # the cause alerting latest, nearest its start
+    _, out = run(events_of([CAUSE, other, LOAD]), ON)
+    assert partition(out) == "db|load|pay"
     assert not any(p.merged_into for p in out.parents)
 
 
-def test_the_names_it_brings_are_borrowed() -> None:
+def test_it_moves_no_onset_and_its_names_relate_as_callers() -> None:
     grouper, _ = run(events_of([CAUSE, LOAD]), ON)
     g = next(grouper.groups())
-    assert "node" in g.borrowed and g.children["load"].by_path
+    assert g.last_onset == g.children["pay"].first_seen and g.path_onset == float("-inf")
+    assert "node" in g.callers and g.children["load"].by_chain and not g.children["load"].by_path

@@ -106,8 +106,9 @@ class GroupingConfig:
     machine_follow: a child that names nothing but machines (values of `shared_labels`, or topology nodes of
         `shared_node_types`) beside its own service, and no call (a host's own metric), and that relates to a group only
         by a shared machine, is admitted while the group alerts (it starts within burst_s of the group's reach), not
-        only within burst_s of its latest onset; a group taken so is joined, never folded with another, and the names
-        the child brings are borrowed, as a path child's (`engine._machine`). Issue 17, session 33 (casc19), read on
+        only within burst_s of its latest onset, when no other group it relates to shares a machine with it; a group
+        taken so is joined, never folded with another, the child moves none of its onsets and the names it brings
+        relate as caller names, as a call-chain child's (`engine._machine`). Issue 17, session 33 (casc19), read on
         the development cascades: a host's load metric drawn anywhere in its fault's span was the largest class of
         wrongly split pairs with the topology file (3.9-7.4k per seed) and the first or second without it. False: the
         rule before (a shared machine only within burst_s of the latest onset).

@@ -68,8 +68,9 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   the cause's latest onset and opened apart);
 * machine-follow: a host's own metric (it names nothing but machines beside its service, and no call) that shares only
   a machine with G is taken while G alerts (within burst_s of its reach), not only within burst_s of its latest onset,
-  joining G but never folding it with another (`_machine`, `GroupingConfig.machine_follow`; issue 17, session 33: a
-  host's metric drawn anywhere in its fault's span was the largest class of split pairs on the development cascades);
+  when no other group shares the machine, joining G but never folding it with another and moving none of its onsets
+  (`_machine`, `GroupingConfig.machine_follow`; issue 17, session 33: a host's metric drawn anywhere in its fault's
+  span was the largest class of split pairs on the development cascades);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -452,8 +453,18 @@ class Grouper:
                 capped = cand if capped is None or cand.order < capped.order else capped
             else:
                 related.append(cand)
+        if self.config.machine_follow and any(c.link.machine for c in related):
+            related = self._unrivalled(related)
         related.sort(key=lambda c: c.order)
         return related, capped, lone
+
+    @staticmethod
+    def _unrivalled(related: list[_Candidate]) -> list[_Candidate]:
+        """Machine-follow takes a host's metric only when one group shares its machine: with two, the machine says
+        nothing of which cause it belongs to (`GroupingConfig.machine_follow`)."""
+        if sum(c.link.weak for c in related) <= 1:
+            return related
+        return [c for c in related if not c.link.machine]
 
     def _merge(
         self, related: list[_Candidate], ev: IncidentEvent, view: ChildView, now: float, out: GroupingOutput,
@@ -595,7 +606,8 @@ class Grouper:
     def _machine(self, link: Link, ev: IncidentEvent, view: ChildView, g: GroupState) -> bool:
         """Machine-follow: a host's own metric related to the group by a shared machine alone, starting while the
         group alerts (`GroupingConfig.machine_follow`). A host's metric shows while a fault on it lasts, not only in
-        its first burst; the tenant's own names stay the cause's, so the group is joined, never folded."""
+        its first burst; the tenant's own names stay the cause's, so the group is joined, never folded, and the child
+        moves none of its onsets (`ChildState.by_chain`): its start is no step of the cause."""
         return (self.config.machine_follow and link.weak and link.relation is Relation.ENTITY and not link.borrowed
                 and machine_only(view, self.topology, self.config) and self._alerting(ev, g))
 
@@ -720,10 +732,10 @@ class Grouper:
         # onset proximity: a child carries its group on when it starts in the group's burst of onsets; one that
         # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
         child.extends = self._began_with(ev, g)
-        # a path's guess, time alone (trace-follow) or a machine alone (machine-follow): the names it brings are
-        # borrowed (`GroupState.borrowed`)
-        child.by_path = link.relation is Relation.TOPOLOGY or link.follows or link.machine
-        child.by_chain = link.chain
+        # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`);
+        # a call chain or a machine alone (machine-follow): they relate as caller names, and it moves no onset
+        child.by_path = link.relation is Relation.TOPOLOGY or link.follows
+        child.by_chain = link.chain or link.machine
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
