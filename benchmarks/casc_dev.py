@@ -23,7 +23,8 @@ from rca_sets import DataSet  # noqa: E402
 from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
 
 VARIANTS: dict[str, GroupingConfig] = {"main": DEFAULT_GROUPING,
-                                       "(f2) machine_follow": GroupingConfig(machine_follow=True)}
+                                       "(f2) machine_follow": GroupingConfig(machine_follow=True),
+                                       "(h) tenants_apart": GroupingConfig(tenants_apart=True)}
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

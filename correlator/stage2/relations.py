@@ -20,7 +20,9 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   tenants (an instance's metric carrying its host label) is the tenant's address, not a path's end: from
   there the host's other tenants are two hops away, not one (`_tenant_address`). Every tenant of a host shares it, so
   the engine takes it only from a child that started with the group (`weak`; see `engine`), while a service,
-  an instance or a call relate across the group's whole time gap.
+  an instance or a call relate across the group's whole time gap. With a topology and
+  `GroupingConfig.tenants_apart`, a child that names a tenant the file knows (not only machines) is not related by a
+  shared machine at all: the file found no path between the tenants that avoids it (issue 17, session 33).
 * CALL CHAIN (rank 0, `chains`): the child's failed call went into a service (its `callee`'s service) that the
   group holds a failed call out of (a `caller` of that service): the failure climbing the call graph, U -> H -> X.
   The service of an instance is its name less a trailing ordinal (`webservice1`, `svc5-2`, `redis-0`:
@@ -222,7 +224,8 @@ def relate(
         if machine is None:  # no direct path: one through a shared machine, if any, is the weak relation
             machine = _topology_link(view, entities, topology, config.max_hops, frozenset(), weak_rank,
                                      config.shared_node_types)
-    if machine is not None:
+    if machine is not None and not (config.tenants_apart and topology is not None
+                                    and _tenant(view, topology, config)):
         return machine
     if topology is not None and _known(view.entities, topology) and _known(entities, topology):
         return None  # the topology knows both sides and finds no path: a shared namespace is no evidence
@@ -283,6 +286,14 @@ def trace_link(view: ChildView, config: GroupingConfig) -> Link | None:
     if callee is None:
         return None
     return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels), callee, follows=True)
+
+
+def _tenant(view: ChildView, topology: Topology, config: GroupingConfig) -> bool:
+    """Whether the child names something the topology knows that is not a machine: a tenant of its host, not the
+    host's own metric (`GroupingConfig.tenants_apart`)."""
+    return any(label not in config.shared_labels and name in topology
+               and not topology.shared(name, config.shared_node_types)
+               for name, (label, _) in view.entities.items())
 
 
 def _known(names: Iterable[str], topology: Topology) -> bool:

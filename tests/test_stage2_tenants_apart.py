@@ -1,0 +1,38 @@
+"""Stage 2, issue 17 (session 33): tenants apart. With a topology that knows two tenants of one host and no path
+between them, their shared host does not relate them; a host's own metric still follows its host, and without a
+topology nothing changes (`GroupingConfig.tenants_apart`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from correlator.topology import parse_topology
+
+from .test_stage2 import CFG, Spec, events_of, partition, run
+
+ON = replace(CFG, max_hops=1, tenants_apart=True)
+OFF = replace(ON, tenants_apart=False)
+HOSTED = parse_topology("""
+services:
+  payments: {hosts: [h1]}
+  reports: {hosts: [h1]}
+nodes:
+  - {id: h1, type: Host}
+""")
+
+CAUSE: Spec = ("pay", "payments/5xx", 0, 30, {"host": ["h1"]})
+TENANT: Spec = ("rep", "reports/latency", 5, 20, {"host": ["h1"]})
+LOAD: Spec = ("load", "node/HostLoadHigh", 8, 8, {"host": ["h1"]})
+
+
+def test_a_tenant_sharing_only_the_host_opens_its_own() -> None:
+    assert partition(run(events_of([CAUSE, TENANT]), ON, HOSTED)[1]) == "pay|rep"
+
+
+def test_without_the_rule_the_host_relates_them() -> None:
+    assert partition(run(events_of([CAUSE, TENANT]), OFF, HOSTED)[1]) == "pay rep"
+
+
+def test_the_host_metric_still_follows_and_no_file_changes_nothing() -> None:
+    assert partition(run(events_of([CAUSE, LOAD]), ON, HOSTED)[1]) == "load pay"
+    assert partition(run(events_of([CAUSE, TENANT]), ON)[1]) == "pay rep"
