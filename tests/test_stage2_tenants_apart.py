@@ -36,3 +36,11 @@ def test_without_the_rule_the_host_relates_them() -> None:
 def test_the_host_metric_still_follows_and_no_file_changes_nothing() -> None:
     assert partition(run(events_of([CAUSE, LOAD]), ON, HOSTED)[1]) == "load pay"
     assert partition(run(events_of([CAUSE, TENANT]), ON)[1]) == "pay rep"
+
+
+def test_a_group_seen_by_its_host_still_folds_into_the_tenants_own() -> None:
+    own: Spec = ("rep0", "reports/errors", 2, 30, {"instance": ["r1"]})
+    bridge: Spec = ("rep", "reports/latency", 10, 20, {"instance": ["r1"], "host": ["h1"]})
+    _, out = run(events_of([CAUSE, own, bridge]), ON, HOSTED)
+    assert partition(out) == "pay rep rep0"
+    assert any(p.merged_into for p in out.parents)

@@ -112,13 +112,15 @@ class GroupingConfig:
         the development cascades: a host's load metric drawn anywhere in its fault's span was the largest class of
         wrongly split pairs with the topology file (3.9-7.4k per seed) and the first or second without it. False: the
         rule before (a shared machine only within burst_s of the latest onset).
-    tenants_apart: with a topology, a child that names an entity the topology knows that is not a machine (a tenant:
-        a service, an instance), related to a group only by a shared machine (a `shared_labels` value, or a path
-        through a node of `shared_node_types`), is not related by it: the file knows the tenants and found no path
-        between them that avoids the machine, and co-tenancy is no evidence of one cause (`relations.relate`). A
-        host's own metric still relates by its machine; without a topology nothing changes. Issue 17, session 33
-        (casc19), read on the development cascades with the file: such joins were new faults' root symptoms (0 right,
-        5-7 wrong per seed, 4.3-8.9k wrongly merged pairs). False: the rule before.
+    tenants_apart: with a topology, a group related to a child that names an entity the topology knows that is not a
+        machine (a tenant: a service, an instance) only by a shared machine (a `shared_labels` value, or a path through
+        a node of `shared_node_types`) is never the child's target: no join, no successor, no note that it started
+        alone; it still folds into the child's best group when that one is related otherwise (`engine._tenants_apart`).
+        The file knows both tenants and no path between them that avoids the machine, while a fault's two sides, one
+        of them seen by its host, are one blast. Without a topology nothing changes. Issue 17, session 33 (casc19),
+        read on the development cascades with the file: such joins were new faults' root symptoms (0 right, 5-7
+        wrong per seed, 4.3-8.9k wrongly merged pairs); refusing the folds too cost every noise set. False: the rule
+        before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within

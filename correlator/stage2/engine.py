@@ -122,7 +122,7 @@ from ..topology import Topology
 from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
-from .relations import ChildView, Link, burst_link, machine_only, relate, time_gap, trace_link, view_of
+from .relations import ChildView, Link, burst_link, machine_only, relate, tenant, time_gap, trace_link, view_of
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
 __all__ = ["Grouper", "GroupingCounters", "GroupingOutput", "parent_id"]
@@ -456,7 +456,25 @@ class Grouper:
         if self.config.machine_follow and any(c.link.machine for c in related):
             related = self._unrivalled(related)
         related.sort(key=lambda c: c.order)
+        if self.config.tenants_apart and self.topology is not None and tenant(view, self.topology, self.config):
+            return self._tenants_apart(related, capped, lone)
         return related, capped, lone
+
+    @staticmethod
+    def _tenants_apart(
+        related: list[_Candidate], capped: _Candidate | None, lone: _Candidate | None,
+    ) -> tuple[list[_Candidate], _Candidate | None, _Candidate | None]:
+        """Tenants apart: with a topology, a group related to a tenant's child by a shared machine alone is never its
+        target (no join, no successor, no note that it started alone), only folded into a best group related
+        otherwise (`GroupingConfig.tenants_apart`): the file knows both tenants and no path between them that avoids
+        the machine, while a fault's two sides, one of them seen by its host, are still one blast."""
+        def machine(c: _Candidate) -> bool:
+            return c.link.weak and not c.link.borrowed
+
+        if related and machine(related[0]):
+            related = [c for c in related if not machine(c)]
+        return (related, None if capped is not None and machine(capped) else capped,
+                None if lone is not None and machine(lone) else lone)
 
     @staticmethod
     def _unrivalled(related: list[_Candidate]) -> list[_Candidate]:

@@ -21,8 +21,8 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   there the host's other tenants are two hops away, not one (`_tenant_address`). Every tenant of a host shares it, so
   the engine takes it only from a child that started with the group (`weak`; see `engine`), while a service,
   an instance or a call relate across the group's whole time gap. With a topology and
-  `GroupingConfig.tenants_apart`, a child that names a tenant the file knows (not only machines) is not related by a
-  shared machine at all: the file found no path between the tenants that avoids it (issue 17, session 33).
+  `GroupingConfig.tenants_apart`, a group related to a child that names a tenant the file knows (`tenant`) by a shared
+  machine alone is never the child's target, only folded into its best group (`engine._tenants_apart`).
 * CALL CHAIN (rank 0, `chains`): the child's failed call went into a service (its `callee`'s service) that the
   group holds a failed call out of (a `caller` of that service): the failure climbing the call graph, U -> H -> X.
   The service of an instance is its name less a trailing ordinal (`webservice1`, `svc5-2`, `redis-0`:
@@ -57,7 +57,7 @@ from .config import GroupingConfig
 from .models import Relation
 
 __all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "machine_only", "relate", "service_of",
-           "time_gap", "trace_link", "view_of"]
+           "tenant", "time_gap", "trace_link", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
 """Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
@@ -224,8 +224,7 @@ def relate(
         if machine is None:  # no direct path: one through a shared machine, if any, is the weak relation
             machine = _topology_link(view, entities, topology, config.max_hops, frozenset(), weak_rank,
                                      config.shared_node_types)
-    if machine is not None and not (config.tenants_apart and topology is not None
-                                    and _tenant(view, topology, config)):
+    if machine is not None:
         return machine
     if topology is not None and _known(view.entities, topology) and _known(entities, topology):
         return None  # the topology knows both sides and finds no path: a shared namespace is no evidence
@@ -288,7 +287,7 @@ def trace_link(view: ChildView, config: GroupingConfig) -> Link | None:
     return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels), callee, follows=True)
 
 
-def _tenant(view: ChildView, topology: Topology, config: GroupingConfig) -> bool:
+def tenant(view: ChildView, topology: Topology, config: GroupingConfig) -> bool:
     """Whether the child names something the topology knows that is not a machine: a tenant of its host, not the
     host's own metric (`GroupingConfig.tenants_apart`)."""
     return any(label not in config.shared_labels and name in topology
