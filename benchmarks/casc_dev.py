@@ -24,7 +24,7 @@ from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
 
 VARIANTS: dict[str, GroupingConfig] = {"main": DEFAULT_GROUPING,
                                        "(f2) machine_follow": GroupingConfig(machine_follow=True),
-                                       "(h2) tenants_apart, joins only": GroupingConfig(tenants_apart=True)}
+                                       "(h3) tenants_apart, unless the machine alerts": GroupingConfig(tenants_apart=True)}
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

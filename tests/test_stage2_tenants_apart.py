@@ -44,3 +44,9 @@ def test_a_group_seen_by_its_host_still_folds_into_the_tenants_own() -> None:
     _, out = run(events_of([CAUSE, own, bridge]), ON, HOSTED)
     assert partition(out) == "pay rep rep0"
     assert any(p.merged_into for p in out.parents)
+
+
+def test_a_cause_holding_the_hosts_own_alert_still_takes_its_tenant() -> None:
+    host: Spec = ("cpu", "h1/cpu", 2, 30, {})
+    _, out = run(events_of([CAUSE, host, TENANT]), ON, HOSTED)
+    assert partition(out) == "cpu pay rep"

@@ -117,7 +117,9 @@ class GroupingConfig:
         a node of `shared_node_types`) is never the child's target: no join, no successor, no note that it started
         alone; it still folds into the child's best group when that one is related otherwise (`engine._tenants_apart`).
         The file knows both tenants and no path between them that avoids the machine, while a fault's two sides, one
-        of them seen by its host, are one blast. Without a topology nothing changes. Issue 17, session 33 (casc19),
+        of them seen by its host, are one blast. A group that holds a machine's own alert (a child whose service the
+        topology knows as a machine, as MicroSS names a host's metrics) takes such a child as before: the machine
+        itself fails. Without a topology nothing changes. Issue 17, session 33 (casc19),
         read on the development cascades with the file: such joins were new faults' root symptoms (0 right, 5-7
         wrong per seed, 4.3-8.9k wrongly merged pairs); refusing the folds too cost every noise set. False: the rule
         before.

@@ -460,16 +460,16 @@ class Grouper:
             return self._tenants_apart(related, capped, lone)
         return related, capped, lone
 
-    @staticmethod
     def _tenants_apart(
-        related: list[_Candidate], capped: _Candidate | None, lone: _Candidate | None,
+        self, related: list[_Candidate], capped: _Candidate | None, lone: _Candidate | None,
     ) -> tuple[list[_Candidate], _Candidate | None, _Candidate | None]:
         """Tenants apart: with a topology, a group related to a tenant's child by a shared machine alone is never its
         target (no join, no successor, no note that it started alone), only folded into a best group related
         otherwise (`GroupingConfig.tenants_apart`): the file knows both tenants and no path between them that avoids
-        the machine, while a fault's two sides, one of them seen by its host, are still one blast."""
+        the machine, while a fault's two sides, one of them seen by its host, are still one blast. A group holding a
+        machine's own alert is the exception: the machine itself fails, and its tenants are its sides."""
         def machine(c: _Candidate) -> bool:
-            return c.link.weak and not c.link.borrowed
+            return c.link.weak and not c.link.borrowed and not self._machine_alerts(c.group)
 
         if related and machine(related[0]):
             related = [c for c in related if not machine(c)]
@@ -483,6 +483,13 @@ class Grouper:
         if sum(c.link.weak for c in related) <= 1:
             return related
         return [c for c in related if not c.link.machine]
+
+    def _machine_alerts(self, g: GroupState) -> bool:
+        """Whether the group holds a machine's own alert: a child whose service the topology knows as a machine."""
+        topology, types = self.topology, self.config.shared_node_types
+        return topology is not None and any(
+            topology.shared(topology.node_of(service) or service, types)
+            for service in {split_key(c.key)[1] for c in g.children.values()})
 
     def _merge(
         self, related: list[_Candidate], ev: IncidentEvent, view: ChildView, now: float, out: GroupingOutput,
