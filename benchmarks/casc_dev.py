@@ -3,7 +3,7 @@
 Sets: rca-micross, the DEVELOPMENT and TUNING noise and cascades, DEVELOPMENT_TOPOLOGY and the checks MicroSS x2 and
 two clusters. Never builds a held-out seed; prints the verdict of the decision rule in benchmarks/RESULTS.md (casc19).
 
-    python benchmarks/casc_dev.py                     # every variant
+    python benchmarks/casc_dev.py                     # main, (f2) machine_follow, (h3) tenants_apart
     python benchmarks/casc_dev.py --only main --cascades-only
 """
 
