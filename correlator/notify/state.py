@@ -43,6 +43,7 @@ The rules, exactly:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,9 @@ class NotifyPolicy:
     stage2_partitions: int = 0
     """Routing partitions whose `Progress` must cover an incident before it pages as its own cause (0: none, it
     waits `cause_wait_s`); only with `lone_causes` off."""
+    progress_index: bool = True
+    """When progress moves, look only at the incidents it can release (`Waiting`, by first alert); off: scan every
+    subject held (the old rule, linear in open subjects; the same pages in the same order either way)."""
 
 
 class Escalation(BaseModel):
@@ -115,6 +119,21 @@ NotifyRecord = IncidentEvent | ParentEvent | Assignment | Escalation | Acknowled
 
 
 @dataclass(slots=True)
+class Waiting:
+    """The incidents stage 2's progress may release, by first alert (`NotifyPolicy.progress_index`): a heap of
+    (first alert, rank, id), where rank is the subject's place in `NotifyState.subjects` (the old scan's order, so
+    that rate limits hand their tokens out alike). Derived, never written back: built from the subjects on first
+    use, kept by the fold after that; an entry whose subject changed its first alert or left is skipped."""
+
+    heap: list[tuple[float, int, str]] = field(default_factory=list)
+    queued: dict[str, float] = field(default_factory=dict)
+    """Id -> the first alert of its live entry."""
+    rank: dict[str, int] = field(default_factory=dict)
+    next_rank: int = 0
+    built: bool = False
+
+
+@dataclass(slots=True)
 class NotifyState:
     """Subjects by id, and each rate-limited receiver's bucket and queue."""
 
@@ -123,6 +142,8 @@ class NotifyState:
     queues: dict[str, list[Delivery]] = field(default_factory=dict)
     progress: dict[int, float] = field(default_factory=dict)
     """Stage 2's progress (`decided_to`) by routing partition; not written back: it comes again within a second."""
+    waiting: Waiting = field(default_factory=Waiting)
+    """Incidents the progress may release, by first alert (derived from `subjects`, not written back)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (a snapshot; the stream keeps subjects one per table key instead)."""
@@ -199,6 +220,8 @@ def on_tick(state: NotifyState, now: float, config: NotifyConfig, silences: Sequ
         elif subject.closed_at is not None and now - subject.closed_at >= policy.retention_s \
                 and not _queued_of(state, subject.id):
             del state.subjects[subject.id]
+            state.waiting.rank.pop(subject.id, None)
+            state.waiting.queued.pop(subject.id, None)
             ctx.step.changed.add(subject.id)
     _release_queues(ctx)
     return ctx.step
@@ -227,6 +250,10 @@ def _subject(ctx: _Ctx, subject_id: str, kind: SubjectKind) -> Subject:
     if subject is None:
         subject = Subject(id=subject_id, kind=kind, seen_at=ctx.now)
         ctx.state.subjects[subject_id] = subject
+        waiting = ctx.state.waiting
+        if waiting.built:
+            waiting.rank[subject_id] = waiting.next_rank
+            waiting.next_rank += 1
     return subject
 
 
@@ -243,6 +270,7 @@ def _incident(ctx: _Ctx, ev: IncidentEvent) -> None:
     subject.muted = incident_mute(ev.entities)
     ctx.step.changed.add(subject.id)
     _settle(ctx, subject)
+    _wait(ctx.state, subject)
 
 
 def _parent(ctx: _Ctx, ev: ParentEvent) -> None:
@@ -322,10 +350,61 @@ def _progress(ctx: _Ctx, p: Progress) -> None:
     after = _decided_to(ctx)
     if after is None or (before is not None and after <= before):
         return
-    for subject in list(ctx.state.subjects.values()):
-        if subject.kind == "incident" and subject.open and subject.parent_id is None and not subject.targets \
-                and subject.first_seen <= after:
-            _advance(ctx, subject)
+    if not ctx.policy.progress_index:
+        for subject in list(ctx.state.subjects.values()):
+            if _awaits_progress(subject) and subject.first_seen <= after:
+                _advance(ctx, subject)
+        return
+    released = _released(ctx.state, after)
+    for subject in released:
+        _advance(ctx, subject)
+    for subject in released:
+        _wait(ctx.state, subject)  # still waiting (silenced, or no route matched): the old scan saw it again too
+
+
+def _awaits_progress(subject: Subject) -> bool:
+    """An open incident no cause names that has not chosen its receivers: progress may page it."""
+    return subject.kind == "incident" and subject.open and subject.parent_id is None and not subject.targets
+
+
+def _built(state: NotifyState) -> Waiting:
+    """The progress index, built from the subjects held on its first use (a state loaded from a table)."""
+    waiting = state.waiting
+    if not waiting.built:
+        waiting.built = True
+        for rank, subject in enumerate(state.subjects.values()):
+            waiting.rank[subject.id] = rank
+        waiting.next_rank = len(state.subjects)
+        for subject in state.subjects.values():
+            _wait(state, subject)
+    return waiting
+
+
+def _wait(state: NotifyState, subject: Subject) -> None:
+    """Index an incident that awaits progress under its first alert (once per first alert)."""
+    waiting = state.waiting
+    if not waiting.built or subject.seq == 0 or not _awaits_progress(subject):
+        return  # known by name only pages on no progress; an unbuilt index indexes everything when built
+    if waiting.queued.get(subject.id) != subject.first_seen:
+        waiting.queued[subject.id] = subject.first_seen
+        heapq.heappush(waiting.heap, (subject.first_seen, waiting.rank[subject.id], subject.id))
+
+
+def _released(state: NotifyState, after: float) -> list[Subject]:
+    """The incidents awaiting progress whose first alert is at or before `after`, out of the index, in the order
+    of `state.subjects`."""
+    waiting = _built(state)
+    heap, found = waiting.heap, []
+    while heap and heap[0][0] <= after:
+        first_seen, _, subject_id = heapq.heappop(heap)
+        if waiting.queued.get(subject_id) != first_seen:
+            continue  # stale: its first alert moved (a newer entry stands for it) or it was released already
+        del waiting.queued[subject_id]
+        subject = state.subjects.get(subject_id)
+        if subject is not None and _awaits_progress(subject) and subject.first_seen == first_seen:
+            found.append(subject)
+    found.sort(key=lambda s: waiting.rank[s.id])
+    return found
 
 
 def _decided_to(ctx: _Ctx) -> float | None:
