@@ -73,6 +73,8 @@ class Subject:
     muted: str | None = None
     answered: bool = False
     """A cause: its first child's partition said whether that child paged alone (the handover, `state`)."""
+    answers: list[str] = field(default_factory=list)
+    """A cause: the children that answered whether their page is out (`NotifyPolicy.every_child_answers`)."""
     carried_by: str | None = None
     """A cause whose page is its first child's: that child paged alone before the cause was announced."""
     carries: str | None = None

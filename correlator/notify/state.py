@@ -89,6 +89,11 @@ class NotifyPolicy:
     stage2_partitions: int = 0
     """Routing partitions whose `Progress` must cover an incident before it pages as its own cause (0: none, it
     waits `cause_wait_s`); only with `lone_causes` off."""
+    every_child_answers: bool = True
+    """Every child a cause names answers whether its page is out (not only the one that opened it), and the cause
+    waits for all of them (at most `cause_wait_s`): a child that paged alone, or whose page carries a cause merged
+    into this one, carries this cause too instead of it paging again. Off: only the first child answers, and a
+    merged cause frees its carrier's page (the old rule)."""
     progress_index: bool = True
     """When progress moves, look only at the incidents it can release (`Waiting`, by first alert); off: scan every
     subject held (the old rule, linear in open subjects; the same pages in the same order either way)."""
@@ -300,7 +305,8 @@ def _assignment(ctx: _Ctx, a: Assignment) -> None:
     child = _subject(ctx, a.child_id, "incident")
     child.parent_id, child.why = a.parent_id, a.explanation
     ctx.step.changed.add(child.id)
-    if ctx.policy.page_causes and not ctx.policy.lone_causes and a.relation is Relation.FIRST:
+    answers = a.relation is Relation.FIRST or ctx.policy.every_child_answers
+    if ctx.policy.page_causes and not ctx.policy.lone_causes and answers:
         _answer(ctx, child, a.parent_id)
     if ctx.policy.page_causes:
         for target in child.targets.values():
@@ -309,8 +315,13 @@ def _assignment(ctx: _Ctx, a: Assignment) -> None:
 
 
 def _answer(ctx: _Ctx, child: Subject, cause_id: str) -> None:
-    """The first child of a cause tells the cause whether it paged alone; if it did, its page carries the cause."""
+    """A child tells its cause whether its page is out; if it is, that page carries the cause.
+
+    The first child always answers; with `every_child_answers` every child does, and a page still standing for
+    another cause (one merged into this one) counts as out."""
     carried = _was_paged(child) and child.open
+    if ctx.policy.every_child_answers and child.carries is not None:
+        carried = True  # its page stands for the cause it carried, now merged into this one: it carries this one
     if carried:
         child.carries = cause_id
     ctx.step.forward.append(Handover(kind="answer", cause_id=cause_id, child_id=child.id, carried=carried,
@@ -328,11 +339,16 @@ def _handover(ctx: _Ctx, h: Handover) -> None:
             _close(ctx, child)  # the resolves it held back for its cause
         return
     cause = _subject(ctx, h.cause_id, "cause")
-    if cause.answered:
+    if ctx.policy.every_child_answers:
+        if h.child_id in cause.answers:
+            return  # a child answers every announcement (and a redelivered assignment) alike
+        cause.answers.append(h.child_id)
+    elif cause.answered:
         return  # the first answer decides (the child answers every announcement of its cause alike)
     cause.answered = True
     ctx.step.changed.add(cause.id)
-    if h.carried and _was_paged(cause):  # it paged on its own meanwhile (cause_wait_s): the child's page is free
+    if h.carried and (_was_paged(cause) or cause.carried_by not in (None, h.child_id)):
+        # it paged on its own meanwhile (cause_wait_s), or another child's page carries it: this page is its own
         ctx.step.forward.append(Handover(kind="closed", cause_id=cause.id, child_id=h.child_id, at=ctx.now))
     elif h.carried:
         cause.carried_by = h.child_id
@@ -494,7 +510,15 @@ def _cause_pages(ctx: _Ctx, cause: Subject) -> bool:
         return True
     if cause.carried_by is not None:
         return False
-    return cause.answered or ctx.now - cause.seen_at >= ctx.policy.cause_wait_s
+    return _answered(ctx, cause) or ctx.now - cause.seen_at >= ctx.policy.cause_wait_s
+
+
+def _answered(ctx: _Ctx, cause: Subject) -> bool:
+    """Whether a cause heard from its children: from every child it names (`every_child_answers`), else from one."""
+    if not ctx.policy.every_child_answers:
+        return cause.answered
+    heard = set(cause.answers)
+    return bool(cause.children) and all(c in heard for c in cause.children)
 
 
 def _was_paged(subject: Subject) -> bool:
@@ -570,7 +594,8 @@ def _trigger(ctx: _Ctx, subject: Subject, target: Target) -> None:
 def _close(ctx: _Ctx, subject: Subject) -> None:
     if subject.closed_at is None:
         subject.closed_at = ctx.now
-        if subject.carried_by is not None:  # the first child's page carried it: that page may resolve now
+        moves_on = ctx.policy.every_child_answers and subject.status == "merged"  # its carrier answers the new cause
+        if subject.carried_by is not None and not moves_on:  # the first child's page carried it: it may resolve now
             ctx.step.forward.append(Handover(kind="closed", cause_id=subject.id, child_id=subject.carried_by,
                                              at=ctx.now))
     if subject.carries is not None:  # its page stands for its cause until that closes: hold the resolves back
