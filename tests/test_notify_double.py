@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from correlator.models import IncidentEvent
-from correlator.notify import Acknowledgement, NotifyRecord
-from correlator.stage2 import Assignment, Relation
+from correlator.notify import Acknowledgement, NotifyRecord, status_of
+from correlator.stage2 import Assignment, Progress, Relation
 
 from .notifying import T0, cause, incident
 from .test_notify_progress import POLICY, drive, first, pages, progress, started
@@ -109,3 +109,60 @@ def test_a_second_carrying_child_is_freed_when_the_cause_is_carried_already() ->
     assert [(h.kind, h.child_id, h.carried) for h in handovers] == [
         ("answer", "inc-1", True), ("answer", "inc-2", True), ("closed", "inc-2", False)]
     assert state.subjects["cause-1"].carried_by == "inc-1" and state.subjects["inc-2"].carries is None
+
+
+LATE_OFF = replace(POLICY, late_waits=False)
+
+
+def late_progress(*late: str, at: float = T0 + 30) -> Progress:
+    """A progress of both routing partitions that names children placed late."""
+    return Progress(decided={0: at, 1: at}, emitted_at=at, late=list(late))
+
+
+def test_an_incident_first_seen_behind_the_progress_waits_until_stage2_places_it_then_joins_without_a_page() -> None:
+    """cause-1 (inc-1, inc-2) paged. Progress reached T0+30; then inc-9, whose first alert is at T0+10 (its source
+    came back after the idle advance), arrives: old rule, progress covers it, it pages alone at once, and stage 2
+    then puts it into cause-1: two pages for one fault. New: it waits; stage 2's assignment groups it; the
+    progress that names it placed finds it grouped: no page."""
+    scene: list[tuple[float, NotifyRecord | None]] = [
+        (T0 + 5, cause("cause-1", 2, children=["inc-1", "inc-2"])),
+        (T0 + 5, first("inc-1", "cause-1")), (T0 + 5, joined("inc-2", "cause-1")),
+        (T0 + 31, late_progress()),
+        (T0 + 40, started(incident("inc-9", severity="critical"), T0 + 10)),
+        (T0 + 41, joined("inc-9", "cause-1")), (T0 + 41, late_progress("inc-9", at=T0 + 40)), (T0 + 45, None)]
+    _, made, _ = drive(scene, LATE_OFF)
+    assert pages(made) == [("trigger", "cause-1"), ("trigger", "inc-9")]
+    state, made, _ = drive(scene)
+    assert pages(made) == [("trigger", "cause-1")]
+    assert status_of(state.subjects["inc-9"], POLICY) == "grouped"
+
+
+def test_a_late_incident_stage2_placed_alone_pages_when_the_progress_names_it() -> None:
+    scene: list[tuple[float, NotifyRecord | None]] = [
+        (T0 + 31, late_progress()), (T0 + 40, started(incident("inc-9", severity="critical"), T0 + 10)),
+        (T0 + 40.5, late_progress(at=T0 + 35)), (T0 + 41, None)]
+    state, made, _ = drive(scene)
+    assert pages(made) == []  # covered, but not named: stage 2 has not placed it yet
+    assert state.subjects["inc-9"].late
+    state, made, _ = drive([*scene, (T0 + 42, late_progress("inc-9", at=T0 + 35))])
+    assert [(d.action, d.subject_id, d.created_at) for d in made if d.receiver == "oncall"] == [
+        ("trigger", "inc-9", T0 + 42)]
+    assert not state.subjects["inc-9"].late
+
+
+def test_a_late_incident_never_named_still_pages_after_the_cause_wait() -> None:
+    """Stage 2 stopped, or the progress that named it was lost: a stopped stage 2 never hides an outage."""
+    scene: list[tuple[float, NotifyRecord | None]] = [
+        (T0 + 31, late_progress()), (T0 + 40, started(incident("inc-9", severity="critical"), T0 + 10))]
+    _, made, _ = drive([*scene, (T0 + 69, None)])
+    assert pages(made) == []
+    _, made, _ = drive([*scene, (T0 + 70.5, None)])
+    assert pages(made) == [("trigger", "inc-9")]
+
+
+def test_an_incident_first_seen_before_the_progress_covers_it_is_not_late() -> None:
+    """The usual order (the incident, then the progress that covers it) pages at that progress, as before."""
+    scene: list[tuple[float, NotifyRecord | None]] = [
+        (T0 + 1, incident("inc-1", severity="critical")), (T0 + 3, late_progress(at=T0 + 2))]
+    state, made, _ = drive(scene)
+    assert pages(made) == [("trigger", "inc-1")] and not state.subjects["inc-1"].late

@@ -39,7 +39,7 @@ IDS = [f"inc-{i}" for i in range(6)]
 @st.composite
 def sequences(draw: st.DrawFn) -> list[tuple[float, NotifyRecord | None]]:
     """Incident events (opening, updating, moving their first alert, resolving), assignments, causes, progress
-    from two routing partitions and ticks, at non-decreasing times."""
+    from two routing partitions (naming late incidents placed) and ticks, at non-decreasing times."""
     seqs = dict.fromkeys(IDS, 0)
     now = T0
     out: list[tuple[float, NotifyRecord | None]] = []
@@ -57,7 +57,8 @@ def sequences(draw: st.DrawFn) -> list[tuple[float, NotifyRecord | None]]:
             start = T0 + draw(st.sampled_from([0.0, 5.0, 10.0, 20.0, 40.0]))
             record = ev.model_copy(update={"first_seen": start, "window_start": start})
         elif what == "progress":
-            record = Progress(decided={draw(st.integers(0, 1)): T0 + draw(st.floats(-5.0, 60.0))}, emitted_at=now)
+            record = Progress(decided={draw(st.integers(0, 1)): T0 + draw(st.floats(-5.0, 60.0))}, emitted_at=now,
+                              late=draw(st.lists(st.sampled_from(IDS), max_size=2)))
         elif what == "assignment":
             child, parent = draw(st.sampled_from(IDS)), draw(st.sampled_from(["cause-a", "cause-b"]))
             record = draw(st.sampled_from([assignment(child, parent), first(child, parent)]))

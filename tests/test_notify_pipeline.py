@@ -274,3 +274,30 @@ def test_without_causes_of_one_a_single_alert_on_four_partitions_pages_in_second
     print(f"single-alert lone incident paged {time.monotonic() - sent:.1f} s after it was produced")
     [(action, key)] = list(pages(receivers.oncall))
     assert action == "trigger" and key.startswith("inc-")
+
+
+def test_without_causes_of_one_an_incident_reaching_stage2_behind_its_progress_is_not_paged_alone(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc], receivers: Receivers) -> None:
+    """Session 33 (left alone in 32): the source of db's alerts falls silent past the idle advance (3 s here), so
+    event time, and stage 2's progress, follow the wall clock on without it; then it sends alerts of a second
+    symptom of the same instance that began 45 s ago. That incident's first alert is already covered when notify
+    first sees it: the old rule paged it alone at once, and stage 2 then grouped it with the first incident, whose
+    page carries the cause: two triggers for one fault. Now it waits until stage 2 names it placed (it is grouped
+    by then): one trigger."""
+    dep = deployment(broker, tmp_path, receivers, lone_causes=False)
+    dep.extra_env["AIOPS_IDLE_ADVANCE"] = "3"
+    worker = dep.start_worker()
+    workers.append(worker)
+    worker.wait_partitions()
+    now = time.time()
+    dep.produce("alerts_raw", [(b"generic", ndjson(failure("db", "DBDown", now - 50, count=5)))])
+    wait_for(lambda: any(a == "trigger" for a, _ in pages(receivers.oncall)), 30, "the first incident's page", worker)
+    [lone] = [key for action, key in pages(receivers.oncall) if action == "trigger"]
+    time.sleep(8)  # past the idle advance: the progress follows the wall clock, beyond the next alerts' start
+    dep.produce("alerts_raw", [(b"generic", ndjson(failure("db", "HighLatency", now - 45, count=3)))])
+    cause = parent_id(lone)
+    wait_for(lambda: _ok(worker, f"/notify/{cause}") and call(worker, "GET", f"/notify/{cause}")["status"] == "paged",
+             60, "the cause of two, carried by the first incident's page", worker)
+    time.sleep(5)  # a page of the late incident alone would be out by now (it was, at once)
+    assert [key for action, key in pages(receivers.oncall) if action == "trigger"] == [lone]
+    assert not receivers.oncall.refused

@@ -77,6 +77,9 @@ class Subject:
     """A cause: the children that answered whether their page is out (`NotifyPolicy.every_child_answers`)."""
     carried_by: str | None = None
     """A cause whose page is its first child's: that child paged alone before the cause was announced."""
+    late: bool = False
+    """An incident first seen when stage 2's progress already covered its first alert: it pages alone only once a
+    progress names it placed (`NotifyPolicy.late_waits`)."""
     carries: str | None = None
     """An incident that paged alone and now carries its cause's page: it resolves when the cause does."""
     seen_at: float = 0.0

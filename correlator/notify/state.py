@@ -94,6 +94,10 @@ class NotifyPolicy:
     waits for all of them (at most `cause_wait_s`): a child that paged alone, or whose page carries a cause merged
     into this one, carries this cause too instead of it paging again. Off: only the first child answers, and a
     merged cause frees its carrier's page (the old rule)."""
+    late_waits: bool = True
+    """An incident whose first event comes when the progress already covers its first alert (it reached stage 2
+    late, or will: a source back after the idle advance) waits for a progress that names it placed (`Progress.late`,
+    after its assignment if it joined a cause), or `cause_wait_s`; off: it pages at once, alone (the old rule)."""
     progress_index: bool = True
     """When progress moves, look only at the incidents it can release (`Waiting`, by first alert); off: scan every
     subject held (the old rule, linear in open subjects; the same pages in the same order either way)."""
@@ -266,6 +270,9 @@ def _incident(ctx: _Ctx, ev: IncidentEvent) -> None:
     subject = _subject(ctx, ev.incident_id, "incident")
     if ev.seq <= subject.seq:
         return  # a redelivery, or older than what we hold
+    if subject.seq == 0 and ctx.policy.late_waits:
+        decided = _decided_to(ctx)
+        subject.late = decided is not None and ev.first_seen <= decided
     hosts = [v for label in _HOST_LABELS for v in ev.entities.get(label, ())]
     subject.seq, subject.status, subject.severity = ev.seq, ev.status, ev.max_severity
     subject.services, subject.symptom, subject.scope = [ev.service], ev.symptom, ev.scope
@@ -364,8 +371,14 @@ def _progress(ctx: _Ctx, p: Progress) -> None:
         if at > progress.get(partition, float("-inf")):
             progress[partition] = at
     after = _decided_to(ctx)
-    if after is None or (before is not None and after <= before):
-        return
+    if after is not None and (before is None or after > before):
+        _moved(ctx, after)
+    if p.late:
+        _placed_late(ctx, p)
+
+
+def _moved(ctx: _Ctx, after: float) -> None:
+    """Progress moved to `after`: the incidents it covers that await it page (old scan or index, same order)."""
     if not ctx.policy.progress_index:
         for subject in list(ctx.state.subjects.values()):
             if _awaits_progress(subject) and subject.first_seen <= after:
@@ -378,9 +391,23 @@ def _progress(ctx: _Ctx, p: Progress) -> None:
         _wait(ctx.state, subject)  # still waiting (silenced, or no route matched): the old scan saw it again too
 
 
+def _placed_late(ctx: _Ctx, p: Progress) -> None:
+    """Late incidents stage 2 says it placed: those no assignment named meanwhile page as their own cause now."""
+    for subject_id in p.late:
+        subject = ctx.state.subjects.get(subject_id)
+        if subject is None or not subject.late:
+            continue
+        subject.late = False
+        ctx.step.changed.add(subject.id)
+        _advance(ctx, subject)
+        _wait(ctx.state, subject)
+
+
 def _awaits_progress(subject: Subject) -> bool:
-    """An open incident no cause names that has not chosen its receivers: progress may page it."""
-    return subject.kind == "incident" and subject.open and subject.parent_id is None and not subject.targets
+    """An open incident no cause names that has not chosen its receivers: progress may page it (a late one only
+    once a progress names it: `_placed_late`)."""
+    return subject.kind == "incident" and subject.open and subject.parent_id is None and not subject.targets \
+        and not subject.late
 
 
 def _built(state: NotifyState) -> Waiting:
@@ -499,7 +526,7 @@ def _pages_itself(ctx: _Ctx, subject: Subject) -> bool:
     if subject.targets or ctx.now - subject.seen_at >= ctx.policy.cause_wait_s:
         return True
     decided = _decided_to(ctx)
-    return decided is not None and subject.first_seen <= decided
+    return decided is not None and subject.first_seen <= decided and not subject.late
 
 
 def _cause_pages(ctx: _Ctx, cause: Subject) -> bool:

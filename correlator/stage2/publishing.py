@@ -36,6 +36,11 @@ pages as its own cause at once instead of after notify's cause wait. Two things 
 
 A first child decided alone may still take a second child later (up to `gap_s`): its incident has then paged as
 its own cause, and the cause takes that page over (`correlator.notify.state`, the handover).
+
+A child that reaches stage 2 after the progress already published covers its first alert (a source back after the
+idle advance moved event time on without it) is late: a reader that met the progress would page it alone before
+stage 2 has placed it. Once it is placed (joined a group, or opened one), the next progress names it (`late`,
+at once rather than at the next move), after its assignment if any: a reader pages it alone only then.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class Progress(BaseModel):
 
     decided: dict[int, float] = Field(description="routing partition -> event time, epoch seconds")
     emitted_at: float = Field(description="when it was sent (wall clock in the stream, event time in a replay)")
+    late: list[str] = Field(default_factory=list, description="children placed since the last progress whose first "
+                            "alert that progress already covered when they arrived (their assignments come first)")
 
 
 def decided_to(released_to: float, watermark: float, held: Iterable[float]) -> float:
@@ -86,13 +93,15 @@ def decided_to(released_to: float, watermark: float, held: Iterable[float]) -> f
     return max(released_to, bound)
 
 
-def progress_due(last: Progress | None, decided: dict[int, float], now: float, interval_s: float) -> bool:
-    """Whether a worker's progress goes out now: some partition moved, and `interval_s` passed since the last."""
-    if not decided:
+def progress_due(last: Progress | None, decided: dict[int, float], now: float, interval_s: float,
+                 late: bool = False) -> bool:
+    """Whether a worker's progress goes out now: some partition moved or a late child was placed (`late`), and
+    `interval_s` passed since the last."""
+    if not decided and not late:
         return False
     if last is None:
         return True
-    moved = any(at > last.decided.get(p, float("-inf")) for p, at in decided.items())
+    moved = late or any(at > last.decided.get(p, float("-inf")) for p, at in decided.items())
     return moved and now - last.emitted_at >= interval_s
 
 
