@@ -6,16 +6,23 @@ the stream does over the control topic (`tests/test_notify_progress.drive`)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from correlator.models import IncidentEvent
-from correlator.notify import Acknowledgement, NotifyRecord, status_of
+from correlator.notify import Acknowledgement, Delivery, NotifyRecord, status_of
 from correlator.stage2 import Assignment, Progress, Relation
 
 from .notifying import T0, cause, incident
-from .test_notify_progress import POLICY, drive, first, pages, progress, started
+from .test_notify_progress import POLICY, drive, first, progress, started
+from .test_notify_progress import pages as deliveries
 
 OLD = replace(POLICY, every_child_answers=False)
+
+
+def pages(made: list[Delivery], receiver: str = "oncall") -> list[tuple[str, str]]:
+    """(action, dedup_key) of each delivery to `receiver`, updates of a carrying page left out (`test_updates`)."""
+    return [p for p in deliveries(made, receiver) if p[0] != "update"]
 
 
 def merged(child_id: str, parent_id: str, source: str) -> Assignment:
@@ -107,7 +114,7 @@ def test_a_second_carrying_child_is_freed_when_the_cause_is_carried_already() ->
     state, made, handovers = drive(scene)
     assert pages(made) == [("trigger", "inc-1"), ("trigger", "inc-2"), ("resolve", "inc-2")]
     assert [(h.kind, h.child_id, h.carried) for h in handovers] == [
-        ("answer", "inc-1", True), ("answer", "inc-2", True), ("closed", "inc-2", False)]
+        ("answer", "inc-1", True), ("update", "inc-1", False), ("answer", "inc-2", True), ("closed", "inc-2", False)]
     assert state.subjects["cause-1"].carried_by == "inc-1" and state.subjects["inc-2"].carries is None
 
 
@@ -166,3 +173,40 @@ def test_an_incident_first_seen_before_the_progress_covers_it_is_not_late() -> N
         (T0 + 1, incident("inc-1", severity="critical")), (T0 + 3, late_progress(at=T0 + 2))]
     state, made, _ = drive(scene)
     assert pages(made) == [("trigger", "inc-1")] and not state.subjects["inc-1"].late
+
+
+UPDATES_OFF = replace(POLICY, update_carried=False)
+
+
+def test_updates_a_carrying_page_says_what_its_cause_is_and_changes_with_it_never_as_a_new_page() -> None:
+    """inc-1 paged alone; cause-1 (inc-1, inc-2) takes its page over. A person reading inc-1's PagerDuty alert or
+    Slack thread learns it is now the page of cause-1, with its summary and children (a trigger with the same
+    dedup key: added to the open alert's log, not a new page), again when a third child joins, not when only the
+    alert count moves. Off (the old rule): nothing, the page keeps showing inc-1 alone."""
+    scene: list[tuple[float, NotifyRecord | None]] = [
+        (T0 + 1, incident("inc-1", severity="critical")), (T0 + 7, progress(0, T0 + 2)),
+        (T0 + 7, progress(1, T0 + 2)),
+        (T0 + 66, cause("cause-1", 2, children=["inc-1", "inc-2"], services=["checkout", "db"])),
+        (T0 + 66, joined("inc-2", "cause-1")), (T0 + 66, first("inc-1", "cause-1")),
+        (T0 + 80, cause("cause-1", 3, children=["inc-1", "inc-2"], services=["checkout", "db"], alerts=9)),
+        (T0 + 90, cause("cause-1", 4, children=["inc-1", "inc-2", "inc-3"], services=["checkout", "db", "api"]))]
+    _, made, _ = drive(scene, UPDATES_OFF)
+    assert [d.action for d in made] == ["trigger", "trigger"]  # oncall and chat, inc-1's own
+    state, made, _ = drive(scene)
+    assert [(d.receiver, d.action, d.created_at) for d in made if d.action == "update"] == [
+        ("oncall", "update", T0 + 66), ("chat", "update", T0 + 66), ("oncall", "update", T0 + 90),
+        ("chat", "update", T0 + 90)]
+    first_update, _, last_update, last_chat = [json.loads(d.body) for d in made if d.action == "update"]
+    assert first_update["event_action"] == "trigger" and first_update["dedup_key"] == "inc-1"
+    summary = first_update["payload"]["summary"]
+    assert summary.startswith("cause across checkout, db") and "2 incidents" in summary
+    assert "(paged first as checkout/5xx" in summary
+    assert first_update["payload"]["custom_details"]["cause"]["children"] == ["inc-1", "inc-2"]
+    assert "3 incidents" in last_update["payload"]["summary"]
+    assert last_chat["text"].startswith("*[NOW THE PAGE OF cause-1]* cause across api, checkout, db") or \
+        last_chat["text"].startswith("*[NOW THE PAGE OF cause-1]* cause across checkout, db, api")
+    assert state.subjects["inc-1"].cause_facts is not None
+    resolved = [(T0 + 120, cause("cause-1", 5, children=["inc-1", "inc-2", "inc-3"], status="resolved")),
+                (T0 + 121, incident("inc-1", 3, status="resolved", severity="critical"))]
+    _, made, _ = drive(scene + resolved)
+    assert [d.action for d in made if d.receiver == "oncall"] == ["trigger", "update", "update", "resolve"]

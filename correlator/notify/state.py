@@ -53,7 +53,7 @@ from pydantic import BaseModel, ConfigDict
 from correlator.models import IncidentEvent
 from correlator.notify.config import AlertmanagerReceiver, NotifyConfig, Receiver
 from correlator.notify.models import Acknowledgement, Action, Delivery, Handover, Subject, SubjectKind, Target
-from correlator.notify.payloads import build_request
+from correlator.notify.payloads import build_request, summary_of
 from correlator.notify.ratelimit import Bucket, take_token, trigger_waits, without_lane
 from correlator.notify.routes import labels_of, routes_for
 from correlator.notify.silences import Silence, incident_mute, silenced_by
@@ -98,6 +98,11 @@ class NotifyPolicy:
     """An incident whose first event comes when the progress already covers its first alert (it reached stage 2
     late, or will: a source back after the idle advance) waits for a progress that names it placed (`Progress.late`,
     after its assignment if it joined a cause), or `cause_wait_s`; off: it pages at once, alone (the old rule)."""
+    update_carried: bool = True
+    """A page that carries its cause is updated with what the cause is (its summary, services, children), when it
+    starts carrying it and whenever the cause's services, severity or children change: PagerDuty gets a trigger
+    with the same dedup key (added to the open alert's log, no new page), Alertmanager the alert re-posted with the
+    cause's summary, Slack and webhooks a message. Off: the page keeps showing only its incident (the old rule)."""
     progress_index: bool = True
     """When progress moves, look only at the incidents it can release (`Waiting`, by first alert); off: scan every
     subject held (the old rule, linear in open subjects; the same pages in the same order either way)."""
@@ -306,6 +311,7 @@ def _parent(ctx: _Ctx, ev: ParentEvent) -> None:
         subject.why = f"merged into {ev.merged_into}"
     ctx.step.changed.add(subject.id)
     _settle(ctx, subject)
+    _tell_carrier(ctx, subject)
 
 
 def _assignment(ctx: _Ctx, a: Assignment) -> None:
@@ -336,6 +342,9 @@ def _answer(ctx: _Ctx, child: Subject, cause_id: str) -> None:
 
 
 def _handover(ctx: _Ctx, h: Handover) -> None:
+    if h.kind == "update":
+        _carried_update(ctx, h)
+        return
     if h.kind == "closed":
         child = ctx.state.subjects.get(h.child_id)
         if child is None or child.carries != h.cause_id:
@@ -361,6 +370,41 @@ def _handover(ctx: _Ctx, h: Handover) -> None:
         cause.carried_by = h.child_id
     if cause.seq > 0:
         _settle(ctx, cause)
+        _tell_carrier(ctx, cause)
+
+
+def _cause_facts(cause: Subject) -> dict[str, Any]:
+    """What a carrying page shows of its cause (JSON values)."""
+    return {"cause_id": cause.id, "summary": summary_of(cause), "services": cause.services[:10],
+            "severity": cause.severity, "children_total": len(cause.children), "children": cause.children[:10]}
+
+
+def _tell_carrier(ctx: _Ctx, cause: Subject) -> None:
+    """A cause carried by a child's page sends that page what it now is, when its services, severity or children
+    changed since it last did (`NotifyPolicy.update_carried`)."""
+    if not ctx.policy.update_carried or cause.carried_by is None or not cause.open:
+        return
+    shown = f"{cause.severity}|{','.join(cause.services)}|{','.join(cause.children)}"
+    if shown == cause.shown:
+        return
+    cause.shown = shown
+    ctx.step.changed.add(cause.id)
+    ctx.step.forward.append(Handover(kind="update", cause_id=cause.id, child_id=cause.carried_by,
+                                     facts=_cause_facts(cause), at=ctx.now))
+
+
+def _carried_update(ctx: _Ctx, h: Handover) -> None:
+    """The page carrying a cause learns what the cause now is, and every receiver that has it open is updated."""
+    child = ctx.state.subjects.get(h.child_id)
+    if child is None or child.carries != h.cause_id or h.facts is None:
+        return
+    child.cause_facts = dict(h.facts)
+    ctx.step.changed.add(child.id)
+    if _muted(ctx, child):
+        return
+    for target in child.targets.values():
+        if target.phase in ("sent", "queued"):
+            _emit(ctx, child, target, "update")
 
 
 def _progress(ctx: _Ctx, p: Progress) -> None:
