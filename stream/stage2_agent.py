@@ -81,7 +81,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
-    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, Progress,
+    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LateChildren, LowWatermark, ParentEvent, Progress,
     SourceMark, decided_to, decode_marks, encode_marks, idle_release, progress_due, published, report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
@@ -183,9 +183,8 @@ class Stage2:
     """Without lone causes: at most one `Progress` (per partition of `incidents`) per this many seconds (0: none)."""
     _progress: Progress | None = None
     """The last progress sent."""
-    _late: dict[int, set[str]] = field(default_factory=dict)
-    """Per routing partition, children that arrived behind the last progress sent, not yet named in one
-    (`correlator.stage2.publishing`: named once placed)."""
+    _late: LateChildren = field(default_factory=LateChildren)
+    """Children that arrived behind the last progress sent, named in the next one once placed."""
     _partition_cache: dict[str, int] = field(default_factory=dict)
     _incidents_partition_cache: dict[str, int] = field(default_factory=dict)
     """Partitions of `incidents` by record key: a parent's events (its `opened` and `resolved` at least) share one."""
@@ -335,7 +334,7 @@ class Stage2:
             self.groupers.pop(p, None)
             self.stores.pop(p, None)
             self.lows.pop(p, None)
-            self._late.pop(p, None)  # the new owner's reader waits its cause wait for them instead
+            self._late.pending.pop(p, None)  # the new owner's reader waits its cause wait for them instead
         self.clocks.drop(partitions)
         self._touched -= set(partitions)
         self.checkpoints.forget_held(self.route_topic, partitions)
@@ -409,7 +408,7 @@ class Stage2:
         decided = {p: decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
                    for p, g in self.groupers.items()}
         decided = {p: at for p, at in decided.items() if at > float("-inf")}
-        late = self._placed_late()
+        late = self._late.placed(self.groupers)
         if not progress_due(last, decided, now, self.progress_s, bool(late)):
             return  # nothing late was placed (a placed one makes it due: the interval passed above)
         progress = Progress(decided=decided, emitted_at=now, late=late)
@@ -423,26 +422,10 @@ class Stage2:
         self.checkpoints.sent(futures)
 
     def note_late(self, partition: int, events: Sequence[IncidentEvent]) -> None:
-        """Children new to the partition's Grouper whose first alert the last progress sent already covered."""
+        """Before the partition's Grouper takes `events`: note those behind the last progress sent (`LateChildren`)."""
         last = self._progress
-        covered = last.decided.get(partition) if last is not None else None
-        if covered is None:
-            return
-        grouper, store = self.groupers[partition], self.stores[partition]
-        for ev in events:
-            if ev.first_seen <= covered and grouper.parent_of(ev.incident_id) is None \
-                    and store.held(ev.incident_id) is None:
-                self._late.setdefault(partition, set()).add(ev.incident_id)
-
-    def _placed_late(self) -> list[str]:
-        """The late children placed by now (no longer held), out of the pending set."""
-        placed: list[str] = []
-        for p, pending in self._late.items():
-            store = self.stores.get(p)
-            done = {cid for cid in pending if store is None or store.held(cid) is None}
-            pending -= done
-            placed += done
-        return sorted(placed)
+        self._late.note(partition, self.groupers[partition], events,
+                        last.decided.get(partition) if last is not None else None)
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """After a failed batch or checkpoint: every Grouper is rebuilt from the table (the last checkpoint's

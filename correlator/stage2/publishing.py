@@ -47,14 +47,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .engine import GroupingOutput
+from ..models import IncidentEvent
+from .engine import Grouper, GroupingOutput
 from .models import Assignment, ParentEvent, Relation
 
-__all__ = ["MIN_ANNOUNCED_CHILDREN", "Progress", "announced", "decided_to", "first_assignment", "progress_due",
-           "published"]
+__all__ = ["MIN_ANNOUNCED_CHILDREN", "LateChildren", "Progress", "announced", "decided_to", "first_assignment",
+           "progress_due", "published"]
 
 MIN_ANNOUNCED_CHILDREN = 2
 """Children a parent must list before it is announced when causes of one incident are not."""
@@ -91,6 +93,34 @@ def decided_to(released_to: float, watermark: float, held: Iterable[float]) -> f
     oldest = min(held, default=math.inf)
     bound = watermark if watermark < oldest else math.nextafter(oldest, -math.inf)
     return max(released_to, bound)
+
+
+@dataclass(slots=True)
+class LateChildren:
+    """Children that reached a Grouper behind the progress already sent for its routing partition, per partition,
+    until a progress names them placed (`Progress.late`; the module docstring says why)."""
+
+    pending: dict[int, set[str]] = field(default_factory=dict)
+
+    def note(self, partition: int, grouper: Grouper, events: Iterable[IncidentEvent], covered: float | None) -> None:
+        """Before `grouper` takes `events`: those of children new to it whose first alert `covered` (the progress
+        sent for the partition, None: none yet) already covers."""
+        if covered is None:
+            return
+        for ev in events:
+            if ev.first_seen <= covered and grouper.parent_of(ev.incident_id) is None \
+                    and grouper.store.held(ev.incident_id) is None:
+                self.pending.setdefault(partition, set()).add(ev.incident_id)
+
+    def placed(self, groupers: dict[int, Grouper]) -> list[str]:
+        """Those placed by now (no longer held; a partition no longer here counts as placed), out of the pending."""
+        done: list[str] = []
+        for p, pending in self.pending.items():
+            grouper = groupers.get(p)
+            now_placed = {cid for cid in pending if grouper is None or grouper.store.held(cid) is None}
+            pending -= now_placed
+            done += now_placed
+        return sorted(done)
 
 
 def progress_due(last: Progress | None, decided: dict[int, float], now: float, interval_s: float,
