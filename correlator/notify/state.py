@@ -21,7 +21,13 @@ The rules, exactly:
   alone. A cause waits for that answer (at most `cause_wait_s`): if the child paged, the child's page carries the
   cause (the cause sends no trigger; acknowledgements and escalations of the cause go to the child; the child's
   resolve waits for the cause's `closed` handover, or `retention_s`), else the cause pages as usual. So a fault
-  pages once either way.
+  pages once either way. With `every_child_answers` (session 33) every child a cause names answers so, and the
+  cause waits for all of them (`cause_wait_s` at most): a later child that paged alone carries the cause when it
+  had not paged, and a carrying page moves on with its child's `merged` assignment when its cause is merged into
+  another (the merged cause does not free it). With `update_carried` the carrying page is updated with what the
+  cause is (an `update` delivery: never a new page). With `late_waits` an incident first seen when the progress
+  already covers its first alert (it reaches stage 2 late: a source back after the idle advance) pages alone only
+  once a progress names it placed (`Progress.late`), or after `cause_wait_s`.
 * Routing: the subject's labels (`routes.labels_of`) pick receivers (`routes.routes_for`); labels are looked at
   again on every event, so an incident that turns critical reaches the critical route then. A receiver once
   chosen stays chosen.
