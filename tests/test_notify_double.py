@@ -210,3 +210,33 @@ def test_updates_a_carrying_page_says_what_its_cause_is_and_changes_with_it_neve
                 (T0 + 121, incident("inc-1", 3, status="resolved", severity="critical"))]
     _, made, _ = drive(scene + resolved)
     assert [d.action for d in made if d.receiver == "oncall"] == ["trigger", "update", "update", "resolve"]
+
+
+def test_a_cause_that_paged_itself_merged_into_one_that_had_not_hands_its_page_on() -> None:
+    """cause-1 (inc-1, inc-2) paged by itself; inc-3 started earlier, still held, is the first child of the older
+    group cause-1 folds into (cause-3). Old rule: cause-1's page resolves while the fault goes on, and cause-3 pages
+    anew: two triggers. New: inc-1 and inc-2 answer cause-3 that they moved from cause-1, so cause-3 waits for
+    cause-1's word too; cause-1's page carries cause-3 (no trigger for cause-3, cause-1's resolve waits for it)."""
+    late_start = 9.0
+    scene: list[tuple[float, NotifyRecord | None]] = [
+        (T0 + 1, quiet("inc-3", T0 - 10)),
+        (T0 + 10, started(incident("inc-1", severity="critical"), T0 + late_start)),
+        (T0 + 10, started(incident("inc-2", severity="critical"), T0 + late_start)),
+        (T0 + 12, cause("cause-1", 1, children=["inc-1", "inc-2"])),
+        (T0 + 12, first("inc-1", "cause-1")), (T0 + 12, joined("inc-2", "cause-1")),
+        (T0 + 22, cause("cause-3", 2, children=["inc-3", "inc-1", "inc-2", "inc-4"])),
+        (T0 + 22, first("inc-3", "cause-3")), (T0 + 22, joined("inc-4", "cause-3")),
+        (T0 + 23, merged("inc-1", "cause-3", "cause-1")), (T0 + 23, merged("inc-2", "cause-3", "cause-1")),
+        (T0 + 24, cause("cause-1", 2, children=["inc-1", "inc-2"], status="merged", merged_into="cause-3")),
+        (T0 + 40, None), (T0 + 60, Acknowledgement(incident_id="cause-3", who="ana", at=T0 + 60))]
+    _, made, _ = drive(scene, OLD)
+    assert pages(made) == [("trigger", "cause-1"), ("trigger", "cause-3"), ("resolve", "cause-1"),
+                           ("acknowledge", "cause-3")]
+    state, made, _ = drive(scene)
+    assert pages(made) == [("trigger", "cause-1"), ("acknowledge", "cause-1")]
+    assert state.subjects["cause-3"].carried_by == "cause-1" and state.subjects["cause-1"].carries == "cause-3"
+    end: list[tuple[float, NotifyRecord | None]] = [
+        (T0 + 300, cause("cause-3", 3, children=["inc-3", "inc-1", "inc-2", "inc-4"], status="resolved"))]
+    _, made, _ = drive(scene + end)
+    assert pages(made)[-1] == ("resolve", "cause-1")
+    assert {d.created_at for d in made if d.action == "resolve"} == {T0 + 300}  # with cause-3

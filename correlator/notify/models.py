@@ -76,6 +76,8 @@ class Subject:
     """A cause: its first child's partition said whether that child paged alone (the handover, `state`)."""
     answers: list[str] = field(default_factory=list)
     """A cause: the children that answered whether their page is out (`NotifyPolicy.every_child_answers`)."""
+    awaits: list[str] = field(default_factory=list)
+    """A cause: causes merged into it whose answer it waits for too (named by their children's answers, `via`)."""
     carried_by: str | None = None
     """A cause whose page is its first child's: that child paged alone before the cause was announced."""
     cause_facts: dict[str, Any] | None = None
@@ -160,6 +162,8 @@ class Handover(BaseModel):
     carried: bool = False
     facts: dict[str, Any] | None = None
     """`update`: what the cause now is, for the page that carries it (`Subject.cause_facts`)."""
+    via: str | None = None
+    """`answer` of a child that moved here with a merged cause: that cause, whose answer the cause waits for too."""
     at: float
 
     @property

@@ -24,7 +24,9 @@ The rules, exactly:
   pages once either way. With `every_child_answers` (session 33) every child a cause names answers so, and the
   cause waits for all of them (`cause_wait_s` at most): a later child that paged alone carries the cause when it
   had not paged, and a carrying page moves on with its child's `merged` assignment when its cause is merged into
-  another (the merged cause does not free it). With `update_carried` the carrying page is updated with what the
+  another (the merged cause does not free it); a cause merged away whose own page is out answers the cause it
+  merged into the same way (its children, moving, name it: `Handover.via`), so that page carries the other cause
+  instead of resolving while the fault goes on; acknowledgements and escalations reach a page that still carries. With `update_carried` the carrying page is updated with what the
   cause is (an `update` delivery: never a new page). With `late_waits` an incident first seen when the progress
   already covers its first alert (it reaches stage 2 late: a source back after the idle advance) pages alone only
   once a progress names it placed (`Progress.late`), or after `cause_wait_s`.
@@ -315,6 +317,8 @@ def _parent(ctx: _Ctx, ev: ParentEvent) -> None:
     subject.muted = ",".join(sorted({m for m in mutes if m})) if whole else None
     if ev.merged_into:
         subject.why = f"merged into {ev.merged_into}"
+        if ctx.policy.every_child_answers and ctx.policy.page_causes and not ctx.policy.lone_causes:
+            _hand_on(ctx, subject, ev.merged_into)
     ctx.step.changed.add(subject.id)
     _settle(ctx, subject)
     _tell_carrier(ctx, subject)
@@ -322,18 +326,19 @@ def _parent(ctx: _Ctx, ev: ParentEvent) -> None:
 
 def _assignment(ctx: _Ctx, a: Assignment) -> None:
     child = _subject(ctx, a.child_id, "incident")
+    moved = child.parent_id if child.parent_id not in (None, a.parent_id) else None
     child.parent_id, child.why = a.parent_id, a.explanation
     ctx.step.changed.add(child.id)
     answers = a.relation is Relation.FIRST or ctx.policy.every_child_answers
     if ctx.policy.page_causes and not ctx.policy.lone_causes and answers:
-        _answer(ctx, child, a.parent_id)
+        _answer(ctx, child, a.parent_id, moved if ctx.policy.every_child_answers else None)
     if ctx.policy.page_causes:
         for target in child.targets.values():
             if target.phase == "held":  # grouped before it paged: its cause pages instead
                 target.phase = "closed"
 
 
-def _answer(ctx: _Ctx, child: Subject, cause_id: str) -> None:
+def _answer(ctx: _Ctx, child: Subject, cause_id: str, moved_from: str | None = None) -> None:
     """A child tells its cause whether its page is out; if it is, that page carries the cause.
 
     The first child always answers; with `every_child_answers` every child does, and a page still standing for
@@ -344,6 +349,19 @@ def _answer(ctx: _Ctx, child: Subject, cause_id: str) -> None:
     if carried:
         child.carries = cause_id
     ctx.step.forward.append(Handover(kind="answer", cause_id=cause_id, child_id=child.id, carried=carried,
+                                     via=moved_from, at=ctx.now))
+
+
+def _hand_on(ctx: _Ctx, cause: Subject, merged_into: str) -> None:
+    """A cause merged into another answers it as a child does (`every_child_answers`): when its own page is out,
+    that page carries the other cause (its resolve waits for the other's `closed`); a page of its first child that
+    carries it moves on with that child's merged assignment instead."""
+    if cause.closed_at is not None:
+        return  # answered at its first merged event
+    own = _was_paged(cause) and cause.carried_by is None
+    if own:
+        cause.carries = merged_into
+    ctx.step.forward.append(Handover(kind="answer", cause_id=merged_into, child_id=cause.id, carried=own,
                                      at=ctx.now))
 
 
@@ -362,6 +380,9 @@ def _handover(ctx: _Ctx, h: Handover) -> None:
         return
     cause = _subject(ctx, h.cause_id, "cause")
     if ctx.policy.every_child_answers:
+        if h.via is not None and h.via not in cause.awaits:
+            cause.awaits.append(h.via)  # it moved here with a merged cause: wait for that one's answer too
+            ctx.step.changed.add(cause.id)
         if h.child_id in cause.answers:
             return  # a child answers every announcement (and a redelivered assignment) alike
         cause.answers.append(h.child_id)
@@ -511,7 +532,7 @@ def _decided_to(ctx: _Ctx) -> float | None:
 
 def _escalation(ctx: _Ctx, e: Escalation) -> None:
     subject = _paged_subject(ctx, e)
-    if subject is None or not subject.open:
+    if subject is None or not _standing(ctx, subject):
         return
     subject.escalated_tier = e.tier
     ctx.step.changed.add(subject.id)
@@ -527,7 +548,7 @@ def _escalation(ctx: _Ctx, e: Escalation) -> None:
 
 def _acknowledged(ctx: _Ctx, ack: Acknowledgement) -> None:
     subject = _paged_subject(ctx, ack)
-    if subject is None or not subject.open or subject.acked_by is not None:
+    if subject is None or not _standing(ctx, subject) or subject.acked_by is not None:
         return
     subject.acked_by = ack.who
     ctx.step.changed.add(subject.id)
@@ -535,6 +556,12 @@ def _acknowledged(ctx: _Ctx, ack: Acknowledgement) -> None:
         target.acked = True
         if target.phase in ("sent", "queued") and not _is_alertmanager(ctx, target):
             _emit(ctx, subject, target, "acknowledge")
+
+
+def _standing(ctx: _Ctx, subject: Subject) -> bool:
+    """Whether a page of the subject stands: it fires, or (`every_child_answers`) it closed and its page still
+    carries a cause (a cause merged away whose own page carries the one it merged into, or a resolved child)."""
+    return subject.open or (ctx.policy.every_child_answers and subject.carries is not None)
 
 
 def _paged_subject(ctx: _Ctx, record: Escalation | Acknowledgement) -> Subject | None:
@@ -595,7 +622,7 @@ def _answered(ctx: _Ctx, cause: Subject) -> bool:
     if not ctx.policy.every_child_answers:
         return cause.answered
     heard = set(cause.answers)
-    return bool(cause.children) and all(c in heard for c in cause.children)
+    return bool(cause.children) and all(c in heard for c in (*cause.children, *cause.awaits))
 
 
 def _was_paged(subject: Subject) -> bool:
