@@ -33,7 +33,6 @@ from correlator.models import IncidentEvent
 from correlator.records import AlertRecord
 from correlator.sources import SOURCES, detect_source, normalize
 from correlator.stage2.watermark import SourceMark, source_mark
-from correlator.updates import without_superseded
 from stream import tally
 from stream.app import App
 from stream.batches import (
@@ -126,8 +125,6 @@ class Pipeline:
     """What correlate checks an `alerts` record's source offsets against before trusting them (`install` sets it)."""
     read_to: dict[tuple[str, int], int] = field(default_factory=dict)
     """The next offset of each (topic, partition) the agents read from (`note_read`), for `records_waiting`."""
-    every_update: bool = False
-    """Publish an update a later event of the same commit supersedes (`Settings.incident_every_update`)."""
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpointer(self.app, self._touched_stores, self.checkpoint_s)
@@ -300,8 +297,8 @@ class Pipeline:
         published: list[tuple[IncidentEvent, bytes]] = []
         for _, events, received_ms in items:
             published.extend(zip(events, self.encode(events, received_ms), strict=True))
-        if published:  # stage 2 still gets every event (`route`): its grouping reads them as replay does
-            self.checkpoints.sent(await self.publish(published if self.every_update else without_superseded(published)))
+        if published:
+            self.checkpoints.sent(await self.publish(published))
         if self.route is not None:
             self.checkpoints.sent(await self.route(published, marks))
         self._touched.update(p for p, _, _ in items)
@@ -516,8 +513,7 @@ def install(app: App, settings: Settings) -> Pipeline:
     pipe = Pipeline(app, correlation_config(settings), table, topics, checkpoint_s=settings.checkpoint_interval,
                     keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
-                    incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources,
-                    every_update=settings.incident_every_update)
+                    incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources)
     # A record of either read twice is applied once (segment sources), so a re-read is never dropped.
     app.redelivered_topics = app.redelivered_topics | {names.alerts_raw, names.alerts}
     app.stop_hooks.append(sources.stop)
