@@ -103,8 +103,7 @@ class IncidentEvent(BaseModel):
     """A change of one stage-1 incident, published on the `incidents` topic keyed by incident id.
 
     `seq` grows by one per event of the same incident, so a consumer that sees a redelivered event
-    (same id, seq not above the last it handled) can drop it. On the topic it may skip: an update a later event
-    of the same commit supersedes is not published (`correlator.updates`).
+    (same id, seq not above the last it handled) can drop it.
     """
 
     model_config = ConfigDict(frozen=True)
