@@ -107,10 +107,6 @@ class CorrelationConfig:
                                       "aiops_muted")
     entity_values: int = 20
     time_guard: TimeGuard = DEFAULT_GUARD
-    coalesce_updates: bool = False
-    """Leave out an `updated` event that a later event of the same incident in the same call supersedes; the later
-    one takes its seq, so an incident's events still number 1, 2, 3... (the stream sets it from
-    `Settings.incident_every_update`: fewer records on `incidents`; replay keeps every update)."""
 
     def __post_init__(self) -> None:
         if self.window_s <= 0:

@@ -21,7 +21,7 @@ from typing import Protocol
 from .config import DEFAULT_CONFIG, CorrelationConfig
 from .eventtime import FIRING_SINCE_LABEL
 from .incidents import IncidentState, Phase, event_of, incident_id
-from .models import SEVERITY_RANK, IncidentEvent, IncidentEventKind
+from .models import SEVERITY_RANK, IncidentEvent
 from .state import DictStore, Entry, KeyState, StateStore
 from .windows import absorbs, absorption_ends_at, background_cap, window_start
 
@@ -103,10 +103,6 @@ class Correlator:
         """Key -> the release time its live entry in `_pending` has: one entry per key, not one per batch."""
         self._deadlines: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}
-        self._updated: dict[str, int] = {}
-        """With `coalesce_updates`: incident id -> where in this call's events its last event, an `updated`, is."""
-        self._superseded: set[int] = set()
-        """Where in this call's events the updates later ones superseded are (`_emit`, `_published`)."""
         self._rebuild()
 
     # ---- public surface -------------------------------------------------------------------------------
@@ -162,24 +158,20 @@ class Correlator:
         self.watermark = wm
         now = wm - lateness
         events: list[IncidentEvent] = []
-        self._updated.clear()
-        self._superseded.clear()
         for key, (fresh, late, _, known) in groups.items():
             st = known or KeyState(key)
             st.pending.extend(fresh)
             self._process(st, now, late, events)
         self._run_due(now, events)
-        return self._published(events)
+        return events
 
     def advance(self, watermark: float) -> list[IncidentEvent]:
         """Move event time forward without alerts (an idle timer): releases held alerts, closes what is due."""
         if watermark > self.watermark:
             self.watermark = watermark
         events: list[IncidentEvent] = []
-        self._updated.clear()
-        self._superseded.clear()
         self._run_due(self.release_point, events)
-        return self._published(events)
+        return events
 
     def flush_idle(self) -> list[IncidentEvent]:
         """Input has paused: apply held alerts up to the watermark and publish every unpublished change.
@@ -189,8 +181,6 @@ class Correlator:
         then arrives behind what was applied takes the late path.
         """
         events: list[IncidentEvent] = []
-        self._updated.clear()
-        self._superseded.clear()
         now = self.watermark
         for key, st in self.store.items():
             if st.pending:
@@ -198,13 +188,13 @@ class Correlator:
             published = False
             for inc in st.incidents:
                 if inc.dirty and inc.phase is Phase.OPEN:
-                    self._emit(events, inc, "opened" if inc.seq == 0 else "updated", now)
+                    events.append(event_of(inc, "opened" if inc.seq == 0 else "updated", now))
                     published = True
             if published and self.store.get(key) is st:
                 self.store.put(key, st)  # seq and last_emit_at changed: the changelog must see them
         self._pending.clear()
         self._held.clear()
-        return self._published(events)
+        return events
 
     def finish(self) -> list[IncidentEvent]:
         """End of a recorded input: apply every held alert, publish every change, resolve what has resolved.
@@ -212,8 +202,6 @@ class Correlator:
         Nothing expires here: an incident still firing at the end of a replay is reported as firing.
         """
         events: list[IncidentEvent] = []
-        self._updated.clear()
-        self._superseded.clear()
         for key, st in self.store.items():
             self._process(st, _INF, None, events, settle=False)
             for inc in st.incidents:
@@ -221,7 +209,7 @@ class Correlator:
             self.store.put(key, st)
         self._pending.clear()
         self._held.clear()
-        return self._published(events)
+        return events
 
     def open_incidents(self) -> list[IncidentState]:
         """Incidents not yet resolved or expired, for views and tests."""
@@ -442,7 +430,7 @@ class Correlator:
         """Apply what is due for one open incident; return its next deadline."""
         cfg = self.config
         if inc.seq == 0:
-            self._emit(events, inc, "opened", now)
+            events.append(event_of(inc, "opened", now))
         if inc.accepting:
             ends = absorption_ends_at(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, cfg,
                                       inc.gap_cap)
@@ -457,7 +445,7 @@ class Correlator:
             done = inc.last_change + cfg.stale_after_s
             return self._close(inc, Phase.EXPIRED, now, done, events, "no alert or resolution within stale_after")
         if inc.dirty and now >= inc.last_emit_at + cfg.update_interval_s:
-            self._emit(events, inc, "updated", now)
+            events.append(event_of(inc, "updated", now))
         deadline = inc.last_change + cfg.stale_after_s
         if inc.accepting:
             deadline = min(deadline, absorption_ends_at(
@@ -476,10 +464,10 @@ class Correlator:
         inc.done_at = done
         if phase is Phase.RESOLVED:
             self.counters.resolved += 1
-            self._emit(events, inc, "resolved", now, why)
+            events.append(event_of(inc, "resolved", now, why))
         else:
             self.counters.expired += 1
-            self._emit(events, inc, "expired", now, why)
+            events.append(event_of(inc, "expired", now, why))
         return done + self.config.retention_s
 
     def _finish_incident(self, inc: IncidentState, events: list[IncidentEvent]) -> None:
@@ -487,36 +475,11 @@ class Correlator:
             return
         now = self.watermark
         if inc.seq == 0:
-            self._emit(events, inc, "opened", now)
+            events.append(event_of(inc, "opened", now))
         if inc.all_resolved_at is not None:
             self._close(inc, Phase.RESOLVED, now, now, events, "all members resolved")
         elif inc.dirty:
-            self._emit(events, inc, "updated", now)
-
-    # ---- events -----------------------------------------------------------------------------------------
-
-    def _emit(self, events: list[IncidentEvent], inc: IncidentState, kind: IncidentEventKind, now: float,
-              reason: str = "") -> None:
-        """Append the event of `inc`'s state. With `coalesce_updates`, an `updated` of it that is its last event
-        in this call gives way: the new event says all it said, and takes its seq (so seqs stay 1, 2, 3...)."""
-        if self.config.coalesce_updates:
-            at = self._updated.pop(inc.id, None)
-            if at is not None:
-                self._superseded.add(at)
-                inc.seq -= 1
-            if kind == "updated":
-                self._updated[inc.id] = len(events)
-        events.append(event_of(inc, kind, now, reason))
-
-    def _published(self, events: list[IncidentEvent]) -> list[IncidentEvent]:
-        """This call's events without the superseded updates (`_emit`)."""
-        superseded = self._superseded
-        self._updated.clear()
-        if not superseded:
-            return events
-        out = [ev for i, ev in enumerate(events) if i not in superseded]
-        superseded.clear()
-        return out
+            events.append(event_of(inc, "updated", now))
 
     # ---- timers -----------------------------------------------------------------------------------------
 

@@ -80,7 +80,6 @@ def correlation_config(settings: Settings) -> CorrelationConfig:
         stale_after_s=settings.stale_after, mode=settings.window_mode, min_gap_s=settings.min_gap,
         first_gap_s=settings.first_gap, gap_factor=settings.gap_factor, background_factor=settings.background_factor,
         time_guard=TimeGuard(max_future_skew_s=settings.max_future_skew, horizon_s=settings.event_horizon or None),
-        coalesce_updates=not settings.incident_every_update,
     )
 
 

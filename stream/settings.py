@@ -211,10 +211,6 @@ class Settings(BaseSettings):
     max_incident_lifetime: Duration = 4 * 3600.0
     max_incident_alerts: PositiveInt = 5000
     update_interval: Duration = 5.0
-    incident_every_update: bool = Field(default=False, description="publish every `updated` event the engine makes "
-                                        "of a batch, also one a later event of the same incident in that batch "
-                                        "supersedes (false, the default: only the latest, which takes its seq, so "
-                                        "seqs stay 1, 2, 3...; opened, resolved and expired always go)")
     resolve_hold: Duration = 60.0
     stale_after: Duration = 24 * 3600.0
     max_future_skew: Duration = Field(default=300.0, description="an alert dated further ahead of its arrival is "
