@@ -148,7 +148,7 @@ def trusted_event(fields: dict[str, Any]) -> IncidentEvent:
     """
     ev = _new(IncidentEvent)
     _set(ev, "__dict__", fields)
-    _set(ev, "__pydantic_fields_set__", _EVENT_FIELDS)
+    _set(ev, "__pydantic_fields_set__", set(_EVENT_FIELDS))  # its own set: model_copy(update=...) adds to it
     _set(ev, "__pydantic_extra__", None)
     _set(ev, "__pydantic_private__", None)
     return ev

@@ -42,6 +42,8 @@ def test_the_engines_events_are_the_validated_models(path: Path) -> None:
         assert [(k, type(v)) for k, v in ev.__dict__.items()] == [(k, type(v)) for k, v in validated.__dict__.items()]
         assert ev.model_fields_set == validated.model_fields_set
         assert encode_incident_event(ev) == encode_incident_event(validated)
+        assert ev.model_dump(mode="json") == validated.model_dump(mode="json")
+        assert ev.model_copy(update={"seq": ev.seq + 1}) == validated.model_copy(update={"seq": ev.seq + 1})
         kinds.add(ev.kind)
         count += 1
     assert count > 10 and kinds >= {"opened", "updated"} and kinds & {"resolved", "expired"}
