@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any
 
 from .keys import split_key
-from .models import IncidentEvent, IncidentEventKind, IncidentStatus
+from .models import IncidentEvent, IncidentEventKind, IncidentStatus, trusted_event
 
 __all__ = ["Phase", "IncidentState", "incident_id", "event_of"]
 
@@ -107,13 +107,14 @@ def event_of(inc: IncidentState, kind: IncidentEventKind, now: float, reason: st
     inc.last_emit_at = now
     inc.dirty = False
     scope, service, symptom = split_key(inc.key)
-    # Validated on purpose: measured at 3-4 us with full entity lists, faster than model_construct (~5 us).
-    return IncidentEvent(
-        kind=kind, incident_id=inc.id, seq=inc.seq, key=inc.key, service=service, symptom=symptom, scope=scope,
-        status=_STATUS[inc.phase], first_seen=inc.first_seen, last_seen=inc.last_seen,
-        window_start=inc.window_start, alert_count=inc.alert_count, distinct_fingerprints=len(inc.members),
-        firing_count=inc.firing_count, duplicates=inc.duplicates, max_severity=_SEVERITY_NAMES[inc.severity_rank],
-        member_sample=list(inc.sample), entities={k: list(v) for k, v in inc.entities.items()},
-        previous_id=inc.previous_id, late_alerts=inc.late_alerts,
-        reason=reason, emitted_at=now,
-    )
+    # Not validated again: every value is the engine's own, typed as the model has them (`trusted_event`; the
+    # validated constructor was a quarter of the compiled engine's time).
+    return trusted_event({
+        "kind": kind, "incident_id": inc.id, "seq": inc.seq, "key": inc.key, "service": service,
+        "symptom": symptom, "scope": scope, "status": _STATUS[inc.phase], "first_seen": float(inc.first_seen),
+        "last_seen": float(inc.last_seen), "window_start": float(inc.window_start), "alert_count": inc.alert_count,
+        "distinct_fingerprints": len(inc.members), "firing_count": inc.firing_count,
+        "duplicates": inc.duplicates, "max_severity": _SEVERITY_NAMES[inc.severity_rank],
+        "member_sample": list(inc.sample), "entities": {k: list(v) for k, v in inc.entities.items()},
+        "previous_id": inc.previous_id, "late_alerts": inc.late_alerts, "reason": reason, "emitted_at": float(now),
+    })

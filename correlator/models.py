@@ -30,6 +30,7 @@ __all__ = [
     "TicketStatus",
     "TicketSeverity",
     "max_severity",
+    "trusted_event",
 ]
 
 Severity = Literal["critical", "warning", "info"]
@@ -130,6 +131,27 @@ class IncidentEvent(BaseModel):
     late_alerts: int = Field(default=0, ge=0, description="members that arrived after the allowed lateness")
     reason: str = ""
     emitted_at: float = Field(description="event-time watermark when this event was produced")
+
+
+_EVENT_FIELDS = frozenset(IncidentEvent.model_fields)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def trusted_event(fields: dict[str, Any]) -> IncidentEvent:
+    """An `IncidentEvent` of fields the engine made, without validating them again (what `model_construct` does,
+    without its per-field default and alias lookups): the engine's own state, already checked on the way in.
+
+    `fields` must hold every field, in the model's order (`encode_incident_event` writes `__dict__` as it is),
+    with the model's types (floats as floats); tests/test_trusted_event.py holds it to the validated model.
+    About 1.5 us an event against 3-4 validated, a quarter of the compiled engine's time (issue 19).
+    """
+    ev = _new(IncidentEvent)
+    _set(ev, "__dict__", fields)
+    _set(ev, "__pydantic_fields_set__", set(_EVENT_FIELDS))  # its own set: model_copy(update=...) adds to it
+    _set(ev, "__pydantic_extra__", None)
+    _set(ev, "__pydantic_private__", None)
+    return ev
 
 
 class IncidentFacts(Protocol):
