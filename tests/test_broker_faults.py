@@ -169,7 +169,7 @@ class FakeTable:
         self.data: dict[bytes, bytes] = {}
 
 
-def test_forget_sources_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_key() -> None:
+def test_forget_input_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_key() -> None:
     table = FakeTable()
     store = TableStore(table, 0)
     key = "s/x"
@@ -180,7 +180,7 @@ def test_forget_sources_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_ke
     store.write_progress()
     reloaded = TableStore(table, 0)  # as an engine is rebuilt after a rebalance
     assert reloaded.seen((2, 7))  # offset 7 of the new alerts.raw would be skipped as applied
-    reloaded.forget_sources()
+    reloaded.forget_input()
     assert not reloaded.seen((2, 7))
     assert [k for k, _ in reloaded.write_keys()] == [f"0|{key}".encode()]  # rewritten to the new changelog
 
