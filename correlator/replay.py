@@ -190,7 +190,7 @@ class _Run:
         for parent in shown.parents:
             self.listener(parent)
         g = self.grouper
-        decided = decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
+        decided = decided_to(g.released_to, g.watermark, (g.oldest_held(),))
         if decided > self._decided:
             self._decided = decided
             self.listener(Progress(decided={0: decided}, emitted_at=g.watermark))

@@ -394,9 +394,8 @@ class Stage2:
         now = time.time()
         last = self._progress
         if last is not None and now - last.emitted_at < self.progress_s:
-            return  # not due whatever moved (`progress_due`): spare the scan of every held child after each fold
-        decided = {p: decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
-                   for p, g in self.groupers.items()}
+            return  # not due whatever moved (`progress_due`): spare building the progress after each fold
+        decided = {p: decided_to(g.released_to, g.watermark, (g.oldest_held(),)) for p, g in self.groupers.items()}
         decided = {p: at for p, at in decided.items() if at > float("-inf")}
         if not progress_due(last, decided, now, self.progress_s):
             return
