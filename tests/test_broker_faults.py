@@ -356,13 +356,11 @@ async def _topics(bootstrap: str) -> set[str]:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="left open (robust33): the desk's DocStores are never written again to the "
-                   "changelogs a broker loss re-created, only the documents that change after it")
 def test_the_desk_s_open_tickets_reach_the_ticket_changelog_a_broker_loss_re_created(tmp_path: Path) -> None:
-    """Stage 1 and stage 2 write every key again to a re-created changelog at their first checkpoint after a broker
-    loss (`stream.checkpoint.Checkpointer.lose`); the ticket desk does not. Eight tickets routed with an hour's
-    SLA are on the ticket changelog before the restart and none is after it: a worker that takes their partition
-    next (a second worker, or this one restarted) restores none of their SLA clocks, so none escalates."""
+    """After a broker loss the desk writes every document again to the re-created changelogs, as stage 1 and stage 2
+    write their keys (`stream.checkpoint.Checkpointer.lose`, `Desk.broker_lost`). Eight tickets routed with an hour's
+    SLA are on the ticket changelog before the restart and, before `Desk.broker_lost`, none was after it: a worker
+    that took their partition next (a second worker, or this one restarted) restored none of their SLA clocks."""
     first = start_broker(log_path=tmp_path / "tansu-1.log")
     brokers = [first]
     dep = Deployment(first, tmp_path, extra_env=sla_env(L1="1h"))
