@@ -21,7 +21,7 @@ from .engine import AlertLike, Correlator, noise_reduction
 from .keys import key_label, split_key
 from .models import IncidentEvent
 from .stage2 import (
-    Assignment, Grouper, GroupingConfig, GroupingOutput, ParentEvent, Progress, decided_to, published,
+    Assignment, Grouper, GroupingConfig, GroupingOutput, LateChildren, ParentEvent, Progress, decided_to, published,
 )
 from .topology import Topology
 
@@ -140,6 +140,7 @@ class _Run:
         self.assigned: dict[str, Assignment] = {}
         self._decided = float("-inf")
         """Without lone causes: the stage-2 progress last heard (`stage2.Progress`, one routing partition here)."""
+        self._late = LateChildren()
 
     def feed(self, batch: list[AlertLike]) -> None:
         """Advance to the slice's first alert as an idle timer would, then ingest the slice."""
@@ -161,6 +162,8 @@ class _Run:
             if self.listener is not None:
                 self.listener(ev)
         if self.grouper is not None and events:
+            if not self.lone_causes and self.listener is not None:
+                self._late.note(0, self.grouper, events, self._decided if self._decided > float("-inf") else None)
             self._stage2(self.grouper.ingest(events))
 
     def _stage2(self, out: GroupingOutput) -> None:
@@ -181,8 +184,8 @@ class _Run:
     def _announce(self, out: GroupingOutput) -> None:
         """What a reader of the stream hears when causes of one incident are not published
         (`stage2.publishing`): the published records (assignments, a `first` one for each announced parent's
-        first child among them, then parents), then stage 2's progress when it moved (its `emitted_at` here is
-        event time, the stream's is the wall clock)."""
+        first child among them, then parents), then stage 2's progress when it moved or names children placed late
+        (its `emitted_at` here is event time, the stream's is the wall clock)."""
         assert self.listener is not None and self.grouper is not None
         shown = published(out, lone_causes=False)
         for assignment in shown.assignments:
@@ -191,9 +194,10 @@ class _Run:
             self.listener(parent)
         g = self.grouper
         decided = decided_to(g.released_to, g.watermark, (g.oldest_held(),))
-        if decided > self._decided:
-            self._decided = decided
-            self.listener(Progress(decided={0: decided}, emitted_at=g.watermark))
+        late = self._late.placed({0: g})
+        if decided > self._decided or late:
+            self._decided = max(decided, self._decided)
+            self.listener(Progress(decided={0: self._decided}, emitted_at=g.watermark, late=late))
 
 
 def time_slices(alerts: Iterable[AlertLike]) -> Iterator[list[AlertLike]]:

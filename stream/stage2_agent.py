@@ -81,7 +81,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
-    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LowWatermark, ParentEvent, Progress,
+    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LateChildren, LowWatermark, ParentEvent, Progress,
     SourceMark, decided_to, decode_marks, encode_marks, idle_release, progress_due, published, report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
@@ -183,6 +183,8 @@ class Stage2:
     """Without lone causes: at most one `Progress` (per partition of `incidents`) per this many seconds (0: none)."""
     _progress: Progress | None = None
     """The last progress sent."""
+    _late: LateChildren = field(default_factory=LateChildren)
+    """Children that arrived behind the last progress sent, named in the next one once placed."""
     _partition_cache: dict[str, int] = field(default_factory=dict)
     _incidents_partition_cache: dict[str, int] = field(default_factory=dict)
     """Partitions of `incidents` by record key: a parent's events (its `opened` and `resolved` at least) share one."""
@@ -325,6 +327,7 @@ class Stage2:
             self.groupers.pop(p, None)
             self.stores.pop(p, None)
             self.lows.pop(p, None)
+            self._late.pending.pop(p, None)  # the new owner's reader waits its cause wait for them instead
         self.clocks.drop(partitions)
         self._touched -= set(partitions)
         self.checkpoints.forget_held(self.route_topic, partitions)
@@ -397,9 +400,10 @@ class Stage2:
             return  # not due whatever moved (`progress_due`): spare building the progress after each fold
         decided = {p: decided_to(g.released_to, g.watermark, (g.oldest_held(),)) for p, g in self.groupers.items()}
         decided = {p: at for p, at in decided.items() if at > float("-inf")}
-        if not progress_due(last, decided, now, self.progress_s):
-            return
-        progress = Progress(decided=decided, emitted_at=now)
+        late = self._late.placed(self.groupers)
+        if not progress_due(last, decided, now, self.progress_s, bool(late)):
+            return  # nothing late was placed (a placed one makes it due: the interval passed above)
+        progress = Progress(decided=decided, emitted_at=now, late=late)
         value = progress.model_dump_json().encode()  # a few a second: orjson's speed is not needed (int keys)
         topic = str(self.topics["incidents"].get_topic_name())
         futures: list[asyncio.Future[Any]] = []
@@ -408,6 +412,12 @@ class Stage2:
         self._progress = progress
         self.progress_records += self.incidents_partitions
         self.checkpoints.sent(futures)
+
+    def note_late(self, partition: int, events: Sequence[IncidentEvent]) -> None:
+        """Before the partition's Grouper takes `events`: note those behind the last progress sent (`LateChildren`)."""
+        last = self._progress
+        self._late.note(partition, self.groupers[partition], events,
+                        last.decided.get(partition) if last is not None else None)
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """After a failed batch or checkpoint: every Grouper is rebuilt from the table (the last checkpoint's
@@ -510,6 +520,7 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
         if marks:  # after the record's events: a record's marks cover the events it carries
             stage.lows[msg.partition].note(marks, now)
     for p, evs in by_partition.items():
+        stage.note_late(p, evs)
         out = stage.groupers[p].ingest(evs, watermark=stage.lows[p].low(now).at)
         stage.grouped += len(evs)
         stage.mark_input(p)

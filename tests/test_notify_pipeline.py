@@ -108,8 +108,16 @@ def causes() -> dict[str, ParentEvent]:
 
 
 def pages(receiver: Receiver) -> Counter[tuple[str, str]]:
-    """(event_action, dedup_key) of every event PagerDuty accepted."""
-    return Counter((e["event_action"], e["dedup_key"]) for e in list(receiver.accepted))
+    """(event_action, dedup_key) of every event PagerDuty accepted; a trigger that updates an open page with its
+    cause (`NotifyPolicy.update_carried`: the same dedup key, so PagerDuty adds it to the alert's log, no new page)
+    counts as `update`."""
+    return Counter((_action(e), e["dedup_key"]) for e in list(receiver.accepted))
+
+
+def _action(event: dict[str, Any]) -> str:
+    details = event.get("payload", {}).get("custom_details", {})
+    return "update" if event["event_action"] == "trigger" and details.get("action") == "update" else \
+        str(event["event_action"])
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, worker: WorkerProc | None = None) -> None:
@@ -251,7 +259,8 @@ def test_without_causes_of_one_a_lone_incident_pages_in_seconds_and_a_late_secon
     dep.produce("alerts_raw", [(b"generic", ndjson(resolved))])
     wait_for(lambda: pages(receivers.oncall)[("resolve", lone)] >= 1, 90, "the resolve, with the cause", worker)
     time.sleep(2)
-    assert pages(receivers.oncall) == Counter({("trigger", lone): 1, ("resolve", lone): 1})
+    # one page, updated once with its cause (update_carried, session 33), one resolve
+    assert pages(receivers.oncall) == Counter({("trigger", lone): 1, ("update", lone): 1, ("resolve", lone): 1})
     assert not receivers.oncall.refused
 
 
@@ -274,3 +283,38 @@ def test_without_causes_of_one_a_single_alert_on_four_partitions_pages_in_second
     print(f"single-alert lone incident paged {time.monotonic() - sent:.1f} s after it was produced")
     [(action, key)] = list(pages(receivers.oncall))
     assert action == "trigger" and key.startswith("inc-")
+
+
+def test_without_causes_of_one_an_incident_reaching_stage2_behind_its_progress_is_not_paged_alone(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc], receivers: Receivers) -> None:
+    """Session 33 (left alone in 32): the source of db's alerts falls silent past the idle advance (3 s here), so
+    event time, and stage 2's progress, follow the wall clock on without it; then it sends alerts of a second
+    symptom of the same instance that began 45 s ago. That incident's first alert is already covered when notify
+    first sees it: the old rule paged it alone at once, and stage 2 then grouped it with the first incident, whose
+    page carries the cause: two triggers for one fault. Now it waits until stage 2 names it placed (it is grouped
+    by then): one trigger. A late incident of another instance, which stage 2 places alone, still pages alone within
+    seconds (the progress names it), not after the 30 s cause wait."""
+    dep = deployment(broker, tmp_path, receivers, lone_causes=False)
+    dep.extra_env["AIOPS_IDLE_ADVANCE"] = "3"
+    worker = dep.start_worker()
+    workers.append(worker)
+    worker.wait_partitions()
+    now = time.time()
+    dep.produce("alerts_raw", [(b"generic", ndjson(failure("db", "DBDown", now - 50, count=5)))])
+    wait_for(lambda: any(a == "trigger" for a, _ in pages(receivers.oncall)), 30, "the first incident's page", worker)
+    [lone] = [key for action, key in pages(receivers.oncall) if action == "trigger"]
+    time.sleep(8)  # past the idle advance: the progress follows the wall clock, beyond the next alerts' start
+    late = failure("db", "HighLatency", now - 45, count=3) + failure("cache", "Evicted", now - 45, count=3)
+    sent = time.monotonic()
+    dep.produce("alerts_raw", [(b"generic", ndjson(late))])
+    cause = parent_id(lone)
+    wait_for(lambda: _ok(worker, f"/notify/{cause}") and call(worker, "GET", f"/notify/{cause}")["status"] == "paged",
+             60, "the cause of two, carried by the first incident's page", worker)
+    wait_for(lambda: len([a for a, _ in pages(receivers.oncall) if a == "trigger"]) >= 2, 60, "the cache page", worker)
+    took = time.monotonic() - sent
+    print(f"late lone incident paged {took:.1f} s after its alerts were produced")
+    time.sleep(3)
+    triggers = [key for action, key in pages(receivers.oncall) if action == "trigger"]
+    assert len(triggers) == 2 and triggers[0] == lone  # the first fault once, the cache fault once
+    assert took < 20.0  # named by the progress, not the 30 s cause wait
+    assert not receivers.oncall.refused

@@ -110,7 +110,9 @@ def test_an_incident_grouped_before_the_progress_covers_it_never_pages_and_its_c
     state, made, handovers = drive([(T0 + 1, one), (T0 + 1, two), (T0 + 6, grouped),
                                     (T0 + 6, assignment("inc-2", "cause-1")), (T0 + 6, first("inc-1", "cause-1")),
                                     (T0 + 6, progress(0, T0 + 2)), (T0 + 6, progress(1, T0 + 2)), (T0 + 7, None)])
-    assert [(h.kind, h.child_id, h.carried) for h in handovers] == [("answer", "inc-1", False)]
+    # every child answers (NotifyPolicy.every_child_answers, session 33; before it, inc-1's answer alone)
+    assert [(h.kind, h.child_id, h.carried) for h in handovers] == [("answer", "inc-2", False),
+                                                                    ("answer", "inc-1", False)]
     assert pages(made) == [("trigger", "cause-1")]
     assert status_of(state.subjects["inc-1"], POLICY) == "grouped"
 
@@ -136,15 +138,19 @@ def test_a_second_child_joining_late_the_cause_takes_over_the_lone_page_one_trig
         (T0 + 80, Acknowledgement(incident_id="cause-1", who="ana", at=T0 + 80)),
         (T0 + 90, incident("inc-1", 3, status="resolved", severity="critical")), (T0 + 95, None)]
     state, made, handovers = drive(records)
-    assert pages(made) == [("trigger", "inc-1"), ("acknowledge", "inc-1")]  # the cause never triggered
-    assert [(h.kind, h.carried) for h in handovers] == [("answer", True)]
+    # the cause never triggered; inc-1's page is updated with it (NotifyPolicy.update_carried, session 33)
+    assert pages(made) == [("trigger", "inc-1"), ("update", "inc-1"), ("acknowledge", "inc-1")]
+    # inc-2 answers too (every_child_answers, session 33): its page is not out; the cause updates inc-1's page
+    assert [(h.kind, h.child_id, h.carried) for h in handovers] == [("answer", "inc-2", False),
+                                                                    ("answer", "inc-1", True),
+                                                                    ("update", "inc-1", False)]
     assert state.subjects["cause-1"].carried_by == "inc-1" and status_of(state.subjects["cause-1"], POLICY) == "paged"
     end = [(T0 + 120, started(incident("inc-2", 3, status="resolved", severity="critical"), T0 + 60)),
            (T0 + 250, cause("cause-1", 3, children=["inc-1", "inc-2"], status="resolved"))]
     state, made, handovers = drive(records + end)
-    assert pages(made) == [("trigger", "inc-1"), ("acknowledge", "inc-1"), ("resolve", "inc-1")]
+    assert pages(made) == [("trigger", "inc-1"), ("update", "inc-1"), ("acknowledge", "inc-1"), ("resolve", "inc-1")]
     assert {d.created_at for d in made if d.action == "resolve"} == {T0 + 250}  # with the cause, not with inc-1
-    assert [h.kind for h in handovers] == ["answer", "closed"]
+    assert [h.kind for h in handovers] == ["answer", "answer", "update", "closed"]
     assert {d.subject_id for d in made} == {"inc-1"}  # nothing for the cause or inc-2 on any receiver
 
 
@@ -155,9 +161,9 @@ def test_a_carrying_page_whose_cause_never_closes_resolves_after_retention() -> 
         (T0 + 66, cause("cause-1", 2, children=["inc-1", "inc-2"])), (T0 + 66, first("inc-1", "cause-1")),
         (T0 + 90, incident("inc-1", 3, status="resolved", severity="critical"))]
     _, made, _ = drive([*records, (T0 + 90 + 3000, None)])
-    assert pages(made) == [("trigger", "inc-1")]
+    assert pages(made) == [("trigger", "inc-1"), ("update", "inc-1")]  # the update: update_carried, session 33
     _, made, _ = drive([*records, (T0 + 90 + 3601, None)])
-    assert pages(made) == [("trigger", "inc-1"), ("resolve", "inc-1")]
+    assert pages(made) == [("trigger", "inc-1"), ("update", "inc-1"), ("resolve", "inc-1")]
 
 
 def test_a_cause_that_paged_on_its_own_before_the_answer_frees_the_child_page() -> None:

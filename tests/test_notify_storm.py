@@ -71,8 +71,9 @@ def run(records: list[NotifyRecord], silences: Sequence[Silence] = (), *, restar
 
 
 def _pagerduty(made: list[Delivery]) -> Counter[tuple[str, str]]:
-    bodies = [json.loads(d.body) for d in made if d.receiver == "oncall"]
-    return Counter((b["event_action"], b["dedup_key"]) for b in bodies)
+    """(event_action, dedup_key) to PagerDuty; a trigger that updates a carrying page with its cause is `update`."""
+    return Counter(("update" if d.action == "update" else json.loads(d.body)["event_action"],
+                    json.loads(d.body)["dedup_key"]) for d in made if d.receiver == "oncall")
 
 
 def test_one_trigger_and_one_resolve_per_paged_cause() -> None:

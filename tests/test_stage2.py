@@ -763,3 +763,31 @@ def test_an_alert_with_company_is_not_lone() -> None:
 def test_a_group_of_two_alerts_is_not_lone() -> None:
     two = [("z", "web/5xx", 0, 5, {"instance": ["w1"]}), *LONE[1:]]
     assert partition(run(events_of(two))[1]) == "a b z"
+
+
+LULLED = sorted([
+    _event("a", "api/5xx", 0, 0, 1, "opened", {"instance": ["api-1"]}),
+    _event("b", "api/latency", 5, 5, 1, "opened", {"instance": ["api-1"]}),
+    _event("a", "api/5xx", 0, 10, 2, "updated", {"instance": ["api-1"]}),
+    _event("a", "api/5xx", 0, 100, 3, "updated", {"instance": ["api-1"]}),
+    _event("c", "api/saturation", 110, 110, 1, "opened", {"instance": ["api-1"]}),
+], key=lambda e: e.emitted_at)
+"""Lull (issue 17, session 33): a and b, one fault, end at 10 s; stage 1 glues a later alert of a's key on at 100 s
+(a lull of 90 s in a); c starts 10 s after it, sharing the service, 100 s after the fault's last alert."""
+LULL = replace(CFG, lull_s=60)
+
+
+def test_a_child_alerting_again_after_a_lull_does_not_carry_its_group_on() -> None:
+    grouper, out = run(LULLED, LULL)
+    assert partition(out) == "a b|c"
+    assert next(g for g in grouper.groups() if "a" in g.children).reach == T0 + 10
+    assert partition(run(LULLED, replace(LULL, lull_s=0))[1]) == "a b c"  # the rule before: a's reach is 100 s
+
+
+def test_a_lull_within_lull_s_still_carries_the_group_on() -> None:
+    assert partition(run(LULLED, replace(LULL, lull_s=95))[1]) == "a b c"
+
+
+def test_a_lull_that_resumes_a_lone_child_s_group_still_resumes_it() -> None:
+    _, out = idle_run(RESUMED, replace(RESUME, lull_s=60))
+    assert partition(out) == "f n"

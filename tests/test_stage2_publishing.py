@@ -11,14 +11,14 @@ from correlator.notify import NotifyPolicy, NotifyRecord
 from correlator.replay import ReplayReport, replay
 from correlator.sources.generic import parse
 from correlator.stage2 import (
-    DEFAULT_GROUPING, Assignment, Grouper, GroupingOutput, ParentEvent, Progress, Relation, announced, decided_to,
-    published,
+    DEFAULT_GROUPING, Assignment, Grouper, GroupingOutput, LateChildren, ParentEvent, Progress, Relation, announced,
+    decided_to, published,
 )
 from stream.commands.replay import read_alerts
 
 from .paths import ROOT
 from .test_notify_storm import STORM, _pagerduty, run
-from .test_stage2 import CFG, _event, events_of
+from .test_stage2 import CFG, T0, _event, events_of
 
 LAB = ROOT / "benchmarks" / "storms" / "lab-m32.ndjson"
 MICROSS = ROOT.parent / "shared" / "datasets" / "rca-micross" / "alerts.ndjson"
@@ -137,7 +137,9 @@ def test_without_lone_causes_a_lone_incident_pages_on_stage2_progress_and_a_late
     first = cause.children[0].id
     assert {d.subject_id for d in made} <= {first, *alone}  # the cause and its later children never page
     paged = sorted([first, *(i for i, severity in alone.items() if severity == "critical")])
-    assert _pagerduty(made) == Counter({("trigger", s): 1 for s in paged} | {("resolve", s): 1 for s in paged})
+    # and the carrying page updated with its cause twice: announced with two children, then a third (session 33)
+    assert _pagerduty(made) == Counter({("trigger", s): 1 for s in paged} | {("resolve", s): 1 for s in paged}
+                                       | {("update", first): 2})
     seen = {r.incident_id: r.emitted_at for r in records if isinstance(r, IncidentEvent) and r.seq == 1}
     waited = {d.subject_id: d.created_at - seen[d.subject_id] for d in made
               if d.receiver == "oncall" and d.action == "trigger"}
@@ -178,3 +180,20 @@ def test_a_stage2_record_is_the_models_json_byte_for_byte_and_decodes_back() -> 
     assert [key for key, _, _ in records] == [p.parent_id for p in out.parents] + [a.child_id for a in out.assignments]
     assert [decode_incident_record(value, headers) for _, value, headers in records] == [*out.parents, *out.assignments]
     assert {id(h) for _, _, h in records} == {id(PARENT_HEADERS), id(ASSIGNMENT_HEADERS)}
+
+
+def test_a_child_behind_the_progress_sent_is_named_late_once_placed_and_a_known_one_never() -> None:
+    """`LateChildren` (session 33): inc-late starts at T0+10 and reaches the Grouper when the progress sent already
+    covers T0+60; it is named once the Grouper placed it (here at once: behind its release point), and an update of
+    a child the Grouper knew is not late."""
+    grouper, late = Grouper(CFG), LateChildren()
+    early = events_of([("inc-db", "db/DBDown", 0.0, 70.0, {"host": ["h1"]})])
+    late.note(0, grouper, early, None)  # no progress sent yet: nothing is late
+    grouper.ingest(early, watermark=T0 + 70)
+    later = [_event("inc-db", "db/DBDown", 0.0, 80.0, 3, "updated", {"host": ["h1"]}),
+             _event("inc-late", "api/ErrorRate", 10.0, 20.0, 1, "opened", {"host": ["h1"]}, emitted=75)]
+    late.note(0, grouper, later, T0 + 60)
+    assert late.pending == {0: {"inc-late"}}
+    out = grouper.ingest(later, watermark=T0 + 80)
+    assert [a.child_id for a in out.assignments] == ["inc-late"]  # it joined inc-db's group, at once
+    assert late.placed({0: grouper}) == ["inc-late"] and late.placed({0: grouper}) == []

@@ -22,7 +22,7 @@ from correlator.models import IncidentEvent
 from correlator.stage2 import DictGroupStore, GroupingConfig, GroupingOutput, Grouper, GroupState, GroupStore
 from stream.stage2_state import GroupTableStore
 
-from .test_stage2 import CFG, LONE, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
+from .test_stage2 import CFG, LONE, LULL, LULLED, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
 
 HOST = {"host": ["h1"]}
 
@@ -72,10 +72,19 @@ RESUMED_SCENE = sorted([*RESUMED, _event("x", "batch/fail", 90, 90, 1, "opened",
 """Resumption (issue 17, session 32): x, unrelated, moves event time past n's gap (n's group stops accepting at 80 s)
 before n resumes at 150 s and f, sharing n's callee, starts at 152 s."""
 
+MACHINE = events_of([("a", "api/5xx", 0, 50, {"instance": ["i1"], "host": ["h1"]}),
+                     ("l", "node/load", 60, 60, {"host": ["h1"]}),
+                     ("b", "db/5xx", 70, 90, {"instance": ["d1"], "host": ["h2"]}),
+                     ("l2", "node/load", 95, 95, {"host": ["h2"]})])
+"""Machine-follow (issue 17, session 33): l, 60 s after a's onset, follows a by their host while a alerts; l2 follows
+b; a's reach and b's come from the store after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
-          "resumed": RESUMED_SCENE, "lone": events_of(LONE)}
-"""In the lone scene (issue 17, session 32) whether z started alone comes from the store's onsets after a restart.
+          "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE}
+"""In the lulled scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
+restart; in the machine scene l's following a by their host does. In the lone scene (issue 17, session 32) whether z
+started alone comes from the store's onsets after a restart.
 In the resumed scene, n's pending resumption, its group's moved onset and its accepting again come from the
 store after a restart."""
 
@@ -92,7 +101,7 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
         out.extend(grouper.ingest([ev]))
 
 
-CONFIGS = {"resumed": RESUME}
+CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -142,6 +151,20 @@ def test_the_resumed_scene_depends_on_resume_below() -> None:
     named = parents(uninterrupted(RESUMED_SCENE, RESUME))
     assert named["f"] == named["n"] != named["x"]
     assert parents(uninterrupted(RESUMED_SCENE))["f"] != parents(uninterrupted(RESUMED_SCENE))["n"]
+
+
+def test_the_lulled_scene_depends_on_lull_s() -> None:
+    named = parents(uninterrupted(LULLED, LULL))
+    assert named["a"] == named["b"] != named["c"]
+    before = parents(uninterrupted(LULLED))
+    assert before["a"] == before["c"]
+
+
+def test_the_machine_scene_depends_on_machine_follow() -> None:
+    named = parents(uninterrupted(MACHINE, CONFIGS["machine"]))
+    assert named["l"] == named["a"] != named["l2"] == named["b"]
+    plain = parents(uninterrupted(MACHINE))
+    assert plain["l"] != plain["a"]
 
 
 @pytest.mark.parametrize("scene", sorted(SCENES))

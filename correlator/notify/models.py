@@ -25,9 +25,10 @@ __all__ = [
     "TargetPhase",
 ]
 
-Action = Literal["trigger", "acknowledge", "resolve", "renotify", "escalate", "refresh"]
-"""What a delivery says: open a page, acknowledge it, resolve it, repeat it, escalate it, or (Alertmanager)
-re-post an open incident's alert so that it does not time out."""
+Action = Literal["trigger", "acknowledge", "resolve", "renotify", "escalate", "refresh", "update"]
+"""What a delivery says: open a page, acknowledge it, resolve it, repeat it, escalate it, (Alertmanager) re-post
+an open incident's alert so that it does not time out, or update an open page with what it now stands for (an
+incident's page that carries its cause: the cause's summary and children; never a new page)."""
 SubjectKind = Literal["incident", "cause"]
 SubjectStatus = Literal["firing", "resolved", "expired", "merged"]
 TargetPhase = Literal["held", "queued", "sent", "closed"]
@@ -73,8 +74,19 @@ class Subject:
     muted: str | None = None
     answered: bool = False
     """A cause: its first child's partition said whether that child paged alone (the handover, `state`)."""
+    answers: list[str] = field(default_factory=list)
+    """A cause: the children that answered whether their page is out (`NotifyPolicy.every_child_answers`)."""
+    awaits: list[str] = field(default_factory=list)
+    """A cause: causes merged into it whose answer it waits for too (named by their children's answers, `via`)."""
     carried_by: str | None = None
     """A cause whose page is its first child's: that child paged alone before the cause was announced."""
+    cause_facts: dict[str, Any] | None = None
+    """An incident whose page carries its cause: what that cause is (`state._cause_facts`), shown in its page."""
+    shown: str = ""
+    """A cause carried by a child's page: the facts last sent to that page (sent again only when they change)."""
+    late: bool = False
+    """An incident first seen when stage 2's progress already covered its first alert: it pages alone only once a
+    progress names it placed (`NotifyPolicy.late_waits`)."""
     carries: str | None = None
     """An incident that paged alone and now carries its cause's page: it resolves when the cause does."""
     seen_at: float = 0.0
@@ -139,14 +151,19 @@ class Acknowledgement(BaseModel):
 class Handover(BaseModel):
     """Between the partitions of a cause and of its first child, when causes of one incident are not published
     (`state`): the child's `answer` (whether it paged alone, its page then carrying the cause), and the cause's
-    `closed` (the child's page, carrying it, may resolve)."""
+    `closed` (the child's page, carrying it, may resolve), and the cause's `update` (what the carrying page now
+    stands for: `NotifyPolicy.update_carried`)."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["answer", "closed"]
+    kind: Literal["answer", "closed", "update"]
     cause_id: str
     child_id: str
     carried: bool = False
+    facts: dict[str, Any] | None = None
+    """`update`: what the cause now is, for the page that carries it (`Subject.cause_facts`)."""
+    via: str | None = None
+    """`answer` of a child that moved here with a merged cause: that cause, whose answer the cause waits for too."""
     at: float
 
     @property

@@ -10,6 +10,11 @@
   receiver's secret over `<X-Aiops-Timestamp>.<body>` (the timestamp is signed so that a captured request
   cannot be replayed later; `verify_signature` is the receiver's check).
 * Slack incoming webhook: `{"text": ...}` with the same facts as the page.
+
+An incident's page that carries its cause (`state`, the handover) says what the cause is: its summary first, then
+what paged (`carried_summary`), and the cause's facts under `cause`; an `update` is sent to each open receiver
+when that starts and when the cause changes (PagerDuty: a trigger with the same dedup key, added to the open
+alert's log; Alertmanager: the alert re-posted, its annotations replaced; Slack and webhooks: a message).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "Request",
     "alertmanager_alert",
     "build_request",
+    "carried_summary",
     "iso",
     "notice",
     "pagerduty_event",
@@ -77,11 +83,20 @@ def summary_of(subject: Subject) -> str:
     return line if len(line) <= SUMMARY_MAX else line[:SUMMARY_MAX - 1] + "…"
 
 
+def carried_summary(cause: Mapping[str, Any], own: str) -> str:
+    """The summary of an incident's page that carries its cause: the cause's, then what paged first."""
+    line = f"{cause.get('summary', '')} (paged first as {own})"
+    return line if len(line) <= SUMMARY_MAX else line[:SUMMARY_MAX - 1] + "…"
+
+
 def notice(subject: Subject, children: Sequence[Subject], action: Action, now: float, link: str) -> dict[str, Any]:
     """The facts every receiver gets, as JSON values (the webhook body, PagerDuty's custom details)."""
+    summary = summary_of(subject)
+    if subject.cause_facts:  # its page stands for its cause: say what the cause is first
+        summary = carried_summary(subject.cause_facts, summary)
     facts: dict[str, Any] = {
         "action": action, "incident_id": subject.id, "kind": subject.kind, "status": subject.status,
-        "summary": summary_of(subject), "severity": subject.severity, "services": subject.services,
+        "summary": summary, "severity": subject.severity, "services": subject.services,
         "symptom": subject.symptom, "scope": subject.scope, "alert_count": subject.alert_count,
         "firing_count": subject.firing_count, "first_seen": iso(subject.first_seen), "last_seen": iso(subject.last_seen),
         "members_sample": subject.member_sample[:SAMPLE_MAX], "link": link + subject.id, "sent_at": iso(now),
@@ -92,6 +107,8 @@ def notice(subject: Subject, children: Sequence[Subject], action: Action, now: f
         known = {c.id: c for c in children}
         facts["children"] = [_child(known.get(child_id), child_id) for child_id in subject.children[:SAMPLE_MAX]]
         facts["children_total"] = len(subject.children)
+    if subject.cause_facts:
+        facts["cause"] = dict(subject.cause_facts)
     if subject.acked_by:
         facts["acknowledged_by"] = subject.acked_by
     if subject.escalated_tier:
@@ -144,6 +161,9 @@ def alertmanager_alert(receiver: AlertmanagerReceiver, subject: Subject, facts: 
         annotations["why_grouped"] = subject.why
     if subject.kind == "cause":
         annotations["children"] = ",".join(subject.children[:SAMPLE_MAX])
+    if subject.cause_facts:
+        annotations["cause_id"] = str(subject.cause_facts.get("cause_id", ""))
+        annotations["children"] = ",".join(subject.cause_facts.get("children", ()))
     return [{"labels": labels, "annotations": annotations, "startsAt": iso(subject.first_seen),
              "endsAt": iso(ends), "generatorURL": str(facts["link"])}]
 
@@ -153,7 +173,8 @@ def slack_message(receiver: SlackReceiver, subject: Subject, facts: Mapping[str,
     """A Slack incoming-webhook message: one headline and the facts a person acts on."""
     head = {"trigger": "FIRING", "renotify": "STILL FIRING", "escalate": f"ESCALATED to {subject.escalated_tier}",
             "acknowledge": f"ACKNOWLEDGED by {subject.acked_by}", "resolve": "RESOLVED",
-            "refresh": "FIRING"}[action]
+            "refresh": "FIRING", "update": f"NOW THE PAGE OF {subject.cause_facts.get('cause_id', 'its cause')}"
+            if subject.cause_facts else "UPDATED"}[action]
     lines = [f"*[{head}]* {facts['summary']}", f"<{facts['link']}|{subject.id}>"]
     if subject.why:
         lines.append(f"why grouped: {subject.why}")

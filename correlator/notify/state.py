@@ -21,7 +21,15 @@ The rules, exactly:
   alone. A cause waits for that answer (at most `cause_wait_s`): if the child paged, the child's page carries the
   cause (the cause sends no trigger; acknowledgements and escalations of the cause go to the child; the child's
   resolve waits for the cause's `closed` handover, or `retention_s`), else the cause pages as usual. So a fault
-  pages once either way.
+  pages once either way. With `every_child_answers` (session 33) every child a cause names answers so, and the
+  cause waits for all of them (`cause_wait_s` at most): a later child that paged alone carries the cause when it
+  had not paged, and a carrying page moves on with its child's `merged` assignment when its cause is merged into
+  another (the merged cause does not free it); a cause merged away whose own page is out answers the cause it
+  merged into the same way (its children, moving, name it: `Handover.via`), so that page carries the other cause
+  instead of resolving while the fault goes on; acknowledgements and escalations reach a page that still carries. With `update_carried` the carrying page is updated with what the
+  cause is (an `update` delivery: never a new page). With `late_waits` an incident first seen when the progress
+  already covers its first alert (it reaches stage 2 late: a source back after the idle advance) pages alone only
+  once a progress names it placed (`Progress.late`), or after `cause_wait_s`.
 * Routing: the subject's labels (`routes.labels_of`) pick receivers (`routes.routes_for`); labels are looked at
   again on every event, so an incident that turns critical reaches the critical route then. A receiver once
   chosen stays chosen.
@@ -43,6 +51,7 @@ The rules, exactly:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +61,7 @@ from pydantic import BaseModel, ConfigDict
 from correlator.models import IncidentEvent
 from correlator.notify.config import AlertmanagerReceiver, NotifyConfig, Receiver
 from correlator.notify.models import Acknowledgement, Action, Delivery, Handover, Subject, SubjectKind, Target
-from correlator.notify.payloads import build_request
+from correlator.notify.payloads import build_request, summary_of
 from correlator.notify.ratelimit import Bucket, take_token, trigger_waits, without_lane
 from correlator.notify.routes import labels_of, routes_for
 from correlator.notify.silences import Silence, incident_mute, silenced_by
@@ -88,6 +97,23 @@ class NotifyPolicy:
     stage2_partitions: int = 0
     """Routing partitions whose `Progress` must cover an incident before it pages as its own cause (0: none, it
     waits `cause_wait_s`); only with `lone_causes` off."""
+    every_child_answers: bool = True
+    """Every child a cause names answers whether its page is out (not only the one that opened it), and the cause
+    waits for all of them (at most `cause_wait_s`): a child that paged alone, or whose page carries a cause merged
+    into this one, carries this cause too instead of it paging again. Off: only the first child answers, and a
+    merged cause frees its carrier's page (the old rule)."""
+    late_waits: bool = True
+    """An incident whose first event comes when the progress already covers its first alert (it reached stage 2
+    late, or will: a source back after the idle advance) waits for a progress that names it placed (`Progress.late`,
+    after its assignment if it joined a cause), or `cause_wait_s`; off: it pages at once, alone (the old rule)."""
+    update_carried: bool = True
+    """A page that carries its cause is updated with what the cause is (its summary, services, children), when it
+    starts carrying it and whenever the cause's services, severity or children change: PagerDuty gets a trigger
+    with the same dedup key (added to the open alert's log, no new page), Alertmanager the alert re-posted with the
+    cause's summary, Slack and webhooks a message. Off: the page keeps showing only its incident (the old rule)."""
+    progress_index: bool = True
+    """When progress moves, look only at the incidents it can release (`Waiting`, by first alert); off: scan every
+    subject held (the old rule, linear in open subjects; the same pages in the same order either way)."""
 
 
 class Escalation(BaseModel):
@@ -115,6 +141,21 @@ NotifyRecord = IncidentEvent | ParentEvent | Assignment | Escalation | Acknowled
 
 
 @dataclass(slots=True)
+class Waiting:
+    """The incidents stage 2's progress may release, by first alert (`NotifyPolicy.progress_index`): a heap of
+    (first alert, rank, id), where rank is the subject's place in `NotifyState.subjects` (the old scan's order, so
+    that rate limits hand their tokens out alike). Derived, never written back: built from the subjects on first
+    use, kept by the fold after that; an entry whose subject changed its first alert or left is skipped."""
+
+    heap: list[tuple[float, int, str]] = field(default_factory=list)
+    queued: dict[str, float] = field(default_factory=dict)
+    """Id -> the first alert of its live entry."""
+    rank: dict[str, int] = field(default_factory=dict)
+    next_rank: int = 0
+    built: bool = False
+
+
+@dataclass(slots=True)
 class NotifyState:
     """Subjects by id, and each rate-limited receiver's bucket and queue."""
 
@@ -123,6 +164,8 @@ class NotifyState:
     queues: dict[str, list[Delivery]] = field(default_factory=dict)
     progress: dict[int, float] = field(default_factory=dict)
     """Stage 2's progress (`decided_to`) by routing partition; not written back: it comes again within a second."""
+    waiting: Waiting = field(default_factory=Waiting)
+    """Incidents the progress may release, by first alert (derived from `subjects`, not written back)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (a snapshot; the stream keeps subjects one per table key instead)."""
@@ -199,6 +242,8 @@ def on_tick(state: NotifyState, now: float, config: NotifyConfig, silences: Sequ
         elif subject.closed_at is not None and now - subject.closed_at >= policy.retention_s \
                 and not _queued_of(state, subject.id):
             del state.subjects[subject.id]
+            state.waiting.rank.pop(subject.id, None)
+            state.waiting.queued.pop(subject.id, None)
             ctx.step.changed.add(subject.id)
     _release_queues(ctx)
     return ctx.step
@@ -227,6 +272,10 @@ def _subject(ctx: _Ctx, subject_id: str, kind: SubjectKind) -> Subject:
     if subject is None:
         subject = Subject(id=subject_id, kind=kind, seen_at=ctx.now)
         ctx.state.subjects[subject_id] = subject
+        waiting = ctx.state.waiting
+        if waiting.built:
+            waiting.rank[subject_id] = waiting.next_rank
+            waiting.next_rank += 1
     return subject
 
 
@@ -234,6 +283,9 @@ def _incident(ctx: _Ctx, ev: IncidentEvent) -> None:
     subject = _subject(ctx, ev.incident_id, "incident")
     if ev.seq <= subject.seq:
         return  # a redelivery, or older than what we hold
+    if subject.seq == 0 and ctx.policy.late_waits:
+        decided = _decided_to(ctx)
+        subject.late = decided is not None and ev.first_seen <= decided
     hosts = [v for label in _HOST_LABELS for v in ev.entities.get(label, ())]
     subject.seq, subject.status, subject.severity = ev.seq, ev.status, ev.max_severity
     subject.services, subject.symptom, subject.scope = [ev.service], ev.symptom, ev.scope
@@ -243,6 +295,7 @@ def _incident(ctx: _Ctx, ev: IncidentEvent) -> None:
     subject.muted = incident_mute(ev.entities)
     ctx.step.changed.add(subject.id)
     _settle(ctx, subject)
+    _wait(ctx.state, subject)
 
 
 def _parent(ctx: _Ctx, ev: ParentEvent) -> None:
@@ -264,32 +317,58 @@ def _parent(ctx: _Ctx, ev: ParentEvent) -> None:
     subject.muted = ",".join(sorted({m for m in mutes if m})) if whole else None
     if ev.merged_into:
         subject.why = f"merged into {ev.merged_into}"
+        if ctx.policy.every_child_answers and ctx.policy.page_causes and not ctx.policy.lone_causes:
+            _hand_on(ctx, subject, ev.merged_into)
     ctx.step.changed.add(subject.id)
     _settle(ctx, subject)
+    _tell_carrier(ctx, subject)
 
 
 def _assignment(ctx: _Ctx, a: Assignment) -> None:
     child = _subject(ctx, a.child_id, "incident")
+    moved = child.parent_id if child.parent_id not in (None, a.parent_id) else None
     child.parent_id, child.why = a.parent_id, a.explanation
     ctx.step.changed.add(child.id)
-    if ctx.policy.page_causes and not ctx.policy.lone_causes and a.relation is Relation.FIRST:
-        _answer(ctx, child, a.parent_id)
+    answers = a.relation is Relation.FIRST or ctx.policy.every_child_answers
+    if ctx.policy.page_causes and not ctx.policy.lone_causes and answers:
+        _answer(ctx, child, a.parent_id, moved if ctx.policy.every_child_answers else None)
     if ctx.policy.page_causes:
         for target in child.targets.values():
             if target.phase == "held":  # grouped before it paged: its cause pages instead
                 target.phase = "closed"
 
 
-def _answer(ctx: _Ctx, child: Subject, cause_id: str) -> None:
-    """The first child of a cause tells the cause whether it paged alone; if it did, its page carries the cause."""
+def _answer(ctx: _Ctx, child: Subject, cause_id: str, moved_from: str | None = None) -> None:
+    """A child tells its cause whether its page is out; if it is, that page carries the cause.
+
+    The first child always answers; with `every_child_answers` every child does, and a page still standing for
+    another cause (one merged into this one) counts as out."""
     carried = _was_paged(child) and child.open
+    if ctx.policy.every_child_answers and child.carries is not None:
+        carried = True  # its page stands for the cause it carried, now merged into this one: it carries this one
     if carried:
         child.carries = cause_id
     ctx.step.forward.append(Handover(kind="answer", cause_id=cause_id, child_id=child.id, carried=carried,
+                                     via=moved_from, at=ctx.now))
+
+
+def _hand_on(ctx: _Ctx, cause: Subject, merged_into: str) -> None:
+    """A cause merged into another answers it as a child does (`every_child_answers`): when its own page is out,
+    that page carries the other cause (its resolve waits for the other's `closed`); a page of its first child that
+    carries it moves on with that child's merged assignment instead."""
+    if cause.closed_at is not None:
+        return  # answered at its first merged event
+    own = _was_paged(cause) and cause.carried_by is None
+    if own:
+        cause.carries = merged_into
+    ctx.step.forward.append(Handover(kind="answer", cause_id=merged_into, child_id=cause.id, carried=own,
                                      at=ctx.now))
 
 
 def _handover(ctx: _Ctx, h: Handover) -> None:
+    if h.kind == "update":
+        _carried_update(ctx, h)
+        return
     if h.kind == "closed":
         child = ctx.state.subjects.get(h.child_id)
         if child is None or child.carries != h.cause_id:
@@ -300,16 +379,59 @@ def _handover(ctx: _Ctx, h: Handover) -> None:
             _close(ctx, child)  # the resolves it held back for its cause
         return
     cause = _subject(ctx, h.cause_id, "cause")
-    if cause.answered:
+    if ctx.policy.every_child_answers:
+        if h.via is not None and h.via not in cause.awaits:
+            cause.awaits.append(h.via)  # it moved here with a merged cause: wait for that one's answer too
+            ctx.step.changed.add(cause.id)
+        if h.child_id in cause.answers:
+            return  # a child answers every announcement (and a redelivered assignment) alike
+        cause.answers.append(h.child_id)
+    elif cause.answered:
         return  # the first answer decides (the child answers every announcement of its cause alike)
     cause.answered = True
     ctx.step.changed.add(cause.id)
-    if h.carried and _was_paged(cause):  # it paged on its own meanwhile (cause_wait_s): the child's page is free
+    if h.carried and (_was_paged(cause) or cause.carried_by not in (None, h.child_id)):
+        # it paged on its own meanwhile (cause_wait_s), or another child's page carries it: this page is its own
         ctx.step.forward.append(Handover(kind="closed", cause_id=cause.id, child_id=h.child_id, at=ctx.now))
     elif h.carried:
         cause.carried_by = h.child_id
     if cause.seq > 0:
         _settle(ctx, cause)
+        _tell_carrier(ctx, cause)
+
+
+def _cause_facts(cause: Subject) -> dict[str, Any]:
+    """What a carrying page shows of its cause (JSON values)."""
+    return {"cause_id": cause.id, "summary": summary_of(cause), "services": cause.services[:10],
+            "severity": cause.severity, "children_total": len(cause.children), "children": cause.children[:10]}
+
+
+def _tell_carrier(ctx: _Ctx, cause: Subject) -> None:
+    """A cause carried by a child's page sends that page what it now is, when its services, severity or children
+    changed since it last did (`NotifyPolicy.update_carried`)."""
+    if not ctx.policy.update_carried or cause.carried_by is None or not cause.open:
+        return
+    shown = f"{cause.severity}|{','.join(cause.services)}|{','.join(cause.children)}"
+    if shown == cause.shown:
+        return
+    cause.shown = shown
+    ctx.step.changed.add(cause.id)
+    ctx.step.forward.append(Handover(kind="update", cause_id=cause.id, child_id=cause.carried_by,
+                                     facts=_cause_facts(cause), at=ctx.now))
+
+
+def _carried_update(ctx: _Ctx, h: Handover) -> None:
+    """The page carrying a cause learns what the cause now is, and every receiver that has it open is updated."""
+    child = ctx.state.subjects.get(h.child_id)
+    if child is None or child.carries != h.cause_id or h.facts is None:
+        return
+    child.cause_facts = dict(h.facts)
+    ctx.step.changed.add(child.id)
+    if _muted(ctx, child):
+        return
+    for target in child.targets.values():
+        if target.phase in ("sent", "queued"):
+            _emit(ctx, child, target, "update")
 
 
 def _progress(ctx: _Ctx, p: Progress) -> None:
@@ -320,12 +442,83 @@ def _progress(ctx: _Ctx, p: Progress) -> None:
         if at > progress.get(partition, float("-inf")):
             progress[partition] = at
     after = _decided_to(ctx)
-    if after is None or (before is not None and after <= before):
+    if after is not None and (before is None or after > before):
+        _moved(ctx, after)
+    if p.late:
+        _placed_late(ctx, p)
+
+
+def _moved(ctx: _Ctx, after: float) -> None:
+    """Progress moved to `after`: the incidents it covers that await it page (old scan or index, same order)."""
+    if not ctx.policy.progress_index:
+        for subject in list(ctx.state.subjects.values()):
+            if _awaits_progress(subject) and subject.first_seen <= after:
+                _advance(ctx, subject)
         return
-    for subject in list(ctx.state.subjects.values()):
-        if subject.kind == "incident" and subject.open and subject.parent_id is None and not subject.targets \
-                and subject.first_seen <= after:
-            _advance(ctx, subject)
+    released = _released(ctx.state, after)
+    for subject in released:
+        _advance(ctx, subject)
+    for subject in released:
+        _wait(ctx.state, subject)  # still waiting (silenced, or no route matched): the old scan saw it again too
+
+
+def _placed_late(ctx: _Ctx, p: Progress) -> None:
+    """Late incidents stage 2 says it placed: those no assignment named meanwhile page as their own cause now."""
+    for subject_id in p.late:
+        subject = ctx.state.subjects.get(subject_id)
+        if subject is None or not subject.late:
+            continue
+        subject.late = False
+        ctx.step.changed.add(subject.id)
+        _advance(ctx, subject)
+        _wait(ctx.state, subject)
+
+
+def _awaits_progress(subject: Subject) -> bool:
+    """An open incident no cause names that has not chosen its receivers: progress may page it (a late one only
+    once a progress names it: `_placed_late`)."""
+    return subject.kind == "incident" and subject.open and subject.parent_id is None and not subject.targets \
+        and not subject.late
+
+
+def _built(state: NotifyState) -> Waiting:
+    """The progress index, built from the subjects held on its first use (a state loaded from a table)."""
+    waiting = state.waiting
+    if not waiting.built:
+        waiting.built = True
+        for rank, subject in enumerate(state.subjects.values()):
+            waiting.rank[subject.id] = rank
+        waiting.next_rank = len(state.subjects)
+        for subject in state.subjects.values():
+            _wait(state, subject)
+    return waiting
+
+
+def _wait(state: NotifyState, subject: Subject) -> None:
+    """Index an incident that awaits progress under its first alert (once per first alert)."""
+    waiting = state.waiting
+    if not waiting.built or subject.seq == 0 or not _awaits_progress(subject):
+        return  # known by name only pages on no progress; an unbuilt index indexes everything when built
+    if waiting.queued.get(subject.id) != subject.first_seen:
+        waiting.queued[subject.id] = subject.first_seen
+        heapq.heappush(waiting.heap, (subject.first_seen, waiting.rank[subject.id], subject.id))
+
+
+def _released(state: NotifyState, after: float) -> list[Subject]:
+    """The incidents awaiting progress whose first alert is at or before `after`, out of the index, in the order
+    of `state.subjects`."""
+    waiting = _built(state)
+    heap, found = waiting.heap, []
+    while heap and heap[0][0] <= after:
+        first_seen, _, subject_id = heapq.heappop(heap)
+        if waiting.queued.get(subject_id) != first_seen:
+            continue  # stale: its first alert moved (a newer entry stands for it) or it was released already
+        del waiting.queued[subject_id]
+        subject = state.subjects.get(subject_id)
+        if subject is not None and _awaits_progress(subject) and subject.first_seen == first_seen:
+            found.append(subject)
+    found.sort(key=lambda s: waiting.rank[s.id])
+    return found
 
 
 def _decided_to(ctx: _Ctx) -> float | None:
@@ -339,7 +532,7 @@ def _decided_to(ctx: _Ctx) -> float | None:
 
 def _escalation(ctx: _Ctx, e: Escalation) -> None:
     subject = _paged_subject(ctx, e)
-    if subject is None or not subject.open:
+    if subject is None or not _standing(ctx, subject):
         return
     subject.escalated_tier = e.tier
     ctx.step.changed.add(subject.id)
@@ -355,7 +548,7 @@ def _escalation(ctx: _Ctx, e: Escalation) -> None:
 
 def _acknowledged(ctx: _Ctx, ack: Acknowledgement) -> None:
     subject = _paged_subject(ctx, ack)
-    if subject is None or not subject.open or subject.acked_by is not None:
+    if subject is None or not _standing(ctx, subject) or subject.acked_by is not None:
         return
     subject.acked_by = ack.who
     ctx.step.changed.add(subject.id)
@@ -363,6 +556,12 @@ def _acknowledged(ctx: _Ctx, ack: Acknowledgement) -> None:
         target.acked = True
         if target.phase in ("sent", "queued") and not _is_alertmanager(ctx, target):
             _emit(ctx, subject, target, "acknowledge")
+
+
+def _standing(ctx: _Ctx, subject: Subject) -> bool:
+    """Whether a page of the subject stands: it fires, or (`every_child_answers`) it closed and its page still
+    carries a cause (a cause merged away whose own page carries the one it merged into, or a resolved child)."""
+    return subject.open or (ctx.policy.every_child_answers and subject.carries is not None)
 
 
 def _paged_subject(ctx: _Ctx, record: Escalation | Acknowledgement) -> Subject | None:
@@ -404,7 +603,7 @@ def _pages_itself(ctx: _Ctx, subject: Subject) -> bool:
     if subject.targets or ctx.now - subject.seen_at >= ctx.policy.cause_wait_s:
         return True
     decided = _decided_to(ctx)
-    return decided is not None and subject.first_seen <= decided
+    return decided is not None and subject.first_seen <= decided and not subject.late
 
 
 def _cause_pages(ctx: _Ctx, cause: Subject) -> bool:
@@ -415,7 +614,15 @@ def _cause_pages(ctx: _Ctx, cause: Subject) -> bool:
         return True
     if cause.carried_by is not None:
         return False
-    return cause.answered or ctx.now - cause.seen_at >= ctx.policy.cause_wait_s
+    return _answered(ctx, cause) or ctx.now - cause.seen_at >= ctx.policy.cause_wait_s
+
+
+def _answered(ctx: _Ctx, cause: Subject) -> bool:
+    """Whether a cause heard from its children: from every child it names (`every_child_answers`), else from one."""
+    if not ctx.policy.every_child_answers:
+        return cause.answered
+    heard = set(cause.answers)
+    return bool(cause.children) and all(c in heard for c in (*cause.children, *cause.awaits))
 
 
 def _was_paged(subject: Subject) -> bool:
@@ -491,7 +698,8 @@ def _trigger(ctx: _Ctx, subject: Subject, target: Target) -> None:
 def _close(ctx: _Ctx, subject: Subject) -> None:
     if subject.closed_at is None:
         subject.closed_at = ctx.now
-        if subject.carried_by is not None:  # the first child's page carried it: that page may resolve now
+        moves_on = ctx.policy.every_child_answers and subject.status == "merged"  # its carrier answers the new cause
+        if subject.carried_by is not None and not moves_on:  # the first child's page carried it: it may resolve now
             ctx.step.forward.append(Handover(kind="closed", cause_id=subject.id, child_id=subject.carried_by,
                                              at=ctx.now))
     if subject.carries is not None:  # its page stands for its cause until that closes: hold the resolves back

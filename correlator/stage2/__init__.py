@@ -7,7 +7,7 @@ from .config import DEFAULT_GROUPING, GroupingConfig
 from .engine import Grouper, GroupingCounters, GroupingOutput, parent_id
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .publishing import (
-    MIN_ANNOUNCED_CHILDREN, Progress, announced, decided_to, first_assignment, progress_due, published,
+    MIN_ANNOUNCED_CHILDREN, LateChildren, Progress, announced, decided_to, first_assignment, progress_due, published,
 )
 from .relations import ChildView, Link, relate, time_gap, view_of
 from .routing import UNSCOPED_ROUTE_KEY, route_key
@@ -20,7 +20,7 @@ from .watermark import (
 __all__ = [
     "DEFAULT_GROUPING", "MARKS_HEADER", "MIN_ANNOUNCED_CHILDREN", "UNSCOPED_ROUTE_KEY", "Assignment", "ChildState", "ChildView",
     "DictGroupStore", "GroupPhase", "GroupState", "GroupStore", "Grouper", "GroupingConfig", "GroupingCounters",
-    "GroupingOutput", "Link", "Low", "LowWatermark", "ParentEvent", "ParentEventKind", "ParentStatus", "Progress", "Relation",
+    "GroupingOutput", "LateChildren", "Link", "Low", "LowWatermark", "ParentEvent", "ParentEventKind", "ParentStatus", "Progress", "Relation",
     "SourceMark", "announced", "decided_to", "decode_marks", "dump_marks", "encode_marks", "first_assignment", "idle_release",
     "load_marks", "parent_id", "progress_due", "published", "relate", "report_due", "route_key", "source_mark", "time_gap", "view_of",
 ]

@@ -66,6 +66,11 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   climbing the call graph) is taken within caller_window_s of G's latest onset while G alerts, not only within
   burst_s as other paths (issue 17, session 32: on the development cascades such trace errors came 20-120 s after
   the cause's latest onset and opened apart);
+* machine-follow: a host's own metric (it names nothing but machines beside its service, and no call) that shares only
+  a machine with G is taken while G alerts (within burst_s of its reach), not only within burst_s of its latest onset,
+  when no other group shares the machine, joining G but never folding it with another and moving none of its onsets
+  (`_machine`, `GroupingConfig.machine_follow`; issue 17, session 33: a host's metric drawn anywhere in its fault's
+  span was the largest class of split pairs on the development cascades);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -117,7 +122,7 @@ from ..topology import Topology
 from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
-from .relations import ChildView, Link, burst_link, relate, time_gap, trace_link, view_of
+from .relations import ChildView, Link, burst_link, machine_only, relate, tenant, time_gap, trace_link, view_of
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
 __all__ = ["Grouper", "GroupingCounters", "GroupingOutput", "parent_id"]
@@ -344,6 +349,8 @@ class Grouper:
         self._resume(g, known, ev)
         child = ChildState.of(ev)
         child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
+        if child.extends and self._lulled(g, known, ev):
+            child.extends = False
         if child.first_seen != known.first_seen:
             self._onsets.add(split_key(ev.key)[0], child.first_seen, child.id)
         g.refresh(child)
@@ -356,16 +363,29 @@ class Grouper:
         self.store.put(g.id, g)
         self._schedule(g.id, self._deadline(g))
 
+    def _resuming(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> bool:
+        """Whether the event resumes its group (`_resume`): the group's only child, of fewer than resume_below alerts,
+        moves its latest alert more than gap_s on."""
+        return not (len(g.children) != 1 or known.alert_count >= self.config.resume_below
+                    or g.phase is not GroupPhase.OPEN or ev.last_seen - known.last_seen <= self.config.gap_s)
+
     def _resume(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> None:
         """Resumption: a group's only child, of fewer than resume_below alerts, whose event moves its latest alert more
         than gap_s on (a lull the group would have closed on) carries the group on: the group's latest onset moves to
         that alert and the group accepts again (`GroupingConfig.resume_below`). Decided from the child's stored
         figures and the event alone, so it does not matter whether the group had already stopped accepting."""
-        if (len(g.children) != 1 or known.alert_count >= self.config.resume_below or g.phase is not GroupPhase.OPEN
-                or ev.last_seen - known.last_seen <= self.config.gap_s):
+        if not self._resuming(g, known, ev):
             return
         g.resume_at = max(g.resume_at or -_INF, ev.last_seen)
         heapq.heappush(self._resumes, (g.resume_at, g.id))
+
+    def _lulled(self, g: GroupState, known: ChildState, ev: IncidentEvent) -> bool:
+        """Lull: whether a child's event moves its latest alert more than lull_s past its previous one, the group not
+        resuming on it (`GroupingConfig.lull_s`). The alert after the lull is stage 1's continuation gap gluing a later
+        alert of the key on, not the cause going on, so the child stops extending the group's reach from then.
+        Decided from the child's stored figures and the event alone, as `_resume` is."""
+        lull = self.config.lull_s
+        return bool(lull) and ev.last_seen - known.last_seen > lull and not self._resuming(g, known, ev)
 
     def _resumed(self, until: float) -> None:
         """Apply the resumptions at or before `until`: in event-time order with the children released, so a child
@@ -462,8 +482,43 @@ class Grouper:
                 capped = cand if capped is None or cand.order < capped.order else capped
             else:
                 related.append(cand)
+        if self.config.machine_follow and any(c.link.machine for c in related):
+            related = self._unrivalled(related)
         related.sort(key=lambda c: c.order)
+        if self.config.tenants_apart and self.topology is not None and tenant(view, self.topology, self.config):
+            return self._tenants_apart(related, capped, lone)
         return related, capped, lone
+
+    def _tenants_apart(
+        self, related: list[_Candidate], capped: _Candidate | None, lone: _Candidate | None,
+    ) -> tuple[list[_Candidate], _Candidate | None, _Candidate | None]:
+        """Tenants apart: with a topology, a group related to a tenant's child by a shared machine alone is never its
+        target (no join, no successor, no note that it started alone), only folded into a best group related
+        otherwise (`GroupingConfig.tenants_apart`): the file knows both tenants and no path between them that avoids
+        the machine, while a fault's two sides, one of them seen by its host, are still one blast. A group holding a
+        machine's own alert is the exception: the machine itself fails, and its tenants are its sides."""
+        def machine(c: _Candidate) -> bool:
+            return c.link.weak and not c.link.borrowed and not self._machine_alerts(c.group)
+
+        if related and machine(related[0]):
+            related = [c for c in related if not machine(c)]
+        return (related, None if capped is not None and machine(capped) else capped,
+                None if lone is not None and machine(lone) else lone)
+
+    @staticmethod
+    def _unrivalled(related: list[_Candidate]) -> list[_Candidate]:
+        """Machine-follow takes a host's metric only when one group shares its machine: with two, the machine says
+        nothing of which cause it belongs to (`GroupingConfig.machine_follow`)."""
+        if sum(c.link.weak for c in related) <= 1:
+            return related
+        return [c for c in related if not c.link.machine]
+
+    def _machine_alerts(self, g: GroupState) -> bool:
+        """Whether the group holds a machine's own alert: a child whose service the topology knows as a machine."""
+        topology, types = self.topology, self.config.shared_node_types
+        return topology is not None and any(
+            topology.shared(topology.node_of(service) or service, types)
+            for service in {split_key(c.key)[1] for c in g.children.values()})
 
     def _merge(
         self, related: list[_Candidate], ev: IncidentEvent, view: ChildView, now: float, out: GroupingOutput,
@@ -476,7 +531,7 @@ class Grouper:
         folded in (see above, and `relations`).
         """
         best = related[0]
-        if best.link.chain:  # a call chain joins one group, never folds two (`relations`)
+        if best.link.chain or best.link.machine:  # a call chain, or a machine alone, joins one group, never folds two
             return best
         pool = sorted((c for c in related if c is best or self._folds(c, best)),
                       key=lambda c: (c.group.first_seen, c.group.id))
@@ -498,7 +553,7 @@ class Grouper:
         fault's pieces, apart with the file where without it a name folds them; `GroupingConfig.borrowed_folds`);
         else within merge_window_s."""
         apart = abs(cand.group.last_onset - best.group.last_onset)
-        if cand.link.relation is Relation.TOPOLOGY or cand.link.chain:
+        if cand.link.relation is Relation.TOPOLOGY or cand.link.chain or cand.link.machine:
             return False
         if cand.link.borrowed:
             return self.config.borrowed_folds and apart <= self.config.burst_s
@@ -594,11 +649,21 @@ class Grouper:
         link = self._link(ev, view, g)
         if link is None or self._admits(link, ev, g):
             return link
+        if self._machine(link, ev, view, g):
+            return replace(link, machine=True)
         if link.relation is Relation.TOPOLOGY:
             plain = relate(view, g.entities, g.scopes, None, self.config)
             if plain is not None and self._admits(plain, ev, g):
                 return plain
         return None
+
+    def _machine(self, link: Link, ev: IncidentEvent, view: ChildView, g: GroupState) -> bool:
+        """Machine-follow: a host's own metric related to the group by a shared machine alone, starting while the
+        group alerts (`GroupingConfig.machine_follow`). A host's metric shows while a fault on it lasts, not only in
+        its first burst; the tenant's own names stay the cause's, so the group is joined, never folded, and the child
+        moves none of its onsets (`ChildState.by_chain`): its start is no step of the cause."""
+        return (self.config.machine_follow and link.weak and link.relation is Relation.ENTITY and not link.borrowed
+                and machine_only(view, self.topology, self.config) and self._alerting(ev, g))
 
     def _admits(self, link: Link, ev: IncidentEvent, g: GroupState) -> bool:
         """Whether a relation is enough, by its kind. A shared name (service, instance, call), a continuation or a
@@ -721,9 +786,10 @@ class Grouper:
         # onset proximity: a child carries its group on when it starts in the group's burst of onsets; one that
         # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
         child.extends = self._began_with(ev, g)
-        # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`)
+        # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`);
+        # a call chain or a machine alone (machine-follow): they relate as caller names, and it moves no onset
         child.by_path = link.relation is Relation.TOPOLOGY or link.follows
-        child.by_chain = link.chain
+        child.by_chain = link.chain or link.machine
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id

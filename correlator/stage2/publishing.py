@@ -36,20 +36,27 @@ pages as its own cause at once instead of after notify's cause wait. Two things 
 
 A first child decided alone may still take a second child later (up to `gap_s`): its incident has then paged as
 its own cause, and the cause takes that page over (`correlator.notify.state`, the handover).
+
+A child that reaches stage 2 after the progress already published covers its first alert (a source back after the
+idle advance moved event time on without it) is late: a reader that met the progress would page it alone before
+stage 2 has placed it. Once it is placed (joined a group, or opened one), the next progress names it (`late`,
+at once rather than at the next move), after its assignment if any: a reader pages it alone only then.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .engine import GroupingOutput
+from ..models import IncidentEvent
+from .engine import Grouper, GroupingOutput
 from .models import Assignment, ParentEvent, Relation
 
-__all__ = ["MIN_ANNOUNCED_CHILDREN", "Progress", "announced", "decided_to", "first_assignment", "progress_due",
-           "published"]
+__all__ = ["MIN_ANNOUNCED_CHILDREN", "LateChildren", "Progress", "announced", "decided_to", "first_assignment",
+           "progress_due", "published"]
 
 MIN_ANNOUNCED_CHILDREN = 2
 """Children a parent must list before it is announced when causes of one incident are not."""
@@ -69,6 +76,8 @@ class Progress(BaseModel):
 
     decided: dict[int, float] = Field(description="routing partition -> event time, epoch seconds")
     emitted_at: float = Field(description="when it was sent (wall clock in the stream, event time in a replay)")
+    late: list[str] = Field(default_factory=list, description="children placed since the last progress whose first "
+                            "alert that progress already covered when they arrived (their assignments come first)")
 
 
 def decided_to(released_to: float, watermark: float, held: Iterable[float]) -> float:
@@ -86,13 +95,43 @@ def decided_to(released_to: float, watermark: float, held: Iterable[float]) -> f
     return max(released_to, bound)
 
 
-def progress_due(last: Progress | None, decided: dict[int, float], now: float, interval_s: float) -> bool:
-    """Whether a worker's progress goes out now: some partition moved, and `interval_s` passed since the last."""
-    if not decided:
+@dataclass(slots=True)
+class LateChildren:
+    """Children that reached a Grouper behind the progress already sent for its routing partition, per partition,
+    until a progress names them placed (`Progress.late`; the module docstring says why)."""
+
+    pending: dict[int, set[str]] = field(default_factory=dict)
+
+    def note(self, partition: int, grouper: Grouper, events: Iterable[IncidentEvent], covered: float | None) -> None:
+        """Before `grouper` takes `events`: those of children new to it whose first alert `covered` (the progress
+        sent for the partition, None: none yet) already covers."""
+        if covered is None:
+            return
+        for ev in events:
+            if ev.first_seen <= covered and grouper.parent_of(ev.incident_id) is None \
+                    and grouper.store.held(ev.incident_id) is None:
+                self.pending.setdefault(partition, set()).add(ev.incident_id)
+
+    def placed(self, groupers: dict[int, Grouper]) -> list[str]:
+        """Those placed by now (no longer held; a partition no longer here counts as placed), out of the pending."""
+        done: list[str] = []
+        for p, pending in self.pending.items():
+            grouper = groupers.get(p)
+            now_placed = {cid for cid in pending if grouper is None or grouper.store.held(cid) is None}
+            pending -= now_placed
+            done += now_placed
+        return sorted(done)
+
+
+def progress_due(last: Progress | None, decided: dict[int, float], now: float, interval_s: float,
+                 late: bool = False) -> bool:
+    """Whether a worker's progress goes out now: some partition moved or a late child was placed (`late`), and
+    `interval_s` passed since the last."""
+    if not decided and not late:
         return False
     if last is None:
         return True
-    moved = any(at > last.decided.get(p, float("-inf")) for p, at in decided.items())
+    moved = late or any(at > last.decided.get(p, float("-inf")) for p, at in decided.items())
     return moved and now - last.emitted_at >= interval_s
 
 

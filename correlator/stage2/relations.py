@@ -20,7 +20,9 @@ Rules, strongest first (the rank orders candidate groups; a lower rank wins):
   tenants (an instance's metric carrying its host label) is the tenant's address, not a path's end: from
   there the host's other tenants are two hops away, not one (`_tenant_address`). Every tenant of a host shares it, so
   the engine takes it only from a child that started with the group (`weak`; see `engine`), while a service,
-  an instance or a call relate across the group's whole time gap.
+  an instance or a call relate across the group's whole time gap. With a topology and
+  `GroupingConfig.tenants_apart`, a group related to a child that names a tenant the file knows (`tenant`) by a shared
+  machine alone is never the child's target, only folded into its best group (`engine._tenants_apart`).
 * CALL CHAIN (rank 0, `chains`): the child's failed call went into a service (its `callee`'s service) that the
   group holds a failed call out of (a `caller` of that service): the failure climbing the call graph, U -> H -> X.
   The service of an instance is its name less a trailing ordinal (`webservice1`, `svc5-2`, `redis-0`:
@@ -54,8 +56,8 @@ from ..topology import Topology
 from .config import GroupingConfig
 from .models import Relation
 
-__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "relate", "service_of", "time_gap",
-           "trace_link", "view_of"]
+__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "machine_only", "relate", "service_of",
+           "tenant", "time_gap", "trace_link", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
 """Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
@@ -108,6 +110,8 @@ class Link:
     """Time alone: a child naming a failed call follows the one cause of its scope alerting when it starts."""
     upstream: bool = False
     """A path of calls: the child's failed call went into a service that calls the group's (`_call_path`)."""
+    machine: bool = False
+    """A host's own metric taken by its shared machine while the group alerts (`GroupingConfig.machine_follow`)."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -117,6 +121,8 @@ class Link:
             return f"continues {self.via} after a stage-1 cap"
         if self.relation is Relation.SCOPE:
             return f"same {self.via}"
+        if self.machine:
+            return f"names only its machine, shares {self.via} and started while this cause alerted"
         if self.follows:
             return f"its failed call into {self.via} started while this cause alone alerted in its scope"
         if self.relation is Relation.BURST:
@@ -229,6 +235,22 @@ def relate(
     return None
 
 
+def machine_only(view: ChildView, topology: Topology | None, config: GroupingConfig) -> bool:
+    """Whether a child names nothing but machines beside its own service, and no call: a host's own metric
+    (`GroupingConfig.machine_follow`)."""
+    service = 0
+    for name, (label, _) in view.entities.items():
+        if label in CALLER_LABELS or label in CALLEE_LABELS or label == "calls":
+            return False
+        if label in config.shared_labels or (topology is not None
+                                             and topology.shared(name, config.shared_node_types)):
+            continue
+        if label != "service":
+            return False
+        service += 1
+    return service <= 1
+
+
 def burst_link(view: ChildView, config: GroupingConfig) -> Link | None:
     """The time-only relation of a child that names exactly one entity (its service: a host's own metric, whose
     service and instance are the host), or None when it names more. Such a child carries nothing a cause could
@@ -263,6 +285,14 @@ def trace_link(view: ChildView, config: GroupingConfig) -> Link | None:
     if callee is None:
         return None
     return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels), callee, follows=True)
+
+
+def tenant(view: ChildView, topology: Topology, config: GroupingConfig) -> bool:
+    """Whether the child names something the topology knows that is not a machine: a tenant of its host, not the
+    host's own metric (`GroupingConfig.tenants_apart`)."""
+    return any(label not in config.shared_labels and name in topology
+               and not topology.shared(name, config.shared_node_types)
+               for name, (label, _) in view.entities.items())
 
 
 def _known(names: Iterable[str], topology: Topology) -> bool:
