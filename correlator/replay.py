@@ -193,7 +193,7 @@ class _Run:
         for parent in shown.parents:
             self.listener(parent)
         g = self.grouper
-        decided = decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
+        decided = decided_to(g.released_to, g.watermark, (g.oldest_held(),))
         late = self._late.placed({0: g})
         if decided > self._decided or late:
             self._decided = max(decided, self._decided)

@@ -36,6 +36,12 @@ one's state, so a failed delivery stops the stage one checkpoint later, before a
 Writing state once per interval rather than per batch is what keeps a live stream cheap: a storm's key (or a
 cause) changes in nearly every small batch, and its whole state would otherwise be encoded and sent each time.
 
+A broker that lost its topics (the embedded one keeps them in memory) starts every input again at offset 0 and
+re-creates the changelogs empty, so a store (`InputStore`) must forget the input offsets its progress names and
+write everything it holds to the new changelog, and must go on doing so whenever it is built again from the
+table's local data until a checkpoint has written it there: `Checkpointer.lose` marks a table's partitions,
+`forget` applies the rule to a store held or just built, and `write` clears the mark.
+
 A failed checkpoint (or fold) is undone by `rollback`: the held input comes back unacknowledged, to be
 folded again on the state the stage rebuilds from its table (`stream.stages` runs that retry).
 """
@@ -58,7 +64,7 @@ if TYPE_CHECKING:  # the stores import this module without loading Faust
     from faust.types import EventT, TopicT
 
 __all__ = ["CHECKPOINT_HEADER", "COMMIT_HEADER", "ChangelogRecord", "CheckpointStore", "Checkpointer", "CommitGate",
-           "Outbound"]
+           "InputStore", "Outbound"]
 
 ChangelogRecord = tuple[bytes, bytes | None]
 """A changelog record to send: table key and value (None for a tombstone)."""
@@ -126,6 +132,17 @@ class CheckpointStore(Protocol):
         ...
 
 
+class InputStore(CheckpointStore, Protocol):
+    """A store that a broker which lost its topics leaves stale (`Checkpointer.lose`): its changelog is gone, and its
+    progress may name offsets of its stage's input (stage 1's `alerts.raw` offsets, stage 2's routing offset)."""
+
+    def forget_input(self) -> None:
+        """Forget those offsets, if any, and mark everything held for the next checkpoint: the input starts again at
+        offset 0 (the old offsets would make new records look applied, and skip them) and the changelog that held
+        the state is gone."""
+        ...
+
+
 def _no_stores() -> list[CheckpointStore]:
     return []
 
@@ -147,6 +164,9 @@ class Checkpointer:
     _state_sent: list[asyncio.Future[Any]] = field(default_factory=list)
     _held: list[EventT[Any]] = field(default_factory=list)
     """Input folded since the last checkpoint: acknowledged only once its state is sent."""
+    lost: set[tuple[str, int]] = field(default_factory=set)
+    """(changelog, partition) of each store that forgot its input (`lose`) and that no checkpoint has written since
+    (by changelog: the desk's Checkpointer writes stores of two tables)."""
     _pending: bool = False
     _last: float = 0.0
     _writer: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
@@ -170,6 +190,26 @@ class Checkpointer:
     def changed(self) -> None:
         """State changed without input (an idle step): the next checkpoint is due even with nothing held."""
         self._pending = True
+
+    def lose(self, changelog: str, partitions: Iterable[int]) -> None:
+        """The broker lost its topics: the store of each partition of the table whose changelog is `changelog`, held
+        now or built later, must forget its input (`forget`) until a checkpoint writes it. Until then the table's
+        local data, which a store is built from, holds the old progress: a store dropped and built again before that
+        checkpoint (a rebalance keeps revoking and assigning the same partitions while the group rejoins the new
+        broker) came back with the old offsets and skipped the new records below them (stage 1: progress
+        {-1: 11264} restored after a loss; stage 2: the new children of a routing partition never named,
+        `tests/test_group_recovery.py`)."""
+        self.lost = {lost for lost in self.lost if lost[0] != changelog} | {(changelog, p) for p in partitions}
+
+    def forget(self, store: InputStore) -> bool:
+        """Make `store` (held at the loss, or just built from the table's local data) forget its input if its
+        partition is lost; whether it did: then its owner must name it to the next checkpoint (`touched`), which is
+        due at once, with no input held."""
+        if (store.changelog_topic, store.partition) not in self.lost:
+            return False
+        store.forget_input()
+        self._pending = True
+        return True
 
     def forget_held(self, topic: str, partitions: Iterable[int]) -> None:
         """Drop held input of revoked partitions: never acknowledged, as its state was not written, so the
@@ -228,6 +268,7 @@ class Checkpointer:
         # Each store's keys and progress go to its local data together, before the first await: whatever stops
         # this checkpoint midway (a failed send, a revocation), the table holds one checkpoint, not two halves.
         staged = [(store, store.write_keys(), store.write_progress(), self._new_id()) for store in stores]
+        self.lost.difference_update((s.changelog_topic, s.partition) for s in stores)  # forgotten: local data now
         sent: list[asyncio.Future[Any]] = []
         for store, changes, progress, cp in staged:
             if changes:  # without progress, no id: nothing would ever commit them

@@ -229,6 +229,12 @@ class DocStore(Generic[M, S]):
         """Write every document and the marker at the next checkpoint (after a failed one)."""
         self._rewrite = True
 
+    def forget_input(self) -> None:
+        """The broker lost its topics (`stream.checkpoint.InputStore`): every document and the marker go to the
+        changelog it re-created at the next checkpoint. No input offset to forget: the desk's input is acknowledged
+        by the consumer's committed offsets, which a loss makes it forget (`stream.consumer.forget_read_offsets`)."""
+        self.rewrite()
+
     def _write_documents(self) -> list[ChangelogRecord]:
         records = [self._write((self._prefix + item_id).encode(), None) for item_id in self._deleted]
         for item_id in self._dirty:

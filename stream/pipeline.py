@@ -112,9 +112,6 @@ class Pipeline:
     normalized: int = 0
     """Alerts this worker's normalize agent has parsed (shown by `/stats`, cheap to poll unlike /metrics)."""
     last_census: float = 0.0
-    sources_lost: set[int] = field(default_factory=set)
-    """Partitions whose table still holds `alerts.raw` offsets of a lost broker (`broker_lost`): an engine built from
-    it forgets them, until a checkpoint writes the forgotten ones."""
     route: Route | None = None
     """Where else the published events go, inside the commit (stage 2 sets it; see `commit_many`)."""
     letters: DeadLetters | None = None
@@ -142,8 +139,7 @@ class Pipeline:
             engine = Correlator(self.config, store)
             engine.watermark = store.watermark  # saved with the progress its keys came with (stream.checkpoint)
             self.engines[partition] = engine
-            if partition in self.sources_lost:
-                self._forget_sources(partition)
+            self._forget_sources(partition)  # if its partition is lost (`Checkpointer.lose`)
             log.info("correlation engine for partition %d: %d keys restored, progress %s, watermark %s", partition,
                      len(engine.store), store.progress or "none", store.watermark)
         return engine
@@ -151,7 +147,7 @@ class Pipeline:
     def broker_lost(self) -> None:
         """The broker lost its topics (stream/recovery.py): `alerts.raw` offsets start again at 0, so every engine,
         held now or built later from the table's local data, forgets the old ones and rewrites its keys."""
-        self.sources_lost = set(range(self.alerts_partitions))
+        self.checkpoints.lose(str(self.table.changelog_topic.get_topic_name()), range(self.alerts_partitions))
         if self.sources is not None:
             self.sources.forget()
         for partition in list(self.engines):
@@ -173,13 +169,8 @@ class Pipeline:
         return replay
 
     def _forget_sources(self, partition: int) -> None:
-        # The partition stays in `sources_lost` until a checkpoint writes its store (`_touched_stores`): the table's
-        # local data holds the old offsets until then, and an engine dropped before it (a rebalance keeps revoking
-        # and assigning the same partitions while the group rejoins the new broker) was rebuilt with them, and
-        # skipped the new records below them (seen: progress {-1: 11264} restored after a loss)
-        self.stores[partition].forget_sources()
-        self._touched.add(partition)  # the next checkpoint writes every key and the progress to the new changelog
-        self.checkpoints.changed()  # and is due with no input held: a rebuilt engine must not see the old offsets
+        if self.checkpoints.forget(self.stores[partition]):
+            self._touched.add(partition)  # the next checkpoint writes every key and the progress to the new changelog
 
     def partition_of(self, key: str) -> int:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
@@ -322,7 +313,6 @@ class Pipeline:
             if p in self.engines:
                 self.stores[p].watermark = self.engines[p].watermark  # written with the progress
                 stores.append(self.stores[p])
-                self.sources_lost.discard(p)  # its forgotten progress reaches the local data now (`Checkpointer.write`)
         self._touched.clear()
         return stores
 

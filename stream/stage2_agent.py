@@ -199,8 +199,6 @@ class Stage2:
     """Held by a fold and the checkpoint after it (the agent's and the idle timer's): a checkpoint never
     writes state whose output is not yet among what it waits for, nor acks input not yet folded."""
     _touched: set[int] = field(default_factory=set)
-    offsets_lost: set[int] = field(default_factory=set)
-    """Partitions whose store must forget its routing offset when next built (`broker_lost`)."""
     sources: int = 4
     """Stage-1 partitions (of `alerts`) that feed every Grouper: the sources of its low watermark."""
     lows: dict[int, LowWatermark] = field(default_factory=dict)
@@ -218,17 +216,13 @@ class Stage2:
     def broker_lost(self) -> None:
         """The broker lost its topics (stream/recovery.py): the routing topic's offsets start again at 0, so every
         Grouper's store, held now or built later from the table's local data, forgets the old one."""
-        self.offsets_lost = set(range(self.route_partitions))
+        self.checkpoints.lose(str(self.table.changelog_topic.get_topic_name()), range(self.route_partitions))
         for partition in list(self.groupers):
             self._forget_offsets(partition)
 
     def _forget_offsets(self, partition: int) -> None:
-        # The partition stays in `offsets_lost` until a checkpoint writes its store (`_touched_stores`), as the
-        # pipeline's `sources_lost` does: the table's local data holds the old routing offset until then, and a
-        # Grouper dropped before it (the group rejoining the new broker) would be rebuilt with it
-        self.stores[partition].forget_offsets()
-        self._touched.add(partition)  # the next checkpoint writes every group and the progress anew
-        self.checkpoints.changed()
+        if self.checkpoints.forget(self.stores[partition]):
+            self._touched.add(partition)  # the next checkpoint writes every group and the progress anew
 
     @property
     def route_topic(self) -> str:
@@ -319,8 +313,7 @@ class Stage2:
                                                 store.marks)  # the store's dict: saved with the progress
             self.groupers[partition] = grouper
             log.info("stage-2 grouper for partition %d: %d groups restored", partition, len(store))
-            if partition in self.offsets_lost:
-                self._forget_offsets(partition)
+            self._forget_offsets(partition)  # if its partition is lost (`Checkpointer.lose`)
         return grouper
 
     def mark_input(self, partition: int) -> None:
@@ -404,9 +397,8 @@ class Stage2:
         now = time.time()
         last = self._progress
         if last is not None and now - last.emitted_at < self.progress_s:
-            return  # not due whatever moved (`progress_due`): spare the scan of every held child after each fold
-        decided = {p: decided_to(g.released_to, g.watermark, (ev.first_seen for _, ev in g.store.held_items()))
-                   for p, g in self.groupers.items()}
+            return  # not due whatever moved (`progress_due`): spare building the progress after each fold
+        decided = {p: decided_to(g.released_to, g.watermark, (g.oldest_held(),)) for p, g in self.groupers.items()}
         decided = {p: at for p, at in decided.items() if at > float("-inf")}
         late = self._late.placed(self.groupers)
         if not progress_due(last, decided, now, self.progress_s, bool(late)):
@@ -445,7 +437,6 @@ class Stage2:
             if grouper is not None:
                 self.stores[p].watermark = grouper.watermark  # written with the progress
                 stores.append(self.stores[p])
-                self.offsets_lost.discard(p)  # its forgotten offset reaches the local data now
         self._touched.clear()
         return stores
 

@@ -118,10 +118,11 @@ class GroupTableStore:
         """Whether the routing record at `offset` was applied already (redelivered after a crash)."""
         return offset <= self.offset
 
-    def forget_offsets(self) -> None:
+    def forget_input(self) -> None:
         """Forget the routing offset applied and mark every group and held child for the next commit: after the
         broker lost its topics the routing topic starts again at offset 0, so the old offset would make new
-        records look applied (and skip them), and the changelog that held the state is gone."""
+        records look applied (and skip them), and the changelog that held the state is gone
+        (`stream.checkpoint.InputStore`)."""
         self.offset = -1
         self.rewrite()
 

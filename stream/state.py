@@ -101,10 +101,10 @@ class TableStore:
         if source is not None:
             self.progress[source[0]] = source[1]
 
-    def forget_sources(self) -> None:
+    def forget_input(self) -> None:
         """Forget every `alerts.raw` offset held (the progress) and mark every key for the next commit: after the
         broker lost its topics `alerts.raw` starts again at offset 0, so the old offsets would make new segments
-        look applied (and skip them), and the changelog that held the keys is gone."""
+        look applied (and skip them), and the changelog that held the keys is gone (`stream.checkpoint.InputStore`)."""
         self.progress.clear()
         self._dirty.update(self._live)
 

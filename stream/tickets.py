@@ -171,6 +171,7 @@ class Desk:
             store = self.tickets[partition] = DocStore(self.ticket_table, partition, TicketRecord,
                                                        sync_marker=self.sync_marker)
             _loaded("ticket", store)
+            self.checkpoints.forget(store)  # if its partition is lost (`broker_lost`)
         return store
 
     def incident_store(self, partition: int) -> DocStore[IncidentClock, ClosedClock]:
@@ -180,7 +181,19 @@ class Desk:
             store = self.incidents[partition] = DocStore(self.incident_table, partition, IncidentClock,
                                                          sync_marker=self.sync_marker, settle=closed_clock)
             _loaded("incident", store)
+            self.checkpoints.forget(store)  # if its partition is lost (`broker_lost`)
         return store
+
+    def broker_lost(self) -> None:
+        """The broker lost its topics (stream/recovery.py): every store, held now or built later from the tables'
+        local data, writes all its documents to the re-created changelogs at its next commit, which the SLA timer
+        makes within a tick (it commits every owned store). Before, none was written again: a worker that took a
+        partition next restored only the documents changed since the loss."""
+        for table, partitions, stores in ((self.ticket_table, self.ticket_partitions, self.tickets),
+                                          (self.incident_table, self.incident_partitions, self.incidents)):
+            self.checkpoints.lose(str(table.changelog_topic.get_topic_name()), range(partitions))
+            for store in stores.values():
+                self.checkpoints.forget(store)
 
     def keep_only(self, tickets: set[int], incidents: set[int]) -> None:
         """Forget the stores of every partition not in the owned sets (a revocation the signal did not tell)."""

@@ -23,7 +23,8 @@ from stream.recovery import REJOIN_RETRY_S, REJOINING, Probe, Recovery, Step
 from stream.state import TableStore
 
 from .test_ingest import FakeSender, _post, am_body, fake_ingest, read_all, request, run_client, wait_ready
-from .workers import Deployment, WorkerProc
+from .ticketing import REQUEST, sla_env, ticket, wait_events
+from .workers import Deployment, WorkerProc, _read_so_far
 
 WANTED = ["a", "b", "c"]
 ALL = Probe(True, frozenset(WANTED))
@@ -169,7 +170,7 @@ class FakeTable:
         self.data: dict[bytes, bytes] = {}
 
 
-def test_forget_sources_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_key() -> None:
+def test_forget_input_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_key() -> None:
     table = FakeTable()
     store = TableStore(table, 0)
     key = "s/x"
@@ -180,7 +181,7 @@ def test_forget_sources_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_ke
     store.write_progress()
     reloaded = TableStore(table, 0)  # as an engine is rebuilt after a rebalance
     assert reloaded.seen((2, 7))  # offset 7 of the new alerts.raw would be skipped as applied
-    reloaded.forget_sources()
+    reloaded.forget_input()
     assert not reloaded.seen((2, 7))
     assert [k for k, _ in reloaded.write_keys()] == [f"0|{key}".encode()]  # rewritten to the new changelog
 
@@ -352,3 +353,47 @@ async def _topics(bootstrap: str) -> set[str]:
         return set(await admin.list_topics())
     finally:
         await admin.close()
+
+
+@pytest.mark.integration
+def test_the_desk_s_open_tickets_reach_the_ticket_changelog_a_broker_loss_re_created(tmp_path: Path) -> None:
+    """After a broker loss the desk writes every document again to the re-created changelogs, as stage 1 and stage 2
+    write their keys (`stream.checkpoint.Checkpointer.lose`, `Desk.broker_lost`). Eight tickets routed with an hour's
+    SLA are on the ticket changelog before the restart and, before `Desk.broker_lost`, none was after it: a worker
+    that took their partition next (a second worker, or this one restarted) restored none of their SLA clocks."""
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, extra_env=sla_env(L1="1h"))
+    dep.create_topics()
+    worker = dep.start_worker()
+    changelog = f"{dep.app_id}-ticket-sla-changelog"
+    ids = {f"P-{i}" for i in range(8)}
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        dep.produce("tickets_raw", [ticket(i, REQUEST) for i in sorted(ids)])
+        for i in ids:
+            wait_events(dep, i, bool, 60, worker)
+        assert ids <= _documents(dep, changelog)
+        first.stop()
+        _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
+                  worker, timeout=10)
+        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
+        dep.broker = brokers[-1]
+        _wait_for("the topics re-created", lambda: worker.metric(
+            "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
+        wait_ready(worker)
+        deadline = time.monotonic() + 20  # the desk's SLA timer ticks every second
+        while not ids <= _documents(dep, changelog) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert ids <= _documents(dep, changelog)
+    finally:
+        worker.stop()
+        for b in brokers:
+            b.stop()
+
+
+def _documents(dep: Deployment, changelog: str) -> set[str]:
+    """Ids of the documents a desk changelog holds (keys `<partition>|<id>`)."""
+    records = asyncio.run(_read_so_far(dep.broker.bootstrap, changelog, 20))
+    return {r.key.decode().partition("|")[2] for r in records if r.key and b"|" in r.key and r.value is not None}

@@ -269,3 +269,53 @@ def test_a_checkpoint_stopped_midway_leaves_its_keys_and_progress_together_in_th
     expected = dict(table.data)
     assert expected[progress[0]] == progress[1]  # type: ignore[index]
     assert all(expected.get(k) == v for k, v in written if v is not None)
+
+
+def applied_offset(store: TableStore | GroupTableStore) -> int:
+    """The input offset the store's progress names (stage 1: of `alerts.raw` partition 0; stage 2: of its routing
+    partition); -1 for none."""
+    return store.progress.get(0, -1) if isinstance(store, TableStore) else store.offset
+
+
+@pytest.mark.parametrize("kind", ["stage1", "stage2"])
+def test_a_lost_partition_s_store_forgets_its_input_until_a_checkpoint_writes_it(
+        kind: str, changelog: Changelog) -> None:
+    """The broker lost its topics (`Checkpointer.lose`): a store held then forgets its input offsets, and so does one
+    dropped and built again from the table's local data before a checkpoint wrote it (that data still holds the old
+    progress); once a checkpoint has written it, a store built again loads the forgotten progress and needs no
+    more forgetting. Clearing the mark when the store forgot instead (stage 2 before 563683d) fails here."""
+    table = writer_table()
+    store, (first, _, _) = STORES[kind](table)
+    first(store)  # type: ignore[arg-type]
+    checkpoints = Checkpointer(SimpleNamespace())
+    asyncio.run(checkpoints.write([store]))
+    assert applied_offset(store) > 0  # type: ignore[arg-type]
+    checkpoints.lose(CHANGELOG, range(2))
+    assert checkpoints.forget(store) and applied_offset(store) == -1  # type: ignore[arg-type]
+    rebuilt, _ = STORES[kind](table)  # the rejoin revoked and assigned the partition again, before a checkpoint
+    assert applied_offset(rebuilt) > 0  # type: ignore[arg-type]
+    assert checkpoints.forget(rebuilt) and applied_offset(rebuilt) == -1  # type: ignore[arg-type]
+    assert checkpoints.due(0.0)  # with no input held: the forgotten progress must reach the table soon
+    asyncio.run(checkpoints.write([rebuilt]))
+    assert checkpoints.lost == {(CHANGELOG, 1)}  # partition 1's store, not yet built here, still forgets when it is
+    again, _ = STORES[kind](table)
+    assert applied_offset(again) == -1 and not checkpoints.forget(again)  # type: ignore[arg-type]
+
+
+def test_a_lost_partition_is_marked_per_table(changelog: Changelog) -> None:
+    """The desk's Checkpointer writes the stores of two tables whose partitions share numbers (tickets, incident
+    clocks): writing one table's store of a partition leaves the other's marked."""
+    tickets = writer_table()
+    clocks = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: "t-restore-clocks"))
+    checkpoints = Checkpointer(SimpleNamespace())
+    ticket_store, clock_store = DocStore(tickets, 0, Doc), DocStore(clocks, 0, Doc)
+    ticket_store.put("t1", Doc(state="open"))
+    asyncio.run(checkpoints.write([ticket_store]))
+    assert ticket_store.write_keys() == []  # written: nothing to write again until the loss
+    checkpoints.lose(CHANGELOG, [0])
+    checkpoints.lose("t-restore-clocks", [0])
+    assert checkpoints.forget(ticket_store) and checkpoints.forget(clock_store)
+    assert [k for k, _ in ticket_store.write_keys()] == [b"0|t1"]  # every document again, to the new changelog
+    asyncio.run(checkpoints.write([ticket_store]))
+    assert checkpoints.lost == {("t-restore-clocks", 0)}
+    assert checkpoints.forget(DocStore(clocks, 0, Doc)) and not checkpoints.forget(DocStore(tickets, 0, Doc))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import os
 import signal
 import time
@@ -13,14 +14,23 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from correlator.config import DEFAULT_CONFIG
+from correlator.keys import split_key
+from correlator.replay import replay
+from correlator.sources import parse
 from stream.broker import EmbeddedBroker, create_topics_sync, start_broker
 from stream.consumer import group_state
+from stream.sends import key_partition
+from stream.settings import Settings
+from stream.stage2_agent import grouping_config
 
 from .test_broker_faults import _alert, _incidents, _wait_for
 from .test_ingest import request, wait_ready
+from .test_stage2_pipeline import T0, collect
 from .workers import PATIENT_ADMISSION, Deployment, WorkerProc
 
 pytestmark = pytest.mark.integration
@@ -153,7 +163,6 @@ def test_a_worker_that_never_saw_the_topics_missing_still_forgets_the_lost_offse
     dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", **PATIENT_ADMISSION})
     dep.create_topics()
     workers = [dep.start_worker("w1"), dep.start_worker("w2")]
-    held = False
     try:
         for w in workers:
             w.wait_web()
@@ -163,21 +172,7 @@ def test_a_worker_that_never_saw_the_topics_missing_still_forgets_the_lost_offse
             _post_each(workers[0], services, i)
         _wait_for("36 alerts correlated", lambda: _correlated(workers) == 36, workers[0])
         owned = {w.log.stem: w.get("/assignment")["alerts_partitions"] for w in workers}
-
-        os.kill(workers[1].proc.pid, signal.SIGSTOP)
-        held = True
-        first.stop()
-        _wait_for("w1 to see the broker gone", lambda: request(workers[0].web_port, "GET", "/readyz")[0] == 503,
-                  workers[0], timeout=10)
-        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
-        dep.broker = brokers[-1]
-        _wait_for("w1 to re-create the topics", lambda: workers[0].metric(
-            "aiops_broker_recoveries_total", action="topics_created") > 0, workers[0], timeout=30)
-        os.kill(workers[1].proc.pid, signal.SIGCONT)
-        held = False
-        _both_ready_and_assigned(workers, "both workers own partitions again")
-        assert "re-creating them" not in _log(workers[1]), "w2 saw the topics missing: not the scenario of this test"
-
+        _restart_while_w2_is_held(dep, workers, brokers, tmp_path)
         _post_each(workers[0], services, 3)  # one more alert of each service, low offsets on the new topics
         _wait_for("48 alerts correlated", lambda: _correlated(workers) == 48, workers[0], timeout=30)
         _wait_for("12 incidents of 4 alerts", lambda: set(_merged_incidents(workers).values()) == {4}, workers[0])
@@ -187,12 +182,86 @@ def test_a_worker_that_never_saw_the_topics_missing_still_forgets_the_lost_offse
         raise AssertionError(f"{exc}\ncorrelated {_correlated(workers)}, incidents {_merged_incidents(workers)}\n"
                              f"w2:\n{workers[1].tail(15)}") from exc
     finally:
-        if held:
-            os.kill(workers[1].proc.pid, signal.SIGCONT)
         for w in workers:
             w.stop()
         for b in brokers:
             b.stop()
+
+
+def test_stage2_after_a_broker_loss_a_worker_never_saw_names_the_replay_s_parents(tmp_path: Path) -> None:
+    """Stage 2's side of the scene above: every Grouper forgets the routing offsets the broker lost, held at the
+    loss or rebuilt after it from the table's local data (which keeps the old offset until a checkpoint writes the
+    store; `stream.checkpoint.Checkpointer.lose`). Each incident opened after the restart gets the parent `aiops
+    replay` names on all the alerts; none is left unnamed because its routing record's offset on the re-created
+    topic is at or below one a Grouper applied before the loss. One cluster per routing partition, each with a
+    cause of three services sharing a host before the restart and a fourth service on that host after it."""
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_STAGE2_LONE_CAUSES": "true",
+                                                 **PATIENT_ADMISSION})
+    dep.create_topics()
+    clusters = ["c3", "c1", "c4", "c0"]  # routing partitions 0-3 of four (murmur2 of the scope `cluster=cN`)
+    assert [key_partition(f"cluster={c}".encode(), dep.partitions) for c in clusters] == [0, 1, 2, 3]
+    # svc<s> alerts from T0 + 10 s on, three alerts 5 s apart, posted in event-time order; late 15 s after svc2
+    before = [_placed_alert(c, f"svc{s}", T0 + 10 * s + 5 * i) for s, i, c in sorted(
+        itertools.product(range(3), range(3), clusters), key=lambda sic: 10 * sic[0] + 5 * sic[1])]
+    after = [_placed_alert(c, "late", T0 + 35) for c in clusters]
+    offline = replay([a for body in before + after for a in parse("generic", body)], DEFAULT_CONFIG,
+                     grouping=grouping_config(Settings()))
+    assert offline.parents is not None
+    expected = {c.id: p.id for p in offline.parents for c in p.children}
+    late = {c.id for p in offline.parents for c in p.children if split_key(c.key)[1] == "late"}
+    assert len(late) == 4 and len(offline.parents) == 4  # the scene is what it says: each late one joins its cause
+    workers = [dep.start_worker("w1"), dep.start_worker("w2")]
+    try:
+        for w in workers:
+            w.wait_web()
+        _both_ready_and_assigned(workers, "both workers own partitions")
+        for body in before:  # one stage-1 commit each: offsets on every routing partition well above the new ones
+            _wait_for("a 202", functools.partial(_accepted, workers[0], body), workers[0], timeout=30)
+        collect(dep, lambda s: set(expected) - late <= set(s.parent_of()), timeout=90)
+        owned = {w.log.stem: w.get("/stage2/")["partitions"] for w in workers}
+        time.sleep(2)  # a checkpoint of every Grouper (1 s) has written the offsets the restart will make stale
+        _restart_while_w2_is_held(dep, workers, brokers, tmp_path)
+
+        for body in after:
+            _wait_for("a 202", functools.partial(_accepted, workers[0], body), workers[0], timeout=30)
+        seen = collect(dep, lambda s: late <= set(s.parent_of()), timeout=60)
+        assert {c: p for c, p in seen.parent_of().items() if c in late} == {c: expected[c] for c in late}, (
+            f"routing partitions before the restart: {owned}")
+        assert all(w.proc.poll() is None for w in workers), [w.tail() for w in workers]
+        print(f"routing partitions before the restart: {owned}")
+    finally:
+        for w in workers:
+            w.stop()
+        for b in brokers:
+            b.stop()
+
+
+def _placed_alert(cluster: str, service: str, at: float) -> bytes:
+    """One alert of `service` in `cluster` at event time `at`, on the cluster's host: related to its cluster's
+    other services (no topology), apart from every other cluster's."""
+    return orjson.dumps({"starts_at": at, "fingerprint": f"{cluster}-{service}-{at}", "labels": {
+        "alertname": "DiskFull", "service": service, "cluster": cluster, "host": f"h-{cluster}"}})
+
+
+def _restart_while_w2_is_held(dep: Deployment, workers: list[WorkerProc], brokers: list[EmbeddedBroker],
+                              tmp_path: Path) -> None:
+    """Restart the broker empty while w2 is held (SIGSTOP), w1 re-creates the topics, then w2 resumes: both are
+    ready and own partitions again, and w2 never saw a topic missing (only the broker's epoch tells it)."""
+    os.kill(workers[1].proc.pid, signal.SIGSTOP)
+    try:
+        brokers[-1].stop()
+        _wait_for("w1 to see the broker gone", lambda: request(workers[0].web_port, "GET", "/readyz")[0] == 503,
+                  workers[0], timeout=10)
+        brokers.append(start_broker(port=brokers[0].port, log_path=tmp_path / f"tansu-{len(brokers) + 1}.log"))
+        dep.broker = brokers[-1]
+        _wait_for("w1 to re-create the topics", lambda: workers[0].metric(
+            "aiops_broker_recoveries_total", action="topics_created") > 0, workers[0], timeout=30)
+    finally:
+        os.kill(workers[1].proc.pid, signal.SIGCONT)
+    _both_ready_and_assigned(workers, "both workers own partitions again")
+    assert "re-creating them" not in _log(workers[1]), "w2 saw the topics missing: not the scenario of this test"
 
 
 def _correlated(workers: list[WorkerProc]) -> float:

@@ -291,6 +291,20 @@ class Grouper:
         """Every group held, for views and tests."""
         return (g for _, g in self.store.items())
 
+    def oldest_held(self) -> float:
+        """First alert of the oldest child held (inf: none), for `publishing.decided_to`: the top of the reorder
+        buffer once the stale entries above it are dropped (a child released since, or whose first alert a late
+        alert moved; `_release` skips them), not a scan of every held child at each progress report."""
+        held, store = self._held, self.store
+        while held:
+            first_seen, cid = held[0]
+            ev = store.held(cid)
+            if ev is not None and ev.first_seen == first_seen:
+                return first_seen
+            heapq.heappop(held)  # what `_release` would pop and skip; the resumptions it would apply first are
+            # all at or before the next entry it pops, or its `until`, and applied then, before any assignment
+        return _INF
+
     def state_size(self) -> dict[str, int]:
         """Groups, children, held children, indexed names and timers: what must stay flat on a long run."""
         groups = children = 0
