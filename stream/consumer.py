@@ -159,7 +159,9 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return cast(Mapping[TP, int], await self.call_thread(seek_to_committed, self._ensure_consumer(), topics))
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
-        """Faust's commit, in the consumer's thread, except while the consumer is no member of its group: nothing then.
+        """Faust's commit, in the consumer's thread, except while the consumer is no member of its group, or while the
+        broker watch has not confirmed the broker's epoch lately (`app.commit_gate`, `stream.recovery.commit_fresh`:
+        a worker resumed after a pause across a broker restart): nothing then.
 
         A coordinator that forgot the member (a broker restarted empty) makes aiokafka drop its member id and
         generation until it joins again, and a commit sent meanwhile carries neither, which the broker takes as a
@@ -170,6 +172,11 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if coordinator is not None and coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID:
             log.info("not committing offsets of %d partitions: the consumer is no member of its group (joining)",
                      len(offsets))
+            return False
+        gate: Callable[[], bool] | None = getattr(self.app, "commit_gate", None)
+        if gate is not None and not gate():
+            log.info("not committing offsets of %d partitions: no broker check has confirmed the broker's epoch "
+                     "lately (stream.recovery.commit_fresh); the next commit after one sends them", len(offsets))
             return False
         return await super()._commit(offsets)
 

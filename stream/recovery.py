@@ -35,8 +35,11 @@ forgets those offsets and acknowledgements (`stream.consumer.forget_read_offsets
 member of its group (`stream.consumer.ConsumerThread._commit`: the coordinator that forgot the member took such a
 commit of old offsets as an outside one), and the check also runs as every rebalance begins
 (`BrokerWatch.before_rebalance`): a broker restart makes every member rejoin at once, and the hooks must run before
-the new member's first commit. What is left: a worker that cannot reach the broker at that moment sees the loss only
-at its next probe.
+the new member's first commit. Nor does the consumer commit while the watch's last confirmation of the epoch is
+stale (`BrokerWatch.commit_allowed`): a worker stopped (SIGSTOP, a long pause) across a broker restart ran its overdue
+commit as it resumed, before its first probe saw the new epoch, and the new broker took the old offsets from a member
+it no longer knew (seen: the held worker's stage-2 routing partitions never read their new records). What is left: a
+worker that cannot reach the broker at that moment sees the loss only at its next probe.
 
 Two ways a broker restart stopped a worker, closed here: at a loss, Faust's table recovery forgets how far it read
 the lost changelogs (`forget_changelog_offsets`; the next recovery compared it with the shorter new changelog and
@@ -264,6 +267,8 @@ class BrokerWatch(Service):
         self._epoch_reader: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
         """One probe and its step at a time: the periodic one and the one at the start of a rebalance."""
+        self.confirmed_at: float | None = None
+        """When (monotonic) a probe last read the broker's epoch and handled any loss it showed (None: never)."""
 
     async def check(self) -> ReadyState:
         """The watch's part of /readyz (an `Ingest.checks` entry): the reasons of its last step, and while the agents
@@ -276,6 +281,14 @@ class BrokerWatch(Service):
     def _rebalances(self) -> tuple[int, bool]:
         """Faust's rebalance count (it counts each one as it begins) and whether one is under way."""
         return int(getattr(self.app, "rebalancing_count", 0)), bool(getattr(self.app, "rebalancing", False))
+
+    def commit_allowed(self) -> bool:
+        """Whether the consumer may commit offsets now: always without an epoch to read, else only while a probe
+        confirmed the epoch (and handled a loss it showed) lately (`commit_fresh`). Called from the
+        consumer's thread (it reads one float)."""
+        if self.epoch_topic is None:
+            return True
+        return commit_fresh(self.confirmed_at, time.monotonic(), self.settings.broker_check_interval)
 
     async def on_start(self) -> None:
         """Check for a loss at the start of every rebalance too (`before_rebalance`)."""
@@ -328,6 +341,8 @@ class BrokerWatch(Service):
             forget_read_offsets(self.app.consumer)
             for hook in self.on_loss:
                 hook()
+        if probe.epoch is not None:
+            self.confirmed_at = time.monotonic()
         if step.create:
             await self._create({name: specs[name] for name in step.create})
         if in_rebalance:
@@ -447,10 +462,17 @@ def forget_changelog_offsets(recovery: Any, lost: Collection[str]) -> list[Any]:
     return tps
 
 
+def commit_fresh(confirmed_at: float | None, now: float, interval: float) -> bool:
+    """Whether an epoch confirmed at `confirmed_at` (monotonic; None: never) still vouches for a commit at `now`: within
+    three probe intervals (at least 2 s). A worker that was stopped, or starved, for longer must see a probe first."""
+    return confirmed_at is not None and now - confirmed_at <= max(3 * interval, 2.0)
+
+
 def install_recovery(app: App, settings: Settings, ingest: Ingest, *, agents: bool,
                      on_loss: Sequence[LossHook] = ()) -> BrokerWatch:
     """Run a `BrokerWatch` with the app and make its reasons part of `/readyz` (and so of the ingest's gate)."""
     watch = BrokerWatch(app, settings, agents=agents, on_loss=on_loss)
+    app.commit_gate = watch.commit_allowed  # type: ignore[attr-defined]  # read by stream.consumer.ConsumerThread
     app.add_dependency(watch)
     ingest.checks.append(watch.check)
     return watch

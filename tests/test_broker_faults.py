@@ -19,7 +19,7 @@ from stream.broker import start_broker
 from stream.commands.worker import EMBEDDED_NOTE
 from stream.incident_records import is_stage2_record
 from stream.ingest import Readiness, ReadyState
-from stream.recovery import REJOIN_RETRY_S, REJOINING, Probe, Recovery, Step
+from stream.recovery import REJOIN_RETRY_S, REJOINING, Probe, Recovery, Step, commit_fresh
 from stream.state import TableStore
 
 from .test_ingest import FakeSender, _post, am_body, fake_ingest, read_all, request, run_client, wait_ready
@@ -158,6 +158,15 @@ def test_ingest_role_has_no_agents_to_wait_for() -> None:
     assert rule.observe(ALL, 0, False, 0.0).reasons == ()
     rule.observe(NONE, 0, False, 1.0)
     assert rule.observe(ALL, 0, False, 2.0).reasons == ()
+
+
+def test_no_commit_vouched_for_by_an_epoch_seen_before_a_pause() -> None:
+    """A worker resumed after a pause across a broker restart runs its overdue commit before its first probe: the
+    epoch it saw before the pause must not vouch for it (the new broker took old offsets from a forgotten member)."""
+    assert not commit_fresh(None, 100.0, 1.0)  # never confirmed: no commit yet
+    assert commit_fresh(100.0, 102.5, 1.0)  # probes come every second: a commit between two is fine
+    assert not commit_fresh(100.0, 130.0, 1.0)  # stopped for 30 s: a probe first
+    assert commit_fresh(100.0, 101.9, 0.25) and not commit_fresh(100.0, 102.1, 0.25)  # at least 2 s
 
 
 # ---------------------------------------------------------------- the state forgets a lost broker's offsets
