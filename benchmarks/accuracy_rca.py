@@ -228,6 +228,12 @@ def parents_of(report: ReplayReport) -> dict[str, str]:
     return {fp: p.id for p in report.parents for fp in p.members}
 
 
+def f1_pair(data: DataSet, grouping: GroupingConfig) -> tuple[float, float | None]:
+    """Stage 2's F1 over parents without the topology file and with it (None: the set has none)."""
+    without = row(data, "", stage2(data, grouping, False)).score.f1
+    return without, (row(data, "", stage2(data, grouping, True)).score.f1 if data.topology is not None else None)
+
+
 def row(data: DataSet, method: str, predicted: dict[str, str]) -> Row:
     """Score one grouping, and count split faults and mixed groups."""
     faults_of: dict[str, set[str]] = defaultdict(set)

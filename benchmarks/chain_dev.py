@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import development_sets, generated, overlaid, row, stage2  # noqa: E402
+from accuracy_rca import development_sets, f1_pair, generated, overlaid  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
 
 from correlator.stage2 import GroupingConfig  # noqa: E402
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         names.append(data.name)
         cells = []
         for label, grouping in variants.items():
-            none = row(data, "", stage2(data, grouping, False)).score.f1
-            filed = row(data, "", stage2(data, grouping, True)).score.f1 if data.topology is not None else None
+            none, filed = f1_pair(data, grouping)
             f1[(data.name, label)] = (none, filed)
             cells.append(f"{none:.4f}" + (f" / {filed:.4f}" if filed is not None else ""))
         print(f"| {data.name} | " + " | ".join(cells) + " |", flush=True)

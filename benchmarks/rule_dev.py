@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import development_sets, generated, overlaid, row, stage2, time_only  # noqa: E402
+from accuracy_rca import development_sets, f1_pair, generated, overlaid, time_only  # noqa: E402
 
 from correlator.scoring import pairwise_score  # noqa: E402
 from correlator.stage2 import GroupingConfig  # noqa: E402
@@ -48,8 +48,53 @@ def settings(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def compare(off: GroupingConfig, on: GroupingConfig, *, noise_only: bool = False,
+            cascade_tolerance: float = 0.0, baseline: bool = True) -> bool | None:
+    """Print one line per set (F1 off / on, without the file and with it, and the better baseline if asked), then
+    the mean over the `--sets dev` sets, the falls and the verdict; the verdict (None with `noise_only`): the mean
+    rose, no set fell (the cascades by more than `cascade_tolerance`, any other by more than TOLERANCE), and with the
+    file is nowhere worse than without where it held with the rule off."""
+    base = rca_sets.micross()
+    dev = development_sets(base)
+    if noise_only:
+        dev = [d for d in dev if d is base or "noise" in d.name]
+    extra = [] if noise_only else [rca_sets.cascades(seed=s) for s in rca_sets.DEVELOPMENT_TOPOLOGY["cascades"]]
+    checks = [] if noise_only else [overlaid(base), rca_sets.two_clusters(base), generated(100_000)]
+    print("| set | no file: off | no file: on | file: off | file: on |" + (" better baseline |" if baseline else ""))
+    print("|---|---:|---:|---:|---:|" + ("---:|" if baseline else ""))
+    means: tuple[list[float], list[float]] = ([], [])
+    falls: list[str] = []
+    worse: list[str] = []
+    for data in [*dev, *extra, *checks]:
+        (c_off, file_off), (c_on, file_on) = f1_pair(data, off), f1_pair(data, on)
+        if data in dev:
+            means[0].append(c_off)
+            means[1].append(c_on)
+        tolerance = cascade_tolerance if "cascades" in data.name else TOLERANCE
+        falls += [f"{data.name} {a:.4f} -> {b:.4f}" for a, b in ((c_off, c_on), (file_off, file_on))
+                  if a is not None and b is not None and round(b, 4) < round(a, 4) - tolerance]
+        if data in dev or data in extra:
+            if file_off is not None and file_on is not None and file_off >= c_off and file_on < c_on:
+                worse.append(f"{data.name}: with the file {file_on:.4f} < without {c_on:.4f}")
+        text = " | ".join("-" if c is None else f"{c:.4f}" for c in (c_off, c_on, file_off, file_on))
+        if baseline:
+            best = max(pairwise_score(time_only(data.alerts, 60.0, scoped=s), data.truth).f1 for s in (False, True))
+            text += f" | {best:.4f}"
+        print(f"| {data.name} | {text} |", flush=True)
+    before, after = statistics.fmean(means[0]), statistics.fmean(means[1])
+    print(f"\nmean stage-2 F1 without the file over the {len(means[0])} sets: {before:.4f} -> {after:.4f}")
+    print(f"falls (cascades: by more than {cascade_tolerance}, at 4 decimals; others: by more than {TOLERANCE}):",
+          "; ".join(falls) or "none")
+    print("with the file worse than without where it held with the rule off:", "; ".join(worse) or "none")
+    if noise_only:
+        return None
+    ships = after > before and not falls and not worse
+    print("verdict:", "ships on" if ships else "does not meet the decision rule")
+    return ships
+
+
 def main(argv: list[str] | None = None) -> int:
-    """One line per set (F1 off / on, without the file and with it, and the better baseline), then the verdict."""
+    """The comparison of `compare` for the rule given as field=value pairs (the cascades may not fall at all)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("on", nargs="+", help="field=value pairs: the rule on")
     parser.add_argument("--base", nargs="*", default=[], help="field=value pairs for both columns")
@@ -58,47 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     off = replace(GroupingConfig(), **settings(args.base))
     on = replace(off, **settings(args.on))
     print(f"off: {', '.join(args.base) or 'defaults'}; on: {', '.join(args.on)}")
-    base = rca_sets.micross()
-    dev = development_sets(base)
-    if args.noise:
-        dev = [d for d in dev if d is base or "noise" in d.name]
-    extra = [] if args.noise else [rca_sets.cascades(seed=s) for s in rca_sets.DEVELOPMENT_TOPOLOGY["cascades"]]
-    checks = [] if args.noise else [overlaid(base), rca_sets.two_clusters(base), generated(100_000)]
-    print("| set | no file: off | no file: on | file: off | file: on | better baseline |")
-    print("|---|---:|---:|---:|---:|---:|")
-    means: tuple[list[float], list[float]] = ([], [])
-    falls: list[str] = []
-    worse: list[str] = []
-    for data in [*dev, *extra, *checks]:
-        cells: list[float | None] = []
-        for topology in (False, True):
-            for grouping in (off, on):
-                has = not topology or data.topology is not None
-                cells.append(row(data, "", stage2(data, grouping, topology)).score.f1 if has else None)
-        c_off, c_on, file_off, file_on = cells
-        assert c_off is not None and c_on is not None
-        if data in dev:
-            means[0].append(c_off)
-            means[1].append(c_on)
-        # the cascades may not fall at all (issue 17, session 33's brief), any other set by TOLERANCE at most
-        tolerance = 0.0 if "cascades" in data.name else TOLERANCE
-        falls += [f"{data.name} {a:.4f} -> {b:.4f}" for a, b in ((c_off, c_on), (file_off, file_on))
-                  if a is not None and b is not None and round(b, 4) < round(a, 4) - tolerance]
-        if data in dev or data in extra:
-            if file_off is not None and file_on is not None and file_off >= c_off and file_on < c_on:
-                worse.append(f"{data.name}: with the file {file_on:.4f} < without {c_on:.4f}")
-        best = max(pairwise_score(time_only(data.alerts, 60.0, scoped=s), data.truth).f1 for s in (False, True))
-        text = " | ".join("-" if c is None else f"{c:.4f}" for c in cells)
-        print(f"| {data.name} | {text} | {best:.4f} |", flush=True)
-    before, after = statistics.fmean(means[0]), statistics.fmean(means[1])
-    print(f"\nmean stage-2 F1 without the file over the {len(means[0])} sets: {before:.4f} -> {after:.4f}")
-    print("falls (cascades: any, at 4 decimals; others: by more than 0.002):", "; ".join(falls) or "none")
-    print("with the file worse than without where it held with the rule off:", "; ".join(worse) or "none")
-    if not args.noise:
-        ships = after > before and not falls and not worse
-        print("verdict:", "ships on" if ships else "does not meet the decision rule")
+    compare(off, on, noise_only=args.noise)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
