@@ -53,7 +53,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -232,6 +232,24 @@ def f1_pair(data: DataSet, grouping: GroupingConfig) -> tuple[float, float | Non
     """Stage 2's F1 over parents without the topology file and with it (None: the set has none)."""
     without = row(data, "", stage2(data, grouping, False)).score.f1
     return without, (row(data, "", stage2(data, grouping, True)).score.f1 if data.topology is not None else None)
+
+
+def variant_table(sets: Iterable[DataSet], variants: Mapping[str, GroupingConfig]
+                  ) -> tuple[list[str], dict[tuple[str, str], tuple[float, float | None]]]:
+    """Print a row per set of each variant's F1 without / with the file (`f1_pair`) as it goes; the set names, and
+    the pairs by (set name, variant)."""
+    f1: dict[tuple[str, str], tuple[float, float | None]] = {}
+    names: list[str] = []
+    print("| set | " + " | ".join(variants) + " |")
+    print("|---|" + "---:|" * len(variants))
+    for data in sets:
+        names.append(data.name)
+        cells = []
+        for label, grouping in variants.items():
+            none, filed = f1[(data.name, label)] = f1_pair(data, grouping)
+            cells.append(f"{none:.4f}" + (f" / {filed:.4f}" if filed is not None else ""))
+        print(f"| {data.name} | " + " | ".join(cells) + " |", flush=True)
+    return names, f1
 
 
 def row(data: DataSet, method: str, predicted: dict[str, str]) -> Row:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import development_sets, f1_pair, overlaid  # noqa: E402
+from accuracy_rca import development_sets, overlaid, variant_table  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
 
 from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
@@ -45,18 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cascades-only", action="store_true")
     args = parser.parse_args(argv)
     variants = {k: v for k, v in VARIANTS.items() if args.only is None or k in args.only}
-    f1: dict[tuple[str, str], tuple[float, float | None]] = {}
-    names: list[str] = []
-    print("| set | " + " | ".join(variants) + " |")
-    print("|---|" + "---:|" * len(variants))
-    for data in sets(args.cascades_only):
-        names.append(data.name)
-        cells = []
-        for label, grouping in variants.items():
-            none, filed = f1_pair(data, grouping)
-            f1[(data.name, label)] = (none, filed)
-            cells.append(f"{none:.4f}" + (f" / {filed:.4f}" if filed is not None else ""))
-        print(f"| {data.name} | " + " | ".join(cells) + " |", flush=True)
+    names, f1 = variant_table(sets(args.cascades_only), variants)
     cascades = [n for n in names if "cascades" in n]
     print()
     for label in variants:

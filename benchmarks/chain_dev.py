@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import development_sets, f1_pair, generated, overlaid  # noqa: E402
+from accuracy_rca import development_sets, generated, overlaid, variant_table  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
 
 from correlator.stage2 import GroupingConfig  # noqa: E402
@@ -47,18 +47,7 @@ def sets() -> list[DataSet]:
 def main(argv: list[str] | None = None) -> int:
     """One line per set and variant: F1 without the file, with it; then the verdict."""
     variants = TRACE if "--trace-follow" in (sys.argv[1:] if argv is None else argv) else VARIANTS
-    f1: dict[tuple[str, str], tuple[float, float | None]] = {}
-    names: list[str] = []
-    print("| set | " + " | ".join(variants) + " |")
-    print("|---|" + "---:|" * len(variants))
-    for data in sets():
-        names.append(data.name)
-        cells = []
-        for label, grouping in variants.items():
-            none, filed = f1_pair(data, grouping)
-            f1[(data.name, label)] = (none, filed)
-            cells.append(f"{none:.4f}" + (f" / {filed:.4f}" if filed is not None else ""))
-        print(f"| {data.name} | " + " | ".join(cells) + " |", flush=True)
+    names, f1 = variant_table(sets(), variants)
     cascades = [n for n in names if n.startswith("generated cascades")]
     print()
     for label in variants:
