@@ -406,3 +406,53 @@ def _documents(dep: Deployment, changelog: str) -> set[str]:
     """Ids of the documents a desk changelog holds (keys `<partition>|<id>`)."""
     records = asyncio.run(_read_so_far(dep.broker.bootstrap, changelog, 20))
     return {r.key.decode().partition("|")[2] for r in records if r.key and b"|" in r.key and r.value is not None}
+
+
+@pytest.mark.integration
+def test_notify_s_open_page_reaches_the_notify_changelog_a_broker_loss_re_created(tmp_path: Path) -> None:
+    """After a broker loss notify writes its whole state again to the re-created changelog (`Notify.broker_lost`),
+    as the desk does. A lone critical incident paged before the restart is a subject on notify's changelog before it
+    and, before `Notify.broker_lost`, was not after it: a worker that took its partition next (a second worker, or
+    this one restarted) restored no subject, so the open page's resolve never went out, or it paged again."""
+    from .test_notify_pipeline import T0, Receivers, failure, ndjson, notify_file, pages
+
+    receivers = Receivers()
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, partitions=2)
+    dep.extra_env.update({"AIOPS_NOTIFY_FILE": str(notify_file(tmp_path / "notify.yaml", receivers)),
+                          "AIOPS_CHECKPOINT_INTERVAL": "0.2"})
+    dep.create_topics()
+    worker = dep.start_worker()
+    changelog = f"{dep.app_id}-notify-state-changelog"
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        dep.produce("alerts_raw", [(b"generic", ndjson(failure("db", "DBDown", T0)))])
+        [page] = _wait_for("the lone incident's page", lambda: [k for a, k in pages(receivers.oncall)
+                                                              if a == "trigger"], worker)
+        _wait_for("the page's subject on notify's changelog", lambda: page in _subjects(dep, changelog), worker)
+        first.stop()
+        _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
+                  worker, timeout=10)
+        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
+        dep.broker = brokers[-1]
+        _wait_for("the topics re-created", lambda: worker.metric(
+            "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
+        wait_ready(worker)
+        deadline = time.monotonic() + 20  # the notify timer ticks every second
+        while page not in _subjects(dep, changelog) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert page in _subjects(dep, changelog)
+    finally:
+        worker.stop()
+        for b in brokers:
+            b.stop()
+        receivers.stop()
+
+
+def _subjects(dep: Deployment, changelog: str) -> set[str]:
+    """Ids of the subjects notify's changelog holds (keys `<partition>|s|<id>`)."""
+    records = asyncio.run(_read_so_far(dep.broker.bootstrap, changelog, 20))
+    keys = [r.key.decode().split("|", 2) for r in records if r.key and r.value is not None]
+    return {k[2] for k in keys if len(k) == 3 and k[1] == "s"}
