@@ -86,6 +86,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
         runner.install(stage)
     # last: the broker watch lists the topics of every table and agent installed above
     losses = [pipe.broker_lost, desk.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
+    losses += [notify[0].broker_lost] if notify is not None else []
     install_recovery(app, settings, ingest, agents=True, on_loss=losses)
     install_mcp_http(app, settings)  # POST /mcp: the desk's MCP tools, behind the operator token
     install_openapi(app)  # its document lists the routes above
