@@ -7,6 +7,7 @@ import asyncio
 import time
 import urllib.error
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -17,7 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from correlator.state import KeyState
 from stream.broker import start_broker
 from stream.commands.worker import EMBEDDED_NOTE
+from stream.checkpoint import Checkpointer
 from stream.incident_records import is_stage2_record
+from stream.insight import Side
 from stream.ingest import Readiness, ReadyState
 from stream.recovery import REJOIN_RETRY_S, REJOINING, Probe, Recovery, Step, commit_fresh
 from stream.state import TableStore
@@ -193,6 +196,28 @@ def test_forget_input_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_key(
     reloaded.forget_input()
     assert not reloaded.seen((2, 7))
     assert [k for k, _ in reloaded.write_keys()] == [f"0|{key}".encode()]  # rewritten to the new changelog
+
+
+def test_hours_built_after_a_loss_forget_the_offsets_they_name_and_are_written_whole() -> None:
+    """`Insight.broker_lost`: a store of hours built from local data while its partition is lost counts records of
+    the re-created topic below its old `through` (before, it skipped them as counted) and writes every hour; the
+    mark goes with the checkpoint that writes it (`Checkpointer.write`)."""
+    table = FakeTable()
+    table.changelog_topic = SimpleNamespace(get_topic_name=lambda: "hours-changelog")  # type: ignore[attr-defined]
+    side = Side(table, True, 2, checkpoints=Checkpointer(SimpleNamespace()))
+    store = side.store(0)
+    for hour, through in ((10, 40), (11, 7)):
+        agg = side.hour(store, hour)
+        agg.through = through
+        store.put(str(hour), agg)
+    store.write_keys()
+    assert side.store(0) is store and not store.write_keys()
+    assert side.checkpoints is not None
+    side.checkpoints.lose("hours-changelog", range(2))
+    del side.stores[0]  # revoked and assigned again while the group rejoins the new broker
+    built = side.store(0)
+    assert {hour: agg.through for hour, agg in built.items()} == {"10": -1, "11": -1}
+    assert {k for k, _ in built.write_keys()} >= {b"0|10", b"0|11"}
 
 
 # ---------------------------------------------------------------- readiness is the ingest's gate
