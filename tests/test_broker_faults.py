@@ -481,3 +481,46 @@ def _subjects(dep: Deployment, changelog: str) -> set[str]:
     records = asyncio.run(_read_so_far(dep.broker.bootstrap, changelog, 20))
     keys = [r.key.decode().split("|", 2) for r in records if r.key and r.value is not None]
     return {k[2] for k in keys if len(k) == 3 and k[1] == "s"}
+
+
+@pytest.mark.integration
+def test_insight_s_hours_reach_their_changelog_and_count_new_incidents_after_a_broker_loss(tmp_path: Path) -> None:
+    """After a broker loss the hours are written again to their re-created changelog and forget the offsets they
+    name (`Insight.broker_lost`). One partition: incidents opened before the restart are counted in this hour, whose
+    `through` is past the first offsets of the re-created `incidents`; before, the hour never reached the new
+    changelog and an incident opened after the restart was skipped as counted."""
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, partitions=1)
+    dep.create_topics()
+    worker = dep.start_worker()
+    changelog = f"{dep.app_id}-insight-incidents-changelog"
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        assert [request(worker.web_port, "POST", "/ingest/alerts", _alert(f"s{i}", 0))[0] for i in range(4)] == [202] * 4
+        _wait_for("4 incidents counted", lambda: _opened(worker) == 4, worker)
+        hours = _wait_for("the hours on their changelog", lambda: _documents(dep, changelog), worker)
+        first.stop()
+        _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
+                  worker, timeout=10)
+        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
+        dep.broker = brokers[-1]
+        _wait_for("the topics re-created", lambda: worker.metric(
+            "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
+        wait_ready(worker)
+        deadline = time.monotonic() + 20  # the insight timer ticks every second
+        while not hours <= _documents(dep, changelog) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert hours <= _documents(dep, changelog)
+        assert request(worker.web_port, "POST", "/ingest/alerts", _alert("late", 0))[0] == 202
+        _wait_for("the incident opened after the restart counted", lambda: _opened(worker) == 5, worker, timeout=30)
+    finally:
+        worker.stop()
+        for b in brokers:
+            b.stop()
+
+
+def _opened(worker: WorkerProc) -> int:
+    """Incidents opened, over the hours the worker holds."""
+    return sum(h["counts"].get("incidents_opened", 0) for h in worker.get("/insight/hours")["hours"])
