@@ -183,9 +183,11 @@ class Insight:
         if not self.checkpoints.lost or not self.desk.ready():
             return
         for side, topic in ((self.incidents, "incidents"), (self.tickets, "tickets_triaged")):
-            lost = [side.store(p) for p in sorted(self.desk.owned(topic)) if (side.changelog, p) in self.checkpoints.lost]
-            async with locked(lost):
-                await self.checkpoints.commit(lost)
+            owned = sorted(self.desk.owned(topic))
+            lost = [side.store(p) for p in owned if (side.changelog, p) in self.checkpoints.lost]
+            if lost:
+                async with locked(lost):
+                    await self.checkpoints.commit(lost)
 
     def aggregates(self) -> list[HourAggregate]:
         """Every hour of the partitions this worker owns, of both sides (not added up: `merge` does that).

@@ -498,7 +498,8 @@ def test_insight_s_hours_reach_their_changelog_and_count_new_incidents_after_a_b
     try:
         worker.wait_web()
         wait_ready(worker)
-        assert [request(worker.web_port, "POST", "/ingest/alerts", _alert(f"s{i}", 0))[0] for i in range(4)] == [202] * 4
+        posted = [request(worker.web_port, "POST", "/ingest/alerts", _alert(f"s{i}", 0))[0] for i in range(4)]
+        assert posted == [202] * 4
         _wait_for("4 incidents counted", lambda: _opened(worker) == 4, worker)
         hours = _wait_for("the hours on their changelog", lambda: _documents(dep, changelog), worker)
         first.stop()
