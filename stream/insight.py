@@ -88,23 +88,48 @@ class Fold:
     apply: Callable[[HourAggregate], object]
 
 
+class HourStore(DocStore[HourAggregate, None]):
+    """The hours of one partition. Their progress is the input offsets they name (`HourAggregate.through`), which a
+    broker loss makes stale: the re-created topic starts again at offset 0, below them."""
+
+    def forget_input(self) -> None:
+        """Forget each hour's `through` (new records below it would be taken as counted, and skipped), and write
+        every hour to the re-created changelog at the next checkpoint."""
+        for hour, agg in self.items():
+            if agg.through >= 0:
+                again = agg.copied()
+                again.through = -1
+                self.put(hour, again)
+        super().forget_input()
+
+
 @dataclass
 class Side:
     """The aggregates of one source topic: its table, and a store per owned partition."""
 
     table: Any
     sync_marker: bool
+    partitions: int
     stores: dict[int, DocStore[HourAggregate, None]] = field(default_factory=dict)
     horizon: dict[int, int] = field(default_factory=dict)
     """Per partition, the hour below which aggregates were last purged (purge again only when it moves)."""
+    checkpoints: Checkpointer | None = None
+    """The `Insight`'s, which forgets the input of a store built while its partition is lost (`broker_lost`)."""
 
     def store(self, partition: int) -> DocStore[HourAggregate, None]:
         """The hours of a partition, loaded from the table on first use."""
         store = self.stores.get(partition)
         if store is None:
-            store = self.stores[partition] = DocStore(self.table, partition, HourAggregate,
-                                                      sync_marker=self.sync_marker)
+            store = self.stores[partition] = HourStore(self.table, partition, HourAggregate,
+                                                       sync_marker=self.sync_marker)
+            if self.checkpoints is not None:
+                self.checkpoints.forget(store)
         return store
+
+    @property
+    def changelog(self) -> str:
+        """Kafka name of the table's changelog."""
+        return str(self.table.changelog_topic.get_topic_name())
 
     def hour(self, store: DocStore[HourAggregate, None], hour: int) -> HourAggregate:
         """A partition's aggregate of one hour, a copy to change and `put` back (a new one if none)."""
@@ -141,6 +166,28 @@ class Insight:
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpointer(self.app)
+        self.incidents.checkpoints = self.tickets.checkpoints = self.checkpoints
+
+    def broker_lost(self) -> None:
+        """The broker lost its topics (stream/recovery.py): every store of both sides, held now or built later from
+        the tables' local data, forgets the offsets its hours name and writes every hour to the re-created
+        changelogs, at the next commit, which `tick` makes within a second. Before, none was written again, and the
+        hours skipped the new records below their old offsets."""
+        for side in (self.incidents, self.tickets):
+            self.checkpoints.lose(side.changelog, range(side.partitions))
+            for store in side.stores.values():
+                self.checkpoints.forget(store)
+
+    async def tick(self) -> None:
+        """Commit the owned stores a broker loss left unwritten (`broker_lost`); nothing otherwise."""
+        if not self.checkpoints.lost or not self.desk.ready():
+            return
+        for side, topic in ((self.incidents, "incidents"), (self.tickets, "tickets_triaged")):
+            owned = sorted(self.desk.owned(topic))
+            lost = [side.store(p) for p in owned if (side.changelog, p) in self.checkpoints.lost]
+            if lost:
+                async with locked(lost):
+                    await self.checkpoints.commit(lost)
 
     def aggregates(self) -> list[HourAggregate]:
         """Every hour of the partitions this worker owns, of both sides (not added up: `merge` does that).
@@ -270,7 +317,7 @@ class InsightStage(PerBatch):
     """`tickets.triaged` -> its hourly aggregates (tickets, reviews, SLA breaches)."""
 
     insight: Insight
-    spec: StageSpec = StageSpec("insight_tickets", BATCH, WITHIN_S)
+    spec: StageSpec = StageSpec("insight_tickets", BATCH, WITHIN_S, tick_s=1.0)
 
     @property
     def source(self) -> TopicT:
@@ -280,6 +327,10 @@ class InsightStage(PerBatch):
     async def fold(self, events: Sequence[EventT[Any]]) -> None:
         """`Insight.fold_tickets`."""
         await self.insight.fold_tickets(events)
+
+    async def tick(self) -> None:
+        """`Insight.tick` (both sides: the incident agent that folds the other has no timer for it)."""
+        await self.insight.tick()
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """Every batch is its own commit: written whole again next time; the batch folded again (what made it
@@ -382,10 +433,11 @@ def install_insight(app: App, settings: Settings, desk: Desk) -> tuple[Insight, 
     Called after the notify stage is installed: the desk's acknowledgement hook then tells both.
     """
     sync = settings.changelog_sync_marker
+    incidents, tickets = settings.partitions_for("incidents"), settings.partitions_for("tickets_triaged")
     insight = Insight(
         app,
-        incidents=Side(doc_table(app, settings, INSIGHT_INCIDENTS, settings.partitions_for("incidents")), sync),
-        tickets=Side(doc_table(app, settings, INSIGHT_TICKETS, settings.partitions_for("tickets_triaged")), sync),
+        incidents=Side(doc_table(app, settings, INSIGHT_INCIDENTS, incidents), sync, incidents),
+        tickets=Side(doc_table(app, settings, INSIGHT_TICKETS, tickets), sync, tickets),
         topics={"incidents": desk.topics["incidents"], "tickets_triaged": desk.topics["tickets_triaged"]},
         retention_s=settings.insight_retention, refuse=desk.pipe.refuse, desk=desk,
     )

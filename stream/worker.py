@@ -20,7 +20,7 @@ from stream.notify.views import install_notify_views
 from stream.observe import install_observer
 from stream.openapi import install_openapi
 from stream.pipeline import CorrelateStage, NormalizeStage, Pipeline, install
-from stream.recovery import install_recovery
+from stream.recovery import LossHook, install_recovery
 from stream.review import install as install_tickets
 from stream.runtime import tune_gc
 from stream.security import client_options
@@ -69,12 +69,15 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
         stages.append(GroupStage(stage2))
     incidents = IncidentSlaStage(desk)  # the one agent folding stage-1 events: SLA clocks, then its readers
     stages += [TriageStage(desk, settings.sla_check_interval), incidents]
+    losses: list[LossHook] = [pipe.broker_lost, desk.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
     notify = install_notify(app, settings, pipe, desk)  # the response stage; nothing unless notify_file is set
     if notify is not None:
         stages += notify[1]
+        losses.append(notify[0].broker_lost)
         install_notify_views(app, notify[0], model)
     if settings.insight:  # hourly aggregates, /trends, /summary (after notify: the ack hook tells both)
-        _, tickets_hours, incident_hours = install_insight(app, settings, desk)
+        insight, tickets_hours, incident_hours = install_insight(app, settings, desk)
+        losses.append(insight.broker_lost)
         stages.append(tickets_hours)
         incidents.readers.append(incident_hours)  # each event decoded once for both, one Faust delivery
     install_forwarding(app)  # an action for an item another worker owns goes to that worker
@@ -85,7 +88,6 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     for stage in stages:
         runner.install(stage)
     # last: the broker watch lists the topics of every table and agent installed above
-    losses = [pipe.broker_lost, desk.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
     install_recovery(app, settings, ingest, agents=True, on_loss=losses)
     install_mcp_http(app, settings)  # POST /mcp: the desk's MCP tools, behind the operator token
     install_openapi(app)  # its document lists the routes above

@@ -7,6 +7,7 @@ import asyncio
 import time
 import urllib.error
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -17,7 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from correlator.state import KeyState
 from stream.broker import start_broker
 from stream.commands.worker import EMBEDDED_NOTE
+from stream.checkpoint import Checkpointer
 from stream.incident_records import is_stage2_record
+from stream.insight import Side
 from stream.ingest import Readiness, ReadyState
 from stream.recovery import REJOIN_RETRY_S, REJOINING, Probe, Recovery, Step, commit_fresh
 from stream.state import TableStore
@@ -193,6 +196,28 @@ def test_forget_input_reapplies_offsets_of_a_fresh_topic_and_rewrites_every_key(
     reloaded.forget_input()
     assert not reloaded.seen((2, 7))
     assert [k for k, _ in reloaded.write_keys()] == [f"0|{key}".encode()]  # rewritten to the new changelog
+
+
+def test_hours_built_after_a_loss_forget_the_offsets_they_name_and_are_written_whole() -> None:
+    """`Insight.broker_lost`: a store of hours built from local data while its partition is lost counts records of
+    the re-created topic below its old `through` (before, it skipped them as counted) and writes every hour; the
+    mark goes with the checkpoint that writes it (`Checkpointer.write`)."""
+    table = FakeTable()
+    table.changelog_topic = SimpleNamespace(get_topic_name=lambda: "hours-changelog")  # type: ignore[attr-defined]
+    side = Side(table, True, 2, checkpoints=Checkpointer(SimpleNamespace()))
+    store = side.store(0)
+    for hour, through in ((10, 40), (11, 7)):
+        agg = side.hour(store, hour)
+        agg.through = through
+        store.put(str(hour), agg)
+    store.write_keys()
+    assert side.store(0) is store and not store.write_keys()
+    assert side.checkpoints is not None
+    side.checkpoints.lose("hours-changelog", range(2))
+    del side.stores[0]  # revoked and assigned again while the group rejoins the new broker
+    built = side.store(0)
+    assert {hour: agg.through for hour, agg in built.items()} == {"10": -1, "11": -1}
+    assert {k for k, _ in built.write_keys()} >= {b"0|10", b"0|11"}
 
 
 # ---------------------------------------------------------------- readiness is the ingest's gate
@@ -406,3 +431,97 @@ def _documents(dep: Deployment, changelog: str) -> set[str]:
     """Ids of the documents a desk changelog holds (keys `<partition>|<id>`)."""
     records = asyncio.run(_read_so_far(dep.broker.bootstrap, changelog, 20))
     return {r.key.decode().partition("|")[2] for r in records if r.key and b"|" in r.key and r.value is not None}
+
+
+@pytest.mark.integration
+def test_notify_s_open_page_reaches_the_notify_changelog_a_broker_loss_re_created(tmp_path: Path) -> None:
+    """After a broker loss notify writes its whole state again to the re-created changelog (`Notify.broker_lost`),
+    as the desk does. A lone critical incident paged before the restart is a subject on notify's changelog before it
+    and, before `Notify.broker_lost`, was not after it: a worker that took its partition next (a second worker, or
+    this one restarted) restored no subject, so the open page's resolve never went out, or it paged again."""
+    from .test_notify_pipeline import T0, Receivers, failure, ndjson, notify_file, pages
+
+    receivers = Receivers()
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, partitions=2)
+    dep.extra_env.update({"AIOPS_NOTIFY_FILE": str(notify_file(tmp_path / "notify.yaml", receivers)),
+                          "AIOPS_CHECKPOINT_INTERVAL": "0.2"})
+    dep.create_topics()
+    worker = dep.start_worker()
+    changelog = f"{dep.app_id}-notify-state-changelog"
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        dep.produce("alerts_raw", [(b"generic", ndjson(failure("db", "DBDown", T0)))])
+        [page] = _wait_for("the lone incident's page", lambda: [k for a, k in pages(receivers.oncall)
+                                                              if a == "trigger"], worker)
+        _wait_for("the page's subject on notify's changelog", lambda: page in _subjects(dep, changelog), worker)
+        first.stop()
+        _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
+                  worker, timeout=10)
+        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
+        dep.broker = brokers[-1]
+        _wait_for("the topics re-created", lambda: worker.metric(
+            "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
+        wait_ready(worker)
+        deadline = time.monotonic() + 20  # the notify timer ticks every second
+        while page not in _subjects(dep, changelog) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert page in _subjects(dep, changelog)
+    finally:
+        worker.stop()
+        for b in brokers:
+            b.stop()
+        receivers.stop()
+
+
+def _subjects(dep: Deployment, changelog: str) -> set[str]:
+    """Ids of the subjects notify's changelog holds (keys `<partition>|s|<id>`)."""
+    records = asyncio.run(_read_so_far(dep.broker.bootstrap, changelog, 20))
+    keys = [r.key.decode().split("|", 2) for r in records if r.key and r.value is not None]
+    return {k[2] for k in keys if len(k) == 3 and k[1] == "s"}
+
+
+@pytest.mark.integration
+def test_insight_s_hours_reach_their_changelog_and_count_new_incidents_after_a_broker_loss(tmp_path: Path) -> None:
+    """After a broker loss the hours are written again to their re-created changelog and forget the offsets they
+    name (`Insight.broker_lost`). One partition: incidents opened before the restart are counted in this hour, whose
+    `through` is past the first offsets of the re-created `incidents`; before, the hour never reached the new
+    changelog and an incident opened after the restart was skipped as counted."""
+    first = start_broker(log_path=tmp_path / "tansu-1.log")
+    brokers = [first]
+    dep = Deployment(first, tmp_path, partitions=1)
+    dep.create_topics()
+    worker = dep.start_worker()
+    changelog = f"{dep.app_id}-insight-incidents-changelog"
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        posted = [request(worker.web_port, "POST", "/ingest/alerts", _alert(f"s{i}", 0))[0] for i in range(4)]
+        assert posted == [202] * 4
+        _wait_for("4 incidents counted", lambda: _opened(worker) == 4, worker)
+        hours = _wait_for("the hours on their changelog", lambda: _documents(dep, changelog), worker)
+        first.stop()
+        _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
+                  worker, timeout=10)
+        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
+        dep.broker = brokers[-1]
+        _wait_for("the topics re-created", lambda: worker.metric(
+            "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
+        wait_ready(worker)
+        deadline = time.monotonic() + 20  # the insight timer ticks every second
+        while not hours <= _documents(dep, changelog) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert hours <= _documents(dep, changelog)
+        assert request(worker.web_port, "POST", "/ingest/alerts", _alert("late", 0))[0] == 202
+        _wait_for("the incident opened after the restart counted", lambda: _opened(worker) == 5, worker, timeout=30)
+    finally:
+        worker.stop()
+        for b in brokers:
+            b.stop()
+
+
+def _opened(worker: WorkerProc) -> int:
+    """Incidents opened, over the hours the worker holds."""
+    return sum(h["counts"].get("incidents_opened", 0) for h in worker.get("/insight/hours")["hours"])

@@ -16,6 +16,7 @@ from correlator.notify import NotifyPolicy, NotifyState, Silence, incident_mute,
 from correlator.replay import replay
 from correlator.sources import parse
 from correlator.sources.screening import MUTE_LABEL, screen_alerts
+from stream.checkpoint import Checkpointer
 from stream.notify.stage import ControlRecord, decode_control
 from stream.notify.store import NotifyStore
 from stream.notify.views import silence_of
@@ -56,6 +57,23 @@ def test_the_store_round_trips_subjects_outbox_and_silences_and_forgets_finished
     assert all(v is None for k, v in tombstones if k.startswith(b"0|o|")) and tombstones
     assert NotifyStore(table, 0).outbox == {}
     assert NotifyStore(table, 1).state == NotifyState()  # another partition's keys are not this one's
+
+
+def test_a_store_built_after_a_broker_loss_writes_everything_it_holds() -> None:
+    """`Notify.broker_lost` marks every partition lost; a store built from the table's local data after that (a
+    rebalance while the group rejoins the new broker) writes all its keys at its next checkpoint, not only changed
+    ones: the re-created changelog holds none of them. A partition not lost writes nothing."""
+    table = FakeTable()
+    store = NotifyStore(table, 0)
+    store.took(on_record(store.state, incident("inc-1", severity="critical"), T0, routes(),
+                         policy=NotifyPolicy(page_causes=False)))
+    store.write_keys()
+    checkpoints = Checkpointer(SimpleNamespace())
+    checkpoints.lose("notify-state-changelog", [0])
+    built = NotifyStore(table, 0)
+    assert not built.changed and checkpoints.forget(built) and built.changed
+    assert {k for k, _ in built.write_keys()} >= {b"0|s|inc-1", b"0|q|"} | {k for k in table.data if b"|o|" in k}
+    assert not checkpoints.forget(NotifyStore(table, 1))
 
 
 def test_a_silence_is_made_with_the_token_s_name_and_its_errors_name_the_field() -> None:

@@ -148,10 +148,20 @@ class Notify:
         store = self.stores.get(partition)
         if store is None:
             store = self.stores[partition] = NotifyStore(self.table, partition, sync_marker=self.sync_marker)
+            self.checkpoints.forget(store)  # if its partition is lost (`broker_lost`)
             again = sum(self.deliverer.submit(d) for d in sorted(store.outbox.values(), key=lambda d: d.order))
             log.info("notify state for partition %d: %d subjects, %d silences, %d deliveries sent again",
                      partition, len(store.state.subjects), len(store.silences), again)
         return store
+
+    def broker_lost(self) -> None:
+        """The broker lost its topics (stream/recovery.py): every store, held now or built later from the table's local
+        data, writes its whole state to the re-created changelog at its next commit, which the timer makes within a
+        tick (it commits every owned store that changed). Before, none was written again: a worker that took a
+        partition next restored no subject, so an open page's resolve never went out, or it paged again."""
+        self.checkpoints.lose(str(self.table.changelog_topic.get_topic_name()), range(self.partitions))
+        for store in self.stores.values():
+            self.checkpoints.forget(store)
 
     def drop(self, partitions: set[int]) -> None:
         """Forget revoked partitions (their state lives on in the changelog)."""

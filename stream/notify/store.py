@@ -3,7 +3,7 @@
 Table keys are the UTF-8 bytes of `"<partition>|<kind>|<id>"` (kind `s` a subject, `x` a silence, `o` an outbox
 delivery, `q` the rate-limit buckets and queues), values orjson bytes, written with an explicit changelog
 partition (the partition of `incidents` that owns the subjects), as `stream.docstore.DocStore` does. It is a
-`stream.checkpoint.CheckpointStore`: the `Checkpointer` writes the changed keys, then the one-record marker
+`stream.checkpoint.InputStore`: the `Checkpointer` writes the changed keys, then the one-record marker
 Tansu 0.6.0 needs to report the changelog's true end offset, before the stage sends anything or acknowledges
 its input. The outbox holds every delivery made and not yet finished; a restarted owner hands it to the
 deliverer again (same lane, same order: PagerDuty's `dedup_key` absorbs the repeat).
@@ -130,6 +130,11 @@ class NotifyStore:
 
     def rewrite(self) -> None:
         """Write everything at the next checkpoint (after a failed one)."""
+        self._rewrite = True
+
+    def forget_input(self) -> None:
+        """The broker lost its topics (`stream.checkpoint.InputStore`): the progress names no input offsets, so only
+        everything held goes to the re-created changelog at the next checkpoint."""
         self._rewrite = True
 
     def _value(self, kind: str, item_id: str) -> bytes | None:
