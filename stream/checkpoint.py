@@ -191,15 +191,18 @@ class Checkpointer:
         """State changed without input (an idle step): the next checkpoint is due even with nothing held."""
         self._pending = True
 
-    def lose(self, changelog: str, partitions: Iterable[int]) -> None:
+    def lose(self, changelog: str, partitions: Iterable[int], held: Iterable[InputStore] = ()) -> None:
         """The broker lost its topics: the store of each partition of the table whose changelog is `changelog`, held
-        now or built later, must forget its input (`forget`) until a checkpoint writes it. Until then the table's
+        now (`held`: each forgets at once; an owner that must name them to its next checkpoint calls `forget` itself)
+        or built later, must forget its input (`forget`) until a checkpoint writes it. Until then the table's
         local data, which a store is built from, holds the old progress: a store dropped and built again before that
         checkpoint (a rebalance keeps revoking and assigning the same partitions while the group rejoins the new
         broker) came back with the old offsets and skipped the new records below them (stage 1: progress
         {-1: 11264} restored after a loss; stage 2: the new children of a routing partition never named,
         `tests/test_group_recovery.py`)."""
         self.lost = {lost for lost in self.lost if lost[0] != changelog} | {(changelog, p) for p in partitions}
+        for store in held:
+            self.forget(store)
 
     def forget(self, store: InputStore) -> bool:
         """Make `store` (held at the loss, or just built from the table's local data) forget its input if its

@@ -174,9 +174,7 @@ class Insight:
         changelogs, at the next commit, which `tick` makes within a second. Before, none was written again, and the
         hours skipped the new records below their old offsets."""
         for side in (self.incidents, self.tickets):
-            self.checkpoints.lose(side.changelog, range(side.partitions))
-            for store in side.stores.values():
-                self.checkpoints.forget(store)
+            self.checkpoints.lose(side.changelog, range(side.partitions), side.stores.values())
 
     async def tick(self) -> None:
         """Commit the owned stores a broker loss left unwritten (`broker_lost`); nothing otherwise."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from correlator.state import KeyState
-from stream.broker import start_broker
+from stream.broker import EmbeddedBroker, start_broker
 from stream.commands.worker import EMBEDDED_NOTE
 from stream.checkpoint import Checkpointer
 from stream.incident_records import is_stage2_record
@@ -409,22 +410,34 @@ def test_the_desk_s_open_tickets_reach_the_ticket_changelog_a_broker_loss_re_cre
         for i in ids:
             wait_events(dep, i, bool, 60, worker)
         assert ids <= _documents(dep, changelog)
-        first.stop()
-        _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
-                  worker, timeout=10)
-        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
-        dep.broker = brokers[-1]
-        _wait_for("the topics re-created", lambda: worker.metric(
-            "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
-        wait_ready(worker)
-        deadline = time.monotonic() + 20  # the desk's SLA timer ticks every second
-        while not ids <= _documents(dep, changelog) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert ids <= _documents(dep, changelog)
+        _restart_empty(dep, worker, brokers, tmp_path)
+        assert _within(20, lambda: ids <= _documents(dep, changelog))  # the desk's SLA timer ticks every second
     finally:
         worker.stop()
         for b in brokers:
             b.stop()
+
+
+def _restart_empty(dep: Deployment, worker: WorkerProc, brokers: list[EmbeddedBroker], tmp_path: Path) -> None:
+    """Stop the last broker by pid (its memory goes with it), start an empty one on its port, and wait until the
+    worker saw it gone, re-created the topics and is ready again."""
+    old = brokers[-1]
+    old.stop()
+    _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
+              worker, timeout=10)
+    brokers.append(start_broker(port=old.port, log_path=tmp_path / f"tansu-{len(brokers) + 1}.log"))
+    dep.broker = brokers[-1]
+    _wait_for("the topics re-created", lambda: worker.metric(
+        "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
+    wait_ready(worker)
+
+
+def _within(seconds: float, check: Callable[[], bool]) -> bool:
+    """Whether `check` holds within `seconds`, asked once a second (a timer's tick): its last answer."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(1)
+    return check()
 
 
 def _documents(dep: Deployment, changelog: str) -> set[str]:
@@ -457,18 +470,8 @@ def test_notify_s_open_page_reaches_the_notify_changelog_a_broker_loss_re_create
         [page] = _wait_for("the lone incident's page", lambda: [k for a, k in pages(receivers.oncall)
                                                               if a == "trigger"], worker)
         _wait_for("the page's subject on notify's changelog", lambda: page in _subjects(dep, changelog), worker)
-        first.stop()
-        _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
-                  worker, timeout=10)
-        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
-        dep.broker = brokers[-1]
-        _wait_for("the topics re-created", lambda: worker.metric(
-            "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
-        wait_ready(worker)
-        deadline = time.monotonic() + 20  # the notify timer ticks every second
-        while page not in _subjects(dep, changelog) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert page in _subjects(dep, changelog)
+        _restart_empty(dep, worker, brokers, tmp_path)
+        assert _within(20, lambda: page in _subjects(dep, changelog))  # the notify timer ticks every second
     finally:
         worker.stop()
         for b in brokers:
@@ -502,18 +505,8 @@ def test_insight_s_hours_reach_their_changelog_and_count_new_incidents_after_a_b
         assert posted == [202] * 4
         _wait_for("4 incidents counted", lambda: _opened(worker) == 4, worker)
         hours = _wait_for("the hours on their changelog", lambda: _documents(dep, changelog), worker)
-        first.stop()
-        _wait_for("readyz to see the broker gone", lambda: request(worker.web_port, "GET", "/readyz")[0] == 503,
-                  worker, timeout=10)
-        brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
-        dep.broker = brokers[-1]
-        _wait_for("the topics re-created", lambda: worker.metric(
-            "aiops_broker_recoveries_total", action="topics_created") > 0, worker, timeout=30)
-        wait_ready(worker)
-        deadline = time.monotonic() + 20  # the insight timer ticks every second
-        while not hours <= _documents(dep, changelog) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert hours <= _documents(dep, changelog)
+        _restart_empty(dep, worker, brokers, tmp_path)
+        assert _within(20, lambda: hours <= _documents(dep, changelog))  # the insight timer ticks every second
         assert request(worker.web_port, "POST", "/ingest/alerts", _alert("late", 0))[0] == 202
         _wait_for("the incident opened after the restart counted", lambda: _opened(worker) == 5, worker, timeout=30)
     finally:
