@@ -38,6 +38,7 @@ import ctypes
 import importlib.resources
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -64,6 +65,7 @@ __all__ = [
     "describe_topics",
     "describe_topics_sync",
     "die_with_parent",
+    "ephemeral_ports",
     "free_port",
     "start_broker",
     "tansu_binary",
@@ -114,12 +116,38 @@ def tansu_version(binary: Path | None = None) -> str:
     return subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def free_port(host: str = HOST) -> int:
-    """A TCP port that was free a moment ago (the caller retries if someone takes it meanwhile)."""
+def ephemeral_ports() -> range:
+    """The kernel's range for the local ports of outgoing connections (Linux's default where it can't be read)."""
+    try:
+        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def free_port(host: str = HOST, tries: int = 200) -> int:
+    """A TCP port that was free a moment ago, picked at random below the kernel's ephemeral range.
+
+    A port from bind(0) is an ephemeral one, which any outgoing connection on the machine can take between our
+    release and the server's bind (a test worker's web port went that way: "address already in use"). Below the
+    range only servers bind, and a random pick keeps processes that allocate at once apart.
+    """
+    ephemeral = ephemeral_ports()
+    for _ in range(tries):
+        port = random.randrange(10000, 65536)
+        if port in ephemeral:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                # The wildcard address: a server binding it conflicts with a socket on any local address.
+                sock.bind(("0.0.0.0" if host in (HOST, "0.0.0.0") else host, port))
+            except OSError:
+                continue
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        fallback: int = sock.getsockname()[1]
+        return fallback
 
 
 @dataclass

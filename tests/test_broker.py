@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -23,7 +24,7 @@ from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
 from stream.app import App, make_app
-from stream.broker import EmbeddedBroker, create_topics_sync, free_port, start_broker
+from stream.broker import EmbeddedBroker, create_topics_sync, ephemeral_ports, free_port, start_broker
 from stream.consumer import ReadOffsets, Transport, committed_offset, leave_group
 from stream.settings import Settings
 
@@ -67,6 +68,16 @@ def test_read_offsets_never_hold_back_a_re_read_of_a_redelivered_topic() -> None
     assert offsets[alerts] is None and offsets[tickets] == 225 and offsets[TP("t.tickets_raw", 0)] is None
     topics.clear()  # read when asked: the app names its topics after the consumer exists
     assert offsets[alerts] == 146
+
+
+def test_free_ports_are_outside_the_range_outgoing_connections_take_theirs_from() -> None:
+    # A port from bind(0) is ephemeral: an outgoing connection can take it before the server binds (ci65).
+    ephemeral = ephemeral_ports()
+    ports = [free_port() for _ in range(50)]
+    assert not [p for p in ports if p in ephemeral]
+    assert len(set(ports)) > 40  # random picks, so processes allocating at once rarely meet
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("0.0.0.0", ports[0]))
 
 
 @pytest.mark.parametrize(
