@@ -668,6 +668,29 @@ def test_a_child_naming_one_thing_follows_the_one_burst_it_starts_in(
         assert partition(before) != expected, name  # the rule, and nothing else, put it there
 
 
+# burst rivals (issue 17, session 34, noise20): with several groups in that window, the one with most children
+RIVALS = replace(CFG, burst_rivals=True)
+
+
+@pytest.mark.parametrize(("name", "specs", "expected"), [
+    ("a cause's burst with a small rival: it follows the cause",
+     [("a", "api/5xx", 0, 30, I1), ("a2", "api/latency", 2, 30, I1), ("x", "web/5xx", 5, 30, W1),
+      ("h", "10.0.0.9/cpu", 10, 40, H)], "a a2 h|x"),
+    ("two rivals of one child each: the older",
+     [("a", "api/5xx", 0, 30, I1), ("x", "web/5xx", 5, 30, W1), ("h", "10.0.0.9/cpu", 10, 40, H)], "a h|x"),
+    ("only groups with a child in the window compete: the larger one before it does not",
+     [("a", "api/5xx", 0, 30, I1), ("a2", "api/latency", 2, 30, I1), ("x", "web/5xx", 25, 30, W1),
+      ("y", "db/5xx", 30, 40, {"instance": ["d1"]}), ("h", "10.0.0.9/cpu", 35, 40, H)], "a a2|h x|y"),
+])
+def test_a_child_naming_one_thing_follows_the_largest_of_rival_bursts(name: str, specs: list[Spec],
+                                                                      expected: str) -> None:
+    _, out = run(events_of(specs), RIVALS)
+    assert partition(out) == expected, name
+    _, before = run(events_of(specs), CFG)
+    assert "h" not in [a.child_id for a in before.assignments if a.relation is Relation.BURST], name
+    assert partition(before) != expected, name  # the rule, and nothing else, put it there
+
+
 def test_a_child_that_follows_a_burst_says_why() -> None:
     _, out = run(events_of([("a", "api/5xx", 0, 30, I1), ("h", "10.0.0.9/cpu", 10, 40, H)]))
     joined = next(a for a in out.assignments if a.child_id == "h")

@@ -718,11 +718,30 @@ class Grouper:
             gid = self._child_group.get(other)
             if gid is not None and other != ev.incident_id:
                 found.add(gid)
+        if len(found) > 1 and self.config.burst_rivals:
+            return self._rivals(found, link, t)
         g = self.store.get(found.pop()) if len(found) == 1 else None
         if g is None or not g.accepting or self._capped_reason(g, t):
             return None
         gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
         return None if gap is None else _Candidate(g, link, gap)
+
+    def _rivals(self, found: set[str], link: Link, t: float) -> _Candidate | None:
+        """Burst rivals: of several groups that took a child within burst_s before a one-name child, the one with the
+        most children (then the oldest, then the lowest id) that accepts, has room and reaches it, or None
+        (`GroupingConfig.burst_rivals`). The fault's own burst opens small groups beside its main one; the main one
+        is the outage. Children counts come from assignments alone, so replay, stream and restart agree."""
+        best: _Candidate | None = None
+        rank: tuple[int, float, str] | None = None
+        for gid in sorted(found):
+            g = self.store.get(gid)
+            if g is None or not g.accepting or self._capped_reason(g, t):
+                continue
+            gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
+            mine = (-len(g.children), g.first_seen, g.id)
+            if gap is not None and (rank is None or mine < rank):
+                best, rank = _Candidate(g, link, gap), mine
+        return best
 
     def _trace_follow(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
         """Trace-follow: the one accepting group of the child's scope, with room, that alerts when a child naming a
