@@ -10,6 +10,7 @@ a held-out seed.
     python benchmarks/rule_dev.py lull_s=60                    # the decision run, about 6 min quiet
     python benchmarks/rule_dev.py lull_s=60 --noise            # only rca-micross and the noise sets (a quick look)
     python benchmarks/rule_dev.py lull_s=60 --base resume_below=0   # "off" with other fields changed too
+    python benchmarks/rule_dev.py x=0 --table OUT                   # the verdict of a run's printed table
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def settings(pairs: list[str]) -> dict[str, Any]:
 
 def family(name: str) -> str | None:
     """The family of a TUNING or DEVELOPMENT set by its name (None: rca-micross and the checks)."""
-    return "noise" if name.startswith("noise") else "cascades" if name.startswith("cascades") else None
+    return "noise" if "noise" in name else "cascades" if "cascades" in name else None
 
 
 def verdict(rows: dict[str, tuple[tuple[float, float | None], tuple[float, float | None]]], dev: list[str],
@@ -127,6 +128,28 @@ def compare(off: GroupingConfig, on: GroupingConfig, *, noise_only: bool = False
     return ships
 
 
+def rejudge(table: str, target: str) -> bool:
+    """The verdict of `verdict` over the rows of a table `compare` printed (the sets it names, by role), printed."""
+    rows: dict[str, tuple[tuple[float, float | None], tuple[float, float | None]]] = {}
+    dev: list[str] = []
+    extra: list[str] = []
+    checks: list[str] = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 5 or not cells[1][:1].isdigit():
+            continue
+        a, b, c, d = (None if x == "-" else float(x) for x in cells[1:5])
+        assert a is not None and b is not None
+        name = cells[0]
+        if name == "generated storms":
+            continue
+        rows[name] = ((a, c), (b, d))
+        (checks if name in ("MicroSS x2", "two clusters at once") else dev if "(" in name else extra).append(name)
+    ships, lines = verdict(rows, dev, extra, checks, target)
+    print("\n".join(lines))
+    return ships
+
+
 def main(argv: list[str] | None = None) -> int:
     """The comparison of `compare` for the rule given as field=value pairs, with the tenth round's verdict."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", nargs="*", default=[], help="field=value pairs for both columns")
     parser.add_argument("--noise", action="store_true", help="rca-micross and the noise sets only (no verdict)")
     parser.add_argument("--target", choices=("noise", "cascades"), default="noise", help="the family the rule aims at")
+    parser.add_argument("--table", type=Path, help="judge the table a run printed (its file) instead of running")
     args = parser.parse_args(argv)
+    if args.table is not None:
+        print("verdict:", "ships on" if rejudge(args.table.read_text(), args.target) else
+              "does not meet the decision rule")
+        return 0
     off = replace(GroupingConfig(), **settings(args.base))
     on = replace(off, **settings(args.on))
     print(f"off: {', '.join(args.base) or 'defaults'}; on: {', '.join(args.on)}")
