@@ -180,6 +180,13 @@ class GroupingConfig:
     first, and its page waits for it. Off (the default, and `aiops replay`): the same parents, one event fewer
     per group; the stream turns it on with `stage2_lone_causes` off (issue 17, session 32)."""
     burst_rivals: bool = False
+    related_company: bool = False
+    """Company (`company`) counts only a companion placed in a group the child relates to (or not placed yet): a child
+    that starts more than burst_s after a group's reach joins it when the burst it came with is that cause's (or a
+    related one's), not when an unrelated background alert happened to start just before it (`engine._alone`). On
+    the development noise sets a single noise alert sharing a service with a finished fault joined it more than
+    20 s after its reach, in the company of another noise alert (1.2-1.75k wrongly merged pairs on 6229; issue 17,
+    session 34, noise20). False: the rule before (any incident of the scope is company)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
