@@ -423,6 +423,22 @@ def test_a_child_long_after_the_reach_joins_only_in_company(name: str, specs: li
     assert "a b" in partition(before) or expected == "a b", name  # without the rule a lone late child joins
 
 
+# related company (issue 17, session 34, noise20): only a companion placed in a group the child relates to counts
+@pytest.mark.parametrize(("name", "specs", "expected"), [
+    ("an unrelated background alert just before it is no company",
+     [("a", "api/5xx", 0, 30, I1), ("c", "web/5xx", 60, 60, W1), ("b", "db/latency", 70, 70, I1)], "a|b|c"),
+    ("a companion that joined the cause is",
+     [("a", "api/5xx", 0, 30, I1), ("x", "api/latency", 45, 45, I1), ("b", "db/latency", 60, 60, I1)], "a b x"),
+    ("a companion not placed yet (the same second, placed after it) still is",
+     [("a", "api/5xx", 0, 30, I1), ("c", "web/5xx", 70, 70, W1), ("b", "db/latency", 70, 70, I1)], "a b|c"),
+])
+def test_only_a_related_companion_is_company(name: str, specs: list[Spec], expected: str) -> None:
+    _, out = run(events_of(specs), replace(CFG, related_company=True))
+    assert partition(out) == expected, name
+    if name.startswith("an unrelated"):
+        assert partition(run(events_of(specs))[1]) == "a b|c", name  # without the rule c is company
+
+
 def test_company_is_of_the_child_s_own_scope() -> None:
     def scoped(specs: list[Spec]) -> list[IncidentEvent]:
         return [e.model_copy(update={"service": split_key(e.key)[1]}) for e in events_of(specs)]
@@ -666,6 +682,29 @@ def test_a_child_naming_one_thing_follows_the_one_burst_it_starts_in(
     assert "h" not in [a.child_id for a in before.assignments if a.relation is Relation.BURST], name
     if any("h" in g.split() and len(g.split()) > 1 for g in expected.split("|")):
         assert partition(before) != expected, name  # the rule, and nothing else, put it there
+
+
+# burst rivals (issue 17, session 34, noise20): with several groups in that window, the one with most children
+RIVALS = replace(CFG, burst_rivals=True)
+
+
+@pytest.mark.parametrize(("name", "specs", "expected"), [
+    ("a cause's burst with a small rival: it follows the cause",
+     [("a", "api/5xx", 0, 30, I1), ("a2", "api/latency", 2, 30, I1), ("x", "web/5xx", 5, 30, W1),
+      ("h", "10.0.0.9/cpu", 10, 40, H)], "a a2 h|x"),
+    ("two rivals of one child each: the older",
+     [("a", "api/5xx", 0, 30, I1), ("x", "web/5xx", 5, 30, W1), ("h", "10.0.0.9/cpu", 10, 40, H)], "a h|x"),
+    ("only groups with a child in the window compete: the larger one before it does not",
+     [("a", "api/5xx", 0, 30, I1), ("a2", "api/latency", 2, 30, I1), ("x", "web/5xx", 25, 30, W1),
+      ("y", "db/5xx", 30, 40, {"instance": ["d1"]}), ("h", "10.0.0.9/cpu", 35, 40, H)], "a a2|h x|y"),
+])
+def test_a_child_naming_one_thing_follows_the_largest_of_rival_bursts(name: str, specs: list[Spec],
+                                                                      expected: str) -> None:
+    _, out = run(events_of(specs), RIVALS)
+    assert partition(out) == expected, name
+    _, before = run(events_of(specs), CFG)
+    assert "h" not in [a.child_id for a in before.assignments if a.relation is Relation.BURST], name
+    assert partition(before) != expected, name  # the rule, and nothing else, put it there
 
 
 def test_a_child_that_follows_a_burst_says_why() -> None:

@@ -81,8 +81,11 @@ b; a's reach and b's come from the store after a restart."""
 
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
-          "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE}
-"""In the lulled scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
+          "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
+          "rivals": BURST, "related company": COMPANY}
+"""In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
+own parent; which group c was placed in comes from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
+children (x, h2), which comes from the store after a restart. In the lulled scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
 restart; in the machine scene l's following a by their host does. In the lone scene (issue 17, session 32) whether z
 started alone comes from the store's onsets after a restart.
 In the resumed scene, n's pending resumption, its group's moved onset and its accepting again come from the
@@ -101,7 +104,8 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
         out.extend(grouper.ingest([ev]))
 
 
-CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True)}
+CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True),
+           "rivals": replace(CFG, burst_rivals=True), "related company": replace(CFG, related_company=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -145,6 +149,18 @@ def test_the_burst_scene_depends_on_burst_follow() -> None:
     named = parents(uninterrupted(BURST))
     assert named["h"] == named["a"] and named["h2"] == named["x"]
     assert len({named["h3"], named["x"], named["b"], named["a"]}) == 4
+
+
+def test_the_rivals_scene_depends_on_burst_rivals() -> None:
+    named = parents(uninterrupted(BURST, CONFIGS["rivals"]))
+    assert named["h3"] == named["x"] == named["h2"] != named["b"]
+    assert parents(uninterrupted(BURST))["h3"] != named["x"]
+
+
+def test_the_related_company_scene_depends_on_related_company() -> None:
+    named = parents(uninterrupted(COMPANY, CONFIGS["related company"]))
+    assert len({named["a"], named["b"], named["c"]}) == 3
+    assert parents(uninterrupted(COMPANY))["b"] == named["a"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

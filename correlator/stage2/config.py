@@ -130,6 +130,12 @@ class GroupingConfig:
         read on the development cascades with the file: such joins were new faults' root symptoms (0 right, 5-7
         wrong per seed, 4.3-8.9k wrongly merged pairs); refusing the folds too cost every noise set. False: the rule
         before.
+    burst_rivals: burst-follow (`burst_follow`) when more than one group took a child within burst_s before the
+        one-name child: it joins the one with the most children (then the oldest), not none (`engine._rivals`). A
+        fault's burst opens small groups of its own pieces (a container's metric, a trace error that names nothing
+        the first child named) beside its main group within seconds, and a host's metric then met two or three
+        groups and stood apart; the 60 s time-gap baseline keeps them together (issue 17, session 34, noise20: read
+        on the development noise sets with `benchmarks/split_mechanisms.py`). False: the rule before.
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -173,6 +179,14 @@ class GroupingConfig:
     within update_interval_s: with causes of one incident not published (`publishing`) that event is the cause's
     first, and its page waits for it. Off (the default, and `aiops replay`): the same parents, one event fewer
     per group; the stream turns it on with `stage2_lone_causes` off (issue 17, session 32)."""
+    burst_rivals: bool = False
+    related_company: bool = False
+    """Company (`company`) counts only a companion placed in a group the child relates to (or not placed yet): a child
+    that starts more than burst_s after a group's reach joins it when the burst it came with is that cause's (or a
+    related one's), not when an unrelated background alert happened to start just before it (`engine._alone`). On
+    the development noise sets a single noise alert sharing a service with a finished fault joined it more than
+    20 s after its reach, in the company of another noise alert (1.2-1.75k wrongly merged pairs on 6229; issue 17,
+    session 34, noise20). False: the rule before (any incident of the scope is company)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -464,6 +464,7 @@ class Grouper:
         lone: _Candidate | None = None
         scope = split_key(ev.key)[0]
         alone: bool | None = None
+        found: list[_Candidate] = []
         for gid in self._candidates(ev, view):
             g = self.store.get(gid)
             if g is not None and g.scope != scope:
@@ -472,9 +473,13 @@ class Grouper:
             link = None if g is None or gap is None else self._admitted(ev, view, g)
             if g is None or gap is None or link is None:
                 continue
-            cand = _Candidate(g, link, gap)
+            found.append(_Candidate(g, link, gap))
+        for cand in found:
+            g, link, gap = cand.group, cand.link, cand.gap
             if self.config.company and gap > self.config.burst_s and link.relation is not Relation.CONTINUES:
-                alone = self._alone(ev, scope) if alone is None else alone
+                if alone is None:
+                    alone = self._alone(ev, scope, {c.group.id for c in found}
+                                        if self.config.related_company else None)
                 if alone:  # background, not the cause going on
                     lone = cand if lone is None or cand.order < lone.order else lone
                     continue
@@ -696,13 +701,21 @@ class Grouper:
         by name after a lull, which would let a path reach a group whose cause stopped minutes ago."""
         return ev.first_seen - g.reach <= self.config.burst_s
 
-    def _alone(self, ev: IncidentEvent, scope: str) -> bool:
+    def _alone(self, ev: IncidentEvent, scope: str, related: set[str] | None = None) -> bool:
         """Company: whether no other incident of the child's scope started within burst_s before it (or with it).
         A fault starts incidents in bursts; background noise one here and there. Only children that start at or
         before this one count, and every one of them is known when it is released, so the answer does not depend
-        on arrival order, batching or a restart (`onsets`)."""
-        return not self._onsets.accompanied(scope, ev.first_seen, ev.incident_id, self.config.burst_s,
-                                            self._first_seen_of)
+        on arrival order, batching or a restart (`onsets`). With `related` (`GroupingConfig.related_company`) only
+        a companion placed in one of those groups (the child's related ones), or not placed yet, counts."""
+        if related is None:
+            return not self._onsets.accompanied(scope, ev.first_seen, ev.incident_id, self.config.burst_s,
+                                                self._first_seen_of)
+        for other in self._onsets.starting(scope, ev.first_seen - self.config.burst_s, ev.first_seen,
+                                           self._first_seen_of):
+            gid = self._child_group.get(other)
+            if other != ev.incident_id and (gid is None or gid in related):
+                return False
+        return True
 
     def _burst(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
         """Burst-follow: the one accepting group with room whose children alone started within burst_s before a child
@@ -718,11 +731,30 @@ class Grouper:
             gid = self._child_group.get(other)
             if gid is not None and other != ev.incident_id:
                 found.add(gid)
+        if len(found) > 1 and self.config.burst_rivals:
+            return self._rivals(found, link, t)
         g = self.store.get(found.pop()) if len(found) == 1 else None
         if g is None or not g.accepting or self._capped_reason(g, t):
             return None
         gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
         return None if gap is None else _Candidate(g, link, gap)
+
+    def _rivals(self, found: set[str], link: Link, t: float) -> _Candidate | None:
+        """Burst rivals: of several groups that took a child within burst_s before a one-name child, the one with the
+        most children (then the oldest, then the lowest id) that accepts, has room and reaches it, or None
+        (`GroupingConfig.burst_rivals`). The fault's own burst opens small groups beside its main one; the main one
+        is the outage. Children counts come from assignments alone, so replay, stream and restart agree."""
+        best: _Candidate | None = None
+        rank: tuple[int, float, str] | None = None
+        for gid in sorted(found):
+            g = self.store.get(gid)
+            if g is None or not g.accepting or self._capped_reason(g, t):
+                continue
+            gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
+            mine = (-len(g.children), g.first_seen, g.id)
+            if gap is not None and (rank is None or mine < rank):
+                best, rank = _Candidate(g, link, gap), mine
+        return best
 
     def _trace_follow(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
         """Trace-follow: the one accepting group of the child's scope, with room, that alerts when a child naming a
