@@ -112,10 +112,8 @@ _EVENTS = TypeAdapter(list[IncidentEvent])
 
 
 def grouping_config(settings: Settings) -> GroupingConfig:
-    """The Grouper's configuration from the worker's settings (the rest at its defaults); a group that takes its
-    second child is announced at once when causes of one incident are not published (`prompt_pairs`)."""
-    return GroupingConfig(gap_s=settings.stage2_gap, max_hops=settings.stage2_hops, burst_s=settings.stage2_burst,
-                          merge_window_s=settings.stage2_merge_window, prompt_pairs=not settings.stage2_lone_causes)
+    """The Grouper's configuration: `Settings.grouping_config`, which `aiops replay` builds its grouping from too."""
+    return settings.grouping_config()
 
 
 @dataclass
