@@ -29,6 +29,7 @@ from stream.settings import Settings
 from stream.stage2_agent import grouping_config
 
 from .paths import LAB_STORM, ROOT
+from .readme import code_blocks, section
 
 FIXED = {"prompt_pairs"}  # set by stage2_lone_causes
 NOTIFY_FIXED = {"page_causes", "cause_wait_s", "retention_s", "lone_causes", "stage2_partitions"}
@@ -186,3 +187,17 @@ def test_aiops_replay_groups_by_the_environment_as_by_its_flags() -> None:
     by_new_flags = _replay_json({}, "--grouping-merge-window-s", "0", "--grouping-burst-s", "0")
     default = _replay_json({})
     assert by_env["parents"] == by_flags["parents"] == by_new_flags["parents"] != default["parents"]
+
+
+def test_the_readme_configuration_example_is_valid_and_each_variable_moves_its_field(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (block,) = code_blocks(section("Configuration"), "sh")
+    exports = [line.split()[1].partition("=") for line in block.splitlines() if line.startswith("export ")]
+    assert exports
+    for name, _, value in exports:
+        clean_env(monkeypatch)
+        monkeypatch.setenv(name, value)
+        settings = Settings()
+        moved = (settings.grouping_config(), notify_policy(settings))
+        clean_env(monkeypatch)
+        assert moved != (Settings().grouping_config(), notify_policy(Settings())), name

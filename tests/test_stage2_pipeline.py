@@ -322,9 +322,8 @@ def test_a_killed_worker_s_successor_names_the_parents_the_replay_names(
     seen = collect(deployment, assigned(5))
     assert seen.causes() == [{"db", "api", "web"}, {"ledger", "payments"}]
     alerts = [a for b in (first_cause, second_cause) for a in parse("generic", b)]
-    settings = Settings()
-    offline = replay(alerts, DEFAULT_CONFIG, grouping=grouping_config(settings),
-                     topology=read_topology(topology_file, settings.stage2_hops))
+    grouping = grouping_config(Settings())
+    offline = replay(alerts, DEFAULT_CONFIG, grouping=grouping, topology=read_topology(topology_file, grouping.max_hops))
     assert offline.parents is not None
     assert {p.id: {c.id for c in p.children} for p in offline.parents} == {
         pid: {c for c, p in seen.parent_of().items() if p == pid} for pid in set(seen.parent_of().values())}
