@@ -11,8 +11,9 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import orjson
 import pytest
@@ -35,20 +36,39 @@ FIXED = {"prompt_pairs"}  # set by stage2_lone_causes
 NOTIFY_FIXED = {"page_causes", "cause_wait_s", "retention_s", "lone_causes", "stage2_partitions"}
 
 
-def other_value(default: Any, kind: Any) -> tuple[str, Any]:
-    """A value unlike `default` for a field of type `kind`: (as an environment variable, as read back)."""
+def other_values(default: Any, kind: Any) -> list[tuple[str, Any]]:
+    """Values unlike `default` for a field of type `kind`, each as an environment variable and as read back;
+    several, since a field's own check may refuse some (the test takes the first its dataclass accepts)."""
+    args = [a for a in get_args(kind) if a is not type(None)]
+    if get_origin(kind) in (Union, types.UnionType) and len(args) == 1:
+        kind = args[0]
     if kind is bool:
-        return str(not default).lower(), not default
+        return [(str(not default).lower(), not default)]
     if kind is int:
-        return str(default + 3), default + 3
+        return [(str(v), v) for v in (default + 3, default + 1, default - 1, 1, 0) if v != default]
     if kind is float:
-        return str(default + 7.5), default + 7.5
-    origin = getattr(kind, "__origin__", None)
-    if origin is tuple:
-        return '["zone", "rack"]', ("zone", "rack")
-    if origin is frozenset:
-        return "zone,rack", frozenset({"zone", "rack"})
-    raise AssertionError(f"a GroupingConfig field of a type the settings do not know: {kind}")
+        return [(repr(v), v) for v in (default + 7.5, default / 2, default * 2, 0.5, 1.0, 0.0) if v != default]
+    if kind is str:
+        return [(f"{default}-other", f"{default}-other")]
+    if get_origin(kind) is Literal:
+        return [(str(v), v) for v in get_args(kind) if v != default]
+    if get_origin(kind) is tuple:
+        return [('["zone", "rack"]', ("zone", "rack"))]
+    if get_origin(kind) is frozenset:
+        return [("zone,rack", frozenset({"zone", "rack"}))]
+    raise AssertionError(f"a field of a type this test does not know: {kind}")
+
+
+def other_value(target: Any, name: str) -> tuple[str, Any]:
+    """The first of `other_values` for the field `name` of the dataclass `target` that the dataclass accepts."""
+    default = getattr(target(), name)
+    for text, value in other_values(default, get_type_hints(type(target()))[name]):
+        try:
+            dataclasses.replace(target(), **{name: value})
+        except ValueError:
+            continue
+        return text, value
+    raise AssertionError(f"no other value of {name} that {target.__name__} accepts")
 
 
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +82,7 @@ def test_every_grouping_field_is_a_variable_that_reaches_the_config(
         field: dataclasses.Field[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     clean_env(monkeypatch)
     default = getattr(DEFAULT_GROUPING, field.name)
-    text, value = other_value(default, get_type_hints(GroupingConfig)[field.name])
+    text, value = other_value(GroupingConfig, field.name)
     monkeypatch.setenv(env_name(("grouping", field.name)), text)
     config = Settings().grouping_config()
     assert getattr(config, field.name) == value != default
@@ -76,7 +96,7 @@ def test_every_notify_policy_switch_is_a_variable_that_reaches_the_policy(
         field: dataclasses.Field[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     clean_env(monkeypatch)
     default = getattr(NotifyPolicy(), field.name)
-    text, value = other_value(default, get_type_hints(NotifyPolicy)[field.name])
+    text, value = other_value(NotifyPolicy, field.name)
     monkeypatch.setenv(env_name(("notify_policy", field.name)), text)
     assert getattr(notify_policy(Settings()), field.name) == value != default
 
