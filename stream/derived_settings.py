@@ -16,8 +16,9 @@ import dataclasses
 import inspect
 import json
 import re
-import textwrap
+import sys
 from collections.abc import Collection
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, get_origin, get_type_hints
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
@@ -119,9 +120,14 @@ def field_notes(target: type[Any]) -> dict[str, str]:
             text.append(more.strip())
         for name in match.group(1).split(" / "):
             notes[name] = _first_sentence(" ".join(text))
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(target)))
-    except (OSError, TypeError, SyntaxError):
+    try:  # the class's own lines, parsed alone (inspect.getsource, or parsing the whole module, is slower)
+        source = Path(str(sys.modules[target.__module__].__file__)).read_text()
+        start = re.search(rf"^class {target.__name__}\b.*$", source, re.MULTILINE)
+        end = re.compile(r"^\S", re.MULTILINE).search(source, start.end() + 1) if start else None
+        tree = ast.parse(source[start.start(): end.start() if end else None]) if start else None
+    except (KeyError, OSError, TypeError, SyntaxError):
+        tree = None
+    if tree is None:
         return notes
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     for field, after in zip(body, body[1:], strict=False):
