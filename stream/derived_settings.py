@@ -141,4 +141,3 @@ def _first_sentence(text: str) -> str:
     """Up to the first full stop followed by a space (numbers like 0.002 and `e.g.` kept whole)."""
     match = re.search(r"(?<!e\.g)(?<!i\.e)\.\s", text)
     return text[: match.start() + 1] if match else text
-
