@@ -462,7 +462,10 @@ def test_a_rule_switched_on_in_the_environment_reaches_the_stage2_agent(
     assert sorted(map(len, expected.values())) == [2] and sorted(map(len, offline({}).values())) == [1, 1]
     dep = Deployment(broker, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", **rule})  # causes of one unpublished
     dep.create_topics()
-    workers.append(dep.start_worker())
+    worker = dep.start_worker()
+    workers.append(worker)
+    worker.wait_web()
+    assert worker.get("/stage2/")["rules"] == {"trace_follow": True, "prompt_pairs": True}  # what an operator sees
     dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
     seen = collect(dep, lambda s: len(s.incidents) == 2 and set(s.parents) == set(expected))
     live: dict[str, set[str]] = {}
