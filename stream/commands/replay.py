@@ -80,6 +80,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="stage 2: causes that began within this of each other merge when one incident relates "
                              "them by a shared name (0: never; the worker's --stage2-merge-window; default "
                              f"{DEFAULT_GROUPING.merge_window_s:g}s)")
+    parser.usage = "%(prog)s [options] FILE [FILE ...]"  # argparse's own would list every flag
     add_settings_flags(parser, only=REPLAY_SETTINGS)
 
 
