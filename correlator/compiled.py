@@ -1,11 +1,15 @@
 """The optional compiled build of stage 1's engine (mypyc), and the one rule that decides when it is used.
 
 `make compiled` (`correlator.compiled.main(["build"])`) compiles `MODULES` with mypyc into extension modules
-beside their sources, plus a stamp holding the digest of every source the build read (`MODULES` and `READS`).
+beside their sources, plus a stamp holding the digest of every source the build read: `MODULES` and every
+package module they import from, directly or through one another (`reads`, found in the sources at build time,
+so no list of them is kept by hand).
 Python imports an extension module before a `.py` of the same name, so `guard` (run by `correlator/__init__.py`,
 before any of them is imported) sends those imports back to the sources, all of them together, whenever:
 
-- no stamp, or a stamp whose digests differ from the sources now (an edit since the build: never run stale code);
+- no stamp, or a stamp whose digests differ from the sources now (an edit since the build: never run stale code;
+  an import added to a compiled or read module edits that module, so the stamp's list of what was read cannot go
+  out of date while its digests match);
 - `AIOPS_PURE=1` in the environment (the pure-Python engine on purpose: tests, comparisons).
 
 The pure modules are the reference: `pip install .` installs no extension module, a checkout runs them until
@@ -16,6 +20,7 @@ issue 19, session 32), and mypyc runs it about 1.3x faster with no change to the
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -31,14 +36,12 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["MODULES", "PURE_ENV", "READS", "build", "clean", "ensure", "fresh", "guard", "status"]
+__all__ = ["MODULES", "PURE_ENV", "build", "clean", "ensure", "fresh", "guard", "reads", "status"]
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = "correlator"
 MODULES = ("engine", "windows", "incidents", "state")
 """Compiled together (one mypyc group: their calls to each other are native calls)."""
-READS = ("config", "eventtime", "models", "keys")
-"""Modules the compiled code imports names from: an edit of one makes the build stale too."""
 GROUP = f"{PACKAGE}._engine_c"
 """The group's shared library (`correlator/_engine_c__mypyc*.so`); each module's extension is a shim into it."""
 STAMP = HERE / "_compiled.json"
@@ -46,8 +49,60 @@ PURE_ENV = "AIOPS_PURE"
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
+def _source(name: str) -> Path | None:
+    """The source of a module of the package by its name inside it (`models`, `stage2.config`), None if none."""
+    path = HERE.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The package's modules that one module imports (relative or absolute, `TYPE_CHECKING` ones included:
+    mypyc reads their types)."""
+    inside = name.split(".")[: None if path.name == "__init__.py" else -1]  # the module's own package
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        bases: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.level:
+            up = inside[: len(inside) - (node.level - 1)] if node.level > 1 else inside
+            base = ".".join([*up, *([node.module] if node.module else [])])
+            bases = [f"{base}.{a.name}" if base else a.name for a in node.names] + ([base] if base else [])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{PACKAGE}."):
+            base = str(node.module)[len(PACKAGE) + 1:]
+            bases = [f"{base}.{a.name}" for a in node.names] + [base]
+        elif isinstance(node, ast.Import):
+            bases = [a.name[len(PACKAGE) + 1:] for a in node.names if a.name.startswith(f"{PACKAGE}.")]
+        found.update(b for b in bases if _source(b) is not None)
+    return found
+
+
+def reads() -> tuple[str, ...]:
+    """The package's modules the compiled modules import from, directly or through one another, sorted: an edit
+    of one makes the build stale, as an edit of a compiled module does."""
+    seen: set[str] = set()
+    todo = list(MODULES)
+    while todo:
+        name = todo.pop()
+        path = _source(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        todo.extend(_imports(name, path))
+    return tuple(sorted(seen - set(MODULES)))
+
+
+def _digest(name: str) -> str:
+    path = _source(name)
+    if path is None:
+        raise OSError(f"{name}: no such module in {PACKAGE}")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _digests() -> dict[str, str]:
-    return {name: hashlib.sha256((HERE / f"{name}.py").read_bytes()).hexdigest() for name in MODULES + READS}
+    """What a build stamps: the digest of each compiled module and of each module it reads (`reads`)."""
+    return {name: _digest(name) for name in (*MODULES, *reads())}
 
 
 def _built() -> list[Path]:
@@ -59,9 +114,12 @@ def fresh() -> bool:
     """Whether every module has its extension and the stamp matches every source now."""
     try:
         stamp = json.loads(STAMP.read_text())
-    except (OSError, ValueError):
+        # the stamp names what the build read; those sources unchanged (an added import changes one) is fresh
+        same = isinstance(stamp, dict) and set(MODULES) <= set(stamp) and all(
+            stamp[name] == _digest(name) for name in stamp)
+    except (OSError, ValueError):  # no stamp, or a module it names is gone
         return False
-    return bool(stamp == _digests() and len(_built()) == len(MODULES))
+    return bool(same and len(_built()) == len(MODULES))
 
 
 def status() -> str:

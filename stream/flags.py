@@ -18,8 +18,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from correlator.validation import field_path, reason_of
+from stream.derived_settings import SettingValueError
 from stream.settings import ConfigFileError, Duration, Settings, parse_duration
 
 __all__ = ["ENV_PREFIX", "SettingsError", "add_settings_flags", "env_name", "flag_name", "load_settings"]
@@ -69,11 +71,13 @@ def _bare(annotation: Any) -> Any:
 
 
 def _is_duration(info: FieldInfo) -> bool:
-    """A `Duration` field, or a dict of them (shown and documented as 10m, 30s, ...)."""
+    """A `Duration` field (`| None` too), or a dict of them (shown and documented as 10m, 30s, ...)."""
     kind = _bare(info.annotation)
     if get_origin(kind) is dict:
         return bool(get_args(kind)[1] == Duration)
-    return any(getattr(m, "func", None) is parse_duration for m in info.metadata)
+    optional = [a for a in get_args(info.annotation) if a is not type(None)]
+    metadata = [*info.metadata, *(get_args(optional[0])[1:] if len(optional) == 1 else ())]
+    return any(getattr(m, "func", None) is parse_duration for m in metadata)
 
 
 def _metavar(info: FieldInfo) -> str:
@@ -82,7 +86,7 @@ def _metavar(info: FieldInfo) -> str:
         return "{" + ",".join(map(str, get_args(kind))) + "}"
     if get_origin(kind) is dict:
         return "JSON"
-    if get_origin(kind) is tuple:
+    if get_origin(kind) in (tuple, frozenset):
         return "A,B,..."
     if _is_duration(info):
         return "DURATION"
@@ -99,6 +103,8 @@ def _shown(value: Any, info: FieldInfo) -> str:
         return f"{value:g}s"
     if isinstance(value, tuple):
         return ",".join(map(str, value))
+    if isinstance(value, frozenset):
+        return json.dumps(sorted(value))  # JSON: a set may hold an empty name
     if isinstance(value, dict):
         return json.dumps({k: _shown(v, info) for k, v in value.items()}) if _is_duration(info) else json.dumps(value)
     return str(value)
@@ -114,9 +120,11 @@ def _help(path: tuple[str, ...], info: FieldInfo) -> str:
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, *, exclude: Collection[str] = (),
-                       groups: Mapping[str, tuple[str, Collection[str]]] | None = None) -> None:
-    """A flag for every setting not in `exclude`; `groups` puts named fields under their own heading
-    (title -> (description, field names)), the rest go under "settings"."""
+                       groups: Mapping[str, tuple[str, Collection[str]]] | None = None,
+                       only: Collection[str] | None = None) -> None:
+    """A flag for every setting not in `exclude` (and in `only`, when given: `aiops replay` takes stage 2's);
+    `groups` puts named fields under their own heading (title -> (description, field names)), the rest go under
+    "settings"."""
     groups = groups or {}
     placed: dict[str, Any] = {}
     for title, (text, names) in groups.items():
@@ -128,7 +136,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, *, exclude: Collection[s
         "settings", f"Every setting is also an environment variable ({ENV_PREFIX}NAME, named in each help line) and "
         "a key of the --config file; a flag wins over the variable, which wins over the file.")
     for path, info in _fields(Settings):
-        if path[0] in exclude:
+        if path[0] in exclude or (only is not None and path[0] not in only):
             continue
         group = placed.get(path[0], rest)
         names = _SPELLING.get(path, (flag_name(path),))
@@ -182,7 +190,10 @@ def describe(exc: ValidationError) -> str:
         reason = reason_of(error)
         given = error.get("input")
         shown = f" (got {given!r})" if isinstance(given, str | int | float) and repr(given) not in reason else ""
-        parts.append(f"{_where(tuple(error['loc']))}: {reason}{shown}")
+        loc = tuple(error["loc"])
+        cause = error.get("ctx", {}).get("error")
+        paths = cause.paths if isinstance(cause, SettingValueError) and cause.paths else ((),)
+        parts.append(f"{' and '.join(_where(loc + path) for path in paths)}: {reason}{shown}")
     return "; ".join(parts)
 
 
@@ -197,3 +208,5 @@ def load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
         raise SettingsError(describe(exc)) from None
     except ConfigFileError as exc:
         raise SettingsError(str(exc)) from None
+    except PydanticSettingsError as exc:  # a variable that is not the JSON its list or table needs
+        raise SettingsError(f"{exc} (a list or a table in a variable is JSON, e.g. '[\"a\", \"b\"]')") from None

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 from tempfile import gettempdir
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, SecretStr, field_validator, model_validator,
@@ -24,7 +24,9 @@ from pydantic_settings import (
 )
 
 from correlator.config import DEFAULT_CONFIG, parse_duration
-from correlator.stage2 import DEFAULT_GROUPING
+from correlator.notify.state import NotifyPolicy
+from correlator.stage2 import GroupingConfig
+from stream.derived_settings import DerivedSettings, SettingValueError, derive
 from stream.notify.files import read_notify
 
 __all__ = [
@@ -32,7 +34,10 @@ __all__ = [
     "DEFAULT_RETENTION",
     "DEFAULT_TIER_SLA",
     "RECORD_OVERHEAD",
+    "STAGE2_ALIASES",
     "Duration",
+    "GroupingSettings",
+    "NotifyPolicySettings",
     "Settings",
     "TopicNames",
     "parse_duration",
@@ -42,6 +47,22 @@ __all__ = [
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 """Seconds as a float; accepts "10m", "30s", "4h" or a plain number of seconds."""
+
+STAGE2_ALIASES: dict[str, str] = {"stage2_gap": "gap_s", "stage2_hops": "max_hops", "stage2_burst": "burst_s",
+                                  "stage2_merge_window": "merge_window_s"}
+"""Settings older than `grouping` and the GroupingConfig field each sets."""
+
+if TYPE_CHECKING:
+    GroupingSettings = DerivedSettings
+    NotifyPolicySettings = DerivedSettings
+else:
+    GroupingSettings = derive(
+        GroupingConfig, seconds=Duration, fixed=("prompt_pairs",),  # set from stage2_lone_causes
+        doc="Stage 2's grouping rules (correlator/stage2/config.py, GroupingConfig).")
+    NotifyPolicySettings = derive(
+        NotifyPolicy, seconds=Duration,
+        fixed=("page_causes", "cause_wait_s", "retention_s", "lone_causes", "stage2_partitions"),
+        doc="The notify fold's rules (correlator/notify/state.py, NotifyPolicy).")
 
 
 def split_named_tokens(value: str) -> dict[str, str]:
@@ -225,17 +246,25 @@ class Settings(BaseSettings):
                          "must run with the same value (false: stage 1 alone)")
     stage2_topology: Path | None = Field(default=None, description="topology file (JSON or YAML), re-read when "
                                          "its mtime changes; without one stage 2 relates incidents by labels")
-    # The grouping defaults are the engine's own (`aiops replay` uses them too), so stream and replay agree.
-    stage2_gap: Duration = Field(default=DEFAULT_GROUPING.gap_s, description="largest quiet time between a "
-                                 "cause's alerts and a new related incident")
-    stage2_hops: int = Field(default=DEFAULT_GROUPING.max_hops, ge=0, le=3,
-                             description="topology edges allowed between related entities")
-    stage2_burst: Duration = Field(default=DEFAULT_GROUPING.burst_s, description="onset proximity: an incident "
-                                   "starting within this of a cause's latest start carries the cause on, and only "
-                                   "such an incident joins by a shared host or a topology path alone")
-    stage2_merge_window: Duration = Field(default=DEFAULT_GROUPING.merge_window_s, description="an incident "
-                                          "related to several causes by a shared name merges those that began within "
-                                          "this of each other (0: never merge)")
+    # Stage 2's rules: every GroupingConfig field (correlator/stage2/config.py) as grouping.<field>, derived from
+    # the dataclass (stream/derived_settings.py), so a rule added there is a setting with no edit here.
+    # `aiops replay` builds its grouping from these settings too (`grouping_config`), so stream and replay agree.
+    grouping: GroupingSettings = Field(default_factory=lambda: GroupingSettings())
+    # The names before `grouping`, kept with their meaning: each sets the grouping field it names (unset: that
+    # field decides); both given and different is an error.
+    stage2_gap: Duration | None = Field(default=None, description="the same as grouping.gap_s: largest quiet time "
+                                        "between a cause's alerts and a new related incident (unset: "
+                                        "grouping.gap_s)")
+    stage2_hops: int | None = Field(default=None, ge=0, le=3, description="the same as grouping.max_hops: "
+                                    "topology edges allowed between related entities (unset: grouping.max_hops)")
+    stage2_burst: Duration | None = Field(default=None, description="the same as grouping.burst_s: onset "
+                                          "proximity; an incident starting within this of a cause's latest start "
+                                          "carries the cause on, and only such an incident joins by a shared host "
+                                          "or a topology path alone (unset: grouping.burst_s)")
+    stage2_merge_window: Duration | None = Field(default=None, description="the same as grouping.merge_window_s: "
+                                                 "an incident related to several causes by a shared name merges "
+                                                 "those that began within this of each other (0: never merge; "
+                                                 "unset: grouping.merge_window_s)")
     stage2_lone_causes: bool = Field(default=False, description="publish a cause that groups one incident (false, "
                                      "the default: a parent is published once it groups two or more, an incident "
                                      "grouped with no other stands for its own cause, and stage 2 tells notify how "
@@ -256,6 +285,9 @@ class Settings(BaseSettings):
                                         "incident that no cause names waits before it pages on its own")
     notify_retention: Duration = Field(default=3600.0, gt=0, description="how long the notify stage remembers a "
                                        "resolved incident, and lists an ended silence, before purging it")
+    # The notify fold's rule switches: every NotifyPolicy field (correlator/notify/state.py) but those set from
+    # the settings above (stage2, notify_cause_wait, notify_retention, stage2_lone_causes, the partitions).
+    notify_policy: NotifyPolicySettings = Field(default_factory=lambda: NotifyPolicySettings())
 
     # Tickets: the confidence gate, each tier's SLA, the SLA timer (see stream/tickets.py).
     triage_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="below it a ticket goes to "
@@ -487,6 +519,24 @@ class Settings(BaseSettings):
                 self.broker_sasl_username and self.broker_sasl_password):
             raise ValueError(f"{self.broker_security_protocol} needs broker_sasl_username and broker_sasl_password")
         return self
+
+    @model_validator(mode="after")
+    def _stage2_aliases_agree(self) -> Settings:
+        for alias, field in STAGE2_ALIASES.items():
+            given = getattr(self, alias)
+            if given is not None and field in self.grouping.model_fields_set and given != getattr(self.grouping, field):
+                raise SettingValueError(f"{alias} ({given:g}) and grouping.{field} ({getattr(self.grouping, field):g}) "
+                                        "are the same setting: give one of them", (alias,), ("grouping", field))
+        self.grouping_config()  # the aliases' values through GroupingConfig's own checks
+        return self
+
+    def grouping_config(self) -> GroupingConfig:
+        """Stage 2's rules as the worker and `aiops replay` run them: `grouping`, the `stage2_*` names over it,
+        and a group's second child announced at once when causes of one incident are not published
+        (`prompt_pairs`, set by `stage2_lone_causes`)."""
+        aliased = {field: getattr(self, alias) for alias, field in STAGE2_ALIASES.items()
+                   if getattr(self, alias) is not None}
+        return GroupingConfig(**{**self.grouping.values(), **aliased, "prompt_pairs": not self.stage2_lone_causes})
 
     @classmethod
     def from_args(cls, **overrides: Any) -> Settings:

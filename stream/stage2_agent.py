@@ -70,7 +70,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -81,8 +81,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
-    MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LateChildren, LowWatermark, ParentEvent, Progress,
-    SourceMark, decided_to, decode_marks, encode_marks, idle_release, progress_due, published, report_due, route_key,
+    DEFAULT_GROUPING, MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LateChildren, LowWatermark,
+    ParentEvent, Progress, SourceMark, decided_to, decode_marks, encode_marks, idle_release, progress_due, published,
+    report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
 from correlator.validation import first_error
@@ -100,7 +101,7 @@ from stream.stage2_state import GroupTableStore
 from stream.stages import HeldUntilCheckpoint, StageSpec
 from stream.topics import STAGE2_CHANGELOG, STAGE2_ROUTE, changelog_name, internal_topic_name
 
-__all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "grouping_config", "install_stage2",
+__all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "changed_rules", "grouping_config", "install_stage2",
            "is_stage2_record"]
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,16 @@ _EVENTS = TypeAdapter(list[IncidentEvent])
 
 
 def grouping_config(settings: Settings) -> GroupingConfig:
-    """The Grouper's configuration from the worker's settings (the rest at its defaults); a group that takes its
-    second child is announced at once when causes of one incident are not published (`prompt_pairs`)."""
-    return GroupingConfig(gap_s=settings.stage2_gap, max_hops=settings.stage2_hops, burst_s=settings.stage2_burst,
-                          merge_window_s=settings.stage2_merge_window, prompt_pairs=not settings.stage2_lone_causes)
+    """The Grouper's configuration: `Settings.grouping_config`, which `aiops replay` builds its grouping from too."""
+    return settings.grouping_config()
+
+
+def changed_rules(config: GroupingConfig) -> dict[str, Any]:
+    """The fields of `config` unlike the engine's defaults, as JSON values: `/stage2/` shows them, so an operator
+    sees which rules a worker runs (every worker of a deployment must run the same)."""
+    changed = {f.name: getattr(config, f.name) for f in fields(config)
+               if getattr(config, f.name) != getattr(DEFAULT_GROUPING, f.name)}
+    return {name: sorted(value) if isinstance(value, frozenset) else value for name, value in changed.items()}
 
 
 @dataclass
@@ -441,7 +448,8 @@ class Stage2:
         return stores
 
     def status(self) -> dict[str, Any]:
-        """What the `/stage2/` view shows: partitions, throughput counters, state size, topology."""
+        """What the `/stage2/` view shows: partitions, the rules unlike the defaults, throughput counters, state
+        size, topology."""
         counters: dict[str, int] = {}
         for g in self.groupers.values():
             for name, value in g.counters.as_dict().items():
@@ -449,7 +457,8 @@ class Stage2:
         topology = self.watcher.topology
         now = time.monotonic()
         lows = {p: low.low(now) for p, low in sorted(self.lows.items())}
-        return {"partitions": sorted(self.groupers), "routed": self.routed, "grouped": self.grouped,
+        return {"partitions": sorted(self.groupers), "rules": changed_rules(self.config), "routed": self.routed,
+                "grouped": self.grouped,
                 "published": self.published, "progress": self.progress_records, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None,
                 "low_watermark": {str(p): {"at": None if low.at == float("-inf") else low.at,

@@ -122,3 +122,36 @@ def test_a_source_edited_after_the_build_runs_pure(tmp_path: Path) -> None:
         stale = _run(code, pure=False, cwd=copy)
         assert stale["status"] == "stale"
         assert str(stale["engine"]).endswith("engine.py") and str(stale["windows"]).endswith("windows.py")
+
+
+LOADED = ("import json, sys, correlator, correlator.compiled as c; before = set(sys.modules); "
+          "[__import__(f'correlator.{m}') for m in c.MODULES]; "
+          "print(json.dumps({'loaded': sorted(m.removeprefix('correlator.') for m in set(sys.modules) - before "
+          "if m.startswith('correlator.')), 'reads': c.reads(), 'modules': c.MODULES}))")
+
+
+def _names(value: object) -> set[str]:
+    assert isinstance(value, list)
+    return {str(name) for name in value}
+
+
+def test_the_build_stamps_every_module_the_engine_imports() -> None:
+    """What importing the compiled modules loads of the package (pure, in a fresh process) is in `reads`, so an
+    edit of any of it makes a build stale; no list of them is kept by hand."""
+    seen = _run(LOADED, pure=True)
+    loaded = _names(seen["loaded"]) - _names(seen["modules"])
+    assert loaded and loaded <= _names(seen["reads"]), seen
+
+
+def test_an_import_added_to_a_compiled_module_is_stamped(tmp_path: Path) -> None:
+    """An import added to a compiled module (or to one it reads) adds that module to what a build stamps."""
+    shutil.copytree(ROOT / "correlator", tmp_path / "correlator", ignore=shutil.ignore_patterns("*.so", "_compiled.json"))
+    before = _run(LOADED, pure=True, cwd=tmp_path)
+    assert not {"validation", "stage2.config"} & _names(before["reads"])
+    with (tmp_path / "correlator" / "windows.py").open("a") as f:
+        f.write("\nfrom .validation import field_path  # noqa: E402\n")
+    with (tmp_path / "correlator" / "keys.py").open("a") as f:  # a module it reads, through another package
+        f.write("\nfrom correlator.stage2 import config as _config  # noqa: E402\n")
+    after = _run(LOADED, pure=True, cwd=tmp_path)
+    assert {"validation", "stage2.config", "stage2"} <= _names(after["reads"])
+    assert _names(after["loaded"]) - _names(after["modules"]) <= _names(after["reads"])

@@ -10,6 +10,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from stream.cli import build_parser, main
 from stream.flags import SettingsError, env_name, flag_name, load_settings
@@ -17,8 +18,12 @@ from stream.settings import Settings, TopicNames
 
 from .paths import ROOT
 
-LEAVES = [(name,) for name in Settings.model_fields if name != "topics"] + \
-    [("topics", name) for name in TopicNames.model_fields]
+NESTED = {name: info.annotation for name, info in Settings.model_fields.items()
+          if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)}
+"""The nested settings (topics, grouping, notify_policy): their fields are the flags and variables."""
+assert NESTED["topics"] is TopicNames
+LEAVES = [(name,) for name in Settings.model_fields if name not in NESTED] + \
+    [(name, leaf) for name, model in NESTED.items() for leaf in model.model_fields]
 
 
 def aiops(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ and progress records that cover every incident.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -321,9 +322,8 @@ def test_a_killed_worker_s_successor_names_the_parents_the_replay_names(
     seen = collect(deployment, assigned(5))
     assert seen.causes() == [{"db", "api", "web"}, {"ledger", "payments"}]
     alerts = [a for b in (first_cause, second_cause) for a in parse("generic", b)]
-    settings = Settings()
-    offline = replay(alerts, DEFAULT_CONFIG, grouping=grouping_config(settings),
-                     topology=read_topology(topology_file, settings.stage2_hops))
+    grouping = grouping_config(Settings())
+    offline = replay(alerts, DEFAULT_CONFIG, grouping=grouping, topology=read_topology(topology_file, grouping.max_hops))
     assert offline.parents is not None
     assert {p.id: {c.id for c in p.children} for p in offline.parents} == {
         pid: {c for c, p in seen.parent_of().items() if p == pid} for pid in set(seen.parent_of().values())}
@@ -433,3 +433,42 @@ def test_a_catch_up_over_four_partitions_names_the_parents_the_replay_names(
     seen = collect(dep, lambda s: s.parent_of() == expected)
     assert seen.parent_of() == expected
     assert worker.get("/stage2/")["counters"]["late"] == 0
+
+
+def calls_into(service: str, callee: str, start: float, count: int = 6) -> list[dict[str, Any]]:
+    """`count` trace errors of `service`'s calls into `callee` (an instance), 10 s apart from `start`."""
+    return [{"fingerprint": f"{service}-call-{i}", "starts_at": start + i * 10.0, "severity": "warning",
+             "labels": {"alertname": "CallErrors", "service": service, "instance": f"{service}-0", "callee": callee,
+                        "cluster": "c1"}}
+            for i in range(count)]
+
+
+def test_a_rule_switched_on_in_the_environment_reaches_the_stage2_agent(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """`AIOPS_GROUPING__TRACE_FOLLOW=true` (a GroupingConfig switch, off by default): a trace error into a service
+    that shares no name with the failing database joins its cause while it alerts. The worker names the cause
+    `aiops replay` names under the same environment, which the defaults keep apart (stream/derived_settings.py)."""
+    path = tmp_path / "storm.ndjson"
+    path.write_bytes(body(failure("db", "DBDown", T0), calls_into("web", "api-0", T0 + 60)))
+    rule = {"AIOPS_GROUPING__TRACE_FOLLOW": "true"}
+
+    def offline(env: dict[str, str]) -> dict[str, set[str]]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
+                              capture_output=True, check=True, env={**base, **env})
+        return {p["id"]: set(p["children"]) for p in orjson.loads(done.stdout)["parents"]}
+
+    expected = offline(rule)
+    assert sorted(map(len, expected.values())) == [2] and sorted(map(len, offline({}).values())) == [1, 1]
+    dep = Deployment(broker, tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", **rule})  # causes of one unpublished
+    dep.create_topics()
+    worker = dep.start_worker()
+    workers.append(worker)
+    worker.wait_web()
+    assert worker.get("/stage2/")["rules"] == {"trace_follow": True, "prompt_pairs": True}  # what an operator sees
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, lambda s: len(s.incidents) == 2 and set(s.parents) == set(expected))
+    live: dict[str, set[str]] = {}
+    for child, parent in seen.parent_of().items():
+        live.setdefault(parent, set()).add(child)
+    assert live == expected

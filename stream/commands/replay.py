@@ -28,8 +28,14 @@ from correlator.replay import render_text, replay
 from correlator.sources import SourceError, detect_source, parse
 from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig
 from correlator.topology import Topology, TopologyError, parse_topology
+from stream.flags import add_settings_flags, load_settings
+from stream.settings import Settings
 
-__all__ = ["configure", "run", "read_alerts", "read_topology"]
+__all__ = ["REPLAY_SETTINGS", "configure", "grouping_settings", "run", "read_alerts", "read_topology"]
+
+REPLAY_SETTINGS = ("config_file", "grouping", "stage2_lone_causes", "stage2_topology")
+"""The worker's settings `aiops replay` takes as flags too; with the environment and the config file they decide
+its stage 2 as they decide the worker's (`Settings.grouping_config`)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,10 +56,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", type=Path, default=None,
                         help="stage 2: topology file (JSON or YAML: nodes and edges, or services); "
                              "without it, stage 2 relates incidents by labels (host, namespace, cluster)")
-    parser.add_argument("--gap", default=f"{DEFAULT_GROUPING.gap_s:g}s",
-                        help="stage 2: largest quiet time between a cause's alerts and a new related incident")
-    parser.add_argument("--hops", type=int, default=DEFAULT_GROUPING.max_hops,
-                        help="stage 2: topology edges allowed between related entities")
+    # Stage 2's rules are the worker's settings (stream/settings.py), read from the same AIOPS_* variables and
+    # config file, so a replay groups as the worker beside it does; the four short flags are kept.
+    parser.add_argument("--gap", default=None, help="stage 2: largest quiet time between a cause's alerts and a "
+                        f"new related incident (the worker's --stage2-gap; default {DEFAULT_GROUPING.gap_s:g}s)")
+    parser.add_argument("--hops", type=int, default=None, help="stage 2: topology edges allowed between related "
+                        f"entities (the worker's --stage2-hops; default {DEFAULT_GROUPING.max_hops})")
     # the worker's correlation settings of the same names (stream/settings.py), so a replay can match a worker
     parser.add_argument("--min-gap", default=f"{DEFAULT_CONFIG.min_gap_s:g}s",
                         help="quiet-gap mode: the shortest pause that ends an incident of two alerts or more")
@@ -64,13 +72,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background-factor", type=float, default=DEFAULT_CONFIG.background_factor,
                         help="quiet-gap mode: cap a gap at this many times the mean spacing of the key's "
                              "incident onsets in the hour before (0: off)")
-    parser.add_argument("--burst", default=f"{DEFAULT_GROUPING.burst_s:g}s",
+    parser.add_argument("--burst", default=None,
                         help="stage 2: onset proximity; an incident starting within this of a cause's latest "
                              "start carries it on, and only such an incident joins by a shared host or a topology path "
-                             "alone")
-    parser.add_argument("--merge-window", default=f"{DEFAULT_GROUPING.merge_window_s:g}s",
-                        help="stage 2: causes that began within this of each other merge when one incident "
-                             "relates them by a shared name (0: never)")
+                             f"alone (the worker's --stage2-burst; default {DEFAULT_GROUPING.burst_s:g}s)")
+    parser.add_argument("--merge-window", default=None,
+                        help="stage 2: causes that began within this of each other merge when one incident relates "
+                             "them by a shared name (0: never; the worker's --stage2-merge-window; default "
+                             f"{DEFAULT_GROUPING.merge_window_s:g}s)")
+    parser.usage = "%(prog)s [options] FILE [FILE ...]"  # argparse's own would list every flag
+    add_settings_flags(parser, only=REPLAY_SETTINGS)
 
 
 def read_alerts(path: Path, source: str = "auto") -> list[Alert]:
@@ -86,6 +97,13 @@ def read_topology(path: Path, max_hops: int) -> Topology:
     return parse_topology(path.read_bytes(), fmt=fmt, max_hops=max_hops)
 
 
+def grouping_settings(args: argparse.Namespace) -> Settings:
+    """The settings a replay's stage 2 runs with: its flags over the environment over the config file, as the
+    worker's (`--gap`, `--hops`, `--burst`, `--merge-window` are the worker's `stage2_*` settings)."""
+    return load_settings(args, stage2_gap=args.gap, stage2_hops=args.hops, stage2_burst=args.burst,
+                         stage2_merge_window=args.merge_window)
+
+
 def run(args: argparse.Namespace) -> int:
     """Replay the files in the order given and print the incidents; exit 2 on unreadable input."""
     try:
@@ -94,17 +112,18 @@ def run(args: argparse.Namespace) -> int:
                          first_gap_s=parse_duration(args.first_gap), gap_factor=args.gap_factor,
                          background_factor=args.background_factor,
                          time_guard=TimeGuard(max_future_skew_s=parse_duration(args.max_future_skew), horizon_s=None))
-        grouping = replace(DEFAULT_GROUPING, gap_s=parse_duration(args.gap), max_hops=args.hops,
-                           burst_s=parse_duration(args.burst), merge_window_s=parse_duration(args.merge_window))
     except ValueError as exc:
         print(f"aiops replay: {exc}", file=sys.stderr)
         return 2
+    settings = grouping_settings(args)  # a bad one: SettingsError, one line and exit 2 (stream.cli)
+    grouping = settings.grouping_config()
     topology = None
-    if args.topology is not None and args.stage == 2:
+    topology_file = args.topology or settings.stage2_topology
+    if topology_file is not None and args.stage == 2:
         try:
-            topology = read_topology(args.topology, grouping.max_hops)
+            topology = read_topology(topology_file, grouping.max_hops)
         except (OSError, TopologyError) as exc:
-            print(f"aiops replay: {args.topology}: {exc}", file=sys.stderr)
+            print(f"aiops replay: {topology_file}: {exc}", file=sys.stderr)
             return 2
     alerts: list[Alert] = []
     for path in args.files:
@@ -118,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aiops replay: {guarded.clamped} alert(s) dated ahead of the recording's clock were placed where it "
               f"stood (label aiops_time_clamped)", file=sys.stderr)
     stage2: GroupingConfig | None = grouping if args.stage == 2 else None
-    report = replay(guarded.alerts, config, grouping=stage2, topology=topology)
+    report = replay(guarded.alerts, config, grouping=stage2, topology=topology, lone_causes=settings.stage2_lone_causes)
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:

@@ -426,9 +426,11 @@ def declare_notifications(config: NotifyConfig) -> None:
 
 def notify_policy(settings: Settings) -> NotifyPolicy:
     """How the fold treats stage 2 (causes page when it runs; without causes of one incident, its progress says
-    when an incident no cause names pages) and how long it remembers, from the settings."""
+    when an incident no cause names pages) and how long it remembers, from the settings; its rule switches are
+    `Settings.notify_policy`."""
     progress = settings.stage2 and not settings.stage2_lone_causes and settings.stage2_progress_interval > 0
-    return NotifyPolicy(page_causes=settings.stage2, cause_wait_s=settings.notify_cause_wait,
+    return NotifyPolicy(**settings.notify_policy.values(), page_causes=settings.stage2,
+                        cause_wait_s=settings.notify_cause_wait,
                         retention_s=settings.notify_retention, lone_causes=settings.stage2_lone_causes,
                         stage2_partitions=settings.partitions_for("incidents") if progress else 0)
 
