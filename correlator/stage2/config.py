@@ -129,7 +129,8 @@ class GroupingConfig:
         itself fails. Without a topology nothing changes. Issue 17, session 33 (casc19),
         read on the development cascades with the file: such joins were new faults' root symptoms (0 right, 5-7
         wrong per seed, 4.3-8.9k wrongly merged pairs); refusing the folds too cost every noise set. False: the rule
-        before.
+        before. True by default since session 34 (casc20): it met the tenth round's decision rule (cascade family mean,
+        without and with the file, +0.0079; noise +0.00002, no set down more than 0.0007; benchmarks/RESULTS.md).
     placeholder_values: values that name no entity (MicroSS puts host="system" on host-level metrics).
     max_entities: entity names a group keeps for matching; later ones are not added.
     merge_window_s: a child related to several open groups merges those whose latest child onsets lie within
@@ -167,7 +168,7 @@ class GroupingConfig:
     lone_apart: bool = True
     lull_s: float = 0.0
     machine_follow: bool = False
-    tenants_apart: bool = False
+    tenants_apart: bool = True
     prompt_pairs: bool = False
     """A group that takes its second child (by a join, or a merge) publishes an `updated` event at once instead of
     within update_interval_s: with causes of one incident not published (`publishing`) that event is the cause's
