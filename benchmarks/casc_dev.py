@@ -4,7 +4,8 @@ Sets: rca-micross, the DEVELOPMENT and TUNING noise and cascades, DEVELOPMENT_TO
 two clusters. Never builds a held-out seed; prints the figures of the ninth round's rule (casc19) and the tenth
 round's verdict (`verdict`, declared in benchmarks/RESULTS.md, casc20).
 
-    python benchmarks/casc_dev.py                     # main, (f2) machine_follow, (h3) tenants_apart
+    python benchmarks/casc_dev.py                     # main and every variant below
+    python benchmarks/casc_dev.py --only main "(a) call_chains" "(i) call_chains, names first"   # casc20's run
     python benchmarks/casc_dev.py --only main --cascades-only
 """
 
@@ -25,7 +26,10 @@ from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
 
 VARIANTS: dict[str, GroupingConfig] = {"main": DEFAULT_GROUPING,
                                        "(f2) machine_follow": GroupingConfig(machine_follow=True),
-                                       "(h3) tenants_apart, unless the machine alerts": GroupingConfig(tenants_apart=True)}
+                                       "(h3) tenants_apart, unless the machine alerts": GroupingConfig(tenants_apart=True),
+                                       "(a) call_chains": GroupingConfig(call_chains=True),
+                                       "(i) call_chains, names first": GroupingConfig(call_chains=True,
+                                                                                      chains_last=True)}
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

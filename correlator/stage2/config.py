@@ -174,6 +174,12 @@ class GroupingConfig:
     within update_interval_s: with causes of one incident not published (`publishing`) that event is the cause's
     first, and its page waits for it. Off (the default, and `aiops replay`): the same parents, one event fewer
     per group; the stream turns it on with `stage2_lone_causes` off (issue 17, session 32)."""
+    chains_last: bool = False
+    """With `call_chains`, a call chain relates a child to a group only when no shared name does, a name the group
+    knows only as a caller included (`engine._link`). Without it, a child carrying that name only as a caller (a
+    victim) took the chain instead, and a chain never folds two groups: read on noise between 101 (tuning), a fault's
+    trace error that shares its caller with one of the fault's groups and a name with another folded the two with
+    call chains off and not with them on (issue 17, session 34, casc20). False: the rule before."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -626,7 +626,8 @@ class Grouper:
         if own is not None and not own.chain:
             return own
         victim = self._named(view.without(g.borrowed | g.callers), g) if victims else None
-        if victim is not None:  # the only shared name is one the child carries only as a caller (`_admits`)
+        if victim is not None and not (victim.chain and self.config.chains_last):
+            # the only shared name is one the child carries only as a caller (`_admits`)
             return replace(victim, caller=True, victim=True)
         heard = self._named(view.without(g.borrowed), g) if g.callers else None
         if heard is not None and not heard.chain:  # the only shared name is one the group knows only as a caller
