@@ -29,7 +29,9 @@ VARIANTS: dict[str, GroupingConfig] = {"main": DEFAULT_GROUPING,
                                        "(h3) tenants_apart, unless the machine alerts": GroupingConfig(tenants_apart=True),
                                        "(a) call_chains": GroupingConfig(call_chains=True),
                                        "(i) call_chains, names first": GroupingConfig(call_chains=True,
-                                                                                      chains_last=True)}
+                                                                                      chains_last=True),
+                                       "(f3) machine_follow, with a file only": GroupingConfig(
+                                           machine_follow=True, machine_follow_filed=True)}
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

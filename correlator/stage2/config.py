@@ -180,6 +180,10 @@ class GroupingConfig:
     victim) took the chain instead, and a chain never folds two groups: read on noise between 101 (tuning), a fault's
     trace error that shares its caller with one of the fault's groups and a name with another folded the two with
     call chains off and not with them on (issue 17, session 34, casc20). False: the rule before."""
+    machine_follow_filed: bool = False
+    """`machine_follow` only with a topology file (`engine._machine`): there `tenants_apart` keeps a new fault's
+    tenant symptom off the cause alerting on its host, which was half of what machine-follow cost cascades 201
+    (issue 17, session 33); without a file nothing does. False: machine-follow with or without a file."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

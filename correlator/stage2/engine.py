@@ -664,6 +664,7 @@ class Grouper:
         its first burst; the tenant's own names stay the cause's, so the group is joined, never folded, and the child
         moves none of its onsets (`ChildState.by_chain`): its start is no step of the cause."""
         return (self.config.machine_follow and link.weak and link.relation is Relation.ENTITY and not link.borrowed
+                and (self.topology is not None or not self.config.machine_follow_filed)
                 and machine_only(view, self.topology, self.config) and self._alerting(ev, g))
 
     def _admits(self, link: Link, ev: IncidentEvent, g: GroupState) -> bool:
