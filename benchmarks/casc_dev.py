@@ -31,7 +31,8 @@ VARIANTS: dict[str, GroupingConfig] = {"main": DEFAULT_GROUPING,
                                        "(i) call_chains, names first": GroupingConfig(call_chains=True,
                                                                                       chains_last=True),
                                        "(f3) machine_follow, with a file only": GroupingConfig(
-                                           machine_follow=True, machine_follow_filed=True)}
+                                           machine_follow=True, machine_follow_filed=True),
+                                       "(k) upstream_lingers": GroupingConfig(upstream_lingers=True)}
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

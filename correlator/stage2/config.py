@@ -184,6 +184,12 @@ class GroupingConfig:
     """`machine_follow` only with a topology file (`engine._machine`): there `tenants_apart` keeps a new fault's
     tenant symptom off the cause alerting on its host, which was half of what machine-follow cost cascades 201
     (issue 17, session 33); without a file nothing does. False: machine-follow with or without a file."""
+    upstream_lingers: bool = False
+    """A path of calls (`path_chains`) relates within caller_window_s of the group's latest onset (and its time gap)
+    without the group still alerting (its reach within burst_s: `engine._alerting`). Read on the development cascades
+    with the file (casc20): the hop-2 trace errors opened apart were most often refused only by that check (201: 13,
+    6323: 19, 8101: 37 children), their cause's root alerting every 5-40 s, so its reach lags its fault. False: the
+    rule before."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

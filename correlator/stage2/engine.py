@@ -679,7 +679,7 @@ class Grouper:
         module docstring)."""
         if link.upstream:  # a path of calls (`GroupingConfig.path_chains`): near the onsets as a caller name is
             return (ev.first_seen - max(g.last_onset, g.path_onset) <= self.config.caller_window_s
-                    and self._alerting(ev, g))
+                    and (self.config.upstream_lingers or self._alerting(ev, g)))
         if link.relation is Relation.TOPOLOGY or link.borrowed:
             return ev.first_seen - max(g.last_onset, g.path_onset) <= self.config.burst_s and self._alerting(ev, g)
         if link.caller:
