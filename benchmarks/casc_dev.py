@@ -1,9 +1,11 @@
-"""Issue 17, session 33 (casc19): stage 2 variants on development data, F1 without and with the topology file.
+"""Issue 17, sessions 33-34 (casc19, casc20): stage 2 variants on development data, F1 without and with the file.
 
 Sets: rca-micross, the DEVELOPMENT and TUNING noise and cascades, DEVELOPMENT_TOPOLOGY and the checks MicroSS x2 and
-two clusters. Never builds a held-out seed; prints the verdict of the decision rule in benchmarks/RESULTS.md (casc19).
+two clusters. Never builds a held-out seed; prints the figures of the ninth round's rule (casc19) and the tenth
+round's verdict (`verdict`, declared in benchmarks/RESULTS.md, casc20).
 
-    python benchmarks/casc_dev.py                     # main, (f2) machine_follow, (h3) tenants_apart
+    python benchmarks/casc_dev.py                     # main and every variant below
+    python benchmarks/casc_dev.py --only main "(a) call_chains" "(i) call_chains, names first"   # casc20's run
     python benchmarks/casc_dev.py --only main --cascades-only
 """
 
@@ -24,7 +26,13 @@ from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
 
 VARIANTS: dict[str, GroupingConfig] = {"main": DEFAULT_GROUPING,
                                        "(f2) machine_follow": GroupingConfig(machine_follow=True),
-                                       "(h3) tenants_apart, unless the machine alerts": GroupingConfig(tenants_apart=True)}
+                                       "(h3) tenants_apart, unless the machine alerts": GroupingConfig(tenants_apart=True),
+                                       "(a) call_chains": GroupingConfig(call_chains=True),
+                                       "(i) call_chains, names first": GroupingConfig(call_chains=True,
+                                                                                      chains_last=True),
+                                       "(f3) machine_follow, with a file only": GroupingConfig(
+                                           machine_follow=True, machine_follow_filed=True),
+                                       "(k) upstream_lingers": GroupingConfig(upstream_lingers=True)}
 
 
 def sets(cascades_only: bool) -> list[DataSet]:
@@ -36,6 +44,52 @@ def sets(cascades_only: bool) -> list[DataSet]:
     if cascades_only:
         out = [d for d in out if "cascades" in d.name or d.name == "MicroSS x2"]
     return out
+
+
+TOLERANCE = 0.002
+"""The tenth round (rca_sets.HELD_OUT): the most any development, tuning or DEVELOPMENT_TOPOLOGY set may fall."""
+X2_TOLERANCE = 0.003
+"""The most MicroSS x2 may fall (the brief), and two clusters with it."""
+
+
+def family(name: str) -> str | None:
+    """The family a set's figures count in: cascades and noise (TUNING and DEVELOPMENT seeds), MicroSS (rca-micross
+    itself); None for a set in no family's mean (DEVELOPMENT_TOPOLOGY and the checks)."""
+    if "cascades" in name:
+        return "cascades" if "(development)" in name or "(tuning)" in name else None
+    if "noise" in name or "(tuning set)" in name:
+        return "noise" if "noise" in name else "micross"
+    return None
+
+
+def verdict(names: list[str], f1: dict[tuple[str, str], tuple[float, float | None]], label: str) -> bool:
+    """The tenth round's rule against main: the cascade family's mean F1 (without and with the file, TUNING and
+    DEVELOPMENT seeds) rises; no family's mean falls; no set falls by more than TOLERANCE (MicroSS x2 and two
+    clusters by more than X2_TOLERANCE), at full precision; with the file >= without on every cascade set where
+    main has it."""
+    means: dict[str, tuple[list[float], list[float]]] = {}
+    falls, worse = [], []
+    for n in names:
+        (a0, a1), (b0, b1) = f1[(n, "main")], f1[(n, label)]
+        fam = family(n)
+        tol = X2_TOLERANCE if n in ("MicroSS x2", "two clusters at once") else TOLERANCE
+        for before, after in ((a0, b0), (a1, b1)):
+            if before is None or after is None:
+                continue
+            if fam is not None:
+                means.setdefault(fam, ([], []))[0].append(before)
+                means[fam][1].append(after)
+            if after < before - tol:
+                falls.append(f"{n} {before:.4f} -> {after:.4f}")
+        if "cascades" in n and a1 is not None and b1 is not None and a1 >= a0 and b1 < b0:
+            worse.append(f"{n}: {b1:.4f} < {b0:.4f}")
+    rises = {fam: sum(m[1]) / len(m[1]) - sum(m[0]) / len(m[0]) for fam, m in means.items()}
+    fell = [f"{fam} {d:+.5f}" for fam, d in rises.items() if d < 0]
+    ships = rises.get("cascades", 0.0) > 0 and not fell and not falls and not worse
+    print(f"{label}: family mean changes " + ", ".join(f"{k} {v:+.5f}" for k, v in rises.items())
+          + f"; falls over tolerance: {falls or 'none'}; family means fallen: {fell or 'none'}; with < without "
+          f"where main had >=: {worse or 'none'}; verdict (tenth round): {'ships on' if ships else 'fails'}")
+    return ships
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         worse = [n for n in names if (lambda w, f: f is not None and f < w)(*f1[(n, label)])]
         print(f"{label}: cascade mean {mean:.4f}; falls > 0.0005 against main: {falls or 'none'}; "
               f"with < without: {worse or 'none'}")
+        if "main" in variants and label != "main":
+            verdict(names, f1, label)
     return 0
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from correlator.stage2 import ChildState, GroupState, Relation
+from correlator.stage2 import ChildState, GroupingConfig, GroupState, Relation
 from correlator.stage2.relations import service_of, view_of
 
 from .test_stage2 import CFG, Spec, _event, events_of, partition, run
@@ -92,3 +92,21 @@ def test_the_chain_flag_survives_a_restart_and_old_state_loads() -> None:
     back = GroupState.from_dict(orjson.loads(orjson.dumps(g.to_dict())))
     assert back.children["up"].by_chain and not back.children["tr"].by_chain
     assert not ChildState(*g.children["up"].to_list()[:-1]).by_chain  # a child saved before the field
+
+
+# redis's trace error names login's instance lo-1 as its caller (a victim); login's own group holds lo-2; then a trace
+# error of login's calls names lo-1 as caller and lo-2 as callee: it shares lo-1 with the first group (a name that
+# group knows only as a caller) and lo-2 with the second, so the two are one blast and fold, as without call chains
+SIDES: list[Spec] = [("rs", "redis/trace:PD", 0, 30, {"caller": ["lo-1"], "callee": ["rs-1"]}),
+                     ("lg", "login/5xx", 5, 30, {"instance": ["lo-2"]}),
+                     ("ch", "login/trace:PD", 10, 30, {"caller": ["lo-1"], "callee": ["lo-2"]})]
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    (replace(CHAINS, chains_last=True), "ch lg rs"),
+    (OFF, "ch lg rs"),
+    (CHAINS, "ch lg|rs"),  # the rule before: the victim lookup took the chain lo>, and a chain folds nothing
+])
+def test_a_shared_caller_name_relates_before_a_call_chain_and_folds(config: GroupingConfig, expected: str) -> None:
+    _, out = run(events_of(SIDES), config)
+    assert partition(out) == expected

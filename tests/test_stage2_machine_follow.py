@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import orjson
+
 from correlator.stage2 import Relation
+from correlator.topology import parse_topology
 
 from .test_stage2 import CFG, Spec, events_of, partition, run
 
@@ -50,3 +53,17 @@ def test_it_moves_no_onset_and_its_names_relate_as_callers() -> None:
     g = next(grouper.groups())
     assert g.last_onset == g.children["pay"].first_seen and g.path_onset == float("-inf")
     assert "node" in g.callers and g.children["load"].by_chain and not g.children["load"].by_path
+
+
+HOSTS = parse_topology(orjson.dumps({
+    "nodes": [{"id": "payments", "type": "Service"}, {"id": "pay-1", "type": "Service_Instance"},
+              {"id": "h1", "type": "Host"}],
+    "edges": [{"source": "pay-1", "target": "payments", "label": "instance_of"},
+              {"source": "pay-1", "target": "h1", "label": "hosted_on"}]}).decode())
+
+
+def test_with_machine_follow_filed_a_host_metric_follows_only_where_a_topology_file_is_given() -> None:
+    filed = replace(ON, machine_follow_filed=True)
+    assert partition(run(events_of([CAUSE, LOAD]), filed)[1]) == "load|pay"
+    assert partition(run(events_of([CAUSE, LOAD]), filed, HOSTS)[1]) == "load pay"
+    assert partition(run(events_of([CAUSE, LOAD]), ON)[1]) == "load pay"  # the field off: with or without a file

@@ -61,3 +61,12 @@ def test_within_burst_s_any_path_relates_as_before() -> None:
 def test_the_topology_knows_which_way_an_edge_runs() -> None:
     assert SHOP.callees("checkout") == {"payments"} and SHOP.callees("payments") == {"db"}
     assert "checkout" not in SHOP.callees("payments") and not SHOP.callees("unknown")
+
+
+def test_with_upstream_lingers_a_path_of_calls_relates_after_the_cause_s_latest_alert() -> None:
+    quiet: list[Spec] = [("pay", "payments/5xx", 0, 35, {"instance": ["pay-1"]}), UP]  # stopped 25 s before
+    assert partition(run(events_of(quiet), replace(ON, upstream_lingers=True), SHOP)[1]) == "pay up"
+    assert partition(run(events_of(quiet), ON, SHOP)[1]) == "pay|up"
+    late: list[Spec] = [("pay", "payments/5xx", 0, 125, {"instance": ["pay-1"]}),
+                        ("up", "checkout/trace:500", 130, 140, {"caller": ["fe-1"], "callee": ["co-2"]})]
+    assert partition(run(events_of(late), replace(ON, upstream_lingers=True), SHOP)[1]) == "pay|up"

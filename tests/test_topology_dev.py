@@ -14,9 +14,7 @@ import rca_sets  # noqa: E402
 from topology_dev import development_sets, with_and_without  # noqa: E402
 
 
-KNOWN_WORSE = {6299: "issue 17, session 33: with the file 0.7515 against 0.7521 without on the ninth round's new "
-                    "development seed; casc19's tenants_apart mends it (0.7946) but failed its decision rule (noise "
-                    "between 6113 with the file -0.0007), so it is off and this stays a known failure of the target"}
+KNOWN_WORSE: dict[int, str] = {}
 """Seeds where the file is worse today, each a strict xfail: it fails the run when the file stops being worse, so the
 mark is taken off then, and never hides a new seed's fall."""
 

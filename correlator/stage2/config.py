@@ -129,7 +129,8 @@ class GroupingConfig:
         itself fails. Without a topology nothing changes. Issue 17, session 33 (casc19),
         read on the development cascades with the file: such joins were new faults' root symptoms (0 right, 5-7
         wrong per seed, 4.3-8.9k wrongly merged pairs); refusing the folds too cost every noise set. False: the rule
-        before.
+        before. True by default since session 34 (casc20): it met the tenth round's decision rule (cascade family mean,
+        without and with the file, +0.0079; noise +0.00002, no set down more than 0.0007; benchmarks/RESULTS.md).
     burst_rivals: burst-follow (`burst_follow`) when more than one group took a child within burst_s before the
         one-name child: it joins the one with the most children (then the oldest), not none (`engine._rivals`). A
         fault's burst opens small groups of its own pieces (a container's metric, a trace error that names nothing
@@ -173,7 +174,7 @@ class GroupingConfig:
     lone_apart: bool = True
     lull_s: float = 0.0
     machine_follow: bool = False
-    tenants_apart: bool = False
+    tenants_apart: bool = True
     prompt_pairs: bool = False
     """A group that takes its second child (by a join, or a merge) publishes an `updated` event at once instead of
     within update_interval_s: with causes of one incident not published (`publishing`) that event is the cause's
@@ -187,6 +188,22 @@ class GroupingConfig:
     the development noise sets a single noise alert sharing a service with a finished fault joined it more than
     20 s after its reach, in the company of another noise alert (1.2-1.75k wrongly merged pairs on 6229; issue 17,
     session 34, noise20). False: the rule before (any incident of the scope is company)."""
+    chains_last: bool = False
+    """With `call_chains`, a call chain relates a child to a group only when no shared name does, a name the group
+    knows only as a caller included (`engine._link`). Without it, a child carrying that name only as a caller (a
+    victim) took the chain instead, and a chain never folds two groups: read on noise between 101 (tuning), a fault's
+    trace error that shares its caller with one of the fault's groups and a name with another folded the two with
+    call chains off and not with them on (issue 17, session 34, casc20). False: the rule before."""
+    machine_follow_filed: bool = False
+    """`machine_follow` only with a topology file (`engine._machine`): there `tenants_apart` keeps a new fault's
+    tenant symptom off the cause alerting on its host, which was half of what machine-follow cost cascades 201
+    (issue 17, session 33); without a file nothing does. False: machine-follow with or without a file."""
+    upstream_lingers: bool = False
+    """A path of calls (`path_chains`) relates within caller_window_s of the group's latest onset (and its time gap)
+    without the group still alerting (its reach within burst_s: `engine._alerting`). Read on the development cascades
+    with the file (casc20): the hop-2 trace errors opened apart were most often refused only by that check (201: 13,
+    6323: 19, 8101: 37 children), their cause's root alerting every 5-40 s, so its reach lags its fault. False: the
+    rule before."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

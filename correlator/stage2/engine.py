@@ -631,7 +631,8 @@ class Grouper:
         if own is not None and not own.chain:
             return own
         victim = self._named(view.without(g.borrowed | g.callers), g) if victims else None
-        if victim is not None:  # the only shared name is one the child carries only as a caller (`_admits`)
+        if victim is not None and not (victim.chain and self.config.chains_last):
+            # the only shared name is one the child carries only as a caller (`_admits`)
             return replace(victim, caller=True, victim=True)
         heard = self._named(view.without(g.borrowed), g) if g.callers else None
         if heard is not None and not heard.chain:  # the only shared name is one the group knows only as a caller
@@ -668,6 +669,7 @@ class Grouper:
         its first burst; the tenant's own names stay the cause's, so the group is joined, never folded, and the child
         moves none of its onsets (`ChildState.by_chain`): its start is no step of the cause."""
         return (self.config.machine_follow and link.weak and link.relation is Relation.ENTITY and not link.borrowed
+                and (self.topology is not None or not self.config.machine_follow_filed)
                 and machine_only(view, self.topology, self.config) and self._alerting(ev, g))
 
     def _admits(self, link: Link, ev: IncidentEvent, g: GroupState) -> bool:
@@ -682,7 +684,7 @@ class Grouper:
         module docstring)."""
         if link.upstream:  # a path of calls (`GroupingConfig.path_chains`): near the onsets as a caller name is
             return (ev.first_seen - max(g.last_onset, g.path_onset) <= self.config.caller_window_s
-                    and self._alerting(ev, g))
+                    and (self.config.upstream_lingers or self._alerting(ev, g)))
         if link.relation is Relation.TOPOLOGY or link.borrowed:
             return ev.first_seen - max(g.last_onset, g.path_onset) <= self.config.burst_s and self._alerting(ev, g)
         if link.caller:
