@@ -17,12 +17,12 @@ import msgspec
 import orjson
 
 from correlator.eventtime import MAX_EPOCH
-from correlator.models import IncidentEvent, IncidentEventKind, IncidentStatus, Severity, trusted_event
+from correlator.models import IncidentEvent
 from correlator.stage2 import Assignment, ParentEvent, Progress
 
 __all__ = ["ASSIGNMENT_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "PROGRESS_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts",
-           "IncidentRecord", "decode_events_fast", "decode_incident_fast", "decode_incident_record",
-           "encode_incident_event", "is_stage2_record", "read_incident_record", "stage2_kind"]
+           "IncidentRecord", "decode_incident_fast", "decode_incident_record", "encode_incident_event",
+           "is_stage2_record", "read_incident_record", "stage2_kind"]
 
 STAGE_HEADER = "aiops-stage"
 """Header on every record stage 2 publishes on `incidents` (value b"2"), so that readers can tell it apart."""
@@ -96,52 +96,6 @@ def decode_incident_fast(raw: bytes | None) -> IncidentCounts | None:
         return _COUNTS.decode(raw or b"")
     except msgspec.DecodeError:  # ValidationError is a DecodeError
         return None
-
-
-class _WholeEvent(msgspec.Struct, frozen=True):
-    """An `IncidentEvent` as `encode_incident_event` writes it: every field present (none left to a default), in
-    the model's order, each typed as the model validates it from JSON or tighter (a JSON integer in a float field
-    becomes a float, as the model makes it). So what this accepts the model accepts with equal values and the
-    same fields set; anything else (a missing field, 3.0 for an int, `true` for a number) is the model's to
-    decide (tests/test_routed_decode.py)."""
-
-    kind: IncidentEventKind
-    incident_id: str
-    seq: Annotated[int, msgspec.Meta(ge=1)]
-    key: str
-    service: str
-    symptom: str
-    scope: str
-    status: IncidentStatus
-    first_seen: float
-    last_seen: float
-    window_start: float
-    alert_count: Annotated[int, msgspec.Meta(ge=0)]
-    distinct_fingerprints: Annotated[int, msgspec.Meta(ge=0)]
-    firing_count: Annotated[int, msgspec.Meta(ge=0)]
-    duplicates: Annotated[int, msgspec.Meta(ge=0)]
-    max_severity: Severity
-    member_sample: list[str]
-    entities: dict[str, list[str]]
-    previous_id: str | None
-    late_alerts: Annotated[int, msgspec.Meta(ge=0)]
-    reason: str
-    emitted_at: float
-
-
-_WHOLE_EVENTS = msgspec.json.Decoder(list[_WholeEvent])
-
-
-def decode_events_fast(raw: bytes | None) -> list[IncidentEvent] | None:
-    """A JSON array of stage-1 events (stage 2's routing record) in one msgspec pass, each event built without a
-    second validation (`trusted_event`); None when that pass refuses the value: the caller then asks the model
-    (`TypeAdapter(list[IncidentEvent])`), which accepts or refuses it with its reason. About a third of what
-    the model's own JSON validation costs per event (benchmarks/RESULTS.md, issue 19, session 34)."""
-    try:
-        whole = _WHOLE_EVENTS.decode(raw or b"")
-    except msgspec.DecodeError:  # ValidationError is a DecodeError
-        return None
-    return [trusted_event(msgspec.structs.asdict(ev)) for ev in whole]
 
 
 def encode_incident_event(event: IncidentEvent) -> bytes:

@@ -91,7 +91,7 @@ from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.commands.replay import read_topology
 from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import (
-    ASSIGNMENT_HEADERS, PARENT_HEADERS, PROGRESS_HEADERS, STAGE_HEADER, decode_events_fast, is_stage2_record,
+    ASSIGNMENT_HEADERS, PARENT_HEADERS, PROGRESS_HEADERS, STAGE_HEADER, is_stage2_record,
 )
 from stream.pipeline import BATCH_WITHIN_S, Pipeline
 from stream.sends import Record, cached_partition, send_batches
@@ -485,9 +485,6 @@ class RoutedError(ValueError):
 
 def _decode_routed(raw: bytes | None) -> list[IncidentEvent]:
     """The events of one routing record; `RoutedError` when it is not a JSON array of incident events."""
-    fast = decode_events_fast(raw)  # what stage 1 wrote, nearly always; anything else the model decides
-    if fast is not None:
-        return fast
     try:
         return _EVENTS.validate_json(raw or b"")  # one pass in pydantic-core: no dicts in between
     except ValidationError as exc:
