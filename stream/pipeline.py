@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -252,8 +253,9 @@ class Pipeline:
         """The values of incident events about to be published; observes their counts and latencies."""
         now_s = time.time()
         values = [encode_incident_event(ev) for ev in events]
+        for kind, n in Counter(ev.kind for ev in events).items():  # a labelled child's lookup costs more than its inc
+            metrics.INCIDENT_EVENTS.labels(kind).inc(n)
         for ev in events:
-            metrics.INCIDENT_EVENTS.labels(ev.kind).inc()
             if received_ms is not None:
                 metrics.CORRELATION_LATENCY.observe(max(0.0, now_s - received_ms / 1000.0))
             if ev.kind in ("opened", "updated"):  # resolutions wait out resolve_hold by design: not latency
