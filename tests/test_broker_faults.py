@@ -4,9 +4,10 @@ gate, and the embedded broker restarted under a live worker (its own Tansu, stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -396,24 +397,35 @@ def test_the_desk_s_open_tickets_reach_the_ticket_changelog_a_broker_loss_re_cre
     write their keys (`stream.checkpoint.Checkpointer.lose`, `Desk.broker_lost`). Eight tickets routed with an hour's
     SLA are on the ticket changelog before the restart and, before `Desk.broker_lost`, none was after it: a worker
     that took their partition next (a second worker, or this one restarted) restored none of their SLA clocks."""
-    first = start_broker(log_path=tmp_path / "tansu-1.log")
-    brokers = [first]
-    dep = Deployment(first, tmp_path, extra_env=sla_env(L1="1h"))
-    dep.create_topics()
-    worker = dep.start_worker()
-    changelog = f"{dep.app_id}-ticket-sla-changelog"
     ids = {f"P-{i}" for i in range(8)}
-    try:
-        worker.wait_web()
-        wait_ready(worker)
+    with _on_own_broker(tmp_path, env=sla_env(L1="1h")) as (dep, worker, brokers):
+        changelog = f"{dep.app_id}-ticket-sla-changelog"
         dep.produce("tickets_raw", [ticket(i, REQUEST) for i in sorted(ids)])
         for i in ids:
             wait_events(dep, i, bool, 60, worker)
         assert ids <= _documents(dep, changelog)
         _restart_empty(dep, worker, brokers, tmp_path)
         assert _within(20, lambda: ids <= _documents(dep, changelog))  # the desk's SLA timer ticks every second
+
+
+@contextlib.contextmanager
+def _on_own_broker(tmp_path: Path, partitions: int = 4, env: dict[str, str] | None = None
+                   ) -> Iterator[tuple[Deployment, WorkerProc, list[EmbeddedBroker]]]:
+    """A broker of the test's own (`_restart_empty` replaces it), a deployment on it with `env` added to the
+    default worker environment, and one worker, up and ready; the worker and every broker stopped by pid after."""
+    brokers = [start_broker(log_path=tmp_path / "tansu-1.log")]
+    worker: WorkerProc | None = None
+    try:
+        dep = Deployment(brokers[0], tmp_path, partitions=partitions)
+        dep.extra_env.update(env or {})
+        dep.create_topics()
+        worker = dep.start_worker()
+        worker.wait_web()
+        wait_ready(worker)
+        yield dep, worker, brokers
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
         for b in brokers:
             b.stop()
 
@@ -455,27 +467,18 @@ def test_notify_s_open_page_reaches_the_notify_changelog_a_broker_loss_re_create
     from .test_notify_pipeline import T0, Receivers, failure, ndjson, notify_file, pages
 
     receivers = Receivers()
-    first = start_broker(log_path=tmp_path / "tansu-1.log")
-    brokers = [first]
-    dep = Deployment(first, tmp_path, partitions=2)
-    dep.extra_env.update({"AIOPS_NOTIFY_FILE": str(notify_file(tmp_path / "notify.yaml", receivers)),
-                          "AIOPS_CHECKPOINT_INTERVAL": "0.2"})
-    dep.create_topics()
-    worker = dep.start_worker()
-    changelog = f"{dep.app_id}-notify-state-changelog"
+    env = {"AIOPS_NOTIFY_FILE": str(notify_file(tmp_path / "notify.yaml", receivers)),
+           "AIOPS_CHECKPOINT_INTERVAL": "0.2"}
     try:
-        worker.wait_web()
-        wait_ready(worker)
-        dep.produce("alerts_raw", [(b"generic", ndjson(failure("db", "DBDown", T0)))])
-        [page] = _wait_for("the lone incident's page", lambda: [k for a, k in pages(receivers.oncall)
-                                                              if a == "trigger"], worker)
-        _wait_for("the page's subject on notify's changelog", lambda: page in _subjects(dep, changelog), worker)
-        _restart_empty(dep, worker, brokers, tmp_path)
-        assert _within(20, lambda: page in _subjects(dep, changelog))  # the notify timer ticks every second
+        with _on_own_broker(tmp_path, partitions=2, env=env) as (dep, worker, brokers):
+            changelog = f"{dep.app_id}-notify-state-changelog"
+            dep.produce("alerts_raw", [(b"generic", ndjson(failure("db", "DBDown", T0)))])
+            [page] = _wait_for("the lone incident's page", lambda: [k for a, k in pages(receivers.oncall)
+                                                                  if a == "trigger"], worker)
+            _wait_for("the page's subject on notify's changelog", lambda: page in _subjects(dep, changelog), worker)
+            _restart_empty(dep, worker, brokers, tmp_path)
+            assert _within(20, lambda: page in _subjects(dep, changelog))  # the notify timer ticks every second
     finally:
-        worker.stop()
-        for b in brokers:
-            b.stop()
         receivers.stop()
 
 
@@ -492,15 +495,8 @@ def test_insight_s_hours_reach_their_changelog_and_count_new_incidents_after_a_b
     name (`Insight.broker_lost`). One partition: incidents opened before the restart are counted in this hour, whose
     `through` is past the first offsets of the re-created `incidents`; before, the hour never reached the new
     changelog and an incident opened after the restart was skipped as counted."""
-    first = start_broker(log_path=tmp_path / "tansu-1.log")
-    brokers = [first]
-    dep = Deployment(first, tmp_path, partitions=1)
-    dep.create_topics()
-    worker = dep.start_worker()
-    changelog = f"{dep.app_id}-insight-incidents-changelog"
-    try:
-        worker.wait_web()
-        wait_ready(worker)
+    with _on_own_broker(tmp_path, partitions=1) as (dep, worker, brokers):
+        changelog = f"{dep.app_id}-insight-incidents-changelog"
         posted = [request(worker.web_port, "POST", "/ingest/alerts", _alert(f"s{i}", 0))[0] for i in range(4)]
         assert posted == [202] * 4
         _wait_for("4 incidents counted", lambda: _opened(worker) == 4, worker)
@@ -509,10 +505,6 @@ def test_insight_s_hours_reach_their_changelog_and_count_new_incidents_after_a_b
         assert _within(20, lambda: hours <= _documents(dep, changelog))  # the insight timer ticks every second
         assert request(worker.web_port, "POST", "/ingest/alerts", _alert("late", 0))[0] == 202
         _wait_for("the incident opened after the restart counted", lambda: _opened(worker) == 5, worker, timeout=30)
-    finally:
-        worker.stop()
-        for b in brokers:
-            b.stop()
 
 
 def _opened(worker: WorkerProc) -> int:
