@@ -244,7 +244,8 @@ async def seek_to_committed(consumer: aiokafka.AIOKafkaConsumer, topics: Collect
 
 async def unfetch(consumer: aiokafka.AIOKafkaConsumer, records: Mapping[Any, Sequence[Any]]) -> dict[Any, int]:
     """Hand back a fetch that will not be delivered: seek each of its partitions still assigned back to its first
-    record, unless something sought it further back meanwhile (a table's recovery); never forward. In the consumer's
+    record, unless something sought it further back or reset it meanwhile (a table's recovery, the seek after a
+    rebalance: the call may wait in the consumer thread's queue behind a join); never forward. In the consumer's
     thread. The partitions sought, with their offsets."""
     sought: dict[Any, int] = {}
     assignment = consumer._subscription.subscription.assignment if consumer._subscription.subscription else None
@@ -253,7 +254,7 @@ async def unfetch(consumer: aiokafka.AIOKafkaConsumer, records: Mapping[Any, Seq
             continue
         first = fetched[0].offset
         state = assignment.state_value(tp)
-        if state.has_valid_position and state.position <= first:
+        if not state.has_valid_position or state.position <= first:  # sought (or reset) since: theirs stands
             continue
         consumer.seek(tp, first)
         sought[tp] = first
