@@ -88,8 +88,16 @@ def explain_difference(dep: Deployment, latest: dict[str, tuple[str, int]], expe
             doc = orjson.loads(r.value)
             counts = [(inc["id"], inc["count"], inc["seq"], inc["phase"]) for inc in doc["incidents"]]
             lines.append(f"  {r.partition}@{r.offset} {key} [{headers}] {counts} pending={len(doc['pending'])}")
-    lines += [f"log: {w.log}" for w in workers]
+    for w in workers:  # where each worker took its partitions up, and whether a restore or a fetch went astray
+        said = [line for line in w.log.read_text(errors="replace").splitlines() if any(
+            mark in line for mark in TAKEOVER_LOG_MARKS)]
+        lines += [f"log: {w.log} ({len(said)} lines of note, the last 25):", *(f"  {line[:300]}" for line in said[-25:])]
     return "\n".join(lines)
+
+
+TAKEOVER_LOG_MARKS = ("correlation engine for partition", "first record read", "no committed offset",
+                      "fetch came back", "No event received", "never committed were not restored", "not committing")
+"""Worker log lines `explain_difference` quotes: restores, where reading resumed, and what went astray."""
 
 
 def test_lab_storm_yields_the_replay_incidents(deployment: Deployment, workers: list[WorkerProc]) -> None:
