@@ -38,6 +38,15 @@ it was offset 7, the first of the second half of the storm; the 14 firing alerts
 reached it, and their resolutions later opened 14 one-alert incidents. Any agent's topic can lose records so (in
 another run `alerts.raw:2`, read from offset 31: the bodies the killed worker had not normalized yet were never
 normalized). `seek_to_committed` below reads such a partition from its first record.
+
+`Consumer._getmany` closes the same hole where it opens, for every partition, changelogs included: a fetch that
+comes back while the flow is stopped (the consumer thread waited for records while a rebalance stopped the flow) is
+dropped by Faust, which then seeks only the partitions with a committed offset back, and a table's changelog has none.
+Its records were never read again: a standby (or an active table restoring) missed them, so a table restored short
+(a checkpoint's keys missing while a later progress said its input was applied), or a restore waited for offsets it
+would never get (seen in the two-worker takeover test under load: the successor's recovery logged "No event received
+for active tp" for every changelog partition for 90 s, right after such a drop, and nothing was correlated).
+`unfetch` seeks each such partition back to the first record of the dropped fetch, never forward.
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ from __future__ import annotations
 import logging
 import types
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, cast
 
 import aiokafka
@@ -80,6 +89,7 @@ __all__ = [
     "register_transport",
     "request_rejoin",
     "take_group_error",
+    "unfetch",
 ]
 
 log = logging.getLogger(__name__)
@@ -232,6 +242,29 @@ async def seek_to_committed(consumer: aiokafka.AIOKafkaConsumer, topics: Collect
     return committed
 
 
+async def unfetch(consumer: aiokafka.AIOKafkaConsumer, records: Mapping[Any, Sequence[Any]]) -> dict[Any, int]:
+    """Hand back a fetch that will not be delivered: seek each of its partitions still assigned back to its first
+    record, unless something sought it further back or reset it meanwhile (a table's recovery, the seek after a
+    rebalance: the call may wait in the consumer thread's queue behind a join); never forward. In the consumer's
+    thread. The partitions sought, with their offsets."""
+    sought: dict[Any, int] = {}
+    assignment = consumer._subscription.subscription.assignment if consumer._subscription.subscription else None
+    for tp, fetched in records.items():
+        if not fetched or assignment is None or tp not in assignment.tps:
+            continue
+        first = fetched[0].offset
+        state = assignment.state_value(tp)
+        if not state.has_valid_position or state.position <= first:  # sought (or reset) since: theirs stands
+            continue
+        consumer.seek(tp, first)
+        sought[tp] = first
+    if sought:
+        log.info("a fetch came back while the flow was stopped; read again: %s",
+                 ", ".join(f"{tp.topic}:{tp.partition} from {offset}" for tp, offset in sorted(
+                     sought.items(), key=lambda item: (item[0].topic, item[0].partition))))
+    return sought
+
+
 def forget_read_offsets(consumer: Any) -> int:
     """After the broker lost its topics: forget every offset a Faust consumer holds of them, and the acknowledgements
     still to come of records it delivered before; the number of those records.
@@ -382,6 +415,18 @@ class Consumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        """Faust's fetch, except that a fetch that comes back while the flow is stopped is handed back (`unfetch`):
+        nothing, and its partitions read again from its first records. Faust drops such a fetch and seeks back only
+        partitions with a committed offset (never a changelog's). Checked here, with no await before Faust checks
+        the flow again, so a fetch is either delivered or handed back, never dropped."""
+        records = await super()._getmany(active_partitions, timeout)
+        if records and not self.flow_active:
+            thread = cast(ConsumerThread, self._thread)
+            await thread.call_thread(unfetch, thread._ensure_consumer(), records)
+            return {}
+        return records
 
 
 class Transport(faust_aiokafka.Transport):

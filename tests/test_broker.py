@@ -260,6 +260,60 @@ def test_a_partition_its_dead_owner_never_committed_is_read_again_from_its_first
     assert after == [3, 0]  # the old seek left partition 3 at 7: offsets 0-6 were never read by anyone again
 
 
+def test_a_fetch_that_comes_back_while_the_flow_is_stopped_is_read_again_even_of_a_changelog(
+        broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """The consumer thread waits for records; a rebalance stops the flow meanwhile; records arrive. Faust drops that
+    fetch and seeks back only partitions with a committed offset, and a table's changelog has none: its records were
+    never read again (the takeover test's successor restored no changelog for 90 s after such a drop, its recovery
+    logging "No event received"). The worker's consumer hands such a fetch back (stream/consumer.py, `unfetch`)."""
+    changelog = unique("state-changelog")  # no agent's topic: nobody commits its offsets
+    create_topics_sync(broker.bootstrap, {changelog: 1})
+    app = make_app(Settings(broker=broker.url, app_id=unique("unfetch"), data_dir=tmp_path))
+    tp = TopicPartition(changelog, 0)
+
+    async def run() -> tuple[int, int, list[int]]:
+        consumer = app.consumer
+        thread = consumer._thread  # type: ignore[attr-defined]  # the worker's own consumer thread
+
+        async def assign() -> None:
+            own = thread._ensure_consumer()
+            own.assign([tp])
+            await own.seek_to_beginning(tp)
+
+        async def position() -> int:
+            return int(await thread._ensure_consumer().position(tp))
+
+        await thread.start()
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            await thread.call_thread(assign)
+            consumer.resume_flow()
+            waiting = asyncio.create_task(consumer._getmany({TP(changelog, 0)}, 10.0))  # type: ignore[attr-defined]
+            await asyncio.sleep(1.0)  # the fetch waits in the consumer thread
+            consumer.stop_flow()  # a rebalance begins
+            for i in range(5):
+                await producer.send_and_wait(changelog, b"%d" % i, partition=0)
+            came = await waiting
+            delivered = sum(len(records) for records in came.values())
+            await consumer.perform_seek()  # what Faust runs when it drops a fetch that came while the flow was stopped
+            after_drop = await thread.call_thread(position)
+            consumer.resume_flow()
+            again: list[int] = []
+            deadline = time.monotonic() + 10
+            while len(again) < 5 and time.monotonic() < deadline:
+                got = await consumer._getmany({TP(changelog, 0)}, 0.5)  # type: ignore[attr-defined]
+                again += [r.offset for records in got.values() for r in records]
+            return delivered, after_drop, again
+        finally:
+            await producer.stop()
+            await thread.stop()
+
+    delivered, after_drop, again = asyncio.run(run())
+    assert delivered == 0  # handed back, not delivered to a flow that is stopped
+    assert after_drop == 0  # the old code left the changelog at 5: offsets 0-4 were never read by anyone
+    assert again == [0, 1, 2, 3, 4]
+
 @pytest.mark.xfail(strict=True, reason="Tansu 0.6.0 ListOffsets(latest) counts the last batch as one record")
 def test_end_offset_counts_every_record_of_a_batch(broker: EmbeddedBroker) -> None:
     """Faust's table recovery reads changelogs up to end offset - 1, so a lagging end offset loses updates.

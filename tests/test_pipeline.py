@@ -59,6 +59,47 @@ def storm_bodies(alerts: int, seed: int, per_body: int = 100) -> list[bytes]:
     return [b"\n".join(lines[i:i + per_body]) for i in range(0, len(lines), per_body)]
 
 
+def explain_difference(dep: Deployment, latest: dict[str, tuple[str, int]], expected: dict[str, tuple[str, int]],
+                       workers: list[WorkerProc]) -> str:
+    """For a failure message: the ids whose (key, alert count) differ from the replay's, every stage-1 event of
+    their keys on `incidents` and every record of their keys on the correlation-state changelog (with the
+    partitions' progress records), and where the workers' logs are: a takeover that loses or splits an incident
+    under load then explains itself."""
+    ids = sorted(i for i in set(latest) | set(expected) if latest.get(i) != expected.get(i))
+    keys = {pair[0] for i in ids for pair in (latest.get(i), expected.get(i)) if pair is not None}
+    lines = [f"{i}: got {latest.get(i)}, replay {expected.get(i)}" for i in ids]
+    lines.append("incidents (partition@offset id #seq kind alerts firing first_seen):")
+    for r in dep.read_so_far("incidents", timeout=20):
+        if not is_stage2_record(r.headers):
+            ev = IncidentEvent.model_validate_json(r.value)
+            if ev.key in keys:
+                lines.append(f"  {r.partition}@{r.offset} {ev.incident_id} #{ev.seq} {ev.kind} {ev.alert_count} "
+                             f"{ev.firing_count} {ev.first_seen} {ev.key}")
+    lines.append("correlation-state changelog (partition@offset key [headers] [(id, alerts, seq, phase)] pending):")
+    for r in dep.read_so_far(f"{dep.app_id}-correlation-state-changelog", timeout=20, named=True):
+        key = (r.key or b"").decode(errors="replace")
+        headers = ",".join(h for h, _ in r.headers)
+        if "#progress" in key:
+            lines.append(f"  {r.partition}@{r.offset} {key} [{headers}] {(r.value or b'').decode(errors='replace')}")
+        elif key.partition("|")[2] in keys:
+            if r.value is None:
+                lines.append(f"  {r.partition}@{r.offset} {key} [{headers}] tombstone")
+                continue
+            doc = orjson.loads(r.value)
+            counts = [(inc["id"], inc["count"], inc["seq"], inc["phase"]) for inc in doc["incidents"]]
+            lines.append(f"  {r.partition}@{r.offset} {key} [{headers}] {counts} pending={len(doc['pending'])}")
+    for w in workers:  # where each worker took its partitions up, and whether a restore or a fetch went astray
+        said = [line for line in w.log.read_text(errors="replace").splitlines() if any(
+            mark in line for mark in TAKEOVER_LOG_MARKS)]
+        lines += [f"log: {w.log} ({len(said)} lines of note, the last 25):", *(f"  {line[:300]}" for line in said[-25:])]
+    return "\n".join(lines)
+
+
+TAKEOVER_LOG_MARKS = ("correlation engine for partition", "first record read", "no committed offset",
+                      "fetch came back", "No event received", "never committed were not restored", "not committing")
+"""Worker log lines `explain_difference` quotes: restores, where reading resumed, and what went astray."""
+
+
 def test_lab_storm_yields_the_replay_incidents(deployment: Deployment, workers: list[WorkerProc]) -> None:
     workers.append(deployment.start_worker())
     body = LAB_STORM.read_bytes()
@@ -156,7 +197,8 @@ def test_two_workers_share_partitions_and_one_takes_over(deployment: Deployment,
     assert sorted(b.wait_partitions(4, timeout=60)) == [0, 1, 2, 3]
     deployment.produce("alerts_raw", [(b"generic", body) for body in bodies[len(bodies) // 2:]])
     latest = follow(deployment, expected_alerts=total)
-    assert {i: (e.key, e.alert_count) for i, e in latest.items()} == expected
+    got = {i: (e.key, e.alert_count) for i, e in latest.items()}
+    assert got == expected, explain_difference(deployment, got, expected, workers)
 
 
 def test_a_quiet_partition_still_resolves_its_incidents(broker: EmbeddedBroker, tmp_path: Path,

@@ -87,14 +87,16 @@ class Deployment:
         """Up to `count` records of a topic from its start (aiokafka ConsumerRecords)."""
         return asyncio.run(_read(self.broker.bootstrap, self.topic(topic_field), count, timeout))
 
-    def read_so_far(self, topic_field: str, timeout: float = 30.0) -> list[Any]:
-        """Every record of a topic from its start to its end offsets as the call begins (aiokafka ConsumerRecords).
+    def read_so_far(self, topic_field: str, timeout: float = 30.0, named: bool = False) -> list[Any]:
+        """Every record of a topic from its start to its end offsets as the call begins (aiokafka ConsumerRecords);
+        `named`: `topic_field` is the topic's Kafka name (a changelog).
 
         Done when every partition is read to its end, instead of waiting out a timeout for more. Tansu 0.6.0
         reports an end offset inside a last multi-record batch, but fetches return whole batches, so that batch
         is still read whole.
         """
-        return asyncio.run(_read_so_far(self.broker.bootstrap, self.topic(topic_field), timeout))
+        topic = topic_field if named else self.topic(topic_field)
+        return asyncio.run(_read_so_far(self.broker.bootstrap, topic, timeout))
 
 
 @dataclass
