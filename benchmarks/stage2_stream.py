@@ -42,7 +42,6 @@ from stream.broker import start_broker  # noqa: E402
 from stream.feed import parent_of  # noqa: E402
 from stream.incident_records import decode_incident_record  # noqa: E402
 from stream.settings import Settings  # noqa: E402
-from stream.stage2_agent import grouping_config  # noqa: E402
 from tests.workers import Deployment  # noqa: E402
 
 MICROSS = ROOT.parent / "shared" / "datasets" / "rca-micross" / "alerts.ndjson"
@@ -85,7 +84,7 @@ def run(path: Path, partitions: int, per_record: int, quiet_s: float, timeout: f
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     bodies = [b"\n".join(lines[i:i + per_record]) for i in range(0, len(lines), per_record)]
     alerts = [a for body in bodies for a in parse("generic", body)]
-    offline = replay(alerts, DEFAULT_CONFIG, grouping=grouping_config(Settings()))
+    offline = replay(alerts, DEFAULT_CONFIG, grouping=Settings().grouping_config())
     assert offline.parents is not None
     expected = {child.id: parent.id for parent in offline.parents for child in parent.children}
     with start_broker() as broker:

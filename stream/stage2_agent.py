@@ -101,7 +101,7 @@ from stream.stage2_state import GroupTableStore
 from stream.stages import HeldUntilCheckpoint, StageSpec
 from stream.topics import STAGE2_CHANGELOG, STAGE2_ROUTE, changelog_name, internal_topic_name
 
-__all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "changed_rules", "grouping_config", "install_stage2",
+__all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "changed_rules", "install_stage2",
            "is_stage2_record"]
 
 log = logging.getLogger(__name__)
@@ -110,11 +110,6 @@ GROUP_BATCH = 1000
 MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
 _EVENTS = TypeAdapter(list[IncidentEvent])
-
-
-def grouping_config(settings: Settings) -> GroupingConfig:
-    """The Grouper's configuration: `Settings.grouping_config`, which `aiops replay` builds its grouping from too."""
-    return settings.grouping_config()
 
 
 def changed_rules(config: GroupingConfig) -> dict[str, Any]:
@@ -591,7 +586,7 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
                              acks=False, internal=True)
     table = app.Table("stage2-state", partitions=partitions, key_type=bytes, value_type=bytes,
                       changelog_topic=changelog)
-    config = grouping_config(settings)
+    config = settings.grouping_config()
     watcher = TopologyWatcher(settings.stage2_topology, config.max_hops)
     watcher.load()
     return Stage2(app, pipe, config, table, {"incidents": pipe.topics["incidents"], "route": route}, watcher,

@@ -26,7 +26,6 @@ from stream.broker import EmbeddedBroker, create_topics_sync, start_broker
 from stream.consumer import group_state
 from stream.sends import key_partition
 from stream.settings import Settings
-from stream.stage2_agent import grouping_config
 
 from .test_broker_faults import _alert, _incidents, _wait_for
 from .test_ingest import request, wait_ready
@@ -207,7 +206,7 @@ def test_stage2_after_a_broker_loss_a_worker_never_saw_names_the_replay_s_parent
         itertools.product(range(3), range(3), clusters), key=lambda sic: 10 * sic[0] + 5 * sic[1])]
     after = [_placed_alert(c, "late", T0 + 35) for c in clusters]
     offline = replay([a for body in before + after for a in parse("generic", body)], DEFAULT_CONFIG,
-                     grouping=grouping_config(Settings()))
+                     grouping=Settings().grouping_config())
     assert offline.parents is not None
     expected = {c.id: p.id for p in offline.parents for c in p.children}
     late = {c.id for p in offline.parents for c in p.children if split_key(c.key)[1] == "late"}

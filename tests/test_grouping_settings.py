@@ -27,7 +27,6 @@ from stream.derived_settings import field_notes
 from stream.flags import env_name, flag_name
 from stream.notify.stage import notify_policy
 from stream.settings import Settings
-from stream.stage2_agent import grouping_config
 
 from .paths import LAB_STORM, ROOT
 from .readme import code_blocks, section
@@ -183,7 +182,7 @@ def test_the_worker_and_replay_build_the_same_grouping_from_the_same_environment
                         "AIOPS_GROUPING__TENANTS_APART": "true", "AIOPS_STAGE2_BURST": "25s",
                         "AIOPS_GROUPING__SHARED_LABELS": "host,rack"}.items():
         monkeypatch.setenv(name, value)
-    worker = grouping_config(settings_from(build_parser().parse_args(["worker"])))
+    worker = settings_from(build_parser().parse_args(["worker"])).grouping_config()
     replayed = replay_command.grouping_settings(build_parser().parse_args(["replay", "x"])).grouping_config()
     assert worker == replayed
     assert (worker.machine_follow, worker.resume_below, worker.lull_s, worker.tenants_apart, worker.burst_s,

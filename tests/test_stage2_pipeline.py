@@ -44,7 +44,6 @@ from stream.stage2_agent import (
     STAGE_HEADER,
     TopologyWatcher,
     _chunks,
-    grouping_config,
     is_stage2_record,
 )
 
@@ -322,7 +321,7 @@ def test_a_killed_worker_s_successor_names_the_parents_the_replay_names(
     seen = collect(deployment, assigned(5))
     assert seen.causes() == [{"db", "api", "web"}, {"ledger", "payments"}]
     alerts = [a for b in (first_cause, second_cause) for a in parse("generic", b)]
-    grouping = grouping_config(Settings())
+    grouping = Settings().grouping_config()
     offline = replay(alerts, DEFAULT_CONFIG, grouping=grouping, topology=read_topology(topology_file, grouping.max_hops))
     assert offline.parents is not None
     assert {p.id: {c.id for c in p.children} for p in offline.parents} == {
@@ -376,7 +375,7 @@ def test_without_lone_causes_a_worker_publishes_the_replay_s_causes_of_two_or_mo
     alone; the first event of each parent a reader sees already names both children."""
     storm = two_clusters_and_a_lone_failure()
     settings = Settings()
-    offline = replay(parse("generic", storm), DEFAULT_CONFIG, grouping=grouping_config(settings))
+    offline = replay(parse("generic", storm), DEFAULT_CONFIG, grouping=settings.grouping_config())
     assert offline.parents is not None and sorted(len(p.children) for p in offline.parents) == [1, 2, 2]
     expected = {p.id: {c.id for c in p.children} for p in offline.parents if len(p.children) >= 2}
     [lone] = [p.children[0].id for p in offline.parents if len(p.children) == 1]
@@ -419,7 +418,7 @@ def test_a_catch_up_over_four_partitions_names_the_parents_the_replay_names(
     lines = (MICROSS / "alerts.ndjson").read_bytes().splitlines()[:1500]
     bodies = [b"\n".join(lines[i:i + 100]) for i in range(0, len(lines), 100)]
     alerts = [a for b in bodies for a in parse("generic", b)]
-    offline = replay(alerts, DEFAULT_CONFIG, grouping=grouping_config(Settings()))
+    offline = replay(alerts, DEFAULT_CONFIG, grouping=Settings().grouping_config())
     # the scenario is what it says (9 parents before GroupingConfig.lone_apart, issue 17 session 32: a lone alert
     # that a bridge folded 30-120 s from its onset now stays apart)
     assert offline.parents is not None and len(offline.parents) == 10

@@ -135,7 +135,7 @@ class NotifyStore:
     def forget_input(self) -> None:
         """The broker lost its topics (`stream.checkpoint.InputStore`): the progress names no input offsets, so only
         everything held goes to the re-created changelog at the next checkpoint."""
-        self._rewrite = True
+        self.rewrite()
 
     def _value(self, kind: str, item_id: str) -> bytes | None:
         if kind == _SUBJECT:
