@@ -69,11 +69,11 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from faust.types import EventT, TopicT
@@ -95,6 +95,7 @@ from stream.incident_records import (
     ASSIGNMENT_HEADERS, PARENT_HEADERS, PROGRESS_HEADERS, STAGE_HEADER, is_stage2_record,
 )
 from stream.pipeline import BATCH_WITHIN_S, Pipeline
+from stream.readback import ReadBack, finite_event
 from stream.sends import Record, cached_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
@@ -110,6 +111,9 @@ GROUP_BATCH = 1000
 MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
 _EVENTS = TypeAdapter(list[IncidentEvent])
+_V = TypeVar("_V")
+ROUTE_READBACK_BYTES = 8 * 1024 * 1024
+"""Routing records kept for this worker's Groupers (`Stage2.readback`), at most these many bytes of values."""
 
 
 def changed_rules(config: GroupingConfig) -> dict[str, Any]:
@@ -190,6 +194,9 @@ class Stage2:
     _partition_cache: dict[str, int] = field(default_factory=dict)
     _incidents_partition_cache: dict[str, int] = field(default_factory=dict)
     """Partitions of `incidents` by record key: a parent's events (its `opened` and `resolved` at least) share one."""
+    readback: ReadBack[list[IncidentEvent]] | None = field(default_factory=lambda: ReadBack(ROUTE_READBACK_BYTES))
+    """The routing records this worker sent, as their events, for its own Groupers to take instead of decoding
+    them (`stream.readback`); None: every record decoded."""
     routed: int = 0
     grouped: int = 0
     published: int = 0
@@ -247,18 +254,22 @@ class Stage2:
         second encoding and no per-event record. The last record to each partition carries the marks of
         every stage-1 partition of this worker, the commit's own (`marks`) included.
         """
-        by_partition: dict[int, list[bytes]] = {}
+        by_partition: dict[int, list[tuple[IncidentEvent, bytes]]] = {}
         for ev, value in published:
-            by_partition.setdefault(self.partition_of(route_key(ev)), []).append(value)
+            by_partition.setdefault(self.partition_of(route_key(ev)), []).append((ev, value))
         current = {**self.current_marks(), **marks}
         header = [(MARKS_HEADER, encode_marks(current))]
         now = time.monotonic()
         sent: list[asyncio.Future[Any]] = []
-        for partition, values in by_partition.items():
-            chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
-            sent += await send_batches(self.app, self.route_topic, partition, (
-                (None, b"[" + b",".join(chunk) + b"]", header if i == len(chunks) - 1 else [])
-                for i, chunk in enumerate(chunks)))
+        for partition, pairs in by_partition.items():
+            chunks = _chunks(pairs, MAX_ROUTE_RECORD_BYTES, _value_size)
+            records: list[Record] = []
+            for i, chunk in enumerate(chunks):
+                value = b"[" + b",".join(v for _, v in chunk) + b"]"
+                if self.readback is not None and all(finite_event(ev) for ev, _ in chunk):
+                    self.readback.keep(value, [ev for ev, _ in chunk])  # stage 2 here takes them, not decodes
+                records.append((None, value, header if i == len(chunks) - 1 else []))
+            sent += await send_batches(self.app, self.route_topic, partition, records)
             self._reported[partition] = (current, now)
         # Only now, with the events they cover on their way: a heartbeat must never carry a mark ahead of them.
         self.marks.update(marks)
@@ -454,6 +465,8 @@ class Stage2:
         lows = {p: low.low(now) for p, low in sorted(self.lows.items())}
         return {"partitions": sorted(self.groupers), "rules": changed_rules(self.config), "routed": self.routed,
                 "grouped": self.grouped,
+                "readback": {"hits": self.readback.hits, "misses": self.readback.misses,
+                             "held": len(self.readback)} if self.readback is not None else None,
                 "published": self.published, "progress": self.progress_records, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None,
                 "low_watermark": {str(p): {"at": None if low.at == float("-inf") else low.at,
@@ -468,16 +481,21 @@ def _dump(model: ParentEvent | Assignment) -> bytes:
     return orjson.dumps(model.__dict__)
 
 
-def _chunks(values: list[bytes], limit: int) -> list[list[bytes]]:
-    """Values in order, cut into runs of at most `limit` bytes (a value larger than that runs alone)."""
-    chunks: list[list[bytes]] = [[]]
+def _value_size(pair: tuple[IncidentEvent, bytes]) -> int:
+    return len(pair[1])
+
+
+def _chunks(values: Sequence[_V], limit: int, size_of: Callable[[_V], int] = len) -> list[list[_V]]:  # type: ignore[assignment]
+    """Values in order, cut into runs of at most `limit` bytes (`size_of` each; a value larger than that runs alone)."""
+    chunks: list[list[_V]] = [[]]
     size = 0
     for value in values:
-        if chunks[-1] and size + len(value) > limit:
+        n = size_of(value)
+        if chunks[-1] and size + n > limit:
             chunks.append([])
             size = 0
         chunks[-1].append(value)
-        size += len(value) + 1
+        size += n + 1
     return chunks if chunks[0] else []
 
 
@@ -516,7 +534,8 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
             continue
         store.offset = msg.offset  # written with the progress, after the keys it covers
         try:
-            evs, marks = _decode_routed(msg.value), _marks_of(msg.headers)
+            kept = stage.readback.take(msg.value) if stage.readback is not None else None
+            evs, marks = kept if kept is not None else _decode_routed(msg.value), _marks_of(msg.headers)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await stage.pipe.refuse("stage2_group", event, exc)
             continue
