@@ -464,8 +464,7 @@ class Stage2:
         lows = {p: low.low(now) for p, low in sorted(self.lows.items())}
         return {"partitions": sorted(self.groupers), "rules": changed_rules(self.config), "routed": self.routed,
                 "grouped": self.grouped,
-                "readback": {"hits": self.readback.hits, "misses": self.readback.misses,
-                             "held": len(self.readback)} if self.readback is not None else None,
+                "readback": self.readback.status() if self.readback is not None else None,
                 "published": self.published, "progress": self.progress_records, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None,
                 "low_watermark": {str(p): {"at": None if low.at == float("-inf") else low.at,
