@@ -5,13 +5,19 @@
   plus `trusted_event` (the form of the reverted commit acbd4fb, kept here so its verdict can be re-measured);
 - `event kind counter`: `Pipeline.encode`'s `INCIDENT_EVENTS.labels(kind).inc()` per event against one
   `inc(n)` per kind and commit;
-- `encode_batch`: an `alerts` record as a dict per alert through orjson against msgspec's encoding.
+- `encode_batch`: an `alerts` record as a dict per alert through orjson against msgspec's encoding;
+- `route readback` (session 35): a routing record built (`_chunks`, joined) and decoded by stage 2 (pydantic)
+  against `route_values` kept in a `stream.readback.ReadBack` and taken back by the record's bytes;
+- `shared decode` (session 35, tried and reverted): the two readers of a stage-1 record (incident SLA agent,
+  console feed) each decoding it (`decode_incident_fast`) against one decode kept in a `ReadBack` by the
+  value's bytes and taken by the second reader (`_shared`, the form of the reverted commit 1d2468e).
+  Each read is of a fresh copy of the bytes, as a consumer gets them, on both sides.
 
 The records are the throughput benchmark's hop records (1,000 of 100 alerts, 4 partitions), the engine fed in
 the worker's 256 KB steps; the worker's GC tuning; process CPU time, best of 3 per side, sides alternating,
 medians of `rounds`. Figures are us per alert of the storm (per event costs spread over the events it caused).
 
-    .venv/bin/python benchmarks/per_event_costs.py [rounds]
+    .venv/bin/python benchmarks/per_event_costs.py [rounds] [pair,pair]   # e.g. 5 "route readback,shared decode"
 """
 
 from __future__ import annotations
@@ -40,7 +46,11 @@ from correlator.models import IncidentEvent, IncidentEventKind, IncidentStatus, 
 from correlator.records import dict_of_record  # noqa: E402
 from pipeline_throughput import storm_records  # noqa: E402
 from stream.batches import Segment, decode_batch, encode_batch, steps  # noqa: E402
-from stream.incident_records import encode_incident_event  # noqa: E402
+from stream.incident_records import (  # noqa: E402
+    IncidentCounts, decode_incident_fast, encode_incident_event,
+)
+from stream.readback import ReadBack  # noqa: E402
+from stream.stage2_agent import MAX_ROUTE_RECORD_BYTES, _chunks, _decode_routed, route_values  # noqa: E402
 from stream.runtime import tune_gc  # noqa: E402
 from throughput_part import hop_records  # noqa: E402
 
@@ -97,6 +107,49 @@ def _count_by_kind(events: Sequence[IncidentEvent]) -> None:
         metrics.INCIDENT_EVENTS.labels(kind).inc(n)
 
 
+def _route_decoded(commits: Sequence[Sequence[tuple[IncidentEvent, bytes]]]) -> None:
+    """Before: each commit's routing records joined (one partition: the same chunks), each decoded by stage 2."""
+    for pairs in commits:
+        for chunk in _chunks([v for _, v in pairs], MAX_ROUTE_RECORD_BYTES):
+            _decode_routed(bytes(bytearray(b"[" + b",".join(chunk) + b"]")))
+
+
+def _route_taken(commits: Sequence[Sequence[tuple[IncidentEvent, bytes]]]) -> None:
+    """After: `route_values` kept as the worker's route does, taken back by stage 2 by the record's bytes."""
+    kept: ReadBack[list[IncidentEvent]] = ReadBack(8 << 20)
+    for pairs in commits:
+        for value, events in route_values(pairs):
+            if events is not None:
+                kept.keep(value, events)
+            copy = bytes(bytearray(value))
+            if kept.take(copy) is None:
+                _decode_routed(copy)
+    assert kept.misses == 0
+
+
+def _decoded_twice(values: Sequence[bytes]) -> None:
+    for value in values:
+        decode_incident_fast(bytes(bytearray(value)))
+        decode_incident_fast(bytes(bytearray(value)))
+
+
+def _shared(raw: bytes, shared: ReadBack[IncidentCounts]) -> IncidentCounts | None:
+    fast = shared.take(raw)
+    if fast is None:
+        fast = decode_incident_fast(raw)
+        if fast is not None:
+            shared.keep(raw, fast)
+    return fast
+
+
+def _decoded_once(values: Sequence[bytes]) -> None:
+    shared: ReadBack[IncidentCounts] = ReadBack(16 << 20)
+    for value in values:
+        _shared(bytes(bytearray(value)), shared)
+        _shared(bytes(bytearray(value)), shared)
+    assert shared.hits == len(values)
+
+
 def _best(f: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(3):
@@ -106,8 +159,8 @@ def _best(f: Callable[[], object]) -> float:
     return best
 
 
-def main(rounds: int = 5) -> dict[str, Any]:
-    """Each pair's medians (us per alert) and per-round ratios new / old."""
+def main(rounds: int = 5, only: Sequence[str] = ()) -> dict[str, Any]:
+    """Each pair's medians (us per alert) and per-round ratios new / old (`only`: these pairs)."""
     bodies, alerts = storm_records(1000, 100, seed=7)
     by_partition: dict[int, list[bytes]] = {}
     for p, value in hop_records(bodies, 4):
@@ -124,13 +177,18 @@ def main(rounds: int = 5) -> dict[str, Any]:
                 events += engine.ingest([r for s in segments for r in s.records])
             commits.append(events)
     routed = [b"[" + b",".join(encode_incident_event(e) for e in c) + b"]" for c in commits if c]
+    encoded = [[(e, encode_incident_event(e)) for e in c] for c in commits if c]
+    values = [v for pairs in encoded for _, v in pairs]
     assert [_msgspec_events(r) for r in routed] == [_MODEL.validate_json(r) for r in routed]
     pairs: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
         "route decode": (lambda: [_MODEL.validate_json(r) for r in routed],
                          lambda: [_msgspec_events(r) for r in routed]),
         "event kind counter": (lambda: [_count_each(c) for c in commits], lambda: [_count_by_kind(c) for c in commits]),
         "encode_batch": (lambda: [_orjson_batch(s, 1) for s in records], lambda: [encode_batch(s, 1) for s in records]),
+        "route readback": (lambda: _route_decoded(encoded), lambda: _route_taken(encoded)),
+        "shared decode": (lambda: _decoded_twice(values), lambda: _decoded_once(values)),
     }
+    pairs = {name: pair for name, pair in pairs.items() if not only or name in only}
     tune_gc()
     runs: dict[str, dict[str, list[float]]] = {name: {"old": [], "new": []} for name in pairs}
     for r in range(rounds):
@@ -144,4 +202,5 @@ def main(rounds: int = 5) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5), indent=1))
+    print(json.dumps(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5,
+                          sys.argv[2].split(",") if len(sys.argv) > 2 else ()), indent=1))

@@ -19,10 +19,9 @@ import orjson
 from correlator.eventtime import MAX_EPOCH
 from correlator.models import IncidentEvent
 from correlator.stage2 import Assignment, ParentEvent, Progress
-from stream.readback import ReadBack
 
 __all__ = ["ASSIGNMENT_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "PROGRESS_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts",
-           "IncidentRecord", "decode_incident_fast", "decode_incident_shared", "decode_incident_record", "encode_incident_event",
+           "IncidentRecord", "decode_incident_fast", "decode_incident_record", "encode_incident_event",
            "is_stage2_record", "read_incident_record", "stage2_kind"]
 
 STAGE_HEADER = "aiops-stage"
@@ -99,20 +98,6 @@ def decode_incident_fast(raw: bytes | None) -> IncidentCounts | None:
         return None
 
 
-def decode_incident_shared(raw: bytes | None, shared: ReadBack[IncidentCounts] | None) -> IncidentCounts | None:
-    """`decode_incident_fast`, once for the two readers of every stage-1 record in a worker (the incident SLA agent
-    and the console's feed): the first to read it decodes and keeps the result by the value's bytes, the second
-    takes it (`stream.readback`). The same function of the same bytes either way; `shared` None: decode."""
-    if shared is None or not raw:
-        return decode_incident_fast(raw)
-    fast = shared.take(raw)
-    if fast is None:
-        fast = decode_incident_fast(raw)
-        if fast is not None:
-            shared.keep(raw, fast)
-    return fast
-
-
 def encode_incident_event(event: IncidentEvent) -> bytes:
     """The value of a stage-1 event on `incidents`: its fields as JSON.
 
@@ -148,10 +133,9 @@ def decode_incident_record(value: bytes | None, headers: Headers) -> IncidentRec
 
 
 
-def read_incident_record(value: bytes | None, headers: Headers,
-                         shared: ReadBack[IncidentCounts] | None = None) -> IncidentCounts | IncidentRecord:
+def read_incident_record(value: bytes | None, headers: Headers) -> IncidentCounts | IncidentRecord:
     """As `decode_incident_record`, with a stage-1 event (nearly every record) decoded in one msgspec pass, for a
     reader that only keeps the fields (the console's feed); what that pass refuses goes to the models, which
-    accept or refuse it as `decode_incident_record` does. `shared`: `decode_incident_shared`'s."""
-    fast = None if is_stage2_record(headers) else decode_incident_shared(value, shared)
+    accept or refuse it as `decode_incident_record` does."""
+    fast = None if is_stage2_record(headers) else decode_incident_fast(value)
     return fast if fast is not None else decode_incident_record(value, headers)

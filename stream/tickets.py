@@ -71,9 +71,8 @@ from stream import tally
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, Outbound, locked
-from stream.incident_records import IncidentCounts, decode_incident_shared, is_stage2_record
+from stream.incident_records import IncidentCounts, decode_incident_fast, is_stage2_record
 from stream.pipeline import Pipeline
-from stream.readback import ReadBack
 from stream.sends import key_partition
 from stream.settings import Settings
 from stream.stages import PerBatch, StageSpec
@@ -88,9 +87,6 @@ log = logging.getLogger(__name__)
 
 TRIAGE_BATCH, INCIDENT_BATCH, BATCH_WITHIN_S = 200, 5000, 0.05
 INCIDENT_SLA = "incident_sla"
-SHARED_DECODE_BYTES = 16 * 1024 * 1024
-"""Stage-1 values whose decode this agent and the console's feed share (`Desk.shared`), at most these many bytes:
-a reader further behind the other decodes for itself."""
 """The incident agent's name: its metrics' label, and the agent its dead letters name."""
 
 
@@ -141,9 +137,6 @@ class Desk:
     # Newest incident event time seen per partition of `incidents` since this worker took it (not kept: after a
     # restart nothing is purged by event time until events arrive again, only by wall-clock retention).
     incident_seen: dict[int, float] = field(default_factory=dict)
-    shared: ReadBack[IncidentCounts] | None = None
-    """Stage-1 events decoded once for this agent and the console's feed (`decode_incident_shared`); None without
-    the console (no second reader)."""
     checkpoints: Checkpointer = field(init=False)
     """Writes the stores in the crash-safe order (`stream.checkpoint`), each commit on its own."""
     acknowledged: Callable[[str, str, float, str], Awaitable[None]] | None = None
@@ -387,8 +380,7 @@ async def read_incidents(desk: Desk, events: Sequence[EventT[Any]]) -> list[Read
         if is_stage2_record(event.message.headers):
             continue  # a parent or an assignment: not clocked here, and not worth decoding to find out
         try:  # one msgspec pass; what it refuses, the model decides and names the reason for
-            decoded = (decode_incident_shared(event.message.value, desk.shared)
-                       or parse_incident(event.message.value))
+            decoded = decode_incident_fast(event.message.value) or parse_incident(event.message.value)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await desk.pipe.refuse(INCIDENT_SLA, event, exc)
             continue
@@ -517,7 +509,6 @@ def _desk(app: App, settings: Settings, pipe: Pipeline) -> Desk:
         retention_s=settings.sla_retention, models=ModelWatch(settings.triage_model_dir, rules),
         sync_marker=settings.changelog_sync_marker, rules=rules,
         plugin=load_plugin(config.plugin, config) if config.plugin else None,
-        shared=ReadBack(SHARED_DECODE_BYTES) if settings.console else None,
     )
 
 

@@ -3,8 +3,7 @@
 A reader must get what decoding its record gives: stage 2's routing records (`route_values`) are kept with
 the events stage 1 routed, which must equal `_decode_routed` of their bytes on every event of the lab storm and
 rca-micross (same values, field order and types, same bytes again); events the decode would refuse (a float that
-is not finite) are not kept. The two readers of stage-1 records share one msgspec decode
-(`decode_incident_shared`): the second gets the first's result, equal to its own decode."""
+is not finite) are not kept."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from correlator.engine import Correlator
 from correlator.models import IncidentEvent, trusted_event
 from correlator.records import record_of
 from stream.commands.replay import read_alerts
-from stream.incident_records import IncidentCounts, decode_incident_fast, decode_incident_shared, encode_incident_event
+from stream.incident_records import encode_incident_event
 from stream.readback import ReadBack, finite_event
 from stream.stage2_agent import RoutedError, _decode_routed, route_values
 
@@ -94,17 +93,3 @@ def test_the_same_bytes_kept_twice_are_one_entry() -> None:
     rb.keep(b"bbbb", "b")
     assert len(rb) == 2
     assert rb.take(b"aaaa") == "a2" and rb.take(b"bbbb") == "b"
-
-
-def test_two_readers_share_one_decode() -> None:
-    ev = next(ev for events in _commits(LAB_STORM) for ev in events)
-    value = encode_incident_event(ev)
-    shared: ReadBack[IncidentCounts] = ReadBack(max_bytes=1 << 20)
-    first = decode_incident_shared(value, shared)
-    second = decode_incident_shared(bytes(bytearray(value)), shared)
-    assert first is second and first == decode_incident_fast(value)
-    assert (shared.hits, shared.misses) == (1, 1)
-    third = decode_incident_shared(value, shared)  # a third read (a redelivery) decodes again
-    assert third == first and third is not first
-    assert decode_incident_shared(b"not json", shared) is None and len(shared) == 1  # refusals are not kept
-    assert decode_incident_shared(value, None) == first

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from correlator.readmodel import ReadModel
@@ -11,7 +10,6 @@ from stream.auth import TokenBook
 from stream.console.feed import FeedState, FeedTopics, run_feed
 from stream.console.forward import Forwarder
 from stream.console.views import Console, install_console_views
-from stream.incident_records import read_incident_record
 from stream.notify.stage import Notify
 from stream.review import similar_of
 from stream.security import client_options
@@ -41,9 +39,7 @@ def install_console(app: App, settings: Settings, desk: Desk, notify: Notify | N
 
     async def console_feed() -> None:
         options: dict[str, Any] = client_options(settings)
-        # Each stage-1 record decoded once for the feed and the incident SLA agent (`Desk.shared`)
-        decode = partial(read_incident_record, shared=desk.shared)
-        await run_feed(model, topics, settings.bootstrap_servers, options, console.feed, console.on_change, decode)
+        await run_feed(model, topics, settings.bootstrap_servers, options, console.feed, console.on_change)
 
     app.task(console_feed)
 
