@@ -112,7 +112,7 @@ MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
 _EVENTS = TypeAdapter(list[IncidentEvent])
 _V = TypeVar("_V")
-ROUTE_READBACK_BYTES = 4 * 1024 * 1024
+ROUTE_READBACK_BYTES = 8 * 1024 * 1024
 """Routing records kept for this worker's Groupers (`Stage2.readback`), at most these many bytes of values."""
 
 
