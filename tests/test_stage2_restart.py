@@ -19,7 +19,9 @@ import orjson
 import pytest
 
 from correlator.models import IncidentEvent
-from correlator.stage2 import DictGroupStore, GroupingConfig, GroupingOutput, Grouper, GroupState, GroupStore
+from correlator.stage2 import (
+    DictGroupStore, GroupingConfig, GroupingOutput, Grouper, GroupState, GroupStore, LateChildren,
+)
 from stream.stage2_state import GroupTableStore
 
 from .test_stage2 import CFG, LONE, LULL, LULLED, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
@@ -232,3 +234,20 @@ def test_a_held_child_in_the_form_written_before_first_seq_is_still_restored() -
     table.data[b"0|g|p"] = orjson.dumps(GroupState("p", "x", T0, T0).to_dict())
     store = GroupTableStore(table, 0)
     assert store.held("a") == ev and store.first_seq("a") == ev.seq  # all the old form knew
+
+
+def test_the_late_children_and_how_far_the_progress_reached_survive_the_changelog() -> None:
+    """Session 35: a child noted behind the progress sent, and not yet named by one, is still pending for the
+    successor, which also knows how far the progresses sent reached (a child it reads again behind that is late);
+    a progress written before session 35 restores neither."""
+    table = _table()
+    store = GroupTableStore(table, 0)
+    grouper, late = Grouper(CFG, SHOP, store), LateChildren({0: store.late})
+    behind = events_of([("inc-late", "api/ErrorRate", 10.0, 20.0, {"host": ["h1"]})])
+    assert late.note(0, grouper, behind, T0 + 60) and not late.note(0, grouper, behind, T0 + 60)
+    store.covered = T0 + 60
+    restored = _checkpointed(table, store)
+    assert restored.late == {"inc-late"} and restored.covered == T0 + 60
+    table.data[b"0#progress"] = orjson.dumps({"offset": 3, "watermark": None, "marks": {}})
+    old = GroupTableStore(table, 0)
+    assert old.late == set() and old.covered == float("-inf") and old.offset == 3
