@@ -57,7 +57,7 @@ from correlator.models import IncidentEvent
 from correlator.triage.lifecycle import InputError
 from correlator.validation import first_error
 from stream.app import App
-from stream.checkpoint import Checkpointer
+from stream.checkpoint import Checkpointer, changelog_of
 from stream.docstore import DocStore, locked
 from stream.incident_records import IncidentCounts, decode_incident_fast
 from stream.ingest import RETRY_AFTER_S
@@ -129,7 +129,7 @@ class Side:
     @property
     def changelog(self) -> str:
         """Kafka name of the table's changelog."""
-        return str(self.table.changelog_topic.get_topic_name())
+        return changelog_of(self.table)
 
     def hour(self, store: DocStore[HourAggregate, None], hour: int) -> HourAggregate:
         """A partition's aggregate of one hour, a copy to change and `put` back (a new one if none)."""
@@ -174,7 +174,7 @@ class Insight:
         changelogs, at the next commit, which `tick` makes within a second. Before, none was written again, and the
         hours skipped the new records below their old offsets."""
         for side in (self.incidents, self.tickets):
-            self.checkpoints.lose(side.changelog, range(side.partitions), side.stores.values())
+            self.checkpoints.lose(side.table, range(side.partitions), side.stores.values())
 
     async def tick(self) -> None:
         """Commit the owned stores a broker loss left unwritten (`broker_lost`); nothing otherwise."""

@@ -222,7 +222,7 @@ class Stage2:
     def broker_lost(self) -> None:
         """The broker lost its topics (stream/recovery.py): the routing topic's offsets start again at 0, so every
         Grouper's store, held now or built later from the table's local data, forgets the old one."""
-        self.checkpoints.lose(str(self.table.changelog_topic.get_topic_name()), range(self.route_partitions))
+        self.checkpoints.lose(self.table, range(self.route_partitions))
         for partition in list(self.groupers):
             self._forget_offsets(partition)
 

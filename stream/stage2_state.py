@@ -31,7 +31,7 @@ import orjson
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import GroupState, SourceMark, dump_marks, load_marks
-from stream.checkpoint import ChangelogRecord, Outbound
+from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
 __all__ = ["GroupTableStore"]
@@ -145,7 +145,7 @@ class GroupTableStore:
     @property
     def changelog_topic(self) -> str:
         """Kafka name of the table's changelog, where `write_keys` and `write_progress` records go."""
-        return str(self._table.changelog_topic.get_topic_name())
+        return changelog_of(self._table)
 
     def write_keys(self) -> list[ChangelogRecord]:
         """Every group and held child changed since the last commit, and the tombstones, for the changelog."""
