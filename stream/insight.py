@@ -109,7 +109,6 @@ class Side:
 
     table: Any
     sync_marker: bool
-    partitions: int
     stores: dict[int, DocStore[HourAggregate, None]] = field(default_factory=dict)
     horizon: dict[int, int] = field(default_factory=dict)
     """Per partition, the hour below which aggregates were last purged (purge again only when it moves)."""
@@ -174,10 +173,12 @@ class Insight:
         changelogs, at the next commit, which `tick` makes within a second. Before, none was written again, and the
         hours skipped the new records below their old offsets."""
         for side in (self.incidents, self.tickets):
-            self.checkpoints.lose(side.table, range(side.partitions), side.stores.values())
+            self.checkpoints.lose(side.table, range(side.table.partitions), side.stores.values())
 
     async def tick(self) -> None:
-        """Commit the owned stores a broker loss left unwritten (`broker_lost`); nothing otherwise."""
+        """Commit the owned stores a broker loss left unwritten (`broker_lost`); nothing otherwise (the marks of
+        partitions other workers own clear once their checkpoints reach this worker's tables: `Checkpointer.restored`)."""
+        self.checkpoints.restored()
         if not self.checkpoints.lost or not self.desk.ready():
             return
         for side, topic in ((self.incidents, "incidents"), (self.tickets, "tickets_triaged")):
@@ -434,8 +435,8 @@ def install_insight(app: App, settings: Settings, desk: Desk) -> tuple[Insight, 
     incidents, tickets = settings.partitions_for("incidents"), settings.partitions_for("tickets_triaged")
     insight = Insight(
         app,
-        incidents=Side(doc_table(app, settings, INSIGHT_INCIDENTS, incidents), sync, incidents),
-        tickets=Side(doc_table(app, settings, INSIGHT_TICKETS, tickets), sync, tickets),
+        incidents=Side(doc_table(app, settings, INSIGHT_INCIDENTS, incidents), sync),
+        tickets=Side(doc_table(app, settings, INSIGHT_TICKETS, tickets), sync),
         topics={"incidents": desk.topics["incidents"], "tickets_triaged": desk.topics["tickets_triaged"]},
         retention_s=settings.insight_retention, refuse=desk.pipe.refuse, desk=desk,
     )

@@ -3,6 +3,8 @@ trend rule, recurring blockers, the weekly summary and its rendering. Tables wit
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,6 +31,8 @@ from correlator.insight import (
     week_containing,
 )
 from correlator.models import IncidentEvent
+from stream.checkpoint import COMMIT_HEADER, CommitGate
+from stream.insight import Insight, Side
 
 W49 = 1795996800.0  # Monday 2026-11-30 00:00 UTC, the start of 2026-W49
 H = 3600
@@ -376,3 +380,31 @@ def test_one_faust_agent_reads_incidents_for_the_sla_clocks_and_the_hours(insigh
     readers = sorted(name for name, agent in app.agents.items() if agent.channel.get_topic_name() == "incidents")
     assert readers == ["incident_sla"]
     assert ("insight_tickets" in app.agents) is insight  # tickets.triaged keeps its own stage
+
+
+def test_the_marks_of_a_broker_loss_clear_as_the_tables_apply_checkpoints_of_their_partitions() -> None:
+    """Session 35: `Insight.broker_lost` marks every partition of both tables (their count read from the tables);
+    its tick used to keep the marks of partitions other workers own until a restart, and listed the owned ones every
+    second. Now a partition's mark goes once its table applies a checkpoint of it from the re-created changelog (its
+    owner wrote it whole there); one of which nothing came stays marked."""
+    def table(name: str) -> SimpleNamespace:
+        return SimpleNamespace(data={}, partitions=2, gate=CommitGate(),
+                               changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
+
+    def commit(side: Side, partition: int) -> None:
+        message = SimpleNamespace(topic=side.changelog, partition=partition, headers=[(COMMIT_HEADER, b"w-0")])
+        assert side.table.gate.committed([SimpleNamespace(message=message)])
+
+    async def refuse(*_: Any) -> None:
+        return None
+
+    insight = Insight(SimpleNamespace(), Side(table("hours-i"), True), Side(table("hours-t"), True), {}, 3600.0,
+                      refuse, SimpleNamespace(ready=lambda: True, owned=lambda topic: set()))  # type: ignore[arg-type]
+    insight.broker_lost()
+    assert insight.checkpoints.lost == {(n, p) for n in ("hours-i", "hours-t") for p in (0, 1)}
+    asyncio.run(insight.tick())
+    assert len(insight.checkpoints.lost) == 4  # nothing came: this worker's copies still hold the old offsets
+    for side, partition in ((insight.incidents, 0), (insight.incidents, 1), (insight.tickets, 1)):
+        commit(side, partition)
+    asyncio.run(insight.tick())
+    assert insight.checkpoints.lost == {("hours-t", 0)}
