@@ -40,10 +40,7 @@ A broker that lost its topics (the embedded one keeps them in memory) starts eve
 re-creates the changelogs empty, so a store (`InputStore`) must forget the input offsets its progress names and
 write everything it holds to the new changelog, and must go on doing so whenever it is built again from the
 table's local data until a checkpoint has written it there: `Checkpointer.lose` marks a table's partitions,
-`forget` applies the rule to a store held or just built, and `write` clears the mark. So does a checkpoint of the
-partition that the table applies from the re-created changelog (`restored`: another worker, which owns the partition
-now, wrote it whole there, and this worker's copy, a standby, took it over the old keys); a partition that this
-worker neither writes nor keeps a standby of stays marked, as its local data still holds the old progress.
+`forget` applies the rule to a store held or just built, and `write` clears the mark.
 
 A failed checkpoint (or fold) is undone by `rollback`: the held input comes back unacknowledged, to be
 folded again on the state the stage rebuilds from its table (`stream.stages` runs that retry).
@@ -176,9 +173,6 @@ class Checkpointer:
     lost: set[tuple[str, int]] = field(default_factory=set)
     """(changelog, partition) of each store that forgot its input (`lose`) and that no checkpoint has written since
     (by changelog: the desk's Checkpointer writes stores of two tables)."""
-    _since: dict[tuple[str, int], tuple[CommitGate, int]] = field(default_factory=dict)
-    """Per lost partition, its table's `CommitGate` and how many checkpoints of it the table had applied at the loss
-    (`restored`; a table without a gate, a test's, has none)."""
     _pending: bool = False
     _last: float = 0.0
     _writer: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
@@ -214,30 +208,13 @@ class Checkpointer:
         `tests/test_group_recovery.py`)."""
         changelog = changelog_of(table)
         self.lost = {lost for lost in self.lost if lost[0] != changelog} | {(changelog, p) for p in partitions}
-        gate: CommitGate | None = getattr(table, "gate", None)  # `stream.app.CheckpointedTable.gate`
-        for key in self.lost:
-            if key[0] == changelog and gate is not None:
-                self._since[key] = (gate, gate.commits.get(key, 0))
         for store in held:
             self.forget(store)
-
-    def restored(self) -> None:
-        """Clear the marks of lost partitions whose table has applied a checkpoint of them since the loss: it came from
-        the re-created changelog, where its writer (their owner now, which marked them at the same loss) wrote every
-        key with its input forgotten, so this worker's local data no longer holds the old progress. Without this,
-        a worker kept the marks of the partitions other workers own until its restart (insight's tick went on
-        listing its partitions every second)."""
-        for key in [key for key in self.lost if key in self._since]:
-            gate, applied = self._since[key]
-            if gate.commits.get(key, 0) > applied:
-                self.lost.discard(key)
-                del self._since[key]
 
     def forget(self, store: InputStore) -> bool:
         """Make `store` (held at the loss, or just built from the table's local data) forget its input if its
         partition is lost; whether it did: then its owner must name it to the next checkpoint (`touched`), which is
         due at once, with no input held."""
-        self.restored()
         if (store.changelog_topic, store.partition) not in self.lost:
             return False
         store.forget_input()
@@ -301,10 +278,7 @@ class Checkpointer:
         # Each store's keys and progress go to its local data together, before the first await: whatever stops
         # this checkpoint midway (a failed send, a revocation), the table holds one checkpoint, not two halves.
         staged = [(store, store.write_keys(), store.write_progress(), self._new_id()) for store in stores]
-        written = {(s.changelog_topic, s.partition) for s in stores}
-        self.lost -= written  # forgotten: local data now
-        for key in written & set(self._since):
-            del self._since[key]
+        self.lost.difference_update((s.changelog_topic, s.partition) for s in stores)  # forgotten: local data now
         sent: list[asyncio.Future[Any]] = []
         for store, changes, progress, cp in staged:
             if changes:  # without progress, no id: nothing would ever commit them
@@ -367,8 +341,6 @@ class CommitGate:
 
     def __init__(self) -> None:
         self._waiting: dict[tuple[str, int], list[tuple[bytes, Any]]] = {}
-        self.commits: dict[tuple[str, int], int] = {}
-        """Checkpoints applied so far, per changelog partition (`Checkpointer.restored`)."""
         self.dropped = 0
         """Records of checkpoints that never committed, dropped so far (a restore that rolled keys back)."""
 
@@ -387,7 +359,6 @@ class CommitGate:
                 continue
             waiting = self._waiting.pop(tp, [])
             ready += [e for c, e in waiting if c == cp]
-            self.commits[tp] = self.commits.get(tp, 0) + 1
             self.dropped += sum(c != cp for c, _ in waiting)
             ready.append(event)
         return ready

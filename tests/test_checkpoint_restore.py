@@ -30,7 +30,7 @@ from correlator.stage2 import GroupState
 from correlator.state import KeyState
 from stream.app import make_app
 from stream.batches import PARTS_PER_OFFSET, Segment
-from stream.checkpoint import ChangelogRecord, Checkpointer, CheckpointStore, changelog_of
+from stream.checkpoint import ChangelogRecord, Checkpointer, CheckpointStore
 from stream.docstore import DocStore
 from stream.hop import HOP_SOURCE, numbered
 from stream.pipeline import Pipeline
@@ -319,32 +319,3 @@ def test_a_lost_partition_is_marked_per_table(changelog: Changelog) -> None:
     asyncio.run(checkpoints.write([ticket_store]))
     assert checkpoints.lost == {("t-restore-clocks", 0)}
     assert checkpoints.forget(DocStore(clocks, 0, Doc)) and not checkpoints.forget(DocStore(tickets, 0, Doc))
-
-
-def test_a_lost_partition_s_mark_clears_once_its_table_applies_a_checkpoint_of_it(changelog: Changelog, app: Any) -> None:
-    """Session 35 (insight's marks of other workers' partitions were never cleared): after a loss, another worker
-    owns partition 0 and writes it whole to the re-created changelog; this worker's table (a standby) applies that
-    checkpoint, so its local data no longer holds the old progress, and the mark goes (`Checkpointer.restored`). A
-    checkpoint whose progress never landed clears nothing, and partition 1, of which nothing came, stays marked: a
-    store built of it still forgets its input."""
-    table = app.Table(f"state-{len(app.tables)}", partitions=2, key_type=bytes, value_type=bytes)
-    name = changelog_of(table)
-    for partition in (0, 1):  # as the lost changelog left them
-        stale = DocStore(table, partition, Doc)
-        stale.put("t1", Doc(state="stale"))
-        stale.write_keys()
-    checkpoints = Checkpointer(SimpleNamespace())
-    checkpoints.lose(table, range(2))
-    owner = DocStore(writer_table(), 0, Doc)  # the other worker's store, its input forgotten: written whole
-    owner.put("t1", Doc(state="open"))
-    checkpoint(owner)
-    keys_only = DocStore(writer_table(), 1, Doc)
-    keys_only.put("t1", Doc(state="open"))
-    checkpoint(keys_only)
-    sent = [(0, r) for r in changelog.records[:2]] + [(1, changelog.records[2])]  # partition 1: its keys, no progress
-    table.apply_changelog_batch([Event(app, key, value, headers, Message(name, p, i, 0.0, 0, headers, key, value, None))
-                                 for i, (p, (key, value, headers)) in enumerate(sent)])
-    assert [DocStore(table, p, Doc).get("t1") for p in (0, 1)] == [Doc(state="open"), Doc(state="stale")]
-    checkpoints.restored()
-    assert checkpoints.lost == {(name, 1)}
-    assert not checkpoints.forget(DocStore(table, 0, Doc)) and checkpoints.forget(DocStore(table, 1, Doc))

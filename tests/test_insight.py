@@ -31,6 +31,7 @@ from correlator.insight import (
     week_containing,
 )
 from correlator.models import IncidentEvent
+import stream.checkpoint
 from stream.checkpoint import COMMIT_HEADER, CommitGate
 from stream.insight import Insight, Side
 
@@ -382,29 +383,32 @@ def test_one_faust_agent_reads_incidents_for_the_sla_clocks_and_the_hours(insigh
     assert ("insight_tickets" in app.agents) is insight  # tickets.triaged keeps its own stage
 
 
-def test_the_marks_of_a_broker_loss_clear_as_the_tables_apply_checkpoints_of_their_partitions() -> None:
-    """Session 35: `Insight.broker_lost` marks every partition of both tables (their count read from the tables);
-    its tick used to keep the marks of partitions other workers own until a restart, and listed the owned ones every
-    second. Now a partition's mark goes once its table applies a checkpoint of it from the re-created changelog (its
-    owner wrote it whole there); one of which nothing came stays marked."""
+
+def test_the_marks_of_a_broker_loss_stay_until_this_worker_writes_their_partitions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Insight.broker_lost` marks every partition of both tables (their count read from the tables, session 35). The
+    tick writes the owned ones, whose marks go; a partition another worker owns stays marked even once this worker's
+    table applied a checkpoint of it (its copy may still hold old offsets: clearing then made engines skip new alerts
+    in the real-broker test named in `Insight.tick`), so a store of it built here later still forgets its input."""
+
     def table(name: str) -> SimpleNamespace:
         return SimpleNamespace(data={}, partitions=2, gate=CommitGate(),
                                changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
 
-    def commit(side: Side, partition: int) -> None:
-        message = SimpleNamespace(topic=side.changelog, partition=partition, headers=[(COMMIT_HEADER, b"w-0")])
-        assert side.table.gate.committed([SimpleNamespace(message=message)])
-
     async def refuse(*_: Any) -> None:
         return None
 
+    async def sent(*_: Any) -> list[Any]:
+        return []
+
+    monkeypatch.setattr(stream.checkpoint, "send_batches", sent)
+    owned = {"incidents": {0}, "tickets_triaged": set()}
     insight = Insight(SimpleNamespace(), Side(table("hours-i"), True), Side(table("hours-t"), True), {}, 3600.0,
-                      refuse, SimpleNamespace(ready=lambda: True, owned=lambda topic: set()))  # type: ignore[arg-type]
+                      refuse, SimpleNamespace(ready=lambda: True, owned=owned.__getitem__))  # type: ignore[arg-type]
     insight.broker_lost()
     assert insight.checkpoints.lost == {(n, p) for n in ("hours-i", "hours-t") for p in (0, 1)}
+    message = SimpleNamespace(topic="hours-t", partition=1, headers=[(COMMIT_HEADER, b"w-0")])
+    assert insight.tickets.table.gate.committed([SimpleNamespace(message=message)])  # the owner's checkpoint, here
     asyncio.run(insight.tick())
-    assert len(insight.checkpoints.lost) == 4  # nothing came: this worker's copies still hold the old offsets
-    for side, partition in ((insight.incidents, 0), (insight.incidents, 1), (insight.tickets, 1)):
-        commit(side, partition)
-    asyncio.run(insight.tick())
-    assert insight.checkpoints.lost == {("hours-t", 0)}
+    assert insight.checkpoints.lost == {("hours-i", 1), ("hours-t", 0), ("hours-t", 1)}
+    assert insight.checkpoints.forget(insight.tickets.store(1))
