@@ -136,7 +136,7 @@ class Pipeline:
     def broker_lost(self) -> None:
         """The broker lost its topics (stream/recovery.py): `alerts.raw` offsets start again at 0, so every engine,
         held now or built later from the table's local data, forgets the old ones and rewrites its keys."""
-        self.checkpoints.lose(str(self.table.changelog_topic.get_topic_name()), range(self.alerts_partitions))
+        self.checkpoints.lose(self.table, range(self.alerts_partitions))
         if self.sources is not None:
             self.sources.forget()
         for partition in list(self.engines):
