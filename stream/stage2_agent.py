@@ -268,8 +268,12 @@ class Stage2:
         for partition, pairs in by_partition.items():
             values = route_values(pairs)
             records: list[Record] = []
+            # Kept only for a routing partition this worker's stage 2 folds (has a Grouper of): another worker's
+            # would sit in the readback until they aged out, keeping it full for good with two workers or more.
+            mine = self.readback is not None and partition in self.groupers
             for i, (value, events) in enumerate(values):
-                if self.readback is not None and events is not None:
+                if mine and events is not None:
+                    assert self.readback is not None
                     self.readback.keep(value, events)  # this worker's Grouper takes them instead of decoding
                 records.append((None, value, header if i == len(values) - 1 else []))
             sent += await send_batches(self.app, self.route_topic, partition, records)
