@@ -6,11 +6,12 @@
 - `event kind counter`: `Pipeline.encode`'s `INCIDENT_EVENTS.labels(kind).inc()` per event against one
   `inc(n)` per kind and commit;
 - `encode_batch`: an `alerts` record as a dict per alert through orjson against msgspec's encoding;
-- `route readback` (session 35): a routing record built (`_chunks`, joined) and decoded by stage 2 (pydantic)
-  against `route_values` kept in a `stream.readback.ReadBack` and taken back by the record's bytes;
+- `route readback` (session 35, reverted: faster here, slower end to end, benchmarks/RESULTS.md): a routing
+  record built (`_chunks`, joined) and decoded by stage 2 (pydantic) against its events kept by the record's
+  bytes and taken back (a dict here; the reverted code's `stream.readback.ReadBack`, 5b16e97);
 - `shared decode` (session 35, tried and reverted): the two readers of a stage-1 record (incident SLA agent,
   console feed) each decoding it (`decode_incident_fast`) against one decode kept in a `ReadBack` by the
-  value's bytes and taken by the second reader (`_shared`, the form of the reverted commit 1d2468e).
+  value's bytes and taken by the second reader (`_shared`, the form of the reverted commit 1d2468e, with a dict).
   Each read is of a fresh copy of the bytes, as a consumer gets them, on both sides.
 
 The records are the throughput benchmark's hop records (1,000 of 100 alerts, 4 partitions), the engine fed in
@@ -23,6 +24,7 @@ medians of `rounds`. Figures are us per alert of the storm (per event costs spre
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import sys
@@ -49,8 +51,7 @@ from stream.batches import Segment, decode_batch, encode_batch, steps  # noqa: E
 from stream.incident_records import (  # noqa: E402
     IncidentCounts, decode_incident_fast, encode_incident_event,
 )
-from stream.readback import ReadBack  # noqa: E402
-from stream.stage2_agent import MAX_ROUTE_RECORD_BYTES, _chunks, _decode_routed, route_values  # noqa: E402
+from stream.stage2_agent import MAX_ROUTE_RECORD_BYTES, _chunks, _decode_routed  # noqa: E402
 from stream.runtime import tune_gc  # noqa: E402
 from throughput_part import hop_records  # noqa: E402
 
@@ -107,6 +108,11 @@ def _count_by_kind(events: Sequence[IncidentEvent]) -> None:
         metrics.INCIDENT_EVENTS.labels(kind).inc(n)
 
 
+def _finite(ev: IncidentEvent) -> bool:
+    d = ev.__dict__
+    return all(math.isfinite(d[k]) for k in ("first_seen", "last_seen", "window_start", "emitted_at"))
+
+
 def _route_decoded(commits: Sequence[Sequence[tuple[IncidentEvent, bytes]]]) -> None:
     """Before: each commit's routing records joined (one partition: the same chunks), each decoded by stage 2."""
     for pairs in commits:
@@ -115,16 +121,28 @@ def _route_decoded(commits: Sequence[Sequence[tuple[IncidentEvent, bytes]]]) -> 
 
 
 def _route_taken(commits: Sequence[Sequence[tuple[IncidentEvent, bytes]]]) -> None:
-    """After: `route_values` kept as the worker's route does, taken back by stage 2 by the record's bytes."""
-    kept: ReadBack[list[IncidentEvent]] = ReadBack(8 << 20)
+    """The reverted readback (e.g. 5b16e97): each record's events kept by its bytes, taken back by stage 2."""
+    kept: dict[bytes, list[IncidentEvent]] = {}
     for pairs in commits:
-        for value, events in route_values(pairs):
-            if events is not None:
-                kept.keep(value, events)
+        start = 0
+        for chunk in _chunks([v for _, v in pairs], MAX_ROUTE_RECORD_BYTES):
+            events = [ev for ev, _ in pairs[start:start + len(chunk)]]
+            start += len(chunk)
+            value = b"[" + b",".join(chunk) + b"]"
+            if all(_finite(ev) for ev in events):
+                kept[value] = events
             copy = bytes(bytearray(value))
-            if kept.take(copy) is None:
+            if kept.pop(copy, None) is None:
                 _decode_routed(copy)
-    assert kept.misses == 0
+
+
+def _shared(raw: bytes, shared: dict[bytes, IncidentCounts]) -> IncidentCounts | None:
+    fast = shared.pop(raw, None)
+    if fast is None:
+        fast = decode_incident_fast(raw)
+        if fast is not None:
+            shared[raw] = fast
+    return fast
 
 
 def _decoded_twice(values: Sequence[bytes]) -> None:
@@ -133,21 +151,11 @@ def _decoded_twice(values: Sequence[bytes]) -> None:
         decode_incident_fast(bytes(bytearray(value)))
 
 
-def _shared(raw: bytes, shared: ReadBack[IncidentCounts]) -> IncidentCounts | None:
-    fast = shared.take(raw)
-    if fast is None:
-        fast = decode_incident_fast(raw)
-        if fast is not None:
-            shared.keep(raw, fast)
-    return fast
-
-
 def _decoded_once(values: Sequence[bytes]) -> None:
-    shared: ReadBack[IncidentCounts] = ReadBack(16 << 20)
+    shared: dict[bytes, IncidentCounts] = {}
     for value in values:
         _shared(bytes(bytearray(value)), shared)
         _shared(bytes(bytearray(value)), shared)
-    assert shared.hits == len(values)
 
 
 def _best(f: Callable[[], object]) -> float:

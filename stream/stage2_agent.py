@@ -69,11 +69,11 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from faust.types import EventT, TopicT
@@ -95,7 +95,6 @@ from stream.incident_records import (
     ASSIGNMENT_HEADERS, PARENT_HEADERS, PROGRESS_HEADERS, STAGE_HEADER, is_stage2_record,
 )
 from stream.pipeline import BATCH_WITHIN_S, Pipeline
-from stream.readback import ReadBack, finite_event
 from stream.sends import Record, cached_partition, send_batches
 from stream.settings import Settings
 from stream.stage2_state import GroupTableStore
@@ -103,7 +102,7 @@ from stream.stages import HeldUntilCheckpoint, StageSpec
 from stream.topics import STAGE2_CHANGELOG, STAGE2_ROUTE, changelog_name, internal_topic_name
 
 __all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "changed_rules", "install_stage2",
-           "is_stage2_record", "route_values"]
+           "is_stage2_record"]
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +110,6 @@ GROUP_BATCH = 1000
 MAX_ROUTE_RECORD_BYTES = 512 * 1024
 """Encoded events per routing record, at most (one event alone may exceed it): under Kafka's 1 MB default."""
 _EVENTS = TypeAdapter(list[IncidentEvent])
-_V = TypeVar("_V")
-ROUTE_READBACK_BYTES = 8 * 1024 * 1024
-"""Routing records kept for this worker's Groupers (`Stage2.readback`), at most these many bytes of values."""
 
 
 def changed_rules(config: GroupingConfig) -> dict[str, Any]:
@@ -198,9 +194,6 @@ class Stage2:
     _partition_cache: dict[str, int] = field(default_factory=dict)
     _incidents_partition_cache: dict[str, int] = field(default_factory=dict)
     """Partitions of `incidents` by record key: a parent's events (its `opened` and `resolved` at least) share one."""
-    readback: ReadBack[list[IncidentEvent]] | None = field(default_factory=lambda: ReadBack(ROUTE_READBACK_BYTES))
-    """The routing records this worker sent, as their events, for its own Groupers to take instead of decoding
-    them (`stream.readback`); None: every record decoded."""
     routed: int = 0
     grouped: int = 0
     published: int = 0
@@ -258,25 +251,18 @@ class Stage2:
         second encoding and no per-event record. The last record to each partition carries the marks of
         every stage-1 partition of this worker, the commit's own (`marks`) included.
         """
-        by_partition: dict[int, list[tuple[IncidentEvent, bytes]]] = {}
+        by_partition: dict[int, list[bytes]] = {}
         for ev, value in published:
-            by_partition.setdefault(self.partition_of(route_key(ev)), []).append((ev, value))
+            by_partition.setdefault(self.partition_of(route_key(ev)), []).append(value)
         current = {**self.current_marks(), **marks}
         header = [(MARKS_HEADER, encode_marks(current))]
         now = time.monotonic()
         sent: list[asyncio.Future[Any]] = []
-        for partition, pairs in by_partition.items():
-            values = route_values(pairs)
-            records: list[Record] = []
-            # Kept only for a routing partition this worker's stage 2 folds (has a Grouper of): another worker's
-            # would sit in the readback until they aged out, keeping it full for good with two workers or more.
-            mine = self.readback is not None and partition in self.groupers
-            for i, (value, events) in enumerate(values):
-                if mine and events is not None:
-                    assert self.readback is not None
-                    self.readback.keep(value, events)  # this worker's Grouper takes them instead of decoding
-                records.append((None, value, header if i == len(values) - 1 else []))
-            sent += await send_batches(self.app, self.route_topic, partition, records)
+        for partition, values in by_partition.items():
+            chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
+            sent += await send_batches(self.app, self.route_topic, partition, (
+                (None, b"[" + b",".join(chunk) + b"]", header if i == len(chunks) - 1 else [])
+                for i, chunk in enumerate(chunks)))
             self._reported[partition] = (current, now)
         # Only now, with the events they cover on their way: a heartbeat must never carry a mark ahead of them.
         self.marks.update(marks)
@@ -489,7 +475,6 @@ class Stage2:
         lows = {p: low.low(now) for p, low in sorted(self.lows.items())}
         return {"partitions": sorted(self.groupers), "rules": changed_rules(self.config), "routed": self.routed,
                 "grouped": self.grouped,
-                "readback": self.readback.status() if self.readback is not None else None,
                 "published": self.published, "progress": self.progress_records, "groups": sum(len(g.store) for g in self.groupers.values()),
                 "counters": counters, "topology": topology.version if topology is not None else None,
                 "low_watermark": {str(p): {"at": None if low.at == float("-inf") else low.at,
@@ -504,31 +489,16 @@ def _dump(model: ParentEvent | Assignment) -> bytes:
     return orjson.dumps(model.__dict__)
 
 
-def route_values(pairs: Sequence[tuple[IncidentEvent, bytes]],
-                 limit: int = MAX_ROUTE_RECORD_BYTES) -> list[tuple[bytes, list[IncidentEvent] | None]]:
-    """The routing records of one partition's (event, encoded value) pairs: each a JSON array of at most `limit`
-    bytes of values, with the events it decodes to (`_decode_routed`), or None when an event's floats are not
-    finite (written as null, which the decode refuses: that record must be decoded, and refused, as before)."""
-    return [(b"[" + b",".join(v for _, v in chunk) + b"]",
-             [ev for ev, _ in chunk] if all(finite_event(ev) for ev, _ in chunk) else None)
-            for chunk in _chunks(pairs, limit, _value_size)]
-
-
-def _value_size(pair: tuple[IncidentEvent, bytes]) -> int:
-    return len(pair[1])
-
-
-def _chunks(values: Sequence[_V], limit: int, size_of: Callable[[_V], int] = len) -> list[list[_V]]:  # type: ignore[assignment]
-    """Values in order, cut into runs of at most `limit` bytes (`size_of` each; a value larger than that runs alone)."""
-    chunks: list[list[_V]] = [[]]
+def _chunks(values: list[bytes], limit: int) -> list[list[bytes]]:
+    """Values in order, cut into runs of at most `limit` bytes (a value larger than that runs alone)."""
+    chunks: list[list[bytes]] = [[]]
     size = 0
     for value in values:
-        n = size_of(value)
-        if chunks[-1] and size + n > limit:
+        if chunks[-1] and size + len(value) > limit:
             chunks.append([])
             size = 0
         chunks[-1].append(value)
-        size += n + 1
+        size += len(value) + 1
     return chunks if chunks[0] else []
 
 
@@ -567,8 +537,7 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
             continue
         store.offset = msg.offset  # written with the progress, after the keys it covers
         try:
-            kept = stage.readback.take(msg.value) if stage.readback is not None else None
-            evs, marks = kept if kept is not None else _decode_routed(msg.value), _marks_of(msg.headers)
+            evs, marks = _decode_routed(msg.value), _marks_of(msg.headers)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await stage.pipe.refuse("stage2_group", event, exc)
             continue
