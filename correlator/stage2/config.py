@@ -204,6 +204,18 @@ class GroupingConfig:
     with the file (casc20): the hop-2 trace errors opened apart were most often refused only by that check (201: 13,
     6323: 19, 8101: 37 children), their cause's root alerting every 5-40 s, so its reach lags its fault. False: the
     rule before."""
+    company_named: bool = False
+    """With `related_company`, a group the child relates to by a topology path alone does not make its companion
+    company (`engine._company_groups`). With the file a companion's fresh group is a path away from most children (one
+    hop on MicroSS's graph, admitted because the child starts within burst_s of its onset while it alerts), so an
+    unrelated background alert counted again and the rule gained less with the file than without (issue 17, session
+    35, noise21). False: every related group counts."""
+    company_reach: bool = False
+    """With `related_company`, a companion that started within burst_s of the reach of a group the child relates to
+    is company wherever it was placed (`engine._alone`): the cause was still alerting when it came, so the burst goes
+    on. On the development cascades a fault's later trace error named the root while its companion, another piece of
+    the same fault that shares no name with it, had opened its own group (issue 17, session 35, noise21). False: only
+    placement counts."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
