@@ -209,13 +209,15 @@ class GroupingConfig:
     company (`engine._company_groups`). With the file a companion's fresh group is a path away from most children (one
     hop on MicroSS's graph, admitted because the child starts within burst_s of its onset while it alerts), so an
     unrelated background alert counted again and the rule gained less with the file than without (issue 17, session
-    35, noise21). False: every related group counts."""
+    35, noise21: with `related_company` the noise mean rose 0.0065 with the file as without it; it failed the eleventh
+    round's decision rule on cascades 6211, benchmarks/RESULTS.md). False: every related group counts."""
     company_reach: bool = False
     """With `related_company`, a companion that started within burst_s of the reach of a group the child relates to
     is company wherever it was placed (`engine._alone`): the cause was still alerting when it came, so the burst goes
     on. On the development cascades a fault's later trace error named the root while its companion, another piece of
-    the same fault that shares no name with it, had opened its own group (issue 17, session 35, noise21). False: only
-    placement counts."""
+    the same fault that shares no name with it, had opened its own group (issue 17, session 35, noise21: it halved
+    the fall on 6211 without the file, not with it, and cost 6343; failed the decision rule). False: only placement
+    counts."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
