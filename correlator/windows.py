@@ -23,10 +23,11 @@ The exact rule (DESIGN.md asks for it written down):
   (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a
   min_gap (3 min) of quiet, a storm of an alert every 2 min after 5 min. Every figure of the rule is the
   incident's own (first and last alert, count), so it decides the same after a restart from a checkpoint.
-  With `dense_alerts` set (off by default), an incident of at least that many alerts has a gap of at most
-  max(dense_floor_s, dense_factor x its mean interval), below min_gap for a dense storm: a storm of an alert every
-  5 s then ends after a minute of quiet (the same symptom failing again a minute or two after a dense fault ended
-  opens a new incident), one of an alert every 20 s after 160 s, one of an alert every 30 s as before.
+  An incident of at least `dense_alerts` (30) alerts has a gap of at most max(dense_floor_s (90 s), dense_factor
+  (10) x its mean interval), below min_gap for a dense storm: a storm of an alert every 5 s then ends after 90 s
+  of quiet (the same symptom failing again a minute or two after a dense fault ended opens a new incident), one
+  of an alert every 15 s after 150 s, one of an alert every 18 s or slower as before. dense_alerts 0: the rule
+  before.
 * The key's background rate caps that gap: when an incident opens at t and its key opened other incidents (not
   successors after a cap) within background_s (1 h) before t, its gap is at most background_factor (0.1)
   times their mean spacing, (t - earliest of them) / their number. A key that fires every 5 min without a

@@ -1,5 +1,6 @@
-"""Stage 1's dense-storm gap (`CorrelationConfig.dense_alerts`, issue 17's eleventh round): a storm whose rate is
-well known ends below min_gap, so the same symptom failing again a minute or two later opens a new incident."""
+"""Stage 1's dense-storm gap (`CorrelationConfig.dense_alerts`, issue 17's eleventh round, on by default): a storm
+whose rate is well known ends below min_gap, so the same symptom failing again a minute or two later opens a new
+incident."""
 
 from __future__ import annotations
 
@@ -21,16 +22,21 @@ from correlator.windows import continuation_gap
 from .test_engine_properties import streams
 
 T0 = 1_780_000_000.0
-DENSE = CorrelationConfig(dense_alerts=15, dense_factor=8.0, dense_floor_s=60.0)
+OFF = replace(DEFAULT_CONFIG, dense_alerts=0)
+"""The rule before (what `dense_alerts=0` gives back)."""
+
+
+def test_the_default_is_on_with_the_chosen_figures() -> None:
+    assert (DEFAULT_CONFIG.dense_alerts, DEFAULT_CONFIG.dense_factor, DEFAULT_CONFIG.dense_floor_s) == (30, 10.0, 90.0)
 
 
 def test_a_dense_storm_has_a_gap_below_min_gap_and_a_sparse_one_keeps_it() -> None:
-    # 20 alerts an interval of 5 s apart: the rule before bridges min_gap (180 s), the dense rule a minute
-    assert continuation_gap(T0, T0 + 95, 20, DEFAULT_CONFIG) == 180.0
-    assert continuation_gap(T0, T0 + 95, 20, DENSE) == 60.0
-    assert continuation_gap(T0, T0 + 19 * 15, 20, DENSE) == 120.0  # every 15 s: 8 x 15 s
-    assert continuation_gap(T0, T0 + 19 * 30, 20, DENSE) == 180.0  # every 30 s: never more than the rule before
-    assert continuation_gap(T0, T0 + 13 * 5, 14, DENSE) == 180.0  # fewer alerts than dense_alerts: as before
+    # 40 alerts an interval of 5 s apart: the rule before bridges min_gap (180 s), the dense rule 90 s
+    assert continuation_gap(T0, T0 + 39 * 5, 40, OFF) == 180.0
+    assert continuation_gap(T0, T0 + 39 * 5, 40, DEFAULT_CONFIG) == 90.0
+    assert continuation_gap(T0, T0 + 39 * 15, 40, DEFAULT_CONFIG) == 150.0  # every 15 s: 10 x 15 s
+    assert continuation_gap(T0, T0 + 39 * 30, 40, DEFAULT_CONFIG) == 180.0  # every 30 s: never more than before
+    assert continuation_gap(T0, T0 + 28 * 5, 29, DEFAULT_CONFIG) == 180.0  # fewer alerts than dense_alerts
 
 
 def _storm(start: float, count: int, every: float, tag: str) -> list[Alert]:
@@ -39,12 +45,12 @@ def _storm(start: float, count: int, every: float, tag: str) -> list[Alert]:
 
 
 def test_the_same_symptom_failing_again_after_a_dense_storm_opens_a_new_incident() -> None:
-    # a fault alerting every 5 s for 100 s, then the same root and symptom again 90 s after its last alert
-    first = _storm(T0, 21, 5.0, "a")
-    again = _storm(T0 + 100 + 90, 21, 5.0, "b")
-    before = replay(first + again, DEFAULT_CONFIG)
-    assert [i.alert_count for i in before.incidents] == [42]  # glued: no stage-2 rule can undo it
-    after = replay(first + again, DENSE)
+    # a fault alerting every 5 s for 200 s, then the same root and symptom again 120 s after its last alert
+    first = _storm(T0, 41, 5.0, "a")
+    again = _storm(T0 + 200 + 120, 21, 5.0, "b")
+    before = replay(first + again, OFF)
+    assert [i.alert_count for i in before.incidents] == [62]  # glued: no stage-2 rule can undo it
+    after = replay(first + again, DEFAULT_CONFIG)
     assert [sorted(i.members) for i in after.incidents] == [sorted(a.fingerprint for a in first),
                                                           sorted(a.fingerprint for a in again)]
 
@@ -55,7 +61,7 @@ def test_a_steady_storm_with_poisson_pauses_stays_one_incident() -> None:
     for i in range(120):  # a 5 s mean interval over ten minutes, pauses as Poisson gives them
         alerts.append(Alert(fingerprint=f"s-{i}", service="svc4", symptom="HighLatency", starts_at=t))
         t += rng.expovariate(1 / 5.0)
-    assert len(replay(alerts, DENSE).incidents) == 1
+    assert len(replay(alerts, DEFAULT_CONFIG).incidents) == 1
 
 
 def test_dense_alerts_below_rate_alerts_is_refused() -> None:
@@ -66,7 +72,7 @@ def test_dense_alerts_below_rate_alerts_is_refused() -> None:
 # The engine's invariants with the rule biting: the property tests' streams step 0-5 s between alerts, so a
 # dense rule of 4 alerts, factor 2, floor 10 s ends storms the rule before would bridge.
 SMALL = CorrelationConfig(window_s=120, allowed_lateness_s=30.0, update_interval_s=10, resolve_hold_s=20,
-                          max_alerts=15, max_lifetime_s=900, retention_s=300)
+                          max_alerts=15, max_lifetime_s=900, retention_s=300, dense_alerts=0)
 SMALL_DENSE = replace(SMALL, dense_alerts=4, dense_factor=2.0, dense_floor_s=10.0)
 
 
