@@ -111,7 +111,7 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
         out.extend(grouper.ingest([ev]))
 
 
-CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True),
+CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True, machine_follow_filed=False),
            "rivals": replace(CFG, burst_rivals=True), "related company": replace(CFG, related_company=True)}
 """A scene's settings, where not `CFG`."""
 
@@ -186,7 +186,7 @@ def test_the_lulled_scene_depends_on_lull_s() -> None:
 def test_the_machine_scene_depends_on_machine_follow() -> None:
     named = parents(uninterrupted(MACHINE, CONFIGS["machine"]))
     assert named["l"] == named["a"] != named["l2"] == named["b"]
-    plain = parents(uninterrupted(MACHINE))
+    plain = parents(uninterrupted(MACHINE, replace(CFG, machine_follow=False)))
     assert plain["l"] != plain["a"]
 
 
