@@ -32,7 +32,6 @@ from stage_costs import _normalize, batches_of  # noqa: E402
 import stream.batches as batches  # noqa: E402
 from correlator.engine import Correlator  # noqa: E402
 from correlator.state import DictStore  # noqa: E402
-from stream.pipeline import correlation_config  # noqa: E402
 from stream.runtime import tune_gc  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 
@@ -57,7 +56,7 @@ def _decode(values: list[dict[int, bytes]]) -> None:
 
 def _correlate(values: list[dict[int, bytes]]) -> None:
     settings = Settings()
-    engines = {p: Correlator(correlation_config(settings), DictStore()) for p in range(settings.partitions)}
+    engines = {p: Correlator(settings.correlation_config(), DictStore()) for p in range(settings.partitions)}
     for by_partition in values:
         for p, value in by_partition.items():
             segments, _ = batches.decode_batch(value)

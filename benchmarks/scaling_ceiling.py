@@ -41,7 +41,6 @@ from correlator.engine import Correlator  # noqa: E402
 from correlator.state import DictStore  # noqa: E402
 from stream.batches import decode_batch  # noqa: E402
 from stream.broker import create_topics, start_broker  # noqa: E402
-from stream.pipeline import correlation_config  # noqa: E402
 from stream.runtime import tune_gc  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 
@@ -50,7 +49,7 @@ PARTITIONS = 4
 
 def fold(placed: Sequence[tuple[int, bytes]], partitions: Sequence[int]) -> int:
     """Decode and correlate the records of `partitions`; alerts folded."""
-    engines = {p: Correlator(correlation_config(Settings()), DictStore()) for p in partitions}
+    engines = {p: Correlator(Settings().correlation_config(), DictStore()) for p in partitions}
     alerts = 0
     for p, value in placed:
         if p in engines:

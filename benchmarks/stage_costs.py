@@ -50,7 +50,7 @@ from correlator.records import AlertRecord  # noqa: E402
 from correlator.sources import normalize  # noqa: E402
 from correlator.state import DictStore  # noqa: E402
 from stream.batches import Segment, decode_batch, encode_batch, steps  # noqa: E402
-from stream.pipeline import NORMALIZE_BATCH, correlation_config  # noqa: E402
+from stream.pipeline import NORMALIZE_BATCH  # noqa: E402
 from stream.runtime import tune_gc  # noqa: E402
 from stream.sends import cached_partition  # noqa: E402
 from stream.settings import Settings  # noqa: E402
@@ -99,7 +99,7 @@ def child(per_record: int, records: int, seed: int) -> dict[str, Any]:
     bodies, alerts = storm_records(records, per_record, seed)
     settings = Settings()
     partitions = settings.partitions_for("alerts")
-    engines = {p: Correlator(correlation_config(settings), DictStore()) for p in range(partitions)}
+    engines = {p: Correlator(settings.correlation_config(), DictStore()) for p in range(partitions)}
     cache: dict[str, int] = {}
     spent = dict.fromkeys(STAGES, 0.0)
     events = offset = 0

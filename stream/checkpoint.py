@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # the stores import this module without loading Faust
     from faust.types import EventT, TopicT
 
 __all__ = ["CHECKPOINT_HEADER", "COMMIT_HEADER", "ChangelogRecord", "CheckpointStore", "Checkpointer", "CommitGate",
-           "InputStore", "Outbound"]
+           "InputStore", "Outbound", "changelog_of"]
 
 ChangelogRecord = tuple[bytes, bytes | None]
 """A changelog record to send: table key and value (None for a tombstone)."""
@@ -73,6 +73,12 @@ CHECKPOINT_HEADER = "aiops-checkpoint"
 """Header of a checkpoint's key records: the checkpoint's id (applied on restore only with its commit)."""
 COMMIT_HEADER = "aiops-commit"
 """Header of a checkpoint's progress record: the id of the checkpoint it commits."""
+
+
+def changelog_of(table: Any) -> str:
+    """Kafka name of a Faust table's changelog, where its stores' checkpoints go (`CheckpointStore.changelog_topic`)
+    and what `Checkpointer.lose` marks."""
+    return str(table.changelog_topic.get_topic_name())
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +197,8 @@ class Checkpointer:
         """State changed without input (an idle step): the next checkpoint is due even with nothing held."""
         self._pending = True
 
-    def lose(self, changelog: str, partitions: Iterable[int], held: Iterable[InputStore] = ()) -> None:
-        """The broker lost its topics: the store of each partition of the table whose changelog is `changelog`, held
+    def lose(self, table: Any, partitions: Iterable[int], held: Iterable[InputStore] = ()) -> None:
+        """The broker lost its topics: the store of each of `partitions` of the Faust `table`, held
         now (`held`: each forgets at once; an owner that must name them to its next checkpoint calls `forget` itself)
         or built later, must forget its input (`forget`) until a checkpoint writes it. Until then the table's
         local data, which a store is built from, holds the old progress: a store dropped and built again before that
@@ -200,6 +206,7 @@ class Checkpointer:
         broker) came back with the old offsets and skipped the new records below them (stage 1: progress
         {-1: 11264} restored after a loss; stage 2: the new children of a routing partition never named,
         `tests/test_group_recovery.py`)."""
+        changelog = changelog_of(table)
         self.lost = {lost for lost in self.lost if lost[0] != changelog} | {(changelog, p) for p in partitions}
         for store in held:
             self.forget(store)

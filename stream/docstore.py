@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from stream.checkpoint import ChangelogRecord, Outbound
+from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
 __all__ = ["DocStore", "Outbound", "locked", "unsent"]
@@ -195,7 +195,7 @@ class DocStore(Generic[M, S]):
     @property
     def changelog_topic(self) -> str:
         """Kafka name of the table's changelog."""
-        return str(self._table.changelog_topic.get_topic_name())
+        return changelog_of(self._table)
 
     def write_keys(self) -> list[ChangelogRecord]:
         """Changed documents (and tombstones), written locally; their changelog records. Documents without

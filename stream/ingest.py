@@ -83,7 +83,7 @@ from stream.admission import BacklogProbe
 from stream.app import App
 from stream.auth import PROMETHEUS_ALERTS_PATH, Denied, TokenBook
 from stream.hop import Partitioner, count_received, hop_values, partition_parts
-from stream.pipeline import correlation_config, key_config
+from stream.pipeline import key_config
 from stream.problems import PROBLEM_JSON, problem
 from stream.security import client_options
 from stream.settings import Settings
@@ -209,7 +209,7 @@ class AlertHop:
     @classmethod
     def of(cls, settings: Settings) -> AlertHop:
         """The hop with the worker's settings (the ones normalize uses)."""
-        return cls(key_config(settings), correlation_config(settings).time_guard, settings.partitions_for("alerts"))
+        return cls(key_config(settings), settings.correlation_config().time_guard, settings.partitions_for("alerts"))
 
     def validate(self, source: str, body: bytes, received: float) -> Validated:
         """The records of a body received at `received` (epoch s); `Refusal` 400 for what the adapter refuses."""

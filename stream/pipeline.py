@@ -28,7 +28,7 @@ from faust.types import TP, EventT, TopicT
 from correlator import metrics
 from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
-from correlator.eventtime import TimeGuard, arrival_of
+from correlator.eventtime import arrival_of
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
 from correlator.models import IncidentEvent
 from correlator.records import AlertRecord
@@ -57,7 +57,7 @@ from stream.stages import HeldUntilCheckpoint, PerBatch, StageSpec
 from stream.state import TableStore
 from stream.topics import changelog_name
 
-__all__ = ["CorrelateStage", "NormalizeStage", "Pipeline", "Route", "install", "correlation_config", "source_of_key"]
+__all__ = ["CorrelateStage", "NormalizeStage", "Pipeline", "Route", "install", "source_of_key"]
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,6 @@ Route = Callable[[Sequence[tuple[IncidentEvent, bytes]], Mapping[int, SourceMark
 """A hook handed every event a commit publishes, with its encoded value, and the marks of the commit's partitions
 (how far each has published, `correlator.stage2.watermark`), taken with the events they cover; its sends'
 futures are waited for with the events' own, before the checkpoint writes the state that produced them."""
-
-
-def correlation_config(settings: Settings) -> CorrelationConfig:
-    """The engine's configuration from the worker's settings."""
-    return CorrelationConfig(
-        window_s=settings.window, allowed_lateness_s=settings.allowed_lateness,
-        max_lifetime_s=settings.max_incident_lifetime, max_alerts=settings.max_incident_alerts,
-        update_interval_s=settings.update_interval, resolve_hold_s=settings.resolve_hold,
-        stale_after_s=settings.stale_after, mode=settings.window_mode, min_gap_s=settings.min_gap,
-        first_gap_s=settings.first_gap, gap_factor=settings.gap_factor, background_factor=settings.background_factor,
-        time_guard=TimeGuard(max_future_skew_s=settings.max_future_skew, horizon_s=settings.event_horizon or None),
-    )
 
 
 def key_config(settings: Settings) -> KeyConfig:
@@ -148,7 +136,7 @@ class Pipeline:
     def broker_lost(self) -> None:
         """The broker lost its topics (stream/recovery.py): `alerts.raw` offsets start again at 0, so every engine,
         held now or built later from the table's local data, forgets the old ones and rewrites its keys."""
-        self.checkpoints.lose(str(self.table.changelog_topic.get_topic_name()), range(self.alerts_partitions))
+        self.checkpoints.lose(self.table, range(self.alerts_partitions))
         if self.sources is not None:
             self.sources.forget()
         for partition in list(self.engines):
@@ -502,7 +490,7 @@ def install(app: App, settings: Settings) -> Pipeline:
                       changelog_topic=changelog)
     letters = DeadLetters(app, names.deadletter, settings.deadletter_max_bytes, settings.deadletter_head_bytes)
     sources = SourceCheck(settings, names.alerts_raw, settings.partitions_for("alerts_raw"))
-    pipe = Pipeline(app, correlation_config(settings), table, topics, checkpoint_s=settings.checkpoint_interval,
+    pipe = Pipeline(app, settings.correlation_config(), table, topics, checkpoint_s=settings.checkpoint_interval,
                     keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
                     incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources)

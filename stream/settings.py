@@ -23,7 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource, YamlConfigSettingsSource,
 )
 
-from correlator.config import DEFAULT_CONFIG, parse_duration
+from correlator.config import DEFAULT_CONFIG, CorrelationConfig, parse_duration
+from correlator.eventtime import TimeGuard
 from correlator.notify.state import NotifyPolicy
 from correlator.stage2 import GroupingConfig
 from stream.derived_settings import DerivedSettings, SettingValueError, derive
@@ -226,6 +227,14 @@ class Settings(BaseSettings):
     background_factor: float = Field(default=DEFAULT_CONFIG.background_factor, ge=0, description="quiet-gap mode: "
                                      "cap an incident's gap at this many times the mean spacing of its key's "
                                      "incident onsets in the hour before (0: off, the default; see README)")
+    dense_alerts: int = Field(default=DEFAULT_CONFIG.dense_alerts, ge=0, description="quiet-gap mode: once an "
+                              "incident holds this many alerts its gap is at most dense_factor x its mean interval "
+                              "(not below dense_floor), so a symptom failing again after a dense storm opens a new "
+                              "incident; 0: off")
+    dense_factor: float = Field(default=DEFAULT_CONFIG.dense_factor, ge=0, description="quiet-gap mode: see "
+                                "dense_alerts")
+    dense_floor: Duration = Field(default=DEFAULT_CONFIG.dense_floor_s, description="quiet-gap mode: the shortest "
+                                  "gap dense_alerts allows")
     allowed_lateness: Duration = Field(default=0.5, description="alerts wait this long in event time behind the "
                                        "newest alert, so any arrival order within it gives the same incidents; "
                                        "raise it for sources that deliver out of order, at that much more delay")
@@ -521,6 +530,11 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _correlation_rules_agree(self) -> Settings:
+        self.correlation_config()  # the window settings together through CorrelationConfig's own checks
+        return self
+
+    @model_validator(mode="after")
     def _stage2_aliases_agree(self) -> Settings:
         for alias, field in STAGE2_ALIASES.items():
             given = getattr(self, alias)
@@ -529,6 +543,18 @@ class Settings(BaseSettings):
                                         "are the same setting: give one of them", (alias,), ("grouping", field))
         self.grouping_config()  # the aliases' values through GroupingConfig's own checks
         return self
+
+    def correlation_config(self) -> CorrelationConfig:
+        """Stage 1's rules (windows, limits, the time guard) as the worker and `aiops replay` run them."""
+        return CorrelationConfig(
+            window_s=self.window, allowed_lateness_s=self.allowed_lateness,
+            max_lifetime_s=self.max_incident_lifetime, max_alerts=self.max_incident_alerts,
+            update_interval_s=self.update_interval, resolve_hold_s=self.resolve_hold,
+            stale_after_s=self.stale_after, mode=self.window_mode, min_gap_s=self.min_gap,
+            first_gap_s=self.first_gap, gap_factor=self.gap_factor, background_factor=self.background_factor,
+            dense_alerts=self.dense_alerts, dense_factor=self.dense_factor, dense_floor_s=self.dense_floor,
+            time_guard=TimeGuard(max_future_skew_s=self.max_future_skew, horizon_s=self.event_horizon or None),
+        )
 
     def grouping_config(self) -> GroupingConfig:
         """Stage 2's rules as the worker and `aiops replay` run them: `grouping`, the `stage2_*` names over it,

@@ -186,7 +186,11 @@ class Stage2:
     _progress: Progress | None = None
     """The last progress sent."""
     _late: LateChildren = field(default_factory=LateChildren)
-    """Children that arrived behind the last progress sent, named in the next one once placed."""
+    """Children that arrived behind a progress sent, named in the next one once placed (each partition's set is its
+    store's `late`: saved with its progress)."""
+    _covered: dict[int, float] = field(default_factory=dict)
+    """The highest `decided` a progress sent for each partition (by this worker, or restored: the store's
+    `covered`); kept across a rollback, as the progresses sent since the last checkpoint are out."""
     _partition_cache: dict[str, int] = field(default_factory=dict)
     _incidents_partition_cache: dict[str, int] = field(default_factory=dict)
     """Partitions of `incidents` by record key: a parent's events (its `opened` and `resolved` at least) share one."""
@@ -218,7 +222,7 @@ class Stage2:
     def broker_lost(self) -> None:
         """The broker lost its topics (stream/recovery.py): the routing topic's offsets start again at 0, so every
         Grouper's store, held now or built later from the table's local data, forgets the old one."""
-        self.checkpoints.lose(str(self.table.changelog_topic.get_topic_name()), range(self.route_partitions))
+        self.checkpoints.lose(self.table, range(self.route_partitions))
         for partition in list(self.groupers):
             self._forget_offsets(partition)
 
@@ -313,6 +317,8 @@ class Stage2:
             grouper.watermark = store.watermark
             self.lows[partition] = LowWatermark(self.sources, self.clocks.advance_s, time.monotonic(),
                                                 store.marks)  # the store's dict: saved with the progress
+            self._late.pending[partition] = store.late  # the store's set, as the marks
+            self._covered[partition] = max(self._covered.get(partition, float("-inf")), store.covered)
             self.groupers[partition] = grouper
             log.info("stage-2 grouper for partition %d: %d groups restored", partition, len(store))
             self._forget_offsets(partition)  # if its partition is lost (`Checkpointer.lose`)
@@ -329,7 +335,8 @@ class Stage2:
             self.groupers.pop(p, None)
             self.stores.pop(p, None)
             self.lows.pop(p, None)
-            self._late.pending.pop(p, None)  # the new owner's reader waits its cause wait for them instead
+            self._late.pending.pop(p, None)  # the new owner restores them from the changelog
+            self._covered.pop(p, None)
         self.clocks.drop(partitions)
         self._touched -= set(partitions)
         self.checkpoints.forget_held(self.route_topic, partitions)
@@ -402,6 +409,7 @@ class Stage2:
             return  # not due whatever moved (`progress_due`): spare building the progress after each fold
         decided = {p: decided_to(g.released_to, g.watermark, (g.oldest_held(),)) for p, g in self.groupers.items()}
         decided = {p: at for p, at in decided.items() if at > float("-inf")}
+        had = [p for p, pending in self._late.pending.items() if pending]
         late = self._late.placed(self.groupers)
         if not progress_due(last, decided, now, self.progress_s, bool(late)):
             return  # nothing late was placed (a placed one makes it due: the interval passed above)
@@ -414,12 +422,24 @@ class Stage2:
         self._progress = progress
         self.progress_records += self.incidents_partitions
         self.checkpoints.sent(futures)
+        # What it covers and names goes into the partitions' next checkpoint, after it (it waits for `futures`).
+        moved = [p for p, at in decided.items() if at > self._covered.get(p, float("-inf"))]
+        for p in moved:
+            self._covered[p] = decided[p]
+        self._touch([*moved, *(p for p in had if p in self.groupers)])
 
     def note_late(self, partition: int, events: Sequence[IncidentEvent]) -> None:
-        """Before the partition's Grouper takes `events`: note those behind the last progress sent (`LateChildren`)."""
-        last = self._progress
-        self._late.note(partition, self.groupers[partition], events,
-                        last.decided.get(partition) if last is not None else None)
+        """Before the partition's Grouper takes `events`: note those behind the progresses sent (`LateChildren`)."""
+        covered = self._covered.get(partition, float("-inf"))
+        if self._late.note(partition, self.groupers[partition], events,
+                           None if covered == float("-inf") else covered):
+            self._touch([partition])
+
+    def _touch(self, partitions: Iterable[int]) -> None:
+        """The stores of `partitions` changed outside a fold's output: written at the next checkpoint."""
+        for p in partitions:
+            self._touched.add(p)
+            self.checkpoints.changed()
 
     def rollback(self, failed: Sequence[EventT[Any]]) -> list[EventT[Any]]:
         """After a failed batch or checkpoint: every Grouper is rebuilt from the table (the last checkpoint's
@@ -438,6 +458,7 @@ class Stage2:
             grouper = self.groupers.get(p)
             if grouper is not None:
                 self.stores[p].watermark = grouper.watermark  # written with the progress
+                self.stores[p].covered = self._covered.get(p, float("-inf"))
                 stores.append(self.stores[p])
         self._touched.clear()
         return stores

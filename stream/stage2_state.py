@@ -10,8 +10,11 @@ checkpoints is never written. Table keys are UTF-8 bytes:
 * `<partition>|g|<parent id>`: a group (`GroupState.to_dict`);
 * `<partition>|h|<child id>`: a child held for reordering: `{"first_seq": n, "event": <its latest IncidentEvent>}`
   (the seq stage 2 first took of it names its parent; a bare event, the form before, restores with its own seq);
-* `<partition>#progress`: the last offset of the routing partition applied, the grouper's watermark, and the
-  marks of the stage-1 partitions as that offset left them (`correlator.stage2.watermark`).
+* `<partition>#progress`: the last offset of the routing partition applied, the grouper's watermark, the
+  marks of the stage-1 partitions as that offset left them (`correlator.stage2.watermark`), and the late children
+  (`correlator.stage2.LateChildren`): those noted behind a progress already sent and not yet named by one
+  (`late`), and how far the progresses sent for the partition reached (`covered`), so that a successor (a restart
+  or the partition's next owner) names them, and notes the ones it reads again, as this owner would have.
 
 Tombstones go out in the same checkpoint as the change that caused them: a released child must never come
 back as held beside the group that took it, and a group merged away must never come back beside the group that
@@ -28,7 +31,7 @@ import orjson
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import GroupState, SourceMark, dump_marks, load_marks
-from stream.checkpoint import ChangelogRecord, Outbound
+from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
 __all__ = ["GroupTableStore"]
@@ -56,6 +59,12 @@ class GroupTableStore:
         """The Grouper's watermark, written with the progress (stage 2 sets it before a checkpoint)."""
         self.marks: dict[int, SourceMark] = {}
         """The stage-1 partitions' marks (the low watermark's `LowWatermark.marks`), saved with the progress."""
+        self.late: set[str] = set()
+        """Children noted late and not yet named by a progress (`LateChildren.pending` of this partition), saved
+        with the progress."""
+        self.covered = float("-inf")
+        """The highest `Progress.decided` sent for this partition (stage 2 sets it before a checkpoint), saved with
+        the progress: a child new to the Grouper at or below it is late."""
         self._load()
 
     # ---- GroupStore -------------------------------------------------------------------------------------
@@ -136,7 +145,7 @@ class GroupTableStore:
     @property
     def changelog_topic(self) -> str:
         """Kafka name of the table's changelog, where `write_keys` and `write_progress` records go."""
-        return str(self._table.changelog_topic.get_topic_name())
+        return changelog_of(self._table)
 
     def write_keys(self) -> list[ChangelogRecord]:
         """Every group and held child changed since the last commit, and the tombstones, for the changelog."""
@@ -147,10 +156,13 @@ class GroupTableStore:
         return records
 
     def write_progress(self) -> ChangelogRecord:
-        """The applied offset and the watermark, for the changelog after the keys it covers."""
+        """The applied offset, the watermark, the marks and the late children, for the changelog after the keys it
+        covers."""
         wm = None if self.watermark == float("-inf") else self.watermark
+        covered = None if self.covered == float("-inf") else self.covered
         return self._write(self._progress_key, orjson.dumps(
-            {"offset": self.offset, "watermark": wm, "marks": dump_marks(self.marks)}))
+            {"offset": self.offset, "watermark": wm, "marks": dump_marks(self.marks), "late": sorted(self.late),
+             "covered": covered}))
 
     def pending(self) -> list[Outbound]:
         """Nothing: stage 2 publishes its parents before it checkpoints the groups that produced them."""
@@ -206,6 +218,9 @@ class GroupTableStore:
             self.offset = int(doc["offset"])
             self.watermark = float("-inf") if doc["watermark"] is None else float(doc["watermark"])
             self.marks.update(load_marks(doc.get("marks", {})))
+            self.late.update(doc.get("late", ()))  # a progress written before session 35 kept none
+            covered = doc.get("covered")
+            self.covered = float("-inf") if covered is None else float(covered)
 
     def _write(self, table_key: bytes, value: bytes | None) -> ChangelogRecord:
         """Set (None: delete) a key in the table's local data; the changelog record the caller sends."""

@@ -20,7 +20,7 @@ import orjson
 
 from correlator.records import dict_of_record, record_from_dict
 from correlator.state import KeyState
-from stream.checkpoint import ChangelogRecord, Outbound
+from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
 __all__ = ["TableStore", "encode_state", "decode_state"]
@@ -116,7 +116,7 @@ class TableStore:
     @property
     def changelog_topic(self) -> str:
         """Kafka name of the table's changelog, where `write_keys` and `write_progress` records go."""
-        return str(self._table.changelog_topic.get_topic_name())
+        return changelog_of(self._table)
 
     def write_keys(self) -> list[ChangelogRecord]:
         """Every key changed since the last commit, and the tombstones of keys deleted since, written locally; their

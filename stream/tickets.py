@@ -191,7 +191,7 @@ class Desk:
         partition next restored only the documents changed since the loss."""
         for table, partitions, stores in ((self.ticket_table, self.ticket_partitions, self.tickets),
                                           (self.incident_table, self.incident_partitions, self.incidents)):
-            self.checkpoints.lose(str(table.changelog_topic.get_topic_name()), range(partitions), stores.values())
+            self.checkpoints.lose(table, range(partitions), stores.values())
 
     def keep_only(self, tickets: set[int], incidents: set[int]) -> None:
         """Forget the stores of every partition not in the owned sets (a revocation the signal did not tell)."""

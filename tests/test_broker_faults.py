@@ -206,7 +206,7 @@ def test_hours_built_after_a_loss_forget_the_offsets_they_name_and_are_written_w
     mark goes with the checkpoint that writes it (`Checkpointer.write`)."""
     table = FakeTable()
     table.changelog_topic = SimpleNamespace(get_topic_name=lambda: "hours-changelog")  # type: ignore[attr-defined]
-    side = Side(table, True, 2, checkpoints=Checkpointer(SimpleNamespace()))
+    side = Side(table, True, checkpoints=Checkpointer(SimpleNamespace()))
     store = side.store(0)
     for hour, through in ((10, 40), (11, 7)):
         agg = side.hour(store, hour)
@@ -215,7 +215,7 @@ def test_hours_built_after_a_loss_forget_the_offsets_they_name_and_are_written_w
     store.write_keys()
     assert side.store(0) is store and not store.write_keys()
     assert side.checkpoints is not None
-    side.checkpoints.lose("hours-changelog", range(2))
+    side.checkpoints.lose(table, range(2))
     del side.stores[0]  # revoked and assigned again while the group rejoins the new broker
     built = side.store(0)
     assert {hour: agg.through for hour, agg in built.items()} == {"10": -1, "11": -1}

@@ -290,7 +290,7 @@ def test_a_lost_partition_s_store_forgets_its_input_until_a_checkpoint_writes_it
     checkpoints = Checkpointer(SimpleNamespace())
     asyncio.run(checkpoints.write([store]))
     assert applied_offset(store) > 0  # type: ignore[arg-type]
-    checkpoints.lose(CHANGELOG, range(2))
+    checkpoints.lose(table, range(2))
     assert checkpoints.forget(store) and applied_offset(store) == -1  # type: ignore[arg-type]
     rebuilt, _ = STORES[kind](table)  # the rejoin revoked and assigned the partition again, before a checkpoint
     assert applied_offset(rebuilt) > 0  # type: ignore[arg-type]
@@ -312,8 +312,8 @@ def test_a_lost_partition_is_marked_per_table(changelog: Changelog) -> None:
     ticket_store.put("t1", Doc(state="open"))
     asyncio.run(checkpoints.write([ticket_store]))
     assert ticket_store.write_keys() == []  # written: nothing to write again until the loss
-    checkpoints.lose(CHANGELOG, [0])
-    checkpoints.lose("t-restore-clocks", [0])
+    checkpoints.lose(tickets, [0])
+    checkpoints.lose(clocks, [0])
     assert checkpoints.forget(ticket_store) and checkpoints.forget(clock_store)
     assert [k for k, _ in ticket_store.write_keys()] == [b"0|t1"]  # every document again, to the new changelog
     asyncio.run(checkpoints.write([ticket_store]))

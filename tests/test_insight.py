@@ -3,6 +3,8 @@ trend rule, recurring blockers, the weekly summary and its rendering. Tables wit
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,6 +31,9 @@ from correlator.insight import (
     week_containing,
 )
 from correlator.models import IncidentEvent
+import stream.checkpoint
+from stream.checkpoint import COMMIT_HEADER, CommitGate
+from stream.insight import Insight, Side
 
 W49 = 1795996800.0  # Monday 2026-11-30 00:00 UTC, the start of 2026-W49
 H = 3600
@@ -376,3 +381,34 @@ def test_one_faust_agent_reads_incidents_for_the_sla_clocks_and_the_hours(insigh
     readers = sorted(name for name, agent in app.agents.items() if agent.channel.get_topic_name() == "incidents")
     assert readers == ["incident_sla"]
     assert ("insight_tickets" in app.agents) is insight  # tickets.triaged keeps its own stage
+
+
+
+def test_the_marks_of_a_broker_loss_stay_until_this_worker_writes_their_partitions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Insight.broker_lost` marks every partition of both tables (their count read from the tables, session 35). The
+    tick writes the owned ones, whose marks go; a partition another worker owns stays marked even once this worker's
+    table applied a checkpoint of it (its copy may still hold old offsets: clearing then made engines skip new alerts
+    in the real-broker test named in `Insight.tick`), so a store of it built here later still forgets its input."""
+
+    def table(name: str) -> SimpleNamespace:
+        return SimpleNamespace(data={}, partitions=2, gate=CommitGate(),
+                               changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
+
+    async def refuse(*_: Any) -> None:
+        return None
+
+    async def sent(*_: Any) -> list[Any]:
+        return []
+
+    monkeypatch.setattr(stream.checkpoint, "send_batches", sent)
+    owned = {"incidents": {0}, "tickets_triaged": set()}
+    insight = Insight(SimpleNamespace(), Side(table("hours-i"), True), Side(table("hours-t"), True), {}, 3600.0,
+                      refuse, SimpleNamespace(ready=lambda: True, owned=owned.__getitem__))  # type: ignore[arg-type]
+    insight.broker_lost()
+    assert insight.checkpoints.lost == {(n, p) for n in ("hours-i", "hours-t") for p in (0, 1)}
+    message = SimpleNamespace(topic="hours-t", partition=1, headers=[(COMMIT_HEADER, b"w-0")])
+    assert insight.tickets.table.gate.committed([SimpleNamespace(message=message)])  # the owner's checkpoint, here
+    asyncio.run(insight.tick())
+    assert insight.checkpoints.lost == {("hours-i", 1), ("hours-t", 0), ("hours-t", 1)}
+    assert insight.checkpoints.forget(insight.tickets.store(1))

@@ -318,3 +318,50 @@ def test_without_causes_of_one_an_incident_reaching_stage2_behind_its_progress_i
     assert len(triggers) == 2 and triggers[0] == lone  # the first fault once, the cache fault once
     assert took < 20.0  # named by the progress, not the 30 s cause wait
     assert not receivers.oncall.refused
+
+
+def test_without_causes_of_one_a_late_incident_pending_in_stage2_at_a_kill_pages_as_without_the_kill(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc], receivers: Receivers) -> None:
+    """Session 35: the scene above, with the worker SIGKILLed after stage 2 noted the two late incidents and wrote
+    its checkpoint, but before the progress that names them (one every 12 s here). The late list was only in
+    memory: the successor never named the cache incident, which paged alone only at the cause wait (150 s here;
+    30 s by default). Now the list is saved with stage 2's progress, and the successor names it in its first
+    progress: the same two triggers as the run without a kill, the cache one seconds after the successor is up."""
+    dep = deployment(broker, tmp_path, receivers, lone_causes=False)
+    dep.extra_env.update({"AIOPS_IDLE_ADVANCE": "3", "AIOPS_STAGE2_PROGRESS_INTERVAL": "12",
+                          "AIOPS_NOTIFY_CAUSE_WAIT": "150"})
+    first = dep.start_worker("first")
+    workers.append(first)
+    first.wait_partitions()
+    now = time.time()
+    dep.produce("alerts_raw", [(b"generic", ndjson(failure("db", "DBDown", now - 50, count=5)))])
+    wait_for(lambda: any(a == "trigger" for a, _ in pages(receivers.oncall)), 60, "the first incident's page", first)
+    [lone] = [key for action, key in pages(receivers.oncall) if action == "trigger"]
+    time.sleep(6)  # past the idle advance: the next progress follows the wall clock, beyond the late alerts' start
+    sent = first.get("/stage2/")["progress"]
+    wait_for(lambda: first.get("/stage2/")["progress"] > sent, 30, "a progress past the idle advance", first)
+    status = first.get("/stage2/")  # the next progress is 12 s away: the late incidents are pending until then
+    dep.produce("alerts_raw", [(b"generic", ndjson(
+        failure("db", "HighLatency", now - 45, count=3) + failure("cache", "Evicted", now - 45, count=3)))])
+    wait_for(lambda: first.get("/stage2/")["grouped"] >= status["grouped"] + 2, 10, "stage 2 folding them", first)
+    time.sleep(1.0)  # its checkpoint (every 0.2 s), and notify's
+    assert first.get("/stage2/")["progress"] == status["progress"], "a progress named them before the kill"
+    first.kill()
+    killed = time.monotonic()
+    assert [a for a, _ in pages(receivers.oncall)].count("trigger") == 1
+    second = dep.start_worker("second")
+    workers.append(second)
+    second.wait_partitions()
+    wait_for(lambda: len({k for a, k in pages(receivers.oncall) if a == "trigger"}) >= 2, 60,
+             "the cache page from the successor", second)
+    took = time.monotonic() - killed
+    print(f"late lone incident paged {took:.1f} s after the kill")
+    cause = parent_id(lone)
+    wait_for(lambda: _ok(second, f"/notify/{cause}") and call(second, "GET", f"/notify/{cause}")["status"] == "paged",
+             30, "the cause of two, carried by the first incident's page", second)
+    time.sleep(3)
+    seen = pages(receivers.oncall)
+    triggers = {key for action, key in seen if action == "trigger"}
+    assert len(triggers) == 2 and lone in triggers and cause not in triggers, seen  # as without the kill
+    assert all(n <= 2 for (action, _), n in seen.items() if action == "trigger"), seen  # a repeat: same dedup_key
+    assert not receivers.oncall.refused

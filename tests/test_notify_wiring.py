@@ -69,7 +69,7 @@ def test_a_store_built_after_a_broker_loss_writes_everything_it_holds() -> None:
                          policy=NotifyPolicy(page_causes=False)))
     store.write_keys()
     checkpoints = Checkpointer(SimpleNamespace())
-    checkpoints.lose("notify-state-changelog", [0])
+    checkpoints.lose(table, [0])
     built = NotifyStore(table, 0)
     assert not built.changed and checkpoints.forget(built) and built.changed
     assert {k for k, _ in built.write_keys()} >= {b"0|s|inc-1", b"0|q|"} | {k for k in table.data if b"|o|" in k}

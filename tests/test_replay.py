@@ -146,4 +146,4 @@ def test_correlation_flags_match_the_worker_settings(capsys: pytest.CaptureFixtu
     assert main(["replay", str(LAB_STORM), "--burst=-5s"]) == 2
     assert "not a duration: '-5s'" in capsys.readouterr().err
     assert main(["replay", str(LAB_STORM), "--background-factor=-1"]) == 2
-    assert "background_factor must not be negative" in capsys.readouterr().err
+    assert "--background-factor / AIOPS_BACKGROUND_FACTOR" in capsys.readouterr().err

@@ -10,6 +10,7 @@ children, because a child updated while held came back with its latest seq as it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -19,7 +20,13 @@ import orjson
 import pytest
 
 from correlator.models import IncidentEvent
-from correlator.stage2 import DictGroupStore, GroupingConfig, GroupingOutput, Grouper, GroupState, GroupStore
+from correlator.stage2 import (
+    DictGroupStore, GroupingConfig, GroupingOutput, Grouper, GroupState, GroupStore, LateChildren,
+)
+import stream.checkpoint
+import stream.stage2_agent
+from correlator.stage2 import Progress
+from stream.stage2_agent import Stage2, TopologyWatcher
 from stream.stage2_state import GroupTableStore
 
 from .test_stage2 import CFG, LONE, LULL, LULLED, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
@@ -114,7 +121,7 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
         out.extend(grouper.ingest([ev]))
 
 
-CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True),
+CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True, machine_follow_filed=False),
            "rivals": replace(CFG, burst_rivals=True), "related company": replace(CFG, related_company=True),
            "company reach": replace(CFG, related_company=True, company_reach=True),
            "company named": replace(CFG, related_company=True, company_named=True)}
@@ -203,7 +210,7 @@ def test_the_lulled_scene_depends_on_lull_s() -> None:
 def test_the_machine_scene_depends_on_machine_follow() -> None:
     named = parents(uninterrupted(MACHINE, CONFIGS["machine"]))
     assert named["l"] == named["a"] != named["l2"] == named["b"]
-    plain = parents(uninterrupted(MACHINE))
+    plain = parents(uninterrupted(MACHINE, replace(CFG, machine_follow=False)))
     assert plain["l"] != plain["a"]
 
 
@@ -256,3 +263,65 @@ def test_a_held_child_in_the_form_written_before_first_seq_is_still_restored() -
     table.data[b"0|g|p"] = orjson.dumps(GroupState("p", "x", T0, T0).to_dict())
     store = GroupTableStore(table, 0)
     assert store.held("a") == ev and store.first_seq("a") == ev.seq  # all the old form knew
+
+
+def test_the_late_children_and_how_far_the_progress_reached_survive_the_changelog() -> None:
+    """Session 35: a child noted behind the progress sent, and not yet named by one, is still pending for the
+    successor, which also knows how far the progresses sent reached (a child it reads again behind that is late);
+    a progress written before session 35 restores neither."""
+    table = _table()
+    store = GroupTableStore(table, 0)
+    grouper, late = Grouper(CFG, SHOP, store), LateChildren({0: store.late})
+    behind = events_of([("inc-late", "api/ErrorRate", 10.0, 20.0, {"host": ["h1"]})])
+    assert late.note(0, grouper, behind, T0 + 60) and not late.note(0, grouper, behind, T0 + 60)
+    store.covered = T0 + 60
+    restored = _checkpointed(table, store)
+    assert restored.late == {"inc-late"} and restored.covered == T0 + 60
+    table.data[b"0#progress"] = orjson.dumps({"offset": 3, "watermark": None, "marks": {}})
+    old = GroupTableStore(table, 0)
+    assert old.late == set() and old.covered == float("-inf") and old.offset == 3
+
+
+def test_a_new_owner_names_the_late_children_its_predecessor_left_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session 35, a rebalance (the same restore as a restart): the owner of routing partition 0 sent a progress, then
+    took inc-late behind it (pending: named by the next progress), checkpointed, and lost the partition. The next
+    owner, built on the same table, names inc-late in its first progress; and inc-later, which the first owner took
+    after its checkpoint (read again by the next one), is late for it too. Before, both were only in the first
+    owner's memory: its reader paged them alone only after notify's cause wait."""
+    progress: list[Progress] = []
+
+    async def send(app: object, topic: str, partition: int, records: object) -> list[asyncio.Future[object]]:
+        progress.extend(Progress.model_validate_json(value) for key, value, _ in records  # type: ignore[attr-defined]
+                        if key == b"stage2-progress")
+        return []
+
+    monkeypatch.setattr(stream.stage2_agent, "send_batches", send)
+    monkeypatch.setattr(stream.checkpoint, "send_batches", send)
+    table = _table()
+
+    def owner() -> Stage2:
+        topics = {name: SimpleNamespace(get_topic_name=lambda name=name: name) for name in ("incidents", "route")}
+        return Stage2(SimpleNamespace(should_stop=False, consumer=None), SimpleNamespace(engines={}), CFG, table,
+                      topics, TopologyWatcher(None, CFG.max_hops), route_partitions=1,  # type: ignore[arg-type]
+                      incidents_partitions=1, lone_causes=False, progress_s=1e-9)
+
+    def fold(stage: Stage2, events: list[IncidentEvent], watermark: float) -> None:
+        stage.note_late(0, events)
+        asyncio.run(stage.commit(0, stage.groupers[0].ingest(events, watermark=watermark)))
+
+    late = _event("inc-late", "api/ErrorRate", 10, 20, 1, "opened", {"host": ["h9"]}, emitted=75)
+    later = _event("inc-later", "web/5xx", 30, 30, 1, "opened", {"host": ["h8"]}, emitted=76)
+    first = owner()
+    first.grouper(0)
+    fold(first, events_of([("inc-db", "db/DBDown", 0.0, 70.0, HOST)]), T0 + 70)
+    asyncio.run(first.report_progress())
+    assert progress[-1].decided[0] >= T0 + 30 and progress[-1].late == []
+    fold(first, [late], T0 + 80)
+    asyncio.run(first.checkpoints.run())
+    fold(first, [later], T0 + 80)  # not checkpointed: the next owner reads it again
+    first.drop([0])
+    heir = owner()
+    heir.grouper(0)
+    fold(heir, [later], T0 + 80)
+    asyncio.run(heir.report_progress())
+    assert progress[-1].late == ["inc-late", "inc-later"]

@@ -98,19 +98,24 @@ def decided_to(released_to: float, watermark: float, held: Iterable[float]) -> f
 @dataclass(slots=True)
 class LateChildren:
     """Children that reached a Grouper behind the progress already sent for its routing partition, per partition,
-    until a progress names them placed (`Progress.late`; the module docstring says why)."""
+    until a progress names them placed (`Progress.late`; the module docstring says why). The stream keeps each
+    partition's set in that partition's store, so that it survives a crash or a rebalance with the groups."""
 
     pending: dict[int, set[str]] = field(default_factory=dict)
 
-    def note(self, partition: int, grouper: Grouper, events: Iterable[IncidentEvent], covered: float | None) -> None:
+    def note(self, partition: int, grouper: Grouper, events: Iterable[IncidentEvent], covered: float | None) -> bool:
         """Before `grouper` takes `events`: those of children new to it whose first alert `covered` (the progress
-        sent for the partition, None: none yet) already covers."""
+        sent for the partition, None: none yet) already covers; whether any was new to the pending."""
         if covered is None:
-            return
+            return False
+        noted = False
         for ev in events:
             if ev.first_seen <= covered and grouper.parent_of(ev.incident_id) is None \
                     and grouper.store.held(ev.incident_id) is None:
-                self.pending.setdefault(partition, set()).add(ev.incident_id)
+                pending = self.pending.setdefault(partition, set())
+                noted = noted or ev.incident_id not in pending
+                pending.add(ev.incident_id)
+        return noted
 
     def placed(self, groupers: dict[int, Grouper]) -> list[str]:
         """Those placed by now (no longer held; a partition no longer here counts as placed), out of the pending."""

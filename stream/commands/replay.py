@@ -21,8 +21,8 @@ from pathlib import Path
 
 import orjson
 
-from correlator.config import DEFAULT_CONFIG, parse_duration
-from correlator.eventtime import TimeGuard, guard_replay
+from correlator.config import CorrelationConfig
+from correlator.eventtime import guard_replay
 from correlator.models import Alert
 from correlator.replay import render_text, replay
 from correlator.sources import SourceError, detect_source, parse
@@ -31,23 +31,29 @@ from correlator.topology import Topology, TopologyError, parse_topology
 from stream.flags import add_settings_flags, load_settings
 from stream.settings import Settings
 
-__all__ = ["REPLAY_SETTINGS", "configure", "grouping_settings", "run", "read_alerts", "read_topology"]
+__all__ = ["REPLAY_SETTINGS", "configure", "read_alerts", "read_topology", "replay_config", "replay_settings", "run"]
 
-REPLAY_SETTINGS = ("config_file", "grouping", "stage2_lone_causes", "stage2_topology")
-"""The worker's settings `aiops replay` takes as flags too; with the environment and the config file they decide
-its stage 2 as they decide the worker's (`Settings.grouping_config`)."""
+REPLAY_SETTINGS = ("config_file", "dense_alerts", "dense_factor", "dense_floor", "grouping", "stage2_lone_causes",
+                   "stage2_topology")
+"""The worker's settings `aiops replay` takes as flags of the same names; with its own short flags, the environment
+and the config file they decide its stages as they decide the worker's (`Settings.correlation_config`,
+`Settings.grouping_config`)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of `aiops replay`."""
     parser.add_argument("files", nargs="+", type=Path, help="Alertmanager webhook JSON, Zabbix event JSON, "
                         "generic alert JSON (object, array or NDJSON); '-' reads standard input")
-    parser.add_argument("--window", default="10m", help="window size, e.g. 10m, 600, 1h (default 10m)")
-    parser.add_argument("--mode", choices=["quiet-gap", "continuation", "tumbling"], default=DEFAULT_CONFIG.mode,
-                        help="continuation (default): a storm across a window boundary stays one incident")
-    parser.add_argument("--lateness", default="0s",
-                        help="allowed lateness for out-of-order input (default 0s: a file is replayed as ordered)")
-    parser.add_argument("--max-future-skew", default="5m",
+    # Stage 1's rules are the worker's settings of these names (stream/settings.py), read from the same AIOPS_*
+    # variables and config file, so a replay matches the worker beside it; a flag wins over both.
+    parser.add_argument("--window", default=None, help="the longest quiet gap an incident bridges, e.g. 10m, 600, 1h "
+                        "(the worker's --window; default 10m)")
+    parser.add_argument("--mode", choices=["quiet-gap", "continuation", "tumbling"], default=None,
+                        help="how an incident ends (the worker's --window-mode; default quiet-gap)")
+    parser.add_argument("--lateness", default=None,
+                        help="allowed lateness for out-of-order input (the worker's --allowed-lateness; default 0s "
+                             "here, unless that setting is given: a file is replayed as ordered)")
+    parser.add_argument("--max-future-skew", default=None,
                         help="an alert dated further ahead of the records after it is clamped (default 5m)")
     parser.add_argument("--source", choices=["auto", "alertmanager", "zabbix", "generic"], default="auto")
     parser.add_argument("--json", action="store_true", help="one JSON object with every incident and its members")
@@ -62,14 +68,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         f"new related incident (the worker's --stage2-gap; default {DEFAULT_GROUPING.gap_s:g}s)")
     parser.add_argument("--hops", type=int, default=None, help="stage 2: topology edges allowed between related "
                         f"entities (the worker's --stage2-hops; default {DEFAULT_GROUPING.max_hops})")
-    # the worker's correlation settings of the same names (stream/settings.py), so a replay can match a worker
-    parser.add_argument("--min-gap", default=f"{DEFAULT_CONFIG.min_gap_s:g}s",
+    parser.add_argument("--min-gap", default=None,
                         help="quiet-gap mode: the shortest pause that ends an incident of two alerts or more")
-    parser.add_argument("--first-gap", default=f"{DEFAULT_CONFIG.first_gap_s:g}s",
+    parser.add_argument("--first-gap", default=None,
                         help="quiet-gap mode: the pause that ends an incident holding one alert")
-    parser.add_argument("--gap-factor", type=float, default=DEFAULT_CONFIG.gap_factor,
+    parser.add_argument("--gap-factor", type=float, default=None,
                         help="quiet-gap mode: a pause this many times the incident's mean interval ends it")
-    parser.add_argument("--background-factor", type=float, default=DEFAULT_CONFIG.background_factor,
+    parser.add_argument("--background-factor", type=float, default=None,
                         help="quiet-gap mode: cap a gap at this many times the mean spacing of the key's "
                              "incident onsets in the hour before (0: off)")
     parser.add_argument("--burst", default=None,
@@ -97,25 +102,29 @@ def read_topology(path: Path, max_hops: int) -> Topology:
     return parse_topology(path.read_bytes(), fmt=fmt, max_hops=max_hops)
 
 
-def grouping_settings(args: argparse.Namespace) -> Settings:
-    """The settings a replay's stage 2 runs with: its flags over the environment over the config file, as the
-    worker's (`--gap`, `--hops`, `--burst`, `--merge-window` are the worker's `stage2_*` settings)."""
-    return load_settings(args, stage2_gap=args.gap, stage2_hops=args.hops, stage2_burst=args.burst,
+def replay_settings(args: argparse.Namespace) -> Settings:
+    """The settings a replay runs with: its flags over the environment over the config file, as the worker's
+    (`--mode`, `--lateness` are the worker's `window_mode`, `allowed_lateness`; `--gap`, `--hops`, `--burst`,
+    `--merge-window` its `stage2_*` settings)."""
+    return load_settings(args, window=args.window, window_mode=args.mode, allowed_lateness=args.lateness,
+                         max_future_skew=args.max_future_skew, min_gap=args.min_gap, first_gap=args.first_gap,
+                         gap_factor=args.gap_factor, background_factor=args.background_factor,
+                         stage2_gap=args.gap, stage2_hops=args.hops, stage2_burst=args.burst,
                          stage2_merge_window=args.merge_window)
+
+
+def replay_config(settings: Settings) -> CorrelationConfig:
+    """Stage 1's rules for a recording: the worker's, with no horizon (a recording is old by nature) and no
+    lateness unless one is set (a file is replayed in its own order)."""
+    config = settings.correlation_config()
+    lateness = config.allowed_lateness_s if "allowed_lateness" in settings.model_fields_set else 0.0
+    return replace(config, allowed_lateness_s=lateness, time_guard=replace(config.time_guard, horizon_s=None))
 
 
 def run(args: argparse.Namespace) -> int:
     """Replay the files in the order given and print the incidents; exit 2 on unreadable input."""
-    try:
-        config = replace(DEFAULT_CONFIG, window_s=parse_duration(args.window), mode=args.mode,
-                         allowed_lateness_s=parse_duration(args.lateness), min_gap_s=parse_duration(args.min_gap),
-                         first_gap_s=parse_duration(args.first_gap), gap_factor=args.gap_factor,
-                         background_factor=args.background_factor,
-                         time_guard=TimeGuard(max_future_skew_s=parse_duration(args.max_future_skew), horizon_s=None))
-    except ValueError as exc:
-        print(f"aiops replay: {exc}", file=sys.stderr)
-        return 2
-    settings = grouping_settings(args)  # a bad one: SettingsError, one line and exit 2 (stream.cli)
+    settings = replay_settings(args)  # a bad one: SettingsError, one line and exit 2 (stream.cli)
+    config = replay_config(settings)
     grouping = settings.grouping_config()
     topology = None
     topology_file = args.topology or settings.stage2_topology

@@ -159,8 +159,7 @@ class Notify:
         data, writes its whole state to the re-created changelog at its next commit, which the timer makes within a
         tick (it commits every owned store that changed). Before, none was written again: a worker that took a
         partition next restored no subject, so an open page's resolve never went out, or it paged again."""
-        self.checkpoints.lose(str(self.table.changelog_topic.get_topic_name()), range(self.partitions),
-                              self.stores.values())
+        self.checkpoints.lose(self.table, range(self.partitions), self.stores.values())
 
     def drop(self, partitions: set[int]) -> None:
         """Forget revoked partitions (their state lives on in the changelog)."""

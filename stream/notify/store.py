@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from correlator.notify import Delivery, NotifyState, Silence, Step, Subject
-from stream.checkpoint import ChangelogRecord, Outbound
+from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
 __all__ = ["NotifyStore"]
@@ -98,7 +98,7 @@ class NotifyStore:
     @property
     def changelog_topic(self) -> str:
         """Kafka name of the table's changelog."""
-        return str(self._table.changelog_topic.get_topic_name())
+        return changelog_of(self._table)
 
     def write_keys(self) -> list[ChangelogRecord]:
         """The changed keys (tombstones for what is gone), written locally; their changelog records."""
