@@ -8,6 +8,7 @@ import asyncio
 import functools
 import itertools
 import os
+import re
 import signal
 import time
 import uuid
@@ -122,6 +123,30 @@ def _both_ready_and_assigned(workers: list[WorkerProc], what: str) -> None:
 
 def _log(worker: WorkerProc) -> str:
     return worker.log.read_text(errors="replace")
+
+
+def test_a_table_recovery_that_waits_for_offsets_never_written_is_named_in_the_log(broker: EmbeddedBroker,
+                                                                                    tmp_path: Path) -> None:
+    """A worker whose table recovery waits for a changelog offset that never comes (its highwater raised, as one read
+    before a broker restart leaves it) stays not ready, and its log says why (`stream.restore_watch`): the recovery's
+    step and the partition, the offset read and the highwater waited for. Before, such a worker logged nothing at
+    all for as long as it waited (ci69: 60 s after "generation id 0"), or only "No event received for active tp"."""
+    dep = Deployment(broker, tmp_path)
+    dep.create_topics()
+    worker = dep.start_worker(module=("tests.restore_stall_worker",))
+    try:
+        worker.wait_web()
+        line = _wait_for("a warning naming what the table recovery waits for", lambda: next(
+            (x for x in _log(worker).splitlines() if "table recovery step:" in x and "of highwater" in x), None),
+            worker, timeout=90)
+        injected = re.search(r"injected: highwater of (\S+) raised to (\d+)", _log(worker))
+        assert injected, worker.tail()
+        tp, highwater = injected.groups()
+        assert f"waits for: {tp} read to -1 of highwater {highwater}, consumer position " in line, line
+        assert "Recovery._restart_recovery > Recovery._wait > " in line, line  # waiting for the recovery's end
+        assert request(worker.web_port, "GET", "/readyz")[0] == 503
+    finally:
+        worker.stop()
 
 
 def test_group_state_reads_the_installed_aiokafka_coordinator(broker: EmbeddedBroker) -> None:

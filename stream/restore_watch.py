@@ -1,0 +1,195 @@
+"""Why a rebalance is not over: a warning naming what Faust's table recovery waits for, when one lasts too long.
+
+Faust's table recovery (`faust/tables/recovery.py`) reads each active changelog partition up to the highwater it read
+as the rebalance began, and the agents (and `/readyz`) wait until it has. When that never happens the worker stays not
+ready with no error: seen after a broker restart under load (ci69: a worker rejoined, began its recovery and logged
+nothing for 60 s), and in the two-worker takeover test (the survivor's recovery logged "No event received for active
+tp" for 90 s). Faust names neither the step its recovery is in nor the offsets it waits for.
+
+So every `STALL_REPORT_S` while one rebalance has lasted longer than `STALL_AFTER_S`, `RestoreWatch` logs a warning
+with the recovery's step (the await chain of its task: which call it waits in) and, for each active changelog partition
+still short of its highwater, the offset read, the consumer's position and whether the partition is fetched at all
+(paused in Faust or aiokafka, awaiting an offset reset, records buffered and not taken). Read from attributes only,
+as `stream.consumer.group_state` reads the consumer: no call into the consumer's thread, which may be what is stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mode import Service
+
+__all__ = ["STALL_AFTER_S", "STALL_REPORT_S", "ChangelogWait", "RestoreWatch", "StallClock", "await_chain",
+           "changelog_waits", "describe_restore"]
+
+log = logging.getLogger(__name__)
+
+STALL_AFTER_S = 30.0
+"""A rebalance (revocation to the end of the table recovery) that lasts longer than this is reported."""
+STALL_REPORT_S = 15.0
+"""How often a rebalance that goes on is reported again."""
+CHECK_S = 1.0
+
+
+@dataclass(frozen=True)
+class ChangelogWait:
+    """One active changelog partition the recovery has not read to its highwater, and where its consumer stands."""
+
+    topic: str
+    partition: int
+    highwater: int
+    """The last offset the recovery waits for (Faust's highwater: the end offset read as the rebalance began, - 1)."""
+    read: int | None
+    """The last offset it read (-1: none; None: not known)."""
+    position: int | None = None
+    """The consumer's next offset to fetch (None: none valid, e.g. awaiting an offset reset)."""
+    fetching: str = "unknown"
+    """Whether the partition is fetched, or why not, in words."""
+
+    def __str__(self) -> str:
+        return (f"{self.topic}:{self.partition} read to {self.read} of highwater {self.highwater}, consumer position "
+                f"{self.position}, {self.fetching}")
+
+
+@dataclass
+class StallClock:
+    """When a rebalance under way is due to be reported (pure: Faust's rebalance count and times passed in)."""
+
+    after_s: float = STALL_AFTER_S
+    every_s: float = STALL_REPORT_S
+    _count: int | None = None
+    _since: float = 0.0
+    _reported: float | None = None
+
+    def due(self, rebalances: int, rebalancing: bool, now: float) -> float | None:
+        """How long the rebalance under way has lasted, if it is time to report it; else None. A new rebalance (the
+        count moved) starts the clock again; none under way resets it."""
+        if not rebalancing:
+            self._count, self._reported = None, None
+            return None
+        if self._count != rebalances:
+            self._count, self._since, self._reported = rebalances, now, None
+        lasted = now - self._since
+        if lasted < self.after_s or (self._reported is not None and now - self._reported < self.every_s):
+            return None
+        self._reported = now
+        return lasted
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """The coroutines `task` waits in, outermost first, ending with the future it waits for (if any): the step a
+    service's task is in, which `Task.get_stack` does not show (it stops at the outermost frame)."""
+    chain: list[str] = []
+    awaited: Any = task.get_coro()
+    for _ in range(64):  # a cycle is impossible, but a log line must end
+        if isinstance(awaited, types.CoroutineType):
+            chain.append(awaited.__qualname__)
+            awaited = awaited.cr_await
+        elif isinstance(awaited, types.GeneratorType):  # a generator-based awaitable (asyncio.sleep(0)'s __sleep0)
+            chain.append(awaited.__qualname__)
+            awaited = awaited.gi_yieldfrom
+        elif awaited is None:
+            break
+        else:
+            chain.append(type(awaited).__name__)
+            break
+    return chain
+
+
+def _recovery_step(tasks: Iterable[asyncio.Task[Any]]) -> str:
+    """The await chain of Faust's recovery task, in words ("not found" if no task runs it)."""
+    for task in tasks:
+        chain = await_chain(task)
+        if any(name.endswith("Recovery._restart_recovery") for name in chain):
+            tail = chain[next(i for i, name in enumerate(chain) if name.endswith("Recovery._restart_recovery")):]
+            return " > ".join(tail)
+    return "not found"
+
+
+def _fetching(app: Any, tp: Any) -> tuple[int | None, str]:
+    """The consumer's position of `tp` and whether it is fetched, read from Faust's and aiokafka's attributes."""
+    consumer = app.consumer
+    reasons = []
+    if tp in getattr(consumer, "_paused_partitions", ()):
+        reasons.append("paused by Faust")
+    active = getattr(consumer, "_active_partitions", None)
+    if active is not None and tp not in active:
+        reasons.append("not among Faust's active partitions")
+    if not getattr(consumer, "flow_active", True):
+        reasons.append("consumer flow stopped")
+    aio = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    subscription = getattr(getattr(aio, "_subscription", None), "subscription", None)
+    assignment = getattr(subscription, "assignment", None)
+    if assignment is None or tp not in assignment.tps:
+        return None, ", ".join([*reasons, "not assigned in aiokafka"])
+    state = assignment.state_value(tp)
+    position = state.position if state.has_valid_position else None
+    if state.paused:
+        reasons.append("paused in aiokafka")
+    if state.awaiting_reset:
+        reasons.append("awaiting an offset reset")
+    if tp in getattr(getattr(aio, "_fetcher", None), "_records", {}):
+        reasons.append("fetched records buffered, not taken")
+    return position, ", ".join(reasons) or "fetched"
+
+
+def changelog_waits(app: Any) -> list[ChangelogWait]:
+    """Each active changelog partition Faust's recovery has not read to its highwater, by topic and partition."""
+    recovery = app.tables.recovery
+    waits = []
+    for tp, highwater in recovery.active_highwaters.items():
+        read = recovery.active_offsets.get(tp)
+        if highwater is None or (read is not None and read >= highwater):
+            continue
+        position, fetching = _fetching(app, tp)
+        waits.append(ChangelogWait(tp.topic, tp.partition, highwater, read, position, fetching))
+    return sorted(waits, key=lambda w: (w.topic, w.partition))
+
+
+def describe_restore(app: Any, lasted: float) -> str:
+    """One warning's words: how long the rebalance has lasted, the recovery's step and what it waits for."""
+    recovery = app.tables.recovery
+    waits = changelog_waits(app)
+    try:
+        step = _recovery_step(asyncio.all_tasks())
+    except RuntimeError:  # no running loop (called outside the worker's)
+        step = "not known (no running event loop)"
+    flags = (f"in recovery {recovery.in_recovery}, {len(recovery.active_tps)} active and {len(recovery.standby_tps)} "
+             f"standby changelog partitions, highwaters read for {len(recovery.active_highwaters)}")
+    waiting = "; ".join(str(w) for w in waits) if waits else "no active changelog partition short of its highwater"
+    return (f"rebalance under way for {lasted:.0f} s, the agents wait for it: table recovery step: {step} ({flags}); "
+            f"waits for: {waiting}")
+
+
+class RestoreWatch(Service):
+    """Logs `describe_restore` while a rebalance lasts too long (see the module doc)."""
+
+    def __init__(self, app: Any, clock: StallClock | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.clock = clock or StallClock(STALL_AFTER_S, STALL_REPORT_S)  # read now: a test worker may set them
+
+    def check(self, now: float) -> str | None:
+        """The warning due now, logged, or None."""
+        rebalances = int(getattr(self.app, "rebalancing_count", 0))
+        lasted = self.clock.due(rebalances, bool(getattr(self.app, "rebalancing", False)), now)
+        if lasted is None:
+            return None
+        text = describe_restore(self.app, lasted)
+        log.warning("%s", text)
+        return text
+
+    @Service.task
+    async def _watch(self) -> None:
+        while not self.should_stop:
+            try:
+                self.check(time.monotonic())
+            except Exception:  # a report must never stop the worker; the next check tries again
+                log.exception("restore watch check failed")
+            await self.sleep(CHECK_S)
