@@ -26,7 +26,7 @@ from typing import Any
 from mode import Service
 
 __all__ = ["STALL_AFTER_S", "STALL_REPORT_S", "ChangelogWait", "RestoreWatch", "StallClock", "await_chain",
-           "changelog_waits", "describe_restore"]
+           "changelog_waits", "describe_restore", "pending_requests"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,24 @@ def _fetching(app: Any, tp: Any) -> tuple[int | None, str]:
     return position, ", ".join(reasons) or "fetched"
 
 
+def pending_requests(app: Any) -> str:
+    """The requests the consumer's client has sent and not had answered, by connection: the oldest one's correlation id
+    and kind (the same id in two reports 15 s apart is a request the broker never answered), and the nodes with a
+    fetch in flight (aiokafka sends no other fetch to such a node until it is answered)."""
+    aio = getattr(getattr(app.consumer, "_thread", None), "_consumer", None)
+    client = getattr(aio, "_client", None)
+    if client is None:
+        return "consumer not started"
+    waiting = []
+    for key, conn in sorted(getattr(client, "_conns", {}).items(), key=lambda item: str(item[0])):
+        requests = list(getattr(conn, "_requests", ()))
+        if requests:
+            correlation_id, request, _ = requests[0]
+            waiting.append(f"{key}: {len(requests)} (oldest #{correlation_id} {type(request).__name__})")
+    in_flight = sorted(getattr(getattr(aio, "_fetcher", None), "_in_flight", ()))
+    return (f"requests unanswered: {'; '.join(waiting) or 'none'}; fetch in flight to nodes {in_flight}")
+
+
 def changelog_waits(app: Any) -> list[ChangelogWait]:
     """Each active changelog partition Faust's recovery has not read to its highwater, by topic and partition."""
     recovery = app.tables.recovery
@@ -164,7 +182,7 @@ def describe_restore(app: Any, lasted: float) -> str:
              f"standby changelog partitions, highwaters read for {len(recovery.active_highwaters)}")
     waiting = "; ".join(str(w) for w in waits) if waits else "no active changelog partition short of its highwater"
     return (f"rebalance under way for {lasted:.0f} s, the agents wait for it: table recovery step: {step} ({flags}); "
-            f"waits for: {waiting}")
+            f"waits for: {waiting}; consumer {pending_requests(app)}")
 
 
 class RestoreWatch(Service):
