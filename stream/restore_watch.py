@@ -136,7 +136,10 @@ def _fetching(app: Any, tp: Any) -> tuple[int | None, str]:
         reasons.append("awaiting an offset reset")
     if tp in getattr(getattr(aio, "_fetcher", None), "_records", {}):
         reasons.append("fetched records buffered, not taken")
-    return position, ", ".join(reasons) or "fetched"
+    fetched = "fetched" if not reasons else ", ".join(reasons)
+    # the end offset the broker's last fetch response gave: at the position while the recovery waits for more, the
+    # broker serves no record its ListOffsets counted
+    return position, f"{fetched}, the last fetch's end offset {state.highwater}"
 
 
 def pending_requests(app: Any) -> str:
