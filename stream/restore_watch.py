@@ -6,6 +6,13 @@ ready with no error: seen after a broker restart under load (ci69: a worker rejo
 nothing for 60 s), and in the two-worker takeover test (the survivor's recovery logged "No event received for active
 tp" for 90 s). Faust names neither the step its recovery is in nor the offsets it waits for.
 
+The one cause found (stall35, in loops of the broker-restart tests under load): after a broker restart the embedded
+Tansu's ListOffsets counted records of a re-created changelog partition that its Fetch never served (a fresh consumer
+fetched nothing at offset 0 of a partition whose ListOffsets end was 2, and the fetch responses gave end offset 0).
+Faust's recovery takes its highwater from ListOffsets, so it waited for them for ever. `RestoreWatch.settle` ends such a
+wait: once the broker's fetches have said for `SERVED_AFTER_S` that the partition ends where the consumer stands, the
+recovery's highwater becomes that end (logged with the offsets given up), and the recovery goes on.
+
 So every `STALL_REPORT_S` while one rebalance has lasted longer than `STALL_AFTER_S`, `RestoreWatch` logs a warning
 with the recovery's step (the await chain of its task: which call it waits in) and, for each active changelog partition
 still short of its highwater, the offset read, the consumer's position and whether the partition is fetched at all
@@ -20,12 +27,13 @@ import logging
 import time
 import types
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mode import Service
 
-__all__ = ["STALL_AFTER_S", "STALL_REPORT_S", "ChangelogWait", "RestoreWatch", "StallClock", "await_chain",
+__all__ = ["SERVED_AFTER_S", "STALL_AFTER_S", "STALL_REPORT_S", "ChangelogWait", "RestoreWatch", "ServedEnds",
+           "StallClock", "await_chain",
            "changelog_waits", "describe_restore", "pending_requests"]
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,9 @@ STALL_AFTER_S = 30.0
 STALL_REPORT_S = 15.0
 """How often a rebalance that goes on is reported again."""
 CHECK_S = 1.0
+SERVED_AFTER_S = 5.0
+"""How long the broker's fetches must keep saying a partition ends at the consumer's position (with a response newer
+than the first that said so) before the recovery stops waiting for the offsets its ListOffsets counted past it."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,21 @@ class ChangelogWait:
     """The consumer's next offset to fetch (None: none valid, e.g. awaiting an offset reset)."""
     fetching: str = "unknown"
     """Whether the partition is fetched, or why not, in words."""
+    fetch_end: int | None = None
+    """The end offset the broker's last fetch response gave (None: no response yet)."""
+    fetched_at: float | None = None
+    """When that response came (epoch seconds)."""
 
     def __str__(self) -> str:
         return (f"{self.topic}:{self.partition} read to {self.read} of highwater {self.highwater}, consumer position "
-                f"{self.position}, {self.fetching}")
+                f"{self.position}, {self.fetching}, the last fetch's end offset {self.fetch_end}")
+
+    @property
+    def served_all(self) -> bool:
+        """Whether the broker's fetch says the partition ends at the consumer's position: it serves nothing more, though
+        the recovery waits for more (its highwater came from ListOffsets)."""
+        return (self.fetching == "fetched" and self.position is not None and self.fetch_end is not None
+                and self.position >= self.fetch_end)
 
 
 @dataclass
@@ -80,6 +102,30 @@ class StallClock:
             return None
         self._reported = now
         return lasted
+
+
+@dataclass
+class ServedEnds:
+    """Which partitions the recovery waits for have been fetched to the end the broker's fetches give, for `after_s`
+    (pure: waits and the wall-clock time passed in; wall clock because aiokafka stamps fetch responses so)."""
+
+    after_s: float = SERVED_AFTER_S
+    _since: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def settled(self, waits: Iterable[ChangelogWait], now: float) -> list[ChangelogWait]:
+        """The waits whose broker has served everything its fetches say there is, for `after_s` and in a response
+        that came after the first one that said so; a wait that stops saying so starts again."""
+        since: dict[tuple[str, int], float] = {}
+        due = []
+        for wait in waits:
+            if not wait.served_all:
+                continue
+            key = (wait.topic, wait.partition)
+            first = since[key] = self._since.get(key, now)
+            if now - first >= self.after_s and wait.fetched_at is not None and wait.fetched_at > first:
+                due.append(wait)
+        self._since = since
+        return due
 
 
 def await_chain(task: asyncio.Task[Any]) -> list[str]:
@@ -112,8 +158,9 @@ def _recovery_step(tasks: Iterable[asyncio.Task[Any]]) -> str:
     return "not found"
 
 
-def _fetching(app: Any, tp: Any) -> tuple[int | None, str]:
-    """The consumer's position of `tp` and whether it is fetched, read from Faust's and aiokafka's attributes."""
+def _fetching(app: Any, tp: Any) -> tuple[int | None, str, int | None, float | None]:
+    """The consumer's position of `tp`, whether it is fetched (in words), and the end offset the broker's last fetch
+    response gave with when (epoch seconds) it came; read from Faust's and aiokafka's attributes."""
     consumer = app.consumer
     reasons = []
     if tp in getattr(consumer, "_paused_partitions", ()):
@@ -127,7 +174,7 @@ def _fetching(app: Any, tp: Any) -> tuple[int | None, str]:
     subscription = getattr(getattr(aio, "_subscription", None), "subscription", None)
     assignment = getattr(subscription, "assignment", None)
     if assignment is None or tp not in assignment.tps:
-        return None, ", ".join([*reasons, "not assigned in aiokafka"])
+        return None, ", ".join([*reasons, "not assigned in aiokafka"]), None, None
     state = assignment.state_value(tp)
     position = state.position if state.has_valid_position else None
     if state.paused:
@@ -137,9 +184,8 @@ def _fetching(app: Any, tp: Any) -> tuple[int | None, str]:
     if tp in getattr(getattr(aio, "_fetcher", None), "_records", {}):
         reasons.append("fetched records buffered, not taken")
     fetched = "fetched" if not reasons else ", ".join(reasons)
-    # the end offset the broker's last fetch response gave: at the position while the recovery waits for more, the
-    # broker serves no record its ListOffsets counted
-    return position, f"{fetched}, the last fetch's end offset {state.highwater}"
+    answered = state.timestamp / 1000 if state.timestamp is not None else None  # aiokafka keeps epoch ms
+    return position, ("fetched" if not reasons else fetched), state.highwater, answered
 
 
 def pending_requests(app: Any) -> str:
@@ -168,8 +214,8 @@ def changelog_waits(app: Any) -> list[ChangelogWait]:
         read = recovery.active_offsets.get(tp)
         if highwater is None or (read is not None and read >= highwater):
             continue
-        position, fetching = _fetching(app, tp)
-        waits.append(ChangelogWait(tp.topic, tp.partition, highwater, read, position, fetching))
+        position, fetching, fetch_end, fetched_at = _fetching(app, tp)
+        waits.append(ChangelogWait(tp.topic, tp.partition, highwater, read, position, fetching, fetch_end, fetched_at))
     return sorted(waits, key=lambda w: (w.topic, w.partition))
 
 
@@ -195,6 +241,28 @@ class RestoreWatch(Service):
         super().__init__(**kwargs)
         self.app = app
         self.clock = clock or StallClock(STALL_AFTER_S, STALL_REPORT_S)  # read now: a test worker may set them
+        self.served = ServedEnds(SERVED_AFTER_S)
+
+    def settle(self, now: float) -> list[ChangelogWait]:
+        """While the table recovery runs: stop it waiting for offsets of a partition that the broker counts but does
+        not serve (`ServedEnds`): its highwater becomes the end the fetches give, and Faust's recovery, which checks
+        what remains every 5 s, goes on. Logged, with the offsets given up. `now`: wall-clock seconds."""
+        recovery = self.app.tables.recovery
+        if not recovery.in_recovery:
+            self.served = ServedEnds(self.served.after_s)
+            return []
+        due = self.served.settled(changelog_waits(self.app), now)
+        for wait in due:
+            tp = next(tp for tp in recovery.active_highwaters if (tp.topic, tp.partition) == (wait.topic,
+                                                                                              wait.partition))
+            assert wait.fetch_end is not None  # served_all says so
+            recovery.active_highwaters[tp] = wait.fetch_end - 1  # Faust's highwater is the last offset, end - 1
+            log.warning("table recovery waited for offsets %d-%d of %s:%d, which the broker counts (ListOffsets) but "
+                        "does not serve: its fetches end at %d, where the consumer stands, for %.0f s. Reading the "
+                        "partition to %d only, so the recovery ends (seen on the embedded Tansu after a broker "
+                        "restart; a worker waited for them for ever)", wait.fetch_end, wait.highwater, wait.topic,
+                        wait.partition, wait.fetch_end, self.served.after_s, wait.fetch_end)
+        return due
 
     def check(self, now: float) -> str | None:
         """The warning due now, logged, or None."""
@@ -211,6 +279,7 @@ class RestoreWatch(Service):
         while not self.should_stop:
             try:
                 self.check(time.monotonic())
+                self.settle(time.time())
             except Exception:  # a report must never stop the worker; the next check tries again
                 log.exception("restore watch check failed")
             await self.sleep(CHECK_S)

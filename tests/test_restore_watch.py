@@ -1,11 +1,12 @@
-"""`stream.restore_watch`: when a rebalance is reported, and the await chain that names a task's step (pure). The
-report itself, from a worker whose table recovery waits for offsets never written: tests/test_group_recovery.py."""
+"""`stream.restore_watch` (pure parts): when a rebalance is reported, when a partition counts as served to its end, and
+the await chain that names a task's step. The report and the end of the wait, from a worker whose table recovery waits
+for offsets the broker does not serve: tests/test_group_recovery.py."""
 
 from __future__ import annotations
 
 import asyncio
 
-from stream.restore_watch import StallClock, await_chain
+from stream.restore_watch import ChangelogWait, ServedEnds, StallClock, await_chain
 
 
 def test_a_rebalance_is_reported_once_it_lasts_too_long_then_every_interval() -> None:
@@ -46,3 +47,33 @@ def test_the_await_chain_names_each_coroutine_a_task_waits_in() -> None:
     chain = asyncio.run(main())
     names = [name.rsplit(".", 1)[-1] for name in chain]
     assert names[:3] == ["outer", "inner", "wait"], chain
+
+
+def _wait(position: int | None = 0, fetch_end: int | None = 0, fetched_at: float | None = 100.0,
+          fetching: str = "fetched") -> ChangelogWait:
+    return ChangelogWait("t-changelog", 2, highwater=1, read=-1, position=position, fetching=fetching,
+                         fetch_end=fetch_end, fetched_at=fetched_at)
+
+
+def test_a_partition_fetched_to_the_broker_s_end_is_settled_after_a_while_and_a_newer_answer() -> None:
+    ends = ServedEnds(after_s=5.0)
+    assert ends.settled([_wait(fetched_at=100.0)], 100.0) == []
+    assert ends.settled([_wait(fetched_at=104.0)], 104.0) == []  # not 5 s yet
+    assert ends.settled([_wait(fetched_at=100.0)], 106.0) == []  # no fetch answered since it was first seen
+    assert ends.settled([_wait(fetched_at=105.5)], 106.0) == [_wait(fetched_at=105.5)]
+
+
+def test_records_the_fetch_still_has_to_give_or_a_partition_not_fetched_are_never_settled() -> None:
+    ends = ServedEnds(after_s=5.0)
+    for later in (0.0, 10.0):
+        assert ends.settled([_wait(position=0, fetch_end=2, fetched_at=100.0 + later)], 100.0 + later) == []
+        assert ends.settled([_wait(fetching="paused by Faust", fetched_at=100.0 + later)], 100.0 + later) == []
+        assert ends.settled([_wait(fetch_end=None, fetched_at=None)], 100.0 + later) == []
+
+
+def test_a_partition_that_stops_looking_served_starts_its_while_again() -> None:
+    ends = ServedEnds(after_s=5.0)
+    ends.settled([_wait(fetched_at=100.0)], 100.0)
+    ends.settled([_wait(fetch_end=3, fetched_at=103.0)], 103.0)  # the fetch found more: not served
+    assert ends.settled([_wait(fetched_at=106.0)], 106.0) == []  # first seen again at 106
+    assert ends.settled([_wait(fetched_at=111.5)], 111.5) == [_wait(fetched_at=111.5)]
