@@ -228,13 +228,19 @@ def parents_of(report: ReplayReport) -> dict[str, str]:
     return {fp: p.id for p in report.parents for fp in p.members}
 
 
-def f1_pair(data: DataSet, grouping: GroupingConfig) -> tuple[float, float | None]:
+Variant = GroupingConfig | tuple[GroupingConfig, CorrelationConfig]
+"""A variant of `variant_table`: stage 2's rules, or those and stage 1's (issue 17, eleventh round, casc21)."""
+
+
+def f1_pair(data: DataSet, variant: Variant) -> tuple[float, float | None]:
     """Stage 2's F1 over parents without the topology file and with it (None: the set has none)."""
-    without = row(data, "", stage2(data, grouping, False)).score.f1
-    return without, (row(data, "", stage2(data, grouping, True)).score.f1 if data.topology is not None else None)
+    grouping, correlation = variant if isinstance(variant, tuple) else (variant, CorrelationConfig())
+    without = row(data, "", stage2(data, grouping, False, correlation)).score.f1
+    return without, (row(data, "", stage2(data, grouping, True, correlation)).score.f1
+                     if data.topology is not None else None)
 
 
-def variant_table(sets: Iterable[DataSet], variants: Mapping[str, GroupingConfig]
+def variant_table(sets: Iterable[DataSet], variants: Mapping[str, Variant]
                   ) -> tuple[list[str], dict[tuple[str, str], tuple[float, float | None]]]:
     """Print a row per set of each variant's F1 without / with the file (`f1_pair`) as it goes; the set names, and
     the pairs by (set name, variant)."""

@@ -19,12 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import development_sets, overlaid, variant_table  # noqa: E402
+from accuracy_rca import Variant, development_sets, overlaid, variant_table  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
 
+from correlator.config import CorrelationConfig  # noqa: E402
 from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
 
-VARIANTS: dict[str, GroupingConfig] = {"main": DEFAULT_GROUPING,
+VARIANTS: dict[str, Variant] = {"main": DEFAULT_GROUPING,
                                        "(f2) machine_follow": GroupingConfig(machine_follow=True),
                                        "(h3) tenants_apart, unless the machine alerts": GroupingConfig(tenants_apart=True),
                                        "(a) call_chains": GroupingConfig(call_chains=True),
@@ -33,6 +34,13 @@ VARIANTS: dict[str, GroupingConfig] = {"main": DEFAULT_GROUPING,
                                        "(f3) machine_follow, with a file only": GroupingConfig(
                                            machine_follow=True, machine_follow_filed=True),
                                        "(k) upstream_lingers": GroupingConfig(upstream_lingers=True)}
+VARIANTS.update({f"(s{n}) dense storms {alerts} alerts x{factor:g}" + ("" if floor == 60.0 else f" floor {floor:g}s"):
+                 (DEFAULT_GROUPING, CorrelationConfig(dense_alerts=alerts, dense_factor=factor, dense_floor_s=floor))
+                 for n, (alerts, factor, floor) in enumerate((
+                     (15, 8.0, 60.0), (10, 8.0, 60.0), (15, 6.0, 60.0), (10, 6.0, 60.0),
+                     (20, 10.0, 90.0), (30, 10.0, 90.0), (20, 12.0, 90.0)), 1)})
+"""Stage 1's dense-storm gap (casc21, eleventh round): `CorrelationConfig.dense_alerts` / `dense_factor` /
+`dense_floor_s`; s1-s4 the first declared grid, s5-s7 the second (declared after s1's losses were read)."""
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

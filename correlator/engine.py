@@ -97,7 +97,8 @@ class Correlator:
         self._seq = 0
         self._entity_names = frozenset(config.entity_labels)
         self._sure_gap = {"tumbling": -_INF, "continuation": config.window_s}.get(
-            config.mode, min(config.min_gap_s, config.first_gap_s, config.window_s))
+            config.mode, min(config.min_gap_s, config.first_gap_s, config.window_s,
+                             config.dense_floor_s if config.dense_alerts else _INF))
         self._pending: list[tuple[float, str]] = []
         self._held: dict[str, float] = {}
         """Key -> the release time its live entry in `_pending` has: one entry per key, not one per batch."""

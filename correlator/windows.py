@@ -23,6 +23,11 @@ The exact rule (DESIGN.md asks for it written down):
   (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a
   min_gap (3 min) of quiet, a storm of an alert every 2 min after 5 min. Every figure of the rule is the
   incident's own (first and last alert, count), so it decides the same after a restart from a checkpoint.
+  An incident of at least `dense_alerts` (30) alerts has a gap of at most max(dense_floor_s (90 s), dense_factor
+  (10) x its mean interval), below min_gap for a dense storm: a storm of an alert every 5 s then ends after 90 s
+  of quiet (the same symptom failing again a minute or two after a dense fault ended opens a new incident), one
+  of an alert every 15 s after 150 s, one of an alert every 18 s or slower as before. dense_alerts 0: the rule
+  before.
 * The key's background rate caps that gap: when an incident opens at t and its key opened other incidents (not
   successors after a cap) within background_s (1 h) before t, its gap is at most background_factor (0.1)
   times their mean spacing, (t - earliest of them) / their number. A key that fires every 5 min without a
@@ -81,7 +86,11 @@ def continuation_gap(
         return min(window, config.first_gap_s, cap)
     if count < config.rate_alerts:
         return min(window, config.min_gap_s, cap)
-    return min(window, cap, max(config.min_gap_s, config.gap_factor * (last_seen - first_seen) / (count - 1)))
+    mean = (last_seen - first_seen) / (count - 1)
+    gap = min(window, cap, max(config.min_gap_s, config.gap_factor * mean))
+    if config.dense_alerts and count >= config.dense_alerts:  # a well-known rate may end the storm below min_gap
+        gap = min(gap, max(config.dense_floor_s, config.dense_factor * mean))
+    return gap
 
 
 def absorbs(

@@ -73,6 +73,7 @@ from stream.app import App
 from stream.broker import create_topics
 from stream.consumer import forget_read_offsets, group_state, request_rejoin, take_group_error
 from stream.ingest import Ingest, ReadyState
+from stream.restore_watch import RestoreWatch
 from stream.security import client_options
 from stream.settings import Settings
 from stream.topics import BROKER_EPOCH, internal_topic_name
@@ -470,10 +471,13 @@ def commit_fresh(confirmed_at: float | None, now: float, interval: float) -> boo
 
 def install_recovery(app: App, settings: Settings, ingest: Ingest, *, agents: bool,
                      on_loss: Sequence[LossHook] = ()) -> BrokerWatch:
-    """Run a `BrokerWatch` with the app and make its reasons part of `/readyz` (and so of the ingest's gate)."""
+    """Run a `BrokerWatch` with the app and make its reasons part of `/readyz` (and so of the ingest's gate); with the
+    agents, a `RestoreWatch` too (a rebalance that lasts too long names what its table recovery waits for)."""
     watch = BrokerWatch(app, settings, agents=agents, on_loss=on_loss)
     app.commit_gate = watch.commit_allowed  # type: ignore[attr-defined]  # read by stream.consumer.ConsumerThread
     app.add_dependency(watch)
+    if agents:
+        app.add_dependency(RestoreWatch(app))
     ingest.checks.append(watch.check)
     return watch
 

@@ -227,6 +227,14 @@ class Settings(BaseSettings):
     background_factor: float = Field(default=DEFAULT_CONFIG.background_factor, ge=0, description="quiet-gap mode: "
                                      "cap an incident's gap at this many times the mean spacing of its key's "
                                      "incident onsets in the hour before (0: off, the default; see README)")
+    dense_alerts: int = Field(default=DEFAULT_CONFIG.dense_alerts, ge=0, description="quiet-gap mode: once an "
+                              "incident holds this many alerts its gap is at most dense_factor x its mean interval "
+                              "(not below dense_floor), so a symptom failing again after a dense storm opens a new "
+                              "incident; 0: off")
+    dense_factor: float = Field(default=DEFAULT_CONFIG.dense_factor, ge=0, description="quiet-gap mode: see "
+                                "dense_alerts")
+    dense_floor: Duration = Field(default=DEFAULT_CONFIG.dense_floor_s, description="quiet-gap mode: the shortest "
+                                  "gap dense_alerts allows")
     allowed_lateness: Duration = Field(default=0.5, description="alerts wait this long in event time behind the "
                                        "newest alert, so any arrival order within it gives the same incidents; "
                                        "raise it for sources that deliver out of order, at that much more delay")
@@ -544,6 +552,7 @@ class Settings(BaseSettings):
             update_interval_s=self.update_interval, resolve_hold_s=self.resolve_hold,
             stale_after_s=self.stale_after, mode=self.window_mode, min_gap_s=self.min_gap,
             first_gap_s=self.first_gap, gap_factor=self.gap_factor, background_factor=self.background_factor,
+            dense_alerts=self.dense_alerts, dense_factor=self.dense_factor, dense_floor_s=self.dense_floor,
             time_guard=TimeGuard(max_future_skew_s=self.max_future_skew, horizon_s=self.event_horizon or None),
         )
 

@@ -8,6 +8,7 @@ import asyncio
 import functools
 import itertools
 import os
+import re
 import signal
 import time
 import uuid
@@ -122,6 +123,37 @@ def _both_ready_and_assigned(workers: list[WorkerProc], what: str) -> None:
 
 def _log(worker: WorkerProc) -> str:
     return worker.log.read_text(errors="replace")
+
+
+def test_a_table_recovery_waiting_for_offsets_the_broker_does_not_serve_says_so_and_ends(broker: EmbeddedBroker,
+                                                                                        tmp_path: Path) -> None:
+    """A worker whose table recovery waits for changelog offsets that the broker counts but never serves (its
+    ListOffsets end past the end its fetches give: seen on Tansu after a broker restart, 5 stalls in about 60 runs of
+    the broker-restart tests under load; here a highwater raised by `tests.restore_stall_worker`) logs what it waits
+    for (`stream.restore_watch`: the recovery's step, the partition, offset read, highwater, the fetch's end), then
+    stops waiting for those offsets and gets ready. Before, it logged nothing (ci69: 60 s after "generation id 0", or
+    only "No event received for active tp") and stayed not ready for ever."""
+    dep = Deployment(broker, tmp_path)
+    dep.create_topics()
+    worker = dep.start_worker(module=("tests.restore_stall_worker",))
+    try:
+        worker.wait_web()
+        _wait_for("the injected highwater", lambda: "injected: highwater of" in _log(worker), worker, timeout=90)
+        injected = re.search(r"injected: highwater of (\S+) raised to (\d+)", _log(worker))
+        assert injected, worker.tail()
+        tp, highwater = injected.groups()
+        wait_ready(worker, timeout=60)
+        log = _log(worker)
+        reports = [x for x in log.splitlines() if "table recovery step:" in x and f"{tp} read to" in x]
+        assert reports, worker.tail()
+        assert f"waits for: {tp} read to -1 of highwater {highwater}, consumer position 0, fetched, the last " \
+               f"fetch's end offset 0" in reports[0], reports[0]
+        assert "Recovery._restart_recovery > Recovery._wait > " in reports[0], reports[0]  # waiting for its end
+        topic, partition = tp.rsplit(":", 1)
+        assert (f"table recovery waited for offsets 0-{highwater} of {topic}:{partition}, which the broker counts "
+                "(ListOffsets) but does not serve: its fetches end at 0") in log, worker.tail()
+    finally:
+        worker.stop()
 
 
 def test_group_state_reads_the_installed_aiokafka_coordinator(broker: EmbeddedBroker) -> None:

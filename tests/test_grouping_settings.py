@@ -198,19 +198,20 @@ def test_the_worker_and_replay_build_the_same_windows_from_the_same_environment(
     config_file = tmp_path / "aiops.toml"
     config_file.write_text('window_mode = "continuation"\nmax_incident_alerts = 77\n')
     for name, value in {"AIOPS_CONFIG_FILE": str(config_file), "AIOPS_WINDOW": "5m", "AIOPS_GAP_FACTOR": "3",
-                        "AIOPS_MAX_FUTURE_SKEW": "1m"}.items():
+                        "AIOPS_MAX_FUTURE_SKEW": "1m", "AIOPS_DENSE_ALERTS": "0"}.items():
         monkeypatch.setenv(name, value)
     worker = settings_from(build_parser().parse_args(["worker"])).correlation_config()
     replayed = replay_command.replay_config(replay_command.replay_settings(build_parser().parse_args(["replay", "x"])))
-    assert (worker.mode, worker.window_s, worker.max_alerts, worker.gap_factor, worker.time_guard.max_future_skew_s) \
-        == ("continuation", 300.0, 77, 3.0, 60.0)
+    assert (worker.mode, worker.window_s, worker.max_alerts, worker.gap_factor, worker.time_guard.max_future_skew_s,
+            worker.dense_alerts) == ("continuation", 300.0, 77, 3.0, 60.0, 0)
     assert dataclasses.replace(replayed, allowed_lateness_s=worker.allowed_lateness_s,
                                time_guard=worker.time_guard) == worker
     assert (replayed.allowed_lateness_s, replayed.time_guard.horizon_s) == (0.0, None)
     monkeypatch.setenv("AIOPS_ALLOWED_LATENESS", "2s")
     flagged = replay_command.replay_config(replay_command.replay_settings(
-        build_parser().parse_args(["replay", "x", "--mode", "tumbling"])))
-    assert (flagged.allowed_lateness_s, flagged.mode, flagged.window_s) == (2.0, "tumbling", 300.0)
+        build_parser().parse_args(["replay", "x", "--mode", "tumbling", "--dense-alerts", "40"])))
+    assert (flagged.allowed_lateness_s, flagged.mode, flagged.window_s, flagged.dense_alerts) \
+        == (2.0, "tumbling", 300.0, 40)
 
 
 def _replay_json(env: dict[str, str], *argv: str) -> dict[str, Any]:

@@ -439,6 +439,27 @@ def test_only_a_related_companion_is_company(name: str, specs: list[Spec], expec
         assert partition(run(events_of(specs))[1]) == "a b|c", name  # without the rule c is company
 
 
+# company_reach (issue 17, session 35, noise21): a companion that started while a related group still alerted (within
+# burst_s of its reach) is company wherever it was placed: the cause's burst goes on, one piece opening its own group
+def test_a_companion_in_the_cause_s_burst_is_company_with_company_reach() -> None:
+    specs: list[Spec] = [("a", "api/5xx", 0, 30, I1), ("c", "web/5xx", 45, 45, W1), ("b", "db/latency", 60, 60, I1)]
+    reach = replace(CFG, related_company=True, company_reach=True)
+    assert partition(run(events_of(specs), reach)[1]) == "a b|c"
+    assert partition(run(events_of(specs), replace(reach, company_reach=False))[1]) == "a|b|c"
+    late: list[Spec] = [("a", "api/5xx", 0, 30, I1), ("c", "web/5xx", 55, 55, W1), ("b", "db/latency", 70, 70, I1)]
+    assert partition(run(events_of(late), reach)[1]) == "a|b|c"  # c came 25 s after a's reach: not its burst
+
+
+# company_named (issue 17, session 35, noise21): with the file, a group the child reaches by a topology path alone does
+# not make its child company; b then stays off a (by time and name, after a's reach) and follows c by the path
+def test_a_companion_a_path_away_is_no_company_with_company_named() -> None:
+    specs: list[Spec] = [("a", "db/latency", 0, 30, I1), ("c", "reports/5xx", 60, 60, {}),
+                         ("b", "warehouse/latency", 70, 70, I1)]
+    named = replace(CFG, related_company=True, company_named=True)
+    assert partition(run(events_of(specs), named, SHOP)[1]) == "a|b c"
+    assert partition(run(events_of(specs), replace(named, company_named=False), SHOP)[1]) == "a b|c"
+
+
 def test_company_is_of_the_child_s_own_scope() -> None:
     def scoped(specs: list[Spec]) -> list[IncidentEvent]:
         return [e.model_copy(update={"service": split_key(e.key)[1]}) for e in events_of(specs)]

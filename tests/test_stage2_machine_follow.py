@@ -13,7 +13,7 @@ from correlator.topology import parse_topology
 
 from .test_stage2 import CFG, Spec, events_of, partition, run
 
-ON = replace(CFG, max_hops=1, merge_window_s=120, machine_follow=True)
+ON = replace(CFG, max_hops=1, merge_window_s=120, machine_follow=True, machine_follow_filed=False)
 OFF = replace(ON, machine_follow=False)
 
 CAUSE: Spec = ("pay", "payments/5xx", 0, 55, {"instance": ["pay-1"], "host": ["h1"]})

@@ -471,3 +471,34 @@ def test_a_rule_switched_on_in_the_environment_reaches_the_stage2_agent(
     for child, parent in seen.parent_of().items():
         live.setdefault(parent, set()).add(child)
     assert live == expected
+
+
+def dense_storm_and_its_recurrence() -> bytes:
+    """A dense storm (40 alerts 5 s apart) and the same service and symptom failing again 120 s after its last
+    alert: stage 1's dense-storm gap (90 s, `CorrelationConfig.dense_alerts`) ends the first, so two incidents."""
+    alerts = [{"fingerprint": f"db-DBDown-{i}", "starts_at": T0 + i * 5.0, "severity": "critical",
+               "labels": {"alertname": "DBDown", "service": "db", "cluster": "c1", "instance": "db-0"}}
+              for i in range(40)]
+    again = [{**a, "fingerprint": f"db-DBDown-again-{i}", "starts_at": T0 + 195 + 120 + i * 5.0}
+             for i, a in enumerate(alerts[:20])]
+    return body(alerts, again)
+
+
+def test_a_default_worker_ends_a_dense_storm_where_aiops_replay_does(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """The dense-storm gap in the stream: a default worker's stage-1 incidents (ids, counts) and parents are the
+    replay's, and the recurrence is an incident of its own (the rule before glued it on: one of 60 alerts)."""
+    path = tmp_path / "dense.ndjson"
+    path.write_bytes(dense_storm_and_its_recurrence())
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
+                          capture_output=True, check=True)
+    offline = orjson.loads(done.stdout)
+    counts = {i["id"]: i["alert_count"] for i in offline["incidents"]}
+    assert sorted(counts.values()) == [20, 40]  # the scenario is what it says
+    dep = Deployment(broker, tmp_path, extra_env=LONE)
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, lambda s: assigned(2)(s) and sum(e.alert_count for e in s.incidents.values()) >= 60)
+    assert {i: e.alert_count for i, e in seen.incidents.items()} == counts
+    assert {i["id"]: i["parent_id"] for i in offline["incidents"]} == seen.parent_of()

@@ -86,10 +86,20 @@ MACHINE = events_of([("a", "api/5xx", 0, 50, {"instance": ["i1"], "host": ["h1"]
 """Machine-follow (issue 17, session 33): l, 60 s after a's onset, follows a by their host while a alerts; l2 follows
 b; a's reach and b's come from the store after a restart."""
 
+REACH = events_of([("a", "api/5xx", 0, 30, {"instance": ["i1"]}), ("c", "web/5xx", 45, 45, {"instance": ["w1"]}),
+                   ("b", "db/latency", 60, 60, {"instance": ["i1"]})])
+"""Company reach (issue 17, session 35): c, placed in its own group, started 15 s after a's reach, so it is company for
+b (related to a only); a's reach and c's start come from the store after a restart."""
+
+NAMED = events_of([("a", "db/latency", 0, 30, {"instance": ["i1"]}), ("c", "reports/5xx", 60, 60, {}),
+                   ("b", "warehouse/latency", 70, 70, {"instance": ["i1"]})])
+"""Company named (issue 17, session 35): b reaches c's group by a topology path alone, so c is no company and b follows
+c by the path, not a by name; how b relates to each group comes from the store after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
-          "rivals": BURST, "related company": COMPANY}
+          "rivals": BURST, "related company": COMPANY, "company reach": REACH, "company named": NAMED}
 """In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
 children (x, h2), which comes from the store after a restart. In the lulled scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
@@ -111,8 +121,10 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
         out.extend(grouper.ingest([ev]))
 
 
-CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True),
-           "rivals": replace(CFG, burst_rivals=True), "related company": replace(CFG, related_company=True)}
+CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True, machine_follow_filed=False),
+           "rivals": replace(CFG, burst_rivals=True), "related company": replace(CFG, related_company=True),
+           "company reach": replace(CFG, related_company=True, company_reach=True),
+           "company named": replace(CFG, related_company=True, company_named=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -170,6 +182,18 @@ def test_the_related_company_scene_depends_on_related_company() -> None:
     assert parents(uninterrupted(COMPANY))["b"] == named["a"]
 
 
+def test_the_company_reach_scene_depends_on_company_reach() -> None:
+    named = parents(uninterrupted(REACH, CONFIGS["company reach"]))
+    assert named["b"] == named["a"] != named["c"]
+    assert parents(uninterrupted(REACH, CONFIGS["related company"]))["b"] != named["a"]
+
+
+def test_the_company_named_scene_depends_on_company_named() -> None:
+    named = parents(uninterrupted(NAMED, CONFIGS["company named"]))
+    assert named["b"] == named["c"] != named["a"]
+    assert parents(uninterrupted(NAMED, CONFIGS["related company"]))["b"] == named["a"]
+
+
 def test_the_resumed_scene_depends_on_resume_below() -> None:
     named = parents(uninterrupted(RESUMED_SCENE, RESUME))
     assert named["f"] == named["n"] != named["x"]
@@ -186,7 +210,7 @@ def test_the_lulled_scene_depends_on_lull_s() -> None:
 def test_the_machine_scene_depends_on_machine_follow() -> None:
     named = parents(uninterrupted(MACHINE, CONFIGS["machine"]))
     assert named["l"] == named["a"] != named["l2"] == named["b"]
-    plain = parents(uninterrupted(MACHINE))
+    plain = parents(uninterrupted(MACHINE, replace(CFG, machine_follow=False)))
     assert plain["l"] != plain["a"]
 
 

@@ -478,8 +478,7 @@ class Grouper:
             g, link, gap = cand.group, cand.link, cand.gap
             if self.config.company and gap > self.config.burst_s and link.relation is not Relation.CONTINUES:
                 if alone is None:
-                    alone = self._alone(ev, scope, {c.group.id for c in found}
-                                        if self.config.related_company else None)
+                    alone = self._alone(ev, scope, self._company_groups(found))
                 if alone:  # background, not the cause going on
                     lone = cand if lone is None or cand.order < lone.order else lone
                     continue
@@ -703,21 +702,38 @@ class Grouper:
         by name after a lull, which would let a path reach a group whose cause stopped minutes ago."""
         return ev.first_seen - g.reach <= self.config.burst_s
 
+    def _company_groups(self, found: list[_Candidate]) -> set[str] | None:
+        """The groups whose children are company for a child related to `found` (`GroupingConfig.related_company`),
+        or None (any incident of the scope is): all of them, or with `company_named` those related otherwise than by
+        a topology path alone (a fresh group a path away is no evidence that its child came with this one)."""
+        if not self.config.related_company:
+            return None
+        return {c.group.id for c in found
+                if not (self.config.company_named and c.link.relation is Relation.TOPOLOGY)}
+
     def _alone(self, ev: IncidentEvent, scope: str, related: set[str] | None = None) -> bool:
         """Company: whether no other incident of the child's scope started within burst_s before it (or with it).
         A fault starts incidents in bursts; background noise one here and there. Only children that start at or
         before this one count, and every one of them is known when it is released, so the answer does not depend
         on arrival order, batching or a restart (`onsets`). With `related` (`GroupingConfig.related_company`) only
-        a companion placed in one of those groups (the child's related ones), or not placed yet, counts."""
+        a companion placed in one of those groups (the child's related ones), or not placed yet, counts; with
+        `GroupingConfig.company_reach` also one that started within burst_s of such a group's reach."""
         if related is None:
             return not self._onsets.accompanied(scope, ev.first_seen, ev.incident_id, self.config.burst_s,
                                                 self._first_seen_of)
+        reaches = ([g.reach for g in map(self.store.get, sorted(related)) if g is not None]
+                   if self.config.company_reach else [])
         for other in self._onsets.starting(scope, ev.first_seen - self.config.burst_s, ev.first_seen,
                                            self._first_seen_of):
             gid = self._child_group.get(other)
-            if other != ev.incident_id and (gid is None or gid in related):
+            if other != ev.incident_id and (gid is None or gid in related or self._in_reach(other, reaches)):
                 return False
         return True
+
+    def _in_reach(self, child_id: str, reaches: list[float]) -> bool:
+        """Whether a known child started within burst_s of one of these reaches (`GroupingConfig.company_reach`)."""
+        start = self._first_seen_of(child_id)
+        return start is not None and any(start - reach <= self.config.burst_s for reach in reaches)
 
     def _burst(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
         """Burst-follow: the one accepting group with room whose children alone started within burst_s before a child

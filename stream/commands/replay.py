@@ -33,7 +33,8 @@ from stream.settings import Settings
 
 __all__ = ["REPLAY_SETTINGS", "configure", "read_alerts", "read_topology", "replay_config", "replay_settings", "run"]
 
-REPLAY_SETTINGS = ("config_file", "grouping", "stage2_lone_causes", "stage2_topology")
+REPLAY_SETTINGS = ("config_file", "dense_alerts", "dense_factor", "dense_floor", "grouping", "stage2_lone_causes",
+                   "stage2_topology")
 """The worker's settings `aiops replay` takes as flags of the same names; with its own short flags, the environment
 and the config file they decide its stages as they decide the worker's (`Settings.correlation_config`,
 `Settings.grouping_config`)."""
