@@ -12,14 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from correlator.config import DEFAULT_CONFIG, CorrelationConfig
-from correlator.engine import Correlator
 from correlator.models import Alert
-from correlator.records import AlertRecord, dict_of_record, record_from_dict
+from correlator.records import AlertRecord
 from correlator.replay import replay
-from correlator.state import DictStore, KeyState
 from correlator.windows import continuation_gap
 
-from .test_engine_properties import streams
+from .test_engine_properties import final_groups, groups_across_a_restart, streams
 
 T0 = 1_780_000_000.0
 OFF = replace(DEFAULT_CONFIG, dense_alerts=0)
@@ -76,15 +74,6 @@ SMALL = CorrelationConfig(window_s=120, allowed_lateness_s=30.0, update_interval
 SMALL_DENSE = replace(SMALL, dense_alerts=4, dense_factor=2.0, dense_floor_s=10.0)
 
 
-def _groups(alerts: list[AlertRecord], config: CorrelationConfig, batch: int = 1) -> dict[tuple[str, float], str]:
-    engine = Correlator(config, record_assignments=True)
-    for i in range(0, len(alerts), batch):
-        engine.ingest(alerts[i:i + batch])
-    engine.finish()
-    assert engine.assignments is not None
-    return engine.assignments
-
-
 @settings(max_examples=150, deadline=None)
 @given(streams(), st.integers(0, 10_000))
 def test_with_the_dense_rule_shuffling_within_the_lateness_changes_nothing(alerts: list[AlertRecord],
@@ -92,33 +81,21 @@ def test_with_the_dense_rule_shuffling_within_the_lateness_changes_nothing(alert
     rng = random.Random(seed)
     delayed = [((a.ends_at or a.starts_at) + rng.uniform(0, 30.0 * 0.99), i, a) for i, a in enumerate(alerts)]
     shuffled = [a for _, _, a in sorted(delayed)]
-    in_order = _groups(alerts, SMALL_DENSE)
-    assert _groups(shuffled, SMALL_DENSE) == in_order
-    assert _groups(shuffled, SMALL_DENSE, batch=7) == in_order
+    in_order = final_groups(alerts, config=SMALL_DENSE)
+    assert final_groups(shuffled, config=SMALL_DENSE) == in_order
+    assert final_groups(shuffled, batch=7, config=SMALL_DENSE) == in_order
 
 
 @settings(max_examples=100, deadline=None)
 @given(streams(), st.integers(0, 200))
 def test_with_the_dense_rule_a_restart_on_recovered_state_gives_the_same_incidents(alerts: list[AlertRecord],
                                                                                    cut: int) -> None:
-    cut = min(cut, len(alerts))
-    first = Correlator(SMALL_DENSE, record_assignments=True)
-    for a in alerts[:cut]:
-        first.ingest([a])
-    store = DictStore()
-    for key, state in first.store.items():
-        store.put(key, KeyState.from_dict(state.to_dict(dict_of_record), record_from_dict))
-    second = Correlator(SMALL_DENSE, store, record_assignments=True)
-    for a in alerts[cut:]:
-        second.ingest([a])
-    second.finish()
-    assert first.assignments is not None and second.assignments is not None
-    assert {**first.assignments, **second.assignments} == _groups(alerts, SMALL_DENSE)
+    assert groups_across_a_restart(alerts, cut, SMALL_DENSE) == final_groups(alerts, config=SMALL_DENSE)
 
 
 def test_the_property_streams_are_split_by_the_dense_rule() -> None:
     """The two properties above test the rule itself: on a stream of them it changes the incidents."""
     alerts = [AlertRecord(f"k#{i}", "api/5xx", "firing", "warning", T0 + i) for i in range(8)]
     alerts += [AlertRecord(f"k#{i}", "api/5xx", "firing", "warning", T0 + 30 + i) for i in range(8, 12)]
-    assert len(set(_groups(alerts, SMALL).values())) == 1
-    assert len(set(_groups(alerts, SMALL_DENSE).values())) == 2
+    assert len(set(final_groups(alerts, config=SMALL).values())) == 1
+    assert len(set(final_groups(alerts, config=SMALL_DENSE).values())) == 2
