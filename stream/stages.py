@@ -243,7 +243,10 @@ class StageRunner:
                     return
         await asyncio.sleep(self.backoff_s)
         if replay:
-            await self.fold(stage, lock, [], counted=replay)
+            try:
+                await self.fold(stage, lock, [], counted=replay)
+            except Exception:  # noqa: BLE001 - given up (`_undo`: released, logged); the timer must go on
+                return
 
     async def stop(self, stage: Stage, lock: asyncio.Lock) -> None:
         """The stop hook: the stage's last checkpoint, after any fold in progress."""
