@@ -23,7 +23,9 @@ Refolded input regenerates the same output (same ids, same seq) and is deduplica
 and keys as after a crash; a dead letter already sent for a record is not sent again; the input metrics of a
 fold (`stream.tally`) count only when it succeeds, and not at all for the held input folded again, so each
 record counts once. Only a stopping or rebalancing worker gives up (Faust waits for
-every message it handed out): the input stays unacknowledged and the partition's next owner reads it again.
+every message it handed out): the input stays unacknowledged and the partition's next owner reads it again, and
+the failure ends that fold or tick, never the worker (a timer's exception would crash the app): one rule for
+both, `StageRunner._undo`.
 """
 
 from __future__ import annotations
