@@ -23,7 +23,9 @@ Refolded input regenerates the same output (same ids, same seq) and is deduplica
 and keys as after a crash; a dead letter already sent for a record is not sent again; the input metrics of a
 fold (`stream.tally`) count only when it succeeds, and not at all for the held input folded again, so each
 record counts once. Only a stopping or rebalancing worker gives up (Faust waits for
-every message it handed out): the input stays unacknowledged and the partition's next owner reads it again.
+every message it handed out): the input stays unacknowledged and the partition's next owner reads it again, and
+the failure ends that fold or tick, never the worker (a timer's exception would crash the app): one rule for
+both, `StageRunner._undo`.
 """
 
 from __future__ import annotations
@@ -222,12 +224,10 @@ class StageRunner:
                         with tallied():
                             await stage.fold(attempt)
                 except Exception as exc:  # noqa: BLE001 - a batch failed whole: undone and retried, never skipped
-                    replay = stage.rollback(events)
-                    if self._giving_up():  # unacknowledged: the partitions' next owner reads all of it again
-                        self.letters.release(e.message for e in replay)
+                    replay = self._undo(stage, events, exc, delay)
+                    if replay is None:  # given up: `DeadLetters.guarded` leaves the batch unacknowledged
                         raise
                     again, attempt = _counted_first(replay, events)
-                    self._failed(stage, replay, exc, delay)
                 else:
                     return
             await asyncio.sleep(delay)
@@ -240,14 +240,15 @@ class StageRunner:
                 await stage.tick()
                 return
             except Exception as exc:  # noqa: BLE001 - as a failed batch: undone, its held input folded again
-                replay = stage.rollback([])
-                if self._giving_up():
-                    self.letters.release(e.message for e in replay)
-                    raise
-                self._failed(stage, replay, exc, self.backoff_s)
+                replay = self._undo(stage, [], exc, self.backoff_s)
+                if replay is None:  # given up: raising would end the timer, and Faust crashes the app for it
+                    return
         await asyncio.sleep(self.backoff_s)
         if replay:
-            await self.fold(stage, lock, [], counted=replay)
+            try:
+                await self.fold(stage, lock, [], counted=replay)
+            except Exception:  # noqa: BLE001 - given up (`_undo`: released, logged); the timer must go on
+                return
 
     async def stop(self, stage: Stage, lock: asyncio.Lock) -> None:
         """The stop hook: the stage's last checkpoint, after any fold in progress."""
@@ -258,12 +259,30 @@ class StageRunner:
         """Stopping or rebalancing: Faust waits for every message it handed out, so a retry would stall it."""
         return bool(self.app.should_stop or getattr(self.app, "rebalancing", False))
 
-    def _failed(self, stage: Stage, replay: Sequence[EventT[Any]], exc: Exception, delay: float) -> None:
-        metrics.BATCH_RETRIES.labels(stage.spec.name).inc()
-        log.error("%s: batch failed as a whole (%r); rolled back, folding %d records again in %.1f s (%s)",
-                  stage.spec.name, exc, len(replay), delay, first_offsets(e.message for e in replay), exc_info=exc)
+    def _undo(self, stage: Stage, failed: Sequence[EventT[Any]], exc: Exception,
+              delay: float) -> list[EventT[Any]] | None:
+        """After a failed fold or tick: roll the stage back; the input to fold again, or None if the worker gives
+        up (stopping or rebalancing).
+
+        The one rule for both: given up, the rolled-back input is released unacknowledged (never lost: Faust
+        commits no offset past it, and whoever owns its partitions after the rebalance, this worker included,
+        seeks to the committed offsets and reads it again), and the failure ends that fold or tick, never the
+        worker (a timer's exception would crash the app, and a retry would stall the rebalance)."""
+        replay = stage.rollback(failed)
+        name, offsets = stage.spec.name, first_offsets(e.message for e in replay)
+        given_up = self._giving_up()
+        if given_up:
+            self.letters.release(e.message for e in replay)
+            log.warning("%s: a fold or tick failed while the worker stops or rebalances (%r); rolled back, %d "
+                        "records left unacknowledged for their partitions' next owner (%s)", name, exc, len(replay),
+                        offsets)
+        else:
+            metrics.BATCH_RETRIES.labels(name).inc()
+            log.error("%s: batch failed as a whole (%r); rolled back, folding %d records again in %.1f s (%s)",
+                      name, exc, len(replay), delay, offsets, exc_info=exc)
         if exc.__traceback__ is not None:  # its frames would keep the batch's messages alive
             traceback.clear_frames(exc.__traceback__)
+        return None if given_up else replay
 
 
 def _counted_first(replay: Sequence[EventT[Any]], failed: Sequence[EventT[Any]]) -> tuple[list[EventT[Any]],

@@ -4,12 +4,13 @@ the stage here writes no state; `test_pipeline.py` has the same on the broker wi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.types import TopicT
 from faust.types.tuples import Message
 from prometheus_client import REGISTRY, Counter
@@ -33,10 +34,16 @@ class Flaky:
     spec: StageSpec = StageSpec("flaky", 10, 0.0)
     records_read: Counter = field(default_factory=lambda: Counter("flaky_records_read", "", registry=None))
     tick_fails: int = 0
+    ticks: int = 0
+    topic: TopicT | None = None
+    failing: Callable[[], None] = lambda: None
+    """Called as a fold fails (the app starts rebalancing)."""
 
     @property
     def source(self) -> TopicT:
-        raise NotImplementedError
+        if self.topic is None:
+            raise NotImplementedError
+        return self.topic
 
     async def fold(self, events: Sequence[Any]) -> None:
         self.checkpoints.hold(events)
@@ -44,6 +51,7 @@ class Flaky:
         tally.inc(self.records_read, len(events))  # an input metric, as normalize and correlate count theirs
         if self.fails:
             self.fails -= 1
+            self.failing()
             raise SendFailed("record batch not delivered: broker down")
 
     def rollback(self, failed: Sequence[Any]) -> list[Any]:
@@ -53,6 +61,7 @@ class Flaky:
         return self.checkpoints.held
 
     async def tick(self) -> None:
+        self.ticks += 1
         if self.tick_fails:
             self.tick_fails -= 1
             raise SendFailed("checkpoint not delivered: broker down")
@@ -142,3 +151,51 @@ def test_outside_a_tallied_fold_a_count_is_at_once_and_a_failed_fold_counts_noth
         tally.inc(counter, 1)
         tally.inc(counter, 0)
     assert counter._value.get() == 3
+
+
+@pytest.mark.parametrize("rebalance_on", ["tick", "refold"])
+def test_a_tick_failing_while_the_worker_rebalances_releases_the_held_input_and_the_timer_goes_on(
+        tmp_path: Path, rebalance_on: str) -> None:
+    """A checkpoint refused by a restarting broker during a rebalance (`tick`), or refused before it and the refold
+    of its held input refused during one (`refold`): the stage is rolled back, its held input released
+    unacknowledged (the partitions' next owner, this worker too, reads it again from the committed offsets), and
+    the timer, run as Faust runs it, ticks on: its exception would crash the app."""
+    app = make_app(Settings(data_dir=tmp_path))
+
+    def rebalancing() -> None:
+        app.rebalancing = True  # what Faust's on_rebalance_start sets
+
+    stage = Flaky(Checkpointer(app), spec=StageSpec("flaky_tick", 10, 0.0, tick_s=0.02), topic=app.topic("alerts"))
+    runner = StageRunner(app, DeadLetters(app, "deadletter", 900_000, 65_536), backoff_s=0.001)
+    runner.install(stage)
+    timer = app._app_tasks[-1]  # the timer's task, as `app.timer` registered it
+    messages = [Message("alerts", 0, offset, 0.0, 0, [], None, b"{}", None) for offset in range(3)]
+
+    async def run() -> None:
+        consumer = app.consumer  # made in the running loop, as the worker makes it (its timers tick in that loop)
+        for message in messages:
+            message.incref()
+            consumer.track_message(message)
+        await runner.fold(stage, asyncio.Lock(), [SimpleNamespace(message=m) for m in messages])
+        for message in messages:
+            message.ack(consumer)  # the agent's loop moved on: only the checkpoint's hold keeps them
+        stage.tick_fails = 1
+        if rebalance_on == "tick":
+            rebalancing()
+        else:
+            stage.fails, stage.failing = 1, rebalancing
+        task = app.add_future(timer())  # as Faust starts an app's timers: an exception ends in `app.crash`
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        task.cancel()
+        assert not set(messages) & set(consumer._unacked_messages)  # released: a rebalance does not wait for them
+
+    before = REGISTRY.get_sample_value("aiops_batch_retries_total", {"agent": "flaky_tick"}) or 0.0
+    asyncio.run(run())
+    assert not app.crashed
+    assert stage.ticks > 3  # it ticked on after the failure
+    assert stage.held() == []  # rolled back, and not folded again while rebalancing:
+    assert stage.folds == [[0, 1, 2]] + ([[0, 1, 2]] if rebalance_on == "refold" else [])
+    assert [m.acked for m in messages] == [False, False, False]  # never acknowledged: read again
+    retries = REGISTRY.get_sample_value("aiops_batch_retries_total", {"agent": "flaky_tick"}) or 0.0
+    assert retries == before + (rebalance_on == "refold")  # the tick's failure before the rebalance: a retry
