@@ -33,8 +33,8 @@ from stream.settings import Settings
 
 __all__ = ["REPLAY_SETTINGS", "configure", "read_alerts", "read_topology", "replay_config", "replay_settings", "run"]
 
-REPLAY_SETTINGS = ("config_file", "dense_alerts", "dense_factor", "dense_floor", "grouping", "stage2_lone_causes",
-                   "stage2_topology")
+REPLAY_SETTINGS = ("background_factor", "config_file", "dense_alerts", "dense_factor", "dense_floor", "first_gap",
+                   "gap_factor", "grouping", "min_gap", "stage2_lone_causes", "stage2_topology", "window")
 """The worker's settings `aiops replay` takes as flags of the same names; with its own short flags, the environment
 and the config file they decide its stages as they decide the worker's (`Settings.correlation_config`,
 `Settings.grouping_config`)."""
@@ -44,10 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of `aiops replay`."""
     parser.add_argument("files", nargs="+", type=Path, help="Alertmanager webhook JSON, Zabbix event JSON, "
                         "generic alert JSON (object, array or NDJSON); '-' reads standard input")
-    # Stage 1's rules are the worker's settings of these names (stream/settings.py), read from the same AIOPS_*
-    # variables and config file, so a replay matches the worker beside it; a flag wins over both.
-    parser.add_argument("--window", default=None, help="the longest quiet gap an incident bridges, e.g. 10m, 600, 1h "
-                        "(the worker's --window; default 10m)")
+    # Stage 1's rules are the worker's settings (stream/settings.py: --window, --min-gap, ... are generated from
+    # them, REPLAY_SETTINGS), read from the same AIOPS_* variables and config file, so a replay matches the worker
+    # beside it; a flag wins over both. These three keep replay's own names (--max-future-skew: measured against
+    # the records after an alert, a recording having no arrival times).
     parser.add_argument("--mode", choices=["quiet-gap", "continuation", "tumbling"], default=None,
                         help="how an incident ends (the worker's --window-mode; default quiet-gap)")
     parser.add_argument("--lateness", default=None,
@@ -68,15 +68,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         f"new related incident (the worker's --stage2-gap; default {DEFAULT_GROUPING.gap_s:g}s)")
     parser.add_argument("--hops", type=int, default=None, help="stage 2: topology edges allowed between related "
                         f"entities (the worker's --stage2-hops; default {DEFAULT_GROUPING.max_hops})")
-    parser.add_argument("--min-gap", default=None,
-                        help="quiet-gap mode: the shortest pause that ends an incident of two alerts or more")
-    parser.add_argument("--first-gap", default=None,
-                        help="quiet-gap mode: the pause that ends an incident holding one alert")
-    parser.add_argument("--gap-factor", type=float, default=None,
-                        help="quiet-gap mode: a pause this many times the incident's mean interval ends it")
-    parser.add_argument("--background-factor", type=float, default=None,
-                        help="quiet-gap mode: cap a gap at this many times the mean spacing of the key's "
-                             "incident onsets in the hour before (0: off)")
     parser.add_argument("--burst", default=None,
                         help="stage 2: onset proximity; an incident starting within this of a cause's latest "
                              "start carries it on, and only such an incident joins by a shared host or a topology path "
@@ -106,11 +97,9 @@ def replay_settings(args: argparse.Namespace) -> Settings:
     """The settings a replay runs with: its flags over the environment over the config file, as the worker's
     (`--mode`, `--lateness` are the worker's `window_mode`, `allowed_lateness`; `--gap`, `--hops`, `--burst`,
     `--merge-window` its `stage2_*` settings)."""
-    return load_settings(args, window=args.window, window_mode=args.mode, allowed_lateness=args.lateness,
-                         max_future_skew=args.max_future_skew, min_gap=args.min_gap, first_gap=args.first_gap,
-                         gap_factor=args.gap_factor, background_factor=args.background_factor,
-                         stage2_gap=args.gap, stage2_hops=args.hops, stage2_burst=args.burst,
-                         stage2_merge_window=args.merge_window)
+    return load_settings(args, window_mode=args.mode, allowed_lateness=args.lateness,
+                         max_future_skew=args.max_future_skew, stage2_gap=args.gap, stage2_hops=args.hops,
+                         stage2_burst=args.burst, stage2_merge_window=args.merge_window)
 
 
 def replay_config(settings: Settings) -> CorrelationConfig:
