@@ -65,6 +65,8 @@ def family(name: str) -> str | None:
     itself); None for a set in no family's mean (DEVELOPMENT_TOPOLOGY and the checks)."""
     if "cascades" in name:
         return "cascades" if "(development)" in name or "(tuning)" in name else None
+    if "generated storms," in name:
+        return "storms" if "(development)" in name else None
     if "noise" in name or "(tuning set)" in name:
         return "noise" if "noise" in name else "micross"
     return None

@@ -54,6 +54,8 @@ def settings(pairs: list[str]) -> dict[str, Any]:
 
 def family(name: str) -> str | None:
     """The family of a TUNING or DEVELOPMENT set by its name (None: rca-micross and the checks)."""
+    if "generated storms," in name:
+        return "storms"
     return "noise" if "noise" in name else "cascades" if "cascades" in name else None
 
 
@@ -66,7 +68,7 @@ def verdict(rows: dict[str, tuple[tuple[float, float | None], tuple[float, float
     Returns whether it ships and the lines that say why."""
     lines: list[str] = []
     ok = True
-    for fam in ("noise", "cascades"):
+    for fam in ("noise", "cascades", "storms"):
         names = [n for n in dev if family(n) == fam]
         for k, label in ((0, "without the file"), (1, "with the file")):
             vals = [(rows[n][0][k], rows[n][1][k]) for n in names if rows[n][0][k] is not None]
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("on", nargs="+", help="field=value pairs: the rule on")
     parser.add_argument("--base", nargs="*", default=[], help="field=value pairs for both columns")
     parser.add_argument("--noise", action="store_true", help="rca-micross and the noise sets only (no verdict)")
-    parser.add_argument("--target", choices=("noise", "cascades"), default="noise", help="the family the rule aims at")
+    parser.add_argument("--target", choices=("noise", "cascades", "storms"), default="noise", help="the family the rule aims at")
     parser.add_argument("--table", type=Path, help="judge the table a run printed (its file) instead of running")
     args = parser.parse_args(argv)
     if args.table is not None:
