@@ -10,9 +10,18 @@ records of 100 alerts), with, beside CPU per alert over the fold and over a `--w
   `cpu_us_work`: the window's CPU less that idle rate over the window, per alert: the work the alerts caused;
 * `threads`: CPU seconds per thread over the window (/proc/<pid>/task), by thread name: the main loop
   against Faust's consumer thread and the rest;
-* `gc`: per generation, collections and the collecting thread's CPU seconds in them over the window (a `sitecustomize` put on the
-  worker's PYTHONPATH registers a `gc.callbacks` timer and writes its totals to a file every 0.2 s);
-* `topics`: records and bytes (key + value + headers) on every topic of the deployment after the run.
+* `gc`: per generation, collections and the collecting thread's CPU in them over the window (a `sitecustomize`
+  put on the worker's PYTHONPATH registers a `gc.callbacks` timer and writes its totals to a file every 0.2 s);
+* `topics`: records and bytes (key + value + headers) on every topic of the deployment after the run;
+* with `--timers`, `timers_us`: calls and thread CPU (us per alert, inclusive) of each stage's fold and tick,
+  each checkpoint, Faust's message drain and agent loops (counted step by step), and named calls inside them
+  (the probe wraps them once the worker's modules are imported; the wrappers cost about 1 us per 2 calls);
+* with `--pyspy DIR`, a py-spy raw profile of the window (`benchmarks/pyspy_diff.py` compares two settings).
+  py-spy 0.4.3 counts samples of waiting threads too here (a sleeping thread got samples even with `--gil`),
+  so its totals run at about twice the CPU: compare functions, not shares of the total.
+
+Names: `all`, `stage2_off`, `console_off`, `insight_off` (`SETTINGS`), `rev:<revision>` (that revision's tree,
+every part on), or your own with `--setting`.
 
     .venv/bin/python benchmarks/ablation_probe.py --runs 3 --path hop all stage2_off
     .venv/bin/python benchmarks/ablation_probe.py --setting 'gc_off=AIOPS_X=1' all gc_off   # a setting of your own
@@ -78,10 +87,12 @@ if _out:
         t[0] += 1; t[1] += spent
 
     class _Timed:  # CPU of the thread while the coroutine runs a step, summed over its steps (inclusive)
-        def __init__(self, coro, key):
-            self.coro, self.key = coro, key
-        def __await__(self):
-            coro, value, exc, spent, clock = self.coro, None, None, 0.0, time.thread_time
+        def __init__(self, coro, key, steps=False):
+            self.coro, self.key, self.steps = coro, key, steps
+        def __await__(self):  # a long-running loop (Faust's) is counted as it goes: one call per step
+            coro, value, exc, clock, key = self.coro, None, None, time.thread_time, self.key
+            steps = self.steps
+            spent = 0.0
             try:
                 while True:
                     t = clock()
@@ -90,18 +101,22 @@ if _out:
                     except StopIteration as stop:
                         spent += clock() - t
                         return stop.value
-                    spent += clock() - t
+                    if steps:
+                        _add(key, clock() - t)
+                    else:
+                        spent += clock() - t
                     try:
                         value, exc = (yield y), None
                     except BaseException as e:
                         value, exc = None, e
             finally:
-                _add(self.key, spent)
+                if not steps:
+                    _add(key, spent)
 
-    def _wrap_async(owner, name, keyf):
+    def _wrap_async(owner, name, keyf, steps=False):
         f = getattr(owner, name)
         async def timed(*a, **k):
-            return await _Timed(f(*a, **k), keyf(*a, **k))
+            return await _Timed(f(*a, **k), keyf(*a, **k), steps)
         setattr(owner, name, timed)
 
     def _wrap_sync(owner, name, key):
@@ -132,6 +147,29 @@ if _out:
         _wrap_sync(m["stream.stage2_state"].GroupTableStore, "write_keys", "stage2.write_keys")
         _wrap_sync(m["correlator.engine"].Correlator, "ingest", "Correlator.ingest")
         _wrap_sync(m["stream.state"].TableStore, "write_keys", "stage1.write_keys")
+        import faust.agents.agent, faust.transport.consumer
+        _wrap_async(faust.agents.agent.Agent, "_execute_actor", lambda self, *a, **k: "faust.agent:" + self.name,
+                    steps=True)
+        _wrap_async(faust.transport.consumer.Consumer, "_drain_messages", lambda *a, **k: "faust._drain_messages",
+                    steps=True)
+        import faust.sensors.monitor
+        for name in ("on_message_in", "on_stream_event_in", "on_stream_event_out", "on_message_out",
+                     "on_send_initiated", "on_send_completed"):
+            _wrap_sync(faust.sensors.monitor.Monitor, name, "faust.Monitor." + name)
+        tk, ins = m["stream.tickets"], m["stream.insight"]
+        _wrap_sync(m["correlator.insight.aggregates"].HourAggregate, "copied", "insight.HourAggregate.copied")
+        _wrap_sync(m["stream.docstore"].DocStore, "write_keys", "docstore.write_keys")
+        _wrap_async(ins.Insight, "_fold", lambda *a, **k: "insight._fold")
+        _wrap_async(tk, "read_incidents", lambda *a, **k: "sla.read_incidents")
+        _wrap_async(tk, "clock_incidents", lambda *a, **k: "sla.clock_incidents")
+        _wrap_async(tk.Desk, "commit", lambda *a, **k: "sla.Desk.commit")
+        _wrap_async(ins.Insight, "fold_incidents", lambda *a, **k: "insight.fold_incidents")
+        _wrap_sync(tk, "decode_incident_fast", "sla.decode_incident_fast")
+        _wrap_sync(tk, "on_incident_event", "sla.on_incident_event")
+        _wrap_sync(pl, "decode_batch", "correlate.decode_batch")
+        _wrap_sync(pl.Pipeline, "encode", "correlate.encode")
+        _wrap_async(pl.Pipeline, "commit_many", lambda *a, **k: "correlate.commit_many")
+        _wrap_async(pl.Pipeline, "checkpoint_if_due", lambda *a, **k: "correlate.checkpoint_if_due")
         feed = m.get("stream.console.feed")
         if feed is not None:
             _wrap_sync(feed, "_apply_guarded", "console._apply_guarded")
