@@ -835,13 +835,15 @@ alone, so it opens its own group; c, starting at 78 with b as company, names bot
 30 s apart (within merge_window_s), but b came 25 s after a's group went quiet."""
 
 RECUR = replace(CFG, recur_apart_s=20)
+OFF = replace(CFG, recur_apart_s=0)
+"""The rule before recurrence apart (on by default at 60 s since session 36; these scenes' lulls are shorter)."""
 
 
 def test_a_bridge_does_not_fold_a_recurrence_into_the_outage_that_went_quiet() -> None:
     out = run(events_of(QUIET), RECUR)[1]
     assert partition(out) == "a a2 a3|b c"
     assert not [a for a in out.assignments if a.relation is Relation.MERGED]
-    assert partition(run(events_of(QUIET))[1]) == "a a2 a3 b c"  # without the rule the finished outage takes b's
+    assert partition(run(events_of(QUIET), OFF)[1]) == "a a2 a3 b c"  # without the rule the finished outage takes b's
 
 
 def test_a_recurrence_within_recur_apart_s_still_folds() -> None:
@@ -857,7 +859,7 @@ def test_a_quiet_older_group_does_not_take_a_fresh_one_holding_a_recurrence() ->
                          ("a", "db/latency", 78, 85, {"instance": ["i1"]}),
                          ("c", "lb/errors", 80, 80, {"instance": ["i1", "i2"]})]
     assert partition(run(events_of(specs), RECUR)[1]) == "a c|b b2 b3"
-    assert partition(run(events_of(specs))[1]) == "a b b2 b3 c"
+    assert partition(run(events_of(specs), OFF)[1]) == "a b b2 b3 c"
 
 
 X1 = {"instance": ["x1"]}
@@ -878,7 +880,7 @@ X1 = {"instance": ["x1"]}
 def test_a_recurrence_after_the_outage_went_quiet_does_not_join_it(name: str, specs: list[Spec], expected: str,
                                                                     before: str) -> None:
     assert partition(run(events_of(specs), RECUR)[1]) == expected, name
-    assert partition(run(events_of(specs))[1]) == before, name
+    assert partition(run(events_of(specs), OFF)[1]) == before, name
 
 
 LULLED = sorted([
