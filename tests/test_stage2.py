@@ -647,7 +647,7 @@ def test_public_names() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"gap_s": -1}, {"lateness_s": -1}, {"merge_window_s": -1}, {"max_hops": -1},
-                                 {"max_children": 0}, {"max_entities": 0}])
+                                 {"max_children": 0}, {"max_entities": 0}, {"recur_apart_s": -1}])
 def test_config_refuses_nonsense(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         GroupingConfig(**bad)  # type: ignore[arg-type]
@@ -823,6 +823,64 @@ def test_an_alert_with_company_is_not_lone() -> None:
 def test_a_group_of_two_alerts_is_not_lone() -> None:
     two = [("z", "web/5xx", 0, 5, {"instance": ["w1"]}), *LONE[1:]]
     assert partition(run(events_of(two))[1]) == "a b z"
+
+
+QUIET: list[Spec] = [("a", "api/5xx", 0, 40, {"instance": ["i1"]}), ("a3", "api/cpu", 10, 50, {"instance": ["i1"]}),
+                     ("a2", "api/latency", 45, 45, {"instance": ["i1"]}),
+                     ("b", "api/5xx", 75, 80, {"instance": ["i2"]}),
+                     ("c", "lb/errors", 78, 78, {"instance": ["i1", "i2"]})]
+"""Recurrence apart (issue 17, session 36): a's outage alerted until 50 s (a3, its api/5xx incident a stopped at 40;
+a2 joined at 45, moving its latest onset, not its reach); api/5xx fails again at 75 as a new stage-1 incident b,
+alone, so it opens its own group; c, starting at 78 with b as company, names both groups. Their latest onsets lie
+30 s apart (within merge_window_s), but b came 25 s after a's group went quiet."""
+
+RECUR = replace(CFG, recur_apart_s=20)
+OFF = replace(CFG, recur_apart_s=0)
+"""The rule before recurrence apart (on by default at 60 s since session 36; these scenes' lulls are shorter)."""
+
+
+def test_a_bridge_does_not_fold_a_recurrence_into_the_outage_that_went_quiet() -> None:
+    out = run(events_of(QUIET), RECUR)[1]
+    assert partition(out) == "a a2 a3|b c"
+    assert not [a for a in out.assignments if a.relation is Relation.MERGED]
+    assert partition(run(events_of(QUIET), OFF)[1]) == "a a2 a3 b c"  # without the rule the finished outage takes b's
+
+
+def test_a_recurrence_within_recur_apart_s_still_folds() -> None:
+    assert partition(run(events_of(QUIET), replace(CFG, recur_apart_s=30))[1]) == "a a2 a3 b c"
+
+
+def test_a_quiet_older_group_does_not_take_a_fresh_one_holding_a_recurrence() -> None:
+    # b's outage alerted until 55 s (b3; its db/latency incident b stopped at 45); db/latency fails again at 78 (a),
+    # 23 s after b's reach, and opens its own group; c names both at 80, within a's span. The fold would keep the older
+    # group, b's
+    specs: list[Spec] = [("b", "db/latency", 0, 45, {"instance": ["i2"]}), ("b3", "db/cpu", 5, 55, {"instance": ["i2"]}),
+                         ("b2", "db/disk", 50, 50, {"instance": ["i2"]}),
+                         ("a", "db/latency", 78, 85, {"instance": ["i1"]}),
+                         ("c", "lb/errors", 80, 80, {"instance": ["i1", "i2"]})]
+    assert partition(run(events_of(specs), RECUR)[1]) == "a c|b b2 b3"
+    assert partition(run(events_of(specs), OFF)[1]) == "a b b2 b3 c"
+
+
+X1 = {"instance": ["x1"]}
+
+
+@pytest.mark.parametrize(("name", "specs", "expected", "before"), [
+    ("the same key again 25 s after the reach, in company, its first incident ended before the outage: the next one",
+     [("a", "api/5xx", 0, 40, I1), ("a3", "api/cpu", 10, 50, I1), ("x", "cache/miss", 70, 70, X1),
+      ("b", "api/5xx", 75, 80, I1)], "a a3|b|x", "a a3 b|x"),
+    ("the same key again 15 s after the reach: the outage going on",
+     [("a", "api/5xx", 0, 40, I1), ("a3", "api/cpu", 10, 50, I1), ("b", "api/5xx", 65, 70, I1)], "a a3 b", "a a3 b"),
+    ("another key 25 s after the reach, in company: as before",
+     [("a", "api/5xx", 0, 40, I1), ("a3", "api/cpu", 10, 50, I1), ("x", "cache/miss", 70, 70, X1),
+      ("b", "api/latency", 75, 80, I1)], "a a3 b|x", "a a3 b|x"),
+    ("the same key again where its incident was the last to alert: a storm pausing, as before",
+     [("a", "api/5xx", 0, 50, I1), ("x", "cache/miss", 70, 70, X1), ("b", "api/5xx", 75, 80, I1)], "a b|x", "a b|x"),
+])
+def test_a_recurrence_after_the_outage_went_quiet_does_not_join_it(name: str, specs: list[Spec], expected: str,
+                                                                    before: str) -> None:
+    assert partition(run(events_of(specs), RECUR)[1]) == expected, name
+    assert partition(run(events_of(specs), OFF)[1]) == before, name
 
 
 LULLED = sorted([

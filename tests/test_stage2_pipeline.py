@@ -502,3 +502,42 @@ def test_a_default_worker_ends_a_dense_storm_where_aiops_replay_does(
     seen = collect(dep, lambda s: assigned(2)(s) and sum(e.alert_count for e in s.incidents.values()) >= 60)
     assert {i: e.alert_count for i, e in seen.incidents.items()} == counts
     assert {i["id"]: i["parent_id"] for i in offline["incidents"]} == seen.parent_of()
+
+
+def an_outage_and_its_opening_symptom_again() -> bytes:
+    """An outage that opens with a dense db/DBDown storm (0-195 s) and goes on in api (10-260 s, naming db's instance,
+    so one cause); db/DBDown fails again at 340 s (stage 1's dense-storm gap makes it an incident of its own), 80 s
+    after the outage's last alert, a cache alert 10 s before it as company: `GroupingConfig.recur_apart_s` (60 s)."""
+    db = [{"fingerprint": f"db-DBDown-{i}", "starts_at": T0 + i * 5.0, "severity": "critical",
+           "labels": {"alertname": "DBDown", "service": "db", "cluster": "c1", "instance": "db-0"}} for i in range(40)]
+    api = [{"fingerprint": f"api-ErrorRate-{i}", "starts_at": T0 + 10 + i * 5.0, "severity": "critical",
+            "labels": {"alertname": "ErrorRate", "service": "api", "cluster": "c1", "instance": "db-0"}}
+           for i in range(51)]
+    again = [{**a, "fingerprint": f"db-DBDown-again-{i}", "starts_at": T0 + 340 + i * 5.0} for i, a in enumerate(db[:20])]
+    return body(db, api, failure("cache", "Evictions", T0 + 330, count=1), again)
+
+
+def test_a_default_worker_keeps_a_recurrence_apart_where_aiops_replay_does(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """Recurrence apart in the stream: a default worker names the replay's parents, in which db/DBDown failing again
+    after its outage went quiet is a cause of its own (with the rule off the replay folds it into the outage)."""
+    path = tmp_path / "again.ndjson"
+    path.write_bytes(an_outage_and_its_opening_symptom_again())
+
+    def offline(env: dict[str, str]) -> dict[str, Any]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
+                              capture_output=True, check=True, env={**base, **env})
+        return dict(orjson.loads(done.stdout))
+
+    replayed = offline({})
+    expected = {p["id"]: set(p["children"]) for p in replayed["parents"]}
+    assert sorted(map(len, expected.values())) == [1, 1, 2]  # the scenario is what it says
+    before = offline({"AIOPS_GROUPING__RECUR_APART_S": "0"})["parents"]
+    assert sorted(len(p["children"]) for p in before) == [1, 3]
+    dep = Deployment(broker, tmp_path, extra_env=LONE)
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, assigned(len(replayed["incidents"])))
+    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()

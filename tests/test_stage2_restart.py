@@ -29,7 +29,7 @@ from correlator.stage2 import Progress
 from stream.stage2_agent import Stage2, TopologyWatcher
 from stream.stage2_state import GroupTableStore
 
-from .test_stage2 import CFG, LONE, LULL, LULLED, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
+from .test_stage2 import CFG, LONE, LULL, LULLED, QUIET, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
 
 HOST = {"host": ["h1"]}
 
@@ -99,9 +99,11 @@ c by the path, not a by name; how b relates to each group comes from the store a
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
-          "rivals": BURST, "related company": COMPANY, "company reach": REACH, "company named": NAMED}
+          "rivals": BURST, "related company": COMPANY, "company reach": REACH, "company named": NAMED,
+          "recurrence apart": events_of(QUIET)}
 """In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
-own parent; which group c was placed in comes from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
+own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
+reach, which say b is api/5xx failing again after a's outage went quiet, come from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
 children (x, h2), which comes from the store after a restart. In the lulled scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
 restart; in the machine scene l's following a by their host does. In the lone scene (issue 17, session 32) whether z
 started alone comes from the store's onsets after a restart.
@@ -124,7 +126,8 @@ def feed(grouper: Grouper, events: list[IncidentEvent], out: GroupingOutput) -> 
 CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_follow=True, machine_follow_filed=False),
            "rivals": replace(CFG, burst_rivals=True), "related company": replace(CFG, related_company=True),
            "company reach": replace(CFG, related_company=True, company_reach=True),
-           "company named": replace(CFG, related_company=True, company_named=True)}
+           "company named": replace(CFG, related_company=True, company_named=True),
+           "recurrence apart": replace(CFG, recur_apart_s=20)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -192,6 +195,12 @@ def test_the_company_named_scene_depends_on_company_named() -> None:
     named = parents(uninterrupted(NAMED, CONFIGS["company named"]))
     assert named["b"] == named["c"] != named["a"]
     assert parents(uninterrupted(NAMED, CONFIGS["related company"]))["b"] == named["a"]
+
+
+def test_the_recurrence_apart_scene_depends_on_recur_apart_s() -> None:
+    named = parents(uninterrupted(events_of(QUIET), CONFIGS["recurrence apart"]))
+    assert named["c"] == named["b"] != named["a"] == named["a2"] == named["a3"]
+    assert parents(uninterrupted(events_of(QUIET), replace(CFG, recur_apart_s=0)))["b"] == named["a"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

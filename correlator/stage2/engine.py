@@ -473,6 +473,8 @@ class Grouper:
             link = None if g is None or gap is None else self._admitted(ev, view, g)
             if g is None or gap is None or link is None:
                 continue
+            if link.relation is not Relation.CONTINUES and self._recurs(g, ev.key, ev.incident_id, ev.first_seen):
+                continue  # the symptom failing again after its outage went quiet: the next outage
             found.append(_Candidate(g, link, gap))
         for cand in found:
             g, link, gap = cand.group, cand.link, cand.gap
@@ -552,18 +554,39 @@ class Grouper:
         return _Candidate(keep, link, best.gap if gap is None else gap)
 
     def _folds(self, cand: _Candidate, best: _Candidate) -> bool:
-        """Whether a related group folds into the best one's: never through a path; through a name borrowed from a
-        path only when both groups' latest onsets lie within burst_s (one burst: on the development noise sets a
-        fault's pieces, apart with the file where without it a name folds them; `GroupingConfig.borrowed_folds`);
-        else within merge_window_s."""
+        """Whether a related group folds into the best one's: never through a path; never when one of the two began
+        after the other had gone quiet (`_in_turn`); through a name borrowed from a path only when both groups' latest
+        onsets lie within burst_s (one burst: on the development noise sets a fault's pieces, apart with the file
+        where without it a name folds them; `GroupingConfig.borrowed_folds`); else within merge_window_s."""
         apart = abs(cand.group.last_onset - best.group.last_onset)
         if cand.link.relation is Relation.TOPOLOGY or cand.link.chain or cand.link.machine:
+            return False
+        if self.config.recur_apart_s and self._in_turn(cand.group, best.group):
             return False
         if cand.link.borrowed:
             return self.config.borrowed_folds and apart <= self.config.burst_s
         if self.config.lone_apart and self._lone(cand.group):
             return apart <= self.config.burst_s
         return apart <= self.config.merge_window_s
+
+    def _in_turn(self, a: GroupState, b: GroupState) -> bool:
+        """Recurrence apart, for a fold: whether the later-started of two groups holds a recurrence (`_recurs`) of a
+        key the earlier one holds: two outages in turn, not two sides of one blast."""
+        early, late = (a, b) if (a.first_seen, a.id) <= (b.first_seen, b.id) else (b, a)
+        return any(self._recurs(early, c.key, c.id, c.first_seen) for c in late.children.values())
+
+    def _recurs(self, g: GroupState, key: str, child_id: str, t: float) -> bool:
+        """Recurrence apart: whether an incident of `key` starting at t is the symptom failing again, not the outage
+        going on (`GroupingConfig.recur_apart_s`): the group holds other incidents of that key (stage 1 ended them and
+        opened this one), every one of them stopped before the group's reach (the outage outlived the symptom), and the
+        group has been quiet (its reach) more than recur_apart_s before t. A key whose incident is what the group last
+        alerted with is a storm pausing, not a new outage. From the stored children and reach alone, so replay, stream
+        and restart agree."""
+        quiet = self.config.recur_apart_s
+        if not quiet or t - g.reach <= quiet:
+            return False
+        earlier = [c.last_seen for c in g.children.values() if c.key == key and c.id != child_id]
+        return bool(earlier) and max(earlier) < g.reach
 
     def _lone(self, g: GroupState) -> bool:
         """Whether a group is one alert that started alone (`GroupingConfig.lone_apart`): one child of one alert, and
