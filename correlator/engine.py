@@ -23,7 +23,7 @@ from .eventtime import FIRING_SINCE_LABEL
 from .incidents import IncidentState, Phase, event_of, incident_id
 from .models import SEVERITY_RANK, IncidentEvent
 from .state import DictStore, Entry, KeyState, StateStore
-from .windows import absorbs, absorption_ends_at, background_cap, window_start
+from .windows import absorbs, absorption_ends_at, background_cap, rejoins, window_start
 
 __all__ = ["AlertLike", "Correlator", "Counters", "noise_reduction"]
 
@@ -270,6 +270,7 @@ class Correlator:
 
     def _apply(self, st: KeyState, t: float, resolving: bool, fp: str, a: AlertLike, late: bool) -> None:
         incidents = st.incidents
+        target = None
         for inc in reversed(incidents):
             start = inc.members.get(fp)
             if start is None:
@@ -283,9 +284,11 @@ class Correlator:
                 inc.duplicates += 1
                 self.counters.duplicates += 1
                 return
-            break  # a new occurrence of a known fingerprint: a flap, placed like any new alert
-        target = None
-        if incidents:
+            # a new occurrence of a known fingerprint: placed like any new alert, unless it is a flap that rejoins
+            if fp in inc.resolved and self._rejoins(inc, t):
+                target = inc
+            break
+        if target is None and incidents:
             cur = incidents[-1]
             cfg = self.config
             # The common case inlined: an in-order alert joining the absorbing incident within the shortest gap
@@ -301,6 +304,13 @@ class Correlator:
         self._add_member(target, a, t, resolving, late)
         if resolving and target.all_resolved_at is not None:
             st.due = min(st.due, target.all_resolved_at + self.config.resolve_hold_s)
+
+    def _rejoins(self, inc: IncidentState, t: float) -> bool:
+        """Whether a resolved member's re-fire at `t` rejoins `inc` past its gap (`windows.rejoins`): only while it
+        is open and under its size and lifetime caps."""
+        cfg = self.config
+        return (inc.phase is Phase.OPEN and inc.alert_count < cfg.max_alerts and t <= inc.first_seen + cfg.max_lifetime_s
+                and rejoins(inc.last_seen, t, cfg))
 
     def _resolve_member(self, st: KeyState, inc: IncidentState, a: AlertLike, current_start: float, t: float) -> None:
         """A resolution of a member the incident holds.
