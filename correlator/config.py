@@ -94,9 +94,10 @@ class CorrelationConfig:
         benchmarks/RESULTS.md): cascade family mean +0.0078, no set lower; 15 alerts x8 at 60 s gained more
         (+0.0093) but ended faults' own storms at Poisson pauses (two sets fell by 0.0025).
     rejoin_flaps: a member that resolved and fires again (a flap) rejoins the open incident that holds it, past
-        that incident's gap, within window_s of its last alert (`windows.rejoins`). False: the rule before, where a
-        re-fire after the gap opens an incident of its own (issue 17, twelfth round: on the generated storms every
-        split the dense-storm gap added was a member's flap 90-180 s after its storm's last new alert).
+        that incident's gap, within window_s of its last alert, without stretching its span (`windows.rejoins`).
+        False: the rule before, where a re-fire after the gap opens an incident of its own (issue 17, twelfth
+        round: on the generated storms every split the dense-storm gap added was a member's flap 90-180 s after its
+        storm's last new alert).
     """
 
     window_s: float = 600.0

@@ -270,7 +270,7 @@ class Correlator:
 
     def _apply(self, st: KeyState, t: float, resolving: bool, fp: str, a: AlertLike, late: bool) -> None:
         incidents = st.incidents
-        target = None
+        flap = None
         for inc in reversed(incidents):
             start = inc.members.get(fp)
             if start is None:
@@ -286,9 +286,10 @@ class Correlator:
                 return
             # a new occurrence of a known fingerprint: placed like any new alert, unless it is a flap that rejoins
             if fp in inc.resolved and self._rejoins(inc, t):
-                target = inc
+                flap = inc
             break
-        if target is None and incidents:
+        target = None
+        if incidents:
             cur = incidents[-1]
             cfg = self.config
             # The common case inlined: an in-order alert joining the absorbing incident within the shortest gap
@@ -299,6 +300,10 @@ class Correlator:
                 target = cur
             else:
                 target = self._target(st, t, late)
+        if flap is not None and target is not flap:
+            # past its gap, or another incident would take it: rejoined, but its span (stage 2's reach) stays put
+            self._add_member(flap, a, t, resolving, late, stretch=False)
+            return
         if target is None:
             target = self._open(st, a, t, late)
         self._add_member(target, a, t, resolving, late)
@@ -378,7 +383,8 @@ class Correlator:
             return False
         return absorbs(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, t, cfg, inc.gap_cap)
 
-    def _add_member(self, inc: IncidentState, a: AlertLike, t: float, resolving: bool, late: bool) -> None:
+    def _add_member(self, inc: IncidentState, a: AlertLike, t: float, resolving: bool, late: bool,
+                    stretch: bool = True) -> None:
         fp = a.fingerprint
         if fp in inc.members:
             inc.resolved.discard(fp)
@@ -398,9 +404,9 @@ class Correlator:
         if resolving:
             inc.resolved.add(fp)
             self.counters.resolutions += 1
-        if t < inc.first_seen:
+        if stretch and t < inc.first_seen:
             inc.first_seen = t
-        if t > inc.last_seen:
+        if stretch and t > inc.last_seen:
             inc.last_seen = t
         if t > inc.last_change:
             inc.last_change = t

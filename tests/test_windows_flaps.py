@@ -58,7 +58,9 @@ def test_a_member_flapping_after_a_dense_storm_rejoins_it() -> None:
     records = _in_order([*storm, _resolved("a-3", T0 + 15, T0 + 100), _firing("a-3", last + 150)])
     assert _members(records, OFF) == [sorted(a.fingerprint for a in storm), ["a-3"]]  # the rule before: paged twice
     assert _members(records, ON) == [sorted(a.fingerprint for a in storm)]
-    assert replay(records, ON).incidents[0].alert_count == 41  # the re-fire is counted, as a flap within the gap is
+    rejoined = replay(records, ON).incidents[0]
+    assert rejoined.alert_count == 41  # the re-fire is counted, as a flap within the gap is
+    assert (rejoined.first_seen, rejoined.last_seen) == (T0, last)  # but the span is the storm's: stage 2's reach
 
 
 def test_the_same_symptom_recurring_with_new_alerts_still_opens_a_new_incident() -> None:
@@ -67,6 +69,12 @@ def test_the_same_symptom_recurring_with_new_alerts_still_opens_a_new_incident()
     again = [_firing(f"b-{i}", storm[-1].starts_at + 150 + 5 * i) for i in range(10)]
     records = _in_order([*storm, _resolved("a-3", T0 + 15, T0 + 100), *again])
     assert _members(records, ON) == [sorted(a.fingerprint for a in storm), sorted(a.fingerprint for a in again)]
+    # and a flap inside the recurrence's span rejoins the storm, not the recurrence that the rule before gave it
+    flapped = _in_order([*records, _firing("a-3", again[2].starts_at + 1)])
+    assert _members(flapped, OFF)[1] == sorted(["a-3", *(a.fingerprint for a in again)])
+    assert _members(flapped, ON) == _members(records, ON)
+    assert [(i.first_seen, i.last_seen) for i in replay(flapped, ON).incidents] == [
+        (i.first_seen, i.last_seen) for i in replay(records, ON).incidents]
 
 
 def test_a_re_fire_without_a_resolution_is_no_flap() -> None:
