@@ -28,7 +28,7 @@ The exact rule (DESIGN.md asks for it written down):
   of quiet (the same symptom failing again a minute or two after a dense fault ended opens a new incident), one
   of an alert every 15 s after 150 s, one of an alert every 18 s or slower as before. dense_alerts 0: the rule
   before.
-* A flap rejoins its incident (`rejoin_flaps`, off by default): a member that resolved and fires again (the same
+* A flap rejoins its incident (`rejoin_flaps`, on by default; False gives the rule before): a member that resolved and fires again (the same
   fingerprint, a later startsAt) joins the incident that holds it, whatever that incident's gap, while the incident
   is open (not resolved: some member still firing, or all resolved within resolve_hold_s, the hold that exists to
   wait for a re-fire) and the re-fire comes within `window` of its last alert (the longest quiet any incident

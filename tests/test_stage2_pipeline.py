@@ -516,8 +516,8 @@ def dense_storm_a_flap_and_a_recurrence() -> bytes:
 
 def test_a_worker_rejoins_a_flap_where_aiops_replay_does(
         broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
-    """`rejoin_flaps` in the stream: the worker's stage-1 incidents (ids, counts) and parents are the replay's with
-    the rule on, and the flap is in the storm's incident (with the rule off it joins the recurrence)."""
+    """`rejoin_flaps` in the stream: a default worker's stage-1 incidents (ids, counts) and parents are the replay's
+    with the rule on, and the flap is in the storm's incident (with the rule off it joins the recurrence)."""
     path = tmp_path / "flap.ndjson"
     path.write_bytes(dense_storm_a_flap_and_a_recurrence())
     runs = {flag: orjson.loads(subprocess.run(
@@ -526,7 +526,7 @@ def test_a_worker_rejoins_a_flap_where_aiops_replay_does(
     counts = {i["id"]: i["alert_count"] for i in runs["--rejoin-flaps"]["incidents"]}
     assert sorted(counts.values()) == [20, 41]  # the flap rejoins the storm
     assert sorted(i["alert_count"] for i in runs["--no-rejoin-flaps"]["incidents"]) == [21, 40]
-    dep = Deployment(broker, tmp_path, extra_env={**LONE, "AIOPS_REJOIN_FLAPS": "true"})
+    dep = Deployment(broker, tmp_path, extra_env=LONE)
     dep.create_topics()
     workers.append(dep.start_worker())
     dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
