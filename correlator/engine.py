@@ -23,7 +23,7 @@ from .eventtime import FIRING_SINCE_LABEL
 from .incidents import IncidentState, Phase, event_of, incident_id
 from .models import SEVERITY_RANK, IncidentEvent
 from .state import DictStore, Entry, KeyState, StateStore
-from .windows import absorbs, absorption_ends_at, background_cap, window_start
+from .windows import absorbs, absorption_ends_at, background_cap, rejoins, window_start
 
 __all__ = ["AlertLike", "Correlator", "Counters", "noise_reduction"]
 
@@ -270,6 +270,7 @@ class Correlator:
 
     def _apply(self, st: KeyState, t: float, resolving: bool, fp: str, a: AlertLike, late: bool) -> None:
         incidents = st.incidents
+        flap = None
         for inc in reversed(incidents):
             start = inc.members.get(fp)
             if start is None:
@@ -283,7 +284,10 @@ class Correlator:
                 inc.duplicates += 1
                 self.counters.duplicates += 1
                 return
-            break  # a new occurrence of a known fingerprint: a flap, placed like any new alert
+            # a new occurrence of a known fingerprint: placed like any new alert, unless it is a flap that rejoins
+            if fp in inc.resolved and self._rejoins(inc, t):
+                flap = inc
+            break
         target = None
         if incidents:
             cur = incidents[-1]
@@ -296,11 +300,22 @@ class Correlator:
                 target = cur
             else:
                 target = self._target(st, t, late)
+        if flap is not None and target is not flap:
+            # past its gap, or another incident would take it: rejoined, but its span (stage 2's reach) stays put
+            self._add_member(flap, a, t, resolving, late, stretch=False)
+            return
         if target is None:
             target = self._open(st, a, t, late)
         self._add_member(target, a, t, resolving, late)
         if resolving and target.all_resolved_at is not None:
             st.due = min(st.due, target.all_resolved_at + self.config.resolve_hold_s)
+
+    def _rejoins(self, inc: IncidentState, t: float) -> bool:
+        """Whether a resolved member's re-fire at `t` rejoins `inc` past its gap (`windows.rejoins`): only while it
+        is open and under its size and lifetime caps."""
+        cfg = self.config
+        return (inc.phase is Phase.OPEN and inc.alert_count < cfg.max_alerts and t <= inc.first_seen + cfg.max_lifetime_s
+                and rejoins(inc.last_seen, t, cfg))
 
     def _resolve_member(self, st: KeyState, inc: IncidentState, a: AlertLike, current_start: float, t: float) -> None:
         """A resolution of a member the incident holds.
@@ -368,7 +383,8 @@ class Correlator:
             return False
         return absorbs(inc.first_seen, inc.last_seen, inc.alert_count, inc.window_start, t, cfg, inc.gap_cap)
 
-    def _add_member(self, inc: IncidentState, a: AlertLike, t: float, resolving: bool, late: bool) -> None:
+    def _add_member(self, inc: IncidentState, a: AlertLike, t: float, resolving: bool, late: bool,
+                    stretch: bool = True) -> None:
         fp = a.fingerprint
         if fp in inc.members:
             inc.resolved.discard(fp)
@@ -388,9 +404,9 @@ class Correlator:
         if resolving:
             inc.resolved.add(fp)
             self.counters.resolutions += 1
-        if t < inc.first_seen:
+        if stretch and t < inc.first_seen:
             inc.first_seen = t
-        if t > inc.last_seen:
+        if stretch and t > inc.last_seen:
             inc.last_seen = t
         if t > inc.last_change:
             inc.last_change = t

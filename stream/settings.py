@@ -235,6 +235,9 @@ class Settings(BaseSettings):
                                 "dense_alerts")
     dense_floor: Duration = Field(default=DEFAULT_CONFIG.dense_floor_s, description="quiet-gap mode: the shortest "
                                   "gap dense_alerts allows")
+    rejoin_flaps: bool = Field(default=DEFAULT_CONFIG.rejoin_flaps, description="quiet-gap mode: a member that "
+                               "resolved and fires again (a flap) rejoins its open incident past that incident's gap, "
+                               "within window of its last alert, instead of opening an incident of its own")
     allowed_lateness: Duration = Field(default=0.5, description="alerts wait this long in event time behind the "
                                        "newest alert, so any arrival order within it gives the same incidents; "
                                        "raise it for sources that deliver out of order, at that much more delay")
@@ -553,6 +556,7 @@ class Settings(BaseSettings):
             stale_after_s=self.stale_after, mode=self.window_mode, min_gap_s=self.min_gap,
             first_gap_s=self.first_gap, gap_factor=self.gap_factor, background_factor=self.background_factor,
             dense_alerts=self.dense_alerts, dense_factor=self.dense_factor, dense_floor_s=self.dense_floor,
+            rejoin_flaps=self.rejoin_flaps,
             time_guard=TimeGuard(max_future_skew_s=self.max_future_skew, horizon_s=self.event_horizon or None),
         )
 

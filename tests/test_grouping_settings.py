@@ -18,6 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import orjson
 import pytest
 
+from correlator.config import DEFAULT_CONFIG
 from correlator.notify.state import NotifyPolicy
 from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig
 from stream.cli import build_parser, main
@@ -198,12 +199,14 @@ def test_the_worker_and_replay_build_the_same_windows_from_the_same_environment(
     config_file = tmp_path / "aiops.toml"
     config_file.write_text('window_mode = "continuation"\nmax_incident_alerts = 77\n')
     for name, value in {"AIOPS_CONFIG_FILE": str(config_file), "AIOPS_WINDOW": "5m", "AIOPS_GAP_FACTOR": "3",
-                        "AIOPS_MAX_FUTURE_SKEW": "1m", "AIOPS_DENSE_ALERTS": "0"}.items():
+                        "AIOPS_MAX_FUTURE_SKEW": "1m", "AIOPS_DENSE_ALERTS": "0",
+                        "AIOPS_REJOIN_FLAPS": str(not DEFAULT_CONFIG.rejoin_flaps).lower()}.items():
         monkeypatch.setenv(name, value)
     worker = settings_from(build_parser().parse_args(["worker"])).correlation_config()
     replayed = replay_command.replay_config(replay_command.replay_settings(build_parser().parse_args(["replay", "x"])))
     assert (worker.mode, worker.window_s, worker.max_alerts, worker.gap_factor, worker.time_guard.max_future_skew_s,
-            worker.dense_alerts) == ("continuation", 300.0, 77, 3.0, 60.0, 0)
+            worker.dense_alerts, worker.rejoin_flaps) == ("continuation", 300.0, 77, 3.0, 60.0, 0,
+                                                          not DEFAULT_CONFIG.rejoin_flaps)
     assert dataclasses.replace(replayed, allowed_lateness_s=worker.allowed_lateness_s,
                                time_guard=worker.time_guard) == worker
     assert (replayed.allowed_lateness_s, replayed.time_guard.horizon_s) == (0.0, None)

@@ -541,3 +541,34 @@ def test_a_default_worker_keeps_a_recurrence_apart_where_aiops_replay_does(
     dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
     seen = collect(dep, assigned(len(replayed["incidents"])))
     assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
+
+
+def dense_storm_a_flap_and_a_recurrence() -> bytes:
+    """The dense storm and its recurrence above, and one of the storm's members resolving 100 s in and firing again
+    150 s after the storm's last alert (a flap), inside the recurrence's span; in event-time order."""
+    alerts = orjson.loads(b"[" + dense_storm_and_its_recurrence().replace(b"\n", b",") + b"]")
+    flapper = next(a for a in alerts if a["fingerprint"] == "db-DBDown-3")
+    alerts += [{**flapper, "status": "resolved", "ends_at": T0 + 100.0}, {**flapper, "starts_at": T0 + 195 + 150}]
+    alerts.sort(key=lambda a: a.get("ends_at", a["starts_at"]))
+    return b"\n".join(orjson.dumps(a) for a in alerts)
+
+
+def test_a_worker_rejoins_a_flap_where_aiops_replay_does(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """`rejoin_flaps` in the stream: a default worker's stage-1 incidents (ids, counts) and parents are the replay's
+    with the rule on, and the flap is in the storm's incident (with the rule off it joins the recurrence)."""
+    path = tmp_path / "flap.ndjson"
+    path.write_bytes(dense_storm_a_flap_and_a_recurrence())
+    runs = {flag: orjson.loads(subprocess.run(
+        [sys.executable, "-m", "stream.cli", "replay", str(path), "--json", flag], cwd=ROOT, capture_output=True,
+        check=True).stdout) for flag in ("--rejoin-flaps", "--no-rejoin-flaps")}
+    counts = {i["id"]: i["alert_count"] for i in runs["--rejoin-flaps"]["incidents"]}
+    assert sorted(counts.values()) == [20, 41]  # the flap rejoins the storm
+    assert sorted(i["alert_count"] for i in runs["--no-rejoin-flaps"]["incidents"]) == [21, 40]
+    dep = Deployment(broker, tmp_path, extra_env=LONE)
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, lambda s: assigned(2)(s) and sum(e.alert_count for e in s.incidents.values()) >= 61)
+    assert {i: e.alert_count for i, e in seen.incidents.items()} == counts
+    assert {i["id"]: i["parent_id"] for i in runs["--rejoin-flaps"]["incidents"]} == seen.parent_of()

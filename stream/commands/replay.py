@@ -34,7 +34,8 @@ from stream.settings import Settings
 __all__ = ["REPLAY_SETTINGS", "configure", "read_alerts", "read_topology", "replay_config", "replay_settings", "run"]
 
 REPLAY_SETTINGS = ("background_factor", "config_file", "dense_alerts", "dense_factor", "dense_floor", "first_gap",
-                   "gap_factor", "grouping", "min_gap", "stage2_lone_causes", "stage2_topology", "window")
+                   "gap_factor", "grouping", "min_gap", "rejoin_flaps", "stage2_lone_causes", "stage2_topology",
+                   "window")
 """The worker's settings `aiops replay` takes as flags of the same names; with its own short flags, the environment
 and the config file they decide its stages as they decide the worker's (`Settings.correlation_config`,
 `Settings.grouping_config`)."""
