@@ -221,12 +221,24 @@ class GroupingConfig:
     the same fault that shares no name with it, had opened its own group (issue 17, session 35, noise21: it halved
     the fall on 6211 without the file, not with it, and cost 6343; failed the decision rule). False: only placement
     counts."""
+    climb_s: float = 0.0
+    """Calls climbing: a child that names a failed call (a `callee`), relates to no open group and would open its own
+    joins the one accepting group of its scope, with room, that holds a failed call out of the callee's service (a
+    name it knows only as a caller, of that service by instance naming: `relations.service_of`), when the child starts
+    within climb_s of that group's reach; with two such groups, none (`engine._climb`). The failure climbing the call
+    graph while its cause still fails: R fails, H's calls into R fail, then U's calls into H. The child joins as a
+    call-chain child does (its names relate as caller names, it moves no onset and no reach, it folds nothing). Read
+    on the development cascades (issue 17, session 36, casc22): such hop-2 trace errors, sharing no name with the
+    cause, were the largest class of wrongly split pairs without the file (13-30k a seed), and with it most were
+    refused as paths past caller_window_s or while the root paused. Unlike `call_chains` it never outranks a name
+    the child shares with another group (a new fault at H names H), and unlike `trace_follow` it needs the name.
+    0: never (the rule before)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
-               self.caller_window_s) < 0:
-            raise ValueError("gap_s, lateness_s, merge_window_s, retention_s, burst_s and caller_window_s must not be "
-                             "negative")
+               self.caller_window_s, self.climb_s) < 0:
+            raise ValueError("gap_s, lateness_s, merge_window_s, retention_s, burst_s, caller_window_s and climb_s must "
+                             "not be negative")
         if self.max_hops < 0:
             raise ValueError("max_hops must not be negative")
         if self.lull_s < 0:
