@@ -45,6 +45,9 @@ VARIANTS.update({f"(c{n}) calls climb {climb:g}s": GroupingConfig(climb_s=climb)
                  for n, climb in enumerate((120.0, 60.0, 20.0), 1)})
 """Calls climbing (casc22, twelfth round): `GroupingConfig.climb_s`, a hop-2 trace error that relates to nothing open
 joins the one group holding a failed call out of its callee's service within climb_s of that group's reach."""
+VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart": GroupingConfig(climb_s=climb, climb_lone_apart=True)
+                 for n, climb in ((4, 20.0), (5, 60.0))})
+"""The second grid (casc22), declared after c1-c3 failed on the noise family's mean: `climb_lone_apart` on."""
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

@@ -63,6 +63,17 @@ def test_a_new_fault_of_the_service_keeps_its_own_trace_errors() -> None:
     assert partition(run(events_of([CAUSE, HOP1, own, HOP2]), ON)[1]) == "c t2|r t1"
 
 
+def test_a_lone_alert_takes_no_climbing_child_with_climb_lone_apart() -> None:
+    # a single trace error alone (nothing else started within burst_s before it), then another into its caller's
+    # service 30 s later: one background alert climbing into another
+    lone: Spec = ("n1", "bill/trace:500", 0, 0, {"caller": ["cart-1"], "callee": ["bill-2"]})
+    up: Spec = ("n2", "cart/trace:500", 15, 15, {"caller": ["web-1"], "callee": ["cart-2"]})
+    apart = replace(ON, climb_lone_apart=True)
+    assert partition(run(events_of([lone, up]), apart)[1]) == "n1|n2"
+    assert partition(run(events_of([lone, up]), ON)[1]) == "n1 n2"
+    assert partition(run(events_of([CAUSE, HOP1, HOP2]), apart)[1]) == "r t1 t2"  # a cause of two children climbs
+
+
 def test_climb_s_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="climb_s"):
         GroupingConfig(climb_s=-1)

@@ -233,6 +233,11 @@ class GroupingConfig:
     refused as paths past caller_window_s or while the root paused. Unlike `call_chains` it never outranks a name
     the child shares with another group (a new fault at H names H), and unlike `trace_follow` it needs the name.
     0: never (the rule before)."""
+    climb_lone_apart: bool = False
+    """With `climb_s`, a group that is one alert which started alone (`engine._lone`, as for `lone_apart`) takes no
+    climbing child. Read on the development noise sets (casc22): most of climbing's wrong joins there were one
+    background trace error climbing into another, alone; the pair is then no longer lone, and a bridge folds it into
+    a fault. False: the rule before (any group)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -806,6 +806,7 @@ class Grouper:
         of the service a child's failed call went into (its `callee`'s, by instance naming), when the child starts
         within climb_s of its reach; None when no group or two do (`GroupingConfig.climb_s`). Only for a child related
         to nothing open, so a name it shares with another group (a new fault of that service) always comes first.
+        With `GroupingConfig.climb_lone_apart`, a group that is one alert which started alone is no such group.
         Groups are read from the store alone, so replay, stream and restart agree."""
         services = {service_of(value) or value for label, value in view.entities.values() if label in CALLEE_LABELS}
         if not services:
@@ -819,6 +820,8 @@ class Grouper:
             gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
             if via is None or gap is None or self._capped_reason(g, t):
                 continue
+            if self.config.climb_lone_apart and self._lone(g):
+                continue  # a lone background alert is no cause to climb to (`GroupingConfig.climb_lone_apart`)
             found.append(_Candidate(g, Link(Relation.ENTITY, 0, via, caller=True, climbs=True), gap))
             if len(found) > 1:
                 return None
