@@ -48,6 +48,9 @@ joins the one group holding a failed call out of its callee's service within cli
 VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart": GroupingConfig(climb_s=climb, climb_lone_apart=True)
                  for n, climb in ((4, 20.0), (5, 60.0))})
 """The second grid (casc22), declared after c1-c3 failed on the noise family's mean: `climb_lone_apart` on."""
+VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart, owned": GroupingConfig(
+    climb_s=climb, climb_lone_apart=True, climb_owns=True) for n, climb in ((6, 20.0), (7, 60.0))})
+"""The third grid (casc22), declared after c4/c5 failed on the noise family's mean: `climb_owns` on too."""
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

@@ -42,6 +42,14 @@ def test_its_names_relate_as_callers_and_it_moves_no_onset_or_reach() -> None:
     assert g.last_onset == g.children["t1"].first_seen and g.reach == g.children["r"].last_seen
 
 
+def test_with_climb_owns_it_joins_as_a_named_child() -> None:
+    grouper, out = run(events_of([CAUSE, HOP1, HOP2]), replace(ON, climb_owns=True))
+    assert partition(out) == "r t1 t2"
+    g = next(grouper.groups())
+    assert not {"cart", "cart-2"} & g.callers and not g.children["t2"].by_chain  # web-1 is a caller in it too
+    assert g.last_onset == g.children["t2"].first_seen
+
+
 def test_two_causes_whose_calls_out_of_the_service_failed_take_nothing() -> None:
     second: Spec = ("q", "shop/5xx", 100, 140, {"instance": ["shop-1"]})
     calls: Spec = ("q2", "shop/trace:500", 105, 140, {"caller": ["cart-3"], "callee": ["shop-2"]})

@@ -238,6 +238,12 @@ class GroupingConfig:
     climbing child. Read on the development noise sets (casc22): most of climbing's wrong joins there were one
     background trace error climbing into another, alone; the pair is then no longer lone, and a bridge folds it into
     a fault. False: the rule before (any group)."""
+    climb_owns: bool = False
+    """With `climb_s`, a climbing child joins as a child sharing a name does: the names it brings are the group's own and
+    it moves the group's latest onset (and its reach, when it starts within burst_s of that onset). Read on the
+    development noise sets (casc22): a fault's first trace error climbed into an older group of the same fault, and
+    since it moved no onset, the bridge that later came within caller_window_s of it was refused (the group's onset
+    was minutes older) and the fault's other piece stayed apart. False: as a call-chain child (the rule before)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -876,7 +876,7 @@ class Grouper:
         # a call chain, a machine alone (machine-follow) or a call climbing (`_climb`): they relate as caller names,
         # and it moves no onset
         child.by_path = link.relation is Relation.TOPOLOGY or link.follows
-        child.by_chain = link.chain or link.machine or link.climbs
+        child.by_chain = link.chain or link.machine or (link.climbs and not self.config.climb_owns)
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
