@@ -15,7 +15,7 @@ from correlator.stage2.relations import service_of, view_of
 
 from .test_stage2 import CFG, Spec, _event, events_of, partition, run
 
-CHAINS = replace(CFG, max_hops=1, caller_window_s=40, company=False, call_chains=True)
+CHAINS = replace(CFG, max_hops=1, caller_window_s=40, company=False, call_chains=True, climb_s=0)
 OFF = replace(CHAINS, call_chains=False)
 
 # pay fails; checkout's instance co-1 calls it and suffers (a caller); later a call from web into checkout's other

@@ -12,7 +12,7 @@ from correlator.stage2 import GroupingConfig, Relation
 
 from .test_stage2 import CFG, Spec, events_of, partition, run
 
-ON = replace(CFG, max_hops=1, climb_s=60)
+ON = replace(CFG, max_hops=1, climb_s=60, climb_lone_apart=False, climb_owns=False)
 OFF = replace(ON, climb_s=0)
 
 CAUSE: Spec = ("r", "bill/5xx", 0, 100, {"instance": ["bill-1"]})
