@@ -51,6 +51,9 @@ VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart": GroupingConfig(cl
 VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart, owned": GroupingConfig(
     climb_s=climb, climb_lone_apart=True, climb_owns=True) for n, climb in ((6, 20.0), (7, 60.0))})
 """The third grid (casc22), declared after c4/c5 failed on the noise family's mean: `climb_owns` on too."""
+VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart, onset": GroupingConfig(
+    climb_s=climb, climb_lone_apart=True, climb_onset=True) for n, climb in ((8, 20.0), (9, 60.0))})
+"""The fourth grid (casc22), declared after c6/c7 failed: caller names, but the climbing child moves the onset."""
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

@@ -50,6 +50,14 @@ def test_with_climb_owns_it_joins_as_a_named_child() -> None:
     assert g.last_onset == g.children["t2"].first_seen
 
 
+def test_with_climb_onset_its_names_stay_callers_but_it_moves_the_onset() -> None:
+    grouper, out = run(events_of([CAUSE, HOP1, HOP2]), replace(ON, climb_onset=True))
+    assert partition(out) == "r t1 t2"
+    g = next(grouper.groups())
+    assert {"cart", "cart-2"} <= g.callers and g.children["t2"].by_chain and g.children["t2"].moves_onset
+    assert g.last_onset == g.children["t2"].first_seen and g.reach == g.children["r"].last_seen
+
+
 def test_two_causes_whose_calls_out_of_the_service_failed_take_nothing() -> None:
     second: Spec = ("q", "shop/5xx", 100, 140, {"instance": ["shop-1"]})
     calls: Spec = ("q2", "shop/trace:500", 105, 140, {"caller": ["cart-3"], "callee": ["shop-2"]})

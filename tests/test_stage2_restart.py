@@ -134,7 +134,7 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "rivals": replace(CFG, burst_rivals=True), "related company": replace(CFG, related_company=True),
            "company reach": replace(CFG, related_company=True, company_reach=True),
            "company named": replace(CFG, related_company=True, company_named=True),
-           "climb": replace(CFG, climb_s=60, climb_lone_apart=True)}
+           "climb": replace(CFG, climb_s=60, climb_lone_apart=True, climb_onset=True)}
 """A scene's settings, where not `CFG`."""
 
 

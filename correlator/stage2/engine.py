@@ -356,6 +356,7 @@ class Grouper:
         self._resume(g, known, ev)
         child = ChildState.of(ev)
         child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
+        child.moves_onset = known.moves_onset
         if child.extends and self._lulled(g, known, ev):
             child.extends = False
         if child.first_seen != known.first_seen:
@@ -877,6 +878,7 @@ class Grouper:
         # and it moves no onset
         child.by_path = link.relation is Relation.TOPOLOGY or link.follows
         child.by_chain = link.chain or link.machine or (link.climbs and not self.config.climb_owns)
+        child.moves_onset = link.climbs and self.config.climb_onset  # (`GroupingConfig.climb_onset`)
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
