@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import orjson
 import pytest
 
-from correlator.stage2 import GroupingConfig, Relation
+from correlator.stage2 import ChildState, GroupingConfig, GroupState, Relation
 
 from .test_stage2 import CFG, Spec, events_of, partition, run
 
@@ -56,6 +57,9 @@ def test_with_climb_onset_its_names_stay_callers_but_it_moves_the_onset() -> Non
     g = next(grouper.groups())
     assert {"cart", "cart-2"} <= g.callers and g.children["t2"].by_chain and g.children["t2"].moves_onset
     assert g.last_onset == g.children["t2"].first_seen and g.reach == g.children["r"].last_seen
+    back = GroupState.from_dict(orjson.loads(orjson.dumps(g.to_dict())))
+    assert back.children["t2"].moves_onset and back.last_onset == g.last_onset
+    assert not ChildState(*g.children["t2"].to_list()[:-1]).moves_onset  # a child saved before the field
 
 
 def test_two_causes_whose_calls_out_of_the_service_failed_take_nothing() -> None:
