@@ -232,7 +232,8 @@ class GroupingConfig:
     cause, were the largest class of wrongly split pairs without the file (13-30k a seed), and with it most were
     refused as paths past caller_window_s or while the root paused. Unlike `call_chains` it never outranks a name
     the child shares with another group (a new fault at H names H), and unlike `trace_follow` it needs the name.
-    0: never (the rule before)."""
+    0: never (the rule before), the default: at 20, 60 and 120 s, alone or with the fields below, it failed the twelfth
+    round's decision rule (the noise family's mean -0.00003 to -0.0007, or cascades 201; benchmarks/RESULTS.md)."""
     climb_lone_apart: bool = False
     """With `climb_s`, a group that is one alert which started alone (`engine._lone`, as for `lone_apart`) takes no
     climbing child. Read on the development noise sets (casc22): most of climbing's wrong joins there were one
