@@ -41,6 +41,19 @@ VARIANTS.update({f"(s{n}) dense storms {alerts} alerts x{factor:g}" + ("" if flo
                      (20, 10.0, 90.0), (30, 10.0, 90.0), (20, 12.0, 90.0)), 1)})
 """Stage 1's dense-storm gap (casc21, eleventh round): `CorrelationConfig.dense_alerts` / `dense_factor` /
 `dense_floor_s`; s1-s4 the first declared grid, s5-s7 the second (declared after s1's losses were read)."""
+VARIANTS.update({f"(c{n}) calls climb {climb:g}s": GroupingConfig(climb_s=climb)
+                 for n, climb in enumerate((120.0, 60.0, 20.0), 1)})
+"""Calls climbing (casc22, twelfth round): `GroupingConfig.climb_s`, a hop-2 trace error that relates to nothing open
+joins the one group holding a failed call out of its callee's service within climb_s of that group's reach."""
+VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart": GroupingConfig(climb_s=climb, climb_lone_apart=True)
+                 for n, climb in ((4, 20.0), (5, 60.0))})
+"""The second grid (casc22), declared after c1-c3 failed on the noise family's mean: `climb_lone_apart` on."""
+VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart, owned": GroupingConfig(
+    climb_s=climb, climb_lone_apart=True, climb_owns=True) for n, climb in ((6, 20.0), (7, 60.0))})
+"""The third grid (casc22), declared after c4/c5 failed on the noise family's mean: `climb_owns` on too."""
+VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart, onset": GroupingConfig(
+    climb_s=climb, climb_lone_apart=True, climb_onset=True) for n, climb in ((8, 20.0), (9, 60.0))})
+"""The fourth grid (casc22), declared after c6/c7 failed: caller names, but the climbing child moves the onset."""
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

@@ -96,11 +96,19 @@ NAMED = events_of([("a", "db/latency", 0, 30, {"instance": ["i1"]}), ("c", "repo
 """Company named (issue 17, session 35): b reaches c's group by a topology path alone, so c is no company and b follows
 c by the path, not a by name; how b relates to each group comes from the store after a restart."""
 
+CLIMB = events_of([("r", "bill/5xx", 0, 100, {"instance": ["bill-1"]}),
+                   ("t1", "bill/trace:500", 5, 100, {"caller": ["cart-1"], "callee": ["bill-2"]}),
+                   ("q", "shop/5xx", 100, 130, {"instance": ["shop-1"]}),
+                   ("t2", "cart/trace:500", 150, 160, {"caller": ["web-1"], "callee": ["cart-2"]})])
+"""Calls climbing (issue 17, session 36): t2's call went into cart, whose calls failed in r's group (t1's caller
+cart-1), 50 s after that group's reach; q alerts then too but knows no cart. Which group knows cart as a caller, and
+each group's reach, come from the store after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
           "rivals": BURST, "related company": COMPANY, "company reach": REACH, "company named": NAMED,
-          "recurrence apart": events_of(QUIET)}
+          "recurrence apart": events_of(QUIET), "climb": CLIMB}
 """In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
 reach, which say b is api/5xx failing again after a's outage went quiet, come from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
@@ -127,7 +135,8 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "rivals": replace(CFG, burst_rivals=True), "related company": replace(CFG, related_company=True),
            "company reach": replace(CFG, related_company=True, company_reach=True),
            "company named": replace(CFG, related_company=True, company_named=True),
-           "recurrence apart": replace(CFG, recur_apart_s=20)}
+           "recurrence apart": replace(CFG, recur_apart_s=20),
+           "climb": replace(CFG, climb_s=60, climb_lone_apart=True, climb_onset=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -221,6 +230,12 @@ def test_the_machine_scene_depends_on_machine_follow() -> None:
     assert named["l"] == named["a"] != named["l2"] == named["b"]
     plain = parents(uninterrupted(MACHINE, replace(CFG, machine_follow=False)))
     assert plain["l"] != plain["a"]
+
+
+def test_the_climb_scene_depends_on_climb_s() -> None:
+    named = parents(uninterrupted(CLIMB, CONFIGS["climb"]))
+    assert named["t2"] == named["r"] == named["t1"] != named["q"]
+    assert parents(uninterrupted(CLIMB))["t2"] != named["r"]
 
 
 @pytest.mark.parametrize("scene", sorted(SCENES))

@@ -235,12 +235,43 @@ class GroupingConfig:
     silence) by default since session 36: it met the twelfth round's decision rule (noise family mean +0.0061 without
     the file, +0.0062 with it; cascades and storms no lower; no set down more than 0.0006; benchmarks/RESULTS.md).
     0: never (the rule before)."""
+    climb_s: float = 0.0
+    """Calls climbing: a child that names a failed call (a `callee`), relates to no open group and would open its own
+    joins the one accepting group of its scope, with room, that holds a failed call out of the callee's service (a
+    name it knows only as a caller, of that service by instance naming: `relations.service_of`), when the child starts
+    within climb_s of that group's reach; with two such groups, none (`engine._climb`). The failure climbing the call
+    graph while its cause still fails: R fails, H's calls into R fail, then U's calls into H. The child joins as a
+    call-chain child does (its names relate as caller names, it moves no onset and no reach, it folds nothing). Read
+    on the development cascades (issue 17, session 36, casc22): such hop-2 trace errors, sharing no name with the
+    cause, were the largest class of wrongly split pairs without the file (13-30k a seed), and with it most were
+    refused as paths past caller_window_s or while the root paused. Unlike `call_chains` it never outranks a name
+    the child shares with another group (a new fault at H names H), and unlike `trace_follow` it needs the name.
+    0: never (the rule before), the default: at 20, 60 and 120 s, alone or with the fields below, it failed the twelfth
+    round's decision rule (the noise family's mean -0.00003 to -0.0007, or cascades 201; benchmarks/RESULTS.md)."""
+    climb_lone_apart: bool = False
+    """With `climb_s`, a group that is one alert which started alone (`engine._lone`, as for `lone_apart`) takes no
+    climbing child. Read on the development noise sets (casc22): most of climbing's wrong joins there were one
+    background trace error climbing into another, alone; the pair is then no longer lone, and a bridge folds it into
+    a fault. False: the rule before (any group)."""
+    climb_owns: bool = False
+    """With `climb_s`, a climbing child joins as a child sharing a name does: the names it brings are the group's own and
+    it moves the group's latest onset (and its reach, when it starts within burst_s of that onset). Read on the
+    development noise sets (casc22): a fault's first trace error climbed into an older group of the same fault, and
+    since it moved no onset, the bridge that later came within caller_window_s of it was refused (the group's onset
+    was minutes older) and the fault's other piece stayed apart. False: as a call-chain child (the rule before)."""
+    climb_onset: bool = False
+    """With `climb_s` (and `climb_owns` False), a climbing child's names stay caller names but its start moves the group's
+    latest onset (not its reach): the later bridge is admitted within caller_window_s of it, while a new fault at the
+    service it named still relates only near that onset. Measured (casc22, c8/c9): it mends the noise sets, and costs
+    cascades 201 as `climb_owns` does, so the moved onset is that cost: a group made young again folds another fault's
+    group in within merge_window_s (foreign roots merged there 24.1k -> 29.8k pairs without the file). Off by default.
+    False: the rule before."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
-               self.caller_window_s) < 0:
-            raise ValueError("gap_s, lateness_s, merge_window_s, retention_s, burst_s and caller_window_s must not be "
-                             "negative")
+               self.caller_window_s, self.climb_s) < 0:
+            raise ValueError("gap_s, lateness_s, merge_window_s, retention_s, burst_s, caller_window_s and climb_s must "
+                             "not be negative")
         if self.max_hops < 0:
             raise ValueError("max_hops must not be negative")
         if self.lull_s < 0 or self.recur_apart_s < 0:

@@ -71,6 +71,11 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   when no other group shares the machine, joining G but never folding it with another and moving none of its onsets
   (`_machine`, `GroupingConfig.machine_follow`; issue 17, session 33: a host's metric drawn anywhere in its fault's
   span was the largest class of split pairs on the development cascades);
+* calls climbing: a C that names a failed call, relates to no open group and would open its own joins the one group of
+  its scope that knows as a caller only a name of the service C's call went into, when C starts within climb_s of its
+  reach (`_climb`, `GroupingConfig.climb_s`, 0 by default: never): R fails, H's calls into R fail, then U's into H;
+  it joins as a call-chain child does (issue 17, session 36, casc22: such hop-2 trace errors were the largest class of
+  split pairs on the development cascades without the file);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -122,7 +127,9 @@ from ..topology import Topology
 from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
-from .relations import ChildView, Link, burst_link, machine_only, relate, tenant, time_gap, trace_link, view_of
+from .relations import (
+    CALLEE_LABELS, ChildView, Link, burst_link, machine_only, relate, service_of, tenant, time_gap, trace_link, view_of,
+)
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
 __all__ = ["Grouper", "GroupingCounters", "GroupingOutput", "parent_id"]
@@ -349,6 +356,7 @@ class Grouper:
         self._resume(g, known, ev)
         child = ChildState.of(ev)
         child.extends, child.by_path, child.by_chain = known.extends, known.by_path, known.by_chain
+        child.moves_onset = known.moves_onset
         if child.extends and self._lulled(g, known, ev):
             child.extends = False
         if child.first_seen != known.first_seen:
@@ -434,6 +442,9 @@ class Grouper:
         if not related and capped is None and lone is None and self.config.burst_follow:
             follow = self._burst(ev, view)
             related = [follow] if follow is not None else related
+        if not related and capped is None and lone is None and self.config.climb_s:
+            climb = self._climb(ev, view)
+            related = [climb] if climb is not None else related
         if not related and capped is None and lone is None and self.config.trace_follow:
             trace = self._trace_follow(ev, view)
             related = [trace] if trace is not None else related
@@ -814,6 +825,32 @@ class Grouper:
         gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
         return None if gap is None else _Candidate(g, link, gap)
 
+    def _climb(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
+        """Calls climbing: the one accepting group of the child's scope, with room, that knows as a caller only a name
+        of the service a child's failed call went into (its `callee`'s, by instance naming), when the child starts
+        within climb_s of its reach; None when no group or two do (`GroupingConfig.climb_s`). Only for a child related
+        to nothing open, so a name it shares with another group (a new fault of that service) always comes first.
+        With `GroupingConfig.climb_lone_apart`, a group that is one alert which started alone is no such group.
+        Groups are read from the store alone, so replay, stream and restart agree."""
+        services = {service_of(value) or value for label, value in view.entities.values() if label in CALLEE_LABELS}
+        if not services:
+            return None
+        scope, t = split_key(ev.key)[0], ev.first_seen
+        found: list[_Candidate] = []
+        for _, g in self.store.items():
+            if not g.accepting or g.phase is not GroupPhase.OPEN or g.scope != scope or t - g.reach > self.config.climb_s:
+                continue
+            via = min((n for n in g.callers if (service_of(n) or n) in services), default=None)
+            gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
+            if via is None or gap is None or self._capped_reason(g, t):
+                continue
+            if self.config.climb_lone_apart and self._lone(g):
+                continue  # a lone background alert is no cause to climb to (`GroupingConfig.climb_lone_apart`)
+            found.append(_Candidate(g, Link(Relation.ENTITY, 0, via, caller=True, climbs=True), gap))
+            if len(found) > 1:
+                return None
+        return found[0] if found else None
+
     def _first_seen_of(self, child_id: str) -> float | None:
         """A known child's first alert as it stands: held, or in its group."""
         held = self.store.held(child_id)
@@ -860,9 +897,11 @@ class Grouper:
         # starts after a lull, or merely somewhere inside a long child's span, joins but does not extend it
         child.extends = self._began_with(ev, g)
         # a path's guess, or time alone (trace-follow): the names it brings are borrowed (`GroupState.borrowed`);
-        # a call chain or a machine alone (machine-follow): they relate as caller names, and it moves no onset
+        # a call chain, a machine alone (machine-follow) or a call climbing (`_climb`): they relate as caller names,
+        # and it moves no onset
         child.by_path = link.relation is Relation.TOPOLOGY or link.follows
-        child.by_chain = link.chain or link.machine
+        child.by_chain = link.chain or link.machine or (link.climbs and not self.config.climb_owns)
+        child.moves_onset = link.climbs and self.config.climb_onset  # (`GroupingConfig.climb_onset`)
         g.refresh(child)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id

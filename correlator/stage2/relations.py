@@ -112,6 +112,8 @@ class Link:
     """A path of calls: the child's failed call went into a service that calls the group's (`_call_path`)."""
     machine: bool = False
     """A host's own metric taken by its shared machine while the group alerts (`GroupingConfig.machine_follow`)."""
+    climbs: bool = False
+    """A failed call into a service whose calls failed in the group, taken while it alerts (`GroupingConfig.climb_s`)."""
 
     def describe(self) -> str:
         """The relation as a phrase: `shares host 10.0.0.1`, `topology a~b~c (2 hops)`."""
@@ -123,6 +125,8 @@ class Link:
             return f"same {self.via}"
         if self.machine:
             return f"names only its machine, shares {self.via} and started while this cause alerted"
+        if self.climbs:
+            return f"its failed call went into the service of {self.via}, whose own calls failed in this cause while it alerted"
         if self.follows:
             return f"its failed call into {self.via} started while this cause alone alerted in its scope"
         if self.relation is Relation.BURST:

@@ -48,6 +48,9 @@ class ChildState:
     """Whether it joined through a topology path alone: the names it brings are borrowed (`GroupState.borrowed`)."""
     by_chain: bool = False
     """Whether it joined by a call chain alone: the names it brings relate as caller names do (`GroupState.callers`)."""
+    moves_onset: bool = False
+    """Whether, joined by calls climbing with `GroupingConfig.climb_onset`, it moves its group's latest onset although its
+    names relate as caller names (`by_chain`)."""
 
     @classmethod
     def of(cls, ev: IncidentEvent) -> ChildState:
@@ -59,7 +62,8 @@ class ChildState:
     def to_list(self) -> list[Any]:
         """Compact plain form for a changelog."""
         return [self.id, self.key, self.seq, self.status, self.first_seen, self.last_seen, self.alert_count,
-                self.severity, self.done_at, self.entity_values, self.extends, self.by_path, self.by_chain]
+                self.severity, self.done_at, self.entity_values, self.extends, self.by_path, self.by_chain,
+                self.moves_onset]
 
 
 @dataclass(slots=True, eq=False)
@@ -126,7 +130,8 @@ class GroupState:
         self.first_seen = first if first < self.first_seen else self.first_seen
         self.last_seen = last if last > self.last_seen else self.last_seen
         if child.by_chain:
-            pass
+            if child.moves_onset and first > self.last_onset:
+                self.last_onset = first
         elif child.by_path:
             self.path_onset = first if first > self.path_onset else self.path_onset
         elif first > self.last_onset:
