@@ -56,8 +56,8 @@ each partition's committed offset before it waits for the streams and commits wh
 rule is then off), and a hole of one record at the committed offset passes it. Either way the seek after the
 rebalance started past the released records, on a partition this worker kept as on one it lost: never read again
 (`tests/test_stages.py`: route:0 committed 30 past released 10-19). A partition with released records now commits
-only up to the first of them, until a record at or below it is delivered again (the seek after a rebalance reads
-from the committed offset, which then stays at or below it).
+only up to the first of them until that record, read again (the seek after a rebalance reads from the committed
+offset, which then stays at or below it), is acknowledged.
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ def forget_read_offsets(consumer: Any) -> int:
 
 def release(consumer: Any, messages: Iterable[Any]) -> None:
     """Give up records this worker will not acknowledge: Faust's rebalance and stop no longer wait for them, and a
-    `Consumer` commits none of their partitions past them until they are delivered again (`Consumer.release`)."""
+    `Consumer` commits none of their partitions past them until they are read again (`Consumer.release`)."""
     if isinstance(consumer, Consumer):
         consumer.release(messages)
         return
@@ -419,32 +419,37 @@ class Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._read_offset = ReadOffsets(lambda: getattr(self.app, "redelivered_topics", ()))
         self._released: dict[TP, int] = {}
-        """Per partition, the lowest offset released unacknowledged and not delivered again since: no commit
-        passes it (see the module doc)."""
+        """Per partition, the lowest offset released unacknowledged and not acknowledged since (read again): no
+        commit passes it (see the module doc)."""
 
     def release(self, messages: Iterable[Any]) -> None:
         """Records given up unacknowledged (a fold or checkpoint failed while the worker stops or rebalances): out
         of the set Faust's rebalance and stop wait on, and their partitions commit no further than the first of
-        them until it is delivered again, which the seek after the rebalance does (see the module doc)."""
-        released = self._released
+        them until it is read again, which the seek after the rebalance does, and acknowledged (see the module
+        doc)."""
+        released, before = self._released, dict(self._released)
         for message in messages:
             self._unacked_messages.discard(message)
             tp, offset = message.tp, message.offset
             if offset < released.get(tp, offset + 1):
                 released[tp] = offset
-
-    def track_message(self, message: Any) -> None:
-        """Faust's bookkeeping of a delivered record; a record at or below a partition's first released offset is
-        that partition read again from there (records come in offset order), so its commits run free again."""
-        released = self._released
-        if released and message.offset <= released.get(message.tp, -1):
-            del released[message.tp]
-        super().track_message(message)
+        moved = sorted((tp, offset) for tp, offset in released.items() if before.get(tp) != offset)
+        if moved:
+            log.info("released unacknowledged: %s; their commits stop there until they are read again",
+                     ", ".join(f"{tp.topic}:{tp.partition} from {offset}" for tp, offset in moved))
 
     def _new_offset(self, tp: TP) -> int | None:
-        """Faust's next offset to commit, never past a record released unacknowledged and not read again yet."""
+        """Faust's next offset to commit, never past a record released unacknowledged and not read again yet.
+
+        The first released record acknowledged means it was read again (the released copy never is: it keeps a
+        reference no one drops), so the partition's commits run free again. Checked here, per commit, rather
+        than per delivered record: Faust's streams track a delivered record inline, never through the consumer."""
         floor = self._released.get(tp)
         if floor is None:
+            return super()._new_offset(tp)
+        if floor in self._acked_index.get(tp, ()):
+            del self._released[tp]
+            log.info("%s:%d read again from %d and acknowledged: its commits go on", tp.topic, tp.partition, floor)
             return super()._new_offset(tp)
         acked = self._acked.get(tp)
         if not acked or min(acked) > floor:  # nothing acknowledged below it: nothing to commit, nothing taken out
