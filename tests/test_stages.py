@@ -14,11 +14,13 @@ import pytest
 from faust.types import TP, TopicT
 from faust.types.tuples import ConsumerMessage, Message
 from prometheus_client import REGISTRY, Counter
+from pydantic import BaseModel
 
-from stream import tally
+from stream import sends, tally
 from stream.app import make_app
 from stream.checkpoint import Checkpointer
 from stream.deadletters import DeadLetters
+from stream.docstore import DocStore
 from stream.sends import SendFailed
 from stream.settings import Settings
 from stream.stages import StageRunner, StageSpec
@@ -290,3 +292,37 @@ def test_input_released_during_a_rebalance_is_not_committed_past_before_it_is_re
 
 async def _nothing() -> None:
     return None
+
+
+class _Doc(BaseModel):
+    state: str
+
+
+def test_a_checkpoint_whose_state_the_broker_refuses_acknowledges_none_of_its_input(tmp_path: Path) -> None:
+    """`Checkpointer.run` acknowledges the held input only once the state covering it is delivered: before, it
+    acknowledged when the state was handed to the producer, Faust committed it, and the refusal showed one
+    checkpoint later, when the rollback no longer had that input to fold again (`tests/test_rebalance_release.py`
+    shows the loss on the broker)."""
+    app = make_app(Settings(data_dir=tmp_path))
+    table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: "t-state-changelog"))
+    store = DocStore(table, 0, _Doc)
+    checkpoints = Checkpointer(app, lambda: [store])
+    messages = [ConsumerMessage("route", 0, offset, 0.0, 0, [], None, b"{}", None) for offset in range(3)]
+    events = [SimpleNamespace(message=m) for m in messages]
+
+    async def run() -> list[Any]:
+        for message in messages:
+            app.consumer.track_message(message)
+        checkpoints.hold(events)  # type: ignore[arg-type]
+        store.put("t1", _Doc(state="open"))
+        with pytest.raises(SendFailed):
+            await checkpoints.run()
+        return checkpoints.rollback()
+
+    sends.set_fault(lambda topic, partition: ConnectionError("refused") if topic == "t-state-changelog" else None)
+    try:
+        again = asyncio.run(run())
+    finally:
+        sends.set_fault(None)
+    assert [m.acked for m in messages] == [False, False, False]
+    assert again == events  # still held: folded again on the state rebuilt from the table
