@@ -441,8 +441,8 @@ class Consumer(faust_aiokafka.Consumer):
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's next offset to commit, never past a record released unacknowledged and not read again yet.
 
-        The first released record acknowledged means it was read again (the released copy never is: it keeps a
-        reference no one drops), so the partition's commits run free again. Checked here, per commit, rather
+        The first released record acknowledged means it was read again (nothing acknowledges the released copy),
+        so the partition's commits run free again. Checked here, per commit, rather
         than per delivered record: Faust's streams track a delivered record inline, never through the consumer."""
         floor = self._released.get(tp)
         if floor is None:

@@ -308,9 +308,9 @@ class DeadLetters:
         """Leave a failed batch unacknowledged for good, without stalling the next rebalance.
 
         Released (`stream.consumer.release`), the partition commits nothing past the batch until it is read again,
-        so whoever owns the partition next, this worker included, reads it again. Faust's rebalance and stop wait until every message it handed out is
-        acknowledged (`Consumer.wait_empty`, a weak set the traceback would keep these in): they are taken
-        out of that set, and the traceback's frames are cleared.
+        so whoever owns the partition next, this worker included, reads it again. Faust's rebalance and stop wait
+        until every message it handed out is acknowledged (`Consumer.wait_empty`, a weak set the traceback would
+        keep these in): they are taken out of that set, and the traceback's frames are cleared.
         """
         self.release(messages)
         if log_it:

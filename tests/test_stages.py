@@ -241,7 +241,8 @@ def test_input_released_during_a_rebalance_is_not_committed_past_before_it_is_re
         lock = asyncio.Lock()
 
         def delivered(offsets: range) -> list[Any]:
-            messages = [ConsumerMessage(tp.topic, tp.partition, o, 0.0, 0, [], None, b"{}", None, tp=tp) for o in offsets]
+            messages = [ConsumerMessage(tp.topic, tp.partition, o, 0.0, 0, [], None, b"{}", None, tp=tp)
+                        for o in offsets]
             for message in messages:
                 message.incref()  # the stream's reference
                 consumer.track_message(message)
