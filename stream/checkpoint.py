@@ -5,14 +5,14 @@ GroupTableStore` of stage 2, `stream.docstore.DocStore` of the ticket and incide
 Protocol, `CheckpointStore`, and one `Checkpointer` writes any set of them in this order:
 
 1. wait for the output the stage published before its state (stage 1's incident events and routing records,
-   stage 2's parents), and for the previous checkpoint's state; a failure raises here, before any state;
+   stage 2's parents); a failure raises here, before any state;
 2. each store's changed keys, as record batches on the store's changelog partition;
 3. each store's progress (which input it covers; the desk's outbox marker), always as a one-record batch:
    Tansu 0.6.0 reports a changelog's true end offset only after one (it under-reports after a multi-record
    batch, and Faust recovers only up to it);
 4. for stores that decide events with their state (an outbox: the desk's escalations and review decisions),
    wait for that state, send the events, wait for them, then a marker saying up to which number they are out;
-5. acknowledge the input held since the last checkpoint.
+5. wait for the keys and progress of steps 2-3, then acknowledge the input held since the last checkpoint.
 
 A checkpoint's keys and progress are one record as far as a restore can tell: each key record carries the
 checkpoint's id (header `aiops-checkpoint`), the progress record names it as committed (`aiops-commit`), and
@@ -28,10 +28,13 @@ checkpoint sees one checkpoint too. Records without an id (a store with no progr
 So a crash at any point loses nothing: output already out is regenerated with the same ids and seq if the
 state did not make it; state already out is never re-applied, because the progress committed with it says which
 input it covers; an outbox event decided but not known to be out is sent again, byte for byte, by whoever
-loads the store next; input not yet acknowledged is read again. The keys and the progress are not waited
-for: the producer delivers one partition's batches in order (one batch in flight per partition), and Faust
-flushes the producer before it commits the offsets of acknowledged input; the next checkpoint waits for this
-one's state, so a failed delivery stops the stage one checkpoint later, before anything more is acknowledged.
+loads the store next; input not yet acknowledged is read again. The input is acknowledged only once the keys
+and progress covering it are delivered (one round trip per checkpoint, not per batch): Faust flushes the
+producer before it commits acknowledged offsets, but commits whether or not the sends succeeded, so input
+acknowledged when its state was merely handed to the producer was committed with that state lost. Seen with
+stage 2's changelog refusing its checkpoints: every other checkpoint acknowledged its input (the refusal showed
+only at the next one), the rollback after that refusal rebuilt the stage without that input's state, and it was
+never read again (four lone incidents never grouped, `tests/test_rebalance_release.py`).
 
 Writing state once per interval rather than per batch is what keeps a live stream cheap: a storm's key (or a
 cause) changes in nearly every small batch, and its whole state would otherwise be encoded and sent each time.
@@ -167,7 +170,6 @@ class Checkpointer:
     on_sent: Callable[[Outbound], None] | None = None
     """Called for each outbox event once it is handed to the producer (counting)."""
     _out_sent: list[asyncio.Future[Any]] = field(default_factory=list)
-    _state_sent: list[asyncio.Future[Any]] = field(default_factory=list)
     _held: list[EventT[Any]] = field(default_factory=list)
     """Input folded since the last checkpoint: acknowledged only once its state is sent."""
     lost: set[tuple[str, int]] = field(default_factory=set)
@@ -232,7 +234,7 @@ class Checkpointer:
         unacknowledged (one reference each, as `hold` took). Returns what to fold again, in order: that input,
         then the records of `failed` (the batch that failed) not among it."""
         held, self._held = self._held, []
-        self._out_sent, self._state_sent = [], []
+        self._out_sent = []
         self._pending = True
         for event in held:
             event.message.decref()
@@ -256,10 +258,10 @@ class Checkpointer:
         """Checkpoint the stores `touched` names, then acknowledge the held input (steps 1-5 of the module)."""
         self._last = time.monotonic()
         self._pending = False
-        waiting = self._out_sent + self._state_sent
-        self._out_sent, self._state_sent = [], []
+        waiting, self._out_sent = self._out_sent, []
         await _delivered(waiting)  # before the state that follows them: the input is redelivered instead
-        self._state_sent, _ = await self.write(self.touched())
+        state, _ = await self.write(self.touched())
+        await _delivered(state)  # before the acknowledgements: a refused state leaves its input held, to fold again
         held, self._held = self._held, []
         consumer = self.app.consumer
         for event in held:

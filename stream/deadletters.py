@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from correlator import metrics
-from stream.consumer import committed_offset
+from stream.consumer import committed_offset, release
 from stream.batches import RecordTooLarge
 from stream.sends import key_partition, send_batches
 
@@ -301,19 +301,16 @@ class DeadLetters:
 
     def release(self, messages: Iterable[Any]) -> None:
         """Stop Faust's rebalance and stop from waiting for these messages to be acknowledged (they never will
-        be by this owner: the partition's next owner reads them again)."""
-        unacked = getattr(self.app.consumer, "_unacked_messages", None)
-        if unacked is not None:
-            for message in messages:
-                unacked.discard(message)
+        be: whoever owns the partition after the rebalance, this worker included, reads them again)."""
+        release(self.app.consumer, messages)  # nor commit past them until they are read again
 
     def _abandon(self, agent: str, messages: list[Any], exc: BaseException, log_it: bool = True) -> None:
         """Leave a failed batch unacknowledged for good, without stalling the next rebalance.
 
-        The gap in acknowledged offsets keeps Faust's commits before the batch, so whoever owns the partition
-        next reads it again. Faust's rebalance and stop wait until every message it handed out is
-        acknowledged (`Consumer.wait_empty`, a weak set the traceback would keep these in): they are taken
-        out of that set, and the traceback's frames are cleared.
+        Released (`stream.consumer.release`), the partition commits nothing past the batch until it is read again,
+        so whoever owns the partition next, this worker included, reads it again. Faust's rebalance and stop wait
+        until every message it handed out is acknowledged (`Consumer.wait_empty`, a weak set the traceback would
+        keep these in): they are taken out of that set, and the traceback's frames are cleared.
         """
         self.release(messages)
         if log_it:

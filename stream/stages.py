@@ -264,10 +264,11 @@ class StageRunner:
         """After a failed fold or tick: roll the stage back; the input to fold again, or None if the worker gives
         up (stopping or rebalancing).
 
-        The one rule for both: given up, the rolled-back input is released unacknowledged (never lost: Faust
-        commits no offset past it, and whoever owns its partitions after the rebalance, this worker included,
-        seeks to the committed offsets and reads it again), and the failure ends that fold or tick, never the
-        worker (a timer's exception would crash the app, and a retry would stall the rebalance)."""
+        The one rule for both: given up, the rolled-back input is released unacknowledged (never lost: the
+        consumer commits no offset past it, `stream.consumer.Consumer.release`, and whoever owns its partitions
+        after the rebalance, this worker included, seeks to the committed offsets and reads it again), and the
+        failure ends that fold or tick, never the worker (a timer's exception would crash the app, and a retry
+        would stall the rebalance)."""
         replay = stage.rollback(failed)
         name, offsets = stage.spec.name, first_offsets(e.message for e in replay)
         given_up = self._giving_up()

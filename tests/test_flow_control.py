@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from faust.types import TP
@@ -65,3 +66,34 @@ def test_a_suspended_flow_still_empties_the_queues_when_resumed() -> None:
         return running, queue.qsize()
 
     assert asyncio.run(run()) == (1, 0)
+
+
+
+def test_a_released_record_holds_its_partition_s_commits_until_it_is_read_again_or_the_partition_goes(
+        tmp_path: Path) -> None:
+    """`Consumer.release`: no commit passes a record given up unacknowledged while Faust's committed offset is
+    unknown (its revocation forgot it); the hold ends once the record, read again, is acknowledged, and with the
+    partition when another worker gets it (whose commits this worker's hold must never block later)."""
+    app = make_app(Settings(data_dir=tmp_path))
+    consumer = app.consumer
+    kept, lost = TP("t.route", 0), TP("t.route", 1)
+    app.topics.acking_topics.add(kept.topic)
+
+    def acked(tp: TP, offsets: range) -> None:
+        for offset in offsets:
+            consumer.ack(record(tp, offset))
+
+    async def run() -> list[int | None]:
+        for tp in (kept, lost):
+            consumer.release([record(tp, 10), record(tp, 11)])
+        acked(kept, range(12, 20))  # Faust's committed offset forgotten: its own rule would commit 20
+        acked(kept, range(5, 10))  # read before the released ones: commits up to them, not beyond
+        seen = [consumer._new_offset(kept), consumer._new_offset(kept)]
+        acked(kept, range(10, 20))  # read again from the first released record and acknowledged: the hold ends
+        seen.append(consumer._new_offset(kept))
+        with contextlib.suppress(Exception):  # only its bookkeeping matters here, not the app's callbacks
+            await consumer.on_partitions_assigned({kept})
+        seen.append(len(consumer._released))
+        return seen
+
+    assert asyncio.run(run()) == [10, None, 20, 0]

@@ -11,14 +11,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from faust.types import TopicT
-from faust.types.tuples import Message
+from faust.types import TP, TopicT
+from faust.types.tuples import ConsumerMessage, Message
 from prometheus_client import REGISTRY, Counter
+from pydantic import BaseModel
 
-from stream import tally
+from stream import sends, tally
 from stream.app import make_app
 from stream.checkpoint import Checkpointer
 from stream.deadletters import DeadLetters
+from stream.docstore import DocStore
 from stream.sends import SendFailed
 from stream.settings import Settings
 from stream.stages import StageRunner, StageSpec
@@ -199,3 +201,129 @@ def test_a_tick_failing_while_the_worker_rebalances_releases_the_held_input_and_
     assert [m.acked for m in messages] == [False, False, False]  # never acknowledged: read again
     retries = REGISTRY.get_sample_value("aiops_batch_retries_total", {"agent": "flaky_tick"}) or 0.0
     assert retries == before + (rebalance_on == "refold")  # the tick's failure before the rebalance: a retry
+
+
+@pytest.mark.parametrize("case", ["rebalance", "one_record"])
+def test_input_released_during_a_rebalance_is_not_committed_past_before_it_is_read_again(
+        tmp_path: Path, case: str) -> None:
+    """A stage's checkpoint fails while the worker rebalances (a broker blip): its held input is released
+    unacknowledged (`StageRunner._undo`), to be read again after the rebalance, this worker keeping the partition
+    included. The stage's next batch succeeds and is acknowledged before that re-read: Faust must not commit past
+    the released input meanwhile, or the seek after the rebalance starts beyond it and it is never read again
+    (stage 2: a routing record never grouped; tickets: a ticket never triaged).
+
+    `rebalance`: the next batch is acknowledged inside Faust's revocation (its `wait_empty`), after Faust forgot
+    the partition's committed offset, so its head-gap rule is off. `one_record`: one held record released before
+    the revocation; Faust's head-gap rule lets a one-record hole at the committed offset through. Faust's own
+    app, consumer, revocation and commit bookkeeping; only the commit request to the broker is recorded here."""
+    app = make_app(Settings(data_dir=tmp_path))
+    topic = app.topic("route")
+    stage = Flaky(Checkpointer(app), spec=StageSpec("flaky_route", 10, 0.0, tick_s=60.0), topic=topic)
+    runner = StageRunner(app, DeadLetters(app, "deadletter", 900_000, 65_536), backoff_s=0.001)
+    runner.install(stage)
+    tp = TP("route", 0)
+    app.topics.acking_topics.add(tp.topic)
+    committed: list[dict[TP, int]] = []
+    held_n = 10 if case == "rebalance" else 1
+    first, second = range(10, 10 + held_n), range(10 + held_n, 30)
+
+    async def run() -> None:
+        consumer = app.consumer
+
+        async def commit_request(offsets: Any) -> bool:  # what the consumer thread would send to the broker
+            committed.append(dict(offsets))
+            return True
+
+        consumer._commit = commit_request  # type: ignore[method-assign]
+        consumer.assignment = lambda: {tp}  # type: ignore[method-assign]
+        app._producer = SimpleNamespace(flush=_nothing)
+        consumer._committed_offset[tp] = 10  # the seek after the last rebalance
+        lock = asyncio.Lock()
+
+        def delivered(offsets: range) -> list[Any]:
+            messages = [ConsumerMessage(tp.topic, tp.partition, o, 0.0, 0, [], None, b"{}", None, tp=tp)
+                        for o in offsets]
+            for message in messages:
+                message.incref()  # the stream's reference
+                consumer.track_message(message)
+            return [SimpleNamespace(message=m) for m in messages]
+
+        def taken(events: list[Any]) -> None:
+            for event in events:
+                event.message.ack(consumer)  # take_events moves on: only the checkpoint's hold keeps them
+
+        held = delivered(first)
+        await runner.fold(stage, lock, held)
+        taken(held)
+        app.rebalancing = True  # Faust's on_rebalance_start, called first thing in the consumer thread
+        stage.tick_fails = 1
+        await runner.tick(stage, lock)  # the checkpoint fails: rolled back, released unacknowledged
+        assert stage.held() == [] and not any(e.message.acked for e in held)
+        later = delivered(second)  # fetched before the flow stopped; the agent folds them next
+        if case == "rebalance":
+            revocation = asyncio.ensure_future(consumer.on_partitions_revoked({tp}))
+            await asyncio.sleep(0)  # Faust forgot the partition's offsets and waits for its streams
+        await runner.fold(stage, lock, later)
+        taken(later)
+        await stage.checkpoints.if_due()  # due at once while rebalancing: acknowledges the batch
+        if case == "rebalance":
+            await asyncio.wait_for(revocation, 10)
+        else:
+            await consumer.commit()
+        assert all(offsets.get(tp, 10) <= 10 for offsets in committed), committed
+        # the rebalance ends with this worker keeping the partition: sought to what the group committed, it reads
+        # the released input again, then what followed, and commits them once acknowledged: no stall either
+
+        async def seek_to_committed() -> dict[TP, int]:
+            return {tp: max([10] + [offsets[tp] for offsets in committed if tp in offsets])}
+
+        consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+        await consumer.perform_seek()
+        app.rebalancing = False
+        again = delivered(range(10, 30))
+        await runner.fold(stage, lock, again)
+        taken(again)
+        await stage.checkpoints.if_due()
+        await consumer.commit()
+        assert committed[-1] == {tp: 30}
+        assert not app.crashed
+
+    asyncio.run(run())
+
+
+async def _nothing() -> None:
+    return None
+
+
+class _Doc(BaseModel):
+    state: str
+
+
+def test_a_checkpoint_whose_state_the_broker_refuses_acknowledges_none_of_its_input(tmp_path: Path) -> None:
+    """`Checkpointer.run` acknowledges the held input only once the state covering it is delivered: before, it
+    acknowledged when the state was handed to the producer, Faust committed it, and the refusal showed one
+    checkpoint later, when the rollback no longer had that input to fold again (`tests/test_rebalance_release.py`
+    shows the loss on the broker)."""
+    app = make_app(Settings(data_dir=tmp_path))
+    table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: "t-state-changelog"))
+    store = DocStore(table, 0, _Doc)
+    checkpoints = Checkpointer(app, lambda: [store])
+    messages = [ConsumerMessage("route", 0, offset, 0.0, 0, [], None, b"{}", None) for offset in range(3)]
+    events = [SimpleNamespace(message=m) for m in messages]
+
+    async def run() -> list[Any]:
+        for message in messages:
+            app.consumer.track_message(message)
+        checkpoints.hold(events)  # type: ignore[arg-type]
+        store.put("t1", _Doc(state="open"))
+        with pytest.raises(SendFailed):
+            await checkpoints.run()
+        return checkpoints.rollback()
+
+    sends.set_fault(lambda topic, partition: ConnectionError("refused") if topic == "t-state-changelog" else None)
+    try:
+        again = asyncio.run(run())
+    finally:
+        sends.set_fault(None)
+    assert [m.acked for m in messages] == [False, False, False]
+    assert again == events  # still held: folded again on the state rebuilt from the table
