@@ -165,7 +165,9 @@ if _out:
         _wrap_async(tk.Desk, "commit", lambda *a, **k: "sla.Desk.commit")
         _wrap_async(ins.Insight, "fold_incidents", lambda *a, **k: "insight.fold_incidents")
         _wrap_sync(tk, "decode_incident_fast", "sla.decode_incident_fast")
-        _wrap_sync(tk, "on_incident_event", "sla.on_incident_event")
+        for name in ("on_incident_event", "on_incident_events"):  # per event before fast24, per incident after
+            if hasattr(tk, name):
+                _wrap_sync(tk, name, "sla." + name)
         _wrap_sync(pl, "decode_batch", "correlate.decode_batch")
         _wrap_sync(pl.Pipeline, "encode", "correlate.encode")
         _wrap_async(pl.Pipeline, "commit_many", lambda *a, **k: "correlate.commit_many")
