@@ -578,7 +578,13 @@ class IncidentSlaStage(PerBatch):
     desk: Desk
     readers: list[IncidentReader] = field(default_factory=list)
     """The other folds of stage-1 events (the analytics store's hours), in the order they run."""
-    spec: StageSpec = StageSpec(INCIDENT_SLA, INCIDENT_BATCH, BATCH_WITHIN_S)
+    within_s: float = BATCH_WITHIN_S
+    """How long a batch gathers records (`Settings.incident_batch_within`)."""
+
+    @property
+    def spec(self) -> StageSpec:
+        """Up to `INCIDENT_BATCH` records, or what arrived within `within_s`."""
+        return StageSpec(INCIDENT_SLA, INCIDENT_BATCH, self.within_s)
 
     @property
     def source(self) -> TopicT:
