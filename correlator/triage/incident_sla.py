@@ -108,7 +108,7 @@ def on_incident_events(clock: IncidentClock | None, events: Iterable[IncidentFac
     changed = False
     seq: int | None = None  # a later seq the clock takes at the end (events that moved nothing else)
     for event in events:
-        if clock is not None and event.status == "firing" and event.seq > (seq or clock.seq) \
+        if clock is not None and event.status == "firing" and event.seq > (clock.seq if seq is None else seq) \
                 and max_severity(clock.severity, event.max_severity) == clock.severity:
             seq = event.seq  # `_raised` would return the clock as it is, with this seq
             continue
