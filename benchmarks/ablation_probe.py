@@ -164,8 +164,15 @@ if _out:
         _wrap_async(tk, "clock_incidents", lambda *a, **k: "sla.clock_incidents")
         _wrap_async(tk.Desk, "commit", lambda *a, **k: "sla.Desk.commit")
         _wrap_async(ins.Insight, "fold_incidents", lambda *a, **k: "insight.fold_incidents")
+        _wrap_async(ck.Checkpointer, "commit",
+                    lambda self, stores, *a, **k: "commit:" + type(next(iter(stores), None)).__name__)
+        for name in ("fold_incident", "fold_incidents"):  # the hours' fold: per record before fast24, per batch after
+            if hasattr(ins, name):
+                _wrap_sync(ins, name, "insight." + name + "(pure)")
         _wrap_sync(tk, "decode_incident_fast", "sla.decode_incident_fast")
-        _wrap_sync(tk, "on_incident_event", "sla.on_incident_event")
+        for name in ("on_incident_event", "on_incident_events"):  # per event before fast24, per incident after
+            if hasattr(tk, name):
+                _wrap_sync(tk, name, "sla." + name)
         _wrap_sync(pl, "decode_batch", "correlate.decode_batch")
         _wrap_sync(pl.Pipeline, "encode", "correlate.encode")
         _wrap_async(pl.Pipeline, "commit_many", lambda *a, **k: "correlate.commit_many")

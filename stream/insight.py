@@ -28,8 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import orjson
@@ -39,10 +38,11 @@ from pydantic import ValidationError
 from correlator.config import parse_duration
 from correlator.insight import (
     HourAggregate,
+    TicketFact,
     build_summary,
     expired,
     fold_ack,
-    fold_incident,
+    fold_incidents,
     fold_ticket,
     hour_of,
     merge,
@@ -75,17 +75,19 @@ log = logging.getLogger(__name__)
 INSIGHT_INCIDENTS, INSIGHT_TICKETS = INSIGHT_CHANGELOGS  # table names; their changelogs in stream.topics
 BATCH, WITHIN_S = 5000, 1.0  # analytics wait a second gladly: fewer, larger commits (each waits for the broker)
 Ack = Callable[[str, str, float, str], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Fold:
-    """One decoded record to fold: where it came from, the hour it counts in, the newest time it shows, and how."""
+class Fold(Generic[T]):
+    """One decoded record to fold: where it came from, the hour it counts in, the newest time it shows, and what
+    it holds (an incident event, a ticket fact), which its side folds into the hour with the others of the batch."""
 
     partition: int
     offset: int
     hour: int
     newest: float
-    apply: Callable[[HourAggregate], object]
+    item: T
 
 
 class HourStore(DocStore[HourAggregate, None]):
@@ -205,7 +207,7 @@ class Insight:
     async def fold_incidents(self, incidents: Sequence[ReadIncident]) -> None:
         """Fold decoded stage-1 events (the incident agent's batch) into the hours their incidents opened in; an
         event whose counts the store cannot hold is dead-lettered (agent `insight_incidents`)."""
-        folds: list[Fold] = []
+        folds: list[Fold[IncidentCounts]] = []
         for read in incidents:
             try:
                 incident = counts_of(read.incident)
@@ -213,13 +215,12 @@ class Insight:
                 await self.refuse("insight_incidents", read.event, exc)
                 continue
             msg = read.event.message
-            folds.append(Fold(msg.partition, msg.offset, hour_of(incident.first_seen), incident.last_seen,
-                              partial(fold_incident, event=incident)))
-        await self._fold(self.incidents, folds)
+            folds.append(Fold(msg.partition, msg.offset, hour_of(incident.first_seen), incident.last_seen, incident))
+        await self._fold(self.incidents, folds, fold_incidents)
 
     async def fold_tickets(self, events: Sequence[EventT[Any]]) -> None:
         """Fold a batch of `tickets.triaged` records into the hours they were decided in."""
-        folds: list[Fold] = []
+        folds: list[Fold[TicketFact]] = []
         for event in events:
             msg = event.message
             try:
@@ -227,27 +228,32 @@ class Insight:
             except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
                 await self.refuse("insight_tickets", event, _problem(exc))
                 continue
-            folds.append(Fold(msg.partition, msg.offset, hour_of(fact.decided_at), fact.decided_at,
-                              partial(fold_ticket, fact=fact)))
-        await self._fold(self.tickets, folds)
+            folds.append(Fold(msg.partition, msg.offset, hour_of(fact.decided_at), fact.decided_at, fact))
+        await self._fold(self.tickets, folds, _fold_tickets)
 
-    async def _fold(self, side: Side, folds: Sequence[Fold]) -> None:
-        """Apply decoded records to their hours, purge what is past retention, and commit, under the stores'
-        locks (an acknowledgement, from a web view, writes the same hours)."""
+    async def _fold(self, side: Side, folds: Sequence[Fold[T]],
+                    fold_all: Callable[[HourAggregate, list[T]], object]) -> None:
+        """Apply decoded records to their hours (`fold_all`: each hour's items of the batch, in order), purge what
+        is past retention, and commit, under the stores' locks (an acknowledgement, from a web view, writes the
+        same hours)."""
         stores = {p: side.store(p) for p in sorted({f.partition for f in folds})}
         now = time.time()  # a record dated in the future never moves the retention's edge past the present
         async with locked(stores.values()):
             changed: dict[tuple[int, int], HourAggregate] = {}
+            items: dict[tuple[int, int], list[T]] = {}
             for f in folds:
-                store = stores[f.partition]
-                agg = changed.get((f.partition, f.hour)) or side.hour(store, f.hour)
+                store, at = stores[f.partition], (f.partition, f.hour)
+                agg = changed.get(at) or side.hour(store, f.hour)
                 if f.offset <= agg.through:
                     continue  # read again after a crash: already counted in this hour
-                f.apply(agg)
+                # Folded below, after the loop: an hour's changes touch only its own copy, never the store the
+                # purge deletes from, so folding each hour's items at once gives what folding each in turn did.
+                items.setdefault(at, []).append(f.item)
                 agg.through = f.offset
-                changed[(f.partition, f.hour)] = agg
+                changed[at] = agg
                 side.purge(store, min(f.newest, now) - self.retention_s)
             for (partition, hour), agg in changed.items():
+                fold_all(agg, items[(partition, hour)])
                 stores[partition].put(str(hour), agg)
             await self.checkpoints.commit(list(stores.values()))
 
@@ -274,6 +280,11 @@ class Insight:
         for partition in partitions:
             side.stores.pop(partition, None)
             side.horizon.pop(partition, None)
+
+
+def _fold_tickets(agg: HourAggregate, facts: list[TicketFact]) -> None:
+    for fact in facts:
+        fold_ticket(agg, fact)
 
 
 def incident_counts(raw: bytes | None) -> IncidentCounts | None:

@@ -323,6 +323,10 @@ class Settings(BaseSettings):
         '{"L1": "4h", "L2": "1h", "L3": "15m"}; tiers left out keep their default')
     sla_check_interval: Duration = Field(default=1.0, gt=0, description="how often the SLA timer looks for "
                                          "breaches on the partitions this worker owns")
+    incident_batch_within: Duration = Field(default=0.05, gt=0, le=5.0, description="how long the incident agent "
+                                            "(SLA clocks, analytics hours: stream/tickets.py) gathers records of "
+                                            "`incidents` into one batch: a clock starts at most this late; longer "
+                                            "batches write each incident's clock and hour once per batch")
     insight: bool = Field(default=True, description="run the analytics store (stream/insight.py): hourly "
                           "aggregates of incidents and tickets, /trends, /summary, `aiops trends` and `aiops summary`")
     insight_retention: Duration = Field(default=90 * 86400.0, gt=0, description="how long the analytics store "

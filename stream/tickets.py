@@ -53,7 +53,7 @@ from correlator.triage.incident_sla import (
     closed_clock,
     closed_purgeable,
     incident_event_value,
-    on_incident_event,
+    on_incident_events,
 )
 from correlator.triage.lifecycle import (
     InputError,
@@ -392,21 +392,22 @@ async def read_incidents(desk: Desk, events: Sequence[EventT[Any]]) -> list[Read
 async def clock_incidents(desk: Desk, incidents: Sequence[ReadIncident]) -> None:
     """Start, move or stop the SLA clocks of decoded incident events, and commit the clocks."""
     now = time.time()
-    by_partition: dict[int, list[IncidentFacts]] = {}
+    # Per partition, each incident's events in order: its clock moves once per batch (`on_incident_events`).
+    by_partition: dict[int, dict[str, list[IncidentFacts]]] = {}
     for read in incidents:
-        by_partition.setdefault(read.event.message.partition, []).append(read.incident)
+        incident = read.incident
+        by_partition.setdefault(read.event.message.partition, {}).setdefault(incident.incident_id, []).append(incident)
     stores = {partition: desk.incident_store(partition) for partition in sorted(by_partition)}
     async with locked(stores.values()):  # in partition order, as every holder of several takes them
-        for partition, facts in by_partition.items():
+        for partition, by_incident in by_partition.items():
             store = stores[partition]
-            newest = max(incident.last_seen for incident in facts)
+            newest = max(incident.last_seen for facts in by_incident.values() for incident in facts)
             desk.incident_seen[partition] = max(desk.incident_seen.get(partition, newest), newest)
             horizon = desk.incident_horizon(partition)
-            for incident in facts:
-                after = on_incident_event(store.get(incident.incident_id), incident, now, desk.policy,
-                                          horizon=horizon)
+            for incident_id, facts in by_incident.items():
+                after = on_incident_events(store.get(incident_id), facts, now, desk.policy, horizon=horizon)
                 if after is not None:
-                    store.put(incident.incident_id, after)
+                    store.put(incident_id, after)
         await desk.commit(*stores.values())  # one pair of flushes for the batch, not one per partition
 
 
@@ -577,7 +578,13 @@ class IncidentSlaStage(PerBatch):
     desk: Desk
     readers: list[IncidentReader] = field(default_factory=list)
     """The other folds of stage-1 events (the analytics store's hours), in the order they run."""
-    spec: StageSpec = StageSpec(INCIDENT_SLA, INCIDENT_BATCH, BATCH_WITHIN_S)
+    within_s: float = BATCH_WITHIN_S
+    """How long a batch gathers records (`Settings.incident_batch_within`)."""
+
+    @property
+    def spec(self) -> StageSpec:
+        """Up to `INCIDENT_BATCH` records, or what arrived within `within_s`."""
+        return StageSpec(INCIDENT_SLA, INCIDENT_BATCH, self.within_s)
 
     @property
     def source(self) -> TopicT:

@@ -67,7 +67,8 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     stages: list[Stage] = [NormalizeStage(pipe, settings.step_bytes), CorrelateStage(pipe, settings.step_bytes)]
     if stage2 is not None:
         stages.append(GroupStage(stage2))
-    incidents = IncidentSlaStage(desk)  # the one agent folding stage-1 events: SLA clocks, then its readers
+    # The one agent folding stage-1 events: SLA clocks, then its readers.
+    incidents = IncidentSlaStage(desk, within_s=settings.incident_batch_within)
     stages += [TriageStage(desk, settings.sla_check_interval), incidents]
     losses: list[LossHook] = [pipe.broker_lost, desk.broker_lost] + ([stage2.broker_lost] if stage2 is not None else [])
     notify = install_notify(app, settings, pipe, desk)  # the response stage; nothing unless notify_file is set

@@ -4,6 +4,7 @@ trend rule, recurring blockers, the weekly summary and its rendering. Tables wit
 from __future__ import annotations
 
 import asyncio
+import random
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,7 @@ from correlator.insight import (
     expired,
     fold_ack,
     fold_incident,
+    fold_incidents,
     fold_ticket,
     hour_of,
     iso_week,
@@ -82,6 +84,36 @@ def test_fold_incident(events: list[IncidentEvent], counts: dict[str, int], stil
         fold_incident(agg, event)
     assert agg.counts == counts
     assert set(agg.open) == still_open
+
+
+def test_a_batch_folds_to_the_figures_of_each_event_in_turn() -> None:
+    # `fold_incidents` folds a run of plain updates as its last: every count, split, time, open incident and
+    # longest incident must be what `fold_incident` of each event gives, from aggregates already holding some
+    # incidents, over redelivered, stale, shrinking, moving (another service or scope) and closing events.
+    shrinking = [incident("opened", 1, 4, 2), incident("updated", 2, 2, 0, service="db"),
+                 incident("updated", 3, 4, 2, service="db")]  # db's split back to 0: the key stays, as in turn
+    each, batch = HourAggregate(hour=hour_of(W49)), HourAggregate(hour=hour_of(W49))
+    for event in shrinking:
+        fold_incident(each, event)
+    fold_incident(batch, shrinking[0])
+    fold_incidents(batch, shrinking[1:])
+    assert batch == each and each.split("alerts", "service") == {"api": 4, "db": 0}
+    rng = random.Random(19)
+    for _ in range(1500):
+        start = HourAggregate(hour=hour_of(W49))
+        for iid in rng.sample(["i1", "i2", "i3"], rng.randint(0, 3)):
+            fold_incident(start, incident("opened", rng.randint(1, 3), rng.randint(1, 4), rng.randint(0, 2), iid=iid))
+        events = []
+        for _ in range(rng.randint(1, 12)):
+            kind = rng.choice(["opened", "updated", "updated", "updated", "resolved", "expired"])
+            events.append(incident(kind, rng.randint(1, 9), rng.randint(0, 9), rng.randint(0, 4),
+                                   iid=rng.choice(["i1", "i2", "i3"]), service=rng.choice(["api", "api", "db"]),
+                                   scope=rng.choice(["cluster=a", "cluster=a", ""]), last=W49 + rng.randint(60, 9000)))
+        each, batch = start.copied(), start.copied()
+        for event in events:
+            fold_incident(each, event)
+        fold_incidents(batch, events)
+        assert batch == each, events
 
 
 def test_incident_splits_and_longest() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from correlator.triage.incident_sla import (
     closed_clock,
     incident_event_value,
     on_incident_event,
+    on_incident_events,
 )
 from correlator.triage.lifecycle import (
     FieldError,
@@ -316,6 +318,36 @@ def test_a_severity_rise_moves_the_clock_up_never_later() -> None:
     assert (raised.severity, raised.tier, raised.due_at, raised.seq) == ("critical", "L3", T0 + 15 * MIN, 2)
     lowered = on_incident_event(raised, incident("updated", 3, severity="info"), T0 + 6 * MIN)
     assert lowered is not None and (lowered.severity, lowered.tier, lowered.due_at) == ("critical", "L3", T0 + 15 * MIN)
+
+
+@pytest.mark.parametrize("policy", [RoutingPolicy(), RoutingPolicy(
+    sla_minutes_of_tier=(("L1", 5.0), ("L2", 60.0), ("L3", 30.0)))])  # a higher tier with a longer SLA, too
+def test_a_batch_of_an_incidents_events_moves_its_clock_as_each_event_in_turn(policy: RoutingPolicy) -> None:
+    # `on_incident_events` folds a batch's seq-only updates into one copy: the clock it gives (or None for no
+    # change) must be what `on_incident_event` gives applied to each event in turn, from any starting clock,
+    # over redelivered, stale, raising, lowering, closing and late events.
+    rng = random.Random(19)
+    starts: list[IncidentClock | None] = [None, opened("info"), opened("warning"), opened(),
+                                          acknowledge(opened("info"), "carol", T0 + MIN)]
+    closed = on_incident_event(opened("warning"), incident("resolved", 2, status="resolved"), T0 + MIN)
+    starts.append(closed)
+    kinds = [("opened", "firing"), ("updated", "firing"), ("updated", "firing"), ("resolved", "resolved"),
+             ("expired", "expired")]
+    for _ in range(3000):
+        start = rng.choice(starts)
+        events = []
+        for _ in range(rng.randint(1, 8)):
+            kind, status = rng.choice(kinds)
+            events.append(incident(kind, rng.randint(1, 9), rng.choice(["info", "warning", "critical"]), status,
+                                   seen=T0 + rng.choice([-5.0, 0.0, 5.0])))
+        horizon = rng.choice([float("-inf"), T0, T0 + 1])
+        expected, changed = start, False
+        for event in events:
+            after = on_incident_event(expected, event, T0 + 2 * MIN, policy, horizon=horizon)
+            if after is not None:
+                expected, changed = after, True
+        got = on_incident_events(start, events, T0 + 2 * MIN, policy, horizon=horizon)
+        assert got == (expected if changed else None), (start, events)
 
 
 def test_clock_survives_its_json_form() -> None:

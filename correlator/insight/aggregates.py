@@ -40,6 +40,7 @@ __all__ = [
     "expired",
     "fold_ack",
     "fold_incident",
+    "fold_incidents",
     "fold_ticket",
     "hour_of",
     "longest",
@@ -176,6 +177,38 @@ def fold_incident(agg: HourAggregate, event: IncidentFacts) -> bool:
                         duration_s=duration, alerts=event.alert_count)
     agg.longest = longest([*agg.longest, long])
     return True
+
+
+def fold_incidents(agg: HourAggregate, events: Iterable[IncidentFacts]) -> None:
+    """`fold_incident` of each event in turn, with each incident's run of plain updates folded as its last.
+
+    A plain update (firing, of an incident held open, newer than what was folded, its counts not below the last,
+    the same service, symptom and scope) adds the difference to the counts its predecessor reached, so a run of
+    them adds what its last adds alone: only the last is folded (issue 19, session 36). Every figure is what
+    folding each event gives; a count a run makes may first appear in `counts` or `by` later (key order only).
+    """
+    pending: dict[str, IncidentFacts] = {}
+    """Per incident, the last plain update not folded yet."""
+    for event in events:
+        incident_id = event.incident_id
+        last = pending.get(incident_id)
+        held = agg.open.get(incident_id)
+        if held is not None and event.status == "firing" and _follows(event, held, last):
+            pending[incident_id] = event
+            continue
+        if last is not None:
+            fold_incident(agg, pending.pop(incident_id))
+        fold_incident(agg, event)
+    for event in pending.values():
+        fold_incident(agg, event)
+
+
+def _follows(event: IncidentFacts, held: list[int], last: IncidentFacts | None) -> bool:
+    """Whether `event` adds to the counts `last` (or what is held, without one) reached, never below them."""
+    if last is None:
+        return event.seq > held[2] and event.alert_count >= held[0] and event.duplicates >= held[1]
+    return (event.seq > last.seq and event.alert_count >= last.alert_count and event.duplicates >= last.duplicates
+            and event.service == last.service and event.symptom == last.symptom and event.scope == last.scope)
 
 
 def longest(incidents: Iterable[LongIncident], n: int = LONGEST_KEPT) -> list[LongIncident]:
