@@ -17,7 +17,7 @@ from correlator.records import AlertRecord
 from correlator.replay import replay
 from correlator.windows import continuation_gap
 
-from .test_engine_properties import final_groups, groups_across_a_restart, streams
+from .test_engine_properties import final_groups, groups_across_a_restart, jitter_within_lateness, streams
 
 T0 = 1_780_000_000.0
 OFF = replace(DEFAULT_CONFIG, dense_alerts=0)
@@ -78,9 +78,7 @@ SMALL_DENSE = replace(SMALL, dense_alerts=4, dense_factor=2.0, dense_floor_s=10.
 @given(streams(), st.integers(0, 10_000))
 def test_with_the_dense_rule_shuffling_within_the_lateness_changes_nothing(alerts: list[AlertRecord],
                                                                            seed: int) -> None:
-    rng = random.Random(seed)
-    delayed = [((a.ends_at or a.starts_at) + rng.uniform(0, 30.0 * 0.99), i, a) for i, a in enumerate(alerts)]
-    shuffled = [a for _, _, a in sorted(delayed)]
+    shuffled = jitter_within_lateness(alerts, seed)  # the properties' lateness: 30 s, as SMALL's
     in_order = final_groups(alerts, config=SMALL_DENSE)
     assert final_groups(shuffled, config=SMALL_DENSE) == in_order
     assert final_groups(shuffled, batch=7, config=SMALL_DENSE) == in_order
