@@ -28,17 +28,18 @@ The exact rule (DESIGN.md asks for it written down):
   of quiet (the same symptom failing again a minute or two after a dense fault ended opens a new incident), one
   of an alert every 15 s after 150 s, one of an alert every 18 s or slower as before. dense_alerts 0: the rule
   before.
-* A flap rejoins its incident (`rejoin_flaps`, on by default; False gives the rule before): a member that resolved and fires again (the same
-  fingerprint, a later startsAt) joins the incident that holds it, whatever that incident's gap, while the incident
-  is open (not resolved: some member still firing, or all resolved within resolve_hold_s, the hold that exists to
-  wait for a re-fire) and the re-fire comes within `window` of its last alert (the longest quiet any incident
-  bridges). Taken so (past the gap, or when a newer incident of the key would take it), it counts and is held like
-  any occurrence but does not stretch the incident's span (first and last alert): the span is what the gap and
-  stage 2's reach are measured from, and a member flapping minutes after its storm stopped says nothing of how far
-  the fault reached; stretched, stage 2's choice for the next incident of its scope depended on whether it heard of
-  the flap before deciding, so the stream and a replay named different parents. Without the rule a re-fire after the
-  gap opens an incident of its own: the dense-storm gap ends a storm 90 s after its last new alert while its
-  members' flaps come minutes later (issue 17, twelfth round, the generated storms). A member's resolution is what tells a flap from the same symptom recurring in a new fault, whose alerts
+* A flap rejoins its incident (`rejoin_flaps`, on by default; False gives the rule before): a member that resolved
+  and fires again (the same fingerprint, a later startsAt) joins the incident that holds it, whatever that
+  incident's gap, while the incident is open (not resolved: some member still firing, or all resolved within
+  resolve_hold_s, the hold that exists to wait for a re-fire) and the re-fire comes within `window` of its last
+  alert (the longest quiet any incident bridges). Taken so (past the gap, or when a newer incident of the key would
+  take it), it counts and is held like any occurrence but does not stretch the incident's span (first and last
+  alert): the span is what the gap and stage 2's reach are measured from, and a member flapping minutes after its
+  storm stopped says nothing of how far the fault reached; stretched, stage 2's choice for the next incident of its
+  scope depended on whether it heard of the flap before deciding, so the stream and a replay named different
+  parents. Without the rule a re-fire after the gap opens an incident of its own: the dense-storm gap ends a storm
+  90 s after its last new alert while its members' flaps come minutes later (issue 17, twelfth round, the generated
+  storms). A member's resolution is what tells a flap from the same symptom recurring in a new fault, whose alerts
   are new occurrences that never resolved in the old incident; a source that sends no resolutions never flaps.
 * The key's background rate caps that gap: when an incident opens at t and its key opened other incidents (not
   successors after a cap) within background_s (1 h) before t, its gap is at most background_factor (0.1)
