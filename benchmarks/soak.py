@@ -260,7 +260,8 @@ class Sender:
     ports: Callable[[], list[int]]
     answers: Counter[int] = field(default_factory=Counter)
     accepted: dict[str, float] = field(default_factory=dict)
-    """fingerprint -> monotonic time of its 202."""
+    """fingerprint -> monotonic time the POST answered 202 began (a POST under way while the broker stops may be
+    acknowledged by it as it goes: only the old broker held those)."""
     refused: list[str] = field(default_factory=list)
     sent: int = 0
     started: float = 0.0
@@ -277,12 +278,12 @@ class Sender:
             deadline = time.monotonic() + self.give_up_s
             while True:
                 ports = self.ports()
+                began = time.monotonic()
                 status = post(ports[turn % len(ports)], body)
                 turn += 1
                 self.answers[status] += 1
                 if status == 202:
-                    now = time.monotonic()
-                    self.accepted.update((fp, now) for fp in fingerprints)
+                    self.accepted.update((fp, began) for fp in fingerprints)
                     break
                 if 400 <= status < 500 or time.monotonic() > deadline:
                     self.refused += fingerprints
@@ -464,8 +465,8 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
                 note(f"worker b-2 ready after {wait_ready(slots[1]):.1f} s more")
             elif what == "broker":
                 old = brokers[-1]
-                stopped_at = time.monotonic()
                 old.stop()
+                stopped_at = time.monotonic()  # a POST begun before this may have been acked by the old broker
                 at_stop = tail.snapshot() if tail is not None else None
                 note(f"broker stopped by pid after {sender.sent} bodies; 3 s down")
                 time.sleep(3.0)
@@ -569,6 +570,14 @@ def fault_of(subject: str, members: Membership, truth: dict[str, str], sample: S
     return votes.most_common(1)[0][0] if votes else f"?{subject}"
 
 
+def page_facts(event: dict[str, Any]) -> dict[str, Any]:
+    """What a trigger says of its subject, for reading a difference."""
+    details = event.get("payload", {}).get("custom_details", {})
+    return {"dedup_key": event["dedup_key"], "summary": event.get("payload", {}).get("summary"),
+            **{k: details.get(k) for k in ("action", "kind", "alert_count", "first_seen", "last_seen", "sent_at",
+                                            "members_sample", "children_total", "services", "symptom")}}
+
+
 def judge(run: Run, data: Input) -> dict[str, Any]:
     """Pages per fault, alerts in no incident, deaths, dead letters."""
     members = Membership(data, run.seen)
@@ -592,6 +601,7 @@ def judge(run: Run, data: Input) -> dict[str, Any]:
         "page_keys": {f: sorted(per_fault.get(f, ())) for f in faults},
         "flush_pages": len(per_fault.get("flush", ())),
         "unattributed_pages": sorted(k for f, ks in per_fault.items() if f.startswith("?") for k in ks),
+        "trigger_pages": [page_facts(e) for e in run.pages if e["event_action"] == "trigger"],
         "trigger_deliveries": len(keys), "distinct_triggers": len(set(keys)),
         "resolves": sum(1 for e in run.pages if e["event_action"] == "resolve"),
         "accepted": len(run.accepted), "refused": len(run.refused), "answers": dict(run.answers),
