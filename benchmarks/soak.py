@@ -63,9 +63,10 @@ from correlator.sources.generic import parse  # noqa: E402
 from correlator.stage2 import Assignment, ParentEvent  # noqa: E402
 from stream.broker import start_broker  # noqa: E402
 from stream.incident_records import decode_incident_record  # noqa: E402
+from stream.stage2_agent import _decode_routed  # noqa: E402
 from tests.paths import MICROSS  # noqa: E402
 from tests.receivers import Receiver, start_receiver  # noqa: E402
-from tests.test_fuzz_topics import named_cases  # noqa: E402
+from tests.test_fuzz_topics import committed_offsets, named_cases  # noqa: E402
 from tests.workers import Deployment, WorkerProc  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -173,12 +174,15 @@ class Seen:
 
 
 class Tail:
-    """Reads `incidents` from its start as it is written, in a thread; `restart()` after a broker restart reads the
-    new broker's topic from its start (its offsets count from 0 again)."""
+    """Reads `incidents` (or, `routed`, stage 2's route topic) from its start as it is written, in a thread;
+    `restart()` after a broker restart reads the new broker's topic from its start (its offsets count from 0 again).
+    Before the first restart it also notes which subjects each (partition, offset) names, to tell what the group
+    had not read when the broker stopped."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, bootstrap: str, topic: str, routed: bool = False) -> None:
+        self.bootstrap, self.topic, self.routed = bootstrap, topic, routed
         self.seen = Seen()
+        self.placed: dict[tuple[int, int], list[str]] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.generation = 0
@@ -215,7 +219,9 @@ class Tail:
                     with self.lock:
                         for records in batches.values():
                             for r in records:
-                                self.seen.add(r.value, r.headers)
+                                ids = self._ids(r.value, r.headers)
+                                if generation == 0:
+                                    self.placed[(r.partition, r.offset)] = ids
             except (Exception, asyncio.CancelledError):  # noqa: BLE001 - the broker is down or restarting: again
                 await asyncio.sleep(0.5)
             finally:
@@ -224,6 +230,26 @@ class Tail:
                 except (Exception, asyncio.CancelledError):  # noqa: BLE001 - a fetch cancelled while it waited
                     pass
 
+    def _ids(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> list[str]:
+        """Fold one record; the ids of the incidents or causes it names."""
+        if self.routed:
+            try:
+                return [e.incident_id for e in _decode_routed(value)]
+            except Exception:  # noqa: BLE001 - a hostile record
+                return []
+        self.seen.add(value, headers)
+        try:
+            record = decode_incident_record(value, list(headers))
+        except ValueError:
+            return []
+        if isinstance(record, IncidentEvent):
+            return [record.incident_id]
+        if isinstance(record, ParentEvent):
+            return [record.parent_id]
+        if isinstance(record, Assignment):
+            return [record.child_id]
+        return []
+
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
         while True:
             await consumer.topics()
@@ -231,6 +257,40 @@ class Tail:
             if parts:
                 return sorted(parts)
             await asyncio.sleep(0.5)
+
+
+class Commits:
+    """The app group's committed offsets of some topics, sampled every second in a thread until `stop()` (called
+    just before the broker is stopped): the last sample is how far the agents had acknowledged their input then.
+    Faust commits every few seconds, so this over-counts what was unread by that much."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Sequence[str], partitions: int) -> None:
+        self.last: dict[str, dict[int, int]] = {}
+        self.sampled_at = 0.0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(bootstrap, group, topics, partitions), daemon=True,
+                                       name="soak-commits")
+        self.thread.start()
+
+    def _run(self, bootstrap: str, group: str, topics: Sequence[str], partitions: int) -> None:
+        while not self.stopping.wait(1.0):
+            try:
+                sample = {t: asyncio.run(committed_offsets(bootstrap, group, t, list(range(partitions))))
+                          for t in topics}
+            except Exception:  # noqa: BLE001 - a sample missed
+                continue
+            if not self.stopping.is_set():
+                self.last, self.sampled_at = sample, time.monotonic()
+
+    def stop(self) -> None:
+        """Stop sampling; the last sample stays."""
+        self.stopping.set()
+        self.thread.join(15)
+
+
+def unread(placed: dict[tuple[int, int], list[str]], committed: dict[int, int]) -> set[str]:
+    """The ids named by records at or past the committed offset of their partition."""
+    return {i for (p, o), ids in placed.items() if o >= committed.get(p, -1) for i in ids}
 
 
 # ---------------------------------------------------------------- posting
@@ -402,6 +462,8 @@ class Run:
     crashed_lines: list[str]
     events: list[tuple[float, str]]
     broker_stopped_at: float | None
+    unread_at_stop: dict[str, list[str]]
+    """topic kind (incidents, route) -> ids named by records the group had not committed past at the stop"""
     """monotonic time of the broker's stop, as `accepted`'s times"""
     logs: list[str]
     took_s: float
@@ -429,6 +491,7 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
     killed: set[int] = set()
     slots: list[WorkerProc] = []
     tail: Tail | None = None
+    route_tail: Tail | None = None
     try:
         for slot in ("a", "b"):
             w = dep.start_worker(f"{slot}-1")
@@ -440,6 +503,10 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
             wait_ready(w)
         note("two workers ready")
         tail = Tail(brokers[0].bootstrap, dep.topic("incidents"))
+        route_topic = f"{dep.app_id}-stage2-route"
+        route_tail = Tail(brokers[0].bootstrap, route_topic, routed=True)
+        commits = Commits(brokers[0].bootstrap, dep.app_id, [dep.topic("incidents"), route_topic], dep.partitions)
+        unread_ids: dict[str, list[str]] = {}
         fps = [a["fingerprint"] for a in data.alerts]
         bodies = [(fps[i:i + opts.per_body], b"\n".join(orjson.dumps(a) for a in data.alerts[i:i + opts.per_body]))
                   for i in range(0, len(fps), opts.per_body)]
@@ -465,6 +532,11 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
                 note(f"worker b-2 ready after {wait_ready(slots[1]):.1f} s more")
             elif what == "broker":
                 old = brokers[-1]
+                commits.stop()
+                unread_ids = {"incidents": sorted(unread(tail.placed, commits.last.get(dep.topic("incidents"), {}))),
+                              "route": sorted(unread(route_tail.placed, commits.last.get(route_topic, {})))}
+                note(f"committed offsets sampled {time.monotonic() - commits.sampled_at:.1f} s ago: "
+                     f"{ {k: len(v) for k, v in unread_ids.items()} } subjects named past them")
                 old.stop()
                 stopped_at = time.monotonic()  # a POST begun before this may have been acked by the old broker
                 at_stop = tail.snapshot() if tail is not None else None
@@ -473,6 +545,7 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
                 brokers.append(start_broker(port=old.port, log_path=workdir / "tansu-2.log"))
                 dep.broker = brokers[-1]
                 tail.restart()
+                route_tail.restart()
                 note("broker started empty on the same port")
                 for w in slots:
                     note(f"worker {w.log.stem} ready {wait_ready(w, 180):.1f} s after the restart")
@@ -489,6 +562,8 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
         flush.run()
         drain(pager, tail, data, sender, opts, note)
         tail.stop()
+        route_tail.stop()
+        commits.stop()
         seen = tail.snapshot()
         headers = asyncio.run(letter_headers(dep.broker.bootstrap, dep.topic("deadletter"))) if hostile else []
         for row in hostile.values():
@@ -501,11 +576,12 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
         crashed = [line for w in procs for line in w.log.read_text(errors="replace").splitlines()
                    if "Crashed reason" in line]
         return Run(name, pager.events(), seen, at_stop, dict(sender.accepted), sender.refused, sender.answers,
-                   hostile, deaths, crashed, events, stopped_at,
+                   hostile, deaths, crashed, events, stopped_at, unread_ids,
                    [str(w.log) for w in procs], time.monotonic() - begun)
     finally:
-        if tail is not None:
-            tail.stopping.set()
+        for t in (tail, route_tail):
+            if t is not None:
+                t.stopping.set()
         for w in procs:
             w.stop()
         for b in brokers:
@@ -596,6 +672,9 @@ def judge(run: Run, data: Input) -> dict[str, Any]:
         in_flight = {fp for fp, at in run.accepted.items() if fp not in before.incident_of
                      and not fp.startswith(FLUSH) and at - run.broker_stopped_at <= 0}
     lost = sorted(fp for fp in run.accepted if fp not in members.incident_of)
+
+    def faults_named(ids: Sequence[str]) -> list[str]:
+        return sorted({fault_of(i, members, data.truth, ()) for i in ids} - {"flush"}, key=lambda f: (len(f), f))
     return {
         "pages": {f: len(per_fault.get(f, ())) for f in faults},
         "page_keys": {f: sorted(per_fault.get(f, ())) for f in faults},
@@ -610,6 +689,8 @@ def judge(run: Run, data: Input) -> dict[str, Any]:
         "lost_not_in_flight": sorted(set(lost) - in_flight)[:20],
         "lost_not_in_flight_count": len(set(lost) - in_flight),
         "in_flight_faults": sorted({data.truth[fp] for fp in in_flight if fp in data.truth}, key=int),
+        "unread_at_stop": {k: len(v) for k, v in run.unread_at_stop.items()},
+        "unread_faults": {k: faults_named(v) for k, v in run.unread_at_stop.items()},
         "incidents": len(run.seen.incidents), "causes": len(run.seen.causes),
         "undecodable_incident_records": run.seen.undecodable,
         "deaths": run.deaths, "crashed_lines": run.crashed_lines[:10], "crashed": len(run.crashed_lines),
@@ -622,11 +703,13 @@ def compare(base: dict[str, Any], chaos: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, list[dict[str, Any]]] = {"unpaged_with_chaos": [], "paged_more_with_chaos": [],
                                             "paged_only_with_chaos": [], "other": []}
     exposed = set(chaos["in_flight_faults"])
+    unread_by = chaos.get("unread_faults", {})
     for fault, b in base["pages"].items():
         c = chaos["pages"][fault]
         if b == c:
             continue
         row = {"fault": fault, "baseline": b, "chaos": c, "in_flight_at_broker_stop": fault in exposed,
+               "unread_at_broker_stop": [k for k, faults in unread_by.items() if fault in faults],
                "baseline_keys": base["page_keys"][fault], "chaos_keys": chaos["page_keys"][fault]}
         kind = ("unpaged_with_chaos" if c == 0 else "paged_only_with_chaos" if b == 0 else
                 "paged_more_with_chaos" if c > b else "other")
@@ -652,6 +735,8 @@ def summary(runs: dict[str, dict[str, Any]], diff: dict[str, Any]) -> str:
     row("alerts 202 in no incident", lambda r: r["in_no_incident"])
     row("... of them not in flight when the broker stopped", lambda r: r["lost_not_in_flight_count"])
     row("alerts accepted, not in an incident at the broker stop", lambda r: r["in_flight_at_broker_stop"])
+    row("subjects named past the committed offsets at the stop (incidents; route)", lambda r: "; ".join(
+        str(n) for n in r.get("unread_at_stop", {}).values()) or "-")
     row("worker processes dead (not killed by the soak)", lambda r: len(r["deaths"]))
     row("`Crashed reason` lines", lambda r: r["crashed"])
     row("hostile records written / dead-lettered", lambda r: ", ".join(
@@ -663,6 +748,7 @@ def summary(runs: dict[str, dict[str, Any]], diff: dict[str, Any]) -> str:
             out += f"\n\n{kind} ({len(rows)}): " + "; ".join(
                 f"fault {r['fault']} {r['baseline']}->{r['chaos']}" + (" (in flight at the broker stop)"
                                                                        if r["in_flight_at_broker_stop"] else "")
+                + "".join(f" ({k} unread at the stop)" for k in r["unread_at_broker_stop"])
                 for r in rows)
     if not any(diff.values()):
         out += "\n\nevery fault has the same number of pages in both runs"
