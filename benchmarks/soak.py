@@ -528,8 +528,11 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
                 note(f"SIGKILL worker {victim.log.stem} (pid {victim.proc.pid}) after {sender.sent} bodies")
                 slots[1] = dep.start_worker("b-2")
                 procs.append(slots[1])
-                slots[1].wait_web(90)
-                note(f"worker b-2 ready after {wait_ready(slots[1]):.1f} s more")
+                try:
+                    slots[1].wait_web(90)
+                    note(f"worker b-2 ready after {wait_ready(slots[1]):.1f} s more")
+                except (RuntimeError, TimeoutError) as exc:
+                    note(f"worker b-2 not ready: {str(exc).splitlines()[0]}")
             elif what == "broker":
                 old = brokers[-1]
                 commits.stop()
@@ -548,7 +551,10 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
                 route_tail.restart()
                 note("broker started empty on the same port")
                 for w in slots:
-                    note(f"worker {w.log.stem} ready {wait_ready(w, 180):.1f} s after the restart")
+                    try:
+                        note(f"worker {w.log.stem} ready {wait_ready(w, 180):.1f} s after the restart")
+                    except (RuntimeError, TimeoutError) as exc:  # a death is a finding: report it, go on
+                        note(f"worker {w.log.stem} not ready after the restart: {str(exc).splitlines()[0]}")
             else:
                 topics = {"alerts_raw": dep.topic("alerts_raw"), "route": f"{dep.app_id}-stage2-route"}
                 for field_name, records in hostile_records().items():
