@@ -288,9 +288,11 @@ class Commits:
         self.thread.join(15)
 
 
-def unread(placed: dict[tuple[int, int], list[str]], committed: dict[int, int]) -> set[str]:
-    """The ids named by records at or past the committed offset of their partition."""
-    return {i for (p, o), ids in placed.items() if o >= committed.get(p, -1) for i in ids}
+def unread(tail: Tail, committed: dict[int, int]) -> set[str]:
+    """The ids named by records of `tail` at or past the committed offset of their partition."""
+    with tail.lock:  # the tail's thread adds to it
+        placed = list(tail.placed.items())
+    return {i for (p, o), ids in placed if o >= committed.get(p, -1) for i in ids}
 
 
 # ---------------------------------------------------------------- posting
@@ -326,12 +328,15 @@ class Sender:
     sent: int = 0
     started: float = 0.0
     give_up_s: float = 180.0
+    halt: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         """Post every body."""
         self.started = time.monotonic()
         due, turn = self.started, 0
         for fingerprints, body in self.bodies:
+            if self.halt.is_set():  # the run failed: stop posting
+                return
             if (wait := due - time.monotonic()) > 0:
                 time.sleep(wait)
             due += len(fingerprints) / self.rate
@@ -345,7 +350,7 @@ class Sender:
                 if status == 202:
                     self.accepted.update((fp, began) for fp in fingerprints)
                     break
-                if 400 <= status < 500 or time.monotonic() > deadline:
+                if 400 <= status < 500 or time.monotonic() > deadline or self.halt.is_set():
                     self.refused += fingerprints
                     break
                 time.sleep(0.2)
@@ -492,6 +497,7 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
     slots: list[WorkerProc] = []
     tail: Tail | None = None
     route_tail: Tail | None = None
+    sender: Sender | None = None
     try:
         for slot in ("a", "b"):
             w = dep.start_worker(f"{slot}-1")
@@ -536,8 +542,8 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
             elif what == "broker":
                 old = brokers[-1]
                 commits.stop()
-                unread_ids = {"incidents": sorted(unread(tail.placed, commits.last.get(dep.topic("incidents"), {}))),
-                              "route": sorted(unread(route_tail.placed, commits.last.get(route_topic, {})))}
+                unread_ids = {"incidents": sorted(unread(tail, commits.last.get(dep.topic("incidents"), {}))),
+                              "route": sorted(unread(route_tail, commits.last.get(route_topic, {})))}
                 note(f"committed offsets sampled {time.monotonic() - commits.sampled_at:.1f} s ago: "
                      f"{ {k: len(v) for k, v in unread_ids.items()} } subjects named past them")
                 old.stop()
@@ -585,6 +591,8 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
                    hostile, deaths, crashed, events, stopped_at, unread_ids,
                    [str(w.log) for w in procs], time.monotonic() - begun)
     finally:
+        if sender is not None:
+            sender.halt.set()
         for t in (tail, route_tail):
             if t is not None:
                 t.stopping.set()
