@@ -24,12 +24,14 @@ topic dead-letters it already, and a second dead letter from every worker would 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import ConsumerRecord
 
 from correlator.models import IncidentEvent
@@ -51,6 +53,8 @@ Decode = Callable[[bytes | None, Headers], IncidentCounts | IncidentRecord]
 POLL_MS = 200
 METADATA_MAX_AGE_MS = 5_000
 """How soon a topic created after the worker started (the notify control topic) joins the feed."""
+START_RETRY_S = 1.0
+"""How often the feed tries to start its consumer again while the broker cannot be reached."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +113,10 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
                    state: FeedState, on_change: Callable[[], Awaitable[None]] | None = None,
                    decode: Decode = read_incident_record) -> None:
     """Fold the topics into `model` until cancelled; `on_change` after each batch that changed it."""
-    consumer = AIOKafkaConsumer(*topics.names(), bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=POLL_MS,
-                                metadata_max_age_ms=METADATA_MAX_AGE_MS, **client_options)
-    await consumer.start()
+    consumer = await _started(lambda: AIOKafkaConsumer(
+        *topics.names(), bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", fetch_max_wait_ms=POLL_MS, metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        **client_options))
     try:
         ends: dict[Any, int] | None = None
         while True:
@@ -131,6 +135,23 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
                     model.whole = True
     finally:
         await consumer.stop()
+
+
+async def _started(make: Callable[[], AIOKafkaConsumer]) -> AIOKafkaConsumer:
+    """The feed's consumer, started; while the broker cannot be reached, a new one every `START_RETRY_S`.
+
+    The feed is a task of the worker, and a task's exception ends the worker: a feed starting while the broker is
+    down (a broker restart just as a worker came up) stopped the worker, where the agents wait for the broker."""
+    while True:
+        consumer = make()
+        try:
+            await consumer.start()
+            return consumer
+        except KafkaConnectionError as exc:
+            log.warning("console feed: broker unreachable at start (%s); trying again in %.0f s", exc, START_RETRY_S)
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        await asyncio.sleep(START_RETRY_S)
 
 
 def _apply_guarded(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[bytes, bytes],

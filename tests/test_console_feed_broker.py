@@ -1,0 +1,49 @@
+"""The console's feed (a task of every worker) when the broker is down as it starts, on the real embedded broker.
+
+Found by `benchmarks/soak.py`: a worker restarted after a SIGKILL became ready, the broker was restarted a few seconds
+later, and the feed's consumer, starting just then, raised `KafkaConnectionError("Unable to bootstrap ...")` out of
+the task, which Faust answers by stopping the whole worker (exit 1, `stream.app: Crashed reason=...`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from correlator.readmodel import ReadModel
+from stream.broker import create_topics, free_port, start_broker
+from stream.console.feed import FeedState, FeedTopics, run_feed
+from stream.incident_records import encode_incident_event
+
+from .notifying import incident
+from .workers import _produce
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_feed_started_while_the_broker_is_down_waits_for_it_and_then_folds_what_it_reads(tmp_path: Path) -> None:
+    port = free_port()
+    topics = FeedTopics("soak.incidents", "soak-clocks", "soak-tickets")
+
+    async def scene() -> None:
+        model = ReadModel()
+        feed = asyncio.create_task(run_feed(model, topics, f"127.0.0.1:{port}", {}, FeedState()))
+        await asyncio.sleep(3.0)  # the broker is down: aiokafka gave up bootstrapping long before this
+        assert not feed.done(), feed.exception()  # the old feed ended here, and took the worker with it
+        broker = await asyncio.to_thread(start_broker, port=port, log_path=tmp_path / "tansu.log")
+        try:
+            await create_topics(broker.bootstrap, {name: 1 for name in topics.names()})
+            await _produce(broker.bootstrap, topics.incidents, [(b"inc-1", encode_incident_event(incident("inc-1")))])
+            deadline = time.monotonic() + 30
+            while "inc-1" not in model.rows and time.monotonic() < deadline and not feed.done():
+                await asyncio.sleep(0.2)
+            assert "inc-1" in model.rows, feed.exception() if feed.done() else "the feed read nothing"
+        finally:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
+            await asyncio.to_thread(broker.stop)
+
+    asyncio.run(scene())
