@@ -100,6 +100,7 @@ __all__ = [
     "register_transport",
     "release",
     "request_rejoin",
+    "sought",
     "take_group_error",
     "unfetch",
 ]
@@ -313,6 +314,19 @@ def release(consumer: Any, messages: Iterable[Any]) -> None:
             unacked.discard(message)
 
 
+def sought(app: Any) -> bool:
+    """Whether the current rebalance has sought the stream partitions to the committed offsets and its flow runs
+    again: from then on nothing waits for the messages handed out, and released input of a partition this worker
+    keeps is not read again in this generation (`stream.stages.StageRunner._giving_up`). Only a `Consumer` says so.
+
+    Faust's recovery seeks (`perform_seek`), then resumes the flow, then ends the rebalance (`rebalancing` off);
+    its fetcher also seeks while the flow is stopped, in the revocation, which this does not count (flow stopped)."""
+    consumer = getattr(app, "_consumer", None)
+    if not isinstance(consumer, Consumer) or not consumer.flow_active:
+        return False
+    return consumer.sought_in == getattr(app, "rebalancing_count", None)
+
+
 async def leave_group(bootstrap: str | list[str], group_id: str, member_id: str) -> bool:
     """Send one LeaveGroup for `member_id` with a short-lived client; True if the broker accepted it."""
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
@@ -421,6 +435,8 @@ class Consumer(faust_aiokafka.Consumer):
         self._released: dict[TP, int] = {}
         """Per partition, the lowest offset released unacknowledged and not acknowledged since (read again): no
         commit passes it (see the module doc)."""
+        self.sought_in: int | None = None
+        """The app's `rebalancing_count` at the last seek to the committed offsets (`sought`)."""
 
     def release(self, messages: Iterable[Any]) -> None:
         """Records given up unacknowledged (a fold or checkpoint failed while the worker stops or rebalances): out
@@ -437,6 +453,12 @@ class Consumer(faust_aiokafka.Consumer):
         if moved:
             log.info("released unacknowledged: %s; their commits stop there until they are read again",
                      ", ".join(f"{tp.topic}:{tp.partition} from {offset}" for tp, offset in moved))
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, noting the rebalance it was for (`sought`)."""
+        count = getattr(self.app, "rebalancing_count", None)
+        await super().perform_seek()
+        self.sought_in = count
 
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's next offset to commit, never past a record released unacknowledged and not read again yet.
