@@ -57,7 +57,8 @@ rule is then off), and a hole of one record at the committed offset passes it. E
 rebalance started past the released records, on a partition this worker kept as on one it lost: never read again
 (`tests/test_stages.py`: route:0 committed 30 past released 10-19). A partition with released records now commits
 only up to the first of them until that record, read again (the seek after a rebalance reads from the committed
-offset, which then stays at or below it), is acknowledged.
+offset, which then stays at or below it), is acknowledged. Input is released only before that seek (`sought`): after
+it nothing would read it again in this generation on a partition this worker keeps, so a stage retries it instead.
 """
 
 from __future__ import annotations
