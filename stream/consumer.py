@@ -316,14 +316,16 @@ def release(consumer: Any, messages: Iterable[Any]) -> None:
 
 
 def sought(app: Any) -> bool:
-    """Whether the current rebalance has sought the stream partitions to the committed offsets and its flow runs
-    again: from then on nothing waits for the messages handed out, and released input of a partition this worker
-    keeps is not read again in this generation (`stream.stages.StageRunner._giving_up`). Only a `Consumer` says so.
+    """Whether the current rebalance has assigned this worker its partitions and then sought them to the committed
+    offsets: from then on nothing waits for the messages handed out (Faust's revocation did), and released input of
+    a partition this worker keeps is not read again in this generation (`stream.stages.StageRunner._giving_up`).
+    Only a `Consumer` says so.
 
-    Faust's recovery seeks (`perform_seek`), then resumes the flow, then ends the rebalance (`rebalancing` off);
-    its fetcher also seeks while the flow is stopped, in the revocation, which this does not count (flow stopped)."""
+    Faust's recovery seeks after the assignment (`perform_seek`), then resumes the flow, then ends the rebalance
+    (`rebalancing` off); its fetcher also seeks while the flow is stopped, in the revocation too, which does not
+    count (before the assignment). Seen: a stage-2 fold given up between the seek and the flow's resumption."""
     consumer = getattr(app, "_consumer", None)
-    if not isinstance(consumer, Consumer) or not consumer.flow_active:
+    if not isinstance(consumer, Consumer):
         return False
     return consumer.sought_in == getattr(app, "rebalancing_count", None)
 
@@ -437,7 +439,9 @@ class Consumer(faust_aiokafka.Consumer):
         """Per partition, the lowest offset released unacknowledged and not acknowledged since (read again): no
         commit passes it (see the module doc)."""
         self.sought_in: int | None = None
-        """The app's `rebalancing_count` at the last seek to the committed offsets (`sought`)."""
+        """The app's `rebalancing_count` at the last seek to the committed offsets after an assignment (`sought`)."""
+        self.assigned_in: int | None = None
+        """The app's `rebalancing_count` at the last assignment."""
 
     def release(self, messages: Iterable[Any]) -> None:
         """Records given up unacknowledged (a fold or checkpoint failed while the worker stops or rebalances): out
@@ -459,7 +463,8 @@ class Consumer(faust_aiokafka.Consumer):
         """Faust's seek to the committed offsets, noting the rebalance it was for (`sought`)."""
         count = getattr(self.app, "rebalancing_count", None)
         await super().perform_seek()
-        self.sought_in = count
+        if self.assigned_in == count:  # not a seek of Faust's fetcher in the revocation
+            self.sought_in = count
 
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's next offset to commit, never past a record released unacknowledged and not read again yet.
@@ -484,6 +489,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         """Faust's assignment; released records of partitions no longer this worker's are their new owner's."""
         self._released = {tp: offset for tp, offset in self._released.items() if tp in assigned}
+        self.assigned_in = getattr(self.app, "rebalancing_count", None)
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:

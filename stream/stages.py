@@ -257,8 +257,9 @@ class StageRunner:
             await stage.stop()
 
     def _giving_up(self) -> bool:
-        """Stopping, or rebalancing before the rebalance's seek (`stream.consumer.sought`): Faust waits for every
-        message it handed out, so a retry would stall it, and the seek reads the released input again.
+        """Stopping, or rebalancing before the rebalance's seek after its assignment (`stream.consumer.sought`):
+        Faust waits for every message it handed out, so a retry would stall it, and the seek reads the released
+        input again.
 
         After the seek (`rebalancing` stays set until Faust's recovery ends) nothing waits for the messages, and
         nothing would read released input of a partition this worker keeps again: the batch is retried as outside
