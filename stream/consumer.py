@@ -57,7 +57,8 @@ rule is then off), and a hole of one record at the committed offset passes it. E
 rebalance started past the released records, on a partition this worker kept as on one it lost: never read again
 (`tests/test_stages.py`: route:0 committed 30 past released 10-19). A partition with released records now commits
 only up to the first of them until that record, read again (the seek after a rebalance reads from the committed
-offset, which then stays at or below it), is acknowledged.
+offset, which then stays at or below it), is acknowledged. Input is released only before that seek (`sought`): after
+it nothing would read it again in this generation on a partition this worker keeps, so a stage retries it instead.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ __all__ = [
     "register_transport",
     "release",
     "request_rejoin",
+    "sought",
     "take_group_error",
     "unfetch",
 ]
@@ -313,6 +315,21 @@ def release(consumer: Any, messages: Iterable[Any]) -> None:
             unacked.discard(message)
 
 
+def sought(app: Any) -> bool:
+    """Whether the current rebalance has assigned this worker its partitions and then sought them to the committed
+    offsets: from then on nothing waits for the messages handed out (Faust's revocation did), and released input of
+    a partition this worker keeps is not read again in this generation (`stream.stages.StageRunner._giving_up`).
+    Only a `Consumer` says so.
+
+    Faust's recovery seeks after the assignment (`perform_seek`), then resumes the flow, then ends the rebalance
+    (`rebalancing` off); its fetcher also seeks while the flow is stopped, in the revocation too, which does not
+    count (before the assignment). Seen: a stage-2 fold given up between the seek and the flow's resumption."""
+    consumer = getattr(app, "_consumer", None)
+    if not isinstance(consumer, Consumer):
+        return False
+    return consumer.sought_in == getattr(app, "rebalancing_count", None)
+
+
 async def leave_group(bootstrap: str | list[str], group_id: str, member_id: str) -> bool:
     """Send one LeaveGroup for `member_id` with a short-lived client; True if the broker accepted it."""
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
@@ -421,6 +438,10 @@ class Consumer(faust_aiokafka.Consumer):
         self._released: dict[TP, int] = {}
         """Per partition, the lowest offset released unacknowledged and not acknowledged since (read again): no
         commit passes it (see the module doc)."""
+        self.sought_in: int | None = None
+        """The app's `rebalancing_count` at the last seek to the committed offsets after an assignment (`sought`)."""
+        self.assigned_in: int | None = None
+        """The app's `rebalancing_count` at the last assignment."""
 
     def release(self, messages: Iterable[Any]) -> None:
         """Records given up unacknowledged (a fold or checkpoint failed while the worker stops or rebalances): out
@@ -437,6 +458,13 @@ class Consumer(faust_aiokafka.Consumer):
         if moved:
             log.info("released unacknowledged: %s; their commits stop there until they are read again",
                      ", ".join(f"{tp.topic}:{tp.partition} from {offset}" for tp, offset in moved))
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, noting the rebalance it was for (`sought`)."""
+        count = getattr(self.app, "rebalancing_count", None)
+        await super().perform_seek()
+        if self.assigned_in == count:  # not a seek of Faust's fetcher in the revocation
+            self.sought_in = count
 
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's next offset to commit, never past a record released unacknowledged and not read again yet.
@@ -461,6 +489,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         """Faust's assignment; released records of partitions no longer this worker's are their new owner's."""
         self._released = {tp: offset for tp, offset in self._released.items() if tp in assigned}
+        self.assigned_in = getattr(self.app, "rebalancing_count", None)
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:

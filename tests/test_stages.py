@@ -291,6 +291,61 @@ def test_input_released_during_a_rebalance_is_not_committed_past_before_it_is_re
     asyncio.run(run())
 
 
+def test_a_fold_failing_after_the_rebalance_s_seek_is_folded_again_not_released(tmp_path: Path) -> None:
+    """A fold refused after the rebalance's seek to the committed offsets (Faust's recovery has not yet resumed
+    the flow nor ended the rebalance: the chaos soak's broker restart, 3 ms after the seek) on a partition this
+    worker keeps: nothing would read released input again in this generation, and nothing waits for it, so the
+    batch is folded again as outside a rebalance, acknowledged and committed. Before, it was released
+    unacknowledged (`StageRunner._undo` gave up), the partition's commits held at it for good and its records
+    never applied (stage 2: routing partitions never grouped again). Faust's own app, consumer, flow and seek;
+    only the broker's answers to the seek and the commit are given here."""
+    app = make_app(Settings(data_dir=tmp_path))
+    stage = Flaky(Checkpointer(app), spec=StageSpec("flaky_after_seek", 10, 0.0), topic=app.topic("route"))
+    runner = StageRunner(app, DeadLetters(app, "deadletter", 900_000, 65_536), backoff_s=0.001)
+    tp = TP("route", 0)
+    app.topics.acking_topics.add(tp.topic)
+    committed: list[dict[TP, int]] = []
+
+    async def run() -> None:
+        consumer = app.consumer
+
+        async def commit_request(offsets: Any) -> bool:  # what the consumer thread would send to the broker
+            committed.append(dict(offsets))
+            return True
+
+        async def seek_to_committed() -> dict[TP, int]:  # the group's committed offset, as the broker answers
+            return {tp: 10}
+
+        consumer._commit = commit_request  # type: ignore[method-assign]
+        consumer.assignment = lambda: {tp}  # type: ignore[method-assign]
+        consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+        app._producer = SimpleNamespace(flush=_nothing)
+        # the rebalance as Faust runs it: started (the consumer thread), the flow stopped (revocation), the
+        # partition assigned again, then the recovery's seek and the flow resumed before the rebalance ends
+        app.rebalancing = True
+        app.rebalancing_count += 1
+        consumer.stop_flow()
+        consumer.assigned_in = app.rebalancing_count  # what its on_partitions_assigned notes (no tables here)
+        await consumer.perform_seek()
+        messages = [ConsumerMessage(tp.topic, tp.partition, o, 0.0, 0, [], None, b"{}", None, tp=tp)
+                    for o in range(10, 20)]
+        for message in messages:
+            message.incref()  # the stream's reference
+            consumer.track_message(message)
+        stage.fails = 1  # the restarted broker refuses the fold's output once
+        await runner.fold(stage, asyncio.Lock(), [SimpleNamespace(message=m) for m in messages])
+        for message in messages:
+            message.ack(consumer)  # take_events moves on: only the checkpoint's hold keeps them
+        app.rebalancing = False  # Faust's on_rebalance_end
+        await stage.checkpoints.if_due()
+        await consumer.commit()
+        assert stage.folds == [list(range(10, 20))] * 2  # folded again in this worker, not released
+        assert all(m.acked for m in messages)
+        assert committed[-1] == {tp: 20}
+
+    asyncio.run(run())
+
+
 async def _nothing() -> None:
     return None
 
