@@ -67,6 +67,9 @@ from stream.stage2_agent import _decode_routed  # noqa: E402
 from tests.paths import MICROSS  # noqa: E402
 from tests.receivers import Receiver, start_receiver  # noqa: E402
 from tests.test_fuzz_topics import committed_offsets, named_cases  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from faults import letters  # noqa: E402  (the dead letters' headers, read as the faults benchmark reads them)
 from tests.workers import Deployment, WorkerProc  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -423,23 +426,6 @@ async def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes | No
         await producer.stop()
 
 
-async def letter_headers(bootstrap: str, topic: str, quiet_s: float = 3.0) -> list[dict[str, str]]:
-    """The headers of every dead letter on the topic."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False, fetch_max_wait_ms=100, max_partition_fetch_bytes=64 << 20)
-    await consumer.start()
-    out: list[dict[str, str]] = []
-    try:
-        last = time.monotonic()
-        while time.monotonic() - last < quiet_s:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                last = time.monotonic()
-                out += [{k: v.decode("utf-8", "replace") for k, v in r.headers} for r in records]
-    finally:
-        await consumer.stop()
-    return out
-
-
 def hostile_records() -> dict[str, list[tuple[bytes | None, bytes | None]]]:
     """A few hostile records per topic field (`alerts_raw`, `route`): the topic fuzz suite's named ones, without
     its 20 MB record."""
@@ -577,7 +563,7 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
         route_tail.stop()
         commits.stop()
         seen = tail.snapshot()
-        headers = asyncio.run(letter_headers(dep.broker.bootstrap, dep.topic("deadletter"))) if hostile else []
+        headers = asyncio.run(letters(dep.broker.bootstrap, dep.topic("deadletter"), quiet_s=3.0)) if hostile else []
         for row in hostile.values():
             mine = {(h.get("partition"), h.get("offset")) for h in headers if h.get("topic") == row["topic"]}
             row["dead_lettered"] = sum(1 for p, o in row["written"] if (str(p), str(o)) in mine)
