@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import http.client
 import json
 import logging
 import os
@@ -69,7 +68,7 @@ from tests.receivers import Receiver, start_receiver  # noqa: E402
 from tests.test_fuzz_topics import committed_offsets, named_cases  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from faults import letters  # noqa: E402  (the dead letters' headers, read as the faults benchmark reads them)
+from faults import letters, post  # noqa: E402  (the dead letters' headers, read as the faults benchmark reads them)
 from tests.workers import Deployment, WorkerProc  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -301,20 +300,6 @@ def unread(tail: Tail, committed: dict[int, int]) -> set[str]:
 # ---------------------------------------------------------------- posting
 
 
-def post(port: int, body: bytes, timeout: float = 30.0) -> int:
-    """One POST of alerts; the status, or 0 when the connection failed."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("POST", "/ingest/alerts", body=body, headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    except OSError:
-        return 0
-    finally:
-        conn.close()
-
-
 @dataclass
 class Sender:
     """Posts the bodies on a steady schedule (`rate` alerts/s), alternating workers; a body refused with 5xx or a
@@ -347,7 +332,7 @@ class Sender:
             while True:
                 ports = self.ports()
                 began = time.monotonic()
-                status = post(ports[turn % len(ports)], body)
+                status = post(ports[turn % len(ports)], "/ingest/alerts", body)
                 turn += 1
                 self.answers[status] += 1
                 if status == 202:
