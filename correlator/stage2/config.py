@@ -278,6 +278,15 @@ class GroupingConfig:
     pieces sharing no name with its main group and starting within 20 s of its latest onset; the container metrics
     of middleware (redis, zookeeper) named beside their host are the part of it time can take. False: the rule
     before (only a child naming one thing follows a burst)."""
+    lone_joins: bool = False
+    """A group that is one alert which started alone (`engine._lone`, as for `lone_apart`) takes no child that starts more
+    than burst_s after it: such a child came only by company (`company`), the burst of another cause it started in, and
+    a stray background alert is no cause for that burst to join (`engine._choose`). Read on the development "noise
+    everywhere" sets (issue 17, session 37, noise23): with the file, 6317's first fault lost its zookeeper container
+    metrics (24 alerts, 5.1k split pairs) to a zookeeper background alert 53 s before the fault, which they joined by
+    name in the company of their fault's burst, while the fault's main group related to them only by a path; the two
+    never fold (a path folds nothing). The mirror of `lone_apart`, which keeps such a group from being folded into a
+    cause. False: the rule before."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

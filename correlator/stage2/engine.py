@@ -487,6 +487,9 @@ class Grouper:
                 continue
             if link.relation is not Relation.CONTINUES and self._recurs(g, ev.key, ev.incident_id, ev.first_seen):
                 continue  # the symptom failing again after its outage went quiet: the next outage
+            if (self.config.lone_joins and gap > self.config.burst_s and link.relation is not Relation.CONTINUES
+                    and self._lone(g)):
+                continue  # a stray background alert, past its burst: no cause for a later burst to join
             found.append(_Candidate(g, link, gap))
         for cand in found:
             g, link, gap = cand.group, cand.link, cand.gap
