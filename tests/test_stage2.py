@@ -786,6 +786,32 @@ def test_a_container_metric_that_follows_a_burst_says_why() -> None:
     assert GroupingConfig().burst_machines is False
 
 
+# lone joins (issue 17, session 37, noise23): a stray background alert takes no later burst's piece by company
+LONE_JOINS = replace(CFG, lone_joins=True)
+STRAY = ("n", "zk/cpu", 0, 0, {})
+"""A background alert that started alone: one alert of zk, nothing before it."""
+
+
+@pytest.mark.parametrize(("name", "specs", "on", "off"), [
+    ("a later burst's piece sharing its service does not join the stray alert (it follows its own burst)",
+     [STRAY, ("a", "api/5xx", 50, 80, I1), ("z", "zk/mem", 55, 60, {})], "a z|n", "a|n z"),
+    ("nor does it with a name of its own: it opens apart",
+     [STRAY, ("a", "api/5xx", 50, 80, I1), ("z", "zk/mem", 55, 60, {"instance": ["z1"]})], "a|n|z", "a|n z"),
+    ("within burst_s of the stray alert it joins as before",
+     [STRAY, ("a", "api/5xx", 5, 80, I1), ("z", "zk/mem", 15, 60, {"instance": ["z1"]})], "a|n z", "a|n z"),
+    ("a group of two alerts is no stray alert",
+     [("n", "zk/cpu", 0, 5, {}), ("a", "api/5xx", 50, 80, I1), ("z", "zk/mem", 55, 60, {"instance": ["z1"]})],
+     "a|n z", "a|n z"),
+    ("an alert that started with company is no stray alert",
+     [("m", "web/5xx", -10, -10, W1), ("n", "zk/cpu", 0, 0, {"instance": ["n1"]}), ("a", "api/5xx", 50, 80, I1),
+      ("z", "zk/mem", 55, 60, {"instance": ["z1"]})], "a|m|n z", "a|m|n z"),
+])
+def test_a_stray_alert_takes_no_later_burst_s_piece(name: str, specs: list[Spec], on: str, off: str) -> None:
+    assert partition(run(events_of(specs), LONE_JOINS)[1]) == on, name
+    assert partition(run(events_of(specs), CFG)[1]) == off, name
+    assert GroupingConfig().lone_joins is False
+
+
 
 RESUMED = [
     _event("n", "redis/trace:PD", 0, 0, 1, "opened", {"callee": ["redis-1"]}),
