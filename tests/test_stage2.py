@@ -736,6 +736,82 @@ def test_a_child_that_follows_a_burst_says_why() -> None:
                                   "cause's, within its span")
 
 
+# burst machines (issue 17, session 37, noise23): a container's own metric follows a cause's opening burst
+MACHINES = replace(CFG, burst_machines=True)
+C = {"host": ["10.0.0.7"]}
+"""A container's own metric: its service (cache) and its host, no call: two names, both of one machine's tenant."""
+
+
+@pytest.mark.parametrize(("name", "specs", "expected"), [
+    ("in the cause's opening burst it follows the cause",
+     [("a", "api/5xx", 0, 30, I1), ("c", "cache/cpu", 10, 40, C)], "a c"),
+    ("a second container metric follows the first by name",
+     [("a", "api/5xx", 0, 30, I1), ("c", "cache/cpu", 10, 40, C), ("c2", "cache/mem", 50, 50, C)], "a c c2"),
+])
+def test_a_container_metric_follows_the_one_opening_burst_it_starts_in(name: str, specs: list[Spec],
+                                                                       expected: str) -> None:
+    _, out = run(events_of(specs), MACHINES)
+    assert partition(out) == expected, name
+    _, before = run(events_of(specs), CFG)
+    assert partition(before) != expected, name  # the rule, and nothing else, put it there
+    assert "c" not in [a.child_id for a in before.assignments if a.relation is Relation.BURST], name
+
+
+@pytest.mark.parametrize(("name", "specs", "topology", "expected"), [
+    ("past the cause's opening burst (a second cause 25 s later would start there) it stays apart",
+     [("a", "api/5xx", 0, 60, I1), ("a2", "api/latency", 15, 60, I1), ("c", "cache/cpu", 30, 40, C)], None, "a a2|c"),
+    ("two groups in the burst: none",
+     [("a", "api/5xx", 0, 30, I1), ("x", "web/5xx", 5, 30, W1), ("c", "cache/cpu", 10, 40, C)], None, "a|c|x"),
+    ("two groups in the burst: none, with burst rivals too",
+     [("a", "api/5xx", 0, 30, I1), ("a2", "api/latency", 2, 30, I1), ("x", "web/5xx", 5, 30, W1),
+      ("c", "cache/cpu", 10, 40, C)], None, "a a2|c|x"),
+    ("a child naming a call is no container metric",
+     [("a", "api/5xx", 0, 30, I1), ("c", "cache/trace:500", 10, 40, {"callee": ["db-1"]})], None, "a|c"),
+    ("a topology that knows it decides by its paths",
+     [("a", "frontend/5xx", 0, 30, I1), ("c", "reports/cpu", 10, 40, C)], SHOP, "a|c"),
+])
+def test_a_container_metric_follows_no_other_burst(name: str, specs: list[Spec], topology: Topology | None,
+                                                   expected: str) -> None:
+    config = replace(MACHINES, burst_rivals=True) if "rivals" in name else MACHINES
+    _, out = run(events_of(specs), config, topology)
+    assert partition(out) == expected, name
+
+
+def test_a_container_metric_that_follows_a_burst_says_why() -> None:
+    _, out = run(events_of([("a", "api/5xx", 0, 30, I1), ("c", "cache/cpu", 10, 40, C)]), MACHINES)
+    joined = next(a for a in out.assignments if a.child_id == "c")
+    assert joined.relation is Relation.BURST and joined.parent_id == parent_id("a")
+    assert joined.explanation == ("names only service cache and its machine, started in its burst of onsets and no "
+                                  "other cause's, within its span")
+    assert GroupingConfig().burst_machines is False
+
+
+# lone joins (issue 17, session 37, noise23): a stray background alert takes no later burst's piece by company
+LONE_JOINS = replace(CFG, lone_joins=True)
+STRAY = ("n", "zk/cpu", 0, 0, {})
+"""A background alert that started alone: one alert of zk, nothing before it."""
+
+
+@pytest.mark.parametrize(("name", "specs", "on", "off"), [
+    ("a later burst's piece sharing its service does not join the stray alert (it follows its own burst)",
+     [STRAY, ("a", "api/5xx", 50, 80, I1), ("z", "zk/mem", 55, 60, {})], "a z|n", "a|n z"),
+    ("nor does it with a name of its own: it opens apart",
+     [STRAY, ("a", "api/5xx", 50, 80, I1), ("z", "zk/mem", 55, 60, {"instance": ["z1"]})], "a|n|z", "a|n z"),
+    ("within burst_s of the stray alert it joins as before",
+     [STRAY, ("a", "api/5xx", 5, 80, I1), ("z", "zk/mem", 15, 60, {"instance": ["z1"]})], "a|n z", "a|n z"),
+    ("a group of two alerts is no stray alert",
+     [("n", "zk/cpu", 0, 5, {}), ("a", "api/5xx", 50, 80, I1), ("z", "zk/mem", 55, 60, {"instance": ["z1"]})],
+     "a|n z", "a|n z"),
+    ("an alert that started with company is no stray alert",
+     [("m", "web/5xx", -10, -10, W1), ("n", "zk/cpu", 0, 0, {"instance": ["n1"]}), ("a", "api/5xx", 50, 80, I1),
+      ("z", "zk/mem", 55, 60, {"instance": ["z1"]})], "a|m|n z", "a|m|n z"),
+])
+def test_a_stray_alert_takes_no_later_burst_s_piece(name: str, specs: list[Spec], on: str, off: str) -> None:
+    assert partition(run(events_of(specs), LONE_JOINS)[1]) == on, name
+    assert partition(run(events_of(specs), CFG)[1]) == off, name
+    assert GroupingConfig().lone_joins is False
+
+
 
 RESUMED = [
     _event("n", "redis/trace:PD", 0, 0, 1, "opened", {"callee": ["redis-1"]}),

@@ -572,3 +572,36 @@ def test_a_worker_rejoins_a_flap_where_aiops_replay_does(
     seen = collect(dep, lambda s: assigned(2)(s) and sum(e.alert_count for e in s.incidents.values()) >= 61)
     assert {i: e.alert_count for i, e in seen.incidents.items()} == counts
     assert {i["id"]: i["parent_id"] for i in runs["--rejoin-flaps"]["incidents"]} == seen.parent_of()
+
+
+def a_stray_alert_and_a_later_burst() -> bytes:
+    """A zk background alert alone at T0; 50 s later an api outage starts, and zk's CPU (sharing only zk's names with
+    the stray alert) fails 5 s into it: `GroupingConfig.lone_joins` keeps it out of the stray alert's parent."""
+    return body(failure("zk", "Evictions", T0, count=1), failure("api", "ErrorRate", T0 + 50, count=6),
+                failure("zk", "CPU", T0 + 55, count=3))
+
+
+def test_a_worker_keeps_a_later_burst_out_of_a_stray_alert_where_aiops_replay_does(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """Lone joins in the stream: a worker with the rule names the replay's parents, in which zk's CPU, which came with
+    api's burst, does not join the zk alert that started alone 55 s before it (with the rule off it does)."""
+    path = tmp_path / "stray.ndjson"
+    path.write_bytes(a_stray_alert_and_a_later_burst())
+    rule = {"AIOPS_GROUPING__LONE_JOINS": "true"}
+
+    def offline(env: dict[str, str]) -> dict[str, Any]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
+                              capture_output=True, check=True, env={**base, **env})
+        return dict(orjson.loads(done.stdout))
+
+    replayed = offline(rule)
+    assert sorted(len(p["children"]) for p in replayed["parents"]) == [1, 1, 1]  # the scenario is what it says
+    before = offline({"AIOPS_GROUPING__LONE_JOINS": "false"})["parents"]
+    assert sorted(len(p["children"]) for p in before) == [1, 2]
+    dep = Deployment(broker, tmp_path, extra_env={**LONE, **rule})
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, assigned(len(replayed["incidents"])))
+    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()

@@ -104,11 +104,24 @@ CLIMB = events_of([("r", "bill/5xx", 0, 100, {"instance": ["bill-1"]}),
 cart-1), 50 s after that group's reach; q alerts then too but knows no cart. Which group knows cart as a caller, and
 each group's reach, come from the store after a restart."""
 
+MACHINES_SCENE = events_of([("a", "api/5xx", 0, 30, {"instance": ["i1"]}), ("c", "cache/cpu", 10, 40, {"host": ["10.0.0.7"]}),
+                             ("a2", "api/latency", 25, 60, {"instance": ["i1"]}),
+                             ("c2", "queue/cpu", 40, 40, {"host": ["10.0.0.6"]})])
+"""Burst machines (issue 17, session 37): c, a container's metric 10 s into a's burst, follows it; c2, 40 s after a's
+first alert, past its opening burst, stays apart. Which group took a child in the window and its first alert come from
+the store after a restart."""
+
+LONE_JOINS_SCENE = events_of([("n", "zk/cpu", 0, 0, {}), ("a", "api/5xx", 50, 80, {"instance": ["i1"]}),
+                               ("z", "zk/mem", 55, 60, {"instance": ["z1"]})])
+"""Lone joins (issue 17, session 37): n, one alert that started alone, takes no z 55 s later (z came with a's burst);
+whether n's group is one alert that started alone comes from the store and its onsets after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
           "rivals": BURST, "related company": COMPANY, "company reach": REACH, "company named": NAMED,
-          "recurrence apart": events_of(QUIET), "climb": CLIMB}
+          "recurrence apart": events_of(QUIET), "climb": CLIMB,
+          "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE}
 """In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
 reach, which say b is api/5xx failing again after a's outage went quiet, come from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
@@ -136,7 +149,8 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "company reach": replace(CFG, related_company=True, company_reach=True),
            "company named": replace(CFG, related_company=True, company_named=True),
            "recurrence apart": replace(CFG, recur_apart_s=20),
-           "climb": replace(CFG, climb_s=60, climb_lone_apart=True, climb_onset=True)}
+           "climb": replace(CFG, climb_s=60, climb_lone_apart=True, climb_onset=True),
+           "burst machines": replace(CFG, burst_machines=True), "lone joins": replace(CFG, lone_joins=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -210,6 +224,18 @@ def test_the_recurrence_apart_scene_depends_on_recur_apart_s() -> None:
     named = parents(uninterrupted(events_of(QUIET), CONFIGS["recurrence apart"]))
     assert named["c"] == named["b"] != named["a"] == named["a2"] == named["a3"]
     assert parents(uninterrupted(events_of(QUIET), replace(CFG, recur_apart_s=0)))["b"] == named["a"]
+
+
+def test_the_burst_machines_scene_depends_on_burst_machines() -> None:
+    named = parents(uninterrupted(MACHINES_SCENE, CONFIGS["burst machines"]))
+    assert named["c"] == named["a"] == named["a2"] != named["c2"]
+    assert parents(uninterrupted(MACHINES_SCENE))["c"] != named["a"]
+
+
+def test_the_lone_joins_scene_depends_on_lone_joins() -> None:
+    named = parents(uninterrupted(LONE_JOINS_SCENE, CONFIGS["lone joins"]))
+    assert len({named["n"], named["a"], named["z"]}) == 3
+    assert parents(uninterrupted(LONE_JOINS_SCENE))["z"] == named["n"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

@@ -266,6 +266,27 @@ class GroupingConfig:
     cascades 201 as `climb_owns` does, so the moved onset is that cost: a group made young again folds another fault's
     group in within merge_window_s (foreign roots merged there 24.1k -> 29.8k pairs without the file). Off by default.
     False: the rule before."""
+    burst_machines: bool = False
+    """Burst-follow (`burst_follow`) also for a container's own metric: a child that names its service and machines only
+    (values of `shared_labels`, no call: `relations.machine_only`; MicroSS's `redis/docker_cpu_core_6_pct` names redis
+    and its host `0.0.0.3`), relates to no open group and would open its own, joins the one group of its scope that took
+    a child starting within burst_s before it, when no other group's child started then, and only when it starts
+    within burst_s of that group's first alert: the cause's opening burst (`engine._burst`). A host's metric names one
+    thing and follows any burst; this one names two, so it follows only the first burst, where a piece of a fault
+    comes and a second cause, started later, has its own. Read on the development "noise everywhere" sets (issue 17,
+    session 37, noise23): the largest class of split pairs where the 60 s time-gap baseline is right is a fault's
+    pieces sharing no name with its main group and starting within 20 s of its latest onset; the container metrics
+    of middleware (redis, zookeeper) named beside their host are the part of it time can take. False: the rule
+    before (only a child naming one thing follows a burst)."""
+    lone_joins: bool = False
+    """A group that is one alert which started alone (`engine._lone`, as for `lone_apart`) takes no child that starts more
+    than burst_s after it: such a child came only by company (`company`), the burst of another cause it started in, and
+    a stray background alert is no cause for that burst to join (`engine._choose`). Read on the development "noise
+    everywhere" sets (issue 17, session 37, noise23): with the file, 6317's first fault lost its zookeeper container
+    metrics (24 alerts, 5.1k split pairs) to a zookeeper background alert 53 s before the fault, which they joined by
+    name in the company of their fault's burst, while the fault's main group related to them only by a path; the two
+    never fold (a path folds nothing). The mirror of `lone_apart`, which keeps such a group from being folded into a
+    cause. False: the rule before."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

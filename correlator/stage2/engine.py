@@ -128,7 +128,8 @@ from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
 from .relations import (
-    CALLEE_LABELS, ChildView, Link, burst_link, machine_only, relate, service_of, tenant, time_gap, trace_link, view_of,
+    CALLEE_LABELS, ChildView, Link, burst_link, machine_burst_link, machine_only, relate, service_of, tenant, time_gap,
+    trace_link, view_of,
 )
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
@@ -486,6 +487,9 @@ class Grouper:
                 continue
             if link.relation is not Relation.CONTINUES and self._recurs(g, ev.key, ev.incident_id, ev.first_seen):
                 continue  # the symptom failing again after its outage went quiet: the next outage
+            if (self.config.lone_joins and gap > self.config.burst_s and link.relation is not Relation.CONTINUES
+                    and self._lone(g)):
+                continue  # a stray background alert, past its burst: no cause for a later burst to join
             found.append(_Candidate(g, link, gap))
         for cand in found:
             g, link, gap = cand.group, cand.link, cand.gap
@@ -775,6 +779,10 @@ class Grouper:
         does, or the topology knows the child). Only children assigned before this one count (`onsets`), so replay,
         stream and restart agree."""
         link = burst_link(view, self.config)
+        opening = False  # a container's metric follows only a cause's opening burst (`GroupingConfig.burst_machines`)
+        if link is None and self.config.burst_machines:
+            link = machine_burst_link(view, self.topology, self.config)
+            opening = link is not None
         if link is None or (self.topology is not None and any(n in self.topology for n in view.entities)):
             return None  # a topology that knows the child decides by its paths: no path is evidence against
         scope, t = split_key(ev.key)[0], ev.first_seen
@@ -783,10 +791,12 @@ class Grouper:
             gid = self._child_group.get(other)
             if gid is not None and other != ev.incident_id:
                 found.add(gid)
-        if len(found) > 1 and self.config.burst_rivals:
+        if len(found) > 1 and self.config.burst_rivals and not opening:
             return self._rivals(found, link, t)
         g = self.store.get(found.pop()) if len(found) == 1 else None
         if g is None or not g.accepting or self._capped_reason(g, t):
+            return None
+        if opening and t - g.first_seen > self.config.burst_s:
             return None
         gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
         return None if gap is None else _Candidate(g, link, gap)

@@ -56,8 +56,8 @@ from ..topology import Topology
 from .config import GroupingConfig
 from .models import Relation
 
-__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "machine_only", "relate", "service_of",
-           "tenant", "time_gap", "trace_link", "view_of"]
+__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "machine_burst_link", "machine_only",
+           "relate", "service_of", "tenant", "time_gap", "trace_link", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
 """Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
@@ -265,6 +265,18 @@ def burst_link(view: ChildView, config: GroupingConfig) -> Link | None:
         return None
     label, value = next(iter(view.entities.values()))
     return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels), f"{label} {value}")
+
+
+def machine_burst_link(view: ChildView, topology: Topology | None, config: GroupingConfig) -> Link | None:
+    """The time-only relation of a child that names its service and machines only, and no call (a container's own
+    metric: `machine_only`), or None (`engine._burst`, `GroupingConfig.burst_machines`)."""
+    if len(view.entities) < 2 or not machine_only(view, topology, config):
+        return None
+    service = next((value for label, value in view.entities.values() if label == "service"), None)
+    if service is None:
+        return None
+    return Link(Relation.BURST, 2 * (config.max_hops + 1) + len(config.scope_labels),
+                f"service {service} and its machine")
 
 
 def _call_path(view: ChildView, entities: set[str], topology: Topology, config: GroupingConfig) -> Link | None:
