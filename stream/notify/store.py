@@ -42,6 +42,7 @@ class NotifyStore:
         self._prefix = f"{partition}|"
         self._marker_key = f"{partition}#notify".encode()
         self._dirty: set[tuple[str, str]] = set()
+        self._decided: list[Delivery] = []
         self._rewrite = False
         self._wrote = False
         self._load()
@@ -70,7 +71,15 @@ class NotifyStore:
             key = outbox_key(delivery)
             self.outbox[key] = delivery
             self._dirty.add((_OUTBOX, key))
+        self._decided += step.deliveries
         self._dirty.add((_LIMITS, ""))
+
+    def decided(self) -> list[Delivery]:
+        """The deliveries folded in since the last call, to send now that a checkpoint has written them; the caller
+        asks only after a checkpoint of this store succeeded, so what a refused one decided waits for the next
+        (the fold's state already says they were made: nothing would decide them again)."""
+        decided, self._decided = self._decided, []
+        return decided
 
     def finished(self, delivery: Delivery) -> None:
         """A delivery ended (2xx or dead letter): out of the outbox at the next checkpoint."""
