@@ -62,7 +62,7 @@ from correlator.sources.generic import parse  # noqa: E402
 from correlator.stage2 import Assignment, ParentEvent  # noqa: E402
 from stream.broker import start_broker  # noqa: E402
 from stream.incident_records import decode_incident_record  # noqa: E402
-from stream.stage2_agent import _decode_routed  # noqa: E402
+from stream.stage2_agent import decode_routed  # noqa: E402
 from tests.paths import MICROSS  # noqa: E402
 from tests.receivers import Receiver, start_receiver  # noqa: E402
 from tests.test_fuzz_topics import committed_offsets, named_cases  # noqa: E402
@@ -236,7 +236,7 @@ class Tail:
         """Fold one record; the ids of the incidents or causes it names."""
         if self.routed:
             try:
-                return [e.incident_id for e in _decode_routed(value)]
+                return [e.incident_id for e in decode_routed(value)]
             except Exception:  # noqa: BLE001 - a hostile record
                 return []
         self.seen.add(value, headers)
