@@ -469,7 +469,7 @@ class Run:
     unread_at_stop: dict[str, list[str]]
     """topic kind (incidents, route) -> ids named by records the group had not committed past at the stop"""
     notify_view: dict[str, list[dict[str, Any]]]
-    """incident or cause id -> what the workers' notify held of it at the end (`ask_notify`)"""
+    """incident or cause id of a fault not paged -> what the workers' notify held of it at the end (`ask_notify`)"""
     routed: set[str]
     """ids of the incidents stage 1 routed to stage 2 (read from the route topic, either broker)"""
     """monotonic time of the broker's stop, as `accepted`'s times"""
@@ -576,10 +576,10 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
                        1e9, sender.ports)
         flush.run()
         drain(pager, tail, data, sender, opts, note)
-        drained = tail.snapshot()
-        notify_view = ask_notify([w for w in slots if w.proc.poll() is None],
-                                 [*drained.incidents, *drained.causes])
-        note(f"asked notify about {len(notify_view)} subjects: {sum(1 for v in notify_view.values() if v)} held")
+        asked = unpaged_subjects(data, tail.snapshot(), pager.events())
+        notify_view = ask_notify([w for w in slots if w.proc.poll() is None], asked)
+        note(f"asked notify about the {len(asked)} subjects of faults not paged: "
+             f"{sum(1 for v in notify_view.values() if v)} held")
         tail.stop()
         route_tail.stop()
         commits.stop()
@@ -707,17 +707,30 @@ def unpaged_trace(run: Run, data: Input, members: Membership, fault: str, paged:
             "notify": {i: run.notify_view.get(i, []) for i in incidents + causes}}
 
 
+def paged_faults(pages: list[dict[str, Any]], members: Membership, truth: dict[str, str]) -> dict[str, str]:
+    """Each page's dedup key -> the fault it is put down to (`fault_of`), in the order of the first triggers."""
+    samples = {e["dedup_key"]: e.get("payload", {}).get("custom_details", {}).get("members_sample", [])
+               for e in pages if e["event_action"] == "trigger"}
+    return {key: fault_of(key, members, truth, samples.get(key, ())) for key in dict.fromkeys(triggers(pages))}
+
+
+def unpaged_subjects(data: Input, seen: Seen, pages: list[dict[str, Any]]) -> list[str]:
+    """The incidents and causes of the faults no page is put down to (what `ask_notify` asks about)."""
+    members = Membership(data, seen)
+    paged = set(paged_faults(pages, members, data.truth).values())
+    incidents = {members.incident_of[a["fingerprint"]] for a in data.alerts
+                 if data.truth[a["fingerprint"]] not in paged and a["fingerprint"] in members.incident_of}
+    return sorted(incidents | {seen.assigned[i] for i in incidents if i in seen.assigned})
+
+
 def judge(run: Run, data: Input) -> dict[str, Any]:
     """Pages per fault, alerts in no incident, deaths, dead letters."""
     members = Membership(data, run.seen)
-    samples = {e["dedup_key"]: e.get("payload", {}).get("custom_details", {}).get("members_sample", [])
-               for e in run.pages if e["event_action"] == "trigger"}
     keys = triggers(run.pages)
+    subject_fault = paged_faults(run.pages, members, data.truth)
     per_fault: dict[str, set[str]] = defaultdict(set)
-    subject_fault = {}
-    for key in dict.fromkeys(keys):
-        subject_fault[key] = fault_of(key, members, data.truth, samples.get(key, ()))
-        per_fault[subject_fault[key]].add(key)
+    for key, fault in subject_fault.items():
+        per_fault[fault].add(key)
     faults = sorted(set(data.truth.values()), key=int)
     in_flight: set[str] = set()
     if run.at_broker_stop is not None and run.broker_stopped_at is not None:
