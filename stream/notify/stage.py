@@ -231,9 +231,11 @@ class Notify:
         for step in steps:
             dispatch(step, self.deliverer)
         self._send_decided(changed)
-        for step in steps:
-            for record in step.forward:
+        for store in changed:
+            while store.forward:
+                record = store.forward[0]
                 await self.send_control(record.incident_id, ControlRecord.of(record))
+                store.forward.pop(0)
 
     def _send_decided(self, written: Sequence[NotifyStore]) -> None:
         """Send what folds decided before a refused checkpoint of these stores, now that one wrote them.

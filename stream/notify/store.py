@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from correlator.notify import Delivery, NotifyState, Silence, Step, Subject
+from correlator.notify import Acknowledgement, Delivery, Escalation, Handover, NotifyState, Silence, Step, Subject
 from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
@@ -43,6 +43,10 @@ class NotifyStore:
         self._marker_key = f"{partition}#notify".encode()
         self._dirty: set[tuple[str, str]] = set()
         self._decided: list[Delivery] = []
+        self.forward: list[Escalation | Acknowledgement | Handover] = []
+        """Records folds re-addressed to other partitions (`Step.forward`), in order, not yet sent: the stage sends
+        them after a checkpoint of this store succeeds and drops each once it is out, so what a refused checkpoint
+        or a failed send leaves goes with the next one (a refold of the same input does not decide them again)."""
         self._rewrite = False
         self._wrote = False
         self._load()
@@ -72,6 +76,7 @@ class NotifyStore:
             self.outbox[key] = delivery
             self._dirty.add((_OUTBOX, key))
         self._decided += step.deliveries
+        self.forward += [r for r in step.forward if r not in self.forward]  # a refold's ack or escalation again
         self._dirty.add((_LIMITS, ""))
 
     def decided(self) -> list[Delivery]:
