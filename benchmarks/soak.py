@@ -681,8 +681,8 @@ def unpaged_trace(run: Run, data: Input, members: Membership, fault: str, paged:
     (`incidents` read live), its incidents routed to stage 2 (the route topic) and assigned to a cause, and what
     notify held of each subject at the end (`ask_notify`). `paged`: dedup key -> the fault its page was put down
     to. Verdicts, in this order: `no incident` (its accepted alerts are in no incident event read), `notify says
-    paged` (a worker decided the page and PagerDuty never got it: a worker defect), `grouped into fault X's page`
-    (its cause paged, put down to another fault), `never reached notify` (no worker's notify holds any of its
+    paged` (notify says a subject of it paged and PagerDuty never got a trigger with its id: a worker defect),
+    `grouped into fault X's page` (a subject of it, its cause as a rule, paged and was put down to another fault), `never reached notify` (no worker's notify holds any of its
     subjects: their events were not read by notify before the broker lost them, README "Broker faults"), else
     `held by notify: <statuses>` (notify knows it and has not paged it: read them)."""
     fps = [a["fingerprint"] for a in data.alerts if data.truth[a["fingerprint"]] == fault]
@@ -690,10 +690,11 @@ def unpaged_trace(run: Run, data: Input, members: Membership, fault: str, paged:
     causes = sorted({run.seen.assigned[i] for i in incidents if i in run.seen.assigned})
     subjects = {i: [v.get("status") for v in run.notify_view.get(i, [])] for i in incidents + causes}
     statuses = Counter(st or "?" for views in subjects.values() for st in views or ["not in notify"])
-    elsewhere = sorted({paged[c] for c in causes if c in paged} - {fault})
+    elsewhere = sorted({paged[i] for i in subjects if i in paged} - {fault})
+    lost = [i for i, views in subjects.items() if "paged" in views and i not in paged]
     if not incidents:
         verdict = "no incident"
-    elif statuses["paged"]:
+    elif lost:
         verdict = "notify says paged"
     elif elsewhere:
         verdict = f"grouped into fault {','.join(elsewhere)}'s page"
