@@ -141,7 +141,7 @@ if _out:
         _wrap_async(s2.Stage2, "report_progress", lambda *a, **k: "stage2.report_progress")
         _wrap_async(s2.Stage2, "heartbeat", lambda *a, **k: "stage2.heartbeat")
         _wrap_async(pl.Pipeline, "publish", lambda *a, **k: "pipeline.publish")
-        _wrap_sync(s2, "_decode_routed", "stage2._decode_routed")
+        _wrap_sync(s2, "decode_routed", "stage2.decode_routed")
         _wrap_sync(m["correlator.stage2.engine"].Grouper, "ingest", "Grouper.ingest")
         _wrap_sync(m["correlator.stage2.engine"].Grouper, "advance", "Grouper.advance")
         _wrap_sync(m["stream.stage2_state"].GroupTableStore, "write_keys", "stage2.write_keys")

@@ -51,7 +51,7 @@ from stream.batches import Segment, decode_batch, encode_batch, steps  # noqa: E
 from stream.incident_records import (  # noqa: E402
     IncidentCounts, decode_incident_fast, encode_incident_event,
 )
-from stream.stage2_agent import MAX_ROUTE_RECORD_BYTES, _chunks, _decode_routed  # noqa: E402
+from stream.stage2_agent import MAX_ROUTE_RECORD_BYTES, _chunks, decode_routed  # noqa: E402
 from stream.runtime import tune_gc  # noqa: E402
 from throughput_part import hop_records  # noqa: E402
 
@@ -117,7 +117,7 @@ def _route_decoded(commits: Sequence[Sequence[tuple[IncidentEvent, bytes]]]) -> 
     """Before: each commit's routing records joined (one partition: the same chunks), each decoded by stage 2."""
     for pairs in commits:
         for chunk in _chunks([v for _, v in pairs], MAX_ROUTE_RECORD_BYTES):
-            _decode_routed(bytes(bytearray(b"[" + b",".join(chunk) + b"]")))
+            decode_routed(bytes(bytearray(b"[" + b",".join(chunk) + b"]")))
 
 
 def _route_taken(commits: Sequence[Sequence[tuple[IncidentEvent, bytes]]]) -> None:
@@ -133,7 +133,7 @@ def _route_taken(commits: Sequence[Sequence[tuple[IncidentEvent, bytes]]]) -> No
                 kept[value] = events
             copy = bytes(bytearray(value))
             if kept.pop(copy, None) is None:
-                _decode_routed(copy)
+                decode_routed(copy)
 
 
 def _shared(raw: bytes, shared: dict[bytes, IncidentCounts]) -> IncidentCounts | None:

@@ -21,6 +21,14 @@ What is reported, per run and compared:
   so `paged`, `not paged`, `paged N times`; the faults whose outcome differs between the runs, each marked when
   some of its alerts were accepted but not yet in an incident when the broker stopped (those only the broker held:
   lost by design);
+* per fault not paged, where it stopped (`unpaged_trace`): its alerts accepted and in incidents, its incidents
+  routed to stage 2 and assigned to a cause, and what each worker's notify holds of its subjects at the end (`GET
+  /notify/{id}`), with a verdict: `never reached notify` is the broker's documented loss (README "Broker faults":
+  incident events not yet read by a consumer), `notify says paged` a page the worker decided and PagerDuty never
+  got (a worker defect). The older mark, events past the group's committed offsets at the stop, is kept but
+  over-counts: Faust commits every few seconds, so it also names events notify had already read and holds (session
+  36's final run put 15 faults down to it; notify had read them, and the first tick after the restart lost their
+  pages with its refused checkpoint, with the 5 it did not name);
 * worker deaths: processes that exited without being killed by the soak, and `Crashed reason` lines in the logs;
 * the hostile records written and the dead letters naming them (topic, partition, offset);
 * alerts answered 202 in no incident: an alert is in an incident when an incident event of its key (read live
@@ -47,6 +55,7 @@ import time
 import urllib.error
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +71,7 @@ from correlator.sources.generic import parse  # noqa: E402
 from correlator.stage2 import Assignment, ParentEvent  # noqa: E402
 from stream.broker import start_broker  # noqa: E402
 from stream.incident_records import decode_incident_record  # noqa: E402
-from stream.stage2_agent import _decode_routed  # noqa: E402
+from stream.stage2_agent import decode_routed  # noqa: E402
 from tests.paths import MICROSS  # noqa: E402
 from tests.receivers import Receiver, start_receiver  # noqa: E402
 from tests.test_fuzz_topics import committed_offsets, named_cases  # noqa: E402
@@ -185,6 +194,8 @@ class Tail:
         self.bootstrap, self.topic, self.routed = bootstrap, topic, routed
         self.seen = Seen()
         self.placed: dict[tuple[int, int], list[str]] = {}
+        self.named: set[str] = set()
+        """Every id a record named, on either broker (the route tail: the incidents stage 1 routed to stage 2)."""
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.generation = 0
@@ -222,6 +233,7 @@ class Tail:
                         for records in batches.values():
                             for r in records:
                                 ids = self._ids(r.value, r.headers)
+                                self.named.update(ids)
                                 if generation == 0:
                                     self.placed[(r.partition, r.offset)] = ids
             except (Exception, asyncio.CancelledError):  # noqa: BLE001 - the broker is down or restarting: again
@@ -236,7 +248,7 @@ class Tail:
         """Fold one record; the ids of the incidents or causes it names."""
         if self.routed:
             try:
-                return [e.incident_id for e in _decode_routed(value)]
+                return [e.incident_id for e in decode_routed(value)]
             except Exception:  # noqa: BLE001 - a hostile record
                 return []
         self.seen.add(value, headers)
@@ -288,6 +300,22 @@ class Commits:
         """Stop sampling; the last sample stays."""
         self.stopping.set()
         self.thread.join(15)
+
+
+def ask_notify(workers: Sequence[WorkerProc], ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """What each worker's notify holds of each subject at the end (`GET /notify/{id}`: a worker answers for the
+    partitions of `incidents` it owns, 404 for the others), by id: [] when no worker holds it, i.e. its events
+    never reached a notify fold that kept them."""
+    def one(subject_id: str) -> tuple[str, list[dict[str, Any]]]:
+        found = []
+        for w in workers:
+            try:
+                found.append({"worker": w.log.stem, **w.get(f"/notify/{subject_id}", timeout=10)})
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):  # 404: not this worker's
+                pass
+        return subject_id, found
+    with ThreadPoolExecutor(4) as pool:
+        return dict(pool.map(one, ids))
 
 
 def unread(tail: Tail, committed: dict[int, int]) -> set[str]:
@@ -440,6 +468,10 @@ class Run:
     broker_stopped_at: float | None
     unread_at_stop: dict[str, list[str]]
     """topic kind (incidents, route) -> ids named by records the group had not committed past at the stop"""
+    notify_view: dict[str, list[dict[str, Any]]]
+    """incident or cause id of a fault not paged -> what the workers' notify held of it at the end (`ask_notify`)"""
+    routed: set[str]
+    """ids of the incidents stage 1 routed to stage 2 (read from the route topic, either broker)"""
     """monotonic time of the broker's stop, as `accepted`'s times"""
     logs: list[str]
     took_s: float
@@ -544,6 +576,10 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
                        1e9, sender.ports)
         flush.run()
         drain(pager, tail, data, sender, opts, note)
+        asked = unpaged_subjects(data, tail.snapshot(), pager.events())
+        notify_view = ask_notify([w for w in slots if w.proc.poll() is None], asked)
+        note(f"asked notify about the {len(asked)} subjects of faults not paged: "
+             f"{sum(1 for v in notify_view.values() if v)} held")
         tail.stop()
         route_tail.stop()
         commits.stop()
@@ -559,7 +595,7 @@ def one_run(name: str, data: Input, opts: Options, chaos: bool) -> Run:
         crashed = [line for w in procs for line in w.log.read_text(errors="replace").splitlines()
                    if "Crashed reason" in line]
         return Run(name, pager.events(), seen, at_stop, dict(sender.accepted), sender.refused, sender.answers,
-                   hostile, deaths, crashed, events, stopped_at, unread_ids,
+                   hostile, deaths, crashed, events, stopped_at, unread_ids, notify_view, set(route_tail.named),
                    [str(w.log) for w in procs], time.monotonic() - begun)
     finally:
         if sender is not None:
@@ -639,17 +675,63 @@ def page_facts(event: dict[str, Any]) -> dict[str, Any]:
                                             "members_sample", "children_total", "services", "symptom")}}
 
 
+def unpaged_trace(run: Run, data: Input, members: Membership, fault: str, paged: dict[str, str]
+                  ) -> dict[str, Any]:
+    """Where an unpaged fault's alerts went, hop by hop, and a verdict: its alerts accepted and in an incident
+    (`incidents` read live), its incidents routed to stage 2 (the route topic) and assigned to a cause, and what
+    notify held of each subject at the end (`ask_notify`). `paged`: dedup key -> the fault its page was put down
+    to. Verdicts, in this order: `no incident` (its accepted alerts are in no incident event read), `notify says
+    paged` (notify says a subject of it paged and PagerDuty never got a trigger with its id: a worker defect),
+    `grouped into fault X's page` (a subject of it, its cause as a rule, paged and was put down to another fault), `never reached notify` (no worker's notify holds any of its
+    subjects: their events were not read by notify before the broker lost them, README "Broker faults"), else
+    `held by notify: <statuses>` (notify knows it and has not paged it: read them)."""
+    fps = [a["fingerprint"] for a in data.alerts if data.truth[a["fingerprint"]] == fault]
+    incidents = sorted({members.incident_of[fp] for fp in fps if fp in members.incident_of})
+    causes = sorted({run.seen.assigned[i] for i in incidents if i in run.seen.assigned})
+    subjects = {i: [v.get("status") for v in run.notify_view.get(i, [])] for i in incidents + causes}
+    statuses = Counter(st or "?" for views in subjects.values() for st in views or ["not in notify"])
+    elsewhere = sorted({paged[i] for i in subjects if i in paged} - {fault})
+    lost = [i for i, views in subjects.items() if "paged" in views and i not in paged]
+    if not incidents:
+        verdict = "no incident"
+    elif lost:
+        verdict = "notify says paged"
+    elif elsewhere:
+        verdict = f"grouped into fault {','.join(elsewhere)}'s page"
+    elif set(statuses) == {"not in notify"}:
+        verdict = "never reached notify"
+    else:
+        verdict = "held by notify: " + ", ".join(f"{k} {n}" for k, n in sorted(statuses.items()))
+    return {"verdict": verdict, "alerts": len(fps), "accepted": sum(1 for fp in fps if fp in run.accepted),
+            "in_incident": sum(1 for fp in fps if fp in members.incident_of), "incidents": incidents,
+            "routed": sum(1 for i in incidents if i in run.routed), "assigned": len(causes), "causes": causes,
+            "notify": {i: run.notify_view.get(i, []) for i in incidents + causes}}
+
+
+def paged_faults(pages: list[dict[str, Any]], members: Membership, truth: dict[str, str]) -> dict[str, str]:
+    """Each page's dedup key -> the fault it is put down to (`fault_of`), in the order of the first triggers."""
+    samples = {e["dedup_key"]: e.get("payload", {}).get("custom_details", {}).get("members_sample", [])
+               for e in pages if e["event_action"] == "trigger"}
+    return {key: fault_of(key, members, truth, samples.get(key, ())) for key in dict.fromkeys(triggers(pages))}
+
+
+def unpaged_subjects(data: Input, seen: Seen, pages: list[dict[str, Any]]) -> list[str]:
+    """The incidents and causes of the faults no page is put down to (what `ask_notify` asks about)."""
+    members = Membership(data, seen)
+    paged = set(paged_faults(pages, members, data.truth).values())
+    incidents = {members.incident_of[a["fingerprint"]] for a in data.alerts
+                 if data.truth[a["fingerprint"]] not in paged and a["fingerprint"] in members.incident_of}
+    return sorted(incidents | {seen.assigned[i] for i in incidents if i in seen.assigned})
+
+
 def judge(run: Run, data: Input) -> dict[str, Any]:
     """Pages per fault, alerts in no incident, deaths, dead letters."""
     members = Membership(data, run.seen)
-    samples = {e["dedup_key"]: e.get("payload", {}).get("custom_details", {}).get("members_sample", [])
-               for e in run.pages if e["event_action"] == "trigger"}
     keys = triggers(run.pages)
+    subject_fault = paged_faults(run.pages, members, data.truth)
     per_fault: dict[str, set[str]] = defaultdict(set)
-    subject_fault = {}
-    for key in dict.fromkeys(keys):
-        subject_fault[key] = fault_of(key, members, data.truth, samples.get(key, ()))
-        per_fault[subject_fault[key]].add(key)
+    for key, fault in subject_fault.items():
+        per_fault[fault].add(key)
     faults = sorted(set(data.truth.values()), key=int)
     in_flight: set[str] = set()
     if run.at_broker_stop is not None and run.broker_stopped_at is not None:
@@ -657,6 +739,8 @@ def judge(run: Run, data: Input) -> dict[str, Any]:
         in_flight = {fp for fp, at in run.accepted.items() if fp not in before.incident_of
                      and not fp.startswith(FLUSH) and at - run.broker_stopped_at <= 0}
     lost = sorted(fp for fp in run.accepted if fp not in members.incident_of)
+
+    unpaged = {f: unpaged_trace(run, data, members, f, subject_fault) for f in faults if not per_fault.get(f)}
 
     def faults_named(ids: Sequence[str]) -> list[str]:
         return sorted({fault_of(i, members, data.truth, ()) for i in ids} - {"flush"}, key=lambda f: (len(f), f))
@@ -675,6 +759,8 @@ def judge(run: Run, data: Input) -> dict[str, Any]:
         "lost_not_in_flight_count": len(set(lost) - in_flight),
         "in_flight_faults": sorted({data.truth[fp] for fp in in_flight if fp in data.truth}, key=int),
         "unread_at_stop": {k: len(v) for k, v in run.unread_at_stop.items()},
+        "unpaged": unpaged,
+        "unpaged_verdicts": dict(Counter(u["verdict"].split(":")[0] for u in unpaged.values())),
         "unread_faults": {k: faults_named(v) for k, v in run.unread_at_stop.items()},
         "incidents": len(run.seen.incidents), "causes": len(run.seen.causes),
         "undecodable_incident_records": run.seen.undecodable,
@@ -696,6 +782,8 @@ def compare(base: dict[str, Any], chaos: dict[str, Any]) -> dict[str, Any]:
         row = {"fault": fault, "baseline": b, "chaos": c, "in_flight_at_broker_stop": fault in exposed,
                "unread_at_broker_stop": [k for k, faults in unread_by.items() if fault in faults],
                "baseline_keys": base["page_keys"][fault], "chaos_keys": chaos["page_keys"][fault]}
+        if c == 0 and fault in chaos.get("unpaged", {}):
+            row["verdict"] = chaos["unpaged"][fault]["verdict"]
         kind = ("unpaged_with_chaos" if c == 0 else "paged_only_with_chaos" if b == 0 else
                 "paged_more_with_chaos" if c > b else "other")
         out[kind].append(row)
@@ -722,6 +810,8 @@ def summary(runs: dict[str, dict[str, Any]], diff: dict[str, Any]) -> str:
     row("alerts accepted, not in an incident at the broker stop", lambda r: r["in_flight_at_broker_stop"])
     row("subjects named past the committed offsets at the stop (incidents; route)", lambda r: "; ".join(
         str(n) for n in r.get("unread_at_stop", {}).values()) or "-")
+    row("faults not paged, by where they stopped (`unpaged_trace`)", lambda r: "; ".join(
+        f"{k} {n}" for k, n in sorted(r.get("unpaged_verdicts", {}).items())) or "-")
     row("worker processes dead (not killed by the soak)", lambda r: len(r["deaths"]))
     row("`Crashed reason` lines", lambda r: r["crashed"])
     row("hostile records written / dead-lettered", lambda r: ", ".join(
@@ -733,7 +823,8 @@ def summary(runs: dict[str, dict[str, Any]], diff: dict[str, Any]) -> str:
             out += f"\n\n{kind} ({len(rows)}): " + "; ".join(
                 f"fault {r['fault']} {r['baseline']}->{r['chaos']}" + (" (in flight at the broker stop)"
                                                                        if r["in_flight_at_broker_stop"] else "")
-                + "".join(f" ({k} unread at the stop)" for k in r["unread_at_broker_stop"])
+                + "".join(f" ({k} past the committed offset at the stop)" for k in r["unread_at_broker_stop"])
+                + (f" [{r['verdict']}]" if "verdict" in r else "")
                 for r in rows)
     if not any(diff.values()):
         out += "\n\nevery fault has the same number of pages in both runs"

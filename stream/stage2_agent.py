@@ -101,8 +101,8 @@ from stream.stage2_state import GroupTableStore
 from stream.stages import HeldUntilCheckpoint, StageSpec
 from stream.topics import STAGE2_CHANGELOG, STAGE2_ROUTE, changelog_name, internal_topic_name
 
-__all__ = ["STAGE_HEADER", "GroupStage", "Stage2", "TopologyWatcher", "changed_rules", "install_stage2",
-           "is_stage2_record"]
+__all__ = ["STAGE_HEADER", "GroupStage", "RoutedError", "Stage2", "TopologyWatcher", "changed_rules", "decode_routed",
+           "install_stage2", "is_stage2_record"]
 
 log = logging.getLogger(__name__)
 
@@ -508,8 +508,9 @@ class RoutedError(ValueError):
     category = "invalid_incident_event"
 
 
-def _decode_routed(raw: bytes | None) -> list[IncidentEvent]:
-    """The events of one routing record; `RoutedError` when it is not a JSON array of incident events."""
+def decode_routed(raw: bytes | None) -> list[IncidentEvent]:
+    """The events of one routing record (stage 1's output to stage 2, on `<app id>-stage2-route`); `RoutedError` when
+    it is not a JSON array of incident events. Public for the readers of that topic outside the stage (the soak)."""
     try:
         return _EVENTS.validate_json(raw or b"")  # one pass in pydantic-core: no dicts in between
     except ValidationError as exc:
@@ -537,7 +538,7 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
             continue
         store.offset = msg.offset  # written with the progress, after the keys it covers
         try:
-            evs, marks = _decode_routed(msg.value), _marks_of(msg.headers)
+            evs, marks = decode_routed(msg.value), _marks_of(msg.headers)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter
             await stage.pipe.refuse("stage2_group", event, exc)
             continue

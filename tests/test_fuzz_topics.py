@@ -37,7 +37,7 @@ from stream.broker import EmbeddedBroker
 from stream.pipeline import source_of_key
 from stream.sends import key_partition
 from stream.settings import Settings
-from stream.stage2_agent import _decode_routed
+from stream.stage2_agent import decode_routed
 from stream.tickets import parse_incident
 
 from .test_ingest import read_all
@@ -115,7 +115,7 @@ ORACLES: dict[str, Callable[[Record], bool]] = {
     "alerts": _refuses(_bounded(lambda r: decode_batch(r[1]))),
     "tickets_raw": _refuses(_bounded(_ticket)),
     "incidents": _refuses(_bounded(lambda r: parse_incident(r[1]))),
-    "route": _refuses(_bounded(lambda r: _decode_routed(r[1]))),
+    "route": _refuses(_bounded(lambda r: decode_routed(r[1]))),
 }
 
 

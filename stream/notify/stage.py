@@ -230,8 +230,24 @@ class Notify:
             await self.checkpoints.commit(changed)
         for step in steps:
             dispatch(step, self.deliverer)
-            for record in step.forward:
+        self._send_decided(changed)
+        for store in changed:
+            while store.forward:
+                record = store.forward[0]
                 await self.send_control(record.incident_id, ControlRecord.of(record))
+                store.forward.pop(0)
+
+    def _send_decided(self, written: Sequence[NotifyStore]) -> None:
+        """Send what folds decided before a refused checkpoint of these stores, now that one wrote them.
+
+        A refused checkpoint rolls no state back (`_Folding.rollback` writes it whole again): its subjects say
+        their pages were made, so no later fold or tick decides them again, and only a store built anew would
+        have sent its outbox. Seen in the chaos soak: the first tick after a broker restart decided the pages held
+        over the restart, the new broker refused its checkpoint, and those faults were never paged."""
+        late = [d for store in written for d in store.decided() if self.deliverer.submit(d)]
+        if late:
+            log.warning("notify: %d deliveries decided while their checkpoint was refused sent now that one was "
+                        "written (%s)", len(late), ", ".join(sorted({f"{d.action} {d.subject_id}" for d in late})[:10]))
 
     async def send_control(self, key: str, record: ControlRecord, *, everywhere: bool = False) -> None:
         """Send a control record to the partition of `key` (or to every partition) and wait until it is out."""

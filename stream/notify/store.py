@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from correlator.notify import Delivery, NotifyState, Silence, Step, Subject
+from correlator.notify import Acknowledgement, Delivery, Escalation, Handover, NotifyState, Silence, Step, Subject
 from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
@@ -42,6 +42,11 @@ class NotifyStore:
         self._prefix = f"{partition}|"
         self._marker_key = f"{partition}#notify".encode()
         self._dirty: set[tuple[str, str]] = set()
+        self._decided: list[Delivery] = []
+        self.forward: list[Escalation | Acknowledgement | Handover] = []
+        """Records folds re-addressed to other partitions (`Step.forward`), in order, not yet sent: the stage sends
+        them after a checkpoint of this store succeeds and drops each once it is out, so what a refused checkpoint
+        or a failed send leaves goes with the next one (a refold of the same input does not decide them again)."""
         self._rewrite = False
         self._wrote = False
         self._load()
@@ -70,7 +75,16 @@ class NotifyStore:
             key = outbox_key(delivery)
             self.outbox[key] = delivery
             self._dirty.add((_OUTBOX, key))
+        self._decided += step.deliveries
+        self.forward += [r for r in step.forward if r not in self.forward]  # a refold's ack or escalation again
         self._dirty.add((_LIMITS, ""))
+
+    def decided(self) -> list[Delivery]:
+        """The deliveries folded in since the last call, to send now that a checkpoint has written them; the caller
+        asks only after a checkpoint of this store succeeded, so what a refused one decided waits for the next
+        (the fold's state already says they were made: nothing would decide them again)."""
+        decided, self._decided = self._decided, []
+        return decided
 
     def finished(self, delivery: Delivery) -> None:
         """A delivery ended (2xx or dead letter): out of the outbox at the next checkpoint."""
