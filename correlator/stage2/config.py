@@ -266,6 +266,16 @@ class GroupingConfig:
     cascades 201 as `climb_owns` does, so the moved onset is that cost: a group made young again folds another fault's
     group in within merge_window_s (foreign roots merged there 24.1k -> 29.8k pairs without the file). Off by default.
     False: the rule before."""
+    tenants_apart_labels: bool = False
+    """`tenants_apart` without a topology file, by labels: a child naming an instance or pod (a `tenant_labels` label:
+    a tenant of its host by its own labels, not the host's own metric) is never the target of a group it relates to
+    only by a shared machine label (`relations.labelled_tenant`, `engine._tenants_apart`). Read on the development
+    cascades without the file (issue 17, session 37, casc23): another fault's root symptom on another service of the
+    same host joined a fault's group by the host alone, or the fault's own root joined the group such a symptom had
+    opened (4-16k wrongly merged pairs on six seeds); with the file `tenants_apart` already keeps them apart. Two
+    tenants of one host failing at once page apart unless something else relates them. False: the rule before."""
+    tenant_labels: tuple[str, ...] = ("instance", "pod")
+    """The labels that name a tenant of a host (`tenants_apart_labels`)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
