@@ -235,7 +235,7 @@ class GroupingConfig:
     silence) by default since session 36: it met the twelfth round's decision rule (noise family mean +0.0061 without
     the file, +0.0062 with it; cascades and storms no lower; no set down more than 0.0006; benchmarks/RESULTS.md).
     0: never (the rule before)."""
-    climb_s: float = 0.0
+    climb_s: float = 60.0
     """Calls climbing: a child that names a failed call (a `callee`), relates to no open group and would open its own
     joins the one accepting group of its scope, with room, that holds a failed call out of the callee's service (a
     name it knows only as a caller, of that service by instance naming: `relations.service_of`), when the child starts
@@ -246,8 +246,10 @@ class GroupingConfig:
     cause, were the largest class of wrongly split pairs without the file (13-30k a seed), and with it most were
     refused as paths past caller_window_s or while the root paused. Unlike `call_chains` it never outranks a name
     the child shares with another group (a new fault at H names H), and unlike `trace_follow` it needs the name.
-    0: never (the rule before), the default: at 20, 60 and 120 s, alone or with the fields below, it failed the twelfth
-    round's decision rule (the noise family's mean -0.00003 to -0.0007, or cascades 201; benchmarks/RESULTS.md)."""
+    0: never (the rule before). At 20, 60 and 120 s, alone or with the fields below, it failed the twelfth round's
+    decision rule (the noise family's mean -0.00003 to -0.0007, or cascades 201); 60 s by default since session 37
+    (casc23): it met the thirteenth round's rule (a non-target family's mean may fall by 0.0005): cascade family mean
+    +0.0099, noise -0.0001, no set down more than 0.0013 (benchmarks/RESULTS.md)."""
     climb_lone_apart: bool = False
     """With `climb_s`, a group that is one alert which started alone (`engine._lone`, as for `lone_apart`) takes no
     climbing child. Read on the development noise sets (casc22): most of climbing's wrong joins there were one
