@@ -196,11 +196,13 @@ class GroupingConfig:
     victim) took the chain instead, and a chain never folds two groups: read on noise between 101 (tuning), a fault's
     trace error that shares its caller with one of the fault's groups and a name with another folded the two with
     call chains off and not with them on (issue 17, session 34, casc20). False: the rule before."""
-    machine_follow_filed: bool = True
+    machine_follow_filed: bool = False
     """`machine_follow` only with a topology file (`engine._machine`): there `tenants_apart` keeps a new fault's
     tenant symptom off the cause alerting on its host, which was half of what machine-follow cost cascades 201
     (issue 17, session 33); without a file nothing does. False: machine-follow with or without a file. True by
-    default since session 35 (casc21), with `machine_follow`: without a file nothing changes."""
+    default from session 35 (casc21), with `machine_follow`: without a file nothing changes. False by default since
+    session 37 (casc23): with `tenants_apart_labels` a tenant's symptom no longer joins a cause by its host without
+    a file either, and the pair met the thirteenth round's rule (benchmarks/RESULTS.md)."""
     upstream_lingers: bool = False
     """A path of calls (`path_chains`) relates within caller_window_s of the group's latest onset (and its time gap)
     without the group still alerting (its reach within burst_s: `engine._alerting`). Read on the development cascades
@@ -268,14 +270,16 @@ class GroupingConfig:
     cascades 201 as `climb_owns` does, so the moved onset is that cost: a group made young again folds another fault's
     group in within merge_window_s (foreign roots merged there 24.1k -> 29.8k pairs without the file). Off by default.
     False: the rule before."""
-    tenants_apart_labels: bool = False
+    tenants_apart_labels: bool = True
     """`tenants_apart` without a topology file, by labels: a child naming an instance or pod (a `tenant_labels` label:
     a tenant of its host by its own labels, not the host's own metric) is never the target of a group it relates to
     only by a shared machine label (`relations.labelled_tenant`, `engine._tenants_apart`). Read on the development
     cascades without the file (issue 17, session 37, casc23): another fault's root symptom on another service of the
     same host joined a fault's group by the host alone, or the fault's own root joined the group such a symptom had
     opened (4-16k wrongly merged pairs on six seeds); with the file `tenants_apart` already keeps them apart. Two
-    tenants of one host failing at once page apart unless something else relates them. False: the rule before."""
+    tenants of one host failing at once page apart unless something else relates them. False: the rule before. True
+    by default since session 37 (casc23), with `machine_follow_filed` False: it met the thirteenth round's rule
+    (cascade family mean +0.0079 on top of `climb_s`, noise +0.0001, nothing fell; benchmarks/RESULTS.md)."""
     tenant_labels: tuple[str, ...] = ("instance", "pod")
     """The labels that name a tenant of a host (`tenants_apart_labels`)."""
 
