@@ -54,6 +54,11 @@ VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart, owned": GroupingCo
 VARIANTS.update({f"(c{n}) calls climb {climb:g}s, lone apart, onset": GroupingConfig(
     climb_s=climb, climb_lone_apart=True, climb_onset=True) for n, climb in ((8, 20.0), (9, 60.0))})
 """The fourth grid (casc22), declared after c6/c7 failed: caller names, but the climbing child moves the onset."""
+VARIANTS.update({"(t1) tenants apart by labels": GroupingConfig(tenants_apart_labels=True),
+                 "(t2) tenants apart by labels, machine-follow without a file": GroupingConfig(
+                     tenants_apart_labels=True, machine_follow_filed=False)})
+"""Tenants apart by labels (casc23, thirteenth round): `tenants_apart_labels`, and with it machine-follow without a
+file (`machine_follow_filed` False), each on main's other defaults."""
 
 
 def sets(cascades_only: bool) -> list[DataSet]:

@@ -330,8 +330,10 @@ def test_a_killed_worker_s_successor_names_the_parents_the_replay_names(
 
 
 def on_host(alerts: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:
-    """The alerts with a `host` label: without a topology, a shared host is what relates two services."""
-    return [{**a, "labels": {**a["labels"], "host": host}} for a in alerts]
+    """The alerts with a `host` label in place of their instance: without a topology, a shared host is what relates
+    two services (two that name their instances are two tenants of it, kept apart: `tenants_apart_labels`)."""
+    return [{**a, "labels": {**{k: v for k, v in a["labels"].items() if k != "instance"}, "host": host}}
+            for a in alerts]
 
 
 def two_clusters_and_a_lone_failure() -> bytes:

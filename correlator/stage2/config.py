@@ -196,11 +196,13 @@ class GroupingConfig:
     victim) took the chain instead, and a chain never folds two groups: read on noise between 101 (tuning), a fault's
     trace error that shares its caller with one of the fault's groups and a name with another folded the two with
     call chains off and not with them on (issue 17, session 34, casc20). False: the rule before."""
-    machine_follow_filed: bool = True
+    machine_follow_filed: bool = False
     """`machine_follow` only with a topology file (`engine._machine`): there `tenants_apart` keeps a new fault's
     tenant symptom off the cause alerting on its host, which was half of what machine-follow cost cascades 201
     (issue 17, session 33); without a file nothing does. False: machine-follow with or without a file. True by
-    default since session 35 (casc21), with `machine_follow`: without a file nothing changes."""
+    default from session 35 (casc21), with `machine_follow`: without a file nothing changes. False by default since
+    session 37 (casc23): with `tenants_apart_labels` a tenant's symptom no longer joins a cause by its host without
+    a file either, and the pair met the thirteenth round's rule (benchmarks/RESULTS.md)."""
     upstream_lingers: bool = False
     """A path of calls (`path_chains`) relates within caller_window_s of the group's latest onset (and its time gap)
     without the group still alerting (its reach within burst_s: `engine._alerting`). Read on the development cascades
@@ -235,7 +237,7 @@ class GroupingConfig:
     silence) by default since session 36: it met the twelfth round's decision rule (noise family mean +0.0061 without
     the file, +0.0062 with it; cascades and storms no lower; no set down more than 0.0006; benchmarks/RESULTS.md).
     0: never (the rule before)."""
-    climb_s: float = 0.0
+    climb_s: float = 60.0
     """Calls climbing: a child that names a failed call (a `callee`), relates to no open group and would open its own
     joins the one accepting group of its scope, with room, that holds a failed call out of the callee's service (a
     name it knows only as a caller, of that service by instance naming: `relations.service_of`), when the child starts
@@ -246,8 +248,10 @@ class GroupingConfig:
     cause, were the largest class of wrongly split pairs without the file (13-30k a seed), and with it most were
     refused as paths past caller_window_s or while the root paused. Unlike `call_chains` it never outranks a name
     the child shares with another group (a new fault at H names H), and unlike `trace_follow` it needs the name.
-    0: never (the rule before), the default: at 20, 60 and 120 s, alone or with the fields below, it failed the twelfth
-    round's decision rule (the noise family's mean -0.00003 to -0.0007, or cascades 201; benchmarks/RESULTS.md)."""
+    0: never (the rule before). At 20, 60 and 120 s, alone or with the fields below, it failed the twelfth round's
+    decision rule (the noise family's mean -0.00003 to -0.0007, or cascades 201); 60 s by default since session 37
+    (casc23): it met the thirteenth round's rule (a non-target family's mean may fall by 0.0005): cascade family mean
+    +0.0099, noise -0.0001, no set down more than 0.0013 (benchmarks/RESULTS.md)."""
     climb_lone_apart: bool = False
     """With `climb_s`, a group that is one alert which started alone (`engine._lone`, as for `lone_apart`) takes no
     climbing child. Read on the development noise sets (casc22): most of climbing's wrong joins there were one
@@ -287,6 +291,18 @@ class GroupingConfig:
     name in the company of their fault's burst, while the fault's main group related to them only by a path; the two
     never fold (a path folds nothing). The mirror of `lone_apart`, which keeps such a group from being folded into a
     cause. False: the rule before."""
+    tenants_apart_labels: bool = True
+    """`tenants_apart` without a topology file, by labels: a child naming an instance or pod (a `tenant_labels` label:
+    a tenant of its host by its own labels, not the host's own metric) is never the target of a group it relates to
+    only by a shared machine label (`relations.labelled_tenant`, `engine._tenants_apart`). Read on the development
+    cascades without the file (issue 17, session 37, casc23): another fault's root symptom on another service of the
+    same host joined a fault's group by the host alone, or the fault's own root joined the group such a symptom had
+    opened (4-16k wrongly merged pairs on six seeds); with the file `tenants_apart` already keeps them apart. Two
+    tenants of one host failing at once page apart unless something else relates them. False: the rule before. True
+    by default since session 37 (casc23), with `machine_follow_filed` False: it met the thirteenth round's rule
+    (cascade family mean +0.0079 on top of `climb_s`, noise +0.0001, nothing fell; benchmarks/RESULTS.md)."""
+    tenant_labels: tuple[str, ...] = ("instance", "pod")
+    """The labels that name a tenant of a host (`tenants_apart_labels`)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -128,8 +128,8 @@ from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
 from .relations import (
-    CALLEE_LABELS, ChildView, Link, burst_link, machine_burst_link, machine_only, relate, service_of, tenant, time_gap,
-    trace_link, view_of,
+    CALLEE_LABELS, ChildView, Link, burst_link, labelled_tenant, machine_burst_link, machine_only, relate, service_of,
+    tenant, time_gap, trace_link, view_of,
 )
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
@@ -506,16 +506,18 @@ class Grouper:
         if self.config.machine_follow and any(c.link.machine for c in related):
             related = self._unrivalled(related)
         related.sort(key=lambda c: c.order)
-        if self.config.tenants_apart and self.topology is not None and tenant(view, self.topology, self.config):
+        if self.config.tenants_apart and (
+                tenant(view, self.topology, self.config) if self.topology is not None
+                else self.config.tenants_apart_labels and labelled_tenant(view, self.config)):
             return self._tenants_apart(related, capped, lone)
         return related, capped, lone
 
     def _tenants_apart(
         self, related: list[_Candidate], capped: _Candidate | None, lone: _Candidate | None,
     ) -> tuple[list[_Candidate], _Candidate | None, _Candidate | None]:
-        """Tenants apart: with a topology, a group related to a tenant's child by a shared machine alone is never its
-        target (no join, no successor, no note that it started alone), only folded into a best group related
-        otherwise (`GroupingConfig.tenants_apart`): the file knows both tenants and no path between them that avoids
+        """Tenants apart: with a topology (or by labels: `tenants_apart_labels`), a group related to a tenant's child
+        by a shared machine alone is never its target (no join, no successor, no note that it started alone), only
+        folded into a best group related otherwise (`GroupingConfig.tenants_apart`): the file knows both tenants and no path between them that avoids
         the machine, while a fault's two sides, one of them seen by its host, are still one blast. A group holding a
         machine's own alert is the exception: the machine itself fails, and its tenants are its sides."""
         def machine(c: _Candidate) -> bool:

@@ -56,8 +56,8 @@ from ..topology import Topology
 from .config import GroupingConfig
 from .models import Relation
 
-__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "machine_burst_link", "machine_only",
-           "relate", "service_of", "tenant", "time_gap", "trace_link", "view_of"]
+__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "labelled_tenant", "machine_burst_link",
+           "machine_only", "relate", "service_of", "tenant", "time_gap", "trace_link", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
 """Labels naming the calling side of a failed call (a trace error): a victim of the call, not where it failed."""
@@ -309,6 +309,12 @@ def tenant(view: ChildView, topology: Topology, config: GroupingConfig) -> bool:
     return any(label not in config.shared_labels and name in topology
                and not topology.shared(name, config.shared_node_types)
                for name, (label, _) in view.entities.items())
+
+
+def labelled_tenant(view: ChildView, config: GroupingConfig) -> bool:
+    """Whether the child names a tenant of a host by its labels (an instance, a pod: `GroupingConfig.tenant_labels`),
+    for `GroupingConfig.tenants_apart_labels` where no topology says what is a machine."""
+    return any(label in config.tenant_labels for label, _ in view.entities.values())
 
 
 def _known(names: Iterable[str], topology: Topology) -> bool:
