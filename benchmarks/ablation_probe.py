@@ -180,6 +180,11 @@ if _out:
         feed = m.get("stream.console.feed")
         if feed is not None:
             _wrap_sync(feed, "_apply_guarded", "console._apply_guarded")
+        # changelogs applied to tables (a restore, and a standby of another worker's partitions: two workers only)
+        import faust.tables.recovery
+        _wrap_async(faust.tables.recovery.Recovery, "_slurp_changelogs", lambda *a, **k: "faust.recovery._slurp",
+                    steps=True)
+        _wrap_sync(m["stream.app"].CheckpointedTable, "apply_changelog_batch", "table.apply_changelog_batch")
 
     def _dump():
         path = f"{_out}/{os.getpid()}.json"
