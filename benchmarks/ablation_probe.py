@@ -181,9 +181,9 @@ if _out:
         if feed is not None:
             _wrap_sync(feed, "_apply_guarded", "console._apply_guarded")
         # changelogs applied to tables (a restore, and a standby of another worker's partitions: two workers only)
-        import faust.tables.recovery
-        _wrap_async(faust.tables.recovery.Recovery, "_slurp_changelogs", lambda *a, **k: "faust.recovery._slurp",
-                    steps=True)
+        # (Recovery._slurp_changelogs is a Service.task: wrapping it breaks the worker; its decode is in the drain)
+        import faust.tables.base
+        _wrap_async(faust.tables.base.Collection, "on_changelog_event", lambda *a, **k: "table.on_changelog_event")
         _wrap_sync(m["stream.app"].CheckpointedTable, "apply_changelog_batch", "table.apply_changelog_batch")
 
     def _dump():

@@ -13,6 +13,8 @@ one worker and with two, in interleaved rounds on one embedded broker, and reads
 * `total`: workers + broker (+ this process) per alert, over the fold and over the window;
 * rebalances: lines of each worker's log naming a rebalance or an assignment after the records started;
 * records and bytes on every topic of the deployment after the run (`ablation_probe.topic_sizes`);
+* with `--pin`, worker i runs on core i only (`taskset -a -cp`), the broker and the producer where the scheduler
+  puts them;
 * with `--timers`, each worker's stage timers (`ablation_probe`'s probe: thread CPU of each stage's fold, tick,
   checkpoint, Faust's drain and the standby changelog apply), summed over the workers.
 
@@ -32,6 +34,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,7 +70,8 @@ def _grouped(threads: dict[str, float]) -> dict[str, float]:
 
 
 def one_run(broker: EmbeddedBroker, count: int, env: dict[str, str], bodies: list[bytes], alerts: int,
-            path: str, window_s: float, before_s: float, idle_s: float, probe: Path, timers: bool) -> dict[str, Any]:
+            path: str, window_s: float, before_s: float, idle_s: float, probe: Path, timers: bool,
+            pin: bool = False) -> dict[str, Any]:
     """`count` workers with `env` on the run's records: CPU of every process, rebalances, topics."""
     gc_out = Path(tempfile.mkdtemp(prefix="two-workers-gc-"))
     dep = fresh_deployment(broker, PYTHONPATH=str(probe), ABLATION_GC_OUT=str(gc_out),
@@ -75,6 +79,10 @@ def one_run(broker: EmbeddedBroker, count: int, env: dict[str, str], bodies: lis
     placed = hop_records(bodies, dep.partitions) if path == "hop" else []
     procs = start_workers(dep, count)
     pids = [w.proc.pid for w in procs]
+    if pin:  # worker i on core i % cores (every thread), the broker and this process left to the scheduler
+        for i, pid in enumerate(pids):
+            subprocess.run(["taskset", "-a", "-cp", str(i % (os.cpu_count() or 1)), str(pid)], check=True,
+                           capture_output=True)
     per = 1e6 / alerts
     try:
         owned_at = time.monotonic()
@@ -170,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU read after the window")
     p.add_argument("--timers", action="store_true", help="ablation_probe's stage timers in every worker")
     p.add_argument("--arm", action="append", default=[], help="NAME=N:VAR=VALUE[,VAR=VALUE]: an arm of your own")
+    p.add_argument("--pin", action="store_true", help="pin worker i to core i (taskset, all its threads)")
     p.add_argument("--quick", action="store_true", help="one small round: proves it runs, not a figure")
     args = p.parse_args(argv)
     if args.quick:
@@ -187,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in (args.names if i % 2 == 0 else list(reversed(args.names))):
                 count, env = ARMS[name]
                 run = one_run(broker, count, dict(env), bodies, alerts, args.path, args.window, args.before,
-                              args.idle, probe, args.timers)
+                              args.idle, probe, args.timers, args.pin)
                 run["load"] = os.getloadavg()[0]
                 runs[name].append(run)
                 print(json.dumps({"arm": name, "round": i + 1, **run}), file=sys.stderr, flush=True)
