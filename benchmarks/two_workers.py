@@ -163,6 +163,14 @@ SUMMARY = ("alerts_per_s", "fold_s", "workers_cpu_us_fold", "workers_cpu_us_wind
            "broker_cpu_us_work", "broker_idle_cpu_per_s", "self_cpu_us_fold", "total_cpu_us_fold",
            "total_cpu_us_window", "load")
 
+TIMERS = {"drain": ("faust._drain_messages",), "console": ("console._apply_guarded",),
+          "changelog_apply": ("table.apply_changelog_batch", "table.on_changelog_event"),
+          "correlate": ("faust.agent:correlate",), "stage2": ("faust.agent:stage2_group",),
+          "incident_sla": ("faust.agent:incident_sla",)}
+"""Stage timers (`--timers`) summed into the medians: Faust's drain (where a standby's changelog records are decoded),
+the console feed (every worker folds every record), the changelog apply, the three agents."""
+EXTRA = ("thread_main_us", "thread_python_us", *(f"timer_{k}_us" for k in TIMERS))
+
 
 def main(argv: list[str] | None = None) -> int:
     """Interleave the arms for `--runs` rounds; every run on stderr (JSON lines), medians on stdout (JSON)."""
@@ -200,9 +208,13 @@ def main(argv: list[str] | None = None) -> int:
                 run["load"] = os.getloadavg()[0]
                 runs[name].append(run)
                 print(json.dumps({"arm": name, "round": i + 1, **run}), file=sys.stderr, flush=True)
-    medians = {name: {k: statistics.median(r[k] for r in rs) for k in SUMMARY} for name, rs in runs.items()}
+    for rs in runs.values():  # the threads and the timers that tell one worker from two, beside the summary
+        for r in rs:
+            r.update({f"thread_{k}_us": r["threads_us"].get(k, 0.0) for k in ("main", "python")})
+            r.update({f"timer_{k}_us": sum(r["timers_us"].get(t, 0.0) for t in ts) for k, ts in TIMERS.items()})
+    medians = {name: {k: statistics.median(r[k] for r in rs) for k in SUMMARY + EXTRA} for name, rs in runs.items()}
     print(json.dumps({"path": args.path, "alerts": alerts, "runs": args.runs, "medians": medians,
-                      "per_run": {name: {k: [round(r[k], 2) for r in rs] for k in SUMMARY}
+                      "per_run": {name: {k: [round(r[k], 2) for r in rs] for k in SUMMARY + EXTRA}
                                   for name, rs in runs.items()}}))
     return 0
 
