@@ -399,13 +399,6 @@ def test_fetch_max_wait_reaches_aiokafka_consumer(broker: EmbeddedBroker) -> Non
     assert asyncio.run(run(tuned_app)) == (250, 250)
 
 
-def test_table_standby_replicas_reaches_faust() -> None:
-    """The standby copies a worker keeps of other workers' table partitions are a setting (two workers: each reads
-    the other's changelogs); 1, Faust's default, unless set."""
-    assert make_app(Settings(app_id=unique("sb"))).conf.table_standby_replicas == 1
-    assert make_app(Settings(app_id=unique("sb"), table_standby_replicas=0)).conf.table_standby_replicas == 0
-
-
 PASSTHROUGH = textwrap.dedent(
     """
     from stream.app import make_app, make_table, run_worker
