@@ -245,7 +245,6 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_session_timeout": settings.broker_session_timeout,
         "broker_credentials": faust_credentials(settings),
         "consumer_fetch_max_wait_ms": settings.fetch_max_wait_ms,
-        "table_standby_replicas": settings.table_standby_replicas,
         "producer_max_batch_size": settings.producer_batch_bytes,
         # A refused ingest body goes to `deadletter` whole, and normalize reads bodies of that size: both
         # clients must take the largest record (Faust's defaults are 1 MB; Kafka needs fetch >= record).

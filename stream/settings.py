@@ -170,11 +170,6 @@ class Settings(BaseSettings):
         default="all", description="all: ingest, agents and views in one process (the default); ingest: the HTTP "
         "ingest, health and /metrics only, a stateless front that scales apart from the agents")
     fetch_max_wait_ms: int = Field(default=100, ge=0, description="consumer fetch long-poll; Faust hard-codes 1500")
-    table_standby_replicas: int = Field(
-        default=1, ge=0, description="standby copies of each table partition another worker keeps (Faust's "
-        "table_standby_replicas): a takeover finds the state already read, but every worker reads and applies the "
-        "changelogs of the partitions it does not own (two workers: ~3 us per alert of drain in each, plus the "
-        "broker's reads; benchmarks/two_workers.py); 0: a takeover restores from the changelog, as a restart does")
     producer_batch_bytes: int = Field(
         default=512 * 1024, ge=16384, le=1_000_000, description="largest record batch the producer builds. "
         "aiokafka sends one batch per partition per request and keeps one request in flight per broker, so "

@@ -1,32 +1,22 @@
-"""`Settings.table_standby_replicas`: the standby copies a worker keeps of other workers' table partitions (Faust's
-`table_standby_replicas`). With two workers each reads and applies the other's changelogs; 0 spares that
-(benchmarks/two_workers.py), and every process of the group must still assign with Faust's assignor."""
+"""Faust's `table_standby_replicas` (its own environment variable TABLE_STANDBY_REPLICAS; 1 unless set): the standby
+copies a worker keeps of other workers' table partitions. With two workers each reads and applies the other's
+changelogs (benchmarks/two_workers.py); set to 0, every process of the group must still assign with Faust's assignor."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
-from stream.app import make_app
 from stream.broker import EmbeddedBroker
-from stream.settings import Settings
 
 from .ticketing import wait_until
 from .workers import Deployment, WorkerProc
-
-
-def test_table_standby_replicas_reaches_faust() -> None:
-    """1, Faust's default, unless set."""
-    assert make_app(Settings(app_id=f"sb-{uuid.uuid4().hex[:8]}")).conf.table_standby_replicas == 1
-    tuned = make_app(Settings(app_id=f"sb-{uuid.uuid4().hex[:8]}", table_standby_replicas=0))
-    assert tuned.conf.table_standby_replicas == 0
 
 
 def test_without_standby_replicas_an_ingest_front_joins_the_workers_group(broker: EmbeddedBroker, tmp_path: Path,
                                                                          workers: list[WorkerProc]) -> None:
     """With table_standby_replicas 0, Faust gave a process without tables (`--role ingest`) aiokafka's round-robin
     assignor and the workers Faust's: the group refused the front's join (InconsistentGroupProtocolError)."""
-    dep = Deployment(broker, tmp_path, extra_env={"AIOPS_TABLE_STANDBY_REPLICAS": "0"})
+    dep = Deployment(broker, tmp_path, extra_env={"TABLE_STANDBY_REPLICAS": "0"})
     dep.create_topics()
     worker = dep.start_worker("w")
     workers.append(worker)
