@@ -180,6 +180,11 @@ if _out:
         feed = m.get("stream.console.feed")
         if feed is not None:
             _wrap_sync(feed, "_apply_guarded", "console._apply_guarded")
+        # changelogs applied to tables (a restore, and a standby of another worker's partitions: two workers only)
+        # (Recovery._slurp_changelogs is a Service.task: wrapping it breaks the worker; its decode is in the drain)
+        import faust.tables.base
+        _wrap_async(faust.tables.base.Collection, "on_changelog_event", lambda *a, **k: "table.on_changelog_event")
+        _wrap_sync(m["stream.app"].CheckpointedTable, "apply_changelog_batch", "table.apply_changelog_batch")
 
     def _dump():
         path = f"{_out}/{os.getpid()}.json"

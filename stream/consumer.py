@@ -230,6 +230,11 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
+        # With table_standby_replicas 0 Faust gives a process without changelog tables (a `--role ingest` front)
+        # aiokafka's round-robin assignor, and the group refuses its join (InconsistentGroupProtocolError, fatal):
+        # every process of the group assigns with Faust's. (The consumer is not started yet: nothing joined.)
+        self._assignor = self.app.assignor
+        consumer._partition_assignment_strategy = (self.app.assignor,)
         return _set_fetch_max_wait(consumer, fetch_max_wait_ms(self.app.conf))
 
     def _create_client_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
