@@ -740,6 +740,16 @@ def summary(runs: dict[str, dict[str, Any]], diff: dict[str, Any]) -> str:
     return out
 
 
+def topology_env(choice: str) -> dict[str, str]:
+    """The workers' stage-2 topology (pages37): without the file the set ships, stage 2 groups by labels alone and
+    splits 68 of the 147 faults into 258 parents (replay of the soak's own input; 26 faults, 177 parents with it), so
+    the soak's pages per fault measured that fallback's grouping rather than paging."""
+    if choice == "none":
+        return {}
+    path = MICROSS / "topology.json" if choice == "set" else Path(choice)
+    return {"AIOPS_STAGE2_TOPOLOGY": str(path.resolve())}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Flags; `--quick` scales the run down."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -751,6 +761,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--only", choices=("baseline", "chaos"), default=None, help="one run only")
     p.add_argument("--keep", type=Path, default=None, help="keep the runs' logs under this directory")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--topology", default="set", help="stage 2's topology file: `set` (the one rca-micross ships, "
+                   "as a deployment of it runs; default), `none` (labels only, the runs before session 37), or a path")
     args = p.parse_args(argv)
     args.faults = args.faults if args.faults is not None else (8 if args.quick else None)
     args.rate = args.rate if args.rate is not None else (50.0 if args.quick else 40.0)
@@ -763,6 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the tail's reconnects while the broker is down
     data = build_input(args.faults, args.gap_cap, end_at=time.time() - 4 * HOUR)
     env = {"AIOPS_NOTIFY_CAUSE_WAIT": "10"} if args.quick else {}
+    env.update(topology_env(args.topology))
     load = os.getloadavg()
     print(f"input: {len(data.alerts)} alerts, {len(set(data.truth.values()))} faults, event span "
           f"{(float(data.alerts[-1]['starts_at']) - float(data.alerts[0]['starts_at'])) / HOUR:.1f} h; "
