@@ -186,3 +186,46 @@ def test_the_notify_state_round_trips_with_the_handover_fields() -> None:
                          (T0 + 66, first("inc-1", "cause-1"))])
     again = NotifyState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert again.subjects == state.subjects and again.subjects["inc-1"].carries == "cause-1"
+
+
+def test_a_child_stage2_reaches_behind_its_moving_progress_waits_for_it_not_the_cause_wait() -> None:
+    """Session 37's soak at load 12-17: stage 2 ran minutes behind notify, and children paged alone one by one at the
+    30 s cause wait (fault 35: 14 pages, no cause). While the progress still moves, the child waits for stage 2; its
+    cause then pages once. Before: `inc-1` paged at T0 + 31, then the cause too."""
+    child = incident("inc-1", severity="critical")
+    moving: list[tuple[float, NotifyRecord | None]] = []
+    for k in range(12):  # stage 2 decides 5 s further every 5 s, still an hour behind the incident's first alert
+        at = T0 + 2 + 5 * k
+        moving += [(at, progress(0, T0 - 3600 + 5 * k)), (at, progress(1, T0 - 3600 + 5 * k)), (at + 0.5, None)]
+    grouped = cause("cause-1", 2, children=["inc-1", "inc-2"])
+    state, made, _ = drive([(T0 + 1, child), *moving, (T0 + 59, incident("inc-2", severity="critical")),
+                            (T0 + 60, grouped), (T0 + 60, assignment("inc-2", "cause-1")),
+                            (T0 + 60, first("inc-1", "cause-1")), (T0 + 60, progress(0, T0 + 5)),
+                            (T0 + 60, progress(1, T0 + 5)), (T0 + 61, None)])
+    assert pages(made) == [("trigger", "cause-1")]
+    assert status_of(state.subjects["inc-1"], POLICY) == "grouped"
+    old = NotifyPolicy(cause_wait_s=30.0, lone_causes=False, stage2_partitions=2, follow_progress_s=0.0)
+    _, made, _ = drive([(T0 + 1, child), *moving[:21]], old)
+    assert pages(made) == [("trigger", "inc-1")]  # the old rule: alone at the cause wait, stage 2 moving or not
+
+
+def test_a_child_waits_for_moving_progress_at_most_follow_progress_s_and_not_at_all_once_it_stalls() -> None:
+    child = incident("inc-1", severity="critical")
+    policy = NotifyPolicy(cause_wait_s=30.0, lone_causes=False, stage2_partitions=2, follow_progress_s=60.0)
+
+    def moving(until: float) -> list[tuple[float, NotifyRecord | None]]:
+        out: list[tuple[float, NotifyRecord | None]] = []
+        at = T0 + 2.0
+        while at <= until:
+            out += [(at, progress(0, at - 7200)), (at, progress(1, at - 7200)), (at + 0.5, None)]
+            at += 5.0
+        return out
+
+    _, made, _ = drive([(T0 + 1, child), *moving(T0 + 57)], policy)
+    assert pages(made) == []  # stage 2 moves, behind it: waits past the cause wait
+    _, made, _ = drive([(T0 + 1, child), *moving(T0 + 62)], policy)
+    assert pages(made) == [("trigger", "inc-1")]  # the bound: at T0 + 62.5, 61.5 s after it was seen
+    _, made, _ = drive([(T0 + 1, child), *moving(T0 + 22), (T0 + 31.5, None)], policy)
+    assert pages(made) == []  # moved 9.5 s ago: within the stall window, stage 2 counts as running
+    _, made, _ = drive([(T0 + 1, child), *moving(T0 + 22), (T0 + 32.5, None)], policy)
+    assert pages(made) == [("trigger", "inc-1")]  # 10.5 s without a move: stage 2 counts as stopped, pages now

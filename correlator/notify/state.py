@@ -15,7 +15,8 @@ The rules, exactly:
   cause for an incident it grouped with no other, and says instead how far it has decided (`Progress`, per
   routing partition). An incident no assignment names pages as its own cause as soon as the progress of every one
   of the `stage2_partitions` routing partitions reaches its first alert (stage 2 put it in no group of two), or
-  after `cause_wait_s` as before when that progress does not come (stage 2 slow or stopped).
+  after `cause_wait_s` as before when that progress does not come (stage 2 stopped; with `follow_progress_s` a
+  progress still moving, stage 2 behind, is waited for longer, up to `follow_progress_s`).
   Such an incident may still become the first child of a cause later (a second incident joins within stage 2's
   gap). Its partition then answers the cause's (a `Handover`, re-addressed through `Step.forward`): whether it paged
   alone. A cause waits for that answer (at most `cause_wait_s`): if the child paged, the child's page carries the
@@ -114,6 +115,14 @@ class NotifyPolicy:
     progress_index: bool = True
     """When progress moves, look only at the incidents it can release (`Waiting`, by first alert); off: scan every
     subject held (the old rule, linear in open subjects; the same pages in the same order either way)."""
+    follow_progress_s: float = 300.0
+    """With stage 2's progress known (`stage2_partitions`): an incident no cause names and the progress has not
+    covered keeps waiting past `cause_wait_s` while that progress still moves (it moved within `progress_stall_s`), at
+    most this long after it was first seen: stage 2 behind under load is not stage 2 stopped, and its children paged
+    alone one by one are what an on-call gets instead of their cause (session 37). A progress that stalls, or none
+    known (a restart), pages at `cause_wait_s` as before. 0 (or at most `cause_wait_s`): the old rule."""
+    progress_stall_s: float = 10.0
+    """How long without the progress moving counts as stage 2 stopped (`follow_progress_s`)."""
 
 
 class Escalation(BaseModel):
@@ -166,6 +175,8 @@ class NotifyState:
     """Stage 2's progress (`decided_to`) by routing partition; not written back: it comes again within a second."""
     waiting: Waiting = field(default_factory=Waiting)
     """Incidents the progress may release, by first alert (derived from `subjects`, not written back)."""
+    progress_moved_at: float | None = None
+    """When stage 2's progress (the minimum over its partitions) last moved, wall clock; not written back either."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (a snapshot; the stream keeps subjects one per table key instead)."""
@@ -443,6 +454,7 @@ def _progress(ctx: _Ctx, p: Progress) -> None:
             progress[partition] = at
     after = _decided_to(ctx)
     if after is not None and (before is None or after > before):
+        ctx.state.progress_moved_at = ctx.now
         _moved(ctx, after)
     if p.late:
         _placed_late(ctx, p)
@@ -600,10 +612,22 @@ def _pages_itself(ctx: _Ctx, subject: Subject) -> bool:
         return True  # a child paged before its cause was known stays paged, and resolves, on its own (or carries it)
     if subject.parent_id is not None:
         return False
-    if subject.targets or ctx.now - subject.seen_at >= ctx.policy.cause_wait_s:
+    if subject.targets:
         return True
     decided = _decided_to(ctx)
-    return decided is not None and subject.first_seen <= decided and not subject.late
+    if decided is not None and subject.first_seen <= decided and not subject.late:
+        return True
+    waited = ctx.now - subject.seen_at
+    return waited >= ctx.policy.cause_wait_s and not _stage2_behind(ctx, subject, waited)
+
+
+def _stage2_behind(ctx: _Ctx, subject: Subject, waited: float) -> bool:
+    """Whether an incident past the cause wait still waits for stage 2 (`NotifyPolicy.follow_progress_s`): its
+    progress is known and moved within `progress_stall_s`, and the incident waited less than `follow_progress_s`."""
+    policy, moved = ctx.policy, ctx.state.progress_moved_at
+    return policy.follow_progress_s > policy.cause_wait_s and waited < policy.follow_progress_s \
+        and not subject.late and moved is not None and ctx.now - moved < policy.progress_stall_s \
+        and _decided_to(ctx) is not None
 
 
 def _cause_pages(ctx: _Ctx, cause: Subject) -> bool:

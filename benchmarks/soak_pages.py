@@ -1,0 +1,111 @@
+"""Where a soak's extra pages come from, fault by fault: each fault's pages in a `benchmarks/soak.py` report beside the
+stage-2 parents `correlator.replay` makes of the same input (the soak's own compressed alerts, the worker's
+default rules, causes of one incident not published), with and without the set's topology file (session 37, pages37).
+
+A page beyond a fault's first is put in one class:
+* `split`: stage 2 itself split the fault: replay, given the same alerts, ends with as many parents put down to it
+  (a parent is put down to the fault most of its alerts belong to, as the soak puts a page down);
+* `beyond`: more pages than replay's parents: something the stream did that grouping alone does not (a child paged
+  alone before its cause named it, a resolved page opened again, a grouping the live stage 2 made differently).
+It also says how many of the split pages the set's topology file would have spared (replay with it) and whether the
+soak's time compression changes the grouping (replay of the raw set).
+
+    python benchmarks/soak_pages.py /tmp/soak-final/report.json       # baseline and chaos of one soak
+    python benchmarks/soak_pages.py REPORT --topology                  # the soak ran with the set's topology
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from soak import build_input  # noqa: E402
+
+from correlator.replay import replay  # noqa: E402
+from correlator.sources.generic import parse  # noqa: E402
+from correlator.topology import Topology, parse_topology  # noqa: E402
+from stream.settings import Settings  # noqa: E402
+from tests.paths import MICROSS  # noqa: E402
+
+
+def parents_per_fault(alerts: list[dict[str, Any]], truth: dict[str, str], topology: Topology | None) -> Counter[str]:
+    """Replay's final stage-2 parents, each put down to the fault most of its alerts belong to."""
+    settings = Settings()
+    parsed = parse(b"\n".join(orjson.dumps(a) for a in alerts), max_bytes=None)
+    report = replay(parsed, settings.correlation_config(), grouping=settings.grouping_config(), topology=topology,
+                    lone_causes=False)
+    assert report.parents is not None
+    per: Counter[str] = Counter()
+    for parent in report.parents:
+        votes = Counter(truth[fp] for fp in parent.members if fp in truth)
+        if votes:
+            per[votes.most_common(1)[0][0]] += 1
+    return per
+
+
+def classify(pages: dict[str, int], parents: Counter[str]) -> dict[str, Any]:
+    """Extra pages (beyond each fault's first) as `split` (up to replay's parents) and `beyond`, with the faults."""
+    split = beyond = 0
+    beyond_faults: dict[str, tuple[int, int]] = {}
+    fewer: dict[str, tuple[int, int]] = {}
+    for fault, n in pages.items():
+        extra = max(n - 1, 0)
+        by_grouping = min(extra, max(parents.get(fault, 0) - 1, 0))
+        split += by_grouping
+        beyond += extra - by_grouping
+        if extra > by_grouping:
+            beyond_faults[fault] = (n, parents.get(fault, 0))
+    for fault, p in parents.items():
+        if 0 < pages.get(fault, 0) < p:
+            fewer[fault] = (pages[fault], p)
+    return {"pages": sum(pages.values()), "extra": split + beyond, "split": split, "beyond": beyond,
+            "faults_paged_2plus": sum(1 for n in pages.values() if n > 1),
+            "beyond_faults": {f: v for f, v in sorted(beyond_faults.items(), key=lambda kv: int(kv[0]))},
+            "fewer_pages_than_parents": {f: v for f, v in sorted(fewer.items(), key=lambda kv: int(kv[0]))}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Classify every run of the report."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("report", type=Path, help="a soak report (`--keep DIR` writes DIR/report.json)")
+    p.add_argument("--topology", action="store_true", help="the soak ran with the set's topology file")
+    p.add_argument("--gap-cap", type=float, default=1800.0, help="as the soak's --gap-cap")
+    args = p.parse_args(argv)
+    report = json.loads(args.report.read_text())
+    data = build_input(None, args.gap_cap, end_at=time.time() - 4 * 3600)  # as the soak places it
+    topology = parse_topology((MICROSS / "topology.json").read_text())
+    labels = parents_per_fault(data.alerts, data.truth, None)
+    topo = parents_per_fault(data.alerts, data.truth, topology)
+    raw = [orjson.loads(line) for line in (MICROSS / "alerts.ndjson").read_bytes().splitlines() if line.strip()]
+    raw.sort(key=lambda a: (float(a["starts_at"]), a["fingerprint"]))
+    uncompressed = parents_per_fault(raw, data.truth, None)
+    for name, parents in (("labels", labels), ("topology", topo), ("labels, raw set (no compression)", uncompressed)):
+        print(f"replay, {name}: {sum(parents.values())} parents put down to {len(parents)} faults, "
+              f"{sum(1 for n in parents.values() if n > 1)} faults in 2+, {sum(n - 1 for n in parents.values())} "
+              f"beyond the first")
+    grouping = topo if args.topology else labels
+    for run, doc in report["runs"].items():
+        c = classify({f: n for f, n in doc["pages"].items() if n}, grouping)
+        spared = sum(min(max(n - 1, 0), max(labels.get(f, 0) - 1, 0)) - min(max(n - 1, 0), max(topo.get(f, 0) - 1, 0))
+                     for f, n in doc["pages"].items()) if not args.topology else 0
+        print(f"{run}: {c['pages']} pages, {c['faults_paged_2plus']} faults paged 2+, {c['extra']} beyond each "
+              f"fault's first: split by stage 2 {c['split']}, beyond replay's parents {c['beyond']}"
+              + (f"; of the split, the set's topology spares {spared} in replay" if not args.topology else ""))
+        print(f"  beyond (fault: pages, replay parents): {c['beyond_faults']}")
+        print(f"  fewer pages than replay parents: {c['fewer_pages_than_parents']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

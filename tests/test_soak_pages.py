@@ -1,0 +1,72 @@
+"""The soak's page accounting (session 37, pages37): extra pages classified against replay's parents, the workers'
+topology as the set ships it, and a drain that waits until the workers' group has read `incidents` to its end."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from stream.broker import create_topics_sync, start_broker
+
+from .paths import MICROSS, ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from soak import incidents_read, topology_env  # noqa: E402
+from soak_pages import classify  # noqa: E402
+
+
+def test_extra_pages_are_split_up_to_replays_parents_and_beyond_past_them() -> None:
+    pages = {"1": 1, "2": 3, "3": 4, "4": 1}
+    parents = Counter({"1": 1, "2": 3, "3": 2, "4": 3})
+    c = classify(pages, parents)
+    assert (c["pages"], c["extra"], c["split"], c["beyond"]) == (9, 5, 3, 2)
+    assert c["beyond_faults"] == {"3": (4, 2)} and c["fewer_pages_than_parents"] == {"4": (1, 3)}
+    assert c["faults_paged_2plus"] == 2
+
+
+def test_the_workers_get_the_sets_topology_unless_told_none() -> None:
+    assert topology_env("set") == {"AIOPS_STAGE2_TOPOLOGY": str((MICROSS / "topology.json").resolve())}
+    assert topology_env("none") == {}
+    assert topology_env("/x/t.yaml") == {"AIOPS_STAGE2_TOPOLOGY": "/x/t.yaml"}
+
+
+def test_incidents_count_as_read_only_once_the_group_committed_them_to_the_end(tmp_path: Path) -> None:
+    """The drain's condition: under load notify ran minutes behind a quiet pager (46 and 102 faults counted unpaged)."""
+    broker = start_broker(log_path=tmp_path / "tansu.log")
+    try:
+        topic, group = "t-read.incidents", "t-read"
+        create_topics_sync(broker.bootstrap, {topic: 2})
+
+        async def write_then_commit(upto: dict[int, int]) -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+            await producer.start()
+            try:
+                for p in (0, 1):
+                    for _ in range(3):
+                        await producer.send_and_wait(topic, b"{}", partition=p)
+            finally:
+                await producer.stop()
+            if not upto:
+                return
+            consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+            await consumer.start()
+            try:
+                consumer.assign([TopicPartition(topic, p) for p in upto])
+                await consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in upto.items()})
+            finally:
+                await consumer.stop()
+
+        asyncio.run(write_then_commit({}))
+        assert not incidents_read(broker.bootstrap, group, topic, 2)  # nothing committed
+        asyncio.run(write_then_commit({0: 6, 1: 5}))  # 6 records on each now: partition 1 one behind
+        assert not incidents_read(broker.bootstrap, group, topic, 2)
+        asyncio.run(write_then_commit({0: 9, 1: 9}))  # committed to the end (9 on each)
+        assert incidents_read(broker.bootstrap, group, topic, 2)
+    finally:
+        broker.stop()
