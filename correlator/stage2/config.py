@@ -287,6 +287,12 @@ class GroupingConfig:
     name in the company of their fault's burst, while the fault's main group related to them only by a path; the two
     never fold (a path folds nothing). The mirror of `lone_apart`, which keeps such a group from being folded into a
     cause. False: the rule before."""
+    lone_habit: bool = False
+    """With `lone_joins`, a lone group refuses a later child only when its alert is a habit: its key already had another
+    incident of the scope, started before it, among the groups stage 2 holds (`engine._habitual`). A stray background
+    alert recurs; a new fault's root does not, and one that alerts every 20-40 s may still be one alert when its own
+    trace error comes just past burst_s (development cascades 6397, fault 35, issue 17 session 37, noise23/noise24).
+    From the store alone, so replay, stream and restart agree. False: `lone_joins` as it was (any lone group)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
