@@ -992,3 +992,26 @@ def test_a_host_shared_by_an_incident_that_starts_after_a_lull() -> None:
     assert partition(run(events_of(specs), replace(CFG, machine_follow_filed=True))[1]) == "a|b"
     assert partition(run(events_of(specs), replace(CFG, machine_follow=False))[1]) == "a|b"
     assert partition(run(events_of(specs))[1]) == "a b"
+
+
+# lone habit (issue 17, session 37, noise24): lone joins refuses only a habitual stray, not a new cause's first alert
+LONE_HABIT = replace(CFG, lone_joins=True, lone_habit=True)
+HABIT = ("h", "zk/cpu", -300, -300, {})
+"""An earlier incident of the stray alert's key, long before it (its group closed): the stray is a habit."""
+
+
+@pytest.mark.parametrize(("name", "specs", "habit", "lone"), [
+    ("a stray alert whose key alerted before takes no later burst's piece, as with lone_joins alone",
+     [HABIT, STRAY, ("a", "api/5xx", 50, 80, I1), ("z", "zk/mem", 55, 60, {"instance": ["z1"]})], "a|h|n|z", "a|h|n|z"),
+    ("a first alert with no history of its key takes it: a cause alerting slowly, as without lone_joins",
+     [STRAY, ("a", "api/5xx", 50, 80, I1), ("z", "zk/mem", 55, 60, {"instance": ["z1"]})], "a|n z", "a|n|z"),
+    ("another key of its service before it is no habit",
+     [("h", "zk/mem", -300, -300, {}), STRAY, ("a", "api/5xx", 50, 80, I1),
+      ("z", "zk/mem", 55, 60, {"instance": ["z1"]})], "a|h|n z", "a|h|n|z"),
+])
+def test_lone_joins_refuses_a_later_piece_only_to_a_habitual_stray(name: str, specs: list[Spec], habit: str,
+                                                                   lone: str) -> None:
+    assert partition(run(events_of(specs), LONE_HABIT)[1]) == habit, name
+    assert partition(run(events_of(specs), LONE_JOINS)[1]) == lone, name
+    assert GroupingConfig().lone_habit is False
+    assert partition(run(events_of(specs), replace(CFG, lone_habit=True))[1]) == partition(run(events_of(specs))[1])

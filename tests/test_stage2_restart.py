@@ -116,12 +116,19 @@ LONE_JOINS_SCENE = events_of([("n", "zk/cpu", 0, 0, {}), ("a", "api/5xx", 50, 80
 """Lone joins (issue 17, session 37): n, one alert that started alone, takes no z 55 s later (z came with a's burst);
 whether n's group is one alert that started alone comes from the store and its onsets after a restart."""
 
+HABIT_SCENE = events_of([("h", "zk/cpu", -300, -300, {}), ("n", "zk/cpu", 0, 0, {}),
+                          ("a", "api/5xx", 50, 80, {"instance": ["i1"]}), ("z", "zk/mem", 55, 60, {"instance": ["z1"]})])
+"""Lone habit (issue 17, session 37, noise24): h, an earlier incident of n's key, makes n a habitual stray, so z stays
+out of it; whether n's key had an earlier incident comes from the store after a restart. In the "lone new root" scene
+(the lone joins scene with `lone_habit`) n has no history, so z joins it."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
           "rivals": BURST, "related company": COMPANY, "company reach": REACH, "company named": NAMED,
           "recurrence apart": events_of(QUIET), "climb": CLIMB,
-          "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE}
+          "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE, "lone habit": HABIT_SCENE,
+          "lone new root": LONE_JOINS_SCENE}
 """In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
 reach, which say b is api/5xx failing again after a's outage went quiet, come from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
@@ -150,7 +157,9 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "company named": replace(CFG, related_company=True, company_named=True),
            "recurrence apart": replace(CFG, recur_apart_s=20),
            "climb": replace(CFG, climb_s=60, climb_lone_apart=True, climb_onset=True),
-           "burst machines": replace(CFG, burst_machines=True), "lone joins": replace(CFG, lone_joins=True)}
+           "burst machines": replace(CFG, burst_machines=True), "lone joins": replace(CFG, lone_joins=True),
+           "lone habit": replace(CFG, lone_joins=True, lone_habit=True),
+           "lone new root": replace(CFG, lone_joins=True, lone_habit=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -236,6 +245,15 @@ def test_the_lone_joins_scene_depends_on_lone_joins() -> None:
     named = parents(uninterrupted(LONE_JOINS_SCENE, CONFIGS["lone joins"]))
     assert len({named["n"], named["a"], named["z"]}) == 3
     assert parents(uninterrupted(LONE_JOINS_SCENE))["z"] == named["n"]
+
+
+def test_the_lone_habit_scenes_depend_on_lone_habit() -> None:
+    habit = parents(uninterrupted(HABIT_SCENE, CONFIGS["lone habit"]))
+    assert len({habit["h"], habit["n"], habit["a"], habit["z"]}) == 4
+    assert parents(uninterrupted(HABIT_SCENE))["z"] == habit["n"]  # without lone_joins z joins the stray
+    new = parents(uninterrupted(LONE_JOINS_SCENE, CONFIGS["lone new root"]))
+    assert new["z"] == new["n"] != new["a"]
+    assert parents(uninterrupted(LONE_JOINS_SCENE, CONFIGS["lone joins"]))["z"] != new["n"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

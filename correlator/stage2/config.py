@@ -303,6 +303,12 @@ class GroupingConfig:
     (cascade family mean +0.0079 on top of `climb_s`, noise +0.0001, nothing fell; benchmarks/RESULTS.md)."""
     tenant_labels: tuple[str, ...] = ("instance", "pod")
     """The labels that name a tenant of a host (`tenants_apart_labels`)."""
+    lone_habit: bool = False
+    """With `lone_joins`, a lone group refuses a later child only when its alert is a habit: its key already had another
+    incident of the scope, started before it, among the groups stage 2 holds (`engine._habitual`). A stray background
+    alert recurs; a new fault's root does not, and one that alerts every 20-40 s may still be one alert when its own
+    trace error comes just past burst_s (development cascades 6397, fault 35, issue 17 session 37, noise23/noise24).
+    From the store alone, so replay, stream and restart agree. False: `lone_joins` as it was (any lone group)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

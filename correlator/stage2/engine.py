@@ -488,7 +488,7 @@ class Grouper:
             if link.relation is not Relation.CONTINUES and self._recurs(g, ev.key, ev.incident_id, ev.first_seen):
                 continue  # the symptom failing again after its outage went quiet: the next outage
             if (self.config.lone_joins and gap > self.config.burst_s and link.relation is not Relation.CONTINUES
-                    and self._lone(g)):
+                    and self._lone(g) and (not self.config.lone_habit or self._habitual(g))):
                 continue  # a stray background alert, past its burst: no cause for a later burst to join
             found.append(_Candidate(g, link, gap))
         for cand in found:
@@ -613,6 +613,13 @@ class Grouper:
         child = next(iter(g.children.values()))
         return child.alert_count <= 1 and not self._onsets.accompanied(
             g.scope, child.first_seen, child.id, self.config.burst_s, self._first_seen_of)
+
+    def _habitual(self, g: GroupState) -> bool:
+        """Whether a lone group's alert is a habit (`GroupingConfig.lone_habit`): another incident of its key and scope
+        started before it in a group stage 2 holds. From the store alone, as `_lone` is."""
+        child = next(iter(g.children.values()))
+        return any(c.key == child.key and c.id != child.id and c.first_seen < child.first_seen
+                   for _, other in self.store.items() if other.scope == g.scope for c in other.children.values())
 
     def _fold(self, src: GroupState, dst: GroupState, ev: IncidentEvent, now: float, out: GroupingOutput) -> None:
         """Move every child of `src` into `dst`, announce it, and retire `src` (its id is never reused)."""
