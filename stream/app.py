@@ -30,7 +30,7 @@ from mode.utils.queues import FlowControlEvent
 from correlator import metrics
 from stream.auth import TokenBook, auth_middleware
 from stream.checkpoint import CommitGate
-from stream.consumer import TRANSPORT_SCHEME, FaustSettings, FlowControl
+from stream.consumer import TRANSPORT_SCHEME, FaustSettings, FlowControl, release
 from stream.problems import problem_middleware
 from stream.security import faust_credentials
 from stream.settings import Settings
@@ -143,7 +143,9 @@ class App(faust.App):
     def flow_control(self) -> FlowControlEvent:
         """Faust's flow control of the agents' queues, keeping what is queued when resumed while running
         (`stream.consumer.FlowControl`: emptied, those records were never acknowledged and stalled a partition)."""
-        return FlowControl(loop=self.loop)
+        flow = FlowControl(loop=self.loop)
+        flow.release = lambda messages: release(self.consumer, messages)
+        return flow
 
     def page(self, path: str, **options: Any) -> Callable[[Any], type[View]]:
         """`faust.App.page` that also serves the path's other slash form (`/incidents` and `/incidents/`).
