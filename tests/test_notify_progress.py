@@ -24,7 +24,7 @@ from correlator.stage2 import Assignment, Progress, Relation
 
 from .notifying import T0, assignment, cause, incident, routes
 
-POLICY = NotifyPolicy(cause_wait_s=30.0, lone_causes=False, stage2_partitions=2)
+POLICY = NotifyPolicy(cause_wait_s=30.0, lone_causes=False, stage2_partitions=2, follow_progress_s=300.0)
 """Stage 2 on, causes of one incident not published, two routing partitions."""
 
 
