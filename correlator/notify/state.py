@@ -121,9 +121,9 @@ class NotifyPolicy:
     most this long after it was first seen: stage 2 behind under load is not stage 2 stopped, and its children paged
     alone one by one are what an on-call gets instead of their cause (session 37). A progress that stalls, or none
     known (a restart), pages at `cause_wait_s` as before. 0 (or at most `cause_wait_s`): the old rule, the default:
-    with 300 s, two of two quick chaos soaks on session 37's main paged the fault posted across the broker restart
-    child by child (39 and 18 pages), none of two without it (benchmarks/RESULTS.md, session 37 lead); not explained
-    yet, so it is off until it is."""
+    with 300 s, quick chaos soaks on session 37's main paged the fault posted across the broker restart child by
+    child (39 and 18 pages; a rebuilt state's first tick comes before stage 2's first progress, so every child held
+    past the cause wait pages alone at once: follow37's branch, not merged), so it is off until that is fixed."""
     progress_stall_s: float = 10.0
     """How long without the progress moving counts as stage 2 stopped (`follow_progress_s`)."""
 
