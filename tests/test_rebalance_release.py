@@ -94,14 +94,7 @@ def test_routing_records_given_up_in_a_rebalance_are_read_again_by_the_worker_th
     finally:
         stop.set()
         feeder.join(30)
-    tp = TopicPartition(route, 0)
-    end = asyncio.run(_end(dep.broker.bootstrap, tp))
-    seen = collect(dep, lambda s: set(sent) <= set(s.named), timeout=90)
-    assert set(sent) <= set(seen.named), sorted(set(sent) - set(seen.named))
-    committed: list[int] = []
-    wait_until(lambda: committed.append(asyncio.run(_committed(dep.broker.bootstrap, dep.app_id, tp))) or
-               committed[-1] == end, 60, f"route:0 committed to its end {end}: {committed[-3:]}", worker)
-    assert worker.proc.poll() is None
+    _all_grouped_and_route_committed(dep, worker, route, sent, timeout=90)
 
 
 AFTER_SEEK = "seek_fault_worker: "
@@ -148,9 +141,15 @@ def test_routing_records_refused_after_the_rebalance_s_seek_are_grouped_by_the_w
     finally:
         stop.set()
         feeder.join(30)
+    _all_grouped_and_route_committed(dep, worker, route, sent, timeout=60)
+
+
+def _all_grouped_and_route_committed(dep: Deployment, worker: WorkerProc, route: str, sent: list[str],
+                                     timeout: float) -> None:
+    """Every incident routed is grouped (within `timeout`), route:0 commits to its end, and the worker lives."""
     tp = TopicPartition(route, 0)
     end = asyncio.run(_end(dep.broker.bootstrap, tp))
-    seen = collect(dep, lambda s: set(sent) <= set(s.named), timeout=60)
+    seen = collect(dep, lambda s: set(sent) <= set(s.named), timeout=timeout)
     assert set(sent) <= set(seen.named), sorted(set(sent) - set(seen.named))
     committed: list[int] = []
     wait_until(lambda: committed.append(asyncio.run(_committed(dep.broker.bootstrap, dep.app_id, tp))) or

@@ -14,9 +14,10 @@ The decisions are `correlator.notify`'s pure fold. What the agent that runs it s
   re-submitted to the `Deliverer` after a restart. The subject's write must reach the changelog before the
   input is acknowledged: then a crash repeats only identical deliveries (same lane and order; PagerDuty's
   dedup_key absorbs them; `tests/test_notify_storm.py`).
-* Outputs. `dispatch(step, deliverer)` after each fold step; `on_outcome` removes the delivery from the outbox
-  and sends a dead letter (`Outcome.reason`) to `deadletter` for the undeliverable.
-* Timers. One tick (about 1 s): `NotifyFileWatcher.poll()`, then `on_tick(state, now, ...)` and `dispatch`.
+* Outputs. Each store's deliveries (`NotifyStore.decided`) go to the deliverer once its checkpoint is written;
+  `on_outcome` removes the delivery from the outbox and sends a dead letter (`Outcome.reason`) to `deadletter`
+  for the undeliverable.
+* Timers. One tick (about 1 s): `NotifyFileWatcher.poll()`, then `on_tick(state, now, ...)`, sent the same way.
 * Keys. A stage-1 incident's events and its assignment share its id, hence its partition; its cause is keyed by
   the cause's id, elsewhere: a cause's page names children it does not hold by id only, and an escalation or an
   acknowledgement of a grouped child comes back in `Step.forward`, re-addressed to its cause, to be sent to the

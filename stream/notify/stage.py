@@ -53,7 +53,7 @@ from correlator.stage2 import Assignment, ParentEvent, Relation
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.incident_records import decode_incident_record
-from stream.notify.delivery import Deliverer, Outcome, dispatch
+from stream.notify.delivery import Deliverer, Outcome, count_step
 from stream.notify.files import NotifyFileWatcher
 from stream.notify.store import NotifyStore
 from stream.pipeline import Pipeline
@@ -229,22 +229,24 @@ class Notify:
         if changed:
             await self.checkpoints.commit(changed)
         for step in steps:
-            dispatch(step, self.deliverer)
-        self._send_decided(changed)
+            count_step(step)
+        self._send_decided(changed, {id(d) for step in steps for d in step.deliveries})
         for store in changed:
             while store.forward:
                 record = store.forward[0]
                 await self.send_control(record.incident_id, ControlRecord.of(record))
                 store.forward.pop(0)
 
-    def _send_decided(self, written: Sequence[NotifyStore]) -> None:
-        """Send what folds decided before a refused checkpoint of these stores, now that one wrote them.
+    def _send_decided(self, written: Sequence[NotifyStore], current: set[int]) -> None:
+        """Send what folds decided since these stores' last written checkpoint, now that one wrote them: this
+        call's steps (`current`, by id) and what was decided before a refused checkpoint, which is logged.
 
         A refused checkpoint rolls no state back (`_Folding.rollback` writes it whole again): its subjects say
         their pages were made, so no later fold or tick decides them again, and only a store built anew would
         have sent its outbox. Seen in the chaos soak: the first tick after a broker restart decided the pages held
         over the restart, the new broker refused its checkpoint, and those faults were never paged."""
-        late = [d for store in written for d in store.decided() if self.deliverer.submit(d)]
+        sent = [d for store in written for d in store.decided() if self.deliverer.submit(d)]
+        late = [d for d in sent if id(d) not in current]
         if late:
             log.warning("notify: %d deliveries decided while their checkpoint was refused sent now that one was "
                         "written (%s)", len(late), ", ".join(sorted({f"{d.action} {d.subject_id}" for d in late})[:10]))
