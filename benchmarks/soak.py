@@ -887,6 +887,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+FORWARDED_PREFIXES = ("AIOPS_NOTIFY_POLICY__", "AIOPS_GROUPING__")
+"""Rule switches of the caller's environment the soak passes on to its workers."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Both runs, judged and compared."""
     args = parse_args(argv)
@@ -894,6 +898,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = build_input(args.faults, args.gap_cap, end_at=time.time() - 4 * HOUR)
     env = {"AIOPS_NOTIFY_CAUSE_WAIT": "10"} if args.quick else {}
     env.update(topology_env(args.topology))
+    # The workers' environment drops every AIOPS_ variable of the caller (tests.workers.Deployment.env): the rule
+    # switches given on the command line are forwarded here, or `AIOPS_NOTIFY_POLICY__X=... soak.py` measures the
+    # default instead of X (session 37's "=0" row ran with 300, its default then).
+    env.update({k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)})
+    if any(k.startswith(FORWARDED_PREFIXES) for k in os.environ):
+        print("forwarded to the workers: " + ", ".join(f"{k}={v}" for k, v in sorted(env.items())
+                                                        if k.startswith(FORWARDED_PREFIXES)), flush=True)
     load = os.getloadavg()
     print(f"input: {len(data.alerts)} alerts, {len(set(data.truth.values()))} faults, event span "
           f"{(float(data.alerts[-1]['starts_at']) - float(data.alerts[0]['starts_at'])) / HOUR:.1f} h; "

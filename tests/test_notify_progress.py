@@ -229,3 +229,30 @@ def test_a_child_waits_for_moving_progress_at_most_follow_progress_s_and_not_at_
     assert pages(made) == []  # moved 9.5 s ago: within the stall window, stage 2 counts as running
     _, made, _ = drive([(T0 + 1, child), *moving(T0 + 22), (T0 + 32.5, None)], policy)
     assert pages(made) == [("trigger", "inc-1")]  # 10.5 s without a move: stage 2 counts as stopped, pages now
+
+
+def test_a_state_built_anew_waits_for_the_progress_before_paging_the_children_the_rule_held() -> None:
+    """Session 37's quick chaos soaks with follow_progress_s 300 (follow37): the children the rule held past the cause
+    wait while stage 2 lagged were all paged alone, in one instant, by the first tick of the state a rebalance or the
+    broker restart built anew from the table: the progress is not written back, and that tick came before stage 2's
+    next one. Now a state built anew waits `progress_stall_s` from its first step for a progress (the bound: stage 2
+    stopped still pages). Before: five triggers at T0 + 61."""
+    children = [incident(f"inc-{k}", severity="critical") for k in range(5)]
+    moving: list[tuple[float, NotifyRecord | None]] = []
+    for k in range(12):  # stage 2 decides 5 s further every 5 s, an hour behind the children's first alerts
+        at = T0 + 2 + 5 * k
+        moving += [(at, progress(0, T0 - 3600 + 5 * k)), (at, progress(1, T0 - 3600 + 5 * k)), (at + 0.5, None)]
+    held: list[tuple[float, NotifyRecord | None]] = [(T0 + 1 + k, c) for k, c in enumerate(children)]
+    state, made, _ = drive(sorted([*held, *moving], key=lambda r: r[0]))
+    assert pages(made) == []  # every child waits for stage 2 past the cause wait
+    snapshot = json.loads(json.dumps(state.to_dict()))
+    _, made, _ = drive([(T0 + 61, None)], state=NotifyState.from_dict(snapshot))
+    assert pages(made) == []  # the rebuilt state's first tick, before the progress: still waiting
+    again: list[tuple[float, NotifyRecord | None]] = [(T0 + 61, None), (T0 + 61.4, progress(0, T0 - 3540)),
+                                                      (T0 + 61.4, progress(1, T0 - 3540)), (T0 + 70.5, None)]
+    _, made, _ = drive(again, state=NotifyState.from_dict(snapshot))
+    assert pages(made) == []  # the progress came back and moves: the rule goes on waiting
+    _, made, _ = drive([(T0 + 61, None), (T0 + 70.5, None)], state=NotifyState.from_dict(snapshot))
+    assert pages(made) == []  # no progress yet, 9.5 s after the state's first step
+    _, made, _ = drive([(T0 + 61, None), (T0 + 71.5, None)], state=NotifyState.from_dict(snapshot))
+    assert sorted(pages(made)) == [("trigger", c.incident_id) for c in children]  # stage 2 stopped: they page

@@ -180,6 +180,10 @@ class NotifyState:
     """Incidents the progress may release, by first alert (derived from `subjects`, not written back)."""
     progress_moved_at: float | None = None
     """When stage 2's progress (the minimum over its partitions) last moved, wall clock; not written back either."""
+    started_at: float | None = None
+    """When this state, as built here, first stepped (wall clock; not written back): a state built from the table
+    after a rebalance or a broker restart knows no progress until stage 2's next one (`NotifyPolicy.follow_progress_s`
+    waits `progress_stall_s` for it)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (a snapshot; the stream keeps subjects one per table key instead)."""
@@ -225,6 +229,8 @@ def on_record(state: NotifyState, record: NotifyRecord, now: float, config: Noti
               silences: Sequence[Silence] = (), policy: NotifyPolicy = NotifyPolicy()) -> Step:
     """Fold one record in; the deliveries it makes due now."""
     ctx = _Ctx(state, config, silences, policy, now, Step())
+    if state.started_at is None:
+        state.started_at = now
     if isinstance(record, IncidentEvent):
         _incident(ctx, record)
     elif isinstance(record, ParentEvent):
@@ -246,6 +252,8 @@ def on_tick(state: NotifyState, now: float, config: NotifyConfig, silences: Sequ
             policy: NotifyPolicy = NotifyPolicy()) -> Step:
     """The timer: holds that ended, silences that ended, re-notify and refresh due, rate-limit queues, purge."""
     ctx = _Ctx(state, config, silences, policy, now, Step())
+    if state.started_at is None:
+        state.started_at = now
     for subject in list(state.subjects.values()):
         if subject.open:
             _advance(ctx, subject)
@@ -626,11 +634,19 @@ def _pages_itself(ctx: _Ctx, subject: Subject) -> bool:
 
 def _stage2_behind(ctx: _Ctx, subject: Subject, waited: float) -> bool:
     """Whether an incident past the cause wait still waits for stage 2 (`NotifyPolicy.follow_progress_s`): its
-    progress is known and moved within `progress_stall_s`, and the incident waited less than `follow_progress_s`."""
-    policy, moved = ctx.policy, ctx.state.progress_moved_at
-    return policy.follow_progress_s > policy.cause_wait_s and waited < policy.follow_progress_s \
-        and not subject.late and moved is not None and ctx.now - moved < policy.progress_stall_s \
-        and _decided_to(ctx) is not None
+    progress is known and moved within `progress_stall_s`, and the incident waited less than `follow_progress_s`.
+
+    A state built anew (a rebalance, a broker restart: the progress is not written back) waits `progress_stall_s`
+    from its first step for a progress to come: its first tick ran before stage 2's next progress and paged at once,
+    alone, every child the rule had held past the cause wait (session 37's quick chaos soaks, follow37)."""
+    policy, state = ctx.policy, ctx.state
+    if policy.follow_progress_s <= policy.cause_wait_s or waited >= policy.follow_progress_s or subject.late:
+        return False
+    if _decided_to(ctx) is None:
+        started = state.started_at
+        return state.progress_moved_at is None and started is not None and ctx.now - started < policy.progress_stall_s
+    moved = state.progress_moved_at
+    return moved is not None and ctx.now - moved < policy.progress_stall_s
 
 
 def _cause_pages(ctx: _Ctx, cause: Subject) -> bool:
