@@ -122,13 +122,20 @@ HABIT_SCENE = events_of([("h", "zk/cpu", -300, -300, {}), ("n", "zk/cpu", 0, 0, 
 out of it; whether n's key had an earlier incident comes from the store after a restart. In the "lone new root" scene
 (the lone joins scene with `lone_habit`) n has no history, so z joins it."""
 
+LATE_SCENE = events_of([("r", "api/5xx", 0, 190, {"instance": ["i1"]}), ("s", "api/latency", 200, 260, {"instance": ["i1"]}),
+                         ("o", "disk/cpu", 240, 250, {"instance": ["d1"]}),
+                         ("s2", "api/mem", 245, 250, {"instance": ["i1"]})])
+"""Late symptoms (issue 17, session 38): s, api's own new symptom starting alone 200 s after r's group's latest onset,
+opens its own, and s2 (in o's company, so not refused by r) follows s, 0 s from its reach against 55 s from r's. r's
+group's keys and latest onset, and whether s started alone, come from the store and its onsets after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
           "rivals": BURST, "related company": COMPANY, "company reach": REACH, "company named": NAMED,
           "recurrence apart": events_of(QUIET), "climb": CLIMB,
           "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE, "lone habit": HABIT_SCENE,
-          "lone new root": LONE_JOINS_SCENE}
+          "lone new root": LONE_JOINS_SCENE, "late symptom": LATE_SCENE}
 """In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
 reach, which say b is api/5xx failing again after a's outage went quiet, come from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
@@ -159,7 +166,8 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "climb": replace(CFG, climb_s=60, climb_lone_apart=True, climb_onset=True),
            "burst machines": replace(CFG, burst_machines=True), "lone joins": replace(CFG, lone_joins=True),
            "lone habit": replace(CFG, lone_joins=True, lone_habit=True),
-           "lone new root": replace(CFG, lone_joins=True, lone_habit=True)}
+           "lone new root": replace(CFG, lone_joins=True, lone_habit=True),
+           "late symptom": replace(CFG, late_symptom_s=120)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -254,6 +262,12 @@ def test_the_lone_habit_scenes_depend_on_lone_habit() -> None:
     new = parents(uninterrupted(LONE_JOINS_SCENE, CONFIGS["lone new root"]))
     assert new["z"] == new["n"] != new["a"]
     assert parents(uninterrupted(LONE_JOINS_SCENE, CONFIGS["lone joins"]))["z"] != new["n"]
+
+
+def test_the_late_symptom_scene_depends_on_late_symptom_s() -> None:
+    named = parents(uninterrupted(LATE_SCENE, CONFIGS["late symptom"]))
+    assert named["s2"] == named["s"] != named["r"] and named["o"] not in (named["r"], named["s"])
+    assert parents(uninterrupted(LATE_SCENE))["s"] == named["r"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

@@ -76,6 +76,11 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   reach (`_climb`, `GroupingConfig.climb_s`, 0 by default: never): R fails, H's calls into R fail, then U's into H;
   it joins as a call-chain child does (issue 17, session 36, casc22: such hop-2 trace errors were the largest class of
   split pairs on the development cascades without the file);
+* late symptoms: a C naming no failed call, of a key G does not hold, that starts alone (`_alone`) more than
+  late_symptom_s after G's latest child onset is not related to G by a name (`_late_symptom`,
+  `GroupingConfig.late_symptom_s`, 0 by default: never): another root failing at a service G names, after G's outage
+  stopped growing (issue 17, session 38, casc24: another fault's root symptom merged was the largest wrongly merged
+  class on the development cascades);
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -128,8 +133,8 @@ from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
 from .relations import (
-    CALLEE_LABELS, ChildView, Link, burst_link, labelled_tenant, machine_burst_link, machine_only, relate, service_of,
-    tenant, time_gap, trace_link, view_of,
+    CALLEE_LABELS, CALLER_LABELS, ChildView, Link, burst_link, labelled_tenant, machine_burst_link, machine_only,
+    relate, service_of, tenant, time_gap, trace_link, view_of,
 )
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
@@ -487,6 +492,9 @@ class Grouper:
                 continue
             if link.relation is not Relation.CONTINUES and self._recurs(g, ev.key, ev.incident_id, ev.first_seen):
                 continue  # the symptom failing again after its outage went quiet: the next outage
+            if (self.config.late_symptom_s and link.relation is Relation.ENTITY and not link.weak
+                    and self._late_symptom(g, ev)):
+                continue  # a service's own new symptom long after the outage stopped growing: another root failing
             if (self.config.lone_joins and gap > self.config.burst_s and link.relation is not Relation.CONTINUES
                     and self._lone(g) and (not self.config.lone_habit or self._habitual(g))):
                 continue  # a stray background alert, past its burst: no cause for a later burst to join
@@ -604,6 +612,16 @@ class Grouper:
             return False
         earlier = [c.last_seen for c in g.children.values() if c.key == key and c.id != child_id]
         return bool(earlier) and max(earlier) < g.reach
+
+    def _late_symptom(self, g: GroupState, ev: IncidentEvent) -> bool:
+        """Late symptoms: whether a child naming no failed call, of a key the group does not hold, starts alone (`_alone`)
+        more than late_symptom_s after the group's latest child onset (`GroupingConfig.late_symptom_s`). From the stored
+        children, onsets and the scope's onsets alone, so replay, stream and restart agree."""
+        if ev.first_seen - g.last_onset <= self.config.late_symptom_s:
+            return False
+        if any(ev.entities.get(label) for label in CALLER_LABELS | CALLEE_LABELS):
+            return False
+        return all(c.key != ev.key for c in g.children.values()) and self._alone(ev, g.scope)
 
     def _lone(self, g: GroupState) -> bool:
         """Whether a group is one alert that started alone (`GroupingConfig.lone_apart`): one child of one alert, and
