@@ -60,6 +60,10 @@ VARIANTS.update({"(t1) tenants apart by labels": GroupingConfig(tenants_apart_la
 """Tenants apart by labels (casc23, thirteenth round): `tenants_apart_labels`, and with it machine-follow without a
 file (`machine_follow_filed` False), each on main's other defaults."""
 
+VARIANTS.update({f"(l{n}) late symptoms {late:g}s": GroupingConfig(late_symptom_s=late)
+                 for n, late in ((1, 120.0), (2, 60.0))})
+"""Late symptoms (casc24, fourteenth round): `late_symptom_s`, a service's own new symptom starting alone that long
+after its group's latest onset is not related to it by a name; 120 s = caller_window_s, and 60 s."""
 
 def sets(cascades_only: bool) -> list[DataSet]:
     """rca-micross, the development and tuning sets, DEVELOPMENT_TOPOLOGY, and the checks."""
