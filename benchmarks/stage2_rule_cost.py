@@ -9,7 +9,8 @@ asked about, how many groups its scans read (it reads every group the store hold
 included, per trace error related to nothing: casc22/casc23) and the CPU spent in it; and the same at main's
 settings with a longer retention_s, so more groups held: how the scan grows with the store.
 
-Settings: `main` (defaults), `climb_off` (`climb_s` 0), `labels_off` (`tenants_apart_labels` False,
+Settings: `main` (defaults), `main_scan` (defaults, `_climb` scanning every group held as before casc24's index:
+`ScanGrouper`), `climb_off` (`climb_s` 0), `labels_off` (`tenants_apart_labels` False,
 `machine_follow_filed` True: before casc23's second grid), `both_off` (the two together: grouping as before casc23),
 `late120` (`late_symptom_s` 120). Never builds a held-out or seen seed.
 
@@ -37,15 +38,48 @@ from correlator.engine import Correlator  # noqa: E402
 from correlator.models import IncidentEvent  # noqa: E402
 from correlator.replay import time_slices  # noqa: E402
 from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
-from correlator.stage2 import engine as stage2_engine  # noqa: E402
-from correlator.stage2.engine import Grouper  # noqa: E402
+from correlator.keys import split_key  # noqa: E402
+from correlator.stage2.engine import Grouper, _Candidate  # noqa: E402
+from correlator.stage2.models import Relation  # noqa: E402
+from correlator.stage2.relations import CALLEE_LABELS, ChildView, Link, service_of, time_gap  # noqa: E402
+from correlator.stage2.state import GroupPhase  # noqa: E402
 
-SETTINGS: dict[str, GroupingConfig] = {
-    "main": DEFAULT_GROUPING,
-    "climb_off": replace(DEFAULT_GROUPING, climb_s=0.0),
-    "labels_off": replace(DEFAULT_GROUPING, tenants_apart_labels=False, machine_follow_filed=True),
-    "both_off": replace(DEFAULT_GROUPING, climb_s=0.0, tenants_apart_labels=False, machine_follow_filed=True),
-    "late120": replace(DEFAULT_GROUPING, late_symptom_s=120.0),
+
+
+class ScanGrouper(Grouper):
+    """`_climb` as casc22 built it (to 790bb10): a scan of every group the store holds, resolved ones kept for
+    retention_s included, per child it is asked about; kept here so the index that replaced it can be measured
+    beside it (the same parents: `tests/test_stage2_climb.py`)."""
+
+    def _climb(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
+        services = {service_of(value) or value for label, value in view.entities.values() if label in CALLEE_LABELS}
+        if not services:
+            return None
+        scope, t = split_key(ev.key)[0], ev.first_seen
+        found: list[_Candidate] = []
+        for _, g in self.store.items():
+            if not g.accepting or g.phase is not GroupPhase.OPEN or g.scope != scope or t - g.reach > self.config.climb_s:
+                continue
+            via = min((n for n in g.callers if (service_of(n) or n) in services), default=None)
+            gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
+            if via is None or gap is None or self._capped_reason(g, t):
+                continue
+            if self.config.climb_lone_apart and self._lone(g):
+                continue
+            found.append(_Candidate(g, Link(Relation.ENTITY, 0, via, caller=True, climbs=True), gap))
+            if len(found) > 1:
+                return None
+        return found[0] if found else None
+
+
+SETTINGS: dict[str, tuple[GroupingConfig, type[Grouper]]] = {
+    "main": (DEFAULT_GROUPING, Grouper),
+    "main_scan": (DEFAULT_GROUPING, ScanGrouper),
+    "climb_off": (replace(DEFAULT_GROUPING, climb_s=0.0), Grouper),
+    "labels_off": (replace(DEFAULT_GROUPING, tenants_apart_labels=False, machine_follow_filed=True), Grouper),
+    "both_off": (replace(DEFAULT_GROUPING, climb_s=0.0, tenants_apart_labels=False, machine_follow_filed=True),
+                 Grouper),
+    "late120": (replace(DEFAULT_GROUPING, late_symptom_s=120.0), Grouper),
 }
 
 Step = tuple[float, list[IncidentEvent]]
@@ -66,9 +100,9 @@ def stage1_steps(data: DataSet) -> list[Step]:
     return steps
 
 
-def drive(steps: list[Step], config: GroupingConfig) -> int:
+def drive(steps: list[Step], config: GroupingConfig, kind: type[Grouper] = Grouper) -> int:
     """Stage 2 through the recorded steps; the children it assigned."""
-    grouper = Grouper(config)
+    grouper = kind(config)
     for advance, events in steps[:-1]:
         grouper.advance(advance)
         grouper.ingest(events)
@@ -77,27 +111,28 @@ def drive(steps: list[Step], config: GroupingConfig) -> int:
     return grouper.counters.children
 
 
-def climb_scans(steps: list[Step], config: GroupingConfig) -> tuple[int, int, float]:
-    """Children `_climb` was asked about, groups its scans read, and the process CPU seconds spent in it (one pass
-    with a wrapper around it: the timer's own cost, about 1 us a call, is inside the figure)."""
+def climb_scans(steps: list[Step], config: GroupingConfig, kind: type[Grouper] = Grouper) -> tuple[int, int, float]:
+    """Children `_climb` was asked about, groups its scans could read (every group the store holds for the old scan,
+    the scope's accepting ones for the index), and the process CPU seconds spent in it (one pass with a wrapper around
+    it: the timer's own cost, about 1 us a call, is inside the figure)."""
     calls = reads = 0
     spent = 0.0
-    climb = stage2_engine.Grouper._climb
+    climb = kind._climb
 
-    def timed(self: Grouper, ev: IncidentEvent, view: object) -> object:
+    def timed(self: Grouper, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
         nonlocal calls, reads, spent
         calls += 1
-        reads += len(self.store)  # `_climb` reads every group the store holds (`GroupStore.items`)
+        reads += len(self.store) if kind is ScanGrouper else len(self._accepting.get(split_key(ev.key)[0], ()))
         start = time.process_time()
         try:
-            return climb(self, ev, view)  # type: ignore[arg-type]
+            return climb(self, ev, view)
         finally:
             spent += time.process_time() - start
-    stage2_engine.Grouper._climb = timed  # type: ignore[assignment,method-assign]
+    kind._climb = timed  # type: ignore[method-assign]
     try:
-        drive(steps, config)
+        drive(steps, config, kind)
     finally:
-        stage2_engine.Grouper._climb = climb  # type: ignore[method-assign]
+        kind._climb = climb  # type: ignore[method-assign]
     return calls, reads, spent
 
 
@@ -121,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             for label in labels[r % len(labels):] + labels[:r % len(labels)]:
                 start = time.process_time()
-                drive(steps, SETTINGS[label])
+                drive(steps, *SETTINGS[label])
                 cpu[label].append(time.process_time() - start)
         children = drive(steps, DEFAULT_GROUPING)
         print(f"{data.name}: {len(data.alerts)} alerts, {events} stage-1 events, {children} children; stage 2's "
@@ -129,13 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         main_median = statistics.median(cpu["main"])
         for label in labels:
             med = statistics.median(cpu[label])
-            calls, reads, spent = climb_scans(steps, SETTINGS[label])
+            calls, reads, spent = climb_scans(steps, *SETTINGS[label])
             print(f"  {label:10} {med / len(data.alerts) * 1e6:7.1f} us ({min(cpu[label]) / len(data.alerts) * 1e6:.1f}"
                   f"-{max(cpu[label]) / len(data.alerts) * 1e6:.1f}) x{med / main_median:.3f}; _climb asked "
                   f"{calls}, groups read {reads}, {spent / len(data.alerts) * 1e6:.2f} us per alert in it", flush=True)
-        for retention in args.retention:
-            calls, reads, spent = climb_scans(steps, replace(DEFAULT_GROUPING, retention_s=retention))
-            print(f"  main, retention_s {retention:g}: _climb asked {calls}, groups read {reads} "
+        for retention, kind in ((r, k) for r in args.retention for k in (Grouper, ScanGrouper)):
+            calls, reads, spent = climb_scans(steps, replace(DEFAULT_GROUPING, retention_s=retention), kind)
+            print(f"  main{'_scan' if kind is ScanGrouper else ''}, retention_s {retention:g}: _climb asked {calls}, groups read {reads} "
                   f"({reads / max(calls, 1):.0f} a call), {spent / max(calls, 1) * 1e6:.1f} us a call, "
                   f"{spent / len(data.alerts) * 1e6:.2f} us per alert", flush=True)
     return 0

@@ -231,6 +231,9 @@ class Grouper:
         self._child_group: dict[str, str] = {}
         self._by_entity: dict[str, set[str]] = {}
         self._by_scope: dict[tuple[str, str], set[str]] = {}
+        self._accepting: dict[str, set[str]] = {}
+        """Ids of the accepting groups of each scope (a superset: resolved at `finish` may linger): what `_climb` reads
+        instead of every group the store holds, resolved ones kept for retention_s included."""
         self._held: list[tuple[float, str]] = []
         """(first alert, child id) of each held child: the reorder buffer, oldest first."""
         self._deadlines: list[tuple[float, str]] = []
@@ -868,14 +871,17 @@ class Grouper:
         within climb_s of its reach; None when no group or two do (`GroupingConfig.climb_s`). Only for a child related
         to nothing open, so a name it shares with another group (a new fault of that service) always comes first.
         With `GroupingConfig.climb_lone_apart`, a group that is one alert which started alone is no such group.
-        Groups are read from the store alone, so replay, stream and restart agree."""
+        The accepting groups of the scope come from an index rebuilt from the store after a restart (`_rebuild`), so
+        replay, stream and restart agree."""
         services = {service_of(value) or value for label, value in view.entities.values() if label in CALLEE_LABELS}
         if not services:
             return None
         scope, t = split_key(ev.key)[0], ev.first_seen
         found: list[_Candidate] = []
-        for _, g in self.store.items():
-            if not g.accepting or g.phase is not GroupPhase.OPEN or g.scope != scope or t - g.reach > self.config.climb_s:
+        for gid in self._accepting.get(scope, ()):  # one group or none is the answer, so their order does not matter
+            g = self.store.get(gid)
+            if (g is None or not g.accepting or g.phase is not GroupPhase.OPEN or g.scope != scope
+                    or t - g.reach > self.config.climb_s):
                 continue
             via = min((n for n in g.callers if (service_of(n) or n) in services), default=None)
             gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
@@ -981,6 +987,7 @@ class Grouper:
             g.scopes.setdefault(label, set()).update(values)
         if not g.accepting:
             return
+        self._accepting.setdefault(g.scope, set()).add(g.id)
         for name in new:
             self._by_entity.setdefault(name, set()).add(g.id)
         for label in self.config.scope_labels:
@@ -988,7 +995,8 @@ class Grouper:
                 self._by_scope.setdefault((label, value), set()).add(g.id)
 
     def _index(self, g: GroupState) -> None:
-        """Put every name and scope of an accepting group into the indexes (after a restart)."""
+        """Put every name and scope of an accepting group into the indexes (after a restart, or when it resumes)."""
+        self._accepting.setdefault(g.scope, set()).add(g.id)
         for name in g.entities:
             self._by_entity.setdefault(name, set()).add(g.id)
         for label in self.config.scope_labels:
@@ -996,6 +1004,7 @@ class Grouper:
                 self._by_scope.setdefault((label, value), set()).add(g.id)
 
     def _unindex(self, g: GroupState) -> None:
+        _drop(self._accepting, g.scope, g.id)
         for name in g.entities:
             _drop(self._by_entity, name, g.id)
         for label in self.config.scope_labels:
