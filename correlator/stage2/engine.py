@@ -556,7 +556,7 @@ class Grouper:
         best = related[0]
         if best.link.chain or best.link.machine:  # a call chain, or a machine alone, joins one group, never folds two
             return best
-        pool = sorted((c for c in related if c is best or self._folds(c, best)),
+        pool = sorted((c for c in related if c is best or self._folds(self._as_labelled(c, ev, view), best)),
                       key=lambda c: (c.group.first_seen, c.group.id))
         keep = pool[0].group
         room = self.config.max_children - len(keep.children) - 1
@@ -585,6 +585,17 @@ class Grouper:
         if self.config.lone_apart and self._lone(cand.group):
             return apart <= self.config.burst_s
         return apart <= self.config.merge_window_s
+
+    def _as_labelled(self, cand: _Candidate, ev: IncidentEvent, view: ChildView) -> _Candidate:
+        """For a fold, a group the bridge relates to by a topology path as its labels relate them, when they do and that
+        relation is enough (`GroupingConfig.path_folds_labelled`): the file never takes away a fold the labels give
+        without it, as `_admitted` never takes away a join."""
+        if not self.config.path_folds_labelled or cand.link.relation is not Relation.TOPOLOGY:
+            return cand
+        plain = relate(view, cand.group.entities, cand.group.scopes, None, self.config)
+        if plain is None or not self._admits(plain, ev, cand.group):
+            return cand
+        return replace(cand, link=plain)
 
     def _in_turn(self, a: GroupState, b: GroupState) -> bool:
         """Recurrence apart, for a fold: whether the later-started of two groups holds a recurrence (`_recurs`) of a
