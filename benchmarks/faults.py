@@ -306,7 +306,9 @@ def inputs_on_topics(dep: Deployment, worker: WorkerProc, settle_s: float) -> di
     group committed past it and no letter names it (an agent acknowledges a batch only once every record of
     it was handled or its letter delivered, so a commit past a record is its processing); lost otherwise.
     `counted` is the agent's own `aiops_records_consumed_total` over the same time, a cross-check: it counts
-    processed and dead-lettered records alike, and on `incidents` also the events the earlier rows caused.
+    processed and dead-lettered records alike, on `incidents` also the events the earlier rows caused, and on the
+    routing topic also stage 2's idle heartbeats (records `[]`, written by the worker itself), so it may exceed
+    `tried`; the verdicts come from the offsets alone.
     """
     rows: dict[str, Any] = {}
     for topic_field, agent in AGENTS.items():

@@ -24,22 +24,22 @@ holds its children. A restore applies a checkpoint's keys and tombstones only wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from correlator.models import IncidentEvent
-from correlator.stage2 import GroupState, SourceMark, dump_marks, load_marks
+from correlator.stage2 import DictGroupStore, GroupState, SourceMark, dump_marks, load_marks
 from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
 __all__ = ["GroupTableStore"]
 
 
-class GroupTableStore:
+class GroupTableStore(DictGroupStore):
     """A `correlator.stage2.GroupStore` over one partition of a Faust table (bytes keys and values), and a
-    `stream.checkpoint.CheckpointStore`."""
+    `stream.checkpoint.CheckpointStore`: the in-memory store's dicts and reads, each change also marked for the next
+    checkpoint."""
 
     def __init__(self, table: Any, partition: int) -> None:
         self._table = table
@@ -48,9 +48,7 @@ class GroupTableStore:
         self._group_prefix = f"{partition}|g|"
         self._held_prefix = f"{partition}|h|"
         self._progress_key = f"{partition}#progress".encode()
-        self._groups: dict[str, GroupState] = {}
-        self._held: dict[str, IncidentEvent] = {}
-        self._first_seq: dict[str, int] = {}
+        super().__init__()
         self._dirty: set[bytes] = set()
         self._gone: set[bytes] = set()
         self.offset = -1
@@ -69,13 +67,9 @@ class GroupTableStore:
 
     # ---- GroupStore -------------------------------------------------------------------------------------
 
-    def get(self, group_id: str) -> GroupState | None:
-        """The group, or None."""
-        return self._groups.get(group_id)
-
     def put(self, group_id: str, state: GroupState) -> None:
         """Keep `state` and mark it for the next commit."""
-        self._groups[group_id] = state
+        super().put(group_id, state)
         self._touch(self._group_prefix + group_id)
 
     def delete(self, group_id: str) -> None:
@@ -83,38 +77,17 @@ class GroupTableStore:
         if self._groups.pop(group_id, None) is not None:
             self._drop(self._group_prefix + group_id)
 
-    def items(self) -> Iterator[tuple[str, GroupState]]:
-        """Every (group id, group)."""
-        return iter(list(self._groups.items()))
-
-    def __len__(self) -> int:
-        return len(self._groups)
-
     def hold(self, child_id: str, event: IncidentEvent, first_seq: int) -> None:
         """Keep the child's latest event, and the seq stage 2 first took of it, until it is assigned."""
-        self._held[child_id] = event
-        self._first_seq[child_id] = first_seq
+        super().hold(child_id, event, first_seq)
         self._touch(self._held_prefix + child_id)
-
-    def held(self, child_id: str) -> IncidentEvent | None:
-        """The held event, or None."""
-        return self._held.get(child_id)
-
-    def first_seq(self, child_id: str) -> int:
-        """The seq stage 2 first took of a held child, 0 when not held."""
-        return self._first_seq.get(child_id, 0)
 
     def release(self, child_id: str) -> IncidentEvent | None:
         """Remove and return the held event (its tombstone goes out at the next commit)."""
-        self._first_seq.pop(child_id, None)
-        ev = self._held.pop(child_id, None)
+        ev = super().release(child_id)
         if ev is not None:
             self._drop(self._held_prefix + child_id)
         return ev
-
-    def held_items(self) -> Iterator[tuple[str, IncidentEvent]]:
-        """Every (child id, held event)."""
-        return iter(list(self._held.items()))
 
     # ---- progress and commit ----------------------------------------------------------------------------
 

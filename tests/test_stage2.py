@@ -1015,3 +1015,28 @@ def test_lone_joins_refuses_a_later_piece_only_to_a_habitual_stray(name: str, sp
     assert partition(run(events_of(specs), LONE_JOINS)[1]) == lone, name
     assert GroupingConfig().lone_habit is False
     assert partition(run(events_of(specs), replace(CFG, lone_habit=True))[1]) == partition(run(events_of(specs))[1])
+
+
+PATH_FOLD: list[Spec] = [("s", "payments/cpu", 0, 0, {}), ("f", "checkout/5xx", 25, 25, {"host": ["h7"]}),
+                         ("f2", "checkout/latency", 26, 26, {"host": ["h7"]}),
+                         ("x", "payments/mem", 30, 30, {"host": ["h7"]})]
+"""Path folds labelled (issue 17, session 38, noise25): a stray payments alert s opened a group; 25 s later a fault's
+burst on h7 (f, f2) opens its own; x, a payments metric on h7 starting with that burst, shares payments with s's group
+and h7 with the burst's. Without the file h7 relates x to the burst and folds the two groups; with SHOP the burst is
+one edge (payments~checkout) from x, and that path, not the shared h7, is the relation found."""
+
+
+def test_a_path_does_not_take_away_the_fold_the_labels_give() -> None:
+    assert partition(run(events_of(PATH_FOLD))[1]) == "f f2 s x"  # no file: the shared host folds them
+    _, out = run(events_of(PATH_FOLD), replace(CFG, path_folds_labelled=True), SHOP)
+    assert partition(out) == "f f2 s x"
+    assert [a.child_id for a in out.assignments if a.relation is Relation.MERGED] == ["f", "f2"]
+    _, before = run(events_of(PATH_FOLD), replace(CFG, path_folds_labelled=False), SHOP)
+    assert partition(before) == "f f2|s x"  # the rule before: a path never folds, so the file split the fault
+
+
+def test_a_path_with_no_label_relation_still_never_folds() -> None:
+    # without h7 on x nothing but the path relates x to the burst: as before, joined or not, never folded
+    specs = [*PATH_FOLD[:3], ("x", "payments/mem", 30, 30, {})]
+    _, out = run(events_of(specs), replace(CFG, path_folds_labelled=True), SHOP)
+    assert not [a for a in out.assignments if a.relation is Relation.MERGED]

@@ -607,3 +607,41 @@ def test_a_worker_keeps_a_later_burst_out_of_a_stray_alert_where_aiops_replay_do
     dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
     seen = collect(dep, assigned(len(replayed["incidents"])))
     assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
+
+
+def a_stray_alert_and_a_burst_on_one_host() -> bytes:
+    """A db background alert alone at T0; 25 s later api and web fail on host h1, and db's CPU on h1 5 s after that. db
+    shares db with the stray alert and h1 with the burst: without the file the host folds the two parents; with the
+    file db is one edge from api, and that path hid the host (`GroupingConfig.path_folds_labelled`)."""
+    return body(failure("db", "Evictions", T0, count=1), on_host(failure("api", "ErrorRate", T0 + 25, count=6), "h1"),
+                on_host(failure("web", "HighLatency", T0 + 26, count=6), "h1"),
+                on_host(failure("db", "CPU", T0 + 30, count=3), "h1"))
+
+
+def test_a_worker_folds_by_a_host_a_path_relates_too_where_aiops_replay_does(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc], topology_file: Path) -> None:
+    """Path folds labelled in the stream: a worker with the topology file and the rule names the replay's parents, in
+    which the stray alert, the burst and db's CPU are one parent (as without the file); with the rule off the file
+    leaves the burst apart."""
+    path = tmp_path / "host.ndjson"
+    path.write_bytes(a_stray_alert_and_a_burst_on_one_host())
+    rule = {"AIOPS_GROUPING__PATH_FOLDS_LABELLED": "true"}
+
+    def offline(env: dict[str, str], *topology: str) -> dict[str, Any]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json", *topology], cwd=ROOT,
+                              capture_output=True, check=True, env={**base, **env})
+        return dict(orjson.loads(done.stdout))
+
+    filed = ("--topology", str(topology_file))
+    replayed = offline(rule, *filed)
+    assert [len(p["children"]) for p in replayed["parents"]] == [4]  # the scenario is what it says
+    assert [len(p["children"]) for p in offline({})["parents"]] == [4]  # no file: the host folds them
+    before = offline({"AIOPS_GROUPING__PATH_FOLDS_LABELLED": "false"}, *filed)["parents"]
+    assert sorted(len(p["children"]) for p in before) == [2, 2]
+    dep = Deployment(broker, tmp_path, extra_env={**LONE, **rule, "AIOPS_STAGE2_TOPOLOGY": str(topology_file)})
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, assigned(len(replayed["incidents"])))
+    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()

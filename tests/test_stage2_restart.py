@@ -29,7 +29,9 @@ from correlator.stage2 import Progress
 from stream.stage2_agent import Stage2, TopologyWatcher
 from stream.stage2_state import GroupTableStore
 
-from .test_stage2 import CFG, LONE, LULL, LULLED, QUIET, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of
+from .test_stage2 import (
+    CFG, LONE, LULL, LULLED, PATH_FOLD, QUIET, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of,
+)
 
 HOST = {"host": ["h1"]}
 
@@ -135,8 +137,10 @@ SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIE
           "rivals": BURST, "related company": COMPANY, "company reach": REACH, "company named": NAMED,
           "recurrence apart": events_of(QUIET), "climb": CLIMB,
           "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE, "lone habit": HABIT_SCENE,
-          "lone new root": LONE_JOINS_SCENE, "late symptom": LATE_SCENE}
-"""In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
+          "lone new root": LONE_JOINS_SCENE, "path folds labelled": events_of(PATH_FOLD),
+          "late symptom": LATE_SCENE}
+"""In the path folds labelled scene (issue 17, session 38) the burst's group's entities and latest onset, which let the
+shared host fold it with the stray's group through x, come from the store after a restart. In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
 reach, which say b is api/5xx failing again after a's outage went quiet, come from the store after a restart. In the rivals scene (issue 17, session 34) the burst scene runs with burst_rivals: h3 follows x, the rival with two
 children (x, h2), which comes from the store after a restart. In the lulled scene (issue 17, session 33) a's stopping to extend its group's reach comes from the store after a
@@ -167,6 +171,7 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "burst machines": replace(CFG, burst_machines=True), "lone joins": replace(CFG, lone_joins=True),
            "lone habit": replace(CFG, lone_joins=True, lone_habit=True),
            "lone new root": replace(CFG, lone_joins=True, lone_habit=True),
+           "path folds labelled": replace(CFG, path_folds_labelled=True),
            "late symptom": replace(CFG, late_symptom_s=120)}
 """A scene's settings, where not `CFG`."""
 
@@ -253,6 +258,12 @@ def test_the_lone_joins_scene_depends_on_lone_joins() -> None:
     named = parents(uninterrupted(LONE_JOINS_SCENE, CONFIGS["lone joins"]))
     assert len({named["n"], named["a"], named["z"]}) == 3
     assert parents(uninterrupted(LONE_JOINS_SCENE))["z"] == named["n"]
+
+
+def test_the_path_folds_labelled_scene_depends_on_path_folds_labelled() -> None:
+    named = parents(uninterrupted(events_of(PATH_FOLD), CONFIGS["path folds labelled"]))
+    assert len({named["s"], named["f"], named["f2"], named["x"]}) == 1
+    assert parents(uninterrupted(events_of(PATH_FOLD)))["f"] != named["s"]
 
 
 def test_the_lone_habit_scenes_depend_on_lone_habit() -> None:

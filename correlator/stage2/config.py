@@ -309,6 +309,15 @@ class GroupingConfig:
     alert recurs; a new fault's root does not, and one that alerts every 20-40 s may still be one alert when its own
     trace error comes just past burst_s (development cascades 6397, fault 35, issue 17 session 37, noise23/noise24).
     From the store alone, so replay, stream and restart agree. False: `lone_joins` as it was (any lone group)."""
+    path_folds_labelled: bool = False
+    """With a topology file, a group a bridging child relates to by a topology path folds as the labels alone would relate
+    them, when they do and that relation is enough (`engine._as_labelled`): a shared host within burst_s of the group's
+    latest onset folds as it does without the file. A path never folds (`engine._folds`), and a path found first hides
+    the shared machine, so the file split what the labels fold: on the development noise sets (issue 17, session 38,
+    noise25) the file was worse than none on 6317 and 101 "between" and 6317 "everywhere", each by one fault cut in two
+    (6317 fault 0: its middleware container metrics joined a stray alert of their service and the fault's burst, one
+    edge and one host away, stayed apart). `_admitted` already lets the labels decide where a path does not admit; this
+    is the same for folds. False: the rule before (a path never folds)."""
     late_symptom_s: float = 0.0
     """A child that names no failed call (no `caller` or `callee` label: its service's own metric or log symptom), of a
     key its group does not hold, that starts alone (no other incident of its scope within burst_s before it, as for
