@@ -12,11 +12,13 @@ soak's time compression changes the grouping (replay of the raw set).
 
     python benchmarks/soak_pages.py /tmp/soak-final/report.json       # baseline and chaos of one soak
     python benchmarks/soak_pages.py REPORT --topology                  # the soak ran with the set's topology
+    python benchmarks/soak_pages.py REPORT --topology --faults 8       # a `--quick` soak (its first 8 faults)
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -75,15 +77,27 @@ def classify(pages: dict[str, int], parents: Counter[str]) -> dict[str, Any]:
             "fewer_pages_than_parents": {f: v for f, v in sorted(fewer.items(), key=lambda kv: int(kv[0]))}}
 
 
+def _faults_of(report: dict[str, Any]) -> int | None:
+    """The faults a soak report covers when fewer than the whole set (a `--quick` one): replay then groups the same
+    input the soak posted, not the whole set (soak38)."""
+    runs = list(report.get("runs", {}).values())
+    count = len(runs[0]["pages"]) if runs else None
+    whole = len({row["incident"] for row in csv.DictReader((MICROSS / "truth.csv").open())})
+    return count if count is not None and count < whole else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Classify every run of the report."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("report", type=Path, help="a soak report (`--keep DIR` writes DIR/report.json)")
     p.add_argument("--topology", action="store_true", help="the soak ran with the set's topology file")
     p.add_argument("--gap-cap", type=float, default=1800.0, help="as the soak's --gap-cap")
+    p.add_argument("--faults", type=int, default=None, help="as the soak's --faults (a `--quick` soak: 8); default "
+                   "the report's own count when it says one, else all")
     args = p.parse_args(argv)
     report = json.loads(args.report.read_text())
-    data = build_input(None, args.gap_cap, end_at=time.time() - 4 * 3600)  # as the soak places it
+    faults = args.faults if args.faults is not None else _faults_of(report)
+    data = build_input(faults, args.gap_cap, end_at=time.time() - 4 * 3600)  # as the soak places it
     topology = parse_topology((MICROSS / "topology.json").read_text())
     labels = parents_per_fault(data.alerts, data.truth, None)
     topo = parents_per_fault(data.alerts, data.truth, topology)

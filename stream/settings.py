@@ -285,6 +285,10 @@ class Settings(BaseSettings):
                                                "most one progress record per stage-2 partition per this many "
                                                "seconds: how soon notify pages an incident no cause names (0: none, "
                                                "and such an incident waits notify_cause_wait)")
+    stage2_restate_after_loss: bool = Field(default=True, description="after the broker lost its topics, say every "
+                                            "open cause again (an updated event and its children's assignments) on "
+                                            "the new incidents topic: notify may not have read them before the loss, "
+                                            "and would page each child alone (false: the old behaviour)")
 
     # The response stage (correlator/notify/, stream/notify/): receivers and routes, re-read when it changes.
     notify_file: Path | None = Field(default=None, description="the notify file (YAML or JSON): receivers "

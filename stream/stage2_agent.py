@@ -183,6 +183,12 @@ class Stage2:
     """Publish parents of one child too (`Settings.stage2_lone_causes`, `correlator.stage2.publishing`)."""
     progress_s: float = 0.25
     """Without lone causes: at most one `Progress` (per partition of `incidents`) per this many seconds (0: none)."""
+    restate_after_loss: bool = True
+    """After the broker lost its topics, say every open group again (`Grouper.restate`; `Settings.
+    stage2_restate_after_loss`)."""
+    _restate: set[int] = field(default_factory=set)
+    """Routing partitions whose Grouper was built (or rebuilt by a rollback) after a loss and before a checkpoint
+    wrote it: their open groups go out again at the next fold or tick (`restate_lost`)."""
     _progress: Progress | None = None
     """The last progress sent."""
     _late: LateChildren = field(default_factory=LateChildren)
@@ -229,6 +235,25 @@ class Stage2:
     def _forget_offsets(self, partition: int) -> None:
         if self.checkpoints.forget(self.stores[partition]):
             self._touched.add(partition)  # the next checkpoint writes every group and the progress anew
+            if self.restate_after_loss:
+                self._restate.add(partition)  # and what notify may not have read goes out again (`restate_lost`)
+
+    async def restate_lost(self) -> None:
+        """Publish every open group again on the partitions built after a loss (`Grouper.restate`), before their
+        next input: the broker took with it the parents and assignments on `incidents` that notify had not read, and
+        without them notify pages each child of a cause alone once its cause wait ends (soak38's chaos soak). A
+        rollback before the checkpoint that writes the store rebuilds it while its partition is still lost, so the
+        restatement goes out again; after that checkpoint it never does."""
+        for partition in sorted(self._restate):
+            grouper = self.groupers.get(partition)
+            self._restate.discard(partition)
+            if grouper is None or grouper.watermark == float("-inf"):
+                continue
+            out = grouper.restate()
+            if out.parents:
+                log.info("stage 2: %d open causes of routing partition %d said again after the broker lost its "
+                         "topics", len(out.parents), partition)
+                await self.commit(partition, out)
 
     @property
     def route_topic(self) -> str:
@@ -545,6 +570,7 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
         by_partition.setdefault(msg.partition, []).extend(evs)
         if marks:  # after the record's events: a record's marks cover the events it carries
             stage.lows[msg.partition].note(marks, now)
+    await stage.restate_lost()  # before the new input: what it says comes after what was already decided
     for p, evs in by_partition.items():
         stage.note_late(p, evs)
         out = stage.groupers[p].ingest(evs, watermark=stage.lows[p].low(now).at)
@@ -587,6 +613,7 @@ async def tick(stage: Stage2) -> None:
         (tp.partition for tp in stage.app.assignor.assigned_actives() if tp.topic == stage.pipe.alerts_topic), now)
     await stage.heartbeat(now)
     async with stage.lock:
+        await stage.restate_lost()
         now = time.monotonic()
         for p, grouper in list(stage.groupers.items()):
             out = _idle_output(stage, p, grouper, now)
@@ -615,7 +642,8 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
                   checkpoint_s=settings.checkpoint_interval, route_partitions=partitions,
                   incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance),
                   sources=pipe.alerts_partitions, lone_causes=settings.stage2_lone_causes,
-                  progress_s=settings.stage2_progress_interval)
+                  progress_s=settings.stage2_progress_interval,
+                  restate_after_loss=settings.stage2_restate_after_loss)
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:

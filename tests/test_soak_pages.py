@@ -17,7 +17,7 @@ from .paths import MICROSS, ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from soak import incidents_read, topology_env  # noqa: E402
+from soak import drain_over, incidents_lag, incidents_read, topology_env  # noqa: E402
 from soak_pages import classify  # noqa: E402
 
 
@@ -66,7 +66,16 @@ def test_incidents_count_as_read_only_once_the_group_committed_them_to_the_end(t
         assert not incidents_read(broker.bootstrap, group, topic, 2)  # nothing committed
         asyncio.run(write_then_commit({0: 6, 1: 5}))  # 6 records on each now: partition 1 one behind
         assert not incidents_read(broker.bootstrap, group, topic, 2)
+        assert incidents_lag(broker.bootstrap, group, topic, 2) == 1
         asyncio.run(write_then_commit({0: 9, 1: 9}))  # committed to the end (9 on each)
         assert incidents_read(broker.bootstrap, group, topic, 2)
     finally:
         broker.stop()
+
+
+def test_the_drain_waits_while_anything_moves_and_gives_up_after_a_stall_or_the_cap() -> None:
+    """soak38: a fixed 420 s drain gave up on a loaded run while notify still read and paged (f2: 1,428 accepted
+    alerts not yet in an incident); the drain now times a stall, not the whole wait."""
+    assert not drain_over(now=1000.0, begun=0.0, moved_at=700.0, stall_s=420.0, cap_s=2400.0)  # moving: go on
+    assert drain_over(now=1120.0, begun=0.0, moved_at=700.0, stall_s=420.0, cap_s=2400.0)  # 420 s without a move
+    assert drain_over(now=2400.0, begun=0.0, moved_at=2399.0, stall_s=420.0, cap_s=2400.0)  # the cap, whatever moves

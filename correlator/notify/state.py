@@ -126,6 +126,12 @@ class NotifyPolicy:
     past the cause wait pages alone at once: follow37's branch, not merged), so it is off until that is fixed."""
     progress_stall_s: float = 10.0
     """How long without the progress moving counts as stage 2 stopped (`follow_progress_s`)."""
+    rebuilt_wait_s: float = 10.0
+    """A state built anew (a rebalance, a broker restart) pages no incident by `cause_wait_s` alone until this long
+    after its first step: the records about it that the state has not read may be gone with a broker that lost its
+    topics, and stage 2 says its open causes again after such a loss (`Grouper.restate`) a few seconds after the
+    rebuilt state's first tick; a critical child (`critical_at_once`, no hold) paged alone there before (session 38,
+    soak38). 0: the old rule."""
 
 
 class Escalation(BaseModel):
@@ -629,7 +635,15 @@ def _pages_itself(ctx: _Ctx, subject: Subject) -> bool:
     if decided is not None and subject.first_seen <= decided and not subject.late:
         return True
     waited = ctx.now - subject.seen_at
-    return waited >= ctx.policy.cause_wait_s and not _stage2_behind(ctx, subject, waited)
+    return waited >= ctx.policy.cause_wait_s and not _stage2_behind(ctx, subject, waited) \
+        and not _rebuilt(ctx, subject)
+
+
+def _rebuilt(ctx: _Ctx, subject: Subject) -> bool:
+    """Whether the subject came with a state built anew less than `rebuilt_wait_s` ago (`NotifyPolicy.
+    rebuilt_wait_s`): known before this state first stepped, so loaded from the table."""
+    started = ctx.state.started_at
+    return started is not None and subject.seen_at < started and ctx.now - started < ctx.policy.rebuilt_wait_s
 
 
 def _stage2_behind(ctx: _Ctx, subject: Subject, waited: float) -> bool:

@@ -33,6 +33,9 @@ class Relation(str, Enum):
     other parent's child started then: time is its only evidence (`GroupingConfig.burst_follow`)."""
     MERGED = "merged"
     """It moved here with the rest of its former parent, merged because a later child related both."""
+    RESTATED = "restated"
+    """Said again as it stands after the broker lost `incidents` (`Grouper.restate`): it joined before, and the
+    assignment that said why may never have been read."""
 
 
 class ParentEvent(BaseModel):
