@@ -123,7 +123,9 @@ class NotifyPolicy:
     known (a restart), pages at `cause_wait_s` as before. 0 (or at most `cause_wait_s`): the old rule, the default:
     with 300 s, quick chaos soaks on session 37's main paged the fault posted across the broker restart child by
     child (39 and 18 pages; a rebuilt state's first tick comes before stage 2's first progress, so every child held
-    past the cause wait pages alone at once: follow37's branch, not merged), so it is off until that is fixed."""
+    past the cause wait paged alone at once; fixed by follow37, merged in session 38). Session 38's interleaved quick
+    chaos soaks (3 a value, soak38) still paged one fault 45 times with 300 (92 with 0: the broker loss's own storm,
+    which the restatement after a loss now addresses), failing their declared rule, so it stays off."""
     progress_stall_s: float = 10.0
     """How long without the progress moving counts as stage 2 stopped (`follow_progress_s`)."""
     rebuilt_wait_s: float = 10.0
