@@ -18,11 +18,12 @@ one worker and with two, in interleaved rounds on one embedded broker, and reads
 * with `--timers`, each worker's stage timers (`ablation_probe`'s probe: thread CPU of each stage's fold, tick,
   checkpoint, Faust's drain and the standby changelog apply), summed over the workers.
 
-Arms: `1w`, `2w`, and any `NAME=N:VAR=VALUE[,VAR=VALUE]` of your own (`--arm`), e.g. `2w_nostandby=2:
-TABLE_STANDBY_REPLICAS=0` (Faust reads that variable: no standby replicas of the other worker's tables).
+Arms: `1w`, `2w`, and any `NAME=N:VAR=VALUE[,VAR=VALUE]` of your own (`--arm`). Since recov38 the workers keep no
+standby replicas (`table_standby_replicas` 0, the setting `AIOPS_TABLE_STANDBY_REPLICAS`; Faust's own
+`TABLE_STANDBY_REPLICAS` is no longer read): `2w_standby=2:AIOPS_TABLE_STANDBY_REPLICAS=1` gives the runs before.
 
     .venv/bin/python benchmarks/two_workers.py --runs 3                     # 1w, 2w on the hop path
-    .venv/bin/python benchmarks/two_workers.py --runs 3 --arm 2w_nostandby=2:TABLE_STANDBY_REPLICAS=0 1w 2w 2w_nostandby
+    .venv/bin/python benchmarks/two_workers.py --runs 3 --arm 2w_standby=2:AIOPS_TABLE_STANDBY_REPLICAS=1 1w 2w 2w_standby
     .venv/bin/python benchmarks/two_workers.py --quick                      # one small round: proves it runs
 """
 

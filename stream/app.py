@@ -245,6 +245,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     return {
         "broker": faust_broker_urls(settings.broker),
         "broker_session_timeout": settings.broker_session_timeout,
+        # 0 by default (benchmarks/RESULTS.md, recov38): a standby costs every worker the others' changelogs, and Faust
+        # re-reads a promoted partition's changelog from its start anyway (in-memory stores persist no offset)
+        "table_standby_replicas": settings.table_standby_replicas,
         "broker_credentials": faust_credentials(settings),
         "consumer_fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "producer_max_batch_size": settings.producer_batch_bytes,

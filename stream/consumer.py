@@ -48,6 +48,10 @@ would never get (seen in the two-worker takeover test under load: the successor'
 for active tp" for every changelog partition for 90 s, right after such a drop, and nothing was correlated).
 `unfetch` seeks each such partition back to the first record of the dropped fetch, never forward.
 
+`fill_gap` keeps a partition's commits moving when Faust's fetcher took records as skipped (its "gap": a record
+delivered more than one past the read offset) that the agents then acknowledge too: a batch fetched before the seek
+after a rebalance and delivered after it does that, and Faust, counting those offsets twice, committed one a commit.
+
 `Consumer.release` keeps the records a stage gives up unacknowledged (`stream.stages.StageRunner._undo`,
 `stream.deadletters.DeadLetters`: a fold or checkpoint failing while the worker stops or rebalances) from being
 committed past before they are read again. Faust's only guard is its head-gap rule (no commit while the lowest
@@ -95,6 +99,7 @@ __all__ = [
     "Transport",
     "committed_offset",
     "fetch_max_wait_ms",
+    "fill_gap",
     "forget_read_offsets",
     "group_state",
     "leave_group",
@@ -404,6 +409,31 @@ async def request_rejoin(consumer: Any) -> None:
     await thread.request_rejoin()
 
 
+def fill_gap(acked: list[int] | None, gap: Any) -> None:
+    """Faust's gap fill of `Consumer._new_offset` (offsets its fetcher skipped count as acknowledged), done first and
+    counting each offset once: `acked` (a partition's acknowledged offsets) ends with no offset twice, and `gap` (its
+    IntervalTree of skipped offsets) holds nothing below `acked`'s highest, so Faust's own fill then does nothing.
+
+    Faust fills the gap with every offset in it, acknowledged or not, and its commit takes the first run of consecutive
+    offsets: each offset present twice ends a run, so the partition committed one offset per commit. Seen after a
+    rebalance (tests/test_rebalance_release.py): a batch fetched before the seek to the committed offset was
+    delivered after it, so Faust's fetcher took offsets committed+1 .. that batch's first as skipped, while the stage
+    acknowledged those same records, held since before the rebalance (committed 72, gap 73-113, those offsets then in
+    `acked` twice); in another run `stage2-route:0` committed 88, 89, 91, 93, 95, 97, 98, 100 at 5 s apart while
+    records came at 5 a second, and the test's wait for the partition's commit to reach its end timed out."""
+    if not acked:
+        return
+    if gap:
+        highest = max(acked)
+        skipped = sorted(gap.overlap(0, highest), key=lambda interval: interval.begin)
+        if skipped:
+            filled = [offset for interval in skipped for offset in range(interval.begin, interval.end)]
+            gap.chop(0, max(filled[-1], highest + 1))  # Faust's own bound
+            acked.extend(filled)
+    if len(set(acked)) != len(acked):
+        acked[:] = sorted(set(acked))
+
+
 class ReadOffsets(defaultdict[Any, int | None]):
     """Faust's per-partition read offsets, except that a partition of a redelivered topic has none: the fetcher
     then delivers each of its records, re-reads after a seek included (see the module doc)."""
@@ -491,11 +521,13 @@ class Consumer(faust_aiokafka.Consumer):
             self.sought_in = count
 
     def _new_offset(self, tp: TP) -> int | None:
-        """Faust's next offset to commit, never past a record released unacknowledged and not read again yet.
+        """Faust's next offset to commit, never past a record released unacknowledged and not read again yet, each
+        offset counted once (`fill_gap`).
 
         The first released record acknowledged means it was read again (nothing acknowledges the released copy),
         so the partition's commits run free again. Checked here, per commit, rather
         than per delivered record: Faust's streams track a delivered record inline, never through the consumer."""
+        fill_gap(self._acked.get(tp), self._gap.get(tp))
         floor = self._released.get(tp)
         if floor is None:
             return super()._new_offset(tp)

@@ -13,6 +13,16 @@ Faust's recovery takes its highwater from ListOffsets, so it waited for them for
 wait: once the broker's fetches have said for `SERVED_AFTER_S` that the partition ends where the consumer stands, the
 recovery's highwater becomes that end (logged with the offsets given up), and the recovery goes on.
 
+A second way a recovery waited for ever, with nothing left to read (scale25: "Restoring state from changelog
+topics...", then "rebalance under way for 45 s ... Recovery._restart_recovery > Recovery._wait", the worker never
+ready; tests/test_recovery_end.py): Faust's changelog reader (`Recovery._slurp_changelogs`) ends the recovery
+(`in_recovery` off) and sets `signal_recovery_end`, and clears that signal again at the top of its next turn. The
+recovery task starts waiting for the signal only after it has started the fetcher (an await). When the reader has read
+a short restore to its end before that wait begins, the signal is gone, and the reader never sets it again (the recovery
+is no longer in progress): the wait lasts until the next rebalance. `RestoreWatch.wake` ends such a wait: a waiter of
+the end signal, still waiting `LOST_END_AFTER_S` after the recovery ended with nothing left to read, is woken
+(logged). It wakes the waiter alone, without setting the signal, so no later restore finds it set.
+
 So every `STALL_REPORT_S` while one rebalance has lasted longer than `STALL_AFTER_S`, `RestoreWatch` logs a warning
 with the recovery's step (the await chain of its task: which call it waits in) and, for each active changelog partition
 still short of its highwater, the offset read, the consumer's position and whether the partition is fetched at all
@@ -32,8 +42,8 @@ from typing import Any
 
 from mode import Service
 
-__all__ = ["SERVED_AFTER_S", "STALL_AFTER_S", "STALL_REPORT_S", "ChangelogWait", "RestoreWatch", "ServedEnds",
-           "StallClock", "await_chain",
+__all__ = ["LOST_END_AFTER_S", "SERVED_AFTER_S", "STALL_AFTER_S", "STALL_REPORT_S", "ChangelogWait", "LostEnd",
+           "RestoreWatch", "ServedEnds", "StallClock", "await_chain",
            "changelog_waits", "describe_restore", "pending_requests"]
 
 log = logging.getLogger(__name__)
@@ -102,6 +112,28 @@ class StallClock:
             return None
         self._reported = now
         return lasted
+
+
+LOST_END_AFTER_S = 1.0
+"""How long the recovery may wait for the end signal of a restore that has already ended before the watch wakes it."""
+
+
+@dataclass
+class LostEnd:
+    """Whether the recovery has waited `after_s` for the end of a restore that already ended (pure: what the watch saw
+    and the time passed in): a waiter of the end signal, the recovery not in progress, nothing left to read."""
+
+    after_s: float = LOST_END_AFTER_S
+    _since: float | None = None
+
+    def due(self, waiting: bool, in_recovery: bool, remaining: bool, now: float) -> bool:
+        """True once the lost wait has lasted `after_s`; any other sight starts the clock again."""
+        if not waiting or in_recovery or remaining:
+            self._since = None
+            return False
+        if self._since is None:
+            self._since = now
+        return now - self._since >= self.after_s
 
 
 @dataclass
@@ -242,6 +274,7 @@ class RestoreWatch(Service):
         self.app = app
         self.clock = clock or StallClock(STALL_AFTER_S, STALL_REPORT_S)  # read now: a test worker may set them
         self.served = ServedEnds(SERVED_AFTER_S)
+        self.lost_end = LostEnd(LOST_END_AFTER_S)
 
     def settle(self, now: float) -> list[ChangelogWait]:
         """While the table recovery runs: stop it waiting for offsets of a partition that the broker counts but does
@@ -264,6 +297,23 @@ class RestoreWatch(Service):
                         wait.partition, wait.fetch_end, self.served.after_s, wait.fetch_end)
         return due
 
+    def wake(self, now: float) -> int:
+        """Wake the recovery's wait for the end of a restore that Faust's changelog reader has already ended and whose
+        end signal it cleared before the wait began (see the module doc); logged. The number of waiters woken.
+        `now`: monotonic seconds."""
+        recovery = self.app.tables.recovery
+        signal = getattr(recovery, "_signal_recovery_end", None)  # Faust creates it on first use
+        waiters = [f for f in getattr(signal, "_waiters", None) or () if not f.done()]  # asyncio.Event's own
+        if not self.lost_end.due(bool(waiters), bool(recovery.in_recovery), recovery.need_recovery(), now):
+            return 0
+        for waiter in waiters:
+            waiter.set_result(True)
+        self.lost_end = LostEnd(self.lost_end.after_s)
+        log.warning("table recovery waited %.0f s for the end of a restore that had already ended (Faust's changelog "
+                    "reader cleared the end signal before the recovery waited for it); the wait is ended, so the "
+                    "rebalance ends", self.lost_end.after_s)
+        return len(waiters)
+
     def check(self, now: float) -> str | None:
         """The warning due now, logged, or None."""
         rebalances = int(getattr(self.app, "rebalancing_count", 0))
@@ -280,6 +330,7 @@ class RestoreWatch(Service):
             try:
                 self.check(time.monotonic())
                 self.settle(time.time())
+                self.wake(time.monotonic())
             except Exception:  # a report must never stop the worker; the next check tries again
                 log.exception("restore watch check failed")
             await self.sleep(CHECK_S)

@@ -176,6 +176,12 @@ class Settings(BaseSettings):
         "this, not the network, bounds how fast one partition's changelog is written (Faust's default, 16 KiB, "
         "made a commit of a few MB take hundreds of round trips); at most the producer's 1 MB request limit")
     broker_session_timeout: Duration = 10.0
+    table_standby_replicas: int = Field(
+        default=0, ge=0, description="copies of each table partition other workers keep up to date (Faust's "
+        "table_standby_replicas; its TABLE_STANDBY_REPLICAS variable is not read). 0: no worker reads the others' "
+        "changelogs (two workers: -20% CPU per alert); a successor restores a dead worker's tables from their "
+        "changelogs, which it does with standbys too, the stores being in memory. 1: Faust's default, this "
+        "project's until session 38")
     log_level: LogLevel = "info"
     data_dir: Path = Field(default_factory=lambda: Path(gettempdir()) / "aiops-correlator")
 

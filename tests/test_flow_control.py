@@ -97,3 +97,31 @@ def test_a_released_record_holds_its_partition_s_commits_until_it_is_read_again_
         return seen
 
     assert asyncio.run(run()) == [10, None, 20, 0]
+
+
+def test_offsets_taken_as_skipped_and_then_acknowledged_commit_at_once(tmp_path: Path) -> None:
+    """A batch fetched before the seek after a rebalance and delivered after it: Faust's fetcher takes committed+1 up
+    to that batch's first record as skipped (its gap), and the stage acknowledges those records too (held since before
+    the rebalance). Counted twice, Faust's commit (the first run of consecutive offsets) moved one offset per commit
+    (seen on the broker: stage2-route:0 committed 88, 89, 91, 93, ... 5 s apart); each counted once, it commits all."""
+    app = make_app(Settings(data_dir=tmp_path))
+    consumer = app.consumer
+    tp = TP("t.route", 0)
+    app.topics.acking_topics.add(tp.topic)
+
+    async def run() -> list[int | None]:
+        consumer._committed_offset[tp] = 85  # the seek after the rebalance
+        await consumer._add_gap(tp, 86, 135)  # Faust's drain: read offset 85, then record 135 of the earlier fetch
+        for offset in range(85, 136):  # the held records, folded again and acknowledged, and 135
+            consumer.ack(record(tp, offset))
+        seen = []
+        for _ in range(3):
+            offset = consumer._new_offset(tp)
+            seen.append(offset)
+            if offset is not None:
+                consumer._committed_offset[tp] = offset
+        consumer.ack(record(tp, 136))  # later records commit as before
+        seen.append(consumer._new_offset(tp))
+        return seen
+
+    assert asyncio.run(run()) == [136, None, None, 137]

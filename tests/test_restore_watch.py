@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from stream.restore_watch import ChangelogWait, ServedEnds, StallClock, await_chain
+from stream.restore_watch import ChangelogWait, LostEnd, ServedEnds, StallClock, await_chain
 
 
 def test_a_rebalance_is_reported_once_it_lasts_too_long_then_every_interval() -> None:
@@ -77,3 +77,18 @@ def test_a_partition_that_stops_looking_served_starts_its_while_again() -> None:
     ends.settled([_wait(fetch_end=3, fetched_at=103.0)], 103.0)  # the fetch found more: not served
     assert ends.settled([_wait(fetched_at=106.0)], 106.0) == []  # first seen again at 106
     assert ends.settled([_wait(fetched_at=111.5)], 111.5) == [_wait(fetched_at=111.5)]
+
+
+def test_a_wait_for_the_end_of_a_restore_that_already_ended_is_due_after_a_while() -> None:
+    """`LostEnd`: the recovery waits for the end signal, is no longer in recovery and has nothing left to read (Faust's
+    reader ended it and cleared the signal before the wait began): due once that has lasted `after_s`."""
+    lost = LostEnd(after_s=1.0)
+    assert [lost.due(True, False, False, now) for now in (10.0, 10.5, 11.0)] == [False, False, True]
+
+
+def test_a_recovery_still_restoring_or_not_waiting_is_never_woken() -> None:
+    """A restore under way (in recovery, or records left to read) or no waiter: never due, and the clock starts again."""
+    lost = LostEnd(after_s=1.0)
+    seen = [lost.due(True, True, False, 0.0), lost.due(True, False, True, 5.0), lost.due(False, False, False, 10.0),
+            lost.due(True, False, False, 20.0), lost.due(True, True, False, 30.0), lost.due(True, False, False, 30.5)]
+    assert seen == [False, False, False, False, False, False]
