@@ -53,3 +53,34 @@ def test_without_the_file_p1_is_a_caller_name_of_db_s_group() -> None:
     assert partition(out) == "db tr|late pay"
     group = next(g for g in grouper.groups() if "db" in g.children)
     assert "p1" in group.callers
+
+
+CLIMB: list[Spec] = [
+    ("pay", "payments/5xx", 10, 120, {"instance": ["p1"]}),  # joins by the path payments~db: payments borrowed
+    ("tr", "db/trace", 12, 120, {"caller": ["chk-1"], "callee": ["db-0"]}),  # chk-1: a caller name of db's group
+    # a failed call out of payments into chk, 48 s on: payments is borrowed (past burst_s: not admitted), so it relates
+    # to nothing open and climbs into db's group, which knows chk-1 as a caller (`climb_s`): its names are heard
+    ("up", "payments/trace", 60, 120, {"caller": ["x-1"], "callee": ["chk-2"]}),
+    ("late", "payments/latency", 100, 120, {"instance": ["p9"]}),  # 88 s after the latest onset
+]
+
+
+def climb_scene() -> list[IncidentEvent]:
+    """db alerts throughout (an update every 30 s moves the group's reach), the children of `CLIMB` around it."""
+    db = [_event("db", "db/latency", 0, end, seq, "opened" if seq == 1 else "updated", {})
+          for seq, end in enumerate((0, 30, 60, 90, 120), 1)]
+    return sorted([*events_of(CLIMB), *db], key=lambda e: e.emitted_at)
+
+
+def test_a_borrowed_name_a_climbing_child_brings_is_a_caller_name() -> None:
+    grouper, out = run(climb_scene(), ON, SHOP)
+    assert partition(out) == "db pay tr up|late"
+    group = next(g for g in grouper.groups() if "db" in g.children)
+    assert group.children["up"].by_chain and "payments" in group.callers
+
+
+def test_off_a_climbing_child_made_it_the_group_s_own_name() -> None:
+    grouper, out = run(climb_scene(), OFF, SHOP)
+    assert partition(out) == "db late pay tr up"
+    group = next(g for g in grouper.groups() if "db" in g.children)
+    assert "payments" not in group.callers and "payments" not in group.borrowed
