@@ -64,6 +64,10 @@ VARIANTS.update({f"(l{n}) late symptoms {late:g}s": GroupingConfig(late_symptom_
                  for n, late in ((1, 120.0), (2, 60.0))})
 """Late symptoms (casc24, fourteenth round): `late_symptom_s`, a service's own new symptom starting alone that long
 after its group's latest onset is not related to it by a name; 120 s = caller_window_s, and 60 s."""
+VARIANTS.update({"(b1) borrowed callers": GroupingConfig(borrowed_callers=True),
+                 "(b2) late symptoms 60s, borrowed callers": GroupingConfig(late_symptom_s=60.0, borrowed_callers=True)})
+"""Borrowed callers (casc25, session 38, for the next round; not run here): `borrowed_callers`, a name borrowed through
+a path that a later child carries only as a caller becomes a caller name, alone and with casc24's l2."""
 
 def sets(cascades_only: bool) -> list[DataSet]:
     """rca-micross, the development and tuning sets, DEVELOPMENT_TOPOLOGY, and the checks."""

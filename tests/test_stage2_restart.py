@@ -32,6 +32,7 @@ from stream.stage2_state import GroupTableStore
 from .test_stage2 import (
     CFG, LONE, LULL, LULLED, PATH_FOLD, QUIET, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of,
 )
+from .test_stage2_borrowed_callers import scene as borrowed_callers_scene
 
 HOST = {"host": ["h1"]}
 
@@ -131,6 +132,11 @@ LATE_SCENE = events_of([("r", "api/5xx", 0, 190, {"instance": ["i1"]}), ("s", "a
 opens its own, and s2 (in o's company, so not refused by r) follows s, 0 s from its reach against 55 s from r's. r's
 group's keys and latest onset, and whether s started alone, come from the store and its onsets after a restart."""
 
+BORROWED_CALLERS = borrowed_callers_scene()
+"""Borrowed callers (issue 17, session 38, casc25): pay joins db's group by a path, tr's later alert names pay's p1 only
+as a caller, so p1 becomes a caller name and late, 38 s after the latest onset, stays out; which names are borrowed and
+which are callers comes from the store after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
@@ -138,7 +144,7 @@ SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIE
           "recurrence apart": events_of(QUIET), "climb": CLIMB,
           "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE, "lone habit": HABIT_SCENE,
           "lone new root": LONE_JOINS_SCENE, "path folds labelled": events_of(PATH_FOLD),
-          "late symptom": LATE_SCENE}
+          "late symptom": LATE_SCENE, "borrowed callers": BORROWED_CALLERS}
 """In the path folds labelled scene (issue 17, session 38) the burst's group's entities and latest onset, which let the
 shared host fold it with the stray's group through x, come from the store after a restart. In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
@@ -172,7 +178,8 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "lone habit": replace(CFG, lone_joins=True, lone_habit=True),
            "lone new root": replace(CFG, lone_joins=True, lone_habit=True),
            "path folds labelled": replace(CFG, path_folds_labelled=True),
-           "late symptom": replace(CFG, late_symptom_s=120)}
+           "late symptom": replace(CFG, late_symptom_s=120),
+           "borrowed callers": replace(CFG, caller_window_s=30, borrowed_callers=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -279,6 +286,13 @@ def test_the_late_symptom_scene_depends_on_late_symptom_s() -> None:
     named = parents(uninterrupted(LATE_SCENE, CONFIGS["late symptom"]))
     assert named["s2"] == named["s"] != named["r"] and named["o"] not in (named["r"], named["s"])
     assert parents(uninterrupted(LATE_SCENE))["s"] == named["r"]
+
+
+def test_the_borrowed_callers_scene_depends_on_borrowed_callers() -> None:
+    named = parents(uninterrupted(BORROWED_CALLERS, CONFIGS["borrowed callers"]))
+    assert named["db"] == named["pay"] == named["tr"] != named["late"]
+    before = parents(uninterrupted(BORROWED_CALLERS, replace(CONFIGS["borrowed callers"], borrowed_callers=False)))
+    assert before["late"] == before["db"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

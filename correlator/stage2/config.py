@@ -330,6 +330,15 @@ class GroupingConfig:
     children refused at 120 s on cascades 201, 6211, 6247, 6427 were 435 alerts of another fault against 16 of the
     group's own; on rca-micross the only ones were six metrics of one fault arriving in bursts, none alone. 0: never
     (the rule before)."""
+    borrowed_callers: bool = False
+    """A name the group holds as borrowed (it came with a child joined by a topology path: `GroupState.borrowed`) that a
+    later child joining otherwise carries only as a caller, or brings while joined by a call chain (its names heard),
+    becomes a name the group knows only as a caller (`engine._absorb`), as it would be had that child brought it first,
+    as it does without the file. Before, it became the group's own name, stronger than the labels alone make it: on the
+    development topology cascades 8101 (issue 17, session 38, casc25) fault 21's hop-2 trace error joined by a path
+    (callee `svc14-1`), the root's trace error named `svc14-1` as a caller, and another fault's trace errors into
+    `svc14-1` 124 s after the latest onset then folded that fault's group into fault 21's, where without the file the
+    caller window kept them apart. False: the rule before."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

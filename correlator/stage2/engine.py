@@ -1013,6 +1013,8 @@ class Grouper:
         if borrowed:
             g.borrowed.update(new)
         elif g.borrowed:
+            if self.config.borrowed_callers:  # what the labels make of it: a caller name (`borrowed_callers`)
+                g.callers.update(n for n in g.borrowed if n in view.entities and (heard or n in view.callers))
             g.borrowed.difference_update(view.entities)
         for label, values in view.scopes.items():
             g.scopes.setdefault(label, set()).update(values)
