@@ -24,6 +24,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,9 +41,8 @@ from correlator.replay import time_slices  # noqa: E402
 from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
 from correlator.keys import split_key  # noqa: E402
 from correlator.stage2.engine import Grouper, _Candidate  # noqa: E402
-from correlator.stage2.models import Relation  # noqa: E402
-from correlator.stage2.relations import CALLEE_LABELS, ChildView, Link, service_of, time_gap  # noqa: E402
-from correlator.stage2.state import GroupPhase  # noqa: E402
+from correlator.stage2.relations import ChildView  # noqa: E402
+from correlator.stage2.state import GroupState  # noqa: E402
 
 
 
@@ -51,25 +51,8 @@ class ScanGrouper(Grouper):
     retention_s included, per child it is asked about; kept here so the index that replaced it can be measured
     beside it (the same parents: `tests/test_stage2_climb.py`)."""
 
-    def _climb(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
-        services = {service_of(value) or value for label, value in view.entities.values() if label in CALLEE_LABELS}
-        if not services:
-            return None
-        scope, t = split_key(ev.key)[0], ev.first_seen
-        found: list[_Candidate] = []
-        for _, g in self.store.items():
-            if not g.accepting or g.phase is not GroupPhase.OPEN or g.scope != scope or t - g.reach > self.config.climb_s:
-                continue
-            via = min((n for n in g.callers if (service_of(n) or n) in services), default=None)
-            gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
-            if via is None or gap is None or self._capped_reason(g, t):
-                continue
-            if self.config.climb_lone_apart and self._lone(g):
-                continue
-            found.append(_Candidate(g, Link(Relation.ENTITY, 0, via, caller=True, climbs=True), gap))
-            if len(found) > 1:
-                return None
-        return found[0] if found else None
+    def _climb_groups(self, scope: str) -> Iterator[GroupState]:
+        return (g for _, g in self.store.items())
 
 
 SETTINGS: dict[str, tuple[GroupingConfig, type[Grouper]]] = {

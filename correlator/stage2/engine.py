@@ -890,10 +890,8 @@ class Grouper:
             return None
         scope, t = split_key(ev.key)[0], ev.first_seen
         found: list[_Candidate] = []
-        for gid in self._accepting.get(scope, ()):  # one group or none is the answer, so their order does not matter
-            g = self.store.get(gid)
-            if (g is None or not g.accepting or g.phase is not GroupPhase.OPEN or g.scope != scope
-                    or t - g.reach > self.config.climb_s):
+        for g in self._climb_groups(scope):  # one group or none is the answer, so their order does not matter
+            if not g.accepting or g.phase is not GroupPhase.OPEN or g.scope != scope or t - g.reach > self.config.climb_s:
                 continue
             via = min((n for n in g.callers if (service_of(n) or n) in services), default=None)
             gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
@@ -905,6 +903,13 @@ class Grouper:
             if len(found) > 1:
                 return None
         return found[0] if found else None
+
+    def _climb_groups(self, scope: str) -> Iterator[GroupState]:
+        """The groups `_climb` looks at: the scope's accepting ones, by the index (a superset, so `_climb` checks)."""
+        for gid in self._accepting.get(scope, ()):
+            g = self.store.get(gid)
+            if g is not None:
+                yield g
 
     def _first_seen_of(self, child_id: str) -> float | None:
         """A known child's first alert as it stands: held, or in its group."""
