@@ -18,6 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from correlator.compiled import PURE_ENV
 from stream.broker import EmbeddedBroker, create_topics_sync, die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +47,10 @@ class Deployment:
         return f"{self.app_id}.{name}"
 
     def env(self) -> dict[str, str]:
-        """Environment for a worker of this deployment."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+        """Environment for a worker of this deployment: the caller's minus its settings (`AIOPS_` variables), except
+        `AIOPS_PURE`, which picks the engine build and is no setting (an A/B with a base that has no build must run the
+        pure engine on both sides)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_") or k == PURE_ENV}
         env.update({f"AIOPS_TOPICS__{f.upper()}": self.topic(f) for f in TOPIC_FIELDS})
         env.update({"AIOPS_BROKER": self.broker.url, "AIOPS_APP_ID": self.app_id,
                     "AIOPS_PARTITIONS": str(self.partitions), "AIOPS_DATA_DIR": str(self.workdir)})
