@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from correlator.models import IncidentEvent
-from correlator.notify import NotifyConfig, parse_notify
+from correlator.notify import (
+    Delivery, NotifyConfig, NotifyPolicy, NotifyRecord, NotifyState, Silence, on_record, on_tick, parse_notify,
+)
 from correlator.stage2 import Assignment, ParentEvent, Relation
 
 T0 = 1_780_000_000.0
@@ -65,3 +68,21 @@ def assignment(child_id: str = "inc-1", parent_id: str = "cause-1") -> Assignmen
     return Assignment(child_id=child_id, child_key=f"cluster=prod/{child_id}/5xx", parent_id=parent_id,
                       relation=Relation.ENTITY, via="host=db1", gap_s=0.0,
                       explanation=f"shares host=db1 with {parent_id}", assigned_at=T0)
+
+
+def fold_timeline(state: NotifyState, records: Sequence[tuple[float, NotifyRecord | None]], config: NotifyConfig,
+                  policy: NotifyPolicy, silences: Sequence[Silence] = ()) -> tuple[list[Delivery], list[NotifyRecord]]:
+    """Fold records at their times (None: a tick), each record a step forwards folded right after it, as the stage
+    sends them back; the deliveries made and the records forwarded, in order."""
+    made: list[Delivery] = []
+    forwarded: list[NotifyRecord] = []
+    for now, record in records:
+        pending: list[NotifyRecord | None] = [record]
+        while pending:
+            item = pending.pop(0)
+            step = on_tick(state, now, config, silences, policy) if item is None else \
+                on_record(state, item, now, config, silences, policy)
+            made += step.deliveries
+            forwarded += step.forward
+            pending += step.forward
+    return made, forwarded

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from correlator.models import IncidentEvent
 from correlator.notify import (
-    Delivery, Matcher, NotifyPolicy, NotifyRecord, NotifyState, Silence, on_record, on_tick, parse_notify,
+    Delivery, Matcher, NotifyPolicy, NotifyRecord, NotifyState, Silence, parse_notify,
 )
 from correlator.stage2 import Progress
 
-from .notifying import T0, assignment, cause, incident
+from .notifying import T0, assignment, cause, fold_timeline, incident
 from .test_notify_progress import first
 
 INDEXED = NotifyPolicy(cause_wait_s=30.0, lone_causes=False, stage2_partitions=2)
@@ -76,16 +76,7 @@ def fold(records: list[tuple[float, NotifyRecord | None]], policy: NotifyPolicy,
     state = state if state is not None else NotifyState()
     silences = [Silence(id="s1", matchers=[Matcher(name="service", value="search")], starts_at=T0 - 100,
                         ends_at=silence_ends, created_by="test")]
-    config = parse_notify(ROUTES)
-    made: list[Delivery] = []
-    for now, record in records:
-        pending: list[NotifyRecord | None] = [record]
-        while pending:
-            item = pending.pop(0)
-            step = on_tick(state, now, config, silences, policy) if item is None else \
-                on_record(state, item, now, config, silences, policy)
-            made += step.deliveries
-            pending += step.forward
+    made, _ = fold_timeline(state, records, parse_notify(ROUTES), policy, silences)
     return state, made
 
 

@@ -16,13 +16,11 @@ from correlator.notify import (
     NotifyPolicy,
     NotifyRecord,
     NotifyState,
-    on_record,
-    on_tick,
     status_of,
 )
 from correlator.stage2 import Assignment, Progress, Relation
 
-from .notifying import T0, assignment, cause, incident, routes
+from .notifying import T0, assignment, cause, fold_timeline, incident, routes
 
 POLICY = NotifyPolicy(cause_wait_s=30.0, lone_causes=False, stage2_partitions=2, follow_progress_s=300.0)
 """Stage 2 on, causes of one incident not published, two routing partitions."""
@@ -48,19 +46,8 @@ def drive(records: list[tuple[float, NotifyRecord | None]], policy: NotifyPolicy
           state: NotifyState | None = None) -> tuple[NotifyState, list[Delivery], list[Handover]]:
     """Fold records at their times (None: a tick), each forwarded record folded right after; deliveries, handovers."""
     state = state if state is not None else NotifyState()
-    config = routes()
-    made: list[Delivery] = []
-    handovers: list[Handover] = []
-    for now, record in records:
-        pending: list[NotifyRecord | None] = [record]
-        while pending:
-            item = pending.pop(0)
-            step = on_tick(state, now, config, [], policy) if item is None else \
-                on_record(state, item, now, config, [], policy)
-            made += step.deliveries
-            handovers += [f for f in step.forward if isinstance(f, Handover)]
-            pending += step.forward
-    return state, made, handovers
+    made, forwarded = fold_timeline(state, records, routes(), policy)
+    return state, made, [f for f in forwarded if isinstance(f, Handover)]
 
 
 def pages(made: list[Delivery], receiver: str = "oncall") -> list[tuple[str, str]]:

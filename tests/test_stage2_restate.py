@@ -16,11 +16,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from correlator.notify import Delivery, NotifyPolicy, NotifyRecord, NotifyState, on_record, on_tick, parse_notify
+from correlator.notify import Delivery, NotifyPolicy, NotifyRecord, NotifyState, on_record, parse_notify
 from correlator.stage2 import Grouper, GroupingOutput, Relation, published
 from stream.broker import start_broker
 
 from .notifying import T0 as NOW
+from .notifying import fold_timeline
 from .test_broker_faults import _wait_for
 from .test_ingest import wait_ready
 from .test_stage2 import CFG, _event, events_of
@@ -79,17 +80,7 @@ def test_a_resolved_cause_is_not_said_again() -> None:
 
 def _drive(records: list[tuple[float, NotifyRecord | None]], state: NotifyState,
            policy: NotifyPolicy | None = None) -> list[Delivery]:
-    policy = policy if policy is not None else POLICY
-    made: list[Delivery] = []
-    for now, record in records:
-        pending: list[NotifyRecord | None] = [record]
-        while pending:
-            item = pending.pop(0)
-            step = on_tick(state, now, HELD, [], policy) if item is None else \
-                on_record(state, item, now, HELD, [], policy)
-            made += step.deliveries
-            pending += step.forward
-    return made
+    return fold_timeline(state, records, HELD, policy if policy is not None else POLICY)[0]
 
 
 def _pages(made: list[Delivery]) -> Counter[str]:
