@@ -26,10 +26,13 @@ from correlator.topology import Topology, parse_topology
 
 T0 = 1_772_420_400.0
 CFG = GroupingConfig(gap_s=60, max_hops=2, lateness_s=5, update_interval_s=5, retention_s=600, merge_window_s=30,
-                     resume_below=0)
+                     resume_below=0, late_symptom_s=0)
 """The scenes' settings. Resumption is off: `events_of` reports a lasting child in two events (opened, then updated at
 its last alert), a jump stage 1 never makes without a lull (it publishes a change every update_interval_s), which
-resumption reads as one; its own scenes switch it on (`RESUME`)."""
+resumption reads as one; its own scenes switch it on (`RESUME`). Late symptoms are off (on by default since session
+39): many scenes place a lone child a minute or more after a group's onset to show another rule (company, the
+lifetime cap, the merge window, a lull), which `late_symptom_s` would refuse first; its own scenes switch it on
+(tests/test_stage2_late_symptoms.py, where `test_the_default_refuses_a_late_symptom` runs it at its default)."""
 RESUME = replace(CFG, resume_below=5)
 SHOP = parse_topology("""
 services:

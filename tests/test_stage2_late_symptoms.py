@@ -25,7 +25,13 @@ def test_a_late_symptom_alone_opens_its_own() -> None:
 
 def test_off_it_joins_by_the_shared_name() -> None:
     assert partition(run(events_of([ROOT, LATE]), OFF)[1]) == "r s"
-    assert GroupingConfig().late_symptom_s == 0
+    assert GroupingConfig().late_symptom_s == 60  # by default since session 39 (the fifteenth round)
+
+
+def test_the_default_refuses_a_late_symptom() -> None:
+    """The scenes' `CFG` keeps late symptoms off for other rules' scenes; the default setting refuses this one."""
+    default = replace(CFG, late_symptom_s=GroupingConfig().late_symptom_s)
+    assert partition(run(events_of([ROOT, LATE]), default)[1]) == "r|s"
 
 
 def test_within_the_window_it_joins() -> None:

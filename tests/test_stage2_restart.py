@@ -270,7 +270,7 @@ def test_the_lone_joins_scene_depends_on_lone_joins() -> None:
 def test_the_path_folds_labelled_scene_depends_on_path_folds_labelled() -> None:
     named = parents(uninterrupted(events_of(PATH_FOLD), CONFIGS["path folds labelled"]))
     assert len({named["s"], named["f"], named["f2"], named["x"]}) == 1
-    assert parents(uninterrupted(events_of(PATH_FOLD)))["f"] != named["s"]
+    assert parents(uninterrupted(events_of(PATH_FOLD), replace(CFG, path_folds_labelled=False)))["f"] != named["s"]
 
 
 def test_the_lone_habit_scenes_depend_on_lone_habit() -> None:

@@ -309,7 +309,7 @@ class GroupingConfig:
     alert recurs; a new fault's root does not, and one that alerts every 20-40 s may still be one alert when its own
     trace error comes just past burst_s (development cascades 6397, fault 35, issue 17 session 37, noise23/noise24).
     From the store alone, so replay, stream and restart agree. False: `lone_joins` as it was (any lone group)."""
-    path_folds_labelled: bool = False
+    path_folds_labelled: bool = True
     """With a topology file, a group a bridging child relates to by a topology path folds as the labels alone would relate
     them, when they do and that relation is enough (`engine._as_labelled`): a shared host within burst_s of the group's
     latest onset folds as it does without the file. A path never folds (`engine._folds`), and a path found first hides
@@ -317,8 +317,9 @@ class GroupingConfig:
     noise25) the file was worse than none on 6317 and 101 "between" and 6317 "everywhere", each by one fault cut in two
     (6317 fault 0: its middleware container metrics joined a stray alert of their service and the fault's burst, one
     edge and one host away, stayed apart). `_admitted` already lets the labels decide where a path does not admit; this
-    is the same for folds. False: the rule before (a path never folds)."""
-    late_symptom_s: float = 0.0
+    is the same for folds. False: the rule before (a path never folds). True by default since session 39: with
+    `late_symptom_s` 60 and `borrowed_callers` it met the fifteenth round's decision rule (benchmarks/RESULTS.md)."""
+    late_symptom_s: float = 60.0
     """A child that names no failed call (no `caller` or `callee` label: its service's own metric or log symptom), of a
     key its group does not hold, that starts alone (no other incident of its scope within burst_s before it, as for
     `company`) more than late_symptom_s after the group's latest child onset, is not related to the group by a name
@@ -329,8 +330,10 @@ class GroupingConfig:
     casc24): another fault's root symptom merged into a group is the largest wrongly merged class on every seed; such
     children refused at 120 s on cascades 201, 6211, 6247, 6427 were 435 alerts of another fault against 16 of the
     group's own; on rca-micross the only ones were six metrics of one fault arriving in bursts, none alone. 0: never
-    (the rule before)."""
-    borrowed_callers: bool = False
+    (the rule before). 60 s by default since session 39, with `borrowed_callers` and `path_folds_labelled`: together
+    they met the fifteenth round's decision rule (cascade family mean +0.011 without the file, +0.013 with it; noise
+    +0.0002 / +0.003; no set down more than 0.0015; benchmarks/RESULTS.md)."""
+    borrowed_callers: bool = True
     """A name the group holds as borrowed (it came with a child joined by a topology path: `GroupState.borrowed`) that a
     later child joining otherwise carries only as a caller, or brings while joined by a call chain (its names heard),
     becomes a name the group knows only as a caller (`engine._absorb`), as it would be had that child brought it first,
@@ -338,7 +341,8 @@ class GroupingConfig:
     development topology cascades 8101 (issue 17, session 38, casc25) fault 21's hop-2 trace error joined by a path
     (callee `svc14-1`), the root's trace error named `svc14-1` as a caller, and another fault's trace errors into
     `svc14-1` 124 s after the latest onset then folded that fault's group into fault 21's, where without the file the
-    caller window kept them apart. False: the rule before."""
+    caller window kept them apart. False: the rule before. True by default since session 39 (the fifteenth round, with
+    `late_symptom_s` 60 and `path_folds_labelled`)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -73,12 +73,12 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   span was the largest class of split pairs on the development cascades);
 * calls climbing: a C that names a failed call, relates to no open group and would open its own joins the one group of
   its scope that knows as a caller only a name of the service C's call went into, when C starts within climb_s of its
-  reach (`_climb`, `GroupingConfig.climb_s`, 0 by default: never): R fails, H's calls into R fail, then U's into H;
+  reach (`_climb`, `GroupingConfig.climb_s`, 60 s by default; 0: never): R fails, H's calls into R fail, then U's into H;
   it joins as a call-chain child does (issue 17, session 36, casc22: such hop-2 trace errors were the largest class of
   split pairs on the development cascades without the file);
 * late symptoms: a C naming no failed call, of a key G does not hold, that starts alone (`_alone`) more than
   late_symptom_s after G's latest child onset is not related to G by a name (`_late_symptom`,
-  `GroupingConfig.late_symptom_s`, 0 by default: never): another root failing at a service G names, after G's outage
+  `GroupingConfig.late_symptom_s`, 60 s by default; 0: never): another root failing at a service G names, after G's outage
   stopped growing (issue 17, session 38, casc24: another fault's root symptom merged was the largest wrongly merged
   class on the development cascades);
 
