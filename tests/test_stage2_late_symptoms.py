@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from correlator.stage2 import GroupingConfig
+from correlator.stage2 import GroupingConfig, Relation, parent_id
 
 from .test_stage2 import CFG, Spec, events_of, partition, run
 
@@ -57,3 +57,13 @@ def test_a_held_key_or_a_trace_error_still_joins(child: Spec) -> None:
 def test_negative_is_refused() -> None:
     with pytest.raises(ValueError):
         GroupingConfig(late_symptom_s=-1)
+
+
+def test_the_parent_a_late_symptom_opens_says_why() -> None:
+    """An on-call reads why the symptom paged on its own, and next to which cause it was weighed."""
+    _, out = run(events_of([ROOT, LATE]), ON)
+    opened = next(a for a in out.assignments if a.child_id == "s")
+    assert opened.explanation == (f"opened it: a symptom of its own (no failed call), started alone 3.3m after "
+                                  f"{parent_id('r')}'s latest child onset")
+    _, off = run(events_of([ROOT, LATE]), OFF)
+    assert next(a for a in off.assignments if a.child_id == "s").relation is Relation.ENTITY

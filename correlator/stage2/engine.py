@@ -448,7 +448,7 @@ class Grouper:
     def _assign(self, ev: IncidentEvent, first_seq: int, now: float, out: GroupingOutput) -> None:
         self.counters.children += 1
         view = view_of(ev, self.config, self.topology)
-        related, capped, lone = self._choose(ev, view)
+        related, capped, lone, late = self._choose(ev, view)
         if not related and capped is None and lone is None and self.config.burst_follow:
             follow = self._burst(ev, view)
             related = [follow] if follow is not None else related
@@ -473,16 +473,21 @@ class Grouper:
         elif lone is not None:
             why = (f"it started alone (no other incident within {_seconds(self.config.burst_s)} before it), "
                    f"{_seconds(lone.gap)} after {lone.group.id}'s latest alert")
+        elif late is not None:
+            why = (f"a symptom of its own (no failed call), started alone "
+                   f"{_seconds(ev.first_seen - late.group.last_onset)} after {late.group.id}'s latest child onset")
         self._open(ev, view, first_seq, capped.group if capped else None, why, now, out)
 
     def _choose(
         self, ev: IncidentEvent, view: ChildView,
-    ) -> tuple[list[_Candidate], _Candidate | None, _Candidate | None]:
-        """The related accepting groups with room, best first; the best related one that is capped; and the best
-        one it would relate to but for starting alone long after the group's reach (`_alone`)."""
+    ) -> tuple[list[_Candidate], _Candidate | None, _Candidate | None, _Candidate | None]:
+        """The related accepting groups with room, best first; the best related one that is capped; the best one it
+        would relate to but for starting alone long after the group's reach (`_alone`); and the best one it relates to
+        by a name but for being a late symptom (`_late_symptom`: only for the explanation of the parent it opens)."""
         related: list[_Candidate] = []
         capped: _Candidate | None = None
         lone: _Candidate | None = None
+        late: _Candidate | None = None
         scope = split_key(ev.key)[0]
         alone: bool | None = None
         found: list[_Candidate] = []
@@ -498,6 +503,8 @@ class Grouper:
                 continue  # the symptom failing again after its outage went quiet: the next outage
             if (self.config.late_symptom_s and link.relation is Relation.ENTITY and not link.weak
                     and self._late_symptom(g, ev)):
+                refused = _Candidate(g, link, gap)
+                late = refused if late is None or refused.order < late.order else late
                 continue  # a service's own new symptom long after the outage stopped growing: another root failing
             if (self.config.lone_joins and gap > self.config.burst_s and link.relation is not Relation.CONTINUES
                     and self._lone(g) and (not self.config.lone_habit or self._habitual(g))):
@@ -521,8 +528,8 @@ class Grouper:
         if self.config.tenants_apart and (
                 tenant(view, self.topology, self.config) if self.topology is not None
                 else self.config.tenants_apart_labels and labelled_tenant(view, self.config)):
-            return self._tenants_apart(related, capped, lone)
-        return related, capped, lone
+            return (*self._tenants_apart(related, capped, lone), late)
+        return related, capped, lone, late
 
     def _tenants_apart(
         self, related: list[_Candidate], capped: _Candidate | None, lone: _Candidate | None,
