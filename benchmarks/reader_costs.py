@@ -5,9 +5,10 @@
   Every worker's feed reads every clock document the incident SLA agents write. The values are the ones the SLA
   table writes (`stream.docstore.stored_value`: the document and its outbox) for the clocks of a generated storm:
   the engine's events of the throughput benchmark's hop storm (1,000 records of 100 alerts, seed 7) folded by
-  `on_incident_event`, one value for each clock it changes, as the agent writes a clock its batch dirtied. Old:
-  `orjson.loads(value)["doc"]` then `IncidentClock.model_validate` (the feed before session 39); new: `read_clock`
-  (`ClockView` in one msgspec pass). Every value must read to the same document both ways.
+  `on_incident_event`, one value for each clock it changes. Old: `orjson.loads(value)["doc"]` then
+  `IncidentClock.model_validate` (the feed as it is); new: `read_clock`, a `ClockView` struct of the model's fields
+  in one msgspec pass (the form of fast39's reverted commit aaa19e5, kept here so its verdict can be re-measured:
+  benchmarks/RESULTS.md). Every value must read to the same document both ways.
 - `header check`: `is_stage2_record` on the headers of the same storm's `incidents` records as a reader gets them
   (stage-1 events: none; the stage-2 share of a hop run, about 4%: a parent's two headers), which the incident SLA
   agent and every worker's feed ask of every record. Old: the generator over `_pairs` (before session 39); new:
@@ -34,22 +35,62 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from typing import Literal  # noqa: E402
+
 import msgspec  # noqa: E402
+import orjson  # noqa: E402
 
 from correlator.config import DEFAULT_CONFIG  # noqa: E402
 from correlator.engine import Correlator  # noqa: E402
-from correlator.models import IncidentEvent  # noqa: E402
+from correlator.models import IncidentEvent, Severity  # noqa: E402
 from correlator.records import record_of  # noqa: E402
 from correlator.sources import parse  # noqa: E402
 from correlator.triage.incident_sla import IncidentClock, on_incident_event  # noqa: E402
 from pipeline_throughput import storm_records  # noqa: E402
-from stream.console.feed import read_clock  # noqa: E402
-from stream.docstore import stored_document, stored_value  # noqa: E402
+from stream.docstore import stored_document  # noqa: E402
 from stream.incident_records import PARENT_HEADERS, STAGE_HEADER, Headers, _pairs, is_stage2_record  # noqa: E402
 from stream.runtime import tune_gc  # noqa: E402
 
 STAGE2_SHARE = 0.04
 """Stage 2's records among `incidents`' in a hop run (fast23: 15,324 with stage 2 against 14,618 without)."""
+
+
+class ClockView(msgspec.Struct, frozen=True, kw_only=True):
+    """`IncidentClock`'s fields in its order and types, for one msgspec pass (aaa19e5's form)."""
+
+    incident_id: str
+    key: str
+    service: str
+    symptom: str
+    severity: Severity
+    seq: int
+    phase: Literal["open", "acknowledged", "resolved", "expired"] = "open"
+    opened_at: float
+    tier: str
+    due_at: float
+    breaches: int = 0
+    acked_by: str | None = None
+    acked_at: float | None = None
+    ack_note: str = ""
+    closed_at: float | None = None
+    closed_seen: float | None = None
+
+
+class _StoredClock(msgspec.Struct):
+    doc: ClockView
+
+
+_CLOCK = msgspec.json.Decoder(_StoredClock)
+
+
+def read_clock(value: bytes) -> ClockView:
+    """aaa19e5's feed read of a clock value: the document as a `ClockView`, the outbox skipped."""
+    return _CLOCK.decode(value).doc
+
+
+def stored_value(doc: IncidentClock) -> bytes:
+    """A table value as `stream.docstore.DocStore` writes it (the document, and an outbox, empty here)."""
+    return orjson.dumps({"doc": doc.model_dump(mode="json"), "outbox": []})
 
 
 def storm_events(records: int = 1000, per_record: int = 100, seed: int = 7) -> list[IncidentEvent]:
@@ -71,7 +112,7 @@ def clock_values(events: Sequence[IncidentEvent]) -> list[bytes]:
         after = on_incident_event(clocks.get(event.incident_id), event, now)
         if after is not None:
             clocks[event.incident_id] = after
-            values.append(stored_value(after, ()))
+            values.append(stored_value(after))
     return values
 
 

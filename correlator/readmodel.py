@@ -26,7 +26,7 @@ from correlator.notify.models import Subject
 from correlator.notify.routes import labels_of
 from correlator.notify.silences import Silence, expire, silenced_by
 from correlator.stage2.models import Assignment, ParentEvent
-from correlator.triage.incident_sla import ClockView
+from correlator.triage.incident_sla import IncidentClock
 from correlator.triage.lifecycle import Review, TicketRecord, waiting_for_review
 
 __all__ = [
@@ -185,7 +185,7 @@ class ReadModel:
 
     keep_finished: int = 10_000
     rows: dict[str, Row] = field(default_factory=dict)
-    clocks: dict[str, ClockView] = field(default_factory=dict)
+    clocks: dict[str, IncidentClock] = field(default_factory=dict)
     tickets: dict[str, TicketRecord] = field(default_factory=dict)
     silences: dict[str, Silence] = field(default_factory=dict)
     parent_of: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -262,7 +262,7 @@ class ReadModel:
         self.version += 1
         return True
 
-    def apply_clock(self, incident_id: str, clock: ClockView | None) -> None:
+    def apply_clock(self, incident_id: str, clock: IncidentClock | None) -> None:
         """Keep an incident's SLA clock (None: purged from its table)."""
         before = self.clocks.pop(incident_id, None)
         if clock is not None:
@@ -299,7 +299,7 @@ class ReadModel:
 
     # ---------------------------------------------------------------- reading
 
-    def acked(self, row: Row) -> ClockView | None:
+    def acked(self, row: Row) -> IncidentClock | None:
         """The acknowledged clock of an incident, or of a cause's first acknowledged child; None if nobody has."""
         for row_id in [row.id, *row.children]:
             clock = self.clocks.get(row_id)

@@ -30,18 +30,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
-import msgspec
 import orjson
 from pydantic import BaseModel
 
 from stream.checkpoint import ChangelogRecord, Outbound, changelog_of
 from stream.runtime import set_local
 
-__all__ = ["DocStore", "Outbound", "document_id", "document_reader", "locked", "stored_document", "stored_value", "unsent"]
+__all__ = ["DocStore", "Outbound", "locked", "unsent"]
 
 M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S")
-T = TypeVar("T")
 
 
 def document_id(table_key: bytes | None) -> str | None:
@@ -53,32 +51,9 @@ def document_id(table_key: bytes | None) -> str | None:
     return item_id if sep and partition.isdigit() else None
 
 
-def stored_value(doc: BaseModel, outbox: Iterable[Outbound]) -> bytes:
-    """A table value: the document as JSON data, with its outbox entries (`stored_document` reads it back)."""
-    return orjson.dumps({"doc": doc.model_dump(mode="json"), "outbox": [e.to_list() for e in outbox]})
-
-
 def stored_document(value: bytes) -> Any:
     """The document a table value holds, as JSON data (the value also carries the document's outbox entries)."""
     return orjson.loads(value)["doc"]
-
-
-class _Stored(msgspec.Struct, Generic[T]):
-    """A table value as a typed reader decodes it: the document; its outbox entries are skipped."""
-
-    doc: T
-
-
-def document_reader(doc_type: type[T]) -> Callable[[bytes], T]:
-    """A decoder of table values straight to their documents as `doc_type`, a msgspec type: one typed pass for a
-    reader of the changelog that trusts the writer's validation (the console feed's clocks); raises a ValueError
-    (`msgspec.ValidationError`) naming the field for a value that is not such a document."""
-    decoder = msgspec.json.Decoder(_Stored[doc_type])  # type: ignore[valid-type]
-
-    def read(value: bytes) -> T:
-        return decoder.decode(value).doc
-
-    return read
 
 
 def unsent(outbox: Mapping[str, Sequence[Outbound]], sent: int) -> dict[str, list[Outbound]]:
@@ -263,8 +238,9 @@ class DocStore(Generic[M, S]):
     def _write_documents(self) -> list[ChangelogRecord]:
         records = [self._write((self._prefix + item_id).encode(), None) for item_id in self._deleted]
         for item_id in self._dirty:
-            value = stored_value(self._docs[item_id], self._outbox.get(item_id, ()))
-            records.append(self._write((self._prefix + item_id).encode(), value))
+            stored = {"doc": self._docs[item_id].model_dump(mode="json"),
+                      "outbox": [e.to_list() for e in self._outbox.get(item_id, ())]}
+            records.append(self._write((self._prefix + item_id).encode(), orjson.dumps(stored)))
         self._written.update(self._dirty)
         self._deleted.clear()
         self._dirty.clear()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from correlator import compiled
@@ -63,7 +62,7 @@ def cluster_facts(model: ReadModel, incident_id: str, now: float) -> dict[str, A
     return {
         "acknowledged_by": clock.acked_by if clock is not None else None,
         "acknowledged_at": clock.acked_at if clock is not None else None,
-        "sla": msgspec.to_builtins(clock) if clock is not None else None,
+        "sla": clock.model_dump(mode="json") if clock is not None else None,
         "parent_id": parent_id,
         "joined_because": model.why(row) if row is not None else "",
         "cause": cause_summary(model.rows[parent_id]) if parent_id is not None else None,

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal, cast
 
-import msgspec
 from pydantic import BaseModel, ConfigDict
 
 from correlator.models import IncidentFacts, Severity, TriagedTicket, max_severity
@@ -27,7 +26,6 @@ from correlator.triage.taxonomy import UNKNOWN_CODE
 
 __all__ = [
     "INCIDENT_KEY_PREFIX",
-    "ClockView",
     "ClosedClock",
     "IncidentClock",
     "IncidentPhase",
@@ -74,33 +72,6 @@ class IncidentClock(BaseModel):
     def sla(self) -> SlaState:
         """The clock as `check_sla` reads it: running only while nobody has acknowledged or closed it."""
         return SlaState(tier=self.tier, due_at=self.due_at, open=self.phase == "open", breaches=self.breaches)
-
-
-class ClockView(msgspec.Struct, frozen=True, kw_only=True):
-    """An incident's clock as a reader of the `incident-sla` changelog keeps it (the console's read model):
-    `IncidentClock`'s fields in its order, typed as it types them, decoded by msgspec in one pass.
-
-    The documents are `IncidentClock`s, validated where they are made, written by our own table: re-validating
-    each with pydantic in every worker's feed cost 2.8 us a record against 0.55 (issue 19, session 39). What this
-    accepts the model accepts with the same values (it is no laxer: no numeric strings, no 3.0 for an int);
-    tests/test_readmodel.py holds the two to one field list."""
-
-    incident_id: str
-    key: str
-    service: str
-    symptom: str
-    severity: Severity
-    seq: int
-    phase: IncidentPhase = "open"
-    opened_at: float
-    tier: str
-    due_at: float
-    breaches: int = 0
-    acked_by: str | None = None
-    acked_at: float | None = None
-    ack_note: str = ""
-    closed_at: float | None = None
-    closed_seen: float | None = None
 
 
 def on_incident_event(clock: IncidentClock | None, event: IncidentFacts, now: float,

@@ -37,9 +37,9 @@ from aiokafka.structs import ConsumerRecord
 from correlator.models import IncidentEvent
 from correlator.readmodel import ReadModel
 from correlator.stage2 import Assignment, ParentEvent
-from correlator.triage.incident_sla import ClockView
+from correlator.triage.incident_sla import IncidentClock
 from correlator.triage.lifecycle import TicketRecord
-from stream.docstore import document_id, document_reader, stored_document
+from stream.docstore import document_id, stored_document
 from stream.incident_records import IncidentCounts, IncidentRecord, Headers, read_incident_record
 from stream.notify.stage import decode_control
 
@@ -53,9 +53,6 @@ Decode = Callable[[bytes | None, Headers], IncidentCounts | IncidentRecord]
 POLL_MS = 200
 METADATA_MAX_AGE_MS = 5_000
 """How soon a topic created after the worker started (the notify control topic) joins the feed."""
-read_clock = document_reader(ClockView)
-"""An `incident-sla` changelog value as the clock the read model keeps: the documents are `IncidentClock`s our
-table wrote, so one msgspec pass types them (no pydantic model per record); a value that is not one raises."""
 START_RETRY_S = 1.0
 """How often the feed tries to start its consumer again while the broker cannot be reached."""
 
@@ -98,10 +95,10 @@ def apply_record(model: ReadModel, topics: FeedTopics, record: ConsumerRecord[by
         item_id = document_id(record.key)
         if item_id is None:
             return
+        doc = stored_document(record.value) if record.value is not None else None
         if record.topic == topics.incident_clocks:
-            model.apply_clock(item_id, read_clock(record.value) if record.value is not None else None)
+            model.apply_clock(item_id, IncidentClock.model_validate(doc) if doc is not None else None)
         else:
-            doc = stored_document(record.value) if record.value is not None else None
             model.apply_ticket(item_id, TicketRecord.model_validate(doc) if doc is not None else None)
         return
     if record.topic == topics.control:
