@@ -81,3 +81,21 @@ def test_generated_events_encode_to_the_same_bytes(kind: str, text: str, seq: in
         assert decode_incident_record(encoded, []) == event
     fast = decode_incident_fast(encoded)  # the readers' one pass: refuses (they ask the model) or agrees
     assert fast is None or msgspec.structs.asdict(fast) == event.model_dump()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.none(),
+    st.lists(st.tuples(st.sampled_from(["aiops-stage", "aiops-kind", "x", ""]),
+                       st.sampled_from([b"2", b"1", b"parent", b""])), max_size=4),
+    st.dictionaries(st.sampled_from(["aiops-stage", "aiops-kind", "x"]), st.sampled_from([b"2", b"1", b"parent"]),
+                    max_size=3),
+))
+def test_a_record_is_stage_2s_exactly_when_a_header_says_so(headers: Any) -> None:
+    """`is_stage2_record`'s early answer for no headers (a stage-1 event, nearly every record) and its loop give
+    what the rule says, for a list of pairs or a mapping: some header named `aiops-stage` holds b"2"."""
+    from stream.incident_records import STAGE_HEADER, is_stage2_record
+
+    pairs = list(headers.items()) if isinstance(headers, dict) else headers or []
+    assert is_stage2_record(headers) is any(n == STAGE_HEADER and v == b"2" for n, v in pairs)
+    assert is_stage2_record(tuple(pairs)) is is_stage2_record(headers)
