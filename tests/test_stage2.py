@@ -831,6 +831,15 @@ def test_a_container_metric_follows_a_later_burst_of_the_company_it_kept(
     assert partition(out) == expected, name
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_the_company_a_container_metric_kept_does_not_depend_on_arrival_order(seed: int) -> None:
+    rng = random.Random(seed)
+    jittered = [e.model_copy(update={"emitted_at": e.emitted_at + rng.uniform(0, CFG.lateness_s * 0.9)})
+                for e in events_of([*BEFORE, *LATER])]
+    _, out = run(sorted(jittered, key=lambda e: e.emitted_at), COMPANIONS)
+    assert partition(out) == "a c|b b2 c2"
+
+
 def test_the_burst_companions_scene_needs_the_rule() -> None:
     _, out = run(events_of([*BEFORE, *LATER]), COMPANIONS)
     joined = next(a for a in out.assignments if a.child_id == "c2")
