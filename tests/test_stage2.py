@@ -840,6 +840,22 @@ def test_the_company_a_container_metric_kept_does_not_depend_on_arrival_order(se
     assert partition(out) == "a c|b b2 c2"
 
 
+def test_company_kept_by_a_climbing_call_is_no_company() -> None:
+    """cache sat with api only as a trace error climbing into it (a call-chain child: names heard, not its own), so
+    cache's later metric has no history with api and stays apart; had cache joined by a name, it would follow."""
+    chain = [("r", "api/5xx", 0, 100, {"instance": ["api-1"]}),
+             ("t1", "api/trace:500", 5, 100, {"caller": ["cache-1"], "callee": ["api-2"]}),
+             ("t2", "cache/trace:500", 120, 130, {"caller": ["web-1"], "callee": ["cache-2"]})]
+    later = [("b", "api/5xx", 400, 500, I1), ("b2", "api/latency", 415, 500, I1), ("c2", "cache/cpu", 430, 450, C)]
+    grouper, out = run(events_of([*chain, *later]), COMPANIONS)
+    assert partition(out) == "b b2|c2|r t1 t2"
+    joined = next(a for a in out.assignments if a.child_id == "t2")
+    held = grouper.store.get(joined.parent_id)
+    assert held is not None and held.children["t2"].by_chain  # it climbed: a call-chain child
+    _, named = run(events_of([*chain[:2], ("t2", "cache/cpu", 20, 30, {"instance": ["api-1"]}), *later]), COMPANIONS)
+    assert partition(named) == "b b2 c2|r t1 t2"
+
+
 def test_the_burst_companions_scene_needs_the_rule() -> None:
     _, out = run(events_of([*BEFORE, *LATER]), COMPANIONS)
     joined = next(a for a in out.assignments if a.child_id == "c2")
