@@ -786,6 +786,93 @@ def test_a_container_metric_that_follows_a_burst_says_why() -> None:
     assert GroupingConfig().burst_machines is False
 
 
+# burst companions (issue 17, session 39, noise26): a container's metric follows a later burst of a group whose
+# services its service sat with before
+COMPANIONS = replace(CFG, burst_companions=True)
+CH = {"instance": ["i1"], "host": ["10.0.0.7"]}
+"""api's instance on cache's host: in the first outage cache's metric joins api by the host they share."""
+BEFORE: list[Spec] = [("a", "api/5xx", 0, 30, CH), ("c", "cache/cpu", 10, 30, C)]
+"""The first outage: api fails and cache's container metric (its service and host) joins it by the host."""
+LATER: list[Spec] = [("b", "api/5xx", 300, 400, I1), ("b2", "api/latency", 315, 400, I1), ("c2", "cache/cpu", 330, 350, C)]
+"""A later outage of api (no host named): cache's metric starts 30 s into it (past its opening burst), 15 s after its
+latest onset, api's the only group taking a child then; it shares no name with it."""
+
+
+APART = parse_topology("""
+services:
+  api: {}
+  cache: {}
+""")
+"""A topology that knows api and cache and no path between them."""
+
+
+@pytest.mark.parametrize(("name", "specs", "config", "topology", "expected"), [
+    ("its service sat with api before: it follows api's later burst", [*BEFORE, *LATER], COMPANIONS, None,
+     "a c|b b2 c2"),
+    ("with burst_machines too", [*BEFORE, *LATER], replace(COMPANIONS, burst_machines=True), None, "a c|b b2 c2"),
+    ("it sat with another service (billing), not api: apart",
+     [("a", "billing/5xx", 0, 30, CH), ("c", "cache/cpu", 10, 30, C), *LATER], COMPANIONS, None, "a c|b b2|c2"),
+    ("no history: apart", LATER, COMPANIONS, None, "b b2|c2"),
+    ("two groups in the burst: none",
+     [*BEFORE, *LATER, ("x", "web/5xx", 320, 360, W1)], COMPANIONS, None, "a c|b b2|c2|x"),
+    ("a child naming a call is no container metric",
+     [*BEFORE, *LATER[:2], ("c2", "cache/trace:500", 330, 350, {"callee": ["db-1"]})], COMPANIONS, None,
+     "a c|b b2|c2"),
+    ("with a topology that knows it and no path, the history it kept takes it",
+     [("a", "api/5xx", 0, 30, I1), ("c", "cache/cpu", 10, 30, {**C, **I1}), *LATER], COMPANIONS, APART, "a c|b b2 c2"),
+    ("but burst_machines alone stays inert with the file",
+     [("a", "api/5xx", 0, 30, I1), ("c", "cache/cpu", 10, 30, {**C, **I1}), ("b", "api/5xx", 300, 400, I1),
+      ("c2", "cache/cpu", 310, 350, C)], MACHINES, APART, "a c|b|c2"),
+    ("and with both its opening burst is taken only by the company it kept",
+     [("a", "api/5xx", 0, 30, I1), ("c", "cache/cpu", 10, 30, {**C, **I1}), ("b", "api/5xx", 300, 400, I1),
+      ("c2", "cache/cpu", 310, 350, C), ("d", "db/5xx", 500, 530, I1), ("d2", "cache/mem", 510, 540, C)],
+     replace(MACHINES, burst_companions=True), APART, "a c|b c2|d|d2"),
+])
+def test_a_container_metric_follows_a_later_burst_of_the_company_it_kept(
+        name: str, specs: list[Spec], config: GroupingConfig, topology: Topology | None, expected: str) -> None:
+    _, out = run(events_of(specs), config, topology)
+    assert partition(out) == expected, name
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_company_a_container_metric_kept_does_not_depend_on_arrival_order(seed: int) -> None:
+    rng = random.Random(seed)
+    jittered = [e.model_copy(update={"emitted_at": e.emitted_at + rng.uniform(0, CFG.lateness_s * 0.9)})
+                for e in events_of([*BEFORE, *LATER])]
+    _, out = run(sorted(jittered, key=lambda e: e.emitted_at), COMPANIONS)
+    assert partition(out) == "a c|b b2 c2"
+
+
+def test_company_kept_by_a_climbing_call_is_no_company() -> None:
+    """cache sat with api only as a trace error climbing into it (a call-chain child: names heard, not its own), so
+    cache's later metric has no history with api and stays apart; had cache joined by a name, it would follow."""
+    chain = [("r", "api/5xx", 0, 100, {"instance": ["api-1"]}),
+             ("t1", "api/trace:500", 5, 100, {"caller": ["cache-1"], "callee": ["api-2"]}),
+             ("t2", "cache/trace:500", 120, 130, {"caller": ["web-1"], "callee": ["cache-2"]})]
+    later = [("b", "api/5xx", 400, 500, I1), ("b2", "api/latency", 415, 500, I1), ("c2", "cache/cpu", 430, 450, C)]
+    grouper, out = run(events_of([*chain, *later]), COMPANIONS)
+    assert partition(out) == "b b2|c2|r t1 t2"
+    joined = next(a for a in out.assignments if a.child_id == "t2")
+    held = grouper.store.get(joined.parent_id)
+    assert held is not None and held.children["t2"].by_chain  # it climbed: a call-chain child
+    _, named = run(events_of([*chain[:2], ("t2", "cache/cpu", 20, 30, {"instance": ["api-1"]}), *later]), COMPANIONS)
+    assert partition(named) == "b b2 c2|r t1 t2"
+
+
+def test_the_burst_companions_scene_needs_the_rule() -> None:
+    _, out = run(events_of([*BEFORE, *LATER]), COMPANIONS)
+    joined = next(a for a in out.assignments if a.child_id == "c2")
+    api = next(a for a in out.assignments if a.child_id == "b")
+    assert joined.relation is Relation.BURST and joined.parent_id == api.parent_id
+    assert joined.explanation == ("names only service cache and its machine, started in its burst of onsets and no "
+                                  "other cause's, 15s after its latest alert")
+    _, before = run(events_of([*BEFORE, *LATER]), CFG)
+    assert partition(before) == "a c|b b2|c2"  # without it, c2 opens its own cause
+    _, opening = run(events_of([*BEFORE, *LATER]), MACHINES)
+    assert partition(opening) == "a c|b b2|c2"  # burst_machines takes only the opening burst
+    assert GroupingConfig().burst_companions is False
+
+
 # lone joins (issue 17, session 37, noise23): a stray background alert takes no later burst's piece by company
 LONE_JOINS = replace(CFG, lone_joins=True)
 STRAY = ("n", "zk/cpu", 0, 0, {})

@@ -609,6 +609,42 @@ def test_a_worker_keeps_a_later_burst_out_of_a_stray_alert_where_aiops_replay_do
     assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
 
 
+def a_container_metric_in_a_later_burst_of_its_company() -> bytes:
+    """api fails on host h1 at T0 and cache's CPU on h1 joins it by the host; 400 s later api fails again (latency,
+    then timeouts 15 s on), and cache's memory on another host, h2, starts 30 s into that outage, sharing no name with
+    it: `GroupingConfig.burst_companions` has it follow api's burst, since cache sat with api before."""
+    return body(on_host(failure("api", "ErrorRate", T0, count=3), "h1"),
+                on_host(failure("cache", "CPU", T0 + 10, count=3), "h1"),
+                failure("api", "HighLatency", T0 + 400, count=6), failure("api", "Timeout", T0 + 415, count=6),
+                on_host(failure("cache", "Memory", T0 + 430, count=3), "h2"))
+
+
+def test_a_worker_has_a_container_metric_follow_the_company_it_kept_where_aiops_replay_does(
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
+    """Burst companions in the stream: a worker with the rule names the replay's parents, in which cache's memory
+    follows api's later burst (with the rule off it opens its own); the history comes from the worker's store."""
+    path = tmp_path / "companions.ndjson"
+    path.write_bytes(a_container_metric_in_a_later_burst_of_its_company())
+    rule = {"AIOPS_GROUPING__BURST_COMPANIONS": "true"}
+
+    def offline(env: dict[str, str]) -> dict[str, Any]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
+                              capture_output=True, check=True, env={**base, **env})
+        return dict(orjson.loads(done.stdout))
+
+    replayed = offline(rule)
+    assert sorted(len(p["children"]) for p in replayed["parents"]) == [2, 3]  # the scenario is what it says
+    before = offline({"AIOPS_GROUPING__BURST_COMPANIONS": "false"})["parents"]
+    assert sorted(len(p["children"]) for p in before) == [1, 2, 2]
+    dep = Deployment(broker, tmp_path, extra_env={**LONE, **rule})
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, assigned(len(replayed["incidents"])))
+    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
+
+
 def a_stray_alert_and_a_burst_on_one_host() -> bytes:
     """A db background alert alone at T0; 25 s later api and web fail on host h1, and db's CPU on h1 5 s after that. db
     shares db with the stray alert and h1 with the burst: without the file the host folds the two parents; with the

@@ -132,6 +132,15 @@ LATE_SCENE = events_of([("r", "api/5xx", 0, 190, {"instance": ["i1"]}), ("s", "a
 opens its own, and s2 (in o's company, so not refused by r) follows s, 0 s from its reach against 55 s from r's. r's
 group's keys and latest onset, and whether s started alone, come from the store and its onsets after a restart."""
 
+COMPANIONS_SCENE = events_of([("a", "api/5xx", 0, 30, {"instance": ["i1"]}),
+                               ("c", "cache/cpu", 10, 30, {"instance": ["i1"], "host": ["10.0.0.7"]}),
+                               ("b", "api/5xx", 300, 400, {"instance": ["i1"]}),
+                               ("b2", "api/latency", 315, 400, {"instance": ["i1"]}),
+                               ("c2", "cache/cpu", 330, 350, {"host": ["10.0.0.7"]})])
+"""Burst companions (issue 17, session 39, noise26): c2, cache's container metric 30 s into b's outage (past its opening
+burst), follows it because cache sat with api in a's group before; a's children, and b's group's children and onsets,
+come from the store after a restart."""
+
 BORROWED_CALLERS = borrowed_callers_scene()
 """Borrowed callers (issue 17, session 38, casc25): pay joins db's group by a path, tr's later alert names pay's p1 only
 as a caller, so p1 becomes a caller name and late, 38 s after the latest onset, stays out; which names are borrowed and
@@ -144,7 +153,7 @@ SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIE
           "recurrence apart": events_of(QUIET), "climb": CLIMB,
           "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE, "lone habit": HABIT_SCENE,
           "lone new root": LONE_JOINS_SCENE, "path folds labelled": events_of(PATH_FOLD),
-          "late symptom": LATE_SCENE, "borrowed callers": BORROWED_CALLERS}
+          "late symptom": LATE_SCENE, "borrowed callers": BORROWED_CALLERS, "burst companions": COMPANIONS_SCENE}
 """In the path folds labelled scene (issue 17, session 38) the burst's group's entities and latest onset, which let the
 shared host fold it with the stray's group through x, come from the store after a restart. In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
@@ -179,7 +188,8 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "lone new root": replace(CFG, lone_joins=True, lone_habit=True),
            "path folds labelled": replace(CFG, path_folds_labelled=True),
            "late symptom": replace(CFG, late_symptom_s=120),
-           "borrowed callers": replace(CFG, caller_window_s=30, borrowed_callers=True)}
+           "borrowed callers": replace(CFG, caller_window_s=30, borrowed_callers=True),
+           "burst companions": replace(CFG, burst_companions=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -293,6 +303,12 @@ def test_the_borrowed_callers_scene_depends_on_borrowed_callers() -> None:
     assert named["db"] == named["pay"] == named["tr"] != named["late"]
     before = parents(uninterrupted(BORROWED_CALLERS, replace(CONFIGS["borrowed callers"], borrowed_callers=False)))
     assert before["late"] == before["db"]
+
+
+def test_the_burst_companions_scene_depends_on_burst_companions() -> None:
+    named = parents(uninterrupted(COMPANIONS_SCENE, CONFIGS["burst companions"]))
+    assert named["c2"] == named["b"] == named["b2"] != named["a"] == named["c"]
+    assert parents(uninterrupted(COMPANIONS_SCENE))["c2"] != named["b"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

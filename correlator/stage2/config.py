@@ -343,6 +343,20 @@ class GroupingConfig:
     `svc14-1` 124 s after the latest onset then folded that fault's group into fault 21's, where without the file the
     caller window kept them apart. False: the rule before. True by default since session 39 (the fifteenth round, with
     `late_symptom_s` 60 and `path_folds_labelled`)."""
+    burst_companions: bool = False
+    """Burst-follow (`burst_follow`) for a container's own metric (`relations.machine_burst_link`, as `burst_machines`)
+    at any burst of the one group taking it, not only its opening one, when the metric's service kept company with that
+    group's services before: an earlier child of that service sat in another group of the scope stage 2 holds together
+    with an earlier child of a service this group holds, neither joined by a topology path or a call chain alone
+    (`engine._kept_company`). Time and this history are its evidence: a middleware container (redis, zookeeper) that
+    came with redisservice's outage before is a side of the one bursting now, and a renamed twin failing 30 s later in
+    the same scope (MicroSS x2) has no such history with the first. With a topology file too, when no path relates the
+    child (unlike `burst_machines`): the history is evidence the file does not hold, and a history the file's paths
+    made is not counted (on cascades 201 counting it cost 0.0035 with the file, scratch). Read on the
+    development "noise everywhere" sets (issue 17, session 39, noise26): the largest class of split pairs where the
+    60 s baseline is right, with `burst_machines` on, was still such metrics opening their own parent 16-225 s into
+    their fault, within 0.4-15 s of the group's latest onset, that group the only one taking a child then. From the
+    store alone, as `lone_habit` is, so replay, stream and restart agree. False: the rule before."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

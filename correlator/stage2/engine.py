@@ -81,6 +81,11 @@ The rule, exactly. A released child C (first alert at t) is related to a group G
   `GroupingConfig.late_symptom_s`, 60 s by default; 0: never): another root failing at a service G names, after G's outage
   stopped growing (issue 17, session 38, casc24: another fault's root symptom merged was the largest wrongly merged
   class on the development cascades);
+* burst companions: a container's own metric (its service and machines only) follows the one group taking a burst at
+  any burst, not only the opening one (`burst_machines`), when its service sat before in another group of the scope
+  with a service this group holds, neither joined by a path or a chain alone (`_kept_company`,
+  `GroupingConfig.burst_companions`, off by default), with a topology file too: a side of the outage seen with it
+  before, where a renamed twin failing at once has no such history;
 
 and C joins the related group that minimizes (relation rank, time gap, G's first alert, G's id), skipping
 groups at a cap (max_children children, or t > G.first_seen + max_lifetime). When only capped groups are
@@ -829,10 +834,11 @@ class Grouper:
         stream and restart agree."""
         link = burst_link(view, self.config)
         opening = False  # a container's metric follows only a cause's opening burst (`GroupingConfig.burst_machines`)
-        if link is None and self.config.burst_machines:
+        if link is None and (self.config.burst_machines or self.config.burst_companions):
             link = machine_burst_link(view, self.topology, self.config)
             opening = link is not None
-        if link is None or (self.topology is not None and any(n in self.topology for n in view.entities)):
+        known = self.topology is not None and any(n in self.topology for n in view.entities)
+        if link is None or (known and not (opening and self.config.burst_companions)):
             return None  # a topology that knows the child decides by its paths: no path is evidence against
         scope, t = split_key(ev.key)[0], ev.first_seen
         found: set[str] = set()
@@ -845,10 +851,27 @@ class Grouper:
         g = self.store.get(found.pop()) if len(found) == 1 else None
         if g is None or not g.accepting or self._capped_reason(g, t):
             return None
-        if opening and t - g.first_seen > self.config.burst_s:
-            return None
+        if opening and not ((self.config.burst_machines and not known and t - g.first_seen <= self.config.burst_s)
+                            or (self.config.burst_companions and self._kept_company(ev, g))):
+            return None  # past its opening burst (or known to the file), only the company it kept admits it
         gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
         return None if gap is None else _Candidate(g, link, gap)
+
+    def _kept_company(self, ev: IncidentEvent, g: GroupState) -> bool:
+        """Whether a container metric's service kept company with the group's services before
+        (`GroupingConfig.burst_companions`): a child of that service, started before this one, sat in another group of
+        the scope stage 2 holds with an earlier child of a service the group holds, neither joined by a topology path
+        or a call chain alone (a guess, or names heard, is no company kept). From the store alone, as `_habitual` is."""
+        scope, service, _ = split_key(ev.key)
+        mine = {split_key(c.key)[1] for c in g.children.values()} - {service}
+        for _, other in self.store.items():
+            if other.id == g.id or other.scope != scope:
+                continue
+            earlier = {split_key(c.key)[1] for c in other.children.values()
+                       if c.first_seen < ev.first_seen and not (c.by_path or c.by_chain)}
+            if service in earlier and not earlier.isdisjoint(mine):
+                return True
+        return False
 
     def _rivals(self, found: set[str], link: Link, t: float) -> _Candidate | None:
         """Burst rivals: of several groups that took a child within burst_s before a one-name child, the one with the
