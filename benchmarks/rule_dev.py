@@ -12,6 +12,7 @@ never builds a held-out seed.
     python benchmarks/rule_dev.py lull_s=60 --noise            # only rca-micross and the noise sets (a quick look)
     python benchmarks/rule_dev.py lull_s=60 --base resume_below=0   # "off" with other fields changed too
     python benchmarks/rule_dev.py x=0 --table OUT                   # the verdict of a run's printed table
+    python benchmarks/rule_dev.py --stage1 split_names_s=60 --target cascades   # a stage-1 (CorrelationConfig) rule
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import rca_sets  # noqa: E402
-from accuracy_rca import development_sets, f1_pair, generated, overlaid, time_only  # noqa: E402
+from accuracy_rca import Variant, development_sets, f1_pair, generated, overlaid, time_only  # noqa: E402
 
+from correlator.config import CorrelationConfig  # noqa: E402
 from correlator.scoring import pairwise_score  # noqa: E402
 from correlator.stage2 import GroupingConfig  # noqa: E402
 
@@ -40,14 +42,14 @@ CHECK_TOLERANCE = 0.003
 """The most MicroSS x2 and two clusters may fall (the brief of session 34); the generated storms are only shown."""
 
 
-def settings(pairs: list[str]) -> dict[str, Any]:
-    """`field=value` pairs as GroupingConfig keyword arguments (values as Python literals)."""
-    known = {f.name for f in fields(GroupingConfig)}
+def settings(pairs: list[str], kind: type = GroupingConfig) -> dict[str, Any]:
+    """`field=value` pairs as keyword arguments of `kind` (GroupingConfig or CorrelationConfig; Python literals)."""
+    known = {f.name for f in fields(kind)}
     out: dict[str, Any] = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
         if name not in known:
-            raise SystemExit(f"GroupingConfig has no field {name!r}")
+            raise SystemExit(f"{kind.__name__} has no field {name!r}")
         out[name] = ast.literal_eval(value)
     return out
 
@@ -98,7 +100,7 @@ def verdict(rows: dict[str, tuple[tuple[float, float | None], tuple[float, float
     return ok, lines
 
 
-def compare(off: GroupingConfig, on: GroupingConfig, *, noise_only: bool = False, target: str = "noise",
+def compare(off: Variant, on: Variant, *, noise_only: bool = False, target: str = "noise",
             baseline: bool = True) -> bool | None:
     """Print one line per set (F1 off / on, without the file and with it, and the better baseline if asked), then
     the mean over the `--sets dev` sets and the tenth round's verdict for a rule aimed at the `target` family
@@ -156,7 +158,8 @@ def rejudge(table: str, target: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """The comparison of `compare` for the rule given as field=value pairs, with the tenth round's verdict."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("on", nargs="+", help="field=value pairs: the rule on")
+    parser.add_argument("on", nargs="*", help="field=value pairs: the rule on")
+    parser.add_argument("--stage1", nargs="*", default=[], help="CorrelationConfig field=value pairs: the rule on")
     parser.add_argument("--base", nargs="*", default=[], help="field=value pairs for both columns")
     parser.add_argument("--noise", action="store_true", help="rca-micross and the noise sets only (no verdict)")
     parser.add_argument("--target", choices=("noise", "cascades", "storms"), default="noise", help="the family the rule aims at")
@@ -166,9 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         print("verdict:", "ships on" if rejudge(args.table.read_text(), args.target) else
               "does not meet the decision rule")
         return 0
+    if not args.on and not args.stage1:
+        parser.error("give the rule: field=value pairs, --stage1 pairs, or both")
     off = replace(GroupingConfig(), **settings(args.base))
-    on = replace(off, **settings(args.on))
-    print(f"off: {', '.join(args.base) or 'defaults'}; on: {', '.join(args.on)}")
+    on_grouping = replace(off, **settings(args.on))
+    on: Variant = on_grouping  # with --stage1, stage 1's rule too (session 39)
+    if args.stage1:
+        on = (on_grouping, replace(CorrelationConfig(), **settings(args.stage1, CorrelationConfig)))
+    print(f"off: {', '.join(args.base) or 'defaults'}; on: {', '.join([*args.on, *(f'stage 1 {p}' for p in args.stage1)])}")
     compare(off, on, noise_only=args.noise, target=args.target)
     return 0
 
