@@ -343,6 +343,16 @@ class GroupingConfig:
     `svc14-1` 124 s after the latest onset then folded that fault's group into fault 21's, where without the file the
     caller window kept them apart. False: the rule before. True by default since session 39 (the fifteenth round, with
     `late_symptom_s` 60 and `path_folds_labelled`)."""
+    victims_first_apart: bool = False
+    """A group a bridging child relates to only by a name the child carries as a caller (`victims`: its failed call came
+    out of that group's service or instance) is not folded into the group the child relates to by its own names (the
+    callee's side of the call) when the caller's group began first; the child joins the callee's group
+    (`engine._victim_first`). A failure climbs the call graph from callee to caller: a caller that failed before its
+    callee was not hurt by it, and the callee's own failure is no step of the caller's, so two roots failing at the
+    same moment page apart, where a callee that failed first still folds its victims in. Read on the development
+    cascades (issue 17, session 39, casc26): a fault's group opened by another fault's root a moment earlier took it
+    in this way (f120 svc21 then f208 svc23 20 s later, bridged by svc23's trace error from caller svc21-2).
+    False: the rule before (the caller's group folds as any other)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

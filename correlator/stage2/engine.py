@@ -573,6 +573,10 @@ class Grouper:
         folded in (see above, and `relations`).
         """
         best = related[0]
+        if self.config.victims_first_apart and best.link.victim:
+            # the group the failed call went into is the child's cause when the caller's group does not fold into it
+            own = next((c for c in related if not c.link.victim and self._victim_first(best, c)), None)
+            best = own if own is not None else best
         if best.link.chain or best.link.machine:  # a call chain, or a machine alone, joins one group, never folds two
             return best
         pool = sorted((c for c in related if c is best or self._folds(self._as_labelled(c, ev, view), best)),
@@ -601,9 +605,19 @@ class Grouper:
             return False
         if cand.link.borrowed:
             return self.config.borrowed_folds and apart <= self.config.burst_s
+        if self._victim_first(cand, best):
+            return False
         if self.config.lone_apart and self._lone(cand.group):
             return apart <= self.config.burst_s
         return apart <= self.config.merge_window_s
+
+    def _victim_first(self, cand: _Candidate, best: _Candidate) -> bool:
+        """Victims first apart: whether a group the bridge relates to only by a name it carries as a caller (its failed
+        call came out of that group's names) began before the group it relates to by its own names, the callee's side
+        (`GroupingConfig.victims_first_apart`). A failure climbs from callee to caller: the caller failing first was
+        not hurt by the callee failing later, and the callee's own failure is no step of the caller's; two roots."""
+        return (self.config.victims_first_apart and cand.link.victim and not best.link.victim
+                and (cand.group.first_seen, cand.group.id) < (best.group.first_seen, best.group.id))
 
     def _as_labelled(self, cand: _Candidate, ev: IncidentEvent, view: ChildView) -> _Candidate:
         """For a fold, a group the bridge relates to by a topology path as its labels relate them, when they do and that
