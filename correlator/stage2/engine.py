@@ -134,8 +134,8 @@ from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
 from .relations import (
-    CALLEE_LABELS, CALLER_LABELS, ChildView, Link, burst_link, labelled_tenant, machine_burst_link, machine_only,
-    relate, service_of, tenant, time_gap, trace_link, view_of,
+    CALLEE_LABELS, ChildView, Link, burst_link, labelled_tenant, machine_burst_link, machine_only, names_call, relate,
+    service_of, tenant, time_gap, trace_link, view_of,
 )
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
@@ -613,10 +613,12 @@ class Grouper:
 
     def _victim_first(self, cand: _Candidate, best: _Candidate) -> bool:
         """Victims first apart: whether a group the bridge relates to only by a name it carries as a caller (its failed
-        call came out of that group's names) began before the group it relates to by its own names, the callee's side
-        (`GroupingConfig.victims_first_apart`). A failure climbs from callee to caller: the caller failing first was
-        not hurt by the callee failing later, and the callee's own failure is no step of the caller's; two roots."""
+        call came out of that group's names) began before the group it relates to by its own names, the callee's side,
+        both opened by a symptom of their own (`GroupState.rooted`; `GroupingConfig.victims_first_apart`). A failure
+        climbs from callee to caller: the caller failing first was not hurt by the callee failing later, and the
+        callee's own failure is no step of the caller's; two roots."""
         return (self.config.victims_first_apart and cand.link.victim and not best.link.victim
+                and cand.group.rooted and best.group.rooted
                 and (cand.group.first_seen, cand.group.id) < (best.group.first_seen, best.group.id))
 
     def _as_labelled(self, cand: _Candidate, ev: IncidentEvent, view: ChildView) -> _Candidate:
@@ -655,7 +657,7 @@ class Grouper:
         children, onsets and the scope's onsets alone, so replay, stream and restart agree."""
         if ev.first_seen - g.last_onset <= self.config.late_symptom_s:
             return False
-        if any(ev.entities.get(label) for label in CALLER_LABELS | CALLEE_LABELS):
+        if names_call(ev):
             return False
         return all(c.key != ev.key for c in g.children.values()) and self._alone(ev, g.scope)
 
@@ -957,7 +959,7 @@ class Grouper:
         g = GroupState(
             id=parent_id(ev.incident_id, first_seq), first_child=ev.incident_id, first_seen=ev.first_seen,
             last_seen=ev.last_seen, previous_id=previous.id if previous is not None else None,
-            topology_version=self.topology.version if self.topology is not None else None,
+            topology_version=self.topology.version if self.topology is not None else None, rooted=not names_call(ev),
         )
         g.refresh(ChildState.of(ev))
         self._absorb(g, view)
