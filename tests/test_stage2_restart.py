@@ -141,7 +141,8 @@ which are callers comes from the store after a restart."""
 VICTIMS_FIRST = victims_first_scene()
 """Victims first apart (issue 17, session 39, casc26): cart fails, stock 10 s later, and stock's trace error from cart's
 ca-1 relates to both; cart's group began first, so it is not folded into stock's and the trace error joins stock's.
-Which group began first, and that cart's group knows ca-1 as its own name, come from the store after a restart."""
+Which group began first, whether each was opened by a symptom of its own (`GroupState.rooted`) and that cart's group
+knows ca-1 as its own name come from the store after a restart."""
 
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,

@@ -1,14 +1,17 @@
 """Stage 2, issue 17 (session 39, casc26): victims first apart. A trace error names the callee that failed and the caller
 that suffered it; a failure climbs from callee to caller. When the caller's own group began before the callee's, the
-callee's failure is no step of it and it was not hurt by it: two roots failing at the same moment, which a bridging
-trace error between them must not fold into one page (`GroupingConfig.victims_first_apart`)."""
+callee's failure is no step of it and it was not hurt by it: two roots (each group opened by a symptom of its own, no
+failed call) failing at the same moment, which a bridging trace error between them must not fold into one page
+(`GroupingConfig.victims_first_apart`)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+import orjson
+
 from correlator.models import IncidentEvent
-from correlator.stage2 import GroupingConfig, Relation
+from correlator.stage2 import GroupingConfig, GroupState, Relation
 
 from .test_stage2 import CFG, Spec, events_of, partition, run
 
@@ -53,3 +56,24 @@ def test_a_bridge_with_no_callee_group_still_joins_the_caller_s_group() -> None:
                          ("t", "stock/trace:500", 15, 30, {"caller": ["ca-1"], "callee": ["st-1"]})]
     _, out = run(events_of(specs), ON)
     assert partition(out) == "ca t"
+
+
+def test_a_caller_s_group_opened_by_a_trace_error_folds_as_before() -> None:
+    """MicroSS's faults open with their callers' trace errors: such a group is no root of its own, so it folds."""
+    specs: list[Spec] = [
+        ("up", "cart/trace:500", 0, 60, {"caller": ["web-1"], "callee": ["ca-1"]}),  # cart seen failing from a call
+        ("st", "stock/latency", 10, 60, {"instance": ["st-1"]}),
+        ("t", "stock/trace:500", 15, 30, {"caller": ["ca-1"], "callee": ["st-1"]}),
+    ]
+    grouper, out = run(events_of(specs), ON)
+    assert partition(out) == "st t up"
+    assert not any(g.rooted for g in grouper.groups() if "up" in g.children)
+
+
+def test_rooted_survives_the_changelog_and_old_state_loads() -> None:
+    grouper, _ = run(scene(), ON)
+    g = next(g for g in grouper.groups() if "ca" in g.children)
+    doc = orjson.loads(orjson.dumps(g.to_dict()))
+    assert g.rooted and GroupState.from_dict(doc).rooted
+    del doc["rooted"]
+    assert GroupState.from_dict(doc).rooted is False  # state written before the field: the rule does not apply
