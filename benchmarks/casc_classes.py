@@ -9,6 +9,7 @@ Never builds a held-out or seen seed.
 
     python benchmarks/casc_classes.py                       # TUNING, DEVELOPMENT and DEVELOPMENT_TOPOLOGY cascades
     python benchmarks/casc_classes.py --climb 20 6367       # with GroupingConfig.climb_s=20, one seed
+    python benchmarks/casc_classes.py --set victims_first_apart=True   # any fields changed (rule_dev.py's FIELD=VALUE)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import rca_sets  # noqa: E402
 from accuracy_rca import stage2_report  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
+from rule_dev import settings  # noqa: E402
 
 from correlator.stage2 import DEFAULT_GROUPING, GroupingConfig  # noqa: E402
 
@@ -77,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("seeds", nargs="*", type=int, default=list(SEEDS))
     parser.add_argument("--climb", type=float, default=None, help="GroupingConfig.climb_s (default: main's)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="another GroupingConfig field changed (repeatable)")
     args = parser.parse_args(argv)
     if any(s not in SEEDS for s in args.seeds):
         parser.error("development, tuning and DEVELOPMENT_TOPOLOGY cascades only")
     grouping = DEFAULT_GROUPING if args.climb is None else replace(DEFAULT_GROUPING, climb_s=args.climb)
+    grouping = replace(grouping, **settings(args.set))
     for seed in args.seeds:
         data = rca_sets.cascades(seed=seed)
         for topology in (False, True):

@@ -69,6 +69,10 @@ VARIANTS.update({"(b1) borrowed callers": GroupingConfig(borrowed_callers=True),
 """Borrowed callers (casc25, session 38, for the next round; not run here): `borrowed_callers`, a name borrowed through
 a path that a later child carries only as a caller becomes a caller name, alone and with casc24's l2."""
 
+VARIANTS.update({"(v1) victims first apart": GroupingConfig(victims_first_apart=True)})
+"""Victims first apart (casc26, session 39, for the next round): `victims_first_apart`, a bridge's caller-only group that
+began first, both groups opened by a symptom of their own, is not folded into its callee's group."""
+
 def sets(cascades_only: bool) -> list[DataSet]:
     """rca-micross, the development and tuning sets, DEVELOPMENT_TOPOLOGY, and the checks."""
     base = rca_sets.micross()

@@ -33,6 +33,7 @@ from .test_stage2 import (
     CFG, LONE, LULL, LULLED, PATH_FOLD, QUIET, RESUME, RESUMED, SCENE, SHOP, T0, _event, events_of,
 )
 from .test_stage2_borrowed_callers import scene as borrowed_callers_scene
+from .test_stage2_victims_first import scene as victims_first_scene
 
 HOST = {"host": ["h1"]}
 
@@ -146,6 +147,12 @@ BORROWED_CALLERS = borrowed_callers_scene()
 as a caller, so p1 becomes a caller name and late, 38 s after the latest onset, stays out; which names are borrowed and
 which are callers comes from the store after a restart."""
 
+VICTIMS_FIRST = victims_first_scene()
+"""Victims first apart (issue 17, session 39, casc26): cart fails, stock 10 s later, and stock's trace error from cart's
+ca-1 relates to both; cart's group began first, so it is not folded into stock's and the trace error joins stock's.
+Which group began first, whether each was opened by a symptom of its own (`GroupState.rooted`) and that cart's group
+knows ca-1 as its own name come from the store after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
@@ -153,7 +160,8 @@ SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIE
           "recurrence apart": events_of(QUIET), "climb": CLIMB,
           "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE, "lone habit": HABIT_SCENE,
           "lone new root": LONE_JOINS_SCENE, "path folds labelled": events_of(PATH_FOLD),
-          "late symptom": LATE_SCENE, "borrowed callers": BORROWED_CALLERS, "burst companions": COMPANIONS_SCENE}
+          "late symptom": LATE_SCENE, "borrowed callers": BORROWED_CALLERS, "burst companions": COMPANIONS_SCENE,
+          "victims first": VICTIMS_FIRST}
 """In the path folds labelled scene (issue 17, session 38) the burst's group's entities and latest onset, which let the
 shared host fold it with the stray's group through x, come from the store after a restart. In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
@@ -189,7 +197,8 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "path folds labelled": replace(CFG, path_folds_labelled=True),
            "late symptom": replace(CFG, late_symptom_s=120),
            "borrowed callers": replace(CFG, caller_window_s=30, borrowed_callers=True),
-           "burst companions": replace(CFG, burst_companions=True)}
+           "burst companions": replace(CFG, burst_companions=True),
+           "victims first": replace(CFG, victims_first_apart=True)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -309,6 +318,13 @@ def test_the_burst_companions_scene_depends_on_burst_companions() -> None:
     named = parents(uninterrupted(COMPANIONS_SCENE, CONFIGS["burst companions"]))
     assert named["c2"] == named["b"] == named["b2"] != named["a"] == named["c"]
     assert parents(uninterrupted(COMPANIONS_SCENE))["c2"] != named["b"]
+
+
+def test_the_victims_first_scene_depends_on_victims_first_apart() -> None:
+    named = parents(uninterrupted(VICTIMS_FIRST, CONFIGS["victims first"]))
+    assert named["st"] == named["t"] != named["ca"]
+    before = parents(uninterrupted(VICTIMS_FIRST, replace(CONFIGS["victims first"], victims_first_apart=False)))
+    assert before["ca"] == before["st"] == before["t"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

@@ -357,6 +357,19 @@ class GroupingConfig:
     60 s baseline is right, with `burst_machines` on, was still such metrics opening their own parent 16-225 s into
     their fault, within 0.4-15 s of the group's latest onset, that group the only one taking a child then. From the
     store alone, as `lone_habit` is, so replay, stream and restart agree. False: the rule before."""
+    victims_first_apart: bool = False
+    """A group a bridging child relates to only by a name the child carries as a caller (`victims`: its failed call came
+    out of that group's service or instance) is not folded into the group the child relates to by its own names (the
+    callee's side of the call) when both groups were opened by a symptom of their own (no failed call:
+    `GroupState.rooted`) and the caller's began first; the child joins the callee's group (`engine._victim_first`). A
+    failure climbs the call graph from callee to caller: a caller that failed before its callee was not hurt by it,
+    and the callee's own failure is no step of the caller's, so two roots failing at the same moment page apart, while
+    a callee that failed first still folds its victims in, and a group opened by a trace error (a failure seen from a
+    call, as MicroSS's faults open theirs) folds as before. Read on the development cascades (issue 17, session 39,
+    casc26): another fault's root opening a parent a moment before its owner's root is a large wrongly merged class
+    (fault 120's svc21 then fault 208's svc23 20 s later, folded by svc23's trace error from svc21-2). Without the
+    "own symptom" clause it cost rca-micross and its noise sets (MicroSS's faults open with trace errors of callers).
+    False: the rule before (the caller's group folds as any other)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

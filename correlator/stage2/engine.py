@@ -139,8 +139,8 @@ from .config import DEFAULT_GROUPING, GroupingConfig
 from .models import Assignment, ParentEvent, ParentEventKind, ParentStatus, Relation
 from .onsets import Onsets
 from .relations import (
-    CALLEE_LABELS, CALLER_LABELS, ChildView, Link, burst_link, labelled_tenant, machine_burst_link, machine_only,
-    relate, service_of, tenant, time_gap, trace_link, view_of,
+    CALLEE_LABELS, ChildView, Link, burst_link, labelled_tenant, machine_burst_link, machine_only, names_call, relate,
+    service_of, tenant, time_gap, trace_link, view_of,
 )
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 
@@ -578,6 +578,10 @@ class Grouper:
         folded in (see above, and `relations`).
         """
         best = related[0]
+        if self.config.victims_first_apart and best.link.victim:
+            # the group the failed call went into is the child's cause when the caller's group does not fold into it
+            own = next((c for c in related if not c.link.victim and self._victim_first(best, c)), None)
+            best = own if own is not None else best
         if best.link.chain or best.link.machine:  # a call chain, or a machine alone, joins one group, never folds two
             return best
         pool = sorted((c for c in related if c is best or self._folds(self._as_labelled(c, ev, view), best)),
@@ -606,9 +610,21 @@ class Grouper:
             return False
         if cand.link.borrowed:
             return self.config.borrowed_folds and apart <= self.config.burst_s
+        if self._victim_first(cand, best):
+            return False
         if self.config.lone_apart and self._lone(cand.group):
             return apart <= self.config.burst_s
         return apart <= self.config.merge_window_s
+
+    def _victim_first(self, cand: _Candidate, best: _Candidate) -> bool:
+        """Victims first apart: whether a group the bridge relates to only by a name it carries as a caller (its failed
+        call came out of that group's names) began before the group it relates to by its own names, the callee's side,
+        both opened by a symptom of their own (`GroupState.rooted`; `GroupingConfig.victims_first_apart`). A failure
+        climbs from callee to caller: the caller failing first was not hurt by the callee failing later, and the
+        callee's own failure is no step of the caller's; two roots."""
+        return (self.config.victims_first_apart and cand.link.victim and not best.link.victim
+                and cand.group.rooted and best.group.rooted
+                and (cand.group.first_seen, cand.group.id) < (best.group.first_seen, best.group.id))
 
     def _as_labelled(self, cand: _Candidate, ev: IncidentEvent, view: ChildView) -> _Candidate:
         """For a fold, a group the bridge relates to by a topology path as its labels relate them, when they do and that
@@ -646,7 +662,7 @@ class Grouper:
         children, onsets and the scope's onsets alone, so replay, stream and restart agree."""
         if ev.first_seen - g.last_onset <= self.config.late_symptom_s:
             return False
-        if any(ev.entities.get(label) for label in CALLER_LABELS | CALLEE_LABELS):
+        if names_call(ev):
             return False
         return all(c.key != ev.key for c in g.children.values()) and self._alone(ev, g.scope)
 
@@ -966,7 +982,7 @@ class Grouper:
         g = GroupState(
             id=parent_id(ev.incident_id, first_seq), first_child=ev.incident_id, first_seen=ev.first_seen,
             last_seen=ev.last_seen, previous_id=previous.id if previous is not None else None,
-            topology_version=self.topology.version if self.topology is not None else None,
+            topology_version=self.topology.version if self.topology is not None else None, rooted=not names_call(ev),
         )
         g.refresh(ChildState.of(ev))
         self._absorb(g, view)

@@ -56,7 +56,7 @@ from ..topology import Topology
 from .config import GroupingConfig
 from .models import Relation
 
-__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "labelled_tenant", "machine_burst_link",
+__all__ = ["CALLEE_LABELS", "CALLER_LABELS", "ChildView", "Link", "burst_link", "labelled_tenant", "names_call", "machine_burst_link",
            "machine_only", "relate", "service_of", "tenant", "time_gap", "trace_link", "view_of"]
 
 CALLER_LABELS = frozenset({"caller"})
@@ -309,6 +309,12 @@ def tenant(view: ChildView, topology: Topology, config: GroupingConfig) -> bool:
     return any(label not in config.shared_labels and name in topology
                and not topology.shared(name, config.shared_node_types)
                for name, (label, _) in view.entities.items())
+
+
+def names_call(ev: IncidentEvent) -> bool:
+    """Whether a child names a failed call (a `caller` or `callee` label): a trace error, the view of a failure from a
+    call, not a service's own symptom (a metric, a log)."""
+    return any(ev.entities.get(label) for label in CALLER_LABELS | CALLEE_LABELS)
 
 
 def labelled_tenant(view: ChildView, config: GroupingConfig) -> bool:

@@ -97,6 +97,9 @@ class GroupState:
     resume_at: float | None = None
     """When its only child resumed after a lull, until the release point passes it (`engine._resume`)."""
     phase: GroupPhase = GroupPhase.OPEN
+    rooted: bool = False
+    """Whether the child that opened it names no failed call (`relations.names_call`): a service's own symptom, a root's
+    view of its failure, not a caller's (`GroupingConfig.victims_first_apart`)."""
     done_at: float | None = None
     seq: int = 0
     last_emit_at: float = float("-inf")
@@ -150,7 +153,7 @@ class GroupState:
             "scopes": {k: sorted(v) for k, v in self.scopes.items()},
             "accepting": self.accepting, "resume": self.resume_at,
             "phase": self.phase.value, "done": self.done_at, "seq": self.seq,
-            "emitted": _finite(self.last_emit_at), "dirty": self.dirty,
+            "emitted": _finite(self.last_emit_at), "dirty": self.dirty, "rooted": self.rooted,
         }
 
     @classmethod
@@ -165,7 +168,7 @@ class GroupState:
             entities=set(d["entities"]), borrowed=set(d.get("borrowed", ())), callers=set(d.get("callers", ())),
             scopes={k: set(v) for k, v in d["scopes"].items()},
             accepting=d["accepting"], resume_at=d.get("resume"), phase=GroupPhase(d["phase"]), done_at=d["done"], seq=d["seq"],
-            last_emit_at=_unset(d["emitted"]), dirty=d["dirty"],
+            last_emit_at=_unset(d["emitted"]), dirty=d["dirty"], rooted=d.get("rooted", False),
         )
 
 
