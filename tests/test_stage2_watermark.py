@@ -302,3 +302,18 @@ def test_a_grouper_rebuilt_on_its_store_places_a_late_child_as_before_the_restar
     after.watermark = before.watermark  # as the stream restores it with the progress
     out.extend(after.ingest([c], watermark=T0 + 500))
     assert partition(out) == "a c"
+
+
+def test_a_late_one_name_child_follows_the_closed_burst_it_came_in() -> None:
+    """Session 39's quick chaos soak q5 (late_placed on): the soak's flush alerts, one service each and related by
+    nothing but time, came 2-35 s behind the release point, and 15 of them paged alone: burst-follow read accepting
+    groups only. A late one-name child follows the burst it started in when that group is still open."""
+    a = _event("a", "flush-0/x", 0, 0, 1, "opened", {"service": ["flush-0"]})
+    b = _event("b", "flush-1/x", 1, 1, 1, "opened", {"service": ["flush-1"]})  # with a by time: a group of two
+    c = _event("c", "flush-2/x", 2, 2, 1, "opened", {"service": ["flush-2"]}, emitted=500)
+    out = GroupingOutput()
+    grouper = Grouper(LATE)
+    out.extend(grouper.ingest([a, b], watermark=T0 + 10))
+    out.extend(grouper.advance(T0 + 500))
+    out.extend(grouper.ingest([c], watermark=T0 + 500))
+    assert partition(out) == "a b c"

@@ -862,7 +862,7 @@ class Grouper:
         if len(found) > 1 and self.config.burst_rivals and not opening:
             return self._rivals(found, link, t)
         g = self.store.get(found.pop()) if len(found) == 1 else None
-        if g is None or not g.accepting or self._capped_reason(g, t):
+        if g is None or not self._takes(g) or self._capped_reason(g, t):
             return None
         if opening and t - g.first_seen > self.config.burst_s:
             return None
@@ -878,13 +878,19 @@ class Grouper:
         rank: tuple[int, float, str] | None = None
         for gid in sorted(found):
             g = self.store.get(gid)
-            if g is None or not g.accepting or self._capped_reason(g, t):
+            if g is None or not self._takes(g) or self._capped_reason(g, t):
                 continue
             gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
             mine = (-len(g.children), g.first_seen, g.id)
             if gap is not None and (rank is None or mine < rank):
                 best, rank = _Candidate(g, link, gap), mine
         return best
+
+    def _takes(self, g: GroupState) -> bool:
+        """Whether burst-follow may join the group: it accepts, or (`GroupingConfig.late_placed`) it stopped accepting
+        but is open, for a late child whose first alert lies within its gap (the caller checks the gap: a closed group's
+        never covers a child on time)."""
+        return g.accepting or (self.config.late_placed and g.phase is GroupPhase.OPEN)
 
     def _trace_follow(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
         """Trace-follow: the one accepting group of the child's scope, with room, that alerts when a child naming a
