@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -11,6 +12,7 @@ from correlator.models import IncidentEvent
 from correlator.stage2 import (
     UNSCOPED_ROUTE_KEY,
     Grouper,
+    GroupingConfig,
     GroupingOutput,
     Low,
     LowWatermark,
@@ -25,7 +27,7 @@ from correlator.stage2 import (
 from stream.stage2_state import GroupTableStore
 
 from .test_broker_faults import FakeTable
-from .test_stage2 import CFG, _event, partition
+from .test_stage2 import CFG, T0, _event, partition
 
 INF = float("inf")
 IDLE = SourceMark(-INF, idle=True)
@@ -208,3 +210,110 @@ def test_a_partition_running_ahead_changes_nothing_under_the_low_watermark(seed:
     assert _grouped(steps) == reference
     # the same arrival with event time taken from the events (stage 2 before the low watermark) differs
     assert _grouped([(chunk, None) for chunk, _ in steps]) != reference
+
+
+# ---- a source back from idle with a backlog (session 39, across39) -----------------------------------------
+
+
+def _fold_routed(records: list[tuple[dict[int, SourceMark], list[IncidentEvent]]], config: GroupingConfig) -> str:
+    """Routing records folded as `stream.stage2_agent._fold` folds them: each record's marks noted, then its events
+    taken at the low watermark of four sources; then the end of input."""
+    low, grouper, out = LowWatermark(sources=4, silent_s=INF, since=0.0), Grouper(config), GroupingOutput()
+    for marks, events in records:
+        low.note(marks, 0.0)
+        out.extend(grouper.ingest(events, watermark=low.low(0.0).at))
+    out.extend(grouper.finish())
+    return partition(out)
+
+
+@pytest.mark.parametrize(("late_placed", "expected"), [(True, "a b c d|z"), (False, "a b|c d|z")])
+def test_a_source_back_from_idle_with_a_backlog_puts_its_children_where_the_replay_does(
+        late_placed: bool, expected: str) -> None:
+    """Session 39's quick chaos soak (fault 6, posted across the broker restart): stage-1 partitions 1 and 3 said idle
+    right after the restart, partitions 0 and 2 then published the fault's children with the next fault's first ones
+    (the soak compresses the half hour between them into seconds), so the low watermark jumped past the fault's group
+    and closed it; partitions 1 and 3 came back with the rest of the fault, now late, and those opened a second cause
+    (two pages where the replay has one). A late child is placed by its own first alert among the groups still
+    open: it joins the fault's group (`GroupingConfig.late_placed`; off, the rule before: the second cause)."""
+    t = 1000.0
+    web = {"service": ["web"]}
+    a = _event("a", "web/cpu", 0, 0, 1, "opened", web, emitted=1)  # partitions 1, 3 before they flushed
+    b = _event("b", "web/disk", 1, 1, 1, "opened", web, emitted=t)  # partition 0: the fault's child, then the next
+    z = _event("z", "db/latency", t, t, 1, "opened", {"service": ["db"]})  # fault half an hour on, in one commit
+    c = _event("c", "web/mem", 2, 2, 1, "opened", web, emitted=t)  # partitions 1, 3 back with the fault's rest
+    d = _event("d", "web/io", 3, 3, 1, "opened", web, emitted=t)
+    at = b.emitted_at
+    records = [
+        ({1: SourceMark(a.emitted_at), 3: SourceMark(a.emitted_at), 0: SourceMark(0.0), 2: SourceMark(0.0)}, [a]),
+        ({1: SourceMark(a.emitted_at, idle=True), 3: SourceMark(a.emitted_at, idle=True)}, []),
+        ({0: SourceMark(at), 2: SourceMark(at)}, [b, z]),  # the low jumps past the group: 1 and 3 are idle
+        ({1: SourceMark(at), 3: SourceMark(at)}, [c, d]),  # late: behind the low
+    ]
+    # the replay's order: one stage-1 engine announces each child a second after its first alert
+    replay = _grouped([([ev.model_copy(update={"emitted_at": ev.first_seen + 1})], None)
+                       for ev in sorted([a, b, c, d, z], key=lambda e: e.first_seen)])
+    assert replay == "a b c d|z"
+    assert _fold_routed(records, replace(CFG, late_placed=late_placed)) == expected
+
+
+LATE = replace(CFG, late_placed=True)
+
+
+def _late_scene(a: IncidentEvent, late: list[IncidentEvent], after: list[IncidentEvent] = ()) -> str:
+    """`a` taken on time, event time moved far past its group's gap, then `late` children (behind the release point),
+    then `after` on time at the release point they left."""
+    grouper, out = Grouper(LATE), GroupingOutput()
+    out.extend(grouper.ingest([a], watermark=a.emitted_at))
+    out.extend(grouper.advance(T0 + 500))
+    out.extend(grouper.ingest(late, watermark=T0 + 500))
+    if after:
+        out.extend(grouper.ingest(list(after), watermark=T0 + 600))
+    return partition(out)
+
+
+@pytest.mark.parametrize(("name", "a", "late", "after", "expected"), [
+    ("within the closed group's gap: joins it", _event("a", "web/cpu", 0, 0, 1, "opened", {"service": ["web"]}),
+     [_event("c", "web/mem", 10, 10, 1, "opened", {"service": ["web"]}, emitted=500)], [], "a c"),
+    ("a group it would not join on time (alone, 30 s after its reach): its own",
+     _event("a", "web/cpu", 0, 0, 1, "opened", {"service": ["web"]}),
+     [_event("c", "web/mem", 30, 30, 1, "opened", {"service": ["web"]}, emitted=500)], [], "a|c"),
+    ("beyond its gap (60 s after its reach): its own", _event("a", "web/cpu", 0, 0, 1, "opened", {"service": ["web"]}),
+     [_event("c", "web/mem", 100, 100, 1, "opened", {"service": ["web"]}, emitted=500)], [], "a|c"),
+    ("a resolved group is not reopened: its own",
+     _event("a", "web/cpu", 0, 0, 1, "opened", {"service": ["web"]}, status="resolved"),
+     [_event("c", "web/mem", 10, 10, 1, "opened", {"service": ["web"]}, emitted=500)], [], "a|c"),
+    ("carried past the release point: it accepts again, and an on-time child joins",
+     _event("a", "web/cpu", 0, 0, 1, "opened", {"service": ["web"]}),
+     [_event("c", "web/mem", 10, 480, 2, "updated", {"service": ["web"]}, emitted=500)],
+     [_event("e", "web/disk", 498, 498, 1, "opened", {"service": ["web"]})], "a c e"),
+])
+def test_a_late_child_is_placed_by_its_first_alert_among_the_groups_still_open(
+        name: str, a: IncidentEvent, late: list[IncidentEvent], after: list[IncidentEvent], expected: str) -> None:
+    assert _late_scene(a, late, after) == expected
+
+
+def test_a_grouper_rebuilt_on_its_store_places_a_late_child_as_before_the_restart() -> None:
+    a = _event("a", "web/cpu", 0, 0, 1, "opened", {"service": ["web"]})
+    c = _event("c", "web/mem", 10, 10, 1, "opened", {"service": ["web"]}, emitted=500)
+    before = Grouper(LATE)
+    out = before.ingest([a], watermark=a.emitted_at)
+    out.extend(before.advance(T0 + 500))
+    after = Grouper(LATE, store=before.store)  # a restart: indexes and timers rebuilt from the store alone
+    after.watermark = before.watermark  # as the stream restores it with the progress
+    out.extend(after.ingest([c], watermark=T0 + 500))
+    assert partition(out) == "a c"
+
+
+def test_a_late_one_name_child_follows_the_closed_burst_it_came_in() -> None:
+    """Session 39's quick chaos soak q5 (late_placed on): the soak's flush alerts, one service each and related by
+    nothing but time, came 2-35 s behind the release point, and 15 of them paged alone: burst-follow read accepting
+    groups only. A late one-name child follows the burst it started in when that group is still open."""
+    a = _event("a", "flush-0/x", 0, 0, 1, "opened", {"service": ["flush-0"]})
+    b = _event("b", "flush-1/x", 1, 1, 1, "opened", {"service": ["flush-1"]})  # with a by time: a group of two
+    c = _event("c", "flush-2/x", 2, 2, 1, "opened", {"service": ["flush-2"]}, emitted=500)
+    out = GroupingOutput()
+    grouper = Grouper(LATE)
+    out.extend(grouper.ingest([a, b], watermark=T0 + 10))
+    out.extend(grouper.advance(T0 + 500))
+    out.extend(grouper.ingest([c], watermark=T0 + 500))
+    assert partition(out) == "a b c"

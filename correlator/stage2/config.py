@@ -370,6 +370,14 @@ class GroupingConfig:
     (fault 120's svc21 then fault 208's svc23 20 s later, folded by svc23's trace error from svc21-2). Without the
     "own symptom" clause it cost rca-micross and its noise sets (MicroSS's faults open with trace errors of callers).
     False: the rule before (the caller's group folds as any other)."""
+    late_placed: bool = False
+    """A late child (its first alert behind the point stage 2 had already released to when it arrived) is placed by its
+    first alert among the groups still open: one that stopped accepting while that alert lay within its gap is a
+    candidate as an accepting one is (`engine._closed_around`), and a child that carries it past the release point
+    makes it accept again. In the stream a child is late when its stage-1 partition said idle and then got a backlog
+    (`watermark`'s known limit): session 39's quick chaos soak (across39) split a fault posted across the broker restart
+    in two causes that way, where the replay has one. A group already resolved is not reopened. False: the rule before
+    (a late child joins only a group still accepting; on the jittered noise sets the replay has such children too)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

@@ -102,6 +102,12 @@ its first_gap or min_gap); the group they opened had closed when the burst came,
 opened apart, and its onset was minutes before theirs, so no bridge folded them (issue 17, session 32, read on the
 development noise sets: 8,192 of noise seed 6143's 9,076 split pairs in noise-opened incidents).
 
+Late children (`GroupingConfig.late_placed`, off by default): a child that arrives behind the release point (in the
+stream, from a stage-1 partition that said idle and then got a backlog) is placed by its first alert among the groups
+still open, those that stopped accepting while it lay within their gap included (`_closed_around`), not only the ones
+still accepting; one it carries past the release point accepts again. Without it the rest of a fault that came late
+opens a cause of its own beside the fault's (session 39, across39's quick chaos soak).
+
 Transitive merges: a child related to several groups is a bridge. Groups whose latest child onsets lie
 within merge_window_s of the best-related group's latest child onset are taking incidents together, as one
 blast seen from different sides (on MicroSS a fault's trace alerts and its host metrics first open two
@@ -246,6 +252,10 @@ class Grouper:
         self._resumes: list[tuple[float, str]] = []
         """(resumption, group id) of each group a resuming child carries on (`_resume`), applied in event-time order."""
         self._scheduled: dict[str, float] = {}
+        self._closed_to = -_INF
+        """The latest reach + gap of a group that stopped accepting while open: a child whose first alert lies beyond
+        it is in no closed group's window, so `_candidates` looks for closed ones (`_closed_around`) only for a child
+        that came late."""
         self._onsets = Onsets()
         """When each known child started, per scope: whether a child starts alone (`_alone`)."""
         self._rebuild()
@@ -718,7 +728,23 @@ class Grouper:
         g = self.store.get(previous) if previous is not None else None
         if g is not None and g.accepting:
             found.add(g.id)
+        if self.config.late_placed and ev.first_seen <= self._closed_to:
+            found.update(self._closed_around(ev))
         return found
+
+    def _closed_around(self, ev: IncidentEvent) -> Iterator[str]:
+        """Late children: the groups of the child's scope that stopped accepting while its first alert lay within their
+        gap, and are still open (firing). Such a child reached stage 2 after event time had passed them by (a stage-1
+        partition that said idle and then got a backlog: session 39's chaos soak, where the rest of a fault posted
+        across the broker restart opened a second cause); placed by its own first alert, it joins what it would have
+        joined on time. A resolved group is not reopened (its close is published): the child opens its own then. Read
+        only for a child behind `_closed_to` (a late one), so a scan of the store is rare
+        (`GroupingConfig.late_placed`)."""
+        scope, t, gap = split_key(ev.key)[0], ev.first_seen, self.config.gap_s
+        for gid, g in self.store.items():
+            if (not g.accepting and g.phase is GroupPhase.OPEN and g.scope == scope
+                    and time_gap(t, g.first_seen, g.reach, gap) is not None):
+                yield gid
 
     def _near(self, name: str) -> Iterable[str]:
         topology, hops = self.topology, self.config.max_hops
@@ -865,7 +891,7 @@ class Grouper:
         if len(found) > 1 and self.config.burst_rivals and not opening:
             return self._rivals(found, link, t)
         g = self.store.get(found.pop()) if len(found) == 1 else None
-        if g is None or not g.accepting or self._capped_reason(g, t):
+        if g is None or not self._takes(g) or self._capped_reason(g, t):
             return None
         if opening and not ((self.config.burst_machines and not known and t - g.first_seen <= self.config.burst_s)
                             or (self.config.burst_companions and self._kept_company(ev, g))):
@@ -898,13 +924,19 @@ class Grouper:
         rank: tuple[int, float, str] | None = None
         for gid in sorted(found):
             g = self.store.get(gid)
-            if g is None or not g.accepting or self._capped_reason(g, t):
+            if g is None or not self._takes(g) or self._capped_reason(g, t):
                 continue
             gap = time_gap(t, g.first_seen, g.reach, self.config.gap_s)
             mine = (-len(g.children), g.first_seen, g.id)
             if gap is not None and (rank is None or mine < rank):
                 best, rank = _Candidate(g, link, gap), mine
         return best
+
+    def _takes(self, g: GroupState) -> bool:
+        """Whether burst-follow may join the group: it accepts, or (`GroupingConfig.late_placed`) it stopped accepting
+        but is open, for a late child whose first alert lies within its gap (the caller checks the gap: a closed group's
+        never covers a child on time)."""
+        return g.accepting or (self.config.late_placed and g.phase is GroupPhase.OPEN)
 
     def _trace_follow(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
         """Trace-follow: the one accepting group of the child's scope, with room, that alerts when a child naming a
@@ -1012,6 +1044,10 @@ class Grouper:
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
         g.dirty = True
+        if self.config.late_placed and not g.accepting and now <= g.reach + self.config.gap_s:
+            # a late child (`_closed_around`) carried it past the release point: accepting, as it would be on time
+            g.accepting = True
+            self._index(g)
         when = "within its span" if gap == 0 else f"{_seconds(gap)} after its latest alert"
         out.assignments.append(Assignment(
             child_id=ev.incident_id, child_key=ev.key, parent_id=g.id, relation=link.relation, via=link.via,
@@ -1115,6 +1151,7 @@ class Grouper:
         if g.accepting and now > g.reach + cfg.gap_s:
             g.accepting = False
             self._unindex(g)
+            self._closed_to = max(self._closed_to, g.reach + cfg.gap_s)
         if g.phase is GroupPhase.OPEN and not g.accepting and g.all_done:
             self._resolve(g, now, out)
         elif g.phase is GroupPhase.OPEN and g.dirty and now > g.last_emit_at + cfg.update_interval_s:
@@ -1199,6 +1236,8 @@ class Grouper:
                 self._onsets.add(split_key(child.key)[0], child.first_seen, cid)
             if g.accepting:
                 self._index(g)
+            elif g.phase is GroupPhase.OPEN:
+                self._closed_to = max(self._closed_to, g.reach + self.config.gap_s)
             if g.resume_at is not None:
                 heapq.heappush(self._resumes, (g.resume_at, gid))
             self._schedule(gid, -_INF)

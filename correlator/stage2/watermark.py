@@ -25,7 +25,10 @@ deployment writes nothing; an active one refreshes its mark at least every `refr
 
 Known limit: a source reported idle that then receives a backlog is late against sources that went on (the
 same as a late alert: its children are still assigned, and counted `late`). A stage-1 partition that has
-had no input since it was assigned counts as idle after the idle flush.
+had no input since it was assigned counts as idle after the idle flush. No mark can say that an idle source's input
+is still to come (its backlog may be upstream, in another stage's partition: session 39's chaos soak, bodies refused
+across the broker restart and posted again), so the Grouper places such children by their first alert among the
+groups still open instead (`GroupingConfig.late_placed`); a group that has resolved meanwhile is not reopened.
 """
 
 from __future__ import annotations

@@ -1,0 +1,189 @@
+"""`benchmarks/soak.py` with a trace: every record its tails read from `incidents` and from stage 2's route topic, one
+JSON line each, and two readers of that trace. Session 38's trace scripts lived in /tmp and were lost; these are
+session 39's (across39), kept so that the next look at a chaos soak's pages starts from a trace.
+
+    TRACE=/tmp/t.jsonl python benchmarks/soak_trace.py --quick --only chaos --keep DIR   # soak.py's flags
+    python benchmarks/soak_trace.py --parents /tmp/t.jsonl par-1,par-2   # the parents, assignments, children's routes
+    python benchmarks/soak_trace.py --late /tmp/t.jsonl                  # children that came behind stage 2
+
+A line holds `t` (`inc` or `route`), `gen` (0 before the broker restart, 1 after), partition `p`, offset `o`, the
+producer timestamp `ts` and the read time `read`; a route record its `marks` header and its events `evs` as [id, key,
+seq, status, first alert, last alert, emitted_at]; an `incidents` record its kind `k` (`ev`, `par`, `asg`) and fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import soak  # noqa: E402
+
+from correlator.models import IncidentEvent  # noqa: E402
+from correlator.stage2 import MARKS_HEADER, Assignment, ParentEvent  # noqa: E402
+from stream.incident_records import decode_incident_record  # noqa: E402
+
+SOURCES = 4
+"""Stage-1 partitions the soak's deployment runs (`alerts`): the sources of each route partition's low watermark."""
+LATENESS_S = 5.0
+"""Stage 2's lateness (`GroupingConfig.lateness_s`' default): its release point is the low watermark less it."""
+
+
+def describe(routed: bool, record: Any, generation: int) -> dict[str, Any]:
+    """One trace line for a record read by a tail."""
+    line: dict[str, Any] = {"t": "route" if routed else "inc", "gen": generation, "p": record.partition,
+                            "o": record.offset, "ts": record.timestamp / 1000, "read": time.time()}
+    headers = dict(record.headers or ())
+    if routed:
+        if MARKS_HEADER in headers:
+            line["marks"] = orjson.loads(headers[MARKS_HEADER])
+        try:
+            line["evs"] = [[e["incident_id"], e["key"], e["seq"], e["status"], e["first_seen"], e["last_seen"],
+                            e["emitted_at"]] for e in orjson.loads(record.value or b"[]")]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            line["bad"] = True
+        return line
+    try:
+        rec = decode_incident_record(record.value, list(record.headers or ()))
+    except ValueError:
+        line["bad"] = True
+        return line
+    if isinstance(rec, IncidentEvent):
+        line.update(k="ev", id=rec.incident_id, key=rec.key, seq=rec.seq, st=rec.status, fs=rec.first_seen,
+                    ls=rec.last_seen, em=rec.emitted_at)
+    elif isinstance(rec, ParentEvent):
+        line.update(k="par", id=rec.parent_id, kind=rec.kind, seq=rec.seq, st=rec.status, ch=rec.children,
+                    em=rec.emitted_at, reason=rec.reason, merged_into=rec.merged_into)
+    elif isinstance(rec, Assignment):
+        line.update(k="asg", id=rec.child_id, parent=rec.parent_id, rel=rec.relation.value, at=rec.assigned_at,
+                    why=rec.explanation)
+    else:
+        line.update(k=type(rec).__name__, v=rec.model_dump(mode="json"))
+    return line
+
+
+def traced(out: Any, lock: threading.Lock) -> Any:
+    """`soak.Tail._run` that also writes a line per record to `out`."""
+
+    async def _run(self: soak.Tail) -> None:
+        while not self.stopping.is_set():
+            generation = self.generation
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                        auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                                        request_timeout_ms=5000, retry_backoff_ms=200)
+            try:
+                await asyncio.wait_for(consumer.start(), 10)
+                parts = await asyncio.wait_for(self._partitions(consumer), 30)
+                consumer.assign([TopicPartition(self.topic, p) for p in parts])
+                await consumer.seek_to_beginning()
+                while not self.stopping.is_set() and generation == self.generation:
+                    batches = await consumer.getmany(timeout_ms=200)
+                    with self.lock:
+                        for records in batches.values():
+                            for r in records:
+                                ids = self._ids(r.value, r.headers)
+                                self.named.update(ids)
+                                if generation == 0:
+                                    self.placed[(r.partition, r.offset)] = ids
+                                with lock:
+                                    out.write(orjson.dumps(describe(self.routed, r, generation)) + b"\n")
+            except (Exception, asyncio.CancelledError):  # noqa: BLE001 - the broker is down or restarting: again
+                await asyncio.sleep(0.5)
+            finally:
+                try:
+                    await asyncio.wait_for(consumer.stop(), 5)
+                except (Exception, asyncio.CancelledError):  # noqa: BLE001 - a fetch cancelled while it waited
+                    pass
+
+    return _run
+
+
+def load(trace: str) -> list[dict[str, Any]]:
+    """The trace's lines."""
+    with open(trace, "rb") as f:
+        return [orjson.loads(line) for line in f]
+
+
+def named_by(lines: list[dict[str, Any]]) -> dict[str, str]:
+    """Child -> the parent that named it last (a parent event's children, or an assignment)."""
+    named: dict[str, str] = {}
+    for d in lines:
+        if d.get("k") == "par":
+            named.update({c: d["id"] for c in d["ch"]})
+        elif d.get("k") == "asg":
+            named[d["id"]] = d["parent"]
+    return named
+
+
+def late(lines: list[dict[str, Any]]) -> list[tuple[int, int, int, str, float, str | None]]:
+    """Children that reached a route partition behind its release point, rebuilt from the marks as stage 2 takes them
+    (idle sources not waited for; silence is not modelled, so this can under-count): (generation, partition, offset,
+    child, seconds behind, the parent that named it)."""
+    named, found = named_by(lines), []
+    for gen in (0, 1):
+        marks: dict[int, dict[int, tuple[float, bool]]] = {p: {} for p in range(SOURCES)}
+        released = {p: float("-inf") for p in range(SOURCES)}
+        seen: set[str] = set()
+        for d in lines:
+            if d.get("t") != "route" or d["gen"] != gen or "evs" not in d:
+                continue
+            p = d["p"]
+            for e in d["evs"]:
+                if e[0] not in seen:
+                    seen.add(e[0])
+                    if e[4] < released[p]:
+                        found.append((gen, p, d["o"], e[0], round(released[p] - e[4], 1), named.get(e[0])))
+            for source, (at, idle) in (d.get("marks") or {}).items():
+                old = marks[p].get(int(source))
+                at = float("-inf") if at is None else at
+                marks[p][int(source)] = (max(at, old[0]) if old else at, idle)
+            waiting = [m[0] for m in marks[p].values() if not m[1]] + [float("-inf")] * (SOURCES - len(marks[p]))
+            low = min(waiting) if waiting else max(m[0] for m in marks[p].values())
+            released[p] = max(released[p], low - LATENESS_S)
+    return found
+
+
+def parents(lines: list[dict[str, Any]], wanted: set[str]) -> list[str]:
+    """The events of the `wanted` parents, the assignments into them, and the route records of their children."""
+    out, kids = [], named_by([d for d in lines if d.get("k") != "par" or d["id"] in wanted])
+    kids = {c: p for c, p in kids.items() if p in wanted}
+    for d in lines:
+        if d.get("k") == "par" and d["id"] in wanted:
+            out.append(f"parent gen {d['gen']} p{d['p']}@{d['o']} {d['id']} {d['kind']} seq {d['seq']} {d['st']} "
+                       f"{len(d['ch'])} children at {d['em']}")
+        elif d.get("k") == "asg" and d["parent"] in wanted:
+            out.append(f"assigned gen {d['gen']} p{d['p']}@{d['o']} {d['id']} -> {d['parent']} {d['rel']} at {d['at']}")
+        elif d.get("t") == "route":
+            for e in d.get("evs", []):
+                if e[0] in kids:
+                    out.append(f"routed gen {d['gen']} p{d['p']}@{d['o']} ts {d['ts']:.2f} {e[0]} seq {e[2]} first "
+                               f"{e[4]} emitted {e[6]} marks {d.get('marks')}")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--late"]:
+        for row in late(load(argv[1])):
+            print(*row)
+        return 0
+    if argv[:1] == ["--parents"]:
+        print("\n".join(parents(load(argv[1]), set(argv[2].split(",")))))
+        return 0
+    lock = threading.Lock()
+    with open(os.environ["TRACE"], "ab", buffering=0) as out:
+        soak.Tail._run = traced(out, lock)  # type: ignore[method-assign]
+        return soak.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
