@@ -41,7 +41,7 @@ def test_a_caller_that_failed_first_is_not_folded_into_its_callee() -> None:
 def test_off_the_bridge_folds_the_two_roots_into_one() -> None:
     _, out = run(scene(), OFF)
     assert partition(out) == "ca st t"
-    assert GroupingConfig().victims_first_apart is False  # off by default (today's rule)
+    assert GroupingConfig().victims_first_apart is True  # on by default since session 39 (the sixteenth round)
 
 
 def test_a_callee_that_failed_first_still_takes_its_victim() -> None:
