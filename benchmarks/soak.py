@@ -190,6 +190,9 @@ class Tail:
     Before the first restart it also notes which subjects each (partition, offset) names, to tell what the group
     had not read when the broker stopped."""
 
+    record_hook: Callable[[bool, Any, int], None] | None = None
+    """Called with (routed, record, generation) for every record any tail reads (`benchmarks/soak_trace.py` logs them)."""
+
     def __init__(self, bootstrap: str, topic: str, routed: bool = False) -> None:
         self.bootstrap, self.topic, self.routed = bootstrap, topic, routed
         self.seen = Seen()
@@ -236,6 +239,9 @@ class Tail:
                                 self.named.update(ids)
                                 if generation == 0:
                                     self.placed[(r.partition, r.offset)] = ids
+                                hook = Tail.record_hook
+                                if hook is not None:
+                                    hook(self.routed, r, generation)
             except (Exception, asyncio.CancelledError):  # noqa: BLE001 - the broker is down or restarting: again
                 await asyncio.sleep(0.5)
             finally:

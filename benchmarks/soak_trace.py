@@ -13,7 +13,6 @@ seq, status, first alert, last alert, emitted_at]; an `incidents` record its kin
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -73,39 +71,13 @@ def describe(routed: bool, record: Any, generation: int) -> dict[str, Any]:
 
 
 def traced(out: Any, lock: threading.Lock) -> Any:
-    """`soak.Tail._run` that also writes a line per record to `out`."""
+    """A `soak.Tail.record_hook` that writes a line per record to `out`."""
 
-    async def _run(self: soak.Tail) -> None:
-        while not self.stopping.is_set():
-            generation = self.generation
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                        auto_offset_reset="earliest", fetch_max_wait_ms=100,
-                                        request_timeout_ms=5000, retry_backoff_ms=200)
-            try:
-                await asyncio.wait_for(consumer.start(), 10)
-                parts = await asyncio.wait_for(self._partitions(consumer), 30)
-                consumer.assign([TopicPartition(self.topic, p) for p in parts])
-                await consumer.seek_to_beginning()
-                while not self.stopping.is_set() and generation == self.generation:
-                    batches = await consumer.getmany(timeout_ms=200)
-                    with self.lock:
-                        for records in batches.values():
-                            for r in records:
-                                ids = self._ids(r.value, r.headers)
-                                self.named.update(ids)
-                                if generation == 0:
-                                    self.placed[(r.partition, r.offset)] = ids
-                                with lock:
-                                    out.write(orjson.dumps(describe(self.routed, r, generation)) + b"\n")
-            except (Exception, asyncio.CancelledError):  # noqa: BLE001 - the broker is down or restarting: again
-                await asyncio.sleep(0.5)
-            finally:
-                try:
-                    await asyncio.wait_for(consumer.stop(), 5)
-                except (Exception, asyncio.CancelledError):  # noqa: BLE001 - a fetch cancelled while it waited
-                    pass
+    def hook(routed: bool, record: Any, generation: int) -> None:
+        with lock:
+            out.write(orjson.dumps(describe(routed, record, generation)) + b"\n")
 
-    return _run
+    return hook
 
 
 def load(trace: str) -> list[dict[str, Any]]:
@@ -181,7 +153,7 @@ def main(argv: list[str]) -> int:
         return 0
     lock = threading.Lock()
     with open(os.environ["TRACE"], "ab", buffering=0) as out:
-        soak.Tail._run = traced(out, lock)  # type: ignore[method-assign]
+        soak.Tail.record_hook = traced(out, lock)
         return soak.main(argv)
 
 

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,15 @@ def deployment(broker: EmbeddedBroker, tmp_path: Path, topology_file: Path) -> I
     dep = Deployment(broker, tmp_path, extra_env=env)
     dep.create_topics()
     yield dep
+
+
+def replayed_json(path: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
+    """`aiops replay PATH --json ARGS` under `env` alone (the caller's AIOPS_* variables dropped), parsed: what a
+    worker under the same environment must name."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json", *args], cwd=ROOT,
+                          capture_output=True, check=True, env={**base, **env})
+    return dict(orjson.loads(done.stdout))
 
 
 def test_a_cascade_from_a_dependency_to_its_callers_is_one_cause(
@@ -454,10 +464,7 @@ def test_a_rule_switched_on_in_the_environment_reaches_the_stage2_agent(
     rule = {"AIOPS_GROUPING__TRACE_FOLLOW": "true"}
 
     def offline(env: dict[str, str]) -> dict[str, set[str]]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
-        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
-                              capture_output=True, check=True, env={**base, **env})
-        return {p["id"]: set(p["children"]) for p in orjson.loads(done.stdout)["parents"]}
+        return {p["id"]: set(p["children"]) for p in replayed_json(path, env)["parents"]}
 
     expected = offline(rule)
     assert sorted(map(len, expected.values())) == [2] and sorted(map(len, offline({}).values())) == [1, 1]
@@ -526,11 +533,7 @@ def test_a_default_worker_keeps_a_recurrence_apart_where_aiops_replay_does(
     path = tmp_path / "again.ndjson"
     path.write_bytes(an_outage_and_its_opening_symptom_again())
 
-    def offline(env: dict[str, str]) -> dict[str, Any]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
-        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
-                              capture_output=True, check=True, env={**base, **env})
-        return dict(orjson.loads(done.stdout))
+    offline = partial(replayed_json, path)
 
     replayed = offline({})
     expected = {p["id"]: set(p["children"]) for p in replayed["parents"]}
@@ -591,11 +594,7 @@ def test_a_worker_keeps_a_later_burst_out_of_a_stray_alert_where_aiops_replay_do
     path.write_bytes(a_stray_alert_and_a_later_burst())
     rule = {"AIOPS_GROUPING__LONE_JOINS": "true"}
 
-    def offline(env: dict[str, str]) -> dict[str, Any]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
-        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
-                              capture_output=True, check=True, env={**base, **env})
-        return dict(orjson.loads(done.stdout))
+    offline = partial(replayed_json, path)
 
     replayed = offline(rule)
     assert sorted(len(p["children"]) for p in replayed["parents"]) == [1, 1, 1]  # the scenario is what it says
@@ -627,11 +626,7 @@ def test_a_worker_has_a_container_metric_follow_the_company_it_kept_where_aiops_
     path.write_bytes(a_container_metric_in_a_later_burst_of_its_company())
     rule = {"AIOPS_GROUPING__BURST_COMPANIONS": "true"}
 
-    def offline(env: dict[str, str]) -> dict[str, Any]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
-        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json"], cwd=ROOT,
-                              capture_output=True, check=True, env={**base, **env})
-        return dict(orjson.loads(done.stdout))
+    offline = partial(replayed_json, path)
 
     replayed = offline(rule)
     assert sorted(len(p["children"]) for p in replayed["parents"]) == [2, 3]  # the scenario is what it says
@@ -663,11 +658,7 @@ def test_a_worker_folds_by_a_host_a_path_relates_too_where_aiops_replay_does(
     path.write_bytes(a_stray_alert_and_a_burst_on_one_host())
     rule = {"AIOPS_GROUPING__PATH_FOLDS_LABELLED": "true"}
 
-    def offline(env: dict[str, str], *topology: str) -> dict[str, Any]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
-        done = subprocess.run([sys.executable, "-m", "stream.cli", "replay", str(path), "--json", *topology], cwd=ROOT,
-                              capture_output=True, check=True, env={**base, **env})
-        return dict(orjson.loads(done.stdout))
+    offline = partial(replayed_json, path)
 
     filed = ("--topology", str(topology_file))
     replayed = offline(rule, *filed)
