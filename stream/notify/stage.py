@@ -57,7 +57,7 @@ from stream.notify.delivery import Deliverer, Outcome, count_step
 from stream.notify.files import NotifyFileWatcher
 from stream.notify.store import NotifyStore
 from stream.pipeline import Pipeline
-from stream.sends import key_partition, raise_failed, send_batches
+from stream.sends import cached_partition, key_partition, raise_failed, send_batches
 from stream.settings import Settings
 from stream.stages import PerBatch, Stage, StageSpec
 from stream.tickets import Desk
@@ -446,7 +446,13 @@ def notify_policy(settings: Settings) -> NotifyPolicy:
     when an incident no cause names pages) and how long it remembers, from the settings; its rule switches are
     `Settings.notify_policy`."""
     progress = settings.stage2 and not settings.stage2_lone_causes and settings.stage2_progress_interval > 0
+    alerts, cache = settings.partitions_for("alerts"), dict[str, int]()
+
+    def source_of(key: str) -> int:  # the partition of `alerts` a key's alerts go to, so its engine's
+        return cached_partition(cache, key, alerts)
+
     return NotifyPolicy(**settings.notify_policy.values(), page_causes=settings.stage2,
+                        source_of=source_of if settings.reconcile_after_loss else None,
                         cause_wait_s=settings.notify_cause_wait,
                         retention_s=settings.notify_retention, lone_causes=settings.stage2_lone_causes,
                         stage2_partitions=settings.partitions_for("incidents") if progress else 0)
