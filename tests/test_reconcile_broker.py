@@ -27,8 +27,8 @@ from .workers import PATIENT_ADMISSION, Deployment
 
 @pytest.mark.integration
 @pytest.mark.parametrize("reconcile", [True, False])
-def test_a_page_whose_close_the_broker_took_is_resolved_after_the_restart(tmp_path: Path, pager: Receiver,
-                                                                          reconcile: bool) -> None:
+def test_a_page_whose_close_the_broker_took_is_resolved_after_the_restart(
+        tmp_path: Path, pager: Receiver, reconcile: bool) -> None:  # noqa: F811 - pager: the fixture
     """A lone critical incident pages; notify stops reading; the fault ends and stage 1 publishes the close (seen on
     `incidents` by the console); the broker restarts empty. With the reconciliation the page is resolved, once,
     with no new page; without it (`AIOPS_RECONCILE_AFTER_LOSS=false`, the old behaviour) it never is."""
