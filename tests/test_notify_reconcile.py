@@ -12,10 +12,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from correlator.models import Census, IncidentEvent
 from correlator.notify import RECONCILED, Delivery, NotifyPolicy, NotifyRecord, NotifyState, on_record, parse_notify
 
+from stream.notify.stage import notify_policy
+from stream.sends import key_partition
+from stream.settings import Settings
+
 from .notifying import T0, fold_timeline, incident
+from .test_grouping_settings import clean_env
 
 ROUTES = parse_notify("""
 defaults: {hold: {for: 30s}}
@@ -45,6 +52,19 @@ def _run(records: list[tuple[float, NotifyRecord | None]], policy: NotifyPolicy 
     state = state if state is not None else NotifyState()
     made, _ = fold_timeline(state, records, ROUTES, policy)
     return state, made
+
+
+def test_the_setting_gives_notify_the_partitioning_of_alerts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On by default: a census's source is the partition of `alerts` an incident's key is hashed to (as normalize
+    sends its alerts there); `AIOPS_RECONCILE_AFTER_LOSS=false`: no census closes anything."""
+    clean_env(monkeypatch)
+    settings = Settings()
+    source_of, alerts = notify_policy(settings).source_of, settings.partitions_for("alerts")
+    keys = [f"cluster=c{i}/svc{i}/Down" for i in range(12)]
+    assert source_of is not None and [source_of(k) for k in keys] == [key_partition(k.encode(), alerts) for k in keys]
+    assert len({source_of(k) for k in keys}) > 1
+    monkeypatch.setenv("AIOPS_RECONCILE_AFTER_LOSS", "false")
+    assert notify_policy(Settings()).source_of is None
 
 
 def _acts(made: list[Delivery]) -> list[tuple[str, str]]:
