@@ -230,6 +230,11 @@ class Notify:
             await self.checkpoints.commit(changed)
         for step in steps:
             count_step(step)
+        reconciled = [r for step in steps for r in step.reconciled]
+        if reconciled:
+            log.info("notify: %d incidents closed by reconciliation after broker loss (%d pages resolved, %d never "
+                     "paged dropped): %s", len(reconciled), sum(o == "resolved" for _, o in reconciled),
+                     sum(o == "dropped" for _, o in reconciled), ", ".join(sorted(i for i, _ in reconciled)[:10]))
         self._send_decided(changed, {id(d) for step in steps for d in step.deliveries})
         for store in changed:
             while store.forward:
