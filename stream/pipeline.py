@@ -117,6 +117,9 @@ class Pipeline:
     _census_due: set[int] = field(default_factory=set)
     """Partitions whose engine was built (or rebuilt by a rollback) after a loss and before a checkpoint wrote it:
     their census goes out before their next input (`census_lost`)."""
+    resumed: Callable[[], bool] | None = None
+    """Whether the agents resumed after the last loss (the broker watch: the group's rejoin ended; `stream.worker`
+    sets it); None: always. A census waits for it (`census_lost`)."""
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpointer(self.app, self._touched_stores, self.checkpoint_s)
@@ -175,7 +178,14 @@ class Pipeline:
         had published and notify had not read, and the engine keeps only open incidents, so notify held those
         firing, paged them alone and never resolved them (session 38's chaos soak, mechanism 1b). Notify closes
         what the census does not name (`correlator.notify.state`). Like stage 2's restatement, a rollback before
-        the checkpoint that writes the store says it again, counting the state rebuilt; after it, never."""
+        the checkpoint that writes the store says it again, counting the state rebuilt; after it, never.
+
+        It waits until the agents resumed after the loss (`resumed`: the group's rejoin ended): published at the
+        first tick after the loss, before that rejoin, the census was the first records of the re-created
+        `incidents`, and the group's commits of `incidents` never reached its end again (two quick chaos soaks:
+        1,000 and 513 records behind when the drain gave up; 0 with the census off)."""
+        if not self._census_due or (self.resumed is not None and not self.resumed()):
+            return
         for partition in sorted(self._census_due):
             self._census_due.discard(partition)
             engine = self.engines.get(partition)
