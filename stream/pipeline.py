@@ -116,7 +116,8 @@ class Pipeline:
     `Settings.reconcile_after_loss`)."""
     _census_due: set[int] = field(default_factory=set)
     """Partitions whose engine was built (or rebuilt by a rollback) after a loss and before a checkpoint wrote it:
-    their census goes out before their next input (`census_lost`)."""
+    their census goes out before their next input once the agents resumed (`census_lost`), and stays due across a
+    revocation (the rejoin's rebalance revokes them, and a checkpoint may have cleared their loss mark meanwhile)."""
     resumed: Callable[[], bool] | None = None
     """Whether the agents resumed after the last loss (the broker watch: the group's rejoin ended; `stream.worker`
     sets it); None: always. A census waits for it (`census_lost`)."""
@@ -187,9 +188,11 @@ class Pipeline:
         if not self._census_due or (self.resumed is not None and not self.resumed()):
             return
         for partition in sorted(self._census_due):
-            self._census_due.discard(partition)
             engine = self.engines.get(partition)
-            if engine is None or engine.watermark == float("-inf"):
+            if engine is None:
+                continue  # revoked meanwhile (the rejoin's rebalance): due until an engine of it is built here again
+            self._census_due.discard(partition)
+            if engine.watermark == float("-inf"):
                 continue
             open_ids: dict[int, list[str]] = {q: [] for q in range(self.incidents_partitions)}
             for inc in engine.open_incidents():
@@ -260,8 +263,7 @@ class Pipeline:
             self.stores.pop(p, None)
         self.clocks.drop(partitions)
         self.forget_read(self.alerts_topic, partitions)
-        self._touched -= set(partitions)
-        self._census_due -= set(partitions)
+        self._touched -= set(partitions)  # a census still due stays due: an engine built here again says it
         self.checkpoints.forget_held(self.alerts_topic, partitions)
 
     def hold(self, events: Sequence[EventT[Any]]) -> None:
