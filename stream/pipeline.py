@@ -181,10 +181,10 @@ class Pipeline:
         what the census does not name (`correlator.notify.state`). Like stage 2's restatement, a rollback before
         the checkpoint that writes the store says it again, counting the state rebuilt; after it, never.
 
-        It waits until the agents resumed after the loss (`resumed`: the group's rejoin ended): published at the
-        first tick after the loss, before that rejoin, the census was the first records of the re-created
-        `incidents`, and the group's commits of `incidents` never reached its end again (two quick chaos soaks:
-        1,000 and 513 records behind when the drain gave up; 0 with the census off)."""
+        It waits until the agents resumed after the loss (`resumed`: the group's rejoin ended), so that it is
+        published to, and read by, the group as it stands after the loss rather than in the middle of its rejoin.
+        (Seen first as the cause of a group whose commits of `incidents` stopped short of its end after the loss in
+        two quick chaos soaks; a third with the census off stopped short too: that is not the census's.)"""
         if not self._census_due or (self.resumed is not None and not self.resumed()):
             return
         for partition in sorted(self._census_due):
