@@ -187,10 +187,11 @@ class Pipeline:
         two quick chaos soaks; a third with the census off stopped short too: that is not the census's.)"""
         if not self._census_due or (self.resumed is not None and not self.resumed()):
             return
+        owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.alerts_topic}
         for partition in sorted(self._census_due):
-            engine = self.engines.get(partition)
-            if engine is None:
-                continue  # revoked meanwhile (the rejoin's rebalance): due until an engine of it is built here again
+            if partition not in owned:
+                continue  # revoked by the rejoin's rebalance: due until this worker owns it again
+            engine = self.engine(partition)  # the rejoin dropped it: built again from the table, as its next input would
             self._census_due.discard(partition)
             if engine.watermark == float("-inf"):
                 continue
