@@ -27,7 +27,7 @@ from throughput_part import throughput_run  # noqa: E402
 from correlator.records import record_of  # noqa: E402
 from correlator.sources import parse  # noqa: E402
 from stream.broker import EmbeddedBroker  # noqa: E402
-from stream.incident_records import is_stage2_record  # noqa: E402
+from stream.incident_records import is_incident_event  # noqa: E402
 
 STEADY_HEAD_S = 3.0
 """Seconds the paced load runs before the timed part of a latency run: the stream starts with storms in flight
@@ -146,7 +146,7 @@ async def _paced(bootstrap: str, raw_topic: str, incidents_topic: str, partition
             for batch in (await reader.getmany(timeout_ms=20)).values():
                 now = time.time()
                 # stage 2's parents and assignments are not what a latency is measured on here
-                events.extend((now, orjson.loads(r.value)) for r in batch if not is_stage2_record(r.headers))
+                events.extend((now, orjson.loads(r.value)) for r in batch if is_incident_event(r.headers))
 
     reading = asyncio.create_task(read())
     sent: list[float] = []

@@ -59,7 +59,7 @@ from faults import HOST, alert_body, fold_rate_of, open_loop, post, start  # noq
 from results_md import publish  # noqa: E402
 
 from stream.broker import die_with_parent, start_broker  # noqa: E402
-from stream.incident_records import KIND_HEADER, is_stage2_record  # noqa: E402
+from stream.incident_records import KIND_HEADER, is_incident_event  # noqa: E402
 from tests.workers import Deployment  # noqa: E402
 
 BEGIN, END = "<!-- notify_latency.py: generated from here -->", "<!-- notify_latency.py: to here -->"
@@ -178,7 +178,7 @@ def read_incidents(dep: Deployment, probes: list[Probe]) -> None:
         if b"probe-" not in (record.value or b""):
             continue
         at, value = record.timestamp / 1000, orjson.loads(record.value)
-        if not is_stage2_record(record.headers):
+        if is_incident_event(record.headers):
             probe = by_service.get(value.get("service", ""))
             if probe is not None and (probe.incident is None or at < probe.incident):
                 probe.incident, probe.incident_id = at, value["incident_id"]

@@ -195,6 +195,10 @@ NOTIFICATIONS = Counter(
     "escalate, refresh) and outcome: delivered (2xx), dead_letter (refused, or retries ran out), held_back (the "
     "incident ended inside its hold), cancelled (it ended while its page waited for the rate limit)",
     ["receiver", "kind", "outcome"])
+NOTIFY_RECONCILED = Counter(
+    "aiops_notify_reconciled_total", "Incidents notify closed after a broker loss because the stage-1 partition "
+    "holding them no longer held them open (its census): resolved (their page was out: a resolve sent) or dropped "
+    "(never paged: closed quietly)", ["outcome"])
 NOTIFICATION_RETRIES = Counter(
     "aiops_notification_retries_total", "Delivery attempts that failed and were tried again, by receiver and "
     "reason (timeout, connection, http_5xx, http_429, http_408)", ["receiver", "reason"])

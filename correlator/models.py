@@ -18,6 +18,7 @@ from .keys import correlation_key, scope_of
 __all__ = [
     "Alert",
     "AlertStatus",
+    "Census",
     "EpochSeconds",
     "IncidentEvent",
     "IncidentEventKind",
@@ -131,6 +132,20 @@ class IncidentEvent(BaseModel):
     late_alerts: int = Field(default=0, ge=0, description="members that arrived after the allowed lateness")
     reason: str = ""
     emitted_at: float = Field(description="event-time watermark when this event was produced")
+
+
+class Census(BaseModel):
+    """Which incidents one stage-1 partition holds open, said on one partition of `incidents` after the broker lost
+    its topics (`Settings.reconcile_after_loss`): the closes stage 1 published and notify had not read went with the
+    broker, and stage 1 never says a close again; a reader closes what it holds open of that source, last said
+    before `at`, that `open` does not name (`correlator.notify.state`, session 39)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: int = Field(ge=0, description="the partition of `alerts` whose engine holds these incidents")
+    at: float = Field(description="the engine's event-time watermark its state stood at when counted")
+    open: list[str] = Field(default_factory=list,
+                            description="ids of its open incidents that live on this partition of `incidents`")
 
 
 _EVENT_FIELDS = frozenset(IncidentEvent.model_fields)

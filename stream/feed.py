@@ -10,10 +10,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from correlator.keys import key_label
-from correlator.models import IncidentEvent
+from correlator.models import Census, IncidentEvent
 from correlator.replay import ReplayIncident, ReplayReport
 from correlator.stage2 import Assignment, ParentEvent, Progress
-from stream.incident_records import IncidentRecord, decode_incident_record, is_stage2_record
+from stream.incident_records import IncidentRecord, decode_incident_record, is_incident_event
 
 __all__ = ["topic_records", "incident_events", "follow_until", "parent_of", "report_of", "format_event"]
 
@@ -80,7 +80,7 @@ async def follow_until(
                 break
             batches = await consumer.getmany(timeout_ms=200)
             for record in (r for records in batches.values() for r in records):
-                if is_stage2_record(record.headers):
+                if not is_incident_event(record.headers):
                     continue
                 ev = IncidentEvent.model_validate_json(record.value or b"")
                 seen = latest.get(ev.incident_id)
@@ -111,6 +111,8 @@ def format_event(ev: IncidentRecord) -> str:
                 f"alerts, {ev.max_severity}, status {ev.status}, services {', '.join(ev.services)}{merged}")
     if isinstance(ev, Assignment):
         return f"joined   {ev.child_id} -> {ev.parent_id}: {ev.explanation}"
+    if isinstance(ev, Census):
+        return f"census   stage-1 partition {ev.source} at {ev.at:.3f}: {len(ev.open)} open"
     if isinstance(ev, Progress):
         return "decided  " + ", ".join(f"partition {p} up to {at:.3f}" for p, at in sorted(ev.decided.items()))
     prev = f" (after {ev.previous_id})" if ev.previous_id else ""

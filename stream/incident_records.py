@@ -5,7 +5,9 @@ reader can tell the three apart, or skip stage 2's records, without decoding the
 agent reads every record of `incidents` and clocks only stage-1 incidents, and on a storm of short
 independent incidents stage 2 publishes about as many records as stage 1 does. `Progress` (kind `progress`,
 with causes of one incident not published: `correlator.stage2.publishing`) is for notify; the other readers
-ignore it, a few records a second.
+ignore it, a few records a second. A stage-1 `Census` (`aiops-stage: 1`, kind `census`: which incidents one stage-1
+partition holds open, said only after the broker lost its topics) is for notify too; readers of stage-1 events skip
+every record with a stage header (`is_incident_event`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import msgspec
 import orjson
 
 from correlator.eventtime import MAX_EPOCH
-from correlator.models import IncidentEvent
+from correlator.models import Census, IncidentEvent
 from correlator.stage2 import Assignment, ParentEvent, Progress
 
-__all__ = ["ASSIGNMENT_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "PROGRESS_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts",
+__all__ = ["ASSIGNMENT_HEADERS", "CENSUS_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "PROGRESS_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts",
            "IncidentRecord", "decode_incident_fast", "decode_incident_record", "encode_incident_event",
-           "is_stage2_record", "read_incident_record", "stage2_kind"]
+           "is_census", "is_incident_event", "is_stage2_record", "read_incident_record", "stage2_kind"]
 
 STAGE_HEADER = "aiops-stage"
 """Header on every record stage 2 publishes on `incidents` (value b"2"), so that readers can tell it apart."""
@@ -36,7 +38,10 @@ ASSIGNMENT_HEADERS: list[tuple[str, bytes]] = [(STAGE_HEADER, _STAGE2), (KIND_HE
 PROGRESS_HEADERS: list[tuple[str, bytes]] = [(STAGE_HEADER, _STAGE2), (KIND_HEADER, b"progress")]
 """The headers of a stage-2 `Progress` record."""
 
-IncidentRecord = IncidentEvent | ParentEvent | Assignment | Progress
+CENSUS_HEADERS: list[tuple[str, bytes]] = [(STAGE_HEADER, b"1"), (KIND_HEADER, b"census")]
+"""The headers of a stage-1 `Census` record."""
+
+IncidentRecord = IncidentEvent | ParentEvent | Assignment | Progress | Census
 """Anything the `incidents` topic carries."""
 
 Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
@@ -122,6 +127,21 @@ def is_stage2_record(headers: Headers) -> bool:
     return False
 
 
+def is_census(headers: Headers) -> bool:
+    """Whether a record's headers say it is a stage-1 `Census`."""
+    return (STAGE_HEADER, b"1") in _marks(headers) and (KIND_HEADER, b"census") in _marks(headers)
+
+
+def is_incident_event(headers: Headers) -> bool:
+    """Whether a record of `incidents` is a stage-1 incident event: it has no stage header (stage 2's records and
+    stage 1's census have one)."""
+    return not any(name == STAGE_HEADER for name, _ in _pairs(headers))
+
+
+def _marks(headers: Headers) -> list[tuple[str, bytes]]:
+    return [(name, bytes(value)) for name, value in _pairs(headers) if name in (STAGE_HEADER, KIND_HEADER)]
+
+
 def stage2_kind(headers: Headers) -> bytes | None:
     """What a stage-2 record holds by its headers (b"parent", b"assignment", b"progress"); None for stage 1's."""
     if not is_stage2_record(headers):
@@ -131,6 +151,8 @@ def stage2_kind(headers: Headers) -> bytes | None:
 
 def decode_incident_record(value: bytes | None, headers: Headers) -> IncidentRecord:
     """The record's model, chosen by its headers; pydantic's ValidationError when the value does not fit."""
+    if is_census(headers):
+        return Census.model_validate_json(value or b"")
     kind = stage2_kind(headers)
     if kind is None:
         return IncidentEvent.model_validate_json(value or b"")
@@ -146,5 +168,5 @@ def read_incident_record(value: bytes | None, headers: Headers) -> IncidentCount
     """As `decode_incident_record`, with a stage-1 event (nearly every record) decoded in one msgspec pass, for a
     reader that only keeps the fields (the console's feed); what that pass refuses goes to the models, which
     accept or refuse it as `decode_incident_record` does."""
-    fast = None if is_stage2_record(headers) else decode_incident_fast(value)
+    fast = decode_incident_fast(value) if is_incident_event(headers) else None
     return fast if fast is not None else decode_incident_record(value, headers)

@@ -30,7 +30,7 @@ from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
 from correlator.eventtime import arrival_of
 from correlator.keys import DEFAULT_KEY_CONFIG, KeyConfig
-from correlator.models import IncidentEvent
+from correlator.models import Census, IncidentEvent
 from correlator.records import AlertRecord
 from correlator.sources import SOURCES, detect_source, normalize
 from correlator.stage2.watermark import SourceMark, source_mark
@@ -49,7 +49,7 @@ from stream.consumer import committed_offset
 from stream.deadletters import DeadLetters, category_of, reason_of
 from stream.hop import count_received, numbered, partition_parts
 from stream.idle import TICK_S, IdleClocks
-from stream.incident_records import encode_incident_event
+from stream.incident_records import CENSUS_HEADERS, encode_incident_event
 from stream.provenance import SourceCheck
 from stream.sends import Record, cached_partition, send_batches
 from stream.settings import Settings
@@ -111,6 +111,16 @@ class Pipeline:
     """What correlate checks an `alerts` record's source offsets against before trusting them (`install` sets it)."""
     read_to: dict[tuple[str, int], int] = field(default_factory=dict)
     """The next offset of each (topic, partition) the agents read from (`note_read`), for `records_waiting`."""
+    census_after_loss: bool = True
+    """After the broker lost its topics, say which incidents each engine holds open (`census_lost`;
+    `Settings.reconcile_after_loss`)."""
+    _census_due: set[int] = field(default_factory=set)
+    """Partitions whose engine was built (or rebuilt by a rollback) after a loss and before a checkpoint wrote it:
+    their census goes out before their next input once the agents resumed (`census_lost`), and stays due across a
+    revocation (the rejoin's rebalance revokes them, and a checkpoint may have cleared their loss mark meanwhile)."""
+    resumed: Callable[[], bool] | None = None
+    """Whether the agents resumed after the last loss (the broker watch: the group's rejoin ended; `stream.worker`
+    sets it); None: always. A census waits for it (`census_lost`)."""
 
     def __post_init__(self) -> None:
         self.checkpoints = Checkpointer(self.app, self._touched_stores, self.checkpoint_s)
@@ -160,6 +170,41 @@ class Pipeline:
     def _forget_sources(self, partition: int) -> None:
         if self.checkpoints.forget(self.stores[partition]):
             self._touched.add(partition)  # the next checkpoint writes every key and the progress to the new changelog
+            if self.census_after_loss:
+                self._census_due.add(partition)  # and notify learns what closed in the records the broker took
+
+    async def census_lost(self) -> None:
+        """Say, on every partition of `incidents`, which incidents each engine built after a loss holds open (a
+        `Census` per partition, at the engine's watermark, before its next input): the broker took the closes it
+        had published and notify had not read, and the engine keeps only open incidents, so notify held those
+        firing, paged them alone and never resolved them (session 38's chaos soak, mechanism 1b). Notify closes
+        what the census does not name (`correlator.notify.state`). Like stage 2's restatement, a rollback before
+        the checkpoint that writes the store says it again, counting the state rebuilt; after it, never.
+
+        It waits until the agents resumed after the loss (`resumed`: the group's rejoin ended), so that it is
+        published to, and read by, the group as it stands after the loss rather than in the middle of its rejoin.
+        (Seen first as the cause of a group whose commits of `incidents` stopped short of its end after the loss in
+        two quick chaos soaks; a third with the census off stopped short too: that is not the census's.)"""
+        if not self._census_due or (self.resumed is not None and not self.resumed()):
+            return
+        owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.alerts_topic}
+        for partition in sorted(self._census_due):
+            if partition not in owned:
+                continue  # revoked by the rejoin's rebalance: due until this worker owns it again
+            engine = self.engine(partition)  # the rejoin dropped it: built again from the table, as its next input would
+            self._census_due.discard(partition)
+            if engine.watermark == float("-inf"):
+                continue
+            open_ids: dict[int, list[str]] = {q: [] for q in range(self.incidents_partitions)}
+            for inc in engine.open_incidents():
+                open_ids[cached_partition(self._incident_partitions, inc.id, self.incidents_partitions)].append(inc.id)
+            topic = self.topic_name("incidents")
+            for q, ids in open_ids.items():
+                value = Census(source=partition, at=engine.watermark, open=sorted(ids)).model_dump_json().encode()
+                self.checkpoints.sent(await send_batches(self.app, topic, q, [
+                    (f"census-{partition}".encode(), value, list(CENSUS_HEADERS))]))
+            log.info("stage 1: census of partition %d after the broker lost its topics: %d open incidents at %s",
+                     partition, sum(len(ids) for ids in open_ids.values()), engine.watermark)
 
     def partition_of(self, key: str) -> int:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
@@ -219,7 +264,7 @@ class Pipeline:
             self.stores.pop(p, None)
         self.clocks.drop(partitions)
         self.forget_read(self.alerts_topic, partitions)
-        self._touched -= set(partitions)
+        self._touched -= set(partitions)  # a census still due stays due: an engine built here again says it
         self.checkpoints.forget_held(self.alerts_topic, partitions)
 
     def hold(self, events: Sequence[EventT[Any]]) -> None:
@@ -410,6 +455,7 @@ async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None
             records.extend(segment.records)
         if received_ms:
             received[p] = min(received.get(p, received_ms), received_ms)
+    await pipe.census_lost()  # before the new input: an engine built after a loss counts the state it was built with
     done: list[tuple[int, Sequence[IncidentEvent], int | None]] = []
     for p, records in by_partition.items():
         engine = pipe.engine(p)
@@ -445,6 +491,7 @@ async def tick(pipe: Pipeline) -> None:
     incidents than the replay of the same alerts.
     """
     now = time.monotonic()
+    await pipe.census_lost()
     waiting = pipe.input_waiting()
     for p, engine in list(pipe.engines.items()):
         if engine.watermark == float("-inf"):
@@ -493,7 +540,8 @@ def install(app: App, settings: Settings) -> Pipeline:
     pipe = Pipeline(app, settings.correlation_config(), table, topics, checkpoint_s=settings.checkpoint_interval,
                     keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
-                    incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources)
+                    incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources,
+                    census_after_loss=settings.reconcile_after_loss)
     # A record of either read twice is applied once (segment sources), so a re-read is never dropped.
     app.redelivered_topics = app.redelivered_topics | {names.alerts_raw, names.alerts}
     app.stop_hooks.append(sources.stop)

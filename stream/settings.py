@@ -62,7 +62,7 @@ else:
         doc="Stage 2's grouping rules (correlator/stage2/config.py, GroupingConfig).")
     NotifyPolicySettings = derive(
         NotifyPolicy, seconds=Duration,
-        fixed=("page_causes", "cause_wait_s", "retention_s", "lone_causes", "stage2_partitions"),
+        fixed=("page_causes", "cause_wait_s", "retention_s", "lone_causes", "stage2_partitions", "source_of"),
         doc="The notify fold's rules (correlator/notify/state.py, NotifyPolicy).")
 
 
@@ -291,6 +291,12 @@ class Settings(BaseSettings):
                                                "most one progress record per stage-2 partition per this many "
                                                "seconds: how soon notify pages an incident no cause names (0: none, "
                                                "and such an incident waits notify_cause_wait)")
+    reconcile_after_loss: bool = Field(default=True, description="after the broker lost its topics, each "
+                                       "stage-1 partition says which incidents it holds open (a census on "
+                                       "incidents) and notify closes the ones of that partition it holds open and "
+                                       "the census does not name: their closes went with the broker (a page out is "
+                                       "resolved, one never sent dropped; false: the old behaviour, they stay "
+                                       "firing)")
     stage2_restate_after_loss: bool = Field(default=True, description="after the broker lost its topics, say every "
                                             "open cause again (an updated event and its children's assignments) on "
                                             "the new incidents topic: notify may not have read them before the loss, "

@@ -186,6 +186,9 @@ class Stage2:
     restate_after_loss: bool = True
     """After the broker lost its topics, say every open group again (`Grouper.restate`; `Settings.
     stage2_restate_after_loss`)."""
+    restate_closed: bool = True
+    """The restatement says the closes of the groups still held too (`Grouper.restate(closed=...)`; `Settings.
+    reconcile_after_loss`)."""
     _restate: set[int] = field(default_factory=set)
     """Routing partitions whose Grouper was built (or rebuilt by a rollback) after a loss and before a checkpoint
     wrote it: their open groups go out again at the next fold or tick (`restate_lost`)."""
@@ -249,10 +252,11 @@ class Stage2:
             self._restate.discard(partition)
             if grouper is None or grouper.watermark == float("-inf"):
                 continue
-            out = grouper.restate()
+            out = grouper.restate(closed=self.restate_closed)
             if out.parents:
-                log.info("stage 2: %d open causes of routing partition %d said again after the broker lost its "
-                         "topics", len(out.parents), partition)
+                closed = sum(p.status != "firing" for p in out.parents)
+                log.info("stage 2: %d open causes and %d closes of routing partition %d said again after the broker "
+                         "lost its topics", len(out.parents) - closed, closed, partition)
                 await self.commit(partition, out)
 
     @property
@@ -643,7 +647,8 @@ def _stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2:
                   incidents_partitions=partitions, clocks=IdleClocks(settings.idle_flush, settings.idle_advance),
                   sources=pipe.alerts_partitions, lone_causes=settings.stage2_lone_causes,
                   progress_s=settings.stage2_progress_interval,
-                  restate_after_loss=settings.stage2_restate_after_loss)
+                  restate_after_loss=settings.stage2_restate_after_loss,
+                  restate_closed=settings.reconcile_after_loss)
 
 
 def install_stage2(app: App, settings: Settings, pipe: Pipeline) -> Stage2 | None:

@@ -71,7 +71,7 @@ from stream import tally
 from stream.app import App
 from stream.checkpoint import Checkpointer
 from stream.docstore import DocStore, Outbound, locked
-from stream.incident_records import IncidentCounts, decode_incident_fast, is_stage2_record
+from stream.incident_records import IncidentCounts, decode_incident_fast, is_incident_event
 from stream.pipeline import Pipeline
 from stream.sends import key_partition
 from stream.settings import Settings
@@ -377,8 +377,8 @@ async def read_incidents(desk: Desk, events: Sequence[EventT[Any]]) -> list[Read
     what neither msgspec nor the model accepts dead-lettered (agent `incident_sla`)."""
     read: list[ReadIncident] = []
     for event in events:
-        if is_stage2_record(event.message.headers):
-            continue  # a parent or an assignment: not clocked here, and not worth decoding to find out
+        if not is_incident_event(event.message.headers):
+            continue  # a parent, an assignment, a census: not clocked here, and not worth decoding to find out
         try:  # one msgspec pass; what it refuses, the model decides and names the reason for
             decoded = decode_incident_fast(event.message.value) or parse_incident(event.message.value)
         except Exception as exc:  # noqa: BLE001 - whatever one record raises is that record's dead letter

@@ -89,7 +89,8 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
     for stage in stages:
         runner.install(stage)
     # last: the broker watch lists the topics of every table and agent installed above
-    install_recovery(app, settings, ingest, agents=True, on_loss=losses)
+    watch = install_recovery(app, settings, ingest, agents=True, on_loss=losses)
+    pipe.resumed = lambda: not watch.recovery.lost  # stage 1's census after a loss waits for the group's rejoin
     install_mcp_http(app, settings)  # POST /mcp: the desk's MCP tools, behind the operator token
     install_openapi(app)  # its document lists the routes above
     return app, pipe

@@ -33,7 +33,7 @@ from .paths import LAB_STORM, ROOT
 from .readme import code_blocks, section
 
 FIXED = {"prompt_pairs"}  # set by stage2_lone_causes
-NOTIFY_FIXED = {"page_causes", "cause_wait_s", "retention_s", "lone_causes", "stage2_partitions"}
+NOTIFY_FIXED = {"page_causes", "cause_wait_s", "retention_s", "lone_causes", "stage2_partitions", "source_of"}
 
 
 def other_values(default: Any, kind: Any) -> list[tuple[str, Any]]:
@@ -106,7 +106,7 @@ def test_the_default_settings_give_the_engine_defaults(monkeypatch: pytest.Monke
     settings = Settings()
     assert settings.grouping_config() == dataclasses.replace(DEFAULT_GROUPING, prompt_pairs=True)
     assert dataclasses.replace(notify_policy(settings), page_causes=True, lone_causes=True, stage2_partitions=0,
-                               ) == NotifyPolicy()
+                               source_of=None) == NotifyPolicy()
     monkeypatch.setenv("AIOPS_STAGE2_LONE_CAUSES", "true")
     assert Settings().grouping_config() == DEFAULT_GROUPING
 

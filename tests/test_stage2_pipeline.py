@@ -31,14 +31,14 @@ from pydantic import ValidationError
 
 from correlator.config import DEFAULT_CONFIG
 from correlator.keys import split_key
-from correlator.models import IncidentEvent
+from correlator.models import Census, IncidentEvent
 from correlator.replay import replay
 from correlator.sources import parse
 from correlator.stage2 import Assignment, ParentEvent, Progress, Relation, parent_id
 from stream.broker import EmbeddedBroker
 from stream.commands.replay import read_topology
 from stream.feed import format_event, parent_of
-from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record
+from stream.incident_records import ASSIGNMENT_HEADERS, PARENT_HEADERS, decode_incident_record, is_census
 from stream.settings import Settings
 from stream.stage2_agent import (
     MAX_ROUTE_RECORD_BYTES,
@@ -95,10 +95,14 @@ class Seen:
     """(kind, id, seq) of every stage-2 parent and assignment record, repeats included."""
     progress: list[Progress] = field(default_factory=list)
     """Stage 2's progress records (causes of one incident not published)."""
+    censuses: list[Census] = field(default_factory=list)
+    """Stage 1's censuses (after a broker loss)."""
 
     def take(self, record: Any) -> None:
         """File one record under its kind, keeping the latest of each id."""
-        if not is_stage2_record(record.headers):
+        if is_census(record.headers):
+            self.censuses.append(Census.model_validate_json(record.value))
+        elif not is_stage2_record(record.headers):
             ev = IncidentEvent.model_validate_json(record.value)
             self.incidents[ev.incident_id] = ev
         elif dict(record.headers)["aiops-kind"] == b"progress":

@@ -171,3 +171,48 @@ def test_a_rebuilt_state_gives_the_restatement_time_before_critical_children_pag
                    (NOW + 80, None), (NOW + 120, None)], rebuilt, policy)
     expected = {grouper.parent_of("inc-db"): 1} if rebuilt_wait_s else {"inc-db": 1, "inc-api": 1, "inc-web": 1}
     assert _pages(made) == Counter(expected)
+
+
+def _closed_groups() -> tuple[Grouper, GroupingOutput]:
+    """Both groups of `_open_groups` resolved (every child resolved), within their retention: still held."""
+    grouper, out = _open_groups()
+    out.extend(grouper.ingest([_event(cid, key, start, end, 3, "resolved", entities, status="resolved", emitted=90)
+                               for cid, key, start, end, entities in SPECS]))
+    out.extend(grouper.advance(T0 + 400))
+    return grouper, out
+
+
+def test_with_closed_the_restatement_says_the_close_of_each_resolved_group_still_held() -> None:
+    """Session 39: the broker may take a cause's `resolved` unread, and a cause notify paged would never clear. With
+    `closed` (`Settings.reconcile_after_loss`) each resolved group still held says its close again; without, nothing
+    (the session-38 rule)."""
+    grouper, before = _closed_groups()
+    closes = {p.parent_id: p for p in before.parents if p.kind == "resolved"}
+    assert set(closes) == {grouper.parent_of("inc-db"), grouper.parent_of("inc-mail")}
+    assert grouper.restate() == GroupingOutput()
+    again = grouper.restate(closed=True)
+    assert {p.parent_id: (p.kind, p.status) for p in again.parents} == {
+        pid: ("resolved", "resolved") for pid in closes}
+    assert all(p.seq == closes[p.parent_id].seq + 1 for p in again.parents) and again.assignments == []
+    assert "reconciliation after broker loss" in again.parents[0].reason
+    shown = published(again, lone_causes=False)  # the lone group's close stays unannounced, as its life was
+    assert [p.parent_id for p in shown.parents] == [grouper.parent_of("inc-db")]
+
+
+def test_a_paged_cause_whose_close_the_broker_took_resolves_when_the_close_is_said_again() -> None:
+    """Notify paged the cause of three children; its close went with the broker. Without the restated close the
+    page stays open; with it (read after the restart) the page is resolved, with no new page."""
+    grouper, before = _closed_groups()
+    cause_id = grouper.parent_of("inc-db")
+    shown = published(before, lone_causes=False)
+    firing = [p for p in shown.parents if p.status == "firing"]
+    seen: list[tuple[float, NotifyRecord | None]] = [
+        (NOW + 1, e) for e in events_of(SPECS) if e.incident_id != "inc-mail"]
+    seen += [(NOW + 2, r) for r in [*firing, *[a for a in shown.assignments if a.parent_id == cause_id]]]
+    seen += [(NOW + 40, None)]  # the cause's hold (30 s) over: paged
+    kept = _drive([*seen, (NOW + 80, None)], NotifyState())
+    assert _pages(kept) == Counter({cause_id: 1}) and not [d for d in kept if d.action == "resolve"]
+    again = published(grouper.restate(closed=True), lone_causes=False)
+    made = _drive([*seen, *[(NOW + 60, r) for r in again.parents], (NOW + 80, None)], NotifyState())
+    assert _pages(made) == Counter({cause_id: 1})
+    assert [(d.subject_id, d.action) for d in made if d.action == "resolve"] == [(cause_id, "resolve")]

@@ -15,6 +15,7 @@ from .state import (
     NotifyPolicy,
     NotifyRecord,
     NotifyState,
+    RECONCILED,
     Step,
     on_record,
     on_tick,
@@ -23,7 +24,7 @@ from .state import (
 
 __all__ = [
     "Acknowledgement", "Action", "Delivery", "Escalation", "Handover", "Matcher", "NotifyConfig", "NotifyFileError",
-    "NotifyPolicy", "NotifyRecord", "NotifyState", "Silence", "Step", "Subject", "Target", "build_request",
+    "NotifyPolicy", "NotifyRecord", "NotifyState", "RECONCILED", "Silence", "Step", "Subject", "Target", "build_request",
     "incident_mute", "labels_of", "on_record", "on_tick", "parse_notify", "routes_for", "sign", "silenced_by",
     "status_of", "verify_signature",
 ]

@@ -97,6 +97,12 @@ class Subject:
     silenced_by: list[str] = field(default_factory=list)
     mute_noted: bool = False
     targets: dict[str, Target] = field(default_factory=dict)
+    key: str = ""
+    """An incident: its correlation key, which names the stage-1 partition that holds it (a `Census`); "" for one
+    loaded from a table written before it was kept: no census closes it."""
+    emitted_at: float = 0.0
+    """An incident: the event time stage 1 produced its last event read here at (a census older than it does not
+    close it)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values, for a table."""

@@ -113,6 +113,8 @@ def notice(subject: Subject, children: Sequence[Subject], action: Action, now: f
         facts["acknowledged_by"] = subject.acked_by
     if subject.escalated_tier:
         facts["escalated_to"] = subject.escalated_tier
+    if action == "resolve" and subject.reason:
+        facts["reason"] = subject.reason  # why it closed, when it says (a reconciliation after a broker loss)
     return facts
 
 
@@ -178,6 +180,8 @@ def slack_message(receiver: SlackReceiver, subject: Subject, facts: Mapping[str,
     lines = [f"*[{head}]* {facts['summary']}", f"<{facts['link']}|{subject.id}>"]
     if subject.why:
         lines.append(f"why grouped: {subject.why}")
+    if action == "resolve" and subject.reason:
+        lines.append(f"reason: {subject.reason}")
     for child in facts.get("children", ()):
         about = f" {child['service']}/{child['symptom']}: {child['alert_count']} alerts" if "service" in child else ""
         lines.append(f"• {child['incident_id']}{about}")

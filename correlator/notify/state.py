@@ -53,13 +53,13 @@ The rules, exactly:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from correlator.models import IncidentEvent
+from correlator.models import Census, IncidentEvent
 from correlator.notify.config import AlertmanagerReceiver, NotifyConfig, Receiver
 from correlator.notify.models import Acknowledgement, Action, Delivery, Handover, Subject, SubjectKind, Target
 from correlator.notify.payloads import build_request, summary_of
@@ -74,6 +74,7 @@ __all__ = [
     "Escalation",
     "NotifyPolicy",
     "NotifyRecord",
+    "RECONCILED",
     "NotifyState",
     "Step",
     "on_record",
@@ -84,6 +85,8 @@ __all__ = [
 _PAGES = ("trigger", "renotify", "escalate")
 """Actions a rate limit counts; acknowledgements, resolves and refreshes are never held back by it."""
 _HOST_LABELS = ("host", "instance", "node")
+RECONCILED = "closed by reconciliation after broker loss"
+"""The reason an incident closed by a stage-1 `Census` shows (its resolve, the console)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +137,9 @@ class NotifyPolicy:
     topics, and stage 2 says its open causes again after such a loss (`Grouper.restate`) a few seconds after the
     rebuilt state's first tick; a critical child (`critical_at_once`, no hold) paged alone there before (session 38,
     soak38). 0: the old rule."""
+    source_of: Callable[[str], int] | None = None
+    """The stage-1 partition (of `alerts`) an incident's correlation key belongs to, as the stream partitions it:
+    what a `Census` is about. None: censuses close nothing (`Settings.reconcile_after_loss` off, the old rule)."""
 
 
 class Escalation(BaseModel):
@@ -156,7 +162,7 @@ class Escalation(BaseModel):
                    seq=int(value.get("seq", 1)), reason=str(value.get("reason", "")))
 
 
-NotifyRecord = IncidentEvent | ParentEvent | Assignment | Escalation | Acknowledgement | Progress | Handover
+NotifyRecord = IncidentEvent | ParentEvent | Assignment | Escalation | Acknowledgement | Progress | Handover | Census
 """Everything the fold takes."""
 
 
@@ -218,6 +224,9 @@ class Step:
     """(subject id, reason: `silence` or `source`) each time a subject becomes silenced."""
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """(receiver, outcome): `held_back` (resolved while held), `cancelled` (resolved while rate-limited)."""
+    reconciled: list[tuple[str, str]] = field(default_factory=list)
+    """(subject id, outcome) of each incident a `Census` closed: `resolved` (its page was out: a resolve is sent)
+    or `dropped` (it never paged: closed quietly)."""
     forward: list[Escalation | Acknowledgement | Handover] = field(default_factory=list)
     """Records about a grouped child whose cause this state does not hold, re-addressed to the cause's id: the
     stream sends each to the partition of that id and folds it there."""
@@ -251,6 +260,8 @@ def on_record(state: NotifyState, record: NotifyRecord, now: float, config: Noti
         _progress(ctx, record)
     elif isinstance(record, Handover):
         _handover(ctx, record)
+    elif isinstance(record, Census):
+        _census(ctx, record)
     else:
         _acknowledged(ctx, record)
     return ctx.step
@@ -323,9 +334,35 @@ def _incident(ctx: _Ctx, ev: IncidentEvent) -> None:
     subject.first_seen, subject.last_seen = ev.first_seen, ev.last_seen
     subject.member_sample, subject.hosts, subject.reason = list(ev.member_sample), hosts, ev.reason
     subject.muted = incident_mute(ev.entities)
+    subject.key, subject.emitted_at = ev.key, ev.emitted_at
     ctx.step.changed.add(subject.id)
     _settle(ctx, subject)
     _wait(ctx.state, subject)
+
+
+def _census(ctx: _Ctx, census: Census) -> None:
+    """After a broker loss: close each incident held open here that the census's stage-1 partition no longer holds.
+
+    The broker took with it the closes (`resolved`, `expired`) stage 1 had published and this state had not read;
+    stage 1 keeps only open incidents and never says a close again, so such an incident stayed firing here, paged
+    alone at the cause wait and never resolved (session 38's chaos soak, mechanism 1b). An incident is closed only
+    when it is of the census's partition (`NotifyPolicy.source_of` of its key), open, not named, and its last event
+    read here was produced before the state the census counts (`emitted_at < at`: a census of an engine rebuilt
+    from an older checkpoint, or read late, cannot speak for what came after it). A page that was out is resolved
+    (with `RECONCILED` as its reason); one never sent is closed quietly; neither pages anew."""
+    source_of = ctx.policy.source_of
+    if source_of is None:
+        return
+    named = set(census.open)
+    for subject in list(ctx.state.subjects.values()):
+        if subject.kind != "incident" or not subject.open or subject.seq == 0 or not subject.key \
+                or subject.id in named or subject.emitted_at >= census.at or source_of(subject.key) != census.source:
+            continue
+        paged = _was_paged(subject)
+        subject.status, subject.reason = "resolved", RECONCILED
+        ctx.step.reconciled.append((subject.id, "resolved" if paged else "dropped"))
+        ctx.step.changed.add(subject.id)
+        _close(ctx, subject)
 
 
 def _parent(ctx: _Ctx, ev: ParentEvent) -> None:

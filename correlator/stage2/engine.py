@@ -1063,15 +1063,23 @@ class Grouper:
         self.store.put(g.id, g)
         self._schedule(g.id, self._deadline(g))
 
-    def restate(self) -> GroupingOutput:
+    def restate(self, *, closed: bool = False) -> GroupingOutput:
         """Every open group said again as it stands, at the current event time: an `updated` event listing all its
         children and an assignment of each child but the first (`Relation.RESTATED`; the first is named by the
         event). For readers that lost what stage 2 published: a broker that lost `incidents` with records notify had
         not read yet leaves each child a cause named there paging alone at notify's cause wait, one page per child
-        (session 38, soak38's chaos soak: 9 and 12 pages for two faults of one cause each)."""
+        (session 38, soak38's chaos soak: 9 and 12 pages for two faults of one cause each).
+
+        With `closed`, every resolved group still held (until its retention ends) says its close again too (a
+        `resolved` event): the broker may have taken that close unread, and a cause notify paged would never
+        clear (session 39, `Settings.reconcile_after_loss`; its children are closed by stage 1's census)."""
         out = GroupingOutput()
         now = self.watermark
         for g in list(self.groups()):
+            if g.phase is GroupPhase.RESOLVED and closed:
+                out.parents.append(self._event(g, "resolved", now, "closed before the broker lost incidents: "
+                                                                   "said again by reconciliation after broker loss"))
+                self.store.put(g.id, g)
             if g.phase is not GroupPhase.OPEN:
                 continue
             out.parents.append(self._event(g, "updated", now, "restated after the broker lost incidents"))

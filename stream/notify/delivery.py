@@ -193,6 +193,8 @@ def count_step(step: Step) -> None:
         metrics.NOTIFICATIONS_SILENCED.labels(reason).inc()
     for receiver, outcome in step.dropped:
         metrics.NOTIFICATIONS.labels(receiver, "trigger", outcome).inc()
+    for _, outcome in step.reconciled:
+        metrics.NOTIFY_RECONCILED.labels(outcome).inc()
 
 
 def dispatch(step: Step, deliverer: Deliverer) -> int:

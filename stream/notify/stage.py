@@ -57,7 +57,7 @@ from stream.notify.delivery import Deliverer, Outcome, count_step
 from stream.notify.files import NotifyFileWatcher
 from stream.notify.store import NotifyStore
 from stream.pipeline import Pipeline
-from stream.sends import key_partition, raise_failed, send_batches
+from stream.sends import cached_partition, key_partition, raise_failed, send_batches
 from stream.settings import Settings
 from stream.stages import PerBatch, Stage, StageSpec
 from stream.tickets import Desk
@@ -230,6 +230,11 @@ class Notify:
             await self.checkpoints.commit(changed)
         for step in steps:
             count_step(step)
+        reconciled = [r for step in steps for r in step.reconciled]
+        if reconciled:
+            log.info("notify: %d incidents closed by reconciliation after broker loss (%d pages resolved, %d never "
+                     "paged dropped): %s", len(reconciled), sum(o == "resolved" for _, o in reconciled),
+                     sum(o == "dropped" for _, o in reconciled), ", ".join(sorted(i for i, _ in reconciled)[:10]))
         self._send_decided(changed, {id(d) for step in steps for d in step.deliveries})
         for store in changed:
             while store.forward:
@@ -446,7 +451,13 @@ def notify_policy(settings: Settings) -> NotifyPolicy:
     when an incident no cause names pages) and how long it remembers, from the settings; its rule switches are
     `Settings.notify_policy`."""
     progress = settings.stage2 and not settings.stage2_lone_causes and settings.stage2_progress_interval > 0
+    alerts, cache = settings.partitions_for("alerts"), dict[str, int]()
+
+    def source_of(key: str) -> int:  # the partition of `alerts` a key's alerts go to, so its engine's
+        return cached_partition(cache, key, alerts)
+
     return NotifyPolicy(**settings.notify_policy.values(), page_causes=settings.stage2,
+                        source_of=source_of if settings.reconcile_after_loss else None,
                         cause_wait_s=settings.notify_cause_wait,
                         retention_s=settings.notify_retention, lone_causes=settings.stage2_lone_causes,
                         stage2_partitions=settings.partitions_for("incidents") if progress else 0)
