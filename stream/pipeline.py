@@ -57,7 +57,7 @@ from stream.stages import HeldUntilCheckpoint, PerBatch, StageSpec
 from stream.state import TableStore
 from stream.topics import changelog_name
 
-__all__ = ["CorrelateStage", "NormalizeStage", "Pipeline", "Route", "install", "source_of_key"]
+__all__ = ["CENSUS_MAX_IDS", "CorrelateStage", "NormalizeStage", "Pipeline", "Route", "census_values", "install", "source_of_key"]
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +198,14 @@ class Pipeline:
             open_ids: dict[int, list[str]] = {q: [] for q in range(self.incidents_partitions)}
             for inc in engine.open_incidents():
                 open_ids[cached_partition(self._incident_partitions, inc.id, self.incidents_partitions)].append(inc.id)
+            values = census_values(partition, engine.watermark, open_ids)
+            if values is None:
+                log.warning("stage 1: no census of partition %d after the broker lost its topics: %d open incidents, "
+                            "more than %d on one partition of incidents (one record); notify closes none of them",
+                            partition, sum(len(ids) for ids in open_ids.values()), CENSUS_MAX_IDS)
+                continue
             topic = self.topic_name("incidents")
-            for q, ids in open_ids.items():
-                value = Census(source=partition, at=engine.watermark, open=sorted(ids)).model_dump_json().encode()
+            for q, value in values:
                 self.checkpoints.sent(await send_batches(self.app, topic, q, [
                     (f"census-{partition}".encode(), value, list(CENSUS_HEADERS))]))
             log.info("stage 1: census of partition %d after the broker lost its topics: %d open incidents at %s",
@@ -424,6 +429,20 @@ async def in_steps(events: Sequence[EventT[Any]], step_bytes: int,
     for step in steps(events, step_bytes):
         await fold(step)
         await asyncio.sleep(0)
+
+
+CENSUS_MAX_IDS = 20_000
+"""The most incident ids one `Census` record names: about 0.5 MB, under the broker's 1 MB default record size."""
+
+
+def census_values(source: int, at: float, open_ids: dict[int, list[str]]) -> list[tuple[int, bytes]] | None:
+    """The `Census` records of one stage-1 partition, (partition of `incidents`, value) each; None when one would name
+    more than CENSUS_MAX_IDS: a census is whole or not at all, since notify closes what it does not name, and a record
+    the broker refuses would fail the worker's tick. None leaves notify's open incidents as they are (the rule before)."""
+    if any(len(ids) > CENSUS_MAX_IDS for ids in open_ids.values()):
+        return None
+    return [(q, Census(source=source, at=at, open=sorted(ids)).model_dump_json().encode())
+            for q, ids in sorted(open_ids.items())]
 
 
 async def correlate_batch(pipe: Pipeline, events: Sequence[EventT[Any]]) -> None:
