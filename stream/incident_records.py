@@ -134,7 +134,10 @@ def is_census(headers: Headers) -> bool:
 
 def is_incident_event(headers: Headers) -> bool:
     """Whether a record of `incidents` is a stage-1 incident event: it has no stage header (stage 2's records and
-    stage 1's census have one)."""
+    stage 1's census have one). Asked of every record by the readers of stage-1 events: a record without headers (nearly
+    all) is answered before any iteration, as in `is_stage2_record`."""
+    if not headers:
+        return True
     return not any(name == STAGE_HEADER for name, _ in _pairs(headers))
 
 

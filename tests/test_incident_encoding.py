@@ -99,3 +99,6 @@ def test_a_record_is_stage_2s_exactly_when_a_header_says_so(headers: Any) -> Non
     pairs = list(headers.items()) if isinstance(headers, dict) else headers or []
     assert is_stage2_record(headers) is any(n == STAGE_HEADER and v == b"2" for n, v in pairs)
     assert is_stage2_record(tuple(pairs)) is is_stage2_record(headers)
+    from stream.incident_records import is_incident_event  # the census's readers' test: no stage header at all
+
+    assert is_incident_event(headers) is not any(n == STAGE_HEADER for n, _ in pairs)
