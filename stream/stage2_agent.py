@@ -60,7 +60,9 @@ a commit hear of the new marks from the idle timer's heartbeat (an empty array u
 only when a mark stage 2 waits for moved, so a quiet deployment writes nothing. A stage-1 partition assigned
 here without input since counts as idle after `idle_flush`; one whose owner stops reporting (it died, or runs
 without stage 2) is waited for `idle_advance` at most. The marks are saved with stage 2's progress, so a
-restart goes on with the ones that covered its routing offset.
+restart goes on with the ones that covered its routing offset. Before a record's marks are noted, the marks held
+say which of its children were on time for their own stage-1 partition (`correlator.stage2.on_own_time`): a late one
+of those is placed by its first alert (`GroupingConfig.idle_placed`), as a source back from idle with a backlog sends.
 """
 
 from __future__ import annotations
@@ -82,8 +84,8 @@ from pydantic import TypeAdapter, ValidationError
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
     DEFAULT_GROUPING, MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LateChildren, LowWatermark,
-    ParentEvent, Progress, SourceMark, decided_to, decode_marks, encode_marks, idle_release, progress_due, published,
-    report_due, route_key,
+    ParentEvent, Progress, SourceMark, decided_to, decode_marks, encode_marks, idle_release, on_own_time, progress_due,
+    published, report_due, route_key,
 )
 from correlator.topology import Topology, TopologyError
 from correlator.validation import first_error
@@ -558,6 +560,7 @@ async def group_batch(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
 
 async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
     by_partition: dict[int, list[IncidentEvent]] = {}
+    on_time: dict[int, set[str]] = {}
     now = time.monotonic()
     for event in events:
         msg = event.message
@@ -573,11 +576,13 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
             continue
         by_partition.setdefault(msg.partition, []).extend(evs)
         if marks:  # after the record's events: a record's marks cover the events it carries
-            stage.lows[msg.partition].note(marks, now)
+            low, lateness = stage.lows[msg.partition], stage.groupers[msg.partition].config.lateness_s
+            on_time.setdefault(msg.partition, set()).update(on_own_time(evs, low.marks, marks, lateness))
+            low.note(marks, now)
     await stage.restate_lost()  # before the new input: what it says comes after what was already decided
     for p, evs in by_partition.items():
         stage.note_late(p, evs)
-        out = stage.groupers[p].ingest(evs, watermark=stage.lows[p].low(now).at)
+        out = stage.groupers[p].ingest(evs, watermark=stage.lows[p].low(now).at, on_time=on_time.get(p, ()))
         stage.grouped += len(evs)
         stage.mark_input(p)
         await stage.commit(p, out)

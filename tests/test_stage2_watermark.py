@@ -20,6 +20,7 @@ from correlator.stage2 import (
     decode_marks,
     encode_marks,
     idle_release,
+    on_own_time,
     report_due,
     route_key,
     source_mark,
@@ -215,15 +216,49 @@ def test_a_partition_running_ahead_changes_nothing_under_the_low_watermark(seed:
 # ---- a source back from idle with a backlog (session 39, across39) -----------------------------------------
 
 
-def _fold_routed(records: list[tuple[dict[int, SourceMark], list[IncidentEvent]]], config: GroupingConfig) -> str:
-    """Routing records folded as `stream.stage2_agent._fold` folds them: each record's marks noted, then its events
-    taken at the low watermark of four sources; then the end of input."""
-    low, grouper, out = LowWatermark(sources=4, silent_s=INF, since=0.0), Grouper(config), GroupingOutput()
+Records = list[tuple[dict[int, SourceMark], list[IncidentEvent]]]
+
+
+def _fold_into(records: Records, low: LowWatermark, grouper: Grouper, out: GroupingOutput) -> None:
+    """Routing records folded as `stream.stage2_agent._fold` folds them: the children each record shows on time for
+    their own partition (`on_own_time`, against the marks held before the record's), its marks noted, then its events
+    taken at the low watermark of the sources."""
     for marks, events in records:
+        on_time = on_own_time(events, low.marks, marks, grouper.config.lateness_s)
         low.note(marks, 0.0)
-        out.extend(grouper.ingest(events, watermark=low.low(0.0).at))
+        out.extend(grouper.ingest(events, watermark=low.low(0.0).at, on_time=on_time))
+
+
+def _fold_routed(records: Records, config: GroupingConfig) -> str:
+    """`_fold_into` four sources from the start, then the end of input."""
+    low, grouper, out = LowWatermark(sources=4, silent_s=INF, since=0.0), Grouper(config), GroupingOutput()
+    _fold_into(records, low, grouper, out)
     out.extend(grouper.finish())
     return partition(out)
+
+
+def _idle_backlog(back_by: float = 0.0) -> tuple[Records, Records, str]:
+    """Session 39's quick chaos soak (fault 6, posted across the broker restart) as routing records: the first three
+    (up to the low's jump), the return of the idle sources with the fault's rest (its first alerts moved `back_by`
+    seconds earlier), and the replay's grouping."""
+    t = 1000.0
+    web = {"service": ["web"]}
+    a = _event("a", "web/cpu", 0, 0, 1, "opened", web, emitted=1)  # partitions 1, 3 before they flushed
+    b = _event("b", "web/disk", 1, 1, 1, "opened", web, emitted=t)  # partition 0: the fault's child, then the next
+    z = _event("z", "db/latency", t, t, 1, "opened", {"service": ["db"]})  # fault half an hour on, in one commit
+    c = _event("c", "web/mem", 2 - back_by, 2 - back_by, 1, "opened", web, emitted=t)  # 1, 3 back with the fault's rest
+    d = _event("d", "web/io", 3 - back_by, 3 - back_by, 1, "opened", web, emitted=t)
+    at = b.emitted_at
+    before = [
+        ({1: SourceMark(a.emitted_at), 3: SourceMark(a.emitted_at), 0: SourceMark(0.0), 2: SourceMark(0.0)}, [a]),
+        ({1: SourceMark(a.emitted_at, idle=True), 3: SourceMark(a.emitted_at, idle=True)}, []),
+        ({0: SourceMark(at), 2: SourceMark(at)}, [b, z]),  # the low jumps past the group: 1 and 3 are idle
+    ]
+    back = [({1: SourceMark(at), 3: SourceMark(at)}, [c, d])]  # late: behind the low
+    # the replay's order: one stage-1 engine announces each child a second after its first alert
+    replay = _grouped([([ev.model_copy(update={"emitted_at": ev.first_seen + 1})], None)
+                       for ev in sorted([a, b, c, d, z], key=lambda e: e.first_seen)])
+    return before, back, replay
 
 
 @pytest.mark.parametrize(("late_placed", "expected"), [(True, "a b c d|z"), (False, "a b|c d|z")])
@@ -253,7 +288,81 @@ def test_a_source_back_from_idle_with_a_backlog_puts_its_children_where_the_repl
     replay = _grouped([([ev.model_copy(update={"emitted_at": ev.first_seen + 1})], None)
                        for ev in sorted([a, b, c, d, z], key=lambda e: e.first_seen)])
     assert replay == "a b c d|z"
-    assert _fold_routed(records, replace(CFG, late_placed=late_placed)) == expected
+    assert _fold_routed(records, replace(CFG, late_placed=late_placed, idle_placed=False)) == expected
+
+
+# ---- only the children on time for their own partition (session 40, late40) --------------------------------
+
+
+@pytest.mark.parametrize(("name", "previous", "reported", "firsts", "expected"), [
+    ("at or after the source's previous mark less the lateness", {1: SourceMark(100.0, idle=True)},
+     {1: SourceMark(900.0)}, [95.0, 100.0, 300.0], [0, 1, 2]),
+    ("behind it: late for its own partition too", {1: SourceMark(100.0, idle=True)}, {1: SourceMark(900.0)},
+     [94.0, 50.0], []),
+    ("the lowest previous mark of the record's sources decides", {1: SourceMark(100.0), 3: SourceMark(200.0)},
+     {1: SourceMark(900.0), 3: SourceMark(900.0)}, [96.0, 150.0, 20.0], [0, 1]),
+    ("a source with no input since it was assigned promised nothing", {1: SourceMark(-INF, idle=True)},
+     {1: SourceMark(900.0)}, [-1e9, 5.0], [0, 1]),
+    ("a record without marks: none", {1: SourceMark(100.0)}, {}, [300.0], []),
+    ("a source stage 2 has no previous mark of: none", {1: SourceMark(100.0)},
+     {1: SourceMark(900.0), 2: SourceMark(900.0)}, [300.0], []),
+])
+def test_on_own_time(name: str, previous: dict[int, SourceMark], reported: dict[int, SourceMark],
+                     firsts: list[float], expected: list[int]) -> None:
+    events = [_event(f"c{i}", "web/x", f - T0, f - T0, 1, "opened", {}) for i, f in enumerate(firsts)]
+    assert on_own_time(events, previous, reported, 5.0) == [f"c{i}" for i in expected]
+
+
+@pytest.mark.parametrize(("idle_placed", "expected"), [(True, "a b c d|z"), (False, "a b|c d|z")])
+def test_a_source_back_from_idle_places_the_children_on_time_for_it_by_event_time(
+        idle_placed: bool, expected: str) -> None:
+    """The soak's scene with `late_placed` off: the returning sources' children came after those sources' previous
+    (idle) mark, so they were late for stage 2 only because the low moved on without them (`on_own_time`); with
+    `GroupingConfig.idle_placed` they join the fault's group as in the replay (one cause), without it a second
+    cause opens (two pages for one fault)."""
+    before, back, replay = _idle_backlog()
+    assert replay == "a b c d|z"
+    assert _fold_routed(before + back, replace(CFG, idle_placed=idle_placed)) == expected
+
+
+def test_a_child_late_for_its_own_partition_too_keeps_today_s_rule() -> None:
+    """The same scene, but the returning children started more than the lateness (5 s) before their sources' previous
+    mark (T0 + 2): stage 1 itself published them late (as it does the jittered replays' alerts), so they are not placed
+    by event time: today's rule, a cause of their own. `late_placed` places them."""
+    before, back, replay = _idle_backlog(back_by=8.0)
+    assert replay == "a b c d|z"
+    assert _fold_routed(before + back, CFG) == "a b|c d|z"
+    assert _fold_routed(before + back, replace(CFG, late_placed=True)) == "a b c d|z"
+
+
+def test_after_a_restart_the_marks_from_the_store_say_which_children_were_on_time() -> None:
+    """Stage 2 restarts between the low's jump and the idle sources' return: its Grouper and low watermark are rebuilt
+    from the changelog as `stream.stage2_agent.Stage2.grouper` rebuilds them, the idle marks included, so the
+    returning children are placed as without the restart. Without the saved marks the record's sources have no
+    previous mark and the children keep today's rule (the second cause)."""
+    before, back, _ = _idle_backlog()
+    table = FakeTable()
+    store = GroupTableStore(table, 0)
+    low, grouper, out = LowWatermark(4, INF, 0.0, store.marks), Grouper(CFG, store=store), GroupingOutput()
+    _fold_into(before, low, grouper, out)
+    store.write_keys()
+    store.watermark = grouper.watermark
+    store.write_progress()
+
+    def rebuilt(saved_marks: bool) -> str:
+        again = GroupTableStore(table, 0)
+        grouper = Grouper(CFG, store=again)
+        grouper.watermark = again.watermark
+        low = LowWatermark(4, INF, 0.0, again.marks if saved_marks else {})
+        after = GroupingOutput()
+        after.extend(out)
+        _fold_into(back, low, grouper, after)
+        after.extend(grouper.finish())
+        return partition(after)
+
+    assert GroupTableStore(table, 0).marks[1].idle
+    assert rebuilt(saved_marks=True) == "a b c d|z"
+    assert rebuilt(saved_marks=False) == "a b|c d|z"
 
 
 LATE = replace(CFG, late_placed=True)

@@ -14,7 +14,7 @@ from .routing import UNSCOPED_ROUTE_KEY, route_key
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 from .watermark import (
     MARKS_HEADER, Low, LowWatermark, SourceMark, decode_marks, dump_marks, encode_marks, idle_release, load_marks,
-    report_due, source_mark,
+    on_own_time, report_due, source_mark,
 )
 
 __all__ = [
@@ -22,5 +22,5 @@ __all__ = [
     "DictGroupStore", "GroupPhase", "GroupState", "GroupStore", "Grouper", "GroupingConfig", "GroupingCounters",
     "GroupingOutput", "LateChildren", "Link", "Low", "LowWatermark", "ParentEvent", "ParentEventKind", "ParentStatus", "Progress", "Relation",
     "SourceMark", "announced", "decided_to", "decode_marks", "dump_marks", "encode_marks", "first_assignment", "idle_release",
-    "load_marks", "parent_id", "progress_due", "published", "relate", "report_due", "route_key", "source_mark", "time_gap", "view_of",
+    "load_marks", "on_own_time", "parent_id", "progress_due", "published", "relate", "report_due", "route_key", "source_mark", "time_gap", "view_of",
 ]

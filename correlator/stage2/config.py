@@ -381,6 +381,14 @@ class GroupingConfig:
     (`watermark`'s known limit): session 39's quick chaos soak (across39) split a fault posted across the broker restart
     in two causes that way, where the replay has one. A group already resolved is not reopened. False: the rule before
     (a late child joins only a group still accepting; on the jittered noise sets the replay has such children too)."""
+    idle_placed: bool = True
+    """`late_placed`'s placement for the stream's late children that were on time for their own stage-1 partition
+    (`watermark.on_own_time`: a first alert no earlier than the previous mark of its record's sources, less the
+    lateness): late for stage 2 only because the low watermark moved on while their source said idle (session 39's
+    chaos soak split a fault posted across the broker restart so). Any other late child keeps the rule of
+    `late_placed`. The replay passes no marks, so no child there meets the condition and no replay changes: True by
+    default since session 40 (late40: the 132 replays of `benchmarks/replay_digests.py` identical to main's).
+    False: the rule before (a late child joins only a group still accepting)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,

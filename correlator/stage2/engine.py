@@ -106,7 +106,9 @@ Late children (`GroupingConfig.late_placed`, off by default): a child that arriv
 stream, from a stage-1 partition that said idle and then got a backlog) is placed by its first alert among the groups
 still open, those that stopped accepting while it lay within their gap included (`_closed_around`), not only the ones
 still accepting; one it carries past the release point accepts again. Without it the rest of a fault that came late
-opens a cause of its own beside the fault's (session 39, across39's quick chaos soak).
+opens a cause of its own beside the fault's (session 39, across39's quick chaos soak). `GroupingConfig.idle_placed`
+places so only the late children the stream names on time for their own stage-1 partition (`ingest`'s `on_time`,
+from `watermark.on_own_time`); the replay names none.
 
 Transitive merges: a child related to several groups is a bridge. Groups whose latest child onsets lie
 within merge_window_s of the best-related group's latest child onset are taking incidents together, as one
@@ -134,7 +136,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
 
@@ -258,6 +260,12 @@ class Grouper:
         that came late."""
         self._onsets = Onsets()
         """When each known child started, per scope: whether a child starts alone (`_alone`)."""
+        self._placed: set[str] = set()
+        """Late children on time for their own stage-1 partition (`GroupingConfig.idle_placed`), until assigned: in the
+        very `ingest` that takes them (they lie behind the release point), so nothing of it needs saving."""
+        self._placing = False
+        """Whether the child `_assign` is placing may join a group that stopped accepting (`_closed_around`, `_takes`,
+        `_join`): `GroupingConfig.late_placed`, or one of `_placed`."""
         self._rebuild()
 
     # ---- public surface -------------------------------------------------------------------------------
@@ -267,18 +275,21 @@ class Grouper:
         """Event time up to which children have been assigned: the watermark less the lateness."""
         return self.watermark - self.config.lateness_s
 
-    def ingest(self, events: Iterable[IncidentEvent], watermark: float | None = None) -> GroupingOutput:
+    def ingest(self, events: Iterable[IncidentEvent], watermark: float | None = None,
+               on_time: Collection[str] = ()) -> GroupingOutput:
         """Take stage-1 events in the order stage 1 emitted them; return what they caused.
 
         Event time moves to the latest `emitted_at`, or, when `watermark` is given, to it alone: the stream
         passes the low watermark of the stage-1 partitions that feed it (`watermark`), which an event of a
-        partition running ahead must not overtake.
+        partition running ahead must not overtake. `on_time`: ids of children the stream's marks show on time for
+        their own stage-1 partition (`watermark.on_own_time`); one of them that is late here is placed by its first
+        alert (`GroupingConfig.idle_placed`).
         """
         out = GroupingOutput()
         for ev in events:
             if watermark is None:
                 self.watermark = max(self.watermark, ev.emitted_at)
-            self._take(ev)
+            self._take(ev, ev.incident_id in on_time)
         if watermark is not None:
             self.watermark = max(self.watermark, watermark)
         self._run(self.release_point, out)
@@ -349,7 +360,7 @@ class Grouper:
 
     # ---- intake -----------------------------------------------------------------------------------------
 
-    def _take(self, ev: IncidentEvent) -> None:
+    def _take(self, ev: IncidentEvent, on_time: bool = False) -> None:
         self.counters.events += 1
         cid = ev.incident_id
         gid = self._child_group.get(cid)
@@ -369,6 +380,9 @@ class Grouper:
             return
         if ev.first_seen < self.released_to:
             self.counters.late += 1  # assigned at once; groups it could have joined may have closed
+        if on_time and self.config.idle_placed and ev.first_seen < max(self.released_to, self.release_point):
+            # the release point too: after a restart released_to starts over while the watermark is restored
+            self._placed.add(cid)
         self.store.hold(cid, ev, ev.seq)
         heapq.heappush(self._held, (ev.first_seen, cid))
         self._onsets.add(split_key(ev.key)[0], ev.first_seen, cid)
@@ -462,6 +476,8 @@ class Grouper:
 
     def _assign(self, ev: IncidentEvent, first_seq: int, now: float, out: GroupingOutput) -> None:
         self.counters.children += 1
+        self._placing = self.config.late_placed or ev.incident_id in self._placed
+        self._placed.discard(ev.incident_id)
         view = view_of(ev, self.config, self.topology)
         related, capped, lone, late = self._choose(ev, view)
         if not related and capped is None and lone is None and self.config.burst_follow:
@@ -728,7 +744,7 @@ class Grouper:
         g = self.store.get(previous) if previous is not None else None
         if g is not None and g.accepting:
             found.add(g.id)
-        if self.config.late_placed and ev.first_seen <= self._closed_to:
+        if self._placing and ev.first_seen <= self._closed_to:
             found.update(self._closed_around(ev))
         return found
 
@@ -739,7 +755,8 @@ class Grouper:
         across the broker restart opened a second cause); placed by its own first alert, it joins what it would have
         joined on time. A resolved group is not reopened (its close is published): the child opens its own then. Read
         only for a child behind `_closed_to` (a late one), so a scan of the store is rare
-        (`GroupingConfig.late_placed`)."""
+        (`GroupingConfig.late_placed`, or `idle_placed` for the children `ingest` is told are on time for their own
+        stage-1 partition)."""
         scope, t, gap = split_key(ev.key)[0], ev.first_seen, self.config.gap_s
         for gid, g in self.store.items():
             if (not g.accepting and g.phase is GroupPhase.OPEN and g.scope == scope
@@ -933,10 +950,11 @@ class Grouper:
         return best
 
     def _takes(self, g: GroupState) -> bool:
-        """Whether burst-follow may join the group: it accepts, or (`GroupingConfig.late_placed`) it stopped accepting
+        """Whether burst-follow may join the group: it accepts, or (`_placing`: `GroupingConfig.late_placed`, or
+        `idle_placed` for a child on time for its own stage-1 partition) it stopped accepting
         but is open, for a late child whose first alert lies within its gap (the caller checks the gap: a closed group's
         never covers a child on time)."""
-        return g.accepting or (self.config.late_placed and g.phase is GroupPhase.OPEN)
+        return g.accepting or (self._placing and g.phase is GroupPhase.OPEN)
 
     def _trace_follow(self, ev: IncidentEvent, view: ChildView) -> _Candidate | None:
         """Trace-follow: the one accepting group of the child's scope, with room, that alerts when a child naming a
@@ -1044,7 +1062,7 @@ class Grouper:
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
         g.dirty = True
-        if self.config.late_placed and not g.accepting and now <= g.reach + self.config.gap_s:
+        if self._placing and not g.accepting and now <= g.reach + self.config.gap_s:
             # a late child (`_closed_around`) carried it past the release point: accepting, as it would be on time
             g.accepting = True
             self._index(g)

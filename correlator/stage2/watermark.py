@@ -29,6 +29,8 @@ had no input since it was assigned counts as idle after the idle flush. No mark 
 is still to come (its backlog may be upstream, in another stage's partition: session 39's chaos soak, bodies refused
 across the broker restart and posted again), so the Grouper places such children by their first alert among the
 groups still open instead (`GroupingConfig.late_placed`); a group that has resolved meanwhile is not reopened.
+`GroupingConfig.idle_placed` does so only for the children the marks show on time for their own partition
+(`on_own_time`): late for stage 2 only because the low watermark moved on while their source was not waited for.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from typing import Any
 
 import orjson
 
+from ..models import IncidentEvent
+
 __all__ = ["MARKS_HEADER", "Low", "LowWatermark", "SourceMark", "decode_marks", "dump_marks", "encode_marks",
-           "idle_release", "load_marks", "report_due", "source_mark"]
+           "idle_release", "load_marks", "on_own_time", "report_due", "source_mark"]
 
 MARKS_HEADER = "aiops-marks"
 """Header of a routing record that carries the marks of the sending worker's stage-1 partitions."""
@@ -126,6 +130,29 @@ def idle_release(
         if step is not None:
             target = max(target, watermark) + step
     return target if target > watermark else None
+
+
+def on_own_time(
+    events: Iterable[IncidentEvent], previous: Mapping[int, SourceMark], reported: Mapping[int, SourceMark],
+    lateness_s: float,
+) -> list[str]:
+    """Ids of a routing record's children that were on time for their own stage-1 partition: a first alert no earlier
+    than the previous mark of the record's sources (`previous`: what stage 2 held before this record's `reported`
+    marks), less stage 2's lateness.
+
+    A mark promises that every event of alerts up to it is out, so a child beyond its source's previous mark was not
+    late there; one stage 2 still finds behind its release point is late only because the low watermark moved on
+    while that source was not waited for (idle, then a backlog: session 39's chaos soak, across39). Such children are
+    what `GroupingConfig.idle_placed` places by event time. Less the lateness, as stage 2 allows: a child of a source
+    it waited for is never both at or beyond that bound and behind its release point, so only a source not waited for
+    yields any. A record's children are not tagged with their source, so the lowest previous mark of the record's
+    sources decides (a sibling's lower mark may admit a child late for its own partition too; it is then placed as
+    `late_placed` would place it). Empty for a record without marks (not the last of its commit), or with a source stage
+    2 has no previous mark of (it promised nothing yet): today's rule for all of its children."""
+    if not reported or any(s not in previous for s in reported):
+        return []
+    bound = min(previous[s].at for s in reported) - lateness_s
+    return [ev.incident_id for ev in events if ev.first_seen >= bound]
 
 
 def report_due(
