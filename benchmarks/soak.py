@@ -917,7 +917,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-FORWARDED_PREFIXES = ("AIOPS_NOTIFY_POLICY__", "AIOPS_GROUPING__")
+FORWARDED_PREFIXES = ("AIOPS_NOTIFY_POLICY__", "AIOPS_GROUPING__", "AIOPS_RECONCILE_AFTER_LOSS", "AIOPS_STAGE2_RESTATE_AFTER_LOSS")
 """Rule switches of the caller's environment the soak passes on to its workers."""
 
 
