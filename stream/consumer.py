@@ -307,6 +307,8 @@ def forget_read_offsets(consumer: Any) -> int:
             offsets.clear()
         consumer._read_offset.clear()
         getattr(consumer, "_released", {}).clear()
+        if isinstance(consumer, Consumer):
+            consumer.losses += 1  # a commit under way keeps none of its old offsets (`Consumer._commit_offsets`)
     if stale:
         log.info("%d records read before the broker lost its topics will not be committed when acknowledged",
                  len(stale))
@@ -496,6 +498,8 @@ class Consumer(faust_aiokafka.Consumer):
         """The app's `rebalancing_count` at the last seek to the committed offsets after an assignment (`sought`)."""
         self.assigned_in: int | None = None
         """The app's `rebalancing_count` at the last assignment."""
+        self.losses = 0
+        """How many times `forget_read_offsets` ran: a commit that spans one keeps none of its offsets."""
 
     def release(self, messages: Iterable[Any]) -> None:
         """Records given up unacknowledged (a fold or checkpoint failed while the worker stops or rebalances): out
@@ -512,6 +516,22 @@ class Consumer(faust_aiokafka.Consumer):
         if moved:
             log.info("released unacknowledged: %s; their commits stop there until they are read again",
                      ", ".join(f"{tp.topic}:{tp.partition} from {offset}" for tp, offset in moved))
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        """Faust's commit, except that a commit under way when the broker's topics were lost (`forget_read_offsets`
+        ran during it) leaves no committed offset behind for its partitions.
+
+        Faust records the offsets as committed after the commit returns, whether the broker took them or not: a
+        commit refused during the loss (its member forgotten) that returned after the forget put the old topic's
+        offsets (529, 549) back for the re-created partitions, and Faust then dropped every acknowledgement below
+        them (`Consumer.ack` keeps only offsets at or past the committed one): the partitions never committed
+        again (stuck40's q5: `incidents:0` and `:2` of one worker, 535 records, for as long as it ran)."""
+        losses = self.losses
+        done = await super()._commit_offsets(offsets, start_new_transaction)
+        if self.losses != losses:
+            for tp in offsets:
+                self._committed_offset.pop(tp, None)
+        return done
 
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, noting the rebalance it was for (`sought`)."""

@@ -12,7 +12,7 @@ from faust.types.tuples import Message
 from mode.utils.queues import FlowControlQueue
 
 from stream.app import make_app
-from stream.consumer import FlowControl
+from stream.consumer import FlowControl, forget_read_offsets
 from stream.settings import Settings
 
 
@@ -125,3 +125,39 @@ def test_offsets_taken_as_skipped_and_then_acknowledged_commit_at_once(tmp_path:
         return seen
 
     assert asyncio.run(run()) == [136, None, None, 137]
+
+
+def test_a_commit_under_way_when_the_broker_lost_its_topics_leaves_no_old_offset(tmp_path: Path) -> None:
+    """stuck40's q5: a commit refused during the broker loss returned after `forget_read_offsets` had run, and Faust,
+    which records offsets as committed whether the broker took them or not, put the old topic's offset (529) back for
+    the re-created partition. Every acknowledgement below it was then dropped, and the partition never committed its
+    new records. The commit now keeps nothing when the forget ran during it."""
+    app = make_app(Settings(data_dir=tmp_path))
+    consumer = app.consumer
+    tp = TP("t.incidents", 0)
+    app.topics.acking_topics.add(tp.topic)
+
+    async def run() -> int | None:
+        refused = asyncio.Event()
+
+        async def commit(offsets: object) -> bool:  # the broker's answer comes after the loss is seen
+            await refused.wait()
+            return False
+
+        async def flush() -> None:
+            return None
+
+        consumer.assignment = lambda: {tp}  # type: ignore[method-assign]
+        consumer._commit = commit  # type: ignore[method-assign]
+        app.producer.flush = flush  # type: ignore[method-assign]
+        consumer._committed_offset[tp] = 512
+        under_way = asyncio.ensure_future(consumer._commit_offsets({tp: 529}))
+        await asyncio.sleep(0)
+        forget_read_offsets(consumer)  # the broker watch sees the loss meanwhile
+        refused.set()
+        await under_way
+        for offset in range(3):  # the re-created partition's first records, read and acknowledged
+            consumer.ack(record(tp, offset))
+        return consumer._new_offset(tp)
+
+    assert asyncio.run(run()) == 3  # before: None (0-2 dropped as below the old 529), and so for good

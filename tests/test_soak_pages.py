@@ -17,7 +17,7 @@ from .paths import MICROSS, ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from soak import drain_over, incidents_lag, incidents_read, topology_env  # noqa: E402
+from soak import drain_over, incidents_lag, incidents_read, read_through, topology_env  # noqa: E402
 from soak_pages import classify  # noqa: E402
 
 
@@ -79,3 +79,16 @@ def test_the_drain_waits_while_anything_moves_and_gives_up_after_a_stall_or_the_
     assert not drain_over(now=1000.0, begun=0.0, moved_at=700.0, stall_s=420.0, cap_s=2400.0)  # moving: go on
     assert drain_over(now=1120.0, begun=0.0, moved_at=700.0, stall_s=420.0, cap_s=2400.0)  # 420 s without a move
     assert drain_over(now=2400.0, begun=0.0, moved_at=2399.0, stall_s=420.0, cap_s=2400.0)  # the cap, whatever moves
+
+
+def test_incidents_count_as_read_only_while_the_lag_stays_0() -> None:
+    """stuck40: after the broker restart the new `incidents` was empty for a moment (lag 0); the drain kept that
+    first 0 and called "drained" a run whose group then never committed two partitions (535 records behind)."""
+    since = None
+    for now, behind in [(0.0, 120), (1.0, 0), (2.0, 535), (3.0, 535)]:  # q5's samples: 0 between two reads
+        since = read_through(since, behind, now)
+    assert since is None  # behind again: not read
+    since = read_through(None, 0, 10.0)
+    assert read_through(since, None, 11.0) == 10.0  # the broker did not answer: nothing learnt
+    assert read_through(since, 0, 12.0) == 10.0  # still at the end: since the first 0 of the run of 0s
+
