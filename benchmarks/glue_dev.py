@@ -19,14 +19,12 @@ held-out or seen seed.
 from __future__ import annotations
 
 import argparse
-import ast
 import pickle
 import statistics
 import sys
 from collections import Counter, defaultdict
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import rca_sets  # noqa: E402
 from accuracy_rca import development_sets  # noqa: E402
 from rca_sets import DataSet  # noqa: E402
+from rule_dev import settings  # noqa: E402
 
 from correlator.config import CorrelationConfig  # noqa: E402
 from correlator.replay import replay  # noqa: E402
@@ -120,18 +119,6 @@ def sets() -> list[DataSet]:
     return out
 
 
-def stage1_settings(pairs: list[str]) -> dict[str, Any]:
-    """`field=value` pairs as CorrelationConfig keyword arguments (values as Python literals)."""
-    known = {f.name for f in fields(CorrelationConfig)}
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        name, _, value = pair.partition("=")
-        if name not in known:
-            raise SystemExit(f"CorrelationConfig has no field {name!r}")
-        out[name] = ast.literal_eval(value)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     """Print the onsets glued into stage-1 incidents per set, and the pauses inside one fault beside them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -143,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="only sets whose name holds this text")
     parser.add_argument("--dump", type=Path, help="pickle every set's steps to this file (for a scratch reader)")
     args = parser.parse_args(argv)
-    config = replace(CorrelationConfig(), **stage1_settings(args.stage1))
+    config = replace(CorrelationConfig(), **settings(args.stage1, CorrelationConfig))
     print("| set | onsets glued | pairs glued (k) | recurrences (old fault stopped) | pause median (min-max) s | "
           "onset names a new value / of recurrences | pauses >= P inside a fault | of them naming a new value |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

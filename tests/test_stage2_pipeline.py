@@ -187,6 +187,16 @@ def replayed_json(path: Path, env: dict[str, str], *args: str) -> dict[str, Any]
     return dict(orjson.loads(done.stdout))
 
 
+def assert_worker_names_replayed(dep: Deployment, workers: list[WorkerProc], path: Path,
+                                 replayed: dict[str, Any]) -> None:
+    """A worker of `dep` fed `path` names each incident's parent as `aiops replay` (`replayed_json`) does."""
+    dep.create_topics()
+    workers.append(dep.start_worker())
+    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
+    seen = collect(dep, assigned(len(replayed["incidents"])))
+    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
+
+
 def test_a_cascade_from_a_dependency_to_its_callers_is_one_cause(
         deployment: Deployment, workers: list[WorkerProc]) -> None:
     workers.append(deployment.start_worker())
@@ -544,12 +554,7 @@ def test_a_default_worker_keeps_a_recurrence_apart_where_aiops_replay_does(
     assert sorted(map(len, expected.values())) == [1, 1, 2]  # the scenario is what it says
     before = offline({"AIOPS_GROUPING__RECUR_APART_S": "0"})["parents"]
     assert sorted(len(p["children"]) for p in before) == [1, 3]
-    dep = Deployment(broker, tmp_path, extra_env=LONE)
-    dep.create_topics()
-    workers.append(dep.start_worker())
-    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
-    seen = collect(dep, assigned(len(replayed["incidents"])))
-    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
+    assert_worker_names_replayed(Deployment(broker, tmp_path, extra_env=LONE), workers, path, replayed)
 
 
 def dense_storm_a_flap_and_a_recurrence() -> bytes:
@@ -604,12 +609,7 @@ def test_a_worker_keeps_a_later_burst_out_of_a_stray_alert_where_aiops_replay_do
     assert sorted(len(p["children"]) for p in replayed["parents"]) == [1, 1, 1]  # the scenario is what it says
     before = offline({"AIOPS_GROUPING__LONE_JOINS": "false"})["parents"]
     assert sorted(len(p["children"]) for p in before) == [1, 2]
-    dep = Deployment(broker, tmp_path, extra_env={**LONE, **rule})
-    dep.create_topics()
-    workers.append(dep.start_worker())
-    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
-    seen = collect(dep, assigned(len(replayed["incidents"])))
-    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
+    assert_worker_names_replayed(Deployment(broker, tmp_path, extra_env={**LONE, **rule}), workers, path, replayed)
 
 
 def a_container_metric_in_a_later_burst_of_its_company() -> bytes:
@@ -636,12 +636,7 @@ def test_a_worker_has_a_container_metric_follow_the_company_it_kept_where_aiops_
     assert sorted(len(p["children"]) for p in replayed["parents"]) == [2, 3]  # the scenario is what it says
     before = offline({"AIOPS_GROUPING__BURST_COMPANIONS": "false"})["parents"]
     assert sorted(len(p["children"]) for p in before) == [1, 2, 2]
-    dep = Deployment(broker, tmp_path, extra_env={**LONE, **rule})
-    dep.create_topics()
-    workers.append(dep.start_worker())
-    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
-    seen = collect(dep, assigned(len(replayed["incidents"])))
-    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
+    assert_worker_names_replayed(Deployment(broker, tmp_path, extra_env={**LONE, **rule}), workers, path, replayed)
 
 
 def a_stray_alert_and_a_burst_on_one_host() -> bytes:
@@ -670,9 +665,5 @@ def test_a_worker_folds_by_a_host_a_path_relates_too_where_aiops_replay_does(
     assert [len(p["children"]) for p in offline({})["parents"]] == [4]  # no file: the host folds them
     before = offline({"AIOPS_GROUPING__PATH_FOLDS_LABELLED": "false"}, *filed)["parents"]
     assert sorted(len(p["children"]) for p in before) == [2, 2]
-    dep = Deployment(broker, tmp_path, extra_env={**LONE, **rule, "AIOPS_STAGE2_TOPOLOGY": str(topology_file)})
-    dep.create_topics()
-    workers.append(dep.start_worker())
-    dep.produce("alerts_raw", [(b"generic", path.read_bytes())])
-    seen = collect(dep, assigned(len(replayed["incidents"])))
-    assert {i["id"]: i["parent_id"] for i in replayed["incidents"]} == seen.parent_of()
+    filed_env = {**LONE, **rule, "AIOPS_STAGE2_TOPOLOGY": str(topology_file)}
+    assert_worker_names_replayed(Deployment(broker, tmp_path, extra_env=filed_env), workers, path, replayed)
