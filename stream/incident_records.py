@@ -129,7 +129,8 @@ def is_stage2_record(headers: Headers) -> bool:
 
 def is_census(headers: Headers) -> bool:
     """Whether a record's headers say it is a stage-1 `Census`."""
-    return (STAGE_HEADER, b"1") in _marks(headers) and (KIND_HEADER, b"census") in _marks(headers)
+    marks = _marks(headers)
+    return (STAGE_HEADER, b"1") in marks and (KIND_HEADER, b"census") in marks
 
 
 def is_incident_event(headers: Headers) -> bool:
