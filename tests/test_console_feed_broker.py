@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from correlator.readmodel import ReadModel
 from stream.broker import create_topics, free_port, start_broker
-from stream.console.feed import FeedState, FeedTopics, run_feed
+from stream.console.feed import METADATA_MAX_AGE_MS, FeedState, FeedTopics, run_feed
 from stream.incident_records import encode_incident_event
 
 from .notifying import incident
@@ -47,3 +49,43 @@ def test_a_feed_started_while_the_broker_is_down_waits_for_it_and_then_folds_wha
             await asyncio.to_thread(broker.stop)
 
     asyncio.run(scene())
+
+
+def test_a_feed_that_reaches_the_broker_before_the_topics_exist_creates_none_of_them(tmp_path: Path) -> None:
+    """Seen in CI: the feed of the test above, connecting between the broker's start and the topics' creation,
+    made `soak.incidents` exist with Tansu's 4 partitions, and the worker's `create_topics` refused it. A console
+    started before the workers, or the first client back after a broker loss, does the same in production."""
+    topics = FeedTopics("early.incidents", "early-clocks", "early-tickets")
+    broker = start_broker(log_path=tmp_path / "tansu.log")
+
+    async def existing() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            return set(await admin.list_topics()) & set(topics.names())
+        finally:
+            await admin.close()
+
+    async def scene() -> None:
+        model = ReadModel()
+        state = FeedState()
+        feed = asyncio.create_task(run_feed(model, topics, broker.bootstrap, {}, state))
+        try:
+            # started, and refreshed its metadata at least once: a subscription by name has touched the names by now
+            await asyncio.sleep(METADATA_MAX_AGE_MS / 1000 + 1.0)
+            assert not feed.done(), feed.exception()
+            assert await existing() == set(), "the feed created topics it only reads"
+            await create_topics(broker.bootstrap, {name: 1 for name in topics.names()})  # raised before
+            await _produce(broker.bootstrap, topics.incidents, [(b"inc-1", encode_incident_event(incident("inc-1")))])
+            deadline = time.monotonic() + 30
+            while "inc-1" not in model.rows and time.monotonic() < deadline and not feed.done():
+                await asyncio.sleep(0.2)
+            assert "inc-1" in model.rows, feed.exception() if feed.done() else "the feed never joined the new topic"
+        finally:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
+
+    try:
+        asyncio.run(scene())
+    finally:
+        broker.stop()

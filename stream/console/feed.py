@@ -17,6 +17,13 @@ records into its own `correlator.readmodel.ReadModel` and answers for the whole 
 Every worker decodes every record of `incidents` here, so a stage-1 event takes one msgspec pass
 (`stream.incident_records.read_incident_record`) rather than the pydantic model: `benchmarks/feed_cost.py`.
 
+The feed subscribes by a pattern of the exact names, never by the names: a consumer subscribed by name asks the
+broker for those topics' metadata, and a broker that creates topics on first touch (Tansu always; Kafka with
+`auto.create.topics.enable`) then creates them with its default partition count. A console started before the workers
+on a fresh broker, or reconnecting first after a broker loss, made `incidents` exist with 4 partitions and the
+workers refuse to start ("exists with 4 partitions, expected 1"). By pattern it reads the metadata of all topics,
+which creates nothing, and a topic joins the feed once its owner has created it.
+
 A record that does not decode is counted (`ReadModel.skipped`) and logged, never fatal: the agent that owns the
 topic dead-letters it already, and a second dead letter from every worker would only repeat it.
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +78,10 @@ class FeedTopics:
         """Every topic to subscribe to."""
         return [t for t in (self.incidents, self.incident_clocks, self.tickets, self.control) if t is not None]
 
+    def pattern(self) -> str:
+        """A regex matching exactly `names()`: the subscription that creates no topic (see the module note)."""
+        return "^(?:" + "|".join(re.escape(name) for name in self.names()) + ")$"
+
 
 @dataclass
 class FeedState:
@@ -113,10 +125,10 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
                    state: FeedState, on_change: Callable[[], Awaitable[None]] | None = None,
                    decode: Decode = read_incident_record) -> None:
     """Fold the topics into `model` until cancelled; `on_change` after each batch that changed it."""
-    consumer = await _started(lambda: AIOKafkaConsumer(
-        *topics.names(), bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = await _started(lambda: _subscribed(topics, AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest", fetch_max_wait_ms=POLL_MS, metadata_max_age_ms=METADATA_MAX_AGE_MS,
-        **client_options))
+        **client_options)))
     try:
         ends: dict[Any, int] | None = None
         while True:
@@ -135,6 +147,11 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
                     model.whole = True
     finally:
         await consumer.stop()
+
+
+def _subscribed(topics: FeedTopics, consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
+    consumer.subscribe(pattern=topics.pattern())
+    return consumer
 
 
 async def _started(make: Callable[[], AIOKafkaConsumer]) -> AIOKafkaConsumer:
