@@ -19,7 +19,8 @@ Behaviour of this Tansu build (0.6.0-510f3e2, memory storage), measured with aio
   changelog partition (seen: a count of 199 instead of 200 after SIGKILL and restart). Producing with
   `max_batch_size=1` keeps offsets right at a 25x lower produce rate.
 - Topics are auto-created (4 partitions) by a metadata request or produce for an unknown name, so declare
-  topics before any client touches them, or they exist with the wrong partition count.
+  topics before any client touches them, or they exist with the wrong partition count. A reader that may run
+  before the topics' owner (the console feed, `aiops tail`) subscribes with `subscribe_without_creating`.
 - `cleanup.policy=compact` is accepted and reported by DescribeConfigs, but no record was ever compacted
   away in our runs: count on changelogs growing and a restore replaying every update, and on broker memory
   growing with everything produced (RSS ~165 MB after 140 MB of records).
@@ -39,6 +40,7 @@ import importlib.resources
 import logging
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -46,7 +48,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -363,6 +365,16 @@ async def _check_partitions(admin: AIOKafkaAdminClient, expected: Mapping[str, i
         if actual != expected[name]:
             raise ValueError(f"topic {name!r} exists with {actual} partitions, expected {expected[name]}")
 
+
+
+def subscribe_without_creating(consumer: Any, names: Collection[str]) -> None:
+    """Subscribe `consumer` (an `AIOKafkaConsumer`) to exactly `names` without creating any of them.
+
+    Subscribed by name, a consumer asks for those topics' metadata, and a broker that creates topics on first touch
+    (Tansu always, Kafka with `auto.create.topics.enable`) creates them with its default partition count, so the
+    owner's `create_topics` later refuses them. By a pattern of the exact names it reads all topics' metadata, which
+    creates nothing, and each topic joins once its owner has created it."""
+    consumer.subscribe(pattern="^(?:" + "|".join(re.escape(name) for name in names) + ")$")
 
 async def describe_topics(
     bootstrap: str, names: list[str], *, client_options: Mapping[str, Any] | None = None

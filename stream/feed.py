@@ -13,9 +13,13 @@ from correlator.keys import key_label
 from correlator.models import Census, IncidentEvent
 from correlator.replay import ReplayIncident, ReplayReport
 from correlator.stage2 import Assignment, ParentEvent, Progress
+from stream.broker import subscribe_without_creating
 from stream.incident_records import IncidentRecord, decode_incident_record, is_incident_event
 
 __all__ = ["topic_records", "incident_events", "follow_until", "parent_of", "report_of", "format_event"]
+
+TOPIC_APPEARS_MS = 1_000
+"""How soon a reader started before its topic existed notices it (the readers subscribe without creating it)."""
 
 
 async def topic_records(
@@ -28,10 +32,11 @@ async def topic_records(
     With `idle_timeout`, the iteration ends after that many seconds without a new record.
     """
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest", fetch_max_wait_ms=100,
-        **(client_options or {}),
+        metadata_max_age_ms=TOPIC_APPEARS_MS, **(client_options or {}),
     )
+    subscribe_without_creating(consumer, [topic])  # `aiops tail` before the workers must not create `incidents`
     await consumer.start()
     try:
         last = time.monotonic()
@@ -70,8 +75,10 @@ async def follow_until(
     """
     latest: dict[str, IncidentEvent] = {}
     deadline = time.monotonic() + timeout
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                                metadata_max_age_ms=TOPIC_APPEARS_MS)
+    subscribe_without_creating(consumer, [topic])
     await consumer.start()
     try:
         last_news = time.monotonic()

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from correlator.readmodel import ReadModel
 from stream.broker import create_topics, free_port, start_broker
 from stream.console.feed import METADATA_MAX_AGE_MS, FeedState, FeedTopics, run_feed
+from stream.feed import TOPIC_APPEARS_MS, topic_records
 from stream.incident_records import encode_incident_event
 
 from .notifying import incident
@@ -84,6 +85,32 @@ def test_a_feed_that_reaches_the_broker_before_the_topics_exist_creates_none_of_
         finally:
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)
+
+    try:
+        asyncio.run(scene())
+    finally:
+        broker.stop()
+
+
+def test_a_tail_of_a_topic_not_yet_created_creates_nothing_and_reads_it_once_it_exists(tmp_path: Path) -> None:
+    """`aiops tail` run before the workers: the same trap as the feed's (`stream.feed.topic_records`)."""
+    broker = start_broker(log_path=tmp_path / "tansu.log")
+
+    async def scene() -> None:
+        seen: list[bytes] = []
+
+        async def tail() -> None:
+            async for record in topic_records(broker.bootstrap, "later.incidents", idle_timeout=20):
+                seen.append(record.key or b"")
+                return
+
+        reader = asyncio.create_task(tail())
+        await asyncio.sleep(2 * TOPIC_APPEARS_MS / 1000 + 1.0)
+        assert not reader.done(), reader.exception()
+        await create_topics(broker.bootstrap, {"later.incidents": 1})  # raised when the tail subscribed by name
+        await _produce(broker.bootstrap, "later.incidents", [(b"inc-1", encode_incident_event(incident("inc-1")))])
+        await asyncio.wait_for(reader, 30)
+        assert seen == [b"inc-1"]
 
     try:
         asyncio.run(scene())

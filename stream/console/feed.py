@@ -17,12 +17,9 @@ records into its own `correlator.readmodel.ReadModel` and answers for the whole 
 Every worker decodes every record of `incidents` here, so a stage-1 event takes one msgspec pass
 (`stream.incident_records.read_incident_record`) rather than the pydantic model: `benchmarks/feed_cost.py`.
 
-The feed subscribes by a pattern of the exact names, never by the names: a consumer subscribed by name asks the
-broker for those topics' metadata, and a broker that creates topics on first touch (Tansu always; Kafka with
-`auto.create.topics.enable`) then creates them with its default partition count. A console started before the workers
-on a fresh broker, or reconnecting first after a broker loss, made `incidents` exist with 4 partitions and the
-workers refuse to start ("exists with 4 partitions, expected 1"). By pattern it reads the metadata of all topics,
-which creates nothing, and a topic joins the feed once its owner has created it.
+The feed subscribes with `stream.broker.subscribe_without_creating`: subscribed by name, a console started before the
+workers on a fresh broker, or back first after a broker loss, made `incidents` exist with Tansu's 4 partitions and
+the workers refuse to start ("exists with 4 partitions, expected 1").
 
 A record that does not decode is counted (`ReadModel.skipped`) and logged, never fatal: the agent that owns the
 topic dead-letters it already, and a second dead letter from every worker would only repeat it.
@@ -33,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +43,7 @@ from correlator.readmodel import ReadModel
 from correlator.stage2 import Assignment, ParentEvent
 from correlator.triage.incident_sla import IncidentClock
 from correlator.triage.lifecycle import TicketRecord
+from stream.broker import subscribe_without_creating
 from stream.docstore import document_id, stored_document
 from stream.incident_records import IncidentCounts, IncidentRecord, Headers, read_incident_record
 from stream.notify.stage import decode_control
@@ -77,11 +74,6 @@ class FeedTopics:
     def names(self) -> list[str]:
         """Every topic to subscribe to."""
         return [t for t in (self.incidents, self.incident_clocks, self.tickets, self.control) if t is not None]
-
-    def pattern(self) -> str:
-        """A regex matching exactly `names()`: the subscription that creates no topic (see the module note)."""
-        return "^(?:" + "|".join(re.escape(name) for name in self.names()) + ")$"
-
 
 @dataclass
 class FeedState:
@@ -150,7 +142,7 @@ async def run_feed(model: ReadModel, topics: FeedTopics, bootstrap: str, client_
 
 
 def _subscribed(topics: FeedTopics, consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
-    consumer.subscribe(pattern=topics.pattern())
+    subscribe_without_creating(consumer, topics.names())
     return consumer
 
 
