@@ -23,10 +23,10 @@ The exact rule (DESIGN.md asks for it written down):
   (a second fault minutes later) opens a new incident: a storm of an alert every 15 s ends after a
   min_gap (3 min) of quiet, a storm of an alert every 2 min after 5 min. Every figure of the rule is the
   incident's own (first and last alert, count), so it decides the same after a restart from a checkpoint.
-  An incident of at least `dense_alerts` (30) alerts has a gap of at most max(dense_floor_s (90 s), dense_factor
-  (10) x its mean interval), below min_gap for a dense storm: a storm of an alert every 5 s then ends after 90 s
+  An incident of at least `dense_alerts` (25) alerts has a gap of at most max(dense_floor_s (90 s), dense_factor
+  (8) x its mean interval), below min_gap for a dense storm: a storm of an alert every 5 s then ends after 90 s
   of quiet (the same symptom failing again a minute or two after a dense fault ended opens a new incident), one
-  of an alert every 15 s after 150 s, one of an alert every 18 s or slower as before. dense_alerts 0: the rule
+  of an alert every 15 s after 120 s, one of an alert every 22.5 s or slower as before. dense_alerts 0: the rule
   before.
 * A flap rejoins its incident (`rejoin_flaps`, on by default; False gives the rule before): a member that resolved
   and fires again (the same fingerprint, a later startsAt) joins the incident that holds it, whatever that

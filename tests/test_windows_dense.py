@@ -25,16 +25,16 @@ OFF = replace(DEFAULT_CONFIG, dense_alerts=0)
 
 
 def test_the_default_is_on_with_the_chosen_figures() -> None:
-    assert (DEFAULT_CONFIG.dense_alerts, DEFAULT_CONFIG.dense_factor, DEFAULT_CONFIG.dense_floor_s) == (30, 10.0, 90.0)
+    assert (DEFAULT_CONFIG.dense_alerts, DEFAULT_CONFIG.dense_factor, DEFAULT_CONFIG.dense_floor_s) == (25, 8.0, 90.0)  # seventeenth round
 
 
 def test_a_dense_storm_has_a_gap_below_min_gap_and_a_sparse_one_keeps_it() -> None:
     # 40 alerts an interval of 5 s apart: the rule before bridges min_gap (180 s), the dense rule 90 s
     assert continuation_gap(T0, T0 + 39 * 5, 40, OFF) == 180.0
     assert continuation_gap(T0, T0 + 39 * 5, 40, DEFAULT_CONFIG) == 90.0
-    assert continuation_gap(T0, T0 + 39 * 15, 40, DEFAULT_CONFIG) == 150.0  # every 15 s: 10 x 15 s
+    assert continuation_gap(T0, T0 + 39 * 15, 40, DEFAULT_CONFIG) == 120.0  # every 15 s: 8 x 15 s
     assert continuation_gap(T0, T0 + 39 * 30, 40, DEFAULT_CONFIG) == 180.0  # every 30 s: never more than before
-    assert continuation_gap(T0, T0 + 28 * 5, 29, DEFAULT_CONFIG) == 180.0  # fewer alerts than dense_alerts
+    assert continuation_gap(T0, T0 + 23 * 5, 24, DEFAULT_CONFIG) == 180.0  # fewer alerts than dense_alerts
 
 
 def _storm(start: float, count: int, every: float, tag: str) -> list[Alert]:
