@@ -51,6 +51,8 @@ for active tp" for every changelog partition for 90 s, right after such a drop, 
 `fill_gap` keeps a partition's commits moving when Faust's fetcher took records as skipped (its "gap": a record
 delivered more than one past the read offset) that the agents then acknowledge too: a batch fetched before the seek
 after a rebalance and delivered after it does that, and Faust, counting those offsets twice, committed one a commit.
+`ReadOffsets` keeps that gap where Faust loses it: offsets the broker never served after a partition's first record
+(Faust tests the read offset for truth, and 0 fails; the partition then never committed past 1).
 
 `Consumer.release` keeps the records a stage gives up unacknowledged (`stream.stages.StageRunner._undo`,
 `stream.deadletters.DeadLetters`: a fold or checkpoint failing while the worker stops or rebalances) from being
@@ -436,9 +438,27 @@ def fill_gap(acked: list[int] | None, gap: Any) -> None:
         acked[:] = sorted(set(acked))
 
 
+class _FirstOffset(int):
+    """Offset 0 as a read offset that tests true, as every other offset does (`ReadOffsets`)."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+FIRST_OFFSET = _FirstOffset(0)
+"""The read offset of a partition whose last record read was its first (`ReadOffsets`)."""
+
+
 class ReadOffsets(defaultdict[Any, int | None]):
     """Faust's per-partition read offsets, except that a partition of a redelivered topic has none: the fetcher
-    then delivers each of its records, re-reads after a seek included (see the module doc)."""
+    then delivers each of its records, re-reads after a seek included (see the module doc); and that offset 0
+    tests true (`FIRST_OFFSET`).
+
+    Faust's fetcher (`Consumer._drain_messages`) takes the offsets between the read offset and a later record as
+    skipped (its gap, counted as acknowledged) only `if gap > 1 and r_offset`: a truth test meant for None, which
+    0 fails too. So when the first record a partition served was followed by a later one, no gap was kept and the
+    partition never committed past 1 (stuck40's kind B: after a broker loss the embedded Tansu refused a produce to
+    the re-created `incidents`, and never served the offsets it had counted for it; fetched 0, then 215 on)."""
 
     def __init__(self, redelivered: Callable[[], Collection[str]]) -> None:
         super().__init__(lambda: None)
@@ -447,7 +467,8 @@ class ReadOffsets(defaultdict[Any, int | None]):
     def __getitem__(self, tp: Any) -> int | None:
         if tp.topic in self._redelivered():
             return None
-        return super().__getitem__(tp)
+        offset = super().__getitem__(tp)
+        return FIRST_OFFSET if offset == 0 else offset
 
 
 class FlowControl(FlowControlEvent):

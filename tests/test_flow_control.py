@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
 from faust.types import TP
 from faust.types.tuples import Message
+from mode import Service
 from mode.utils.queues import FlowControlQueue
 
 from stream.app import make_app
@@ -161,3 +164,45 @@ def test_a_commit_under_way_when_the_broker_lost_its_topics_leaves_no_old_offset
         return consumer._new_offset(tp)
 
     assert asyncio.run(run()) == 3  # before: None (0-2 dropped as below the old 529), and so for good
+
+
+@pytest.mark.parametrize("fetches", [[[0], list(range(215, 221))], [[0, *range(215, 221)]]],
+                         ids=["two fetches", "one fetch"])
+def test_offsets_the_broker_never_served_after_the_first_record_do_not_stop_the_partition_s_commits(
+        tmp_path: Path, fetches: list[list[int]]) -> None:
+    """stuck40's kind B (q3): after a broker loss the embedded Tansu refused a produce to the re-created `incidents`
+    (AlreadyExists, its client saw UnknownError and the stage sent the records again) and never served the offsets
+    it had counted for it: the fetches gave offset 0, then 215 on. Faust's fetcher takes offsets it never got as
+    skipped (its gap) only when the partition's read offset tests true, and 0 does not: no gap, the commit stopped
+    at 1 (the head of the acknowledged offsets 214 past it) for as long as the worker ran. Run through Faust's own
+    fetcher loop (`_drain_messages`), with the broker's fetches as stuck40's trace saw them, each followed by
+    Faust's periodic commits."""
+    app = make_app(Settings(data_dir=tmp_path))
+    consumer = app.consumer
+    tp = TP("t.incidents", 0)
+    app.topics.acking_topics.add(tp.topic)
+
+    async def run() -> int | None:
+        async def handled(message: Message) -> None:  # the agents read each record and acknowledge it
+            consumer.track_message(message)
+            consumer.ack(message)
+
+        def fetch(offsets: list[int]) -> Callable[..., AsyncIterator[tuple[TP, Message]]]:
+            async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+                for offset in offsets:
+                    yield tp, record(tp, offset)
+                fetcher._stopped.set()  # one fetch per loop
+            return getmany
+
+        fetcher = Service()
+        consumer.callback = handled
+        for offsets in fetches:  # offsets 1-214 counted by the broker, never served
+            consumer.getmany = fetch(offsets)  # type: ignore[method-assign]
+            fetcher._stopped.clear()
+            await consumer._drain_messages(fetcher)
+            for _ in range(3):
+                if (offset := consumer._new_offset(tp)) is not None:
+                    consumer._committed_offset[tp] = offset  # what Faust's commit records
+        return consumer._committed_offset.get(tp)
+
+    assert asyncio.run(run()) == 221  # before: 1, for good
