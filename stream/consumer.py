@@ -532,7 +532,7 @@ class Consumer(faust_aiokafka.Consumer):
         """How many times `forget_read_offsets` ran: a commit that spans one keeps none of its offsets."""
         self._fetched_to: dict[TP, int] = {}
         """Per partition, the offset after the last record fetched in this generation: where its next fetch
-        starts unless something seeks it (`keep_unserved`)."""
+        starts unless something seeks it (`unserved`)."""
 
     def release(self, messages: Iterable[Any]) -> None:
         """Records given up unacknowledged (a fold or checkpoint failed while the worker stops or rebalances): out
@@ -631,12 +631,13 @@ class Consumer(faust_aiokafka.Consumer):
         the flow again, so a fetch is either delivered or handed back, never dropped. Offsets a delivered fetch
         passes over without a record are taken as skipped (`unserved`)."""
         records = await super()._getmany(active_partitions, timeout)
+        if records and self.flow_active:
+            for tp, start, end in unserved(records, self._fetched_to, self.app.topics.acks_enabled_for):
+                await self._add_gap(tp, start, end)  # facts of the log, whether this fetch is delivered or not
         if records and not self.flow_active:
             thread = cast(ConsumerThread, self._thread)
             await thread.call_thread(unfetch, thread._ensure_consumer(), records)
             return {}
-        for tp, start, end in unserved(records, self._fetched_to, self.app.topics.acks_enabled_for):
-            await self._add_gap(tp, start, end)
         return records
 
 
