@@ -51,6 +51,8 @@ for active tp" for every changelog partition for 90 s, right after such a drop, 
 `fill_gap` keeps a partition's commits moving when Faust's fetcher took records as skipped (its "gap": a record
 delivered more than one past the read offset) that the agents then acknowledge too: a batch fetched before the seek
 after a rebalance and delivered after it does that, and Faust, counting those offsets twice, committed one a commit.
+`unserved` gives it the offsets a fetch passed over without a record, which Faust's fetcher misses after a
+partition's first record and on the redelivered topics: such a partition never committed past them.
 
 `Consumer.release` keeps the records a stage gives up unacknowledged (`stream.stages.StageRunner._undo`,
 `stream.deadletters.DeadLetters`: a fold or checkpoint failing while the worker stops or rebalances) from being
@@ -109,6 +111,7 @@ __all__ = [
     "sought",
     "take_group_error",
     "unfetch",
+    "unserved",
 ]
 
 log = logging.getLogger(__name__)
@@ -307,6 +310,7 @@ def forget_read_offsets(consumer: Any) -> int:
             offsets.clear()
         consumer._read_offset.clear()
         getattr(consumer, "_released", {}).clear()
+        getattr(consumer, "_fetched_to", {}).clear()
         if isinstance(consumer, Consumer):
             consumer.losses += 1  # a commit under way keeps none of its old offsets (`Consumer._commit_offsets`)
     if stale:
@@ -436,6 +440,32 @@ def fill_gap(acked: list[int] | None, gap: Any) -> None:
         acked[:] = sorted(set(acked))
 
 
+def unserved(records: Mapping[Any, Sequence[Any]], fetched_to: dict[Any, int],
+             acking: Callable[[str], bool]) -> list[tuple[Any, int, int]]:
+    """The offsets a fetch passed over without a record, per partition of an acknowledged topic, as (partition,
+    first, last): between two of its records, and between the end of the partition's last fetch (`fetched_to`,
+    brought up to this fetch's end here) and its first record. A fetch that starts below that end read again after
+    a seek: nothing passed over. Faust's commit counts such offsets as acknowledged (its gap), or never passes them.
+
+    Faust's fetcher finds them only from the read offset, and misses them twice: it tests the read offset for
+    truth, so none after a partition's first record (0); and a redelivered topic has no read offset. A partition of
+    either then never committed past the offsets (stuck40's kind B: after a broker loss the embedded Tansu refused a
+    produce to the re-created `incidents` (AlreadyExists: the sender saw UnknownError and sent the records again) and
+    never served the offsets it had counted for it; fetched 0, then 215 on: committed 1 for as long as it ran).
+    Unlike the read offset, a fetch never takes a record it fetched and then dropped as skipped."""
+    passed: list[tuple[Any, int, int]] = []
+    for tp, fetched in records.items():
+        if not fetched:
+            continue
+        expected = fetched_to.get(tp)
+        for record in fetched:
+            if expected is not None and record.offset > expected and acking(tp.topic):
+                passed.append((tp, expected, record.offset - 1))
+            expected = record.offset + 1
+        fetched_to[tp] = fetched[-1].offset + 1
+    return passed
+
+
 class ReadOffsets(defaultdict[Any, int | None]):
     """Faust's per-partition read offsets, except that a partition of a redelivered topic has none: the fetcher
     then delivers each of its records, re-reads after a seek included (see the module doc)."""
@@ -500,6 +530,9 @@ class Consumer(faust_aiokafka.Consumer):
         """The app's `rebalancing_count` at the last assignment."""
         self.losses = 0
         """How many times `forget_read_offsets` ran: a commit that spans one keeps none of its offsets."""
+        self._fetched_to: dict[TP, int] = {}
+        """Per partition, the offset after the last record fetched in this generation: where its next fetch
+        starts unless something seeks it (`unserved`)."""
 
     def release(self, messages: Iterable[Any]) -> None:
         """Records given up unacknowledged (a fold or checkpoint failed while the worker stops or rebalances): out
@@ -565,6 +598,7 @@ class Consumer(faust_aiokafka.Consumer):
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         """Faust's assignment; released records of partitions no longer this worker's are their new owner's."""
         self._released = {tp: offset for tp, offset in self._released.items() if tp in assigned}
+        self._fetched_to.clear()  # the seek after the assignment puts each partition where it will
         self.assigned_in = getattr(self.app, "rebalancing_count", None)
         await super().on_partitions_assigned(assigned, generation_id)
 
@@ -594,8 +628,12 @@ class Consumer(faust_aiokafka.Consumer):
         """Faust's fetch, except that a fetch that comes back while the flow is stopped is handed back (`unfetch`):
         nothing, and its partitions read again from its first records. Faust drops such a fetch and seeks back only
         partitions with a committed offset (never a changelog's). Checked here, with no await before Faust checks
-        the flow again, so a fetch is either delivered or handed back, never dropped."""
+        the flow again, so a fetch is either delivered or handed back, never dropped. Offsets a delivered fetch
+        passes over without a record are taken as skipped (`unserved`)."""
         records = await super()._getmany(active_partitions, timeout)
+        if records and self.flow_active:
+            for tp, start, end in unserved(records, self._fetched_to, self.app.topics.acks_enabled_for):
+                await self._add_gap(tp, start, end)  # facts of the log, whether this fetch is delivered or not
         if records and not self.flow_active:
             thread = cast(ConsumerThread, self._thread)
             await thread.call_thread(unfetch, thread._ensure_consumer(), records)

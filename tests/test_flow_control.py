@@ -7,12 +7,15 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import pytest
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 from faust.types.tuples import Message
+from mode import Service
 from mode.utils.queues import FlowControlQueue
 
 from stream.app import make_app
-from stream.consumer import FlowControl, forget_read_offsets
+from stream.consumer import FlowControl, forget_read_offsets, unserved
 from stream.settings import Settings
 
 
@@ -161,3 +164,67 @@ def test_a_commit_under_way_when_the_broker_lost_its_topics_leaves_no_old_offset
         return consumer._new_offset(tp)
 
     assert asyncio.run(run()) == 3  # before: None (0-2 dropped as below the old 529), and so for good
+
+
+def fetched(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
+    """A record as aiokafka's fetcher hands it to Faust."""
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, None, b"{}", None, 0, 2, ())
+
+
+@pytest.mark.parametrize("redelivered", [False, True], ids=["incidents", "redelivered topic"])
+@pytest.mark.parametrize("fetches", [[[0], list(range(215, 221))], [[0, *range(215, 221)]]],
+                         ids=["two fetches", "one fetch"])
+def test_offsets_the_broker_never_served_after_the_first_record_do_not_stop_the_partition_s_commits(
+        tmp_path: Path, fetches: list[list[int]], redelivered: bool) -> None:
+    """stuck40's kind B (q3): after a broker loss the embedded Tansu refused a produce to the re-created `incidents`
+    (AlreadyExists, its client saw UnknownError and the stage sent the records again) and never served the offsets
+    it had counted for it: the fetches gave offset 0, then 215 on. Faust's fetcher takes offsets it never got as
+    skipped (its gap) only when the partition's read offset tests true, and 0 does not; a redelivered topic
+    (alerts.raw, alerts) has none at all: no gap, and the commit stopped at 1 for as long as the worker ran. Run
+    through Faust's own fetcher loop (`_drain_messages`, `getmany`), with the broker's fetches as stuck40's trace
+    saw them, each followed by Faust's periodic commits."""
+    app = make_app(Settings(data_dir=tmp_path))
+    consumer = app.consumer
+    tp = TP("t.incidents", 0)
+    app.topics.acking_topics.add(tp.topic)
+    if redelivered:
+        app.redelivered_topics = frozenset({tp.topic})
+
+    async def run() -> int | None:
+        async def handled(message: Message) -> None:  # the agents read each record and acknowledge it
+            consumer.track_message(message)
+            consumer.ack(message)
+
+        fetcher = Service()
+        broker = iter(fetches)
+
+        async def getmany(active_partitions: object, timeout: float) -> dict[TP, list[ConsumerRecord[bytes, bytes]]]:
+            fetcher._stopped.set()  # one fetch per loop
+            return {tp: [fetched(tp, offset) for offset in next(broker)]}
+
+        consumer._thread.getmany = getmany  # type: ignore[method-assign]
+        consumer.highwater = lambda tp: 0  # type: ignore[method-assign]
+        consumer._active_partitions = {tp}
+        consumer.callback = handled
+        for _ in fetches:  # offsets 1-214 counted by the broker, never served
+            fetcher._stopped.clear()
+            await consumer._drain_messages(fetcher)
+            for _ in range(3):
+                if (offset := consumer._new_offset(tp)) is not None:
+                    consumer._committed_offset[tp] = offset  # what Faust's commit records
+        return consumer._committed_offset.get(tp)
+
+    assert asyncio.run(run()) == 221  # before: 1, for good
+
+
+def test_a_fetch_passes_over_only_offsets_it_skipped_forward() -> None:
+    """`unserved`: between records and from the end of the partition's last fetch; nothing for a fetch that reads
+    again after a seek back, nor for a topic without acknowledgements (a changelog)."""
+    tp, log = TP("t.alerts", 0), TP("t-changelog", 0)
+    fetched_to: dict[TP, int] = {}
+    acking = {"t.alerts"}.__contains__
+    assert unserved({tp: [fetched(tp, o) for o in (0, 1, 5, 6)], log: [fetched(log, 3), fetched(log, 9)]},
+                    fetched_to, acking) == [(tp, 2, 4)]
+    assert unserved({tp: [fetched(tp, 9)]}, fetched_to, acking) == [(tp, 7, 8)]
+    assert unserved({tp: [fetched(tp, 4), fetched(tp, 5)]}, fetched_to, acking) == []  # sought back
+    assert unserved({tp: [fetched(tp, 6)]}, fetched_to, acking) == [] and fetched_to == {tp: 7, log: 10}
