@@ -27,6 +27,15 @@ from .workers import _produce
 pytestmark = pytest.mark.integration
 
 
+async def _an_incident_read(bootstrap: str, topics: FeedTopics, model: ReadModel, feed: asyncio.Task[None]) -> None:
+    """Produce one incident event and wait until the running feed has folded it into `model` (30 s at most)."""
+    await _produce(bootstrap, topics.incidents, [(b"inc-1", encode_incident_event(incident("inc-1")))])
+    deadline = time.monotonic() + 30
+    while "inc-1" not in model.rows and time.monotonic() < deadline and not feed.done():
+        await asyncio.sleep(0.2)
+    assert "inc-1" in model.rows, feed.exception() if feed.done() else "the feed read nothing"
+
+
 def test_a_feed_started_while_the_broker_is_down_waits_for_it_and_then_folds_what_it_reads(tmp_path: Path) -> None:
     port = free_port()
     topics = FeedTopics("soak.incidents", "soak-clocks", "soak-tickets")
@@ -39,11 +48,7 @@ def test_a_feed_started_while_the_broker_is_down_waits_for_it_and_then_folds_wha
         broker = await asyncio.to_thread(start_broker, port=port, log_path=tmp_path / "tansu.log")
         try:
             await create_topics(broker.bootstrap, {name: 1 for name in topics.names()})
-            await _produce(broker.bootstrap, topics.incidents, [(b"inc-1", encode_incident_event(incident("inc-1")))])
-            deadline = time.monotonic() + 30
-            while "inc-1" not in model.rows and time.monotonic() < deadline and not feed.done():
-                await asyncio.sleep(0.2)
-            assert "inc-1" in model.rows, feed.exception() if feed.done() else "the feed read nothing"
+            await _an_incident_read(broker.bootstrap, topics, model, feed)
         finally:
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)
@@ -77,11 +82,7 @@ def test_a_feed_that_reaches_the_broker_before_the_topics_exist_creates_none_of_
             assert not feed.done(), feed.exception()
             assert await existing() == set(), "the feed created topics it only reads"
             await create_topics(broker.bootstrap, {name: 1 for name in topics.names()})  # raised before
-            await _produce(broker.bootstrap, topics.incidents, [(b"inc-1", encode_incident_event(incident("inc-1")))])
-            deadline = time.monotonic() + 30
-            while "inc-1" not in model.rows and time.monotonic() < deadline and not feed.done():
-                await asyncio.sleep(0.2)
-            assert "inc-1" in model.rows, feed.exception() if feed.done() else "the feed never joined the new topic"
+            await _an_incident_read(broker.bootstrap, topics, model, feed)
         finally:
             feed.cancel()
             await asyncio.gather(feed, return_exceptions=True)
