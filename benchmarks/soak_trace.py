@@ -5,10 +5,12 @@ session 39's (across39), kept so that the next look at a chaos soak's pages star
     TRACE=/tmp/t.jsonl python benchmarks/soak_trace.py --quick --only chaos --keep DIR   # soak.py's flags
     python benchmarks/soak_trace.py --parents /tmp/t.jsonl par-1,par-2   # the parents, assignments, children's routes
     python benchmarks/soak_trace.py --late /tmp/t.jsonl                  # children that came behind stage 2
+    python benchmarks/soak_trace.py --unnamed /tmp/t.jsonl               # children routed before the loss, never named
 
 A line holds `t` (`inc` or `route`), `gen` (0 before the broker restart, 1 after), partition `p`, offset `o`, the
 producer timestamp `ts` and the read time `read`; a route record its `marks` header and its events `evs` as [id, key,
-seq, status, first alert, last alert, emitted_at]; an `incidents` record its kind `k` (`ev`, `par`, `asg`) and fields.
+seq, status, first alert, last alert, emitted_at] and the names of its other headers `h` (a restated record's, say);
+an `incidents` record its kind `k` (`ev`, `par`, `asg`) and fields.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def describe(routed: bool, record: Any, generation: int) -> dict[str, Any]:
     if routed:
         if MARKS_HEADER in headers:
             line["marks"] = orjson.loads(headers[MARKS_HEADER])
+        if set(headers) - {MARKS_HEADER}:
+            line["h"] = sorted(set(headers) - {MARKS_HEADER})
         try:
             line["evs"] = [[e["incident_id"], e["key"], e["seq"], e["status"], e["first_seen"], e["last_seen"],
                             e["emitted_at"]] for e in orjson.loads(record.value or b"[]")]
@@ -125,6 +129,25 @@ def late(lines: list[dict[str, Any]]) -> list[tuple[int, int, int, str, float, s
     return found
 
 
+def unnamed(lines: list[dict[str, Any]]) -> list[tuple[int, int, float, list[str], int, list[str]]]:
+    """The routing records of generation 0 (before the broker restart) that carry a new child (its first event, seq 1)
+    no cause ever named, in either generation: stage 2 never grouped it, and notify, if it read the child on
+    `incidents`, pages it alone at the cause wait. Per record: (partition, offset, producer time, those children,
+    how many new children it carried, those of them the trace saw on `incidents` before the restart). The records
+    of a partition past stage 2's last checkpoint at the loss show as a run of them at its end (lone41)."""
+    named = named_by(lines)
+    on_incidents = {d["id"] for d in lines if d.get("k") == "ev" and d["gen"] == 0}
+    found = []
+    for d in lines:
+        if d.get("t") != "route" or d["gen"] != 0 or "evs" not in d:
+            continue
+        new = [e[0] for e in d["evs"] if e[2] == 1]
+        never = [c for c in new if c not in named]
+        if never:
+            found.append((d["p"], d["o"], d["ts"], never, len(new), [c for c in never if c in on_incidents]))
+    return found
+
+
 def parents(lines: list[dict[str, Any]], wanted: set[str]) -> list[str]:
     """The events of the `wanted` parents, the assignments into them, and the route records of their children."""
     out, kids = [], named_by([d for d in lines if d.get("k") != "par" or d["id"] in wanted])
@@ -147,6 +170,12 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--late"]:
         for row in late(load(argv[1])):
             print(*row)
+        return 0
+    if argv[:1] == ["--unnamed"]:
+        for p, o, ts, never, new, read in unnamed(load(argv[1])):
+            at = time.strftime("%H:%M:%S", time.gmtime(ts)) + f"{ts % 1:.3f}"[1:]
+            print(f"p{p}@{o} ts {at}: {len(never)} of {new} new children never named ({len(read)} of them on "
+                  f"incidents before the restart): {' '.join(never)}")
         return 0
     if argv[:1] == ["--parents"]:
         print("\n".join(parents(load(argv[1]), set(argv[2].split(",")))))
