@@ -6,6 +6,7 @@ session 39's (across39), kept so that the next look at a chaos soak's pages star
     python benchmarks/soak_trace.py --parents /tmp/t.jsonl par-1,par-2   # the parents, assignments, children's routes
     python benchmarks/soak_trace.py --late /tmp/t.jsonl                  # children that came behind stage 2
     python benchmarks/soak_trace.py --unnamed /tmp/t.jsonl               # children routed before the loss, never named
+    python benchmarks/soak_trace.py --covered /tmp/t.jsonl inc-1,inc-2     # when stage 2's progress first covered them
 
 A line holds `t` (`inc` or `route`), `gen` (0 before the broker restart, 1 after), partition `p`, offset `o`, the
 producer timestamp `ts` and the read time `read`; a route record its `marks` header and its events `evs` as [id, key,
@@ -148,6 +149,27 @@ def unnamed(lines: list[dict[str, Any]]) -> list[tuple[int, int, float, list[str
     return found
 
 
+def covered(lines: list[dict[str, Any]], wanted: set[str]) -> list[tuple[str, int, float, int | None, float | None]]:
+    """When stage 2's progress first covered each `wanted` incident in each generation: notify pages an incident no
+    assignment names once every routing partition's progress reaches its first alert (`stage2_lone_causes` off, the
+    default), after the route's hold. Per incident and generation: (incident, its `incidents` partition, first
+    alert, generation, producer time of the first `Progress` on that partition whose lowest `decided` reaches it;
+    None, None when none did in any)."""
+    first: dict[str, tuple[float, int]] = {}
+    for d in lines:
+        if d.get("k") == "ev" and d["id"] in wanted:
+            first.setdefault(d["id"], (d["fs"], d["p"]))
+    out: list[tuple[str, int, float, int | None, float | None]] = []
+    for child, (fs, p) in sorted(first.items()):
+        hits = {}
+        for d in lines:
+            if d.get("k") == "Progress" and d["p"] == p and d["gen"] not in hits \
+                    and min(d["v"]["decided"].values()) >= fs:
+                hits[d["gen"]] = d["ts"]
+        out += [(child, p, fs, gen, ts) for gen, ts in sorted(hits.items())] or [(child, p, fs, None, None)]
+    return out
+
+
 def parents(lines: list[dict[str, Any]], wanted: set[str]) -> list[str]:
     """The events of the `wanted` parents, the assignments into them, and the route records of their children."""
     out, kids = [], named_by([d for d in lines if d.get("k") != "par" or d["id"] in wanted])
@@ -166,6 +188,11 @@ def parents(lines: list[dict[str, Any]], wanted: set[str]) -> list[str]:
     return out
 
 
+def _hms(ts: float) -> str:
+    """A UTC time of day with milliseconds."""
+    return time.strftime("%H:%M:%S", time.gmtime(ts)) + f"{ts % 1:.3f}"[1:]
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--late"]:
         for row in late(load(argv[1])):
@@ -173,9 +200,13 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["--unnamed"]:
         for p, o, ts, never, new, read in unnamed(load(argv[1])):
-            at = time.strftime("%H:%M:%S", time.gmtime(ts)) + f"{ts % 1:.3f}"[1:]
-            print(f"p{p}@{o} ts {at}: {len(never)} of {new} new children never named ({len(read)} of them on "
+            print(f"p{p}@{o} ts {_hms(ts)}: {len(never)} of {new} new children never named ({len(read)} of them on "
                   f"incidents before the restart): {' '.join(never)}")
+        return 0
+    if argv[:1] == ["--covered"]:
+        for child, p, fs, gen, ts in covered(load(argv[1]), set(argv[2].split(","))):
+            said = "never covered" if ts is None else f"covered in generation {gen} by a progress produced at {_hms(ts)}"
+            print(f"{child} incidents p{p} first alert {fs}: {said}")
         return 0
     if argv[:1] == ["--parents"]:
         print("\n".join(parents(load(argv[1]), set(argv[2].split(",")))))

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from soak import drain_over, incidents_lag, incidents_read, read_through, topology_env  # noqa: E402
 from soak_pages import classify  # noqa: E402
-from soak_trace import unnamed  # noqa: E402
+from soak_trace import covered, unnamed  # noqa: E402
 
 
 def test_extra_pages_are_split_up_to_replays_parents_and_beyond_past_them() -> None:
@@ -45,6 +45,18 @@ def test_a_trace_names_the_routing_records_before_the_restart_whose_new_children
     assert unnamed(lines) == [(2, 1, 101.0, ["b", "c"], 2, ["b"])]
     lines.append({"t": "inc", "gen": 1, "p": 1, "o": 1, "k": "asg", "id": "b", "parent": "par-1"})
     assert unnamed(lines) == [(2, 1, 101.0, ["c"], 2, [])]
+
+
+def test_a_trace_says_when_stage_2_s_progress_first_covered_an_incident() -> None:
+    def progress(gen: int, p: int, ts: float, *decided: float) -> dict[str, object]:
+        return {"t": "inc", "gen": gen, "p": p, "o": 0, "ts": ts, "k": "Progress",
+                "v": {"decided": {str(i): d for i, d in enumerate(decided)}, "late": []}}
+    lines = [{"t": "inc", "gen": 0, "p": 1, "o": 0, "k": "ev", "id": "a", "fs": 50.0},
+             progress(0, 1, 1.0, 60.0, 40.0),  # the lowest routing partition is behind it
+             progress(0, 0, 2.0, 60.0, 60.0),  # another partition of incidents
+             progress(1, 1, 3.0, 60.0, 55.0), progress(1, 1, 4.0, 70.0, 70.0)]
+    assert covered(lines, {"a"}) == [("a", 1, 50.0, 1, 3.0)]
+    assert covered(lines[:3], {"a"}) == [("a", 1, 50.0, None, None)]
 
 
 def test_the_workers_get_the_sets_topology_unless_told_none() -> None:
