@@ -5,10 +5,13 @@ session 39's (across39), kept so that the next look at a chaos soak's pages star
     TRACE=/tmp/t.jsonl python benchmarks/soak_trace.py --quick --only chaos --keep DIR   # soak.py's flags
     python benchmarks/soak_trace.py --parents /tmp/t.jsonl par-1,par-2   # the parents, assignments, children's routes
     python benchmarks/soak_trace.py --late /tmp/t.jsonl                  # children that came behind stage 2
+    python benchmarks/soak_trace.py --unnamed /tmp/t.jsonl               # children routed before the loss, never named
+    python benchmarks/soak_trace.py --covered /tmp/t.jsonl inc-1,inc-2     # when stage 2's progress first covered them
 
 A line holds `t` (`inc` or `route`), `gen` (0 before the broker restart, 1 after), partition `p`, offset `o`, the
 producer timestamp `ts` and the read time `read`; a route record its `marks` header and its events `evs` as [id, key,
-seq, status, first alert, last alert, emitted_at]; an `incidents` record its kind `k` (`ev`, `par`, `asg`) and fields.
+seq, status, first alert, last alert, emitted_at] and the names of its other headers `h` (a restated record's, say);
+an `incidents` record its kind `k` (`ev`, `par`, `asg`) and fields.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ def describe(routed: bool, record: Any, generation: int) -> dict[str, Any]:
     if routed:
         if MARKS_HEADER in headers:
             line["marks"] = orjson.loads(headers[MARKS_HEADER])
+        if set(headers) - {MARKS_HEADER}:
+            line["h"] = sorted(set(headers) - {MARKS_HEADER})
         try:
             line["evs"] = [[e["incident_id"], e["key"], e["seq"], e["status"], e["first_seen"], e["last_seen"],
                             e["emitted_at"]] for e in orjson.loads(record.value or b"[]")]
@@ -125,6 +130,46 @@ def late(lines: list[dict[str, Any]]) -> list[tuple[int, int, int, str, float, s
     return found
 
 
+def unnamed(lines: list[dict[str, Any]]) -> list[tuple[int, int, float, list[str], int, list[str]]]:
+    """The routing records of generation 0 (before the broker restart) that carry a new child (its first event, seq 1)
+    no cause ever named, in either generation: stage 2 never grouped it, and notify, if it read the child on
+    `incidents`, pages it alone at the cause wait. Per record: (partition, offset, producer time, those children,
+    how many new children it carried, those of them the trace saw on `incidents` before the restart). The records
+    of a partition past stage 2's last checkpoint at the loss show as a run of them at its end (lone41)."""
+    named = named_by(lines)
+    on_incidents = {d["id"] for d in lines if d.get("k") == "ev" and d["gen"] == 0}
+    found = []
+    for d in lines:
+        if d.get("t") != "route" or d["gen"] != 0 or "evs" not in d:
+            continue
+        new = [e[0] for e in d["evs"] if e[2] == 1]
+        never = [c for c in new if c not in named]
+        if never:
+            found.append((d["p"], d["o"], d["ts"], never, len(new), [c for c in never if c in on_incidents]))
+    return found
+
+
+def covered(lines: list[dict[str, Any]], wanted: set[str]) -> list[tuple[str, int, float, int | None, float | None]]:
+    """When stage 2's progress first covered each `wanted` incident in each generation: notify pages an incident no
+    assignment names once every routing partition's progress reaches its first alert (`stage2_lone_causes` off, the
+    default), after the route's hold. Per incident and generation: (incident, its `incidents` partition, first
+    alert, generation, producer time of the first `Progress` on that partition whose lowest `decided` reaches it;
+    None, None when none did in any)."""
+    first: dict[str, tuple[float, int]] = {}
+    for d in lines:
+        if d.get("k") == "ev" and d["id"] in wanted:
+            first.setdefault(d["id"], (d["fs"], d["p"]))
+    out: list[tuple[str, int, float, int | None, float | None]] = []
+    for child, (fs, p) in sorted(first.items()):
+        hits = {}
+        for d in lines:
+            if d.get("k") == "Progress" and d["p"] == p and d["gen"] not in hits \
+                    and min(d["v"]["decided"].values()) >= fs:
+                hits[d["gen"]] = d["ts"]
+        out += [(child, p, fs, gen, ts) for gen, ts in sorted(hits.items())] or [(child, p, fs, None, None)]
+    return out
+
+
 def parents(lines: list[dict[str, Any]], wanted: set[str]) -> list[str]:
     """The events of the `wanted` parents, the assignments into them, and the route records of their children."""
     out, kids = [], named_by([d for d in lines if d.get("k") != "par" or d["id"] in wanted])
@@ -143,10 +188,25 @@ def parents(lines: list[dict[str, Any]], wanted: set[str]) -> list[str]:
     return out
 
 
+def _hms(ts: float) -> str:
+    """A UTC time of day with milliseconds."""
+    return time.strftime("%H:%M:%S", time.gmtime(ts)) + f"{ts % 1:.3f}"[1:]
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--late"]:
         for row in late(load(argv[1])):
             print(*row)
+        return 0
+    if argv[:1] == ["--unnamed"]:
+        for p, o, ts, never, new, read in unnamed(load(argv[1])):
+            print(f"p{p}@{o} ts {_hms(ts)}: {len(never)} of {new} new children never named ({len(read)} of them on "
+                  f"incidents before the restart): {' '.join(never)}")
+        return 0
+    if argv[:1] == ["--covered"]:
+        for child, p, fs, gen, ts in covered(load(argv[1]), set(argv[2].split(","))):
+            said = "never covered" if ts is None else f"covered in generation {gen} by a progress produced at {_hms(ts)}"
+            print(f"{child} incidents p{p} first alert {fs}: {said}")
         return 0
     if argv[:1] == ["--parents"]:
         print("\n".join(parents(load(argv[1]), set(argv[2].split(",")))))

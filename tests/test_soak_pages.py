@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from soak import drain_over, incidents_lag, incidents_read, read_through, topology_env  # noqa: E402
 from soak_pages import classify  # noqa: E402
+from soak_trace import covered, unnamed  # noqa: E402
 
 
 def test_extra_pages_are_split_up_to_replays_parents_and_beyond_past_them() -> None:
@@ -28,6 +29,34 @@ def test_extra_pages_are_split_up_to_replays_parents_and_beyond_past_them() -> N
     assert (c["pages"], c["extra"], c["split"], c["beyond"]) == (9, 5, 3, 2)
     assert c["beyond_faults"] == {"3": (4, 2)} and c["fewer_pages_than_parents"] == {"4": (1, 3)}
     assert c["faults_paged_2plus"] == 2
+
+
+def test_a_trace_names_the_routing_records_before_the_restart_whose_new_children_no_cause_named() -> None:
+    def route(o: int, *evs: tuple[str, int]) -> dict[str, object]:
+        return {"t": "route", "gen": 0, "p": 2, "o": o, "ts": 100.0 + o, "evs": [[c, "k", s, "firing", 0, 0, 0]
+                                                                                for c, s in evs]}
+    lines = [route(0, ("a", 1)), route(1, ("a", 2), ("b", 1), ("c", 1)), route(2, ("d", 2)),
+             {"t": "inc", "gen": 0, "p": 0, "o": 0, "k": "ev", "id": "b"},
+             {"t": "inc", "gen": 1, "p": 0, "o": 0, "k": "ev", "id": "c"},
+             {"t": "inc", "gen": 1, "p": 1, "o": 0, "k": "par", "id": "par-1", "ch": ["a"]},
+             {**route(0, ("b", 1)), "gen": 1}]
+    # "a" was named; "d" is no new child (seq 2: its first event came before the trace); a record after the restart
+    # is not looked at; "b" the trace saw on incidents before the restart, "c" only after.
+    assert unnamed(lines) == [(2, 1, 101.0, ["b", "c"], 2, ["b"])]
+    lines.append({"t": "inc", "gen": 1, "p": 1, "o": 1, "k": "asg", "id": "b", "parent": "par-1"})
+    assert unnamed(lines) == [(2, 1, 101.0, ["c"], 2, [])]
+
+
+def test_a_trace_says_when_stage_2_s_progress_first_covered_an_incident() -> None:
+    def progress(gen: int, p: int, ts: float, *decided: float) -> dict[str, object]:
+        return {"t": "inc", "gen": gen, "p": p, "o": 0, "ts": ts, "k": "Progress",
+                "v": {"decided": {str(i): d for i, d in enumerate(decided)}, "late": []}}
+    lines = [{"t": "inc", "gen": 0, "p": 1, "o": 0, "k": "ev", "id": "a", "fs": 50.0},
+             progress(0, 1, 1.0, 60.0, 40.0),  # the lowest routing partition is behind it
+             progress(0, 0, 2.0, 60.0, 60.0),  # another partition of incidents
+             progress(1, 1, 3.0, 60.0, 55.0), progress(1, 1, 4.0, 70.0, 70.0)]
+    assert covered(lines, {"a"}) == [("a", 1, 50.0, 1, 3.0)]
+    assert covered(lines[:3], {"a"}) == [("a", 1, 50.0, None, None)]
 
 
 def test_the_workers_get_the_sets_topology_unless_told_none() -> None:
