@@ -16,7 +16,8 @@ The rules, exactly:
   routing partition). An incident no assignment names pages as its own cause as soon as the progress of every one
   of the `stage2_partitions` routing partitions reaches its first alert (stage 2 put it in no group of two), or
   after `cause_wait_s` as before when that progress does not come (stage 2 stopped; with `follow_progress_s` a
-  progress still moving, stage 2 behind, is waited for longer, up to `follow_progress_s`).
+  progress still moving, stage 2 behind, is waited for longer, up to `follow_progress_s`). Either way, an incident
+  a state built anew loaded from its table waits `rebuilt_wait_s` from that state's first step first.
   Such an incident may still become the first child of a cause later (a second incident joins within stage 2's
   gap). Its partition then answers the cause's (a `Handover`, re-addressed through `Step.forward`): whether it paged
   alone. A cause waits for that answer (at most `cause_wait_s`): if the child paged, the child's page carries the
@@ -132,11 +133,14 @@ class NotifyPolicy:
     progress_stall_s: float = 10.0
     """How long without the progress moving counts as stage 2 stopped (`follow_progress_s`)."""
     rebuilt_wait_s: float = 10.0
-    """A state built anew (a rebalance, a broker restart) pages no incident by `cause_wait_s` alone until this long
-    after its first step: the records about it that the state has not read may be gone with a broker that lost its
-    topics, and stage 2 says its open causes again after such a loss (`Grouper.restate`) a few seconds after the
-    rebuilt state's first tick; a critical child (`critical_at_once`, no hold) paged alone there before (session 38,
-    soak38). 0: the old rule."""
+    """A state built anew (a rebalance, a broker restart) pages no incident it loaded from its table (seen before its
+    first step) as its own cause until this long after that step, neither by `cause_wait_s` nor by stage 2's progress:
+    the records about it that the state has not read may be gone with a broker that lost its topics, and stage 2 says
+    its open causes again after such a loss (`Grouper.restate`), and names the children whose routing the loss took
+    once stage 1 routes them again, a few seconds after the rebuilt state's first tick. A critical child
+    (`critical_at_once`, no hold) paged alone there before: by the cause wait (session 38, soak38), and by a progress
+    produced before the re-sent routing landed (session 40, lone41's t1: 7 children). Once the wait is over the tick
+    (or the next progress) looks at it again and it pages as before if no cause named it meanwhile. 0: the old rule."""
     source_of: Callable[[str], int] | None = None
     """The stage-1 partition (of `alerts`) an incident's correlation key belongs to, as the stream partitions it:
     what a `Census` is about. None: censuses close nothing (`Settings.reconcile_after_loss` off, the old rule)."""
@@ -670,17 +674,19 @@ def _pages_itself(ctx: _Ctx, subject: Subject) -> bool:
         return False
     if subject.targets:
         return True
+    if _rebuilt(ctx, subject):
+        return False  # by progress or cause wait alike; the tick (and the progress index) looks at it again
     decided = _decided_to(ctx)
     if decided is not None and subject.first_seen <= decided and not subject.late:
         return True
     waited = ctx.now - subject.seen_at
-    return waited >= ctx.policy.cause_wait_s and not _stage2_behind(ctx, subject, waited) \
-        and not _rebuilt(ctx, subject)
+    return waited >= ctx.policy.cause_wait_s and not _stage2_behind(ctx, subject, waited)
 
 
 def _rebuilt(ctx: _Ctx, subject: Subject) -> bool:
     """Whether the subject came with a state built anew less than `rebuilt_wait_s` ago (`NotifyPolicy.
-    rebuilt_wait_s`): known before this state first stepped, so loaded from the table."""
+    rebuilt_wait_s`): known before this state first stepped, so loaded from the table. Such an incident does not page
+    as its own cause yet, by either path (`_pages_itself`)."""
     started = ctx.state.started_at
     return started is not None and subject.seen_at < started and ctx.now - started < ctx.policy.rebuilt_wait_s
 
