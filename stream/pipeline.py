@@ -114,10 +114,14 @@ class Pipeline:
     census_after_loss: bool = True
     """After the broker lost its topics, say which incidents each engine holds open (`census_lost`;
     `Settings.reconcile_after_loss`)."""
+    route_after_loss: bool = True
+    """After the broker lost its topics, hand `route` each engine's open incidents again (`census_lost`,
+    `Correlator.restate`; `Settings.stage2_restate_after_loss`)."""
     _census_due: set[int] = field(default_factory=set)
     """Partitions whose engine was built (or rebuilt by a rollback) after a loss and before a checkpoint wrote it:
-    their census goes out before their next input once the agents resumed (`census_lost`), and stays due across a
-    revocation (the rejoin's rebalance revokes them, and a checkpoint may have cleared their loss mark meanwhile)."""
+    their census (and open incidents routed again) goes out before their next input once the agents resumed
+    (`census_lost`), and stays due across a revocation (the rejoin's rebalance revokes them, and a checkpoint may have
+    cleared their loss mark meanwhile)."""
     resumed: Callable[[], bool] | None = None
     """Whether the agents resumed after the last loss (the broker watch: the group's rejoin ended; `stream.worker`
     sets it); None: always. A census waits for it (`census_lost`)."""
@@ -170,8 +174,8 @@ class Pipeline:
     def _forget_sources(self, partition: int) -> None:
         if self.checkpoints.forget(self.stores[partition]):
             self._touched.add(partition)  # the next checkpoint writes every key and the progress to the new changelog
-            if self.census_after_loss:
-                self._census_due.add(partition)  # and notify learns what closed in the records the broker took
+            if self.census_after_loss or (self.route_after_loss and self.route is not None):
+                self._census_due.add(partition)  # notify learns what closed, stage 2 what it had not read
 
     async def census_lost(self) -> None:
         """Say, on every partition of `incidents`, which incidents each engine built after a loss holds open (a
@@ -179,7 +183,9 @@ class Pipeline:
         had published and notify had not read, and the engine keeps only open incidents, so notify held those
         firing, paged them alone and never resolved them (session 38's chaos soak, mechanism 1b). Notify closes
         what the census does not name (`correlator.notify.state`). Like stage 2's restatement, a rollback before
-        the checkpoint that writes the store says it again, counting the state rebuilt; after it, never.
+        the checkpoint that writes the store says it again, counting the state rebuilt; after it, never. Before the
+        census, the engine's open incidents go to stage 2 again (`_route_again`; `route_after_loss`, with or without
+        the census).
 
         It waits until the agents resumed after the loss (`resumed`: the group's rejoin ended), so that it is
         published to, and read by, the group as it stands after the loss rather than in the middle of its rejoin.
@@ -194,6 +200,9 @@ class Pipeline:
             engine = self.engine(partition)  # the rejoin dropped it: built again from the table, as its next input would
             self._census_due.discard(partition)
             if engine.watermark == float("-inf"):
+                continue
+            await self._route_again(partition, engine)
+            if not self.census_after_loss:
                 continue
             open_ids: dict[int, list[str]] = {q: [] for q in range(self.incidents_partitions)}
             for inc in engine.open_incidents():
@@ -210,6 +219,23 @@ class Pipeline:
                     (f"census-{partition}".encode(), value, list(CENSUS_HEADERS))]))
             log.info("stage 1: census of partition %d after the broker lost its topics: %d open incidents at %s",
                      partition, sum(len(ids) for ids in open_ids.values()), engine.watermark)
+
+    async def _route_again(self, partition: int, engine: Correlator) -> None:
+        """Hand `route` the engine's open incidents again, as last published (`Correlator.restate`): the routing records
+        stage 2 had not folded went with the broker, and a new incident in one was never grouped (stage 1 says
+        nothing more of it until it changes) while notify, which had read it on `incidents`, paged it alone at the
+        cause wait (session 39's traced chaos soak: a rebalance begun 2.5 s before the broker stopped left routing
+        partition 2 unread, and four of fault 4's children went with it). Stage 2 counts the ones it holds as
+        duplicates. Only to `route`: `incidents` lost nothing notify reads again."""
+        if not self.route_after_loss or self.route is None:
+            return
+        restated = engine.restate()
+        if not restated:
+            return
+        published = [(ev, encode_incident_event(ev)) for ev in restated]  # not counted again as events made
+        self.checkpoints.sent(await self.route(published, {partition: self.mark(partition)}))
+        log.info("stage 1: %d open incidents of partition %d routed again after the broker lost its topics",
+                 len(restated), partition)
 
     def partition_of(self, key: str) -> int:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
@@ -560,7 +586,8 @@ def install(app: App, settings: Settings) -> Pipeline:
                     keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
                     incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources,
-                    census_after_loss=settings.reconcile_after_loss)
+                    census_after_loss=settings.reconcile_after_loss,
+                    route_after_loss=settings.stage2_restate_after_loss)
     # A record of either read twice is applied once (segment sources), so a re-read is never dropped.
     app.redelivered_topics = app.redelivered_topics | {names.alerts_raw, names.alerts}
     app.stop_hooks.append(sources.stop)
