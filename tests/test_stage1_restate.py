@@ -9,13 +9,25 @@ says each open incident again as last published; stage 2 groups the ones it neve
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
 from correlator.config import CorrelationConfig
 from correlator.engine import Correlator
 from correlator.models import IncidentEvent
 from correlator.records import AlertRecord
 from correlator.stage2 import Grouper
+from stream.broker import start_broker
 
+from .test_broker_faults import _restart_empty
+from .test_group_recovery import _placed_alert
+from .test_ingest import wait_ready
 from .test_stage2 import CFG as GROUPING
+from .test_stage2_pipeline import Seen, collect
+from .workers import PATIENT_ADMISSION, Deployment
 
 T0 = 1_772_420_400.0
 STAGE1 = CorrelationConfig(window_s=600, first_gap_s=180, allowed_lateness_s=0, update_interval_s=0, resolve_hold_s=0)
@@ -58,23 +70,86 @@ def test_an_unpublished_or_closed_incident_is_not_said_again() -> None:
     assert sorted(ev.key for ev in engine.restate()) == sorted(KEYS[1:])
 
 
-def test_children_whose_routing_record_the_broker_took_join_their_cause_when_said_again() -> None:
-    """Stage 2 folded the first two children; the record with the other two went with the broker. Without the
-    restatement they stay ungrouped (notify pages them alone); with it they join the open cause, and the two it had are
-    duplicates that change nothing."""
+def _lost_two(until: float) -> tuple[Correlator, Grouper, str, list[str]]:
+    """Stage 2 folded the first two children (a cause) and moved on to `until`; the record with the other two went
+    with the broker."""
     engine, events = _stage1()
     kept = [ev for ev in events if ev.key in KEYS[:2]]
     grouper = Grouper(GROUPING)
     grouper.ingest(kept, watermark=T0 + 30)
-    grouper.advance(T0 + 40)
+    grouper.advance(until)
     cause = grouper.parent_of(kept[0].incident_id)
     assert cause is not None and grouper.parent_of(kept[1].incident_id) == cause
     lost = [ev.incident_id for ev in events if ev.key in KEYS[2:]]
-    assert [grouper.parent_of(c) for c in lost] == [None, None]
+    assert [grouper.parent_of(c) for c in lost] == [None, None]  # notify pages them alone
+    return engine, grouper, cause, lost
 
+
+def test_children_whose_routing_record_the_broker_took_join_their_cause_when_said_again() -> None:
+    """Said again while stage 2's event time is still near them: they join the open cause, and the two it had are
+    duplicates that change nothing."""
+    engine, grouper, cause, lost = _lost_two(T0 + 40)
     before = grouper.counters.duplicates
     out = grouper.ingest(engine.restate(), watermark=T0 + 45)
     out.extend(grouper.advance(T0 + 50))
     assert [grouper.parent_of(c) for c in lost] == [cause, cause]
     assert {a.child_id for a in out.assignments if a.parent_id == cause} == set(lost)
     assert grouper.counters.duplicates == before + 2
+
+
+@pytest.mark.parametrize("on_time", [True, False])
+def test_children_said_again_behind_stage_2_join_their_cause_only_as_on_time(on_time: bool) -> None:
+    """Stage 2's event time had moved past them (the soak: 20 s of routing after the restart before the restatement
+    was folded): late children open a cause of their own (census41's second traced soak: fault 4's four lost
+    children paged as a second cause). Marked on time (`RESTATED_HEADER`, stage 2's fold), they are placed by event
+    time (`GroupingConfig.idle_placed`) and join the cause they were on time for."""
+    engine, grouper, cause, lost = _lost_two(T0 + 100)
+    grouper.ingest(engine.restate(), watermark=T0 + 105, on_time=set(lost) if on_time else ())
+    grouper.advance(T0 + 110)
+    parents = {grouper.parent_of(c) for c in lost}
+    assert (parents == {cause}) is on_time and None not in parents
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("restate", [True, False])
+def test_a_child_routed_but_never_folded_before_the_restart_joins_its_cause_after_it(
+        tmp_path: Path, restate: bool) -> None:
+    """One worker groups three services of one host into a cause; then its stage 2 stops reading the routing topic
+    (`tests.deaf_stage2_worker`) and a fourth service of that host fails: stage 1 publishes it and routes it, stage 2
+    never folds it, and the broker restarts empty. With `stage2_restate_after_loss` stage 1 routes its open incidents
+    again and the fourth joins the cause on the new `incidents`; off (the old behaviour) it is never assigned, and
+    notify would page it alone. Fails on the code before `Correlator.restate` (never assigned)."""
+    brokers = [start_broker(log_path=tmp_path / "tansu-1.log")]
+    dep = Deployment(brokers[0], tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", **PATIENT_ADMISSION,
+                                                      "AIOPS_STAGE2_RESTATE_AFTER_LOSS": str(restate).lower()})
+    dep.create_topics()
+    deaf = tmp_path / "deaf"
+    worker = dep.start_worker(module=("tests.deaf_stage2_worker", str(deaf)))
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        alerts = sorted((_placed_alert("c3", f"svc{s}", T0 + 10 * s + 5 * i) for s in range(3) for i in range(3)),
+                        key=lambda a: orjson.loads(a)["starts_at"])  # one cause of three services on one host
+        dep.produce("alerts_raw", [(b"generic", b"\n".join(alerts))])
+        grouped = collect(dep, lambda s: len(s.incidents) == 3 and len(s.assignments) >= 3, timeout=120)
+        [cause_id] = {a.parent_id for a in grouped.assignments.values()}
+        deaf.touch()
+        dep.produce("alerts_raw", [(b"generic", b"\n".join(_placed_alert("c3", "svc3", T0 + 35 + 5 * i)
+                                                              for i in range(3)))])
+        before = collect(dep, lambda s: len(s.incidents) == 4, timeout=120)
+        [lost] = set(before.incidents) - set(grouped.incidents)
+        time.sleep(3)  # routed, and dropped by the deaf stage 2
+        assert deaf.exists() and lost not in collect(dep, lambda s: False, timeout=2).parent_of()
+        _restart_empty(dep, worker, brokers, tmp_path)
+        assert not deaf.exists()  # stage 2 reads again from the loss on
+
+        def joined(s: Seen) -> bool:
+            return s.parent_of().get(lost) == cause_id
+
+        seen = collect(dep, joined, timeout=60 if restate else 20)
+        assert joined(seen) is restate, f"{seen.parent_of()}\n{worker.tail(30)}"
+        assert worker.proc.poll() is None, worker.tail()
+    finally:
+        worker.stop()
+        for b in brokers:
+            b.stop()
