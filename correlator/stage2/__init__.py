@@ -13,8 +13,8 @@ from .relations import ChildView, Link, relate, time_gap, view_of
 from .routing import UNSCOPED_ROUTE_KEY, route_key
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 from .watermark import (
-    MARKS_HEADER, RESTATED_HEADER, Low, LowWatermark, SourceMark, decode_marks, dump_marks, encode_marks, idle_release, load_marks,
-    on_own_time, report_due, source_mark,
+    MARKS_HEADER, RESTATED_HEADER, Low, LowWatermark, SourceMark, decode_marks, dump_marks, encode_marks, idle_release,
+    load_marks, on_own_time, report_due, source_mark,
 )
 
 __all__ = [

@@ -43,8 +43,8 @@ import orjson
 
 from ..models import IncidentEvent
 
-__all__ = ["MARKS_HEADER", "RESTATED_HEADER", "Low", "LowWatermark", "SourceMark", "decode_marks", "dump_marks", "encode_marks",
-           "idle_release", "load_marks", "on_own_time", "report_due", "source_mark"]
+__all__ = ["MARKS_HEADER", "RESTATED_HEADER", "Low", "LowWatermark", "SourceMark", "decode_marks", "dump_marks",
+           "encode_marks", "idle_release", "load_marks", "on_own_time", "report_due", "source_mark"]
 
 MARKS_HEADER = "aiops-marks"
 """Header of a routing record that carries the marks of the sending worker's stage-1 partitions."""
