@@ -204,6 +204,8 @@ class Pipeline:
         two quick chaos soaks; a third with the census off stopped short too: that is not the census's.)"""
         if not self._census_due or (self.resumed is not None and not self.resumed()):
             return
+        if getattr(self.app, "rebalancing", False):
+            return  # a partition just assigned may not be restored yet: an engine built now would lack its state
         owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.alerts_topic}
         for partition in sorted(self._census_due):
             if partition not in owned:

@@ -9,8 +9,11 @@ says each open incident again as last published; stage 2 groups the ones it neve
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +24,7 @@ from correlator.models import IncidentEvent
 from correlator.records import AlertRecord
 from correlator.stage2 import Grouper
 from stream.broker import start_broker
+from stream.state import encode_state
 
 from .test_broker_faults import _restart_empty
 from .test_group_recovery import _placed_alert
@@ -153,3 +157,46 @@ def test_a_child_routed_but_never_folded_before_the_restart_joins_its_cause_afte
         worker.stop()
         for b in brokers:
             b.stop()
+
+
+def _wired(table_data: dict[bytes, bytes], owned: set[int]) -> tuple[Any, list[tuple[list[str], dict[int, Any], bool]]]:
+    """A Pipeline on fakes (the table's local data, the assignment, a `route` that records its calls), routing only."""
+    from faust.types import TP
+
+    from stream.pipeline import Pipeline
+
+    calls: list[tuple[list[str], dict[int, Any], bool]] = []
+
+    async def route(published: Any, marks: Any, restated: bool) -> list[Any]:
+        calls.append(([ev.incident_id for ev, _ in published], dict(marks), restated))
+        return []
+
+    app = SimpleNamespace(rebalancing=False, assignor=SimpleNamespace(
+        assigned_actives=lambda: {TP("alerts", p) for p in owned}))
+    table = SimpleNamespace(data=table_data, changelog_topic=SimpleNamespace(get_topic_name=lambda: "state-changelog"))
+    topics = {"alerts": SimpleNamespace(get_topic_name=lambda: "alerts")}
+    pipe = Pipeline(app=app, config=STAGE1, table=table, topics=topics,  # type: ignore[arg-type]
+                    census_after_loss=False, route=route)
+    return pipe, calls
+
+
+def test_after_a_loss_an_owned_partition_is_built_once_restored_routed_again_and_its_clocks_started() -> None:
+    """The engine of partition 0 was dropped by the revocation that came with the loss (none held): it is built from
+    the table's local data and routed again once the agents resumed and no rebalance is under way (a partition just
+    assigned may not be restored yet), flagged as said again, and its idle clocks start (no input may come)."""
+    engine, events = _stage1()
+    data = {f"0|{key}".encode(): encode_state(st) for key, st in engine.store.items()}
+    data[b"0#progress"] = orjson.dumps({"progress": {}, "watermark": engine.watermark})
+    pipe, calls = _wired(data, owned={0})
+    pipe.broker_lost()
+    assert pipe.engines == {}
+    pipe.app.rebalancing = True
+    asyncio.run(pipe.census_lost())
+    assert calls == [] and pipe.engines == {}  # not while the rebalance (and the table's restore) is under way
+    pipe.app.rebalancing = False
+    asyncio.run(pipe.census_lost())
+    [(ids, marks, restated)] = calls
+    assert sorted(ids) == sorted({ev.incident_id for ev in events}) and restated and set(marks) == {0}
+    assert not pipe.clocks.flush_due(0, time.monotonic()) and pipe.clocks.flush_due(0, time.monotonic() + 5)
+    asyncio.run(pipe.census_lost())
+    assert len(calls) == 1  # once
