@@ -106,6 +106,19 @@ def event_of(inc: IncidentState, kind: IncidentEventKind, now: float, reason: st
     inc.seq += 1
     inc.last_emit_at = now
     inc.dirty = False
+    return _event(inc, kind, now, reason)
+
+
+def said_again(inc: IncidentState) -> IncidentEvent | None:
+    """The incident as it stands under the sequence number and time it was last published with, changing nothing: for a
+    reader that may have lost that event (`Correlator.restate`); one that holds it counts a duplicate. None if it was
+    never published (its first event is still to come)."""
+    if inc.seq == 0:
+        return None
+    return _event(inc, "opened" if inc.seq == 1 else "updated", inc.last_emit_at)
+
+
+def _event(inc: IncidentState, kind: IncidentEventKind, now: float, reason: str = "") -> IncidentEvent:
     scope, service, symptom = split_key(inc.key)
     # Not validated again: every value is the engine's own, typed as the model has them (`trusted_event`; the
     # validated constructor was a quarter of the compiled engine's time).

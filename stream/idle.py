@@ -33,6 +33,13 @@ class IdleClocks:
         self._last_input[partition] = self._last_moved[partition] = now
         self._flushed.discard(partition)
 
+    def start(self, partition: int, now: float) -> None:
+        """A partition with an engine and no input yet (built after a broker loss, `Pipeline.census_lost`): its
+        silence counts from now, so it flushes and advances as one whose input stopped now. Without it the partition
+        never went idle: no input, no clock (census41's real-broker test: stage 2 waited on its mark for good)."""
+        self._last_input.setdefault(partition, now)
+        self._last_moved.setdefault(partition, now)
+
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget partitions this worker no longer owns."""
         for p in partitions:

@@ -65,11 +65,12 @@ NORMALIZE_BATCH, CORRELATE_BATCH, BATCH_WITHIN_S = 500, 1000, 0.02
 CENSUS_S = 10.0
 
 
-Route = Callable[[Sequence[tuple[IncidentEvent, bytes]], Mapping[int, SourceMark]],
+Route = Callable[[Sequence[tuple[IncidentEvent, bytes]], Mapping[int, SourceMark], bool],
                  Awaitable[list[asyncio.Future[Any]]]]
 """A hook handed every event a commit publishes, with its encoded value, and the marks of the commit's partitions
 (how far each has published, `correlator.stage2.watermark`), taken with the events they cover; its sends'
-futures are waited for with the events' own, before the checkpoint writes the state that produced them."""
+futures are waited for with the events' own, before the checkpoint writes the state that produced them. The flag:
+events said again after a broker loss (`Pipeline._route_again`), not new ones."""
 
 
 def key_config(settings: Settings) -> KeyConfig:
@@ -114,10 +115,14 @@ class Pipeline:
     census_after_loss: bool = True
     """After the broker lost its topics, say which incidents each engine holds open (`census_lost`;
     `Settings.reconcile_after_loss`)."""
+    route_after_loss: bool = True
+    """After the broker lost its topics, hand `route` each engine's open incidents again (`census_lost`,
+    `Correlator.restate`; `Settings.stage2_restate_after_loss`)."""
     _census_due: set[int] = field(default_factory=set)
     """Partitions whose engine was built (or rebuilt by a rollback) after a loss and before a checkpoint wrote it:
-    their census goes out before their next input once the agents resumed (`census_lost`), and stays due across a
-    revocation (the rejoin's rebalance revokes them, and a checkpoint may have cleared their loss mark meanwhile)."""
+    their census (and open incidents routed again) goes out before their next input once the agents resumed
+    (`census_lost`), and stays due across a revocation (the rejoin's rebalance revokes them, and a checkpoint may have
+    cleared their loss mark meanwhile)."""
     resumed: Callable[[], bool] | None = None
     """Whether the agents resumed after the last loss (the broker watch: the group's rejoin ended; `stream.worker`
     sets it); None: always. A census waits for it (`census_lost`)."""
@@ -151,6 +156,16 @@ class Pipeline:
             self.sources.forget()
         for partition in list(self.engines):
             self._forget_sources(partition)
+        if self._says_after_loss():
+            # Held or not: the consumer may see the broker go (a rebalance that revokes every partition, dropping
+            # the engines) a moment before the broker watch does, and an engine built on the next input only would
+            # say nothing when none comes (census41's real-broker test: revoked 2 ms before the loss, no census).
+            self._census_due.update(range(self.alerts_partitions))
+
+    def _says_after_loss(self) -> bool:
+        """Whether an engine built after a loss says something (`census_lost`): its census, its open incidents to
+        stage 2 again, or both."""
+        return self.census_after_loss or (self.route_after_loss and self.route is not None)
 
     def store(self, partition: int) -> TableStore:
         """The store of a partition's engine (building the engine on first use)."""
@@ -170,8 +185,8 @@ class Pipeline:
     def _forget_sources(self, partition: int) -> None:
         if self.checkpoints.forget(self.stores[partition]):
             self._touched.add(partition)  # the next checkpoint writes every key and the progress to the new changelog
-            if self.census_after_loss:
-                self._census_due.add(partition)  # and notify learns what closed in the records the broker took
+            if self._says_after_loss():
+                self._census_due.add(partition)  # notify learns what closed, stage 2 what it had not read
 
     async def census_lost(self) -> None:
         """Say, on every partition of `incidents`, which incidents each engine built after a loss holds open (a
@@ -179,7 +194,9 @@ class Pipeline:
         had published and notify had not read, and the engine keeps only open incidents, so notify held those
         firing, paged them alone and never resolved them (session 38's chaos soak, mechanism 1b). Notify closes
         what the census does not name (`correlator.notify.state`). Like stage 2's restatement, a rollback before
-        the checkpoint that writes the store says it again, counting the state rebuilt; after it, never.
+        the checkpoint that writes the store says it again, counting the state rebuilt; after it, never. Before the
+        census, the engine's open incidents go to stage 2 again (`_route_again`; `route_after_loss`, with or without
+        the census).
 
         It waits until the agents resumed after the loss (`resumed`: the group's rejoin ended), so that it is
         published to, and read by, the group as it stands after the loss rather than in the middle of its rejoin.
@@ -187,13 +204,21 @@ class Pipeline:
         two quick chaos soaks; a third with the census off stopped short too: that is not the census's.)"""
         if not self._census_due or (self.resumed is not None and not self.resumed()):
             return
+        if getattr(self.app, "rebalancing", False):
+            return  # a partition just assigned may not be restored yet: an engine built now would lack its state
         owned = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.alerts_topic}
         for partition in sorted(self._census_due):
             if partition not in owned:
                 continue  # revoked by the rejoin's rebalance: due until this worker owns it again
+            held = partition in self.engines
             engine = self.engine(partition)  # the rejoin dropped it: built again from the table, as its next input would
+            if not held:  # with no input yet: its idle clocks start now, or it never says idle and stage 2 waits on it
+                self.clocks.start(partition, time.monotonic())
             self._census_due.discard(partition)
             if engine.watermark == float("-inf"):
+                continue
+            await self._route_again(partition, engine)
+            if not self.census_after_loss:
                 continue
             open_ids: dict[int, list[str]] = {q: [] for q in range(self.incidents_partitions)}
             for inc in engine.open_incidents():
@@ -210,6 +235,23 @@ class Pipeline:
                     (f"census-{partition}".encode(), value, list(CENSUS_HEADERS))]))
             log.info("stage 1: census of partition %d after the broker lost its topics: %d open incidents at %s",
                      partition, sum(len(ids) for ids in open_ids.values()), engine.watermark)
+
+    async def _route_again(self, partition: int, engine: Correlator) -> None:
+        """Hand `route` the engine's open incidents again, as last published (`Correlator.restate`): the routing records
+        stage 2 had not folded went with the broker, and a new incident in one was never grouped (stage 1 says
+        nothing more of it until it changes) while notify, which had read it on `incidents`, paged it alone at the
+        cause wait (session 39's traced chaos soak: a rebalance begun 2.5 s before the broker stopped left routing
+        partition 2 unread, and four of fault 4's children went with it). Stage 2 counts the ones it holds as
+        duplicates. Only to `route`: `incidents` lost nothing notify reads again."""
+        if not self.route_after_loss or self.route is None:
+            return
+        restated = engine.restate()
+        if not restated:
+            return
+        published = [(ev, encode_incident_event(ev)) for ev in restated]  # not counted again as events made
+        self.checkpoints.sent(await self.route(published, {partition: self.mark(partition)}, True))
+        log.info("stage 1: %d open incidents of partition %d routed again after the broker lost its topics",
+                 len(restated), partition)
 
     def partition_of(self, key: str) -> int:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
@@ -331,7 +373,7 @@ class Pipeline:
         if published:
             self.checkpoints.sent(await self.publish(published))
         if self.route is not None:
-            self.checkpoints.sent(await self.route(published, marks))
+            self.checkpoints.sent(await self.route(published, marks, False))
         self._touched.update(p for p, _, _ in items)
         self.checkpoints.changed()
         await self.checkpoint_if_due()
@@ -530,7 +572,7 @@ async def tick(pipe: Pipeline) -> None:
         if out:
             await pipe.commit(p, out, None)
         elif flushed and pipe.route is not None:  # idle with nothing to publish: stage 2 waits for it no more
-            await pipe.route([], {p: pipe.mark(p)})
+            await pipe.route([], {p: pipe.mark(p)}, False)
     await pipe.checkpoint_if_due()
     if now - pipe.last_census >= CENSUS_S:
         pipe.census()
@@ -560,7 +602,8 @@ def install(app: App, settings: Settings) -> Pipeline:
                     keys=key_config(settings),
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
                     incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources,
-                    census_after_loss=settings.reconcile_after_loss)
+                    census_after_loss=settings.reconcile_after_loss,
+                    route_after_loss=settings.stage2_restate_after_loss)
     # A record of either read twice is applied once (segment sources), so a re-read is never dropped.
     app.redelivered_topics = app.redelivered_topics | {names.alerts_raw, names.alerts}
     app.stop_hooks.append(sources.stop)

@@ -291,14 +291,14 @@ class Settings(BaseSettings):
                                                "most one progress record per stage-2 partition per this many "
                                                "seconds: how soon notify pages an incident no cause names (0: none, "
                                                "and such an incident waits notify_cause_wait)")
-    reconcile_after_loss: bool = Field(default=False, description="after the broker lost its topics, each "
+    reconcile_after_loss: bool = Field(default=True, description="after the broker lost its topics, each "
                                        "stage-1 partition says which incidents it holds open (a census on "
                                        "incidents) and notify closes the ones of that partition it holds open and "
                                        "the census does not name: their closes went with the broker (a page out is "
-                                       "resolved, one never sent dropped; false: they stay firing). Off by default "
-                                       "since session 39's quick chaos soaks: on, one fault paged 3-4 times in 4 of "
-                                       "4 runs (two of its children never assigned after the restart), off once "
-                                       "(benchmarks/RESULTS.md)")
+                                       "resolved, one never sent dropped; false: the old behaviour, they stay "
+                                       "firing). Session 39's extra pages with it on were routing records lost in a "
+                                       "rebalance the broker stop cut short, not the census's (benchmarks/RESULTS.md, "
+                                       "census41)")
     stage2_restate_after_loss: bool = Field(default=True, description="after the broker lost its topics, say every "
                                             "open cause again (an updated event and its children's assignments) on "
                                             "the new incidents topic: notify may not have read them before the loss, "

@@ -83,7 +83,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from correlator.models import IncidentEvent
 from correlator.stage2 import (
-    DEFAULT_GROUPING, MARKS_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LateChildren, LowWatermark,
+    DEFAULT_GROUPING, MARKS_HEADER, RESTATED_HEADER, Assignment, Grouper, GroupingConfig, GroupingOutput, LateChildren, LowWatermark,
     ParentEvent, Progress, SourceMark, decided_to, decode_marks, encode_marks, idle_release, on_own_time, progress_due,
     published, report_due, route_key,
 )
@@ -270,8 +270,8 @@ class Stage2:
         """The routing partition of a routing key, as a keyed Kafka producer would pick it (murmur2)."""
         return cached_partition(self._partition_cache, key, self.route_partitions)
 
-    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]],
-                    marks: Mapping[int, SourceMark]) -> list[asyncio.Future[Any]]:
+    async def route(self, published: Sequence[tuple[IncidentEvent, bytes]], marks: Mapping[int, SourceMark],
+                    restated: bool = False) -> list[asyncio.Future[Any]]:
         """`Pipeline.route`: send a stage-1 commit's events to the routing topic, one record per partition.
 
         Called inside stage 1's commit, beside its events on `incidents` (see the module docstring for why
@@ -280,19 +280,21 @@ class Stage2:
         after events stage 2 never got). Waiting for them here instead cost a round trip per commit. The
         values are the bytes already encoded for `incidents`, joined into a JSON array: routing costs no
         second encoding and no per-event record. The last record to each partition carries the marks of
-        every stage-1 partition of this worker, the commit's own (`marks`) included.
+        every stage-1 partition of this worker, the commit's own (`marks`) included. `restated`: events said again
+        after a broker loss (`Pipeline._route_again`), every record marked so (`RESTATED_HEADER`).
         """
         by_partition: dict[int, list[bytes]] = {}
         for ev, value in published:
             by_partition.setdefault(self.partition_of(route_key(ev)), []).append(value)
         current = {**self.current_marks(), **marks}
         header = [(MARKS_HEADER, encode_marks(current))]
+        every = [(RESTATED_HEADER, b"1")] if restated else []
         now = time.monotonic()
         sent: list[asyncio.Future[Any]] = []
         for partition, values in by_partition.items():
             chunks = _chunks(values, MAX_ROUTE_RECORD_BYTES)
             sent += await send_batches(self.app, self.route_topic, partition, (
-                (None, b"[" + b",".join(chunk) + b"]", header if i == len(chunks) - 1 else [])
+                (None, b"[" + b",".join(chunk) + b"]", every + header if i == len(chunks) - 1 else every)
                 for i, chunk in enumerate(chunks)))
             self._reported[partition] = (current, now)
         # Only now, with the events they cover on their way: a heartbeat must never carry a mark ahead of them.
@@ -575,6 +577,8 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
             await stage.pipe.refuse("stage2_group", event, exc)
             continue
         by_partition.setdefault(msg.partition, []).extend(evs)
+        if _restated(msg.headers):  # on time when first routed: late only because the broker took that record
+            on_time.setdefault(msg.partition, set()).update(ev.incident_id for ev in evs)
         if marks:  # after the record's events: a record's marks cover the events it carries
             low, lateness = stage.lows[msg.partition], stage.groupers[msg.partition].config.lateness_s
             on_time.setdefault(msg.partition, set()).update(on_own_time(evs, low.marks, marks, lateness))
@@ -587,6 +591,12 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
         stage.mark_input(p)
         await stage.commit(p, out)
     await stage.report_progress()
+
+
+def _restated(headers: Any) -> bool:
+    """Whether a routing record carries stage-1 incidents said again after a broker loss (`RESTATED_HEADER`)."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return any(name == RESTATED_HEADER for name, _ in pairs)
 
 
 def _marks_of(headers: Any) -> dict[int, SourceMark]:

@@ -120,3 +120,17 @@ def test_a_raw_partition_revoked_and_given_back_does_not_wait_on_what_its_other_
     NormalizeStage(pipe, step_bytes=1 << 20).drop({2})
     ends[TP("raw", 2)] = 10  # given back: the other owner's records are in the log and committed
     assert pipe.input_waiting() == set()
+
+
+def test_a_partition_started_without_input_flushes_and_advances_as_one_whose_input_stopped_then() -> None:
+    """An engine built after a broker loss with no input yet (`Pipeline.census_lost`): without a start its partition
+    never flushed, so it never told stage 2 it was idle and stage 2 waited on its mark for good (census41)."""
+    clocks = IdleClocks(flush_s=1.0, advance_s=10.0)
+    assert not clocks.flush_due(0, 100.0) and not clocks.flush_due(0, 1000.0)  # no input, no clock: never
+    clocks.start(0, 100.0)
+    assert not clocks.flush_due(0, 100.5)
+    assert clocks.flush_due(0, 101.0) and clocks.flushed(0)
+    assert clocks.advance_due(0, 105.0) is None and clocks.advance_due(0, 110.0) == 10.0
+    clocks.mark_input(1, 200.0)
+    clocks.start(1, 300.0)  # input came first: its clock stands
+    assert clocks.flush_due(1, 201.0)

@@ -55,11 +55,9 @@ def _run(records: list[tuple[float, NotifyRecord | None]], policy: NotifyPolicy 
 
 
 def test_the_setting_gives_notify_the_partitioning_of_alerts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With `AIOPS_RECONCILE_AFTER_LOSS=true`: a census's source is the partition of `alerts` an incident's key is
-    hashed to (as normalize sends its alerts there); off (the default since session 39): no census closes anything."""
+    """On by default (again since census41): a census's source is the partition of `alerts` an incident's key is
+    hashed to (as normalize sends its alerts there); `AIOPS_RECONCILE_AFTER_LOSS=false`: no census closes anything."""
     clean_env(monkeypatch)
-    assert notify_policy(Settings()).source_of is None
-    monkeypatch.setenv("AIOPS_RECONCILE_AFTER_LOSS", "true")
     settings = Settings()
     source_of, alerts = notify_policy(settings).source_of, settings.partitions_for("alerts")
     keys = [f"cluster=c{i}/svc{i}/Down" for i in range(12)]

@@ -13,12 +13,12 @@ from .relations import ChildView, Link, relate, time_gap, view_of
 from .routing import UNSCOPED_ROUTE_KEY, route_key
 from .state import ChildState, DictGroupStore, GroupPhase, GroupState, GroupStore
 from .watermark import (
-    MARKS_HEADER, Low, LowWatermark, SourceMark, decode_marks, dump_marks, encode_marks, idle_release, load_marks,
-    on_own_time, report_due, source_mark,
+    MARKS_HEADER, RESTATED_HEADER, Low, LowWatermark, SourceMark, decode_marks, dump_marks, encode_marks, idle_release,
+    load_marks, on_own_time, report_due, source_mark,
 )
 
 __all__ = [
-    "DEFAULT_GROUPING", "MARKS_HEADER", "MIN_ANNOUNCED_CHILDREN", "UNSCOPED_ROUTE_KEY", "Assignment", "ChildState", "ChildView",
+    "DEFAULT_GROUPING", "MARKS_HEADER", "RESTATED_HEADER", "MIN_ANNOUNCED_CHILDREN", "UNSCOPED_ROUTE_KEY", "Assignment", "ChildState", "ChildView",
     "DictGroupStore", "GroupPhase", "GroupState", "GroupStore", "Grouper", "GroupingConfig", "GroupingCounters",
     "GroupingOutput", "LateChildren", "Link", "Low", "LowWatermark", "ParentEvent", "ParentEventKind", "ParentStatus", "Progress", "Relation",
     "SourceMark", "announced", "decided_to", "decode_marks", "dump_marks", "encode_marks", "first_assignment", "idle_release",

@@ -43,11 +43,15 @@ import orjson
 
 from ..models import IncidentEvent
 
-__all__ = ["MARKS_HEADER", "Low", "LowWatermark", "SourceMark", "decode_marks", "dump_marks", "encode_marks",
-           "idle_release", "load_marks", "on_own_time", "report_due", "source_mark"]
+__all__ = ["MARKS_HEADER", "RESTATED_HEADER", "Low", "LowWatermark", "SourceMark", "decode_marks", "dump_marks",
+           "encode_marks", "idle_release", "load_marks", "on_own_time", "report_due", "source_mark"]
 
 MARKS_HEADER = "aiops-marks"
 """Header of a routing record that carries the marks of the sending worker's stage-1 partitions."""
+RESTATED_HEADER = "aiops-restated"
+"""Header of a routing record of stage-1 incidents said again after a broker loss (`Correlator.restate`): each was on
+time when first routed, and is late only because the broker took that record, so stage 2 places it by event time as
+it does a child on time for its own partition (`on_own_time`, `GroupingConfig.idle_placed`)."""
 
 _INF = float("inf")
 
