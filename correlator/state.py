@@ -63,7 +63,9 @@ class KeyState:
         return cls(
             key=d["key"],
             incidents=[IncidentState.from_dict(i) for i in d["incidents"]],
-            pending=[entry_of(pending_from_dict(a), n) for n, a in enumerate(d["pending"])],
+            # arrival numbers below any the restored engine gives (it counts from 1 again): two equal alerts, one
+            # held across the restart and one after it, had equal entries up to the alert, and sorting them raised
+            pending=[entry_of(pending_from_dict(a), n - len(d["pending"])) for n, a in enumerate(d["pending"])],
             max_t=_time(d["max_t"]),
             applied_to=_time(d.get("applied_to")),
         )
