@@ -4,7 +4,7 @@ The memory broker takes with it every record of `incidents` notify had not read.
 `resolved` or `expired`) is never said again: stage 1 keeps only open incidents. So notify held the incident firing:
 its page never cleared (or, not yet paged, it paged alone at the cause wait: session 38's chaos soak, mechanism 1b).
 Stage 1 now says after a loss which incidents it holds open (`Census`), and notify closes the rest
-(`Settings.reconcile_after_loss`; off, the old behaviour). Notify is made to lag by `tests.deaf_notify_worker`: it
+(`Settings.reconcile_after_loss`; off, the old behaviour). Notify is made to lag by `tests.deaf_worker notify`: it
 reads nothing from when the flag appears until the loss. Kept free of the new names so that it runs on the code
 before the change too (it fails there: no resolve)."""
 
@@ -40,7 +40,7 @@ def test_a_page_whose_close_the_broker_took_is_resolved_after_the_restart(
         "AIOPS_RECONCILE_AFTER_LOSS": str(reconcile).lower()})
     dep.create_topics()
     deaf = tmp_path / "deaf"
-    worker = dep.start_worker(module=("tests.deaf_notify_worker", str(deaf)))
+    worker = dep.start_worker(module=("tests.deaf_worker", "notify", str(deaf)))
     try:
         worker.wait_web()
         wait_ready(worker)

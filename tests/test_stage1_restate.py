@@ -31,6 +31,7 @@ from .test_group_recovery import _placed_alert
 from .test_ingest import wait_ready
 from .test_stage2 import CFG as GROUPING
 from .test_stage2_pipeline import Seen, collect
+from .test_stage2_restate import one_cause_of_three_services
 from .workers import PATIENT_ADMISSION, Deployment
 
 T0 = 1_772_420_400.0
@@ -119,7 +120,7 @@ def test_children_said_again_behind_stage_2_join_their_cause_only_as_on_time(on_
 def test_a_child_routed_but_never_folded_before_the_restart_joins_its_cause_after_it(
         tmp_path: Path, restate: bool) -> None:
     """One worker groups three services of one host into a cause; then its stage 2 stops reading the routing topic
-    (`tests.deaf_stage2_worker`) and a fourth service of that host fails: stage 1 publishes it and routes it, stage 2
+    (`tests.deaf_worker stage2`) and a fourth service of that host fails: stage 1 publishes it and routes it, stage 2
     never folds it, and the broker restarts empty. With `stage2_restate_after_loss` stage 1 routes its open incidents
     again and the fourth joins the cause on the new `incidents`; off (the old behaviour) it is never assigned, and
     notify would page it alone. Fails on the code before `Correlator.restate` (never assigned)."""
@@ -128,15 +129,11 @@ def test_a_child_routed_but_never_folded_before_the_restart_joins_its_cause_afte
                                                       "AIOPS_STAGE2_RESTATE_AFTER_LOSS": str(restate).lower()})
     dep.create_topics()
     deaf = tmp_path / "deaf"
-    worker = dep.start_worker(module=("tests.deaf_stage2_worker", str(deaf)))
+    worker = dep.start_worker(module=("tests.deaf_worker", "stage2", str(deaf)))
     try:
         worker.wait_web()
         wait_ready(worker)
-        alerts = sorted((_placed_alert("c3", f"svc{s}", T0 + 10 * s + 5 * i) for s in range(3) for i in range(3)),
-                        key=lambda a: orjson.loads(a)["starts_at"])  # one cause of three services on one host
-        dep.produce("alerts_raw", [(b"generic", b"\n".join(alerts))])
-        grouped = collect(dep, lambda s: len(s.incidents) == 3 and len(s.assignments) >= 3, timeout=120)
-        [cause_id] = {a.parent_id for a in grouped.assignments.values()}
+        grouped, cause_id = one_cause_of_three_services(dep)
         deaf.touch()
         dep.produce("alerts_raw", [(b"generic", b"\n".join(_placed_alert("c3", "svc3", T0 + 35 + 5 * i)
                                                               for i in range(3)))])

@@ -105,6 +105,17 @@ def test_the_restated_cause_pages_once_where_the_children_it_lost_paged_alone() 
     assert _pages(once) == Counter({cause_id: 1})
 
 
+def one_cause_of_three_services(dep: Deployment) -> tuple[Seen, str]:
+    """Post three services of one host failing 10 s apart and wait until stage 2 grouped them: what was seen by then,
+    and the cause's id."""
+    alerts = sorted((_placed_alert("c3", f"svc{s}", T0 + 10 * s + 5 * i) for s in range(3) for i in range(3)),
+                    key=lambda a: orjson.loads(a)["starts_at"])
+    dep.produce("alerts_raw", [(b"generic", b"\n".join(alerts))])
+    grouped = collect(dep, lambda s: len(s.incidents) == 3 and len(s.assignments) >= 3, timeout=120)
+    [cause_id] = {a.parent_id for a in grouped.assignments.values()}
+    return grouped, cause_id
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("restate", [True, False])
 def test_after_a_broker_restart_the_open_cause_is_on_the_new_incidents_topic(tmp_path: Path, restate: bool) -> None:
@@ -120,11 +131,7 @@ def test_after_a_broker_restart_the_open_cause_is_on_the_new_incidents_topic(tmp
     try:
         worker.wait_web()
         wait_ready(worker)
-        alerts = sorted((_placed_alert("c3", f"svc{s}", T0 + 10 * s + 5 * i) for s in range(3) for i in range(3)),
-                        key=lambda a: orjson.loads(a)["starts_at"])  # one cause of three services on one host
-        dep.produce("alerts_raw", [(b"generic", b"\n".join(alerts))])
-        grouped = collect(dep, lambda s: len(s.incidents) == 3 and len(s.assignments) >= 3, timeout=120)
-        [cause_id] = {a.parent_id for a in grouped.assignments.values()}
+        grouped, cause_id = one_cause_of_three_services(dep)
         recoveries = worker.metric("aiops_broker_recoveries_total", action="topics_created")
         brokers[-1].stop()
         brokers.append(start_broker(port=first.port, log_path=tmp_path / "tansu-2.log"))
