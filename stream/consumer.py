@@ -99,7 +99,10 @@ __all__ = [
     "FlowControl",
     "ReadOffsets",
     "Transport",
+    "await_chain",
     "committed_offset",
+    "coordination_waits",
+    "describe_coordination",
     "fetch_max_wait_ms",
     "fill_gap",
     "forget_read_offsets",
@@ -221,6 +224,14 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if coordinator is None:  # not started, or no group: nothing to rejoin
             raise RuntimeError("the consumer has no group coordinator")
         coordinator.request_rejoin()
+
+    async def coordination_waits(self) -> str:
+        """Where aiokafka's group coordination and metadata refresh wait (`coordination_waits`), in the consumer's
+        thread."""
+        return cast(str, await self.call_thread(self._coordination_waits))
+
+    async def _coordination_waits(self) -> str:
+        return coordination_waits(self._consumer)
 
     async def take_group_error(self) -> BaseException | None:
         """The error that stopped the group coordination, taken (so it goes on), or None; in the consumer's thread."""
@@ -385,6 +396,57 @@ def group_state(consumer: Any) -> str:
     if assignment is None or coordinator._rejoin_needed_fut.done():
         return f"joining the group as {coordinator.member_id} (generation {coordinator.generation} so far)"
     return f"generation {coordinator.generation}: {len(assignment.tps)} partitions assigned"
+
+
+def await_chain(task: Any) -> str:
+    """Where an asyncio task waits, outermost call first (`function file:line`, then what the innermost awaits), or
+    how it ended. `Task.get_stack` stops at the task's own coroutine; this follows `cr_await` down to the future."""
+    if task is None:
+        return "no task"
+    if task.done():
+        if task.cancelled():
+            return "cancelled"
+        error = task.exception()
+        return f"ended by {error!r}" if error is not None else "ended"
+    steps: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:  # a future (or a finished coroutine): the bottom of the chain
+            kind = type(awaited).__name__  # a Future's __await__ is a FutureIter, which does not name its future
+            steps.append("awaits a future" if "Future" in kind else f"awaits {kind}")
+            break
+        code = frame.f_code
+        steps.append(f"{code.co_name} {code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return " > ".join(steps)
+
+
+def coordination_waits(consumer: Any) -> str:
+    """Where an aiokafka consumer's group coordination, heartbeat and metadata refresh wait, in one line for the log:
+    aiokafka's coordinator looks for its coordinator without a log line between failures (census41's t1: a worker
+    never found it again after a broker restart, 180 s with nothing logged). Call in the consumer's thread."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    client = getattr(consumer, "_client", None)
+    if coordinator is None or client is None:
+        return "consumer not started"
+    refresh = getattr(client, "_md_update_fut", None)
+    lookup = getattr(coordinator, "_coordinator_lookup_lock", None)
+    return "; ".join((
+        f"coordination: {await_chain(getattr(coordinator, '_coordination_task', None))}",
+        f"heartbeat: {await_chain(getattr(coordinator, '_heartbeat_task', None))}",
+        f"metadata sync: {await_chain(getattr(client, '_sync_task', None))}",
+        f"metadata refresh {'none asked' if refresh is None else 'pending' if not refresh.done() else 'done'}",
+        f"coordinator lookup lock {'held' if lookup is not None and lookup.locked() else 'free'}",
+    ))
+
+
+async def describe_coordination(consumer: Any) -> str:
+    """`coordination_waits` of a Faust consumer of this transport, asked in its thread; '' for another consumer."""
+    thread = getattr(consumer, "_thread", None)
+    if not isinstance(thread, ConsumerThread):
+        return ""
+    return await thread.coordination_waits()
 
 
 async def take_group_error(consumer: Any) -> BaseException | None:

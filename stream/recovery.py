@@ -71,7 +71,7 @@ from mode import Service
 from correlator import metrics
 from stream.app import App
 from stream.broker import create_topics
-from stream.consumer import forget_read_offsets, group_state, request_rejoin, take_group_error
+from stream.consumer import describe_coordination, forget_read_offsets, group_state, request_rejoin, take_group_error
 from stream.ingest import Ingest, ReadyState
 from stream.restore_watch import RestoreWatch
 from stream.security import client_options
@@ -268,6 +268,8 @@ class BrokerWatch(Service):
         self._epoch_reader: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
         """One probe and its step at a time: the periodic one and the one at the start of a rebalance."""
+        self._rejoins = 0
+        """Rejoins asked since the last loss: from the second on, the log says where the coordination waits."""
         self.confirmed_at: float | None = None
         """When (monotonic) a probe last read the broker's epoch and handled any loss it showed (None: never)."""
 
@@ -348,9 +350,14 @@ class BrokerWatch(Service):
             await self._create({name: specs[name] for name in step.create})
         if in_rebalance:
             return step
+        if step.lost:
+            self._rejoins = 0
         if step.rejoin:
+            self._rejoins += 1
+            # a request again: the last one started no rebalance, so say where aiokafka's coordination waits
+            waits = await describe_coordination(self.app.consumer) if self._rejoins > 1 else ""
             log.warning("asking the consumer to rejoin its group, so the agents resume on the re-created topics "
-                        "(consumer group: %s)", group_state(self.app.consumer))
+                        "(consumer group: %s)%s", group_state(self.app.consumer), f"; it waits in: {waits}" if waits else "")
             metrics.BROKER_RECOVERIES.labels("rejoin").inc()
             await request_rejoin(self.app.consumer)
         if self.agents:  # last: a failure here must not hold back the steps above
