@@ -355,7 +355,7 @@ class BrokerWatch(Service):
         if step.rejoin:
             self._rejoins += 1
             # a request again: the last one started no rebalance, so say where aiokafka's coordination waits
-            waits = await describe_coordination(self.app.consumer) if self._rejoins > 1 else ""
+            waits = await self._coordination_waits() if self._rejoins > 1 else ""
             log.warning("asking the consumer to rejoin its group, so the agents resume on the re-created topics "
                         "(consumer group: %s)%s", group_state(self.app.consumer), f"; it waits in: {waits}" if waits else "")
             metrics.BROKER_RECOVERIES.labels("rejoin").inc()
@@ -363,6 +363,13 @@ class BrokerWatch(Service):
         if self.agents:  # last: a failure here must not hold back the steps above
             await self._resume_group()
         return step
+
+    async def _coordination_waits(self) -> str:
+        """`describe_coordination`, bounded: a consumer thread that does not answer is itself the answer."""
+        try:
+            return await asyncio.wait_for(describe_coordination(self.app.consumer), PROBE_TIMEOUT_S)
+        except TimeoutError:
+            return f"the consumer's thread did not answer within {PROBE_TIMEOUT_S:g} s"
 
     async def _resume_group(self) -> None:
         """Take an error that stopped the consumer's group coordination (which Faust never reads), so it goes on."""
