@@ -22,7 +22,7 @@ from correlator.eventtime import MAX_EPOCH
 from correlator.models import Census, IncidentEvent
 from correlator.stage2 import Assignment, ParentEvent, Progress
 
-__all__ = ["ASSIGNMENT_HEADERS", "CENSUS_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "PROGRESS_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts",
+__all__ = ["ASSIGNMENT_HEADERS", "CENSUS_HEADERS", "KIND_HEADER", "PARENT_HEADERS", "PROGRESS_HEADERS", "STAGE_HEADER", "Headers", "IncidentCounts", "header_value",
            "IncidentRecord", "decode_incident_fast", "decode_incident_record", "encode_incident_event",
            "is_census", "is_incident_event", "is_stage2_record", "read_incident_record", "stage2_kind"]
 
@@ -52,6 +52,11 @@ def _pairs(headers: Headers) -> Any:
     if not headers:
         return ()
     return headers.items() if isinstance(headers, Mapping) else headers
+
+
+def header_value(headers: Headers, name: str) -> bytes | None:
+    """The value of the first header called `name` (headers as a list of (name, bytes) or a mapping); None if none."""
+    return next((value for key, value in _pairs(headers) if key == name), None)
 
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
@@ -128,7 +133,10 @@ def is_stage2_record(headers: Headers) -> bool:
 
 
 def is_census(headers: Headers) -> bool:
-    """Whether a record's headers say it is a stage-1 `Census`."""
+    """Whether a record's headers say it is a stage-1 `Census` (a record without headers, nearly all, answered
+    before any iteration, as in `is_stage2_record`)."""
+    if not headers:
+        return False
     marks = _marks(headers)
     return (STAGE_HEADER, b"1") in marks and (KIND_HEADER, b"census") in marks
 
@@ -150,7 +158,7 @@ def stage2_kind(headers: Headers) -> bytes | None:
     """What a stage-2 record holds by its headers (b"parent", b"assignment", b"progress"); None for stage 1's."""
     if not is_stage2_record(headers):
         return None
-    return next((v for name, v in _pairs(headers) if name == KIND_HEADER), b"parent")
+    return header_value(headers, KIND_HEADER) or b"parent"
 
 
 def decode_incident_record(value: bytes | None, headers: Headers) -> IncidentRecord:

@@ -224,17 +224,18 @@ class Pipeline:
             for inc in engine.open_incidents():
                 open_ids[cached_partition(self._incident_partitions, inc.id, self.incidents_partitions)].append(inc.id)
             values = census_values(partition, engine.watermark, open_ids)
+            count = sum(len(ids) for ids in open_ids.values())
             if values is None:
                 log.warning("stage 1: no census of partition %d after the broker lost its topics: %d open incidents, "
                             "more than %d on one partition of incidents (one record); notify closes none of them",
-                            partition, sum(len(ids) for ids in open_ids.values()), CENSUS_MAX_IDS)
+                            partition, count, CENSUS_MAX_IDS)
                 continue
             topic = self.topic_name("incidents")
             for q, value in values:
                 self.checkpoints.sent(await send_batches(self.app, topic, q, [
                     (f"census-{partition}".encode(), value, list(CENSUS_HEADERS))]))
             log.info("stage 1: census of partition %d after the broker lost its topics: %d open incidents at %s",
-                     partition, sum(len(ids) for ids in open_ids.values()), engine.watermark)
+                     partition, count, engine.watermark)
 
     async def _route_again(self, partition: int, engine: Correlator) -> None:
         """Hand `route` the engine's open incidents again, as last published (`Correlator.restate`): the routing records

@@ -94,7 +94,7 @@ from stream.checkpoint import Checkpointer, CheckpointStore
 from stream.commands.replay import read_topology
 from stream.idle import TICK_S, IdleClocks
 from stream.incident_records import (
-    ASSIGNMENT_HEADERS, PARENT_HEADERS, PROGRESS_HEADERS, STAGE_HEADER, is_stage2_record,
+    ASSIGNMENT_HEADERS, PARENT_HEADERS, PROGRESS_HEADERS, STAGE_HEADER, header_value, is_stage2_record,
 )
 from stream.pipeline import BATCH_WITHIN_S, Pipeline
 from stream.sends import Record, cached_partition, send_batches
@@ -595,18 +595,14 @@ async def _fold(stage: Stage2, events: Sequence[EventT[Any]]) -> None:
 
 def _restated(headers: Any) -> bool:
     """Whether a routing record carries stage-1 incidents said again after a broker loss (`RESTATED_HEADER`)."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    return any(name == RESTATED_HEADER for name, _ in pairs)
+    return header_value(headers, RESTATED_HEADER) is not None
 
 
 def _marks_of(headers: Any) -> dict[int, SourceMark]:
     """The stage-1 marks a routing record carries (none: a record of another producer, or not the last of its
     commit); ValueError when the header is there but is no marks."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-    for name, value in pairs:
-        if name == MARKS_HEADER:
-            return decode_marks(value)
-    return {}
+    value = header_value(headers, MARKS_HEADER)
+    return {} if value is None else decode_marks(value)
 
 
 def _idle_output(stage: Stage2, p: int, grouper: Grouper, now: float) -> GroupingOutput:

@@ -38,9 +38,7 @@ def test_a_page_whose_close_the_broker_took_is_resolved_after_the_restart(
     dep = Deployment(brokers[0], tmp_path, extra_env={
         "AIOPS_IDLE_ADVANCE": "300", "AIOPS_NOTIFY_FILE": str(routes), **PATIENT_ADMISSION,
         "AIOPS_RECONCILE_AFTER_LOSS": str(reconcile).lower()})
-    dep.create_topics()
-    deaf = tmp_path / "deaf"
-    worker = dep.start_worker(module=("tests.deaf_worker", "notify", str(deaf)))
+    worker, deaf = dep.start_deaf_worker("notify")
     try:
         worker.wait_web()
         wait_ready(worker)

@@ -127,9 +127,7 @@ def test_a_child_routed_but_never_folded_before_the_restart_joins_its_cause_afte
     brokers = [start_broker(log_path=tmp_path / "tansu-1.log")]
     dep = Deployment(brokers[0], tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", **PATIENT_ADMISSION,
                                                       "AIOPS_STAGE2_RESTATE_AFTER_LOSS": str(restate).lower()})
-    dep.create_topics()
-    deaf = tmp_path / "deaf"
-    worker = dep.start_worker(module=("tests.deaf_worker", "stage2", str(deaf)))
+    worker, deaf = dep.start_deaf_worker("stage2")
     try:
         worker.wait_web()
         wait_ready(worker)

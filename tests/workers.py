@@ -77,6 +77,13 @@ class Deployment:
             )
         return WorkerProc(proc, port, log)
 
+    def start_deaf_worker(self, stage: str) -> tuple[WorkerProc, Path]:
+        """Create the topics and start one worker whose `stage` (`tests.deaf_worker`: notify or stage2) reads nothing
+        while the returned flag file exists (touch it to make the stage deaf; the broker's loss removes it)."""
+        self.create_topics()
+        flag = self.workdir / f"deaf-{stage}"
+        return self.start_worker(module=("tests.deaf_worker", stage, str(flag))), flag
+
     def produce(self, topic_field: str, records: list[tuple[bytes | None, bytes]]) -> None:
         """Produce (key, value) records and wait for the broker's acks."""
         asyncio.run(_produce(self.broker.bootstrap, self.topic(topic_field), records))
