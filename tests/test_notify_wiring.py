@@ -59,6 +59,28 @@ def test_the_store_round_trips_subjects_outbox_and_silences_and_forgets_finished
     assert NotifyStore(table, 1).state == NotifyState()  # another partition's keys are not this one's
 
 
+class _Unwritable:
+    """A subject no step changed: writing it (or reading it whole) fails the test."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise AssertionError("a subject no step changed was serialized")
+
+
+def test_a_step_writes_its_subjects_and_the_rate_limits_without_serializing_every_subject_held() -> None:
+    """Every fold step marks the rate limits changed, so their record is written after each batch: built from the
+    whole state, it serialized every subject held per batch (the notify fold quadratic in open incidents: 40% of a
+    worker's samples in a loaded full soak, session 41)."""
+    table = FakeTable()
+    store = NotifyStore(table, 0)
+    store.state.subjects["held"] = _Unwritable()  # type: ignore[assignment]
+    step = on_record(store.state, incident("inc-1", severity="critical"), T0, routes(),
+                     policy=NotifyPolicy(page_causes=False))
+    store.took(step)
+    written = dict(store.write_keys())
+    assert set(written) == {b"0|s|inc-1", b"0|q|"} | {k for k in table.data if b"|o|" in k}
+    assert set(orjson.loads(written[b"0|q|"])) == {"buckets", "queues"}
+
+
 def test_a_store_built_after_a_broker_loss_writes_everything_it_holds() -> None:
     """`Notify.broker_lost` marks every partition lost; a store built from the table's local data after that (a
     rebalance while the group rejoins the new broker) writes all its keys at its next checkpoint, not only changed

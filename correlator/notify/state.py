@@ -205,8 +205,12 @@ class NotifyState:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (a snapshot; the stream keeps subjects one per table key instead)."""
-        return {"subjects": {k: v.to_dict() for k, v in self.subjects.items()},
-                "buckets": {k: {"tokens": b.tokens, "at": b.at} for k, b in self.buckets.items()},
+        return {"subjects": {k: v.to_dict() for k, v in self.subjects.items()}, **self.limits_to_dict()}
+
+    def limits_to_dict(self) -> dict[str, Any]:
+        """The rate limits alone (buckets and queues) as plain JSON values: what the stream writes after every step,
+        so it must cost nothing per subject held."""
+        return {"buckets": {k: {"tokens": b.tokens, "at": b.at} for k, b in self.buckets.items()},
                 "queues": {k: [d.model_dump(mode="json") for d in q] for k, q in self.queues.items()}}
 
     @classmethod

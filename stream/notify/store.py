@@ -161,8 +161,7 @@ class NotifyStore:
         if kind == _OUTBOX:
             delivery = self.outbox.get(item_id)
             return delivery.model_dump_json().encode() if delivery is not None else None
-        limits = self.state.to_dict()
-        return orjson.dumps({"buckets": limits["buckets"], "queues": limits["queues"]})
+        return orjson.dumps(self.state.limits_to_dict())
 
     def _write(self, kind: str, item_id: str, value: bytes | None) -> ChangelogRecord:
         table_key = f"{self._prefix}{kind}|{item_id}".encode()
