@@ -3,8 +3,8 @@ not come back by itself (the rule: `correlator.membership`).
 
 Every `broker_check_interval` the `GroupWatch` reads where the consumer stands in its group
 (`stream.consumer.membership`: aiokafka's coordinator attributes, no call into the consumer's thread, which may be
-the stuck part), counts a rejoin after a broker loss that is not done yet as outside (`stream.recovery.Recovery`:
-the group that assigned the partitions is gone), and whether the broker answered the broker watch's probes. From
+the stuck part), counts a rejoin after a broker loss that has not begun as outside (`stream.recovery.Recovery`: the
+group that assigned the partitions is gone), and whether the broker answered the broker watch's probes. From
 the rule's standing:
 
 - **held**: `trusted` is what `stream.stages.StageRunner` asks before a stage that decides pages (notify's folds
@@ -83,9 +83,11 @@ class GroupWatch(Service):
 
     def facts(self) -> Membership:
         """Where the worker stands in its group: the consumer's membership, outside while a rejoin after a broker loss
-        is not done, and whether the broker answered the watch's last probe."""
+        has not begun (the group that assigned its partitions is gone), and whether the broker answered the watch's
+        last probe."""
         member, state = membership(self.app.consumer)
-        if member and self.broker.recovery.lost:
+        # a rejoin begun since the loss is judged by the consumer alone: its table recovery is no absence
+        if member and self.broker.recovery.lost and not getattr(self.app, "rebalancing", False):
             member, state = False, f"rejoining after the broker lost its topics ({state})"
         return Membership(member, state, self.broker.answered)
 
