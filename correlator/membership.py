@@ -54,13 +54,15 @@ class AbsencePolicy:
 @dataclass(frozen=True, slots=True)
 class Standing:
     """The verdict at one instant: seconds outside the group (0: a member), of them the seconds the broker
-    answered, whether the worker may decide pages, whether it must recover now, and what it waits on."""
+    answered, whether the worker may decide pages, whether it must recover now, what it waits on, and how long the
+    absence this look ended lasted (0: none ended)."""
 
     outside_s: float = 0.0
     answered_s: float = 0.0
     trusted: bool = True
     recover: bool = False
     state: str = ""
+    ended_s: float = 0.0
 
 
 class GroupAbsence:
@@ -86,8 +88,9 @@ class GroupAbsence:
                 return self.standing
             return self._judge(facts.state or self.standing.state, now)
         if facts.member:
+            ended = 0.0 if self.since is None else max(0.0, now - self.since)
             self.since, self.answered_s = None, 0.0
-            self.standing = Standing(state=facts.state)
+            self.standing = Standing(state=facts.state, ended_s=ended)
             return self.standing
         if self.since is None:
             self.since, last = now, None

@@ -98,7 +98,7 @@ class GroupWatch(Service):
         if standing.trusted:
             if self._held_at is not None:
                 log.warning("back in its consumer group after %.0f s outside (%s): pages are decided again",
-                            standing.outside_s, standing.state)
+                            standing.ended_s, standing.state)
             self._held_at = None
         elif self._held_at is None or now - self._held_at >= REMIND_S:
             first = self._held_at is None

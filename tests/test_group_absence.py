@@ -101,3 +101,31 @@ def test_a_worker_outside_its_group_holds_its_pages_and_restarts(tmp_path: Path,
             w.stop()
         for broker in brokers:
             broker.stop()
+
+
+@pytest.mark.integration
+def test_a_broker_outage_longer_than_the_exit_bound_restarts_no_worker(tmp_path: Path) -> None:
+    """Every worker is outside its group while the broker is down, and no restart would bring it back sooner: the
+    absence is reported (the gauge), but only seconds with the broker answering count towards the exit, so a worker
+    waits out an outage three times its `group_absence_exit` and comes back by itself."""
+    brokers = [start_broker(log_path=tmp_path / "tansu-1.log")]
+    dep = Deployment(brokers[0], tmp_path, extra_env={"AIOPS_IDLE_ADVANCE": "300", "AIOPS_GROUP_ABSENCE_EXIT": "15",
+                                                      **PATIENT_ADMISSION})
+    dep.create_topics()
+    worker = dep.start_worker("w")
+    try:
+        worker.wait_web()
+        wait_ready(worker)
+        brokers[-1].stop()
+        time.sleep(45)
+        assert worker.proc.poll() is None, worker.tail()
+        assert worker.metric("aiops_group_outside_seconds") > 30, worker.tail()
+        brokers.append(start_broker(port=brokers[0].port, log_path=tmp_path / "tansu-2.log"))
+        dep.broker = brokers[-1]
+        wait_ready(worker, 90)
+        wait_for(lambda: worker.metric("aiops_group_outside_seconds") == 0, 30, "the worker back in its group", worker)
+        assert worker.proc.poll() is None and "exiting with status" not in worker.log.read_text(errors="replace")
+    finally:
+        worker.stop()
+        for broker in brokers:
+            broker.stop()

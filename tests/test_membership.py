@@ -56,6 +56,10 @@ def test_the_answered_seconds_and_the_state_are_reported() -> None:
     assert last.answered_s == 2.0 and last.state == "looking for the group coordinator"
 
 
+def test_the_look_that_ends_an_absence_says_how_long_it_lasted() -> None:
+    assert [s.ended_s for s in run([(0, IN), (1, OUT), (50, OUT), (52, IN), (53, IN)])] == [0.0, 0.0, 0.0, 51.0, 0.0]
+
+
 def test_recover_after_0_never_restarts() -> None:
     last = run([(float(t), OUT) for t in range(0, 1000, 10)], AbsencePolicy(10.0, 0.0))[-1]
     assert not last.trusted and not last.recover
