@@ -67,6 +67,7 @@ __all__ = [
     "CORRELATION_EVENT_LATENCY",
     "CONSUMER_LAG",
     "BROKER_RECOVERIES",
+    "GROUP_OUTSIDE",
     "OTHER_SERVICES",
     "NO_TIER",
     "disable",
@@ -232,6 +233,11 @@ BROKER_RECOVERIES = Counter(
     "aiops_broker_recoveries_total", "Steps of the worker's recovery from a broker that came back without its "
     "topics (stream/recovery.py): topics_lost (once per loss), topics_created, rejoin, group_error (a stopped group "
     "coordination resumed)", ["action"])
+GROUP_OUTSIDE = Gauge(
+    "aiops_group_outside_seconds", "Seconds this worker has been outside its consumer group (no coordinator, a join "
+    "not finished, a rejoin after a broker loss not done); 0 while a member. Past group_absence_hold (10 s) it holds "
+    "its pages, past group_absence_exit (90 s, counted while the broker answers) it exits for its supervisor to "
+    "restart it (stream/membership.py)")
 
 OTHER_SERVICES = "other"
 """The `service` label value that collects every service beyond the top N."""

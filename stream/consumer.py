@@ -108,6 +108,7 @@ __all__ = [
     "forget_read_offsets",
     "group_state",
     "leave_group",
+    "membership",
     "register_transport",
     "release",
     "request_rejoin",
@@ -375,27 +376,33 @@ async def leave_group(bootstrap: str | list[str], group_id: str, member_id: str)
 
 
 def group_state(consumer: Any) -> str:
-    """Where the consumer's group membership stands, in words for `/readyz` and the logs: what a rejoin waits on.
+    """Where the consumer's group membership stands, in words for `/readyz` and the logs: what a rejoin waits on."""
+    return membership(consumer)[1]
 
-    Read from aiokafka's coordinator (attributes only, no call into the consumer's thread): a pending error, no
-    coordinator, a join under way, or the generation and how many partitions it assigned.
-    """
+
+def membership(consumer: Any) -> tuple[bool | None, str]:
+    """Whether the consumer is a member of its group with an assignment (None: not started), and where its
+    membership stands in words: a pending error, no coordinator, a join under way, or the generation and how many
+    partitions it assigned.
+
+    Read from aiokafka's coordinator (attributes only, no call into the consumer's thread, which may be the part
+    that is stuck)."""
     thread = getattr(consumer, "_thread", None)
     coordinator = getattr(getattr(thread, "_consumer", None), "_coordinator", None)
     if coordinator is None:
-        return "consumer not started"
+        return None, "consumer not started"
     error = getattr(coordinator, "_pending_exception", None)
     if error is not None:
-        return f"group coordination stopped by {error!r}"
+        return False, f"group coordination stopped by {error!r}"
     if coordinator.coordinator_id is None:
-        return "looking for the group coordinator"
+        return False, "looking for the group coordinator"
     if coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID:
-        return "joining the group (no member id yet)"
+        return False, "joining the group (no member id yet)"
     subscription = coordinator._subscription.subscription
     assignment = subscription.assignment if subscription is not None else None
     if assignment is None or coordinator._rejoin_needed_fut.done():
-        return f"joining the group as {coordinator.member_id} (generation {coordinator.generation} so far)"
-    return f"generation {coordinator.generation}: {len(assignment.tps)} partitions assigned"
+        return False, f"joining the group as {coordinator.member_id} (generation {coordinator.generation} so far)"
+    return True, f"generation {coordinator.generation}: {len(assignment.tps)} partitions assigned"
 
 
 def await_chain(task: Any) -> str:

@@ -272,6 +272,9 @@ class BrokerWatch(Service):
         """Rejoins asked since the last loss: from the second on, the log says where the coordination waits."""
         self.confirmed_at: float | None = None
         """When (monotonic) a probe last read the broker's epoch and handled any loss it showed (None: never)."""
+        self.answered = True
+        """Whether the last probe was answered (`stream.membership`: an absence from the group counts towards a
+        restart only while the broker answers)."""
 
     async def check(self) -> ReadyState:
         """The watch's part of /readyz (an `Ingest.checks` entry): the reasons of its last step, and while the agents
@@ -335,6 +338,7 @@ class BrokerWatch(Service):
         specs = topic_specs(self.app, self.settings, epoch=self.epoch_topic)
         self.recovery.wanted = sorted(specs)  # tables declare their changelogs as they start
         probe = await self._probe()
+        self.answered = probe.reachable
         step = self.recovery.observe(probe, *self._rebalances(), time.monotonic())
         if step.lost:
             log.warning("%s", step.loss)

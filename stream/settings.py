@@ -406,6 +406,18 @@ class Settings(BaseSettings):
         "every topic, even where another worker re-created them before this one saw them missing; off: only "
         "topics seen missing show a loss")
 
+    # A worker outside its consumer group (stream/membership.py, correlator/membership.py).
+    group_absence_hold: Duration = Field(
+        default=10.0, description="a worker outside its consumer group (no coordinator, a join not finished, a "
+        "rejoin after a broker loss not done) this long stops deciding pages: notify holds its input, unread, for "
+        "whoever owns the partitions, until the worker is back (a rejoin after a broker restart took 5-8 s in the "
+        "chaos soaks; the group gives a silent member's partitions away after broker_session_timeout)")
+    group_absence_exit: Duration = Field(
+        default=90.0, description="outside its group this long while the broker answers its probes, the worker "
+        "exits with status 75 for its supervisor to restart it: its group coordination is stuck, and a new process "
+        "joins from scratch (longer than a join waits for a slow member, Faust's 60 s rebalance timeout); 0: never, "
+        "hold and report only")
+
     # Kafka security (stream/security.py): applied to the Faust app (broker_credentials), the ingest producer
     # and the topic admin. PLAINTEXT is the embedded broker's; a managed cluster is usually SASL_SSL.
     broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

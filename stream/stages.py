@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -48,11 +48,13 @@ from stream.consumer import sought
 from stream.deadletters import DeadLetters, first_offsets
 from stream.tally import tallied
 
-__all__ = ["Folding", "HeldUntilCheckpoint", "PerBatch", "Stage", "StageRunner", "StageSpec"]
+__all__ = ["Folding", "GroupAbsent", "HeldUntilCheckpoint", "PerBatch", "Stage", "StageRunner", "StageSpec"]
 
 log = logging.getLogger(__name__)
 
 BACKOFF_S, MAX_BACKOFF_S = 0.1, 5.0
+HOLD_POLL_S = 0.5
+"""How often a held batch asks whether the worker may page again, or must give it up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,9 @@ class StageSpec:
     what one record a stage writes may carry, since every stage but normalize stores or sends on what it reads."""
     tick_s: float | None = None
     """Seconds between `tick` calls; None: no timer."""
+    pages: bool = False
+    """The stage decides pages: its batches wait unread and its timer skips while the worker may not page
+    (`StageRunner.trusted`: outside its consumer group, `stream.membership`)."""
 
 
 class Stage(Protocol):
@@ -174,6 +179,14 @@ class HeldUntilCheckpoint:
         await self.state.checkpoints.if_due()
 
 
+class GroupAbsent(Exception):
+    """A held batch of a stage that decides pages given up: the worker stops or rebalances while outside its group."""
+
+
+def _always() -> bool:
+    return True
+
+
 @dataclass
 class StageRunner:
     """Runs stages on one app: their agents, timers, revocations and stop hooks, and the retry of failed batches."""
@@ -181,6 +194,9 @@ class StageRunner:
     app: App
     letters: DeadLetters
     backoff_s: float = BACKOFF_S
+    trusted: Callable[[], bool] = _always
+    """Whether the worker may decide pages now (`stream.membership.GroupWatch.trusted`): asked for the stages whose
+    `spec.pages` says they do."""
 
     def install(self, stage: Stage) -> None:
         """Add the stage's agent, timer, revocation handler and stop hook to the app."""
@@ -213,6 +229,8 @@ class StageRunner:
         `counted` is input to fold first whose metrics were counted before (a failed tick's held input). The
         metrics a fold counts (`stream.tally`) apply only when it succeeds, and a refold of input already counted
         counts nothing, so each record counts once however often it is folded."""
+        if stage.spec.pages and events:
+            await self._until_trusted(stage, events)
         again, attempt = list(counted), events
         delay = self.backoff_s
         while True:
@@ -234,8 +252,28 @@ class StageRunner:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
 
+    async def _until_trusted(self, stage: Stage, events: Sequence[EventT[Any]]) -> None:
+        """Hold a batch of a stage that decides pages while the worker may not page: wait until it may, or give the
+        batch up unacknowledged (`GroupAbsent`; `DeadLetters.guarded` releases it) when the worker stops or a
+        rebalance begins: whoever owns its partitions after it, this worker included, reads it again. Never
+        folded on a state this worker may no longer own, never dropped."""
+        if self.trusted():
+            return
+        name = stage.spec.name
+        log.warning("%s: holding %d records (%s) while this worker is outside its consumer group", name, len(events),
+                    first_offsets(e.message for e in events))
+        while not self.trusted():
+            if self._giving_up():
+                raise GroupAbsent(f"{name}: {len(events)} records held outside the consumer group, left for their "
+                                  "partitions' owner after the rebalance")
+            await asyncio.sleep(HOLD_POLL_S)
+        log.warning("%s: folding %d held records: this worker is back in its consumer group", name, len(events))
+
     async def tick(self, stage: Stage, lock: asyncio.Lock) -> None:
-        """The stage's timer work; if it fails, the stage is rolled back and its held input folded again."""
+        """The stage's timer work; if it fails, the stage is rolled back and its held input folded again. A stage
+        that decides pages skips it while the worker may not page."""
+        if stage.spec.pages and not self.trusted():
+            return
         async with lock:
             try:
                 await stage.tick()

@@ -15,6 +15,7 @@ from stream.console.install import install_console, install_forwarding
 from stream.ingest import ENDPOINTS, install_ingest
 from stream.insight import install_insight
 from stream.mcp_http import install_mcp_http
+from stream.membership import install_group_watch
 from stream.notify.stage import install_notify
 from stream.notify.views import install_notify_views
 from stream.observe import install_observer
@@ -90,6 +91,7 @@ def build_worker_app(settings: Settings) -> tuple[App, Pipeline]:
         runner.install(stage)
     # last: the broker watch lists the topics of every table and agent installed above
     watch = install_recovery(app, settings, ingest, agents=True, on_loss=losses)
+    runner.trusted = install_group_watch(app, settings, watch, ingest).trusted  # notify holds outside the group
     pipe.resumed = lambda: not watch.recovery.lost  # stage 1's census after a loss waits for the group's rejoin
     install_mcp_http(app, settings)  # POST /mcp: the desk's MCP tools, behind the operator token
     install_openapi(app)  # its document lists the routes above

@@ -367,8 +367,8 @@ class NotifyStage(_Folding):
 
     @property
     def spec(self) -> StageSpec:
-        """Notify's batches and its timer."""
-        return StageSpec(AGENT, BATCH, BATCH_WITHIN_S, tick_s=self.tick_s)
+        """Notify's batches and its timer; held while the worker may not page (`StageSpec.pages`)."""
+        return StageSpec(AGENT, BATCH, BATCH_WITHIN_S, tick_s=self.tick_s, pages=True)
 
     @property
     def source(self) -> TopicT:
@@ -390,8 +390,8 @@ class ControlStage(_Folding):
 
     @property
     def spec(self) -> StageSpec:
-        """Control batches, no timer (the notify tick covers the state)."""
-        return StageSpec(f"{AGENT}_control", BATCH, BATCH_WITHIN_S)
+        """Control batches, no timer (the notify tick covers the state); held as notify's."""
+        return StageSpec(f"{AGENT}_control", BATCH, BATCH_WITHIN_S, pages=True)
 
     @property
     def source(self) -> TopicT:
