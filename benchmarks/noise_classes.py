@@ -163,6 +163,25 @@ def _family(kind: str) -> str:
     return kind.replace(" [jitter]", "")
 
 
+def coarse(kind: str) -> str:
+    """The mechanism a class belongs to (the brief's: noise glued by stage 1 or 2, a fault split, faults merged)."""
+    if kind.startswith("merged, stage 1 same child: noise+fault"):
+        return "noise glued to a fault by stage 1 (one stage-1 incident)"
+    if kind.startswith("merged, stage 2: fault child joined a noise-opened parent"):
+        return "noise glued by stage 2: a fault's child joined a parent a noise alert opened"
+    if kind.startswith("merged, stage 2: noise child joined"):
+        return "noise glued by stage 2: a noise child joined a fault's parent"
+    if "fault+fault" in kind:
+        return "two faults merged (stage 1 or 2)"
+    if "noise+noise" in kind:
+        return "two noise alerts merged (stage 1 or 2)"
+    if kind.startswith("split") and "placed by first" in kind and "noise-opened piece" not in kind:
+        return "a fault split: a piece of it opened its own parent"
+    if kind.startswith("split") and "noise-opened" in kind:
+        return "a fault split: a piece opened by, or joined to, a noise alert's incident or parent"
+    return "a fault split: a piece joined another parent (entity, merged, burst)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print, per set, each class's pairs (and its jitter share) and the ceilings of the classes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -176,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     grouping = replace(GroupingConfig(), **{k: ast.literal_eval(v) for k, _, v in (p.partition("=") for p in args.set)})
     total: Counter[str] = Counter()
     ceilings: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    mech: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    mech_pairs: Counter[str] = Counter()
     for seed in args.seeds:
         name, f1, base_f1, kinds, tpfpfn = classify(seed, grouping)
         print(f"## {name}: stage 2 {f1:.4f}, better baseline {base_f1:.4f}", flush=True)
@@ -191,6 +212,17 @@ def main(argv: list[str] | None = None) -> int:
             if n >= args.min_pairs:
                 print(f"  {n:>7,}  (jitter {jit:>6,})  ceiling {top:.4f}  {k}")
         total.update(kinds)
+        by_mech: Counter[str] = Counter()
+        for k, n in fams.items():
+            by_mech[coarse(k)] += n
+        for m, n in by_mech.items():
+            mech_pairs[m] += n
+            if seed in rca_sets.DEVELOPMENT["noise"]:
+                merged, split = (n, 0) if not m.startswith("a fault split") else (0, n)
+                mech[m].append((f1, ceiling(tpfpfn, merged, split), base_f1))
+        jit_all = sum(n for k, n in kinds.items() if k.endswith("[jitter]"))
+        if seed in rca_sets.DEVELOPMENT["noise"]:
+            mech_pairs["(any class, right on the unjittered twin: jitter)"] += jit_all
     print("\n## Over the DEVELOPMENT sets asked for: pairs (jitter share), mean F1 -> mean ceiling, sets whose "
           "ceiling reaches the better baseline (stage 2 alone already does on those marked before the slash)")
     fam_total: Counter[str] = Counter()
@@ -206,6 +238,16 @@ def main(argv: list[str] | None = None) -> int:
         reach = sum(r[1] >= r[2] for r in rows)
         print(f"  {n:>8,} ({total.get(k + ' [jitter]', 0):>6,})  {mean_f1:.4f} -> {mean_top:.4f}  "
               f"{already}/{reach} of {len(rows)}  {k}")
+    print("\n## By mechanism, over the DEVELOPMENT sets asked for (same columns)")
+    for m, n in mech_pairs.most_common():
+        rows = mech.get(m, [])
+        if not rows:
+            print(f"  {n:>8,}  {m}")
+            continue
+        mean_f1 = sum(r[0] for r in rows) / len(rows)
+        mean_top = sum(r[1] for r in rows) / len(rows)
+        print(f"  {n:>8,}  {mean_f1:.4f} -> {mean_top:.4f}  {sum(r[0] >= r[2] for r in rows)}/"
+              f"{sum(r[1] >= r[2] for r in rows)} of {len(rows)}  {m}")
     return 0
 
 
