@@ -1138,6 +1138,8 @@ def test_a_piece_a_stray_refused_says_why_it_opened_apart() -> None:
     assert z.relation is Relation.FIRST and z.parent_id != stray
     assert z.explanation == (f"opened it: {stray} is one alert that started alone and had no second within 30s (40s "
                              "before this one): a stray, no cause")
+    _, alone = run(events_of([STRAY, ("z", "zk/mem", 40, 60, Z1)]), LONE_WAIT)  # no company: company's reason stays
+    assert next(a for a in alone.assignments if a.child_id == "z").explanation.startswith("opened it: it started alone")
 
 
 def test_lone_wait_is_off_by_default_and_never_negative() -> None:

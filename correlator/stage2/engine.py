@@ -545,10 +545,6 @@ class Grouper:
             if (self.config.lone_joins and gap > self.config.burst_s and link.relation is not Relation.CONTINUES
                     and self._lone(g) and (not self.config.lone_habit or self._habitual(g))):
                 continue  # a stray background alert, past its burst: no cause for a later burst to join
-            if self._stray(g, link, gap):
-                refused = _Candidate(g, link, gap)
-                stray = refused if stray is None or refused.order < stray.order else stray
-                continue  # one alert, alone, and no second came within lone_wait_s: no cause for this one to join
             found.append(_Candidate(g, link, gap))
         for cand in found:
             g, link, gap = cand.group, cand.link, cand.gap
@@ -558,6 +554,9 @@ class Grouper:
                 if alone:  # background, not the cause going on
                     lone = cand if lone is None or cand.order < lone.order else lone
                     continue
+            if self._stray(g, link, gap):  # after company: a child company refuses keeps that reason and placement
+                stray = cand if stray is None or cand.order < stray.order else stray
+                continue  # one alert, alone, and no second came within lone_wait_s: no cause for this one to join
             if self._capped_reason(g, ev.first_seen):
                 capped = cand if capped is None or cand.order < capped.order else capped
             else:
