@@ -1107,6 +1107,49 @@ def test_lone_joins_refuses_a_later_piece_only_to_a_habitual_stray(name: str, sp
     assert partition(run(events_of(specs), replace(CFG, lone_habit=True))[1]) == partition(run(events_of(specs))[1])
 
 
+# lone wait (issue 17, session 41, noise42): a stray alert nothing followed for lone_wait_s is no cause for a later burst
+LONE_WAIT = replace(CFG, lone_wait_s=30)
+Z1 = {"instance": ["z1"]}
+
+
+@pytest.mark.parametrize(("name", "specs", "on", "off"), [
+    ("a piece of a later burst sharing the stray's service opens apart, saying why",
+     [STRAY, ("a", "api/5xx", 38, 80, I1), ("z", "zk/mem", 40, 60, Z1)], "a|n|z", "a|n z"),
+    ("one naming only that service follows the burst it started in instead",
+     [STRAY, ("a", "api/5xx", 38, 80, I1), ("z", "zk/mem", 40, 60, {})], "a z|n", "a|n z"),
+    ("within lone_wait_s it joins the stray's group as before (lone_joins, at burst_s, would refuse it)",
+     [STRAY, ("a", "api/5xx", 22, 80, I1), ("z", "zk/mem", 25, 60, Z1)], "a|n z", "a|n z"),
+    ("a group of two alerts is no stray",
+     [("n", "zk/cpu", 0, 5, {}), ("a", "api/5xx", 38, 80, I1), ("z", "zk/mem", 40, 60, Z1)], "a|n z", "a|n z"),
+    ("an alert that started with company is no stray",
+     [("m", "web/5xx", -10, -10, W1), ("n", "zk/cpu", 0, 0, {"instance": ["n1"]}), ("a", "api/5xx", 38, 80, I1),
+      ("z", "zk/mem", 40, 60, Z1)], "a|m|n z", "a|m|n z"),
+])
+def test_a_stray_alert_nothing_followed_takes_no_later_burst_s_piece(name: str, specs: list[Spec], on: str,
+                                                                     off: str) -> None:
+    assert partition(run(events_of(specs), LONE_WAIT)[1]) == on, name
+    assert partition(run(events_of(specs), CFG)[1]) == off, name
+
+
+def test_a_piece_a_stray_refused_says_why_it_opened_apart() -> None:
+    _, out = run(events_of([STRAY, ("a", "api/5xx", 38, 80, I1), ("z", "zk/mem", 40, 60, Z1)]), LONE_WAIT)
+    stray = next(a for a in out.assignments if a.child_id == "n").parent_id
+    z = next(a for a in out.assignments if a.child_id == "z")
+    assert z.relation is Relation.FIRST and z.parent_id != stray
+    assert z.explanation == (f"opened it: {stray} is one alert that started alone and had no second within 30s (40s "
+                             "before this one): a stray, no cause")
+    _, alone = run(events_of([STRAY, ("z", "zk/mem", 40, 60, Z1)]), LONE_WAIT)  # no company: company's reason stays
+    assert next(a for a in alone.assignments if a.child_id == "z").explanation.startswith("opened it: it started alone")
+
+
+def test_lone_wait_is_off_by_default_and_never_negative() -> None:
+    assert GroupingConfig().lone_wait_s == 0
+    specs = [STRAY, ("a", "api/5xx", 38, 80, I1), ("z", "zk/mem", 40, 60, Z1)]
+    assert partition(run(events_of(specs), replace(CFG, lone_wait_s=0))[1]) == "a|n z"
+    with pytest.raises(ValueError, match="lone_wait_s"):
+        GroupingConfig(lone_wait_s=-1)
+
+
 PATH_FOLD: list[Spec] = [("s", "payments/cpu", 0, 0, {}), ("f", "checkout/5xx", 25, 25, {"host": ["h7"]}),
                          ("f2", "checkout/latency", 26, 26, {"host": ["h7"]}),
                          ("x", "payments/mem", 30, 30, {"host": ["h7"]})]

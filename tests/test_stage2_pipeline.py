@@ -595,19 +595,24 @@ def a_stray_alert_and_a_later_burst() -> bytes:
                 failure("zk", "CPU", T0 + 55, count=3))
 
 
+@pytest.mark.parametrize(("rule", "off"), [
+    ({"AIOPS_GROUPING__LONE_JOINS": "true"}, {"AIOPS_GROUPING__LONE_JOINS": "false"}),
+    ({"AIOPS_GROUPING__LONE_WAIT_S": "30"}, {"AIOPS_GROUPING__LONE_WAIT_S": "0"}),
+], ids=["lone_joins", "lone_wait_s"])
 def test_a_worker_keeps_a_later_burst_out_of_a_stray_alert_where_aiops_replay_does(
-        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc]) -> None:
-    """Lone joins in the stream: a worker with the rule names the replay's parents, in which zk's CPU, which came with
-    api's burst, does not join the zk alert that started alone 55 s before it (with the rule off it does)."""
+        broker: EmbeddedBroker, tmp_path: Path, workers: list[WorkerProc], rule: dict[str, str],
+        off: dict[str, str]) -> None:
+    """Lone joins, and lone wait (issue 17, session 41, noise42), in the stream: a worker with the rule names the
+    replay's parents, in which zk's CPU, which came with api's burst, does not join the zk alert that started alone
+    55 s before it (with the rule off it does)."""
     path = tmp_path / "stray.ndjson"
     path.write_bytes(a_stray_alert_and_a_later_burst())
-    rule = {"AIOPS_GROUPING__LONE_JOINS": "true"}
 
     offline = partial(replayed_json, path)
 
     replayed = offline(rule)
     assert sorted(len(p["children"]) for p in replayed["parents"]) == [1, 1, 1]  # the scenario is what it says
-    before = offline({"AIOPS_GROUPING__LONE_JOINS": "false"})["parents"]
+    before = offline(off)["parents"]
     assert sorted(len(p["children"]) for p in before) == [1, 2]
     assert_worker_names_replayed(Deployment(broker, tmp_path, extra_env={**LONE, **rule}), workers, path, replayed)
 

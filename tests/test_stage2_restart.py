@@ -120,6 +120,12 @@ LONE_JOINS_SCENE = events_of([("n", "zk/cpu", 0, 0, {}), ("a", "api/5xx", 50, 80
 """Lone joins (issue 17, session 37): n, one alert that started alone, takes no z 55 s later (z came with a's burst);
 whether n's group is one alert that started alone comes from the store and its onsets after a restart."""
 
+LONE_WAIT_SCENE = events_of([("n", "zk/cpu", 0, 0, {}), ("a", "api/5xx", 38, 80, {"instance": ["i1"]}),
+                              ("z", "zk/mem", 40, 60, {"instance": ["z1"]})])
+"""Lone wait (issue 17, session 41, noise42): n, one alert that started alone, had no second within lone_wait_s (30 s),
+so z 40 s later (in a's burst) does not join it; n's group being one alert that started alone comes from the store and
+its onsets after a restart."""
+
 HABIT_SCENE = events_of([("h", "zk/cpu", -300, -300, {}), ("n", "zk/cpu", 0, 0, {}),
                           ("a", "api/5xx", 50, 80, {"instance": ["i1"]}), ("z", "zk/mem", 55, 60, {"instance": ["z1"]})])
 """Lone habit (issue 17, session 37, noise24): h, an earlier incident of n's key, makes n a habitual stray, so z stays
@@ -161,7 +167,7 @@ SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIE
           "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE, "lone habit": HABIT_SCENE,
           "lone new root": LONE_JOINS_SCENE, "path folds labelled": events_of(PATH_FOLD),
           "late symptom": LATE_SCENE, "borrowed callers": BORROWED_CALLERS, "burst companions": COMPANIONS_SCENE,
-          "victims first": VICTIMS_FIRST}
+          "victims first": VICTIMS_FIRST, "lone wait": LONE_WAIT_SCENE}
 """In the path folds labelled scene (issue 17, session 38) the burst's group's entities and latest onset, which let the
 shared host fold it with the stray's group through x, come from the store after a restart. In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
@@ -198,7 +204,7 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "late symptom": replace(CFG, late_symptom_s=120),
            "borrowed callers": replace(CFG, caller_window_s=30, borrowed_callers=True),
            "burst companions": replace(CFG, burst_companions=True),
-           "victims first": replace(CFG, victims_first_apart=True)}
+           "victims first": replace(CFG, victims_first_apart=True), "lone wait": replace(CFG, lone_wait_s=30)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -284,6 +290,12 @@ def test_the_lone_joins_scene_depends_on_lone_joins() -> None:
     named = parents(uninterrupted(LONE_JOINS_SCENE, CONFIGS["lone joins"]))
     assert len({named["n"], named["a"], named["z"]}) == 3
     assert parents(uninterrupted(LONE_JOINS_SCENE))["z"] == named["n"]
+
+
+def test_the_lone_wait_scene_depends_on_lone_wait_s() -> None:
+    named = parents(uninterrupted(LONE_WAIT_SCENE, CONFIGS["lone wait"]))
+    assert len({named["n"], named["a"], named["z"]}) == 3
+    assert parents(uninterrupted(LONE_WAIT_SCENE))["z"] == named["n"]
 
 
 def test_the_path_folds_labelled_scene_depends_on_path_folds_labelled() -> None:

@@ -479,7 +479,7 @@ class Grouper:
         self._placing = self.config.late_placed or ev.incident_id in self._placed
         self._placed.discard(ev.incident_id)
         view = view_of(ev, self.config, self.topology)
-        related, capped, lone, late = self._choose(ev, view)
+        related, capped, lone, late, stray = self._choose(ev, view)
         if not related and capped is None and lone is None and self.config.burst_follow:
             follow = self._burst(ev, view)
             related = [follow] if follow is not None else related
@@ -507,18 +507,23 @@ class Grouper:
         elif late is not None:
             why = (f"a symptom of its own (no failed call), started alone "
                    f"{_seconds(ev.first_seen - late.group.last_onset)} after {late.group.id}'s latest child onset")
+        elif stray is not None:
+            why = (f"{stray.group.id} is one alert that started alone and had no second within "
+                   f"{_seconds(self.config.lone_wait_s)} ({_seconds(stray.gap)} before this one): a stray, no cause")
         self._open(ev, view, first_seq, capped.group if capped else None, why, now, out)
 
     def _choose(
         self, ev: IncidentEvent, view: ChildView,
-    ) -> tuple[list[_Candidate], _Candidate | None, _Candidate | None, _Candidate | None]:
+    ) -> tuple[list[_Candidate], _Candidate | None, _Candidate | None, _Candidate | None, _Candidate | None]:
         """The related accepting groups with room, best first; the best related one that is capped; the best one it
-        would relate to but for starting alone long after the group's reach (`_alone`); and the best one it relates to
-        by a name but for being a late symptom (`_late_symptom`: only for the explanation of the parent it opens)."""
+        would relate to but for starting alone long after the group's reach (`_alone`); the best one it relates to
+        by a name but for being a late symptom (`_late_symptom`); and the best one it relates to but for that group
+        being a stray alert past lone_wait_s (`_stray`). The last two only for the explanation of the parent it opens."""
         related: list[_Candidate] = []
         capped: _Candidate | None = None
         lone: _Candidate | None = None
         late: _Candidate | None = None
+        stray: _Candidate | None = None
         scope = split_key(ev.key)[0]
         alone: bool | None = None
         found: list[_Candidate] = []
@@ -549,6 +554,9 @@ class Grouper:
                 if alone:  # background, not the cause going on
                     lone = cand if lone is None or cand.order < lone.order else lone
                     continue
+            if self._stray(g, link, gap):  # after company: a child company refuses keeps that reason and placement
+                stray = cand if stray is None or cand.order < stray.order else stray
+                continue  # one alert, alone, and no second came within lone_wait_s: no cause for this one to join
             if self._capped_reason(g, ev.first_seen):
                 capped = cand if capped is None or cand.order < capped.order else capped
             else:
@@ -559,8 +567,8 @@ class Grouper:
         if self.config.tenants_apart and (
                 tenant(view, self.topology, self.config) if self.topology is not None
                 else self.config.tenants_apart_labels and labelled_tenant(view, self.config)):
-            return (*self._tenants_apart(related, capped, lone), late)
-        return related, capped, lone, late
+            return (*self._tenants_apart(related, capped, lone), late, stray)
+        return related, capped, lone, late, stray
 
     def _tenants_apart(
         self, related: list[_Candidate], capped: _Candidate | None, lone: _Candidate | None,
@@ -700,6 +708,14 @@ class Grouper:
         child = next(iter(g.children.values()))
         return child.alert_count <= 1 and not self._onsets.accompanied(
             g.scope, child.first_seen, child.id, self.config.burst_s, self._first_seen_of)
+
+    def _stray(self, g: GroupState, link: Link, gap: float) -> bool:
+        """Lone wait: whether a group is one alert that started alone (`_lone`) and the child starts more than
+        lone_wait_s after it, not continuing it (`GroupingConfig.lone_wait_s`). A fault's first alert is followed by
+        its next within a burst; an alert nothing followed for that long is background, and a later outage that
+        shares its service is not its consequence. From the store and onsets alone, as `_lone` is."""
+        wait = self.config.lone_wait_s
+        return bool(wait) and gap > wait and link.relation is not Relation.CONTINUES and self._lone(g)
 
     def _habitual(self, g: GroupState) -> bool:
         """Whether a lone group's alert is a habit (`GroupingConfig.lone_habit`): another incident of its key and scope
