@@ -402,7 +402,7 @@ class Grouper:
             self._onsets.add(split_key(ev.key)[0], child.first_seen, child.id)
         g.refresh(child)
         if g.accepting and child.entity_values != known.entity_values:
-            before, view = set(g.callers), view_of(ev, self.config, self.topology)
+            before, view = self._callers_before(g), view_of(ev, self.config, self.topology)
             self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
             self._climbed_late(g, before, view, ev, ev.last_seen, self.release_point, out)
         # A parent republishes on membership and severity changes; children's counts travel on their own events.
@@ -1013,7 +1013,11 @@ class Grouper:
             if g is not None:
                 yield g
 
-    def _climbed_late(self, g: GroupState, before: set[str], view: ChildView, ev: IncidentEvent, t: float, now: float,
+    def _callers_before(self, g: GroupState) -> frozenset[str]:
+        """The group's caller names before a child's names come, for `_climbed_late` (nothing to copy when it is off)."""
+        return frozenset(g.callers) if self.config.climb_late_s else frozenset()
+
+    def _climbed_late(self, g: GroupState, before: frozenset[str], view: ChildView, ev: IncidentEvent, t: float, now: float,
                       out: GroupingOutput) -> None:
         """Calls climbing, learnt late (`GroupingConfig.climb_late_s`): when a child's alert at t makes the group know,
         as a name the child carries as a caller, an instance of a service H no caller name it knew before belongs to
@@ -1102,7 +1106,7 @@ class Grouper:
         child.by_chain = link.chain or link.machine or (link.climbs and not self.config.climb_owns)
         child.moves_onset = link.climbs and self.config.climb_onset  # (`GroupingConfig.climb_onset`)
         g.refresh(child)
-        before = set(g.callers)
+        before = self._callers_before(g)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
         g.dirty = True
