@@ -93,3 +93,12 @@ def test_not_past_the_window_after_the_piece_s_latest_alert() -> None:
     events = scene(piece_end=25, caller_at=35, caller_for=0)
     assert partition(run(events, replace(ON, climb_late_s=5))[1]) == "h st|piece"
     assert partition(run(events, replace(ON, climb_late_s=15))[1]) == "h piece st"
+
+
+def test_a_cause_seen_only_from_calls_learns_nothing_here() -> None:
+    """A group opened by a trace error (stock seen failing from web's calls, as MicroSS's faults open) is no root of its
+    own: pay-2 named there folds nothing."""
+    events = events_of([("st", "stock/trace:500", 0, 120, {"caller": ["web-1"], "callee": ["stock-1"]}),
+                        ("piece", "pay/trace:500", 20, 60, {"caller": ["cart-1"], "callee": ["pay-1"]}),
+                        ("h", "stock/trace:500", 35, 45, {"caller": ["pay-2"], "callee": ["stock-1"]})])
+    assert partition(run(events, ON)[1]) == "h st|piece"

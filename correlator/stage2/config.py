@@ -391,8 +391,9 @@ class GroupingConfig:
     False: the rule before (a late child joins only a group still accepting)."""
 
     climb_late_s: float = 0.0
-    """Calls climbing, learnt late (`engine._climbed_late`): when a child's alert makes a group know as a caller a service
-    H it knew no caller of before (H's own calls into this cause failed), a group of its scope that is only failed
+    """Calls climbing, learnt late (`engine._climbed_late`): when a child's alert makes a group opened by a symptom of its
+    own (`GroupState.rooted`) know as a caller a service H it knew no caller of before (H's own calls into this cause
+    failed), a group of its scope that is only failed
     calls into H (opened by a trace error, every name of its own H or an instance of H), which began after the group
     did and alerted within climb_late_s before that alert, is folded in; its children join as calls climbing do (`climb_s`: their names
     relate as caller names, they move no onset and no reach). Not when another group of the scope knows a caller of H
@@ -400,7 +401,9 @@ class GroupingConfig:
     fails, U's calls into H fail, then H's calls into R. Read on the development cascades without the file (issue 17,
     session 41, casc42): hop-2 trace errors opened apart are the largest class of wrongly split pairs (a perfect fix
     of the class is worth +0.039 on the cascade mean), and on cascades 201 about 43% of them are pieces whose H -> R
-    trace error came later and joined the root's group. 0: never (the rule before)."""
+    trace error came later and joined the root's group. Only a rooted group learns so: on the development noise sets
+    (MicroSS's faults open with trace errors) a stray trace error folded into a fault's trace-opened group moved a later
+    bridge and split the fault (noise everywhere 6113, -0.0011). 0: never (the rule before)."""
 
     def __post_init__(self) -> None:
         if min(self.gap_s, self.lateness_s, self.merge_window_s, self.retention_s, self.burst_s,
