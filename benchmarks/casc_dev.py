@@ -73,6 +73,10 @@ VARIANTS.update({"(v1) victims first apart": GroupingConfig(victims_first_apart=
 """Victims first apart (casc26, session 39, for the next round): `victims_first_apart`, a bridge's caller-only group that
 began first, both groups opened by a symptom of their own, is not folded into its callee's group."""
 
+VARIANTS.update({"(c1) climbed late 120s": GroupingConfig(climb_late_s=120.0)})
+"""Calls climbing, learnt late (casc42, session 41, for the next round): `climb_late_s`, a group of failed calls into H
+opened before any cause knew H as a caller folds into the cause that learns H's calls into it failed."""
+
 def sets(cascades_only: bool) -> list[DataSet]:
     """rca-micross, the development and tuning sets, DEVELOPMENT_TOPOLOGY, and the checks."""
     base = rca_sets.micross()

@@ -34,6 +34,7 @@ from .test_stage2 import (
 )
 from .test_stage2_borrowed_callers import scene as borrowed_callers_scene
 from .test_stage2_victims_first import scene as victims_first_scene
+from .test_stage2_climb_late import update_scene as climb_late_scene
 
 HOST = {"host": ["h1"]}
 
@@ -159,6 +160,12 @@ ca-1 relates to both; cart's group began first, so it is not folded into stock's
 Which group began first, whether each was opened by a symptom of its own (`GroupState.rooted`) and that cart's group
 knows ca-1 as its own name come from the store after a restart."""
 
+CLIMB_LATE = climb_late_scene()
+"""Calls climbing, learnt late (issue 17, session 41, casc42): cart's failed calls into pay open a group before stock's
+group knows pay as a caller; h's later alert names pay-2, and the piece is folded into stock's group. The piece's group
+(opened by a trace error, its own names pay's), when it began and its latest alert, and which caller names stock's group
+knew before that alert, come from the store after a restart."""
+
 SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIER_WHILE_HELD,
           "cascade scene": events_of(SCENE), "company": COMPANY, "victims": VICTIMS, "burst": BURST,
           "resumed": RESUMED_SCENE, "lone": events_of(LONE), "lulled": LULLED, "machine": MACHINE,
@@ -167,7 +174,7 @@ SCENES = {"updated while held": UPDATED_WHILE_HELD, "earlier while held": EARLIE
           "burst machines": MACHINES_SCENE, "lone joins": LONE_JOINS_SCENE, "lone habit": HABIT_SCENE,
           "lone new root": LONE_JOINS_SCENE, "path folds labelled": events_of(PATH_FOLD),
           "late symptom": LATE_SCENE, "borrowed callers": BORROWED_CALLERS, "burst companions": COMPANIONS_SCENE,
-          "victims first": VICTIMS_FIRST, "lone wait": LONE_WAIT_SCENE}
+          "victims first": VICTIMS_FIRST, "lone wait": LONE_WAIT_SCENE, "climbed late": CLIMB_LATE}
 """In the path folds labelled scene (issue 17, session 38) the burst's group's entities and latest onset, which let the
 shared host fold it with the stray's group through x, come from the store after a restart. In the related company scene (issue 17, session 34) c is no company for b (b relates to a only), so b opens its
 own parent; which group c was placed in comes from the store after a restart. In the recurrence apart scene (issue 17, session 36) a's group's keys and
@@ -204,7 +211,8 @@ CONFIGS = {"resumed": RESUME, "lulled": LULL, "machine": replace(CFG, machine_fo
            "late symptom": replace(CFG, late_symptom_s=120),
            "borrowed callers": replace(CFG, caller_window_s=30, borrowed_callers=True),
            "burst companions": replace(CFG, burst_companions=True),
-           "victims first": replace(CFG, victims_first_apart=True), "lone wait": replace(CFG, lone_wait_s=30)}
+           "victims first": replace(CFG, victims_first_apart=True), "lone wait": replace(CFG, lone_wait_s=30),
+           "climbed late": replace(CFG, climb_late_s=120)}
 """A scene's settings, where not `CFG`."""
 
 
@@ -337,6 +345,12 @@ def test_the_victims_first_scene_depends_on_victims_first_apart() -> None:
     assert named["st"] == named["t"] != named["ca"]
     before = parents(uninterrupted(VICTIMS_FIRST, replace(CONFIGS["victims first"], victims_first_apart=False)))
     assert before["ca"] == before["st"] == before["t"]
+
+
+def test_the_climbed_late_scene_depends_on_climb_late_s() -> None:
+    named = parents(uninterrupted(CLIMB_LATE, CONFIGS["climbed late"]))
+    assert named["piece"] == named["st"] == named["h"] != named["x"]
+    assert parents(uninterrupted(CLIMB_LATE))["piece"] != named["st"]
 
 
 def test_the_resumed_scene_depends_on_resume_below() -> None:

@@ -289,7 +289,7 @@ class Grouper:
         for ev in events:
             if watermark is None:
                 self.watermark = max(self.watermark, ev.emitted_at)
-            self._take(ev, ev.incident_id in on_time)
+            self._take(ev, out, ev.incident_id in on_time)
         if watermark is not None:
             self.watermark = max(self.watermark, watermark)
         self._run(self.release_point, out)
@@ -360,13 +360,13 @@ class Grouper:
 
     # ---- intake -----------------------------------------------------------------------------------------
 
-    def _take(self, ev: IncidentEvent, on_time: bool = False) -> None:
+    def _take(self, ev: IncidentEvent, out: GroupingOutput, on_time: bool = False) -> None:
         self.counters.events += 1
         cid = ev.incident_id
         gid = self._child_group.get(cid)
         g = self.store.get(gid) if gid is not None else None
         if g is not None:
-            self._update_child(g, ev)
+            self._update_child(g, ev, out)
             return
         held = self.store.held(cid)
         if held is not None:
@@ -387,7 +387,7 @@ class Grouper:
         heapq.heappush(self._held, (ev.first_seen, cid))
         self._onsets.add(split_key(ev.key)[0], ev.first_seen, cid)
 
-    def _update_child(self, g: GroupState, ev: IncidentEvent) -> None:
+    def _update_child(self, g: GroupState, ev: IncidentEvent, out: GroupingOutput) -> None:
         known = g.children.get(ev.incident_id)
         if known is None or ev.seq <= known.seq:
             self.counters.duplicates += 1
@@ -402,8 +402,9 @@ class Grouper:
             self._onsets.add(split_key(ev.key)[0], child.first_seen, child.id)
         g.refresh(child)
         if g.accepting and child.entity_values != known.entity_values:
-            self._absorb(g, view_of(ev, self.config, self.topology), borrowed=child.by_path,
-                         heard=child.by_chain)
+            before, view = self._callers_before(g), view_of(ev, self.config, self.topology)
+            self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
+            self._climbed_late(g, before, view, ev, ev.last_seen, self.release_point, out)
         # A parent republishes on membership and severity changes; children's counts travel on their own events.
         if SEVERITY_RANK.get(child.severity, 1) > SEVERITY_RANK.get(known.severity, 1):
             g.dirty = True
@@ -724,12 +725,17 @@ class Grouper:
         return any(c.key == child.key and c.id != child.id and c.first_seen < child.first_seen
                    for _, other in self.store.items() if other.scope == g.scope for c in other.children.values())
 
-    def _fold(self, src: GroupState, dst: GroupState, ev: IncidentEvent, now: float, out: GroupingOutput) -> None:
-        """Move every child of `src` into `dst`, announce it, and retire `src` (its id is never reused)."""
+    def _fold(self, src: GroupState, dst: GroupState, ev: IncidentEvent, now: float, out: GroupingOutput,
+              why: str | None = None, heard: bool = False) -> None:
+        """Move every child of `src` into `dst`, announce it, and retire `src` (its id is never reused). `why`: the
+        reason, when it is not that the child `ev` relates to both; `heard`: `src`'s children join as calls climbing do
+        (`_climbed_late`): their names relate as caller names, and they move no onset and no reach."""
         self.counters.merged += 1
         self._unindex(src)
-        why = f"{ev.incident_id} ({ev.key}) relates it to {dst.id} too"
+        why = why or f"{ev.incident_id} ({ev.key}) relates it to {dst.id} too"
         for child in src.children.values():
+            if heard:
+                child.by_chain, child.moves_onset = True, False
             dst.refresh(child)
             self._child_group[child.id] = dst.id
             out.assignments.append(Assignment(
@@ -737,7 +743,7 @@ class Grouper:
                 via=ev.incident_id, gap_s=0.0, explanation=f"merged in from {src.id}: {why}", assigned_at=now))
         own, callers = src.entities - src.borrowed, frozenset(src.callers)
         self._absorb(dst, ChildView({n: ("", n) for n in own}, {k: frozenset(v) for k, v in src.scopes.items()},
-                                    callers))
+                                    callers), heard=heard)
         self._absorb(dst, ChildView({n: ("", n) for n in src.borrowed}, {}, callers), borrowed=True)
         dst.dirty = True
         src.phase = GroupPhase.RESOLVED
@@ -1023,6 +1029,49 @@ class Grouper:
             if g is not None:
                 yield g
 
+    def _callers_before(self, g: GroupState) -> frozenset[str]:
+        """The group's caller names before a child's names come, for `_climbed_late` (nothing to copy when it is off)."""
+        return frozenset(g.callers) if self.config.climb_late_s else frozenset()
+
+    def _climbed_late(self, g: GroupState, before: frozenset[str], view: ChildView, ev: IncidentEvent, t: float, now: float,
+                      out: GroupingOutput) -> None:
+        """Calls climbing, learnt late (`GroupingConfig.climb_late_s`): when a child's alert at t makes the group (opened by
+        a symptom of its own: `GroupState.rooted`) know,
+        as a name the child carries as a caller, an instance of a service H no caller name it knew before belongs to
+        (H's calls into the group's failure failed), each accepting group of its scope that is only failed calls into
+        H (opened by one, every name of its own H or an instance of H, none borrowed), began after the group did (a
+        failure climbs after its cause fails) and alerted within climb_late_s before t is folded in, its children joining
+        as calls climbing do. It opened before any group knew H as a
+        caller, so `_climb` had no name to climb by. Not when another group of the scope knows a caller of H too (two
+        failures H's calls went into), nor past room. `before`: the group's caller names before the child's names
+        came. From the stored groups and the event alone, so a restart decides as the run before it did."""
+        window = self.config.climb_late_s
+        new = (g.callers - before) & view.callers
+        if not window or not g.accepting or not new or not g.rooted:
+            return  # a cause seen only from calls (MicroSS's faults open so, and its stray trace errors) learns nothing here
+        known = {service_of(n) for n in before}
+        for service in sorted({s for n in new if (s := service_of(n)) is not None} - known):
+            via = min(n for n in new if service_of(n) == service)
+            pieces: list[GroupState] = []
+            for other in self._climb_groups(g.scope):
+                if other.id == g.id or other.phase is not GroupPhase.OPEN or not other.accepting:
+                    continue
+                if any(service_of(n) == service for n in other.callers):
+                    pieces = []
+                    break  # H's calls failed into another cause too: which one this piece is, nothing says
+                own = other.entities - other.callers
+                if (not other.rooted and own and not other.borrowed and t - other.reach <= window
+                        and (other.first_seen, other.id) > (g.first_seen, g.id)
+                        and all(n == service or service_of(n) == service for n in own)):
+                    pieces.append(other)
+            for piece in sorted(pieces, key=lambda p: (p.first_seen, p.id)):
+                if len(g.children) + len(piece.children) > self.config.max_children:
+                    continue
+                why = (f"its failed calls went into {service}, whose own calls failed in {g.id}: {ev.incident_id} "
+                       f"({ev.key}) named {via} as a caller {_seconds(max(t - piece.reach, 0.0))} after its latest "
+                       f"alert")
+                self._fold(piece, g, ev, now, out, why=why, heard=True)
+
     def _first_seen_of(self, child_id: str) -> float | None:
         """A known child's first alert as it stands: held, or in its group."""
         held = self.store.held(child_id)
@@ -1075,9 +1124,11 @@ class Grouper:
         child.by_chain = link.chain or link.machine or (link.climbs and not self.config.climb_owns)
         child.moves_onset = link.climbs and self.config.climb_onset  # (`GroupingConfig.climb_onset`)
         g.refresh(child)
+        before = self._callers_before(g)
         self._absorb(g, view, borrowed=child.by_path, heard=child.by_chain)
         self._child_group[ev.incident_id] = g.id
         g.dirty = True
+        self._climbed_late(g, before, view, ev, ev.last_seen, now, out)
         if self._placing and not g.accepting and now <= g.reach + self.config.gap_s:
             # a late child (`_closed_around`) carried it past the release point: accepting, as it would be on time
             g.accepting = True
