@@ -96,7 +96,8 @@ def explain_difference(dep: Deployment, latest: dict[str, tuple[str, int]], expe
 
 
 TAKEOVER_LOG_MARKS = ("correlation engine for partition", "first record read", "no committed offset",
-                      "fetch came back", "No event received", "never committed were not restored", "not committing")
+                      "fetch came back", "No event received", "never committed were not restored", "not committing",
+                      "passed over by the fetch")
 """Worker log lines `explain_difference` quotes: restores, where reading resumed, and what went astray."""
 
 
