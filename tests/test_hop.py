@@ -88,4 +88,4 @@ def test_sigkill_mid_storm_on_the_hop_recovers_the_same_incidents(broker: Embedd
     latest = follow(dep, expected_alerts=sum(count for _, count in expected.values()))
     got = {i: (e.key, e.alert_count) for i, e in latest.items()}
     assert got == expected, explain_difference(dep, got, expected, workers)
-    assert sum(e.duplicates for e in latest.values()) == report.duplicates
+    assert sum(e.duplicates for e in latest.values()) == report.duplicates, explain_difference(dep, {}, {}, workers)
