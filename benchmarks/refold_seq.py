@@ -10,8 +10,8 @@ seq the killed worker already published other content, and end on a seq at or be
 Per run and per partition of `alerts` (the test's storm: 3000 alerts, seed 13, cut by the ingest's hop): the killed
 worker folds its records a few at a time up to a random kill point, its last checkpoint at a random point before it;
 the successor restores that checkpoint and folds the rest in larger batches, then flushes as an idle worker does.
-Counted: runs whose reader's alert counts differ from the offline replay's, and what each worker published under the
-incident's seqs. No broker, no Faust: the engine and the records the worker would fold.
+Counted: runs whose reader's alert counts differ from the offline replay's (with what each worker published under the
+incident's seqs), and runs where only the reader's total of duplicates does (the test's second assertion). No broker, no Faust: the engine and the records the worker would fold.
 
     AIOPS_PURE=1 PYTHONPATH=$PWD .venv/bin/python benchmarks/refold_seq.py --runs 40
 """
@@ -39,8 +39,9 @@ Published = dict[str, dict[int, set[tuple[int, str, int]]]]
 """Incident id -> seq -> the (alert count, kind, worker) published under it."""
 
 
-def partition_records(partitions: int = 4) -> tuple[dict[str, int], dict[int, list[list[AlertRecord]]]]:
-    """The replay's alert count per incident, and per partition of `alerts` each record's alerts in offset order."""
+def partition_records(partitions: int = 4) -> tuple[dict[str, int], int, dict[int, list[list[AlertRecord]]]]:
+    """The replay's alert count per incident and its duplicates, and per partition of `alerts` each record's alerts
+    in offset order."""
     bodies = storm_bodies(3000, seed=13)
     report = replay([a for b in bodies for a in parse("generic", b)], DEFAULT_CONFIG)
     by_partition: dict[int, list[list[AlertRecord]]] = defaultdict(list)
@@ -48,7 +49,7 @@ def partition_records(partitions: int = 4) -> tuple[dict[str, int], dict[int, li
         offset = len(by_partition[partition])
         segments = numbered(decode_batch(value)[0], offset)
         by_partition[partition].append([r for s in segments for r in s.records])
-    return {i.id: i.alert_count for i in report.incidents}, by_partition
+    return {i.id: i.alert_count for i in report.incidents}, report.duplicates, by_partition
 
 
 def killed_and_refolded(records: list[list[AlertRecord]], rng: random.Random,
@@ -77,8 +78,9 @@ def killed_and_refolded(records: list[list[AlertRecord]], rng: random.Random,
 
 
 def one_run(seed: int, expected: dict[str, int], partitions: dict[int, list[list[AlertRecord]]]) -> tuple[
-        dict[str, tuple[int | None, int | None]], Published]:
-    """The incidents whose reader's count differs from the replay's (got, replay), and everything published."""
+        dict[str, tuple[int | None, int | None]], int, Published]:
+    """The incidents whose reader's count differs from the replay's (got, replay), the reader's duplicates, and
+    everything published."""
     rng = random.Random(seed)
     publish: list[tuple[int, IncidentEvent]] = []
     for p in partitions:  # in order of their first record
@@ -90,26 +92,30 @@ def one_run(seed: int, expected: dict[str, int], partitions: dict[int, list[list
         if ev.incident_id not in latest or ev.seq > latest[ev.incident_id].seq:
             latest[ev.incident_id] = ev
     got = {i: e.alert_count for i, e in latest.items()}
-    return {i: (got.get(i), expected.get(i)) for i in set(got) | set(expected) if got.get(i) != expected.get(i)}, \
-        published
+    differ = {i: (got.get(i), expected.get(i)) for i in set(got) | set(expected) if got.get(i) != expected.get(i)}
+    return differ, sum(e.duplicates for e in latest.values()), published
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
-    expected, partitions = partition_records()
-    differing = 0
+    expected, duplicates, partitions = partition_records()
+    differing = duplicates_only = 0
     for seed in range(args.runs):
-        diff, published = one_run(seed, expected, partitions)
+        diff, reader_duplicates, published = one_run(seed, expected, partitions)
         if diff:
             differing += 1
+        elif reader_duplicates != duplicates:  # the hop test's second assertion
+            duplicates_only += 1
+            print(f"run {seed}: every count as the replay's, duplicates {reader_duplicates} for {duplicates}")
         for incident, (got, want) in sorted(diff.items()):
             seqs = "; ".join(f"{seq}: " + ", ".join(f"{c} {k} by {'killed' if w == 1 else 'successor'}"
                                                     for c, k, w in sorted(v)) for seq, v in
                              sorted(published[incident].items())[-3:])
             print(f"run {seed}: {incident} reader {got}, replay {want}; last seqs {seqs}")
-    print(f"{differing} of {args.runs} runs end with a reader's count other than the replay's")
+    print(f"{differing} of {args.runs} runs end with a reader's count other than the replay's, {duplicates_only} more "
+          "with its duplicates only")
 
 
 if __name__ == "__main__":
