@@ -26,7 +26,8 @@ checkpoint sees one checkpoint too. Records without an id (a store with no progr
 `mark_sent` marker) are applied as they come.
 
 So a crash at any point loses nothing: output already out is regenerated with the same ids and seq if the
-state did not make it; state already out is never re-applied, because the progress committed with it says which
+state did not make it (known gap, hop42 in benchmarks/RESULTS.md, not fixed: a refold in other batches can give a
+seq other content than the first fold gave it, and every reader keeps the first); state already out is never re-applied, because the progress committed with it says which
 input it covers; an outbox event decided but not known to be out is sent again, byte for byte, by whoever
 loads the store next; input not yet acknowledged is read again. The input is acknowledged only once the keys
 and progress covering it are delivered (one round trip per checkpoint, not per batch): Faust flushes the

@@ -706,6 +706,9 @@ class Consumer(faust_aiokafka.Consumer):
         records = await super()._getmany(active_partitions, timeout)
         if records and self.flow_active:
             for tp, start, end in unserved(records, self._fetched_to, self.app.topics.acks_enabled_for):
+                # rare (a broker that counted offsets it never served) and what a lost record would look like: said
+                log.info("%s:%d offsets %d-%d passed over by the fetch, taken as skipped", tp.topic, tp.partition,
+                         start, end)
                 await self._add_gap(tp, start, end)  # facts of the log, whether this fetch is delivered or not
         if records and not self.flow_active:
             thread = cast(ConsumerThread, self._thread)

@@ -19,7 +19,8 @@ dead-lettered) is retried in the running worker, with backoff (0.1 s doubling to
 `aiops_batch_retries_total{agent}`): the stage's `rollback` forgets the state it folded since its last
 checkpoint (rebuilt from its table, and rewritten whole at the next checkpoint) and returns the input to fold
 again (what it held since that checkpoint, then the failed batch), folded as two batches in that order.
-Refolded input regenerates the same output (same ids, same seq) and is deduplicated by the stores' progress
+Refolded input regenerates the same output (same ids, same seq; but two batches where the first fold had more
+can give a seq other content, which readers drop: hop42, not fixed) and is deduplicated by the stores' progress
 and keys as after a crash; a dead letter already sent for a record is not sent again; the input metrics of a
 fold (`stream.tally`) count only when it succeeds, and not at all for the held input folded again, so each
 record counts once. Only a stopping worker, or one rebalancing before the rebalance's seek, gives up (Faust waits

@@ -24,7 +24,7 @@ from stream.hop import HOP_SOURCE, numbered
 from stream.ingest import AlertHop
 from stream.state import TableStore
 
-from .test_pipeline import follow, storm_bodies
+from .test_pipeline import explain_difference, follow, storm_bodies
 from .workers import Deployment, WorkerProc
 
 HOP = AlertHop(DEFAULT_KEY_CONFIG, TimeGuard(horizon_s=None), 4)
@@ -86,5 +86,6 @@ def test_sigkill_mid_storm_on_the_hop_recovers_the_same_incidents(broker: Embedd
     dep.produce_placed("alerts", records[half:])
     workers.append(dep.start_worker("second"))
     latest = follow(dep, expected_alerts=sum(count for _, count in expected.values()))
-    assert {i: (e.key, e.alert_count) for i, e in latest.items()} == expected
-    assert sum(e.duplicates for e in latest.values()) == report.duplicates
+    got = {i: (e.key, e.alert_count) for i, e in latest.items()}
+    assert got == expected, explain_difference(dep, got, expected, workers)
+    assert sum(e.duplicates for e in latest.values()) == report.duplicates, explain_difference(dep, {}, {}, workers)

@@ -63,18 +63,25 @@ def explain_difference(dep: Deployment, latest: dict[str, tuple[str, int]], expe
                        workers: list[WorkerProc]) -> str:
     """For a failure message: the ids whose (key, alert count) differ from the replay's, every stage-1 event of
     their keys on `incidents` and every record of their keys on the correlation-state changelog (with the
-    partitions' progress records), and where the workers' logs are: a takeover that loses or splits an incident
-    under load then explains itself."""
+    partitions' progress records), any incident whose seq was published twice with other content (a reader keeps
+    the first: hop42's refold), and where the workers' logs are: a takeover that loses or splits an incident under
+    load then explains itself."""
     ids = sorted(i for i in set(latest) | set(expected) if latest.get(i) != expected.get(i))
     keys = {pair[0] for i in ids for pair in (latest.get(i), expected.get(i)) if pair is not None}
     lines = [f"{i}: got {latest.get(i)}, replay {expected.get(i)}" for i in ids]
     lines.append("incidents (partition@offset id #seq kind alerts firing first_seen):")
+    published: dict[tuple[str, int], set[tuple[str, int, int, int]]] = {}
     for r in dep.read_so_far("incidents", timeout=20):
         if not is_stage2_record(r.headers):
             ev = IncidentEvent.model_validate_json(r.value)
+            published.setdefault((ev.incident_id, ev.seq), set()).add(
+                (ev.kind, ev.alert_count, ev.firing_count, ev.duplicates))
             if ev.key in keys:
                 lines.append(f"  {r.partition}@{r.offset} {ev.incident_id} #{ev.seq} {ev.kind} {ev.alert_count} "
                              f"{ev.firing_count} {ev.first_seen} {ev.key}")
+    lines.append("seqs published with other content (id #seq: (kind, alerts, firing, duplicates) ...):")
+    lines += [f"  {i} #{seq}: {sorted(contents)}" for (i, seq), contents in sorted(published.items())
+              if len(contents) > 1]
     lines.append("correlation-state changelog (partition@offset key [headers] [(id, alerts, seq, phase)] pending):")
     for r in dep.read_so_far(f"{dep.app_id}-correlation-state-changelog", timeout=20, named=True):
         key = (r.key or b"").decode(errors="replace")
@@ -96,7 +103,8 @@ def explain_difference(dep: Deployment, latest: dict[str, tuple[str, int]], expe
 
 
 TAKEOVER_LOG_MARKS = ("correlation engine for partition", "first record read", "no committed offset",
-                      "fetch came back", "No event received", "never committed were not restored", "not committing")
+                      "fetch came back", "No event received", "never committed were not restored", "not committing",
+                      "passed over by the fetch")
 """Worker log lines `explain_difference` quotes: restores, where reading resumed, and what went astray."""
 
 
