@@ -293,7 +293,8 @@ class Settings(BaseSettings):
                                                "and such an incident waits notify_cause_wait)")
     reconcile_after_loss: bool = Field(default=True, description="after the broker lost its topics, each "
                                        "stage-1 partition says which incidents it holds open (a census on "
-                                       "incidents) and notify closes the ones of that partition it holds open and "
+                                       "incidents) and each of them again there as last published (notify may "
+                                       "never have read one whose only event went with the broker), and notify closes the ones of that partition it holds open and "
                                        "the census does not name: their closes went with the broker (a page out is "
                                        "resolved, one never sent dropped; false: the old behaviour, they stay "
                                        "firing). Session 39's extra pages with it on were routing records lost in a "
