@@ -113,11 +113,14 @@ class Pipeline:
     read_to: dict[tuple[str, int], int] = field(default_factory=dict)
     """The next offset of each (topic, partition) the agents read from (`note_read`), for `records_waiting`."""
     census_after_loss: bool = True
-    """After the broker lost its topics, say which incidents each engine holds open, and each of them again on
-    `incidents` (`census_lost`, `_say_again`; `Settings.reconcile_after_loss`)."""
+    """After the broker lost its topics, say which incidents each engine holds open (`census_lost`;
+    `Settings.reconcile_after_loss`)."""
     route_after_loss: bool = True
     """After the broker lost its topics, hand `route` each engine's open incidents again (`census_lost`,
     `Correlator.restate`; `Settings.stage2_restate_after_loss`)."""
+    incidents_after_loss: bool = False
+    """After the broker lost its topics, say each engine's open incidents again on `incidents` too (`_say_again`;
+    `Settings.restate_incidents_after_loss`)."""
     _census_due: set[int] = field(default_factory=set)
     """Partitions whose engine was built (or rebuilt by a rollback) after a loss and before a checkpoint wrote it:
     their census (and open incidents routed again) goes out before their next input once the agents resumed
@@ -165,7 +168,7 @@ class Pipeline:
     def _says_after_loss(self) -> bool:
         """Whether an engine built after a loss says something (`census_lost`): its census, its open incidents to
         stage 2 again, or both."""
-        return self.census_after_loss or (self.route_after_loss and self.route is not None)
+        return self.census_after_loss or self.incidents_after_loss or (self.route_after_loss and self.route is not None)
 
     def store(self, partition: int) -> TableStore:
         """The store of a partition's engine (building the engine on first use)."""
@@ -195,8 +198,8 @@ class Pipeline:
         firing, paged them alone and never resolved them (session 38's chaos soak, mechanism 1b). Notify closes
         what the census does not name (`correlator.notify.state`). Like stage 2's restatement, a rollback before
         the checkpoint that writes the store says it again, counting the state rebuilt; after it, never. Before the
-        census, the engine's open incidents are said again (`_say_again`): on `incidents` with the census, to stage 2
-        with `route_after_loss`.
+        census, the engine's open incidents are said again (`_say_again`): to stage 2 with `route_after_loss`, on
+        `incidents` with `incidents_after_loss`.
 
         It waits until the agents resumed after the loss (`resumed`: the group's rejoin ended), so that it is
         published to, and read by, the group as it stands after the loss rather than in the middle of its rejoin.
@@ -247,14 +250,16 @@ class Pipeline:
         2.5 s before the broker stopped left routing partition 2 unread, and four of fault 4's children went with
         it). Stage 2 counts the ones it holds as duplicates.
 
-        To `incidents`, with the census (`census_after_loss`): the same cut rebalance leaves `incidents` unread too,
-        and notify never learns of an incident whose only event went with the broker: it is never paged, alone or
-        in a cause, and never closed (session 41's quick chaos soak t5, child42: `mobservice/docker_cpu_core_5_pct`,
+        To `incidents` (`incidents_after_loss`, off by default): the same cut rebalance leaves `incidents` unread
+        too, and notify never learns of an incident whose only event went with the broker: it is never paged, alone
+        or in a cause, and never closed (session 41's quick chaos soak t5, child42: `mobservice/docker_cpu_core_5_pct`,
         published 0.8 s after its notify's partition was revoked, said again to stage 2 only, which left it a cause
         of its own; notify never held it). The census closes what notify holds that stage 1 no longer does; this
         opens what stage 1 holds that notify never read. Before the route: notify reads each incident before
-        stage 2's assignment of it, as from a commit."""
-        to_incidents = self.census_after_loss
+        stage 2's assignment of it, as from a commit. Off because in three loaded quick chaos soaks with it on
+        (child42 t1-t3) notify did not apply runs of stage 2's restated assignments after the restart (Tansu's
+        `UnknownError` rollbacks) and paged 134, 255 and 148 of these incidents alone."""
+        to_incidents = self.incidents_after_loss
         to_route = self.route_after_loss and self.route is not None
         if not (to_incidents or to_route):
             return
@@ -621,7 +626,8 @@ def install(app: App, settings: Settings) -> Pipeline:
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
                     incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources,
                     census_after_loss=settings.reconcile_after_loss,
-                    route_after_loss=settings.stage2_restate_after_loss)
+                    route_after_loss=settings.stage2_restate_after_loss,
+                    incidents_after_loss=settings.restate_incidents_after_loss)
     # A record of either read twice is applied once (segment sources), so a re-read is never dropped.
     app.redelivered_topics = app.redelivered_topics | {names.alerts_raw, names.alerts}
     app.stop_hooks.append(sources.stop)

@@ -155,10 +155,10 @@ def test_a_child_routed_but_never_folded_before_the_restart_joins_its_cause_afte
             b.stop()
 
 
-def _wired(table_data: dict[bytes, bytes], owned: set[int], census: bool = False,
+def _wired(table_data: dict[bytes, bytes], owned: set[int], census: bool = False, incidents: bool = False,
            ) -> tuple[Any, list[tuple[list[str], dict[int, Any], bool]]]:
     """A Pipeline on fakes (the table's local data, the assignment, a `route` that records its calls), routing only
-    unless `census` (then `stream.pipeline.send_batches` must be a fake too)."""
+    unless `census` or `incidents` (then `stream.pipeline.send_batches` must be a fake too)."""
     from faust.types import TP
 
     from stream.pipeline import Pipeline
@@ -174,7 +174,7 @@ def _wired(table_data: dict[bytes, bytes], owned: set[int], census: bool = False
     table = SimpleNamespace(data=table_data, changelog_topic=SimpleNamespace(get_topic_name=lambda: "state-changelog"))
     topics = {name: SimpleNamespace(get_topic_name=lambda name=name: name) for name in ("alerts", "incidents")}
     pipe = Pipeline(app=app, config=STAGE1, table=table, topics=topics,  # type: ignore[arg-type]
-                    census_after_loss=census, route=route)
+                    census_after_loss=census, incidents_after_loss=incidents, route=route)
     return pipe, calls
 
 
@@ -200,16 +200,16 @@ def test_after_a_loss_an_owned_partition_is_built_once_restored_routed_again_and
     assert len(calls) == 1  # once
 
 
-@pytest.mark.parametrize("census", [True, False])
-def test_after_a_loss_each_open_incident_is_said_again_on_incidents_with_the_census(
-        monkeypatch: pytest.MonkeyPatch, census: bool) -> None:
+@pytest.mark.parametrize("incidents", [True, False])
+def test_after_a_loss_each_open_incident_is_said_again_on_incidents_when_asked(
+        monkeypatch: pytest.MonkeyPatch, incidents: bool) -> None:
     """Session 41's quick chaos soak t5 (child42): a rebalance the broker stop cut short left `incidents` unread as
     well as the routing topic; an incident whose only event went with the broker was said again to stage 2 alone,
     which left it a cause of its own (15 of its fault's last alerts went with the broker too), and notify never
-    learnt of it: never paged, alone or in a cause. With the census (`census_after_loss`) each open incident is said
-    again on `incidents` too, as last published (notify counts the ones it holds as repeats), before the census and
-    before the route (notify reads each before stage 2's assignment of it); without it, to stage 2 only, as before.
-    Fails on the code before (nothing but the census on `incidents`)."""
+    learnt of it: never paged, alone or in a cause. With `incidents_after_loss` (`Settings.restate_incidents_after_loss`,
+    off by default) each open incident is said again on `incidents` too, as last published (notify counts the ones it
+    holds as repeats), before the census and before the route (notify reads each before stage 2's assignment of it);
+    without it, the census alone, and to stage 2, as before. Fails on the code before (`[True]`: only the census)."""
     import stream.pipeline as pipeline_module
 
     sent: list[tuple[str, int, Any]] = []
@@ -222,15 +222,15 @@ def test_after_a_loss_each_open_incident_is_said_again_on_incidents_with_the_cen
     engine, events = _stage1()
     data = {f"0|{key}".encode(): encode_state(st) for key, st in engine.store.items()}
     data[b"0#progress"] = orjson.dumps({"progress": {}, "watermark": engine.watermark})
-    pipe, calls = _wired(data, owned={0}, census=census)
+    pipe, calls = _wired(data, owned={0}, census=True, incidents=incidents)
     pipe.broker_lost()
     asyncio.run(pipe.census_lost())
     records = [(partition, key, decode_incident_record(value, list(headers)))
                for topic, partition, batch in sent if topic == "incidents" for key, value, headers in batch]
     again = [(partition, key, r) for partition, key, r in records if isinstance(r, IncidentEvent)]
     last = {ev.incident_id: ev for ev in events}
-    if not census:
-        assert records == [] and len(calls) == 1  # to stage 2 only
+    if not incidents:
+        assert again == [] and records and len(calls) == 1  # the census, and to stage 2
         return
     assert {r.incident_id: r for _, _, r in again} == last and len(again) == len(last)
     assert all(key == r.incident_id.encode() and partition == pipe._incident_partitions[r.incident_id]
