@@ -54,7 +54,7 @@ import threading
 import time
 import urllib.error
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -710,20 +710,28 @@ class Membership:
     last event times cover its own (an incident's members are not on the topic, only a sample)."""
 
     def __init__(self, data: Input, seen: Seen) -> None:
-        spans: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
-        for inc in seen.incidents.values():
-            spans[inc.key].append((inc.first_seen, inc.last_seen, inc.incident_id))
-        self.incident_of: dict[str, str] = {}
-        times = {a["fingerprint"]: float(a["starts_at"]) for a in data.alerts + data.flush}
-        for fp, t in times.items():
-            for first, last, incident_id in spans.get(data.keys[fp], ()):
-                if first - 1e-3 <= t <= last + 1e-3:
-                    self.incident_of[fp] = incident_id
-                    break
+        self.incident_of = incident_of(data, ((inc.key, inc.first_seen, inc.last_seen, inc.incident_id)
+                                              for inc in seen.incidents.values()))
         self.alerts_of: dict[str, list[str]] = defaultdict(list)
         for fp, incident_id in self.incident_of.items():
             self.alerts_of[incident_id].append(fp)
         self.children = {c.parent_id: list(c.children) for c in seen.causes.values()}
+
+
+def incident_of(data: Input, spans: Iterable[tuple[str, float, float, str]]) -> dict[str, str]:
+    """fingerprint -> the incident of its key whose first and last event times cover its own, from (key, first, last,
+    incident id) of each incident read (the soak's tail, or a `soak_trace.py` trace)."""
+    by_key: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for key, first, last, incident_id in spans:
+        by_key[key].append((first, last, incident_id))
+    out: dict[str, str] = {}
+    times = {a["fingerprint"]: float(a["starts_at"]) for a in data.alerts + data.flush}
+    for fp, t in times.items():
+        for first, last, incident_id in by_key.get(data.keys[fp], ()):
+            if first - 1e-3 <= t <= last + 1e-3:
+                out[fp] = incident_id
+                break
+    return out
 
 
 def fault_of(subject: str, members: Membership, truth: dict[str, str], sample: Sequence[str]) -> str:
@@ -823,7 +831,7 @@ def judge(run: Run, data: Input) -> dict[str, Any]:
         "trigger_deliveries": len(keys), "distinct_triggers": len(set(keys)),
         "resolves": sum(1 for e in run.pages if e["event_action"] == "resolve"),
         "accepted": len(run.accepted), "refused": len(run.refused), "answers": dict(run.answers),
-        "in_no_incident": len(lost), "in_no_incident_sample": lost[:10],
+        "in_no_incident": len(lost), "in_no_incident_sample": lost[:10], "in_no_incident_all": lost,
         "in_flight_at_broker_stop": len(in_flight),
         "lost_not_in_flight": sorted(set(lost) - in_flight)[:20],
         "lost_not_in_flight_count": len(set(lost) - in_flight),

@@ -8,11 +8,17 @@ A page beyond a fault's first is put in one class:
 * `beyond`: more pages than replay's parents: something the stream did that grouping alone does not (a child paged
   alone before its cause named it, a resolved page opened again, a grouping the live stage 2 made differently).
 It also says how many of the split pages the set's topology file would have spared (replay with it) and whether the
-soak's time compression changes the grouping (replay of the raw set).
+soak's time compression changes the grouping (replay of the raw set). A chaos run that lost accepted alerts with the
+broker (in no incident: in flight at its stop) is classified a second time against replay of the alerts that did reach
+an incident, the input the stream had to group: a page beyond the first classification but not the second is the
+grouping of what survived, not something the stream did (session 41, child42: quick soak t5's second page of fault 4,
+two children apart from their cause because 15 of the fault's last alerts went with the broker).
 
     python benchmarks/soak_pages.py /tmp/soak-final/report.json       # baseline and chaos of one soak
     python benchmarks/soak_pages.py REPORT --topology                  # the soak ran with the set's topology
     python benchmarks/soak_pages.py REPORT --topology --faults 8       # a `--quick` soak (its first 8 faults)
+    python benchmarks/soak_pages.py REPORT --topology --trace T.jsonl  # a report before `in_no_incident_all`: the
+                                                                       # alerts lost, from a `soak_trace.py` trace
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from soak import build_input  # noqa: E402
+from soak import FLUSH, HOUR, build_input, incident_of  # noqa: E402
+from soak_trace import load  # noqa: E402
 
 from correlator.replay import replay  # noqa: E402
 from correlator.sources.generic import parse  # noqa: E402
@@ -77,6 +85,27 @@ def classify(pages: dict[str, int], parents: Counter[str]) -> dict[str, Any]:
             "fewer_pages_than_parents": {f: v for f, v in sorted(fewer.items(), key=lambda kv: int(kv[0]))}}
 
 
+def reached(alerts: list[dict[str, Any]], lost: Iterable[str]) -> list[dict[str, Any]]:
+    """The soak's input less the alerts it accepted that no incident ever covered (`in_no_incident_all`: lost with
+    the broker), in order: what the stream's stage 1 had to correlate."""
+    gone = set(lost)
+    return [a for a in alerts if a["fingerprint"] not in gone]
+
+
+def lost_in_trace(faults: int | None, gap_cap: float, lines: list[dict[str, Any]]) -> list[str]:
+    """The alerts of the soak's input no incident event of a `soak_trace.py` trace covers (the soak's own rule,
+    `soak.incident_of`), for a report written before it carried `in_no_incident_all`. The input is placed in time
+    as the soak placed it: its end is found from the first flush alert's incident (two hours after the end)."""
+    probe = build_input(faults, gap_cap, end_at=time.time())
+    flush_key = probe.keys[f"{FLUSH}-0"]
+    starts = [d["fs"] for d in lines if d.get("k") == "ev" and d["key"] == flush_key]
+    if not starts:
+        raise SystemExit("the trace holds no incident of the first flush alert: cannot place the input in time")
+    data = build_input(faults, gap_cap, end_at=min(starts) - 2 * HOUR)
+    covered = incident_of(data, ((d["key"], d["fs"], d["ls"], d["id"]) for d in lines if d.get("k") == "ev"))
+    return sorted(a["fingerprint"] for a in data.alerts if a["fingerprint"] not in covered)
+
+
 def _faults_of(report: dict[str, Any]) -> int | None:
     """The faults a soak report covers when fewer than the whole set (a `--quick` one): replay then groups the same
     input the soak posted, not the whole set (soak38)."""
@@ -94,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gap-cap", type=float, default=1800.0, help="as the soak's --gap-cap")
     p.add_argument("--faults", type=int, default=None, help="as the soak's --faults (a `--quick` soak: 8); default "
                    "the report's own count when it says one, else all")
+    p.add_argument("--trace", type=Path, default=None, help="a `soak_trace.py` trace of the report's chaos run: the "
+                   "alerts lost with the broker, when the report does not list them (`in_no_incident_all`)")
     args = p.parse_args(argv)
     report = json.loads(args.report.read_text())
     faults = args.faults if args.faults is not None else _faults_of(report)
@@ -118,6 +149,16 @@ def main(argv: list[str] | None = None) -> int:
               + (f"; of the split, the set's topology spares {spared} in replay" if not args.topology else ""))
         print(f"  beyond (fault: pages, replay parents): {c['beyond_faults']}")
         print(f"  fewer pages than replay parents: {c['fewer_pages_than_parents']}")
+        lost = doc.get("in_no_incident_all")
+        if lost is None and args.trace is not None and run == "chaos":
+            lost = lost_in_trace(faults, args.gap_cap, load(str(args.trace)))
+        if lost:
+            kept = reached(data.alerts, lost)
+            survived = parents_per_fault(kept, data.truth, topology if args.topology else None)
+            s = classify({f: n for f, n in doc["pages"].items() if n}, survived)
+            print(f"  against replay of the {len(kept)} alerts that reached an incident ({len(data.alerts) - len(kept)} "
+                  f"lost with the broker): beyond {s['beyond']}, split {s['split']}; beyond (fault: pages, replay "
+                  f"parents): {s['beyond_faults']}")
     return 0
 
 

@@ -70,7 +70,7 @@ Route = Callable[[Sequence[tuple[IncidentEvent, bytes]], Mapping[int, SourceMark
 """A hook handed every event a commit publishes, with its encoded value, and the marks of the commit's partitions
 (how far each has published, `correlator.stage2.watermark`), taken with the events they cover; its sends'
 futures are waited for with the events' own, before the checkpoint writes the state that produced them. The flag:
-events said again after a broker loss (`Pipeline._route_again`), not new ones."""
+events said again after a broker loss (`Pipeline._say_again`), not new ones."""
 
 
 def key_config(settings: Settings) -> KeyConfig:
@@ -118,6 +118,9 @@ class Pipeline:
     route_after_loss: bool = True
     """After the broker lost its topics, hand `route` each engine's open incidents again (`census_lost`,
     `Correlator.restate`; `Settings.stage2_restate_after_loss`)."""
+    incidents_after_loss: bool = False
+    """After the broker lost its topics, say each engine's open incidents again on `incidents` too (`_say_again`;
+    `Settings.restate_incidents_after_loss`)."""
     _census_due: set[int] = field(default_factory=set)
     """Partitions whose engine was built (or rebuilt by a rollback) after a loss and before a checkpoint wrote it:
     their census (and open incidents routed again) goes out before their next input once the agents resumed
@@ -165,7 +168,7 @@ class Pipeline:
     def _says_after_loss(self) -> bool:
         """Whether an engine built after a loss says something (`census_lost`): its census, its open incidents to
         stage 2 again, or both."""
-        return self.census_after_loss or (self.route_after_loss and self.route is not None)
+        return self.census_after_loss or self.incidents_after_loss or (self.route_after_loss and self.route is not None)
 
     def store(self, partition: int) -> TableStore:
         """The store of a partition's engine (building the engine on first use)."""
@@ -195,8 +198,8 @@ class Pipeline:
         firing, paged them alone and never resolved them (session 38's chaos soak, mechanism 1b). Notify closes
         what the census does not name (`correlator.notify.state`). Like stage 2's restatement, a rollback before
         the checkpoint that writes the store says it again, counting the state rebuilt; after it, never. Before the
-        census, the engine's open incidents go to stage 2 again (`_route_again`; `route_after_loss`, with or without
-        the census).
+        census, the engine's open incidents are said again (`_say_again`): to stage 2 with `route_after_loss`, on
+        `incidents` with `incidents_after_loss`.
 
         It waits until the agents resumed after the loss (`resumed`: the group's rejoin ended), so that it is
         published to, and read by, the group as it stands after the loss rather than in the middle of its rejoin.
@@ -217,7 +220,7 @@ class Pipeline:
             self._census_due.discard(partition)
             if engine.watermark == float("-inf"):
                 continue
-            await self._route_again(partition, engine)
+            await self._say_again(partition, engine)
             if not self.census_after_loss:
                 continue
             open_ids: dict[int, list[str]] = {q: [] for q in range(self.incidents_partitions)}
@@ -237,22 +240,41 @@ class Pipeline:
             log.info("stage 1: census of partition %d after the broker lost its topics: %d open incidents at %s",
                      partition, count, engine.watermark)
 
-    async def _route_again(self, partition: int, engine: Correlator) -> None:
-        """Hand `route` the engine's open incidents again, as last published (`Correlator.restate`): the routing records
-        stage 2 had not folded went with the broker, and a new incident in one was never grouped (stage 1 says
-        nothing more of it until it changes) while notify, which had read it on `incidents`, paged it alone at the
-        cause wait (session 39's traced chaos soak: a rebalance begun 2.5 s before the broker stopped left routing
-        partition 2 unread, and four of fault 4's children went with it). Stage 2 counts the ones it holds as
-        duplicates. Only to `route`: `incidents` lost nothing notify reads again."""
-        if not self.route_after_loss or self.route is None:
+    async def _say_again(self, partition: int, engine: Correlator) -> None:
+        """Say the engine's open incidents again, as last published (`Correlator.restate`), to the readers that may
+        have lost them with the broker; one that holds an incident's event counts it a duplicate (same seq).
+
+        To `route` (`route_after_loss`): the routing records stage 2 had not folded went with the broker, and a new
+        incident in one was never grouped (stage 1 says nothing more of it until it changes) while notify, which had
+        read it on `incidents`, paged it alone at the cause wait (session 39's traced chaos soak: a rebalance begun
+        2.5 s before the broker stopped left routing partition 2 unread, and four of fault 4's children went with
+        it). Stage 2 counts the ones it holds as duplicates.
+
+        To `incidents` (`incidents_after_loss`, off by default): the same cut rebalance leaves `incidents` unread
+        too, and notify never learns of an incident whose only event went with the broker: it is never paged, alone
+        or in a cause, and never closed (session 41's quick chaos soak t5, child42: `mobservice/docker_cpu_core_5_pct`,
+        published 0.8 s after its notify's partition was revoked, said again to stage 2 only, which left it a cause
+        of its own; notify never held it). The census closes what notify holds that stage 1 no longer does; this
+        opens what stage 1 holds that notify never read. Before the route: notify reads each incident before
+        stage 2's assignment of it, as from a commit. Off because in three loaded quick chaos soaks with it on
+        (child42 t1-t3) notify did not apply runs of stage 2's restated assignments after the restart (Tansu's
+        `UnknownError` rollbacks) and paged 134, 255 and 148 of these incidents alone."""
+        to_incidents = self.incidents_after_loss
+        to_route = self.route_after_loss and self.route is not None
+        if not (to_incidents or to_route):
             return
         restated = engine.restate()
         if not restated:
             return
         published = [(ev, encode_incident_event(ev)) for ev in restated]  # not counted again as events made
-        self.checkpoints.sent(await self.route(published, {partition: self.mark(partition)}, True))
-        log.info("stage 1: %d open incidents of partition %d routed again after the broker lost its topics",
-                 len(restated), partition)
+        if to_incidents:
+            self.checkpoints.sent(await self.publish(published))
+        if to_route:
+            assert self.route is not None
+            self.checkpoints.sent(await self.route(published, {partition: self.mark(partition)}, True))
+        log.info("stage 1: %d open incidents of partition %d said again after the broker lost its topics (%s)",
+                 len(restated), partition, ", ".join(w for w, on in (("incidents", to_incidents), ("route", to_route))
+                                                      if on))
 
     def partition_of(self, key: str) -> int:
         """The partition of `alerts` a correlation key belongs to, as a keyed Kafka producer would pick it."""
@@ -604,7 +626,8 @@ def install(app: App, settings: Settings) -> Pipeline:
                     clocks=IdleClocks(settings.idle_flush, settings.idle_advance), alerts_partitions=partitions,
                     incidents_partitions=settings.partitions_for("incidents"), letters=letters, sources=sources,
                     census_after_loss=settings.reconcile_after_loss,
-                    route_after_loss=settings.stage2_restate_after_loss)
+                    route_after_loss=settings.stage2_restate_after_loss,
+                    incidents_after_loss=settings.restate_incidents_after_loss)
     # A record of either read twice is applied once (segment sources), so a re-read is never dropped.
     app.redelivered_topics = app.redelivered_topics | {names.alerts_raw, names.alerts}
     app.stop_hooks.append(sources.stop)

@@ -303,6 +303,13 @@ class Settings(BaseSettings):
                                             "open cause again (an updated event and its children's assignments) on "
                                             "the new incidents topic: notify may not have read them before the loss, "
                                             "and would page each child alone (false: the old behaviour)")
+    restate_incidents_after_loss: bool = Field(default=False, description="after the broker lost its topics, "
+                                               "each stage-1 partition says its open incidents again on incidents too, "
+                                               "as last published (notify counts the ones it holds as repeats): notify "
+                                               "never learns of an incident whose only event went with the broker "
+                                               "unread. Off by default: in session 41's loaded quick chaos soaks "
+                                               "(child42) notify failed to apply restated assignments after the "
+                                               "restart and paged 134-255 such incidents alone")
 
     # The response stage (correlator/notify/, stream/notify/): receivers and routes, re-read when it changes.
     notify_file: Path | None = Field(default=None, description="the notify file (YAML or JSON): receivers "

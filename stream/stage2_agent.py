@@ -281,7 +281,7 @@ class Stage2:
         values are the bytes already encoded for `incidents`, joined into a JSON array: routing costs no
         second encoding and no per-event record. The last record to each partition carries the marks of
         every stage-1 partition of this worker, the commit's own (`marks`) included. `restated`: events said again
-        after a broker loss (`Pipeline._route_again`), every record marked so (`RESTATED_HEADER`).
+        after a broker loss (`Pipeline._say_again`), every record marked so (`RESTATED_HEADER`).
         """
         by_partition: dict[int, list[bytes]] = {}
         for ev, value in published:

@@ -17,8 +17,8 @@ from .paths import MICROSS, ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from soak import drain_over, incidents_lag, incidents_read, read_through, topology_env  # noqa: E402
-from soak_pages import classify  # noqa: E402
+from soak import build_input, drain_over, incidents_lag, incidents_read, read_through, topology_env  # noqa: E402
+from soak_pages import classify, lost_in_trace, reached  # noqa: E402
 from soak_trace import covered, unnamed  # noqa: E402
 
 
@@ -121,3 +121,18 @@ def test_incidents_count_as_read_only_while_the_lag_stays_0() -> None:
     assert read_through(since, None, 11.0) == 10.0  # the broker did not answer: nothing learnt
     assert read_through(since, 0, 12.0) == 10.0  # still at the end: since the first 0 of the run of 0s
 
+
+
+def test_the_alerts_a_chaos_run_lost_with_the_broker_are_found_from_its_trace_and_left_out_of_the_replay() -> None:
+    """child42: quick soak t5 paged fault 4 twice, 1 "beyond replay's parents" of the whole input; 298 accepted alerts
+    went with the broker (15 of fault 4's last among them), and replay of the alerts that reached an incident makes
+    the same lone causes the stream made. A report before `in_no_incident_all` gets that list from a trace: the soak's
+    own rule on the input placed as the soak placed it (its end found from the first flush alert's incident)."""
+    data = build_input(8, 1800.0, end_at=1_790_000_000.0)
+    gone = {a["fingerprint"] for a in data.alerts[200:205]}
+    lines = [{"t": "inc", "k": "ev", "key": data.keys[a["fingerprint"]], "fs": float(a["starts_at"]),
+              "ls": float(a["starts_at"]), "id": f"inc-{i}"}
+             for i, a in enumerate(data.alerts + data.flush) if a["fingerprint"] not in gone]
+    assert lost_in_trace(8, 1800.0, lines) == sorted(gone)
+    kept = reached(data.alerts, gone)
+    assert [a["fingerprint"] for a in kept] == [a["fingerprint"] for a in data.alerts if a["fingerprint"] not in gone]
