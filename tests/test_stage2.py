@@ -1142,8 +1142,8 @@ def test_a_piece_a_stray_refused_says_why_it_opened_apart() -> None:
     assert next(a for a in alone.assignments if a.child_id == "z").explanation.startswith("opened it: it started alone")
 
 
-def test_lone_wait_is_off_by_default_and_never_negative() -> None:
-    assert GroupingConfig().lone_wait_s == 0
+def test_lone_wait_is_a_minute_by_default_off_at_zero_and_never_negative() -> None:
+    assert GroupingConfig().lone_wait_s == 60
     specs = [STRAY, ("a", "api/5xx", 38, 80, I1), ("z", "zk/mem", 40, 60, Z1)]
     assert partition(run(events_of(specs), replace(CFG, lone_wait_s=0))[1]) == "a|n z"
     with pytest.raises(ValueError, match="lone_wait_s"):

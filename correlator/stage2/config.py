@@ -390,7 +390,7 @@ class GroupingConfig:
     default since session 40 (late40: the 132 replays of `benchmarks/replay_digests.py` identical to main's).
     False: the rule before (a late child joins only a group still accepting)."""
 
-    lone_wait_s: float = 0.0
+    lone_wait_s: float = 60.0
     """A group that is one alert which started alone (`engine._lone`, as for `lone_apart`) takes no child, other than
     its own key continuing, that starts more than lone_wait_s after that alert and came with company (one that
     `company` refuses keeps that refusal and its reason; `engine._stray`); the child goes where it would have gone
@@ -402,7 +402,7 @@ class GroupingConfig:
     shared service are the second class of pairs the 60 s baseline gets right and stage 2 wrong (24k pairs over the
     nine sets); on rca-micross no parent opened by one alert took its second child 40 s or more after it. Its cost:
     a root that alerts once and again more than lone_wait_s later, with another fault's burst (generated cascades
-    8101). 0: never (the rule before)."""
+    8101). 60 since issue 17's eighteenth round (session 41); 0: never (the rule before)."""
 
     climb_late_s: float = 0.0
     """Calls climbing, learnt late (`engine._climbed_late`): when a child's alert makes a group opened by a symptom of its
