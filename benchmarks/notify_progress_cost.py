@@ -14,8 +14,11 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,6 +36,7 @@ routes:
 INDEXED = NotifyPolicy(lone_causes=False, stage2_partitions=1)
 SCANNED = replace(INDEXED, progress_index=False)
 T0 = 1_780_000_000.0
+T = TypeVar("T")
 
 
 def _incident(incident_id: str, at: float) -> IncidentEvent:
@@ -60,19 +64,25 @@ def run(held: int, policy: NotifyPolicy, records: int = 200) -> tuple[float, int
     return spent / records, pages
 
 
+def interleaved(rounds: int, a: Callable[[], tuple[float, T]], b: Callable[[], tuple[float, T]]) -> tuple[float, float, bool]:
+    """Interleaved A/B rounds of two runs giving (seconds, answer): each arm's median in µs, and whether every
+    round's answers were equal."""
+    times_a, times_b, same = [], [], True
+    for _ in range(rounds):
+        ta, answer_a = a()
+        tb, answer_b = b()
+        times_a.append(ta)
+        times_b.append(tb)
+        same &= answer_a == answer_b
+    return statistics.median(times_a) * 1e6, statistics.median(times_b) * 1e6, same
+
+
 def main() -> None:
     """A table: subjects held, µs per progress record with the scan and the index, ratio, pages equal."""
     print("| subjects held | scan µs/progress | index µs/progress | scan/index | pages equal |")
     print("|---:|---:|---:|---:|---|")
     for held in (100, 1_000, 10_000, 50_000):
-        scan, index, same = [], [], True
-        for _ in range(5):  # interleaved A/B rounds
-            s, pages_s = run(held, SCANNED)
-            i, pages_i = run(held, INDEXED)
-            scan.append(s)
-            index.append(i)
-            same &= pages_s == pages_i
-        ms, mi = statistics.median(scan) * 1e6, statistics.median(index) * 1e6
+        ms, mi, same = interleaved(5, partial(run, held, SCANNED), partial(run, held, INDEXED))
         print(f"| {held:,} | {ms:,.0f} | {mi:,.0f} | {ms / mi:.1f}x | {'yes' if same else 'NO'} |")
 
 

@@ -14,9 +14,9 @@ interleaved rounds of 200 steps), with the limits record compared byte for byte.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from notify_progress_cost import ROUTES, T0, _incident  # noqa: E402
+from notify_progress_cost import ROUTES, T0, _incident, interleaved  # noqa: E402
 
 from correlator.notify import NotifyPolicy, NotifyState, on_record, parse_notify  # noqa: E402
 from stream.notify.store import NotifyStore  # noqa: E402
@@ -74,14 +74,7 @@ def main() -> None:
     print("| subjects held | old µs/checkpoint | new µs/checkpoint | old/new | limits records equal |")
     print("|---:|---:|---:|---:|---|")
     for held in (100, 1_000, 5_000):
-        old, new, same = [], [], True
-        for _ in range(5):  # interleaved A/B rounds
-            o, limits_o = run(held, True)
-            n, limits_n = run(held, False)
-            old.append(o)
-            new.append(n)
-            same &= limits_o == limits_n
-        mo, mn = statistics.median(old) * 1e6, statistics.median(new) * 1e6
+        mo, mn, same = interleaved(5, partial(run, held, True), partial(run, held, False))
         print(f"| {held:,} | {mo:,.0f} | {mn:,.0f} | {mo / mn:.1f}x | {'yes' if same else 'NO'} |", flush=True)
 
 

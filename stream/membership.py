@@ -26,7 +26,6 @@ the rule's standing:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -39,9 +38,9 @@ from mode import Service
 from correlator import metrics
 from correlator.membership import AbsencePolicy, GroupAbsence, Membership, Standing
 from stream.app import App
-from stream.consumer import describe_coordination, membership
+from stream.consumer import membership
 from stream.ingest import Ingest, ReadyState
-from stream.recovery import PROBE_TIMEOUT_S, BrokerWatch
+from stream.recovery import BrokerWatch
 from stream.settings import Settings
 
 __all__ = ["EXIT_OUTSIDE_GROUP", "GroupWatch", "exit_now", "install_group_watch"]
@@ -113,10 +112,7 @@ class GroupWatch(Service):
         return standing
 
     async def _restart(self, standing: Standing) -> None:
-        try:
-            waits = await asyncio.wait_for(describe_coordination(self.app.consumer), PROBE_TIMEOUT_S)
-        except TimeoutError:
-            waits = f"the consumer's thread did not answer within {PROBE_TIMEOUT_S:g} s"
+        waits = await self.broker.coordination_waits()
         log.critical("outside its consumer group for %.0f s, %.0f s of it with the broker answering (%s): its group "
                      "coordination is stuck; exiting with status %d for its supervisor to restart it (a new process "
                      "joins from scratch; the group's other members own its partitions meanwhile). It waits in: %s",

@@ -359,7 +359,7 @@ class BrokerWatch(Service):
         if step.rejoin:
             self._rejoins += 1
             # a request again: the last one started no rebalance, so say where aiokafka's coordination waits
-            waits = await self._coordination_waits() if self._rejoins > 1 else ""
+            waits = await self.coordination_waits() if self._rejoins > 1 else ""
             log.warning("asking the consumer to rejoin its group, so the agents resume on the re-created topics "
                         "(consumer group: %s)%s", group_state(self.app.consumer), f"; it waits in: {waits}" if waits else "")
             metrics.BROKER_RECOVERIES.labels("rejoin").inc()
@@ -368,8 +368,9 @@ class BrokerWatch(Service):
             await self._resume_group()
         return step
 
-    async def _coordination_waits(self) -> str:
-        """`describe_coordination`, bounded: a consumer thread that does not answer is itself the answer."""
+    async def coordination_waits(self) -> str:
+        """`describe_coordination`, bounded: a consumer thread that does not answer is itself the answer (also the
+        group watch's last line before a restart, `stream.membership`)."""
         try:
             return await asyncio.wait_for(describe_coordination(self.app.consumer), PROBE_TIMEOUT_S)
         except TimeoutError:
